@@ -1,0 +1,47 @@
+# adaptcast — two commands for a new user: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.adaptcast-installed
+KAFKA_PORT ?= 9092
+PYTEST_ARGS ?=
+
+.DEFAULT_GOAL := help
+.PHONY: help setup run test test-fast kafka-up kafka-down bench clean
+
+help: ## List the targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+
+setup: $(STAMP) ## Create .venv and install adaptcast (editable, with the dev extra); a no-op when pyproject.toml is unchanged
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "adaptcast needs Python >= 3.11; set PYTHON=python3.11")'
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	@touch $(STAMP)
+
+run: setup ## Stream the embedded default scenario through the loop (no broker needed) and print a summary
+	$(VENV)/bin/adaptcast run --metrics-port 0
+
+test: setup ## Run the whole suite; it starts (and stops) its own Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+test-fast: setup ## The suite without the tests that need Java/Kafka
+	$(PY) -m pytest -m "not kafka" $(PYTEST_ARGS)
+
+kafka-up: setup ## Start a local broker in the background on 127.0.0.1:9092 (KAFKA_PORT=N overrides)
+	$(PY) -m deploy.kafka up --port $(KAFKA_PORT)
+
+kafka-down: setup ## Stop the broker started by kafka-up
+	$(PY) -m deploy.kafka down
+
+bench: setup ## Run the quick benchmarks (each prints a JSON summary)
+	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || exit 1; done
+
+BENCHES ?= $(wildcard bench/adaptation_micro.py bench/arnet_scaling.py)
+
+clean: ## Remove caches and build leftovers (keeps .venv)
+	rm -rf .pytest_cache .hypothesis build dist *.egg-info
+	find . -name __pycache__ -not -path './$(VENV)/*' -prune -exec rm -rf {} +

@@ -1,0 +1,261 @@
+"""The Forecaster contract every model follows, and the registry that creates and loads them.
+
+Data convention (all models): ``X`` is float32 ``[batch, lookback, n_features]`` and its
+first ``n_targets`` channels are the targets' own history; ``Y`` is ``[batch, horizon,
+n_targets]``. Models see standardised data: :class:`BaseForecaster` fits a :class:`Scaler`
+on the training windows, scales inputs, and maps predictions back to the original units.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from forecast.atomic import atomic_directory
+from forecast.scaling import Scaler
+
+MANIFEST = "manifest.json"
+MANIFEST_FORMAT = 1
+
+
+class InputError(ValueError):
+    """A problem with user input (file, column, flag, checkpoint); the CLI prints it and exits 2."""
+
+
+@dataclass
+class FitReport:
+    """What one ``fit`` call cost and achieved; the unit of compute accounting."""
+
+    epochs: int
+    samples_seen: int
+    wall_seconds: float
+    cpu_seconds: float
+    device: str
+    train_loss: float
+    val_loss: float | None = None
+    gpu_seconds: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def check_windows(x: np.ndarray, lookback: int, n_features: int, name: str = "X") -> np.ndarray:
+    """Return ``x`` as float32 ``[B, lookback, n_features]`` or raise a ValueError saying why."""
+    arr = np.asarray(x, dtype=np.float32)
+    if arr.ndim != 3 or arr.shape[1] != lookback or arr.shape[2] != n_features:
+        raise ValueError(
+            f"{name} must have shape [batch, lookback={lookback}, n_features={n_features}], got {list(arr.shape)}"
+        )
+    if arr.shape[0] == 0:
+        raise ValueError(f"{name} is empty: expected at least one window of shape [{lookback}, {n_features}]")
+    if not np.isfinite(arr).all():
+        bad = int((~np.isfinite(arr)).sum())
+        raise ValueError(f"{name} contains {bad} NaN/inf values; clean or impute the input before forecasting")
+    return arr
+
+
+def check_targets(y: np.ndarray, n: int, horizon: int, n_targets: int, name: str = "Y") -> np.ndarray:
+    arr = np.asarray(y, dtype=np.float32)
+    if arr.shape != (n, horizon, n_targets):
+        raise ValueError(
+            f"{name} must have shape [batch={n}, horizon={horizon}, n_targets={n_targets}], got {list(arr.shape)}"
+        )
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN/inf values; drop those windows before fitting")
+    return arr
+
+
+class BaseForecaster(ABC):
+    """Shared behaviour: validation, scaling, manifest, save/load, clone.
+
+    Subclasses set ``kind`` and implement ``_fit``, ``_predict``, ``_embed`` on scaled arrays,
+    plus ``_save_weights`` / ``_load_weights`` (torch ``state_dict`` or XGBoost UBJ; never pickle).
+    Hyper-parameters are fixed in ``__init__``; learned state appears only in ``fit``.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
+        for name, v in (("lookback", lookback), ("horizon", horizon), ("n_features", n_features), ("n_targets", n_targets)):
+            if not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if n_targets > n_features:
+            raise ValueError(f"n_targets={n_targets} exceeds n_features={n_features}: targets must be the leading input channels")
+        self.lookback, self.horizon = int(lookback), int(horizon)
+        self.n_features, self.n_targets = int(n_features), int(n_targets)
+        self.seed = int(seed)
+        self.hparams: dict[str, Any] = dict(hparams)
+        self.scaler: Scaler | None = None
+        self.version: str | None = None
+        self.parent_version: str | None = None
+        self.schema: dict[str, Any] = {}
+
+    # ---- public API -------------------------------------------------------------------
+    @property
+    def config(self) -> dict[str, Any]:
+        """Everything needed to build the same untrained model again."""
+        return {
+            "lookback": self.lookback,
+            "horizon": self.horizon,
+            "n_features": self.n_features,
+            "n_targets": self.n_targets,
+            "seed": self.seed,
+            **self.hparams,
+        }
+
+    @property
+    def is_fitted(self) -> bool:
+        return self.scaler is not None
+
+    def clone(self) -> "BaseForecaster":
+        """An untrained copy with the same hyper-parameters (what a retrain starts from)."""
+        new = type(self)(**self.config)
+        new.schema = dict(self.schema)
+        return new
+
+    def fit(self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None = None) -> FitReport:
+        X = check_windows(X, self.lookback, self.n_features)
+        Y = check_targets(Y, X.shape[0], self.horizon, self.n_targets)
+        scaled_val = None
+        self.scaler = Scaler.fit(X)
+        if val is not None:
+            Xv = check_windows(val[0], self.lookback, self.n_features, name="val X")
+            Yv = check_targets(val[1], Xv.shape[0], self.horizon, self.n_targets, name="val Y")
+            scaled_val = (self.scaler.transform(Xv), self._scale_y(Yv))
+        t0, c0 = time.perf_counter(), time.process_time()
+        report = self._fit(self.scaler.transform(X), self._scale_y(Y), scaled_val)
+        report.wall_seconds = time.perf_counter() - t0
+        report.cpu_seconds = time.process_time() - c0
+        return report
+
+    def predict(self, X: np.ndarray) -> np.ndarray:
+        """Forecasts ``[B, horizon, n_targets]`` in the original units."""
+        Xs = self._prepare(X)
+        out = self._predict(Xs)
+        return self.scaler.head(self.n_targets).inverse(out)  # type: ignore[union-attr]
+
+    def embed(self, X: np.ndarray) -> np.ndarray:
+        """A fixed-width representation ``[B, d]`` of each window (the error memory's key)."""
+        return np.ascontiguousarray(self._embed(self._prepare(X)), dtype=np.float32)
+
+    def save(self, path: str | Path) -> Path:
+        """Write manifest + weights to ``path`` atomically (temp dir, then rename)."""
+        if not self.is_fitted:
+            raise RuntimeError(f"cannot save an unfitted {self.kind} model: call fit() first")
+        with atomic_directory(path) as tmp:
+            self._save_weights(tmp)
+            (tmp / MANIFEST).write_text(json.dumps(self.manifest(), indent=2, sort_keys=True))
+        return Path(path)
+
+    def manifest(self) -> dict[str, Any]:
+        return {
+            "format": MANIFEST_FORMAT,
+            "kind": self.kind,
+            "config": self.config,
+            "scaler": self.scaler.to_dict() if self.scaler else None,
+            "schema": self.schema,
+            "version": self.version,
+            "parent_version": self.parent_version,
+            "created_at": datetime.now(timezone.utc).isoformat(),
+            "libraries": library_versions(),
+        }
+
+    # ---- for subclasses -----------------------------------------------------------------
+    @abstractmethod
+    def _fit(self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> FitReport: ...
+
+    @abstractmethod
+    def _predict(self, X: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _embed(self, X: np.ndarray) -> np.ndarray: ...
+
+    @abstractmethod
+    def _save_weights(self, directory: Path) -> None: ...
+
+    @abstractmethod
+    def _load_weights(self, directory: Path) -> None: ...
+
+    # ---- helpers --------------------------------------------------------------------------
+    def _prepare(self, X: np.ndarray) -> np.ndarray:
+        if not self.is_fitted:
+            raise RuntimeError(f"{self.kind} model is not fitted: call fit() or load a checkpoint first")
+        return self.scaler.transform(check_windows(X, self.lookback, self.n_features))  # type: ignore[union-attr]
+
+    def _scale_y(self, Y: np.ndarray) -> np.ndarray:
+        return self.scaler.head(self.n_targets).transform(Y)  # type: ignore[union-attr]
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for dist in ("adaptcast", "torch", "pytorch-lightning", "xgboost", "ncps", "numpy"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+FORECASTERS: dict[str, type[BaseForecaster]] = {}
+
+
+def register(cls: type[BaseForecaster]) -> type[BaseForecaster]:
+    """Class decorator adding a model to :data:`FORECASTERS` under its ``kind``."""
+    if not cls.kind:
+        raise TypeError(f"{cls.__name__} must set a non-empty `kind`")
+    FORECASTERS[cls.kind] = cls
+    return cls
+
+
+def create_forecaster(kind: str, **config: Any) -> BaseForecaster:
+    """Build an untrained model: ``create_forecaster("arnet", lookback=48, horizon=12, ...)``."""
+    try:
+        cls = FORECASTERS[kind]
+    except KeyError:
+        raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(sorted(FORECASTERS))}") from None
+    return cls(**config)
+
+
+def read_manifest(path: str | Path) -> dict[str, Any]:
+    """Parse and check ``manifest.json`` of a saved model, naming the file on any problem."""
+    mpath = Path(path) / MANIFEST
+    try:
+        manifest = json.loads(mpath.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{mpath}: no manifest; is {path} a saved adaptcast model directory?") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{mpath}: corrupted manifest ({exc})") from None
+    if not isinstance(manifest, dict) or "kind" not in manifest or "config" not in manifest:
+        raise ValueError(f"{mpath}: manifest lacks 'kind' or 'config'")
+    if manifest.get("format", 0) > MANIFEST_FORMAT:
+        raise ValueError(f"{mpath}: manifest format {manifest['format']} is newer than this adaptcast ({MANIFEST_FORMAT})")
+    return manifest
+
+
+def load_forecaster(path: str | Path) -> BaseForecaster:
+    """Load a model saved with ``save``; weights are read without pickle."""
+    manifest = read_manifest(path)
+    model = create_forecaster(manifest["kind"], **manifest["config"])
+    if manifest.get("scaler") is None:
+        raise ValueError(f"{Path(path) / MANIFEST}: no scaler recorded; the checkpoint is incomplete")
+    model.scaler = Scaler.from_dict(manifest["scaler"])
+    model.schema = manifest.get("schema") or {}
+    model.version = manifest.get("version")
+    model.parent_version = manifest.get("parent_version")
+    try:
+        model._load_weights(Path(path))
+    except (FileNotFoundError, ValueError):
+        raise
+    except Exception as exc:  # torch/xgboost raise many types on truncated files
+        raise ValueError(f"{path}: cannot load {manifest['kind']} weights ({type(exc).__name__}: {exc})") from exc
+    return model

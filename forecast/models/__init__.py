@@ -1,0 +1,3 @@
+"""Model families; importing this package registers each in :data:`forecast.FORECASTERS`."""
+
+from forecast.models import naive  # noqa: F401

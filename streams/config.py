@@ -1,0 +1,177 @@
+"""One validated configuration: defaults, then a YAML file, then ``ADAPTCAST__SECTION__KEY`` env vars, then CLI flags."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+ENV_PREFIX = "ADAPTCAST__"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names the key (or file) and the reason."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class KafkaConfig(_Section):
+    """Where the live service reads and writes; ``bootstrap_servers`` unset means the embedded default."""
+
+    bootstrap_servers: str | None = Field(default=None, description="host:port[,host:port]; env KAFKA_BOOTSTRAP_SERVERS also works")
+    input_topic: str = "adaptcast.input"
+    output_topic: str = "adaptcast.predictions"
+    dead_letter_topic: str = "adaptcast.dead-letters"
+    group: str = "adaptcast"
+    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    poll_max_records: int = Field(default=500, ge=1)
+    poll_timeout_ms: int = Field(default=200, ge=1)
+
+
+class ModelConfig(_Section):
+    """Which forecaster serves, and its shape; ``params`` are the kind's own hyper-parameters."""
+
+    kind: str = "naive"
+    lookback: int = Field(default=48, ge=1)
+    horizon: int = Field(default=12, ge=1)
+    target: str = "y"
+    features: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+
+
+class AdaptationConfig(_Section):
+    """When to retrain, on how much history, and the error memory (spellings as in ``adaptcast backtest``)."""
+
+    policy: str = "never"
+    window: str = "full"
+    memory: bool = False
+    min_train_rows: int = Field(default=200, ge=1)
+
+
+class ScenarioConfig(_Section):
+    """The embedded feed ``adaptcast run`` uses when no broker is configured."""
+
+    name: str = "level_shift"
+    series: int = Field(default=4, ge=1)
+    steps: int = Field(default=24 * 7 * 4, ge=2)
+    seed: int = 0
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        from streams.scenarios import SCENARIOS
+
+        if v not in SCENARIOS:
+            raise ValueError(f"unknown scenario {v!r}; choose one of {', '.join(SCENARIOS)}")
+        return v
+
+
+class ServingConfig(_Section):
+    max_batch: int = Field(default=256, ge=1)
+    max_wait_ms: int = Field(default=50, ge=0)
+    max_seconds: float | None = Field(default=None, gt=0)
+
+
+class MetricsConfig(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9108, ge=0, le=65535)
+
+
+class Config(_Section):
+    """The effective configuration of one adaptcast process."""
+
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    adaptation: AdaptationConfig = Field(default_factory=AdaptationConfig)
+    scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+
+
+def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
+    """``ADAPTCAST__MODEL__KIND=arnet`` → ``{"model": {"kind": "arnet"}}``; values parsed as YAML scalars."""
+    out: dict[str, Any] = {}
+    for key, raw in (os.environ if environ is None else environ).items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
+        if not path:
+            continue
+        try:
+            value = yaml.safe_load(raw) if raw != "" else None
+        except yaml.YAMLError:
+            value = raw
+        node = out
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"environment variable {key}: {'.'.join(path)} conflicts with another override")
+        node[path[-1]] = value
+    return out
+
+
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``override`` wins, nested dicts are merged key by key."""
+    merged = dict(base)
+    for k, v in override.items():
+        merged[k] = deep_merge(merged[k], v) if isinstance(v, dict) and isinstance(merged.get(k), dict) else v
+    return merged
+
+
+def _describe(exc: ValidationError, source: str) -> str:
+    lines = [f"invalid configuration ({source}):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "<root>"
+        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+        lines.append(f"  {key}: {msg} (got {err.get('input')!r})" if err["type"] != "extra_forbidden" else f"  {key}: {msg}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Config:
+    """Defaults ← YAML file ← environment ← ``overrides`` (CLI flags); raise ConfigError naming the bad key."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        p = Path(path)
+        try:
+            loaded = yaml.safe_load(p.read_text())
+        except FileNotFoundError:
+            raise ConfigError(f"config file {p} not found") from None
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"config file {p} must hold a mapping of sections, got {type(loaded).__name__}")
+        data, source = loaded, str(p)
+    env = env_overrides(environ)
+    if env:
+        data = deep_merge(data, env)
+        source += " + ADAPTCAST__* environment"
+    if overrides:
+        data = deep_merge(data, overrides)
+        source += " + command-line flags"
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, source)) from None
+
+
+def to_yaml(cfg: Config) -> str:
+    """The effective config as YAML, secrets masked."""
+    data = cfg.model_dump(mode="json")
+    if data["kafka"].get("sasl_password"):
+        data["kafka"]["sasl_password"] = "***"
+    return yaml.safe_dump(data, sort_keys=False)

@@ -1,0 +1,105 @@
+"""Input records: decoding and validation of the JSON contract, with a reason code for every rejection."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+# rejection reasons (the ``reason`` label of adaptcast_records_rejected_total)
+UNDECODABLE = "undecodable"
+NOT_OBJECT = "not_object"
+MISSING_FIELD = "missing_field"
+BAD_SERIES = "bad_series"
+BAD_TIMESTAMP = "bad_timestamp"
+FUTURE_TIMESTAMP = "future_timestamp"
+NON_NUMERIC = "non_numeric"
+NON_FINITE = "non_finite"
+MISSING_VALUE = "missing_value"
+UNKNOWN_SERIES = "unknown_series"
+LATE = "late"
+DUPLICATE = "duplicate"
+REASONS = (
+    UNDECODABLE, NOT_OBJECT, MISSING_FIELD, BAD_SERIES, BAD_TIMESTAMP, FUTURE_TIMESTAMP,
+    NON_NUMERIC, NON_FINITE, MISSING_VALUE, UNKNOWN_SERIES, LATE, DUPLICATE,
+)
+
+
+class RecordError(ValueError):
+    """A record that cannot be used; ``reason`` is one of :data:`REASONS`."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One observation of one series: ``ts_ms`` is epoch milliseconds (UTC)."""
+
+    series: str
+    ts_ms: int
+    values: dict[str, float]
+
+
+def parse_timestamp(raw: Any) -> int:
+    """ISO-8601 (naive = UTC) or epoch milliseconds → epoch milliseconds."""
+    if isinstance(raw, bool):
+        raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch milliseconds, got {raw!r}")
+    if isinstance(raw, (int, float)):
+        if not math.isfinite(raw):
+            raise RecordError(BAD_TIMESTAMP, f"ts is not finite: {raw!r}")
+        return int(raw)
+    if isinstance(raw, str):
+        try:
+            dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+        except ValueError:
+            raise RecordError(BAD_TIMESTAMP, f"ts {raw!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00Z) nor epoch ms") from None
+        if dt.tzinfo is None:
+            dt = dt.replace(tzinfo=timezone.utc)
+        return int(dt.timestamp() * 1000)
+    raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch milliseconds, got {type(raw).__name__}")
+
+
+def format_timestamp(ts_ms: int) -> str:
+    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def validate(obj: Any, required: tuple[str, ...] = (), now_ms: int | None = None, max_future_ms: int = 86_400_000) -> Record:
+    """Check a decoded record against the contract; ``required`` value names must be present."""
+    if not isinstance(obj, dict):
+        raise RecordError(NOT_OBJECT, f"record must be a JSON object, got {type(obj).__name__}")
+    for key in ("series", "ts", "values"):
+        if key not in obj:
+            raise RecordError(MISSING_FIELD, f"record lacks field {key!r} (needs series, ts, values)")
+    series = obj["series"]
+    if not isinstance(series, str) or not series or len(series) > 256:
+        raise RecordError(BAD_SERIES, f"series must be a non-empty string of at most 256 characters, got {series!r}")
+    ts_ms = parse_timestamp(obj["ts"])
+    if now_ms is not None and ts_ms > now_ms + max_future_ms:
+        raise RecordError(FUTURE_TIMESTAMP, f"ts {format_timestamp(ts_ms)} is more than {max_future_ms // 1000} s in the future")
+    raw_values = obj["values"]
+    if not isinstance(raw_values, dict) or not raw_values:
+        raise RecordError(MISSING_FIELD, "values must be a non-empty object of name → number")
+    values: dict[str, float] = {}
+    for name, v in raw_values.items():
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise RecordError(NON_NUMERIC, f"value {name!r} is not a number: {v!r}")
+        if not math.isfinite(v):
+            raise RecordError(NON_FINITE, f"value {name!r} is not finite: {v!r}")
+        values[str(name)] = float(v)
+    for name in required:
+        if name not in values:
+            raise RecordError(MISSING_VALUE, f"values lacks {name!r} (required: {', '.join(required)})")
+    return Record(series, ts_ms, values)
+
+
+def decode(raw: bytes, required: tuple[str, ...] = (), now_ms: int | None = None) -> Record:
+    """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason."""
+    try:
+        obj = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise RecordError(UNDECODABLE, f"not UTF-8 JSON: {exc}") from None
+    return validate(obj, required=required, now_ms=now_ms)

@@ -1,0 +1,64 @@
+"""Config: defaults, YAML file, env overrides, and errors that name the key."""
+
+from __future__ import annotations
+
+import pytest
+from click.testing import CliRunner
+
+from streams.cli import main
+from streams.config import ConfigError, env_overrides, load_config
+
+
+def test_defaults_file_env_and_flags_layer_in_order(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  kind: lstm\n  lookback: 24\nkafka:\n  group: g1\n")
+    cfg = load_config(f, overrides={"kafka": {"group": "g3"}}, environ={"ADAPTCAST__MODEL__LOOKBACK": "96", "ADAPTCAST__KAFKA__GROUP": "g2"})
+    assert cfg.model.kind == "lstm"  # file
+    assert cfg.model.lookback == 96  # env beats file, parsed as an int
+    assert cfg.kafka.group == "g3"  # flag beats env
+    assert cfg.model.horizon == 12  # default
+
+
+def test_env_overrides_parse_yaml_scalars_and_nest():
+    got = env_overrides({"ADAPTCAST__METRICS__ENABLED": "false", "ADAPTCAST__MODEL__PARAMS__SEASON": "24", "OTHER": "x"})
+    assert got == {"metrics": {"enabled": False}, "model": {"params": {"season": 24}}}
+
+
+@pytest.mark.parametrize(
+    ("yaml_text", "needle"),
+    [
+        ("model:\n  lookback: -3\n", "model.lookback"),
+        ("model:\n  lookbak: 3\n", "model.lookbak: unknown key"),
+        ("kafka:\n  security_protocol: TLS\n", "kafka.security_protocol"),
+        ("scenario:\n  name: nope\n", "unknown scenario 'nope'"),
+        ("- just\n- a list\n", "must hold a mapping"),
+        ("model: [unclosed\n", "not valid YAML"),
+    ],
+)
+def test_bad_config_names_key_and_reason(tmp_path, yaml_text, needle):
+    f = tmp_path / "bad.yaml"
+    f.write_text(yaml_text)
+    with pytest.raises(ConfigError, match=None) as info:
+        load_config(f, environ={})
+    assert needle in str(info.value)
+
+
+def test_cli_config_show_and_bad_value_exit_code_2(tmp_path):
+    runner = CliRunner()
+    ok = runner.invoke(main, ["config", "show"], env={"ADAPTCAST__MODEL__KIND": "arnet"})
+    assert ok.exit_code == 0, ok.output
+    assert "kind: arnet" in ok.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("serving:\n  max_batch: zero\n")
+    res = runner.invoke(main, ["config", "show", "--config", str(bad)])
+    assert res.exit_code == 2
+    assert "serving.max_batch" in res.output and "Traceback" not in res.output
+    missing = runner.invoke(main, ["config", "show", "--config", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "not found" in missing.output
+
+
+def test_password_is_masked_in_show():
+    from streams.config import to_yaml
+
+    cfg = load_config(environ={"ADAPTCAST__KAFKA__SASL_PASSWORD": "hunter2"})
+    assert "hunter2" not in to_yaml(cfg)

@@ -1,0 +1,92 @@
+"""The serving loop: one forecast per record with a full window, correct scoring, late/duplicate policy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from forecast import create_forecaster
+from forecast.windows import sliding_windows
+from streams.loop import ForecastLoop
+from streams.records import DUPLICATE, LATE, MISSING_VALUE, Record
+from streams.state import RingBuffer
+
+HOUR = 3_600_000
+
+
+def _naive(lookback=4, horizon=3):
+    m = create_forecaster("naive", lookback=lookback, horizon=horizon)
+    X, Y = sliding_windows(np.arange(20.0), lookback, horizon)
+    m.fit(X, Y)
+    return m
+
+
+def _rec(series, step, y):
+    return Record(series, step * HOUR, {"y": float(y)})
+
+
+def test_ring_buffer_keeps_newest_rows_in_order():
+    rb = RingBuffer(capacity=3, channels=1)
+    for v in range(10):
+        rb.append(np.array([v]))
+    assert len(rb) == 3 and rb.count == 10
+    assert rb.last(3)[:, 0].tolist() == [7, 8, 9]
+    with pytest.raises(ValueError, match="only 3"):
+        rb.last(4)
+
+
+def test_sliding_windows_shapes_and_alignment():
+    vals = np.stack([np.arange(10.0), 100 + np.arange(10.0)], axis=1)
+    X, Y = sliding_windows(vals, lookback=3, horizon=2, n_targets=1, stride=2)
+    assert X.shape == (3, 3, 2) and Y.shape == (3, 2, 1)
+    assert X[1, :, 0].tolist() == [2, 3, 4] and Y[1, :, 0].tolist() == [5, 6]
+    with pytest.raises(ValueError, match="at least"):
+        sliding_windows(np.arange(3.0), 3, 2)
+
+
+def test_one_forecast_per_record_and_exact_scores():
+    loop = ForecastLoop(_naive(), ["y"])
+    forecasts, scored = [], []
+    for step in range(10):
+        res = loop.process([_rec("a", step, step), _rec("b", step, 2 * step)])
+        forecasts += res.forecasts
+        scored += res.scored
+    # windows of 4 exist from step 3 on: 7 steps x 2 series
+    assert len(forecasts) == 14
+    fa = [f for f in forecasts if f.series == "a"]
+    assert fa[0].issued_at_ms == 3 * HOUR
+    assert fa[0].ts_ms == [4 * HOUR, 5 * HOUR, 6 * HOUR]
+    assert fa[0].yhat[:, 0].tolist() == pytest.approx([3.0, 3.0, 3.0], abs=1e-5)  # last value, original units
+    # last-value forecast of a ramp errs by the lead time exactly
+    for s in scored:
+        slope = 1 if s.series == "a" else 2
+        assert s.abs_error[0] == pytest.approx(slope * s.lead, abs=1e-4)
+    summary = loop.summary()
+    assert summary["records"] == 20 and summary["forecasts"] == 14
+    assert summary["mae"] == pytest.approx(np.mean([s.abs_error[0] for s in scored]))
+
+
+def test_same_series_twice_in_one_batch_gives_two_forecasts():
+    loop = ForecastLoop(_naive(), ["y"])
+    res = loop.process([_rec("a", s, s) for s in range(6)])
+    assert [f.issued_at_ms // HOUR for f in res.forecasts] == [3, 4, 5]
+    assert [f.yhat[0, 0] for f in res.forecasts] == pytest.approx([3.0, 4.0, 5.0], abs=1e-5)
+
+
+def test_late_duplicate_and_missing_values_are_rejected_not_fatal():
+    loop = ForecastLoop(_naive(), ["y"])
+    res = loop.process([_rec("a", 5, 1), _rec("a", 5, 2), _rec("a", 4, 3), Record("a", 6 * HOUR, {"x": 1.0}), _rec("a", 6, 4)])
+    assert [e.reason for _, e in res.rejected] == [DUPLICATE, LATE, MISSING_VALUE]
+    assert loop.states["a"].buffer.last(2)[:, 0].tolist() == [1.0, 4.0]
+    text = loop.metrics.render().decode()
+    assert 'adaptcast_records_rejected_total{reason="late"} 1.0' in text
+    assert "adaptcast_records_consumed_total 5.0" in text
+
+
+def test_forecast_json_matches_contract():
+    loop = ForecastLoop(_naive(horizon=2), ["y"])
+    res = loop.process([_rec("a", s, s) for s in range(4)])
+    out = res.forecasts[-1].to_json(["y"])
+    assert out["series"] == "a" and out["issued_at"] == "1970-01-01T03:00:00Z"
+    assert out["ts"] == ["1970-01-01T04:00:00Z", "1970-01-01T05:00:00Z"]
+    assert out["yhat"]["y"] == pytest.approx([3.0, 3.0], abs=1e-5) and out["model"] == "naive"

@@ -1,0 +1,50 @@
+"""Record decoding: every malformed input gets its reason code, valid ones parse exactly."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from streams import records as R
+
+
+def test_valid_record_iso_and_epoch_ms_agree():
+    a = R.decode(b'{"series": "s1", "ts": "2024-01-01T01:00:00Z", "values": {"y": 1.5, "x": 2}}')
+    b = R.decode(json.dumps({"series": "s1", "ts": 1704070800000, "values": {"y": 1.5, "x": 2}}).encode())
+    assert a == b
+    assert a.values == {"y": 1.5, "x": 2.0}
+    assert R.format_timestamp(a.ts_ms) == "2024-01-01T01:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        (b"\xff\xfe", R.UNDECODABLE),
+        (b"{not json", R.UNDECODABLE),
+        (b"[1, 2]", R.NOT_OBJECT),
+        (b'{"ts": 1, "values": {"y": 1}}', R.MISSING_FIELD),
+        (b'{"series": "", "ts": 1, "values": {"y": 1}}', R.BAD_SERIES),
+        (b'{"series": 5, "ts": 1, "values": {"y": 1}}', R.BAD_SERIES),
+        (b'{"series": "a", "ts": "yesterday", "values": {"y": 1}}', R.BAD_TIMESTAMP),
+        (b'{"series": "a", "ts": true, "values": {"y": 1}}', R.BAD_TIMESTAMP),
+        (b'{"series": "a", "ts": 1, "values": {"y": "1"}}', R.NON_NUMERIC),
+        (b'{"series": "a", "ts": 1, "values": {"y": NaN}}', R.NON_FINITE),
+        (b'{"series": "a", "ts": 1, "values": {"y": Infinity}}', R.NON_FINITE),
+        (b'{"series": "a", "ts": 1, "values": {}}', R.MISSING_FIELD),
+        (b'{"series": "a", "ts": 1, "values": {"x": 1}}', R.MISSING_VALUE),
+    ],
+)
+def test_rejections_carry_reason(raw, reason):
+    with pytest.raises(R.RecordError) as info:
+        R.decode(raw, required=("y",))
+    assert info.value.reason == reason
+    assert str(info.value)
+
+
+def test_far_future_timestamp_rejected():
+    now = 1_700_000_000_000
+    R.decode(b'{"series": "a", "ts": 1700000000000, "values": {"y": 1}}', now_ms=now)
+    with pytest.raises(R.RecordError) as info:
+        R.decode(json.dumps({"series": "a", "ts": now + 2 * 86_400_000, "values": {"y": 1}}).encode(), now_ms=now)
+    assert info.value.reason == R.FUTURE_TIMESTAMP

@@ -1,0 +1,56 @@
+"""The walking skeleton: `adaptcast run` on the embedded scenario, metrics served while it runs."""
+
+from __future__ import annotations
+
+import threading
+import urllib.request
+
+from click.testing import CliRunner
+
+from streams.cli import main
+from streams.config import load_config
+from streams.embedded import run_embedded
+from streams.metrics import Metrics, MetricsServer
+
+
+def test_run_prints_summary():
+    res = CliRunner().invoke(main, ["run", "--metrics-port", "0"])
+    assert res.exit_code == 0, res.output
+    assert "adaptcast run: scenario level_shift" in res.output and "MAE" in res.output
+
+
+def test_embedded_counts_and_metrics():
+    cfg = load_config(overrides={"scenario": {"steps": 300, "series": 3}, "metrics": {"enabled": False}}, environ={})
+    m = Metrics()
+    s = run_embedded(cfg, metrics=m)
+    assert s.loop["records"] == 900
+    lookback = cfg.model.lookback
+    assert s.loop["forecasts"] == 3 * (300 - lookback + 1)
+    text = m.render().decode()
+    assert "adaptcast_predictions_total %.1f" % s.loop["forecasts"] in text
+    assert s.loop["mae"] > 0
+
+
+def test_metrics_endpoints():
+    m = Metrics()
+    srv = MetricsServer(m, port=0)
+    try:
+        body = urllib.request.urlopen(srv.url, timeout=5).read().decode()
+        assert "adaptcast_build_info" in body
+        health = urllib.request.urlopen(srv.url.replace("/metrics", "/healthz"), timeout=5)
+        assert health.status == 200
+        try:
+            urllib.request.urlopen(srv.url.replace("/metrics", "/readyz"), timeout=5)
+            raise AssertionError("readyz must be 503 before a model is loaded")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 503
+        m.ready = True
+        assert urllib.request.urlopen(srv.url.replace("/metrics", "/readyz"), timeout=5).status == 200
+    finally:
+        srv.close()
+    assert not any(t.name == "metrics-http" and t.is_alive() for t in threading.enumerate())
+
+
+def test_bad_flag_exit_2():
+    res = CliRunner().invoke(main, ["run", "--scenario", "nope"])
+    assert res.exit_code == 2 and "unknown scenario" in res.output
