@@ -1,0 +1,289 @@
+"""Retrain policies: a trigger (never / periodic / on drift) combined with a window rule (full / fixed / Variance Horizon)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ._validate import finite_array
+from .base import DriftDetector
+from .detectors import canonical_detector_name, detector_from_state, make_detector
+from .performance import PerformanceDrift
+from .feature import FeatureDrift
+from .variance_horizon import VarianceHorizon
+
+__all__ = ["StepInfo", "Decision", "WindowRule", "RetrainPolicy"]
+
+POLICY_FORMS = "never | periodic:EVERY | drift[:DETECTOR] (DETECTOR: performance, adwin, page_hinkley|ph, kswin, feature)"
+WINDOW_FORMS = "full | fixed:N | vh"
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What the serving/backtest loop knows at one step, filled by the loop for the policy.
+
+    ``errors`` are the live errors that became known at this step (detector input, e.g. |e|);
+    ``features`` the new input rows (for the feature-drift detector); ``history`` the target
+    (or ``[rows, channels]``) history the Variance Horizon chooses from.  The policy counts
+    steps since the last :meth:`RetrainPolicy.notify_retrained` itself; a loop that knows
+    better (e.g. after a restore) can pass ``steps_since_retrain``.
+    """
+
+    step: int
+    rows_available: int
+    has_model: bool = True
+    errors: float | Sequence[float] | np.ndarray | None = None
+    features: np.ndarray | None = None
+    history: np.ndarray | None = None
+    time: float | None = None
+    steps_since_retrain: int | None = None  # overrides the policy's own count when given
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A policy's answer: whether to retrain, why (for metrics/reports), and on how many recent rows."""
+
+    retrain: bool
+    reason: str
+    window: int | None = None
+
+
+@dataclass(frozen=True)
+class WindowRule:
+    """How many recent rows to train on: ``full``, ``fixed`` (``n`` rows) or ``vh`` (Variance Horizon)."""
+
+    kind: str = "full"
+    n: int | None = None
+    vh: VarianceHorizon | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("full", "fixed", "vh"):
+            raise ValueError(f"invalid window kind {self.kind!r}; valid: {WINDOW_FORMS}")
+        if self.kind == "fixed" and (self.n is None or self.n < 1):
+            raise ValueError(f"fixed window needs n >= 1, got {self.n}")
+        if self.kind == "vh" and self.vh is None:
+            object.__setattr__(self, "vh", VarianceHorizon())
+
+    @classmethod
+    def parse(cls, spec: "str | WindowRule", **vh_params: Any) -> "WindowRule":
+        """Parse ``full``, ``fixed:N`` or ``vh`` (``vh_params`` go to :class:`VarianceHorizon`)."""
+        if isinstance(spec, WindowRule):
+            return spec
+        s = str(spec).strip().lower()
+        if s == "full":
+            return cls("full")
+        if s in ("vh", "variance_horizon"):
+            return cls("vh", vh=VarianceHorizon(**vh_params))
+        if s.startswith("fixed:"):
+            try:
+                n = int(s.split(":", 1)[1])
+            except ValueError:
+                n = 0
+            if n >= 1:
+                return cls("fixed", n=n)
+        raise ValueError(f"invalid window spec {spec!r}; valid forms: {WINDOW_FORMS}")
+
+    @property
+    def spec(self) -> str:
+        """The spec string this rule parses from."""
+        return {"full": "full", "fixed": f"fixed:{self.n}", "vh": "vh"}[self.kind]
+
+    def rows(self, info: StepInfo) -> int:
+        """Rows to train on at this step (never more than ``info.rows_available``)."""
+        avail = int(info.rows_available)
+        if self.kind == "full":
+            return avail
+        if self.kind == "fixed":
+            assert self.n is not None
+            return min(self.n, avail)
+        if info.history is None:
+            raise ValueError("window 'vh' needs StepInfo.history")
+        assert self.vh is not None
+        return min(self.vh.select(info.history), avail)
+
+
+class RetrainPolicy:
+    """When to retrain and on how much history; the same object drives backtest and live.
+
+    Deterministic: the decision depends only on the sequence of :class:`StepInfo` values and
+    :meth:`notify_retrained` calls.  Rules, in order: no model yet and data available →
+    ``initial``; no data → ``no-data``; otherwise the trigger — ``never`` never retrains
+    (``reason="never"``), ``periodic`` retrains once ``step - last_retrain >= every``
+    (``periodic``), ``drift`` feeds ``errors`` (or ``features`` for the feature detector) to
+    its detector and retrains when it fires (``drift:<name>``), except during ``cooldown``
+    steps after a retrain (``cooldown``, the detector is not fed).  After acting on a
+    retrain decision the loop must call :meth:`notify_retrained`, which resets the detector.
+    """
+
+    def __init__(
+        self,
+        trigger: str = "never",
+        *,
+        every: int | None = None,
+        detector: DriftDetector | None = None,
+        window: "str | WindowRule" = "full",
+        cooldown: int = 0,
+        vh_params: dict[str, Any] | None = None,
+    ) -> None:
+        if trigger not in ("never", "periodic", "drift"):
+            raise ValueError(f"invalid trigger {trigger!r}; valid forms: {POLICY_FORMS}")
+        if trigger == "periodic" and (every is None or int(every) < 1):
+            raise ValueError(f"periodic trigger needs every >= 1, got {every}")
+        if trigger == "drift" and detector is None:
+            raise ValueError("drift trigger needs a detector")
+        if cooldown < 0:
+            raise ValueError(f"cooldown must be >= 0, got {cooldown}")
+        self.trigger = trigger
+        self.every = None if every is None else int(every)
+        self.detector = detector if trigger == "drift" else None
+        self.window = WindowRule.parse(window, **(vh_params or {}))
+        self.cooldown = int(cooldown)
+        self.last_retrain_step: int | None = None
+
+    # -- constructors -------------------------------------------------------------------------
+    @classmethod
+    def never(cls, window: "str | WindowRule" = "full") -> "RetrainPolicy":
+        """Train once (initial model), never again."""
+        return cls("never", window=window)
+
+    @classmethod
+    def periodic(cls, every: int, window: "str | WindowRule" = "full") -> "RetrainPolicy":
+        """Retrain every ``every`` steps."""
+        return cls("periodic", every=every, window=window)
+
+    @classmethod
+    def on_drift(
+        cls, detector: DriftDetector | str = "performance", window: "str | WindowRule" = "full", cooldown: int = 0
+    ) -> "RetrainPolicy":
+        """Retrain when ``detector`` (an instance or a name) fires."""
+        det = make_detector(detector) if isinstance(detector, str) else detector
+        return cls("drift", detector=det, window=window, cooldown=cooldown)
+
+    @classmethod
+    def parse(
+        cls,
+        spec: str,
+        window: "str | WindowRule" = "full",
+        *,
+        detector_params: dict[str, Any] | None = None,
+        vh_params: dict[str, Any] | None = None,
+        cooldown: int = 0,
+    ) -> "RetrainPolicy":
+        """Build from the CLI spellings: ``never``, ``periodic:EVERY``, ``drift[:DETECTOR]``; window ``full|fixed:N|vh``."""
+        s = str(spec).strip().lower()
+        try:
+            if s == "never":
+                return cls("never", window=window, vh_params=vh_params)
+            if s.startswith("periodic:"):
+                every = int(s.split(":", 1)[1])
+                if every < 1:
+                    raise ValueError
+                return cls("periodic", every=every, window=window, vh_params=vh_params)
+            if s == "drift" or s.startswith("drift:"):
+                name = s.split(":", 1)[1] if ":" in s else "performance"
+                det = make_detector(canonical_detector_name(name), **(detector_params or {}))
+                return cls("drift", detector=det, window=window, cooldown=cooldown, vh_params=vh_params)
+        except ValueError as exc:
+            if "window" in str(exc):
+                raise
+            raise ValueError(f"invalid policy spec {spec!r}; valid forms: {POLICY_FORMS}") from exc
+        raise ValueError(f"invalid policy spec {spec!r}; valid forms: {POLICY_FORMS}")
+
+    @property
+    def spec(self) -> str:
+        """Spec string of the trigger (``never``, ``periodic:24``, ``drift:adwin``)."""
+        if self.trigger == "periodic":
+            return f"periodic:{self.every}"
+        if self.trigger == "drift":
+            assert self.detector is not None
+            return f"drift:{self.detector.name}"
+        return "never"
+
+    def __repr__(self) -> str:
+        return f"RetrainPolicy({self.spec!r}, window={self.window.spec!r}, cooldown={self.cooldown})"
+
+    # -- decisions ----------------------------------------------------------------------------
+    def should_retrain(self, info: StepInfo) -> Decision:
+        """Decide for this step; feeds the detector as a side effect (call once per step)."""
+        if info.rows_available <= 0:
+            return Decision(False, "no-data", None)
+        if not info.has_model:
+            return Decision(True, "initial", self.window.rows(info))
+        if self.last_retrain_step is None:  # a model the policy was not told about: count from here
+            self.last_retrain_step = int(info.step)
+        since = info.step - self.last_retrain_step if info.steps_since_retrain is None else int(info.steps_since_retrain)
+        if self.trigger == "never":
+            return Decision(False, "never", None)
+        if self.trigger == "periodic":
+            assert self.every is not None
+            if since >= self.every:
+                return Decision(True, "periodic", self.window.rows(info))
+            return Decision(False, "periodic-wait", None)
+        det = self.detector
+        assert det is not None
+        if self.cooldown > 0 and since <= self.cooldown:
+            return Decision(False, "cooldown", None)
+        fired = False
+        if isinstance(det, FeatureDrift):
+            if info.features is not None:
+                fired = det.update(info.features)
+        elif info.errors is not None:
+            errs = finite_array(info.errors, "errors", allow_empty=True).ravel()
+            fired = bool(det.update_many(errs).any())
+        if fired:
+            return Decision(True, f"drift:{det.name}", self.window.rows(info))
+        return Decision(False, "no-drift", None)
+
+    def notify_retrained(
+        self, step: int, val_error: float | None = None, reference_features: Any = None
+    ) -> None:
+        """Record a retrain (model swap) at ``step``: reset the detector and restart cooldown.
+
+        ``val_error`` becomes the performance detector's reference; ``reference_features``
+        (the training inputs) the feature detector's reference.
+        """
+        self.last_retrain_step = int(step)
+        det = self.detector
+        if det is None:
+            return
+        if isinstance(det, PerformanceDrift):
+            det.set_reference(val_error) if val_error is not None else det.reset()
+        elif isinstance(det, FeatureDrift) and reference_features is not None:
+            det.set_reference(reference_features)
+        else:
+            det.reset()
+
+    # -- state --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Spec, window, counters and the detector's state (pickle-free)."""
+        return {
+            "kind": "retrain_policy",
+            "spec": self.spec,
+            "window": self.window.spec,
+            "vh_params": None if self.window.vh is None else self.window.vh.params(),
+            "every": self.every,
+            "cooldown": self.cooldown,
+            "last_retrain_step": self.last_retrain_step,
+            "detector": None if self.detector is None else self.detector.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore counters and detector state saved from an equivalent policy."""
+        if state.get("kind") != "retrain_policy" or state["spec"] != self.spec or state["window"] != self.window.spec:
+            raise ValueError(f"state is for policy {state.get('spec')!r}/{state.get('window')!r}, not {self.spec!r}/{self.window.spec!r}")
+        self.last_retrain_step = None if state["last_retrain_step"] is None else int(state["last_retrain_step"])
+        if self.detector is not None:
+            self.detector.load_state_dict(state["detector"])
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> "RetrainPolicy":
+        """Rebuild a policy (including its detector) from ``state_dict`` alone."""
+        window = WindowRule.parse(state["window"], **(state["vh_params"] or {}))
+        trig = state["spec"].split(":", 1)[0]
+        det = None if state["detector"] is None else detector_from_state(state["detector"])
+        pol = cls(trig, every=state["every"], detector=det, window=window, cooldown=state["cooldown"])
+        pol.last_retrain_step = None if state["last_retrain_step"] is None else int(state["last_retrain_step"])
+        return pol

@@ -1,0 +1,163 @@
+"""Retrain policies: spec parsing, decisions with reasons, determinism, notify/cooldown, state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from drift import ADWIN, Decision, PerformanceDrift, RetrainPolicy, StepInfo, VarianceHorizon, WindowRule, load_state, save_state
+
+
+def run(policy: RetrainPolicy, errors: np.ndarray, rows0: int = 500, history: np.ndarray | None = None) -> list[tuple[int, Decision]]:
+    """Minimal loop: one error per step, retrain immediately when told."""
+    out = []
+    has_model = False
+    for step, e in enumerate(errors.tolist()):
+        info = StepInfo(step=step, rows_available=rows0 + step, has_model=has_model, errors=e, history=history)
+        d = policy.should_retrain(info)
+        if d.retrain:
+            out.append((step, d))
+            has_model = True
+            policy.notify_retrained(step, val_error=1.0)
+    return out
+
+
+@pytest.mark.parametrize(
+    "spec,expected",
+    [("never", "never"), ("periodic:24", "periodic:24"), ("drift", "drift:performance"), ("drift:adwin", "drift:adwin"),
+     ("drift:ph", "drift:page_hinkley"), ("DRIFT:KSWIN", "drift:kswin"), ("drift:feature", "drift:feature")],
+)
+def test_parse_specs(spec: str, expected: str) -> None:
+    assert RetrainPolicy.parse(spec).spec == expected
+
+
+@pytest.mark.parametrize("spec", ["", "sometimes", "periodic", "periodic:0", "periodic:x", "drift:ddm", "never:3"])
+def test_invalid_policy_spec_names_spec_and_valid_forms(spec: str) -> None:
+    with pytest.raises(ValueError) as ei:
+        RetrainPolicy.parse(spec)
+    assert repr(spec) in str(ei.value) and "periodic:EVERY" in str(ei.value)
+
+
+@pytest.mark.parametrize("spec", ["fixed", "fixed:0", "fixed:-3", "vh:3", "all"])
+def test_invalid_window_spec(spec: str) -> None:
+    with pytest.raises(ValueError) as ei:
+        RetrainPolicy.parse("never", window=spec)
+    assert repr(spec) in str(ei.value) and "fixed:N" in str(ei.value)
+
+
+def test_window_specs() -> None:
+    info = StepInfo(step=0, rows_available=300, history=np.random.default_rng(0).normal(size=300))
+    assert WindowRule.parse("full").rows(info) == 300
+    assert WindowRule.parse("fixed:100").rows(info) == 100
+    assert WindowRule.parse("fixed:1000").rows(info) == 300
+    assert WindowRule.parse("vh", min_len=50).rows(info) == 50
+    with pytest.raises(ValueError, match="history"):
+        WindowRule.parse("vh").rows(StepInfo(step=0, rows_available=10))
+    assert WindowRule.parse("fixed:7").spec == "fixed:7"
+
+
+def test_initial_then_never() -> None:
+    decisions = run(RetrainPolicy.parse("never", window="fixed:200"), np.full(300, 50.0))
+    assert decisions == [(0, Decision(True, "initial", 200))]
+
+
+def test_no_data_means_no_retrain() -> None:
+    d = RetrainPolicy.parse("periodic:5").should_retrain(StepInfo(step=0, rows_available=0, has_model=False))
+    assert d == Decision(False, "no-data", None)
+
+
+def test_periodic_every_n_steps() -> None:
+    steps = [s for s, d in run(RetrainPolicy.parse("periodic:24"), np.zeros(100))]
+    assert steps == [0, 24, 48, 72, 96]
+
+
+def test_steps_since_retrain_override() -> None:
+    pol = RetrainPolicy.parse("periodic:10")
+    assert not pol.should_retrain(StepInfo(step=3, rows_available=5)).retrain  # counts from here
+    assert pol.should_retrain(StepInfo(step=4, rows_available=5, steps_since_retrain=10)).reason == "periodic"
+    assert pol.should_retrain(StepInfo(step=5, rows_available=5)).reason == "periodic-wait"
+
+
+def test_drift_policy_fires_on_error_jump_with_reason_and_vh_window() -> None:
+    rng = np.random.default_rng(0)
+    errs = np.abs(np.r_[rng.normal(0, 1, 600), rng.normal(0, 1, 400) + 3.0])
+    hist = rng.normal(size=2000)
+    pol = RetrainPolicy.parse("drift:adwin", window="vh", vh_params={"min_len": 64})
+    decisions = run(pol, errs, history=hist)
+    assert decisions[0][1].reason == "initial"
+    drift = [(s, d) for s, d in decisions if d.reason == "drift:adwin"]
+    assert drift and 600 <= drift[0][0] < 800
+    assert all(d.window == 64 for _, d in drift)
+
+
+def test_performance_policy_uses_validation_error_and_cooldown() -> None:
+    pol = RetrainPolicy.parse("drift", detector_params={"window": 10, "min_samples": 10, "tolerance": 0.5}, cooldown=20)
+    decisions = run(pol, np.full(200, 2.0))  # val_error=1.0 is notified -> 2.0 > 1.5 fires
+    steps = [s for s, _ in decisions]
+    # initial at 0; then cooldown 20 steps, then 10 samples -> fires at step 30; again 30 later
+    assert steps[:4] == [0, 30, 60, 90]
+    assert {d.reason for _, d in decisions[1:]} == {"drift:performance"}
+    assert isinstance(pol.detector, PerformanceDrift) and pol.detector.reference == 1.0
+
+
+def test_notify_resets_detector() -> None:
+    pol = RetrainPolicy.on_drift(ADWIN())
+    pol.should_retrain(StepInfo(step=0, rows_available=10, has_model=True, errors=[1.0] * 100))
+    assert pol.detector is not None and pol.detector.n_updates == 100
+    pol.notify_retrained(5)
+    assert pol.detector.n_updates == 0 and pol.last_retrain_step == 5
+
+
+def test_decisions_are_deterministic() -> None:
+    errs = np.abs(np.random.default_rng(3).normal(size=3000)) * np.r_[np.ones(1500), 3 * np.ones(1500)]
+    a = run(RetrainPolicy.parse("drift:kswin", detector_params={"seed": 1}), errs)
+    b = run(RetrainPolicy.parse("drift:kswin", detector_params={"seed": 1}), errs)
+    assert a == b and len(a) > 1
+
+
+def test_feature_drift_policy_uses_features() -> None:
+    rng = np.random.default_rng(2)
+    pol = RetrainPolicy.parse("drift:feature", detector_params={"window": 200, "min_samples": 150})
+    pol.should_retrain(StepInfo(step=0, rows_available=10, has_model=False))
+    pol.notify_retrained(0, reference_features=rng.normal(size=(1000, 2)))
+    fired = None
+    for step in range(1, 600):
+        x = rng.normal(size=(1, 2)) + (2.0 if step > 300 else 0.0)
+        d = pol.should_retrain(StepInfo(step=step, rows_available=1000, features=x))
+        if d.retrain:
+            fired = (step, d.reason)
+            break
+    assert fired is not None and fired[0] > 300 and fired[1] == "drift:feature"
+
+
+def test_nan_error_is_rejected() -> None:
+    pol = RetrainPolicy.parse("drift:adwin")
+    with pytest.raises(ValueError, match="NaN or inf"):
+        pol.should_retrain(StepInfo(step=1, rows_available=10, errors=[0.1, float("nan")]))
+
+
+def test_state_round_trip_continues_identically(tmp_path) -> None:
+    rng = np.random.default_rng(5)
+    errs = np.abs(np.r_[rng.normal(0, 1, 500), rng.normal(2, 1, 500)])
+    ref = RetrainPolicy.parse("drift:ph", window="fixed:50", detector_params={"threshold": 20})
+    full = run(ref, errs)
+    first = RetrainPolicy.parse("drift:ph", window="fixed:50", detector_params={"threshold": 20})
+    head = run(first, errs[:400])
+    path = save_state(tmp_path / "p.npz", {"policy": first.state_dict()})
+    back = RetrainPolicy.from_state(load_state(path)["policy"])
+    assert back.spec == "drift:page_hinkley" and back.window.spec == "fixed:50"
+    tail = []
+    for step in range(400, 1000):
+        d = back.should_retrain(StepInfo(step=step, rows_available=500 + step, errors=errs[step]))
+        if d.retrain:
+            tail.append((step, d))
+            back.notify_retrained(step, val_error=1.0)
+    assert head + tail == full
+    with pytest.raises(ValueError):
+        RetrainPolicy.parse("never").load_state_dict(first.state_dict())
+
+
+def test_vh_params_survive_state() -> None:
+    pol = RetrainPolicy.parse("periodic:3", window=WindowRule("vh", vh=VarianceHorizon(min_len=20, max_len=100)))
+    back = RetrainPolicy.from_state(pol.state_dict())
+    assert back.window.vh is not None and back.window.vh.params() == {"min_len": 20, "max_len": 100, "tolerance": 0.1, "noise_z": 2.5}
