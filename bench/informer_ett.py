@@ -1,0 +1,278 @@
+"""Informer on ETTh1 with the paper's protocol; prints our MSE/MAE beside the paper's (JSON).
+
+Protocol (Zhou et al., AAAI 2021): train rows [0, 8640), validation [8640, 11520), test
+[11520, 14400), the validation and test windows starting ``seq_len`` rows earlier; a
+StandardScaler fitted on the training rows; MSE and MAE on that z-scored scale over every test
+window; univariate = OT → OT, multivariate = all 7 → all 7; calendar marks (hour, weekday, day,
+day-of-year) as time features (passed as 4 trailing channels of X, ``time_features=4``).
+
+Each (mode, horizon) runs in its own subprocess (so its peak memory is its own) and is written
+to the results JSON as soon as it finishes; a later run skips finished entries (``--force``
+re-runs them), so the table can be filled over several runs.
+
+    python bench/informer_ett.py --horizons 24,48 --modes univariate --epochs 6 --device cpu
+    python bench/informer_ett.py --device gpu                # the whole table
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+DEFAULT_DATA = ROOT.parent / "shared" / "data" / "ett" / "ETTh1.csv"
+DEFAULT_OUT = ROOT / "bench" / "results" / "informer_ett.json"
+HORIZONS = (24, 48, 168, 336, 720)
+MODES = ("univariate", "multivariate")
+BORDERS = (0, 8640, 11520, 14400)
+COLUMNS = ("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT")
+
+PAPER = {  # Informer, ETTh1, MSE / MAE (Table 1 univariate, Table 2 multivariate)
+    "univariate": {24: (0.098, 0.247), 48: (0.158, 0.319), 168: (0.183, 0.346), 336: (0.222, 0.387), 720: (0.269, 0.435)},
+    "multivariate": {24: (0.577, 0.549), 48: (0.685, 0.625), 168: (0.931, 0.752), 336: (1.128, 0.873), 720: (1.215, 0.896)},
+}
+# (seq_len, label_len, factor) per horizon in the paper's released ETTh1 scripts
+PAPER_INPUTS = {
+    "univariate": {24: (720, 168, 5), 48: (720, 168, 5), 168: (720, 336, 5), 336: (720, 336, 5), 720: (720, 336, 5)},
+    "multivariate": {24: (48, 48, 3), 48: (96, 48, 5), 168: (168, 168, 5), 336: (168, 168, 5), 720: (336, 336, 5)},
+}
+
+
+def load_ett(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """``(dates [N] datetime64[m], values [N, 7] float64)`` in the CSV's column order."""
+    import polars as pl
+
+    df = pl.read_csv(path, try_parse_dates=True)
+    missing = [c for c in ("date", *COLUMNS) if c not in df.columns]
+    if missing:
+        raise SystemExit(f"{path}: missing columns {missing}")
+    dates = df["date"].to_numpy().astype("datetime64[m]")
+    return dates, df.select(COLUMNS).to_numpy().astype(np.float64)
+
+
+def make_splits(path: Path, mode: str, seq_len: int, horizon: int):
+    from forecast.nn.calendar import calendar_marks
+    from forecast.windows import sliding_windows
+
+    dates, values = load_ett(path)
+    if values.shape[0] < BORDERS[3]:
+        raise SystemExit(f"{path}: needs at least {BORDERS[3]} rows, has {values.shape[0]}")
+    if mode == "univariate":
+        values = values[:, [COLUMNS.index("OT")]]
+    train = values[BORDERS[0] : BORDERS[1]]
+    mean, std = train.mean(0), train.std(0)
+    z = (values - mean) / std
+    data = np.concatenate([z, calendar_marks(dates, "h")], axis=1).astype(np.float32)
+    c = values.shape[1]
+    out = {}
+    for name, lo, hi in (("train", BORDERS[0], BORDERS[1]), ("val", BORDERS[1] - seq_len, BORDERS[2]), ("test", BORDERS[2] - seq_len, BORDERS[3])):
+        out[name] = sliding_windows(data[lo:hi], seq_len, horizon, n_targets=c)
+    return out, c
+
+
+def peak_memory_mb(device: str) -> float:
+    import torch
+
+    if device == "gpu" and torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return kb / 1024 if sys.platform != "darwin" else kb / 2**20
+
+
+def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
+    import torch
+
+    from forecast import create_forecaster
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    if args.preset == "paper":
+        seq_len, label_len, factor = PAPER_INPUTS[mode][horizon]
+    else:
+        seq_len, label_len, factor = 96, 48, 5
+    seq_len = args.seq_len or seq_len
+    label_len = args.label_len or label_len
+    splits, c = make_splits(Path(args.data), mode, seq_len, horizon)
+    (Xtr, Ytr), (Xva, Yva), (Xte, Yte) = splits["train"], splits["val"], splits["test"]
+    hp = dict(
+        label_len=label_len,
+        factor=factor,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        accelerator=args.device if args.device != "gpu" else "gpu",
+        time_features=4,
+        freq="h",
+        precision=args.precision,
+        max_minutes=args.max_minutes,
+        num_threads=args.threads,
+    )
+    hp.update(json.loads(args.hparams))
+    model = create_forecaster("informer", lookback=seq_len, horizon=horizon, n_features=c + 4, n_targets=c, seed=args.seed, **hp)
+    report = model.fit(Xtr, Ytr, val=(Xva, Yva))
+    t0 = time.perf_counter()
+    pred = model.predict(Xte)
+    predict_s = time.perf_counter() - t0
+    err = pred - Yte
+    mse, mae = float(np.mean(err**2)), float(np.mean(np.abs(err)))
+    paper_mse, paper_mae = PAPER[mode][horizon]
+    steps = -(-Xtr.shape[0] // args.batch_size)
+    return {
+        "mode": mode,
+        "horizon": horizon,
+        "mse": round(mse, 4),
+        "mae": round(mae, 4),
+        "paper_mse": paper_mse,
+        "paper_mae": paper_mae,
+        "mse_vs_paper": round(mse / paper_mse, 3),
+        "within_10pct_or_better": bool(mse <= 1.10 * paper_mse),
+        "seq_len": seq_len,
+        "label_len": label_len,
+        "factor": factor,
+        "epochs_run": report.epochs,
+        "best_epoch": report.extra.get("best_epoch"),
+        "val_mse_best": None if report.val_loss is None else round(report.val_loss, 4),
+        "fit_seconds": round(report.wall_seconds, 1),
+        "seconds_per_epoch": round(report.wall_seconds / max(report.epochs, 1), 1),
+        "seconds_per_step": round(report.wall_seconds / max(report.epochs * steps, 1), 3),
+        "predict_seconds": round(predict_s, 2),
+        "peak_memory_mb": round(peak_memory_mb("gpu" if report.device.startswith("cuda") else "cpu"), 1),
+        "device": report.device,
+        "precision": str(report.extra.get("precision")),
+        "threads": torch.get_num_threads(),
+        "n_windows": {"train": int(Xtr.shape[0]), "val": int(Xva.shape[0]), "test": int(Xte.shape[0])},
+        "machine": machine(),
+        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    desc = f"{cpu}, {os.cpu_count()} cores"
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            desc += f", {torch.cuda.get_device_name(0)}"
+    except Exception:
+        pass
+    return desc
+
+
+def load_results(path: Path) -> dict:
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"benchmark": "informer_ett", "dataset": "ETTh1", "results": {}}
+
+
+def save_results(path: Path, doc: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def table(doc: dict) -> dict:
+    rows = {}
+    for mode in MODES:
+        for h in HORIZONS:
+            r = doc["results"].get(f"{mode}/{h}")
+            rows[f"{mode}/{h}"] = {
+                "paper_mse": PAPER[mode][h][0],
+                "paper_mae": PAPER[mode][h][1],
+                "mse": None if r is None else r["mse"],
+                "mae": None if r is None else r["mae"],
+                "within_10pct_or_better": None if r is None else r["within_10pct_or_better"],
+                "seconds_per_epoch": None if r is None else r["seconds_per_epoch"],
+                "device": None if r is None else r["device"],
+            }
+    return rows
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--horizons", default=",".join(map(str, HORIZONS)), help="comma-separated (default: all five)")
+    ap.add_argument("--modes", default=",".join(MODES), help="univariate, multivariate or both")
+    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
+    ap.add_argument("--precision", default="auto", help="Lightning precision; auto = bf16-mixed on GPU, 32-true on CPU")
+    ap.add_argument("--preset", choices=("reference", "paper"), default="reference",
+                    help="reference: seq_len 96 / label_len 48 / factor 5 for every horizon; paper: the per-horizon input lengths of the paper's ETTh1 scripts")
+    ap.add_argument("--seq-len", type=int, default=None)
+    ap.add_argument("--label-len", type=int, default=None)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
+    ap.add_argument("--max-minutes", type=float, default=None, help="cap on one fit's training time")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--hparams", default="{}", help='extra Informer hyper-parameters as JSON, e.g. \'{"attention": "full"}\' (ablations, smoke tests)')
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument("--out", default=str(DEFAULT_OUT))
+    ap.add_argument("--force", action="store_true", help="re-run entries already in the results file")
+    ap.add_argument("--single", default=None, help=argparse.SUPPRESS)  # "mode/horizon": run one in this process
+    args = ap.parse_args(argv)
+    if args.device == "gpu":
+        import torch
+
+        if not torch.cuda.is_available():
+            print(json.dumps({"error": "--device gpu but CUDA is not available"}))
+            return 2
+    if not Path(args.data).is_file():
+        print(json.dumps({"error": f"ETTh1 CSV not found at {args.data}"}))
+        return 2
+
+    if args.single:
+        mode, h = args.single.split("/")
+        print(json.dumps(run_one(args, mode, int(h))))
+        return 0
+
+    out = Path(args.out)
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
+    horizons = [int(h) for h in args.horizons.split(",") if h.strip()]
+    for m in modes:
+        if m not in MODES:
+            raise SystemExit(f"unknown mode {m!r}; choose from {MODES}")
+    t_start = time.perf_counter()
+    for mode in modes:  # univariate first: the cheaper, the first rows of the table
+        for h in horizons:
+            key = f"{mode}/{h}"
+            doc = load_results(out)
+            if key in doc["results"] and not args.force:
+                print(f"[informer_ett] {key}: done already (mse {doc['results'][key]['mse']}), skipping", file=sys.stderr)
+                continue
+            print(f"[informer_ett] {key}: training …", file=sys.stderr, flush=True)
+            child = [a for a in (argv if argv is not None else sys.argv[1:])]
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *child, "--single", key], capture_output=True, text=True)
+            if proc.returncode != 0:
+                print(proc.stderr[-4000:], file=sys.stderr)
+                raise SystemExit(f"{key} failed (exit {proc.returncode})")
+            result = json.loads(proc.stdout.strip().splitlines()[-1])
+            doc = load_results(out)  # re-read: another run may have added entries meanwhile
+            doc["results"][key] = result
+            save_results(out, doc)
+            print(f"[informer_ett] {key}: mse {result['mse']} mae {result['mae']} (paper {result['paper_mse']} / {result['paper_mae']}), "
+                  f"{result['seconds_per_epoch']} s/epoch", file=sys.stderr, flush=True)
+    doc = load_results(out)
+    print(json.dumps({"table": table(doc), "results_file": str(out), "seconds": round(time.perf_counter() - t_start, 1)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

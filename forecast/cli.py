@@ -1,0 +1,180 @@
+"""``adaptcast train`` and ``adaptcast predict``: the forecasting API from the command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from datetime import timedelta
+from functools import wraps
+from pathlib import Path
+from typing import Any
+
+import click
+import numpy as np
+import polars as pl
+
+from forecast.base import FORECASTERS, BaseForecaster, InputError, create_forecaster, load_forecaster
+from forecast.data import N_TIME_FEATURES, TimeFrame, channel_matrix, channel_names, make_windows, read_frame
+
+
+class BadInput(click.ClickException):
+    """A user-input problem: printed as ``Error: …`` without a traceback, exit code 2."""
+
+    exit_code = 2
+
+
+def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn InputError/ValueError/FileNotFoundError from the library into exit-code-2 messages."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (InputError, ValueError, FileNotFoundError) as exc:
+            raise BadInput(str(exc)) from None
+
+    return wrapper
+
+
+def split_columns(values: tuple[str, ...]) -> list[str]:
+    """Accept ``--features a --features b`` and ``--features a,b`` alike."""
+    return [c.strip() for v in values for c in v.split(",") if c.strip()]
+
+
+def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
+    """``--param epochs=5 --param hidden=[32,16]``: values parsed as JSON, else kept as strings."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--param {item!r}: expected KEY=VALUE, e.g. --param epochs=10")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def step_of(tf: TimeFrame) -> timedelta:
+    """The series' sampling interval (median difference of timestamps)."""
+    step = tf.frame[tf.time_col].diff().drop_nulls().median()
+    if step is None:
+        raise InputError(f"{tf.source}: need at least two rows to know the sampling interval")
+    return step  # type: ignore[return-value]
+
+
+def errors(yhat: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    return {"mse": float(((yhat - y) ** 2).mean()), "mae": float(np.abs(yhat - y).mean())}
+
+
+TRAIN_EPILOG = """\b
+Examples:
+  adaptcast train --model arnet --data ETTh1.csv --target OT --lookback 96 --horizon 24 --out models/ot
+  adaptcast train --model lstm --data load.parquet --target load --features temp,hour \\
+      --lookback 48 --horizon 12 --time-features --param epochs=10 --out models/load
+"""
+
+
+@click.command("train", epilog=TRAIN_EPILOG)
+@click.option("--model", "kind", required=True, type=click.Choice(sorted(FORECASTERS)), help="Model kind.")
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help="CSV or Parquet file with a time column.")
+@click.option("--target", "targets", required=True, multiple=True, help="Column(s) to forecast (repeat or comma-separate).")
+@click.option("--features", multiple=True, help="Extra input columns (repeat or comma-separate).")
+@click.option("--lookback", required=True, type=click.IntRange(min=1), help="Input window length in rows.")
+@click.option("--horizon", required=True, type=click.IntRange(min=1), help="Steps to forecast.")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to save the model in (replaced atomically).")
+@click.option("--time-col", default=None, help="Time column (default: date/ts/timestamp/time/datetime).")
+@click.option("--time-features", is_flag=True, help="Add hour/weekday/day/day-of-year channels.")
+@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0.0, 0.9), help="Last share of rows used for validation / early stopping.")
+@click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Rows between training windows.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Model hyper-parameter, value as JSON (repeatable).")
+@user_errors
+def train_command(kind: str, data_path: Path, targets: tuple[str, ...], features: tuple[str, ...], lookback: int, horizon: int,
+                  out_dir: Path, time_col: str | None, time_features: bool, val_fraction: float, stride: int, seed: int,
+                  params: tuple[str, ...]) -> None:
+    """Train a forecaster on a file and save it; prints a JSON summary (fit report, validation error vs naive)."""
+    tf = read_frame(data_path, time_col=time_col)
+    tcols, fcols = split_columns(targets), split_columns(features)
+    channels = channel_names(tcols, fcols, with_time=time_features)
+    hparams = parse_params(params)
+    if time_features and "time_features" in getattr(FORECASTERS[kind], "defaults", {}):
+        hparams.setdefault("time_features", N_TIME_FEATURES)
+    n_val = int(tf.frame.height * val_fraction)
+    cut = tf.frame.height - n_val
+    train = make_windows(tf, lookback, horizon, tcols, fcols, stride, time_features, stop=cut)
+    val = make_windows(tf, lookback, horizon, tcols, fcols, 1, time_features, start=cut - lookback) if n_val >= horizon else None
+    model = create_forecaster(kind, lookback=lookback, horizon=horizon, n_features=len(channels), n_targets=len(tcols), seed=seed, **hparams)
+    model.schema = {
+        "time_col": tf.time_col, "targets": tcols, "features": [c for c in fcols if c not in tcols],
+        "time_features": time_features, "channels": channels, "step_seconds": step_of(tf).total_seconds(),
+        "trained_on": str(data_path), "train_rows": cut,
+    }
+    report = model.fit(train.X, train.Y, val=None if val is None else (val.X, val.Y))
+    model.save(out_dir)
+    summary: dict[str, Any] = {"model": kind, "out": str(out_dir), "data": tf.report.summary(), "train_windows": int(train.X.shape[0]),
+                               "fit": {k: v for k, v in report.to_dict().items() if k != "extra"}}
+    if val is not None:
+        naive = create_forecaster("naive", lookback=lookback, horizon=horizon, n_features=len(channels), n_targets=len(tcols))
+        naive.fit(train.X[:1], train.Y[:1])
+        summary["val"] = {"windows": int(val.X.shape[0]), **errors(model.predict(val.X), val.Y),
+                          "naive": errors(naive.predict(val.X), val.Y)}
+    click.echo(json.dumps(summary, indent=2))
+
+
+PREDICT_EPILOG = """\b
+Examples:
+  adaptcast predict --model-dir models/ot --data ETTh1.csv                  # next horizon after the last row, CSV to stdout
+  adaptcast predict --model-dir models/ot --data recent.parquet --all --out forecasts.parquet
+"""
+
+
+def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> pl.DataFrame:
+    """Long-format forecasts: one row per (issued_at, horizon step, target), with ``ts`` the forecast time."""
+    schema = model.schema
+    if not schema.get("targets"):
+        raise InputError("the model's manifest has no data schema (targets/features); it was not trained by `adaptcast train`")
+    values = channel_matrix(tf, schema["targets"], schema["features"], bool(schema["time_features"]))
+    L = model.lookback
+    if values.shape[0] < L:
+        raise InputError(f"{tf.source}: {values.shape[0]} rows, but the model needs at least lookback={L} rows")
+    windows = np.lib.stride_tricks.sliding_window_view(values, L, axis=0).transpose(0, 2, 1)
+    issued = tf.frame[tf.time_col].to_numpy()[L - 1 :]
+    if not every_window:
+        windows, issued = windows[-1:], issued[-1:]
+    yhat = model.predict(np.ascontiguousarray(windows))  # [B, H, T]
+    B, H, T = yhat.shape
+    step = np.timedelta64(int(schema["step_seconds"] * 1e6), "us")
+    issued_at = np.repeat(issued, H * T)
+    h = np.tile(np.repeat(np.arange(1, H + 1), T), B)
+    return pl.DataFrame({
+        "issued_at": issued_at,
+        "ts": issued_at + h * step,
+        "step": h,
+        "target": np.tile(np.asarray(schema["targets"]), B * H),
+        "yhat": yhat.reshape(-1),
+    })
+
+
+@click.command("predict", epilog=PREDICT_EPILOG)
+@click.option("--model-dir", required=True, type=click.Path(path_type=Path), help="A directory written by `adaptcast train`.")
+@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help="CSV or Parquet with the same columns as in training.")
+@click.option("--out", "out_path", default=None, type=click.Path(path_type=Path), help="Write .csv or .parquet here (default: CSV to stdout).")
+@click.option("--all", "every_window", is_flag=True, help="Forecast from every window, not just the latest one.")
+@user_errors
+def predict_command(model_dir: Path, data_path: Path, out_path: Path | None, every_window: bool) -> None:
+    """Forecast the next horizon after the file's last row (or after every window with --all)."""
+    model = load_forecaster(model_dir)
+    tf = read_frame(data_path, time_col=model.schema.get("time_col"))
+    frame = forecast_frame(model, tf, every_window)
+    if out_path is None:
+        frame.write_csv(sys.stdout)
+    elif out_path.suffix.lower() in (".parquet", ".pq"):
+        frame.write_parquet(out_path)
+    elif out_path.suffix.lower() == ".csv":
+        frame.write_csv(out_path)
+    else:
+        raise BadInput(f"--out {out_path}: use a .csv or .parquet file name")
+    if out_path is not None:
+        click.echo(f"wrote {frame.height} forecasts ({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}", err=True)

@@ -1,0 +1,273 @@
+"""Data utilities on polars: validated time-indexed frames, sliding windows, time features, ETT splits.
+
+Every problem with user data raises :class:`~forecast.base.InputError` naming the file and
+column and saying what to do, so the CLI can print it and exit 2 without a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, NamedTuple, Sequence
+
+import numpy as np
+import polars as pl
+
+from forecast.base import InputError
+
+TIME_COLUMNS = ("date", "ts", "timestamp", "time", "datetime")
+Duplicates = Literal["last", "first", "error"]
+N_TIME_FEATURES = 4
+
+
+@dataclass(frozen=True)
+class FrameReport:
+    """What validation found: rows kept, duplicates dropped, whether input was unsorted, gaps in time."""
+
+    rows: int
+    duplicates_dropped: int
+    was_sorted: bool
+    step: str | None
+    gaps: int
+    largest_gap: str | None
+
+    def summary(self) -> str:
+        parts = [f"{self.rows} rows", f"step {self.step}"]
+        if self.duplicates_dropped:
+            parts.append(f"{self.duplicates_dropped} duplicate timestamps dropped")
+        if not self.was_sorted:
+            parts.append("re-sorted by time")
+        if self.gaps:
+            parts.append(f"{self.gaps} gaps (largest {self.largest_gap})")
+        return ", ".join(parts)
+
+
+@dataclass(frozen=True)
+class TimeFrame:
+    """A frame sorted by a datetime column with unique timestamps, and where it came from."""
+
+    frame: pl.DataFrame
+    time_col: str
+    source: str
+    report: FrameReport = field(compare=False)
+
+    @property
+    def numeric_columns(self) -> list[str]:
+        return [c for c, dt in self.frame.schema.items() if c != self.time_col and dt.is_numeric()]
+
+
+class Windows(NamedTuple):
+    """Sliding windows: ``X [N, lookback, F]``, ``Y [N, horizon, T]`` and the last input timestamp of each."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    timestamps: np.ndarray
+
+
+def read_frame(path: str | Path, time_col: str | None = None, duplicates: Duplicates = "last") -> TimeFrame:
+    """Read a CSV or Parquet file with a time column into a validated :class:`TimeFrame`.
+
+    ``time_col=None`` picks the first of ``date``, ``ts``, ``timestamp``, ``time``,
+    ``datetime`` present. Duplicate timestamps keep the ``last`` (or ``first``) row, or raise
+    with ``duplicates="error"``.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: file not found; pass an existing CSV or Parquet file")
+    suffix = p.suffix.lower()
+    try:
+        if suffix in (".parquet", ".pq"):
+            df = pl.read_parquet(p)
+        elif suffix in (".csv", ".txt", ".tsv"):
+            df = pl.read_csv(p, separator="\t" if suffix == ".tsv" else ",", infer_schema_length=10000)
+        else:
+            raise InputError(f"{p}: unsupported file type {suffix!r}; use .csv or .parquet")
+    except pl.exceptions.NoDataError:
+        raise InputError(f"{p}: file is empty; it needs a header row and data rows") from None
+    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{p}: cannot parse as {suffix[1:]} ({str(exc).splitlines()[0]})") from None
+    return validate_frame(df, time_col=time_col, source=str(p), duplicates=duplicates)
+
+
+def validate_frame(df: pl.DataFrame, time_col: str | None = None, source: str = "<frame>", duplicates: Duplicates = "last") -> TimeFrame:
+    """Parse the time column, sort by it, apply the duplicates policy and report gaps."""
+    if df.height == 0:
+        raise InputError(f"{source}: no data rows")
+    if time_col is None:
+        time_col = next((c for c in TIME_COLUMNS if c in df.columns), None)
+        if time_col is None:
+            raise InputError(f"{source}: no time column found (looked for {', '.join(TIME_COLUMNS)}); name it with --time-col")
+    elif time_col not in df.columns:
+        raise InputError(f"{source}: time column {time_col!r} not found; columns are {df.columns}")
+    times = _parse_times(df[time_col], source, time_col)
+    df = df.with_columns(times.alias(time_col))
+    was_sorted = bool(times.is_sorted())
+    if not was_sorted:
+        df = df.sort(time_col, maintain_order=True)
+    dup_mask = df[time_col].is_duplicated()
+    n_dup = int(dup_mask.sum())
+    if n_dup:
+        if duplicates == "error":
+            first = df.filter(dup_mask)[time_col][0]
+            raise InputError(f"{source}: column {time_col!r} has {n_dup} rows with repeated timestamps (first {first}); "
+                             "deduplicate the file or choose duplicates='last'/'first'")
+        before = df.height
+        df = df.unique(subset=[time_col], keep=duplicates, maintain_order=True)
+        n_dup = before - df.height
+    return TimeFrame(frame=df, time_col=time_col, source=source, report=_report(df[time_col], n_dup, was_sorted))
+
+
+def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
+    """Datetime from datetime/date, ISO strings, or epoch numbers (ms when > 1e11, else seconds)."""
+    if col.null_count():
+        raise InputError(f"{source}: column {name!r} has {col.null_count()} empty timestamps; fill or drop those rows")
+    dtype = col.dtype
+    if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
+        return col
+    if dtype == pl.Date:
+        return col.cast(pl.Datetime("us"))
+    if dtype.is_numeric():
+        unit = "ms" if float(col.abs().max()) > 1e11 else "s"  # type: ignore[arg-type]
+        return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)
+    if dtype == pl.String:
+        parsed = col.str.to_datetime(strict=False, time_zone=None) if not col.str.contains(r"[+-]\d\d:?\d\d$|Z$").any() \
+            else col.str.to_datetime(strict=False).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        bad = parsed.is_null()
+        if bad.any():
+            raise InputError(f"{source}: column {name!r} has {int(bad.sum())} unparsable timestamps (first {col.filter(bad)[0]!r}); "
+                             "use ISO-8601 like 2016-07-01 00:00:00 or epoch seconds/milliseconds")
+        return parsed
+    raise InputError(f"{source}: column {name!r} has type {dtype}, not a timestamp; use ISO-8601 strings or epoch numbers")
+
+
+def _report(times: pl.Series, n_dup: int, was_sorted: bool) -> FrameReport:
+    diffs = times.diff().drop_nulls()
+    if diffs.len() == 0:
+        return FrameReport(times.len(), n_dup, was_sorted, None, 0, None)
+    step = diffs.median()
+    gaps = diffs.filter(diffs > step)
+    return FrameReport(
+        rows=times.len(), duplicates_dropped=n_dup, was_sorted=was_sorted, step=str(step),
+        gaps=gaps.len(), largest_gap=str(gaps.max()) if gaps.len() else None,
+    )
+
+
+def numeric_matrix(tf: TimeFrame, columns: Sequence[str]) -> np.ndarray:
+    """``[rows, len(columns)]`` float32, raising if a column is missing, non-numeric or has NaN/null."""
+    df = tf.frame
+    for c in columns:
+        if c not in df.columns:
+            raise InputError(f"{tf.source}: column {c!r} not found; available: {[x for x in df.columns if x != tf.time_col]}")
+        if not df.schema[c].is_numeric():
+            raise InputError(f"{tf.source}: column {c!r} is {df.schema[c]}, not numeric; fix the values or drop the column")
+        bad = df[c].is_null() | (df[c].cast(pl.Float64).is_nan())
+        if bad.any():
+            first = df.filter(bad)[tf.time_col][0]
+            raise InputError(f"{tf.source}: column {c!r} has {int(bad.sum())} missing/NaN values (first at {first}); "
+                             "fill or drop them before training")
+    return df.select([pl.col(c).cast(pl.Float32) for c in columns]).to_numpy().astype(np.float32, copy=False)
+
+
+def time_features(times: pl.Series | np.ndarray) -> np.ndarray:
+    """Calendar features in [−0.5, 0.5]: hour of day, day of week, day of month, day of year (Informer's encoding)."""
+    t = times if isinstance(times, pl.Series) else pl.Series(np.asarray(times, dtype="datetime64[us]"))
+    return np.stack(
+        [
+            t.dt.hour().to_numpy() / 23.0 - 0.5,
+            (t.dt.weekday().to_numpy() - 1) / 6.0 - 0.5,
+            (t.dt.day().to_numpy() - 1) / 30.0 - 0.5,
+            (t.dt.ordinal_day().to_numpy() - 1) / 365.0 - 0.5,
+        ],
+        axis=1,
+    ).astype(np.float32)
+
+
+def channel_names(targets: Sequence[str], features: Sequence[str] = (), with_time: bool = False) -> list[str]:
+    """Input channel order used by :func:`make_windows`: targets, other features, then time features."""
+    rest = [f for f in features if f not in targets]
+    return [*targets, *rest, *(["hour", "weekday", "day", "yearday"] if with_time else [])]
+
+
+def channel_matrix(tf: TimeFrame, targets: Sequence[str], features: Sequence[str] = (), with_time: bool = False) -> np.ndarray:
+    """All input channels ``[rows, C]`` in :func:`channel_names` order."""
+    values = numeric_matrix(tf, channel_names(targets, features))
+    if with_time:
+        values = np.concatenate([values, time_features(tf.frame[tf.time_col])], axis=1)
+    return values
+
+
+def make_windows(
+    tf: TimeFrame,
+    lookback: int,
+    horizon: int,
+    targets: Sequence[str],
+    features: Sequence[str] = (),
+    stride: int = 1,
+    with_time: bool = False,
+    start: int = 0,
+    stop: int | None = None,
+) -> Windows:
+    """Sliding windows over rows ``[start, stop)``: inputs are targets first, then ``features``, then time features.
+
+    Window ``i`` sees rows ``[s, s+lookback)`` and predicts targets on ``[s+lookback, s+lookback+horizon)``
+    with ``s = start + i*stride``; its timestamp is that of its last input row.
+    """
+    if lookback < 1 or horizon < 1 or stride < 1:
+        raise InputError(f"lookback, horizon and stride must be >= 1, got {lookback}, {horizon}, {stride}")
+    if not targets:
+        raise InputError(f"{tf.source}: choose at least one target column")
+    values = channel_matrix(tf, targets, features, with_time)
+    stop = tf.frame.height if stop is None else min(stop, tf.frame.height)
+    values, stamps = values[start:stop], tf.frame[tf.time_col].to_numpy()[start:stop]
+    n = (values.shape[0] - lookback - horizon) // stride + 1
+    if n < 1:
+        raise InputError(f"{tf.source}: {values.shape[0]} rows are too few for lookback {lookback} + horizon {horizon}; "
+                         "use a longer file or smaller --lookback/--horizon")
+    win = np.lib.stride_tricks.sliding_window_view(values, lookback + horizon, axis=0)[::stride][:n]  # [N, C, L+H]
+    win = np.ascontiguousarray(win.transpose(0, 2, 1))
+    X, Y = win[:, :lookback], win[:, lookback:, : len(targets)]
+    last = stamps[lookback - 1 :: stride][:n]
+    return Windows(np.ascontiguousarray(X), np.ascontiguousarray(Y), last)
+
+
+def ett_borders(tf: TimeFrame) -> tuple[int, int, int]:
+    """Row borders of the 12/4/4 30-day-month split, scaled by the file's rows per hour (ETTh: 1, ETTm: 4)."""
+    step = tf.frame[tf.time_col].diff().drop_nulls().median()
+    minutes = step.total_seconds() / 60 if step is not None else 60  # type: ignore[union-attr]
+    per_month = int(round(30 * 24 * 60 / minutes))
+    borders = (12 * per_month, 16 * per_month, 20 * per_month)
+    if tf.frame.height < borders[2]:
+        raise InputError(f"{tf.source}: {tf.frame.height} rows, fewer than the {borders[2]} the ETT 12/4/4-month split needs")
+    return borders
+
+
+def load_ett(
+    path: str | Path,
+    lookback: int = 96,
+    horizon: int = 24,
+    mode: Literal["S", "M", "MS"] = "S",
+    target: str = "OT",
+    with_time: bool = False,
+    stride: int = 1,
+) -> dict[str, Windows]:
+    """ETTh1/h2/m1/m2 windows for the conventional split: ``{"train", "val", "test"}``.
+
+    ``mode``: ``S`` target → target, ``M`` all channels → all channels, ``MS`` all channels →
+    target. Val and test windows start ``lookback`` rows before their border so the first
+    forecast of each split is at the border itself. Scaling is left to the model (fitted on
+    the train windows only).
+    """
+    tf = read_frame(path, time_col="date", duplicates="error")
+    cols = tf.numeric_columns
+    if target not in cols:
+        raise InputError(f"{tf.source}: target column {target!r} not found; ETT columns are {cols}")
+    if mode not in ("S", "M", "MS"):
+        raise InputError(f"ETT mode must be 'S', 'M' or 'MS', got {mode!r}")
+    targets = [target] if mode in ("S", "MS") else [target, *[c for c in cols if c != target]]
+    features = [] if mode == "S" else cols
+    b1, b2, b3 = ett_borders(tf)
+    spans = {"train": (0, b1), "val": (b1 - lookback, b2), "test": (b2 - lookback, b3)}
+    return {
+        name: make_windows(tf, lookback, horizon, targets, features, stride, with_time, start=lo, stop=hi)
+        for name, (lo, hi) in spans.items()
+    }

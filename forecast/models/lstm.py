@@ -1,0 +1,40 @@
+"""LSTM encoder with a direct multi-horizon head."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from forecast.base import register
+from forecast.training import TorchForecaster
+
+
+class LSTMModule(nn.Module):
+    """Stacked LSTM over the window; the last hidden state feeds one Linear to all H×T outputs."""
+
+    def __init__(self, n_features: int, horizon: int, n_targets: int, hidden: int, layers: int, dropout: float):
+        super().__init__()
+        self.horizon, self.n_targets = horizon, n_targets
+        self.lstm = nn.LSTM(n_features, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.head = nn.Linear(hidden, horizon * n_targets)
+
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        _, (h, _) = self.lstm(x)
+        return h[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Residual on the last observed target values: the head learns the change, not the level.
+        last = x[:, -1:, : self.n_targets]
+        return last + self.head(self.embed(x)).view(x.shape[0], self.horizon, self.n_targets)
+
+
+@register
+class LSTMForecaster(TorchForecaster):
+    """LSTM encoder + multi-horizon linear head; ``embed`` is the top layer's last hidden state."""
+
+    kind = "lstm"
+    defaults = {"hidden": 64, "layers": 1, "dropout": 0.0}
+
+    def build_module(self) -> LSTMModule:
+        hp = self.hparams
+        return LSTMModule(self.n_features, self.horizon, self.n_targets, int(hp["hidden"]), int(hp["layers"]), float(hp["dropout"]))

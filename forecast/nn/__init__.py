@@ -1,0 +1,1 @@
+"""Reusable torch building blocks (attention, calendar marks) shared by the transformer models."""

@@ -1,0 +1,86 @@
+"""``adaptcast train`` / ``adaptcast predict`` on ETTh1 and on a generated scenario CSV."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from forecast.cli import predict_command, train_command
+
+ETTH1 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ett" / "ETTh1.csv"
+FAST = ["--param", "epochs=2", "--param", "accelerator=\"cpu\""]
+
+
+def invoke(cmd, args):
+    return CliRunner().invoke(cmd, [str(a) for a in args])
+
+
+@pytest.mark.skipif(not ETTH1.is_file(), reason=f"ETTh1 not found at {ETTH1} (shared data folder absent)")
+def test_train_and_predict_on_etth1(tmp_path):
+    out = tmp_path / "ot"
+    res = invoke(train_command, ["--model", "arnet", "--data", ETTH1, "--target", "OT", "--features", "HUFL,HULL",
+                                 "--lookback", 48, "--horizon", 12, "--out", out, "--stride", 4, *FAST])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["fit"]["epochs"] == 2 and summary["val"]["mse"] > 0 and (out / "manifest.json").is_file()
+    res = invoke(predict_command, ["--model-dir", out, "--data", ETTH1])
+    assert res.exit_code == 0, res.output
+    lines = res.output.strip().splitlines()
+    assert lines[0] == "issued_at,ts,step,target,yhat" and len(lines) == 1 + 12
+    assert lines[1].startswith("2018-06-26T19:00:00") and ",2018-06-26T20:00:00" in lines[1]
+
+
+def test_train_and_predict_on_scenario_csv(tmp_path):
+    from streams.scenarios import make_scenario
+
+    wide = make_scenario("level_shift", series=2, steps=400, seed=0).wide()
+    data = tmp_path / "scenario.csv"
+    wide.write_csv(data)
+    target, feature = wide.columns[1], wide.columns[2]
+    out = tmp_path / "m"
+    res = invoke(train_command, ["--model", "lstm", "--data", data, "--target", target, "--features", feature, "--time-features",
+                                 "--lookback", 24, "--horizon", 6, "--out", out, *FAST, "--param", "hidden=8"])
+    assert res.exit_code == 0, res.output
+    res = invoke(predict_command, ["--model-dir", out, "--data", data, "--all", "--out", tmp_path / "f.parquet"])
+    assert res.exit_code == 0, res.output
+    f = pl.read_parquet(tmp_path / "f.parquet")
+    assert f.height == (400 - 24 + 1) * 6 and f["target"].unique().to_list() == [target]
+    assert f.filter(pl.col("step") == 1)["ts"].to_list()[0] == f["issued_at"][0] + (wide["date"][1] - wide["date"][0])
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--data", "{missing}", "--target", "y"], "file not found"),
+        (["--data", "{csv}", "--target", "nope"], "'nope' not found"),
+        (["--data", "{csv}", "--target", "y", "--param", "bogus=1"], "unknown hyper-parameter"),
+        (["--data", "{csv}", "--target", "y", "--param", "epochs"], "KEY=VALUE"),
+        (["--data", "{csv}", "--target", "y", "--lookback", "500"], "too few"),
+    ],
+    ids=["missing-file", "missing-column", "bad-param", "param-syntax", "too-short"],
+)
+def test_train_bad_input_exit_2_without_traceback(tmp_path, args, message):
+    csv = tmp_path / "d.csv"
+    pl.DataFrame({"ts": [f"2024-01-01 {h:02d}:00" for h in range(24)], "y": [float(h) for h in range(24)]}).write_csv(csv)
+    args = [a.format(missing=tmp_path / "none.csv", csv=csv) for a in args]
+    base = ["--model", "arnet", "--lookback", "4", "--horizon", "2", "--out", str(tmp_path / "o")]
+    res = invoke(train_command, base + args)  # a later --lookback overrides the base one
+    assert res.exit_code == 2, res.output
+    assert message in res.output and "Traceback" not in res.output
+
+
+def test_predict_bad_model_dir_exit_2(tmp_path):
+    csv = tmp_path / "d.csv"
+    csv.write_text("ts,y\n2024-01-01 00:00,1\n")
+    res = invoke(predict_command, ["--model-dir", tmp_path / "nomodel", "--data", csv])
+    assert res.exit_code == 2 and "no manifest" in res.output
+
+
+def test_help_has_examples():
+    for cmd in (train_command, predict_command):
+        res = invoke(cmd, ["--help"])
+        assert res.exit_code == 0 and "Examples:" in res.output

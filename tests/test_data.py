@@ -1,0 +1,128 @@
+"""Data utilities: validated frames, windows, time features and the ETT split."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from forecast import InputError
+from forecast.data import load_ett, make_windows, read_frame, time_features, validate_frame
+
+ETTH1 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ett" / "ETTh1.csv"
+
+
+def write(tmp_path: Path, text: str, name: str = "d.csv") -> Path:
+    p = tmp_path / name
+    p.write_text(text)
+    return p
+
+
+def hourly(n: int) -> pl.DataFrame:
+    ts = pl.datetime_range(pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 1) + pl.duration(hours=n - 1), "1h", eager=True)
+    return pl.DataFrame({"ts": ts, "y": np.arange(n, dtype=float), "x": np.arange(n, dtype=float) * 10})
+
+
+def test_read_sorts_dedups_and_reports_gaps(tmp_path):
+    p = write(tmp_path, "time,y\n2024-01-01 02:00,2\n2024-01-01 00:00,0\n2024-01-01 01:00,1\n2024-01-01 01:00,9\n2024-01-01 05:00,5\n")
+    tf = read_frame(p)
+    assert tf.time_col == "time" and tf.frame["y"].to_list() == [0, 9, 2, 5]
+    r = tf.report
+    assert (r.rows, r.duplicates_dropped, r.was_sorted, r.gaps, r.largest_gap) == (4, 1, False, 1, "3:00:00")
+    assert "1 gaps" in r.summary()
+    assert read_frame(p, duplicates="first").frame["y"].to_list() == [0, 1, 2, 5]
+    with pytest.raises(InputError, match="repeated timestamps"):
+        read_frame(p, duplicates="error")
+
+
+def test_parquet_and_epoch_times(tmp_path):
+    df = pl.DataFrame({"timestamp": [1_700_000_000_000, 1_700_003_600_000], "y": [1.0, 2.0]})
+    df.write_parquet(tmp_path / "d.parquet")
+    tf = read_frame(tmp_path / "d.parquet")
+    assert tf.frame["timestamp"][0] == datetime(2023, 11, 14, 22, 13, 20) and tf.report.step == "1:00:00"
+
+
+@pytest.mark.parametrize(
+    "text, kwargs, message",
+    [
+        (None, {}, "file not found"),
+        ("", {}, "empty"),
+        ("a,y\n1,2\n", {}, "no time column"),
+        ("ts,y\n2024-01-01,1\n", {"time_col": "when"}, "'when' not found"),
+        ("ts,y\nyesterday,1\n2024-01-01,2\n", {}, "unparsable timestamps.*'yesterday'"),
+    ],
+    ids=["missing", "empty", "no-time", "bad-time-col", "unparsable"],
+)
+def test_read_errors_name_file_and_problem(tmp_path, text, kwargs, message):
+    p = tmp_path / "bad.csv"
+    if text is not None:
+        p.write_text(text)
+    with pytest.raises(InputError, match=message) as info:
+        read_frame(p, **kwargs)
+    assert "bad.csv" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("ts,y\n2024-01-01 00:00,1\n2024-01-01 01:00,\n2024-01-01 02:00,3\n", "'y' has 1 missing/NaN"),
+        ("ts,y\n2024-01-01 00:00,a\n2024-01-01 01:00,b\n2024-01-01 02:00,c\n", "'y' is String, not numeric"),
+        ("ts,z\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n2024-01-01 02:00,3\n", "'y' not found"),
+    ],
+    ids=["nan-target", "non-numeric", "missing-column"],
+)
+def test_window_errors_name_column(tmp_path, text, message):
+    tf = read_frame(write(tmp_path, text))
+    with pytest.raises(InputError, match=message):
+        make_windows(tf, 1, 1, ["y"])
+
+
+def test_make_windows_layout_and_stride():
+    tf = validate_frame(hourly(10))
+    w = make_windows(tf, lookback=3, horizon=2, targets=["y"], features=["x", "y"], stride=2)
+    assert w.X.shape == (3, 3, 2) and w.Y.shape == (3, 2, 1) and w.X.dtype == np.float32
+    np.testing.assert_array_equal(w.X[1, :, 0], [2, 3, 4])  # targets first
+    np.testing.assert_array_equal(w.X[1, :, 1], [20, 30, 40])  # then features, target not repeated
+    np.testing.assert_array_equal(w.Y[1, :, 0], [5, 6])
+    assert w.timestamps[1] == np.datetime64("2024-01-01T04:00")  # last input row
+    with pytest.raises(InputError, match="too few"):
+        make_windows(tf, 8, 3, ["y"])
+
+
+def test_time_features_range_and_values():
+    ts = pl.Series([datetime(2024, 1, 1, 0), datetime(2024, 12, 31, 23)])
+    f = time_features(ts)
+    assert f.shape == (2, 4) and f.min() >= -0.5 and f.max() <= 0.5
+    np.testing.assert_allclose(f[0], [-0.5, -0.5, -0.5, -0.5])  # midnight, Monday, 1st, day 1
+    np.testing.assert_allclose(f[1, :3], [0.5, -0.5 + 1 / 6, 0.5])  # 23h, Tuesday, 31st
+    tf = validate_frame(hourly(6))
+    assert make_windows(tf, 2, 1, ["y"], with_time=True).X.shape[-1] == 5
+
+
+@pytest.mark.skipif(not ETTH1.is_file(), reason=f"ETTh1 not found at {ETTH1} (shared data folder absent)")
+def test_ett_split_matches_informer_borders():
+    s = load_ett(ETTH1, lookback=96, horizon=24, mode="MS")
+    assert [s[k].X.shape[0] for k in ("train", "val", "test")] == [8640 - 96 - 24 + 1, 2880 - 24 + 1, 2880 - 24 + 1]
+    assert s["train"].X.shape[1:] == (96, 7) and s["train"].Y.shape[1:] == (24, 1)
+    # The first val window ends exactly at the train border: its forecast starts at row 8640.
+    assert s["val"].timestamps[0] == np.datetime64("2017-06-25T23:00")
+    assert s["test"].timestamps[-1] == np.datetime64("2018-02-19T23:00")
+    m = load_ett(ETTH1, lookback=48, horizon=12, mode="M")
+    assert m["train"].Y.shape[-1] == 7
+
+
+def test_ett_loader_reads_any_ett_shaped_file(tmp_path):
+    # A 15-minute ETTm-like file: borders scale by 4 rows per hour.
+    n = 20 * 30 * 24 * 4
+    ts = pl.datetime_range(pl.datetime(2016, 7, 1), pl.datetime(2016, 7, 1) + pl.duration(minutes=15 * (n - 1)), "15m", eager=True)
+    rng = np.random.default_rng(0)
+    df = pl.DataFrame({"date": ts.dt.strftime("%Y-%m-%d %H:%M:%S"), **{c: rng.standard_normal(n) for c in ("HUFL", "OT")}})
+    df.write_csv(tmp_path / "ETTm_like.csv")
+    s = load_ett(tmp_path / "ETTm_like.csv", lookback=8, horizon=4)
+    assert s["train"].X.shape[0] == 12 * 30 * 24 * 4 - 8 - 4 + 1
+    with pytest.raises(InputError, match="fewer than"):
+        df.head(1000).write_csv(tmp_path / "short.csv")
+        load_ett(tmp_path / "short.csv")

@@ -1,0 +1,168 @@
+"""One conformance suite for every registered forecaster (including kinds registered later)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from forecast import FORECASTERS, BaseForecaster, FitReport, create_forecaster, load_forecaster
+from forecast.training import TorchForecaster
+
+LOOKBACK, HORIZON, N_FEATURES, N_TARGETS, PERIOD = 24, 6, 2, 1, 12
+
+# Tiny per-kind hyper-parameters so the whole suite runs in seconds on 2 CPU cores.
+TINY: dict[str, dict[str, Any]] = {
+    "naive": {"season": PERIOD},
+    "arnet": {"epochs": 30},
+    "lstm": {"epochs": 15, "hidden": 16, "lr": 3e-3},
+    "lnn": {"epochs": 12, "units": 16, "lr": 3e-3},
+    "xgboost": {"n_estimators": 60, "max_depth": 4, "num_threads": 1},
+    "informer": {"epochs": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "e_layers": 1, "d_layers": 1, "lr": 1e-3, "lr_decay": 1.0},
+    "mimo_vp": {"epochs": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "lr": 1e-3},
+}
+
+
+def tiny_config(kind: str) -> dict[str, Any]:
+    """Shape + tiny hparams; torch models forced onto one CPU thread for fast, stable tests."""
+    cls = FORECASTERS[kind]
+    hp = dict(TINY.get(kind, {}))
+    if issubclass(cls, TorchForecaster):
+        known = cls.all_defaults()
+        hp = {k: v for k, v in hp.items() if k in known}
+        hp.update(accelerator="cpu", num_threads=1)
+    return dict(lookback=LOOKBACK, horizon=HORIZON, n_features=N_FEATURES, n_targets=N_TARGETS, seed=0, **hp)
+
+
+def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Windows of a learnable series: a period-12 wave with a slowly drifting amplitude, plus a leading feature."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n + LOOKBACK + HORIZON)
+    amp = 1.0 + 0.5 * np.sin(2 * np.pi * t / 500)
+    y = 10 + amp * np.sin(2 * np.pi * t / PERIOD) + 0.3 * np.sin(2 * np.pi * t / 5) + 0.1 * rng.standard_normal(t.size)
+    x2 = np.cos(2 * np.pi * t / PERIOD) + 0.1 * rng.standard_normal(t.size)
+    series = np.stack([y, x2], 1).astype(np.float32)
+    X = np.stack([series[i : i + LOOKBACK] for i in range(n)])
+    Y = np.stack([series[i + LOOKBACK : i + LOOKBACK + HORIZON, :N_TARGETS] for i in range(n)])
+    return X, Y
+
+
+@pytest.fixture(scope="module")
+def data() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    X, Y = synthetic(900, seed=1)
+    return {"train": (X[:600], Y[:600]), "val": (X[600:750], Y[600:750]), "test": (X[750:], Y[750:])}
+
+
+@pytest.fixture(scope="module", params=sorted(FORECASTERS))
+def fitted(request, data, tmp_path_factory) -> tuple[BaseForecaster, FitReport, Path]:
+    """Each kind fitted once, from inside an empty working directory (to catch stray files)."""
+    cwd = tmp_path_factory.mktemp(f"cwd-{request.param}")
+    old = os.getcwd()
+    os.chdir(cwd)
+    try:
+        model = create_forecaster(request.param, **tiny_config(request.param))
+        report = model.fit(*data["train"], val=data["val"])
+    finally:
+        os.chdir(old)
+    return model, report, cwd
+
+
+def test_fit_report(fitted):
+    model, report, _ = fitted
+    assert isinstance(report, FitReport)
+    assert report.wall_seconds >= 0 and report.cpu_seconds >= 0 and report.device
+    if model.kind != "naive":
+        assert report.epochs >= 1 and report.samples_seen >= 600
+        assert np.isfinite(report.train_loss) and report.val_loss is not None and np.isfinite(report.val_loss)
+
+
+def test_no_files_written_to_cwd(fitted):
+    _, _, cwd = fitted
+    assert list(cwd.iterdir()) == []
+
+
+def test_predict_shape_and_finite(fitted, data):
+    model, _, _ = fitted
+    for batch in (1, 7):
+        yhat = model.predict(data["test"][0][:batch])
+        assert yhat.shape == (batch, HORIZON, N_TARGETS) and yhat.dtype == np.float32
+        assert np.isfinite(yhat).all()
+
+
+def test_embed_shape(fitted, data):
+    model, _, _ = fitted
+    z = model.embed(data["test"][0][:5])
+    assert z.ndim == 2 and z.shape[0] == 5 and z.shape[1] >= 1 and np.isfinite(z).all()
+    assert model.embed(data["test"][0][:3]).shape[1] == z.shape[1]
+
+
+def test_save_load_round_trip(fitted, data, tmp_path):
+    model, _, _ = fitted
+    model.save(tmp_path / "m")
+    again = load_forecaster(tmp_path / "m")
+    assert again.kind == model.kind and again.config == model.config
+    X = data["test"][0]
+    np.testing.assert_array_equal(again.predict(X), model.predict(X))
+    np.testing.assert_array_equal(again.embed(X[:4]), model.embed(X[:4]))
+
+
+def test_clone_is_untrained_copy(fitted):
+    model, _, _ = fitted
+    twin = model.clone()
+    assert twin.config == model.config and not twin.is_fitted
+
+
+@pytest.mark.parametrize(
+    "shape", [(3, LOOKBACK - 1, N_FEATURES), (3, LOOKBACK, N_FEATURES + 1), (LOOKBACK, N_FEATURES)], ids=["short", "wide", "2d"]
+)
+def test_wrong_shape_names_expected_shape(fitted, shape):
+    model, _, _ = fitted
+    with pytest.raises(ValueError, match=rf"lookback={LOOKBACK}, n_features={N_FEATURES}"):
+        model.predict(np.zeros(shape, dtype=np.float32))
+
+
+def test_nan_input_rejected(fitted, data):
+    model, _, _ = fitted
+    X = data["test"][0][:2].copy()
+    X[1, 3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict(X)
+    with pytest.raises(ValueError, match="NaN"):
+        model.embed(X)
+
+
+def test_beats_seasonal_naive(fitted, data):
+    model, _, _ = fitted
+    if model.kind == "naive":
+        pytest.skip("naive is the baseline itself")
+    X, Y = data["test"]
+    baseline = create_forecaster("naive", **tiny_config("naive"))
+    baseline.fit(*data["train"])
+    mse = float(((model.predict(X) - Y) ** 2).mean())
+    ref = float(((baseline.predict(X) - Y) ** 2).mean())
+    assert mse < ref, f"{model.kind}: MSE {mse:.4f} does not beat seasonal-naive {ref:.4f}"
+
+
+def test_unknown_kind_lists_choices():
+    with pytest.raises(ValueError, match="arnet"):
+        create_forecaster("no-such-model", lookback=4, horizon=1)
+
+
+@pytest.mark.parametrize("kind", sorted(k for k, c in FORECASTERS.items() if issubclass(c, TorchForecaster) or k == "xgboost"))
+def test_unknown_hyperparameter_rejected(kind):
+    with pytest.raises(ValueError, match="unknown hyper-parameter"):
+        create_forecaster(kind, lookback=4, horizon=1, no_such_knob=1)
+
+
+@pytest.mark.parametrize("kind", sorted(k for k in FORECASTERS if k != "naive"))
+def test_same_seed_same_model(kind, data):
+    X, Y = data["train"][0][:200], data["train"][1][:200]
+    preds = []
+    for _ in range(2):
+        model = create_forecaster(kind, **tiny_config(kind))
+        model.fit(X, Y)
+        preds.append(model.predict(data["test"][0][:8]))
+    np.testing.assert_array_equal(preds[0], preds[1])

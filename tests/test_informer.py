@@ -1,0 +1,199 @@
+"""Unit tests of Informer's parts: ProbSparse attention, distilling, one-shot generative decoder, causality, marks."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from forecast import create_forecaster, load_forecaster
+from forecast.models.informer import DistilLayer, InformerNet
+from forecast.nn.attention import FullAttention, ProbSparseAttention
+from forecast.nn.calendar import calendar_marks, step_marks
+
+torch.set_num_threads(1)
+
+
+def _qkv(B=2, H=3, L=20, S=None, E=8, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    S = L if S is None else S
+    return (torch.randn(B, H, L, E, generator=g), torch.randn(B, H, S, E, generator=g), torch.randn(B, H, S, E, generator=g))
+
+
+def _reference(q, k, v, causal):
+    scores = q @ k.transpose(-2, -1) / q.shape[-1] ** 0.5
+    if causal:
+        mask = torch.ones(q.shape[2], k.shape[2], dtype=torch.bool).triu(1)
+        scores = scores.masked_fill(mask, float("-inf"))
+    return torch.softmax(scores, -1) @ v
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_probsparse_with_all_queries_and_all_keys_is_full_attention(causal):
+    q, k, v = _qkv(L=20)
+    prob = ProbSparseAttention(factor=100, causal=causal).eval()
+    u, n_sample = prob.sizes(20, 20)
+    assert (u, n_sample) == (20, 20)  # u = L and every key sampled
+    out = prob(q, k, v)
+    torch.testing.assert_close(out, _reference(q, k, v, causal), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(out, FullAttention(causal=causal).eval()(q, k, v), rtol=1e-5, atol=1e-5)
+
+
+def test_probsparse_cross_attention_all_keys_matches_full():
+    q, k, v = _qkv(L=12, S=30)
+    out = ProbSparseAttention(factor=100).eval()(q, k, v)
+    torch.testing.assert_close(out, _reference(q, k, v, False), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_probsparse_lazy_queries_get_mean_or_cumsum_of_values(causal):
+    q, k, v = _qkv(L=96, E=16)
+    prob = ProbSparseAttention(factor=2, causal=causal).eval()
+    u, n_sample = prob.sizes(96, 96)
+    assert (u, n_sample) == (10, 10)
+    out = prob(q, k, v)
+    full = _reference(q, k, v, causal)
+    lazy_value = v.cumsum(2) if causal else v.mean(2, keepdim=True).expand_as(v)
+    is_active = torch.isclose(out, full, atol=1e-5).all(-1)
+    is_lazy = torch.isclose(out, lazy_value, atol=1e-5).all(-1)
+    assert bool((is_active | is_lazy).all())  # every row is either full attention or the lazy value
+    assert (is_active & ~is_lazy).sum(-1).max() <= u
+    assert int((~is_lazy).sum(-1).min()) >= 1
+
+
+def test_probsparse_fast_and_gather_routes_agree():
+    """Scores taken from one Q·Kᵀ product or from gathered sampled keys: the same maths."""
+    torch.manual_seed(0)
+    q, k, v = _qkv(L=300, E=2)  # L_K > n_sample·E → the gather route
+    prob = ProbSparseAttention(factor=5).eval()
+    slow = prob(q, k, v)
+    q2, k2 = torch.cat([q, torch.zeros_like(q).repeat(1, 1, 1, 200)], -1), torch.cat([k, torch.zeros_like(k).repeat(1, 1, 1, 200)], -1)
+    fast = prob(q2, k2, v)  # same dot products, E large → the Q·Kᵀ route; scale differs, so compare selections
+    lazy = v.mean(2, keepdim=True).expand_as(v)
+    assert torch.equal(torch.isclose(slow, lazy, atol=1e-6).all(-1), torch.isclose(fast, lazy, atol=1e-6).all(-1))
+
+
+def test_probsparse_is_deterministic_in_eval_mode():
+    q, k, v = _qkv(L=96, E=16)
+    prob = ProbSparseAttention(factor=2).eval()
+    torch.testing.assert_close(prob(q, k, v), prob(q, k, v), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("L", [96, 95, 48, 7])
+def test_distilling_halves_the_length(L):
+    layer = DistilLayer(16)
+    out = layer(torch.randn(3, L, 16))
+    assert out.shape == (3, (L + 1) // 2, 16)
+
+
+def _net(**kw):
+    args = dict(label_len=8, d_model=16, n_heads=2, d_ff=32, e_layers=3, d_layers=2, factor=2, dropout=0.0)
+    args.update(kw)
+    return InformerNet(32, 6, 3, 2, **args).eval()
+
+
+def test_encoder_length_halves_per_distilling_layer_and_not_without():
+    x = torch.randn(2, 32, 3)
+    assert _net().encode(x).shape == (2, 8, 16)  # 32 → 16 → 8
+    assert _net(distil=False).encode(x).shape == (2, 32, 16)
+
+
+def test_decoder_emits_whole_horizon_in_one_pass():
+    net = _net()
+    calls = []
+    net.decoder.register_forward_hook(lambda m, inp, out: calls.append((inp[0].shape, out.shape)))
+    for layer in net.decoder.layers:
+        layer.register_forward_hook(lambda m, inp, out: calls.append("layer"))
+    y = net(torch.randn(4, 32, 3))
+    assert y.shape == (4, 6, 2)
+    assert calls.count("layer") == 2  # each decoder layer ran exactly once
+    (dec_in, dec_out), = [c for c in calls if c != "layer"]
+    assert dec_in == (4, 8 + 6, 16) and dec_out == (4, 8 + 6, 2)  # start token + all horizon placeholders
+
+
+@pytest.mark.parametrize("attention", ["full", "prob"])
+def test_decoder_self_attention_is_causal(attention):
+    """Changing decoder input after position t leaves the outputs at positions <= t unchanged."""
+    torch.manual_seed(0)
+    net = _net(attention=attention, factor=100 if attention == "prob" else 2)  # prob: u = L, all keys
+    memory = torch.randn(2, 8, 16)
+    dec = torch.randn(2, 14, 16)
+    t = 9
+    changed = dec.clone()
+    changed[:, t + 1 :] = torch.randn(2, 14 - t - 1, 16) * 5
+    with torch.no_grad():
+        a, b = net.decoder(dec, memory), net.decoder(changed, memory)
+    torch.testing.assert_close(a[:, : t + 1], b[:, : t + 1], rtol=1e-5, atol=1e-5)
+    assert not torch.allclose(a[:, t + 1 :], b[:, t + 1 :])  # the test can see a change
+
+
+def test_sparse_causal_attention_reads_no_future_values():
+    """With u < L a later position can only switch an earlier query between its two causal outputs."""
+    torch.manual_seed(0)
+    q, k, v = _qkv(L=64, E=16)
+    prob = ProbSparseAttention(factor=2, causal=True).eval()
+    t = 40
+    q2, k2, v2 = (z.clone() for z in (q, k, v))
+    for z in (q2, k2, v2):
+        z[:, :, t + 1 :] = torch.randn_like(z[:, :, t + 1 :]) * 5
+    out = prob(q2, k2, v2)[:, :, : t + 1]
+    full = _reference(q, k, v, True)[:, :, : t + 1]
+    lazy = v.cumsum(2)[:, :, : t + 1]
+    ok = torch.isclose(out, full, atol=1e-5).all(-1) | torch.isclose(out, lazy, atol=1e-5).all(-1)
+    assert bool(ok.all())
+
+
+def test_step_marks_continue_the_calendar():
+    ts = np.datetime64("2017-06-29T20:00") + np.arange(900) * np.timedelta64(1, "h")
+    marks = calendar_marks(ts, "h")
+    fut = step_marks(torch.from_numpy(marks[95:96]), 720, "h")[0].numpy()
+    np.testing.assert_allclose(fut, marks[96:816], atol=1e-6)
+    ts = np.datetime64("2018-12-31T23:45") + np.arange(200) * np.timedelta64(15, "m")
+    marks = calendar_marks(ts, "15min")
+    np.testing.assert_allclose(step_marks(torch.from_numpy(marks[:1]), 150, "15min")[0].numpy(), marks[1:151], atol=1e-6)
+
+
+def _series(n=400, seed=0):
+    rng = np.random.default_rng(seed)
+    ts = np.datetime64("2017-01-01T00:00") + np.arange(n) * np.timedelta64(1, "h")
+    hour = (np.arange(n) % 24) / 24
+    y = np.sin(2 * np.pi * hour)[:, None] + 0.1 * rng.standard_normal((n, 2))
+    return np.concatenate([y, calendar_marks(ts, "h")], axis=1).astype(np.float32)
+
+
+TINY = dict(d_model=16, n_heads=2, d_ff=32, e_layers=2, d_layers=1, factor=3, epochs=2, batch_size=32, accelerator="cpu")
+
+
+def test_forecaster_with_time_features_fits_predicts_and_round_trips(tmp_path):
+    from forecast.windows import sliding_windows
+
+    X, Y = sliding_windows(_series(), 24, 6, n_targets=2)
+    model = create_forecaster("informer", lookback=24, horizon=6, n_features=6, n_targets=2, time_features=4, freq="h", **TINY)
+    report = model.fit(X[:300], Y[:300], val=(X[300:], Y[300:]))
+    assert report.epochs >= 1
+    assert model.module.mark_scale.abs().min() > 0 and not torch.allclose(model.module.mark_scale, torch.ones(4))
+    pred = model.predict(X[300:])
+    assert pred.shape == (X.shape[0] - 300, 6, 2)
+    back = load_forecaster(model.save(tmp_path / "inf"))
+    np.testing.assert_array_equal(back.predict(X[300:]), pred)
+    assert model.embed(X[:5]).shape == (5, 16)
+
+
+def test_forecaster_rejects_bad_time_feature_settings():
+    with pytest.raises(ValueError, match="time_features"):
+        create_forecaster("informer", lookback=24, horizon=6, n_features=5, n_targets=2, time_features=4)
+    with pytest.raises(ValueError, match="calendar marks"):
+        create_forecaster("informer", lookback=24, horizon=6, n_features=7, n_targets=2, time_features=5, freq="h")
+    with pytest.raises(ValueError, match="label_len"):
+        create_forecaster("informer", lookback=24, horizon=6, label_len=30)
+
+
+def test_lr_is_halved_each_epoch():
+    model = create_forecaster("informer", lookback=24, horizon=6, **TINY)
+    opt, sched = model.configure_optimizer([torch.nn.Parameter(torch.zeros(1))])
+    lrs = []
+    for _ in range(3):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    assert lrs == pytest.approx([1e-4, 5e-5, 2.5e-5])
