@@ -75,33 +75,51 @@ def config_show(config_path: str | None) -> None:
 @main.command()
 @CONFIG_OPTION
 @click.option("--bootstrap-servers", help="Kafka bootstrap servers host:port[,…] (env KAFKA_BOOTSTRAP_SERVERS). Unset: embedded scenario.")
+@click.option("--input-topic", help="Topic with input records.")
+@click.option("--output-topic", help="Topic for predictions.")
+@click.option("--dead-letter-topic", help="Topic for rejected records.")
+@click.option("--group", help="Consumer group id.")
+@click.option("--state-dir", help="Directory for model checkpoints and state snapshots.")
 @click.option("--scenario", help="Embedded scenario to stream when no broker is configured (see `adaptcast scenarios`).")
 @click.option("--model", "model_kind", help="Model kind to serve (e.g. naive, arnet, lstm, lnn, xgboost).")
 @click.option("--metrics-port", type=click.IntRange(0, 65535), help="Port for /metrics, /healthz, /readyz (0 = any free port).")
 @click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
 @click.option("--rate", type=click.FloatRange(min=0), default=0, show_default=True, help="Embedded feed: records per second (0 = as fast as possible).")
-def run(config_path, bootstrap_servers, scenario, model_kind, metrics_port, max_seconds, rate) -> None:
+@click.option("-v", "--verbose", is_flag=True, help="Log what the service does (assignments, retrains, swaps).")
+def run(config_path, bootstrap_servers, input_topic, output_topic, dead_letter_topic, group, state_dir, scenario, model_kind,
+        metrics_port, max_seconds, rate, verbose) -> None:
     """Run the forecasting service.
 
-    Without a broker it streams a built-in scenario through the same loop (windows → model →
-    live error → metrics) and prints a summary; with --bootstrap-servers it serves Kafka.
+    With a broker (--bootstrap-servers, the config or KAFKA_BOOTSTRAP_SERVERS) it consumes the
+    input topic as a consumer group, produces predictions and dead letters, retrains in the
+    background and stops cleanly on SIGTERM/SIGINT. Without one it streams a built-in scenario
+    through the same loop and prints a summary.
 
     \b
     Examples:
       adaptcast run
       adaptcast run --scenario link_failure --metrics-port 9108 --rate 200
+      adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic metrics \\
+          --output-topic forecasts --dead-letter-topic metrics.dlq --group fc --model arnet
     """
+    import logging
     import os
 
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("kafka").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
     _set(overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    for key, value in (("input_topic", input_topic), ("output_topic", output_topic), ("dead_letter_topic", dead_letter_topic), ("group", group)):
+        _set(overrides, f"kafka.{key}", value)
+    _set(overrides, "state.dir", state_dir)
     _set(overrides, "scenario.name", scenario)
     _set(overrides, "model.kind", model_kind)
     _set(overrides, "metrics.port", metrics_port)
     _set(overrides, "serving.max_seconds", max_seconds)
     cfg = _config(config_path, overrides)
     if cfg.kafka.bootstrap_servers:
-        raise UserError("serving from Kafka is not available in this build yet; unset --bootstrap-servers to run the embedded scenario")
+        _serve_kafka(cfg)
+        return
     from streams.embedded import run_embedded
 
     try:
@@ -109,6 +127,172 @@ def run(config_path, bootstrap_servers, scenario, model_kind, metrics_port, max_
     except (ValueError, OSError) as exc:
         raise UserError(str(exc)) from None
     click.echo(summary.line())
+
+
+def _serve_kafka(cfg) -> None:
+    from kafka.errors import KafkaError
+
+    from streams.metrics import Metrics, MetricsServer
+    from streams.service import Worker
+
+    metrics = Metrics()
+    server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port) if cfg.metrics.enabled else None
+    try:
+        worker = Worker(cfg, metrics)
+    except KafkaError as exc:
+        raise UserError(f"cannot reach Kafka at {cfg.kafka.bootstrap_servers}: {exc}") from None
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
+    worker.install_signal_handlers()
+    where = f"; metrics at {server.url}" if server is not None else ""
+    click.echo(f"adaptcast: serving {cfg.kafka.input_topic} → {cfg.kafka.output_topic} as group {cfg.kafka.group}{where}", err=True)
+    try:
+        summary = worker.run(cfg.serving.max_seconds)
+    finally:
+        if server is not None:
+            server.close()
+    click.echo(f"adaptcast run: {summary.get('records', 0)} records, {summary.get('predictions', 0)} predictions, "
+               f"model {summary['model']} v{summary['model_version']}, {summary['retrains']} retrains")
+
+
+@main.command()
+@CONFIG_OPTION
+@click.argument("path", required=False, type=click.Path(dir_okay=False))
+@click.option("--scenario", help="Replay a built-in scenario instead of a file.")
+@click.option("--topic", required=True, help="Topic to produce to.")
+@click.option("--bootstrap-servers", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS).")
+@click.option("--target", "targets", multiple=True, help="File: value column(s) to send (default: every numeric column).")
+@click.option("--series-col", help="File: column with the series id (default: one series named after the file).")
+@click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Records per second.")
+@click.option("--speedup", type=click.FloatRange(min=0, min_open=True), help="Replay the records' own spacing this many times faster.")
+@click.option("--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Scenario length.")
+@click.option("--series", "n_series", type=click.IntRange(min=1), default=4, show_default=True, help="Scenario series.")
+@click.option("--seed", type=int, default=0, show_default=True)
+def replay(config_path, path, scenario, topic, bootstrap_servers, targets, series_col, rate, speedup, steps, n_series, seed) -> None:
+    """Produce a live feed to Kafka from a file or a scenario (for demos and load tests).
+
+    \b
+    Examples:
+      adaptcast replay --scenario level_shift --topic adaptcast.input --rate 500
+      adaptcast replay ETTh1.csv --target OT --topic ett --speedup 3600
+    """
+    import os
+
+    from forecast.base import InputError
+    from streams.replay import replay as produce
+
+    if bool(path) == bool(scenario):
+        raise UserError("give exactly one of PATH or --scenario NAME")
+    if rate and speedup:
+        raise UserError("use either --rate or --speedup, not both")
+    overrides: dict[str, Any] = {}
+    _set(overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    cfg = _config(config_path, overrides)
+    if not cfg.kafka.bootstrap_servers:
+        raise UserError("no Kafka bootstrap servers: pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS")
+    try:
+        records = _replay_records(path, scenario, targets, series_col, steps, n_series, seed)
+        sent = produce(records, cfg.kafka, topic, rate=rate, speedup=speedup, progress=sys.stderr.isatty())
+    except (InputError, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"replayed {sent} records to {topic}")
+
+
+def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) -> list[dict[str, Any]]:
+    if scenario:
+        from streams.scenarios import make_scenario
+
+        return list(make_scenario(scenario, series=n_series, steps=steps, seed=seed).records())
+    from streams.backtest import file_data
+    from forecast.data import read_frame
+
+    cols = list(targets) or [c for c in read_frame(path).numeric_columns if c != series_col]
+    data = file_data(path, cols, [], series_col, None)
+    out = []
+    for row in data.frame.iter_rows(named=True):
+        out.append({"series": row["series"], "ts": row["ts"].isoformat(), "values": {c: row[c] for c in data.channels}})
+    return out
+
+
+def _params(items: tuple[str, ...]) -> dict[str, Any]:
+    """``("epochs=5", "hidden=[32, 32]")`` → ``{"epochs": 5, "hidden": [32, 32]}`` (values read as YAML)."""
+    import yaml
+
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UserError(f"--param {item!r}: write KEY=VALUE, e.g. --param epochs=5")
+        try:
+            out[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            out[key.strip()] = value
+    return out
+
+
+@main.command()
+@click.option("--data", "data_path", type=click.Path(dir_okay=False), help="CSV or Parquet file with a time column (wide, or long with --series-col).")
+@click.option("--scenario", help="A built-in scenario instead of a file (see `adaptcast scenarios`).")
+@click.option("--target", "targets", multiple=True, help="Target column(s); repeat for several. Scenarios: y.")
+@click.option("--features", default="", help="Comma-separated extra input columns.")
+@click.option("--series-col", help="Column holding the series id (long layout).")
+@click.option("--time-col", help="Time column (default: the first of date, ts, timestamp, time, datetime).")
+@click.option("--model", default="arnet", show_default=True, help="Model kind.")
+@click.option("--policy", default="drift", show_default=True, help="never | periodic:EVERY | drift[:DETECTOR] (performance, adwin, ph, kswin, feature).")
+@click.option("--window", default="vh", show_default=True, help="Training window: full | fixed:N | vh (Variance Horizon).")
+@click.option("--memory", default="on", show_default=True, type=click.Choice(["on", "off"]), help="ReLoop2 error memory.")
+@click.option("--compare", "compares", multiple=True, help="Another configuration as KEY=VALUE overrides of the main flags (keys: model, policy, window, memory); repeatable.")
+@click.option("--lookback", type=click.IntRange(min=1), default=48, show_default=True)
+@click.option("--horizon", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--param", "params", multiple=True, help="Model hyper-parameter KEY=VALUE (e.g. epochs=5); repeatable.")
+@click.option("--min-train-rows", type=click.IntRange(min=1), help="Rows per series before the first model is trained (default: 2 x (lookback + horizon)).")
+@click.option("--limit", type=click.IntRange(min=2), help="Replay only the first N time steps.")
+@click.option("--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Scenario length.")
+@click.option("--series", "n_series", type=click.IntRange(min=1), default=4, show_default=True, help="Scenario series.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the scenario, the models and the error memory.")
+@click.option("--timings", default="on", type=click.Choice(["on", "off"]), show_default=True, help="off: leave measured seconds out of summary.json (byte-identical reruns).")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory.")
+def backtest(data_path, scenario, targets, features, series_col, time_col, model, policy, window, memory, compares, lookback, horizon,
+             params, min_train_rows, limit, steps, n_series, seed, timings, out) -> None:
+    """Replay history through the live loop and compare adaptation policies.
+
+    Writes forecasts.parquet, events.parquet, summary.json, report.html and PNG plots to --out.
+
+    \b
+    Examples:
+      adaptcast backtest --scenario level_shift --out runs/ls
+      adaptcast backtest --scenario trend --policy periodic:24 --window full --memory off \\
+          --compare "policy=drift,window=vh,memory=on" --out runs/trend
+      adaptcast backtest --data ../shared/data/ett/ETTh1.csv --target OT --model arnet \\
+          --policy drift --window vh --limit 4000 --out runs/etth1
+    """
+    from forecast.base import InputError
+    from streams.backtest import BacktestOptions, RunSpec, file_data, parse_on_off, run_backtest, scenario_data
+
+    if bool(data_path) == bool(scenario):
+        raise UserError("give exactly one of --data FILE or --scenario NAME")
+    try:
+        if scenario:
+            data = scenario_data(scenario, n_series, steps, seed)
+        else:
+            if not targets:
+                raise UserError("--data needs --target COLUMN (the column to forecast)")
+            feats = [f.strip() for f in features.split(",") if f.strip()]
+            data = file_data(data_path, list(targets), feats, series_col, time_col)
+        if limit:
+            cut = data.frame["ts"].unique().sort()[: limit]
+            data.frame = data.frame.filter(data.frame["ts"].is_in(cut.implode()))
+        base = RunSpec(model, policy, window, parse_on_off(memory, "--memory"))
+        specs = [base, *(base.with_overrides(c) for c in compares)]
+        opts = BacktestOptions(lookback=lookback, horizon=horizon, seed=seed, params=_params(params), min_train_rows=min_train_rows, timings=timings == "on")
+        summary = run_backtest(data, specs, opts, out)
+    except InputError as exc:
+        raise UserError(str(exc)) from None
+    for name, s in summary["configs"].items():
+        mae = "n/a" if s["mae"] is None else f"{s['mae']:.4f}"
+        secs = "" if s["train_seconds"] is None else f", train {s['train_seconds']:.1f} s"
+        click.echo(f"{name}: MAE {mae}, {s['n_retrains']} retrains{secs}, {s['n_forecasts']} forecasts")
+    click.echo(f"wrote {out}/summary.json, forecasts.parquet, events.parquet and report.html")
 
 
 @main.command()

@@ -45,9 +45,19 @@ class ModelConfig(_Section):
     kind: str = "naive"
     lookback: int = Field(default=48, ge=1)
     horizon: int = Field(default=12, ge=1)
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, v: str) -> str:
+        from forecast import FORECASTERS
+
+        if v not in FORECASTERS:
+            raise ValueError(f"unknown model kind {v!r}; choose one of {', '.join(sorted(FORECASTERS))}")
+        return v
     target: str = "y"
     features: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: str | None = Field(default=None, description="serve this saved model directory when the state dir holds none")
 
 
 class AdaptationConfig(_Section):
@@ -56,7 +66,24 @@ class AdaptationConfig(_Section):
     policy: str = "never"
     window: str = "full"
     memory: bool = False
-    min_train_rows: int = Field(default=200, ge=1)
+    min_train_rows: int = Field(default=200, ge=1, description="rows of a series buffered before the first model is trained")
+    history: int = Field(default=2000, ge=2, description="rows kept per series: the most a retrain can use")
+
+    @field_validator("policy")
+    @classmethod
+    def _policy(cls, v: str) -> str:
+        from drift.policy import RetrainPolicy
+
+        RetrainPolicy.parse(v)
+        return v
+
+    @field_validator("window")
+    @classmethod
+    def _window(cls, v: str) -> str:
+        from drift.policy import WindowRule
+
+        WindowRule.parse(v)
+        return v
 
 
 class ScenarioConfig(_Section):
@@ -78,9 +105,21 @@ class ScenarioConfig(_Section):
 
 
 class ServingConfig(_Section):
-    max_batch: int = Field(default=256, ge=1)
-    max_wait_ms: int = Field(default=50, ge=0)
-    max_seconds: float | None = Field(default=None, gt=0)
+    """Micro-batching and record policy of the serving loop."""
+
+    max_batch: int = Field(default=256, ge=1, description="most windows per predict call")
+    max_seconds: float | None = Field(default=None, gt=0, description="stop after this long (None: run until signalled)")
+    strict_series: list[str] | None = Field(default=None, description="if set, records of other series go to dead letters")
+    max_future_s: float = Field(default=86_400, gt=0, description="records stamped further ahead than this are rejected")
+
+
+class StateConfig(_Section):
+    """Where the live service keeps model checkpoints and state snapshots (a PVC in Kubernetes)."""
+
+    dir: str = "state"
+    snapshot_interval_s: float = Field(default=10.0, gt=0)
+    replay_records: int = Field(default=100_000, ge=0, description="without a snapshot, re-read this many records per partition to warm windows")
+    shutdown_timeout_s: float = Field(default=20.0, gt=0)
 
 
 class MetricsConfig(_Section):
@@ -97,6 +136,7 @@ class Config(_Section):
     adaptation: AdaptationConfig = Field(default_factory=AdaptationConfig)
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
+    state: StateConfig = Field(default_factory=StateConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
 
 

@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
+from drift.compute import ComputeLedger
+from drift.policy import RetrainPolicy
 from forecast import create_forecaster
-from forecast.windows import sliding_windows
 from streams.config import Config
 from streams.loop import ForecastLoop
 from streams.metrics import Metrics, MetricsServer
 from streams.records import validate
+from streams.retrain import Trainer
 from streams.scenarios import make_scenario
 
 
@@ -31,27 +32,32 @@ class RunSummary:
         return (
             f"adaptcast run: scenario {self.scenario} ({s['series']} series): {s['records']} records, "
             f"{s['forecasts']} forecasts, {s['scored_points']} scored points, MAE {mae}, "
-            f"{self.rejected} rejected, model {s['model']} v{s['model_version']}, {self.elapsed_seconds:.1f} s"
+            f"{s['retrains']} retrains, {self.rejected} rejected, model {s['model']} v{s['model_version']}, "
+            f"{self.elapsed_seconds:.1f} s"
         )
+
+
+def build_loop(cfg: Config, channels: list[str], metrics: Metrics, trainer_factory: Callable[[ComputeLedger], Trainer] | None = None, **kwargs: Any) -> ForecastLoop:
+    """The loop a config describes: an untrained model template, the policy, the error memory."""
+    m, a = cfg.model, cfg.adaptation
+    ledger = ComputeLedger()
+    if trainer_factory is not None:
+        kwargs["trainer"] = trainer_factory(ledger)
+    template = create_forecaster(m.kind, lookback=m.lookback, horizon=m.horizon, n_features=len(channels), n_targets=1, **m.params)
+    policy = RetrainPolicy.parse(a.policy, window=a.window)
+    return ForecastLoop(
+        template, channels, policy=policy, memory={} if a.memory else None, min_train_rows=a.min_train_rows,
+        history=a.history, max_batch=cfg.serving.max_batch, metrics=metrics, ledger=ledger, **kwargs,
+    )
 
 
 def run_embedded(cfg: Config, rate: float | None = None, metrics: Metrics | None = None) -> RunSummary:
     """Stream ``cfg.scenario`` through the loop, one timestamp (all series) per batch."""
     t0 = time.perf_counter()
     sc = make_scenario(cfg.scenario.name, series=cfg.scenario.series, steps=cfg.scenario.steps, seed=cfg.scenario.seed)
-    channels = [sc.target]
-    m = cfg.model
-    model = create_forecaster(m.kind, lookback=m.lookback, horizon=m.horizon, n_features=len(channels), n_targets=1, **m.params)
-    wide = sc.wide().drop("date").to_numpy().astype(np.float32)  # [steps, series]
-    warmup = min(cfg.adaptation.min_train_rows, wide.shape[0] // 2)
-    # warm-up: fit on the first rows of every series, then serve the rest
-    Xs, Ys = zip(*(sliding_windows(wide[:warmup, j], m.lookback, m.horizon) for j in range(wide.shape[1])))
-    model.fit(np.concatenate(Xs), np.concatenate(Ys))
     metrics = metrics or Metrics()
+    loop = build_loop(cfg, [sc.target], metrics)
     server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port) if cfg.metrics.enabled else None
-    loop = ForecastLoop(model, channels, metrics=metrics, max_batch=cfg.serving.max_batch)
-    metrics.model_version.set(0)
-    metrics.ready = True
     rejected = 0
     deadline = None if cfg.serving.max_seconds is None else t0 + cfg.serving.max_seconds
     n_series = len(sc.series)

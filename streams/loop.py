@@ -1,7 +1,11 @@
-"""The adaptation loop shared by every front end: records in, forecasts out, errors scored as truth arrives.
+"""The adaptation loop shared by every front end.
 
-The loop is pure with respect to I/O: sources, sinks and clocks live outside it, so the offline
-backtest and the live Kafka service run this same code.
+records → per-series windows → micro-batched predict → error-memory correction → forecasts;
+truth for earlier forecasts → live error → retrain policy (drift detector, Variance Horizon) →
+candidate trained inline or in the background → validated against the serving model → swap.
+
+The loop does no I/O of its own: sources, sinks, checkpoint stores and clocks are injected, so
+the offline backtest and the live Kafka service run this same code.
 """
 
 from __future__ import annotations
@@ -14,10 +18,16 @@ from typing import Any
 
 import numpy as np
 
+from drift.compute import ComputeLedger
+from drift.memory import ErrorMemory
+from drift.policy import RetrainPolicy, StepInfo
 from forecast.base import BaseForecaster
 from streams.metrics import Metrics
 from streams.records import DUPLICATE, LATE, MISSING_VALUE, Record, RecordError, format_timestamp
+from streams.retrain import InlineTrainer, TrainJob, TrainOutcome, Trainer, training_set
 from streams.state import PendingForecast, RingBuffer, SeriesState
+
+MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
 
 
 @dataclass
@@ -64,14 +74,17 @@ class StepResult:
     forecasts: list[Forecast] = field(default_factory=list)
     rejected: list[tuple[Record, RecordError]] = field(default_factory=list)
     scored: list[ScoredError] = field(default_factory=list)
+    events: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ForecastLoop:
-    """Keeps per-series windows, predicts in micro-batches and scores forecasts against later truth.
+    """Keeps per-series windows, predicts in micro-batches, scores forecasts and adapts the model.
 
-    ``channels`` are the value names of a record the model reads (targets first, as the model
-    expects); a record lacking one is rejected. Records for a series must arrive in time order:
-    an older timestamp is rejected as ``late``, an equal one as ``duplicate`` (the first wins).
+    ``model`` is the serving model when fitted, or an unfitted template: then nothing is
+    forecast until ``min_train_rows`` rows of some series are buffered and the initial model is
+    trained. ``channels`` are the record value names the model reads (targets first). Records of
+    one series must arrive in time order: an older timestamp is rejected as ``late``, an equal
+    one as ``duplicate`` (the first wins). One *step* is one advance of the newest timestamp seen.
     """
 
     def __init__(
@@ -79,7 +92,14 @@ class ForecastLoop:
         model: BaseForecaster,
         channels: list[str],
         *,
+        policy: RetrainPolicy | None = None,
+        memory: dict[str, Any] | None = None,
+        trainer: Trainer | None = None,
+        ledger: ComputeLedger | None = None,
+        on_swap: Callable[[BaseForecaster], str | None] | None = None,
         history: int | None = None,
+        min_train_rows: int | None = None,
+        validate_margin: float = 0.05,
         max_batch: int = 256,
         metrics: Metrics | None = None,
         error_window: int = 500,
@@ -87,24 +107,45 @@ class ForecastLoop:
     ):
         if len(channels) != model.n_features:
             raise ValueError(f"model expects {model.n_features} input channels, got {len(channels)}: {channels}")
-        self.model = model
+        self.template = model
+        self.model: BaseForecaster | None = model if model.is_fitted else None
         self.channels = list(channels)
         self.targets = self.channels[: model.n_targets]
-        self.history = max(history or model.lookback, model.lookback)
+        self.lookback, self.horizon = model.lookback, model.horizon
+        self.history = max(history or 4 * (model.lookback + model.horizon), model.lookback + model.horizon)
+        self.min_train_rows = min(min_train_rows or 2 * (model.lookback + model.horizon), self.history)
+        self.policy = policy or RetrainPolicy.never()
+        self.memory_params = memory
+        self.memory: ErrorMemory | None = None
+        self.ledger = ledger or ComputeLedger()
+        self.trainer = trainer or InlineTrainer(self.ledger)
+        self.on_swap = on_swap
+        self.validate_margin = validate_margin
         self.max_batch = max_batch
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.states: dict[str, SeriesState] = {}
-        self.model_version = model.version or "0"
+        self.events: list[dict[str, Any]] = []
+        self.model_number = 0
+        self.model_version = (model.version or "0") if self.model else "none"
+        self.step = 0
+        self._newest_ts: int | None = None
+        self._completed: list[PendingForecast] = []
         self._one_step_errors: deque[float] = deque(maxlen=error_window)
         self._abs_sum = np.zeros(2)  # corrected, base
         self._n_scored = 0
         self.n_records = 0
         self.n_forecasts = 0
+        if self.model is not None:
+            self._reset_memory(None)
 
     # ---- public ---------------------------------------------------------------------------
-    def process(self, records: Iterable[Record], received_at: float | None = None) -> StepResult:
-        """Ingest records in order; every accepted record with a full window yields one forecast."""
+    def process(self, records: Iterable[Record], received_at: float | None = None, emit: bool = True) -> StepResult:
+        """Ingest records in order; every accepted record with a full window yields one forecast.
+
+        With ``emit=False`` records only warm the windows (replay after a restart): nothing is
+        forecast, scored or trained.
+        """
         received_at = self.clock() if received_at is None else received_at
         result = StepResult()
         due: dict[str, SeriesState] = {}
@@ -119,19 +160,41 @@ class ForecastLoop:
                 result.rejected.append((rec, err))
                 self.metrics.records_rejected.labels(err.reason).inc()
                 continue
-            if rec.series in due or len(due) >= self.max_batch:
+            if emit and (rec.series in due or len(due) >= self.max_batch):
                 self._flush(due, result, received_at)
-            self._score(rec, row, state, result)
+            if emit:
+                self._score(rec, row, state, result)
             if state.last_ts_ms is not None:
                 state.period_ms = rec.ts_ms - state.last_ts_ms
             state.last_ts_ms = rec.ts_ms
             state.buffer.append(row)
-            if len(state.buffer) >= self.model.lookback and state.period_ms:
+            if self._newest_ts is None or rec.ts_ms > self._newest_ts:
+                self._newest_ts = rec.ts_ms
+                self.step += 1
+            if emit and self.model is not None and len(state.buffer) >= self.lookback and state.period_ms:
                 due[rec.series] = state
-        self._flush(due, result, received_at)
+        if emit:
+            self._flush(due, result, received_at)
+            self._adapt(result)
         self.metrics.series_active.set(len(self.states))
         self.metrics.beat()
         return result
+
+    def serve(self, model: BaseForecaster) -> None:
+        """Serve an already trained model (loaded from a checkpoint) from now on."""
+        if not model.is_fitted:
+            raise ValueError("serve() needs a fitted model")
+        self.model = model
+        self.model_version = model.version or "0"
+        self.metrics.ready = True
+        self._reset_memory(None)
+
+    def collect(self) -> list[dict[str, Any]]:
+        """Install finished background trainings now (the live service calls this between polls)."""
+        events: list[dict[str, Any]] = []
+        for outcome in self.trainer.poll():
+            events.append(self._install(outcome))
+        return events
 
     def summary(self) -> dict[str, Any]:
         n = max(self._n_scored, 1)
@@ -142,11 +205,63 @@ class ForecastLoop:
             "scored_points": self._n_scored,
             "mae": float(self._abs_sum[0] / n) if self._n_scored else None,
             "mae_base": float(self._abs_sum[1] / n) if self._n_scored else None,
-            "model": self.model.kind,
+            "model": self.template.kind,
             "model_version": self.model_version,
+            "retrains": sum(1 for e in self.events if e["event"] == "retrain"),
         }
 
-    # ---- internals ----------------------------------------------------------------------------
+    # ---- state snapshots (restart and rebalance) ---------------------------------------------------
+    def export_series(self, names: Iterable[str]) -> dict[str, Any]:
+        """Windows of ``names`` as arrays and numbers (pickle-free; see drift.state.save_state)."""
+        out: dict[str, Any] = {}
+        for name in names:
+            st = self.states.get(name)
+            if st is None:
+                continue
+            out[name] = {
+                "rows": np.array(st.buffer.last(len(st.buffer))),
+                "count": st.buffer.count,
+                "last_ts_ms": st.last_ts_ms,
+                "period_ms": st.period_ms,
+            }
+        return out
+
+    def import_series(self, series: dict[str, Any]) -> None:
+        """Restore windows written by :meth:`export_series` (replacing what is held for those series)."""
+        for name, d in series.items():
+            st = self.states[name] = SeriesState(RingBuffer(self.history, len(self.channels)))
+            for row in np.asarray(d["rows"], dtype=np.float32)[-self.history :]:
+                st.buffer.append(row)
+            st.buffer.count = int(d["count"])
+            st.last_ts_ms = None if d["last_ts_ms"] is None else int(d["last_ts_ms"])
+            st.period_ms = None if d["period_ms"] is None else int(d["period_ms"])
+
+    def drop_series(self, names: Iterable[str]) -> None:
+        """Forget series this process no longer serves (their partitions moved elsewhere)."""
+        for name in names:
+            self.states.pop(name, None)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Process-wide adaptation state: policy (and its detector), error memory, counters."""
+        return {
+            "policy": self.policy.state_dict(),
+            "memory": None if self.memory is None else self.memory.state_dict(),
+            "model_version": self.model_version,
+            "model_number": self.model_number,
+            "step": self.step,
+            "newest_ts_ms": self._newest_ts,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict`; the memory is kept only if it belongs to the serving model."""
+        self.policy.load_state_dict(state["policy"])
+        self.model_number = int(state["model_number"])
+        self.step = int(state["step"])
+        self._newest_ts = None if state["newest_ts_ms"] is None else int(state["newest_ts_ms"])
+        if state.get("memory") is not None and self.memory is not None and state["model_version"] == self.model_version:
+            self.memory.load_state_dict(state["memory"])
+
+    # ---- ingestion ------------------------------------------------------------------------------
     def _row(self, rec: Record) -> np.ndarray:
         try:
             return np.array([rec.values[c] for c in self.channels], dtype=np.float32)
@@ -167,6 +282,7 @@ class ForecastLoop:
             raise RecordError(DUPLICATE, f"series {rec.series!r} already has a record at {format_timestamp(rec.ts_ms)}")
         raise RecordError(LATE, f"series {rec.series!r} is at {format_timestamp(state.last_ts_ms)}; record at {format_timestamp(rec.ts_ms)} is late")
 
+    # ---- scoring ----------------------------------------------------------------------------------
     def _score(self, rec: Record, row: np.ndarray, state: SeriesState, result: StepResult) -> None:
         """Compare the new truth with every pending forecast whose horizon covers its timestamp."""
         truth = row[: len(self.targets)]
@@ -184,7 +300,7 @@ class ForecastLoop:
                 if lead == 1:
                     self._one_step_errors.append(float(err.mean()))
                 if lead == len(p.yhat):
-                    self._complete(p)
+                    self._completed.append(p)
                     continue
             if p.issued_at_ms + len(p.yhat) * period > rec.ts_ms:
                 keep.append(p)
@@ -192,35 +308,150 @@ class ForecastLoop:
         if self._one_step_errors:
             self.metrics.live_error.set(sum(self._one_step_errors) / len(self._one_step_errors))
 
-    def _complete(self, pending: PendingForecast) -> None:
-        """Hook: every lead time of a forecast has been observed."""
-
+    # ---- forecasting --------------------------------------------------------------------------------
     def _flush(self, due: dict[str, SeriesState], result: StepResult, received_at: float) -> None:
-        if not due:
+        if not due or self.model is None:
+            due.clear()
             return
         names = list(due)
-        windows = np.stack([due[s].buffer.last(self.model.lookback) for s in names])
+        windows = np.stack([due[s].buffer.last(self.lookback) for s in names])
         t0 = time.perf_counter()
-        base = self.model.predict(windows)
-        yhat = base
+        with self.ledger.measure("predict", samples=len(names)):
+            base = self.model.predict(windows)
+            keys = self.model.embed(windows) if self.memory is not None else None
         self.metrics.predict_duration.observe(time.perf_counter() - t0)
         self.metrics.predict_batch.observe(len(names))
+        yhat = base
+        if self.memory is not None and keys is not None:
+            with self.ledger.measure("correct", samples=len(names)):
+                yhat = self.memory.correct(keys, base).astype(np.float32)
+            self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
+            for d in np.abs(yhat - base).mean(axis=(1, 2)):
+                self.metrics.memory_correction.observe(float(d))
         for i, s in enumerate(names):
             st = due[s]
             assert st.last_ts_ms is not None and st.period_ms is not None
-            fc = Forecast(
-                series=s,
-                issued_at_ms=st.last_ts_ms,
-                ts_ms=[st.last_ts_ms + k * st.period_ms for k in range(1, self.model.horizon + 1)],
-                yhat=yhat[i],
-                yhat_base=base[i],
-                model=self.model.kind,
-                model_version=self.model_version,
+            result.forecasts.append(
+                Forecast(s, st.last_ts_ms, [st.last_ts_ms + k * st.period_ms for k in range(1, self.horizon + 1)], yhat[i], base[i], self.template.kind, self.model_version)
             )
-            st.pending.append(PendingForecast(st.last_ts_ms, yhat[i], base[i], None, self.model_version, np.full_like(base[i], np.nan)))
-            result.forecasts.append(fc)
+            key = None if keys is None else keys[i]
+            st.pending.append(PendingForecast(st.last_ts_ms, yhat[i], base[i], key, self.model_version, np.full_like(base[i], np.nan)))
         self.n_forecasts += len(names)
         self.metrics.predictions.inc(len(names))
-        now = self.clock()
-        self.metrics.end_to_end.observe(max(now - received_at, 0.0))
+        self.metrics.end_to_end.observe(max(self.clock() - received_at, 0.0))
         due.clear()
+
+    # ---- adaptation -------------------------------------------------------------------------------------
+    def _adapt(self, result: StepResult) -> None:
+        """Feed the error memory and the policy; start, then install, a retrain when it says so."""
+        self._update_memory()
+        rows = max((len(s.buffer) for s in self.states.values()), default=0)
+        if self.model is None and rows < self.min_train_rows:
+            return
+        errors = self._scaled_one_step_errors(result)
+        info = StepInfo(
+            step=self.step,
+            rows_available=rows,
+            has_model=self.model is not None,
+            errors=errors,
+            history=self._vh_history() if self.policy.window.kind == "vh" else None,
+            time=None if self._newest_ts is None else self._newest_ts / 1000,
+        )
+        decision = self.policy.should_retrain(info)
+        ts = self._newest_ts or 0
+        if decision.reason.startswith("drift:"):
+            detector = decision.reason.split(":", 1)[1]
+            self.metrics.drift_detections.labels(detector).inc()
+            result.events.append(self._event("drift", ts, reason=decision.reason, detector=detector))
+        if decision.retrain and not self.trainer.busy:
+            span = max(decision.window or rows, self.lookback + self.horizon + MIN_TRAIN_WINDOWS - 1)
+            data = training_set([s.buffer.last(len(s.buffer)) for s in self.states.values()], span, self.lookback, self.horizon, len(self.targets))
+            if data is not None:
+                self.metrics.retrains.labels(decision.reason.split(":")[0]).inc()
+                self.metrics.vh_rows.set(data.rows)
+                self.trainer.submit(TrainJob(self.template, data, decision.reason, self.step, ts))
+                if self.model is None:  # nothing is served yet: wait for the first model rather than skip records
+                    self.trainer.wait()
+        result.events.extend(self.collect())
+
+    def _scaled_one_step_errors(self, result: StepResult) -> np.ndarray:
+        """|error| of the base model at lead 1, in standardised target units (comparable across series)."""
+        if self.model is None or self.model.scaler is None:
+            return np.empty(0)
+        std = self.model.scaler.std[: len(self.targets)]
+        errs = [float((s.abs_error_base / std).mean()) for s in result.scored if s.lead == 1]
+        return np.asarray(errs, dtype=np.float64)
+
+    def _vh_history(self, max_series: int = 32) -> np.ndarray:
+        """Target history ``[rows, series]`` of the longest-buffered series, for the Variance Horizon."""
+        states = sorted(self.states.values(), key=lambda s: -len(s.buffer))[:max_series]
+        rows = min(len(s.buffer) for s in states)
+        return np.stack([s.buffer.last(rows)[:, 0] for s in states], axis=1).astype(np.float64)
+
+    def _update_memory(self) -> None:
+        done, self._completed = self._completed, []
+        if self.memory is None:
+            return
+        fresh = [p for p in done if p.key is not None and p.model_version == self.model_version and np.isfinite(p.residuals).all()]
+        if fresh:
+            with self.ledger.measure("correct", samples=len(fresh)):
+                self.memory.update(np.stack([p.key for p in fresh]), np.stack([p.residuals for p in fresh]))
+
+    def _install(self, outcome: TrainOutcome) -> dict[str, Any]:
+        """Validate a finished candidate against the serving model on recent data and swap if not worse."""
+        job = outcome.job
+        report = outcome.report
+        common = {"reason": job.reason, "window": job.data.rows, "train_samples": job.data.samples}
+        if outcome.model is None or report is None:
+            self.metrics.retrain_failures.labels("train").inc()
+            self.policy.notify_retrained(self.step)
+            ev = self._event("retrain_failed", job.ts_ms, error=outcome.error, **common)
+            return ev
+        cand = outcome.model
+        self.metrics.train_duration.observe(report.wall_seconds)
+        vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
+        cand_err = self._val_error(cand, vx, vy)
+        if self.model is not None:
+            serving_err = self._val_error(self.model, vx, vy)
+            if cand_err > serving_err * (1 + self.validate_margin):
+                self.metrics.retrain_failures.labels("validation").inc()
+                self.policy.notify_retrained(self.step, val_error=serving_err)
+                return self._event(
+                    "retrain_rejected", job.ts_ms, candidate_error=cand_err, serving_error=serving_err,
+                    train_seconds=report.cpu_seconds, **common,
+                )
+        self.model_number += 1
+        version = None if self.on_swap is None else self.on_swap(cand)
+        cand.version = version or str(self.model_number)
+        cand.parent_version = None if self.model is None else self.model.version
+        self.model = cand
+        self.model_version = cand.version
+        self._reset_memory(job.data.X)
+        self.policy.notify_retrained(self.step, val_error=cand_err, reference_features=job.data.X[:, -1, :])
+        self.metrics.model_version.set(self.model_number)
+        self.metrics.model_trained.set(time.time())
+        self.metrics.ready = True
+        return self._event("retrain", job.ts_ms, model_version=cand.version, train_seconds=report.cpu_seconds, epochs=report.epochs, val_error=cand_err, **common)
+
+    def _val_error(self, model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
+        """Lead-1 MAE in standardised target units (the performance detector's reference scale)."""
+        assert model.scaler is not None
+        pred = model.predict(X)
+        std = model.scaler.std[: len(self.targets)]
+        return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
+
+    def _reset_memory(self, train_X: np.ndarray | None) -> None:
+        """A new model means new embeddings: start an empty memory keyed on them."""
+        if self.memory_params is None or self.model is None:
+            return
+        probe = train_X[:: max(1, len(train_X) // 1024)] if train_X is not None and len(train_X) else None
+        dim = self.model.embed(probe[:1] if probe is not None else np.zeros((1, self.lookback, len(self.channels)), np.float32)).shape[1]
+        self.memory = ErrorMemory(dim=dim, horizon=self.horizon, n_targets=len(self.targets), **self.memory_params)
+        if probe is not None and len(probe) >= 2:
+            z = self.model.embed(probe)
+            self.memory.set_standardizer(z.mean(axis=0), np.maximum(z.std(axis=0), 1e-6))
+
+    def _event(self, kind: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
+        ev = {"event": kind, "ts_ms": ts_ms, "step": self.step, **fields}
+        self.events.append(ev)
+        return ev

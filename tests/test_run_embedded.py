@@ -24,8 +24,10 @@ def test_embedded_counts_and_metrics():
     m = Metrics()
     s = run_embedded(cfg, metrics=m)
     assert s.loop["records"] == 900
-    lookback = cfg.model.lookback
-    assert s.loop["forecasts"] == 3 * (300 - lookback + 1)
+    # the first model is trained once min_train_rows rows are buffered; every later record is forecast
+    warmup = cfg.adaptation.min_train_rows
+    assert s.loop["forecasts"] == 3 * (300 - warmup)
+    assert s.loop["retrains"] == 1
     text = m.render().decode()
     assert "adaptcast_predictions_total %.1f" % s.loop["forecasts"] in text
     assert s.loop["mae"] > 0

@@ -1,0 +1,158 @@
+"""Kafka edges of the live service: a consumer-group source with manual commits and an idempotent sink."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaError
+from kafka.structs import OffsetAndMetadata, TopicPartition
+
+from streams.config import KafkaConfig
+
+log = logging.getLogger("adaptcast.kafka")
+
+
+def bootstrap_servers(cfg: KafkaConfig) -> str:
+    """The configured servers, else ``KAFKA_BOOTSTRAP_SERVERS``; a clear error when neither is set."""
+    servers = cfg.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if not servers:
+        raise ValueError("no Kafka bootstrap servers: set --bootstrap-servers, kafka.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS")
+    return servers
+
+
+def client_options(cfg: KafkaConfig) -> dict[str, Any]:
+    """Connection and security settings shared by consumer, producer and admin clients."""
+    opts: dict[str, Any] = {"bootstrap_servers": bootstrap_servers(cfg).split(","), "security_protocol": cfg.security_protocol}
+    for ours, theirs in (
+        ("sasl_mechanism", "sasl_mechanism"), ("sasl_username", "sasl_plain_username"), ("sasl_password", "sasl_plain_password"),
+        ("ssl_cafile", "ssl_cafile"), ("ssl_certfile", "ssl_certfile"), ("ssl_keyfile", "ssl_keyfile"),
+    ):
+        value = getattr(cfg, ours)
+        if value is not None:
+            opts[theirs] = value
+    return opts
+
+
+class _Listener(ConsumerRebalanceListener):
+    def __init__(self, on_assigned: Callable[[list[TopicPartition]], None], on_revoked: Callable[[list[TopicPartition]], None]):
+        self._assigned, self._revoked = on_assigned, on_revoked
+
+    def on_partitions_revoked(self, revoked):  # noqa: D102 - kafka-python API
+        self._revoked(sorted(revoked))
+
+    def on_partitions_assigned(self, assigned):  # noqa: D102 - kafka-python API
+        self._assigned(sorted(assigned))
+
+
+class KafkaSource:
+    """The input topic read by a consumer group; offsets are committed only when told to."""
+
+    def __init__(
+        self,
+        cfg: KafkaConfig,
+        on_assigned: Callable[[list[TopicPartition]], None] = lambda tps: None,
+        on_revoked: Callable[[list[TopicPartition]], None] = lambda tps: None,
+        client_id: str = "adaptcast",
+    ):
+        self.cfg = cfg
+        self.consumer = KafkaConsumer(
+            group_id=cfg.group,
+            client_id=client_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=cfg.poll_max_records,
+            **client_options(cfg),
+        )
+        self._await_metadata(cfg.input_topic)
+        self.consumer.subscribe([cfg.input_topic], listener=_Listener(on_assigned, on_revoked))
+
+    def _await_metadata(self, topic: str, timeout_s: float = 10.0) -> None:
+        """Know the topic's partitions before joining: a group leader without them assigns nothing."""
+        deadline = time.monotonic() + timeout_s
+        while not self.consumer.partitions_for_topic(topic):
+            if time.monotonic() > deadline:
+                log.warning("topic %s has no partition metadata yet (does it exist?); joining anyway", topic)
+                return
+            time.sleep(0.1)
+
+    def poll(self, timeout_ms: int | None = None) -> list[Any]:
+        """Records of one poll, in partition order (kafka-python ConsumerRecords)."""
+        batches = self.consumer.poll(timeout_ms=timeout_ms or self.cfg.poll_timeout_ms, max_records=self.cfg.poll_max_records)
+        return [msg for tp in sorted(batches) for msg in batches[tp]]
+
+    def commit(self, offsets: dict[TopicPartition, int]) -> None:
+        """Commit next-offsets (last processed + 1) synchronously."""
+        if offsets:
+            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+
+    def committed(self, tp: TopicPartition) -> int | None:
+        return self.consumer.committed(tp)
+
+    def seek(self, tp: TopicPartition, offset: int) -> None:
+        self.consumer.seek(tp, offset)
+
+    def beginning(self, tp: TopicPartition) -> int:
+        return self.consumer.beginning_offsets([tp])[tp]
+
+    def lag(self) -> int:
+        """Records between this consumer's positions and the ends of its partitions."""
+        tps = list(self.consumer.assignment())
+        if not tps:
+            return 0
+        ends = self.consumer.end_offsets(tps)
+        return int(sum(max(ends[tp] - self.consumer.position(tp), 0) for tp in tps))
+
+    def close(self) -> None:
+        self.consumer.close(autocommit=False)
+
+
+class KafkaSink:
+    """Idempotent producer (acks=all) for predictions and dead letters; ``flush`` raises on any failed send."""
+
+    def __init__(self, cfg: KafkaConfig, client_id: str = "adaptcast"):
+        self.cfg = cfg
+        self.producer = KafkaProducer(
+            client_id=client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=5,
+            retries=2**31 - 1,
+            max_in_flight_requests_per_connection=5,
+            key_serializer=lambda k: k.encode() if isinstance(k, str) else k,
+            value_serializer=lambda v: json.dumps(v, separators=(",", ":")).encode(),
+            **client_options(cfg),
+        )
+        self._futures: list[Any] = []
+
+    def send(self, topic: str, key: str, value: dict[str, Any]) -> None:
+        self._futures.append(self.producer.send(topic, key=key, value=value))
+
+    def dead_letter(self, raw: bytes | None, topic: str, partition: int, offset: int, code: str, message: str) -> None:
+        """The original bytes (base64), where they came from, and why they were rejected."""
+        self.send(self.cfg.dead_letter_topic, key=f"{topic}-{partition}-{offset}", value={
+            "original": base64.b64encode(raw or b"").decode(),
+            "topic": topic, "partition": partition, "offset": offset,
+            "error": {"code": code, "message": message},
+            "rejected_at_ms": int(time.time() * 1000),
+        })
+
+    def flush(self, timeout_s: float = 30.0) -> int:
+        """Wait for broker acknowledgement of everything sent; raise KafkaError if any send failed."""
+        self.producer.flush(timeout=timeout_s)
+        futures, self._futures = self._futures, []
+        for f in futures:
+            f.get(timeout=timeout_s)  # raises the send's KafkaError
+        return len(futures)
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        self.producer.close(timeout=timeout_s)
+
+
+__all__ = ["KafkaError", "KafkaSink", "KafkaSource", "TopicPartition", "bootstrap_servers", "client_options"]

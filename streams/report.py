@@ -1,0 +1,155 @@
+"""Backtest report: PNG plots and one self-contained HTML page that shows them beside the summary."""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import polars as pl  # noqa: E402
+
+
+@dataclass
+class ConfigRun:
+    """One compared configuration: its per-step forecasts, its events and its summary entry."""
+
+    name: str
+    forecasts: pl.DataFrame  # series, issued_at, step, ts, y, yhat_base, yhat, model_version
+    events: pl.DataFrame  # ts, event, reason, detector, window, train_seconds
+    summary: dict[str, Any]
+
+
+def _lead_one(run: ConfigRun, series: str) -> pl.DataFrame:
+    return run.forecasts.filter((pl.col("series") == series) & (pl.col("step") == 1)).sort("ts")
+
+
+def plot_forecast(run: ConfigRun, series: str, labelled: list[dict[str, Any]], path: Path) -> Path:
+    """Actual vs one-step forecast (base and corrected) with retrain, drift and labelled-event marks."""
+    df = _lead_one(run, series)
+    fig, ax = plt.subplots(figsize=(11, 4))
+    ax.plot(df["ts"], df["y"], color="black", lw=1.0, label="actual")
+    ax.plot(df["ts"], df["yhat_base"], color="tab:blue", lw=0.8, alpha=0.7, label="forecast (model)")
+    if (df["yhat"] != df["yhat_base"]).any():
+        ax.plot(df["ts"], df["yhat"], color="tab:orange", lw=0.8, label="forecast (corrected)")
+    ev = run.events
+    for i, ts in enumerate(ev.filter(pl.col("event") == "retrain")["ts"]):
+        ax.axvline(ts, color="tab:green", ls="--", lw=0.8, label="retrain" if i == 0 else None)
+    for i, ts in enumerate(ev.filter(pl.col("event") == "drift")["ts"]):
+        ax.axvline(ts, color="tab:red", ls=":", lw=1.0, label="drift alarm" if i == 0 else None)
+    for i, e in enumerate(labelled):
+        start, end = datetime.fromisoformat(e["start"]), datetime.fromisoformat(e["end"])
+        if end > start:
+            ax.axvspan(start, end, color="tab:red", alpha=0.12, label="labelled event" if i == 0 else None)
+        else:
+            ax.axvline(start, color="tab:red", alpha=0.3, lw=4, label="labelled event" if i == 0 else None)
+    ax.set_title(f"{run.name}: series {series}, one-step-ahead forecast")
+    ax.legend(loc="upper left", fontsize=8, ncol=3)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def plot_error(runs: list[ConfigRun], path: Path, window: int = 48) -> Path:
+    """Rolling MAE of one-step forecasts over time, one line per configuration."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for run in runs:
+        df = (
+            run.forecasts.filter(pl.col("step") == 1)
+            .with_columns((pl.col("y") - pl.col("yhat")).abs().alias("ae"))
+            .group_by("ts").agg(pl.col("ae").mean()).sort("ts")
+            .with_columns(pl.col("ae").rolling_mean(window, min_samples=1))
+        )
+        ax.plot(df["ts"], df["ae"], lw=1.0, label=run.name)
+    ax.set_title(f"Rolling MAE ({window} steps) of one-step forecasts")
+    ax.set_ylabel("MAE")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def plot_compute(runs: list[ConfigRun], path: Path) -> Path:
+    """Cumulative training seconds over time, one step line per configuration."""
+    fig, ax = plt.subplots(figsize=(11, 4))
+    for run in runs:
+        tr = run.events.filter(pl.col("event") == "retrain").sort("ts")
+        if tr.height == 0:
+            continue
+        ax.step(tr["ts"], tr["train_seconds"].cum_sum(), where="post", label=run.name)
+    ax.set_title("Cumulative training compute")
+    ax.set_ylabel("train seconds (CPU)")
+    ax.legend(fontsize=8)
+    fig.autofmt_xdate()
+    return _save(fig, path)
+
+
+def plot_comparison(runs: list[ConfigRun], path: Path) -> Path:
+    """MAE, training seconds and MAE × train seconds per configuration, side by side."""
+    names = [r.name for r in runs]
+    panels = [("mae", "MAE"), ("train_seconds", "train seconds"), ("error_x_compute", "MAE × train seconds")]
+    fig, axes = plt.subplots(1, 3, figsize=(12, max(3, 0.45 * len(runs) + 1.5)))
+    for ax, (key, title) in zip(axes, panels):
+        vals = [float(r.summary.get(key) or 0.0) for r in runs]
+        ax.barh(names, vals, color="tab:blue")
+        ax.set_title(title)
+        ax.invert_yaxis()
+        for i, v in enumerate(vals):
+            ax.text(v, i, f" {v:.3g}", va="center", fontsize=8)
+    for ax in axes[1:]:
+        ax.set_yticklabels([])
+    fig.suptitle("Policy comparison")
+    return _save(fig, path)
+
+
+def _save(fig: plt.Figure, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def write_report(out: Path, runs: list[ConfigRun], labelled: list[dict[str, Any]], title: str, meta: dict[str, Any]) -> Path:
+    """Write the PNGs and ``report.html`` into ``out``; returns the HTML path."""
+    out.mkdir(parents=True, exist_ok=True)
+    series = runs[0].forecasts["series"].unique().sort().to_list()
+    first = series[0] if series else None
+    images: list[tuple[str, str]] = []
+    if first is not None:
+        for i, run in enumerate(runs):
+            p = plot_forecast(run, first, [e for e in labelled if first in e.get("series", [first])], out / f"forecast_{i}.png")
+            images.append((f"Forecast vs actual — {run.name}", p.name))
+    images.append(("Error over time", plot_error(runs, out / "error.png").name))
+    images.append(("Compute over time", plot_compute(runs, out / "compute.png").name))
+    images.append(("Policy comparison", plot_comparison(runs, out / "comparison.png").name))
+    keys = ["mae", "mse", "smape", "mase", "n_forecasts", "n_retrains", "train_seconds", "train_samples", "predict_seconds", "error_x_compute"]
+    rows = "".join(
+        "<tr><th>" + html.escape(r.name) + "</th>" + "".join(f"<td>{_fmt(r.summary.get(k))}</td>" for k in keys) + "</tr>" for r in runs
+    )
+    figs = "".join(f'<figure><img src="{html.escape(src)}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}</figcaption></figure>' for cap, src in images)
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{text-align:left}}img{{max-width:100%}}
+figure{{margin:1.5em 0}}figcaption{{color:#555}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
+<body><h1>{html.escape(title)}</h1>
+<table><tr><th>configuration</th>{''.join(f'<th>{k}</th>' for k in keys)}</tr>{rows}</table>
+{figs}
+<h2>Run</h2><pre>{html.escape(json.dumps(meta, indent=2, default=str))}</pre>
+</body></html>
+"""
+    path = out / "report.html"
+    path.write_text(page)
+    return path
+
+
+def _fmt(v: Any) -> str:
+    if v is None:
+        return "–"
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return html.escape(str(v))

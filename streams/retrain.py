@@ -1,0 +1,181 @@
+"""Retraining: build a training set from recent history, train a candidate inline or in the background."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from drift.compute import ComputeLedger
+from forecast.base import BaseForecaster, FitReport
+from forecast.windows import sliding_windows
+
+
+@dataclass
+class TrainingSet:
+    """Windows from the last ``rows`` of each series; ``val`` is the most recent slice of every series."""
+
+    X: np.ndarray
+    Y: np.ndarray
+    val: tuple[np.ndarray, np.ndarray] | None
+    rows: int
+
+    @property
+    def samples(self) -> int:
+        return int(self.X.shape[0])
+
+
+def training_set(
+    histories: list[np.ndarray], rows: int, lookback: int, horizon: int, n_targets: int, val_fraction: float = 0.2
+) -> TrainingSet | None:
+    """Per series: windows over its last ``rows`` rows, split in time (train, gap of horizon−1, val).
+
+    Returns None when no series has enough rows for one training window.
+    """
+    xs, ys, xv, yv = [], [], [], []
+    for h in histories:
+        h = h[-rows:]
+        if len(h) < lookback + horizon:
+            continue
+        X, Y = sliding_windows(h, lookback, horizon, n_targets)
+        n = X.shape[0]
+        n_val = int(round(val_fraction * n)) if n >= 10 else 0
+        n_train = n - n_val - (horizon - 1 if n_val else 0)
+        if n_train < 1:
+            n_train, n_val = n, 0
+        xs.append(X[:n_train])
+        ys.append(Y[:n_train])
+        if n_val:
+            xv.append(X[n - n_val :])
+            yv.append(Y[n - n_val :])
+    if not xs:
+        return None
+    val = (np.concatenate(xv), np.concatenate(yv)) if xv else None
+    return TrainingSet(np.concatenate(xs), np.concatenate(ys), val, rows)
+
+
+@dataclass
+class TrainJob:
+    """One retrain request: what to clone, on what data, and why."""
+
+    template: BaseForecaster
+    data: TrainingSet
+    reason: str
+    step: int
+    ts_ms: int
+
+
+@dataclass
+class TrainOutcome:
+    job: TrainJob
+    model: BaseForecaster | None
+    report: FitReport | None
+    error: str | None = None
+
+
+def run_job(job: TrainJob, ledger: ComputeLedger) -> TrainOutcome:
+    """Train a fresh clone of the template; a failure is returned, never raised (serving goes on)."""
+    model = job.template.clone()
+    try:
+        with ledger.measure("train", samples=job.data.samples):
+            report = model.fit(job.data.X, job.data.Y, val=job.data.val)
+    except Exception as exc:  # noqa: BLE001 - any training failure keeps the old model
+        return TrainOutcome(job, None, None, f"{type(exc).__name__}: {exc}")
+    return TrainOutcome(job, model, report)
+
+
+class Trainer(Protocol):
+    """Where training runs; the loop submits jobs and collects outcomes with ``poll``."""
+
+    @property
+    def busy(self) -> bool: ...
+
+    def submit(self, job: TrainJob) -> None: ...
+
+    def poll(self) -> list[TrainOutcome]: ...
+
+    def wait(self, timeout: float | None = None) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+class InlineTrainer:
+    """Train synchronously inside ``submit`` (backtests: deterministic, reproducible)."""
+
+    def __init__(self, ledger: ComputeLedger):
+        self.ledger = ledger
+        self._done: list[TrainOutcome] = []
+
+    @property
+    def busy(self) -> bool:
+        return False
+
+    def submit(self, job: TrainJob) -> None:
+        self._done.append(run_job(job, self.ledger))
+
+    def poll(self) -> list[TrainOutcome]:
+        done, self._done = self._done, []
+        return done
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return True
+
+    def close(self) -> None:
+        pass
+
+
+class BackgroundTrainer:
+    """Train on one worker thread while serving continues; at most one job at a time."""
+
+    def __init__(self, ledger: ComputeLedger):
+        self.ledger = ledger
+        self._jobs: queue.Queue[TrainJob | None] = queue.Queue()
+        self._done: queue.Queue[TrainOutcome] = queue.Queue()
+        self._busy = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="adaptcast-trainer", daemon=True)
+        self._thread.start()
+
+    @property
+    def busy(self) -> bool:
+        return self._busy.is_set()
+
+    def submit(self, job: TrainJob) -> None:
+        if self.busy:
+            raise RuntimeError("a training job is already running")
+        self._busy.set()
+        self._jobs.put(job)
+
+    def poll(self) -> list[TrainOutcome]:
+        out = []
+        while True:
+            try:
+                out.append(self._done.get_nowait())
+            except queue.Empty:
+                return out
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the running job (if any) finishes; True when idle."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.busy:
+            if end is not None and time.monotonic() > end:
+                return False
+            time.sleep(0.01)
+        return True
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            try:
+                self._done.put(run_job(job, self.ledger))
+            finally:
+                self._busy.clear()
+
+    def close(self) -> None:
+        self._jobs.put(None)
+        self._thread.join(timeout=5)

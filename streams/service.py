@@ -1,0 +1,279 @@
+"""``adaptcast run`` on Kafka: poll → decode → loop → produce → flush → commit, with snapshots and hot swaps.
+
+Delivery is at-least-once: input offsets are committed only after the broker acknowledged the
+predictions (and dead letters) for them. Every prediction carries ``(series, issued_at)`` so a
+consumer can drop the duplicates a crash between produce and commit may cause.
+
+Restart and rebalance: after each commit the worker may snapshot, per partition, the windows of
+the series it saw there together with the committed offset. When a partition is assigned, its
+snapshot is restored and the records between the snapshot's offset and the committed offset
+are replayed silently (windows only, no forecasts); without a snapshot the worker re-reads up
+to ``state.replay_records`` records before the committed offset instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from kafka.errors import CommitFailedError
+
+from drift.state import load_state, save_state
+from forecast.checkpoint import CheckpointStore
+from streams.config import Config
+from streams.embedded import build_loop
+from streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
+from streams.loop import ForecastLoop
+from streams.metrics import Metrics
+from streams.records import UNKNOWN_SERIES, Record, RecordError, decode
+from streams.retrain import BackgroundTrainer
+
+log = logging.getLogger("adaptcast.service")
+
+
+class SnapshotStore:
+    """Per-partition window snapshots and one process-wide adaptation snapshot, as pickle-free .npz files."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _part(self, tp: TopicPartition) -> Path:
+        return self.root / f"partition-{tp.topic}-{tp.partition}.npz"
+
+    def save_partition(self, tp: TopicPartition, offset: int, series: dict[str, Any]) -> None:
+        save_state(self._part(tp), {"offset": offset, "series": series})
+
+    def load_partition(self, tp: TopicPartition) -> tuple[int, dict[str, Any]] | None:
+        path = self._part(tp)
+        if not path.exists():
+            return None
+        try:
+            state = load_state(path)
+            return int(state["offset"]), dict(state["series"])
+        except (ValueError, KeyError, OSError) as exc:
+            log.warning("snapshot %s is unreadable, replaying instead: %s", path, exc)
+            return None
+
+    def save_global(self, state: dict[str, Any]) -> None:
+        save_state(self.root / "loop.npz", {"loop": state})
+
+    def load_global(self) -> dict[str, Any] | None:
+        path = self.root / "loop.npz"
+        if not path.exists():
+            return None
+        try:
+            return load_state(path)["loop"]
+        except (ValueError, KeyError, OSError) as exc:
+            log.warning("loop snapshot %s is unreadable, starting adaptation state afresh: %s", path, exc)
+            return None
+
+
+class Worker:
+    """One consumer-group member serving forecasts for the partitions it is assigned."""
+
+    def __init__(self, cfg: Config, metrics: Metrics | None = None, client_id: str = "adaptcast"):
+        self.cfg = cfg
+        self.metrics = metrics or Metrics()
+        state_dir = Path(cfg.state.dir)
+        self.store = CheckpointStore(state_dir / "models")
+        self.snapshots = SnapshotStore(state_dir / "snapshots")
+        self.channels = [cfg.model.target, *[f for f in cfg.model.features if f != cfg.model.target]]
+        self.loop = self._make_loop()
+        self.series_tp: dict[str, TopicPartition] = {}
+        self.committed: dict[TopicPartition, int] = {}
+        self.warm_until: dict[TopicPartition, int] = {}
+        self.stop_event = threading.Event()
+        self._rebalances: queue.Queue[tuple[str, list[TopicPartition]]] = queue.Queue()
+        self.counts: dict[str, int] = defaultdict(int)
+        self.sink = KafkaSink(cfg.kafka, client_id=client_id)
+        self.source = KafkaSource(cfg.kafka, self._on_assigned, self._on_revoked, client_id=client_id)
+        self._last_snapshot = time.monotonic()
+
+    # ---- set-up -------------------------------------------------------------------------------------
+    def _make_loop(self) -> ForecastLoop:
+        loop = build_loop(self.cfg, self.channels, self.metrics, on_swap=self._checkpoint, trainer_factory=BackgroundTrainer)
+        model = None
+        if self.store.latest() is not None:
+            model = self.store.load()
+        elif self.cfg.model.checkpoint:
+            from forecast.base import load_forecaster
+
+            model = load_forecaster(self.cfg.model.checkpoint)
+        if model is not None:
+            if model.n_features != len(self.channels):
+                raise ValueError(f"checkpoint reads {model.n_features} channels but the config names {len(self.channels)}: {self.channels}")
+            loop.serve(model)
+            saved = self.snapshots.load_global()
+            if saved is not None:
+                loop.load_state_dict(saved)
+        return loop
+
+    def _checkpoint(self, model: Any) -> str:
+        parent = self.loop.model.version if getattr(self, "loop", None) is not None and self.loop.model is not None else None
+        return self.store.save(model, parent=parent)
+
+    # ---- rebalance ---------------------------------------------------------------------------------------
+    # kafka-python runs rebalance callbacks on its IO thread, where consumer calls must not block:
+    # the callbacks only queue the change, and the serving thread applies it right after poll().
+    def _on_assigned(self, tps: list[TopicPartition]) -> None:
+        self._rebalances.put(("assigned", tps))
+
+    def _on_revoked(self, tps: list[TopicPartition]) -> None:
+        self._rebalances.put(("revoked", tps))
+
+    def _apply_rebalances(self) -> set[TopicPartition]:
+        """Apply queued assignments/revocations; returns partitions whose polled records must be dropped."""
+        skip: set[TopicPartition] = set()
+        while not self._rebalances.empty():
+            kind, tps = self._rebalances.get_nowait()
+            if kind == "revoked":
+                self._revoke(tps)
+            else:
+                self._assign(tps)
+            skip.update(tps)
+        return skip
+
+    def _assign(self, tps: list[TopicPartition]) -> None:
+        """Restore each partition's snapshot and seek back so its windows are warm before serving."""
+        for tp in tps:
+            begin = self.source.beginning(tp)
+            committed = self.source.committed(tp)
+            committed = begin if committed is None else committed
+            snap = self.snapshots.load_partition(tp)
+            if snap is not None and begin <= snap[0] <= committed:
+                start, series = snap
+                self.loop.import_series(series)
+                self.series_tp.update({s: tp for s in series})
+            else:
+                start = max(begin, committed - self.cfg.state.replay_records)
+            self.committed[tp] = committed
+            if start < committed:
+                self.warm_until[tp] = committed
+            self.source.seek(tp, start)
+            log.info("assigned %s: committed %d, replaying from %d", tp, committed, start)
+        self.metrics.ready = self.loop.model is not None
+
+    def _revoke(self, tps: list[TopicPartition]) -> None:
+        """Snapshot and forget the series of partitions that moved to another worker."""
+        self.snapshot(tps)
+        gone = [s for s, tp in self.series_tp.items() if tp in tps]
+        self.loop.drop_series(gone)
+        for s in gone:
+            del self.series_tp[s]
+        for tp in tps:
+            self.committed.pop(tp, None)
+            self.warm_until.pop(tp, None)
+
+    def snapshot(self, tps: list[TopicPartition] | None = None) -> None:
+        """Write the windows of ``tps`` (default: all assigned) at their committed offsets, and the loop state."""
+        by_tp: dict[TopicPartition, list[str]] = defaultdict(list)
+        for s, tp in self.series_tp.items():
+            by_tp[tp].append(s)
+        for tp in self.committed if tps is None else tps:
+            if tp in self.committed and tp not in self.warm_until:
+                self.snapshots.save_partition(tp, self.committed[tp], self.loop.export_series(by_tp.get(tp, [])))
+        if self.loop.model is not None:
+            self.snapshots.save_global(self.loop.state_dict())
+        self._last_snapshot = time.monotonic()
+
+    # ---- serving ---------------------------------------------------------------------------------------------
+    def step(self) -> int:
+        """One poll → produce → flush → commit cycle; returns the number of input records handled."""
+        msgs = self.source.poll()
+        received = time.monotonic()
+        skip = self._apply_rebalances()
+        if skip:
+            msgs = [m for m in msgs if TopicPartition(m.topic, m.partition) not in skip]
+        for ev in self.loop.collect():
+            log.info("training finished: %s", ev)
+        if not msgs:
+            self.metrics.beat()
+            return 0
+        now_ms = int(time.time() * 1000)
+        warm: list[Record] = []
+        live: list[tuple[Record, Any]] = []
+        offsets: dict[TopicPartition, int] = {}
+        for msg in msgs:
+            tp = TopicPartition(msg.topic, msg.partition)
+            offsets[tp] = msg.offset + 1
+            replaying = msg.offset < self.warm_until.get(tp, -1)
+            try:
+                rec = decode(msg.value, required=tuple(self.channels), now_ms=now_ms)
+                if self.cfg.serving.strict_series is not None and rec.series not in self.cfg.serving.strict_series:
+                    raise RecordError(UNKNOWN_SERIES, f"series {rec.series!r} is not in serving.strict_series")
+            except RecordError as err:
+                if not replaying:
+                    self._dead_letter(msg, err)
+                continue
+            self.series_tp[rec.series] = tp
+            if replaying:
+                warm.append(rec)
+            else:
+                live.append((rec, msg))
+        if warm:
+            self.loop.process(warm, emit=False)
+        for tp, end in offsets.items():
+            if end >= self.warm_until.get(tp, -1):
+                self.warm_until.pop(tp, None)
+        if live:
+            origin = {id(rec): msg for rec, msg in live}
+            result = self.loop.process([rec for rec, _ in live], received_at=received)
+            for f in result.forecasts:
+                self.sink.send(self.cfg.kafka.output_topic, f.series, f.to_json(self.loop.targets))
+            for rec, err in result.rejected:
+                self._dead_letter(origin[id(rec)], err, counted=True)
+            self.counts["predictions"] += len(result.forecasts)
+        self.sink.flush()
+        try:
+            self.source.commit(offsets)
+        except CommitFailedError as exc:  # partitions moved during this batch: their new owner re-reads them
+            log.warning("commit failed (rebalance in progress), records will be re-read by their new owner: %s", exc)
+        else:
+            self.committed.update(offsets)
+        self.counts["records"] += len(msgs)
+        if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
+            self.snapshot()
+            self.metrics.consumer_lag.set(self.source.lag())
+        return len(msgs)
+
+    def _dead_letter(self, msg: Any, err: RecordError, counted: bool = False) -> None:
+        if not counted:  # the loop counts what it rejects itself
+            self.metrics.records_consumed.inc()
+            self.metrics.records_rejected.labels(err.reason).inc()
+        self.counts[f"rejected_{err.reason}"] += 1
+        self.sink.dead_letter(msg.value, msg.topic, msg.partition, msg.offset, err.reason, str(err))
+
+    def run(self, max_seconds: float | None = None) -> dict[str, Any]:
+        """Serve until stopped (signal, ``stop_event`` or ``max_seconds``); then flush, commit, snapshot, close."""
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        try:
+            while not self.stop_event.is_set() and (deadline is None or time.monotonic() < deadline):
+                self.step()
+        finally:
+            self.close()
+        return {**self.counts, **self.loop.summary()}
+
+    def close(self) -> None:
+        try:
+            self.sink.flush(timeout_s=self.cfg.state.shutdown_timeout_s)
+            self.snapshot()
+        finally:
+            self.source.close()
+            self.sink.close(timeout_s=self.cfg.state.shutdown_timeout_s)
+            self.loop.trainer.close()
+
+    def install_signal_handlers(self) -> None:
+        """SIGTERM/SIGINT stop polling; the in-flight batch is finished, produced and committed."""
+        def stop(signum: int, _frame: Any) -> None:
+            log.info("signal %d: finishing the current batch and shutting down", signum)
+            self.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)

@@ -1,0 +1,111 @@
+"""Backtest CLI: outputs, determinism, comparison specs and clear errors on bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from streams.backtest import RunSpec
+from streams.cli import main
+from forecast.base import InputError
+
+ETT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ett" / "ETTh1.csv"
+FAST = ["--model", "naive", "--lookback", "24", "--horizon", "6", "--steps", "400", "--series", "2"]
+
+
+def _run(*args: str) -> tuple[int, str]:
+    res = CliRunner().invoke(main, ["backtest", *args])
+    return res.exit_code, res.output
+
+
+def test_scenario_backtest_writes_all_outputs(tmp_path):
+    code, out = _run("--scenario", "level_shift", *FAST, "--policy", "periodic:24", "--window", "full", "--memory", "off",
+                     "--compare", "policy=drift,window=vh,memory=on", "--out", str(tmp_path))
+    assert code == 0, out
+    for name in ("forecasts.parquet", "events.parquet", "summary.json", "report.html", "error.png", "compute.png", "comparison.png", "forecast_0.png"):
+        assert (tmp_path / name).is_file(), name
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert len(summary["configs"]) == 2
+    for cfg in summary["configs"].values():
+        for key in ("mae", "mse", "smape", "mase", "n_forecasts", "n_retrains", "train_seconds", "train_samples", "predict_seconds", "error_x_compute"):
+            assert key in cfg
+        assert cfg["events"] and cfg["events"][0]["kind"] == "level_shift"
+        assert cfg["events"][0]["mae_after_50"] > 0
+    fc = pl.read_parquet(tmp_path / "forecasts.parquet")
+    assert {"series", "issued_at", "step", "ts", "y", "yhat_base", "yhat", "model_version", "config"} <= set(fc.columns)
+    periodic = fc.filter(pl.col("config").str.contains("periodic"))
+    assert periodic["model_version"].n_unique() > 5  # retrained every 24 steps
+    # a naive model's base forecast is the value observed at issue time
+    one = periodic.filter(pl.col("step") == 1).select("series", "issued_at", "yhat_base")
+    truth = fc.select("series", pl.col("ts").alias("issued_at"), "y").unique()
+    joined = one.join(truth, on=["series", "issued_at"])
+    assert joined.height > 0 and (joined["yhat_base"] - joined["y"]).abs().max() < 1e-4
+    ev = pl.read_parquet(tmp_path / "events.parquet")
+    name = next(n for n in summary["configs"] if "periodic" in n)
+    assert (ev.filter(pl.col("config") == name)["event"] == "retrain").sum() == summary["configs"][name]["n_retrains"]
+    html = (tmp_path / "report.html").read_text()
+    assert 'src="error.png"' in html and "policy" in html.lower()
+
+
+def test_same_seed_gives_byte_identical_summary(tmp_path):
+    args = ["--scenario", "variance", *FAST, "--policy", "drift:page_hinkley", "--window", "vh", "--memory", "on", "--timings", "off", "--seed", "7"]
+    assert _run(*args, "--out", str(tmp_path / "a"))[0] == 0
+    assert _run(*args, "--out", str(tmp_path / "b"))[0] == 0
+    a, b = (tmp_path / "a" / "summary.json").read_bytes(), (tmp_path / "b" / "summary.json").read_bytes()
+    assert a == b
+    assert _run(*args[:-1], "8", "--out", str(tmp_path / "c"))[0] == 0
+    assert (tmp_path / "c" / "summary.json").read_bytes() != a
+
+
+def _write(tmp_path: Path, text: str) -> str:
+    p = tmp_path / "d.csv"
+    p.write_text(text)
+    return str(p)
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "needle"),
+    [
+        ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "z"], "column 'z' not found"),
+        ("date,y\n2024-01-01 01:00:00,1\n2024-01-01 00:00:00,2\n", ["--target", "y"], "not in increasing order"),
+        ("date,y\n2024-01-01 00:00:00,1\n2024-01-01 00:00:00,2\n", ["--target", "y"], "duplicate timestamps"),
+        ("date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,NaN\n", ["--target", "y"], "NaN"),
+        ("", ["--target", "y"], "empty"),
+        ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "y", "--model", "prophet"], "unknown model 'prophet'"),
+        ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "y", "--policy", "sometimes"], "invalid policy spec"),
+        ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "y", "--window", "half"], "invalid window spec"),
+        ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "y", "--compare", "colour=red"], "KEY=VALUE"),
+    ],
+)
+def test_bad_input_exit_2_with_message(tmp_path, content, extra, needle):
+    code, out = _run("--data", _write(tmp_path, content), *extra, "--out", str(tmp_path / "o"))
+    assert code == 2, out
+    assert needle in out and "Traceback" not in out
+
+
+def test_missing_data_and_scenario_is_usage_error(tmp_path):
+    code, out = _run("--out", str(tmp_path))
+    assert code == 2 and "exactly one of --data" in out
+
+
+def test_compare_spec_overrides():
+    base = RunSpec("naive", "never", "full", False)
+    other = base.with_overrides("policy=periodic:24, memory=on")
+    assert (other.policy, other.window, other.memory) == ("periodic:24", "full", True)
+    with pytest.raises(InputError, match="on or off"):
+        base.with_overrides("memory=maybe")
+
+
+@pytest.mark.skipif(not ETT.is_file(), reason=f"ETTh1 not found at {ETT}")
+def test_ett_file_backtest(tmp_path):
+    code, out = _run("--data", str(ETT), "--target", "OT", "--features", "HUFL,MUFL", "--model", "naive", "--lookback", "24",
+                     "--horizon", "6", "--limit", "600", "--policy", "periodic:168", "--window", "fixed:336", "--out", str(tmp_path))
+    assert code == 0, out
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    cfg = next(iter(summary["configs"].values()))
+    assert summary["channels"] == ["OT", "HUFL", "MUFL"] and summary["steps"] == 600
+    assert cfg["n_retrains"] >= 2 and cfg["mae"] > 0

@@ -1,0 +1,346 @@
+"""The live service against a real broker: delivery, restarts, rebalancing, dead letters and hot swaps."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.structs import TopicPartition
+
+from forecast import create_forecaster
+from forecast.windows import sliding_windows
+from streams.config import load_config
+from streams.records import format_timestamp
+from streams.service import Worker
+
+pytestmark = pytest.mark.kafka
+
+LOOKBACK, HORIZON = 6, 3
+HOUR = 3_600_000
+
+
+def _topics(bootstrap: str, partitions: int = 4) -> dict[str, str]:
+    tag = uuid.uuid4().hex[:8]
+    names = {"input": f"in-{tag}", "output": f"out-{tag}", "dlq": f"dlq-{tag}"}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    admin.create_topics([NewTopic(names["input"], partitions, 1), NewTopic(names["output"], 2, 1), NewTopic(names["dlq"], 1, 1)])
+    admin.close()
+    names["group"] = f"g-{tag}"
+    return names
+
+
+def _naive_checkpoint(path: Path) -> str:
+    m = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON)
+    X, Y = sliding_windows(np.arange(50.0), LOOKBACK, HORIZON)
+    m.fit(X, Y)
+    m.save(path)
+    return str(path)
+
+
+def _config(bootstrap: str, names: dict[str, str], state: Path, checkpoint: str | None = None, **sections) -> object:
+    over = {
+        "kafka": {"bootstrap_servers": bootstrap, "input_topic": names["input"], "output_topic": names["output"],
+                  "dead_letter_topic": names["dlq"], "group": names["group"], "poll_timeout_ms": 100},
+        "model": {"kind": "naive", "lookback": LOOKBACK, "horizon": HORIZON, "checkpoint": checkpoint},
+        "adaptation": {"policy": "never", "min_train_rows": LOOKBACK},
+        "state": {"dir": str(state), "snapshot_interval_s": 0.5},
+        "metrics": {"enabled": False},
+    }
+    for key, value in sections.items():
+        over.setdefault(key, {}).update(value)
+    return load_config(overrides=over, environ={})
+
+
+def _records(n_series: int, steps: int, start_step: int = 0) -> list[dict]:
+    """Series i at step t has value 1000*i + t: a naive forecast's yhat is the value at issue time."""
+    return [
+        {"series": f"s{i}", "ts": format_timestamp(t * HOUR), "values": {"y": float(1000 * i + t)}}
+        for t in range(start_step, start_step + steps) for i in range(n_series)
+    ]
+
+
+def _produce(bootstrap: str, topic: str, records: list, raw: bool = False) -> None:
+    prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    for rec in records:
+        if raw:
+            key, value = rec
+        else:
+            key, value = rec["series"].encode(), json.dumps(rec).encode()
+        prod.send(topic, key=key, value=value)
+    prod.flush()
+    prod.close()
+
+
+def _consume_all(bootstrap: str, topic: str, expect_at_least: int = 0, timeout: float = 30.0) -> list:
+    cons = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
+                         group_id=None, consumer_timeout_ms=2000)
+    out: list = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        batch = [m for m in cons]
+        out.extend(batch)
+        if len(out) >= expect_at_least and not batch:
+            break
+    cons.close()
+    return out
+
+
+def _group_done(bootstrap: str, group: str, topic: str) -> bool:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        committed = admin.list_group_offsets(group).get(group, {})
+    finally:
+        admin.close()
+    cons = KafkaConsumer(bootstrap_servers=bootstrap)
+    parts = [TopicPartition(topic, p) for p in cons.partitions_for_topic(topic)]
+    ends = cons.end_offsets(parts)
+    cons.close()
+    return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in parts)
+
+
+def _committed_total(bootstrap: str, group: str) -> int:
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return sum(om.offset for om in admin.list_group_offsets(group).get(group, {}).values())
+    finally:
+        admin.close()
+
+
+def _run_until(worker: Worker, done, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        worker.step()
+        if done():
+            return
+    raise AssertionError("worker did not finish in time")
+
+
+def _predictions(bootstrap: str, topic: str, expect: int) -> tuple[dict[tuple[str, str], dict], Counter]:
+    msgs = _consume_all(bootstrap, topic, expect)
+    preds = [json.loads(m.value) for m in msgs]
+    counts = Counter((p["series"], p["issued_at"]) for p in preds)
+    return {(p["series"], p["issued_at"]): p for p in preds}, counts
+
+
+def _expected_keys(n_series: int, steps: int) -> set[tuple[str, str]]:
+    """Every record whose series already has LOOKBACK rows (counting itself) yields one forecast."""
+    return {(f"s{i}", format_timestamp(t * HOUR)) for i in range(n_series) for t in range(LOOKBACK - 1, steps)}
+
+
+def test_end_to_end_every_record_predicted_once_and_correct(kafka_bootstrap, tmp_path):
+    names = _topics(kafka_bootstrap)
+    n_series, steps = 5, 40
+    _produce(kafka_bootstrap, names["input"], _records(n_series, steps))
+    worker = Worker(_config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m")))
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= n_series * steps)
+    finally:
+        worker.close()
+    expected = _expected_keys(n_series, steps)
+    preds, counts = _predictions(kafka_bootstrap, names["output"], len(expected))
+    assert set(preds) == expected
+    assert max(counts.values()) == 1  # one worker, no restart: no duplicates at all
+    for (series, issued), p in preds.items():
+        i, t = int(series[1:]), int(p["issued_at"][11:13]) + 24 * (int(p["issued_at"][8:10]) - 1)
+        assert p["yhat"]["y"] == pytest.approx([1000 * i + t] * HORIZON, abs=1e-2)
+        assert len(p["ts"]) == HORIZON and p["model"] == "naive"
+    assert _group_done(kafka_bootstrap, names["group"], names["input"])
+
+
+def test_bad_records_go_to_dead_letters_with_reasons(kafka_bootstrap, tmp_path):
+    names = _topics(kafka_bootstrap)
+    n_series, steps = 3, 30
+    good = _records(n_series, steps)
+    bad_kinds = {
+        "undecodable": lambda k: b"\xff\xfe not json %d" % k,
+        "not_object": lambda k: b"[1, 2, 3]",
+        "missing_field": lambda k: json.dumps({"series": "s0", "values": {"y": 1}}).encode(),
+        "bad_timestamp": lambda k: json.dumps({"series": "s0", "ts": "noon-ish", "values": {"y": 1}}).encode(),
+        "non_numeric": lambda k: json.dumps({"series": "s1", "ts": 5, "values": {"y": "high"}}).encode(),
+        "missing_value": lambda k: json.dumps({"series": "s1", "ts": 5, "values": {"z": 1.0}}).encode(),
+        "future_timestamp": lambda k: json.dumps({"series": "s2", "ts": 10**13 * 9, "values": {"y": 1.0}}).encode(),
+        "non_finite": lambda k: b'{"series": "s2", "ts": 5, "values": {"y": NaN}}',
+    }
+    bad: list[tuple[bytes, bytes]] = []
+    for k in range(1200):
+        reason = list(bad_kinds)[k % len(bad_kinds)]
+        bad.append((b"s%d" % (k % n_series), bad_kinds[reason](k)))
+    # interleave: a bad record after each good one, the rest at the end
+    mixed: list[tuple[bytes, bytes]] = []
+    for j, rec in enumerate(good):
+        mixed.append((rec["series"].encode(), json.dumps(rec).encode()))
+        mixed.append(bad[j])
+    mixed.extend(bad[len(good):])
+    _produce(kafka_bootstrap, names["input"], mixed, raw=True)
+    cfg = _config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m"))
+    worker = Worker(cfg)
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= len(mixed))
+    finally:
+        worker.close()
+    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], len(bad))]
+    assert len(dead) == len(bad)
+    per_reason = Counter(d["error"]["code"] for d in dead)
+    assert per_reason == Counter(list(bad_kinds)[k % len(bad_kinds)] for k in range(len(bad)))
+    import base64
+
+    originals = {base64.b64decode(d["original"]) for d in dead}
+    assert originals == {v for _, v in bad}
+    assert all(d["topic"] == names["input"] and d["offset"] >= 0 for d in dead)
+    text = worker.metrics.render().decode()
+    for reason, n in per_reason.items():
+        assert f'adaptcast_records_rejected_total{{reason="{reason}"}} {float(n)}' in text
+    preds, _ = _predictions(kafka_bootstrap, names["output"], len(_expected_keys(n_series, steps)))
+    assert set(preds) == _expected_keys(n_series, steps)
+
+
+def _worker_process(cfg_path: Path, log: Path) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "streams.cli", "run", "--config", str(cfg_path)],
+                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _wait_serving(proc: subprocess.Popen, log: Path, n: int, timeout: float = 90) -> None:
+    """Until the n-th worker started in this log says it is serving (signal handlers installed)."""
+    deadline = time.monotonic() + timeout
+    while log.read_text().count("adaptcast: serving") < n:
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+
+
+def test_kill_minus_nine_loses_nothing(kafka_bootstrap, tmp_path):
+    import yaml
+
+    names = _topics(kafka_bootstrap)
+    n_series, steps = 4, 400
+    cfg = _config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m"))
+    cfg_path = tmp_path / "c.yaml"
+    data = cfg.model_dump(mode="json")
+    data["kafka"]["poll_max_records"] = 20
+    cfg_path.write_text(yaml.safe_dump(data))
+    records = _records(n_series, steps)
+    feeder = threading.Thread(target=lambda: [(_produce(kafka_bootstrap, names["input"], records[i:i + 40]), time.sleep(0.3)) for i in range(0, len(records), 40)])
+    log = tmp_path / "worker.log"
+    proc = _worker_process(cfg_path, log)
+    _wait_serving(proc, log, 1)
+    feeder.start()
+    # wait until it is mid-stream: a few hundred records committed, input not finished
+    deadline = time.monotonic() + 90
+    while _committed_total(kafka_bootstrap, names["group"]) < 200:
+        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.05)
+    assert feeder.is_alive(), "the kill must happen mid-stream"
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    committed_at_kill = {tp.partition: om.offset for tp, om in admin.list_group_offsets(names["group"]).get(names["group"], {}).items()}
+    admin.close()
+    feeder.join()
+    proc2 = _worker_process(cfg_path, log)
+    _wait_serving(proc2, log, 2)
+    try:
+        deadline = time.monotonic() + 90
+        while not _group_done(kafka_bootstrap, names["group"], names["input"]):
+            assert time.monotonic() < deadline, log.read_text()
+            assert proc2.poll() is None, log.read_text()
+            time.sleep(0.5)
+    finally:
+        proc2.send_signal(signal.SIGTERM)
+        assert proc2.wait(timeout=60) == 0, log.read_text()
+    expected = _expected_keys(n_series, steps)
+    preds, counts = _predictions(kafka_bootstrap, names["output"], len(expected))
+    assert set(preds) == expected, f"missing: {sorted(expected - set(preds))[:5]}"
+    # duplicates only for records at or after the last commit before the kill
+    inputs = _consume_all(kafka_bootstrap, names["input"], len(records))
+    where = {(json.loads(m.value)["series"], json.loads(m.value)["ts"]): (m.partition, m.offset) for m in inputs}
+    for key, n in counts.items():
+        if n > 1:
+            part, off = where[key]
+            assert off >= committed_at_kill.get(part, 0), f"{key} duplicated although committed before the kill"
+
+
+def test_two_workers_split_partitions_and_take_over(kafka_bootstrap, tmp_path):
+    names = _topics(kafka_bootstrap)
+    n_series, steps = 8, 120
+    ckpt = _naive_checkpoint(tmp_path / "m")
+    cfg = _config(kafka_bootstrap, names, tmp_path / "state", ckpt)
+    a, b = Worker(cfg, client_id="worker-a"), Worker(cfg, client_id="worker-b")
+    threads = {w: threading.Thread(target=w.run, daemon=True) for w in (a, b)}
+    for t in threads.values():
+        t.start()
+    records = _records(n_series, steps)
+    half = len(records) // 2
+    try:
+        deadline = time.monotonic() + 60
+        while not (a.source.consumer.assignment() and b.source.consumer.assignment()):
+            assert time.monotonic() < deadline, "both workers should get partitions"
+            time.sleep(0.2)
+        assert len(a.source.consumer.assignment()) + len(b.source.consumer.assignment()) == 4
+        assert not (a.source.consumer.assignment() & b.source.consumer.assignment())
+        _produce(kafka_bootstrap, names["input"], records[:half])
+        deadline = time.monotonic() + 60
+        while not _group_done(kafka_bootstrap, names["group"], names["input"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+        # stop worker a: b must take over its partitions, restore their windows and continue without gaps
+        a.stop_event.set()
+        threads[a].join(timeout=60)
+        assert not threads[a].is_alive()
+        deadline = time.monotonic() + 60
+        while len(b.source.consumer.assignment()) < 4:
+            assert time.monotonic() < deadline, "b should own all partitions after a left"
+            time.sleep(0.2)
+        _produce(kafka_bootstrap, names["input"], records[half:])
+        deadline = time.monotonic() + 60
+        while not _group_done(kafka_bootstrap, names["group"], names["input"]):
+            assert time.monotonic() < deadline
+            time.sleep(0.3)
+    finally:
+        for w in (a, b):
+            w.stop_event.set()
+        for t in threads.values():
+            t.join(timeout=60)
+    expected = _expected_keys(n_series, steps)
+    preds, _ = _predictions(kafka_bootstrap, names["output"], len(expected))
+    assert set(preds) == expected, f"missing: {sorted(expected - set(preds))[:5]}"
+
+
+def test_hot_swap_under_load_keeps_serving(kafka_bootstrap, tmp_path):
+    names = _topics(kafka_bootstrap)
+    n_series, steps = 4, 150
+    cfg = _config(kafka_bootstrap, names, tmp_path / "state", None,
+                  model={"kind": "arnet", "params": {"epochs": 3}},
+                  adaptation={"policy": "periodic:30", "window": "full", "min_train_rows": 40})
+    worker = Worker(cfg)
+    records = _records(n_series, steps)
+    try:
+        for i in range(0, len(records), 40):  # arrives in bursts while training runs in the background
+            _produce(kafka_bootstrap, names["input"], records[i:i + 40])
+            _run_until(worker, lambda: worker.counts["records"] >= min(i + 40, len(records)))
+        worker.loop.trainer.wait(60)
+        _run_until(worker, lambda: True)
+    finally:
+        worker.close()
+    preds, counts = _predictions(kafka_bootstrap, names["output"], 100)
+    versions = {p["model_version"] for p in preds.values()}
+    assert len(versions) >= 3, versions  # initial model plus at least two swaps
+    assert max(counts.values()) == 1
+    # after the first model exists, every record of every series is forecast
+    first = min(int(p["issued_at"][11:13]) + 24 * (int(p["issued_at"][8:10]) - 1) for p in preds.values())
+    for i in range(n_series):
+        got = sorted(k[1] for k in preds if k[0] == f"s{i}")
+        assert got[-1] == format_timestamp((steps - 1) * HOUR)
+        assert len(got) >= steps - first - 1
+    text = worker.metrics.render().decode()
+    assert 'adaptcast_retrains_total{reason="periodic"}' in text
