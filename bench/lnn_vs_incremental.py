@@ -10,7 +10,8 @@ are first trained on the same rows before any failure. Then the stream is replay
 
 Reported per model: RMSE and MAPE on the pre-failure stretch and after each failure, hours to
 recover (first hour after a failure from which the 24-hour rolling MAPE stays within 1.25x the
-pre-failure MAPE; scale-free, since re-routed links carry more load), and training seconds. Usage:
+pre-failure MAPE; scale-free, since re-routed links carry more load), the MAPE over the second
+half of each post-failure stretch (has the model settled?), and training seconds. Usage:
     python bench/lnn_vs_incremental.py [--weeks 8] [--batches 12 48 168]
 """
 
@@ -76,6 +77,7 @@ def summarise(pred: np.ndarray, truth: np.ndarray, cuts: list[int], seconds: flo
         "before": segs[0],
         "after_failures": segs[1:],
         "hours_to_recover": [hours_to_recover(ape_step, c, e, segs[0]["mape"]) for c, e in zip(cuts, bounds[2:])],
+        "second_half_mape": [round(float(ape_step[(c + e) // 2 : e].mean()), 2) for c, e in zip(cuts, bounds[2:])],
         "train_seconds": round(seconds, 2),
     }
 

@@ -110,7 +110,8 @@ def validate_frame(df: pl.DataFrame, time_col: str | None = None, source: str = 
         if duplicates == "error":
             first = df.filter(dup_mask)[time_col][0]
             raise InputError(f"{source}: column {time_col!r} has {n_dup} rows with repeated timestamps (first {first}); "
-                             "deduplicate the file or choose duplicates='last'/'first'")
+                             "keep one row per time (a long file with a row per series and time needs one column per series) "
+                             "or choose to keep the last/first duplicate")
         before = df.height
         df = df.unique(subset=[time_col], keep=duplicates, maintain_order=True)
         n_dup = before - df.height
@@ -197,21 +198,25 @@ def channel_matrix(tf: TimeFrame, targets: Sequence[str], features: Sequence[str
 
 
 def make_windows(
-    tf: TimeFrame,
+    frame: TimeFrame | pl.DataFrame,
     lookback: int,
     horizon: int,
+    features: Sequence[str],
     targets: Sequence[str],
-    features: Sequence[str] = (),
     stride: int = 1,
+    *,
     with_time: bool = False,
     start: int = 0,
     stop: int | None = None,
 ) -> Windows:
-    """Sliding windows over rows ``[start, stop)``: inputs are targets first, then ``features``, then time features.
+    """Sliding windows over rows ``[start, stop)``: inputs are ``targets`` first, then the other ``features``, then time features.
 
-    Window ``i`` sees rows ``[s, s+lookback)`` and predicts targets on ``[s+lookback, s+lookback+horizon)``
-    with ``s = start + i*stride``; its timestamp is that of its last input row.
+    ``features`` may repeat a target (it is not duplicated). Window ``i`` sees rows
+    ``[s, s+lookback)`` and predicts the targets on ``[s+lookback, s+lookback+horizon)`` with
+    ``s = start + i*stride``; its timestamp is that of its last input row. A plain polars
+    frame is validated first (see :func:`validate_frame`).
     """
+    tf = frame if isinstance(frame, TimeFrame) else validate_frame(frame)
     if lookback < 1 or horizon < 1 or stride < 1:
         raise InputError(f"lookback, horizon and stride must be >= 1, got {lookback}, {horizon}, {stride}")
     if not targets:
@@ -268,6 +273,6 @@ def load_ett(
     b1, b2, b3 = ett_borders(tf)
     spans = {"train": (0, b1), "val": (b1 - lookback, b2), "test": (b2 - lookback, b3)}
     return {
-        name: make_windows(tf, lookback, horizon, targets, features, stride, with_time, start=lo, stop=hi)
+        name: make_windows(tf, lookback, horizon, features, targets, stride, with_time=with_time, start=lo, stop=hi)
         for name, (lo, hi) in spans.items()
     }

@@ -42,8 +42,6 @@ def resolve_accelerator(accelerator: str) -> str:
         if not torch.cuda.is_available():
             raise ValueError(f"accelerator={accelerator!r} requested but CUDA is not available; use 'auto' or 'cpu'")
         return "gpu"
-    if accelerator != "cpu":
-        raise ValueError(f"accelerator must be 'auto', 'cpu' or 'gpu', got {accelerator!r}")
     return "cpu"
 
 
@@ -63,16 +61,15 @@ def show_progress() -> bool:
 
 @contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's banners ("GPU available…", "max_epochs reached") and worker hints for one fit."""
+    """Silence Lightning's banners ("GPU available…", tips, "max_epochs reached") and its internal deprecation noise for one fit."""
     loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
         lg.setLevel(logging.WARNING)
     try:
         with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=r".*does not have many workers.*")
-            warnings.filterwarnings("ignore", message=r".*number of training batches.*smaller than the logging interval.*")
-            warnings.filterwarnings("ignore", message=r".*`isinstance\(treespec, LeafSpec\)` is deprecated.*")
+            # Lightning 2.6 on torch 2.15 calls a deprecated pytree check every step.
+            warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
             yield
     finally:
         for lg, level in zip(loggers, levels):
@@ -178,8 +175,12 @@ class ForecastModule(pl.LightningModule):
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
 
-class KeepBest(pl.Callback):
-    """Early stopping that keeps the best weights in memory (no checkpoint files) and restores them."""
+class KeepBest(pl.callbacks.Checkpoint):
+    """Early stopping that keeps the best weights in memory (no checkpoint files) and restores them.
+
+    A ``Checkpoint`` subclass so Lightning runs it after the module's ``on_train_epoch_end``,
+    where ``train_loss`` of the current epoch is logged.
+    """
 
     def __init__(self, monitor: str, patience: int):
         self.monitor, self.patience = monitor, patience
@@ -229,7 +230,8 @@ class TorchForecaster(BaseForecaster):
         if unknown:
             raise ValueError(f"{self.kind}: unknown hyper-parameter(s) {unknown}; valid: {sorted(known)}")
         super().__init__(lookback, horizon, n_features, n_targets, seed, **{**known, **hparams})
-        resolve_accelerator(self.hparams["accelerator"])
+        if self.hparams["accelerator"] not in ("auto", "cpu", "gpu", "cuda"):
+            raise ValueError(f"{self.kind}: accelerator must be 'auto', 'cpu' or 'gpu', got {self.hparams['accelerator']!r}")
         for name in ("epochs", "batch_size", "patience"):
             if int(self.hparams[name]) < 1:
                 raise ValueError(f"{self.kind}: {name} must be >= 1, got {self.hparams[name]!r}")
@@ -259,8 +261,12 @@ class TorchForecaster(BaseForecaster):
     # ---- the shared machinery -------------------------------------------------------------
     @property
     def device(self) -> torch.device:
-        """Where inference runs: CUDA when the accelerator resolves to GPU, else CPU."""
-        return torch.device("cuda" if resolve_accelerator(self.hparams["accelerator"]) == "gpu" else "cpu")
+        """Where inference runs: CUDA when asked for (or "auto") and available, else CPU.
+
+        A model trained with ``accelerator="gpu"`` still loads and predicts on a CPU-only host.
+        """
+        wants_gpu = self.hparams["accelerator"] != "cpu"
+        return torch.device("cuda" if wants_gpu and torch.cuda.is_available() else "cpu")
 
     def fit_threads(self, net: nn.Module) -> int | None:
         """CPU threads for training: ``num_threads`` if set; else 1 for small nets (< SMALL_NET parameters).
@@ -289,7 +295,7 @@ class TorchForecaster(BaseForecaster):
                 max_time=None if hp["max_minutes"] is None else {"minutes": float(hp["max_minutes"])},
                 callbacks=[keep],
                 logger=False,
-                enable_checkpointing=False,
+                enable_checkpointing=True,  # KeepBest is the only checkpoint callback; it writes no files
                 enable_model_summary=False,
                 enable_progress_bar=show_progress(),
                 num_sanity_val_steps=0,

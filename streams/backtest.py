@@ -24,6 +24,7 @@ from streams.loop import ForecastLoop
 from streams.metrics import Metrics
 from streams.records import Record
 from streams.report import ConfigRun, write_report
+from streams.retrain import make_policy
 from streams.scenarios import make_scenario
 
 SUMMARY_SCHEMA = 1
@@ -181,6 +182,7 @@ class BacktestOptions:
     history: int = 100_000
     timings: bool = True
     progress: bool | None = None
+    memory_params: dict[str, Any] | None = None
 
 
 def replay(data: BacktestData, spec: RunSpec, opts: BacktestOptions, batches: list[tuple[int, list[Record]]] | None = None) -> ConfigRun:
@@ -191,10 +193,10 @@ def replay(data: BacktestData, spec: RunSpec, opts: BacktestOptions, batches: li
         template = create_forecaster(spec.model, lookback=opts.lookback, horizon=opts.horizon, n_features=len(data.channels), n_targets=data.n_targets, seed=opts.seed, **params)
     except TypeError as exc:
         raise InputError(f"--param: {exc}") from None
-    policy = RetrainPolicy.parse(spec.policy, window=spec.window)
+    policy = make_policy(spec.policy, spec.window, opts.lookback, opts.horizon, opts.history)
     sim_now = [0.0]
     loop = ForecastLoop(
-        template, data.channels, policy=policy, memory={"seed": opts.seed} if spec.memory else None,
+        template, data.channels, policy=policy, memory={"seed": opts.seed, **(opts.memory_params or {})} if spec.memory else None,
         min_train_rows=opts.min_train_rows, history=opts.history, metrics=Metrics(), clock=lambda: sim_now[0],
     )
     rows: list[tuple[str, int, int, int, np.ndarray, np.ndarray, str]] = []

@@ -11,10 +11,39 @@ import click
 from streams.config import ConfigError, load_config, to_yaml
 
 
-class UserError(click.ClickException):
-    """Bad input from the user: message on stderr, exit code 2, no traceback."""
+from streams.cli_common import UserError, parse_params, split_columns
 
-    exit_code = 2
+LAZY_COMMANDS = {  # imported on use: they pull in torch, which takes seconds to load
+    "train": ("streams.train_cli", "train_command", "Train a forecaster on a file and save it (prints a JSON report)."),
+    "predict": ("streams.train_cli", "predict_command", "Forecast with a saved model from a file's latest rows."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports heavy subcommands only when they run (keeps --help fast)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_COMMANDS])
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in LAZY_COMMANDS:
+            import importlib
+
+            module, attr, _ = LAZY_COMMANDS[name]
+            return getattr(importlib.import_module(module), attr)
+        return super().get_command(ctx, name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS:
+                rows.append((name, LAZY_COMMANDS[name][2]))
+            else:
+                cmd = super().get_command(ctx, name)
+                if cmd is not None and not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(formatter.width - 16)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 def _config(path: str | None, overrides: dict[str, Any] | None = None):
@@ -40,7 +69,7 @@ CONFIG_OPTION = click.option(
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(package_name="adaptcast")
 def main() -> None:
     """adaptcast: drift-adaptive streaming time-series forecasting.
@@ -214,22 +243,6 @@ def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) 
     return out
 
 
-def _params(items: tuple[str, ...]) -> dict[str, Any]:
-    """``("epochs=5", "hidden=[32, 32]")`` → ``{"epochs": 5, "hidden": [32, 32]}`` (values read as YAML)."""
-    import yaml
-
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise UserError(f"--param {item!r}: write KEY=VALUE, e.g. --param epochs=5")
-        try:
-            out[key.strip()] = yaml.safe_load(value)
-        except yaml.YAMLError:
-            out[key.strip()] = value
-    return out
-
-
 @main.command()
 @click.option("--data", "data_path", type=click.Path(dir_okay=False), help="CSV or Parquet file with a time column (wide, or long with --series-col).")
 @click.option("--scenario", help="A built-in scenario instead of a file (see `adaptcast scenarios`).")
@@ -277,14 +290,13 @@ def backtest(data_path, scenario, targets, features, series_col, time_col, model
         else:
             if not targets:
                 raise UserError("--data needs --target COLUMN (the column to forecast)")
-            feats = [f.strip() for f in features.split(",") if f.strip()]
-            data = file_data(data_path, list(targets), feats, series_col, time_col)
+            data = file_data(data_path, split_columns(targets), split_columns((features,)), series_col, time_col)
         if limit:
             cut = data.frame["ts"].unique().sort()[: limit]
             data.frame = data.frame.filter(data.frame["ts"].is_in(cut.implode()))
         base = RunSpec(model, policy, window, parse_on_off(memory, "--memory"))
         specs = [base, *(base.with_overrides(c) for c in compares)]
-        opts = BacktestOptions(lookback=lookback, horizon=horizon, seed=seed, params=_params(params), min_train_rows=min_train_rows, timings=timings == "on")
+        opts = BacktestOptions(lookback=lookback, horizon=horizon, seed=seed, params=parse_params(params), min_train_rows=min_train_rows, timings=timings == "on")
         summary = run_backtest(data, specs, opts, out)
     except InputError as exc:
         raise UserError(str(exc)) from None

@@ -42,7 +42,7 @@ class KafkaConfig(_Section):
 class ModelConfig(_Section):
     """Which forecaster serves, and its shape; ``params`` are the kind's own hyper-parameters."""
 
-    kind: str = "naive"
+    kind: str = "arnet"
     lookback: int = Field(default=48, ge=1)
     horizon: int = Field(default=12, ge=1)
 
@@ -63,9 +63,9 @@ class ModelConfig(_Section):
 class AdaptationConfig(_Section):
     """When to retrain, on how much history, and the error memory (spellings as in ``adaptcast backtest``)."""
 
-    policy: str = "never"
-    window: str = "full"
-    memory: bool = False
+    policy: str = "drift"
+    window: str = "vh"
+    memory: bool = True
     min_train_rows: int = Field(default=200, ge=1, description="rows of a series buffered before the first model is trained")
     history: int = Field(default=2000, ge=2, description="rows kept per series: the most a retrain can use")
 

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from drift.compute import ComputeLedger
-from drift.policy import RetrainPolicy
+
 from forecast import create_forecaster
 from streams.config import Config
 from streams.loop import ForecastLoop
 from streams.metrics import Metrics, MetricsServer
 from streams.records import validate
-from streams.retrain import Trainer
+from streams.retrain import Trainer, make_policy
 from streams.scenarios import make_scenario
 
 
@@ -32,7 +32,7 @@ class RunSummary:
         return (
             f"adaptcast run: scenario {self.scenario} ({s['series']} series): {s['records']} records, "
             f"{s['forecasts']} forecasts, {s['scored_points']} scored points, MAE {mae}, "
-            f"{s['retrains']} retrains, {self.rejected} rejected, model {s['model']} v{s['model_version']}, "
+            f"{s['drift_alarms']} drift alarms, {s['retrains']} retrains, {self.rejected} rejected, model {s['model']} v{s['model_version']}, "
             f"{self.elapsed_seconds:.1f} s"
         )
 
@@ -44,7 +44,7 @@ def build_loop(cfg: Config, channels: list[str], metrics: Metrics, trainer_facto
     if trainer_factory is not None:
         kwargs["trainer"] = trainer_factory(ledger)
     template = create_forecaster(m.kind, lookback=m.lookback, horizon=m.horizon, n_features=len(channels), n_targets=1, **m.params)
-    policy = RetrainPolicy.parse(a.policy, window=a.window)
+    policy = make_policy(a.policy, a.window, m.lookback, m.horizon, a.history)
     return ForecastLoop(
         template, channels, policy=policy, memory={} if a.memory else None, min_train_rows=a.min_train_rows,
         history=a.history, max_batch=cfg.serving.max_batch, metrics=metrics, ledger=ledger, **kwargs,

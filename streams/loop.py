@@ -28,6 +28,7 @@ from streams.retrain import InlineTrainer, TrainJob, TrainOutcome, Trainer, trai
 from streams.state import PendingForecast, RingBuffer, SeriesState
 
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
+MEMORY_DECAY = 0.99  # the loop's error memory forgets with a half-life of ~69 completed forecasts (streams drift)
 
 
 @dataclass
@@ -208,6 +209,7 @@ class ForecastLoop:
             "model": self.template.kind,
             "model_version": self.model_version,
             "retrains": sum(1 for e in self.events if e["event"] == "retrain"),
+            "drift_alarms": sum(1 for e in self.events if e["event"] == "drift"),
         }
 
     # ---- state snapshots (restart and rebalance) ---------------------------------------------------
@@ -446,7 +448,8 @@ class ForecastLoop:
             return
         probe = train_X[:: max(1, len(train_X) // 1024)] if train_X is not None and len(train_X) else None
         dim = self.model.embed(probe[:1] if probe is not None else np.zeros((1, self.lookback, len(self.channels)), np.float32)).shape[1]
-        self.memory = ErrorMemory(dim=dim, horizon=self.horizon, n_targets=len(self.targets), **self.memory_params)
+        params = {"decay": MEMORY_DECAY, **self.memory_params}
+        self.memory = ErrorMemory(dim=dim, horizon=self.horizon, n_targets=len(self.targets), **params)
         if probe is not None and len(probe) >= 2:
             z = self.model.embed(probe)
             self.memory.set_standardizer(z.mean(axis=0), np.maximum(z.std(axis=0), 1e-6))

@@ -11,8 +11,20 @@ from typing import Protocol
 import numpy as np
 
 from drift.compute import ComputeLedger
+from drift.policy import RetrainPolicy
 from forecast.base import BaseForecaster, FitReport
 from forecast.windows import sliding_windows
+
+
+def make_policy(spec: str, window: str, lookback: int, horizon: int, history: int | None = None) -> RetrainPolicy:
+    """A retrain policy whose Variance Horizon starts at four model spans (``4·(lookback+horizon)`` rows).
+
+    Fewer rows than that leave a model data-starved, so a shorter window would measure starvation
+    rather than how much history is still relevant; ``history`` caps the window from above.
+    """
+    min_len = 4 * (lookback + horizon)
+    vh = {"min_len": min_len, "max_len": max(history, min_len) if history else None}
+    return RetrainPolicy.parse(spec, window=window, vh_params=vh)
 
 
 @dataclass

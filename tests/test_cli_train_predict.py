@@ -9,7 +9,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from forecast.cli import predict_command, train_command
+from streams.train_cli import predict_command, train_command
 
 ETTH1 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ett" / "ETTh1.csv"
 FAST = ["--param", "epochs=2", "--param", "accelerator=\"cpu\""]
@@ -60,13 +60,16 @@ def test_train_and_predict_on_scenario_csv(tmp_path):
         (["--data", "{csv}", "--target", "y", "--param", "bogus=1"], "unknown hyper-parameter"),
         (["--data", "{csv}", "--target", "y", "--param", "epochs"], "KEY=VALUE"),
         (["--data", "{csv}", "--target", "y", "--lookback", "500"], "too few"),
+        (["--data", "{long}", "--target", "y"], "one column per series"),
     ],
-    ids=["missing-file", "missing-column", "bad-param", "param-syntax", "too-short"],
+    ids=["missing-file", "missing-column", "bad-param", "param-syntax", "too-short", "long-layout"],
 )
 def test_train_bad_input_exit_2_without_traceback(tmp_path, args, message):
     csv = tmp_path / "d.csv"
     pl.DataFrame({"ts": [f"2024-01-01 {h:02d}:00" for h in range(24)], "y": [float(h) for h in range(24)]}).write_csv(csv)
-    args = [a.format(missing=tmp_path / "none.csv", csv=csv) for a in args]
+    long = tmp_path / "long.csv"
+    long.write_text("ts,series,y\n2024-01-01 00:00,a,1\n2024-01-01 00:00,b,2\n")
+    args = [a.format(missing=tmp_path / "none.csv", csv=csv, long=long) for a in args]
     base = ["--model", "arnet", "--lookback", "4", "--horizon", "2", "--out", str(tmp_path / "o")]
     res = invoke(train_command, base + args)  # a later --lookback overrides the base one
     assert res.exit_code == 2, res.output

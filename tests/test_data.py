@@ -77,7 +77,7 @@ def test_read_errors_name_file_and_problem(tmp_path, text, kwargs, message):
 def test_window_errors_name_column(tmp_path, text, message):
     tf = read_frame(write(tmp_path, text))
     with pytest.raises(InputError, match=message):
-        make_windows(tf, 1, 1, ["y"])
+        make_windows(tf, 1, 1, [], ["y"])
 
 
 def test_make_windows_layout_and_stride():
@@ -89,7 +89,7 @@ def test_make_windows_layout_and_stride():
     np.testing.assert_array_equal(w.Y[1, :, 0], [5, 6])
     assert w.timestamps[1] == np.datetime64("2024-01-01T04:00")  # last input row
     with pytest.raises(InputError, match="too few"):
-        make_windows(tf, 8, 3, ["y"])
+        make_windows(tf, 8, 3, [], ["y"])
 
 
 def test_time_features_range_and_values():
@@ -98,8 +98,7 @@ def test_time_features_range_and_values():
     assert f.shape == (2, 4) and f.min() >= -0.5 and f.max() <= 0.5
     np.testing.assert_allclose(f[0], [-0.5, -0.5, -0.5, -0.5])  # midnight, Monday, 1st, day 1
     np.testing.assert_allclose(f[1, :3], [0.5, -0.5 + 1 / 6, 0.5])  # 23h, Tuesday, 31st
-    tf = validate_frame(hourly(6))
-    assert make_windows(tf, 2, 1, ["y"], with_time=True).X.shape[-1] == 5
+    assert make_windows(hourly(6), 2, 1, [], ["y"], with_time=True).X.shape[-1] == 5
 
 
 @pytest.mark.skipif(not ETTH1.is_file(), reason=f"ETTh1 not found at {ETTH1} (shared data folder absent)")

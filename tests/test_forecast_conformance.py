@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +169,46 @@ def test_same_seed_same_model(kind, data):
         model.fit(X, Y)
         preds.append(model.predict(data["test"][0][:8]))
     np.testing.assert_array_equal(preds[0], preds[1])
+
+
+@pytest.mark.parametrize("with_val", [True, False], ids=["val", "train-only"])
+def test_early_stopping_keeps_best_epoch(data, with_val):
+    """The reported loss is the best epoch's, and the restored weights reproduce it."""
+    model = create_forecaster("lstm", **{**tiny_config("lstm"), "epochs": 8, "patience": 2, "lr": 0.05})
+    val = data["val"] if with_val else None
+    report = model.fit(*data["train"], val=val)
+    key = "val_loss" if with_val else "train_loss"
+    losses = [h[key] for h in report.extra["history"]]
+    assert getattr(report, key) == min(losses) and report.extra["best_epoch"] == 1 + int(np.argmin(losses))
+    if with_val:
+        scale = model.scaler.head(N_TARGETS)
+        mse = float(((scale.transform(model.predict(val[0])) - scale.transform(val[1])) ** 2).mean())
+        assert mse == pytest.approx(report.val_loss, rel=1e-4)
+
+
+def test_fit_prints_nothing_in_ci():
+    """No Lightning banners, tips or progress bars in logs (CI set); run in a fresh process, outside pytest's log capture."""
+    script = (
+        "import numpy as np; from forecast import create_forecaster; "
+        "X = np.random.rand(64, 4, 1).astype('f4'); "
+        "create_forecaster('arnet', lookback=4, horizon=1, epochs=2, accelerator='cpu').fit(X, X[:, -1:], val=(X, X[:, -1:]))"
+    )
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", script], cwd=root, env={**os.environ, "CI": "1"}, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "" and done.stderr == ""
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only fallback")
+def test_gpu_model_loads_on_cpu_host(data, tmp_path):
+    """A checkpoint trained with accelerator="gpu" predicts on a CPU-only host; training there says why it cannot."""
+    model = create_forecaster("arnet", **{**tiny_config("arnet"), "epochs": 1})
+    model.fit(*data["train"])
+    model.save(tmp_path / "m")
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    manifest["config"]["accelerator"] = "gpu"
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    again = load_forecaster(tmp_path / "m")
+    np.testing.assert_array_equal(again.predict(data["test"][0]), model.predict(data["test"][0]))
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        again.clone().fit(*data["train"])

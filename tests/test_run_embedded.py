@@ -17,10 +17,15 @@ def test_run_prints_summary():
     res = CliRunner().invoke(main, ["run", "--metrics-port", "0"])
     assert res.exit_code == 0, res.output
     assert "adaptcast run: scenario level_shift" in res.output and "MAE" in res.output
+    # the default job adapts: the level shift is detected and the model retrained
+    alarms = int(res.output.split(" drift alarms")[0].rsplit(" ", 1)[1])
+    retrains = int(res.output.split(" retrains")[0].rsplit(" ", 1)[1])
+    assert alarms >= 1 and retrains >= 2
 
 
 def test_embedded_counts_and_metrics():
-    cfg = load_config(overrides={"scenario": {"steps": 300, "series": 3}, "metrics": {"enabled": False}}, environ={})
+    cfg = load_config(overrides={"scenario": {"steps": 300, "series": 3}, "metrics": {"enabled": False},
+                                 "model": {"kind": "naive"}, "adaptation": {"policy": "never", "memory": False}}, environ={})
     m = Metrics()
     s = run_embedded(cfg, metrics=m)
     assert s.loop["records"] == 900

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -134,5 +133,5 @@ class XGBForecaster(BaseForecaster):
             raise ValueError(f"{path}: corrupted or truncated booster ({str(exc).splitlines()[0]})") from exc
         if booster.num_features() != self.lookback * self.n_features:
             raise ValueError(f"{path}: booster expects {booster.num_features()} features, manifest says {self.lookback * self.n_features}")
-        booster.set_param({"device": self.device})
+        booster.set_param({"device": "cuda" if self.device == "cuda" and torch.cuda.is_available() else "cpu"})
         self.booster = booster

@@ -15,13 +15,8 @@ import numpy as np
 import polars as pl
 
 from forecast.base import FORECASTERS, BaseForecaster, InputError, create_forecaster, load_forecaster
+from streams.cli_common import UserError, parse_params, split_columns
 from forecast.data import N_TIME_FEATURES, TimeFrame, channel_matrix, channel_names, make_windows, read_frame
-
-
-class BadInput(click.ClickException):
-    """A user-input problem: printed as ``Error: …`` without a traceback, exit code 2."""
-
-    exit_code = 2
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -32,28 +27,9 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
         try:
             return fn(*args, **kwargs)
         except (InputError, ValueError, FileNotFoundError) as exc:
-            raise BadInput(str(exc)) from None
+            raise UserError(str(exc)) from None
 
     return wrapper
-
-
-def split_columns(values: tuple[str, ...]) -> list[str]:
-    """Accept ``--features a --features b`` and ``--features a,b`` alike."""
-    return [c.strip() for v in values for c in v.split(",") if c.strip()]
-
-
-def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
-    """``--param epochs=5 --param hidden=[32,16]``: values parsed as JSON, else kept as strings."""
-    out: dict[str, Any] = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise BadInput(f"--param {item!r}: expected KEY=VALUE, e.g. --param epochs=10")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
 
 
 def step_of(tf: TimeFrame) -> timedelta:
@@ -85,6 +61,7 @@ Examples:
 @click.option("--horizon", required=True, type=click.IntRange(min=1), help="Steps to forecast.")
 @click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to save the model in (replaced atomically).")
 @click.option("--time-col", default=None, help="Time column (default: date/ts/timestamp/time/datetime).")
+@click.option("--duplicates", default="error", show_default=True, type=click.Choice(["error", "last", "first"]), help="Rows sharing a timestamp: refuse, or keep the last/first.")
 @click.option("--time-features", is_flag=True, help="Add hour/weekday/day/day-of-year channels.")
 @click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0.0, 0.9), help="Last share of rows used for validation / early stopping.")
 @click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Rows between training windows.")
@@ -92,10 +69,10 @@ Examples:
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Model hyper-parameter, value as JSON (repeatable).")
 @user_errors
 def train_command(kind: str, data_path: Path, targets: tuple[str, ...], features: tuple[str, ...], lookback: int, horizon: int,
-                  out_dir: Path, time_col: str | None, time_features: bool, val_fraction: float, stride: int, seed: int,
+                  out_dir: Path, time_col: str | None, duplicates: str, time_features: bool, val_fraction: float, stride: int, seed: int,
                   params: tuple[str, ...]) -> None:
     """Train a forecaster on a file and save it; prints a JSON summary (fit report, validation error vs naive)."""
-    tf = read_frame(data_path, time_col=time_col)
+    tf = read_frame(data_path, time_col=time_col, duplicates=duplicates)  # type: ignore[arg-type]
     tcols, fcols = split_columns(targets), split_columns(features)
     channels = channel_names(tcols, fcols, with_time=time_features)
     hparams = parse_params(params)
@@ -103,8 +80,8 @@ def train_command(kind: str, data_path: Path, targets: tuple[str, ...], features
         hparams.setdefault("time_features", N_TIME_FEATURES)
     n_val = int(tf.frame.height * val_fraction)
     cut = tf.frame.height - n_val
-    train = make_windows(tf, lookback, horizon, tcols, fcols, stride, time_features, stop=cut)
-    val = make_windows(tf, lookback, horizon, tcols, fcols, 1, time_features, start=cut - lookback) if n_val >= horizon else None
+    train = make_windows(tf, lookback, horizon, fcols, tcols, stride, with_time=time_features, stop=cut)
+    val = make_windows(tf, lookback, horizon, fcols, tcols, with_time=time_features, start=cut - lookback) if n_val >= horizon else None
     model = create_forecaster(kind, lookback=lookback, horizon=horizon, n_features=len(channels), n_targets=len(tcols), seed=seed, **hparams)
     model.schema = {
         "time_col": tf.time_col, "targets": tcols, "features": [c for c in fcols if c not in tcols],
@@ -161,12 +138,13 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
 @click.option("--model-dir", required=True, type=click.Path(path_type=Path), help="A directory written by `adaptcast train`.")
 @click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help="CSV or Parquet with the same columns as in training.")
 @click.option("--out", "out_path", default=None, type=click.Path(path_type=Path), help="Write .csv or .parquet here (default: CSV to stdout).")
+@click.option("--duplicates", default="error", show_default=True, type=click.Choice(["error", "last", "first"]), help="Rows sharing a timestamp: refuse, or keep the last/first.")
 @click.option("--all", "every_window", is_flag=True, help="Forecast from every window, not just the latest one.")
 @user_errors
-def predict_command(model_dir: Path, data_path: Path, out_path: Path | None, every_window: bool) -> None:
+def predict_command(model_dir: Path, data_path: Path, out_path: Path | None, duplicates: str, every_window: bool) -> None:
     """Forecast the next horizon after the file's last row (or after every window with --all)."""
     model = load_forecaster(model_dir)
-    tf = read_frame(data_path, time_col=model.schema.get("time_col"))
+    tf = read_frame(data_path, time_col=model.schema.get("time_col"), duplicates=duplicates)  # type: ignore[arg-type]
     frame = forecast_frame(model, tf, every_window)
     if out_path is None:
         frame.write_csv(sys.stdout)
@@ -175,6 +153,6 @@ def predict_command(model_dir: Path, data_path: Path, out_path: Path | None, eve
     elif out_path.suffix.lower() == ".csv":
         frame.write_csv(out_path)
     else:
-        raise BadInput(f"--out {out_path}: use a .csv or .parquet file name")
+        raise UserError(f"--out {out_path}: use a .csv or .parquet file name")
     if out_path is not None:
         click.echo(f"wrote {frame.height} forecasts ({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}", err=True)
