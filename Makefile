@@ -6,9 +6,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.adaptcast-installed
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
+DEMO_SECONDS ?= 60
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast kafka-up kafka-down bench clean
+.PHONY: help setup run test test-fast kafka-up kafka-down demo-live bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -36,6 +37,9 @@ kafka-up: setup ## Start a local broker in the background on 127.0.0.1:9092 (KAF
 
 kafka-down: setup ## Stop the broker started by kafka-up
 	$(PY) -m deploy.kafka down
+
+demo-live: setup ## Local broker + replayed scenario + live worker with a one-line status, for DEMO_SECONDS (60)
+	$(PY) -m deploy.demo_live --seconds $(DEMO_SECONDS)
 
 bench: setup ## Run the quick benchmarks (each prints a JSON summary)
 	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || exit 1; done

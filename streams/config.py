@@ -111,6 +111,7 @@ class ServingConfig(_Section):
     max_seconds: float | None = Field(default=None, gt=0, description="stop after this long (None: run until signalled)")
     strict_series: list[str] | None = Field(default=None, description="if set, records of other series go to dead letters")
     max_future_s: float = Field(default=86_400, gt=0, description="records stamped further ahead than this are rejected")
+    threads: int = Field(default=1, ge=1, description="torch intra-op threads of the live worker (1 is fastest for small models)")
 
 
 class StateConfig(_Section):

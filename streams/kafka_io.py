@@ -122,7 +122,8 @@ class KafkaSink:
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=5,
+            linger_ms=100,  # the worker flushes at the end of every batch, so lingering never delays a prediction
+            batch_size=256 * 1024,
             retries=2**31 - 1,
             max_in_flight_requests_per_connection=5,
             key_serializer=lambda k: k.encode() if isinstance(k, str) else k,

@@ -31,6 +31,22 @@ MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this man
 MEMORY_DECAY = 0.99  # the loop's error memory forgets with a half-life of ~69 completed forecasts (streams drift)
 
 
+def in_rounds(records: Iterable[Record]) -> list[Record]:
+    """Reorder so each series' k-th record comes in round k: one predict call per round, not per repeat.
+
+    Order within a series is kept (that is all the loop relies on), so the result is the same
+    as processing the records one by one.
+    """
+    seen: dict[str, int] = {}
+    keyed = []
+    for i, rec in enumerate(records):
+        k = seen.get(rec.series, 0)
+        seen[rec.series] = k + 1
+        keyed.append((k, i, rec))
+    keyed.sort(key=lambda t: (t[0], t[1]))
+    return [rec for _, _, rec in keyed]
+
+
 @dataclass
 class Forecast:
     """One emitted forecast: ``yhat``/``yhat_base`` are ``[horizon, n_targets]`` in target units."""
@@ -57,9 +73,27 @@ class Forecast:
         }
 
 
+class RollingMean:
+    """Mean of the last ``size`` values in O(1) per value."""
+
+    def __init__(self, size: int):
+        self._values: deque[float] = deque(maxlen=size)
+        self._sum = 0.0
+
+    def add(self, v: float) -> None:
+        if len(self._values) == self._values.maxlen:
+            self._sum -= self._values[0]
+        self._values.append(v)
+        self._sum += v
+
+    @property
+    def mean(self) -> float:
+        return self._sum / len(self._values) if self._values else 0.0
+
+
 @dataclass
 class ScoredError:
-    """Truth met a forecast: absolute errors of the corrected and base forecast at one lead time."""
+    """Truth met a one-step-ahead forecast: absolute errors of the corrected and the base forecast."""
 
     series: str
     ts_ms: int
@@ -74,7 +108,7 @@ class StepResult:
 
     forecasts: list[Forecast] = field(default_factory=list)
     rejected: list[tuple[Record, RecordError]] = field(default_factory=list)
-    scored: list[ScoredError] = field(default_factory=list)
+    scored: list[ScoredError] = field(default_factory=list)  # one-step-ahead only: the drift detectors' input
     events: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -132,7 +166,8 @@ class ForecastLoop:
         self.step = 0
         self._newest_ts: int | None = None
         self._completed: list[PendingForecast] = []
-        self._one_step_errors: deque[float] = deque(maxlen=error_window)
+        self._hits: list[tuple[PendingForecast, int, np.ndarray, Record]] = []
+        self._live = RollingMean(error_window)
         self._abs_sum = np.zeros(2)  # corrected, base
         self._n_scored = 0
         self.n_records = 0
@@ -150,7 +185,7 @@ class ForecastLoop:
         received_at = self.clock() if received_at is None else received_at
         result = StepResult()
         due: dict[str, SeriesState] = {}
-        for rec in records:
+        for rec in in_rounds(records):
             self.n_records += 1
             self.metrics.records_consumed.inc()
             try:
@@ -164,7 +199,7 @@ class ForecastLoop:
             if emit and (rec.series in due or len(due) >= self.max_batch):
                 self._flush(due, result, received_at)
             if emit:
-                self._score(rec, row, state, result)
+                self._score(rec, row, state)
             if state.last_ts_ms is not None:
                 state.period_ms = rec.ts_ms - state.last_ts_ms
             state.last_ts_ms = rec.ts_ms
@@ -176,6 +211,7 @@ class ForecastLoop:
                 due[rec.series] = state
         if emit:
             self._flush(due, result, received_at)
+            self._settle(result)
             self._adapt(result)
         self.metrics.series_active.set(len(self.states))
         self.metrics.beat()
@@ -285,30 +321,47 @@ class ForecastLoop:
         raise RecordError(LATE, f"series {rec.series!r} is at {format_timestamp(state.last_ts_ms)}; record at {format_timestamp(rec.ts_ms)} is late")
 
     # ---- scoring ----------------------------------------------------------------------------------
-    def _score(self, rec: Record, row: np.ndarray, state: SeriesState, result: StepResult) -> None:
-        """Compare the new truth with every pending forecast whose horizon covers its timestamp."""
-        truth = row[: len(self.targets)]
+    def _score(self, rec: Record, row: np.ndarray, state: SeriesState) -> None:
+        """Match the new truth with every pending forecast whose horizon covers its timestamp.
+
+        Errors are computed later for the whole call at once (:meth:`_settle`): numpy per hit
+        would dominate the per-record cost.
+        """
+        if not state.pending:
+            return
         period = state.period_ms or 1
         keep: deque[PendingForecast] = deque()
         for p in state.pending:
             lead = round((rec.ts_ms - p.issued_at_ms) / period)
             if 1 <= lead <= len(p.yhat) and abs(rec.ts_ms - p.issued_at_ms - lead * period) * 2 <= period:
-                err = np.abs(truth - p.yhat[lead - 1])
-                err_base = np.abs(truth - p.yhat_base[lead - 1])
-                p.residuals[lead - 1] = truth - p.yhat_base[lead - 1]
-                result.scored.append(ScoredError(rec.series, rec.ts_ms, lead, err, err_base))
-                self._abs_sum += (float(err.mean()), float(err_base.mean()))
-                self._n_scored += 1
-                if lead == 1:
-                    self._one_step_errors.append(float(err.mean()))
+                self._hits.append((p, lead, row, rec))
                 if lead == len(p.yhat):
                     self._completed.append(p)
                     continue
             if p.issued_at_ms + len(p.yhat) * period > rec.ts_ms:
                 keep.append(p)
         state.pending = keep
-        if self._one_step_errors:
-            self.metrics.live_error.set(sum(self._one_step_errors) / len(self._one_step_errors))
+
+    def _settle(self, result: StepResult) -> None:
+        """Errors and residuals of this call's matches, vectorised; one-step errors go to ``result.scored``."""
+        hits, self._hits = self._hits, []
+        if not hits:
+            return
+        t = len(self.targets)
+        truth = np.stack([row[:t] for _, _, row, _ in hits])
+        yhat = np.stack([p.yhat[lead - 1] for p, lead, _, _ in hits])
+        base = np.stack([p.yhat_base[lead - 1] for p, lead, _, _ in hits])
+        resid = truth - base
+        err, err_base = np.abs(truth - yhat), np.abs(resid)
+        err_mean = err.mean(axis=1)
+        for i, (p, lead, _, rec) in enumerate(hits):
+            p.residuals[lead - 1] = resid[i]
+            if lead == 1:
+                result.scored.append(ScoredError(rec.series, rec.ts_ms, 1, err[i], err_base[i]))
+                self._live.add(float(err_mean[i]))
+        self._abs_sum += (float(err_mean.sum()), float(err_base.mean(axis=1).sum()))
+        self._n_scored += len(hits)
+        self.metrics.live_error.set(self._live.mean)
 
     # ---- forecasting --------------------------------------------------------------------------------
     def _flush(self, due: dict[str, SeriesState], result: StepResult, received_at: float) -> None:

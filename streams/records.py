@@ -6,6 +6,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import lru_cache
 from typing import Any
 
 # rejection reasons (the ``reason`` label of adaptcast_records_rejected_total)
@@ -63,7 +64,9 @@ def parse_timestamp(raw: Any) -> int:
     raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch milliseconds, got {type(raw).__name__}")
 
 
+@lru_cache(maxsize=8192)
 def format_timestamp(ts_ms: int) -> str:
+    """Epoch milliseconds → ISO-8601 UTC with a ``Z`` (cached: many series share timestamps)."""
     return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
 
 
@@ -96,10 +99,10 @@ def validate(obj: Any, required: tuple[str, ...] = (), now_ms: int | None = None
     return Record(series, ts_ms, values)
 
 
-def decode(raw: bytes, required: tuple[str, ...] = (), now_ms: int | None = None) -> Record:
+def decode(raw: bytes, required: tuple[str, ...] = (), now_ms: int | None = None, max_future_ms: int = 86_400_000) -> Record:
     """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason."""
     try:
         obj = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise RecordError(UNDECODABLE, f"not UTF-8 JSON: {exc}") from None
-    return validate(obj, required=required, now_ms=now_ms)
+    return validate(obj, required=required, now_ms=now_ms, max_future_ms=max_future_ms)

@@ -37,6 +37,14 @@ from streams.retrain import BackgroundTrainer
 log = logging.getLogger("adaptcast.service")
 
 
+def torch_threads(n: int) -> None:
+    """Intra-op threads for torch: small per-batch predictions are slower with more on a busy machine."""
+    import torch
+
+    if torch.get_num_threads() != n:
+        torch.set_num_threads(n)
+
+
 class SnapshotStore:
     """Per-partition window snapshots and one process-wide adaptation snapshot, as pickle-free .npz files."""
 
@@ -81,6 +89,8 @@ class Worker:
     def __init__(self, cfg: Config, metrics: Metrics | None = None, client_id: str = "adaptcast"):
         self.cfg = cfg
         self.metrics = metrics or Metrics()
+        torch_threads(cfg.serving.threads)
+        self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         state_dir = Path(cfg.state.dir)
         self.store = CheckpointStore(state_dir / "models")
         self.snapshots = SnapshotStore(state_dir / "snapshots")
@@ -205,7 +215,7 @@ class Worker:
             offsets[tp] = msg.offset + 1
             replaying = msg.offset < self.warm_until.get(tp, -1)
             try:
-                rec = decode(msg.value, required=tuple(self.channels), now_ms=now_ms)
+                rec = decode(msg.value, required=tuple(self.channels), now_ms=now_ms, max_future_ms=self._max_future_ms)
                 if self.cfg.serving.strict_series is not None and rec.series not in self.cfg.serving.strict_series:
                     raise RecordError(UNKNOWN_SERIES, f"series {rec.series!r} is not in serving.strict_series")
             except RecordError as err:
@@ -258,6 +268,10 @@ class Worker:
                 self.step()
         finally:
             self.close()
+        return self.summary()
+
+    def summary(self) -> dict[str, Any]:
+        """Records, predictions and rejections handled, with the loop's own summary."""
         return {**self.counts, **self.loop.summary()}
 
     def close(self) -> None:

@@ -197,3 +197,10 @@ def test_lr_is_halved_each_epoch():
         opt.step()
         sched.step()
     assert lrs == pytest.approx([1e-4, 5e-5, 2.5e-5])
+
+
+def test_calendar_marks_match_the_shared_time_features():
+    from forecast.data import time_features
+
+    ts = np.datetime64("2016-02-27T00:00") + np.arange(24 * 400) * np.timedelta64(1, "h")
+    np.testing.assert_allclose(calendar_marks(ts, "h"), time_features(ts), atol=1e-6)

@@ -57,13 +57,16 @@ def test_one_forecast_per_record_and_exact_scores():
     assert fa[0].issued_at_ms == 3 * HOUR
     assert fa[0].ts_ms == [4 * HOUR, 5 * HOUR, 6 * HOUR]
     assert fa[0].yhat[:, 0].tolist() == pytest.approx([3.0, 3.0, 3.0], abs=1e-5)  # last value, original units
-    # last-value forecast of a ramp errs by the lead time exactly
+    # a last-value forecast of a ramp errs by the slope at lead 1, by slope x lead at lead k
+    assert {s.lead for s in scored} == {1} and len(scored) == 12
     for s in scored:
-        slope = 1 if s.series == "a" else 2
-        assert s.abs_error[0] == pytest.approx(slope * s.lead, abs=1e-4)
+        assert s.abs_error[0] == pytest.approx(1 if s.series == "a" else 2, abs=1e-4)
     summary = loop.summary()
     assert summary["records"] == 20 and summary["forecasts"] == 14
-    assert summary["mae"] == pytest.approx(np.mean([s.abs_error[0] for s in scored]))
+    # all leads count in the MAE: per series, forecasts issued at steps 3..9 meet truth up to step 9
+    errs = [slope * lead for slope in (1, 2) for issued in range(3, 10) for lead in range(1, 4) if issued + lead <= 9]
+    assert summary["scored_points"] == len(errs)
+    assert summary["mae"] == pytest.approx(np.mean(errs), abs=1e-4)
 
 
 def test_same_series_twice_in_one_batch_gives_two_forecasts():

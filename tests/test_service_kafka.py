@@ -232,32 +232,41 @@ def test_kill_minus_nine_loses_nothing(kafka_bootstrap, tmp_path):
     records = _records(n_series, steps)
     feeder = threading.Thread(target=lambda: [(_produce(kafka_bootstrap, names["input"], records[i:i + 40]), time.sleep(0.3)) for i in range(0, len(records), 40)])
     log = tmp_path / "worker.log"
-    proc = _worker_process(cfg_path, log)
-    _wait_serving(proc, log, 1)
-    feeder.start()
-    # wait until it is mid-stream: a few hundred records committed, input not finished
-    deadline = time.monotonic() + 90
-    while _committed_total(kafka_bootstrap, names["group"]) < 200:
-        assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
-        time.sleep(0.05)
-    assert feeder.is_alive(), "the kill must happen mid-stream"
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
-    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-    committed_at_kill = {tp.partition: om.offset for tp, om in admin.list_group_offsets(names["group"]).get(names["group"], {}).items()}
-    admin.close()
-    feeder.join()
-    proc2 = _worker_process(cfg_path, log)
-    _wait_serving(proc2, log, 2)
+    procs: list[subprocess.Popen] = []
     try:
+        proc = _worker_process(cfg_path, log)
+        procs.append(proc)
+        _wait_serving(proc, log, 1)
+        feeder.start()
+        # wait until it is mid-stream: a few hundred records committed, input not finished
+        deadline = time.monotonic() + 90
+        while _committed_total(kafka_bootstrap, names["group"]) < 200:
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        assert feeder.is_alive(), "the kill must happen mid-stream"
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        committed_at_kill = {tp.partition: om.offset for tp, om in admin.list_group_offsets(names["group"]).get(names["group"], {}).items()}
+        admin.close()
+        feeder.join()
+        proc2 = _worker_process(cfg_path, log)
+        procs.append(proc2)
+        _wait_serving(proc2, log, 2)
         deadline = time.monotonic() + 90
         while not _group_done(kafka_bootstrap, names["group"], names["input"]):
             assert time.monotonic() < deadline, log.read_text()
             assert proc2.poll() is None, log.read_text()
             time.sleep(0.5)
-    finally:
         proc2.send_signal(signal.SIGTERM)
-        assert proc2.wait(timeout=60) == 0, log.read_text()
+        assert proc2.wait(timeout=60) == 0, log.read_text()  # graceful shutdown exits 0
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                os.killpg(p.pid, signal.SIGKILL)
+                p.wait()
+        if feeder.is_alive():
+            feeder.join()
     expected = _expected_keys(n_series, steps)
     preds, counts = _predictions(kafka_bootstrap, names["output"], len(expected))
     assert set(preds) == expected, f"missing: {sorted(expected - set(preds))[:5]}"
