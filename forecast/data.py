@@ -14,6 +14,7 @@ import numpy as np
 import polars as pl
 
 from forecast.base import InputError
+from forecast.windows import sliding_windows
 
 TIME_COLUMNS = ("date", "ts", "timestamp", "time", "datetime")
 Duplicates = Literal["last", "first", "error"]
@@ -228,11 +229,8 @@ def make_windows(
     if n < 1:
         raise InputError(f"{tf.source}: {values.shape[0]} rows are too few for lookback {lookback} + horizon {horizon}; "
                          "use a longer file or smaller --lookback/--horizon")
-    win = np.lib.stride_tricks.sliding_window_view(values, lookback + horizon, axis=0)[::stride][:n]  # [N, C, L+H]
-    win = np.ascontiguousarray(win.transpose(0, 2, 1))
-    X, Y = win[:, :lookback], win[:, lookback:, : len(targets)]
-    last = stamps[lookback - 1 :: stride][:n]
-    return Windows(np.ascontiguousarray(X), np.ascontiguousarray(Y), last)
+    X, Y = sliding_windows(values, lookback, horizon, len(targets), stride)
+    return Windows(X, Y, stamps[lookback - 1 :: stride][:n])
 
 
 def ett_borders(tf: TimeFrame) -> tuple[int, int, int]:

@@ -45,6 +45,10 @@ class ModelConfig(_Section):
     kind: str = "arnet"
     lookback: int = Field(default=48, ge=1)
     horizon: int = Field(default=12, ge=1)
+    target: str = "y"
+    features: list[str] = Field(default_factory=list)
+    params: dict[str, Any] = Field(default_factory=dict)
+    checkpoint: str | None = Field(default=None, description="serve this saved model directory when the state dir holds none")
 
     @field_validator("kind")
     @classmethod
@@ -54,10 +58,6 @@ class ModelConfig(_Section):
         if v not in FORECASTERS:
             raise ValueError(f"unknown model kind {v!r}; choose one of {', '.join(sorted(FORECASTERS))}")
         return v
-    target: str = "y"
-    features: list[str] = Field(default_factory=list)
-    params: dict[str, Any] = Field(default_factory=dict)
-    checkpoint: str | None = Field(default=None, description="serve this saved model directory when the state dir holds none")
 
 
 class AdaptationConfig(_Section):
