@@ -59,6 +59,18 @@ def test_same_seed_gives_byte_identical_summary(tmp_path):
     assert a == b
     assert _run(*args[:-1], "8", "--out", str(tmp_path / "c"))[0] == 0
     assert (tmp_path / "c" / "summary.json").read_bytes() != a
+    # with measured timings on, only the measured seconds differ between two runs
+    timed = [a if a != "off" else "on" for a in args]
+    assert _run(*timed, "--out", str(tmp_path / "d"))[0] == 0
+    assert _run(*timed, "--out", str(tmp_path / "e"))[0] == 0
+    d, e = (json.loads((tmp_path / x / "summary.json").read_text()) for x in "de")
+    measured = ("train_seconds", "predict_seconds", "error_x_compute")
+    for cfg in (d, e):
+        for c in cfg["configs"].values():
+            assert all(c[k] is not None and c[k] >= 0 for k in measured)
+            for k in measured:
+                c.pop(k)
+    assert d == e
 
 
 def _write(tmp_path: Path, text: str) -> str:
