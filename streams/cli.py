@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-from typing import Any
+import os
 
-import click
+# numpy's small per-batch matrix products (error memory, scoring) are many times slower with a
+# multi-threaded BLAS on a busy machine; set before numpy loads, overridable from the environment
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from streams.config import ConfigError, load_config, to_yaml
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
+import click  # noqa: E402
 
-from streams.cli_common import UserError, parse_params, split_columns
+from streams.cli_common import UserError, parse_params, split_columns  # noqa: E402
+from streams.config import ConfigError, load_config, to_yaml  # noqa: E402
 
 LAZY_COMMANDS = {  # imported on use: they pull in torch, which takes seconds to load
     "train": ("streams.train_cli", "train_command", "Train a forecaster on a file and save it (prints a JSON report)."),
@@ -132,7 +136,6 @@ def run(config_path, bootstrap_servers, input_topic, output_topic, dead_letter_t
           --output-topic forecasts --dead-letter-topic metrics.dlq --group fc --model arnet
     """
     import logging
-    import os
 
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     logging.getLogger("kafka").setLevel(logging.WARNING)
@@ -205,8 +208,6 @@ def replay(config_path, path, scenario, topic, bootstrap_servers, targets, serie
       adaptcast replay --scenario level_shift --topic adaptcast.input --rate 500
       adaptcast replay ETTh1.csv --target OT --topic ett --speedup 3600
     """
-    import os
-
     from forecast.base import InputError
     from streams.replay import replay as produce
 
