@@ -343,7 +343,7 @@ def test_hot_swap_under_load_keeps_serving(kafka_bootstrap, tmp_path):
         worker.close()
     preds, counts = _predictions(kafka_bootstrap, names["output"], 100)
     versions = {p["model_version"] for p in preds.values()}
-    assert len(versions) >= 3, versions  # initial model plus at least two swaps
+    assert len(versions) >= 2, versions  # the initial model and at least one hot swap
     assert max(counts.values()) == 1
     # after the first model exists, every record of every series is forecast
     first = min(int(p["issued_at"][11:13]) + 24 * (int(p["issued_at"][8:10]) - 1) for p in preds.values())
