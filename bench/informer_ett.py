@@ -86,6 +86,22 @@ def make_splits(path: Path, mode: str, seq_len: int, horizon: int):
     return out, c
 
 
+def log_epochs(tag: str) -> None:
+    """Print one line per finished epoch to stderr (progress of a long run, visible in the log)."""
+    from forecast.training import ForecastModule
+
+    original = ForecastModule.on_train_epoch_end
+    t0 = time.perf_counter()
+
+    def on_train_epoch_end(self) -> None:
+        original(self)
+        h = self.history[-1] if self.history else {}
+        print(f"[informer_ett] {tag} epoch {len(self.history)}: train {h.get('train_loss', float('nan')):.4f} "
+              f"val {h.get('val_loss', float('nan')):.4f}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+
+    ForecastModule.on_train_epoch_end = on_train_epoch_end  # type: ignore[method-assign]
+
+
 def peak_memory_mb(device: str) -> float:
     import torch
 
@@ -124,6 +140,7 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
     )
     hp.update(json.loads(args.hparams))
     model = create_forecaster("informer", lookback=seq_len, horizon=horizon, n_features=c + 4, n_targets=c, seed=args.seed, **hp)
+    log_epochs(f"{mode}/{horizon}")
     report = model.fit(Xtr, Ytr, val=(Xva, Yva))
     t0 = time.perf_counter()
     pred = model.predict(Xte)
@@ -264,10 +281,9 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             print(f"[informer_ett] {key}: training …", file=sys.stderr, flush=True)
             child = [a for a in (argv if argv is not None else sys.argv[1:])]
-            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *child, "--single", key], capture_output=True, text=True)
+            proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), *child, "--single", key], stdout=subprocess.PIPE, text=True)
             if proc.returncode != 0:
-                print(proc.stderr[-4000:], file=sys.stderr)
-                raise SystemExit(f"{key} failed (exit {proc.returncode})")
+                raise SystemExit(f"{key} failed (exit {proc.returncode}); its error is above")
             result = json.loads(proc.stdout.strip().splitlines()[-1])
             doc = load_results(out)  # re-read: another run may have added entries meanwhile
             doc["results"][key] = result
