@@ -29,7 +29,7 @@ from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sequential
 from forecast.base import BaseForecaster, FitReport
 
 WEIGHTS = "weights.pt"
-PREDICT_CHUNK = 4096
+PREDICT_BATCHES = 4  # inference runs on chunks of this many training batches: memory like one training step
 SMALL_NET = 200_000
 _LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
 
@@ -327,9 +327,10 @@ class TorchForecaster(BaseForecaster):
         assert self.module is not None
         fn = getattr(self.module, method)
         outs = []
+        size = PREDICT_BATCHES * int(self.hparams["batch_size"])
         with torch.inference_mode():
-            for start in range(0, X.shape[0], PREDICT_CHUNK):
-                chunk = torch.from_numpy(np.ascontiguousarray(X[start : start + PREDICT_CHUNK])).to(self.device)
+            for start in range(0, X.shape[0], size):
+                chunk = torch.from_numpy(np.ascontiguousarray(X[start : start + size])).to(self.device)
                 outs.append(fn(chunk).float().cpu().numpy())
         return np.concatenate(outs, axis=0)
 
