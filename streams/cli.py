@@ -7,6 +7,8 @@ import os
 # numpy's small per-batch matrix products (error memory, scoring) are many times slower with a
 # multi-threaded BLAS on a busy machine; set before numpy loads, overridable from the environment
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# idle OpenMP threads sleep instead of spinning: on a shared box spinning tripled torch's CPU time per step
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
