@@ -126,7 +126,8 @@ class Worker:
         return loop
 
     def _checkpoint(self, model: Any) -> str:
-        parent = self.loop.model.version if getattr(self, "loop", None) is not None and self.loop.model is not None else None
+        """Save a model the loop is about to swap in; its parent is the one serving now."""
+        parent = self.loop.model.version if self.loop.model is not None else None
         return self.store.save(model, parent=parent)
 
     # ---- rebalance ---------------------------------------------------------------------------------------
