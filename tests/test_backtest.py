@@ -121,3 +121,22 @@ def test_ett_file_backtest(tmp_path):
     cfg = next(iter(summary["configs"].values()))
     assert summary["channels"] == ["OT", "HUFL", "MUFL"] and summary["steps"] == 600
     assert cfg["n_retrains"] >= 2 and cfg["mae"] > 0
+
+
+def test_long_layout_file_with_series_column(tmp_path):
+    from streams.scenarios import make_scenario
+
+    path = tmp_path / "long.csv"
+    make_scenario("level_shift", series=2, steps=200, seed=1).frame.write_csv(path)
+    code, out = _run("--data", str(path), "--series-col", "series", "--target", "y", "--model", "naive",
+                     "--lookback", "12", "--horizon", "3", "--policy", "never", "--out", str(tmp_path / "o"))
+    assert code == 0, out
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["series"] == 2 and summary["steps"] == 200
+    fc = pl.read_parquet(tmp_path / "o" / "forecasts.parquet")
+    assert sorted(fc["series"].unique().to_list()) == ["s0", "s1"]
+    # a duplicate row within one series is refused, naming the series
+    text = path.read_text().splitlines()
+    path.write_text("\n".join([*text, text[1]]) + "\n")
+    code, out = _run("--data", str(path), "--series-col", "series", "--target", "y", "--out", str(tmp_path / "p"))
+    assert code == 2 and "series s0" in out and "repeated timestamps" in out
