@@ -16,6 +16,12 @@ class ConfigError(ValueError):
     """The configuration is invalid; the message names the key (or file) and the reason."""
 
 
+def _one_of(value: str, choices: list[str], what: str) -> str:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -55,9 +61,7 @@ class ModelConfig(_Section):
     def _kind(cls, v: str) -> str:
         from forecast import FORECASTERS
 
-        if v not in FORECASTERS:
-            raise ValueError(f"unknown model kind {v!r}; choose one of {', '.join(sorted(FORECASTERS))}")
-        return v
+        return _one_of(v, sorted(FORECASTERS), "model kind")
 
 
 class AdaptationConfig(_Section):
@@ -99,9 +103,7 @@ class ScenarioConfig(_Section):
     def _known(cls, v: str) -> str:
         from streams.scenarios import SCENARIOS
 
-        if v not in SCENARIOS:
-            raise ValueError(f"unknown scenario {v!r}; choose one of {', '.join(SCENARIOS)}")
-        return v
+        return _one_of(v, list(SCENARIOS), "scenario")
 
 
 class ServingConfig(_Section):
