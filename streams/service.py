@@ -122,7 +122,10 @@ class Worker:
             loop.serve(model)
             saved = self.snapshots.load_global()
             if saved is not None:
-                loop.load_state_dict(saved)
+                try:
+                    loop.load_state_dict(saved)
+                except (ValueError, KeyError) as exc:  # e.g. the policy or memory settings changed since
+                    log.warning("loop snapshot does not fit the current configuration, starting adaptation afresh: %s", exc)
         return loop
 
     def _checkpoint(self, model: Any) -> str:
