@@ -353,3 +353,18 @@ def test_hot_swap_under_load_keeps_serving(kafka_bootstrap, tmp_path):
         assert len(got) >= steps - first - 1
     text = worker.metrics.render().decode()
     assert 'adaptcast_retrains_total{reason="periodic"}' in text
+
+
+def test_restart_with_changed_policy_ignores_the_old_loop_snapshot(kafka_bootstrap, tmp_path, caplog):
+    names = _topics(kafka_bootstrap)
+    ckpt = _naive_checkpoint(tmp_path / "m")
+    first = Worker(_config(kafka_bootstrap, names, tmp_path / "state", ckpt, adaptation={"policy": "drift"}))
+    first.close()  # writes the loop snapshot
+    assert (tmp_path / "state" / "snapshots" / "loop.npz").is_file()
+    with caplog.at_level("WARNING", logger="adaptcast.service"):
+        second = Worker(_config(kafka_bootstrap, names, tmp_path / "state", ckpt, adaptation={"policy": "periodic:24"}))
+    try:
+        assert "does not fit the current configuration" in caplog.text
+        assert second.loop.policy.spec == "periodic:24"
+    finally:
+        second.close()
