@@ -78,6 +78,7 @@ class ErrorMemory:
         self._sums = np.zeros((self.tables * self._nb, vw))
         self._keysums = np.zeros((self.tables * self._nb, self.dim))
         self._counts = np.zeros(self.tables * self._nb)
+        self._vcounts = np.zeros((self.tables * self._nb, vw))  # weight per stored value (partial updates)
         self._mu = np.zeros(self.dim)
         self._m2 = np.zeros(self.dim)
         self._std_n = 0
@@ -90,6 +91,7 @@ class ErrorMemory:
         self._sums.fill(0.0)
         self._keysums.fill(0.0)
         self._counts.fill(0.0)
+        self._vcounts.fill(0.0)
         self._scale = 1.0  # weight of the next record relative to stored ones (grows with decay)
         self._mu.fill(0.0)
         self._m2.fill(0.0)
@@ -104,7 +106,7 @@ class ErrorMemory:
     def nbytes(self) -> int:
         """Bytes held by the sketch and projections: fixed by (tables, bits, dim, horizon, n_targets)."""
         return int(
-            self._sums.nbytes + self._keysums.nbytes + self._counts.nbytes + self._planes.nbytes
+            self._sums.nbytes + self._keysums.nbytes + self._counts.nbytes + self._vcounts.nbytes + self._planes.nbytes
             + self._mu.nbytes + self._m2.nbytes
         )
 
@@ -174,20 +176,31 @@ class ErrorMemory:
         bits = (proj > 0).reshape(z.shape[0], self.tables, self.bits)
         return bits.astype(np.int64) @ self._pow2 + self._offsets  # [B, tables] flat indices
 
-    def update(self, keys: Any, residuals: Any) -> None:
-        """Store residuals ``y - yhat_base`` ``[B, horizon, n_targets]`` under their keys ``[B, dim]``."""
+    def update(self, keys: Any, residuals: Any, mask: Any = None) -> None:
+        """Store residuals ``y - yhat_base`` ``[B, horizon, n_targets]`` under their keys ``[B, dim]``.
+
+        ``mask`` (bool, same shape) marks the residuals that are known: a forecast's lead-1 error
+        can be stored as soon as it is observed, without waiting for the whole horizon.
+        """
         k = self._check_keys(keys)
         b = k.shape[0]
         r = self._check_values(residuals, "residuals", b).reshape(b, -1)
+        if mask is None:
+            m = np.ones_like(r)
+        else:
+            m = np.asarray(mask, dtype=bool)
+            if m.size != r.size:
+                raise ValueError(f"mask must have the shape of residuals {[b, self.horizon, self.n_targets]}, got {list(m.shape)}")
+            m = m.reshape(b, -1).astype(np.float64)
         if self.decay < 1.0:
             step = max(1, int(100.0 / -math.log(self.decay)))  # keep decay**-step far from overflow
             if b > step:
                 for i in range(0, b, step):
-                    self._update(k[i : i + step], r[i : i + step])
+                    self._update(k[i : i + step], r[i : i + step], m[i : i + step])
                 return
-        self._update(k, r)
+        self._update(k, r, m)
 
-    def _update(self, k: np.ndarray, r: np.ndarray) -> None:
+    def _update(self, k: np.ndarray, r: np.ndarray, m: np.ndarray) -> None:
         b = k.shape[0]
         if self.decay < 1.0 and self._scale * self.decay ** -b > _RENORM_AT:
             self._renormalise()
@@ -208,13 +221,15 @@ class ErrorMemory:
         starts = np.flatnonzero(np.r_[True, fs[1:] != fs[:-1]])
         rows = order // self.tables
         wr = w[rows][:, None]
-        self._sums[fs[starts]] += np.add.reduceat(r[rows] * wr, starts, axis=0)
+        self._sums[fs[starts]] += np.add.reduceat(r[rows] * m[rows] * wr, starts, axis=0)
+        self._vcounts[fs[starts]] += np.add.reduceat(m[rows] * wr, starts, axis=0)
         self._keysums[fs[starts]] += np.add.reduceat(z[rows] * wr, starts, axis=0)
         self.n_updates += b
 
     def _renormalise(self) -> None:
         s = self._scale
         self._counts /= s
+        self._vcounts /= s
         self._sums /= s
         self._keysums /= s
         self._scale = 1.0
@@ -230,8 +245,9 @@ class ErrorMemory:
         idx = self._buckets(z)  # [B, T]
         c = self._counts[idx]  # [B, T]
         occupied = c > 1e-12 * self._scale
-        den = np.where(occupied, c + self.prior * self._scale, 1.0)
-        est = np.where(occupied[..., None], self._sums[idx] / den[..., None], 0.0)  # [B, T, V]
+        vc = self._vcounts[idx] + self.prior * self._scale  # [B, T, V]: per value, as updates may be partial
+        known = occupied[..., None] & (vc > 1e-12 * self._scale)
+        est = np.divide(self._sums[idx], vc, out=np.zeros_like(vc), where=known)  # [B, T, V]
         cent = self._keysums[idx]  # [B, T, dim]
         zn = np.linalg.norm(z, axis=1, keepdims=True)  # [B, 1]
         cn = np.linalg.norm(cent, axis=2)  # [B, T]
@@ -278,6 +294,7 @@ class ErrorMemory:
             "sums": self._sums.copy(),
             "keysums": self._keysums.copy(),
             "counts": self._counts.copy(),
+            "vcounts": self._vcounts.copy(),
             "scale": self._scale,
             "mu": self._mu.copy(),
             "m2": self._m2.copy(),
@@ -295,6 +312,7 @@ class ErrorMemory:
         self._sums[...] = state["sums"]
         self._keysums[...] = state["keysums"]
         self._counts[...] = state["counts"]
+        self._vcounts[...] = state["vcounts"]
         self._scale = float(state["scale"])
         self._mu[...] = state["mu"]
         self._m2[...] = state["m2"]

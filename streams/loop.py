@@ -28,7 +28,7 @@ from streams.retrain import InlineTrainer, TrainJob, TrainOutcome, Trainer, trai
 from streams.state import PendingForecast, RingBuffer, SeriesState
 
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
-MEMORY_DECAY = 0.99  # the loop's error memory forgets with a half-life of ~69 completed forecasts (streams drift)
+MEMORY_DECAY = 0.99  # per forecast: the loop's error memory forgets with a half-life of ~69 forecasts (streams drift)
 
 
 def in_rounds(records: Iterable[Record]) -> list[Record]:
@@ -165,7 +165,6 @@ class ForecastLoop:
         self.model_version = (model.version or "0") if self.model else "none"
         self.step = 0
         self._newest_ts: int | None = None
-        self._completed: list[PendingForecast] = []
         self._hits: list[tuple[PendingForecast, int, np.ndarray, Record]] = []
         self._live = RollingMean(error_window)
         self._abs_sum = np.zeros(2)  # corrected, base
@@ -336,7 +335,6 @@ class ForecastLoop:
             if 1 <= lead <= len(p.yhat) and abs(rec.ts_ms - p.issued_at_ms - lead * period) * 2 <= period:
                 self._hits.append((p, lead, row, rec))
                 if lead == len(p.yhat):
-                    self._completed.append(p)
                     continue
             if p.issued_at_ms + len(p.yhat) * period > rec.ts_ms:
                 keep.append(p)
@@ -354,8 +352,8 @@ class ForecastLoop:
         resid = truth - base
         err, err_base = np.abs(truth - yhat), np.abs(resid)
         err_mean = err.mean(axis=1)
+        self._remember(hits, resid)
         for i, (p, lead, _, rec) in enumerate(hits):
-            p.residuals[lead - 1] = resid[i]
             if lead == 1:
                 result.scored.append(ScoredError(rec.series, rec.ts_ms, 1, err[i], err_base[i]))
                 self._live.add(float(err_mean[i]))
@@ -390,7 +388,7 @@ class ForecastLoop:
                 Forecast(s, st.last_ts_ms, [st.last_ts_ms + k * st.period_ms for k in range(1, self.horizon + 1)], yhat[i], base[i], self.template.kind, self.model_version)
             )
             key = None if keys is None else keys[i]
-            st.pending.append(PendingForecast(st.last_ts_ms, yhat[i], base[i], key, self.model_version, np.full_like(base[i], np.nan)))
+            st.pending.append(PendingForecast(st.last_ts_ms, yhat[i], base[i], key, self.model_version))
         self.n_forecasts += len(names)
         self.metrics.predictions.inc(len(names))
         self.metrics.end_to_end.observe(max(self.clock() - received_at, 0.0))
@@ -399,7 +397,6 @@ class ForecastLoop:
     # ---- adaptation -------------------------------------------------------------------------------------
     def _adapt(self, result: StepResult) -> None:
         """Feed the error memory and the policy; start, then install, a retrain when it says so."""
-        self._update_memory()
         rows = max((len(s.buffer) for s in self.states.values()), default=0)
         if self.model is None and rows < self.min_train_rows:
             return
@@ -443,14 +440,21 @@ class ForecastLoop:
         rows = min(len(s.buffer) for s in states)
         return np.stack([s.buffer.last(rows)[:, 0] for s in states], axis=1).astype(np.float64)
 
-    def _update_memory(self) -> None:
-        done, self._completed = self._completed, []
+    def _remember(self, hits: list[tuple[PendingForecast, int, np.ndarray, Record]], resid: np.ndarray) -> None:
+        """Store each newly known residual under its forecast's key, lead by lead, as it is observed."""
         if self.memory is None:
             return
-        fresh = [p for p in done if p.key is not None and p.model_version == self.model_version and np.isfinite(p.residuals).all()]
-        if fresh:
-            with self.ledger.measure("correct", samples=len(fresh)):
-                self.memory.update(np.stack([p.key for p in fresh]), np.stack([p.residuals for p in fresh]))
+        fresh = [i for i, (p, _, _, _) in enumerate(hits) if p.key is not None and p.model_version == self.model_version]
+        if not fresh:
+            return
+        n, t = len(fresh), len(self.targets)
+        values = np.zeros((n, self.horizon, t))
+        mask = np.zeros((n, self.horizon, t), dtype=bool)
+        leads = np.array([hits[i][1] - 1 for i in fresh])
+        values[np.arange(n), leads] = resid[fresh]
+        mask[np.arange(n), leads] = True
+        with self.ledger.measure("correct", samples=n):
+            self.memory.update(np.stack([hits[i][0].key for i in fresh]), values, mask)
 
     def _install(self, outcome: TrainOutcome) -> dict[str, Any]:
         """Validate a finished candidate against the serving model on recent data and swap if not worse."""
@@ -501,7 +505,7 @@ class ForecastLoop:
             return
         probe = train_X[:: max(1, len(train_X) // 1024)] if train_X is not None and len(train_X) else None
         dim = self.model.embed(probe[:1] if probe is not None else np.zeros((1, self.lookback, len(self.channels)), np.float32)).shape[1]
-        params = {"decay": MEMORY_DECAY, **self.memory_params}
+        params = {"decay": MEMORY_DECAY ** (1 / self.horizon), **self.memory_params}  # one update per lead
         self.memory = ErrorMemory(dim=dim, horizon=self.horizon, n_targets=len(self.targets), **params)
         if probe is not None and len(probe) >= 2:
             z = self.model.embed(probe)

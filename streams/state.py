@@ -47,7 +47,6 @@ class PendingForecast:
     yhat_base: np.ndarray  # [H, T]
     key: np.ndarray | None  # error-memory key, when a memory is on
     model_version: str
-    residuals: np.ndarray = field(default_factory=lambda: np.empty(0))
 
 
 @dataclass

@@ -106,7 +106,7 @@ def test_temperature_controls_table_weighting() -> None:
 
 def test_memory_is_fixed_by_configuration() -> None:
     mem = ErrorMemory(dim=D, horizon=H, n_targets=2, tables=4, bits=5)
-    expected = 4 * 32 * (H * 2 + D + 1) * 8 + D * 4 * 5 * 8 + 2 * D * 8
+    expected = 4 * 32 * (2 * H * 2 + D + 1) * 8 + D * 4 * 5 * 8 + 2 * D * 8  # sums + value weights, key sums, count
     assert mem.nbytes == expected
     s = Stream(9)
     for _ in range(200):
@@ -250,3 +250,22 @@ def test_extreme_but_finite_inputs_stay_finite(scale, b, prior, decay) -> None:
     mem.update(keys, rng.normal(size=(b, 2, 1)) * scale)
     mem.update(np.zeros((b, 4)), np.zeros((b, 2, 1)))  # constant keys: zero variance dims
     assert np.isfinite(mem.correct(keys, np.zeros((b, 2, 1)))).all()
+
+
+def test_partial_updates_correct_only_the_leads_that_are_known() -> None:
+    mem = ErrorMemory(dim=D, horizon=H, n_targets=1, tables=4, bits=3, prior=0.0, warmup=0, tau=1.0)
+    keys = np.random.default_rng(3).normal(size=(32, D))
+    resid = np.full((32, H, 1), 2.0)
+    mask = np.zeros((32, H, 1), dtype=bool)
+    mask[:, 0] = True  # only lead 1 observed so far
+    mem.update(keys, resid, mask)
+    corr = mem.correction(keys)
+    np.testing.assert_allclose(corr[:, 0, 0], 2.0)
+    np.testing.assert_allclose(corr[:, 1:, :], 0.0)  # nothing known yet at leads 2..H
+    mask[:] = True
+    mem.update(keys, np.full((32, H, 1), 4.0), mask)
+    corr = mem.correction(keys)
+    np.testing.assert_allclose(corr[:, 0, 0], 3.0)  # lead 1 averages its two observations
+    np.testing.assert_allclose(corr[:, 1:, 0], 4.0)
+    with pytest.raises(ValueError, match="mask"):
+        mem.update(keys, resid, mask[:, :1])
