@@ -39,6 +39,19 @@ def test_probsparse_with_all_queries_and_all_keys_is_full_attention(causal):
     torch.testing.assert_close(out, FullAttention(causal=causal).eval()(q, k, v), rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("causal", [False, True])
+def test_probsparse_with_all_queries_has_full_attention_gradients(causal):
+    """The measurement runs without gradient; the active rows must still carry full attention's gradient."""
+    q, k, v = (t.requires_grad_() for t in _qkv(L=20))
+    ProbSparseAttention(factor=100, causal=causal).train()(q, k, v).pow(2).sum().backward()
+    got = [t.grad.clone() for t in (q, k, v)]
+    for t in (q, k, v):
+        t.grad = None
+    _reference(q, k, v, causal).pow(2).sum().backward()
+    for g, t in zip(got, (q, k, v)):
+        torch.testing.assert_close(g, t.grad, rtol=1e-4, atol=1e-5)
+
+
 def test_probsparse_cross_attention_all_keys_matches_full():
     q, k, v = _qkv(L=12, S=30)
     out = ProbSparseAttention(factor=100).eval()(q, k, v)
