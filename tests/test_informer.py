@@ -8,7 +8,7 @@ import torch
 
 from forecast import create_forecaster, load_forecaster
 from forecast.models.informer import DistilLayer, InformerNet
-from forecast.nn.attention import FullAttention, ProbSparseAttention
+from forecast.nn.attention import AttentionLayer, FullAttention, ProbSparseAttention
 from forecast.nn.calendar import calendar_marks, step_marks
 
 torch.set_num_threads(1)
@@ -138,6 +138,38 @@ def test_decoder_self_attention_is_causal(attention):
         a, b = net.decoder(dec, memory), net.decoder(changed, memory)
     torch.testing.assert_close(a[:, : t + 1], b[:, : t + 1], rtol=1e-5, atol=1e-5)
     assert not torch.allclose(a[:, t + 1 :], b[:, t + 1 :])  # the test can see a change
+
+
+def test_mixed_head_merge_reads_head_major_rows():
+    """mix=True (the authors' decoder quirk): one head is the usual merge; with several heads row l
+    of the merged output holds consecutive positions of one head, so outputs differ from mix=False."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 12, 16)
+    for heads, same in ((1, True), (4, False)):
+        plain = AttentionLayer(FullAttention(), 16, heads)
+        mixed = AttentionLayer(FullAttention(), 16, heads, mix=True)
+        mixed.load_state_dict(plain.state_dict())
+        with torch.no_grad():
+            a, b = plain(x, x, x), mixed(x, x, x)
+        assert torch.allclose(a, b, atol=1e-6) == same
+    captured = {}
+    mixed.out_proj.register_forward_hook(lambda m, inp, out: captured.setdefault("merged", inp[0]))
+    with torch.no_grad():
+        mixed(x, x, x)
+        heads_out = mixed.inner(*(mixed._heads(p(x)) for p in (mixed.q_proj, mixed.k_proj, mixed.v_proj)))  # [B, H, L, E]
+    # merged row 0 = head 0 at positions 0..3 (E = 4, so 4 positions fill one 16-wide row)
+    torch.testing.assert_close(captured["merged"][:, 0], heads_out[:, 0, :4].reshape(2, 16))
+
+
+def test_informer_with_mixed_decoder_heads_fits_and_predicts():
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((40, 16, 2)).astype(np.float32), rng.standard_normal((40, 4, 2)).astype(np.float32)
+    model = create_forecaster("informer", lookback=16, horizon=4, n_features=2, n_targets=2, mix=True,
+                              d_model=16, n_heads=4, d_ff=32, epochs=1, batch_size=8)
+    model.fit(X, Y)
+    assert model.module.decoder.layers[0].self_attn.mix and not model.module.decoder.layers[0].cross_attn.mix
+    assert not model.module.encoder.layers[0].attn.mix
+    assert model.predict(X[:3]).shape == (3, 4, 2)
 
 
 def test_sparse_causal_attention_reads_no_future_values():

@@ -32,7 +32,9 @@ placeholders. ``time_features=0`` (the default) drops the time-feature embedding
 Reference hyper-parameters from the paper are the defaults: d_model 512, 8 heads, d_ff 2048,
 2 encoder / 1 decoder layers, factor 5, dropout 0.05, Adam lr 1e-4 halved every epoch,
 batch 32, 6 epochs, patience 3, ``label_len = lookback // 2`` (96 → 48). Ablations:
-``attention="full"`` (canonical attention everywhere) and ``distil=False``.
+``attention="full"`` (canonical attention everywhere) and ``distil=False``. ``mix=True`` merges
+the decoder self-attention's heads the way the authors' released code does (see
+:class:`forecast.nn.attention.AttentionLayer`); it is not in the paper and off by default.
 """
 
 from __future__ import annotations
@@ -135,9 +137,11 @@ class Encoder(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, d_model: int, n_heads: int, d_ff: int, attention: str, factor: int, dropout: float, activation: str):
+    def __init__(
+        self, d_model: int, n_heads: int, d_ff: int, attention: str, factor: int, dropout: float, activation: str, mix: bool = False
+    ):
         super().__init__()
-        self.self_attn = make_attention(attention, d_model, n_heads, causal=True, factor=factor, dropout=dropout)
+        self.self_attn = make_attention(attention, d_model, n_heads, causal=True, factor=factor, dropout=dropout, mix=mix)
         self.cross_attn = make_attention("full", d_model, n_heads, dropout=dropout)
         self.ff = FeedForward(d_model, d_ff, dropout, activation)
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
@@ -189,6 +193,7 @@ class InformerNet(nn.Module):
         attention: str = "prob",
         distil: bool = True,
         activation: str = "gelu",
+        mix: bool = False,
     ):
         super().__init__()
         if not 1 <= label_len <= lookback:
@@ -209,7 +214,7 @@ class InformerNet(nn.Module):
             [DistilLayer(d_model) for _ in range(e_layers - 1)] if distil else [],
             d_model,
         )
-        self.decoder = Decoder([DecoderLayer(*layer_args) for _ in range(d_layers)], d_model, n_targets)
+        self.decoder = Decoder([DecoderLayer(*layer_args, mix=mix) for _ in range(d_layers)], d_model, n_targets)
 
     def set_mark_scaling(self, loc: np.ndarray | torch.Tensor, scale: np.ndarray | torch.Tensor) -> None:
         """Record how the forecaster standardised the mark channels (``x_scaled = (x - loc) / scale``)."""
@@ -278,6 +283,7 @@ class InformerForecaster(TorchForecaster):
         "attention": "prob",
         "distil": True,
         "activation": "gelu",
+        "mix": False,
         "time_features": 0,
         "freq": "h",
     }
@@ -333,6 +339,7 @@ class InformerForecaster(TorchForecaster):
             attention=hp["attention"],
             distil=bool(hp["distil"]),
             activation=hp["activation"],
+            mix=bool(hp["mix"]),
         )
         if k and self.scaler is not None:
             net.set_mark_scaling(self.scaler.mean[-k:], self.scaler.std[-k:])

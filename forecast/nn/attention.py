@@ -152,14 +152,21 @@ class ProbSparseAttention(nn.Module):
 
 
 class AttentionLayer(nn.Module):
-    """Multi-head wrapper: linear projections of Q, K, V into ``n_heads`` heads, an inner kernel, output projection."""
+    """Multi-head wrapper: linear projections of Q, K, V into ``n_heads`` heads, an inner kernel, output projection.
 
-    def __init__(self, inner: nn.Module, d_model: int, n_heads: int):
+    ``mix=True`` merges the heads as the Informer authors' released code does in the decoder's
+    self-attention: the ``[B, H, L, E]`` output is read row-major as ``[B, L, H·E]``, so each merged
+    row holds ``H·E / E`` consecutive positions of one head instead of every head at one position.
+    Not in the paper; kept only to reproduce the published numbers (``mix=False`` is the usual merge).
+    """
+
+    def __init__(self, inner: nn.Module, d_model: int, n_heads: int, *, mix: bool = False):
         super().__init__()
         if d_model % n_heads:
             raise ValueError(f"d_model={d_model} must be divisible by n_heads={n_heads}")
         self.inner = inner
         self.n_heads = n_heads
+        self.mix = mix
         self.q_proj = nn.Linear(d_model, d_model)
         self.k_proj = nn.Linear(d_model, d_model)
         self.v_proj = nn.Linear(d_model, d_model)
@@ -173,10 +180,13 @@ class AttentionLayer(nn.Module):
         B, L, D = queries.shape
         q, k, v = self._heads(self.q_proj(queries)), self._heads(self.k_proj(keys)), self._heads(self.v_proj(values))
         out = self.inner(q, k, v)  # [B, H, L, E]
-        return self.out_proj(out.transpose(1, 2).reshape(B, L, D))
+        merged = out.reshape(B, L, D) if self.mix else out.transpose(1, 2).reshape(B, L, D)
+        return self.out_proj(merged)
 
 
-def make_attention(kind: str, d_model: int, n_heads: int, *, causal: bool = False, factor: int = 5, dropout: float = 0.0) -> AttentionLayer:
+def make_attention(
+    kind: str, d_model: int, n_heads: int, *, causal: bool = False, factor: int = 5, dropout: float = 0.0, mix: bool = False
+) -> AttentionLayer:
     """``kind`` is ``"prob"`` (ProbSparse) or ``"full"``."""
     if kind == "prob":
         inner: nn.Module = ProbSparseAttention(factor=factor, causal=causal, dropout=dropout)
@@ -184,4 +194,4 @@ def make_attention(kind: str, d_model: int, n_heads: int, *, causal: bool = Fals
         inner = FullAttention(causal=causal, dropout=dropout)
     else:
         raise ValueError(f"attention must be 'prob' or 'full', got {kind!r}")
-    return AttentionLayer(inner, d_model, n_heads)
+    return AttentionLayer(inner, d_model, n_heads, mix=mix)
