@@ -37,11 +37,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def informer_data(batch: int, n_steps: int) -> tuple[dict, np.ndarray, np.ndarray, int]:
-    from informer_ett import DEFAULT_DATA, make_splits
+def informer_data(batch: int, n_steps: int, data: Path) -> tuple[dict, np.ndarray, np.ndarray, int]:
+    from informer_ett import make_splits
 
-    if DEFAULT_DATA.is_file():
-        (X, Y), c = make_splits(DEFAULT_DATA, "multivariate", 96, 24)[0]["train"], 7
+    if data.is_file():
+        (X, Y), c = make_splits(data, "multivariate", 96, 24)[0]["train"], 7
         source = "ETTh1 multivariate"
     else:
         rng = np.random.default_rng(0)
@@ -54,7 +54,8 @@ def informer_data(batch: int, n_steps: int) -> tuple[dict, np.ndarray, np.ndarra
     return {"config": cfg, "source": source, "full_epoch_steps": full_steps}, X[:n], Y[:n], full_steps
 
 
-def mimo_data(batch: int, n_steps: int) -> tuple[dict, np.ndarray, np.ndarray, int]:
+def mimo_data(batch: int, n_steps: int, data: Path) -> tuple[dict, np.ndarray, np.ndarray, int]:
+    """The blob grid is generated in-process; ``data`` is unused (same signature as :func:`informer_data`)."""
     from mimo_vs_recursive import moving_blobs
 
     from forecast.windows import sliding_windows
@@ -108,8 +109,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--cpu-only", action="store_true", help="measure the CPU even without a GPU")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU measurement")
+    ap.add_argument("--data", type=Path, default=None, help="ETTh1 CSV for the Informer workload (default ../shared/data/ett/ETTh1.csv; synthetic data of the same shape if absent)")
     args = ap.parse_args(argv)
+    from informer_ett import DEFAULT_DATA
 
+    data = args.data or DEFAULT_DATA
     has_gpu = torch.cuda.is_available()
     doc: dict = {
         "benchmark": "gpu_transformers",
@@ -126,11 +130,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         entry: dict = {}
         if not args.no_cpu:
-            meta, X, Y, full = builders[name](args.batch_size, args.cpu_steps)
+            meta, X, Y, full = builders[name](args.batch_size, args.cpu_steps, data)
             entry.update(meta)
             entry["cpu_fp32"] = time_fit(meta["config"], X, Y, "cpu", "32-true", args.batch_size, full)
         if has_gpu:
-            meta, X, Y, full = builders[name](args.batch_size, args.gpu_steps)
+            meta, X, Y, full = builders[name](args.batch_size, args.gpu_steps, data)
             entry.update(meta)
             entry["gpu_fp32"] = time_fit(meta["config"], X, Y, "gpu", "32-true", args.batch_size, full)
             if bf16:

@@ -161,6 +161,8 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
         "seq_len": seq_len,
         "label_len": label_len,
         "factor": factor,
+        "seed": args.seed,
+        "hparams": json.loads(args.hparams),
         "epochs_run": report.epochs,
         "best_epoch": report.extra.get("best_epoch"),
         "history": [{k: round(float(v), 4) for k, v in h.items()} for h in report.extra.get("history", [])],
