@@ -233,15 +233,44 @@ def test_forecaster_rejects_bad_time_feature_settings():
         create_forecaster("informer", lookback=24, horizon=6, label_len=30)
 
 
-def test_lr_is_halved_each_epoch():
-    model = create_forecaster("informer", lookback=24, horizon=6, **TINY)
+@pytest.mark.parametrize("reference_code, expected", [(False, [1e-4, 5e-5, 2.5e-5]), (True, [1e-4, 1e-4, 5e-5])])
+def test_lr_is_halved_each_epoch(reference_code, expected):
+    """The paper halves from the second epoch; the authors' code (reference_code) from the third."""
+    model = create_forecaster("informer", lookback=24, horizon=6, reference_code=reference_code, **TINY)
     opt, sched = model.configure_optimizer([torch.nn.Parameter(torch.zeros(1))])
     lrs = []
     for _ in range(3):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    assert lrs == pytest.approx([1e-4, 5e-5, 2.5e-5])
+    assert lrs == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_reference_measure_divides_the_sampled_sum_by_L_K(causal):
+    q, k, _ = _qkv(L=40)
+    paper, ref = (ProbSparseAttention(factor=2, causal=causal, reference_measure=r).eval() for r in (False, True))
+    n = paper.sizes(40, 40)[1]
+    assert n < 40  # sampled, not exact
+    mask = torch.ones(40, 40, dtype=torch.bool).triu(1) if causal else None
+    for prob in (paper, ref):
+        idx = prob._sample_keys(40, 40, n, q.device)  # eval: the same fixed-seed draw as inside measure()
+        sampled = (q @ k.transpose(-2, -1)).gather(-1, idx.expand(2, 3, 40, n))
+        centre = sampled.sum(-1) / 40 if prob.reference_measure else sampled.mean(-1)
+        torch.testing.assert_close(prob.measure(q, k, n, mask), sampled.amax(-1) - centre)
+        if causal:  # the paper's causal sample never looks ahead; the authors' code samples every key
+            assert (idx > torch.arange(40).unsqueeze(1)).any().item() == prob.reference_measure
+
+
+def test_reference_code_switches_the_authors_code_paths_on():
+    paper = create_forecaster("informer", lookback=24, horizon=6, **TINY).build_module()
+    ref = create_forecaster("informer", lookback=24, horizon=6, reference_code=True, **{**TINY, "dropout": 0.1}).build_module()
+    for net, on in ((paper, False), (ref, True)):
+        enc, dec = net.encoder.layers[0].attn, net.decoder.layers[0]
+        assert dec.self_attn.mix == on and not dec.cross_attn.mix and not enc.mix
+        for inner in (enc.inner, dec.self_attn.inner):
+            assert inner.reference_measure == on
+    assert ref.encoder.layers[0].attn.inner.dropout == 0.0 and ref.decoder.layers[0].cross_attn.inner.dropout == 0.1
 
 
 def test_calendar_marks_match_the_shared_time_features():

@@ -77,15 +77,21 @@ class ProbSparseAttention(nn.Module):
         Mask keys after each query (decoder self-attention); lazy queries then output ``cumsum(V)``.
     dropout:
         Dropout on the attention weights of the active queries (training only).
+    reference_measure:
+        Measure sparsity as the authors' released code does rather than as the paper states:
+        ``max − (sum of the sampled scores) / L_K`` instead of ``max − mean``, keys always sampled
+        (with replacement) from the whole sequence, also under the causal mask. Only for
+        reproducing their published numbers.
     """
 
-    def __init__(self, factor: int = 5, causal: bool = False, dropout: float = 0.0):
+    def __init__(self, factor: int = 5, causal: bool = False, dropout: float = 0.0, reference_measure: bool = False):
         super().__init__()
         if factor < 1:
             raise ValueError(f"factor must be >= 1, got {factor}")
         self.factor = int(factor)
         self.causal = causal
         self.dropout = dropout
+        self.reference_measure = reference_measure
 
     def sizes(self, L_Q: int, L_K: int) -> tuple[int, int]:
         """``(u, n_sample)``: active queries and sampled keys per query for these lengths."""
@@ -97,11 +103,31 @@ class ProbSparseAttention(nn.Module):
         if not self.training:
             gen = torch.Generator(device="cpu").manual_seed(_EVAL_SEED)
         u = torch.rand(L_Q, n, generator=gen)
-        if self.causal:
+        if self.causal and not self.reference_measure:
             bound = torch.arange(1, L_Q + 1, dtype=u.dtype).unsqueeze(1)
         else:
             bound = torch.full((L_Q, 1), float(L_K))
         return (u * bound).long().clamp_(max=L_K - 1).to(device)
+
+    def measure(self, q: torch.Tensor, k: torch.Tensor, n_sample: int, causal_mask: torch.Tensor | None) -> torch.Tensor:
+        """1) Sparsity ``M(q_i, K)`` ``[B, H, L_Q]`` on ``n_sample`` sampled keys (all admissible keys when
+        ``n_sample >= L_K``); the 1/sqrt(E) factor is left out as it does not change the ranking."""
+        B, H, L_Q, E = q.shape
+        L_K = k.shape[2]
+        if n_sample >= L_K and not self.reference_measure:
+            full = q @ k.transpose(-2, -1)  # [B, H, L_Q, L_K]
+            if causal_mask is None:
+                return full.amax(-1) - full.mean(-1)
+            counts = torch.arange(1, L_Q + 1, device=q.device, dtype=full.dtype)
+            return full.masked_fill(causal_mask, float("-inf")).amax(-1) - full.masked_fill(causal_mask, 0.0).sum(-1) / counts
+        idx = self._sample_keys(L_Q, L_K, n_sample, q.device)  # [L_Q, n]
+        if L_K <= n_sample * E:
+            sampled = (q @ k.transpose(-2, -1)).gather(-1, idx.expand(B, H, L_Q, n_sample))
+        else:
+            sampled = torch.einsum("bhqe,bhqne->bhqn", q, k[:, :, idx, :])  # k[:, :, idx]: [B, H, L_Q, n, E]
+        if self.reference_measure:
+            return sampled.amax(-1) - sampled.sum(-1) / L_K
+        return sampled.amax(-1) - sampled.mean(-1)
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         B, H, L_Q, E = q.shape
@@ -110,27 +136,11 @@ class ProbSparseAttention(nn.Module):
             raise ValueError(f"causal ProbSparse attention needs L_Q == L_K, got {L_Q} and {L_K}")
         u, n_sample = self.sizes(L_Q, L_K)
         scale = 1.0 / math.sqrt(E)
-        all_keys = n_sample >= L_K
         causal_mask = None
         if self.causal:
             causal_mask = torch.ones(L_Q, L_K, dtype=torch.bool, device=q.device).triu_(1)  # True = hidden
-
-        # 1) sparsity measurement M(q_i, K) on sampled (or all) keys; the 1/sqrt(E) factor does not change the ranking
-        with torch.no_grad():
-            if all_keys:
-                full = q @ k.transpose(-2, -1)  # [B, H, L_Q, L_K]
-                if causal_mask is None:
-                    m = full.amax(-1) - full.mean(-1)
-                else:
-                    counts = torch.arange(1, L_Q + 1, device=q.device, dtype=full.dtype)
-                    m = full.masked_fill(causal_mask, float("-inf")).amax(-1) - full.masked_fill(causal_mask, 0.0).sum(-1) / counts
-            else:
-                idx = self._sample_keys(L_Q, L_K, n_sample, q.device)  # [L_Q, n]
-                if L_K <= n_sample * E:
-                    sampled = (q @ k.transpose(-2, -1)).gather(-1, idx.expand(B, H, L_Q, n_sample))
-                else:
-                    sampled = torch.einsum("bhqe,bhqne->bhqn", q, k[:, :, idx, :])  # k[:, :, idx]: [B, H, L_Q, n, E]
-                m = sampled.amax(-1) - sampled.mean(-1)
+        with torch.no_grad():  # only the top-u indices leave the measurement
+            m = self.measure(q, k, n_sample, causal_mask)
 
         # 2) the top-u queries attend to every (admissible) key; these scores carry the gradient
         top = m.topk(u, dim=-1, sorted=False).indices  # [B, H, u]
@@ -185,11 +195,22 @@ class AttentionLayer(nn.Module):
 
 
 def make_attention(
-    kind: str, d_model: int, n_heads: int, *, causal: bool = False, factor: int = 5, dropout: float = 0.0, mix: bool = False
+    kind: str,
+    d_model: int,
+    n_heads: int,
+    *,
+    causal: bool = False,
+    factor: int = 5,
+    dropout: float = 0.0,
+    mix: bool = False,
+    reference_code: bool = False,
 ) -> AttentionLayer:
-    """``kind`` is ``"prob"`` (ProbSparse) or ``"full"``."""
+    """``kind`` is ``"prob"`` (ProbSparse) or ``"full"``; ``reference_code`` gives ProbSparse the
+    authors' measurement and, as in their code, no dropout."""
     if kind == "prob":
-        inner: nn.Module = ProbSparseAttention(factor=factor, causal=causal, dropout=dropout)
+        inner: nn.Module = ProbSparseAttention(
+            factor=factor, causal=causal, dropout=0.0 if reference_code else dropout, reference_measure=reference_code
+        )
     elif kind == "full":
         inner = FullAttention(causal=causal, dropout=dropout)
     else:
