@@ -273,8 +273,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--max-minutes", type=float, default=None, help="cap on one fit's training time")
-    ap.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)  # the seed of one --single run
-    ap.add_argument("--seeds", default="0", help="comma-separated seeds; each is one run, the table shows their mean (e.g. 0,1,2)")
+    ap.add_argument("--seed", type=int, default=0, help="the seed of a single run per row (default 0)")
+    ap.add_argument("--seeds", default=None, help="comma-separated seeds, one run each; the table shows their mean (e.g. 0,1,2)")
     ap.add_argument("--jobs", type=int, default=1, help="runs trained at the same time (a GPU has room for several; default 1)")
     ap.add_argument("--hparams", default="{}", help='extra Informer hyper-parameters as JSON, e.g. \'{"attention": "full"}\' (ablations, smoke tests)')
     ap.add_argument("--data", default=str(DEFAULT_DATA))
@@ -303,7 +303,7 @@ def main(argv: list[str] | None = None) -> int:
     for m in modes:
         if m not in MODES:
             raise SystemExit(f"unknown mode {m!r}; choose from {MODES}")
-    seeds = [int(x) for x in args.seeds.split(",") if x.strip()]
+    seeds = [int(x) for x in args.seeds.split(",") if x.strip()] if args.seeds else [args.seed]
     if args.jobs < 1:
         raise SystemExit(f"--jobs must be >= 1, got {args.jobs}")
     t_start = time.perf_counter()
