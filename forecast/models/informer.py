@@ -102,7 +102,15 @@ class FeedForward(nn.Module):
 
 class EncoderLayer(nn.Module):
     def __init__(
-        self, d_model: int, n_heads: int, d_ff: int, attention: str, factor: int, dropout: float, activation: str, reference_code: bool = False
+        self,
+        d_model: int,
+        n_heads: int,
+        d_ff: int,
+        attention: str,
+        factor: int,
+        dropout: float,
+        activation: str,
+        reference_code: bool = False,
     ):
         super().__init__()
         self.attn = make_attention(attention, d_model, n_heads, factor=factor, dropout=dropout, reference_code=reference_code)
