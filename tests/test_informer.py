@@ -9,7 +9,7 @@ import torch
 from forecast import create_forecaster, load_forecaster
 from forecast.models.informer import DistilLayer, InformerNet
 from forecast.nn.attention import AttentionLayer, FullAttention, ProbSparseAttention
-from forecast.nn.calendar import calendar_marks, step_marks
+from forecast.nn.calendar import calendar_marks, stamp_fields, step_marks
 
 torch.set_num_threads(1)
 
@@ -58,15 +58,23 @@ def test_probsparse_cross_attention_all_keys_matches_full():
     torch.testing.assert_close(out, _reference(q, k, v, False), rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("causal", [False, True])
-def test_probsparse_lazy_queries_get_mean_or_cumsum_of_values(causal):
+def _lazy_value(v, causal, reference):
+    """Uniform attention over the admissible keys; the authors' code sums instead of averaging under the mask."""
+    if not causal:
+        return v.mean(2, keepdim=True).expand_as(v)
+    counts = 1.0 if reference else torch.arange(1, v.shape[2] + 1, dtype=v.dtype).unsqueeze(-1)
+    return v.cumsum(2) / counts
+
+
+@pytest.mark.parametrize("causal, reference", [(False, False), (True, False), (True, True)])
+def test_probsparse_lazy_queries_get_the_mean_of_the_values_they_may_see(causal, reference):
     q, k, v = _qkv(L=96, E=16)
-    prob = ProbSparseAttention(factor=2, causal=causal).eval()
+    prob = ProbSparseAttention(factor=2, causal=causal, reference_measure=reference).eval()
     u, n_sample = prob.sizes(96, 96)
     assert (u, n_sample) == (10, 10)
     out = prob(q, k, v)
     full = _reference(q, k, v, causal)
-    lazy_value = v.cumsum(2) if causal else v.mean(2, keepdim=True).expand_as(v)
+    lazy_value = _lazy_value(v, causal, reference)
     is_active = torch.isclose(out, full, atol=1e-5).all(-1)
     is_lazy = torch.isclose(out, lazy_value, atol=1e-5).all(-1)
     assert bool((is_active | is_lazy).all())  # every row is either full attention or the lazy value
@@ -183,7 +191,7 @@ def test_sparse_causal_attention_reads_no_future_values():
         z[:, :, t + 1 :] = torch.randn_like(z[:, :, t + 1 :]) * 5
     out = prob(q2, k2, v2)[:, :, : t + 1]
     full = _reference(q, k, v, True)[:, :, : t + 1]
-    lazy = v.cumsum(2)[:, :, : t + 1]
+    lazy = _lazy_value(v, True, False)[:, :, : t + 1]
     ok = torch.isclose(out, full, atol=1e-5).all(-1) | torch.isclose(out, lazy, atol=1e-5).all(-1)
     assert bool(ok.all())
 
@@ -278,3 +286,41 @@ def test_calendar_marks_match_the_shared_time_features():
 
     ts = np.datetime64("2016-02-27T00:00") + np.arange(24 * 400) * np.timedelta64(1, "h")
     np.testing.assert_allclose(calendar_marks(ts, "h"), time_features(ts), atol=1e-6)
+
+
+@pytest.mark.parametrize("start, step, freq", [("2015-12-30T00:00", 1, "h"), ("2019-12-31T22:00", 1, "h"), ("2020-02-27T00:00", 15, "15min")])
+def test_stamp_fields_decode_the_calendar_including_the_month(start, step, freq):
+    unit = "h" if freq == "h" else "m"
+    ts = np.datetime64(start) + np.arange(24 * 800 // step) * np.timedelta64(step, unit)
+    fields = {k: v.numpy() for k, v in stamp_fields(torch.from_numpy(calendar_marks(ts, freq)), freq).items()}
+    months = ts.astype("datetime64[M]")
+    np.testing.assert_array_equal(fields["month"], months.astype(np.int64) % 12)
+    np.testing.assert_array_equal(fields["day"], (ts.astype("datetime64[D]") - months.astype("datetime64[D]")).astype(np.int64))
+    np.testing.assert_array_equal(fields["weekday"], (ts.astype("datetime64[D]").astype(np.int64) + 3) % 7)
+    np.testing.assert_array_equal(fields["hour"], ts.astype("datetime64[h]").astype(np.int64) % 24)
+    assert ("minute" in fields) == (freq != "h")
+
+
+@pytest.mark.parametrize("time_embedding", ["learned", "fixed", "none"])
+def test_time_embedding_variants(time_embedding):
+    """Stamp embeddings read the marks (learned tables train); "none" ignores them."""
+    from forecast.windows import sliding_windows
+
+    X, Y = sliding_windows(_series(200), 24, 6, n_targets=2)
+    model = create_forecaster("informer", lookback=24, horizon=6, n_features=6, n_targets=2, time_features=4,
+                              time_embedding=time_embedding, **{**TINY, "epochs": 1, "dropout": 0.0})
+    model.fit(X, Y)
+    net = model.module
+    shifted = X.copy()
+    shifted[:, :, 2:] = np.roll(X[:, :, 2:], 5, axis=0)  # same values, marks of other hours
+    moved = not np.allclose(model.predict(shifted), model.predict(X), atol=1e-6)
+    assert moved == (time_embedding != "none")
+    if time_embedding == "learned":
+        table = net.enc_embedding.temporal.tables["hour"].weight
+        torch.manual_seed(model.seed)  # fit seeds torch the same way before it builds the network
+        initial = model.build_module().enc_embedding.temporal.tables["hour"].weight
+        torch.manual_seed(model.seed)
+        torch.testing.assert_close(model.build_module().enc_embedding.temporal.tables["hour"].weight, initial)
+        assert not torch.allclose(table, initial)
+    with pytest.raises(ValueError, match="time_embedding"):
+        create_forecaster("informer", lookback=24, horizon=6, time_embedding="sinusoid")

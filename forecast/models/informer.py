@@ -38,8 +38,9 @@ batch 32, 6 epochs, patience 3, ``label_len = lookback // 2`` (96 → 48). Ablat
 follows it, to reproduce their published numbers (off by default: the default is the paper's
 maths): the decoder self-attention's heads are merged with ``mix`` (also available alone,
 ``mix=True``; see :class:`forecast.nn.attention.AttentionLayer`), ProbSparse measures sparsity as
-``max − sum(sampled)/L_K`` on keys sampled from the whole sequence (also in the causal decoder)
-and drops no attention weights, and the learning rate is halved from the third epoch on instead
+``max − sum(sampled)/L_K`` on keys sampled from the whole sequence (also in the causal decoder),
+gives lazy decoder queries the running sum of the values instead of their running mean and drops
+no attention weights, and the learning rate is halved from the third epoch on instead
 of the second.
 """
 
@@ -55,7 +56,7 @@ from torch.nn import functional as F
 
 from forecast.base import register
 from forecast.nn.attention import make_attention
-from forecast.nn.calendar import mark_names, step_marks
+from forecast.nn.calendar import STAMP_SIZES, mark_names, stamp_fields, step_marks
 from forecast.training import TorchForecaster
 
 
@@ -69,15 +70,54 @@ def sinusoid_table(length: int, d_model: int) -> torch.Tensor:
     return pe
 
 
-class DataEmbedding(nn.Module):
-    """Token (Conv1d k=3, circular) + sinusoidal position + optional time-feature embedding, then dropout."""
+class StampEmbedding(nn.Module):
+    """Per-field time-stamp embeddings, summed: one table per calendar field (month, day, weekday, hour, minute).
 
-    def __init__(self, c_in: int, d_model: int, n_marks: int, max_len: int, dropout: float):
+    The paper's "global time stamp" embedding: every field of the stamp indexes its own table,
+    ``learned`` (``nn.Embedding``, as the paper describes) or ``fixed`` (sinusoidal rows, not
+    trained). The fields are decoded from the mark channels (:func:`forecast.nn.calendar.stamp_fields`).
+    """
+
+    def __init__(self, freq: str, d_model: int, learned: bool):
+        super().__init__()
+        self.freq = freq
+        self.fields = tuple(stamp_fields(torch.zeros(1, len(mark_names(freq))), freq))
+        if learned:
+            self.tables = nn.ModuleDict({f: nn.Embedding(STAMP_SIZES[f], d_model) for f in self.fields})
+        else:
+            self.tables = None
+            for f in self.fields:
+                self.register_buffer(f"fixed_{f}", sinusoid_table(STAMP_SIZES[f], d_model), persistent=False)
+
+    def forward(self, marks: torch.Tensor) -> torch.Tensor:
+        idx = stamp_fields(marks.float(), self.freq)
+        if self.tables is not None:
+            return sum(self.tables[f](idx[f]) for f in self.fields)
+        return sum(getattr(self, f"fixed_{f}")[idx[f]] for f in self.fields)
+
+
+TIME_EMBEDDINGS = ("linear", "learned", "fixed", "none")
+
+
+class DataEmbedding(nn.Module):
+    """Token (Conv1d k=3, circular) + sinusoidal position + optional time-feature embedding, then dropout.
+
+    ``time_embedding``: ``"linear"`` = ``Linear(k → d_model)`` of the scaled marks (the authors'
+    released ``timeF``), ``"learned"`` / ``"fixed"`` = :class:`StampEmbedding`, ``"none"`` = marks ignored.
+    """
+
+    def __init__(
+        self, c_in: int, d_model: int, n_marks: int, max_len: int, dropout: float, time_embedding: str = "linear", freq: str = "h"
+    ):
         super().__init__()
         self.token = nn.Conv1d(c_in, d_model, kernel_size=3, padding=1, padding_mode="circular", bias=False)
         nn.init.kaiming_normal_(self.token.weight, mode="fan_in", nonlinearity="leaky_relu")
         self.register_buffer("position", sinusoid_table(max_len, d_model), persistent=False)
-        self.temporal = nn.Linear(n_marks, d_model, bias=False) if n_marks > 0 else None
+        self.temporal: nn.Module | None = None
+        if n_marks > 0 and time_embedding == "linear":
+            self.temporal = nn.Linear(n_marks, d_model, bias=False)
+        elif n_marks > 0 and time_embedding in ("learned", "fixed"):
+            self.temporal = StampEmbedding(freq, d_model, learned=time_embedding == "learned")
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, values: torch.Tensor, marks: torch.Tensor | None) -> torch.Tensor:
@@ -222,6 +262,7 @@ class InformerNet(nn.Module):
         activation: str = "gelu",
         mix: bool = False,
         reference_code: bool = False,
+        time_embedding: str = "linear",
     ):
         super().__init__()
         if not 1 <= label_len <= lookback:
@@ -234,8 +275,10 @@ class InformerNet(nn.Module):
                 raise ValueError(f"freq {freq!r} has {expected} calendar marks {mark_names(freq)}, got time_features={n_marks}")
         self.register_buffer("mark_loc", torch.zeros(n_marks))
         self.register_buffer("mark_scale", torch.ones(n_marks))
-        self.enc_embedding = DataEmbedding(n_values, d_model, n_marks, lookback, dropout)
-        self.dec_embedding = DataEmbedding(n_values, d_model, n_marks, label_len + horizon, dropout)
+        if time_embedding not in TIME_EMBEDDINGS:
+            raise ValueError(f"time_embedding must be one of {TIME_EMBEDDINGS}, got {time_embedding!r}")
+        self.enc_embedding = DataEmbedding(n_values, d_model, n_marks, lookback, dropout, time_embedding, freq)
+        self.dec_embedding = DataEmbedding(n_values, d_model, n_marks, label_len + horizon, dropout, time_embedding, freq)
         layer_args = (d_model, n_heads, d_ff, attention, factor, dropout, activation, reference_code)
         self.encoder = Encoder(
             [EncoderLayer(*layer_args) for _ in range(e_layers)],
@@ -289,7 +332,8 @@ class InformerForecaster(TorchForecaster):
     ``d_model``, ``n_heads``, ``d_ff``, ``e_layers``, ``d_layers``, ``factor``, ``dropout``,
     ``attention`` ("prob" | "full"), ``distil`` (bool), ``activation`` ("gelu" | "relu"),
     ``time_features`` (number of trailing calendar-mark channels in X, 0 = none), ``freq``
-    (calendar frequency of those marks), ``lr_decay`` (learning-rate factor per epoch; 0.5 =
+    (calendar frequency of those marks), ``time_embedding`` (how the marks are embedded:
+    "linear" | "learned" | "fixed" | "none", :class:`DataEmbedding`), ``lr_decay`` (learning-rate factor per epoch; 0.5 =
     halved every epoch as in the paper, 1 = constant), ``mix`` and ``reference_code`` (the
     authors' code paths, module docstring; both off).
     """
@@ -316,6 +360,7 @@ class InformerForecaster(TorchForecaster):
         "reference_code": False,
         "time_features": 0,
         "freq": "h",
+        "time_embedding": "linear",
     }
 
     def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
@@ -332,6 +377,8 @@ class InformerForecaster(TorchForecaster):
                 raise ValueError(f"informer: freq {hp['freq']!r} has {expected} calendar marks {mark_names(hp['freq'])}, got time_features={k}")
         if hp["attention"] not in ("prob", "full"):
             raise ValueError(f"informer: attention must be 'prob' or 'full', got {hp['attention']!r}")
+        if hp["time_embedding"] not in TIME_EMBEDDINGS:
+            raise ValueError(f"informer: time_embedding must be one of {TIME_EMBEDDINGS}, got {hp['time_embedding']!r}")
         if hp["activation"] not in ("gelu", "relu"):
             raise ValueError(f"informer: activation must be 'gelu' or 'relu', got {hp['activation']!r}")
         if int(hp["e_layers"]) < 1 or int(hp["d_layers"]) < 1:
@@ -371,6 +418,7 @@ class InformerForecaster(TorchForecaster):
             activation=hp["activation"],
             mix=bool(hp["mix"]),
             reference_code=bool(hp["reference_code"]),
+            time_embedding=hp["time_embedding"],
         )
         if k and self.scaler is not None:
             net.set_mark_scaling(self.scaler.mean[-k:], self.scaler.std[-k:])

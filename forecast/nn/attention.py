@@ -10,7 +10,9 @@ ProbSparse self-attention (Zhou et al., AAAI 2021, Sect. "Efficient Self-attenti
   ``s_ij = q_i·k_j / sqrt(E)``, estimated on ``n_sample = factor·ceil(ln L_K)`` keys drawn
   uniformly at random (with replacement, one draw shared by the batch and the heads);
 * only the ``u = factor·ceil(ln L_Q)`` queries with the largest ``M`` attend to all keys;
-* every other ("lazy") query outputs ``mean(V)``, or ``cumsum(V)`` under a causal mask.
+* every other ("lazy") query outputs ``mean(V)``, under a causal mask the mean of the values it
+  may see, ``cumsum(V)_i / (i + 1)`` (the paper's "cumsum() in mean()"; uniform attention over the
+  admissible keys, as ``mean(V)`` is over all keys).
 
 Implementation choices (same maths, documented because they differ from other code bases):
 
@@ -66,7 +68,7 @@ def _ceil_log(n: int) -> int:
 
 
 class ProbSparseAttention(nn.Module):
-    """Informer's ProbSparse attention: top-u queries by sampled sparsity, lazy queries get mean/cumsum(V).
+    """Informer's ProbSparse attention: top-u queries by sampled sparsity, lazy queries get the (causal) mean of V.
 
     Parameters
     ----------
@@ -74,14 +76,16 @@ class ProbSparseAttention(nn.Module):
         The sampling factor ``c``: ``u = c·ceil(ln L_Q)`` active queries and ``c·ceil(ln L_K)``
         sampled keys per query (both capped at the sequence lengths).
     causal:
-        Mask keys after each query (decoder self-attention); lazy queries then output ``cumsum(V)``.
+        Mask keys after each query (decoder self-attention); lazy queries then output the mean of
+        the values up to their position.
     dropout:
         Dropout on the attention weights of the active queries (training only).
     reference_measure:
         Measure sparsity as the authors' released code does rather than as the paper states:
         ``max − (sum of the sampled scores) / L_K`` instead of ``max − mean``, keys always sampled
-        (with replacement) from the whole sequence, also under the causal mask. Only for
-        reproducing their published numbers.
+        (with replacement) from the whole sequence, also under the causal mask; and under the
+        mask lazy queries output the running *sum* ``cumsum(V)`` rather than the running mean.
+        Only for reproducing their published numbers.
     """
 
     def __init__(self, factor: int = 5, causal: bool = False, dropout: float = 0.0, reference_measure: bool = False):
@@ -153,9 +157,11 @@ class ProbSparseAttention(nn.Module):
             attn = F.dropout(attn, self.dropout)
         out_top = attn @ v  # [B, H, u, E_v]
 
-        # 3) lazy queries: mean(V), or cumsum(V) under the causal mask; active rows overwritten
+        # 3) lazy queries: mean(V), under the causal mask the running mean; active rows overwritten
         if self.causal:
             context = v.cumsum(dim=2)
+            if not self.reference_measure:
+                context = context / torch.arange(1, L_K + 1, device=v.device, dtype=context.dtype).unsqueeze(-1)
         else:
             context = v.mean(dim=2, keepdim=True).expand(B, H, L_Q, v.shape[-1])
         return context.scatter(2, top.unsqueeze(-1).expand(B, H, u, v.shape[-1]), out_top.to(context.dtype))

@@ -13,6 +13,11 @@ Which fields a frequency uses (:func:`mark_names`): ``"h"`` (hourly) → hour, w
 ``"<n>min"`` (e.g. ``"15min"``) → minute, hour, weekday, day, doy; ``"d"`` → weekday, day, doy;
 ``"<n>h"`` as hourly with an n-hour step.
 
+For *stamp embeddings* (the Informer paper's learnable per-field time-stamp embeddings) the
+marks are decoded back into integer fields, :func:`stamp_fields`: month, day, weekday, hour and
+minute (those the frequency has); the month follows from the day of the year and the day of the
+month, so no extra channel is needed.
+
 Because a forecaster only receives the past window ``X``, the marks of the future steps are
 derived from the marks of the window's last step (:func:`step_marks`): decode the integer
 fields, add ``k`` steps of the frequency, and re-encode. The month lengths come from the day of
@@ -82,6 +87,36 @@ def _decode(marks: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tens
     for i, n in enumerate(names):
         out[n] = torch.round((marks[..., i].double() + 0.5) * _DIVISORS[n]).long() + _OFFSETS[n]
     return out
+
+
+# day of year of each month's first day, common and leap years together: no value is shared by two
+# different months (1 and 32 are January and February in both), so it names the month exactly
+_MONTH_OF_FIRST = {d: m for starts in _STARTS.values() for m, d in enumerate(starts)}
+
+
+def stamp_fields(marks: torch.Tensor, freq: str = "h") -> dict[str, torch.Tensor]:
+    """Integer calendar fields of marks ``[..., k]``, zero-based, for stamp embeddings.
+
+    ``month`` 0–11 (recovered from day of year and day of month), ``day`` 0–30, ``weekday`` 0–6,
+    and for sub-daily frequencies ``hour`` 0–23, for sub-hourly ``minute`` 0–59. Values are
+    clamped to those ranges so a corrupted mark cannot index outside an embedding table.
+    """
+    names = mark_names(freq)
+    if marks.shape[-1] != len(names):
+        raise ValueError(f"freq {freq!r} has {len(names)} marks {names}, got {marks.shape[-1]}")
+    f = _decode(marks, names)
+    first = (f["doy"] - f["day"] + 1).clamp(1, 366)
+    table = torch.zeros(367, dtype=torch.long, device=marks.device)
+    for d, m in _MONTH_OF_FIRST.items():
+        table[d] = m
+    out = {"month": table[first], "day": (f["day"] - 1).clamp(0, 30), "weekday": f["weekday"].clamp(0, 6)}
+    for name, top in (("hour", 23), ("minute", 59)):
+        if name in f:
+            out[name] = f[name].clamp(0, top)
+    return out
+
+
+STAMP_SIZES = {"month": 12, "day": 31, "weekday": 7, "hour": 24, "minute": 60}
 
 
 def step_marks(last: torch.Tensor, steps: int, freq: str = "h") -> torch.Tensor:
