@@ -97,7 +97,8 @@ def _consume_all(bootstrap: str, topic: str, expect_at_least: int = 0, timeout: 
     return out
 
 
-def _group_done(bootstrap: str, group: str, topic: str) -> bool:
+def _group_progress(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int, int]]:
+    """Per partition of ``topic``: (committed offset of ``group`` or -1, end offset)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
         committed = admin.list_group_offsets(group).get(group, {})
@@ -107,7 +108,20 @@ def _group_done(bootstrap: str, group: str, topic: str) -> bool:
     parts = [TopicPartition(topic, p) for p in cons.partitions_for_topic(topic)]
     ends = cons.end_offsets(parts)
     cons.close()
-    return all(ends[tp] == 0 or (tp in committed and committed[tp].offset >= ends[tp]) for tp in parts)
+    return {tp.partition: (committed[tp].offset if tp in committed else -1, ends[tp]) for tp in parts}
+
+
+def _group_done(bootstrap: str, group: str, topic: str) -> bool:
+    return all(end == 0 or done >= end for done, end in _group_progress(bootstrap, group, topic).values())
+
+
+def _wait_group_done(bootstrap: str, group: str, topic: str, timeout: float, why=lambda: "") -> None:
+    """Until ``group`` has committed every record of ``topic``; on timeout, say how far it got."""
+    deadline = time.monotonic() + timeout
+    while not _group_done(bootstrap, group, topic):
+        assert time.monotonic() < deadline, f"group {group} not done after {timeout} s: (committed, end) per partition " \
+            f"{_group_progress(bootstrap, group, topic)}\n{why()}"
+        time.sleep(0.3)
 
 
 def _committed_total(bootstrap: str, group: str) -> int:
@@ -243,7 +257,7 @@ def test_kill_minus_nine_loses_nothing(kafka_bootstrap, tmp_path):
         while _committed_total(kafka_bootstrap, names["group"]) < 200:
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
-        assert feeder.is_alive(), "the kill must happen mid-stream"
+        assert feeder.is_alive(), f"the kill must happen mid-stream, but the feeder finished first\n{log.read_text()}"
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
@@ -253,11 +267,11 @@ def test_kill_minus_nine_loses_nothing(kafka_bootstrap, tmp_path):
         proc2 = _worker_process(cfg_path, log)
         procs.append(proc2)
         _wait_serving(proc2, log, 2)
-        deadline = time.monotonic() + 90
-        while not _group_done(kafka_bootstrap, names["group"], names["input"]):
-            assert time.monotonic() < deadline, log.read_text()
+        def worker_state() -> str:
             assert proc2.poll() is None, log.read_text()
-            time.sleep(0.5)
+            return log.read_text()
+
+        _wait_group_done(kafka_bootstrap, names["group"], names["input"], 90, worker_state)
         proc2.send_signal(signal.SIGTERM)
         assert proc2.wait(timeout=60) == 0, log.read_text()  # graceful shutdown exits 0
     finally:
@@ -290,31 +304,30 @@ def test_two_workers_split_partitions_and_take_over(kafka_bootstrap, tmp_path):
         t.start()
     records = _records(n_series, steps)
     half = len(records) // 2
+
+    def assignments() -> str:
+        return "; ".join(f"worker-{n}: {sorted(tp.partition for tp in w.source.consumer.assignment())}"
+                         f" alive={threads[w].is_alive()}" for n, w in (("a", a), ("b", b)))
+
     try:
         deadline = time.monotonic() + 60
         while not (a.source.consumer.assignment() and b.source.consumer.assignment()):
-            assert time.monotonic() < deadline, "both workers should get partitions"
+            assert time.monotonic() < deadline, f"both workers should get partitions: {assignments()}"
             time.sleep(0.2)
         assert len(a.source.consumer.assignment()) + len(b.source.consumer.assignment()) == 4
         assert not (a.source.consumer.assignment() & b.source.consumer.assignment())
         _produce(kafka_bootstrap, names["input"], records[:half])
-        deadline = time.monotonic() + 60
-        while not _group_done(kafka_bootstrap, names["group"], names["input"]):
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        _wait_group_done(kafka_bootstrap, names["group"], names["input"], 60, assignments)
         # stop worker a: b must take over its partitions, restore their windows and continue without gaps
         a.stop_event.set()
         threads[a].join(timeout=60)
         assert not threads[a].is_alive()
         deadline = time.monotonic() + 60
         while len(b.source.consumer.assignment()) < 4:
-            assert time.monotonic() < deadline, "b should own all partitions after a left"
+            assert time.monotonic() < deadline, f"b should own all partitions after a left: {assignments()}"
             time.sleep(0.2)
         _produce(kafka_bootstrap, names["input"], records[half:])
-        deadline = time.monotonic() + 60
-        while not _group_done(kafka_bootstrap, names["group"], names["input"]):
-            assert time.monotonic() < deadline
-            time.sleep(0.3)
+        _wait_group_done(kafka_bootstrap, names["group"], names["input"], 60, assignments)
     finally:
         for w in (a, b):
             w.stop_event.set()
