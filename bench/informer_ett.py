@@ -194,8 +194,22 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
         "threads": torch.get_num_threads(),
         "n_windows": {"train": int(Xtr.shape[0]), "val": int(Xva.shape[0]), "test": int(Xte.shape[0])},
         "machine": machine(),
+        "code": code_version(),
         "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def code_version() -> str | None:
+    """The checkout's commit (``+dirty`` with uncommitted changes), so a result names the code that made it."""
+    try:
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        if head.returncode:
+            return None
+        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+        return head.stdout.strip() + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
 
 
 def machine() -> str:
