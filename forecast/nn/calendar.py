@@ -89,9 +89,11 @@ def _decode(marks: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tens
     return out
 
 
-# day of year of each month's first day, common and leap years together: no value is shared by two
-# different months (1 and 32 are January and February in both), so it names the month exactly
-_MONTH_OF_FIRST = {d: m for starts in _STARTS.values() for m, d in enumerate(starts)}
+# month (0-11) indexed by the day of year of its first day, common and leap years together: no
+# value is shared by two different months (1 and 32 are January and February in both)
+_MONTH_OF_FIRST = torch.zeros(367, dtype=torch.long)
+for _starts in _STARTS.values():
+    _MONTH_OF_FIRST[torch.tensor(_starts)] = torch.arange(12)
 
 
 def stamp_fields(marks: torch.Tensor, freq: str = "h") -> dict[str, torch.Tensor]:
@@ -106,10 +108,7 @@ def stamp_fields(marks: torch.Tensor, freq: str = "h") -> dict[str, torch.Tensor
         raise ValueError(f"freq {freq!r} has {len(names)} marks {names}, got {marks.shape[-1]}")
     f = _decode(marks, names)
     first = (f["doy"] - f["day"] + 1).clamp(1, 366)
-    table = torch.zeros(367, dtype=torch.long, device=marks.device)
-    for d, m in _MONTH_OF_FIRST.items():
-        table[d] = m
-    out = {"month": table[first], "day": (f["day"] - 1).clamp(0, 30), "weekday": f["weekday"].clamp(0, 6)}
+    out = {"month": _MONTH_OF_FIRST.to(marks.device)[first], "day": (f["day"] - 1).clamp(0, 30), "weekday": f["weekday"].clamp(0, 6)}
     for name, top in (("hour", 23), ("minute", 59)):
         if name in f:
             out[name] = f[name].clamp(0, top)
