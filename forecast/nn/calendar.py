@@ -82,6 +82,14 @@ def calendar_marks(timestamps: np.ndarray, freq: str = "h") -> np.ndarray:
     return np.stack(cols, axis=-1).astype(np.float32)
 
 
+def _checked_names(marks: torch.Tensor, freq: str) -> tuple[str, ...]:
+    """The mark names of ``freq``, after checking that ``marks [..., k]`` has one channel per name."""
+    names = mark_names(freq)
+    if marks.shape[-1] != len(names):
+        raise ValueError(f"freq {freq!r} has {len(names)} marks {names}, got {marks.shape[-1]}")
+    return names
+
+
 def _decode(marks: torch.Tensor, names: tuple[str, ...]) -> dict[str, torch.Tensor]:
     out = {}
     for i, n in enumerate(names):
@@ -103,10 +111,7 @@ def stamp_fields(marks: torch.Tensor, freq: str = "h") -> dict[str, torch.Tensor
     and for sub-daily frequencies ``hour`` 0–23, for sub-hourly ``minute`` 0–59. Values are
     clamped to those ranges so a corrupted mark cannot index outside an embedding table.
     """
-    names = mark_names(freq)
-    if marks.shape[-1] != len(names):
-        raise ValueError(f"freq {freq!r} has {len(names)} marks {names}, got {marks.shape[-1]}")
-    f = _decode(marks, names)
+    f = _decode(marks, _checked_names(marks, freq))
     first = (f["doy"] - f["day"] + 1).clamp(1, 366)
     out = {"month": _MONTH_OF_FIRST.to(marks.device)[first], "day": (f["day"] - 1).clamp(0, 30), "weekday": f["weekday"].clamp(0, 6)}
     for name, top in (("hour", 23), ("minute", 59)):
@@ -120,9 +125,8 @@ STAMP_SIZES = {"month": 12, "day": 31, "weekday": 7, "hour": 24, "minute": 60}
 
 def step_marks(last: torch.Tensor, steps: int, freq: str = "h") -> torch.Tensor:
     """Marks of the ``steps`` time steps after the step whose marks are ``last`` ``[B, k]`` → ``[B, steps, k]``."""
-    step, names = parse_freq(freq)
-    if last.shape[-1] != len(names):
-        raise ValueError(f"freq {freq!r} has {len(names)} marks {names}, got {last.shape[-1]}")
+    step = parse_freq(freq)[0]
+    names = _checked_names(last, freq)
     f = _decode(last, names)
     dev = last.device
     B = last.shape[0]
