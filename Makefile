@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 DEMO_SECONDS ?= 60
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test test-fast kafka-up kafka-down demo-live bench clean
+.PHONY: help setup run lint format test test-fast kafka-up kafka-down demo-live bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -26,20 +26,28 @@ $(STAMP): pyproject.toml
 run: setup ## Stream the embedded default scenario through the loop (no broker needed) and print a summary
 	$(VENV)/bin/adaptcast run --metrics-port 0
 
-test: setup ## Run the whole suite; it starts (and stops) its own Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set
+lint: setup ## Check formatting and lint rules (ruff, configured in pyproject.toml)
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+
+format: setup ## Reformat the code and apply safe lint fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+test: lint ## Lint, then run the whole suite; it starts (and stops) its own Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-test-fast: setup ## The suite without the tests that need Java/Kafka
+test-fast: lint ## Lint, then the suite without the tests that need Java/Kafka
 	$(PY) -m pytest -m "not kafka" $(PYTEST_ARGS)
 
 kafka-up: setup ## Start a local broker in the background on 127.0.0.1:9092 (KAFKA_PORT=N overrides)
-	$(PY) -m deploy.kafka up --port $(KAFKA_PORT)
+	$(PY) -m adaptcast.deploy.kafka up --port $(KAFKA_PORT)
 
 kafka-down: setup ## Stop the broker started by kafka-up
-	$(PY) -m deploy.kafka down
+	$(PY) -m adaptcast.deploy.kafka down
 
 demo-live: setup ## Local broker + replayed scenario + live worker with a one-line status, for DEMO_SECONDS (60)
-	$(PY) -m deploy.demo_live --seconds $(DEMO_SECONDS)
+	$(PY) -m adaptcast.deploy.demo_live --seconds $(DEMO_SECONDS)
 
 bench: setup ## Run the quick benchmarks (each prints a JSON summary)
 	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from streams.backtest import BacktestOptions, RunSpec, file_data, replay, scenario_data, to_batches  # noqa: E402
-from streams.scenarios import SCENARIOS  # noqa: E402
+from adaptcast.streams.backtest import BacktestOptions, RunSpec, file_data, replay, scenario_data, to_batches  # noqa: E402
+from adaptcast.streams.scenarios import SCENARIOS  # noqa: E402
 
 ETT = ROOT.parent / "shared" / "data" / "ett" / "ETTh1.csv"
 CONFIGS = {
@@ -50,22 +50,44 @@ def run(args: argparse.Namespace) -> dict:
             for cname, (policy, window) in CONFIGS.items():
                 for memory in (False, True):
                     spec = RunSpec(model, policy.format(every=args.every), window, memory)
-                    opts = BacktestOptions(lookback=args.lookback, horizon=args.horizon, seed=args.seed, progress=False, min_train_rows=args.warmup,
-                                           params=json.loads(args.params) if args.params else None)
+                    opts = BacktestOptions(
+                        lookback=args.lookback,
+                        horizon=args.horizon,
+                        seed=args.seed,
+                        progress=False,
+                        min_train_rows=args.warmup,
+                        params=json.loads(args.params) if args.params else None,
+                    )
                     t0 = time.perf_counter()
                     s = replay(data, spec, opts, batches).summary
-                    abrupt = [e["mae_after_50"] for e in s["events"] if e["mae_after_50"] is not None and e["kind"] != "trend"]
-                    rows.append({
-                        "dataset": ds, "model": model, "config": cname, "memory": memory,
-                        "mae": s["mae"], "train_seconds": s["train_seconds"], "train_samples": s["train_samples"],
-                        "n_retrains": s["n_retrains"], "error_x_compute": s["error_x_compute"],
-                        "mae_after_events": sum(abrupt) / len(abrupt) if abrupt else None,
-                        "detection_delays": [e["detection_delay_steps"] for e in s["events"]],
-                        "wall_seconds": time.perf_counter() - t0,
-                    })
+                    abrupt = [
+                        e["mae_after_50"]
+                        for e in s["events"]
+                        if e["mae_after_50"] is not None and e["kind"] != "trend"
+                    ]
+                    rows.append(
+                        {
+                            "dataset": ds,
+                            "model": model,
+                            "config": cname,
+                            "memory": memory,
+                            "mae": s["mae"],
+                            "train_seconds": s["train_seconds"],
+                            "train_samples": s["train_samples"],
+                            "n_retrains": s["n_retrains"],
+                            "error_x_compute": s["error_x_compute"],
+                            "mae_after_events": sum(abrupt) / len(abrupt) if abrupt else None,
+                            "detection_delays": [e["detection_delay_steps"] for e in s["events"]],
+                            "wall_seconds": time.perf_counter() - t0,
+                        }
+                    )
                     r = rows[-1]
-                    print(f"{ds:<13} {model:<8} {cname:<12} mem={'on ' if memory else 'off'} MAE {r['mae']:.4f} "
-                          f"train {r['train_seconds']:.1f}s retrains {r['n_retrains']}", file=sys.stderr, flush=True)
+                    print(
+                        f"{ds:<13} {model:<8} {cname:<12} mem={'on ' if memory else 'off'} MAE {r['mae']:.4f} "
+                        f"train {r['train_seconds']:.1f}s retrains {r['n_retrains']}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
     return {"rows": rows, "checks": checks(rows), "args": vars(args)}
 
 
@@ -81,50 +103,98 @@ def checks(rows: list[dict]) -> list[dict]:
             sub = [r for r in rows if r["dataset"] == ds and r["model"] == model]
             for trigger in ("periodic", "drift"):
                 for mem in (False, True):
-                    full, vh = _get(sub, config=trigger, memory=mem), _get(sub, config=f"{trigger}+vh", memory=mem)
+                    full, vh = (
+                        _get(sub, config=trigger, memory=mem),
+                        _get(sub, config=f"{trigger}+vh", memory=mem),
+                    )
                     saved = 1 - vh["train_seconds"] / full["train_seconds"] if full["train_seconds"] else None
                     ratio = vh["mae"] / full["mae"]
-                    out.append({"dataset": ds, "model": model, "check": f"vh vs full ({trigger}, memory {'on' if mem else 'off'})",
-                                "compute_saved": saved, "mae_ratio": ratio, "met": saved is not None and saved >= 0.5 and ratio <= 1.15})
+                    out.append(
+                        {
+                            "dataset": ds,
+                            "model": model,
+                            "check": f"vh vs full ({trigger}, memory {'on' if mem else 'off'})",
+                            "compute_saved": saved,
+                            "mae_ratio": ratio,
+                            "met": saved is not None and saved >= 0.5 and ratio <= 1.15,
+                        }
+                    )
             for window in ("", "+vh"):
                 for mem in (False, True):
-                    per, dr = _get(sub, config=f"periodic{window}", memory=mem), _get(sub, config=f"drift{window}", memory=mem)
+                    per, dr = (
+                        _get(sub, config=f"periodic{window}", memory=mem),
+                        _get(sub, config=f"drift{window}", memory=mem),
+                    )
                     saved = 1 - dr["train_seconds"] / per["train_seconds"] if per["train_seconds"] else None
                     ratio = dr["mae"] / per["mae"]
-                    out.append({"dataset": ds, "model": model, "check": f"drift vs periodic (window {window or 'full'}, memory {'on' if mem else 'off'})",
-                                "compute_saved": saved, "mae_ratio": ratio, "met": saved is not None and saved >= 0.8 and ratio <= 1.02})
+                    out.append(
+                        {
+                            "dataset": ds,
+                            "model": model,
+                            "check": f"drift vs periodic (window {window or 'full'}, memory {'on' if mem else 'off'})",
+                            "compute_saved": saved,
+                            "mae_ratio": ratio,
+                            "met": saved is not None and saved >= 0.8 and ratio <= 1.02,
+                        }
+                    )
             for cname in CONFIGS:
                 off, on = _get(sub, config=cname, memory=False), _get(sub, config=cname, memory=True)
                 ev = None
                 if off["mae_after_events"] and on["mae_after_events"] is not None:
                     ev = 1 - on["mae_after_events"] / off["mae_after_events"]
                 ratio = on["mae"] / off["mae"]
-                out.append({"dataset": ds, "model": model, "check": f"memory on vs off ({cname})", "event_mae_reduction": ev,
-                            "mae_ratio": ratio, "met": (ev is None or ev >= 0.25) and ratio <= 1.02})
+                out.append(
+                    {
+                        "dataset": ds,
+                        "model": model,
+                        "check": f"memory on vs off ({cname})",
+                        "event_mae_reduction": ev,
+                        "mae_ratio": ratio,
+                        "met": (ev is None or ev >= 0.25) and ratio <= 1.02,
+                    }
+                )
             best = min(sub, key=lambda r: r["error_x_compute"])
-            out.append({"dataset": ds, "model": model, "check": "drift+vh+memory has the lowest error_x_compute",
-                        "best": f"{best['config']} memory={'on' if best['memory'] else 'off'}",
-                        "met": best["config"] == "drift+vh" and best["memory"]})
+            out.append(
+                {
+                    "dataset": ds,
+                    "model": model,
+                    "check": "drift+vh+memory has the lowest error_x_compute",
+                    "best": f"{best['config']} memory={'on' if best['memory'] else 'off'}",
+                    "met": best["config"] == "drift+vh" and best["memory"],
+                }
+            )
     return out
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| dataset | model | config | memory | MAE | MAE after events | train s | retrains | MAE × train s |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| dataset | model | config | memory | MAE | MAE after events | train s | retrains | MAE × train s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
     for r in rows:
         ev = "–" if r["mae_after_events"] is None else f"{r['mae_after_events']:.3f}"
-        lines.append(f"| {r['dataset']} | {r['model']} | {r['config']} | {'on' if r['memory'] else 'off'} | {r['mae']:.4f} | {ev} | "
-                     f"{r['train_seconds']:.1f} | {r['n_retrains']} | {r['error_x_compute']:.2f} |")
+        lines.append(
+            f"| {r['dataset']} | {r['model']} | {r['config']} | {'on' if r['memory'] else 'off'} | {r['mae']:.4f} | {ev} | "
+            f"{r['train_seconds']:.1f} | {r['n_retrains']} | {r['error_x_compute']:.2f} |"
+        )
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", nargs="+", default=[*[n for n in SCENARIOS if n != "stationary"], "stationary", "etth1"])
+    ap.add_argument(
+        "--datasets", nargs="+", default=[*[n for n in SCENARIOS if n != "stationary"], "stationary", "etth1"]
+    )
     ap.add_argument("--models", nargs="+", default=["arnet", "xgboost"])
     ap.add_argument("--steps", type=int, default=24 * 7 * 6)
     ap.add_argument("--series", type=int, default=4)
     ap.add_argument("--ett-steps", type=int, default=3000)
-    ap.add_argument("--warmup", type=int, default=336, help="rows of history before the first model is trained (two weeks hourly)")
+    ap.add_argument(
+        "--warmup",
+        type=int,
+        default=336,
+        help="rows of history before the first model is trained (two weeks hourly)",
+    )
     ap.add_argument("--every", type=int, default=24, help="periodic cadence in steps")
     ap.add_argument("--lookback", type=int, default=48)
     ap.add_argument("--horizon", type=int, default=12)
@@ -136,8 +206,17 @@ def main() -> None:
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2, default=str))
     print(table(result["rows"]))
-    print(json.dumps({"checks_met": sum(c["met"] for c in result["checks"]), "checks": len(result["checks"]),
-                      "failed": [c for c in result["checks"] if not c["met"]]}, indent=1, default=str))
+    print(
+        json.dumps(
+            {
+                "checks_met": sum(c["met"] for c in result["checks"]),
+                "checks": len(result["checks"]),
+                "failed": [c for c in result["checks"] if not c["met"]],
+            },
+            indent=1,
+            default=str,
+        )
+    )
 
 
 if __name__ == "__main__":

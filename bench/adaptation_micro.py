@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from drift import (  # noqa: E402
+from adaptcast.drift import (  # noqa: E402
     ADWIN,
     KSWIN,
     ComputeLedger,
@@ -76,24 +76,40 @@ def bench_detectors(min_time: float) -> dict[str, Any]:
         det2 = make()
         batch = xs[:256]
         many = ns_per_record(lambda: det2.update_many(batch), 256, min_time)
-        out[name] = {"update_ns_batch1": one, "update_ns_batch256": many,
-                     "target_ns": DETECTOR_TARGET_NS, "meets_target": max(one, many) <= DETECTOR_TARGET_NS}
+        out[name] = {
+            "update_ns_batch1": one,
+            "update_ns_batch256": many,
+            "target_ns": DETECTOR_TARGET_NS,
+            "meets_target": max(one, many) <= DETECTOR_TARGET_NS,
+        }
     fd = FeatureDrift(window=500)
     fd.set_reference(rng.normal(size=(2000, 8)))
     row, rows = rng.normal(size=(1, 8)), rng.normal(size=(256, 8))
     one = ns_per_record(lambda: fd.update(row), 1, min_time)
     many = ns_per_record(lambda: fd.update(rows), 256, min_time)
-    out["feature_8features"] = {"update_ns_batch1": one, "update_ns_batch256": many,
-                                "target_ns": DETECTOR_TARGET_NS, "meets_target": max(one, many) <= DETECTOR_TARGET_NS,
-                                "note": "batch 256 = one update() with a [256, 8] block (one PSI check)"}
+    out["feature_8features"] = {
+        "update_ns_batch1": one,
+        "update_ns_batch256": many,
+        "target_ns": DETECTOR_TARGET_NS,
+        "meets_target": max(one, many) <= DETECTOR_TARGET_NS,
+        "note": "batch 256 = one update() with a [256, 8] block (one PSI check)",
+    }
     return out
 
 
 def bench_memory(min_time: float, dim: int = 64, horizon: int = 24, n_targets: int = 1) -> dict[str, Any]:
     rng = np.random.default_rng(1)
     mem = ErrorMemory(dim=dim, horizon=horizon, n_targets=n_targets, tables=8, bits=6, decay=0.999)
-    out: dict[str, Any] = {"config": {"dim": dim, "horizon": horizon, "n_targets": n_targets, "tables": 8, "bits": 6,
-                                      "nbytes": mem.nbytes}}
+    out: dict[str, Any] = {
+        "config": {
+            "dim": dim,
+            "horizon": horizon,
+            "n_targets": n_targets,
+            "tables": 8,
+            "bits": 6,
+            "nbytes": mem.nbytes,
+        }
+    }
     warm_k = rng.normal(size=(2048, dim)).astype(np.float32)
     mem.update(warm_k, rng.normal(size=(2048, horizon, n_targets)))
     for b in (1, 256):
@@ -118,10 +134,12 @@ def bench_other(min_time: float) -> dict[str, Any]:
     pol = RetrainPolicy.parse("drift:adwin", window="fixed:500")
     step = iter(range(10**9))
     out["policy_should_retrain_ns_1error"] = ns_per_record(
-        lambda: pol.should_retrain(StepInfo(step=next(step), rows_available=1000, errors=0.5)), 1, min_time)
+        lambda: pol.should_retrain(StepInfo(step=next(step), rows_available=1000, errors=0.5)), 1, min_time
+    )
     errs = np.abs(rng.normal(size=256))
     out["policy_should_retrain_ns_per_error_256"] = ns_per_record(
-        lambda: pol.should_retrain(StepInfo(step=next(step), rows_available=1000, errors=errs)), 256, min_time)
+        lambda: pol.should_retrain(StepInfo(step=next(step), rows_available=1000, errors=errs)), 256, min_time
+    )
     led = ComputeLedger(cuda=False)
 
     def measured() -> None:
@@ -149,7 +167,10 @@ def main() -> None:
         "error_memory": bench_memory(min_time),
         "other": bench_other(min_time),
     }
-    result["all_targets_met"] = all(v["meets_target"] for v in result["detectors"].values()) and result["error_memory"]["meets_target"]
+    result["all_targets_met"] = (
+        all(v["meets_target"] for v in result["detectors"].values())
+        and result["error_memory"]["meets_target"]
+    )
     print(json.dumps(result, indent=2))
 
 

@@ -26,7 +26,7 @@ from numpy.lib.stride_tricks import sliding_window_view  # noqa: E402
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from forecast import create_forecaster  # noqa: E402
+from adaptcast.forecast import create_forecaster  # noqa: E402
 
 TRUE = np.array([0.5, -0.3, 0.2])
 
@@ -64,25 +64,53 @@ def main() -> None:
         w = sliding_window_view(y, p + 1)[-args.samples :]
         X, Y = np.ascontiguousarray(w[:, :p, None]), np.ascontiguousarray(w[:, p:, None])
         ls_s, ls_coef = least_squares_seconds(X, Y)
-        model = create_forecaster("arnet", lookback=p, horizon=1, epochs=args.epochs, patience=args.epochs, accelerator="cpu", num_threads=1)
+        model = create_forecaster(
+            "arnet",
+            lookback=p,
+            horizon=1,
+            epochs=args.epochs,
+            patience=args.epochs,
+            accelerator="cpu",
+            num_threads=1,
+        )
         report = model.fit(X, Y)
         coef = model.coefficients()[0]
-        rows.append({
-            "p": p, "arnet_seconds": round(report.wall_seconds, 3), "arnet_seconds_per_epoch": round(report.wall_seconds / report.epochs, 4),
-            "least_squares_seconds": round(ls_s, 4), "arnet_true_lag_error": round(float(np.abs(coef[:3] - TRUE).max()), 4),
-            "least_squares_true_lag_error": round(float(np.abs(ls_coef[:3] - TRUE).max()), 4),
-        })
+        rows.append(
+            {
+                "p": p,
+                "arnet_seconds": round(report.wall_seconds, 3),
+                "arnet_seconds_per_epoch": round(report.wall_seconds / report.epochs, 4),
+                "least_squares_seconds": round(ls_s, 4),
+                "arnet_true_lag_error": round(float(np.abs(coef[:3] - TRUE).max()), 4),
+                "least_squares_true_lag_error": round(float(np.abs(ls_coef[:3] - TRUE).max()), 4),
+            }
+        )
         print(json.dumps(rows[-1]), file=sys.stderr)
     ps = [r["p"] for r in rows]
-    print(json.dumps({
-        "bench": "arnet_scaling", "samples": args.samples, "epochs": args.epochs, "device": "cpu", "torch_threads": 1,
-        "blas_threads": os.environ["OPENBLAS_NUM_THREADS"],
-        "machine": platform.machine(), "cpus": os.cpu_count(), "rows": rows,
-        "arnet_exponent": round(exponent(ps, [r["arnet_seconds"] for r in rows]), 3),
-        "least_squares_exponent": round(exponent(ps, [r["least_squares_seconds"] for r in rows]), 3),
-        "arnet_exponent_large_p": round(exponent(ps[-2:], [r["arnet_seconds"] for r in rows[-2:]]), 3),
-        "least_squares_exponent_large_p": round(exponent(ps[-2:], [r["least_squares_seconds"] for r in rows[-2:]]), 3),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "bench": "arnet_scaling",
+                "samples": args.samples,
+                "epochs": args.epochs,
+                "device": "cpu",
+                "torch_threads": 1,
+                "blas_threads": os.environ["OPENBLAS_NUM_THREADS"],
+                "machine": platform.machine(),
+                "cpus": os.cpu_count(),
+                "rows": rows,
+                "arnet_exponent": round(exponent(ps, [r["arnet_seconds"] for r in rows]), 3),
+                "least_squares_exponent": round(exponent(ps, [r["least_squares_seconds"] for r in rows]), 3),
+                "arnet_exponent_large_p": round(
+                    exponent(ps[-2:], [r["arnet_seconds"] for r in rows[-2:]]), 3
+                ),
+                "least_squares_exponent_large_p": round(
+                    exponent(ps[-2:], [r["least_squares_seconds"] for r in rows[-2:]]), 3
+                ),
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -30,7 +30,9 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning OpenMP threads on a shared CPU (see informer_ett.py)
+os.environ.setdefault(
+    "OMP_WAIT_POLICY", "PASSIVE"
+)  # no spinning OpenMP threads on a shared CPU (see informer_ett.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -45,12 +47,26 @@ def informer_data(batch: int, n_steps: int, data: Path) -> tuple[dict, np.ndarra
         source = "ETTh1 multivariate"
     else:
         rng = np.random.default_rng(0)
-        X, Y, c = rng.standard_normal((8521, 96, 11)).astype(np.float32), rng.standard_normal((8521, 24, 7)).astype(np.float32), 7
+        X, Y, c = (
+            rng.standard_normal((8521, 96, 11)).astype(np.float32),
+            rng.standard_normal((8521, 24, 7)).astype(np.float32),
+            7,
+        )
         X[..., 7:] = rng.uniform(-0.5, 0.5, X[..., 7:].shape)
         source = "synthetic (ETTh1 CSV not found)"
     full_steps = -(-X.shape[0] // batch)
     n = min(X.shape[0], n_steps * batch)
-    cfg = dict(kind="informer", lookback=96, horizon=24, n_features=c + 4, n_targets=c, time_features=4, freq="h", label_len=48, batch_size=batch)
+    cfg = dict(
+        kind="informer",
+        lookback=96,
+        horizon=24,
+        n_features=c + 4,
+        n_targets=c,
+        time_features=4,
+        freq="h",
+        label_len=48,
+        batch_size=batch,
+    )
     return {"config": cfg, "source": source, "full_epoch_steps": full_steps}, X[:n], Y[:n], full_steps
 
 
@@ -58,20 +74,41 @@ def mimo_data(batch: int, n_steps: int, data: Path) -> tuple[dict, np.ndarray, n
     """The blob grid is generated in-process; ``data`` is unused (same signature as :func:`informer_data`)."""
     from mimo_vs_recursive import moving_blobs
 
-    from forecast.windows import sliding_windows
+    from adaptcast.forecast.windows import sliding_windows
 
     frames = moving_blobs(3000, 16).reshape(3000, 256)
     X, Y = sliding_windows(frames[:2100], 10, 10, n_targets=256)
     full_steps = -(-X.shape[0] // batch)
     n = min(X.shape[0], n_steps * batch)
-    cfg = dict(kind="mimo_vp", lookback=10, horizon=10, n_features=256, n_targets=256, grid=(1, 16, 16), patch=4, d_model=64, batch_size=batch)
-    return {"config": {**cfg, "grid": [1, 16, 16]}, "source": "moving blobs 16x16", "full_epoch_steps": full_steps}, X[:n], Y[:n], full_steps
+    cfg = dict(
+        kind="mimo_vp",
+        lookback=10,
+        horizon=10,
+        n_features=256,
+        n_targets=256,
+        grid=(1, 16, 16),
+        patch=4,
+        d_model=64,
+        batch_size=batch,
+    )
+    return (
+        {
+            "config": {**cfg, "grid": [1, 16, 16]},
+            "source": "moving blobs 16x16",
+            "full_epoch_steps": full_steps,
+        },
+        X[:n],
+        Y[:n],
+        full_steps,
+    )
 
 
-def time_fit(cfg: dict, X: np.ndarray, Y: np.ndarray, accelerator: str, precision: str, batch: int, full_steps: int) -> dict:
+def time_fit(
+    cfg: dict, X: np.ndarray, Y: np.ndarray, accelerator: str, precision: str, batch: int, full_steps: int
+) -> dict:
     import torch
 
-    from forecast import create_forecaster
+    from adaptcast.forecast import create_forecaster
 
     cfg = dict(cfg)
     kind = cfg.pop("kind")
@@ -109,7 +146,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--cpu-only", action="store_true", help="measure the CPU even without a GPU")
     ap.add_argument("--no-cpu", action="store_true", help="skip the CPU measurement")
-    ap.add_argument("--data", type=Path, default=None, help="ETTh1 CSV for the Informer workload (default ../shared/data/ett/ETTh1.csv; synthetic data of the same shape if absent)")
+    ap.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="ETTh1 CSV for the Informer workload (default ../shared/data/ett/ETTh1.csv; synthetic data of the same shape if absent)",
+    )
     args = ap.parse_args(argv)
     from informer_ett import DEFAULT_DATA
 
@@ -117,8 +159,12 @@ def main(argv: list[str] | None = None) -> int:
     has_gpu = torch.cuda.is_available()
     doc: dict = {
         "benchmark": "gpu_transformers",
-        "machine": {"cpu": platform.processor() or platform.machine(), "cpu_threads": torch.get_num_threads(),
-                    "gpu": torch.cuda.get_device_name(0) if has_gpu else None, "torch": torch.__version__},
+        "machine": {
+            "cpu": platform.processor() or platform.machine(),
+            "cpu_threads": torch.get_num_threads(),
+            "gpu": torch.cuda.get_device_name(0) if has_gpu else None,
+            "torch": torch.__version__,
+        },
         "results": {},
     }
     if not has_gpu and not args.cpu_only:
@@ -138,7 +184,9 @@ def main(argv: list[str] | None = None) -> int:
             entry.update(meta)
             entry["gpu_fp32"] = time_fit(meta["config"], X, Y, "gpu", "32-true", args.batch_size, full)
             if bf16:
-                entry["gpu_bf16_mixed"] = time_fit(meta["config"], X, Y, "gpu", "bf16-mixed", args.batch_size, full)
+                entry["gpu_bf16_mixed"] = time_fit(
+                    meta["config"], X, Y, "gpu", "bf16-mixed", args.batch_size, full
+                )
         cpu = entry.get("cpu_fp32", {}).get("seconds_per_epoch")
         for key in ("gpu_fp32", "gpu_bf16_mixed"):
             if cpu and key in entry:

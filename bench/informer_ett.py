@@ -31,7 +31,7 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -51,13 +51,37 @@ MODES = ("univariate", "multivariate")
 COLUMNS = ("HUFL", "HULL", "MUFL", "MULL", "LUFL", "LULL", "OT")
 
 PAPER = {  # Informer, ETTh1, MSE / MAE (Table 1 univariate, Table 2 multivariate)
-    "univariate": {24: (0.098, 0.247), 48: (0.158, 0.319), 168: (0.183, 0.346), 336: (0.222, 0.387), 720: (0.269, 0.435)},
-    "multivariate": {24: (0.577, 0.549), 48: (0.685, 0.625), 168: (0.931, 0.752), 336: (1.128, 0.873), 720: (1.215, 0.896)},
+    "univariate": {
+        24: (0.098, 0.247),
+        48: (0.158, 0.319),
+        168: (0.183, 0.346),
+        336: (0.222, 0.387),
+        720: (0.269, 0.435),
+    },
+    "multivariate": {
+        24: (0.577, 0.549),
+        48: (0.685, 0.625),
+        168: (0.931, 0.752),
+        336: (1.128, 0.873),
+        720: (1.215, 0.896),
+    },
 }
 # (seq_len, label_len, factor) per horizon in the paper's released ETTh1 scripts
 PAPER_INPUTS = {
-    "univariate": {24: (720, 168, 5), 48: (720, 168, 5), 168: (720, 336, 5), 336: (720, 336, 5), 720: (720, 336, 5)},
-    "multivariate": {24: (48, 48, 3), 48: (96, 48, 5), 168: (168, 168, 5), 336: (168, 168, 5), 720: (336, 336, 5)},
+    "univariate": {
+        24: (720, 168, 5),
+        48: (720, 168, 5),
+        168: (720, 336, 5),
+        336: (720, 336, 5),
+        720: (720, 336, 5),
+    },
+    "multivariate": {
+        24: (48, 48, 3),
+        48: (96, 48, 5),
+        168: (168, 168, 5),
+        336: (168, 168, 5),
+        720: (336, 336, 5),
+    },
 }
 
 
@@ -66,7 +90,7 @@ def load_ett_rows(path: Path, mode: str) -> tuple[np.ndarray, np.ndarray, tuple[
 
     Multivariate keeps the CSV's column order (all seven are targets); univariate is OT alone.
     """
-    from forecast.data import ett_borders, read_frame, time_features
+    from adaptcast.forecast.data import ett_borders, read_frame, time_features
 
     tf = read_frame(path, time_col="date", duplicates="error")
     cols = ["OT"] if mode == "univariate" else list(COLUMNS)
@@ -79,7 +103,7 @@ def load_ett_rows(path: Path, mode: str) -> tuple[np.ndarray, np.ndarray, tuple[
 
 def make_splits(path: Path, mode: str, seq_len: int, horizon: int):
     """Train/val/test windows on the z-scored scale (StandardScaler fitted on the training rows)."""
-    from forecast.windows import sliding_windows
+    from adaptcast.forecast.windows import sliding_windows
 
     values, marks, (b1, b2, b3) = load_ett_rows(path, mode)
     train = values[:b1]
@@ -94,7 +118,7 @@ def make_splits(path: Path, mode: str, seq_len: int, horizon: int):
 
 def log_epochs(tag: str) -> None:
     """Print one line per finished epoch to stderr (progress of a long run, visible in the log)."""
-    from forecast.training import ForecastModule
+    from adaptcast.forecast.training import ForecastModule
 
     original = ForecastModule.on_train_epoch_end
     t0 = time.perf_counter()
@@ -102,8 +126,12 @@ def log_epochs(tag: str) -> None:
     def on_train_epoch_end(self) -> None:
         original(self)
         h = self.history[-1] if self.history else {}
-        print(f"[informer_ett] {tag} epoch {len(self.history)}: train {h.get('train_loss', float('nan')):.4f} "
-              f"val {h.get('val_loss', float('nan')):.4f}, {time.perf_counter() - t0:.0f} s", file=sys.stderr, flush=True)
+        print(
+            f"[informer_ett] {tag} epoch {len(self.history)}: train {h.get('train_loss', float('nan')):.4f} "
+            f"val {h.get('val_loss', float('nan')):.4f}, {time.perf_counter() - t0:.0f} s",
+            file=sys.stderr,
+            flush=True,
+        )
 
     ForecastModule.on_train_epoch_end = on_train_epoch_end  # type: ignore[method-assign]
 
@@ -120,7 +148,7 @@ def peak_memory_mb(device: str) -> float:
 def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
     import torch
 
-    from forecast import create_forecaster
+    from adaptcast.forecast import create_forecaster
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -145,7 +173,9 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
         num_threads=args.threads,
     )
     hp.update(json.loads(args.hparams))
-    model = create_forecaster("informer", lookback=seq_len, horizon=horizon, n_features=c + 4, n_targets=c, seed=args.seed, **hp)
+    model = create_forecaster(
+        "informer", lookback=seq_len, horizon=horizon, n_features=c + 4, n_targets=c, seed=args.seed, **hp
+    )
     log_epochs(run_key(mode, horizon, args.seed))
     report = model.fit(Xtr, Ytr, val=(Xva, Yva))
     t0 = time.perf_counter()
@@ -195,18 +225,27 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
         "n_windows": {"train": int(Xtr.shape[0]), "val": int(Xva.shape[0]), "test": int(Xte.shape[0])},
         "machine": machine(),
         "code": code_version(),
-        "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
 def code_version() -> str | None:
     """The checkout's commit (``+dirty`` with uncommitted changes), so a result names the code that made it."""
     try:
-        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10)
+        head = subprocess.run(
+            ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
         if head.returncode:
             return None
-        dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
         return head.stdout.strip() + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -266,7 +305,9 @@ def table(doc: dict) -> dict:
                 "runs": len(runs),
                 "mse_per_run": [r["mse"] for r in runs],
                 "within_10pct_or_better": None if mse is None else bool(mse <= 1.10 * PAPER[mode][h][0]),
-                "seconds_per_epoch": round(float(np.mean([r["seconds_per_epoch"] for r in runs])), 1) if runs else None,
+                "seconds_per_epoch": round(float(np.mean([r["seconds_per_epoch"] for r in runs])), 1)
+                if runs
+                else None,
                 "device": runs[0]["device"] if runs else None,
             }
     return rows
@@ -274,27 +315,55 @@ def table(doc: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--horizons", default=",".join(map(str, HORIZONS)), help="comma-separated (default: all five)")
+    ap.add_argument(
+        "--horizons", default=",".join(map(str, HORIZONS)), help="comma-separated (default: all five)"
+    )
     ap.add_argument("--modes", default=",".join(MODES), help="univariate, multivariate or both")
     ap.add_argument("--epochs", type=int, default=6)
     ap.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto")
-    ap.add_argument("--precision", default="32-true",
-                    help="Lightning precision (default 32-true, as the paper; bf16-mixed: bf16 autocast, ~2x faster on CPUs with AVX512-BF16 and on GPUs)")
-    ap.add_argument("--preset", choices=("paper", "reference"), default="paper",
-                    help="paper (default): the per-horizon input lengths of the paper's ETTh1 scripts; reference: seq_len 96 / label_len 48 / factor 5 for every horizon")
+    ap.add_argument(
+        "--precision",
+        default="32-true",
+        help="Lightning precision (default 32-true, as the paper; bf16-mixed: bf16 autocast, ~2x faster on CPUs with AVX512-BF16 and on GPUs)",
+    )
+    ap.add_argument(
+        "--preset",
+        choices=("paper", "reference"),
+        default="paper",
+        help="paper (default): the per-horizon input lengths of the paper's ETTh1 scripts; reference: seq_len 96 / label_len 48 / factor 5 for every horizon",
+    )
     ap.add_argument("--seq-len", type=int, default=None)
     ap.add_argument("--label-len", type=int, default=None)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's choice)")
     ap.add_argument("--max-minutes", type=float, default=None, help="cap on one fit's training time")
     ap.add_argument("--seed", type=int, default=0, help="the seed of a single run per row (default 0)")
-    ap.add_argument("--seeds", default=None, help="comma-separated seeds, one run each; the table shows their mean (e.g. 0,1,2)")
-    ap.add_argument("--jobs", type=int, default=1, help="runs trained at the same time (a GPU has room for several; default 1)")
-    ap.add_argument("--hparams", default="{}", help='extra Informer hyper-parameters as JSON, e.g. \'{"attention": "full"}\' (ablations, smoke tests)')
+    ap.add_argument(
+        "--seeds",
+        default=None,
+        help="comma-separated seeds, one run each; the table shows their mean (e.g. 0,1,2)",
+    )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="runs trained at the same time (a GPU has room for several; default 1)",
+    )
+    ap.add_argument(
+        "--hparams",
+        default="{}",
+        help='extra Informer hyper-parameters as JSON, e.g. \'{"attention": "full"}\' (ablations, smoke tests)',
+    )
     ap.add_argument("--data", default=str(DEFAULT_DATA))
-    ap.add_argument("--out", default=None, help="results JSON (default bench/results/informer_ett.json; informer_ett_reference.json with --preset reference)")
+    ap.add_argument(
+        "--out",
+        default=None,
+        help="results JSON (default bench/results/informer_ett.json; informer_ett_reference.json with --preset reference)",
+    )
     ap.add_argument("--force", action="store_true", help="re-run entries already in the results file")
-    ap.add_argument("--single", default=None, help=argparse.SUPPRESS)  # "mode/horizon": run one in this process
+    ap.add_argument(
+        "--single", default=None, help=argparse.SUPPRESS
+    )  # "mode/horizon": run one in this process
     args = ap.parse_args(argv)
     if args.device == "gpu":
         import torch
@@ -311,7 +380,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(run_one(args, mode, int(h))))
         return 0
 
-    out = Path(args.out) if args.out else RESULTS / ("informer_ett.json" if args.preset == "paper" else "informer_ett_reference.json")
+    out = (
+        Path(args.out)
+        if args.out
+        else RESULTS / ("informer_ett.json" if args.preset == "paper" else "informer_ett_reference.json")
+    )
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     horizons = [int(h) for h in args.horizons.split(",") if h.strip()]
     for m in modes:
@@ -328,7 +401,10 @@ def main(argv: list[str] | None = None) -> int:
             for seed in seeds:
                 key = run_key(mode, h, seed)
                 if key in done and not args.force:
-                    print(f"[informer_ett] {key}: done already (mse {done[key]['mse']}), skipping", file=sys.stderr)
+                    print(
+                        f"[informer_ett] {key}: done already (mse {done[key]['mse']}), skipping",
+                        file=sys.stderr,
+                    )
                 else:
                     todo.append((key, f"{mode}/{h}", seed))
     child = [a for a in (argv if argv is not None else sys.argv[1:])]
@@ -346,15 +422,28 @@ def main(argv: list[str] | None = None) -> int:
             doc = load_results(out)  # re-read: another run may have added entries meanwhile
             doc["results"][key] = result
             save_results(out, doc)
-        print(f"[informer_ett] {key}: mse {result['mse']} mae {result['mae']} (paper {result['paper_mse']} / {result['paper_mae']}), "
-              f"{result['seconds_per_epoch']} s/epoch", file=sys.stderr, flush=True)
+        print(
+            f"[informer_ett] {key}: mse {result['mse']} mae {result['mae']} (paper {result['paper_mse']} / {result['paper_mae']}), "
+            f"{result['seconds_per_epoch']} s/epoch",
+            file=sys.stderr,
+            flush=True,
+        )
 
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         failures = [f.exception() for f in [pool.submit(train, t) for t in todo] if f.exception() is not None]
     if failures:
         raise SystemExit("; ".join(map(str, failures)))
     doc = load_results(out)
-    print(json.dumps({"table": table(doc), "results_file": str(out), "seconds": round(time.perf_counter() - t_start, 1)}, indent=2))
+    print(
+        json.dumps(
+            {
+                "table": table(doc),
+                "results_file": str(out),
+                "seconds": round(time.perf_counter() - t_start, 1),
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

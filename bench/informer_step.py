@@ -41,8 +41,8 @@ def profile(args: argparse.Namespace, precision: str) -> dict:
     import torch
     from torch.nn import functional as F
 
-    from forecast.models.informer import InformerNet
-    from forecast.training import WindowData
+    from adaptcast.forecast.models.informer import InformerNet
+    from adaptcast.forecast.training import WindowData
 
     torch.manual_seed(0)
     B, L, lab, H = args.batch_size, args.seq_len, args.label_len, args.horizon
@@ -56,6 +56,7 @@ def profile(args: argparse.Namespace, precision: str) -> dict:
             with autocast():
                 out = module(*inputs)
             out.float().square().mean().backward()
+
         return run
 
     d = net.enc_embedding.token.out_channels
@@ -64,10 +65,15 @@ def profile(args: argparse.Namespace, precision: str) -> dict:
     memory = torch.randn(B, -(-L // 2) if net.encoder.distils else L, d)
     enc0 = net.encoder.layers[0]
     parts = {
-        "embedding (encoder + decoder)": lambda: (fwd_bwd(net.enc_embedding, x[..., :1], x[..., 1:])(), fwd_bwd(net.dec_embedding, *net.decoder_inputs(x))()),
+        "embedding (encoder + decoder)": lambda: (
+            fwd_bwd(net.enc_embedding, x[..., :1], x[..., 1:])(),
+            fwd_bwd(net.dec_embedding, *net.decoder_inputs(x))(),
+        ),
         "encoder layer 1: ProbSparse attention": fwd_bwd(lambda t: enc0.attn(t, t, t), h_enc),
         "encoder layer 1: feed-forward": fwd_bwd(enc0.ff, h_enc),
-        "distilling conv (conv-BN-ELU-pool)": fwd_bwd(net.encoder.distils[0], h_enc) if net.encoder.distils else None,
+        "distilling conv (conv-BN-ELU-pool)": fwd_bwd(net.encoder.distils[0], h_enc)
+        if net.encoder.distils
+        else None,
         "decoder (self + cross attention, FFN, projection)": fwd_bwd(net.decoder, h_dec, memory),
     }
 
@@ -78,7 +84,9 @@ def profile(args: argparse.Namespace, precision: str) -> dict:
         F.mse_loss(out.float(), y).backward()
         opt.step()
 
-    result = {name: round(median_seconds(fn, args.repeats), 4) for name, fn in parts.items() if fn is not None}
+    result = {
+        name: round(median_seconds(fn, args.repeats), 4) for name, fn in parts.items() if fn is not None
+    }
     whole = median_seconds(step, args.repeats)
     # data loading: one epoch of shuffled batches from the loader ``fit`` trains on
     n = args.train_windows
@@ -106,7 +114,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--horizon", type=int, default=24)
     ap.add_argument("--factor", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=32)
-    ap.add_argument("--train-windows", type=int, default=7897, help="windows per epoch (ETTh1 univariate, seq 720, h24: 7897)")
+    ap.add_argument(
+        "--train-windows",
+        type=int,
+        default=7897,
+        help="windows per epoch (ETTh1 univariate, seq 720, h24: 7897)",
+    )
     ap.add_argument("--precision", choices=("fp32", "bf16", "both"), default="both")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--threads", type=int, default=None)
@@ -119,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     out: dict = {
         "config": {k: v for k, v in vars(args).items() if k not in ("precision", "repeats")},
         "threads": torch.get_num_threads(),
-        "bf16_supported": bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()),
+        "bf16_supported": bool(
+            torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported()
+        ),
     }
     for p in precisions:
         out[p] = profile(args, p)

@@ -30,11 +30,11 @@ sys.path.insert(0, str(ROOT))
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 
-from forecast import create_forecaster  # noqa: E402
-from forecast.windows import sliding_windows  # noqa: E402
-from streams.config import load_config  # noqa: E402
-from streams.records import format_timestamp  # noqa: E402
-from streams.service import Worker  # noqa: E402
+from adaptcast.forecast import create_forecaster  # noqa: E402
+from adaptcast.forecast.windows import sliding_windows  # noqa: E402
+from adaptcast.streams.config import load_config  # noqa: E402
+from adaptcast.streams.records import format_timestamp  # noqa: E402
+from adaptcast.streams.service import Worker  # noqa: E402
 
 HOUR = 3_600_000
 
@@ -43,8 +43,16 @@ def records(n_series: int, steps: int, seed: int = 0) -> list[tuple[bytes, bytes
     rng = np.random.default_rng(seed)
     t = np.arange(steps)
     vals = 20 + 5 * np.sin(2 * np.pi * t / 24)[None, :] + rng.normal(0, 0.5, (n_series, steps))
-    return [(f"s{i}".encode(), json.dumps({"series": f"s{i}", "ts": format_timestamp(k * HOUR), "values": {"y": float(vals[i, k])}}).encode())
-            for k in range(steps) for i in range(n_series)]
+    return [
+        (
+            f"s{i}".encode(),
+            json.dumps(
+                {"series": f"s{i}", "ts": format_timestamp(k * HOUR), "values": {"y": float(vals[i, k])}}
+            ).encode(),
+        )
+        for k in range(steps)
+        for i in range(n_series)
+    ]
 
 
 def topics(bootstrap: str, *names: str, partitions: int = 4) -> None:
@@ -68,8 +76,14 @@ def produce(bootstrap: str, topic: str, recs: list[tuple[bytes, bytes]], rate: f
 
 def raw_rate(bootstrap: str, topic: str, out: str, n: int, batch: int) -> float:
     """Consume → produce (value unchanged) → flush → commit, as the worker does, without the model."""
-    cons = KafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=f"raw-{uuid.uuid4().hex[:6]}", enable_auto_commit=False,
-                         auto_offset_reset="earliest", max_poll_records=batch)
+    cons = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"raw-{uuid.uuid4().hex[:6]}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        max_poll_records=batch,
+    )
     prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5)
     seen, t0 = 0, None
     while seen < n:
@@ -100,14 +114,27 @@ def trained_arnet(path: Path, lookback: int, horizon: int) -> str:
     return str(path)
 
 
-def worker_config(bootstrap: str, tag: str, state: Path, checkpoint: str, batch: int, lookback: int, horizon: int):
-    return load_config(overrides={
-        "kafka": {"bootstrap_servers": bootstrap, "input_topic": f"in-{tag}", "output_topic": f"out-{tag}",
-                  "dead_letter_topic": f"dlq-{tag}", "group": f"g-{tag}", "poll_max_records": batch, "poll_timeout_ms": 50},
-        "model": {"kind": "arnet", "lookback": lookback, "horizon": horizon, "checkpoint": checkpoint},
-        "adaptation": {"policy": "drift", "window": "vh", "memory": True},
-        "state": {"dir": str(state)}, "metrics": {"enabled": False},
-    }, environ={})
+def worker_config(
+    bootstrap: str, tag: str, state: Path, checkpoint: str, batch: int, lookback: int, horizon: int
+):
+    return load_config(
+        overrides={
+            "kafka": {
+                "bootstrap_servers": bootstrap,
+                "input_topic": f"in-{tag}",
+                "output_topic": f"out-{tag}",
+                "dead_letter_topic": f"dlq-{tag}",
+                "group": f"g-{tag}",
+                "poll_max_records": batch,
+                "poll_timeout_ms": 50,
+            },
+            "model": {"kind": "arnet", "lookback": lookback, "horizon": horizon, "checkpoint": checkpoint},
+            "adaptation": {"policy": "drift", "window": "vh", "memory": True},
+            "state": {"dir": str(state)},
+            "metrics": {"enabled": False},
+        },
+        environ={},
+    )
 
 
 def main() -> None:
@@ -125,7 +152,7 @@ def main() -> None:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="adaptcast-bench-")))
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
         if not bootstrap:
-            from deploy.kafka import KafkaBroker
+            from adaptcast.deploy.kafka import KafkaBroker
 
             bootstrap = stack.enter_context(KafkaBroker(state_dir=tmp / "kafka")).bootstrap
         recs = records(args.series, args.steps)
@@ -138,7 +165,9 @@ def main() -> None:
         raw = raw_rate(bootstrap, f"in-{tag}", f"rawout-{tag}", len(recs), args.batch)
 
         # (b) adaptcast on the same records, same batch size
-        worker = Worker(worker_config(bootstrap, tag, tmp / "state-b", ckpt, args.batch, args.lookback, args.horizon))
+        worker = Worker(
+            worker_config(bootstrap, tag, tmp / "state-b", ckpt, args.batch, args.lookback, args.horizon)
+        )
         t0 = None
         while worker.counts["records"] < len(recs):
             if worker.step() and t0 is None:
@@ -151,9 +180,13 @@ def main() -> None:
         topics(bootstrap, f"in-{tag}", f"out-{tag}", f"dlq-{tag}")
         n_lat = int(args.rate * args.latency_seconds)
         lat_recs = records(args.series, n_lat // args.series + 1, seed=2)[:n_lat]
-        worker = Worker(worker_config(bootstrap, tag, tmp / "state-c", ckpt, args.batch, args.lookback, args.horizon))
+        worker = Worker(
+            worker_config(bootstrap, tag, tmp / "state-c", ckpt, args.batch, args.lookback, args.horizon)
+        )
         stop = threading.Event()
-        serving = threading.Thread(target=lambda: [worker.step() for _ in iter(lambda: stop.is_set(), True)], daemon=True)
+        serving = threading.Thread(
+            target=lambda: [worker.step() for _ in iter(lambda: stop.is_set(), True)], daemon=True
+        )
         serving.start()
         time.sleep(2.0)  # let the worker join the group before load starts
         produce(bootstrap, f"in-{tag}", lat_recs, rate=args.rate)
@@ -164,11 +197,15 @@ def main() -> None:
         serving.join()
         worker.close()
         sent = {}
-        for m in KafkaConsumer(f"in-{tag}", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000):
+        for m in KafkaConsumer(
+            f"in-{tag}", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+        ):
             v = json.loads(m.value)
             sent[(v["series"], v["ts"])] = m.timestamp
         lat = []
-        for m in KafkaConsumer(f"out-{tag}", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000):
+        for m in KafkaConsumer(
+            f"out-{tag}", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+        ):
             v = json.loads(m.value)
             key = (v["series"], v["issued_at"])
             if key in sent:
@@ -176,14 +213,20 @@ def main() -> None:
         lat_ms = np.array(lat, dtype=float)
     summary = {
         "machine": f"{os.cpu_count()} cores",
-        "records": len(recs), "series": args.series, "batch": args.batch,
+        "records": len(recs),
+        "series": args.series,
+        "batch": args.batch,
         "raw_kafka_python_rec_per_s": round(raw, 1),
         "adaptcast_rec_per_s": round(ours, 1),
         "ratio": round(ours / raw, 3),
         "target_ratio": 0.5,
-        "latency": {"offered_rec_per_s": args.rate, "predictions": int(lat_ms.size),
-                    "p50_ms": float(np.percentile(lat_ms, 50)) if lat_ms.size else None,
-                    "p99_ms": float(np.percentile(lat_ms, 99)) if lat_ms.size else None, "target_p99_ms": 50},
+        "latency": {
+            "offered_rec_per_s": args.rate,
+            "predictions": int(lat_ms.size),
+            "p50_ms": float(np.percentile(lat_ms, 50)) if lat_ms.size else None,
+            "p99_ms": float(np.percentile(lat_ms, 99)) if lat_ms.size else None,
+            "target_p99_ms": 50,
+        },
     }
     print(json.dumps(summary, indent=2))
 

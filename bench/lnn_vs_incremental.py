@@ -29,9 +29,11 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from forecast import create_forecaster  # noqa: E402
-from forecast.scaling import Scaler  # noqa: E402
-from streams.scenarios import WEEK, link_failure  # noqa: E402
+import itertools
+
+from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.scaling import Scaler
+from adaptcast.streams.scenarios import WEEK, link_failure
 
 ROLL, RECOVER_FACTOR = 24, 1.25
 
@@ -50,7 +52,10 @@ def significant(truth: np.ndarray) -> np.ndarray:
 def segment_metrics(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """RMSE over all links; MAPE over the significant entries."""
     err = pred - truth
-    return {"rmse": round(float(np.sqrt((err**2).mean())), 4), "mape": round(float(np.abs(err[mask] / truth[mask]).mean() * 100), 2)}
+    return {
+        "rmse": round(float(np.sqrt((err**2).mean())), 4),
+        "mape": round(float(np.abs(err[mask] / truth[mask]).mean() * 100), 2),
+    }
 
 
 def hours_to_recover(ape_per_step: np.ndarray, failure: int, end: int, baseline_mape: float) -> int | None:
@@ -70,14 +75,18 @@ def summarise(pred: np.ndarray, truth: np.ndarray, cuts: list[int], seconds: flo
     """Metrics before and after each failure; ``cuts`` are eval-relative failure indices."""
     bounds = [0, *cuts, len(truth)]
     mask = significant(truth)
-    segs = [segment_metrics(pred[a:b], truth[a:b], mask[a:b]) for a, b in zip(bounds, bounds[1:])]
+    segs = [segment_metrics(pred[a:b], truth[a:b], mask[a:b]) for a, b in itertools.pairwise(bounds)]
     ape = np.where(mask, np.abs(pred - truth) / np.where(mask, np.abs(truth), 1.0), 0.0)
     ape_step = 100 * ape.sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
     return {
         "before": segs[0],
         "after_failures": segs[1:],
-        "hours_to_recover": [hours_to_recover(ape_step, c, e, segs[0]["mape"]) for c, e in zip(cuts, bounds[2:])],
-        "second_half_mape": [round(float(ape_step[(c + e) // 2 : e].mean()), 2) for c, e in zip(cuts, bounds[2:])],
+        "hours_to_recover": [
+            hours_to_recover(ape_step, c, e, segs[0]["mape"]) for c, e in zip(cuts, bounds[2:], strict=False)
+        ],
+        "second_half_mape": [
+            round(float(ape_step[(c + e) // 2 : e].mean()), 2) for c, e in zip(cuts, bounds[2:], strict=False)
+        ],
         "train_seconds": round(seconds, 2),
     }
 
@@ -87,13 +96,23 @@ class MLP(nn.Module):
 
     def __init__(self, lookback: int, n: int, hidden: int):
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(lookback * n, hidden), nn.ReLU(), nn.Linear(hidden, n))
+        self.net = nn.Sequential(
+            nn.Flatten(), nn.Linear(lookback * n, hidden), nn.ReLU(), nn.Linear(hidden, n)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
 
-def train_steps(model: MLP, opt: torch.optim.Optimizer, X: torch.Tensor, Y: torch.Tensor, epochs: int, batch: int, gen: torch.Generator) -> None:
+def train_steps(
+    model: MLP,
+    opt: torch.optim.Optimizer,
+    X: torch.Tensor,
+    Y: torch.Tensor,
+    epochs: int,
+    batch: int,
+    gen: torch.Generator,
+) -> None:
     for _ in range(epochs):
         for idx in torch.randperm(X.shape[0], generator=gen).split(batch):
             opt.zero_grad()
@@ -101,7 +120,9 @@ def train_steps(model: MLP, opt: torch.optim.Optimizer, X: torch.Tensor, Y: torc
             opt.step()
 
 
-def incremental_mlp(X: np.ndarray, Y: np.ndarray, n_train: int, every: int, args: argparse.Namespace) -> tuple[np.ndarray, float]:
+def incremental_mlp(
+    X: np.ndarray, Y: np.ndarray, n_train: int, every: int, args: argparse.Namespace
+) -> tuple[np.ndarray, float]:
     """Fit on the first ``n_train`` windows, then predict the rest, re-fitting every ``every`` windows on the latest ``every``."""
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
@@ -144,20 +165,43 @@ def main() -> None:
     truth = Y[n_train:, 0]
 
     n = values.shape[1]
-    lnn = create_forecaster("lnn", lookback=args.lookback, horizon=1, n_features=n, n_targets=n, seed=args.seed,
-                            units=args.units, epochs=args.epochs, patience=5, lr=3e-3, accelerator="cpu", num_threads=1)
+    lnn = create_forecaster(
+        "lnn",
+        lookback=args.lookback,
+        horizon=1,
+        n_features=n,
+        n_targets=n,
+        seed=args.seed,
+        units=args.units,
+        epochs=args.epochs,
+        patience=5,
+        lr=3e-3,
+        accelerator="cpu",
+        num_threads=1,
+    )
     n_fit = int(0.8 * n_train)
     report = lnn.fit(X[:n_fit], Y[:n_fit], val=(X[n_fit:n_train], Y[n_fit:n_train]))
     results = {"lnn": summarise(lnn.predict(X[n_train:])[:, 0], truth, cuts, report.wall_seconds)}
     for b in args.batches:
         pred, secs = incremental_mlp(X, Y, n_train, b, args)
         results[f"mlp_inc_{b}"] = summarise(pred[:, 0] if pred.ndim == 3 else pred, truth, cuts, secs)
-    print(json.dumps({
-        "bench": "lnn_vs_incremental", "scenario": "streams.scenarios.link_failure", "steps": int(values.shape[0]),
-        "links": n, "failures_at_step": fail_steps, "train_until_step": train_end, "lookback": args.lookback,
-        "events": [e.detail for e in sc.events], "recover_rule": f"24h rolling MAPE <= {RECOVER_FACTOR} x pre-failure MAPE, until the next failure",
-        "results": results,
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "bench": "lnn_vs_incremental",
+                "scenario": "streams.scenarios.link_failure",
+                "steps": int(values.shape[0]),
+                "links": n,
+                "failures_at_step": fail_steps,
+                "train_until_step": train_end,
+                "lookback": args.lookback,
+                "events": [e.detail for e in sc.events],
+                "recover_rule": f"24h rolling MAPE <= {RECOVER_FACTOR} x pre-failure MAPE, until the next failure",
+                "results": results,
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

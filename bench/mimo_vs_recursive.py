@@ -27,7 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # no spinning OpenMP threads on a shared CPU (see informer_ett.py)
+os.environ.setdefault(
+    "OMP_WAIT_POLICY", "PASSIVE"
+)  # no spinning OpenMP threads on a shared CPU (see informer_ett.py)
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -65,8 +67,8 @@ def moving_blobs(frames: int, size: int = 16, n_blobs: int = 3, seed: int = 0) -
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from forecast import create_forecaster
-    from forecast.windows import sliding_windows
+    from adaptcast.forecast import create_forecaster
+    from adaptcast.forecast.windows import sliding_windows
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=3000)
@@ -90,9 +92,22 @@ def main(argv: list[str] | None = None) -> int:
     train, val, test = grid[:n_train], grid[n_train - L : n_train + n_val], grid[n_train + n_val - L :]
     F = S * S
     common = dict(
-        lookback=L, n_features=F, n_targets=F, grid=(1, S, S), patch=args.patch, d_model=args.d_model,
-        n_heads=4, d_ff=2 * args.d_model, e_layers=2, d_layers=2, epochs=args.epochs, batch_size=32,
-        lr=1e-3, patience=4, accelerator=args.device, seed=args.seed,
+        lookback=L,
+        n_features=F,
+        n_targets=F,
+        grid=(1, S, S),
+        patch=args.patch,
+        d_model=args.d_model,
+        n_heads=4,
+        d_ff=2 * args.d_model,
+        e_layers=2,
+        d_layers=2,
+        epochs=args.epochs,
+        batch_size=32,
+        lr=1e-3,
+        patience=4,
+        accelerator=args.device,
+        seed=args.seed,
     )
     Xte, Yte = sliding_windows(test, L, H, n_targets=F)
 
@@ -131,10 +146,23 @@ def main(argv: list[str] | None = None) -> int:
     m, r, p = per_lead(pred_m), per_lead(pred_r), per_lead(persistence)
     result = {
         "benchmark": "mimo_vs_recursive",
-        "data": {"frames": args.frames, "grid": [1, S, S], "lookback": L, "horizon": H, "test_windows": int(Xte.shape[0])},
+        "data": {
+            "frames": args.frames,
+            "grid": [1, S, S],
+            "lookback": L,
+            "horizon": H,
+            "test_windows": int(Xte.shape[0]),
+        },
         "mse_per_lead": {"mimo_vp": m, "recursive": r, "persistence": p},
-        "mse_mean": {"mimo_vp": round(float(np.mean(m)), 5), "recursive": round(float(np.mean(r)), 5), "persistence": round(float(np.mean(p)), 5)},
-        "error_growth_last_over_first": {"mimo_vp": round(m[-1] / m[0], 2), "recursive": round(r[-1] / r[0], 2)},
+        "mse_mean": {
+            "mimo_vp": round(float(np.mean(m)), 5),
+            "recursive": round(float(np.mean(r)), 5),
+            "persistence": round(float(np.mean(p)), 5),
+        },
+        "error_growth_last_over_first": {
+            "mimo_vp": round(m[-1] / m[0], 2),
+            "recursive": round(r[-1] / r[0], 2),
+        },
         "last_lead_mimo_better": bool(m[-1] < r[-1]),
         "params": {"mimo_vp": n_params(mimo), "recursive": n_params(rec)},
         "fit_seconds": {"mimo_vp": round(fit_m, 1), "recursive": round(fit_r, 1)},

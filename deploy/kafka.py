@@ -6,9 +6,9 @@ formatted with Kafka's own ``StorageTool``, and ``kafka.Kafka`` runs as a
 combined broker+controller on 127.0.0.1. Used by the test suite (see
 ``tests/conftest.py``) and by developers through the CLI::
 
-    python -m deploy.kafka up            # start on 127.0.0.1:9092, detached
-    python -m deploy.kafka down          # stop it
-    python -m deploy.kafka fetch         # only resolve the jars
+    python -m adaptcast.deploy.kafka up            # start on 127.0.0.1:9092, detached
+    python -m adaptcast.deploy.kafka down          # stop it
+    python -m adaptcast.deploy.kafka fetch         # only resolve the jars
 
 Python API::
 
@@ -284,7 +284,9 @@ def parse_properties(text: str) -> dict[str, str]:
     return result
 
 
-def broker_command(java: str, lib: Path, properties: Path, jvm_options: Sequence[str] = JVM_OPTIONS) -> list[str]:
+def broker_command(
+    java: str, lib: Path, properties: Path, jvm_options: Sequence[str] = JVM_OPTIONS
+) -> list[str]:
     """The JVM command line that runs the broker from ``properties``."""
     return [
         java,
@@ -363,7 +365,9 @@ def describe_brokers(bootstrap: str, timeout_s: float) -> list[int]:
         admin.close()
     brokers = cluster.get("brokers") or []
     return sorted(
-        int(broker.get("broker_id", broker.get("node_id", -1))) for broker in brokers if not broker.get("is_fenced")
+        int(broker.get("broker_id", broker.get("node_id", -1)))
+        for broker in brokers
+        if not broker.get("is_fenced")
     )
 
 
@@ -444,7 +448,9 @@ def read_pid(state_dir: Path) -> int | None:
         return None
 
 
-def terminate_group(pid: int, timeout_s: float = STOP_TIMEOUT_S, proc: subprocess.Popen[bytes] | None = None) -> None:
+def terminate_group(
+    pid: int, timeout_s: float = STOP_TIMEOUT_S, proc: subprocess.Popen[bytes] | None = None
+) -> None:
     """SIGTERM the process group led by ``pid``, wait up to ``timeout_s``, then SIGKILL it."""
     for sig, wait_s in ((signal.SIGTERM, timeout_s), (signal.SIGKILL, 10.0)):
         try:
@@ -689,7 +695,7 @@ class KafkaBroker:
         if pid is not None and is_broker_process(pid, self.properties_file):
             raise KafkaLauncherError(
                 f"a broker (pid {pid}) is already running from {self.state_dir}; stop it with "
-                f"`python -m deploy.kafka down --state-dir {self.state_dir}`"
+                f"`python -m adaptcast.deploy.kafka down --state-dir {self.state_dir}`"
             )
 
     def _choose_ports(self) -> None:
@@ -736,9 +742,13 @@ class KafkaBroker:
         if (self.log_dir / "meta.properties").is_file():
             return
         output = self._run_tool(java, lib, "random-uuid")
-        uuid = next((line.strip() for line in reversed(output.splitlines()) if _UUID_LINE.match(line.strip())), None)
+        uuid = next(
+            (line.strip() for line in reversed(output.splitlines()) if _UUID_LINE.match(line.strip())), None
+        )
         if uuid is None:
-            raise KafkaLauncherError(f"StorageTool random-uuid printed no cluster id:\n{_tail_text(output, 20)}")
+            raise KafkaLauncherError(
+                f"StorageTool random-uuid printed no cluster id:\n{_tail_text(output, 20)}"
+            )
         self._run_tool(java, lib, "format", "-t", uuid, "-c", str(self.properties_file), "--ignore-formatted")
 
     def _run_tool(self, java: str, lib: Path, *args: str) -> str:
@@ -846,13 +856,13 @@ def running_port(state_dir: Path) -> int | None:
 
 _EPILOG = """\
 examples:
-  python -m deploy.kafka up                      # 127.0.0.1:9092, state in .cache/kafka
-  KAFKA_PORT=19092 python -m deploy.kafka up     # another port
-  python -m deploy.kafka up --port 0 --state-dir /tmp/k   # any free port
-  export KAFKA_BOOTSTRAP_SERVERS=$(python -m deploy.kafka up)
-  python -m deploy.kafka status
-  python -m deploy.kafka down
-  python -m deploy.kafka fetch                   # only resolve the jars (Maven Central)
+  python -m adaptcast.deploy.kafka up                      # 127.0.0.1:9092, state in .cache/kafka
+  KAFKA_PORT=19092 python -m adaptcast.deploy.kafka up     # another port
+  python -m adaptcast.deploy.kafka up --port 0 --state-dir /tmp/k   # any free port
+  export KAFKA_BOOTSTRAP_SERVERS=$(python -m adaptcast.deploy.kafka up)
+  python -m adaptcast.deploy.kafka status
+  python -m adaptcast.deploy.kafka down
+  python -m adaptcast.deploy.kafka fetch                   # only resolve the jars (Maven Central)
 
 Jars are cached in $ADAPTCAST_CACHE_DIR/kafka-{version}/lib (default ~/.cache/adaptcast).
 The broker log is <state-dir>/broker.log.
@@ -869,22 +879,27 @@ def _default_port() -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Argument parser for ``python -m deploy.kafka``."""
+    """Argument parser for ``python -m adaptcast.deploy.kafka``."""
     parser = argparse.ArgumentParser(
-        prog="python -m deploy.kafka",
+        prog="python -m adaptcast.deploy.kafka",
         description=f"Run a local single-node Apache Kafka {KAFKA_VERSION} broker (KRaft) from Maven Central jars.",
         epilog=_EPILOG.format(version=KAFKA_VERSION),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="action", required=True, metavar="{up,down,status,fetch}")
     up = sub.add_parser("up", help="start a broker in the background; print its bootstrap address once ready")
-    up.add_argument("--port", type=int, default=None, help="client port (default $KAFKA_PORT or 9092; 0 = any free)")
+    up.add_argument(
+        "--port", type=int, default=None, help="client port (default $KAFKA_PORT or 9092; 0 = any free)"
+    )
     up.add_argument("--timeout", type=float, default=START_TIMEOUT_S, help="seconds to wait for readiness")
     down = sub.add_parser("down", help="stop the broker recorded in the state dir")
     status = sub.add_parser("status", help="print the bootstrap address if a broker runs, exit 1 otherwise")
     for command in (up, down, status):
         command.add_argument(
-            "--state-dir", type=Path, default=DEFAULT_STATE_DIR, help=f"state directory (default {DEFAULT_STATE_DIR})"
+            "--state-dir",
+            type=Path,
+            default=DEFAULT_STATE_DIR,
+            help=f"state directory (default {DEFAULT_STATE_DIR})",
         )
     sub.add_parser("fetch", help="resolve the broker jars from Maven Central into the cache and exit")
     return parser
@@ -904,7 +919,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     broker.start(detach=True)
     print(
         f"Kafka {KAFKA_VERSION} ready in {time.monotonic() - began:.1f}s (pid {broker.pid}, "
-        f"log {broker.log_file}); stop with: python -m deploy.kafka down --state-dir {state_dir}",
+        f"log {broker.log_file}); stop with: python -m adaptcast.deploy.kafka down --state-dir {state_dir}",
         file=sys.stderr,
     )
     print(broker.bootstrap)

@@ -21,13 +21,13 @@ from .variance_horizon import VarianceHorizon
 
 __all__ = [
     "ADWIN",
-    "ComputeLedger",
     "DETECTORS",
+    "KSWIN",
+    "ComputeLedger",
     "Decision",
     "DriftDetector",
     "ErrorMemory",
     "FeatureDrift",
-    "KSWIN",
     "PageHinkley",
     "PerformanceDrift",
     "PhaseTotals",

@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 
-__all__ = ["finite_scalar", "finite_array"]
+__all__ = ["finite_array", "finite_scalar"]
 
 
 def finite_scalar(x: object, name: str = "x") -> float:

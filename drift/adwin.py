@@ -101,11 +101,10 @@ class ADWIN(DriftDetector):
         if len(tot0) > self.max_buckets:
             self._compress()
         self._tick += 1
-        if self._tick % self.clock == 0 and self._width > self.grace_period:
-            if self._detect():
-                self._drift = True
-                self.n_detections += 1
-                return True
+        if self._tick % self.clock == 0 and self._width > self.grace_period and self._detect():
+            self._drift = True
+            self.n_detections += 1
+            return True
         return False
 
     def _compress(self) -> None:

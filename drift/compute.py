@@ -145,6 +145,8 @@ class ComputeLedger:
             raise ValueError("not a compute-ledger state")
         with self._lock:
             self._phases = {
-                k: PhaseTotals(**{f: (int(v[f]) if f in ("calls", "samples") else float(v[f])) for f in _FIELDS})
+                k: PhaseTotals(
+                    **{f: (int(v[f]) if f in ("calls", "samples") else float(v[f])) for f in _FIELDS}
+                )
                 for k, v in state["phases"].items()
             }

@@ -14,9 +14,9 @@ from .performance import PerformanceDrift
 __all__ = [
     "ADWIN",
     "DETECTORS",
+    "KSWIN",
     "DriftDetector",
     "FeatureDrift",
-    "KSWIN",
     "PageHinkley",
     "PerformanceDrift",
     "detector_from_state",
@@ -30,7 +30,12 @@ DETECTORS: dict[str, type[DriftDetector]] = {
     "kswin": KSWIN,
     "feature": FeatureDrift,
 }
-_ALIASES = {"ph": "page_hinkley", "pagehinkley": "page_hinkley", "page-hinkley": "page_hinkley", "perf": "performance"}
+_ALIASES = {
+    "ph": "page_hinkley",
+    "pagehinkley": "page_hinkley",
+    "page-hinkley": "page_hinkley",
+    "perf": "performance",
+}
 
 
 def canonical_detector_name(name: str) -> str:

@@ -14,7 +14,7 @@ import numpy as np
 
 from .base import DriftDetector
 
-__all__ = ["KSWIN", "ks_statistic_count", "ks_pvalue_equal_n"]
+__all__ = ["KSWIN", "ks_pvalue_equal_n", "ks_statistic_count"]
 
 
 def ks_statistic_count(a: list[float], b: list[float]) -> int:

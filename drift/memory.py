@@ -51,7 +51,12 @@ class ErrorMemory:
         prior: float = 2.0,
         warmup: int = 512,
     ) -> None:
-        for name, v, lo in (("dim", dim, 1), ("horizon", horizon, 1), ("n_targets", n_targets, 1), ("tables", tables, 1)):
+        for name, v, lo in (
+            ("dim", dim, 1),
+            ("horizon", horizon, 1),
+            ("n_targets", n_targets, 1),
+            ("tables", tables, 1),
+        ):
             if int(v) < lo:
                 raise ValueError(f"{name} must be >= {lo}, got {v}")
         if not 1 <= bits <= 24:
@@ -72,7 +77,7 @@ class ErrorMemory:
         rng = np.random.default_rng(self.seed)
         # [dim, tables*bits]; column t*bits + b is hyperplane b of table t
         self._planes = rng.standard_normal((self.dim, self.tables * self.bits))
-        self._pow2 = (1 << np.arange(self.bits, dtype=np.int64))
+        self._pow2 = 1 << np.arange(self.bits, dtype=np.int64)
         self._offsets = (np.arange(self.tables, dtype=np.int64) * self._nb)[None, :]
         vw = self.horizon * self.n_targets
         self._sums = np.zeros((self.tables * self._nb, vw))
@@ -106,8 +111,13 @@ class ErrorMemory:
     def nbytes(self) -> int:
         """Bytes held by the sketch and projections: fixed by (tables, bits, dim, horizon, n_targets)."""
         return int(
-            self._sums.nbytes + self._keysums.nbytes + self._counts.nbytes + self._vcounts.nbytes + self._planes.nbytes
-            + self._mu.nbytes + self._m2.nbytes
+            self._sums.nbytes
+            + self._keysums.nbytes
+            + self._counts.nbytes
+            + self._vcounts.nbytes
+            + self._planes.nbytes
+            + self._mu.nbytes
+            + self._m2.nbytes
         )
 
     @property
@@ -190,7 +200,9 @@ class ErrorMemory:
         else:
             m = np.asarray(mask, dtype=bool)
             if m.size != r.size:
-                raise ValueError(f"mask must have the shape of residuals {[b, self.horizon, self.n_targets]}, got {list(m.shape)}")
+                raise ValueError(
+                    f"mask must have the shape of residuals {[b, self.horizon, self.n_targets]}, got {list(m.shape)}"
+                )
             m = m.reshape(b, -1).astype(np.float64)
         if self.decay < 1.0:
             step = max(1, int(100.0 / -math.log(self.decay)))  # keep decay**-step far from overflow
@@ -202,7 +214,7 @@ class ErrorMemory:
 
     def _update(self, k: np.ndarray, r: np.ndarray, m: np.ndarray) -> None:
         b = k.shape[0]
-        if self.decay < 1.0 and self._scale * self.decay ** -b > _RENORM_AT:
+        if self.decay < 1.0 and self._scale * self.decay**-b > _RENORM_AT:
             self._renormalise()
         self._observe_keys(k)
         z = self._standardise(k)
@@ -281,9 +293,17 @@ class ErrorMemory:
     def params(self) -> dict[str, Any]:
         """Constructor parameters (JSON-able)."""
         return {
-            "dim": self.dim, "horizon": self.horizon, "n_targets": self.n_targets,
-            "tables": self.tables, "bits": self.bits, "lam": self.lam, "tau": self.tau,
-            "seed": self.seed, "decay": self.decay, "prior": self.prior, "warmup": self.warmup,
+            "dim": self.dim,
+            "horizon": self.horizon,
+            "n_targets": self.n_targets,
+            "tables": self.tables,
+            "bits": self.bits,
+            "lam": self.lam,
+            "tau": self.tau,
+            "seed": self.seed,
+            "decay": self.decay,
+            "prior": self.prior,
+            "warmup": self.warmup,
         }
 
     def state_dict(self) -> dict[str, Any]:
@@ -319,10 +339,15 @@ class ErrorMemory:
         self._std_n = int(state["std_n"])
         self._frozen = bool(state["frozen"])
         nu, nl, nh, acs = state["counters"]
-        self.n_updates, self.n_lookups, self.n_hits, self.abs_correction_sum = int(nu), int(nl), int(nh), float(acs)
+        self.n_updates, self.n_lookups, self.n_hits, self.abs_correction_sum = (
+            int(nu),
+            int(nl),
+            int(nh),
+            float(acs),
+        )
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "ErrorMemory":
+    def from_state(cls, state: dict[str, Any]) -> ErrorMemory:
         """Build a memory from a saved state."""
         mem = cls(**state["params"])
         mem.load_state_dict(state)

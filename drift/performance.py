@@ -37,7 +37,7 @@ class PerformanceDrift(DriftDetector):
         super().__init__()
         if window < 1:
             raise ValueError(f"window must be >= 1, got {window}")
-        if not 1 <= min_samples:
+        if not min_samples >= 1:
             raise ValueError(f"min_samples must be >= 1, got {min_samples}")
         if cooldown < 0:
             raise ValueError(f"cooldown must be >= 0, got {cooldown}")
@@ -140,7 +140,10 @@ class PerformanceDrift(DriftDetector):
         if self._pos == w:
             self._pos = 0
             self._sum = math.fsum(self._buf[: self._count])  # cancel rounding drift once per lap
-        if self._count >= self.min_samples and self._sum > self.reference * (1.0 + self.tolerance) * self._count:
+        if (
+            self._count >= self.min_samples
+            and self._sum > self.reference * (1.0 + self.tolerance) * self._count
+        ):
             self._drift = True
             self.n_detections += 1
             return True

@@ -11,11 +11,11 @@ import numpy as np
 from ._validate import finite_array
 from .base import DriftDetector
 from .detectors import canonical_detector_name, detector_from_state, make_detector
-from .performance import PerformanceDrift
 from .feature import FeatureDrift
+from .performance import PerformanceDrift
 from .variance_horizon import VarianceHorizon
 
-__all__ = ["StepInfo", "Decision", "WindowRule", "RetrainPolicy"]
+__all__ = ["Decision", "RetrainPolicy", "StepInfo", "WindowRule"]
 
 POLICY_FORMS = "never | periodic:EVERY | drift[:DETECTOR] (DETECTOR: performance, adwin, page_hinkley|ph, kswin, feature)"
 WINDOW_FORMS = "full | fixed:N | vh"
@@ -68,7 +68,7 @@ class WindowRule:
             object.__setattr__(self, "vh", VarianceHorizon())
 
     @classmethod
-    def parse(cls, spec: "str | WindowRule", **vh_params: Any) -> "WindowRule":
+    def parse(cls, spec: str | WindowRule, **vh_params: Any) -> WindowRule:
         """Parse ``full``, ``fixed:N`` or ``vh`` (``vh_params`` go to :class:`VarianceHorizon`)."""
         if isinstance(spec, WindowRule):
             return spec
@@ -124,7 +124,7 @@ class RetrainPolicy:
         *,
         every: int | None = None,
         detector: DriftDetector | None = None,
-        window: "str | WindowRule" = "full",
+        window: str | WindowRule = "full",
         cooldown: int = 0,
         vh_params: dict[str, Any] | None = None,
     ) -> None:
@@ -145,19 +145,22 @@ class RetrainPolicy:
 
     # -- constructors -------------------------------------------------------------------------
     @classmethod
-    def never(cls, window: "str | WindowRule" = "full") -> "RetrainPolicy":
+    def never(cls, window: str | WindowRule = "full") -> RetrainPolicy:
         """Train once (initial model), never again."""
         return cls("never", window=window)
 
     @classmethod
-    def periodic(cls, every: int, window: "str | WindowRule" = "full") -> "RetrainPolicy":
+    def periodic(cls, every: int, window: str | WindowRule = "full") -> RetrainPolicy:
         """Retrain every ``every`` steps."""
         return cls("periodic", every=every, window=window)
 
     @classmethod
     def on_drift(
-        cls, detector: DriftDetector | str = "performance", window: "str | WindowRule" = "full", cooldown: int = 0
-    ) -> "RetrainPolicy":
+        cls,
+        detector: DriftDetector | str = "performance",
+        window: str | WindowRule = "full",
+        cooldown: int = 0,
+    ) -> RetrainPolicy:
         """Retrain when ``detector`` (an instance or a name) fires."""
         det = make_detector(detector) if isinstance(detector, str) else detector
         return cls("drift", detector=det, window=window, cooldown=cooldown)
@@ -166,12 +169,12 @@ class RetrainPolicy:
     def parse(
         cls,
         spec: str,
-        window: "str | WindowRule" = "full",
+        window: str | WindowRule = "full",
         *,
         detector_params: dict[str, Any] | None = None,
         vh_params: dict[str, Any] | None = None,
         cooldown: int = 0,
-    ) -> "RetrainPolicy":
+    ) -> RetrainPolicy:
         """Build from the CLI spellings: ``never``, ``periodic:EVERY``, ``drift[:DETECTOR]``; window ``full|fixed:N|vh``."""
         s = str(spec).strip().lower()
         try:
@@ -214,7 +217,11 @@ class RetrainPolicy:
             return Decision(True, "initial", self.window.rows(info))
         if self.last_retrain_step is None:  # a model the policy was not told about: count from here
             self.last_retrain_step = int(info.step)
-        since = info.step - self.last_retrain_step if info.steps_since_retrain is None else int(info.steps_since_retrain)
+        since = (
+            info.step - self.last_retrain_step
+            if info.steps_since_retrain is None
+            else int(info.steps_since_retrain)
+        )
         if self.trigger == "never":
             return Decision(False, "never", None)
         if self.trigger == "periodic":
@@ -272,18 +279,28 @@ class RetrainPolicy:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore counters and detector state saved from an equivalent policy."""
-        if state.get("kind") != "retrain_policy" or state["spec"] != self.spec or state["window"] != self.window.spec:
-            raise ValueError(f"state is for policy {state.get('spec')!r}/{state.get('window')!r}, not {self.spec!r}/{self.window.spec!r}")
-        self.last_retrain_step = None if state["last_retrain_step"] is None else int(state["last_retrain_step"])
+        if (
+            state.get("kind") != "retrain_policy"
+            or state["spec"] != self.spec
+            or state["window"] != self.window.spec
+        ):
+            raise ValueError(
+                f"state is for policy {state.get('spec')!r}/{state.get('window')!r}, not {self.spec!r}/{self.window.spec!r}"
+            )
+        self.last_retrain_step = (
+            None if state["last_retrain_step"] is None else int(state["last_retrain_step"])
+        )
         if self.detector is not None:
             self.detector.load_state_dict(state["detector"])
 
     @classmethod
-    def from_state(cls, state: dict[str, Any]) -> "RetrainPolicy":
+    def from_state(cls, state: dict[str, Any]) -> RetrainPolicy:
         """Rebuild a policy (including its detector) from ``state_dict`` alone."""
         window = WindowRule.parse(state["window"], **(state["vh_params"] or {}))
         trig = state["spec"].split(":", 1)[0]
         det = None if state["detector"] is None else detector_from_state(state["detector"])
         pol = cls(trig, every=state["every"], detector=det, window=window, cooldown=state["cooldown"])
-        pol.last_retrain_step = None if state["last_retrain_step"] is None else int(state["last_retrain_step"])
+        pol.last_retrain_step = (
+            None if state["last_retrain_step"] is None else int(state["last_retrain_step"])
+        )
         return pol

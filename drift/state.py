@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["save_state", "load_state", "to_jsonable", "from_jsonable"]
+__all__ = ["from_jsonable", "load_state", "save_state", "to_jsonable"]
 
 _META = "__meta__"
 _ARR = "__ndarray__"

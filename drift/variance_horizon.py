@@ -110,7 +110,9 @@ class VarianceHorizon:
             w2 = min(2 * w, n)
             v1, v2 = var(w), var(w2)
             with np.errstate(divide="ignore", invalid="ignore"):
-                rel = np.where(v1 > 0, np.abs(v2 - v1) / np.where(v1 > 0, v1, 1.0), np.where(v2 > 0, np.inf, 0.0))
+                rel = np.where(
+                    v1 > 0, np.abs(v2 - v1) / np.where(v1 > 0, v1, 1.0), np.where(v2 > 0, np.inf, 0.0)
+                )
             r = float(rel.max())
             bound = self.tolerance + self.noise_z / math.sqrt(w)
             self.last_trace.append((w, r, bound))

@@ -8,20 +8,21 @@ on the training windows, scales inputs, and maps predictions back to the origina
 
 from __future__ import annotations
 
+import contextlib
 import json
 import platform
 import time
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from forecast.atomic import atomic_directory
-from forecast.scaling import Scaler
+from adaptcast.forecast.atomic import atomic_directory
+from adaptcast.forecast.scaling import Scaler
 
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -60,7 +61,9 @@ def check_windows(x: np.ndarray, lookback: int, n_features: int, name: str = "X"
         raise ValueError(f"{name} is empty: expected at least one window of shape [{lookback}, {n_features}]")
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).sum())
-        raise ValueError(f"{name} contains {bad} NaN/inf values; clean or impute the input before forecasting")
+        raise ValueError(
+            f"{name} contains {bad} NaN/inf values; clean or impute the input before forecasting"
+        )
     return arr
 
 
@@ -85,12 +88,27 @@ class BaseForecaster(ABC):
 
     kind: ClassVar[str] = ""
 
-    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
-        for name, v in (("lookback", lookback), ("horizon", horizon), ("n_features", n_features), ("n_targets", n_targets)):
+    def __init__(
+        self,
+        lookback: int,
+        horizon: int,
+        n_features: int = 1,
+        n_targets: int = 1,
+        seed: int = 0,
+        **hparams: Any,
+    ):
+        for name, v in (
+            ("lookback", lookback),
+            ("horizon", horizon),
+            ("n_features", n_features),
+            ("n_targets", n_targets),
+        ):
             if not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if n_targets > n_features:
-            raise ValueError(f"n_targets={n_targets} exceeds n_features={n_features}: targets must be the leading input channels")
+            raise ValueError(
+                f"n_targets={n_targets} exceeds n_features={n_features}: targets must be the leading input channels"
+            )
         self.lookback, self.horizon = int(lookback), int(horizon)
         self.n_features, self.n_targets = int(n_features), int(n_targets)
         self.seed = int(seed)
@@ -117,13 +135,15 @@ class BaseForecaster(ABC):
     def is_fitted(self) -> bool:
         return self.scaler is not None
 
-    def clone(self) -> "BaseForecaster":
+    def clone(self) -> BaseForecaster:
         """An untrained copy with the same hyper-parameters (what a retrain starts from)."""
         new = type(self)(**self.config)
         new.schema = dict(self.schema)
         return new
 
-    def fit(self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None = None) -> FitReport:
+    def fit(
+        self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None = None
+    ) -> FitReport:
         X = check_windows(X, self.lookback, self.n_features)
         Y = check_targets(Y, X.shape[0], self.horizon, self.n_targets)
         scaled_val = None
@@ -166,7 +186,7 @@ class BaseForecaster(ABC):
             "schema": self.schema,
             "version": self.version,
             "parent_version": self.parent_version,
-            "created_at": datetime.now(timezone.utc).isoformat(),
+            "created_at": datetime.now(UTC).isoformat(),
             "libraries": library_versions(),
         }
 
@@ -199,10 +219,8 @@ class BaseForecaster(ABC):
 def library_versions() -> dict[str, str]:
     out = {"python": platform.python_version()}
     for dist in ("adaptcast", "torch", "pytorch-lightning", "xgboost", "ncps", "numpy"):
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            pass
     return out
 
 
@@ -222,7 +240,9 @@ def create_forecaster(kind: str, **config: Any) -> BaseForecaster:
     try:
         cls = FORECASTERS[kind]
     except KeyError:
-        raise ValueError(f"unknown model kind {kind!r}; choose one of: {', '.join(sorted(FORECASTERS))}") from None
+        raise ValueError(
+            f"unknown model kind {kind!r}; choose one of: {', '.join(sorted(FORECASTERS))}"
+        ) from None
     return cls(**config)
 
 
@@ -232,13 +252,17 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
     try:
         manifest = json.loads(mpath.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{mpath}: no manifest; is {path} a saved adaptcast model directory?") from None
+        raise FileNotFoundError(
+            f"{mpath}: no manifest; is {path} a saved adaptcast model directory?"
+        ) from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{mpath}: corrupted manifest ({exc})") from None
     if not isinstance(manifest, dict) or "kind" not in manifest or "config" not in manifest:
         raise ValueError(f"{mpath}: manifest lacks 'kind' or 'config'")
     if manifest.get("format", 0) > MANIFEST_FORMAT:
-        raise ValueError(f"{mpath}: manifest format {manifest['format']} is newer than this adaptcast ({MANIFEST_FORMAT})")
+        raise ValueError(
+            f"{mpath}: manifest format {manifest['format']} is newer than this adaptcast ({MANIFEST_FORMAT})"
+        )
     return manifest
 
 
@@ -257,5 +281,7 @@ def load_forecaster(path: str | Path) -> BaseForecaster:
     except (FileNotFoundError, ValueError):
         raise
     except Exception as exc:  # torch/xgboost raise many types on truncated files
-        raise ValueError(f"{path}: cannot load {manifest['kind']} weights ({type(exc).__name__}: {exc})") from exc
+        raise ValueError(
+            f"{path}: cannot load {manifest['kind']} weights ({type(exc).__name__}: {exc})"
+        ) from exc
     return model

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import logging
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
-from forecast.base import BaseForecaster, load_forecaster
+from adaptcast.forecast.base import BaseForecaster, load_forecaster
 
 log = logging.getLogger(__name__)
 VERSION_RE = re.compile(r"^(\d{6})-(\d{8}T\d{6}Z)$")
@@ -44,7 +44,7 @@ class CheckpointStore:
         """Write ``model`` as a new version (recording ``parent``) and return its id."""
         last = self.latest()
         counter = int(last[:6]) + 1 if last else 1
-        version = f"{counter:06d}-{datetime.now(timezone.utc):%Y%m%dT%H%M%SZ}"
+        version = f"{counter:06d}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
         old = (model.version, model.parent_version)
         model.version, model.parent_version = version, parent
         try:

@@ -6,15 +6,16 @@ column and saying what to do, so the CLI can print it and exit 2 without a trace
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal, NamedTuple, Sequence
+from typing import Literal, NamedTuple
 
 import numpy as np
 import polars as pl
 
-from forecast.base import InputError
-from forecast.windows import sliding_windows
+from adaptcast.forecast.base import InputError
+from adaptcast.forecast.windows import sliding_windows
 
 TIME_COLUMNS = ("date", "ts", "timestamp", "time", "datetime")
 Duplicates = Literal["last", "first", "error"]
@@ -90,14 +91,18 @@ def read_frame(path: str | Path, time_col: str | None = None, duplicates: Duplic
     return validate_frame(df, time_col=time_col, source=str(p), duplicates=duplicates)
 
 
-def validate_frame(df: pl.DataFrame, time_col: str | None = None, source: str = "<frame>", duplicates: Duplicates = "last") -> TimeFrame:
+def validate_frame(
+    df: pl.DataFrame, time_col: str | None = None, source: str = "<frame>", duplicates: Duplicates = "last"
+) -> TimeFrame:
     """Parse the time column, sort by it, apply the duplicates policy and report gaps."""
     if df.height == 0:
         raise InputError(f"{source}: no data rows")
     if time_col is None:
         time_col = next((c for c in TIME_COLUMNS if c in df.columns), None)
         if time_col is None:
-            raise InputError(f"{source}: no time column found (looked for {', '.join(TIME_COLUMNS)}); name it with --time-col")
+            raise InputError(
+                f"{source}: no time column found (looked for {', '.join(TIME_COLUMNS)}); name it with --time-col"
+            )
     elif time_col not in df.columns:
         raise InputError(f"{source}: time column {time_col!r} not found; columns are {df.columns}")
     times = _parse_times(df[time_col], source, time_col)
@@ -110,19 +115,25 @@ def validate_frame(df: pl.DataFrame, time_col: str | None = None, source: str = 
     if n_dup:
         if duplicates == "error":
             first = df.filter(dup_mask)[time_col][0]
-            raise InputError(f"{source}: column {time_col!r} has {n_dup} rows with repeated timestamps (first {first}); "
-                             "keep one row per time (a long file with a row per series and time needs one column per series) "
-                             "or choose to keep the last/first duplicate")
+            raise InputError(
+                f"{source}: column {time_col!r} has {n_dup} rows with repeated timestamps (first {first}); "
+                "keep one row per time (a long file with a row per series and time needs one column per series) "
+                "or choose to keep the last/first duplicate"
+            )
         before = df.height
         df = df.unique(subset=[time_col], keep=duplicates, maintain_order=True)
         n_dup = before - df.height
-    return TimeFrame(frame=df, time_col=time_col, source=source, report=_report(df[time_col], n_dup, was_sorted))
+    return TimeFrame(
+        frame=df, time_col=time_col, source=source, report=_report(df[time_col], n_dup, was_sorted)
+    )
 
 
 def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
     """Datetime from datetime/date, ISO strings, or epoch numbers (ms when > 1e11, else seconds)."""
     if col.null_count():
-        raise InputError(f"{source}: column {name!r} has {col.null_count()} empty timestamps; fill or drop those rows")
+        raise InputError(
+            f"{source}: column {name!r} has {col.null_count()} empty timestamps; fill or drop those rows"
+        )
     dtype = col.dtype
     if dtype == pl.Datetime or isinstance(dtype, pl.Datetime):
         return col
@@ -132,14 +143,21 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
         unit = "ms" if float(col.abs().max()) > 1e11 else "s"  # type: ignore[arg-type]
         return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)
     if dtype == pl.String:
-        parsed = col.str.to_datetime(strict=False, time_zone=None) if not col.str.contains(r"[+-]\d\d:?\d\d$|Z$").any() \
+        parsed = (
+            col.str.to_datetime(strict=False, time_zone=None)
+            if not col.str.contains(r"[+-]\d\d:?\d\d$|Z$").any()
             else col.str.to_datetime(strict=False).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+        )
         bad = parsed.is_null()
         if bad.any():
-            raise InputError(f"{source}: column {name!r} has {int(bad.sum())} unparsable timestamps (first {col.filter(bad)[0]!r}); "
-                             "use ISO-8601 like 2016-07-01 00:00:00 or epoch seconds/milliseconds")
+            raise InputError(
+                f"{source}: column {name!r} has {int(bad.sum())} unparsable timestamps (first {col.filter(bad)[0]!r}); "
+                "use ISO-8601 like 2016-07-01 00:00:00 or epoch seconds/milliseconds"
+            )
         return parsed
-    raise InputError(f"{source}: column {name!r} has type {dtype}, not a timestamp; use ISO-8601 strings or epoch numbers")
+    raise InputError(
+        f"{source}: column {name!r} has type {dtype}, not a timestamp; use ISO-8601 strings or epoch numbers"
+    )
 
 
 def _report(times: pl.Series, n_dup: int, was_sorted: bool) -> FrameReport:
@@ -149,8 +167,12 @@ def _report(times: pl.Series, n_dup: int, was_sorted: bool) -> FrameReport:
     step = diffs.median()
     gaps = diffs.filter(diffs > step)
     return FrameReport(
-        rows=times.len(), duplicates_dropped=n_dup, was_sorted=was_sorted, step=str(step),
-        gaps=gaps.len(), largest_gap=str(gaps.max()) if gaps.len() else None,
+        rows=times.len(),
+        duplicates_dropped=n_dup,
+        was_sorted=was_sorted,
+        step=str(step),
+        gaps=gaps.len(),
+        largest_gap=str(gaps.max()) if gaps.len() else None,
     )
 
 
@@ -159,14 +181,20 @@ def numeric_matrix(tf: TimeFrame, columns: Sequence[str]) -> np.ndarray:
     df = tf.frame
     for c in columns:
         if c not in df.columns:
-            raise InputError(f"{tf.source}: column {c!r} not found; available: {[x for x in df.columns if x != tf.time_col]}")
+            raise InputError(
+                f"{tf.source}: column {c!r} not found; available: {[x for x in df.columns if x != tf.time_col]}"
+            )
         if not df.schema[c].is_numeric():
-            raise InputError(f"{tf.source}: column {c!r} is {df.schema[c]}, not numeric; fix the values or drop the column")
+            raise InputError(
+                f"{tf.source}: column {c!r} is {df.schema[c]}, not numeric; fix the values or drop the column"
+            )
         bad = df[c].is_null() | (df[c].cast(pl.Float64).is_nan())
         if bad.any():
             first = df.filter(bad)[tf.time_col][0]
-            raise InputError(f"{tf.source}: column {c!r} has {int(bad.sum())} missing/NaN values (first at {first}); "
-                             "fill or drop them before training")
+            raise InputError(
+                f"{tf.source}: column {c!r} has {int(bad.sum())} missing/NaN values (first at {first}); "
+                "fill or drop them before training"
+            )
     return df.select([pl.col(c).cast(pl.Float32) for c in columns]).to_numpy().astype(np.float32, copy=False)
 
 
@@ -190,7 +218,9 @@ def channel_names(targets: Sequence[str], features: Sequence[str] = (), with_tim
     return [*targets, *rest, *(["hour", "weekday", "day", "yearday"] if with_time else [])]
 
 
-def channel_matrix(tf: TimeFrame, targets: Sequence[str], features: Sequence[str] = (), with_time: bool = False) -> np.ndarray:
+def channel_matrix(
+    tf: TimeFrame, targets: Sequence[str], features: Sequence[str] = (), with_time: bool = False
+) -> np.ndarray:
     """All input channels ``[rows, C]`` in :func:`channel_names` order."""
     values = numeric_matrix(tf, channel_names(targets, features))
     if with_time:
@@ -227,8 +257,10 @@ def make_windows(
     values, stamps = values[start:stop], tf.frame[tf.time_col].to_numpy()[start:stop]
     n = (values.shape[0] - lookback - horizon) // stride + 1
     if n < 1:
-        raise InputError(f"{tf.source}: {values.shape[0]} rows are too few for lookback {lookback} + horizon {horizon}; "
-                         "use a longer file or smaller --lookback/--horizon")
+        raise InputError(
+            f"{tf.source}: {values.shape[0]} rows are too few for lookback {lookback} + horizon {horizon}; "
+            "use a longer file or smaller --lookback/--horizon"
+        )
     X, Y = sliding_windows(values, lookback, horizon, len(targets), stride)
     return Windows(X, Y, stamps[lookback - 1 :: stride][:n])
 
@@ -237,10 +269,12 @@ def ett_borders(tf: TimeFrame) -> tuple[int, int, int]:
     """Row borders of the 12/4/4 30-day-month split, scaled by the file's rows per hour (ETTh: 1, ETTm: 4)."""
     step = tf.frame[tf.time_col].diff().drop_nulls().median()
     minutes = step.total_seconds() / 60 if step is not None else 60  # type: ignore[union-attr]
-    per_month = int(round(30 * 24 * 60 / minutes))
+    per_month = round(30 * 24 * 60 / minutes)
     borders = (12 * per_month, 16 * per_month, 20 * per_month)
     if tf.frame.height < borders[2]:
-        raise InputError(f"{tf.source}: {tf.frame.height} rows, fewer than the {borders[2]} the ETT 12/4/4-month split needs")
+        raise InputError(
+            f"{tf.source}: {tf.frame.height} rows, fewer than the {borders[2]} the ETT 12/4/4-month split needs"
+        )
     return borders
 
 
@@ -271,6 +305,8 @@ def load_ett(
     b1, b2, b3 = ett_borders(tf)
     spans = {"train": (0, b1), "val": (b1 - lookback, b2), "test": (b2 - lookback, b3)}
     return {
-        name: make_windows(tf, lookback, horizon, features, targets, stride, with_time=with_time, start=lo, stop=hi)
+        name: make_windows(
+            tf, lookback, horizon, features, targets, stride, with_time=with_time, start=lo, stop=hi
+        )
         for name, (lo, hi) in spans.items()
     }

@@ -15,7 +15,7 @@ class Scaler:
     std: np.ndarray
 
     @classmethod
-    def fit(cls, rows: np.ndarray) -> "Scaler":
+    def fit(cls, rows: np.ndarray) -> Scaler:
         """Fit on ``rows`` of shape [n, channels] (or [..., channels]); NaNs are not allowed."""
         flat = np.asarray(rows, dtype=np.float64).reshape(-1, rows.shape[-1])
         if flat.shape[0] == 0:
@@ -26,10 +26,10 @@ class Scaler:
         return cls(mean=mean, std=std)
 
     @classmethod
-    def identity(cls, channels: int) -> "Scaler":
+    def identity(cls, channels: int) -> Scaler:
         return cls(mean=np.zeros(channels), std=np.ones(channels))
 
-    def head(self, n: int) -> "Scaler":
+    def head(self, n: int) -> Scaler:
         """The scaler of the first ``n`` channels (targets are the leading input channels)."""
         return Scaler(mean=self.mean[:n], std=self.std[:n])
 
@@ -43,7 +43,7 @@ class Scaler:
         return {"mean": [float(v) for v in self.mean], "std": [float(v) for v in self.std]}
 
     @classmethod
-    def from_dict(cls, d: dict[str, list[float]]) -> "Scaler":
+    def from_dict(cls, d: dict[str, list[float]]) -> Scaler:
         mean = np.asarray(d["mean"], dtype=np.float64)
         std = np.asarray(d["std"], dtype=np.float64)
         if mean.shape != std.shape or mean.ndim != 1:

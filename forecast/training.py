@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
-from forecast.base import BaseForecaster, FitReport
+from adaptcast.forecast.base import BaseForecaster, FitReport
 
 WEIGHTS = "weights.pt"
 PREDICT_BATCHES = 4  # inference runs on chunks of this many training batches: memory like one training step
@@ -40,7 +40,9 @@ def resolve_accelerator(accelerator: str) -> str:
         return "gpu" if torch.cuda.is_available() else "cpu"
     if accelerator in ("gpu", "cuda"):
         if not torch.cuda.is_available():
-            raise ValueError(f"accelerator={accelerator!r} requested but CUDA is not available; use 'auto' or 'cpu'")
+            raise ValueError(
+                f"accelerator={accelerator!r} requested but CUDA is not available; use 'auto' or 'cpu'"
+            )
         return "gpu"
     return "cpu"
 
@@ -72,7 +74,7 @@ def quiet_lightning() -> Iterator[None]:
             warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\)` is deprecated.*")
             yield
     finally:
-        for lg, level in zip(loggers, levels):
+        for lg, level in zip(loggers, levels, strict=False):
             lg.setLevel(level)
 
 
@@ -107,7 +109,14 @@ class _Batches(torch.utils.data.Dataset):
 class WindowData(pl.LightningDataModule):
     """Train (shuffled, seeded) and optional validation windows as in-memory tensor batches."""
 
-    def __init__(self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None, batch_size: int, seed: int):
+    def __init__(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        batch_size: int,
+        seed: int,
+    ):
         super().__init__()
         self.train = _Batches(torch.from_numpy(X), torch.from_numpy(Y))
         self.val = None if val is None else _Batches(torch.from_numpy(val[0]), torch.from_numpy(val[1]))
@@ -117,7 +126,12 @@ class WindowData(pl.LightningDataModule):
     def _loader(self, data: _Batches, shuffle: bool) -> DataLoader:
         gen = torch.Generator().manual_seed(self.seed)
         sampler = RandomSampler(data, generator=gen) if shuffle else SequentialSampler(data)
-        return DataLoader(data, batch_size=None, sampler=BatchSampler(sampler, self.batch_size, drop_last=False), num_workers=0)
+        return DataLoader(
+            data,
+            batch_size=None,
+            sampler=BatchSampler(sampler, self.batch_size, drop_last=False),
+            num_workers=0,
+        )
 
     def train_dataloader(self) -> DataLoader:
         return self._loader(self.train, shuffle=True)
@@ -130,7 +144,7 @@ class WindowData(pl.LightningDataModule):
 class ForecastModule(pl.LightningModule):
     """The one LightningModule: delegates the network, loss and optimiser to its forecaster."""
 
-    def __init__(self, forecaster: "TorchForecaster", net: nn.Module):
+    def __init__(self, forecaster: TorchForecaster, net: nn.Module):
         super().__init__()
         self.forecaster = forecaster  # plain attribute; not a submodule
         self.net = net
@@ -224,14 +238,24 @@ class TorchForecaster(BaseForecaster):
         "num_threads": None,
     }
 
-    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
+    def __init__(
+        self,
+        lookback: int,
+        horizon: int,
+        n_features: int = 1,
+        n_targets: int = 1,
+        seed: int = 0,
+        **hparams: Any,
+    ):
         known = self.all_defaults()
         unknown = sorted(set(hparams) - set(known))
         if unknown:
             raise ValueError(f"{self.kind}: unknown hyper-parameter(s) {unknown}; valid: {sorted(known)}")
         super().__init__(lookback, horizon, n_features, n_targets, seed, **{**known, **hparams})
         if self.hparams["accelerator"] not in ("auto", "cpu", "gpu", "cuda"):
-            raise ValueError(f"{self.kind}: accelerator must be 'auto', 'cpu' or 'gpu', got {self.hparams['accelerator']!r}")
+            raise ValueError(
+                f"{self.kind}: accelerator must be 'auto', 'cpu' or 'gpu', got {self.hparams['accelerator']!r}"
+            )
         for name in ("epochs", "batch_size", "patience"):
             if int(self.hparams[name]) < 1:
                 raise ValueError(f"{self.kind}: {name} must be >= 1, got {self.hparams[name]!r}")
@@ -256,7 +280,9 @@ class TorchForecaster(BaseForecaster):
 
     def configure_optimizer(self, params: Iterator[nn.Parameter]) -> tuple[torch.optim.Optimizer, Any | None]:
         """Optimiser and optional per-epoch LR scheduler; default Adam(lr, weight_decay)."""
-        return torch.optim.Adam(params, lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])), None
+        return torch.optim.Adam(
+            params, lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
+        ), None
 
     # ---- the shared machinery -------------------------------------------------------------
     @property
@@ -309,7 +335,11 @@ class TorchForecaster(BaseForecaster):
             fit_seconds = time.perf_counter() - t0
         keep.restore(net)
         self.module = net.to(self.device).eval()
-        best = lit.history[keep.best_epoch] if 0 <= keep.best_epoch < len(lit.history) else (lit.history or [{}])[-1]
+        best = (
+            lit.history[keep.best_epoch]
+            if 0 <= keep.best_epoch < len(lit.history)
+            else (lit.history or [{}])[-1]
+        )
         return FitReport(
             epochs=len(lit.history),
             samples_seen=lit.samples_seen,
@@ -356,5 +386,7 @@ class TorchForecaster(BaseForecaster):
         try:
             net.load_state_dict(state)
         except (RuntimeError, TypeError, AttributeError) as exc:
-            raise ValueError(f"{path}: weights do not match a {self.kind} model with this manifest's config ({exc})") from exc
+            raise ValueError(
+                f"{path}: weights do not match a {self.kind} model with this manifest's config ({exc})"
+            ) from exc
         self.module = net.to(self.device).eval()

@@ -6,7 +6,9 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 
-def sliding_windows(values: np.ndarray, lookback: int, horizon: int, n_targets: int = 1, stride: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def sliding_windows(
+    values: np.ndarray, lookback: int, horizon: int, n_targets: int = 1, stride: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """``X[i] = values[s:s+lookback]``, ``Y[i] = values[s+lookback:s+lookback+horizon, :n_targets]``.
 
     ``s`` runs over ``0, stride, 2*stride, …`` while the horizon still fits; the targets are the
@@ -18,10 +20,14 @@ def sliding_windows(values: np.ndarray, lookback: int, horizon: int, n_targets: 
     if arr.ndim != 2:
         raise ValueError(f"values must be [rows, channels], got shape {list(arr.shape)}")
     if lookback < 1 or horizon < 1 or stride < 1:
-        raise ValueError(f"lookback, horizon and stride must be positive, got {lookback}, {horizon}, {stride}")
+        raise ValueError(
+            f"lookback, horizon and stride must be positive, got {lookback}, {horizon}, {stride}"
+        )
     span = lookback + horizon
     if arr.shape[0] < span:
-        raise ValueError(f"need at least lookback + horizon = {span} rows to make one window, got {arr.shape[0]}")
+        raise ValueError(
+            f"need at least lookback + horizon = {span} rows to make one window, got {arr.shape[0]}"
+        )
     view = sliding_window_view(arr, span, axis=0)[::stride]  # [N, C, span]
     view = np.moveaxis(view, 2, 1)
     return np.ascontiguousarray(view[:, :lookback]), np.ascontiguousarray(view[:, lookback:, :n_targets])

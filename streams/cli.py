@@ -10,18 +10,26 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 # idle OpenMP threads sleep instead of spinning: on a shared box spinning tripled torch's CPU time per step
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import sys
+from pathlib import Path
+from typing import Any
 
-import click  # noqa: E402
+import click
 
-from streams.cli_common import UserError, parse_params, split_columns  # noqa: E402
-from streams.config import ConfigError, load_config, to_yaml  # noqa: E402
+from adaptcast.streams.cli_common import UserError, parse_params, split_columns
+from adaptcast.streams.config import ConfigError, load_config, to_yaml
 
 LAZY_COMMANDS = {  # imported on use: they pull in torch, which takes seconds to load
-    "train": ("streams.train_cli", "train_command", "Train a forecaster on a file and save it (prints a JSON report)."),
-    "predict": ("streams.train_cli", "predict_command", "Forecast with a saved model from a file's latest rows."),
+    "train": (
+        "adaptcast.streams.train_cli",
+        "train_command",
+        "Train a forecaster on a file and save it (prints a JSON report).",
+    ),
+    "predict": (
+        "adaptcast.streams.train_cli",
+        "predict_command",
+        "Forecast with a saved model from a file's latest rows.",
+    ),
 }
 
 
@@ -70,12 +78,17 @@ def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
 
 
 CONFIG_OPTION = click.option(
-    "--config", "config_path", type=click.Path(dir_okay=False), envvar="ADAPTCAST_CONFIG",
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="ADAPTCAST_CONFIG",
     help="YAML config file (env ADAPTCAST_CONFIG). ADAPTCAST__SECTION__KEY env vars override it; flags override both.",
 )
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(
+    cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(package_name="adaptcast")
 def main() -> None:
     """adaptcast: drift-adaptive streaming time-series forecasting.
@@ -109,20 +122,52 @@ def config_show(config_path: str | None) -> None:
 
 @main.command()
 @CONFIG_OPTION
-@click.option("--bootstrap-servers", help="Kafka bootstrap servers host:port[,…] (env KAFKA_BOOTSTRAP_SERVERS). Unset: embedded scenario.")
+@click.option(
+    "--bootstrap-servers",
+    help="Kafka bootstrap servers host:port[,…] (env KAFKA_BOOTSTRAP_SERVERS). Unset: embedded scenario.",
+)
 @click.option("--input-topic", help="Topic with input records.")
 @click.option("--output-topic", help="Topic for predictions.")
 @click.option("--dead-letter-topic", help="Topic for rejected records.")
 @click.option("--group", help="Consumer group id.")
 @click.option("--state-dir", help="Directory for model checkpoints and state snapshots.")
-@click.option("--scenario", help="Embedded scenario to stream when no broker is configured (see `adaptcast scenarios`).")
+@click.option(
+    "--scenario", help="Embedded scenario to stream when no broker is configured (see `adaptcast scenarios`)."
+)
 @click.option("--model", "model_kind", help="Model kind to serve (e.g. naive, arnet, lstm, lnn, xgboost).")
-@click.option("--metrics-port", type=click.IntRange(0, 65535), help="Port for /metrics, /healthz, /readyz (0 = any free port).")
-@click.option("--max-seconds", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds.")
-@click.option("--rate", type=click.FloatRange(min=0), default=0, show_default=True, help="Embedded feed: records per second (0 = as fast as possible).")
-@click.option("-v", "--verbose", is_flag=True, help="Log what the service does (assignments, retrains, swaps).")
-def run(config_path, bootstrap_servers, input_topic, output_topic, dead_letter_topic, group, state_dir, scenario, model_kind,
-        metrics_port, max_seconds, rate, verbose) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    help="Port for /metrics, /healthz, /readyz (0 = any free port).",
+)
+@click.option(
+    "--max-seconds", type=click.FloatRange(min=0, min_open=True), help="Stop after this many seconds."
+)
+@click.option(
+    "--rate",
+    type=click.FloatRange(min=0),
+    default=0,
+    show_default=True,
+    help="Embedded feed: records per second (0 = as fast as possible).",
+)
+@click.option(
+    "-v", "--verbose", is_flag=True, help="Log what the service does (assignments, retrains, swaps)."
+)
+def run(
+    config_path,
+    bootstrap_servers,
+    input_topic,
+    output_topic,
+    dead_letter_topic,
+    group,
+    state_dir,
+    scenario,
+    model_kind,
+    metrics_port,
+    max_seconds,
+    rate,
+    verbose,
+) -> None:
     """Run the forecasting service.
 
     With a broker (--bootstrap-servers, the config or KAFKA_BOOTSTRAP_SERVERS) it consumes the
@@ -139,11 +184,19 @@ def run(config_path, bootstrap_servers, input_topic, output_topic, dead_letter_t
     """
     import logging
 
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
     _set(overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
-    for key, value in (("input_topic", input_topic), ("output_topic", output_topic), ("dead_letter_topic", dead_letter_topic), ("group", group)):
+    for key, value in (
+        ("input_topic", input_topic),
+        ("output_topic", output_topic),
+        ("dead_letter_topic", dead_letter_topic),
+        ("group", group),
+    ):
         _set(overrides, f"kafka.{key}", value)
     _set(overrides, "state.dir", state_dir)
     _set(overrides, "scenario.name", scenario)
@@ -154,7 +207,7 @@ def run(config_path, bootstrap_servers, input_topic, output_topic, dead_letter_t
     if cfg.kafka.bootstrap_servers:
         _serve_kafka(cfg)
         return
-    from streams.embedded import run_embedded
+    from adaptcast.streams.embedded import run_embedded
 
     try:
         summary = run_embedded(cfg, rate=rate or None)
@@ -166,8 +219,8 @@ def run(config_path, bootstrap_servers, input_topic, output_topic, dead_letter_t
 def _serve_kafka(cfg) -> None:
     from kafka.errors import KafkaError
 
-    from streams.metrics import Metrics, MetricsServer
-    from streams.service import Worker
+    from adaptcast.streams.metrics import Metrics, MetricsServer
+    from adaptcast.streams.service import Worker
 
     metrics = Metrics()
     server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port) if cfg.metrics.enabled else None
@@ -179,14 +232,19 @@ def _serve_kafka(cfg) -> None:
         raise UserError(str(exc)) from None
     worker.install_signal_handlers()
     where = f"; metrics at {server.url}" if server is not None else ""
-    click.echo(f"adaptcast: serving {cfg.kafka.input_topic} → {cfg.kafka.output_topic} as group {cfg.kafka.group}{where}", err=True)
+    click.echo(
+        f"adaptcast: serving {cfg.kafka.input_topic} → {cfg.kafka.output_topic} as group {cfg.kafka.group}{where}",
+        err=True,
+    )
     try:
         summary = worker.run(cfg.serving.max_seconds)
     finally:
         if server is not None:
             server.close()
-    click.echo(f"adaptcast run: {summary.get('records', 0)} records, {summary.get('predictions', 0)} predictions, "
-               f"model {summary['model']} v{summary['model_version']}, {summary['retrains']} retrains")
+    click.echo(
+        f"adaptcast run: {summary.get('records', 0)} records, {summary.get('predictions', 0)} predictions, "
+        f"model {summary['model']} v{summary['model_version']}, {summary['retrains']} retrains"
+    )
 
 
 @main.command()
@@ -195,14 +253,42 @@ def _serve_kafka(cfg) -> None:
 @click.option("--scenario", help="Replay a built-in scenario instead of a file.")
 @click.option("--topic", required=True, help="Topic to produce to.")
 @click.option("--bootstrap-servers", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS).")
-@click.option("--target", "targets", multiple=True, help="File: value column(s) to send (default: every numeric column).")
-@click.option("--series-col", help="File: column with the series id (default: one series named after the file).")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    help="File: value column(s) to send (default: every numeric column).",
+)
+@click.option(
+    "--series-col", help="File: column with the series id (default: one series named after the file)."
+)
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Records per second.")
-@click.option("--speedup", type=click.FloatRange(min=0, min_open=True), help="Replay the records' own spacing this many times faster.")
-@click.option("--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Scenario length.")
-@click.option("--series", "n_series", type=click.IntRange(min=1), default=4, show_default=True, help="Scenario series.")
+@click.option(
+    "--speedup",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Replay the records' own spacing this many times faster.",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Scenario length."
+)
+@click.option(
+    "--series", "n_series", type=click.IntRange(min=1), default=4, show_default=True, help="Scenario series."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
-def replay(config_path, path, scenario, topic, bootstrap_servers, targets, series_col, rate, speedup, steps, n_series, seed) -> None:
+def replay(
+    config_path,
+    path,
+    scenario,
+    topic,
+    bootstrap_servers,
+    targets,
+    series_col,
+    rate,
+    speedup,
+    steps,
+    n_series,
+    seed,
+) -> None:
     """Produce a live feed to Kafka from a file or a scenario (for demos and load tests).
 
     \b
@@ -210,8 +296,8 @@ def replay(config_path, path, scenario, topic, bootstrap_servers, targets, serie
       adaptcast replay --scenario level_shift --topic adaptcast.input --rate 500
       adaptcast replay ETTh1.csv --target OT --topic ett --speedup 3600
     """
-    from forecast.base import InputError
-    from streams.replay import replay as produce
+    from adaptcast.forecast.base import InputError
+    from adaptcast.streams.replay import replay as produce
 
     if bool(path) == bool(scenario):
         raise UserError("give exactly one of PATH or --scenario NAME")
@@ -232,44 +318,123 @@ def replay(config_path, path, scenario, topic, bootstrap_servers, targets, serie
 
 def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) -> list[dict[str, Any]]:
     if scenario:
-        from streams.scenarios import make_scenario
+        from adaptcast.streams.scenarios import make_scenario
 
         return list(make_scenario(scenario, series=n_series, steps=steps, seed=seed).records())
-    from streams.backtest import file_data
-    from forecast.data import read_frame
+    from adaptcast.forecast.data import read_frame
+    from adaptcast.streams.backtest import file_data
 
     cols = list(targets) or [c for c in read_frame(path).numeric_columns if c != series_col]
     data = file_data(path, cols, [], series_col, None)
     out = []
     for row in data.frame.iter_rows(named=True):
-        out.append({"series": row["series"], "ts": row["ts"].isoformat(), "values": {c: row[c] for c in data.channels}})
+        out.append(
+            {
+                "series": row["series"],
+                "ts": row["ts"].isoformat(),
+                "values": {c: row[c] for c in data.channels},
+            }
+        )
     return out
 
 
 @main.command()
-@click.option("--data", "data_path", type=click.Path(dir_okay=False), help="CSV or Parquet file with a time column (wide, or long with --series-col).")
+@click.option(
+    "--data",
+    "data_path",
+    type=click.Path(dir_okay=False),
+    help="CSV or Parquet file with a time column (wide, or long with --series-col).",
+)
 @click.option("--scenario", help="A built-in scenario instead of a file (see `adaptcast scenarios`).")
-@click.option("--target", "targets", multiple=True, help="Target column(s); repeat for several. Scenarios: y.")
+@click.option(
+    "--target", "targets", multiple=True, help="Target column(s); repeat for several. Scenarios: y."
+)
 @click.option("--features", default="", help="Comma-separated extra input columns.")
 @click.option("--series-col", help="Column holding the series id (long layout).")
 @click.option("--time-col", help="Time column (default: the first of date, ts, timestamp, time, datetime).")
 @click.option("--model", default="arnet", show_default=True, help="Model kind.")
-@click.option("--policy", default="drift", show_default=True, help="never | periodic:EVERY | drift[:DETECTOR] (performance, adwin, ph, kswin, feature).")
-@click.option("--window", default="vh", show_default=True, help="Training window: full | fixed:N | vh (Variance Horizon).")
-@click.option("--memory", default="on", show_default=True, type=click.Choice(["on", "off"]), help="ReLoop2 error memory.")
-@click.option("--compare", "compares", multiple=True, help="Another configuration as KEY=VALUE overrides of the main flags (keys: model, policy, window, memory); repeatable.")
+@click.option(
+    "--policy",
+    default="drift",
+    show_default=True,
+    help="never | periodic:EVERY | drift[:DETECTOR] (performance, adwin, ph, kswin, feature).",
+)
+@click.option(
+    "--window",
+    default="vh",
+    show_default=True,
+    help="Training window: full | fixed:N | vh (Variance Horizon).",
+)
+@click.option(
+    "--memory",
+    default="on",
+    show_default=True,
+    type=click.Choice(["on", "off"]),
+    help="ReLoop2 error memory.",
+)
+@click.option(
+    "--compare",
+    "compares",
+    multiple=True,
+    help="Another configuration as KEY=VALUE overrides of the main flags (keys: model, policy, window, memory); repeatable.",
+)
 @click.option("--lookback", type=click.IntRange(min=1), default=48, show_default=True)
 @click.option("--horizon", type=click.IntRange(min=1), default=12, show_default=True)
-@click.option("--param", "params", multiple=True, help="Model hyper-parameter KEY=VALUE (e.g. epochs=5); repeatable.")
-@click.option("--min-train-rows", type=click.IntRange(min=1), help="Rows per series before the first model is trained (default: 2 x (lookback + horizon)).")
+@click.option(
+    "--param", "params", multiple=True, help="Model hyper-parameter KEY=VALUE (e.g. epochs=5); repeatable."
+)
+@click.option(
+    "--min-train-rows",
+    type=click.IntRange(min=1),
+    help="Rows per series before the first model is trained (default: 2 x (lookback + horizon)).",
+)
 @click.option("--limit", type=click.IntRange(min=2), help="Replay only the first N time steps.")
-@click.option("--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Scenario length.")
-@click.option("--series", "n_series", type=click.IntRange(min=1), default=4, show_default=True, help="Scenario series.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seeds the scenario, the models and the error memory.")
-@click.option("--timings", default="on", type=click.Choice(["on", "off"]), show_default=True, help="off: leave measured seconds out of summary.json (byte-identical reruns).")
-@click.option("--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory.")
-def backtest(data_path, scenario, targets, features, series_col, time_col, model, policy, window, memory, compares, lookback, horizon,
-             params, min_train_rows, limit, steps, n_series, seed, timings, out) -> None:
+@click.option(
+    "--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Scenario length."
+)
+@click.option(
+    "--series", "n_series", type=click.IntRange(min=1), default=4, show_default=True, help="Scenario series."
+)
+@click.option(
+    "--seed",
+    type=int,
+    default=0,
+    show_default=True,
+    help="Seeds the scenario, the models and the error memory.",
+)
+@click.option(
+    "--timings",
+    default="on",
+    type=click.Choice(["on", "off"]),
+    show_default=True,
+    help="off: leave measured seconds out of summary.json (byte-identical reruns).",
+)
+@click.option(
+    "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory."
+)
+def backtest(
+    data_path,
+    scenario,
+    targets,
+    features,
+    series_col,
+    time_col,
+    model,
+    policy,
+    window,
+    memory,
+    compares,
+    lookback,
+    horizon,
+    params,
+    min_train_rows,
+    limit,
+    steps,
+    n_series,
+    seed,
+    timings,
+    out,
+) -> None:
     """Replay history through the live loop and compare adaptation policies.
 
     Writes forecasts.parquet, events.parquet, summary.json, report.html and PNG plots to --out.
@@ -282,8 +447,15 @@ def backtest(data_path, scenario, targets, features, series_col, time_col, model
       adaptcast backtest --data ../shared/data/ett/ETTh1.csv --target OT --model arnet \\
           --policy drift --window vh --limit 4000 --out runs/etth1
     """
-    from forecast.base import InputError
-    from streams.backtest import BacktestOptions, RunSpec, file_data, parse_on_off, run_backtest, scenario_data
+    from adaptcast.forecast.base import InputError
+    from adaptcast.streams.backtest import (
+        BacktestOptions,
+        RunSpec,
+        file_data,
+        parse_on_off,
+        run_backtest,
+        scenario_data,
+    )
 
     if bool(data_path) == bool(scenario):
         raise UserError("give exactly one of --data FILE or --scenario NAME")
@@ -293,13 +465,22 @@ def backtest(data_path, scenario, targets, features, series_col, time_col, model
         else:
             if not targets:
                 raise UserError("--data needs --target COLUMN (the column to forecast)")
-            data = file_data(data_path, split_columns(targets), split_columns((features,)), series_col, time_col)
+            data = file_data(
+                data_path, split_columns(targets), split_columns((features,)), series_col, time_col
+            )
         if limit:
-            cut = data.frame["ts"].unique().sort()[: limit]
+            cut = data.frame["ts"].unique().sort()[:limit]
             data.frame = data.frame.filter(data.frame["ts"].is_in(cut.implode()))
         base = RunSpec(model, policy, window, parse_on_off(memory, "--memory"))
         specs = [base, *(base.with_overrides(c) for c in compares)]
-        opts = BacktestOptions(lookback=lookback, horizon=horizon, seed=seed, params=parse_params(params), min_train_rows=min_train_rows, timings=timings == "on")
+        opts = BacktestOptions(
+            lookback=lookback,
+            horizon=horizon,
+            seed=seed,
+            params=parse_params(params),
+            min_train_rows=min_train_rows,
+            timings=timings == "on",
+        )
         summary = run_backtest(data, specs, opts, out)
     except InputError as exc:
         raise UserError(str(exc)) from None
@@ -312,10 +493,28 @@ def backtest(data_path, scenario, targets, features, series_col, time_col, model
 
 @main.command()
 @click.argument("name", required=False)
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), help="Write the scenario to this CSV or Parquet file.")
-@click.option("--layout", type=click.Choice(["wide", "long"]), default="wide", show_default=True, help="wide: date + one column per series; long: ts, series, y.")
-@click.option("--series", type=click.IntRange(min=1), default=4, show_default=True, help="Number of series (ignored by link_failure).")
-@click.option("--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Time steps (hourly).")
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the scenario to this CSV or Parquet file.",
+)
+@click.option(
+    "--layout",
+    type=click.Choice(["wide", "long"]),
+    default="wide",
+    show_default=True,
+    help="wide: date + one column per series; long: ts, series, y.",
+)
+@click.option(
+    "--series",
+    type=click.IntRange(min=1),
+    default=4,
+    show_default=True,
+    help="Number of series (ignored by link_failure).",
+)
+@click.option(
+    "--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Time steps (hourly)."
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 def scenarios(name, out, layout, series, steps, seed) -> None:
     """List the built-in drift scenarios, or write one to a file.
@@ -326,7 +525,7 @@ def scenarios(name, out, layout, series, steps, seed) -> None:
       adaptcast scenarios level_shift --out level_shift.csv
       adaptcast scenarios link_failure --layout long --out links.parquet
     """
-    from streams.scenarios import SCENARIOS, describe, make_scenario
+    from adaptcast.streams.scenarios import SCENARIOS, describe, make_scenario
 
     if name is None:
         for n in SCENARIOS:
@@ -348,7 +547,9 @@ def scenarios(name, out, layout, series, steps, seed) -> None:
             raise UserError(f"--out {out}: use a .csv or .parquet file name")
         click.echo(f"wrote {frame.height} rows of scenario {name} to {out}; events:")
         for ev in sc.events:
-            click.echo(f"  {ev.kind} at {ev.start.isoformat()} (step {ev.start_step}) on {len(ev.series)} series: {ev.detail}")
+            click.echo(
+                f"  {ev.kind} at {ev.start.isoformat()} (step {ev.start_step}) on {len(ev.series)} series: {ev.detail}"
+            )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -29,7 +29,9 @@ class _Section(BaseModel):
 class KafkaConfig(_Section):
     """Where the live service reads and writes; ``bootstrap_servers`` unset means the embedded default."""
 
-    bootstrap_servers: str | None = Field(default=None, description="host:port[,host:port]; env KAFKA_BOOTSTRAP_SERVERS also works")
+    bootstrap_servers: str | None = Field(
+        default=None, description="host:port[,host:port]; env KAFKA_BOOTSTRAP_SERVERS also works"
+    )
     input_topic: str = "adaptcast.input"
     output_topic: str = "adaptcast.predictions"
     dead_letter_topic: str = "adaptcast.dead-letters"
@@ -54,12 +56,14 @@ class ModelConfig(_Section):
     target: str = "y"
     features: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
-    checkpoint: str | None = Field(default=None, description="serve this saved model directory when the state dir holds none")
+    checkpoint: str | None = Field(
+        default=None, description="serve this saved model directory when the state dir holds none"
+    )
 
     @field_validator("kind")
     @classmethod
     def _kind(cls, v: str) -> str:
-        from forecast import FORECASTERS
+        from adaptcast.forecast import FORECASTERS
 
         return _one_of(v, sorted(FORECASTERS), "model kind")
 
@@ -70,13 +74,15 @@ class AdaptationConfig(_Section):
     policy: str = "drift"
     window: str = "vh"
     memory: bool = True
-    min_train_rows: int = Field(default=200, ge=1, description="rows of a series buffered before the first model is trained")
+    min_train_rows: int = Field(
+        default=200, ge=1, description="rows of a series buffered before the first model is trained"
+    )
     history: int = Field(default=2000, ge=2, description="rows kept per series: the most a retrain can use")
 
     @field_validator("policy")
     @classmethod
     def _policy(cls, v: str) -> str:
-        from drift.policy import RetrainPolicy
+        from adaptcast.drift.policy import RetrainPolicy
 
         RetrainPolicy.parse(v)
         return v
@@ -84,7 +90,7 @@ class AdaptationConfig(_Section):
     @field_validator("window")
     @classmethod
     def _window(cls, v: str) -> str:
-        from drift.policy import WindowRule
+        from adaptcast.drift.policy import WindowRule
 
         WindowRule.parse(v)
         return v
@@ -101,7 +107,7 @@ class ScenarioConfig(_Section):
     @field_validator("name")
     @classmethod
     def _known(cls, v: str) -> str:
-        from streams.scenarios import SCENARIOS
+        from adaptcast.streams.scenarios import SCENARIOS
 
         return _one_of(v, list(SCENARIOS), "scenario")
 
@@ -110,10 +116,20 @@ class ServingConfig(_Section):
     """Micro-batching and record policy of the serving loop."""
 
     max_batch: int = Field(default=256, ge=1, description="most windows per predict call")
-    max_seconds: float | None = Field(default=None, gt=0, description="stop after this long (None: run until signalled)")
-    strict_series: list[str] | None = Field(default=None, description="if set, records of other series go to dead letters")
-    max_future_s: float = Field(default=86_400, gt=0, description="records stamped further ahead than this are rejected")
-    threads: int = Field(default=1, ge=1, description="torch intra-op threads of the live worker (1 is fastest for small models)")
+    max_seconds: float | None = Field(
+        default=None, gt=0, description="stop after this long (None: run until signalled)"
+    )
+    strict_series: list[str] | None = Field(
+        default=None, description="if set, records of other series go to dead letters"
+    )
+    max_future_s: float = Field(
+        default=86_400, gt=0, description="records stamped further ahead than this are rejected"
+    )
+    threads: int = Field(
+        default=1,
+        ge=1,
+        description="torch intra-op threads of the live worker (1 is fastest for small models)",
+    )
 
 
 class StateConfig(_Section):
@@ -121,7 +137,11 @@ class StateConfig(_Section):
 
     dir: str = "state"
     snapshot_interval_s: float = Field(default=10.0, gt=0)
-    replay_records: int = Field(default=100_000, ge=0, description="without a snapshot, re-read this many records per partition to warm windows")
+    replay_records: int = Field(
+        default=100_000,
+        ge=0,
+        description="without a snapshot, re-read this many records per partition to warm windows",
+    )
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
 
 
@@ -160,7 +180,9 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise ConfigError(f"environment variable {key}: {'.'.join(path)} conflicts with another override")
+                raise ConfigError(
+                    f"environment variable {key}: {'.'.join(path)} conflicts with another override"
+                )
         node[path[-1]] = value
     return out
 
@@ -178,11 +200,19 @@ def _describe(exc: ValidationError, source: str) -> str:
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "<root>"
         msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(f"  {key}: {msg} (got {err.get('input')!r})" if err["type"] != "extra_forbidden" else f"  {key}: {msg}")
+        lines.append(
+            f"  {key}: {msg} (got {err.get('input')!r})"
+            if err["type"] != "extra_forbidden"
+            else f"  {key}: {msg}"
+        )
     return "\n".join(lines)
 
 
-def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None, environ: dict[str, str] | None = None) -> Config:
+def load_config(
+    path: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    environ: dict[str, str] | None = None,
+) -> Config:
     """Defaults ← YAML file ← environment ← ``overrides`` (CLI flags); raise ConfigError naming the bad key."""
     data: dict[str, Any] = {}
     source = "defaults"

@@ -7,15 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from drift.compute import ComputeLedger
-
-from forecast import create_forecaster
-from streams.config import Config
-from streams.loop import ForecastLoop
-from streams.metrics import Metrics, MetricsServer
-from streams.records import validate
-from streams.retrain import Trainer, make_policy
-from streams.scenarios import make_scenario
+from adaptcast.drift.compute import ComputeLedger
+from adaptcast.forecast import create_forecaster
+from adaptcast.streams.config import Config
+from adaptcast.streams.loop import ForecastLoop
+from adaptcast.streams.metrics import Metrics, MetricsServer
+from adaptcast.streams.records import validate
+from adaptcast.streams.retrain import Trainer, make_policy
+from adaptcast.streams.scenarios import make_scenario
 
 
 @dataclass
@@ -37,24 +36,42 @@ class RunSummary:
         )
 
 
-def build_loop(cfg: Config, channels: list[str], metrics: Metrics, trainer_factory: Callable[[ComputeLedger], Trainer] | None = None, **kwargs: Any) -> ForecastLoop:
+def build_loop(
+    cfg: Config,
+    channels: list[str],
+    metrics: Metrics,
+    trainer_factory: Callable[[ComputeLedger], Trainer] | None = None,
+    **kwargs: Any,
+) -> ForecastLoop:
     """The loop a config describes: an untrained model template, the policy, the error memory."""
     m, a = cfg.model, cfg.adaptation
     ledger = ComputeLedger()
     if trainer_factory is not None:
         kwargs["trainer"] = trainer_factory(ledger)
-    template = create_forecaster(m.kind, lookback=m.lookback, horizon=m.horizon, n_features=len(channels), n_targets=1, **m.params)
+    template = create_forecaster(
+        m.kind, lookback=m.lookback, horizon=m.horizon, n_features=len(channels), n_targets=1, **m.params
+    )
     policy = make_policy(a.policy, a.window, m.lookback, m.horizon, a.history)
     return ForecastLoop(
-        template, channels, policy=policy, memory={} if a.memory else None, min_train_rows=a.min_train_rows,
-        history=a.history, max_batch=cfg.serving.max_batch, metrics=metrics, ledger=ledger, **kwargs,
+        template,
+        channels,
+        policy=policy,
+        memory={} if a.memory else None,
+        min_train_rows=a.min_train_rows,
+        history=a.history,
+        max_batch=cfg.serving.max_batch,
+        metrics=metrics,
+        ledger=ledger,
+        **kwargs,
     )
 
 
 def run_embedded(cfg: Config, rate: float | None = None, metrics: Metrics | None = None) -> RunSummary:
     """Stream ``cfg.scenario`` through the loop, one timestamp (all series) per batch."""
     t0 = time.perf_counter()
-    sc = make_scenario(cfg.scenario.name, series=cfg.scenario.series, steps=cfg.scenario.steps, seed=cfg.scenario.seed)
+    sc = make_scenario(
+        cfg.scenario.name, series=cfg.scenario.series, steps=cfg.scenario.steps, seed=cfg.scenario.seed
+    )
     metrics = metrics or Metrics()
     loop = build_loop(cfg, [sc.target], metrics)
     server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port) if cfg.metrics.enabled else None
@@ -74,4 +91,6 @@ def run_embedded(cfg: Config, rate: float | None = None, metrics: Metrics | None
     finally:
         if server is not None:
             server.close()
-    return RunSummary(sc.name, time.perf_counter() - t0, server.url if server else None, loop.summary(), rejected)
+    return RunSummary(
+        sc.name, time.perf_counter() - t0, server.url if server else None, loop.summary(), rejected
+    )

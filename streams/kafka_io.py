@@ -14,7 +14,7 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from streams.config import KafkaConfig
+from adaptcast.streams.config import KafkaConfig
 
 log = logging.getLogger("adaptcast.kafka")
 
@@ -23,16 +23,25 @@ def bootstrap_servers(cfg: KafkaConfig) -> str:
     """The configured servers, else ``KAFKA_BOOTSTRAP_SERVERS``; a clear error when neither is set."""
     servers = cfg.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not servers:
-        raise ValueError("no Kafka bootstrap servers: set --bootstrap-servers, kafka.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS")
+        raise ValueError(
+            "no Kafka bootstrap servers: set --bootstrap-servers, kafka.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS"
+        )
     return servers
 
 
 def client_options(cfg: KafkaConfig) -> dict[str, Any]:
     """Connection and security settings shared by consumer, producer and admin clients."""
-    opts: dict[str, Any] = {"bootstrap_servers": bootstrap_servers(cfg).split(","), "security_protocol": cfg.security_protocol}
+    opts: dict[str, Any] = {
+        "bootstrap_servers": bootstrap_servers(cfg).split(","),
+        "security_protocol": cfg.security_protocol,
+    }
     for ours, theirs in (
-        ("sasl_mechanism", "sasl_mechanism"), ("sasl_username", "sasl_plain_username"), ("sasl_password", "sasl_plain_password"),
-        ("ssl_cafile", "ssl_cafile"), ("ssl_certfile", "ssl_certfile"), ("ssl_keyfile", "ssl_keyfile"),
+        ("sasl_mechanism", "sasl_mechanism"),
+        ("sasl_username", "sasl_plain_username"),
+        ("sasl_password", "sasl_plain_password"),
+        ("ssl_cafile", "ssl_cafile"),
+        ("ssl_certfile", "ssl_certfile"),
+        ("ssl_keyfile", "ssl_keyfile"),
     ):
         value = getattr(cfg, ours)
         if value is not None:
@@ -41,13 +50,17 @@ def client_options(cfg: KafkaConfig) -> dict[str, Any]:
 
 
 class _Listener(ConsumerRebalanceListener):
-    def __init__(self, on_assigned: Callable[[list[TopicPartition]], None], on_revoked: Callable[[list[TopicPartition]], None]):
+    def __init__(
+        self,
+        on_assigned: Callable[[list[TopicPartition]], None],
+        on_revoked: Callable[[list[TopicPartition]], None],
+    ):
         self._assigned, self._revoked = on_assigned, on_revoked
 
-    def on_partitions_revoked(self, revoked):  # noqa: D102 - kafka-python API
+    def on_partitions_revoked(self, revoked):
         self._revoked(sorted(revoked))
 
-    def on_partitions_assigned(self, assigned):  # noqa: D102 - kafka-python API
+    def on_partitions_assigned(self, assigned):
         self._assigned(sorted(assigned))
 
 
@@ -84,7 +97,9 @@ class KafkaSource:
 
     def poll(self, timeout_ms: int | None = None) -> list[Any]:
         """Records of one poll, in partition order (kafka-python ConsumerRecords)."""
-        batches = self.consumer.poll(timeout_ms=timeout_ms or self.cfg.poll_timeout_ms, max_records=self.cfg.poll_max_records)
+        batches = self.consumer.poll(
+            timeout_ms=timeout_ms or self.cfg.poll_timeout_ms, max_records=self.cfg.poll_max_records
+        )
         return [msg for tp in sorted(batches) for msg in batches[tp]]
 
     def commit(self, offsets: dict[TopicPartition, int]) -> None:
@@ -135,14 +150,22 @@ class KafkaSink:
     def send(self, topic: str, key: str, value: dict[str, Any]) -> None:
         self._futures.append(self.producer.send(topic, key=key, value=value))
 
-    def dead_letter(self, raw: bytes | None, topic: str, partition: int, offset: int, code: str, message: str) -> None:
+    def dead_letter(
+        self, raw: bytes | None, topic: str, partition: int, offset: int, code: str, message: str
+    ) -> None:
         """The original bytes (base64), where they came from, and why they were rejected."""
-        self.send(self.cfg.dead_letter_topic, key=f"{topic}-{partition}-{offset}", value={
-            "original": base64.b64encode(raw or b"").decode(),
-            "topic": topic, "partition": partition, "offset": offset,
-            "error": {"code": code, "message": message},
-            "rejected_at_ms": int(time.time() * 1000),
-        })
+        self.send(
+            self.cfg.dead_letter_topic,
+            key=f"{topic}-{partition}-{offset}",
+            value={
+                "original": base64.b64encode(raw or b"").decode(),
+                "topic": topic,
+                "partition": partition,
+                "offset": offset,
+                "error": {"code": code, "message": message},
+                "rejected_at_ms": int(time.time() * 1000),
+            },
+        )
 
     def flush(self, timeout_s: float = 30.0) -> int:
         """Wait for broker acknowledgement of everything sent; raise KafkaError if any send failed."""

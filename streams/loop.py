@@ -18,17 +18,19 @@ from typing import Any
 
 import numpy as np
 
-from drift.compute import ComputeLedger
-from drift.memory import ErrorMemory
-from drift.policy import RetrainPolicy, StepInfo
-from forecast.base import BaseForecaster
-from streams.metrics import Metrics
-from streams.records import DUPLICATE, LATE, MISSING_VALUE, Record, RecordError, format_timestamp
-from streams.retrain import InlineTrainer, TrainJob, TrainOutcome, Trainer, training_set
-from streams.state import PendingForecast, RingBuffer, SeriesState
+from adaptcast.drift.compute import ComputeLedger
+from adaptcast.drift.memory import ErrorMemory
+from adaptcast.drift.policy import RetrainPolicy, StepInfo
+from adaptcast.forecast.base import BaseForecaster
+from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.records import DUPLICATE, LATE, MISSING_VALUE, Record, RecordError, format_timestamp
+from adaptcast.streams.retrain import InlineTrainer, Trainer, TrainJob, TrainOutcome, training_set
+from adaptcast.streams.state import PendingForecast, RingBuffer, SeriesState
 
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
-MEMORY_DECAY = 0.99  # per forecast: the loop's error memory forgets with a half-life of ~69 forecasts (streams drift)
+MEMORY_DECAY = (
+    0.99  # per forecast: the loop's error memory forgets with a half-life of ~69 forecasts (streams drift)
+)
 
 
 def in_rounds(records: Iterable[Record]) -> list[Record]:
@@ -141,7 +143,9 @@ class ForecastLoop:
         clock: Callable[[], float] = time.monotonic,
     ):
         if len(channels) != model.n_features:
-            raise ValueError(f"model expects {model.n_features} input channels, got {len(channels)}: {channels}")
+            raise ValueError(
+                f"model expects {model.n_features} input channels, got {len(channels)}: {channels}"
+            )
         self.template = model
         self.model: BaseForecaster | None = model if model.is_fitted else None
         self.channels = list(channels)
@@ -175,7 +179,9 @@ class ForecastLoop:
             self._reset_memory(None)
 
     # ---- public ---------------------------------------------------------------------------
-    def process(self, records: Iterable[Record], received_at: float | None = None, emit: bool = True) -> StepResult:
+    def process(
+        self, records: Iterable[Record], received_at: float | None = None, emit: bool = True
+    ) -> StepResult:
         """Ingest records in order; every accepted record with a full window yields one forecast.
 
         With ``emit=False`` records only warm the windows (replay after a restart): nothing is
@@ -295,7 +301,11 @@ class ForecastLoop:
         self.model_number = int(state["model_number"])
         self.step = int(state["step"])
         self._newest_ts = None if state["newest_ts_ms"] is None else int(state["newest_ts_ms"])
-        if state.get("memory") is not None and self.memory is not None and state["model_version"] == self.model_version:
+        if (
+            state.get("memory") is not None
+            and self.memory is not None
+            and state["model_version"] == self.model_version
+        ):
             self.memory.load_state_dict(state["memory"])
 
     # ---- ingestion ------------------------------------------------------------------------------
@@ -303,7 +313,9 @@ class ForecastLoop:
         try:
             return np.array([rec.values[c] for c in self.channels], dtype=np.float32)
         except KeyError as exc:
-            raise RecordError(MISSING_VALUE, f"values lacks {exc.args[0]!r} (this model reads {', '.join(self.channels)})") from None
+            raise RecordError(
+                MISSING_VALUE, f"values lacks {exc.args[0]!r} (this model reads {', '.join(self.channels)})"
+            ) from None
 
     def _state(self, series: str) -> SeriesState:
         state = self.states.get(series)
@@ -316,8 +328,13 @@ class ForecastLoop:
         if state.last_ts_ms is None or rec.ts_ms > state.last_ts_ms:
             return
         if rec.ts_ms == state.last_ts_ms:
-            raise RecordError(DUPLICATE, f"series {rec.series!r} already has a record at {format_timestamp(rec.ts_ms)}")
-        raise RecordError(LATE, f"series {rec.series!r} is at {format_timestamp(state.last_ts_ms)}; record at {format_timestamp(rec.ts_ms)} is late")
+            raise RecordError(
+                DUPLICATE, f"series {rec.series!r} already has a record at {format_timestamp(rec.ts_ms)}"
+            )
+        raise RecordError(
+            LATE,
+            f"series {rec.series!r} is at {format_timestamp(state.last_ts_ms)}; record at {format_timestamp(rec.ts_ms)} is late",
+        )
 
     # ---- scoring ----------------------------------------------------------------------------------
     def _score(self, rec: Record, row: np.ndarray, state: SeriesState) -> None:
@@ -353,7 +370,7 @@ class ForecastLoop:
         err, err_base = np.abs(truth - yhat), np.abs(resid)
         err_mean = err.mean(axis=1)
         self._remember(hits, resid)
-        for i, (p, lead, _, rec) in enumerate(hits):
+        for i, (_p, lead, _, rec) in enumerate(hits):
             if lead == 1:
                 result.scored.append(ScoredError(rec.series, rec.ts_ms, 1, err[i], err_base[i]))
                 self._live.add(float(err_mean[i]))
@@ -385,7 +402,15 @@ class ForecastLoop:
             st = due[s]
             assert st.last_ts_ms is not None and st.period_ms is not None
             result.forecasts.append(
-                Forecast(s, st.last_ts_ms, [st.last_ts_ms + k * st.period_ms for k in range(1, self.horizon + 1)], yhat[i], base[i], self.template.kind, self.model_version)
+                Forecast(
+                    s,
+                    st.last_ts_ms,
+                    [st.last_ts_ms + k * st.period_ms for k in range(1, self.horizon + 1)],
+                    yhat[i],
+                    base[i],
+                    self.template.kind,
+                    self.model_version,
+                )
             )
             key = None if keys is None else keys[i]
             st.pending.append(PendingForecast(st.last_ts_ms, yhat[i], base[i], key, self.model_version))
@@ -417,12 +442,20 @@ class ForecastLoop:
             result.events.append(self._event("drift", ts, reason=decision.reason, detector=detector))
         if decision.retrain and not self.trainer.busy:
             span = max(decision.window or rows, self.lookback + self.horizon + MIN_TRAIN_WINDOWS - 1)
-            data = training_set([s.buffer.last(len(s.buffer)) for s in self.states.values()], span, self.lookback, self.horizon, len(self.targets))
+            data = training_set(
+                [s.buffer.last(len(s.buffer)) for s in self.states.values()],
+                span,
+                self.lookback,
+                self.horizon,
+                len(self.targets),
+            )
             if data is not None:
                 self.metrics.retrains.labels(decision.reason.split(":")[0]).inc()
                 self.metrics.vh_rows.set(data.rows)
                 self.trainer.submit(TrainJob(self.template, data, decision.reason, self.step, ts))
-                if self.model is None:  # nothing is served yet: wait for the first model rather than skip records
+                if (
+                    self.model is None
+                ):  # nothing is served yet: wait for the first model rather than skip records
                     self.trainer.wait()
         result.events.extend(self.collect())
 
@@ -440,11 +473,17 @@ class ForecastLoop:
         rows = min(len(s.buffer) for s in states)
         return np.stack([s.buffer.last(rows)[:, 0] for s in states], axis=1).astype(np.float64)
 
-    def _remember(self, hits: list[tuple[PendingForecast, int, np.ndarray, Record]], resid: np.ndarray) -> None:
+    def _remember(
+        self, hits: list[tuple[PendingForecast, int, np.ndarray, Record]], resid: np.ndarray
+    ) -> None:
         """Store each newly known residual under its forecast's key, lead by lead, as it is observed."""
         if self.memory is None:
             return
-        fresh = [i for i, (p, _, _, _) in enumerate(hits) if p.key is not None and p.model_version == self.model_version]
+        fresh = [
+            i
+            for i, (p, _, _, _) in enumerate(hits)
+            if p.key is not None and p.model_version == self.model_version
+        ]
         if not fresh:
             return
         n, t = len(fresh), len(self.targets)
@@ -476,8 +515,12 @@ class ForecastLoop:
                 self.metrics.retrain_failures.labels("validation").inc()
                 self.policy.notify_retrained(self.step, val_error=serving_err)
                 return self._event(
-                    "retrain_rejected", job.ts_ms, candidate_error=cand_err, serving_error=serving_err,
-                    train_seconds=report.cpu_seconds, **common,
+                    "retrain_rejected",
+                    job.ts_ms,
+                    candidate_error=cand_err,
+                    serving_error=serving_err,
+                    train_seconds=report.cpu_seconds,
+                    **common,
                 )
         self.model_number += 1
         version = None if self.on_swap is None else self.on_swap(cand)
@@ -490,7 +533,15 @@ class ForecastLoop:
         self.metrics.model_version.set(self.model_number)
         self.metrics.model_trained.set(time.time())
         self.metrics.ready = True
-        return self._event("retrain", job.ts_ms, model_version=cand.version, train_seconds=report.cpu_seconds, epochs=report.epochs, val_error=cand_err, **common)
+        return self._event(
+            "retrain",
+            job.ts_ms,
+            model_version=cand.version,
+            train_seconds=report.cpu_seconds,
+            epochs=report.epochs,
+            val_error=cand_err,
+            **common,
+        )
 
     def _val_error(self, model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
         """Lead-1 MAE in standardised target units (the performance detector's reference scale)."""
@@ -504,7 +555,9 @@ class ForecastLoop:
         if self.memory_params is None or self.model is None:
             return
         probe = train_X[:: max(1, len(train_X) // 1024)] if train_X is not None and len(train_X) else None
-        dim = self.model.embed(probe[:1] if probe is not None else np.zeros((1, self.lookback, len(self.channels)), np.float32)).shape[1]
+        dim = self.model.embed(
+            probe[:1] if probe is not None else np.zeros((1, self.lookback, len(self.channels)), np.float32)
+        ).shape[1]
         params = {"decay": MEMORY_DECAY ** (1 / self.horizon), **self.memory_params}  # one update per lead
         self.memory = ErrorMemory(dim=dim, horizon=self.horizon, n_targets=len(self.targets), **params)
         if probe is not None and len(probe) >= 2:

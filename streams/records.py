@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -23,8 +23,18 @@ UNKNOWN_SERIES = "unknown_series"
 LATE = "late"
 DUPLICATE = "duplicate"
 REASONS = (
-    UNDECODABLE, NOT_OBJECT, MISSING_FIELD, BAD_SERIES, BAD_TIMESTAMP, FUTURE_TIMESTAMP,
-    NON_NUMERIC, NON_FINITE, MISSING_VALUE, UNKNOWN_SERIES, LATE, DUPLICATE,
+    UNDECODABLE,
+    NOT_OBJECT,
+    MISSING_FIELD,
+    BAD_SERIES,
+    BAD_TIMESTAMP,
+    FUTURE_TIMESTAMP,
+    NON_NUMERIC,
+    NON_FINITE,
+    MISSING_VALUE,
+    UNKNOWN_SERIES,
+    LATE,
+    DUPLICATE,
 )
 
 
@@ -57,20 +67,26 @@ def parse_timestamp(raw: Any) -> int:
         try:
             dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
         except ValueError:
-            raise RecordError(BAD_TIMESTAMP, f"ts {raw!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00Z) nor epoch ms") from None
+            raise RecordError(
+                BAD_TIMESTAMP, f"ts {raw!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00Z) nor epoch ms"
+            ) from None
         if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=timezone.utc)
+            dt = dt.replace(tzinfo=UTC)
         return int(dt.timestamp() * 1000)
-    raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch milliseconds, got {type(raw).__name__}")
+    raise RecordError(
+        BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch milliseconds, got {type(raw).__name__}"
+    )
 
 
 @lru_cache(maxsize=8192)
 def format_timestamp(ts_ms: int) -> str:
     """Epoch milliseconds → ISO-8601 UTC with a ``Z`` (cached: many series share timestamps)."""
-    return datetime.fromtimestamp(ts_ms / 1000, tz=timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(ts_ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
 
 
-def validate(obj: Any, required: tuple[str, ...] = (), now_ms: int | None = None, max_future_ms: int = 86_400_000) -> Record:
+def validate(
+    obj: Any, required: tuple[str, ...] = (), now_ms: int | None = None, max_future_ms: int = 86_400_000
+) -> Record:
     """Check a decoded record against the contract; ``required`` value names must be present."""
     if not isinstance(obj, dict):
         raise RecordError(NOT_OBJECT, f"record must be a JSON object, got {type(obj).__name__}")
@@ -79,10 +95,15 @@ def validate(obj: Any, required: tuple[str, ...] = (), now_ms: int | None = None
             raise RecordError(MISSING_FIELD, f"record lacks field {key!r} (needs series, ts, values)")
     series = obj["series"]
     if not isinstance(series, str) or not series or len(series) > 256:
-        raise RecordError(BAD_SERIES, f"series must be a non-empty string of at most 256 characters, got {series!r}")
+        raise RecordError(
+            BAD_SERIES, f"series must be a non-empty string of at most 256 characters, got {series!r}"
+        )
     ts_ms = parse_timestamp(obj["ts"])
     if now_ms is not None and ts_ms > now_ms + max_future_ms:
-        raise RecordError(FUTURE_TIMESTAMP, f"ts {format_timestamp(ts_ms)} is more than {max_future_ms // 1000} s in the future")
+        raise RecordError(
+            FUTURE_TIMESTAMP,
+            f"ts {format_timestamp(ts_ms)} is more than {max_future_ms // 1000} s in the future",
+        )
     raw_values = obj["values"]
     if not isinstance(raw_values, dict) or not raw_values:
         raise RecordError(MISSING_FIELD, "values must be a non-empty object of name → number")
@@ -99,7 +120,9 @@ def validate(obj: Any, required: tuple[str, ...] = (), now_ms: int | None = None
     return Record(series, ts_ms, values)
 
 
-def decode(raw: bytes, required: tuple[str, ...] = (), now_ms: int | None = None, max_future_ms: int = 86_400_000) -> Record:
+def decode(
+    raw: bytes, required: tuple[str, ...] = (), now_ms: int | None = None, max_future_ms: int = 86_400_000
+) -> Record:
     """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason."""
     try:
         obj = json.loads(raw)

@@ -6,11 +6,17 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
-from streams.config import KafkaConfig
-from streams.kafka_io import KafkaSink
+from adaptcast.streams.config import KafkaConfig
+from adaptcast.streams.kafka_io import KafkaSink
 
 
-def paced(records: list[dict[str, Any]], rate: float | None, speedup: float | None, clock=time.monotonic, sleep=time.sleep) -> Iterator[dict[str, Any]]:
+def paced(
+    records: list[dict[str, Any]],
+    rate: float | None,
+    speedup: float | None,
+    clock=time.monotonic,
+    sleep=time.sleep,
+) -> Iterator[dict[str, Any]]:
     """Yield records no faster than ``rate`` per second, or with their timestamps' spacing divided by ``speedup``."""
     start = clock()
     first_ts: float | None = None
@@ -30,13 +36,19 @@ def paced(records: list[dict[str, Any]], rate: float | None, speedup: float | No
 
 
 def _seconds(ts: Any) -> float:
-    from streams.records import parse_timestamp
+    from adaptcast.streams.records import parse_timestamp
 
     return parse_timestamp(ts) / 1000
 
 
-def replay(records: list[dict[str, Any]], cfg: KafkaConfig, topic: str, rate: float | None = None, speedup: float | None = None,
-           progress: bool = False) -> int:
+def replay(
+    records: list[dict[str, Any]],
+    cfg: KafkaConfig,
+    topic: str,
+    rate: float | None = None,
+    speedup: float | None = None,
+    progress: bool = False,
+) -> int:
     """Send every record (key = series) to ``topic``; returns how many the broker acknowledged."""
     from tqdm import tqdm
 

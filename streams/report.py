@@ -12,8 +12,8 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import polars as pl  # noqa: E402
+import matplotlib.pyplot as plt
+import polars as pl
 
 
 @dataclass
@@ -62,7 +62,9 @@ def plot_error(runs: list[ConfigRun], path: Path, window: int = 48) -> Path:
         df = (
             run.forecasts.filter(pl.col("step") == 1)
             .with_columns((pl.col("y") - pl.col("yhat")).abs().alias("ae"))
-            .group_by("ts").agg(pl.col("ae").mean()).sort("ts")
+            .group_by("ts")
+            .agg(pl.col("ae").mean())
+            .sort("ts")
             .with_columns(pl.col("ae").rolling_mean(window, min_samples=1))
         )
         ax.plot(df["ts"], df["ae"], lw=1.0, label=run.name)
@@ -93,7 +95,7 @@ def plot_comparison(runs: list[ConfigRun], path: Path) -> Path:
     names = [r.name for r in runs]
     panels = [("mae", "MAE"), ("train_seconds", "train seconds"), ("error_x_compute", "MAE × train seconds")]
     fig, axes = plt.subplots(1, 3, figsize=(12, max(3, 0.45 * len(runs) + 1.5)))
-    for ax, (key, title) in zip(axes, panels):
+    for ax, (key, title) in zip(axes, panels, strict=False):
         vals = [float(r.summary.get(key) or 0.0) for r in runs]
         ax.barh(names, vals, color="tab:blue")
         ax.set_title(title)
@@ -113,7 +115,9 @@ def _save(fig: plt.Figure, path: Path) -> Path:
     return path
 
 
-def write_report(out: Path, runs: list[ConfigRun], labelled: list[dict[str, Any]], title: str, meta: dict[str, Any]) -> Path:
+def write_report(
+    out: Path, runs: list[ConfigRun], labelled: list[dict[str, Any]], title: str, meta: dict[str, Any]
+) -> Path:
     """Write the PNGs and ``report.html`` into ``out``; returns the HTML path."""
     out.mkdir(parents=True, exist_ok=True)
     series = runs[0].forecasts["series"].unique().sort().to_list()
@@ -121,23 +125,47 @@ def write_report(out: Path, runs: list[ConfigRun], labelled: list[dict[str, Any]
     images: list[tuple[str, str]] = []
     if first is not None:
         for i, run in enumerate(runs):
-            p = plot_forecast(run, first, [e for e in labelled if first in e.get("series", [first])], out / f"forecast_{i}.png")
+            p = plot_forecast(
+                run,
+                first,
+                [e for e in labelled if first in e.get("series", [first])],
+                out / f"forecast_{i}.png",
+            )
             images.append((f"Forecast vs actual — {run.name}", p.name))
     images.append(("Error over time", plot_error(runs, out / "error.png").name))
     images.append(("Compute over time", plot_compute(runs, out / "compute.png").name))
     images.append(("Policy comparison", plot_comparison(runs, out / "comparison.png").name))
-    keys = ["mae", "mse", "smape", "mase", "n_forecasts", "n_retrains", "train_seconds", "train_samples", "predict_seconds", "error_x_compute"]
+    keys = [
+        "mae",
+        "mse",
+        "smape",
+        "mase",
+        "n_forecasts",
+        "n_retrains",
+        "train_seconds",
+        "train_samples",
+        "predict_seconds",
+        "error_x_compute",
+    ]
     rows = "".join(
-        "<tr><th>" + html.escape(r.name) + "</th>" + "".join(f"<td>{_fmt(r.summary.get(k))}</td>" for k in keys) + "</tr>" for r in runs
+        "<tr><th>"
+        + html.escape(r.name)
+        + "</th>"
+        + "".join(f"<td>{_fmt(r.summary.get(k))}</td>" for k in keys)
+        + "</tr>"
+        for r in runs
     )
-    figs = "".join(f'<figure><img src="{html.escape(src)}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}</figcaption></figure>' for cap, src in images)
+    figs = "".join(
+        f'<figure><img src="{html.escape(src)}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}</figcaption></figure>'
+        for cap, src in images
+    )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{text-align:left}}img{{max-width:100%}}
 figure{{margin:1.5em 0}}figcaption{{color:#555}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<table><tr><th>configuration</th>{''.join(f'<th>{k}</th>' for k in keys)}</tr>{rows}</table>
+<table><tr><th>configuration</th>{"".join(f"<th>{k}</th>" for k in keys)}</tr>{rows}</table>
 {figs}
 <h2>Run</h2><pre>{html.escape(json.dumps(meta, indent=2, default=str))}</pre>
 </body></html>

@@ -10,13 +10,15 @@ from typing import Protocol
 
 import numpy as np
 
-from drift.compute import ComputeLedger
-from drift.policy import RetrainPolicy
-from forecast.base import BaseForecaster, FitReport
-from forecast.windows import sliding_windows
+from adaptcast.drift.compute import ComputeLedger
+from adaptcast.drift.policy import RetrainPolicy
+from adaptcast.forecast.base import BaseForecaster, FitReport
+from adaptcast.forecast.windows import sliding_windows
 
 
-def make_policy(spec: str, window: str, lookback: int, horizon: int, history: int | None = None) -> RetrainPolicy:
+def make_policy(
+    spec: str, window: str, lookback: int, horizon: int, history: int | None = None
+) -> RetrainPolicy:
     """A retrain policy whose Variance Horizon starts at four model spans (``4·(lookback+horizon)`` rows).
 
     Fewer rows than that leave a model data-starved, so a shorter window would measure starvation
@@ -42,7 +44,12 @@ class TrainingSet:
 
 
 def training_set(
-    histories: list[np.ndarray], rows: int, lookback: int, horizon: int, n_targets: int, val_fraction: float = 0.2
+    histories: list[np.ndarray],
+    rows: int,
+    lookback: int,
+    horizon: int,
+    n_targets: int,
+    val_fraction: float = 0.2,
 ) -> TrainingSet | None:
     """Per series: windows over its last ``rows`` rows, split in time (train, gap of horizon−1, val).
 
@@ -55,7 +62,7 @@ def training_set(
             continue
         X, Y = sliding_windows(h, lookback, horizon, n_targets)
         n = X.shape[0]
-        n_val = int(round(val_fraction * n)) if n >= 10 else 0
+        n_val = round(val_fraction * n) if n >= 10 else 0
         n_train = n - n_val - (horizon - 1 if n_val else 0)
         if n_train < 1:
             n_train, n_val = n, 0
@@ -95,7 +102,7 @@ def run_job(job: TrainJob, ledger: ComputeLedger) -> TrainOutcome:
     try:
         with ledger.measure("train", samples=job.data.samples):
             report = model.fit(job.data.X, job.data.Y, val=job.data.val)
-    except Exception as exc:  # noqa: BLE001 - any training failure keeps the old model
+    except Exception as exc:
         return TrainOutcome(job, None, None, f"{type(exc).__name__}: {exc}")
     return TrainOutcome(job, model, report)
 

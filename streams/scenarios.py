@@ -74,7 +74,11 @@ def _base(rng: np.random.Generator, n_series: int, steps: int) -> tuple[np.ndarr
     daily = rng.uniform(2.0, 6.0, size=(n_series, 1))
     weekly = rng.uniform(0.5, 2.0, size=(n_series, 1))
     phase = rng.uniform(0, 2 * np.pi, size=(n_series, 1))
-    signal = level + daily * np.sin(2 * np.pi * t / DAY + phase) + weekly * np.sin(2 * np.pi * t / WEEK + phase / 3)
+    signal = (
+        level
+        + daily * np.sin(2 * np.pi * t / DAY + phase)
+        + weekly * np.sin(2 * np.pi * t / WEEK + phase / 3)
+    )
     sigma = 0.1 * daily
     return signal, sigma, t
 
@@ -92,13 +96,21 @@ def _frame(values: np.ndarray, names: list[str], freq: timedelta) -> pl.DataFram
 
 
 def _event(kind: str, names: list[str], start: int, end: int, freq: timedelta, detail: str) -> DriftEvent:
-    return DriftEvent(kind, tuple(names), start, end, START + start * freq, START + end * freq, start == end, detail)
+    return DriftEvent(
+        kind, tuple(names), start, end, START + start * freq, START + end * freq, start == end, detail
+    )
 
 
 def _single_change(kind: str, description: str) -> Callable[..., Scenario]:
     """Build a generator for one of the per-series drift kinds (the change is applied from ``at``)."""
 
-    def make(series: int = 4, steps: int = 4 * WEEK, seed: int = 0, at: float = 0.6, freq: timedelta = timedelta(hours=1)) -> Scenario:
+    def make(
+        series: int = 4,
+        steps: int = 4 * WEEK,
+        seed: int = 0,
+        at: float = 0.6,
+        freq: timedelta = timedelta(hours=1),
+    ) -> Scenario:
         rng = np.random.default_rng(seed)
         signal, sigma, t = _base(rng, series, steps)
         noise = rng.standard_normal(signal.shape)
@@ -116,7 +128,9 @@ def _single_change(kind: str, description: str) -> Callable[..., Scenario]:
             slope = rng.uniform(0.03, 0.08, size=(series, 1)) * rng.choice([-1.0, 1.0], size=(series, 1))
             ramp = np.clip(t - start, 0, end - start)
             signal = signal + slope * ramp
-            detail = f"linear ramp over {end - start} steps, total " + ", ".join(f"{v:+.2f}" for v in (slope * (end - start))[:, 0])
+            detail = f"linear ramp over {end - start} steps, total " + ", ".join(
+                f"{v:+.2f}" for v in (slope * (end - start))[:, 0]
+            )
         elif kind == "variance":
             scale = np.where(after, 4.0, 1.0) * np.ones_like(signal)
             detail = "noise std x4"
@@ -129,26 +143,50 @@ def _single_change(kind: str, description: str) -> Callable[..., Scenario]:
         else:  # pragma: no cover - guarded by the registry below
             raise ValueError(kind)
         values = signal + sigma * scale * noise
-        return Scenario(kind, _frame(values, names, freq), [_event(kind, names, start, end, freq, detail)], freq, description=description, series=names)
+        return Scenario(
+            kind,
+            _frame(values, names, freq),
+            [_event(kind, names, start, end, freq, detail)],
+            freq,
+            description=description,
+            series=names,
+        )
 
     make.__doc__ = description
     return make
 
 
-def stationary(series: int = 4, steps: int = 4 * WEEK, seed: int = 0, freq: timedelta = timedelta(hours=1)) -> Scenario:
+def stationary(
+    series: int = 4, steps: int = 4 * WEEK, seed: int = 0, freq: timedelta = timedelta(hours=1)
+) -> Scenario:
     """Seasonal series with noise and no drift: the false-alarm reference."""
     rng = np.random.default_rng(seed)
     signal, sigma, _ = _base(rng, series, steps)
     values = signal + sigma * rng.standard_normal(signal.shape)
     names = [f"s{i}" for i in range(series)]
-    return Scenario("stationary", _frame(values, names, freq), [], freq, description=stationary.__doc__ or "", series=names)
+    return Scenario(
+        "stationary",
+        _frame(values, names, freq),
+        [],
+        freq,
+        description=stationary.__doc__ or "",
+        series=names,
+    )
 
 
 # ---- link failure: traffic routed over a small network ------------------------------------------------
 
 NETWORK_EDGES: tuple[tuple[str, str], ...] = (
-    ("A", "B"), ("B", "C"), ("C", "D"), ("D", "E"), ("E", "F"), ("F", "A"),
-    ("A", "C"), ("B", "E"), ("C", "F"), ("D", "F"),
+    ("A", "B"),
+    ("B", "C"),
+    ("C", "D"),
+    ("D", "E"),
+    ("E", "F"),
+    ("F", "A"),
+    ("A", "C"),
+    ("B", "E"),
+    ("C", "F"),
+    ("D", "F"),
 )
 
 
@@ -186,7 +224,9 @@ def _connected(edges: list[tuple[str, str]], nodes: list[str]) -> bool:
     return True
 
 
-def route_loads(edges: list[tuple[str, str]], demands: dict[tuple[str, str], np.ndarray]) -> dict[tuple[str, str], np.ndarray]:
+def route_loads(
+    edges: list[tuple[str, str]], demands: dict[tuple[str, str], np.ndarray]
+) -> dict[tuple[str, str], np.ndarray]:
     """Sum each pair's traffic over the links of its shortest path."""
     steps = len(next(iter(demands.values())))
     loads = {tuple(sorted(e)): np.zeros(steps) for e in edges}
@@ -197,7 +237,11 @@ def route_loads(edges: list[tuple[str, str]], demands: dict[tuple[str, str], np.
 
 
 def link_failure(
-    series: int = 0, steps: int = 4 * WEEK, seed: int = 0, failures: tuple[float, ...] = (0.5, 0.75), freq: timedelta = timedelta(hours=1)
+    series: int = 0,
+    steps: int = 4 * WEEK,
+    seed: int = 0,
+    failures: tuple[float, ...] = (0.5, 0.75),
+    freq: timedelta = timedelta(hours=1),
 ) -> Scenario:
     """Per-link load of a 6-node network; at each failure time one link goes down and traffic re-routes.
 
@@ -212,7 +256,10 @@ def link_failure(
     for i, a in enumerate(nodes):
         for b in nodes[i + 1 :]:
             base = rng.uniform(1.0, 5.0)
-            comp = sum(rng.uniform(0.2, 1.0) * base * np.sin(2 * np.pi * t / p + rng.uniform(0, 2 * np.pi)) for p in (DAY, DAY / 2, WEEK))
+            comp = sum(
+                rng.uniform(0.2, 1.0) * base * np.sin(2 * np.pi * t / p + rng.uniform(0, 2 * np.pi))
+                for p in (DAY, DAY / 2, WEEK)
+            )
             demands[(a, b)] = np.maximum(base + 0.5 * comp + 0.05 * base * rng.standard_normal(steps), 0.0)
     edges = [tuple(sorted(e)) for e in NETWORK_EDGES]
     links = [f"{a}-{b}" for a, b in edges]
@@ -230,21 +277,40 @@ def link_failure(
             values[j, lo:hi] = loads[e][lo:hi] if e in loads else 0.0
         if k < len(cut_steps):
             # fail a link whose removal keeps the network connected
-            cand = next(edges[i] for i in order if edges[i] not in failed and _connected([e for e in alive if e != edges[i]], nodes))
+            cand = next(
+                edges[i]
+                for i in order
+                if edges[i] not in failed and _connected([e for e in alive if e != edges[i]], nodes)
+            )
             failed.append(cand)
             new_loads = route_loads([e for e in edges if e not in failed], demands)  # type: ignore[arg-type]
-            changed = [links[j] for j, e in enumerate(edges) if e in failed or not np.allclose(new_loads.get(e, 0.0), loads[e])]
+            changed = [
+                links[j]
+                for j, e in enumerate(edges)
+                if e in failed or not np.allclose(new_loads.get(e, 0.0), loads[e])
+            ]
             s = cut_steps[k]
             events.append(_event("link_failure", changed, s, s, freq, f"link {'-'.join(failed[-1])} down"))
-    return Scenario("link_failure", _frame(values, links, freq), events, freq, description=link_failure.__doc__ or "", series=links)
+    return Scenario(
+        "link_failure",
+        _frame(values, links, freq),
+        events,
+        freq,
+        description=link_failure.__doc__ or "",
+        series=links,
+    )
 
 
 SCENARIOS: dict[str, Callable[..., Scenario]] = {
     "stationary": stationary,
     "level_shift": _single_change("level_shift", "Abrupt level shift on every series at 60 % of the stream."),
-    "trend": _single_change("trend", "Gradual drift: a linear trend ramps in over a fifth of the stream from 60 %."),
+    "trend": _single_change(
+        "trend", "Gradual drift: a linear trend ramps in over a fifth of the stream from 60 %."
+    ),
     "variance": _single_change("variance", "Noise standard deviation grows fourfold at 60 % of the stream."),
-    "seasonality": _single_change("seasonality", "The daily cycle moves by 6 hours and grows 1.5x at 60 % of the stream."),
+    "seasonality": _single_change(
+        "seasonality", "The daily cycle moves by 6 hours and grows 1.5x at 60 % of the stream."
+    ),
     "link_failure": link_failure,
 }
 

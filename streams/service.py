@@ -24,15 +24,15 @@ from typing import Any
 
 from kafka.errors import CommitFailedError
 
-from drift.state import load_state, save_state
-from forecast.checkpoint import CheckpointStore
-from streams.config import Config
-from streams.embedded import build_loop
-from streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
-from streams.loop import ForecastLoop
-from streams.metrics import Metrics
-from streams.records import UNKNOWN_SERIES, Record, RecordError, decode
-from streams.retrain import BackgroundTrainer
+from adaptcast.drift.state import load_state, save_state
+from adaptcast.forecast.checkpoint import CheckpointStore
+from adaptcast.streams.config import Config
+from adaptcast.streams.embedded import build_loop
+from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
+from adaptcast.streams.loop import ForecastLoop
+from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decode
+from adaptcast.streams.retrain import BackgroundTrainer
 
 log = logging.getLogger("adaptcast.service")
 
@@ -108,24 +108,31 @@ class Worker:
 
     # ---- set-up -------------------------------------------------------------------------------------
     def _make_loop(self) -> ForecastLoop:
-        loop = build_loop(self.cfg, self.channels, self.metrics, on_swap=self._checkpoint, trainer_factory=BackgroundTrainer)
+        loop = build_loop(
+            self.cfg, self.channels, self.metrics, on_swap=self._checkpoint, trainer_factory=BackgroundTrainer
+        )
         model = None
         if self.store.latest() is not None:
             model = self.store.load()
         elif self.cfg.model.checkpoint:
-            from forecast.base import load_forecaster
+            from adaptcast.forecast.base import load_forecaster
 
             model = load_forecaster(self.cfg.model.checkpoint)
         if model is not None:
             if model.n_features != len(self.channels):
-                raise ValueError(f"checkpoint reads {model.n_features} channels but the config names {len(self.channels)}: {self.channels}")
+                raise ValueError(
+                    f"checkpoint reads {model.n_features} channels but the config names {len(self.channels)}: {self.channels}"
+                )
             loop.serve(model)
             saved = self.snapshots.load_global()
             if saved is not None:
                 try:
                     loop.load_state_dict(saved)
                 except (ValueError, KeyError) as exc:  # e.g. the policy or memory settings changed since
-                    log.warning("loop snapshot does not fit the current configuration, starting adaptation afresh: %s", exc)
+                    log.warning(
+                        "loop snapshot does not fit the current configuration, starting adaptation afresh: %s",
+                        exc,
+                    )
         return loop
 
     def _checkpoint(self, model: Any) -> str:
@@ -192,7 +199,9 @@ class Worker:
             by_tp[tp].append(s)
         for tp in self.committed if tps is None else tps:
             if tp in self.committed and tp not in self.warm_until:
-                self.snapshots.save_partition(tp, self.committed[tp], self.loop.export_series(by_tp.get(tp, [])))
+                self.snapshots.save_partition(
+                    tp, self.committed[tp], self.loop.export_series(by_tp.get(tp, []))
+                )
         if self.loop.model is not None:
             self.snapshots.save_global(self.loop.state_dict())
         self._last_snapshot = time.monotonic()
@@ -219,9 +228,16 @@ class Worker:
             offsets[tp] = msg.offset + 1
             replaying = msg.offset < self.warm_until.get(tp, -1)
             try:
-                rec = decode(msg.value, required=tuple(self.channels), now_ms=now_ms, max_future_ms=self._max_future_ms)
-                if self.cfg.serving.strict_series is not None and rec.series not in self.cfg.serving.strict_series:
-                    raise RecordError(UNKNOWN_SERIES, f"series {rec.series!r} is not in serving.strict_series")
+                rec = decode(
+                    msg.value, required=tuple(self.channels), now_ms=now_ms, max_future_ms=self._max_future_ms
+                )
+                if (
+                    self.cfg.serving.strict_series is not None
+                    and rec.series not in self.cfg.serving.strict_series
+                ):
+                    raise RecordError(
+                        UNKNOWN_SERIES, f"series {rec.series!r} is not in serving.strict_series"
+                    )
             except RecordError as err:
                 if not replaying:
                     self._dead_letter(msg, err)
@@ -248,7 +264,9 @@ class Worker:
         try:
             self.source.commit(offsets)
         except CommitFailedError as exc:  # partitions moved during this batch: their new owner re-reads them
-            log.warning("commit failed (rebalance in progress), records will be re-read by their new owner: %s", exc)
+            log.warning(
+                "commit failed (rebalance in progress), records will be re-read by their new owner: %s", exc
+            )
         else:
             self.committed.update(offsets)
         self.counts["records"] += len(msgs)
@@ -289,6 +307,7 @@ class Worker:
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop polling; the in-flight batch is finished, produced and committed."""
+
         def stop(signum: int, _frame: Any) -> None:
             log.info("signal %d: finishing the current batch and shutting down", signum)
             self.stop_event.set()

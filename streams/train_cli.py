@@ -14,9 +14,22 @@ import click
 import numpy as np
 import polars as pl
 
-from forecast.base import FORECASTERS, BaseForecaster, InputError, create_forecaster, load_forecaster
-from streams.cli_common import UserError, parse_params, split_columns
-from forecast.data import N_TIME_FEATURES, TimeFrame, channel_matrix, channel_names, make_windows, read_frame
+from adaptcast.forecast.base import (
+    FORECASTERS,
+    BaseForecaster,
+    InputError,
+    create_forecaster,
+    load_forecaster,
+)
+from adaptcast.forecast.data import (
+    N_TIME_FEATURES,
+    TimeFrame,
+    channel_matrix,
+    channel_names,
+    make_windows,
+    read_frame,
+)
+from adaptcast.streams.cli_common import UserError, parse_params, split_columns
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -54,23 +67,78 @@ Examples:
 
 @click.command("train", epilog=TRAIN_EPILOG)
 @click.option("--model", "kind", required=True, type=click.Choice(sorted(FORECASTERS)), help="Model kind.")
-@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help="CSV or Parquet file with a time column.")
-@click.option("--target", "targets", required=True, multiple=True, help="Column(s) to forecast (repeat or comma-separate).")
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV or Parquet file with a time column.",
+)
+@click.option(
+    "--target",
+    "targets",
+    required=True,
+    multiple=True,
+    help="Column(s) to forecast (repeat or comma-separate).",
+)
 @click.option("--features", multiple=True, help="Extra input columns (repeat or comma-separate).")
 @click.option("--lookback", required=True, type=click.IntRange(min=1), help="Input window length in rows.")
 @click.option("--horizon", required=True, type=click.IntRange(min=1), help="Steps to forecast.")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Directory to save the model in (replaced atomically).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Directory to save the model in (replaced atomically).",
+)
 @click.option("--time-col", default=None, help="Time column (default: date/ts/timestamp/time/datetime).")
-@click.option("--duplicates", default="error", show_default=True, type=click.Choice(["error", "last", "first"]), help="Rows sharing a timestamp: refuse, or keep the last/first.")
+@click.option(
+    "--duplicates",
+    default="error",
+    show_default=True,
+    type=click.Choice(["error", "last", "first"]),
+    help="Rows sharing a timestamp: refuse, or keep the last/first.",
+)
 @click.option("--time-features", is_flag=True, help="Add hour/weekday/day/day-of-year channels.")
-@click.option("--val-fraction", default=0.2, show_default=True, type=click.FloatRange(0.0, 0.9), help="Last share of rows used for validation / early stopping.")
-@click.option("--stride", default=1, show_default=True, type=click.IntRange(min=1), help="Rows between training windows.")
+@click.option(
+    "--val-fraction",
+    default=0.2,
+    show_default=True,
+    type=click.FloatRange(0.0, 0.9),
+    help="Last share of rows used for validation / early stopping.",
+)
+@click.option(
+    "--stride",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Rows between training windows.",
+)
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="Model hyper-parameter, value as JSON (repeatable).")
+@click.option(
+    "--param",
+    "params",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Model hyper-parameter, value as JSON (repeatable).",
+)
 @user_errors
-def train_command(kind: str, data_path: Path, targets: tuple[str, ...], features: tuple[str, ...], lookback: int, horizon: int,
-                  out_dir: Path, time_col: str | None, duplicates: str, time_features: bool, val_fraction: float, stride: int, seed: int,
-                  params: tuple[str, ...]) -> None:
+def train_command(
+    kind: str,
+    data_path: Path,
+    targets: tuple[str, ...],
+    features: tuple[str, ...],
+    lookback: int,
+    horizon: int,
+    out_dir: Path,
+    time_col: str | None,
+    duplicates: str,
+    time_features: bool,
+    val_fraction: float,
+    stride: int,
+    seed: int,
+    params: tuple[str, ...],
+) -> None:
     """Train a forecaster on a file and save it; prints a JSON summary (fit report, validation error vs naive)."""
     tf = read_frame(data_path, time_col=time_col, duplicates=duplicates)  # type: ignore[arg-type]
     tcols, fcols = split_columns(targets), split_columns(features)
@@ -81,22 +149,49 @@ def train_command(kind: str, data_path: Path, targets: tuple[str, ...], features
     n_val = int(tf.frame.height * val_fraction)
     cut = tf.frame.height - n_val
     train = make_windows(tf, lookback, horizon, fcols, tcols, stride, with_time=time_features, stop=cut)
-    val = make_windows(tf, lookback, horizon, fcols, tcols, with_time=time_features, start=cut - lookback) if n_val >= horizon else None
-    model = create_forecaster(kind, lookback=lookback, horizon=horizon, n_features=len(channels), n_targets=len(tcols), seed=seed, **hparams)
+    val = (
+        make_windows(tf, lookback, horizon, fcols, tcols, with_time=time_features, start=cut - lookback)
+        if n_val >= horizon
+        else None
+    )
+    model = create_forecaster(
+        kind,
+        lookback=lookback,
+        horizon=horizon,
+        n_features=len(channels),
+        n_targets=len(tcols),
+        seed=seed,
+        **hparams,
+    )
     model.schema = {
-        "time_col": tf.time_col, "targets": tcols, "features": [c for c in fcols if c not in tcols],
-        "time_features": time_features, "channels": channels, "step_seconds": step_of(tf).total_seconds(),
-        "trained_on": str(data_path), "train_rows": cut,
+        "time_col": tf.time_col,
+        "targets": tcols,
+        "features": [c for c in fcols if c not in tcols],
+        "time_features": time_features,
+        "channels": channels,
+        "step_seconds": step_of(tf).total_seconds(),
+        "trained_on": str(data_path),
+        "train_rows": cut,
     }
     report = model.fit(train.X, train.Y, val=None if val is None else (val.X, val.Y))
     model.save(out_dir)
-    summary: dict[str, Any] = {"model": kind, "out": str(out_dir), "data": tf.report.summary(), "train_windows": int(train.X.shape[0]),
-                               "fit": {k: v for k, v in report.to_dict().items() if k != "extra"}}
+    summary: dict[str, Any] = {
+        "model": kind,
+        "out": str(out_dir),
+        "data": tf.report.summary(),
+        "train_windows": int(train.X.shape[0]),
+        "fit": {k: v for k, v in report.to_dict().items() if k != "extra"},
+    }
     if val is not None:
-        naive = create_forecaster("naive", lookback=lookback, horizon=horizon, n_features=len(channels), n_targets=len(tcols))
+        naive = create_forecaster(
+            "naive", lookback=lookback, horizon=horizon, n_features=len(channels), n_targets=len(tcols)
+        )
         naive.fit(train.X[:1], train.Y[:1])
-        summary["val"] = {"windows": int(val.X.shape[0]), **errors(model.predict(val.X), val.Y),
-                          "naive": errors(naive.predict(val.X), val.Y)}
+        summary["val"] = {
+            "windows": int(val.X.shape[0]),
+            **errors(model.predict(val.X), val.Y),
+            "naive": errors(naive.predict(val.X), val.Y),
+        }
     click.echo(json.dumps(summary, indent=2))
 
 
@@ -111,11 +206,15 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
     """Long-format forecasts: one row per (issued_at, horizon step, target), with ``ts`` the forecast time."""
     schema = model.schema
     if not schema.get("targets"):
-        raise InputError("the model's manifest has no data schema (targets/features); it was not trained by `adaptcast train`")
+        raise InputError(
+            "the model's manifest has no data schema (targets/features); it was not trained by `adaptcast train`"
+        )
     values = channel_matrix(tf, schema["targets"], schema["features"], bool(schema["time_features"]))
     L = model.lookback
     if values.shape[0] < L:
-        raise InputError(f"{tf.source}: {values.shape[0]} rows, but the model needs at least lookback={L} rows")
+        raise InputError(
+            f"{tf.source}: {values.shape[0]} rows, but the model needs at least lookback={L} rows"
+        )
     windows = np.lib.stride_tricks.sliding_window_view(values, L, axis=0).transpose(0, 2, 1)
     issued = tf.frame[tf.time_col].to_numpy()[L - 1 :]
     if not every_window:
@@ -125,23 +224,52 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
     step = np.timedelta64(int(schema["step_seconds"] * 1e6), "us")
     issued_at = np.repeat(issued, H * T)
     h = np.tile(np.repeat(np.arange(1, H + 1), T), B)
-    return pl.DataFrame({
-        "issued_at": issued_at,
-        "ts": issued_at + h * step,
-        "step": h,
-        "target": np.tile(np.asarray(schema["targets"]), B * H),
-        "yhat": yhat.reshape(-1),
-    })
+    return pl.DataFrame(
+        {
+            "issued_at": issued_at,
+            "ts": issued_at + h * step,
+            "step": h,
+            "target": np.tile(np.asarray(schema["targets"]), B * H),
+            "yhat": yhat.reshape(-1),
+        }
+    )
 
 
 @click.command("predict", epilog=PREDICT_EPILOG)
-@click.option("--model-dir", required=True, type=click.Path(path_type=Path), help="A directory written by `adaptcast train`.")
-@click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help="CSV or Parquet with the same columns as in training.")
-@click.option("--out", "out_path", default=None, type=click.Path(path_type=Path), help="Write .csv or .parquet here (default: CSV to stdout).")
-@click.option("--duplicates", default="error", show_default=True, type=click.Choice(["error", "last", "first"]), help="Rows sharing a timestamp: refuse, or keep the last/first.")
-@click.option("--all", "every_window", is_flag=True, help="Forecast from every window, not just the latest one.")
+@click.option(
+    "--model-dir",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="A directory written by `adaptcast train`.",
+)
+@click.option(
+    "--data",
+    "data_path",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="CSV or Parquet with the same columns as in training.",
+)
+@click.option(
+    "--out",
+    "out_path",
+    default=None,
+    type=click.Path(path_type=Path),
+    help="Write .csv or .parquet here (default: CSV to stdout).",
+)
+@click.option(
+    "--duplicates",
+    default="error",
+    show_default=True,
+    type=click.Choice(["error", "last", "first"]),
+    help="Rows sharing a timestamp: refuse, or keep the last/first.",
+)
+@click.option(
+    "--all", "every_window", is_flag=True, help="Forecast from every window, not just the latest one."
+)
 @user_errors
-def predict_command(model_dir: Path, data_path: Path, out_path: Path | None, duplicates: str, every_window: bool) -> None:
+def predict_command(
+    model_dir: Path, data_path: Path, out_path: Path | None, duplicates: str, every_window: bool
+) -> None:
     """Forecast the next horizon after the file's last row (or after every window with --all)."""
     model = load_forecaster(model_dir)
     tf = read_frame(data_path, time_col=model.schema.get("time_col"), duplicates=duplicates)  # type: ignore[arg-type]
@@ -155,4 +283,7 @@ def predict_command(model_dir: Path, data_path: Path, out_path: Path | None, dup
     else:
         raise UserError(f"--out {out_path}: use a .csv or .parquet file name")
     if out_path is not None:
-        click.echo(f"wrote {frame.height} forecasts ({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}", err=True)
+        click.echo(
+            f"wrote {frame.height} forecasts ({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}",
+            err=True,
+        )

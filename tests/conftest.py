@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from deploy.kafka import KafkaBroker, KafkaLauncherError, check_bootstrap
+from adaptcast.deploy.kafka import KafkaBroker, KafkaLauncherError, check_bootstrap
 
 # ============================================================================ Kafka
 # A real Apache Kafka broker for tests marked ``@pytest.mark.kafka``.
@@ -47,7 +47,9 @@ def _external_kafka() -> str | None:
 
 
 @pytest.fixture(scope="session")
-def kafka_broker(_external_kafka: str | None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+def kafka_broker(
+    _external_kafka: str | None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[KafkaBroker]:
     """The session's own ``deploy.kafka.KafkaBroker`` (skipped when an external cluster is used)."""
     if _external_kafka is not None:
         pytest.skip(f"needs the suite's own broker; {KAFKA_ENV} points at an external cluster")

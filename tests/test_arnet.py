@@ -7,8 +7,8 @@ import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
-from forecast import create_forecaster, load_forecaster
-from forecast.models.arnet import sparsity_penalty
+from adaptcast.forecast import create_forecaster, load_forecaster
+from adaptcast.forecast.models.arnet import sparsity_penalty
 
 TRUE = np.array([0.5, -0.3, 0.2])
 FAST = {"accelerator": "cpu", "num_threads": 1, "patience": 100}  # run the whole LR schedule

@@ -9,9 +9,9 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from streams.backtest import RunSpec
-from streams.cli import main
-from forecast.base import InputError
+from adaptcast.forecast.base import InputError
+from adaptcast.streams.backtest import RunSpec
+from adaptcast.streams.cli import main
 
 ETT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ett" / "ETTh1.csv"
 FAST = ["--model", "naive", "--lookback", "24", "--horizon", "6", "--steps", "400", "--series", "2"]
@@ -23,20 +23,55 @@ def _run(*args: str) -> tuple[int, str]:
 
 
 def test_scenario_backtest_writes_all_outputs(tmp_path):
-    code, out = _run("--scenario", "level_shift", *FAST, "--policy", "periodic:24", "--window", "full", "--memory", "off",
-                     "--compare", "policy=drift,window=vh,memory=on", "--out", str(tmp_path))
+    code, out = _run(
+        "--scenario",
+        "level_shift",
+        *FAST,
+        "--policy",
+        "periodic:24",
+        "--window",
+        "full",
+        "--memory",
+        "off",
+        "--compare",
+        "policy=drift,window=vh,memory=on",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0, out
-    for name in ("forecasts.parquet", "events.parquet", "summary.json", "report.html", "error.png", "compute.png", "comparison.png", "forecast_0.png"):
+    for name in (
+        "forecasts.parquet",
+        "events.parquet",
+        "summary.json",
+        "report.html",
+        "error.png",
+        "compute.png",
+        "comparison.png",
+        "forecast_0.png",
+    ):
         assert (tmp_path / name).is_file(), name
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert len(summary["configs"]) == 2
     for cfg in summary["configs"].values():
-        for key in ("mae", "mse", "smape", "mase", "n_forecasts", "n_retrains", "train_seconds", "train_samples", "predict_seconds", "error_x_compute"):
+        for key in (
+            "mae",
+            "mse",
+            "smape",
+            "mase",
+            "n_forecasts",
+            "n_retrains",
+            "train_seconds",
+            "train_samples",
+            "predict_seconds",
+            "error_x_compute",
+        ):
             assert key in cfg
         assert cfg["events"] and cfg["events"][0]["kind"] == "level_shift"
         assert cfg["events"][0]["mae_after_50"] > 0
     fc = pl.read_parquet(tmp_path / "forecasts.parquet")
-    assert {"series", "issued_at", "step", "ts", "y", "yhat_base", "yhat", "model_version", "config"} <= set(fc.columns)
+    assert {"series", "issued_at", "step", "ts", "y", "yhat_base", "yhat", "model_version", "config"} <= set(
+        fc.columns
+    )
     periodic = fc.filter(pl.col("config").str.contains("periodic"))
     assert periodic["model_version"].n_unique() > 5  # retrained every 24 steps
     # a naive model's base forecast is the value observed at issue time
@@ -46,13 +81,29 @@ def test_scenario_backtest_writes_all_outputs(tmp_path):
     assert joined.height > 0 and (joined["yhat_base"] - joined["y"]).abs().max() < 1e-4
     ev = pl.read_parquet(tmp_path / "events.parquet")
     name = next(n for n in summary["configs"] if "periodic" in n)
-    assert (ev.filter(pl.col("config") == name)["event"] == "retrain").sum() == summary["configs"][name]["n_retrains"]
+    assert (ev.filter(pl.col("config") == name)["event"] == "retrain").sum() == summary["configs"][name][
+        "n_retrains"
+    ]
     html = (tmp_path / "report.html").read_text()
     assert 'src="error.png"' in html and "policy" in html.lower()
 
 
 def test_same_seed_gives_byte_identical_summary(tmp_path):
-    args = ["--scenario", "variance", *FAST, "--policy", "drift:page_hinkley", "--window", "vh", "--memory", "on", "--timings", "off", "--seed", "7"]
+    args = [
+        "--scenario",
+        "variance",
+        *FAST,
+        "--policy",
+        "drift:page_hinkley",
+        "--window",
+        "vh",
+        "--memory",
+        "on",
+        "--timings",
+        "off",
+        "--seed",
+        "7",
+    ]
     assert _run(*args, "--out", str(tmp_path / "a"))[0] == 0
     assert _run(*args, "--out", str(tmp_path / "b"))[0] == 0
     a, b = (tmp_path / "a" / "summary.json").read_bytes(), (tmp_path / "b" / "summary.json").read_bytes()
@@ -83,12 +134,24 @@ def _write(tmp_path: Path, text: str) -> str:
     ("content", "extra", "needle"),
     [
         ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "z"], "column 'z' not found"),
-        ("date,y\n2024-01-01 01:00:00,1\n2024-01-01 00:00:00,2\n", ["--target", "y"], "not in increasing order"),
+        (
+            "date,y\n2024-01-01 01:00:00,1\n2024-01-01 00:00:00,2\n",
+            ["--target", "y"],
+            "not in increasing order",
+        ),
         ("date,y\n2024-01-01 00:00:00,1\n2024-01-01 00:00:00,2\n", ["--target", "y"], "duplicate timestamps"),
         ("date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,NaN\n", ["--target", "y"], "NaN"),
         ("", ["--target", "y"], "empty"),
-        ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "y", "--model", "prophet"], "unknown model 'prophet'"),
-        ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "y", "--policy", "sometimes"], "invalid policy spec"),
+        (
+            "date,y\n2024-01-01 00:00:00,1\n",
+            ["--target", "y", "--model", "prophet"],
+            "unknown model 'prophet'",
+        ),
+        (
+            "date,y\n2024-01-01 00:00:00,1\n",
+            ["--target", "y", "--policy", "sometimes"],
+            "invalid policy spec",
+        ),
         ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "y", "--window", "half"], "invalid window spec"),
         ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "y", "--compare", "colour=red"], "KEY=VALUE"),
     ],
@@ -114,8 +177,28 @@ def test_compare_spec_overrides():
 
 @pytest.mark.skipif(not ETT.is_file(), reason=f"ETTh1 not found at {ETT}")
 def test_ett_file_backtest(tmp_path):
-    code, out = _run("--data", str(ETT), "--target", "OT", "--features", "HUFL,MUFL", "--model", "naive", "--lookback", "24",
-                     "--horizon", "6", "--limit", "600", "--policy", "periodic:168", "--window", "fixed:336", "--out", str(tmp_path))
+    code, out = _run(
+        "--data",
+        str(ETT),
+        "--target",
+        "OT",
+        "--features",
+        "HUFL,MUFL",
+        "--model",
+        "naive",
+        "--lookback",
+        "24",
+        "--horizon",
+        "6",
+        "--limit",
+        "600",
+        "--policy",
+        "periodic:168",
+        "--window",
+        "fixed:336",
+        "--out",
+        str(tmp_path),
+    )
     assert code == 0, out
     summary = json.loads((tmp_path / "summary.json").read_text())
     cfg = next(iter(summary["configs"].values()))
@@ -124,12 +207,28 @@ def test_ett_file_backtest(tmp_path):
 
 
 def test_long_layout_file_with_series_column(tmp_path):
-    from streams.scenarios import make_scenario
+    from adaptcast.streams.scenarios import make_scenario
 
     path = tmp_path / "long.csv"
     make_scenario("level_shift", series=2, steps=200, seed=1).frame.write_csv(path)
-    code, out = _run("--data", str(path), "--series-col", "series", "--target", "y", "--model", "naive",
-                     "--lookback", "12", "--horizon", "3", "--policy", "never", "--out", str(tmp_path / "o"))
+    code, out = _run(
+        "--data",
+        str(path),
+        "--series-col",
+        "series",
+        "--target",
+        "y",
+        "--model",
+        "naive",
+        "--lookback",
+        "12",
+        "--horizon",
+        "3",
+        "--policy",
+        "never",
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert code == 0, out
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
     assert summary["series"] == 2 and summary["steps"] == 200
@@ -138,5 +237,7 @@ def test_long_layout_file_with_series_column(tmp_path):
     # a duplicate row within one series is refused, naming the series
     text = path.read_text().splitlines()
     path.write_text("\n".join([*text, text[1]]) + "\n")
-    code, out = _run("--data", str(path), "--series-col", "series", "--target", "y", "--out", str(tmp_path / "p"))
+    code, out = _run(
+        "--data", str(path), "--series-col", "series", "--target", "y", "--out", str(tmp_path / "p")
+    )
     assert code == 2 and "series s0" in out and "repeated timestamps" in out

@@ -8,8 +8,8 @@ import logging
 import numpy as np
 import pytest
 
-from forecast import create_forecaster
-from forecast.checkpoint import CheckpointStore
+from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.checkpoint import CheckpointStore
 
 
 def fitted(kind: str, seed: int = 0, **hp):
@@ -75,7 +75,7 @@ def test_corruption_names_file_and_falls_back(store_with_two, damage, file, mess
     with pytest.raises((ValueError, FileNotFoundError), match=message) as info:
         store.load(v2)
     assert file in str(info.value) and v2 in str(info.value)
-    with caplog.at_level(logging.WARNING, logger="forecast.checkpoint"):
+    with caplog.at_level(logging.WARNING, logger="adaptcast.forecast.checkpoint"):
         model = store.load()
     assert model.version == v1 and [v for v, _ in store.skipped] == [v2]
     assert v2 in caplog.text
@@ -98,7 +98,7 @@ def test_truncated_xgboost_booster_names_file(tmp_path):
     model, _ = fitted("xgboost", n_estimators=5, num_threads=1)
     v = store.save(model)
     truncate(store.path(v) / "model.ubj")
-    with pytest.raises(ValueError, match="model.ubj"):
+    with pytest.raises(ValueError, match=r"model\.ubj"):
         store.load(v)
 
 

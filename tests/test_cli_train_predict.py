@@ -9,10 +9,10 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from streams.train_cli import predict_command, train_command
+from adaptcast.streams.train_cli import predict_command, train_command
 
 ETTH1 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ett" / "ETTh1.csv"
-FAST = ["--param", "epochs=2", "--param", "accelerator=\"cpu\""]
+FAST = ["--param", "epochs=2", "--param", 'accelerator="cpu"']
 
 
 def invoke(cmd, args):
@@ -22,8 +22,28 @@ def invoke(cmd, args):
 @pytest.mark.skipif(not ETTH1.is_file(), reason=f"ETTh1 not found at {ETTH1} (shared data folder absent)")
 def test_train_and_predict_on_etth1(tmp_path):
     out = tmp_path / "ot"
-    res = invoke(train_command, ["--model", "arnet", "--data", ETTH1, "--target", "OT", "--features", "HUFL,HULL",
-                                 "--lookback", 48, "--horizon", 12, "--out", out, "--stride", 4, *FAST])
+    res = invoke(
+        train_command,
+        [
+            "--model",
+            "arnet",
+            "--data",
+            ETTH1,
+            "--target",
+            "OT",
+            "--features",
+            "HUFL,HULL",
+            "--lookback",
+            48,
+            "--horizon",
+            12,
+            "--out",
+            out,
+            "--stride",
+            4,
+            *FAST,
+        ],
+    )
     assert res.exit_code == 0, res.output
     summary = json.loads(res.output)
     assert summary["fit"]["epochs"] == 2 and summary["val"]["mse"] > 0 and (out / "manifest.json").is_file()
@@ -35,21 +55,46 @@ def test_train_and_predict_on_etth1(tmp_path):
 
 
 def test_train_and_predict_on_scenario_csv(tmp_path):
-    from streams.scenarios import make_scenario
+    from adaptcast.streams.scenarios import make_scenario
 
     wide = make_scenario("level_shift", series=2, steps=400, seed=0).wide()
     data = tmp_path / "scenario.csv"
     wide.write_csv(data)
     target, feature = wide.columns[1], wide.columns[2]
     out = tmp_path / "m"
-    res = invoke(train_command, ["--model", "lstm", "--data", data, "--target", target, "--features", feature, "--time-features",
-                                 "--lookback", 24, "--horizon", 6, "--out", out, *FAST, "--param", "hidden=8"])
+    res = invoke(
+        train_command,
+        [
+            "--model",
+            "lstm",
+            "--data",
+            data,
+            "--target",
+            target,
+            "--features",
+            feature,
+            "--time-features",
+            "--lookback",
+            24,
+            "--horizon",
+            6,
+            "--out",
+            out,
+            *FAST,
+            "--param",
+            "hidden=8",
+        ],
+    )
     assert res.exit_code == 0, res.output
-    res = invoke(predict_command, ["--model-dir", out, "--data", data, "--all", "--out", tmp_path / "f.parquet"])
+    res = invoke(
+        predict_command, ["--model-dir", out, "--data", data, "--all", "--out", tmp_path / "f.parquet"]
+    )
     assert res.exit_code == 0, res.output
     f = pl.read_parquet(tmp_path / "f.parquet")
     assert f.height == (400 - 24 + 1) * 6 and f["target"].unique().to_list() == [target]
-    assert f.filter(pl.col("step") == 1)["ts"].to_list()[0] == f["issued_at"][0] + (wide["date"][1] - wide["date"][0])
+    assert f.filter(pl.col("step") == 1)["ts"].to_list()[0] == f["issued_at"][0] + (
+        wide["date"][1] - wide["date"][0]
+    )
 
 
 @pytest.mark.parametrize(
@@ -66,7 +111,9 @@ def test_train_and_predict_on_scenario_csv(tmp_path):
 )
 def test_train_bad_input_exit_2_without_traceback(tmp_path, args, message):
     csv = tmp_path / "d.csv"
-    pl.DataFrame({"ts": [f"2024-01-01 {h:02d}:00" for h in range(24)], "y": [float(h) for h in range(24)]}).write_csv(csv)
+    pl.DataFrame(
+        {"ts": [f"2024-01-01 {h:02d}:00" for h in range(24)], "y": [float(h) for h in range(24)]}
+    ).write_csv(csv)
     long = tmp_path / "long.csv"
     long.write_text("ts,series,y\n2024-01-01 00:00,a,1\n2024-01-01 00:00,b,2\n")
     args = [a.format(missing=tmp_path / "none.csv", csv=csv, long=long) for a in args]

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from drift import ComputeLedger, load_state, save_state
+from adaptcast.drift import ComputeLedger, load_state, save_state
 
 
 def _busy(cpu_seconds: float) -> None:
@@ -27,7 +27,11 @@ def test_measure_records_wall_cpu_and_samples() -> None:
         time.sleep(0.05)
     tot = led.totals()
     assert tot["train"]["calls"] == 1 and tot["train"]["samples"] == 100
-    assert tot["train"]["wall_s"] >= 0.05 and tot["train"]["cpu_s"] >= 0.05 and tot["train"]["thread_cpu_s"] >= 0.05
+    assert (
+        tot["train"]["wall_s"] >= 0.05
+        and tot["train"]["cpu_s"] >= 0.05
+        and tot["train"]["thread_cpu_s"] >= 0.05
+    )
     assert tot["predict"]["wall_s"] >= 0.05 and tot["predict"]["thread_cpu_s"] < 0.04  # sleeping costs no CPU
     assert tot["all"]["samples"] == 110 and tot["all"]["calls"] == 2
     assert led.per_sample()["train"]["wall_s"] == pytest.approx(tot["train"]["wall_s"] / 100)
@@ -35,9 +39,8 @@ def test_measure_records_wall_cpu_and_samples() -> None:
 
 def test_exception_inside_block_is_still_recorded() -> None:
     led = ComputeLedger(cuda=False)
-    with pytest.raises(RuntimeError):
-        with led.measure("correct", samples=3):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), led.measure("correct", samples=3):
+        raise RuntimeError("boom")
     assert led.totals()["correct"]["samples"] == 3
 
 
@@ -51,12 +54,10 @@ def test_add_and_validation() -> None:
         led.add("train", wall_s=float("nan"))
     with pytest.raises(ValueError):
         led.add("train", wall_s=-1.0)
-    with pytest.raises(ValueError):
-        with led.measure("", samples=1):
-            pass
-    with pytest.raises(ValueError):
-        with led.measure("x", samples=-1):
-            pass
+    with pytest.raises(ValueError), led.measure("", samples=1):
+        pass
+    with pytest.raises(ValueError), led.measure("x", samples=-1):
+        pass
 
 
 def test_state_round_trip(tmp_path) -> None:
@@ -95,7 +96,7 @@ def test_cuda_events_are_used_when_torch_cuda_is_available(monkeypatch) -> None:
         def synchronize(self) -> None:
             self.synced = True
 
-        def elapsed_time(self, end: "Event") -> float:
+        def elapsed_time(self, end: Event) -> float:
             assert end.synced
             return (end.at - self.at) * 1000.0  # ms
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 import pytest
 from click.testing import CliRunner
 
-from streams.cli import main
-from streams.config import ConfigError, env_overrides, load_config
+from adaptcast.streams.cli import main
+from adaptcast.streams.config import ConfigError, env_overrides, load_config
 
 
 def test_defaults_file_env_and_flags_layer_in_order(tmp_path):
     f = tmp_path / "c.yaml"
     f.write_text("model:\n  kind: lstm\n  lookback: 24\nkafka:\n  group: g1\n")
-    cfg = load_config(f, overrides={"kafka": {"group": "g3"}}, environ={"ADAPTCAST__MODEL__LOOKBACK": "96", "ADAPTCAST__KAFKA__GROUP": "g2"})
+    cfg = load_config(
+        f,
+        overrides={"kafka": {"group": "g3"}},
+        environ={"ADAPTCAST__MODEL__LOOKBACK": "96", "ADAPTCAST__KAFKA__GROUP": "g2"},
+    )
     assert cfg.model.kind == "lstm"  # file
     assert cfg.model.lookback == 96  # env beats file, parsed as an int
     assert cfg.kafka.group == "g3"  # flag beats env
@@ -20,7 +24,9 @@ def test_defaults_file_env_and_flags_layer_in_order(tmp_path):
 
 
 def test_env_overrides_parse_yaml_scalars_and_nest():
-    got = env_overrides({"ADAPTCAST__METRICS__ENABLED": "false", "ADAPTCAST__MODEL__PARAMS__SEASON": "24", "OTHER": "x"})
+    got = env_overrides(
+        {"ADAPTCAST__METRICS__ENABLED": "false", "ADAPTCAST__MODEL__PARAMS__SEASON": "24", "OTHER": "x"}
+    )
     assert got == {"metrics": {"enabled": False}, "model": {"params": {"season": 24}}}
 
 
@@ -58,7 +64,7 @@ def test_cli_config_show_and_bad_value_exit_code_2(tmp_path):
 
 
 def test_password_is_masked_in_show():
-    from streams.config import to_yaml
+    from adaptcast.streams.config import to_yaml
 
     cfg = load_config(environ={"ADAPTCAST__KAFKA__SASL_PASSWORD": "hunter2"})
     assert "hunter2" not in to_yaml(cfg)

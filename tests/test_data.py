@@ -9,8 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from forecast import InputError
-from forecast.data import load_ett, make_windows, read_frame, time_features, validate_frame
+from adaptcast.forecast import InputError
+from adaptcast.forecast.data import load_ett, make_windows, read_frame, time_features, validate_frame
 
 ETTH1 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ett" / "ETTh1.csv"
 
@@ -22,12 +22,17 @@ def write(tmp_path: Path, text: str, name: str = "d.csv") -> Path:
 
 
 def hourly(n: int) -> pl.DataFrame:
-    ts = pl.datetime_range(pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 1) + pl.duration(hours=n - 1), "1h", eager=True)
+    ts = pl.datetime_range(
+        pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 1) + pl.duration(hours=n - 1), "1h", eager=True
+    )
     return pl.DataFrame({"ts": ts, "y": np.arange(n, dtype=float), "x": np.arange(n, dtype=float) * 10})
 
 
 def test_read_sorts_dedups_and_reports_gaps(tmp_path):
-    p = write(tmp_path, "time,y\n2024-01-01 02:00,2\n2024-01-01 00:00,0\n2024-01-01 01:00,1\n2024-01-01 01:00,9\n2024-01-01 05:00,5\n")
+    p = write(
+        tmp_path,
+        "time,y\n2024-01-01 02:00,2\n2024-01-01 00:00,0\n2024-01-01 01:00,1\n2024-01-01 01:00,9\n2024-01-01 05:00,5\n",
+    )
     tf = read_frame(p)
     assert tf.time_col == "time" and tf.frame["y"].to_list() == [0, 9, 2, 5]
     r = tf.report
@@ -104,7 +109,11 @@ def test_time_features_range_and_values():
 @pytest.mark.skipif(not ETTH1.is_file(), reason=f"ETTh1 not found at {ETTH1} (shared data folder absent)")
 def test_ett_split_matches_informer_borders():
     s = load_ett(ETTH1, lookback=96, horizon=24, mode="MS")
-    assert [s[k].X.shape[0] for k in ("train", "val", "test")] == [8640 - 96 - 24 + 1, 2880 - 24 + 1, 2880 - 24 + 1]
+    assert [s[k].X.shape[0] for k in ("train", "val", "test")] == [
+        8640 - 96 - 24 + 1,
+        2880 - 24 + 1,
+        2880 - 24 + 1,
+    ]
     assert s["train"].X.shape[1:] == (96, 7) and s["train"].Y.shape[1:] == (24, 1)
     # The first val window ends exactly at the train border: its forecast starts at row 8640.
     assert s["val"].timestamps[0] == np.datetime64("2017-06-25T23:00")
@@ -116,9 +125,16 @@ def test_ett_split_matches_informer_borders():
 def test_ett_loader_reads_any_ett_shaped_file(tmp_path):
     # A 15-minute ETTm-like file: borders scale by 4 rows per hour.
     n = 20 * 30 * 24 * 4
-    ts = pl.datetime_range(pl.datetime(2016, 7, 1), pl.datetime(2016, 7, 1) + pl.duration(minutes=15 * (n - 1)), "15m", eager=True)
+    ts = pl.datetime_range(
+        pl.datetime(2016, 7, 1),
+        pl.datetime(2016, 7, 1) + pl.duration(minutes=15 * (n - 1)),
+        "15m",
+        eager=True,
+    )
     rng = np.random.default_rng(0)
-    df = pl.DataFrame({"date": ts.dt.strftime("%Y-%m-%d %H:%M:%S"), **{c: rng.standard_normal(n) for c in ("HUFL", "OT")}})
+    df = pl.DataFrame(
+        {"date": ts.dt.strftime("%Y-%m-%d %H:%M:%S"), **{c: rng.standard_normal(n) for c in ("HUFL", "OT")}}
+    )
     df.write_csv(tmp_path / "ETTm_like.csv")
     s = load_ett(tmp_path / "ETTm_like.csv", lookback=8, horizon=4)
     assert s["train"].X.shape[0] == 12 * 30 * 24 * 4 - 8 - 4 + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift import ADWIN, ComputeLedger, ErrorMemory, KSWIN, RetrainPolicy, load_state, save_state
+from adaptcast.drift import ADWIN, KSWIN, ComputeLedger, ErrorMemory, RetrainPolicy, load_state, save_state
 
 
 def test_snapshot_of_all_components_in_one_file(tmp_path) -> None:
@@ -18,8 +18,14 @@ def test_snapshot_of_all_components_in_one_file(tmp_path) -> None:
     pol = RetrainPolicy.parse("drift:adwin", window="vh")
     led = ComputeLedger()
     led.add("train", wall_s=1.0, samples=5)
-    states = {"adwin": det.state_dict(), "kswin": ks.state_dict(), "memory": mem.state_dict(),
-              "policy": pol.state_dict(), "ledger": led.state_dict(), "extra": {"inf": float("inf"), "none": None}}
+    states = {
+        "adwin": det.state_dict(),
+        "kswin": ks.state_dict(),
+        "memory": mem.state_dict(),
+        "policy": pol.state_dict(),
+        "ledger": led.state_dict(),
+        "extra": {"inf": float("inf"), "none": None},
+    }
     path = save_state(tmp_path / "snap.npz", states)
     assert list(tmp_path.iterdir()) == [path]  # no temp files left behind
     back = load_state(path)

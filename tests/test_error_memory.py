@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drift import ErrorMemory, load_state, save_state
+from adaptcast.drift import ErrorMemory, load_state, save_state
 
 D, H, T = 32, 24, 1
 
@@ -106,7 +106,9 @@ def test_temperature_controls_table_weighting() -> None:
 
 def test_memory_is_fixed_by_configuration() -> None:
     mem = ErrorMemory(dim=D, horizon=H, n_targets=2, tables=4, bits=5)
-    expected = 4 * 32 * (2 * H * 2 + D + 1) * 8 + D * 4 * 5 * 8 + 2 * D * 8  # sums + value weights, key sums, count
+    expected = (
+        4 * 32 * (2 * H * 2 + D + 1) * 8 + D * 4 * 5 * 8 + 2 * D * 8
+    )  # sums + value weights, key sums, count
     assert mem.nbytes == expected
     s = Stream(9)
     for _ in range(200):
@@ -121,7 +123,7 @@ def test_reset_forgets_everything() -> None:
     mem = ErrorMemory(dim=D, horizon=H, n_targets=T)
     for _ in range(10):
         mem.update(*s.batch(32, bias=5.0))
-    k, r = s.batch(16, bias=5.0)
+    k, _r = s.batch(16, bias=5.0)
     assert np.abs(mem.correction(k)).mean() > 1.0
     mem.reset()
     assert np.array_equal(mem.correction(k), np.zeros((16, H, T)))
@@ -130,7 +132,7 @@ def test_reset_forgets_everything() -> None:
 
 def test_misses_leave_forecast_unchanged_and_count() -> None:
     mem = ErrorMemory(dim=D, horizon=H, n_targets=T)
-    k, r = Stream(11).batch(8)
+    k, _r = Stream(11).batch(8)
     y = np.arange(8 * H, dtype=float).reshape(8, H, 1)
     assert np.array_equal(mem.correct(k, y), y)
     assert mem.n_lookups == 8 and mem.n_hits == 0
@@ -241,7 +243,12 @@ def test_overflow_is_an_error_not_a_nan() -> None:
 
 
 @settings(max_examples=25, deadline=None)
-@given(scale=st.floats(1e-6, 1e6), b=st.integers(1, 40), prior=st.sampled_from([0.0, 2.0]), decay=st.sampled_from([1.0, 0.5]))
+@given(
+    scale=st.floats(1e-6, 1e6),
+    b=st.integers(1, 40),
+    prior=st.sampled_from([0.0, 2.0]),
+    decay=st.sampled_from([1.0, 0.5]),
+)
 def test_extreme_but_finite_inputs_stay_finite(scale, b, prior, decay) -> None:
     mem = ErrorMemory(dim=4, horizon=2, n_targets=1, warmup=8, prior=prior, decay=decay)
     assert np.isfinite(mem.correct(np.ones((b, 4)), np.zeros((b, 2, 1)))).all()  # all misses

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from forecast import FORECASTERS, BaseForecaster, FitReport, create_forecaster, load_forecaster
-from forecast.training import TorchForecaster
+from adaptcast.forecast import FORECASTERS, BaseForecaster, FitReport, create_forecaster, load_forecaster
+from adaptcast.forecast.training import TorchForecaster
 
 LOOKBACK, HORIZON, N_FEATURES, N_TARGETS, PERIOD = 24, 6, 2, 1, 12
 
@@ -24,7 +24,16 @@ TINY: dict[str, dict[str, Any]] = {
     "lstm": {"epochs": 15, "hidden": 16, "lr": 3e-3},
     "lnn": {"epochs": 12, "units": 16, "lr": 3e-3},
     "xgboost": {"n_estimators": 60, "max_depth": 4, "num_threads": 1},
-    "informer": {"epochs": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "e_layers": 1, "d_layers": 1, "lr": 1e-3, "lr_decay": 1.0},
+    "informer": {
+        "epochs": 8,
+        "d_model": 16,
+        "n_heads": 2,
+        "d_ff": 32,
+        "e_layers": 1,
+        "d_layers": 1,
+        "lr": 1e-3,
+        "lr_decay": 1.0,
+    },
     "mimo_vp": {"epochs": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "lr": 1e-3},
 }
 
@@ -45,7 +54,12 @@ def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     t = np.arange(n + LOOKBACK + HORIZON)
     amp = 1.0 + 0.5 * np.sin(2 * np.pi * t / 500)
-    y = 10 + amp * np.sin(2 * np.pi * t / PERIOD) + 0.3 * np.sin(2 * np.pi * t / 5) + 0.1 * rng.standard_normal(t.size)
+    y = (
+        10
+        + amp * np.sin(2 * np.pi * t / PERIOD)
+        + 0.3 * np.sin(2 * np.pi * t / 5)
+        + 0.1 * rng.standard_normal(t.size)
+    )
     x2 = np.cos(2 * np.pi * t / PERIOD) + 0.1 * rng.standard_normal(t.size)
     series = np.stack([y, x2], 1).astype(np.float32)
     X = np.stack([series[i : i + LOOKBACK] for i in range(n)])
@@ -119,7 +133,9 @@ def test_clone_is_untrained_copy(fitted):
 
 
 @pytest.mark.parametrize(
-    "shape", [(3, LOOKBACK - 1, N_FEATURES), (3, LOOKBACK, N_FEATURES + 1), (LOOKBACK, N_FEATURES)], ids=["short", "wide", "2d"]
+    "shape",
+    [(3, LOOKBACK - 1, N_FEATURES), (3, LOOKBACK, N_FEATURES + 1), (LOOKBACK, N_FEATURES)],
+    ids=["short", "wide", "2d"],
 )
 def test_wrong_shape_names_expected_shape(fitted, shape):
     model, _, _ = fitted
@@ -154,7 +170,9 @@ def test_unknown_kind_lists_choices():
         create_forecaster("no-such-model", lookback=4, horizon=1)
 
 
-@pytest.mark.parametrize("kind", sorted(k for k, c in FORECASTERS.items() if issubclass(c, TorchForecaster) or k == "xgboost"))
+@pytest.mark.parametrize(
+    "kind", sorted(k for k, c in FORECASTERS.items() if issubclass(c, TorchForecaster) or k == "xgboost")
+)
 def test_unknown_hyperparameter_rejected(kind):
     with pytest.raises(ValueError, match="unknown hyper-parameter"):
         create_forecaster(kind, lookback=4, horizon=1, no_such_knob=1)
@@ -194,7 +212,14 @@ def test_fit_prints_nothing_in_ci():
         "create_forecaster('arnet', lookback=4, horizon=1, epochs=2, accelerator='cpu').fit(X, X[:, -1:], val=(X, X[:, -1:]))"
     )
     root = Path(__file__).resolve().parents[1]
-    done = subprocess.run([sys.executable, "-c", script], cwd=root, env={**os.environ, "CI": "1"}, capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        cwd=root,
+        env={**os.environ, "CI": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert done.stdout == "" and done.stderr == ""
 

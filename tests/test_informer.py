@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from forecast import create_forecaster, load_forecaster
-from forecast.models.informer import DistilLayer, InformerNet
-from forecast.nn.attention import AttentionLayer, FullAttention, ProbSparseAttention
-from forecast.nn.calendar import calendar_marks, stamp_fields, step_marks
+from adaptcast.forecast import create_forecaster, load_forecaster
+from adaptcast.forecast.models.informer import DistilLayer, InformerNet
+from adaptcast.forecast.nn.attention import AttentionLayer, FullAttention, ProbSparseAttention
+from adaptcast.forecast.nn.calendar import calendar_marks, stamp_fields, step_marks
 
 torch.set_num_threads(1)
 
@@ -17,7 +17,11 @@ torch.set_num_threads(1)
 def _qkv(B=2, H=3, L=20, S=None, E=8, seed=0):
     g = torch.Generator().manual_seed(seed)
     S = L if S is None else S
-    return (torch.randn(B, H, L, E, generator=g), torch.randn(B, H, S, E, generator=g), torch.randn(B, H, S, E, generator=g))
+    return (
+        torch.randn(B, H, L, E, generator=g),
+        torch.randn(B, H, S, E, generator=g),
+        torch.randn(B, H, S, E, generator=g),
+    )
 
 
 def _reference(q, k, v, causal):
@@ -48,7 +52,7 @@ def test_probsparse_with_all_queries_has_full_attention_gradients(causal):
     for t in (q, k, v):
         t.grad = None
     _reference(q, k, v, causal).pow(2).sum().backward()
-    for g, t in zip(got, (q, k, v)):
+    for g, t in zip(got, (q, k, v), strict=False):
         torch.testing.assert_close(g, t.grad, rtol=1e-4, atol=1e-5)
 
 
@@ -88,10 +92,17 @@ def test_probsparse_fast_and_gather_routes_agree():
     q, k, v = _qkv(L=300, E=2)  # L_K > n_sample·E → the gather route
     prob = ProbSparseAttention(factor=5).eval()
     slow = prob(q, k, v)
-    q2, k2 = torch.cat([q, torch.zeros_like(q).repeat(1, 1, 1, 200)], -1), torch.cat([k, torch.zeros_like(k).repeat(1, 1, 1, 200)], -1)
-    fast = prob(q2, k2, v)  # same dot products, E large → the Q·Kᵀ route; scale differs, so compare selections
+    q2, k2 = (
+        torch.cat([q, torch.zeros_like(q).repeat(1, 1, 1, 200)], -1),
+        torch.cat([k, torch.zeros_like(k).repeat(1, 1, 1, 200)], -1),
+    )
+    fast = prob(
+        q2, k2, v
+    )  # same dot products, E large → the Q·Kᵀ route; scale differs, so compare selections
     lazy = v.mean(2, keepdim=True).expand_as(v)
-    assert torch.equal(torch.isclose(slow, lazy, atol=1e-6).all(-1), torch.isclose(fast, lazy, atol=1e-6).all(-1))
+    assert torch.equal(
+        torch.isclose(slow, lazy, atol=1e-6).all(-1), torch.isclose(fast, lazy, atol=1e-6).all(-1)
+    )
 
 
 def test_probsparse_is_deterministic_in_eval_mode():
@@ -128,7 +139,7 @@ def test_decoder_emits_whole_horizon_in_one_pass():
     y = net(torch.randn(4, 32, 3))
     assert y.shape == (4, 6, 2)
     assert calls.count("layer") == 2  # each decoder layer ran exactly once
-    (dec_in, dec_out), = [c for c in calls if c != "layer"]
+    ((dec_in, dec_out),) = [c for c in calls if c != "layer"]
     assert dec_in == (4, 8 + 6, 16) and dec_out == (4, 8 + 6, 2)  # start token + all horizon placeholders
 
 
@@ -164,16 +175,32 @@ def test_mixed_head_merge_reads_head_major_rows():
     mixed.out_proj.register_forward_hook(lambda m, inp, out: captured.setdefault("merged", inp[0]))
     with torch.no_grad():
         mixed(x, x, x)
-        heads_out = mixed.inner(*(mixed._heads(p(x)) for p in (mixed.q_proj, mixed.k_proj, mixed.v_proj)))  # [B, H, L, E]
+        heads_out = mixed.inner(
+            *(mixed._heads(p(x)) for p in (mixed.q_proj, mixed.k_proj, mixed.v_proj))
+        )  # [B, H, L, E]
     # merged row 0 = head 0 at positions 0..3 (E = 4, so 4 positions fill one 16-wide row)
     torch.testing.assert_close(captured["merged"][:, 0], heads_out[:, 0, :4].reshape(2, 16))
 
 
 def test_informer_with_mixed_decoder_heads_fits_and_predicts():
     rng = np.random.default_rng(0)
-    X, Y = rng.standard_normal((40, 16, 2)).astype(np.float32), rng.standard_normal((40, 4, 2)).astype(np.float32)
-    model = create_forecaster("informer", lookback=16, horizon=4, n_features=2, n_targets=2, mix=True,
-                              d_model=16, n_heads=4, d_ff=32, epochs=1, batch_size=8)
+    X, Y = (
+        rng.standard_normal((40, 16, 2)).astype(np.float32),
+        rng.standard_normal((40, 4, 2)).astype(np.float32),
+    )
+    model = create_forecaster(
+        "informer",
+        lookback=16,
+        horizon=4,
+        n_features=2,
+        n_targets=2,
+        mix=True,
+        d_model=16,
+        n_heads=4,
+        d_ff=32,
+        epochs=1,
+        batch_size=8,
+    )
     model.fit(X, Y)
     assert model.module.decoder.layers[0].self_attn.mix and not model.module.decoder.layers[0].cross_attn.mix
     assert not model.module.encoder.layers[0].attn.mix
@@ -203,7 +230,9 @@ def test_step_marks_continue_the_calendar():
     np.testing.assert_allclose(fut, marks[96:816], atol=1e-6)
     ts = np.datetime64("2018-12-31T23:45") + np.arange(200) * np.timedelta64(15, "m")
     marks = calendar_marks(ts, "15min")
-    np.testing.assert_allclose(step_marks(torch.from_numpy(marks[:1]), 150, "15min")[0].numpy(), marks[1:151], atol=1e-6)
+    np.testing.assert_allclose(
+        step_marks(torch.from_numpy(marks[:1]), 150, "15min")[0].numpy(), marks[1:151], atol=1e-6
+    )
 
 
 def _series(n=400, seed=0):
@@ -214,17 +243,31 @@ def _series(n=400, seed=0):
     return np.concatenate([y, calendar_marks(ts, "h")], axis=1).astype(np.float32)
 
 
-TINY = dict(d_model=16, n_heads=2, d_ff=32, e_layers=2, d_layers=1, factor=3, epochs=2, batch_size=32, accelerator="cpu")
+TINY = dict(
+    d_model=16,
+    n_heads=2,
+    d_ff=32,
+    e_layers=2,
+    d_layers=1,
+    factor=3,
+    epochs=2,
+    batch_size=32,
+    accelerator="cpu",
+)
 
 
 def test_forecaster_with_time_features_fits_predicts_and_round_trips(tmp_path):
-    from forecast.windows import sliding_windows
+    from adaptcast.forecast.windows import sliding_windows
 
     X, Y = sliding_windows(_series(), 24, 6, n_targets=2)
-    model = create_forecaster("informer", lookback=24, horizon=6, n_features=6, n_targets=2, time_features=4, freq="h", **TINY)
+    model = create_forecaster(
+        "informer", lookback=24, horizon=6, n_features=6, n_targets=2, time_features=4, freq="h", **TINY
+    )
     report = model.fit(X[:300], Y[:300], val=(X[300:], Y[300:]))
     assert report.epochs >= 1
-    assert model.module.mark_scale.abs().min() > 0 and not torch.allclose(model.module.mark_scale, torch.ones(4))
+    assert model.module.mark_scale.abs().min() > 0 and not torch.allclose(
+        model.module.mark_scale, torch.ones(4)
+    )
     pred = model.predict(X[300:])
     assert pred.shape == (X.shape[0] - 300, 6, 2)
     back = load_forecaster(model.save(tmp_path / "inf"))
@@ -236,12 +279,16 @@ def test_forecaster_rejects_bad_time_feature_settings():
     with pytest.raises(ValueError, match="time_features"):
         create_forecaster("informer", lookback=24, horizon=6, n_features=5, n_targets=2, time_features=4)
     with pytest.raises(ValueError, match="calendar marks"):
-        create_forecaster("informer", lookback=24, horizon=6, n_features=7, n_targets=2, time_features=5, freq="h")
+        create_forecaster(
+            "informer", lookback=24, horizon=6, n_features=7, n_targets=2, time_features=5, freq="h"
+        )
     with pytest.raises(ValueError, match="label_len"):
         create_forecaster("informer", lookback=24, horizon=6, label_len=30)
 
 
-@pytest.mark.parametrize("reference_code, expected", [(False, [1e-4, 5e-5, 2.5e-5]), (True, [1e-4, 1e-4, 5e-5])])
+@pytest.mark.parametrize(
+    "reference_code, expected", [(False, [1e-4, 5e-5, 2.5e-5]), (True, [1e-4, 1e-4, 5e-5])]
+)
 def test_lr_is_halved_each_epoch(reference_code, expected):
     """The paper halves from the second epoch; the authors' code (reference_code) from the third."""
     model = create_forecaster("informer", lookback=24, horizon=6, reference_code=reference_code, **TINY)
@@ -257,7 +304,9 @@ def test_lr_is_halved_each_epoch(reference_code, expected):
 @pytest.mark.parametrize("causal", [False, True])
 def test_reference_measure_divides_the_sampled_sum_by_L_K(causal):
     q, k, _ = _qkv(L=40)
-    paper, ref = (ProbSparseAttention(factor=2, causal=causal, reference_measure=r).eval() for r in (False, True))
+    paper, ref = (
+        ProbSparseAttention(factor=2, causal=causal, reference_measure=r).eval() for r in (False, True)
+    )
     n = paper.sizes(40, 40)[1]
     assert n < 40  # sampled, not exact
     mask = torch.ones(40, 40, dtype=torch.bool).triu(1) if causal else None
@@ -272,30 +321,40 @@ def test_reference_measure_divides_the_sampled_sum_by_L_K(causal):
 
 def test_reference_code_switches_the_authors_code_paths_on():
     paper = create_forecaster("informer", lookback=24, horizon=6, **TINY).build_module()
-    ref = create_forecaster("informer", lookback=24, horizon=6, reference_code=True, **{**TINY, "dropout": 0.1}).build_module()
+    ref = create_forecaster(
+        "informer", lookback=24, horizon=6, reference_code=True, **{**TINY, "dropout": 0.1}
+    ).build_module()
     for net, on in ((paper, False), (ref, True)):
         enc, dec = net.encoder.layers[0].attn, net.decoder.layers[0]
         assert dec.self_attn.mix == on and not dec.cross_attn.mix and not enc.mix
         for inner in (enc.inner, dec.self_attn.inner):
             assert inner.reference_measure == on
-    assert ref.encoder.layers[0].attn.inner.dropout == 0.0 and ref.decoder.layers[0].cross_attn.inner.dropout == 0.1
+    assert (
+        ref.encoder.layers[0].attn.inner.dropout == 0.0
+        and ref.decoder.layers[0].cross_attn.inner.dropout == 0.1
+    )
 
 
 def test_calendar_marks_match_the_shared_time_features():
-    from forecast.data import time_features
+    from adaptcast.forecast.data import time_features
 
     ts = np.datetime64("2016-02-27T00:00") + np.arange(24 * 400) * np.timedelta64(1, "h")
     np.testing.assert_allclose(calendar_marks(ts, "h"), time_features(ts), atol=1e-6)
 
 
-@pytest.mark.parametrize("start, step, freq", [("2015-12-30T00:00", 1, "h"), ("2019-12-31T22:00", 1, "h"), ("2020-02-27T00:00", 15, "15min")])
+@pytest.mark.parametrize(
+    "start, step, freq",
+    [("2015-12-30T00:00", 1, "h"), ("2019-12-31T22:00", 1, "h"), ("2020-02-27T00:00", 15, "15min")],
+)
 def test_stamp_fields_decode_the_calendar_including_the_month(start, step, freq):
     unit = "h" if freq == "h" else "m"
     ts = np.datetime64(start) + np.arange(24 * 800 // step) * np.timedelta64(step, unit)
     fields = {k: v.numpy() for k, v in stamp_fields(torch.from_numpy(calendar_marks(ts, freq)), freq).items()}
     months = ts.astype("datetime64[M]")
     np.testing.assert_array_equal(fields["month"], months.astype(np.int64) % 12)
-    np.testing.assert_array_equal(fields["day"], (ts.astype("datetime64[D]") - months.astype("datetime64[D]")).astype(np.int64))
+    np.testing.assert_array_equal(
+        fields["day"], (ts.astype("datetime64[D]") - months.astype("datetime64[D]")).astype(np.int64)
+    )
     np.testing.assert_array_equal(fields["weekday"], (ts.astype("datetime64[D]").astype(np.int64) + 3) % 7)
     np.testing.assert_array_equal(fields["hour"], ts.astype("datetime64[h]").astype(np.int64) % 24)
     assert ("minute" in fields) == (freq != "h")
@@ -304,11 +363,19 @@ def test_stamp_fields_decode_the_calendar_including_the_month(start, step, freq)
 @pytest.mark.parametrize("time_embedding", ["learned", "fixed", "none"])
 def test_time_embedding_variants(time_embedding):
     """Stamp embeddings read the marks (learned tables train); "none" ignores them."""
-    from forecast.windows import sliding_windows
+    from adaptcast.forecast.windows import sliding_windows
 
     X, Y = sliding_windows(_series(200), 24, 6, n_targets=2)
-    model = create_forecaster("informer", lookback=24, horizon=6, n_features=6, n_targets=2, time_features=4,
-                              time_embedding=time_embedding, **{**TINY, "epochs": 1, "dropout": 0.0})
+    model = create_forecaster(
+        "informer",
+        lookback=24,
+        horizon=6,
+        n_features=6,
+        n_targets=2,
+        time_features=4,
+        time_embedding=time_embedding,
+        **{**TINY, "epochs": 1, "dropout": 0.0},
+    )
     model.fit(X, Y)
     net = model.module
     shifted = X.copy()

@@ -18,7 +18,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.serializer import DefaultSerializer
 
-from deploy.kafka import KafkaBroker, pid_alive, terminate_group
+from adaptcast.deploy.kafka import KafkaBroker, pid_alive, terminate_group
 
 pytestmark = pytest.mark.kafka
 
@@ -92,7 +92,9 @@ def new_consumer(bootstrap: str, topic: str, group: str) -> KafkaConsumer:
     )
 
 
-def consume(consumer: KafkaConsumer, count: int, timeout_s: float = TIMEOUT_S) -> list[tuple[int, int, Record]]:
+def consume(
+    consumer: KafkaConsumer, count: int, timeout_s: float = TIMEOUT_S
+) -> list[tuple[int, int, Record]]:
     """Poll until ``count`` records arrived (or fail on timeout); returns (partition, offset, record)."""
     got: list[tuple[int, int, Record]] = []
     deadline = time.monotonic() + timeout_s
@@ -184,7 +186,7 @@ def test_restart_keeps_every_acknowledged_record(kafka_broker: KafkaBroker, admi
 _ORPHAN_SCRIPT = textwrap.dedent(
     """
     import os, sys
-    from deploy.kafka import KafkaBroker
+    from adaptcast.deploy.kafka import KafkaBroker
     broker = KafkaBroker(state_dir=sys.argv[1]).start()
     print(broker.pid, flush=True)
     sys.stdin.read()  # wait to be killed

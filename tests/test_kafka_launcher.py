@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from deploy import kafka as launcher
+from adaptcast.deploy import kafka as launcher
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,7 +161,7 @@ def test_missing_maven_says_what_to_install(tmp_path: Path, monkeypatch: pytest.
     """Without cached jars and without mvn, the error names Maven and how to get it."""
     monkeypatch.setenv("ADAPTCAST_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(launcher.KafkaLauncherError, match="Maven not found.*install"):
+    with pytest.raises(launcher.KafkaLauncherError, match=r"Maven not found.*install"):
         launcher.fetch_jars()
 
 
@@ -169,7 +169,7 @@ def test_missing_java_says_what_to_install(tmp_path: Path, monkeypatch: pytest.M
     """Without java on PATH or in JAVA_HOME, the error names Java and how to get it."""
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(launcher.KafkaLauncherError, match="Java not found.*[Ii]nstall"):
+    with pytest.raises(launcher.KafkaLauncherError, match=r"Java not found.*[Ii]nstall"):
         launcher.find_java()
 
 
@@ -215,7 +215,9 @@ def test_check_bootstrap_silent_server_times_out(silent_server: int) -> None:
     """A port that accepts but never speaks Kafka fails within about the timeout, not a hang."""
     address = f"127.0.0.1:{silent_server}"
     began = time.monotonic()
-    with pytest.raises(launcher.KafkaLauncherError, match=f"{address} accepts connections but served no metadata"):
+    with pytest.raises(
+        launcher.KafkaLauncherError, match=f"{address} accepts connections but served no metadata"
+    ):
         launcher.check_bootstrap(address, timeout_s=1.0)
     assert time.monotonic() - began < 10.0
 

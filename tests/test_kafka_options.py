@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from streams.config import KafkaConfig
-from streams.kafka_io import bootstrap_servers, client_options
+from adaptcast.streams.config import KafkaConfig
+from adaptcast.streams.kafka_io import bootstrap_servers, client_options
 
 
 def test_bootstrap_from_config_then_environment(monkeypatch):
@@ -18,12 +18,22 @@ def test_bootstrap_from_config_then_environment(monkeypatch):
 
 
 def test_security_settings_reach_the_client():
-    cfg = KafkaConfig(bootstrap_servers="a:1,b:2", security_protocol="SASL_SSL", sasl_mechanism="SCRAM-SHA-512",
-                      sasl_username="svc", sasl_password="pw", ssl_cafile="/etc/ca.pem")
+    cfg = KafkaConfig(
+        bootstrap_servers="a:1,b:2",
+        security_protocol="SASL_SSL",
+        sasl_mechanism="SCRAM-SHA-512",
+        sasl_username="svc",
+        sasl_password="pw",
+        ssl_cafile="/etc/ca.pem",
+    )
     opts = client_options(cfg)
     assert opts == {
-        "bootstrap_servers": ["a:1", "b:2"], "security_protocol": "SASL_SSL", "sasl_mechanism": "SCRAM-SHA-512",
-        "sasl_plain_username": "svc", "sasl_plain_password": "pw", "ssl_cafile": "/etc/ca.pem",
+        "bootstrap_servers": ["a:1", "b:2"],
+        "security_protocol": "SASL_SSL",
+        "sasl_mechanism": "SCRAM-SHA-512",
+        "sasl_plain_username": "svc",
+        "sasl_plain_password": "pw",
+        "ssl_cafile": "/etc/ca.pem",
     }
     plain = client_options(KafkaConfig(bootstrap_servers="a:1"))
     assert plain == {"bootstrap_servers": ["a:1"], "security_protocol": "PLAINTEXT"}

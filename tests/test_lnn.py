@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecast import create_forecaster, load_forecaster
+from adaptcast.forecast import create_forecaster, load_forecaster
 
 TINY = {"epochs": 2, "units": 12, "accelerator": "cpu", "num_threads": 1}
 
@@ -33,7 +33,7 @@ def test_stream_step_by_step_equals_predict(cfc):
         yhat, state = model.stream(X[:4, t], state)
     np.testing.assert_allclose(yhat, model.predict(X[:4]), rtol=1e-5, atol=1e-5)
     # Chunked calls give the same answer as one call.
-    y1, s1 = model.stream(X[:4, :6])
+    _y1, s1 = model.stream(X[:4, :6])
     y2, _ = model.stream(X[:4, 6:], s1)
     np.testing.assert_allclose(y2, model.predict(X[:4]), rtol=1e-5, atol=1e-5)
 
@@ -54,7 +54,11 @@ def test_stream_rejects_bad_steps(cfc):
         model.stream(np.full((1, 2), np.nan, dtype=np.float32))
 
 
-@pytest.mark.parametrize("variant", [{"cell": "ltc"}, {"wiring": "ncp", "motor": 4}, {"cell": "ltc", "wiring": "ncp", "motor": 4}], ids=["ltc", "cfc-ncp", "ltc-ncp"])
+@pytest.mark.parametrize(
+    "variant",
+    [{"cell": "ltc"}, {"wiring": "ncp", "motor": 4}, {"cell": "ltc", "wiring": "ncp", "motor": 4}],
+    ids=["ltc", "cfc-ncp", "ltc-ncp"],
+)
 def test_variants_fit_save_load(variant, tmp_path):
     X, Y = windows(n=32)
     model = create_forecaster("lnn", lookback=10, horizon=3, n_features=2, **{**TINY, "epochs": 1, **variant})
@@ -65,7 +69,10 @@ def test_variants_fit_save_load(variant, tmp_path):
     assert model.embed(X[:2]).shape == (2, variant.get("motor", 12))
 
 
-@pytest.mark.parametrize("bad, message", [({"cell": "gru"}, "cell"), ({"wiring": "x"}, "wiring"), ({"wiring": "ncp", "motor": 11}, "motor")])
+@pytest.mark.parametrize(
+    "bad, message",
+    [({"cell": "gru"}, "cell"), ({"wiring": "x"}, "wiring"), ({"wiring": "ncp", "motor": 11}, "motor")],
+)
 def test_bad_variant_rejected(bad, message):
     with pytest.raises(ValueError, match=message):
         create_forecaster("lnn", lookback=4, horizon=1, units=12, **bad)

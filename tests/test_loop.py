@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from forecast import create_forecaster
-from forecast.windows import sliding_windows
-from streams.loop import ForecastLoop
-from streams.records import DUPLICATE, LATE, MISSING_VALUE, Record
-from streams.state import RingBuffer
+from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.loop import ForecastLoop
+from adaptcast.streams.records import DUPLICATE, LATE, MISSING_VALUE, Record
+from adaptcast.streams.state import RingBuffer
 
 HOUR = 3_600_000
 
@@ -64,7 +64,13 @@ def test_one_forecast_per_record_and_exact_scores():
     summary = loop.summary()
     assert summary["records"] == 20 and summary["forecasts"] == 14
     # all leads count in the MAE: per series, forecasts issued at steps 3..9 meet truth up to step 9
-    errs = [slope * lead for slope in (1, 2) for issued in range(3, 10) for lead in range(1, 4) if issued + lead <= 9]
+    errs = [
+        slope * lead
+        for slope in (1, 2)
+        for issued in range(3, 10)
+        for lead in range(1, 4)
+        if issued + lead <= 9
+    ]
     assert summary["scored_points"] == len(errs)
     assert summary["mae"] == pytest.approx(np.mean(errs), abs=1e-4)
 
@@ -78,7 +84,15 @@ def test_same_series_twice_in_one_batch_gives_two_forecasts():
 
 def test_late_duplicate_and_missing_values_are_rejected_not_fatal():
     loop = ForecastLoop(_naive(), ["y"])
-    res = loop.process([_rec("a", 5, 1), _rec("a", 5, 2), _rec("a", 4, 3), Record("a", 6 * HOUR, {"x": 1.0}), _rec("a", 6, 4)])
+    res = loop.process(
+        [
+            _rec("a", 5, 1),
+            _rec("a", 5, 2),
+            _rec("a", 4, 3),
+            Record("a", 6 * HOUR, {"x": 1.0}),
+            _rec("a", 6, 4),
+        ]
+    )
     assert [e.reason for _, e in res.rejected] == [DUPLICATE, LATE, MISSING_VALUE]
     assert loop.states["a"].buffer.last(2)[:, 0].tolist() == [1.0, 4.0]
     text = loop.metrics.render().decode()

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from forecast import create_forecaster, load_forecaster
-from forecast.models.mimo_vp import MIMOVPNet
+from adaptcast.forecast import create_forecaster, load_forecaster
+from adaptcast.forecast.models.mimo_vp import MIMOVPNet
 
 torch.set_num_threads(1)
 SMALL = dict(d_model=16, n_heads=2, d_ff=16, e_layers=1, d_layers=2)
@@ -56,7 +56,17 @@ def test_forecaster_grid_fit_predict_round_trip(tmp_path):
     rng = np.random.default_rng(0)
     X = rng.standard_normal((64, 6, 2 * 4 * 4)).astype(np.float32)
     Y = X[:, -3:, :32] * 0.5
-    model = create_forecaster("mimo_vp", lookback=6, horizon=3, n_features=32, n_targets=32, grid=(2, 4, 4), epochs=2, accelerator="cpu", **SMALL)
+    model = create_forecaster(
+        "mimo_vp",
+        lookback=6,
+        horizon=3,
+        n_features=32,
+        n_targets=32,
+        grid=(2, 4, 4),
+        epochs=2,
+        accelerator="cpu",
+        **SMALL,
+    )
     model.fit(X, Y)
     pred = model.predict(X[:5])
     assert pred.shape == (5, 3, 32)
@@ -67,7 +77,9 @@ def test_forecaster_rejects_grid_that_does_not_match_features():
     with pytest.raises(ValueError, match="grid"):
         create_forecaster("mimo_vp", lookback=6, horizon=3, n_features=30, n_targets=1, grid=(2, 4, 4))
     with pytest.raises(ValueError, match="patch"):
-        create_forecaster("mimo_vp", lookback=6, horizon=3, n_features=32, n_targets=1, grid=(2, 4, 4), patch=3)
+        create_forecaster(
+            "mimo_vp", lookback=6, horizon=3, n_features=32, n_targets=1, grid=(2, 4, 4), patch=3
+        )
 
 
 def test_deep_supervision_loss_uses_every_block():
@@ -75,5 +87,7 @@ def test_deep_supervision_loss_uses_every_block():
     net = model.build_module().eval()
     x, y = torch.randn(5, 6, 4), torch.randn(5, 3, 2)
     outs = net.forward_all(x)
-    expected = sum(10 * torch.nn.functional.mse_loss(o, y) + torch.nn.functional.l1_loss(o, y) for o in outs) / 2
+    expected = (
+        sum(10 * torch.nn.functional.mse_loss(o, y) + torch.nn.functional.l1_loss(o, y) for o in outs) / 2
+    )
     torch.testing.assert_close(model.loss(net, x, y), expected)

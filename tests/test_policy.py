@@ -5,15 +5,29 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from drift import ADWIN, Decision, PerformanceDrift, RetrainPolicy, StepInfo, VarianceHorizon, WindowRule, load_state, save_state
+from adaptcast.drift import (
+    ADWIN,
+    Decision,
+    PerformanceDrift,
+    RetrainPolicy,
+    StepInfo,
+    VarianceHorizon,
+    WindowRule,
+    load_state,
+    save_state,
+)
 
 
-def run(policy: RetrainPolicy, errors: np.ndarray, rows0: int = 500, history: np.ndarray | None = None) -> list[tuple[int, Decision]]:
+def run(
+    policy: RetrainPolicy, errors: np.ndarray, rows0: int = 500, history: np.ndarray | None = None
+) -> list[tuple[int, Decision]]:
     """Minimal loop: one error per step, retrain immediately when told."""
     out = []
     has_model = False
     for step, e in enumerate(errors.tolist()):
-        info = StepInfo(step=step, rows_available=rows0 + step, has_model=has_model, errors=e, history=history)
+        info = StepInfo(
+            step=step, rows_available=rows0 + step, has_model=has_model, errors=e, history=history
+        )
         d = policy.should_retrain(info)
         if d.retrain:
             out.append((step, d))
@@ -24,14 +38,23 @@ def run(policy: RetrainPolicy, errors: np.ndarray, rows0: int = 500, history: np
 
 @pytest.mark.parametrize(
     "spec,expected",
-    [("never", "never"), ("periodic:24", "periodic:24"), ("drift", "drift:performance"), ("drift:adwin", "drift:adwin"),
-     ("drift:ph", "drift:page_hinkley"), ("DRIFT:KSWIN", "drift:kswin"), ("drift:feature", "drift:feature")],
+    [
+        ("never", "never"),
+        ("periodic:24", "periodic:24"),
+        ("drift", "drift:performance"),
+        ("drift:adwin", "drift:adwin"),
+        ("drift:ph", "drift:page_hinkley"),
+        ("DRIFT:KSWIN", "drift:kswin"),
+        ("drift:feature", "drift:feature"),
+    ],
 )
 def test_parse_specs(spec: str, expected: str) -> None:
     assert RetrainPolicy.parse(spec).spec == expected
 
 
-@pytest.mark.parametrize("spec", ["", "sometimes", "periodic", "periodic:0", "periodic:x", "drift:ddm", "never:3"])
+@pytest.mark.parametrize(
+    "spec", ["", "sometimes", "periodic", "periodic:0", "periodic:x", "drift:ddm", "never:3"]
+)
 def test_invalid_policy_spec_names_spec_and_valid_forms(spec: str) -> None:
     with pytest.raises(ValueError) as ei:
         RetrainPolicy.parse(spec)
@@ -91,7 +114,9 @@ def test_drift_policy_fires_on_error_jump_with_reason_and_vh_window() -> None:
 
 
 def test_performance_policy_uses_validation_error_and_cooldown() -> None:
-    pol = RetrainPolicy.parse("drift", detector_params={"window": 10, "min_samples": 10, "tolerance": 0.5}, cooldown=20)
+    pol = RetrainPolicy.parse(
+        "drift", detector_params={"window": 10, "min_samples": 10, "tolerance": 0.5}, cooldown=20
+    )
     decisions = run(pol, np.full(200, 2.0))  # val_error=1.0 is notified -> 2.0 > 1.5 fires
     steps = [s for s, _ in decisions]
     # initial at 0; then cooldown 20 steps, then 10 samples -> fires at step 30; again 30 later
@@ -158,6 +183,13 @@ def test_state_round_trip_continues_identically(tmp_path) -> None:
 
 
 def test_vh_params_survive_state() -> None:
-    pol = RetrainPolicy.parse("periodic:3", window=WindowRule("vh", vh=VarianceHorizon(min_len=20, max_len=100)))
+    pol = RetrainPolicy.parse(
+        "periodic:3", window=WindowRule("vh", vh=VarianceHorizon(min_len=20, max_len=100))
+    )
     back = RetrainPolicy.from_state(pol.state_dict())
-    assert back.window.vh is not None and back.window.vh.params() == {"min_len": 20, "max_len": 100, "tolerance": 0.1, "noise_z": 2.5}
+    assert back.window.vh is not None and back.window.vh.params() == {
+        "min_len": 20,
+        "max_len": 100,
+        "tolerance": 0.1,
+        "noise_z": 2.5,
+    }

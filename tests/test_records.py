@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from streams import records as R
+from adaptcast.streams import records as R
 
 
 def test_valid_record_iso_and_epoch_ms_agree():
@@ -46,5 +46,7 @@ def test_far_future_timestamp_rejected():
     now = 1_700_000_000_000
     R.decode(b'{"series": "a", "ts": 1700000000000, "values": {"y": 1}}', now_ms=now)
     with pytest.raises(R.RecordError) as info:
-        R.decode(json.dumps({"series": "a", "ts": now + 2 * 86_400_000, "values": {"y": 1}}).encode(), now_ms=now)
+        R.decode(
+            json.dumps({"series": "a", "ts": now + 2 * 86_400_000, "values": {"y": 1}}).encode(), now_ms=now
+        )
     assert info.value.reason == R.FUTURE_TIMESTAMP

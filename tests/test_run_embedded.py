@@ -7,10 +7,10 @@ import urllib.request
 
 from click.testing import CliRunner
 
-from streams.cli import main
-from streams.config import load_config
-from streams.embedded import run_embedded
-from streams.metrics import Metrics, MetricsServer
+from adaptcast.streams.cli import main
+from adaptcast.streams.config import load_config
+from adaptcast.streams.embedded import run_embedded
+from adaptcast.streams.metrics import Metrics, MetricsServer
 
 
 def test_run_prints_summary():
@@ -24,8 +24,15 @@ def test_run_prints_summary():
 
 
 def test_embedded_counts_and_metrics():
-    cfg = load_config(overrides={"scenario": {"steps": 300, "series": 3}, "metrics": {"enabled": False},
-                                 "model": {"kind": "naive"}, "adaptation": {"policy": "never", "memory": False}}, environ={})
+    cfg = load_config(
+        overrides={
+            "scenario": {"steps": 300, "series": 3},
+            "metrics": {"enabled": False},
+            "model": {"kind": "naive"},
+            "adaptation": {"policy": "never", "memory": False},
+        },
+        environ={},
+    )
     m = Metrics()
     s = run_embedded(cfg, metrics=m)
     assert s.loop["records"] == 900
@@ -34,7 +41,7 @@ def test_embedded_counts_and_metrics():
     assert s.loop["forecasts"] == 3 * (300 - warmup)
     assert s.loop["retrains"] == 1
     text = m.render().decode()
-    assert "adaptcast_predictions_total %.1f" % s.loop["forecasts"] in text
+    assert "adaptcast_predictions_total {:.1f}".format(s.loop["forecasts"]) in text
     assert s.loop["mae"] > 0
 
 

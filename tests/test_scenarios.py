@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from streams.scenarios import SCENARIOS, make_scenario, shortest_path
+from adaptcast.streams.scenarios import SCENARIOS, make_scenario, shortest_path
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

@@ -19,11 +19,11 @@ from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import TopicPartition
 
-from forecast import create_forecaster
-from forecast.windows import sliding_windows
-from streams.config import load_config
-from streams.records import format_timestamp
-from streams.service import Worker
+from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.config import load_config
+from adaptcast.streams.records import format_timestamp
+from adaptcast.streams.service import Worker
 
 pytestmark = pytest.mark.kafka
 
@@ -35,7 +35,13 @@ def _topics(bootstrap: str, partitions: int = 4) -> dict[str, str]:
     tag = uuid.uuid4().hex[:8]
     names = {"input": f"in-{tag}", "output": f"out-{tag}", "dlq": f"dlq-{tag}"}
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    admin.create_topics([NewTopic(names["input"], partitions, 1), NewTopic(names["output"], 2, 1), NewTopic(names["dlq"], 1, 1)])
+    admin.create_topics(
+        [
+            NewTopic(names["input"], partitions, 1),
+            NewTopic(names["output"], 2, 1),
+            NewTopic(names["dlq"], 1, 1),
+        ]
+    )
     admin.close()
     names["group"] = f"g-{tag}"
     return names
@@ -49,10 +55,18 @@ def _naive_checkpoint(path: Path) -> str:
     return str(path)
 
 
-def _config(bootstrap: str, names: dict[str, str], state: Path, checkpoint: str | None = None, **sections) -> object:
+def _config(
+    bootstrap: str, names: dict[str, str], state: Path, checkpoint: str | None = None, **sections
+) -> object:
     over = {
-        "kafka": {"bootstrap_servers": bootstrap, "input_topic": names["input"], "output_topic": names["output"],
-                  "dead_letter_topic": names["dlq"], "group": names["group"], "poll_timeout_ms": 100},
+        "kafka": {
+            "bootstrap_servers": bootstrap,
+            "input_topic": names["input"],
+            "output_topic": names["output"],
+            "dead_letter_topic": names["dlq"],
+            "group": names["group"],
+            "poll_timeout_ms": 100,
+        },
         "model": {"kind": "naive", "lookback": LOOKBACK, "horizon": HORIZON, "checkpoint": checkpoint},
         "adaptation": {"policy": "never", "min_train_rows": LOOKBACK},
         "state": {"dir": str(state), "snapshot_interval_s": 0.5},
@@ -67,7 +81,8 @@ def _records(n_series: int, steps: int, start_step: int = 0) -> list[dict]:
     """Series i at step t has value 1000*i + t: a naive forecast's yhat is the value at issue time."""
     return [
         {"series": f"s{i}", "ts": format_timestamp(t * HOUR), "values": {"y": float(1000 * i + t)}}
-        for t in range(start_step, start_step + steps) for i in range(n_series)
+        for t in range(start_step, start_step + steps)
+        for i in range(n_series)
     ]
 
 
@@ -84,8 +99,14 @@ def _produce(bootstrap: str, topic: str, records: list, raw: bool = False) -> No
 
 
 def _consume_all(bootstrap: str, topic: str, expect_at_least: int = 0, timeout: float = 30.0) -> list:
-    cons = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", enable_auto_commit=False,
-                         group_id=None, consumer_timeout_ms=2000)
+    cons = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+        consumer_timeout_ms=2000,
+    )
     out: list = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -119,8 +140,10 @@ def _wait_group_done(bootstrap: str, group: str, topic: str, timeout: float, why
     """Until ``group`` has committed every record of ``topic``; on timeout, say how far it got."""
     deadline = time.monotonic() + timeout
     while not _group_done(bootstrap, group, topic):
-        assert time.monotonic() < deadline, f"group {group} not done after {timeout} s: (committed, end) per partition " \
+        assert time.monotonic() < deadline, (
+            f"group {group} not done after {timeout} s: (committed, end) per partition "
             f"{_group_progress(bootstrap, group, topic)}\n{why()}"
+        )
         time.sleep(0.3)
 
 
@@ -150,7 +173,9 @@ def _predictions(bootstrap: str, topic: str, expect: int) -> tuple[dict[tuple[st
 
 def _expected_keys(n_series: int, steps: int) -> set[tuple[str, str]]:
     """Every record whose series already has LOOKBACK rows (counting itself) yields one forecast."""
-    return {(f"s{i}", format_timestamp(t * HOUR)) for i in range(n_series) for t in range(LOOKBACK - 1, steps)}
+    return {
+        (f"s{i}", format_timestamp(t * HOUR)) for i in range(n_series) for t in range(LOOKBACK - 1, steps)
+    }
 
 
 def test_end_to_end_every_record_predicted_once_and_correct(kafka_bootstrap, tmp_path):
@@ -166,7 +191,7 @@ def test_end_to_end_every_record_predicted_once_and_correct(kafka_bootstrap, tmp
     preds, counts = _predictions(kafka_bootstrap, names["output"], len(expected))
     assert set(preds) == expected
     assert max(counts.values()) == 1  # one worker, no restart: no duplicates at all
-    for (series, issued), p in preds.items():
+    for (series, _issued), p in preds.items():
         i, t = int(series[1:]), int(p["issued_at"][11:13]) + 24 * (int(p["issued_at"][8:10]) - 1)
         assert p["yhat"]["y"] == pytest.approx([1000 * i + t] * HORIZON, abs=1e-2)
         assert len(p["ts"]) == HORIZON and p["model"] == "naive"
@@ -181,10 +206,14 @@ def test_bad_records_go_to_dead_letters_with_reasons(kafka_bootstrap, tmp_path):
         "undecodable": lambda k: b"\xff\xfe not json %d" % k,
         "not_object": lambda k: b"[1, 2, 3]",
         "missing_field": lambda k: json.dumps({"series": "s0", "values": {"y": 1}}).encode(),
-        "bad_timestamp": lambda k: json.dumps({"series": "s0", "ts": "noon-ish", "values": {"y": 1}}).encode(),
+        "bad_timestamp": lambda k: json.dumps(
+            {"series": "s0", "ts": "noon-ish", "values": {"y": 1}}
+        ).encode(),
         "non_numeric": lambda k: json.dumps({"series": "s1", "ts": 5, "values": {"y": "high"}}).encode(),
         "missing_value": lambda k: json.dumps({"series": "s1", "ts": 5, "values": {"z": 1.0}}).encode(),
-        "future_timestamp": lambda k: json.dumps({"series": "s2", "ts": 10**13 * 9, "values": {"y": 1.0}}).encode(),
+        "future_timestamp": lambda k: json.dumps(
+            {"series": "s2", "ts": 10**13 * 9, "values": {"y": 1.0}}
+        ).encode(),
         "non_finite": lambda k: b'{"series": "s2", "ts": 5, "values": {"y": NaN}}',
     }
     bad: list[tuple[bytes, bytes]] = []
@@ -196,7 +225,7 @@ def test_bad_records_go_to_dead_letters_with_reasons(kafka_bootstrap, tmp_path):
     for j, rec in enumerate(good):
         mixed.append((rec["series"].encode(), json.dumps(rec).encode()))
         mixed.append(bad[j])
-    mixed.extend(bad[len(good):])
+    mixed.extend(bad[len(good) :])
     _produce(kafka_bootstrap, names["input"], mixed, raw=True)
     cfg = _config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m"))
     worker = Worker(cfg)
@@ -221,8 +250,12 @@ def test_bad_records_go_to_dead_letters_with_reasons(kafka_bootstrap, tmp_path):
 
 
 def _worker_process(cfg_path: Path, log: Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "streams.cli", "run", "--config", str(cfg_path)],
-                            stdout=open(log, "ab"), stderr=subprocess.STDOUT, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "adaptcast.streams.cli", "run", "--config", str(cfg_path)],
+        stdout=open(log, "ab"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
 
 
 def _wait_serving(proc: subprocess.Popen, log: Path, n: int, timeout: float = 90) -> None:
@@ -244,7 +277,12 @@ def test_kill_minus_nine_loses_nothing(kafka_bootstrap, tmp_path):
     data["kafka"]["poll_max_records"] = 20
     cfg_path.write_text(yaml.safe_dump(data))
     records = _records(n_series, steps)
-    feeder = threading.Thread(target=lambda: [(_produce(kafka_bootstrap, names["input"], records[i:i + 40]), time.sleep(0.3)) for i in range(0, len(records), 40)])
+    feeder = threading.Thread(
+        target=lambda: [
+            (_produce(kafka_bootstrap, names["input"], records[i : i + 40]), time.sleep(0.3))
+            for i in range(0, len(records), 40)
+        ]
+    )
     log = tmp_path / "worker.log"
     procs: list[subprocess.Popen] = []
     try:
@@ -257,16 +295,22 @@ def test_kill_minus_nine_loses_nothing(kafka_bootstrap, tmp_path):
         while _committed_total(kafka_bootstrap, names["group"]) < 200:
             assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
             time.sleep(0.05)
-        assert feeder.is_alive(), f"the kill must happen mid-stream, but the feeder finished first\n{log.read_text()}"
+        assert feeder.is_alive(), (
+            f"the kill must happen mid-stream, but the feeder finished first\n{log.read_text()}"
+        )
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
-        committed_at_kill = {tp.partition: om.offset for tp, om in admin.list_group_offsets(names["group"]).get(names["group"], {}).items()}
+        committed_at_kill = {
+            tp.partition: om.offset
+            for tp, om in admin.list_group_offsets(names["group"]).get(names["group"], {}).items()
+        }
         admin.close()
         feeder.join()
         proc2 = _worker_process(cfg_path, log)
         procs.append(proc2)
         _wait_serving(proc2, log, 2)
+
         def worker_state() -> str:
             assert proc2.poll() is None, log.read_text()
             return log.read_text()
@@ -286,11 +330,15 @@ def test_kill_minus_nine_loses_nothing(kafka_bootstrap, tmp_path):
     assert set(preds) == expected, f"missing: {sorted(expected - set(preds))[:5]}"
     # duplicates only for records at or after the last commit before the kill
     inputs = _consume_all(kafka_bootstrap, names["input"], len(records))
-    where = {(json.loads(m.value)["series"], json.loads(m.value)["ts"]): (m.partition, m.offset) for m in inputs}
+    where = {
+        (json.loads(m.value)["series"], json.loads(m.value)["ts"]): (m.partition, m.offset) for m in inputs
+    }
     for key, n in counts.items():
         if n > 1:
             part, off = where[key]
-            assert off >= committed_at_kill.get(part, 0), f"{key} duplicated although committed before the kill"
+            assert off >= committed_at_kill.get(part, 0), (
+                f"{key} duplicated although committed before the kill"
+            )
 
 
 def test_two_workers_split_partitions_and_take_over(kafka_bootstrap, tmp_path):
@@ -306,8 +354,11 @@ def test_two_workers_split_partitions_and_take_over(kafka_bootstrap, tmp_path):
     half = len(records) // 2
 
     def assignments() -> str:
-        return "; ".join(f"worker-{n}: {sorted(tp.partition for tp in w.source.consumer.assignment())}"
-                         f" alive={threads[w].is_alive()}" for n, w in (("a", a), ("b", b)))
+        return "; ".join(
+            f"worker-{n}: {sorted(tp.partition for tp in w.source.consumer.assignment())}"
+            f" alive={threads[w].is_alive()}"
+            for n, w in (("a", a), ("b", b))
+        )
 
     try:
         deadline = time.monotonic() + 60
@@ -341,15 +392,20 @@ def test_two_workers_split_partitions_and_take_over(kafka_bootstrap, tmp_path):
 def test_hot_swap_under_load_keeps_serving(kafka_bootstrap, tmp_path):
     names = _topics(kafka_bootstrap)
     n_series, steps = 4, 150
-    cfg = _config(kafka_bootstrap, names, tmp_path / "state", None,
-                  model={"kind": "arnet", "params": {"epochs": 3}},
-                  adaptation={"policy": "periodic:30", "window": "full", "min_train_rows": 40})
+    cfg = _config(
+        kafka_bootstrap,
+        names,
+        tmp_path / "state",
+        None,
+        model={"kind": "arnet", "params": {"epochs": 3}},
+        adaptation={"policy": "periodic:30", "window": "full", "min_train_rows": 40},
+    )
     worker = Worker(cfg)
     records = _records(n_series, steps)
     try:
         for i in range(0, len(records), 40):  # arrives in bursts while training runs in the background
-            _produce(kafka_bootstrap, names["input"], records[i:i + 40])
-            _run_until(worker, lambda: worker.counts["records"] >= min(i + 40, len(records)))
+            _produce(kafka_bootstrap, names["input"], records[i : i + 40])
+            _run_until(worker, lambda i=i: worker.counts["records"] >= min(i + 40, len(records)))
         worker.loop.trainer.wait(60)
         _run_until(worker, lambda: True)
     finally:
@@ -375,7 +431,9 @@ def test_restart_with_changed_policy_ignores_the_old_loop_snapshot(kafka_bootstr
     first.close()  # writes the loop snapshot
     assert (tmp_path / "state" / "snapshots" / "loop.npz").is_file()
     with caplog.at_level("WARNING", logger="adaptcast.service"):
-        second = Worker(_config(kafka_bootstrap, names, tmp_path / "state", ckpt, adaptation={"policy": "periodic:24"}))
+        second = Worker(
+            _config(kafka_bootstrap, names, tmp_path / "state", ckpt, adaptation={"policy": "periodic:24"})
+        )
     try:
         assert "does not fit the current configuration" in caplog.text
         assert second.loop.policy.spec == "periodic:24"

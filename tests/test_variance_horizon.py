@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from drift import VarianceHorizon
+from adaptcast.drift import VarianceHorizon
 
 VH = VarianceHorizon(min_len=48, max_len=4000)
 
@@ -66,7 +66,10 @@ def test_shift_is_what_stops_growth_not_noise() -> None:
 @pytest.mark.parametrize("p", [200, 1000])
 def test_seasonal_short_min_len_depends_on_phase_median_quarter_cycle(p: int) -> None:
     t = np.arange(4000)
-    res = [VarianceHorizon(min_len=24).select(np.sin(2 * np.pi * t / p + ph)) for ph in np.linspace(0, 2 * np.pi, 8, endpoint=False)]
+    res = [
+        VarianceHorizon(min_len=24).select(np.sin(2 * np.pi * t / p + ph))
+        for ph in np.linspace(0, 2 * np.pi, 8, endpoint=False)
+    ]
     assert np.median(res) >= p / 4
     assert max(res) >= p / 2
 

@@ -9,8 +9,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from forecast.base import register
-from forecast.training import TorchForecaster
+from adaptcast.forecast.base import register
+from adaptcast.forecast.training import TorchForecaster
 
 
 def sparsity_penalty(weight: torch.Tensor, c1: float, c2: float) -> torch.Tensor:

@@ -54,10 +54,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from forecast.base import register
-from forecast.nn.attention import make_attention
-from forecast.nn.calendar import STAMP_SIZES, mark_names, stamp_fields, step_marks
-from forecast.training import TorchForecaster
+from adaptcast.forecast.base import register
+from adaptcast.forecast.nn.attention import make_attention
+from adaptcast.forecast.nn.calendar import STAMP_SIZES, mark_names, stamp_fields, step_marks
+from adaptcast.forecast.training import TorchForecaster
 
 
 def sinusoid_table(length: int, d_model: int) -> torch.Tensor:

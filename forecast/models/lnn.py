@@ -10,8 +10,8 @@ from ncps.torch import CfC, LTC
 from ncps.wirings import AutoNCP
 from torch import nn
 
-from forecast.base import register
-from forecast.training import TorchForecaster
+from adaptcast.forecast.base import register
+from adaptcast.forecast.training import TorchForecaster
 
 CELLS = ("cfc", "ltc")
 WIRINGS = ("full", "ncp")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from forecast.base import register
-from forecast.training import TorchForecaster
+from adaptcast.forecast.base import register
+from adaptcast.forecast.training import TorchForecaster
 
 
 class LSTMModule(nn.Module):

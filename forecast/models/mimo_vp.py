@@ -45,9 +45,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from forecast.base import register
-from forecast.nn.attention import FullAttention, AttentionLayer
-from forecast.training import TorchForecaster
+from adaptcast.forecast.base import register
+from adaptcast.forecast.nn.attention import FullAttention, AttentionLayer
+from adaptcast.forecast.training import TorchForecaster
 
 
 def _sinusoid(positions: torch.Tensor, d_model: int) -> torch.Tensor:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from forecast.base import BaseForecaster, FitReport, register
+from adaptcast.forecast.base import BaseForecaster, FitReport, register
 
 
 @register

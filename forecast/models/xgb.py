@@ -9,7 +9,7 @@ import numpy as np
 import torch
 import xgboost as xgb
 
-from forecast.base import BaseForecaster, FitReport, register
+from adaptcast.forecast.base import BaseForecaster, FitReport, register
 
 MODEL_FILE = "model.ubj"
 SMALL_DATA = 2_000_000

@@ -64,7 +64,7 @@ class FullAttention(nn.Module):
 
 
 def _ceil_log(n: int) -> int:
-    return int(math.ceil(math.log(n))) if n > 1 else 1
+    return math.ceil(math.log(n)) if n > 1 else 1
 
 
 class ProbSparseAttention(nn.Module):
@@ -88,7 +88,9 @@ class ProbSparseAttention(nn.Module):
         Only for reproducing their published numbers.
     """
 
-    def __init__(self, factor: int = 5, causal: bool = False, dropout: float = 0.0, reference_measure: bool = False):
+    def __init__(
+        self, factor: int = 5, causal: bool = False, dropout: float = 0.0, reference_measure: bool = False
+    ):
         super().__init__()
         if factor < 1:
             raise ValueError(f"factor must be >= 1, got {factor}")
@@ -113,7 +115,9 @@ class ProbSparseAttention(nn.Module):
             bound = torch.full((L_Q, 1), float(L_K))
         return (u * bound).long().clamp_(max=L_K - 1).to(device)
 
-    def measure(self, q: torch.Tensor, k: torch.Tensor, n_sample: int, causal_mask: torch.Tensor | None) -> torch.Tensor:
+    def measure(
+        self, q: torch.Tensor, k: torch.Tensor, n_sample: int, causal_mask: torch.Tensor | None
+    ) -> torch.Tensor:
         """1) Sparsity ``M(q_i, K)`` ``[B, H, L_Q]`` on ``n_sample`` sampled keys (all admissible keys when
         ``n_sample >= L_K``); the 1/sqrt(E) factor is left out as it does not change the ranking."""
         B, H, L_Q, E = q.shape
@@ -123,9 +127,12 @@ class ProbSparseAttention(nn.Module):
             if causal_mask is None:
                 return full.amax(-1) - full.mean(-1)
             counts = torch.arange(1, L_Q + 1, device=q.device, dtype=full.dtype)
-            return full.masked_fill(causal_mask, float("-inf")).amax(-1) - full.masked_fill(causal_mask, 0.0).sum(-1) / counts
+            return (
+                full.masked_fill(causal_mask, float("-inf")).amax(-1)
+                - full.masked_fill(causal_mask, 0.0).sum(-1) / counts
+            )
         idx = self._sample_keys(L_Q, L_K, n_sample, q.device)  # [L_Q, n]
-        if L_K <= n_sample * E:
+        if n_sample * E >= L_K:
             sampled = (q @ k.transpose(-2, -1)).gather(-1, idx.expand(B, H, L_Q, n_sample))
         else:
             sampled = torch.einsum("bhqe,bhqne->bhqn", q, k[:, :, idx, :])  # k[:, :, idx]: [B, H, L_Q, n, E]
@@ -161,7 +168,9 @@ class ProbSparseAttention(nn.Module):
         if self.causal:
             context = v.cumsum(dim=2)
             if not self.reference_measure:
-                context = context / torch.arange(1, L_K + 1, device=v.device, dtype=context.dtype).unsqueeze(-1)
+                context = context / torch.arange(1, L_K + 1, device=v.device, dtype=context.dtype).unsqueeze(
+                    -1
+                )
         else:
             context = v.mean(dim=2, keepdim=True).expand(B, H, L_Q, v.shape[-1])
         return context.scatter(2, top.unsqueeze(-1).expand(B, H, u, v.shape[-1]), out_top.to(context.dtype))
@@ -194,7 +203,11 @@ class AttentionLayer(nn.Module):
 
     def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
         B, L, D = queries.shape
-        q, k, v = self._heads(self.q_proj(queries)), self._heads(self.k_proj(keys)), self._heads(self.v_proj(values))
+        q, k, v = (
+            self._heads(self.q_proj(queries)),
+            self._heads(self.k_proj(keys)),
+            self._heads(self.v_proj(values)),
+        )
         out = self.inner(q, k, v)  # [B, H, L, E]
         merged = out.reshape(B, L, D) if self.mix else out.transpose(1, 2).reshape(B, L, D)
         return self.out_proj(merged)
@@ -215,7 +228,10 @@ def make_attention(
     authors' measurement and, as in their code, no dropout."""
     if kind == "prob":
         inner: nn.Module = ProbSparseAttention(
-            factor=factor, causal=causal, dropout=0.0 if reference_code else dropout, reference_measure=reference_code
+            factor=factor,
+            causal=causal,
+            dropout=0.0 if reference_code else dropout,
+            reference_measure=reference_code,
         )
     elif kind == "full":
         inner = FullAttention(causal=causal, dropout=dropout)

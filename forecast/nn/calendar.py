@@ -113,7 +113,11 @@ def stamp_fields(marks: torch.Tensor, freq: str = "h") -> dict[str, torch.Tensor
     """
     f = _decode(marks, _checked_names(marks, freq))
     first = (f["doy"] - f["day"] + 1).clamp(1, 366)
-    out = {"month": _MONTH_OF_FIRST.to(marks.device)[first], "day": (f["day"] - 1).clamp(0, 30), "weekday": f["weekday"].clamp(0, 6)}
+    out = {
+        "month": _MONTH_OF_FIRST.to(marks.device)[first],
+        "day": (f["day"] - 1).clamp(0, 30),
+        "weekday": f["weekday"].clamp(0, 6),
+    }
     for name, top in (("hour", 23), ("minute", 59)):
         if name in f:
             out[name] = f[name].clamp(0, top)
