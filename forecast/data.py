@@ -7,9 +7,9 @@ column and saying what to do, so the CLI can print it and exit 2 without a trace
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import polars as pl
@@ -310,3 +310,108 @@ def load_ett(
         )
         for name, (lo, hi) in spans.items()
     }
+
+
+@dataclass
+class SeriesFrame:
+    """A long frame ``ts, series, <channels…>`` sorted by time then series, with its labelled events.
+
+    This is what the backtest and the embedded run replay: targets come first among ``channels``.
+    """
+
+    name: str
+    frame: pl.DataFrame
+    channels: list[str]
+    n_targets: int
+    events: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def targets(self) -> list[str]:
+        return self.channels[: self.n_targets]
+
+    def head(self, steps: int) -> SeriesFrame:
+        """The first ``steps`` timestamps of every series."""
+        cut = self.frame["ts"].unique().sort()[:steps]
+        return replace(self, frame=self.frame.filter(pl.col("ts").is_in(cut.implode())))
+
+
+def read_series(
+    path: str | Path,
+    targets: Sequence[str],
+    features: Sequence[str] = (),
+    series_col: str | None = None,
+    time_col: str | None = None,
+) -> SeriesFrame:
+    """Read a wide (one series) or long (``series_col``) file strictly: no duplicates, sorted time, no NaN."""
+    if not targets:
+        raise InputError(f"{path}: choose the target column(s) with --target")
+    if series_col is None:
+        raw = read_frame(path, time_col=time_col, duplicates="last")
+        if not raw.report.was_sorted:
+            raise InputError(
+                f"{path}: timestamps in {raw.time_col!r} are not in increasing order; sort the file by time"
+            )
+        if raw.report.duplicates_dropped:
+            raise InputError(
+                f"{path}: column {raw.time_col!r} has {raw.report.duplicates_dropped} duplicate timestamps; "
+                "keep one row per time"
+            )
+        frame, tcol = raw.frame.with_columns(pl.lit(Path(path).stem).alias("series")), raw.time_col
+    else:
+        frame, tcol = _long_frame(Path(path), series_col, time_col)
+    channels = [*targets, *[f for f in features if f not in targets]]
+    for c in channels:
+        _check_channel(frame, c, tcol, path)
+    frame = frame.select(
+        pl.col(tcol).alias("ts"),
+        pl.col("series").cast(pl.String),
+        *[pl.col(c).cast(pl.Float64) for c in channels],
+    )
+    return SeriesFrame(
+        Path(path).stem, frame.sort("ts", "series", maintain_order=True), channels, len(targets)
+    )
+
+
+def _check_channel(frame: pl.DataFrame, c: str, tcol: str, path: str | Path) -> None:
+    if c not in frame.columns:
+        others = [x for x in frame.columns if x not in (tcol, "series")]
+        raise InputError(f"{path}: column {c!r} not found; columns are {others}")
+    if not frame.schema[c].is_numeric():
+        raise InputError(f"{path}: column {c!r} is {frame.schema[c]}, not numeric")
+    bad = frame[c].is_null() | frame[c].cast(pl.Float64).is_nan()
+    if bad.any():
+        first = frame.filter(bad)[tcol][0]
+        raise InputError(
+            f"{path}: column {c!r} has {int(bad.sum())} missing/NaN values (first at {first}); "
+            "fill or drop those rows"
+        )
+
+
+def _long_frame(path: Path, series_col: str, time_col: str | None) -> tuple[pl.DataFrame, str]:
+    """Validate each series of a long-layout file on its own and stack them with a ``series`` column."""
+    if not path.is_file():
+        raise InputError(f"{path}: file not found")
+    try:
+        if path.suffix.lower() in (".parquet", ".pq"):
+            df = pl.read_parquet(path)
+        else:
+            df = pl.read_csv(path, infer_schema_length=10000)
+    except pl.exceptions.NoDataError:
+        raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
+    if series_col not in df.columns:
+        raise InputError(f"{path}: series column {series_col!r} not found; columns are {df.columns}")
+    parts = []
+    for key, group in df.group_by(series_col, maintain_order=True):
+        tf = validate_frame(
+            group.drop(series_col), time_col=time_col, source=f"{path} (series {key[0]})", duplicates="error"
+        )
+        if not tf.report.was_sorted:
+            raise InputError(
+                f"{path}: timestamps of series {key[0]!r} are not in increasing order; sort the file by time"
+            )
+        parts.append(tf.frame.with_columns(pl.lit(str(key[0])).alias("series")))
+        time_col = tf.time_col
+    assert time_col is not None
+    return pl.concat(parts), time_col

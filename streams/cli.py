@@ -82,7 +82,8 @@ CONFIG_OPTION = click.option(
     "config_path",
     type=click.Path(dir_okay=False),
     envvar="ADAPTCAST_CONFIG",
-    help="YAML config file (env ADAPTCAST_CONFIG). ADAPTCAST__SECTION__KEY env vars override it; flags override both.",
+    help="YAML config file (env ADAPTCAST_CONFIG). ADAPTCAST__SECTION__KEY env vars override it; "
+    "flags override both.",
 )
 
 
@@ -233,7 +234,8 @@ def _serve_kafka(cfg) -> None:
     worker.install_signal_handlers()
     where = f"; metrics at {server.url}" if server is not None else ""
     click.echo(
-        f"adaptcast: serving {cfg.kafka.input_topic} → {cfg.kafka.output_topic} as group {cfg.kafka.group}{where}",
+        f"adaptcast: serving {cfg.kafka.input_topic} → {cfg.kafka.output_topic} "
+        f"as group {cfg.kafka.group}{where}",
         err=True,
     )
     try:
@@ -241,10 +243,7 @@ def _serve_kafka(cfg) -> None:
     finally:
         if server is not None:
             server.close()
-    click.echo(
-        f"adaptcast run: {summary.get('records', 0)} records, {summary.get('predictions', 0)} predictions, "
-        f"model {summary['model']} v{summary['model_version']}, {summary['retrains']} retrains"
-    )
+    click.echo(summary.line())
 
 
 @main.command()
@@ -321,11 +320,10 @@ def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) 
         from adaptcast.streams.scenarios import make_scenario
 
         return list(make_scenario(scenario, series=n_series, steps=steps, seed=seed).records())
-    from adaptcast.forecast.data import read_frame
-    from adaptcast.streams.backtest import file_data
+    from adaptcast.forecast.data import read_frame, read_series
 
     cols = list(targets) or [c for c in read_frame(path).numeric_columns if c != series_col]
-    data = file_data(path, cols, [], series_col, None)
+    data = read_series(path, cols, [], series_col, None)
     out = []
     for row in data.frame.iter_rows(named=True):
         out.append(
@@ -339,80 +337,76 @@ def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) 
 
 
 @main.command()
+@CONFIG_OPTION
 @click.option(
     "--data",
     "data_path",
     type=click.Path(dir_okay=False),
-    help="CSV or Parquet file with a time column (wide, or long with --series-col).",
+    help="CSV or Parquet file with a time column (wide, or long with --series-col). [backtest.data]",
 )
-@click.option("--scenario", help="A built-in scenario instead of a file (see `adaptcast scenarios`).")
 @click.option(
-    "--target", "targets", multiple=True, help="Target column(s); repeat for several. Scenarios: y."
+    "--scenario", help="A built-in scenario instead of a file (see `adaptcast scenarios`). [scenario.name]"
 )
-@click.option("--features", default="", help="Comma-separated extra input columns.")
-@click.option("--series-col", help="Column holding the series id (long layout).")
-@click.option("--time-col", help="Time column (default: the first of date, ts, timestamp, time, datetime).")
-@click.option("--model", default="arnet", show_default=True, help="Model kind.")
+@click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    help="Target column(s); repeat or comma-separate for several. [model.target]",
+)
+@click.option("--features", multiple=True, help="Extra input columns, comma-separated. [model.features]")
+@click.option("--series-col", help="Column holding the series id (long layout). [backtest.series_col]")
+@click.option(
+    "--time-col",
+    help="Time column (default: the first of date, ts, timestamp, time, datetime). [backtest.time_col]",
+)
+@click.option("--model", help="Model kind. [model.kind]")
 @click.option(
     "--policy",
-    default="drift",
-    show_default=True,
-    help="never | periodic:EVERY | drift[:DETECTOR] (performance, adwin, ph, kswin, feature).",
+    help="never | periodic:EVERY | drift[:DETECTOR] (performance, adwin, ph, kswin, feature). "
+    "[adaptation.policy]",
 )
-@click.option(
-    "--window",
-    default="vh",
-    show_default=True,
-    help="Training window: full | fixed:N | vh (Variance Horizon).",
-)
-@click.option(
-    "--memory",
-    default="on",
-    show_default=True,
-    type=click.Choice(["on", "off"]),
-    help="ReLoop2 error memory.",
-)
+@click.option("--window", help="Training window: full | fixed:N | vh (Variance Horizon). [adaptation.window]")
+@click.option("--memory", type=click.Choice(["on", "off"]), help="ReLoop2 error memory. [adaptation.memory]")
 @click.option(
     "--compare",
     "compares",
     multiple=True,
-    help="Another configuration as KEY=VALUE overrides of the main flags (keys: model, policy, window, memory); repeatable.",
+    help="Another configuration as KEY=VALUE overrides (keys: model, policy, window, memory, "
+    "or a dotted config key); repeatable. [backtest.compare]",
 )
-@click.option("--lookback", type=click.IntRange(min=1), default=48, show_default=True)
-@click.option("--horizon", type=click.IntRange(min=1), default=12, show_default=True)
+@click.option("--lookback", type=click.IntRange(min=1), help="Input rows per forecast. [model.lookback]")
+@click.option("--horizon", type=click.IntRange(min=1), help="Steps forecast. [model.horizon]")
 @click.option(
-    "--param", "params", multiple=True, help="Model hyper-parameter KEY=VALUE (e.g. epochs=5); repeatable."
+    "--param",
+    "params",
+    multiple=True,
+    help="Model hyper-parameter KEY=VALUE (e.g. epochs=5); repeatable. [model.params]",
 )
 @click.option(
     "--min-train-rows",
     type=click.IntRange(min=1),
-    help="Rows per series before the first model is trained (default: 2 x (lookback + horizon)).",
-)
-@click.option("--limit", type=click.IntRange(min=2), help="Replay only the first N time steps.")
-@click.option(
-    "--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Scenario length."
+    help="Rows per series before the first model is trained. [adaptation.min_train_rows]",
 )
 @click.option(
-    "--series", "n_series", type=click.IntRange(min=1), default=4, show_default=True, help="Scenario series."
+    "--limit", type=click.IntRange(min=2), help="Replay only the first N time steps. [backtest.limit]"
 )
+@click.option("--steps", type=click.IntRange(min=2), help="Scenario length. [scenario.steps]")
+@click.option("--series", "n_series", type=click.IntRange(min=1), help="Scenario series. [scenario.series]")
 @click.option(
     "--seed",
     type=int,
-    default=0,
-    show_default=True,
-    help="Seeds the scenario, the models and the error memory.",
+    help="Seeds the scenario, the models and the error memory. [scenario.seed, model.seed]",
 )
 @click.option(
     "--timings",
-    default="on",
     type=click.Choice(["on", "off"]),
-    show_default=True,
-    help="off: leave measured seconds out of summary.json (byte-identical reruns).",
+    help="off: leave measured seconds out of summary.json (byte-identical reruns). [backtest.timings]",
 )
 @click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory."
 )
 def backtest(
+    config_path,
     data_path,
     scenario,
     targets,
@@ -437,58 +431,70 @@ def backtest(
 ) -> None:
     """Replay history through the live loop and compare adaptation policies.
 
-    Writes forecasts.parquet, events.parquet, summary.json, report.html and PNG plots to --out.
+    Reads the same configuration as `adaptcast run` (--config, ADAPTCAST__* variables); each flag
+    overrides the config key shown in brackets. Writes forecasts.parquet, events.parquet,
+    summary.json, report.html and PNG plots to --out.
 
     \b
     Examples:
       adaptcast backtest --scenario level_shift --out runs/ls
+      adaptcast backtest --config prod.yaml --scenario link_failure --out runs/prod
       adaptcast backtest --scenario trend --policy periodic:24 --window full --memory off \\
           --compare "policy=drift,window=vh,memory=on" --out runs/trend
       adaptcast backtest --data ../shared/data/ett/ETTh1.csv --target OT --model arnet \\
           --policy drift --window vh --limit 4000 --out runs/etth1
     """
     from adaptcast.forecast.base import InputError
-    from adaptcast.streams.backtest import (
-        BacktestOptions,
-        RunSpec,
-        file_data,
-        parse_on_off,
-        run_backtest,
-        scenario_data,
-    )
+    from adaptcast.streams.backtest import backtest as run_backtest
 
-    if bool(data_path) == bool(scenario):
-        raise UserError("give exactly one of --data FILE or --scenario NAME")
+    if data_path and scenario:
+        raise UserError("give at most one of --data FILE or --scenario NAME")
+    overrides: dict[str, Any] = {}
+    _set(overrides, "backtest.data", data_path)
+    if scenario:
+        _set(overrides, "scenario.name", scenario)
+        overrides["backtest"] = {**overrides.get("backtest", {}), "data": None}
+    cols = split_columns(targets)
+    _set(overrides, "model.target", (cols[0] if len(cols) == 1 else cols) if cols else None)
+    _set(overrides, "model.features", split_columns(features) if features else None)
+    for key, value in (
+        ("series_col", series_col),
+        ("time_col", time_col),
+        ("limit", limit),
+        ("compare", list(compares) or None),
+        ("timings", _on_off(timings)),
+    ):
+        _set(overrides, f"backtest.{key}", value)
+    for key, value in (
+        ("kind", model),
+        ("lookback", lookback),
+        ("horizon", horizon),
+        ("seed", seed),
+        ("params", parse_params(params) or None),
+    ):
+        _set(overrides, f"model.{key}", value)
+    for key, value in (
+        ("policy", policy),
+        ("window", window),
+        ("memory", _on_off(memory)),
+        ("min_train_rows", min_train_rows),
+    ):
+        _set(overrides, f"adaptation.{key}", value)
+    for key, value in (("steps", steps), ("series", n_series), ("seed", seed)):
+        _set(overrides, f"scenario.{key}", value)
+    cfg = _config(config_path, overrides)
     try:
-        if scenario:
-            data = scenario_data(scenario, n_series, steps, seed)
-        else:
-            if not targets:
-                raise UserError("--data needs --target COLUMN (the column to forecast)")
-            data = file_data(
-                data_path, split_columns(targets), split_columns((features,)), series_col, time_col
-            )
-        if limit:
-            cut = data.frame["ts"].unique().sort()[:limit]
-            data.frame = data.frame.filter(data.frame["ts"].is_in(cut.implode()))
-        base = RunSpec(model, policy, window, parse_on_off(memory, "--memory"))
-        specs = [base, *(base.with_overrides(c) for c in compares)]
-        opts = BacktestOptions(
-            lookback=lookback,
-            horizon=horizon,
-            seed=seed,
-            params=parse_params(params),
-            min_train_rows=min_train_rows,
-            timings=timings == "on",
-        )
-        summary = run_backtest(data, specs, opts, out)
+        result = run_backtest(cfg, out=out)
     except InputError as exc:
         raise UserError(str(exc)) from None
-    for name, s in summary["configs"].items():
-        mae = "n/a" if s["mae"] is None else f"{s['mae']:.4f}"
-        secs = "" if s["train_seconds"] is None else f", train {s['train_seconds']:.1f} s"
-        click.echo(f"{name}: MAE {mae}, {s['n_retrains']} retrains{secs}, {s['n_forecasts']} forecasts")
+    for run, entry in zip(result.runs, result.summary["configs"].values(), strict=True):
+        secs = "" if entry["train_seconds"] is None else f", train {entry['train_seconds']:.1f} s"
+        click.echo(run.line("adaptcast backtest") + secs)
     click.echo(f"wrote {out}/summary.json, forecasts.parquet, events.parquet and report.html")
+
+
+def _on_off(value: str | None) -> bool | None:
+    return None if value is None else value == "on"
 
 
 @main.command()
@@ -548,7 +554,8 @@ def scenarios(name, out, layout, series, steps, seed) -> None:
         click.echo(f"wrote {frame.height} rows of scenario {name} to {out}; events:")
         for ev in sc.events:
             click.echo(
-                f"  {ev.kind} at {ev.start.isoformat()} (step {ev.start_step}) on {len(ev.series)} series: {ev.detail}"
+                f"  {ev.kind} at {ev.start.isoformat()} (step {ev.start_step}) "
+                f"on {len(ev.series)} series: {ev.detail}"
             )
 
 

@@ -1,4 +1,4 @@
-"""One validated configuration: defaults, then a YAML file, then ``ADAPTCAST__SECTION__KEY`` env vars, then CLI flags."""
+"""One validated configuration: defaults, a YAML file, ``ADAPTCAST__SECTION__KEY`` variables, CLI flags."""
 
 from __future__ import annotations
 
@@ -53,9 +53,10 @@ class ModelConfig(_Section):
     kind: str = "arnet"
     lookback: int = Field(default=48, ge=1)
     horizon: int = Field(default=12, ge=1)
-    target: str = "y"
+    target: str | list[str] = Field(default="y", description="value(s) to forecast; a list for several")
     features: list[str] = Field(default_factory=list)
     params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = Field(default=0, description="seeds the model's initial weights and the error memory")
     checkpoint: str | None = Field(
         default=None, description="serve this saved model directory when the state dir holds none"
     )
@@ -67,6 +68,23 @@ class ModelConfig(_Section):
 
         return _one_of(v, sorted(FORECASTERS), "model kind")
 
+    @field_validator("target")
+    @classmethod
+    def _target(cls, v: str | list[str]) -> str | list[str]:
+        if isinstance(v, list) and not v:
+            raise ValueError("name at least one target")
+        return v
+
+    @property
+    def targets(self) -> list[str]:
+        """The forecast values, in order."""
+        return [self.target] if isinstance(self.target, str) else list(self.target)
+
+    @property
+    def channels(self) -> list[str]:
+        """What the model reads from each record: the targets first, then the other features."""
+        return [*self.targets, *[f for f in self.features if f not in self.targets]]
+
 
 class AdaptationConfig(_Section):
     """When to retrain, on how much history, and the error memory (spellings as in ``adaptcast backtest``)."""
@@ -74,10 +92,16 @@ class AdaptationConfig(_Section):
     policy: str = "drift"
     window: str = "vh"
     memory: bool = True
-    min_train_rows: int = Field(
-        default=200, ge=1, description="rows of a series buffered before the first model is trained"
+    memory_params: dict[str, Any] = Field(
+        default_factory=dict, description="error-memory settings (see adaptcast.drift.memory.ErrorMemory)"
     )
-    history: int = Field(default=2000, ge=2, description="rows kept per series: the most a retrain can use")
+    min_train_rows: int | None = Field(
+        default=None,
+        ge=1,
+        description="rows of a series buffered before the first model is trained "
+        "(unset: 2 x (lookback + horizon), capped by history)",
+    )
+    history: int = Field(default=10_000, ge=2, description="rows kept per series: the most a retrain can use")
 
     @field_validator("policy")
     @classmethod
@@ -112,6 +136,24 @@ class ScenarioConfig(_Section):
         return _one_of(v, list(SCENARIOS), "scenario")
 
 
+class BacktestConfig(_Section):
+    """What ``adaptcast backtest`` replays; the model and its adaptation come from the other sections."""
+
+    data: str | None = Field(
+        default=None, description="CSV or Parquet file to replay (unset: the scenario section's feed)"
+    )
+    series_col: str | None = Field(default=None, description="column holding the series id (long layout)")
+    time_col: str | None = Field(
+        default=None, description="time column (unset: the first of date, ts, timestamp, time, datetime)"
+    )
+    limit: int | None = Field(default=None, ge=2, description="replay only the first N time steps")
+    compare: list[str] = Field(
+        default_factory=list,
+        description="further configurations, each KEY=VALUE[,KEY=VALUE] overrides of this one",
+    )
+    timings: bool = Field(default=True, description="false: leave measured seconds out of summary.json")
+
+
 class ServingConfig(_Section):
     """Micro-batching and record policy of the serving loop."""
 
@@ -137,7 +179,7 @@ class StateConfig(_Section):
 
     dir: str = "state"
     snapshot_interval_s: float = Field(default=10.0, gt=0)
-    replay_records: int = Field(
+    warm_records: int = Field(
         default=100_000,
         ge=0,
         description="without a snapshot, re-read this many records per partition to warm windows",
@@ -158,6 +200,7 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     adaptation: AdaptationConfig = Field(default_factory=AdaptationConfig)
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
@@ -172,10 +215,7 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
         path = [p.lower() for p in key[len(ENV_PREFIX) :].split("__") if p]
         if not path:
             continue
-        try:
-            value = yaml.safe_load(raw) if raw != "" else None
-        except yaml.YAMLError:
-            value = raw
+        value = parse_scalar(raw)
         node = out
         for part in path[:-1]:
             node = node.setdefault(part, {})
@@ -185,6 +225,16 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
                 )
         node[path[-1]] = value
     return out
+
+
+def parse_scalar(raw: str) -> Any:
+    """Text (environment, ``--compare``) read as a YAML scalar: ``on`` → True, ``24`` → 24."""
+    if raw == "":
+        return None
+    try:
+        return yaml.safe_load(raw)
+    except yaml.YAMLError:
+        return raw
 
 
 def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
@@ -213,7 +263,7 @@ def load_config(
     overrides: dict[str, Any] | None = None,
     environ: dict[str, str] | None = None,
 ) -> Config:
-    """Defaults ← YAML file ← environment ← ``overrides`` (CLI flags); raise ConfigError naming the bad key."""
+    """Defaults ← YAML file ← environment ← ``overrides`` (CLI flags); ConfigError names the bad key."""
     data: dict[str, Any] = {}
     source = "defaults"
     if path is not None:

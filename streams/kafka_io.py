@@ -24,7 +24,8 @@ def bootstrap_servers(cfg: KafkaConfig) -> str:
     servers = cfg.bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
     if not servers:
         raise ValueError(
-            "no Kafka bootstrap servers: set --bootstrap-servers, kafka.bootstrap_servers or KAFKA_BOOTSTRAP_SERVERS"
+            "no Kafka bootstrap servers: set --bootstrap-servers, kafka.bootstrap_servers "
+            "or KAFKA_BOOTSTRAP_SERVERS"
         )
     return servers
 
@@ -129,7 +130,7 @@ class KafkaSource:
 
 
 class KafkaSink:
-    """Idempotent producer (acks=all) for predictions and dead letters; ``flush`` raises on any failed send."""
+    """Idempotent producer (acks=all) for predictions and dead letters; ``flush`` raises on a failed send."""
 
     def __init__(self, cfg: KafkaConfig, client_id: str = "adaptcast"):
         self.cfg = cfg
@@ -137,7 +138,8 @@ class KafkaSink:
             client_id=client_id,
             acks="all",
             enable_idempotence=True,
-            linger_ms=100,  # the worker flushes at the end of every batch, so lingering never delays a prediction
+            # the worker flushes at the end of every batch, so lingering never delays a prediction
+            linger_ms=100,
             batch_size=256 * 1024,
             retries=2**31 - 1,
             max_in_flight_requests_per_connection=5,

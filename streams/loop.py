@@ -21,10 +21,18 @@ import numpy as np
 from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
-from adaptcast.forecast.base import BaseForecaster
+from adaptcast.forecast.base import BaseForecaster, create_forecaster
+from adaptcast.streams.config import Config
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.records import DUPLICATE, LATE, MISSING_VALUE, Record, RecordError, format_timestamp
-from adaptcast.streams.retrain import InlineTrainer, Trainer, TrainJob, TrainOutcome, training_set
+from adaptcast.streams.retrain import (
+    InlineTrainer,
+    Trainer,
+    TrainJob,
+    TrainOutcome,
+    make_policy,
+    training_set,
+)
 from adaptcast.streams.state import PendingForecast, RingBuffer, SeriesState
 
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
@@ -568,3 +576,42 @@ class ForecastLoop:
         ev = {"event": kind, "ts_ms": ts_ms, "step": self.step, **fields}
         self.events.append(ev)
         return ev
+
+
+def build_loop(
+    cfg: Config,
+    *,
+    metrics: Metrics | None = None,
+    trainer_factory: Callable[[ComputeLedger], Trainer] | None = None,
+    on_swap: Callable[[BaseForecaster], str | None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ForecastLoop:
+    """The loop a configuration describes, for every front end: untrained model, policy, error memory."""
+    m, a = cfg.model, cfg.adaptation
+    ledger = ComputeLedger()
+    try:
+        template = create_forecaster(
+            m.kind,
+            lookback=m.lookback,
+            horizon=m.horizon,
+            n_features=len(m.channels),
+            n_targets=len(m.targets),
+            seed=m.seed,
+            **m.params,
+        )
+    except TypeError as exc:
+        raise ValueError(f"model.params: {exc}") from None
+    return ForecastLoop(
+        template,
+        m.channels,
+        policy=make_policy(a.policy, a.window, m.lookback, m.horizon, a.history),
+        memory={"seed": m.seed, **a.memory_params} if a.memory else None,
+        trainer=None if trainer_factory is None else trainer_factory(ledger),
+        ledger=ledger,
+        on_swap=on_swap,
+        min_train_rows=a.min_train_rows,
+        history=a.history,
+        max_batch=cfg.serving.max_batch,
+        metrics=metrics,
+        clock=clock,
+    )

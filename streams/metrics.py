@@ -1,6 +1,6 @@
 """Prometheus metrics of one adaptcast process and the HTTP endpoint serving them.
 
-Names follow DESIGN.md: prefix ``adaptcast_``, base units, ``_total`` counters, no per-series labels.
+Names follow docs/architecture.md: prefix ``adaptcast_``, base units, ``_total`` counters, no series labels.
 """
 
 from __future__ import annotations
@@ -144,7 +144,8 @@ class MetricsServer:
             self._server = ThreadingHTTPServer((host, port), Handler)
         except OSError as exc:
             raise OSError(
-                f"cannot serve metrics on {host}:{port}: {exc.strerror}; pick another --metrics-port (0 = any free port)"
+                f"cannot serve metrics on {host}:{port}: {exc.strerror}; "
+                "pick another --metrics-port (0 = any free port)"
             ) from None
         self.port = self._server.server_address[1]
         self.host = host

@@ -17,7 +17,7 @@ def paced(
     clock=time.monotonic,
     sleep=time.sleep,
 ) -> Iterator[dict[str, Any]]:
-    """Yield records no faster than ``rate`` per second, or with their timestamps' spacing divided by ``speedup``."""
+    """Yield records at most ``rate`` per second, or at their timestamps' spacing divided by ``speedup``."""
     start = clock()
     first_ts: float | None = None
     for i, rec in enumerate(records):

@@ -156,14 +156,16 @@ def write_report(
         for r in runs
     )
     figs = "".join(
-        f'<figure><img src="{html.escape(src)}" alt="{html.escape(cap)}"><figcaption>{html.escape(cap)}</figcaption></figure>'
+        f'<figure><img src="{html.escape(src)}" alt="{html.escape(cap)}">'
+        f"<figcaption>{html.escape(cap)}</figcaption></figure>"
         for cap, src in images
     )
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>
 <style>body{{font-family:system-ui,sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{text-align:left}}img{{max-width:100%}}
-figure{{margin:1.5em 0}}figcaption{{color:#555}}pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
+figure{{margin:1.5em 0}}figcaption{{color:#555}}
+pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <table><tr><th>configuration</th>{"".join(f"<th>{k}</th>" for k in keys)}</tr>{rows}</table>
 {figs}

@@ -62,7 +62,7 @@ class Scenario:
         return self.frame.pivot(on="series", index="ts", values=self.target).rename({"ts": "date"})
 
     def records(self) -> Iterator[dict[str, object]]:
-        """Input records as DESIGN.md defines them, in arrival order."""
+        """Input records as docs/architecture.md defines them, in arrival order."""
         for ts, series, y in self.frame.select("ts", "series", self.target).iter_rows():
             yield {"series": series, "ts": ts.isoformat(), "values": {self.target: y}}
 

@@ -7,8 +7,8 @@ consumer can drop the duplicates a crash between produce and commit may cause.
 Restart and rebalance: after each commit the worker may snapshot, per partition, the windows of
 the series it saw there together with the committed offset. When a partition is assigned, its
 snapshot is restored and the records between the snapshot's offset and the committed offset
-are replayed silently (windows only, no forecasts); without a snapshot the worker re-reads up
-to ``state.replay_records`` records before the committed offset instead.
+are re-read silently to warm the windows (no forecasts); without a snapshot the worker re-reads up
+to ``state.warm_records`` records before the committed offset instead.
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from kafka.errors import CommitFailedError
 from adaptcast.drift.state import load_state, save_state
 from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.streams.config import Config
-from adaptcast.streams.embedded import build_loop
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
-from adaptcast.streams.loop import ForecastLoop
+from adaptcast.streams.loop import ForecastLoop, build_loop
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decode
 from adaptcast.streams.retrain import BackgroundTrainer
+from adaptcast.streams.summary import RunSummary
 
 log = logging.getLogger("adaptcast.service")
 
@@ -66,7 +66,7 @@ class SnapshotStore:
             state = load_state(path)
             return int(state["offset"]), dict(state["series"])
         except (ValueError, KeyError, OSError) as exc:
-            log.warning("snapshot %s is unreadable, replaying instead: %s", path, exc)
+            log.warning("snapshot %s is unreadable, re-reading records instead: %s", path, exc)
             return None
 
     def save_global(self, state: dict[str, Any]) -> None:
@@ -94,7 +94,7 @@ class Worker:
         state_dir = Path(cfg.state.dir)
         self.store = CheckpointStore(state_dir / "models")
         self.snapshots = SnapshotStore(state_dir / "snapshots")
-        self.channels = [cfg.model.target, *[f for f in cfg.model.features if f != cfg.model.target]]
+        self.channels = cfg.model.channels
         self.loop = self._make_loop()
         self.series_tp: dict[str, TopicPartition] = {}
         self.committed: dict[TopicPartition, int] = {}
@@ -104,12 +104,12 @@ class Worker:
         self.counts: dict[str, int] = defaultdict(int)
         self.sink = KafkaSink(cfg.kafka, client_id=client_id)
         self.source = KafkaSource(cfg.kafka, self._on_assigned, self._on_revoked, client_id=client_id)
-        self._last_snapshot = time.monotonic()
+        self._last_snapshot = self._started = time.monotonic()
 
     # ---- set-up -------------------------------------------------------------------------------------
     def _make_loop(self) -> ForecastLoop:
         loop = build_loop(
-            self.cfg, self.channels, self.metrics, on_swap=self._checkpoint, trainer_factory=BackgroundTrainer
+            self.cfg, metrics=self.metrics, on_swap=self._checkpoint, trainer_factory=BackgroundTrainer
         )
         model = None
         if self.store.latest() is not None:
@@ -121,7 +121,8 @@ class Worker:
         if model is not None:
             if model.n_features != len(self.channels):
                 raise ValueError(
-                    f"checkpoint reads {model.n_features} channels but the config names {len(self.channels)}: {self.channels}"
+                    f"checkpoint reads {model.n_features} channels but the config names "
+                    f"{len(self.channels)}: {self.channels}"
                 )
             loop.serve(model)
             saved = self.snapshots.load_global()
@@ -130,7 +131,7 @@ class Worker:
                     loop.load_state_dict(saved)
                 except (ValueError, KeyError) as exc:  # e.g. the policy or memory settings changed since
                     log.warning(
-                        "loop snapshot does not fit the current configuration, starting adaptation afresh: %s",
+                        "loop snapshot does not fit the configuration, starting adaptation afresh: %s",
                         exc,
                     )
         return loop
@@ -173,12 +174,12 @@ class Worker:
                 self.loop.import_series(series)
                 self.series_tp.update({s: tp for s in series})
             else:
-                start = max(begin, committed - self.cfg.state.replay_records)
+                start = max(begin, committed - self.cfg.state.warm_records)
             self.committed[tp] = committed
             if start < committed:
                 self.warm_until[tp] = committed
             self.source.seek(tp, start)
-            log.info("assigned %s: committed %d, replaying from %d", tp, committed, start)
+            log.info("assigned %s: committed %d, warming windows from %d", tp, committed, start)
         self.metrics.ready = self.loop.model is not None
 
     def _revoke(self, tps: list[TopicPartition]) -> None:
@@ -193,7 +194,7 @@ class Worker:
             self.warm_until.pop(tp, None)
 
     def snapshot(self, tps: list[TopicPartition] | None = None) -> None:
-        """Write the windows of ``tps`` (default: all assigned) at their committed offsets, and the loop state."""
+        """Write the windows of ``tps`` (default: all assigned) at their committed offsets, and loop state."""
         by_tp: dict[TopicPartition, list[str]] = defaultdict(list)
         for s, tp in self.series_tp.items():
             by_tp[tp].append(s)
@@ -206,7 +207,7 @@ class Worker:
             self.snapshots.save_global(self.loop.state_dict())
         self._last_snapshot = time.monotonic()
 
-    # ---- serving ---------------------------------------------------------------------------------------------
+    # ---- serving ----------------------------------------------------------------------------------
     def step(self) -> int:
         """One poll → produce → flush → commit cycle; returns the number of input records handled."""
         msgs = self.source.poll()
@@ -226,7 +227,7 @@ class Worker:
         for msg in msgs:
             tp = TopicPartition(msg.topic, msg.partition)
             offsets[tp] = msg.offset + 1
-            replaying = msg.offset < self.warm_until.get(tp, -1)
+            warming = msg.offset < self.warm_until.get(tp, -1)
             try:
                 rec = decode(
                     msg.value, required=tuple(self.channels), now_ms=now_ms, max_future_ms=self._max_future_ms
@@ -239,11 +240,11 @@ class Worker:
                         UNKNOWN_SERIES, f"series {rec.series!r} is not in serving.strict_series"
                     )
             except RecordError as err:
-                if not replaying:
+                if not warming:
                     self._dead_letter(msg, err)
                 continue
             self.series_tp[rec.series] = tp
-            if replaying:
+            if warming:
                 warm.append(rec)
             else:
                 live.append((rec, msg))
@@ -282,8 +283,8 @@ class Worker:
         self.counts[f"rejected_{err.reason}"] += 1
         self.sink.dead_letter(msg.value, msg.topic, msg.partition, msg.offset, err.reason, str(err))
 
-    def run(self, max_seconds: float | None = None) -> dict[str, Any]:
-        """Serve until stopped (signal, ``stop_event`` or ``max_seconds``); then flush, commit, snapshot, close."""
+    def run(self, max_seconds: float | None = None) -> RunSummary:
+        """Serve until a signal, ``stop_event`` or ``max_seconds``; then flush, commit, snapshot and close."""
         deadline = None if max_seconds is None else time.monotonic() + max_seconds
         try:
             while not self.stop_event.is_set() and (deadline is None or time.monotonic() < deadline):
@@ -292,9 +293,16 @@ class Worker:
             self.close()
         return self.summary()
 
-    def summary(self) -> dict[str, Any]:
-        """Records, predictions and rejections handled, with the loop's own summary."""
-        return {**self.counts, **self.loop.summary()}
+    def summary(self) -> RunSummary:
+        """Records polled, forecasts made and records dead-lettered, in the summary every front end prints."""
+        rejected = sum(n for key, n in self.counts.items() if key.startswith("rejected_"))
+        loop = {**self.loop.summary(), "records": self.counts["records"]}
+        return RunSummary.from_loop(
+            loop,
+            f"topic {self.cfg.kafka.input_topic}",
+            rejected=rejected,
+            seconds=time.monotonic() - self._started,
+        )
 
     def close(self) -> None:
         try:

@@ -10,8 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from adaptcast.forecast.base import InputError
-from adaptcast.streams.backtest import RunSpec
+from adaptcast.streams.backtest import variant
 from adaptcast.streams.cli import main
+from adaptcast.streams.config import load_config
+from adaptcast.streams.embedded import run_embedded
 
 ETT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ett" / "ETTh1.csv"
 FAST = ["--model", "naive", "--lookback", "24", "--horizon", "6", "--steps", "400", "--series", "2"]
@@ -145,7 +147,7 @@ def _write(tmp_path: Path, text: str) -> str:
         (
             "date,y\n2024-01-01 00:00:00,1\n",
             ["--target", "y", "--model", "prophet"],
-            "unknown model 'prophet'",
+            "model.kind: Value error, unknown model kind 'prophet'",
         ),
         (
             "date,y\n2024-01-01 00:00:00,1\n",
@@ -162,17 +164,26 @@ def test_bad_input_exit_2_with_message(tmp_path, content, extra, needle):
     assert needle in out and "Traceback" not in out
 
 
-def test_missing_data_and_scenario_is_usage_error(tmp_path):
-    code, out = _run("--out", str(tmp_path))
-    assert code == 2 and "exactly one of --data" in out
+def test_data_and_scenario_together_is_usage_error(tmp_path):
+    code, out = _run("--data", "x.csv", "--scenario", "trend", "--out", str(tmp_path))
+    assert code == 2 and "at most one of --data" in out
 
 
 def test_compare_spec_overrides():
-    base = RunSpec("naive", "never", "full", False)
-    other = base.with_overrides("policy=periodic:24, memory=on")
-    assert (other.policy, other.window, other.memory) == ("periodic:24", "full", True)
-    with pytest.raises(InputError, match="on or off"):
-        base.with_overrides("memory=maybe")
+    base = load_config(
+        overrides={"model": {"kind": "naive"}, "adaptation": {"policy": "never", "memory": False}}, environ={}
+    )
+    other = variant(base, "policy=periodic:24, memory=on, model.lookback=24")
+    assert (other.adaptation.policy, other.adaptation.window, other.adaptation.memory) == (
+        "periodic:24",
+        "vh",
+        True,
+    )
+    assert other.model.lookback == 24 and base.model.lookback == 48
+    with pytest.raises(InputError, match=r"adaptation\.memory"):
+        variant(base, "memory=maybe")
+    with pytest.raises(InputError, match="KEY=VALUE"):
+        variant(base, "colour=red")
 
 
 @pytest.mark.skipif(not ETT.is_file(), reason=f"ETTh1 not found at {ETT}")
@@ -241,3 +252,34 @@ def test_long_layout_file_with_series_column(tmp_path):
         "--data", str(path), "--series-col", "series", "--target", "y", "--out", str(tmp_path / "p")
     )
     assert code == 2 and "series s0" in out and "repeated timestamps" in out
+
+
+def test_backtest_makes_the_forecasts_of_run_on_the_same_config(tmp_path):
+    """`adaptcast backtest --config F` and `adaptcast run --config F` (embedded) forecast identically."""
+    cfg_file = tmp_path / "deploy.yaml"
+    cfg_file.write_text(
+        "model: {kind: arnet, lookback: 24, horizon: 6, params: {epochs: 2}}\n"
+        "adaptation: {policy: 'periodic:48', window: vh, memory: true}\n"
+        "scenario: {name: level_shift, series: 2, steps: 300, seed: 3}\n"
+        "metrics: {enabled: false}\n"
+    )
+    live: list = []
+    run_embedded(load_config(cfg_file, environ={}), sink=live.extend)
+    code, out = _run("--config", str(cfg_file), "--out", str(tmp_path / "bt"))
+    assert code == 0, out
+    fc = pl.read_parquet(tmp_path / "bt" / "forecasts.parquet").sort("series", "issued_at", "step")
+    assert len(live) > 100 and fc.height == len(live) * 6
+    expected = pl.DataFrame(
+        {
+            "series": [f.series for f in live for _ in range(6)],
+            "issued_at": [f.issued_at_ms for f in live for _ in range(6)],
+            "step": [k for _ in live for k in range(1, 7)],
+            "yhat": [float(v) for f in live for v in f.yhat[:, 0]],
+        }
+    ).sort("series", "issued_at", "step")
+    got = fc.select("series", pl.col("issued_at").dt.epoch("ms"), "step", "yhat")
+    assert got["series"].to_list() == expected["series"].to_list()
+    assert got["issued_at"].to_list() == expected["issued_at"].to_list()
+    assert got["yhat"].to_list() == pytest.approx(expected["yhat"].to_list(), abs=1e-6)
+    retrains = json.loads((tmp_path / "bt" / "summary.json").read_text())["configs"]
+    assert next(iter(retrains.values()))["n_retrains"] >= 2

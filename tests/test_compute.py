@@ -74,7 +74,10 @@ def test_state_round_trip(tmp_path) -> None:
 
 
 def test_importing_drift_does_not_import_torch() -> None:
-    code = "import sys, drift; led = drift.ComputeLedger();\nwith led.measure('x'): pass\nprint('torch' in sys.modules)"
+    code = (
+        "import sys; from adaptcast import drift; led = drift.ComputeLedger()\n"
+        "with led.measure('x'): pass\nprint('torch' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 

@@ -31,7 +31,8 @@ def hourly(n: int) -> pl.DataFrame:
 def test_read_sorts_dedups_and_reports_gaps(tmp_path):
     p = write(
         tmp_path,
-        "time,y\n2024-01-01 02:00,2\n2024-01-01 00:00,0\n2024-01-01 01:00,1\n2024-01-01 01:00,9\n2024-01-01 05:00,5\n",
+        "time,y\n2024-01-01 02:00,2\n2024-01-01 00:00,0\n2024-01-01 01:00,1\n"
+        "2024-01-01 01:00,9\n2024-01-01 05:00,5\n",
     )
     tf = read_frame(p)
     assert tf.time_col == "time" and tf.frame["y"].to_list() == [0, 9, 2, 5]

@@ -29,20 +29,20 @@ def test_embedded_counts_and_metrics():
             "scenario": {"steps": 300, "series": 3},
             "metrics": {"enabled": False},
             "model": {"kind": "naive"},
-            "adaptation": {"policy": "never", "memory": False},
+            "adaptation": {"policy": "never", "memory": False, "min_train_rows": 200},
         },
         environ={},
     )
     m = Metrics()
     s = run_embedded(cfg, metrics=m)
-    assert s.loop["records"] == 900
+    assert s.records == 900
     # the first model is trained once min_train_rows rows are buffered; every later record is forecast
     warmup = cfg.adaptation.min_train_rows
-    assert s.loop["forecasts"] == 3 * (300 - warmup)
-    assert s.loop["retrains"] == 1
+    assert s.forecasts == 3 * (300 - warmup)
+    assert s.retrains == 1
     text = m.render().decode()
-    assert "adaptcast_predictions_total {:.1f}".format(s.loop["forecasts"]) in text
-    assert s.loop["mae"] > 0
+    assert f"adaptcast_predictions_total {s.forecasts:.1f}" in text
+    assert s.mae > 0
 
 
 def test_metrics_endpoints():

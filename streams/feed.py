@@ -1,0 +1,54 @@
+"""The offline feed: the configured file or scenario as record batches, one batch per timestamp.
+
+The embedded run and the backtest read the same feed in the same batches, so given the same
+configuration they make the same forecasts.
+"""
+
+from __future__ import annotations
+
+from adaptcast.forecast.base import InputError
+from adaptcast.forecast.data import SeriesFrame, read_series
+from adaptcast.streams.config import Config
+from adaptcast.streams.records import Record
+from adaptcast.streams.scenarios import make_scenario
+
+
+def load_feed(cfg: Config) -> SeriesFrame:
+    """``backtest.data`` if set (targets and features from ``model``), else the scenario section's feed."""
+    b, m = cfg.backtest, cfg.model
+    if b.data is not None:
+        data = read_series(b.data, m.targets, m.features, b.series_col, b.time_col)
+    else:
+        data = scenario_feed(cfg)
+    return data.head(b.limit) if b.limit else data
+
+
+def scenario_feed(cfg: Config) -> SeriesFrame:
+    """The configured scenario, its one value named after the model's target."""
+    s, m = cfg.scenario, cfg.model
+    if len(m.channels) != 1:
+        raise InputError(
+            f"scenario {s.name!r} carries one value per record, but the model reads {m.channels}; "
+            "set one model.target and no model.features, or replay a file with backtest.data"
+        )
+    try:
+        sc = make_scenario(s.name, series=s.series, steps=s.steps, seed=s.seed)
+    except ValueError as exc:
+        raise InputError(str(exc)) from None
+    frame = sc.frame.rename({sc.target: m.targets[0]}) if sc.target != m.targets[0] else sc.frame
+    return SeriesFrame(sc.name, frame, list(m.channels), 1, [e.to_dict() for e in sc.events])
+
+
+def time_batches(data: SeriesFrame) -> list[tuple[int, list[Record]]]:
+    """Records grouped by timestamp (epoch ms), in time order: one batch is one step of the clock."""
+    ts_ms = data.frame["ts"].dt.epoch("ms").to_numpy()
+    series = data.frame["series"].to_list()
+    values = data.frame.select(data.channels).to_numpy()
+    batches: list[tuple[int, list[Record]]] = []
+    for i, t in enumerate(ts_ms):
+        rec = Record(series[i], int(t), dict(zip(data.channels, map(float, values[i]), strict=True)))
+        if batches and batches[-1][0] == t:
+            batches[-1][1].append(rec)
+        else:
+            batches.append((int(t), [rec]))
+    return batches

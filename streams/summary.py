@@ -1,0 +1,55 @@
+"""One run summary, printed alike by ``adaptcast run`` (embedded or Kafka) and ``adaptcast backtest``."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What one configuration did over one feed: volumes, error, adaptation and the model left serving."""
+
+    source: str
+    series: int
+    records: int
+    forecasts: int
+    scored_points: int
+    mae: float | None
+    drift_alarms: int
+    retrains: int
+    rejected: int
+    model: str
+    model_version: str
+    seconds: float | None = None
+    config: str | None = None
+
+    @classmethod
+    def from_loop(
+        cls, loop_summary: dict[str, Any], source: str, *, rejected: int = 0, **extra: Any
+    ) -> RunSummary:
+        """Build from ``ForecastLoop.summary()`` plus what only the front end knows."""
+        keys = ("series", "records", "forecasts", "scored_points", "mae", "drift_alarms", "retrains")
+        return cls(
+            source=source,
+            rejected=rejected,
+            model=loop_summary["model"],
+            model_version=str(loop_summary["model_version"]),
+            **{k: loop_summary[k] for k in keys},
+            **extra,
+        )
+
+    def line(self, command: str = "adaptcast run") -> str:
+        """One human-readable line; the counts keep their words so scripts can pick them out."""
+        mae = "n/a" if self.mae is None else f"{self.mae:.4f}"
+        what = f"{self.source} ({self.series} series)" + (f" [{self.config}]" if self.config else "")
+        secs = "" if self.seconds is None else f", {self.seconds:.1f} s"
+        return (
+            f"{command}: {what}: {self.records} records, {self.forecasts} forecasts, "
+            f"{self.scored_points} scored points, MAE {mae}, {self.drift_alarms} drift alarms, "
+            f"{self.retrains} retrains, {self.rejected} rejected, "
+            f"model {self.model} v{self.model_version}{secs}"
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
