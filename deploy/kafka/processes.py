@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+# Standard library only: this file is also the watchdog's script, run by path with ``python -I``.
+
 STOP_TIMEOUT_S = 30.0
 
 
@@ -61,26 +63,6 @@ def _wait_exit(pid: int, timeout_s: float, proc: subprocess.Popen[bytes] | None)
     return True
 
 
-_WATCHDOG_SOURCE = """
-import os, signal, sys, time
-pgid, grace = int(sys.argv[1]), float(sys.argv[2])
-if sys.stdin.readline().strip() == "disarm":
-    sys.exit(0)
-for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-    try:
-        os.killpg(pgid, sig)
-    except ProcessLookupError:
-        sys.exit(0)
-    end = time.monotonic() + wait
-    while time.monotonic() < end:
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            sys.exit(0)
-        time.sleep(0.1)
-"""
-
-
 def start_watchdog(pgid: int) -> subprocess.Popen[bytes]:
     """Start a tiny process that stops the broker's group when our end of its stdin pipe closes.
 
@@ -88,7 +70,7 @@ def start_watchdog(pgid: int) -> subprocess.Popen[bytes]:
     :func:`disarm_watchdog` ran first: no stray JVM outlives its owner.
     """
     return subprocess.Popen(
-        [sys.executable, "-c", _WATCHDOG_SOURCE, str(pgid), str(STOP_TIMEOUT_S)],
+        [sys.executable, "-I", str(Path(__file__).resolve()), str(pgid), str(STOP_TIMEOUT_S)],
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -109,3 +91,13 @@ def disarm_watchdog(watchdog: subprocess.Popen[bytes] | None) -> None:
     except subprocess.TimeoutExpired:
         watchdog.kill()
         watchdog.wait()
+
+
+def _watch(pgid: int, grace_s: float) -> None:
+    """The watchdog's body: wait until the owner disarms it or dies, and in the second case stop the group."""
+    if sys.stdin.readline().strip() != "disarm":
+        terminate_group(pgid, grace_s)
+
+
+if __name__ == "__main__":
+    _watch(int(sys.argv[1]), float(sys.argv[2]))
