@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
+
+from filelock import FileLock
 
 from adaptcast.deploy.kafka.errors import KafkaLauncherError, tail_text
 
@@ -59,18 +58,6 @@ def jars_ready(lib: Path | None = None) -> bool:
     return marker.is_file() and marker.read_text() == _marker_text()
 
 
-@contextlib.contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``path`` so concurrent resolves do not race."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
 def maven_command(mvn: str, output_dir: Path) -> list[str]:
     """The ``mvn`` command line that copies the broker's runtime jars into ``output_dir``."""
     return [
@@ -97,7 +84,7 @@ def fetch_jars(timeout_s: float = 900.0) -> Path:
     if jars_ready(lib):
         return lib
     mvn = find_maven()
-    with _file_lock(lib.parent / ".lock"):
+    with FileLock(lib.parent / ".lock"):  # concurrent resolves (parallel test sessions) wait their turn
         if jars_ready(lib):
             return lib
         staging = lib.parent / "lib.partial"
