@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from adaptcast.deploy.kafka import broker, cli, config, errors, jars, ports, processes, readiness
 
@@ -298,5 +299,18 @@ def test_down_with_stale_pid_file(tmp_path: Path) -> None:
     (tmp_path / broker.PID_FILE).write_text(f"{os.getpid()}\n")  # alive, but not a broker
     assert broker.stop_state_dir(tmp_path) is None
     assert not (tmp_path / broker.PID_FILE).exists()
-    assert cli.main(["down", "--state-dir", str(tmp_path)]) == 0
-    assert cli.main(["status", "--state-dir", str(tmp_path)]) == 1
+    runner = CliRunner()
+    assert runner.invoke(cli.main, ["down", "--state-dir", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(cli.main, ["status", "--state-dir", str(tmp_path)]).exit_code == 1
+
+
+def test_cli_reports_launcher_errors_with_exit_code_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A launcher failure is one `Error:` line and exit code 2, not a traceback."""
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = CliRunner().invoke(cli.main, ["up", "--state-dir", str(tmp_path / "state")])
+    assert result.exit_code == 2, result.output
+    assert "Error: Java not found" in result.output
+    assert "Traceback" not in result.output

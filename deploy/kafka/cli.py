@@ -2,127 +2,161 @@
 
 from __future__ import annotations
 
-import argparse
-import os
-import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
+
+import click
 
 from adaptcast.deploy.kafka.broker import START_TIMEOUT_S, KafkaBroker, running_port, stop_state_dir
 from adaptcast.deploy.kafka.errors import KafkaLauncherError
 from adaptcast.deploy.kafka.jars import KAFKA_VERSION, fetch_jars, jars_ready
 from adaptcast.deploy.kafka.ports import DEFAULT_PORT, HOST
+from adaptcast.streams.cli_common import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_STATE_DIR = REPO_ROOT / ".cache" / "kafka"
 
-_EPILOG = """\
-examples:
-  python -m adaptcast.deploy.kafka up                      # 127.0.0.1:9092, state in .cache/kafka
-  KAFKA_PORT=19092 python -m adaptcast.deploy.kafka up     # another port
-  python -m adaptcast.deploy.kafka up --port 0 --state-dir /tmp/k   # any free port
-  export KAFKA_BOOTSTRAP_SERVERS=$(python -m adaptcast.deploy.kafka up)
-  python -m adaptcast.deploy.kafka status
-  python -m adaptcast.deploy.kafka down
-  python -m adaptcast.deploy.kafka fetch                   # only resolve the jars (Maven Central)
 
-Jars are cached in $ADAPTCAST_CACHE_DIR/kafka-{version}/lib (default ~/.cache/adaptcast).
-The broker log is <state-dir>/broker.log.
-"""
+class _LauncherGroup(click.Group):
+    """Reports a launcher failure as ``Error: …`` with exit code 2 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KafkaLauncherError as exc:
+            raise UserError(str(exc)) from None
 
 
-def _default_port() -> int:
-    """Client port for ``up``: ``$KAFKA_PORT`` or 9092."""
-    raw = os.environ.get("KAFKA_PORT", "")
-    try:
-        return int(raw) if raw else DEFAULT_PORT
-    except ValueError as exc:
-        raise KafkaLauncherError(f"KAFKA_PORT must be a port number, got {raw!r}") from exc
+STATE_DIR_OPTION = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, resolve_path=True, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help="Holds server.properties, data/, broker.log and broker.pid.",
+)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Argument parser for ``python -m adaptcast.deploy.kafka``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m adaptcast.deploy.kafka",
-        description=f"Run a local single-node Apache Kafka {KAFKA_VERSION} broker (KRaft) from Maven Central jars.",
-        epilog=_EPILOG.format(version=KAFKA_VERSION),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    sub = parser.add_subparsers(dest="action", required=True, metavar="{up,down,status,fetch}")
-    up = sub.add_parser("up", help="start a broker in the background; print its bootstrap address once ready")
-    up.add_argument(
-        "--port", type=int, default=None, help="client port (default $KAFKA_PORT or 9092; 0 = any free)"
-    )
-    up.add_argument("--timeout", type=float, default=START_TIMEOUT_S, help="seconds to wait for readiness")
-    down = sub.add_parser("down", help="stop the broker recorded in the state dir")
-    status = sub.add_parser("status", help="print the bootstrap address if a broker runs, exit 1 otherwise")
-    for command in (up, down, status):
-        command.add_argument(
-            "--state-dir",
-            type=Path,
-            default=DEFAULT_STATE_DIR,
-            help=f"state directory (default {DEFAULT_STATE_DIR})",
-        )
-    sub.add_parser("fetch", help="resolve the broker jars from Maven Central into the cache and exit")
-    return parser
+@click.group(
+    cls=_LauncherGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    help=f"""Run a local single-node Apache Kafka {KAFKA_VERSION} broker (KRaft) from Maven Central jars.
+
+    Jars are cached in $ADAPTCAST_CACHE_DIR/kafka-{KAFKA_VERSION}/lib (default ~/.cache/adaptcast).
+    The broker log is <state-dir>/broker.log.
+
+    \b
+    Examples:
+      python -m adaptcast.deploy.kafka up                      # 127.0.0.1:9092, state in .cache/kafka
+      KAFKA_PORT=19092 python -m adaptcast.deploy.kafka up     # another port
+      python -m adaptcast.deploy.kafka up --port 0 --state-dir /tmp/k   # any free port
+      export KAFKA_BOOTSTRAP_SERVERS=$(python -m adaptcast.deploy.kafka up)
+      python -m adaptcast.deploy.kafka status
+      python -m adaptcast.deploy.kafka down
+      python -m adaptcast.deploy.kafka fetch                   # only resolve the jars (Maven Central)
+    """,
+)
+def main() -> None:
+    pass
 
 
-def _cmd_up(args: argparse.Namespace) -> int:
-    """``up``: start detached unless a broker already runs from this state dir."""
-    state_dir = args.state_dir.resolve()
-    port = running_port(state_dir)
-    if port is not None:
-        print(f"broker already running from {state_dir}", file=sys.stderr)
-        print(f"{HOST}:{port}")
-        return 0
-    requested = _default_port() if args.port is None else args.port
-    broker = KafkaBroker(port=requested or None, state_dir=state_dir, start_timeout_s=args.timeout)
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    envvar="KAFKA_PORT",
+    show_default=True,
+    show_envvar=True,
+    help="Client port; 0 picks any free one.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=START_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait until the broker serves metadata.",
+)
+@STATE_DIR_OPTION
+def up(port: int, timeout: float, state_dir: Path) -> None:
+    """Start a broker in the background and print its address.
+
+    Waits until the broker serves metadata, then prints its bootstrap address (host:port) on
+    stdout and leaves it running. When a broker already runs from --state-dir, only prints its
+    address.
+
+    \b
+    Examples:
+      python -m adaptcast.deploy.kafka up
+      KAFKA_PORT=19092 python -m adaptcast.deploy.kafka up
+      python -m adaptcast.deploy.kafka up --port 0 --state-dir /tmp/k --timeout 180
+      export KAFKA_BOOTSTRAP_SERVERS=$(python -m adaptcast.deploy.kafka up)
+    """
+    running = running_port(state_dir)
+    if running is not None:
+        click.echo(f"broker already running from {state_dir}", err=True)
+        click.echo(f"{HOST}:{running}")
+        return
+    broker = KafkaBroker(port=port or None, state_dir=state_dir, start_timeout_s=timeout)
     began = time.monotonic()
     broker.start(detach=True)
-    print(
+    click.echo(
         f"Kafka {KAFKA_VERSION} ready in {time.monotonic() - began:.1f}s (pid {broker.pid}, "
         f"log {broker.log_file}); stop with: python -m adaptcast.deploy.kafka down --state-dir {state_dir}",
-        file=sys.stderr,
+        err=True,
     )
-    print(broker.bootstrap)
-    return 0
+    click.echo(broker.bootstrap)
 
 
-def _cmd_down(args: argparse.Namespace) -> int:
-    """``down``: stop the broker from the pid file (no-op when none runs)."""
-    pid = stop_state_dir(args.state_dir.resolve())
-    print("no broker running" if pid is None else f"stopped broker (pid {pid})", file=sys.stderr)
-    return 0
+@main.command()
+@STATE_DIR_OPTION
+def down(state_dir: Path) -> None:
+    """Stop the broker recorded in --state-dir.
+
+    SIGTERM first, SIGKILL if it does not exit in time; nothing to do when none runs.
+
+    \b
+    Examples:
+      python -m adaptcast.deploy.kafka down
+      python -m adaptcast.deploy.kafka down --state-dir /tmp/k
+    """
+    pid = stop_state_dir(state_dir)
+    click.echo("no broker running" if pid is None else f"stopped broker (pid {pid})", err=True)
 
 
-def _cmd_status(args: argparse.Namespace) -> int:
-    """``status``: print the bootstrap address of a running broker."""
-    port = running_port(args.state_dir.resolve())
+@main.command()
+@STATE_DIR_OPTION
+@click.pass_context
+def status(ctx: click.Context, state_dir: Path) -> None:
+    """Print the running broker's address; exit 1 when none runs.
+
+    Looks at the broker recorded in --state-dir and checks that its process is still alive.
+
+    \b
+    Examples:
+      python -m adaptcast.deploy.kafka status
+      python -m adaptcast.deploy.kafka status --state-dir /tmp/k || echo "no broker there"
+    """
+    port = running_port(state_dir)
     if port is None:
-        print("no broker running", file=sys.stderr)
-        return 1
-    print(f"{HOST}:{port}")
-    return 0
+        click.echo("no broker running", err=True)
+        ctx.exit(1)
+    click.echo(f"{HOST}:{port}")
 
 
-def _cmd_fetch(_: argparse.Namespace) -> int:
-    """``fetch``: resolve the jars and print where they are."""
+@main.command()
+def fetch() -> None:
+    """Resolve the broker jars from Maven Central into the cache.
+
+    Prints the jar directory; Maven runs only when that directory is missing or stale.
+
+    \b
+    Examples:
+      python -m adaptcast.deploy.kafka fetch
+      ADAPTCAST_CACHE_DIR=/srv/cache python -m adaptcast.deploy.kafka fetch
+    """
     began = time.monotonic()
     cached = jars_ready()
     lib = fetch_jars()
     how = "already cached" if cached else f"resolved in {time.monotonic() - began:.1f}s"
-    print(f"Kafka {KAFKA_VERSION} jars {how}", file=sys.stderr)
-    print(lib)
-    return 0
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """CLI entry point; returns the exit status."""
-    args = build_parser().parse_args(argv)
-    handlers = {"up": _cmd_up, "down": _cmd_down, "status": _cmd_status, "fetch": _cmd_fetch}
-    try:
-        return handlers[args.action](args)
-    except KafkaLauncherError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    click.echo(f"Kafka {KAFKA_VERSION} jars {how}", err=True)
+    click.echo(lib)
