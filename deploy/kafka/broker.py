@@ -103,7 +103,6 @@ class KafkaBroker:
         overrides: Mapping[str, str] | None = None,
         jvm_options: Sequence[str] = JVM_OPTIONS,
     ) -> None:
-        self._requested_port = port
         self._state_dir = Path(state_dir).resolve() if state_dir is not None else None
         self._owns_state_dir = state_dir is None
         self.start_timeout_s = start_timeout_s
