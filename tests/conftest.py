@@ -15,7 +15,7 @@ from adaptcast.deploy.kafka import KafkaBroker, KafkaLauncherError, check_bootst
 # * ``KAFKA_BOOTSTRAP_SERVERS`` set: tests use that cluster and nothing is
 #   started; it must answer a metadata request within KAFKA_CHECK_TIMEOUT_S,
 #   otherwise the whole session stops at once with the address in the message.
-# * otherwise: deploy/kafka.py starts one single-node broker (free port, temp
+# * otherwise: adaptcast.deploy.kafka starts one single-node broker (free port, temp
 #   state dir) for the session and stops it at the end, also on failure.
 #
 # Add further Kafka fixtures (topics, producers, consumers) inside this section.
@@ -50,7 +50,7 @@ def _external_kafka() -> str | None:
 def kafka_broker(
     _external_kafka: str | None, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[KafkaBroker]:
-    """The session's own ``deploy.kafka.KafkaBroker`` (skipped when an external cluster is used)."""
+    """The session's own ``adaptcast.deploy.kafka.KafkaBroker`` (skipped when an external cluster is used)."""
     if _external_kafka is not None:
         pytest.skip(f"needs the suite's own broker; {KAFKA_ENV} points at an external cluster")
     broker = KafkaBroker(state_dir=tmp_path_factory.mktemp("kafka-broker"))

@@ -1,4 +1,4 @@
-"""Integration tests against a real Apache Kafka broker (deploy/kafka.py or $KAFKA_BOOTSTRAP_SERVERS)."""
+"""Integration tests against a real Apache Kafka broker (our own, or $KAFKA_BOOTSTRAP_SERVERS)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,8 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.serializer import DefaultSerializer
 
-from adaptcast.deploy.kafka import KafkaBroker, pid_alive, terminate_group
+from adaptcast.deploy.kafka import KafkaBroker
+from adaptcast.deploy.kafka.processes import pid_alive, terminate_group
 
 pytestmark = pytest.mark.kafka
 

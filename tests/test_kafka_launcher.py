@@ -1,4 +1,4 @@
-"""Fast tests of deploy/kafka.py's pure parts and failure paths (no Java, no broker)."""
+"""Fast tests of the Kafka launcher's pure parts and failure paths (no Java, no broker)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
-from adaptcast.deploy import kafka as launcher
+from adaptcast.deploy.kafka import broker, cli, config, errors, jars, ports, processes, readiness
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -49,7 +49,7 @@ def silent_server() -> Iterator[int]:
 
 def closed_port() -> int:
     """A port nothing listens on (connections are refused at once)."""
-    return launcher.free_port()
+    return ports.free_port()
 
 
 # ----------------------------------------------------------------------- config
@@ -57,7 +57,7 @@ def closed_port() -> int:
 
 def test_broker_settings_single_node_kraft() -> None:
     """The rendered config is a combined broker+controller with internal topics sized for one node."""
-    settings = launcher.broker_settings(19092, 19093, Path("/tmp/k/data"))
+    settings = config.broker_settings(19092, 19093, Path("/tmp/k/data"))
     assert settings["process.roles"] == "broker,controller"
     assert settings["controller.quorum.voters"] == "1@127.0.0.1:19093"
     assert settings["listeners"] == "PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093"
@@ -72,32 +72,32 @@ def test_broker_settings_single_node_kraft() -> None:
 
 def test_properties_round_trip() -> None:
     """What render_properties writes, parse_properties reads back unchanged."""
-    settings = launcher.broker_settings(1, 2, Path("/data dir/x"))
+    settings = config.broker_settings(1, 2, Path("/data dir/x"))
     settings["odd.value"] = "a=b\\c"
-    text = launcher.render_properties(settings)
+    text = config.render_properties(settings)
     assert text.startswith("#")
-    assert launcher.parse_properties(text) == settings
+    assert config.parse_properties(text) == settings
 
 
 def test_broker_command_uses_pinned_classpath_and_logging(tmp_path: Path) -> None:
     """The JVM command has a small G1 heap, our log4j2 config and kafka.Kafka on the properties file."""
-    command = launcher.broker_command("java", tmp_path / "lib", tmp_path / "server.properties")
+    command = config.broker_command("java", tmp_path / "lib", tmp_path / "server.properties")
     assert command[0] == "java"
     assert "-XX:+UseG1GC" in command and "-Xmx512m" in command
-    assert f"-Dlog4j2.configurationFile={launcher.LOG4J2_CONFIG}" in command
+    assert f"-Dlog4j2.configurationFile={config.LOG4J2_CONFIG}" in command
     assert command[command.index("-cp") + 1] == str(tmp_path / "lib" / "*")
     assert command[-2:] == ["kafka.Kafka", str(tmp_path / "server.properties")]
-    assert launcher.LOG4J2_CONFIG.is_file() and launcher.POM_FILE.is_file()
+    assert config.LOG4J2_CONFIG.is_file() and jars.POM_FILE.is_file()
 
 
 def test_maven_command_pins_versions(tmp_path: Path) -> None:
     """Jars come from the checked-in POM with the versions pinned in the module."""
-    command = launcher.maven_command("mvn", tmp_path)
-    assert f"-Dkafka.version={launcher.KAFKA_VERSION}" in command
-    assert f"-Dlog4j.version={launcher.LOG4J_VERSION}" in command
-    assert f"{launcher.DEPENDENCY_PLUGIN}:copy-dependencies" in command
+    command = jars.maven_command("mvn", tmp_path)
+    assert f"-Dkafka.version={jars.KAFKA_VERSION}" in command
+    assert f"-Dlog4j.version={jars.LOG4J_VERSION}" in command
+    assert f"{jars.DEPENDENCY_PLUGIN}:copy-dependencies" in command
     assert "-DincludeScope=runtime" in command and f"-DoutputDirectory={tmp_path}" in command
-    assert command[command.index("-f") + 1] == str(launcher.POM_FILE)
+    assert command[command.index("-f") + 1] == str(jars.POM_FILE)
 
 
 # ----------------------------------------------------------------------- jar cache
@@ -106,7 +106,7 @@ def test_maven_command_pins_versions(tmp_path: Path) -> None:
 def test_cache_dir_from_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """ADAPTCAST_CACHE_DIR moves the jar cache; the version is part of the path."""
     monkeypatch.setenv("ADAPTCAST_CACHE_DIR", str(tmp_path))
-    assert launcher.jar_dir() == tmp_path / f"kafka-{launcher.KAFKA_VERSION}" / "lib"
+    assert jars.jar_dir() == tmp_path / f"kafka-{jars.KAFKA_VERSION}" / "lib"
 
 
 def test_jars_ready_needs_matching_marker(tmp_path: Path) -> None:
@@ -114,11 +114,11 @@ def test_jars_ready_needs_matching_marker(tmp_path: Path) -> None:
     lib = tmp_path / "lib"
     lib.mkdir()
     (lib / "kafka_2.13.jar").write_bytes(b"")
-    assert not launcher.jars_ready(lib)
-    (lib / launcher.COMPLETE_MARKER).write_text("kafka=0.0.0\n")
-    assert not launcher.jars_ready(lib)
-    (lib / launcher.COMPLETE_MARKER).write_text(launcher._marker_text())
-    assert launcher.jars_ready(lib)
+    assert not jars.jars_ready(lib)
+    (lib / jars.COMPLETE_MARKER).write_text("kafka=0.0.0\n")
+    assert not jars.jars_ready(lib)
+    (lib / jars.COMPLETE_MARKER).write_text(jars._marker_text())
+    assert jars.jars_ready(lib)
 
 
 FAKE_MVN = """#!/bin/sh
@@ -143,17 +143,17 @@ def test_fetch_jars_redoes_an_interrupted_resolve_then_reuses_it(
     monkeypatch.setenv("PATH", f"{bin_dir}{os.pathsep}{os.environ['PATH']}")
     monkeypatch.setenv("ADAPTCAST_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.setenv("FAKE_MVN_LOG", str(calls))
-    monkeypatch.setenv("FAKE_KAFKA_VERSION", launcher.KAFKA_VERSION)
+    monkeypatch.setenv("FAKE_KAFKA_VERSION", jars.KAFKA_VERSION)
 
     monkeypatch.setenv("FAKE_MVN_RC", "1")
-    with pytest.raises(launcher.KafkaLauncherError, match="Maven failed"):
-        launcher.fetch_jars()
-    assert not launcher.jars_ready()
+    with pytest.raises(errors.KafkaLauncherError, match="Maven failed"):
+        jars.fetch_jars()
+    assert not jars.jars_ready()
 
     monkeypatch.setenv("FAKE_MVN_RC", "0")
-    lib = launcher.fetch_jars()
-    assert launcher.jars_ready(lib) and (lib / f"kafka_2.13-{launcher.KAFKA_VERSION}.jar").is_file()
-    assert launcher.fetch_jars() == lib
+    lib = jars.fetch_jars()
+    assert jars.jars_ready(lib) and (lib / f"kafka_2.13-{jars.KAFKA_VERSION}.jar").is_file()
+    assert jars.fetch_jars() == lib
     assert calls.read_text().count("call") == 2
 
 
@@ -161,16 +161,16 @@ def test_missing_maven_says_what_to_install(tmp_path: Path, monkeypatch: pytest.
     """Without cached jars and without mvn, the error names Maven and how to get it."""
     monkeypatch.setenv("ADAPTCAST_CACHE_DIR", str(tmp_path))
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(launcher.KafkaLauncherError, match=r"Maven not found.*install"):
-        launcher.fetch_jars()
+    with pytest.raises(errors.KafkaLauncherError, match=r"Maven not found.*install"):
+        jars.fetch_jars()
 
 
 def test_missing_java_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Without java on PATH or in JAVA_HOME, the error names Java and how to get it."""
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(launcher.KafkaLauncherError, match=r"Java not found.*[Ii]nstall"):
-        launcher.find_java()
+    with pytest.raises(errors.KafkaLauncherError, match=r"Java not found.*[Ii]nstall"):
+        config.find_java()
 
 
 # ----------------------------------------------------------------------- ports
@@ -178,55 +178,52 @@ def test_missing_java_says_what_to_install(tmp_path: Path, monkeypatch: pytest.M
 
 def test_free_port_is_free_and_port_in_use_sees_listeners() -> None:
     """free_port gives a bindable port; port_in_use flags it while something listens there."""
-    port = launcher.free_port()
-    assert not launcher.port_in_use(port)
+    port = ports.free_port()
+    assert not ports.port_in_use(port)
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", port))
         sock.listen(1)
-        assert launcher.port_in_use(port)
-        with pytest.raises(launcher.KafkaLauncherError, match=f"port {port} .* already in use"):
-            launcher.KafkaBroker._ensure_port_free(port)
-    assert not launcher.port_in_use(port)
+        assert ports.port_in_use(port)
+        with pytest.raises(errors.KafkaLauncherError, match=f"port {port} .* already in use"):
+            ports.ensure_port_free(port)
+    assert not ports.port_in_use(port)
 
 
 def test_parse_bootstrap() -> None:
     """Comma lists, default port, IPv6 brackets and a scheme prefix are understood."""
-    assert launcher.parse_bootstrap("a:1, b:2") == [("a", 1), ("b", 2)]
-    assert launcher.parse_bootstrap("kafka") == [("kafka", 9092)]
-    assert launcher.parse_bootstrap("[::1]:9093") == [("::1", 9093)]
-    assert launcher.parse_bootstrap("PLAINTEXT://h:7") == [("h", 7)]
+    assert readiness.parse_bootstrap("a:1, b:2") == [("a", 1), ("b", 2)]
+    assert readiness.parse_bootstrap("kafka") == [("kafka", 9092)]
+    assert readiness.parse_bootstrap("[::1]:9093") == [("::1", 9093)]
+    assert readiness.parse_bootstrap("PLAINTEXT://h:7") == [("h", 7)]
     with pytest.raises(ValueError):
-        launcher.parse_bootstrap(" , ")
+        readiness.parse_bootstrap(" , ")
 
 
 # ----------------------------------------------------------------------- fail fast
 
 
+@pytest.mark.timeout(60)  # a hang guard, not a timing check
 def test_check_bootstrap_refused_fails_fast() -> None:
-    """A closed port fails at once, naming the address."""
+    """A closed port fails at the TCP step, naming the address, without asking for metadata."""
     address = f"127.0.0.1:{closed_port()}"
-    began = time.monotonic()
-    with pytest.raises(launcher.KafkaLauncherError, match=f"{address} is not reachable"):
-        launcher.check_bootstrap(address, timeout_s=5.0)
-    assert time.monotonic() - began < 3.0
+    with pytest.raises(errors.KafkaLauncherError, match=f"{address} is not reachable"):
+        readiness.check_bootstrap(address, timeout_s=5.0)
 
 
+@pytest.mark.timeout(60)  # a hang guard, not a timing check
 def test_check_bootstrap_silent_server_times_out(silent_server: int) -> None:
-    """A port that accepts but never speaks Kafka fails within about the timeout, not a hang."""
+    """A port that accepts but never speaks Kafka fails at the metadata step instead of hanging."""
     address = f"127.0.0.1:{silent_server}"
-    began = time.monotonic()
     with pytest.raises(
-        launcher.KafkaLauncherError, match=f"{address} accepts connections but served no metadata"
+        errors.KafkaLauncherError, match=f"{address} accepts connections but served no metadata"
     ):
-        launcher.check_bootstrap(address, timeout_s=1.0)
-    assert time.monotonic() - began < 10.0
+        readiness.check_bootstrap(address, timeout_s=1.0)
 
 
 def test_session_stops_fast_on_unreachable_external_cluster() -> None:
     """With KAFKA_BOOTSTRAP_SERVERS unreachable, a Kafka test session exits at once with the address."""
     address = f"127.0.0.1:{closed_port()}"
     env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": address}
-    began = time.monotonic()
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_kafka_broker.py"],
         cwd=REPO_ROOT,
@@ -239,7 +236,6 @@ def test_session_stops_fast_on_unreachable_external_cluster() -> None:
     assert done.returncode == pytest.ExitCode.USAGE_ERROR, output
     assert address in output and "not reachable" in output
     assert "passed" not in output
-    assert time.monotonic() - began < 60.0
 
 
 # ----------------------------------------------------------------------- process cleanup
@@ -253,7 +249,7 @@ def _sleeper_group() -> subprocess.Popen[bytes]:
 def test_watchdog_stops_the_group_when_its_owner_goes_away() -> None:
     """Closing the watchdog's pipe without disarming it (owner died) terminates the process group."""
     victim = _sleeper_group()
-    watchdog = launcher._start_watchdog(victim.pid)
+    watchdog = processes.start_watchdog(victim.pid)
     try:
         assert watchdog.stdin is not None
         watchdog.stdin.close()
@@ -267,9 +263,9 @@ def test_watchdog_stops_the_group_when_its_owner_goes_away() -> None:
 def test_disarmed_watchdog_leaves_the_group_alone() -> None:
     """A deliberate stop disarms the watchdog first, so it never signals a (possibly reused) group."""
     victim = _sleeper_group()
-    watchdog = launcher._start_watchdog(victim.pid)
+    watchdog = processes.start_watchdog(victim.pid)
     try:
-        launcher._disarm_watchdog(watchdog)
+        processes.disarm_watchdog(watchdog)
         assert watchdog.returncode == 0
         assert victim.poll() is None
     finally:
@@ -279,21 +275,37 @@ def test_disarmed_watchdog_leaves_the_group_alone() -> None:
 
 def test_terminate_group_escalates_to_sigkill() -> None:
     """A process that ignores SIGTERM is killed after the grace period."""
-    ignore_term = "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); print(1, flush=True); time.sleep(60)"
+    ignore_term = (
+        "import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+        "print(1, flush=True); time.sleep(60)"
+    )
     stubborn = subprocess.Popen(
         [sys.executable, "-c", ignore_term],
         stdout=subprocess.PIPE,
         start_new_session=True,
     )
     assert stubborn.stdout is not None and stubborn.stdout.readline()
-    launcher.terminate_group(stubborn.pid, timeout_s=0.5, proc=stubborn)
+    processes.terminate_group(stubborn.pid, timeout_s=0.5, proc=stubborn)
     assert stubborn.returncode == -9
 
 
 def test_down_with_stale_pid_file(tmp_path: Path) -> None:
     """`down` on a state dir whose broker is gone removes the pid file and reports nothing running."""
-    (tmp_path / launcher.PID_FILE).write_text(f"{os.getpid()}\n")  # alive, but not a broker
-    assert launcher.stop_state_dir(tmp_path) is None
-    assert not (tmp_path / launcher.PID_FILE).exists()
-    assert launcher.main(["down", "--state-dir", str(tmp_path)]) == 0
-    assert launcher.main(["status", "--state-dir", str(tmp_path)]) == 1
+    (tmp_path / broker.PID_FILE).write_text(f"{os.getpid()}\n")  # alive, but not a broker
+    assert broker.stop_state_dir(tmp_path) is None
+    assert not (tmp_path / broker.PID_FILE).exists()
+    runner = CliRunner()
+    assert runner.invoke(cli.main, ["down", "--state-dir", str(tmp_path)]).exit_code == 0
+    assert runner.invoke(cli.main, ["status", "--state-dir", str(tmp_path)]).exit_code == 1
+
+
+def test_cli_reports_launcher_errors_with_exit_code_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A launcher failure is one `Error:` line and exit code 2, not a traceback."""
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    result = CliRunner().invoke(cli.main, ["up", "--state-dir", str(tmp_path / "state")])
+    assert result.exit_code == 2, result.output
+    assert "Error: Java not found" in result.output
+    assert "Traceback" not in result.output

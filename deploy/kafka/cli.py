@@ -1,0 +1,162 @@
+"""The developer CLI, ``python -m adaptcast.deploy.kafka up|down|status|fetch``, around a detached broker."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+
+from adaptcast.deploy.kafka.broker import START_TIMEOUT_S, KafkaBroker, running_port, stop_state_dir
+from adaptcast.deploy.kafka.errors import KafkaLauncherError
+from adaptcast.deploy.kafka.jars import KAFKA_VERSION, fetch_jars, jars_ready
+from adaptcast.deploy.kafka.ports import DEFAULT_PORT, HOST
+from adaptcast.streams.cli_common import UserError
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_STATE_DIR = REPO_ROOT / ".cache" / "kafka"
+
+
+class _LauncherGroup(click.Group):
+    """Reports a launcher failure as ``Error: …`` with exit code 2 instead of a traceback."""
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except KafkaLauncherError as exc:
+            raise UserError(str(exc)) from None
+
+
+STATE_DIR_OPTION = click.option(
+    "--state-dir",
+    type=click.Path(file_okay=False, resolve_path=True, path_type=Path),
+    default=DEFAULT_STATE_DIR,
+    show_default=True,
+    help="Holds server.properties, data/, broker.log and broker.pid.",
+)
+
+
+@click.group(
+    cls=_LauncherGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    help=f"""Run a local single-node Apache Kafka {KAFKA_VERSION} broker (KRaft) from Maven Central jars.
+
+    Jars are cached in $ADAPTCAST_CACHE_DIR/kafka-{KAFKA_VERSION}/lib (default ~/.cache/adaptcast).
+    The broker log is <state-dir>/broker.log.
+
+    \b
+    Examples:
+      python -m adaptcast.deploy.kafka up                      # 127.0.0.1:9092, state in .cache/kafka
+      KAFKA_PORT=19092 python -m adaptcast.deploy.kafka up     # another port
+      python -m adaptcast.deploy.kafka up --port 0 --state-dir /tmp/k   # any free port
+      export KAFKA_BOOTSTRAP_SERVERS=$(python -m adaptcast.deploy.kafka up)
+      python -m adaptcast.deploy.kafka status
+      python -m adaptcast.deploy.kafka down
+      python -m adaptcast.deploy.kafka fetch                   # only resolve the jars (Maven Central)
+    """,
+)
+def main() -> None:
+    pass
+
+
+@main.command()
+@click.option(
+    "--port",
+    type=click.IntRange(0, 65535),
+    default=DEFAULT_PORT,
+    envvar="KAFKA_PORT",
+    show_default=True,
+    show_envvar=True,
+    help="Client port; 0 picks any free one.",
+)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=START_TIMEOUT_S,
+    show_default=True,
+    help="Seconds to wait until the broker serves metadata.",
+)
+@STATE_DIR_OPTION
+def up(port: int, timeout: float, state_dir: Path) -> None:
+    """Start a broker in the background and print its address.
+
+    Waits until the broker serves metadata, then prints its bootstrap address (host:port) on
+    stdout and leaves it running. When a broker already runs from --state-dir, only prints its
+    address.
+
+    \b
+    Examples:
+      python -m adaptcast.deploy.kafka up
+      KAFKA_PORT=19092 python -m adaptcast.deploy.kafka up
+      python -m adaptcast.deploy.kafka up --port 0 --state-dir /tmp/k --timeout 180
+      export KAFKA_BOOTSTRAP_SERVERS=$(python -m adaptcast.deploy.kafka up)
+    """
+    running = running_port(state_dir)
+    if running is not None:
+        click.echo(f"broker already running from {state_dir}", err=True)
+        click.echo(f"{HOST}:{running}")
+        return
+    broker = KafkaBroker(port=port or None, state_dir=state_dir, start_timeout_s=timeout)
+    began = time.monotonic()
+    broker.start(detach=True)
+    click.echo(
+        f"Kafka {KAFKA_VERSION} ready in {time.monotonic() - began:.1f}s (pid {broker.pid}, "
+        f"log {broker.log_file}); stop with: python -m adaptcast.deploy.kafka down --state-dir {state_dir}",
+        err=True,
+    )
+    click.echo(broker.bootstrap)
+
+
+@main.command()
+@STATE_DIR_OPTION
+def down(state_dir: Path) -> None:
+    """Stop the broker recorded in --state-dir.
+
+    SIGTERM first, SIGKILL if it does not exit in time; nothing to do when none runs.
+
+    \b
+    Examples:
+      python -m adaptcast.deploy.kafka down
+      python -m adaptcast.deploy.kafka down --state-dir /tmp/k
+    """
+    pid = stop_state_dir(state_dir)
+    click.echo("no broker running" if pid is None else f"stopped broker (pid {pid})", err=True)
+
+
+@main.command()
+@STATE_DIR_OPTION
+@click.pass_context
+def status(ctx: click.Context, state_dir: Path) -> None:
+    """Print the running broker's address; exit 1 when none runs.
+
+    Looks at the broker recorded in --state-dir and checks that its process is still alive.
+
+    \b
+    Examples:
+      python -m adaptcast.deploy.kafka status
+      python -m adaptcast.deploy.kafka status --state-dir /tmp/k || echo "no broker there"
+    """
+    port = running_port(state_dir)
+    if port is None:
+        click.echo("no broker running", err=True)
+        ctx.exit(1)
+    click.echo(f"{HOST}:{port}")
+
+
+@main.command()
+def fetch() -> None:
+    """Resolve the broker jars from Maven Central into the cache.
+
+    Prints the jar directory; Maven runs only when that directory is missing or stale.
+
+    \b
+    Examples:
+      python -m adaptcast.deploy.kafka fetch
+      ADAPTCAST_CACHE_DIR=/srv/cache python -m adaptcast.deploy.kafka fetch
+    """
+    began = time.monotonic()
+    cached = jars_ready()
+    lib = fetch_jars()
+    how = "already cached" if cached else f"resolved in {time.monotonic() - began:.1f}s"
+    click.echo(f"Kafka {KAFKA_VERSION} jars {how}", err=True)
+    click.echo(lib)
