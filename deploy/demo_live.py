@@ -113,11 +113,7 @@ def main(seconds: float, scenario: str, series: int, rate: float, model: str) ->
                     last_t, last_n, next_status = now, n, now + 1
         finally:
             worker.close()  # flush, commit, snapshot
-        summary = worker.summary()
-        click.echo(
-            f"\ndone: {summary.get('records', 0)} records, {summary.get('predictions', 0)} predictions, "
-            f"{summary['retrains']} retrains, {summary['drift_alarms']} drift alarms"
-        )
+        click.echo("\n" + worker.summary().line("demo-live"))
 
 
 if __name__ == "__main__":
