@@ -131,7 +131,7 @@ class Worker:
                     loop.load_state_dict(saved)
                 except (ValueError, KeyError) as exc:  # e.g. the policy or memory settings changed since
                     log.warning(
-                        "loop snapshot does not fit the configuration, starting adaptation afresh: %s",
+                        "loop snapshot does not fit the current configuration, starting afresh: %s",
                         exc,
                     )
         return loop
