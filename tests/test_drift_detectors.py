@@ -157,7 +157,7 @@ def test_performance_window_forgets_old_errors() -> None:
 def test_performance_self_calibrates_without_reference() -> None:
     d = PerformanceDrift(window=30, tolerance=0.2, min_samples=30)
     assert not d.update_many(np.full(30, 2.0)).any()
-    assert d.reference == pytest.approx(2.0)
+    assert d.current_reference == pytest.approx(2.0)
     assert np.flatnonzero(d.update_many(np.full(40, 3.0)))[0] == 29
 
 
@@ -192,7 +192,7 @@ def test_feature_drift_batch_equals_rows() -> None:
         a.update(chunk)
     b.update_many(live)
     np.testing.assert_allclose(a.psi, b.psi)
-    assert a.state_dict()["state"]["counts"].sum() == 300 * 3
+    assert a.state_dict()["state"]["_counts"].sum() == 300 * 3
 
 
 def test_feature_drift_auto_reference() -> None:
