@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import finite_scalar
+from ._validate import finite_array, finite_scalar
 from .base import DriftDetector
 
 __all__ = ["PerformanceDrift"]
@@ -113,8 +113,8 @@ class PerformanceDrift(DriftDetector):
         return self._update_one(v)
 
     def update_many(self, xs: Any) -> np.ndarray:
-        arr = np.asarray(xs, dtype=np.float64)
-        if arr.size and (arr < 0).any():
+        arr = finite_array(xs, f"{self.name} input", ndim=1, allow_empty=True)
+        if (arr < 0).any():
             raise ValueError("performance: errors must be >= 0")
         return super().update_many(arr)
 
