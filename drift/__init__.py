@@ -16,7 +16,7 @@ from .memory import ErrorMemory
 from .page_hinkley import PageHinkley
 from .performance import PerformanceDrift
 from .policy import Decision, RetrainPolicy, StepInfo, WindowRule
-from .state import load_state, save_state
+from .serialize import load_state, save_state
 from .variance_horizon import VarianceHorizon
 
 __all__ = [

@@ -11,8 +11,6 @@ import numpy as np
 from ._validate import finite_array
 from .base import DriftDetector
 from .detectors import canonical_detector_name, detector_from_state, make_detector
-from .feature import FeatureDrift
-from .performance import PerformanceDrift
 from .variance_horizon import VarianceHorizon
 
 __all__ = ["Decision", "RetrainPolicy", "StepInfo", "WindowRule"]
@@ -234,7 +232,7 @@ class RetrainPolicy:
         if self.cooldown > 0 and since <= self.cooldown:
             return Decision(False, "cooldown", None)
         fired = False
-        if isinstance(det, FeatureDrift):
+        if det.input_kind == "features":
             if info.features is not None:
                 fired = det.update(info.features)
         elif info.errors is not None:
@@ -256,12 +254,7 @@ class RetrainPolicy:
         det = self.detector
         if det is None:
             return
-        if isinstance(det, PerformanceDrift):
-            det.set_reference(val_error) if val_error is not None else det.reset()
-        elif isinstance(det, FeatureDrift) and reference_features is not None:
-            det.set_reference(reference_features)
-        else:
-            det.reset()
+        det.rebase(val_error=val_error, reference_features=reference_features)
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

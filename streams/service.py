@@ -24,7 +24,7 @@ from typing import Any
 
 from kafka.errors import CommitFailedError
 
-from adaptcast.drift.state import load_state, save_state
+from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.streams.config import Config
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition

@@ -122,7 +122,7 @@ def test_performance_policy_uses_validation_error_and_cooldown() -> None:
     # initial at 0; then cooldown 20 steps, then 10 samples -> fires at step 30; again 30 later
     assert steps[:4] == [0, 30, 60, 90]
     assert {d.reason for _, d in decisions[1:]} == {"drift:performance"}
-    assert isinstance(pol.detector, PerformanceDrift) and pol.detector.reference == 1.0
+    assert isinstance(pol.detector, PerformanceDrift) and pol.detector.current_reference == 1.0
 
 
 def test_notify_resets_detector() -> None:
