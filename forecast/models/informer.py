@@ -46,7 +46,6 @@ of the second.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,17 +56,9 @@ from torch.nn import functional as F
 from adaptcast.forecast.base import register
 from adaptcast.forecast.nn.attention import make_attention
 from adaptcast.forecast.nn.calendar import STAMP_SIZES, mark_names, stamp_fields, step_marks
+from adaptcast.forecast.nn.position import sinusoid_table
+from adaptcast.forecast.nn.sizes import transformer_sizes
 from adaptcast.forecast.training import TorchForecaster
-
-
-def sinusoid_table(length: int, d_model: int) -> torch.Tensor:
-    """``[length, d_model]``: sin on even, cos on odd channels, wavelengths 2π … 10000·2π."""
-    pos = torch.arange(length, dtype=torch.float32).unsqueeze(1)
-    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
-    pe = torch.zeros(length, d_model)
-    pe[:, 0::2] = torch.sin(pos * div)
-    pe[:, 1::2] = torch.cos(pos * div)[:, : d_model // 2]
-    return pe
 
 
 class StampEmbedding(nn.Module):
@@ -381,10 +372,7 @@ class InformerForecaster(TorchForecaster):
             raise ValueError(f"informer: time_embedding must be one of {TIME_EMBEDDINGS}, got {hp['time_embedding']!r}")
         if hp["activation"] not in ("gelu", "relu"):
             raise ValueError(f"informer: activation must be 'gelu' or 'relu', got {hp['activation']!r}")
-        if int(hp["e_layers"]) < 1 or int(hp["d_layers"]) < 1:
-            raise ValueError("informer: e_layers and d_layers must be >= 1")
-        if int(hp["d_model"]) % int(hp["n_heads"]):
-            raise ValueError(f"informer: d_model={hp['d_model']} must be divisible by n_heads={hp['n_heads']}")
+        self.sizes = transformer_sizes(self.kind, hp)
         if not 0 < float(hp["lr_decay"]) <= 1:
             raise ValueError(f"informer: lr_decay must be in (0, 1], got {hp['lr_decay']!r}")
         if not 1 <= self.label_len <= lookback:
@@ -406,19 +394,14 @@ class InformerForecaster(TorchForecaster):
             label_len=self.label_len,
             n_marks=k,
             freq=hp["freq"],
-            d_model=int(hp["d_model"]),
-            n_heads=int(hp["n_heads"]),
-            d_ff=int(hp["d_ff"]),
-            e_layers=int(hp["e_layers"]),
-            d_layers=int(hp["d_layers"]),
             factor=int(hp["factor"]),
-            dropout=float(hp["dropout"]),
             attention=hp["attention"],
             distil=bool(hp["distil"]),
             activation=hp["activation"],
             mix=bool(hp["mix"]),
             reference_code=bool(hp["reference_code"]),
             time_embedding=hp["time_embedding"],
+            **self.sizes,
         )
         if k and self.scaler is not None:
             net.set_mark_scaling(self.scaler.mean[-k:], self.scaler.std[-k:])

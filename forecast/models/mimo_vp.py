@@ -38,7 +38,6 @@ the paper's video models are far wider and deeper, which the hyper-parameters al
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import torch
@@ -46,17 +45,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from adaptcast.forecast.base import register
-from adaptcast.forecast.nn.attention import FullAttention, AttentionLayer
+from adaptcast.forecast.nn.attention import make_attention
+from adaptcast.forecast.nn.position import sinusoid_table
+from adaptcast.forecast.nn.sizes import transformer_sizes
 from adaptcast.forecast.training import TorchForecaster
-
-
-def _sinusoid(positions: torch.Tensor, d_model: int) -> torch.Tensor:
-    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
-    ang = positions.float().unsqueeze(1) * div
-    pe = torch.zeros(positions.shape[0], d_model)
-    pe[:, 0::2] = torch.sin(ang)
-    pe[:, 1::2] = torch.cos(ang)[:, : d_model // 2]
-    return pe
 
 
 class LocalSTBlock(nn.Module):
@@ -84,7 +76,7 @@ class EncoderBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, grid_hw: tuple[int, int], dropout: float):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.attn = AttentionLayer(FullAttention(dropout=dropout), d_model, n_heads)
+        self.attn = make_attention("full", d_model, n_heads, dropout=dropout)
         self.local = LocalSTBlock(d_model, d_ff, grid_hw, dropout)
         self.dropout = nn.Dropout(dropout)
 
@@ -98,8 +90,8 @@ class DecoderBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, grid_hw: tuple[int, int], dropout: float):
         super().__init__()
         self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.self_attn = AttentionLayer(FullAttention(dropout=dropout), d_model, n_heads)
-        self.cross_attn = AttentionLayer(FullAttention(dropout=dropout), d_model, n_heads)
+        self.self_attn = make_attention("full", d_model, n_heads, dropout=dropout)
+        self.cross_attn = make_attention("full", d_model, n_heads, dropout=dropout)
         self.local = LocalSTBlock(d_model, d_ff, grid_hw, dropout)
         self.dropout = nn.Dropout(dropout)
 
@@ -138,8 +130,9 @@ class MIMOVPNet(nn.Module):
         patch_dim = C * patch * patch
         self.tokenize = nn.Linear(patch_dim, d_model)
         self.spatial = nn.Parameter(torch.randn(S, d_model) * 0.02)
-        self.register_buffer("time_past", _sinusoid(torch.arange(lookback), d_model), persistent=False)
-        self.register_buffer("time_future", _sinusoid(torch.arange(lookback, lookback + horizon), d_model), persistent=False)
+        time = sinusoid_table(lookback + horizon, d_model)  # frame indices 0 … T-1, then T … T+horizon-1
+        self.register_buffer("time_past", time[:lookback], persistent=False)
+        self.register_buffer("time_future", time[lookback:], persistent=False)
         self.queries = nn.Parameter(torch.randn(horizon, d_model) * 0.02)
         hw = (self.hp, self.wp)
         self.encoder = nn.ModuleList([EncoderBlock(d_model, n_heads, d_ff, hw, dropout) for _ in range(e_layers)])
@@ -232,10 +225,7 @@ class MIMOVPForecaster(TorchForecaster):
         p = int(hp["patch"])
         if p < 1 or H % p or W % p:
             raise ValueError(f"mimo_vp: patch={p} must divide the grid's H={H} and W={W}")
-        if int(hp["d_model"]) % int(hp["n_heads"]):
-            raise ValueError(f"mimo_vp: d_model={hp['d_model']} must be divisible by n_heads={hp['n_heads']}")
-        if int(hp["e_layers"]) < 1 or int(hp["d_layers"]) < 1:
-            raise ValueError("mimo_vp: e_layers and d_layers must be >= 1")
+        self.sizes = transformer_sizes(self.kind, hp)
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -253,13 +243,8 @@ class MIMOVPForecaster(TorchForecaster):
             self.horizon,
             self.grid,
             self.n_targets,
-            d_model=int(hp["d_model"]),
-            n_heads=int(hp["n_heads"]),
-            d_ff=int(hp["d_ff"]),
-            e_layers=int(hp["e_layers"]),
-            d_layers=int(hp["d_layers"]),
             patch=int(hp["patch"]),
-            dropout=float(hp["dropout"]),
+            **self.sizes,
         )
 
     def loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
