@@ -149,9 +149,9 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
     import torch
 
     from adaptcast.forecast import create_forecaster
+    from adaptcast.forecast.threads import set_torch_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     if args.preset == "paper":
         seq_len, label_len, factor = PAPER_INPUTS[mode][horizon]
     else:

@@ -33,6 +33,7 @@ import itertools
 
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.scaling import Scaler
+from adaptcast.forecast.threads import set_torch_threads
 from adaptcast.streams.scenarios import WEEK, link_failure
 
 ROLL, RECOVER_FACTOR = 24, 1.25
@@ -153,7 +154,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[12, 48, 168])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    set_torch_threads(1)
     sc = link_failure(steps=args.weeks * WEEK, seed=args.seed)
     wide = sc.wide()
     values = wide.drop("date").to_numpy().astype(np.float32)

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from adaptcast.forecast.base import BaseForecaster, FitReport
+from adaptcast.forecast.threads import set_torch_threads
 
 WEIGHTS = "weights.pt"
 PREDICT_BATCHES = 4  # inference runs on chunks of this many training batches: memory like one training step
@@ -76,20 +77,6 @@ def quiet_lightning() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=False):
             lg.setLevel(level)
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``n`` intra-op CPU threads (``None``: leave torch's setting alone)."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -310,7 +297,7 @@ class TorchForecaster(BaseForecaster):
         accelerator = resolve_accelerator(hp["accelerator"])
         pl.seed_everything(self.seed, workers=True, verbose=False)
         net = self.build_module()
-        with torch_threads(self.fit_threads(net)), quiet_lightning():
+        with set_torch_threads(self.fit_threads(net)), quiet_lightning():
             lit = ForecastModule(self, net)
             keep = KeepBest("val_loss" if val is not None else "train_loss", int(hp["patience"]))
             trainer = pl.Trainer(
