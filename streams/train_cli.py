@@ -29,6 +29,7 @@ from adaptcast.forecast.data import (
     make_windows,
     read_frame,
 )
+from adaptcast.forecast.windows import split_train_val
 from adaptcast.streams.cli_common import UserError, parse_params, split_columns
 
 
@@ -105,7 +106,7 @@ Examples:
     default=0.2,
     show_default=True,
     type=click.FloatRange(0.0, 0.9),
-    help="Last share of rows used for validation / early stopping.",
+    help="Newest share of windows held out for validation / early stopping.",
 )
 @click.option(
     "--stride",
@@ -146,13 +147,14 @@ def train_command(
     hparams = parse_params(params)
     if time_features and "time_features" in getattr(FORECASTERS[kind], "defaults", {}):
         hparams.setdefault("time_features", N_TIME_FEATURES)
-    n_val = int(tf.frame.height * val_fraction)
-    cut = tf.frame.height - n_val
+    span = lookback + horizon - 1  # window s covers rows [s, s + span]
+    train_idx, val_idx = split_train_val(max(tf.frame.height - span, 0), horizon, val_fraction)
+    cut = train_idx.stop + span  # training reads rows [0, cut)
     train = make_windows(tf, lookback, horizon, fcols, tcols, stride, with_time=time_features, stop=cut)
     val = (
-        make_windows(tf, lookback, horizon, fcols, tcols, with_time=time_features, start=cut - lookback)
-        if n_val >= horizon
-        else None
+        None
+        if val_idx is None
+        else make_windows(tf, lookback, horizon, fcols, tcols, with_time=time_features, start=val_idx.start)
     )
     model = create_forecaster(
         kind,
