@@ -32,6 +32,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import itertools
 
 from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.metrics import mape, rmse
 from adaptcast.forecast.scaling import Scaler
 from adaptcast.forecast.threads import set_torch_threads
 from adaptcast.streams.scenarios import WEEK, link_failure
@@ -52,11 +53,7 @@ def significant(truth: np.ndarray) -> np.ndarray:
 
 def segment_metrics(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """RMSE over all links; MAPE over the significant entries."""
-    err = pred - truth
-    return {
-        "rmse": round(float(np.sqrt((err**2).mean())), 4),
-        "mape": round(float(np.abs(err[mask] / truth[mask]).mean() * 100), 2),
-    }
+    return {"rmse": round(rmse(truth, pred), 4), "mape": round(mape(truth[mask], pred[mask]), 2)}
 
 
 def hours_to_recover(ape_per_step: np.ndarray, failure: int, end: int, baseline_mape: float) -> int | None:
@@ -77,8 +74,9 @@ def summarise(pred: np.ndarray, truth: np.ndarray, cuts: list[int], seconds: flo
     bounds = [0, *cuts, len(truth)]
     mask = significant(truth)
     segs = [segment_metrics(pred[a:b], truth[a:b], mask[a:b]) for a, b in itertools.pairwise(bounds)]
-    ape = np.where(mask, np.abs(pred - truth) / np.where(mask, np.abs(truth), 1.0), 0.0)
-    ape_step = 100 * ape.sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+    ape_step = np.array(
+        [mape(t[m], p[m]) if m.any() else 0.0 for t, p, m in zip(truth, pred, mask, strict=True)]
+    )
     return {
         "before": segs[0],
         "after_failures": segs[1:],

@@ -66,6 +66,7 @@ def moving_blobs(frames: int, size: int = 16, n_blobs: int = 3, seed: int = 0) -
 
 def main(argv: list[str] | None = None) -> int:
     from adaptcast.forecast import create_forecaster
+    from adaptcast.forecast.metrics import mse
     from adaptcast.forecast.threads import set_torch_threads
     from adaptcast.forecast.windows import sliding_windows
 
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     persistence = np.repeat(Xte[:, -1:, :], H, axis=1)
 
     def per_lead(pred: np.ndarray) -> list[float]:
-        return [round(float(v), 5) for v in ((pred - Yte) ** 2).mean(axis=(0, 2))]
+        return [round(mse(Yte[:, h], pred[:, h]), 5) for h in range(H)]
 
     def n_params(model) -> int:
         return int(sum(p.numel() for p in model.module.parameters()))

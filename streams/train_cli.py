@@ -29,6 +29,7 @@ from adaptcast.forecast.data import (
     make_windows,
     read_frame,
 )
+from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import split_train_val
 from adaptcast.streams.cli_common import UserError, parse_params, split_columns
 
@@ -55,7 +56,8 @@ def step_of(tf: TimeFrame) -> timedelta:
 
 
 def errors(yhat: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    return {"mse": float(((yhat - y) ** 2).mean()), "mae": float(np.abs(yhat - y).mean())}
+    """The validation errors the summary reports."""
+    return {"mse": mse(y, yhat), "mae": mae(y, yhat)}
 
 
 TRAIN_EPILOG = """\b
