@@ -98,7 +98,14 @@ class DataEmbedding(nn.Module):
     """
 
     def __init__(
-        self, c_in: int, d_model: int, n_marks: int, max_len: int, dropout: float, time_embedding: str = "linear", freq: str = "h"
+        self,
+        c_in: int,
+        d_model: int,
+        n_marks: int,
+        max_len: int,
+        dropout: float,
+        time_embedding: str = "linear",
+        freq: str = "h",
     ):
         super().__init__()
         self.token = nn.Conv1d(c_in, d_model, kernel_size=3, padding=1, padding_mode="circular", bias=False)
@@ -144,7 +151,9 @@ class EncoderLayer(nn.Module):
         reference_code: bool = False,
     ):
         super().__init__()
-        self.attn = make_attention(attention, d_model, n_heads, factor=factor, dropout=dropout, reference_code=reference_code)
+        self.attn = make_attention(
+            attention, d_model, n_heads, factor=factor, dropout=dropout, reference_code=reference_code
+        )
         self.ff = FeedForward(d_model, d_ff, dropout, activation)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
@@ -198,11 +207,22 @@ class DecoderLayer(nn.Module):
     ):
         super().__init__()
         self.self_attn = make_attention(
-            attention, d_model, n_heads, causal=True, factor=factor, dropout=dropout, mix=mix, reference_code=reference_code
+            attention,
+            d_model,
+            n_heads,
+            causal=True,
+            factor=factor,
+            dropout=dropout,
+            mix=mix,
+            reference_code=reference_code,
         )
         self.cross_attn = make_attention("full", d_model, n_heads, dropout=dropout)
         self.ff = FeedForward(d_model, d_ff, dropout, activation)
-        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.norm1, self.norm2, self.norm3 = (
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+        )
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
@@ -263,20 +283,30 @@ class InformerNet(nn.Module):
         if n_marks:
             expected = len(mark_names(freq))
             if n_marks != expected:
-                raise ValueError(f"freq {freq!r} has {expected} calendar marks {mark_names(freq)}, got time_features={n_marks}")
+                raise ValueError(
+                    f"freq {freq!r} has {expected} calendar marks {mark_names(freq)}, got time_features={n_marks}"
+                )
         self.register_buffer("mark_loc", torch.zeros(n_marks))
         self.register_buffer("mark_scale", torch.ones(n_marks))
         if time_embedding not in TIME_EMBEDDINGS:
             raise ValueError(f"time_embedding must be one of {TIME_EMBEDDINGS}, got {time_embedding!r}")
-        self.enc_embedding = DataEmbedding(n_values, d_model, n_marks, lookback, dropout, time_embedding, freq)
-        self.dec_embedding = DataEmbedding(n_values, d_model, n_marks, label_len + horizon, dropout, time_embedding, freq)
+        self.enc_embedding = DataEmbedding(
+            n_values, d_model, n_marks, lookback, dropout, time_embedding, freq
+        )
+        self.dec_embedding = DataEmbedding(
+            n_values, d_model, n_marks, label_len + horizon, dropout, time_embedding, freq
+        )
         layer_args = (d_model, n_heads, d_ff, attention, factor, dropout, activation, reference_code)
         self.encoder = Encoder(
             [EncoderLayer(*layer_args) for _ in range(e_layers)],
             [DistilLayer(d_model) for _ in range(e_layers - 1)] if distil else [],
             d_model,
         )
-        self.decoder = Decoder([DecoderLayer(*layer_args, mix=mix or reference_code) for _ in range(d_layers)], d_model, n_targets)
+        self.decoder = Decoder(
+            [DecoderLayer(*layer_args, mix=mix or reference_code) for _ in range(d_layers)],
+            d_model,
+            n_targets,
+        )
 
     def set_mark_scaling(self, loc: np.ndarray | torch.Tensor, scale: np.ndarray | torch.Tensor) -> None:
         """Record how the forecaster standardised the mark channels (``x_scaled = (x - loc) / scale``)."""
@@ -298,7 +328,9 @@ class InformerNet(nn.Module):
         """Start token (last ``label_len`` steps) + ``horizon`` zero placeholders, with their marks."""
         values, marks = self._split(x)
         B = x.shape[0]
-        dec_values = torch.cat([values[:, -self.label_len :], values.new_zeros(B, self.horizon, self.n_values)], dim=1)
+        dec_values = torch.cat(
+            [values[:, -self.label_len :], values.new_zeros(B, self.horizon, self.n_values)], dim=1
+        )
         dec_marks = None
         if marks is not None:
             future = step_marks(marks[:, -1].float(), self.horizon, self.freq).to(marks.dtype)
@@ -354,7 +386,15 @@ class InformerForecaster(TorchForecaster):
         "time_embedding": "linear",
     }
 
-    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
+    def __init__(
+        self,
+        lookback: int,
+        horizon: int,
+        n_features: int = 1,
+        n_targets: int = 1,
+        seed: int = 0,
+        **hparams: Any,
+    ):
         super().__init__(lookback, horizon, n_features, n_targets, seed, **hparams)
         hp = self.hparams
         k = int(hp["time_features"])
@@ -365,11 +405,15 @@ class InformerForecaster(TorchForecaster):
         if k:
             expected = len(mark_names(hp["freq"]))
             if k != expected:
-                raise ValueError(f"informer: freq {hp['freq']!r} has {expected} calendar marks {mark_names(hp['freq'])}, got time_features={k}")
+                raise ValueError(
+                    f"informer: freq {hp['freq']!r} has {expected} calendar marks {mark_names(hp['freq'])}, got time_features={k}"
+                )
         if hp["attention"] not in ("prob", "full"):
             raise ValueError(f"informer: attention must be 'prob' or 'full', got {hp['attention']!r}")
         if hp["time_embedding"] not in TIME_EMBEDDINGS:
-            raise ValueError(f"informer: time_embedding must be one of {TIME_EMBEDDINGS}, got {hp['time_embedding']!r}")
+            raise ValueError(
+                f"informer: time_embedding must be one of {TIME_EMBEDDINGS}, got {hp['time_embedding']!r}"
+            )
         if hp["activation"] not in ("gelu", "relu"):
             raise ValueError(f"informer: activation must be 'gelu' or 'relu', got {hp['activation']!r}")
         self.sizes = transformer_sizes(self.kind, hp)
@@ -409,9 +453,15 @@ class InformerForecaster(TorchForecaster):
 
     def configure_optimizer(self, params):
         # fused=True: one kernel per parameter for the whole Adam update (same algorithm, ~5-10 % of a CPU step saved)
-        opt = torch.optim.Adam(params, lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"]), fused=True)
+        opt = torch.optim.Adam(
+            params, lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"]), fused=True
+        )
         decay = float(self.hparams["lr_decay"])
         # the authors' code halves from the third epoch on (its schedule is applied one epoch late)
         delay = 1 if self.hparams["reference_code"] else 0
-        sched = None if decay == 1.0 else torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: decay ** max(0, epoch - delay))
+        sched = (
+            None
+            if decay == 1.0
+            else torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: decay ** max(0, epoch - delay))
+        )
         return opt, sched

@@ -89,7 +89,11 @@ class EncoderBlock(nn.Module):
 class DecoderBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, grid_hw: tuple[int, int], dropout: float):
         super().__init__()
-        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.norm1, self.norm2, self.norm3 = (
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+        )
         self.self_attn = make_attention("full", d_model, n_heads, dropout=dropout)
         self.cross_attn = make_attention("full", d_model, n_heads, dropout=dropout)
         self.local = LocalSTBlock(d_model, d_ff, grid_hw, dropout)
@@ -124,7 +128,13 @@ class MIMOVPNet(nn.Module):
         C, H, W = grid
         if H % patch or W % patch:
             raise ValueError(f"grid {H}x{W} is not divisible by patch={patch}")
-        self.lookback, self.horizon, self.grid, self.patch, self.n_targets = lookback, horizon, (C, H, W), patch, n_targets
+        self.lookback, self.horizon, self.grid, self.patch, self.n_targets = (
+            lookback,
+            horizon,
+            (C, H, W),
+            patch,
+            n_targets,
+        )
         self.hp, self.wp = H // patch, W // patch
         S = self.hp * self.wp
         patch_dim = C * patch * patch
@@ -135,8 +145,12 @@ class MIMOVPNet(nn.Module):
         self.register_buffer("time_future", time[lookback:], persistent=False)
         self.queries = nn.Parameter(torch.randn(horizon, d_model) * 0.02)
         hw = (self.hp, self.wp)
-        self.encoder = nn.ModuleList([EncoderBlock(d_model, n_heads, d_ff, hw, dropout) for _ in range(e_layers)])
-        self.decoder = nn.ModuleList([DecoderBlock(d_model, n_heads, d_ff, hw, dropout) for _ in range(d_layers)])
+        self.encoder = nn.ModuleList(
+            [EncoderBlock(d_model, n_heads, d_ff, hw, dropout) for _ in range(e_layers)]
+        )
+        self.decoder = nn.ModuleList(
+            [DecoderBlock(d_model, n_heads, d_ff, hw, dropout) for _ in range(d_layers)]
+        )
         self.enc_norm = nn.LayerNorm(d_model)
         self.head_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, patch_dim)
@@ -145,7 +159,7 @@ class MIMOVPNet(nn.Module):
     # [B, T, C*H*W] <-> tokens [B, T*S, C*p*p]
     def _to_patches(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
-        C, H, W = self.grid
+        C = self.grid[0]
         p = self.patch
         x = x.reshape(B, T, C, self.hp, p, self.wp, p).permute(0, 1, 3, 5, 2, 4, 6)
         return x.reshape(B, T * self.hp * self.wp, C * p * p)
@@ -212,14 +226,24 @@ class MIMOVPForecaster(TorchForecaster):
         "l1_weight": 1.0,
     }
 
-    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
+    def __init__(
+        self,
+        lookback: int,
+        horizon: int,
+        n_features: int = 1,
+        n_targets: int = 1,
+        seed: int = 0,
+        **hparams: Any,
+    ):
         if hparams.get("grid") is not None:
             hparams["grid"] = [int(v) for v in hparams["grid"]]  # JSON-friendly in the manifest
         super().__init__(lookback, horizon, n_features, n_targets, seed, **hparams)
         hp = self.hparams
         C, H, W = self.grid
-        if C * H * W != n_features:
-            raise ValueError(f"mimo_vp: grid (C, H, W) = {(C, H, W)} has {C * H * W} cells per frame but n_features={n_features}")
+        if n_features != C * H * W:
+            raise ValueError(
+                f"mimo_vp: grid (C, H, W) = {(C, H, W)} has {C * H * W} cells per frame but n_features={n_features}"
+            )
         if min(C, H, W) < 1:
             raise ValueError(f"mimo_vp: grid sizes must be positive, got {(C, H, W)}")
         p = int(hp["patch"])
@@ -254,5 +278,9 @@ class MIMOVPForecaster(TorchForecaster):
         total = 0.0
         for out in outs:
             out = out.float()
-            total = total + float(hp["mse_weight"]) * F.mse_loss(out, y) + float(hp["l1_weight"]) * F.l1_loss(out, y)
+            total = (
+                total
+                + float(hp["mse_weight"]) * F.mse_loss(out, y)
+                + float(hp["l1_weight"]) * F.l1_loss(out, y)
+            )
         return total / len(outs)
