@@ -229,7 +229,7 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
 
 
 def code_version() -> str | None:
-    """The checkout's commit (``+dirty`` with uncommitted changes), so a result names the code that made it."""
+    """The checkout's commit (``+dirty`` with uncommitted changes): a result names the code that made it."""
     try:
         head = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
@@ -323,13 +323,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--precision",
         default="32-true",
-        help="Lightning precision (default 32-true, as the paper; bf16-mixed: bf16 autocast, ~2x faster on CPUs with AVX512-BF16 and on GPUs)",
+        help="Lightning precision (default 32-true, as the paper; bf16-mixed: bf16 autocast, "
+        "~2x faster on CPUs with AVX512-BF16 and on GPUs)",
     )
     ap.add_argument(
         "--preset",
         choices=("paper", "reference"),
         default="paper",
-        help="paper (default): the per-horizon input lengths of the paper's ETTh1 scripts; reference: seq_len 96 / label_len 48 / factor 5 for every horizon",
+        help="paper (default): the per-horizon input lengths of the paper's ETTh1 scripts; "
+        "reference: seq_len 96 / label_len 48 / factor 5 for every horizon",
     )
     ap.add_argument("--seq-len", type=int, default=None)
     ap.add_argument("--label-len", type=int, default=None)
@@ -351,13 +353,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--hparams",
         default="{}",
-        help='extra Informer hyper-parameters as JSON, e.g. \'{"attention": "full"}\' (ablations, smoke tests)',
+        help='extra Informer hyper-parameters as JSON, e.g. \'{"attention": "full"}\' '
+        "(ablations, smoke tests)",
     )
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument(
         "--out",
         default=None,
-        help="results JSON (default bench/results/informer_ett.json; informer_ett_reference.json with --preset reference)",
+        help="results JSON (default bench/results/informer_ett.json; "
+        "informer_ett_reference.json with --preset reference)",
     )
     ap.add_argument("--force", action="store_true", help="re-run entries already in the results file")
     ap.add_argument(
@@ -422,8 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             doc["results"][key] = result
             save_results(out, doc)
         print(
-            f"[informer_ett] {key}: mse {result['mse']} mae {result['mae']} (paper {result['paper_mse']} / {result['paper_mae']}), "
-            f"{result['seconds_per_epoch']} s/epoch",
+            f"[informer_ett] {key}: mse {result['mse']} mae {result['mae']} "
+            f"(paper {result['paper_mse']} / {result['paper_mae']}), {result['seconds_per_epoch']} s/epoch",
             file=sys.stderr,
             flush=True,
         )

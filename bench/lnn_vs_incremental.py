@@ -47,7 +47,7 @@ def windows(values: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def significant(truth: np.ndarray) -> np.ndarray:
-    """Entries whose true load is non-negligible (a failed link carries 0, where percentages are undefined)."""
+    """Entries whose true load is non-negligible (a failed link carries 0: no percentage error there)."""
     return np.abs(truth) > 0.1 * np.abs(truth).mean()
 
 
@@ -57,7 +57,10 @@ def segment_metrics(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> di
 
 
 def hours_to_recover(ape_per_step: np.ndarray, failure: int, end: int, baseline_mape: float) -> int | None:
-    """First k after ``failure`` from which the rolling MAPE stays within the limit until ``end`` (None: never)."""
+    """First k after ``failure`` from which the rolling MAPE stays within the limit until ``end``.
+
+    None when it never does.
+    """
     seg = ape_per_step[failure:end]
     if seg.size < ROLL:
         return None
@@ -122,7 +125,10 @@ def train_steps(
 def incremental_mlp(
     X: np.ndarray, Y: np.ndarray, n_train: int, every: int, args: argparse.Namespace
 ) -> tuple[np.ndarray, float]:
-    """Fit on the first ``n_train`` windows, then predict the rest, re-fitting every ``every`` windows on the latest ``every``."""
+    """Fit on the first ``n_train`` windows, then predict the rest.
+
+    Every ``every`` windows the model is re-fitted on the latest ``every`` windows.
+    """
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     scaler = Scaler.fit(X[:n_train, 0])
@@ -195,7 +201,9 @@ def main() -> None:
                 "train_until_step": train_end,
                 "lookback": args.lookback,
                 "events": [e.detail for e in sc.events],
-                "recover_rule": f"24h rolling MAPE <= {RECOVER_FACTOR} x pre-failure MAPE, until the next failure",
+                "recover_rule": (
+                    f"24h rolling MAPE <= {RECOVER_FACTOR} x pre-failure MAPE, until the next failure"
+                ),
                 "results": results,
             },
             indent=2,

@@ -64,7 +64,10 @@ def show_progress() -> bool:
 
 @contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's banners ("GPU available…", tips, "max_epochs reached") and its internal deprecation noise for one fit."""
+    """Silence Lightning for one fit: its banners and its internal deprecation noise.
+
+    The banners are "GPU available…", tips and "max_epochs reached".
+    """
     loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -209,8 +212,8 @@ class TorchForecaster(BaseForecaster):
 
     Common hparams (all keyword, with defaults): epochs=30, batch_size=64, lr=1e-3,
     weight_decay=0.0, patience=3, accelerator="auto", precision="auto", max_minutes=None,
-    num_threads=None (see :meth:`fit_threads`). A subclass adds its own in a ``defaults`` class dict (merged along the
-    MRO); unknown hyper-parameters are rejected so a typo never passes silently.
+    num_threads=None (see :meth:`fit_threads`). A subclass adds its own in a ``defaults`` class
+    dict (merged along the MRO); unknown hyper-parameters are rejected so a typo never passes silently.
     """
 
     defaults: ClassVar[dict[str, Any]] = {
@@ -241,7 +244,8 @@ class TorchForecaster(BaseForecaster):
         super().__init__(lookback, horizon, n_features, n_targets, seed, **{**known, **hparams})
         if self.hparams["accelerator"] not in ("auto", "cpu", "gpu", "cuda"):
             raise ValueError(
-                f"{self.kind}: accelerator must be 'auto', 'cpu' or 'gpu', got {self.hparams['accelerator']!r}"
+                f"{self.kind}: accelerator must be 'auto', 'cpu' or 'gpu', "
+                f"got {self.hparams['accelerator']!r}"
             )
         for name in ("epochs", "batch_size", "patience"):
             if int(self.hparams[name]) < 1:

@@ -142,7 +142,7 @@ def train_command(
     seed: int,
     params: tuple[str, ...],
 ) -> None:
-    """Train a forecaster on a file and save it; prints a JSON summary (fit report, validation error vs naive)."""
+    """Train a forecaster on a file and save it; prints a JSON summary (fit, validation error vs naive)."""
     tf = read_frame(data_path, time_col=time_col, duplicates=duplicates)  # type: ignore[arg-type]
     tcols, fcols = split_columns(targets), split_columns(features)
     channels = channel_names(tcols, fcols, with_time=time_features)
@@ -201,7 +201,7 @@ def train_command(
 
 PREDICT_EPILOG = """\b
 Examples:
-  adaptcast predict --model-dir models/ot --data ETTh1.csv                  # next horizon after the last row, CSV to stdout
+  adaptcast predict --model-dir models/ot --data ETTh1.csv   # next horizon after the last row, CSV to stdout
   adaptcast predict --model-dir models/ot --data recent.parquet --all --out forecasts.parquet
 """
 
@@ -211,7 +211,8 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
     schema = model.schema
     if not schema.get("targets"):
         raise InputError(
-            "the model's manifest has no data schema (targets/features); it was not trained by `adaptcast train`"
+            "the model's manifest has no data schema (targets/features); "
+            "it was not trained by `adaptcast train`"
         )
     values = channel_matrix(tf, schema["targets"], schema["features"], bool(schema["time_features"]))
     L = model.lookback
@@ -288,6 +289,7 @@ def predict_command(
         raise UserError(f"--out {out_path}: use a .csv or .parquet file name")
     if out_path is not None:
         click.echo(
-            f"wrote {frame.height} forecasts ({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}",
+            f"wrote {frame.height} forecasts "
+            f"({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}",
             err=True,
         )

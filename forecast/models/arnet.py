@@ -118,7 +118,7 @@ class ARNet(TorchForecaster):
         )
 
     def coefficients(self) -> np.ndarray:
-        """Own-lag AR weights ``[n_targets, lookback]`` for the first horizon step; column 0 is lag 1 (most recent).
+        """Own-lag AR weights ``[n_targets, lookback]`` for the first horizon step; column 0 is lag 1.
 
         Weights act on standardised data; since each target's input and output share one
         scaler they equal the AR coefficients in original units.

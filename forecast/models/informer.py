@@ -62,7 +62,7 @@ from adaptcast.forecast.training import TorchForecaster
 
 
 class StampEmbedding(nn.Module):
-    """Per-field time-stamp embeddings, summed: one table per calendar field (month, day, weekday, hour, minute).
+    """Per-field time-stamp embeddings, summed: one table per calendar field (month, day, weekday, …).
 
     The paper's "global time stamp" embedding: every field of the stamp indexes its own table,
     ``learned`` (``nn.Embedding``, as the paper describes) or ``fixed`` (sinusoidal rows, not
@@ -164,7 +164,10 @@ class EncoderLayer(nn.Module):
 
 
 class DistilLayer(nn.Module):
-    """Self-attention distilling: ``Conv1d(k=3, circular) → BatchNorm → ELU → MaxPool(3, stride 2)``; ``L → ceil(L/2)``."""
+    """Self-attention distilling, ``L → ceil(L/2)``.
+
+    ``Conv1d(k=3, circular) → BatchNorm → ELU → MaxPool(3, stride 2)``.
+    """
 
     def __init__(self, d_model: int):
         super().__init__()
@@ -284,7 +287,8 @@ class InformerNet(nn.Module):
             expected = len(mark_names(freq))
             if n_marks != expected:
                 raise ValueError(
-                    f"freq {freq!r} has {expected} calendar marks {mark_names(freq)}, got time_features={n_marks}"
+                    f"freq {freq!r} has {expected} calendar marks {mark_names(freq)}, "
+                    f"got time_features={n_marks}"
                 )
         self.register_buffer("mark_loc", torch.zeros(n_marks))
         self.register_buffer("mark_scale", torch.ones(n_marks))
@@ -356,9 +360,9 @@ class InformerForecaster(TorchForecaster):
     ``attention`` ("prob" | "full"), ``distil`` (bool), ``activation`` ("gelu" | "relu"),
     ``time_features`` (number of trailing calendar-mark channels in X, 0 = none), ``freq``
     (calendar frequency of those marks), ``time_embedding`` (how the marks are embedded:
-    "linear" | "learned" | "fixed" | "none", :class:`DataEmbedding`), ``lr_decay`` (learning-rate factor per epoch; 0.5 =
-    halved every epoch as in the paper, 1 = constant), ``mix`` and ``reference_code`` (the
-    authors' code paths, module docstring; both off).
+    "linear" | "learned" | "fixed" | "none", :class:`DataEmbedding`), ``lr_decay``
+    (learning-rate factor per epoch; 0.5 = halved every epoch as in the paper, 1 = constant),
+    ``mix`` and ``reference_code`` (the authors' code paths, module docstring; both off).
     """
 
     kind = "informer"
@@ -400,13 +404,15 @@ class InformerForecaster(TorchForecaster):
         k = int(hp["time_features"])
         if k < 0 or n_features - k < n_targets:
             raise ValueError(
-                f"informer: time_features={k} must leave at least n_targets={n_targets} value channels of n_features={n_features}"
+                f"informer: time_features={k} must leave at least n_targets={n_targets} "
+                f"value channels of n_features={n_features}"
             )
         if k:
             expected = len(mark_names(hp["freq"]))
             if k != expected:
                 raise ValueError(
-                    f"informer: freq {hp['freq']!r} has {expected} calendar marks {mark_names(hp['freq'])}, got time_features={k}"
+                    f"informer: freq {hp['freq']!r} has {expected} calendar marks "
+                    f"{mark_names(hp['freq'])}, got time_features={k}"
                 )
         if hp["attention"] not in ("prob", "full"):
             raise ValueError(f"informer: attention must be 'prob' or 'full', got {hp['attention']!r}")
@@ -452,7 +458,8 @@ class InformerForecaster(TorchForecaster):
         return net
 
     def configure_optimizer(self, params):
-        # fused=True: one kernel per parameter for the whole Adam update (same algorithm, ~5-10 % of a CPU step saved)
+        # fused=True: one kernel per parameter for the whole Adam update
+        # (same algorithm, ~5-10 % of a CPU step saved)
         opt = torch.optim.Adam(
             params, lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"]), fused=True
         )

@@ -18,7 +18,7 @@ WIRINGS = ("full", "ncp")
 
 
 class LiquidModule(nn.Module):
-    """A liquid RNN over the window; its last output feeds a Linear head predicting the change from the last value."""
+    """A liquid RNN; a Linear head on its last output predicts the change from the window's last value."""
 
     def __init__(
         self, n_features: int, horizon: int, n_targets: int, units: int, cell: str, wiring: str, motor: int
@@ -48,7 +48,9 @@ class LiquidModule(nn.Module):
 
 @register
 class LiquidForecaster(TorchForecaster):
-    """Liquid network forecaster: ``cell`` "cfc" (default, fast) or "ltc"; ``wiring`` "full" or "ncp" (AutoNCP).
+    """Liquid network forecaster: ``cell`` "cfc" (default, fast) or "ltc"; ``wiring`` "full" or "ncp".
+
+    ``"ncp"`` wires the cell with ncps' AutoNCP.
 
     ``embed`` is the RNN's last output (the motor neurons under NCP wiring). :meth:`stream`
     carries the hidden state between calls, so a live service feeds one new step at a time.
@@ -92,7 +94,7 @@ class LiquidForecaster(TorchForecaster):
     def stream(
         self, x_steps: np.ndarray, state: torch.Tensor | None = None
     ) -> tuple[np.ndarray, torch.Tensor]:
-        """Feed new raw steps ``[B, k, F]`` (or ``[B, F]``) from ``state``; return (forecast [B,H,T], new state).
+        """Feed raw steps ``[B, k, F]`` (or ``[B, F]``) from ``state``; return (forecast [B,H,T], new state).
 
         Starting from ``state=None`` and feeding a window's steps in any number of calls gives
         the same forecast as ``predict`` on that window.
@@ -103,7 +105,8 @@ class LiquidForecaster(TorchForecaster):
         arr = arr[:, None, :] if arr.ndim == 2 else arr
         if arr.ndim != 3 or arr.shape[2] != self.n_features or arr.shape[1] == 0:
             raise ValueError(
-                f"x_steps must have shape [batch, steps, n_features={self.n_features}] or [batch, n_features], got {list(np.shape(x_steps))}"
+                f"x_steps must have shape [batch, steps, n_features={self.n_features}] "
+                f"or [batch, n_features], got {list(np.shape(x_steps))}"
             )
         if not np.isfinite(arr).all():
             raise ValueError("x_steps contains NaN/inf values; impute them before streaming")

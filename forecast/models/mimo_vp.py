@@ -107,7 +107,10 @@ class DecoderBlock(nn.Module):
 
 
 class MIMOVPNet(nn.Module):
-    """``forward(x [B, T, C·H·W]) -> [B, horizon, n_targets]``; ``forward_all`` gives every decoder block's output."""
+    """The MIMO-VP network: ``forward(x [B, T, C·H·W]) -> [B, horizon, n_targets]``.
+
+    ``forward_all`` gives every decoder block's output (deep supervision).
+    """
 
     def __init__(
         self,
@@ -204,7 +207,9 @@ class MIMOVPNet(nn.Module):
 
 @register
 class MIMOVPForecaster(TorchForecaster):
-    """``create_forecaster("mimo_vp", lookback=10, horizon=10, n_features=256, n_targets=256, grid=(1, 16, 16))``.
+    """MIMO-VP forecaster, e.g. on 16 × 16 frames of one channel::
+
+        create_forecaster("mimo_vp", lookback=10, horizon=10, n_features=256, n_targets=256, grid=(1, 16, 16))
 
     Hyper-parameters (besides the common torch ones): ``grid`` ((C, H, W) or None → frame =
     vector of all features), ``d_model``, ``n_heads``, ``d_ff``, ``e_layers``, ``d_layers``,
@@ -242,7 +247,8 @@ class MIMOVPForecaster(TorchForecaster):
         C, H, W = self.grid
         if n_features != C * H * W:
             raise ValueError(
-                f"mimo_vp: grid (C, H, W) = {(C, H, W)} has {C * H * W} cells per frame but n_features={n_features}"
+                f"mimo_vp: grid (C, H, W) = {(C, H, W)} has {C * H * W} cells per frame "
+                f"but n_features={n_features}"
             )
         if min(C, H, W) < 1:
             raise ValueError(f"mimo_vp: grid sizes must be positive, got {(C, H, W)}")

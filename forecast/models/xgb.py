@@ -17,7 +17,7 @@ SMALL_DATA = 2_000_000
 
 @register
 class XGBForecaster(BaseForecaster):
-    """Gradient-boosted trees predicting all H×T outputs at once (``multi_strategy``, default one tree per output).
+    """Gradient-boosted trees predicting all H×T outputs at once (``multi_strategy``: one tree per output).
 
     Features are the standardised window flattened to ``[lookback * n_features]``; ``embed``
     returns the same vector (the error memory keys on the input for tree models). Runs on
@@ -153,7 +153,8 @@ class XGBForecaster(BaseForecaster):
             raise ValueError(f"{path}: corrupted or truncated booster ({str(exc).splitlines()[0]})") from exc
         if booster.num_features() != self.lookback * self.n_features:
             raise ValueError(
-                f"{path}: booster expects {booster.num_features()} features, manifest says {self.lookback * self.n_features}"
+                f"{path}: booster expects {booster.num_features()} features, "
+                f"manifest says {self.lookback * self.n_features}"
             )
         booster.set_param(
             {"device": "cuda" if self.device == "cuda" and torch.cuda.is_available() else "cpu"}
