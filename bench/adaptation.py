@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> dict:
                     )
                     r = rows[-1]
                     print(
-                        f"{ds:<13} {model:<8} {cname:<12} mem={'on ' if memory else 'off'} MAE {r['mae']:.4f} "
-                        f"train {r['train_seconds']:.1f}s retrains {r['n_retrains']}",
+                        f"{ds:<13} {model:<8} {cname:<12} mem={'on ' if memory else 'off'} "
+                        f"MAE {r['mae']:.4f} train {r['train_seconds']:.1f}s retrains {r['n_retrains']}",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -131,7 +131,8 @@ def checks(rows: list[dict]) -> list[dict]:
                         {
                             "dataset": ds,
                             "model": model,
-                            "check": f"drift vs periodic (window {window or 'full'}, memory {'on' if mem else 'off'})",
+                            "check": f"drift vs periodic (window {window or 'full'}, "
+                            f"memory {'on' if mem else 'off'})",
                             "compute_saved": saved,
                             "mae_ratio": ratio,
                             "met": saved is not None and saved >= 0.8 and ratio <= 1.02,
@@ -174,8 +175,9 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         ev = "–" if r["mae_after_events"] is None else f"{r['mae_after_events']:.3f}"
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['config']} | {'on' if r['memory'] else 'off'} | {r['mae']:.4f} | {ev} | "
-            f"{r['train_seconds']:.1f} | {r['n_retrains']} | {r['error_x_compute']:.2f} |"
+            f"| {r['dataset']} | {r['model']} | {r['config']} | {'on' if r['memory'] else 'off'} "
+            f"| {r['mae']:.4f} | {ev} | {r['train_seconds']:.1f} | {r['n_retrains']} "
+            f"| {r['error_x_compute']:.2f} |"
         )
     return "\n".join(lines)
 

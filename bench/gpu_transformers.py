@@ -150,7 +150,8 @@ def main(argv: list[str] | None = None) -> int:
         "--data",
         type=Path,
         default=None,
-        help="ETTh1 CSV for the Informer workload (default ../shared/data/ett/ETTh1.csv; synthetic data of the same shape if absent)",
+        help="ETTh1 CSV for the Informer workload (default ../shared/data/ett/ETTh1.csv; "
+        "synthetic data of the same shape if absent)",
     )
     args = ap.parse_args(argv)
     from informer_ett import DEFAULT_DATA

@@ -55,7 +55,8 @@ def check_windows(x: np.ndarray, lookback: int, n_features: int, name: str = "X"
     arr = np.asarray(x, dtype=np.float32)
     if arr.ndim != 3 or arr.shape[1] != lookback or arr.shape[2] != n_features:
         raise ValueError(
-            f"{name} must have shape [batch, lookback={lookback}, n_features={n_features}], got {list(arr.shape)}"
+            f"{name} must have shape [batch, lookback={lookback}, n_features={n_features}], "
+            f"got {list(arr.shape)}"
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: expected at least one window of shape [{lookback}, {n_features}]")
@@ -71,7 +72,8 @@ def check_targets(y: np.ndarray, n: int, horizon: int, n_targets: int, name: str
     arr = np.asarray(y, dtype=np.float32)
     if arr.shape != (n, horizon, n_targets):
         raise ValueError(
-            f"{name} must have shape [batch={n}, horizon={horizon}, n_targets={n_targets}], got {list(arr.shape)}"
+            f"{name} must have shape [batch={n}, horizon={horizon}, n_targets={n_targets}], "
+            f"got {list(arr.shape)}"
         )
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN/inf values; drop those windows before fitting")
@@ -107,7 +109,8 @@ class BaseForecaster(ABC):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if n_targets > n_features:
             raise ValueError(
-                f"n_targets={n_targets} exceeds n_features={n_features}: targets must be the leading input channels"
+                f"n_targets={n_targets} exceeds n_features={n_features}: "
+                "targets must be the leading input channels"
             )
         self.lookback, self.horizon = int(lookback), int(horizon)
         self.n_features, self.n_targets = int(n_features), int(n_targets)

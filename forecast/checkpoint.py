@@ -55,7 +55,7 @@ class CheckpointStore:
         return version
 
     def load(self, version: str | None = None, fallback: bool = True) -> BaseForecaster:
-        """Load ``version`` (default: the latest); if the latest is unreadable and ``fallback``, the newest good one.
+        """Load ``version``, by default the latest (or, with ``fallback``, the newest readable one).
 
         Versions passed over are listed in :attr:`skipped` and logged as warnings. An explicit
         ``version`` is never substituted.

@@ -26,6 +26,7 @@ from kafka.errors import CommitFailedError
 
 from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast.checkpoint import CheckpointStore
+from adaptcast.forecast.threads import set_torch_threads
 from adaptcast.streams.config import Config
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop, build_loop
@@ -35,14 +36,6 @@ from adaptcast.streams.retrain import BackgroundTrainer
 from adaptcast.streams.summary import RunSummary
 
 log = logging.getLogger("adaptcast.service")
-
-
-def torch_threads(n: int) -> None:
-    """Intra-op threads for torch: small per-batch predictions are slower with more on a busy machine."""
-    import torch
-
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
 
 
 class SnapshotStore:
@@ -89,7 +82,7 @@ class Worker:
     def __init__(self, cfg: Config, metrics: Metrics | None = None, client_id: str = "adaptcast"):
         self.cfg = cfg
         self.metrics = metrics or Metrics()
-        torch_threads(cfg.serving.threads)
+        set_torch_threads(cfg.serving.threads)
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         state_dir = Path(cfg.state.dir)
         self.store = CheckpointStore(state_dir / "models")

@@ -29,6 +29,8 @@ from adaptcast.forecast.data import (
     make_windows,
     read_frame,
 )
+from adaptcast.forecast.metrics import mae, mse
+from adaptcast.forecast.windows import split_train_val
 from adaptcast.streams.cli_common import UserError, parse_params, split_columns
 
 
@@ -54,7 +56,8 @@ def step_of(tf: TimeFrame) -> timedelta:
 
 
 def errors(yhat: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    return {"mse": float(((yhat - y) ** 2).mean()), "mae": float(np.abs(yhat - y).mean())}
+    """The validation errors the summary reports."""
+    return {"mse": mse(y, yhat), "mae": mae(y, yhat)}
 
 
 TRAIN_EPILOG = """\b
@@ -105,7 +108,7 @@ Examples:
     default=0.2,
     show_default=True,
     type=click.FloatRange(0.0, 0.9),
-    help="Last share of rows used for validation / early stopping.",
+    help="Newest share of windows held out for validation / early stopping.",
 )
 @click.option(
     "--stride",
@@ -139,20 +142,21 @@ def train_command(
     seed: int,
     params: tuple[str, ...],
 ) -> None:
-    """Train a forecaster on a file and save it; prints a JSON summary (fit report, validation error vs naive)."""
+    """Train a forecaster on a file and save it; prints a JSON summary (fit, validation error vs naive)."""
     tf = read_frame(data_path, time_col=time_col, duplicates=duplicates)  # type: ignore[arg-type]
     tcols, fcols = split_columns(targets), split_columns(features)
     channels = channel_names(tcols, fcols, with_time=time_features)
     hparams = parse_params(params)
     if time_features and "time_features" in getattr(FORECASTERS[kind], "defaults", {}):
         hparams.setdefault("time_features", N_TIME_FEATURES)
-    n_val = int(tf.frame.height * val_fraction)
-    cut = tf.frame.height - n_val
+    span = lookback + horizon - 1  # window s covers rows [s, s + span]
+    train_idx, val_idx = split_train_val(max(tf.frame.height - span, 0), horizon, val_fraction)
+    cut = train_idx.stop + span  # training reads rows [0, cut)
     train = make_windows(tf, lookback, horizon, fcols, tcols, stride, with_time=time_features, stop=cut)
     val = (
-        make_windows(tf, lookback, horizon, fcols, tcols, with_time=time_features, start=cut - lookback)
-        if n_val >= horizon
-        else None
+        None
+        if val_idx is None
+        else make_windows(tf, lookback, horizon, fcols, tcols, with_time=time_features, start=val_idx.start)
     )
     model = create_forecaster(
         kind,
@@ -197,7 +201,7 @@ def train_command(
 
 PREDICT_EPILOG = """\b
 Examples:
-  adaptcast predict --model-dir models/ot --data ETTh1.csv                  # next horizon after the last row, CSV to stdout
+  adaptcast predict --model-dir models/ot --data ETTh1.csv   # next horizon after the last row, CSV to stdout
   adaptcast predict --model-dir models/ot --data recent.parquet --all --out forecasts.parquet
 """
 
@@ -207,7 +211,8 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
     schema = model.schema
     if not schema.get("targets"):
         raise InputError(
-            "the model's manifest has no data schema (targets/features); it was not trained by `adaptcast train`"
+            "the model's manifest has no data schema (targets/features); "
+            "it was not trained by `adaptcast train`"
         )
     values = channel_matrix(tf, schema["targets"], schema["features"], bool(schema["time_features"]))
     L = model.lookback
@@ -284,6 +289,7 @@ def predict_command(
         raise UserError(f"--out {out_path}: use a .csv or .parquet file name")
     if out_path is not None:
         click.echo(
-            f"wrote {frame.height} forecasts ({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}",
+            f"wrote {frame.height} forecasts "
+            f"({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}",
             err=True,
         )
