@@ -20,7 +20,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adaptcast.streams.backtest import BacktestOptions, RunSpec, file_data, replay, scenario_data, to_batches  # noqa: E402
+from adaptcast.streams.backtest import run_config  # noqa: E402
+from adaptcast.streams.config import load_config  # noqa: E402
+from adaptcast.streams.feed import load_feed, time_batches  # noqa: E402
 from adaptcast.streams.scenarios import SCENARIOS  # noqa: E402
 
 ETT = ROOT.parent / "shared" / "data" / "ett" / "ETTh1.csv"
@@ -34,32 +36,42 @@ CONFIGS = {
 
 def dataset(name: str, steps: int, series: int, seed: int, ett_steps: int):
     if name == "etth1":
-        data = file_data(ETT, ["OT"], [], None, None)
-        cut = data.frame["ts"].unique().sort()[:ett_steps]
-        data.frame = data.frame.filter(data.frame["ts"].is_in(cut.implode()))
-        return data
-    return scenario_data(name, series, steps, seed)
+        cfg = {"backtest": {"data": str(ETT), "limit": ett_steps}, "model": {"target": "OT"}}
+    else:
+        cfg = {"scenario": {"name": name, "series": series, "steps": steps, "seed": seed}}
+    return load_feed(load_config(overrides=cfg, environ={}))
 
 
 def run(args: argparse.Namespace) -> dict:
     rows = []
     for ds in args.datasets:
         data = dataset(ds, args.steps, args.series, args.seed, args.ett_steps)
-        batches = to_batches(data)
+        batches = time_batches(data)
         for model in args.models:
             for cname, (policy, window) in CONFIGS.items():
                 for memory in (False, True):
-                    spec = RunSpec(model, policy.format(every=args.every), window, memory)
-                    opts = BacktestOptions(
-                        lookback=args.lookback,
-                        horizon=args.horizon,
-                        seed=args.seed,
-                        progress=False,
-                        min_train_rows=args.warmup,
-                        params=json.loads(args.params) if args.params else None,
+                    cfg = load_config(
+                        overrides={
+                            "model": {
+                                "kind": model,
+                                "target": data.targets[0],
+                                "lookback": args.lookback,
+                                "horizon": args.horizon,
+                                "seed": args.seed,
+                                "params": json.loads(args.params) if args.params else {},
+                            },
+                            "adaptation": {
+                                "policy": policy.format(every=args.every),
+                                "window": window,
+                                "memory": memory,
+                                "min_train_rows": args.warmup,
+                                "history": 100_000,
+                            },
+                        },
+                        environ={},
                     )
                     t0 = time.perf_counter()
-                    s = replay(data, spec, opts, batches).summary
+                    s = run_config(data, cfg, batches, progress=False)[0].summary
                     abrupt = [
                         e["mae_after_50"]
                         for e in s["events"]
