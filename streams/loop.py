@@ -20,7 +20,7 @@ import numpy as np
 
 from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.memory import ErrorMemory
-from adaptcast.drift.policy import RetrainPolicy, StepInfo
+from adaptcast.drift.policy import Reason, RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.records import DUPLICATE, LATE, MISSING_VALUE, Record, RecordError, format_timestamp
@@ -436,10 +436,9 @@ class ForecastLoop:
         )
         decision = self.policy.should_retrain(info)
         ts = self._newest_ts or 0
-        if decision.reason.startswith("drift:"):
-            detector = decision.reason.split(":", 1)[1]
-            self.metrics.drift_detections.labels(detector).inc()
-            result.events.append(self._event("drift", ts, reason=decision.reason, detector=detector))
+        if decision.reason is Reason.DRIFT:
+            self.metrics.drift_detections.labels(decision.detector).inc()
+            result.events.append(self._event("drift", ts, reason=decision.label, detector=decision.detector))
         if decision.retrain and not self.trainer.busy:
             span = max(decision.window or rows, self.lookback + self.horizon + MIN_TRAIN_WINDOWS - 1)
             data = training_set(
@@ -450,9 +449,9 @@ class ForecastLoop:
                 len(self.targets),
             )
             if data is not None:
-                self.metrics.retrains.labels(decision.reason.split(":")[0]).inc()
+                self.metrics.retrains.labels(decision.reason.value).inc()
                 self.metrics.vh_rows.set(data.rows)
-                self.trainer.submit(TrainJob(self.template, data, decision.reason, self.step, ts))
+                self.trainer.submit(TrainJob(self.template, data, decision.label, self.step, ts))
                 if (
                     self.model is None
                 ):  # nothing is served yet: wait for the first model rather than skip records
