@@ -20,6 +20,7 @@ from adaptcast.drift.policy import RetrainPolicy, WindowRule
 from adaptcast.forecast.base import FORECASTERS, InputError, create_forecaster
 from adaptcast.forecast.data import read_frame
 from adaptcast.forecast.metrics import mae, mase, mse, naive_scale, smape
+from adaptcast.streams.events import Event
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.records import Record
@@ -310,7 +311,7 @@ def _forecast_table(data: BacktestData, rows: list, horizon: int) -> pl.DataFram
     ).sort("issued_at", "series", "step", "target")
 
 
-def _event_table(events: list[dict[str, Any]]) -> pl.DataFrame:
+def _event_table(events: list[Event]) -> pl.DataFrame:
     cols = {
         "ts": pl.Datetime("ms"),
         "event": pl.String,
@@ -322,7 +323,7 @@ def _event_table(events: list[dict[str, Any]]) -> pl.DataFrame:
         "model_version": pl.String,
         "step": pl.Int64,
     }
-    rows = [{k: e.get(k if k != "ts" else "ts_ms") for k in cols} for e in events]
+    rows = [{k: d.get(k if k != "ts" else "ts_ms") for k in cols} for d in (e.to_dict() for e in events)]
     return pl.DataFrame(rows, schema={**cols, "ts": pl.Int64}).with_columns(
         pl.col("ts").cast(pl.Datetime("ms"))
     )
