@@ -176,7 +176,9 @@ class Adaptation:
                     )
                 )
         self._swap(cand, job)
-        self.policy.notify_retrained(step, val_error=cand_err, reference_features=job.data.X[:, -1, :])
+        assert cand.scaler is not None
+        reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
+        self.policy.notify_retrained(step, val_error=cand_err, reference_features=reference)
         return self._record(
             Retrained(
                 model_version=self.model_version,

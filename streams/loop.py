@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from adaptcast.drift.compute import ComputeLedger
+from adaptcast.drift.feature import FeatureDrift
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
@@ -214,6 +215,7 @@ class ForecastLoop:
         received_at = self.clock() if received_at is None else received_at
         result = StepResult()
         due: dict[str, SeriesState] = {}
+        fresh: list[np.ndarray] | None = [] if emit and self._wants_features() else None  # input rows
         for rec in in_rounds(records):
             self.n_records += 1
             self.metrics.records_consumed.inc()
@@ -233,6 +235,8 @@ class ForecastLoop:
                 state.period_ms = rec.ts_ms - state.last_ts_ms
             state.last_ts_ms = rec.ts_ms
             state.buffer.append(row)
+            if fresh is not None:
+                fresh.append(row)
             if self._newest_ts is None or rec.ts_ms > self._newest_ts:
                 self._newest_ts = rec.ts_ms
                 self.step += 1
@@ -241,7 +245,7 @@ class ForecastLoop:
         if emit:
             self._flush(due, result, received_at)
             self._settle(result)
-            self._adapt(result)
+            self._adapt(result, fresh)
         self.metrics.series_active.set(len(self.states))
         self.metrics.beat()
         return result
@@ -420,8 +424,8 @@ class ForecastLoop:
         due.clear()
 
     # ---- adaptation -------------------------------------------------------------------------------------
-    def _adapt(self, result: StepResult) -> None:
-        """Give the policy this call's errors; let adaptation retrain and install."""
+    def _adapt(self, result: StepResult, fresh: list[np.ndarray] | None) -> None:
+        """Give the policy this call's errors and ``fresh`` input rows; let adaptation retrain and install."""
         rows = max((len(s.buffer) for s in self.states.values()), default=0)
         if self.model is None and rows < self.min_train_rows:
             return
@@ -430,6 +434,7 @@ class ForecastLoop:
             rows_available=rows,
             has_model=self.model is not None,
             errors=self._scaled_one_step_errors(result),
+            features=self._scaled_features(fresh),
             history=self._vh_history() if self.policy.window.kind == "vh" else None,
             time=None if self._newest_ts is None else self._newest_ts / 1000,
         )
@@ -441,6 +446,20 @@ class ForecastLoop:
             self.adaptation.start(decision, histories, self.step, ts)
         self.adaptation.collect(self.step)
         result.events.extend(self.events[mark:])
+
+    def _wants_features(self) -> bool:
+        """Whether the policy's detector reads input rows rather than forecast errors."""
+        det = self.policy.detector
+        if det is None:
+            return False
+        default = "features" if isinstance(det, FeatureDrift) else "errors"  # until detectors declare it
+        return getattr(det, "input_kind", default) == "features"
+
+    def _scaled_features(self, rows: list[np.ndarray] | None) -> np.ndarray | None:
+        """Input rows ``[rows, channels]`` standardised with the serving model's scaler (None: not wanted)."""
+        if not rows or self.model is None or self.model.scaler is None:
+            return None
+        return self.model.scaler.transform(np.stack(rows)).astype(np.float64)
 
     def _scaled_one_step_errors(self, result: StepResult) -> np.ndarray:
         """|error| of the base model at lead 1, in standardised target units (comparable across series)."""
