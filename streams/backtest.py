@@ -21,6 +21,7 @@ from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.metrics import mae, mase, mse, naive_scale, smape
 from adaptcast.streams.config import Config, ConfigError, deep_merge, load_config, parse_scalar
+from adaptcast.streams.events import Event
 from adaptcast.streams.feed import load_feed, time_batches
 from adaptcast.streams.loop import ForecastLoop, build_loop
 from adaptcast.streams.metrics import Metrics
@@ -219,7 +220,7 @@ def _forecast_table(data: SeriesFrame, rows: list, horizon: int) -> pl.DataFrame
     ).sort("issued_at", "series", "step", "target")
 
 
-def _event_table(events: list[dict[str, Any]]) -> pl.DataFrame:
+def _event_table(events: list[Event]) -> pl.DataFrame:
     cols = {
         "ts": pl.Datetime("ms"),
         "event": pl.String,
@@ -231,7 +232,7 @@ def _event_table(events: list[dict[str, Any]]) -> pl.DataFrame:
         "model_version": pl.String,
         "step": pl.Int64,
     }
-    rows = [{k: e.get(k if k != "ts" else "ts_ms") for k in cols} for e in events]
+    rows = [{k: d.get(k if k != "ts" else "ts_ms") for k in cols} for d in (e.to_dict() for e in events)]
     return pl.DataFrame(rows, schema={**cols, "ts": pl.Int64}).with_columns(
         pl.col("ts").cast(pl.Datetime("ms"))
     )

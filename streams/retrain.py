@@ -11,7 +11,7 @@ from typing import Protocol
 import numpy as np
 
 from adaptcast.drift.compute import ComputeLedger
-from adaptcast.drift.policy import RetrainPolicy
+from adaptcast.drift.policy import Decision, RetrainPolicy
 from adaptcast.forecast.base import BaseForecaster, FitReport
 from adaptcast.forecast.windows import sliding_windows, split_train_val
 
@@ -75,17 +75,20 @@ def training_set(
 
 @dataclass
 class TrainJob:
-    """One retrain request: what to clone, on what data, and why."""
+    """One retrain request: what to clone, on what data, why, and when (step, newest record time)."""
 
     template: BaseForecaster
     data: TrainingSet
-    reason: str
+    decision: Decision
     step: int
     ts_ms: int
+    seq: int  # submission order: a model from a later job is never replaced by an earlier job's
 
 
 @dataclass
 class TrainOutcome:
+    """A finished job: the trained candidate and its fit report, or None and the error."""
+
     job: TrainJob
     model: BaseForecaster | None
     report: FitReport | None

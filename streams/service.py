@@ -209,7 +209,7 @@ class Worker:
         if skip:
             msgs = [m for m in msgs if TopicPartition(m.topic, m.partition) not in skip]
         for ev in self.loop.collect():
-            log.info("training finished: %s", ev)
+            log.info("training finished: %s", ev.to_dict())
         if not msgs:
             self.metrics.beat()
             return 0
