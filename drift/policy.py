@@ -15,6 +15,7 @@ import numpy as np
 from ._validate import finite_array
 from .base import DriftDetector
 from .detectors import canonical_detector_name, detector_from_state, make_detector
+from .schedule import ChangeSchedule
 from .variance_horizon import VarianceHorizon
 
 __all__ = ["Action", "Decision", "Reason", "RetrainPolicy", "StepInfo", "WindowRule"]
@@ -65,6 +66,8 @@ class Reason(Enum):
     PERIODIC_WAIT = "periodic-wait"
     COOLDOWN = "cooldown"  # too soon after the last retrain for the detector to be fed
     NO_DRIFT = "no-drift"
+    POST_CHANGE = "post-change"  # a scheduled refit on the data that arrived since a detected change
+    GROWTH = "growth"  # the history grew by the growth factor since the serving model was trained
 
 
 @dataclass(frozen=True)
@@ -72,6 +75,8 @@ class Decision:
     """A policy's answer: the action, why, on how many recent rows, and for drift which detector and when.
 
     ``change_step`` is the step at which the change is estimated to start (the alarm step for now).
+    A ``DRIFT`` decision may ``WAIT``: the change is recorded and its refit is scheduled for when
+    there is post-change data to learn from (``POST_CHANGE``).
     """
 
     action: Action
@@ -139,8 +144,12 @@ class WindowRule:
         """The spec string this rule parses from."""
         return {"full": "full", "fixed": f"fixed:{self.n}", "vh": "vh"}[self.kind]
 
-    def rows(self, info: StepInfo) -> int:
-        """Rows to train on at this step (never more than ``info.rows_available``)."""
+    def rows(self, info: StepInfo, regime: int | None = None) -> int:
+        """Rows to train on at this step (never more than ``info.rows_available``).
+
+        ``regime`` is how many recent rows belong to the current regime (since the last detected
+        change); the Variance Horizon may reach further back than that, never less far.
+        """
         avail = int(info.rows_available)
         if self.kind == "full":
             return avail
@@ -150,7 +159,7 @@ class WindowRule:
         if info.history is None:
             raise ValueError("window 'vh' needs StepInfo.history")
         assert self.vh is not None
-        return min(self.vh.select(info.history), avail)
+        return min(max(self.vh.select(info.history), regime or 0), avail)
 
 
 class RetrainPolicy:
@@ -160,10 +169,13 @@ class RetrainPolicy:
     :meth:`notify_retrained` calls.  Rules, in order: no data → ``NO_DATA``; no model yet →
     retrain, ``INITIAL``; otherwise the trigger — ``never`` never retrains (``NEVER``),
     ``periodic`` retrains once ``step - last_retrain >= every`` (``PERIODIC``, else
-    ``PERIODIC_WAIT``), ``drift`` feeds ``errors`` (or ``features`` for the feature detector)
-    to its detector and retrains when it fires (``DRIFT``, else ``NO_DRIFT``), except during
-    ``cooldown`` steps after a retrain (``COOLDOWN``, the detector is not fed).  After acting
-    on a retrain decision the loop must call :meth:`notify_retrained`, which resets the detector.
+    ``PERIODIC_WAIT``); ``drift`` first retrains when a scheduled post-change refit is due
+    (``POST_CHANGE``) or the history has grown ``growth``-fold since the serving model was
+    trained (``GROWTH``), then feeds ``errors`` (or ``features`` for the feature detector) to
+    its detector — except during ``cooldown`` steps after a retrain (``COOLDOWN``) — and on an
+    alarm retrains at once (``DRIFT``) or, with ``defer > 0``, records it and schedules the
+    refit (:class:`~adaptcast.drift.schedule.ChangeSchedule`).  After a swap the loop calls
+    :meth:`notify_retrained`, after a rejected candidate :meth:`notify_rejected`.
     """
 
     def __init__(
@@ -175,6 +187,8 @@ class RetrainPolicy:
         window: str | WindowRule = "full",
         cooldown: int = 0,
         vh_params: dict[str, Any] | None = None,
+        defer: int = 0,
+        growth: float | None = None,
     ) -> None:
         if trigger not in ("never", "periodic", "drift"):
             raise ValueError(f"invalid trigger {trigger!r}; valid forms: {POLICY_FORMS}")
@@ -184,12 +198,19 @@ class RetrainPolicy:
             raise ValueError("drift trigger needs a detector")
         if cooldown < 0:
             raise ValueError(f"cooldown must be >= 0, got {cooldown}")
+        if growth is not None and not growth > 1:
+            raise ValueError(f"growth must be > 1 (or None), got {growth}")
         self.trigger = trigger
         self.every = None if every is None else int(every)
         self.detector = detector if trigger == "drift" else None
         self.window = WindowRule.parse(window, **(vh_params or {}))
         self.cooldown = int(cooldown)
+        self.growth = None if growth is None else float(growth)
+        cap = (self.window.vh.max_len if self.window.vh is not None else None) or self.window.n or 10**9
+        self.schedule = ChangeSchedule(int(defer), int(cap))
         self.last_retrain_step: int | None = None
+        self.trained_rows: int | None = None  # history rows when the serving model was trained
+        self.last_change_step: int | None = None  # step of the last detected change
 
     # -- constructors -------------------------------------------------------------------------
     @classmethod
@@ -222,6 +243,8 @@ class RetrainPolicy:
         detector_params: dict[str, Any] | None = None,
         vh_params: dict[str, Any] | None = None,
         cooldown: int = 0,
+        defer: int = 0,
+        growth: float | None = None,
     ) -> RetrainPolicy:
         """Build from the CLI spellings ``never``, ``periodic:EVERY``, ``drift[:DETECTOR]``.
 
@@ -239,7 +262,15 @@ class RetrainPolicy:
             if s == "drift" or s.startswith("drift:"):
                 name = s.split(":", 1)[1] if ":" in s else "performance"
                 det = make_detector(canonical_detector_name(name), **(detector_params or {}))
-                return cls("drift", detector=det, window=window, cooldown=cooldown, vh_params=vh_params)
+                return cls(
+                    "drift",
+                    detector=det,
+                    window=window,
+                    cooldown=cooldown,
+                    vh_params=vh_params,
+                    defer=defer,
+                    growth=growth,
+                )
         except ValueError as exc:
             if "window" in str(exc):
                 raise
@@ -264,8 +295,8 @@ class RetrainPolicy:
         """Decide for this step; feeds the detector as a side effect (call once per step)."""
         if info.rows_available <= 0:
             return Decision.wait(Reason.NO_DATA)
-        if not info.has_model:
-            return Decision(Action.RETRAIN, Reason.INITIAL, self.window.rows(info))
+        if not info.has_model:  # the first model gets every row there is: no window rule starves it
+            return Decision(Action.RETRAIN, Reason.INITIAL, int(info.rows_available))
         if self.last_retrain_step is None:  # a model the policy was not told about: count from here
             self.last_retrain_step = int(info.step)
         since = (
@@ -278,10 +309,15 @@ class RetrainPolicy:
         if self.trigger == "periodic":
             assert self.every is not None
             if since >= self.every:
-                return Decision(Action.RETRAIN, Reason.PERIODIC, self.window.rows(info))
+                return Decision(Action.RETRAIN, Reason.PERIODIC, self._rows(info))
             return Decision.wait(Reason.PERIODIC_WAIT)
         det = self.detector
         assert det is not None
+        if self.schedule.due(info.step):
+            c = self.schedule.change_step
+            return Decision(Action.RETRAIN, Reason.POST_CHANGE, self._rows(info), det.name, c)
+        if self.growth and self.trained_rows and info.rows_available >= self.growth * self.trained_rows:
+            return Decision(Action.RETRAIN, Reason.GROWTH, self._rows(info))
         if self.cooldown > 0 and since <= self.cooldown:
             return Decision.wait(Reason.COOLDOWN)
         fired = False
@@ -291,25 +327,58 @@ class RetrainPolicy:
         elif info.errors is not None:
             errs = finite_array(info.errors, "errors", allow_empty=True).ravel()
             fired = bool(det.update_many(errs).any())
-        if fired:
-            return Decision(
-                Action.RETRAIN, Reason.DRIFT, self.window.rows(info), det.name, change_step=int(info.step)
-            )
-        return Decision.wait(Reason.NO_DRIFT)
+        if not fired or self.schedule.awaiting_refit:  # a repeat alarm of the change already scheduled
+            return Decision.wait(Reason.NO_DRIFT)
+        self.last_change_step = int(info.step)
+        if self.schedule.defer:
+            self.schedule.start(info.step)
+            return Decision(Action.WAIT, Reason.DRIFT, None, det.name, change_step=int(info.step))
+        return Decision(Action.RETRAIN, Reason.DRIFT, self._rows(info), det.name, change_step=int(info.step))
+
+    def _rows(self, info: StepInfo) -> int:
+        """The window rule's rows, given that the regime started at the last detected change.
+
+        Before any change is detected the whole history is one regime; after one, the window
+        covers at least the data since it and grows with it. Triggers that detect no changes
+        (never, periodic) use the rule as it is.
+        """
+        if self.trigger != "drift":
+            return self.window.rows(info)
+        regime = info.rows_available if self.last_change_step is None else info.step - self.last_change_step
+        return self.window.rows(info, regime=max(int(regime), 0))
 
     def notify_retrained(
-        self, step: int, val_error: float | None = None, reference_features: Any = None
+        self,
+        step: int,
+        val_error: float | None = None,
+        reference_features: Any = None,
+        rows: int | None = None,
     ) -> None:
-        """Record a retrain (model swap) at ``step``: reset the detector and restart cooldown.
+        """Record a model swap at ``step``: rebase the detector, restart cooldown, move the schedule on.
 
         ``val_error`` becomes the performance detector's reference; ``reference_features``
-        (the training inputs) the feature detector's reference.
+        (the training inputs) the feature detector's reference; ``rows`` is the history the
+        new model was trained from (the growth trigger's base).
         """
         self.last_retrain_step = int(step)
+        self.schedule.refitted(step)
+        if rows is not None:
+            self.trained_rows = int(rows)
         det = self.detector
         if det is None:
             return
         det.rebase(val_error=val_error, reference_features=reference_features)
+
+    def notify_rejected(self, step: int) -> None:
+        """A candidate lost to the serving model at ``step``: retry when the post-change data doubles.
+
+        The detector restarts but keeps its reference, the serving model's own validated error:
+        taking the degraded live error as the new reference could silence it for good.
+        """
+        self.last_retrain_step = int(step)
+        self.schedule.refitted(step)
+        if self.detector is not None:
+            self.detector.rebase()
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -321,7 +390,12 @@ class RetrainPolicy:
             "vh_params": None if self.window.vh is None else self.window.vh.params(),
             "every": self.every,
             "cooldown": self.cooldown,
+            "defer": self.schedule.defer,
+            "growth": self.growth,
             "last_retrain_step": self.last_retrain_step,
+            "trained_rows": self.trained_rows,
+            "last_change_step": self.last_change_step,
+            "schedule": self.schedule.state_dict(),
             "detector": None if self.detector is None else self.detector.state_dict(),
         }
 
@@ -337,6 +411,10 @@ class RetrainPolicy:
         self.last_retrain_step = (
             None if state["last_retrain_step"] is None else int(state["last_retrain_step"])
         )
+        self.trained_rows = None if state.get("trained_rows") is None else int(state["trained_rows"])
+        change = state.get("last_change_step")
+        self.last_change_step = None if change is None else int(change)
+        self.schedule.load_state_dict(state.get("schedule") or {})
         if self.detector is not None:
             self.detector.load_state_dict(state["detector"])
 
@@ -346,8 +424,14 @@ class RetrainPolicy:
         window = WindowRule.parse(state["window"], **(state["vh_params"] or {}))
         trig = state["spec"].split(":", 1)[0]
         det = None if state["detector"] is None else detector_from_state(state["detector"])
-        pol = cls(trig, every=state["every"], detector=det, window=window, cooldown=state["cooldown"])
-        pol.last_retrain_step = (
-            None if state["last_retrain_step"] is None else int(state["last_retrain_step"])
+        pol = cls(
+            trig,
+            every=state["every"],
+            detector=det,
+            window=window,
+            cooldown=state["cooldown"],
+            defer=int(state.get("defer", 0)),
+            growth=state.get("growth"),
         )
+        pol.load_state_dict(state)
         return pol

@@ -138,9 +138,9 @@ class BaseForecaster(ABC):
     def is_fitted(self) -> bool:
         return self.scaler is not None
 
-    def clone(self) -> BaseForecaster:
-        """An untrained copy with the same hyper-parameters (what a retrain starts from)."""
-        new = type(self)(**self.config)
+    def clone(self, **overrides: Any) -> BaseForecaster:
+        """An untrained copy with the same hyper-parameters, ``overrides`` replaced (a retrain's start)."""
+        new = type(self)(**{**self.config, **overrides})
         new.schema = dict(self.schema)
         return new
 
@@ -160,6 +160,10 @@ class BaseForecaster(ABC):
         report.wall_seconds = time.perf_counter() - t0
         report.cpu_seconds = time.process_time() - c0
         return report
+
+    def refit_hparams(self, report: FitReport) -> dict[str, Any]:
+        """Hyper-parameters for a fit without validation data that does the work ``report`` found best."""
+        return {}
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Forecasts ``[B, horizon, n_targets]`` in the original units."""

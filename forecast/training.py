@@ -343,6 +343,10 @@ class TorchForecaster(BaseForecaster):
             extra={"best_epoch": keep.best_epoch + 1, "history": lit.history, "precision": trainer.precision},
         )
 
+    def refit_hparams(self, report: FitReport) -> dict[str, Any]:
+        """As many epochs as the validated fit's best one."""
+        return {"epochs": max(1, int(report.extra.get("best_epoch", report.epochs)))}
+
     def _run(self, X: np.ndarray, method: str) -> np.ndarray:
         """Apply ``module.<method>`` to scaled windows in chunks, without autograd or a Trainer."""
         assert self.module is not None

@@ -39,6 +39,8 @@ class Adaptation:
     model's on the same recent windows, and only if no model of a later job serves already.
     ``memory`` holds :class:`ErrorMemory` parameters (None: no error memory). ``on_swap`` is
     called with a candidate about to serve (e.g. to checkpoint it) and may return its version.
+    With ``refit`` a validated candidate is refitted on every window before it serves, so
+    validation never costs it the newest data.
     """
 
     def __init__(
@@ -51,6 +53,7 @@ class Adaptation:
         memory: dict[str, Any] | None = None,
         on_swap: Callable[[BaseForecaster], str | None] | None = None,
         validate_margin: float = 0.05,
+        refit: bool = True,
     ):
         self.template = template
         self.policy = policy
@@ -59,6 +62,7 @@ class Adaptation:
         self.memory_params = memory
         self.on_swap = on_swap
         self.validate_margin = validate_margin
+        self.refit = refit
         self.model: BaseForecaster | None = template if template.is_fitted else None
         self.model_version = (template.version or "0") if self.model else "none"
         self.model_number = 0
@@ -108,7 +112,7 @@ class Adaptation:
         self.metrics.retrains.labels(decision.reason.value).inc()
         self.metrics.vh_rows.set(data.rows)
         self.jobs_submitted += 1
-        job = TrainJob(self.template, data, decision, step, ts_ms, self.jobs_submitted)
+        job = TrainJob(self.template, data, decision, step, ts_ms, self.jobs_submitted, rows, self.refit)
         self.trainer.submit(job)
         if self.model is None:
             self.trainer.wait()
@@ -143,7 +147,11 @@ class Adaptation:
 
     # ---- installing a candidate -----------------------------------------------------------------------
     def _install(self, outcome: TrainOutcome, step: int) -> Event:
-        """Drop a superseded or failed candidate, reject a worse one, else swap it in."""
+        """Drop a superseded or failed candidate, reject a worse one, else swap it in.
+
+        Validation judges the fit that never saw the validation slice (``outcome.gate``); what
+        serves is the refit on every window when the job made one.
+        """
         job, report, cand = outcome.job, outcome.report, outcome.model
         common = {
             "ts_ms": job.ts_ms,
@@ -151,38 +159,41 @@ class Adaptation:
             "decision": job.decision,
             "window": job.data.rows,
             "train_samples": job.data.samples,
+            "samples_seen": outcome.samples_seen,
         }
         if job.seq <= self._superseded_upto:
             self.metrics.retrain_failures.labels("superseded").inc()
             return self._record(RetrainSuperseded(serving_version=self.model_version, **common))
         if cand is None or report is None:
             self.metrics.retrain_failures.labels("train").inc()
-            self.policy.notify_retrained(step)
+            self.policy.notify_rejected(step)
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
-        cand_err = self._val_error(cand, vx, vy)
+        cand_err = self._val_error(outcome.gate or cand, vx, vy)
         if self.model is not None:
             serving_err = self._val_error(self.model, vx, vy)
             if cand_err > serving_err * (1 + self.validate_margin):
                 self.metrics.retrain_failures.labels("validation").inc()
-                self.policy.notify_retrained(step, val_error=serving_err)
+                self.policy.notify_rejected(step)
                 return self._record(
                     RetrainRejected(
                         candidate_error=cand_err,
                         serving_error=serving_err,
-                        train_seconds=report.cpu_seconds,
+                        train_seconds=outcome.cpu_seconds,
                         **common,
                     )
                 )
         self._swap(cand, job)
         assert cand.scaler is not None
         reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
-        self.policy.notify_retrained(step, val_error=cand_err, reference_features=reference)
+        self.policy.notify_retrained(
+            step, val_error=cand_err, reference_features=reference, rows=job.history_rows
+        )
         return self._record(
             Retrained(
                 model_version=self.model_version,
-                train_seconds=report.cpu_seconds,
+                train_seconds=outcome.cpu_seconds,
                 epochs=report.epochs,
                 val_error=cand_err,
                 **common,

@@ -99,13 +99,15 @@ def backtest(
     data = data if data is not None else load_feed(cfg)
     configs = [cfg, *(variant(cfg, text) for text in cfg.backtest.compare)]
     batches = time_batches(data)
-    done = [run_config(data, c, batches, progress=progress) for c in configs]
-    runs = [run for run, _ in done]
-    names = [r.name for r in runs]
+    names = [label(cfg)]
+    for text, c in zip(cfg.backtest.compare, configs[1:], strict=True):
+        names.append(label(c) if label(c) not in names else f"{label(c)} [{text}]")
     if len(set(names)) < len(names):
-        raise InputError(
-            f"two compared configurations share the name {names}; vary model, policy, window or memory"
-        )
+        raise InputError(f"two compared configurations are the same: {names}")
+    done = [
+        run_config(data, c, batches, progress=progress, name=n) for c, n in zip(configs, names, strict=True)
+    ]
+    runs = [run for run, _ in done]
     summary = {
         "schema": SUMMARY_SCHEMA,
         "data": data.name,
@@ -146,8 +148,12 @@ def run_config(
     cfg: Config,
     batches: list[tuple[int, list[Record]]] | None = None,
     progress: bool | None = None,
+    name: str | None = None,
 ) -> tuple[ConfigRun, RunSummary]:
-    """Run one configuration over the data on a simulated clock; score it and summarise the run."""
+    """Run one configuration over the data on a simulated clock; score it and summarise the run.
+
+    ``name`` labels it in reports (default: model, policy, window and memory).
+    """
     batches = batches if batches is not None else time_batches(data)
     sim_now = [0.0]
     try:
@@ -155,7 +161,7 @@ def run_config(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     rows: list[tuple[str, int, int, int, np.ndarray, np.ndarray, str]] = []
-    name = label(cfg)
+    name = name or label(cfg)
     show = sys.stderr.isatty() if progress is None else progress
     for ts, batch in tqdm(batches, desc=name, unit="step", disable=not show, leave=False):
         sim_now[0] = ts / 1000

@@ -102,6 +102,23 @@ class AdaptationConfig(_Section):
         "(unset: 2 x (lookback + horizon), capped by history)",
     )
     history: int = Field(default=10_000, ge=2, description="rows kept per series: the most a retrain can use")
+    refit: bool = Field(
+        default=True,
+        description="refit a validated candidate on every window, the validation slice included, "
+        "so the served model has learnt from the newest data",
+    )
+    defer_rows: int | None = Field(
+        default=None,
+        ge=0,
+        description="steps a drift refit waits for post-change data, then refits as it doubles "
+        "(unset: one model span + 16; 0: refit at the alarm)",
+    )
+    growth: float | None = Field(
+        default=2.0,
+        gt=1,
+        description="drift policies also retrain when the history has grown this many times since "
+        "the serving model was trained (null: off)",
+    )
 
     @field_validator("policy")
     @classmethod

@@ -137,6 +137,7 @@ class ForecastLoop:
         history: int | None = None,
         min_train_rows: int | None = None,
         validate_margin: float = 0.05,
+        refit: bool = True,
         max_batch: int = 256,
         metrics: Metrics | None = None,
         error_window: int = 500,
@@ -164,6 +165,7 @@ class ForecastLoop:
             memory=memory,
             on_swap=on_swap,
             validate_margin=validate_margin,
+            refit=refit,
         )
         self.states: dict[str, SeriesState] = {}
         self.step = 0
@@ -521,7 +523,10 @@ def build_loop(
     return ForecastLoop(
         template,
         m.channels,
-        policy=make_policy(a.policy, a.window, m.lookback, m.horizon, a.history),
+        policy=make_policy(
+            a.policy, a.window, m.lookback, m.horizon, a.history, defer=a.defer_rows, growth=a.growth
+        ),
+        refit=a.refit,
         memory={"seed": m.seed, **a.memory_params} if a.memory else None,
         trainer=None if trainer_factory is None else trainer_factory(ledger),
         ledger=ledger,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -15,28 +15,45 @@ from adaptcast.drift.policy import Decision, RetrainPolicy
 from adaptcast.forecast.base import BaseForecaster, FitReport
 from adaptcast.forecast.windows import sliding_windows, split_train_val
 
+DEFER_WINDOWS = 16  # a post-change refit waits for one model span plus this many windows
+
 
 def make_policy(
-    spec: str, window: str, lookback: int, horizon: int, history: int | None = None
+    spec: str,
+    window: str,
+    lookback: int,
+    horizon: int,
+    history: int | None = None,
+    *,
+    defer: int | None = None,
+    growth: float | None = None,
 ) -> RetrainPolicy:
     """A retrain policy whose Variance Horizon starts at four model spans (``4·(lookback+horizon)`` rows).
 
     Fewer rows than that leave a model data-starved, so a shorter window would measure starvation
     rather than how much history is still relevant; ``history`` caps the window from above.
+    ``defer`` (None: one model span plus ``DEFER_WINDOWS``) is how long a drift refit waits for
+    post-change data; 0 refits at the alarm.
     """
     min_len = 4 * (lookback + horizon)
     vh = {"min_len": min_len, "max_len": max(history, min_len) if history else None}
-    return RetrainPolicy.parse(spec, window=window, vh_params=vh)
+    wait = lookback + horizon + DEFER_WINDOWS if defer is None else defer
+    return RetrainPolicy.parse(spec, window=window, vh_params=vh, defer=wait, growth=growth)
 
 
 @dataclass
 class TrainingSet:
-    """Windows from the last ``rows`` of each series; ``val`` is the most recent slice of every series."""
+    """Windows from the last ``rows`` of each series; ``val`` is the most recent slice of every series.
+
+    ``full`` holds every window, the validation slice and the gap before it included: what a
+    candidate is refitted on once validated, so it learns from the newest data too.
+    """
 
     X: np.ndarray
     Y: np.ndarray
     val: tuple[np.ndarray, np.ndarray] | None
     rows: int
+    full: tuple[np.ndarray, np.ndarray]
 
     @property
     def samples(self) -> int:
@@ -55,13 +72,15 @@ def training_set(
 
     Returns None when no series has enough rows for one training window.
     """
-    xs, ys, xv, yv = [], [], [], []
+    xs, ys, xv, yv, xa, ya = [], [], [], [], [], []
     for h in histories:
         h = h[-rows:]
         if len(h) < lookback + horizon:
             continue
         X, Y = sliding_windows(h, lookback, horizon, n_targets)
         train_idx, val_idx = split_train_val(X.shape[0], horizon, val_fraction)
+        xa.append(X)
+        ya.append(Y)
         xs.append(X[train_idx])
         ys.append(Y[train_idx])
         if val_idx is not None:
@@ -70,7 +89,8 @@ def training_set(
     if not xs:
         return None
     val = (np.concatenate(xv), np.concatenate(yv)) if xv else None
-    return TrainingSet(np.concatenate(xs), np.concatenate(ys), val, rows)
+    full = (np.concatenate(xa), np.concatenate(ya))
+    return TrainingSet(np.concatenate(xs), np.concatenate(ys), val, rows, full)
 
 
 @dataclass
@@ -83,27 +103,54 @@ class TrainJob:
     step: int
     ts_ms: int
     seq: int  # submission order: a model from a later job is never replaced by an earlier job's
+    history_rows: int = 0  # rows of history there were when the job started (the growth trigger's base)
+    refit: bool = True  # once validated, refit on every window (newest included) before serving
 
 
 @dataclass
 class TrainOutcome:
-    """A finished job: the trained candidate and its fit report, or None and the error."""
+    """A finished job: the candidate to serve and its fit reports, or None and the error.
+
+    ``gate`` is the model fitted without the validation slice, which validation judges; ``model``
+    is the same recipe refitted on every window when the job asks for it (else ``gate`` itself).
+    """
 
     job: TrainJob
     model: BaseForecaster | None
     report: FitReport | None
     error: str | None = None
+    gate: BaseForecaster | None = None
+    reports: list[FitReport] = field(default_factory=list)
+
+    @property
+    def cpu_seconds(self) -> float:
+        return sum(r.cpu_seconds for r in self.reports)
+
+    @property
+    def samples_seen(self) -> int:
+        return sum(r.samples_seen for r in self.reports)
 
 
 def run_job(job: TrainJob, ledger: ComputeLedger) -> TrainOutcome:
-    """Train a fresh clone of the template; a failure is returned, never raised (serving goes on)."""
-    model = job.template.clone()
+    """Fit a fresh clone on the training slice, then refit it on every window; failures are returned.
+
+    The refit does the work the validated fit found best (``refit_hparams``: epochs, boosting
+    rounds) without holding any data back, so the served model has seen the newest windows.
+    """
+    data = job.data
+    gate = job.template.clone()
     try:
-        with ledger.measure("train", samples=job.data.samples):
-            report = model.fit(job.data.X, job.data.Y, val=job.data.val)
+        with ledger.measure("train", samples=data.samples):
+            report = gate.fit(data.X, data.Y, val=data.val)
+        reports = [report]
+        model = gate
+        if job.refit and data.val is not None:
+            model = job.template.clone(**gate.refit_hparams(report))
+            with ledger.measure("train", samples=int(data.full[0].shape[0])):
+                reports.append(model.fit(*data.full))
     except Exception as exc:
         return TrainOutcome(job, None, None, f"{type(exc).__name__}: {exc}")
-    return TrainOutcome(job, model, report)
+    return TrainOutcome(job, model, report, gate=gate, reports=reports)
 
 
 class Trainer(Protocol):

@@ -114,7 +114,16 @@ def test_candidate_is_validated_and_swapped_in():
     assert ad.policy.last_retrain_step == 21
     d = event.to_dict()
     assert d["event"] == "retrain" and d["reason"] == "periodic" and d["model_version"] == "2"
-    assert set(d) == {"event", "ts_ms", "step", "reason", "window", "train_samples", *EVENT_KEYS["retrain"]}
+    assert set(d) == {
+        "event",
+        "ts_ms",
+        "step",
+        "reason",
+        "window",
+        "train_samples",
+        "samples_seen",
+        *EVENT_KEYS["retrain"],
+    }
     assert ad.events == [ad.events[0], event]
     assert _metric(ad, "adaptcast_model_version 2.0") and _metric(
         ad, 'adaptcast_retrains_total{reason="periodic"} 1.0'
@@ -145,6 +154,7 @@ def test_worse_candidate_is_rejected_and_serving_model_kept():
         "reason",
         "window",
         "train_samples",
+        "samples_seen",
         *EVENT_KEYS["retrain_rejected"],
     }
     assert _metric(ad, 'adaptcast_retrain_failures_total{stage="validation"} 1.0')
@@ -171,6 +181,7 @@ def test_training_failure_keeps_serving_and_is_recorded(monkeypatch):
         "reason",
         "window",
         "train_samples",
+        "samples_seen",
         *EVENT_KEYS["retrain_failed"],
     }
     assert _metric(ad, 'adaptcast_retrain_failures_total{stage="train"} 1.0')
@@ -279,3 +290,42 @@ def test_restored_memory_is_dropped_when_another_model_serves():
     b.serve(other)
     b.load_state_dict(a.state_dict())
     assert b.memory is not None and b.memory.n_updates == 0
+
+
+def test_served_model_has_learnt_the_newest_windows(monkeypatch):
+    """Validation holds the newest windows back from the judged fit, never from the model that serves."""
+    fits: list[tuple[np.ndarray, bool]] = []
+    naive = type(create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON))
+    fit = naive.fit
+
+    def spy(self, X, Y, val=None):
+        fits.append((np.asarray(X[-1]).copy(), val is not None))
+        return fit(self, X, Y, val)
+
+    monkeypatch.setattr(naive, "fit", spy)
+    ad = _adaptation()
+    (history,) = _histories(n_series=1)
+    ad.start(PERIODIC, [history], step=300, ts_ms=300 * HOUR)
+    (event,) = ad.collect(step=300)
+    assert isinstance(event, Retrained)
+    (gated, with_val), (served, without_val) = fits
+    newest = history[-(LOOKBACK + HORIZON) : -HORIZON]  # the last window whose truth is complete
+    assert with_val and not without_val
+    assert not np.array_equal(gated, newest) and np.array_equal(served, newest)
+
+
+def test_a_rejected_candidate_keeps_the_detector_reference():
+    """A rejection must not make the degraded serving error the detector's new normal."""
+    trainer = FakeTrainer()
+    ad = _adaptation(trainer, policy="drift")
+    first = _serving_with(ad, trainer)
+    reference = ad.policy.detector.current_reference
+    job = ad.start(PERIODIC, _histories(seed=1), step=30, ts_ms=30 * HOUR)
+    worse = first.clone()
+    worse.fit(job.data.X, job.data.Y)
+    honest = worse.predict
+    worse.predict = lambda X: honest(X) + 5.0  # type: ignore[method-assign]
+    trainer.finish(job, worse)
+    (event,) = ad.collect(step=31)
+    assert isinstance(event, RetrainRejected) and event.serving_error != reference
+    assert ad.policy.detector.current_reference == reference

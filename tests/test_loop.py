@@ -114,7 +114,7 @@ def test_forecast_json_matches_contract():
 def test_feature_drift_policy_sees_input_rows_and_retrains():
     rng = np.random.default_rng(0)
     lookback, horizon, shift_at = 8, 3, 350
-    policy = make_policy("drift:feature", "full", lookback, horizon)
+    policy = make_policy("drift:feature", "full", lookback, horizon, defer=0)  # refit at the alarm
     model = create_forecaster("naive", lookback=lookback, horizon=horizon)
     loop = ForecastLoop(model, ["y"], policy=policy, history=400, min_train_rows=200)
     for step in range(450):

@@ -82,8 +82,9 @@ def test_window_specs() -> None:
 
 
 def test_initial_then_never() -> None:
+    """The first model trains on every row there is: the window rule applies to retrains only."""
     decisions = run(RetrainPolicy.parse("never", window="fixed:200"), np.full(300, 50.0))
-    assert decisions == [(0, Decision(Action.RETRAIN, Reason.INITIAL, 200))]
+    assert decisions == [(0, Decision(Action.RETRAIN, Reason.INITIAL, 500))]
 
 
 def test_no_data_means_no_retrain() -> None:
@@ -217,3 +218,75 @@ def test_vh_params_survive_state() -> None:
         "tolerance": 0.1,
         "noise_z": 2.5,
     }
+
+
+def _drift_policy(**kw) -> RetrainPolicy:
+    pol = RetrainPolicy.parse("drift", window="full", **kw)
+    pol.should_retrain(StepInfo(step=0, rows_available=100, has_model=False))
+    pol.notify_retrained(0, val_error=0.1, rows=100)
+    return pol
+
+
+def _feed(pol: RetrainPolicy, steps: range, error: float, rows0: int = 100) -> list[tuple[int, Decision]]:
+    out = []
+    for step in steps:
+        d = pol.should_retrain(StepInfo(step=step, rows_available=rows0 + step, errors=[error] * 4))
+        if d.reason not in (Reason.NO_DRIFT, Reason.COOLDOWN):
+            out.append((step, d))
+            if d.retrain:
+                pol.notify_retrained(step, val_error=0.1, rows=rows0 + step)
+    return out
+
+
+def test_a_drift_refit_waits_for_post_change_data_then_refits_as_it_doubles() -> None:
+    pol = _drift_policy(defer=20)
+    assert _feed(pol, range(1, 50), 0.1) == []
+    (alarm_step, alarm), *early = _feed(pol, range(50, 70), 2.0)  # the serving model is off until refitted
+    refits = early + _feed(pol, range(70, 200), 0.1)
+    assert alarm.reason is Reason.DRIFT and not alarm.retrain and alarm.change_step == alarm_step
+    steps = [s for s, d in refits if d.reason is Reason.POST_CHANGE]
+    assert steps[:3] == [alarm_step + 20, alarm_step + 40, alarm_step + 80]
+    for s, d in refits[:3]:
+        assert (
+            d.change_step == alarm_step and d.window >= s - alarm_step
+        )  # the change reaches the window rule
+
+
+def test_defer_zero_refits_at_the_alarm() -> None:
+    pol = _drift_policy(defer=0)
+    _feed(pol, range(1, 50), 0.1)
+    (step, d), *_ = _feed(pol, range(50, 120), 2.0)
+    assert d.retrain and d.reason is Reason.DRIFT and d.change_step == step
+
+
+def test_a_rejection_retries_when_the_post_change_data_has_doubled() -> None:
+    pol = _drift_policy(defer=10)
+    _feed(pol, range(1, 50), 0.1)
+    step = 50
+    while not pol.schedule.due(step) and step < 500:
+        pol.should_retrain(StepInfo(step=step, rows_available=200, errors=[2.0] * 4))
+        step += 1
+    assert pol.schedule.due(step)
+    change = pol.schedule.change_step
+    pol.notify_rejected(step)
+    assert pol.detector.current_reference == 0.1
+    assert pol.schedule.next_step == change + 2 * (step - change)
+
+
+def test_growth_retrains_when_the_history_has_doubled() -> None:
+    pol = _drift_policy(growth=2.0)
+    quiet = [
+        pol.should_retrain(StepInfo(step=s, rows_available=100 + s, errors=[0.1])) for s in range(1, 100)
+    ]
+    assert not any(d.retrain for d in quiet)
+    d = pol.should_retrain(StepInfo(step=100, rows_available=200, errors=[0.1]))
+    assert d.retrain and d.reason is Reason.GROWTH and d.label == "growth"
+
+
+def test_schedule_and_growth_survive_a_state_round_trip() -> None:
+    pol = _drift_policy(defer=10, growth=3.0)
+    _feed(pol, range(1, 50), 0.1)
+    _feed(pol, range(50, 70), 2.0)
+    back = RetrainPolicy.from_state(pol.state_dict())
+    assert back.schedule.state_dict() == pol.schedule.state_dict() and back.growth == 3.0
+    assert back.trained_rows == pol.trained_rows

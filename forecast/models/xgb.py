@@ -130,6 +130,10 @@ class XGBForecaster(BaseForecaster):
             extra={"best_iteration": best + 1},
         )
 
+    def refit_hparams(self, report: FitReport) -> dict[str, Any]:
+        """As many boosting rounds as the validated fit kept, with nothing to stop early on."""
+        return {"n_estimators": int(report.extra["best_iteration"]), "early_stopping_rounds": 0}
+
     def _predict(self, X: np.ndarray) -> np.ndarray:
         assert self.booster is not None
         out = self.booster.inplace_predict(self._flat(X))
