@@ -11,12 +11,19 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from adaptcast.streams.cli_common import UserError, parse_params, split_columns
+from adaptcast.streams.cli_common import (
+    UserError,
+    parse_params,
+    split_columns,
+    table_out_option,
+    write_frame,
+)
 from adaptcast.streams.config import ConfigError, load_config, to_yaml
 
 LAZY_COMMANDS = {  # imported on use: they pull in torch, which takes seconds to load
@@ -85,6 +92,36 @@ CONFIG_OPTION = click.option(
     help="YAML config file (env ADAPTCAST_CONFIG). ADAPTCAST__SECTION__KEY env vars override it; "
     "flags override both.",
 )
+
+
+def scenario_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--steps``, ``--series`` and ``--seed``: the size and seed of a generated scenario.
+
+    The same options in ``replay --scenario`` and ``scenarios`` (``backtest`` has its own: no
+    defaults there, so the config decides).
+    """
+    for option in reversed(
+        (
+            click.option(
+                "--steps",
+                type=click.IntRange(min=2),
+                default=24 * 7 * 4,
+                show_default=True,
+                help="Time steps (hourly).",
+            ),
+            click.option(
+                "--series",
+                "n_series",
+                type=click.IntRange(min=1),
+                default=4,
+                show_default=True,
+                help="Number of series (ignored by link_failure).",
+            ),
+            click.option("--seed", type=int, default=0, show_default=True),
+        )
+    ):
+        command = option(command)
+    return command
 
 
 @click.group(
@@ -267,13 +304,7 @@ def _serve_kafka(cfg) -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Replay the records' own spacing this many times faster.",
 )
-@click.option(
-    "--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Scenario length."
-)
-@click.option(
-    "--series", "n_series", type=click.IntRange(min=1), default=4, show_default=True, help="Scenario series."
-)
-@click.option("--seed", type=int, default=0, show_default=True)
+@scenario_options
 def replay(
     config_path,
     path,
@@ -499,11 +530,7 @@ def _on_off(value: str | None) -> bool | None:
 
 @main.command()
 @click.argument("name", required=False)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the scenario to this CSV or Parquet file.",
-)
+@table_out_option("Write the scenario to this CSV or Parquet file.")
 @click.option(
     "--layout",
     type=click.Choice(["wide", "long"]),
@@ -511,18 +538,8 @@ def _on_off(value: str | None) -> bool | None:
     show_default=True,
     help="wide: date + one column per series; long: ts, series, y.",
 )
-@click.option(
-    "--series",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Number of series (ignored by link_failure).",
-)
-@click.option(
-    "--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Time steps (hourly)."
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-def scenarios(name, out, layout, series, steps, seed) -> None:
+@scenario_options
+def scenarios(name, out_path, layout, steps, n_series, seed) -> None:
     """List the built-in drift scenarios, or write one to a file.
 
     \b
@@ -538,20 +555,15 @@ def scenarios(name, out, layout, series, steps, seed) -> None:
             click.echo(f"{n:<14} {describe(n)}")
         return
     try:
-        sc = make_scenario(name, series=series, steps=steps, seed=seed)
+        sc = make_scenario(name, series=n_series, steps=steps, seed=seed)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     frame = sc.wide() if layout == "wide" else sc.frame
-    if out is None:
+    if out_path is None:
         click.echo(frame)
     else:
-        if out.suffix.lower() == ".parquet":
-            frame.write_parquet(out)
-        elif out.suffix.lower() == ".csv":
-            frame.write_csv(out)
-        else:
-            raise UserError(f"--out {out}: use a .csv or .parquet file name")
-        click.echo(f"wrote {frame.height} rows of scenario {name} to {out}; events:")
+        write_frame(frame, out_path)
+        click.echo(f"wrote {frame.height} rows of scenario {name} to {out_path}; events:")
         for ev in sc.events:
             click.echo(
                 f"  {ev.kind} at {ev.start.isoformat()} (step {ev.start_step}) "

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 import numpy as np
@@ -23,6 +23,7 @@ from adaptcast.forecast.base import (
 )
 from adaptcast.forecast.data import (
     N_TIME_FEATURES,
+    Duplicates,
     TimeFrame,
     channel_matrix,
     channel_names,
@@ -31,7 +32,13 @@ from adaptcast.forecast.data import (
 )
 from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import split_train_val
-from adaptcast.streams.cli_common import UserError, parse_params, split_columns
+from adaptcast.streams.cli_common import (
+    UserError,
+    parse_params,
+    split_columns,
+    table_out_option,
+    write_frame,
+)
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -68,15 +75,23 @@ Examples:
 """
 
 
+DUPLICATES_OPTION = click.option(
+    "--duplicates",
+    default="error",
+    show_default=True,
+    type=click.Choice(get_args(Duplicates)),
+    help="Rows sharing a timestamp: refuse (error), or keep the last/first.",
+)
+
+
+def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--data FILE`` (required, a CSV or Parquet path), as train and predict read it."""
+    return click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help=help)
+
+
 @click.command("train", epilog=TRAIN_EPILOG)
 @click.option("--model", "kind", required=True, type=click.Choice(sorted(FORECASTERS)), help="Model kind.")
-@click.option(
-    "--data",
-    "data_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="CSV or Parquet file with a time column.",
-)
+@data_option("CSV or Parquet file with a time column.")
 @click.option(
     "--target",
     "targets",
@@ -95,13 +110,7 @@ Examples:
     help="Directory to save the model in (replaced atomically).",
 )
 @click.option("--time-col", default=None, help="Time column (default: date/ts/timestamp/time/datetime).")
-@click.option(
-    "--duplicates",
-    default="error",
-    show_default=True,
-    type=click.Choice(["error", "last", "first"]),
-    help="Rows sharing a timestamp: refuse, or keep the last/first.",
-)
+@DUPLICATES_OPTION
 @click.option("--time-features", is_flag=True, help="Add hour/weekday/day/day-of-year channels.")
 @click.option(
     "--val-fraction",
@@ -247,27 +256,9 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
     type=click.Path(path_type=Path),
     help="A directory written by `adaptcast train`.",
 )
-@click.option(
-    "--data",
-    "data_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="CSV or Parquet with the same columns as in training.",
-)
-@click.option(
-    "--out",
-    "out_path",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="Write .csv or .parquet here (default: CSV to stdout).",
-)
-@click.option(
-    "--duplicates",
-    default="error",
-    show_default=True,
-    type=click.Choice(["error", "last", "first"]),
-    help="Rows sharing a timestamp: refuse, or keep the last/first.",
-)
+@data_option("CSV or Parquet with the same columns as in training.")
+@table_out_option("Write .csv or .parquet here (default: CSV to stdout).")
+@DUPLICATES_OPTION
 @click.option(
     "--all", "every_window", is_flag=True, help="Forecast from every window, not just the latest one."
 )
@@ -281,13 +272,8 @@ def predict_command(
     frame = forecast_frame(model, tf, every_window)
     if out_path is None:
         frame.write_csv(sys.stdout)
-    elif out_path.suffix.lower() in (".parquet", ".pq"):
-        frame.write_parquet(out_path)
-    elif out_path.suffix.lower() == ".csv":
-        frame.write_csv(out_path)
     else:
-        raise UserError(f"--out {out_path}: use a .csv or .parquet file name")
-    if out_path is not None:
+        write_frame(frame, out_path)
         click.echo(
             f"wrote {frame.height} forecasts "
             f"({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}",
