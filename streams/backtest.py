@@ -30,6 +30,7 @@ from adaptcast.streams.report import ConfigRun, write_report
 from adaptcast.streams.summary import RunSummary
 
 SUMMARY_SCHEMA = 1
+FORECASTS_FILE, EVENTS_FILE, SUMMARY_FILE = "forecasts.parquet", "events.parquet", "summary.json"
 AFTER_EVENT_STEPS = 50
 COMPARE_ALIASES = {
     "model": "model.kind",
@@ -132,10 +133,10 @@ def backtest(
 
 def _write(out: Path, result: BacktestResult, runs: list[ConfigRun], data: SeriesFrame, report: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    result.forecasts.write_parquet(out / "forecasts.parquet")
-    result.events.write_parquet(out / "events.parquet")
+    result.forecasts.write_parquet(out / FORECASTS_FILE)
+    result.events.write_parquet(out / EVENTS_FILE)
     text = json.dumps(result.summary, indent=2, sort_keys=True, default=_json_default)
-    (out / "summary.json").write_text(text + "\n")
+    (out / SUMMARY_FILE).write_text(text + "\n")
     if report:
         meta = {k: v for k, v in result.summary.items() if k != "configs"}
         write_report(out, runs, data.events, f"adaptcast backtest — {data.name}", meta)
