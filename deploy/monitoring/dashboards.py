@@ -6,7 +6,7 @@ so the dashboards work in any Grafana with a Prometheus data source. Uids are st
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from grafana_foundation_sdk.builders import common, dashboard, heatmap, prometheus, stat, timeseries
 from grafana_foundation_sdk.cog.encoder import JSONEncoder
@@ -64,8 +64,8 @@ class Dashboard:
     uid: str
     title: str
     description: str
+    annotations: tuple[Annotation, ...]
     rows: tuple[Row, ...]
-    annotations: tuple[Annotation, ...] = field(default=())
 
 
 def _series(kind: str) -> timeseries.Panel:
@@ -155,29 +155,30 @@ def _quantile(q: str, histogram: str) -> Query:
 
 READY = ((None, "red"), (1.0, "green"))
 
+EVENTS = (  # drift alarms and swaps, marked on the time axis of both dashboards
+    Annotation(
+        "Drift alarms",
+        _increase("adaptcast_drift_detections_total", "instance, detector", window="$__interval") + " > 0",
+        "orange",
+    ),
+    Annotation(
+        "Models swapped in",
+        _increase(
+            "adaptcast_retrain_outcomes_total",
+            "instance, reason",
+            'outcome="swapped"',
+            window="$__interval",
+        )
+        + " > 0",
+        "green",
+    ),
+)
+
 OVERVIEW = Dashboard(
     uid="adaptcast-overview",
     title="adaptcast / overview",
     description="Is adaptcast forecasting, keeping up, and as accurate as when its model was validated?",
-    annotations=(
-        Annotation(
-            "Drift alarms",
-            _increase("adaptcast_drift_detections_total", "instance, detector", window="$__interval")
-            + " > 0",
-            "orange",
-        ),
-        Annotation(
-            "Models swapped in",
-            _increase(
-                "adaptcast_retrain_outcomes_total",
-                "instance, reason",
-                'outcome="swapped"',
-                window="$__interval",
-            )
-            + " > 0",
-            "green",
-        ),
-    ),
+    annotations=EVENTS,
     rows=(
         Row(
             "Now",
@@ -370,6 +371,7 @@ ADAPTATION = Dashboard(
     uid="adaptcast-adaptation",
     title="adaptcast / adaptation",
     description="How adaptcast adapts: training windows, error-memory corrections, and what training costs.",
+    annotations=EVENTS,
     rows=(
         Row(
             "Variance Horizon",
