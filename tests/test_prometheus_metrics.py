@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import threading
@@ -12,10 +13,12 @@ from typing import ClassVar
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 
 from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.detectors import DETECTORS
 from adaptcast.forecast import create_forecaster
+from adaptcast.streams.cli import main
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import (
     MODEL_SERVING,
@@ -25,7 +28,7 @@ from adaptcast.streams.metrics import (
     Metrics,
     MetricsServer,
 )
-from adaptcast.streams.pushgateway import NUMBERS, PushError, push_backtest
+from adaptcast.streams.pushgateway import NUMBERS, backtest_registry
 from adaptcast.streams.records import REASONS, Record
 
 HOUR = 3_600_000
@@ -168,29 +171,48 @@ class _Pushgateway(BaseHTTPRequestHandler):
         pass
 
 
-def test_backtest_numbers_are_pushed_per_configuration():
+@pytest.fixture
+def pushgateway():
+    """URL of a stand-in Pushgateway, and the pushes it received."""
+    _Pushgateway.pushes.clear()
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Pushgateway)
     thread = threading.Thread(target=srv.serve_forever, daemon=True)
     thread.start()
-    summary = {
-        "data": "scenario level_shift",
-        "configs": {"naive never full memory=off": {"mae": 1.5, "n_retrains": 1, "mase": None}},
-    }
     try:
-        push_backtest(f"http://127.0.0.1:{srv.server_address[1]}", summary)
+        yield f"http://127.0.0.1:{srv.server_address[1]}", _Pushgateway.pushes
     finally:
         srv.shutdown()
         srv.server_close()
-    ((method, path, body),) = _Pushgateway.pushes
+
+
+BACKTEST = ["backtest", "--scenario", "level_shift", "--model", "naive", "--lookback", "24", "--horizon", "6"]
+BACKTEST += ["--steps", "300", "--series", "2", "--policy", "never", "--compare", "memory=off"]
+
+
+def test_backtest_pushes_each_configurations_final_numbers(pushgateway, tmp_path):
+    url, pushes = pushgateway
+    res = CliRunner().invoke(main, [*BACKTEST, "--pushgateway", url, "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    ((method, path, body),) = pushes
     assert method == "PUT" and path.startswith("/metrics/job/adaptcast_backtest/data")
-    assert 'adaptcast_backtest_mae{config="naive never full memory=off"} 1.5' in body
-    assert 'adaptcast_backtest_mase{config="naive never full memory=off"} NaN' in body
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    for config, numbers in summary["configs"].items():
+        assert f'adaptcast_backtest_mae{{config="{config}"}} {numbers["mae"]}' in body
     assert all(name in body for name, _ in NUMBERS.values())
 
 
-def test_an_unreachable_pushgateway_is_a_clear_error():
+def test_a_missing_number_is_pushed_as_nan():
+    registry = backtest_registry({"data": "d", "configs": {"c": {"mae": 1.5, "mase": None}}})
+    assert registry.get_sample_value("adaptcast_backtest_mae", {"config": "c"}) == 1.5
+    assert math.isnan(registry.get_sample_value("adaptcast_backtest_mase", {"config": "c"}))
+
+
+def test_an_unreachable_pushgateway_is_a_clear_error_after_the_results_are_written(tmp_path):
     srv = ThreadingHTTPServer(("127.0.0.1", 0), _Pushgateway)
     port = srv.server_address[1]
     srv.server_close()  # nothing listens there now
-    with pytest.raises(PushError, match=f"127.0.0.1:{port}"):
-        push_backtest(f"http://127.0.0.1:{port}", {"data": "d", "configs": {}}, timeout_s=2)
+    res = CliRunner().invoke(
+        main, [*BACKTEST, "--pushgateway", f"http://127.0.0.1:{port}", "--out", str(tmp_path)]
+    )
+    assert res.exit_code == 2 and f"127.0.0.1:{port}" in res.output
+    assert (tmp_path / "summary.json").is_file()
