@@ -24,7 +24,7 @@ from adaptcast.streams.events import (
     RetrainRejected,
     RetrainSuperseded,
 )
-from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.metrics import MODEL_SERVING, Metrics
 from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, training_set
 
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
@@ -77,14 +77,13 @@ class Adaptation:
         self.model = model
         self.model_version = model.version or "0"
         self._superseded_upto = self.jobs_submitted
-        self.metrics.ready = True
+        self.metrics.set_condition(MODEL_SERVING)
         self._reset_memory(None)
 
     def decide(self, info: StepInfo, ts_ms: int) -> Decision:
         """Ask the policy about this step (newest record time ``ts_ms``); record a drift alarm."""
         decision = self.policy.should_retrain(info)
         if decision.reason is Reason.DRIFT:
-            self.metrics.drift_detections.labels(decision.detector).inc()
             self._record(DriftAlarm(ts_ms=ts_ms, step=info.step, decision=decision))
         return decision
 
@@ -153,10 +152,8 @@ class Adaptation:
             "train_samples": job.data.samples,
         }
         if job.seq <= self._superseded_upto:
-            self.metrics.retrain_failures.labels("superseded").inc()
             return self._record(RetrainSuperseded(serving_version=self.model_version, **common))
         if cand is None or report is None:
-            self.metrics.retrain_failures.labels("train").inc()
             self.policy.notify_retrained(step)
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
@@ -165,7 +162,6 @@ class Adaptation:
         if self.model is not None:
             serving_err = self._val_error(self.model, vx, vy)
             if cand_err > serving_err * (1 + self.validate_margin):
-                self.metrics.retrain_failures.labels("validation").inc()
                 self.policy.notify_retrained(step, val_error=serving_err)
                 return self._record(
                     RetrainRejected(
@@ -199,9 +195,7 @@ class Adaptation:
         self.model_version = cand.version
         self._superseded_upto = job.seq
         self._reset_memory(job.data.X)
-        self.metrics.model_version.set(self.model_number)
-        self.metrics.model_trained.set(time.time())
-        self.metrics.ready = True
+        self.metrics.model_swapped(self.model_number, time.time())
 
     def _val_error(self, model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
         """Lead-1 MAE in standardised target units (the performance detector's reference scale)."""
@@ -226,4 +220,5 @@ class Adaptation:
 
     def _record(self, event: Event) -> Event:
         self.events.append(event)
+        self.metrics.count_event(event)
         return event

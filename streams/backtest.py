@@ -25,6 +25,7 @@ from adaptcast.streams.events import Event
 from adaptcast.streams.feed import load_feed, time_batches
 from adaptcast.streams.loop import ForecastLoop, build_loop
 from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.pushgateway import push_backtest
 from adaptcast.streams.records import Record
 from adaptcast.streams.report import ConfigRun, write_report
 from adaptcast.streams.summary import RunSummary
@@ -94,7 +95,8 @@ def backtest(
 
     ``config`` defaults to :func:`~adaptcast.streams.config.load_config` (file, environment);
     ``data`` to the feed it names. With ``out`` the files the CLI writes go there: forecasts.parquet,
-    events.parquet, summary.json, and report.html with its plots unless ``report`` is false.
+    events.parquet, summary.json, and report.html with its plots unless ``report`` is false. With
+    ``backtest.pushgateway`` set, each configuration's final numbers are pushed there too.
     """
     cfg = config if config is not None else load_config()
     data = data if data is not None else load_feed(cfg)
@@ -128,6 +130,8 @@ def backtest(
     )
     if out is not None:
         _write(Path(out), result, runs, data, report)
+    if cfg.backtest.pushgateway:
+        push_backtest(cfg.backtest.pushgateway, summary)
     return result
 
 

@@ -174,6 +174,10 @@ def config_show(config_path: str | None) -> None:
 )
 @click.option("--model", "model_kind", help="Model kind to serve (e.g. naive, arnet, lstm, lnn, xgboost).")
 @click.option(
+    "--metrics-host",
+    help="Bind address for /metrics, /healthz, /readyz (default 127.0.0.1; 0.0.0.0 for all interfaces).",
+)
+@click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
     help="Port for /metrics, /healthz, /readyz (0 = any free port).",
@@ -201,6 +205,7 @@ def run(
     state_dir,
     scenario,
     model_kind,
+    metrics_host,
     metrics_port,
     max_seconds,
     rate,
@@ -239,6 +244,7 @@ def run(
     _set(overrides, "state.dir", state_dir)
     _set(overrides, "scenario.name", scenario)
     _set(overrides, "model.kind", model_kind)
+    _set(overrides, "metrics.host", metrics_host)
     _set(overrides, "metrics.port", metrics_port)
     _set(overrides, "serving.max_seconds", max_seconds)
     cfg = _config(config_path, overrides)
@@ -260,8 +266,8 @@ def _serve_kafka(cfg) -> None:
     from adaptcast.streams.metrics import Metrics, MetricsServer
     from adaptcast.streams.service import Worker
 
-    metrics = Metrics()
-    server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port) if cfg.metrics.enabled else None
+    metrics = Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
+    server = MetricsServer.from_config(metrics, cfg.metrics)
     try:
         worker = Worker(cfg, metrics)
     except KafkaError as exc:
@@ -434,6 +440,10 @@ def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) 
     help="off: leave measured seconds out of summary.json (byte-identical reruns). [backtest.timings]",
 )
 @click.option(
+    "--pushgateway",
+    help="Push each configuration's final numbers to this Prometheus Pushgateway URL. [backtest.pushgateway]",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory."
 )
 def backtest(
@@ -458,6 +468,7 @@ def backtest(
     n_series,
     seed,
     timings,
+    pushgateway,
     out,
 ) -> None:
     """Replay history through the live loop and compare adaptation policies.
@@ -477,6 +488,7 @@ def backtest(
     """
     from adaptcast.forecast.base import InputError
     from adaptcast.streams.backtest import backtest as run_backtest
+    from adaptcast.streams.pushgateway import PushError
 
     if data_path and scenario:
         raise UserError("give at most one of --data FILE or --scenario NAME")
@@ -494,6 +506,7 @@ def backtest(
         ("limit", limit),
         ("compare", list(compares) or None),
         ("timings", _on_off(timings)),
+        ("pushgateway", pushgateway),
     ):
         _set(overrides, f"backtest.{key}", value)
     for key, value in (
@@ -517,6 +530,8 @@ def backtest(
     try:
         result = run_backtest(cfg, out=out)
     except InputError as exc:
+        raise UserError(str(exc)) from None
+    except PushError as exc:
         raise UserError(str(exc)) from None
     for run, entry in zip(result.runs, result.summary["configs"].values(), strict=True):
         secs = "" if entry["train_seconds"] is None else f", train {entry['train_seconds']:.1f} s"

@@ -155,6 +155,7 @@ class ForecastLoop:
         self.ledger = ledger or ComputeLedger()
         self.max_batch = max_batch
         self.metrics = metrics or Metrics()
+        self.metrics.track_compute(self.ledger)
         self.clock = clock
         self.adaptation = Adaptation(
             model,
@@ -429,11 +430,14 @@ class ForecastLoop:
         rows = max((len(s.buffer) for s in self.states.values()), default=0)
         if self.model is None and rows < self.min_train_rows:
             return
+        errors = self._scaled_one_step_errors(result)
+        for e in errors:
+            self.metrics.live_scaled_error.observe(e)
         info = StepInfo(
             step=self.step,
             rows_available=rows,
             has_model=self.model is not None,
-            errors=self._scaled_one_step_errors(result),
+            errors=errors,
             features=self._scaled_features(fresh),
             history=self._vh_history() if self.policy.window.kind == "vh" else None,
             time=None if self._newest_ts is None else self._newest_ts / 1000,

@@ -19,23 +19,31 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kafka.errors import CommitFailedError
 
 from adaptcast.drift.serialize import load_state, save_state
+from adaptcast.forecast.base import load_forecaster, read_manifest
 from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.forecast.threads import set_torch_threads
 from adaptcast.streams.config import Config
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop, build_loop
-from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.metrics import PARTITIONS_ASSIGNED, Metrics
 from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decode
 from adaptcast.streams.retrain import BackgroundTrainer
 from adaptcast.streams.summary import RunSummary
 
 log = logging.getLogger("adaptcast.service")
+
+
+def saved_at(path: Path) -> float | None:
+    """When the model saved at ``path`` was written (unix time, from its manifest), or None if unrecorded."""
+    created = read_manifest(path).get("created_at")
+    return None if created is None else datetime.fromisoformat(created).timestamp()
 
 
 class SnapshotStore:
@@ -81,7 +89,8 @@ class Worker:
 
     def __init__(self, cfg: Config, metrics: Metrics | None = None, client_id: str = "adaptcast"):
         self.cfg = cfg
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
+        self.metrics.set_condition(PARTITIONS_ASSIGNED, False)
         set_torch_threads(cfg.serving.threads)
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         state_dir = Path(cfg.state.dir)
@@ -104,14 +113,15 @@ class Worker:
         loop = build_loop(
             self.cfg, metrics=self.metrics, on_swap=self._checkpoint, trainer_factory=BackgroundTrainer
         )
-        model = None
+        model, path = None, None
         if self.store.latest() is not None:
             model = self.store.load()
+            path = self.store.path(model.version or "")
         elif self.cfg.model.checkpoint:
-            from adaptcast.forecast.base import load_forecaster
-
-            model = load_forecaster(self.cfg.model.checkpoint)
-        if model is not None:
+            path = Path(self.cfg.model.checkpoint)
+            model = load_forecaster(path)
+        if model is not None and path is not None:
+            self.metrics.set_model_trained(saved_at(path))
             if model.n_features != len(self.channels):
                 raise ValueError(
                     f"checkpoint reads {model.n_features} channels but the config names "
@@ -173,7 +183,6 @@ class Worker:
                 self.warm_until[tp] = committed
             self.source.seek(tp, start)
             log.info("assigned %s: committed %d, warming windows from %d", tp, committed, start)
-        self.metrics.ready = self.loop.model is not None
 
     def _revoke(self, tps: list[TopicPartition]) -> None:
         """Snapshot and forget the series of partitions that moved to another worker."""
@@ -210,6 +219,7 @@ class Worker:
             msgs = [m for m in msgs if TopicPartition(m.topic, m.partition) not in skip]
         for ev in self.loop.collect():
             log.info("training finished: %s", ev.to_dict())
+        self.metrics.set_partitions({(tp.topic, tp.partition): n for tp, n in self.source.lags().items()})
         if not msgs:
             self.metrics.beat()
             return 0
@@ -266,7 +276,6 @@ class Worker:
         self.counts["records"] += len(msgs)
         if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
             self.snapshot()
-            self.metrics.consumer_lag.set(self.source.lag())
         return len(msgs)
 
     def _dead_letter(self, msg: Any, err: RecordError, counted: bool = False) -> None:

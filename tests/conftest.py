@@ -71,3 +71,22 @@ def kafka_bootstrap(_external_kafka: str | None, request: pytest.FixtureRequest)
 
 
 # ======================================================================== end Kafka
+
+
+# ======================================================================= Prometheus
+# The Debian ``prometheus`` package (prometheus, promtool) for tests marked ``@pytest.mark.prometheus``:
+# installed on first use where apt-get runs as root (``make test`` installs it up front), else skipped.
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """Path of the prometheus binary; promtool lies beside it."""
+    from adaptcast.deploy.monitoring.prometheus import PrometheusUnavailable, ensure_installed
+
+    try:
+        return ensure_installed()
+    except PrometheusUnavailable as exc:
+        pytest.skip(f"no Prometheus: {exc}")
+
+
+# =================================================================== end Prometheus
