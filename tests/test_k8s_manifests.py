@@ -294,9 +294,9 @@ def test_secrets_are_referenced_never_inlined(rendered):
     kafka = one(rendered["kafka"], "Kafka")["metadata"]["name"]
     user = one(rendered["kafka"], "KafkaUser")["metadata"]["name"]
     created_by_strimzi = {user, f"{kafka}-cluster-ca-cert"}
+    assert config_of(rendered["cpu"]).kafka.sasl_password is None
     for target, objects in rendered.items():
         assert not [o for o in objects if o["kind"] == "Secret"], f"{target} inlines a Secret"
-        assert config_of(rendered["cpu"]).kafka.sasl_password is None
         for where, pod, c in containers(objects):
             for e in c.get("env", []):
                 if any(w in e["name"].upper() for w in SECRET_WORDS):
