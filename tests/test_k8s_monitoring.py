@@ -23,6 +23,7 @@ from adaptcast.deploy.k8s_monitoring import (
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+SCRAPE_CONFIG = Path("deploy/prometheus/prometheus.yml")
 CPU = Path("k8s/overlays/cpu")
 SAMPLE_RULES = {
     "groups": [
@@ -68,6 +69,20 @@ def test_dashboards_configmap_equals_deploy_grafana(kustomize_build):
     assert cm["data"] == {p.name: p.read_text() for p in dashboards(ROOT)}
     for text in cm["data"].values():
         json.loads(text)
+
+
+def test_workers_are_scraped_under_the_job_name_of_deploy_prometheus(kustomize_build):
+    """The rules and dashboards select ``job``; in Kubernetes it is the Service's ``jobLabel`` label."""
+    if not (ROOT / SCRAPE_CONFIG).is_file():
+        pytest.skip(f"{ROOT / SCRAPE_CONFIG} is missing")
+    jobs = {c["job_name"] for c in yaml.safe_load((ROOT / SCRAPE_CONFIG).read_text())["scrape_configs"]}
+    objects = kustomize_build(ROOT / CPU)
+    (monitor,) = [o for o in objects if o["kind"] == "ServiceMonitor"]
+    selected = monitor["spec"]["selector"]["matchLabels"]
+    (service,) = [
+        o for o in objects if o["kind"] == "Service" and selected.items() <= o["metadata"]["labels"].items()
+    ]
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] in jobs
 
 
 def test_rules_and_dashboards_reach_the_build_through_the_generator(tmp_path, kustomize_build):
