@@ -11,7 +11,7 @@ METRICS_TARGET ?= 127.0.0.1:9108
 PROMETHEUS_PORT ?= 9090
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run lint format test test-fast prometheus monitor monitor-down kafka-up kafka-down demo-live bench clean
+.PHONY: help setup run lint format test test-fast prometheus monitor monitor-down kafka-up kafka-down demo-live k8s-monitoring bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ kafka-down: setup ## Stop the broker started by kafka-up
 
 demo-live: setup ## Local broker + replayed scenario + live worker with a one-line status, for DEMO_SECONDS (60)
 	$(PY) -m adaptcast.deploy.demo_live --seconds $(DEMO_SECONDS)
+
+k8s-monitoring: setup ## Regenerate k8s/base/monitoring/ from deploy/prometheus/rules/ and deploy/grafana/dashboards/
+	$(PY) -m adaptcast.deploy.k8s_monitoring
 
 bench: setup ## Run the quick benchmarks (each prints a JSON summary)
 	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -29,6 +29,15 @@ from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, training_
 
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
 MEMORY_DECAY = 0.99  # per forecast: the error memory forgets with a half-life of ~69 forecasts
+VALIDATE_MARGIN = 0.05  # a candidate may be this much worse than the serving model and still replace it
+
+
+def validation_error(model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
+    """Lead-1 MAE in standardised target units (the performance detector's reference scale)."""
+    assert model.scaler is not None
+    pred = model.predict(X)
+    std = model.scaler.std[: model.n_targets]
+    return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
 
 
 class Adaptation:
@@ -50,7 +59,7 @@ class Adaptation:
         metrics: Metrics,
         memory: dict[str, Any] | None = None,
         on_swap: Callable[[BaseForecaster], str | None] | None = None,
-        validate_margin: float = 0.05,
+        validate_margin: float = VALIDATE_MARGIN,
     ):
         self.template = template
         self.policy = policy
@@ -158,9 +167,9 @@ class Adaptation:
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
-        cand_err = self._val_error(cand, vx, vy)
+        cand_err = validation_error(cand, vx, vy)
         if self.model is not None:
-            serving_err = self._val_error(self.model, vx, vy)
+            serving_err = validation_error(self.model, vx, vy)
             if cand_err > serving_err * (1 + self.validate_margin):
                 self.policy.notify_retrained(step, val_error=serving_err)
                 return self._record(
@@ -196,13 +205,6 @@ class Adaptation:
         self._superseded_upto = job.seq
         self._reset_memory(job.data.X)
         self.metrics.model_swapped(self.model_number, time.time())
-
-    def _val_error(self, model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
-        """Lead-1 MAE in standardised target units (the performance detector's reference scale)."""
-        assert model.scaler is not None
-        pred = model.predict(X)
-        std = model.scaler.std[: self.template.n_targets]
-        return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
 
     def _reset_memory(self, train_X: np.ndarray | None) -> None:
         """A new model means new embeddings: start an empty memory keyed on them."""

@@ -18,24 +18,32 @@ from typing import Any
 import click
 
 from adaptcast.streams.cli_common import (
+    CONFIG_OPTION,
     UserError,
+    config_or_exit,
     parse_params,
+    set_override,
     split_columns,
     table_out_option,
     write_frame,
 )
-from adaptcast.streams.config import ConfigError, load_config, to_yaml
+from adaptcast.streams.config import to_yaml
 
 LAZY_COMMANDS = {  # imported on use: they pull in torch, which takes seconds to load
     "train": (
         "adaptcast.streams.train_cli",
         "train_command",
-        "Train a forecaster on a file and save it (prints a JSON report).",
+        "Train a forecaster on a file or the input topic; save it or publish it to the store.",
     ),
     "predict": (
         "adaptcast.streams.train_cli",
         "predict_command",
         "Forecast with a saved model from a file's latest rows.",
+    ),
+    "model": (
+        "adaptcast.streams.model_cli",
+        "model_group",
+        "List the model store's versions, or roll back to one.",
     ),
 }
 
@@ -65,33 +73,6 @@ class LazyGroup(click.Group):
                     rows.append((name, cmd.get_short_help_str(formatter.width - 16)))
         with formatter.section("Commands"):
             formatter.write_dl(rows)
-
-
-def _config(path: str | None, overrides: dict[str, Any] | None = None):
-    try:
-        return load_config(path, overrides)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
-
-
-def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
-    """Put a flag's value into an override dict when the flag was given."""
-    if value is None:
-        return
-    *parents, leaf = dotted.split(".")
-    for p in parents:
-        d = d.setdefault(p, {})
-    d[leaf] = value
-
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="ADAPTCAST_CONFIG",
-    help="YAML config file (env ADAPTCAST_CONFIG). ADAPTCAST__SECTION__KEY env vars override it; "
-    "flags override both.",
-)
 
 
 def scenario_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -155,7 +136,7 @@ def config_show(config_path: str | None) -> None:
       adaptcast config show
       ADAPTCAST__MODEL__KIND=arnet adaptcast config show --config my.yaml
     """
-    click.echo(to_yaml(_config(config_path)), nl=False)
+    click.echo(to_yaml(config_or_exit(config_path)), nl=False)
 
 
 @main.command()
@@ -233,21 +214,23 @@ def run(
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
-    _set(overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    set_override(
+        overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    )
     for key, value in (
         ("input_topic", input_topic),
         ("output_topic", output_topic),
         ("dead_letter_topic", dead_letter_topic),
         ("group", group),
     ):
-        _set(overrides, f"kafka.{key}", value)
-    _set(overrides, "state.dir", state_dir)
-    _set(overrides, "scenario.name", scenario)
-    _set(overrides, "model.kind", model_kind)
-    _set(overrides, "metrics.host", metrics_host)
-    _set(overrides, "metrics.port", metrics_port)
-    _set(overrides, "serving.max_seconds", max_seconds)
-    cfg = _config(config_path, overrides)
+        set_override(overrides, f"kafka.{key}", value)
+    set_override(overrides, "state.dir", state_dir)
+    set_override(overrides, "scenario.name", scenario)
+    set_override(overrides, "model.kind", model_kind)
+    set_override(overrides, "metrics.host", metrics_host)
+    set_override(overrides, "metrics.port", metrics_port)
+    set_override(overrides, "serving.max_seconds", max_seconds)
+    cfg = config_or_exit(config_path, overrides)
     if cfg.kafka.bootstrap_servers:
         _serve_kafka(cfg)
         return
@@ -340,8 +323,10 @@ def replay(
     if rate and speedup:
         raise UserError("use either --rate or --speedup, not both")
     overrides: dict[str, Any] = {}
-    _set(overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
-    cfg = _config(config_path, overrides)
+    set_override(
+        overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    cfg = config_or_exit(config_path, overrides)
     if not cfg.kafka.bootstrap_servers:
         raise UserError("no Kafka bootstrap servers: pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS")
     try:
@@ -493,13 +478,13 @@ def backtest(
     if data_path and scenario:
         raise UserError("give at most one of --data FILE or --scenario NAME")
     overrides: dict[str, Any] = {}
-    _set(overrides, "backtest.data", data_path)
+    set_override(overrides, "backtest.data", data_path)
     if scenario:
-        _set(overrides, "scenario.name", scenario)
+        set_override(overrides, "scenario.name", scenario)
         overrides["backtest"] = {**overrides.get("backtest", {}), "data": None}
     cols = split_columns(targets)
-    _set(overrides, "model.target", (cols[0] if len(cols) == 1 else cols) if cols else None)
-    _set(overrides, "model.features", split_columns(features) if features else None)
+    set_override(overrides, "model.target", (cols[0] if len(cols) == 1 else cols) if cols else None)
+    set_override(overrides, "model.features", split_columns(features) if features else None)
     for key, value in (
         ("series_col", series_col),
         ("time_col", time_col),
@@ -508,7 +493,7 @@ def backtest(
         ("timings", _on_off(timings)),
         ("pushgateway", pushgateway),
     ):
-        _set(overrides, f"backtest.{key}", value)
+        set_override(overrides, f"backtest.{key}", value)
     for key, value in (
         ("kind", model),
         ("lookback", lookback),
@@ -516,17 +501,17 @@ def backtest(
         ("seed", seed),
         ("params", parse_params(params) or None),
     ):
-        _set(overrides, f"model.{key}", value)
+        set_override(overrides, f"model.{key}", value)
     for key, value in (
         ("policy", policy),
         ("window", window),
         ("memory", _on_off(memory)),
         ("min_train_rows", min_train_rows),
     ):
-        _set(overrides, f"adaptation.{key}", value)
+        set_override(overrides, f"adaptation.{key}", value)
     for key, value in (("steps", steps), ("series", n_series), ("seed", seed)):
-        _set(overrides, f"scenario.{key}", value)
-    cfg = _config(config_path, overrides)
+        set_override(overrides, f"scenario.{key}", value)
+    cfg = config_or_exit(config_path, overrides)
     try:
         result = run_backtest(cfg, out=out)
     except InputError as exc:

@@ -1,4 +1,4 @@
-"""Pieces shared by every ``adaptcast`` subcommand: the exit-code-2 error and option parsing."""
+"""Pieces shared by every ``adaptcast`` subcommand: the exit-code-2 error, option parsing and the config."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
+
+from adaptcast.streams.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
     import polars as pl
@@ -36,6 +38,34 @@ def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
 def split_columns(values: tuple[str, ...]) -> list[str]:
     """Accept ``--features a --features b`` and ``--features a,b`` alike."""
     return [c.strip() for v in values for c in v.split(",") if c.strip()]
+
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="ADAPTCAST_CONFIG",
+    help="YAML config file (env ADAPTCAST_CONFIG). ADAPTCAST__SECTION__KEY env vars override it; "
+    "flags override both.",
+)
+
+
+def config_or_exit(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
+    """The effective configuration; a bad one is a :class:`UserError` naming the key."""
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+
+
+def set_override(d: dict[str, Any], dotted: str, value: Any) -> None:
+    """Put a flag's value into an override dict under its dotted config key, when the flag was given."""
+    if value is None:
+        return
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        d = d.setdefault(p, {})
+    d[leaf] = value
 
 
 PARQUET_SUFFIXES, CSV_SUFFIXES = (".parquet", ".pq"), (".csv",)

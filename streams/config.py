@@ -188,6 +188,9 @@ class StateConfig(_Section):
         description="without a snapshot, re-read this many records per partition to warm windows",
     )
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
+    model_poll_s: float = Field(
+        default=10.0, gt=0, description="how often a worker looks for a newly published model in the store"
+    )
 
 
 class MetricsConfig(_Section):

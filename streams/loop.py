@@ -22,7 +22,7 @@ from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster, create_forecaster
-from adaptcast.streams.adaptation import Adaptation
+from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
 from adaptcast.streams.config import Config
 from adaptcast.streams.events import DriftAlarm, Event, Retrained
 from adaptcast.streams.metrics import Metrics
@@ -136,7 +136,7 @@ class ForecastLoop:
         on_swap: Callable[[BaseForecaster], str | None] | None = None,
         history: int | None = None,
         min_train_rows: int | None = None,
-        validate_margin: float = 0.05,
+        validate_margin: float = VALIDATE_MARGIN,
         max_batch: int = 256,
         metrics: Metrics | None = None,
         error_window: int = 500,
@@ -499,6 +499,23 @@ class ForecastLoop:
             self.memory.update(np.stack([hits[i][0].key for i in fresh]), values, mask)
 
 
+def template_from_config(cfg: Config) -> BaseForecaster:
+    """The untrained model the ``model`` section describes (what every retrain clones)."""
+    m = cfg.model
+    try:
+        return create_forecaster(
+            m.kind,
+            lookback=m.lookback,
+            horizon=m.horizon,
+            n_features=len(m.channels),
+            n_targets=len(m.targets),
+            seed=m.seed,
+            **m.params,
+        )
+    except TypeError as exc:
+        raise ValueError(f"model.params: {exc}") from None
+
+
 def build_loop(
     cfg: Config,
     *,
@@ -510,20 +527,8 @@ def build_loop(
     """The loop a configuration describes, for every front end: untrained model, policy, error memory."""
     m, a = cfg.model, cfg.adaptation
     ledger = ComputeLedger()
-    try:
-        template = create_forecaster(
-            m.kind,
-            lookback=m.lookback,
-            horizon=m.horizon,
-            n_features=len(m.channels),
-            n_targets=len(m.targets),
-            seed=m.seed,
-            **m.params,
-        )
-    except TypeError as exc:
-        raise ValueError(f"model.params: {exc}") from None
     return ForecastLoop(
-        template,
+        template_from_config(cfg),
         m.channels,
         policy=make_policy(a.policy, a.window, m.lookback, m.horizon, a.history),
         memory={"seed": m.seed, **a.memory_params} if a.memory else None,

@@ -4,6 +4,10 @@ Delivery is at-least-once: input offsets are committed only after the broker ack
 predictions (and dead letters) for them. Every prediction carries ``(series, issued_at)`` so a
 consumer can drop the duplicates a crash between produce and commit may cause.
 
+Models: a worker serves the version its store (``state.dir/models``) marks serving, else the
+newest, and hot-swaps whenever the mark moves (``adaptcast train`` publishing, ``adaptcast model
+rollback``); its own retrains are saved there too but move no mark.
+
 Restart and rebalance: after each commit the worker may snapshot, per partition, the windows of
 the series it saw there together with the committed offset. When a partition is assigned, its
 snapshot is restored and the records between the snapshot's offset and the committed offset
@@ -98,6 +102,7 @@ class Worker:
         self.snapshots = SnapshotStore(state_dir / "snapshots")
         self.channels = cfg.model.channels
         self.loop = self._make_loop()
+        self._followed = self.store.serving()  # the mark already served (or passed over) at start
         self.series_tp: dict[str, TopicPartition] = {}
         self.committed: dict[TopicPartition, int] = {}
         self.warm_until: dict[TopicPartition, int] = {}
@@ -106,7 +111,7 @@ class Worker:
         self.counts: dict[str, int] = defaultdict(int)
         self.sink = KafkaSink(cfg.kafka, client_id=client_id)
         self.source = KafkaSource(cfg.kafka, self._on_assigned, self._on_revoked, client_id=client_id)
-        self._last_snapshot = self._started = time.monotonic()
+        self._last_snapshot = self._started = self._last_follow = time.monotonic()
 
     # ---- set-up -------------------------------------------------------------------------------------
     def _make_loop(self) -> ForecastLoop:
@@ -122,11 +127,7 @@ class Worker:
             model = load_forecaster(path)
         if model is not None and path is not None:
             self.metrics.set_model_trained(saved_at(path))
-            if model.n_features != len(self.channels):
-                raise ValueError(
-                    f"checkpoint reads {model.n_features} channels but the config names "
-                    f"{len(self.channels)}: {self.channels}"
-                )
+            self._check_channels(model)
             loop.serve(model)
             saved = self.snapshots.load_global()
             if saved is not None:
@@ -138,6 +139,38 @@ class Worker:
                         exc,
                     )
         return loop
+
+    def _check_channels(self, model: Any) -> None:
+        if model.n_features != len(self.channels):
+            raise ValueError(
+                f"checkpoint reads {model.n_features} channels but the config names "
+                f"{len(self.channels)}: {self.channels}"
+            )
+
+    def _follow_store(self) -> None:
+        """Every ``state.model_poll_s``: when the store marks another version serving, hot-swap to it.
+
+        A retraining job or a rollback moves the mark; the worker keeps its windows, offsets and
+        partitions, and only the model (with its error memory) changes.
+        """
+        if time.monotonic() - self._last_follow < self.cfg.state.model_poll_s:
+            return
+        self._last_follow = time.monotonic()
+        try:
+            marked = self.store.serving()
+            if marked is None or marked == self._followed:
+                return
+            self._followed = marked
+            model = self.store.load(marked)
+            self._check_channels(model)
+        except (ValueError, FileNotFoundError) as exc:
+            self.metrics.retrain_failures.labels("store").inc()
+            log.warning(
+                "the store's serving model cannot serve here, keeping %s: %s", self.loop.model_version, exc
+            )
+            return
+        self.loop.serve(model)
+        log.info("hot swap to %s, marked serving in the store", marked)
 
     def _checkpoint(self, model: Any) -> str:
         """Save a model the loop is about to swap in; its parent is the one serving now."""
@@ -220,6 +253,7 @@ class Worker:
         for ev in self.loop.collect():
             log.info("training finished: %s", ev.to_dict())
         self.metrics.set_partitions({(tp.topic, tp.partition): n for tp, n in self.source.lags().items()})
+        self._follow_store()
         if not msgs:
             self.metrics.beat()
             return 0
