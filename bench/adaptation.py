@@ -15,6 +15,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,70 +114,58 @@ def checks(rows: list[dict]) -> list[dict]:
     for ds in sorted({r["dataset"] for r in rows}):
         for model in sorted({r["model"] for r in rows if r["dataset"] == ds}):
             sub = [r for r in rows if r["dataset"] == ds and r["model"] == model]
-            for trigger in ("periodic", "drift"):
-                for mem in (False, True):
-                    full, vh = (
-                        _get(sub, config=trigger, memory=mem),
-                        _get(sub, config=f"{trigger}+vh", memory=mem),
-                    )
-                    saved = 1 - vh["train_seconds"] / full["train_seconds"] if full["train_seconds"] else None
-                    ratio = vh["mae"] / full["mae"]
-                    out.append(
-                        {
-                            "dataset": ds,
-                            "model": model,
-                            "check": f"vh vs full ({trigger}, memory {'on' if mem else 'off'})",
-                            "compute_saved": saved,
-                            "mae_ratio": ratio,
-                            "met": saved is not None and saved >= 0.5 and ratio <= 1.15,
-                        }
-                    )
-            for window in ("", "+vh"):
-                for mem in (False, True):
-                    per, dr = (
-                        _get(sub, config=f"periodic{window}", memory=mem),
-                        _get(sub, config=f"drift{window}", memory=mem),
-                    )
-                    saved = 1 - dr["train_seconds"] / per["train_seconds"] if per["train_seconds"] else None
-                    ratio = dr["mae"] / per["mae"]
-                    out.append(
-                        {
-                            "dataset": ds,
-                            "model": model,
-                            "check": f"drift vs periodic (window {window or 'full'}, "
-                            f"memory {'on' if mem else 'off'})",
-                            "compute_saved": saved,
-                            "mae_ratio": ratio,
-                            "met": saved is not None and saved >= 0.8 and ratio <= 1.02,
-                        }
-                    )
-            for cname in CONFIGS:
-                off, on = _get(sub, config=cname, memory=False), _get(sub, config=cname, memory=True)
-                ev = None
-                if off["mae_after_events"] and on["mae_after_events"] is not None:
-                    ev = 1 - on["mae_after_events"] / off["mae_after_events"]
-                ratio = on["mae"] / off["mae"]
-                out.append(
-                    {
-                        "dataset": ds,
-                        "model": model,
-                        "check": f"memory on vs off ({cname})",
-                        "event_mae_reduction": ev,
-                        "mae_ratio": ratio,
-                        "met": (ev is None or ev >= 0.25) and ratio <= 1.02,
-                    }
-                )
-            best = min(sub, key=lambda r: r["error_x_compute"])
-            out.append(
-                {
-                    "dataset": ds,
-                    "model": model,
-                    "check": "drift+vh+memory has the lowest error_x_compute",
-                    "best": f"{best['config']} memory={'on' if best['memory'] else 'off'}",
-                    "met": best["config"] == "drift+vh" and best["memory"],
-                }
-            )
+            out.extend({"dataset": ds, "model": model, **c} for c in _checks(sub))
     return out
+
+
+def _on_off(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def _checks(sub: list[dict]) -> Iterator[dict]:
+    """The checks over the rows of one dataset and model."""
+    for trigger in ("periodic", "drift"):
+        for mem in (False, True):
+            full, vh = _get(sub, config=trigger, memory=mem), _get(sub, config=f"{trigger}+vh", memory=mem)
+            yield _saves_compute(f"vh vs full ({trigger}, memory {_on_off(mem)})", full, vh, 0.5, 1.15)
+    for window in ("", "+vh"):
+        for mem in (False, True):
+            per, dr = (
+                _get(sub, config=f"periodic{window}", memory=mem),
+                _get(sub, config=f"drift{window}", memory=mem),
+            )
+            check = f"drift vs periodic (window {window or 'full'}, memory {_on_off(mem)})"
+            yield _saves_compute(check, per, dr, 0.8, 1.02)
+    for cname in CONFIGS:
+        off, on = _get(sub, config=cname, memory=False), _get(sub, config=cname, memory=True)
+        ev = None
+        if off["mae_after_events"] and on["mae_after_events"] is not None:
+            ev = 1 - on["mae_after_events"] / off["mae_after_events"]
+        ratio = on["mae"] / off["mae"]
+        yield {
+            "check": f"memory on vs off ({cname})",
+            "event_mae_reduction": ev,
+            "mae_ratio": ratio,
+            "met": (ev is None or ev >= 0.25) and ratio <= 1.02,
+        }
+    best = min(sub, key=lambda r: r["error_x_compute"])
+    yield {
+        "check": "drift+vh+memory has the lowest error_x_compute",
+        "best": f"{best['config']} memory={_on_off(best['memory'])}",
+        "met": best["config"] == "drift+vh" and best["memory"],
+    }
+
+
+def _saves_compute(check: str, base: dict, cand: dict, min_saved: float, max_ratio: float) -> dict:
+    """``cand`` vs ``base``: met when it saves ``min_saved`` of the train seconds within ``max_ratio`` MAE."""
+    saved = 1 - cand["train_seconds"] / base["train_seconds"] if base["train_seconds"] else None
+    ratio = cand["mae"] / base["mae"]
+    return {
+        "check": check,
+        "compute_saved": saved,
+        "mae_ratio": ratio,
+        "met": saved is not None and saved >= min_saved and ratio <= max_ratio,
+    }
 
 
 def table(rows: list[dict]) -> str:

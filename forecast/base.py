@@ -85,10 +85,14 @@ class BaseForecaster(ABC):
 
     Subclasses set ``kind`` and implement ``_fit``, ``_predict``, ``_embed`` on scaled arrays,
     plus ``_save_weights`` / ``_load_weights`` (torch ``state_dict`` or XGBoost UBJ; never pickle).
-    Hyper-parameters are fixed in ``__init__``; learned state appears only in ``fit``.
+    Hyper-parameters are fixed in ``__init__``; learned state appears only in ``fit``. A model
+    lists its hyper-parameters in a ``defaults`` class dict (merged along the MRO; any other name
+    is then rejected so a typo never passes silently) and checks their values in
+    :meth:`_validate_hparams` instead of overriding ``__init__``.
     """
 
     kind: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -99,6 +103,12 @@ class BaseForecaster(ABC):
         seed: int = 0,
         **hparams: Any,
     ):
+        known = self.all_defaults()
+        if known:
+            unknown = sorted(set(hparams) - set(known))
+            if unknown:
+                raise ValueError(f"{self.kind}: unknown hyper-parameter(s) {unknown}; valid: {sorted(known)}")
+            hparams = {**known, **hparams}
         for name, v in (
             ("lookback", lookback),
             ("horizon", horizon),
@@ -120,6 +130,15 @@ class BaseForecaster(ABC):
         self.version: str | None = None
         self.parent_version: str | None = None
         self.schema: dict[str, Any] = {}
+        self._validate_hparams()
+
+    @classmethod
+    def all_defaults(cls) -> dict[str, Any]:
+        """Hyper-parameter defaults of this class and its bases (subclass values win)."""
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(klass.__dict__.get("defaults", {}))
+        return merged
 
     # ---- public API -------------------------------------------------------------------
     @property
@@ -198,6 +217,13 @@ class BaseForecaster(ABC):
         }
 
     # ---- for subclasses -----------------------------------------------------------------
+    def _validate_hparams(self) -> None:  # noqa: B027  (an optional hook: most models have nothing to check)
+        """Check (and normalise) ``self.hparams`` once, at the end of ``__init__``.
+
+        Raise ``ValueError`` prefixed with the model ``kind``; may keep what it derives (e.g.
+        typed sizes) as attributes. An override calls ``super()._validate_hparams()`` first.
+        """
+
     @abstractmethod
     def _fit(self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> FitReport: ...
 

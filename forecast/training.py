@@ -213,7 +213,7 @@ class TorchForecaster(BaseForecaster):
     Common hparams (all keyword, with defaults): epochs=30, batch_size=64, lr=1e-3,
     weight_decay=0.0, patience=3, accelerator="auto", precision="auto", max_minutes=None,
     num_threads=None (see :meth:`fit_threads`). A subclass adds its own in a ``defaults`` class
-    dict (merged along the MRO); unknown hyper-parameters are rejected so a typo never passes silently.
+    dict (see :class:`BaseForecaster`).
     """
 
     defaults: ClassVar[dict[str, Any]] = {
@@ -228,20 +228,10 @@ class TorchForecaster(BaseForecaster):
         "num_threads": None,
     }
 
-    def __init__(
-        self,
-        lookback: int,
-        horizon: int,
-        n_features: int = 1,
-        n_targets: int = 1,
-        seed: int = 0,
-        **hparams: Any,
-    ):
-        known = self.all_defaults()
-        unknown = sorted(set(hparams) - set(known))
-        if unknown:
-            raise ValueError(f"{self.kind}: unknown hyper-parameter(s) {unknown}; valid: {sorted(known)}")
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **{**known, **hparams})
+    module: nn.Module | None = None  # the trained network, set by fit or load
+
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         if self.hparams["accelerator"] not in ("auto", "cpu", "gpu", "cuda"):
             raise ValueError(
                 f"{self.kind}: accelerator must be 'auto', 'cpu' or 'gpu', "
@@ -250,15 +240,6 @@ class TorchForecaster(BaseForecaster):
         for name in ("epochs", "batch_size", "patience"):
             if int(self.hparams[name]) < 1:
                 raise ValueError(f"{self.kind}: {name} must be >= 1, got {self.hparams[name]!r}")
-        self.module: nn.Module | None = None
-
-    @classmethod
-    def all_defaults(cls) -> dict[str, Any]:
-        """Hyper-parameter defaults of this class and its bases (subclass values win)."""
-        merged: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):
-            merged.update(klass.__dict__.get("defaults", {}))
-        return merged
 
     # ---- what a model defines -----------------------------------------------------------
     @abstractmethod

@@ -24,11 +24,20 @@ from adaptcast.streams.events import (
     RetrainRejected,
     RetrainSuperseded,
 )
-from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.metrics import MODEL_SERVING, Metrics
 from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, training_set
 
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
 MEMORY_DECAY = 0.99  # per forecast: the error memory forgets with a half-life of ~69 forecasts
+VALIDATE_MARGIN = 0.05  # a candidate may be this much worse than the serving model and still replace it
+
+
+def validation_error(model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
+    """Lead-1 MAE in standardised target units (the performance detector's reference scale)."""
+    assert model.scaler is not None
+    pred = model.predict(X)
+    std = model.scaler.std[: model.n_targets]
+    return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
 
 
 class Adaptation:
@@ -52,7 +61,7 @@ class Adaptation:
         metrics: Metrics,
         memory: dict[str, Any] | None = None,
         on_swap: Callable[[BaseForecaster], str | None] | None = None,
-        validate_margin: float = 0.05,
+        validate_margin: float = VALIDATE_MARGIN,
         refit: bool = True,
     ):
         self.template = template
@@ -81,14 +90,13 @@ class Adaptation:
         self.model = model
         self.model_version = model.version or "0"
         self._superseded_upto = self.jobs_submitted
-        self.metrics.ready = True
+        self.metrics.set_condition(MODEL_SERVING)
         self._reset_memory(None)
 
     def decide(self, info: StepInfo, ts_ms: int) -> Decision:
         """Ask the policy about this step (newest record time ``ts_ms``); record a drift alarm."""
         decision = self.policy.should_retrain(info)
         if decision.reason is Reason.DRIFT:
-            self.metrics.drift_detections.labels(decision.detector).inc()
             self._record(DriftAlarm(ts_ms=ts_ms, step=info.step, decision=decision))
         return decision
 
@@ -162,19 +170,16 @@ class Adaptation:
             "samples_seen": outcome.samples_seen,
         }
         if job.seq <= self._superseded_upto:
-            self.metrics.retrain_failures.labels("superseded").inc()
             return self._record(RetrainSuperseded(serving_version=self.model_version, **common))
         if cand is None or report is None:
-            self.metrics.retrain_failures.labels("train").inc()
             self.policy.notify_rejected(step)
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
-        cand_err = self._val_error(outcome.gate or cand, vx, vy)
+        cand_err = validation_error(outcome.gate or cand, vx, vy)
         if self.model is not None:
-            serving_err = self._val_error(self.model, vx, vy)
+            serving_err = validation_error(self.model, vx, vy)
             if cand_err > serving_err * (1 + self.validate_margin):
-                self.metrics.retrain_failures.labels("validation").inc()
                 self.policy.notify_rejected(step)
                 return self._record(
                     RetrainRejected(
@@ -210,16 +215,7 @@ class Adaptation:
         self.model_version = cand.version
         self._superseded_upto = job.seq
         self._reset_memory(job.data.X)
-        self.metrics.model_version.set(self.model_number)
-        self.metrics.model_trained.set(time.time())
-        self.metrics.ready = True
-
-    def _val_error(self, model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
-        """Lead-1 MAE in standardised target units (the performance detector's reference scale)."""
-        assert model.scaler is not None
-        pred = model.predict(X)
-        std = model.scaler.std[: self.template.n_targets]
-        return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
+        self.metrics.model_swapped(self.model_number, time.time())
 
     def _reset_memory(self, train_X: np.ndarray | None) -> None:
         """A new model means new embeddings: start an empty memory keyed on them."""
@@ -237,4 +233,5 @@ class Adaptation:
 
     def _record(self, event: Event) -> Event:
         self.events.append(event)
+        self.metrics.count_event(event)
         return event

@@ -25,11 +25,13 @@ from adaptcast.streams.events import Event
 from adaptcast.streams.feed import load_feed, time_batches
 from adaptcast.streams.loop import ForecastLoop, build_loop
 from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.pushgateway import push_backtest
 from adaptcast.streams.records import Record
 from adaptcast.streams.report import ConfigRun, write_report
 from adaptcast.streams.summary import RunSummary
 
 SUMMARY_SCHEMA = 1
+FORECASTS_FILE, EVENTS_FILE, SUMMARY_FILE = "forecasts.parquet", "events.parquet", "summary.json"
 AFTER_EVENT_STEPS = 50
 COMPARE_ALIASES = {
     "model": "model.kind",
@@ -93,7 +95,8 @@ def backtest(
 
     ``config`` defaults to :func:`~adaptcast.streams.config.load_config` (file, environment);
     ``data`` to the feed it names. With ``out`` the files the CLI writes go there: forecasts.parquet,
-    events.parquet, summary.json, and report.html with its plots unless ``report`` is false.
+    events.parquet, summary.json, and report.html with its plots unless ``report`` is false. With
+    ``backtest.pushgateway`` set, each configuration's final numbers are pushed there too.
     """
     cfg = config if config is not None else load_config()
     data = data if data is not None else load_feed(cfg)
@@ -129,15 +132,17 @@ def backtest(
     )
     if out is not None:
         _write(Path(out), result, runs, data, report)
+    if cfg.backtest.pushgateway:
+        push_backtest(cfg.backtest.pushgateway, summary)
     return result
 
 
 def _write(out: Path, result: BacktestResult, runs: list[ConfigRun], data: SeriesFrame, report: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    result.forecasts.write_parquet(out / "forecasts.parquet")
-    result.events.write_parquet(out / "events.parquet")
+    result.forecasts.write_parquet(out / FORECASTS_FILE)
+    result.events.write_parquet(out / EVENTS_FILE)
     text = json.dumps(result.summary, indent=2, sort_keys=True, default=_json_default)
-    (out / "summary.json").write_text(text + "\n")
+    (out / SUMMARY_FILE).write_text(text + "\n")
     if report:
         meta = {k: v for k, v in result.summary.items() if k != "configs"}
         write_report(out, runs, data.events, f"adaptcast backtest — {data.name}", meta)

@@ -22,7 +22,7 @@ from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster, create_forecaster
-from adaptcast.streams.adaptation import Adaptation
+from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
 from adaptcast.streams.config import Config
 from adaptcast.streams.events import DriftAlarm, Event, Retrained
 from adaptcast.streams.metrics import Metrics
@@ -136,7 +136,7 @@ class ForecastLoop:
         on_swap: Callable[[BaseForecaster], str | None] | None = None,
         history: int | None = None,
         min_train_rows: int | None = None,
-        validate_margin: float = 0.05,
+        validate_margin: float = VALIDATE_MARGIN,
         refit: bool = True,
         max_batch: int = 256,
         metrics: Metrics | None = None,
@@ -156,6 +156,7 @@ class ForecastLoop:
         self.ledger = ledger or ComputeLedger()
         self.max_batch = max_batch
         self.metrics = metrics or Metrics()
+        self.metrics.track_compute(self.ledger)
         self.clock = clock
         self.adaptation = Adaptation(
             model,
@@ -431,11 +432,14 @@ class ForecastLoop:
         rows = max((len(s.buffer) for s in self.states.values()), default=0)
         if self.model is None and rows < self.min_train_rows:
             return
+        errors = self._scaled_one_step_errors(result)
+        for e in errors:
+            self.metrics.live_scaled_error.observe(e)
         info = StepInfo(
             step=self.step,
             rows_available=rows,
             has_model=self.model is not None,
-            errors=self._scaled_one_step_errors(result),
+            errors=errors,
             features=self._scaled_features(fresh),
             history=self._vh_history() if self.policy.window.kind == "vh" else None,
             time=None if self._newest_ts is None else self._newest_ts / 1000,
@@ -497,6 +501,23 @@ class ForecastLoop:
             self.memory.update(np.stack([hits[i][0].key for i in fresh]), values, mask)
 
 
+def template_from_config(cfg: Config) -> BaseForecaster:
+    """The untrained model the ``model`` section describes (what every retrain clones)."""
+    m = cfg.model
+    try:
+        return create_forecaster(
+            m.kind,
+            lookback=m.lookback,
+            horizon=m.horizon,
+            n_features=len(m.channels),
+            n_targets=len(m.targets),
+            seed=m.seed,
+            **m.params,
+        )
+    except TypeError as exc:
+        raise ValueError(f"model.params: {exc}") from None
+
+
 def build_loop(
     cfg: Config,
     *,
@@ -508,20 +529,8 @@ def build_loop(
     """The loop a configuration describes, for every front end: untrained model, policy, error memory."""
     m, a = cfg.model, cfg.adaptation
     ledger = ComputeLedger()
-    try:
-        template = create_forecaster(
-            m.kind,
-            lookback=m.lookback,
-            horizon=m.horizon,
-            n_features=len(m.channels),
-            n_targets=len(m.targets),
-            seed=m.seed,
-            **m.params,
-        )
-    except TypeError as exc:
-        raise ValueError(f"model.params: {exc}") from None
     return ForecastLoop(
-        template,
+        template_from_config(cfg),
         m.channels,
         policy=make_policy(
             a.policy, a.window, m.lookback, m.horizon, a.history, defer=a.defer_rows, growth=a.growth

@@ -21,6 +21,7 @@ LOOKBACK, HORIZON = 8, 3
 PERIODIC = Decision(Action.RETRAIN, Reason.PERIODIC, 200)
 
 # the flat records the backtest tables are built from: these keys must not change
+TRAIN_EVENT_KEYS = {"event", "ts_ms", "step", "reason", "window", "train_samples", "samples_seen"}
 EVENT_KEYS = {
     "retrain": {"model_version", "train_seconds", "epochs", "val_error"},
     "retrain_rejected": {"candidate_error", "serving_error", "train_seconds"},
@@ -28,34 +29,20 @@ EVENT_KEYS = {
 }
 
 
-class FakeTrainer:
-    """A scripted ``Trainer``: keeps what is submitted; the test finishes jobs in any order (``finish``)."""
+class FakeTrainer(InlineTrainer):
+    """An ``InlineTrainer`` that only keeps what is submitted; the test finishes jobs in any order."""
 
     def __init__(self) -> None:
+        super().__init__(ComputeLedger())
         self.jobs: list[TrainJob] = []
-        self._done: list[TrainOutcome] = []
-
-    @property
-    def busy(self) -> bool:
-        return False
 
     def submit(self, job: TrainJob) -> None:
         self.jobs.append(job)
 
     def finish(self, job: TrainJob, model: BaseForecaster | None = None) -> None:
         """Train ``job`` for real, or hand back ``model`` as its candidate."""
-        outcome = run_job(job, ComputeLedger())
+        outcome = run_job(job, self.ledger)
         self._done.append(outcome if model is None else TrainOutcome(job, model, outcome.report))
-
-    def poll(self) -> list[TrainOutcome]:
-        done, self._done = self._done, []
-        return done
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return True
-
-    def close(self) -> None:
-        pass
 
 
 def _histories(n_series: int = 2, rows: int = 300, seed: int = 0) -> list[np.ndarray]:
@@ -89,13 +76,29 @@ def _serving(ad: Adaptation) -> BaseForecaster:
     return ad.model
 
 
-def _serving_with(ad: Adaptation, trainer: FakeTrainer) -> BaseForecaster:
-    """The first model, trained by the fake trainer."""
+def _serving_with_fake_trainer() -> tuple[Adaptation, FakeTrainer, BaseForecaster]:
+    """An adaptation whose jobs the test finishes, and its first model (already installed)."""
+    trainer = FakeTrainer()
+    ad = _adaptation(trainer)
     ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 200), _histories(), step=1, ts_ms=HOUR)
     trainer.finish(trainer.jobs[-1])
     (event,) = ad.collect(step=1)
     assert isinstance(event, Retrained) and ad.model is not None
-    return ad.model
+    return ad, trainer, ad.model
+
+
+def _trained_clone(model: BaseForecaster, job: TrainJob) -> BaseForecaster:
+    """A candidate of the serving model's kind, fitted on ``job``'s training set."""
+    other = model.clone()
+    other.fit(job.data.X, job.data.Y)
+    return other
+
+
+def _assert_record(event, kind: str) -> dict:
+    """``event.to_dict()`` is a flat record of ``kind`` with exactly the keys the tables expect."""
+    d = event.to_dict()
+    assert d["event"] == kind and set(d) == TRAIN_EVENT_KEYS | EVENT_KEYS[kind]
+    return d
 
 
 def _metric(ad: Adaptation, line: str) -> bool:
@@ -112,18 +115,8 @@ def test_candidate_is_validated_and_swapped_in():
     assert isinstance(event, Retrained) and event.step == 21 and event.ts_ms == 20 * HOUR
     assert ad.model is not first and ad.model_version == "2" and ad.model.parent_version == "1"
     assert ad.policy.last_retrain_step == 21
-    d = event.to_dict()
-    assert d["event"] == "retrain" and d["reason"] == "periodic" and d["model_version"] == "2"
-    assert set(d) == {
-        "event",
-        "ts_ms",
-        "step",
-        "reason",
-        "window",
-        "train_samples",
-        "samples_seen",
-        *EVENT_KEYS["retrain"],
-    }
+    d = _assert_record(event, "retrain")
+    assert d["reason"] == "periodic" and d["model_version"] == "2"
     assert ad.events == [ad.events[0], event]
     assert _metric(ad, "adaptcast_model_version 2.0") and _metric(
         ad, 'adaptcast_retrains_total{reason="periodic"} 1.0'
@@ -132,13 +125,10 @@ def test_candidate_is_validated_and_swapped_in():
 
 
 def test_worse_candidate_is_rejected_and_serving_model_kept():
-    trainer = FakeTrainer()
-    ad = _adaptation(trainer)
-    first = _serving_with(ad, trainer)
+    ad, trainer, first = _serving_with_fake_trainer()
     job = ad.start(PERIODIC, _histories(), step=30, ts_ms=30 * HOUR)
     assert job is not None
-    worse = first.clone()
-    worse.fit(job.data.X, job.data.Y)
+    worse = _trained_clone(first, job)
     honest = worse.predict
     worse.predict = lambda X: honest(X) + 5.0  # type: ignore[method-assign]  # a candidate 5 units off
     trainer.finish(job, worse)
@@ -147,16 +137,7 @@ def test_worse_candidate_is_rejected_and_serving_model_kept():
     assert event.candidate_error > event.serving_error
     assert ad.model is first and ad.model_version == "1"
     assert ad.policy.last_retrain_step == 31  # the detector restarts either way
-    assert set(event.to_dict()) == {
-        "event",
-        "ts_ms",
-        "step",
-        "reason",
-        "window",
-        "train_samples",
-        "samples_seen",
-        *EVENT_KEYS["retrain_rejected"],
-    }
+    _assert_record(event, "retrain_rejected")
     assert _metric(ad, 'adaptcast_retrain_failures_total{stage="validation"} 1.0')
 
 
@@ -172,25 +153,12 @@ def test_training_failure_keeps_serving_and_is_recorded(monkeypatch):
     (event,) = ad.collect(step=40)
     assert isinstance(event, RetrainFailed) and event.error == "RuntimeError: out of memory"
     assert ad.model is first and ad.model_version == "1"
-    d = event.to_dict()
-    assert d["event"] == "retrain_failed" and d["reason"] == "periodic"
-    assert set(d) == {
-        "event",
-        "ts_ms",
-        "step",
-        "reason",
-        "window",
-        "train_samples",
-        "samples_seen",
-        *EVENT_KEYS["retrain_failed"],
-    }
+    assert _assert_record(event, "retrain_failed")["reason"] == "periodic"
     assert _metric(ad, 'adaptcast_retrain_failures_total{stage="train"} 1.0')
 
 
 def test_candidate_finishing_after_a_newer_one_is_not_installed():
-    trainer = FakeTrainer()
-    ad = _adaptation(trainer)
-    _serving_with(ad, trainer)
+    ad, trainer, _ = _serving_with_fake_trainer()
     older = ad.start(PERIODIC, _histories(seed=1), step=10, ts_ms=10 * HOUR)
     newer = ad.start(PERIODIC, _histories(seed=2), step=11, ts_ms=11 * HOUR)
     assert older is not None and newer is not None and older.seq < newer.seq
@@ -207,13 +175,10 @@ def test_candidate_finishing_after_a_newer_one_is_not_installed():
 
 
 def test_a_served_checkpoint_supersedes_running_jobs():
-    trainer = FakeTrainer()
-    ad = _adaptation(trainer)
-    first = _serving_with(ad, trainer)
+    ad, trainer, first = _serving_with_fake_trainer()
     running = ad.start(PERIODIC, _histories(), step=10, ts_ms=10 * HOUR)
     assert running is not None
-    loaded = first.clone()
-    loaded.fit(running.data.X, running.data.Y)
+    loaded = _trained_clone(first, running)
     loaded.version = "from-checkpoint"
     ad.serve(loaded)
     trainer.finish(running)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from generated_checks import check_cases, learned_state, state_equal
 
 from adaptcast.drift import ADWIN, KSWIN, FeatureDrift, PageHinkley, PerformanceDrift, load_state, save_state
 from adaptcast.drift.base import DriftDetector
@@ -287,23 +288,6 @@ def _fresh(name: str) -> DriftDetector:
     return make_detector(name, **({"seed": 0} if seeded else {}))
 
 
-def _state_equal(a, b) -> bool:
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_state_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_state_equal(x, y) for x, y in zip(a, b, strict=False))
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(np.asarray(a), np.asarray(b))
-    if isinstance(a, float) and math.isnan(a):
-        return isinstance(b, float) and math.isnan(b)
-    return a == b
-
-
-def _learned(det: DriftDetector) -> dict:
-    """``state_dict`` without the lifetime detection count, which ``reset`` keeps."""
-    return {k: v for k, v in det.state_dict().items() if k != "n_detections"}
-
-
 Make = Callable[[], DriftDetector]
 
 
@@ -329,8 +313,8 @@ def check_state_round_trip(make: Make, tmp_path: Path) -> None:
         twin = make()
         twin.load_state_dict(saved)
         rebuilt = detector_from_state(saved)
-        assert _state_equal(twin.state_dict(), det.state_dict())
-        assert _state_equal(rebuilt.state_dict(), det.state_dict())
+        assert state_equal(twin.state_dict(), det.state_dict())
+        assert state_equal(rebuilt.state_dict(), det.state_dict())
         expected = det.update_many(xs[cut:])
         assert np.array_equal(twin.update_many(xs[cut:]), expected)
         assert np.array_equal(rebuilt.update_many(xs[cut:]), expected)
@@ -342,7 +326,7 @@ def check_reset_equals_fresh(make: Make, tmp_path: Path) -> None:
     det, fresh = make(), make()
     det.update_many(xs)
     det.reset()
-    assert _state_equal(_learned(det), _learned(fresh))
+    assert state_equal(learned_state(det), learned_state(fresh))
     assert np.array_equal(det.update_many(xs), fresh.update_many(xs))
 
 
@@ -360,7 +344,7 @@ def check_non_finite_input_raises(make: Make, tmp_path: Path) -> None:
             det.update(batch[-1])
         with pytest.raises(ValueError, match=clear):
             det.update_many(batch)
-    assert _state_equal(det.state_dict(), before)
+    assert state_equal(det.state_dict(), before)
 
 
 def check_update_matches_update_many(make: Make, tmp_path: Path) -> None:
@@ -373,7 +357,7 @@ def check_update_matches_update_many(make: Make, tmp_path: Path) -> None:
         assert one.drift_detected == flags[-1]
     assert np.array_equal(many.update_many(xs), flags)
     assert many.update_many(xs[:0]).shape == (0,)
-    assert _state_equal(one.state_dict(), many.state_dict())
+    assert state_equal(one.state_dict(), many.state_dict())
 
 
 def check_fires_on_an_obvious_change(make: Make, tmp_path: Path) -> None:
@@ -394,7 +378,7 @@ def check_rebase(make: Make, tmp_path: Path) -> None:
     b.update_many(xs)
     a.rebase()
     b.reset()
-    assert _state_equal(a.state_dict(), b.state_dict())
+    assert state_equal(a.state_dict(), b.state_dict())
     assert np.array_equal(a.update_many(later), b.update_many(later))
     new_model = {  # what the loop knows after training on the stream's first regime
         "val_error": float(_stream("errors")[:CHANGE].mean()),
@@ -405,7 +389,7 @@ def check_rebase(make: Make, tmp_path: Path) -> None:
     used.rebase(**new_model)
     fresh.rebase(**new_model)
     assert not used.drift_detected
-    assert _state_equal(_learned(used), _learned(fresh))
+    assert state_equal(learned_state(used), learned_state(fresh))
     assert np.array_equal(used.update_many(later), fresh.update_many(later))
 
 
@@ -420,13 +404,6 @@ DETECTOR_CHECKS = [
 ]
 
 
-@pytest.mark.parametrize(
-    "name,check",
-    [
-        pytest.param(name, check, id=f"{name}-{check.__name__.removeprefix('check_')}")
-        for name in DETECTORS
-        for check in DETECTOR_CHECKS
-    ],
-)
+@pytest.mark.parametrize("name,check", check_cases(DETECTORS, DETECTOR_CHECKS))
 def test_detector_check(name: str, check: Callable[[Make, Path], None], tmp_path: Path) -> None:
     check(lambda: _fresh(name), tmp_path)

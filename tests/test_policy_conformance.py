@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from generated_checks import check_cases, learned_state, state_equal
 
 from adaptcast.drift import RetrainPolicy, StepInfo, load_state, save_state
 from adaptcast.drift.detectors import DETECTORS
@@ -72,17 +73,6 @@ def _run(policy: RetrainPolicy, steps: range, has_model: bool) -> list[tuple[int
     return out
 
 
-def _state_equal(a, b) -> bool:
-    """Nested ``state_dict`` equality, arrays compared by value."""
-    if isinstance(a, dict):
-        return a.keys() == b.keys() and all(_state_equal(a[k], b[k]) for k in a)
-    if isinstance(a, (list, tuple)):
-        return len(a) == len(b) and all(_state_equal(x, y) for x, y in zip(a, b, strict=True))
-    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
-        return np.array_equal(np.asarray(a), np.asarray(b))
-    return a == b
-
-
 def check_state_round_trip(spec: str, tmp_path: Path) -> None:
     """Saved to a file before and just after the change: ``from_state`` and ``load_state_dict`` resume."""
     for cut in (700, CHANGE + 20):
@@ -125,21 +115,12 @@ def check_notify_rebases_the_detector(spec: str, tmp_path: Path) -> None:
         return
     fresh = type(policy.detector)(**policy.detector.params())
     fresh.rebase(**new_model)
-    learned = {k: v for k, v in policy.detector.state_dict().items() if k != "n_detections"}
-    expected = {k: v for k, v in fresh.state_dict().items() if k != "n_detections"}
-    assert _state_equal(learned, expected)
+    assert state_equal(learned_state(policy.detector), learned_state(fresh))
 
 
 POLICY_CHECKS = [check_state_round_trip, check_trigger_fires_on_its_stream, check_notify_rebases_the_detector]
 
 
-@pytest.mark.parametrize(
-    "spec,check",
-    [
-        pytest.param(spec, check, id=f"{spec}-{check.__name__.removeprefix('check_')}")
-        for spec in SPECS
-        for check in POLICY_CHECKS
-    ],
-)
+@pytest.mark.parametrize("spec,check", check_cases(SPECS, POLICY_CHECKS))
 def test_policy_check(spec: str, check: Callable[[str, Path], None], tmp_path: Path) -> None:
     check(spec, tmp_path)

@@ -76,16 +76,8 @@ class ARNet(TorchForecaster):
         "sparsity": None,
     }
 
-    def __init__(
-        self,
-        lookback: int,
-        horizon: int,
-        n_features: int = 1,
-        n_targets: int = 1,
-        seed: int = 0,
-        **hparams: Any,
-    ):
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **hparams)
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         s = self.hparams["sparsity"]
         if s is not None and not 0 < float(s) <= 1:
             raise ValueError(f"arnet: sparsity must be in (0, 1], got {s!r}")

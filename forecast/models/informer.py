@@ -390,22 +390,14 @@ class InformerForecaster(TorchForecaster):
         "time_embedding": "linear",
     }
 
-    def __init__(
-        self,
-        lookback: int,
-        horizon: int,
-        n_features: int = 1,
-        n_targets: int = 1,
-        seed: int = 0,
-        **hparams: Any,
-    ):
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **hparams)
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         hp = self.hparams
         k = int(hp["time_features"])
-        if k < 0 or n_features - k < n_targets:
+        if k < 0 or self.n_features - k < self.n_targets:
             raise ValueError(
-                f"informer: time_features={k} must leave at least n_targets={n_targets} "
-                f"value channels of n_features={n_features}"
+                f"informer: time_features={k} must leave at least n_targets={self.n_targets} "
+                f"value channels of n_features={self.n_features}"
             )
         if k:
             expected = len(mark_names(hp["freq"]))
@@ -425,8 +417,10 @@ class InformerForecaster(TorchForecaster):
         self.sizes = transformer_sizes(self.kind, hp)
         if not 0 < float(hp["lr_decay"]) <= 1:
             raise ValueError(f"informer: lr_decay must be in (0, 1], got {hp['lr_decay']!r}")
-        if not 1 <= self.label_len <= lookback:
-            raise ValueError(f"informer: label_len must be in [1, lookback={lookback}], got {self.label_len}")
+        if not 1 <= self.label_len <= self.lookback:
+            raise ValueError(
+                f"informer: label_len must be in [1, lookback={self.lookback}], got {self.label_len}"
+            )
 
     @property
     def label_len(self) -> int:

@@ -59,16 +59,8 @@ class LiquidForecaster(TorchForecaster):
     kind = "lnn"
     defaults: ClassVar[dict[str, Any]] = {"units": 32, "cell": "cfc", "wiring": "full", "motor": 8}
 
-    def __init__(
-        self,
-        lookback: int,
-        horizon: int,
-        n_features: int = 1,
-        n_targets: int = 1,
-        seed: int = 0,
-        **hparams: Any,
-    ):
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **hparams)
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         hp = self.hparams
         if hp["cell"] not in CELLS:
             raise ValueError(f"lnn: cell must be one of {CELLS}, got {hp['cell']!r}")

@@ -231,24 +231,16 @@ class MIMOVPForecaster(TorchForecaster):
         "l1_weight": 1.0,
     }
 
-    def __init__(
-        self,
-        lookback: int,
-        horizon: int,
-        n_features: int = 1,
-        n_targets: int = 1,
-        seed: int = 0,
-        **hparams: Any,
-    ):
-        if hparams.get("grid") is not None:
-            hparams["grid"] = [int(v) for v in hparams["grid"]]  # JSON-friendly in the manifest
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **hparams)
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         hp = self.hparams
+        if hp["grid"] is not None:
+            hp["grid"] = [int(v) for v in hp["grid"]]  # JSON-friendly in the manifest
         C, H, W = self.grid
-        if n_features != C * H * W:
+        if self.n_features != C * H * W:
             raise ValueError(
                 f"mimo_vp: grid (C, H, W) = {(C, H, W)} has {C * H * W} cells per frame "
-                f"but n_features={n_features}"
+                f"but n_features={self.n_features}"
             )
         if min(C, H, W) < 1:
             raise ValueError(f"mimo_vp: grid sizes must be positive, got {(C, H, W)}")

@@ -39,24 +39,14 @@ class XGBForecaster(BaseForecaster):
         "num_threads": None,
     }
 
-    def __init__(
-        self,
-        lookback: int,
-        horizon: int,
-        n_features: int = 1,
-        n_targets: int = 1,
-        seed: int = 0,
-        **hparams: Any,
-    ):
-        unknown = sorted(set(hparams) - set(self.defaults))
-        if unknown:
-            raise ValueError(f"xgboost: unknown hyper-parameter(s) {unknown}; valid: {sorted(self.defaults)}")
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **{**self.defaults, **hparams})
+    booster: xgb.Booster | None = None  # the trained model, set by fit or load
+
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         if self.hparams["device"] not in ("auto", "cpu", "cuda"):
             raise ValueError(
                 f"xgboost: device must be 'auto', 'cpu' or 'cuda', got {self.hparams['device']!r}"
             )
-        self.booster: xgb.Booster | None = None
 
     @property
     def device(self) -> str:
