@@ -76,10 +76,10 @@ def _serving(ad: Adaptation) -> BaseForecaster:
     return ad.model
 
 
-def _serving_with_fake_trainer() -> tuple[Adaptation, FakeTrainer, BaseForecaster]:
+def _serving_with_fake_trainer(policy: str = "periodic:10") -> tuple[Adaptation, FakeTrainer, BaseForecaster]:
     """An adaptation whose jobs the test finishes, and its first model (already installed)."""
     trainer = FakeTrainer()
-    ad = _adaptation(trainer)
+    ad = _adaptation(trainer, policy=policy)
     ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 200), _histories(), step=1, ts_ms=HOUR)
     trainer.finish(trainer.jobs[-1])
     (event,) = ad.collect(step=1)
@@ -281,13 +281,10 @@ def test_served_model_has_learnt_the_newest_windows(monkeypatch):
 
 def test_a_rejected_candidate_keeps_the_detector_reference():
     """A rejection must not make the degraded serving error the detector's new normal."""
-    trainer = FakeTrainer()
-    ad = _adaptation(trainer, policy="drift")
-    first = _serving_with(ad, trainer)
+    ad, trainer, first = _serving_with_fake_trainer(policy="drift")
     reference = ad.policy.detector.current_reference
     job = ad.start(PERIODIC, _histories(seed=1), step=30, ts_ms=30 * HOUR)
-    worse = first.clone()
-    worse.fit(job.data.X, job.data.Y)
+    worse = _trained_clone(first, job)
     honest = worse.predict
     worse.predict = lambda X: honest(X) + 5.0  # type: ignore[method-assign]
     trainer.finish(job, worse)
