@@ -90,7 +90,7 @@ class AdaptationConfig(_Section):
     """When to retrain, on how much history, and the error memory (spellings as in ``adaptcast backtest``)."""
 
     policy: str = "drift"
-    window: str = "vh"
+    window: str = "full"
     memory: bool = True
     memory_params: dict[str, Any] = Field(
         default_factory=dict, description="error-memory settings (see adaptcast.drift.memory.ErrorMemory)"

@@ -157,7 +157,7 @@ def test_compare_spec_overrides():
     other = variant(base, "policy=periodic:24, memory=on, model.lookback=24")
     assert (other.adaptation.policy, other.adaptation.window, other.adaptation.memory) == (
         "periodic:24",
-        "vh",
+        "full",
         True,
     )
     assert other.model.lookback == 24 and base.model.lookback == 48
