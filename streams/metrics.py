@@ -61,6 +61,17 @@ class Metrics:
         self.live_error = Gauge(
             "adaptcast_live_mae", "Rolling mean absolute error of one-step-ahead forecasts", registry=r
         )
+        self.grid_filled = Counter(
+            "adaptcast_grid_filled_steps_total",
+            "Missing grid points filled for the model's input (never scored)",
+            registry=r,
+        )
+        self.series_resets = Counter(
+            "adaptcast_series_resets_total",
+            "Series windows restarted: after a gap longer than grid.max_fill, or onto a new grid",
+            ["reason"],
+            registry=r,
+        )
         self.drift_detections = Counter(
             "adaptcast_drift_detections_total", "Drift alarms", ["detector"], registry=r
         )
