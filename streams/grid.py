@@ -147,15 +147,16 @@ def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, Se
 
 
 def _infer(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
-    """While inferring: the period is the most common interval so far; when that changes, regrid."""
+    """While inferring, the period is the most common interval so far. When that changes, or a record
+    is off the provisional grid, the series moves onto a grid of that period through the record."""
     intervals = (*grid.intervals, interval)
     period = infer_period(intervals, rules.tolerance)
     done = len(intervals) + 1 >= rules.infer_records
     grid = replace(grid, seen_ms=ts_ms, intervals=() if done else intervals, fixed=done)
-    if grid.period_ms is not None and period != grid.period_ms:
-        return Placement(Action.REGRID, ts_ms, inferred=done), replace(grid, period_ms=period, last_ms=ts_ms)
-    placed, grid = _on_grid(replace(grid, period_ms=period), ts_ms, rules)
-    return replace(placed, inferred=done), grid
+    placed, moved = _on_grid(replace(grid, period_ms=period), ts_ms, rules)
+    if grid.period_ms is None or (period == grid.period_ms and placed.action is not Action.OFF_GRID):
+        return replace(placed, inferred=done), moved
+    return Placement(Action.REGRID, ts_ms, inferred=done), replace(grid, period_ms=period, last_ms=ts_ms)
 
 
 def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:

@@ -130,6 +130,14 @@ def test_a_provisional_period_is_replaced_when_the_most_common_interval_changes(
     assert placed[-1].inferred and grid.period_ms == H and grid.fixed
 
 
+def test_a_record_off_the_provisional_grid_moves_the_grid_rather_than_being_refused():
+    placed, grid = _walk([0, 2 * H, 5 * H], GridRules())  # 2 h and 3 h tie: 2 h, and 5 h is off it
+    assert [p.action for p in placed] == [Action.START, Action.APPEND, Action.REGRID]
+    assert (grid.period_ms, grid.last_ms) == (2 * H, 5 * H)
+    p, _ = place(grid, 6 * H, GridRules())  # now 1 h is as common as 2 h, and shorter
+    assert p.action is Action.REGRID
+
+
 def test_switch_to_quarter_hours_moves_the_series_onto_a_new_grid():
     rules = GridRules(period_ms=H, change_records=4)
     hourly = [k * H for k in range(5)]
