@@ -120,6 +120,7 @@ class StepResult:
     """What one ``process`` call produced."""
 
     forecasts: list[Forecast] = field(default_factory=list)
+    accepted: list[Record] = field(default_factory=list)  # on their grid points: the truths forecasts meet
     rejected: list[tuple[Record, RecordError]] = field(default_factory=list)
     scored: list[ScoredError] = field(default_factory=list)  # one-step-ahead only: the drift detectors' input
     events: list[dict[str, Any]] = field(default_factory=list)
@@ -219,6 +220,7 @@ class ForecastLoop:
                 self.metrics.records_rejected.labels(err.reason).inc()
                 continue
             rec = self._to_grid(rec, row, placed, state, result)
+            result.accepted.append(rec)
             if emit:
                 self._score(rec, row, state)
             state.buffer.append(row)
@@ -387,7 +389,8 @@ class ForecastLoop:
             reason = "gap" if placed.action is Action.RESET else "grid_change"
             self.metrics.series_resets.labels(reason).inc()
             at = format_timestamp(placed.ts_ms)
-            log.info("series %r restarts its window at %s (%s; period %s ms)", rec.series, at, reason, period)
+            level = logging.WARNING if placed.action is Action.REGRID else logging.INFO
+            log.log(level, "series %r restarts at %s (%s, period %s ms)", rec.series, at, reason, period)
             steps = placed.missing if placed.action is Action.RESET else None
             ev = self._event(
                 "series_reset", placed.ts_ms, series=rec.series, reason=reason, steps=steps, period_ms=period
