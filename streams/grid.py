@@ -32,7 +32,7 @@ class Action(Enum):
     APPEND = "append"  # on the grid point after the latest record
     FILL = "fill"  # after ``missing`` empty grid points, which are filled for the model's input
     RESET = "reset"  # after more than ``max_fill`` empty grid points: the window starts afresh
-    REGRID = "regrid"  # the series moved onto a new grid (its interval or phase changed): starts afresh
+    REGRID = "regrid"  # records stopped falling on the grid: the series moved onto a new one, afresh
     DUPLICATE = DUPLICATE  # on the latest record's grid point (the first record wins)
     LATE = LATE  # before the latest record
     OFF_GRID = OFF_GRID  # further than the tolerance from every grid point
@@ -121,12 +121,20 @@ def round_period(ms: float) -> int:
 
 
 def infer_period(intervals: tuple[int, ...], tolerance: float) -> int:
-    """The most common interval (those within the tolerance of each other count as one; ties: the shorter)."""
+    """The most common interval, or the shortest whole fraction of it that is at least half as common
+    (records missing at random make twice the period common too). Intervals within the tolerance of
+    each other count as one; between equally common ones the shorter wins."""
 
     def near(d: int) -> list[int]:
         return [e for e in intervals if abs(e - d) <= tolerance * d]
 
-    best = max(intervals, key=lambda d: (len(near(d)), -d))
+    mode = max(intervals, key=lambda d: (len(near(d)), -d))
+    support = len(near(mode))
+    best = min(
+        d
+        for d in intervals
+        if 2 * len(near(d)) >= support and abs(mode - round(mode / d) * d) <= tolerance * d
+    )
     return round_period(median(near(best)))
 
 
@@ -134,9 +142,10 @@ def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, Se
     """Where a record stamped ``ts_ms`` goes on ``grid``, and the grid after it (pure)."""
     if grid.last_ms is None or grid.seen_ms is None:
         return Placement(Action.START, ts_ms), replace(grid, last_ms=ts_ms, seen_ms=ts_ms)
-    slack = rules.tolerance * (grid.period_ms or 0)
+    # a provisional period may be far too long: its tolerance would swallow the next grid point
+    slack = rules.tolerance * grid.period_ms if grid.fixed and grid.period_ms else 0
     if ts_ms <= grid.last_ms + slack:
-        action = Action.DUPLICATE if abs(ts_ms - grid.last_ms) <= slack else Action.LATE
+        action = Action.DUPLICATE if ts_ms >= grid.last_ms - slack else Action.LATE
         return Placement(action, ts_ms), grid
     if ts_ms <= grid.seen_ms:
         return Placement(Action.LATE, ts_ms), grid
@@ -151,35 +160,33 @@ def _infer(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tup
     is off the provisional grid, the series moves onto a grid of that period through the record."""
     intervals = (*grid.intervals, interval)
     period = infer_period(intervals, rules.tolerance)
-    done = len(intervals) + 1 >= rules.infer_records
-    grid = replace(grid, seen_ms=ts_ms, intervals=() if done else intervals, fixed=done)
     placed, moved = _on_grid(replace(grid, period_ms=period), ts_ms, rules)
+    if placed.action is Action.DUPLICATE:
+        return placed, grid
+    done = len(intervals) + 1 >= rules.infer_records
+    learned = {"seen_ms": ts_ms, "intervals": () if done else intervals, "fixed": done}
     if grid.period_ms is None or (period == grid.period_ms and placed.action is not Action.OFF_GRID):
-        return replace(placed, inferred=done), moved
-    return Placement(Action.REGRID, ts_ms, inferred=done), replace(grid, period_ms=period, last_ms=ts_ms)
+        return replace(placed, inferred=done), replace(moved, **learned)
+    regrid = replace(grid, period_ms=period, last_ms=ts_ms, **learned)
+    return Placement(Action.REGRID, ts_ms, inferred=done), regrid
 
 
 def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
-    """A fixed grid: a run of ``change_records`` records that agree on another interval, or on another
-    phase, moves the series onto a new grid of that interval starting at the last of them."""
-    assert grid.period_ms is not None and grid.last_ms is not None
-    period, tol = grid.period_ms, rules.tolerance
-    offset = ts_ms - grid.last_ms
-    fits = (
-        abs(offset - round(offset / period) * period) <= tol * period
-        and abs(interval - period) <= tol * period
-    )
-    if fits:
-        grid = replace(grid, candidate_ms=None, agreeing=0)
-    elif grid.candidate_ms is not None and abs(interval - grid.candidate_ms) <= tol * grid.candidate_ms:
-        grid = replace(grid, agreeing=grid.agreeing + 1)
+    """A fixed grid changes only when records stop falling on it: a record off the grid starts a run,
+    records whose intervals agree with it (on the grid or off) continue it, and at ``change_records``
+    the series moves onto a grid of that interval through the last of them. A slower feed on the same
+    grid (1 h → 2 h) is no change: the points between its records are gaps."""
+    placed, moved = _on_grid(grid, ts_ms, rules)
+    cand = grid.candidate_ms
+    if cand is not None and abs(interval - cand) <= rules.tolerance * cand:
+        cand, agreeing = cand, grid.agreeing + 1
+    elif placed.action is Action.OFF_GRID:
+        cand, agreeing = interval, 1
     else:
-        grid = replace(grid, candidate_ms=interval, agreeing=1)
-    grid = replace(grid, seen_ms=ts_ms)
-    if grid.candidate_ms is not None and grid.agreeing >= rules.change_records:
-        new = SeriesGrid(round_period(grid.candidate_ms), ts_ms, ts_ms, fixed=True)
-        return Placement(Action.REGRID, ts_ms), new
-    return _on_grid(grid, ts_ms, rules)
+        cand, agreeing = None, 0
+    if cand is not None and agreeing >= rules.change_records:
+        return Placement(Action.REGRID, ts_ms), SeriesGrid(round_period(cand), ts_ms, ts_ms, fixed=True)
+    return placed, replace(moved, seen_ms=ts_ms, candidate_ms=cand, agreeing=agreeing)
 
 
 def _on_grid(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
@@ -189,6 +196,8 @@ def _on_grid(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement,
     point = grid.last_ms + steps * grid.period_ms
     if abs(ts_ms - point) > rules.tolerance * grid.period_ms:
         return Placement(Action.OFF_GRID, ts_ms), grid
+    if steps == 0:  # on the latest record's point: only while the period is provisional
+        return Placement(Action.DUPLICATE, ts_ms), grid
     missing = steps - 1
     action = Action.APPEND if missing == 0 else Action.FILL if missing <= rules.max_fill else Action.RESET
     return Placement(action, point, missing), replace(grid, last_ms=point)

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from adaptcast.drift.state import load_state, save_state
+from adaptcast.streams.config import ConfigError, load_config
 from adaptcast.streams.grid import (
     Action,
     Fill,
@@ -56,7 +57,10 @@ def test_round_period_takes_the_nearest_whole_unit_only_when_it_is_very_close():
 def test_infer_period_is_the_most_common_interval_and_the_shorter_on_a_tie():
     assert infer_period((H, H, 2 * H, H, 7 * H), 0.1) == H
     assert infer_period((2 * H, H), 0.1) == H
-    assert infer_period((2 * H, H, 2 * H), 0.1) == 2 * H
+    assert infer_period((2 * H, H, 2 * H), 0.1) == H  # 1 h is half as common as 2 h, and divides it
+    assert infer_period((2 * H, H, 2 * H, 2 * H, 2 * H), 0.1) == 2 * H
+    assert infer_period((2 * H, 3 * H), 0.1) == 2 * H  # 2 h does not divide 3 h
+    assert infer_period((H, H, H, H, 30 * MIN), 0.1) == H  # a stray's half interval is rare
     assert infer_period((H + 3_000, H - 2_000, H + 1_000), 0.1) == H  # jitter: one cluster, whole hour
 
 
@@ -138,6 +142,18 @@ def test_a_record_off_the_provisional_grid_moves_the_grid_rather_than_being_refu
     assert p.action is Action.REGRID
 
 
+def test_a_long_provisional_period_does_not_swallow_the_next_hour():
+    placed, grid = _walk([38 * H, 48 * H, 49 * H], GridRules())  # 10 h, then 1 h: the shorter wins
+    assert [p.action for p in placed] == [Action.START, Action.APPEND, Action.REGRID]
+    assert (grid.period_ms, grid.last_ms) == (H, 49 * H)
+
+
+def test_a_jittered_repeat_while_inferring_is_a_duplicate_and_teaches_nothing():
+    _, grid = _walk([0, H, 2 * H, 3 * H], GridRules())
+    p, after = place(grid, 3 * H + 5_000, GridRules())
+    assert p.action is Action.DUPLICATE and after == grid
+
+
 def test_switch_to_quarter_hours_moves_the_series_onto_a_new_grid():
     rules = GridRules(period_ms=H, change_records=4)
     hourly = [k * H for k in range(5)]
@@ -149,11 +165,11 @@ def test_switch_to_quarter_hours_moves_the_series_onto_a_new_grid():
     assert grid.period_ms == 15 * MIN and placed[8].ts_ms == 5 * H
 
 
-def test_slower_feed_fills_until_it_regrids():
+def test_a_slower_feed_stays_on_its_grid_with_gaps_between_its_records():
     rules = GridRules(period_ms=H, change_records=3, max_fill=2)
     placed, grid = _walk([0, H, 3 * H, 5 * H, 7 * H, 9 * H], rules)
-    assert [p.action for p in placed[2:]] == [Action.FILL, Action.FILL, Action.REGRID, Action.APPEND]
-    assert grid.period_ms == 2 * H
+    assert [(p.action, p.missing) for p in placed[2:]] == [(Action.FILL, 1)] * 4
+    assert grid.period_ms == H
 
 
 def test_phase_shift_moves_the_grid_after_enough_agreeing_records():
@@ -185,3 +201,15 @@ def test_fill_rows_interpolate_or_repeat():
     lin = fill_rows(before, after, 3, Fill.LINEAR)
     assert lin.dtype == np.float32 and lin.tolist() == [[1.0, 9.0], [2.0, 8.0], [3.0, 7.0]]
     assert fill_rows(before, after, 2, Fill.LAST).tolist() == [[0.0, 10.0], [0.0, 10.0]]
+
+
+def test_config_section_gives_the_rules_and_names_a_bad_period():
+    cfg = load_config(
+        overrides={"grid": {"series_frequency": {"fast": "15min"}, "fill": "last"}},
+        environ={"ADAPTCAST__GRID__FREQUENCY": "1h"},
+    )
+    rules = cfg.grid.rules(lookback=48)
+    assert (rules.period_ms, rules.series_period_ms, rules.fill) == (H, {"fast": 15 * MIN}, Fill.LAST)
+    assert rules.max_fill == 12  # unset: a quarter of the lookback
+    with pytest.raises(ConfigError, match=r"grid\.series_frequency.*hourly"):
+        load_config(overrides={"grid": {"series_frequency": {"s": "hourly"}}}, environ={})

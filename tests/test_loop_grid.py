@@ -249,7 +249,8 @@ def test_any_drop_pattern_keeps_forecasts_on_the_grid_and_scores_only_real_recor
     kept = [k for k, on in enumerate(keep) if on]
     fed = Fed(_loop(lookback, horizon, max_fill=max_fill, period_ms=HOUR if declared else None))
     fed.feed(_hourly(kept))
-    assert not fed.rejected
+    # while inferring, a pattern may make twice the period look like it: records off that grid are refused
+    assert {e.reason for _, e in fed.rejected} <= ({OFF_GRID} if not declared else set())
     for f in fed.forecasts:
         assert f.issued_at_ms // HOUR in kept and all(t % HOUR == 0 for t in f.ts_ms)
     assert {s.ts_ms // HOUR for s in fed.scored} <= set(kept)
