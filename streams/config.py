@@ -193,8 +193,8 @@ class GridConfig(_Section):
     change_records: int = Field(
         default=6,
         ge=3,
-        description="this many records in a row agreeing on another interval (or phase) move a series "
-        "onto a new grid (at least 3: a lone stray record makes two intervals agree)",
+        description="records in a row, the first off the grid, whose intervals agree that move a series "
+        "onto a new grid of that interval (at least 3: a lone stray record makes two agree)",
     )
 
     @field_validator("frequency", "series_frequency")

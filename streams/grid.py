@@ -158,17 +158,17 @@ def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, Se
 def _infer(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
     """While inferring, the period is the most common interval so far. When that changes, or a record
     is off the provisional grid, the series moves onto a grid of that period through the record."""
+    assert grid.last_ms is not None
     intervals = (*grid.intervals, interval)
     period = infer_period(intervals, rules.tolerance)
-    placed, moved = _on_grid(replace(grid, period_ms=period), ts_ms, rules)
+    placed = _snap(grid.last_ms, period, ts_ms, rules)
     if placed.action is Action.DUPLICATE:
         return placed, grid
     done = len(intervals) + 1 >= rules.infer_records
-    learned = {"seen_ms": ts_ms, "intervals": () if done else intervals, "fixed": done}
+    kept = () if done else intervals
     if grid.period_ms is None or (period == grid.period_ms and placed.action is not Action.OFF_GRID):
-        return replace(placed, inferred=done), replace(moved, **learned)
-    regrid = replace(grid, period_ms=period, last_ms=ts_ms, **learned)
-    return Placement(Action.REGRID, ts_ms, inferred=done), regrid
+        return replace(placed, inferred=done), SeriesGrid(period, placed.ts_ms, ts_ms, done, kept)
+    return Placement(Action.REGRID, ts_ms, inferred=done), SeriesGrid(period, ts_ms, ts_ms, done, kept)
 
 
 def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
@@ -176,7 +176,8 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
     records whose intervals agree with it (on the grid or off) continue it, and at ``change_records``
     the series moves onto a grid of that interval through the last of them. A slower feed on the same
     grid (1 h → 2 h) is no change: the points between its records are gaps."""
-    placed, moved = _on_grid(grid, ts_ms, rules)
+    assert grid.last_ms is not None and grid.period_ms is not None
+    placed = _snap(grid.last_ms, grid.period_ms, ts_ms, rules)
     cand = grid.candidate_ms
     if cand is not None and abs(interval - cand) <= rules.tolerance * cand:
         cand, agreeing = cand, grid.agreeing + 1
@@ -186,21 +187,21 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
         cand, agreeing = None, 0
     if cand is not None and agreeing >= rules.change_records:
         return Placement(Action.REGRID, ts_ms), SeriesGrid(round_period(cand), ts_ms, ts_ms, fixed=True)
-    return placed, replace(moved, seen_ms=ts_ms, candidate_ms=cand, agreeing=agreeing)
+    last = grid.last_ms if placed.action is Action.OFF_GRID else placed.ts_ms
+    return placed, SeriesGrid(grid.period_ms, last, ts_ms, True, (), cand, agreeing)
 
 
-def _on_grid(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
-    """Snap to the nearest grid point after the latest record, or reject as off the grid."""
-    assert grid.period_ms is not None and grid.last_ms is not None
-    steps = round((ts_ms - grid.last_ms) / grid.period_ms)
-    point = grid.last_ms + steps * grid.period_ms
-    if abs(ts_ms - point) > rules.tolerance * grid.period_ms:
-        return Placement(Action.OFF_GRID, ts_ms), grid
+def _snap(last_ms: int, period_ms: int, ts_ms: int, rules: GridRules) -> Placement:
+    """The nearest grid point after the latest record, or off the grid."""
+    steps = round((ts_ms - last_ms) / period_ms)
+    point = last_ms + steps * period_ms
+    if abs(ts_ms - point) > rules.tolerance * period_ms:
+        return Placement(Action.OFF_GRID, ts_ms)
     if steps == 0:  # on the latest record's point: only while the period is provisional
-        return Placement(Action.DUPLICATE, ts_ms), grid
+        return Placement(Action.DUPLICATE, ts_ms)
     missing = steps - 1
     action = Action.APPEND if missing == 0 else Action.FILL if missing <= rules.max_fill else Action.RESET
-    return Placement(action, point, missing), replace(grid, last_ms=point)
+    return Placement(action, point, missing)
 
 
 def fill_rows(before: np.ndarray, after: np.ndarray, missing: int, how: Fill) -> np.ndarray:
