@@ -39,6 +39,7 @@ class Action(Enum):
 
     @property
     def rejected(self) -> bool:
+        """The record goes to the dead letters, with this value as its reason."""
         return self in (Action.DUPLICATE, Action.LATE, Action.OFF_GRID)
 
     @property
