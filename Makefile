@@ -7,9 +7,11 @@ STAMP := $(VENV)/.adaptcast-installed
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
 DEMO_SECONDS ?= 60
+METRICS_TARGET ?= 127.0.0.1:9108
+PROMETHEUS_PORT ?= 9090
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run lint format test test-fast kafka-up kafka-down demo-live bench clean
+.PHONY: help setup run lint format test test-fast prometheus monitor monitor-down kafka-up kafka-down demo-live k8s-monitoring bench clean
 
 help: ## List the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
@@ -34,11 +36,20 @@ format: setup ## Reformat the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint ## Lint, then run the whole suite; it starts (and stops) its own Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set
+test: lint prometheus ## Lint, then run the whole suite; it starts (and stops) its own Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 test-fast: lint ## Lint, then the suite without the tests that need Java/Kafka
 	$(PY) -m pytest -m "not kafka" $(PYTEST_ARGS)
+
+prometheus: setup ## Install the Debian prometheus package (prometheus, promtool) if missing; a note where apt cannot
+	$(PY) -m adaptcast.deploy.monitoring install --optional
+
+monitor: setup ## Start Prometheus scraping a running `adaptcast run` on METRICS_TARGET (127.0.0.1:9108); print its URL
+	$(PY) -m adaptcast.deploy.monitoring up --target $(METRICS_TARGET) --port $(PROMETHEUS_PORT)
+
+monitor-down: setup ## Stop the Prometheus started by make monitor
+	$(PY) -m adaptcast.deploy.monitoring down
 
 kafka-up: setup ## Start a local broker in the background on 127.0.0.1:9092 (KAFKA_PORT=N overrides)
 	$(PY) -m adaptcast.deploy.kafka up --port $(KAFKA_PORT)
@@ -48,6 +59,9 @@ kafka-down: setup ## Stop the broker started by kafka-up
 
 demo-live: setup ## Local broker + replayed scenario + live worker with a one-line status, for DEMO_SECONDS (60)
 	$(PY) -m adaptcast.deploy.demo_live --seconds $(DEMO_SECONDS)
+
+k8s-monitoring: setup ## Regenerate k8s/base/monitoring/ from deploy/prometheus/rules/ and deploy/grafana/dashboards/
+	$(PY) -m adaptcast.deploy.k8s_monitoring
 
 bench: setup ## Run the quick benchmarks (each prints a JSON summary)
 	@for b in $(BENCHES); do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -15,12 +15,15 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from adaptcast.streams.backtest import BacktestOptions, RunSpec, file_data, replay, scenario_data, to_batches  # noqa: E402
+from adaptcast.streams.backtest import run_config  # noqa: E402
+from adaptcast.streams.config import load_config  # noqa: E402
+from adaptcast.streams.feed import load_feed, time_batches  # noqa: E402
 from adaptcast.streams.scenarios import SCENARIOS  # noqa: E402
 
 ETT = ROOT.parent / "shared" / "data" / "ett" / "ETTh1.csv"
@@ -34,32 +37,42 @@ CONFIGS = {
 
 def dataset(name: str, steps: int, series: int, seed: int, ett_steps: int):
     if name == "etth1":
-        data = file_data(ETT, ["OT"], [], None, None)
-        cut = data.frame["ts"].unique().sort()[:ett_steps]
-        data.frame = data.frame.filter(data.frame["ts"].is_in(cut.implode()))
-        return data
-    return scenario_data(name, series, steps, seed)
+        cfg = {"backtest": {"data": str(ETT), "limit": ett_steps}, "model": {"target": "OT"}}
+    else:
+        cfg = {"scenario": {"name": name, "series": series, "steps": steps, "seed": seed}}
+    return load_feed(load_config(overrides=cfg, environ={}))
 
 
 def run(args: argparse.Namespace) -> dict:
     rows = []
     for ds in args.datasets:
         data = dataset(ds, args.steps, args.series, args.seed, args.ett_steps)
-        batches = to_batches(data)
+        batches = time_batches(data)
         for model in args.models:
             for cname, (policy, window) in CONFIGS.items():
                 for memory in (False, True):
-                    spec = RunSpec(model, policy.format(every=args.every), window, memory)
-                    opts = BacktestOptions(
-                        lookback=args.lookback,
-                        horizon=args.horizon,
-                        seed=args.seed,
-                        progress=False,
-                        min_train_rows=args.warmup,
-                        params=json.loads(args.params) if args.params else None,
+                    cfg = load_config(
+                        overrides={
+                            "model": {
+                                "kind": model,
+                                "target": data.targets[0],
+                                "lookback": args.lookback,
+                                "horizon": args.horizon,
+                                "seed": args.seed,
+                                "params": json.loads(args.params) if args.params else {},
+                            },
+                            "adaptation": {
+                                "policy": policy.format(every=args.every),
+                                "window": window,
+                                "memory": memory,
+                                "min_train_rows": args.warmup,
+                                "history": 100_000,
+                            },
+                        },
+                        environ={},
                     )
                     t0 = time.perf_counter()
-                    s = replay(data, spec, opts, batches).summary
+                    s = run_config(data, cfg, batches, progress=False)[0].summary
                     abrupt = [
                         e["mae_after_50"]
                         for e in s["events"]
@@ -83,8 +96,8 @@ def run(args: argparse.Namespace) -> dict:
                     )
                     r = rows[-1]
                     print(
-                        f"{ds:<13} {model:<8} {cname:<12} mem={'on ' if memory else 'off'} MAE {r['mae']:.4f} "
-                        f"train {r['train_seconds']:.1f}s retrains {r['n_retrains']}",
+                        f"{ds:<13} {model:<8} {cname:<12} mem={'on ' if memory else 'off'} "
+                        f"MAE {r['mae']:.4f} train {r['train_seconds']:.1f}s retrains {r['n_retrains']}",
                         file=sys.stderr,
                         flush=True,
                     )
@@ -101,69 +114,58 @@ def checks(rows: list[dict]) -> list[dict]:
     for ds in sorted({r["dataset"] for r in rows}):
         for model in sorted({r["model"] for r in rows if r["dataset"] == ds}):
             sub = [r for r in rows if r["dataset"] == ds and r["model"] == model]
-            for trigger in ("periodic", "drift"):
-                for mem in (False, True):
-                    full, vh = (
-                        _get(sub, config=trigger, memory=mem),
-                        _get(sub, config=f"{trigger}+vh", memory=mem),
-                    )
-                    saved = 1 - vh["train_seconds"] / full["train_seconds"] if full["train_seconds"] else None
-                    ratio = vh["mae"] / full["mae"]
-                    out.append(
-                        {
-                            "dataset": ds,
-                            "model": model,
-                            "check": f"vh vs full ({trigger}, memory {'on' if mem else 'off'})",
-                            "compute_saved": saved,
-                            "mae_ratio": ratio,
-                            "met": saved is not None and saved >= 0.5 and ratio <= 1.15,
-                        }
-                    )
-            for window in ("", "+vh"):
-                for mem in (False, True):
-                    per, dr = (
-                        _get(sub, config=f"periodic{window}", memory=mem),
-                        _get(sub, config=f"drift{window}", memory=mem),
-                    )
-                    saved = 1 - dr["train_seconds"] / per["train_seconds"] if per["train_seconds"] else None
-                    ratio = dr["mae"] / per["mae"]
-                    out.append(
-                        {
-                            "dataset": ds,
-                            "model": model,
-                            "check": f"drift vs periodic (window {window or 'full'}, memory {'on' if mem else 'off'})",
-                            "compute_saved": saved,
-                            "mae_ratio": ratio,
-                            "met": saved is not None and saved >= 0.8 and ratio <= 1.02,
-                        }
-                    )
-            for cname in CONFIGS:
-                off, on = _get(sub, config=cname, memory=False), _get(sub, config=cname, memory=True)
-                ev = None
-                if off["mae_after_events"] and on["mae_after_events"] is not None:
-                    ev = 1 - on["mae_after_events"] / off["mae_after_events"]
-                ratio = on["mae"] / off["mae"]
-                out.append(
-                    {
-                        "dataset": ds,
-                        "model": model,
-                        "check": f"memory on vs off ({cname})",
-                        "event_mae_reduction": ev,
-                        "mae_ratio": ratio,
-                        "met": (ev is None or ev >= 0.25) and ratio <= 1.02,
-                    }
-                )
-            best = min(sub, key=lambda r: r["error_x_compute"])
-            out.append(
-                {
-                    "dataset": ds,
-                    "model": model,
-                    "check": "drift+vh+memory has the lowest error_x_compute",
-                    "best": f"{best['config']} memory={'on' if best['memory'] else 'off'}",
-                    "met": best["config"] == "drift+vh" and best["memory"],
-                }
-            )
+            out.extend({"dataset": ds, "model": model, **c} for c in _checks(sub))
     return out
+
+
+def _on_off(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+def _checks(sub: list[dict]) -> Iterator[dict]:
+    """The checks over the rows of one dataset and model."""
+    for trigger in ("periodic", "drift"):
+        for mem in (False, True):
+            full, vh = _get(sub, config=trigger, memory=mem), _get(sub, config=f"{trigger}+vh", memory=mem)
+            yield _saves_compute(f"vh vs full ({trigger}, memory {_on_off(mem)})", full, vh, 0.5, 1.15)
+    for window in ("", "+vh"):
+        for mem in (False, True):
+            per, dr = (
+                _get(sub, config=f"periodic{window}", memory=mem),
+                _get(sub, config=f"drift{window}", memory=mem),
+            )
+            check = f"drift vs periodic (window {window or 'full'}, memory {_on_off(mem)})"
+            yield _saves_compute(check, per, dr, 0.8, 1.02)
+    for cname in CONFIGS:
+        off, on = _get(sub, config=cname, memory=False), _get(sub, config=cname, memory=True)
+        ev = None
+        if off["mae_after_events"] and on["mae_after_events"] is not None:
+            ev = 1 - on["mae_after_events"] / off["mae_after_events"]
+        ratio = on["mae"] / off["mae"]
+        yield {
+            "check": f"memory on vs off ({cname})",
+            "event_mae_reduction": ev,
+            "mae_ratio": ratio,
+            "met": (ev is None or ev >= 0.25) and ratio <= 1.02,
+        }
+    best = min(sub, key=lambda r: r["error_x_compute"])
+    yield {
+        "check": "drift+vh+memory has the lowest error_x_compute",
+        "best": f"{best['config']} memory={_on_off(best['memory'])}",
+        "met": best["config"] == "drift+vh" and best["memory"],
+    }
+
+
+def _saves_compute(check: str, base: dict, cand: dict, min_saved: float, max_ratio: float) -> dict:
+    """``cand`` vs ``base``: met when it saves ``min_saved`` of the train seconds within ``max_ratio`` MAE."""
+    saved = 1 - cand["train_seconds"] / base["train_seconds"] if base["train_seconds"] else None
+    ratio = cand["mae"] / base["mae"]
+    return {
+        "check": check,
+        "compute_saved": saved,
+        "mae_ratio": ratio,
+        "met": saved is not None and saved >= min_saved and ratio <= max_ratio,
+    }
 
 
 def table(rows: list[dict]) -> str:
@@ -174,8 +176,9 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         ev = "–" if r["mae_after_events"] is None else f"{r['mae_after_events']:.3f}"
         lines.append(
-            f"| {r['dataset']} | {r['model']} | {r['config']} | {'on' if r['memory'] else 'off'} | {r['mae']:.4f} | {ev} | "
-            f"{r['train_seconds']:.1f} | {r['n_retrains']} | {r['error_x_compute']:.2f} |"
+            f"| {r['dataset']} | {r['model']} | {r['config']} | {'on' if r['memory'] else 'off'} "
+            f"| {r['mae']:.4f} | {ev} | {r['train_seconds']:.1f} | {r['n_retrains']} "
+            f"| {r['error_x_compute']:.2f} |"
         )
     return "\n".join(lines)
 

@@ -39,38 +39,23 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
 
-def informer_data(batch: int, n_steps: int, data: Path) -> tuple[dict, np.ndarray, np.ndarray, int]:
+def informer_data(data: Path) -> tuple[str, str, np.ndarray, np.ndarray, dict]:
+    """ETTh1 multivariate windows (96 → 24) plus four time-feature channels; synthetic without the CSV."""
     from informer_ett import make_splits
 
     if data.is_file():
-        (X, Y), c = make_splits(data, "multivariate", 96, 24)[0]["train"], 7
+        X, Y = make_splits(data, "multivariate", 96, 24)[0]["train"]
         source = "ETTh1 multivariate"
     else:
         rng = np.random.default_rng(0)
-        X, Y, c = (
-            rng.standard_normal((8521, 96, 11)).astype(np.float32),
-            rng.standard_normal((8521, 24, 7)).astype(np.float32),
-            7,
-        )
+        X = rng.standard_normal((8521, 96, 11)).astype(np.float32)
+        Y = rng.standard_normal((8521, 24, 7)).astype(np.float32)
         X[..., 7:] = rng.uniform(-0.5, 0.5, X[..., 7:].shape)
         source = "synthetic (ETTh1 CSV not found)"
-    full_steps = -(-X.shape[0] // batch)
-    n = min(X.shape[0], n_steps * batch)
-    cfg = dict(
-        kind="informer",
-        lookback=96,
-        horizon=24,
-        n_features=c + 4,
-        n_targets=c,
-        time_features=4,
-        freq="h",
-        label_len=48,
-        batch_size=batch,
-    )
-    return {"config": cfg, "source": source, "full_epoch_steps": full_steps}, X[:n], Y[:n], full_steps
+    return "informer", source, X, Y, {"time_features": 4, "freq": "h", "label_len": 48}
 
 
-def mimo_data(batch: int, n_steps: int, data: Path) -> tuple[dict, np.ndarray, np.ndarray, int]:
+def mimo_data(data: Path) -> tuple[str, str, np.ndarray, np.ndarray, dict]:
     """The blob grid is generated in-process; ``data`` is unused (same signature as :func:`informer_data`)."""
     from mimo_vs_recursive import moving_blobs
 
@@ -78,29 +63,21 @@ def mimo_data(batch: int, n_steps: int, data: Path) -> tuple[dict, np.ndarray, n
 
     frames = moving_blobs(3000, 16).reshape(3000, 256)
     X, Y = sliding_windows(frames[:2100], 10, 10, n_targets=256)
+    return "mimo_vp", "moving blobs 16x16", X, Y, {"grid": [1, 16, 16], "patch": 4, "d_model": 64}
+
+
+def workload(
+    kind: str, source: str, X: np.ndarray, Y: np.ndarray, hparams: dict, batch: int, n_steps: int
+) -> tuple[dict, np.ndarray, np.ndarray, int]:
+    """(metadata with the model config, the first ``n_steps × batch`` windows, steps in a full epoch).
+
+    The config's shape (lookback, horizon, features, targets) is read off the windows themselves.
+    """
     full_steps = -(-X.shape[0] // batch)
     n = min(X.shape[0], n_steps * batch)
-    cfg = dict(
-        kind="mimo_vp",
-        lookback=10,
-        horizon=10,
-        n_features=256,
-        n_targets=256,
-        grid=(1, 16, 16),
-        patch=4,
-        d_model=64,
-        batch_size=batch,
-    )
-    return (
-        {
-            "config": {**cfg, "grid": [1, 16, 16]},
-            "source": "moving blobs 16x16",
-            "full_epoch_steps": full_steps,
-        },
-        X[:n],
-        Y[:n],
-        full_steps,
-    )
+    shape = {"lookback": X.shape[1], "horizon": Y.shape[1], "n_features": X.shape[2], "n_targets": Y.shape[2]}
+    cfg = {"kind": kind, **shape, **hparams, "batch_size": batch}
+    return {"config": cfg, "source": source, "full_epoch_steps": full_steps}, X[:n], Y[:n], full_steps
 
 
 def time_fit(
@@ -150,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
         "--data",
         type=Path,
         default=None,
-        help="ETTh1 CSV for the Informer workload (default ../shared/data/ett/ETTh1.csv; synthetic data of the same shape if absent)",
+        help="ETTh1 CSV for the Informer workload (default ../shared/data/ett/ETTh1.csv; "
+        "synthetic data of the same shape if absent)",
     )
     args = ap.parse_args(argv)
     from informer_ett import DEFAULT_DATA
@@ -176,11 +154,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in [m.strip() for m in args.models.split(",") if m.strip()]:
         entry: dict = {}
         if not args.no_cpu:
-            meta, X, Y, full = builders[name](args.batch_size, args.cpu_steps, data)
+            meta, X, Y, full = workload(*builders[name](data), args.batch_size, args.cpu_steps)
             entry.update(meta)
             entry["cpu_fp32"] = time_fit(meta["config"], X, Y, "cpu", "32-true", args.batch_size, full)
         if has_gpu:
-            meta, X, Y, full = builders[name](args.batch_size, args.gpu_steps, data)
+            meta, X, Y, full = workload(*builders[name](data), args.batch_size, args.gpu_steps)
             entry.update(meta)
             entry["gpu_fp32"] = time_fit(meta["config"], X, Y, "gpu", "32-true", args.batch_size, full)
             if bf16:

@@ -148,10 +148,10 @@ def peak_memory_mb(device: str) -> float:
 def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
     import torch
 
-    from adaptcast.forecast import create_forecaster
+    from adaptcast.forecast import create_forecaster, metrics
+    from adaptcast.forecast.threads import set_torch_threads
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
     if args.preset == "paper":
         seq_len, label_len, factor = PAPER_INPUTS[mode][horizon]
     else:
@@ -181,8 +181,7 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
     t0 = time.perf_counter()
     pred = model.predict(Xte)
     predict_s = time.perf_counter() - t0
-    err = pred - Yte
-    mse, mae = float(np.mean(err**2)), float(np.mean(np.abs(err)))
+    mse, mae = metrics.mse(Yte, pred), metrics.mae(Yte, pred)
     window_mean = np.repeat(Xte[:, :, :c].mean(axis=1, keepdims=True), horizon, axis=1)  # simple references
     last_value = np.repeat(Xte[:, -1:, :c], horizon, axis=1)
     paper_mse, paper_mae = PAPER[mode][horizon]
@@ -196,13 +195,13 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
         "paper_mae": paper_mae,
         "mse_vs_paper": round(mse / paper_mse, 3),
         "per_channel": {  # where the error is: MSE per target, and the mean level forecast vs observed
-            "mse": [round(float(v), 4) for v in np.mean(err**2, axis=(0, 1))],
+            "mse": [round(metrics.mse(Yte[..., j], pred[..., j]), 4) for j in range(c)],
             "mean_forecast": [round(float(v), 4) for v in pred.mean(axis=(0, 1))],
             "mean_target": [round(float(v), 4) for v in Yte.mean(axis=(0, 1))],
         },
         "baselines_mse": {
-            "window_mean": round(float(np.mean((window_mean - Yte) ** 2)), 4),
-            "last_value": round(float(np.mean((last_value - Yte) ** 2)), 4),
+            "window_mean": round(metrics.mse(Yte, window_mean), 4),
+            "last_value": round(metrics.mse(Yte, last_value), 4),
         },
         "within_10pct_or_better": bool(mse <= 1.10 * paper_mse),
         "seq_len": seq_len,
@@ -230,7 +229,7 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
 
 
 def code_version() -> str | None:
-    """The checkout's commit (``+dirty`` with uncommitted changes), so a result names the code that made it."""
+    """The checkout's commit (``+dirty`` with uncommitted changes): a result names the code that made it."""
     try:
         head = subprocess.run(
             ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"],
@@ -324,13 +323,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--precision",
         default="32-true",
-        help="Lightning precision (default 32-true, as the paper; bf16-mixed: bf16 autocast, ~2x faster on CPUs with AVX512-BF16 and on GPUs)",
+        help="Lightning precision (default 32-true, as the paper; bf16-mixed: bf16 autocast, "
+        "~2x faster on CPUs with AVX512-BF16 and on GPUs)",
     )
     ap.add_argument(
         "--preset",
         choices=("paper", "reference"),
         default="paper",
-        help="paper (default): the per-horizon input lengths of the paper's ETTh1 scripts; reference: seq_len 96 / label_len 48 / factor 5 for every horizon",
+        help="paper (default): the per-horizon input lengths of the paper's ETTh1 scripts; "
+        "reference: seq_len 96 / label_len 48 / factor 5 for every horizon",
     )
     ap.add_argument("--seq-len", type=int, default=None)
     ap.add_argument("--label-len", type=int, default=None)
@@ -352,13 +353,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--hparams",
         default="{}",
-        help='extra Informer hyper-parameters as JSON, e.g. \'{"attention": "full"}\' (ablations, smoke tests)',
+        help='extra Informer hyper-parameters as JSON, e.g. \'{"attention": "full"}\' '
+        "(ablations, smoke tests)",
     )
     ap.add_argument("--data", default=str(DEFAULT_DATA))
     ap.add_argument(
         "--out",
         default=None,
-        help="results JSON (default bench/results/informer_ett.json; informer_ett_reference.json with --preset reference)",
+        help="results JSON (default bench/results/informer_ett.json; "
+        "informer_ett_reference.json with --preset reference)",
     )
     ap.add_argument("--force", action="store_true", help="re-run entries already in the results file")
     ap.add_argument(
@@ -423,8 +426,8 @@ def main(argv: list[str] | None = None) -> int:
             doc["results"][key] = result
             save_results(out, doc)
         print(
-            f"[informer_ett] {key}: mse {result['mse']} mae {result['mae']} (paper {result['paper_mse']} / {result['paper_mae']}), "
-            f"{result['seconds_per_epoch']} s/epoch",
+            f"[informer_ett] {key}: mse {result['mse']} mae {result['mae']} "
+            f"(paper {result['paper_mse']} / {result['paper_mae']}), {result['seconds_per_epoch']} s/epoch",
             file=sys.stderr,
             flush=True,
         )

@@ -126,8 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import torch
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    from adaptcast.forecast.threads import set_torch_threads
+
+    set_torch_threads(args.threads)
     precisions = ("fp32", "bf16") if args.precision == "both" else (args.precision,)
     out: dict = {
         "config": {k: v for k, v in vars(args).items() if k not in ("precision", "repeats")},

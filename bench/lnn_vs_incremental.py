@@ -32,7 +32,9 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import itertools
 
 from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.metrics import mape, rmse
 from adaptcast.forecast.scaling import Scaler
+from adaptcast.forecast.threads import set_torch_threads
 from adaptcast.streams.scenarios import WEEK, link_failure
 
 ROLL, RECOVER_FACTOR = 24, 1.25
@@ -45,21 +47,20 @@ def windows(values: np.ndarray, lookback: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def significant(truth: np.ndarray) -> np.ndarray:
-    """Entries whose true load is non-negligible (a failed link carries 0, where percentages are undefined)."""
+    """Entries whose true load is non-negligible (a failed link carries 0: no percentage error there)."""
     return np.abs(truth) > 0.1 * np.abs(truth).mean()
 
 
 def segment_metrics(pred: np.ndarray, truth: np.ndarray, mask: np.ndarray) -> dict[str, float]:
     """RMSE over all links; MAPE over the significant entries."""
-    err = pred - truth
-    return {
-        "rmse": round(float(np.sqrt((err**2).mean())), 4),
-        "mape": round(float(np.abs(err[mask] / truth[mask]).mean() * 100), 2),
-    }
+    return {"rmse": round(rmse(truth, pred), 4), "mape": round(mape(truth[mask], pred[mask]), 2)}
 
 
 def hours_to_recover(ape_per_step: np.ndarray, failure: int, end: int, baseline_mape: float) -> int | None:
-    """First k after ``failure`` from which the rolling MAPE stays within the limit until ``end`` (None: never)."""
+    """First k after ``failure`` from which the rolling MAPE stays within the limit until ``end``.
+
+    None when it never does.
+    """
     seg = ape_per_step[failure:end]
     if seg.size < ROLL:
         return None
@@ -76,8 +77,9 @@ def summarise(pred: np.ndarray, truth: np.ndarray, cuts: list[int], seconds: flo
     bounds = [0, *cuts, len(truth)]
     mask = significant(truth)
     segs = [segment_metrics(pred[a:b], truth[a:b], mask[a:b]) for a, b in itertools.pairwise(bounds)]
-    ape = np.where(mask, np.abs(pred - truth) / np.where(mask, np.abs(truth), 1.0), 0.0)
-    ape_step = 100 * ape.sum(axis=1) / np.maximum(mask.sum(axis=1), 1)
+    ape_step = np.array(
+        [mape(t[m], p[m]) if m.any() else 0.0 for t, p, m in zip(truth, pred, mask, strict=True)]
+    )
     return {
         "before": segs[0],
         "after_failures": segs[1:],
@@ -123,7 +125,10 @@ def train_steps(
 def incremental_mlp(
     X: np.ndarray, Y: np.ndarray, n_train: int, every: int, args: argparse.Namespace
 ) -> tuple[np.ndarray, float]:
-    """Fit on the first ``n_train`` windows, then predict the rest, re-fitting every ``every`` windows on the latest ``every``."""
+    """Fit on the first ``n_train`` windows, then predict the rest.
+
+    Every ``every`` windows the model is re-fitted on the latest ``every`` windows.
+    """
     torch.manual_seed(args.seed)
     gen = torch.Generator().manual_seed(args.seed)
     scaler = Scaler.fit(X[:n_train, 0])
@@ -153,7 +158,7 @@ def main() -> None:
     ap.add_argument("--batches", type=int, nargs="+", default=[12, 48, 168])
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    set_torch_threads(1)
     sc = link_failure(steps=args.weeks * WEEK, seed=args.seed)
     wide = sc.wide()
     values = wide.drop("date").to_numpy().astype(np.float32)
@@ -196,7 +201,9 @@ def main() -> None:
                 "train_until_step": train_end,
                 "lookback": args.lookback,
                 "events": [e.detail for e in sc.events],
-                "recover_rule": f"24h rolling MAPE <= {RECOVER_FACTOR} x pre-failure MAPE, until the next failure",
+                "recover_rule": (
+                    f"24h rolling MAPE <= {RECOVER_FACTOR} x pre-failure MAPE, until the next failure"
+                ),
                 "results": results,
             },
             indent=2,

@@ -65,9 +65,9 @@ def moving_blobs(frames: int, size: int = 16, n_blobs: int = 3, seed: int = 0) -
 
 
 def main(argv: list[str] | None = None) -> int:
-    import torch
-
     from adaptcast.forecast import create_forecaster
+    from adaptcast.forecast.metrics import mse
+    from adaptcast.forecast.threads import set_torch_threads
     from adaptcast.forecast.windows import sliding_windows
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -83,8 +83,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default=str(ROOT / "bench" / "results" / "mimo_vs_recursive.json"))
     args = ap.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    set_torch_threads(args.threads)
 
     S, L, H = args.size, args.lookback, args.horizon
     grid = moving_blobs(args.frames, S, seed=args.seed).reshape(args.frames, S * S)
@@ -138,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     persistence = np.repeat(Xte[:, -1:, :], H, axis=1)
 
     def per_lead(pred: np.ndarray) -> list[float]:
-        return [round(float(v), 5) for v in ((pred - Yte) ** 2).mean(axis=(0, 2))]
+        return [round(mse(Yte[:, h], pred[:, h]), 5) for h in range(H)]
 
     def n_params(model) -> int:
         return int(sum(p.numel() for p in model.module.parameters()))

@@ -105,8 +105,9 @@ def main(seconds: float, scenario: str, series: int, rate: float, model: str) ->
                     n = worker.counts["records"]
                     rate_now = (n - last_n) / (now - last_t)
                     mae = worker.metrics.live_error._value.get()
+                    lag = sum(worker.source.lags().values())
                     click.echo(
-                        f"\r{n:>7} records  {rate_now:7.1f} rec/s  lag {worker.source.lag():>6}  "
+                        f"\r{n:>7} records  {rate_now:7.1f} rec/s  lag {lag:>6}  "
                         f"live MAE {mae:7.3f}  model {worker.loop.model_version:<24}",
                         nl=False,
                     )

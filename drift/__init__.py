@@ -15,14 +15,15 @@ from .kswin import KSWIN
 from .memory import ErrorMemory
 from .page_hinkley import PageHinkley
 from .performance import PerformanceDrift
-from .policy import Decision, RetrainPolicy, StepInfo, WindowRule
-from .state import load_state, save_state
+from .policy import Action, Decision, Reason, RetrainPolicy, StepInfo, WindowRule
+from .serialize import load_state, save_state
 from .variance_horizon import VarianceHorizon
 
 __all__ = [
     "ADWIN",
     "DETECTORS",
     "KSWIN",
+    "Action",
     "ComputeLedger",
     "Decision",
     "DriftDetector",
@@ -31,6 +32,7 @@ __all__ = [
     "PageHinkley",
     "PerformanceDrift",
     "PhaseTotals",
+    "Reason",
     "RetrainPolicy",
     "StepInfo",
     "VarianceHorizon",

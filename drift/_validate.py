@@ -27,7 +27,7 @@ def finite_array(
     dtype: type = np.float64,
     allow_empty: bool = False,
 ) -> np.ndarray:
-    """Return ``x`` as a contiguous array, raising ValueError on wrong rank, emptiness or non-finite values."""
+    """Return ``x`` as a contiguous array; ValueError on wrong rank, emptiness or non-finite values."""
     try:
         a = np.asarray(x, dtype=dtype)
     except (TypeError, ValueError):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
-
 from .base import DriftDetector
 
 __all__ = ["ADWIN"]
@@ -46,16 +44,7 @@ class ADWIN(DriftDetector):
         self.max_buckets = int(max_buckets)
         self.min_window_length = int(min_window_length)
         self.grace_period = int(grace_period)
-        self._reset_state()
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "delta": self.delta,
-            "clock": self.clock,
-            "max_buckets": self.max_buckets,
-            "min_window_length": self.min_window_length,
-            "grace_period": self.grace_period,
-        }
+        self.reset()
 
     # -- read-only statistics ---------------------------------------------------------------
     @property
@@ -74,19 +63,14 @@ class ADWIN(DriftDetector):
         return self._var
 
     # -- state machine ------------------------------------------------------------------------
-    def _reset_state(self) -> None:
-        # rows[i] = [totals, variances], oldest first; each summary covers 2**i values
-        self._totals: list[list[float]] = [[]]
-        self._vars: list[list[float]] = [[]]
-        self._total = 0.0
-        self._var = 0.0
-        self._width = 0.0
-        self._tick = 0
+    def _fresh_state(self) -> dict[str, Any]:
+        # _totals[i] / _vars[i]: row i of summaries (sum, squared deviations), oldest first, 2**i values each
+        return {"_totals": [[]], "_vars": [[]], "_total": 0.0, "_var": 0.0, "_width": 0.0, "_tick": 0}
 
     def _update_one(self, v: float) -> bool:
         if self._drift:
             self._drift = False
-            self._reset_state()
+            self._restart()
         self.n_updates += 1
         # insert (streaming variance of the whole window)
         w = self._width + 1.0
@@ -176,32 +160,3 @@ class ADWIN(DriftDetector):
                 return found
             found = True
             self._drop_oldest()
-
-    def _get_state(self) -> dict[str, Any]:
-        lens = np.asarray([len(r) for r in self._totals], dtype=np.int64)
-        return {
-            "row_lens": lens,
-            "totals": np.asarray([t for r in self._totals for t in r], dtype=np.float64),
-            "vars": np.asarray([t for r in self._vars for t in r], dtype=np.float64),
-            "total": self._total,
-            "var": self._var,
-            "width": self._width,
-            "tick": self._tick,
-        }
-
-    def _set_state(self, s: dict[str, Any]) -> None:
-        lens = np.asarray(s["row_lens"]).tolist()
-        tot = np.asarray(s["totals"], dtype=np.float64).tolist()
-        var = np.asarray(s["vars"], dtype=np.float64).tolist()
-        self._totals, self._vars = [], []
-        pos = 0
-        for n in lens:
-            self._totals.append(tot[pos : pos + n])
-            self._vars.append(var[pos : pos + n])
-            pos += n
-        if not self._totals:
-            self._totals, self._vars = [[]], [[]]
-        self._total = float(s["total"])
-        self._var = float(s["var"])
-        self._width = float(s["width"])
-        self._tick = int(s["tick"])

@@ -1,4 +1,4 @@
-"""Compute accounting: wall, CPU and CUDA seconds plus sample counts per phase (train, predict, correct, …)."""
+"""Compute accounting: wall, CPU and CUDA seconds and sample counts per phase (train, predict, correct)."""
 
 from __future__ import annotations
 

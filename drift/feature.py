@@ -22,11 +22,13 @@ class FeatureDrift(DriftDetector):
     small window does not explode) and reference shares ``p`` (clipped at ``eps``),
     ``PSI = sum((q - p) * ln(q / p))``; the usual reading is < 0.1 stable, 0.1-0.25
     moderate, > 0.25 large shift.  Sampling noise alone gives PSI ≈ (bins - 1) / n, so
-    decisions start after ``min_samples`` rows (default 250).  Without a reference, the first ``window`` rows become it.
-    ``update`` takes one row ``[features]`` or a batch ``[rows, features]``.
+    decisions start after ``min_samples`` rows (default 250).  Without a reference, the first
+    ``window`` rows become it (until the next reset).  ``update`` takes one row ``[features]``
+    or a batch ``[rows, features]``.
     """
 
     name = "feature"
+    input_kind = "features"
 
     def __init__(
         self,
@@ -46,20 +48,10 @@ class FeatureDrift(DriftDetector):
         self.threshold = float(threshold)
         self.min_samples = int(min(min_samples, window))
         self.eps = float(eps)
+        self._auto = True  # no reference given: learn one from the stream
         self._edges: np.ndarray | None = None  # [F, bins-1], +inf padded
         self._p_ref: np.ndarray | None = None  # [F, bins]
-        self._auto_rows: list[np.ndarray] = []
-        self.psi: np.ndarray = np.zeros(0)
-        self._reset_state()
-
-    def params(self) -> dict[str, Any]:
-        return {
-            "bins": self.bins,
-            "window": self.window,
-            "threshold": self.threshold,
-            "min_samples": self.min_samples,
-            "eps": self.eps,
-        }
+        self.reset()
 
     @property
     def n_features(self) -> int | None:
@@ -73,6 +65,18 @@ class FeatureDrift(DriftDetector):
 
     def set_reference(self, data: Any) -> None:
         """Fix bins and reference shares from ``data`` [rows, features] and restart the window."""
+        self._auto = False
+        self._fit_reference(data)
+        self.reset()
+
+    def rebase(self, val_error: float | None = None, reference_features: np.ndarray | None = None) -> None:
+        """After a model swap: ``reference_features`` (training inputs) become the reference; else reset."""
+        if reference_features is None:
+            self.reset()
+        else:
+            self.set_reference(reference_features)
+
+    def _fit_reference(self, data: Any) -> None:
         x = finite_array(data, "reference", ndim=(1, 2))
         if x.ndim == 1:
             x = x[:, None]
@@ -88,20 +92,37 @@ class FeatureDrift(DriftDetector):
         counts = np.zeros((x.shape[1], self.bins))
         np.add.at(counts, (np.broadcast_to(np.arange(x.shape[1]), b.shape), b), 1.0)
         self._p_ref = np.clip(counts / x.shape[0], self.eps, None)
-        self._auto_rows = []
-        self.reset()
 
     def _bin(self, x: np.ndarray) -> np.ndarray:
         assert self._edges is not None
         return (x[:, :, None] > self._edges[None, :, :]).sum(axis=2).astype(np.int64)
 
-    def _reset_state(self) -> None:
-        f = 0 if self._edges is None else self._edges.shape[0]
-        self._ring = np.zeros((self.window, f), dtype=np.int64)
-        self._counts = np.zeros((f, self.bins))
-        self._pos = 0
-        self._filled = 0
-        self.psi = np.zeros(f)
+    def _fresh_state(self) -> dict[str, Any]:
+        # a given reference survives a reset; one learned from the stream's first rows does not
+        keep = not self._auto
+        edges = self._edges if keep else None
+        return {
+            "_auto": self._auto,
+            "_edges": edges,
+            "_p_ref": self._p_ref if keep else None,
+            "_auto_rows": [],
+            **self._empty_window(0 if edges is None else edges.shape[0]),
+        }
+
+    def _empty_window(self, f: int) -> dict[str, Any]:
+        """The sliding-window counts for ``f`` features, empty."""
+        return {
+            "_ring": np.zeros((self.window, f), dtype=np.int64),
+            "_counts": np.zeros((f, self.bins)),
+            "_pos": 0,
+            "_filled": 0,
+            "psi": np.zeros(f),
+        }
+
+    def _clear_window(self) -> None:
+        """Empty the window and keep the reference (after a detection, or once the reference is learned)."""
+        for k, v in self._empty_window(self.n_features or 0).items():
+            setattr(self, k, v)
 
     def update(self, x: Any) -> bool:  # type: ignore[override]
         """Feed one row or a batch of rows; True when drift is detected after this call."""
@@ -110,12 +131,13 @@ class FeatureDrift(DriftDetector):
             rows = rows[None, :]
         if self._drift:
             self._drift = False
-            self._reset_state()
+            self._clear_window()
         if self._edges is None:
             self._auto_rows.append(rows)
             if sum(r.shape[0] for r in self._auto_rows) >= self.window:
-                data = np.concatenate(self._auto_rows)
-                self.set_reference(data)
+                self._fit_reference(np.concatenate(self._auto_rows))
+                self._auto_rows = []
+                self._clear_window()
             self.n_updates += rows.shape[0]
             return False
         if rows.shape[1] != self._edges.shape[0]:
@@ -152,25 +174,3 @@ class FeatureDrift(DriftDetector):
 
     def _update_one(self, v: float) -> bool:  # scalar input = one feature
         return self.update(np.asarray([v]))
-
-    def _get_state(self) -> dict[str, Any]:
-        return {
-            "edges": self._edges,
-            "p_ref": self._p_ref,
-            "auto_rows": np.concatenate(self._auto_rows) if self._auto_rows else None,
-            "ring": self._ring,
-            "counts": self._counts,
-            "pos": self._pos,
-            "filled": self._filled,
-            "psi": self.psi,
-        }
-
-    def _set_state(self, s: dict[str, Any]) -> None:
-        self._edges = None if s["edges"] is None else np.asarray(s["edges"], dtype=np.float64)
-        self._p_ref = None if s["p_ref"] is None else np.asarray(s["p_ref"], dtype=np.float64)
-        self._auto_rows = [] if s["auto_rows"] is None else [np.asarray(s["auto_rows"], dtype=np.float64)]
-        self._ring = np.asarray(s["ring"], dtype=np.int64).copy()
-        self._counts = np.asarray(s["counts"], dtype=np.float64).copy()
-        self._pos = int(s["pos"])
-        self._filled = int(s["filled"])
-        self.psi = np.asarray(s["psi"], dtype=np.float64).copy()

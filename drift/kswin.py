@@ -10,8 +10,6 @@ from fractions import Fraction
 from functools import lru_cache
 from typing import Any
 
-import numpy as np
-
 from .base import DriftDetector
 
 __all__ = ["KSWIN", "ks_pvalue_equal_n", "ks_statistic_count"]
@@ -91,32 +89,26 @@ class KSWIN(DriftDetector):
         self.window_size = int(window_size)
         self.stat_size = int(stat_size)
         self.seed = None if seed is None else int(seed)
-        self.p_value = 1.0
         table = _pvalue_table(self.stat_size)
         # p-value is non-increasing in h, so the test reduces to h >= h_crit.
         self._h_crit = next(
             (h for h in range(self.stat_size + 1) if table[h] <= self.alpha and h / self.stat_size > 0.1),
             self.stat_size + 1,
         )
-        self._reset_state()
+        self.reset()
 
-    def params(self) -> dict[str, Any]:
+    def _fresh_state(self) -> dict[str, Any]:
+        # River re-seeds the sampler at every reset, so the same stream gives the same draws
         return {
-            "alpha": self.alpha,
-            "window_size": self.window_size,
-            "stat_size": self.stat_size,
-            "seed": self.seed,
+            "_window": collections.deque(maxlen=self.window_size),
+            "_rng": random.Random(self.seed),
+            "p_value": 1.0,
         }
-
-    def _reset_state(self) -> None:
-        self._window: collections.deque[float] = collections.deque(maxlen=self.window_size)
-        self._rng = random.Random(self.seed)
-        self.p_value = 1.0
 
     def _update_one(self, v: float) -> bool:
         if self._drift:
             self._drift = False
-            self._reset_state()
+            self._restart()
         self.n_updates += 1
         w = self._window
         w.append(v)
@@ -134,22 +126,3 @@ class KSWIN(DriftDetector):
             self._window = collections.deque(recent, maxlen=ws)
             return True
         return False
-
-    def _get_state(self) -> dict[str, Any]:
-        version, internal, gauss = self._rng.getstate()
-        return {
-            "window": np.asarray(self._window, dtype=np.float64),
-            "rng_version": version,
-            "rng_internal": np.asarray(internal, dtype=np.int64),
-            "rng_gauss": gauss,
-            "p_value": self.p_value,
-        }
-
-    def _set_state(self, s: dict[str, Any]) -> None:
-        self._window = collections.deque(
-            (float(v) for v in np.asarray(s["window"]).tolist()), maxlen=self.window_size
-        )
-        internal = tuple(int(v) for v in np.asarray(s["rng_internal"]).tolist())
-        self._rng = random.Random()
-        self._rng.setstate((int(s["rng_version"]), internal, s["rng_gauss"]))
-        self.p_value = float(s["p_value"])

@@ -201,7 +201,8 @@ class ErrorMemory:
             m = np.asarray(mask, dtype=bool)
             if m.size != r.size:
                 raise ValueError(
-                    f"mask must have the shape of residuals {[b, self.horizon, self.n_targets]}, got {list(m.shape)}"
+                    f"mask must have the shape of residuals {[b, self.horizon, self.n_targets]}, "
+                    f"got {list(m.shape)}"
                 )
             m = m.reshape(b, -1).astype(np.float64)
         if self.decay < 1.0:

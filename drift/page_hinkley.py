@@ -52,29 +52,15 @@ class PageHinkley(DriftDetector):
         self.mode = mode
         self._up_on = mode in ("up", "both")
         self._down_on = mode in ("down", "both")
-        self._reset_state()
+        self.reset()
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "min_instances": self.min_instances,
-            "delta": self.delta,
-            "threshold": self.threshold,
-            "alpha": self.alpha,
-            "mode": self.mode,
-        }
-
-    def _reset_state(self) -> None:
-        self._n = 0
-        self._mean = 0.0
-        self._up = 0.0
-        self._down = 0.0
-        self._min_up = math.inf
-        self._max_down = -math.inf
+    def _fresh_state(self) -> dict[str, Any]:
+        return {"_n": 0, "_mean": 0.0, "_up": 0.0, "_down": 0.0, "_min_up": math.inf, "_max_down": -math.inf}
 
     def _update_one(self, v: float) -> bool:
         if self._drift:
             self._drift = False
-            self._reset_state()
+            self._restart()
         self.n_updates += 1
         n = self._n + 1
         self._n = n
@@ -98,21 +84,3 @@ class PageHinkley(DriftDetector):
                 self.n_detections += 1
                 return True
         return False
-
-    def _get_state(self) -> dict[str, Any]:
-        return {
-            "n": self._n,
-            "mean": self._mean,
-            "up": self._up,
-            "down": self._down,
-            "min_up": self._min_up,
-            "max_down": self._max_down,
-        }
-
-    def _set_state(self, s: dict[str, Any]) -> None:
-        self._n = int(s["n"])
-        self._mean = float(s["mean"])
-        self._up = float(s["up"])
-        self._down = float(s["down"])
-        self._min_up = float(s["min_up"])
-        self._max_down = float(s["max_down"])

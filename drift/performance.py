@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ._validate import finite_scalar
+from ._validate import finite_array, finite_scalar
 from .base import DriftDetector
 
 __all__ = ["PerformanceDrift"]
@@ -17,11 +17,12 @@ class PerformanceDrift(DriftDetector):
     """Fire when the mean of the last ``window`` live errors exceeds ``reference * (1 + tolerance)``.
 
     Input is a non-negative error per forecast (|e|, e², …) in the units of the reference,
-    the model's validation error, set by :meth:`set_reference` at every model swap.  Rules:
+    the model's validation error, set by :meth:`rebase` at every model swap.  Rules:
     no decision before ``min_samples`` errors since the last reset; the first ``cooldown``
     errors after a reset/retrain are ignored (they mostly belong to forecasts of the previous
     model); without a reference the mean of the first ``min_samples`` errors becomes it
     (self-calibration).  After firing, the window empties and cooldown restarts.
+    ``reference`` is the constructor's value, ``current_reference`` the one in use.
     """
 
     name = "performance"
@@ -48,10 +49,10 @@ class PerformanceDrift(DriftDetector):
         self.tolerance = tol
         self.min_samples = int(min(min_samples, window))
         self.cooldown = int(cooldown)
-        self._init_reference = None if reference is None else self._check_ref(reference)
-        self.reference: float | None = self._init_reference
+        self.reference = None if reference is None else self._check_ref(reference)
+        self.current_reference = self.reference  # the one in use: given, rebased or self-calibrated
         self._auto = reference is None
-        self._reset_state()
+        self.reset()
 
     @staticmethod
     def _check_ref(v: float) -> float:
@@ -60,15 +61,6 @@ class PerformanceDrift(DriftDetector):
             raise ValueError(f"reference error must be >= 0, got {r}")
         return r
 
-    def params(self) -> dict[str, Any]:
-        return {
-            "window": self.window,
-            "tolerance": self.tolerance,
-            "min_samples": self.min_samples,
-            "cooldown": self.cooldown,
-            "reference": self._init_reference,
-        }
-
     # -- reference ----------------------------------------------------------------------------
     def set_reference(self, val_error: float | None) -> None:
         """Set the validation error of the (new) model and restart window and cooldown.
@@ -76,15 +68,23 @@ class PerformanceDrift(DriftDetector):
         ``None`` switches to self-calibration from the next ``min_samples`` errors.
         """
         if val_error is None:
-            self.reference, self._auto = None, True
+            self.current_reference, self._auto = None, True
         else:
-            self.reference, self._auto = self._check_ref(val_error), False
+            self.current_reference, self._auto = self._check_ref(val_error), False
         self.reset()
+
+    def rebase(self, val_error: float | None = None, reference_features: np.ndarray | None = None) -> None:
+        """After a model swap: ``val_error`` becomes the reference; without one, keep it and reset."""
+        if val_error is None:
+            self.reset()
+        else:
+            self.set_reference(val_error)
 
     @property
     def threshold(self) -> float | None:
         """Rolling-error level above which the detector fires (None until a reference exists)."""
-        return None if self.reference is None else self.reference * (1.0 + self.tolerance)
+        ref = self.current_reference
+        return None if ref is None else ref * (1.0 + self.tolerance)
 
     @property
     def rolling_error(self) -> float:
@@ -92,16 +92,19 @@ class PerformanceDrift(DriftDetector):
         return self._sum / self._count if self._count else 0.0
 
     # -- state machine ------------------------------------------------------------------------
-    def _reset_state(self) -> None:
-        self._buf = [0.0] * self.window
-        self._pos = 0
-        self._count = 0
-        self._sum = 0.0
-        self._since = 0  # errors seen since the last reset (for cooldown)
-        self._calib_sum = 0.0
-        self._calib_n = 0
-        if self._auto:
-            self.reference = None
+    def _fresh_state(self) -> dict[str, Any]:
+        # a given reference (constructor, set_reference, rebase) survives a reset; a calibrated one does not
+        return {
+            "_buf": [0.0] * self.window,
+            "_pos": 0,
+            "_count": 0,
+            "_sum": 0.0,
+            "_since": 0,  # errors seen since the last reset (for cooldown)
+            "_calib_sum": 0.0,
+            "_calib_n": 0,
+            "_auto": self._auto,
+            "current_reference": None if self._auto else self.current_reference,
+        }
 
     def update(self, x: float) -> bool:
         v = float(x)
@@ -110,24 +113,24 @@ class PerformanceDrift(DriftDetector):
         return self._update_one(v)
 
     def update_many(self, xs: Any) -> np.ndarray:
-        arr = np.asarray(xs, dtype=np.float64)
-        if arr.size and (arr < 0).any():
+        arr = finite_array(xs, f"{self.name} input", ndim=1, allow_empty=True)
+        if (arr < 0).any():
             raise ValueError("performance: errors must be >= 0")
         return super().update_many(arr)
 
     def _update_one(self, v: float) -> bool:
         if self._drift:
             self._drift = False
-            self._reset_state()
+            self._restart()
         self.n_updates += 1
         self._since += 1
         if self._since <= self.cooldown:
             return False
-        if self.reference is None:
+        if self.current_reference is None:
             self._calib_sum += v
             self._calib_n += 1
             if self._calib_n >= self.min_samples:
-                self.reference = self._calib_sum / self._calib_n
+                self.current_reference = self._calib_sum / self._calib_n
             return False
         w = self.window
         if self._count == w:
@@ -142,33 +145,9 @@ class PerformanceDrift(DriftDetector):
             self._sum = math.fsum(self._buf[: self._count])  # cancel rounding drift once per lap
         if (
             self._count >= self.min_samples
-            and self._sum > self.reference * (1.0 + self.tolerance) * self._count
+            and self._sum > self.current_reference * (1.0 + self.tolerance) * self._count
         ):
             self._drift = True
             self.n_detections += 1
             return True
         return False
-
-    def _get_state(self) -> dict[str, Any]:
-        return {
-            "buf": np.asarray(self._buf, dtype=np.float64),
-            "pos": self._pos,
-            "count": self._count,
-            "sum": self._sum,
-            "since": self._since,
-            "calib_sum": self._calib_sum,
-            "calib_n": self._calib_n,
-            "reference": self.reference,
-            "auto": self._auto,
-        }
-
-    def _set_state(self, s: dict[str, Any]) -> None:
-        self._buf = [float(v) for v in np.asarray(s["buf"]).tolist()]
-        self._pos = int(s["pos"])
-        self._count = int(s["count"])
-        self._sum = float(s["sum"])
-        self._since = int(s["since"])
-        self._calib_sum = float(s["calib_sum"])
-        self._calib_n = int(s["calib_n"])
-        self.reference = None if s["reference"] is None else float(s["reference"])
-        self._auto = bool(s["auto"])

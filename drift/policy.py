@@ -1,9 +1,13 @@
-"""Retrain policies: a trigger (never / periodic / on drift) combined with a window rule (full / fixed / Variance Horizon)."""
+"""Retrain policies: a trigger (never / periodic / on drift) combined with a window rule.
+
+The window rule is full history, a fixed number of rows, or the Variance Horizon.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 import numpy as np
@@ -11,13 +15,14 @@ import numpy as np
 from ._validate import finite_array
 from .base import DriftDetector
 from .detectors import canonical_detector_name, detector_from_state, make_detector
-from .feature import FeatureDrift
-from .performance import PerformanceDrift
 from .variance_horizon import VarianceHorizon
 
-__all__ = ["Decision", "RetrainPolicy", "StepInfo", "WindowRule"]
+__all__ = ["Action", "Decision", "Reason", "RetrainPolicy", "StepInfo", "WindowRule"]
 
-POLICY_FORMS = "never | periodic:EVERY | drift[:DETECTOR] (DETECTOR: performance, adwin, page_hinkley|ph, kswin, feature)"
+POLICY_FORMS = (
+    "never | periodic:EVERY | drift[:DETECTOR]"
+    " (DETECTOR: performance, adwin, page_hinkley|ph, kswin, feature)"
+)
 WINDOW_FORMS = "full | fixed:N | vh"
 
 
@@ -42,13 +47,56 @@ class StepInfo:
     steps_since_retrain: int | None = None  # overrides the policy's own count when given
 
 
+class Action(Enum):
+    """What the policy tells the loop to do at a step."""
+
+    WAIT = "wait"
+    RETRAIN = "retrain"
+
+
+class Reason(Enum):
+    """Why the policy decided as it did; the value is the metric label / report spelling."""
+
+    INITIAL = "initial"  # no model yet
+    PERIODIC = "periodic"  # the retrain period elapsed
+    DRIFT = "drift"  # the detector fired
+    NO_DATA = "no-data"
+    NEVER = "never"
+    PERIODIC_WAIT = "periodic-wait"
+    COOLDOWN = "cooldown"  # too soon after the last retrain for the detector to be fed
+    NO_DRIFT = "no-drift"
+
+
 @dataclass(frozen=True)
 class Decision:
-    """A policy's answer: whether to retrain, why (for metrics/reports), and on how many recent rows."""
+    """A policy's answer: the action, why, on how many recent rows, and for drift which detector and when.
 
-    retrain: bool
-    reason: str
+    ``change_step`` is the step at which the change is estimated to start (the alarm step for now).
+    """
+
+    action: Action
+    reason: Reason
     window: int | None = None
+    detector: str | None = None
+    change_step: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.reason is Reason.DRIFT and not self.detector:
+            raise ValueError("a drift decision names its detector")
+
+    @classmethod
+    def wait(cls, reason: Reason) -> Decision:
+        """Do nothing this step, because of ``reason``."""
+        return cls(Action.WAIT, reason)
+
+    @property
+    def retrain(self) -> bool:
+        return self.action is Action.RETRAIN
+
+    @property
+    def label(self) -> str:
+        """The reason as metric labels and reports spell it: ``initial``, ``periodic``, ``drift:adwin``…"""
+        return f"drift:{self.detector}" if self.reason is Reason.DRIFT else self.reason.value
 
 
 @dataclass(frozen=True)
@@ -109,13 +157,13 @@ class RetrainPolicy:
     """When to retrain and on how much history; the same object drives backtest and live.
 
     Deterministic: the decision depends only on the sequence of :class:`StepInfo` values and
-    :meth:`notify_retrained` calls.  Rules, in order: no model yet and data available →
-    ``initial``; no data → ``no-data``; otherwise the trigger — ``never`` never retrains
-    (``reason="never"``), ``periodic`` retrains once ``step - last_retrain >= every``
-    (``periodic``), ``drift`` feeds ``errors`` (or ``features`` for the feature detector) to
-    its detector and retrains when it fires (``drift:<name>``), except during ``cooldown``
-    steps after a retrain (``cooldown``, the detector is not fed).  After acting on a
-    retrain decision the loop must call :meth:`notify_retrained`, which resets the detector.
+    :meth:`notify_retrained` calls.  Rules, in order: no data → ``NO_DATA``; no model yet →
+    retrain, ``INITIAL``; otherwise the trigger — ``never`` never retrains (``NEVER``),
+    ``periodic`` retrains once ``step - last_retrain >= every`` (``PERIODIC``, else
+    ``PERIODIC_WAIT``), ``drift`` feeds ``errors`` (or ``features`` for the feature detector)
+    to its detector and retrains when it fires (``DRIFT``, else ``NO_DRIFT``), except during
+    ``cooldown`` steps after a retrain (``COOLDOWN``, the detector is not fed).  After acting
+    on a retrain decision the loop must call :meth:`notify_retrained`, which resets the detector.
     """
 
     def __init__(
@@ -175,7 +223,10 @@ class RetrainPolicy:
         vh_params: dict[str, Any] | None = None,
         cooldown: int = 0,
     ) -> RetrainPolicy:
-        """Build from the CLI spellings: ``never``, ``periodic:EVERY``, ``drift[:DETECTOR]``; window ``full|fixed:N|vh``."""
+        """Build from the CLI spellings ``never``, ``periodic:EVERY``, ``drift[:DETECTOR]``.
+
+        ``window`` is ``full``, ``fixed:N`` or ``vh``.
+        """
         s = str(spec).strip().lower()
         try:
             if s == "never":
@@ -212,9 +263,9 @@ class RetrainPolicy:
     def should_retrain(self, info: StepInfo) -> Decision:
         """Decide for this step; feeds the detector as a side effect (call once per step)."""
         if info.rows_available <= 0:
-            return Decision(False, "no-data", None)
+            return Decision.wait(Reason.NO_DATA)
         if not info.has_model:
-            return Decision(True, "initial", self.window.rows(info))
+            return Decision(Action.RETRAIN, Reason.INITIAL, self.window.rows(info))
         if self.last_retrain_step is None:  # a model the policy was not told about: count from here
             self.last_retrain_step = int(info.step)
         since = (
@@ -223,26 +274,28 @@ class RetrainPolicy:
             else int(info.steps_since_retrain)
         )
         if self.trigger == "never":
-            return Decision(False, "never", None)
+            return Decision.wait(Reason.NEVER)
         if self.trigger == "periodic":
             assert self.every is not None
             if since >= self.every:
-                return Decision(True, "periodic", self.window.rows(info))
-            return Decision(False, "periodic-wait", None)
+                return Decision(Action.RETRAIN, Reason.PERIODIC, self.window.rows(info))
+            return Decision.wait(Reason.PERIODIC_WAIT)
         det = self.detector
         assert det is not None
         if self.cooldown > 0 and since <= self.cooldown:
-            return Decision(False, "cooldown", None)
+            return Decision.wait(Reason.COOLDOWN)
         fired = False
-        if isinstance(det, FeatureDrift):
+        if det.input_kind == "features":
             if info.features is not None:
                 fired = det.update(info.features)
         elif info.errors is not None:
             errs = finite_array(info.errors, "errors", allow_empty=True).ravel()
             fired = bool(det.update_many(errs).any())
         if fired:
-            return Decision(True, f"drift:{det.name}", self.window.rows(info))
-        return Decision(False, "no-drift", None)
+            return Decision(
+                Action.RETRAIN, Reason.DRIFT, self.window.rows(info), det.name, change_step=int(info.step)
+            )
+        return Decision.wait(Reason.NO_DRIFT)
 
     def notify_retrained(
         self, step: int, val_error: float | None = None, reference_features: Any = None
@@ -256,12 +309,7 @@ class RetrainPolicy:
         det = self.detector
         if det is None:
             return
-        if isinstance(det, PerformanceDrift):
-            det.set_reference(val_error) if val_error is not None else det.reset()
-        elif isinstance(det, FeatureDrift) and reference_features is not None:
-            det.set_reference(reference_features)
-        else:
-            det.reset()
+        det.rebase(val_error=val_error, reference_features=reference_features)
 
     # -- state --------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -284,9 +332,8 @@ class RetrainPolicy:
             or state["spec"] != self.spec
             or state["window"] != self.window.spec
         ):
-            raise ValueError(
-                f"state is for policy {state.get('spec')!r}/{state.get('window')!r}, not {self.spec!r}/{self.window.spec!r}"
-            )
+            saved = f"{state.get('spec')!r}/{state.get('window')!r}"
+            raise ValueError(f"state is for policy {saved}, not {self.spec!r}/{self.window.spec!r}")
         self.last_retrain_step = (
             None if state["last_retrain_step"] is None else int(state["last_retrain_step"])
         )

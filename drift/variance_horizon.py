@@ -7,12 +7,13 @@ from typing import Any
 
 import numpy as np
 
+from ._params import Parametrised
 from ._validate import finite_array
 
 __all__ = ["VarianceHorizon"]
 
 
-class VarianceHorizon:
+class VarianceHorizon(Parametrised):
     """Pick the shortest recent window whose variance already matches the next-longer window.
 
     Rule (``n`` rows of history, 1-D target or 2-D ``[rows, channels]``):
@@ -68,18 +69,6 @@ class VarianceHorizon:
         self.tolerance = float(tolerance)
         self.noise_z = float(noise_z)
         self.last_trace: list[tuple[int, float, float]] = []
-
-    def params(self) -> dict[str, Any]:
-        """Constructor parameters (JSON-able)."""
-        return {
-            "min_len": self.min_len,
-            "max_len": self.max_len,
-            "tolerance": self.tolerance,
-            "noise_z": self.noise_z,
-        }
-
-    def __repr__(self) -> str:
-        return "VarianceHorizon(" + ", ".join(f"{k}={v!r}" for k, v in self.params().items()) + ")"
 
     def select(self, history: Any) -> int:
         """Return how many of the most recent rows of ``history`` to train on.

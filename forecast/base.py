@@ -55,7 +55,8 @@ def check_windows(x: np.ndarray, lookback: int, n_features: int, name: str = "X"
     arr = np.asarray(x, dtype=np.float32)
     if arr.ndim != 3 or arr.shape[1] != lookback or arr.shape[2] != n_features:
         raise ValueError(
-            f"{name} must have shape [batch, lookback={lookback}, n_features={n_features}], got {list(arr.shape)}"
+            f"{name} must have shape [batch, lookback={lookback}, n_features={n_features}], "
+            f"got {list(arr.shape)}"
         )
     if arr.shape[0] == 0:
         raise ValueError(f"{name} is empty: expected at least one window of shape [{lookback}, {n_features}]")
@@ -71,7 +72,8 @@ def check_targets(y: np.ndarray, n: int, horizon: int, n_targets: int, name: str
     arr = np.asarray(y, dtype=np.float32)
     if arr.shape != (n, horizon, n_targets):
         raise ValueError(
-            f"{name} must have shape [batch={n}, horizon={horizon}, n_targets={n_targets}], got {list(arr.shape)}"
+            f"{name} must have shape [batch={n}, horizon={horizon}, n_targets={n_targets}], "
+            f"got {list(arr.shape)}"
         )
     if not np.isfinite(arr).all():
         raise ValueError(f"{name} contains NaN/inf values; drop those windows before fitting")
@@ -83,10 +85,14 @@ class BaseForecaster(ABC):
 
     Subclasses set ``kind`` and implement ``_fit``, ``_predict``, ``_embed`` on scaled arrays,
     plus ``_save_weights`` / ``_load_weights`` (torch ``state_dict`` or XGBoost UBJ; never pickle).
-    Hyper-parameters are fixed in ``__init__``; learned state appears only in ``fit``.
+    Hyper-parameters are fixed in ``__init__``; learned state appears only in ``fit``. A model
+    lists its hyper-parameters in a ``defaults`` class dict (merged along the MRO; any other name
+    is then rejected so a typo never passes silently) and checks their values in
+    :meth:`_validate_hparams` instead of overriding ``__init__``.
     """
 
     kind: ClassVar[str] = ""
+    defaults: ClassVar[dict[str, Any]] = {}
 
     def __init__(
         self,
@@ -97,6 +103,12 @@ class BaseForecaster(ABC):
         seed: int = 0,
         **hparams: Any,
     ):
+        known = self.all_defaults()
+        if known:
+            unknown = sorted(set(hparams) - set(known))
+            if unknown:
+                raise ValueError(f"{self.kind}: unknown hyper-parameter(s) {unknown}; valid: {sorted(known)}")
+            hparams = {**known, **hparams}
         for name, v in (
             ("lookback", lookback),
             ("horizon", horizon),
@@ -107,7 +119,8 @@ class BaseForecaster(ABC):
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
         if n_targets > n_features:
             raise ValueError(
-                f"n_targets={n_targets} exceeds n_features={n_features}: targets must be the leading input channels"
+                f"n_targets={n_targets} exceeds n_features={n_features}: "
+                "targets must be the leading input channels"
             )
         self.lookback, self.horizon = int(lookback), int(horizon)
         self.n_features, self.n_targets = int(n_features), int(n_targets)
@@ -117,6 +130,15 @@ class BaseForecaster(ABC):
         self.version: str | None = None
         self.parent_version: str | None = None
         self.schema: dict[str, Any] = {}
+        self._validate_hparams()
+
+    @classmethod
+    def all_defaults(cls) -> dict[str, Any]:
+        """Hyper-parameter defaults of this class and its bases (subclass values win)."""
+        merged: dict[str, Any] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(klass.__dict__.get("defaults", {}))
+        return merged
 
     # ---- public API -------------------------------------------------------------------
     @property
@@ -191,6 +213,13 @@ class BaseForecaster(ABC):
         }
 
     # ---- for subclasses -----------------------------------------------------------------
+    def _validate_hparams(self) -> None:  # noqa: B027  (an optional hook: most models have nothing to check)
+        """Check (and normalise) ``self.hparams`` once, at the end of ``__init__``.
+
+        Raise ``ValueError`` prefixed with the model ``kind``; may keep what it derives (e.g.
+        typed sizes) as attributes. An override calls ``super()._validate_hparams()`` first.
+        """
+
     @abstractmethod
     def _fit(self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> FitReport: ...
 

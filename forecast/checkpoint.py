@@ -1,16 +1,22 @@
-"""Versioned checkpoint store: one directory per model version, newest loaded first, corrupt ones skipped."""
+"""Versioned checkpoint store: one directory per model version and a mark naming the one that serves."""
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from filelock import FileLock
 
 from adaptcast.forecast.base import BaseForecaster, load_forecaster
 
 log = logging.getLogger(__name__)
 VERSION_RE = re.compile(r"^(\d{6})-(\d{8}T\d{6}Z)$")
+SERVING = "serving.json"
 
 
 class CheckpointStore:
@@ -18,12 +24,19 @@ class CheckpointStore:
 
     Each version is written by :meth:`BaseForecaster.save` (temp dir + rename, so a crash never
     leaves a half-written version) and carries its manifest: kind, config, schema, scaler,
-    library versions, created-at and parent version. One writer per store.
+    library versions, created-at and parent version. ``serving.json`` marks the version every
+    worker should serve (:meth:`mark_serving`) and keeps the marks before it, so a rollback can
+    name the previous one. Several processes may share the store (a ReadWriteMany volume): new
+    versions and marks are written under a lock file.
     """
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
         self.skipped: list[tuple[str, str]] = []  # (version, error) passed over by the last load()
+
+    def _lock(self) -> FileLock:
+        self.root.mkdir(parents=True, exist_ok=True)
+        return FileLock(str(self.root / ".lock"))
 
     def versions(self) -> list[str]:
         """All version ids, oldest first (temp and unrelated directories ignored)."""
@@ -42,28 +55,58 @@ class CheckpointStore:
 
     def save(self, model: BaseForecaster, parent: str | None = None) -> str:
         """Write ``model`` as a new version (recording ``parent``) and return its id."""
-        last = self.latest()
-        counter = int(last[:6]) + 1 if last else 1
-        version = f"{counter:06d}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
-        old = (model.version, model.parent_version)
-        model.version, model.parent_version = version, parent
-        try:
-            model.save(self.root / version)
-        except BaseException:
-            model.version, model.parent_version = old
-            raise
+        with self._lock():
+            last = self.latest()
+            counter = int(last[:6]) + 1 if last else 1
+            version = f"{counter:06d}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+            old = (model.version, model.parent_version)
+            model.version, model.parent_version = version, parent
+            try:
+                model.save(self.root / version)
+            except BaseException:
+                model.version, model.parent_version = old
+                raise
         return version
 
-    def load(self, version: str | None = None, fallback: bool = True) -> BaseForecaster:
-        """Load ``version`` (default: the latest); if the latest is unreadable and ``fallback``, the newest good one.
+    def marks(self) -> list[dict[str, Any]]:
+        """Every serving mark, oldest first: ``{"version", "at", "reason"}``."""
+        try:
+            return json.loads((self.root / SERVING).read_text())["marks"]
+        except FileNotFoundError:
+            return []
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"{self.root / SERVING}: unreadable serving mark ({exc})") from None
 
+    def serving(self) -> str | None:
+        """The version marked serving, or None when nothing was marked."""
+        marks = self.marks()
+        return marks[-1]["version"] if marks else None
+
+    def mark_serving(self, version: str, reason: str) -> None:
+        """Mark ``version`` as the one to serve, once it loads; workers following the store swap to it."""
+        load_forecaster(self.path(version))
+        with self._lock():
+            marks = [
+                *self.marks(),
+                {"version": version, "at": datetime.now(UTC).isoformat(), "reason": reason},
+            ]
+            tmp = self.root / f".{SERVING}.{os.getpid()}"
+            tmp.write_text(json.dumps({"marks": marks}, indent=2))
+            os.replace(tmp, self.root / SERVING)
+
+    def load(self, version: str | None = None, fallback: bool = True) -> BaseForecaster:
+        """Load ``version``: by default the one marked serving, else the latest.
+
+        With ``fallback``, an unreadable default gives way to the newest readable version.
         Versions passed over are listed in :attr:`skipped` and logged as warnings. An explicit
         ``version`` is never substituted.
         """
         self.skipped = []
         if version is not None:
             return load_forecaster(self.path(version))
-        candidates = self.versions()[::-1]
+        newest_first = self.versions()[::-1]
+        marked = self.serving()
+        candidates = [marked, *(v for v in newest_first if v != marked)] if marked else newest_first
         if not candidates:
             raise FileNotFoundError(f"{self.root}: no model versions in this checkpoint store")
         for v in candidates if fallback else candidates[:1]:

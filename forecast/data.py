@@ -101,7 +101,8 @@ def validate_frame(
         time_col = next((c for c in TIME_COLUMNS if c in df.columns), None)
         if time_col is None:
             raise InputError(
-                f"{source}: no time column found (looked for {', '.join(TIME_COLUMNS)}); name it with --time-col"
+                f"{source}: no time column found (looked for {', '.join(TIME_COLUMNS)}); "
+                "name it with --time-col"
             )
     elif time_col not in df.columns:
         raise InputError(f"{source}: time column {time_col!r} not found; columns are {df.columns}")
@@ -117,8 +118,8 @@ def validate_frame(
             first = df.filter(dup_mask)[time_col][0]
             raise InputError(
                 f"{source}: column {time_col!r} has {n_dup} rows with repeated timestamps (first {first}); "
-                "keep one row per time (a long file with a row per series and time needs one column per series) "
-                "or choose to keep the last/first duplicate"
+                "keep one row per time (a long file with a row per series and time needs one "
+                "column per series) or choose to keep the last/first duplicate"
             )
         before = df.height
         df = df.unique(subset=[time_col], keep=duplicates, maintain_order=True)
@@ -151,7 +152,8 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
         bad = parsed.is_null()
         if bad.any():
             raise InputError(
-                f"{source}: column {name!r} has {int(bad.sum())} unparsable timestamps (first {col.filter(bad)[0]!r}); "
+                f"{source}: column {name!r} has {int(bad.sum())} unparsable timestamps "
+                f"(first {col.filter(bad)[0]!r}); "
                 "use ISO-8601 like 2016-07-01 00:00:00 or epoch seconds/milliseconds"
             )
         return parsed
@@ -182,7 +184,8 @@ def numeric_matrix(tf: TimeFrame, columns: Sequence[str]) -> np.ndarray:
     for c in columns:
         if c not in df.columns:
             raise InputError(
-                f"{tf.source}: column {c!r} not found; available: {[x for x in df.columns if x != tf.time_col]}"
+                f"{tf.source}: column {c!r} not found; "
+                f"available: {[x for x in df.columns if x != tf.time_col]}"
             )
         if not df.schema[c].is_numeric():
             raise InputError(
@@ -199,7 +202,7 @@ def numeric_matrix(tf: TimeFrame, columns: Sequence[str]) -> np.ndarray:
 
 
 def time_features(times: pl.Series | np.ndarray) -> np.ndarray:
-    """Calendar features in [−0.5, 0.5]: hour of day, day of week, day of month, day of year (Informer's encoding)."""
+    """Calendar features in [−0.5, 0.5]: hour, weekday, day of month, day of year (Informer's encoding)."""
     t = times if isinstance(times, pl.Series) else pl.Series(np.asarray(times, dtype="datetime64[us]"))
     return np.stack(
         [
@@ -240,12 +243,12 @@ def make_windows(
     start: int = 0,
     stop: int | None = None,
 ) -> Windows:
-    """Sliding windows over rows ``[start, stop)``: inputs are ``targets`` first, then the other ``features``, then time features.
+    """Sliding windows over rows ``[start, stop)``; inputs are ``targets``, other ``features``, time features.
 
-    ``features`` may repeat a target (it is not duplicated). Window ``i`` sees rows
-    ``[s, s+lookback)`` and predicts the targets on ``[s+lookback, s+lookback+horizon)`` with
-    ``s = start + i*stride``; its timestamp is that of its last input row. A plain polars
-    frame is validated first (see :func:`validate_frame`).
+    Channels come in that order; ``features`` may repeat a target (it is not duplicated).
+    Window ``i`` sees rows ``[s, s+lookback)`` and predicts the targets on
+    ``[s+lookback, s+lookback+horizon)`` with ``s = start + i*stride``; its timestamp is that
+    of its last input row. A plain polars frame is validated first (see :func:`validate_frame`).
     """
     tf = frame if isinstance(frame, TimeFrame) else validate_frame(frame)
     if lookback < 1 or horizon < 1 or stride < 1:
@@ -273,7 +276,8 @@ def ett_borders(tf: TimeFrame) -> tuple[int, int, int]:
     borders = (12 * per_month, 16 * per_month, 20 * per_month)
     if tf.frame.height < borders[2]:
         raise InputError(
-            f"{tf.source}: {tf.frame.height} rows, fewer than the {borders[2]} the ETT 12/4/4-month split needs"
+            f"{tf.source}: {tf.frame.height} rows, "
+            f"fewer than the {borders[2]} the ETT 12/4/4-month split needs"
         )
     return borders
 

@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
 
 from adaptcast.forecast.base import BaseForecaster, FitReport
+from adaptcast.forecast.threads import set_torch_threads
 
 WEIGHTS = "weights.pt"
 PREDICT_BATCHES = 4  # inference runs on chunks of this many training batches: memory like one training step
@@ -63,7 +64,10 @@ def show_progress() -> bool:
 
 @contextmanager
 def quiet_lightning() -> Iterator[None]:
-    """Silence Lightning's banners ("GPU available…", tips, "max_epochs reached") and its internal deprecation noise for one fit."""
+    """Silence Lightning for one fit: its banners and its internal deprecation noise.
+
+    The banners are "GPU available…", tips and "max_epochs reached".
+    """
     loggers = [logging.getLogger(name) for name in _LIGHTNING_LOGGERS]
     levels = [lg.level for lg in loggers]
     for lg in loggers:
@@ -76,20 +80,6 @@ def quiet_lightning() -> Iterator[None]:
     finally:
         for lg, level in zip(loggers, levels, strict=False):
             lg.setLevel(level)
-
-
-@contextmanager
-def torch_threads(n: int | None) -> Iterator[None]:
-    """Run a block with ``n`` intra-op CPU threads (``None``: leave torch's setting alone)."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(int(n))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 class _Batches(torch.utils.data.Dataset):
@@ -222,8 +212,8 @@ class TorchForecaster(BaseForecaster):
 
     Common hparams (all keyword, with defaults): epochs=30, batch_size=64, lr=1e-3,
     weight_decay=0.0, patience=3, accelerator="auto", precision="auto", max_minutes=None,
-    num_threads=None (see :meth:`fit_threads`). A subclass adds its own in a ``defaults`` class dict (merged along the
-    MRO); unknown hyper-parameters are rejected so a typo never passes silently.
+    num_threads=None (see :meth:`fit_threads`). A subclass adds its own in a ``defaults`` class
+    dict (see :class:`BaseForecaster`).
     """
 
     defaults: ClassVar[dict[str, Any]] = {
@@ -238,36 +228,18 @@ class TorchForecaster(BaseForecaster):
         "num_threads": None,
     }
 
-    def __init__(
-        self,
-        lookback: int,
-        horizon: int,
-        n_features: int = 1,
-        n_targets: int = 1,
-        seed: int = 0,
-        **hparams: Any,
-    ):
-        known = self.all_defaults()
-        unknown = sorted(set(hparams) - set(known))
-        if unknown:
-            raise ValueError(f"{self.kind}: unknown hyper-parameter(s) {unknown}; valid: {sorted(known)}")
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **{**known, **hparams})
+    module: nn.Module | None = None  # the trained network, set by fit or load
+
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         if self.hparams["accelerator"] not in ("auto", "cpu", "gpu", "cuda"):
             raise ValueError(
-                f"{self.kind}: accelerator must be 'auto', 'cpu' or 'gpu', got {self.hparams['accelerator']!r}"
+                f"{self.kind}: accelerator must be 'auto', 'cpu' or 'gpu', "
+                f"got {self.hparams['accelerator']!r}"
             )
         for name in ("epochs", "batch_size", "patience"):
             if int(self.hparams[name]) < 1:
                 raise ValueError(f"{self.kind}: {name} must be >= 1, got {self.hparams[name]!r}")
-        self.module: nn.Module | None = None
-
-    @classmethod
-    def all_defaults(cls) -> dict[str, Any]:
-        """Hyper-parameter defaults of this class and its bases (subclass values win)."""
-        merged: dict[str, Any] = {}
-        for klass in reversed(cls.__mro__):
-            merged.update(klass.__dict__.get("defaults", {}))
-        return merged
 
     # ---- what a model defines -----------------------------------------------------------
     @abstractmethod
@@ -310,7 +282,7 @@ class TorchForecaster(BaseForecaster):
         accelerator = resolve_accelerator(hp["accelerator"])
         pl.seed_everything(self.seed, workers=True, verbose=False)
         net = self.build_module()
-        with torch_threads(self.fit_threads(net)), quiet_lightning():
+        with set_torch_threads(self.fit_threads(net)), quiet_lightning():
             lit = ForecastModule(self, net)
             keep = KeepBest("val_loss" if val is not None else "train_loss", int(hp["patience"]))
             trainer = pl.Trainer(

@@ -31,3 +31,17 @@ def sliding_windows(
     view = sliding_window_view(arr, span, axis=0)[::stride]  # [N, C, span]
     view = np.moveaxis(view, 2, 1)
     return np.ascontiguousarray(view[:, :lookback]), np.ascontiguousarray(view[:, lookback:, :n_targets])
+
+
+def split_train_val(n_windows: int, horizon: int, val_fraction: float) -> tuple[slice, slice | None]:
+    """Split consecutive windows (oldest first, one row apart) in time: ``(train, val)`` index slices.
+
+    Validation is the newest ``round(val_fraction · n_windows)`` windows (none under 10 windows);
+    training is the oldest windows up to a gap of ``horizon − 1``, so no row is a target of both.
+    When that leaves no training window, every window trains and there is no validation.
+    """
+    n_val = round(val_fraction * n_windows) if n_windows >= 10 else 0
+    n_train = n_windows - n_val - (horizon - 1 if n_val else 0)
+    if n_train < 1 or n_val == 0:
+        return slice(0, n_windows), None
+    return slice(0, n_train), slice(n_windows - n_val, n_windows)

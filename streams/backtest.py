@@ -21,14 +21,17 @@ from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.metrics import mae, mase, mse, naive_scale, smape
 from adaptcast.streams.config import Config, ConfigError, deep_merge, load_config, parse_scalar
+from adaptcast.streams.events import LoopEvent
 from adaptcast.streams.feed import load_feed, time_batches
 from adaptcast.streams.loop import ForecastLoop, build_loop
 from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.pushgateway import push_backtest
 from adaptcast.streams.records import Record
 from adaptcast.streams.report import ConfigRun, write_report
 from adaptcast.streams.summary import RunSummary
 
 SUMMARY_SCHEMA = 1
+FORECASTS_FILE, EVENTS_FILE, SUMMARY_FILE = "forecasts.parquet", "events.parquet", "summary.json"
 AFTER_EVENT_STEPS = 50
 COMPARE_ALIASES = {
     "model": "model.kind",
@@ -92,7 +95,8 @@ def backtest(
 
     ``config`` defaults to :func:`~adaptcast.streams.config.load_config` (file, environment);
     ``data`` to the feed it names. With ``out`` the files the CLI writes go there: forecasts.parquet,
-    events.parquet, summary.json, and report.html with its plots unless ``report`` is false.
+    events.parquet, summary.json, and report.html with its plots unless ``report`` is false. With
+    ``backtest.pushgateway`` set, each configuration's final numbers are pushed there too.
     """
     cfg = config if config is not None else load_config()
     data = data if data is not None else load_feed(cfg)
@@ -126,15 +130,17 @@ def backtest(
     )
     if out is not None:
         _write(Path(out), result, runs, data, report)
+    if cfg.backtest.pushgateway:
+        push_backtest(cfg.backtest.pushgateway, summary)
     return result
 
 
 def _write(out: Path, result: BacktestResult, runs: list[ConfigRun], data: SeriesFrame, report: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    result.forecasts.write_parquet(out / "forecasts.parquet")
-    result.events.write_parquet(out / "events.parquet")
+    result.forecasts.write_parquet(out / FORECASTS_FILE)
+    result.events.write_parquet(out / EVENTS_FILE)
     text = json.dumps(result.summary, indent=2, sort_keys=True, default=_json_default)
-    (out / "summary.json").write_text(text + "\n")
+    (out / SUMMARY_FILE).write_text(text + "\n")
     if report:
         meta = {k: v for k, v in result.summary.items() if k != "configs"}
         write_report(out, runs, data.events, f"adaptcast backtest — {data.name}", meta)
@@ -255,7 +261,7 @@ def _without_restarted(fc: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
     ).drop("_restart")
 
 
-def _event_table(events: list[dict[str, Any]]) -> pl.DataFrame:
+def _event_table(events: list[LoopEvent]) -> pl.DataFrame:
     cols = {
         "ts": pl.Datetime("ms"),
         "event": pl.String,
@@ -270,7 +276,7 @@ def _event_table(events: list[dict[str, Any]]) -> pl.DataFrame:
         "steps": pl.Int64,  # grid points filled, or missing before a restart
         "period_ms": pl.Int64,  # the series' period after a restart
     }
-    rows = [{k: e.get(k if k != "ts" else "ts_ms") for k in cols} for e in events]
+    rows = [{k: d.get(k if k != "ts" else "ts_ms") for k in cols} for d in (e.to_dict() for e in events)]
     return pl.DataFrame(rows, schema={**cols, "ts": pl.Int64}).with_columns(
         pl.col("ts").cast(pl.Datetime("ms"))
     )

@@ -11,24 +11,39 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import click
 
-from adaptcast.streams.cli_common import UserError, parse_params, split_columns
-from adaptcast.streams.config import ConfigError, load_config, to_yaml
+from adaptcast.streams.cli_common import (
+    CONFIG_OPTION,
+    UserError,
+    config_or_exit,
+    parse_params,
+    set_override,
+    split_columns,
+    table_out_option,
+    write_frame,
+)
+from adaptcast.streams.config import to_yaml
 
 LAZY_COMMANDS = {  # imported on use: they pull in torch, which takes seconds to load
     "train": (
         "adaptcast.streams.train_cli",
         "train_command",
-        "Train a forecaster on a file and save it (prints a JSON report).",
+        "Train a forecaster on a file or the input topic; save it or publish it to the store.",
     ),
     "predict": (
         "adaptcast.streams.train_cli",
         "predict_command",
         "Forecast with a saved model from a file's latest rows.",
+    ),
+    "model": (
+        "adaptcast.streams.model_cli",
+        "model_group",
+        "List the model store's versions, or roll back to one.",
     ),
 }
 
@@ -60,31 +75,34 @@ class LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-def _config(path: str | None, overrides: dict[str, Any] | None = None):
-    try:
-        return load_config(path, overrides)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+def scenario_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--steps``, ``--series`` and ``--seed``: the size and seed of a generated scenario.
 
-
-def _set(d: dict[str, Any], dotted: str, value: Any) -> None:
-    """Put a flag's value into an override dict when the flag was given."""
-    if value is None:
-        return
-    *parents, leaf = dotted.split(".")
-    for p in parents:
-        d = d.setdefault(p, {})
-    d[leaf] = value
-
-
-CONFIG_OPTION = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="ADAPTCAST_CONFIG",
-    help="YAML config file (env ADAPTCAST_CONFIG). ADAPTCAST__SECTION__KEY env vars override it; "
-    "flags override both.",
-)
+    The same options in ``replay --scenario`` and ``scenarios`` (``backtest`` has its own: no
+    defaults there, so the config decides).
+    """
+    for option in reversed(
+        (
+            click.option(
+                "--steps",
+                type=click.IntRange(min=2),
+                default=24 * 7 * 4,
+                show_default=True,
+                help="Time steps (hourly).",
+            ),
+            click.option(
+                "--series",
+                "n_series",
+                type=click.IntRange(min=1),
+                default=4,
+                show_default=True,
+                help="Number of series (ignored by link_failure).",
+            ),
+            click.option("--seed", type=int, default=0, show_default=True),
+        )
+    ):
+        command = option(command)
+    return command
 
 
 @click.group(
@@ -118,7 +136,7 @@ def config_show(config_path: str | None) -> None:
       adaptcast config show
       ADAPTCAST__MODEL__KIND=arnet adaptcast config show --config my.yaml
     """
-    click.echo(to_yaml(_config(config_path)), nl=False)
+    click.echo(to_yaml(config_or_exit(config_path)), nl=False)
 
 
 @main.command()
@@ -136,6 +154,10 @@ def config_show(config_path: str | None) -> None:
     "--scenario", help="Embedded scenario to stream when no broker is configured (see `adaptcast scenarios`)."
 )
 @click.option("--model", "model_kind", help="Model kind to serve (e.g. naive, arnet, lstm, lnn, xgboost).")
+@click.option(
+    "--metrics-host",
+    help="Bind address for /metrics, /healthz, /readyz (default 127.0.0.1; 0.0.0.0 for all interfaces).",
+)
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -164,6 +186,7 @@ def run(
     state_dir,
     scenario,
     model_kind,
+    metrics_host,
     metrics_port,
     max_seconds,
     rate,
@@ -191,20 +214,23 @@ def run(
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
-    _set(overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
+    set_override(
+        overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    )
     for key, value in (
         ("input_topic", input_topic),
         ("output_topic", output_topic),
         ("dead_letter_topic", dead_letter_topic),
         ("group", group),
     ):
-        _set(overrides, f"kafka.{key}", value)
-    _set(overrides, "state.dir", state_dir)
-    _set(overrides, "scenario.name", scenario)
-    _set(overrides, "model.kind", model_kind)
-    _set(overrides, "metrics.port", metrics_port)
-    _set(overrides, "serving.max_seconds", max_seconds)
-    cfg = _config(config_path, overrides)
+        set_override(overrides, f"kafka.{key}", value)
+    set_override(overrides, "state.dir", state_dir)
+    set_override(overrides, "scenario.name", scenario)
+    set_override(overrides, "model.kind", model_kind)
+    set_override(overrides, "metrics.host", metrics_host)
+    set_override(overrides, "metrics.port", metrics_port)
+    set_override(overrides, "serving.max_seconds", max_seconds)
+    cfg = config_or_exit(config_path, overrides)
     if cfg.kafka.bootstrap_servers:
         _serve_kafka(cfg)
         return
@@ -223,8 +249,8 @@ def _serve_kafka(cfg) -> None:
     from adaptcast.streams.metrics import Metrics, MetricsServer
     from adaptcast.streams.service import Worker
 
-    metrics = Metrics()
-    server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port) if cfg.metrics.enabled else None
+    metrics = Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
+    server = MetricsServer.from_config(metrics, cfg.metrics)
     try:
         worker = Worker(cfg, metrics)
     except KafkaError as exc:
@@ -267,13 +293,7 @@ def _serve_kafka(cfg) -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Replay the records' own spacing this many times faster.",
 )
-@click.option(
-    "--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Scenario length."
-)
-@click.option(
-    "--series", "n_series", type=click.IntRange(min=1), default=4, show_default=True, help="Scenario series."
-)
-@click.option("--seed", type=int, default=0, show_default=True)
+@scenario_options
 def replay(
     config_path,
     path,
@@ -303,8 +323,10 @@ def replay(
     if rate and speedup:
         raise UserError("use either --rate or --speedup, not both")
     overrides: dict[str, Any] = {}
-    _set(overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS"))
-    cfg = _config(config_path, overrides)
+    set_override(
+        overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    cfg = config_or_exit(config_path, overrides)
     if not cfg.kafka.bootstrap_servers:
         raise UserError("no Kafka bootstrap servers: pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS")
     try:
@@ -403,6 +425,10 @@ def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) 
     help="off: leave measured seconds out of summary.json (byte-identical reruns). [backtest.timings]",
 )
 @click.option(
+    "--pushgateway",
+    help="Push each configuration's final numbers to this Prometheus Pushgateway URL. [backtest.pushgateway]",
+)
+@click.option(
     "--out", type=click.Path(file_okay=False, path_type=Path), required=True, help="Output directory."
 )
 def backtest(
@@ -427,6 +453,7 @@ def backtest(
     n_series,
     seed,
     timings,
+    pushgateway,
     out,
 ) -> None:
     """Replay history through the live loop and compare adaptation policies.
@@ -446,25 +473,27 @@ def backtest(
     """
     from adaptcast.forecast.base import InputError
     from adaptcast.streams.backtest import backtest as run_backtest
+    from adaptcast.streams.pushgateway import PushError
 
     if data_path and scenario:
         raise UserError("give at most one of --data FILE or --scenario NAME")
     overrides: dict[str, Any] = {}
-    _set(overrides, "backtest.data", data_path)
+    set_override(overrides, "backtest.data", data_path)
     if scenario:
-        _set(overrides, "scenario.name", scenario)
+        set_override(overrides, "scenario.name", scenario)
         overrides["backtest"] = {**overrides.get("backtest", {}), "data": None}
     cols = split_columns(targets)
-    _set(overrides, "model.target", (cols[0] if len(cols) == 1 else cols) if cols else None)
-    _set(overrides, "model.features", split_columns(features) if features else None)
+    set_override(overrides, "model.target", (cols[0] if len(cols) == 1 else cols) if cols else None)
+    set_override(overrides, "model.features", split_columns(features) if features else None)
     for key, value in (
         ("series_col", series_col),
         ("time_col", time_col),
         ("limit", limit),
         ("compare", list(compares) or None),
         ("timings", _on_off(timings)),
+        ("pushgateway", pushgateway),
     ):
-        _set(overrides, f"backtest.{key}", value)
+        set_override(overrides, f"backtest.{key}", value)
     for key, value in (
         ("kind", model),
         ("lookback", lookback),
@@ -472,20 +501,22 @@ def backtest(
         ("seed", seed),
         ("params", parse_params(params) or None),
     ):
-        _set(overrides, f"model.{key}", value)
+        set_override(overrides, f"model.{key}", value)
     for key, value in (
         ("policy", policy),
         ("window", window),
         ("memory", _on_off(memory)),
         ("min_train_rows", min_train_rows),
     ):
-        _set(overrides, f"adaptation.{key}", value)
+        set_override(overrides, f"adaptation.{key}", value)
     for key, value in (("steps", steps), ("series", n_series), ("seed", seed)):
-        _set(overrides, f"scenario.{key}", value)
-    cfg = _config(config_path, overrides)
+        set_override(overrides, f"scenario.{key}", value)
+    cfg = config_or_exit(config_path, overrides)
     try:
         result = run_backtest(cfg, out=out)
     except InputError as exc:
+        raise UserError(str(exc)) from None
+    except PushError as exc:
         raise UserError(str(exc)) from None
     for run, entry in zip(result.runs, result.summary["configs"].values(), strict=True):
         secs = "" if entry["train_seconds"] is None else f", train {entry['train_seconds']:.1f} s"
@@ -499,11 +530,7 @@ def _on_off(value: str | None) -> bool | None:
 
 @main.command()
 @click.argument("name", required=False)
-@click.option(
-    "--out",
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="Write the scenario to this CSV or Parquet file.",
-)
+@table_out_option("Write the scenario to this CSV or Parquet file.")
 @click.option(
     "--layout",
     type=click.Choice(["wide", "long"]),
@@ -511,18 +538,8 @@ def _on_off(value: str | None) -> bool | None:
     show_default=True,
     help="wide: date + one column per series; long: ts, series, y.",
 )
-@click.option(
-    "--series",
-    type=click.IntRange(min=1),
-    default=4,
-    show_default=True,
-    help="Number of series (ignored by link_failure).",
-)
-@click.option(
-    "--steps", type=click.IntRange(min=2), default=24 * 7 * 4, show_default=True, help="Time steps (hourly)."
-)
-@click.option("--seed", type=int, default=0, show_default=True)
-def scenarios(name, out, layout, series, steps, seed) -> None:
+@scenario_options
+def scenarios(name, out_path, layout, steps, n_series, seed) -> None:
     """List the built-in drift scenarios, or write one to a file.
 
     \b
@@ -538,20 +555,15 @@ def scenarios(name, out, layout, series, steps, seed) -> None:
             click.echo(f"{n:<14} {describe(n)}")
         return
     try:
-        sc = make_scenario(name, series=series, steps=steps, seed=seed)
+        sc = make_scenario(name, series=n_series, steps=steps, seed=seed)
     except ValueError as exc:
         raise UserError(str(exc)) from None
     frame = sc.wide() if layout == "wide" else sc.frame
-    if out is None:
+    if out_path is None:
         click.echo(frame)
     else:
-        if out.suffix.lower() == ".parquet":
-            frame.write_parquet(out)
-        elif out.suffix.lower() == ".csv":
-            frame.write_csv(out)
-        else:
-            raise UserError(f"--out {out}: use a .csv or .parquet file name")
-        click.echo(f"wrote {frame.height} rows of scenario {name} to {out}; events:")
+        write_frame(frame, out_path)
+        click.echo(f"wrote {frame.height} rows of scenario {name} to {out_path}; events:")
         for ev in sc.events:
             click.echo(
                 f"  {ev.kind} at {ev.start.isoformat()} (step {ev.start_step}) "

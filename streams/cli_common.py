@@ -1,11 +1,18 @@
-"""Pieces shared by every ``adaptcast`` subcommand: the exit-code-2 error and option parsing."""
+"""Pieces shared by every ``adaptcast`` subcommand: the exit-code-2 error, option parsing and the config."""
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
+
+from adaptcast.streams.config import Config, ConfigError, load_config
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 class UserError(click.ClickException):
@@ -31,3 +38,58 @@ def parse_params(items: tuple[str, ...]) -> dict[str, Any]:
 def split_columns(values: tuple[str, ...]) -> list[str]:
     """Accept ``--features a --features b`` and ``--features a,b`` alike."""
     return [c.strip() for v in values for c in v.split(",") if c.strip()]
+
+
+CONFIG_OPTION = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="ADAPTCAST_CONFIG",
+    help="YAML config file (env ADAPTCAST_CONFIG). ADAPTCAST__SECTION__KEY env vars override it; "
+    "flags override both.",
+)
+
+
+def config_or_exit(path: str | None, overrides: dict[str, Any] | None = None) -> Config:
+    """The effective configuration; a bad one is a :class:`UserError` naming the key."""
+    try:
+        return load_config(path, overrides)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+
+
+def set_override(d: dict[str, Any], dotted: str, value: Any) -> None:
+    """Put a flag's value into an override dict under its dotted config key, when the flag was given."""
+    if value is None:
+        return
+    *parents, leaf = dotted.split(".")
+    for p in parents:
+        d = d.setdefault(p, {})
+    d[leaf] = value
+
+
+PARQUET_SUFFIXES, CSV_SUFFIXES = (".parquet", ".pq"), (".csv",)
+
+
+def table_out_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--out FILE`` into ``out_path``: optional, CSV or Parquet, the suffix checked before any work."""
+    return click.option(
+        "--out", "out_path", type=click.Path(dir_okay=False, path_type=Path), callback=_table_path, help=help
+    )
+
+
+def _table_path(ctx: click.Context, param: click.Parameter, path: Path | None) -> Path | None:
+    if path is not None and path.suffix.lower() not in (*PARQUET_SUFFIXES, *CSV_SUFFIXES):
+        raise UserError(f"--out {path}: use a .csv or .parquet file name")
+    return path
+
+
+def write_frame(frame: pl.DataFrame, path: Path) -> None:
+    """Write a table to ``path``: Parquet for ``.parquet``/``.pq``, CSV for ``.csv``."""
+    suffix = path.suffix.lower()
+    if suffix in PARQUET_SUFFIXES:
+        frame.write_parquet(path)
+    elif suffix in CSV_SUFFIXES:
+        frame.write_csv(path)
+    else:
+        raise UserError(f"--out {path}: use a .csv or .parquet file name")

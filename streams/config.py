@@ -154,6 +154,9 @@ class BacktestConfig(_Section):
         description="further configurations, each KEY=VALUE[,KEY=VALUE] overrides of this one",
     )
     timings: bool = Field(default=True, description="false: leave measured seconds out of summary.json")
+    pushgateway: str | None = Field(
+        default=None, description="push each configuration's final numbers to this Pushgateway URL"
+    )
 
 
 class GridConfig(_Section):
@@ -248,12 +251,27 @@ class StateConfig(_Section):
         description="without a snapshot, re-read this many records per partition to warm windows",
     )
     shutdown_timeout_s: float = Field(default=20.0, gt=0)
+    model_poll_s: float = Field(
+        default=10.0, gt=0, description="how often a worker looks for a newly published model in the store"
+    )
 
 
 class MetricsConfig(_Section):
+    """Where ``/metrics``, ``/healthz`` and ``/readyz`` are served, and the thresholds they report."""
+
     enabled: bool = True
-    host: str = "127.0.0.1"
+    host: str = Field(
+        default="127.0.0.1", description="bind address (0.0.0.0 to be scraped from other hosts or pods)"
+    )
     port: int = Field(default=9108, ge=0, le=65535)
+    stale_after_s: float = Field(
+        default=30.0, gt=0, description="/healthz answers 503 when the loop has not beaten for this long"
+    )
+    max_model_age_s: float = Field(
+        default=7 * 86_400.0,
+        gt=0,
+        description="adaptcast_model_max_age_seconds: the AdaptcastModelTooOld alert fires above it",
+    )
 
 
 class Config(_Section):

@@ -21,9 +21,9 @@ def run_embedded(
     """Stream the feed one timestamp (all series) per batch; ``sink`` receives each batch's forecasts."""
     t0 = time.perf_counter()
     data = load_feed(cfg)
-    metrics = metrics or Metrics()
+    metrics = metrics or Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
     loop = build_loop(cfg, metrics=metrics)
-    server = MetricsServer(metrics, cfg.metrics.host, cfg.metrics.port) if cfg.metrics.enabled else None
+    server = MetricsServer.from_config(metrics, cfg.metrics)
     rejected = 0
     deadline = None if cfg.serving.max_seconds is None else t0 + cfg.serving.max_seconds
     try:

@@ -117,13 +117,17 @@ class KafkaSource:
     def beginning(self, tp: TopicPartition) -> int:
         return self.consumer.beginning_offsets([tp])[tp]
 
-    def lag(self) -> int:
-        """Records between this consumer's positions and the ends of its partitions."""
-        tps = list(self.consumer.assignment())
-        if not tps:
-            return 0
-        ends = self.consumer.end_offsets(tps)
-        return int(sum(max(ends[tp] - self.consumer.position(tp), 0) for tp in tps))
+    def lags(self) -> dict[TopicPartition, int]:
+        """Records between this consumer's position and the end of each assigned partition.
+
+        The end is the high-water mark of the last fetch response (no request); partitions not
+        fetched yet ask the broker for their end offsets.
+        """
+        ends = {tp: self.consumer.highwater(tp) for tp in self.consumer.assignment()}
+        unknown = [tp for tp, end in ends.items() if end is None]
+        if unknown:
+            ends.update(self.consumer.end_offsets(unknown))
+        return {tp: max(end - self.consumer.position(tp), 0) for tp, end in ends.items()}
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)

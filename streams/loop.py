@@ -1,8 +1,8 @@
 """The adaptation loop shared by every front end.
 
-records → per-series windows → micro-batched predict → error-memory correction → forecasts;
-truth for earlier forecasts → live error → retrain policy (drift detector, Variance Horizon) →
-candidate trained inline or in the background → validated against the serving model → swap.
+records → per-series windows on a time grid → micro-batched predict → error-memory correction → forecasts;
+truth for earlier forecasts → live error → :class:`Adaptation` (retrain policy, candidate trained
+inline or in the background, validated against the serving model, swapped in).
 
 The loop does no I/O of its own: sources, sinks, checkpoint stores and clocks are injected, so
 the offline backtest and the live Kafka service run this same code.
@@ -23,25 +23,24 @@ from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster, create_forecaster
+from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
 from adaptcast.streams.config import Config
+from adaptcast.streams.events import (
+    DriftAlarm,
+    Event,
+    GapFilled,
+    LoopEvent,
+    Retrained,
+    SeriesEvent,
+    SeriesReset,
+)
 from adaptcast.streams.grid import Action, GridRules, Placement, SeriesGrid, fill_rows, place
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.records import MISSING_VALUE, Record, RecordError, format_timestamp
-from adaptcast.streams.retrain import (
-    InlineTrainer,
-    Trainer,
-    TrainJob,
-    TrainOutcome,
-    make_policy,
-    training_set,
-)
+from adaptcast.streams.retrain import InlineTrainer, Trainer, make_policy
 from adaptcast.streams.state import PendingForecast, RingBuffer, SeriesState
 
 log = logging.getLogger("adaptcast.loop")
-MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
-MEMORY_DECAY = (
-    0.99  # per forecast: the loop's error memory forgets with a half-life of ~69 forecasts (streams drift)
-)
 
 
 def in_rounds(records: Iterable[Record]) -> list[Record]:
@@ -73,7 +72,7 @@ class Forecast:
     model_version: str
 
     def to_json(self, targets: list[str]) -> dict[str, Any]:
-        """The prediction record of DESIGN.md (per-target lists over the horizon)."""
+        """The prediction record of docs/architecture.md (per-target lists over the horizon)."""
         return {
             "series": self.series,
             "issued_at": format_timestamp(self.issued_at_ms),
@@ -123,7 +122,7 @@ class StepResult:
     accepted: list[Record] = field(default_factory=list)  # on their grid points: the truths forecasts meet
     rejected: list[tuple[Record, RecordError]] = field(default_factory=list)
     scored: list[ScoredError] = field(default_factory=list)  # one-step-ahead only: the drift detectors' input
-    events: list[dict[str, Any]] = field(default_factory=list)
+    events: list[LoopEvent] = field(default_factory=list)
 
 
 class ForecastLoop:
@@ -136,6 +135,8 @@ class ForecastLoop:
     its grid point, short gaps are filled, long ones restart the window; a record older than the
     series' latest is ``late``, one on the latest grid point a ``duplicate`` (the first wins), one
     between grid points ``off_grid``. One *step* is one advance of the newest timestamp seen.
+    Retraining, validation and swaps are delegated to :attr:`adaptation`; ``memory``,
+    ``on_swap`` and ``validate_margin`` go to it.
     """
 
     def __init__(
@@ -151,7 +152,7 @@ class ForecastLoop:
         history: int | None = None,
         min_train_rows: int | None = None,
         grid: GridRules | None = None,
-        validate_margin: float = 0.05,
+        validate_margin: float = VALIDATE_MARGIN,
         max_batch: int = 256,
         metrics: Metrics | None = None,
         error_window: int = 500,
@@ -162,27 +163,27 @@ class ForecastLoop:
                 f"model expects {model.n_features} input channels, got {len(channels)}: {channels}"
             )
         self.template = model
-        self.model: BaseForecaster | None = model if model.is_fitted else None
         self.channels = list(channels)
         self.targets = self.channels[: model.n_targets]
         self.lookback, self.horizon = model.lookback, model.horizon
         self.history = max(history or 4 * (model.lookback + model.horizon), model.lookback + model.horizon)
         self.min_train_rows = min(min_train_rows or 2 * (model.lookback + model.horizon), self.history)
         self.grid = grid or GridRules(max_fill=model.lookback // 4)
-        self.policy = policy or RetrainPolicy.never()
-        self.memory_params = memory
-        self.memory: ErrorMemory | None = None
         self.ledger = ledger or ComputeLedger()
-        self.trainer = trainer or InlineTrainer(self.ledger)
-        self.on_swap = on_swap
-        self.validate_margin = validate_margin
         self.max_batch = max_batch
         self.metrics = metrics or Metrics()
+        self.metrics.track_compute(self.ledger)
         self.clock = clock
+        self.adaptation = Adaptation(
+            model,
+            policy=policy or RetrainPolicy.never(),
+            trainer=trainer or InlineTrainer(self.ledger),
+            metrics=self.metrics,
+            memory=memory,
+            on_swap=on_swap,
+            validate_margin=validate_margin,
+        )
         self.states: dict[str, SeriesState] = {}
-        self.events: list[dict[str, Any]] = []
-        self.model_number = 0
-        self.model_version = (model.version or "0") if self.model else "none"
         self.step = 0
         self._newest_ts: int | None = None
         self._hits: list[tuple[PendingForecast, int, np.ndarray, Record]] = []
@@ -191,8 +192,34 @@ class ForecastLoop:
         self._n_scored = 0
         self.n_records = 0
         self.n_forecasts = 0
-        if self.model is not None:
-            self._reset_memory(None)
+
+    # ---- what adaptation serves and decides with ----------------------------------------------
+    @property
+    def model(self) -> BaseForecaster | None:
+        """The serving model (None until the first one is trained)."""
+        return self.adaptation.model
+
+    @property
+    def model_version(self) -> str:
+        return self.adaptation.model_version
+
+    @property
+    def memory(self) -> ErrorMemory | None:
+        """The serving model's error memory (None when the memory is off)."""
+        return self.adaptation.memory
+
+    @property
+    def policy(self) -> RetrainPolicy:
+        return self.adaptation.policy
+
+    @property
+    def trainer(self) -> Trainer:
+        return self.adaptation.trainer
+
+    @property
+    def events(self) -> list[LoopEvent]:
+        """Every drift alarm, training outcome and grid event of a series so far, oldest first."""
+        return self.adaptation.events
 
     # ---- public ---------------------------------------------------------------------------
     def process(
@@ -206,6 +233,7 @@ class ForecastLoop:
         received_at = self.clock() if received_at is None else received_at
         result = StepResult()
         due: dict[str, SeriesState] = {}
+        fresh: list[np.ndarray] | None = [] if emit and self._wants_features() else None  # input rows
         for rec in in_rounds(records):
             self.n_records += 1
             self.metrics.records_consumed.inc()
@@ -224,6 +252,8 @@ class ForecastLoop:
             if emit:
                 self._score(rec, row, state)
             state.buffer.append(row)
+            if fresh is not None:
+                fresh.append(row)
             if self._newest_ts is None or rec.ts_ms > self._newest_ts:
                 self._newest_ts = rec.ts_ms
                 self.step += 1
@@ -237,26 +267,18 @@ class ForecastLoop:
         if emit:
             self._flush(due, result, received_at)
             self._settle(result)
-            self._adapt(result)
+            self._adapt(result, fresh)
         self.metrics.series_active.set(len(self.states))
         self.metrics.beat()
         return result
 
     def serve(self, model: BaseForecaster) -> None:
         """Serve an already trained model (loaded from a checkpoint) from now on."""
-        if not model.is_fitted:
-            raise ValueError("serve() needs a fitted model")
-        self.model = model
-        self.model_version = model.version or "0"
-        self.metrics.ready = True
-        self._reset_memory(None)
+        self.adaptation.serve(model)
 
-    def collect(self) -> list[dict[str, Any]]:
+    def collect(self) -> list[Event]:
         """Install finished background trainings now (the live service calls this between polls)."""
-        events: list[dict[str, Any]] = []
-        for outcome in self.trainer.poll():
-            events.append(self._install(outcome))
-        return events
+        return self.adaptation.collect(self.step)
 
     def summary(self) -> dict[str, Any]:
         n = max(self._n_scored, 1)
@@ -269,13 +291,13 @@ class ForecastLoop:
             "mae_base": float(self._abs_sum[1] / n) if self._n_scored else None,
             "model": self.template.kind,
             "model_version": self.model_version,
-            "retrains": sum(1 for e in self.events if e["event"] == "retrain"),
-            "drift_alarms": sum(1 for e in self.events if e["event"] == "drift"),
+            "retrains": sum(isinstance(e, Retrained) for e in self.events),
+            "drift_alarms": sum(isinstance(e, DriftAlarm) for e in self.events),
         }
 
     # ---- state snapshots (restart and rebalance) ---------------------------------------------------
     def export_series(self, names: Iterable[str]) -> dict[str, Any]:
-        """Windows of ``names`` as arrays and numbers (pickle-free; see drift.state.save_state)."""
+        """Windows of ``names`` as arrays and numbers (pickle-free; see drift.serialize.save_state)."""
         out: dict[str, Any] = {}
         for name in names:
             st = self.states.get(name)
@@ -313,28 +335,14 @@ class ForecastLoop:
             self.states.pop(name, None)
 
     def state_dict(self) -> dict[str, Any]:
-        """Process-wide adaptation state: policy (and its detector), error memory, counters."""
-        return {
-            "policy": self.policy.state_dict(),
-            "memory": None if self.memory is None else self.memory.state_dict(),
-            "model_version": self.model_version,
-            "model_number": self.model_number,
-            "step": self.step,
-            "newest_ts_ms": self._newest_ts,
-        }
+        """Process-wide state: the adaptation's (policy, detector, error memory, counters) and the step."""
+        return {**self.adaptation.state_dict(), "step": self.step, "newest_ts_ms": self._newest_ts}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict`; the memory is kept only if it belongs to the serving model."""
-        self.policy.load_state_dict(state["policy"])
-        self.model_number = int(state["model_number"])
+        self.adaptation.load_state_dict(state)
         self.step = int(state["step"])
         self._newest_ts = None if state["newest_ts_ms"] is None else int(state["newest_ts_ms"])
-        if (
-            state.get("memory") is not None
-            and self.memory is not None
-            and state["model_version"] == self.model_version
-        ):
-            self.memory.load_state_dict(state["memory"])
 
     # ---- ingestion ------------------------------------------------------------------------------
     def _row(self, rec: Record) -> np.ndarray:
@@ -383,7 +391,9 @@ class ForecastLoop:
                 state.buffer.append(filled, filled=True)
             self.metrics.grid_filled.inc(placed.missing)
             first = placed.ts_ms - placed.missing * period
-            result.events.append(self._event("gap_filled", first, series=rec.series, steps=placed.missing))
+            self._series_event(
+                GapFilled(ts_ms=first, step=self.step, series=rec.series, steps=placed.missing), result
+            )
         elif placed.action.restarts:
             state.restart()
             reason = "gap" if placed.action is Action.RESET else "grid_change"
@@ -392,11 +402,21 @@ class ForecastLoop:
             level = logging.WARNING if placed.action is Action.REGRID else logging.INFO
             log.log(level, "series %r restarts at %s (%s, period %s ms)", rec.series, at, reason, period)
             steps = placed.missing if placed.action is Action.RESET else None
-            ev = self._event(
-                "series_reset", placed.ts_ms, series=rec.series, reason=reason, steps=steps, period_ms=period
+            ev = SeriesReset(
+                ts_ms=placed.ts_ms,
+                step=self.step,
+                series=rec.series,
+                reason=reason,
+                steps=steps,
+                period_ms=period,
             )
-            result.events.append(ev)
+            self._series_event(ev, result)
         return rec if placed.ts_ms == rec.ts_ms else replace(rec, ts_ms=placed.ts_ms)
+
+    def _series_event(self, event: SeriesEvent, result: StepResult) -> None:
+        """Record a grid event of one series in the loop's event list and in this call's result."""
+        self.adaptation.events.append(event)
+        result.events.append(event)
 
     # ---- scoring ----------------------------------------------------------------------------------
     def _score(self, rec: Record, row: np.ndarray, state: SeriesState) -> None:
@@ -420,7 +440,7 @@ class ForecastLoop:
         state.pending = keep
 
     def _settle(self, result: StepResult) -> None:
-        """Errors and residuals of this call's matches, vectorised; one-step errors go to ``result.scored``."""
+        """Errors and residuals of this call's matches, vectorised; lead-1 errors go to ``result.scored``."""
         hits, self._hits = self._hits, []
         if not hits:
             return
@@ -483,44 +503,42 @@ class ForecastLoop:
         due.clear()
 
     # ---- adaptation -------------------------------------------------------------------------------------
-    def _adapt(self, result: StepResult) -> None:
-        """Feed the error memory and the policy; start, then install, a retrain when it says so."""
+    def _adapt(self, result: StepResult, fresh: list[np.ndarray] | None) -> None:
+        """Give the policy this call's errors and ``fresh`` input rows; let adaptation retrain and install."""
         rows = max((len(s.buffer) for s in self.states.values()), default=0)
         if self.model is None and rows < self.min_train_rows:
             return
         errors = self._scaled_one_step_errors(result)
+        for e in errors:
+            self.metrics.live_scaled_error.observe(e)
         info = StepInfo(
             step=self.step,
             rows_available=rows,
             has_model=self.model is not None,
             errors=errors,
+            features=self._scaled_features(fresh),
             history=self._vh_history() if self.policy.window.kind == "vh" else None,
             time=None if self._newest_ts is None else self._newest_ts / 1000,
         )
-        decision = self.policy.should_retrain(info)
         ts = self._newest_ts or 0
-        if decision.reason.startswith("drift:"):
-            detector = decision.reason.split(":", 1)[1]
-            self.metrics.drift_detections.labels(detector).inc()
-            result.events.append(self._event("drift", ts, reason=decision.reason, detector=detector))
-        if decision.retrain and not self.trainer.busy:
-            span = max(decision.window or rows, self.lookback + self.horizon + MIN_TRAIN_WINDOWS - 1)
-            data = training_set(
-                [s.buffer.last(len(s.buffer)) for s in self.states.values()],
-                span,
-                self.lookback,
-                self.horizon,
-                len(self.targets),
-            )
-            if data is not None:
-                self.metrics.retrains.labels(decision.reason.split(":")[0]).inc()
-                self.metrics.vh_rows.set(data.rows)
-                self.trainer.submit(TrainJob(self.template, data, decision.reason, self.step, ts))
-                if (
-                    self.model is None
-                ):  # nothing is served yet: wait for the first model rather than skip records
-                    self.trainer.wait()
-        result.events.extend(self.collect())
+        mark = len(self.events)
+        decision = self.adaptation.decide(info, ts)
+        if decision.retrain:
+            histories = [s.buffer.last(len(s.buffer)) for s in self.states.values()]
+            self.adaptation.start(decision, histories, self.step, ts)
+        self.adaptation.collect(self.step)
+        result.events.extend(self.events[mark:])
+
+    def _wants_features(self) -> bool:
+        """Whether the policy's detector reads input rows rather than forecast errors."""
+        det = self.policy.detector
+        return det is not None and det.input_kind == "features"
+
+    def _scaled_features(self, rows: list[np.ndarray] | None) -> np.ndarray | None:
+        """Input rows ``[rows, channels]`` standardised with the serving model's scaler (None: not wanted)."""
+        if not rows or self.model is None or self.model.scaler is None:
+            return None
+        return self.model.scaler.transform(np.stack(rows)).astype(np.float64)
 
     def _scaled_one_step_errors(self, result: StepResult) -> np.ndarray:
         """|error| of the base model at lead 1, in standardised target units (comparable across series)."""
@@ -558,79 +576,22 @@ class ForecastLoop:
         with self.ledger.measure("correct", samples=n):
             self.memory.update(np.stack([hits[i][0].key for i in fresh]), values, mask)
 
-    def _install(self, outcome: TrainOutcome) -> dict[str, Any]:
-        """Validate a finished candidate against the serving model on recent data and swap if not worse."""
-        job = outcome.job
-        report = outcome.report
-        common = {"reason": job.reason, "window": job.data.rows, "train_samples": job.data.samples}
-        if outcome.model is None or report is None:
-            self.metrics.retrain_failures.labels("train").inc()
-            self.policy.notify_retrained(self.step)
-            ev = self._event("retrain_failed", job.ts_ms, error=outcome.error, **common)
-            return ev
-        cand = outcome.model
-        self.metrics.train_duration.observe(report.wall_seconds)
-        vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
-        cand_err = self._val_error(cand, vx, vy)
-        if self.model is not None:
-            serving_err = self._val_error(self.model, vx, vy)
-            if cand_err > serving_err * (1 + self.validate_margin):
-                self.metrics.retrain_failures.labels("validation").inc()
-                self.policy.notify_retrained(self.step, val_error=serving_err)
-                return self._event(
-                    "retrain_rejected",
-                    job.ts_ms,
-                    candidate_error=cand_err,
-                    serving_error=serving_err,
-                    train_seconds=report.cpu_seconds,
-                    **common,
-                )
-        self.model_number += 1
-        version = None if self.on_swap is None else self.on_swap(cand)
-        cand.version = version or str(self.model_number)
-        cand.parent_version = None if self.model is None else self.model.version
-        self.model = cand
-        self.model_version = cand.version
-        self._reset_memory(job.data.X)
-        self.policy.notify_retrained(self.step, val_error=cand_err, reference_features=job.data.X[:, -1, :])
-        self.metrics.model_version.set(self.model_number)
-        self.metrics.model_trained.set(time.time())
-        self.metrics.ready = True
-        return self._event(
-            "retrain",
-            job.ts_ms,
-            model_version=cand.version,
-            train_seconds=report.cpu_seconds,
-            epochs=report.epochs,
-            val_error=cand_err,
-            **common,
+
+def template_from_config(cfg: Config) -> BaseForecaster:
+    """The untrained model the ``model`` section describes (what every retrain clones)."""
+    m = cfg.model
+    try:
+        return create_forecaster(
+            m.kind,
+            lookback=m.lookback,
+            horizon=m.horizon,
+            n_features=len(m.channels),
+            n_targets=len(m.targets),
+            seed=m.seed,
+            **m.params,
         )
-
-    def _val_error(self, model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
-        """Lead-1 MAE in standardised target units (the performance detector's reference scale)."""
-        assert model.scaler is not None
-        pred = model.predict(X)
-        std = model.scaler.std[: len(self.targets)]
-        return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
-
-    def _reset_memory(self, train_X: np.ndarray | None) -> None:
-        """A new model means new embeddings: start an empty memory keyed on them."""
-        if self.memory_params is None or self.model is None:
-            return
-        probe = train_X[:: max(1, len(train_X) // 1024)] if train_X is not None and len(train_X) else None
-        dim = self.model.embed(
-            probe[:1] if probe is not None else np.zeros((1, self.lookback, len(self.channels)), np.float32)
-        ).shape[1]
-        params = {"decay": MEMORY_DECAY ** (1 / self.horizon), **self.memory_params}  # one update per lead
-        self.memory = ErrorMemory(dim=dim, horizon=self.horizon, n_targets=len(self.targets), **params)
-        if probe is not None and len(probe) >= 2:
-            z = self.model.embed(probe)
-            self.memory.set_standardizer(z.mean(axis=0), np.maximum(z.std(axis=0), 1e-6))
-
-    def _event(self, kind: str, ts_ms: int, **fields: Any) -> dict[str, Any]:
-        ev = {"event": kind, "ts_ms": ts_ms, "step": self.step, **fields}
-        self.events.append(ev)
-        return ev
+    except TypeError as exc:
+        raise ValueError(f"model.params: {exc}") from None
 
 
 def build_loop(
@@ -644,20 +605,8 @@ def build_loop(
     """The loop a configuration describes, for every front end: untrained model, policy, error memory."""
     m, a = cfg.model, cfg.adaptation
     ledger = ComputeLedger()
-    try:
-        template = create_forecaster(
-            m.kind,
-            lookback=m.lookback,
-            horizon=m.horizon,
-            n_features=len(m.channels),
-            n_targets=len(m.targets),
-            seed=m.seed,
-            **m.params,
-        )
-    except TypeError as exc:
-        raise ValueError(f"model.params: {exc}") from None
     return ForecastLoop(
-        template,
+        template_from_config(cfg),
         m.channels,
         policy=make_policy(a.policy, a.window, m.lookback, m.horizon, a.history),
         memory={"seed": m.seed, **a.memory_params} if a.memory else None,

@@ -15,6 +15,21 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import polars as pl
 
+REPORT_FILE = "report.html"
+FORECAST_PLOT = "forecast_{}.png"  # one per configuration, numbered in order
+SUMMARY_COLUMNS = (  # the summary figures the report's table shows for each configuration
+    "mae",
+    "mse",
+    "smape",
+    "mase",
+    "n_forecasts",
+    "n_retrains",
+    "train_seconds",
+    "train_samples",
+    "predict_seconds",
+    "error_x_compute",
+)
+
 
 @dataclass
 class ConfigRun:
@@ -108,6 +123,13 @@ def plot_comparison(runs: list[ConfigRun], path: Path) -> Path:
     return _save(fig, path)
 
 
+COMPARISON_PLOTS = (  # (file, caption, plot) of the figures that show every configuration at once
+    ("error.png", "Error over time", plot_error),
+    ("compute.png", "Compute over time", plot_compute),
+    ("comparison.png", "Policy comparison", plot_comparison),
+)
+
+
 def _save(fig: plt.Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -118,7 +140,7 @@ def _save(fig: plt.Figure, path: Path) -> Path:
 def write_report(
     out: Path, runs: list[ConfigRun], labelled: list[dict[str, Any]], title: str, meta: dict[str, Any]
 ) -> Path:
-    """Write the PNGs and ``report.html`` into ``out``; returns the HTML path."""
+    """Write the PNGs and :data:`REPORT_FILE` into ``out``; returns the HTML path."""
     out.mkdir(parents=True, exist_ok=True)
     series = runs[0].forecasts["series"].unique().sort().to_list()
     first = series[0] if series else None
@@ -129,29 +151,16 @@ def write_report(
                 run,
                 first,
                 [e for e in labelled if first in e.get("series", [first])],
-                out / f"forecast_{i}.png",
+                out / FORECAST_PLOT.format(i),
             )
             images.append((f"Forecast vs actual — {run.name}", p.name))
-    images.append(("Error over time", plot_error(runs, out / "error.png").name))
-    images.append(("Compute over time", plot_compute(runs, out / "compute.png").name))
-    images.append(("Policy comparison", plot_comparison(runs, out / "comparison.png").name))
-    keys = [
-        "mae",
-        "mse",
-        "smape",
-        "mase",
-        "n_forecasts",
-        "n_retrains",
-        "train_seconds",
-        "train_samples",
-        "predict_seconds",
-        "error_x_compute",
-    ]
+    for name, caption, plot in COMPARISON_PLOTS:
+        images.append((caption, plot(runs, out / name).name))
     rows = "".join(
         "<tr><th>"
         + html.escape(r.name)
         + "</th>"
-        + "".join(f"<td>{_fmt(r.summary.get(k))}</td>" for k in keys)
+        + "".join(f"<td>{_fmt(r.summary.get(k))}</td>" for k in SUMMARY_COLUMNS)
         + "</tr>"
         for r in runs
     )
@@ -167,12 +176,12 @@ td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}th{{text-align:le
 figure{{margin:1.5em 0}}figcaption{{color:#555}}
 pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
 <body><h1>{html.escape(title)}</h1>
-<table><tr><th>configuration</th>{"".join(f"<th>{k}</th>" for k in keys)}</tr>{rows}</table>
+<table><tr><th>configuration</th>{"".join(f"<th>{k}</th>" for k in SUMMARY_COLUMNS)}</tr>{rows}</table>
 {figs}
 <h2>Run</h2><pre>{html.escape(json.dumps(meta, indent=2, default=str))}</pre>
 </body></html>
 """
-    path = out / "report.html"
+    path = out / REPORT_FILE
     path.write_text(page)
     return path
 

@@ -11,9 +11,9 @@ from typing import Protocol
 import numpy as np
 
 from adaptcast.drift.compute import ComputeLedger
-from adaptcast.drift.policy import RetrainPolicy
+from adaptcast.drift.policy import Decision, RetrainPolicy
 from adaptcast.forecast.base import BaseForecaster, FitReport
-from adaptcast.forecast.windows import sliding_windows
+from adaptcast.forecast.windows import sliding_windows, split_train_val
 
 
 def make_policy(
@@ -51,7 +51,7 @@ def training_set(
     n_targets: int,
     val_fraction: float = 0.2,
 ) -> TrainingSet | None:
-    """Per series: windows over its last ``rows`` rows, split in time (train, gap of horizon−1, val).
+    """Per series: windows over its last ``rows`` rows, split in time by :func:`split_train_val`.
 
     Returns None when no series has enough rows for one training window.
     """
@@ -61,16 +61,12 @@ def training_set(
         if len(h) < lookback + horizon:
             continue
         X, Y = sliding_windows(h, lookback, horizon, n_targets)
-        n = X.shape[0]
-        n_val = round(val_fraction * n) if n >= 10 else 0
-        n_train = n - n_val - (horizon - 1 if n_val else 0)
-        if n_train < 1:
-            n_train, n_val = n, 0
-        xs.append(X[:n_train])
-        ys.append(Y[:n_train])
-        if n_val:
-            xv.append(X[n - n_val :])
-            yv.append(Y[n - n_val :])
+        train_idx, val_idx = split_train_val(X.shape[0], horizon, val_fraction)
+        xs.append(X[train_idx])
+        ys.append(Y[train_idx])
+        if val_idx is not None:
+            xv.append(X[val_idx])
+            yv.append(Y[val_idx])
     if not xs:
         return None
     val = (np.concatenate(xv), np.concatenate(yv)) if xv else None
@@ -79,17 +75,20 @@ def training_set(
 
 @dataclass
 class TrainJob:
-    """One retrain request: what to clone, on what data, and why."""
+    """One retrain request: what to clone, on what data, why, and when (step, newest record time)."""
 
     template: BaseForecaster
     data: TrainingSet
-    reason: str
+    decision: Decision
     step: int
     ts_ms: int
+    seq: int  # submission order: a model from a later job is never replaced by an earlier job's
 
 
 @dataclass
 class TrainOutcome:
+    """A finished job: the trained candidate and its fit report, or None and the error."""
+
     job: TrainJob
     model: BaseForecaster | None
     report: FitReport | None

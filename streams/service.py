@@ -4,6 +4,10 @@ Delivery is at-least-once: input offsets are committed only after the broker ack
 predictions (and dead letters) for them. Every prediction carries ``(series, issued_at)`` so a
 consumer can drop the duplicates a crash between produce and commit may cause.
 
+Models: a worker serves the version its store (``state.dir/models``) marks serving, else the
+newest, and hot-swaps whenever the mark moves (``adaptcast train`` publishing, ``adaptcast model
+rollback``); its own retrains are saved there too but move no mark.
+
 Restart and rebalance: after each commit the worker may snapshot, per partition, the windows of
 the series it saw there together with the committed offset. When a partition is assigned, its
 snapshot is restored and the records between the snapshot's offset and the committed offset
@@ -19,17 +23,20 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from kafka.errors import CommitFailedError
 
-from adaptcast.drift.state import load_state, save_state
+from adaptcast.drift.serialize import load_state, save_state
+from adaptcast.forecast.base import load_forecaster, read_manifest
 from adaptcast.forecast.checkpoint import CheckpointStore
+from adaptcast.forecast.threads import set_torch_threads
 from adaptcast.streams.config import Config
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop, build_loop
-from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.metrics import PARTITIONS_ASSIGNED, Metrics
 from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decode
 from adaptcast.streams.retrain import BackgroundTrainer
 from adaptcast.streams.summary import RunSummary
@@ -37,12 +44,10 @@ from adaptcast.streams.summary import RunSummary
 log = logging.getLogger("adaptcast.service")
 
 
-def torch_threads(n: int) -> None:
-    """Intra-op threads for torch: small per-batch predictions are slower with more on a busy machine."""
-    import torch
-
-    if torch.get_num_threads() != n:
-        torch.set_num_threads(n)
+def saved_at(path: Path) -> float | None:
+    """When the model saved at ``path`` was written (unix time, from its manifest), or None if unrecorded."""
+    created = read_manifest(path).get("created_at")
+    return None if created is None else datetime.fromisoformat(created).timestamp()
 
 
 class SnapshotStore:
@@ -88,14 +93,16 @@ class Worker:
 
     def __init__(self, cfg: Config, metrics: Metrics | None = None, client_id: str = "adaptcast"):
         self.cfg = cfg
-        self.metrics = metrics or Metrics()
-        torch_threads(cfg.serving.threads)
+        self.metrics = metrics or Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
+        self.metrics.set_condition(PARTITIONS_ASSIGNED, False)
+        set_torch_threads(cfg.serving.threads)
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         state_dir = Path(cfg.state.dir)
         self.store = CheckpointStore(state_dir / "models")
         self.snapshots = SnapshotStore(state_dir / "snapshots")
         self.channels = cfg.model.channels
         self.loop = self._make_loop()
+        self._followed = self.store.serving()  # the mark already served (or passed over) at start
         self.series_tp: dict[str, TopicPartition] = {}
         self.committed: dict[TopicPartition, int] = {}
         self.warm_until: dict[TopicPartition, int] = {}
@@ -104,26 +111,23 @@ class Worker:
         self.counts: dict[str, int] = defaultdict(int)
         self.sink = KafkaSink(cfg.kafka, client_id=client_id)
         self.source = KafkaSource(cfg.kafka, self._on_assigned, self._on_revoked, client_id=client_id)
-        self._last_snapshot = self._started = time.monotonic()
+        self._last_snapshot = self._started = self._last_follow = time.monotonic()
 
     # ---- set-up -------------------------------------------------------------------------------------
     def _make_loop(self) -> ForecastLoop:
         loop = build_loop(
             self.cfg, metrics=self.metrics, on_swap=self._checkpoint, trainer_factory=BackgroundTrainer
         )
-        model = None
+        model, path = None, None
         if self.store.latest() is not None:
             model = self.store.load()
+            path = self.store.path(model.version or "")
         elif self.cfg.model.checkpoint:
-            from adaptcast.forecast.base import load_forecaster
-
-            model = load_forecaster(self.cfg.model.checkpoint)
-        if model is not None:
-            if model.n_features != len(self.channels):
-                raise ValueError(
-                    f"checkpoint reads {model.n_features} channels but the config names "
-                    f"{len(self.channels)}: {self.channels}"
-                )
+            path = Path(self.cfg.model.checkpoint)
+            model = load_forecaster(path)
+        if model is not None and path is not None:
+            self.metrics.set_model_trained(saved_at(path))
+            self._check_channels(model)
             loop.serve(model)
             saved = self.snapshots.load_global()
             if saved is not None:
@@ -131,10 +135,42 @@ class Worker:
                     loop.load_state_dict(saved)
                 except (ValueError, KeyError) as exc:  # e.g. the policy or memory settings changed since
                     log.warning(
-                        "loop snapshot does not fit the configuration, starting adaptation afresh: %s",
+                        "loop snapshot does not fit the current configuration, starting afresh: %s",
                         exc,
                     )
         return loop
+
+    def _check_channels(self, model: Any) -> None:
+        if model.n_features != len(self.channels):
+            raise ValueError(
+                f"checkpoint reads {model.n_features} channels but the config names "
+                f"{len(self.channels)}: {self.channels}"
+            )
+
+    def _follow_store(self) -> None:
+        """Every ``state.model_poll_s``: when the store marks another version serving, hot-swap to it.
+
+        A retraining job or a rollback moves the mark; the worker keeps its windows, offsets and
+        partitions, and only the model (with its error memory) changes.
+        """
+        if time.monotonic() - self._last_follow < self.cfg.state.model_poll_s:
+            return
+        self._last_follow = time.monotonic()
+        try:
+            marked = self.store.serving()
+            if marked is None or marked == self._followed:
+                return
+            self._followed = marked
+            model = self.store.load(marked)
+            self._check_channels(model)
+        except (ValueError, FileNotFoundError) as exc:
+            self.metrics.retrain_failures.labels("store").inc()
+            log.warning(
+                "the store's serving model cannot serve here, keeping %s: %s", self.loop.model_version, exc
+            )
+            return
+        self.loop.serve(model)
+        log.info("hot swap to %s, marked serving in the store", marked)
 
     def _checkpoint(self, model: Any) -> str:
         """Save a model the loop is about to swap in; its parent is the one serving now."""
@@ -180,7 +216,6 @@ class Worker:
                 self.warm_until[tp] = committed
             self.source.seek(tp, start)
             log.info("assigned %s: committed %d, warming windows from %d", tp, committed, start)
-        self.metrics.ready = self.loop.model is not None
 
     def _revoke(self, tps: list[TopicPartition]) -> None:
         """Snapshot and forget the series of partitions that moved to another worker."""
@@ -216,7 +251,9 @@ class Worker:
         if skip:
             msgs = [m for m in msgs if TopicPartition(m.topic, m.partition) not in skip]
         for ev in self.loop.collect():
-            log.info("training finished: %s", ev)
+            log.info("training finished: %s", ev.to_dict())
+        self.metrics.set_partitions({(tp.topic, tp.partition): n for tp, n in self.source.lags().items()})
+        self._follow_store()
         if not msgs:
             self.metrics.beat()
             return 0
@@ -273,7 +310,6 @@ class Worker:
         self.counts["records"] += len(msgs)
         if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
             self.snapshot()
-            self.metrics.consumer_lag.set(self.source.lag())
         return len(msgs)
 
     def _dead_letter(self, msg: Any, err: RecordError, counted: bool = False) -> None:

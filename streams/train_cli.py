@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from functools import wraps
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import click
 import numpy as np
@@ -21,15 +21,33 @@ from adaptcast.forecast.base import (
     create_forecaster,
     load_forecaster,
 )
+from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.forecast.data import (
     N_TIME_FEATURES,
+    Duplicates,
     TimeFrame,
     channel_matrix,
     channel_names,
     make_windows,
     read_frame,
 )
-from adaptcast.streams.cli_common import UserError, parse_params, split_columns
+from adaptcast.forecast.metrics import mae, mse
+from adaptcast.forecast.windows import split_train_val
+from adaptcast.streams.cli_common import (
+    CONFIG_OPTION,
+    UserError,
+    config_or_exit,
+    parse_params,
+    set_override,
+    split_columns,
+    table_out_option,
+    write_frame,
+)
+from adaptcast.streams.config import Config
+from adaptcast.streams.loop import template_from_config
+from adaptcast.streams.publish import publish
+from adaptcast.streams.retrain import training_set
+from adaptcast.streams.topic_history import describe, recent_values, series_histories
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -54,7 +72,8 @@ def step_of(tf: TimeFrame) -> timedelta:
 
 
 def errors(yhat: np.ndarray, y: np.ndarray) -> dict[str, float]:
-    return {"mse": float(((yhat - y) ** 2).mean()), "mae": float(np.abs(yhat - y).mean())}
+    """The validation errors the summary reports."""
+    return {"mse": mse(y, yhat), "mae": mae(y, yhat)}
 
 
 TRAIN_EPILOG = """\b
@@ -62,105 +81,182 @@ Examples:
   adaptcast train --model arnet --data ETTh1.csv --target OT --lookback 96 --horizon 24 --out models/ot
   adaptcast train --model lstm --data load.parquet --target load --features temp,hour \\
       --lookback 48 --horizon 12 --time-features --param epochs=10 --out models/load
+  adaptcast train --config deploy.yaml --from-topic        # publish to the store the workers follow
 """
 
 
+DUPLICATES_OPTION = click.option(
+    "--duplicates",
+    default="error",
+    show_default=True,
+    type=click.Choice(get_args(Duplicates)),
+    help="Rows sharing a timestamp: refuse (error), or keep the last/first.",
+)
+
+
+def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """``--data FILE`` (required, a CSV or Parquet path), as train and predict read it."""
+    return click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help=help)
+
+
 @click.command("train", epilog=TRAIN_EPILOG)
-@click.option("--model", "kind", required=True, type=click.Choice(sorted(FORECASTERS)), help="Model kind.")
+@CONFIG_OPTION
+@click.option("--model", "kind", type=click.Choice(sorted(FORECASTERS)), help="Model kind. [model.kind]")
 @click.option(
-    "--data",
-    "data_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="CSV or Parquet file with a time column.",
+    "--data", "data_path", type=click.Path(path_type=Path), help="CSV or Parquet file with a time column."
+)
+@click.option(
+    "--from-topic",
+    is_flag=True,
+    help="Train on the recent records of the input topic instead of a file. [kafka.*]",
+)
+@click.option(
+    "--records",
+    type=click.IntRange(min=1),
+    help="With --from-topic: records read from the end of each partition. [state.warm_records]",
 )
 @click.option(
     "--target",
     "targets",
-    required=True,
     multiple=True,
-    help="Column(s) to forecast (repeat or comma-separate).",
+    help="Column(s) to forecast (repeat or comma-separate). [model.target]",
 )
-@click.option("--features", multiple=True, help="Extra input columns (repeat or comma-separate).")
-@click.option("--lookback", required=True, type=click.IntRange(min=1), help="Input window length in rows.")
-@click.option("--horizon", required=True, type=click.IntRange(min=1), help="Steps to forecast.")
+@click.option(
+    "--features", multiple=True, help="Extra input columns (repeat or comma-separate). [model.features]"
+)
+@click.option("--lookback", type=click.IntRange(min=1), help="Input window length in rows. [model.lookback]")
+@click.option("--horizon", type=click.IntRange(min=1), help="Steps to forecast. [model.horizon]")
 @click.option(
     "--out",
     "out_dir",
-    required=True,
     type=click.Path(path_type=Path),
-    help="Directory to save the model in (replaced atomically).",
+    help="Save the model in this directory (replaced atomically) instead of publishing it to the store.",
 )
+@click.option("--state-dir", help="The store is STATE_DIR/models. [state.dir]")
 @click.option("--time-col", default=None, help="Time column (default: date/ts/timestamp/time/datetime).")
-@click.option(
-    "--duplicates",
-    default="error",
-    show_default=True,
-    type=click.Choice(["error", "last", "first"]),
-    help="Rows sharing a timestamp: refuse, or keep the last/first.",
-)
-@click.option("--time-features", is_flag=True, help="Add hour/weekday/day/day-of-year channels.")
+@DUPLICATES_OPTION
+@click.option("--time-features", is_flag=True, help="With --data: add hour/weekday/day/day-of-year channels.")
 @click.option(
     "--val-fraction",
     default=0.2,
     show_default=True,
     type=click.FloatRange(0.0, 0.9),
-    help="Last share of rows used for validation / early stopping.",
+    help="With --data: newest share of windows held out for validation / early stopping.",
 )
 @click.option(
     "--stride",
     default=1,
     show_default=True,
     type=click.IntRange(min=1),
-    help="Rows between training windows.",
+    help="With --data: rows between training windows.",
 )
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", type=int, help="[model.seed]")
 @click.option(
     "--param",
     "params",
     multiple=True,
     metavar="KEY=VALUE",
-    help="Model hyper-parameter, value as JSON (repeatable).",
+    help="Model hyper-parameter, value as JSON (repeatable). [model.params]",
 )
 @user_errors
 def train_command(
-    kind: str,
-    data_path: Path,
+    config_path: str | None,
+    kind: str | None,
+    data_path: Path | None,
+    from_topic: bool,
+    records: int | None,
     targets: tuple[str, ...],
     features: tuple[str, ...],
-    lookback: int,
-    horizon: int,
-    out_dir: Path,
+    lookback: int | None,
+    horizon: int | None,
+    out_dir: Path | None,
+    state_dir: str | None,
     time_col: str | None,
     duplicates: str,
     time_features: bool,
     val_fraction: float,
     stride: int,
-    seed: int,
+    seed: int | None,
     params: tuple[str, ...],
 ) -> None:
-    """Train a forecaster on a file and save it; prints a JSON summary (fit report, validation error vs naive)."""
+    """Train a forecaster on a file or on the input topic's recent history; prints a JSON summary.
+
+    Reads the same configuration as `adaptcast run` (--config, ADAPTCAST__* variables); each flag
+    overrides the config key shown in brackets. Without --out the model becomes a new version in
+    the checkpoint store (STATE_DIR/models) and is marked serving when it validates no worse than
+    the serving model; workers following the store swap to it without a restart.
+    """
+    if bool(data_path) == from_topic:
+        raise UserError("give exactly one of --data FILE or --from-topic")
+    if from_topic and time_features:
+        raise UserError("--time-features goes with --data: the workers feed no time channels")
+    overrides: dict[str, Any] = {}
+    cols = split_columns(targets)
+    set_override(overrides, "model.target", (cols[0] if len(cols) == 1 else cols) if cols else None)
+    set_override(overrides, "model.features", split_columns(features) if features else None)
+    for key, value in (
+        ("kind", kind),
+        ("lookback", lookback),
+        ("horizon", horizon),
+        ("seed", seed),
+        ("params", parse_params(params) or None),
+    ):
+        set_override(overrides, f"model.{key}", value)
+    set_override(overrides, "state.dir", state_dir)
+    cfg = config_or_exit(config_path, overrides)
+    if from_topic:
+        model, summary, (vx, vy) = fit_on_topic(cfg, records or cfg.state.warm_records)
+    else:
+        assert data_path is not None
+        model, summary, (vx, vy) = fit_on_file(
+            cfg, data_path, time_col, duplicates, time_features, val_fraction, stride
+        )
+    if out_dir is not None:
+        model.save(out_dir)
+        summary["out"] = str(out_dir)
+    else:
+        store = CheckpointStore(Path(cfg.state.dir) / "models")
+        summary["store"] = {"root": str(store.root), **publish(store, model, vx, vy).to_dict()}
+    click.echo(json.dumps(summary, indent=2))
+
+
+Held = tuple[np.ndarray, np.ndarray]  # the windows a model is validated on: X, Y
+
+
+def fit_on_file(
+    cfg: Config,
+    data_path: Path,
+    time_col: str | None,
+    duplicates: str,
+    time_features: bool,
+    val_fraction: float,
+    stride: int,
+) -> tuple[BaseForecaster, dict[str, Any], Held]:
+    """Fit on one series' file: the newest ``val_fraction`` of the windows validates (vs seasonal naive)."""
+    m = cfg.model
     tf = read_frame(data_path, time_col=time_col, duplicates=duplicates)  # type: ignore[arg-type]
-    tcols, fcols = split_columns(targets), split_columns(features)
+    tcols, fcols = m.targets, m.features
     channels = channel_names(tcols, fcols, with_time=time_features)
-    hparams = parse_params(params)
-    if time_features and "time_features" in getattr(FORECASTERS[kind], "defaults", {}):
+    hparams = dict(m.params)
+    if time_features and "time_features" in getattr(FORECASTERS[m.kind], "defaults", {}):
         hparams.setdefault("time_features", N_TIME_FEATURES)
-    n_val = int(tf.frame.height * val_fraction)
-    cut = tf.frame.height - n_val
+    lookback, horizon = m.lookback, m.horizon
+    span = lookback + horizon - 1  # window s covers rows [s, s + span]
+    train_idx, val_idx = split_train_val(max(tf.frame.height - span, 0), horizon, val_fraction)
+    cut = train_idx.stop + span  # training reads rows [0, cut)
     train = make_windows(tf, lookback, horizon, fcols, tcols, stride, with_time=time_features, stop=cut)
     val = (
-        make_windows(tf, lookback, horizon, fcols, tcols, with_time=time_features, start=cut - lookback)
-        if n_val >= horizon
-        else None
+        None
+        if val_idx is None
+        else make_windows(tf, lookback, horizon, fcols, tcols, with_time=time_features, start=val_idx.start)
     )
     model = create_forecaster(
-        kind,
+        m.kind,
         lookback=lookback,
         horizon=horizon,
         n_features=len(channels),
         n_targets=len(tcols),
-        seed=seed,
+        seed=m.seed,
         **hparams,
     )
     model.schema = {
@@ -174,30 +270,57 @@ def train_command(
         "train_rows": cut,
     }
     report = model.fit(train.X, train.Y, val=None if val is None else (val.X, val.Y))
-    model.save(out_dir)
     summary: dict[str, Any] = {
-        "model": kind,
-        "out": str(out_dir),
+        "model": m.kind,
         "data": tf.report.summary(),
         "train_windows": int(train.X.shape[0]),
         "fit": {k: v for k, v in report.to_dict().items() if k != "extra"},
     }
-    if val is not None:
-        naive = create_forecaster(
-            "naive", lookback=lookback, horizon=horizon, n_features=len(channels), n_targets=len(tcols)
+    if val is None:
+        return model, summary, (train.X, train.Y)
+    naive = create_forecaster(
+        "naive", lookback=lookback, horizon=horizon, n_features=len(channels), n_targets=len(tcols)
+    )
+    naive.fit(train.X[:1], train.Y[:1])
+    summary["val"] = {
+        "windows": int(val.X.shape[0]),
+        **errors(model.predict(val.X), val.Y),
+        "naive": errors(naive.predict(val.X), val.Y),
+    }
+    return model, summary, (val.X, val.Y)
+
+
+def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[str, Any], Held]:
+    """Fit the configured model on the input topic's recent records, split as a worker's own retrain is."""
+    m = cfg.model
+    histories = series_histories(
+        recent_values(cfg.kafka, per_partition), m.channels, int(cfg.serving.max_future_s * 1000)
+    )
+    data = training_set(
+        list(histories.values()), cfg.adaptation.history, m.lookback, m.horizon, len(m.targets)
+    )
+    if data is None:
+        raise InputError(
+            f"topic {cfg.kafka.input_topic}: no series has lookback + horizon = {m.lookback + m.horizon} "
+            f"usable records in the last {per_partition} of each partition"
         )
-        naive.fit(train.X[:1], train.Y[:1])
-        summary["val"] = {
-            "windows": int(val.X.shape[0]),
-            **errors(model.predict(val.X), val.Y),
-            "naive": errors(naive.predict(val.X), val.Y),
-        }
-    click.echo(json.dumps(summary, indent=2))
+    model = template_from_config(cfg)
+    model.schema = {"targets": m.targets, "features": m.features, "channels": m.channels}
+    report = model.fit(data.X, data.Y, val=data.val)
+    held = data.val if data.val is not None else (data.X, data.Y)
+    summary: dict[str, Any] = {
+        "model": m.kind,
+        "topic": {"name": cfg.kafka.input_topic, **describe(histories)},
+        "train_windows": data.samples,
+        "fit": {k: v for k, v in report.to_dict().items() if k != "extra"},
+        "val": {"windows": int(held[0].shape[0]), **errors(model.predict(held[0]), held[1])},
+    }
+    return model, summary, held
 
 
 PREDICT_EPILOG = """\b
 Examples:
-  adaptcast predict --model-dir models/ot --data ETTh1.csv                  # next horizon after the last row, CSV to stdout
+  adaptcast predict --model-dir models/ot --data ETTh1.csv   # next horizon after the last row, CSV to stdout
   adaptcast predict --model-dir models/ot --data recent.parquet --all --out forecasts.parquet
 """
 
@@ -207,7 +330,8 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
     schema = model.schema
     if not schema.get("targets"):
         raise InputError(
-            "the model's manifest has no data schema (targets/features); it was not trained by `adaptcast train`"
+            "the model's manifest has no data schema (targets/features); "
+            "it was not trained by `adaptcast train`"
         )
     values = channel_matrix(tf, schema["targets"], schema["features"], bool(schema["time_features"]))
     L = model.lookback
@@ -242,27 +366,9 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
     type=click.Path(path_type=Path),
     help="A directory written by `adaptcast train`.",
 )
-@click.option(
-    "--data",
-    "data_path",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="CSV or Parquet with the same columns as in training.",
-)
-@click.option(
-    "--out",
-    "out_path",
-    default=None,
-    type=click.Path(path_type=Path),
-    help="Write .csv or .parquet here (default: CSV to stdout).",
-)
-@click.option(
-    "--duplicates",
-    default="error",
-    show_default=True,
-    type=click.Choice(["error", "last", "first"]),
-    help="Rows sharing a timestamp: refuse, or keep the last/first.",
-)
+@data_option("CSV or Parquet with the same columns as in training.")
+@table_out_option("Write .csv or .parquet here (default: CSV to stdout).")
+@DUPLICATES_OPTION
 @click.option(
     "--all", "every_window", is_flag=True, help="Forecast from every window, not just the latest one."
 )
@@ -276,14 +382,10 @@ def predict_command(
     frame = forecast_frame(model, tf, every_window)
     if out_path is None:
         frame.write_csv(sys.stdout)
-    elif out_path.suffix.lower() in (".parquet", ".pq"):
-        frame.write_parquet(out_path)
-    elif out_path.suffix.lower() == ".csv":
-        frame.write_csv(out_path)
     else:
-        raise UserError(f"--out {out_path}: use a .csv or .parquet file name")
-    if out_path is not None:
+        write_frame(frame, out_path)
         click.echo(
-            f"wrote {frame.height} forecasts ({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}",
+            f"wrote {frame.height} forecasts "
+            f"({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}",
             err=True,
         )

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+import shutil
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
+import yaml
+from filelock import FileLock
 
 from adaptcast.deploy.kafka import KafkaBroker, KafkaLauncherError, check_bootstrap
 
@@ -71,3 +76,67 @@ def kafka_bootstrap(_external_kafka: str | None, request: pytest.FixtureRequest)
 
 
 # ======================================================================== end Kafka
+
+
+# ======================================================================= Prometheus
+# The Debian ``prometheus`` package (prometheus, promtool) for tests marked ``@pytest.mark.prometheus``:
+# installed on first use where apt-get runs as root (``make test`` installs it up front), else skipped.
+
+
+@pytest.fixture(scope="session")
+def prometheus_binary() -> str:
+    """Path of the prometheus binary; promtool lies beside it."""
+    from adaptcast.deploy.monitoring.prometheus import PrometheusUnavailable, ensure_installed
+
+    try:
+        return ensure_installed()
+    except PrometheusUnavailable as exc:
+        pytest.skip(f"no Prometheus: {exc}")
+
+
+# =================================================================== end Prometheus
+
+
+# ============================================================================ Kubernetes manifests
+# kustomize, pinned, built from the Go module proxy into the git-ignored .cache/tools/ on first use
+# (about a minute; later sessions reuse it). Tests render k8s/ with it; no cluster is involved.
+
+KUSTOMIZE_VERSION = "v5.8.1"
+TOOLS = Path(__file__).resolve().parents[1] / ".cache" / "tools"
+
+
+@pytest.fixture(scope="session")
+def kustomize() -> Path:
+    """The pinned kustomize binary, installed with ``go install`` when missing."""
+    target = TOOLS / f"kustomize-{KUSTOMIZE_VERSION}" / "kustomize"
+    TOOLS.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(target.parent) + ".lock"):
+        if not target.exists():
+            go = shutil.which("go")
+            if go is None:
+                pytest.fail(f"installing kustomize {KUSTOMIZE_VERSION} needs the Go toolchain (`go`) on PATH")
+            res = subprocess.run(
+                [go, "install", f"sigs.k8s.io/kustomize/kustomize/v5@{KUSTOMIZE_VERSION}"],
+                env={**os.environ, "GOBIN": str(target.parent), "GOTOOLCHAIN": "local", "CGO_ENABLED": "0"},
+                capture_output=True,
+                text=True,
+            )
+            if res.returncode != 0:
+                pytest.fail(f"go install kustomize {KUSTOMIZE_VERSION} failed:\n{res.stderr[-3000:]}")
+    return target
+
+
+@pytest.fixture(scope="session")
+def kustomize_build(kustomize: Path) -> Callable[[Path], list[dict]]:
+    """``kustomize build DIR`` as a list of objects; a failed build fails the test with kustomize's words."""
+
+    def build(directory: Path) -> list[dict]:
+        res = subprocess.run([kustomize, "build", directory], capture_output=True, text=True)
+        if res.returncode != 0:
+            pytest.fail(f"kustomize build {directory} failed:\n{res.stderr}")
+        return [doc for doc in yaml.safe_load_all(res.stdout) if doc]
+
+    return build
+
+
+# ======================================================================== end Kubernetes manifests

@@ -10,10 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from adaptcast.forecast.base import InputError
-from adaptcast.streams.backtest import variant
+from adaptcast.streams.backtest import EVENTS_FILE, FORECASTS_FILE, SUMMARY_FILE, variant
 from adaptcast.streams.cli import main
 from adaptcast.streams.config import load_config
 from adaptcast.streams.embedded import run_embedded
+from adaptcast.streams.report import COMPARISON_PLOTS, FORECAST_PLOT, REPORT_FILE, SUMMARY_COLUMNS
 
 ETT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ett" / "ETTh1.csv"
 FAST = ["--model", "naive", "--lookback", "24", "--horizon", "6", "--steps", "400", "--series", "2"]
@@ -41,33 +42,13 @@ def test_scenario_backtest_writes_all_outputs(tmp_path):
         str(tmp_path),
     )
     assert code == 0, out
-    for name in (
-        "forecasts.parquet",
-        "events.parquet",
-        "summary.json",
-        "report.html",
-        "error.png",
-        "compute.png",
-        "comparison.png",
-        "forecast_0.png",
-    ):
+    plots = [FORECAST_PLOT.format(0), *(name for name, _, _ in COMPARISON_PLOTS)]
+    for name in (FORECASTS_FILE, EVENTS_FILE, SUMMARY_FILE, REPORT_FILE, *plots):
         assert (tmp_path / name).is_file(), name
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert len(summary["configs"]) == 2
     for cfg in summary["configs"].values():
-        for key in (
-            "mae",
-            "mse",
-            "smape",
-            "mase",
-            "n_forecasts",
-            "n_retrains",
-            "train_seconds",
-            "train_samples",
-            "predict_seconds",
-            "error_x_compute",
-        ):
-            assert key in cfg
+        assert set(SUMMARY_COLUMNS) <= set(cfg)
         assert cfg["events"] and cfg["events"][0]["kind"] == "level_shift"
         assert cfg["events"][0]["mae_after_50"] > 0
     fc = pl.read_parquet(tmp_path / "forecasts.parquet")

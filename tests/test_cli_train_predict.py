@@ -130,6 +130,12 @@ def test_predict_bad_model_dir_exit_2(tmp_path):
     assert res.exit_code == 2 and "no manifest" in res.output
 
 
+def test_predict_refuses_an_out_suffix_before_loading_the_model(tmp_path):
+    res = invoke(predict_command, ["--model-dir", tmp_path / "nomodel", "--data", "d.csv", "--out", "f.txt"])
+    assert res.exit_code == 2 and "use a .csv or .parquet file name" in res.output
+    assert "no manifest" not in res.output
+
+
 def test_help_has_examples():
     for cmd in (train_command, predict_command):
         res = invoke(cmd, ["--help"])

@@ -50,7 +50,7 @@ def tiny_config(kind: str) -> dict[str, Any]:
 
 
 def synthetic(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Windows of a learnable series: a period-12 wave with a slowly drifting amplitude, plus a leading feature."""
+    """Windows of a learnable series: a period-12 wave, slowly drifting amplitude, plus a leading feature."""
     rng = np.random.default_rng(seed)
     t = np.arange(n + LOOKBACK + HORIZON)
     amp = 1.0 + 0.5 * np.sin(2 * np.pi * t / 500)
@@ -205,11 +205,12 @@ def test_early_stopping_keeps_best_epoch(data, with_val):
 
 
 def test_fit_prints_nothing_in_ci():
-    """No Lightning banners, tips or progress bars in logs (CI set); run in a fresh process, outside pytest's log capture."""
+    """No Lightning banners, tips or progress bars in logs (CI set); a fresh process, outside log capture."""
     script = (
         "import numpy as np; from forecast import create_forecaster; "
         "X = np.random.rand(64, 4, 1).astype('f4'); "
-        "create_forecaster('arnet', lookback=4, horizon=1, epochs=2, accelerator='cpu').fit(X, X[:, -1:], val=(X, X[:, -1:]))"
+        "m = create_forecaster('arnet', lookback=4, horizon=1, epochs=2, accelerator='cpu'); "
+        "m.fit(X, X[:, -1:], val=(X, X[:, -1:]))"
     )
     root = Path(__file__).resolve().parents[1]
     done = subprocess.run(
@@ -226,7 +227,7 @@ def test_fit_prints_nothing_in_ci():
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only fallback")
 def test_gpu_model_loads_on_cpu_host(data, tmp_path):
-    """A checkpoint trained with accelerator="gpu" predicts on a CPU-only host; training there says why it cannot."""
+    """A checkpoint trained with accelerator="gpu" predicts on a CPU host; training there says why not."""
     model = create_forecaster("arnet", **{**tiny_config("arnet"), "epochs": 1})
     model.fit(*data["train"])
     model.save(tmp_path / "m")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptcast.drift.state import load_state, save_state
+from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.streams.config import ConfigError, load_config
 from adaptcast.streams.grid import (
     Action,

@@ -1,4 +1,4 @@
-"""Unit tests of Informer's parts: ProbSparse attention, distilling, one-shot generative decoder, causality, marks."""
+"""Unit tests of Informer's parts: ProbSparse attention, distilling, one-shot decoder, causality, marks."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def test_probsparse_cross_attention_all_keys_matches_full():
 
 
 def _lazy_value(v, causal, reference):
-    """Uniform attention over the admissible keys; the authors' code sums instead of averaging under the mask."""
+    """Uniform attention over the admissible keys; the authors' code sums, not averages, under the mask."""
     if not causal:
         return v.mean(2, keepdim=True).expand_as(v)
     counts = 1.0 if reference else torch.arange(1, v.shape[2] + 1, dtype=v.dtype).unsqueeze(-1)

@@ -1,4 +1,4 @@
-"""The serving loop: one forecast per record with a full window, correct scoring, late/duplicate policy."""
+"""The serving loop: a forecast per full window, exact scores, late/duplicate records, feature drift."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ import pytest
 
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.events import DriftAlarm, Retrained
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.records import DUPLICATE, LATE, MISSING_VALUE, Record
+from adaptcast.streams.retrain import make_policy
 from adaptcast.streams.state import RingBuffer
 
 HOUR = 3_600_000
@@ -107,3 +109,23 @@ def test_forecast_json_matches_contract():
     assert out["series"] == "a" and out["issued_at"] == "1970-01-01T03:00:00Z"
     assert out["ts"] == ["1970-01-01T04:00:00Z", "1970-01-01T05:00:00Z"]
     assert out["yhat"]["y"] == pytest.approx([3.0, 3.0], abs=1e-5) and out["model"] == "naive"
+
+
+def test_feature_drift_policy_sees_input_rows_and_retrains():
+    rng = np.random.default_rng(0)
+    lookback, horizon, shift_at = 8, 3, 350
+    policy = make_policy("drift:feature", "full", lookback, horizon)
+    model = create_forecaster("naive", lookback=lookback, horizon=horizon)
+    loop = ForecastLoop(model, ["y"], policy=policy, history=400, min_train_rows=200)
+    for step in range(450):
+        level = 3.0 if step >= shift_at else 0.0  # the inputs' distribution moves up by ~4 sd
+        loop.process(
+            [_rec(f"s{k}", step, np.sin(step / 5 + k) + 0.3 * rng.normal() + level) for k in range(4)]
+        )
+    alarms = [e for e in loop.events if isinstance(e, DriftAlarm)]
+    assert alarms and alarms[0].decision.detector == "feature"
+    assert shift_at < alarms[0].step < shift_at + 50
+    assert alarms[0].decision.change_step == alarms[0].step
+    retrained = [e for e in loop.events if isinstance(e, Retrained) and e.step == alarms[0].step]
+    assert retrained and retrained[0].decision is alarms[0].decision
+    assert loop.summary()["drift_alarms"] == len(alarms)

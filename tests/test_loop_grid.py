@@ -13,12 +13,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from adaptcast.drift.state import load_state, save_state
+from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.windows import sliding_windows
 from adaptcast.streams.backtest import backtest
 from adaptcast.streams.config import load_config
+from adaptcast.streams.events import GapFilled, SeriesReset
 from adaptcast.streams.grid import GridRules
 from adaptcast.streams.loop import Forecast, ForecastLoop, ScoredError
 from adaptcast.streams.records import DUPLICATE, OFF_GRID, Record, RecordError, parse_timestamp
@@ -106,8 +107,8 @@ def test_six_hour_outage_is_filled_on_the_grid_and_never_scored():
     issued = [f.issued_at_ms // HOUR for f in fed.forecasts]
     assert fed.loop.summary()["scored_points"] == _scorable(issued, set(kept), horizon)
     assert fed.metric("adaptcast_grid_filled_steps_total") == 6
-    fills = [e for e in fed.loop.events if e["event"] == "gap_filled"]
-    assert [(e["series"], e["ts_ms"], e["steps"]) for e in fills] == [("a", 30 * HOUR, 6)]
+    fills = [e for e in fed.loop.events if isinstance(e, GapFilled)]
+    assert [(e.series, e.ts_ms, e.steps) for e in fills] == [("a", 30 * HOUR, 6)]
 
 
 def test_outage_beyond_max_fill_restarts_the_window_and_drops_forecasts_across_it():
@@ -120,8 +121,8 @@ def test_outage_beyond_max_fill_restarts_the_window_and_drops_forecasts_across_i
     assert fed.loop.summary()["scored_points"] == _scorable(issued, set(kept), horizon, restarts=[25])
     assert fed.metric('adaptcast_series_resets_total{reason="gap"}') == 1
     assert fed.metric("adaptcast_grid_filled_steps_total") == 0
-    (ev,) = [e for e in fed.loop.events if e["event"] == "series_reset"]
-    assert (ev["ts_ms"], ev["reason"], ev["steps"], ev["period_ms"]) == (25 * HOUR, "gap", 5, HOUR)
+    (ev,) = [e for e in fed.loop.events if isinstance(e, SeriesReset)]
+    assert (ev.ts_ms, ev.reason, ev.steps, ev.period_ms) == (25 * HOUR, "gap", 5, HOUR)
 
 
 def _berlin(start_utc: datetime, hours: int, with_offset: bool) -> list[str]:
@@ -185,8 +186,8 @@ def test_switch_from_hours_to_quarter_hours(caplog):
     # 39:15, 39:30, 39:45 and 40:15 are off the hourly grid; 40:30 is the 6th record agreeing on 15 min
     assert [(r.ts_ms - 39 * HOUR) // MIN for r, e in fed.rejected if e.reason == OFF_GRID] == [15, 30, 45, 75]
     assert fed.metric('adaptcast_series_resets_total{reason="grid_change"}') == 1
-    (ev,) = [e for e in fed.loop.events if e["event"] == "series_reset"]
-    assert (ev["reason"], ev["ts_ms"], ev["period_ms"]) == ("grid_change", 40 * HOUR + 30 * MIN, 15 * MIN)
+    (ev,) = [e for e in fed.loop.events if isinstance(e, SeriesReset)]
+    assert (ev.reason, ev.ts_ms, ev.period_ms) == ("grid_change", 40 * HOUR + 30 * MIN, 15 * MIN)
     assert "inferred" in caplog.text and "grid_change" in caplog.text
     after = [f for f in fed.forecasts if f.issued_at_ms > 40 * HOUR]
     assert after[0].issued_at_ms == 40 * HOUR + 30 * MIN + 5 * 15 * MIN  # a full window on the new grid

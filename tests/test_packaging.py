@@ -44,6 +44,15 @@ def test_wheel_holds_only_the_adaptcast_package(wheel):
     for sub in ("forecast", "streams", "drift", "deploy"):
         assert f"adaptcast/{sub}/__init__.py" in names
     assert any(n.startswith("adaptcast/deploy/kafka/") and n.endswith("pom.xml") for n in names)
+    for data in (
+        "prometheus/prometheus.yml",
+        "prometheus/rules/adaptcast-alerts.yml",
+        "prometheus/rules/adaptcast-recording.yml",
+        "grafana/dashboards/adaptcast-overview.json",
+        "grafana/dashboards/adaptcast-adaptation.json",
+        "grafana/provisioning/datasources/adaptcast.yml",
+    ):
+        assert f"adaptcast/deploy/{data}" in names, data
 
 
 @pytest.mark.slow

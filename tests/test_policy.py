@@ -7,8 +7,10 @@ import pytest
 
 from adaptcast.drift import (
     ADWIN,
+    Action,
     Decision,
     PerformanceDrift,
+    Reason,
     RetrainPolicy,
     StepInfo,
     VarianceHorizon,
@@ -81,12 +83,12 @@ def test_window_specs() -> None:
 
 def test_initial_then_never() -> None:
     decisions = run(RetrainPolicy.parse("never", window="fixed:200"), np.full(300, 50.0))
-    assert decisions == [(0, Decision(True, "initial", 200))]
+    assert decisions == [(0, Decision(Action.RETRAIN, Reason.INITIAL, 200))]
 
 
 def test_no_data_means_no_retrain() -> None:
     d = RetrainPolicy.parse("periodic:5").should_retrain(StepInfo(step=0, rows_available=0, has_model=False))
-    assert d == Decision(False, "no-data", None)
+    assert d == Decision.wait(Reason.NO_DATA) and not d.retrain and d.label == "no-data"
 
 
 def test_periodic_every_n_steps() -> None:
@@ -97,8 +99,9 @@ def test_periodic_every_n_steps() -> None:
 def test_steps_since_retrain_override() -> None:
     pol = RetrainPolicy.parse("periodic:10")
     assert not pol.should_retrain(StepInfo(step=3, rows_available=5)).retrain  # counts from here
-    assert pol.should_retrain(StepInfo(step=4, rows_available=5, steps_since_retrain=10)).reason == "periodic"
-    assert pol.should_retrain(StepInfo(step=5, rows_available=5)).reason == "periodic-wait"
+    d = pol.should_retrain(StepInfo(step=4, rows_available=5, steps_since_retrain=10))
+    assert d.reason is Reason.PERIODIC and d.retrain
+    assert pol.should_retrain(StepInfo(step=5, rows_available=5)).reason is Reason.PERIODIC_WAIT
 
 
 def test_drift_policy_fires_on_error_jump_with_reason_and_vh_window() -> None:
@@ -107,10 +110,11 @@ def test_drift_policy_fires_on_error_jump_with_reason_and_vh_window() -> None:
     hist = rng.normal(size=2000)
     pol = RetrainPolicy.parse("drift:adwin", window="vh", vh_params={"min_len": 64})
     decisions = run(pol, errs, history=hist)
-    assert decisions[0][1].reason == "initial"
-    drift = [(s, d) for s, d in decisions if d.reason == "drift:adwin"]
+    assert decisions[0][1].reason is Reason.INITIAL
+    drift = [(s, d) for s, d in decisions if d.reason is Reason.DRIFT]
     assert drift and 600 <= drift[0][0] < 800
-    assert all(d.window == 64 for _, d in drift)
+    assert all(d.window == 64 and d.detector == "adwin" and d.change_step == s for s, d in drift)
+    assert drift[0][1].label == "drift:adwin"
 
 
 def test_performance_policy_uses_validation_error_and_cooldown() -> None:
@@ -121,8 +125,8 @@ def test_performance_policy_uses_validation_error_and_cooldown() -> None:
     steps = [s for s, _ in decisions]
     # initial at 0; then cooldown 20 steps, then 10 samples -> fires at step 30; again 30 later
     assert steps[:4] == [0, 30, 60, 90]
-    assert {d.reason for _, d in decisions[1:]} == {"drift:performance"}
-    assert isinstance(pol.detector, PerformanceDrift) and pol.detector.reference == 1.0
+    assert {d.label for _, d in decisions[1:]} == {"drift:performance"}
+    assert isinstance(pol.detector, PerformanceDrift) and pol.detector.current_reference == 1.0
 
 
 def test_notify_resets_detector() -> None:
@@ -150,9 +154,29 @@ def test_feature_drift_policy_uses_features() -> None:
         x = rng.normal(size=(1, 2)) + (2.0 if step > 300 else 0.0)
         d = pol.should_retrain(StepInfo(step=step, rows_available=1000, features=x))
         if d.retrain:
-            fired = (step, d.reason)
+            fired = (step, d.label)
             break
     assert fired is not None and fired[0] > 300 and fired[1] == "drift:feature"
+
+
+@pytest.mark.parametrize(
+    "decision,label",
+    [
+        (Decision(Action.RETRAIN, Reason.INITIAL, 10), "initial"),
+        (Decision(Action.RETRAIN, Reason.PERIODIC, 10), "periodic"),
+        (Decision(Action.RETRAIN, Reason.DRIFT, 10, "page_hinkley", 7), "drift:page_hinkley"),
+        (Decision.wait(Reason.COOLDOWN), "cooldown"),
+        (Decision.wait(Reason.NO_DRIFT), "no-drift"),
+    ],
+)
+def test_decision_labels_keep_the_metric_spellings(decision: Decision, label: str) -> None:
+    assert decision.label == label
+    assert decision.retrain == (decision.action is Action.RETRAIN)
+
+
+def test_drift_decision_names_its_detector() -> None:
+    with pytest.raises(ValueError, match="detector"):
+        Decision(Action.RETRAIN, Reason.DRIFT, 10)
 
 
 def test_nan_error_is_rejected() -> None:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 from adaptcast.streams.cli import main
 from adaptcast.streams.config import load_config
 from adaptcast.streams.embedded import run_embedded
-from adaptcast.streams.metrics import Metrics, MetricsServer
+from adaptcast.streams.metrics import MODEL_SERVING, Metrics, MetricsServer
 
 
 def test_run_prints_summary():
@@ -58,7 +58,7 @@ def test_metrics_endpoints():
             raise AssertionError("readyz must be 503 before a model is loaded")
         except urllib.error.HTTPError as exc:
             assert exc.code == 503
-        m.ready = True
+        m.set_condition(MODEL_SERVING)
         assert urllib.request.urlopen(srv.url.replace("/metrics", "/readyz"), timeout=5).status == 200
     finally:
         srv.close()

@@ -25,7 +25,7 @@ from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.windows import sliding_windows
 from adaptcast.streams.backtest import backtest
 from adaptcast.streams.config import load_config
-from adaptcast.streams.records import format_timestamp
+from adaptcast.streams.records import format_timestamp, parse_timestamp
 from adaptcast.streams.service import Worker
 
 pytestmark = pytest.mark.kafka
@@ -252,9 +252,9 @@ def test_bad_records_go_to_dead_letters_with_reasons(kafka_bootstrap, tmp_path):
     assert set(preds) == _expected_keys(n_series, steps)
 
 
-def _worker_process(cfg_path: Path, log: Path) -> subprocess.Popen:
+def _worker_process(cfg_path: Path, log: Path, *flags: str) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, "-m", "adaptcast.streams.cli", "run", "--config", str(cfg_path)],
+        [sys.executable, "-m", "adaptcast.streams.cli", "run", "--config", str(cfg_path), *flags],
         stdout=open(log, "ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -499,3 +499,75 @@ def test_backtest_and_worker_forecast_alike_on_a_gappy_feed(kafka_bootstrap, tmp
     )  # s1 resumed after its restart
     dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
     assert [d["error"]["code"] for d in dead] == ["off_grid"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    """An ``adaptcast`` command in its own process, as a Kubernetes Job would run it."""
+    return subprocess.run(
+        [sys.executable, "-m", "adaptcast.streams.cli", *args], capture_output=True, text=True, timeout=300
+    )
+
+
+def test_worker_follows_the_store_that_a_separate_train_process_publishes_to(kafka_bootstrap, tmp_path):
+    """Serve; `adaptcast train --from-topic` publishes twice, then `adaptcast model rollback`: the worker
+    swaps each time without a restart, and every record is forecast once, by the model serving then."""
+    import yaml
+
+    names = _topics(kafka_bootstrap)
+    n_series, per_phase = 3, 20
+    cfg = _config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m"))
+    cfg.state.model_poll_s = 0.2
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    log = tmp_path / "worker.log"
+    proc = _worker_process(cfg_path, log, "--verbose")
+
+    def alive() -> str:
+        assert proc.poll() is None, log.read_text()
+        return log.read_text()
+
+    def phase(k: int) -> None:
+        _produce(kafka_bootstrap, names["input"], _records(n_series, per_phase, start_step=k * per_phase))
+        _wait_group_done(kafka_bootstrap, names["group"], names["input"], 60, alive)
+
+    def swapped(version: str, times: int) -> None:
+        deadline = time.monotonic() + 30
+        while alive().count(f"hot swap to {version}") < times:
+            assert time.monotonic() < deadline, f"no swap to {version}:\n{log.read_text()}"
+            time.sleep(0.1)
+
+    def train() -> str:
+        res = _cli("train", "--config", str(cfg_path), "--from-topic")
+        assert res.returncode == 0, res.stderr
+        published = json.loads(res.stdout)["store"]
+        assert published["marked_serving"], published
+        return published["version"]
+
+    try:
+        _wait_serving(proc, log, 1)
+        phase(0)  # the configured checkpoint serves
+        v1 = train()
+        swapped(v1, 1)
+        phase(1)
+        v2 = train()
+        assert v2 > v1
+        swapped(v2, 1)
+        phase(2)
+        res = _cli("model", "rollback", "--config", str(cfg_path))
+        assert res.returncode == 0 and f"{v1} marked serving" in res.stdout, res.stdout + res.stderr
+        swapped(v1, 2)
+        phase(3)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert log.read_text().count("adaptcast: serving") == 1  # one process throughout: no restart
+    expected = _expected_keys(n_series, 4 * per_phase)
+    preds, counts = _predictions(kafka_bootstrap, names["output"], len(expected))
+    assert set(preds) == expected, f"missing: {sorted(expected - set(preds))[:5]}"
+    assert max(counts.values()) == 1
+    serving = ["0", v1, v2, v1]  # per phase; the checkpoint was never stored, so it has no version
+    for (_series, issued), p in preds.items():
+        assert p["model_version"] == serving[parse_timestamp(issued) // HOUR // per_phase], (issued, p)

@@ -1,4 +1,3 @@
 """Model families; importing this package registers each in :data:`forecast.FORECASTERS`."""
 
-from adaptcast.forecast.models import arnet, lnn, lstm, naive, xgb  # noqa: F401
-from adaptcast.forecast.models import informer, mimo_vp  # noqa: F401
+from adaptcast.forecast.models import arnet, informer, lnn, lstm, mimo_vp, naive, xgb  # noqa: F401

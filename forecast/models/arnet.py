@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -33,7 +34,9 @@ class ARNetModule(nn.Module):
         super().__init__()
         self.horizon, self.n_targets, self.channels = horizon, n_targets, channels
         sizes = [channels * lookback, *hidden]
-        self.hidden = nn.Sequential(*[layer for a, b in zip(sizes, sizes[1:]) for layer in (nn.Linear(a, b), nn.ReLU())])
+        self.hidden = nn.Sequential(
+            *[layer for a, b in itertools.pairwise(sizes) for layer in (nn.Linear(a, b), nn.ReLU())]
+        )
         self.out = nn.Linear(sizes[-1], horizon * n_targets)
         self.first = self.hidden[0] if hidden else self.out
 
@@ -60,7 +63,7 @@ class ARNet(TorchForecaster):
     """
 
     kind = "arnet"
-    defaults = {
+    defaults: ClassVar[dict[str, Any]] = {
         "epochs": 30,
         "batch_size": 256,
         "lr": 3e-2,
@@ -73,8 +76,8 @@ class ARNet(TorchForecaster):
         "sparsity": None,
     }
 
-    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **hparams)
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         s = self.hparams["sparsity"]
         if s is not None and not 0 < float(s) <= 1:
             raise ValueError(f"arnet: sparsity must be in (0, 1], got {s!r}")
@@ -94,14 +97,20 @@ class ARNet(TorchForecaster):
         mse = nn.functional.mse_loss(module(x).float(), y.float())
         if self.lam == 0.0:
             return mse
-        return mse + self.lam * sparsity_penalty(module.first.weight, float(self.hparams["c1"]), float(self.hparams["c2"]))
+        return mse + self.lam * sparsity_penalty(
+            module.first.weight, float(self.hparams["c1"]), float(self.hparams["c2"])
+        )
 
     def configure_optimizer(self, params):
-        opt = torch.optim.Adam(params, lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"]))
-        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=int(self.hparams["epochs"]), eta_min=0.0)
+        opt = torch.optim.Adam(
+            params, lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"])
+        )
+        return opt, torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=int(self.hparams["epochs"]), eta_min=0.0
+        )
 
     def coefficients(self) -> np.ndarray:
-        """Own-lag AR weights ``[n_targets, lookback]`` for the first horizon step; column 0 is lag 1 (most recent).
+        """Own-lag AR weights ``[n_targets, lookback]`` for the first horizon step; column 0 is lag 1.
 
         Weights act on standardised data; since each target's input and output share one
         scaler they equal the AR coefficients in original units.

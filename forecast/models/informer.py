@@ -46,7 +46,6 @@ of the second.
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import numpy as np
@@ -57,21 +56,13 @@ from torch.nn import functional as F
 from adaptcast.forecast.base import register
 from adaptcast.forecast.nn.attention import make_attention
 from adaptcast.forecast.nn.calendar import STAMP_SIZES, mark_names, stamp_fields, step_marks
+from adaptcast.forecast.nn.position import sinusoid_table
+from adaptcast.forecast.nn.sizes import transformer_sizes
 from adaptcast.forecast.training import TorchForecaster
 
 
-def sinusoid_table(length: int, d_model: int) -> torch.Tensor:
-    """``[length, d_model]``: sin on even, cos on odd channels, wavelengths 2π … 10000·2π."""
-    pos = torch.arange(length, dtype=torch.float32).unsqueeze(1)
-    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
-    pe = torch.zeros(length, d_model)
-    pe[:, 0::2] = torch.sin(pos * div)
-    pe[:, 1::2] = torch.cos(pos * div)[:, : d_model // 2]
-    return pe
-
-
 class StampEmbedding(nn.Module):
-    """Per-field time-stamp embeddings, summed: one table per calendar field (month, day, weekday, hour, minute).
+    """Per-field time-stamp embeddings, summed: one table per calendar field (month, day, weekday, …).
 
     The paper's "global time stamp" embedding: every field of the stamp indexes its own table,
     ``learned`` (``nn.Embedding``, as the paper describes) or ``fixed`` (sinusoidal rows, not
@@ -107,7 +98,14 @@ class DataEmbedding(nn.Module):
     """
 
     def __init__(
-        self, c_in: int, d_model: int, n_marks: int, max_len: int, dropout: float, time_embedding: str = "linear", freq: str = "h"
+        self,
+        c_in: int,
+        d_model: int,
+        n_marks: int,
+        max_len: int,
+        dropout: float,
+        time_embedding: str = "linear",
+        freq: str = "h",
     ):
         super().__init__()
         self.token = nn.Conv1d(c_in, d_model, kernel_size=3, padding=1, padding_mode="circular", bias=False)
@@ -153,7 +151,9 @@ class EncoderLayer(nn.Module):
         reference_code: bool = False,
     ):
         super().__init__()
-        self.attn = make_attention(attention, d_model, n_heads, factor=factor, dropout=dropout, reference_code=reference_code)
+        self.attn = make_attention(
+            attention, d_model, n_heads, factor=factor, dropout=dropout, reference_code=reference_code
+        )
         self.ff = FeedForward(d_model, d_ff, dropout, activation)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
         self.dropout = nn.Dropout(dropout)
@@ -164,7 +164,10 @@ class EncoderLayer(nn.Module):
 
 
 class DistilLayer(nn.Module):
-    """Self-attention distilling: ``Conv1d(k=3, circular) → BatchNorm → ELU → MaxPool(3, stride 2)``; ``L → ceil(L/2)``."""
+    """Self-attention distilling, ``L → ceil(L/2)``.
+
+    ``Conv1d(k=3, circular) → BatchNorm → ELU → MaxPool(3, stride 2)``.
+    """
 
     def __init__(self, d_model: int):
         super().__init__()
@@ -207,11 +210,22 @@ class DecoderLayer(nn.Module):
     ):
         super().__init__()
         self.self_attn = make_attention(
-            attention, d_model, n_heads, causal=True, factor=factor, dropout=dropout, mix=mix, reference_code=reference_code
+            attention,
+            d_model,
+            n_heads,
+            causal=True,
+            factor=factor,
+            dropout=dropout,
+            mix=mix,
+            reference_code=reference_code,
         )
         self.cross_attn = make_attention("full", d_model, n_heads, dropout=dropout)
         self.ff = FeedForward(d_model, d_ff, dropout, activation)
-        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.norm1, self.norm2, self.norm3 = (
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+        )
         self.dropout = nn.Dropout(dropout)
 
     def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
@@ -272,20 +286,31 @@ class InformerNet(nn.Module):
         if n_marks:
             expected = len(mark_names(freq))
             if n_marks != expected:
-                raise ValueError(f"freq {freq!r} has {expected} calendar marks {mark_names(freq)}, got time_features={n_marks}")
+                raise ValueError(
+                    f"freq {freq!r} has {expected} calendar marks {mark_names(freq)}, "
+                    f"got time_features={n_marks}"
+                )
         self.register_buffer("mark_loc", torch.zeros(n_marks))
         self.register_buffer("mark_scale", torch.ones(n_marks))
         if time_embedding not in TIME_EMBEDDINGS:
             raise ValueError(f"time_embedding must be one of {TIME_EMBEDDINGS}, got {time_embedding!r}")
-        self.enc_embedding = DataEmbedding(n_values, d_model, n_marks, lookback, dropout, time_embedding, freq)
-        self.dec_embedding = DataEmbedding(n_values, d_model, n_marks, label_len + horizon, dropout, time_embedding, freq)
+        self.enc_embedding = DataEmbedding(
+            n_values, d_model, n_marks, lookback, dropout, time_embedding, freq
+        )
+        self.dec_embedding = DataEmbedding(
+            n_values, d_model, n_marks, label_len + horizon, dropout, time_embedding, freq
+        )
         layer_args = (d_model, n_heads, d_ff, attention, factor, dropout, activation, reference_code)
         self.encoder = Encoder(
             [EncoderLayer(*layer_args) for _ in range(e_layers)],
             [DistilLayer(d_model) for _ in range(e_layers - 1)] if distil else [],
             d_model,
         )
-        self.decoder = Decoder([DecoderLayer(*layer_args, mix=mix or reference_code) for _ in range(d_layers)], d_model, n_targets)
+        self.decoder = Decoder(
+            [DecoderLayer(*layer_args, mix=mix or reference_code) for _ in range(d_layers)],
+            d_model,
+            n_targets,
+        )
 
     def set_mark_scaling(self, loc: np.ndarray | torch.Tensor, scale: np.ndarray | torch.Tensor) -> None:
         """Record how the forecaster standardised the mark channels (``x_scaled = (x - loc) / scale``)."""
@@ -307,7 +332,9 @@ class InformerNet(nn.Module):
         """Start token (last ``label_len`` steps) + ``horizon`` zero placeholders, with their marks."""
         values, marks = self._split(x)
         B = x.shape[0]
-        dec_values = torch.cat([values[:, -self.label_len :], values.new_zeros(B, self.horizon, self.n_values)], dim=1)
+        dec_values = torch.cat(
+            [values[:, -self.label_len :], values.new_zeros(B, self.horizon, self.n_values)], dim=1
+        )
         dec_marks = None
         if marks is not None:
             future = step_marks(marks[:, -1].float(), self.horizon, self.freq).to(marks.dtype)
@@ -333,9 +360,9 @@ class InformerForecaster(TorchForecaster):
     ``attention`` ("prob" | "full"), ``distil`` (bool), ``activation`` ("gelu" | "relu"),
     ``time_features`` (number of trailing calendar-mark channels in X, 0 = none), ``freq``
     (calendar frequency of those marks), ``time_embedding`` (how the marks are embedded:
-    "linear" | "learned" | "fixed" | "none", :class:`DataEmbedding`), ``lr_decay`` (learning-rate factor per epoch; 0.5 =
-    halved every epoch as in the paper, 1 = constant), ``mix`` and ``reference_code`` (the
-    authors' code paths, module docstring; both off).
+    "linear" | "learned" | "fixed" | "none", :class:`DataEmbedding`), ``lr_decay``
+    (learning-rate factor per epoch; 0.5 = halved every epoch as in the paper, 1 = constant),
+    ``mix`` and ``reference_code`` (the authors' code paths, module docstring; both off).
     """
 
     kind = "informer"
@@ -363,32 +390,37 @@ class InformerForecaster(TorchForecaster):
         "time_embedding": "linear",
     }
 
-    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **hparams)
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         hp = self.hparams
         k = int(hp["time_features"])
-        if k < 0 or n_features - k < n_targets:
+        if k < 0 or self.n_features - k < self.n_targets:
             raise ValueError(
-                f"informer: time_features={k} must leave at least n_targets={n_targets} value channels of n_features={n_features}"
+                f"informer: time_features={k} must leave at least n_targets={self.n_targets} "
+                f"value channels of n_features={self.n_features}"
             )
         if k:
             expected = len(mark_names(hp["freq"]))
             if k != expected:
-                raise ValueError(f"informer: freq {hp['freq']!r} has {expected} calendar marks {mark_names(hp['freq'])}, got time_features={k}")
+                raise ValueError(
+                    f"informer: freq {hp['freq']!r} has {expected} calendar marks "
+                    f"{mark_names(hp['freq'])}, got time_features={k}"
+                )
         if hp["attention"] not in ("prob", "full"):
             raise ValueError(f"informer: attention must be 'prob' or 'full', got {hp['attention']!r}")
         if hp["time_embedding"] not in TIME_EMBEDDINGS:
-            raise ValueError(f"informer: time_embedding must be one of {TIME_EMBEDDINGS}, got {hp['time_embedding']!r}")
+            raise ValueError(
+                f"informer: time_embedding must be one of {TIME_EMBEDDINGS}, got {hp['time_embedding']!r}"
+            )
         if hp["activation"] not in ("gelu", "relu"):
             raise ValueError(f"informer: activation must be 'gelu' or 'relu', got {hp['activation']!r}")
-        if int(hp["e_layers"]) < 1 or int(hp["d_layers"]) < 1:
-            raise ValueError("informer: e_layers and d_layers must be >= 1")
-        if int(hp["d_model"]) % int(hp["n_heads"]):
-            raise ValueError(f"informer: d_model={hp['d_model']} must be divisible by n_heads={hp['n_heads']}")
+        self.sizes = transformer_sizes(self.kind, hp)
         if not 0 < float(hp["lr_decay"]) <= 1:
             raise ValueError(f"informer: lr_decay must be in (0, 1], got {hp['lr_decay']!r}")
-        if not 1 <= self.label_len <= lookback:
-            raise ValueError(f"informer: label_len must be in [1, lookback={lookback}], got {self.label_len}")
+        if not 1 <= self.label_len <= self.lookback:
+            raise ValueError(
+                f"informer: label_len must be in [1, lookback={self.lookback}], got {self.label_len}"
+            )
 
     @property
     def label_len(self) -> int:
@@ -406,29 +438,31 @@ class InformerForecaster(TorchForecaster):
             label_len=self.label_len,
             n_marks=k,
             freq=hp["freq"],
-            d_model=int(hp["d_model"]),
-            n_heads=int(hp["n_heads"]),
-            d_ff=int(hp["d_ff"]),
-            e_layers=int(hp["e_layers"]),
-            d_layers=int(hp["d_layers"]),
             factor=int(hp["factor"]),
-            dropout=float(hp["dropout"]),
             attention=hp["attention"],
             distil=bool(hp["distil"]),
             activation=hp["activation"],
             mix=bool(hp["mix"]),
             reference_code=bool(hp["reference_code"]),
             time_embedding=hp["time_embedding"],
+            **self.sizes,
         )
         if k and self.scaler is not None:
             net.set_mark_scaling(self.scaler.mean[-k:], self.scaler.std[-k:])
         return net
 
     def configure_optimizer(self, params):
-        # fused=True: one kernel per parameter for the whole Adam update (same algorithm, ~5-10 % of a CPU step saved)
-        opt = torch.optim.Adam(params, lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"]), fused=True)
+        # fused=True: one kernel per parameter for the whole Adam update
+        # (same algorithm, ~5-10 % of a CPU step saved)
+        opt = torch.optim.Adam(
+            params, lr=float(self.hparams["lr"]), weight_decay=float(self.hparams["weight_decay"]), fused=True
+        )
         decay = float(self.hparams["lr_decay"])
         # the authors' code halves from the third epoch on (its schedule is applied one epoch late)
         delay = 1 if self.hparams["reference_code"] else 0
-        sched = None if decay == 1.0 else torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: decay ** max(0, epoch - delay))
+        sched = (
+            None
+            if decay == 1.0
+            else torch.optim.lr_scheduler.LambdaLR(opt, lambda epoch: decay ** max(0, epoch - delay))
+        )
         return opt, sched

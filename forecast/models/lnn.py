@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from ncps.torch import CfC, LTC
+from ncps.torch import LTC, CfC
 from ncps.wirings import AutoNCP
 from torch import nn
 
@@ -18,9 +18,11 @@ WIRINGS = ("full", "ncp")
 
 
 class LiquidModule(nn.Module):
-    """A liquid RNN over the window; its last output feeds a Linear head predicting the change from the last value."""
+    """A liquid RNN; a Linear head on its last output predicts the change from the window's last value."""
 
-    def __init__(self, n_features: int, horizon: int, n_targets: int, units: int, cell: str, wiring: str, motor: int):
+    def __init__(
+        self, n_features: int, horizon: int, n_targets: int, units: int, cell: str, wiring: str, motor: int
+    ):
         super().__init__()
         self.horizon, self.n_targets = horizon, n_targets
         net: Any = AutoNCP(units, motor) if wiring == "ncp" else units
@@ -29,7 +31,9 @@ class LiquidModule(nn.Module):
         self.rnn = rnn_cls(n_features, net, return_sequences=False, batch_first=True)
         self.head = nn.Linear(out_dim, horizon * n_targets)
 
-    def step(self, x: torch.Tensor, hx: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def step(
+        self, x: torch.Tensor, hx: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Advance over ``x[B, k, F]`` from state ``hx``: (forecast [B,H,T], last output, new state)."""
         out, hx = self.rnn(x, hx)
         yhat = x[:, -1:, : self.n_targets] + self.head(out).view(x.shape[0], self.horizon, self.n_targets)
@@ -44,31 +48,45 @@ class LiquidModule(nn.Module):
 
 @register
 class LiquidForecaster(TorchForecaster):
-    """Liquid network forecaster: ``cell`` "cfc" (default, fast) or "ltc"; ``wiring`` "full" or "ncp" (AutoNCP).
+    """Liquid network forecaster: ``cell`` "cfc" (default, fast) or "ltc"; ``wiring`` "full" or "ncp".
+
+    ``"ncp"`` wires the cell with ncps' AutoNCP.
 
     ``embed`` is the RNN's last output (the motor neurons under NCP wiring). :meth:`stream`
     carries the hidden state between calls, so a live service feeds one new step at a time.
     """
 
     kind = "lnn"
-    defaults = {"units": 32, "cell": "cfc", "wiring": "full", "motor": 8}
+    defaults: ClassVar[dict[str, Any]] = {"units": 32, "cell": "cfc", "wiring": "full", "motor": 8}
 
-    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **hparams)
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         hp = self.hparams
         if hp["cell"] not in CELLS:
             raise ValueError(f"lnn: cell must be one of {CELLS}, got {hp['cell']!r}")
         if hp["wiring"] not in WIRINGS:
             raise ValueError(f"lnn: wiring must be one of {WIRINGS}, got {hp['wiring']!r}")
         if hp["wiring"] == "ncp" and not 1 <= int(hp["motor"]) < int(hp["units"]) - 2:
-            raise ValueError(f"lnn: NCP wiring needs 1 <= motor < units - 2, got motor={hp['motor']}, units={hp['units']}")
+            raise ValueError(
+                f"lnn: NCP wiring needs 1 <= motor < units - 2, got motor={hp['motor']}, units={hp['units']}"
+            )
 
     def build_module(self) -> LiquidModule:
         hp = self.hparams
-        return LiquidModule(self.n_features, self.horizon, self.n_targets, int(hp["units"]), hp["cell"], hp["wiring"], int(hp["motor"]))
+        return LiquidModule(
+            self.n_features,
+            self.horizon,
+            self.n_targets,
+            int(hp["units"]),
+            hp["cell"],
+            hp["wiring"],
+            int(hp["motor"]),
+        )
 
-    def stream(self, x_steps: np.ndarray, state: torch.Tensor | None = None) -> tuple[np.ndarray, torch.Tensor]:
-        """Feed new raw steps ``[B, k, F]`` (or ``[B, F]``) from ``state``; return (forecast [B,H,T], new state).
+    def stream(
+        self, x_steps: np.ndarray, state: torch.Tensor | None = None
+    ) -> tuple[np.ndarray, torch.Tensor]:
+        """Feed raw steps ``[B, k, F]`` (or ``[B, F]``) from ``state``; return (forecast [B,H,T], new state).
 
         Starting from ``state=None`` and feeding a window's steps in any number of calls gives
         the same forecast as ``predict`` on that window.
@@ -78,7 +96,10 @@ class LiquidForecaster(TorchForecaster):
         arr = np.asarray(x_steps, dtype=np.float32)
         arr = arr[:, None, :] if arr.ndim == 2 else arr
         if arr.ndim != 3 or arr.shape[2] != self.n_features or arr.shape[1] == 0:
-            raise ValueError(f"x_steps must have shape [batch, steps, n_features={self.n_features}] or [batch, n_features], got {list(np.shape(x_steps))}")
+            raise ValueError(
+                f"x_steps must have shape [batch, steps, n_features={self.n_features}] "
+                f"or [batch, n_features], got {list(np.shape(x_steps))}"
+            )
         if not np.isfinite(arr).all():
             raise ValueError("x_steps contains NaN/inf values; impute them before streaming")
         with torch.inference_mode():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import torch
 from torch import nn
 
@@ -12,10 +14,14 @@ from adaptcast.forecast.training import TorchForecaster
 class LSTMModule(nn.Module):
     """Stacked LSTM over the window; the last hidden state feeds one Linear to all H×T outputs."""
 
-    def __init__(self, n_features: int, horizon: int, n_targets: int, hidden: int, layers: int, dropout: float):
+    def __init__(
+        self, n_features: int, horizon: int, n_targets: int, hidden: int, layers: int, dropout: float
+    ):
         super().__init__()
         self.horizon, self.n_targets = horizon, n_targets
-        self.lstm = nn.LSTM(n_features, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0)
+        self.lstm = nn.LSTM(
+            n_features, hidden, num_layers=layers, batch_first=True, dropout=dropout if layers > 1 else 0.0
+        )
         self.head = nn.Linear(hidden, horizon * n_targets)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
@@ -33,8 +39,15 @@ class LSTMForecaster(TorchForecaster):
     """LSTM encoder + multi-horizon linear head; ``embed`` is the top layer's last hidden state."""
 
     kind = "lstm"
-    defaults = {"hidden": 64, "layers": 1, "dropout": 0.0}
+    defaults: ClassVar[dict[str, Any]] = {"hidden": 64, "layers": 1, "dropout": 0.0}
 
     def build_module(self) -> LSTMModule:
         hp = self.hparams
-        return LSTMModule(self.n_features, self.horizon, self.n_targets, int(hp["hidden"]), int(hp["layers"]), float(hp["dropout"]))
+        return LSTMModule(
+            self.n_features,
+            self.horizon,
+            self.n_targets,
+            int(hp["hidden"]),
+            int(hp["layers"]),
+            float(hp["dropout"]),
+        )

@@ -38,7 +38,6 @@ the paper's video models are far wider and deeper, which the hyper-parameters al
 
 from __future__ import annotations
 
-import math
 from typing import Any, ClassVar
 
 import torch
@@ -46,17 +45,10 @@ from torch import nn
 from torch.nn import functional as F
 
 from adaptcast.forecast.base import register
-from adaptcast.forecast.nn.attention import FullAttention, AttentionLayer
+from adaptcast.forecast.nn.attention import make_attention
+from adaptcast.forecast.nn.position import sinusoid_table
+from adaptcast.forecast.nn.sizes import transformer_sizes
 from adaptcast.forecast.training import TorchForecaster
-
-
-def _sinusoid(positions: torch.Tensor, d_model: int) -> torch.Tensor:
-    div = torch.exp(torch.arange(0, d_model, 2, dtype=torch.float32) * (-math.log(10000.0) / d_model))
-    ang = positions.float().unsqueeze(1) * div
-    pe = torch.zeros(positions.shape[0], d_model)
-    pe[:, 0::2] = torch.sin(ang)
-    pe[:, 1::2] = torch.cos(ang)[:, : d_model // 2]
-    return pe
 
 
 class LocalSTBlock(nn.Module):
@@ -84,7 +76,7 @@ class EncoderBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, grid_hw: tuple[int, int], dropout: float):
         super().__init__()
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.attn = AttentionLayer(FullAttention(dropout=dropout), d_model, n_heads)
+        self.attn = make_attention("full", d_model, n_heads, dropout=dropout)
         self.local = LocalSTBlock(d_model, d_ff, grid_hw, dropout)
         self.dropout = nn.Dropout(dropout)
 
@@ -97,9 +89,13 @@ class EncoderBlock(nn.Module):
 class DecoderBlock(nn.Module):
     def __init__(self, d_model: int, n_heads: int, d_ff: int, grid_hw: tuple[int, int], dropout: float):
         super().__init__()
-        self.norm1, self.norm2, self.norm3 = nn.LayerNorm(d_model), nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.self_attn = AttentionLayer(FullAttention(dropout=dropout), d_model, n_heads)
-        self.cross_attn = AttentionLayer(FullAttention(dropout=dropout), d_model, n_heads)
+        self.norm1, self.norm2, self.norm3 = (
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+            nn.LayerNorm(d_model),
+        )
+        self.self_attn = make_attention("full", d_model, n_heads, dropout=dropout)
+        self.cross_attn = make_attention("full", d_model, n_heads, dropout=dropout)
         self.local = LocalSTBlock(d_model, d_ff, grid_hw, dropout)
         self.dropout = nn.Dropout(dropout)
 
@@ -111,7 +107,10 @@ class DecoderBlock(nn.Module):
 
 
 class MIMOVPNet(nn.Module):
-    """``forward(x [B, T, C·H·W]) -> [B, horizon, n_targets]``; ``forward_all`` gives every decoder block's output."""
+    """The MIMO-VP network: ``forward(x [B, T, C·H·W]) -> [B, horizon, n_targets]``.
+
+    ``forward_all`` gives every decoder block's output (deep supervision).
+    """
 
     def __init__(
         self,
@@ -132,18 +131,29 @@ class MIMOVPNet(nn.Module):
         C, H, W = grid
         if H % patch or W % patch:
             raise ValueError(f"grid {H}x{W} is not divisible by patch={patch}")
-        self.lookback, self.horizon, self.grid, self.patch, self.n_targets = lookback, horizon, (C, H, W), patch, n_targets
+        self.lookback, self.horizon, self.grid, self.patch, self.n_targets = (
+            lookback,
+            horizon,
+            (C, H, W),
+            patch,
+            n_targets,
+        )
         self.hp, self.wp = H // patch, W // patch
         S = self.hp * self.wp
         patch_dim = C * patch * patch
         self.tokenize = nn.Linear(patch_dim, d_model)
         self.spatial = nn.Parameter(torch.randn(S, d_model) * 0.02)
-        self.register_buffer("time_past", _sinusoid(torch.arange(lookback), d_model), persistent=False)
-        self.register_buffer("time_future", _sinusoid(torch.arange(lookback, lookback + horizon), d_model), persistent=False)
+        time = sinusoid_table(lookback + horizon, d_model)  # frame indices 0 … T-1, then T … T+horizon-1
+        self.register_buffer("time_past", time[:lookback], persistent=False)
+        self.register_buffer("time_future", time[lookback:], persistent=False)
         self.queries = nn.Parameter(torch.randn(horizon, d_model) * 0.02)
         hw = (self.hp, self.wp)
-        self.encoder = nn.ModuleList([EncoderBlock(d_model, n_heads, d_ff, hw, dropout) for _ in range(e_layers)])
-        self.decoder = nn.ModuleList([DecoderBlock(d_model, n_heads, d_ff, hw, dropout) for _ in range(d_layers)])
+        self.encoder = nn.ModuleList(
+            [EncoderBlock(d_model, n_heads, d_ff, hw, dropout) for _ in range(e_layers)]
+        )
+        self.decoder = nn.ModuleList(
+            [DecoderBlock(d_model, n_heads, d_ff, hw, dropout) for _ in range(d_layers)]
+        )
         self.enc_norm = nn.LayerNorm(d_model)
         self.head_norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, patch_dim)
@@ -152,7 +162,7 @@ class MIMOVPNet(nn.Module):
     # [B, T, C*H*W] <-> tokens [B, T*S, C*p*p]
     def _to_patches(self, x: torch.Tensor) -> torch.Tensor:
         B, T, _ = x.shape
-        C, H, W = self.grid
+        C = self.grid[0]
         p = self.patch
         x = x.reshape(B, T, C, self.hp, p, self.wp, p).permute(0, 1, 3, 5, 2, 4, 6)
         return x.reshape(B, T * self.hp * self.wp, C * p * p)
@@ -197,7 +207,9 @@ class MIMOVPNet(nn.Module):
 
 @register
 class MIMOVPForecaster(TorchForecaster):
-    """``create_forecaster("mimo_vp", lookback=10, horizon=10, n_features=256, n_targets=256, grid=(1, 16, 16))``.
+    """MIMO-VP forecaster, e.g. on 16 × 16 frames of one channel::
+
+        create_forecaster("mimo_vp", lookback=10, horizon=10, n_features=256, n_targets=256, grid=(1, 16, 16))
 
     Hyper-parameters (besides the common torch ones): ``grid`` ((C, H, W) or None → frame =
     vector of all features), ``d_model``, ``n_heads``, ``d_ff``, ``e_layers``, ``d_layers``,
@@ -219,23 +231,23 @@ class MIMOVPForecaster(TorchForecaster):
         "l1_weight": 1.0,
     }
 
-    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
-        if hparams.get("grid") is not None:
-            hparams["grid"] = [int(v) for v in hparams["grid"]]  # JSON-friendly in the manifest
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **hparams)
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         hp = self.hparams
+        if hp["grid"] is not None:
+            hp["grid"] = [int(v) for v in hp["grid"]]  # JSON-friendly in the manifest
         C, H, W = self.grid
-        if C * H * W != n_features:
-            raise ValueError(f"mimo_vp: grid (C, H, W) = {(C, H, W)} has {C * H * W} cells per frame but n_features={n_features}")
+        if self.n_features != C * H * W:
+            raise ValueError(
+                f"mimo_vp: grid (C, H, W) = {(C, H, W)} has {C * H * W} cells per frame "
+                f"but n_features={self.n_features}"
+            )
         if min(C, H, W) < 1:
             raise ValueError(f"mimo_vp: grid sizes must be positive, got {(C, H, W)}")
         p = int(hp["patch"])
         if p < 1 or H % p or W % p:
             raise ValueError(f"mimo_vp: patch={p} must divide the grid's H={H} and W={W}")
-        if int(hp["d_model"]) % int(hp["n_heads"]):
-            raise ValueError(f"mimo_vp: d_model={hp['d_model']} must be divisible by n_heads={hp['n_heads']}")
-        if int(hp["e_layers"]) < 1 or int(hp["d_layers"]) < 1:
-            raise ValueError("mimo_vp: e_layers and d_layers must be >= 1")
+        self.sizes = transformer_sizes(self.kind, hp)
 
     @property
     def grid(self) -> tuple[int, int, int]:
@@ -253,13 +265,8 @@ class MIMOVPForecaster(TorchForecaster):
             self.horizon,
             self.grid,
             self.n_targets,
-            d_model=int(hp["d_model"]),
-            n_heads=int(hp["n_heads"]),
-            d_ff=int(hp["d_ff"]),
-            e_layers=int(hp["e_layers"]),
-            d_layers=int(hp["d_layers"]),
             patch=int(hp["patch"]),
-            dropout=float(hp["dropout"]),
+            **self.sizes,
         )
 
     def loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -269,5 +276,9 @@ class MIMOVPForecaster(TorchForecaster):
         total = 0.0
         for out in outs:
             out = out.float()
-            total = total + float(hp["mse_weight"]) * F.mse_loss(out, y) + float(hp["l1_weight"]) * F.l1_loss(out, y)
+            total = (
+                total
+                + float(hp["mse_weight"]) * F.mse_loss(out, y)
+                + float(hp["l1_weight"]) * F.l1_loss(out, y)
+            )
         return total / len(outs)

@@ -15,14 +15,18 @@ class SeasonalNaive(BaseForecaster):
 
     kind = "naive"
 
-    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, season: int = 1, **kw):
+    def __init__(
+        self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, season: int = 1, **kw
+    ):
         super().__init__(lookback, horizon, n_features, n_targets, season=season, **kw)
         if not 1 <= season <= lookback:
             raise ValueError(f"season must be in [1, lookback={lookback}], got {season}")
         self.season = season
 
     def _fit(self, X, Y, val):
-        return FitReport(epochs=0, samples_seen=0, wall_seconds=0.0, cpu_seconds=0.0, device="cpu", train_loss=float("nan"))
+        return FitReport(
+            epochs=0, samples_seen=0, wall_seconds=0.0, cpu_seconds=0.0, device="cpu", train_loss=float("nan")
+        )
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         last = X[:, -self.season :, : self.n_targets]

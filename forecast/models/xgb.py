@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -17,7 +17,7 @@ SMALL_DATA = 2_000_000
 
 @register
 class XGBForecaster(BaseForecaster):
-    """Gradient-boosted trees predicting all H×T outputs at once (``multi_strategy``, default one tree per output).
+    """Gradient-boosted trees predicting all H×T outputs at once (``multi_strategy``: one tree per output).
 
     Features are the standardised window flattened to ``[lookback * n_features]``; ``embed``
     returns the same vector (the error memory keys on the input for tree models). Runs on
@@ -25,7 +25,7 @@ class XGBForecaster(BaseForecaster):
     """
 
     kind = "xgboost"
-    defaults: dict[str, Any] = {
+    defaults: ClassVar[dict[str, Any]] = {
         "n_estimators": 300,
         "max_depth": 4,
         "learning_rate": 0.1,
@@ -39,14 +39,14 @@ class XGBForecaster(BaseForecaster):
         "num_threads": None,
     }
 
-    def __init__(self, lookback: int, horizon: int, n_features: int = 1, n_targets: int = 1, seed: int = 0, **hparams: Any):
-        unknown = sorted(set(hparams) - set(self.defaults))
-        if unknown:
-            raise ValueError(f"xgboost: unknown hyper-parameter(s) {unknown}; valid: {sorted(self.defaults)}")
-        super().__init__(lookback, horizon, n_features, n_targets, seed, **{**self.defaults, **hparams})
+    booster: xgb.Booster | None = None  # the trained model, set by fit or load
+
+    def _validate_hparams(self) -> None:
+        super()._validate_hparams()
         if self.hparams["device"] not in ("auto", "cpu", "cuda"):
-            raise ValueError(f"xgboost: device must be 'auto', 'cpu' or 'cuda', got {self.hparams['device']!r}")
-        self.booster: xgb.Booster | None = None
+            raise ValueError(
+                f"xgboost: device must be 'auto', 'cpu' or 'cuda', got {self.hparams['device']!r}"
+            )
 
     @property
     def device(self) -> str:
@@ -97,16 +97,26 @@ class XGBForecaster(BaseForecaster):
         history: dict[str, dict[str, list[float]]] = {}
         stop = int(self.hparams["early_stopping_rounds"]) or None
         booster = xgb.train(
-            params, dtrain, num_boost_round=int(self.hparams["n_estimators"]), evals=evals,
-            early_stopping_rounds=stop, evals_result=history, verbose_eval=False,
+            params,
+            dtrain,
+            num_boost_round=int(self.hparams["n_estimators"]),
+            evals=evals,
+            early_stopping_rounds=stop,
+            evals_result=history,
+            verbose_eval=False,
         )
         rounds = len(history["train"]["rmse"])
         best = int(getattr(booster, "best_iteration", rounds - 1)) if stop else rounds - 1
         self.booster = booster[: best + 1]
         mse = lambda split: float(history[split]["rmse"][best]) ** 2  # noqa: E731
         return FitReport(
-            epochs=rounds, samples_seen=rounds * X.shape[0], wall_seconds=0.0, cpu_seconds=0.0, device=self.device,
-            train_loss=mse("train"), val_loss=mse("val") if val is not None else None,
+            epochs=rounds,
+            samples_seen=rounds * X.shape[0],
+            wall_seconds=0.0,
+            cpu_seconds=0.0,
+            device=self.device,
+            train_loss=mse("train"),
+            val_loss=mse("val") if val is not None else None,
             extra={"best_iteration": best + 1},
         )
 
@@ -132,6 +142,11 @@ class XGBForecaster(BaseForecaster):
         except xgb.core.XGBoostError as exc:
             raise ValueError(f"{path}: corrupted or truncated booster ({str(exc).splitlines()[0]})") from exc
         if booster.num_features() != self.lookback * self.n_features:
-            raise ValueError(f"{path}: booster expects {booster.num_features()} features, manifest says {self.lookback * self.n_features}")
-        booster.set_param({"device": "cuda" if self.device == "cuda" and torch.cuda.is_available() else "cpu"})
+            raise ValueError(
+                f"{path}: booster expects {booster.num_features()} features, "
+                f"manifest says {self.lookback * self.n_features}"
+            )
+        booster.set_param(
+            {"device": "cuda" if self.device == "cuda" and torch.cuda.is_available() else "cpu"}
+        )
         self.booster = booster

@@ -1,1 +1,1 @@
-"""Reusable torch building blocks (attention, calendar marks) shared by the transformer models."""
+"""Torch blocks shared by the transformer models: attention, calendar marks, position encoding, sizes."""

@@ -68,7 +68,7 @@ def _ceil_log(n: int) -> int:
 
 
 class ProbSparseAttention(nn.Module):
-    """Informer's ProbSparse attention: top-u queries by sampled sparsity, lazy queries get the (causal) mean of V.
+    """Informer's ProbSparse attention: top-u queries by sampled sparsity; others get the (causal) mean of V.
 
     Parameters
     ----------
@@ -177,7 +177,7 @@ class ProbSparseAttention(nn.Module):
 
 
 class AttentionLayer(nn.Module):
-    """Multi-head wrapper: linear projections of Q, K, V into ``n_heads`` heads, an inner kernel, output projection.
+    """Multi-head wrapper: Q, K, V projected into ``n_heads`` heads, an inner kernel, an output projection.
 
     ``mix=True`` merges the heads as the Informer authors' released code does in the decoder's
     self-attention: the ``[B, H, L, E]`` output is read row-major as ``[B, L, H·E]``, so each merged

@@ -128,7 +128,7 @@ STAMP_SIZES = {"month": 12, "day": 31, "weekday": 7, "hour": 24, "minute": 60}
 
 
 def step_marks(last: torch.Tensor, steps: int, freq: str = "h") -> torch.Tensor:
-    """Marks of the ``steps`` time steps after the step whose marks are ``last`` ``[B, k]`` → ``[B, steps, k]``."""
+    """Marks ``[B, steps, k]`` of the ``steps`` time steps after the one whose marks are ``last [B, k]``."""
     step = parse_freq(freq)[0]
     names = _checked_names(last, freq)
     f = _decode(last, names)

@@ -1,0 +1,3 @@
+from adaptcast.deploy.monitoring.cli import main
+
+main()

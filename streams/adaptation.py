@@ -1,0 +1,227 @@
+"""Adaptation: policy decision → training set → trainer → validation → swap → error-memory reset.
+
+The loop owns one :class:`Adaptation`. It holds the serving model and its error memory (which
+the loop predicts and corrects with), starts training jobs when the policy says so, installs
+finished candidates, and records what happened as typed events.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from adaptcast.drift.memory import ErrorMemory
+from adaptcast.drift.policy import Decision, Reason, RetrainPolicy, StepInfo
+from adaptcast.forecast.base import BaseForecaster
+from adaptcast.streams.events import (
+    DriftAlarm,
+    Event,
+    LoopEvent,
+    Retrained,
+    RetrainFailed,
+    RetrainRejected,
+    RetrainSuperseded,
+)
+from adaptcast.streams.metrics import MODEL_SERVING, Metrics
+from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, training_set
+
+MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
+MEMORY_DECAY = 0.99  # per forecast: the error memory forgets with a half-life of ~69 forecasts
+VALIDATE_MARGIN = 0.05  # a candidate may be this much worse than the serving model and still replace it
+
+
+def validation_error(model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
+    """Lead-1 MAE in standardised target units (the performance detector's reference scale)."""
+    assert model.scaler is not None
+    pred = model.predict(X)
+    std = model.scaler.std[: model.n_targets]
+    return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
+
+
+class Adaptation:
+    """Retrains, validates and swaps the serving model for the loop; owns that model and its error memory.
+
+    ``template`` (fitted or not) is cloned for every candidate. A finished candidate replaces the
+    serving model when its validation error is at most ``1 + validate_margin`` times the serving
+    model's on the same recent windows, and only if no model of a later job serves already.
+    ``memory`` holds :class:`ErrorMemory` parameters (None: no error memory). ``on_swap`` is
+    called with a candidate about to serve (e.g. to checkpoint it) and may return its version.
+    """
+
+    def __init__(
+        self,
+        template: BaseForecaster,
+        *,
+        policy: RetrainPolicy,
+        trainer: Trainer,
+        metrics: Metrics,
+        memory: dict[str, Any] | None = None,
+        on_swap: Callable[[BaseForecaster], str | None] | None = None,
+        validate_margin: float = VALIDATE_MARGIN,
+    ):
+        self.template = template
+        self.policy = policy
+        self.trainer = trainer
+        self.metrics = metrics
+        self.memory_params = memory
+        self.on_swap = on_swap
+        self.validate_margin = validate_margin
+        self.model: BaseForecaster | None = template if template.is_fitted else None
+        self.model_version = (template.version or "0") if self.model else "none"
+        self.model_number = 0
+        self.memory: ErrorMemory | None = None
+        self.events: list[LoopEvent] = []  # the loop adds its series' grid events here too
+        self.jobs_submitted = 0  # a job's sequence number is its position in submission order
+        self._superseded_upto = 0  # jobs with this sequence number or lower may no longer be installed
+        if self.model is not None:
+            self._reset_memory(None)
+
+    # ---- public ---------------------------------------------------------------------------------------
+    def serve(self, model: BaseForecaster) -> None:
+        """Serve an already trained model (e.g. from a checkpoint); jobs still running are superseded."""
+        if not model.is_fitted:
+            raise ValueError("serve() needs a fitted model")
+        self.model = model
+        self.model_version = model.version or "0"
+        self._superseded_upto = self.jobs_submitted
+        self.metrics.set_condition(MODEL_SERVING)
+        self._reset_memory(None)
+
+    def decide(self, info: StepInfo, ts_ms: int) -> Decision:
+        """Ask the policy about this step (newest record time ``ts_ms``); record a drift alarm."""
+        decision = self.policy.should_retrain(info)
+        if decision.reason is Reason.DRIFT:
+            self._record(DriftAlarm(ts_ms=ts_ms, step=info.step, decision=decision))
+        return decision
+
+    def start(
+        self, decision: Decision, histories: Sequence[np.ndarray], step: int, ts_ms: int
+    ) -> TrainJob | None:
+        """Submit a job training on the last ``decision.window`` rows of each history (oldest row first).
+
+        The window is widened to give at least ``MIN_TRAIN_WINDOWS`` windows per series. Nothing
+        is started (None) when the trainer is busy or no history is long enough. With no model
+        serving yet this waits for the first one rather than let records go unforecast.
+        """
+        if not decision.retrain or self.trainer.busy:
+            return None
+        lookback, horizon = self.template.lookback, self.template.horizon
+        rows = max((len(h) for h in histories), default=0)
+        span = max(decision.window or rows, lookback + horizon + MIN_TRAIN_WINDOWS - 1)
+        data = training_set(list(histories), span, lookback, horizon, self.template.n_targets)
+        if data is None:
+            return None
+        self.metrics.retrains.labels(decision.reason.value).inc()
+        self.metrics.vh_rows.set(data.rows)
+        self.jobs_submitted += 1
+        job = TrainJob(self.template, data, decision, step, ts_ms, self.jobs_submitted)
+        self.trainer.submit(job)
+        if self.model is None:
+            self.trainer.wait()
+        return job
+
+    def collect(self, step: int) -> list[Event]:
+        """Install the candidates the trainer has finished, in order; one event each."""
+        return [self._install(outcome, step) for outcome in self.trainer.poll()]
+
+    def state_dict(self) -> dict[str, Any]:
+        """Policy (with its detector), error memory and model counters; pickle-free.
+
+        Job sequence numbers are not saved: they order this process's jobs, which a restart ends.
+        """
+        return {
+            "policy": self.policy.state_dict(),
+            "memory": None if self.memory is None else self.memory.state_dict(),
+            "model_version": self.model_version,
+            "model_number": self.model_number,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Resume from :meth:`state_dict`; the memory is kept only if it belongs to the serving model."""
+        self.policy.load_state_dict(state["policy"])
+        self.model_number = int(state["model_number"])
+        if (
+            state.get("memory") is not None
+            and self.memory is not None
+            and state["model_version"] == self.model_version
+        ):
+            self.memory.load_state_dict(state["memory"])
+
+    # ---- installing a candidate -----------------------------------------------------------------------
+    def _install(self, outcome: TrainOutcome, step: int) -> Event:
+        """Drop a superseded or failed candidate, reject a worse one, else swap it in."""
+        job, report, cand = outcome.job, outcome.report, outcome.model
+        common = {
+            "ts_ms": job.ts_ms,
+            "step": step,
+            "decision": job.decision,
+            "window": job.data.rows,
+            "train_samples": job.data.samples,
+        }
+        if job.seq <= self._superseded_upto:
+            return self._record(RetrainSuperseded(serving_version=self.model_version, **common))
+        if cand is None or report is None:
+            self.policy.notify_retrained(step)
+            return self._record(RetrainFailed(error=outcome.error, **common))
+        self.metrics.train_duration.observe(report.wall_seconds)
+        vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
+        cand_err = validation_error(cand, vx, vy)
+        if self.model is not None:
+            serving_err = validation_error(self.model, vx, vy)
+            if cand_err > serving_err * (1 + self.validate_margin):
+                self.policy.notify_retrained(step, val_error=serving_err)
+                return self._record(
+                    RetrainRejected(
+                        candidate_error=cand_err,
+                        serving_error=serving_err,
+                        train_seconds=report.cpu_seconds,
+                        **common,
+                    )
+                )
+        self._swap(cand, job)
+        assert cand.scaler is not None
+        reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
+        self.policy.notify_retrained(step, val_error=cand_err, reference_features=reference)
+        return self._record(
+            Retrained(
+                model_version=self.model_version,
+                train_seconds=report.cpu_seconds,
+                epochs=report.epochs,
+                val_error=cand_err,
+                **common,
+            )
+        )
+
+    def _swap(self, cand: BaseForecaster, job: TrainJob) -> None:
+        """Make ``cand`` the serving model: version it, start its error memory, update the gauges."""
+        self.model_number += 1
+        version = None if self.on_swap is None else self.on_swap(cand)
+        cand.version = version or str(self.model_number)
+        cand.parent_version = None if self.model is None else self.model.version
+        self.model = cand
+        self.model_version = cand.version
+        self._superseded_upto = job.seq
+        self._reset_memory(job.data.X)
+        self.metrics.model_swapped(self.model_number, time.time())
+
+    def _reset_memory(self, train_X: np.ndarray | None) -> None:
+        """A new model means new embeddings: start an empty memory keyed on them."""
+        if self.memory_params is None or self.model is None:
+            return
+        t = self.template
+        probe = train_X[:: max(1, len(train_X) // 1024)] if train_X is not None and len(train_X) else None
+        first = probe[:1] if probe is not None else np.zeros((1, t.lookback, t.n_features), np.float32)
+        dim = self.model.embed(first).shape[1]
+        params = {"decay": MEMORY_DECAY ** (1 / t.horizon), **self.memory_params}  # one update per lead
+        self.memory = ErrorMemory(dim=dim, horizon=t.horizon, n_targets=t.n_targets, **params)
+        if probe is not None and len(probe) >= 2:
+            z = self.model.embed(probe)
+            self.memory.set_standardizer(z.mean(axis=0), np.maximum(z.std(axis=0), 1e-6))
+
+    def _record(self, event: Event) -> Event:
+        self.events.append(event)
+        self.metrics.count_event(event)
+        return event

@@ -1,0 +1,75 @@
+"""The input topic's recent records as per-series history, for training off the serving path.
+
+Records are read the way the live loop reads them: in offset order per partition, records the
+loop would reject (undecodable, missing a channel, late or duplicate for their series) are
+skipped, so a model trained here sees the same rows a worker's own retrain would.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import numpy as np
+from kafka import KafkaConsumer
+from kafka.structs import TopicPartition
+
+from adaptcast.streams.config import KafkaConfig
+from adaptcast.streams.kafka_io import client_options
+from adaptcast.streams.records import RecordError, decode
+
+
+def recent_values(cfg: KafkaConfig, per_partition: int, timeout_s: float = 60.0) -> list[bytes]:
+    """Values of the last ``per_partition`` records of each input partition, partition after partition.
+
+    Reads without a consumer group, so the workers' committed offsets are untouched.
+    """
+    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **client_options(cfg))
+    try:
+        deadline = time.monotonic() + timeout_s
+        while not (partitions := consumer.partitions_for_topic(cfg.input_topic)):
+            if time.monotonic() > deadline:
+                raise ValueError(f"topic {cfg.input_topic} has no partitions (does it exist?)")
+            time.sleep(0.2)
+        tps = [TopicPartition(cfg.input_topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+        for tp in tps:
+            consumer.seek(tp, max(begins[tp], ends[tp] - per_partition))
+        by_tp: dict[TopicPartition, list[bytes]] = {tp: [] for tp in tps}
+        pending = {tp for tp in tps if consumer.position(tp) < ends[tp]}
+        while pending:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"reading {cfg.input_topic} took longer than {timeout_s} s")
+            for tp, msgs in consumer.poll(timeout_ms=500).items():
+                by_tp[tp].extend(m.value for m in msgs if m.offset < ends[tp])
+            pending = {tp for tp in pending if consumer.position(tp) < ends[tp]}
+        return [value for tp in tps for value in by_tp[tp]]
+    finally:
+        consumer.close()
+
+
+def series_histories(
+    values: Iterable[bytes], channels: list[str], max_future_ms: int = 86_400_000
+) -> dict[str, np.ndarray]:
+    """Series id → ``[rows, channels]`` float32 rows in time order, from raw record values in offset order."""
+    rows: dict[str, list[list[float]]] = {}
+    last: dict[str, int] = {}
+    now_ms = int(time.time() * 1000)
+    for raw in values:
+        try:
+            rec = decode(raw, required=tuple(channels), now_ms=now_ms, max_future_ms=max_future_ms)
+        except RecordError:
+            continue
+        if rec.ts_ms <= last.get(rec.series, -(2**63)):
+            continue  # late or duplicate: the loop rejects it too
+        last[rec.series] = rec.ts_ms
+        rows.setdefault(rec.series, []).append([rec.values[c] for c in channels])
+    return {s: np.asarray(r, dtype=np.float32) for s, r in rows.items()}
+
+
+def describe(histories: dict[str, Any]) -> dict[str, int]:
+    """What was read, for the train command's report."""
+    lengths = [len(h) for h in histories.values()]
+    return {"series": len(lengths), "rows": int(sum(lengths)), "longest": max(lengths, default=0)}

@@ -1,0 +1,257 @@
+"""The adaptation unit: swap, validation reject, training failure, stale candidates, memory reset, state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaptcast.drift import Action, ComputeLedger, Decision, Reason, RetrainPolicy, load_state, save_state
+from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.base import BaseForecaster
+from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.adaptation import Adaptation
+from adaptcast.streams.events import Retrained, RetrainFailed, RetrainRejected, RetrainSuperseded
+from adaptcast.streams.loop import ForecastLoop
+from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.records import Record
+from adaptcast.streams.retrain import InlineTrainer, TrainJob, TrainOutcome, run_job
+
+HOUR = 3_600_000
+LOOKBACK, HORIZON = 8, 3
+PERIODIC = Decision(Action.RETRAIN, Reason.PERIODIC, 200)
+
+# the flat records the backtest tables are built from: these keys must not change
+TRAIN_EVENT_KEYS = {"event", "ts_ms", "step", "reason", "window", "train_samples"}
+EVENT_KEYS = {
+    "retrain": {"model_version", "train_seconds", "epochs", "val_error"},
+    "retrain_rejected": {"candidate_error", "serving_error", "train_seconds"},
+    "retrain_failed": {"error"},
+}
+
+
+class FakeTrainer(InlineTrainer):
+    """An ``InlineTrainer`` that only keeps what is submitted; the test finishes jobs in any order."""
+
+    def __init__(self) -> None:
+        super().__init__(ComputeLedger())
+        self.jobs: list[TrainJob] = []
+
+    def submit(self, job: TrainJob) -> None:
+        self.jobs.append(job)
+
+    def finish(self, job: TrainJob, model: BaseForecaster | None = None) -> None:
+        """Train ``job`` for real, or hand back ``model`` as its candidate."""
+        outcome = run_job(job, self.ledger)
+        self._done.append(outcome if model is None else TrainOutcome(job, model, outcome.report))
+
+
+def _histories(n_series: int = 2, rows: int = 300, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    t = np.arange(rows)
+    return [
+        (np.sin(t / 4 + k) + 0.1 * rng.normal(size=rows))[:, None].astype(np.float32) for k in range(n_series)
+    ]
+
+
+def _adaptation(
+    trainer=None, kind: str = "naive", memory: dict | None = None, policy: str = "periodic:10"
+) -> Adaptation:
+    params = {"epochs": 2} if kind == "arnet" else {}
+    template = create_forecaster(kind, lookback=LOOKBACK, horizon=HORIZON, **params)
+    return Adaptation(
+        template,
+        policy=RetrainPolicy.parse(policy),
+        trainer=trainer or InlineTrainer(ComputeLedger()),
+        metrics=Metrics(),
+        memory=memory,
+    )
+
+
+def _serving(ad: Adaptation) -> BaseForecaster:
+    """Train and install the first model, as the loop does on its initial decision."""
+    ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 200), _histories(), step=1, ts_ms=HOUR)
+    (event,) = ad.collect(step=1)
+    assert isinstance(event, Retrained)
+    assert ad.model is not None
+    return ad.model
+
+
+def _serving_with_fake_trainer() -> tuple[Adaptation, FakeTrainer, BaseForecaster]:
+    """An adaptation whose jobs the test finishes, and its first model (already installed)."""
+    trainer = FakeTrainer()
+    ad = _adaptation(trainer)
+    ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 200), _histories(), step=1, ts_ms=HOUR)
+    trainer.finish(trainer.jobs[-1])
+    (event,) = ad.collect(step=1)
+    assert isinstance(event, Retrained) and ad.model is not None
+    return ad, trainer, ad.model
+
+
+def _trained_clone(model: BaseForecaster, job: TrainJob) -> BaseForecaster:
+    """A candidate of the serving model's kind, fitted on ``job``'s training set."""
+    other = model.clone()
+    other.fit(job.data.X, job.data.Y)
+    return other
+
+
+def _assert_record(event, kind: str) -> dict:
+    """``event.to_dict()`` is a flat record of ``kind`` with exactly the keys the tables expect."""
+    d = event.to_dict()
+    assert d["event"] == kind and set(d) == TRAIN_EVENT_KEYS | EVENT_KEYS[kind]
+    return d
+
+
+def _metric(ad: Adaptation, line: str) -> bool:
+    return line in ad.metrics.render().decode()
+
+
+def test_candidate_is_validated_and_swapped_in():
+    ad = _adaptation(kind="arnet")
+    first = _serving(ad)
+    assert first.version == "1" and first.parent_version is None and ad.model_version == "1"
+    job = ad.start(PERIODIC, _histories(seed=1), step=20, ts_ms=20 * HOUR)
+    assert job is not None and job.decision is PERIODIC and job.data.rows == 200
+    (event,) = ad.collect(step=21)
+    assert isinstance(event, Retrained) and event.step == 21 and event.ts_ms == 20 * HOUR
+    assert ad.model is not first and ad.model_version == "2" and ad.model.parent_version == "1"
+    assert ad.policy.last_retrain_step == 21
+    d = _assert_record(event, "retrain")
+    assert d["reason"] == "periodic" and d["model_version"] == "2"
+    assert ad.events == [ad.events[0], event]
+    assert _metric(ad, "adaptcast_model_version 2.0") and _metric(
+        ad, 'adaptcast_retrains_total{reason="periodic"} 1.0'
+    )
+    assert ad.metrics.ready
+
+
+def test_worse_candidate_is_rejected_and_serving_model_kept():
+    ad, trainer, first = _serving_with_fake_trainer()
+    job = ad.start(PERIODIC, _histories(), step=30, ts_ms=30 * HOUR)
+    assert job is not None
+    worse = _trained_clone(first, job)
+    honest = worse.predict
+    worse.predict = lambda X: honest(X) + 5.0  # type: ignore[method-assign]  # a candidate 5 units off
+    trainer.finish(job, worse)
+    (event,) = ad.collect(step=31)
+    assert isinstance(event, RetrainRejected)
+    assert event.candidate_error > event.serving_error
+    assert ad.model is first and ad.model_version == "1"
+    assert ad.policy.last_retrain_step == 31  # the detector restarts either way
+    _assert_record(event, "retrain_rejected")
+    assert _metric(ad, 'adaptcast_retrain_failures_total{stage="validation"} 1.0')
+
+
+def test_training_failure_keeps_serving_and_is_recorded(monkeypatch):
+    ad = _adaptation()
+    first = _serving(ad)
+
+    def boom(self, X, Y, val):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(type(first), "_fit", boom)
+    assert ad.start(PERIODIC, _histories(), step=40, ts_ms=40 * HOUR) is not None
+    (event,) = ad.collect(step=40)
+    assert isinstance(event, RetrainFailed) and event.error == "RuntimeError: out of memory"
+    assert ad.model is first and ad.model_version == "1"
+    assert _assert_record(event, "retrain_failed")["reason"] == "periodic"
+    assert _metric(ad, 'adaptcast_retrain_failures_total{stage="train"} 1.0')
+
+
+def test_candidate_finishing_after_a_newer_one_is_not_installed():
+    ad, trainer, _ = _serving_with_fake_trainer()
+    older = ad.start(PERIODIC, _histories(seed=1), step=10, ts_ms=10 * HOUR)
+    newer = ad.start(PERIODIC, _histories(seed=2), step=11, ts_ms=11 * HOUR)
+    assert older is not None and newer is not None and older.seq < newer.seq
+    trainer.finish(newer)
+    (installed,) = ad.collect(step=12)
+    assert isinstance(installed, Retrained) and installed.model_version == "2"
+    serving = ad.model
+    trainer.finish(older)
+    (late,) = ad.collect(step=13)
+    assert isinstance(late, RetrainSuperseded) and late.serving_version == "2"
+    assert late.to_dict()["event"] == "retrain_superseded"
+    assert ad.model is serving and ad.model_version == "2" and ad.model_number == 2
+    assert _metric(ad, 'adaptcast_retrain_failures_total{stage="superseded"} 1.0')
+
+
+def test_a_served_checkpoint_supersedes_running_jobs():
+    ad, trainer, first = _serving_with_fake_trainer()
+    running = ad.start(PERIODIC, _histories(), step=10, ts_ms=10 * HOUR)
+    assert running is not None
+    loaded = _trained_clone(first, running)
+    loaded.version = "from-checkpoint"
+    ad.serve(loaded)
+    trainer.finish(running)
+    (event,) = ad.collect(step=11)
+    assert isinstance(event, RetrainSuperseded) and ad.model is loaded
+    assert ad.model_version == "from-checkpoint"
+
+
+def test_error_memory_starts_afresh_on_every_swap():
+    ad = _adaptation(memory={"warmup": 0})
+    _serving(ad)
+    mem = ad.memory
+    assert mem is not None and mem.n_updates == 0
+    keys = ad.model.embed(np.stack([h[-LOOKBACK:] for h in _histories()]))
+    mem.update(keys, np.ones((len(keys), HORIZON, 1)))
+    assert mem.n_updates == len(keys)
+    ad.start(PERIODIC, _histories(seed=3), step=20, ts_ms=20 * HOUR)
+    (event,) = ad.collect(step=20)
+    assert isinstance(event, Retrained)
+    assert ad.memory is not mem and ad.memory.n_updates == 0 and ad.memory.params() == mem.params()
+
+
+def _stream(step: int, n_series: int = 2) -> list[Record]:
+    return [
+        Record(f"s{k}", step * HOUR, {"y": float(np.sin(step / 5 + k) + 0.05 * np.cos(step * 1.3 + k))})
+        for k in range(n_series)
+    ]
+
+
+def _loop(policy: str = "drift:page_hinkley") -> ForecastLoop:
+    template = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON)
+    return ForecastLoop(template, ["y"], policy=RetrainPolicy.parse(policy), memory={"warmup": 0})
+
+
+def _unmeasured(events: list) -> list[dict]:
+    """Event records without the measured (clock-dependent) training seconds."""
+    return [{k: v for k, v in e.to_dict().items() if k != "train_seconds"} for e in events]
+
+
+@pytest.mark.parametrize("policy", ["drift:page_hinkley", "periodic:50"])
+def test_adaptation_state_round_trip_continues_identically(tmp_path, policy):
+    a = _loop(policy)
+    for step in range(120):
+        a.process(_stream(step))
+    assert a.memory is not None and a.memory.n_updates > 0
+    state = load_state(save_state(tmp_path / "loop.npz", {"loop": a.state_dict()}))["loop"]
+    assert {"policy", "memory", "model_version", "model_number", "step", "newest_ts_ms"} <= set(state)
+
+    b = _loop(policy)
+    b.serve(a.model)
+    b.load_state_dict(state)
+    b.import_series(a.export_series(a.states))
+    for st in a.states.values():  # forecasts awaiting truth are not snapshotted: b has none, so neither may a
+        st.pending.clear()
+    assert b.adaptation.model_number == a.adaptation.model_number and b.step == a.step
+    assert b.policy.state_dict() == a.policy.state_dict()
+    events = 0
+    for step in range(120, 160):
+        ra, rb = a.process(_stream(step)), b.process(_stream(step))
+        assert [f.yhat.tolist() for f in ra.forecasts] == [f.yhat.tolist() for f in rb.forecasts]
+        assert _unmeasured(ra.events) == _unmeasured(rb.events)
+        events += len(ra.events)
+    assert events == (1 if policy.startswith("periodic") else 0)
+
+
+def test_restored_memory_is_dropped_when_another_model_serves():
+    a = _loop()
+    for step in range(120):
+        a.process(_stream(step))
+    other = a.model.clone()
+    other.fit(*sliding_windows(_histories()[0], LOOKBACK, HORIZON))
+    other.version = "other"
+    b = _loop()
+    b.serve(other)
+    b.load_state_dict(a.state_dict())
+    assert b.memory is not None and b.memory.n_updates == 0
