@@ -19,6 +19,7 @@ from adaptcast.forecast.base import BaseForecaster
 from adaptcast.streams.events import (
     DriftAlarm,
     Event,
+    LoopEvent,
     Retrained,
     RetrainFailed,
     RetrainRejected,
@@ -76,7 +77,7 @@ class Adaptation:
         self.model_version = (template.version or "0") if self.model else "none"
         self.model_number = 0
         self.memory: ErrorMemory | None = None
-        self.events: list[Event] = []
+        self.events: list[LoopEvent] = []  # the loop adds its series' grid events here too
         self.jobs_submitted = 0  # a job's sequence number is its position in submission order
         self._superseded_upto = 0  # jobs with this sequence number or lower may no longer be installed
         if self.model is not None:

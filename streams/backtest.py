@@ -21,7 +21,7 @@ from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.metrics import mae, mase, mse, naive_scale, smape
 from adaptcast.streams.config import Config, ConfigError, deep_merge, load_config, parse_scalar
-from adaptcast.streams.events import Event
+from adaptcast.streams.events import LoopEvent
 from adaptcast.streams.feed import load_feed, time_batches
 from adaptcast.streams.loop import ForecastLoop, build_loop
 from adaptcast.streams.metrics import Metrics
@@ -166,24 +166,28 @@ def run_config(
     except ValueError as exc:
         raise InputError(str(exc)) from None
     rows: list[tuple[str, int, int, int, np.ndarray, np.ndarray, str]] = []
+    truths: list[Record] = []
     name = name or label(cfg)
     show = sys.stderr.isatty() if progress is None else progress
     for ts, batch in tqdm(batches, desc=name, unit="step", disable=not show, leave=False):
         sim_now[0] = ts / 1000
         res = loop.process(batch)
+        truths.extend(res.accepted)
         for f in res.forecasts:
             rows.append(
                 (f.series, f.issued_at_ms, f.ts_ms[0], f.ts_ms[-1], f.yhat, f.yhat_base, f.model_version)
             )
-    forecasts = _forecast_table(data, rows, loop.horizon)
     events = _event_table(loop.events)
+    forecasts = _forecast_table(data, rows, loop.horizon, truths, events)
     summary = _summarise(data, cfg, forecasts, events, loop)
     line = RunSummary.from_loop(loop.summary(), data.name, config=name)
     return ConfigRun(name, forecasts, events, summary), line
 
 
-def _forecast_table(data: SeriesFrame, rows: list, horizon: int) -> pl.DataFrame:
-    """One row per (forecast, lead, target) with the truth joined in (null where never observed)."""
+def _forecast_table(
+    data: SeriesFrame, rows: list, horizon: int, truths: list[Record], events: pl.DataFrame
+) -> pl.DataFrame:
+    """One row per (forecast, lead, target) with the truth the loop scored it on (null where none)."""
     t = data.n_targets
     n = len(rows)
     if n == 0:
@@ -221,17 +225,49 @@ def _forecast_table(data: SeriesFrame, rows: list, horizon: int) -> pl.DataFrame
             "model_version": versions.tolist(),
         }
     ).with_columns(pl.col("issued_at").cast(pl.Datetime("ms")), pl.col("ts").cast(pl.Datetime("ms")))
-    truth = data.frame.unpivot(
-        index=["ts", "series"], on=data.targets, variable_name="target", value_name="_truth"
+    out = _without_restarted(
+        fc.join(_truth(truths, data.targets), on=["series", "ts", "target"], how="left"), events
     )
-    truth = truth.with_columns(pl.col("ts").cast(pl.Datetime("ms"))).rename({"_truth": "y"})
-    out = fc.join(truth, on=["series", "ts", "target"], how="left")
     return out.select(
         "series", "issued_at", "step", "ts", "target", "y", "yhat_base", "yhat", "model_version"
     ).sort("issued_at", "series", "step", "target")
 
 
-def _event_table(events: list[Event]) -> pl.DataFrame:
+def _truth(records: list[Record], targets: list[str]) -> pl.DataFrame:
+    """The records the loop accepted, on their grid points, one row per target: never a filled point."""
+    return pl.DataFrame(
+        {
+            "series": [r.series for r in records for _ in targets],
+            "ts": [r.ts_ms for r in records for _ in targets],
+            "target": targets * len(records),
+            "y": [r.values[t] for r in records for t in targets],
+        },
+        schema={"series": pl.String, "ts": pl.Int64, "target": pl.String, "y": pl.Float64},
+    ).with_columns(pl.col("ts").cast(pl.Datetime("ms")))
+
+
+def _without_restarted(fc: pl.DataFrame, events: pl.DataFrame) -> pl.DataFrame:
+    """No truth for a lead past a restart of its series' window (the loop drops those from scoring too)."""
+    restarts = events.filter(pl.col("event") == "series_reset").select(
+        "series", pl.col("ts").alias("_restart")
+    )
+    if restarts.is_empty():
+        return fc
+    fc = fc.sort("issued_at").join_asof(
+        restarts.sort("_restart"),
+        left_on="issued_at",
+        right_on="_restart",
+        by="series",
+        strategy="forward",
+        allow_exact_matches=False,
+        check_sortedness=False,
+    )
+    return fc.with_columns(
+        pl.when(pl.col("_restart") <= pl.col("ts")).then(None).otherwise(pl.col("y")).alias("y")
+    ).drop("_restart")
+
+
+def _event_table(events: list[LoopEvent]) -> pl.DataFrame:
     cols = {
         "ts": pl.Datetime("ms"),
         "event": pl.String,
@@ -242,6 +278,9 @@ def _event_table(events: list[Event]) -> pl.DataFrame:
         "train_seconds": pl.Float64,
         "model_version": pl.String,
         "step": pl.Int64,
+        "series": pl.String,  # gap_filled, series_reset
+        "steps": pl.Int64,  # grid points filled, or missing before a restart
+        "period_ms": pl.Int64,  # the series' period after a restart
     }
     rows = [{k: d.get(k if k != "ts" else "ts_ms") for k in cols} for d in (e.to_dict() for e in events)]
     return pl.DataFrame(rows, schema={**cols, "ts": pl.Int64}).with_columns(
@@ -281,6 +320,8 @@ def _summarise(
         "n_scored": len(y),
         "n_retrains": int((events["event"] == "retrain").sum()),
         "n_drift_alarms": int((events["event"] == "drift").sum()),
+        "filled_steps": int(events.filter(pl.col("event") == "gap_filled")["steps"].sum()),
+        "series_resets": int((events["event"] == "series_reset").sum()),
         "train_samples": int(train.get("samples", 0)),
         "train_seconds": train_s if cfg.backtest.timings else None,
         "predict_seconds": predict_s if cfg.backtest.timings else None,

@@ -9,6 +9,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from adaptcast.streams.grid import Fill, GridRules, parse_period
+
 ENV_PREFIX = "ADAPTCAST__"
 
 
@@ -174,6 +176,67 @@ class BacktestConfig(_Section):
     )
 
 
+class GridConfig(_Section):
+    """Each series' time grid: its period, how far a record may sit off it, and what fills a gap."""
+
+    frequency: str | None = Field(
+        default=None,
+        description="period of every series, e.g. 1h, 15min, 30s, 1d "
+        "(unset: each series' most common interval over its first infer_records records)",
+    )
+    series_frequency: dict[str, str] = Field(
+        default_factory=dict, description="periods of single series, overriding frequency (series: period)"
+    )
+    infer_records: int = Field(
+        default=24,
+        ge=2,
+        description="records over which an undeclared period is inferred (provisional until then)",
+    )
+    tolerance: float = Field(
+        default=0.1,
+        gt=0,
+        lt=0.5,
+        description="a record within this fraction of the period of a grid point is moved onto it; "
+        "one further off is dead-lettered as off_grid",
+    )
+    fill: Literal["linear", "last"] = Field(
+        default="linear",
+        description="how missing grid points are filled for the model's input: interpolated between "
+        "the values either side of the gap, or the last value repeated",
+    )
+    max_fill: int | None = Field(
+        default=None,
+        ge=0,
+        description="gaps of up to this many missing points are filled; a longer one restarts the "
+        "series' window (unset: a quarter of model.lookback)",
+    )
+    change_records: int = Field(
+        default=6,
+        ge=3,
+        description="records in a row, the first off the grid, whose intervals agree that move a series "
+        "onto a new grid of that interval (at least 3: a lone stray record makes two agree)",
+    )
+
+    @field_validator("frequency", "series_frequency")
+    @classmethod
+    def _periods(cls, v: str | dict[str, str] | None) -> str | dict[str, str] | None:
+        for text in v.values() if isinstance(v, dict) else [v] if v is not None else []:
+            parse_period(text)
+        return v
+
+    def rules(self, lookback: int) -> GridRules:
+        """The typed rules the loop follows; ``max_fill`` unset is a quarter of the model's lookback."""
+        return GridRules(
+            tolerance=self.tolerance,
+            max_fill=lookback // 4 if self.max_fill is None else self.max_fill,
+            fill=Fill(self.fill),
+            infer_records=self.infer_records,
+            change_records=self.change_records,
+            period_ms=None if self.frequency is None else parse_period(self.frequency),
+            series_period_ms={s: parse_period(p) for s, p in self.series_frequency.items()},
+        )
+
+
 class ServingConfig(_Section):
     """Micro-batching and record policy of the serving loop."""
 
@@ -236,6 +299,7 @@ class Config(_Section):
     adaptation: AdaptationConfig = Field(default_factory=AdaptationConfig)
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    grid: GridConfig = Field(default_factory=GridConfig)
     serving: ServingConfig = Field(default_factory=ServingConfig)
     state: StateConfig = Field(default_factory=StateConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)

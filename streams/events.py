@@ -1,7 +1,9 @@
-"""What the loop reports about adaptation: drift alarms and the outcome of every training job.
+"""What the loop reports: drift alarms, the outcome of every training job, and grid events of a series.
 
 Each event is a small frozen dataclass; ``to_dict`` gives the flat record the backtest tables
 and the service log use (``event``, ``ts_ms``, ``step``, ``reason`` and the event's fields).
+Adaptation events (:class:`Event`) carry the policy decision behind them; a series' grid events
+(:class:`SeriesEvent`: a filled gap, a restarted window) have none.
 """
 
 from __future__ import annotations
@@ -11,7 +13,18 @@ from typing import Any, ClassVar
 
 from adaptcast.drift.policy import Decision
 
-__all__ = ["DriftAlarm", "Event", "RetrainFailed", "RetrainRejected", "RetrainSuperseded", "Retrained"]
+__all__ = [
+    "DriftAlarm",
+    "Event",
+    "GapFilled",
+    "LoopEvent",
+    "RetrainFailed",
+    "RetrainRejected",
+    "RetrainSuperseded",
+    "Retrained",
+    "SeriesEvent",
+    "SeriesReset",
+]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,3 +105,45 @@ class RetrainSuperseded(TrainEvent):
 
     kind: ClassVar[str] = "retrain_superseded"
     serving_version: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeriesEvent:
+    """Something the time grid did to one ``series`` at ``step``, on its grid point ``ts_ms``."""
+
+    kind: ClassVar[str]
+    ts_ms: int
+    step: int
+    series: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """Flat record: ``event`` (the kind), ``ts_ms``, ``step``, ``series`` and the event's fields."""
+        out: dict[str, Any] = {"event": self.kind, "ts_ms": self.ts_ms, "step": self.step}
+        out.update((f.name, getattr(self, f.name)) for f in fields(self) if f.name not in _COMMON)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
+class GapFilled(SeriesEvent):
+    """``steps`` missing grid points from ``ts_ms`` on were filled for the model's input (never scored)."""
+
+    kind: ClassVar[str] = "gap_filled"
+    steps: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class SeriesReset(SeriesEvent):
+    """The series' window restarted at ``ts_ms``.
+
+    ``reason`` is ``gap`` (``steps`` grid points were missing, more than ``grid.max_fill``) or
+    ``grid_change`` (the series moved to a new grid; ``steps`` is None); ``period_ms`` is the
+    series' period after the restart.
+    """
+
+    kind: ClassVar[str] = "series_reset"
+    reason: str
+    steps: int | None
+    period_ms: int | None
+
+
+LoopEvent = Event | SeriesEvent  # what the loop's event list holds

@@ -1,6 +1,6 @@
 """The adaptation loop shared by every front end.
 
-records → per-series windows → micro-batched predict → error-memory correction → forecasts;
+records → per-series windows on a time grid → micro-batched predict → error-memory correction → forecasts;
 truth for earlier forecasts → live error → :class:`Adaptation` (retrain policy, candidate trained
 inline or in the background, validated against the serving model, swapped in).
 
@@ -10,10 +10,11 @@ the offline backtest and the live Kafka service run this same code.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -24,11 +25,22 @@ from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster, create_forecaster
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
 from adaptcast.streams.config import Config
-from adaptcast.streams.events import DriftAlarm, Event, Retrained
+from adaptcast.streams.events import (
+    DriftAlarm,
+    Event,
+    GapFilled,
+    LoopEvent,
+    Retrained,
+    SeriesEvent,
+    SeriesReset,
+)
+from adaptcast.streams.grid import Action, GridRules, Placement, SeriesGrid, fill_rows, place
 from adaptcast.streams.metrics import Metrics
-from adaptcast.streams.records import DUPLICATE, LATE, MISSING_VALUE, Record, RecordError, format_timestamp
+from adaptcast.streams.records import MISSING_VALUE, Record, RecordError, format_timestamp
 from adaptcast.streams.retrain import InlineTrainer, Trainer, make_policy
 from adaptcast.streams.state import PendingForecast, RingBuffer, SeriesState
+
+log = logging.getLogger("adaptcast.loop")
 
 
 def in_rounds(records: Iterable[Record]) -> list[Record]:
@@ -107,9 +119,10 @@ class StepResult:
     """What one ``process`` call produced."""
 
     forecasts: list[Forecast] = field(default_factory=list)
+    accepted: list[Record] = field(default_factory=list)  # on their grid points: the truths forecasts meet
     rejected: list[tuple[Record, RecordError]] = field(default_factory=list)
     scored: list[ScoredError] = field(default_factory=list)  # one-step-ahead only: the drift detectors' input
-    events: list[Event] = field(default_factory=list)
+    events: list[LoopEvent] = field(default_factory=list)
 
 
 class ForecastLoop:
@@ -117,9 +130,11 @@ class ForecastLoop:
 
     ``model`` is the serving model when fitted, or an unfitted template: then nothing is
     forecast until ``min_train_rows`` rows of some series are buffered and the initial model is
-    trained. ``channels`` are the record value names the model reads (targets first). Records of
-    one series must arrive in time order: an older timestamp is rejected as ``late``, an equal
-    one as ``duplicate`` (the first wins). One *step* is one advance of the newest timestamp seen.
+    trained. ``channels`` are the record value names the model reads (targets first). Each series
+    lives on a time grid (``grid``, see :mod:`adaptcast.streams.grid`): a record is moved onto
+    its grid point, short gaps are filled, long ones restart the window; a record older than the
+    series' latest is ``late``, one on the latest grid point a ``duplicate`` (the first wins), one
+    between grid points ``off_grid``. One *step* is one advance of the newest timestamp seen.
     Retraining, validation and swaps are delegated to :attr:`adaptation`; ``memory``,
     ``on_swap`` and ``validate_margin`` go to it.
     """
@@ -136,6 +151,7 @@ class ForecastLoop:
         on_swap: Callable[[BaseForecaster], str | None] | None = None,
         history: int | None = None,
         min_train_rows: int | None = None,
+        grid: GridRules | None = None,
         validate_margin: float = VALIDATE_MARGIN,
         refit: bool = True,
         max_batch: int = 256,
@@ -153,6 +169,7 @@ class ForecastLoop:
         self.lookback, self.horizon = model.lookback, model.horizon
         self.history = max(history or 4 * (model.lookback + model.horizon), model.lookback + model.horizon)
         self.min_train_rows = min(min_train_rows or 2 * (model.lookback + model.horizon), self.history)
+        self.grid = grid or GridRules(max_fill=model.lookback // 4)
         self.ledger = ledger or ComputeLedger()
         self.max_batch = max_batch
         self.metrics = metrics or Metrics()
@@ -202,8 +219,8 @@ class ForecastLoop:
         return self.adaptation.trainer
 
     @property
-    def events(self) -> list[Event]:
-        """Every drift alarm and training outcome so far, oldest first."""
+    def events(self) -> list[LoopEvent]:
+        """Every drift alarm, training outcome and grid event of a series so far, oldest first."""
         return self.adaptation.events
 
     # ---- public ---------------------------------------------------------------------------
@@ -222,28 +239,32 @@ class ForecastLoop:
         for rec in in_rounds(records):
             self.n_records += 1
             self.metrics.records_consumed.inc()
+            if emit and (rec.series in due or len(due) >= self.max_batch):
+                self._flush(due, result, received_at)  # before this record moves its series' grid on
             try:
                 row = self._row(rec)
                 state = self._state(rec.series)
-                self._check_order(rec, state)
+                placed = self._check_order(rec, state)
             except RecordError as err:
                 result.rejected.append((rec, err))
                 self.metrics.records_rejected.labels(err.reason).inc()
                 continue
-            if emit and (rec.series in due or len(due) >= self.max_batch):
-                self._flush(due, result, received_at)
+            rec = self._to_grid(rec, row, placed, state, result)
+            result.accepted.append(rec)
             if emit:
                 self._score(rec, row, state)
-            if state.last_ts_ms is not None:
-                state.period_ms = rec.ts_ms - state.last_ts_ms
-            state.last_ts_ms = rec.ts_ms
             state.buffer.append(row)
             if fresh is not None:
                 fresh.append(row)
             if self._newest_ts is None or rec.ts_ms > self._newest_ts:
                 self._newest_ts = rec.ts_ms
                 self.step += 1
-            if emit and self.model is not None and len(state.buffer) >= self.lookback and state.period_ms:
+            if (
+                emit
+                and self.model is not None
+                and len(state.buffer) >= self.lookback
+                and state.grid.period_ms
+            ):
                 due[rec.series] = state
         if emit:
             self._flush(due, result, received_at)
@@ -286,21 +307,29 @@ class ForecastLoop:
                 continue
             out[name] = {
                 "rows": np.array(st.buffer.last(len(st.buffer))),
+                "filled": np.array(st.buffer.filled(len(st.buffer))),
                 "count": st.buffer.count,
-                "last_ts_ms": st.last_ts_ms,
-                "period_ms": st.period_ms,
+                "grid": st.grid.to_dict(),
             }
         return out
 
     def import_series(self, series: dict[str, Any]) -> None:
-        """Restore windows written by :meth:`export_series` (replacing what is held for those series)."""
+        """Restore windows written by :meth:`export_series` (replacing what is held for those series).
+
+        A snapshot from before the time grid (``last_ts_ms``, ``period_ms``) continues on that
+        period while the series' first records after it confirm or replace it.
+        """
         for name, d in series.items():
-            st = self.states[name] = SeriesState(RingBuffer(self.history, len(self.channels)))
-            for row in np.asarray(d["rows"], dtype=np.float32)[-self.history :]:
-                st.buffer.append(row)
+            if "grid" in d:
+                grid = SeriesGrid.from_dict(d["grid"])
+            else:
+                grid = SeriesGrid(d["period_ms"], d["last_ts_ms"], d["last_ts_ms"])
+            st = self.states[name] = SeriesState(RingBuffer(self.history, len(self.channels)), grid)
+            rows = np.asarray(d["rows"], dtype=np.float32)[-self.history :]
+            filled = np.asarray(d.get("filled", np.zeros(len(rows))), dtype=bool)[-self.history :]
+            for row, was_filled in zip(rows, filled, strict=True):
+                st.buffer.append(row, bool(was_filled))
             st.buffer.count = int(d["count"])
-            st.last_ts_ms = None if d["last_ts_ms"] is None else int(d["last_ts_ms"])
-            st.period_ms = None if d["period_ms"] is None else int(d["period_ms"])
 
     def drop_series(self, names: Iterable[str]) -> None:
         """Forget series this process no longer serves (their partitions moved elsewhere)."""
@@ -329,19 +358,67 @@ class ForecastLoop:
     def _state(self, series: str) -> SeriesState:
         state = self.states.get(series)
         if state is None:
-            state = self.states[series] = SeriesState(RingBuffer(self.history, len(self.channels)))
+            grid = self.grid.new_grid(series)
+            state = self.states[series] = SeriesState(RingBuffer(self.history, len(self.channels)), grid)
         return state
 
-    @staticmethod
-    def _check_order(rec: Record, state: SeriesState) -> None:
-        if state.last_ts_ms is None or rec.ts_ms > state.last_ts_ms:
-            return
-        if rec.ts_ms == state.last_ts_ms:
-            raise RecordError(
-                DUPLICATE, f"series {rec.series!r} already has a record at {format_timestamp(rec.ts_ms)}"
+    def _check_order(self, rec: Record, state: SeriesState) -> Placement:
+        """Place the record on its series' grid; raise for a duplicate, late or off-grid one."""
+        placed, state.grid = place(state.grid, rec.ts_ms, self.grid)
+        if not placed.action.rejected:
+            return placed
+        at, last = format_timestamp(rec.ts_ms), format_timestamp(state.grid.last_ms or 0)
+        if placed.action is Action.DUPLICATE:
+            why = f"series {rec.series!r} already has a record at {last} (this one is at {at})"
+        elif placed.action is Action.LATE:
+            seen = format_timestamp(state.grid.seen_ms or 0)
+            why = f"series {rec.series!r} is at {seen}; record at {at} is late"
+        else:
+            why = (
+                f"series {rec.series!r}: {at} is further than {self.grid.tolerance:.0%} of its period "
+                f"({state.grid.period_ms} ms) from its grid through {last}"
             )
-        newest, ts = format_timestamp(state.last_ts_ms), format_timestamp(rec.ts_ms)
-        raise RecordError(LATE, f"series {rec.series!r} is at {newest}; record at {ts} is late")
+        raise RecordError(placed.action.value, why)
+
+    def _to_grid(
+        self, rec: Record, row: np.ndarray, placed: Placement, state: SeriesState, result: StepResult
+    ) -> Record:
+        """Fill the grid points missing before the record, or restart the window; returns it on its point."""
+        period = state.grid.period_ms
+        if placed.inferred:
+            log.info("series %r: period of %s ms inferred from its first records", rec.series, period)
+        if placed.action is Action.FILL:
+            assert period is not None  # a gap is counted in periods
+            for filled in fill_rows(state.buffer.last(1)[0], row, placed.missing, self.grid.fill):
+                state.buffer.append(filled, filled=True)
+            self.metrics.grid_filled.inc(placed.missing)
+            first = placed.ts_ms - placed.missing * period
+            self._series_event(
+                GapFilled(ts_ms=first, step=self.step, series=rec.series, steps=placed.missing), result
+            )
+        elif placed.action.restarts:
+            state.restart()
+            reason = "gap" if placed.action is Action.RESET else "grid_change"
+            self.metrics.series_resets.labels(reason).inc()
+            at = format_timestamp(placed.ts_ms)
+            level = logging.WARNING if placed.action is Action.REGRID else logging.INFO
+            log.log(level, "series %r restarts at %s (%s, period %s ms)", rec.series, at, reason, period)
+            steps = placed.missing if placed.action is Action.RESET else None
+            ev = SeriesReset(
+                ts_ms=placed.ts_ms,
+                step=self.step,
+                series=rec.series,
+                reason=reason,
+                steps=steps,
+                period_ms=period,
+            )
+            self._series_event(ev, result)
+        return rec if placed.ts_ms == rec.ts_ms else replace(rec, ts_ms=placed.ts_ms)
+
+    def _series_event(self, event: SeriesEvent, result: StepResult) -> None:
+        """Record a grid event of one series in the loop's event list and in this call's result."""
+        self.adaptation.events.append(event)
+        result.events.append(event)
 
     # ---- scoring ----------------------------------------------------------------------------------
     def _score(self, rec: Record, row: np.ndarray, state: SeriesState) -> None:
@@ -352,11 +429,11 @@ class ForecastLoop:
         """
         if not state.pending:
             return
-        period = state.period_ms or 1
+        period = state.grid.period_ms or 1  # pending forecasts and the record are on this grid's points
         keep: deque[PendingForecast] = deque()
         for p in state.pending:
-            lead = round((rec.ts_ms - p.issued_at_ms) / period)
-            if 1 <= lead <= len(p.yhat) and abs(rec.ts_ms - p.issued_at_ms - lead * period) * 2 <= period:
+            lead = (rec.ts_ms - p.issued_at_ms) // period
+            if 1 <= lead <= len(p.yhat):
                 self._hits.append((p, lead, row, rec))
                 if lead == len(p.yhat):
                     continue
@@ -407,12 +484,13 @@ class ForecastLoop:
                 self.metrics.memory_correction.observe(float(d))
         for i, s in enumerate(names):
             st = due[s]
-            assert st.last_ts_ms is not None and st.period_ms is not None
+            last, period = st.grid.last_ms, st.grid.period_ms
+            assert last is not None and period is not None
             result.forecasts.append(
                 Forecast(
                     s,
-                    st.last_ts_ms,
-                    [st.last_ts_ms + k * st.period_ms for k in range(1, self.horizon + 1)],
+                    last,
+                    [last + k * period for k in range(1, self.horizon + 1)],
                     yhat[i],
                     base[i],
                     self.template.kind,
@@ -420,7 +498,7 @@ class ForecastLoop:
                 )
             )
             key = None if keys is None else keys[i]
-            st.pending.append(PendingForecast(st.last_ts_ms, yhat[i], base[i], key, self.model_version))
+            st.pending.append(PendingForecast(last, yhat[i], base[i], key, self.model_version))
         self.n_forecasts += len(names)
         self.metrics.predictions.inc(len(names))
         self.metrics.end_to_end.observe(max(self.clock() - received_at, 0.0))
@@ -542,6 +620,7 @@ def build_loop(
         on_swap=on_swap,
         min_train_rows=a.min_train_rows,
         history=a.history,
+        grid=cfg.grid.rules(m.lookback),
         max_batch=cfg.serving.max_batch,
         metrics=metrics,
         clock=clock,

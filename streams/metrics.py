@@ -54,6 +54,7 @@ FAILURE_STAGES: dict[type[Event], str] = {
     RetrainRejected: "validation",
     RetrainSuperseded: "superseded",
 }
+RESET_REASONS = ("gap", "grid_change")  # why a series' window restarts (the loop's series_reset events)
 COMPUTE_PHASES = ("train", "predict", "correct")  # the ComputeLedger phases the loop measures
 COMPUTE_CLOCKS = {"wall": "wall_s", "cpu": "cpu_s", "cuda": "cuda_s"}
 
@@ -136,6 +137,17 @@ class Metrics:
         )
         self.live_error = Gauge(
             "adaptcast_live_mae", "Rolling mean absolute error of one-step-ahead forecasts", registry=r
+        )
+        self.grid_filled = Counter(
+            "adaptcast_grid_filled_steps_total",
+            "Missing grid points filled for the model's input (never scored)",
+            registry=r,
+        )
+        self.series_resets = Counter(
+            "adaptcast_series_resets_total",
+            "Series windows restarted: after a gap longer than grid.max_fill, or onto a new grid",
+            ["reason"],
+            registry=r,
         )
         self.live_scaled_error = Histogram(
             "adaptcast_live_scaled_error",
@@ -230,6 +242,8 @@ class Metrics:
                 self.retrain_outcomes.labels(reason, outcome)
         for stage in FAILURE_STAGES.values():
             self.retrain_failures.labels(stage)
+        for reason in RESET_REASONS:
+            self.series_resets.labels(reason)
 
     # ---- liveness and readiness ---------------------------------------------------------------------
     def beat(self) -> None:

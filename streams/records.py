@@ -22,6 +22,7 @@ MISSING_VALUE = "missing_value"
 UNKNOWN_SERIES = "unknown_series"
 LATE = "late"
 DUPLICATE = "duplicate"
+OFF_GRID = "off_grid"  # further from the series' time grid than the tolerance (streams/grid.py)
 REASONS = (
     UNDECODABLE,
     NOT_OBJECT,
@@ -35,6 +36,7 @@ REASONS = (
     UNKNOWN_SERIES,
     LATE,
     DUPLICATE,
+    OFF_GRID,
 )
 
 

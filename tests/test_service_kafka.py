@@ -14,13 +14,16 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import TopicPartition
 
 from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.backtest import backtest
 from adaptcast.streams.config import load_config
 from adaptcast.streams.records import format_timestamp, parse_timestamp
 from adaptcast.streams.service import Worker
@@ -439,6 +442,63 @@ def test_restart_with_changed_policy_ignores_the_old_loop_snapshot(kafka_bootstr
         assert second.loop.policy.spec == "periodic:24"
     finally:
         second.close()
+
+
+def test_backtest_and_worker_forecast_alike_on_a_gappy_feed(kafka_bootstrap, tmp_path):
+    """One gappy, jittered feed with a stray record: the backtest and the worker put every forecast on
+    the same grid points with the same values, and both dead-letter the stray as off_grid."""
+    names = _topics(kafka_bootstrap)
+    steps, gone = 90, {"s0": range(50, 54), "s1": range(55, 65)}  # s0's gap is filled, s1's restarts it
+    feed = [
+        (f"s{i}", t * HOUR + (7_000 if t % 7 == 3 else 0), float(1000 * i + (t * 37) % 11))
+        for t in range(steps)
+        for i in range(2)
+        if t not in gone[f"s{i}"]
+    ]
+    feed = sorted([*feed, ("s0", 69 * HOUR + 30 * 60_000, -1.0)], key=lambda r: r[1])  # a stray off the grid
+    cfg = _config(
+        kafka_bootstrap,
+        names,
+        tmp_path / "state",
+        _naive_checkpoint(tmp_path / "m"),
+        adaptation={"policy": "never", "memory": False},
+        grid={"max_fill": 6},
+    )
+    frame = pl.DataFrame(
+        {"ts": [t for _, t, _ in feed], "series": [s for s, _, _ in feed], "y": [v for *_, v in feed]}
+    )
+    frame = frame.with_columns(pl.col("ts").cast(pl.Datetime("ms")))
+    offline = backtest(
+        cfg, data=SeriesFrame("gappy", frame, ["y"], 1), report=False, progress=False
+    ).forecasts
+    _produce(
+        kafka_bootstrap,
+        names["input"],
+        [{"series": s, "ts": format_timestamp(t), "values": {"y": v}} for s, t, v in feed],
+    )
+    worker = Worker(cfg)
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= len(feed))
+    finally:
+        worker.close()
+    live, _ = _predictions(kafka_bootstrap, names["output"], len(offline) // HORIZON)
+    first = offline.group_by("series").agg(pl.col("issued_at").min().dt.epoch("ms")).rows()
+    for series, issued in first:
+        ours = {k: p for k, p in live.items() if k[0] == series and k[1] >= format_timestamp(issued)}
+        theirs = offline.filter(pl.col("series") == series).sort("issued_at", "step")
+        issued_at = theirs["issued_at"].dt.epoch("ms").to_list()[::HORIZON]
+        assert len(ours) > 50 and sorted(ours) == [(series, format_timestamp(t)) for t in issued_at]
+        for key, group in zip(
+            sorted(ours), theirs.partition_by("issued_at", maintain_order=True), strict=True
+        ):
+            assert ours[key]["ts"] == [format_timestamp(t) for t in group["ts"].dt.epoch("ms")]
+            # a last-value forecast: equal up to the float32 rounding of each run's own scaler
+            assert ours[key]["yhat"]["y"] == pytest.approx(group["yhat"].to_list(), abs=1e-3)
+    assert any(
+        k[1] >= format_timestamp(70 * HOUR) for k in live if k[0] == "s1"
+    )  # s1 resumed after its restart
+    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
+    assert [d["error"]["code"] for d in dead] == ["off_grid"]
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:

@@ -275,6 +275,26 @@ OVERVIEW = Dashboard(
             ),
         ),
         Row(
+            "Time grid",
+            (
+                Panel(
+                    "bars",
+                    "Grid points filled",
+                    "Missing grid points filled for the model's input (grid.fill; never scored as truth).",
+                    (Query(_increase("adaptcast_grid_filled_steps_total", rules.BY)),),
+                    span=12,
+                ),
+                Panel(
+                    "bars",
+                    "Series restarts by reason",
+                    "Series windows restarted: gap (longer than grid.max_fill) or grid_change (records "
+                    "stopped falling on the series' grid; it moved onto a new one).",
+                    (Query(_increase("adaptcast_series_resets_total", "reason"), "{{reason}}"),),
+                    span=12,
+                ),
+            ),
+        ),
+        Row(
             "Latency",
             (
                 Panel(

@@ -1,0 +1,213 @@
+"""Each series' time grid: where a record's timestamp falls on it, and what the loop does about it.
+
+A grid is a period and a phase: the points ``last_ms + k·period``. The period is declared in the
+configuration or inferred from a series' first records (the most common interval between them),
+never from the last two records; the phase is that of the record that started the grid. A record
+within ``tolerance·period`` of a grid point is moved onto it. :func:`place` is pure: given a
+series' grid and a new timestamp it returns a :class:`Placement` and the grid after that record.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from statistics import median
+from typing import Any
+
+import numpy as np
+
+from adaptcast.streams.records import DUPLICATE, LATE, OFF_GRID
+
+UNITS_MS = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+ROUND_UNITS_MS = sorted(UNITS_MS.values(), reverse=True)
+ROUND_SLACK = 0.01  # an inferred period within 1 % of a whole day, hour, minute or second is taken as that
+
+
+class Action(Enum):
+    """What a record does to its series; the rejections' values are their dead-letter reasons."""
+
+    START = "start"  # the first record of a series
+    APPEND = "append"  # on the grid point after the latest record
+    FILL = "fill"  # after ``missing`` empty grid points, which are filled for the model's input
+    RESET = "reset"  # after more than ``max_fill`` empty grid points: the window starts afresh
+    REGRID = "regrid"  # records stopped falling on the grid: the series moved onto a new one, afresh
+    DUPLICATE = DUPLICATE  # on the latest record's grid point (the first record wins)
+    LATE = LATE  # before the latest record
+    OFF_GRID = OFF_GRID  # further than the tolerance from every grid point
+
+    @property
+    def rejected(self) -> bool:
+        """The record goes to the dead letters, with this value as its reason."""
+        return self in (Action.DUPLICATE, Action.LATE, Action.OFF_GRID)
+
+    @property
+    def restarts(self) -> bool:
+        """The series' window and its forecasts awaiting truth are dropped before this record."""
+        return self in (Action.RESET, Action.REGRID)
+
+
+class Fill(Enum):
+    """How the rows of missing grid points are made up for the model's input."""
+
+    LINEAR = "linear"  # interpolated between the last row before the gap and the record after it
+    LAST = "last"  # the last row before the gap, repeated
+
+
+@dataclass(frozen=True)
+class GridRules:
+    """The grid settings of one configuration; ``period_ms`` (or a series' own) unset means inferred."""
+
+    tolerance: float = 0.1
+    max_fill: int = 12
+    fill: Fill = Fill.LINEAR
+    infer_records: int = 24
+    change_records: int = 6
+    period_ms: int | None = None
+    series_period_ms: Mapping[str, int] = field(default_factory=dict)
+
+    def new_grid(self, series: str) -> SeriesGrid:
+        """The grid of a series not seen yet: its declared period, if any, fixed from the start."""
+        period = self.series_period_ms.get(series, self.period_ms)
+        return SeriesGrid(period_ms=period, fixed=period is not None)
+
+
+@dataclass(frozen=True, slots=True)
+class SeriesGrid:
+    """One series' grid and what is needed to infer it or notice that it changed."""
+
+    period_ms: int | None = None  # unknown until a second record when inferred
+    last_ms: int | None = None  # grid point of the latest accepted record
+    seen_ms: int | None = None  # timestamp of the latest in-order record, on the grid or off it
+    fixed: bool = False  # declared, or inferred from ``infer_records`` records
+    intervals: tuple[int, ...] = ()  # while inferring: every interval seen so far
+    candidate_ms: int | None = None  # the interval a run of records that do not fit the grid agree on
+    agreeing: int = 0  # how many records in a row agree on it
+
+    def to_dict(self) -> dict[str, Any]:
+        """Numbers and lists only (snapshots are pickle-free)."""
+        return {**asdict(self), "intervals": list(self.intervals)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> SeriesGrid:
+        return cls(**{**d, "intervals": tuple(int(v) for v in d.get("intervals", ()))})
+
+
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """Where one record goes: ``ts_ms`` is its grid point (its own timestamp when rejected)."""
+
+    action: Action
+    ts_ms: int
+    missing: int = 0  # empty grid points between the latest record and this one (FILL, RESET)
+    inferred: bool = False  # this record completed the inference of the period
+
+
+def parse_period(text: str) -> int:
+    """``"1h"``, ``"15min"``, ``"30s"``, ``"1d"``, ``"250ms"`` → milliseconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)\s*", text)
+    if m is None or float(m.group(1)) * UNITS_MS[m.group(2)] < 1:
+        raise ValueError(f"period {text!r} is not a positive number with a unit (ms, s, min, h, d), e.g. 1h")
+    return round(float(m.group(1)) * UNITS_MS[m.group(2)])
+
+
+def round_period(ms: float) -> int:
+    """The whole day, hour, minute, second or millisecond within 1 % of ``ms``, coarsest first."""
+    for unit in ROUND_UNITS_MS:
+        whole = round(ms / unit) * unit
+        if whole > 0 and abs(whole - ms) <= ROUND_SLACK * ms:
+            return whole
+    return max(1, round(ms))
+
+
+def infer_period(intervals: tuple[int, ...], tolerance: float) -> int:
+    """The most common interval, or the shortest whole fraction of it that is at least half as common
+    (records missing at random make twice the period common too). Intervals within the tolerance of
+    each other count as one; between equally common ones the shorter wins."""
+
+    def near(d: int) -> list[int]:
+        return [e for e in intervals if abs(e - d) <= tolerance * d]
+
+    mode = max(intervals, key=lambda d: (len(near(d)), -d))
+    support = len(near(mode))
+    best = min(
+        d
+        for d in intervals
+        if 2 * len(near(d)) >= support and abs(mode - round(mode / d) * d) <= tolerance * d
+    )
+    return round_period(median(near(best)))
+
+
+def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
+    """Where a record stamped ``ts_ms`` goes on ``grid``, and the grid after it (pure)."""
+    if grid.last_ms is None or grid.seen_ms is None:
+        return Placement(Action.START, ts_ms), replace(grid, last_ms=ts_ms, seen_ms=ts_ms)
+    # a provisional period may be far too long: its tolerance would swallow the next grid point
+    slack = rules.tolerance * grid.period_ms if grid.fixed and grid.period_ms else 0
+    if ts_ms <= grid.last_ms + slack:
+        action = Action.DUPLICATE if ts_ms >= grid.last_ms - slack else Action.LATE
+        return Placement(action, ts_ms), grid
+    if ts_ms <= grid.seen_ms:
+        return Placement(Action.LATE, ts_ms), grid
+    interval = ts_ms - grid.seen_ms
+    if not grid.fixed:
+        return _infer(grid, ts_ms, interval, rules)
+    return _follow(grid, ts_ms, interval, rules)
+
+
+def _infer(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
+    """While inferring, the period is the most common interval so far. When that changes, or a record
+    is off the provisional grid, the series moves onto a grid of that period through the record."""
+    assert grid.last_ms is not None
+    intervals = (*grid.intervals, interval)
+    period = infer_period(intervals, rules.tolerance)
+    placed = _snap(grid.last_ms, period, ts_ms, rules)
+    if placed.action is Action.DUPLICATE:
+        return placed, grid
+    done = len(intervals) + 1 >= rules.infer_records
+    kept = () if done else intervals
+    if grid.period_ms is None or (period == grid.period_ms and placed.action is not Action.OFF_GRID):
+        return replace(placed, inferred=done), SeriesGrid(period, placed.ts_ms, ts_ms, done, kept)
+    return Placement(Action.REGRID, ts_ms, inferred=done), SeriesGrid(period, ts_ms, ts_ms, done, kept)
+
+
+def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
+    """A fixed grid changes only when records stop falling on it: a record off the grid starts a run,
+    records whose intervals agree with it (on the grid or off) continue it, and at ``change_records``
+    the series moves onto a grid of that interval through the last of them. A slower feed on the same
+    grid (1 h → 2 h) is no change: the points between its records are gaps."""
+    assert grid.last_ms is not None and grid.period_ms is not None
+    placed = _snap(grid.last_ms, grid.period_ms, ts_ms, rules)
+    cand = grid.candidate_ms
+    if cand is not None and abs(interval - cand) <= rules.tolerance * cand:
+        cand, agreeing = cand, grid.agreeing + 1
+    elif placed.action is Action.OFF_GRID:
+        cand, agreeing = interval, 1
+    else:
+        cand, agreeing = None, 0
+    if cand is not None and agreeing >= rules.change_records:
+        return Placement(Action.REGRID, ts_ms), SeriesGrid(round_period(cand), ts_ms, ts_ms, fixed=True)
+    last = grid.last_ms if placed.action is Action.OFF_GRID else placed.ts_ms
+    return placed, SeriesGrid(grid.period_ms, last, ts_ms, True, (), cand, agreeing)
+
+
+def _snap(last_ms: int, period_ms: int, ts_ms: int, rules: GridRules) -> Placement:
+    """The nearest grid point after the latest record, or off the grid."""
+    steps = round((ts_ms - last_ms) / period_ms)
+    point = last_ms + steps * period_ms
+    if abs(ts_ms - point) > rules.tolerance * period_ms:
+        return Placement(Action.OFF_GRID, ts_ms)
+    if steps == 0:  # on the latest record's point: only while the period is provisional
+        return Placement(Action.DUPLICATE, ts_ms)
+    missing = steps - 1
+    action = Action.APPEND if missing == 0 else Action.FILL if missing <= rules.max_fill else Action.RESET
+    return Placement(action, point, missing)
+
+
+def fill_rows(before: np.ndarray, after: np.ndarray, missing: int, how: Fill) -> np.ndarray:
+    """Rows for ``missing`` empty grid points between ``before`` and ``after`` (``[missing, channels]``)."""
+    if how is Fill.LAST:
+        return np.repeat(before[None, :], missing, axis=0)
+    w = (np.arange(1, missing + 1, dtype=np.float64) / (missing + 1))[:, None]
+    return ((1 - w) * before + w * after).astype(before.dtype)
