@@ -14,7 +14,7 @@ PROMETHEUS_PORT ?= 9090
 .PHONY: help setup run lint format test test-fast prometheus monitor monitor-down kafka-up kafka-down demo-live k8s-monitoring bench clean
 
 help: ## List the targets
-	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-12s %s\n", $$1, $$2}'
 
 setup: $(STAMP) ## Create .venv and install adaptcast (editable, with the dev extra); a no-op when pyproject.toml is unchanged
 
