@@ -26,8 +26,9 @@ class ErrorMemory:
 
     Storage per bucket (fixed, see :attr:`nbytes`): residual sums ``[horizon*n_targets]``,
     key sums ``[dim]`` and a weight (count).  ``update`` adds each record to its bucket in
-    every table; with ``decay < 1`` each new record multiplies all older weights by ``decay``
-    (applied lazily through one global scale, so updates stay O(tables) per record).
+    every table; with ``decay < 1`` each new record multiplies all older weights by ``decay``, and
+    with ``step_decay < 1`` each :meth:`advance` (one clock step) multiplies them by ``step_decay``
+    (both applied lazily through one global scale, so updates stay O(tables) per record).
 
     Correction for a query in table ``k``'s bucket with weight ``c_k``, residual sum ``S_k``
     and key centroid ``z_k``: bucket estimate ``e_k = S_k / (c_k + prior)`` (shrunk towards 0
@@ -50,6 +51,7 @@ class ErrorMemory:
         decay: float = 1.0,
         prior: float = 2.0,
         warmup: int = 512,
+        step_decay: float = 1.0,
     ) -> None:
         for name, v, lo in (
             ("dim", dim, 1),
@@ -63,8 +65,8 @@ class ErrorMemory:
             raise ValueError(f"bits must be in [1, 24], got {bits}")
         if not (math.isfinite(lam) and math.isfinite(tau) and tau > 0):
             raise ValueError(f"lam must be finite and tau finite > 0, got lam={lam}, tau={tau}")
-        if not 0.0 < decay <= 1.0:
-            raise ValueError(f"decay must be in (0, 1], got {decay}")
+        if not 0.0 < decay <= 1.0 or not 0.0 < step_decay <= 1.0:
+            raise ValueError(f"decay and step_decay must be in (0, 1], got {decay}, {step_decay}")
         if not (math.isfinite(prior) and prior >= 0):
             raise ValueError(f"prior must be finite and >= 0, got {prior}")
         if warmup < 0:
@@ -73,6 +75,7 @@ class ErrorMemory:
         self.tables, self.bits = int(tables), int(bits)
         self.lam, self.tau, self.seed = float(lam), float(tau), int(seed)
         self.decay, self.prior, self.warmup = float(decay), float(prior), int(warmup)
+        self.step_decay = float(step_decay)
         self._nb = 1 << self.bits
         rng = np.random.default_rng(self.seed)
         # [dim, tables*bits]; column t*bits + b is hyperplane b of table t
@@ -239,6 +242,19 @@ class ErrorMemory:
         self._keysums[fs[starts]] += np.add.reduceat(z[rows] * wr, starts, axis=0)
         self.n_updates += b
 
+    def advance(self, steps: int = 1) -> None:
+        """``steps`` clock steps passed: every stored record weighs ``step_decay**steps`` less.
+
+        Decaying per step rather than per update keeps the memory's length in time the same
+        whether it serves four series or four thousand.
+        """
+        if self.step_decay >= 1.0 or steps <= 0:
+            return
+        for _ in range(int(steps)):
+            self._scale /= self.step_decay
+            if self._scale > _RENORM_AT:
+                self._renormalise()
+
     def _renormalise(self) -> None:
         s = self._scale
         self._counts /= s
@@ -305,6 +321,7 @@ class ErrorMemory:
             "decay": self.decay,
             "prior": self.prior,
             "warmup": self.warmup,
+            "step_decay": self.step_decay,
         }
 
     def state_dict(self) -> dict[str, Any]:

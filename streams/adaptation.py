@@ -29,7 +29,7 @@ from adaptcast.streams.metrics import MODEL_SERVING, Metrics
 from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, training_set
 
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
-MEMORY_DECAY = 0.99  # per forecast: the error memory forgets with a half-life of ~69 forecasts
+MEMORY_DECAY = 0.99  # per clock step: the error memory forgets with a half-life of ~69 steps
 VALIDATE_MARGIN = 0.05  # a candidate may be this much worse than the serving model and still replace it
 
 
@@ -216,6 +216,7 @@ class Adaptation:
         self.model_version = cand.version
         self._superseded_upto = job.seq
         self._reset_memory(job.data.X)
+        self._seed_memory(cand, job.data.val)
         self.metrics.model_swapped(self.model_number, time.time())
 
     def _reset_memory(self, train_X: np.ndarray | None) -> None:
@@ -226,11 +227,22 @@ class Adaptation:
         probe = train_X[:: max(1, len(train_X) // 1024)] if train_X is not None and len(train_X) else None
         first = probe[:1] if probe is not None else np.zeros((1, t.lookback, t.n_features), np.float32)
         dim = self.model.embed(first).shape[1]
-        params = {"decay": MEMORY_DECAY ** (1 / t.horizon), **self.memory_params}  # one update per lead
+        params = {"step_decay": MEMORY_DECAY, **self.memory_params}
         self.memory = ErrorMemory(dim=dim, horizon=t.horizon, n_targets=t.n_targets, **params)
         if probe is not None and len(probe) >= 2:
             z = self.model.embed(probe)
             self.memory.set_standardizer(z.mean(axis=0), np.maximum(z.std(axis=0), 1e-6))
+
+    def _seed_memory(self, model: BaseForecaster, val: tuple[np.ndarray, np.ndarray] | None) -> None:
+        """Start the new memory from the model's errors on the newest windows, not empty.
+
+        Those windows are the ones just before serving starts, so their residuals are the best
+        first guess of the corrections the first forecasts need.
+        """
+        if self.memory is None or val is None or not len(val[0]):
+            return
+        vx, vy = val
+        self.memory.update(model.embed(vx), vy - model.predict(vx))
 
     def _record(self, event: Event) -> Event:
         self.events.append(event)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from adaptcast.drift.compute import ComputeLedger
+from adaptcast.drift.level import LevelTerm
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster, create_forecaster
@@ -190,6 +191,8 @@ class ForecastLoop:
         self._newest_ts: int | None = None
         self._hits: list[tuple[PendingForecast, int, np.ndarray, Record]] = []
         self._live = RollingMean(error_window)
+        self.level = LevelTerm(n_targets=len(self.targets))
+        self._level_version: str | None = None
         self._abs_sum = np.zeros(2)  # corrected, base
         self._n_scored = 0
         self.n_records = 0
@@ -229,12 +232,13 @@ class ForecastLoop:
     ) -> StepResult:
         """Ingest records in order; every accepted record with a full window yields one forecast.
 
-        With ``emit=False`` records only warm the windows (replay after a restart): nothing is
+        With ``emit=False`` records only warm the windows (re-read after a restart): nothing is
         forecast, scored or trained.
         """
         received_at = self.clock() if received_at is None else received_at
         result = StepResult()
         due: dict[str, SeriesState] = {}
+        first_step = self.step
         fresh: list[np.ndarray] | None = [] if emit and self._wants_features() else None  # input rows
         for rec in in_rounds(records):
             self.n_records += 1
@@ -270,6 +274,8 @@ class ForecastLoop:
             self._flush(due, result, received_at)
             self._settle(result)
             self._adapt(result, fresh)
+            if self.memory is not None and self.step > first_step:
+                self.memory.advance(self.step - first_step)  # the memory forgets per step, not per update
         self.metrics.series_active.set(len(self.states))
         self.metrics.beat()
         return result
@@ -338,13 +344,22 @@ class ForecastLoop:
 
     def state_dict(self) -> dict[str, Any]:
         """Process-wide state: the adaptation's (policy, detector, error memory, counters) and the step."""
-        return {**self.adaptation.state_dict(), "step": self.step, "newest_ts_ms": self._newest_ts}
+        return {
+            **self.adaptation.state_dict(),
+            "step": self.step,
+            "newest_ts_ms": self._newest_ts,
+            "level": self.level.state_dict(),
+            "level_version": self._level_version,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict`; the memory is kept only if it belongs to the serving model."""
         self.adaptation.load_state_dict(state)
         self.step = int(state["step"])
         self._newest_ts = None if state["newest_ts_ms"] is None else int(state["newest_ts_ms"])
+        if state.get("level") is not None and state.get("level_version") == self.model_version:
+            self.level.load_state_dict(state["level"])
+            self._level_version = self.model_version
 
     # ---- ingestion ------------------------------------------------------------------------------
     def _row(self, rec: Record) -> np.ndarray:
@@ -454,6 +469,7 @@ class ForecastLoop:
         err, err_base = np.abs(truth - yhat), np.abs(resid)
         err_mean = err.mean(axis=1)
         self._remember(hits, resid)
+        self._level_update(hits, truth, yhat)
         for i, (_p, lead, _, rec) in enumerate(hits):
             if lead == 1:
                 result.scored.append(ScoredError(rec.series, rec.ts_ms, 1, err[i], err_base[i]))
@@ -482,6 +498,10 @@ class ForecastLoop:
             self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
             for d in np.abs(yhat - base).mean(axis=(1, 2)):
                 self.metrics.memory_correction.observe(float(d))
+        level = None
+        if self.memory is not None:
+            level = self.level.offset(names)
+            yhat = (yhat + level[:, None, :]).astype(np.float32)
         for i, s in enumerate(names):
             st = due[s]
             last, period = st.grid.last_ms, st.grid.period_ms
@@ -498,7 +518,8 @@ class ForecastLoop:
                 )
             )
             key = None if keys is None else keys[i]
-            st.pending.append(PendingForecast(last, yhat[i], base[i], key, self.model_version))
+            lvl = None if level is None else level[i]
+            st.pending.append(PendingForecast(last, yhat[i], base[i], key, self.model_version, lvl))
         self.n_forecasts += len(names)
         self.metrics.predictions.inc(len(names))
         self.metrics.end_to_end.observe(max(self.clock() - received_at, 0.0))
@@ -555,6 +576,25 @@ class ForecastLoop:
         states = sorted(self.states.values(), key=lambda s: -len(s.buffer))[:max_series]
         rows = min(len(s.buffer) for s in states)
         return np.stack([s.buffer.last(rows)[:, 0] for s in states], axis=1).astype(np.float64)
+
+    def _level_update(self, hits: list, truth: np.ndarray, yhat: np.ndarray) -> None:
+        """Feed the level term the one-step error its own offset left (the memory's residual) of each series.
+
+        A new serving model starts the level term afresh: it was refitted on the newest data.
+        """
+        if self.memory is None:
+            return
+        if self._level_version != self.model_version:
+            self.level.reset()
+            self._level_version = self.model_version
+        rows = [
+            i
+            for i, (p, lead, _, _) in enumerate(hits)
+            if lead == 1 and p.level is not None and p.model_version == self.model_version
+        ]
+        if rows:
+            before = yhat[rows] - np.stack([hits[i][0].level for i in rows])
+            self.level.update([hits[i][3].series for i in rows], truth[rows] - before)
 
     def _remember(
         self, hits: list[tuple[PendingForecast, int, np.ndarray, Record]], resid: np.ndarray

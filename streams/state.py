@@ -65,6 +65,7 @@ class PendingForecast:
     yhat_base: np.ndarray  # [H, T]
     key: np.ndarray | None  # error-memory key, when a memory is on
     model_version: str
+    level: np.ndarray | None = None  # [T] level offset added on top of the memory's correction
 
 
 @dataclass

@@ -187,18 +187,21 @@ def test_a_served_checkpoint_supersedes_running_jobs():
     assert ad.model_version == "from-checkpoint"
 
 
-def test_error_memory_starts_afresh_on_every_swap():
+def test_error_memory_is_rebuilt_and_seeded_on_every_swap():
+    """A new model gets a new memory (new embeddings), seeded with its errors on the newest windows."""
     ad = _adaptation(memory={"warmup": 0})
     _serving(ad)
     mem = ad.memory
-    assert mem is not None and mem.n_updates == 0
+    assert mem is not None
+    seeded = mem.n_updates
     keys = ad.model.embed(np.stack([h[-LOOKBACK:] for h in _histories()]))
     mem.update(keys, np.ones((len(keys), HORIZON, 1)))
-    assert mem.n_updates == len(keys)
-    ad.start(PERIODIC, _histories(seed=3), step=20, ts_ms=20 * HOUR)
+    assert mem.n_updates == seeded + len(keys)
+    job = ad.start(PERIODIC, _histories(seed=3), step=20, ts_ms=20 * HOUR)
     (event,) = ad.collect(step=20)
-    assert isinstance(event, Retrained)
-    assert ad.memory is not mem and ad.memory.n_updates == 0 and ad.memory.params() == mem.params()
+    assert isinstance(event, Retrained) and job.data.val is not None
+    assert ad.memory is not mem and ad.memory.params() == mem.params()
+    assert ad.memory.n_updates == len(job.data.val[0])  # the validation windows, none of the old records
 
 
 def _stream(step: int, n_series: int = 2) -> list[Record]:

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from adaptcast.drift import ErrorMemory, load_state, save_state
+from adaptcast.drift.level import LevelTerm
 
 D, H, T = 32, 24, 1
 
@@ -276,3 +277,38 @@ def test_partial_updates_correct_only_the_leads_that_are_known() -> None:
     np.testing.assert_allclose(corr[:, 1:, 0], 4.0)
     with pytest.raises(ValueError, match="mask"):
         mem.update(keys, resid, mask[:, :1])
+
+
+def test_step_decay_is_per_step_not_per_update() -> None:
+    """Forgetting follows the clock: the same steps forget as much with 1 or 50 records per step."""
+    keys = np.repeat(np.random.default_rng(5).normal(size=(1, D)), 50, axis=0)  # one bucket per table
+    mems = [
+        ErrorMemory(dim=D, horizon=H, n_targets=T, step_decay=0.9, warmup=0, prior=0.0, seed=2)
+        for _ in range(2)
+    ]
+    for mem, per_step in zip(mems, (1, 50), strict=True):
+        mem.update(keys[:per_step], np.full((per_step, H, T), 1.0))
+        mem.advance(20)
+        mem.update(keys[:per_step], np.full((per_step, H, T), -1.0))
+    a, b = (m.correction(keys[:1]) for m in mems)
+    old = 0.9**20  # the +1 records weigh this much of the -1 ones
+    np.testing.assert_allclose(a, (old - 1) / (old + 1), rtol=1e-9)
+    np.testing.assert_allclose(b, a, rtol=1e-9)
+
+
+def test_level_term_switches_on_after_a_shift_and_stays_off_on_noise() -> None:
+    rng = np.random.default_rng(6)
+    level = LevelTerm(n_targets=1)
+    for _ in range(200):
+        level.update(["quiet"], rng.normal(size=(1, 1)))
+    quiet_on = 0
+    for _ in range(500):
+        level.update(["quiet"], rng.normal(size=(1, 1)))
+        quiet_on += level.offset(["quiet"])[0, 0] != 0.0
+    assert quiet_on < 0.1 * 500  # noise rarely passes the gate
+    for _ in range(10):
+        level.update(["shifted"], 5.0 + 0.1 * rng.normal(size=(1, 1)))
+    assert level.offset(["shifted"])[0, 0] > 4.0
+    back = LevelTerm(n_targets=1)
+    back.load_state_dict(level.state_dict())
+    np.testing.assert_array_equal(back.offset(["quiet", "shifted"]), level.offset(["quiet", "shifted"]))
