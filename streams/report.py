@@ -57,17 +57,19 @@ def _span(value: float, ci: tuple[float, float] | None) -> list[float]:
     return [0.0, 0.0] if ci is None else [max(value - ci[0], 0.0), max(ci[1] - value, 0.0)]
 
 
-def plot_pareto(points: list[ParetoPoint], path: Path, title: str) -> Path:
+PARETO_LABELS = ("MAE", "training work (samples seen)", "compute (CPU s: train + memory + detector)")
+
+
+def plot_pareto(
+    points: list[ParetoPoint], path: Path, title: str, labels: tuple[str, str, str] = PARETO_LABELS
+) -> Path:
     """Error against training work and against compute seconds, one point per configuration with its CIs.
 
-    Points on the Pareto front (lowest error for their cost) are filled and joined by a line.
+    ``labels`` name the error, work and seconds axes. Points on the Pareto front (lowest error for
+    their cost) are filled and joined by a line.
     """
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
-    panels = [
-        ("work", "training work (samples seen)"),
-        ("seconds", "compute (CPU s: train + memory + detector)"),
-    ]
-    for ax, (axis, xlabel) in zip(axes, panels, strict=True):
+    for ax, axis, xlabel in zip(axes, ("work", "seconds"), labels[1:], strict=True):
         xs = [getattr(p, axis) for p in points]
         front = pareto_front(xs, [p.error for p in points])
         for i, p in enumerate(points):
@@ -89,7 +91,7 @@ def plot_pareto(points: list[ParetoPoint], path: Path, title: str) -> Path:
             ax.set_xscale("log")
         ax.margins(x=0.15, y=0.08)  # room for the labels
         ax.set_xlabel(xlabel)
-    axes[0].set_ylabel("MAE")
+    axes[0].set_ylabel(labels[0])
     axes[1].legend(fontsize=7, loc="best")
     fig.suptitle(f"{title} (filled: on the Pareto front)")
     return _save(fig, path)
