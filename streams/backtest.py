@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,8 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
+from adaptcast.drift.compute import ComputeLedger
+from adaptcast.drift.policy import RetrainPolicy
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.metrics import mae, mase, mse, naive_scale, smape
@@ -28,11 +31,14 @@ from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.pushgateway import push_backtest
 from adaptcast.streams.records import Record
 from adaptcast.streams.report import ConfigRun, write_report
+from adaptcast.streams.retrain import InlineTrainer, TrainOutcome
 from adaptcast.streams.summary import RunSummary
 
 SUMMARY_SCHEMA = 1
 FORECASTS_FILE, EVENTS_FILE, SUMMARY_FILE = "forecasts.parquet", "events.parquet", "summary.json"
 AFTER_EVENT_STEPS = 50
+FIT_OUTCOMES = ("retrain", "retrain_rejected", "retrain_failed", "retrain_superseded")  # one per fit
+UNCORRECTABLE = ("variance",)  # event kinds left out of the post-event error: noise cannot be corrected
 COMPARE_ALIASES = {
     "model": "model.kind",
     "policy": "adaptation.policy",
@@ -41,10 +47,10 @@ COMPARE_ALIASES = {
 }
 
 
-def label(cfg: Config) -> str:
-    """The name a configuration goes by in reports: model kind, policy, window and memory."""
+def label(cfg: Config, policy: str | None = None) -> str:
+    """The name a configuration goes by in reports: model kind, policy (or ``policy``), window, memory."""
     a = cfg.adaptation
-    return f"{cfg.model.kind} {a.policy} {a.window} memory={'on' if a.memory else 'off'}"
+    return f"{cfg.model.kind} {policy or a.policy} {a.window} memory={'on' if a.memory else 'off'}"
 
 
 def variant(cfg: Config, text: str) -> Config:
@@ -148,26 +154,44 @@ def _write(out: Path, result: BacktestResult, runs: list[ConfigRun], data: Serie
         write_report(out, runs, data.events, f"adaptcast backtest — {data.name}", meta)
 
 
+class CountingTrainer(InlineTrainer):
+    """The backtest's inline trainer; it also sums the samples every fit reports seeing, kept or not."""
+
+    def __init__(self, ledger: ComputeLedger):
+        super().__init__(ledger)
+        self.samples_seen = 0
+
+    def poll(self) -> list[TrainOutcome]:
+        done = super().poll()
+        self.samples_seen += sum(o.samples_seen for o in done)
+        return done
+
+
 def run_config(
     data: SeriesFrame,
     cfg: Config,
     batches: list[tuple[int, list[Record]]] | None = None,
     progress: bool | None = None,
     name: str | None = None,
+    policy: RetrainPolicy | None = None,
 ) -> tuple[ConfigRun, RunSummary]:
     """Run one configuration over the data on a simulated clock; score it and summarise the run.
 
-    ``name`` labels it in reports (default: model, policy, window and memory).
+    ``name`` labels it in reports (default: model, policy, window and memory); ``policy`` drives
+    the loop instead of the configured one (e.g. a benchmark's reference policy).
     """
     batches = batches if batches is not None else time_batches(data)
     sim_now = [0.0]
     try:
-        loop = build_loop(cfg, metrics=Metrics(), clock=lambda: sim_now[0])
+        loop = build_loop(cfg, metrics=Metrics(), trainer_factory=CountingTrainer, clock=lambda: sim_now[0])
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    if policy is not None:
+        loop.adaptation.policy = policy
     rows: list[tuple[str, int, int, int, np.ndarray, np.ndarray, str]] = []
     truths: list[Record] = []
-    name = name or label(cfg)
+    spec = cfg.adaptation.policy if policy is None else policy.spec
+    name = name or label(cfg, spec)
     show = sys.stderr.isatty() if progress is None else progress
     for ts, batch in tqdm(batches, desc=name, unit="step", disable=not show, leave=False):
         sim_now[0] = ts / 1000
@@ -179,9 +203,10 @@ def run_config(
             )
     events = _event_table(loop.events)
     forecasts = _forecast_table(data, rows, loop.horizon, truths, events)
-    summary = _summarise(data, cfg, forecasts, events, loop)
+    summary = _summarise(data, cfg, spec, forecasts, events, loop)
     line = RunSummary.from_loop(loop.summary(), data.name, config=name)
-    return ConfigRun(name, forecasts, events, summary), line
+    phases = {k: v for k, v in loop.ledger.totals().items() if k != "all"}
+    return ConfigRun(name, forecasts, events, summary, phases), line
 
 
 def _forecast_table(
@@ -281,6 +306,7 @@ def _event_table(events: list[LoopEvent]) -> pl.DataFrame:
         "series": pl.String,  # gap_filled, series_reset
         "steps": pl.Int64,  # grid points filled, or missing before a restart
         "period_ms": pl.Int64,  # the series' period after a restart
+        "samples_seen": pl.Int64,
     }
     rows = [{k: d.get(k if k != "ts" else "ts_ms") for k in cols} for d in (e.to_dict() for e in events)]
     return pl.DataFrame(rows, schema={**cols, "ts": pl.Int64}).with_columns(
@@ -289,7 +315,7 @@ def _event_table(events: list[LoopEvent]) -> pl.DataFrame:
 
 
 def _summarise(
-    data: SeriesFrame, cfg: Config, fc: pl.DataFrame, events: pl.DataFrame, loop: ForecastLoop
+    data: SeriesFrame, cfg: Config, policy: str, fc: pl.DataFrame, events: pl.DataFrame, loop: ForecastLoop
 ) -> dict[str, Any]:
     scored = fc.drop_nulls("y")
     y, yhat = scored["y"].to_numpy(), scored["yhat"].to_numpy()
@@ -304,10 +330,11 @@ def _summarise(
     predict_s = sum(totals.get(p, {}).get("cpu_s", 0.0) for p in ("predict", "correct"))
     m = mae(y, yhat) if len(y) else None
     train_s = float(train.get("cpu_s", 0.0))
+    fits = {kind: int((events["event"] == kind).sum()) for kind in FIT_OUTCOMES}
     out: dict[str, Any] = {
         "config": {
             "model": cfg.model.kind,
-            "policy": cfg.adaptation.policy,
+            "policy": policy,
             "window": cfg.adaptation.window,
             "memory": cfg.adaptation.memory,
         },
@@ -318,31 +345,86 @@ def _summarise(
         "mase": mase(y, yhat, scale) if len(y) else None,
         "n_forecasts": loop.n_forecasts,
         "n_scored": len(y),
-        "n_retrains": int((events["event"] == "retrain").sum()),
+        "n_retrains": fits["retrain"],
+        "n_fits": sum(fits.values()),
+        "fit_outcomes": fits,
         "n_drift_alarms": int((events["event"] == "drift").sum()),
         "filled_steps": int(events.filter(pl.col("event") == "gap_filled")["steps"].sum()),
         "series_resets": int((events["event"] == "series_reset").sum()),
         "train_samples": int(train.get("samples", 0)),
+        "samples_seen": _samples_seen(events, loop),
+        "memory_samples": int(totals.get("correct", {}).get("samples", 0)),
         "train_seconds": train_s if cfg.backtest.timings else None,
         "predict_seconds": predict_s if cfg.backtest.timings else None,
         "error_x_compute": (m * train_s) if (cfg.backtest.timings and m is not None) else None,
         "events": [_event_score(ev, fc, events, loop) for ev in data.events],
+        "post_event": _post_event(data.events, fc),
     }
     return out
+
+
+def _samples_seen(events: pl.DataFrame, loop: ForecastLoop) -> int:
+    """Training work: samples × epochs (or rows × boosting rounds) summed over every fit, kept or not.
+
+    Read from the training events where the loop records it per fit, else from the counting trainer.
+    """
+    per_fit = events.filter(pl.col("event").is_in(FIT_OUTCOMES))["samples_seen"]
+    if per_fit.len() and per_fit.null_count() == 0:
+        return int(per_fit.sum())
+    return int(getattr(loop.trainer, "samples_seen", 0))
+
+
+def _issued_after(ev: dict[str, Any], fc: pl.DataFrame) -> pl.DataFrame:
+    """Scored rows of forecasts issued in the first ``AFTER_EVENT_STEPS`` steps from ``ev``, on its series."""
+    rows = fc.filter(
+        pl.col("series").is_in(ev["series"]) & (pl.col("issued_at") >= datetime.fromisoformat(ev["start"]))
+    )
+    issued = rows["issued_at"].unique().sort().head(AFTER_EVENT_STEPS)
+    return rows.filter(pl.col("issued_at").is_in(issued.implode())).drop_nulls("y")
+
+
+def _post_event(labelled: list[dict[str, Any]], fc: pl.DataFrame) -> dict[str, Any] | None:
+    """Error of the forecasts issued just after the labelled events, overall and per lead.
+
+    Pooled over every event except ``UNCORRECTABLE`` kinds; None when there is no such event.
+    """
+    kept = [ev for ev in labelled if ev["kind"] not in UNCORRECTABLE]
+    if not kept:
+        return None
+    rows = pl.concat([_issued_after(ev, fc) for ev in kept])
+    if rows.height == 0:
+        return None
+    err = rows.with_columns(
+        (pl.col("y") - pl.col("yhat")).abs().alias("ae"),
+        (pl.col("y") - pl.col("yhat_base")).abs().alias("ae_base"),
+    )
+    lead = err.group_by("step").agg(pl.col("ae").mean(), pl.col("ae_base").mean()).sort("step")
+    return {
+        "steps": AFTER_EVENT_STEPS,
+        "events": len(kept),
+        "n_scored": rows.height,
+        "mae": float(err["ae"].mean()),
+        "mae_base": float(err["ae_base"].mean()),
+        "mae_by_lead": lead["ae"].to_list(),
+        "mae_base_by_lead": lead["ae_base"].to_list(),
+    }
 
 
 def _event_score(
     ev: dict[str, Any], fc: pl.DataFrame, events: pl.DataFrame, loop: ForecastLoop
 ) -> dict[str, Any]:
-    """Detection delay (steps from the event to the first drift alarm) and MAE over the next 50 steps."""
-    from datetime import datetime
+    """Detection delay (steps from the event to the first drift alarm) and MAE over the next 50 steps.
 
+    ``mae_after_50`` scores forecasts *for* those steps (some issued before the event);
+    ``mae_after_issued`` those issued in them, every lead.
+    """
     start = datetime.fromisoformat(ev["start"])
     alarms = events.filter((pl.col("event") == "drift") & (pl.col("ts") >= start)).sort("ts")
     after = fc.filter(pl.col("series").is_in(ev["series"]) & (pl.col("ts") >= start)).drop_nulls("y")
     stamps = after["ts"].unique().sort()
     horizon_end = stamps[min(AFTER_EVENT_STEPS, len(stamps)) - 1] if len(stamps) else None
     window = after.filter(pl.col("ts") <= horizon_end) if horizon_end is not None else after
+    issued = _issued_after(ev, fc)
     delay = None
     if alarms.height:
         delay = int(fc.filter(pl.col("ts") > start)["ts"].unique().sort().search_sorted(alarms["ts"][0]) + 1)
@@ -354,6 +436,10 @@ def _event_score(
         "mae_after_50": mae(window["y"].to_numpy(), window["yhat"].to_numpy()) if window.height else None,
         "mae_base_after_50": mae(window["y"].to_numpy(), window["yhat_base"].to_numpy())
         if window.height
+        else None,
+        "mae_after_issued": mae(issued["y"].to_numpy(), issued["yhat"].to_numpy()) if issued.height else None,
+        "mae_base_after_issued": mae(issued["y"].to_numpy(), issued["yhat_base"].to_numpy())
+        if issued.height
         else None,
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import html
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,21 +24,93 @@ SUMMARY_COLUMNS = (  # the summary figures the report's table shows for each con
     "mase",
     "n_forecasts",
     "n_retrains",
+    "n_fits",
     "train_seconds",
     "train_samples",
+    "samples_seen",
     "predict_seconds",
     "error_x_compute",
 )
+COMPUTE_PHASES = ("train", "correct", "detect")  # training, error memory, detector: the compute figure
 
 
 @dataclass
 class ConfigRun:
-    """One compared configuration: its per-step forecasts, its events and its summary entry."""
+    """One compared configuration: its per-step forecasts, its events, its summary entry, its compute."""
 
     name: str
     forecasts: pl.DataFrame  # series, issued_at, step, ts, y, yhat_base, yhat, model_version
     events: pl.DataFrame  # ts, event, reason, detector, window, train_seconds
     summary: dict[str, Any]
+    phases: dict[str, dict[str, float]] = field(default_factory=dict)  # the loop's ComputeLedger totals
+
+    @property
+    def compute_seconds(self) -> float:
+        """CPU seconds of training, error memory and drift detection (the phases the loop measured)."""
+        return sum(self.phases.get(p, {}).get("cpu_s", 0.0) for p in COMPUTE_PHASES)
+
+
+@dataclass(frozen=True)
+class ParetoPoint:
+    """One configuration on the error-against-compute chart; each ``*_ci`` is (low, high) or None."""
+
+    name: str
+    error: float
+    work: float  # samples seen in training, summed over fits
+    seconds: float  # CPU seconds of training, error memory and detection
+    error_ci: tuple[float, float] | None = None
+    work_ci: tuple[float, float] | None = None
+    seconds_ci: tuple[float, float] | None = None
+
+
+def pareto_front(costs: list[float], errors: list[float]) -> list[bool]:
+    """Whether each (cost, error) point is on the front: no other is as good in both and better in one."""
+    pts = list(zip(costs, errors, strict=True))
+    return [not any(c2 <= c and e2 <= e and (c2 < c or e2 < e) for c2, e2 in pts) for c, e in pts]
+
+
+def _span(value: float, ci: tuple[float, float] | None) -> list[float]:
+    return [0.0, 0.0] if ci is None else [max(value - ci[0], 0.0), max(ci[1] - value, 0.0)]
+
+
+PARETO_LABELS = ("MAE", "training work (samples seen)", "compute (CPU s: train + memory + detector)")
+
+
+def plot_pareto(
+    points: list[ParetoPoint], path: Path, title: str, labels: tuple[str, str, str] = PARETO_LABELS
+) -> Path:
+    """Error against training work and against compute seconds, one point per configuration with its CIs.
+
+    ``labels`` name the error, work and seconds axes. Points on the Pareto front (lowest error for
+    their cost) are filled and joined by a line.
+    """
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    for ax, axis, xlabel in zip(axes, ("work", "seconds"), labels[1:], strict=True):
+        xs = [getattr(p, axis) for p in points]
+        front = pareto_front(xs, [p.error for p in points])
+        for i, p in enumerate(points):
+            ax.errorbar(
+                xs[i],
+                p.error,
+                xerr=[[v] for v in _span(xs[i], getattr(p, f"{axis}_ci"))],
+                yerr=[[v] for v in _span(p.error, p.error_ci)],
+                fmt="o",
+                color=f"C{i % 10}",
+                mfc=f"C{i % 10}" if front[i] else "white",
+                capsize=3,
+                label=p.name,
+            )
+            ax.annotate(p.name, (xs[i], p.error), textcoords="offset points", xytext=(4, 4), fontsize=7)
+        line = sorted((x, p.error) for x, p, on in zip(xs, points, front, strict=True) if on)
+        ax.plot([x for x, _ in line], [e for _, e in line], color="grey", lw=0.8, ls="--", zorder=0)
+        if all(x > 0 for x in xs):
+            ax.set_xscale("log")
+        ax.margins(x=0.15, y=0.08)  # room for the labels
+        ax.set_xlabel(xlabel)
+    axes[0].set_ylabel(labels[0])
+    axes[1].legend(fontsize=7, loc="best")
+    fig.suptitle(f"{title} (filled: on the Pareto front)")
+    return _save(fig, path)
 
 
 def _lead_one(run: ConfigRun, series: str) -> pl.DataFrame:
@@ -156,6 +228,15 @@ def write_report(
             images.append((f"Forecast vs actual — {run.name}", p.name))
     for name, caption, plot in COMPARISON_PLOTS:
         images.append((caption, plot(runs, out / name).name))
+    points = [
+        ParetoPoint(r.name, r.summary["mae"], r.summary["samples_seen"], r.compute_seconds)
+        for r in runs
+        if r.summary.get("mae") is not None
+    ]
+    if points:
+        images.append(
+            ("Error against compute", plot_pareto(points, out / "pareto.png", "Error against compute").name)
+        )
     rows = "".join(
         "<tr><th>"
         + html.escape(r.name)

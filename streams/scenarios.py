@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
 import numpy as np
@@ -150,6 +150,57 @@ def _single_change(kind: str, description: str) -> Callable[..., Scenario]:
             freq,
             description=description,
             series=names,
+        )
+
+    make.__doc__ = description
+    return make
+
+
+def change_steps(steps: int, events: int) -> list[int]:
+    """``events`` change points spread evenly: as many rows before the first as after each one."""
+    return [steps * (k + 1) // (events + 1) for k in range(events)]
+
+
+def _repeated_change(
+    name: str, kind: str, low: float, high: float, description: str
+) -> Callable[..., Scenario]:
+    """Build scenario ``name``: ``events`` changes of one kind per stream, each sized ``low``–``high``.
+
+    Sizes are in noise standard deviations (σ): a level step of that many σ, a slope change of
+    that many σ per day, or (``variance``) a noise factor that alternately grows and shrinks.
+    """
+
+    def make(
+        series: int = 4,
+        steps: int = 4 * WEEK,
+        seed: int = 0,
+        events: int = 3,
+        freq: timedelta = timedelta(hours=1),
+    ) -> Scenario:
+        rng = np.random.default_rng(seed)
+        signal, sigma, t = _base(rng, series, steps)
+        noise = rng.standard_normal(signal.shape)
+        scale = np.ones_like(signal)
+        names = [f"s{i}" for i in range(series)]
+        labelled = []
+        for k, start in enumerate(change_steps(steps, events)):
+            after = t >= start
+            size = rng.uniform(low, high, size=(series, 1))
+            sign = rng.choice([-1.0, 1.0], size=(series, 1))
+            if kind == "level_shift":
+                signal = signal + sign * size * sigma * after
+                detail = "level += " + ", ".join(f"{v:+.1f}σ" for v in (sign * size)[:, 0])
+            elif kind == "trend_break":
+                signal = signal + sign * size * sigma / DAY * np.clip(t - start, 0, None)
+                detail = "slope += " + ", ".join(f"{v:+.1f}σ/day" for v in (sign * size)[:, 0])
+            else:
+                factor = size if k % 2 == 0 else 1 / size
+                scale = np.where(after, scale * factor, scale)
+                detail = "noise std x" + ", x".join(f"{v:.2f}" for v in factor[:, 0])
+            labelled.append(_event(kind, names, start, start, freq, detail))
+        values = signal + sigma * scale * noise
+        return Scenario(
+            name, _frame(values, names, freq), labelled, freq, description=description, series=names
         )
 
     make.__doc__ = description
@@ -301,6 +352,19 @@ def link_failure(
     )
 
 
+def link_failures(
+    series: int = 0,
+    steps: int = 4 * WEEK,
+    seed: int = 0,
+    events: int = 3,
+    freq: timedelta = timedelta(hours=1),
+) -> Scenario:
+    """The link-failure network with ``events`` failures, evenly spaced (``series`` is ignored)."""
+    fractions = tuple((s + 0.5) / steps for s in change_steps(steps, events))  # int(f·steps) gives s back
+    sc = link_failure(series, steps, seed, fractions, freq)
+    return replace(sc, name="link_failures", description=link_failures.__doc__ or "")
+
+
 SCENARIOS: dict[str, Callable[..., Scenario]] = {
     "stationary": stationary,
     "level_shift": _single_change("level_shift", "Abrupt level shift on every series at 60 % of the stream."),
@@ -312,6 +376,23 @@ SCENARIOS: dict[str, Callable[..., Scenario]] = {
         "seasonality", "The daily cycle moves by 6 hours and grows 1.5x at 60 % of the stream."
     ),
     "link_failure": link_failure,
+    "level_shifts": _repeated_change(
+        "level_shifts", "level_shift", 5.0, 10.0, "Abrupt level shifts of 5-10 noise σ, evenly spaced."
+    ),
+    "level_shifts_subtle": _repeated_change(
+        "level_shifts_subtle", "level_shift", 1.0, 3.0, "Subtle level shifts of 1-3 noise σ, evenly spaced."
+    ),
+    "trend_breaks": _repeated_change(
+        "trend_breaks", "trend_break", 1.0, 3.0, "The slope changes by 1-3 noise σ per day, evenly spaced."
+    ),
+    "variance_shifts": _repeated_change(
+        "variance_shifts",
+        "variance",
+        3.0,
+        4.0,
+        "Noise std alternately grows and shrinks 3-4x, evenly spaced.",
+    ),
+    "link_failures": link_failures,
 }
 
 

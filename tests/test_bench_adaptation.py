@@ -1,0 +1,85 @@
+"""Smoke test of bench/adaptation.py --quick: the structure of what it writes and invariants of its runs.
+
+Never asserts on seconds or on which configuration wins.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.slow  # about 20 s of CPU: a short bench run end to end
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory) -> tuple[dict, dict, Path]:
+    out = tmp_path_factory.mktemp("bench") / "adaptation.json"
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / "adaptation.py"), "--quick", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout), json.loads(out.read_text()), out
+
+
+def test_prints_ratios_to_the_baseline_and_the_target_checks(bench):
+    printed, result, _ = bench
+    base = printed["baseline"]
+    assert base == result["names"]["periodic"]
+    for ds, configs in printed["ratios"].items():
+        assert configs[base]["mae"] == [1.0, 1.0, 1.0], ds  # the baseline against itself
+        assert {"never", "drift", "drift+vh", "drift+vh+memory"} <= set(configs)
+    assert printed["targets"] and {
+        "target",
+        "dataset",
+        "measure",
+        "value",
+        "ci",
+        "goal",
+        "met",
+        "ci_met",
+    } <= set(printed["targets"][0])
+    assert printed["targets_met"].endswith(f"of {len(printed['targets'])}")
+
+
+def test_fit_counts_follow_the_policies(bench):
+    _, result, _ = bench
+    rows = result["rows"]
+    assert {r["seed"] for r in rows} == {0, 1}
+    for r in rows:
+        assert r["n_fits"] == sum(r["fit_outcomes"].values()) >= r["n_swaps"] >= 1
+        assert r["samples_seen"] > 0
+        assert (r["memory_samples"] > 0) == result["configs"][r["config"]]["memory"]
+        if r["config"] == "never":
+            assert r["n_fits"] == 1
+        if r["config"] == "oracle":
+            assert r["labelled_events"] > 0 and r["n_fits"] == r["labelled_events"] + 1
+    assert any(r["config"] == "oracle" for r in rows)
+    assert all(r["config"] != "oracle" for r in rows if r["labelled_events"] == 0)
+
+
+def test_repeats_reproduce_everything_but_seconds(bench):
+    _, result, _ = bench
+    for configs in result["summary"].values():
+        for s in configs.values():
+            assert len(s["train_s_repeats"]) == result["args"]["repeats"] == 2
+            assert s["repeats_agree"]
+            assert s["mae"]["n"] == 2 and s["mae"]["low"] <= s["mae"]["mean"] <= s["mae"]["high"]
+
+
+def test_writes_the_markdown_and_a_pareto_chart_per_dataset(bench):
+    _, result, out = bench
+    text = out.with_suffix(".md").read_text()
+    for ds in result["summary"]:
+        assert f"**{ds}**" in text
+        assert (out.parent / f"{out.stem}_pareto_{ds}.png").is_file()
+    assert len(result["figures"]) == len(result["summary"])
