@@ -36,9 +36,15 @@ class OraclePolicy(RetrainPolicy):
             return decision
         return Decision(Action.RETRAIN, Reason.DRIFT, rows, detector="oracle", change_step=change)
 
-    def notify_retrained(
-        self, step: int, val_error: float | None = None, reference_features: Any = None
-    ) -> None:
+    def notify_retrained(self, step: int, **kwargs: Any) -> None:
         """A fit has been installed: every change it has seen ``delay`` rows of is served."""
-        super().notify_retrained(step, val_error, reference_features)
+        super().notify_retrained(step, **kwargs)
+        self._served(step)
+
+    def notify_rejected(self, step: int) -> None:
+        """A fit lost to the serving model: the oracle does not retry the same change."""
+        super().notify_rejected(step)
+        self._served(step)
+
+    def _served(self, step: int) -> None:
         self._pending = [c for c in self._pending if step - c + 1 < self.delay]
