@@ -65,6 +65,7 @@ class PendingForecast:
     yhat_base: np.ndarray  # [H, T]
     key: np.ndarray | None  # error-memory key, when a memory is on
     model_version: str
+    half: np.ndarray | None = None  # [levels, H, T] interval half-widths, when intervals are on
 
 
 @dataclass
