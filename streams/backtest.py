@@ -17,6 +17,7 @@ import numpy as np
 import polars as pl
 from tqdm import tqdm
 
+from adaptcast.drift.conformal import winkler
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.metrics import mae, mase, mse, naive_scale, smape
@@ -33,6 +34,7 @@ from adaptcast.streams.summary import RunSummary
 SUMMARY_SCHEMA = 1
 FORECASTS_FILE, EVENTS_FILE, SUMMARY_FILE = "forecasts.parquet", "events.parquet", "summary.json"
 AFTER_EVENT_STEPS = 50
+COVERAGE_AFTER_STEPS = 100  # interval coverage is judged over more steps: a miss rate needs more points
 COMPARE_ALIASES = {
     "model": "model.kind",
     "policy": "adaptation.policy",
@@ -165,7 +167,9 @@ def run_config(
         loop = build_loop(cfg, metrics=Metrics(), clock=lambda: sim_now[0])
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    rows: list[tuple[str, int, int, int, np.ndarray, np.ndarray, str]] = []
+    rows: list[
+        tuple[str, int, int, int, np.ndarray, np.ndarray, str, np.ndarray | None, np.ndarray | None]
+    ] = []
     truths: list[Record] = []
     name = name or label(cfg)
     show = sys.stderr.isatty() if progress is None else progress
@@ -175,21 +179,53 @@ def run_config(
         truths.extend(res.accepted)
         for f in res.forecasts:
             rows.append(
-                (f.series, f.issued_at_ms, f.ts_ms[0], f.ts_ms[-1], f.yhat, f.yhat_base, f.model_version)
+                (
+                    f.series,
+                    f.issued_at_ms,
+                    f.ts_ms[0],
+                    f.ts_ms[-1],
+                    f.yhat,
+                    f.yhat_base,
+                    f.model_version,
+                    f.lo,
+                    f.hi,
+                )
             )
     events = _event_table(loop.events)
-    forecasts = _forecast_table(data, rows, loop.horizon, truths, events)
+    forecasts = _forecast_table(data, rows, loop.horizon, truths, events, loop.levels)
     summary = _summarise(data, cfg, forecasts, events, loop)
     line = RunSummary.from_loop(loop.summary(), data.name, config=name)
     return ConfigRun(name, forecasts, events, summary), line
 
 
+def bound_columns(levels: tuple[str, ...]) -> list[str]:
+    """``lo_80``, ``hi_80``, ``lo_95``, ``hi_95``: the interval columns of forecasts.parquet."""
+    return [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
+
+
 def _forecast_table(
-    data: SeriesFrame, rows: list, horizon: int, truths: list[Record], events: pl.DataFrame
+    data: SeriesFrame,
+    rows: list,
+    horizon: int,
+    truths: list[Record],
+    events: pl.DataFrame,
+    levels: tuple[str, ...] = (),
 ) -> pl.DataFrame:
-    """One row per (forecast, lead, target) with the truth the loop scored it on (null where none)."""
+    """One row per (forecast, lead, target) with the truth the loop scored it on (null where none),
+    and the bounds of its interval at each level (NaN before the calibrator knew a residual)."""
     t = data.n_targets
     n = len(rows)
+    columns = [
+        "series",
+        "issued_at",
+        "step",
+        "ts",
+        "target",
+        "y",
+        "yhat_base",
+        "yhat",
+        *bound_columns(levels),
+    ]
     if n == 0:
         return pl.DataFrame(
             schema={
@@ -201,9 +237,10 @@ def _forecast_table(
                 "y": pl.Float64,
                 "yhat_base": pl.Float64,
                 "yhat": pl.Float64,
+                **dict.fromkeys(bound_columns(levels), pl.Float64),
                 "model_version": pl.String,
             }
-        )
+        ).select(*columns, "model_version")
     series = np.repeat(np.array([r[0] for r in rows], dtype=object), horizon * t)
     issued = np.repeat(np.array([r[1] for r in rows], dtype=np.int64), horizon * t)
     period = np.array([(r[3] - r[1]) // horizon for r in rows], dtype=np.int64)
@@ -213,6 +250,11 @@ def _forecast_table(
     yhat = np.stack([r[4] for r in rows]).reshape(-1)
     base = np.stack([r[5] for r in rows]).reshape(-1)
     versions = np.repeat(np.array([r[6] for r in rows], dtype=object), horizon * t)
+    bounds = {
+        f"{side}_{lv}": np.stack([r[k][i] for r in rows]).reshape(-1).astype(np.float64)
+        for i, lv in enumerate(levels)
+        for k, side in ((7, "lo"), (8, "hi"))
+    }
     fc = pl.DataFrame(
         {
             "series": series.tolist(),
@@ -222,15 +264,14 @@ def _forecast_table(
             "target": target.tolist(),
             "yhat_base": base.astype(np.float64),
             "yhat": yhat.astype(np.float64),
+            **bounds,
             "model_version": versions.tolist(),
         }
     ).with_columns(pl.col("issued_at").cast(pl.Datetime("ms")), pl.col("ts").cast(pl.Datetime("ms")))
     out = _without_restarted(
         fc.join(_truth(truths, data.targets), on=["series", "ts", "target"], how="left"), events
     )
-    return out.select(
-        "series", "issued_at", "step", "ts", "target", "y", "yhat_base", "yhat", "model_version"
-    ).sort("issued_at", "series", "step", "target")
+    return out.select(*columns, "model_version").sort("issued_at", "series", "step", "target")
 
 
 def _truth(records: list[Record], targets: list[str]) -> pl.DataFrame:
@@ -326,8 +367,26 @@ def _summarise(
         "train_seconds": train_s if cfg.backtest.timings else None,
         "predict_seconds": predict_s if cfg.backtest.timings else None,
         "error_x_compute": (m * train_s) if (cfg.backtest.timings and m is not None) else None,
+        "intervals": interval_scores(scored, loop.levels),
         "events": [_event_score(ev, fc, events, loop) for ev in data.events],
     }
+    return out
+
+
+def interval_scores(scored: pl.DataFrame, levels: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
+    """Per level: share of truths inside the interval, mean width and mean Winkler score, over the
+    scored points that had an interval (NaN bounds: issued before any residual was known)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for lv in levels:
+        rows = scored.filter(pl.col(f"lo_{lv}").is_not_nan() & pl.col(f"hi_{lv}").is_not_nan())
+        y, lo, hi = (rows[c].to_numpy() for c in ("y", f"lo_{lv}", f"hi_{lv}"))
+        n = len(y)
+        out[lv] = {
+            "coverage": float(((y >= lo) & (y <= hi)).mean()) if n else None,
+            "mean_width": float((hi - lo).mean()) if n else None,
+            "winkler": float(winkler(y, lo, hi, float(lv) / 100).mean()) if n else None,
+            "n": n,
+        }
     return out
 
 
@@ -340,9 +399,7 @@ def _event_score(
     start = datetime.fromisoformat(ev["start"])
     alarms = events.filter((pl.col("event") == "drift") & (pl.col("ts") >= start)).sort("ts")
     after = fc.filter(pl.col("series").is_in(ev["series"]) & (pl.col("ts") >= start)).drop_nulls("y")
-    stamps = after["ts"].unique().sort()
-    horizon_end = stamps[min(AFTER_EVENT_STEPS, len(stamps)) - 1] if len(stamps) else None
-    window = after.filter(pl.col("ts") <= horizon_end) if horizon_end is not None else after
+    window = _first_steps(after, AFTER_EVENT_STEPS)
     delay = None
     if alarms.height:
         delay = int(fc.filter(pl.col("ts") > start)["ts"].unique().sort().search_sorted(alarms["ts"][0]) + 1)
@@ -355,7 +412,14 @@ def _event_score(
         "mae_base_after_50": mae(window["y"].to_numpy(), window["yhat_base"].to_numpy())
         if window.height
         else None,
+        "intervals_after_100": interval_scores(_first_steps(after, COVERAGE_AFTER_STEPS), loop.levels),
     }
+
+
+def _first_steps(fc: pl.DataFrame, steps: int) -> pl.DataFrame:
+    """The rows of ``fc`` at its first ``steps`` distinct timestamps."""
+    stamps = fc["ts"].unique().sort()
+    return fc.filter(pl.col("ts") <= stamps[min(steps, len(stamps)) - 1]) if len(stamps) else fc
 
 
 def _json_default(v: Any) -> Any:
