@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptcast.drift.conformal import ConformalParams, OnlineConformal
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import Decision, Reason, RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
@@ -49,6 +50,8 @@ class Adaptation:
     model's on the same recent windows, and only if no model of a later job serves already.
     ``memory`` holds :class:`ErrorMemory` parameters (None: no error memory). ``on_swap`` is
     called with a candidate about to serve (e.g. to checkpoint it) and may return its version.
+    ``intervals`` configures the serving model's interval calibrator (None: no intervals), which
+    every swap re-seeds from the candidate's validation residuals.
     With ``refit`` a validated candidate is refitted on every window before it serves, so
     validation never costs it the newest data.
     """
@@ -61,6 +64,7 @@ class Adaptation:
         trainer: Trainer,
         metrics: Metrics,
         memory: dict[str, Any] | None = None,
+        intervals: ConformalParams | None = None,
         on_swap: Callable[[BaseForecaster], str | None] | None = None,
         validate_margin: float = VALIDATE_MARGIN,
         refit: bool = True,
@@ -77,6 +81,9 @@ class Adaptation:
         self.model_version = (template.version or "0") if self.model else "none"
         self.model_number = 0
         self.memory: ErrorMemory | None = None
+        self.intervals = (
+            None if intervals is None else OnlineConformal(template.horizon, template.n_targets, intervals)
+        )
         self.events: list[LoopEvent] = []  # the loop adds its series' grid events here too
         self.jobs_submitted = 0  # a job's sequence number is its position in submission order
         self._superseded_upto = 0  # jobs with this sequence number or lower may no longer be installed
@@ -93,6 +100,7 @@ class Adaptation:
         self._superseded_upto = self.jobs_submitted
         self.metrics.set_condition(MODEL_SERVING)
         self._reset_memory(None)
+        self._reseed_intervals(None)
 
     def decide(self, info: StepInfo, ts_ms: int) -> Decision:
         """Ask the policy about this step (newest record time ``ts_ms``); record a drift alarm."""
@@ -139,6 +147,7 @@ class Adaptation:
         return {
             "policy": self.policy.state_dict(),
             "memory": None if self.memory is None else self.memory.state_dict(),
+            "intervals": None if self.intervals is None else self.intervals.state_dict(),
             "model_version": self.model_version,
             "model_number": self.model_number,
         }
@@ -153,6 +162,12 @@ class Adaptation:
             and state["model_version"] == self.model_version
         ):
             self.memory.load_state_dict(state["memory"])
+        if (
+            state.get("intervals") is not None
+            and self.intervals is not None
+            and state["model_version"] == self.model_version
+        ):
+            self.intervals.load_state_dict(state["intervals"])
 
     # ---- installing a candidate -----------------------------------------------------------------------
     def _install(self, outcome: TrainOutcome, step: int) -> Event:
@@ -177,7 +192,8 @@ class Adaptation:
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
-        cand_err = validation_error(outcome.gate or cand, vx, vy)
+        gate = outcome.gate or cand
+        cand_err = validation_error(gate, vx, vy)
         if self.model is not None:
             serving_err = validation_error(self.model, vx, vy)
             if cand_err > serving_err * (1 + self.validate_margin):
@@ -191,6 +207,7 @@ class Adaptation:
                     )
                 )
         self._swap(cand, job)
+        self._reseed_intervals(vy - gate.predict(vx))
         assert cand.scaler is not None
         reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
         self.policy.notify_retrained(
@@ -243,6 +260,16 @@ class Adaptation:
             return
         vx, vy = val
         self.memory.update(model.embed(vx), vy - model.predict(vx))
+
+    def _reseed_intervals(self, residuals: np.ndarray | None) -> None:
+        """A new model's errors differ: calibrate on its validation residuals ``y − yhat`` (None: none known).
+
+        They are the fit that never saw the validation windows, so they are out-of-sample errors.
+        """
+        if self.intervals is None:
+            return
+        t = self.template
+        self.intervals.reseed(np.empty((0, t.horizon, t.n_targets)) if residuals is None else residuals)
 
     def _record(self, event: Event) -> Event:
         self.events.append(event)

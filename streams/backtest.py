@@ -19,6 +19,7 @@ import polars as pl
 from tqdm import tqdm
 
 from adaptcast.drift.compute import ComputeLedger
+from adaptcast.drift.conformal import winkler
 from adaptcast.drift.policy import RetrainPolicy
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame
@@ -39,6 +40,7 @@ FORECASTS_FILE, EVENTS_FILE, SUMMARY_FILE = "forecasts.parquet", "events.parquet
 AFTER_EVENT_STEPS = 50
 FIT_OUTCOMES = ("retrain", "retrain_rejected", "retrain_failed", "retrain_superseded")  # one per fit
 UNCORRECTABLE = ("variance",)  # event kinds left out of the post-event error: noise cannot be corrected
+COVERAGE_AFTER_STEPS = 100  # interval coverage is judged over more steps: a miss rate needs more points
 COMPARE_ALIASES = {
     "model": "model.kind",
     "policy": "adaptation.policy",
@@ -188,7 +190,9 @@ def run_config(
         raise InputError(str(exc)) from None
     if policy is not None:
         loop.adaptation.policy = policy
-    rows: list[tuple[str, int, int, int, np.ndarray, np.ndarray, str]] = []
+    rows: list[
+        tuple[str, int, int, int, np.ndarray, np.ndarray, str, np.ndarray | None, np.ndarray | None]
+    ] = []
     truths: list[Record] = []
     spec = cfg.adaptation.policy if policy is None else policy.spec
     name = name or label(cfg, spec)
@@ -199,22 +203,54 @@ def run_config(
         truths.extend(res.accepted)
         for f in res.forecasts:
             rows.append(
-                (f.series, f.issued_at_ms, f.ts_ms[0], f.ts_ms[-1], f.yhat, f.yhat_base, f.model_version)
+                (
+                    f.series,
+                    f.issued_at_ms,
+                    f.ts_ms[0],
+                    f.ts_ms[-1],
+                    f.yhat,
+                    f.yhat_base,
+                    f.model_version,
+                    f.lo,
+                    f.hi,
+                )
             )
     events = _event_table(loop.events)
-    forecasts = _forecast_table(data, rows, loop.horizon, truths, events)
+    forecasts = _forecast_table(data, rows, loop.horizon, truths, events, loop.levels)
     summary = _summarise(data, cfg, spec, forecasts, events, loop)
     line = RunSummary.from_loop(loop.summary(), data.name, config=name)
     phases = {k: v for k, v in loop.ledger.totals().items() if k != "all"}
     return ConfigRun(name, forecasts, events, summary, phases), line
 
 
+def bound_columns(levels: tuple[str, ...]) -> list[str]:
+    """``lo_80``, ``hi_80``, ``lo_95``, ``hi_95``: the interval columns of forecasts.parquet."""
+    return [f"{side}_{lv}" for lv in levels for side in ("lo", "hi")]
+
+
 def _forecast_table(
-    data: SeriesFrame, rows: list, horizon: int, truths: list[Record], events: pl.DataFrame
+    data: SeriesFrame,
+    rows: list,
+    horizon: int,
+    truths: list[Record],
+    events: pl.DataFrame,
+    levels: tuple[str, ...] = (),
 ) -> pl.DataFrame:
-    """One row per (forecast, lead, target) with the truth the loop scored it on (null where none)."""
+    """One row per (forecast, lead, target) with the truth the loop scored it on (null where none),
+    and the bounds of its interval at each level (NaN before the calibrator knew a residual)."""
     t = data.n_targets
     n = len(rows)
+    columns = [
+        "series",
+        "issued_at",
+        "step",
+        "ts",
+        "target",
+        "y",
+        "yhat_base",
+        "yhat",
+        *bound_columns(levels),
+    ]
     if n == 0:
         return pl.DataFrame(
             schema={
@@ -226,9 +262,10 @@ def _forecast_table(
                 "y": pl.Float64,
                 "yhat_base": pl.Float64,
                 "yhat": pl.Float64,
+                **dict.fromkeys(bound_columns(levels), pl.Float64),
                 "model_version": pl.String,
             }
-        )
+        ).select(*columns, "model_version")
     series = np.repeat(np.array([r[0] for r in rows], dtype=object), horizon * t)
     issued = np.repeat(np.array([r[1] for r in rows], dtype=np.int64), horizon * t)
     period = np.array([(r[3] - r[1]) // horizon for r in rows], dtype=np.int64)
@@ -238,6 +275,11 @@ def _forecast_table(
     yhat = np.stack([r[4] for r in rows]).reshape(-1)
     base = np.stack([r[5] for r in rows]).reshape(-1)
     versions = np.repeat(np.array([r[6] for r in rows], dtype=object), horizon * t)
+    bounds = {
+        f"{side}_{lv}": np.stack([r[k][i] for r in rows]).reshape(-1).astype(np.float64)
+        for i, lv in enumerate(levels)
+        for k, side in ((7, "lo"), (8, "hi"))
+    }
     fc = pl.DataFrame(
         {
             "series": series.tolist(),
@@ -247,15 +289,14 @@ def _forecast_table(
             "target": target.tolist(),
             "yhat_base": base.astype(np.float64),
             "yhat": yhat.astype(np.float64),
+            **bounds,
             "model_version": versions.tolist(),
         }
     ).with_columns(pl.col("issued_at").cast(pl.Datetime("ms")), pl.col("ts").cast(pl.Datetime("ms")))
     out = _without_restarted(
         fc.join(_truth(truths, data.targets), on=["series", "ts", "target"], how="left"), events
     )
-    return out.select(
-        "series", "issued_at", "step", "ts", "target", "y", "yhat_base", "yhat", "model_version"
-    ).sort("issued_at", "series", "step", "target")
+    return out.select(*columns, "model_version").sort("issued_at", "series", "step", "target")
 
 
 def _truth(records: list[Record], targets: list[str]) -> pl.DataFrame:
@@ -357,6 +398,7 @@ def _summarise(
         "train_seconds": train_s if cfg.backtest.timings else None,
         "predict_seconds": predict_s if cfg.backtest.timings else None,
         "error_x_compute": (m * train_s) if (cfg.backtest.timings and m is not None) else None,
+        "intervals": interval_scores(scored, loop.levels),
         "events": [_event_score(ev, fc, events, loop) for ev in data.events],
         "post_event": _post_event(data.events, fc),
     }
@@ -410,6 +452,23 @@ def _post_event(labelled: list[dict[str, Any]], fc: pl.DataFrame) -> dict[str, A
     }
 
 
+def interval_scores(scored: pl.DataFrame, levels: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
+    """Per level: share of truths inside the interval, mean width and mean Winkler score, over the
+    scored points that had an interval (NaN bounds: issued before any residual was known)."""
+    out: dict[str, dict[str, float | None]] = {}
+    for lv in levels:
+        rows = scored.filter(pl.col(f"lo_{lv}").is_not_nan() & pl.col(f"hi_{lv}").is_not_nan())
+        y, lo, hi = (rows[c].to_numpy() for c in ("y", f"lo_{lv}", f"hi_{lv}"))
+        n = len(y)
+        out[lv] = {
+            "coverage": float(((y >= lo) & (y <= hi)).mean()) if n else None,
+            "mean_width": float((hi - lo).mean()) if n else None,
+            "winkler": float(winkler(y, lo, hi, float(lv) / 100).mean()) if n else None,
+            "n": n,
+        }
+    return out
+
+
 def _event_score(
     ev: dict[str, Any], fc: pl.DataFrame, events: pl.DataFrame, loop: ForecastLoop
 ) -> dict[str, Any]:
@@ -421,9 +480,7 @@ def _event_score(
     start = datetime.fromisoformat(ev["start"])
     alarms = events.filter((pl.col("event") == "drift") & (pl.col("ts") >= start)).sort("ts")
     after = fc.filter(pl.col("series").is_in(ev["series"]) & (pl.col("ts") >= start)).drop_nulls("y")
-    stamps = after["ts"].unique().sort()
-    horizon_end = stamps[min(AFTER_EVENT_STEPS, len(stamps)) - 1] if len(stamps) else None
-    window = after.filter(pl.col("ts") <= horizon_end) if horizon_end is not None else after
+    window = _first_steps(after, AFTER_EVENT_STEPS)
     issued = _issued_after(ev, fc)
     delay = None
     if alarms.height:
@@ -441,7 +498,14 @@ def _event_score(
         "mae_base_after_issued": mae(issued["y"].to_numpy(), issued["yhat_base"].to_numpy())
         if issued.height
         else None,
+        "intervals_after_100": interval_scores(_first_steps(after, COVERAGE_AFTER_STEPS), loop.levels),
     }
+
+
+def _first_steps(fc: pl.DataFrame, steps: int) -> pl.DataFrame:
+    """The rows of ``fc`` at its first ``steps`` distinct timestamps."""
+    stamps = fc["ts"].unique().sort()
+    return fc.filter(pl.col("ts") <= stamps[min(steps, len(stamps)) - 1]) if len(stamps) else fc
 
 
 def _json_default(v: Any) -> Any:

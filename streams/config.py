@@ -9,6 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from adaptcast.drift.conformal import DEFAULT_GAMMA, DEFAULT_WINDOW, MIN_OWN, ConformalParams
 from adaptcast.streams.grid import Fill, GridRules, parse_period
 
 ENV_PREFIX = "ADAPTCAST__"
@@ -137,6 +138,37 @@ class AdaptationConfig(_Section):
 
         WindowRule.parse(v)
         return v
+
+
+class IntervalsConfig(_Section):
+    """Prediction intervals around the corrected forecasts, calibrated online (adaptcast.drift.conformal)."""
+
+    method: Literal["aci", "rolling", "off"] = Field(
+        default="aci",
+        description="aci: adaptive conformal inference (miss level steered by hits and misses); "
+        "rolling: split-conformal quantile of the recent residuals alone; off: no intervals",
+    )
+    levels: list[float] = Field(default_factory=lambda: [0.8, 0.95], description="nominal coverages")
+    gamma: float = Field(
+        default=DEFAULT_GAMMA, gt=0, lt=1, description="aci step size: how fast the miss level follows misses"
+    )
+    window: int = Field(
+        default=DEFAULT_WINDOW, ge=MIN_OWN, description="absolute residuals kept per series, lead and target"
+    )
+
+    @field_validator("levels")
+    @classmethod
+    def _levels(cls, v: list[float]) -> list[float]:
+        if not v or any(not 0 < lv < 1 for lv in v) or len(set(v)) < len(v):
+            raise ValueError("give one or more distinct levels strictly between 0 and 1, e.g. [0.8, 0.95]")
+        return sorted(v)
+
+    def params(self) -> ConformalParams | None:
+        """What the calibrator is built with (None: intervals off)."""
+        if self.method == "off":
+            return None
+        gamma = self.gamma if self.method == "aci" else 0.0
+        return ConformalParams(tuple(self.levels), gamma=gamma, window=self.window)
 
 
 class ScenarioConfig(_Section):
@@ -297,6 +329,7 @@ class Config(_Section):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     model: ModelConfig = Field(default_factory=ModelConfig)
     adaptation: AdaptationConfig = Field(default_factory=AdaptationConfig)
+    intervals: IntervalsConfig = Field(default_factory=IntervalsConfig)
     scenario: ScenarioConfig = Field(default_factory=ScenarioConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     grid: GridConfig = Field(default_factory=GridConfig)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from adaptcast.drift.compute import ComputeLedger
+from adaptcast.drift.conformal import ConformalParams, OnlineConformal, level_name
 from adaptcast.drift.level import LevelTerm
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
@@ -62,7 +63,11 @@ def in_rounds(records: Iterable[Record]) -> list[Record]:
 
 @dataclass
 class Forecast:
-    """One emitted forecast: ``yhat``/``yhat_base`` are ``[horizon, n_targets]`` in target units."""
+    """One emitted forecast: ``yhat``/``yhat_base`` are ``[horizon, n_targets]`` in target units.
+
+    ``lo``/``hi`` ``[levels, horizon, n_targets]`` bound its intervals at ``levels`` (names such as
+    ``"80"``; NaN where no residual is known yet), or are None when intervals are off.
+    """
 
     series: str
     issued_at_ms: int
@@ -71,9 +76,13 @@ class Forecast:
     yhat_base: np.ndarray
     model: str
     model_version: str
+    levels: tuple[str, ...] = ()
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
 
     def to_json(self, targets: list[str]) -> dict[str, Any]:
         """The prediction record of docs/architecture.md (per-target lists over the horizon)."""
+        bounds = {} if self.lo is None or self.hi is None else {"lo": self.lo, "hi": self.hi}
         return {
             "series": self.series,
             "issued_at": format_timestamp(self.issued_at_ms),
@@ -83,7 +92,19 @@ class Forecast:
             "model": self.model,
             "model_version": self.model_version,
             "correction": (self.yhat - self.yhat_base).mean(axis=1).tolist(),
+            **{
+                side: {
+                    lv: {name: _finite(b[i, :, j]) for j, name in enumerate(targets)}
+                    for i, lv in enumerate(self.levels)
+                }
+                for side, b in bounds.items()
+            },
         }
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    """JSON numbers, null for NaN (an interval not yet calibrated)."""
+    return [float(v) if np.isfinite(v) else None for v in values]
 
 
 class RollingMean:
@@ -98,6 +119,10 @@ class RollingMean:
             self._sum -= self._values[0]
         self._values.append(v)
         self._sum += v
+
+    @property
+    def n(self) -> int:
+        return len(self._values)
 
     @property
     def mean(self) -> float:
@@ -137,7 +162,7 @@ class ForecastLoop:
     series' latest is ``late``, one on the latest grid point a ``duplicate`` (the first wins), one
     between grid points ``off_grid``. One *step* is one advance of the newest timestamp seen.
     Retraining, validation and swaps are delegated to :attr:`adaptation`; ``memory``,
-    ``on_swap`` and ``validate_margin`` go to it.
+    ``intervals``, ``on_swap`` and ``validate_margin`` go to it.
     """
 
     def __init__(
@@ -147,6 +172,7 @@ class ForecastLoop:
         *,
         policy: RetrainPolicy | None = None,
         memory: dict[str, Any] | None = None,
+        intervals: ConformalParams | None = None,
         trainer: Trainer | None = None,
         ledger: ComputeLedger | None = None,
         on_swap: Callable[[BaseForecaster], str | None] | None = None,
@@ -182,6 +208,7 @@ class ForecastLoop:
             trainer=trainer or InlineTrainer(self.ledger),
             metrics=self.metrics,
             memory=memory,
+            intervals=intervals,
             on_swap=on_swap,
             validate_margin=validate_margin,
             refit=refit,
@@ -193,6 +220,10 @@ class ForecastLoop:
         self._live = RollingMean(error_window)
         self.level = LevelTerm(n_targets=len(self.targets))
         self._level_version: str | None = None
+        self.levels = tuple(level_name(lv) for lv in intervals.levels) if intervals else ()
+        self._coverage = [RollingMean(error_window) for _ in self.levels]
+        for name in self.levels:
+            self.metrics.interval_coverage.labels(name).set(float("nan"))
         self._abs_sum = np.zeros(2)  # corrected, base
         self._n_scored = 0
         self.n_records = 0
@@ -212,6 +243,11 @@ class ForecastLoop:
     def memory(self) -> ErrorMemory | None:
         """The serving model's error memory (None when the memory is off)."""
         return self.adaptation.memory
+
+    @property
+    def intervals(self) -> OnlineConformal | None:
+        """The serving model's interval calibrator (None when intervals are off)."""
+        return self.adaptation.intervals
 
     @property
     def policy(self) -> RetrainPolicy:
@@ -341,6 +377,8 @@ class ForecastLoop:
         """Forget series this process no longer serves (their partitions moved elsewhere)."""
         for name in names:
             self.states.pop(name, None)
+        if self.intervals is not None:
+            self.intervals.forget(list(names))
 
     def state_dict(self) -> dict[str, Any]:
         """Process-wide state: the adaptation's (policy, detector, error memory, counters) and the step."""
@@ -470,6 +508,7 @@ class ForecastLoop:
         err_mean = err.mean(axis=1)
         self._remember(hits, resid)
         self._level_update(hits, truth, yhat)
+        self._calibrate(hits, truth - yhat)
         for i, (_p, lead, _, rec) in enumerate(hits):
             if lead == 1:
                 result.scored.append(ScoredError(rec.series, rec.ts_ms, 1, err[i], err_base[i]))
@@ -492,6 +531,7 @@ class ForecastLoop:
         self.metrics.predict_duration.observe(time.perf_counter() - t0)
         self.metrics.predict_batch.observe(len(names))
         yhat = base
+        lo = hi = half = None
         if self.memory is not None and keys is not None:
             with self.ledger.measure("correct", samples=len(names)):
                 yhat = self.memory.correct(keys, base).astype(np.float32)
@@ -502,6 +542,9 @@ class ForecastLoop:
         if self.memory is not None:
             level = self.level.offset(names)
             yhat = (yhat + level[:, None, :]).astype(np.float32)
+        if self.intervals is not None:
+            half = self.intervals.half_widths(names).astype(np.float32)  # [B, levels, H, T]
+            lo, hi = yhat[:, None] - half, yhat[:, None] + half
         for i, s in enumerate(names):
             st = due[s]
             last, period = st.grid.last_ms, st.grid.period_ms
@@ -515,11 +558,17 @@ class ForecastLoop:
                     base[i],
                     self.template.kind,
                     self.model_version,
+                    self.levels,
+                    None if lo is None else lo[i],
+                    None if hi is None else hi[i],
                 )
             )
             key = None if keys is None else keys[i]
             lvl = None if level is None else level[i]
-            st.pending.append(PendingForecast(last, yhat[i], base[i], key, self.model_version, lvl))
+            width = None if half is None else half[i]
+            st.pending.append(
+                PendingForecast(last, yhat[i], base[i], key, self.model_version, level=lvl, half=width)
+            )
         self.n_forecasts += len(names)
         self.metrics.predictions.inc(len(names))
         self.metrics.end_to_end.observe(max(self.clock() - received_at, 0.0))
@@ -618,6 +667,26 @@ class ForecastLoop:
         with self.ledger.measure("correct", samples=n):
             self.memory.update(np.stack([hits[i][0].key for i in fresh]), values, mask)
 
+    def _calibrate(
+        self, hits: list[tuple[PendingForecast, int, np.ndarray, Record]], resid: np.ndarray
+    ) -> None:
+        """Tell the calibrator each serving-model forecast's residual ``y − yhat`` (corrected) and
+        whether it fell inside the intervals it was issued with; update the live coverage."""
+        if self.intervals is None:
+            return
+        for i, (p, lead, _, rec) in enumerate(hits):
+            if p.model_version != self.model_version:
+                continue  # the calibrator now holds the residuals of a newer model
+            half = None if p.half is None else p.half[:, lead - 1].astype(np.float64)  # [levels, T]
+            self.intervals.update(rec.series, lead, resid[i], half)
+            if half is not None and np.isfinite(half).all():
+                inside = (np.abs(resid[i]) <= half).mean(axis=1)
+                for cov, v in zip(self._coverage, inside, strict=True):
+                    cov.add(float(v))
+        for name, cov in zip(self.levels, self._coverage, strict=True):
+            if cov.n:
+                self.metrics.interval_coverage.labels(name).set(cov.mean)
+
 
 def template_from_config(cfg: Config) -> BaseForecaster:
     """The untrained model the ``model`` section describes (what every retrain clones)."""
@@ -655,6 +724,7 @@ def build_loop(
         ),
         refit=a.refit,
         memory={"seed": m.seed, **a.memory_params} if a.memory else None,
+        intervals=cfg.intervals.params(),
         trainer=None if trainer_factory is None else trainer_factory(ledger),
         ledger=ledger,
         on_swap=on_swap,

@@ -138,6 +138,12 @@ class Metrics:
         self.live_error = Gauge(
             "adaptcast_live_mae", "Rolling mean absolute error of one-step-ahead forecasts", registry=r
         )
+        self.interval_coverage = Gauge(
+            "adaptcast_interval_coverage",
+            "Share of the last 500 scored forecast points inside their interval, per nominal level",
+            ["level"],
+            registry=r,
+        )
         self.grid_filled = Counter(
             "adaptcast_grid_filled_steps_total",
             "Missing grid points filled for the model's input (never scored)",

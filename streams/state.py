@@ -66,6 +66,7 @@ class PendingForecast:
     key: np.ndarray | None  # error-memory key, when a memory is on
     model_version: str
     level: np.ndarray | None = None  # [T] level offset added on top of the memory's correction
+    half: np.ndarray | None = None  # [levels, H, T] interval half-widths, when intervals are on
 
 
 @dataclass

@@ -51,10 +51,17 @@ def test_scenario_backtest_writes_all_outputs(tmp_path):
         assert set(SUMMARY_COLUMNS) <= set(cfg)
         assert cfg["events"] and cfg["events"][0]["kind"] == "level_shift"
         assert cfg["events"][0]["mae_after_50"] > 0
+        for lv in ("80", "95"):  # intervals at the default levels
+            scores = cfg["intervals"][lv]
+            assert 0.5 < scores["coverage"] <= 1 and scores["mean_width"] > 0 and scores["winkler"] > 0
+            assert cfg["events"][0]["intervals_after_100"][lv]["n"] > 0
     fc = pl.read_parquet(tmp_path / "forecasts.parquet")
     assert {"series", "issued_at", "step", "ts", "y", "yhat_base", "yhat", "model_version", "config"} <= set(
         fc.columns
     )
+    assert {"lo_80", "hi_80", "lo_95", "hi_95"} <= set(fc.columns)
+    bounded = fc.drop_nans("lo_95")
+    assert ((bounded["lo_95"] <= bounded["lo_80"]) & (bounded["hi_80"] <= bounded["hi_95"])).all()
     periodic = fc.filter(pl.col("config").str.contains("periodic"))
     assert periodic["model_version"].n_unique() > 5  # retrained every 24 steps
     # a naive model's base forecast is the value observed at issue time

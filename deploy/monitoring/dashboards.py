@@ -346,6 +346,15 @@ OVERVIEW = Dashboard(
                     (Query(sel("adaptcast_live_mae")),),
                 ),
                 Panel(
+                    "timeseries",
+                    "Interval coverage",
+                    "Share of the last 500 scored forecast points inside their prediction interval, per "
+                    "nominal level: it should sit near the level's value, and dips after a change as the "
+                    "adaptive conformal calibration catches up.",
+                    (Query(sel("adaptcast_interval_coverage"), "{{instance}} {{level}} %"),),
+                    unit="percentunit",
+                ),
+                Panel(
                     "heatmap",
                     "Live error distribution",
                     "One-step absolute errors of the serving model, in target standard deviations.",

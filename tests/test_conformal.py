@@ -1,0 +1,106 @@
+"""Online conformal intervals: coverage on exchangeable data, recovery after a shift, reseeding, state."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaptcast.drift import load_state, save_state
+from adaptcast.drift.conformal import ConformalParams, OnlineConformal, level_name, winkler
+
+LEVELS = (0.8, 0.95)
+
+
+def _run(cal: OnlineConformal, residuals: np.ndarray, series: str = "s") -> np.ndarray:
+    """Feed one-lead residuals one by one; ``[n, L]``: whether each fell inside the interval issued for it."""
+    hits = np.zeros((len(residuals), len(cal.params.levels)), dtype=bool)
+    for i, r in enumerate(residuals):
+        half = cal.half_widths([series])[0][:, 0, :]  # [L, T]
+        hits[i] = np.abs(r) <= half[:, 0]
+        cal.update(series, 1, np.array([r]), half)
+    return hits
+
+
+def _seeded(gamma: float, rng: np.random.Generator) -> OnlineConformal:
+    cal = OnlineConformal(1, 1, ConformalParams(LEVELS, gamma=gamma))
+    cal.reseed(rng.normal(size=(200, 1, 1)))
+    return cal
+
+
+@pytest.mark.parametrize("noise", ["normal", "student"])
+def test_coverage_within_two_points_on_exchangeable_data(noise: str) -> None:
+    rng = np.random.default_rng(1)
+    draw = rng.normal if noise == "normal" else (lambda size: rng.standard_t(3, size=size))
+    hits = _run(_seeded(0.005, rng), draw(size=6000))
+    for j, level in enumerate(LEVELS):
+        assert abs(hits[:, j].mean() - level) <= 0.02, (level, hits[:, j].mean())
+
+
+def test_recovers_after_a_variance_shift_where_a_static_interval_does_not() -> None:
+    rng = np.random.default_rng(2)
+    before, after = rng.normal(size=1000), 4.0 * rng.normal(size=2000)
+    adaptive = _run(_seeded(0.005, rng), np.r_[before, after])[1000:]
+    static_half = np.quantile(np.abs(before[:200]), LEVELS)  # split conformal fitted at the start
+    static = np.abs(after)[:, None] <= static_half[None]
+    assert (adaptive[:100].mean(axis=0) > static[:100].mean(axis=0) + 0.2).all()
+    for j, level in enumerate(LEVELS):
+        assert abs(adaptive[300:, j].mean() - level) <= 0.03
+
+
+def test_gamma_zero_is_a_rolling_split_conformal_quantile() -> None:
+    cal = OnlineConformal(1, 1, ConformalParams((0.8,), gamma=0.0, window=20))
+    for r in range(1, 21):
+        cal.update("s", 1, np.array([float(r)]), None)
+    assert cal.half_widths(["s"])[0, 0, 0, 0] == 17.0  # ceil(0.8 * 21) = 17th smallest of 1..20
+
+
+def test_new_series_use_pooled_residuals_and_own_ones_once_known() -> None:
+    cal = OnlineConformal(2, 1, ConformalParams((0.8,), gamma=0.0))
+    cal.reseed(np.ones((200, 2, 1)))
+    assert np.allclose(cal.half_widths(["new"]), 1.0)
+    for _ in range(30):
+        cal.update("big", 1, np.array([10.0]), None)
+    half = cal.half_widths(["big", "new"])[:, 0, :, 0]
+    assert half[0, 0] == 10.0 and half[0, 1] == 1.0  # lead 2 of "big" has no residual of its own yet
+    assert half[1, 0] == 1.0  # the pooled ring still holds mostly validation residuals
+
+
+def test_no_interval_before_any_residual() -> None:
+    assert np.isnan(OnlineConformal(3, 2).half_widths(["s"])).all()
+
+
+def test_reseed_forgets_series_and_miss_levels() -> None:
+    rng = np.random.default_rng(3)
+    cal = _seeded(0.05, rng)
+    _run(cal, 5.0 * rng.normal(size=100))
+    cal.reseed(np.full((10, 1, 1), 0.5))
+    assert not cal.series and not cal.alpha
+    assert np.allclose(cal.half_widths(["s"]), 0.5)
+
+
+def test_state_round_trip_gives_identical_intervals(tmp_path) -> None:
+    rng = np.random.default_rng(4)
+    cal = _seeded(0.01, rng)
+    _run(cal, rng.normal(size=300), "a")
+    _run(cal, rng.normal(size=30), "b")
+    save_state(tmp_path / "c.npz", {"conformal": cal.state_dict()})
+    back = OnlineConformal(1, 1, ConformalParams(LEVELS, gamma=0.01))
+    back.load_state_dict(load_state(tmp_path / "c.npz")["conformal"])
+    names = ["a", "b", "c"]
+    assert np.array_equal(back.half_widths(names), cal.half_widths(names))
+    with pytest.raises(ValueError, match="differ"):
+        OnlineConformal(1, 1, ConformalParams((0.9,))).load_state_dict(cal.state_dict())
+
+
+@pytest.mark.parametrize(
+    "kwargs", [{"levels": ()}, {"levels": (1.0,)}, {"gamma": -0.1}, {"gamma": float("nan")}, {"window": 5}]
+)
+def test_bad_parameters_raise(kwargs: dict) -> None:
+    with pytest.raises(ValueError):
+        ConformalParams(**kwargs)
+
+
+def test_level_names_and_winkler_score() -> None:
+    assert [level_name(v) for v in (0.8, 0.95, 0.975)] == ["80", "95", "97.5"]
+    y, lo, hi = np.array([0.0, -3.0, 3.0]), np.full(3, -1.0), np.full(3, 1.0)
+    assert winkler(y, lo, hi, 0.8) == pytest.approx([2.0, 22.0, 22.0])

@@ -1,0 +1,113 @@
+"""Prediction intervals in the loop: record fields, calibration from truths only, re-seeding on a swap."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from adaptcast.drift.conformal import ConformalParams
+from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.config import load_config
+from adaptcast.streams.events import Retrained
+from adaptcast.streams.loop import ForecastLoop, build_loop
+from adaptcast.streams.records import Record
+
+HOUR = 3_600_000
+OLD_FIELDS = ("series", "issued_at", "ts", "yhat", "yhat_base", "model", "model_version", "correction")
+
+
+DEFAULT = ConformalParams()
+
+
+def _loop(intervals: ConformalParams | None = DEFAULT) -> ForecastLoop:
+    m = create_forecaster("naive", lookback=4, horizon=3)
+    m.fit(*sliding_windows(np.arange(20.0), 4, 3))
+    return ForecastLoop(m, ["y"], intervals=intervals)
+
+
+def _noise(loop: ForecastLoop, steps: int, skip: set[int] = frozenset()) -> list:
+    rng = np.random.default_rng(0)
+    out = []
+    for step in range(steps):
+        if step not in skip:
+            out += loop.process([Record("a", step * HOUR, {"y": float(rng.normal())})]).forecasts
+    return out
+
+
+def old_consumer(value: bytes) -> dict:
+    """A consumer written before intervals: reads the fields it knows and ignores the rest."""
+    rec = json.loads(value)
+    return {k: rec[k] for k in OLD_FIELDS}
+
+
+def test_records_carry_bounds_per_level_and_target_around_the_corrected_forecast() -> None:
+    loop = _loop()
+    forecasts = _noise(loop, 300)
+    last = forecasts[-1]
+    assert last.levels == ("80", "95") and last.lo.shape == (2, 3, 1)
+    assert (last.lo[0] <= last.yhat).all() and (last.hi[0] >= last.yhat).all()
+    assert (last.hi[1] - last.lo[1] >= last.hi[0] - last.lo[0]).all()  # 95 % is wider than 80 %
+    rec = json.loads(json.dumps(last.to_json(["y"]), allow_nan=False))
+    assert set(rec["lo"]) == set(rec["hi"]) == {"80", "95"}
+    assert rec["lo"]["80"]["y"] == pytest.approx(last.lo[0, :, 0].tolist())
+    first = forecasts[0].to_json(["y"])  # nothing calibrated yet: null bounds, still valid JSON
+    assert first["lo"]["95"]["y"] == [None, None, None]
+    json.dumps(first, allow_nan=False)
+
+
+def test_an_old_consumer_reads_the_same_fields_with_intervals_on_or_off() -> None:
+    on, off = _noise(_loop(), 60)[-1], _noise(_loop(None), 60)[-1]
+    assert "lo" not in off.to_json(["y"])
+    got = [old_consumer(json.dumps(f.to_json(["y"])).encode()) for f in (on, off)]
+    assert got[0] == got[1]
+
+
+def test_calibrator_learns_from_truths_only_never_from_filled_points() -> None:
+    loop = _loop()
+    _noise(loop, 200, skip={50, 120, 160})  # three grid points filled
+    assert loop.metrics.grid_filled._value.get() == 3
+    assert loop.intervals is not None
+    assert int(loop.intervals.series["a"].count.sum()) == loop.summary()["scored_points"]
+
+
+def test_live_coverage_gauge_per_level() -> None:
+    loop = _loop()
+    _noise(loop, 400)
+    text = loop.metrics.render().decode()
+    values = {
+        line.split('"')[1]: float(line.split()[-1])
+        for line in text.splitlines()
+        if line.startswith("adaptcast_interval_coverage{")
+    }
+    assert set(values) == {"80", "95"} and 0.6 < values["80"] < values["95"] <= 1.0
+
+
+def test_a_swap_reseeds_from_validation_residuals_so_the_first_forecasts_have_bounds() -> None:
+    cfg = load_config(
+        overrides={
+            "model": {"kind": "naive", "lookback": 8, "horizon": 4},
+            "adaptation": {"policy": "never", "memory": False},
+        },
+        environ={},
+    )
+    loop = build_loop(cfg)
+    rng = np.random.default_rng(1)
+    first = None
+    for step in range(200):
+        res = loop.process([Record("a", step * HOUR, {"y": float(rng.normal())})])
+        if res.forecasts and first is None:
+            first = res.forecasts[0]
+    assert any(isinstance(e, Retrained) for e in loop.events)
+    assert first is not None and np.isfinite(first.lo).all() and np.isfinite(first.hi).all()
+
+
+def test_intervals_off_in_config_builds_no_calibrator() -> None:
+    cfg = load_config(overrides={"intervals": {"method": "off"}}, environ={})
+    assert cfg.intervals.params() is None
+    assert build_loop(cfg).intervals is None
+    assert (
+        load_config(overrides={"intervals": {"method": "rolling"}}, environ={}).intervals.params().gamma == 0
+    )
