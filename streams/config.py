@@ -47,6 +47,12 @@ class KafkaConfig(_Section):
     ssl_keyfile: str | None = None
     poll_max_records: int = Field(default=500, ge=1)
     poll_timeout_ms: int = Field(default=200, ge=1)
+    startup_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="exit with code 2 when no broker answers at start within this long "
+        "(unset: keep retrying)",
+    )
 
 
 class ModelConfig(_Section):

@@ -91,7 +91,13 @@ class SnapshotStore:
 class Worker:
     """One consumer-group member serving forecasts for the partitions it is assigned."""
 
-    def __init__(self, cfg: Config, metrics: Metrics | None = None, client_id: str = "adaptcast"):
+    def __init__(
+        self,
+        cfg: Config,
+        metrics: Metrics | None = None,
+        client_id: str = "adaptcast",
+        stop_event: threading.Event | None = None,
+    ):
         self.cfg = cfg
         self.metrics = metrics or Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
         self.metrics.set_condition(PARTITIONS_ASSIGNED, False)
@@ -106,7 +112,7 @@ class Worker:
         self.series_tp: dict[str, TopicPartition] = {}
         self.committed: dict[TopicPartition, int] = {}
         self.warm_until: dict[TopicPartition, int] = {}
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self._rebalances: queue.Queue[tuple[str, list[TopicPartition]]] = queue.Queue()
         self.counts: dict[str, int] = defaultdict(int)
         self.sink = KafkaSink(cfg.kafka, client_id=client_id)
@@ -351,10 +357,15 @@ class Worker:
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop polling; the in-flight batch is finished, produced and committed."""
+        stop_on_signals(self.stop_event)
 
-        def stop(signum: int, _frame: Any) -> None:
-            log.info("signal %d: finishing the current batch and shutting down", signum)
-            self.stop_event.set()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+def stop_on_signals(event: threading.Event) -> None:
+    """SIGTERM/SIGINT set ``event``: whoever waits on it (the broker wait, the serving loop) winds down."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: finishing the current batch and shutting down", signum)
+        event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
