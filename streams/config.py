@@ -277,6 +277,12 @@ class StateConfig(_Section):
     model_poll_s: float = Field(
         default=10.0, gt=0, description="how often a worker looks for a newly published model in the store"
     )
+    keep_versions: int | None = Field(
+        default=10,
+        ge=1,
+        description="model versions kept in the store after each save; older ones are deleted, never the "
+        "one marked serving (null: keep all)",
+    )
 
 
 class MetricsConfig(_Section):

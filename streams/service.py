@@ -104,7 +104,7 @@ class Worker:
         set_torch_threads(cfg.serving.threads)
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         state_dir = Path(cfg.state.dir)
-        self.store = CheckpointStore(state_dir / "models")
+        self.store = CheckpointStore(state_dir / "models", keep=cfg.state.keep_versions)
         self.snapshots = SnapshotStore(state_dir / "snapshots")
         self.channels = cfg.model.channels
         self.loop = self._make_loop()
