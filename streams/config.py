@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from adaptcast.streams.grid import Fill, GridRules, parse_period
 
 ENV_PREFIX = "ADAPTCAST__"
+SECRET_KEYS = ("sasl_password",)  # never printed: masked in `config show` and in error messages
 
 
 class ConfigError(ValueError):
@@ -357,16 +358,16 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def _describe(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
+    """One line: the source, then each bad key with its reason and (except secrets) the value given."""
+    problems = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "<root>"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(
-            f"  {key}: {msg} (got {err.get('input')!r})"
-            if err["type"] != "extra_forbidden"
-            else f"  {key}: {msg}"
-        )
-    return "\n".join(lines)
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key")
+            continue
+        given = "***" if key.rsplit(".", 1)[-1] in SECRET_KEYS else repr(err.get("input"))[:80]
+        problems.append(f"{key}: {err['msg']} (got {given})")
+    return f"invalid configuration ({source}): " + "; ".join(problems)
 
 
 def load_config(
@@ -383,8 +384,13 @@ def load_config(
             loaded = yaml.safe_load(p.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {p} not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {p} cannot be read: {exc}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+            what = getattr(exc, "problem", None) or type(exc).__name__
+            raise ConfigError(f"config file {p} is not valid YAML{at}: {what}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -406,6 +412,7 @@ def load_config(
 def to_yaml(cfg: Config) -> str:
     """The effective config as YAML, secrets masked."""
     data = cfg.model_dump(mode="json")
-    if data["kafka"].get("sasl_password"):
-        data["kafka"]["sasl_password"] = "***"
+    for key in SECRET_KEYS:
+        if data["kafka"].get(key):
+            data["kafka"][key] = "***"
     return yaml.safe_dump(data, sort_keys=False)
