@@ -42,6 +42,8 @@ from adaptcast.streams.retrain import BackgroundTrainer
 from adaptcast.streams.summary import RunSummary
 
 log = logging.getLogger("adaptcast.service")
+# base64 makes the original a third larger: this keeps a dead letter under the producer's 1 MiB request limit
+DEAD_LETTER_MAX_ORIGINAL = 512 * 1024
 
 
 def saved_at(path: Path) -> float | None:
@@ -319,11 +321,16 @@ class Worker:
         return len(msgs)
 
     def _dead_letter(self, msg: Any, err: RecordError, counted: bool = False) -> None:
+        """Send the record's original bytes and reason on; an original too big to fit is cut short."""
         if not counted:  # the loop counts what it rejects itself
             self.metrics.records_consumed.inc()
             self.metrics.records_rejected.labels(err.reason).inc()
         self.counts[f"rejected_{err.reason}"] += 1
-        self.sink.dead_letter(msg.value, msg.topic, msg.partition, msg.offset, err.reason, str(err))
+        raw, message = msg.value or b"", str(err)
+        if len(raw) > DEAD_LETTER_MAX_ORIGINAL:
+            message += f" (original cut to its first {DEAD_LETTER_MAX_ORIGINAL} of {len(raw)} bytes)"
+            raw = raw[:DEAD_LETTER_MAX_ORIGINAL]
+        self.sink.dead_letter(raw, msg.topic, msg.partition, msg.offset, err.reason, message)
 
     def run(self, max_seconds: float | None = None) -> RunSummary:
         """Serve until a signal, ``stop_event`` or ``max_seconds``; then flush, commit, snapshot and close."""
