@@ -164,3 +164,12 @@ def test_a_pickle_bearing_checkpoint_is_refused_without_running_it(tmp_path):
     with pytest.raises(ValueError, match=r"weights\.pt: corrupted or truncated weights \(UnpicklingError"):
         store.load(version)
     assert not marker.exists()
+
+
+def test_a_format_1_manifest_without_checksums_still_loads(tmp_path):
+    store = CheckpointStore(tmp_path)
+    version = store.save(naive())
+    path = store.path(version) / MANIFEST
+    old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("checksum", "files")}
+    path.write_text(json.dumps({**old, "format": 1}))
+    assert store.load(version).version == version
