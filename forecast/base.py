@@ -22,10 +22,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from adaptcast.forecast.atomic import atomic_directory
+from adaptcast.forecast.integrity import check_seal, file_digests, seal, verify_files
 from adaptcast.forecast.scaling import Scaler
 
 MANIFEST = "manifest.json"
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2  # 2: the manifest lists every file's SHA-256 and carries its own checksum
+READABLE_FORMATS = (1, 2)
 
 
 class InputError(ValueError):
@@ -200,7 +202,8 @@ class BaseForecaster(ABC):
             raise RuntimeError(f"cannot save an unfitted {self.kind} model: call fit() first")
         with atomic_directory(path) as tmp:
             self._save_weights(tmp)
-            (tmp / MANIFEST).write_text(json.dumps(self.manifest(), indent=2, sort_keys=True))
+            manifest = seal({**self.manifest(), "files": file_digests(tmp)})
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
         return Path(path)
 
     def manifest(self) -> dict[str, Any]:
@@ -292,10 +295,16 @@ def read_manifest(path: str | Path) -> dict[str, Any]:
         raise ValueError(f"{mpath}: corrupted manifest ({exc})") from None
     if not isinstance(manifest, dict) or "kind" not in manifest or "config" not in manifest:
         raise ValueError(f"{mpath}: manifest lacks 'kind' or 'config'")
-    if manifest.get("format", 0) > MANIFEST_FORMAT:
+    fmt = manifest.get("format")
+    if fmt not in READABLE_FORMATS:
         raise ValueError(
-            f"{mpath}: manifest format {manifest['format']} is newer than this adaptcast ({MANIFEST_FORMAT})"
+            f"{mpath}: manifest format {fmt!r} is not one this adaptcast reads "
+            f"({', '.join(map(str, READABLE_FORMATS))})"
         )
+    if fmt >= 2:
+        check_seal(manifest, mpath)
+        if not isinstance(manifest.get("files"), dict):
+            raise ValueError(f"{mpath}: manifest lacks its file list")
     return manifest
 
 
@@ -309,6 +318,7 @@ def load_forecaster(path: str | Path) -> BaseForecaster:
     model.schema = manifest.get("schema") or {}
     model.version = manifest.get("version")
     model.parent_version = manifest.get("parent_version")
+    verify_files(Path(path), manifest.get("files", {}))
     try:
         model._load_weights(Path(path))
     except (FileNotFoundError, ValueError):

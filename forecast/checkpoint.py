@@ -6,6 +6,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,9 @@ class CheckpointStore:
     versions and marks are written under a lock file.
     """
 
-    def __init__(self, root: str | Path):
+    def __init__(self, root: str | Path, keep: int | None = None):
         self.root = Path(root)
+        self.keep = keep  # versions kept by save() (None: all); the marked one is always kept
         self.skipped: list[tuple[str, str]] = []  # (version, error) passed over by the last load()
 
     def _lock(self) -> FileLock:
@@ -66,7 +68,29 @@ class CheckpointStore:
             except BaseException:
                 model.version, model.parent_version = old
                 raise
+            if self.keep is not None:
+                self._prune(self.keep, protect={version, parent or version})
         return version
+
+    def _prune(self, keep: int, protect: set[str]) -> list[str]:
+        """Delete all but the newest ``keep`` versions, never the marked one nor ``protect``; return them.
+
+        Called under the lock, where no writer is mid-save: leftover temp dirs are crashed writers'.
+        """
+        for stale in self.root.glob(".tmp-*"):
+            shutil.rmtree(stale, ignore_errors=True)
+        try:
+            marked = self.serving()
+        except ValueError as exc:  # without a readable mark nothing can be known safe to delete
+            log.warning("not pruning %s: %s", self.root, exc)
+            return []
+        versions = self.versions()
+        old = [v for v in versions[: max(len(versions) - keep, 0)] if v != marked and v not in protect]
+        for v in old:
+            shutil.rmtree(self.root / v, ignore_errors=True)
+        if old:
+            log.info("pruned %d old model versions from %s (keeping %d)", len(old), self.root, keep)
+        return old
 
     def marks(self) -> list[dict[str, Any]]:
         """Every serving mark, oldest first: ``{"version", "at", "reason"}``."""

@@ -206,7 +206,12 @@ class Adaptation:
                         **common,
                     )
                 )
-        self._swap(cand, job)
+        try:
+            version = None if self.on_swap is None else self.on_swap(cand)
+        except OSError as exc:  # e.g. a full disk: the candidate is not saved, so it does not serve either
+            self.policy.notify_rejected(step)
+            return self._record(RetrainFailed(error=f"checkpoint: {type(exc).__name__}: {exc}", **common))
+        self._swap(cand, job, version)
         self._reseed_intervals(vy - gate.predict(vx))
         assert cand.scaler is not None
         reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
@@ -223,10 +228,9 @@ class Adaptation:
             )
         )
 
-    def _swap(self, cand: BaseForecaster, job: TrainJob) -> None:
-        """Make ``cand`` the serving model: version it, start its error memory, update the gauges."""
+    def _swap(self, cand: BaseForecaster, job: TrainJob, version: str | None) -> None:
+        """Make ``cand`` the serving model under ``version``, start its error memory, update the gauges."""
         self.model_number += 1
-        version = None if self.on_swap is None else self.on_swap(cand)
         cand.version = version or str(self.model_number)
         cand.parent_version = None if self.model is None else self.model.version
         self.model = cand

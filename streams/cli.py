@@ -174,6 +174,12 @@ def config_show(config_path: str | None) -> None:
     help="Embedded feed: records per second (0 = as fast as possible).",
 )
 @click.option(
+    "--startup-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Kafka: exit with code 2 when no broker answers within this many seconds of starting "
+    "(default: keep retrying). [kafka.startup_timeout_s]",
+)
+@click.option(
     "-v", "--verbose", is_flag=True, help="Log what the service does (assignments, retrains, swaps)."
 )
 def run(
@@ -190,6 +196,7 @@ def run(
     metrics_port,
     max_seconds,
     rate,
+    startup_timeout,
     verbose,
 ) -> None:
     """Run the forecasting service.
@@ -230,6 +237,7 @@ def run(
     set_override(overrides, "metrics.host", metrics_host)
     set_override(overrides, "metrics.port", metrics_port)
     set_override(overrides, "serving.max_seconds", max_seconds)
+    set_override(overrides, "kafka.startup_timeout_s", startup_timeout)
     cfg = config_or_exit(config_path, overrides)
     if cfg.kafka.bootstrap_servers:
         _serve_kafka(cfg)
@@ -244,28 +252,41 @@ def run(
 
 
 def _serve_kafka(cfg) -> None:
+    import threading
+    import time
+
     from kafka.errors import KafkaError
 
-    from adaptcast.streams.metrics import Metrics, MetricsServer
-    from adaptcast.streams.service import Worker
+    from adaptcast.streams.broker_wait import BrokerUnreachable, wait_for_broker
+    from adaptcast.streams.metrics import KAFKA_CONNECTED, Metrics, MetricsServer
+    from adaptcast.streams.service import Worker, stop_on_signals
 
     metrics = Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
+    metrics.set_condition(KAFKA_CONNECTED, False)
     server = MetricsServer.from_config(metrics, cfg.metrics)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    limit = cfg.serving.max_seconds
+    deadline = None if limit is None else time.monotonic() + limit
+    servers = cfg.kafka.bootstrap_servers
+    where = f"metrics at {server.url}; " if server is not None else ""
+    click.echo(f"adaptcast: {where}connecting to Kafka at {servers}", err=True)
     try:
-        worker = Worker(cfg, metrics)
-    except KafkaError as exc:
-        raise UserError(f"cannot reach Kafka at {cfg.kafka.bootstrap_servers}: {exc}") from None
-    except ValueError as exc:
-        raise UserError(str(exc)) from None
-    worker.install_signal_handlers()
-    where = f"; metrics at {server.url}" if server is not None else ""
-    click.echo(
-        f"adaptcast: serving {cfg.kafka.input_topic} → {cfg.kafka.output_topic} "
-        f"as group {cfg.kafka.group}{where}",
-        err=True,
-    )
-    try:
-        summary = worker.run(cfg.serving.max_seconds)
+        try:
+            if not wait_for_broker(cfg.kafka, stop, deadline=deadline, beat=metrics.beat):
+                click.echo(f"adaptcast: stopped before Kafka at {servers} answered; nothing served")
+                return
+            metrics.set_condition(KAFKA_CONNECTED, True)
+            worker = Worker(cfg, metrics, stop_event=stop)
+        except BrokerUnreachable as exc:
+            raise UserError(str(exc)) from None
+        except KafkaError as exc:
+            raise UserError(f"cannot reach Kafka at {servers}: {exc}") from None
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        k = cfg.kafka
+        click.echo(f"adaptcast: serving {k.input_topic} → {k.output_topic} as group {k.group}", err=True)
+        summary = worker.run(None if deadline is None else max(deadline - time.monotonic(), 0.0))
     finally:
         if server is not None:
             server.close()

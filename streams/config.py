@@ -13,6 +13,7 @@ from adaptcast.drift.conformal import DEFAULT_GAMMA, DEFAULT_WINDOW, MIN_OWN, Co
 from adaptcast.streams.grid import Fill, GridRules, parse_period
 
 ENV_PREFIX = "ADAPTCAST__"
+SECRET_KEYS = ("sasl_password",)  # never printed: masked in `config show` and in error messages
 
 
 class ConfigError(ValueError):
@@ -48,6 +49,12 @@ class KafkaConfig(_Section):
     ssl_keyfile: str | None = None
     poll_max_records: int = Field(default=500, ge=1)
     poll_timeout_ms: int = Field(default=200, ge=1)
+    startup_timeout_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="exit with code 2 when no broker answers at start within this long "
+        "(unset: keep retrying)",
+    )
 
 
 class ModelConfig(_Section):
@@ -303,6 +310,12 @@ class StateConfig(_Section):
     model_poll_s: float = Field(
         default=10.0, gt=0, description="how often a worker looks for a newly published model in the store"
     )
+    keep_versions: int | None = Field(
+        default=10,
+        ge=1,
+        description="model versions kept in the store after each save; older ones are deleted, never the "
+        "one marked serving (null: keep all)",
+    )
 
 
 class MetricsConfig(_Section):
@@ -378,16 +391,16 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 
 def _describe(exc: ValidationError, source: str) -> str:
-    lines = [f"invalid configuration ({source}):"]
+    """One line: the source, then each bad key with its reason and (except secrets) the value given."""
+    problems = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "<root>"
-        msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
-        lines.append(
-            f"  {key}: {msg} (got {err.get('input')!r})"
-            if err["type"] != "extra_forbidden"
-            else f"  {key}: {msg}"
-        )
-    return "\n".join(lines)
+        if err["type"] == "extra_forbidden":
+            problems.append(f"{key}: unknown key")
+            continue
+        given = "***" if key.rsplit(".", 1)[-1] in SECRET_KEYS else repr(err.get("input"))[:80]
+        problems.append(f"{key}: {err['msg']} (got {given})")
+    return f"invalid configuration ({source}): " + "; ".join(problems)
 
 
 def load_config(
@@ -404,8 +417,13 @@ def load_config(
             loaded = yaml.safe_load(p.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {p} not found") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"config file {p} cannot be read: {exc}") from None
         except yaml.YAMLError as exc:
-            raise ConfigError(f"config file {p} is not valid YAML: {exc}") from None
+            where = getattr(exc, "problem_mark", None)
+            at = f" at line {where.line + 1}, column {where.column + 1}" if where is not None else ""
+            what = getattr(exc, "problem", None) or type(exc).__name__
+            raise ConfigError(f"config file {p} is not valid YAML{at}: {what}") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
@@ -427,6 +445,7 @@ def load_config(
 def to_yaml(cfg: Config) -> str:
     """The effective config as YAML, secrets masked."""
     data = cfg.model_dump(mode="json")
-    if data["kafka"].get("sasl_password"):
-        data["kafka"]["sasl_password"] = "***"
+    for key in SECRET_KEYS:
+        if data["kafka"].get(key):
+            data["kafka"][key] = "***"
     return yaml.safe_dump(data, sort_keys=False)

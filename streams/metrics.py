@@ -60,6 +60,7 @@ COMPUTE_CLOCKS = {"wall": "wall_s", "cpu": "cpu_s", "cuda": "cuda_s"}
 
 MODEL_SERVING = "model_serving"
 PARTITIONS_ASSIGNED = "partitions_assigned"
+KAFKA_CONNECTED = "kafka_connected"  # a broker answered at start (the Kafka front end only)
 DEFAULT_MAX_MODEL_AGE_S = 7 * 86_400.0
 
 

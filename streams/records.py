@@ -48,6 +48,28 @@ class RecordError(ValueError):
         self.reason = reason
 
 
+# the instants every later step can format (datetime's range, less a day for time zones)
+MIN_TS_MS = int(datetime(1, 1, 2, tzinfo=UTC).timestamp() * 1000)
+MAX_TS_MS = int(datetime(9999, 12, 30, tzinfo=UTC).timestamp() * 1000)
+
+
+def _printable(text: str) -> bool:
+    """No control characters (C0, DEL, C1): a series id ends up in logs, file names and metrics."""
+    return not any(ord(c) < 32 or 127 <= ord(c) < 160 for c in text)
+
+
+def _brief(value: Any) -> str:
+    """A short, safe rendering of a rejected value for the dead-letter message (no deep repr)."""
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        text = (
+            repr(value)
+            if not isinstance(value, int) or abs(value) < 10**60
+            else f"an integer of {value.bit_length()} bits"
+        )
+        return text[:64]
+    return f"a {type(value).__name__}"
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One observation of one series: ``ts_ms`` is epoch milliseconds (UTC)."""
@@ -62,19 +84,24 @@ def parse_timestamp(raw: Any) -> int:
     if isinstance(raw, bool):
         raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch milliseconds, got {raw!r}")
     if isinstance(raw, (int, float)):
-        if not math.isfinite(raw):
+        if isinstance(raw, float) and not math.isfinite(raw):
             raise RecordError(BAD_TIMESTAMP, f"ts is not finite: {raw!r}")
+        if not MIN_TS_MS <= raw <= MAX_TS_MS:
+            raise RecordError(BAD_TIMESTAMP, f"ts {raw!r} ms is outside years 1 to 9999")
         return int(raw)
     if isinstance(raw, str):
         try:
             dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
+            if dt.tzinfo is None:
+                dt = dt.replace(tzinfo=UTC)
+            ts_ms = int(dt.timestamp() * 1000)
+        except (ValueError, OverflowError):
             raise RecordError(
-                BAD_TIMESTAMP, f"ts {raw!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00Z) nor epoch ms"
+                BAD_TIMESTAMP, f"ts {raw[:64]!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00Z) nor epoch ms"
             ) from None
-        if dt.tzinfo is None:
-            dt = dt.replace(tzinfo=UTC)
-        return int(dt.timestamp() * 1000)
+        if not MIN_TS_MS <= ts_ms <= MAX_TS_MS:
+            raise RecordError(BAD_TIMESTAMP, f"ts {raw[:64]!r} is outside years 1 to 9999")
+        return ts_ms
     raise RecordError(
         BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch milliseconds, got {type(raw).__name__}"
     )
@@ -96,9 +123,11 @@ def validate(
         if key not in obj:
             raise RecordError(MISSING_FIELD, f"record lacks field {key!r} (needs series, ts, values)")
     series = obj["series"]
-    if not isinstance(series, str) or not series or len(series) > 256:
+    if not isinstance(series, str) or not series or len(series) > 256 or not _printable(series):
         raise RecordError(
-            BAD_SERIES, f"series must be a non-empty string of at most 256 characters, got {series!r}"
+            BAD_SERIES,
+            "series must be a non-empty string of at most 256 characters without control characters, "
+            f"got {series if not isinstance(series, str) else series[:64]!r}",
         )
     ts_ms = parse_timestamp(obj["ts"])
     if now_ms is not None and ts_ms > now_ms + max_future_ms:
@@ -112,10 +141,14 @@ def validate(
     values: dict[str, float] = {}
     for name, v in raw_values.items():
         if isinstance(v, bool) or not isinstance(v, (int, float)):
-            raise RecordError(NON_NUMERIC, f"value {name!r} is not a number: {v!r}")
-        if not math.isfinite(v):
-            raise RecordError(NON_FINITE, f"value {name!r} is not finite: {v!r}")
-        values[str(name)] = float(v)
+            raise RecordError(NON_NUMERIC, f"value {name[:64]!r} is not a number: {_brief(v)}")
+        try:
+            number = float(v)
+        except OverflowError:  # an integer beyond the float range
+            number = math.inf
+        if not math.isfinite(number):
+            raise RecordError(NON_FINITE, f"value {name[:64]!r} is not finite: {_brief(v)}")
+        values[str(name)] = number
     for name in required:
         if name not in values:
             raise RecordError(MISSING_VALUE, f"values lacks {name!r} (required: {', '.join(required)})")
@@ -128,6 +161,8 @@ def decode(
     """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason."""
     try:
         obj = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise RecordError(UNDECODABLE, f"not UTF-8 JSON: {exc}") from None
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSON syntax, or an int of > 4300 digits
+        raise RecordError(UNDECODABLE, f"not UTF-8 JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
     return validate(obj, required=required, now_ms=now_ms, max_future_ms=max_future_ms)

@@ -42,6 +42,8 @@ from adaptcast.streams.retrain import BackgroundTrainer
 from adaptcast.streams.summary import RunSummary
 
 log = logging.getLogger("adaptcast.service")
+# base64 makes the original a third larger: this keeps a dead letter under the producer's 1 MiB request limit
+DEAD_LETTER_MAX_ORIGINAL = 512 * 1024
 
 
 def saved_at(path: Path) -> float | None:
@@ -91,14 +93,20 @@ class SnapshotStore:
 class Worker:
     """One consumer-group member serving forecasts for the partitions it is assigned."""
 
-    def __init__(self, cfg: Config, metrics: Metrics | None = None, client_id: str = "adaptcast"):
+    def __init__(
+        self,
+        cfg: Config,
+        metrics: Metrics | None = None,
+        client_id: str = "adaptcast",
+        stop_event: threading.Event | None = None,
+    ):
         self.cfg = cfg
         self.metrics = metrics or Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
         self.metrics.set_condition(PARTITIONS_ASSIGNED, False)
         set_torch_threads(cfg.serving.threads)
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         state_dir = Path(cfg.state.dir)
-        self.store = CheckpointStore(state_dir / "models")
+        self.store = CheckpointStore(state_dir / "models", keep=cfg.state.keep_versions)
         self.snapshots = SnapshotStore(state_dir / "snapshots")
         self.channels = cfg.model.channels
         self.loop = self._make_loop()
@@ -106,7 +114,7 @@ class Worker:
         self.series_tp: dict[str, TopicPartition] = {}
         self.committed: dict[TopicPartition, int] = {}
         self.warm_until: dict[TopicPartition, int] = {}
-        self.stop_event = threading.Event()
+        self.stop_event = stop_event or threading.Event()
         self._rebalances: queue.Queue[tuple[str, list[TopicPartition]]] = queue.Queue()
         self.counts: dict[str, int] = defaultdict(int)
         self.sink = KafkaSink(cfg.kafka, client_id=client_id)
@@ -313,11 +321,16 @@ class Worker:
         return len(msgs)
 
     def _dead_letter(self, msg: Any, err: RecordError, counted: bool = False) -> None:
+        """Send the record's original bytes and reason on; an original too big to fit is cut short."""
         if not counted:  # the loop counts what it rejects itself
             self.metrics.records_consumed.inc()
             self.metrics.records_rejected.labels(err.reason).inc()
         self.counts[f"rejected_{err.reason}"] += 1
-        self.sink.dead_letter(msg.value, msg.topic, msg.partition, msg.offset, err.reason, str(err))
+        raw, message = msg.value or b"", str(err)
+        if len(raw) > DEAD_LETTER_MAX_ORIGINAL:
+            message += f" (original cut to its first {DEAD_LETTER_MAX_ORIGINAL} of {len(raw)} bytes)"
+            raw = raw[:DEAD_LETTER_MAX_ORIGINAL]
+        self.sink.dead_letter(raw, msg.topic, msg.partition, msg.offset, err.reason, message)
 
     def run(self, max_seconds: float | None = None) -> RunSummary:
         """Serve until a signal, ``stop_event`` or ``max_seconds``; then flush, commit, snapshot and close."""
@@ -351,10 +364,15 @@ class Worker:
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop polling; the in-flight batch is finished, produced and committed."""
+        stop_on_signals(self.stop_event)
 
-        def stop(signum: int, _frame: Any) -> None:
-            log.info("signal %d: finishing the current batch and shutting down", signum)
-            self.stop_event.set()
 
-        signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+def stop_on_signals(event: threading.Event) -> None:
+    """SIGTERM/SIGINT set ``event``: whoever waits on it (the broker wait, the serving loop) winds down."""
+
+    def stop(signum: int, _frame: Any) -> None:
+        log.info("signal %d: finishing the current batch and shutting down", signum)
+        event.set()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)

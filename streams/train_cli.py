@@ -215,7 +215,7 @@ def train_command(
         model.save(out_dir)
         summary["out"] = str(out_dir)
     else:
-        store = CheckpointStore(Path(cfg.state.dir) / "models")
+        store = CheckpointStore(Path(cfg.state.dir) / "models", keep=cfg.state.keep_versions)
         summary["store"] = {"root": str(store.root), **publish(store, model, vx, vy).to_dict()}
     click.echo(json.dumps(summary, indent=2))
 

@@ -59,15 +59,45 @@ def truncate(path):
     path.write_bytes(data[: len(data) // 2])
 
 
+def flip_byte(path):
+    """One bit flipped in the middle of the file: the weights may still parse, the checksum catches it."""
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def flip_digit(path):
+    """A digit of the creation time changed: still valid JSON, no longer the manifest that was sealed."""
+    manifest = json.loads(path.read_text())
+    created = manifest["created_at"]
+    manifest["created_at"] = created[:3] + ("1" if created[3] != "1" else "2") + created[4:]
+    path.write_text(json.dumps(manifest))
+
+
+def wrong_format(path):
+    path.write_text(json.dumps({**json.loads(path.read_text()), "format": 99}))
+
+
 @pytest.mark.parametrize(
     "damage, file, message",
     [
-        (truncate, "weights.pt", "corrupted or truncated"),
+        (truncate, "weights.pt", "truncated"),
+        (flip_byte, "weights.pt", "checksum mismatch"),
         (lambda p: p.write_text("{not json"), "manifest.json", "corrupted manifest"),
+        (flip_digit, "manifest.json", "manifest checksum mismatch"),
+        (wrong_format, "manifest.json", "manifest format 99 is not one this adaptcast reads"),
         (lambda p: p.unlink(), "weights.pt", "missing"),
         (lambda p: p.unlink(), "manifest.json", "no manifest"),
     ],
-    ids=["truncated-weights", "garbage-manifest", "missing-weights", "missing-manifest"],
+    ids=[
+        "truncated-weights",
+        "flipped-weights",
+        "garbage-manifest",
+        "flipped-manifest",
+        "wrong-format",
+        "missing-weights",
+        "missing-manifest",
+    ],
 )
 def test_corruption_names_file_and_falls_back(store_with_two, damage, file, message, caplog):
     store, v1, v2, first, _, X = store_with_two

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 from adaptcast.forecast import FORECASTERS, BaseForecaster, FitReport, create_forecaster, load_forecaster
+from adaptcast.forecast.integrity import seal
 from adaptcast.forecast.training import TorchForecaster
 
 LOOKBACK, HORIZON, N_FEATURES, N_TARGETS, PERIOD = 24, 6, 2, 1, 12
@@ -233,7 +234,7 @@ def test_gpu_model_loads_on_cpu_host(data, tmp_path):
     model.save(tmp_path / "m")
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     manifest["config"]["accelerator"] = "gpu"
-    (tmp_path / "m" / "manifest.json").write_text(json.dumps(manifest))
+    (tmp_path / "m" / "manifest.json").write_text(json.dumps(seal(manifest)))  # as a GPU host wrote it
     again = load_forecaster(tmp_path / "m")
     np.testing.assert_array_equal(again.predict(data["test"][0]), model.predict(data["test"][0]))
     with pytest.raises(ValueError, match="CUDA is not available"):

@@ -1,0 +1,144 @@
+"""Fuzzed input: malformed records never crash the decoder or the worker; each gets its reason."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections import Counter
+
+import pytest
+from hypothesis import HealthCheck, Phase, given, settings
+from malformed import bad_records, megabyte_records, message_keys
+
+from adaptcast.streams import records as R
+
+SERIES = [f"s{i}" for i in range(4)]
+LOOKBACK, HORIZON, HOUR = 6, 3, 3_600_000
+DECODE_AT_LATER = {R.LATE}  # found by the loop (the series' order), not by the decoder
+
+
+@settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(bad_records(SERIES))
+def test_decoder_rejects_each_malformed_record_with_its_reason(case):
+    raw, reason = case
+    if reason in DECODE_AT_LATER:
+        R.decode(raw, required=("y",), now_ms=int(time.time() * 1000))
+        return
+    with pytest.raises(R.RecordError) as info:
+        R.decode(raw, required=("y",), now_ms=int(time.time() * 1000))
+    assert info.value.reason == reason, (raw[:200], str(info.value))
+
+
+def collect_bad(n: int) -> list[tuple[bytes | None, bytes, str]]:
+    """``n`` generated malformed records as ``(message key, value, reason)``, plus the 1 MB ones."""
+    out: list[tuple[bytes | None, bytes, str]] = []
+
+    @settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        phases=[Phase.generate],
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(message_keys, bad_records(SERIES))
+    def draw(key, case):
+        out.append((key, *case))
+
+    draw()
+    return out + [(b"", raw, reason) for raw, reason in megabyte_records(SERIES[0])]
+
+
+def good_records(steps: int) -> list[dict]:
+    """Series i at step t is 1000*i + t (a naive forecast repeats it), some with extra keys (ignored)."""
+    return [
+        {
+            "series": s,
+            "ts": t * HOUR if t % 2 else R.format_timestamp(t * HOUR),
+            "values": {"y": float(1000 * i + t), **({"extra": 1.0} if t % 3 == 0 else {})},
+            **({"source": "fuzz"} if t % 5 == 0 else {}),
+        }
+        for t in range(steps)
+        for i, s in enumerate(SERIES)
+    ]
+
+
+@pytest.mark.kafka
+@pytest.mark.slow
+def test_ten_thousand_malformed_records_through_the_broker(kafka_bootstrap, tmp_path):
+    from test_service_kafka import (
+        _config,
+        _consume_all,
+        _naive_checkpoint,
+        _predictions,
+        _produce,
+        _run_until,
+        _topics,
+    )
+
+    from adaptcast.streams.service import DEAD_LETTER_MAX_ORIGINAL, Worker
+
+    started = time.monotonic()
+    bad = collect_bad(10_000)
+    generated_s = time.monotonic() - started
+    steps = 60
+    good = good_records(steps)
+    # the first round of every series goes first, so a record from the far past is late, never first
+    stream: list[tuple[bytes | None, bytes, str | None]] = [
+        (r["series"].encode(), json.dumps(r).encode(), None) for r in good[: len(SERIES)]
+    ]
+    rest = good[len(SERIES) :]
+    per_good = -(-len(bad) // len(rest))
+    for j, r in enumerate(rest):
+        stream.append((None if j % 7 == 0 else b"", json.dumps(r).encode(), None))
+        stream.extend(bad[j * per_good : (j + 1) * per_good])
+    names = _topics(kafka_bootstrap, partitions=1)  # one partition: offset = position in the stream
+    _produce(kafka_bootstrap, names["input"], [(k, v) for k, v, _ in stream], raw=True)
+    cfg = _config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m"))
+    served = time.monotonic()
+    worker = Worker(cfg)
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= len(stream), timeout=240)
+    finally:
+        worker.close()
+    serve_s = time.monotonic() - served
+
+    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], len(bad), timeout=120)]
+    got = {d["offset"]: d for d in dead}
+    expected = {off: reason for off, (_, _, reason) in enumerate(stream) if reason is not None}
+    assert len(dead) == len(got) == len(expected) == len(bad)
+    wrong = {
+        off: (got[off]["error"]["code"], why)
+        for off, why in expected.items()
+        if got[off]["error"]["code"] != why
+    }
+    assert not wrong, list(wrong.items())[:5]
+    for off, d in got.items():
+        original = base64.b64decode(d["original"])
+        assert original == stream[off][1][:DEAD_LETTER_MAX_ORIGINAL]
+
+    n_series = len(SERIES)
+    keys = {(s, R.format_timestamp(t * HOUR)) for s in SERIES for t in range(LOOKBACK - 1, steps)}
+    preds, counts = _predictions(kafka_bootstrap, names["output"], len(keys))
+    assert set(preds) == keys and max(counts.values()) == 1
+    for (series, issued), p in preds.items():
+        t = R.parse_timestamp(issued) // HOUR
+        assert p["yhat_base"]["y"] == pytest.approx([1000 * SERIES.index(series) + t] * HORIZON, abs=1e-2)
+
+    text = worker.metrics.render().decode()
+    metric = {
+        line.split(" ")[0]: float(line.split(" ")[1])
+        for line in text.splitlines()
+        if line.startswith("adaptcast_")
+    }
+    rejected = sum(v for k, v in metric.items() if k.startswith("adaptcast_records_rejected_total{"))
+    assert metric["adaptcast_records_consumed_total"] == len(stream)
+    assert rejected == len(dead)
+    assert metric["adaptcast_predictions_total"] == len(preds) == n_series * (steps - LOOKBACK + 1)
+    per_reason = Counter(expected.values())
+    for reason, n in per_reason.items():
+        assert metric[f'adaptcast_records_rejected_total{{reason="{reason}"}}'] == n
+    print(
+        f"\nfuzz: {len(bad)} malformed + {len(good)} good records, {len(per_reason)} reasons; "
+        f"generated in {generated_s:.1f} s, served in {serve_s:.1f} s; per reason {dict(per_reason)}"
+    )
