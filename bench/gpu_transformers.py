@@ -43,6 +43,8 @@ def informer_data(data: Path) -> tuple[str, str, np.ndarray, np.ndarray, dict]:
     """ETTh1 multivariate windows (96 → 24) plus four time-feature channels; synthetic without the CSV."""
     from informer_ett import make_splits
 
+    from adaptcast.forecast.models.informer import PAPER_SIZES
+
     if data.is_file():
         X, Y = make_splits(data, "multivariate", 96, 24)[0]["train"]
         source = "ETTh1 multivariate"
@@ -52,7 +54,7 @@ def informer_data(data: Path) -> tuple[str, str, np.ndarray, np.ndarray, dict]:
         Y = rng.standard_normal((8521, 24, 7)).astype(np.float32)
         X[..., 7:] = rng.uniform(-0.5, 0.5, X[..., 7:].shape)
         source = "synthetic (ETTh1 CSV not found)"
-    return "informer", source, X, Y, {"time_features": 4, "freq": "h", "label_len": 48}
+    return "informer", source, X, Y, {**PAPER_SIZES, "time_features": 4, "freq": "h", "label_len": 48}
 
 
 def mimo_data(data: Path) -> tuple[str, str, np.ndarray, np.ndarray, dict]:

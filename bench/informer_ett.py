@@ -149,6 +149,7 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
     import torch
 
     from adaptcast.forecast import create_forecaster, metrics
+    from adaptcast.forecast.models.informer import PAPER_SIZES
     from adaptcast.forecast.threads import set_torch_threads
 
     set_torch_threads(args.threads)
@@ -161,6 +162,7 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
     splits, c = make_splits(Path(args.data), mode, seq_len, horizon)
     (Xtr, Ytr), (Xva, Yva), (Xte, Yte) = splits["train"], splits["val"], splits["test"]
     hp = dict(
+        **PAPER_SIZES,
         label_len=label_len,
         factor=factor,
         epochs=args.epochs,

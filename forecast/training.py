@@ -25,6 +25,7 @@ import pytorch_lightning as pl
 import torch
 from torch import nn
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
+from tqdm import tqdm
 
 from adaptcast.forecast.base import BaseForecaster, FitReport
 from adaptcast.forecast.threads import set_torch_threads
@@ -60,6 +61,16 @@ def resolve_precision(precision: str, accelerator: str) -> str:
 def show_progress() -> bool:
     """A progress bar only for a person at a terminal: stderr is a TTY and ``CI`` is unset."""
     return sys.stderr.isatty() and not os.environ.get("CI")
+
+
+@contextmanager
+def progress_bar(desc: str, total: int, unit: str) -> Iterator[tqdm | None]:
+    """A bar over a fit's epochs or rounds (ETA from tqdm) at a terminal; ``None`` elsewhere."""
+    if not show_progress():
+        yield None
+        return
+    with tqdm(total=total, desc=desc, unit=unit, leave=False, file=sys.stderr) as bar:
+        yield bar
 
 
 @contextmanager
@@ -134,10 +145,11 @@ class WindowData(pl.LightningDataModule):
 class ForecastModule(pl.LightningModule):
     """The one LightningModule: delegates the network, loss and optimiser to its forecaster."""
 
-    def __init__(self, forecaster: TorchForecaster, net: nn.Module):
+    def __init__(self, forecaster: TorchForecaster, net: nn.Module, progress: tqdm | None = None):
         super().__init__()
         self.forecaster = forecaster  # plain attribute; not a submodule
         self.net = net
+        self.progress = progress  # one tick per epoch, with the epoch's losses (a terminal only)
         self._sums: dict[str, list[torch.Tensor]] = {"train": [], "val": []}
         self.history: list[dict[str, float]] = []
         self.samples_seen = 0
@@ -171,6 +183,11 @@ class ForecastModule(pl.LightningModule):
         self.log("train_loss", train, prog_bar=True)
         val = self.trainer.callback_metrics.get("val_loss")
         self.history.append({"train_loss": train, "val_loss": float(val) if val is not None else math.nan})
+        if self.progress is not None:
+            self.progress.set_postfix(
+                {k: f"{v:.4g}" for k, v in self.history[-1].items() if math.isfinite(v)}
+            )
+            self.progress.update(1)
 
     def configure_optimizers(self) -> Any:
         optimizer, scheduler = self.forecaster.configure_optimizer(self.net.parameters())
@@ -282,8 +299,12 @@ class TorchForecaster(BaseForecaster):
         accelerator = resolve_accelerator(hp["accelerator"])
         pl.seed_everything(self.seed, workers=True, verbose=False)
         net = self.build_module()
-        with set_torch_threads(self.fit_threads(net)), quiet_lightning():
-            lit = ForecastModule(self, net)
+        with (
+            set_torch_threads(self.fit_threads(net)),
+            quiet_lightning(),
+            progress_bar(f"{self.kind} training", int(hp["epochs"]), "epoch") as progress,
+        ):
+            lit = ForecastModule(self, net, progress)
             keep = KeepBest("val_loss" if val is not None else "train_loss", int(hp["patience"]))
             trainer = pl.Trainer(
                 accelerator=accelerator,
@@ -295,7 +316,7 @@ class TorchForecaster(BaseForecaster):
                 logger=False,
                 enable_checkpointing=True,  # KeepBest is the only checkpoint callback; it writes no files
                 enable_model_summary=False,
-                enable_progress_bar=show_progress(),
+                enable_progress_bar=False,  # per-batch bars: ours ticks per epoch with losses and an ETA
                 num_sanity_val_steps=0,
                 limit_val_batches=None if val is not None else 0,
             )

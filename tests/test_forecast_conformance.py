@@ -226,6 +226,19 @@ def test_fit_prints_nothing_in_ci():
     assert done.stdout == "" and done.stderr == ""
 
 
+@pytest.mark.parametrize(
+    ("kind", "short", "unit", "metric"),
+    [("arnet", {"epochs": 2}, "epoch", "val_loss"), ("xgboost", {"n_estimators": 3}, "round", "val_rmse")],
+)
+def test_fit_shows_progress_at_a_terminal(kind, short, unit, metric, data, monkeypatch, capsys):
+    """At a terminal a fit draws one bar over its epochs (or boosting rounds) with the validation loss."""
+    monkeypatch.setattr("adaptcast.forecast.training.show_progress", lambda: True)
+    model = create_forecaster(kind, **{**tiny_config(kind), **short})
+    model.fit(*data["train"], val=data["val"])
+    err = capsys.readouterr().err
+    assert f"{kind} training" in err and unit in err and metric in err
+
+
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the CPU-only fallback")
 def test_gpu_model_loads_on_cpu_host(data, tmp_path):
     """A checkpoint trained with accelerator="gpu" predicts on a CPU host; training there says why not."""

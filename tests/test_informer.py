@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from adaptcast.forecast import create_forecaster, load_forecaster
-from adaptcast.forecast.models.informer import DistilLayer, InformerNet
+from adaptcast.forecast.models.informer import PAPER_SIZES, DistilLayer, InformerNet
 from adaptcast.forecast.nn.attention import AttentionLayer, FullAttention, ProbSparseAttention
 from adaptcast.forecast.nn.calendar import calendar_marks, stamp_fields, step_marks
 
@@ -290,8 +290,10 @@ def test_forecaster_rejects_bad_time_feature_settings():
     "reference_code, expected", [(False, [1e-4, 5e-5, 2.5e-5]), (True, [1e-4, 1e-4, 5e-5])]
 )
 def test_lr_is_halved_each_epoch(reference_code, expected):
-    """The paper halves from the second epoch; the authors' code (reference_code) from the third."""
-    model = create_forecaster("informer", lookback=24, horizon=6, reference_code=reference_code, **TINY)
+    """The paper halves its lr from the second epoch; the authors' code (reference_code) from the third."""
+    model = create_forecaster(
+        "informer", lookback=24, horizon=6, reference_code=reference_code, **TINY, lr=PAPER_SIZES["lr"]
+    )
     opt, sched = model.configure_optimizer([torch.nn.Parameter(torch.zeros(1))])
     lrs = []
     for _ in range(3):

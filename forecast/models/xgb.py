@@ -10,9 +10,23 @@ import torch
 import xgboost as xgb
 
 from adaptcast.forecast.base import BaseForecaster, FitReport, register
+from adaptcast.forecast.training import progress_bar
 
 MODEL_FILE = "model.ubj"
 SMALL_DATA = 2_000_000
+
+
+class _Progress(xgb.callback.TrainingCallback):
+    """Ticks a progress bar once per boosting round, showing the last evaluation's RMSE."""
+
+    def __init__(self, bar: Any):
+        super().__init__()
+        self.bar = bar
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, dict[str, list[float]]]) -> bool:
+        self.bar.set_postfix({f"{name}_rmse": f"{log['rmse'][-1]:.4g}" for name, log in evals_log.items()})
+        self.bar.update(1)
+        return False
 
 
 @register
@@ -96,15 +110,18 @@ class XGBForecaster(BaseForecaster):
             evals.append((xgb.DMatrix(self._flat(val[0]), label=val[1].reshape(val[1].shape[0], -1)), "val"))
         history: dict[str, dict[str, list[float]]] = {}
         stop = int(self.hparams["early_stopping_rounds"]) or None
-        booster = xgb.train(
-            params,
-            dtrain,
-            num_boost_round=int(self.hparams["n_estimators"]),
-            evals=evals,
-            early_stopping_rounds=stop,
-            evals_result=history,
-            verbose_eval=False,
-        )
+        rounds = int(self.hparams["n_estimators"])
+        with progress_bar("xgboost training", rounds, "round") as bar:
+            booster = xgb.train(
+                params,
+                dtrain,
+                num_boost_round=rounds,
+                evals=evals,
+                early_stopping_rounds=stop,
+                evals_result=history,
+                verbose_eval=False,
+                callbacks=None if bar is None else [_Progress(bar)],
+            )
         rounds = len(history["train"]["rmse"])
         best = int(getattr(booster, "best_iteration", rounds - 1)) if stop else rounds - 1
         self.booster = booster[: best + 1]
