@@ -24,10 +24,11 @@ from adaptcast.drift.policy import RetrainPolicy
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.metrics import mae, mase, mse, naive_scale, smape
+from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config, ConfigError, deep_merge, load_config, parse_scalar
 from adaptcast.streams.events import LoopEvent
 from adaptcast.streams.feed import load_feed, time_batches
-from adaptcast.streams.loop import ForecastLoop, build_loop
+from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.pushgateway import push_backtest
 from adaptcast.streams.records import Record

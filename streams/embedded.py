@@ -5,10 +5,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config
 from adaptcast.streams.feed import load_feed, time_batches
-from adaptcast.streams.loop import Forecast, build_loop
 from adaptcast.streams.metrics import Metrics, MetricsServer
+from adaptcast.streams.step import Forecast
 from adaptcast.streams.summary import RunSummary
 
 

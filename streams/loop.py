@@ -14,7 +14,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -24,9 +24,8 @@ from adaptcast.drift.conformal import ConformalParams, OnlineConformal, level_na
 from adaptcast.drift.level import LevelTerm
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
-from adaptcast.forecast.base import BaseForecaster, create_forecaster
+from adaptcast.forecast.base import BaseForecaster
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
-from adaptcast.streams.config import Config
 from adaptcast.streams.events import (
     DriftAlarm,
     Event,
@@ -39,116 +38,11 @@ from adaptcast.streams.events import (
 from adaptcast.streams.grid import Action, GridRules, Placement, SeriesGrid, fill_rows, place
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.records import MISSING_VALUE, Record, RecordError, format_timestamp
-from adaptcast.streams.retrain import InlineTrainer, Trainer, make_policy
+from adaptcast.streams.retrain import InlineTrainer, Trainer
 from adaptcast.streams.state import PendingForecast, RingBuffer, SeriesState
+from adaptcast.streams.step import Forecast, RollingMean, ScoredError, StepResult, in_rounds
 
 log = logging.getLogger("adaptcast.loop")
-
-
-def in_rounds(records: Iterable[Record]) -> list[Record]:
-    """Reorder so each series' k-th record comes in round k: one predict call per round, not per repeat.
-
-    Order within a series is kept (that is all the loop relies on), so the result is the same
-    as processing the records one by one.
-    """
-    seen: dict[str, int] = {}
-    keyed = []
-    for i, rec in enumerate(records):
-        k = seen.get(rec.series, 0)
-        seen[rec.series] = k + 1
-        keyed.append((k, i, rec))
-    keyed.sort(key=lambda t: (t[0], t[1]))
-    return [rec for _, _, rec in keyed]
-
-
-@dataclass
-class Forecast:
-    """One emitted forecast: ``yhat``/``yhat_base`` are ``[horizon, n_targets]`` in target units.
-
-    ``lo``/``hi`` ``[levels, horizon, n_targets]`` bound its intervals at ``levels`` (names such as
-    ``"80"``; NaN where no residual is known yet), or are None when intervals are off.
-    """
-
-    series: str
-    issued_at_ms: int
-    ts_ms: list[int]
-    yhat: np.ndarray
-    yhat_base: np.ndarray
-    model: str
-    model_version: str
-    levels: tuple[str, ...] = ()
-    lo: np.ndarray | None = None
-    hi: np.ndarray | None = None
-
-    def to_json(self, targets: list[str]) -> dict[str, Any]:
-        """The prediction record of docs/architecture.md (per-target lists over the horizon)."""
-        bounds = {} if self.lo is None or self.hi is None else {"lo": self.lo, "hi": self.hi}
-        return {
-            "series": self.series,
-            "issued_at": format_timestamp(self.issued_at_ms),
-            "ts": [format_timestamp(t) for t in self.ts_ms],
-            "yhat": {name: self.yhat[:, j].tolist() for j, name in enumerate(targets)},
-            "yhat_base": {name: self.yhat_base[:, j].tolist() for j, name in enumerate(targets)},
-            "model": self.model,
-            "model_version": self.model_version,
-            "correction": (self.yhat - self.yhat_base).mean(axis=1).tolist(),
-            **{
-                side: {
-                    lv: {name: _finite(b[i, :, j]) for j, name in enumerate(targets)}
-                    for i, lv in enumerate(self.levels)
-                }
-                for side, b in bounds.items()
-            },
-        }
-
-
-def _finite(values: np.ndarray) -> list[float | None]:
-    """JSON numbers, null for NaN (an interval not yet calibrated)."""
-    return [float(v) if np.isfinite(v) else None for v in values]
-
-
-class RollingMean:
-    """Mean of the last ``size`` values in O(1) per value."""
-
-    def __init__(self, size: int):
-        self._values: deque[float] = deque(maxlen=size)
-        self._sum = 0.0
-
-    def add(self, v: float) -> None:
-        if len(self._values) == self._values.maxlen:
-            self._sum -= self._values[0]
-        self._values.append(v)
-        self._sum += v
-
-    @property
-    def n(self) -> int:
-        return len(self._values)
-
-    @property
-    def mean(self) -> float:
-        return self._sum / len(self._values) if self._values else 0.0
-
-
-@dataclass
-class ScoredError:
-    """Truth met a one-step-ahead forecast: absolute errors of the corrected and the base forecast."""
-
-    series: str
-    ts_ms: int
-    lead: int
-    abs_error: np.ndarray
-    abs_error_base: np.ndarray
-
-
-@dataclass
-class StepResult:
-    """What one ``process`` call produced."""
-
-    forecasts: list[Forecast] = field(default_factory=list)
-    accepted: list[Record] = field(default_factory=list)  # on their grid points: the truths forecasts meet
-    rejected: list[tuple[Record, RecordError]] = field(default_factory=list)
-    scored: list[ScoredError] = field(default_factory=list)  # one-step-ahead only: the drift detectors' input
-    events: list[LoopEvent] = field(default_factory=list)
 
 
 class ForecastLoop:
@@ -686,52 +580,3 @@ class ForecastLoop:
         for name, cov in zip(self.levels, self._coverage, strict=True):
             if cov.n:
                 self.metrics.interval_coverage.labels(name).set(cov.mean)
-
-
-def template_from_config(cfg: Config) -> BaseForecaster:
-    """The untrained model the ``model`` section describes (what every retrain clones)."""
-    m = cfg.model
-    try:
-        return create_forecaster(
-            m.kind,
-            lookback=m.lookback,
-            horizon=m.horizon,
-            n_features=len(m.channels),
-            n_targets=len(m.targets),
-            seed=m.seed,
-            **m.params,
-        )
-    except TypeError as exc:
-        raise ValueError(f"model.params: {exc}") from None
-
-
-def build_loop(
-    cfg: Config,
-    *,
-    metrics: Metrics | None = None,
-    trainer_factory: Callable[[ComputeLedger], Trainer] | None = None,
-    on_swap: Callable[[BaseForecaster], str | None] | None = None,
-    clock: Callable[[], float] = time.monotonic,
-) -> ForecastLoop:
-    """The loop a configuration describes, for every front end: untrained model, policy, error memory."""
-    m, a = cfg.model, cfg.adaptation
-    ledger = ComputeLedger()
-    return ForecastLoop(
-        template_from_config(cfg),
-        m.channels,
-        policy=make_policy(
-            a.policy, a.window, m.lookback, m.horizon, a.history, defer=a.defer_rows, growth=a.growth
-        ),
-        refit=a.refit,
-        memory={"seed": m.seed, **a.memory_params} if a.memory else None,
-        intervals=cfg.intervals.params(),
-        trainer=None if trainer_factory is None else trainer_factory(ledger),
-        ledger=ledger,
-        on_swap=on_swap,
-        min_train_rows=a.min_train_rows,
-        history=a.history,
-        grid=cfg.grid.rules(m.lookback),
-        max_batch=cfg.serving.max_batch,
-        metrics=metrics,
-        clock=clock,
-    )

@@ -33,9 +33,10 @@ from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast.base import load_forecaster, read_manifest
 from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.forecast.threads import set_torch_threads
+from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
-from adaptcast.streams.loop import ForecastLoop, build_loop
+from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import PARTITIONS_ASSIGNED, Metrics
 from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decode
 from adaptcast.streams.retrain import BackgroundTrainer

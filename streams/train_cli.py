@@ -33,6 +33,7 @@ from adaptcast.forecast.data import (
 )
 from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import split_train_val
+from adaptcast.streams.build import template_from_config
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
     UserError,
@@ -44,7 +45,6 @@ from adaptcast.streams.cli_common import (
     write_frame,
 )
 from adaptcast.streams.config import Config
-from adaptcast.streams.loop import template_from_config
 from adaptcast.streams.publish import publish
 from adaptcast.streams.retrain import training_set
 from adaptcast.streams.topic_history import describe, recent_values, series_histories

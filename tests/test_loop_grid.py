@@ -21,8 +21,9 @@ from adaptcast.streams.backtest import backtest
 from adaptcast.streams.config import load_config
 from adaptcast.streams.events import GapFilled, SeriesReset
 from adaptcast.streams.grid import GridRules
-from adaptcast.streams.loop import Forecast, ForecastLoop, ScoredError
+from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.records import DUPLICATE, OFF_GRID, Record, RecordError, parse_timestamp
+from adaptcast.streams.step import Forecast, ScoredError
 
 HOUR, MIN = 3_600_000, 60_000
 

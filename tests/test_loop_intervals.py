@@ -10,9 +10,10 @@ import pytest
 from adaptcast.drift.conformal import ConformalParams
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import load_config
 from adaptcast.streams.events import Retrained
-from adaptcast.streams.loop import ForecastLoop, build_loop
+from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.records import Record
 
 HOUR = 3_600_000

@@ -1,0 +1,62 @@
+"""The loop a configuration describes: one assembly for the embedded run, backtest and Kafka worker."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from adaptcast.drift.compute import ComputeLedger
+from adaptcast.forecast.base import BaseForecaster, create_forecaster
+from adaptcast.streams.config import Config
+from adaptcast.streams.loop import ForecastLoop
+from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.retrain import Trainer, make_policy
+
+
+def template_from_config(cfg: Config) -> BaseForecaster:
+    """The untrained model the ``model`` section describes (what every retrain clones)."""
+    m = cfg.model
+    try:
+        return create_forecaster(
+            m.kind,
+            lookback=m.lookback,
+            horizon=m.horizon,
+            n_features=len(m.channels),
+            n_targets=len(m.targets),
+            seed=m.seed,
+            **m.params,
+        )
+    except TypeError as exc:
+        raise ValueError(f"model.params: {exc}") from None
+
+
+def build_loop(
+    cfg: Config,
+    *,
+    metrics: Metrics | None = None,
+    trainer_factory: Callable[[ComputeLedger], Trainer] | None = None,
+    on_swap: Callable[[BaseForecaster], str | None] | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> ForecastLoop:
+    """The loop a configuration describes, for every front end: untrained model, policy, error memory."""
+    m, a = cfg.model, cfg.adaptation
+    ledger = ComputeLedger()
+    return ForecastLoop(
+        template_from_config(cfg),
+        m.channels,
+        policy=make_policy(
+            a.policy, a.window, m.lookback, m.horizon, a.history, defer=a.defer_rows, growth=a.growth
+        ),
+        refit=a.refit,
+        memory={"seed": m.seed, **a.memory_params} if a.memory else None,
+        intervals=cfg.intervals.params(),
+        trainer=None if trainer_factory is None else trainer_factory(ledger),
+        ledger=ledger,
+        on_swap=on_swap,
+        min_train_rows=a.min_train_rows,
+        history=a.history,
+        grid=cfg.grid.rules(m.lookback),
+        max_batch=cfg.serving.max_batch,
+        metrics=metrics,
+        clock=clock,
+    )

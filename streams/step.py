@@ -1,0 +1,119 @@
+"""What one loop step takes and gives: records in rounds, forecasts, scored errors, the step result."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from adaptcast.streams.events import LoopEvent
+from adaptcast.streams.records import Record, RecordError, format_timestamp
+
+
+def in_rounds(records: Iterable[Record]) -> list[Record]:
+    """Reorder so each series' k-th record comes in round k: one predict call per round, not per repeat.
+
+    Order within a series is kept (that is all the loop relies on), so the result is the same
+    as processing the records one by one.
+    """
+    seen: dict[str, int] = {}
+    keyed = []
+    for i, rec in enumerate(records):
+        k = seen.get(rec.series, 0)
+        seen[rec.series] = k + 1
+        keyed.append((k, i, rec))
+    keyed.sort(key=lambda t: (t[0], t[1]))
+    return [rec for _, _, rec in keyed]
+
+
+@dataclass
+class Forecast:
+    """One emitted forecast: ``yhat``/``yhat_base`` are ``[horizon, n_targets]`` in target units.
+
+    ``lo``/``hi`` ``[levels, horizon, n_targets]`` bound its intervals at ``levels`` (names such as
+    ``"80"``; NaN where no residual is known yet), or are None when intervals are off.
+    """
+
+    series: str
+    issued_at_ms: int
+    ts_ms: list[int]
+    yhat: np.ndarray
+    yhat_base: np.ndarray
+    model: str
+    model_version: str
+    levels: tuple[str, ...] = ()
+    lo: np.ndarray | None = None
+    hi: np.ndarray | None = None
+
+    def to_json(self, targets: list[str]) -> dict[str, Any]:
+        """The prediction record of docs/architecture.md (per-target lists over the horizon)."""
+        bounds = {} if self.lo is None or self.hi is None else {"lo": self.lo, "hi": self.hi}
+        return {
+            "series": self.series,
+            "issued_at": format_timestamp(self.issued_at_ms),
+            "ts": [format_timestamp(t) for t in self.ts_ms],
+            "yhat": {name: self.yhat[:, j].tolist() for j, name in enumerate(targets)},
+            "yhat_base": {name: self.yhat_base[:, j].tolist() for j, name in enumerate(targets)},
+            "model": self.model,
+            "model_version": self.model_version,
+            "correction": (self.yhat - self.yhat_base).mean(axis=1).tolist(),
+            **{
+                side: {
+                    lv: {name: _finite(b[i, :, j]) for j, name in enumerate(targets)}
+                    for i, lv in enumerate(self.levels)
+                }
+                for side, b in bounds.items()
+            },
+        }
+
+
+def _finite(values: np.ndarray) -> list[float | None]:
+    """JSON numbers, null for NaN (an interval not yet calibrated)."""
+    return [float(v) if np.isfinite(v) else None for v in values]
+
+
+class RollingMean:
+    """Mean of the last ``size`` values in O(1) per value."""
+
+    def __init__(self, size: int):
+        self._values: deque[float] = deque(maxlen=size)
+        self._sum = 0.0
+
+    def add(self, v: float) -> None:
+        if len(self._values) == self._values.maxlen:
+            self._sum -= self._values[0]
+        self._values.append(v)
+        self._sum += v
+
+    @property
+    def n(self) -> int:
+        return len(self._values)
+
+    @property
+    def mean(self) -> float:
+        return self._sum / len(self._values) if self._values else 0.0
+
+
+@dataclass
+class ScoredError:
+    """Truth met a one-step-ahead forecast: absolute errors of the corrected and the base forecast."""
+
+    series: str
+    ts_ms: int
+    lead: int
+    abs_error: np.ndarray
+    abs_error_base: np.ndarray
+
+
+@dataclass
+class StepResult:
+    """What one ``process`` call produced."""
+
+    forecasts: list[Forecast] = field(default_factory=list)
+    accepted: list[Record] = field(default_factory=list)  # on their grid points: the truths forecasts meet
+    rejected: list[tuple[Record, RecordError]] = field(default_factory=list)
+    scored: list[ScoredError] = field(default_factory=list)  # one-step-ahead only: the drift detectors' input
+    events: list[LoopEvent] = field(default_factory=list)
