@@ -17,6 +17,8 @@ import polars as pl
 
 REPORT_FILE = "report.html"
 FORECAST_PLOT = "forecast_{}.png"  # one per configuration, numbered in order
+COVERAGE_PLOT = "coverage.png"  # interval coverage over time and per lead, when the forecasts carry intervals
+COVERAGE_WINDOW = 100  # forecast times in the rolling coverage
 SUMMARY_COLUMNS = (  # the summary figures the report's table shows for each configuration
     "mae",
     "mse",
@@ -114,13 +116,39 @@ def plot_pareto(
 
 
 def _lead_one(run: ConfigRun, series: str) -> pl.DataFrame:
-    return run.forecasts.filter((pl.col("series") == series) & (pl.col("step") == 1)).sort("ts")
+    df = run.forecasts.filter((pl.col("series") == series) & (pl.col("step") == 1))
+    if "target" in df.columns and df.height:  # several targets: the first one's forecasts
+        df = df.filter(pl.col("target") == df["target"].unique().sort()[0])
+    return df.sort("ts")
+
+
+def interval_levels(forecasts: pl.DataFrame) -> list[str]:
+    """The levels (``"80"``, ``"95"``…) whose ``lo_<level>`` and ``hi_<level>`` columns ``forecasts`` has,
+    widest last."""
+    found = [c[3:] for c in forecasts.columns if c.startswith("lo_") and f"hi_{c[3:]}" in forecasts.columns]
+    return sorted(found, key=float)
+
+
+def _hits(forecasts: pl.DataFrame, level: str) -> pl.DataFrame:
+    """The scored forecasts with a bound at ``level``, and whether each truth fell inside (``hit``)."""
+    lo, hi = pl.col(f"lo_{level}"), pl.col(f"hi_{level}")
+    return forecasts.filter(pl.col("y").is_not_null() & lo.is_not_nan() & hi.is_not_nan()).with_columns(
+        ((pl.col("y") >= lo) & (pl.col("y") <= hi)).cast(pl.Float64).alias("hit")
+    )
 
 
 def plot_forecast(run: ConfigRun, series: str, labelled: list[dict[str, Any]], path: Path) -> Path:
-    """Actual vs one-step forecast (base and corrected) with retrain, drift and labelled-event marks."""
+    """Actual vs one-step forecast (base and corrected) with retrain, drift and labelled-event marks, and
+    the prediction intervals as shaded bands when the forecasts carry them."""
     df = _lead_one(run, series)
     fig, ax = plt.subplots(figsize=(11, 4))
+    levels = interval_levels(df)
+    for i, lv in enumerate(reversed(levels)):  # widest first, so the narrower band is drawn over it
+        alpha = 0.15 + 0.15 * i / max(len(levels) - 1, 1)  # NaN bounds (no interval yet) leave a gap
+        lo, hi = df[f"lo_{lv}"].to_numpy(), df[f"hi_{lv}"].to_numpy()
+        ax.fill_between(
+            df["ts"].to_numpy(), lo, hi, color="tab:orange", alpha=alpha, lw=0, label=f"{lv} % interval"
+        )
     ax.plot(df["ts"], df["y"], color="black", lw=1.0, label="actual")
     ax.plot(df["ts"], df["yhat_base"], color="tab:blue", lw=0.8, alpha=0.7, label="forecast (model)")
     if (df["yhat"] != df["yhat_base"]).any():
@@ -195,6 +223,40 @@ def plot_comparison(runs: list[ConfigRun], path: Path) -> Path:
     return _save(fig, path)
 
 
+def plot_coverage(runs: list[ConfigRun], path: Path, window: int = COVERAGE_WINDOW) -> Path | None:
+    """Interval coverage: rolling over time (one-step forecasts, ``window`` forecast times) and per lead,
+    one line per configuration and level, the nominal levels dotted. ``None`` when no run has intervals."""
+    curves = [(run, lv) for run in runs for lv in interval_levels(run.forecasts)]
+    if not curves:
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(13, 4), gridspec_kw={"width_ratios": [2, 1]})
+    levels = sorted({lv for _, lv in curves}, key=float)
+    styles = ("-", "--", "-.", ":")
+    for run, lv in curves:
+        color, ls = f"C{runs.index(run) % 10}", styles[levels.index(lv) % len(styles)]
+        hits = _hits(run.forecasts, lv)
+        over_time = (
+            hits.filter(pl.col("step") == 1)
+            .group_by("ts")
+            .agg(pl.col("hit").mean())
+            .sort("ts")
+            .with_columns(pl.col("hit").rolling_mean(window, min_samples=1))
+        )
+        left.plot(over_time["ts"], over_time["hit"], color=color, ls=ls, lw=1.0, label=f"{run.name}, {lv} %")
+        per_lead = hits.group_by("step").agg(pl.col("hit").mean()).sort("step")
+        right.plot(per_lead["step"], per_lead["hit"], color=color, ls=ls, marker="o", ms=3, lw=1.0)
+    for lv in levels:  # the nominal levels
+        for ax in (left, right):
+            ax.axhline(float(lv) / 100, color="grey", ls=":", lw=0.8)
+    left.set_title(f"Interval coverage, one-step forecasts (rolling {window} steps)")
+    left.set_ylabel("coverage")
+    left.legend(fontsize=7, loc="lower left", ncol=2)
+    right.set_title("Interval coverage per lead")
+    right.set_xlabel("lead (steps)")
+    plt.setp(left.get_xticklabels(), rotation=30, ha="right")
+    return _save(fig, path)
+
+
 COMPARISON_PLOTS = (  # (file, caption, plot) of the figures that show every configuration at once
     ("error.png", "Error over time", plot_error),
     ("compute.png", "Compute over time", plot_compute),
@@ -228,6 +290,9 @@ def write_report(
             images.append((f"Forecast vs actual — {run.name}", p.name))
     for name, caption, plot in COMPARISON_PLOTS:
         images.append((caption, plot(runs, out / name).name))
+    coverage = plot_coverage(runs, out / COVERAGE_PLOT)
+    if coverage is not None:
+        images.append(("Interval coverage over time and per lead", coverage.name))
     points = [
         ParetoPoint(r.name, r.summary["mae"], r.summary["samples_seen"], r.compute_seconds)
         for r in runs

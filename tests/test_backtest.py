@@ -14,7 +14,16 @@ from adaptcast.streams.backtest import EVENTS_FILE, FORECASTS_FILE, SUMMARY_FILE
 from adaptcast.streams.cli import main
 from adaptcast.streams.config import load_config
 from adaptcast.streams.embedded import run_embedded
-from adaptcast.streams.report import COMPARISON_PLOTS, FORECAST_PLOT, REPORT_FILE, SUMMARY_COLUMNS
+from adaptcast.streams.report import (
+    COMPARISON_PLOTS,
+    COVERAGE_PLOT,
+    FORECAST_PLOT,
+    REPORT_FILE,
+    SUMMARY_COLUMNS,
+    ConfigRun,
+    interval_levels,
+    write_report,
+)
 
 ETT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ett" / "ETTh1.csv"
 FAST = ["--model", "naive", "--lookback", "24", "--horizon", "6", "--steps", "400", "--series", "2"]
@@ -76,6 +85,37 @@ def test_scenario_backtest_writes_all_outputs(tmp_path):
     ]
     html = (tmp_path / "report.html").read_text()
     assert 'src="error.png"' in html and "policy" in html.lower()
+
+
+def test_report_shows_interval_bands_and_coverage(tmp_path):
+    code, out = _run("--scenario", "variance", *FAST, "--out", str(tmp_path))
+    assert code == 0, out
+    html = (tmp_path / REPORT_FILE).read_text()
+    for name in (FORECAST_PLOT.format(0), COVERAGE_PLOT):
+        assert (tmp_path / name).stat().st_size > 0, name
+        assert f'src="{name}"' in html, name
+    assert interval_levels(pl.read_parquet(tmp_path / FORECASTS_FILE)) == ["80", "95"]
+
+
+def test_report_without_interval_columns_has_no_coverage_plot(tmp_path):
+    """Forecasts from before the interval columns (or with intervals off) still make a report."""
+    fc = pl.DataFrame(
+        {
+            "series": ["a"] * 4,
+            "issued_at": [0, 1, 2, 3],
+            "step": [1] * 4,
+            "ts": [3600, 7200, 10800, 14400],
+            "y": [1.0, 2.0, 3.0, 4.0],
+            "yhat_base": [1.0, 1.0, 2.0, 3.0],
+            "yhat": [1.0, 1.0, 2.0, 3.0],
+            "model_version": [1] * 4,
+        }
+    ).with_columns(pl.from_epoch("ts", "s"))
+    events = fc.head(1).select("ts", event=pl.lit("retrain"), train_seconds=pl.lit(0.1))
+    run = ConfigRun("naive", fc, events, {"mae": 0.75, "samples_seen": 4})
+    html = write_report(tmp_path, [run], [], "t", {}).read_text()
+    assert interval_levels(fc) == [] and not (tmp_path / COVERAGE_PLOT).exists()
+    assert f'src="{FORECAST_PLOT.format(0)}"' in html and COVERAGE_PLOT not in html
 
 
 def test_same_seed_gives_byte_identical_summary(tmp_path):
