@@ -8,8 +8,8 @@ forecasts issued after that: long run; the stationary part (before the first eve
 steps after each event. Prints JSON (means over seeds; ``sd`` is the spread of the seeds' long-run
 coverage).
 
-    python bench/intervals.py                         # naive, 6 scenarios x 5 seeds
-    python bench/intervals.py --model arnet --seeds 5 --out bench/results/intervals_arnet.json
+    python bench/intervals.py                         # naive, every scenario x 5 seeds
+    python bench/intervals.py --model arnet --params '{"epochs": 2}' --out bench/results/intervals_arnet.json
 """
 
 from __future__ import annotations
@@ -32,11 +32,14 @@ AFTER = 100  # steps after an event over which coverage is compared
 KEYS = ["series", "step", "target"]
 
 
-def forecasts(scenario: str, seed: int, model: str, steps: int, series: int) -> tuple[pl.DataFrame, list]:
-    """Scored forecasts of one default-configuration backtest, and the scenario's labelled events."""
+def forecasts(
+    scenario: str, seed: int, model: str, steps: int, series: int, params: dict[str, Any] | None = None
+) -> tuple[pl.DataFrame, list]:
+    """Scored forecasts of one default-configuration backtest, and the scenario's labelled events;
+    ``params`` are the model kind's own hyper-parameters (``model.params``)."""
     cfg = load_config(
         overrides={
-            "model": {"kind": model, "seed": seed},
+            "model": {"kind": model, "seed": seed, "params": params or {}},
             "scenario": {"name": scenario, "seed": seed, "steps": steps, "series": series},
             "backtest": {"timings": False},
         },
@@ -105,6 +108,7 @@ def mean(values: list[float | None]) -> float | None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="naive")
+    ap.add_argument("--params", type=json.loads, default={}, help="model.params as JSON: '{\"epochs\": 2}'")
     ap.add_argument("--scenarios", nargs="*", default=list(SCENARIOS))
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--steps", type=int, default=24 * 7 * 8)
@@ -118,6 +122,7 @@ def main() -> None:
     names = [f"{lv * 100:g}" for lv in levels]
     result: dict[str, Any] = {
         "model": args.model,
+        "params": args.params,
         "seeds": args.seeds,
         "steps": args.steps,
         "series": args.series,
@@ -127,7 +132,7 @@ def main() -> None:
     for scenario in args.scenarios:
         runs = []
         for seed in range(args.seeds):
-            fc, events = forecasts(scenario, seed, args.model, args.steps, args.series)
+            fc, events = forecasts(scenario, seed, args.model, args.steps, args.series, args.params)
             fc, _ = static_bounds(fc, names, args.calibration)
             runs.append({part: scores(rows, names) for part, rows in parts(fc, events).items()})
         table: dict[str, Any] = {}
