@@ -143,7 +143,23 @@ def run_one(data: SeriesFrame, batches: list, cfg: Config, setup: Setup, oracle_
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def journal(path: Path, args: argparse.Namespace, resume: bool) -> list[dict[str, Any]]:
+    """Rows an earlier run with the same arguments finished (with ``resume``); else a fresh journal.
+
+    Each finished run is appended to the journal, so a long bench that is stopped can go on.
+    """
+    head = json.dumps({k: v for k, v in vars(args).items() if k not in ("resume", "out")}, default=str)
+    if resume and path.is_file():
+        first, *rest = path.read_text().splitlines()
+        if first == head:
+            return [json.loads(line) for line in rest]
+        print(f"{path} was written with other arguments: starting afresh", file=sys.stderr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(head + "\n")
+    return []
+
+
+def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
     table, names = setups(args.every)
     data = {(ds, seed): dataset(ds, seed, args) for ds in args.datasets for seed in range(args.seeds)}
     jobs = [
@@ -154,7 +170,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         for name in table
         if name != ORACLE or data[ds, seed].events
     ]
-    rows: list[dict[str, Any]] = []
+    rows = journal(log, args, args.resume)
+    finished = {(r["dataset"], r["seed"], r["repeat"], r["config"]) for r in rows}
+    jobs = [j for j in jobs if j not in finished]
     batches: dict[tuple[str, int], list] = {}
     for ds, seed, rep, name in tqdm(jobs, desc="adaptation bench", unit="run", file=sys.stderr):
         d = data[ds, seed]
@@ -166,6 +184,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             {"dataset": ds, "config": name, "seed": seed, "repeat": rep, "labelled_events": len(d.events)}
             | run_one(d, batches[ds, seed], cfg, table[name], args.oracle_delay)
         )
+        with log.open("a") as f:
+            f.write(json.dumps(rows[-1]) + "\n")
     paired_ratios = ratios(rows, names.periodic)
     labelled = {ds: bool(data[ds, 0].events) for ds in args.datasets}
     return {
@@ -274,6 +294,9 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=336, help="rows before the first model (two weeks hourly)")
     ap.add_argument("--every", type=int, nargs=3, default=[24, 96, 384], help="the periodic cadences")
     ap.add_argument("--oracle-delay", type=int, help="rows after a change before the oracle refits (4 spans)")
+    ap.add_argument(
+        "--resume", action="store_true", help="skip the runs the journal of these arguments holds"
+    )
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results/adaptation_MODEL.json)")
     args = ap.parse_args()
     if args.quick:
@@ -290,11 +313,12 @@ def main() -> None:
         args.out
         or ROOT / "bench" / "results" / f"adaptation_{args.model}{'_quick' if args.quick else ''}.json"
     )
-    result = run(args)
+    result = run(args, out.with_suffix(".runs.jsonl"))
     out.parent.mkdir(parents=True, exist_ok=True)
     result["figures"] = [str(p) for p in pareto_pngs(result, out.parent, out.stem)]
     out.write_text(json.dumps(result, indent=1, default=str))
     out.with_suffix(".md").write_text(markdown(result))
+    out.with_suffix(".runs.jsonl").unlink()  # every row is in the JSON now
     print(json.dumps(brief(result), indent=1, default=str))
 
 
