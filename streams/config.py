@@ -49,6 +49,13 @@ class KafkaConfig(_Section):
     ssl_keyfile: str | None = None
     poll_max_records: int = Field(default=500, ge=1)
     poll_timeout_ms: int = Field(default=200, ge=1)
+    session_timeout_s: float = Field(
+        default=45.0,
+        ge=6,
+        le=1800,
+        description="how long the group waits for a worker that went silent (killed, not stopped) "
+        "before its partitions move; a restarted worker waits that long for them too",
+    )
     startup_timeout_s: float | None = Field(
         default=None,
         gt=0,

@@ -11,12 +11,15 @@ from typing import Any
 
 import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError
+from kafka.errors import KafkaError, KafkaTimeoutError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from adaptcast.streams.config import KafkaConfig
 
 log = logging.getLogger("adaptcast.kafka")
+# kafka-python backs off up to 30 s between reconnects, so a broker back from an outage waited that
+# long for the worker; 1 s is the Java client's default
+RECONNECT_BACKOFF_MAX_MS = 1000
 
 
 def bootstrap_servers(cfg: KafkaConfig) -> str:
@@ -82,6 +85,9 @@ class KafkaSource:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=cfg.poll_max_records,
+            session_timeout_ms=int(cfg.session_timeout_s * 1000),
+            heartbeat_interval_ms=int(min(3.0, cfg.session_timeout_s / 3) * 1000),
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
             **client_options(cfg),
         )
         self._await_metadata(cfg.input_topic)
@@ -103,10 +109,12 @@ class KafkaSource:
         )
         return [msg for tp in sorted(batches) for msg in batches[tp]]
 
-    def commit(self, offsets: dict[TopicPartition, int]) -> None:
-        """Commit next-offsets (last processed + 1) synchronously."""
+    def commit(self, offsets: dict[TopicPartition, int], timeout_ms: int | None = None) -> None:
+        """Commit next-offsets (last processed + 1) synchronously; KafkaTimeoutError after ``timeout_ms``."""
         if offsets:
-            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+            self.consumer.commit(
+                {tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()}, timeout_ms=timeout_ms
+            )
 
     def committed(self, tp: TopicPartition) -> int | None:
         return self.consumer.committed(tp)
@@ -117,17 +125,19 @@ class KafkaSource:
     def beginning(self, tp: TopicPartition) -> int:
         return self.consumer.beginning_offsets([tp])[tp]
 
-    def lags(self) -> dict[TopicPartition, int]:
+    def lags(self, timeout_ms: int = 1000) -> dict[TopicPartition, int]:
         """Records between this consumer's position and the end of each assigned partition.
 
-        The end is the high-water mark of the last fetch response (no request); partitions not
-        fetched yet ask the broker for their end offsets.
+        Asks the partitions' leaders for their end offsets, so it doubles as a check that the broker
+        answers: raises KafkaError (e.g. KafkaTimeoutError) when it does not within ``timeout_ms``.
         """
-        ends = {tp: self.consumer.highwater(tp) for tp in self.consumer.assignment()}
-        unknown = [tp for tp, end in ends.items() if end is None]
-        if unknown:
-            ends.update(self.consumer.end_offsets(unknown))
-        return {tp: max(end - self.consumer.position(tp), 0) for tp, end in ends.items()}
+        tps = sorted(self.consumer.assignment())
+        if not tps:
+            return {}
+        ends = self.consumer.end_offsets(tps, timeout_ms=timeout_ms)
+        return {
+            tp: max(end - self.consumer.position(tp, timeout_ms=timeout_ms), 0) for tp, end in ends.items()
+        }
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
@@ -147,6 +157,7 @@ class KafkaSink:
             batch_size=256 * 1024,
             retries=2**31 - 1,
             max_in_flight_requests_per_connection=5,
+            reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,
             key_serializer=lambda k: k.encode() if isinstance(k, str) else k,
             # orjson: ~1 µs per prediction record against ~27 µs for json.dumps; numpy values allowed
             value_serializer=lambda v: orjson.dumps(v, option=orjson.OPT_SERIALIZE_NUMPY),
@@ -174,13 +185,23 @@ class KafkaSink:
             },
         )
 
-    def flush(self, timeout_s: float = 30.0) -> int:
-        """Wait for broker acknowledgement of everything sent; raise KafkaError if any send failed."""
-        self.producer.flush(timeout=timeout_s)
+    def acked(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for the broker to acknowledge everything sent: False while some sends
+        are still in flight (the producer keeps retrying them); raises the KafkaError of a failed send."""
+        try:
+            self.producer.flush(timeout=timeout_s)
+        except KafkaTimeoutError:
+            return False
         futures, self._futures = self._futures, []
         for f in futures:
-            f.get(timeout=timeout_s)  # raises the send's KafkaError
-        return len(futures)
+            f.get(timeout=timeout_s)  # done by now: returns, or raises the send's KafkaError
+        return True
+
+    def flush(self, timeout_s: float = 30.0) -> None:
+        """Wait for broker acknowledgement of everything sent; raise KafkaError if any send failed or
+        KafkaTimeoutError when the broker has not acknowledged them within ``timeout_s``."""
+        if not self.acked(timeout_s):
+            raise KafkaTimeoutError(f"the broker did not acknowledge all sends within {timeout_s:g} s")
 
     def close(self, timeout_s: float = 10.0) -> None:
         self.producer.close(timeout=timeout_s)

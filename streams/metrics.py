@@ -60,7 +60,7 @@ COMPUTE_CLOCKS = {"wall": "wall_s", "cpu": "cpu_s", "cuda": "cuda_s"}
 
 MODEL_SERVING = "model_serving"
 PARTITIONS_ASSIGNED = "partitions_assigned"
-KAFKA_CONNECTED = "kafka_connected"  # a broker answered at start (the Kafka front end only)
+KAFKA_CONNECTED = "kafka_connected"  # the broker answers (at start, then each second; Kafka only)
 DEFAULT_MAX_MODEL_AGE_S = 7 * 86_400.0
 
 
@@ -262,7 +262,7 @@ class Metrics:
         return self.clock() - self.heartbeat
 
     def set_condition(self, name: str, ok: bool = True) -> None:
-        """Set one readiness condition (``MODEL_SERVING``, ``PARTITIONS_ASSIGNED``)."""
+        """Set one readiness condition (``MODEL_SERVING``, ``KAFKA_CONNECTED``, ``PARTITIONS_ASSIGNED``)."""
         self.conditions[name] = ok
 
     @property

@@ -13,6 +13,12 @@ the series it saw there together with the committed offset. When a partition is 
 snapshot is restored and the records between the snapshot's offset and the committed offset
 are re-read silently to warm the windows (no forecasts); without a snapshot the worker re-reads up
 to ``state.warm_records`` records before the committed offset instead.
+
+Broker outages: the worker keeps running and reconnects by itself. Every second it asks the broker
+for its partitions' end offsets (the lag); when that, the acknowledgement of a batch's output or a
+commit does not come in time, ``/readyz`` reports ``kafka_connected`` unmet until the broker answers
+again. A batch whose output is not acknowledged is held (the producer retries it) and committed
+later; offsets whose commit timed out ride along with the next commit.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from kafka.errors import CommitFailedError
+from kafka.errors import CommitFailedError, KafkaError
 
 from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast.base import load_forecaster, read_manifest
@@ -37,7 +43,7 @@ from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop
-from adaptcast.streams.metrics import PARTITIONS_ASSIGNED, Metrics
+from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, Metrics
 from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decode
 from adaptcast.streams.retrain import BackgroundTrainer
 from adaptcast.streams.summary import RunSummary
@@ -45,6 +51,9 @@ from adaptcast.streams.summary import RunSummary
 log = logging.getLogger("adaptcast.service")
 # base64 makes the original a third larger: this keeps a dead letter under the producer's 1 MiB request limit
 DEAD_LETTER_MAX_ORIGINAL = 512 * 1024
+BROKER_CHECK_S = 1.0  # how often the worker asks the broker for end offsets (lag; does it answer?)
+BROKER_TIMEOUT_MS = 1000  # how long that question, an acknowledgement wait or a commit may take
+SAY_EVERY_S = 10.0  # while the broker is away, one line this often
 
 
 def saved_at(path: Path) -> float | None:
@@ -114,6 +123,7 @@ class Worker:
         self._followed = self.store.serving()  # the mark already served (or passed over) at start
         self.series_tp: dict[str, TopicPartition] = {}
         self.committed: dict[TopicPartition, int] = {}
+        self.uncommitted: dict[TopicPartition, int] = {}  # served, not yet committed: windows ahead of offset
         self.warm_until: dict[TopicPartition, int] = {}
         self.stop_event = stop_event or threading.Event()
         self._rebalances: queue.Queue[tuple[str, list[TopicPartition]]] = queue.Queue()
@@ -121,6 +131,10 @@ class Worker:
         self.sink = KafkaSink(cfg.kafka, client_id=client_id)
         self.source = KafkaSource(cfg.kafka, self._on_assigned, self._on_revoked, client_id=client_id)
         self._last_snapshot = self._started = self._last_follow = time.monotonic()
+        self._last_check = -BROKER_CHECK_S
+        self._lost_at: float | None = None  # since when the broker has not answered
+        self._said_at = 0.0
+        self._kafka_level = logging.NOTSET
 
     # ---- set-up -------------------------------------------------------------------------------------
     def _make_loop(self) -> ForecastLoop:
@@ -142,6 +156,7 @@ class Worker:
             if saved is not None:
                 try:
                     loop.load_state_dict(saved)
+                    log.info("adaptation state restored from its snapshot: step %d", loop.step)
                 except (ValueError, KeyError) as exc:  # e.g. the policy or memory settings changed since
                     log.warning(
                         "loop snapshot does not fit the current configuration, starting afresh: %s",
@@ -218,13 +233,16 @@ class Worker:
                 start, series = snap
                 self.loop.import_series(series)
                 self.series_tp.update({s: tp for s in series})
+                how = f"windows of {len(series)} series from the snapshot at {start}"
             else:
                 start = max(begin, committed - self.cfg.state.warm_records)
+                how = "no usable snapshot"
             self.committed[tp] = committed
+            self.uncommitted.pop(tp, None)
             if start < committed:
                 self.warm_until[tp] = committed
             self.source.seek(tp, start)
-            log.info("assigned %s: committed %d, warming windows from %d", tp, committed, start)
+            log.info("assigned %s: committed %d, %s, warming windows from %d", tp, committed, how, start)
 
     def _revoke(self, tps: list[TopicPartition]) -> None:
         """Snapshot and forget the series of partitions that moved to another worker."""
@@ -235,20 +253,25 @@ class Worker:
             del self.series_tp[s]
         for tp in tps:
             self.committed.pop(tp, None)
+            self.uncommitted.pop(tp, None)
             self.warm_until.pop(tp, None)
 
     def snapshot(self, tps: list[TopicPartition] | None = None) -> None:
-        """Write the windows of ``tps`` (default: all assigned) at their committed offsets, and loop state."""
+        """Write the windows of ``tps`` (default: all assigned) at their committed offsets, and loop state.
+
+        A partition whose windows are ahead of its committed offset (warming, or served but not yet
+        committed) keeps its previous snapshot: restoring that one and re-reading stays consistent.
+        """
+        if self.loop.model is not None:  # first: a crash before the windows leaves them the older ones,
+            self.snapshots.save_global(self.loop.state_dict())  # whose re-read records count no step twice
         by_tp: dict[TopicPartition, list[str]] = defaultdict(list)
         for s, tp in self.series_tp.items():
             by_tp[tp].append(s)
         for tp in self.committed if tps is None else tps:
-            if tp in self.committed and tp not in self.warm_until:
+            if tp in self.committed and tp not in self.warm_until and tp not in self.uncommitted:
                 self.snapshots.save_partition(
                     tp, self.committed[tp], self.loop.export_series(by_tp.get(tp, []))
                 )
-        if self.loop.model is not None:
-            self.snapshots.save_global(self.loop.state_dict())
         self._last_snapshot = time.monotonic()
 
     # ---- serving ----------------------------------------------------------------------------------
@@ -261,7 +284,7 @@ class Worker:
             msgs = [m for m in msgs if TopicPartition(m.topic, m.partition) not in skip]
         for ev in self.loop.collect():
             log.info("training finished: %s", ev.to_dict())
-        self.metrics.set_partitions({(tp.topic, tp.partition): n for tp, n in self.source.lags().items()})
+        self._check_broker()
         self._follow_store()
         if not msgs:
             self.metrics.beat()
@@ -307,19 +330,83 @@ class Worker:
             for rec, err in result.rejected:
                 self._dead_letter(origin[id(rec)], err, counted=True)
             self.counts["predictions"] += len(result.forecasts)
-        self.sink.flush()
+        self.counts["records"] += len(msgs)
+        self.uncommitted.update(offsets)
+        if not self._await_acks():
+            return len(msgs)  # stopped while the broker was away: the batch stays uncommitted
+        self._commit()
+        if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
+            self.snapshot()
+        return len(msgs)
+
+    # ---- the broker's presence ------------------------------------------------------------------------
+    def _check_broker(self) -> None:
+        """Every ``BROKER_CHECK_S``: refresh the lag gauges, which takes a broker round trip."""
+        if time.monotonic() - self._last_check < BROKER_CHECK_S:
+            return
+        self._last_check = time.monotonic()
         try:
-            self.source.commit(offsets)
+            lags = self.source.lags(timeout_ms=BROKER_TIMEOUT_MS)
+        except KafkaError as exc:
+            self._broker_lost(f"end offsets: {type(exc).__name__}: {exc}")
+            return
+        self._broker_back()
+        self.metrics.set_partitions({(tp.topic, tp.partition): n for tp, n in lags.items()})
+
+    def _await_acks(self) -> bool:
+        """Wait for the broker to acknowledge the batch's output, beating; False if stopped first."""
+        while not self.sink.acked(BROKER_TIMEOUT_MS / 1000):
+            self._broker_lost("output not acknowledged yet")
+            self.metrics.beat()
+            if self.stop_event.is_set():
+                return False
+        return True
+
+    def _commit(self) -> None:
+        """Commit every served offset not committed yet; on a timeout they go with the next batch's commit."""
+        try:
+            self.source.commit(self.uncommitted, timeout_ms=BROKER_TIMEOUT_MS)
         except CommitFailedError as exc:  # partitions moved during this batch: their new owner re-reads them
             log.warning(
                 "commit failed (rebalance in progress), records will be re-read by their new owner: %s", exc
             )
+        except KafkaError as exc:
+            self._broker_lost(f"commit: {type(exc).__name__}: {exc}")
         else:
-            self.committed.update(offsets)
-        self.counts["records"] += len(msgs)
-        if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
-            self.snapshot()
-        return len(msgs)
+            self.committed.update(self.uncommitted)
+            self.uncommitted.clear()
+            self._broker_back()
+
+    def _broker_lost(self, why: str) -> None:
+        """Not ready; say so once per ``SAY_EVERY_S`` instead of kafka-python's line per reconnect attempt."""
+        now = time.monotonic()
+        if self._lost_at is None:
+            self._lost_at = now
+            self.metrics.set_condition(KAFKA_CONNECTED, False)
+            kafka_log = logging.getLogger("kafka")
+            self._kafka_level = kafka_log.level
+            kafka_log.setLevel(logging.CRITICAL)
+        if now - self._said_at >= SAY_EVERY_S:
+            self._said_at = now
+            log.warning(
+                "Kafka at %s does not answer (%s) for %.0f s; not ready, retrying",
+                self.cfg.kafka.bootstrap_servers,
+                why,
+                now - self._lost_at,
+            )
+
+    def _broker_back(self) -> None:
+        self.metrics.set_condition(KAFKA_CONNECTED, True)
+        if self._lost_at is None:
+            return
+        logging.getLogger("kafka").setLevel(self._kafka_level)
+        log.warning(
+            "Kafka at %s answers again after %.1f s; ready",
+            self.cfg.kafka.bootstrap_servers,
+            time.monotonic() - self._lost_at,
+        )
+        self._lost_at = None
+        self._said_at = 0.0
 
     def _dead_letter(self, msg: Any, err: RecordError, counted: bool = False) -> None:
         """Send the record's original bytes and reason on; an original too big to fit is cut short."""
@@ -356,7 +443,12 @@ class Worker:
 
     def close(self) -> None:
         try:
-            self.sink.flush(timeout_s=self.cfg.state.shutdown_timeout_s)
+            if not self.sink.acked(self.cfg.state.shutdown_timeout_s):
+                log.warning(
+                    "shutting down with output the broker has not acknowledged: its records are re-read"
+                )
+            elif self.uncommitted:
+                self._commit()
             self.snapshot()
         finally:
             self.source.close()
