@@ -20,6 +20,7 @@ from kafka.serializer import DefaultSerializer
 
 from adaptcast.deploy.kafka import KafkaBroker
 from adaptcast.deploy.kafka.processes import pid_alive, terminate_group
+from adaptcast.deploy.kafka.readiness import tcp_reachable
 
 pytestmark = pytest.mark.kafka
 
@@ -182,6 +183,35 @@ def test_restart_keeps_every_acknowledged_record(kafka_broker: KafkaBroker, admi
     assert len(by_position) == len(received), "no duplicates"
     assert by_position == {**acked, **after}, "every acknowledged record is still there, at its offset"
     assert_per_key_order(received)
+
+
+@pytest.mark.slow
+def test_stop_then_start_serves_the_same_log_dir_and_port(
+    kafka_broker: KafkaBroker, admin: KafkaAdminClient
+) -> None:
+    """An outage: stop() leaves the port refusing connections; start() later resumes on the same storage."""
+    bootstrap = kafka_broker.bootstrap
+    topic = create_topic(admin, partitions=2)
+    acked = produce(bootstrap, topic, make_records(range(10)))
+    log_dir, ports = kafka_broker.log_dir, (kafka_broker.port, kafka_broker.controller_port)
+    cluster_id = (log_dir / "meta.properties").read_text()
+
+    kafka_broker.stop()
+    assert not kafka_broker.is_running() and kafka_broker.pid is None
+    assert not (kafka_broker.state_dir / "broker.pid").exists()
+    assert not tcp_reachable(bootstrap, 1.0), "a stopped broker must refuse connections"
+    kafka_broker.start()
+
+    assert kafka_broker.is_running()
+    assert (kafka_broker.port, kafka_broker.controller_port) == ports and kafka_broker.bootstrap == bootstrap
+    assert kafka_broker.log_dir == log_dir
+    assert (log_dir / "meta.properties").read_text() == cluster_id, "storage must not be reformatted"
+    consumer = new_consumer(bootstrap, topic, unique_name("test-group"))
+    try:
+        received = consume(consumer, len(acked))
+    finally:
+        consumer.close()
+    assert {(p, o): r for p, o, r in received} == acked, "every acknowledged record is still there"
 
 
 _ORPHAN_SCRIPT = textwrap.dedent(

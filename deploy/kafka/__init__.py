@@ -12,6 +12,8 @@ From Python::
     with KafkaBroker() as broker:        # free port, temporary state dir
         produce_to(broker.bootstrap)
         broker.restart()                 # same JVM command, log dir and port
+        broker.stop()                    # an outage of any length: the port refuses connections ...
+        broker.start()                   # ... until it serves the same log dir on the same port again
 """
 
 from adaptcast.deploy.kafka.broker import KafkaBroker
