@@ -16,7 +16,9 @@ class SteadyFeed(threading.Thread):
 
     def __init__(self, bootstrap: str, topic: str, n_series: int, steps_per_s: float, max_steps: int):
         super().__init__(daemon=True)
-        self.producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+        self.producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, reconnect_backoff_max_ms=1000
+        )
         self.topic, self.n_series, self.steps_per_s, self.max_steps = topic, n_series, steps_per_s, max_steps
         self.steps = self.offered = 0
         self.futures: list = []
