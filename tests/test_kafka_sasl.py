@@ -1,6 +1,7 @@
-"""A real SASL_PLAINTEXT (SCRAM-SHA-512) listener: clients, ``replay`` and the worker log in with the right
-credentials, and stop at once with one ``Error:`` line naming the address without them or with wrong
-ones. No password reaches a log, an error or ``/metrics``; TLS settings reach kafka-python's clients.
+"""Secured listeners. SASL_PLAINTEXT (SCRAM-SHA-512): clients, ``replay`` and the worker log in with the
+right credentials, and stop at once with one ``Error:`` line naming the address without them or with
+wrong ones; no password reaches a log, an error or ``/metrics``. SSL: the same front ends work when
+they trust the broker's CA, and ``replay`` stops in one line when they do not.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from adaptcast.deploy.kafka import KafkaBroker
 from adaptcast.deploy.kafka.sasl import SaslSetup
+from adaptcast.deploy.kafka.tls import make_certificates
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.windows import sliding_windows
 from adaptcast.streams.broker_wait import probe_broker
@@ -54,6 +56,30 @@ def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroke
         broker.stop()
 
 
+@pytest.fixture(scope="module")
+def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker of its own whose only client listener is SSL, with a throwaway CA."""
+    broker = KafkaBroker(state_dir=tmp_path_factory.mktemp("kafka-tls"), tls=True)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(params=["sasl", "tls"])
+def secured(request: pytest.FixtureRequest) -> KafkaConfig:
+    """The right settings for one of the secured brokers."""
+    if request.param == "sasl":
+        return _kafka_config(request.getfixturevalue("sasl_broker").bootstrap, "right")
+    broker: KafkaBroker = request.getfixturevalue("tls_broker")
+    return KafkaConfig(security_protocol="SSL", **_tls(broker))
+
+
+def _tls(broker: KafkaBroker) -> dict[str, str]:
+    return {"bootstrap_servers": broker.bootstrap, "ssl_cafile": broker.client_config()["ssl_cafile"]}
+
+
 def _kafka_config(bootstrap: str, login: str) -> KafkaConfig:
     """``right``: the user and password; ``wrong``: the user with a wrong password; ``none``: PLAINTEXT."""
     if login == "right":
@@ -66,7 +92,7 @@ def _env(cfg: KafkaConfig) -> dict[str, str]:
     """The login as ``ADAPTCAST__KAFKA__*`` variables, as a deployment would pass its secret."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADAPTCAST__")}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    for key in ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password"):
+    for key in ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile"):
         value = getattr(cfg, key)
         if value is not None:
             env[f"ADAPTCAST__KAFKA__{key.upper()}"] = value
@@ -147,11 +173,11 @@ def test_worker_fails_in_one_line_without_the_right_login(
 
 
 def test_replay_then_worker_with_credentials_and_no_secret_anywhere(
-    sasl_broker: KafkaBroker, tmp_path: Path
+    secured: KafkaConfig, tmp_path: Path
 ) -> None:
     """replay fills a topic; a verbose worker forecasts it; its log and /metrics never show the password."""
-    bootstrap = sasl_broker.bootstrap
-    env = _env(_kafka_config(bootstrap, "right"))
+    bootstrap = secured.bootstrap_servers
+    env = _env(secured)
     tag = uuid.uuid4().hex[:8]
     topics = {"input_topic": f"in-{tag}", "output_topic": f"out-{tag}", "dead_letter_topic": f"dlq-{tag}"}
     done = _replay(env, bootstrap, topics["input_topic"])
@@ -186,7 +212,7 @@ def test_replay_then_worker_with_credentials_and_no_secret_anywhere(
         )
     try:
         url = _wait_for(lambda: re.search(r"metrics at (\S+/metrics)", log.read_text()), worker, log)
-        options = client_options(_kafka_config(bootstrap, "right"))
+        options = client_options(secured)
         predictions = _wait_for(lambda: _count(topics["output_topic"], options) == 2 * (60 - 5), worker, log)
         with urllib.request.urlopen(url.group(1), timeout=10) as response:
             metrics = response.read().decode()
@@ -231,3 +257,14 @@ def test_tls_settings_reach_the_clients(sasl_broker: KafkaBroker, tmp_path: Path
     finally:
         source.close()
         sink.close()
+
+
+def test_replay_fails_in_one_line_without_the_brokers_ca(tls_broker: KafkaBroker, tmp_path: Path) -> None:
+    """Trusting another CA, the TLS handshake fails: one line naming the address, exit 2."""
+    other = make_certificates(tmp_path, "127.0.0.1").ca  # a CA of its own
+    cfg = KafkaConfig(security_protocol="SSL", **{**_tls(tls_broker), "ssl_cafile": str(other)})
+    done = _replay(_env(cfg), tls_broker.bootstrap, f"in-{uuid.uuid4().hex[:8]}")
+    output = done.stdout + done.stderr
+    errors = [line for line in output.splitlines() if line.startswith("Error:")]
+    assert done.returncode == 2 and len(errors) == 1 and tls_broker.bootstrap in errors[0], output
+    assert "Traceback" not in output

@@ -42,6 +42,8 @@ from adaptcast.deploy.kafka.sasl import (
     listener_settings,
     scram_format_args,
 )
+from adaptcast.deploy.kafka.tls import listener_settings as tls_listener_settings
+from adaptcast.deploy.kafka.tls import make_certificates
 
 START_TIMEOUT_S = 90.0
 PROPERTIES_FILE = "server.properties"
@@ -101,6 +103,8 @@ class KafkaBroker:
         JVM flags; the default is a 256-512 MB G1 heap.
     sasl
         Make the client listener SASL_PLAINTEXT with these accounts (``None``: PLAINTEXT).
+    tls
+        Make the client listener SSL, with a throwaway CA and certificate in the state dir.
     """
 
     def __init__(
@@ -112,13 +116,17 @@ class KafkaBroker:
         overrides: Mapping[str, str] | None = None,
         jvm_options: Sequence[str] = JVM_OPTIONS,
         sasl: SaslSetup | None = None,
+        tls: bool = False,
     ) -> None:
+        if sasl is not None and tls:
+            raise KafkaLauncherError("the test broker's client listener is SASL_PLAINTEXT or SSL, not both")
         self._state_dir = Path(state_dir).resolve() if state_dir is not None else None
         self._owns_state_dir = state_dir is None
         self.start_timeout_s = start_timeout_s
         self.overrides = dict(overrides or {})
         self.jvm_options = tuple(jvm_options)
         self.sasl = sasl
+        self.tls = tls
         self.port: int | None = port
         self.controller_port: int | None = None
         self._command: list[str] | None = None
@@ -167,6 +175,8 @@ class KafkaBroker:
         if self.sasl is not None:
             password = broker_password(self.state_dir) if user is None else self.sasl.users[user]
             config.update(self.sasl.client_config(user or BROKER_USER, password))
+        if self.tls:
+            config.update(make_certificates(self.state_dir, HOST).client_config())
         return config
 
     @property
@@ -290,6 +300,9 @@ class KafkaBroker:
         if self.sasl is not None:
             secret = broker_password(self.state_dir)
             settings.update(listener_settings(self.sasl, HOST, self.port, self.controller_port, secret))
+        if self.tls:
+            certificates = make_certificates(self.state_dir, HOST)
+            settings.update(tls_listener_settings(certificates, HOST, self.port, self.controller_port))
         settings.update(self.overrides)
         self.properties_file.write_text(render_properties(settings))
 

@@ -90,9 +90,19 @@ def main() -> None:
     help="A client account of the SASL listener; repeatable. SCRAM accounts are fixed when the state "
     "dir is first formatted.",
 )
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Make the client listener SSL, with a throwaway CA and certificate (openssl) in the state dir.",
+)
 @STATE_DIR_OPTION
 def up(
-    port: int, timeout: float, sasl_mechanism: str | None, sasl_users: tuple[str, ...], state_dir: Path
+    port: int,
+    timeout: float,
+    sasl_mechanism: str | None,
+    sasl_users: tuple[str, ...],
+    tls: bool,
+    state_dir: Path,
 ) -> None:
     """Start a broker in the background and print its address.
 
@@ -108,6 +118,7 @@ def up(
       export KAFKA_BOOTSTRAP_SERVERS=$(python -m adaptcast.deploy.kafka up)
       python -m adaptcast.deploy.kafka up --state-dir /tmp/ks --sasl-mechanism SCRAM-SHA-512 \\
           --sasl-user alice:alice-secret
+      python -m adaptcast.deploy.kafka up --state-dir /tmp/kt --tls
     """
     if sasl_users and sasl_mechanism is None:
         raise UserError("--sasl-user needs --sasl-mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
@@ -119,7 +130,7 @@ def up(
         click.echo(f"broker already running from {state_dir}", err=True)
         click.echo(f"{HOST}:{running}")
         return
-    broker = KafkaBroker(port=port or None, state_dir=state_dir, start_timeout_s=timeout, sasl=sasl)
+    broker = KafkaBroker(port=port or None, state_dir=state_dir, start_timeout_s=timeout, sasl=sasl, tls=tls)
     began = time.monotonic()
     broker.start(detach=True)
     click.echo(
@@ -133,6 +144,11 @@ def up(
             f"kafka.security_protocol=SASL_PLAINTEXT, kafka.sasl_mechanism={sasl.mechanism}, "
             "kafka.sasl_username and kafka.sasl_password",
             err=True,
+        )
+    if tls:
+        ca = broker.client_config()["ssl_cafile"]
+        click.echo(
+            f"listener SSL; clients set kafka.security_protocol=SSL and kafka.ssl_cafile={ca}", err=True
         )
     click.echo(broker.bootstrap)
 
