@@ -162,6 +162,7 @@ def test_replay_fails_in_one_line_without_the_right_login(sasl_broker: KafkaBrok
     _assert_auth_failure(done, bootstrap)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("login", ["none", "wrong"])
 def test_worker_fails_in_one_line_without_the_right_login(
     sasl_broker: KafkaBroker, login: str, tmp_path: Path
@@ -172,6 +173,7 @@ def test_worker_fails_in_one_line_without_the_right_login(
     _assert_auth_failure(_cli(_env(_kafka_config(bootstrap, login)), "run", *flags), bootstrap)
 
 
+@pytest.mark.slow
 def test_replay_then_worker_with_credentials_and_no_secret_anywhere(
     secured: KafkaConfig, tmp_path: Path
 ) -> None:
