@@ -22,6 +22,7 @@ from adaptcast.streams.kafka_io import endpoint
 SASL_HANDSHAKE, SASL_AUTHENTICATE = 17, 36  # Kafka protocol api keys
 _NO_ERROR, _UNSUPPORTED_MECHANISM = 0, 33
 _CLIENT_ID = "adaptcast-auth-probe"
+_MAX_REPLY = 1 << 20  # SASL replies are small; anything longer is another protocol
 
 
 class KafkaAuthError(ValueError):
@@ -46,6 +47,8 @@ class _Exchange:
         frame = struct.pack(">hhi", api_key, version, self.correlation) + _string(_CLIENT_ID) + body
         self.sock.sendall(struct.pack(">i", len(frame)) + frame)
         (size,) = struct.unpack(">i", self._read(4))
+        if not 4 <= size <= _MAX_REPLY:  # e.g. an HTTP server's "HTTP" read as a length
+            raise ValueError(f"not a Kafka response (length {size})")
         return self._read(size)[4:]
 
     def _read(self, n: int) -> bytes:

@@ -80,10 +80,22 @@ def test_up_refuses_users_without_a_mechanism(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "--sasl-user needs --sasl-mechanism" in result.output
 
 
-def test_login_check_stays_quiet_on_a_port_that_is_not_kafka() -> None:
-    """A silent or closing service is not a question of credentials: the caller keeps waiting."""
+@pytest.mark.parametrize("reply", [b"", b"HTTP/1.1 400 Bad Request\r\n\r\n"], ids=["closes", "http"])
+def test_login_check_stays_quiet_on_a_port_that_is_not_kafka(reply: bytes) -> None:
+    """A closing or other-protocol service is not a question of credentials: the caller keeps waiting.
+
+    An HTTP answer is not read as the length of a gigabyte-long Kafka response either.
+    """
     server = socket.create_server(("127.0.0.1", 0))
-    threading.Thread(target=lambda: server.accept()[0].close(), daemon=True).start()
+
+    def answer() -> None:
+        conn = server.accept()[0]
+        if reply:
+            conn.recv(1024)
+            conn.sendall(reply)
+        conn.close()
+
+    threading.Thread(target=answer, daemon=True).start()
     bootstrap = f"127.0.0.1:{server.getsockname()[1]}"
     try:
         check_login(KafkaConfig(bootstrap_servers=bootstrap), {"bootstrap_servers": [bootstrap]}, 2.0)
