@@ -16,7 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from adaptcast.streams.config import KafkaConfig
-from adaptcast.streams.kafka_io import bootstrap_servers, client_options
+from adaptcast.streams.kafka_auth import check_login
+from adaptcast.streams.kafka_io import bootstrap_servers, client_options, endpoint
 
 log = logging.getLogger("adaptcast.kafka")
 PROBE_TIMEOUT_S = 2.0
@@ -38,17 +39,16 @@ def quiet_kafka_logs() -> Iterator[None]:
         logger.setLevel(level)
 
 
-def _endpoint(item: str) -> tuple[str, int]:
-    host, _, port = item.strip().rpartition(":")
-    return host.strip("[]") or "localhost", int(port or 9092)
-
-
 def probe_broker(cfg: KafkaConfig, timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
-    """None when a broker at the bootstrap address answers; otherwise why not, in a few words."""
+    """None when a broker at the bootstrap address answers; otherwise why not, in a few words.
+
+    Raises :class:`~adaptcast.streams.kafka_auth.KafkaAuthError` when it answers but requires or
+    refuses our login: that does not pass by waiting.
+    """
     reason = "no address"
     for item in bootstrap_servers(cfg).split(","):
         try:
-            with socket.create_connection(_endpoint(item), timeout=timeout_s):
+            with socket.create_connection(endpoint(item), timeout=timeout_s):
                 break
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
@@ -57,16 +57,19 @@ def probe_broker(cfg: KafkaConfig, timeout_s: float = PROBE_TIMEOUT_S) -> str | 
     from kafka import KafkaAdminClient
 
     timeout_ms = max(int(timeout_s * 1000), 200)
+    options = client_options(cfg)
     try:
         with quiet_kafka_logs():
             admin = KafkaAdminClient(
                 client_id="adaptcast-probe",
                 bootstrap_timeout_ms=timeout_ms,
                 request_timeout_ms=timeout_ms,
-                **client_options(cfg),
+                **options,
             )
             admin.close()
     except Exception as exc:  # kafka-python raises many unrelated types while bootstrapping
+        with quiet_kafka_logs():
+            check_login(cfg, options, timeout_s)
         return f"the port accepts connections but no Kafka broker answered ({type(exc).__name__}: {exc})"
     return None
 

@@ -222,7 +222,9 @@ def run(
     logging.getLogger("kafka").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
     set_override(
-        overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        overrides,
+        "kafka.bootstrap_servers",
+        bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
     )
     for key, value in (
         ("input_topic", input_topic),
@@ -336,8 +338,10 @@ def replay(
       adaptcast replay --scenario level_shift --topic adaptcast.input --rate 500
       adaptcast replay ETTh1.csv --target OT --topic ett --speedup 3600
     """
-    from adaptcast.forecast.base import InputError
-    from adaptcast.streams.replay import replay as produce
+    from kafka.errors import KafkaError
+
+    from adaptcast.streams.broker_wait import probe_broker
+    from adaptcast.streams.kafka_auth import KafkaAuthError
 
     if bool(path) == bool(scenario):
         raise UserError("give exactly one of PATH or --scenario NAME")
@@ -345,17 +349,34 @@ def replay(
         raise UserError("use either --rate or --speedup, not both")
     overrides: dict[str, Any] = {}
     set_override(
-        overrides, "kafka.bootstrap_servers", bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        overrides,
+        "kafka.bootstrap_servers",
+        bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
     )
     cfg = config_or_exit(config_path, overrides)
     if not cfg.kafka.bootstrap_servers:
         raise UserError("no Kafka bootstrap servers: pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS")
+    servers = cfg.kafka.bootstrap_servers
+    try:  # first, before the heavy imports: a wrong address or login is one line, not a hang
+        why = probe_broker(cfg.kafka, REPLAY_PROBE_S)
+    except KafkaAuthError as exc:
+        raise UserError(str(exc)) from None
+    if why is not None:
+        raise UserError(f"cannot reach Kafka at {servers}: {why}")
+    from adaptcast.forecast.base import InputError
+    from adaptcast.streams.replay import replay as produce
+
     try:
         records = _replay_records(path, scenario, targets, series_col, steps, n_series, seed)
         sent = produce(records, cfg.kafka, topic, rate=rate, speedup=speedup, progress=sys.stderr.isatty())
     except (InputError, ValueError) as exc:
         raise UserError(str(exc)) from None
+    except KafkaError as exc:
+        raise UserError(f"Kafka at {servers}: {type(exc).__name__}: {exc}") from None
     click.echo(f"replayed {sent} records to {topic}")
+
+
+REPLAY_PROBE_S = 5.0  # how long `adaptcast replay` gives the broker to answer before it says why not
 
 
 def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) -> list[dict[str, Any]]:

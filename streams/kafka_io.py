@@ -33,6 +33,12 @@ def bootstrap_servers(cfg: KafkaConfig) -> str:
     return servers
 
 
+def endpoint(item: str) -> tuple[str, int]:
+    """One bootstrap ``host:port`` (``[v6]:port`` allowed; port defaults to 9092) as a socket address."""
+    host, _, port = item.strip().rpartition(":")
+    return host.strip("[]") or "localhost", int(port or 9092)
+
+
 def client_options(cfg: KafkaConfig) -> dict[str, Any]:
     """Connection and security settings shared by consumer, producer and admin clients."""
     opts: dict[str, Any] = {

@@ -380,6 +380,12 @@ class MetricsServer:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}/metrics"
 
+    @property
+    def address(self) -> tuple[str, int]:
+        """The listening socket's own (host, port): where the server really is."""
+        host, port = self._server.socket.getsockname()[:2]
+        return host, port
+
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()

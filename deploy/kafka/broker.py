@@ -35,6 +35,15 @@ from adaptcast.deploy.kafka.processes import (
     terminate_group,
 )
 from adaptcast.deploy.kafka.readiness import describe_brokers, tcp_reachable
+from adaptcast.deploy.kafka.sasl import (
+    BROKER_USER,
+    SaslSetup,
+    broker_password,
+    listener_settings,
+    scram_format_args,
+)
+from adaptcast.deploy.kafka.tls import listener_settings as tls_listener_settings
+from adaptcast.deploy.kafka.tls import make_certificates
 
 START_TIMEOUT_S = 90.0
 PROPERTIES_FILE = "server.properties"
@@ -92,6 +101,10 @@ class KafkaBroker:
         Extra or replacement broker settings (e.g. another listener).
     jvm_options
         JVM flags; the default is a 256-512 MB G1 heap.
+    sasl
+        Make the client listener SASL_PLAINTEXT with these accounts (``None``: PLAINTEXT).
+    tls
+        Make the client listener SSL, with a throwaway CA and certificate in the state dir.
     """
 
     def __init__(
@@ -102,12 +115,18 @@ class KafkaBroker:
         start_timeout_s: float = START_TIMEOUT_S,
         overrides: Mapping[str, str] | None = None,
         jvm_options: Sequence[str] = JVM_OPTIONS,
+        sasl: SaslSetup | None = None,
+        tls: bool = False,
     ) -> None:
+        if sasl is not None and tls:
+            raise KafkaLauncherError("the test broker's client listener is SASL_PLAINTEXT or SSL, not both")
         self._state_dir = Path(state_dir).resolve() if state_dir is not None else None
         self._owns_state_dir = state_dir is None
         self.start_timeout_s = start_timeout_s
         self.overrides = dict(overrides or {})
         self.jvm_options = tuple(jvm_options)
+        self.sasl = sasl
+        self.tls = tls
         self.port: int | None = port
         self.controller_port: int | None = None
         self._command: list[str] | None = None
@@ -146,6 +165,19 @@ class KafkaBroker:
         if self.port is None:
             raise KafkaLauncherError("broker has no port yet: call start() first")
         return f"{HOST}:{self.port}"
+
+    def client_config(self, user: str | None = None) -> dict[str, object]:
+        """kafka-python settings that reach this broker, logged in as ``user`` when it needs SASL.
+
+        ``user=None`` on a SASL broker logs in with the broker's own account.
+        """
+        config: dict[str, object] = {"bootstrap_servers": self.bootstrap}
+        if self.sasl is not None:
+            password = broker_password(self.state_dir) if user is None else self.sasl.users[user]
+            config.update(self.sasl.client_config(user or BROKER_USER, password))
+        if self.tls:
+            config.update(make_certificates(self.state_dir, HOST).client_config())
+        return config
 
     @property
     def pid(self) -> int | None:
@@ -265,6 +297,12 @@ class KafkaBroker:
         """Render ``server.properties`` for the chosen ports and the state dir's log dir."""
         assert self.port is not None and self.controller_port is not None
         settings = broker_settings(self.port, self.controller_port, self.log_dir)
+        if self.sasl is not None:
+            secret = broker_password(self.state_dir)
+            settings.update(listener_settings(self.sasl, HOST, self.port, self.controller_port, secret))
+        if self.tls:
+            certificates = make_certificates(self.state_dir, HOST)
+            settings.update(tls_listener_settings(certificates, HOST, self.port, self.controller_port))
         settings.update(self.overrides)
         self.properties_file.write_text(render_properties(settings))
 
@@ -280,7 +318,10 @@ class KafkaBroker:
             raise KafkaLauncherError(
                 f"StorageTool random-uuid printed no cluster id:\n{tail_text(output, 20)}"
             )
-        self._run_tool(java, lib, "format", "-t", uuid, "-c", str(self.properties_file), "--ignore-formatted")
+        scram = [] if self.sasl is None else scram_format_args(self.sasl, broker_password(self.state_dir))
+        self._run_tool(
+            java, lib, "format", "-t", uuid, "-c", str(self.properties_file), "--ignore-formatted", *scram
+        )
 
     def _run_tool(self, java: str, lib: Path, *args: str) -> str:
         """Run one StorageTool command and return its output, raising with that output on failure."""
@@ -346,7 +387,8 @@ class KafkaBroker:
                 )
             if tcp_reachable(self.bootstrap, min(1.0, remaining)):
                 try:
-                    if describe_brokers(self.bootstrap, min(3.0, max(remaining, 0.5))):
+                    login = {k: v for k, v in self.client_config().items() if k != "bootstrap_servers"}
+                    if describe_brokers(self.bootstrap, min(3.0, max(remaining, 0.5)), **login):
                         return
                     last_error = "metadata lists no brokers yet"
                 except Exception as exc:  # not ready yet: kafka-python raises various types

@@ -11,6 +11,7 @@ from adaptcast.deploy.kafka.broker import START_TIMEOUT_S, KafkaBroker, running_
 from adaptcast.deploy.kafka.errors import KafkaLauncherError
 from adaptcast.deploy.kafka.jars import KAFKA_VERSION, fetch_jars, jars_ready
 from adaptcast.deploy.kafka.ports import DEFAULT_PORT, HOST
+from adaptcast.deploy.kafka.sasl import MECHANISMS, SaslSetup, parse_user
 from adaptcast.streams.cli_common import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -76,8 +77,33 @@ def main() -> None:
     show_default=True,
     help="Seconds to wait until the broker serves metadata.",
 )
+@click.option(
+    "--sasl-mechanism",
+    type=click.Choice(MECHANISMS),
+    help="Make the client listener SASL_PLAINTEXT with this mechanism (default: PLAINTEXT, no login).",
+)
+@click.option(
+    "--sasl-user",
+    "sasl_users",
+    multiple=True,
+    metavar="NAME:PASSWORD",
+    help="A client account of the SASL listener; repeatable. SCRAM accounts are fixed when the state "
+    "dir is first formatted.",
+)
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Make the client listener SSL, with a throwaway CA and certificate (openssl) in the state dir.",
+)
 @STATE_DIR_OPTION
-def up(port: int, timeout: float, state_dir: Path) -> None:
+def up(
+    port: int,
+    timeout: float,
+    sasl_mechanism: str | None,
+    sasl_users: tuple[str, ...],
+    tls: bool,
+    state_dir: Path,
+) -> None:
     """Start a broker in the background and print its address.
 
     Waits until the broker serves metadata, then prints its bootstrap address (host:port) on
@@ -90,13 +116,21 @@ def up(port: int, timeout: float, state_dir: Path) -> None:
       KAFKA_PORT=19092 python -m adaptcast.deploy.kafka up
       python -m adaptcast.deploy.kafka up --port 0 --state-dir /tmp/k --timeout 180
       export KAFKA_BOOTSTRAP_SERVERS=$(python -m adaptcast.deploy.kafka up)
+      python -m adaptcast.deploy.kafka up --state-dir /tmp/ks --sasl-mechanism SCRAM-SHA-512 \\
+          --sasl-user alice:alice-secret
+      python -m adaptcast.deploy.kafka up --state-dir /tmp/kt --tls
     """
+    if sasl_users and sasl_mechanism is None:
+        raise UserError("--sasl-user needs --sasl-mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+    sasl = None
+    if sasl_mechanism is not None:
+        sasl = SaslSetup(sasl_mechanism, dict(parse_user(u) for u in sasl_users))
     running = running_port(state_dir)
     if running is not None:
         click.echo(f"broker already running from {state_dir}", err=True)
         click.echo(f"{HOST}:{running}")
         return
-    broker = KafkaBroker(port=port or None, state_dir=state_dir, start_timeout_s=timeout)
+    broker = KafkaBroker(port=port or None, state_dir=state_dir, start_timeout_s=timeout, sasl=sasl, tls=tls)
     began = time.monotonic()
     broker.start(detach=True)
     click.echo(
@@ -104,6 +138,18 @@ def up(port: int, timeout: float, state_dir: Path) -> None:
         f"log {broker.log_file}); stop with: python -m adaptcast.deploy.kafka down --state-dir {state_dir}",
         err=True,
     )
+    if sasl is not None:
+        click.echo(
+            f"listener SASL_PLAINTEXT ({sasl.mechanism}), users {', '.join(sasl.users)}; clients set "
+            f"kafka.security_protocol=SASL_PLAINTEXT, kafka.sasl_mechanism={sasl.mechanism}, "
+            "kafka.sasl_username and kafka.sasl_password",
+            err=True,
+        )
+    if tls:
+        ca = broker.client_config()["ssl_cafile"]
+        click.echo(
+            f"listener SSL; clients set kafka.security_protocol=SSL and kafka.ssl_cafile={ca}", err=True
+        )
     click.echo(broker.bootstrap)
 
 

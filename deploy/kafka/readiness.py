@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import socket
 import time
+from typing import Any
 
 from adaptcast.deploy.kafka.errors import KafkaLauncherError
 from adaptcast.deploy.kafka.ports import DEFAULT_PORT
@@ -43,8 +44,11 @@ def tcp_reachable(bootstrap: str, timeout_s: float) -> bool:
     return False
 
 
-def describe_brokers(bootstrap: str, timeout_s: float) -> list[int]:
-    """Ids of the cluster's unfenced brokers, read with kafka-python; raises when unreadable in time."""
+def describe_brokers(bootstrap: str, timeout_s: float, **client: Any) -> list[int]:
+    """Ids of the cluster's unfenced brokers, read with kafka-python; raises when unreadable in time.
+
+    ``client`` adds kafka-python settings, e.g. the SASL login of a secured listener.
+    """
     from kafka import KafkaAdminClient  # lazy: fetch/down must work without kafka-python
 
     timeout_ms = max(int(timeout_s * 1000), 200)
@@ -53,6 +57,7 @@ def describe_brokers(bootstrap: str, timeout_s: float) -> list[int]:
         client_id="adaptcast-kafka-probe",
         bootstrap_timeout_ms=timeout_ms,
         request_timeout_ms=timeout_ms,
+        **client,
     )
     try:
         cluster = admin.describe_cluster()
