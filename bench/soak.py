@@ -284,7 +284,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--records", type=int, default=1_000_000)
     ap.add_argument("--series", type=int, default=500)
-    ap.add_argument("--partitions", type=int, default=4)
+    ap.add_argument(
+        "--partitions", type=int, default=1, help="input partitions (with more, periodic retrains stop early)"
+    )
     ap.add_argument("--retrains", type=int, default=20, help="about how many periodic retrains to fire")
     ap.add_argument("--keep-versions", type=int, default=3, help="state.keep_versions")
     ap.add_argument("--history", type=int, default=256, help="adaptation.history: rows kept per series")

@@ -24,7 +24,18 @@ RECORDS, SERIES, KEEP = 50_000, 500, 3
 
 def test_soak_50k_records_flat_descriptors_threads_and_pruned_store(kafka_bootstrap: str) -> None:
     flags = ["--records", str(RECORDS), "--series", str(SERIES), "--keep-versions", str(KEEP)]
-    flags += ["--retrains", "10", "--history", "40", "--sample-s", "0.5", "--timeout-s", "900"]
+    flags += [
+        "--retrains",
+        "10",
+        "--history",
+        "40",
+        "--sample-s",
+        "0.5",
+        "--timeout-s",
+        "900",
+        "--partitions",
+        "1",
+    ]
     done = subprocess.run(
         [sys.executable, str(SOAK), *flags],
         capture_output=True,
