@@ -23,7 +23,10 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +45,7 @@ from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decod
 from adaptcast.streams.retrain import BackgroundTrainer
 from adaptcast.streams.summary import RunSummary
 
+LAG_INTERVAL_S = 1.0  # consumer lag gauges are refreshed at most this often, not on every poll
 log = logging.getLogger("adaptcast.service")
 # base64 makes the original a third larger: this keeps a dead letter under the producer's 1 MiB request limit
 DEAD_LETTER_MAX_ORIGINAL = 512 * 1024
@@ -121,6 +125,9 @@ class Worker:
         self.sink = KafkaSink(cfg.kafka, client_id=client_id)
         self.source = KafkaSource(cfg.kafka, self._on_assigned, self._on_revoked, client_id=client_id)
         self._last_snapshot = self._started = self._last_follow = time.monotonic()
+        self._last_lags = -LAG_INTERVAL_S
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adaptcast-snapshot")
+        self._writing: Future[None] | None = None
 
     # ---- set-up -------------------------------------------------------------------------------------
     def _make_loop(self) -> ForecastLoop:
@@ -238,18 +245,45 @@ class Worker:
             self.warm_until.pop(tp, None)
 
     def snapshot(self, tps: list[TopicPartition] | None = None) -> None:
-        """Write the windows of ``tps`` (default: all assigned) at their committed offsets, and loop state."""
+        """Write the windows of ``tps`` (default: all assigned) at their committed offsets, and loop state.
+
+        Synchronous (a revocation or shutdown must leave the files behind), after any periodic write
+        still in flight, so an older snapshot never lands over this one.
+        """
+        self._await_write()
+        for write in self._capture(tps):
+            write()
+
+    def _snapshot_in_background(self) -> None:
+        """The periodic snapshot: state copied on the serving thread, files written on another.
+
+        Skipped while the previous one is still being written; the next poll tries again.
+        """
+        if self._writing is not None and not self._writing.done():
+            return
+        self._await_write()  # raises what the last write raised
+        writes = self._capture(None)
+        self._writing = self._writer.submit(_run_all, writes)
+
+    def _await_write(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def _capture(self, tps: list[TopicPartition] | None) -> list[Callable[[], None]]:
+        """Copies of what a snapshot writes, as file writes to run now or later."""
         by_tp: dict[TopicPartition, list[str]] = defaultdict(list)
         for s, tp in self.series_tp.items():
             by_tp[tp].append(s)
+        writes: list[Callable[[], None]] = []
         for tp in self.committed if tps is None else tps:
             if tp in self.committed and tp not in self.warm_until:
-                self.snapshots.save_partition(
-                    tp, self.committed[tp], self.loop.export_series(by_tp.get(tp, []))
-                )
+                series = self.loop.export_series(by_tp.get(tp, []))
+                writes.append(partial(self.snapshots.save_partition, tp, self.committed[tp], series))
         if self.loop.model is not None:
-            self.snapshots.save_global(self.loop.state_dict())
+            writes.append(partial(self.snapshots.save_global, self.loop.state_dict()))
         self._last_snapshot = time.monotonic()
+        return writes
 
     # ---- serving ----------------------------------------------------------------------------------
     def step(self) -> int:
@@ -261,7 +295,9 @@ class Worker:
             msgs = [m for m in msgs if TopicPartition(m.topic, m.partition) not in skip]
         for ev in self.loop.collect():
             log.info("training finished: %s", ev.to_dict())
-        self.metrics.set_partitions({(tp.topic, tp.partition): n for tp, n in self.source.lags().items()})
+        if time.monotonic() - self._last_lags >= LAG_INTERVAL_S:
+            self._last_lags = time.monotonic()
+            self.metrics.set_partitions({(tp.topic, tp.partition): n for tp, n in self.source.lags().items()})
         self._follow_store()
         if not msgs:
             self.metrics.beat()
@@ -318,7 +354,7 @@ class Worker:
             self.committed.update(offsets)
         self.counts["records"] += len(msgs)
         if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
-            self.snapshot()
+            self._snapshot_in_background()
         return len(msgs)
 
     def _dead_letter(self, msg: Any, err: RecordError, counted: bool = False) -> None:
@@ -359,6 +395,7 @@ class Worker:
             self.sink.flush(timeout_s=self.cfg.state.shutdown_timeout_s)
             self.snapshot()
         finally:
+            self._writer.shutdown(wait=True)
             self.source.close()
             self.sink.close(timeout_s=self.cfg.state.shutdown_timeout_s)
             self.loop.trainer.close()
@@ -366,6 +403,11 @@ class Worker:
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop polling; the in-flight batch is finished, produced and committed."""
         stop_on_signals(self.stop_event)
+
+
+def _run_all(writes: list[Callable[[], None]]) -> None:
+    for write in writes:
+        write()
 
 
 def stop_on_signals(event: threading.Event) -> None:

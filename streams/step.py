@@ -88,6 +88,12 @@ class RollingMean:
         self._values.append(v)
         self._sum += v
 
+    def extend(self, values: np.ndarray) -> None:
+        """Add many values in order (the sum is recomputed: one pass over at most ``size`` values)."""
+        newest = np.asarray(values, dtype=np.float64)[-(self._values.maxlen or len(values)) :]
+        self._values.extend(newest.tolist())
+        self._sum = float(sum(self._values))
+
     @property
     def n(self) -> int:
         return len(self._values)
