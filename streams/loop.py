@@ -121,10 +121,12 @@ class ForecastLoop:
         self.states: dict[str, SeriesState] = {}
         self._serial = 0  # states made so far: each takes its own range of grid positions
         self.pending = ForecastStore()
+        self._kept = 0  # forecasts left by the last pruning
         self._versions: dict[str, int] = {}  # model version → the number the store keeps
         self.step = 0
         self._newest_ts: int | None = None
         self._live = RollingMean(error_window)
+        self._lead1_base = np.empty((0, len(self.targets)), dtype=np.float32)  # this call's, for the policy
         self.level = LevelTerm(n_targets=len(self.targets))
         self._level_version: str | None = None
         self.levels = tuple(level_name(lv) for lv in intervals.levels) if intervals else ()
@@ -453,8 +455,12 @@ class ForecastLoop:
         return base, keys
 
     def _prune(self) -> None:
-        """Drop stored forecasts no later truth can meet: past their horizon, or of a series gone."""
-        if not len(self.pending):
+        """Drop stored forecasts no later truth can meet: past their horizon, or of a series gone.
+
+        Only once the store has doubled since the last pruning (they can no longer match anyway:
+        this bounds memory, at a cost spread over the forecasts added since).
+        """
+        if len(self.pending) < 2 * self._kept + 1024:
             return
         serials = np.array([st.pending.pos // POSITIONS_PER_SERIES for st in self.states.values()], np.int64)
         current = np.array([st.pending.pos for st in self.states.values()], np.int64)
@@ -464,6 +470,7 @@ class ForecastLoop:
         at = np.minimum(np.searchsorted(serials, owner), max(len(serials) - 1, 0))
         alive = (serials[at] == owner) if len(serials) else np.zeros(len(owner), dtype=bool)
         self.pending.keep(alive & (self.pending.pos > current[at] - self.horizon))
+        self._kept = len(self.pending)
 
     # ---- scoring ----------------------------------------------------------------------------------
     def _settle(self, poll: _Poll, result: StepResult) -> None:
