@@ -1,11 +1,17 @@
-"""Live-service throughput and latency against a real local broker.
+"""Live-service throughput, latency and scale-out against a real local broker.
 
 (a) raw kafka-python consume → produce → flush → commit rate for the same records and batch size;
-(b) adaptcast's end-to-end rate (AR-Net, error memory and drift detector on); the ratio (b)/(a);
-(c) p50/p99 end-to-end latency at a fixed offered rate: the prediction's broker timestamp minus
-    the input record's (both producer CreateTime on this machine, ms resolution).
+(b) adaptcast's end-to-end rate (AR-Net, error memory, drift detector and intervals on), timed after
+    the first ``lookback + horizon`` steps (window warm-up: no forecasts yet); the ratio (b)/(a);
+(c) p50/p99/p99.9 end-to-end latency at each offered rate (``--rates``): the prediction's broker
+    timestamp minus the input record's (both producer CreateTime on this machine, ms resolution).
+    The load comes from a separate process, so its producer does not share the worker's GIL;
+(d) with ``--workers 1,2``: aggregate rate of N worker processes in one consumer group on the
+    4-partition topic, over the span in which all N were consuming.
 
     python bench/live_throughput.py                     # starts its own broker
+    python bench/live_throughput.py --series 5000 --steps 70 --skip-latency   # rate vs series
+    python bench/live_throughput.py --skip-raw --skip-latency --workers 1,2   # scale-out
     KAFKA_BOOTSTRAP_SERVERS=host:9092 python bench/live_throughput.py --records 50000
 """
 
@@ -13,14 +19,18 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing as mp
 import os
 import sys
 import tempfile
-import threading
 import time
 import uuid
 from contextlib import ExitStack
 from pathlib import Path
+
+# One BLAS thread, as `adaptcast` sets for itself (streams/cli.py), before numpy loads: a threaded BLAS
+# on a shared box makes the error memory's small products many times slower.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
 
@@ -137,17 +147,134 @@ def worker_config(
     )
 
 
+def serve_until(worker: Worker, total: int, warm: int) -> tuple[float, int]:
+    """Step ``worker`` until it has handled ``total`` records; the rate after the first ``warm``."""
+    t0 = n0 = None
+    while worker.counts["records"] < total:
+        worker.step()
+        if t0 is None and worker.counts["records"] >= warm:
+            t0, n0 = time.perf_counter(), worker.counts["records"]
+    assert t0 is not None and n0 is not None
+    return worker.counts["records"] - n0, time.perf_counter() - t0
+
+
+def _produce_later(bootstrap: str, topic: str, recs: list, rate: float, delay: float) -> None:
+    """The latency run's load, from its own process (a producer thread would share the worker's GIL)."""
+    time.sleep(delay)
+    produce(bootstrap, topic, recs, rate=rate)
+
+
+def latency(bootstrap: str, ckpt: str, tmp: Path, args: argparse.Namespace, rate: float) -> dict:
+    """p50/p99/p99.9 of input → prediction broker timestamps at ``rate`` records/s offered."""
+    tag = uuid.uuid4().hex[:6]
+    topics(bootstrap, f"in-{tag}", f"out-{tag}", f"dlq-{tag}")
+    n_lat = int(rate * args.latency_seconds)
+    lat_recs = records(args.series, n_lat // args.series + 1, seed=2)[:n_lat]
+    cfg = worker_config(bootstrap, tag, tmp / f"state-c-{tag}", ckpt, args.batch, args.lookback, args.horizon)
+    worker = Worker(cfg)
+    load = mp.get_context("spawn").Process(
+        target=_produce_later, args=(bootstrap, f"in-{tag}", lat_recs, rate, 3.0), daemon=True
+    )
+    load.start()
+    deadline = time.monotonic() + args.latency_seconds + 90
+    while worker.counts["records"] < len(lat_recs) and time.monotonic() < deadline:
+        worker.step()
+    worker.close()
+    load.join(timeout=10)
+    sent = {}
+    for m in KafkaConsumer(
+        f"in-{tag}", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    ):
+        v = json.loads(m.value)
+        sent[(v["series"], v["ts"])] = m.timestamp
+    lat = []
+    for m in KafkaConsumer(
+        f"out-{tag}", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
+    ):
+        v = json.loads(m.value)
+        key = (v["series"], v["issued_at"])
+        if key in sent:
+            lat.append(m.timestamp - sent[key])
+    ms = np.array(lat, dtype=float)
+    pct = {f"p{q:g}_ms": float(np.percentile(ms, q)) if ms.size else None for q in (50, 99, 99.9)}
+    return {"offered_rec_per_s": rate, "records": len(lat_recs), "predictions": int(ms.size), **pct}
+
+
+def _scale_worker(cfg_args: tuple, total: int, counter: mp.Value, out: mp.Queue) -> None:  # type: ignore[valid-type]
+    """One group member: serve until all members together handled ``total``; report (time, records) marks."""
+    worker = Worker(worker_config(*cfg_args), client_id=f"bench-{os.getpid()}")
+    marks = []
+    while counter.value < total:  # type: ignore[attr-defined]
+        n = worker.step()
+        if n:
+            with counter.get_lock():  # type: ignore[attr-defined]
+                counter.value += n  # type: ignore[attr-defined]
+            marks.append((time.monotonic(), n))
+    worker.close()
+    out.put(marks)
+
+
+def scale_out(bootstrap: str, ckpt: str, tmp: Path, args: argparse.Namespace, recs: list, n: int) -> dict:
+    """Aggregate rate of ``n`` worker processes in one group over the span all of them were consuming."""
+    tag = uuid.uuid4().hex[:6]
+    topics(bootstrap, f"in-{tag}", f"out-{tag}", f"dlq-{tag}")
+    produce(bootstrap, f"in-{tag}", recs)
+    ctx = mp.get_context("spawn")
+    counter, out = ctx.Value("q", 0), ctx.Queue()
+    procs = [
+        ctx.Process(
+            target=_scale_worker,
+            args=(
+                (bootstrap, tag, tmp / f"state-d-{tag}-{i}", ckpt, args.batch, args.lookback, args.horizon),
+                len(recs),
+                counter,
+                out,
+            ),
+        )
+        for i in range(n)
+    ]
+    for p in procs:
+        p.start()
+    marks = [out.get(timeout=900) for _ in procs]
+    for p in procs:
+        p.join()
+    busy = [ms for ms in marks if ms]  # a member that got no partition (or no records) has no marks
+    start = max(ms[0][0] for ms in busy)  # every busy member consuming from here ...
+    end = min(ms[-1][0] for ms in busy)  # ... until the first one ran out
+    within = sum(k for ms in busy for t, k in ms if start < t <= end)
+    return {
+        "workers": n,
+        "workers_with_records": len(busy),
+        "records": len(recs),
+        "records_in_span": int(within),
+        "span_s": round(end - start, 2),
+        "agg_rec_per_s": round(within / (end - start), 1) if end > start else None,
+        "per_worker_records": [sum(k for _, k in ms) for ms in marks],
+    }
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--series", type=int, default=50)
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--batch", type=int, default=500, help="records per poll (both consumers)")
-    ap.add_argument("--rate", type=float, default=1000.0, help="offered rate for the latency run")
+    ap.add_argument("--rates", default="1000,5000", help="offered rates for the latency runs (records/s)")
     ap.add_argument("--latency-seconds", type=float, default=15.0)
     ap.add_argument("--lookback", type=int, default=48)
     ap.add_argument("--horizon", type=int, default=12)
+    ap.add_argument("--skip-raw", action="store_true", help="no raw-client run (and no ratio)")
+    ap.add_argument("--skip-latency", action="store_true")
+    ap.add_argument("--workers", default="", help="scale-out: comma-separated process counts, e.g. 1,2")
+    ap.add_argument("--out", type=Path, help="also write the JSON here")
     args = ap.parse_args()
-    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    summary: dict = {
+        "machine": f"{os.cpu_count()} cores, shared with other jobs",
+        "series": args.series,
+        "steps": args.steps,
+        "lookback": args.lookback,
+        "horizon": args.horizon,
+        "batch": args.batch,
+    }
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="adaptcast-bench-")))
         bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
@@ -157,78 +284,40 @@ def main() -> None:
             bootstrap = stack.enter_context(KafkaBroker(state_dir=tmp / "kafka")).bootstrap
         recs = records(args.series, args.steps)
         ckpt = trained_arnet(tmp / "arnet", args.lookback, args.horizon)
+        warm = (args.lookback + args.horizon) * args.series
+        summary["records"], summary["warm_records"] = len(recs), warm
 
-        # (a) raw client rate
         tag = uuid.uuid4().hex[:6]
         topics(bootstrap, f"in-{tag}", f"out-{tag}", f"dlq-{tag}")
         produce(bootstrap, f"in-{tag}", recs)
-        raw = raw_rate(bootstrap, f"in-{tag}", f"rawout-{tag}", len(recs), args.batch)
+        if not args.skip_raw:  # (a) raw client rate
+            raw = raw_rate(bootstrap, f"in-{tag}", f"rawout-{tag}", len(recs), args.batch)
+            summary["raw_kafka_python_rec_per_s"] = round(raw, 1)
 
-        # (b) adaptcast on the same records, same batch size
-        worker = Worker(
-            worker_config(bootstrap, tag, tmp / "state-b", ckpt, args.batch, args.lookback, args.horizon)
-        )
-        t0 = None
-        while worker.counts["records"] < len(recs):
-            if worker.step() and t0 is None:
-                t0 = time.perf_counter()
-        ours = worker.counts["records"] / (time.perf_counter() - t0)
+        # (b) adaptcast on the same records, same batch size, after the windows' warm-up
+        cfg = worker_config(bootstrap, tag, tmp / "state-b", ckpt, args.batch, args.lookback, args.horizon)
+        worker = Worker(cfg)
+        done, seconds = serve_until(worker, len(recs), warm)
         worker.close()
+        summary["adaptcast_rec_per_s"] = round(done / seconds, 1)
+        summary["adaptcast_timed_records"] = done
+        if not args.skip_raw:
+            summary["ratio"] = round(done / seconds / raw, 3)
+            summary["target_ratio"] = 0.5
 
-        # (c) latency at a fixed offered rate
-        tag = uuid.uuid4().hex[:6]
-        topics(bootstrap, f"in-{tag}", f"out-{tag}", f"dlq-{tag}")
-        n_lat = int(args.rate * args.latency_seconds)
-        lat_recs = records(args.series, n_lat // args.series + 1, seed=2)[:n_lat]
-        worker = Worker(
-            worker_config(bootstrap, tag, tmp / "state-c", ckpt, args.batch, args.lookback, args.horizon)
-        )
-        stop = threading.Event()
-        serving = threading.Thread(
-            target=lambda: [worker.step() for _ in iter(lambda: stop.is_set(), True)], daemon=True
-        )
-        serving.start()
-        time.sleep(2.0)  # let the worker join the group before load starts
-        produce(bootstrap, f"in-{tag}", lat_recs, rate=args.rate)
-        deadline = time.monotonic() + 60
-        while worker.counts["records"] < len(lat_recs) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        stop.set()
-        serving.join()
-        worker.close()
-        sent = {}
-        for m in KafkaConsumer(
-            f"in-{tag}", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
-        ):
-            v = json.loads(m.value)
-            sent[(v["series"], v["ts"])] = m.timestamp
-        lat = []
-        for m in KafkaConsumer(
-            f"out-{tag}", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
-        ):
-            v = json.loads(m.value)
-            key = (v["series"], v["issued_at"])
-            if key in sent:
-                lat.append(m.timestamp - sent[key])
-        lat_ms = np.array(lat, dtype=float)
-    summary = {
-        "machine": f"{os.cpu_count()} cores",
-        "records": len(recs),
-        "series": args.series,
-        "batch": args.batch,
-        "raw_kafka_python_rec_per_s": round(raw, 1),
-        "adaptcast_rec_per_s": round(ours, 1),
-        "ratio": round(ours / raw, 3),
-        "target_ratio": 0.5,
-        "latency": {
-            "offered_rec_per_s": args.rate,
-            "predictions": int(lat_ms.size),
-            "p50_ms": float(np.percentile(lat_ms, 50)) if lat_ms.size else None,
-            "p99_ms": float(np.percentile(lat_ms, 99)) if lat_ms.size else None,
-            "target_p99_ms": 50,
-        },
-    }
-    print(json.dumps(summary, indent=2))
+        if not args.skip_latency:  # (c)
+            rates = [float(r) for r in args.rates.split(",") if r]
+            summary["latency"] = [latency(bootstrap, ckpt, tmp, args, r) for r in rates]
+            summary["target_p99_ms_at_1000"] = 50
+
+        if args.workers:  # (d)
+            summary["scale_out"] = [
+                scale_out(bootstrap, ckpt, tmp, args, recs, int(n)) for n in args.workers.split(",") if n
+            ]
+    text = json.dumps(summary, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":

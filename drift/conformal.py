@@ -64,9 +64,9 @@ class _Scores:
     def add(self, lead: int, scores: np.ndarray) -> None:
         """Append ``scores [n, n_targets]`` at ``lead`` (0-based), oldest first; the ring keeps the newest."""
         w = self.values.shape[2]
-        for row in scores[-w:]:
-            self.values[lead, :, self.count[lead] % w] = row
-            self.count[lead] += 1
+        kept = scores[-w:]
+        self.values[lead, :, (self.count[lead] + np.arange(len(kept))) % w] = kept
+        self.count[lead] += len(kept)
 
     @property
     def filled(self) -> np.ndarray:
@@ -100,21 +100,27 @@ class OnlineConformal:
     def half_widths(self, series: Sequence[str]) -> np.ndarray:
         """Half-widths ``[B, levels, horizon, n_targets]`` for the next forecasts of ``series``.
 
-        NaN where no residual of that lead is known yet (no model has been validated).
+        NaN where no residual of that lead is known yet (no model has been validated). All series
+        at once: their rings are sorted in one call, and a lead with fewer than ``MIN_OWN`` own
+        residuals reads the pooled ring instead.
         """
-        out = np.full((len(series), len(self.params.levels), self.horizon, self.n_targets), np.nan)
-        pooled = np.sort(self.pooled.values, axis=2)
+        shape = (len(self.params.levels), self.horizon, self.n_targets)
+        pooled = np.sort(self.pooled.values, axis=2)[None]  # [1, H, T, W]
+        n = np.broadcast_to(self.pooled.filled, (len(series), self.horizon)).copy()  # [B, H]
+        sorted_ = np.broadcast_to(pooled, (len(series), *pooled.shape[1:])).copy()
+        alpha = np.broadcast_to(self._nominal, (len(series), *shape)).copy()  # [B, L, H, T]
+        own = [(i, self.series[s]) for i, s in enumerate(series) if s in self.series]
+        if own:
+            rows = np.array([i for i, _ in own])
+            filled = np.stack([sc.filled for _, sc in own])  # [S, H]
+            use = filled >= MIN_OWN
+            mine = np.sort(np.stack([sc.values for _, sc in own]), axis=3)
+            sorted_[rows] = np.where(use[:, :, None, None], mine, sorted_[rows])
+            n[rows] = np.where(use, filled, n[rows])
         for i, s in enumerate(series):
-            own = self.series.get(s)
-            sorted_ = pooled.copy()
-            n = self.pooled.filled.copy()
-            if own is not None:
-                use = own.filled >= MIN_OWN
-                sorted_[use] = np.sort(own.values[use], axis=2)
-                n[use] = own.filled[use]
-            alpha = self.alpha.get(s, np.broadcast_to(self._nominal, out.shape[1:]))
-            out[i] = _quantile(sorted_, n, alpha)
-        return out
+            if s in self.alpha:
+                alpha[i] = self.alpha[s]
+        return _quantile(sorted_, n, alpha)
 
     def intervals(self, series: Sequence[str], yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``lo, hi`` ``[B, levels, horizon, n_targets]`` around ``yhat`` ``[B, horizon, n_targets]``."""
@@ -126,22 +132,77 @@ class OnlineConformal:
         """One outcome at ``lead`` (1-based): ``residual = y − yhat`` ``[n_targets]``, and the
         half-widths ``[levels, n_targets]`` the forecast was issued with (None: it had none)."""
         score = np.abs(np.asarray(residual, dtype=np.float64))[None]
-        own = self.series.get(series)
-        if own is None:
-            own = self.series[series] = self._new_scores()
-        own.add(lead - 1, score)
+        self._ring(series).add(lead - 1, score)
         self.pooled.add(lead - 1, score)
         if half_width is None or self.params.gamma == 0.0:
             return
         known = np.isfinite(half_width)
         miss = (score > half_width) & known  # [L, T]
+        alpha = self._alpha(series)
+        step = self.params.gamma * (self._nominal[:, 0] - miss)
+        alpha[:, lead - 1] = np.clip(alpha[:, lead - 1] + np.where(known, step, 0.0), 0.0, 1.0)
+
+    def _ring(self, series: str) -> _Scores:
+        own = self.series.get(series)
+        if own is None:
+            own = self.series[series] = self._new_scores()
+        return own
+
+    def _alpha(self, series: str) -> np.ndarray:
         alpha = self.alpha.get(series)
         if alpha is None:
             alpha = self.alpha[series] = np.repeat(self._nominal, self.horizon, axis=1).repeat(
                 self.n_targets, axis=2
             )
-        step = self.params.gamma * (self._nominal[:, 0] - miss)
-        alpha[:, lead - 1] = np.clip(alpha[:, lead - 1] + np.where(known, step, 0.0), 0.0, 1.0)
+        return alpha
+
+    def update_many(
+        self,
+        names: Sequence[str],
+        which: np.ndarray,
+        leads: np.ndarray,
+        residuals: np.ndarray,
+        half_widths: np.ndarray | None,
+    ) -> None:
+        """Outcomes in order, as :meth:`update` one by one would take them: outcome ``i`` is of series
+        ``names[which[i]]`` at ``leads[i]`` (1-based), ``residuals`` ``[n, n_targets]`` and the
+        half-widths ``[n, levels, n_targets]`` its forecast was issued with (None: none had any).
+
+        Rings take each (series, lead)'s residuals in one write; miss levels move in passes, the
+        k-th outcome of every (series, lead) in pass k, because each step is clipped to ``[0, 1]``.
+        """
+        if not len(which):
+            return
+        scores = np.abs(np.asarray(residuals, dtype=np.float64))
+        lead0 = np.asarray(leads, dtype=np.int64) - 1
+        which = np.asarray(which, dtype=np.int64)
+        used = np.unique(which)
+        rings = [self._ring(names[u]) for u in used]
+        slot = np.searchsorted(used, which)  # position of each outcome's series in ``rings``
+        values = np.stack([r.values for r in rings])  # [U, H, T, W]
+        counts = np.stack([r.count for r in rings])  # [U, H]
+        _append(values, counts, slot, lead0, scores)
+        for r, v, c in zip(rings, values, counts, strict=True):
+            r.values[...], r.count[...] = v, c
+        pooled_v, pooled_c = self.pooled.values[None], self.pooled.count[None]
+        _append(pooled_v, pooled_c, np.zeros_like(slot), lead0, scores)
+        self.pooled.values[...], self.pooled.count[...] = pooled_v[0], pooled_c[0]
+        if half_widths is None or self.params.gamma == 0.0:
+            return
+        half = np.asarray(half_widths, dtype=np.float64)
+        alphas = [self._alpha(names[u]) for u in used]
+        alpha = np.stack(alphas)  # [U, L, H, T]
+        known = np.isfinite(half)
+        step = np.where(
+            known, self.params.gamma * (self._nominal[:, 0][None] - ((scores[:, None] > half) & known)), 0.0
+        )
+        occurrence = _occurrence(slot * self.horizon + lead0)
+        for k in range(int(occurrence.max()) + 1):
+            at = occurrence == k
+            s, ld = slot[at], lead0[at]
+            alpha[s, :, ld] = np.clip(alpha[s, :, ld] + step[at], 0.0, 1.0)
+        for a, new in zip(alphas, alpha, strict=True):
+            a[...] = new
 
     def reseed(self, residuals: np.ndarray) -> None:
         """A new model serves: forget every residual and miss level; pool its validation residuals
@@ -197,17 +258,44 @@ def _scores_state(sc: _Scores) -> dict[str, np.ndarray]:
     return {"values": sc.values.copy(), "count": sc.count.copy()}
 
 
-def _quantile(sorted_: np.ndarray, n: np.ndarray, alpha: np.ndarray) -> np.ndarray:
-    """Split-conformal quantile ``[L, H, T]``: the ``⌈(1 − a)(n + 1)⌉``-th smallest of ``n`` residuals.
+def _occurrence(keys: np.ndarray) -> np.ndarray:
+    """For each element, how many equal keys come before it (0 for the first of each key)."""
+    order = np.argsort(keys, kind="stable")
+    ordered = keys[order]
+    first = np.r_[True, ordered[1:] != ordered[:-1]]
+    start = np.maximum.accumulate(np.where(first, np.arange(len(keys)), 0))
+    out = np.empty(len(keys), dtype=np.int64)
+    out[order] = np.arange(len(keys)) - start
+    return out
 
-    ``sorted_`` ``[H, T, window]`` holds each lead's residuals ascending with NaN after them; a rank
-    past ``n`` takes the largest, and a level with ``a = 1`` gives width 0.
+
+def _append(
+    values: np.ndarray, counts: np.ndarray, slot: np.ndarray, lead0: np.ndarray, scores: np.ndarray
+) -> None:
+    """Append ``scores`` ``[n, T]`` in order to rings ``values`` ``[U, H, T, W]`` (``counts`` ``[U, H]``) at
+    ``(slot, lead0)``: what :meth:`_Scores.add` does row by row, for many rings at once."""
+    w = values.shape[3]
+    key = slot * values.shape[1] + lead0
+    occ = _occurrence(key)
+    total = np.bincount(key, minlength=counts.size).reshape(counts.shape)
+    kept = occ >= total[slot, lead0] - w  # a ring keeps only its newest ``w``
+    s, ld = slot[kept], lead0[kept]
+    values[s, ld, :, (counts[s, ld] + occ[kept]) % w] = scores[kept]
+    counts += total
+
+
+def _quantile(sorted_: np.ndarray, n: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """Split-conformal quantile ``[B, L, H, T]``: the ``⌈(1 − a)(n + 1)⌉``-th smallest of ``n`` residuals.
+
+    ``sorted_`` ``[B, H, T, window]`` holds each lead's residuals ascending with NaN after them, ``n``
+    ``[B, H]`` how many there are and ``alpha`` ``[B, L, H, T]`` the miss levels; a rank past ``n``
+    takes the largest, and a level with ``a = 1`` gives width 0.
     """
-    n_ = n[None, :, None]  # [1, H, 1]
+    n_ = n[:, None, :, None]  # [B, 1, H, 1]
     rank = np.ceil((1.0 - alpha) * (n_ + 1)).astype(np.int64)
-    idx = np.clip(rank, 1, np.maximum(n_, 1)) - 1  # [L, H, T]
+    idx = np.clip(rank, 1, np.maximum(n_, 1)) - 1  # [B, L, H, T]
     q = np.take_along_axis(
-        np.broadcast_to(sorted_[None], (alpha.shape[0], *sorted_.shape)), idx[..., None], axis=3
+        np.broadcast_to(sorted_[:, None], (*alpha.shape, sorted_.shape[-1])), idx[..., None], axis=4
     )[..., 0]
     q = np.where(rank <= 0, 0.0, q)
     return np.where(n_ > 0, q, np.nan)

@@ -40,16 +40,40 @@ class LevelTerm:
         return out
 
     def update(self, series: Sequence[str], residuals: np.ndarray) -> None:
-        """Fold each series' newest one-step residual ``[B, n_targets]`` into its mean and variance."""
+        """Fold each series' newest one-step residual ``[B, n_targets]`` into its mean and variance, in order.
+
+        Vectorised over series: the k-th residual of every series in this batch is folded in pass k.
+        """
+        names = list(series)
+        r = np.asarray(residuals, dtype=np.float64).reshape(len(names), self.n_targets)
+        if not names:
+            return
+        first: dict[str, int] = {}
+        which = np.array([first.setdefault(s, len(first)) for s in names], dtype=np.int64)
+        uniq = list(first)
+        known = np.array([s in self._mean for s in uniq])
+        mean = np.zeros((len(uniq), self.n_targets))
+        var = np.zeros((len(uniq), self.n_targets))
+        count = np.zeros(len(uniq), dtype=np.int64)
+        for j in np.flatnonzero(known).tolist():
+            s = uniq[j]
+            mean[j], var[j], count[j] = self._mean[s], self._var[s], self._n[s]
         a = self.alpha
-        for s, r in zip(series, np.asarray(residuals, dtype=np.float64), strict=True):
-            if s not in self._mean:
-                self._mean[s], self._var[s], self._n[s] = r.copy(), np.zeros_like(r), 1
-                continue
-            d = r - self._mean[s]
-            self._mean[s] = self._mean[s] + a * d
-            self._var[s] = (1 - a) * (self._var[s] + a * d * d)
-            self._n[s] += 1
+        order = np.argsort(which, kind="stable")
+        ordered = which[order]
+        start = np.searchsorted(ordered, ordered)  # index of each series' first residual in ``ordered``
+        occurrence = np.empty(len(names), dtype=np.int64)
+        occurrence[order] = np.arange(len(names)) - start
+        for k in range(int(occurrence.max()) + 1):
+            at = np.flatnonzero(occurrence == k)
+            u, x = which[at], r[at]
+            new = count[u] == 0
+            d = x - mean[u]
+            mean[u] = np.where(new[:, None], x, mean[u] + a * d)
+            var[u] = np.where(new[:, None], 0.0, (1 - a) * (var[u] + a * d * d))
+            count[u] += 1
+        for j, s in enumerate(uniq):
+            self._mean[s], self._var[s], self._n[s] = mean[j].copy(), var[j].copy(), int(count[j])
 
     def reset(self) -> None:
         """Forget every series (a new model predicts a new level)."""

@@ -161,13 +161,19 @@ class ErrorMemory:
             raise ValueError(f"{name} must have shape {list(want)}, got {list(a.shape)}")
         return a
 
-    def _observe_keys(self, k: np.ndarray) -> None:
-        """Running (Chan et al.) mean/variance of keys until ``warmup`` keys were seen."""
+    def _observe_keys(self, k: np.ndarray, c: np.ndarray | None = None) -> None:
+        """Running (Chan et al.) mean/variance of keys until ``warmup`` keys were seen (``c``: each
+        key's multiplicity)."""
         if self._frozen:
             return
-        nb = k.shape[0]
-        bm = k.mean(axis=0)
-        bm2 = ((k - bm) ** 2).sum(axis=0)
+        if c is None:
+            nb = k.shape[0]
+            bm = k.mean(axis=0)
+            bm2 = ((k - bm) ** 2).sum(axis=0)
+        else:
+            nb = int(c.sum())
+            bm = (c[:, None] * k).sum(axis=0) / nb
+            bm2 = (c[:, None] * (k - bm) ** 2).sum(axis=0)
         n = self._std_n
         tot = n + nb
         d = bm - self._mu
@@ -189,11 +195,15 @@ class ErrorMemory:
         bits = (proj > 0).reshape(z.shape[0], self.tables, self.bits)
         return bits.astype(np.int64) @ self._pow2 + self._offsets  # [B, tables] flat indices
 
-    def update(self, keys: Any, residuals: Any, mask: Any = None) -> None:
+    def update(self, keys: Any, residuals: Any, mask: Any = None, counts: Any = None) -> None:
         """Store residuals ``y - yhat_base`` ``[B, horizon, n_targets]`` under their keys ``[B, dim]``.
 
         ``mask`` (bool, same shape) marks the residuals that are known: a forecast's lead-1 error
         can be stored as soon as it is observed, without waiting for the whole horizon.
+        ``counts`` ``[B]`` (default 1 each) says how many records each row stands for: one row with
+        ``c`` known residuals of one key is the same as ``c`` rows of that key with one residual each
+        (up to rounding), at a fraction of the cost. Only without per-record decay (``decay == 1``),
+        where a record's weight does not depend on its place in the batch.
         """
         k = self._check_keys(keys)
         b = k.shape[0]
@@ -208,19 +218,24 @@ class ErrorMemory:
                     f"got {list(m.shape)}"
                 )
             m = m.reshape(b, -1).astype(np.float64)
+        c = None if counts is None else np.asarray(counts, dtype=np.float64)
+        if c is not None and (c.shape != (b,) or (c < 1).any()):
+            raise ValueError(f"counts must have shape [{b}] and be >= 1, got shape {list(c.shape)}")
         if self.decay < 1.0:
+            if c is not None and (c != 1).any():
+                raise ValueError("counts above 1 need decay == 1 (a record's weight depends on its order)")
             step = max(1, int(100.0 / -math.log(self.decay)))  # keep decay**-step far from overflow
             if b > step:
                 for i in range(0, b, step):
-                    self._update(k[i : i + step], r[i : i + step], m[i : i + step])
+                    self._update(k[i : i + step], r[i : i + step], m[i : i + step], None)
                 return
-        self._update(k, r, m)
+        self._update(k, r, m, c)
 
-    def _update(self, k: np.ndarray, r: np.ndarray, m: np.ndarray) -> None:
+    def _update(self, k: np.ndarray, r: np.ndarray, m: np.ndarray, c: np.ndarray | None) -> None:
         b = k.shape[0]
         if self.decay < 1.0 and self._scale * self.decay**-b > _RENORM_AT:
             self._renormalise()
-        self._observe_keys(k)
+        self._observe_keys(k, c)
         z = self._standardise(k)
         idx = self._buckets(z)  # [B, T]
         if self.decay < 1.0:
@@ -229,18 +244,18 @@ class ErrorMemory:
             self._scale = float(w[-1])
         else:
             w = np.full(b, self._scale)
+        wk = w if c is None else w * c  # a key's weight: one per record it stands for
         flat = idx.ravel()
-        wt = np.repeat(w, self.tables)
-        self._counts += np.bincount(flat, weights=wt, minlength=self._counts.size)
+        self._counts += np.bincount(flat, weights=np.repeat(wk, self.tables), minlength=self._counts.size)
         order = np.argsort(flat, kind="stable")
         fs = flat[order]
         starts = np.flatnonzero(np.r_[True, fs[1:] != fs[:-1]])
         rows = order // self.tables
-        wr = w[rows][:, None]
-        self._sums[fs[starts]] += np.add.reduceat(r[rows] * m[rows] * wr, starts, axis=0)
-        self._vcounts[fs[starts]] += np.add.reduceat(m[rows] * wr, starts, axis=0)
-        self._keysums[fs[starts]] += np.add.reduceat(z[rows] * wr, starts, axis=0)
-        self.n_updates += b
+        mw = m * w[:, None]
+        self._sums[fs[starts]] += np.add.reduceat((r * mw)[rows], starts, axis=0)
+        self._vcounts[fs[starts]] += np.add.reduceat(mw[rows], starts, axis=0)
+        self._keysums[fs[starts]] += np.add.reduceat((z * wk[:, None])[rows], starts, axis=0)
+        self.n_updates += b if c is None else int(c.sum())
 
     def advance(self, steps: int = 1) -> None:
         """``steps`` clock steps passed: every stored record weighs ``step_decay**steps`` less.

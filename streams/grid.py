@@ -141,6 +141,15 @@ def infer_period(intervals: tuple[int, ...], tolerance: float) -> int:
 
 def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
     """Where a record stamped ``ts_ms`` goes on ``grid``, and the grid after it (pure)."""
+    if (  # the common case, decided without the general rules (which give the same answer)
+        grid.fixed
+        and grid.candidate_ms is None
+        and grid.last_ms is not None
+        and grid.seen_ms == grid.last_ms
+        and ts_ms - grid.last_ms == grid.period_ms
+        and rules.tolerance < 1
+    ):
+        return Placement(Action.APPEND, ts_ms), SeriesGrid(grid.period_ms, ts_ms, ts_ms, True)
     if grid.last_ms is None or grid.seen_ms is None:
         return Placement(Action.START, ts_ms), replace(grid, last_ms=ts_ms, seen_ms=ts_ms)
     # a provisional period may be far too long: its tolerance would swallow the next grid point

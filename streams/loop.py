@@ -12,9 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -36,13 +35,25 @@ from adaptcast.streams.events import (
     SeriesReset,
 )
 from adaptcast.streams.grid import Action, GridRules, Placement, SeriesGrid, fill_rows, place
-from adaptcast.streams.metrics import Metrics
+from adaptcast.streams.metrics import Metrics, observe_many
+from adaptcast.streams.pending import ForecastStore
 from adaptcast.streams.records import MISSING_VALUE, Record, RecordError, format_timestamp
 from adaptcast.streams.retrain import InlineTrainer, Trainer
-from adaptcast.streams.state import PendingForecast, RingBuffer, SeriesState
+from adaptcast.streams.state import POSITIONS_PER_SERIES, Pending, RingBuffer, SeriesState
 from adaptcast.streams.step import Forecast, RollingMean, ScoredError, StepResult, in_rounds
 
 log = logging.getLogger("adaptcast.loop")
+
+
+@dataclass
+class _Poll:
+    """What one ``process`` call gathers record by record and then handles as arrays."""
+
+    truth_pos: list[int] = field(default_factory=list)  # grid position of each accepted record
+    truth_rows: list[np.ndarray] = field(default_factory=list)
+    truth_recs: list[Record] = field(default_factory=list)
+    windows: list[np.ndarray] = field(default_factory=list)  # one per forecast due, copied when due
+    due: list[tuple[str, int, int, int]] = field(default_factory=list)  # series, its time, period, position
 
 
 class ForecastLoop:
@@ -108,10 +119,14 @@ class ForecastLoop:
             refit=refit,
         )
         self.states: dict[str, SeriesState] = {}
+        self._serial = 0  # states made so far: each takes its own range of grid positions
+        self.pending = ForecastStore()
+        self._kept = 0  # forecasts left by the last pruning
+        self._versions: dict[str, int] = {}  # model version → the number the store keeps
         self.step = 0
         self._newest_ts: int | None = None
-        self._hits: list[tuple[PendingForecast, int, np.ndarray, Record]] = []
         self._live = RollingMean(error_window)
+        self._lead1_base = np.empty((0, len(self.targets)), dtype=np.float32)  # this call's, for the policy
         self.level = LevelTerm(n_targets=len(self.targets))
         self._level_version: str | None = None
         self.levels = tuple(level_name(lv) for lv in intervals.levels) if intervals else ()
@@ -163,18 +178,22 @@ class ForecastLoop:
         """Ingest records in order; every accepted record with a full window yields one forecast.
 
         With ``emit=False`` records only warm the windows (re-read after a restart): nothing is
-        forecast, scored or trained.
+        forecast, scored or trained. Records are placed and buffered one by one; forecasting,
+        correction, scoring and calibration then run once for the whole call, on arrays. Within a
+        call every forecast uses the model, memory, level term and calibrator as they were at its
+        start (they learn from this call's truths at its end), so this is the same as forecasting
+        record by record.
         """
         received_at = self.clock() if received_at is None else received_at
         result = StepResult()
-        due: dict[str, SeriesState] = {}
         first_step = self.step
+        poll = _Poll()
+        forecasting = emit and self.model is not None
         fresh: list[np.ndarray] | None = [] if emit and self._wants_features() else None  # input rows
-        for rec in in_rounds(records):
-            self.n_records += 1
-            self.metrics.records_consumed.inc()
-            if emit and (rec.series in due or len(due) >= self.max_batch):
-                self._flush(due, result, received_at)  # before this record moves its series' grid on
+        ordered = in_rounds(records)
+        self.n_records += len(ordered)
+        self.metrics.records_consumed.inc(len(ordered))
+        for rec in ordered:
             try:
                 row = self._row(rec)
                 state = self._state(rec.series)
@@ -186,26 +205,25 @@ class ForecastLoop:
             rec = self._to_grid(rec, row, placed, state, result)
             result.accepted.append(rec)
             if emit:
-                self._score(rec, row, state)
+                poll.truth_pos.append(state.pending.pos)
+                poll.truth_rows.append(row)
+                poll.truth_recs.append(rec)
             state.buffer.append(row)
             if fresh is not None:
                 fresh.append(row)
             if self._newest_ts is None or rec.ts_ms > self._newest_ts:
                 self._newest_ts = rec.ts_ms
                 self.step += 1
-            if (
-                emit
-                and self.model is not None
-                and len(state.buffer) >= self.lookback
-                and state.grid.period_ms
-            ):
-                due[rec.series] = state
+            if forecasting and len(state.buffer) >= self.lookback and state.grid.period_ms:
+                poll.windows.append(state.buffer.last(self.lookback).copy())  # later rows may reuse it
+                poll.due.append((rec.series, rec.ts_ms, state.grid.period_ms, state.pending.pos))
         if emit:
-            self._flush(due, result, received_at)
-            self._settle(result)
+            self._forecast(poll, result, received_at)
+            self._settle(poll, result)
             self._adapt(result, fresh)
             if self.memory is not None and self.step > first_step:
                 self.memory.advance(self.step - first_step)  # the memory forgets per step, not per update
+            self._prune()
         self.metrics.series_active.set(len(self.states))
         self.metrics.beat()
         return result
@@ -260,7 +278,7 @@ class ForecastLoop:
                 grid = SeriesGrid.from_dict(d["grid"])
             else:
                 grid = SeriesGrid(d["period_ms"], d["last_ts_ms"], d["last_ts_ms"])
-            st = self.states[name] = SeriesState(RingBuffer(self.history, len(self.channels)), grid)
+            st = self.states[name] = self._new_state(grid)
             rows = np.asarray(d["rows"], dtype=np.float32)[-self.history :]
             filled = np.asarray(d.get("filled", np.zeros(len(rows))), dtype=bool)[-self.history :]
             for row, was_filled in zip(rows, filled, strict=True):
@@ -305,9 +323,14 @@ class ForecastLoop:
     def _state(self, series: str) -> SeriesState:
         state = self.states.get(series)
         if state is None:
-            grid = self.grid.new_grid(series)
-            state = self.states[series] = SeriesState(RingBuffer(self.history, len(self.channels)), grid)
+            state = self.states[series] = self._new_state(self.grid.new_grid(series))
         return state
+
+    def _new_state(self, grid: SeriesGrid) -> SeriesState:
+        """A series' state with an empty window and grid positions no other state has used."""
+        self._serial += 1
+        buffer = RingBuffer(self.history, len(self.channels))
+        return SeriesState(buffer, grid, Pending(self._serial * POSITIONS_PER_SERIES))
 
     def _check_order(self, rec: Record, state: SeriesState) -> Placement:
         """Place the record on its series' grid; raise for a duplicate, late or off-grid one."""
@@ -334,8 +357,11 @@ class ForecastLoop:
         period = state.grid.period_ms
         if placed.inferred:
             log.info("series %r: period of %s ms inferred from its first records", rec.series, period)
-        if placed.action is Action.FILL:
+        if placed.action is Action.APPEND:
+            state.pending.advance(1)
+        elif placed.action is Action.FILL:
             assert period is not None  # a gap is counted in periods
+            state.pending.advance(placed.missing + 1)
             for filled in fill_rows(state.buffer.last(1)[0], row, placed.missing, self.grid.fill):
                 state.buffer.append(filled, filled=True)
             self.metrics.grid_filled.inc(placed.missing)
@@ -367,87 +393,36 @@ class ForecastLoop:
         self.adaptation.events.append(event)
         result.events.append(event)
 
-    # ---- scoring ----------------------------------------------------------------------------------
-    def _score(self, rec: Record, row: np.ndarray, state: SeriesState) -> None:
-        """Match the new truth with every pending forecast whose horizon covers its timestamp.
-
-        Errors are computed later for the whole call at once (:meth:`_settle`): numpy per hit
-        would dominate the per-record cost.
-        """
-        if not state.pending:
+    # ---- forecasting ----------------------------------------------------------------------------------
+    def _forecast(self, poll: _Poll, result: StepResult, received_at: float) -> None:
+        """Predict every window due in this call (``max_batch`` per predict call), correct them, add
+        intervals, emit the forecasts and keep them in the store until their horizon is observed."""
+        if not poll.due or self.model is None:
             return
-        period = state.grid.period_ms or 1  # pending forecasts and the record are on this grid's points
-        keep: deque[PendingForecast] = deque()
-        for p in state.pending:
-            lead = (rec.ts_ms - p.issued_at_ms) // period
-            if 1 <= lead <= len(p.yhat):
-                self._hits.append((p, lead, row, rec))
-                if lead == len(p.yhat):
-                    continue
-            if p.issued_at_ms + len(p.yhat) * period > rec.ts_ms:
-                keep.append(p)
-        state.pending = keep
-
-    def _settle(self, result: StepResult) -> None:
-        """Errors and residuals of this call's matches, vectorised; lead-1 errors go to ``result.scored``."""
-        hits, self._hits = self._hits, []
-        if not hits:
-            return
-        t = len(self.targets)
-        truth = np.stack([row[:t] for _, _, row, _ in hits])
-        yhat = np.stack([p.yhat[lead - 1] for p, lead, _, _ in hits])
-        base = np.stack([p.yhat_base[lead - 1] for p, lead, _, _ in hits])
-        resid = truth - base
-        err, err_base = np.abs(truth - yhat), np.abs(resid)
-        err_mean = err.mean(axis=1)
-        self._remember(hits, resid)
-        self._level_update(hits, truth, yhat)
-        self._calibrate(hits, truth - yhat)
-        for i, (_p, lead, _, rec) in enumerate(hits):
-            if lead == 1:
-                result.scored.append(ScoredError(rec.series, rec.ts_ms, 1, err[i], err_base[i]))
-                self._live.add(float(err_mean[i]))
-        self._abs_sum += (float(err_mean.sum()), float(err_base.mean(axis=1).sum()))
-        self._n_scored += len(hits)
-        self.metrics.live_error.set(self._live.mean)
-
-    # ---- forecasting --------------------------------------------------------------------------------
-    def _flush(self, due: dict[str, SeriesState], result: StepResult, received_at: float) -> None:
-        if not due or self.model is None:
-            due.clear()
-            return
-        names = list(due)
-        windows = np.stack([due[s].buffer.last(self.lookback) for s in names])
-        t0 = time.perf_counter()
-        with self.ledger.measure("predict", samples=len(names)):
-            base = self.model.predict(windows)
-            keys = self.model.embed(windows) if self.memory is not None else None
-        self.metrics.predict_duration.observe(time.perf_counter() - t0)
-        self.metrics.predict_batch.observe(len(names))
+        windows = np.stack(poll.windows)
+        names = [name for name, _, _, _ in poll.due]
+        parts = [self._predict(windows[i : i + self.max_batch]) for i in range(0, len(names), self.max_batch)]
+        base = np.concatenate([b for b, _ in parts])
+        keys = None if self.memory is None else np.concatenate([k for _, k in parts])
         yhat = base
-        lo = hi = half = None
+        lo = hi = half = level = None
         if self.memory is not None and keys is not None:
             with self.ledger.measure("correct", samples=len(names)):
                 yhat = self.memory.correct(keys, base).astype(np.float32)
             self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
-            for d in np.abs(yhat - base).mean(axis=(1, 2)):
-                self.metrics.memory_correction.observe(float(d))
-        level = None
-        if self.memory is not None:
-            level = self.level.offset(names)
+            observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
+            level = _per_series(self.level.offset, names)
             yhat = (yhat + level[:, None, :]).astype(np.float32)
         if self.intervals is not None:
-            half = self.intervals.half_widths(names).astype(np.float32)  # [B, levels, H, T]
+            half = _per_series(self.intervals.half_widths, names).astype(np.float32)  # [B, levels, H, T]
             lo, hi = yhat[:, None] - half, yhat[:, None] + half
-        for i, s in enumerate(names):
-            st = due[s]
-            last, period = st.grid.last_ms, st.grid.period_ms
-            assert last is not None and period is not None
+        steps = np.arange(1, self.horizon + 1)
+        for i, (name, last, period, _) in enumerate(poll.due):
             result.forecasts.append(
                 Forecast(
-                    s,
+                    name,
                     last,
-                    [last + k * period for k in range(1, self.horizon + 1)],
+                    (last + period * steps).tolist(),
                     yhat[i],
                     base[i],
                     self.template.kind,
@@ -457,16 +432,79 @@ class ForecastLoop:
                     None if hi is None else hi[i],
                 )
             )
-            key = None if keys is None else keys[i]
-            lvl = None if level is None else level[i]
-            width = None if half is None else half[i]
-            st.pending.append(
-                PendingForecast(last, yhat[i], base[i], key, self.model_version, level=lvl, half=width)
-            )
+        version = self._versions.setdefault(self.model_version, len(self._versions))
+        cols = {"yhat": yhat, "base": base, "version": np.full(len(names), version)}
+        if keys is not None and level is not None:
+            cols.update(key=keys, level=level)
+        if half is not None:
+            cols["half"] = half
+        self.pending.add(np.array([pos for _, _, _, pos in poll.due], dtype=np.int64), **cols)
         self.n_forecasts += len(names)
         self.metrics.predictions.inc(len(names))
         self.metrics.end_to_end.observe(max(self.clock() - received_at, 0.0))
-        due.clear()
+
+    def _predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """One predict call: base forecasts ``[B, H, T]`` and, when the memory is on, its keys ``[B, d]``."""
+        assert self.model is not None
+        t0 = time.perf_counter()
+        with self.ledger.measure("predict", samples=len(windows)):
+            base = self.model.predict(windows)
+            keys = self.model.embed(windows) if self.memory is not None else None
+        self.metrics.predict_duration.observe(time.perf_counter() - t0)
+        self.metrics.predict_batch.observe(len(windows))
+        return base, keys
+
+    def _prune(self) -> None:
+        """Drop stored forecasts no later truth can meet: past their horizon, or of a series gone.
+
+        Only once the store has doubled since the last pruning (they can no longer match anyway:
+        this bounds memory, at a cost spread over the forecasts added since).
+        """
+        if len(self.pending) < 2 * self._kept + 1024:
+            return
+        serials = np.array([st.pending.pos // POSITIONS_PER_SERIES for st in self.states.values()], np.int64)
+        current = np.array([st.pending.pos for st in self.states.values()], np.int64)
+        order = np.argsort(serials)
+        serials, current = serials[order], current[order]
+        owner = self.pending.pos // POSITIONS_PER_SERIES
+        at = np.minimum(np.searchsorted(serials, owner), max(len(serials) - 1, 0))
+        alive = (serials[at] == owner) if len(serials) else np.zeros(len(owner), dtype=bool)
+        self.pending.keep(alive & (self.pending.pos > current[at] - self.horizon))
+        self._kept = len(self.pending)
+
+    # ---- scoring ----------------------------------------------------------------------------------
+    def _settle(self, poll: _Poll, result: StepResult) -> None:
+        """Match this call's truths with every stored forecast whose horizon covers them; errors and
+        residuals vectorised; lead-1 errors go to ``result.scored``."""
+        self._lead1_base = np.empty((0, len(self.targets)), dtype=np.float32)
+        truth_idx, idx, lead = self.pending.match(np.array(poll.truth_pos, dtype=np.int64), self.horizon)
+        if not len(idx):
+            return
+        t = len(self.targets)
+        cols = self.pending.cols
+        truth = np.stack(poll.truth_rows)[truth_idx, :t]
+        yhat = cols["yhat"][idx, lead - 1]
+        base = cols["base"][idx, lead - 1]
+        resid = truth - base
+        err, err_base = np.abs(truth - yhat), np.abs(resid)
+        err_mean = err.mean(axis=1)
+        current = cols["version"][idx] == self._versions.get(self.model_version, -1)
+        recs = poll.truth_recs
+        seen: dict[str, int] = {}
+        series = np.array([seen.setdefault(r.series, len(seen)) for r in recs], dtype=np.int64)[truth_idx]
+        names = list(seen)  # outcome i is of series names[series[i]]
+        self._remember(idx, lead, resid, current)
+        self._level_update(names, series, idx, lead, truth, yhat, current)
+        self._calibrate(names, series, idx, lead, truth - yhat, current)
+        first = np.flatnonzero(lead == 1)
+        for i in first.tolist():
+            rec = recs[truth_idx[i]]
+            result.scored.append(ScoredError(rec.series, rec.ts_ms, 1, err[i], err_base[i]))
+        self._live.extend(err_mean[first])
+        self._lead1_base = err_base[first]
+        self._abs_sum += (float(err_mean.sum()), float(err_base.mean(axis=1).sum()))
+        self._n_scored += len(idx)
+        self.metrics.live_error.set(self._live.mean)
 
     # ---- adaptation -------------------------------------------------------------------------------------
     def _adapt(self, result: StepResult, fresh: list[np.ndarray] | None) -> None:
@@ -474,9 +512,8 @@ class ForecastLoop:
         rows = max((len(s.buffer) for s in self.states.values()), default=0)
         if self.model is None and rows < self.min_train_rows:
             return
-        errors = self._scaled_one_step_errors(result)
-        for e in errors:
-            self.metrics.live_scaled_error.observe(e)
+        errors = self._scaled_one_step_errors()
+        observe_many(self.metrics.live_scaled_error, errors)
         info = StepInfo(
             step=self.step,
             rows_available=rows,
@@ -506,13 +543,12 @@ class ForecastLoop:
             return None
         return self.model.scaler.transform(np.stack(rows)).astype(np.float64)
 
-    def _scaled_one_step_errors(self, result: StepResult) -> np.ndarray:
+    def _scaled_one_step_errors(self) -> np.ndarray:
         """|error| of the base model at lead 1, in standardised target units (comparable across series)."""
         if self.model is None or self.model.scaler is None:
             return np.empty(0)
         std = self.model.scaler.std[: len(self.targets)]
-        errs = [float((s.abs_error_base / std).mean()) for s in result.scored if s.lead == 1]
-        return np.asarray(errs, dtype=np.float64)
+        return (self._lead1_base / std).mean(axis=1).astype(np.float64)
 
     def _vh_history(self, max_series: int = 32) -> np.ndarray:
         """Target history ``[rows, series]`` of the longest-buffered series, for the Variance Horizon."""
@@ -520,7 +556,16 @@ class ForecastLoop:
         rows = min(len(s.buffer) for s in states)
         return np.stack([s.buffer.last(rows)[:, 0] for s in states], axis=1).astype(np.float64)
 
-    def _level_update(self, hits: list, truth: np.ndarray, yhat: np.ndarray) -> None:
+    def _level_update(
+        self,
+        names: list[str],
+        series: np.ndarray,
+        idx: np.ndarray,
+        lead: np.ndarray,
+        truth: np.ndarray,
+        yhat: np.ndarray,
+        current: np.ndarray,
+    ) -> None:
         """Feed the level term the one-step error its own offset left (the memory's residual) of each series.
 
         A new serving model starts the level term afresh: it was refitted on the newest data.
@@ -530,53 +575,66 @@ class ForecastLoop:
         if self._level_version != self.model_version:
             self.level.reset()
             self._level_version = self.model_version
-        rows = [
-            i
-            for i, (p, lead, _, _) in enumerate(hits)
-            if lead == 1 and p.level is not None and p.model_version == self.model_version
-        ]
-        if rows:
-            before = yhat[rows] - np.stack([hits[i][0].level for i in rows])
-            self.level.update([hits[i][3].series for i in rows], truth[rows] - before)
+        rows = np.flatnonzero((lead == 1) & current & ("level" in self.pending.cols))
+        if len(rows):
+            before = yhat[rows] - self.pending.cols["level"][idx[rows]]
+            self.level.update([names[i] for i in series[rows].tolist()], truth[rows] - before)
 
-    def _remember(
-        self, hits: list[tuple[PendingForecast, int, np.ndarray, Record]], resid: np.ndarray
-    ) -> None:
-        """Store each newly known residual under its forecast's key, lead by lead, as it is observed."""
-        if self.memory is None:
+    def _remember(self, idx: np.ndarray, lead: np.ndarray, resid: np.ndarray, current: np.ndarray) -> None:
+        """Store each newly known residual under its forecast's key, lead by lead, as it is observed.
+
+        A forecast whose several leads were observed in this call is one row with several residuals
+        (``counts`` records) when the memory has no per-record decay, whose weights would depend on order.
+        """
+        if self.memory is None or "key" not in self.pending.cols:
             return
-        fresh = [
-            i
-            for i, (p, _, _, _) in enumerate(hits)
-            if p.key is not None and p.model_version == self.model_version
-        ]
-        if not fresh:
+        fresh = np.flatnonzero(current)
+        if not len(fresh):
             return
-        n, t = len(fresh), len(self.targets)
+        if self.memory.decay < 1.0:
+            forecast, row = idx[fresh], np.arange(len(fresh))
+        else:
+            forecast, row = np.unique(idx[fresh], return_inverse=True)
+        n, t = len(forecast), len(self.targets)
         values = np.zeros((n, self.horizon, t))
         mask = np.zeros((n, self.horizon, t), dtype=bool)
-        leads = np.array([hits[i][1] - 1 for i in fresh])
-        values[np.arange(n), leads] = resid[fresh]
-        mask[np.arange(n), leads] = True
-        with self.ledger.measure("correct", samples=n):
-            self.memory.update(np.stack([hits[i][0].key for i in fresh]), values, mask)
+        values[row, lead[fresh] - 1] = resid[fresh]
+        mask[row, lead[fresh] - 1] = True
+        counts = np.bincount(row, minlength=n)
+        with self.ledger.measure("correct", samples=len(fresh)):
+            self.memory.update(self.pending.cols["key"][forecast], values, mask, counts=counts)
 
     def _calibrate(
-        self, hits: list[tuple[PendingForecast, int, np.ndarray, Record]], resid: np.ndarray
+        self,
+        names: list[str],
+        series: np.ndarray,
+        idx: np.ndarray,
+        lead: np.ndarray,
+        resid: np.ndarray,
+        current: np.ndarray,
     ) -> None:
         """Tell the calibrator each serving-model forecast's residual ``y − yhat`` (corrected) and
         whether it fell inside the intervals it was issued with; update the live coverage."""
         if self.intervals is None:
             return
-        for i, (p, lead, _, rec) in enumerate(hits):
-            if p.model_version != self.model_version:
-                continue  # the calibrator now holds the residuals of a newer model
-            half = None if p.half is None else p.half[:, lead - 1].astype(np.float64)  # [levels, T]
-            self.intervals.update(rec.series, lead, resid[i], half)
-            if half is not None and np.isfinite(half).all():
-                inside = (np.abs(resid[i]) <= half).mean(axis=1)
-                for cov, v in zip(self._coverage, inside, strict=True):
-                    cov.add(float(v))
+        keep = np.flatnonzero(current)  # the calibrator holds the residuals of the serving model only
+        if len(keep):
+            half = None
+            if "half" in self.pending.cols:
+                half = self.pending.cols["half"][idx[keep], :, lead[keep] - 1].astype(np.float64)  # [n, L, T]
+            self.intervals.update_many(names, series[keep], lead[keep], resid[keep], half)
+            if half is not None:
+                known = np.isfinite(half).all(axis=(1, 2))
+                inside = (np.abs(resid[keep][known])[:, None, :] <= half[known]).mean(axis=2)  # [n, L]
+                for j, cov in enumerate(self._coverage):
+                    cov.extend(inside[:, j])
         for name, cov in zip(self.levels, self._coverage, strict=True):
             if cov.n:
                 self.metrics.interval_coverage.labels(name).set(cov.mean)
+
+
+def _per_series(fn: Callable[[list[str]], np.ndarray], names: list[str]) -> np.ndarray:
+    """``fn(names)`` computed once per distinct series (their state does not change within a call)."""
+    first: dict[str, int] = {}
+    which = [first.setdefault(n, len(first)) for n in names]
+    return fn(list(first))[which]

@@ -29,7 +29,10 @@ import signal
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -135,6 +138,8 @@ class Worker:
         self._lost_at: float | None = None  # since when the broker has not answered
         self._said_at = 0.0
         self._kafka_level = logging.NOTSET
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="adaptcast-snapshot")
+        self._writing: Future[None] | None = None
 
     # ---- set-up -------------------------------------------------------------------------------------
     def _make_loop(self) -> ForecastLoop:
@@ -261,18 +266,47 @@ class Worker:
 
         A partition whose windows are ahead of its committed offset (warming, or served but not yet
         committed) keeps its previous snapshot: restoring that one and re-reading stays consistent.
+        Synchronous (a revocation or shutdown must leave the files behind), after any periodic write
+        still in flight, so an older snapshot never lands over this one.
         """
-        if self.loop.model is not None:  # first: a crash before the windows leaves them the older ones,
-            self.snapshots.save_global(self.loop.state_dict())  # whose re-read records count no step twice
+        self._await_write()
+        for write in self._capture(tps):
+            write()
+
+    def _snapshot_in_background(self) -> None:
+        """The periodic snapshot: state copied on the serving thread, files written on another.
+
+        Skipped while the previous one is still being written; the next poll tries again.
+        """
+        if self._writing is not None and not self._writing.done():
+            return
+        self._await_write()  # raises what the last write raised
+        writes = self._capture(None)
+        self._writing = self._writer.submit(_run_all, writes)
+
+    def _await_write(self) -> None:
+        writing, self._writing = self._writing, None
+        if writing is not None:
+            writing.result()
+
+    def _capture(self, tps: list[TopicPartition] | None) -> list[Callable[[], None]]:
+        """Copies of what a snapshot writes, as file writes to run now or later.
+
+        Loop state first: a crash before the windows leaves them the older ones, whose re-read
+        records count no step twice.
+        """
+        writes: list[Callable[[], None]] = []
+        if self.loop.model is not None:
+            writes.append(partial(self.snapshots.save_global, self.loop.state_dict()))
         by_tp: dict[TopicPartition, list[str]] = defaultdict(list)
         for s, tp in self.series_tp.items():
             by_tp[tp].append(s)
         for tp in self.committed if tps is None else tps:
             if tp in self.committed and tp not in self.warm_until and tp not in self.uncommitted:
-                self.snapshots.save_partition(
-                    tp, self.committed[tp], self.loop.export_series(by_tp.get(tp, []))
-                )
+                series = self.loop.export_series(by_tp.get(tp, []))
+                writes.append(partial(self.snapshots.save_partition, tp, self.committed[tp], series))
         self._last_snapshot = time.monotonic()
+        return writes
 
     # ---- serving ----------------------------------------------------------------------------------
     def step(self) -> int:
@@ -336,7 +370,7 @@ class Worker:
             return len(msgs)  # stopped while the broker was away: the batch stays uncommitted
         self._commit()
         if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
-            self.snapshot()
+            self._snapshot_in_background()
         return len(msgs)
 
     # ---- the broker's presence ------------------------------------------------------------------------
@@ -451,6 +485,7 @@ class Worker:
                 self._commit()
             self.snapshot()
         finally:
+            self._writer.shutdown(wait=True)
             self.source.close()
             self.sink.close(timeout_s=self.cfg.state.shutdown_timeout_s)
             self.loop.trainer.close()
@@ -458,6 +493,11 @@ class Worker:
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop polling; the in-flight batch is finished, produced and committed."""
         stop_on_signals(self.stop_event)
+
+
+def _run_all(writes: list[Callable[[], None]]) -> None:
+    for write in writes:
+        write()
 
 
 def stop_on_signals(event: threading.Event) -> None:

@@ -3,8 +3,7 @@ still awaiting truth."""
 
 from __future__ import annotations
 
-from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -56,26 +55,40 @@ class RingBuffer:
         return slice(self._end - n, self._end)
 
 
-@dataclass
-class PendingForecast:
-    """A forecast issued at ``issued_at_ms`` waiting for its horizon to be observed."""
+# Each series' grid positions live in their own range of this size (2^27 series over a process's
+# life, 2^36 points each), and a restart jumps this far: more than any horizon, so no forecast ever
+# meets a truth of another series or of an earlier window.
+POSITIONS_PER_SERIES = 1 << 36
+RESTART_GAP = 1 << 16
 
-    issued_at_ms: int
-    yhat: np.ndarray  # [H, T] corrected
-    yhat_base: np.ndarray  # [H, T]
-    key: np.ndarray | None  # error-memory key, when a memory is on
-    model_version: str
-    level: np.ndarray | None = None  # [T] level offset added on top of the memory's correction
-    half: np.ndarray | None = None  # [levels, H, T] interval half-widths, when intervals are on
+
+class Pending:
+    """Where a series is on its grid, as a position in the loop's forecast store (streams.pending).
+
+    A forecast issued at the series' grid point ``pos`` meets the truth at ``pos + lead``; the
+    forecasts themselves are kept in the loop's store, keyed by these positions.
+    """
+
+    def __init__(self, base: int):
+        self.pos = base
+
+    def advance(self, points: int) -> None:
+        """The series moved ``points`` grid points on (1 for the next point, more across a filled gap)."""
+        self.pos += points
+
+    def clear(self) -> None:
+        """No forecast issued so far will be scored (the window restarted)."""
+        self.pos += RESTART_GAP
 
 
 @dataclass
 class SeriesState:
-    """What the loop keeps per series: recent rows, its time grid and the forecasts awaiting truth."""
+    """What the loop keeps per series: recent rows, its time grid and its position for the forecasts
+    awaiting truth."""
 
     buffer: RingBuffer
     grid: SeriesGrid
-    pending: deque[PendingForecast] = field(default_factory=deque)
+    pending: Pending
 
     def restart(self) -> None:
         """A long gap or a new grid: the window starts afresh and no pending forecast is scored."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -49,30 +50,35 @@ class Forecast:
     hi: np.ndarray | None = None
 
     def to_json(self, targets: list[str]) -> dict[str, Any]:
-        """The prediction record of docs/architecture.md (per-target lists over the horizon)."""
-        bounds = {} if self.lo is None or self.hi is None else {"lo": self.lo, "hi": self.hi}
-        return {
+        """The prediction record of docs/architecture.md (per-target lists over the horizon).
+
+        Each array is converted with one ``tolist`` (per-value conversion was most of a live
+        worker's time per prediction); bounds are scanned for NaN only when some are not finite.
+        """
+        out = {
             "series": self.series,
             "issued_at": format_timestamp(self.issued_at_ms),
             "ts": [format_timestamp(t) for t in self.ts_ms],
-            "yhat": {name: self.yhat[:, j].tolist() for j, name in enumerate(targets)},
-            "yhat_base": {name: self.yhat_base[:, j].tolist() for j, name in enumerate(targets)},
+            "yhat": dict(zip(targets, self.yhat.T.tolist(), strict=True)),
+            "yhat_base": dict(zip(targets, self.yhat_base.T.tolist(), strict=True)),
             "model": self.model,
             "model_version": self.model_version,
             "correction": (self.yhat - self.yhat_base).mean(axis=1).tolist(),
-            **{
-                side: {
-                    lv: {name: _finite(b[i, :, j]) for j, name in enumerate(targets)}
-                    for i, lv in enumerate(self.levels)
-                }
-                for side, b in bounds.items()
-            },
         }
+        if self.lo is not None and self.hi is not None:
+            for side, b in (("lo", self.lo), ("hi", self.hi)):
+                rows = b.transpose(0, 2, 1).tolist()  # [levels][targets][horizon]
+                if not np.isfinite(b).all():
+                    rows = [[_finite(values) for values in level] for level in rows]
+                out[side] = {
+                    lv: dict(zip(targets, r, strict=True)) for lv, r in zip(self.levels, rows, strict=True)
+                }
+        return out
 
 
-def _finite(values: np.ndarray) -> list[float | None]:
+def _finite(values: list[float]) -> list[float | None]:
     """JSON numbers, null for NaN (an interval not yet calibrated)."""
-    return [float(v) if np.isfinite(v) else None for v in values]
+    return [v if math.isfinite(v) else None for v in values]
 
 
 class RollingMean:
@@ -87,6 +93,12 @@ class RollingMean:
             self._sum -= self._values[0]
         self._values.append(v)
         self._sum += v
+
+    def extend(self, values: np.ndarray) -> None:
+        """Add many values in order (the sum is recomputed: one pass over at most ``size`` values)."""
+        newest = np.asarray(values, dtype=np.float64)[-(self._values.maxlen or len(values)) :]
+        self._values.extend(newest.tolist())
+        self._sum = float(sum(self._values))
 
     @property
     def n(self) -> int:

@@ -1,0 +1,128 @@
+"""The serving loop's batch paths give what their one-at-a-time forms give."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from prometheus_client import CollectorRegistry, Histogram
+
+from adaptcast.drift.conformal import ConformalParams, OnlineConformal
+from adaptcast.drift.level import LevelTerm
+from adaptcast.drift.memory import ErrorMemory
+from adaptcast.streams.metrics import observe_many
+from adaptcast.streams.pending import ForecastStore
+from adaptcast.streams.step import RollingMean
+
+
+def test_store_matches_each_truth_with_the_forecasts_whose_horizon_covers_it_oldest_first() -> None:
+    store = ForecastStore()
+    store.add(np.array([10, 11, 12, 100]), tag=np.array([0, 1, 2, 3]))
+    truth, idx, lead = store.match(np.array([13, 12, 101, 50]), horizon=3)
+    assert truth.tolist() == [0, 0, 0, 1, 1, 2]
+    assert store.cols["tag"][idx].tolist() == [0, 1, 2, 0, 1, 3]
+    assert lead.tolist() == [3, 2, 1, 2, 1, 1]
+    store.keep(store.pos >= 12)
+    assert store.pos.tolist() == [12, 100] and store.cols["tag"].tolist() == [2, 3]
+
+
+def test_store_replaces_a_column_whose_shape_changed_with_zeros_for_older_rows() -> None:
+    store = ForecastStore()
+    store.add(np.array([1]), key=np.ones((1, 4), dtype=np.float32))
+    store.add(np.array([2]), key=np.full((1, 6), 2.0, dtype=np.float32))
+    assert store.cols["key"].shape == (2, 6) and store.cols["key"][0].tolist() == [0.0] * 6
+
+
+def _outcomes(rng: np.random.Generator, n: int, names: list[str], horizon: int):
+    which = rng.integers(0, len(names), n)
+    leads = rng.integers(1, horizon + 1, n)
+    resid = rng.normal(size=(n, 2))
+    half = np.abs(rng.normal(size=(n, 2, 2)))
+    half[rng.random(n) < 0.2] = np.nan  # forecasts issued before any residual was known
+    return which, leads, resid, half
+
+
+@pytest.mark.parametrize("gamma", [0.05, 0.0])
+def test_conformal_update_many_equals_updates_one_by_one(gamma: float) -> None:
+    rng = np.random.default_rng(0)
+    names = ["a", "b", "c"]
+    one, many = (OnlineConformal(4, 2, ConformalParams((0.8, 0.95), gamma=gamma, window=20)) for _ in "12")
+    for batch in range(3):
+        which, leads, resid, half = _outcomes(rng, 150 if batch else 7, names, 4)  # > window per lead
+        for w, ld, r, h in zip(which, leads, resid, half, strict=True):
+            one.update(names[w], int(ld), r, h)
+        many.update_many(names, which, leads, resid, half)
+        assert one.state_dict().keys() == many.state_dict().keys()
+        for s in names:
+            np.testing.assert_array_equal(one.series[s].values, many.series[s].values)
+            np.testing.assert_array_equal(one.series[s].count, many.series[s].count)
+            if gamma:
+                np.testing.assert_array_equal(one.alpha[s], many.alpha[s])
+        np.testing.assert_array_equal(one.pooled.values, many.pooled.values)
+        np.testing.assert_array_equal(one.half_widths([*names, "new"]), many.half_widths([*names, "new"]))
+
+
+def test_memory_rows_with_counts_equal_one_row_per_residual() -> None:
+    rng = np.random.default_rng(1)
+    keys = rng.normal(size=(5, 3))
+    leads = [rng.choice(4, size=int(k), replace=False) for k in rng.integers(1, 5, 5)]
+    values, mask = np.zeros((5, 4, 1)), np.zeros((5, 4, 1), dtype=bool)
+    rows_k, rows_v, rows_m = [], [], []
+    for i, ls in enumerate(leads):
+        for lead in ls:
+            values[i, lead] = mask[i, lead] = rng.normal()
+            mask[i, lead] = True
+            v, m = np.zeros((4, 1)), np.zeros((4, 1), dtype=bool)
+            v[lead], m[lead] = values[i, lead], True
+            rows_k.append(keys[i]), rows_v.append(v), rows_m.append(m)
+    grouped, single = (ErrorMemory(dim=3, horizon=4, warmup=8, step_decay=0.99) for _ in "12")
+    grouped.update(keys, values, mask, counts=[len(ls) for ls in leads])
+    single.update(np.stack(rows_k), np.stack(rows_v), np.stack(rows_m))
+    a, b = grouped.state_dict(), single.state_dict()
+    for name in ("sums", "keysums", "counts", "vcounts", "mu", "m2"):
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-12, atol=1e-12)
+    assert a["std_n"] == b["std_n"] and grouped.n_updates == single.n_updates
+    np.testing.assert_allclose(grouped.correction(keys), single.correction(keys), rtol=1e-10)
+
+
+def test_memory_counts_need_no_per_record_decay() -> None:
+    mem = ErrorMemory(dim=2, horizon=1, decay=0.9)
+    with pytest.raises(ValueError, match="decay == 1"):
+        mem.update(np.ones((1, 2)), np.ones((1, 1)), counts=[2])
+    with pytest.raises(ValueError, match="counts must have shape"):
+        ErrorMemory(dim=2, horizon=1).update(np.ones((2, 2)), np.ones((2, 1)), counts=[1])
+
+
+def test_level_term_batch_update_equals_updates_one_by_one() -> None:
+    rng = np.random.default_rng(2)
+    names = [str(s) for s in rng.choice(["a", "b", "c", "d"], size=60)]
+    resid = rng.normal(size=(60, 2))
+    one, many = LevelTerm(n_targets=2), LevelTerm(n_targets=2)
+    one.update(names[:5], resid[:5])
+    many.update(names[:5], resid[:5])
+    for s, r in zip(names[5:], resid[5:], strict=True):
+        one.update([s], r[None])
+    many.update(names[5:], resid[5:])
+    for key in ("mean", "var", "n"):
+        np.testing.assert_array_equal(one.state_dict()[key], many.state_dict()[key])
+    np.testing.assert_array_equal(one.offset(["a", "b", "e"]), many.offset(["a", "b", "e"]))
+
+
+def test_observe_many_fills_the_buckets_observe_would() -> None:
+    values = np.array([0.0, 0.05, 0.1, 0.7, 3.0, 1e9, 0.1])
+    one, many = (Histogram("h", "h", buckets=(0.1, 0.5, 1.0), registry=CollectorRegistry()) for _ in "12")
+    for v in values:
+        one.observe(float(v))
+    observe_many(many, values)
+    assert [s.value for s in one.collect()[0].samples] == pytest.approx(
+        [s.value for s in many.collect()[0].samples]
+    )
+
+
+def test_rolling_mean_extend_equals_adds() -> None:
+    one, many = RollingMean(5), RollingMean(5)
+    values = np.arange(12, dtype=float)
+    for v in values:
+        one.add(float(v))
+    many.extend(values[:3])
+    many.extend(values[3:])
+    assert one.n == many.n and one.mean == pytest.approx(many.mean)
