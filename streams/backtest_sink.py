@@ -19,7 +19,7 @@ from adaptcast.streams.events import LoopEvent, SeriesReset
 from adaptcast.streams.records import Record
 from adaptcast.streams.step import Forecast
 
-FLUSH_FORECASTS = 20_000  # final forecasts buffered before a chunk is written (× horizon × targets rows)
+FLUSH_FORECASTS = 5_000  # final forecasts buffered before a chunk is written (× horizon × targets rows)
 
 
 def bound_columns(levels: tuple[str, ...]) -> list[str]:
