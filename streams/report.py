@@ -116,7 +116,11 @@ def plot_pareto(
 
 
 def _lead_one(run: ConfigRun, series: str) -> pl.DataFrame:
-    df = run.forecasts.lazy().filter((pl.col("series") == series) & (pl.col("step") == 1)).collect()
+    df = (
+        run.forecasts.lazy()
+        .filter((pl.col("series") == series) & (pl.col("step") == 1))
+        .collect(engine="streaming")
+    )
     if "target" in df.columns and df.height:  # several targets: the first one's forecasts
         df = df.filter(pl.col("target") == df["target"].unique().sort()[0])
     return df.sort("ts")
@@ -185,7 +189,7 @@ def plot_error(runs: list[ConfigRun], path: Path, window: int = 48) -> Path:
             .agg(pl.col("ae").mean())
             .sort("ts")
             .with_columns(pl.col("ae").rolling_mean(window, min_samples=1))
-            .collect()
+            .collect(engine="streaming")
         )
         ax.plot(df["ts"], df["ae"], lw=1.0, label=run.name)
     ax.set_title(f"Rolling MAE ({window} steps) of one-step forecasts")
@@ -246,10 +250,10 @@ def plot_coverage(runs: list[ConfigRun], path: Path, window: int = COVERAGE_WIND
             .agg(pl.col("hit").mean())
             .sort("ts")
             .with_columns(pl.col("hit").rolling_mean(window, min_samples=1))
-            .collect()
+            .collect(engine="streaming")
         )
         left.plot(over_time["ts"], over_time["hit"], color=color, ls=ls, lw=1.0, label=f"{run.name}, {lv} %")
-        per_lead = hits.group_by("step").agg(pl.col("hit").mean()).sort("step").collect()
+        per_lead = hits.group_by("step").agg(pl.col("hit").mean()).sort("step").collect(engine="streaming")
         right.plot(per_lead["step"], per_lead["hit"], color=color, ls=ls, marker="o", ms=3, lw=1.0)
     for lv in levels:  # the nominal levels
         for ax in (left, right):
@@ -282,7 +286,13 @@ def write_report(
 ) -> Path:
     """Write the PNGs and :data:`REPORT_FILE` into ``out``; returns the HTML path."""
     out.mkdir(parents=True, exist_ok=True)
-    series = runs[0].forecasts.lazy().select(pl.col("series").unique().sort()).collect()["series"].to_list()
+    series = (
+        runs[0]
+        .forecasts.lazy()
+        .select(pl.col("series").unique().sort())
+        .collect(engine="streaming")["series"]
+        .to_list()
+    )
     first = series[0] if series else None
     images: list[tuple[str, str]] = []
     if first is not None:
