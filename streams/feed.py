@@ -6,6 +6,8 @@ configuration they make the same forecasts.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame, read_series
 from adaptcast.streams.config import Config
@@ -41,14 +43,24 @@ def scenario_feed(cfg: Config) -> SeriesFrame:
 
 def time_batches(data: SeriesFrame) -> list[tuple[int, list[Record]]]:
     """Records grouped by timestamp (epoch ms), in time order: one batch is one step of the clock."""
-    ts_ms = data.frame["ts"].dt.epoch("ms").to_numpy()
-    series = data.frame["series"].to_list()
-    values = data.frame.select(data.channels).to_numpy()
-    batches: list[tuple[int, list[Record]]] = []
-    for i, t in enumerate(ts_ms):
-        rec = Record(series[i], int(t), dict(zip(data.channels, map(float, values[i]), strict=True)))
-        if batches and batches[-1][0] == t:
-            batches[-1][1].append(rec)
-        else:
-            batches.append((int(t), [rec]))
-    return batches
+    return list(iter_time_batches(data))
+
+
+def iter_time_batches(data: SeriesFrame, slice_rows: int = 65_536) -> Iterator[tuple[int, list[Record]]]:
+    """:func:`time_batches` one at a time, made from the frame a slice at a time (a long run's records
+    never exist all at once)."""
+    batch: tuple[int, list[Record]] | None = None
+    for part in data.frame.select("ts", "series", *data.channels).iter_slices(slice_rows):
+        ts_ms = part["ts"].dt.epoch("ms").to_numpy()
+        series = part["series"].to_list()
+        values = part.select(data.channels).to_numpy()
+        for i, t in enumerate(ts_ms):
+            rec = Record(series[i], int(t), dict(zip(data.channels, map(float, values[i]), strict=True)))
+            if batch is not None and batch[0] == t:
+                batch[1].append(rec)
+                continue
+            if batch is not None:
+                yield batch
+            batch = (int(t), [rec])
+    if batch is not None:
+        yield batch

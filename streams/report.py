@@ -41,7 +41,7 @@ class ConfigRun:
     """One compared configuration: its per-step forecasts, its events, its summary entry, its compute."""
 
     name: str
-    forecasts: pl.DataFrame  # series, issued_at, step, ts, y, yhat_base, yhat, model_version
+    forecasts: pl.DataFrame | pl.LazyFrame  # series, issued_at, step, ts, y, yhat_base, yhat, model_version
     events: pl.DataFrame  # ts, event, reason, detector, window, train_seconds
     summary: dict[str, Any]
     phases: dict[str, dict[str, float]] = field(default_factory=dict)  # the loop's ComputeLedger totals
@@ -116,24 +116,31 @@ def plot_pareto(
 
 
 def _lead_one(run: ConfigRun, series: str) -> pl.DataFrame:
-    df = run.forecasts.filter((pl.col("series") == series) & (pl.col("step") == 1))
+    df = (
+        run.forecasts.lazy()
+        .filter((pl.col("series") == series) & (pl.col("step") == 1))
+        .collect(engine="streaming")
+    )
     if "target" in df.columns and df.height:  # several targets: the first one's forecasts
         df = df.filter(pl.col("target") == df["target"].unique().sort()[0])
     return df.sort("ts")
 
 
-def interval_levels(forecasts: pl.DataFrame) -> list[str]:
+def interval_levels(forecasts: pl.DataFrame | pl.LazyFrame) -> list[str]:
     """The levels (``"80"``, ``"95"``…) whose ``lo_<level>`` and ``hi_<level>`` columns ``forecasts`` has,
     widest last."""
-    found = [c[3:] for c in forecasts.columns if c.startswith("lo_") and f"hi_{c[3:]}" in forecasts.columns]
+    columns = forecasts.lazy().collect_schema().names()
+    found = [c[3:] for c in columns if c.startswith("lo_") and f"hi_{c[3:]}" in columns]
     return sorted(found, key=float)
 
 
-def _hits(forecasts: pl.DataFrame, level: str) -> pl.DataFrame:
+def _hits(forecasts: pl.DataFrame | pl.LazyFrame, level: str) -> pl.LazyFrame:
     """The scored forecasts with a bound at ``level``, and whether each truth fell inside (``hit``)."""
     lo, hi = pl.col(f"lo_{level}"), pl.col(f"hi_{level}")
-    return forecasts.filter(pl.col("y").is_not_null() & lo.is_not_nan() & hi.is_not_nan()).with_columns(
-        ((pl.col("y") >= lo) & (pl.col("y") <= hi)).cast(pl.Float64).alias("hit")
+    return (
+        forecasts.lazy()
+        .filter(pl.col("y").is_not_null() & lo.is_not_nan() & hi.is_not_nan())
+        .with_columns(((pl.col("y") >= lo) & (pl.col("y") <= hi)).cast(pl.Float64).alias("hit"))
     )
 
 
@@ -175,12 +182,14 @@ def plot_error(runs: list[ConfigRun], path: Path, window: int = 48) -> Path:
     fig, ax = plt.subplots(figsize=(11, 4))
     for run in runs:
         df = (
-            run.forecasts.filter(pl.col("step") == 1)
+            run.forecasts.lazy()
+            .filter(pl.col("step") == 1)
             .with_columns((pl.col("y") - pl.col("yhat")).abs().alias("ae"))
             .group_by("ts")
             .agg(pl.col("ae").mean())
             .sort("ts")
             .with_columns(pl.col("ae").rolling_mean(window, min_samples=1))
+            .collect(engine="streaming")
         )
         ax.plot(df["ts"], df["ae"], lw=1.0, label=run.name)
     ax.set_title(f"Rolling MAE ({window} steps) of one-step forecasts")
@@ -241,9 +250,10 @@ def plot_coverage(runs: list[ConfigRun], path: Path, window: int = COVERAGE_WIND
             .agg(pl.col("hit").mean())
             .sort("ts")
             .with_columns(pl.col("hit").rolling_mean(window, min_samples=1))
+            .collect(engine="streaming")
         )
         left.plot(over_time["ts"], over_time["hit"], color=color, ls=ls, lw=1.0, label=f"{run.name}, {lv} %")
-        per_lead = hits.group_by("step").agg(pl.col("hit").mean()).sort("step")
+        per_lead = hits.group_by("step").agg(pl.col("hit").mean()).sort("step").collect(engine="streaming")
         right.plot(per_lead["step"], per_lead["hit"], color=color, ls=ls, marker="o", ms=3, lw=1.0)
     for lv in levels:  # the nominal levels
         for ax in (left, right):
@@ -276,7 +286,13 @@ def write_report(
 ) -> Path:
     """Write the PNGs and :data:`REPORT_FILE` into ``out``; returns the HTML path."""
     out.mkdir(parents=True, exist_ok=True)
-    series = runs[0].forecasts["series"].unique().sort().to_list()
+    series = (
+        runs[0]
+        .forecasts.lazy()
+        .select(pl.col("series").unique().sort())
+        .collect(engine="streaming")["series"]
+        .to_list()
+    )
     first = series[0] if series else None
     images: list[tuple[str, str]] = []
     if first is not None:

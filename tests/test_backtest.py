@@ -311,3 +311,41 @@ def test_backtest_makes_the_forecasts_of_run_on_the_same_config(tmp_path):
     assert got["yhat"].to_list() == pytest.approx(expected["yhat"].to_list(), abs=1e-6)
     retrains = json.loads((tmp_path / "bt" / "summary.json").read_text())["configs"]
     assert next(iter(retrains.values()))["n_retrains"] >= 2
+
+
+def test_streamed_forecasts_equal_one_chunk_and_in_memory(tmp_path):
+    """Writing forecasts in chunks of one forecast, of everything at once, or keeping them in memory
+    gives the same table and the same summary (restarts included: link_failure drops a series' window)."""
+    from adaptcast.streams.backtest import backtest
+
+    cfg = load_config(
+        overrides={
+            "model": {"kind": "naive", "lookback": 24, "horizon": 6},
+            "scenario": {"name": "link_failure", "series": 3, "steps": 400},
+            "adaptation": {"policy": "periodic:24", "memory": True},
+            "backtest": {"timings": False, "compare": ["memory=off"]},
+        },
+        environ={},
+    )
+    small = backtest(cfg, out=tmp_path / "small", report=False, progress=False, flush_forecasts=1)
+    whole = backtest(cfg, out=tmp_path / "whole", report=False, progress=False, flush_forecasts=10**9)
+    memory = backtest(cfg, report=False, progress=False)
+    fc = pl.read_parquet(tmp_path / "small" / FORECASTS_FILE)
+    assert fc["y"].null_count() > 0 and fc["config"].n_unique() == 2  # restarted leads have no truth
+    assert fc.equals(pl.read_parquet(tmp_path / "whole" / FORECASTS_FILE))
+    assert fc.equals(memory.forecasts) and fc.equals(small.forecasts)
+    for other in (whole, memory):  # sums over chunks of other sizes: equal to the last bits of a float
+        a, b = _flat(small.summary), _flat(other.summary)
+        assert a.keys() == b.keys()
+        for key, value in a.items():
+            assert value == (pytest.approx(b[key], rel=1e-12) if isinstance(value, float) else b[key]), key
+    assert not (tmp_path / "small" / ".forecast-parts").exists()
+
+
+def _flat(tree: object, path: str = "") -> dict[str, object]:
+    """A nested summary as ``{"a.b[0].c": leaf}``, so numbers compare with a tolerance."""
+    if isinstance(tree, dict):
+        return {k: v for key, sub in tree.items() for k, v in _flat(sub, f"{path}.{key}").items()}
+    if isinstance(tree, list):
+        return {k: v for i, sub in enumerate(tree) for k, v in _flat(sub, f"{path}[{i}]").items()}
+    return {path: tree}

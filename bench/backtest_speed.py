@@ -1,0 +1,295 @@
+"""Backtest speed against a peer: adaptcast's ``backtest()`` and Darts' ``historical_forecasts``, same work.
+
+The work: XGBoost with the same booster settings (one output per tree, fixed rounds, no early
+stopping, no row or column sampling, one thread), 48 lags, horizon 12, a forecast issued at every
+step (stride 1), retrained every 24 steps on all history, over the first ``--rows`` rows of
+ETTh1's OT column. Each side runs in its own subprocess, alternating which goes first, ``--repeats``
+times; the JSON gives median wall and CPU seconds, the ratio, MAE of both on the forecasts both
+issued, and the training work (fits, rows × boosting rounds) counted from what each did.
+
+Darts is not a dependency of adaptcast: install it into a separate virtual environment
+(``python3 -m venv /work/peer-venv && /work/peer-venv/bin/pip install darts xgboost polars``)
+and pass its interpreter with ``--peer-python`` (or ``ADAPTCAST_PEER_PYTHON``). This file runs
+in both interpreters, so at module level it imports only the standard library.
+
+    python bench/backtest_speed.py --repeats 3 --out bench/results/backtest_speed.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ETT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ett" / "ETTh1.csv"
+PEER_PYTHON = os.environ.get("ADAPTCAST_PEER_PYTHON", "/work/peer-venv/bin/python")
+LAGS, HORIZON, RETRAIN_EVERY = 48, 12, 24
+SIDES = ("adaptcast", "adaptcast-refit-off", "darts")
+BOOSTER = {  # the settings both sides train with, in adaptcast's names
+    "max_depth": 4,
+    "learning_rate": 0.1,
+    "subsample": 1.0,
+    "colsample_bytree": 1.0,
+    "min_child_weight": 1.0,
+    "reg_lambda": 1.0,
+    "multi_strategy": "one_output_per_tree",
+}
+
+
+def _cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
+def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, refit: bool = True) -> dict[str, Any]:
+    """``backtest()`` with periodic:24, full window, memory and intervals off; forecasts as row indices.
+
+    ``refit`` is adaptcast's default recipe: a candidate fitted on the training slice is validated
+    against the serving model, then refitted on every window (two fits per retrain); without it the
+    validated candidate serves as fitted (one fit per retrain, on the older 80 % of the windows).
+    """
+    import numpy as np
+    import polars as pl
+
+    from adaptcast.streams.backtest import backtest
+    from adaptcast.streams.config import load_config
+
+    cfg = load_config(
+        overrides={
+            "model": {
+                "kind": "xgboost",
+                "target": "OT",
+                "lookback": LAGS,
+                "horizon": HORIZON,
+                "params": {
+                    **BOOSTER,
+                    "n_estimators": rounds,
+                    "early_stopping_rounds": 0,
+                    "num_threads": 1,
+                    "device": "cpu",
+                },
+            },
+            "adaptation": {
+                "policy": f"periodic:{RETRAIN_EVERY}",
+                "window": "full",
+                "memory": False,
+                "refit": refit,
+            },
+            "intervals": {"method": "off"},
+            "backtest": {"data": str(ETT), "limit": rows, "timings": True},
+        },
+        environ={},
+    )
+    wall, cpu = time.perf_counter(), _cpu()
+    if profile:
+        import cProfile
+        import pstats
+
+        prof = cProfile.Profile()
+        res = prof.runcall(backtest, cfg, report=False, progress=False)
+        stats = pstats.Stats(prof)
+        stats.sort_stats("tottime")
+        top = [
+            {"function": f"{Path(fn).name}:{line}:{name}", "calls": nc, "tottime_s": round(tt, 3)}
+            for (fn, line, name), (_, nc, tt, _, _) in sorted(stats.stats.items(), key=lambda kv: -kv[1][2])[
+                :15
+            ]
+        ]
+    else:
+        res, top = backtest(cfg, report=False, progress=False), None
+    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    s = next(iter(res.summary["configs"].values()))
+    stamps = pl.read_csv(ETT, n_rows=rows, try_parse_dates=True)["date"].cast(pl.Datetime("ms"))
+    index = {t: i for i, t in enumerate(stamps.dt.epoch("ms").to_list())}
+    fc = res.forecasts.filter(pl.col("step") <= HORIZON)
+    issued = np.array([index[t] for t in fc["issued_at"].dt.epoch("ms").to_list()])
+    np.savez(out, issued=issued, lead=fc["step"].to_numpy(), yhat=fc["yhat"].to_numpy())
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "forecasts": s["n_forecasts"],
+        "fits": s["n_fits"],
+        "retrains": s["n_retrains"],
+        "rows_x_rounds": s["samples_seen"],
+        "train_cpu_s": s["train_seconds"],
+        "profile_top": top,
+    }
+
+
+def run_darts(rows: int, rounds: int, out: Path, start: int) -> dict[str, Any]:
+    """``XGBModel.historical_forecasts`` with ``retrain=24`` from ``start``; forecasts as row indices."""
+    import numpy as np
+    import polars as pl
+    from darts import TimeSeries
+    from darts.models import XGBModel
+
+    y = pl.read_csv(ETT, n_rows=rows)["OT"].to_numpy().astype(np.float64)
+    series = TimeSeries.from_values(y)
+    model = XGBModel(
+        lags=LAGS,
+        output_chunk_length=HORIZON,
+        multi_models=True,
+        n_estimators=rounds,
+        max_depth=BOOSTER["max_depth"],
+        learning_rate=BOOSTER["learning_rate"],
+        subsample=BOOSTER["subsample"],
+        colsample_bytree=BOOSTER["colsample_bytree"],
+        min_child_weight=BOOSTER["min_child_weight"],
+        reg_lambda=BOOSTER["reg_lambda"],
+        multi_strategy=BOOSTER["multi_strategy"],
+        tree_method="hist",
+        n_jobs=1,
+        random_state=0,
+    )
+    wall, cpu = time.perf_counter(), _cpu()
+    fcs = model.historical_forecasts(
+        series,
+        start=start,
+        forecast_horizon=HORIZON,
+        stride=1,
+        retrain=RETRAIN_EVERY,
+        last_points_only=False,
+        overlap_end=False,
+        verbose=False,
+        show_warnings=False,
+    )
+    wall, cpu = time.perf_counter() - wall, _cpu() - cpu
+    first = np.array([int(f.start_time()) for f in fcs])
+    issued = np.repeat(first - 1, HORIZON)
+    lead = np.tile(np.arange(1, HORIZON + 1), len(fcs))
+    yhat = np.concatenate([f.values()[:, 0] for f in fcs])
+    np.savez(out, issued=issued, lead=lead, yhat=yhat)
+    fit_at = first[::RETRAIN_EVERY]  # history length at each fit: every row before the first forecast point
+    samples = [int(t) - LAGS - HORIZON + 1 for t in fit_at]
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "forecasts": len(fcs),
+        "fits": len(fit_at),
+        "retrains": len(fit_at),
+        "rows_x_rounds": sum(samples) * rounds,
+        "version": __import__("darts").__version__,
+    }
+
+
+def _side(
+    python: str, side: str, args: argparse.Namespace, out: Path, start: int = 0, profile: bool = False
+) -> dict[str, Any]:
+    cmd = [python, __file__, "--worker", side, "--rows", str(args.rows), "--rounds", str(args.rounds)]
+    cmd += ["--npz", str(out), "--start", str(start)] + (["--profile"] if profile else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"{side} worker failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _mae_on_common(a: Path, b: Path, rows: int) -> dict[str, Any]:
+    """MAE of an adaptcast side (``a``) and darts (``b``) over the (issue row, lead) pairs both forecast."""
+    import numpy as np
+    import polars as pl
+
+    y = pl.read_csv(ETT, n_rows=rows)["OT"].to_numpy()
+    fa, fb = np.load(a), np.load(b)
+    ka = {(int(i), int(k)): v for i, k, v in zip(fa["issued"], fa["lead"], fa["yhat"], strict=True)}
+    kb = {(int(i), int(k)): v for i, k, v in zip(fb["issued"], fb["lead"], fb["yhat"], strict=True)}
+    common = sorted(set(ka) & set(kb))
+    truth = np.array([y[i + k] for i, k in common])
+    return {
+        "points": len(common),
+        "adaptcast": float(np.mean(np.abs(truth - np.array([ka[p] for p in common])))),
+        "darts": float(np.mean(np.abs(truth - np.array([kb[p] for p in common])))),
+        "first_issue_row": common[0][0] if common else None,
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--rows", type=int, default=2000)
+    ap.add_argument("--rounds", type=int, default=100, help="boosting rounds per fit, both sides")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--peer-python", default=PEER_PYTHON, help="interpreter with darts installed")
+    ap.add_argument(
+        "--profile", action="store_true", help="one more adaptcast run under cProfile (top functions)"
+    )
+    ap.add_argument("--out", type=Path)
+    ap.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
+    ap.add_argument("--npz", type=Path, help=argparse.SUPPRESS)
+    ap.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker in ("adaptcast", "adaptcast-refit-off"):
+        refit = args.worker == "adaptcast"
+        print(json.dumps(run_adaptcast(args.rows, args.rounds, args.npz, args.profile, refit)))
+        return
+    if args.worker == "darts":
+        print(json.dumps(run_darts(args.rows, args.rounds, args.npz, args.start)))
+        return
+    if not Path(args.peer_python).exists():
+        raise SystemExit(
+            f"no peer interpreter at {args.peer_python}: python3 -m venv /work/peer-venv && "
+            "/work/peer-venv/bin/pip install darts xgboost polars, or pass --peer-python"
+        )
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    with tempfile.TemporaryDirectory() as tmp:
+        npz = {side: Path(tmp) / f"{side}.npz" for side in SIDES}
+        runs["adaptcast"].append(_side(sys.executable, "adaptcast", args, npz["adaptcast"]))
+        # darts' first forecast point: the row after adaptcast's first issue
+        start = int(__import__("numpy").load(npz["adaptcast"])["issued"].min()) + 1
+        for r in range(args.repeats):
+            order = SIDES if r % 2 == 0 else SIDES[::-1]
+            for side in order:
+                if r == 0 and side == "adaptcast":
+                    continue  # ran first, to find darts' start
+                python = args.peer_python if side == "darts" else sys.executable
+                runs[side].append(_side(python, side, args, npz[side], start))
+                print(f"repeat {r} {side}: {runs[side][-1]['wall_s']:.1f} s wall", file=sys.stderr)
+        mae = {side: _mae_on_common(npz[side], npz["darts"], args.rows) for side in SIDES[:2]}
+        profile = (
+            _side(sys.executable, "adaptcast", args, npz["adaptcast"], profile=True)["profile_top"]
+            if args.profile
+            else None
+        )
+    med = {
+        side: {k: statistics.median(x[k] for x in rs) for k in ("wall_s", "cpu_s")}
+        for side, rs in runs.items()
+    }
+    result = {
+        "work": {
+            "data": f"ETTh1 OT, first {args.rows} rows",
+            "model": {"xgboost": {**BOOSTER, "n_estimators": args.rounds, "threads": 1}},
+            "lags": LAGS,
+            "horizon": HORIZON,
+            "stride": 1,
+            "retrain_every": RETRAIN_EVERY,
+            "darts_start_row": start,
+        },
+        "repeats": args.repeats,
+        "median": med,
+        "speedup_vs_darts": {  # darts' seconds over adaptcast's: > 1 is adaptcast faster
+            side: {k: med["darts"][k] / med[side][k] for k in ("wall_s", "cpu_s")} for side in SIDES[:2]
+        },
+        "mae": mae,
+        "deterministic_work": {
+            side: {k: rs[0][k] for k in ("forecasts", "fits", "retrains", "rows_x_rounds")}
+            for side, rs in runs.items()
+        },
+        "runs": runs,
+        "adaptcast_profile_top": profile,
+        "box": "shared 2-core VM, ~6 other jobs: wall seconds are noisy; CPU seconds less so",
+    }
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()
