@@ -190,6 +190,36 @@ def _verdict(ok: bool) -> str:
     return "met" if ok else "not met"
 
 
+def markdown(result: dict[str, Any]) -> str:
+    """The docs table of a result: per scenario and level, means over seeds with 95 % intervals."""
+
+    def ci(row: dict[str, Any], key: str, digits: int = 3) -> str:
+        v = row.get(key)
+        if v is None:
+            return "–"
+        if v["low"] is None:
+            return f"{v['mean']:.{digits}f}"
+        return f"{v['mean']:.{digits}f} [{v['low']:.{digits}f}, {v['high']:.{digits}f}]"
+
+    lines = [
+        "| scenario | level | long-run coverage, adaptive | static | after-event coverage, adaptive | static "
+        "| difference | after-event Winkler, adaptive | static | stationary width ratio | targets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for name, sc in result["scenarios"].items():
+        for lv, goal in sc["targets"].items():
+            long, after = sc["summary"]["long_run"][lv], sc["summary"]["after_event"][lv]
+            ratio = sc["summary"]["stationary"][lv]
+            verdicts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in goal.items())
+            lines.append(
+                f"| {name} | {lv} % | {ci(long, 'adaptive_coverage')} | {ci(long, 'static_coverage')} "
+                f"| {ci(after, 'adaptive_coverage')} | {ci(after, 'static_coverage')} "
+                f"| {ci(after, 'coverage_diff')} | {ci(after, 'adaptive_winkler', 2)} "
+                f"| {ci(after, 'static_winkler', 2)} | {ci(ratio, 'width_ratio', 2)} | {verdicts} |"
+            )
+    return "\n".join(lines)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--model", default="naive")
@@ -206,7 +236,11 @@ def main() -> None:
         "--calibration", type=int, default=200, help="forecast times the static baseline is fitted on"
     )
     ap.add_argument("--out", type=Path)
+    ap.add_argument("--table", type=Path, help="print the markdown table of a saved result and exit")
     args = ap.parse_args()
+    if args.table:
+        print(markdown(json.loads(args.table.read_text())))
+        return
     cfg = load_config(overrides={"intervals": args.intervals}, environ={}).intervals
     levels = [f"{lv * 100:g}" for lv in cfg.levels]
     result: dict[str, Any] = {
@@ -229,11 +263,10 @@ def main() -> None:
             "summary": summary,
             "seeds": runs,
         }
+        if args.out:  # after every scenario, so that a stopped run keeps what it finished
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
         print(f"{scenario}: done", flush=True, file=sys.stderr)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    print(json.dumps(result, indent=2))
 
 
 if __name__ == "__main__":
