@@ -157,7 +157,8 @@ class OnlineConformal:
 
     # ---- intervals ------------------------------------------------------------------------------
     def half_widths(self, series: Sequence[str]) -> np.ndarray:
-        """Half-widths ``[B, levels, horizon, n_targets]`` for the next forecasts of ``series``.
+        """Half-widths ``[B, levels, horizon, n_targets]`` for the next forecasts of ``series``, never
+        narrower at a higher level than at a lower one (nested bands).
 
         NaN where no residual of that lead is known yet (no model has been validated).
         """
@@ -174,6 +175,9 @@ class OnlineConformal:
                 n[use] = own.filled[use]
             ex = self.experts.get(s)
             out[i] = _quantile(sorted_, n, nominal if ex is None else ex.level())
+        # levels are steered apart, so a higher one could come out narrower: widen it to the lower's
+        order = np.argsort(self.params.levels)
+        out[:, order] = np.maximum.accumulate(out[:, order], axis=1)
         return out
 
     def intervals(self, series: Sequence[str], yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

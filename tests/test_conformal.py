@@ -151,3 +151,13 @@ def test_realised_level_is_where_the_interval_stops_holding_the_truth() -> None:
         for a in np.linspace(-0.1, 1.1, 61):
             half = _quantile(sorted_, np.array([30]), np.full((1, 1, 1), a))[0, 0, 0]
             assert (score <= half) == (a < beta), (score, a, beta, half)
+
+
+def test_bands_are_nested_across_levels() -> None:
+    rng = np.random.default_rng(7)
+    cal = OnlineConformal(1, 1, ConformalParams((0.95, 0.5, 0.8), DTACI))
+    cal.reseed(np.abs(rng.normal(size=(200, 1, 1))))
+    _run(cal, rng.normal(size=300))
+    cal.experts["s"].offset[0] += 0.6  # the 95 % level steered past the 80 % one, as after a run of hits
+    half = cal.half_widths(["s"])[0, :, 0, 0]
+    assert half[1] <= half[2] == half[0], half
