@@ -1,9 +1,15 @@
-"""Online conformal prediction intervals: adaptive conformal inference (ACI) per series, lead and target.
+"""Online conformal prediction intervals per series, lead and target: adaptive conformal inference with
+step sizes tuned online (DtACI).
 
-Gibbs & Candès (NeurIPS 2021): the interval at level ``1 - a`` is the forecast ± the
+ACI (Gibbs & Candès, NeurIPS 2021): the interval at level ``1 - a`` is the forecast ± the
 ``(1 - a_t)`` quantile of recent absolute residuals, and after each outcome
-``a_t ← a_t + γ (a − miss)``. The long-run miss rate then stays within ``(1 + γ) / (γ T)`` of ``a``
-whatever the data do, because every miss narrows the quantile level and every hit widens it back.
+``a_t ← a_t + γ (a − miss)``; the long-run miss rate stays within ``(1 + γ) / (γ T)`` of ``a`` whatever
+the data do. The step γ trades tracking for noise: a small one barely moves after a change, a large
+one makes widths jumpy on stationary data. DtACI (Gibbs & Candès, "Conformal inference for online
+prediction with arbitrary distribution shifts", JMLR 2024) runs one ACI expert per γ of a grid and
+weighs them by exponential weights on the pinball loss of their miss levels against the realised
+level ``β_t`` (the largest ``a`` whose interval would still have held the truth), with a fixed-share
+mix so that a fast expert can take over within a local interval of ``I`` outcomes after a change.
 """
 
 from __future__ import annotations
@@ -17,11 +23,13 @@ import numpy as np
 
 __all__ = ["ConformalParams", "OnlineConformal", "level_name", "winkler"]
 
-# γ of Gibbs & Candès' experiments. Each miss moves the quantile level by γ·(1 − a): at 0.005 a shift
-# that makes every forecast miss has pushed an 80 % level to its widest within ~40 misses per lead,
-# while on stationary data a_t wanders by only about ±√(γ·a) (±0.03 at 80 %) around a, so widths
-# stay close to a static split-conformal interval's.
-DEFAULT_GAMMA = 0.005
+DEFAULT_GAMMA = 0.005  # the outer ACI step on the issued intervals' own misses (see OnlineConformal)
+# The paper's grid: 0.001 (steady, ~ the single γ of the 2021 experiments) to 0.128 (after a change
+# that makes every forecast miss, an 80 % level reaches the widest residual held within ~8 misses).
+DEFAULT_GAMMAS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
+# Local interval I of the regret bound, here the horizon the after-event coverage is judged on; it
+# sets the fixed-share rate σ = 1 / (2I) and the learning rate η of the paper.
+DEFAULT_INTERVAL = 100
 DEFAULT_WINDOW = 200  # residuals kept per (series, lead, target): enough for a 95 % quantile's tail
 MIN_OWN = 20  # a series uses its own residuals at a lead once it has this many; the pooled ones before
 
@@ -39,19 +47,33 @@ def winkler(y: np.ndarray, lo: np.ndarray, hi: np.ndarray, level: float) -> np.n
 
 @dataclass(frozen=True)
 class ConformalParams:
-    """Levels, ACI step size γ (0: a rolling split-conformal quantile) and residuals kept per lead."""
+    """Levels, the DtACI experts' step sizes (none: no experts), the outer ACI step on the issued
+    intervals' misses (0 with no experts: a rolling split-conformal quantile), DtACI's local
+    interval I, and the residuals kept per lead."""
 
     levels: tuple[float, ...] = (0.8, 0.95)
+    gammas: tuple[float, ...] = DEFAULT_GAMMAS
     gamma: float = DEFAULT_GAMMA
     window: int = DEFAULT_WINDOW
+    interval: int = DEFAULT_INTERVAL
 
     def __post_init__(self) -> None:
         if not self.levels or any(not 0.0 < lv < 1.0 for lv in self.levels):
             raise ValueError(f"levels must lie strictly between 0 and 1, got {list(self.levels)}")
+        if any(not (math.isfinite(g) and 0.0 < g < 1.0) for g in self.gammas):
+            raise ValueError(f"every gamma must be in (0, 1), got {list(self.gammas)}")
         if not (math.isfinite(self.gamma) and 0.0 <= self.gamma < 1.0):
             raise ValueError(f"gamma must be in [0, 1), got {self.gamma}")
         if self.window < MIN_OWN:
             raise ValueError(f"window must be >= {MIN_OWN}, got {self.window}")
+        if self.interval < 1:
+            raise ValueError(f"interval must be >= 1, got {self.interval}")
+
+    def eta(self) -> np.ndarray:
+        """DtACI's learning rate per level, ``sqrt(3/I) sqrt((log(k I) + 2) / ((1 − a)² a³))``."""
+        a = 1.0 - np.asarray(self.levels)
+        k, i = max(len(self.gammas), 1), self.interval
+        return np.sqrt(3.0 / i) * np.sqrt((math.log(k * i) + 2.0) / ((1.0 - a) ** 2 * a**3))
 
 
 class _Scores:
@@ -74,35 +96,71 @@ class _Scores:
         return np.minimum(self.count, self.values.shape[2])
 
 
-class OnlineConformal:
-    """Intervals around (corrected) forecasts for many series, calibrated online by ACI.
+class _Experts:
+    """One series' miss levels: per expert (γ), level, lead and target its level and weight, and
+    per level, lead and target the outer ACI offset."""
 
-    Per series, lead and target: a ring of the last ``window`` absolute residuals and, per level,
-    the running miss level ``a_t``. A series' lead uses its own residuals once it holds
+    def __init__(self, n_experts: int, nominal: np.ndarray, horizon: int, n_targets: int):
+        shape = (n_experts, len(nominal), horizon, n_targets)
+        self.nominal = nominal[:, None, None]  # [L, 1, 1]
+        self.alpha = np.broadcast_to(self.nominal[None], shape).copy()
+        self.weight = np.full(shape, 1.0 / max(n_experts, 1))
+        self.offset = np.zeros(shape[1:])
+
+    def mixed(self) -> np.ndarray:
+        """The experts' weighted mean level ``[L, horizon, n_targets]`` (nominal without experts)."""
+        if not len(self.alpha):
+            return np.broadcast_to(self.nominal, self.offset.shape)
+        return (self.weight * self.alpha).sum(axis=0)
+
+    def level(self) -> np.ndarray:
+        """The miss level the interval is drawn at, ``[L, horizon, n_targets]``."""
+        return self.mixed() + self.offset
+
+
+class OnlineConformal:
+    """Intervals around (corrected) forecasts for many series, calibrated online by DtACI.
+
+    Per series, lead and target: a ring of the last ``window`` absolute residuals and, per level and
+    γ, an ACI miss level with its weight; the interval is drawn at their weighted mean plus an outer
+    ACI offset stepped by ``gamma`` on the issued interval's own misses. The experts learn from
+    ``β`` on the ring at the outcome (a forecast at lead h was issued h outcomes earlier, from a
+    slightly different ring) and their weighted mean carries no coverage guarantee of its own; the
+    offset restores ACI's long-run guarantee on the intervals actually issued, and is all there is
+    without experts (plain ACI). A series' lead uses its own residuals once it holds
     ``MIN_OWN`` of them and a pooled ring (every series' residuals, seeded from a new model's
-    validation residuals by :meth:`reseed`) before. ``a_t`` is kept in ``[0, 1]``: below 0 the
-    interval is already the widest residual held, and an unbounded ``a_t`` would keep it there
-    long after a change has passed.
+    validation residuals by :meth:`reseed`) before. An expert's level is kept in ``[−γ, 1 + γ]``,
+    the range ACI's own updates stay in when a level at or below 0 gives an interval that never
+    misses (Gibbs & Candès 2021, Lemma 4.1): here it gives the widest residual held, which can miss,
+    and an unbounded level would keep the interval there long after a change has passed; clipping
+    at 0 instead would forget part of each miss and under-cover at 95 %. The interval uses the
+    weighted mean of the experts' levels (the paper's deterministic variant: the same inputs give
+    the same records).
     """
 
     def __init__(self, horizon: int, n_targets: int = 1, params: ConformalParams | None = None):
         self.params = params or ConformalParams()
         self.horizon, self.n_targets = int(horizon), int(n_targets)
         self._nominal = 1.0 - np.asarray(self.params.levels)[:, None, None]  # [L, 1, 1]
+        self._gammas = np.asarray(self.params.gammas)[:, None, None]  # [K, 1, 1]
+        self._eta = self.params.eta()[None, :, None]  # [1, L, 1]
+        self._share = 1.0 / (2.0 * self.params.interval)  # DtACI's σ
         self.pooled = self._new_scores()
         self.series: dict[str, _Scores] = {}
-        self.alpha: dict[str, np.ndarray] = {}  # [L, horizon, n_targets] per series
+        self.experts: dict[str, _Experts] = {}
 
     def _new_scores(self) -> _Scores:
         return _Scores(self.horizon, self.n_targets, self.params.window)
 
+    def _new_experts(self) -> _Experts:
+        return _Experts(len(self.params.gammas), self._nominal[:, 0, 0], self.horizon, self.n_targets)
+
     # ---- intervals ------------------------------------------------------------------------------
     def half_widths(self, series: Sequence[str]) -> np.ndarray:
-        """Half-widths ``[B, levels, horizon, n_targets]`` for the next forecasts of ``series``.
+        """Half-widths ``[B, levels, horizon, n_targets]`` for the next forecasts of ``series``, never
+        narrower at a higher level than at a lower one (nested bands).
 
-        NaN where no residual of that lead is known yet (no model has been validated). All series
-        at once: their rings are sorted in one call, and a lead with fewer than ``MIN_OWN`` own
-        residuals reads the pooled ring instead.
+        NaN where no residual of that lead is known yet (no model has been validated).
         """
         shape = (len(self.params.levels), self.horizon, self.n_targets)
         pooled = np.sort(self.pooled.values, axis=2)[None]  # [1, H, T, W]
@@ -118,9 +176,14 @@ class OnlineConformal:
             sorted_[rows] = np.where(use[:, :, None, None], mine, sorted_[rows])
             n[rows] = np.where(use, filled, n[rows])
         for i, s in enumerate(series):
-            if s in self.alpha:
-                alpha[i] = self.alpha[s]
-        return _quantile(sorted_, n, alpha)
+            ex = self.experts.get(s)
+            if ex is not None:
+                alpha[i] = ex.level()
+        out = _quantile(sorted_, n, alpha)
+        # levels are steered apart, so a higher one could come out narrower: widen it to the lower's
+        order = np.argsort(self.params.levels)
+        out[:, order] = np.maximum.accumulate(out[:, order], axis=1)
+        return out
 
     def intervals(self, series: Sequence[str], yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``lo, hi`` ``[B, levels, horizon, n_targets]`` around ``yhat`` ``[B, horizon, n_targets]``."""
@@ -130,31 +193,12 @@ class OnlineConformal:
     # ---- learning from outcomes -----------------------------------------------------------------------
     def update(self, series: str, lead: int, residual: np.ndarray, half_width: np.ndarray | None) -> None:
         """One outcome at ``lead`` (1-based): ``residual = y − yhat`` ``[n_targets]``, and the
-        half-widths ``[levels, n_targets]`` the forecast was issued with (None: it had none)."""
-        score = np.abs(np.asarray(residual, dtype=np.float64))[None]
-        self._ring(series).add(lead - 1, score)
-        self.pooled.add(lead - 1, score)
-        if half_width is None or self.params.gamma == 0.0:
-            return
-        known = np.isfinite(half_width)
-        miss = (score > half_width) & known  # [L, T]
-        alpha = self._alpha(series)
-        step = self.params.gamma * (self._nominal[:, 0] - miss)
-        alpha[:, lead - 1] = np.clip(alpha[:, lead - 1] + np.where(known, step, 0.0), 0.0, 1.0)
-
-    def _ring(self, series: str) -> _Scores:
-        own = self.series.get(series)
-        if own is None:
-            own = self.series[series] = self._new_scores()
-        return own
-
-    def _alpha(self, series: str) -> np.ndarray:
-        alpha = self.alpha.get(series)
-        if alpha is None:
-            alpha = self.alpha[series] = np.repeat(self._nominal, self.horizon, axis=1).repeat(
-                self.n_targets, axis=2
-            )
-        return alpha
+        half-widths ``[levels, n_targets]`` the forecast was issued with (None: it had none, and
+        only the residual is kept)."""
+        half = None if half_width is None else np.asarray(half_width, dtype=np.float64)[None]
+        self.update_many(
+            [series], np.zeros(1, dtype=np.int64), np.array([lead]), np.atleast_2d(residual), half
+        )
 
     def update_many(
         self,
@@ -164,16 +208,18 @@ class OnlineConformal:
         residuals: np.ndarray,
         half_widths: np.ndarray | None,
     ) -> None:
-        """Outcomes in order, as :meth:`update` one by one would take them: outcome ``i`` is of series
-        ``names[which[i]]`` at ``leads[i]`` (1-based), ``residuals`` ``[n, n_targets]`` and the
+        """Outcomes in order, exactly as :meth:`update` one by one would take them: outcome ``i`` is of
+        series ``names[which[i]]`` at ``leads[i]`` (1-based), ``residuals`` ``[n, n_targets]`` and the
         half-widths ``[n, levels, n_targets]`` its forecast was issued with (None: none had any).
 
-        Rings take each (series, lead)'s residuals in one write; miss levels move in passes, the
-        k-th outcome of every (series, lead) in pass k, because each step is clipped to ``[0, 1]``.
+        Each outcome learns from the ring it would see one by one. Where every (series, lead) reads
+        its own ring, outcomes go in passes (the k-th outcome of every (series, lead) in pass k) and
+        the pooled ring takes them all at the end in order; where some read the pooled ring (a new
+        series, or just after a swap), that ring changes with every outcome, so they go one per pass.
         """
         if not len(which):
             return
-        scores = np.abs(np.asarray(residuals, dtype=np.float64))
+        scores = np.abs(np.asarray(residuals, dtype=np.float64))  # [n, T]
         lead0 = np.asarray(leads, dtype=np.int64) - 1
         which = np.asarray(which, dtype=np.int64)
         used = np.unique(which)
@@ -181,28 +227,94 @@ class OnlineConformal:
         slot = np.searchsorted(used, which)  # position of each outcome's series in ``rings``
         values = np.stack([r.values for r in rings])  # [U, H, T, W]
         counts = np.stack([r.count for r in rings])  # [U, H]
-        _append(values, counts, slot, lead0, scores)
+        w = values.shape[3]
+        own_ready = bool((np.minimum(counts, w)[slot, lead0] >= MIN_OWN).all())
+        learn = half_widths is not None and bool(self.params.gammas or self.params.gamma)
+        if learn:
+            half = np.asarray(half_widths, dtype=np.float64)
+            experts = [self._experts(names[u]) for u in used]
+            alpha = np.stack([ex.alpha for ex in experts])  # [U, K, L, H, T]
+            weight = np.stack([ex.weight for ex in experts])
+            offset = np.stack([ex.offset for ex in experts])  # [U, L, H, T]
+        passes = _occurrence(slot * self.horizon + lead0) if own_ready else np.arange(len(which))
+        for k in range(int(passes.max()) + 1):
+            at = np.flatnonzero(passes == k)
+            s, ld, sc = slot[at], lead0[at], scores[at]
+            if own_ready:
+                ring_v, ring_n = values[s, ld], np.minimum(counts[s, ld], w)  # [P, T, W], [P]
+            else:  # one outcome: its own ring once it holds MIN_OWN residuals, the pooled one before
+                use_own = min(int(counts[s[0], ld[0]]), w) >= MIN_OWN
+                ring_v = values[s, ld] if use_own else self.pooled.values[ld]
+                ring_n = np.minimum(counts[s, ld], w) if use_own else self.pooled.filled[ld]
+                self.pooled.add(int(ld[0]), sc)
+            beta = _realised_level(ring_v, ring_n, sc)  # [P, T], None-free: rows without residuals are NaN
+            values[s, ld, :, counts[s, ld] % w] = sc
+            counts[s, ld] += 1
+            if not learn:
+                continue
+            h = half[at]  # [P, L, T]
+            known = np.isfinite(h) & np.isfinite(beta)[:, None]
+            if self.params.gammas:
+                self._learn(alpha, weight, s, ld, np.nan_to_num(beta), known)
+            self._steer(offset, s, ld, sc[:, None] > h, known)
         for r, v, c in zip(rings, values, counts, strict=True):
             r.values[...], r.count[...] = v, c
-        pooled_v, pooled_c = self.pooled.values[None], self.pooled.count[None]
-        _append(pooled_v, pooled_c, np.zeros_like(slot), lead0, scores)
-        self.pooled.values[...], self.pooled.count[...] = pooled_v[0], pooled_c[0]
-        if half_widths is None or self.params.gamma == 0.0:
-            return
-        half = np.asarray(half_widths, dtype=np.float64)
-        alphas = [self._alpha(names[u]) for u in used]
-        alpha = np.stack(alphas)  # [U, L, H, T]
-        known = np.isfinite(half)
-        step = np.where(
-            known, self.params.gamma * (self._nominal[:, 0][None] - ((scores[:, None] > half) & known)), 0.0
-        )
-        occurrence = _occurrence(slot * self.horizon + lead0)
-        for k in range(int(occurrence.max()) + 1):
-            at = occurrence == k
-            s, ld = slot[at], lead0[at]
-            alpha[s, :, ld] = np.clip(alpha[s, :, ld] + step[at], 0.0, 1.0)
-        for a, new in zip(alphas, alpha, strict=True):
-            a[...] = new
+        if own_ready:
+            pooled_v, pooled_c = self.pooled.values[None], self.pooled.count[None]
+            _append(pooled_v, pooled_c, np.zeros_like(slot), lead0, scores)
+            self.pooled.values[...], self.pooled.count[...] = pooled_v[0], pooled_c[0]
+        if learn:
+            for i, ex in enumerate(experts):
+                ex.alpha[...], ex.weight[...], ex.offset[...] = alpha[i], weight[i], offset[i]
+
+    def _ring(self, series: str) -> _Scores:
+        own = self.series.get(series)
+        if own is None:
+            own = self.series[series] = self._new_scores()
+        return own
+
+    def _experts(self, series: str) -> _Experts:
+        ex = self.experts.get(series)
+        if ex is None:
+            ex = self.experts[series] = self._new_experts()
+        return ex
+
+    def _steer(
+        self, offset: np.ndarray, s: np.ndarray, ld: np.ndarray, miss: np.ndarray, known: np.ndarray
+    ) -> None:
+        """Outer ACI step on the issued intervals' misses ``[P, L, T]`` where ``known``, at series slots
+        ``s`` and leads ``ld`` of ``offset`` ``[U, L, H, T]``; the offset is kept in ``[−1, 1]``, which
+        bounds the long-run miss rate's distance from nominal by ``(2 + γ) / (γ T)`` and keeps a
+        stretch of misses from pinning it for long."""
+        g = self.params.gamma
+        current = offset[s, :, ld]  # [P, L, T]
+        stepped = np.clip(current + g * (self._nominal[:, 0] - miss), -1.0, 1.0)
+        offset[s, :, ld] = np.where(known, stepped, current)
+
+    def _learn(
+        self,
+        alpha: np.ndarray,
+        weight: np.ndarray,
+        s: np.ndarray,
+        ld: np.ndarray,
+        beta: np.ndarray,
+        known: np.ndarray,
+    ) -> None:
+        """DtACI step for realised levels ``beta`` ``[P, T]`` where ``known`` ``[P, L, T]``, at series
+        slots ``s`` and leads ``ld`` of ``alpha``/``weight`` ``[U, K, L, H, T]``: exponential weights on
+        each expert's pinball loss with a fixed share, then each expert's ACI step."""
+        a, wt = alpha[s, :, :, ld], weight[s, :, :, ld]  # [P, K, L, T]
+        nominal = self._nominal[:, 0][None]  # [1, L, 1]
+        gap = beta[:, None, None] - a
+        loss = nominal * gap - np.minimum(gap, 0.0)
+        shrunk = wt * np.exp(-self._eta * loss)
+        total = shrunk.sum(axis=1, keepdims=True)
+        mixed = (1.0 - self._share) * shrunk + self._share * total / len(self.params.gammas)
+        mixed /= mixed.sum(axis=1, keepdims=True)
+        miss = a >= beta[:, None, None]
+        stepped = np.clip(a + self._gammas * (nominal - miss), -self._gammas, 1.0 + self._gammas)
+        alpha[s, :, :, ld] = np.where(known[:, None], stepped, a)
+        weight[s, :, :, ld] = np.where(known[:, None], mixed, wt)
 
     def reseed(self, residuals: np.ndarray) -> None:
         """A new model serves: forget every residual and miss level; pool its validation residuals
@@ -211,29 +323,37 @@ class OnlineConformal:
         for lead in range(self.horizon):
             self.pooled.add(lead, np.abs(residuals[:, lead, :]))
         self.series.clear()
-        self.alpha.clear()
+        self.experts.clear()
 
     def forget(self, names: Sequence[str]) -> None:
         """Drop series this process no longer serves."""
         for s in names:
             self.series.pop(s, None)
-            self.alpha.pop(s, None)
+            self.experts.pop(s, None)
 
     # ---- state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Every ring and miss level as arrays and numbers (pickle-free; see drift.serialize.save_state)."""
+        """Every ring, miss level and weight as arrays and numbers (pickle-free; see drift.serialize)."""
         p = self.params
         return {
             "kind": "online_conformal",
-            "params": {"levels": list(p.levels), "gamma": p.gamma, "window": p.window},
+            "params": {
+                "levels": list(p.levels),
+                "window": p.window,
+                "gammas": list(p.gammas),
+                "gamma": p.gamma,
+            },
             "shape": [self.horizon, self.n_targets],
             "pooled": _scores_state(self.pooled),
             "series": {s: _scores_state(sc) for s, sc in self.series.items()},
-            "alpha": {s: a.copy() for s, a in self.alpha.items()},
+            "alpha": {s: ex.alpha.copy() for s, ex in self.experts.items()},
+            "weight": {s: ex.weight.copy() for s, ex in self.experts.items()},
+            "offset": {s: ex.offset.copy() for s, ex in self.experts.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` of a calibrator with the same levels, window and shape."""
+        """Restore :meth:`state_dict` of a calibrator with the same levels, window and shape. Miss
+        levels saved under other step sizes (or by the single-γ calibrator) restart at nominal."""
         if state.get("kind") != "online_conformal":
             raise ValueError("not an online-conformal state")
         saved = state["params"]
@@ -245,7 +365,13 @@ class OnlineConformal:
             raise ValueError(f"calibrator settings differ: {saved}, shape {state['shape']}")
         self.pooled = self._load_scores(state["pooled"])
         self.series = {s: self._load_scores(d) for s, d in state["series"].items()}
-        self.alpha = {s: np.asarray(a, dtype=np.float64).copy() for s, a in state["alpha"].items()}
+        self.experts = {}
+        if [float(g) for g in saved.get("gammas", [])] == list(self.params.gammas) and "offset" in state:
+            for s, alpha in state["alpha"].items():
+                ex = self.experts[s] = self._new_experts()
+                ex.alpha[...] = alpha
+                ex.weight[...] = state["weight"][s]
+                ex.offset[...] = state["offset"][s]
 
     def _load_scores(self, d: dict[str, Any]) -> _Scores:
         sc = self._new_scores()
@@ -256,6 +382,18 @@ class OnlineConformal:
 
 def _scores_state(sc: _Scores) -> dict[str, np.ndarray]:
     return {"values": sc.values.copy(), "count": sc.count.copy()}
+
+
+def _realised_level(values: np.ndarray, n: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """DtACI's ``β`` ``[P, T]``: per outcome and target, the level below which the interval from its
+    ``n`` ``[P]`` residuals ``values`` ``[P, T, window]`` (NaN-padded) holds ``score`` ``[P, T]``; NaN
+    without residuals. With :func:`_quantile`'s rank ``⌈(1 − a)(n + 1)⌉`` a level ``a`` holds it iff
+    ``a < 1 − c / (n + 1)``, ``c`` the residuals below it; past the largest no level does, and
+    ``β = −1`` lies below every expert's (each ≥ −γ), which shifts every expert's pinball loss alike."""
+    n_ = np.asarray(n, dtype=np.float64)[:, None]
+    below = (values < score[:, :, None]).sum(axis=2)
+    beta = np.where(below < n_, 1.0 - below / (n_ + 1), -1.0)
+    return np.where(n_ > 0, beta, np.nan)
 
 
 def _occurrence(keys: np.ndarray) -> np.ndarray:

@@ -9,7 +9,14 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from adaptcast.drift.conformal import DEFAULT_GAMMA, DEFAULT_WINDOW, MIN_OWN, ConformalParams
+from adaptcast.drift.conformal import (
+    DEFAULT_GAMMA,
+    DEFAULT_GAMMAS,
+    DEFAULT_INTERVAL,
+    DEFAULT_WINDOW,
+    MIN_OWN,
+    ConformalParams,
+)
 from adaptcast.streams.grid import Fill, GridRules, parse_period
 
 ENV_PREFIX = "ADAPTCAST__"
@@ -157,14 +164,24 @@ class AdaptationConfig(_Section):
 class IntervalsConfig(_Section):
     """Prediction intervals around the corrected forecasts, calibrated online (adaptcast.drift.conformal)."""
 
-    method: Literal["aci", "rolling", "off"] = Field(
-        default="aci",
-        description="aci: adaptive conformal inference (miss level steered by hits and misses); "
-        "rolling: split-conformal quantile of the recent residuals alone; off: no intervals",
+    method: Literal["dtaci", "aci", "rolling", "off"] = Field(
+        default="dtaci",
+        description="dtaci: adaptive conformal inference over several step sizes, weighted online; "
+        "aci: one step size (gamma); rolling: split-conformal quantile of the recent residuals alone; "
+        "off: no intervals",
     )
     levels: list[float] = Field(default_factory=lambda: [0.8, 0.95], description="nominal coverages")
     gamma: float = Field(
-        default=DEFAULT_GAMMA, gt=0, lt=1, description="aci step size: how fast the miss level follows misses"
+        default=DEFAULT_GAMMA,
+        gt=0,
+        lt=1,
+        description="aci step size on the issued intervals' misses (under dtaci: the outer correction)",
+    )
+    gammas: list[float] = Field(
+        default_factory=lambda: list(DEFAULT_GAMMAS), min_length=1, description="dtaci step sizes"
+    )
+    interval: int = Field(
+        default=DEFAULT_INTERVAL, ge=1, description="dtaci local interval: outcomes over which it re-weighs"
     )
     window: int = Field(
         default=DEFAULT_WINDOW, ge=MIN_OWN, description="absolute residuals kept per series, lead and target"
@@ -177,12 +194,20 @@ class IntervalsConfig(_Section):
             raise ValueError("give one or more distinct levels strictly between 0 and 1, e.g. [0.8, 0.95]")
         return sorted(v)
 
+    @field_validator("gammas")
+    @classmethod
+    def _gammas(cls, v: list[float]) -> list[float]:
+        if any(not 0 < g < 1 for g in v):
+            raise ValueError("every step size must lie strictly between 0 and 1, e.g. [0.001, 0.01, 0.1]")
+        return v
+
     def params(self) -> ConformalParams | None:
         """What the calibrator is built with (None: intervals off)."""
         if self.method == "off":
             return None
-        gamma = self.gamma if self.method == "aci" else 0.0
-        return ConformalParams(tuple(self.levels), gamma=gamma, window=self.window)
+        gammas = tuple(self.gammas) if self.method == "dtaci" else ()
+        gamma = 0.0 if self.method == "rolling" else self.gamma
+        return ConformalParams(tuple(self.levels), gammas, gamma, self.window, self.interval)
 
 
 class ScenarioConfig(_Section):

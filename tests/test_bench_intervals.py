@@ -1,6 +1,8 @@
-"""The stationary claim of issue 18 on bench/intervals.py's own functions: on a long exchangeable run the
-adaptive interval covers within 2 points of nominal at each level and is no wider than 1.25x the static
-split-conformal baseline fitted at the start.
+"""Issue 18's interval claims on bench/intervals.py's own functions, on small deterministic runs of the naive
+model: on a long exchangeable run the adaptive interval covers within 2 points of nominal at each level and
+is no wider than 1.25x the static split-conformal baseline; in the 100 issue times after the variance
+change it covers more than that baseline at both levels (the after-event claim that holds on every seed
+in bench/results/intervals_naive.json; after level shifts and trends it does not, see docs/benchmarks.md).
 
 Never asserts on seconds.
 """
@@ -8,17 +10,19 @@ Never asserts on seconds.
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.slow  # one naive backtest of 2 series x 3000 steps, tens of seconds of CPU
+pytestmark = pytest.mark.slow  # naive backtests of 2 series x 1344-3000 steps, tens of seconds of CPU
 
 ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ["80", "95"]
 
 
 def _bench():
+    sys.path.insert(0, str(ROOT / "bench"))  # bench/intervals.py imports its sibling adaptation_stats
     spec = importlib.util.spec_from_file_location("bench_intervals", ROOT / "bench" / "intervals.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -29,9 +33,22 @@ def test_stationary_coverage_near_nominal_and_width_near_static() -> None:
     bench = _bench()
     fc, events = bench.forecasts("stationary", 0, "naive", steps=3000, series=2)
     assert events == []
-    fc, _ = bench.static_bounds(fc, LEVELS, calibration=200)
+    fc, _ = bench.static_bounds(fc, LEVELS, calibration=200, skip=200, events=events)
     scored = bench.scores(bench.parts(fc, events)["stationary"], LEVELS)
     for lv in LEVELS:
         row = scored[lv]
         assert abs(row["adaptive_coverage"] - float(lv) / 100) <= 0.02, (lv, row)
         assert 0 < row["adaptive_width"] <= 1.25 * row["static_width"], (lv, row)
+
+
+def test_after_a_variance_change_adaptive_covers_more_than_static() -> None:
+    bench = _bench()
+    fc, events = bench.forecasts("variance", 0, "naive", steps=24 * 7 * 8, series=2)
+    fc, (_, end) = bench.static_bounds(fc, LEVELS, calibration=200, skip=200, events=events)
+    assert end < min(bench.datetime.fromisoformat(ev["start"]) for ev in events)  # fitted before the change
+    after = bench.parts(fc, events)["after_event"]
+    assert after["issued_at"].n_unique() == bench.AFTER
+    scored = bench.scores(after, LEVELS)
+    for lv in LEVELS:
+        row = scored[lv]
+        assert row["adaptive_coverage"] > row["static_coverage"] + 0.05, (lv, row)

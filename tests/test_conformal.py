@@ -1,4 +1,5 @@
-"""Online conformal intervals: coverage on exchangeable data, recovery after a shift, reseeding, state."""
+"""Online conformal intervals (ACI, DtACI): coverage on exchangeable data, recovery after a shift, reseeding,
+state."""
 
 from __future__ import annotations
 
@@ -6,7 +7,15 @@ import numpy as np
 import pytest
 
 from adaptcast.drift import load_state, save_state
-from adaptcast.drift.conformal import ConformalParams, OnlineConformal, level_name, winkler
+from adaptcast.drift.conformal import (
+    DEFAULT_GAMMAS,
+    ConformalParams,
+    OnlineConformal,
+    _quantile,
+    _realised_level,
+    level_name,
+    winkler,
+)
 
 LEVELS = (0.8, 0.95)
 
@@ -21,25 +30,30 @@ def _run(cal: OnlineConformal, residuals: np.ndarray, series: str = "s") -> np.n
     return hits
 
 
-def _seeded(gamma: float, rng: np.random.Generator) -> OnlineConformal:
-    cal = OnlineConformal(1, 1, ConformalParams(LEVELS, gamma=gamma))
+def _seeded(gammas: tuple[float, ...], rng: np.random.Generator) -> OnlineConformal:
+    cal = OnlineConformal(1, 1, ConformalParams(LEVELS, gammas))
     cal.reseed(rng.normal(size=(200, 1, 1)))
     return cal
 
 
+ACI, DTACI = (), DEFAULT_GAMMAS  # experts; both with the outer ACI step 0.005
+
+
+@pytest.mark.parametrize("gammas", [ACI, DTACI], ids=["aci", "dtaci"])
 @pytest.mark.parametrize("noise", ["normal", "student"])
-def test_coverage_within_two_points_on_exchangeable_data(noise: str) -> None:
+def test_coverage_within_two_points_on_exchangeable_data(noise: str, gammas: tuple[float, ...]) -> None:
     rng = np.random.default_rng(1)
     draw = rng.normal if noise == "normal" else (lambda size: rng.standard_t(3, size=size))
-    hits = _run(_seeded(0.005, rng), draw(size=6000))
+    hits = _run(_seeded(gammas, rng), draw(size=6000))
     for j, level in enumerate(LEVELS):
         assert abs(hits[:, j].mean() - level) <= 0.02, (level, hits[:, j].mean())
 
 
-def test_recovers_after_a_variance_shift_where_a_static_interval_does_not() -> None:
+@pytest.mark.parametrize("gammas", [ACI, DTACI], ids=["aci", "dtaci"])
+def test_recovers_after_a_variance_shift_where_a_static_interval_does_not(gammas: tuple[float, ...]) -> None:
     rng = np.random.default_rng(2)
     before, after = rng.normal(size=1000), 4.0 * rng.normal(size=2000)
-    adaptive = _run(_seeded(0.005, rng), np.r_[before, after])[1000:]
+    adaptive = _run(_seeded(gammas, rng), np.r_[before, after])[1000:]
     static_half = np.quantile(np.abs(before[:200]), LEVELS)  # split conformal fitted at the start
     static = np.abs(after)[:, None] <= static_half[None]
     assert (adaptive[:100].mean(axis=0) > static[:100].mean(axis=0) + 0.2).all()
@@ -47,15 +61,23 @@ def test_recovers_after_a_variance_shift_where_a_static_interval_does_not() -> N
         assert abs(adaptive[300:, j].mean() - level) <= 0.03
 
 
-def test_gamma_zero_is_a_rolling_split_conformal_quantile() -> None:
-    cal = OnlineConformal(1, 1, ConformalParams((0.8,), gamma=0.0, window=20))
+def test_dtaci_covers_more_than_one_small_step_right_after_a_variance_shift() -> None:
+    rng = np.random.default_rng(5)
+    before, after = rng.normal(size=1000), 4.0 * rng.normal(size=300)
+    fast = _run(_seeded(DTACI, rng), np.r_[before, after])[1000:1100].mean(axis=0)
+    slow = _run(_seeded(ACI, rng), np.r_[before, after])[1000:1100].mean(axis=0)
+    assert (fast > slow + 0.04).all(), (fast, slow)
+
+
+def test_no_step_size_is_a_rolling_split_conformal_quantile() -> None:
+    cal = OnlineConformal(1, 1, ConformalParams((0.8,), (), 0.0, window=20))
     for r in range(1, 21):
         cal.update("s", 1, np.array([float(r)]), None)
     assert cal.half_widths(["s"])[0, 0, 0, 0] == 17.0  # ceil(0.8 * 21) = 17th smallest of 1..20
 
 
 def test_new_series_use_pooled_residuals_and_own_ones_once_known() -> None:
-    cal = OnlineConformal(2, 1, ConformalParams((0.8,), gamma=0.0))
+    cal = OnlineConformal(2, 1, ConformalParams((0.8,), (), 0.0))
     cal.reseed(np.ones((200, 2, 1)))
     assert np.allclose(cal.half_widths(["new"]), 1.0)
     for _ in range(30):
@@ -71,29 +93,41 @@ def test_no_interval_before_any_residual() -> None:
 
 def test_reseed_forgets_series_and_miss_levels() -> None:
     rng = np.random.default_rng(3)
-    cal = _seeded(0.05, rng)
+    cal = _seeded(DTACI, rng)
     _run(cal, 5.0 * rng.normal(size=100))
     cal.reseed(np.full((10, 1, 1), 0.5))
-    assert not cal.series and not cal.alpha
+    assert not cal.series and not cal.experts
     assert np.allclose(cal.half_widths(["s"]), 0.5)
 
 
 def test_state_round_trip_gives_identical_intervals(tmp_path) -> None:
     rng = np.random.default_rng(4)
-    cal = _seeded(0.01, rng)
+    cal = _seeded(DTACI, rng)
     _run(cal, rng.normal(size=300), "a")
     _run(cal, rng.normal(size=30), "b")
     save_state(tmp_path / "c.npz", {"conformal": cal.state_dict()})
-    back = OnlineConformal(1, 1, ConformalParams(LEVELS, gamma=0.01))
+    back = OnlineConformal(1, 1, ConformalParams(LEVELS, DTACI))
     back.load_state_dict(load_state(tmp_path / "c.npz")["conformal"])
     names = ["a", "b", "c"]
     assert np.array_equal(back.half_widths(names), cal.half_widths(names))
+    other = OnlineConformal(1, 1, ConformalParams(LEVELS, ACI))  # other step sizes: rings kept, levels reset
+    other.load_state_dict(cal.state_dict())
+    assert not other.experts and np.array_equal(other.series["a"].values, cal.series["a"].values)
     with pytest.raises(ValueError, match="differ"):
         OnlineConformal(1, 1, ConformalParams((0.9,))).load_state_dict(cal.state_dict())
 
 
 @pytest.mark.parametrize(
-    "kwargs", [{"levels": ()}, {"levels": (1.0,)}, {"gamma": -0.1}, {"gamma": float("nan")}, {"window": 5}]
+    "kwargs",
+    [
+        {"levels": ()},
+        {"levels": (1.0,)},
+        {"gammas": (-0.1,)},
+        {"gammas": (float("nan"),)},
+        {"gamma": -0.1},
+        {"window": 5},
+        {"interval": 0},
+    ],
 )
 def test_bad_parameters_raise(kwargs: dict) -> None:
     with pytest.raises(ValueError):
@@ -104,3 +138,26 @@ def test_level_names_and_winkler_score() -> None:
     assert [level_name(v) for v in (0.8, 0.95, 0.975)] == ["80", "95", "97.5"]
     y, lo, hi = np.array([0.0, -3.0, 3.0]), np.full(3, -1.0), np.full(3, 1.0)
     assert winkler(y, lo, hi, 0.8) == pytest.approx([2.0, 22.0, 22.0])
+
+
+def test_realised_level_is_where_the_interval_stops_holding_the_truth() -> None:
+    """DtACI's β: a level ``a`` holds the score exactly when ``a < β`` (the interval the loop would issue)."""
+    rng = np.random.default_rng(6)
+    ring = np.full((1, 1, 50), np.nan)
+    ring[0, 0, :30] = np.abs(rng.normal(size=30))
+    sorted_ = np.sort(ring, axis=2)
+    for score in [1e-9, *np.abs(rng.normal(size=40)), 99.0]:
+        beta = _realised_level(ring, np.array([30]), np.array([[score]]))[0, 0]
+        for a in np.linspace(-0.1, 1.1, 61):
+            half = _quantile(sorted_[None], np.array([[30]]), np.full((1, 1, 1, 1), a))[0, 0, 0, 0]
+            assert (score <= half) == (a < beta), (score, a, beta, half)
+
+
+def test_bands_are_nested_across_levels() -> None:
+    rng = np.random.default_rng(7)
+    cal = OnlineConformal(1, 1, ConformalParams((0.95, 0.5, 0.8), DTACI))
+    cal.reseed(np.abs(rng.normal(size=(200, 1, 1))))
+    _run(cal, rng.normal(size=300))
+    cal.experts["s"].offset[0] += 0.6  # the 95 % level steered past the 80 % one, as after a run of hits
+    half = cal.half_widths(["s"])[0, :, 0, 0]
+    assert half[1] <= half[2] == half[0], half

@@ -41,12 +41,14 @@ def _outcomes(rng: np.random.Generator, n: int, names: list[str], horizon: int):
     return which, leads, resid, half
 
 
-@pytest.mark.parametrize("gamma", [0.05, 0.0])
-def test_conformal_update_many_equals_updates_one_by_one(gamma: float) -> None:
+@pytest.mark.parametrize(("gammas", "gamma"), [((0.01, 0.1), 0.05), ((), 0.05), ((), 0.0)])
+def test_conformal_update_many_equals_updates_one_by_one(gammas: tuple[float, ...], gamma: float) -> None:
+    """Batches that read the pooled ring (the first) and batches in passes over own rings (the rest)."""
     rng = np.random.default_rng(0)
     names = ["a", "b", "c"]
-    one, many = (OnlineConformal(4, 2, ConformalParams((0.8, 0.95), gamma=gamma, window=20)) for _ in "12")
-    for batch in range(3):
+    params = ConformalParams((0.8, 0.95), gammas=gammas, gamma=gamma, window=20)
+    one, many = (OnlineConformal(4, 2, params) for _ in "12")
+    for batch in range(4):
         which, leads, resid, half = _outcomes(rng, 150 if batch else 7, names, 4)  # > window per lead
         for w, ld, r, h in zip(which, leads, resid, half, strict=True):
             one.update(names[w], int(ld), r, h)
@@ -56,7 +58,10 @@ def test_conformal_update_many_equals_updates_one_by_one(gamma: float) -> None:
             np.testing.assert_array_equal(one.series[s].values, many.series[s].values)
             np.testing.assert_array_equal(one.series[s].count, many.series[s].count)
             if gamma:
-                np.testing.assert_array_equal(one.alpha[s], many.alpha[s])
+                for part in ("alpha", "weight", "offset"):
+                    np.testing.assert_array_equal(
+                        getattr(one.experts[s], part), getattr(many.experts[s], part)
+                    )
         np.testing.assert_array_equal(one.pooled.values, many.pooled.values)
         np.testing.assert_array_equal(one.half_widths([*names, "new"]), many.half_widths([*names, "new"]))
 

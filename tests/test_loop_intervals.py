@@ -109,6 +109,10 @@ def test_intervals_off_in_config_builds_no_calibrator() -> None:
     cfg = load_config(overrides={"intervals": {"method": "off"}}, environ={})
     assert cfg.intervals.params() is None
     assert build_loop(cfg).intervals is None
-    assert (
-        load_config(overrides={"intervals": {"method": "rolling"}}, environ={}).intervals.params().gamma == 0
-    )
+
+    def steps(method: str) -> tuple[tuple[float, ...], float]:
+        p = load_config(overrides={"intervals": {"method": method}}, environ={}).intervals.params()
+        return p.gammas, p.gamma
+
+    assert steps("rolling") == ((), 0.0) and steps("aci") == ((), 0.005)
+    assert len(steps("dtaci")[0]) == 8 and steps("dtaci")[1] == 0.005
