@@ -421,13 +421,13 @@ class ForecastLoop:
         t0 = time.perf_counter()
         with self.ledger.measure("predict", samples=len(names)):
             base = self.model.predict(windows)
-            keys = self.model.embed(windows) if self.memory is not None else None
         self.metrics.predict_duration.observe(time.perf_counter() - t0)
         self.metrics.predict_batch.observe(len(names))
         yhat = base
-        lo = hi = half = None
-        if self.memory is not None and keys is not None:
-            with self.ledger.measure("correct", samples=len(names)):
+        lo = hi = half = keys = None
+        if self.memory is not None:
+            with self.ledger.measure("correct", samples=len(names)):  # the memory's keys are its cost too
+                keys = self.model.embed(windows)
                 yhat = self.memory.correct(keys, base).astype(np.float32)
             self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
             for d in np.abs(yhat - base).mean(axis=(1, 2)):
@@ -488,7 +488,8 @@ class ForecastLoop:
         )
         ts = self._newest_ts or 0
         mark = len(self.events)
-        decision = self.adaptation.decide(info, ts)
+        with self.ledger.measure("detect", samples=len(errors)):
+            decision = self.adaptation.decide(info, ts)
         if decision.retrain:
             histories = [s.buffer.last(len(s.buffer)) for s in self.states.values()]
             self.adaptation.start(decision, histories, self.step, ts)
