@@ -63,6 +63,7 @@ def test_fit_counts_follow_the_policies(bench):
             assert r["n_fits"] == 1
         if r["config"] == "oracle":
             assert r["labelled_events"] > 0 and r["n_fits"] == r["labelled_events"] + 1
+            assert r["n_swaps"] == r["n_fits"]  # no gate: every oracle refit serves
     assert any(r["config"] == "oracle" for r in rows)
     assert all(r["config"] != "oracle" for r in rows if r["labelled_events"] == 0)
 
