@@ -55,7 +55,7 @@ class Action(Enum):
     RETRAIN = "retrain"
 
 
-REFIT_MODES = ("cold", "warm", "auto")  # how a retrain starts: fresh, from the serving model, or by reason
+REFIT_MODES = ("cold", "warm", "auto", "closed_form")  # how a retrain starts (see RetrainPolicy.warm_start)
 
 
 class Reason(Enum):
@@ -353,10 +353,12 @@ class RetrainPolicy:
         ``refit_mode`` "cold" never, "warm" always (but the first model), "auto" for the refits
         that follow no detected change (periodic, growth): there the serving model is still right
         and only needs the new data, while after a change its weights hold the old regime.
+        "closed_form" solves every fit in one pass where the model can (a linear AR-Net), each
+        refit shrunk towards the serving model's weights, so it is warm too.
         """
         if decision.reason is Reason.INITIAL or self.refit_mode == "cold":
             return False
-        return self.refit_mode == "warm" or decision.reason in WARM_REASONS
+        return self.refit_mode in ("warm", "closed_form") or decision.reason in WARM_REASONS
 
     def validates(self, decision: Decision) -> bool:
         """Whether a candidate from ``decision`` must beat the serving model on recent windows to serve."""

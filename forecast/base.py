@@ -97,6 +97,7 @@ class BaseForecaster(ABC):
     kind: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     supports_warm: ClassVar[bool] = False  # whether fit_warm can continue from a fitted model's state
+    supports_closed_form: ClassVar[bool] = False  # whether fit_closed_form can solve the fit in one pass
 
     def __init__(
         self,
@@ -213,6 +214,22 @@ class BaseForecaster(ABC):
         X, Y, val = self._checked(X, Y, val)
         self.scaler = parent.scaler
         return self._timed(lambda x, y, v: self._fit_warm(parent, x, y, v), X, Y, val)
+
+    def fit_closed_form(
+        self, X: np.ndarray, Y: np.ndarray, parent: BaseForecaster | None = None
+    ) -> FitReport:
+        """Solve the fit in closed form in one pass over the windows (models with ``supports_closed_form``).
+
+        With a fitted ``parent`` its scaler is kept and the solution is shrunk towards its weights.
+        """
+        if not self.supports_closed_form:
+            raise NotImplementedError(f"{self.kind} has no closed-form fit; fit it by training")
+        X, Y, _ = self._checked(X, Y, None)
+        self.scaler = parent.scaler if parent is not None else Scaler.fit(X)
+        return self._timed(lambda x, y, _v: self._fit_closed_form(x, y, parent), X, Y, None)
+
+    def _fit_closed_form(self, X: np.ndarray, Y: np.ndarray, parent: BaseForecaster | None) -> FitReport:
+        raise NotImplementedError(f"{self.kind} has no closed-form fit")
 
     def warm_hparams(self) -> dict[str, Any]:
         """Hyper-parameter overrides for a warm retrain of this recipe (less work than a cold fit)."""

@@ -129,11 +129,12 @@ class Adaptation:
         self.metrics.retrains.labels(decision.reason.value).inc()
         self.metrics.vh_rows.set(data.rows)
         self.jobs_submitted += 1
+        closed = self.policy.refit_mode == "closed_form" and self.template.supports_closed_form
         warm = self.model if self.model is not None and self.policy.warm_start(decision) else None
-        if warm is not None and not warm.supports_warm:
+        if warm is not None and not (warm.supports_warm or closed):
             warm = None
         job = TrainJob(
-            self.template, data, decision, step, ts_ms, self.jobs_submitted, rows, self.refit, warm
+            self.template, data, decision, step, ts_ms, self.jobs_submitted, rows, self.refit, warm, closed
         )
         self.trainer.submit(job)
         if self.model is None:

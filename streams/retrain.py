@@ -109,6 +109,7 @@ class TrainJob:
     history_rows: int = 0  # rows of history there were when the job started (the growth trigger's base)
     refit: bool = True  # once validated, refit on every window (newest included) before serving
     warm_from: BaseForecaster | None = None  # continue from this (serving) model instead of a fresh clone
+    closed_form: bool = False  # solve each fit in one pass (fit_closed_form), shrunk towards warm_from
 
 
 @dataclass
@@ -141,14 +142,17 @@ def run_job(job: TrainJob, ledger: ComputeLedger) -> TrainOutcome:
     The refit does the work the validated fit found best (``refit_hparams``: epochs, boosting
     rounds) without holding any data back, so the served model has seen the newest windows. A warm
     job (``warm_from`` set) runs both fits as ``fit_warm`` from that model with the template's
-    ``warm_hparams`` (fewer epochs or rounds); failures are returned, not raised.
+    ``warm_hparams`` (fewer epochs or rounds); a ``closed_form`` job solves both in one pass each.
+    Failures are returned, not raised.
     """
     data = job.data
     parent = job.warm_from
-    warm = job.template.warm_hparams() if parent is not None else {}
+    warm = job.template.warm_hparams() if parent is not None and not job.closed_form else {}
 
     def fit(model: BaseForecaster, X: np.ndarray, Y: np.ndarray, val: tuple | None) -> FitReport:
         with ledger.measure("train", samples=int(X.shape[0])):
+            if job.closed_form:
+                return model.fit_closed_form(X, Y, parent)
             return model.fit(X, Y, val) if parent is None else model.fit_warm(parent, X, Y, val)
 
     try:

@@ -145,3 +145,45 @@ def test_a_warm_job_does_a_fifth_of_the_cold_work():
     warm = run_job(job, ComputeLedger())
     assert warm.error is None and cold.error is None
     assert warm.samples_seen * 5 <= cold.samples_seen
+
+
+def test_linear_arnet_closed_form_is_least_squares_in_one_pass():
+    X, Y = _windows(0)
+    model = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON)
+    report = model.fit_closed_form(X, Y)
+    assert report.samples_seen == len(X) and report.epochs == 1
+    z = np.concatenate([X[:, ::-1, 0], np.ones((len(X), 1))], axis=1)  # lags, most recent first, and a bias
+    w, *_ = np.linalg.lstsq(z, Y[:, :, 0], rcond=None)
+    np.testing.assert_allclose(model.predict(X)[:, :, 0], z @ w, atol=0.02)  # the ridge term is tiny
+    sgd = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, epochs=30)
+    sgd_report = sgd.fit(X, Y)
+    assert _mse(model, X, Y) <= _mse(sgd, X, Y) * 1.001 and sgd_report.samples_seen >= 10 * len(X)
+
+
+def test_closed_form_is_for_linear_unregularised_arnet_only():
+    X, Y = _windows(0, rows=100)
+    for params in ({"hidden": [8]}, {"sparsity": 0.5}):
+        model = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, **params)
+        assert not model.supports_closed_form
+        with pytest.raises(NotImplementedError, match="no closed-form fit"):
+            model.fit_closed_form(X, Y)
+
+
+def test_closed_form_refit_mode_solves_every_fit_in_one_pass_from_the_serving_model():
+    history = [_series(0, rows=400)]
+    template = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON)
+    ad = Adaptation(
+        template,
+        policy=RetrainPolicy.parse("periodic:5", refit_mode="closed_form"),
+        trainer=InlineTrainer(ComputeLedger()),
+        metrics=Metrics(),
+    )
+    first = ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 10_000), history, step=1, ts_ms=1)
+    (event,) = ad.collect(step=1)
+    assert first.closed_form and first.warm_from is None
+    assert event.samples_seen == first.data.samples + len(first.data.full[0])  # one pass per fit
+    serving = ad.model
+    job = ad.start(Decision(Action.RETRAIN, Reason.PERIODIC, 10_000), history, step=6, ts_ms=6)
+    (event,) = ad.collect(step=6)
+    assert job.closed_form and job.warm_from is serving
+    assert isinstance(event, Retrained) and ad.model.scaler is serving.scaler
