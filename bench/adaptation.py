@@ -158,7 +158,7 @@ def journal(path: Path, args: argparse.Namespace, resume: bool) -> list[dict[str
 
     Each finished run is appended to the journal, so a long bench that is stopped can go on.
     """
-    head = json.dumps({k: v for k, v in vars(args).items() if k not in ("resume", "out")}, default=str)
+    head = json.dumps({k: v for k, v in vars(args).items() if k not in ("resume", "out", "merge")}, default=str)
     if resume and path.is_file():
         first, *rest = path.read_text().splitlines()
         if first == head:
@@ -170,7 +170,7 @@ def journal(path: Path, args: argparse.Namespace, resume: bool) -> list[dict[str
 
 
 def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
-    table, names = setups(args.every)
+    table, _ = setups(args.every)
     data = {(ds, seed): dataset(ds, seed, args) for ds in args.datasets for seed in range(args.seeds)}
     jobs = [
         (ds, seed, rep, name)
@@ -196,8 +196,14 @@ def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
         )
         with log.open("a") as f:
             f.write(json.dumps(rows[-1]) + "\n")
+    return assemble(args, rows)
+
+
+def assemble(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result document of finished ``rows``: summaries, paired ratios and the target checks."""
+    table, names = setups(args.every)
     paired_ratios = ratios(rows, names.periodic)
-    labelled = {ds: bool(data[ds, 0].events) for ds in args.datasets}
+    labelled = {ds: any(r["labelled_events"] for r in rows if r["dataset"] == ds) for ds in args.datasets}
     return {
         "args": vars(args),
         "method": METHOD,
@@ -287,6 +293,21 @@ def brief(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def merge(paths: list[Path], out: Path | None) -> None:
+    """One result from several runs that differ only in their datasets (e.g. run side by side)."""
+    if out is None:
+        raise SystemExit("--merge needs --out")
+    parts = [json.loads(p.read_text()) for p in paths]
+    args = argparse.Namespace(**{**parts[0]["args"], "out": out})
+    args.every = list(args.every)
+    args.datasets = [ds for part in parts for ds in part["args"]["datasets"]]
+    result = assemble(args, [row for part in parts for row in part["rows"]])
+    result["figures"] = [str(p) for part in parts for p in part.get("figures", [])]
+    out.write_text(json.dumps(result, indent=1, default=str))
+    out.with_suffix(".md").write_text(markdown(result))
+    print(json.dumps(brief(result), indent=1, default=str))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny run for the smoke test")
@@ -308,7 +329,13 @@ def main() -> None:
         "--resume", action="store_true", help="skip the runs the journal of these arguments holds"
     )
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results/adaptation_MODEL.json)")
+    ap.add_argument(
+        "--merge", type=Path, nargs="+", help="combine result JSONs of runs with other datasets into --out"
+    )
     args = ap.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     if args.quick:
         args.datasets = ["level_shifts", "etth1"]
         args.seeds = args.seeds or 2
