@@ -158,7 +158,9 @@ def journal(path: Path, args: argparse.Namespace, resume: bool) -> list[dict[str
 
     Each finished run is appended to the journal, so a long bench that is stopped can go on.
     """
-    head = json.dumps({k: v for k, v in vars(args).items() if k not in ("resume", "out", "merge")}, default=str)
+    head = json.dumps(
+        {k: v for k, v in vars(args).items() if k not in ("resume", "out", "merge")}, default=str
+    )
     if resume and path.is_file():
         first, *rest = path.read_text().splitlines()
         if first == head:
@@ -294,10 +296,13 @@ def brief(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def merge(paths: list[Path], out: Path | None) -> None:
-    """One result from several runs that differ only in their datasets (e.g. run side by side)."""
+    """One result from several runs that differ only in their datasets (e.g. run side by side).
+
+    Each path is a result JSON or the journal (``.runs.jsonl``) of a run stopped early: its finished rows.
+    """
     if out is None:
         raise SystemExit("--merge needs --out")
-    parts = [json.loads(p.read_text()) for p in paths]
+    parts = [read_part(p) for p in paths]
     args = argparse.Namespace(**{**parts[0]["args"], "out": out})
     args.every = list(args.every)
     args.datasets = [ds for part in parts for ds in part["args"]["datasets"]]
@@ -306,6 +311,14 @@ def merge(paths: list[Path], out: Path | None) -> None:
     out.write_text(json.dumps(result, indent=1, default=str))
     out.with_suffix(".md").write_text(markdown(result))
     print(json.dumps(brief(result), indent=1, default=str))
+
+
+def read_part(path: Path) -> dict[str, Any]:
+    """A result JSON, or a journal as ``{"args", "rows"}``."""
+    if path.suffix != ".jsonl":
+        return json.loads(path.read_text())
+    head, *rows = path.read_text().splitlines()
+    return {"args": json.loads(head), "rows": [json.loads(r) for r in rows]}
 
 
 def main() -> None:
