@@ -82,6 +82,7 @@ def setups(every: list[int]) -> tuple[dict[str, Setup], Names]:
     table.setdefault(name, defaults)
     table |= {  # issue 15's options beside the defaults: warm-started refits, level-invariant inputs
         f"{periodic[0]}+warm": Setup(periodic[0], "full", False, "warm"),
+        f"{periodic[0]}+closed": Setup(periodic[0], "full", False, "closed_form"),
         f"{name}+auto": replace(defaults, refit_mode="auto"),
         f"{name}+norm": replace(defaults, window_norm="last"),
     }
@@ -173,6 +174,7 @@ def journal(path: Path, args: argparse.Namespace, resume: bool) -> list[dict[str
 
 def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
     table, _ = setups(args.every)
+    table = {k: v for k, v in table.items() if not args.configs or k in args.configs}
     data = {(ds, seed): dataset(ds, seed, args) for ds in args.datasets for seed in range(args.seeds)}
     jobs = [
         (ds, seed, rep, name)
@@ -182,7 +184,7 @@ def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
         for name in table
         if name != ORACLE or data[ds, seed].events
     ]
-    rows = journal(log, args, args.resume)
+    rows = [r for r in journal(log, args, args.resume) if r["config"] in table]
     finished = {(r["dataset"], r["seed"], r["repeat"], r["config"]) for r in rows}
     jobs = [j for j in jobs if j not in finished]
     batches: dict[tuple[str, int], list] = {}
@@ -338,6 +340,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=336, help="rows before the first model (two weeks hourly)")
     ap.add_argument("--every", type=int, nargs=3, default=[24, 96, 384], help="the periodic cadences")
     ap.add_argument("--oracle-delay", type=int, help="rows after a change before the oracle refits (4 spans)")
+    ap.add_argument("--configs", nargs="+", help="run only these configurations (default: all)")
     ap.add_argument(
         "--resume", action="store_true", help="skip the runs the journal of these arguments holds"
     )
