@@ -309,7 +309,7 @@ def merge(paths: list[Path], out: Path | None) -> None:
     args.every = list(args.every)
     args.datasets = [ds for part in parts for ds in part["args"]["datasets"]]
     result = assemble(args, [row for part in parts for row in part["rows"]])
-    result["figures"] = [str(p) for part in parts for p in part.get("figures", [])]
+    result["figures"] = [str(p) for p in pareto_pngs(result, out.parent, out.stem)]
     out.write_text(json.dumps(result, indent=1, default=str))
     out.with_suffix(".md").write_text(markdown(result))
     print(json.dumps(brief(result), indent=1, default=str))
