@@ -54,11 +54,14 @@ SUMMED = ("mae", "post_event_mae", "samples_seen", "compute_s", "n_fits", "n_swa
 
 @dataclass(frozen=True)
 class Setup:
-    """One configuration: a product policy spec (or the bench's oracle), a window rule, error memory."""
+    """One configuration: a product policy spec (or the bench's oracle), a window rule, error memory,
+    how retrains start (``refit_mode``) and the model's per-window normalisation (``window_norm``)."""
 
     policy: str
     window: str
     memory: bool
+    refit_mode: str = "cold"
+    window_norm: str = "none"
 
 
 def setups(every: list[int]) -> tuple[dict[str, Setup], Names]:
@@ -74,9 +77,15 @@ def setups(every: list[int]) -> tuple[dict[str, Setup], Names]:
         FULL_STACK: Setup("drift", "vh", True),
     }
     d = AdaptationConfig()
-    defaults = Setup(d.policy, d.window, d.memory)
+    defaults = Setup(d.policy, d.window, d.memory, d.refit_mode)
     name = next((k for k, s in table.items() if s == defaults), "defaults")
     table.setdefault(name, defaults)
+    table |= {  # issue 15's options beside the defaults: warm-started refits, level-invariant inputs
+        f"{periodic[0]}+warm": Setup(periodic[0], "full", False, "warm"),
+        f"{periodic[0]}+closed": Setup(periodic[0], "full", False, "closed_form"),
+        f"{name}+auto": replace(defaults, refit_mode="auto"),
+        f"{name}+norm": replace(defaults, window_norm="last"),
+    }
     return table, Names(periodic[0], f"{periodic[0]}+vh", name)
 
 
@@ -101,12 +110,14 @@ def config(args: argparse.Namespace, data: SeriesFrame, setup: Setup, seed: int)
                 "lookback": args.lookback,
                 "horizon": args.horizon,
                 "seed": seed,
-                "params": json.loads(args.params),
+                "params": json.loads(args.params)
+                | ({} if setup.window_norm == "none" else {"window_norm": setup.window_norm}),
             },
             "adaptation": {
                 "policy": "never" if setup.policy == ORACLE else setup.policy,
                 "window": setup.window,
                 "memory": setup.memory,
+                "refit_mode": setup.refit_mode,
                 "min_train_rows": args.warmup,
                 "history": 100_000,
             },
@@ -148,7 +159,9 @@ def journal(path: Path, args: argparse.Namespace, resume: bool) -> list[dict[str
 
     Each finished run is appended to the journal, so a long bench that is stopped can go on.
     """
-    head = json.dumps({k: v for k, v in vars(args).items() if k not in ("resume", "out")}, default=str)
+    head = json.dumps(
+        {k: v for k, v in vars(args).items() if k not in ("resume", "out", "merge")}, default=str
+    )
     if resume and path.is_file():
         first, *rest = path.read_text().splitlines()
         if first == head:
@@ -160,7 +173,8 @@ def journal(path: Path, args: argparse.Namespace, resume: bool) -> list[dict[str
 
 
 def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
-    table, names = setups(args.every)
+    table, _ = setups(args.every)
+    table = {k: v for k, v in table.items() if not args.configs or k in args.configs}
     data = {(ds, seed): dataset(ds, seed, args) for ds in args.datasets for seed in range(args.seeds)}
     jobs = [
         (ds, seed, rep, name)
@@ -170,7 +184,7 @@ def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
         for name in table
         if name != ORACLE or data[ds, seed].events
     ]
-    rows = journal(log, args, args.resume)
+    rows = [r for r in journal(log, args, args.resume) if r["config"] in table]
     finished = {(r["dataset"], r["seed"], r["repeat"], r["config"]) for r in rows}
     jobs = [j for j in jobs if j not in finished]
     batches: dict[tuple[str, int], list] = {}
@@ -186,8 +200,14 @@ def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
         )
         with log.open("a") as f:
             f.write(json.dumps(rows[-1]) + "\n")
+    return assemble(args, rows)
+
+
+def assemble(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The result document of finished ``rows``: summaries, paired ratios and the target checks."""
+    table, names = setups(args.every)
     paired_ratios = ratios(rows, names.periodic)
-    labelled = {ds: bool(data[ds, 0].events) for ds in args.datasets}
+    labelled = {ds: any(r["labelled_events"] for r in rows if r["dataset"] == ds) for ds in args.datasets}
     return {
         "args": vars(args),
         "method": METHOD,
@@ -277,13 +297,39 @@ def brief(result: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def merge(paths: list[Path], out: Path | None) -> None:
+    """One result from several runs that differ only in their datasets (e.g. run side by side).
+
+    Each path is a result JSON or the journal (``.runs.jsonl``) of a run stopped early: its finished rows.
+    """
+    if out is None:
+        raise SystemExit("--merge needs --out")
+    parts = [read_part(p) for p in paths]
+    args = argparse.Namespace(**{**parts[0]["args"], "out": out})
+    args.every = list(args.every)
+    args.datasets = [ds for part in parts for ds in part["args"]["datasets"]]
+    result = assemble(args, [row for part in parts for row in part["rows"]])
+    result["figures"] = [str(p) for p in pareto_pngs(result, out.parent, out.stem)]
+    out.write_text(json.dumps(result, indent=1, default=str))
+    out.with_suffix(".md").write_text(markdown(result))
+    print(json.dumps(brief(result), indent=1, default=str))
+
+
+def read_part(path: Path) -> dict[str, Any]:
+    """A result JSON, or a journal as ``{"args", "rows"}``."""
+    if path.suffix != ".jsonl":
+        return json.loads(path.read_text())
+    head, *rows = path.read_text().splitlines()
+    return {"args": json.loads(head), "rows": [json.loads(r) for r in rows]}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="tiny run for the smoke test")
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=DATASETS)
     ap.add_argument("--model", default="arnet")
     ap.add_argument("--params", default='{"epochs": 3}', help="model hyper-parameters as JSON")
-    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seeds", type=int, help="seeds per dataset (default 5; 2 with --quick)")
     ap.add_argument("--repeats", type=int, default=3, help="runs of seed 0, for the median CPU seconds")
     ap.add_argument("--series", type=int, default=4)
     ap.add_argument("--lookback", type=int, default=48)
@@ -294,18 +340,27 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=336, help="rows before the first model (two weeks hourly)")
     ap.add_argument("--every", type=int, nargs=3, default=[24, 96, 384], help="the periodic cadences")
     ap.add_argument("--oracle-delay", type=int, help="rows after a change before the oracle refits (4 spans)")
+    ap.add_argument("--configs", nargs="+", help="run only these configurations (default: all)")
     ap.add_argument(
         "--resume", action="store_true", help="skip the runs the journal of these arguments holds"
     )
     ap.add_argument("--out", type=Path, help="results JSON (default bench/results/adaptation_MODEL.json)")
+    ap.add_argument(
+        "--merge", type=Path, nargs="+", help="combine result JSONs of runs with other datasets into --out"
+    )
     args = ap.parse_args()
+    if args.merge:
+        merge(args.merge, args.out)
+        return
     if args.quick:
         args.datasets = ["level_shifts", "etth1"]
-        args.seeds, args.repeats, args.series, args.lookback, args.horizon = 2, 2, 2, 8, 4
+        args.seeds = args.seeds or 2
+        args.repeats, args.series, args.lookback, args.horizon = 2, 2, 8, 4
         args.params, args.segment, args.warmup, args.every = '{"epochs": 1}', 60, 36, [24, 48, 96]
     if "etth1" in args.datasets and not ETT.is_file():
         print(f"{ETT} not found: leaving etth1 out", file=sys.stderr)
         args.datasets.remove("etth1")
+    args.seeds = args.seeds or 5
     span = args.lookback + args.horizon
     args.segment = args.segment or 16 * span  # four times the Variance Horizon's smallest window
     args.oracle_delay = args.oracle_delay or 4 * span

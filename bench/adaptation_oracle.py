@@ -36,6 +36,10 @@ class OraclePolicy(RetrainPolicy):
             return decision
         return Decision(Action.RETRAIN, Reason.DRIFT, rows, detector="oracle", change_step=change)
 
+    def validates(self, decision: Decision) -> bool:
+        """Never: an oracle refit is the upper reference, so the gate must not keep the stale model."""
+        return False
+
     def notify_retrained(self, step: int, **kwargs: Any) -> None:
         """A fit has been installed: every change it has seen ``delay`` rows of is served."""
         super().notify_retrained(step, **kwargs)

@@ -55,6 +55,9 @@ class Action(Enum):
     RETRAIN = "retrain"
 
 
+REFIT_MODES = ("cold", "warm", "auto", "closed_form")  # how a retrain starts (see RetrainPolicy.warm_start)
+
+
 class Reason(Enum):
     """Why the policy decided as it did; the value is the metric label / report spelling."""
 
@@ -68,6 +71,9 @@ class Reason(Enum):
     NO_DRIFT = "no-drift"
     POST_CHANGE = "post-change"  # a scheduled refit on the data that arrived since a detected change
     GROWTH = "growth"  # the history grew by the growth factor since the serving model was trained
+
+
+WARM_REASONS = frozenset({Reason.PERIODIC, Reason.GROWTH})  # "auto" refits these warm: no change was seen
 
 
 @dataclass(frozen=True)
@@ -189,6 +195,7 @@ class RetrainPolicy:
         vh_params: dict[str, Any] | None = None,
         defer: int = 0,
         growth: float | None = None,
+        refit_mode: str = "cold",
     ) -> None:
         if trigger not in ("never", "periodic", "drift"):
             raise ValueError(f"invalid trigger {trigger!r}; valid forms: {POLICY_FORMS}")
@@ -200,12 +207,15 @@ class RetrainPolicy:
             raise ValueError(f"cooldown must be >= 0, got {cooldown}")
         if growth is not None and not growth > 1:
             raise ValueError(f"growth must be > 1 (or None), got {growth}")
+        if refit_mode not in REFIT_MODES:
+            raise ValueError(f"refit_mode must be one of {', '.join(REFIT_MODES)}, got {refit_mode!r}")
         self.trigger = trigger
         self.every = None if every is None else int(every)
         self.detector = detector if trigger == "drift" else None
         self.window = WindowRule.parse(window, **(vh_params or {}))
         self.cooldown = int(cooldown)
         self.growth = None if growth is None else float(growth)
+        self.refit_mode = refit_mode
         cap = (self.window.vh.max_len if self.window.vh is not None else None) or self.window.n or 10**9
         self.schedule = ChangeSchedule(int(defer), int(cap))
         self.last_retrain_step: int | None = None
@@ -245,20 +255,21 @@ class RetrainPolicy:
         cooldown: int = 0,
         defer: int = 0,
         growth: float | None = None,
+        refit_mode: str = "cold",
     ) -> RetrainPolicy:
         """Build from the CLI spellings ``never``, ``periodic:EVERY``, ``drift[:DETECTOR]``.
 
-        ``window`` is ``full``, ``fixed:N`` or ``vh``.
+        ``window`` is ``full``, ``fixed:N`` or ``vh``; ``refit_mode`` see :meth:`warm_start`.
         """
         s = str(spec).strip().lower()
         try:
             if s == "never":
-                return cls("never", window=window, vh_params=vh_params)
+                return cls("never", window=window, vh_params=vh_params, refit_mode=refit_mode)
             if s.startswith("periodic:"):
                 every = int(s.split(":", 1)[1])
                 if every < 1:
                     raise ValueError
-                return cls("periodic", every=every, window=window, vh_params=vh_params)
+                return cls("periodic", every=every, window=window, vh_params=vh_params, refit_mode=refit_mode)
             if s == "drift" or s.startswith("drift:"):
                 name = s.split(":", 1)[1] if ":" in s else "performance"
                 det = make_detector(canonical_detector_name(name), **(detector_params or {}))
@@ -270,9 +281,10 @@ class RetrainPolicy:
                     vh_params=vh_params,
                     defer=defer,
                     growth=growth,
+                    refit_mode=refit_mode,
                 )
         except ValueError as exc:
-            if "window" in str(exc):
+            if "window" in str(exc) or "refit_mode" in str(exc):
                 raise
             raise ValueError(f"invalid policy spec {spec!r}; valid forms: {POLICY_FORMS}") from exc
         raise ValueError(f"invalid policy spec {spec!r}; valid forms: {POLICY_FORMS}")
@@ -335,6 +347,23 @@ class RetrainPolicy:
             return Decision(Action.WAIT, Reason.DRIFT, None, det.name, change_step=int(info.step))
         return Decision(Action.RETRAIN, Reason.DRIFT, self._rows(info), det.name, change_step=int(info.step))
 
+    def warm_start(self, decision: Decision) -> bool:
+        """Whether the retrain ``decision`` asks for continues from the serving model (else a fresh fit).
+
+        ``refit_mode`` "cold" never, "warm" always (but the first model), "auto" for the refits
+        that follow no detected change (periodic, growth): there the serving model is still right
+        and only needs the new data, while after a change its weights hold the old regime.
+        "closed_form" solves every fit in one pass where the model can (a linear AR-Net), each
+        refit shrunk towards the serving model's weights, so it is warm too.
+        """
+        if decision.reason is Reason.INITIAL or self.refit_mode == "cold":
+            return False
+        return self.refit_mode in ("warm", "closed_form") or decision.reason in WARM_REASONS
+
+    def validates(self, decision: Decision) -> bool:
+        """Whether a candidate from ``decision`` must beat the serving model on recent windows to serve."""
+        return True
+
     def _rows(self, info: StepInfo) -> int:
         """The window rule's rows, given that the regime started at the last detected change.
 
@@ -392,6 +421,7 @@ class RetrainPolicy:
             "cooldown": self.cooldown,
             "defer": self.schedule.defer,
             "growth": self.growth,
+            "refit_mode": self.refit_mode,
             "last_retrain_step": self.last_retrain_step,
             "trained_rows": self.trained_rows,
             "last_change_step": self.last_change_step,
@@ -432,6 +462,7 @@ class RetrainPolicy:
             cooldown=state["cooldown"],
             defer=int(state.get("defer", 0)),
             growth=state.get("growth"),
+            refit_mode=state.get("refit_mode", "cold"),
         )
         pol.load_state_dict(state)
         return pol

@@ -28,6 +28,7 @@ from adaptcast.forecast.scaling import Scaler
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 2  # 2: the manifest lists every file's SHA-256 and carries its own checksum
 READABLE_FORMATS = (1, 2)
+WINDOW_NORMS = ("none", "last", "mean")  # per-window level removed from the targets (see _anchor)
 
 
 class InputError(ValueError):
@@ -95,6 +96,8 @@ class BaseForecaster(ABC):
 
     kind: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
+    supports_warm: ClassVar[bool] = False  # whether fit_warm can continue from a fitted model's state
+    supports_closed_form: ClassVar[bool] = False  # whether fit_closed_form can solve the fit in one pass
 
     def __init__(
         self,
@@ -103,8 +106,13 @@ class BaseForecaster(ABC):
         n_features: int = 1,
         n_targets: int = 1,
         seed: int = 0,
+        window_norm: str = "none",
         **hparams: Any,
     ):
+        if window_norm not in WINDOW_NORMS:
+            raise ValueError(
+                f"{self.kind}: window_norm must be one of {', '.join(WINDOW_NORMS)}, got {window_norm!r}"
+            )
         known = self.all_defaults()
         if known:
             unknown = sorted(set(hparams) - set(known))
@@ -127,6 +135,7 @@ class BaseForecaster(ABC):
         self.lookback, self.horizon = int(lookback), int(horizon)
         self.n_features, self.n_targets = int(n_features), int(n_targets)
         self.seed = int(seed)
+        self.window_norm = window_norm
         self.hparams: dict[str, Any] = dict(hparams)
         self.scaler: Scaler | None = None
         self.version: str | None = None
@@ -152,6 +161,7 @@ class BaseForecaster(ABC):
             "n_features": self.n_features,
             "n_targets": self.n_targets,
             "seed": self.seed,
+            **({} if self.window_norm == "none" else {"window_norm": self.window_norm}),
             **self.hparams,
         }
 
@@ -168,19 +178,62 @@ class BaseForecaster(ABC):
     def fit(
         self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None = None
     ) -> FitReport:
-        X = check_windows(X, self.lookback, self.n_features)
-        Y = check_targets(Y, X.shape[0], self.horizon, self.n_targets)
-        scaled_val = None
+        """Train from scratch on windows ``X`` → targets ``Y`` (``val``: early stopping / model choice)."""
+        X, Y, val = self._checked(X, Y, val)
         self.scaler = Scaler.fit(X)
-        if val is not None:
-            Xv = check_windows(val[0], self.lookback, self.n_features, name="val X")
-            Yv = check_targets(val[1], Xv.shape[0], self.horizon, self.n_targets, name="val Y")
-            scaled_val = (self.scaler.transform(Xv), self._scale_y(Yv))
-        t0, c0 = time.perf_counter(), time.process_time()
-        report = self._fit(self.scaler.transform(X), self._scale_y(Y), scaled_val)
-        report.wall_seconds = time.perf_counter() - t0
-        report.cpu_seconds = time.process_time() - c0
-        return report
+        return self._timed(self._fit, X, Y, val)
+
+    def fit_warm(
+        self,
+        parent: BaseForecaster,
+        X: np.ndarray,
+        Y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None = None,
+    ) -> FitReport:
+        """Continue training from fitted ``parent``'s learned state on new windows (a warm retrain).
+
+        This model's own hyper-parameters set the work (e.g. a few epochs, some more boosting
+        rounds); ``parent`` is left untouched. The parent's scaler is kept: its weights are in
+        those units. Models with ``supports_warm`` False raise ``NotImplementedError``.
+        """
+        if not self.supports_warm:
+            raise NotImplementedError(f"{self.kind} cannot continue training a fitted model; fit it cold")
+        if type(parent) is not type(self) or not parent.is_fitted:
+            raise ValueError(
+                f"{self.kind}: fit_warm needs a fitted {self.kind} parent, got "
+                f"{'a fitted' if parent.is_fitted else 'an unfitted'} {parent.kind}"
+            )
+        if (parent.lookback, parent.horizon, parent.n_features, parent.n_targets, parent.window_norm) != (
+            self.lookback,
+            self.horizon,
+            self.n_features,
+            self.n_targets,
+            self.window_norm,
+        ):
+            raise ValueError(f"{self.kind}: fit_warm needs a parent with the same shapes and window_norm")
+        X, Y, val = self._checked(X, Y, val)
+        self.scaler = parent.scaler
+        return self._timed(lambda x, y, v: self._fit_warm(parent, x, y, v), X, Y, val)
+
+    def fit_closed_form(
+        self, X: np.ndarray, Y: np.ndarray, parent: BaseForecaster | None = None
+    ) -> FitReport:
+        """Solve the fit in closed form in one pass over the windows (models with ``supports_closed_form``).
+
+        With a fitted ``parent`` its scaler is kept and the solution is shrunk towards its weights.
+        """
+        if not self.supports_closed_form:
+            raise NotImplementedError(f"{self.kind} has no closed-form fit; fit it by training")
+        X, Y, _ = self._checked(X, Y, None)
+        self.scaler = parent.scaler if parent is not None else Scaler.fit(X)
+        return self._timed(lambda x, y, _v: self._fit_closed_form(x, y, parent), X, Y, None)
+
+    def _fit_closed_form(self, X: np.ndarray, Y: np.ndarray, parent: BaseForecaster | None) -> FitReport:
+        raise NotImplementedError(f"{self.kind} has no closed-form fit")
+
+    def warm_hparams(self) -> dict[str, Any]:
+        """Hyper-parameter overrides for a warm retrain of this recipe (less work than a cold fit)."""
+        return {}
 
     def refit_hparams(self, report: FitReport) -> dict[str, Any]:
         """Hyper-parameters for a fit without validation data that does the work ``report`` found best."""
@@ -188,9 +241,9 @@ class BaseForecaster(ABC):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Forecasts ``[B, horizon, n_targets]`` in the original units."""
-        Xs = self._prepare(X)
-        out = self._predict(Xs)
-        return self.scaler.head(self.n_targets).inverse(out)  # type: ignore[union-attr]
+        X = check_windows(X, self.lookback, self.n_features)
+        out = self.scaler.head(self.n_targets).inverse(self._predict(self._scaled(X)))  # type: ignore[union-attr]
+        return out if self.window_norm == "none" else out + self._anchor(X)[:, None, :]
 
     def embed(self, X: np.ndarray) -> np.ndarray:
         """A fixed-width representation ``[B, d]`` of each window (the error memory's key)."""
@@ -230,6 +283,12 @@ class BaseForecaster(ABC):
     @abstractmethod
     def _fit(self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> FitReport: ...
 
+    def _fit_warm(
+        self, parent: BaseForecaster, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
+    ) -> FitReport:
+        """Continue from ``parent``'s state on scaled arrays; models with ``supports_warm`` override it."""
+        raise NotImplementedError(f"{self.kind} cannot continue training a fitted model")
+
     @abstractmethod
     def _predict(self, X: np.ndarray) -> np.ndarray: ...
 
@@ -243,10 +302,58 @@ class BaseForecaster(ABC):
     def _load_weights(self, directory: Path) -> None: ...
 
     # ---- helpers --------------------------------------------------------------------------
+    def _checked(
+        self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
+    ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+        """Checked training (and validation) windows, relative to their anchors under ``window_norm``."""
+        X = check_windows(X, self.lookback, self.n_features)
+        Y = check_targets(Y, X.shape[0], self.horizon, self.n_targets)
+        if val is not None:
+            Xv = check_windows(val[0], self.lookback, self.n_features, name="val X")
+            Yv = check_targets(val[1], Xv.shape[0], self.horizon, self.n_targets, name="val Y")
+            val = (self._relative(Xv), Yv - self._anchor(Xv)[:, None, :])
+        return self._relative(X), Y - self._anchor(X)[:, None, :], val
+
+    def _timed(
+        self, fit: Any, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
+    ) -> FitReport:
+        """Scale the (relative) windows with ``self.scaler``, run ``fit`` on them and time it."""
+        scaled_val = None if val is None else (self.scaler.transform(val[0]), self._scale_y(val[1]))  # type: ignore[union-attr]
+        t0, c0 = time.perf_counter(), time.process_time()
+        report = fit(self.scaler.transform(X), self._scale_y(Y), scaled_val)  # type: ignore[union-attr]
+        report.wall_seconds = time.perf_counter() - t0
+        report.cpu_seconds = time.process_time() - c0
+        return report
+
+    def _anchor(self, X: np.ndarray) -> np.ndarray:
+        """Per window, the level ``window_norm`` removes from the targets ``[B, n_targets]`` (zeros for none).
+
+        "last" is the window's last value (NLinear), "mean" its mean (RevIN without the scale): the
+        model then learns changes relative to the window, so it can follow a level it never saw.
+        """
+        targets = X[:, :, : self.n_targets]
+        if self.window_norm == "last":
+            return targets[:, -1, :]
+        if self.window_norm == "mean":
+            return targets.mean(axis=1)
+        return np.zeros((X.shape[0], self.n_targets), dtype=np.float32)
+
+    def _relative(self, X: np.ndarray) -> np.ndarray:
+        """``X`` with each window's anchor subtracted from its target channels (``X`` itself for none)."""
+        if self.window_norm == "none":
+            return X
+        out = X.copy()
+        out[:, :, : self.n_targets] -= self._anchor(X)[:, None, :]
+        return out
+
     def _prepare(self, X: np.ndarray) -> np.ndarray:
+        return self._scaled(check_windows(X, self.lookback, self.n_features))
+
+    def _scaled(self, X: np.ndarray) -> np.ndarray:
+        """Checked windows as the model reads them: relative to their anchors, standardised."""
         if not self.is_fitted:
             raise RuntimeError(f"{self.kind} model is not fitted: call fit() or load a checkpoint first")
-        return self.scaler.transform(check_windows(X, self.lookback, self.n_features))  # type: ignore[union-attr]
+        return self.scaler.transform(self._relative(X))  # type: ignore[union-attr]
 
     def _scale_y(self, Y: np.ndarray) -> np.ndarray:
         return self.scaler.head(self.n_targets).transform(Y)  # type: ignore[union-attr]

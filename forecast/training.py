@@ -253,6 +253,7 @@ class TorchForecaster(BaseForecaster):
     }
 
     module: nn.Module | None = None  # the trained network, set by fit or load
+    supports_warm: ClassVar[bool] = True
 
     def _validate_hparams(self) -> None:
         super()._validate_hparams()
@@ -302,10 +303,30 @@ class TorchForecaster(BaseForecaster):
         return 1 if sum(p.numel() for p in net.parameters()) < SMALL_NET else None
 
     def _fit(self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> FitReport:
-        hp = self.hparams
-        accelerator = resolve_accelerator(hp["accelerator"])
+        pl.seed_everything(self.seed, workers=True, verbose=False)
+        return self._train(self.build_module(), X, Y, val)
+
+    def _fit_warm(
+        self, parent: BaseForecaster, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
+    ) -> FitReport:
+        """Train a copy of ``parent``'s network (its weights, a fresh optimiser) for this model's epochs."""
+        assert isinstance(parent, TorchForecaster) and parent.module is not None
         pl.seed_everything(self.seed, workers=True, verbose=False)
         net = self.build_module()
+        net.load_state_dict({k: v.detach().cpu() for k, v in parent.module.state_dict().items()})
+        return self._train(net, X, Y, val)
+
+    def warm_hparams(self) -> dict[str, Any]:
+        """A fifth of the epochs (at least one) at a third of the learning rate: refine, do not relearn."""
+        hp = self.hparams
+        return {"epochs": max(1, int(hp["epochs"]) // 5), "lr": float(hp["lr"]) / 3}
+
+    def _train(
+        self, net: nn.Module, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
+    ) -> FitReport:
+        """Fit ``net`` (fresh or warm) with Lightning; keep the best epoch's weights as ``self.module``."""
+        hp = self.hparams
+        accelerator = resolve_accelerator(hp["accelerator"])
         with (
             set_torch_threads(self.fit_threads(net)),
             quiet_lightning(),

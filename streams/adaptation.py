@@ -129,7 +129,13 @@ class Adaptation:
         self.metrics.retrains.labels(decision.reason.value).inc()
         self.metrics.vh_rows.set(data.rows)
         self.jobs_submitted += 1
-        job = TrainJob(self.template, data, decision, step, ts_ms, self.jobs_submitted, rows, self.refit)
+        closed = self.policy.refit_mode == "closed_form" and self.template.supports_closed_form
+        warm = self.model if self.model is not None and self.policy.warm_start(decision) else None
+        if warm is not None and not (warm.supports_warm or closed):
+            warm = None
+        job = TrainJob(
+            self.template, data, decision, step, ts_ms, self.jobs_submitted, rows, self.refit, warm, closed
+        )
         self.trainer.submit(job)
         if self.model is None:
             self.trainer.wait()
@@ -194,7 +200,7 @@ class Adaptation:
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
         gate = outcome.gate or cand
         cand_err = validation_error(gate, vx, vy)
-        if self.model is not None:
+        if self.model is not None and self.policy.validates(job.decision):
             serving_err = validation_error(self.model, vx, vy)
             if cand_err > serving_err * (1 + self.validate_margin):
                 self.policy.notify_rejected(step)

@@ -45,7 +45,14 @@ def build_loop(
         template_from_config(cfg),
         m.channels,
         policy=make_policy(
-            a.policy, a.window, m.lookback, m.horizon, a.history, defer=a.defer_rows, growth=a.growth
+            a.policy,
+            a.window,
+            m.lookback,
+            m.horizon,
+            a.history,
+            defer=a.defer_rows,
+            growth=a.growth,
+            refit_mode=a.refit_mode,
         ),
         refit=a.refit,
         memory={"seed": m.seed, **a.memory_params} if a.memory else None,

@@ -137,6 +137,12 @@ class AdaptationConfig(_Section):
         description="steps a drift refit waits for post-change data, then refits as it doubles "
         "(unset: one model span + 16; 0: refit at the alarm)",
     )
+    refit_mode: Literal["cold", "warm", "auto", "closed_form"] = Field(
+        default="cold",
+        description="how a retrain starts: cold (a fresh model), warm (continue the serving model with "
+        "fewer epochs / more boosting rounds), auto (warm for periodic and growth refits, cold after "
+        "a change), closed_form (a linear AR-Net solved by least squares, shrunk to the serving model)",
+    )
     growth: float | None = Field(
         default=2.0,
         gt=1,

@@ -449,10 +449,12 @@ class ForecastLoop:
         t0 = time.perf_counter()
         with self.ledger.measure("predict", samples=len(windows)):
             base = self.model.predict(windows)
-            keys = self.model.embed(windows) if self.memory is not None else None
         self.metrics.predict_duration.observe(time.perf_counter() - t0)
         self.metrics.predict_batch.observe(len(windows))
-        return base, keys
+        if self.memory is None:
+            return base, None
+        with self.ledger.measure("correct", samples=len(windows)):  # the memory's keys are its cost too
+            return base, self.model.embed(windows)
 
     def _prune(self) -> None:
         """Drop stored forecasts no later truth can meet: past their horizon, or of a series gone.
@@ -525,7 +527,8 @@ class ForecastLoop:
         )
         ts = self._newest_ts or 0
         mark = len(self.events)
-        decision = self.adaptation.decide(info, ts)
+        with self.ledger.measure("detect", samples=len(errors)):
+            decision = self.adaptation.decide(info, ts)
         if decision.retrain:
             histories = [s.buffer.last(len(s.buffer)) for s in self.states.values()]
             self.adaptation.start(decision, histories, self.step, ts)

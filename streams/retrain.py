@@ -27,18 +27,21 @@ def make_policy(
     *,
     defer: int | None = None,
     growth: float | None = None,
+    refit_mode: str = "cold",
 ) -> RetrainPolicy:
     """A retrain policy whose Variance Horizon starts at four model spans (``4·(lookback+horizon)`` rows).
 
     Fewer rows than that leave a model data-starved, so a shorter window would measure starvation
     rather than how much history is still relevant; ``history`` caps the window from above.
     ``defer`` (None: one model span plus ``DEFER_WINDOWS``) is how long a drift refit waits for
-    post-change data; 0 refits at the alarm.
+    post-change data; 0 refits at the alarm. ``refit_mode`` (cold, warm, auto) is how retrains start.
     """
     min_len = 4 * (lookback + horizon)
     vh = {"min_len": min_len, "max_len": max(history, min_len) if history else None}
     wait = lookback + horizon + DEFER_WINDOWS if defer is None else defer
-    return RetrainPolicy.parse(spec, window=window, vh_params=vh, defer=wait, growth=growth)
+    return RetrainPolicy.parse(
+        spec, window=window, vh_params=vh, defer=wait, growth=growth, refit_mode=refit_mode
+    )
 
 
 @dataclass
@@ -105,6 +108,8 @@ class TrainJob:
     seq: int  # submission order: a model from a later job is never replaced by an earlier job's
     history_rows: int = 0  # rows of history there were when the job started (the growth trigger's base)
     refit: bool = True  # once validated, refit on every window (newest included) before serving
+    warm_from: BaseForecaster | None = None  # continue from this (serving) model instead of a fresh clone
+    closed_form: bool = False  # solve each fit in one pass (fit_closed_form), shrunk towards warm_from
 
 
 @dataclass
@@ -132,22 +137,32 @@ class TrainOutcome:
 
 
 def run_job(job: TrainJob, ledger: ComputeLedger) -> TrainOutcome:
-    """Fit a fresh clone on the training slice, then refit it on every window; failures are returned.
+    """Fit a fresh clone (or continue the serving model) on the training slice, then refit on every window.
 
     The refit does the work the validated fit found best (``refit_hparams``: epochs, boosting
-    rounds) without holding any data back, so the served model has seen the newest windows.
+    rounds) without holding any data back, so the served model has seen the newest windows. A warm
+    job (``warm_from`` set) runs both fits as ``fit_warm`` from that model with the template's
+    ``warm_hparams`` (fewer epochs or rounds); a ``closed_form`` job solves both in one pass each.
+    Failures are returned, not raised.
     """
     data = job.data
-    gate = job.template.clone()
+    parent = job.warm_from
+    warm = job.template.warm_hparams() if parent is not None and not job.closed_form else {}
+
+    def fit(model: BaseForecaster, X: np.ndarray, Y: np.ndarray, val: tuple | None) -> FitReport:
+        with ledger.measure("train", samples=int(X.shape[0])):
+            if job.closed_form:
+                return model.fit_closed_form(X, Y, parent)
+            return model.fit(X, Y, val) if parent is None else model.fit_warm(parent, X, Y, val)
+
     try:
-        with ledger.measure("train", samples=data.samples):
-            report = gate.fit(data.X, data.Y, val=data.val)
+        gate = job.template.clone(**warm)
+        report = fit(gate, data.X, data.Y, data.val)
         reports = [report]
         model = gate
         if job.refit and data.val is not None:
-            model = job.template.clone(**gate.refit_hparams(report))
-            with ledger.measure("train", samples=int(data.full[0].shape[0])):
-                reports.append(model.fit(*data.full))
+            model = job.template.clone(**{**warm, **gate.refit_hparams(report)})
+            reports.append(fit(model, *data.full, None))
     except Exception as exc:
         return TrainOutcome(job, None, None, f"{type(exc).__name__}: {exc}")
     return TrainOutcome(job, model, report, gate=gate, reports=reports)

@@ -129,3 +129,17 @@ def test_feature_drift_policy_sees_input_rows_and_retrains():
     retrained = [e for e in loop.events if isinstance(e, Retrained) and e.step == alarms[0].step]
     assert retrained and retrained[0].decision is alarms[0].decision
     assert loop.summary()["drift_alarms"] == len(alarms)
+
+
+def test_detector_and_error_memory_time_are_in_the_compute_ledger():
+    """The policy's decision (detector) is the "detect" phase; the memory's keys and lookups are "correct"."""
+    loop = ForecastLoop(_naive(), ["y"], policy=make_policy("drift", "full", 4, 3), memory={"warmup": 0})
+    for step in range(30):
+        loop.process([_rec("a", step, step % 5), _rec("b", step, 2 * (step % 7))])
+    phases = loop.ledger.totals()
+    forecasts = phases["predict"]["samples"]
+    assert forecasts == loop.n_forecasts > 0
+    assert phases["detect"]["calls"] >= 30 - 4 and phases["detect"]["samples"] > 0  # one per step, its errors
+    # every prediction batch's keys are embedded and corrected under "correct", beside the memory updates
+    assert phases["correct"]["calls"] >= phases["predict"]["calls"]
+    assert phases["correct"]["samples"] > forecasts

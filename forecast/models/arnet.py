@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from adaptcast.forecast.base import register
+from adaptcast.forecast.base import BaseForecaster, FitReport, register
 from adaptcast.forecast.training import TorchForecaster
 
 
@@ -107,6 +107,48 @@ class ARNet(TorchForecaster):
         )
         return opt, torch.optim.lr_scheduler.CosineAnnealingLR(
             opt, T_max=int(self.hparams["epochs"]), eta_min=0.0
+        )
+
+    RIDGE = 1e-3  # closed-form shrinkage per window: a tiny pull towards the prior (zero or the parent)
+
+    @property
+    def supports_closed_form(self) -> bool:  # type: ignore[override]
+        """A linear AR-Net without the sparsity regulariser is least squares: it has a closed form."""
+        return not self.hparams["hidden"] and self.lam == 0.0
+
+    def _fit_closed_form(self, X: np.ndarray, Y: np.ndarray, parent: BaseForecaster | None) -> FitReport:
+        """Ridge least squares of the targets on the lags (plus a bias) in one pass: (ZᵀZ + αI)⁻¹(ZᵀY + αW₀).
+
+        W₀ is the parent's weights (a warm, recursive-least-squares-like update) or zero; α is
+        ``RIDGE`` times the number of windows, so the prior is a fixed share of the evidence.
+        """
+        torch.manual_seed(self.seed)
+        net = self.build_module()
+        if isinstance(parent, ARNet) and parent.module is not None:
+            net.load_state_dict({k: v.detach().cpu() for k, v in parent.module.state_dict().items()})
+        with torch.no_grad():
+            z = net.lags(torch.from_numpy(X)).double()
+            z = torch.cat([z, torch.ones(z.shape[0], 1, dtype=z.dtype)], dim=1)
+            y = torch.from_numpy(Y).double().reshape(Y.shape[0], -1)
+            prior = torch.cat([net.out.weight, net.out.bias[:, None]], dim=1).double().T
+            if parent is None:
+                prior = torch.zeros_like(prior)
+            alpha = self.RIDGE * z.shape[0]
+            w = torch.linalg.solve(
+                z.T @ z + alpha * torch.eye(z.shape[1], dtype=z.dtype), z.T @ y + alpha * prior
+            )
+            net.out.weight.copy_(w[:-1].T.float())
+            net.out.bias.copy_(w[-1].float())
+            mse = float(((z @ w - y) ** 2).mean())
+        self.module = net.to(self.device).eval()
+        return FitReport(
+            epochs=1,
+            samples_seen=int(X.shape[0]),
+            wall_seconds=0.0,
+            cpu_seconds=0.0,
+            device="cpu",
+            train_loss=mse,
+            extra={"closed_form": True},
         )
 
     def coefficients(self) -> np.ndarray:

@@ -54,6 +54,7 @@ class XGBForecaster(BaseForecaster):
     }
 
     booster: xgb.Booster | None = None  # the trained model, set by fit or load
+    supports_warm: ClassVar[bool] = True
 
     def _validate_hparams(self) -> None:
         super()._validate_hparams()
@@ -100,6 +101,27 @@ class XGBForecaster(BaseForecaster):
         return X.reshape(X.shape[0], -1)
 
     def _fit(self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> FitReport:
+        return self._boost(X, Y, val, None)
+
+    def _fit_warm(
+        self, parent: BaseForecaster, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
+    ) -> FitReport:
+        """``n_estimators`` more boosting rounds on the new windows, on a copy of the parent's trees."""
+        assert isinstance(parent, XGBForecaster) and parent.booster is not None
+        return self._boost(X, Y, val, parent.booster.copy())
+
+    def warm_hparams(self) -> dict[str, Any]:
+        """A fifth of the boosting rounds (at least one), added to the serving model's trees."""
+        return {"n_estimators": max(1, int(self.hparams["n_estimators"]) // 5)}
+
+    def _boost(
+        self,
+        X: np.ndarray,
+        Y: np.ndarray,
+        val: tuple[np.ndarray, np.ndarray] | None,
+        base: xgb.Booster | None,
+    ) -> FitReport:
+        """Boost ``n_estimators`` rounds (early-stopped on ``val``) from scratch or on top of ``base``."""
         params = self._params()
         threads = self.fit_threads(X)
         if threads is not None:
@@ -121,10 +143,13 @@ class XGBForecaster(BaseForecaster):
                 evals_result=history,
                 verbose_eval=False,
                 callbacks=None if bar is None else [_Progress(bar)],
+                xgb_model=base,
             )
         rounds = len(history["train"]["rmse"])
-        best = int(getattr(booster, "best_iteration", rounds - 1)) if stop else rounds - 1
-        self.booster = booster[: best + 1]
+        start = 0 if base is None else base.num_boosted_rounds()
+        best = int(getattr(booster, "best_iteration", start + rounds - 1)) - start if stop else rounds - 1
+        best = max(best, 0)
+        self.booster = booster[: start + best + 1]
         mse = lambda split: float(history[split]["rmse"][best]) ** 2  # noqa: E731
         return FitReport(
             epochs=rounds,
