@@ -261,7 +261,7 @@ def _serve_kafka(cfg) -> None:
 
     from adaptcast.streams.broker_wait import BrokerUnreachable, wait_for_broker
     from adaptcast.streams.metrics import KAFKA_CONNECTED, Metrics, MetricsServer
-    from adaptcast.streams.service import Worker, stop_on_signals
+    from adaptcast.streams.signals import stop_on_signals
 
     metrics = Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
     metrics.set_condition(KAFKA_CONNECTED, False)
@@ -279,6 +279,8 @@ def _serve_kafka(cfg) -> None:
                 click.echo(f"adaptcast: stopped before Kafka at {servers} answered; nothing served")
                 return
             metrics.set_condition(KAFKA_CONNECTED, True)
+            from adaptcast.streams.service import Worker  # torch: loaded once a broker answers
+
             worker = Worker(cfg, metrics, stop_event=stop)
         except BrokerUnreachable as exc:
             raise UserError(str(exc)) from None

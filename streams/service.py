@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
 import threading
 import time
 from collections import defaultdict
@@ -49,6 +48,7 @@ from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, Metrics
 from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decode
 from adaptcast.streams.retrain import BackgroundTrainer
+from adaptcast.streams.signals import stop_on_signals
 from adaptcast.streams.summary import RunSummary
 
 log = logging.getLogger("adaptcast.service")
@@ -498,14 +498,3 @@ class Worker:
 def _run_all(writes: list[Callable[[], None]]) -> None:
     for write in writes:
         write()
-
-
-def stop_on_signals(event: threading.Event) -> None:
-    """SIGTERM/SIGINT set ``event``: whoever waits on it (the broker wait, the serving loop) winds down."""
-
-    def stop(signum: int, _frame: Any) -> None:
-        log.info("signal %d: finishing the current batch and shutting down", signum)
-        event.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
