@@ -208,14 +208,14 @@ class OnlineConformal:
         residuals: np.ndarray,
         half_widths: np.ndarray | None,
     ) -> None:
-        """Outcomes in order, exactly as :meth:`update` one by one would take them: outcome ``i`` is of
+        """Outcomes of one call, in order: outcome ``i`` is of
         series ``names[which[i]]`` at ``leads[i]`` (1-based), ``residuals`` ``[n, n_targets]`` and the
         half-widths ``[n, levels, n_targets]`` its forecast was issued with (None: none had any).
 
-        Each outcome learns from the ring it would see one by one. Where every (series, lead) reads
-        its own ring, outcomes go in passes (the k-th outcome of every (series, lead) in pass k) and
-        the pooled ring takes them all at the end in order; where some read the pooled ring (a new
-        series, or just after a swap), that ring changes with every outcome, so they go one per pass.
+        Outcomes of one call arrive together, so they learn from the pooled ring as it was when the
+        call began; each (series, lead)'s own ring takes its outcomes in order (the k-th outcome of
+        every (series, lead) in pass k), and the pooled ring takes them all at the end, in order.
+        One outcome per call is exactly :meth:`update`.
         """
         if not len(which):
             return
@@ -228,7 +228,7 @@ class OnlineConformal:
         values = np.stack([r.values for r in rings])  # [U, H, T, W]
         counts = np.stack([r.count for r in rings])  # [U, H]
         w = values.shape[3]
-        own_ready = bool((np.minimum(counts, w)[slot, lead0] >= MIN_OWN).all())
+        pooled_v, pooled_n = self.pooled.values.copy(), self.pooled.filled  # as the call began
         learn = half_widths is not None and bool(self.params.gammas or self.params.gamma)
         if learn:
             half = np.asarray(half_widths, dtype=np.float64)
@@ -236,18 +236,14 @@ class OnlineConformal:
             alpha = np.stack([ex.alpha for ex in experts])  # [U, K, L, H, T]
             weight = np.stack([ex.weight for ex in experts])
             offset = np.stack([ex.offset for ex in experts])  # [U, L, H, T]
-        passes = _occurrence(slot * self.horizon + lead0) if own_ready else np.arange(len(which))
+        passes = _occurrence(slot * self.horizon + lead0)
         for k in range(int(passes.max()) + 1):
             at = np.flatnonzero(passes == k)
             s, ld, sc = slot[at], lead0[at], scores[at]
-            if own_ready:
-                ring_v, ring_n = values[s, ld], np.minimum(counts[s, ld], w)  # [P, T, W], [P]
-            else:  # one outcome: its own ring once it holds MIN_OWN residuals, the pooled one before
-                use_own = min(int(counts[s[0], ld[0]]), w) >= MIN_OWN
-                ring_v = values[s, ld] if use_own else self.pooled.values[ld]
-                ring_n = np.minimum(counts[s, ld], w) if use_own else self.pooled.filled[ld]
-                self.pooled.add(int(ld[0]), sc)
-            beta = _realised_level(ring_v, ring_n, sc)  # [P, T], None-free: rows without residuals are NaN
+            own_n = np.minimum(counts[s, ld], w)  # [P]
+            use_own = own_n >= MIN_OWN  # a lead reads its own ring once it holds MIN_OWN residuals
+            ring_v = np.where(use_own[:, None, None], values[s, ld], pooled_v[ld])  # [P, T, W]
+            beta = _realised_level(ring_v, np.where(use_own, own_n, pooled_n[ld]), sc)  # [P, T]
             values[s, ld, :, counts[s, ld] % w] = sc
             counts[s, ld] += 1
             if not learn:
@@ -259,10 +255,9 @@ class OnlineConformal:
             self._steer(offset, s, ld, sc[:, None] > h, known)
         for r, v, c in zip(rings, values, counts, strict=True):
             r.values[...], r.count[...] = v, c
-        if own_ready:
-            pooled_v, pooled_c = self.pooled.values[None], self.pooled.count[None]
-            _append(pooled_v, pooled_c, np.zeros_like(slot), lead0, scores)
-            self.pooled.values[...], self.pooled.count[...] = pooled_v[0], pooled_c[0]
+        all_v, all_c = self.pooled.values[None], self.pooled.count[None]
+        _append(all_v, all_c, np.zeros_like(slot), lead0, scores)
+        self.pooled.values[...], self.pooled.count[...] = all_v[0], all_c[0]
         if learn:
             for i, ex in enumerate(experts):
                 ex.alpha[...], ex.weight[...], ex.offset[...] = alpha[i], weight[i], offset[i]
