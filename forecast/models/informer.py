@@ -59,6 +59,7 @@ from torch.nn import functional as F
 from adaptcast.forecast.base import register
 from adaptcast.forecast.nn.attention import make_attention
 from adaptcast.forecast.nn.calendar import STAMP_SIZES, mark_names, stamp_fields, step_marks
+from adaptcast.forecast.nn.dropout import UniformDropout
 from adaptcast.forecast.nn.position import sinusoid_table
 from adaptcast.forecast.nn.sizes import transformer_sizes
 from adaptcast.forecast.training import TorchForecaster
@@ -119,7 +120,7 @@ class DataEmbedding(nn.Module):
             self.temporal = nn.Linear(n_marks, d_model, bias=False)
         elif n_marks > 0 and time_embedding in ("learned", "fixed"):
             self.temporal = StampEmbedding(freq, d_model, learned=time_embedding == "learned")
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = UniformDropout(dropout)
 
     def forward(self, values: torch.Tensor, marks: torch.Tensor | None) -> torch.Tensor:
         h = self.token(values.transpose(1, 2)).transpose(1, 2) + self.position[: values.shape[1]]
@@ -135,7 +136,7 @@ class FeedForward(nn.Module):
         super().__init__()
         self.fc1, self.fc2 = nn.Linear(d_model, d_ff), nn.Linear(d_ff, d_model)
         self.act = F.gelu if activation == "gelu" else F.relu
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = UniformDropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.dropout(self.fc2(self.dropout(self.act(self.fc1(x)))))
@@ -159,7 +160,7 @@ class EncoderLayer(nn.Module):
         )
         self.ff = FeedForward(d_model, d_ff, dropout, activation)
         self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = UniformDropout(dropout)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.norm1(x + self.dropout(self.attn(x, x, x)))
@@ -229,10 +230,15 @@ class DecoderLayer(nn.Module):
             nn.LayerNorm(d_model),
             nn.LayerNorm(d_model),
         )
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = UniformDropout(dropout)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        x = self.norm1(x + self.dropout(self.self_attn(x, x, x)))
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """``rows``: return only the last ``rows`` positions, computing nothing else past self-attention.
+
+        Self-attention still sees (and ranks) every position; all that follows it is row-wise.
+        """
+        attn = self.self_attn(x, x, x, rows=rows)
+        x = self.norm1((x if rows is None else x[:, -rows:]) + self.dropout(attn))
         x = self.norm2(x + self.dropout(self.cross_attn(x, memory, memory)))
         return self.norm3(x + self.ff(x))
 
@@ -244,9 +250,11 @@ class Decoder(nn.Module):
         self.norm = nn.LayerNorm(d_model)
         self.projection = nn.Linear(d_model, c_out)
 
-    def forward(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
-        for layer in self.layers:
-            x = layer(x, memory)
+    def forward(self, x: torch.Tensor, memory: torch.Tensor, rows: int | None = None) -> torch.Tensor:
+        """``[B, L, c_out]``, or only the last ``rows`` positions (the last layer computes no others)."""
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            x = layer(x, memory, rows if i == last else None)
         return self.projection(self.norm(x))
 
 
@@ -347,8 +355,8 @@ class InformerNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         memory = self.encode(x)
         dec = self.dec_embedding(*self.decoder_inputs(x))
-        out = self.decoder(dec, memory)
-        return out[:, -self.horizon :]
+        # only the placeholders' rows are forecasts: the start token's rows stop after self-attention
+        return self.decoder(dec, memory, rows=self.horizon)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x).mean(dim=1)
