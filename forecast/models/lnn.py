@@ -77,6 +77,8 @@ class LiquidForecaster(TorchForecaster):
         "wiring": "full",
         "motor": 8,
         "backbone_units": 128,
+        "epochs": 15,  # early stopping ended the embedded default's fits after 8-14 epochs
+        "epoch_samples": 1024,
     }
 
     def _validate_hparams(self) -> None:
