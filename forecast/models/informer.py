@@ -124,7 +124,8 @@ class DataEmbedding(nn.Module):
         self.dropout = UniformDropout(dropout)
 
     def forward(self, values: torch.Tensor, marks: torch.Tensor | None) -> torch.Tensor:
-        h = self.token(values.transpose(1, 2)).transpose(1, 2) + self.position[: values.shape[1]]
+        # one copy to [B, L, d] order here, or every Linear downstream copies its transposed input again
+        h = self.token(values.transpose(1, 2)).transpose(1, 2).contiguous() + self.position[: values.shape[1]]
         if self.temporal is not None and marks is not None:
             h = h + self.temporal(marks)
         return self.dropout(h)
@@ -182,7 +183,7 @@ class DistilLayer(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, L, d] -> [B, ceil(L/2), d]
         h = F.elu(self.norm(self.conv(x.transpose(1, 2))))
-        return self.pool(h).transpose(1, 2)
+        return self.pool(h).transpose(1, 2).contiguous()  # as in DataEmbedding: copy once, here
 
 
 class Encoder(nn.Module):
