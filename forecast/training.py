@@ -68,7 +68,9 @@ def cpu_precision(flags: frozenset[str] | None = None) -> str:
     """``"bf16-mixed"`` on a CPU with native bf16 (``avx512_bf16`` or ``amx_bf16``), else ``"32-true"``.
 
     Without those instructions bf16 autocast is emulated: an Informer step on a 2-core AVX2
-    EPYC took 72 s in bf16 against 2.85 s in fp32. ``flags`` defaults to :func:`cpu_flags`.
+    EPYC took 72 s in bf16 against 2.85 s in fp32. With them it may still not pay (seq 96 on an
+    AVX512-BF16 Xeon without AMX: slower than fp32), so this says when bf16 is worth measuring,
+    and training's ``precision="auto"`` stays fp32 on CPUs. ``flags`` defaults to :func:`cpu_flags`.
     """
     flags = cpu_flags() if flags is None else flags
     return "bf16-mixed" if any(f in flags for f in CPU_BF16_FLAGS) else "32-true"
