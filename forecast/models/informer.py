@@ -29,7 +29,7 @@ keeps the scaler's mean/std for them as buffers (``mark_loc``, ``mark_scale``, s
 weights), undoes the scaling, and steps the last mark forward ``horizon`` steps for the decoder's
 placeholders. ``time_features=0`` (the default) drops the time-feature embedding.
 
-The defaults are sized for a few short series (d_model 64, 4 heads, d_ff 128, lr 1e-3, 512
+The defaults are sized for a few short series (d_model 64, 4 heads, d_ff 128, lr 1e-3, 1,024
 windows per epoch), so ``adaptcast run --model informer`` trains in seconds on a CPU. The
 paper's sizes are :data:`PAPER_SIZES` (d_model 512, 8 heads, d_ff 2048, lr 1e-4, every window
 each epoch), passed by the ETTh1 benchmark; the rest of the paper's setup is the default: 2
@@ -385,7 +385,7 @@ class InformerForecaster(TorchForecaster):
     defaults: ClassVar[dict[str, Any]] = {
         "epochs": 6,
         "batch_size": 32,
-        "epoch_samples": 512,
+        "epoch_samples": 1024,
         "lr": 1e-3,
         "patience": 3,
         "lr_decay": 0.5,
