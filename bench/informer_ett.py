@@ -13,7 +13,7 @@ trains each row once per seed (keys ``mode/horizon`` and ``mode/horizon@seedN``)
 table shows their mean; ``--jobs N`` trains N runs at once (on a GPU, which has room for several).
 
     python bench/informer_ett.py --device gpu                    # the whole table, the paper's inputs
-    python bench/informer_ett.py --horizons 24,48 --device cpu --precision bf16-mixed --epochs 2
+    python bench/informer_ett.py --horizons 24,48 --device cpu --precision auto --epochs 2  # bf16 if native
     python bench/informer_ett.py --preset reference --horizons 24  # seq_len 96 / label_len 48 everywhere
     python bench/informer_ett.py --device gpu --precision bf16-mixed --seeds 0,1,2 --jobs 4 \
         --hparams '{"reference_code": true}' --out bench/results/informer_ett_gpu_refcode.json
@@ -116,6 +116,15 @@ def make_splits(path: Path, mode: str, seq_len: int, horizon: int):
     return out, c
 
 
+def run_precision(precision: str, device: str) -> str:
+    """``auto`` on a CPU: bf16 autocast only where the processor has native bf16 (``cpu_precision``)."""
+    from adaptcast.forecast.training import cpu_precision, resolve_accelerator
+
+    if precision == "auto" and resolve_accelerator(device) == "cpu":
+        return cpu_precision()
+    return precision
+
+
 def log_epochs(tag: str) -> None:
     """Print one line per finished epoch to stderr (progress of a long run, visible in the log)."""
     from adaptcast.forecast.training import ForecastModule
@@ -170,7 +179,7 @@ def run_one(args: argparse.Namespace, mode: str, horizon: int) -> dict:
         accelerator=args.device if args.device != "gpu" else "gpu",
         time_features=4,
         freq="h",
-        precision=args.precision,
+        precision=run_precision(args.precision, args.device),
         max_minutes=args.max_minutes,
         num_threads=args.threads,
     )
@@ -326,7 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         "--precision",
         default="32-true",
         help="Lightning precision (default 32-true, as the paper; bf16-mixed: bf16 autocast, "
-        "~2x faster on CPUs with AVX512-BF16 and on GPUs)",
+        "~2x faster on CPUs with AVX512-BF16 and on GPUs, 25x slower on CPUs without native bf16; "
+        "auto: bf16-mixed on a GPU or a CPU with native bf16, else 32-true)",
     )
     ap.add_argument(
         "--preset",

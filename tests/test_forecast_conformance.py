@@ -35,7 +35,16 @@ TINY: dict[str, dict[str, Any]] = {
         "lr": 1e-3,
         "lr_decay": 1.0,
     },
-    "mimo_vp": {"epochs": 8, "d_model": 16, "n_heads": 2, "d_ff": 32, "lr": 1e-3},
+    "mimo_vp": {
+        "epochs": 8,
+        "d_model": 16,
+        "n_heads": 2,
+        "d_ff": 32,
+        "e_layers": 2,
+        "d_layers": 2,
+        "epoch_samples": None,
+        "lr": 1e-3,
+    },
 }
 
 

@@ -140,7 +140,8 @@ def test_decoder_emits_whole_horizon_in_one_pass():
     assert y.shape == (4, 6, 2)
     assert calls.count("layer") == 2  # each decoder layer ran exactly once
     ((dec_in, dec_out),) = [c for c in calls if c != "layer"]
-    assert dec_in == (4, 8 + 6, 16) and dec_out == (4, 8 + 6, 2)  # start token + all horizon placeholders
+    assert dec_in == (4, 8 + 6, 16)  # start token + all horizon placeholders in
+    assert dec_out == (4, 6, 2)  # the placeholders' forecasts out: the start token's rows are not computed
 
 
 @pytest.mark.parametrize("attention", ["full", "prob"])
@@ -393,3 +394,21 @@ def test_time_embedding_variants(time_embedding):
         assert not torch.allclose(table, initial)
     with pytest.raises(ValueError, match="time_embedding"):
         create_forecaster("informer", lookback=24, horizon=6, time_embedding="sinusoid")
+
+
+@pytest.mark.parametrize("mix", [False, True])
+def test_decoder_rows_equal_the_last_rows_of_the_whole_decoder(mix):
+    """The last decoder layer computes only the forecast rows: same values and gradients as slicing."""
+    torch.manual_seed(0)
+    net = InformerNet(24, 6, 2, 2, label_len=12, d_model=16, n_heads=2, d_ff=32, d_layers=2, mix=mix).eval()
+    h = torch.randn(3, 18, 16, requires_grad=True)
+    memory = torch.randn(3, 12, 16, requires_grad=True)
+    whole = net.decoder(h, memory)[:, -6:]
+    whole.square().sum().backward()
+    grads = [h.grad.clone(), memory.grad.clone()]
+    h.grad = memory.grad = None
+    rows = net.decoder(h, memory, rows=6)
+    rows.square().sum().backward()
+    torch.testing.assert_close(rows, whole, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(h.grad, grads[0], rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(memory.grad, grads[1], rtol=1e-4, atol=1e-6)

@@ -21,14 +21,27 @@ class LiquidModule(nn.Module):
     """A liquid RNN; a Linear head on its last output predicts the change from the window's last value."""
 
     def __init__(
-        self, n_features: int, horizon: int, n_targets: int, units: int, cell: str, wiring: str, motor: int
+        self,
+        n_features: int,
+        horizon: int,
+        n_targets: int,
+        units: int,
+        cell: str,
+        wiring: str,
+        motor: int,
+        backbone_units: int = 128,
     ):
         super().__init__()
         self.horizon, self.n_targets = horizon, n_targets
         net: Any = AutoNCP(units, motor) if wiring == "ncp" else units
         out_dim = motor if wiring == "ncp" else units
-        rnn_cls = CfC if cell == "cfc" else LTC
-        self.rnn = rnn_cls(n_features, net, return_sequences=False, batch_first=True)
+        if cell == "cfc" and wiring == "full":  # only a fully connected CfC has a backbone MLP
+            self.rnn = CfC(
+                n_features, net, return_sequences=False, batch_first=True, backbone_units=backbone_units
+            )
+        else:
+            rnn_cls = CfC if cell == "cfc" else LTC
+            self.rnn = rnn_cls(n_features, net, return_sequences=False, batch_first=True)
         self.head = nn.Linear(out_dim, horizon * n_targets)
 
     def step(
@@ -50,14 +63,23 @@ class LiquidModule(nn.Module):
 class LiquidForecaster(TorchForecaster):
     """Liquid network forecaster: ``cell`` "cfc" (default, fast) or "ltc"; ``wiring`` "full" or "ncp".
 
-    ``"ncp"`` wires the cell with ncps' AutoNCP.
+    ``"ncp"`` wires the cell with ncps' AutoNCP. ``backbone_units`` is the width of a fully
+    connected CfC's backbone MLP, applied at every time step (ncps' default is 128).
 
     ``embed`` is the RNN's last output (the motor neurons under NCP wiring). :meth:`stream`
     carries the hidden state between calls, so a live service feeds one new step at a time.
     """
 
     kind = "lnn"
-    defaults: ClassVar[dict[str, Any]] = {"units": 32, "cell": "cfc", "wiring": "full", "motor": 8}
+    defaults: ClassVar[dict[str, Any]] = {
+        "units": 32,
+        "cell": "cfc",
+        "wiring": "full",
+        "motor": 8,
+        "backbone_units": 128,
+        "epochs": 15,  # early stopping ended the embedded default's fits after 8-14 epochs
+        "epoch_samples": 1024,
+    }
 
     def _validate_hparams(self) -> None:
         super()._validate_hparams()
@@ -81,6 +103,7 @@ class LiquidForecaster(TorchForecaster):
             hp["cell"],
             hp["wiring"],
             int(hp["motor"]),
+            int(hp["backbone_units"]),
         )
 
     def stream(

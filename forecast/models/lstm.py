@@ -39,7 +39,16 @@ class LSTMForecaster(TorchForecaster):
     """LSTM encoder + multi-horizon linear head; ``embed`` is the top layer's last hidden state."""
 
     kind = "lstm"
-    defaults: ClassVar[dict[str, Any]] = {"hidden": 64, "layers": 1, "dropout": 0.0}
+    # Sized for short series on a CPU: 20 epochs of at most 768 windows at lr 3e-3 trained the embedded
+    # default's largest fit in 3.4 s of CPU against 5.9 s, validation MAE 1.285 against 1.267.
+    defaults: ClassVar[dict[str, Any]] = {
+        "hidden": 64,
+        "layers": 1,
+        "dropout": 0.0,
+        "epochs": 20,
+        "lr": 3e-3,
+        "epoch_samples": 768,
+    }
 
     def build_module(self) -> LSTMModule:
         hp = self.hparams

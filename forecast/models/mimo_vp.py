@@ -32,8 +32,9 @@ channel, which lets attention and the local blocks mix *across* series.)
 The output is the predicted frames flattened back to ``[B, horizon, C·H·W]``, of which the
 leading ``n_targets`` features are returned (targets-first convention).
 
-Defaults are sized for a CPU (``d_model=64``, 4 heads, ``d_ff=128``, 2 + 2 blocks, patch 1);
-the paper's video models are far wider and deeper, which the hyper-parameters allow.
+Defaults are sized for a few short series on a CPU (``d_model=32``, 4 heads, ``d_ff=64``, 1 + 1
+blocks, patch 1, 8 epochs of at most 384 windows); the paper's video models are far wider and
+deeper, which the hyper-parameters allow.
 """
 
 from __future__ import annotations
@@ -219,11 +220,13 @@ class MIMOVPForecaster(TorchForecaster):
     kind = "mimo_vp"
     defaults: ClassVar[dict[str, Any]] = {
         "grid": None,
-        "d_model": 64,
+        "d_model": 32,
         "n_heads": 4,
-        "d_ff": 128,
-        "e_layers": 2,
-        "d_layers": 2,
+        "d_ff": 64,
+        "e_layers": 1,
+        "d_layers": 1,
+        "epochs": 8,
+        "epoch_samples": 384,
         "patch": 1,
         "dropout": 0.1,
         "deep_supervision": True,

@@ -42,6 +42,7 @@ class XGBForecaster(BaseForecaster):
     defaults: ClassVar[dict[str, Any]] = {
         "n_estimators": 300,
         "max_depth": 4,
+        "max_bin": 64,
         "learning_rate": 0.1,
         "subsample": 0.8,
         "colsample_bytree": 0.8,
@@ -75,6 +76,7 @@ class XGBForecaster(BaseForecaster):
             "tree_method": "hist",
             "device": self.device,
             "max_depth": int(hp["max_depth"]),
+            "max_bin": int(hp["max_bin"]),
             "eta": float(hp["learning_rate"]),
             "subsample": float(hp["subsample"]),
             "colsample_bytree": float(hp["colsample_bytree"]),

@@ -201,7 +201,10 @@ class AttentionLayer(nn.Module):
         B, L, D = x.shape
         return x.view(B, L, self.n_heads, D // self.n_heads).transpose(1, 2)
 
-    def forward(self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, queries: torch.Tensor, keys: torch.Tensor, values: torch.Tensor, rows: int | None = None
+    ) -> torch.Tensor:
+        """``[B, L_Q, d_model]``, or its last ``rows`` positions (only those go through ``out_proj``)."""
         B, L, D = queries.shape
         q, k, v = (
             self._heads(self.q_proj(queries)),
@@ -209,8 +212,12 @@ class AttentionLayer(nn.Module):
             self._heads(self.v_proj(values)),
         )
         out = self.inner(q, k, v)  # [B, H, L, E]
-        merged = out.reshape(B, L, D) if self.mix else out.transpose(1, 2).reshape(B, L, D)
-        return self.out_proj(merged)
+        if self.mix:
+            merged = out.reshape(B, L, D)
+            return self.out_proj(merged if rows is None else merged[:, -rows:])
+        if rows is not None:
+            out = out[:, :, -rows:]
+        return self.out_proj(out.transpose(1, 2).reshape(B, out.shape[2], D))
 
 
 def make_attention(
