@@ -21,9 +21,9 @@ from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
     UserError,
     config_or_exit,
-    parse_params,
+    model_overrides,
+    model_shape_options,
     set_override,
-    split_columns,
     table_out_option,
     write_frame,
 )
@@ -413,13 +413,6 @@ def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) 
 @click.option(
     "--scenario", help="A built-in scenario instead of a file (see `adaptcast scenarios`). [scenario.name]"
 )
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    help="Target column(s); repeat or comma-separate for several. [model.target]",
-)
-@click.option("--features", multiple=True, help="Extra input columns, comma-separated. [model.features]")
 @click.option("--series-col", help="Column holding the series id (long layout). [backtest.series_col]")
 @click.option(
     "--time-col",
@@ -440,14 +433,7 @@ def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) 
     help="Another configuration as KEY=VALUE overrides (keys: model, policy, window, memory, "
     "or a dotted config key); repeatable. [backtest.compare]",
 )
-@click.option("--lookback", type=click.IntRange(min=1), help="Input rows per forecast. [model.lookback]")
-@click.option("--horizon", type=click.IntRange(min=1), help="Steps forecast. [model.horizon]")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    help="Model hyper-parameter KEY=VALUE (e.g. epochs=5); repeatable. [model.params]",
-)
+@model_shape_options
 @click.option(
     "--min-train-rows",
     type=click.IntRange(min=1),
@@ -526,9 +512,16 @@ def backtest(
     if scenario:
         set_override(overrides, "scenario.name", scenario)
         overrides["backtest"] = {**overrides.get("backtest", {}), "data": None}
-    cols = split_columns(targets)
-    set_override(overrides, "model.target", (cols[0] if len(cols) == 1 else cols) if cols else None)
-    set_override(overrides, "model.features", split_columns(features) if features else None)
+    model_overrides(
+        overrides,
+        kind=model,
+        targets=targets,
+        features=features,
+        lookback=lookback,
+        horizon=horizon,
+        seed=seed,
+        params=params,
+    )
     for key, value in (
         ("series_col", series_col),
         ("time_col", time_col),
@@ -538,14 +531,6 @@ def backtest(
         ("pushgateway", pushgateway),
     ):
         set_override(overrides, f"backtest.{key}", value)
-    for key, value in (
-        ("kind", model),
-        ("lookback", lookback),
-        ("horizon", horizon),
-        ("seed", seed),
-        ("params", parse_params(params) or None),
-    ):
-        set_override(overrides, f"model.{key}", value)
     for key, value in (
         ("policy", policy),
         ("window", window),

@@ -68,6 +68,64 @@ def set_override(d: dict[str, Any], dotted: str, value: Any) -> None:
     d[leaf] = value
 
 
+def model_shape_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """``--target``, ``--features``, ``--lookback``, ``--horizon`` and ``--param``, alike in every
+    command that trains a model; :func:`model_overrides` turns them into the ``model`` section."""
+    options = [
+        click.option(
+            "--target",
+            "targets",
+            multiple=True,
+            help="Target column(s) to forecast; repeat or comma-separate for several. [model.target]",
+        ),
+        click.option(
+            "--features",
+            multiple=True,
+            help="Extra input columns; repeat or comma-separate. [model.features]",
+        ),
+        click.option(
+            "--lookback", type=click.IntRange(min=1), help="Input rows per forecast. [model.lookback]"
+        ),
+        click.option("--horizon", type=click.IntRange(min=1), help="Steps forecast. [model.horizon]"),
+        click.option(
+            "--param",
+            "params",
+            multiple=True,
+            metavar="KEY=VALUE",
+            help="Model hyper-parameter, the value as JSON (e.g. epochs=5); repeatable. [model.params]",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def model_overrides(
+    overrides: dict[str, Any],
+    *,
+    kind: str | None,
+    targets: tuple[str, ...],
+    features: tuple[str, ...],
+    lookback: int | None,
+    horizon: int | None,
+    seed: int | None,
+    params: tuple[str, ...],
+) -> None:
+    """The ``model`` section of ``overrides`` from the flags of :func:`model_shape_options`, ``--model``
+    and ``--seed`` (a flag not given leaves its key to the config)."""
+    cols = split_columns(targets)
+    set_override(overrides, "model.target", (cols[0] if len(cols) == 1 else cols) if cols else None)
+    set_override(overrides, "model.features", split_columns(features) if features else None)
+    for key, value in (
+        ("kind", kind),
+        ("lookback", lookback),
+        ("horizon", horizon),
+        ("seed", seed),
+        ("params", parse_params(params) or None),
+    ):
+        set_override(overrides, f"model.{key}", value)
+
+
 PARQUET_SUFFIXES, CSV_SUFFIXES = (".parquet", ".pq"), (".csv",)
 
 

@@ -38,9 +38,9 @@ from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
     UserError,
     config_or_exit,
-    parse_params,
+    model_overrides,
+    model_shape_options,
     set_override,
-    split_columns,
     table_out_option,
     write_frame,
 )
@@ -115,17 +115,7 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     type=click.IntRange(min=1),
     help="With --from-topic: records read from the end of each partition. [state.warm_records]",
 )
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    help="Column(s) to forecast (repeat or comma-separate). [model.target]",
-)
-@click.option(
-    "--features", multiple=True, help="Extra input columns (repeat or comma-separate). [model.features]"
-)
-@click.option("--lookback", type=click.IntRange(min=1), help="Input window length in rows. [model.lookback]")
-@click.option("--horizon", type=click.IntRange(min=1), help="Steps to forecast. [model.horizon]")
+@model_shape_options
 @click.option(
     "--out",
     "out_dir",
@@ -151,13 +141,6 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     help="With --data: rows between training windows.",
 )
 @click.option("--seed", type=int, help="[model.seed]")
-@click.option(
-    "--param",
-    "params",
-    multiple=True,
-    metavar="KEY=VALUE",
-    help="Model hyper-parameter, value as JSON (repeatable). [model.params]",
-)
 @user_errors
 def train_command(
     config_path: str | None,
@@ -191,17 +174,16 @@ def train_command(
     if from_topic and time_features:
         raise UserError("--time-features goes with --data: the workers feed no time channels")
     overrides: dict[str, Any] = {}
-    cols = split_columns(targets)
-    set_override(overrides, "model.target", (cols[0] if len(cols) == 1 else cols) if cols else None)
-    set_override(overrides, "model.features", split_columns(features) if features else None)
-    for key, value in (
-        ("kind", kind),
-        ("lookback", lookback),
-        ("horizon", horizon),
-        ("seed", seed),
-        ("params", parse_params(params) or None),
-    ):
-        set_override(overrides, f"model.{key}", value)
+    model_overrides(
+        overrides,
+        kind=kind,
+        targets=targets,
+        features=features,
+        lookback=lookback,
+        horizon=horizon,
+        seed=seed,
+        params=params,
+    )
     set_override(overrides, "state.dir", state_dir)
     cfg = config_or_exit(config_path, overrides)
     if from_topic:
