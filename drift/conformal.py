@@ -312,13 +312,20 @@ class OnlineConformal:
         weight[s, :, :, ld] = np.where(known[:, None], mixed, wt)
 
     def reseed(self, residuals: np.ndarray) -> None:
-        """A new model serves: forget every residual and miss level; pool its validation residuals
-        ``[n, horizon, n_targets]`` (``y − yhat`` on windows it was not fitted on, oldest first)."""
+        """A new model serves: forget every residual and every expert's level and weight; pool its
+        validation residuals ``[n, horizon, n_targets]`` (``y − yhat`` on windows it was not fitted
+        on, oldest first). Each series keeps its outer offset: it tracks how far intervals drawn
+        from fresh residuals miss, a bias (validation residuals of a new model understate its live
+        errors) that a swap does not remove, and a model that swaps often would never let a reset
+        offset gather the outcomes to correct it."""
         self.pooled = self._new_scores()
         for lead in range(self.horizon):
             self.pooled.add(lead, np.abs(residuals[:, lead, :]))
         self.series.clear()
+        offsets = {s: ex.offset for s, ex in self.experts.items()}
         self.experts.clear()
+        for s, offset in offsets.items():
+            self._experts(s).offset[...] = offset
 
     def forget(self, names: Sequence[str]) -> None:
         """Drop series this process no longer serves."""

@@ -91,13 +91,26 @@ def test_no_interval_before_any_residual() -> None:
     assert np.isnan(OnlineConformal(3, 2).half_widths(["s"])).all()
 
 
-def test_reseed_forgets_series_and_miss_levels() -> None:
+def test_reseed_forgets_residuals_and_experts_but_keeps_each_series_offset(tmp_path) -> None:
     rng = np.random.default_rng(3)
     cal = _seeded(DTACI, rng)
-    _run(cal, 5.0 * rng.normal(size=100))
+    _run(cal, 5.0 * rng.normal(size=100))  # far wider than seeded: the offset moves down (wider)
+    offset = cal.experts["s"].offset.copy()
+    assert (offset < 0).all()
     cal.reseed(np.full((10, 1, 1), 0.5))
-    assert not cal.series and not cal.experts
+    assert not cal.series  # its residuals are gone: the pooled validation ones serve
     assert np.allclose(cal.half_widths(["s"]), 0.5)
+    fresh = cal._new_experts()
+    ex = cal.experts["s"]
+    assert np.array_equal(ex.alpha, fresh.alpha) and np.array_equal(ex.weight, fresh.weight)
+    assert np.array_equal(ex.offset, offset)
+    assert np.array_equal(ex.level(), ex.mixed() + offset)
+    save_state(tmp_path / "c.npz", {"conformal": cal.state_dict()})
+    back = OnlineConformal(1, 1, ConformalParams(LEVELS, DTACI))
+    back.load_state_dict(load_state(tmp_path / "c.npz")["conformal"])
+    assert np.array_equal(back.experts["s"].offset, offset)
+    cal.forget(["s"])
+    assert not cal.experts
 
 
 def test_state_round_trip_gives_identical_intervals(tmp_path) -> None:
