@@ -47,14 +47,14 @@ def _topics(bootstrap: str) -> dict[str, str]:
     return names
 
 
-def _feed(bootstrap: str, topic: str, records: list[dict]) -> None:
-    """The scenario in bursts, plus one record that cannot be decoded (a dead letter)."""
+def _feed(bootstrap: str, topic: str, records: list[dict], dead_letter: bool = False) -> None:
+    """Records in bursts, with ``dead_letter``: plus one record that cannot be decoded."""
     prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
     size = -(-len(records) // BURSTS)
     for i in range(0, len(records), size):
         for rec in records[i : i + size]:
             prod.send(topic, key=rec["series"].encode(), value=json.dumps(rec).encode())
-        if i == 0:
+        if i == 0 and dead_letter:
             prod.send(topic, key=b"s0", value=b"not json")
         prod.flush()
         time.sleep(1.0)
@@ -104,10 +104,16 @@ def test_every_panel_rule_and_alert_signal_has_data(kafka_bootstrap, prometheus_
         _wait_for("a first scrape", lambda: _value(prom, f'up{{job="{SCRAPE_JOB}"}}') == 1)
         started = time.time()
         scenario = make_scenario("level_shift", series=4, steps=24 * 7 * 4, seed=0)
-        _feed(kafka_bootstrap, names["input"], list(scenario.records()))
+        records = list(scenario.records())
+        # the first model must serve before the shift arrives, however fast the box trains: one
+        # fitted on data that already holds the shift would see no drift to raise an alarm about
+        before = scenario.events[0].start_step * len(scenario.series)
+        _feed(kafka_bootstrap, names["input"], records[:before], dead_letter=True)
+        swapped = 'sum(adaptcast_retrain_outcomes_total{outcome="swapped"})'
+        _wait_for("a first model", lambda: _value(prom, swapped) >= 1)
+        _feed(kafka_bootstrap, names["input"], records[before:])
         # counters seen moving by Prometheus, not just by the worker: the drift, then its retrain swapped in
         _wait_for("a drift alarm", lambda: _value(prom, "sum(adaptcast_drift_detections_total)") >= 1)
-        swapped = 'sum(adaptcast_retrain_outcomes_total{outcome="swapped"})'
         _wait_for("a model swapped in after the drift", lambda: _value(prom, swapped) >= 2)
         _wait_for(
             "recording rules over the run",
