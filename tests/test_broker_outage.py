@@ -10,9 +10,7 @@ dropped on ``(series, issued_at)``.
 from __future__ import annotations
 
 import json
-import os
 import re
-import signal
 import threading
 import time
 import urllib.error
@@ -28,7 +26,9 @@ from test_service_kafka import (
     LOOKBACK,
     _config,
     _consume_all,
+    _kill_worker,
     _naive_checkpoint,
+    _stop_worker,
     _topics,
     _wait_group_done,
     _wait_serving,
@@ -137,12 +137,9 @@ def test_worker_rides_out_a_broker_outage_under_load(tmp_path: Path) -> None:
             time.sleep(1.0)  # a few samples of the steady state after it caught up
             probe.stop.set()
             probe.join(timeout=10)
-            proc.send_signal(signal.SIGTERM)
-            assert proc.wait(timeout=60) == 0, log.read_text()
+            _stop_worker(proc, log)
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            _kill_worker(proc)
         text = log.read_text()
         assert text.count("adaptcast: serving") == 1, "one process throughout: it reconnected by itself"
 

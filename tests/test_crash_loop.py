@@ -9,9 +9,7 @@ and the error memory's counters) must carry on across crashes instead of startin
 from __future__ import annotations
 
 import json
-import os
 import random
-import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -27,7 +25,9 @@ from test_service_kafka import (
     _expected_keys,
     _group_done,
     _group_progress,
+    _kill_worker,
     _naive_checkpoint,
+    _stop_worker,
     _topics,
     _wait_group_done,
     _wait_serving,
@@ -82,8 +82,7 @@ def test_repeated_kill_minus_nine_resumes_from_snapshots(kafka_bootstrap: str, t
         for k in range(CRASHES):
             time.sleep(rng.uniform(0.5, 4.0))  # the kill lands wherever the worker happens to be
             assert proc.poll() is None, log.read_text()
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+            _kill_worker(proc)
             progress = _group_progress(kafka_bootstrap, names["group"], names["input"])
             at_kill = {p: done for p, (done, _end) in progress.items()}
             states.append(_adaptation_state(tmp_path / "state"))
@@ -113,12 +112,9 @@ def test_repeated_kill_minus_nine_resumes_from_snapshots(kafka_bootstrap: str, t
             return log.read_text()
 
         _wait_group_done(kafka_bootstrap, names["group"], names["input"], 90, alive)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, log.read_text()
+        _stop_worker(proc, log)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _kill_worker(proc)
         if feed.is_alive():
             feed.finish()
     text = log.read_text()

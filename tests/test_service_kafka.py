@@ -261,6 +261,19 @@ def _worker_process(cfg_path: Path, log: Path, *flags: str) -> subprocess.Popen:
     )
 
 
+def _stop_worker(proc: subprocess.Popen, log: Path) -> None:
+    """SIGTERM: the worker finishes its batch, commits and exits 0."""
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, log.read_text()
+
+
+def _kill_worker(proc: subprocess.Popen) -> None:
+    """kill -9 a worker still running (a crash, or cleanup after a failed test), its process group too."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _wait_serving(proc: subprocess.Popen, log: Path, n: int, timeout: float = 90) -> None:
     """Until the n-th worker started in this log says it is serving (signal handlers installed)."""
     deadline = time.monotonic() + timeout
@@ -301,8 +314,7 @@ def test_kill_minus_nine_loses_nothing(kafka_bootstrap, tmp_path):
         assert feeder.is_alive(), (
             f"the kill must happen mid-stream, but the feeder finished first\n{log.read_text()}"
         )
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _kill_worker(proc)
         admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
         committed_at_kill = {
             tp.partition: om.offset
@@ -319,13 +331,10 @@ def test_kill_minus_nine_loses_nothing(kafka_bootstrap, tmp_path):
             return log.read_text()
 
         _wait_group_done(kafka_bootstrap, names["group"], names["input"], 90, worker_state)
-        proc2.send_signal(signal.SIGTERM)
-        assert proc2.wait(timeout=60) == 0, log.read_text()  # graceful shutdown exits 0
+        _stop_worker(proc2, log)
     finally:
         for p in procs:
-            if p.poll() is None:
-                os.killpg(p.pid, signal.SIGKILL)
-                p.wait()
+            _kill_worker(p)
         if feeder.is_alive():
             feeder.join()
     expected = _expected_keys(n_series, steps)
@@ -557,12 +566,9 @@ def test_worker_follows_the_store_that_a_separate_train_process_publishes_to(kaf
         assert res.returncode == 0 and f"{v1} marked serving" in res.stdout, res.stdout + res.stderr
         swapped(v1, 2)
         phase(3)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0, log.read_text()
+        _stop_worker(proc, log)
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _kill_worker(proc)
     assert log.read_text().count("adaptcast: serving") == 1  # one process throughout: no restart
     expected = _expected_keys(n_series, 4 * per_phase)
     preds, counts = _predictions(kafka_bootstrap, names["output"], len(expected))
