@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from output import emit
+
 
 def _rss_mb() -> float:
     fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
@@ -83,11 +85,7 @@ def main() -> None:
     for p in points:
         p["peak_vs_first"] = p["peak_rss_mb"] / base
     result = {"points": points, "box": "shared 2-core VM; RSS does not depend on the load, wall seconds do"}
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

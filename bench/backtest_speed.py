@@ -29,6 +29,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from output import emit
+
 ETT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ett" / "ETTh1.csv"
 PEER_PYTHON = os.environ.get("ADAPTCAST_PEER_PYTHON", "/work/peer-venv/bin/python")
 LAGS, HORIZON, RETRAIN_EVERY = 48, 12, 24
@@ -284,11 +286,7 @@ def main() -> None:
         "adaptcast_profile_top": profile,
         "box": "shared 2-core VM, ~6 other jobs: wall seconds are noisy; CPU seconds less so",
     }
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
 
 
 if __name__ == "__main__":

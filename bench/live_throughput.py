@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+from output import emit  # noqa: E402
 
 from adaptcast.forecast import create_forecaster  # noqa: E402
 from adaptcast.forecast.windows import sliding_windows  # noqa: E402
@@ -314,10 +315,7 @@ def main() -> None:
             summary["scale_out"] = [
                 scale_out(bootstrap, ckpt, tmp, args, recs, int(n)) for n in args.workers.split(",") if n
             ]
-    text = json.dumps(summary, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(summary, args.out)
 
 
 if __name__ == "__main__":

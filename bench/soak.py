@@ -48,6 +48,7 @@ sys.path.insert(0, str(ROOT))
 
 from kafka import KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
+from output import emit  # noqa: E402
 
 from adaptcast.deploy.kafka.ports import free_port  # noqa: E402
 from adaptcast.streams.records import format_timestamp  # noqa: E402
@@ -307,10 +308,7 @@ def main() -> None:
 
             bootstrap = stack.enter_context(KafkaBroker(state_dir=tmp / "kafka")).bootstrap
         result, samples = run(args, bootstrap, tmp)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.out:
-        args.out.write_text(text + "\n")
+    emit(result, args.out)
     if args.samples_out:
         args.samples_out.write_text("".join(json.dumps(asdict(s)) + "\n" for s in samples))
 
