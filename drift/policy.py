@@ -219,7 +219,7 @@ class RetrainPolicy:
         cap = (self.window.vh.max_len if self.window.vh is not None else None) or self.window.n or 10**9
         self.schedule = ChangeSchedule(int(defer), int(cap))
         self.last_retrain_step: int | None = None
-        self.trained_rows: int | None = None  # history rows when the serving model was trained
+        self.trained_rows: int | None = None  # history rows at the last fit, kept or not (growth's base)
         self.last_change_step: int | None = None  # step of the last detected change
 
     # -- constructors -------------------------------------------------------------------------
@@ -398,14 +398,18 @@ class RetrainPolicy:
             return
         det.rebase(val_error=val_error, reference_features=reference_features)
 
-    def notify_rejected(self, step: int) -> None:
+    def notify_rejected(self, step: int, rows: int | None = None) -> None:
         """A candidate lost to the serving model at ``step``: retry when the post-change data doubles.
 
         The detector restarts but keeps its reference, the serving model's own validated error:
-        taking the degraded live error as the new reference could silence it for good.
+        taking the degraded live error as the new reference could silence it for good. ``rows``
+        (the history the candidate was fitted from) moves the growth trigger's base, so a rejected
+        growth refit is retried once the history has grown by the factor again, not at every step.
         """
         self.last_retrain_step = int(step)
         self.schedule.refitted(step)
+        if rows is not None:
+            self.trained_rows = int(rows)
         if self.detector is not None:
             self.detector.rebase()
 

@@ -194,7 +194,7 @@ class Adaptation:
         if job.seq <= self._superseded_upto:
             return self._record(RetrainSuperseded(serving_version=self.model_version, **common))
         if cand is None or report is None:
-            self.policy.notify_rejected(step)
+            self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
@@ -203,7 +203,7 @@ class Adaptation:
         if self.model is not None and self.policy.validates(job.decision):
             serving_err = validation_error(self.model, vx, vy)
             if cand_err > serving_err * (1 + self.validate_margin):
-                self.policy.notify_rejected(step)
+                self.policy.notify_rejected(step, rows=job.history_rows)
                 return self._record(
                     RetrainRejected(
                         candidate_error=cand_err,
@@ -215,7 +215,7 @@ class Adaptation:
         try:
             version = None if self.on_swap is None else self.on_swap(cand)
         except OSError as exc:  # e.g. a full disk: the candidate is not saved, so it does not serve either
-            self.policy.notify_rejected(step)
+            self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(RetrainFailed(error=f"checkpoint: {type(exc).__name__}: {exc}", **common))
         self._swap(cand, job, version)
         self._reseed_intervals(vy - gate.predict(vx))

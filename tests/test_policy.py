@@ -283,6 +283,19 @@ def test_growth_retrains_when_the_history_has_doubled() -> None:
     assert d.retrain and d.reason is Reason.GROWTH and d.label == "growth"
 
 
+def test_a_rejected_growth_refit_waits_for_the_history_to_grow_again() -> None:
+    pol = _drift_policy(growth=2.0)
+    d = pol.should_retrain(StepInfo(step=100, rows_available=200, errors=[0.1]))
+    assert d.reason is Reason.GROWTH
+    pol.notify_rejected(100, rows=200)
+    later = [
+        pol.should_retrain(StepInfo(step=s, rows_available=100 + s, errors=[0.1])) for s in range(101, 300)
+    ]
+    assert not any(d.retrain for d in later)  # not once per step while the history is still 2x the base
+    d = pol.should_retrain(StepInfo(step=300, rows_available=400, errors=[0.1]))
+    assert d.retrain and d.reason is Reason.GROWTH
+
+
 def test_schedule_and_growth_survive_a_state_round_trip() -> None:
     pol = _drift_policy(defer=10, growth=3.0)
     _feed(pol, range(1, 50), 0.1)
