@@ -64,29 +64,65 @@ class Setup:
     window_norm: str = "none"
 
 
-def setups(every: list[int]) -> tuple[dict[str, Setup], Names]:
-    """The compared configurations by name, and which of them the targets read."""
+MODIFIERS: dict[str, dict[str, Any]] = {  # "+name" suffixes of a configuration name and what each changes
+    "vh": {"window": "vh"},
+    "memory": {"memory": True},
+    "cold": {"refit_mode": "cold"},
+    "warm": {"refit_mode": "warm"},
+    "auto": {"refit_mode": "auto"},
+    "closed": {"refit_mode": "closed_form"},
+    "norm": {"window_norm": "last"},
+}
+
+
+def setups(
+    every: list[int], refit_mode: str = "cold", window_norm: str = "none", extra: list[str] | None = None
+) -> tuple[dict[str, Setup], Names]:
+    """The compared configurations by name, and which of them the targets read.
+
+    ``refit_mode`` and ``window_norm`` apply to every configuration that does not name its own;
+    ``extra`` adds configurations spelled as a base (never, periodic:E, oracle, drift, defaults)
+    followed by ``+`` modifiers (:data:`MODIFIERS`), e.g. ``defaults+norm+closed``.
+    """
     periodic = [f"periodic:{e}" for e in every]
-    table = {
-        "never": Setup("never", "full", False),
-        **{p: Setup(p, "full", False) for p in periodic},
-        ORACLE: Setup(ORACLE, "full", False),
-        DRIFT: Setup("drift", "full", False),
-        f"{periodic[0]}+vh": Setup(periodic[0], "vh", False),
-        DRIFT_VH: Setup("drift", "vh", False),
-        FULL_STACK: Setup("drift", "vh", True),
+    base = {"refit_mode": refit_mode, "window_norm": window_norm}
+    bases = {
+        "never": Setup("never", "full", False, **base),
+        **{p: Setup(p, "full", False, **base) for p in periodic},
+        ORACLE: Setup(ORACLE, "full", False, **base),
+        DRIFT: Setup("drift", "full", False, **base),
     }
     d = AdaptationConfig()
-    defaults = Setup(d.policy, d.window, d.memory, d.refit_mode)
-    name = next((k for k, s in table.items() if s == defaults), "defaults")
-    table.setdefault(name, defaults)
-    table |= {  # issue 15's options beside the defaults: warm-started refits, level-invariant inputs
-        f"{periodic[0]}+warm": Setup(periodic[0], "full", False, "warm"),
-        f"{periodic[0]}+closed": Setup(periodic[0], "full", False, "closed_form"),
-        f"{name}+auto": replace(defaults, refit_mode="auto"),
-        f"{name}+norm": replace(defaults, window_norm="last"),
-    }
+    defaults = Setup(d.policy, d.window, d.memory, d.refit_mode)  # what a user gets without flags
+    name = next((k for k, v in bases.items() if v == defaults), "defaults")
+    bases.setdefault(name, defaults)
+    names = [
+        *bases,
+        f"{periodic[0]}+vh",
+        DRIFT_VH,
+        FULL_STACK,  # issue 15's options beside the defaults: warm-started refits, level-invariant inputs
+        f"{periodic[0]}+warm",
+        f"{periodic[0]}+closed",
+        f"{name}+auto",
+        f"{name}+norm",
+        *(extra or []),
+    ]
+    table = {n: compose(n, bases) for n in dict.fromkeys(names)}
     return table, Names(periodic[0], f"{periodic[0]}+vh", name)
+
+
+def compose(name: str, bases: dict[str, Setup]) -> Setup:
+    """The setup a name spells: its base configuration with each ``+modifier`` applied in turn."""
+    head, *mods = name.split("+")
+    if head not in bases or any(m not in MODIFIERS for m in mods):
+        raise SystemExit(
+            f"unknown configuration {name!r}: a base ({', '.join(bases)}) then +modifiers "
+            f"({', '.join(MODIFIERS)}), e.g. drift+vh+memory"
+        )
+    out = bases[head]
+    for m in mods:
+        out = replace(out, **MODIFIERS[m])
+    return out
 
 
 def dataset(name: str, seed: int, args: argparse.Namespace) -> SeriesFrame:
@@ -173,7 +209,7 @@ def journal(path: Path, args: argparse.Namespace, resume: bool) -> list[dict[str
 
 
 def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
-    table, _ = setups(args.every)
+    table, _ = setups(args.every, args.refit_mode, args.window_norm, args.configs)
     table = {k: v for k, v in table.items() if not args.configs or k in args.configs}
     data = {(ds, seed): dataset(ds, seed, args) for ds in args.datasets for seed in range(args.seeds)}
     jobs = [
@@ -205,7 +241,7 @@ def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
 
 def assemble(args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """The result document of finished ``rows``: summaries, paired ratios and the target checks."""
-    table, names = setups(args.every)
+    table, names = setups(args.every, args.refit_mode, args.window_norm, args.configs)
     paired_ratios = ratios(rows, names.periodic)
     labelled = {ds: any(r["labelled_events"] for r in rows if r["dataset"] == ds) for ds in args.datasets}
     return {
@@ -305,7 +341,7 @@ def merge(paths: list[Path], out: Path | None) -> None:
     if out is None:
         raise SystemExit("--merge needs --out")
     parts = [read_part(p) for p in paths]
-    args = argparse.Namespace(**{**parts[0]["args"], "out": out})
+    args = argparse.Namespace(**{"refit_mode": "cold", "window_norm": "none", **parts[0]["args"], "out": out})
     args.every = list(args.every)
     args.datasets = [ds for part in parts for ds in part["args"]["datasets"]]
     result = assemble(args, [row for part in parts for row in part["rows"]])
@@ -340,7 +376,24 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=336, help="rows before the first model (two weeks hourly)")
     ap.add_argument("--every", type=int, nargs=3, default=[24, 96, 384], help="the periodic cadences")
     ap.add_argument("--oracle-delay", type=int, help="rows after a change before the oracle refits (4 spans)")
-    ap.add_argument("--configs", nargs="+", help="run only these configurations (default: all)")
+    ap.add_argument(
+        "--configs",
+        nargs="+",
+        help="run only these configurations (default: all); a base then +modifiers adds one, "
+        "e.g. defaults+norm+closed (modifiers: " + ", ".join(MODIFIERS) + ")",
+    )
+    ap.add_argument(
+        "--refit-mode",
+        default="cold",
+        choices=["cold", "warm", "auto", "closed_form"],
+        help="how every configuration without its own +cold/+warm/+auto/+closed starts a retrain",
+    )
+    ap.add_argument(
+        "--window-norm",
+        default="none",
+        choices=["none", "last", "mean"],
+        help="the model's per-window normalisation for every configuration without +norm",
+    )
     ap.add_argument(
         "--resume", action="store_true", help="skip the runs the journal of these arguments holds"
     )
