@@ -103,3 +103,27 @@ def test_writes_the_markdown_and_a_pareto_chart_per_dataset(bench):
         assert f"**{ds}**" in text
         assert (out.parent / f"{out.stem}_pareto_{ds}.png").is_file()
     assert len(result["figures"]) == len(result["summary"])
+
+
+def _setups():
+    sys.path.insert(0, str(ROOT / "bench"))  # bench/adaptation.py imports its sibling modules
+    import adaptation
+
+    return adaptation.setups
+
+
+def test_a_configuration_name_is_its_base_with_each_modifier_applied() -> None:
+    table, names = _setups()([24, 96, 384], "closed_form", "none", ["defaults+norm+cold", "periodic:96+vh"])
+    assert names.periodic == "periodic:24" and names.defaults in table
+    assert table["periodic:24"].refit_mode == "closed_form"  # the bench-wide mode
+    assert table[names.defaults].refit_mode == "cold"  # the product's defaults keep their own
+    both = table["defaults+norm+cold"]
+    assert (both.window_norm, both.refit_mode, both.memory) == ("last", "cold", True)
+    assert (table["periodic:96+vh"].window, table["periodic:96+vh"].policy) == ("vh", "periodic:96")
+    assert table["drift+vh+memory"].window == "vh" and table["drift+vh+memory"].memory
+
+
+@pytest.mark.parametrize("name", ["drift+fast", "hourly+vh"])
+def test_an_unknown_base_or_modifier_names_the_valid_spellings(name: str) -> None:
+    with pytest.raises(SystemExit, match=r"a base .* then \+modifiers"):
+        _setups()([24, 96, 384], extra=[name])
