@@ -55,13 +55,15 @@ SUMMED = ("mae", "post_event_mae", "samples_seen", "compute_s", "n_fits", "n_swa
 @dataclass(frozen=True)
 class Setup:
     """One configuration: a product policy spec (or the bench's oracle), a window rule, error memory,
-    how retrains start (``refit_mode``) and the model's per-window normalisation (``window_norm``)."""
+    how retrains start (``refit_mode``), the model's per-window normalisation (``window_norm``) and
+    whether the memory's correction is gated on it beating the bare model (``memory_gate``)."""
 
     policy: str
     window: str
     memory: bool
     refit_mode: str = "cold"
     window_norm: str = "none"
+    memory_gate: bool = True
 
 
 MODIFIERS: dict[str, dict[str, Any]] = {  # "+name" suffixes of a configuration name and what each changes
@@ -72,6 +74,7 @@ MODIFIERS: dict[str, dict[str, Any]] = {  # "+name" suffixes of a configuration 
     "auto": {"refit_mode": "auto"},
     "closed": {"refit_mode": "closed_form"},
     "norm": {"window_norm": "last"},
+    "nogate": {"memory_gate": False},
 }
 
 
@@ -93,7 +96,7 @@ def setups(
         DRIFT: Setup("drift", "full", False, **base),
     }
     d = AdaptationConfig()
-    defaults = Setup(d.policy, d.window, d.memory, d.refit_mode)  # what a user gets without flags
+    defaults = Setup(d.policy, d.window, d.memory, d.refit_mode, memory_gate=d.memory_gate)  # no flags
     name = next((k for k, v in bases.items() if v == defaults), "defaults")
     bases.setdefault(name, defaults)
     names = [
@@ -153,6 +156,7 @@ def config(args: argparse.Namespace, data: SeriesFrame, setup: Setup, seed: int)
                 "policy": "never" if setup.policy == ORACLE else setup.policy,
                 "window": setup.window,
                 "memory": setup.memory,
+                "memory_gate": setup.memory_gate,
                 "refit_mode": setup.refit_mode,
                 "min_train_rows": args.warmup,
                 "history": 100_000,

@@ -56,6 +56,7 @@ def build_loop(
         ),
         refit=a.refit,
         memory={"seed": m.seed, **a.memory_params} if a.memory else None,
+        memory_gate=a.memory_gate,
         intervals=cfg.intervals.params(),
         trainer=None if trainer_factory is None else trainer_factory(ledger),
         ledger=ledger,

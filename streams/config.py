@@ -119,6 +119,11 @@ class AdaptationConfig(_Section):
     memory_params: dict[str, Any] = Field(
         default_factory=dict, description="error-memory settings (see adaptcast.drift.memory.ErrorMemory)"
     )
+    memory_gate: bool = Field(
+        default=True,
+        description="serve a series the memory's correction only while it has been beating the bare "
+        "model's forecast there (both scored on every outcome); false: always serve it",
+    )
     min_train_rows: int | None = Field(
         default=None,
         ge=1,
@@ -138,10 +143,12 @@ class AdaptationConfig(_Section):
         "(unset: one model span + 16; 0: refit at the alarm)",
     )
     refit_mode: Literal["cold", "warm", "auto", "closed_form"] = Field(
-        default="cold",
-        description="how a retrain starts: cold (a fresh model), warm (continue the serving model with "
+        default="closed_form",
+        description="how a fit is made: closed_form (default: a model with an exact one-pass solution, "
+        "the linear AR-Net, is solved by least squares shrunk to the serving model; other kinds are "
+        "fitted cold), cold (a fresh model trained from scratch), warm (continue the serving model with "
         "fewer epochs / more boosting rounds), auto (warm for periodic and growth refits, cold after "
-        "a change), closed_form (a linear AR-Net solved by least squares, shrunk to the serving model)",
+        "a change)",
     )
     growth: float | None = Field(
         default=2.0,

@@ -20,6 +20,7 @@ import numpy as np
 
 from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.conformal import ConformalParams, OnlineConformal, level_name
+from adaptcast.drift.gate import CorrectionGate
 from adaptcast.drift.level import LevelTerm
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
@@ -67,7 +68,9 @@ class ForecastLoop:
     series' latest is ``late``, one on the latest grid point a ``duplicate`` (the first wins), one
     between grid points ``off_grid``. One *step* is one advance of the newest timestamp seen.
     Retraining, validation and swaps are delegated to :attr:`adaptation`; ``memory``,
-    ``intervals``, ``on_swap`` and ``validate_margin`` go to it.
+    ``intervals``, ``on_swap`` and ``validate_margin`` go to it. With ``memory_gate`` a series is
+    served the memory's correction only while it has been beating the bare model there
+    (:class:`~adaptcast.drift.gate.CorrectionGate`).
     """
 
     def __init__(
@@ -77,6 +80,7 @@ class ForecastLoop:
         *,
         policy: RetrainPolicy | None = None,
         memory: dict[str, Any] | None = None,
+        memory_gate: bool = True,
         intervals: ConformalParams | None = None,
         trainer: Trainer | None = None,
         ledger: ComputeLedger | None = None,
@@ -129,6 +133,7 @@ class ForecastLoop:
         self._lead1_base = np.empty((0, len(self.targets)), dtype=np.float32)  # this call's, for the policy
         self.level = LevelTerm(n_targets=len(self.targets))
         self._level_version: str | None = None
+        self.gate = CorrectionGate() if memory_gate else None
         self.levels = tuple(level_name(lv) for lv in intervals.levels) if intervals else ()
         self._coverage = [RollingMean(error_window) for _ in self.levels]
         for name in self.levels:
@@ -300,6 +305,7 @@ class ForecastLoop:
             "newest_ts_ms": self._newest_ts,
             "level": self.level.state_dict(),
             "level_version": self._level_version,
+            "gate": None if self.gate is None else self.gate.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -310,6 +316,8 @@ class ForecastLoop:
         if state.get("level") is not None and state.get("level_version") == self.model_version:
             self.level.load_state_dict(state["level"])
             self._level_version = self.model_version
+        if state.get("gate") is not None and self.gate is not None:
+            self.gate.load_state_dict(state["gate"])
 
     # ---- ingestion ------------------------------------------------------------------------------
     def _row(self, rec: Record) -> np.ndarray:
@@ -404,15 +412,18 @@ class ForecastLoop:
         parts = [self._predict(windows[i : i + self.max_batch]) for i in range(0, len(names), self.max_batch)]
         base = np.concatenate([b for b, _ in parts])
         keys = None if self.memory is None else np.concatenate([k for _, k in parts])
-        yhat = base
+        yhat = corrected = base
         lo = hi = half = level = None
         if self.memory is not None and keys is not None:
             with self.ledger.measure("correct", samples=len(names)):
-                yhat = self.memory.correct(keys, base).astype(np.float32)
+                corrected = self.memory.correct(keys, base).astype(np.float32)
             self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
-            observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
             level = _per_series(self.level.offset, names)
-            yhat = (yhat + level[:, None, :]).astype(np.float32)
+            corrected = (corrected + level[:, None, :]).astype(np.float32)
+            served = np.ones(len(names), dtype=bool) if self.gate is None else self.gate.open(names)
+            yhat = np.where(served[:, None, None], corrected, base)
+            self.metrics.memory_served_ratio.set(float(served.mean()))
+            observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
         if self.intervals is not None:
             half = _per_series(self.intervals.half_widths, names).astype(np.float32)  # [B, levels, H, T]
             lo, hi = yhat[:, None] - half, yhat[:, None] + half
@@ -435,7 +446,7 @@ class ForecastLoop:
         version = self._versions.setdefault(self.model_version, len(self._versions))
         cols = {"yhat": yhat, "base": base, "version": np.full(len(names), version)}
         if keys is not None and level is not None:
-            cols.update(key=keys, level=level)
+            cols.update(key=keys, level=level, corrected=corrected)
         if half is not None:
             cols["half"] = half
         self.pending.add(np.array([pos for _, _, _, pos in poll.due], dtype=np.int64), **cols)
@@ -496,7 +507,12 @@ class ForecastLoop:
         series = np.array([seen.setdefault(r.series, len(seen)) for r in recs], dtype=np.int64)[truth_idx]
         names = list(seen)  # outcome i is of series names[series[i]]
         self._remember(idx, lead, resid, current)
-        self._level_update(names, series, idx, lead, truth, yhat, current)
+        if "corrected" in cols:  # the memory's forecast, served or not
+            corrected = cols["corrected"][idx, lead - 1]
+            self._level_update(names, series, idx, lead, truth, corrected, current)
+            if self.gate is not None:
+                who = [names[i] for i in series.tolist()]
+                self.gate.update(who, np.abs(truth - corrected).mean(axis=1), err_base.mean(axis=1))
         self._calibrate(names, series, idx, lead, truth - yhat, current)
         first = np.flatnonzero(lead == 1)
         for i in first.tolist():
@@ -566,7 +582,7 @@ class ForecastLoop:
         idx: np.ndarray,
         lead: np.ndarray,
         truth: np.ndarray,
-        yhat: np.ndarray,
+        corrected: np.ndarray,
         current: np.ndarray,
     ) -> None:
         """Feed the level term the one-step error its own offset left (the memory's residual) of each series.
@@ -580,7 +596,7 @@ class ForecastLoop:
             self._level_version = self.model_version
         rows = np.flatnonzero((lead == 1) & current & ("level" in self.pending.cols))
         if len(rows):
-            before = yhat[rows] - self.pending.cols["level"][idx[rows]]
+            before = corrected[rows] - self.pending.cols["level"][idx[rows]]
             self.level.update([names[i] for i in series[rows].tolist()], truth[rows] - before)
 
     def _remember(self, idx: np.ndarray, lead: np.ndarray, resid: np.ndarray, current: np.ndarray) -> None:

@@ -223,6 +223,11 @@ class Metrics:
         self.memory_hit_ratio = Gauge(
             "adaptcast_error_memory_hit_ratio", "Share of corrections that found stored errors", registry=r
         )
+        self.memory_served_ratio = Gauge(
+            "adaptcast_error_memory_served_ratio",
+            "Share of the last predict call's forecasts served with the memory's correction (its gate open)",
+            registry=r,
+        )
         self.memory_correction = Histogram(
             "adaptcast_error_memory_correction_abs",
             "Mean absolute correction per forecast (target units)",

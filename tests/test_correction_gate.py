@@ -1,0 +1,74 @@
+"""The error memory's gate: correct a series only while the corrected forecast has been the better one."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaptcast.drift.gate import CorrectionGate
+from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.loop import ForecastLoop
+from adaptcast.streams.records import Record
+
+HOUR = 3_600_000
+
+
+def test_a_series_not_scored_yet_is_corrected() -> None:
+    assert CorrectionGate().open(["a", "b"]).tolist() == [True, True]
+
+
+def test_closes_where_the_correction_hurts_and_opens_soon_after_the_model_falls_behind() -> None:
+    gate, rng = CorrectionGate(), np.random.default_rng(0)
+    for _ in range(300):  # stationary: the correction adds a little noise to a good model
+        bare = np.abs(rng.normal(0, 1, 12))
+        gate.update(["a"] * 12 + ["b"] * 12, np.r_[bare * 1.05, bare * 0.9], np.r_[bare, bare])
+    assert gate.open(["a", "b"]).tolist() == [False, True]
+    steps = 0
+    while not gate.open(["a"])[0]:  # a level shift of 3: the bare model is off by 3, the memory by ~1
+        steps += 1
+        bare = np.abs(3 + rng.normal(0, 1, 12))
+        gate.update(["a"] * 12, np.abs(1 + rng.normal(0, 1, 12)), bare)
+    assert steps <= 3
+
+
+def test_outcomes_weigh_by_their_count_not_by_how_calls_split_them() -> None:
+    one, many = CorrectionGate(alpha=0.05), CorrectionGate(alpha=0.05)
+    for gate in (one, many):
+        gate.update(["s"], np.array([3.0]), np.array([1.0]))
+    one.update(["s"] * 40, np.full(40, 1.0), np.full(40, 2.0))  # a poll holding 40 outcomes ...
+    for _ in range(4):  # ... or four polls of 10
+        many.update(["s"] * 10, np.full(10, 1.0), np.full(10, 2.0))
+    np.testing.assert_allclose(one.state_dict()["ewma"], many.state_dict()["ewma"])
+    expected = 0.95**40 * np.array([3.0, 1.0]) + (1 - 0.95**40) * np.array([1.0, 2.0])
+    np.testing.assert_allclose(one.state_dict()["ewma"][0], expected)
+
+
+def test_state_round_trip() -> None:
+    gate = CorrectionGate()
+    gate.update(["a", "b", "a"], np.array([1.0, 0.1, 1.0]), np.array([0.5, 0.5, 0.5]))
+    back = CorrectionGate()
+    back.load_state_dict(gate.state_dict())
+    assert back.open(["a", "b", "c"]).tolist() == gate.open(["a", "b", "c"]).tolist() == [False, True, True]
+    with pytest.raises(ValueError, match="alpha"):
+        CorrectionGate(alpha=0)
+
+
+def _loop(gate: bool) -> ForecastLoop:
+    m = create_forecaster("naive", lookback=4, horizon=3)
+    m.fit(*sliding_windows(np.arange(20.0), 4, 3))
+    return ForecastLoop(m, ["y"], memory={"warmup": 0}, memory_gate=gate)
+
+
+def test_the_loop_serves_the_bare_forecast_where_the_gate_is_closed() -> None:
+    """A constant series: the naive model is exact there, so any correction can only hurt and the gate
+    shuts; without the gate the same loop keeps serving the corrections."""
+    gated, always = _loop(True), _loop(False)
+    for step in range(200):
+        recs = [Record("flat", step * HOUR, {"y": 5.0}), Record("alt", step * HOUR, {"y": 5.0 + step % 2})]
+        out, ref = gated.process(recs), always.process(recs)
+    assert gated.gate is not None and always.gate is None
+    assert len(out.forecasts) == len(ref.forecasts) == 2
+    last = {f.series: f for f in out.forecasts}
+    np.testing.assert_array_equal(last["flat"].yhat, last["flat"].yhat_base)
+    assert gated.summary()["mae"] <= always.summary()["mae"]
