@@ -86,6 +86,7 @@ class Adaptation:
         )
         self.events: list[LoopEvent] = []  # the loop adds its series' grid events here too
         self.jobs_submitted = 0  # a job's sequence number is its position in submission order
+        self._served_step: int | None = None  # the step the serving model's training data ended at
         self._superseded_upto = 0  # jobs with this sequence number or lower may no longer be installed
         if self.model is not None:
             self._reset_memory(None)
@@ -97,6 +98,7 @@ class Adaptation:
             raise ValueError("serve() needs a fitted model")
         self.model = model
         self.model_version = model.version or "0"
+        self._served_step = None
         self._superseded_upto = self.jobs_submitted
         self.metrics.set_condition(MODEL_SERVING)
         self._reset_memory(None)
@@ -156,12 +158,15 @@ class Adaptation:
             "intervals": None if self.intervals is None else self.intervals.state_dict(),
             "model_version": self.model_version,
             "model_number": self.model_number,
+            "served_step": self._served_step,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict`; the memory is kept only if it belongs to the serving model."""
         self.policy.load_state_dict(state["policy"])
         self.model_number = int(state["model_number"])
+        served = state.get("served_step")
+        self._served_step = None if served is None else int(served)
         if (
             state.get("memory") is not None
             and self.memory is not None
@@ -200,13 +205,16 @@ class Adaptation:
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
         gate = outcome.gate or cand
         cand_err = validation_error(gate, vx, vy)
-        if self.model is not None and self.policy.validates(job.decision):
-            serving_err = validation_error(self.model, vx, vy)
-            if cand_err > serving_err * (1 + self.validate_margin):
+        unseen = self._unseen(job)
+        if self.model is not None and self.policy.validates(job.decision) and unseen.any():
+            sx, sy = vx[unseen], vy[unseen]
+            serving_err = validation_error(self.model, sx, sy)
+            cand_on = cand_err if unseen.all() else validation_error(gate, sx, sy)
+            if cand_on > serving_err * (1 + self.validate_margin):
                 self.policy.notify_rejected(step, rows=job.history_rows)
                 return self._record(
                     RetrainRejected(
-                        candidate_error=cand_err,
+                        candidate_error=cand_on,
                         serving_error=serving_err,
                         train_seconds=outcome.cpu_seconds,
                         **common,
@@ -234,6 +242,20 @@ class Adaptation:
             )
         )
 
+    def _unseen(self, job: TrainJob) -> np.ndarray:
+        """Which validation windows the serving model was not trained on: the gate compares there only.
+
+        A serving model refitted on every window has seen the older part of a new job's validation
+        slice, so on those windows it would win on in-sample error. Windows whose targets arrived
+        after its training data ended are fair to both; with none, the candidate (the same recipe on
+        more data) is not compared. A model of unknown origin (restored, or served as given) is
+        compared on the whole slice.
+        """
+        n = len(job.data.val[0]) if job.data.val is not None else min(len(job.data.X), 256)
+        if self._served_step is None or job.data.val_age is None:
+            return np.ones(n, dtype=bool)
+        return job.data.val_age < job.step - self._served_step
+
     def _swap(self, cand: BaseForecaster, job: TrainJob, version: str | None) -> None:
         """Make ``cand`` the serving model under ``version``, start its error memory, update the gauges."""
         self.model_number += 1
@@ -241,6 +263,7 @@ class Adaptation:
         cand.parent_version = None if self.model is None else self.model.version
         self.model = cand
         self.model_version = cand.version
+        self._served_step = job.step
         self._superseded_upto = job.seq
         self._reset_memory(job.data.X)
         self._seed_memory(cand, job.data.val)

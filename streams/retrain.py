@@ -49,7 +49,8 @@ class TrainingSet:
     """Windows from the last ``rows`` of each series; ``val`` is the most recent slice of every series.
 
     ``full`` holds every window, the validation slice and the gap before it included: what a
-    candidate is refitted on once validated, so it learns from the newest data too.
+    candidate is refitted on once validated, so it learns from the newest data too. ``val_age``
+    is, per validation window, how many rows of its series arrived after its last target row.
     """
 
     X: np.ndarray
@@ -57,6 +58,7 @@ class TrainingSet:
     val: tuple[np.ndarray, np.ndarray] | None
     rows: int
     full: tuple[np.ndarray, np.ndarray]
+    val_age: np.ndarray | None = None
 
     @property
     def samples(self) -> int:
@@ -75,7 +77,7 @@ def training_set(
 
     Returns None when no series has enough rows for one training window.
     """
-    xs, ys, xv, yv, xa, ya = [], [], [], [], [], []
+    xs, ys, xv, yv, xa, ya, age = [], [], [], [], [], [], []
     for h in histories:
         h = h[-rows:]
         if len(h) < lookback + horizon:
@@ -89,11 +91,14 @@ def training_set(
         if val_idx is not None:
             xv.append(X[val_idx])
             yv.append(Y[val_idx])
+            age.append(X.shape[0] - 1 - np.arange(X.shape[0])[val_idx])
     if not xs:
         return None
     val = (np.concatenate(xv), np.concatenate(yv)) if xv else None
     full = (np.concatenate(xa), np.concatenate(ya))
-    return TrainingSet(np.concatenate(xs), np.concatenate(ys), val, rows, full)
+    return TrainingSet(
+        np.concatenate(xs), np.concatenate(ys), val, rows, full, np.concatenate(age) if age else None
+    )
 
 
 @dataclass

@@ -9,7 +9,7 @@ from adaptcast.drift import Action, ComputeLedger, Decision, Reason, RetrainPoli
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.forecast.windows import sliding_windows
-from adaptcast.streams.adaptation import Adaptation
+from adaptcast.streams.adaptation import Adaptation, validation_error
 from adaptcast.streams.events import Retrained, RetrainFailed, RetrainRejected, RetrainSuperseded
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
@@ -139,6 +139,25 @@ def test_worse_candidate_is_rejected_and_serving_model_kept():
     assert ad.policy.last_retrain_step == 31  # the detector restarts either way
     _assert_record(event, "retrain_rejected")
     assert _metric(ad, 'adaptcast_retrain_failures_total{stage="validation"} 1.0')
+
+
+def test_the_gate_compares_only_on_windows_newer_than_the_serving_models_data():
+    """The serving model was refitted on every window up to step 1; a job at step 30 holds windows it
+    has seen in its validation slice, where the serving model would win on in-sample error."""
+    ad, trainer, first = _serving_with_fake_trainer()
+    job = ad.start(PERIODIC, _histories(), step=30, ts_ms=30 * HOUR)
+    assert job is not None and job.data.val is not None and job.data.val_age is not None
+    fresh = job.data.val_age < 30 - 1  # targets that arrived after the serving model's data ended
+    assert 0 < fresh.sum() < len(fresh)
+    worse = _trained_clone(first, job)
+    honest = worse.predict
+    worse.predict = lambda X: honest(X) + 5.0  # type: ignore[method-assign]
+    trainer.finish(job, worse)
+    (event,) = ad.collect(step=31)
+    vx, vy = job.data.val
+    assert isinstance(event, RetrainRejected)
+    assert event.serving_error == pytest.approx(validation_error(first, vx[fresh], vy[fresh]))
+    assert event.candidate_error == pytest.approx(validation_error(worse, vx[fresh], vy[fresh]))
 
 
 def test_training_failure_keeps_serving_and_is_recorded(monkeypatch):
