@@ -133,8 +133,10 @@ class Adaptation:
         self.jobs_submitted += 1
         closed = self.policy.refit_mode == "closed_form" and self.template.supports_closed_form
         warm = self.model if self.model is not None and self.policy.warm_start(decision) else None
-        if warm is not None and not (warm.supports_warm or closed):
-            warm = None
+        if warm is not None and not (
+            closed or (warm.supports_warm and self.policy.refit_mode != "closed_form")
+        ):
+            warm = None  # a model without a closed form is fitted cold under closed_form
         job = TrainJob(
             self.template, data, decision, step, ts_ms, self.jobs_submitted, rows, self.refit, warm, closed
         )

@@ -187,3 +187,23 @@ def test_closed_form_refit_mode_solves_every_fit_in_one_pass_from_the_serving_mo
     (event,) = ad.collect(step=6)
     assert job.closed_form and job.warm_from is serving
     assert isinstance(event, Retrained) and ad.model.scaler is serving.scaler
+
+
+def test_closed_form_mode_fits_a_model_without_a_closed_form_cold():
+    """The default refit mode: XGBoost has no closed form, so its retrains are full cold fits, not warm."""
+    history = [_series(0, rows=400)]
+    template = create_forecaster(
+        "xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=10, early_stopping_rounds=0
+    )
+    ad = Adaptation(
+        template,
+        policy=RetrainPolicy.parse("periodic:5", refit_mode="closed_form"),
+        trainer=InlineTrainer(ComputeLedger()),
+        metrics=Metrics(),
+    )
+    ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 10_000), history, step=1, ts_ms=1)
+    ad.collect(step=1)
+    job = ad.start(Decision(Action.RETRAIN, Reason.PERIODIC, 10_000), history, step=6, ts_ms=6)
+    (event,) = ad.collect(step=6)
+    assert job is not None and not job.closed_form and job.warm_from is None
+    assert event.samples_seen == 10 * (job.data.samples + len(job.data.full[0]))  # all rounds, both fits
