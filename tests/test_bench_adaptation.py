@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from adaptcast.streams.config import AdaptationConfig
+
 pytestmark = pytest.mark.slow  # about 20 s of CPU: a short bench run end to end
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -113,10 +115,12 @@ def _setups():
 
 
 def test_a_configuration_name_is_its_base_with_each_modifier_applied() -> None:
-    table, names = _setups()([24, 96, 384], "closed_form", "none", ["defaults+norm+cold", "periodic:96+vh"])
+    table, names = _setups()([24, 96, 384], "warm", "none", ["defaults+norm+cold", "periodic:96+vh"])
     assert names.periodic == "periodic:24" and names.defaults in table
-    assert table["periodic:24"].refit_mode == "closed_form"  # the bench-wide mode
-    assert table[names.defaults].refit_mode == "cold"  # the product's defaults keep their own
+    assert table["periodic:24"].refit_mode == "warm"  # the bench-wide mode
+    assert (
+        table[names.defaults].refit_mode == AdaptationConfig().refit_mode
+    )  # the product's defaults: their own
     both = table["defaults+norm+cold"]
     assert (both.window_norm, both.refit_mode, both.memory) == ("last", "cold", True)
     assert (table["periodic:96+vh"].window, table["periodic:96+vh"].policy) == ("vh", "periodic:96")
