@@ -18,7 +18,7 @@ from .detectors import canonical_detector_name, detector_from_state, make_detect
 from .schedule import ChangeSchedule
 from .variance_horizon import VarianceHorizon
 
-__all__ = ["Action", "Decision", "Reason", "RetrainPolicy", "StepInfo", "WindowRule"]
+__all__ = ["ROUTINE_REASONS", "Action", "Decision", "Reason", "RetrainPolicy", "StepInfo", "WindowRule"]
 
 POLICY_FORMS = (
     "never | periodic:EVERY | drift[:DETECTOR]"
@@ -73,7 +73,9 @@ class Reason(Enum):
     GROWTH = "growth"  # the history grew by the growth factor since the serving model was trained
 
 
-WARM_REASONS = frozenset({Reason.PERIODIC, Reason.GROWTH})  # "auto" refits these warm: no change was seen
+# Refits that follow no detected change: "auto" runs them warm, and the validation gate only stops a
+# broken candidate there (the same recipe on more data; see streams.adaptation).
+ROUTINE_REASONS = frozenset({Reason.PERIODIC, Reason.GROWTH})
 
 
 @dataclass(frozen=True)
@@ -358,7 +360,7 @@ class RetrainPolicy:
         """
         if decision.reason is Reason.INITIAL or self.refit_mode == "cold":
             return False
-        return self.refit_mode in ("warm", "closed_form") or decision.reason in WARM_REASONS
+        return self.refit_mode in ("warm", "closed_form") or decision.reason in ROUTINE_REASONS
 
     def validates(self, decision: Decision) -> bool:
         """Whether a candidate from ``decision`` must beat the serving model on recent windows to serve."""

@@ -15,7 +15,7 @@ import numpy as np
 
 from adaptcast.drift.conformal import ConformalParams, OnlineConformal
 from adaptcast.drift.memory import ErrorMemory
-from adaptcast.drift.policy import Decision, Reason, RetrainPolicy, StepInfo
+from adaptcast.drift.policy import ROUTINE_REASONS, Decision, Reason, RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.streams.events import (
     DriftAlarm,
@@ -32,6 +32,10 @@ from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, training_
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
 MEMORY_DECAY = 0.99  # per clock step: the error memory forgets with a half-life of ~69 steps
 VALIDATE_MARGIN = 0.05  # a candidate may be this much worse than the serving model and still replace it
+# After a routine refit (periodic, growth: no change detected) the candidate is the serving recipe on
+# more and newer data, so it loses only when it is clearly broken; a tight margin there rejected sound
+# fits on noise (9 of 37 periodic XGBoost refits against Darts, MAE 2.50 against 2.24 without a gate).
+BROKEN_MARGIN = 0.5
 
 
 def validation_error(model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
@@ -86,7 +90,10 @@ class Adaptation:
         )
         self.events: list[LoopEvent] = []  # the loop adds its series' grid events here too
         self.jobs_submitted = 0  # a job's sequence number is its position in submission order
-        self._served_step: int | None = None  # the step the serving model's training data ended at
+        # the serving model's gated fit (trained without its validation slice) and the step its data
+        # ended at: what a candidate's gated fit is compared with, both out of sample
+        self._rival: BaseForecaster | None = None
+        self._rival_step: int | None = None
         self._superseded_upto = 0  # jobs with this sequence number or lower may no longer be installed
         if self.model is not None:
             self._reset_memory(None)
@@ -98,7 +105,7 @@ class Adaptation:
             raise ValueError("serve() needs a fitted model")
         self.model = model
         self.model_version = model.version or "0"
-        self._served_step = None
+        self._rival = self._rival_step = None
         self._superseded_upto = self.jobs_submitted
         self.metrics.set_condition(MODEL_SERVING)
         self._reset_memory(None)
@@ -160,15 +167,12 @@ class Adaptation:
             "intervals": None if self.intervals is None else self.intervals.state_dict(),
             "model_version": self.model_version,
             "model_number": self.model_number,
-            "served_step": self._served_step,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict`; the memory is kept only if it belongs to the serving model."""
         self.policy.load_state_dict(state["policy"])
         self.model_number = int(state["model_number"])
-        served = state.get("served_step")
-        self._served_step = None if served is None else int(served)
         if (
             state.get("memory") is not None
             and self.memory is not None
@@ -207,27 +211,23 @@ class Adaptation:
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
         gate = outcome.gate or cand
         cand_err = validation_error(gate, vx, vy)
-        unseen = self._unseen(job)
-        if self.model is not None and self.policy.validates(job.decision) and unseen.any():
-            sx, sy = vx[unseen], vy[unseen]
-            serving_err = validation_error(self.model, sx, sy)
-            cand_on = cand_err if unseen.all() else validation_error(gate, sx, sy)
-            if cand_on > serving_err * (1 + self.validate_margin):
-                self.policy.notify_rejected(step, rows=job.history_rows)
-                return self._record(
-                    RetrainRejected(
-                        candidate_error=cand_on,
-                        serving_error=serving_err,
-                        train_seconds=outcome.cpu_seconds,
-                        **common,
-                    )
+        loss = self._loses(job, gate, vx, vy, cand_err)
+        if loss is not None:
+            self.policy.notify_rejected(step, rows=job.history_rows)
+            return self._record(
+                RetrainRejected(
+                    candidate_error=loss[0],
+                    serving_error=loss[1],
+                    train_seconds=outcome.cpu_seconds,
+                    **common,
                 )
+            )
         try:
             version = None if self.on_swap is None else self.on_swap(cand)
         except OSError as exc:  # e.g. a full disk: the candidate is not saved, so it does not serve either
             self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(RetrainFailed(error=f"checkpoint: {type(exc).__name__}: {exc}", **common))
-        self._swap(cand, job, version)
+        self._swap(cand, job, version, gate)
         self._reseed_intervals(vy - gate.predict(vx))
         assert cand.scaler is not None
         reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
@@ -244,28 +244,44 @@ class Adaptation:
             )
         )
 
-    def _unseen(self, job: TrainJob) -> np.ndarray:
-        """Which validation windows the serving model was not trained on: the gate compares there only.
+    def _loses(
+        self, job: TrainJob, gate: BaseForecaster, vx: np.ndarray, vy: np.ndarray, cand_err: float
+    ) -> tuple[float, float] | None:
+        """``(candidate, rival)`` errors when the candidate's gated fit loses, else None.
 
-        A serving model refitted on every window has seen the older part of a new job's validation
-        slice, so on those windows it would win on in-sample error. Windows whose targets arrived
-        after its training data ended are fair to both; with none, the candidate (the same recipe on
-        more data) is not compared. A model of unknown origin (restored, or served as given) is
-        compared on the whole slice.
+        A served model refitted on every window has seen most of a new job's validation slice, so
+        against it the gated fit (trained without that slice) would lose on in-sample error. The
+        rival is therefore the serving model's own gated fit, and the two are compared on the
+        validation windows whose targets arrived after the rival's training data ended: out of
+        sample for both, the same recipe on older against newer data. A model served as given
+        (restored from a checkpoint) is its own rival, over the whole slice.
         """
-        n = len(job.data.val[0]) if job.data.val is not None else min(len(job.data.X), 256)
-        if self._served_step is None or job.data.val_age is None:
-            return np.ones(n, dtype=bool)
-        return job.data.val_age < job.step - self._served_step
+        if self.model is None or not self.policy.validates(job.decision):
+            return None
+        rival = self._rival or self.model
+        unseen = np.ones(len(vx), dtype=bool)
+        if self._rival_step is not None and job.data.val_age is not None:
+            unseen = job.data.val_age < job.step - self._rival_step
+        if not unseen.any():
+            return None
+        sx, sy = vx[unseen], vy[unseen]
+        cand = cand_err if unseen.all() else validation_error(gate, sx, sy)
+        other = validation_error(rival, sx, sy)
+        routine = job.decision.reason in ROUTINE_REASONS
+        margin = max(self.validate_margin, BROKEN_MARGIN) if routine else self.validate_margin
+        return (cand, other) if cand > other * (1 + margin) else None
 
-    def _swap(self, cand: BaseForecaster, job: TrainJob, version: str | None) -> None:
-        """Make ``cand`` the serving model under ``version``, start its error memory, update the gauges."""
+    def _swap(self, cand: BaseForecaster, job: TrainJob, version: str | None, gate: BaseForecaster) -> None:
+        """Make ``cand`` the serving model under ``version`` (``gate``: its validated fit, the next
+        candidate's rival), start its error memory, update the gauges."""
         self.model_number += 1
         cand.version = version or str(self.model_number)
         cand.parent_version = None if self.model is None else self.model.version
         self.model = cand
         self.model_version = cand.version
-        self._served_step = job.step
+        data = job.data  # the gated fit's data ended before the validation slice and the gap
+        held = 0 if data.val_age is None else int(data.val_age.max()) + self.template.horizon
+        self._rival, self._rival_step = gate, job.step - held
         self._superseded_upto = job.seq
         self._reset_memory(job.data.X)
         self._seed_memory(cand, job.data.val)

@@ -141,14 +141,17 @@ def test_worse_candidate_is_rejected_and_serving_model_kept():
     assert _metric(ad, 'adaptcast_retrain_failures_total{stage="validation"} 1.0')
 
 
-def test_the_gate_compares_only_on_windows_newer_than_the_serving_models_data():
-    """The serving model was refitted on every window up to step 1; a job at step 30 holds windows it
-    has seen in its validation slice, where the serving model would win on in-sample error."""
+def test_a_candidate_is_compared_with_the_serving_models_gated_fit_on_windows_it_has_not_seen():
+    """The serving model was refitted on every window, so the rival is its gated fit (trained
+    without its validation slice), on the windows whose targets arrived after that fit's data."""
     ad, trainer, first = _serving_with_fake_trainer()
-    job = ad.start(PERIODIC, _histories(), step=30, ts_ms=30 * HOUR)
-    assert job is not None and job.data.val is not None and job.data.val_age is not None
-    fresh = job.data.val_age < 30 - 1  # targets that arrived after the serving model's data ended
-    assert 0 < fresh.sum() < len(fresh)
+    initial = trainer.jobs[0]
+    rival = ad._rival
+    assert rival is not None and rival is not first
+    data_end = 1 - (int(initial.data.val_age.max()) + HORIZON)  # its data ended before its slice and gap
+    job = ad.start(PERIODIC, _histories(n_series=2, rows=330), step=30, ts_ms=30 * HOUR)
+    assert job is not None and job.data.val is not None
+    unseen = job.data.val_age < 30 - data_end
     worse = _trained_clone(first, job)
     honest = worse.predict
     worse.predict = lambda X: honest(X) + 5.0  # type: ignore[method-assign]
@@ -156,8 +159,26 @@ def test_the_gate_compares_only_on_windows_newer_than_the_serving_models_data():
     (event,) = ad.collect(step=31)
     vx, vy = job.data.val
     assert isinstance(event, RetrainRejected)
-    assert event.serving_error == pytest.approx(validation_error(first, vx[fresh], vy[fresh]))
-    assert event.candidate_error == pytest.approx(validation_error(worse, vx[fresh], vy[fresh]))
+    assert event.serving_error == pytest.approx(validation_error(rival, vx[unseen], vy[unseen]))
+
+
+@pytest.mark.parametrize(
+    ("decision", "serves"),
+    [(PERIODIC, True), (Decision(Action.RETRAIN, Reason.POST_CHANGE, 200, "performance", 10), False)],
+)
+def test_a_routine_refit_loses_only_when_broken_a_change_refit_when_worse(decision, serves):
+    """A candidate 20-40 % worse than its rival: after a periodic refit (the same recipe on more data)
+    that is noise and it serves; after a detected change it is rejected."""
+    ad, trainer, first = _serving_with_fake_trainer()
+    job = ad.start(decision, _histories(), step=30, ts_ms=30 * HOUR)
+    cand = _trained_clone(first, job)
+    honest = cand.predict
+    cand.predict = lambda X: honest(X) + 0.15  # type: ignore[method-assign]
+    vx, vy = job.data.val
+    assert 1.2 < validation_error(cand, vx, vy) / validation_error(ad._rival, vx, vy) < 1.4
+    trainer.finish(job, cand)
+    (event,) = ad.collect(step=31)
+    assert isinstance(event, Retrained if serves else RetrainRejected)
 
 
 def test_training_failure_keeps_serving_and_is_recorded(monkeypatch):
