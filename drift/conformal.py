@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from adaptcast.drift.passes import occurrence
+
 __all__ = ["ConformalParams", "OnlineConformal", "level_name", "winkler"]
 
 DEFAULT_GAMMA = 0.005  # the outer ACI step on the issued intervals' own misses (see OnlineConformal)
@@ -236,7 +238,7 @@ class OnlineConformal:
             alpha = np.stack([ex.alpha for ex in experts])  # [U, K, L, H, T]
             weight = np.stack([ex.weight for ex in experts])
             offset = np.stack([ex.offset for ex in experts])  # [U, L, H, T]
-        passes = _occurrence(slot * self.horizon + lead0)
+        passes = occurrence(slot * self.horizon + lead0)
         for k in range(int(passes.max()) + 1):
             at = np.flatnonzero(passes == k)
             s, ld, sc = slot[at], lead0[at], scores[at]
@@ -398,17 +400,6 @@ def _realised_level(values: np.ndarray, n: np.ndarray, score: np.ndarray) -> np.
     return np.where(n_ > 0, beta, np.nan)
 
 
-def _occurrence(keys: np.ndarray) -> np.ndarray:
-    """For each element, how many equal keys come before it (0 for the first of each key)."""
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    first = np.r_[True, ordered[1:] != ordered[:-1]]
-    start = np.maximum.accumulate(np.where(first, np.arange(len(keys)), 0))
-    out = np.empty(len(keys), dtype=np.int64)
-    out[order] = np.arange(len(keys)) - start
-    return out
-
-
 def _append(
     values: np.ndarray, counts: np.ndarray, slot: np.ndarray, lead0: np.ndarray, scores: np.ndarray
 ) -> None:
@@ -416,7 +407,7 @@ def _append(
     ``(slot, lead0)``: what :meth:`_Scores.add` does row by row, for many rings at once."""
     w = values.shape[3]
     key = slot * values.shape[1] + lead0
-    occ = _occurrence(key)
+    occ = occurrence(key)
     total = np.bincount(key, minlength=counts.size).reshape(counts.shape)
     kept = occ >= total[slot, lead0] - w  # a ring keeps only its newest ``w``
     s, ld = slot[kept], lead0[kept]

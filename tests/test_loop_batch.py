@@ -9,9 +9,17 @@ from prometheus_client import CollectorRegistry, Histogram
 from adaptcast.drift.conformal import ConformalParams, OnlineConformal
 from adaptcast.drift.level import LevelTerm
 from adaptcast.drift.memory import ErrorMemory
+from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.grid import GridRules
+from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import observe_many
 from adaptcast.streams.pending import ForecastStore
-from adaptcast.streams.step import RollingMean
+from adaptcast.streams.records import Record
+from adaptcast.streams.state import RingBuffer
+from adaptcast.streams.step import RollingMean, StepResult, in_rounds
+
+HOUR = 3_600_000
 
 
 def test_store_matches_each_truth_with_the_forecasts_whose_horizon_covers_it_oldest_first() -> None:
@@ -137,3 +145,76 @@ def test_rolling_mean_extend_equals_adds() -> None:
     many.extend(values[:3])
     many.extend(values[3:])
     assert one.n == many.n and one.mean == pytest.approx(many.mean)
+
+
+def test_ring_buffer_extend_equals_appends_and_windows_equal_the_window_at_each_row() -> None:
+    rng = np.random.default_rng(3)
+    one, many = RingBuffer(capacity=7, channels=2), RingBuffer(capacity=7, channels=2)
+    first = rng.normal(size=(2, 2)).astype(np.float32)
+    one.append(first[0]), one.append(first[1]), many.extend(first)
+    for k in [3, 1, 7, 5, 6, 2, 7, 4, 0, 6]:  # moves the newest rows to the front several times
+        rows = rng.normal(size=(k, 2)).astype(np.float32)
+        seen = []
+        for row in rows:
+            one.append(row)
+            seen.append(one.last(3).copy())
+        many.extend(rows)
+        assert (len(one), one.count) == (len(many), many.count)
+        np.testing.assert_array_equal(one.last(len(one)), many.last(len(many)))
+        np.testing.assert_array_equal(one.filled(len(one)), many.filled(len(many)))
+        if k:
+            np.testing.assert_array_equal(many.windows(k, 3), np.stack(seen))
+    many.clear()
+    many.extend(np.ones((2, 2), dtype=np.float32))
+    with pytest.raises(ValueError, match="need 4 rows"):
+        many.windows(2, 3)
+    with pytest.raises(ValueError, match="at once"):
+        many.extend(np.ones((8, 2), dtype=np.float32))
+
+
+def _steady_loop(series: int, steps: int) -> ForecastLoop:
+    model = create_forecaster("naive", lookback=5, horizon=3)
+    model.fit(*sliding_windows(np.arange(30.0), 5, 3))
+    loop = ForecastLoop(model, ["y"], history=8, grid=GridRules(period_ms=HOUR))
+    for k in range(steps):  # series i starts at step i: some have full windows, some not yet
+        loop.process([Record(f"s{i}", k * HOUR, {"y": float(k + i)}) for i in range(series) if k >= i])
+    return loop
+
+
+def test_a_call_of_next_grid_points_is_placed_at_once_as_one_by_one() -> None:
+    """Buffers, grids, positions, steps, windows due and accepted records (several rows per series,
+    buffers that move their rows to the front, windows not yet full)."""
+    recs = in_rounds(
+        [Record(f"s{i}", k * HOUR, {"y": float(k * i)}) for i in range(4) for k in range(6, 8 + 2 * i)]
+    )
+    one, many = _steady_loop(4, 6), _steady_loop(4, 6)
+    a = one._take_one_by_one(recs, StepResult(), forecasting=True)
+    b = many._take_next_points(recs, StepResult(), forecasting=True)
+    assert b is not None
+    assert a.recs == b.recs == recs
+    for part in ("pos", "rows", "due", "windows", "period"):
+        np.testing.assert_array_equal(getattr(a, part), getattr(b, part))
+    assert (one.step, one._newest_ts) == (many.step, many._newest_ts)
+    for name, st in one.states.items():
+        other = many.states[name]
+        assert st.grid == other.grid and st.pending.pos == other.pending.pos
+        np.testing.assert_array_equal(st.buffer.last(len(st.buffer)), other.buffer.last(len(other.buffer)))
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        Record("s1", 7 * HOUR, {"y": 0.0}),  # a gap
+        Record("s1", 5 * HOUR, {"y": 0.0}),  # a duplicate
+        Record("s1", 6 * HOUR + 60_000, {"y": 0.0}),  # off its point
+        Record("new", 6 * HOUR, {"y": 0.0}),  # a new series
+        Record("s1", 6 * HOUR, {"x": 0.0}),  # a missing value
+    ],
+)
+def test_a_call_with_any_record_off_the_next_point_is_left_to_the_grid_rules(odd: Record) -> None:
+    loop = _steady_loop(3, 6)
+    before = {n: (st.grid, st.pending.pos, st.buffer.count) for n, st in loop.states.items()}
+    recs = [Record("s0", 6 * HOUR, {"y": 1.0}), odd, Record("s2", 6 * HOUR, {"y": 1.0})]
+    assert loop._take_next_points(recs, StepResult(), forecasting=True) is None
+    assert {n: (st.grid, st.pending.pos, st.buffer.count) for n, st in loop.states.items()} == before
+    assert loop.step == 6
