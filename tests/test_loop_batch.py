@@ -59,7 +59,9 @@ def test_conformal_update_many_equals_updates_one_by_one(gammas: tuple[float, ..
     one, many = (OnlineConformal(4, 2, params) for _ in "12")
     checked = False
     for batch in range(5):
-        which, leads, resid, half = _outcomes(rng, 150 if batch else 7, names, 4)  # > window per lead
+        which, leads, resid, half = _outcomes(
+            rng, (7, 150, 600, 150, 150)[batch], names, 4
+        )  # > window per lead
         own_ready = all(n in many.series and (many.series[n].filled >= 20).all() for n in names)
         for w, ld, r, h in zip(which, leads, resid, half, strict=True):
             one.update(names[w], int(ld), r, h)
