@@ -337,44 +337,47 @@ class ForecastLoop:
             return None
         index: dict[str, int] = {}
         which = np.fromiter((index.setdefault(r.series, len(index)) for r in ordered), np.int64, len(ordered))
-        states = [self.states.get(name) for name in index]
-        grids = [st.grid for st in states if st is not None and steady(st.grid, self.grid)]
-        if len(grids) < len(states):
+        found = [self.states.get(name) for name in index]
+        states = [st for st in found if st is not None and steady(st.grid, self.grid)]
+        if len(states) < len(found):
             return None
+        grids = [st.grid for st in states]
         ts = np.fromiter((r.ts_ms for r in ordered), np.int64, len(ordered))
         last = np.array([g.last_ms for g in grids], dtype=np.int64)
         period = np.array([g.period_ms for g in grids], dtype=np.int64)
         rank = occurrence(which)  # the record's place in its series' run (``ordered`` is in rounds)
         count = np.bincount(which, minlength=len(grids))
-        if not np.array_equal(ts, last[which] + period[which] * (rank + 1)) or count.max() > self.history:
+        if not np.array_equal(ts, last[which] + period[which] * (rank + 1)):
+            return None
+        if count.max() + self.lookback - 1 > self.history:  # windows of this call's rows: from one buffer
             return None
         try:
             rows = np.array([[r.values[c] for c in self.channels] for r in ordered], dtype=np.float32)
         except KeyError:
             return None
-        held = np.array([len(st.buffer) for st in states], dtype=np.int64)  # type: ignore[union-attr]
-        pos = np.array([st.pending.pos for st in states], dtype=np.int64)  # type: ignore[union-attr]
+        held = np.array([len(st.buffer) for st in states], dtype=np.int64)
+        pos = np.array([st.pending.pos for st in states], dtype=np.int64)
+        before = np.minimum(held, self.lookback - 1)  # rows held that this call's windows reach back to
+        by_series = np.argsort(which, kind="stable")
+        newest = ts[by_series[np.cumsum(count) - 1]]
+        runs = np.split(rows[by_series], np.cumsum(count)[:-1])
+        recent = []  # per series, the rows its windows are cut from: those held, then this call's
+        for st, run, k, b, p, t in zip(
+            states, runs, count.tolist(), before.tolist(), period.tolist(), newest.tolist(), strict=True
+        ):
+            st.buffer.extend(run)
+            recent.append(st.buffer.last(b + k))
+            st.grid = SeriesGrid(p, t, t, True)
+            st.pending.advance(k)
         due = (
             np.flatnonzero(held[which] + rank + 1 >= self.lookback) if forecasting else np.empty(0, np.int64)
         )
-        windows = np.empty((len(due), self.lookback, len(self.channels)), dtype=np.float32)
-        slot = np.full(len(ordered), -1, dtype=np.int64)
-        slot[due] = np.arange(len(due))
-        by_series = np.argsort(which, kind="stable")
-        ends = np.cumsum(count)
-        for u, st in enumerate(states):
-            assert st is not None
-            mine = by_series[ends[u] - count[u] : ends[u]]
-            st.buffer.extend(rows[mine])
-            st.grid = SeriesGrid(int(period[u]), int(ts[mine[-1]]), int(ts[mine[-1]]), True)
-            st.pending.advance(int(count[u]))
-            issued = slot[mine][slot[mine] >= 0]
-            if len(issued):
-                windows[issued] = st.buffer.windows(len(issued), self.lookback)
-        newest = ts[0] - 1 if self._newest_ts is None else self._newest_ts
-        before = np.maximum.accumulate(np.r_[newest, ts[:-1]])  # the newest time before each record
-        self.step += int((ts > before).sum())
-        self._newest_ts = int(max(newest, ts.max()))
+        at = (np.cumsum(before + count) - count)[which[due]] + rank[due]  # each one's row in ``recent``
+        windows = np.concatenate(recent)[at[:, None] + np.arange(1 - self.lookback, 1)]
+        start = ts[0] - 1 if self._newest_ts is None else self._newest_ts
+        latest = np.maximum.accumulate(np.r_[start, ts[:-1]])  # the newest time before each record
+        self.step += int((ts > latest).sum())
+        self._newest_ts = int(max(start, ts.max()))
         result.accepted.extend(ordered)
         return _Poll(result.accepted, pos[which] + rank + 1, rows, due, windows, period[which[due]])
 

@@ -36,7 +36,7 @@ class RingBuffer:
 
     def extend(self, rows: np.ndarray) -> None:
         """Add ``rows`` ``[k, channels]`` (observed, oldest first; ``k`` at most the capacity): the same as
-        appending them one by one, and the rows before them stay next to them for :meth:`windows`."""
+        appending them one by one."""
         k = len(rows)
         if k > self.capacity:
             raise ValueError(f"cannot add {k} rows at once to a buffer of {self.capacity}")
@@ -49,16 +49,6 @@ class RingBuffer:
         self._filled[self._end : self._end + k] = False
         self._end += k
         self.count += k
-
-    def windows(self, n: int, size: int) -> np.ndarray:
-        """The newest ``size`` rows as they were when each of the newest ``n`` rows came, oldest first:
-        ``[n, size, channels]`` (a view). Needs ``size - 1`` rows before those ``n``."""
-        if n + size - 1 > min(self.count, self._end):
-            raise ValueError(
-                f"{n} windows of {size} rows need {n + size - 1} rows; only {self._end} are held"
-            )
-        rows = self._data[self._end - n - size + 1 : self._end]
-        return np.lib.stride_tricks.sliding_window_view(rows, size, axis=0).transpose(0, 2, 1)
 
     def clear(self) -> None:
         """Forget every row (the series' window starts afresh)."""

@@ -149,51 +149,46 @@ def test_rolling_mean_extend_equals_adds() -> None:
     assert one.n == many.n and one.mean == pytest.approx(many.mean)
 
 
-def test_ring_buffer_extend_equals_appends_and_windows_equal_the_window_at_each_row() -> None:
+def test_ring_buffer_extend_equals_appends() -> None:
     rng = np.random.default_rng(3)
     one, many = RingBuffer(capacity=7, channels=2), RingBuffer(capacity=7, channels=2)
-    first = rng.normal(size=(2, 2)).astype(np.float32)
-    one.append(first[0]), one.append(first[1]), many.extend(first)
     for k in [3, 1, 7, 5, 6, 2, 7, 4, 0, 6]:  # moves the newest rows to the front several times
         rows = rng.normal(size=(k, 2)).astype(np.float32)
-        seen = []
         for row in rows:
             one.append(row)
-            seen.append(one.last(3).copy())
         many.extend(rows)
         assert (len(one), one.count) == (len(many), many.count)
         np.testing.assert_array_equal(one.last(len(one)), many.last(len(many)))
         np.testing.assert_array_equal(one.filled(len(one)), many.filled(len(many)))
-        if k:
-            np.testing.assert_array_equal(many.windows(k, 3), np.stack(seen))
-    many.clear()
-    many.extend(np.ones((2, 2), dtype=np.float32))
-    with pytest.raises(ValueError, match="need 4 rows"):
-        many.windows(2, 3)
     with pytest.raises(ValueError, match="at once"):
         many.extend(np.ones((8, 2), dtype=np.float32))
 
 
-def _steady_loop(series: int, steps: int) -> ForecastLoop:
+def _steady_loop(starts: list[int], steps: int) -> ForecastLoop:
     model = create_forecaster("naive", lookback=5, horizon=3)
     model.fit(*sliding_windows(np.arange(30.0), 5, 3))
     loop = ForecastLoop(model, ["y"], history=8, grid=GridRules(period_ms=HOUR))
-    for k in range(steps):  # series i starts at step i: some have full windows, some not yet
-        loop.process([Record(f"s{i}", k * HOUR, {"y": float(k + i)}) for i in range(series) if k >= i])
+    for k in range(steps):
+        loop.process([Record(f"s{i}", k * HOUR, {"y": float(k + i)}) for i, s in enumerate(starts) if k >= s])
     return loop
 
 
 def test_a_call_of_next_grid_points_is_placed_at_once_as_one_by_one() -> None:
     """Buffers, grids, positions, steps, windows due and accepted records (several rows per series,
-    buffers that move their rows to the front, windows not yet full)."""
+    a buffer that moves its rows to the front, windows not yet full)."""
+    starts, runs = [0, 3, 8, 12], [4, 3, 2, 2]
     recs = in_rounds(
-        [Record(f"s{i}", k * HOUR, {"y": float(k * i)}) for i in range(4) for k in range(6, 8 + 2 * i)]
+        [
+            Record(f"s{i}", k * HOUR, {"y": float(k * i)})
+            for i, n in enumerate(runs)
+            for k in range(15, 15 + n)
+        ]
     )
-    one, many = _steady_loop(4, 6), _steady_loop(4, 6)
+    one, many = _steady_loop(starts, 15), _steady_loop(starts, 15)
     a = one._take_one_by_one(recs, StepResult(), forecasting=True)
     b = many._take_next_points(recs, StepResult(), forecasting=True)
     assert b is not None
-    assert a.recs == b.recs == recs
+    assert a.recs == b.recs == recs and 0 < len(b.due) < len(recs)
     for part in ("pos", "rows", "due", "windows", "period"):
         np.testing.assert_array_equal(getattr(a, part), getattr(b, part))
     assert (one.step, one._newest_ts) == (many.step, many._newest_ts)
@@ -214,9 +209,16 @@ def test_a_call_of_next_grid_points_is_placed_at_once_as_one_by_one() -> None:
     ],
 )
 def test_a_call_with_any_record_off_the_next_point_is_left_to_the_grid_rules(odd: Record) -> None:
-    loop = _steady_loop(3, 6)
+    loop = _steady_loop([0, 0, 0], 6)
     before = {n: (st.grid, st.pending.pos, st.buffer.count) for n, st in loop.states.items()}
     recs = [Record("s0", 6 * HOUR, {"y": 1.0}), odd, Record("s2", 6 * HOUR, {"y": 1.0})]
     assert loop._take_next_points(recs, StepResult(), forecasting=True) is None
     assert {n: (st.grid, st.pending.pos, st.buffer.count) for n, st in loop.states.items()} == before
     assert loop.step == 6
+
+
+def test_a_run_longer_than_the_buffer_keeps_beside_a_window_is_left_to_the_grid_rules() -> None:
+    loop = _steady_loop([0], 6)
+    run = [Record("s0", k * HOUR, {"y": 1.0}) for k in range(6, 11)]  # 5 rows + 4 before them > 8 held
+    assert loop._take_next_points(run, StepResult(), forecasting=True) is None
+    assert loop._take_next_points(run[:4], StepResult(), forecasting=True) is not None
