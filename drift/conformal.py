@@ -121,6 +121,16 @@ class _Experts:
         return self.mixed() + self.offset
 
 
+def _levels(experts: Sequence[_Experts]) -> np.ndarray:
+    """:meth:`_Experts.level` of many series at once, ``[S, L, horizon, n_targets]`` (the same sums)."""
+    offset = np.stack([ex.offset for ex in experts])
+    if not len(experts[0].alpha):
+        return experts[0].nominal + offset
+    return (np.stack([ex.weight for ex in experts]) * np.stack([ex.alpha for ex in experts])).sum(
+        axis=1
+    ) + offset
+
+
 class OnlineConformal:
     """Intervals around (corrected) forecasts for many series, calibrated online by DtACI.
 
@@ -168,20 +178,25 @@ class OnlineConformal:
         shape = (len(self.params.levels), self.horizon, self.n_targets)
         pooled = np.sort(self.pooled.values, axis=2)[None]  # [1, H, T, W]
         n = np.broadcast_to(self.pooled.filled, (len(series), self.horizon)).copy()  # [B, H]
-        sorted_ = np.broadcast_to(pooled, (len(series), *pooled.shape[1:])).copy()
+        sorted_ = np.broadcast_to(pooled, (len(series), *pooled.shape[1:]))
         alpha = np.broadcast_to(self._nominal, (len(series), *shape)).copy()  # [B, L, H, T]
         own = [(i, self.series[s]) for i, s in enumerate(series) if s in self.series]
         if own:
             rows = np.array([i for i, _ in own])
             filled = np.stack([sc.filled for _, sc in own])  # [S, H]
             use = filled >= MIN_OWN
-            mine = np.sort(np.stack([sc.values for _, sc in own]), axis=3)
-            sorted_[rows] = np.where(use[:, :, None, None], mine, sorted_[rows])
+            mine = np.where(
+                use[:, :, None, None], np.sort(np.stack([sc.values for _, sc in own]), axis=3), pooled
+            )
+            if len(own) < len(series):
+                sorted_ = sorted_.copy()
+                sorted_[rows] = mine
+            else:
+                sorted_ = mine
             n[rows] = np.where(use, filled, n[rows])
-        for i, s in enumerate(series):
-            ex = self.experts.get(s)
-            if ex is not None:
-                alpha[i] = ex.level()
+        steered = [(i, self.experts[s]) for i, s in enumerate(series) if s in self.experts]
+        if steered:
+            alpha[[i for i, _ in steered]] = _levels([ex for _, ex in steered])
         out = _quantile(sorted_, n, alpha)
         # levels are steered apart, so a higher one could come out narrower: widen it to the lower's
         order = np.argsort(self.params.levels)
