@@ -288,16 +288,16 @@ class OnlineConformal:
         place[order] = np.arange(len(order))
         s, ld = np.divmod(rings[order], self.horizon)
         a, wt, off = alpha[s, :, :, ld], weight[s, :, :, ld], offset[s, :, ld]  # [G, K, L, T], [G, L, T]
-        outcome = np.zeros((len(rings), int(rank.max()) + 1), dtype=np.int64)
-        outcome[place[which], rank] = np.arange(len(ring))
-        active = (size[order][:, None] > np.arange(outcome.shape[1])).sum(axis=0)  # rings in each pass
-        for k, m in enumerate(active.tolist()):
-            o = outcome[:m, k]
-            h, b = half[o], beta[o]  # [m, L, T], [m, T]
-            known = np.isfinite(h) & np.isfinite(b)[:, None]
+        active = (size[order][:, None] > np.arange(int(rank.max()) + 1)).sum(axis=0)  # rings in each pass
+        seq = np.lexsort((place[which], rank))  # outcomes pass by pass, each pass in the rings' order
+        h, b = half[seq], beta[seq]  # [n, L, T], [n, T]
+        known = np.isfinite(h) & np.isfinite(b)[:, None]
+        miss, b = scores[seq][:, None] > h, np.nan_to_num(b)
+        ends = np.cumsum(active).tolist()
+        for m, first, end in zip(active.tolist(), [0, *ends[:-1]], ends, strict=True):
             if self.params.gammas:
-                self._learn(a[:m], wt[:m], np.nan_to_num(b), known)
-            self._steer(off[:m], scores[o][:, None] > h, known)
+                self._learn(a[:m], wt[:m], b[first:end], known[first:end])
+            self._steer(off[:m], miss[first:end], known[first:end])
         alpha[s, :, :, ld], weight[s, :, :, ld], offset[s, :, ld] = a, wt, off
         for i, ex in enumerate(experts):
             ex.alpha[...], ex.weight[...], ex.offset[...] = alpha[i], weight[i], offset[i]
