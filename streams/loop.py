@@ -51,6 +51,8 @@ class _Poll:
     """One ``process`` call's accepted records, in the order taken, and the forecasts due at them."""
 
     recs: list[Record]  # accepted, on their grid points
+    names: list[str]  # their series, in order of first appearance
+    series: np.ndarray  # [n] each one's series, as an index into ``names``
     pos: np.ndarray  # [n] each one's grid position
     rows: np.ndarray  # [n, channels] each one's input row
     due: np.ndarray  # [m] the records a forecast is issued at (indices into ``recs``)
@@ -320,8 +322,12 @@ class ForecastLoop:
                 due.append(len(rows) - 1)
                 period.append(state.grid.period_ms)
         c = len(self.channels)
+        index: dict[str, int] = {}
+        series = [index.setdefault(r.series, len(index)) for r in result.accepted]
         return _Poll(
             result.accepted,
+            list(index),
+            np.array(series, dtype=np.int64),
             np.array(pos, dtype=np.int64),
             np.stack(rows) if rows else np.empty((0, c), dtype=np.float32),
             np.array(due, dtype=np.int64),
@@ -379,7 +385,9 @@ class ForecastLoop:
         self.step += int((ts > latest).sum())
         self._newest_ts = int(max(start, ts.max()))
         result.accepted.extend(ordered)
-        return _Poll(result.accepted, pos[which] + rank + 1, rows, due, windows, period[which[due]])
+        return _Poll(
+            result.accepted, list(index), which, pos[which] + rank + 1, rows, due, windows, period[which[due]]
+        )
 
     def _row(self, rec: Record) -> np.ndarray:
         try:
@@ -481,10 +489,12 @@ class ForecastLoop:
                 yhat = self.memory.correct(keys, base).astype(np.float32)
             self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
             observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
-            level = _per_series(self.level.offset, names)
+            level = self.level.offset(poll.names)[poll.series[poll.due]]
             yhat = (yhat + level[:, None, :]).astype(np.float32)
         if self.intervals is not None:
-            half = _per_series(self.intervals.half_widths, names).astype(np.float32)  # [B, levels, H, T]
+            half = self.intervals.half_widths(poll.names)[poll.series[poll.due]].astype(
+                np.float32
+            )  # [B, L, H, T]
             lo, hi = yhat[:, None] - half, yhat[:, None] + half
         last = np.array([rec.ts_ms for rec in issued], dtype=np.int64)
         times = (last[:, None] + poll.period[:, None] * np.arange(1, self.horizon + 1)).tolist()
@@ -555,10 +565,8 @@ class ForecastLoop:
         err, err_base = np.abs(truth - yhat), np.abs(resid)
         err_mean = err.mean(axis=1)
         current = cols["version"][idx] == self._versions.get(self.model_version, -1)
-        recs = poll.recs
-        seen: dict[str, int] = {}
-        series = np.array([seen.setdefault(r.series, len(seen)) for r in recs], dtype=np.int64)[truth_idx]
-        names = list(seen)  # outcome i is of series names[series[i]]
+        recs, names = poll.recs, poll.names
+        series = poll.series[truth_idx]  # outcome i is of series names[series[i]]
         self._remember(idx, lead, resid, current)
         self._level_update(names, series, idx, lead, truth, yhat, current)
         self._calibrate(names, series, idx, lead, truth - yhat, current)
@@ -699,10 +707,3 @@ class ForecastLoop:
         for name, cov in zip(self.levels, self._coverage, strict=True):
             if cov.n:
                 self.metrics.interval_coverage.labels(name).set(cov.mean)
-
-
-def _per_series(fn: Callable[[list[str]], np.ndarray], names: list[str]) -> np.ndarray:
-    """``fn(names)`` computed once per distinct series (their state does not change within a call)."""
-    first: dict[str, int] = {}
-    which = [first.setdefault(n, len(first)) for n in names]
-    return fn(list(first))[which]

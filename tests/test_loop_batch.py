@@ -189,7 +189,8 @@ def test_a_call_of_next_grid_points_is_placed_at_once_as_one_by_one() -> None:
     b = many._take_next_points(recs, StepResult(), forecasting=True)
     assert b is not None
     assert a.recs == b.recs == recs and 0 < len(b.due) < len(recs)
-    for part in ("pos", "rows", "due", "windows", "period"):
+    assert a.names == b.names
+    for part in ("series", "pos", "rows", "due", "windows", "period"):
         np.testing.assert_array_equal(getattr(a, part), getattr(b, part))
     assert (one.step, one._newest_ts) == (many.step, many._newest_ts)
     for name, st in one.states.items():
