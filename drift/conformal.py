@@ -242,9 +242,8 @@ class OnlineConformal:
         scores = np.abs(np.asarray(residuals, dtype=np.float64))  # [n, T]
         lead0 = np.asarray(leads, dtype=np.int64) - 1
         which = np.asarray(which, dtype=np.int64)
-        used = np.unique(which)
+        used, slot = np.unique(which, return_inverse=True)  # slot: each outcome's series in ``rings``
         rings = [self._ring(names[u]) for u in used]
-        slot = np.searchsorted(used, which)  # position of each outcome's series in ``rings``
         values = np.stack([r.values for r in rings])  # [U, H, T, W]
         counts = np.stack([r.count for r in rings])  # [U, H]
         ring = slot * self.horizon + lead0  # each outcome's (series, lead), flat
@@ -255,7 +254,7 @@ class OnlineConformal:
         for first in range(0, int(rank.max()) + 1, block):
             at = np.flatnonzero((rank >= first) & (rank < first + block))
             beta[at] = _realised_level(values, counts, pooled, ring[at], rank[at] - first, scores[at])
-            _append(values, counts, slot[at], lead0[at], scores[at])
+            _append(values, counts, slot[at], lead0[at], scores[at], rank[at] - first)
         for r, v, c in zip(rings, values, counts, strict=True):
             r.values[...], r.count[...] = v, c
         all_v, all_c = self.pooled.values[None], self.pooled.count[None]
@@ -492,13 +491,19 @@ def _count_below(sorted_: np.ndarray, ring: np.ndarray, scores: np.ndarray) -> n
 
 
 def _append(
-    values: np.ndarray, counts: np.ndarray, slot: np.ndarray, lead0: np.ndarray, scores: np.ndarray
+    values: np.ndarray,
+    counts: np.ndarray,
+    slot: np.ndarray,
+    lead0: np.ndarray,
+    scores: np.ndarray,
+    occ: np.ndarray | None = None,
 ) -> None:
     """Append ``scores`` ``[n, T]`` in order to rings ``values`` ``[U, H, T, W]`` (``counts`` ``[U, H]``) at
-    ``(slot, lead0)``: what :meth:`_Scores.add` does row by row, for many rings at once."""
+    ``(slot, lead0)``: what :meth:`_Scores.add` does row by row, for many rings at once. ``occ``: each
+    score's place among its ring's, when known."""
     w = values.shape[3]
     key = slot * values.shape[1] + lead0
-    occ = occurrence(key)
+    occ = occurrence(key) if occ is None else occ
     total = np.bincount(key, minlength=counts.size).reshape(counts.shape)
     kept = occ >= total[slot, lead0] - w  # a ring keeps only its newest ``w``
     s, ld = slot[kept], lead0[kept]
