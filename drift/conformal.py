@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from adaptcast.drift.passes import occurrence
+
 __all__ = ["ConformalParams", "OnlineConformal", "level_name", "winkler"]
 
 DEFAULT_GAMMA = 0.005  # the outer ACI step on the issued intervals' own misses (see OnlineConformal)
@@ -32,6 +34,7 @@ DEFAULT_GAMMAS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
 DEFAULT_INTERVAL = 100
 DEFAULT_WINDOW = 200  # residuals kept per (series, lead, target): enough for a 95 % quantile's tail
 MIN_OWN = 20  # a series uses its own residuals at a lead once it has this many; the pooled ones before
+PASSES_PER_BLOCK = 32  # outcomes per ring counted against one sorted copy of the rings (bounds memory)
 
 
 def level_name(level: float) -> str:
@@ -118,6 +121,16 @@ class _Experts:
         return self.mixed() + self.offset
 
 
+def _levels(experts: Sequence[_Experts]) -> np.ndarray:
+    """:meth:`_Experts.level` of many series at once, ``[S, L, horizon, n_targets]`` (the same sums)."""
+    offset = np.stack([ex.offset for ex in experts])
+    if not len(experts[0].alpha):
+        return experts[0].nominal + offset
+    return (np.stack([ex.weight for ex in experts]) * np.stack([ex.alpha for ex in experts])).sum(
+        axis=1
+    ) + offset
+
+
 class OnlineConformal:
     """Intervals around (corrected) forecasts for many series, calibrated online by DtACI.
 
@@ -165,20 +178,25 @@ class OnlineConformal:
         shape = (len(self.params.levels), self.horizon, self.n_targets)
         pooled = np.sort(self.pooled.values, axis=2)[None]  # [1, H, T, W]
         n = np.broadcast_to(self.pooled.filled, (len(series), self.horizon)).copy()  # [B, H]
-        sorted_ = np.broadcast_to(pooled, (len(series), *pooled.shape[1:])).copy()
+        sorted_ = np.broadcast_to(pooled, (len(series), *pooled.shape[1:]))
         alpha = np.broadcast_to(self._nominal, (len(series), *shape)).copy()  # [B, L, H, T]
         own = [(i, self.series[s]) for i, s in enumerate(series) if s in self.series]
         if own:
             rows = np.array([i for i, _ in own])
             filled = np.stack([sc.filled for _, sc in own])  # [S, H]
             use = filled >= MIN_OWN
-            mine = np.sort(np.stack([sc.values for _, sc in own]), axis=3)
-            sorted_[rows] = np.where(use[:, :, None, None], mine, sorted_[rows])
+            mine = np.where(
+                use[:, :, None, None], np.sort(np.stack([sc.values for _, sc in own]), axis=3), pooled
+            )
+            if len(own) < len(series):
+                sorted_ = sorted_.copy()
+                sorted_[rows] = mine
+            else:
+                sorted_ = mine
             n[rows] = np.where(use, filled, n[rows])
-        for i, s in enumerate(series):
-            ex = self.experts.get(s)
-            if ex is not None:
-                alpha[i] = ex.level()
+        steered = [(i, self.experts[s]) for i, s in enumerate(series) if s in self.experts]
+        if steered:
+            alpha[[i for i, _ in steered]] = _levels([ex for _, ex in steered])
         out = _quantile(sorted_, n, alpha)
         # levels are steered apart, so a higher one could come out narrower: widen it to the lower's
         order = np.argsort(self.params.levels)
@@ -213,54 +231,75 @@ class OnlineConformal:
         half-widths ``[n, levels, n_targets]`` its forecast was issued with (None: none had any).
 
         Outcomes of one call arrive together, so they learn from the pooled ring as it was when the
-        call began; each (series, lead)'s own ring takes its outcomes in order (the k-th outcome of
-        every (series, lead) in pass k), and the pooled ring takes them all at the end, in order.
-        One outcome per call is exactly :meth:`update`.
+        call began; each (series, lead)'s own ring takes its outcomes in order, and the pooled ring
+        takes them all at the end, in order. One outcome per call is exactly :meth:`update`. Each
+        outcome's realised level is counted against its ring as the call began, adjusted for the
+        values its ring's earlier outcomes replaced; only the miss levels go pass by pass (the k-th
+        outcome of every (series, lead) in pass k).
         """
         if not len(which):
             return
         scores = np.abs(np.asarray(residuals, dtype=np.float64))  # [n, T]
         lead0 = np.asarray(leads, dtype=np.int64) - 1
         which = np.asarray(which, dtype=np.int64)
-        used = np.unique(which)
+        used, slot = np.unique(which, return_inverse=True)  # slot: each outcome's series in ``rings``
         rings = [self._ring(names[u]) for u in used]
-        slot = np.searchsorted(used, which)  # position of each outcome's series in ``rings``
         values = np.stack([r.values for r in rings])  # [U, H, T, W]
         counts = np.stack([r.count for r in rings])  # [U, H]
-        w = values.shape[3]
-        pooled_v, pooled_n = self.pooled.values.copy(), self.pooled.filled  # as the call began
-        learn = half_widths is not None and bool(self.params.gammas or self.params.gamma)
-        if learn:
-            half = np.asarray(half_widths, dtype=np.float64)
-            experts = [self._experts(names[u]) for u in used]
-            alpha = np.stack([ex.alpha for ex in experts])  # [U, K, L, H, T]
-            weight = np.stack([ex.weight for ex in experts])
-            offset = np.stack([ex.offset for ex in experts])  # [U, L, H, T]
-        passes = _occurrence(slot * self.horizon + lead0)
-        for k in range(int(passes.max()) + 1):
-            at = np.flatnonzero(passes == k)
-            s, ld, sc = slot[at], lead0[at], scores[at]
-            own_n = np.minimum(counts[s, ld], w)  # [P]
-            use_own = own_n >= MIN_OWN  # a lead reads its own ring once it holds MIN_OWN residuals
-            ring_v = np.where(use_own[:, None, None], values[s, ld], pooled_v[ld])  # [P, T, W]
-            beta = _realised_level(ring_v, np.where(use_own, own_n, pooled_n[ld]), sc)  # [P, T]
-            values[s, ld, :, counts[s, ld] % w] = sc
-            counts[s, ld] += 1
-            if not learn:
-                continue
-            h = half[at]  # [P, L, T]
-            known = np.isfinite(h) & np.isfinite(beta)[:, None]
-            if self.params.gammas:
-                self._learn(alpha, weight, s, ld, np.nan_to_num(beta), known)
-            self._steer(offset, s, ld, sc[:, None] > h, known)
+        ring = slot * self.horizon + lead0  # each outcome's (series, lead), flat
+        rank = occurrence(ring)  # its place among that ring's outcomes of this call
+        pooled = np.sort(self.pooled.values, axis=2), self.pooled.filled  # as the call began
+        beta = np.empty_like(scores)
+        block = min(values.shape[3], PASSES_PER_BLOCK)  # within a block no ring slot is written twice
+        for first in range(0, int(rank.max()) + 1, block):
+            at = np.flatnonzero((rank >= first) & (rank < first + block))
+            beta[at] = _realised_level(values, counts, pooled, ring[at], rank[at] - first, scores[at])
+            _append(values, counts, slot[at], lead0[at], scores[at], rank[at] - first)
         for r, v, c in zip(rings, values, counts, strict=True):
             r.values[...], r.count[...] = v, c
         all_v, all_c = self.pooled.values[None], self.pooled.count[None]
         _append(all_v, all_c, np.zeros_like(slot), lead0, scores)
         self.pooled.values[...], self.pooled.count[...] = all_v[0], all_c[0]
-        if learn:
-            for i, ex in enumerate(experts):
-                ex.alpha[...], ex.weight[...], ex.offset[...] = alpha[i], weight[i], offset[i]
+        if half_widths is not None and (self.params.gammas or self.params.gamma):
+            half = np.asarray(half_widths, dtype=np.float64)
+            self._learn_levels([names[u] for u in used], ring, rank, scores, beta, half)
+
+    def _learn_levels(
+        self,
+        series: list[str],
+        ring: np.ndarray,
+        rank: np.ndarray,
+        scores: np.ndarray,
+        beta: np.ndarray,
+        half: np.ndarray,
+    ) -> None:
+        """The experts' and the outer offset's steps for outcomes at flat (series, lead) ``ring``, the
+        ``rank``-th of it, with realised levels ``beta`` ``[n, T]`` and issued half-widths ``half``
+        ``[n, L, T]``. The levels of the (series, lead)s with most outcomes come first, so that pass k
+        updates a leading slice of them in place."""
+        experts = [self._experts(s) for s in series]
+        alpha = np.stack([ex.alpha for ex in experts])  # [U, K, L, H, T]
+        weight = np.stack([ex.weight for ex in experts])
+        offset = np.stack([ex.offset for ex in experts])  # [U, L, H, T]
+        rings, which, size = np.unique(ring, return_inverse=True, return_counts=True)
+        order = np.argsort(-size, kind="stable")
+        place = np.empty_like(order)
+        place[order] = np.arange(len(order))
+        s, ld = np.divmod(rings[order], self.horizon)
+        a, wt, off = alpha[s, :, :, ld], weight[s, :, :, ld], offset[s, :, ld]  # [G, K, L, T], [G, L, T]
+        active = (size[order][:, None] > np.arange(int(rank.max()) + 1)).sum(axis=0)  # rings in each pass
+        seq = np.lexsort((place[which], rank))  # outcomes pass by pass, each pass in the rings' order
+        h, b = half[seq], beta[seq]  # [n, L, T], [n, T]
+        known = np.isfinite(h) & np.isfinite(b)[:, None]
+        miss, b = scores[seq][:, None] > h, np.nan_to_num(b)
+        ends = np.cumsum(active).tolist()
+        for m, first, end in zip(active.tolist(), [0, *ends[:-1]], ends, strict=True):
+            if self.params.gammas:
+                self._learn(a[:m], wt[:m], b[first:end], known[first:end])
+            self._steer(off[:m], miss[first:end], known[first:end])
+        alpha[s, :, :, ld], weight[s, :, :, ld], offset[s, :, ld] = a, wt, off
+        for i, ex in enumerate(experts):
+            ex.alpha[...], ex.weight[...], ex.offset[...] = alpha[i], weight[i], offset[i]
 
     def _ring(self, series: str) -> _Scores:
         own = self.series.get(series)
@@ -274,31 +313,20 @@ class OnlineConformal:
             ex = self.experts[series] = self._new_experts()
         return ex
 
-    def _steer(
-        self, offset: np.ndarray, s: np.ndarray, ld: np.ndarray, miss: np.ndarray, known: np.ndarray
-    ) -> None:
-        """Outer ACI step on the issued intervals' misses ``[P, L, T]`` where ``known``, at series slots
-        ``s`` and leads ``ld`` of ``offset`` ``[U, L, H, T]``; the offset is kept in ``[−1, 1]``, which
-        bounds the long-run miss rate's distance from nominal by ``(2 + γ) / (γ T)`` and keeps a
-        stretch of misses from pinning it for long."""
+    def _steer(self, offset: np.ndarray, miss: np.ndarray, known: np.ndarray) -> None:
+        """Outer ACI step, in place, of ``offset`` ``[P, L, T]`` on the issued intervals' misses
+        ``[P, L, T]`` where ``known``; the offset is kept in ``[−1, 1]``, which bounds the long-run miss
+        rate's distance from nominal by ``(2 + γ) / (γ T)`` and keeps a stretch of misses from pinning
+        it for long."""
         g = self.params.gamma
-        current = offset[s, :, ld]  # [P, L, T]
-        stepped = np.clip(current + g * (self._nominal[:, 0] - miss), -1.0, 1.0)
-        offset[s, :, ld] = np.where(known, stepped, current)
+        stepped = np.clip(offset + g * (self._nominal[:, 0] - miss), -1.0, 1.0)
+        offset[...] = np.where(known, stepped, offset)
 
-    def _learn(
-        self,
-        alpha: np.ndarray,
-        weight: np.ndarray,
-        s: np.ndarray,
-        ld: np.ndarray,
-        beta: np.ndarray,
-        known: np.ndarray,
-    ) -> None:
-        """DtACI step for realised levels ``beta`` ``[P, T]`` where ``known`` ``[P, L, T]``, at series
-        slots ``s`` and leads ``ld`` of ``alpha``/``weight`` ``[U, K, L, H, T]``: exponential weights on
-        each expert's pinball loss with a fixed share, then each expert's ACI step."""
-        a, wt = alpha[s, :, :, ld], weight[s, :, :, ld]  # [P, K, L, T]
+    def _learn(self, alpha: np.ndarray, weight: np.ndarray, beta: np.ndarray, known: np.ndarray) -> None:
+        """DtACI step, in place, of ``alpha``/``weight`` ``[P, K, L, T]`` for realised levels ``beta``
+        ``[P, T]`` where ``known`` ``[P, L, T]``: exponential weights on each expert's pinball loss with
+        a fixed share, then each expert's ACI step."""
+        a, wt = alpha, weight
         nominal = self._nominal[:, 0][None]  # [1, L, 1]
         gap = beta[:, None, None] - a
         loss = nominal * gap - np.minimum(gap, 0.0)
@@ -308,8 +336,8 @@ class OnlineConformal:
         mixed /= mixed.sum(axis=1, keepdims=True)
         miss = a >= beta[:, None, None]
         stepped = np.clip(a + self._gammas * (nominal - miss), -self._gammas, 1.0 + self._gammas)
-        alpha[s, :, :, ld] = np.where(known[:, None], stepped, a)
-        weight[s, :, :, ld] = np.where(known[:, None], mixed, wt)
+        alpha[...] = np.where(known[:, None], stepped, a)
+        weight[...] = np.where(known[:, None], mixed, wt)
 
     def reseed(self, residuals: np.ndarray) -> None:
         """A new model serves: forget every residual and every expert's level and weight; pool its
@@ -386,37 +414,96 @@ def _scores_state(sc: _Scores) -> dict[str, np.ndarray]:
     return {"values": sc.values.copy(), "count": sc.count.copy()}
 
 
-def _realised_level(values: np.ndarray, n: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """DtACI's ``β`` ``[P, T]``: per outcome and target, the level below which the interval from its
-    ``n`` ``[P]`` residuals ``values`` ``[P, T, window]`` (NaN-padded) holds ``score`` ``[P, T]``; NaN
+def _realised_level(
+    values: np.ndarray,
+    counts: np.ndarray,
+    pooled: tuple[np.ndarray, np.ndarray],
+    ring: np.ndarray,
+    rank: np.ndarray,
+    scores: np.ndarray,
+) -> np.ndarray:
+    """DtACI's ``β`` ``[P, T]`` of outcomes ``scores`` ``[P, T]``, the ``rank``-th of their flat (series,
+    lead) ``ring`` in a block of passes, from the rings ``values`` ``[U, H, T, W]`` (``counts``
+    ``[U, H]``) as the block began, or from ``pooled`` (its rings sorted ``[H, T, W]`` and how many each
+    holds) while a ring holds fewer than ``MIN_OWN``.
+
+    β is the level below which the interval from the ``n`` residuals held holds the score; NaN
     without residuals. With :func:`_quantile`'s rank ``⌈(1 − a)(n + 1)⌉`` a level ``a`` holds it iff
     ``a < 1 − c / (n + 1)``, ``c`` the residuals below it; past the largest no level does, and
-    ``β = −1`` lies below every expert's (each ≥ −γ), which shifts every expert's pinball loss alike."""
-    n_ = np.asarray(n, dtype=np.float64)[:, None]
-    below = (values < score[:, :, None]).sum(axis=2)
+    ``β = −1`` lies below every expert's (each ≥ −γ), which shifts every expert's pinball loss alike.
+    An outcome's ring has taken the ring's earlier outcomes in the block, each over the oldest value.
+    """
+    h, t, w = values.shape[1:]
+    flat = values.reshape(-1, t, w)
+    start = counts.ravel()[ring]  # residuals the ring had taken when the block began
+    own = np.minimum(start + rank, w)
+    use_own = own >= MIN_OWN
+    below = np.zeros(scores.shape, dtype=np.int64)
+    if use_own.any():
+        below = _count_below(np.sort(flat, axis=2), ring, scores)
+        if rank.max() > 0:
+            below += _replaced_below(flat, counts.ravel(), ring, rank, scores)
+    if not use_own.all():
+        lead0 = ring % h
+        from_pool = _count_below(pooled[0], lead0, scores)
+        below = np.where(use_own[:, None], below, from_pool)
+        own = np.where(use_own, own, pooled[1][lead0])
+    n_ = own.astype(np.float64)[:, None]
     beta = np.where(below < n_, 1.0 - below / (n_ + 1), -1.0)
     return np.where(n_ > 0, beta, np.nan)
 
 
-def _occurrence(keys: np.ndarray) -> np.ndarray:
-    """For each element, how many equal keys come before it (0 for the first of each key)."""
-    order = np.argsort(keys, kind="stable")
-    ordered = keys[order]
-    first = np.r_[True, ordered[1:] != ordered[:-1]]
-    start = np.maximum.accumulate(np.where(first, np.arange(len(keys)), 0))
-    out = np.empty(len(keys), dtype=np.int64)
-    out[order] = np.arange(len(keys)) - start
-    return out
+def _replaced_below(
+    rings: np.ndarray, counts: np.ndarray, ring: np.ndarray, rank: np.ndarray, scores: np.ndarray
+) -> np.ndarray:
+    """``[P, T]``: for the ``rank``-th outcome of flat ring ``ring`` in a block, how many of its ring's
+    earlier outcomes in the block are below its score, less how many of the values they replaced
+    (the oldest of ``rings`` ``[G, T, W]``, which had taken ``counts`` ``[G]``) were."""
+    t, w = rings.shape[1:]
+    used, which = np.unique(ring, return_inverse=True)
+    steps = int(rank.max()) + 1
+    mine = np.full((t, steps, len(used)), np.nan)  # [T, rank, ring]: rings last, for long inner loops
+    mine[:, rank, which] = scores.T
+    slots = (counts[used][None, :] + np.arange(steps)[:, None]) % w  # [rank, ring]
+    old = rings[used[None, :], :, slots].transpose(2, 0, 1)  # [T, rank, ring]: what each one replaced
+    out = np.zeros(mine.shape, dtype=np.int64)
+    for j in range(steps - 1):
+        later = mine[:, j + 1 :]
+        out[:, j + 1 :] += (mine[:, j : j + 1] < later).view(np.int8)
+        out[:, j + 1 :] -= (old[:, j : j + 1] < later).view(np.int8)
+    return out[:, rank, which].T
+
+
+def _count_below(sorted_: np.ndarray, ring: np.ndarray, scores: np.ndarray) -> np.ndarray:
+    """``[P, T]``: how many of ring ``ring[i]``'s values ``sorted_[ring[i], t]`` (ascending, NaN last)
+    are below ``scores[i, t]``, by a binary search of every outcome at once."""
+    t, w = sorted_.shape[1:]
+    base = ((ring * t)[:, None] + np.arange(t)) * w  # [P, T] where each searched row starts
+    flat = sorted_.ravel()
+    below = np.zeros(scores.shape, dtype=np.int64)
+    step = 1 << (w.bit_length() - 1)
+    while step:
+        probe = below + step  # is the probe-th smallest value below the score? then so are all before
+        hit = (probe <= w) & (flat[base + np.minimum(probe, w) - 1] < scores)
+        below = np.where(hit, probe, below)
+        step >>= 1
+    return below
 
 
 def _append(
-    values: np.ndarray, counts: np.ndarray, slot: np.ndarray, lead0: np.ndarray, scores: np.ndarray
+    values: np.ndarray,
+    counts: np.ndarray,
+    slot: np.ndarray,
+    lead0: np.ndarray,
+    scores: np.ndarray,
+    occ: np.ndarray | None = None,
 ) -> None:
     """Append ``scores`` ``[n, T]`` in order to rings ``values`` ``[U, H, T, W]`` (``counts`` ``[U, H]``) at
-    ``(slot, lead0)``: what :meth:`_Scores.add` does row by row, for many rings at once."""
+    ``(slot, lead0)``: what :meth:`_Scores.add` does row by row, for many rings at once. ``occ``: each
+    score's place among its ring's, when known."""
     w = values.shape[3]
     key = slot * values.shape[1] + lead0
-    occ = _occurrence(key)
+    occ = occurrence(key) if occ is None else occ
     total = np.bincount(key, minlength=counts.size).reshape(counts.shape)
     kept = occ >= total[slot, lead0] - w  # a ring keeps only its newest ``w``
     s, ld = slot[kept], lead0[kept]

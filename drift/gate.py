@@ -41,14 +41,17 @@ class CorrectionGate:
         out[known] = e[:, 0] <= e[:, 1]
         return out
 
-    def update(self, series: Sequence[str], err_corrected: np.ndarray, err_bare: np.ndarray) -> None:
-        """Fold in outcomes: per outcome, the absolute error with and without the correction.
+    def update(
+        self, names: Sequence[str], which: np.ndarray, err_corrected: np.ndarray, err_bare: np.ndarray
+    ) -> None:
+        """Fold in outcomes: outcome ``i`` is of series ``names[which[i]]``, with its absolute error
+        with and without the correction.
 
         A series' ``n`` outcomes of one call count as ``n`` arrivals of their mean, so a poll holding
         many steps weighs as much as those steps polled one by one.
         """
-        names = list(series)
-        if not names:
+        which = np.asarray(which, dtype=np.int64)
+        if not len(which):
             return
         for s in names:
             if s not in self._slot:
@@ -57,20 +60,20 @@ class CorrectionGate:
             grown = np.full((len(self._slot), 2), np.nan)
             grown[: len(self._ewma)] = self._ewma
             self._ewma = grown
-        at = np.array([self._slot[s] for s in names], dtype=np.int64)
-        n = np.bincount(at, minlength=len(self._slot)).astype(np.float64)
-        touched = np.flatnonzero(n)
+        n = np.bincount(which, minlength=len(names)).astype(np.float64)
         sums = np.stack(
             [
-                np.bincount(at, weights=np.asarray(err_corrected, np.float64), minlength=len(n)),
-                np.bincount(at, weights=np.asarray(err_bare, np.float64), minlength=len(n)),
+                np.bincount(which, weights=np.asarray(err_corrected, np.float64), minlength=len(names)),
+                np.bincount(which, weights=np.asarray(err_bare, np.float64), minlength=len(names)),
             ],
             axis=1,
-        )[touched]
-        mean = sums / n[touched, None]
+        )
+        touched = np.flatnonzero(n)
+        at = np.array([self._slot[names[i]] for i in touched.tolist()], dtype=np.int64)
+        mean = sums[touched] / n[touched, None]
         keep = (1.0 - self.alpha) ** n[touched, None]
-        old = self._ewma[touched]
-        self._ewma[touched] = np.where(np.isnan(old), mean, keep * old + (1.0 - keep) * mean)
+        old = self._ewma[at]
+        self._ewma[at] = np.where(np.isnan(old), mean, keep * old + (1.0 - keep) * mean)
 
     def state_dict(self) -> dict[str, Any]:
         names = sorted(self._slot, key=self._slot.__getitem__)

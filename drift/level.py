@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from adaptcast.drift.passes import occurrence
+
 __all__ = ["LevelTerm"]
 
 
@@ -59,13 +61,9 @@ class LevelTerm:
             s = uniq[j]
             mean[j], var[j], count[j] = self._mean[s], self._var[s], self._n[s]
         a = self.alpha
-        order = np.argsort(which, kind="stable")
-        ordered = which[order]
-        start = np.searchsorted(ordered, ordered)  # index of each series' first residual in ``ordered``
-        occurrence = np.empty(len(names), dtype=np.int64)
-        occurrence[order] = np.arange(len(names)) - start
-        for k in range(int(occurrence.max()) + 1):
-            at = np.flatnonzero(occurrence == k)
+        passes = occurrence(which)
+        for k in range(int(passes.max()) + 1):
+            at = np.flatnonzero(passes == k)
             u, x = which[at], r[at]
             new = count[u] == 0
             d = x - mean[u]

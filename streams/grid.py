@@ -139,16 +139,22 @@ def infer_period(intervals: tuple[int, ...], tolerance: float) -> int:
     return round_period(median(near(best)))
 
 
-def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
-    """Where a record stamped ``ts_ms`` goes on ``grid``, and the grid after it (pure)."""
-    if (  # the common case, decided without the general rules (which give the same answer)
+def steady(grid: SeriesGrid, rules: GridRules) -> bool:
+    """Whether a record on ``grid``'s next point would just be appended: the common case, which
+    :func:`place` decides without the general rules (they give the same answer)."""
+    return (
         grid.fixed
         and grid.candidate_ms is None
         and grid.last_ms is not None
         and grid.seen_ms == grid.last_ms
-        and ts_ms - grid.last_ms == grid.period_ms
+        and grid.period_ms is not None
         and rules.tolerance < 1
-    ):
+    )
+
+
+def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
+    """Where a record stamped ``ts_ms`` goes on ``grid``, and the grid after it (pure)."""
+    if steady(grid, rules) and ts_ms - grid.last_ms == grid.period_ms:  # type: ignore[operator]
         return Placement(Action.APPEND, ts_ms), SeriesGrid(grid.period_ms, ts_ms, ts_ms, True)
     if grid.last_ms is None or grid.seen_ms is None:
         return Placement(Action.START, ts_ms), replace(grid, last_ms=ts_ms, seen_ms=ts_ms)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from adaptcast.drift.conformal import ConformalParams, OnlineConformal, level_na
 from adaptcast.drift.gate import CorrectionGate
 from adaptcast.drift.level import LevelTerm
 from adaptcast.drift.memory import ErrorMemory
+from adaptcast.drift.passes import occurrence
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
@@ -35,7 +36,7 @@ from adaptcast.streams.events import (
     SeriesEvent,
     SeriesReset,
 )
-from adaptcast.streams.grid import Action, GridRules, Placement, SeriesGrid, fill_rows, place
+from adaptcast.streams.grid import Action, GridRules, Placement, SeriesGrid, fill_rows, place, steady
 from adaptcast.streams.metrics import Metrics, observe_many
 from adaptcast.streams.pending import ForecastStore
 from adaptcast.streams.records import MISSING_VALUE, Record, RecordError, format_timestamp
@@ -48,13 +49,16 @@ log = logging.getLogger("adaptcast.loop")
 
 @dataclass
 class _Poll:
-    """What one ``process`` call gathers record by record and then handles as arrays."""
+    """One ``process`` call's accepted records, in the order taken, and the forecasts due at them."""
 
-    truth_pos: list[int] = field(default_factory=list)  # grid position of each accepted record
-    truth_rows: list[np.ndarray] = field(default_factory=list)
-    truth_recs: list[Record] = field(default_factory=list)
-    windows: list[np.ndarray] = field(default_factory=list)  # one per forecast due, copied when due
-    due: list[tuple[str, int, int, int]] = field(default_factory=list)  # series, its time, period, position
+    recs: list[Record]  # accepted, on their grid points
+    names: list[str]  # their series, in order of first appearance
+    series: np.ndarray  # [n] each one's series, as an index into ``names``
+    pos: np.ndarray  # [n] each one's grid position
+    rows: np.ndarray  # [n, channels] each one's input row
+    due: np.ndarray  # [m] the records a forecast is issued at (indices into ``recs``)
+    windows: np.ndarray  # [m, lookback, channels] the window each forecast is made from
+    period: np.ndarray  # [m] the grid period of its series, ms
 
 
 class ForecastLoop:
@@ -192,40 +196,17 @@ class ForecastLoop:
         received_at = self.clock() if received_at is None else received_at
         result = StepResult()
         first_step = self.step
-        poll = _Poll()
         forecasting = emit and self.model is not None
-        fresh: list[np.ndarray] | None = [] if emit and self._wants_features() else None  # input rows
         ordered = in_rounds(records)
         self.n_records += len(ordered)
         self.metrics.records_consumed.inc(len(ordered))
-        for rec in ordered:
-            try:
-                row = self._row(rec)
-                state = self._state(rec.series)
-                placed = self._check_order(rec, state)
-            except RecordError as err:
-                result.rejected.append((rec, err))
-                self.metrics.records_rejected.labels(err.reason).inc()
-                continue
-            rec = self._to_grid(rec, row, placed, state, result)
-            result.accepted.append(rec)
-            if emit:
-                poll.truth_pos.append(state.pending.pos)
-                poll.truth_rows.append(row)
-                poll.truth_recs.append(rec)
-            state.buffer.append(row)
-            if fresh is not None:
-                fresh.append(row)
-            if self._newest_ts is None or rec.ts_ms > self._newest_ts:
-                self._newest_ts = rec.ts_ms
-                self.step += 1
-            if forecasting and len(state.buffer) >= self.lookback and state.grid.period_ms:
-                poll.windows.append(state.buffer.last(self.lookback).copy())  # later rows may reuse it
-                poll.due.append((rec.series, rec.ts_ms, state.grid.period_ms, state.pending.pos))
+        poll = self._take_next_points(ordered, result, forecasting)
+        if poll is None:
+            poll = self._take_one_by_one(ordered, result, forecasting)
         if emit:
             self._forecast(poll, result, received_at)
             self._settle(poll, result)
-            self._adapt(result, fresh)
+            self._adapt(result, poll.rows if self._wants_features() else None)
             if self.memory is not None and self.step > first_step:
                 self.memory.advance(self.step - first_step)  # the memory forgets per step, not per update
             self._prune()
@@ -320,6 +301,102 @@ class ForecastLoop:
             self.gate.load_state_dict(state["gate"])
 
     # ---- ingestion ------------------------------------------------------------------------------
+    def _take_one_by_one(self, ordered: list[Record], result: StepResult, forecasting: bool) -> _Poll:
+        """Place and buffer each record by the grid rules; reject what cannot be used."""
+        pos: list[int] = []
+        rows: list[np.ndarray] = []
+        windows: list[np.ndarray] = []
+        due: list[int] = []
+        period: list[int] = []
+        for rec in ordered:
+            try:
+                row = self._row(rec)
+                state = self._state(rec.series)
+                placed = self._check_order(rec, state)
+            except RecordError as err:
+                result.rejected.append((rec, err))
+                self.metrics.records_rejected.labels(err.reason).inc()
+                continue
+            rec = self._to_grid(rec, row, placed, state, result)
+            result.accepted.append(rec)
+            pos.append(state.pending.pos)
+            rows.append(row)
+            state.buffer.append(row)
+            if self._newest_ts is None or rec.ts_ms > self._newest_ts:
+                self._newest_ts = rec.ts_ms
+                self.step += 1
+            if forecasting and len(state.buffer) >= self.lookback and state.grid.period_ms:
+                windows.append(state.buffer.last(self.lookback).copy())  # later rows may reuse it
+                due.append(len(rows) - 1)
+                period.append(state.grid.period_ms)
+        c = len(self.channels)
+        index: dict[str, int] = {}
+        series = [index.setdefault(r.series, len(index)) for r in result.accepted]
+        return _Poll(
+            result.accepted,
+            list(index),
+            np.array(series, dtype=np.int64),
+            np.array(pos, dtype=np.int64),
+            np.stack(rows) if rows else np.empty((0, c), dtype=np.float32),
+            np.array(due, dtype=np.int64),
+            np.stack(windows) if windows else np.empty((0, self.lookback, c), dtype=np.float32),
+            np.array(period, dtype=np.int64),
+        )
+
+    def _take_next_points(self, ordered: list[Record], result: StepResult, forecasting: bool) -> _Poll | None:
+        """The whole call at once when every record is on the grid point after its series' latest (the
+        steady state), which is what :meth:`_take_one_by_one` would do; None, having changed nothing,
+        when some record needs the grid rules (a new series, a gap, a duplicate, a missing value...)."""
+        if not ordered:
+            return None
+        index: dict[str, int] = {}
+        which = np.fromiter((index.setdefault(r.series, len(index)) for r in ordered), np.int64, len(ordered))
+        found = [self.states.get(name) for name in index]
+        states = [st for st in found if st is not None and steady(st.grid, self.grid)]
+        if len(states) < len(found):
+            return None
+        grids = [st.grid for st in states]
+        ts = np.fromiter((r.ts_ms for r in ordered), np.int64, len(ordered))
+        last = np.array([g.last_ms for g in grids], dtype=np.int64)
+        period = np.array([g.period_ms for g in grids], dtype=np.int64)
+        rank = occurrence(which)  # the record's place in its series' run (``ordered`` is in rounds)
+        count = np.bincount(which, minlength=len(grids))
+        if not np.array_equal(ts, last[which] + period[which] * (rank + 1)):
+            return None
+        if count.max() + self.lookback - 1 > self.history:  # windows of this call's rows: from one buffer
+            return None
+        try:
+            rows = np.array([[r.values[c] for c in self.channels] for r in ordered], dtype=np.float32)
+        except KeyError:
+            return None
+        held = np.array([len(st.buffer) for st in states], dtype=np.int64)
+        pos = np.array([st.pending.pos for st in states], dtype=np.int64)
+        before = np.minimum(held, self.lookback - 1)  # rows held that this call's windows reach back to
+        by_series = np.argsort(which, kind="stable")
+        newest = ts[by_series[np.cumsum(count) - 1]]
+        runs = np.split(rows[by_series], np.cumsum(count)[:-1])
+        recent = []  # per series, the rows its windows are cut from: those held, then this call's
+        for st, run, k, b, p, t in zip(
+            states, runs, count.tolist(), before.tolist(), period.tolist(), newest.tolist(), strict=True
+        ):
+            st.buffer.extend(run)
+            recent.append(st.buffer.last(b + k))
+            st.grid = SeriesGrid(p, t, t, True)
+            st.pending.advance(k)
+        due = (
+            np.flatnonzero(held[which] + rank + 1 >= self.lookback) if forecasting else np.empty(0, np.int64)
+        )
+        at = (np.cumsum(before + count) - count)[which[due]] + rank[due]  # each one's row in ``recent``
+        windows = np.concatenate(recent)[at[:, None] + np.arange(1 - self.lookback, 1)]
+        start = ts[0] - 1 if self._newest_ts is None else self._newest_ts
+        latest = np.maximum.accumulate(np.r_[start, ts[:-1]])  # the newest time before each record
+        self.step += int((ts > latest).sum())
+        self._newest_ts = int(max(start, ts.max()))
+        result.accepted.extend(ordered)
+        return _Poll(
+            result.accepted, list(index), which, pos[which] + rank + 1, rows, due, windows, period[which[due]]
+        )
+
     def _row(self, rec: Record) -> np.ndarray:
         try:
             return np.array([rec.values[c] for c in self.channels], dtype=np.float32)
@@ -405,10 +482,11 @@ class ForecastLoop:
     def _forecast(self, poll: _Poll, result: StepResult, received_at: float) -> None:
         """Predict every window due in this call (``max_batch`` per predict call), correct them, add
         intervals, emit the forecasts and keep them in the store until their horizon is observed."""
-        if not poll.due or self.model is None:
+        if not len(poll.due) or self.model is None:
             return
-        windows = np.stack(poll.windows)
-        names = [name for name, _, _, _ in poll.due]
+        windows = poll.windows
+        issued = [poll.recs[i] for i in poll.due.tolist()]
+        names = [rec.series for rec in issued]
         parts = [self._predict(windows[i : i + self.max_batch]) for i in range(0, len(names), self.max_batch)]
         base = np.concatenate([b for b, _ in parts])
         keys = None if self.memory is None else np.concatenate([k for _, k in parts])
@@ -418,38 +496,35 @@ class ForecastLoop:
             with self.ledger.measure("correct", samples=len(names)):
                 corrected = self.memory.correct(keys, base).astype(np.float32)
             self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
-            level = _per_series(self.level.offset, names)
+            at = poll.series[poll.due]
+            level = self.level.offset(poll.names)[at]
             corrected = (corrected + level[:, None, :]).astype(np.float32)
-            served = np.ones(len(names), dtype=bool) if self.gate is None else self.gate.open(names)
+            served = np.ones(len(names), dtype=bool) if self.gate is None else self.gate.open(poll.names)[at]
             yhat = np.where(served[:, None, None], corrected, base)
             self.metrics.memory_served_ratio.set(float(served.mean()))
             observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
         if self.intervals is not None:
-            half = _per_series(self.intervals.half_widths, names).astype(np.float32)  # [B, levels, H, T]
+            half = self.intervals.half_widths(poll.names)[poll.series[poll.due]].astype(
+                np.float32
+            )  # [B, L, H, T]
             lo, hi = yhat[:, None] - half, yhat[:, None] + half
-        steps = np.arange(1, self.horizon + 1)
-        for i, (name, last, period, _) in enumerate(poll.due):
-            result.forecasts.append(
-                Forecast(
-                    name,
-                    last,
-                    (last + period * steps).tolist(),
-                    yhat[i],
-                    base[i],
-                    self.template.kind,
-                    self.model_version,
-                    self.levels,
-                    None if lo is None else lo[i],
-                    None if hi is None else hi[i],
-                )
-            )
+        last = np.array([rec.ts_ms for rec in issued], dtype=np.int64)
+        times = (last[:, None] + poll.period[:, None] * np.arange(1, self.horizon + 1)).tolist()
+        kind, version, levels = self.template.kind, self.model_version, self.levels
+        bounds = (
+            zip(lo, hi, strict=True) if lo is not None and hi is not None else [(None, None)] * len(issued)
+        )
+        result.forecasts.extend(
+            Forecast(rec.series, rec.ts_ms, ts, y, b, kind, version, levels, low, high)
+            for rec, ts, y, b, (low, high) in zip(issued, times, yhat, base, bounds, strict=True)
+        )
         version = self._versions.setdefault(self.model_version, len(self._versions))
         cols = {"yhat": yhat, "base": base, "version": np.full(len(names), version)}
         if keys is not None and level is not None:
             cols.update(key=keys, level=level, corrected=corrected)
         if half is not None:
             cols["half"] = half
-        self.pending.add(np.array([pos for _, _, _, pos in poll.due], dtype=np.int64), **cols)
+        self.pending.add(poll.pos[poll.due], **cols)
         self.n_forecasts += len(names)
         self.metrics.predictions.inc(len(names))
         self.metrics.end_to_end.observe(max(self.clock() - received_at, 0.0))
@@ -490,34 +565,32 @@ class ForecastLoop:
         """Match this call's truths with every stored forecast whose horizon covers them; errors and
         residuals vectorised; lead-1 errors go to ``result.scored``."""
         self._lead1_base = np.empty((0, len(self.targets)), dtype=np.float32)
-        truth_idx, idx, lead = self.pending.match(np.array(poll.truth_pos, dtype=np.int64), self.horizon)
+        truth_idx, idx, lead = self.pending.match(poll.pos, self.horizon)
         if not len(idx):
             return
         t = len(self.targets)
         cols = self.pending.cols
-        truth = np.stack(poll.truth_rows)[truth_idx, :t]
+        truth = poll.rows[truth_idx, :t]
         yhat = cols["yhat"][idx, lead - 1]
         base = cols["base"][idx, lead - 1]
         resid = truth - base
         err, err_base = np.abs(truth - yhat), np.abs(resid)
         err_mean = err.mean(axis=1)
         current = cols["version"][idx] == self._versions.get(self.model_version, -1)
-        recs = poll.truth_recs
-        seen: dict[str, int] = {}
-        series = np.array([seen.setdefault(r.series, len(seen)) for r in recs], dtype=np.int64)[truth_idx]
-        names = list(seen)  # outcome i is of series names[series[i]]
+        recs, names = poll.recs, poll.names
+        series = poll.series[truth_idx]  # outcome i is of series names[series[i]]
         self._remember(idx, lead, resid, current)
         if "corrected" in cols:  # the memory's forecast, served or not
             corrected = cols["corrected"][idx, lead - 1]
             self._level_update(names, series, idx, lead, truth, corrected, current)
             if self.gate is not None:
-                who = [names[i] for i in series.tolist()]
-                self.gate.update(who, np.abs(truth - corrected).mean(axis=1), err_base.mean(axis=1))
+                self.gate.update(names, series, np.abs(truth - corrected).mean(axis=1), err_base.mean(axis=1))
         self._calibrate(names, series, idx, lead, truth - yhat, current)
         first = np.flatnonzero(lead == 1)
-        for i in first.tolist():
-            rec = recs[truth_idx[i]]
-            result.scored.append(ScoredError(rec.series, rec.ts_ms, 1, err[i], err_base[i]))
+        result.scored.extend(
+            ScoredError(recs[i].series, recs[i].ts_ms, 1, e, e_base)
+            for i, e, e_base in zip(truth_idx[first].tolist(), err[first], err_base[first], strict=True)
+        )
         self._live.extend(err_mean[first])
         self._lead1_base = err_base[first]
         self._abs_sum += (float(err_mean.sum()), float(err_base.mean(axis=1).sum()))
@@ -525,7 +598,7 @@ class ForecastLoop:
         self.metrics.live_error.set(self._live.mean)
 
     # ---- adaptation -------------------------------------------------------------------------------------
-    def _adapt(self, result: StepResult, fresh: list[np.ndarray] | None) -> None:
+    def _adapt(self, result: StepResult, fresh: np.ndarray | None) -> None:
         """Give the policy this call's errors and ``fresh`` input rows; let adaptation retrain and install."""
         rows = max((len(s.buffer) for s in self.states.values()), default=0)
         if self.model is None and rows < self.min_train_rows:
@@ -556,11 +629,11 @@ class ForecastLoop:
         det = self.policy.detector
         return det is not None and det.input_kind == "features"
 
-    def _scaled_features(self, rows: list[np.ndarray] | None) -> np.ndarray | None:
+    def _scaled_features(self, rows: np.ndarray | None) -> np.ndarray | None:
         """Input rows ``[rows, channels]`` standardised with the serving model's scaler (None: not wanted)."""
-        if not rows or self.model is None or self.model.scaler is None:
+        if rows is None or not len(rows) or self.model is None or self.model.scaler is None:
             return None
-        return self.model.scaler.transform(np.stack(rows)).astype(np.float64)
+        return self.model.scaler.transform(rows).astype(np.float64)
 
     def _scaled_one_step_errors(self) -> np.ndarray:
         """|error| of the base model at lead 1, in standardised target units (comparable across series)."""
@@ -650,10 +723,3 @@ class ForecastLoop:
         for name, cov in zip(self.levels, self._coverage, strict=True):
             if cov.n:
                 self.metrics.interval_coverage.labels(name).set(cov.mean)
-
-
-def _per_series(fn: Callable[[list[str]], np.ndarray], names: list[str]) -> np.ndarray:
-    """``fn(names)`` computed once per distinct series (their state does not change within a call)."""
-    first: dict[str, int] = {}
-    which = [first.setdefault(n, len(first)) for n in names]
-    return fn(list(first))[which]

@@ -34,6 +34,22 @@ class RingBuffer:
         self._end += 1
         self.count += 1
 
+    def extend(self, rows: np.ndarray) -> None:
+        """Add ``rows`` ``[k, channels]`` (observed, oldest first; ``k`` at most the capacity): the same as
+        appending them one by one."""
+        k = len(rows)
+        if k > self.capacity:
+            raise ValueError(f"cannot add {k} rows at once to a buffer of {self.capacity}")
+        if self._end + k > self._data.shape[0]:
+            keep = min(self._end, self.capacity)
+            self._data[:keep] = self._data[self._end - keep : self._end]
+            self._filled[:keep] = self._filled[self._end - keep : self._end]
+            self._end = keep
+        self._data[self._end : self._end + k] = rows
+        self._filled[self._end : self._end + k] = False
+        self._end += k
+        self.count += k
+
     def clear(self) -> None:
         """Forget every row (the series' window starts afresh)."""
         self._end = self.count = 0

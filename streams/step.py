@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptcast.drift.passes import occurrence
 from adaptcast.streams.events import LoopEvent
 from adaptcast.streams.records import Record, RecordError, format_timestamp
 
@@ -20,14 +21,11 @@ def in_rounds(records: Iterable[Record]) -> list[Record]:
     Order within a series is kept (that is all the loop relies on), so the result is the same
     as processing the records one by one.
     """
+    recs = list(records)
     seen: dict[str, int] = {}
-    keyed = []
-    for i, rec in enumerate(records):
-        k = seen.get(rec.series, 0)
-        seen[rec.series] = k + 1
-        keyed.append((k, i, rec))
-    keyed.sort(key=lambda t: (t[0], t[1]))
-    return [rec for _, _, rec in keyed]
+    series = np.fromiter((seen.setdefault(r.series, len(seen)) for r in recs), np.int64, len(recs))
+    order = np.argsort(occurrence(series), kind="stable")
+    return [recs[i] for i in order.tolist()]
 
 
 @dataclass

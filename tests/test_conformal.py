@@ -159,8 +159,9 @@ def test_realised_level_is_where_the_interval_stops_holding_the_truth() -> None:
     ring = np.full((1, 1, 50), np.nan)
     ring[0, 0, :30] = np.abs(rng.normal(size=30))
     sorted_ = np.sort(ring, axis=2)
+    pooled, zero = (sorted_, np.array([30])), np.zeros(1, dtype=np.int64)  # the ring of one series and lead
     for score in [1e-9, *np.abs(rng.normal(size=40)), 99.0]:
-        beta = _realised_level(ring, np.array([30]), np.array([[score]]))[0, 0]
+        beta = _realised_level(ring[None], np.array([[30]]), pooled, zero, zero, np.array([[score]]))[0, 0]
         for a in np.linspace(-0.1, 1.1, 61):
             half = _quantile(sorted_[None], np.array([[30]]), np.full((1, 1, 1, 1), a))[0, 0, 0, 0]
             assert (score <= half) == (a < beta), (score, a, beta, half)

@@ -22,23 +22,23 @@ def test_closes_where_the_correction_hurts_and_opens_soon_after_the_model_falls_
     gate, rng = CorrectionGate(), np.random.default_rng(0)
     for _ in range(300):  # stationary: the correction adds a little noise to a good model
         bare = np.abs(rng.normal(0, 1, 12))
-        gate.update(["a"] * 12 + ["b"] * 12, np.r_[bare * 1.05, bare * 0.9], np.r_[bare, bare])
+        gate.update(["a", "b"], np.repeat([0, 1], 12), np.r_[bare * 1.05, bare * 0.9], np.r_[bare, bare])
     assert gate.open(["a", "b"]).tolist() == [False, True]
     steps = 0
     while not gate.open(["a"])[0]:  # a level shift of 3: the bare model is off by 3, the memory by ~1
         steps += 1
         bare = np.abs(3 + rng.normal(0, 1, 12))
-        gate.update(["a"] * 12, np.abs(1 + rng.normal(0, 1, 12)), bare)
+        gate.update(["a"], np.zeros(12, int), np.abs(1 + rng.normal(0, 1, 12)), bare)
     assert steps <= 3
 
 
 def test_outcomes_weigh_by_their_count_not_by_how_calls_split_them() -> None:
     one, many = CorrectionGate(alpha=0.05), CorrectionGate(alpha=0.05)
     for gate in (one, many):
-        gate.update(["s"], np.array([3.0]), np.array([1.0]))
-    one.update(["s"] * 40, np.full(40, 1.0), np.full(40, 2.0))  # a poll holding 40 outcomes ...
+        gate.update(["s"], np.array([0]), np.array([3.0]), np.array([1.0]))
+    one.update(["s"], np.zeros(40, int), np.full(40, 1.0), np.full(40, 2.0))  # a poll holding 40 outcomes ...
     for _ in range(4):  # ... or four polls of 10
-        many.update(["s"] * 10, np.full(10, 1.0), np.full(10, 2.0))
+        many.update(["s"], np.zeros(10, int), np.full(10, 1.0), np.full(10, 2.0))
     np.testing.assert_allclose(one.state_dict()["ewma"], many.state_dict()["ewma"])
     expected = 0.95**40 * np.array([3.0, 1.0]) + (1 - 0.95**40) * np.array([1.0, 2.0])
     np.testing.assert_allclose(one.state_dict()["ewma"][0], expected)
@@ -46,7 +46,7 @@ def test_outcomes_weigh_by_their_count_not_by_how_calls_split_them() -> None:
 
 def test_state_round_trip() -> None:
     gate = CorrectionGate()
-    gate.update(["a", "b", "a"], np.array([1.0, 0.1, 1.0]), np.array([0.5, 0.5, 0.5]))
+    gate.update(["a", "b"], np.array([0, 1, 0]), np.array([1.0, 0.1, 1.0]), np.array([0.5, 0.5, 0.5]))
     back = CorrectionGate()
     back.load_state_dict(gate.state_dict())
     assert back.open(["a", "b", "c"]).tolist() == gate.open(["a", "b", "c"]).tolist() == [False, True, True]

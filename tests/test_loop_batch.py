@@ -9,9 +9,17 @@ from prometheus_client import CollectorRegistry, Histogram
 from adaptcast.drift.conformal import ConformalParams, OnlineConformal
 from adaptcast.drift.level import LevelTerm
 from adaptcast.drift.memory import ErrorMemory
+from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.grid import GridRules
+from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import observe_many
 from adaptcast.streams.pending import ForecastStore
-from adaptcast.streams.step import RollingMean
+from adaptcast.streams.records import Record
+from adaptcast.streams.state import RingBuffer
+from adaptcast.streams.step import RollingMean, StepResult, in_rounds
+
+HOUR = 3_600_000
 
 
 def test_store_matches_each_truth_with_the_forecasts_whose_horizon_covers_it_oldest_first() -> None:
@@ -51,7 +59,9 @@ def test_conformal_update_many_equals_updates_one_by_one(gammas: tuple[float, ..
     one, many = (OnlineConformal(4, 2, params) for _ in "12")
     checked = False
     for batch in range(5):
-        which, leads, resid, half = _outcomes(rng, 150 if batch else 7, names, 4)  # > window per lead
+        which, leads, resid, half = _outcomes(
+            rng, (7, 150, 600, 150, 150)[batch], names, 4
+        )  # > window per lead
         own_ready = all(n in many.series and (many.series[n].filled >= 20).all() for n in names)
         for w, ld, r, h in zip(which, leads, resid, half, strict=True):
             one.update(names[w], int(ld), r, h)
@@ -137,3 +147,79 @@ def test_rolling_mean_extend_equals_adds() -> None:
     many.extend(values[:3])
     many.extend(values[3:])
     assert one.n == many.n and one.mean == pytest.approx(many.mean)
+
+
+def test_ring_buffer_extend_equals_appends() -> None:
+    rng = np.random.default_rng(3)
+    one, many = RingBuffer(capacity=7, channels=2), RingBuffer(capacity=7, channels=2)
+    for k in [3, 1, 7, 5, 6, 2, 7, 4, 0, 6]:  # moves the newest rows to the front several times
+        rows = rng.normal(size=(k, 2)).astype(np.float32)
+        for row in rows:
+            one.append(row)
+        many.extend(rows)
+        assert (len(one), one.count) == (len(many), many.count)
+        np.testing.assert_array_equal(one.last(len(one)), many.last(len(many)))
+        np.testing.assert_array_equal(one.filled(len(one)), many.filled(len(many)))
+    with pytest.raises(ValueError, match="at once"):
+        many.extend(np.ones((8, 2), dtype=np.float32))
+
+
+def _steady_loop(starts: list[int], steps: int) -> ForecastLoop:
+    model = create_forecaster("naive", lookback=5, horizon=3)
+    model.fit(*sliding_windows(np.arange(30.0), 5, 3))
+    loop = ForecastLoop(model, ["y"], history=8, grid=GridRules(period_ms=HOUR))
+    for k in range(steps):
+        loop.process([Record(f"s{i}", k * HOUR, {"y": float(k + i)}) for i, s in enumerate(starts) if k >= s])
+    return loop
+
+
+def test_a_call_of_next_grid_points_is_placed_at_once_as_one_by_one() -> None:
+    """Buffers, grids, positions, steps, windows due and accepted records (several rows per series,
+    a buffer that moves its rows to the front, windows not yet full)."""
+    starts, runs = [0, 3, 8, 12], [4, 3, 2, 2]
+    recs = in_rounds(
+        [
+            Record(f"s{i}", k * HOUR, {"y": float(k * i)})
+            for i, n in enumerate(runs)
+            for k in range(15, 15 + n)
+        ]
+    )
+    one, many = _steady_loop(starts, 15), _steady_loop(starts, 15)
+    a = one._take_one_by_one(recs, StepResult(), forecasting=True)
+    b = many._take_next_points(recs, StepResult(), forecasting=True)
+    assert b is not None
+    assert a.recs == b.recs == recs and 0 < len(b.due) < len(recs)
+    assert a.names == b.names
+    for part in ("series", "pos", "rows", "due", "windows", "period"):
+        np.testing.assert_array_equal(getattr(a, part), getattr(b, part))
+    assert (one.step, one._newest_ts) == (many.step, many._newest_ts)
+    for name, st in one.states.items():
+        other = many.states[name]
+        assert st.grid == other.grid and st.pending.pos == other.pending.pos
+        np.testing.assert_array_equal(st.buffer.last(len(st.buffer)), other.buffer.last(len(other.buffer)))
+
+
+@pytest.mark.parametrize(
+    "odd",
+    [
+        Record("s1", 7 * HOUR, {"y": 0.0}),  # a gap
+        Record("s1", 5 * HOUR, {"y": 0.0}),  # a duplicate
+        Record("s1", 6 * HOUR + 60_000, {"y": 0.0}),  # off its point
+        Record("new", 6 * HOUR, {"y": 0.0}),  # a new series
+        Record("s1", 6 * HOUR, {"x": 0.0}),  # a missing value
+    ],
+)
+def test_a_call_with_any_record_off_the_next_point_is_left_to_the_grid_rules(odd: Record) -> None:
+    loop = _steady_loop([0, 0, 0], 6)
+    before = {n: (st.grid, st.pending.pos, st.buffer.count) for n, st in loop.states.items()}
+    recs = [Record("s0", 6 * HOUR, {"y": 1.0}), odd, Record("s2", 6 * HOUR, {"y": 1.0})]
+    assert loop._take_next_points(recs, StepResult(), forecasting=True) is None
+    assert {n: (st.grid, st.pending.pos, st.buffer.count) for n, st in loop.states.items()} == before
+    assert loop.step == 6
+
+
+def test_a_run_longer_than_the_buffer_keeps_beside_a_window_is_left_to_the_grid_rules() -> None:
+    loop = _steady_loop([0], 6)
+    run = [Record("s0", k * HOUR, {"y": 1.0}) for k in range(6, 11)]  # 5 rows + 4 before them > 8 held
+    assert loop._take_next_points(run, StepResult(), forecasting=True) is None
+    assert loop._take_next_points(run[:4], StepResult(), forecasting=True) is not None
