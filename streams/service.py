@@ -6,7 +6,9 @@ consumer can drop the duplicates a crash between produce and commit may cause.
 
 Models: a worker serves the version its store (``state.dir/models``) marks serving, else the
 newest, and hot-swaps whenever the mark moves (``adaptcast train`` publishing, ``adaptcast model
-rollback``); its own retrains are saved there too but move no mark.
+rollback``); its own retrains are saved there too but move no mark. Those retrains run in a child
+process at lower priority (``serving.train_in``, :mod:`adaptcast.streams.train_process`), so a fit
+holds neither the serving thread's GIL nor its core.
 
 Restart and rebalance: after each commit the worker may snapshot, per partition, the windows of
 the series it saw there together with the committed offset. When a partition is assigned, its
@@ -37,6 +39,7 @@ from typing import Any
 
 from kafka.errors import CommitFailedError, KafkaError
 
+from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast.base import load_forecaster, read_manifest
 from adaptcast.forecast.checkpoint import CheckpointStore
@@ -47,9 +50,10 @@ from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, Metrics
 from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decode
-from adaptcast.streams.retrain import BackgroundTrainer
+from adaptcast.streams.retrain import BackgroundTrainer, Trainer
 from adaptcast.streams.signals import stop_on_signals
 from adaptcast.streams.summary import RunSummary
+from adaptcast.streams.train_process import ProcessTrainer
 
 log = logging.getLogger("adaptcast.service")
 # base64 makes the original a third larger: this keeps a dead letter under the producer's 1 MiB request limit
@@ -143,9 +147,10 @@ class Worker:
 
     # ---- set-up -------------------------------------------------------------------------------------
     def _make_loop(self) -> ForecastLoop:
-        loop = build_loop(
-            self.cfg, metrics=self.metrics, on_swap=self._checkpoint, trainer_factory=BackgroundTrainer
-        )
+        trainer: Callable[[ComputeLedger], Trainer] = BackgroundTrainer
+        if self.cfg.serving.train_in == "process":
+            trainer = partial(ProcessTrainer, threads=self.cfg.serving.threads)
+        loop = build_loop(self.cfg, metrics=self.metrics, on_swap=self._checkpoint, trainer_factory=trainer)
         model, path = None, None
         if self.store.latest() is not None:
             model = self.store.load()
