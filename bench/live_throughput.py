@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -158,6 +159,14 @@ def worker_config(
     )
 
 
+def new_worker(cfg, args: argparse.Namespace) -> Worker:
+    """A worker; with ``--unfreeze`` its start-up heap freeze is undone (to measure what the freeze buys)."""
+    worker = Worker(cfg)
+    if args.unfreeze:
+        gc.unfreeze()
+    return worker
+
+
 def serve_until(worker: Worker, total: int, warm: int) -> tuple[float, int]:
     """Step ``worker`` until it has handled ``total`` records; the rate after the first ``warm``."""
     t0 = n0 = None
@@ -192,7 +201,7 @@ def latency(bootstrap: str, ckpt: str, tmp: Path, args: argparse.Namespace, rate
         args.policy,
         args.train_in,
     )
-    worker = Worker(cfg)
+    worker = new_worker(cfg, args)
     trace = PollTrace(worker) if args.trace else None
     step = worker.step if trace is None else trace.step
     load_before = os.getloadavg()[0]
@@ -299,6 +308,7 @@ def main() -> None:
     ap.add_argument(
         "--train-in", default="process", choices=("process", "thread"), help="the worker's serving.train_in"
     )
+    ap.add_argument("--unfreeze", action="store_true", help="undo the worker's start-up gc.freeze()")
     ap.add_argument("--trace", action="store_true", help="per-poll stage times in the latency runs")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     args = ap.parse_args()
@@ -311,6 +321,7 @@ def main() -> None:
         "batch": args.batch,
         "policy": args.policy,
         "train_in": args.train_in,
+        "heap_frozen": not args.unfreeze,
         "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
     }
     with ExitStack() as stack:
@@ -344,7 +355,7 @@ def main() -> None:
             args.policy,
             args.train_in,
         )
-        worker = Worker(cfg)
+        worker = new_worker(cfg, args)
         done, seconds = serve_until(worker, len(recs), warm)
         worker.close()
         summary["adaptcast_rec_per_s"] = round(done / seconds, 1)
