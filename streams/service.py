@@ -70,6 +70,7 @@ def freeze_startup_heap() -> None:
     torch, Lightning, the Kafka clients and the model leave ~500,000 long-lived objects; a full
     collection walks all of them, 0.2-0.3 s on the serving thread each time one runs. Frozen, they
     are never walked again (``gc.freeze``); objects made while serving are collected as before.
+    ``Worker.close`` unfreezes them.
     """
     gc.collect()
     gc.freeze()
@@ -507,6 +508,7 @@ class Worker:
             self.source.close()
             self.sink.close(timeout_s=self.cfg.state.shutdown_timeout_s)
             self.loop.trainer.close()
+            gc.unfreeze()  # interpreter shutdown frees what was frozen (native extensions check for leaks)
 
     def install_signal_handlers(self) -> None:
         """SIGTERM/SIGINT stop polling; the in-flight batch is finished, produced and committed."""

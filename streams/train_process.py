@@ -138,7 +138,6 @@ class ProcessTrainer(BackgroundTrainer):
                 stdout=subprocess.PIPE,
                 text=True,
                 bufsize=1,
-                start_new_session=True,  # its own scheduling group (see train_child); no terminal signals
             )
         proc = self._proc
         assert proc.stdin is not None and proc.stdout is not None
