@@ -18,6 +18,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -40,6 +41,7 @@ sys.path.insert(0, str(ROOT))
 from kafka import KafkaConsumer, KafkaProducer  # noqa: E402
 from kafka.admin import KafkaAdminClient, NewTopic  # noqa: E402
 from output import emit  # noqa: E402
+from poll_trace import PollTrace  # noqa: E402
 
 from adaptcast.forecast import create_forecaster  # noqa: E402
 from adaptcast.forecast.windows import sliding_windows  # noqa: E402
@@ -126,7 +128,15 @@ def trained_arnet(path: Path, lookback: int, horizon: int) -> str:
 
 
 def worker_config(
-    bootstrap: str, tag: str, state: Path, checkpoint: str, batch: int, lookback: int, horizon: int
+    bootstrap: str,
+    tag: str,
+    state: Path,
+    checkpoint: str,
+    batch: int,
+    lookback: int,
+    horizon: int,
+    policy: str = "drift",
+    train_in: str = "process",
 ):
     return load_config(
         overrides={
@@ -140,12 +150,21 @@ def worker_config(
                 "poll_timeout_ms": 50,
             },
             "model": {"kind": "arnet", "lookback": lookback, "horizon": horizon, "checkpoint": checkpoint},
-            "adaptation": {"policy": "drift", "window": "vh", "memory": True},
+            "adaptation": {"policy": policy, "window": "vh", "memory": True},
             "state": {"dir": str(state)},
             "metrics": {"enabled": False},
+            "serving": {"train_in": train_in},
         },
         environ={},
     )
+
+
+def new_worker(cfg, args: argparse.Namespace) -> Worker:
+    """A worker; with ``--unfreeze`` its start-up heap freeze is undone (to measure what the freeze buys)."""
+    worker = Worker(cfg)
+    if args.unfreeze:
+        gc.unfreeze()
+    return worker
 
 
 def serve_until(worker: Worker, total: int, warm: int) -> tuple[float, int]:
@@ -171,15 +190,29 @@ def latency(bootstrap: str, ckpt: str, tmp: Path, args: argparse.Namespace, rate
     topics(bootstrap, f"in-{tag}", f"out-{tag}", f"dlq-{tag}")
     n_lat = int(rate * args.latency_seconds)
     lat_recs = records(args.series, n_lat // args.series + 1, seed=2)[:n_lat]
-    cfg = worker_config(bootstrap, tag, tmp / f"state-c-{tag}", ckpt, args.batch, args.lookback, args.horizon)
-    worker = Worker(cfg)
+    cfg = worker_config(
+        bootstrap,
+        tag,
+        tmp / f"state-c-{tag}",
+        ckpt,
+        args.batch,
+        args.lookback,
+        args.horizon,
+        args.policy,
+        args.train_in,
+    )
+    worker = new_worker(cfg, args)
+    trace = PollTrace(worker) if args.trace else None
+    step = worker.step if trace is None else trace.step
+    load_before = os.getloadavg()[0]
     load = mp.get_context("spawn").Process(
         target=_produce_later, args=(bootstrap, f"in-{tag}", lat_recs, rate, 3.0), daemon=True
     )
     load.start()
     deadline = time.monotonic() + args.latency_seconds + 90
     while worker.counts["records"] < len(lat_recs) and time.monotonic() < deadline:
-        worker.step()
+        step()
+    retrains = worker.loop.summary()["retrains"]
     worker.close()
     load.join(timeout=10)
     sent = {}
@@ -198,7 +231,12 @@ def latency(bootstrap: str, ckpt: str, tmp: Path, args: argparse.Namespace, rate
             lat.append(m.timestamp - sent[key])
     ms = np.array(lat, dtype=float)
     pct = {f"p{q:g}_ms": float(np.percentile(ms, q)) if ms.size else None for q in (50, 99, 99.9)}
-    return {"offered_rec_per_s": rate, "records": len(lat_recs), "predictions": int(ms.size), **pct}
+    out = {"offered_rec_per_s": rate, "records": len(lat_recs), "predictions": int(ms.size), **pct}
+    out.update(retrains=retrains, loadavg_1m=[round(load_before, 2), round(os.getloadavg()[0], 2)])
+    if trace is not None:
+        trace.close()
+        out["polls"] = trace.summary()
+    return out
 
 
 def _scale_worker(cfg_args: tuple, total: int, counter: mp.Value, out: mp.Queue) -> None:  # type: ignore[valid-type]
@@ -266,6 +304,12 @@ def main() -> None:
     ap.add_argument("--skip-raw", action="store_true", help="no raw-client run (and no ratio)")
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--workers", default="", help="scale-out: comma-separated process counts, e.g. 1,2")
+    ap.add_argument("--policy", default="drift", help="the worker's adaptation.policy (e.g. never)")
+    ap.add_argument(
+        "--train-in", default="process", choices=("process", "thread"), help="the worker's serving.train_in"
+    )
+    ap.add_argument("--unfreeze", action="store_true", help="undo the worker's start-up gc.freeze()")
+    ap.add_argument("--trace", action="store_true", help="per-poll stage times in the latency runs")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     args = ap.parse_args()
     summary: dict = {
@@ -275,6 +319,10 @@ def main() -> None:
         "lookback": args.lookback,
         "horizon": args.horizon,
         "batch": args.batch,
+        "policy": args.policy,
+        "train_in": args.train_in,
+        "heap_frozen": not args.unfreeze,
+        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
     }
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="adaptcast-bench-")))
@@ -296,8 +344,18 @@ def main() -> None:
             summary["raw_kafka_python_rec_per_s"] = round(raw, 1)
 
         # (b) adaptcast on the same records, same batch size, after the windows' warm-up
-        cfg = worker_config(bootstrap, tag, tmp / "state-b", ckpt, args.batch, args.lookback, args.horizon)
-        worker = Worker(cfg)
+        cfg = worker_config(
+            bootstrap,
+            tag,
+            tmp / "state-b",
+            ckpt,
+            args.batch,
+            args.lookback,
+            args.horizon,
+            args.policy,
+            args.train_in,
+        )
+        worker = new_worker(cfg, args)
         done, seconds = serve_until(worker, len(recs), warm)
         worker.close()
         summary["adaptcast_rec_per_s"] = round(done / seconds, 1)

@@ -339,6 +339,11 @@ class ServingConfig(_Section):
         ge=1,
         description="torch intra-op threads of the live worker (1 is fastest for small models)",
     )
+    train_in: Literal["process", "thread"] = Field(
+        default="process",
+        description="where the live worker's retrains run: a child process at lower priority, so a fit "
+        "takes neither the serving thread's GIL nor its core, or a thread of the worker",
+    )
 
 
 class StateConfig(_Section):

@@ -142,35 +142,54 @@ class TrainOutcome:
 
 
 def run_job(job: TrainJob, ledger: ComputeLedger) -> TrainOutcome:
-    """Fit a fresh clone (or continue the serving model) on the training slice, then refit on every window.
+    """Run ``job`` here and now with :func:`fit_candidate`; failures are returned, not raised."""
+    try:
+        gate, model, reports = fit_candidate(
+            job.template,
+            job.data,
+            ledger,
+            refit=job.refit,
+            warm_from=job.warm_from,
+            closed_form=job.closed_form,
+        )
+    except Exception as exc:
+        return TrainOutcome(job, None, None, f"{type(exc).__name__}: {exc}")
+    return TrainOutcome(job, model, reports[0], gate=gate, reports=reports)
 
-    The refit does the work the validated fit found best (``refit_hparams``: epochs, boosting
-    rounds) without holding any data back, so the served model has seen the newest windows. A warm
-    job (``warm_from`` set) runs both fits as ``fit_warm`` from that model with the template's
-    ``warm_hparams`` (fewer epochs or rounds); a ``closed_form`` job solves both in one pass each.
-    Failures are returned, not raised.
+
+def fit_candidate(
+    template: BaseForecaster,
+    data: TrainingSet,
+    ledger: ComputeLedger,
+    *,
+    refit: bool = True,
+    warm_from: BaseForecaster | None = None,
+    closed_form: bool = False,
+) -> tuple[BaseForecaster, BaseForecaster, list[FitReport]]:
+    """Fit a fresh clone (or continue ``warm_from``) on the training slice, then refit on every window.
+
+    Returns the gate (the fit validation judges), the model to serve and the fit reports. The
+    refit does the work the validated fit found best (``refit_hparams``: epochs, boosting rounds)
+    without holding any data back, so the served model has seen the newest windows. A warm job
+    runs both fits as ``fit_warm`` from ``warm_from`` with the template's ``warm_hparams`` (fewer
+    epochs or rounds); a ``closed_form`` job solves both in one pass each.
     """
-    data = job.data
-    parent = job.warm_from
-    warm = job.template.warm_hparams() if parent is not None and not job.closed_form else {}
+    warm = template.warm_hparams() if warm_from is not None and not closed_form else {}
 
     def fit(model: BaseForecaster, X: np.ndarray, Y: np.ndarray, val: tuple | None) -> FitReport:
         with ledger.measure("train", samples=int(X.shape[0])):
-            if job.closed_form:
-                return model.fit_closed_form(X, Y, parent)
-            return model.fit(X, Y, val) if parent is None else model.fit_warm(parent, X, Y, val)
+            if closed_form:
+                return model.fit_closed_form(X, Y, warm_from)
+            return model.fit(X, Y, val) if warm_from is None else model.fit_warm(warm_from, X, Y, val)
 
-    try:
-        gate = job.template.clone(**warm)
-        report = fit(gate, data.X, data.Y, data.val)
-        reports = [report]
-        model = gate
-        if job.refit and data.val is not None:
-            model = job.template.clone(**{**warm, **gate.refit_hparams(report)})
-            reports.append(fit(model, *data.full, None))
-    except Exception as exc:
-        return TrainOutcome(job, None, None, f"{type(exc).__name__}: {exc}")
-    return TrainOutcome(job, model, report, gate=gate, reports=reports)
+    gate = template.clone(**warm)
+    report = fit(gate, data.X, data.Y, data.val)
+    reports = [report]
+    model = gate
+    if refit and data.val is not None:
+        model = template.clone(**{**warm, **gate.refit_hparams(report)})
+        reports.append(fit(model, *data.full, None))
+    return gate, model, reports
 
 
 class Trainer(Protocol):
@@ -257,9 +276,13 @@ class BackgroundTrainer:
             if job is None:
                 return
             try:
-                self._done.put(run_job(job, self.ledger))
+                self._done.put(self._run(job))
             finally:
                 self._busy.clear()
+
+    def _run(self, job: TrainJob) -> TrainOutcome:
+        """Run one job on the worker thread (in this process: it shares the GIL with serving)."""
+        return run_job(job, self.ledger)
 
     def close(self) -> None:
         self._jobs.put(None)

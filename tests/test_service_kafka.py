@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -186,10 +187,12 @@ def test_end_to_end_every_record_predicted_once_and_correct(kafka_bootstrap, tmp
     n_series, steps = 5, 40
     _produce(kafka_bootstrap, names["input"], _records(n_series, steps))
     worker = Worker(_config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m")))
+    assert gc.get_freeze_count() > 0  # the start-up heap is out of the collector's way while serving
     try:
         _run_until(worker, lambda: worker.counts["records"] >= n_series * steps)
     finally:
         worker.close()
+    assert gc.get_freeze_count() == 0  # and back for the interpreter's shutdown
     expected = _expected_keys(n_series, steps)
     preds, counts = _predictions(kafka_bootstrap, names["output"], len(expected))
     assert set(preds) == expected
