@@ -327,27 +327,31 @@ class RetrainPolicy:
             return Decision.wait(Reason.PERIODIC_WAIT)
         det = self.detector
         assert det is not None
+        cooling = self.cooldown > 0 and since <= self.cooldown
+        fired = not cooling and self._feed(det, info)  # fed even while a refit is due or running
+        if fired and not self.schedule.awaiting_refit:  # else a repeat alarm of the change already scheduled
+            self.last_change_step = int(info.step)
+            if self.schedule.defer:
+                self.schedule.start(info.step)
+                return Decision(Action.WAIT, Reason.DRIFT, None, det.name, change_step=int(info.step))
+            return Decision(
+                Action.RETRAIN, Reason.DRIFT, self._rows(info), det.name, change_step=int(info.step)
+            )
         if self.schedule.due(info.step):
             c = self.schedule.change_step
             return Decision(Action.RETRAIN, Reason.POST_CHANGE, self._rows(info), det.name, c)
         if self.growth and self.trained_rows and info.rows_available >= self.growth * self.trained_rows:
             return Decision(Action.RETRAIN, Reason.GROWTH, self._rows(info))
-        if self.cooldown > 0 and since <= self.cooldown:
-            return Decision.wait(Reason.COOLDOWN)
-        fired = False
+        return Decision.wait(Reason.COOLDOWN if cooling else Reason.NO_DRIFT)
+
+    @staticmethod
+    def _feed(det: DriftDetector, info: StepInfo) -> bool:
+        """Give the detector this step's errors (or input rows); whether it fired."""
         if det.input_kind == "features":
-            if info.features is not None:
-                fired = det.update(info.features)
-        elif info.errors is not None:
-            errs = finite_array(info.errors, "errors", allow_empty=True).ravel()
-            fired = bool(det.update_many(errs).any())
-        if not fired or self.schedule.awaiting_refit:  # a repeat alarm of the change already scheduled
-            return Decision.wait(Reason.NO_DRIFT)
-        self.last_change_step = int(info.step)
-        if self.schedule.defer:
-            self.schedule.start(info.step)
-            return Decision(Action.WAIT, Reason.DRIFT, None, det.name, change_step=int(info.step))
-        return Decision(Action.RETRAIN, Reason.DRIFT, self._rows(info), det.name, change_step=int(info.step))
+            return info.features is not None and bool(det.update(info.features))
+        if info.errors is None:
+            return False
+        return bool(det.update_many(finite_array(info.errors, "errors", allow_empty=True).ravel()).any())
 
     def warm_start(self, decision: Decision) -> bool:
         """Whether the retrain ``decision`` asks for continues from the serving model (else a fresh fit).

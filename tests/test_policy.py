@@ -303,3 +303,18 @@ def test_schedule_and_growth_survive_a_state_round_trip() -> None:
     back = RetrainPolicy.from_state(pol.state_dict())
     assert back.schedule.state_dict() == pol.schedule.state_dict() and back.growth == 3.0
     assert back.trained_rows == pol.trained_rows
+
+
+def test_the_detector_is_fed_while_a_refit_is_due_but_not_yet_done() -> None:
+    """A slow background fit leaves a post-change refit due for many steps; the detector keeps counting."""
+    pol = _drift_policy(defer=10)
+    _feed(pol, range(1, 50), 0.1)
+    step = 50
+    while not pol.schedule.due(step):
+        pol.should_retrain(StepInfo(step=step, rows_available=200, errors=[2.0] * 4))
+        step += 1
+    before = pol.detector.state_dict()["n_updates"]
+    for s in range(step, step + 5):  # the refit's job is running: the policy is not told yet
+        d = pol.should_retrain(StepInfo(step=s, rows_available=200, errors=[0.1] * 4))
+        assert d.reason is Reason.POST_CHANGE
+    assert pol.detector.state_dict()["n_updates"] == before + 20
