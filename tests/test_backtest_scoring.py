@@ -67,7 +67,13 @@ def test_fits_swaps_and_work_are_counted_for_every_fit():
         overrides={
             "scenario": {"name": "level_shifts", "series": 2, "steps": 600, "seed": 1},
             "model": {"kind": "arnet", "lookback": 24, "horizon": 6, "params": {"epochs": 2, "patience": 5}},
-            "adaptation": {"policy": "periodic:48", "window": "full", "memory": True, "refit": False},
+            "adaptation": {
+                "policy": "periodic:48",
+                "window": "full",
+                "memory": True,
+                "refit": False,
+                "refit_mode": "cold",  # trained by epochs of SGD, not solved in closed form
+            },
         },
         environ={},
     )

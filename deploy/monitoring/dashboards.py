@@ -431,9 +431,14 @@ ADAPTATION = Dashboard(
             (
                 Panel(
                     "timeseries",
-                    "Hit ratio",
-                    "Share of corrections that found stored errors of similar past windows.",
-                    (Query(sel("adaptcast_error_memory_hit_ratio")),),
+                    "Hit ratio and share served",
+                    "Share of corrections that found stored errors of similar past windows, and share "
+                    "of forecasts served with the correction (its gate open: it has been beating the "
+                    "bare model on that series).",
+                    (
+                        Query(sel("adaptcast_error_memory_hit_ratio"), "{{instance}} hit"),
+                        Query(sel("adaptcast_error_memory_served_ratio"), "{{instance}} served"),
+                    ),
                     unit="percentunit",
                 ),
                 Panel(
