@@ -253,8 +253,9 @@ class Adaptation:
         against it the gated fit (trained without that slice) would lose on in-sample error. The
         rival is therefore the serving model's own gated fit, and the two are compared on the
         validation windows whose targets arrived after the rival's training data ended: out of
-        sample for both, the same recipe on older against newer data. A model served as given
-        (restored from a checkpoint) is its own rival, over the whole slice.
+        sample for both, the same recipe on older against newer data (with no such window there is
+        nothing fair to compare and the candidate serves). A model served as given (restored from
+        a checkpoint) is its own rival, over the whole slice.
         """
         if self.model is None or not self.policy.validates(job.decision):
             return None
