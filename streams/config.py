@@ -144,7 +144,8 @@ class AdaptationConfig(_Section):
     )
     refit_mode: Literal["cold", "warm", "auto", "closed_form"] = Field(
         default="closed_form",
-        description="how a fit is made: closed_form (default: a model with an exact one-pass solution, "
+        description="how the loop makes its fits (the first model and every retrain; `adaptcast train` "
+        "trains by the model's own recipe): closed_form (default: a model with an exact one-pass solution, "
         "the linear AR-Net, is solved by least squares shrunk to the serving model; other kinds are "
         "fitted cold), cold (a fresh model trained from scratch), warm (continue the serving model with "
         "fewer epochs / more boosting rounds), auto (warm for periodic and growth refits, cold after "
