@@ -1,8 +1,8 @@
 """Backtest speed against a peer: adaptcast's ``backtest()`` and Darts' ``historical_forecasts``, same work.
 
-The work: XGBoost with the same booster settings (one output per tree, fixed rounds, no early
-stopping, no row or column sampling, one thread), 48 lags, horizon 12, a forecast issued at every
-step (stride 1), retrained every 24 steps on all history, over the first ``--rows`` rows of
+The work: XGBoost with the same booster settings (one output per tree, 64 histogram bins, fixed
+rounds, no early stopping, no row or column sampling, one thread), 48 lags, horizon 12, a forecast
+issued at every step (stride 1), retrained every 24 steps on all history, over the first ``--rows`` rows of
 ETTh1's OT column. Each side runs in its own subprocess, alternating which goes first, ``--repeats``
 times; the JSON gives median wall and CPU seconds, the ratio, MAE of both on the forecasts both
 issued, and the training work (fits, rows × boosting rounds) counted from what each did.
@@ -13,6 +13,7 @@ and pass its interpreter with ``--peer-python`` (or ``ADAPTCAST_PEER_PYTHON``). 
 in both interpreters, so at module level it imports only the standard library.
 
     python bench/backtest_speed.py --repeats 3 --out bench/results/backtest_speed.json
+    python bench/backtest_speed.py --repeats 1 --recipes adaptcast adaptcast-refit-off --profile
 """
 
 from __future__ import annotations
@@ -34,7 +35,14 @@ from output import emit
 ETT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ett" / "ETTh1.csv"
 PEER_PYTHON = os.environ.get("ADAPTCAST_PEER_PYTHON", "/work/peer-venv/bin/python")
 LAGS, HORIZON, RETRAIN_EVERY = 48, 12, 24
-SIDES = ("adaptcast", "adaptcast-refit-off", "darts")
+# adaptcast's recipes: the default (validate a candidate, then refit it on every window), no refit
+# (the validated candidate serves as fitted), and warm (each fit adds rounds to the serving booster)
+RECIPES = {
+    "adaptcast": {"refit": True},
+    "adaptcast-refit-off": {"refit": False},
+    "adaptcast-warm": {"refit": True, "refit_mode": "warm"},
+}
+SIDES = (*RECIPES, "darts")
 BOOSTER = {  # the settings both sides train with, in adaptcast's names
     "max_depth": 4,
     "learning_rate": 0.1,
@@ -43,6 +51,7 @@ BOOSTER = {  # the settings both sides train with, in adaptcast's names
     "min_child_weight": 1.0,
     "reg_lambda": 1.0,
     "multi_strategy": "one_output_per_tree",
+    "max_bin": 64,  # adaptcast's default; xgboost's (and so Darts') is 256, 3-4x the work per tree here
 }
 
 
@@ -51,12 +60,14 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, refit: bool = True) -> dict[str, Any]:
+def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, recipe: str) -> dict[str, Any]:
     """``backtest()`` with periodic:24, full window, memory and intervals off; forecasts as row indices.
 
-    ``refit`` is adaptcast's default recipe: a candidate fitted on the training slice is validated
-    against the serving model, then refitted on every window (two fits per retrain); without it the
-    validated candidate serves as fitted (one fit per retrain, on the older 80 % of the windows).
+    ``recipe`` names one of ``RECIPES``: the default validates a candidate fitted on the training
+    slice against the serving model, then refits it on every window (two fits per retrain);
+    ``refit: false`` serves the validated candidate as fitted (one fit, on the older 80 % of the
+    windows); ``refit_mode: warm`` continues the serving booster with a fifth of the rounds at
+    each of the two fits.
     """
     import numpy as np
     import polars as pl
@@ -83,7 +94,7 @@ def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, refit: bool 
                 "policy": f"periodic:{RETRAIN_EVERY}",
                 "window": "full",
                 "memory": False,
-                "refit": refit,
+                **RECIPES[recipe],
             },
             "intervals": {"method": "off"},
             "backtest": {"data": str(ETT), "limit": rows, "timings": True},
@@ -140,13 +151,7 @@ def run_darts(rows: int, rounds: int, out: Path, start: int) -> dict[str, Any]:
         output_chunk_length=HORIZON,
         multi_models=True,
         n_estimators=rounds,
-        max_depth=BOOSTER["max_depth"],
-        learning_rate=BOOSTER["learning_rate"],
-        subsample=BOOSTER["subsample"],
-        colsample_bytree=BOOSTER["colsample_bytree"],
-        min_child_weight=BOOSTER["min_child_weight"],
-        reg_lambda=BOOSTER["reg_lambda"],
-        multi_strategy=BOOSTER["multi_strategy"],
+        **BOOSTER,
         tree_method="hist",
         n_jobs=1,
         random_state=0,
@@ -221,14 +226,20 @@ def main() -> None:
     ap.add_argument(
         "--profile", action="store_true", help="one more adaptcast run under cProfile (top functions)"
     )
+    ap.add_argument(
+        "--recipes",
+        nargs="+",
+        choices=list(RECIPES),
+        default=list(RECIPES),
+        help="adaptcast recipes to time against darts (default: all)",
+    )
     ap.add_argument("--out", type=Path)
     ap.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     ap.add_argument("--npz", type=Path, help=argparse.SUPPRESS)
     ap.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    if args.worker in ("adaptcast", "adaptcast-refit-off"):
-        refit = args.worker == "adaptcast"
-        print(json.dumps(run_adaptcast(args.rows, args.rounds, args.npz, args.profile, refit)))
+    if args.worker in RECIPES:
+        print(json.dumps(run_adaptcast(args.rows, args.rounds, args.npz, args.profile, args.worker)))
         return
     if args.worker == "darts":
         print(json.dumps(run_darts(args.rows, args.rounds, args.npz, args.start)))
@@ -238,23 +249,26 @@ def main() -> None:
             f"no peer interpreter at {args.peer_python}: python3 -m venv /work/peer-venv && "
             "/work/peer-venv/bin/pip install darts xgboost polars, or pass --peer-python"
         )
-    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in SIDES}
+    sides = (*args.recipes, "darts")
+    first = sides[0]
+    runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
+    load = os.getloadavg()[0]
     with tempfile.TemporaryDirectory() as tmp:
-        npz = {side: Path(tmp) / f"{side}.npz" for side in SIDES}
-        runs["adaptcast"].append(_side(sys.executable, "adaptcast", args, npz["adaptcast"]))
+        npz = {side: Path(tmp) / f"{side}.npz" for side in sides}
+        runs[first].append(_side(sys.executable, first, args, npz[first]))
         # darts' first forecast point: the row after adaptcast's first issue
-        start = int(__import__("numpy").load(npz["adaptcast"])["issued"].min()) + 1
+        start = int(__import__("numpy").load(npz[first])["issued"].min()) + 1
         for r in range(args.repeats):
-            order = SIDES if r % 2 == 0 else SIDES[::-1]
+            order = sides if r % 2 == 0 else sides[::-1]
             for side in order:
-                if r == 0 and side == "adaptcast":
+                if r == 0 and side == first:
                     continue  # ran first, to find darts' start
                 python = args.peer_python if side == "darts" else sys.executable
                 runs[side].append(_side(python, side, args, npz[side], start))
                 print(f"repeat {r} {side}: {runs[side][-1]['wall_s']:.1f} s wall", file=sys.stderr)
-        mae = {side: _mae_on_common(npz[side], npz["darts"], args.rows) for side in SIDES[:2]}
+        mae = {side: _mae_on_common(npz[side], npz["darts"], args.rows) for side in sides[:-1]}
         profile = (
-            _side(sys.executable, "adaptcast", args, npz["adaptcast"], profile=True)["profile_top"]
+            _side(sys.executable, first, args, npz[first], profile=True)["profile_top"]
             if args.profile
             else None
         )
@@ -275,7 +289,7 @@ def main() -> None:
         "repeats": args.repeats,
         "median": med,
         "speedup_vs_darts": {  # darts' seconds over adaptcast's: > 1 is adaptcast faster
-            side: {k: med["darts"][k] / med[side][k] for k in ("wall_s", "cpu_s")} for side in SIDES[:2]
+            side: {k: med["darts"][k] / med[side][k] for k in ("wall_s", "cpu_s")} for side in sides[:-1]
         },
         "mae": mae,
         "deterministic_work": {
@@ -284,7 +298,8 @@ def main() -> None:
         },
         "runs": runs,
         "adaptcast_profile_top": profile,
-        "box": "shared 2-core VM, ~6 other jobs: wall seconds are noisy; CPU seconds less so",
+        "box": f"shared 2-core VM, load average {load:.1f} at start, "
+        f"{os.getloadavg()[0]:.1f} at end: wall seconds are noisy, CPU seconds less so",
     }
     emit(result, args.out)
 
