@@ -61,7 +61,8 @@ class Forecast:
             "yhat_base": dict(zip(targets, self.yhat_base.T.tolist(), strict=True)),
             "model": self.model,
             "model_version": self.model_version,
-            "correction": (self.yhat - self.yhat_base).mean(axis=1).tolist(),
+            # sum / n is numpy's mean to the bit without its Python-level wrapper (~20 µs a call)
+            "correction": ((self.yhat - self.yhat_base).sum(axis=1) / self.yhat.shape[1]).tolist(),
         }
         if self.lo is not None and self.hi is not None:
             for side, b in (("lo", self.lo), ("hi", self.hi)):
