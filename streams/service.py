@@ -53,6 +53,7 @@ from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, Metr
 from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decode
 from adaptcast.streams.retrain import BackgroundTrainer, Trainer
 from adaptcast.streams.signals import stop_on_signals
+from adaptcast.streams.step import prediction_records
 from adaptcast.streams.summary import RunSummary
 from adaptcast.streams.train_process import ProcessTrainer
 
@@ -378,8 +379,9 @@ class Worker:
         if live:
             origin = {id(rec): msg for rec, msg in live}
             result = self.loop.process([rec for rec, _ in live], received_at=received)
-            for f in result.forecasts:
-                self.sink.send(self.cfg.kafka.output_topic, f.series, f.to_json(self.loop.targets))
+            records = prediction_records(result.forecasts, self.loop.targets)
+            for f, record in zip(result.forecasts, records, strict=True):
+                self.sink.send(self.cfg.kafka.output_topic, f.series, record)
             for rec, err in result.rejected:
                 self._dead_letter(origin[id(rec)], err, counted=True)
             self.counts["predictions"] += len(result.forecasts)

@@ -17,7 +17,7 @@ from adaptcast.streams.metrics import observe_many
 from adaptcast.streams.pending import ForecastStore
 from adaptcast.streams.records import Record
 from adaptcast.streams.state import RingBuffer
-from adaptcast.streams.step import RollingMean, StepResult, in_rounds
+from adaptcast.streams.step import Forecast, RollingMean, StepResult, in_rounds, prediction_records
 
 HOUR = 3_600_000
 
@@ -223,3 +223,36 @@ def test_a_run_longer_than_the_buffer_keeps_beside_a_window_is_left_to_the_grid_
     run = [Record("s0", k * HOUR, {"y": 1.0}) for k in range(6, 11)]  # 5 rows + 4 before them > 8 held
     assert loop._take_next_points(run, StepResult(), forecasting=True) is None
     assert loop._take_next_points(run[:4], StepResult(), forecasting=True) is not None
+
+
+def _forecast(rng: np.random.Generator, bounds: bool, nan: bool, targets: int = 2) -> Forecast:
+    y = (rng.normal(size=(12, targets)) * 100).astype(np.float32)
+    b = (y + rng.normal(size=y.shape)).astype(np.float32)
+    lo = hi = None
+    if bounds:
+        lo = (y[None] - rng.uniform(0, 3, (2, *y.shape))).astype(np.float32)
+        hi = (y[None] + rng.uniform(0, 3, (2, *y.shape))).astype(np.float32)
+        if nan:  # the 80 % level not calibrated yet
+            lo[0], hi[0] = np.nan, np.nan
+    ts = [3_600_000 * k for k in range(1, 13)]
+    return Forecast("s", 0, ts, y, b, "arnet", "3", ("80", "95") if bounds else (), lo, hi)
+
+
+@pytest.mark.parametrize("bounds", [True, False])
+def test_prediction_records_in_bulk_equal_one_record_at_a_time(bounds: bool) -> None:
+    rng = np.random.default_rng(4)
+    forecasts = [_forecast(rng, bounds, nan=i % 3 == 0) for i in range(30)]
+    one_by_one = [f.to_json(["y", "z"]) for f in forecasts]
+    assert prediction_records(forecasts, ["y", "z"]) == one_by_one
+    assert one_by_one[0]["correction"] == (forecasts[0].yhat - forecasts[0].yhat_base).mean(axis=1).tolist()
+    if bounds:
+        assert one_by_one[0]["lo"]["80"]["y"] == [None] * 12  # NaN bounds are null, the rest numbers
+        assert None not in one_by_one[0]["lo"]["95"]["y"] and None not in one_by_one[1]["lo"]["80"]["y"]
+
+
+def test_prediction_records_of_forecasts_with_and_without_bounds_are_each_their_own() -> None:
+    rng = np.random.default_rng(5)
+    mixed = [_forecast(rng, True, False), _forecast(rng, False, False)]
+    records = prediction_records(mixed, ["y", "z"])
+    assert "lo" in records[0] and "lo" not in records[1]
+    assert records == [f.to_json(["y", "z"]) for f in mixed]
