@@ -31,6 +31,8 @@ def pareto_pngs(result: dict[str, Any], folder: Path, stem: str) -> list[Path]:
             for name, r in configs.items()
             if r["mae"] and r["samples_seen"] and r["compute_s"]
         ]
+        if not points:  # no configuration has ratios to the baseline (it was not run)
+            continue
         seeds = max(p["mae"]["n"] for p in configs.values() if p["mae"])
         title = f"{ds}: geometric mean over {seeds} seeds of the paired ratios, 95 % CI"
         paths.append(plot_pareto(points, folder / f"{stem}_pareto_{ds}.png", title, labels))

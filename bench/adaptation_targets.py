@@ -108,7 +108,9 @@ def pareto_targets(ratios: dict[str, dict[str, dict[str, Any]]]) -> list[dict]:
         out.append(
             check("drift + VH + memory on the Pareto front", ds, "on the front (1 = yes)", on, ">=", 1)
         )
-        best[ds] = min((c for c in have if c not in REFERENCES), key=lambda c: mae[c] * cost[c])
+        candidates = [c for c in have if c not in REFERENCES]
+        if candidates:  # a run of only references (or without the baseline's ratios) has none
+            best[ds] = min(candidates, key=lambda c: mae[c] * cost[c])
     share = sum(b == FULL_STACK for b in best.values()) / len(best) if best else None
     measure = "share of datasets (best: " + ", ".join(f"{d}: {b}" for d, b in best.items()) + ")"
     out.append(

@@ -131,3 +131,13 @@ def test_a_configuration_name_is_its_base_with_each_modifier_applied() -> None:
 def test_an_unknown_base_or_modifier_names_the_valid_spellings(name: str) -> None:
     with pytest.raises(SystemExit, match=r"a base .* then \+modifiers"):
         _setups()([24, 96, 384], extra=[name])
+
+
+def test_the_pareto_checks_of_a_run_with_only_reference_configurations_have_no_best() -> None:
+    sys.path.insert(0, str(ROOT / "bench"))
+    import adaptation_targets
+
+    point = {"mean": 1.0, "low": 0.9, "high": 1.1, "n": 3}
+    checks = adaptation_targets.pareto_targets({"stationary": {"never": {"mae": point, "compute_s": point}}})
+    share = checks[-1]
+    assert share["value"] is None and share["met"] is False and "best: )" in share["measure"]
