@@ -35,6 +35,8 @@ DEFAULT_INTERVAL = 100
 DEFAULT_WINDOW = 200  # residuals kept per (series, lead, target): enough for a 95 % quantile's tail
 # Fewest residuals a ring may keep: with fewer than 20 a 95 % quantile is always the largest residual.
 MIN_WINDOW = 20
+# Own residuals a series needs before the pooled ring it reads is rescaled to its errors' median.
+MIN_SCALE = 20
 PASSES_PER_BLOCK = 32  # outcomes per ring counted against one sorted copy of the rings (bounds memory)
 
 
@@ -189,10 +191,10 @@ class OnlineConformal:
         if own:
             rows = np.array([i for i, _ in own])
             filled = np.stack([sc.filled for _, sc in own])  # [S, H]
+            values = np.stack([sc.values for _, sc in own])  # [S, H, T, W]
             use = filled >= self.params.window
-            mine = np.where(
-                use[:, :, None, None], np.sort(np.stack([sc.values for _, sc in own]), axis=3), pooled
-            )
+            ratio = _pool_scale(values, filled, self.pooled.values, self.params.window)  # [S, H, T]
+            mine = np.where(use[:, :, None, None], np.sort(values, axis=3), pooled * ratio[..., None])
             if len(own) < len(series):
                 sorted_ = sorted_.copy()
                 sorted_[rows] = mine
@@ -450,12 +452,33 @@ def _realised_level(
             below += _replaced_below(flat, counts.ravel(), ring, rank, scores)
     if not use_own.all():
         lead0 = ring % h
-        from_pool = _count_below(pooled[0], lead0, scores)
+        ratio = np.ones(scores.shape)  # [P, T]: the pool rescaled to the ring's own residuals, if enough
+        sub = np.flatnonzero(~use_own & (own >= MIN_SCALE))
+        if len(sub):
+            ring_values, pool_values = flat[ring[sub]][:, None], pooled[0][lead0[sub]][:, None]
+            ratio[sub] = _pool_scale(ring_values, own[sub, None], pool_values, w)[:, 0]
+        from_pool = _count_below(pooled[0], lead0, scores / np.where(ratio > 0, ratio, np.inf))
         below = np.where(use_own[:, None], below, from_pool)
         own = np.where(use_own, own, pooled[1][lead0])
     n_ = own.astype(np.float64)[:, None]
     beta = np.where(below < n_, 1.0 - below / (n_ + 1), -1.0)
     return np.where(n_ > 0, beta, np.nan)
+
+
+def _pool_scale(values: np.ndarray, filled: np.ndarray, pooled: np.ndarray, window: int) -> np.ndarray:
+    """``[S, H, T]``: what a series' lead scales the pooled ring by while its own ring ``values``
+    ``[S, H, T, W]`` (``filled`` ``[S, H]``) is not full: the median of its own residuals over the
+    pool's (``pooled`` ``[H, T, W]`` or ``[S, H, T, W]``) once it holds ``MIN_SCALE``, else 1. The pool
+    gives the tail's shape, the series its scale: a series whose errors are 100× the others' would
+    otherwise read intervals drawn from theirs."""
+    ratio = np.ones(values.shape[:3])
+    scaled = (filled >= MIN_SCALE) & (filled < window)
+    if scaled.any():
+        with np.errstate(all="ignore"):
+            own = np.nanmedian(values[scaled], axis=-1)  # [k, T]
+            pool = np.nanmedian(np.broadcast_to(pooled, values.shape)[scaled], axis=-1)
+            ratio[scaled] = np.where(np.isfinite(own) & (pool > 0), own / pool, 1.0)
+    return ratio
 
 
 def _replaced_below(
