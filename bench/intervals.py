@@ -99,8 +99,9 @@ def static_bounds(
 
 
 def scores(fc: pl.DataFrame, levels: list[str]) -> dict[str, dict[str, float | None]]:
-    """Coverage, mean width and mean Winkler score per level, adaptive (``lo``/``hi``) and static
-    (``slo``/``shi``), on the rows where both have a bound."""
+    """Coverage, its distance from nominal ``|coverage − level|``, mean width and mean Winkler score per
+    level, adaptive (``lo``/``hi``) and static (``slo``/``shi``), on the rows where both have a bound.
+    The distance shows when a method covers more than the other only by covering more than asked."""
     out: dict[str, dict[str, float | None]] = {}
     for lv in levels:
         a = 1.0 - float(lv) / 100
@@ -116,6 +117,8 @@ def scores(fc: pl.DataFrame, levels: list[str]) -> dict[str, dict[str, float | N
             )
             for key in ("coverage", "width", "winkler"):
                 row[f"{name}_{key}"] = got[key][0] if f.height else None
+            cov = row[f"{name}_coverage"]
+            row[f"{name}_distance"] = None if cov is None else abs(cov - float(lv) / 100)
         out[lv] = row
     return out
 
@@ -150,7 +153,8 @@ def run_one(
 
 def summarise(runs: dict[int, dict[str, Any]], levels: list[str]) -> dict[str, Any]:
     """Per part and level: each metric's mean over seeds with its 95 % t-interval; the paired
-    adaptive − static differences of coverage and Winkler score and the adaptive / static width ratio."""
+    adaptive − static differences of coverage, distance from nominal and Winkler score, and the
+    adaptive / static width ratio."""
     out: dict[str, Any] = {}
     first = next(iter(runs.values()))
     for part in first:
@@ -159,6 +163,7 @@ def summarise(runs: dict[int, dict[str, Any]], levels: list[str]) -> dict[str, A
             col = {key: {s: r[part][lv][key] for s, r in runs.items()} for key in first[part][lv]}
             row: dict[str, Any] = {key: mean_ci(list(v.values())) for key, v in col.items()}
             row["coverage_diff"] = paired(col["adaptive_coverage"], col["static_coverage"], "diff")
+            row["distance_diff"] = paired(col["adaptive_distance"], col["static_distance"], "diff")
             row["winkler_diff"] = paired(col["adaptive_winkler"], col["static_winkler"], "diff")
             row["width_ratio"] = paired(col["adaptive_width"], col["static_width"], "ratio")
             out[part][lv] = row
@@ -203,8 +208,9 @@ def markdown(result: dict[str, Any]) -> str:
 
     lines = [
         "| scenario | level | long-run coverage, adaptive | static | after-event coverage, adaptive | static "
-        "| difference | after-event Winkler, adaptive | static | stationary width ratio | targets |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| difference | after-event \\|coverage − level\\|, adaptive | static "
+        "| after-event Winkler, adaptive | static | stationary width ratio | targets |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for name, sc in result["scenarios"].items():
         for lv, goal in sc["targets"].items():
@@ -214,7 +220,8 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(
                 f"| {name} | {lv} % | {ci(long, 'adaptive_coverage')} | {ci(long, 'static_coverage')} "
                 f"| {ci(after, 'adaptive_coverage')} | {ci(after, 'static_coverage')} "
-                f"| {ci(after, 'coverage_diff')} | {ci(after, 'adaptive_winkler', 2)} "
+                f"| {ci(after, 'coverage_diff')} | {ci(after, 'adaptive_distance')} "
+                f"| {ci(after, 'static_distance')} | {ci(after, 'adaptive_winkler', 2)} "
                 f"| {ci(after, 'static_winkler', 2)} | {ci(ratio, 'width_ratio', 2)} | {verdicts} |"
             )
     return "\n".join(lines)

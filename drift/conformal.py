@@ -33,7 +33,10 @@ DEFAULT_GAMMAS = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032, 0.064, 0.128)
 # sets the fixed-share rate σ = 1 / (2I) and the learning rate η of the paper.
 DEFAULT_INTERVAL = 100
 DEFAULT_WINDOW = 200  # residuals kept per (series, lead, target): enough for a 95 % quantile's tail
-MIN_OWN = 20  # a series uses its own residuals at a lead once it has this many; the pooled ones before
+# Fewest residuals a ring may keep: with fewer than 20 a 95 % quantile is always the largest residual.
+MIN_WINDOW = 20
+# Own residuals a series needs before the pooled ring it reads is rescaled to its errors' median.
+MIN_SCALE = 20
 PASSES_PER_BLOCK = 32  # outcomes per ring counted against one sorted copy of the rings (bounds memory)
 
 
@@ -67,8 +70,8 @@ class ConformalParams:
             raise ValueError(f"every gamma must be in (0, 1), got {list(self.gammas)}")
         if not (math.isfinite(self.gamma) and 0.0 <= self.gamma < 1.0):
             raise ValueError(f"gamma must be in [0, 1), got {self.gamma}")
-        if self.window < MIN_OWN:
-            raise ValueError(f"window must be >= {MIN_OWN}, got {self.window}")
+        if self.window < MIN_WINDOW:
+            raise ValueError(f"window must be >= {MIN_WINDOW}, got {self.window}")
         if self.interval < 1:
             raise ValueError(f"interval must be >= 1, got {self.interval}")
 
@@ -140,9 +143,13 @@ class OnlineConformal:
     ``β`` on the ring at the outcome (a forecast at lead h was issued h outcomes earlier, from a
     slightly different ring) and their weighted mean carries no coverage guarantee of its own; the
     offset restores ACI's long-run guarantee on the intervals actually issued, and is all there is
-    without experts (plain ACI). A series' lead uses its own residuals once it holds
-    ``MIN_OWN`` of them and a pooled ring (every series' residuals, seeded from a new model's
-    validation residuals by :meth:`reseed`) before. An expert's level is kept in ``[−γ, 1 + γ]``,
+    without experts (plain ACI). A series' lead uses its own residuals once its ring is full
+    (``window`` of them) and a pooled ring (every series' residuals, seeded from a new model's
+    validation residuals by :meth:`reseed`) before: a ring of a few residuals, which after a swap are
+    also the few newest and so alike when errors persist, puts a high level's quantile at or near its
+    largest residual, which understates the tail and leaves the steering no room to widen it (at 95 %
+    with 20 residuals, none). A series whose errors are on another scale than the pool's reads it at
+    its own steered level meanwhile. An expert's level is kept in ``[−γ, 1 + γ]``,
     the range ACI's own updates stay in when a level at or below 0 gives an interval that never
     misses (Gibbs & Candès 2021, Lemma 4.1): here it gives the widest residual held, which can miss,
     and an unbounded level would keep the interval there long after a change has passed; clipping
@@ -184,10 +191,10 @@ class OnlineConformal:
         if own:
             rows = np.array([i for i, _ in own])
             filled = np.stack([sc.filled for _, sc in own])  # [S, H]
-            use = filled >= MIN_OWN
-            mine = np.where(
-                use[:, :, None, None], np.sort(np.stack([sc.values for _, sc in own]), axis=3), pooled
-            )
+            values = np.stack([sc.values for _, sc in own])  # [S, H, T, W]
+            use = filled >= self.params.window
+            ratio = _pool_scale(values, filled, self.pooled.values, self.params.window)  # [S, H, T]
+            mine = np.where(use[:, :, None, None], np.sort(values, axis=3), pooled * ratio[..., None])
             if len(own) < len(series):
                 sorted_ = sorted_.copy()
                 sorted_[rows] = mine
@@ -425,7 +432,7 @@ def _realised_level(
     """DtACI's ``β`` ``[P, T]`` of outcomes ``scores`` ``[P, T]``, the ``rank``-th of their flat (series,
     lead) ``ring`` in a block of passes, from the rings ``values`` ``[U, H, T, W]`` (``counts``
     ``[U, H]``) as the block began, or from ``pooled`` (its rings sorted ``[H, T, W]`` and how many each
-    holds) while a ring holds fewer than ``MIN_OWN``.
+    holds) while a ring is not yet full.
 
     β is the level below which the interval from the ``n`` residuals held holds the score; NaN
     without residuals. With :func:`_quantile`'s rank ``⌈(1 − a)(n + 1)⌉`` a level ``a`` holds it iff
@@ -437,7 +444,7 @@ def _realised_level(
     flat = values.reshape(-1, t, w)
     start = counts.ravel()[ring]  # residuals the ring had taken when the block began
     own = np.minimum(start + rank, w)
-    use_own = own >= MIN_OWN
+    use_own = own >= w
     below = np.zeros(scores.shape, dtype=np.int64)
     if use_own.any():
         below = _count_below(np.sort(flat, axis=2), ring, scores)
@@ -445,12 +452,33 @@ def _realised_level(
             below += _replaced_below(flat, counts.ravel(), ring, rank, scores)
     if not use_own.all():
         lead0 = ring % h
-        from_pool = _count_below(pooled[0], lead0, scores)
+        ratio = np.ones(scores.shape)  # [P, T]: the pool rescaled to the ring's own residuals, if enough
+        sub = np.flatnonzero(~use_own & (own >= MIN_SCALE))
+        if len(sub):
+            ring_values, pool_values = flat[ring[sub]][:, None], pooled[0][lead0[sub]][:, None]
+            ratio[sub] = _pool_scale(ring_values, own[sub, None], pool_values, w)[:, 0]
+        from_pool = _count_below(pooled[0], lead0, scores / np.where(ratio > 0, ratio, np.inf))
         below = np.where(use_own[:, None], below, from_pool)
         own = np.where(use_own, own, pooled[1][lead0])
     n_ = own.astype(np.float64)[:, None]
     beta = np.where(below < n_, 1.0 - below / (n_ + 1), -1.0)
     return np.where(n_ > 0, beta, np.nan)
+
+
+def _pool_scale(values: np.ndarray, filled: np.ndarray, pooled: np.ndarray, window: int) -> np.ndarray:
+    """``[S, H, T]``: what a series' lead scales the pooled ring by while its own ring ``values``
+    ``[S, H, T, W]`` (``filled`` ``[S, H]``) is not full: the median of its own residuals over the
+    pool's (``pooled`` ``[H, T, W]`` or ``[S, H, T, W]``) once it holds ``MIN_SCALE``, else 1. The pool
+    gives the tail's shape, the series its scale: a series whose errors are 100× the others' would
+    otherwise read intervals drawn from theirs."""
+    ratio = np.ones(values.shape[:3])
+    scaled = (filled >= MIN_SCALE) & (filled < window)
+    if scaled.any():
+        with np.errstate(all="ignore"):
+            own = np.nanmedian(values[scaled], axis=-1)  # [k, T]
+            pool = np.nanmedian(np.broadcast_to(pooled, values.shape)[scaled], axis=-1)
+            ratio[scaled] = np.where(np.isfinite(own) & (pool > 0), own / pool, 1.0)
+    return ratio
 
 
 def _replaced_below(

@@ -14,7 +14,7 @@ from adaptcast.drift.conformal import (
     DEFAULT_GAMMAS,
     DEFAULT_INTERVAL,
     DEFAULT_WINDOW,
-    MIN_OWN,
+    MIN_WINDOW,
     ConformalParams,
 )
 from adaptcast.streams.grid import Fill, GridRules, parse_period
@@ -198,7 +198,9 @@ class IntervalsConfig(_Section):
         default=DEFAULT_INTERVAL, ge=1, description="dtaci local interval: outcomes over which it re-weighs"
     )
     window: int = Field(
-        default=DEFAULT_WINDOW, ge=MIN_OWN, description="absolute residuals kept per series, lead and target"
+        default=DEFAULT_WINDOW,
+        ge=MIN_WINDOW,
+        description="absolute residuals kept per series, lead and target",
     )
 
     @field_validator("levels")

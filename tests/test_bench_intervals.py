@@ -52,3 +52,23 @@ def test_after_a_variance_change_adaptive_covers_more_than_static() -> None:
     for lv in LEVELS:
         row = scored[lv]
         assert row["adaptive_coverage"] > row["static_coverage"] + 0.05, (lv, row)
+
+
+def test_distance_from_nominal_shows_an_interval_that_covers_more_only_by_over_covering() -> None:
+    bench = _bench()
+    y = [float(i) for i in range(10)]
+    # adaptive: half-width 0.5 around a forecast that is off by 1 on 2 rows of 10 (80 % covered);
+    # static: half-width 100 (every row covered, 20 points above the 80 % asked for)
+    yhat = [v + (1.0 if i < 2 else 0.0) for i, v in enumerate(y)]
+    fc = bench.pl.DataFrame({"y": y, "yhat": yhat}).with_columns(
+        lo_80=bench.pl.col("yhat") - 0.5,
+        hi_80=bench.pl.col("yhat") + 0.5,
+        slo_80=bench.pl.col("yhat") - 100.0,
+        shi_80=bench.pl.col("yhat") + 100.0,
+    )
+    row = bench.scores(fc, ["80"])["80"]
+    assert row["static_coverage"] > row["adaptive_coverage"]
+    assert row["adaptive_distance"] == pytest.approx(0.0) and row["static_distance"] == pytest.approx(0.2)
+    runs = {seed: {"after_event": {"80": row}} for seed in range(3)}
+    summary = bench.summarise(runs, ["80"])["after_event"]["80"]
+    assert summary["distance_diff"]["mean"] == pytest.approx(-0.2)

@@ -51,7 +51,7 @@ def _outcomes(rng: np.random.Generator, n: int, names: list[str], horizon: int):
 
 @pytest.mark.parametrize(("gammas", "gamma"), [((0.01, 0.1), 0.05), ((), 0.05), ((), 0.0)])
 def test_conformal_update_many_equals_updates_one_by_one(gammas: tuple[float, ...], gamma: float) -> None:
-    """Rings always; miss levels once every (series, lead) reads its own ring (a call's outcomes read
+    """Rings always; miss levels once every (series, lead) reads its own (full) ring (a call's outcomes read
     the pooled ring as the call began, one by one each sees the ones before it)."""
     rng = np.random.default_rng(0)
     names = ["a", "b", "c"]
@@ -62,7 +62,7 @@ def test_conformal_update_many_equals_updates_one_by_one(gammas: tuple[float, ..
         which, leads, resid, half = _outcomes(
             rng, (7, 150, 600, 150, 150)[batch], names, 4
         )  # > window per lead
-        own_ready = all(n in many.series and (many.series[n].filled >= 20).all() for n in names)
+        own_ready = all(n in many.series and (many.series[n].filled >= params.window).all() for n in names)
         for w, ld, r, h in zip(which, leads, resid, half, strict=True):
             one.update(names[w], int(ld), r, h)
         many.update_many(names, which, leads, resid, half)
