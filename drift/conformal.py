@@ -191,10 +191,11 @@ class OnlineConformal:
         if own:
             rows = np.array([i for i, _ in own])
             filled = np.stack([sc.filled for _, sc in own])  # [S, H]
-            values = np.stack([sc.values for _, sc in own])  # [S, H, T, W]
+            values = np.sort(np.stack([sc.values for _, sc in own]), axis=3)  # [S, H, T, W]
             use = filled >= self.params.window
-            ratio = _pool_scale(values, filled, self.pooled.values, self.params.window)  # [S, H, T]
-            mine = np.where(use[:, :, None, None], np.sort(values, axis=3), pooled * ratio[..., None])
+            pool_median = _sorted_median(pooled[0], self.pooled.filled)  # [H, T]
+            ratio = _pool_scale(values, filled, pool_median, self.params.window)  # [S, H, T]
+            mine = np.where(use[:, :, None, None], values, pooled * ratio[..., None])
             if len(own) < len(series):
                 sorted_ = sorted_.copy()
                 sorted_[rows] = mine
@@ -446,17 +447,18 @@ def _realised_level(
     own = np.minimum(start + rank, w)
     use_own = own >= w
     below = np.zeros(scores.shape, dtype=np.int64)
+    sub = np.flatnonzero(~use_own & (np.minimum(start, w) >= MIN_SCALE))  # read the pool, rescaled
+    ordered = np.sort(flat, axis=2) if use_own.any() or len(sub) else flat
     if use_own.any():
-        below = _count_below(np.sort(flat, axis=2), ring, scores)
+        below = _count_below(ordered, ring, scores)
         if rank.max() > 0:
             below += _replaced_below(flat, counts.ravel(), ring, rank, scores)
     if not use_own.all():
         lead0 = ring % h
         ratio = np.ones(scores.shape)  # [P, T]: the pool rescaled to the ring's own residuals, if enough
-        sub = np.flatnonzero(~use_own & (own >= MIN_SCALE))
-        if len(sub):
-            ring_values, pool_values = flat[ring[sub]][:, None], pooled[0][lead0[sub]][:, None]
-            ratio[sub] = _pool_scale(ring_values, own[sub, None], pool_values, w)[:, 0]
+        if len(sub):  # each ring's values as the block began: min(start, w) of them
+            pool_median = _sorted_median(pooled[0], pooled[1])[lead0[sub]]  # [k, T]
+            ratio[sub] = _pool_scale(ordered[ring[sub]], np.minimum(start[sub], w), pool_median, w)
         from_pool = _count_below(pooled[0], lead0, scores / np.where(ratio > 0, ratio, np.inf))
         below = np.where(use_own[:, None], below, from_pool)
         own = np.where(use_own, own, pooled[1][lead0])
@@ -465,20 +467,27 @@ def _realised_level(
     return np.where(n_ > 0, beta, np.nan)
 
 
-def _pool_scale(values: np.ndarray, filled: np.ndarray, pooled: np.ndarray, window: int) -> np.ndarray:
-    """``[S, H, T]``: what a series' lead scales the pooled ring by while its own ring ``values``
-    ``[S, H, T, W]`` (``filled`` ``[S, H]``) is not full: the median of its own residuals over the
-    pool's (``pooled`` ``[H, T, W]`` or ``[S, H, T, W]``) once it holds ``MIN_SCALE``, else 1. The pool
-    gives the tail's shape, the series its scale: a series whose errors are 100× the others' would
-    otherwise read intervals drawn from theirs."""
-    ratio = np.ones(values.shape[:3])
-    scaled = (filled >= MIN_SCALE) & (filled < window)
+def _pool_scale(own: np.ndarray, own_n: np.ndarray, pool_median: np.ndarray, window: int) -> np.ndarray:
+    """``[..., T]``: what a ring's reading of the pool is scaled by while the ring is not full: the
+    median of its own residuals over the pool's (``pool_median`` ``[..., T]``) once it holds
+    ``MIN_SCALE``, else 1. ``own`` ``[..., T, W]`` is sorted ascending (NaN last) and holds ``own_n``
+    ``[...]`` values. The pool gives the tail's shape, the series its scale: a series whose errors
+    are 100× the others' would otherwise read intervals drawn from theirs."""
+    ratio = np.ones(own.shape[:-1])
+    scaled = (own_n >= MIN_SCALE) & (own_n < window)
     if scaled.any():
-        with np.errstate(all="ignore"):
-            own = np.nanmedian(values[scaled], axis=-1)  # [k, T]
-            pool = np.nanmedian(np.broadcast_to(pooled, values.shape)[scaled], axis=-1)
-            ratio[scaled] = np.where(np.isfinite(own) & (pool > 0), own / pool, 1.0)
+        theirs = np.broadcast_to(pool_median, ratio.shape)[scaled]
+        mine = _sorted_median(own[scaled], own_n[scaled])
+        ratio[scaled] = np.where(theirs > 0, mine / np.where(theirs > 0, theirs, 1.0), 1.0)
     return ratio
+
+
+def _sorted_median(values: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``[k, T]``: the median of the first ``n[k]`` values of each ``values[k, t]`` (sorted ascending;
+    NaN where ``n`` is 0)."""
+    idx = np.stack([np.maximum((n - 1) // 2, 0), np.maximum(n // 2, 0)], axis=-1)  # [k, 2]
+    picked = np.take_along_axis(values, np.broadcast_to(idx[:, None, :], (*values.shape[:2], 2)), axis=2)
+    return np.where((n > 0)[:, None], picked.mean(axis=2), np.nan)
 
 
 def _replaced_below(
