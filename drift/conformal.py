@@ -148,8 +148,9 @@ class OnlineConformal:
     validation residuals by :meth:`reseed`) before: a ring of a few residuals, which after a swap are
     also the few newest and so alike when errors persist, puts a high level's quantile at or near its
     largest residual, which understates the tail and leaves the steering no room to widen it (at 95 %
-    with 20 residuals, none). A series whose errors are on another scale than the pool's reads it at
-    its own steered level meanwhile. An expert's level is kept in ``[−γ, 1 + γ]``,
+    with 20 residuals, none). Once it holds ``MIN_SCALE`` of its own, the pool it reads is rescaled by
+    the median of its own residuals over the pool's, so the pool gives the tail's shape and the
+    series its scale. An expert's level is kept in ``[−γ, 1 + γ]``,
     the range ACI's own updates stay in when a level at or below 0 gives an interval that never
     misses (Gibbs & Candès 2021, Lemma 4.1): here it gives the widest residual held, which can miss,
     and an unbounded level would keep the interval there long after a change has passed; clipping
