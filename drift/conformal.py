@@ -194,8 +194,16 @@ class OnlineConformal:
             filled = np.stack([sc.filled for _, sc in own])  # [S, H]
             values = np.sort(np.stack([sc.values for _, sc in own]), axis=3)  # [S, H, T, W]
             use = filled >= self.params.window
-            pool_median = _sorted_median(pooled[0], self.pooled.filled)  # [H, T]
-            ratio = _pool_scale(values, filled, pool_median, self.params.window)  # [S, H, T]
+            h = self.horizon
+            pool_median = _sorted_median(pooled[0], np.arange(h), self.pooled.filled)  # [H, T]
+            flat_rings = values.reshape(-1, *values.shape[2:])  # [S * H, T, W]
+            ratio = _pool_scale(
+                flat_rings,
+                np.arange(len(flat_rings)),
+                filled.ravel(),
+                np.tile(pool_median, (len(own), 1)),
+                self.params.window,
+            ).reshape(len(own), h, -1)  # [S, H, T]
             mine = np.where(use[:, :, None, None], values, pooled * ratio[..., None])
             if len(own) < len(series):
                 sorted_ = sorted_.copy()
@@ -458,8 +466,8 @@ def _realised_level(
         lead0 = ring % h
         ratio = np.ones(scores.shape)  # [P, T]: the pool rescaled to the ring's own residuals, if enough
         if len(sub):  # each ring's values as the block began: min(start, w) of them
-            pool_median = _sorted_median(pooled[0], pooled[1])[lead0[sub]]  # [k, T]
-            ratio[sub] = _pool_scale(ordered[ring[sub]], np.minimum(start[sub], w), pool_median, w)
+            pool_median = _sorted_median(pooled[0], np.arange(h), pooled[1])[lead0[sub]]  # [k, T]
+            ratio[sub] = _pool_scale(ordered, ring[sub], np.minimum(start[sub], w), pool_median, w)
         from_pool = _count_below(pooled[0], lead0, scores / np.where(ratio > 0, ratio, np.inf))
         below = np.where(use_own[:, None], below, from_pool)
         own = np.where(use_own, own, pooled[1][lead0])
@@ -468,27 +476,30 @@ def _realised_level(
     return np.where(n_ > 0, beta, np.nan)
 
 
-def _pool_scale(own: np.ndarray, own_n: np.ndarray, pool_median: np.ndarray, window: int) -> np.ndarray:
-    """``[..., T]``: what a ring's reading of the pool is scaled by while the ring is not full: the
-    median of its own residuals over the pool's (``pool_median`` ``[..., T]``) once it holds
-    ``MIN_SCALE``, else 1. ``own`` ``[..., T, W]`` is sorted ascending (NaN last) and holds ``own_n``
-    ``[...]`` values. The pool gives the tail's shape, the series its scale: a series whose errors
-    are 100× the others' would otherwise read intervals drawn from theirs."""
-    ratio = np.ones(own.shape[:-1])
-    scaled = (own_n >= MIN_SCALE) & (own_n < window)
-    if scaled.any():
-        theirs = np.broadcast_to(pool_median, ratio.shape)[scaled]
-        mine = _sorted_median(own[scaled], own_n[scaled])
+def _pool_scale(
+    rings: np.ndarray, rows: np.ndarray, n: np.ndarray, pool_median: np.ndarray, window: int
+) -> np.ndarray:
+    """``[k, T]``: what rings ``rows`` of ``rings`` ``[R, T, W]`` (sorted ascending, NaN last; holding
+    ``n`` ``[k]`` values each) scale their reading of the pool by while not full: the median of their
+    own residuals over the pool's (``pool_median`` ``[k, T]``) once they hold ``MIN_SCALE``, else 1.
+    The pool gives the tail's shape, the series its scale: a series whose errors are 100× the others'
+    would otherwise read intervals drawn from theirs."""
+    ratio = np.ones(pool_median.shape)
+    scaled = np.flatnonzero((n >= MIN_SCALE) & (n < window))
+    if len(scaled):
+        mine = _sorted_median(rings, rows[scaled], n[scaled])
+        theirs = pool_median[scaled]
         ratio[scaled] = np.where(theirs > 0, mine / np.where(theirs > 0, theirs, 1.0), 1.0)
     return ratio
 
 
-def _sorted_median(values: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``[k, T]``: the median of the first ``n[k]`` values of each ``values[k, t]`` (sorted ascending;
-    NaN where ``n`` is 0)."""
-    idx = np.stack([np.maximum((n - 1) // 2, 0), np.maximum(n // 2, 0)], axis=-1)  # [k, 2]
-    picked = np.take_along_axis(values, np.broadcast_to(idx[:, None, :], (*values.shape[:2], 2)), axis=2)
-    return np.where((n > 0)[:, None], picked.mean(axis=2), np.nan)
+def _sorted_median(rings: np.ndarray, rows: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``[k, T]``: the median of the first ``n[k]`` values of ring ``rows[k]`` of ``rings`` ``[R, T, W]``
+    (sorted ascending; NaN where ``n`` is 0), read at its two middle positions without copying rings."""
+    t = np.arange(rings.shape[1])[None, :]
+    r = rows[:, None]
+    lo, hi = np.maximum((n - 1) // 2, 0)[:, None], np.maximum(n // 2, 0)[:, None]
+    return np.where((n > 0)[:, None], 0.5 * (rings[r, t, lo] + rings[r, t, hi]), np.nan)
 
 
 def _replaced_below(
