@@ -146,7 +146,7 @@ class XGBForecaster(BaseForecaster):
                 dtrain,
                 num_boost_round=rounds,
                 evals=evals,
-                early_stopping_rounds=stop if evals else None,
+                early_stopping_rounds=stop,
                 evals_result=history,
                 verbose_eval=False,
                 callbacks=None if bar is None else [_Progress(bar)],
