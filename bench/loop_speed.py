@@ -73,13 +73,13 @@ def feed(n_series: int, steps: int, seed: int = 0) -> list[Record]:
     ]
 
 
-def make_loop(model: BaseForecaster, memory: bool = True, intervals: bool = True) -> ForecastLoop:
+def make_loop(model: BaseForecaster, memory: bool = True, intervals: str = "aci") -> ForecastLoop:
     """The live worker's loop (``bench/live_throughput.py``'s settings) serving ``model``."""
     cfg = load_config(
         overrides={
             "model": {"kind": "arnet", "lookback": model.lookback, "horizon": model.horizon},
             "adaptation": {"policy": "drift", "window": "vh", "memory": memory},
-            "intervals": {"method": "aci" if intervals else "off"},
+            "intervals": {"method": intervals},
             "metrics": {"enabled": False},
         },
         environ={},
@@ -94,7 +94,7 @@ def run_once(
     recs: list[Record],
     warm: int,
     poll: int,
-    intervals: bool,
+    intervals: str,
     profile: cProfile.Profile | None,
 ) -> dict:
     """Feed ``recs`` in polls; time every steady poll after the first ``warm`` records.
@@ -165,7 +165,10 @@ def main() -> None:
     ap.add_argument("--horizon", type=int, default=12)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument(
-        "--intervals", choices=["on", "off"], default="on", help="conformal intervals (default on)"
+        "--intervals",
+        choices=["aci", "dtaci", "off"],
+        default="aci",
+        help="conformal interval method (default aci; the worker's default is dtaci)",
     )
     ap.add_argument("--profile", action="store_true", help="print the top 30 functions by own time")
     args = ap.parse_args()
@@ -175,7 +178,7 @@ def main() -> None:
     recs = feed(args.series, warm_steps + args.steps)
     warm = warm_steps * args.series
     prof = cProfile.Profile() if args.profile else None
-    runs = [run_once(model, recs, warm, args.poll, args.intervals == "on", prof) for _ in range(args.repeats)]
+    runs = [run_once(model, recs, warm, args.poll, args.intervals, prof) for _ in range(args.repeats)]
     out = {
         "machine": f"{os.cpu_count()} cores, shared",
         "series": args.series,
@@ -191,7 +194,7 @@ def main() -> None:
     if prof is not None:
         text = io.StringIO()
         pstats.Stats(prof, stream=text).sort_stats("cumtime").print_stats(
-            "adaptcast|wt-|numpy|prometheus", 45
+            "adaptcast|main|wt-|numpy|prometheus", 45
         )
         print(text.getvalue(), file=sys.stderr)
 

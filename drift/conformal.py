@@ -163,8 +163,9 @@ class OnlineConformal:
         self.params = params or ConformalParams()
         self.horizon, self.n_targets = int(horizon), int(n_targets)
         self._nominal = 1.0 - np.asarray(self.params.levels)[:, None, None]  # [L, 1, 1]
-        self._gammas = np.asarray(self.params.gammas)[:, None, None]  # [K, 1, 1]
-        self._eta = self.params.eta()[None, :, None]  # [1, L, 1]
+        # shaped for the steps' arrays, which hold the rings on their last axis: [K, L, T, rings]
+        self._gammas = np.asarray(self.params.gammas)[:, None, None, None]  # [K, 1, 1, 1]
+        self._eta = self.params.eta()[:, None, None]  # [L, 1, 1]
         self._share = 1.0 / (2.0 * self.params.interval)  # DtACI's σ
         self.pooled = self._new_scores()
         self.series: dict[str, _Scores] = {}
@@ -303,18 +304,23 @@ class OnlineConformal:
         place = np.empty_like(order)
         place[order] = np.arange(len(order))
         s, ld = np.divmod(rings[order], self.horizon)
-        a, wt, off = alpha[s, :, :, ld], weight[s, :, :, ld], offset[s, :, ld]  # [G, K, L, T], [G, L, T]
+        # the steps run with the rings on the last axis (a contiguous inner loop for every broadcast)
+        a = np.ascontiguousarray(np.moveaxis(alpha[s, :, :, ld], 0, -1))  # [K, L, T, G]
+        wt = np.ascontiguousarray(np.moveaxis(weight[s, :, :, ld], 0, -1))
+        off = np.ascontiguousarray(np.moveaxis(offset[s, :, ld], 0, -1))  # [L, T, G]
         active = (size[order][:, None] > np.arange(int(rank.max()) + 1)).sum(axis=0)  # rings in each pass
         seq = np.lexsort((place[which], rank))  # outcomes pass by pass, each pass in the rings' order
         h, b = half[seq], beta[seq]  # [n, L, T], [n, T]
         known = np.isfinite(h) & np.isfinite(b)[:, None]
-        miss, b = scores[seq][:, None] > h, np.nan_to_num(b)
+        miss = np.moveaxis(scores[seq][:, None] > h, 0, -1)  # [L, T, n]
+        known, b = np.moveaxis(known, 0, -1), np.nan_to_num(b).T  # [L, T, n], [T, n]
         ends = np.cumsum(active).tolist()
         for m, first, end in zip(active.tolist(), [0, *ends[:-1]], ends, strict=True):
             if self.params.gammas:
-                self._learn(a[:m], wt[:m], b[first:end], known[first:end])
-            self._steer(off[:m], miss[first:end], known[first:end])
-        alpha[s, :, :, ld], weight[s, :, :, ld], offset[s, :, ld] = a, wt, off
+                self._learn(a[..., :m], wt[..., :m], b[:, first:end], known[..., first:end])
+            self._steer(off[..., :m], miss[..., first:end], known[..., first:end])
+        alpha[s, :, :, ld], weight[s, :, :, ld] = np.moveaxis(a, -1, 0), np.moveaxis(wt, -1, 0)
+        offset[s, :, ld] = np.moveaxis(off, -1, 0)
         for i, ex in enumerate(experts):
             ex.alpha[...], ex.weight[...], ex.offset[...] = alpha[i], weight[i], offset[i]
 
@@ -331,30 +337,38 @@ class OnlineConformal:
         return ex
 
     def _steer(self, offset: np.ndarray, miss: np.ndarray, known: np.ndarray) -> None:
-        """Outer ACI step, in place, of ``offset`` ``[P, L, T]`` on the issued intervals' misses
-        ``[P, L, T]`` where ``known``; the offset is kept in ``[−1, 1]``, which bounds the long-run miss
+        """Outer ACI step, in place, of ``offset`` ``[L, T, P]`` on the issued intervals' misses
+        ``[L, T, P]`` where ``known``; the offset is kept in ``[−1, 1]``, which bounds the long-run miss
         rate's distance from nominal by ``(2 + γ) / (γ T)`` and keeps a stretch of misses from pinning
         it for long."""
-        g = self.params.gamma
-        stepped = np.clip(offset + g * (self._nominal[:, 0] - miss), -1.0, 1.0)
-        offset[...] = np.where(known, stepped, offset)
+        stepped = self._nominal - miss
+        stepped *= self.params.gamma
+        stepped += offset
+        np.clip(stepped, -1.0, 1.0, out=stepped)
+        _put(offset, stepped, known)
 
     def _learn(self, alpha: np.ndarray, weight: np.ndarray, beta: np.ndarray, known: np.ndarray) -> None:
-        """DtACI step, in place, of ``alpha``/``weight`` ``[P, K, L, T]`` for realised levels ``beta``
-        ``[P, T]`` where ``known`` ``[P, L, T]``: exponential weights on each expert's pinball loss with
+        """DtACI step, in place, of ``alpha``/``weight`` ``[K, L, T, P]`` for realised levels ``beta``
+        ``[T, P]`` where ``known`` ``[L, T, P]``: exponential weights on each expert's pinball loss with
         a fixed share, then each expert's ACI step."""
-        a, wt = alpha, weight
-        nominal = self._nominal[:, 0][None]  # [1, L, 1]
-        gap = beta[:, None, None] - a
-        loss = nominal * gap - np.minimum(gap, 0.0)
-        shrunk = wt * np.exp(-self._eta * loss)
-        total = shrunk.sum(axis=1, keepdims=True)
-        mixed = (1.0 - self._share) * shrunk + self._share * total / len(self.params.gammas)
-        mixed /= mixed.sum(axis=1, keepdims=True)
-        miss = a >= beta[:, None, None]
-        stepped = np.clip(a + self._gammas * (nominal - miss), -self._gammas, 1.0 + self._gammas)
-        alpha[...] = np.where(known[:, None], stepped, a)
-        weight[...] = np.where(known[:, None], mixed, wt)
+        a, nominal = alpha, self._nominal  # [L, 1, 1]
+        loss = beta - a  # the gap; then the pinball loss nominal·gap − min(gap, 0), all in place
+        below = np.minimum(loss, 0.0)
+        loss *= nominal
+        loss -= below
+        loss *= -self._eta
+        mixed = np.exp(loss, out=loss)
+        mixed *= weight
+        total = mixed.sum(axis=0)
+        mixed *= 1.0 - self._share
+        mixed += self._share * total / len(self.params.gammas)
+        mixed /= mixed.sum(axis=0)
+        stepped = nominal - (a >= beta)
+        stepped *= self._gammas
+        stepped += a
+        np.clip(stepped, -self._gammas, 1.0 + self._gammas, out=stepped)
+        _put(alpha, stepped, known)
+        _put(weight, mixed, known)
 
     def reseed(self, residuals: np.ndarray) -> None:
         """A new model serves: forget every residual and every expert's level and weight; pool its
@@ -429,6 +443,14 @@ class OnlineConformal:
 
 def _scores_state(sc: _Scores) -> dict[str, np.ndarray]:
     return {"values": sc.values.copy(), "count": sc.count.copy()}
+
+
+def _put(dst: np.ndarray, new: np.ndarray, where: np.ndarray) -> None:
+    """``dst[...] = new`` where ``where`` (broadcast against ``dst``), unchanged elsewhere."""
+    if where.all():  # the common case: every outcome had an interval and a level
+        dst[...] = new
+    else:
+        np.copyto(dst, new, where=np.broadcast_to(where, dst.shape))
 
 
 def _realised_level(
