@@ -14,6 +14,7 @@ in both interpreters, so at module level it imports only the standard library.
 
     python bench/backtest_speed.py --repeats 3 --out bench/results/backtest_speed.json
     python bench/backtest_speed.py --repeats 1 --recipes adaptcast adaptcast-refit-off --profile
+    python bench/backtest_speed.py --repeats 3 --recipes adaptcast-drift-norm adaptcast-drift-norm-vh
 """
 
 from __future__ import annotations
@@ -35,13 +36,21 @@ from output import emit
 ETT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ett" / "ETTh1.csv"
 PEER_PYTHON = os.environ.get("ADAPTCAST_PEER_PYTHON", "/work/peer-venv/bin/python")
 LAGS, HORIZON, RETRAIN_EVERY = 48, 12, 24
-# adaptcast's recipes: the default (validate a candidate, then refit it on every window), no refit
-# (the validated candidate serves as fitted), and warm (each fit adds rounds to the serving booster)
+# adaptcast's recipes. On the peer's own recipe (periodic:24, full window): the default (validate a
+# candidate, then refit it on every window), no refit (the validated candidate serves as fitted) and
+# warm (each fit adds rounds to the serving booster). Then adaptcast's own choices on the same data
+# and booster, judged by MAE against the peer's: drift-triggered retraining, level-invariant windows
+# (``window_norm: last``, so trees follow a level they never saw) and the Variance Horizon.
 RECIPES = {
     "adaptcast": {"refit": True},
     "adaptcast-refit-off": {"refit": False},
     "adaptcast-warm": {"refit": True, "refit_mode": "warm"},
+    "adaptcast-norm": {"window_norm": "last"},
+    "adaptcast-drift": {"policy": "drift"},
+    "adaptcast-drift-norm": {"policy": "drift", "window_norm": "last"},
+    "adaptcast-drift-norm-vh": {"policy": "drift", "window": "vh", "window_norm": "last"},
 }
+MODEL_OPTIONS = ("window_norm",)  # recipe keys that are the model's, not the adaptation's
 SIDES = (*RECIPES, "darts")
 BOOSTER = {  # the settings both sides train with, in adaptcast's names
     "max_depth": 4,
@@ -61,7 +70,8 @@ def _cpu() -> float:
 
 
 def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, recipe: str) -> dict[str, Any]:
-    """``backtest()`` with periodic:24, full window, memory and intervals off; forecasts as row indices.
+    """``backtest()`` with periodic:24, full window, memory and intervals off unless ``recipe`` says
+    otherwise; forecasts as row indices.
 
     ``recipe`` names one of ``RECIPES``: the default validates a candidate fitted on the training
     slice against the serving model, then refits it on every window (two fits per retrain);
@@ -88,13 +98,14 @@ def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, recipe: str)
                     "early_stopping_rounds": 0,
                     "num_threads": 1,
                     "device": "cpu",
+                    **{k: v for k, v in RECIPES[recipe].items() if k in MODEL_OPTIONS},
                 },
             },
             "adaptation": {
                 "policy": f"periodic:{RETRAIN_EVERY}",
                 "window": "full",
                 "memory": False,
-                **RECIPES[recipe],
+                **{k: v for k, v in RECIPES[recipe].items() if k not in MODEL_OPTIONS},
             },
             "intervals": {"method": "off"},
             "backtest": {"data": str(ETT), "limit": rows, "timings": True},
@@ -285,11 +296,16 @@ def main() -> None:
             "stride": 1,
             "retrain_every": RETRAIN_EVERY,
             "darts_start_row": start,
+            "recipes": {side: RECIPES[side] for side in args.recipes},  # what each adaptcast side changes
         },
         "repeats": args.repeats,
         "median": med,
         "speedup_vs_darts": {  # darts' seconds over adaptcast's: > 1 is adaptcast faster
             side: {k: med["darts"][k] / med[side][k] for k in ("wall_s", "cpu_s")} for side in sides[:-1]
+        },
+        "speedup_cpu_per_repeat": {  # repeat i of darts over repeat i of each side: the spread of the ratio
+            side: [d["cpu_s"] / a["cpu_s"] for d, a in zip(runs["darts"], runs[side], strict=True)]
+            for side in sides[:-1]
         },
         "mae": mae,
         "deterministic_work": {
