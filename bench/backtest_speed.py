@@ -69,23 +69,19 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, recipe: str) -> dict[str, Any]:
-    """``backtest()`` with periodic:24, full window, memory and intervals off unless ``recipe`` says
-    otherwise; forecasts as row indices.
+def adaptcast_config(rows: int, rounds: int, recipe: str) -> Any:
+    """The ``Config`` one adaptcast side runs: periodic:24, full window, memory and intervals off, the
+    shared booster, then what ``recipe`` (one of ``RECIPES``) changes in the model or the adaptation.
 
-    ``recipe`` names one of ``RECIPES``: the default validates a candidate fitted on the training
-    slice against the serving model, then refits it on every window (two fits per retrain);
-    ``refit: false`` serves the validated candidate as fitted (one fit, on the older 80 % of the
-    windows); ``refit_mode: warm`` continues the serving booster with a fifth of the rounds at
-    each of the two fits.
+    The default validates a candidate fitted on the training slice against the serving model, then
+    refits it on every window (two fits per retrain); ``refit: false`` serves the validated candidate
+    as fitted (one fit, on the older 80 % of the windows); ``refit_mode: warm`` continues the
+    serving booster with a fifth of the rounds at each of the two fits.
     """
-    import numpy as np
-    import polars as pl
-
-    from adaptcast.streams.backtest import backtest
     from adaptcast.streams.config import load_config
 
-    cfg = load_config(
+    changes = RECIPES[recipe]
+    return load_config(
         overrides={
             "model": {
                 "kind": "xgboost",
@@ -98,20 +94,30 @@ def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, recipe: str)
                     "early_stopping_rounds": 0,
                     "num_threads": 1,
                     "device": "cpu",
-                    **{k: v for k, v in RECIPES[recipe].items() if k in MODEL_OPTIONS},
+                    **{k: v for k, v in changes.items() if k in MODEL_OPTIONS},
                 },
             },
             "adaptation": {
                 "policy": f"periodic:{RETRAIN_EVERY}",
                 "window": "full",
                 "memory": False,
-                **{k: v for k, v in RECIPES[recipe].items() if k not in MODEL_OPTIONS},
+                **{k: v for k, v in changes.items() if k not in MODEL_OPTIONS},
             },
             "intervals": {"method": "off"},
             "backtest": {"data": str(ETT), "limit": rows, "timings": True},
         },
         environ={},
     )
+
+
+def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, recipe: str) -> dict[str, Any]:
+    """``backtest()`` of :func:`adaptcast_config`; forecasts saved to ``out`` as row indices."""
+    import numpy as np
+    import polars as pl
+
+    from adaptcast.streams.backtest import backtest
+
+    cfg = adaptcast_config(rows, rounds, recipe)
     wall, cpu = time.perf_counter(), _cpu()
     if profile:
         import cProfile

@@ -1,0 +1,39 @@
+"""``bench/backtest_speed.py``: each recipe reaches the configuration it names (the Darts side is not run)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _bench():
+    sys.path.insert(0, str(ROOT / "bench"))  # it imports its sibling output.py
+    spec = importlib.util.spec_from_file_location(
+        "bench_backtest_speed", ROOT / "bench" / "backtest_speed.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+BENCH = _bench()
+
+
+@pytest.mark.parametrize("recipe", list(BENCH.RECIPES))
+def test_each_recipe_changes_only_what_it_names(recipe: str) -> None:
+    cfg = BENCH.adaptcast_config(200, 5, recipe)
+    changes = BENCH.RECIPES[recipe]
+    # the booster both sides share, whatever the recipe
+    for key, value in BENCH.BOOSTER.items():
+        assert cfg.model.params[key] == value
+    assert cfg.model.params["n_estimators"] == 5 and cfg.backtest.limit == 200
+    assert cfg.model.params.get("window_norm", "none") == changes.get("window_norm", "none")
+    assert cfg.adaptation.policy == changes.get("policy", f"periodic:{BENCH.RETRAIN_EVERY}")
+    assert cfg.adaptation.window == changes.get("window", "full")
+    assert cfg.adaptation.refit == changes.get("refit", True)
+    assert cfg.adaptation.memory is False and cfg.intervals.method == "off"
