@@ -3,9 +3,12 @@
 The work: XGBoost with the same booster settings (one output per tree, 64 histogram bins, fixed
 rounds, no early stopping, no row or column sampling, one thread), 48 lags, horizon 12, a forecast
 issued at every step (stride 1), retrained every 24 steps on all history, over the first ``--rows`` rows of
-ETTh1's OT column. Each side runs in its own subprocess, alternating which goes first, ``--repeats``
-times; the JSON gives median wall and CPU seconds, the ratio, MAE of both on the forecasts both
-issued, and the training work (fits, rows × boosting rounds) counted from what each did.
+ETTh1's OT column. The first three adaptcast recipes (``RECIPES``) keep that retraining recipe; the
+others choose their own (drift-triggered retraining, level-invariant windows, the Variance Horizon)
+on the same data and booster, and are judged by MAE. Each side runs in its own subprocess,
+alternating which goes first, ``--repeats`` times; the JSON gives median wall and CPU seconds, the
+ratio, MAE of both on the forecasts both issued, and the training work (fits, rows × boosting
+rounds) counted from what each did.
 
 Darts is not a dependency of adaptcast: install it into a separate virtual environment
 (``python3 -m venv /work/peer-venv && /work/peer-venv/bin/pip install darts xgboost polars``)
