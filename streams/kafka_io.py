@@ -131,6 +131,20 @@ class KafkaSource:
     def beginning(self, tp: TopicPartition) -> int:
         return self.consumer.beginning_offsets([tp])[tp]
 
+    def known_lags(self, timeout_ms: int = 1000) -> dict[TopicPartition, int | None]:
+        """Each assigned partition's lag from the high watermark of its last parsed fetch response.
+
+        No end-offsets round trip; None for a partition none of whose fetch responses has been
+        parsed yet. A position being revalidated after a leader change may still ask the broker:
+        KafkaError after ``timeout_ms``, as in :meth:`lags`.
+        """
+        lags: dict[TopicPartition, int | None] = {}
+        for tp in self.consumer.assignment():
+            end = self.consumer.highwater(tp)
+            at = None if end is None else self.consumer.position(tp, timeout_ms=timeout_ms)
+            lags[tp] = None if end is None or at is None else max(end - at, 0)
+        return lags
+
     def lags(self, timeout_ms: int = 1000) -> dict[TopicPartition, int]:
         """Records between this consumer's position and the end of each assigned partition.
 

@@ -204,6 +204,46 @@ def test_end_to_end_every_record_predicted_once_and_correct(kafka_bootstrap, tmp
     assert _group_done(kafka_bootstrap, names["group"], names["input"])
 
 
+def _lag_gauges(worker: Worker) -> dict[int, float]:
+    """Partition → the consumer-lag gauge's value, read from the worker's Prometheus exposition."""
+    out = {}
+    for line in worker.metrics.render().decode().splitlines():
+        if line.startswith("adaptcast_consumer_lag_records{"):
+            out[int(line.split('partition="')[1].split('"')[0])] = float(line.rsplit(" ", 1)[1])
+    return out
+
+
+def test_lag_gauges_come_from_fetch_responses_while_batches_commit(kafka_bootstrap, tmp_path, monkeypatch):
+    """Serving, the lags need no end-offsets round trip (it can wait behind a held fetch); idle, they do."""
+    names = _topics(kafka_bootstrap)
+    n_series, steps = 5, 40
+    _produce(kafka_bootstrap, names["input"], _records(n_series, steps))
+    cfg = _config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m"))
+    cfg.kafka.poll_max_records = 15
+    worker = Worker(cfg)
+    monkeypatch.setattr("adaptcast.streams.service.BROKER_CHECK_S", 0.0)  # check at every poll
+    round_trips = []
+    asked = worker.source.lags
+    monkeypatch.setattr(worker.source, "lags", lambda **kw: round_trips.append(1) or asked(**kw))
+    try:
+        _run_until(worker, lambda: worker.counts["records"] > 0)  # a first batch served and committed
+        worker.step()
+        first = len(round_trips)  # until then, each check asked the broker
+        assert first >= 1
+        _run_until(worker, lambda: worker.counts["records"] >= 150)
+        assert len(round_trips) == first  # batches committed at every poll since: no round trip
+        lags = _lag_gauges(worker)
+        assert set(lags) == {0, 1, 2, 3} and sum(lags.values()) > 0
+        assert lags == {tp.partition: n for tp, n in asked().items()}  # the broker's own answer
+        _run_until(worker, lambda: worker.counts["records"] >= n_series * steps)
+        for _ in range(3):  # idle polls: nothing committed since the last check, so ask the broker
+            worker.step()
+        assert len(round_trips) > first
+        assert set(_lag_gauges(worker).values()) == {0.0}
+    finally:
+        worker.close()
+
+
 def test_bad_records_go_to_dead_letters_with_reasons(kafka_bootstrap, tmp_path):
     names = _topics(kafka_bootstrap)
     n_series, steps = 3, 30
