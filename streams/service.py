@@ -401,10 +401,11 @@ class Worker:
         """Every ``BROKER_CHECK_S``: refresh the lag gauges, and check that the broker answers.
 
         While batches are committed, each commit shows that it answers, and the lags come from the
-        last fetch responses (a partition none of whose responses has been parsed yet keeps its
-        previous lag). Otherwise the worker asks for end offsets: a round trip that can wait behind
-        a fetch the broker holds open for up to ``fetch_max_wait_ms``. Asked once a second on the
-        serving thread, it cost a busy worker up to 15 % of its rate.
+        last fetch responses (a partition none of whose responses has been parsed yet keeps the lag
+        last published for it; without one, the worker asks). Otherwise the worker asks for end
+        offsets: a round trip that can wait behind a fetch the broker holds open for up to
+        ``fetch_max_wait_ms``. Asked once a second on the serving thread, it cost a busy worker up
+        to 15 % of its rate.
         """
         now = time.monotonic()
         if now - self._last_check < BROKER_CHECK_S:
