@@ -12,7 +12,10 @@ One self-contained command; prints JSON. Without a CUDA device it prints a JSON 
 
 Each device trains through the normal ``fit`` path (Lightning, ``accelerator``/``precision``
 hparams) for 2 epochs on ``steps × batch`` windows after a short warm-up fit; seconds per step
-are scaled to seconds per full epoch.
+are scaled to seconds per full epoch. The floating-point operations of one training step are
+counted once on the CPU (torch's ``FlopCounterMode``: matrix products, convolutions and
+attention, the operations that dominate these networks), so each GPU run also reports the
+throughput it achieved and its share of the GPU's dense bf16 tensor-core peak.
 
     python bench/gpu_transformers.py                    # GPU machine: CPU vs GPU fp32 vs GPU bf16
     python bench/gpu_transformers.py --cpu-steps 10 --gpu-steps 267
@@ -80,6 +83,39 @@ def workload(
     shape = {"lookback": X.shape[1], "horizon": Y.shape[1], "n_features": X.shape[2], "n_targets": Y.shape[2]}
     cfg = {"kind": kind, **shape, **hparams, "batch_size": batch}
     return {"config": cfg, "source": source, "full_epoch_steps": full_steps}, X[:n], Y[:n], full_steps
+
+
+# NVIDIA's dense (no sparsity) bf16 tensor-core peaks, TFLOP/s, by a substring of the device name;
+# the first match wins, so the PCIe H100 comes before the SXM one.
+BF16_PEAK_TFLOPS = (("H200", 989.0), ("H100 PCIe", 756.0), ("H100", 989.0), ("A100", 312.0))
+
+
+def bf16_peak_tflops(device_name: str | None) -> float | None:
+    """The dense bf16 peak of a GPU named ``device_name`` (None: not in :data:`BF16_PEAK_TFLOPS`)."""
+    return next((peak for key, peak in BF16_PEAK_TFLOPS if device_name and key in device_name), None)
+
+
+def step_flops(cfg: dict, X: np.ndarray, Y: np.ndarray, batch: int) -> int:
+    """Floating-point operations of one training step (loss forward and backward on one batch)."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from adaptcast.forecast import create_forecaster
+
+    cfg = dict(cfg)
+    model = create_forecaster(cfg.pop("kind"), **cfg, accelerator="cpu")
+    net = model.build_module()
+    x, y = torch.as_tensor(X[:batch]), torch.as_tensor(Y[:batch])
+    with FlopCounterMode(display=False) as counter:
+        model.loss(net, x, y).backward()
+    return int(counter.get_total_flops())
+
+
+def throughput(flops: int, seconds_per_step: float, peak_tflops: float | None) -> dict:
+    """Achieved TFLOP/s of a timed run, and its share of the peak (None without one)."""
+    achieved = flops / seconds_per_step / 1e12
+    share = None if peak_tflops is None else round(achieved / peak_tflops, 4)
+    return {"achieved_tflops": round(achieved, 2), "share_of_bf16_peak": share}
 
 
 def time_fit(
@@ -167,6 +203,14 @@ def main(argv: list[str] | None = None) -> int:
                 entry["gpu_bf16_mixed"] = time_fit(
                     meta["config"], X, Y, "gpu", "bf16-mixed", args.batch_size, full
                 )
+            entry["flops_per_step"] = step_flops(meta["config"], X, Y, args.batch_size)
+            peak = bf16_peak_tflops(doc["machine"]["gpu"])
+            entry["gpu_bf16_peak_tflops"] = peak
+            for key in ("gpu_fp32", "gpu_bf16_mixed"):
+                if key in entry:
+                    entry[key].update(
+                        throughput(entry["flops_per_step"], entry[key]["seconds_per_step"], peak)
+                    )
         cpu = entry.get("cpu_fp32", {}).get("seconds_per_epoch")
         for key in ("gpu_fp32", "gpu_bf16_mixed"):
             if cpu and key in entry:

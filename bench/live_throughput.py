@@ -3,8 +3,9 @@
 (a) raw kafka-python consume → produce → flush → commit rate for the same records and batch size,
     once producing each input unchanged (small records) and once producing the worker's own
     predictions (records of the prediction's size: the baseline of the ratio);
-(b) adaptcast's end-to-end rate (AR-Net, error memory, drift detector and intervals on), timed after
-    the first ``lookback + horizon`` steps (window warm-up: no forecasts yet); the ratio (b)/(a);
+(b) adaptcast's end-to-end rate (AR-Net or ``--model``; error memory, drift detector and intervals
+    on), timed after the first ``lookback + horizon`` steps (window warm-up: no forecasts yet); the
+    ratio (b)/(a);
 (c) p50/p99/p99.9 end-to-end latency at each offered rate (``--rates``): the prediction's broker
     timestamp minus the input record's (both producer CreateTime on this machine, ms resolution).
     The load comes from a separate process, so its producer does not share the worker's GIL;
@@ -14,6 +15,7 @@
     python bench/live_throughput.py                     # starts its own broker
     python bench/live_throughput.py --series 5000 --steps 70 --skip-latency   # rate vs series
     python bench/live_throughput.py --skip-raw --skip-latency --workers 1,2   # scale-out
+    python bench/live_throughput.py --model lstm --rates 1000   # a neural net, on the GPU if present
     KAFKA_BOOTSTRAP_SERVERS=host:9092 python bench/live_throughput.py --records 50000
 """
 
@@ -147,12 +149,13 @@ def predictions(bootstrap: str, topic: str, limit: int = 5000) -> list[bytes]:
     return values
 
 
-def trained_arnet(path: Path, lookback: int, horizon: int) -> str:
+def trained(kind: str, path: Path, lookback: int, horizon: int) -> str:
+    """A ``kind`` model fitted on a noisy daily sine (on a GPU where one is present), saved at ``path``."""
     rng = np.random.default_rng(1)
     t = np.arange(3000)
     y = 20 + 5 * np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.5, t.size)
     X, Y = sliding_windows(y, lookback, horizon)
-    m = create_forecaster("arnet", lookback=lookback, horizon=horizon)
+    m = create_forecaster(kind, lookback=lookback, horizon=horizon)
     m.fit(X, Y)
     m.save(path)
     return str(path)
@@ -168,6 +171,7 @@ def worker_config(
     horizon: int,
     policy: str = "drift",
     train_in: str = "process",
+    kind: str = "arnet",
 ):
     return load_config(
         overrides={
@@ -180,7 +184,7 @@ def worker_config(
                 "poll_max_records": batch,
                 "poll_timeout_ms": 50,
             },
-            "model": {"kind": "arnet", "lookback": lookback, "horizon": horizon, "checkpoint": checkpoint},
+            "model": {"kind": kind, "lookback": lookback, "horizon": horizon, "checkpoint": checkpoint},
             "adaptation": {"policy": policy, "window": "vh", "memory": True},
             "state": {"dir": str(state)},
             "metrics": {"enabled": False},
@@ -231,6 +235,7 @@ def latency(bootstrap: str, ckpt: str, tmp: Path, args: argparse.Namespace, rate
         args.horizon,
         args.policy,
         args.train_in,
+        args.model,
     )
     worker = new_worker(cfg, args)
     trace = PollTrace(worker) if args.trace else None
@@ -295,7 +300,18 @@ def scale_out(bootstrap: str, ckpt: str, tmp: Path, args: argparse.Namespace, re
         ctx.Process(
             target=_scale_worker,
             args=(
-                (bootstrap, tag, tmp / f"state-d-{tag}-{i}", ckpt, args.batch, args.lookback, args.horizon),
+                (
+                    bootstrap,
+                    tag,
+                    tmp / f"state-d-{tag}-{i}",
+                    ckpt,
+                    args.batch,
+                    args.lookback,
+                    args.horizon,
+                    args.policy,
+                    args.train_in,
+                    args.model,
+                ),
                 len(recs),
                 counter,
                 out,
@@ -336,6 +352,7 @@ def main() -> None:
     ap.add_argument("--skip-latency", action="store_true")
     ap.add_argument("--workers", default="", help="scale-out: comma-separated process counts, e.g. 1,2")
     ap.add_argument("--policy", default="drift", help="the worker's adaptation.policy (e.g. never)")
+    ap.add_argument("--model", default="arnet", help="the served model's kind (e.g. lstm: a GPU predicts it)")
     ap.add_argument(
         "--train-in", default="process", choices=("process", "thread"), help="the worker's serving.train_in"
     )
@@ -351,6 +368,7 @@ def main() -> None:
         "horizon": args.horizon,
         "batch": args.batch,
         "policy": args.policy,
+        "model": args.model,
         "train_in": args.train_in,
         "heap_frozen": not args.unfreeze,
         "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
@@ -363,7 +381,7 @@ def main() -> None:
 
             bootstrap = stack.enter_context(KafkaBroker(state_dir=tmp / "kafka")).bootstrap
         recs = records(args.series, args.steps)
-        ckpt = trained_arnet(tmp / "arnet", args.lookback, args.horizon)
+        ckpt = trained(args.model, tmp / "model", args.lookback, args.horizon)
         warm = (args.lookback + args.horizon) * args.series
         summary["records"], summary["warm_records"] = len(recs), warm
 
@@ -385,6 +403,7 @@ def main() -> None:
             args.horizon,
             args.policy,
             args.train_in,
+            args.model,
         )
         worker = new_worker(cfg, args)
         done, seconds = serve_until(worker, len(recs), warm)

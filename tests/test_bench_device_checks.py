@@ -1,0 +1,60 @@
+"""``bench/device_checks.sh`` runs benches that exist, with flags they accept; its FLOP counts are right."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "bench" / "device_checks.sh"
+sys.path.insert(0, str(ROOT / "bench"))
+
+import gpu_transformers  # noqa: E402
+
+
+def _dry_run() -> list[list[str]]:
+    env = {**os.environ, "DRY_RUN": "1", "PY": sys.executable}
+    out = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return [shlex.split(line) for line in out.stdout.splitlines() if line.strip()]
+
+
+def test_the_script_parses():
+    assert subprocess.run(["bash", "-n", str(SCRIPT)]).returncode == 0
+
+
+@pytest.mark.parametrize("index", range(4))
+def test_each_check_names_a_bench_and_flags_it_accepts(index: int):
+    commands = _dry_run()
+    assert len(commands) == 4  # throughput vs peak, live on the GPU, univariate rows, multivariate seeds
+    cmd = commands[index]
+    assert cmd[0] == sys.executable and (ROOT / cmd[1]).is_file()
+    usage = subprocess.run([*cmd[:2], "--help"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    for flag in (arg for arg in cmd[2:] if arg.startswith("--")):
+        assert re.search(rf"{re.escape(flag)}\b", usage), f"{cmd[1]} has no {flag}"
+
+
+def test_step_flops_counts_forward_and_weight_gradient_products():
+    batch, lookback, horizon = 8, 24, 6
+    cfg = {"kind": "arnet", "lookback": lookback, "horizon": horizon, "n_features": 1, "n_targets": 1}
+    X = np.zeros((batch, lookback, 1), np.float32)
+    Y = np.zeros((batch, horizon, 1), np.float32)
+    # a linear AR-Net: one [B, L] x [L, H] product forward, one of the same size for the weights' gradient
+    assert gpu_transformers.step_flops(cfg, X, Y, batch) == 2 * (2 * batch * lookback * horizon)
+
+
+def test_throughput_against_the_peak_of_the_named_gpu():
+    assert gpu_transformers.bf16_peak_tflops("NVIDIA H200") == 989.0
+    assert gpu_transformers.bf16_peak_tflops("NVIDIA H100 PCIe") == 756.0
+    assert gpu_transformers.bf16_peak_tflops("Tesla T4") is None
+    assert gpu_transformers.throughput(10**12, 0.5, 989.0) == {
+        "achieved_tflops": 2.0,
+        "share_of_bf16_peak": 0.002,
+    }
+    assert gpu_transformers.throughput(10**12, 0.5, None)["share_of_bf16_peak"] is None
