@@ -161,18 +161,8 @@ def trained(kind: str, path: Path, lookback: int, horizon: int) -> str:
     return str(path)
 
 
-def worker_config(
-    bootstrap: str,
-    tag: str,
-    state: Path,
-    checkpoint: str,
-    batch: int,
-    lookback: int,
-    horizon: int,
-    policy: str = "drift",
-    train_in: str = "process",
-    kind: str = "arnet",
-):
+def worker_config(bootstrap: str, tag: str, state: Path, checkpoint: str, args: argparse.Namespace):
+    """The worker's config for topics ``*-tag``: batch, shape, model, policy and training from ``args``."""
     return load_config(
         overrides={
             "kafka": {
@@ -181,14 +171,19 @@ def worker_config(
                 "output_topic": f"out-{tag}",
                 "dead_letter_topic": f"dlq-{tag}",
                 "group": f"g-{tag}",
-                "poll_max_records": batch,
+                "poll_max_records": args.batch,
                 "poll_timeout_ms": 50,
             },
-            "model": {"kind": kind, "lookback": lookback, "horizon": horizon, "checkpoint": checkpoint},
-            "adaptation": {"policy": policy, "window": "vh", "memory": True},
+            "model": {
+                "kind": args.model,
+                "lookback": args.lookback,
+                "horizon": args.horizon,
+                "checkpoint": checkpoint,
+            },
+            "adaptation": {"policy": args.policy, "window": "vh", "memory": True},
             "state": {"dir": str(state)},
             "metrics": {"enabled": False},
-            "serving": {"train_in": train_in},
+            "serving": {"train_in": args.train_in},
         },
         environ={},
     )
@@ -225,18 +220,7 @@ def latency(bootstrap: str, ckpt: str, tmp: Path, args: argparse.Namespace, rate
     topics(bootstrap, f"in-{tag}", f"out-{tag}", f"dlq-{tag}")
     n_lat = int(rate * args.latency_seconds)
     lat_recs = records(args.series, n_lat // args.series + 1, seed=2)[:n_lat]
-    cfg = worker_config(
-        bootstrap,
-        tag,
-        tmp / f"state-c-{tag}",
-        ckpt,
-        args.batch,
-        args.lookback,
-        args.horizon,
-        args.policy,
-        args.train_in,
-        args.model,
-    )
+    cfg = worker_config(bootstrap, tag, tmp / f"state-c-{tag}", ckpt, args)
     worker = new_worker(cfg, args)
     trace = PollTrace(worker) if args.trace else None
     step = worker.step if trace is None else trace.step
@@ -300,18 +284,7 @@ def scale_out(bootstrap: str, ckpt: str, tmp: Path, args: argparse.Namespace, re
         ctx.Process(
             target=_scale_worker,
             args=(
-                (
-                    bootstrap,
-                    tag,
-                    tmp / f"state-d-{tag}-{i}",
-                    ckpt,
-                    args.batch,
-                    args.lookback,
-                    args.horizon,
-                    args.policy,
-                    args.train_in,
-                    args.model,
-                ),
+                (bootstrap, tag, tmp / f"state-d-{tag}-{i}", ckpt, args),
                 len(recs),
                 counter,
                 out,
@@ -393,18 +366,7 @@ def main() -> None:
             summary["raw_kafka_python_rec_per_s"] = round(raw, 1)
 
         # (b) adaptcast on the same records, same batch size, after the windows' warm-up
-        cfg = worker_config(
-            bootstrap,
-            tag,
-            tmp / "state-b",
-            ckpt,
-            args.batch,
-            args.lookback,
-            args.horizon,
-            args.policy,
-            args.train_in,
-            args.model,
-        )
+        cfg = worker_config(bootstrap, tag, tmp / "state-b", ckpt, args)
         worker = new_worker(cfg, args)
         done, seconds = serve_until(worker, len(recs), warm)
         worker.close()
