@@ -2,26 +2,10 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from bench_module import load
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bench():
-    sys.path.insert(0, str(ROOT / "bench"))  # it imports its sibling output.py
-    spec = importlib.util.spec_from_file_location(
-        "bench_backtest_speed", ROOT / "bench" / "backtest_speed.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench()
+BENCH = load("backtest_speed")
 
 
 @pytest.mark.parametrize("recipe", list(BENCH.RECIPES))

@@ -11,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_module import load
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "bench" / "device_checks.sh"
-sys.path.insert(0, str(ROOT / "bench"))
 
-import gpu_transformers  # noqa: E402
+gpu_transformers = load("gpu_transformers")
 
 
 def _dry_run() -> list[list[str]]:

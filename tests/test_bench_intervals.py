@@ -9,28 +9,16 @@ Never asserts on seconds.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import pytest
+from bench_module import load
 
 pytestmark = pytest.mark.slow  # naive backtests of 2 series x 1344-3000 steps, tens of seconds of CPU
 
-ROOT = Path(__file__).resolve().parents[1]
 LEVELS = ["80", "95"]
 
 
-def _bench():
-    sys.path.insert(0, str(ROOT / "bench"))  # bench/intervals.py imports its sibling adaptation_stats
-    spec = importlib.util.spec_from_file_location("bench_intervals", ROOT / "bench" / "intervals.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_stationary_coverage_near_nominal_and_width_near_static() -> None:
-    bench = _bench()
+    bench = load("intervals")
     fc, events = bench.forecasts("stationary", 0, "naive", steps=3000, series=2)
     assert events == []
     fc, _ = bench.static_bounds(fc, LEVELS, calibration=200, skip=200, events=events)
@@ -42,7 +30,7 @@ def test_stationary_coverage_near_nominal_and_width_near_static() -> None:
 
 
 def test_after_a_variance_change_adaptive_covers_more_than_static() -> None:
-    bench = _bench()
+    bench = load("intervals")
     fc, events = bench.forecasts("variance", 0, "naive", steps=24 * 7 * 8, series=2)
     fc, (_, end) = bench.static_bounds(fc, LEVELS, calibration=200, skip=200, events=events)
     assert end < min(bench.datetime.fromisoformat(ev["start"]) for ev in events)  # fitted before the change
@@ -55,7 +43,7 @@ def test_after_a_variance_change_adaptive_covers_more_than_static() -> None:
 
 
 def test_distance_from_nominal_shows_an_interval_that_covers_more_only_by_over_covering() -> None:
-    bench = _bench()
+    bench = load("intervals")
     y = [float(i) for i in range(10)]
     # adaptive: half-width 0.5 around a forecast that is off by 1 on 2 rows of 10 (80 % covered);
     # static: half-width 100 (every row covered, 20 points above the 80 % asked for)

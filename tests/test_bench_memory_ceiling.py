@@ -2,28 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from datetime import datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import polars as pl
+from bench_module import load
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def _bench():
-    sys.path.insert(0, str(ROOT / "bench"))  # it imports its siblings
-    spec = importlib.util.spec_from_file_location(
-        "bench_memory_ceiling", ROOT / "bench" / "memory_ceiling.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-BENCH = _bench()
+BENCH = load("memory_ceiling")
 NAMES = ["a", "b"]
 
 
