@@ -178,11 +178,12 @@ class RetrainPolicy:
     retrain, ``INITIAL``; otherwise the trigger — ``never`` never retrains (``NEVER``),
     ``periodic`` retrains once ``step - last_retrain >= every`` (``PERIODIC``, else
     ``PERIODIC_WAIT``); ``drift`` first retrains when a scheduled post-change refit is due
-    (``POST_CHANGE``) or the history has grown ``growth``-fold since the serving model was
-    trained (``GROWTH``), then feeds ``errors`` (or ``features`` for the feature detector) to
-    its detector — except during ``cooldown`` steps after a retrain (``COOLDOWN``) — and on an
-    alarm retrains at once (``DRIFT``) or, with ``defer > 0``, records it and schedules the
-    refit (:class:`~adaptcast.drift.schedule.ChangeSchedule`).  After a swap the loop calls
+    (``POST_CHANGE``) or ``growth - 1`` times the rows the serving model was trained on have
+    arrived since (``GROWTH``: the history has grown ``growth``-fold, or would have without its
+    cap), then feeds ``errors`` (or ``features`` for the feature detector) to its detector —
+    except during ``cooldown`` steps after a retrain (``COOLDOWN``) — and on an alarm retrains
+    at once (``DRIFT``) or, with ``defer > 0``, records it and schedules the refit
+    (:class:`~adaptcast.drift.schedule.ChangeSchedule`).  After a swap the loop calls
     :meth:`notify_retrained`, after a rejected candidate :meth:`notify_rejected`.
     """
 
@@ -340,8 +341,11 @@ class RetrainPolicy:
         if self.schedule.due(info.step):
             c = self.schedule.change_step
             return Decision(Action.RETRAIN, Reason.POST_CHANGE, self._rows(info), det.name, c)
-        if self.growth and self.trained_rows and info.rows_available >= self.growth * self.trained_rows:
-            return Decision(Action.RETRAIN, Reason.GROWTH, self._rows(info))
+        if self.growth and self.trained_rows:
+            # rows that arrived since the last fit; ``since`` keeps counting once the history is capped
+            new_rows = max(info.rows_available - self.trained_rows, since)
+            if new_rows >= (self.growth - 1) * self.trained_rows:
+                return Decision(Action.RETRAIN, Reason.GROWTH, self._rows(info))
         return Decision.wait(Reason.COOLDOWN if cooling else Reason.NO_DRIFT)
 
     @staticmethod

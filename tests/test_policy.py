@@ -296,6 +296,17 @@ def test_a_rejected_growth_refit_waits_for_the_history_to_grow_again() -> None:
     assert d.retrain and d.reason is Reason.GROWTH
 
 
+def test_growth_still_fires_once_the_history_is_capped() -> None:
+    # a long-running worker keeps ``history`` rows per series: the kept history stops growing, the
+    # feed does not, and a model must not serve for ever because its buffer is full
+    pol = _drift_policy(growth=1.5)
+    pol.notify_retrained(0, val_error=0.1, rows=1000)
+    capped = [pol.should_retrain(StepInfo(step=s, rows_available=1000, errors=[0.1])) for s in range(1, 500)]
+    assert not any(d.retrain for d in capped)
+    d = pol.should_retrain(StepInfo(step=500, rows_available=1000, errors=[0.1]))
+    assert d.retrain and d.reason is Reason.GROWTH
+
+
 def test_schedule_and_growth_survive_a_state_round_trip() -> None:
     pol = _drift_policy(defer=10, growth=3.0)
     _feed(pol, range(1, 50), 0.1)
