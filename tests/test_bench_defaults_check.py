@@ -1,0 +1,64 @@
+"""``bench/defaults_check.py``: feeds cut into slices, each backtested with the defaults and the baseline."""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+from bench_module import load
+
+BENCH = load("defaults_check")
+
+
+def _feed(path, n: int) -> None:
+    t = np.arange(n)
+    y = 10 + np.sin(2 * np.pi * t / 24) + np.random.default_rng(0).normal(0, 0.2, n)
+    start = datetime(2024, 1, 1)
+    pl.DataFrame({"date": [start + timedelta(hours=int(i)) for i in t], "load": y}).write_csv(path)
+
+
+def test_slices_are_consecutive_and_short_feeds_are_whole_or_left_out(tmp_path):
+    path = tmp_path / "f.csv"
+    _feed(path, 700)
+    assert BENCH.slices(path, "load", 300, 200) == [(0, 300), (300, 300)]
+    assert BENCH.slices(path, "load", 1000, 200) == [(0, 700)]
+    assert BENCH.slices(path, "load", 1000, 800) == []
+
+
+def test_feed_and_override_spellings_are_checked(tmp_path):
+    path = tmp_path / "f.csv"
+    _feed(path, 10)
+    assert BENCH.parse_feed(f"{path}:load") == (path, "load")
+    with pytest.raises(SystemExit, match="PATH:COLUMN"):
+        BENCH.parse_feed(str(path))
+    with pytest.raises(SystemExit, match="no file"):
+        BENCH.parse_feed(f"{tmp_path}/missing.csv:load")
+    assert BENCH.overrides(["adaptation.growth=1.5", "model.params.epochs=2"]) == {
+        "adaptation": {"growth": 1.5},
+        "model": {"params": {"epochs": 2}},
+    }
+    with pytest.raises(SystemExit, match=r"SECTION\.KEY=VALUE"):
+        BENCH.overrides(["growth=1.5"])
+
+
+def test_one_slice_compares_the_defaults_with_periodic_retraining(tmp_path, capsys):
+    path = tmp_path / "f.csv"
+    _feed(path, 400)
+    out = tmp_path / "r.json"
+    BENCH.main(
+        ["--feeds", f"{path}:load", "--rows", "400", "--min-rows", "100", "--jobs", "1", "--out", str(out)]
+    )
+    result = json.loads(out.read_text())
+    assert json.loads(capsys.readouterr().out) == result
+    (run,) = result["runs"]
+    assert run["feed"] == "f.csv:load" and run["rows"] == 400
+    assert math.isclose(run["ratio"], run["mae"] / run["mae_baseline"])
+    assert run["fits"] >= 1 and run["fits_baseline"] >= 10  # periodic:24 refits every 24 of ~280 steps
+    assert 0 < run["work_ratio"] < 1  # the defaults' fits are on no more rows than periodic's
+    s = result["summary"]
+    assert s["slices"] == 1 and s["worst_ratio"] == run["ratio"]
+    assert s["within_bound"] == int(run["ratio"] <= BENCH.BOUND)
