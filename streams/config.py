@@ -152,10 +152,11 @@ class AdaptationConfig(_Section):
         "a change)",
     )
     growth: float | None = Field(
-        default=2.0,
+        default=1.1,
         gt=1,
-        description="drift policies also retrain when the history has grown this many times since "
-        "the serving model was trained (null: off)",
+        description="drift policies also retrain once the rows that arrived since the serving model was "
+        "trained reach (growth - 1) times the rows it was trained on, i.e. the history has grown this "
+        "many times (null: off)",
     )
 
     @field_validator("policy")
