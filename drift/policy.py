@@ -341,10 +341,11 @@ class RetrainPolicy:
         if self.schedule.due(info.step):
             c = self.schedule.change_step
             return Decision(Action.RETRAIN, Reason.POST_CHANGE, self._rows(info), det.name, c)
-        if self.growth and self.trained_rows:
-            # rows that arrived since the last fit; ``since`` keeps counting once the history is capped
+        if self.growth and self.trained_rows and info.rows_available >= self.trained_rows:
+            # rows that arrived since the last fit: ``since`` keeps counting once the history is capped;
+            # a history shorter than the serving model's (a series restarted after a gap) never triggers
             new_rows = max(info.rows_available - self.trained_rows, since)
-            if new_rows >= (self.growth - 1) * self.trained_rows:
+            if self.trained_rows + new_rows >= self.growth * self.trained_rows:
                 return Decision(Action.RETRAIN, Reason.GROWTH, self._rows(info))
         return Decision.wait(Reason.COOLDOWN if cooling else Reason.NO_DRIFT)
 

@@ -307,6 +307,19 @@ def test_growth_still_fires_once_the_history_is_capped() -> None:
     assert d.retrain and d.reason is Reason.GROWTH
 
 
+def test_growth_waits_while_the_history_is_shorter_than_the_serving_models() -> None:
+    # a series restarted after a long gap has only its newest rows: refitting on them would replace a
+    # model trained on far more data; growth waits until the history is back to the model's
+    pol = _drift_policy(growth=1.1)
+    pol.notify_retrained(0, val_error=0.1, rows=1000)
+    restarted = [
+        pol.should_retrain(StepInfo(step=s, rows_available=s - 199, errors=[0.1])) for s in range(200, 1199)
+    ]
+    assert not any(d.retrain for d in restarted)
+    d = pol.should_retrain(StepInfo(step=1199, rows_available=1000, errors=[0.1]))
+    assert d.retrain and d.reason is Reason.GROWTH
+
+
 def test_schedule_and_growth_survive_a_state_round_trip() -> None:
     pol = _drift_policy(defer=10, growth=3.0)
     _feed(pol, range(1, 50), 0.1)
