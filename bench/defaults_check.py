@@ -29,9 +29,10 @@ from adaptation_stats import mean_ci
 from output import emit
 from tqdm import tqdm
 
+from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import read_series
-from adaptcast.streams.backtest import backtest
-from adaptcast.streams.config import deep_merge, load_config, parse_scalar
+from adaptcast.streams.backtest import backtest, variant
+from adaptcast.streams.config import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 ETT = ROOT.parent / "shared" / "data" / "ett" / "ETTh1.csv"
@@ -50,21 +51,6 @@ def parse_feed(spec: str) -> tuple[Path, str]:
     return Path(path), column
 
 
-def overrides(pairs: list[str]) -> dict[str, Any]:
-    """``["adaptation.growth=1.5"]`` → ``{"adaptation": {"growth": 1.5}}`` (values parsed as JSON scalars)."""
-    out: dict[str, Any] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or "." not in key:
-            raise SystemExit(f"--set {pair!r}: write SECTION.KEY=VALUE, e.g. adaptation.growth=1.5")
-        *parents, leaf = key.strip().split(".")
-        node = out
-        for name in parents:
-            node = node.setdefault(name, {})
-        node[leaf] = parse_scalar(value.strip())
-    return out
-
-
 def slices(path: Path, column: str, rows: int, min_rows: int) -> list[tuple[int, int]]:
     """(offset, length) of consecutive ``rows``-step slices; a shorter feed is one slice if ≥ ``min_rows``."""
     n = read_series(path, [column]).frame.height
@@ -73,12 +59,13 @@ def slices(path: Path, column: str, rows: int, min_rows: int) -> list[tuple[int,
     return [(0, n)] if n < rows else [(o, rows) for o in range(0, n - rows + 1, rows)]
 
 
-def run_slice(path: Path, column: str, offset: int, length: int, changes: dict[str, Any]) -> dict[str, Any]:
-    """Backtest one slice with the defaults (plus ``changes``) and the baseline; their MAE and work."""
+def run_slice(path: Path, column: str, offset: int, length: int, changes: str) -> dict[str, Any]:
+    """Backtest one slice with the defaults (``changes``: ``KEY=VALUE,...`` over them) and the baseline."""
     data = read_series(path, [column])
     data = replace(data, frame=data.frame.slice(offset, length))
-    base = {"model": {"target": [column]}, "backtest": {"compare": [BASELINE], "timings": False}}
-    cfg = load_config(overrides=deep_merge(base, changes), environ={})
+    cfg = load_config(overrides={"model": {"target": [column]}, "backtest": {"timings": False}}, environ={})
+    cfg = variant(cfg, changes) if changes else cfg
+    cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update={"compare": [BASELINE]})})
     res = backtest(cfg, data=data, report=False, progress=False)
     defaults, periodic = res.summary["configs"].values()
     return {
@@ -121,7 +108,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument(
         "--slices", type=int, help="at most this many slices per feed, the first ones (default all)"
     )
-    ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="change the defaults side")
+    ap.add_argument(
+        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted config keys to change on both sides"
+    )
     ap.add_argument("--jobs", type=int, default=2, help="slices backtested at once (processes)")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     args = ap.parse_args(argv)
@@ -131,7 +120,12 @@ def main(argv: list[str] | None = None) -> None:
         feeds = [(ETT, c) for c in ETT_CHANNELS]
     else:
         raise SystemExit(f"{ETT} not found: name the feeds with --feeds PATH:COLUMN")
-    changes = overrides(args.set)
+    changes = ",".join(args.set)
+    if changes:
+        try:  # a misspelt key fails here, not in every slice
+            variant(load_config(environ={}), changes)
+        except InputError as exc:
+            raise SystemExit(f"--set: {exc}") from None
     work = [(p, c, o, n) for p, c in feeds for o, n in slices(p, c, args.rows, args.min_rows)[: args.slices]]
     if not work:
         raise SystemExit(f"no feed has {args.min_rows} rows or more")

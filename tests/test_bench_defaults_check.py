@@ -29,7 +29,7 @@ def test_slices_are_consecutive_and_short_feeds_are_whole_or_left_out(tmp_path):
     assert BENCH.slices(path, "load", 1000, 800) == []
 
 
-def test_feed_and_override_spellings_are_checked(tmp_path):
+def test_feed_and_setting_spellings_are_checked(tmp_path):
     path = tmp_path / "f.csv"
     _feed(path, 10)
     assert BENCH.parse_feed(f"{path}:load") == (path, "load")
@@ -37,21 +37,16 @@ def test_feed_and_override_spellings_are_checked(tmp_path):
         BENCH.parse_feed(str(path))
     with pytest.raises(SystemExit, match="no file"):
         BENCH.parse_feed(f"{tmp_path}/missing.csv:load")
-    assert BENCH.overrides(["adaptation.growth=1.5", "model.params.epochs=2"]) == {
-        "adaptation": {"growth": 1.5},
-        "model": {"params": {"epochs": 2}},
-    }
-    with pytest.raises(SystemExit, match=r"SECTION\.KEY=VALUE"):
-        BENCH.overrides(["growth=1.5"])
+    with pytest.raises(SystemExit, match=r"--set: .*dotted config key"):
+        BENCH.main(["--feeds", f"{path}:load", "--set", "growth=1.5"])
 
 
 def test_one_slice_compares_the_defaults_with_periodic_retraining(tmp_path, capsys):
     path = tmp_path / "f.csv"
     _feed(path, 400)
     out = tmp_path / "r.json"
-    BENCH.main(
-        ["--feeds", f"{path}:load", "--rows", "400", "--min-rows", "100", "--jobs", "1", "--out", str(out)]
-    )
+    args = ["--feeds", f"{path}:load", "--rows", "400", "--min-rows", "100", "--jobs", "1", "--out", str(out)]
+    BENCH.main([*args, "--set", "adaptation.growth=1.5"])
     result = json.loads(out.read_text())
     assert json.loads(capsys.readouterr().out) == result
     (run,) = result["runs"]
@@ -62,3 +57,4 @@ def test_one_slice_compares_the_defaults_with_periodic_retraining(tmp_path, caps
     s = result["summary"]
     assert s["slices"] == 1 and s["worst_ratio"] == run["ratio"]
     assert s["within_bound"] == int(run["ratio"] <= BENCH.BOUND)
+    assert result["changes"] == ["adaptation.growth=1.5"]
