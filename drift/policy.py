@@ -179,12 +179,13 @@ class RetrainPolicy:
     ``periodic`` retrains once ``step - last_retrain >= every`` (``PERIODIC``, else
     ``PERIODIC_WAIT``); ``drift`` first retrains when a scheduled post-change refit is due
     (``POST_CHANGE``) or ``growth - 1`` times the rows the serving model was trained on have
-    arrived since (``GROWTH``: the history has grown ``growth``-fold, or would have without its
-    cap), then feeds ``errors`` (or ``features`` for the feature detector) to its detector —
-    except during ``cooldown`` steps after a retrain (``COOLDOWN``) — and on an alarm retrains
-    at once (``DRIFT``) or, with ``defer > 0``, records it and schedules the refit
-    (:class:`~adaptcast.drift.schedule.ChangeSchedule`).  After a swap the loop calls
-    :meth:`notify_retrained`, after a rejected candidate :meth:`notify_rejected`.
+    arrived since, and at least ``min_growth`` rows (``GROWTH``: the history has grown
+    ``growth``-fold, or would have without its cap), then feeds ``errors`` (or ``features`` for
+    the feature detector) to its detector — except during ``cooldown`` steps after a retrain
+    (``COOLDOWN``) — and on an alarm retrains at once (``DRIFT``) or, with ``defer > 0``,
+    records it and schedules the refit (:class:`~adaptcast.drift.schedule.ChangeSchedule`).
+    After a swap the loop calls :meth:`notify_retrained`, after a rejected candidate
+    :meth:`notify_rejected`.
     """
 
     def __init__(
@@ -198,6 +199,7 @@ class RetrainPolicy:
         vh_params: dict[str, Any] | None = None,
         defer: int = 0,
         growth: float | None = None,
+        min_growth: int = 0,
         refit_mode: str = "cold",
     ) -> None:
         if trigger not in ("never", "periodic", "drift"):
@@ -218,6 +220,7 @@ class RetrainPolicy:
         self.window = WindowRule.parse(window, **(vh_params or {}))
         self.cooldown = int(cooldown)
         self.growth = None if growth is None else float(growth)
+        self.min_growth = int(min_growth)
         self.refit_mode = refit_mode
         cap = (self.window.vh.max_len if self.window.vh is not None else None) or self.window.n or 10**9
         self.schedule = ChangeSchedule(int(defer), int(cap))
@@ -258,6 +261,7 @@ class RetrainPolicy:
         cooldown: int = 0,
         defer: int = 0,
         growth: float | None = None,
+        min_growth: int = 0,
         refit_mode: str = "cold",
     ) -> RetrainPolicy:
         """Build from the CLI spellings ``never``, ``periodic:EVERY``, ``drift[:DETECTOR]``.
@@ -284,6 +288,7 @@ class RetrainPolicy:
                     vh_params=vh_params,
                     defer=defer,
                     growth=growth,
+                    min_growth=min_growth,
                     refit_mode=refit_mode,
                 )
         except ValueError as exc:
@@ -345,7 +350,10 @@ class RetrainPolicy:
             # rows that arrived since the last fit: ``since`` keeps counting once the history is capped;
             # a history shorter than the serving model's (a series restarted after a gap) never triggers
             new_rows = max(info.rows_available - self.trained_rows, since)
-            if self.trained_rows + new_rows >= self.growth * self.trained_rows:
+            if (
+                new_rows >= self.min_growth
+                and self.trained_rows + new_rows >= self.growth * self.trained_rows
+            ):
                 return Decision(Action.RETRAIN, Reason.GROWTH, self._rows(info))
         return Decision.wait(Reason.COOLDOWN if cooling else Reason.NO_DRIFT)
 
@@ -436,6 +444,7 @@ class RetrainPolicy:
             "cooldown": self.cooldown,
             "defer": self.schedule.defer,
             "growth": self.growth,
+            "min_growth": self.min_growth,
             "refit_mode": self.refit_mode,
             "last_retrain_step": self.last_retrain_step,
             "trained_rows": self.trained_rows,
@@ -477,6 +486,7 @@ class RetrainPolicy:
             cooldown=state["cooldown"],
             defer=int(state.get("defer", 0)),
             growth=state.get("growth"),
+            min_growth=int(state.get("min_growth", 0)),
             refit_mode=state.get("refit_mode", "cold"),
         )
         pol.load_state_dict(state)

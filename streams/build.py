@@ -41,8 +41,10 @@ def build_loop(
     """The loop a configuration describes, for every front end: untrained model, policy, error memory."""
     m, a = cfg.model, cfg.adaptation
     ledger = ComputeLedger()
+    template = template_from_config(cfg)
+    closed_form = a.refit_mode == "closed_form" and template.supports_closed_form
     return ForecastLoop(
-        template_from_config(cfg),
+        template,
         m.channels,
         policy=make_policy(
             a.policy,
@@ -52,6 +54,7 @@ def build_loop(
             a.history,
             defer=a.defer_rows,
             growth=a.growth,
+            min_growth=0 if closed_form else None,  # a one-pass least-squares refit costs next to nothing
             refit_mode=a.refit_mode,
         ),
         refit=a.refit,

@@ -27,6 +27,7 @@ def make_policy(
     *,
     defer: int | None = None,
     growth: float | None = None,
+    min_growth: int | None = None,
     refit_mode: str = "cold",
 ) -> RetrainPolicy:
     """A retrain policy whose Variance Horizon starts at four model spans (``4·(lookback+horizon)`` rows).
@@ -34,13 +35,22 @@ def make_policy(
     Fewer rows than that leave a model data-starved, so a shorter window would measure starvation
     rather than how much history is still relevant; ``history`` caps the window from above.
     ``defer`` (None: one model span plus ``DEFER_WINDOWS``) is how long a drift refit waits for
-    post-change data; 0 refits at the alarm. ``refit_mode`` (cold, warm, auto) is how retrains start.
+    post-change data; 0 refits at the alarm. ``min_growth`` (None: the same span) is the fewest new
+    rows a growth refit waits for, so that early on, when a tenth of the history is a handful of
+    rows, a model whose fits cost real compute is not refitted every few steps; 0 for fits that
+    cost next to nothing. ``refit_mode`` (cold, warm, auto) is how retrains start.
     """
     min_len = 4 * (lookback + horizon)
     vh = {"min_len": min_len, "max_len": max(history, min_len) if history else None}
-    wait = lookback + horizon + DEFER_WINDOWS if defer is None else defer
+    span = lookback + horizon + DEFER_WINDOWS
     return RetrainPolicy.parse(
-        spec, window=window, vh_params=vh, defer=wait, growth=growth, refit_mode=refit_mode
+        spec,
+        window=window,
+        vh_params=vh,
+        defer=span if defer is None else defer,
+        growth=growth,
+        min_growth=span if min_growth is None else min_growth,
+        refit_mode=refit_mode,
     )
 
 

@@ -68,3 +68,16 @@ def test_password_is_masked_in_show():
 
     cfg = load_config(environ={"ADAPTCAST__KAFKA__SASL_PASSWORD": "hunter2"})
     assert "hunter2" not in to_yaml(cfg)
+
+
+@pytest.mark.parametrize(
+    ("kind", "mode", "waits"),
+    [("arnet", "closed_form", False), ("arnet", "cold", True), ("xgboost", "closed_form", True)],
+)
+def test_growth_refits_wait_a_model_span_unless_the_fit_is_closed_form(kind, mode, waits) -> None:
+    from adaptcast.streams.build import build_loop
+    from adaptcast.streams.retrain import DEFER_WINDOWS
+
+    cfg = load_config(overrides={"model": {"kind": kind}, "adaptation": {"refit_mode": mode}}, environ={})
+    span = cfg.model.lookback + cfg.model.horizon + DEFER_WINDOWS
+    assert build_loop(cfg).policy.min_growth == (span if waits else 0)

@@ -320,6 +320,17 @@ def test_growth_waits_while_the_history_is_shorter_than_the_serving_models() -> 
     assert d.retrain and d.reason is Reason.GROWTH
 
 
+def test_growth_waits_for_its_fewest_new_rows_on_a_short_history() -> None:
+    pol = RetrainPolicy.parse("drift", window="full", growth=1.1, min_growth=50)
+    pol.should_retrain(StepInfo(step=0, rows_available=100, has_model=False))
+    pol.notify_retrained(0, val_error=0.1, rows=100)  # a tenth is 10 rows: too few to refit on
+    early = [pol.should_retrain(StepInfo(step=s, rows_available=100 + s, errors=[0.1])) for s in range(1, 50)]
+    assert not any(d.retrain for d in early)
+    d = pol.should_retrain(StepInfo(step=50, rows_available=150, errors=[0.1]))
+    assert d.retrain and d.reason is Reason.GROWTH
+    assert RetrainPolicy.from_state(pol.state_dict()).min_growth == 50
+
+
 def test_schedule_and_growth_survive_a_state_round_trip() -> None:
     pol = _drift_policy(defer=10, growth=3.0)
     _feed(pol, range(1, 50), 0.1)
