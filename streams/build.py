@@ -10,7 +10,7 @@ from adaptcast.forecast.base import BaseForecaster, create_forecaster
 from adaptcast.streams.config import Config
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
-from adaptcast.streams.retrain import Trainer, make_policy
+from adaptcast.streams.retrain import AUTO_GROWTH, AUTO_GROWTH_CLOSED_FORM, Trainer, make_policy
 
 
 def template_from_config(cfg: Config) -> BaseForecaster:
@@ -43,6 +43,7 @@ def build_loop(
     ledger = ComputeLedger()
     template = template_from_config(cfg)
     closed_form = a.refit_mode == "closed_form" and template.supports_closed_form
+    growth = (AUTO_GROWTH_CLOSED_FORM if closed_form else AUTO_GROWTH) if a.growth == "auto" else a.growth
     return ForecastLoop(
         template,
         m.channels,
@@ -53,7 +54,7 @@ def build_loop(
             m.horizon,
             a.history,
             defer=a.defer_rows,
-            growth=a.growth,
+            growth=growth,
             min_growth=0 if closed_form else None,  # a one-pass least-squares refit costs next to nothing
             refit_mode=a.refit_mode,
         ),

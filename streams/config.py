@@ -151,13 +151,20 @@ class AdaptationConfig(_Section):
         "fewer epochs / more boosting rounds), auto (warm for periodic and growth refits, cold after "
         "a change)",
     )
-    growth: float | None = Field(
-        default=1.1,
-        gt=1,
+    growth: float | Literal["auto"] | None = Field(
+        default="auto",
         description="drift policies also retrain once the rows that arrived since the serving model was "
         "trained reach (growth - 1) times the rows it was trained on, i.e. the history has grown this "
-        "many times (null: off)",
+        "many times; auto: 1.1 where fits are closed form (AR-Net, next to free), 2 for the kinds whose "
+        "fits cost real compute; null: off",
     )
+
+    @field_validator("growth")
+    @classmethod
+    def _growth(cls, v: float | str | None) -> float | str | None:
+        if isinstance(v, int | float) and not v > 1:
+            raise ValueError(f"growth must be > 1, auto or null, got {v}")
+        return v
 
     @field_validator("policy")
     @classmethod

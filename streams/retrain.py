@@ -16,6 +16,10 @@ from adaptcast.forecast.base import BaseForecaster, FitReport
 from adaptcast.forecast.windows import sliding_windows, split_train_val
 
 DEFER_WINDOWS = 16  # a post-change refit waits for one model span plus this many windows
+# ``adaptation.growth: auto``: refit after every tenth more data where a fit is a one-pass least-squares
+# solve (the defaults held within 1.02x of periodic:24 on 42 of 42 real-feed slices); at a doubling
+# where fits cost real compute (a tenth made Informer's embedded run take 2 minutes instead of 1)
+AUTO_GROWTH_CLOSED_FORM, AUTO_GROWTH = 1.1, 2.0
 
 
 def make_policy(

@@ -71,13 +71,24 @@ def test_password_is_masked_in_show():
 
 
 @pytest.mark.parametrize(
-    ("kind", "mode", "waits"),
-    [("arnet", "closed_form", False), ("arnet", "cold", True), ("xgboost", "closed_form", True)],
+    ("kind", "mode", "closed"),
+    [("arnet", "closed_form", True), ("arnet", "cold", False), ("xgboost", "closed_form", False)],
 )
-def test_growth_refits_wait_a_model_span_unless_the_fit_is_closed_form(kind, mode, waits) -> None:
+def test_auto_growth_refits_often_only_where_the_fit_is_closed_form(kind, mode, closed) -> None:
     from adaptcast.streams.build import build_loop
-    from adaptcast.streams.retrain import DEFER_WINDOWS
+    from adaptcast.streams.retrain import AUTO_GROWTH, AUTO_GROWTH_CLOSED_FORM, DEFER_WINDOWS
 
     cfg = load_config(overrides={"model": {"kind": kind}, "adaptation": {"refit_mode": mode}}, environ={})
     span = cfg.model.lookback + cfg.model.horizon + DEFER_WINDOWS
-    assert build_loop(cfg).policy.min_growth == (span if waits else 0)
+    policy = build_loop(cfg).policy
+    assert policy.growth == (AUTO_GROWTH_CLOSED_FORM if closed else AUTO_GROWTH)
+    assert policy.min_growth == (0 if closed else span)
+    cfg = load_config(overrides={"model": {"kind": kind}, "adaptation": {"growth": 1.5}}, environ={})
+    assert build_loop(cfg).policy.growth == 1.5  # a number is taken as it is, for every kind
+
+
+@pytest.mark.parametrize("bad", [1.0, 0.5, "often"])
+def test_growth_must_be_above_one_auto_or_null(bad) -> None:
+    with pytest.raises(ConfigError, match="growth"):
+        load_config(overrides={"adaptation": {"growth": bad}}, environ={})
+    assert load_config(overrides={"adaptation": {"growth": None}}, environ={}).adaptation.growth is None
