@@ -27,7 +27,7 @@ from adaptcast.streams.events import (
     RetrainSuperseded,
 )
 from adaptcast.streams.metrics import MODEL_SERVING, Metrics
-from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, training_set
+from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, solves_closed_form, training_set
 
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
 MEMORY_DECAY = 0.99  # per clock step: the error memory forgets with a half-life of ~69 steps
@@ -138,7 +138,7 @@ class Adaptation:
         self.metrics.retrains.labels(decision.reason.value).inc()
         self.metrics.vh_rows.set(data.rows)
         self.jobs_submitted += 1
-        closed = self.policy.refit_mode == "closed_form" and self.template.supports_closed_form
+        closed = solves_closed_form(self.policy.refit_mode, self.template)
         warm = self.model if self.model is not None and self.policy.warm_start(decision) else None
         if warm is not None and not (
             closed or (warm.supports_warm and self.policy.refit_mode != "closed_form")

@@ -10,7 +10,13 @@ from adaptcast.forecast.base import BaseForecaster, create_forecaster
 from adaptcast.streams.config import Config
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
-from adaptcast.streams.retrain import AUTO_GROWTH, AUTO_GROWTH_CLOSED_FORM, Trainer, make_policy
+from adaptcast.streams.retrain import (
+    AUTO_GROWTH,
+    AUTO_GROWTH_CLOSED_FORM,
+    Trainer,
+    make_policy,
+    solves_closed_form,
+)
 
 
 def template_from_config(cfg: Config) -> BaseForecaster:
@@ -42,7 +48,7 @@ def build_loop(
     m, a = cfg.model, cfg.adaptation
     ledger = ComputeLedger()
     template = template_from_config(cfg)
-    closed_form = a.refit_mode == "closed_form" and template.supports_closed_form
+    closed_form = solves_closed_form(a.refit_mode, template)
     growth = (AUTO_GROWTH_CLOSED_FORM if closed_form else AUTO_GROWTH) if a.growth == "auto" else a.growth
     return ForecastLoop(
         template,

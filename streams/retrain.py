@@ -58,6 +58,11 @@ def make_policy(
     )
 
 
+def solves_closed_form(refit_mode: str, template: BaseForecaster) -> bool:
+    """Whether the loop fits ``template`` by one-pass least squares (``refit_mode: closed_form``)."""
+    return refit_mode == "closed_form" and template.supports_closed_form
+
+
 @dataclass
 class TrainingSet:
     """Windows from the last ``rows`` of each series; ``val`` is the most recent slice of every series.
