@@ -16,7 +16,6 @@ how many slices hold the issue's bound (≤ 1.02). The feeds are read where they
 from __future__ import annotations
 
 import argparse
-import math
 import multiprocessing
 import statistics
 import sys
@@ -25,7 +24,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from adaptation_stats import mean_ci
+from adaptation_stats import paired
 from output import emit
 from tqdm import tqdm
 
@@ -85,9 +84,9 @@ def run_slice(path: Path, column: str, offset: int, length: int, changes: str) -
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Worst, median and geometric-mean MAE ratio (with its 95 % interval); slices within the bound."""
     ratios = [r["ratio"] for r in rows]
-    logs = mean_ci([math.log(x) for x in ratios])
-    assert logs is not None
-    geo = {k: v if k == "n" or v is None else math.exp(v) for k, v in logs.items()}
+    geo = paired(
+        dict(enumerate(r["mae"] for r in rows)), dict(enumerate(r["mae_baseline"] for r in rows)), "ratio"
+    )
     return {
         "slices": len(rows),
         "within_bound": sum(x <= BOUND for x in ratios),
