@@ -38,6 +38,7 @@ from pathlib import Path
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -345,6 +346,7 @@ def main() -> None:
         "train_in": args.train_in,
         "heap_frozen": not args.unfreeze,
         "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
+        "predicts_on": torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu",
     }
     with ExitStack() as stack:
         tmp = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="adaptcast-bench-")))

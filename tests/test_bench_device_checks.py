@@ -19,9 +19,15 @@ SCRIPT = ROOT / "bench" / "device_checks.sh"
 gpu_transformers = load("gpu_transformers")
 
 
-def _dry_run() -> list[list[str]]:
+def _script(*groups: str) -> subprocess.CompletedProcess:
+    """The script's dry run for ``groups`` (all of them when none is named)."""
     env = {**os.environ, "DRY_RUN": "1", "PY": sys.executable}
-    out = subprocess.run(["bash", str(SCRIPT)], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    return subprocess.run(["bash", str(SCRIPT), *groups], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def _dry_run(*groups: str) -> list[list[str]]:
+    out = _script(*groups)
+    assert out.returncode == 0, out.stderr
     return [shlex.split(line) for line in out.stdout.splitlines() if line.strip()]
 
 
@@ -58,3 +64,15 @@ def test_throughput_against_the_peak_of_the_named_gpu():
         "share_of_bf16_peak": 0.002,
     }
     assert gpu_transformers.throughput(10**12, 0.5, None)["share_of_bf16_peak"] is None
+
+
+def test_groups_select_their_checks_and_an_unknown_group_is_refused():
+    (live,) = _dry_run("live")
+    assert live[1] == "bench/live_throughput.py" and live[live.index("--model") + 1] == "lstm"
+    assert [cmd[1] for cmd in _dry_run("informer")] == [
+        "bench/gpu_transformers.py",
+        "bench/informer_ett.py",
+        "bench/informer_ett.py",
+    ]
+    refused = _script("tpu")
+    assert refused.returncode == 2 and "unknown group tpu" in refused.stderr
