@@ -76,3 +76,24 @@ def test_groups_select_their_checks_and_an_unknown_group_is_refused():
     ]
     refused = _script("tpu")
     assert refused.returncode == 2 and "unknown group tpu" in refused.stderr
+
+
+BUNDLE = ROOT / "bench" / "offline_bundle.sh"
+
+
+def test_the_offline_bundle_packs_a_runtime_the_broker_jars_and_the_missing_wheels():
+    from adaptcast.deploy.kafka.jars import jars_ready
+
+    assert subprocess.run(["bash", "-n", str(BUNDLE)]).returncode == 0
+    if not jars_ready():
+        pytest.skip("the broker's jars are not cached here")
+    env = {**os.environ, "DRY_RUN": "1", "PY": sys.executable, "JDK": "/opt/jdk", "OUT": "/tmp/bundle"}
+    out = subprocess.run(["bash", str(BUNDLE)], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    lines = out.stdout.splitlines()
+    jlink = next(line for line in lines if line.startswith("/opt/jdk/bin/jlink"))
+    assert "java.base" in jlink and "java.desktop" in jlink  # without java.desktop log4j cannot start
+    assert any(line.startswith("tar ") and "/tmp/bundle/jre.tar.xz" in line for line in lines)
+    downloads = [line.split()[-1] for line in lines if " pip download " in line]
+    assert any(spec.startswith("kafka-python==") for spec in downloads)
+    assert any(spec.startswith("xgboost-cpu==") for spec in downloads)  # the CPU-only build
+    assert not any(spec.startswith(("torch==", "numpy==")) for spec in downloads)  # the image has them
