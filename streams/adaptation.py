@@ -36,6 +36,10 @@ VALIDATE_MARGIN = 0.05  # a candidate may be this much worse than the serving mo
 # more and newer data, so it loses only when it is clearly broken; a tight margin there rejected sound
 # fits on noise (9 of 37 periodic XGBoost refits against Darts, MAE 2.50 against 2.24 without a gate).
 BROKEN_MARGIN = 0.5
+# A validated recipe (epochs, boosting rounds) is trusted for ungated routine refits on up to this
+# many times the windows it was validated on; beyond, the next routine refit is gated again, so a
+# recipe found on the first few hundred rows (early stopping after one round, say) is not kept for ever.
+RECIPE_GROWTH = 2.0
 
 
 def validation_error(model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
@@ -57,7 +61,12 @@ class Adaptation:
     ``intervals`` configures the serving model's interval calibrator (None: no intervals), which
     every swap re-seeds from the candidate's validation residuals.
     With ``refit`` a validated candidate is refitted on every window before it serves, so
-    validation never costs it the newest data.
+    validation never costs it the newest data. Unless ``validate_routine``, a routine refit
+    (periodic, growth: no change detected) of a kind whose fits cost real compute is then one fit on
+    every window with the serving recipe's validated hyper-parameters (on at most ``RECIPE_GROWTH``
+    times the windows they were validated on), checked only for being broken (:meth:`_broken`): the
+    gated fit it skips would only have rejected a broken candidate anyway, and it cost as much as the
+    refit itself.
     """
 
     def __init__(
@@ -72,6 +81,7 @@ class Adaptation:
         on_swap: Callable[[BaseForecaster], str | None] | None = None,
         validate_margin: float = VALIDATE_MARGIN,
         refit: bool = True,
+        validate_routine: bool = False,
     ):
         self.template = template
         self.policy = policy
@@ -81,6 +91,7 @@ class Adaptation:
         self.on_swap = on_swap
         self.validate_margin = validate_margin
         self.refit = refit
+        self.validate_routine = validate_routine
         self.model: BaseForecaster | None = template if template.is_fitted else None
         self.model_version = (template.version or "0") if self.model else "none"
         self.model_number = 0
@@ -94,6 +105,11 @@ class Adaptation:
         # ended at: what a candidate's gated fit is compared with, both out of sample
         self._rival: BaseForecaster | None = None
         self._rival_step: int | None = None
+        # the hyper-parameters the serving recipe's last validated fit found best (epochs, rounds) and
+        # the windows it was fitted on: what an ungated routine refit trains with, and on how much
+        # data it may; None until a validated candidate serves
+        self._recipe: dict[str, Any] | None = None
+        self._recipe_windows = 0
         self._superseded_upto = 0  # jobs with this sequence number or lower may no longer be installed
         if self.model is not None:
             self._reset_memory(None)
@@ -105,7 +121,7 @@ class Adaptation:
             raise ValueError("serve() needs a fitted model")
         self.model = model
         self.model_version = model.version or "0"
-        self._rival = self._rival_step = None
+        self._rival = self._rival_step = self._recipe = None
         self._superseded_upto = self.jobs_submitted
         self.metrics.set_condition(MODEL_SERVING)
         self._reset_memory(None)
@@ -144,8 +160,27 @@ class Adaptation:
             closed or (warm.supports_warm and self.policy.refit_mode != "closed_form")
         ):
             warm = None  # a model without a closed form is fitted cold under closed_form
+        gated = (
+            self.validate_routine
+            or closed  # a closed-form gated fit costs next to nothing and gives out-of-sample residuals
+            or not self.refit
+            or self._recipe is None
+            or decision.reason not in ROUTINE_REASONS
+            or len(data.full[0]) > RECIPE_GROWTH * self._recipe_windows
+        )
         job = TrainJob(
-            self.template, data, decision, step, ts_ms, self.jobs_submitted, rows, self.refit, warm, closed
+            self.template,
+            data,
+            decision,
+            step,
+            ts_ms,
+            self.jobs_submitted,
+            rows,
+            self.refit,
+            warm,
+            closed,
+            gated=gated,
+            recipe={} if gated else dict(self._recipe or {}),
         )
         self.trainer.submit(job)
         if self.model is None:
@@ -157,7 +192,7 @@ class Adaptation:
         return [self._install(outcome, step) for outcome in self.trainer.poll()]
 
     def state_dict(self) -> dict[str, Any]:
-        """Policy (with its detector), error memory and model counters; pickle-free.
+        """Policy (with its detector), error memory, calibrator, recipe and model counters; pickle-free.
 
         Job sequence numbers are not saved: they order this process's jobs, which a restart ends.
         """
@@ -167,10 +202,14 @@ class Adaptation:
             "intervals": None if self.intervals is None else self.intervals.state_dict(),
             "model_version": self.model_version,
             "model_number": self.model_number,
+            "recipe": None
+            if self._recipe is None
+            else {"hparams": self._recipe, "windows": self._recipe_windows},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Resume from :meth:`state_dict`; the memory is kept only if it belongs to the serving model."""
+        """Resume from :meth:`state_dict`; the memory, calibrator and recipe are kept only if they
+        belong to the serving model."""
         self.policy.load_state_dict(state["policy"])
         self.model_number = int(state["model_number"])
         if (
@@ -185,6 +224,9 @@ class Adaptation:
             and state["model_version"] == self.model_version
         ):
             self.intervals.load_state_dict(state["intervals"])
+        if state.get("model_version") == self.model_version and state.get("recipe") is not None:
+            self._recipe = {str(k): v for k, v in dict(state["recipe"]["hparams"]).items()}
+            self._recipe_windows = int(state["recipe"]["windows"])
 
     # ---- installing a candidate -----------------------------------------------------------------------
     def _install(self, outcome: TrainOutcome, step: int) -> Event:
@@ -209,6 +251,8 @@ class Adaptation:
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
+        if not job.gated:
+            return self._install_routine(outcome, cand, vx, vy, step, common)
         gate = outcome.gate or cand
         cand_err = validation_error(gate, vx, vy)
         loss = self._loses(job, gate, vx, vy, cand_err)
@@ -228,6 +272,7 @@ class Adaptation:
             self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(RetrainFailed(error=f"checkpoint: {type(exc).__name__}: {exc}", **common))
         self._swap(cand, job, version, gate)
+        self._recipe, self._recipe_windows = gate.refit_hparams(report), len(job.data.full[0])
         self._reseed_intervals(vy - gate.predict(vx))
         assert cand.scaler is not None
         reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
@@ -243,6 +288,65 @@ class Adaptation:
                 **common,
             )
         )
+
+    def _install_routine(
+        self,
+        outcome: TrainOutcome,
+        cand: BaseForecaster,
+        vx: np.ndarray,
+        vy: np.ndarray,
+        step: int,
+        common: dict[str, Any],
+    ) -> Event:
+        """Swap in an ungated routine refit unless it is broken.
+
+        The serving recipe's gated fit stays the next candidate's rival, the detector keeps its
+        out-of-sample reference and the interval calibrator its residuals: this fit has seen the
+        newest windows, so its errors there are in-sample and would understate all three.
+        """
+        job = outcome.job
+        broken = self._broken(cand, vx, vy)
+        if broken is not None:
+            self.policy.notify_rejected(step, rows=job.history_rows)
+            return self._record(
+                RetrainRejected(
+                    candidate_error=broken[0],
+                    serving_error=broken[1],
+                    train_seconds=outcome.cpu_seconds,
+                    **common,
+                )
+            )
+        try:
+            version = None if self.on_swap is None else self.on_swap(cand)
+        except OSError as exc:
+            self.policy.notify_rejected(step, rows=job.history_rows)
+            return self._record(RetrainFailed(error=f"checkpoint: {type(exc).__name__}: {exc}", **common))
+        self._swap(cand, job, version, None)
+        self.policy.notify_retrained(step, val_error=None, rows=job.history_rows)
+        assert outcome.report is not None
+        return self._record(
+            Retrained(
+                model_version=self.model_version,
+                train_seconds=outcome.cpu_seconds,
+                epochs=outcome.report.epochs,
+                val_error=None,
+                **common,
+            )
+        )
+
+    def _broken(self, cand: BaseForecaster, vx: np.ndarray, vy: np.ndarray) -> tuple[float, float] | None:
+        """``(candidate, serving)`` errors on the newest windows when an ungated refit is broken, else None.
+
+        Broken: a non-finite forecast or error, or an error on windows the candidate was trained on
+        above ``1 + BROKEN_MARGIN`` times the serving model's on the same windows (most of which
+        the serving model never saw). A sound fit is in-sample there, so it passes easily.
+        """
+        assert self.model is not None
+        cand_err = validation_error(cand, vx, vy)
+        serving = validation_error(self.model, vx, vy)
+        if not np.isfinite(cand_err) or cand_err > serving * (1 + BROKEN_MARGIN):
+            return cand_err, serving
+        return None
 
     def _loses(
         self, job: TrainJob, gate: BaseForecaster, vx: np.ndarray, vy: np.ndarray, cand_err: float
@@ -272,17 +376,20 @@ class Adaptation:
         margin = max(self.validate_margin, BROKEN_MARGIN) if routine else self.validate_margin
         return (cand, other) if cand > other * (1 + margin) else None
 
-    def _swap(self, cand: BaseForecaster, job: TrainJob, version: str | None, gate: BaseForecaster) -> None:
+    def _swap(
+        self, cand: BaseForecaster, job: TrainJob, version: str | None, gate: BaseForecaster | None
+    ) -> None:
         """Make ``cand`` the serving model under ``version`` (``gate``: its validated fit, the next
-        candidate's rival), start its error memory, update the gauges."""
+        candidate's rival; None keeps the current rival), start its error memory, update the gauges."""
         self.model_number += 1
         cand.version = version or str(self.model_number)
         cand.parent_version = None if self.model is None else self.model.version
         self.model = cand
         self.model_version = cand.version
-        data = job.data  # the gated fit's data ended before the validation slice and the gap
-        held = 0 if data.val_age is None else int(data.val_age.max()) + self.template.horizon
-        self._rival, self._rival_step = gate, job.step - held
+        if gate is not None:
+            data = job.data  # the gated fit's data ended before the validation slice and the gap
+            held = 0 if data.val_age is None else int(data.val_age.max()) + self.template.horizon
+            self._rival, self._rival_step = gate, job.step - held
         self._superseded_upto = job.seq
         self._reset_memory(job.data.X)
         self._seed_memory(cand, job.data.val)

@@ -65,6 +65,7 @@ def build_loop(
             refit_mode=a.refit_mode,
         ),
         refit=a.refit,
+        validate_routine=a.validate_routine,
         memory={"seed": m.seed, **a.memory_params} if a.memory else None,
         memory_gate=a.memory_gate,
         intervals=cfg.intervals.params(),

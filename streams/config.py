@@ -136,6 +136,13 @@ class AdaptationConfig(_Section):
         description="refit a validated candidate on every window, the validation slice included, "
         "so the served model has learnt from the newest data",
     )
+    validate_routine: bool = Field(
+        default=False,
+        description="also gate routine refits (periodic, growth) with a fit held back from the newest "
+        "windows, as after a change; false (default): a routine refit of a kind whose fits cost real "
+        "compute is one fit on every window with the serving recipe's validated epochs or rounds, "
+        "swapped in unless broken (half the work)",
+    )
     defer_rows: int | None = Field(
         default=None,
         ge=0,

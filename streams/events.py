@@ -72,13 +72,17 @@ class TrainEvent(Event):
 
 @dataclass(frozen=True, kw_only=True)
 class Retrained(TrainEvent):
-    """The candidate passed validation and now serves as ``model_version``."""
+    """The candidate passed validation and now serves as ``model_version``.
+
+    ``val_error`` is None after an ungated routine refit: it trained on the newest windows too, so
+    there is no out-of-sample error to report.
+    """
 
     kind: ClassVar[str] = "retrain"
     model_version: str
     train_seconds: float
     epochs: int
-    val_error: float
+    val_error: float | None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -94,6 +94,7 @@ class ForecastLoop:
         grid: GridRules | None = None,
         validate_margin: float = VALIDATE_MARGIN,
         refit: bool = True,
+        validate_routine: bool = False,
         max_batch: int = 256,
         metrics: Metrics | None = None,
         error_window: int = 500,
@@ -125,6 +126,7 @@ class ForecastLoop:
             on_swap=on_swap,
             validate_margin=validate_margin,
             refit=refit,
+            validate_routine=validate_routine,
         )
         self.states: dict[str, SeriesState] = {}
         self._serial = 0  # states made so far: each takes its own range of grid positions

@@ -305,7 +305,8 @@ class Metrics:
         reason = event.decision.reason.value
         self.retrain_outcomes.labels(reason, OUTCOMES[type(event)]).inc()
         if isinstance(event, Retrained):
-            self.validation_error.set(event.val_error)
+            if event.val_error is not None:  # an ungated routine refit leaves the last validated error
+                self.validation_error.set(event.val_error)
         else:
             self.retrain_failures.labels(FAILURE_STAGES[type(event)]).inc()
 

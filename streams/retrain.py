@@ -6,7 +6,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -134,6 +134,10 @@ class TrainJob:
     refit: bool = True  # once validated, refit on every window (newest included) before serving
     warm_from: BaseForecaster | None = None  # continue from this (serving) model instead of a fresh clone
     closed_form: bool = False  # solve each fit in one pass (fit_closed_form), shrunk towards warm_from
+    # False: one fit on every window with ``recipe`` (the serving model's validated hyper-parameters),
+    # no gated fit before it: a routine refit of a recipe that validation has already judged
+    gated: bool = True
+    recipe: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -142,6 +146,7 @@ class TrainOutcome:
 
     ``gate`` is the model fitted without the validation slice, which validation judges; ``model``
     is the same recipe refitted on every window when the job asks for it (else ``gate`` itself).
+    An ungated job has no ``gate``: its one fit on every window is ``model``.
     """
 
     job: TrainJob
@@ -170,6 +175,7 @@ def run_job(job: TrainJob, ledger: ComputeLedger) -> TrainOutcome:
             refit=job.refit,
             warm_from=job.warm_from,
             closed_form=job.closed_form,
+            recipe=None if job.gated else job.recipe,
         )
     except Exception as exc:
         return TrainOutcome(job, None, None, f"{type(exc).__name__}: {exc}")
@@ -184,14 +190,16 @@ def fit_candidate(
     refit: bool = True,
     warm_from: BaseForecaster | None = None,
     closed_form: bool = False,
-) -> tuple[BaseForecaster, BaseForecaster, list[FitReport]]:
+    recipe: dict[str, Any] | None = None,
+) -> tuple[BaseForecaster | None, BaseForecaster, list[FitReport]]:
     """Fit a fresh clone (or continue ``warm_from``) on the training slice, then refit on every window.
 
     Returns the gate (the fit validation judges), the model to serve and the fit reports. The
     refit does the work the validated fit found best (``refit_hparams``: epochs, boosting rounds)
     without holding any data back, so the served model has seen the newest windows. A warm job
     runs both fits as ``fit_warm`` from ``warm_from`` with the template's ``warm_hparams`` (fewer
-    epochs or rounds); a ``closed_form`` job solves both in one pass each.
+    epochs or rounds); a ``closed_form`` job solves both in one pass each. With a ``recipe`` (the
+    hyper-parameters an earlier validated fit found best) there is no gate: one fit on every window.
     """
     warm = template.warm_hparams() if warm_from is not None and not closed_form else {}
 
@@ -201,6 +209,9 @@ def fit_candidate(
                 return model.fit_closed_form(X, Y, warm_from)
             return model.fit(X, Y, val) if warm_from is None else model.fit_warm(warm_from, X, Y, val)
 
+    if recipe is not None:
+        model = template.clone(**{**warm, **recipe})
+        return None, model, [fit(model, *data.full, None)]
     gate = template.clone(**warm)
     report = fit(gate, data.X, data.Y, data.val)
     reports = [report]

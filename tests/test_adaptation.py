@@ -54,8 +54,13 @@ def _histories(n_series: int = 2, rows: int = 300, seed: int = 0) -> list[np.nda
 
 
 def _adaptation(
-    trainer=None, kind: str = "naive", memory: dict | None = None, policy: str = "periodic:10"
+    trainer=None,
+    kind: str = "naive",
+    memory: dict | None = None,
+    policy: str = "periodic:10",
+    validate_routine: bool = True,
 ) -> Adaptation:
+    """An adaptation whose periodic refits are gated like any other (``validate_routine``), unless told."""
     params = {"epochs": 2} if kind == "arnet" else {}
     template = create_forecaster(kind, lookback=LOOKBACK, horizon=HORIZON, **params)
     return Adaptation(
@@ -64,6 +69,7 @@ def _adaptation(
         trainer=trainer or InlineTrainer(ComputeLedger()),
         metrics=Metrics(),
         memory=memory,
+        validate_routine=validate_routine,
     )
 
 
@@ -76,10 +82,12 @@ def _serving(ad: Adaptation) -> BaseForecaster:
     return ad.model
 
 
-def _serving_with_fake_trainer(policy: str = "periodic:10") -> tuple[Adaptation, FakeTrainer, BaseForecaster]:
+def _serving_with_fake_trainer(
+    policy: str = "periodic:10", validate_routine: bool = True
+) -> tuple[Adaptation, FakeTrainer, BaseForecaster]:
     """An adaptation whose jobs the test finishes, and its first model (already installed)."""
     trainer = FakeTrainer()
-    ad = _adaptation(trainer, policy=policy)
+    ad = _adaptation(trainer, policy=policy, validate_routine=validate_routine)
     ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 200), _histories(), step=1, ts_ms=HOUR)
     trainer.finish(trainer.jobs[-1])
     (event,) = ad.collect(step=1)
@@ -334,3 +342,85 @@ def test_a_rejected_candidate_keeps_the_detector_reference():
     (event,) = ad.collect(step=31)
     assert isinstance(event, RetrainRejected) and event.serving_error != reference
     assert ad.policy.detector.current_reference == reference
+
+
+def test_a_routine_refit_of_a_validated_recipe_is_one_fit_on_every_window():
+    """No gated fit before a periodic refit: the validated epochs, every window, the rival kept."""
+    ad = _adaptation(kind="arnet", validate_routine=False)
+    first = _serving(ad)
+    rival, recipe = ad._rival, ad._recipe
+    assert rival is not None and recipe == {"epochs": recipe["epochs"]} and recipe["epochs"] >= 1
+    job = ad.start(PERIODIC, _histories(seed=1), step=20, ts_ms=20 * HOUR)
+    assert job is not None and not job.gated and job.recipe == recipe
+    (event,) = ad.collect(step=21)
+    assert isinstance(event, Retrained) and ad.model is not first and event.val_error is None
+    assert event.samples_seen == recipe["epochs"] * len(job.data.full[0])  # one fit, newest windows included
+    assert ad._rival is rival and ad._recipe == recipe  # the next gated candidate meets the validated fit
+    d = _assert_record(event, "retrain")
+    assert d["val_error"] is None
+
+
+def test_a_change_still_gates_the_candidate_and_an_unvalidated_model_is_never_refitted_ungated():
+    ad = _adaptation(kind="arnet", validate_routine=False)
+    drift = Decision(Action.RETRAIN, Reason.DRIFT, 200, detector="performance")
+    assert ad.start(PERIODIC, _histories(), step=1, ts_ms=HOUR).gated  # nothing validated serves yet
+    ad.collect(step=1)
+    assert not ad.start(PERIODIC, _histories(seed=1), step=20, ts_ms=20 * HOUR).gated
+    ad.collect(step=21)
+    job = ad.start(drift, _histories(seed=2), step=40, ts_ms=40 * HOUR)
+    assert job is not None and job.gated and job.recipe == {}
+    ad.collect(step=41)
+    ad.serve(ad.model)  # served as given (a checkpoint): its recipe is not known
+    assert ad.start(PERIODIC, _histories(seed=3), step=60, ts_ms=60 * HOUR).gated
+
+
+@pytest.mark.parametrize("damage", [lambda y: y + 100.0, lambda y: np.full_like(y, np.nan)])
+def test_a_broken_routine_refit_is_rejected_and_the_serving_model_stays(damage):
+    ad, trainer, first = _serving_with_fake_trainer(validate_routine=False)
+    job = ad.start(PERIODIC, _histories(seed=1), step=20, ts_ms=20 * HOUR)
+    assert job is not None and not job.gated
+    broken = _trained_clone(first, job)
+    honest = broken.predict
+    broken.predict = lambda X: damage(honest(X))  # type: ignore[method-assign]
+    trainer.finish(job, broken)
+    (event,) = ad.collect(step=21)
+    assert isinstance(event, RetrainRejected) and ad.model is first
+    vx, vy = job.data.val
+    assert event.serving_error == pytest.approx(validation_error(first, vx, vy))
+
+
+def test_the_recipe_survives_a_restart_only_with_its_model():
+    ad = _adaptation(kind="arnet", validate_routine=False)
+    _serving(ad)
+    state = ad.state_dict()
+    same = _adaptation(kind="arnet", validate_routine=False)
+    same.serve(ad.model)
+    same.load_state_dict(state)
+    assert same._recipe == ad._recipe and not same.start(PERIODIC, _histories(), step=5, ts_ms=5 * HOUR).gated
+    other = _adaptation(kind="arnet", validate_routine=False)
+    stranger = ad.model.clone()
+    stranger.fit(*sliding_windows(_histories()[0], LOOKBACK, HORIZON))
+    stranger.version = "other"
+    other.serve(stranger)
+    other.load_state_dict(state)
+    assert other._recipe is None
+
+
+def test_a_recipe_is_validated_again_once_the_windows_have_doubled():
+    """Rounds or epochs chosen on a short history are not trusted for a history twice as long."""
+    ad = _adaptation(kind="arnet", validate_routine=False)
+    ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 10_000), _histories(rows=100), step=1, ts_ms=HOUR)
+    ad.collect(step=1)
+    validated_on = ad._recipe_windows
+    assert validated_on == 2 * (100 - LOOKBACK - HORIZON + 1)  # every window of both series
+    same = ad.start(
+        Decision(Action.RETRAIN, Reason.PERIODIC, 10_000), _histories(rows=150), step=2, ts_ms=HOUR
+    )
+    assert same is not None and not same.gated
+    ad.collect(step=2)
+    longer = ad.start(
+        Decision(Action.RETRAIN, Reason.PERIODIC, 10_000), _histories(rows=300), step=3, ts_ms=HOUR
+    )
+    assert longer is not None and longer.gated  # 2 x 290 windows > 2 x 2 x 90
+    ad.collect(step=3)
+    assert ad._recipe_windows == len(longer.data.full[0])

@@ -206,5 +206,5 @@ def test_closed_form_mode_fits_a_model_without_a_closed_form_cold():
     ad.collect(step=1)
     job = ad.start(Decision(Action.RETRAIN, Reason.PERIODIC, 10_000), history, step=6, ts_ms=6)
     (event,) = ad.collect(step=6)
-    assert job is not None and not job.closed_form and job.warm_from is None
-    assert event.samples_seen == 10 * (job.data.samples + len(job.data.full[0]))  # all rounds, both fits
+    assert job is not None and not job.closed_form and job.warm_from is None and not job.gated
+    assert event.samples_seen == 10 * len(job.data.full[0])  # all rounds, one fit on every window
