@@ -3,7 +3,7 @@
 The work: XGBoost with the same booster settings (one output per tree, 64 histogram bins, fixed
 rounds, no early stopping, no row or column sampling, one thread), 48 lags, horizon 12, a forecast
 issued at every step (stride 1), retrained every 24 steps on all history, over the first ``--rows`` rows of
-ETTh1's OT column. The first three adaptcast recipes (``RECIPES``) keep that retraining recipe; the
+ETTh1's OT column. The first four adaptcast recipes (``RECIPES``) keep that retraining recipe; the
 others choose their own (drift-triggered retraining, level-invariant windows, the Variance Horizon)
 on the same data and booster, and are judged by MAE. Each side runs in its own subprocess,
 alternating which goes first, ``--repeats`` times; the JSON gives median wall and CPU seconds, the
@@ -46,6 +46,7 @@ LAGS, HORIZON, RETRAIN_EVERY = 48, 12, 24
 # (``window_norm: last``, so trees follow a level they never saw) and the Variance Horizon.
 RECIPES = {
     "adaptcast": {"refit": True},
+    "adaptcast-validate-routine": {"refit": True, "validate_routine": True},
     "adaptcast-refit-off": {"refit": False},
     "adaptcast-warm": {"refit": True, "refit_mode": "warm"},
     "adaptcast-norm": {"window_norm": "last"},
@@ -76,10 +77,11 @@ def adaptcast_config(rows: int, rounds: int, recipe: str) -> Any:
     """The ``Config`` one adaptcast side runs: periodic:24, full window, memory and intervals off, the
     shared booster, then what ``recipe`` (one of ``RECIPES``) changes in the model or the adaptation.
 
-    The default validates a candidate fitted on the training slice against the serving model, then
-    refits it on every window (two fits per retrain); ``refit: false`` serves the validated candidate
-    as fitted (one fit, on the older 80 % of the windows); ``refit_mode: warm`` continues the
-    serving booster with a fifth of the rounds at each of the two fits.
+    The default fits each periodic refit once, on every window, with the rounds the last validated
+    fit kept (a gated fit and a refit, two fits, again each time the windows have doubled);
+    ``validate_routine: true`` gates every refit (two fits each, the default before); ``refit: false``
+    serves the validated candidate as fitted (one fit, on the older 80 % of the windows);
+    ``refit_mode: warm`` continues the serving booster with a fifth of the rounds at each fit.
     """
     from adaptcast.streams.config import load_config
 
