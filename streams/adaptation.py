@@ -230,10 +230,13 @@ class Adaptation:
 
     # ---- installing a candidate -----------------------------------------------------------------------
     def _install(self, outcome: TrainOutcome, step: int) -> Event:
-        """Drop a superseded or failed candidate, reject a worse one, else swap it in.
+        """Drop a superseded or failed candidate, reject a worse (or, ungated, a broken) one, else swap it in.
 
         Validation judges the fit that never saw the validation slice (``outcome.gate``); what
-        serves is the refit on every window when the job made one.
+        serves is the refit on every window when the job made one. An ungated routine refit has no
+        such fit: its errors on the newest windows are in-sample, so it is only checked for being
+        broken, and it leaves the serving recipe's gated fit as the next candidate's rival, the
+        detector's out-of-sample reference and the interval calibrator's residuals as they were.
         """
         job, report, cand = outcome.job, outcome.report, outcome.model
         common = {
@@ -251,11 +254,9 @@ class Adaptation:
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
-        if not job.gated:
-            return self._install_routine(outcome, cand, vx, vy, step, common)
-        gate = outcome.gate or cand
-        cand_err = validation_error(gate, vx, vy)
-        loss = self._loses(job, gate, vx, vy, cand_err)
+        gate = (outcome.gate or cand) if job.gated else None
+        cand_err = None if gate is None else validation_error(gate, vx, vy)
+        loss = self._broken(cand, vx, vy) if gate is None else self._loses(job, gate, vx, vy, cand_err)
         if loss is not None:
             self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(
@@ -272,8 +273,9 @@ class Adaptation:
             self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(RetrainFailed(error=f"checkpoint: {type(exc).__name__}: {exc}", **common))
         self._swap(cand, job, version, gate)
-        self._recipe, self._recipe_windows = gate.refit_hparams(report), len(job.data.full[0])
-        self._reseed_intervals(vy - gate.predict(vx))
+        if gate is not None:
+            self._recipe, self._recipe_windows = gate.refit_hparams(report), len(job.data.full[0])
+            self._reseed_intervals(vy - gate.predict(vx))
         assert cand.scaler is not None
         reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
         self.policy.notify_retrained(
@@ -285,51 +287,6 @@ class Adaptation:
                 train_seconds=outcome.cpu_seconds,
                 epochs=report.epochs,
                 val_error=cand_err,
-                **common,
-            )
-        )
-
-    def _install_routine(
-        self,
-        outcome: TrainOutcome,
-        cand: BaseForecaster,
-        vx: np.ndarray,
-        vy: np.ndarray,
-        step: int,
-        common: dict[str, Any],
-    ) -> Event:
-        """Swap in an ungated routine refit unless it is broken.
-
-        The serving recipe's gated fit stays the next candidate's rival, the detector keeps its
-        out-of-sample reference and the interval calibrator its residuals: this fit has seen the
-        newest windows, so its errors there are in-sample and would understate all three.
-        """
-        job = outcome.job
-        broken = self._broken(cand, vx, vy)
-        if broken is not None:
-            self.policy.notify_rejected(step, rows=job.history_rows)
-            return self._record(
-                RetrainRejected(
-                    candidate_error=broken[0],
-                    serving_error=broken[1],
-                    train_seconds=outcome.cpu_seconds,
-                    **common,
-                )
-            )
-        try:
-            version = None if self.on_swap is None else self.on_swap(cand)
-        except OSError as exc:
-            self.policy.notify_rejected(step, rows=job.history_rows)
-            return self._record(RetrainFailed(error=f"checkpoint: {type(exc).__name__}: {exc}", **common))
-        self._swap(cand, job, version, None)
-        self.policy.notify_retrained(step, val_error=None, rows=job.history_rows)
-        assert outcome.report is not None
-        return self._record(
-            Retrained(
-                model_version=self.model_version,
-                train_seconds=outcome.cpu_seconds,
-                epochs=outcome.report.epochs,
-                val_error=None,
                 **common,
             )
         )
