@@ -182,8 +182,9 @@ class Metrics:
         )
         self.validation_error = Gauge(
             "adaptcast_validation_scaled_error",
-            "Serving model's one-step MAE on its validation windows, in target standard deviations "
-            "(NaN: not validated by this process)",
+            "Serving model's one-step MAE on its validation windows, in target standard deviations; "
+            "after a one-fit routine refit, its recipe's last validated fit's (NaN: not validated by "
+            "this process)",
             registry=r,
         )
         self.validation_error.set(math.nan)
