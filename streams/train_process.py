@@ -56,6 +56,7 @@ def write_job(directory: Path, job: TrainJob) -> None:
         "refit": job.refit,
         "closed_form": job.closed_form,
         "warm": job.warm_from is not None,
+        "recipe": None if job.gated else job.recipe,  # an ungated job: one fit with these hyper-parameters
     }
     (directory / JOB).write_text(json.dumps(spec))
 
@@ -80,11 +81,17 @@ def run_directory(directory: Path) -> None:
         template.schema = spec["schema"]
         warm_from = load_forecaster(directory / "warm") if spec["warm"] else None
         gate, model, reports = fit_candidate(
-            template, data, ledger, refit=spec["refit"], warm_from=warm_from, closed_form=spec["closed_form"]
+            template,
+            data,
+            ledger,
+            refit=spec["refit"],
+            warm_from=warm_from,
+            closed_form=spec["closed_form"],
+            recipe=spec.get("recipe"),
         )
-        gate.save(directory / "gate")
-        if model is not gate:
-            model.save(directory / "model")
+        model.save(directory / "model")
+        if gate is not None and gate is not model:
+            gate.save(directory / "gate")
         result = {"reports": [r.to_dict() for r in reports]}
     except Exception as exc:
         result = {"error": f"{type(exc).__name__}: {exc}"}
@@ -100,8 +107,10 @@ def read_outcome(directory: Path, job: TrainJob, ledger: ComputeLedger) -> Train
     if "error" in result:
         return TrainOutcome(job, None, None, result["error"])
     reports = [FitReport(**r) for r in result["reports"]]
-    gate = load_forecaster(directory / "gate")
-    model = load_forecaster(directory / "model") if (directory / "model").exists() else gate
+    model = load_forecaster(directory / "model")
+    gate = load_forecaster(directory / "gate") if (directory / "gate").exists() else None
+    if gate is None and job.gated:
+        gate = model  # no refit: the gated fit is what serves
     return TrainOutcome(job, model, reports[0], gate=gate, reports=reports)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -81,6 +82,17 @@ def test_a_warm_job_continues_the_serving_model_as_inline(trainer):
     X = job.data.full[0][-50:]
     np.testing.assert_array_equal(outcome.model.predict(X), inline.model.predict(X))
     assert outcome.reports[0].epochs == serving.warm_hparams()["epochs"]
+
+
+def test_an_ungated_job_is_one_fit_on_every_window_in_the_child_as_inline(trainer):
+    job = replace(_job(4, seed=2), gated=False, recipe={"epochs": 2})
+    outcome = _in_child(trainer, job)
+    with set_torch_threads(1):
+        inline = run_job(job, ComputeLedger())
+    assert outcome.error is None and outcome.gate is None and len(outcome.reports) == 1
+    assert outcome.reports[0].epochs == 2 and outcome.samples_seen == 2 * len(job.data.full[0])
+    X = job.data.full[0][-50:]
+    np.testing.assert_array_equal(outcome.model.predict(X), inline.model.predict(X))
 
 
 def test_a_failing_fit_is_an_outcome_with_its_error_and_the_child_serves_on(trainer):
