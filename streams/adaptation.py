@@ -179,8 +179,7 @@ class Adaptation:
             self.refit,
             warm,
             closed,
-            gated=gated,
-            recipe={} if gated else dict(self._recipe or {}),
+            recipe=None if gated or self._recipe is None else dict(self._recipe),
         )
         self.trainer.submit(job)
         if self.model is None:

@@ -134,10 +134,14 @@ class TrainJob:
     refit: bool = True  # once validated, refit on every window (newest included) before serving
     warm_from: BaseForecaster | None = None  # continue from this (serving) model instead of a fresh clone
     closed_form: bool = False  # solve each fit in one pass (fit_closed_form), shrunk towards warm_from
-    # False: one fit on every window with ``recipe`` (the serving model's validated hyper-parameters),
-    # no gated fit before it: a routine refit of a recipe that validation has already judged
-    gated: bool = True
-    recipe: dict[str, Any] = field(default_factory=dict)
+    # the serving model's validated hyper-parameters: one fit on every window with them and no gated
+    # fit before it (a routine refit of a recipe validation has already judged); None: gated
+    recipe: dict[str, Any] | None = None
+
+    @property
+    def gated(self) -> bool:
+        """Whether a fit held back from the newest windows is made first, for validation to judge."""
+        return self.recipe is None
 
 
 @dataclass
@@ -175,7 +179,7 @@ def run_job(job: TrainJob, ledger: ComputeLedger) -> TrainOutcome:
             refit=job.refit,
             warm_from=job.warm_from,
             closed_form=job.closed_form,
-            recipe=None if job.gated else job.recipe,
+            recipe=job.recipe,
         )
     except Exception as exc:
         return TrainOutcome(job, None, None, f"{type(exc).__name__}: {exc}")

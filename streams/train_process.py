@@ -56,7 +56,7 @@ def write_job(directory: Path, job: TrainJob) -> None:
         "refit": job.refit,
         "closed_form": job.closed_form,
         "warm": job.warm_from is not None,
-        "recipe": None if job.gated else job.recipe,  # an ungated job: one fit with these hyper-parameters
+        "recipe": job.recipe,  # an ungated job: one fit with these hyper-parameters
     }
     (directory / JOB).write_text(json.dumps(spec))
 

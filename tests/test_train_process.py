@@ -85,7 +85,7 @@ def test_a_warm_job_continues_the_serving_model_as_inline(trainer):
 
 
 def test_an_ungated_job_is_one_fit_on_every_window_in_the_child_as_inline(trainer):
-    job = replace(_job(4, seed=2), gated=False, recipe={"epochs": 2})
+    job = replace(_job(4, seed=2), recipe={"epochs": 2})
     outcome = _in_child(trainer, job)
     with set_torch_threads(1):
         inline = run_job(job, ComputeLedger())
