@@ -242,12 +242,23 @@ class BaseForecaster(ABC):
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Forecasts ``[B, horizon, n_targets]`` in the original units."""
         X = check_windows(X, self.lookback, self.n_features)
-        out = self.scaler.head(self.n_targets).inverse(self._predict(self._scaled(X)))  # type: ignore[union-attr]
-        return out if self.window_norm == "none" else out + self._anchor(X)[:, None, :]
+        return self._original_units(X, self._predict(self._scaled(X)))
 
     def embed(self, X: np.ndarray) -> np.ndarray:
         """A fixed-width representation ``[B, d]`` of each window (the error memory's key)."""
         return np.ascontiguousarray(self._embed(self._prepare(X)), dtype=np.float32)
+
+    def predict_embed(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(predict(X), embed(X))`` in one pass where the model can share one (the serving call with
+        the error memory on: a network's key is an intermediate of its forecast)."""
+        X = check_windows(X, self.lookback, self.n_features)
+        out, keys = self._predict_embed(self._scaled(X))
+        return self._original_units(X, out), np.ascontiguousarray(keys, dtype=np.float32)
+
+    def _original_units(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """Scaled model outputs for windows ``X`` back in the targets' units, anchors added back."""
+        out = self.scaler.head(self.n_targets).inverse(out)  # type: ignore[union-attr]
+        return out if self.window_norm == "none" else out + self._anchor(X)[:, None, :]
 
     def save(self, path: str | Path) -> Path:
         """Write manifest + weights to ``path`` atomically (temp dir, then rename)."""
@@ -294,6 +305,10 @@ class BaseForecaster(ABC):
 
     @abstractmethod
     def _embed(self, X: np.ndarray) -> np.ndarray: ...
+
+    def _predict_embed(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Forecasts and keys of scaled windows; a network whose key is part of its forecast overrides it."""
+        return self._predict(X), self._embed(X)
 
     @abstractmethod
     def _save_weights(self, directory: Path) -> None: ...

@@ -312,7 +312,8 @@ class TorchForecaster(BaseForecaster):
     # ---- what a model defines -----------------------------------------------------------
     @abstractmethod
     def build_module(self) -> nn.Module:
-        """A fresh network: ``module(x[B,L,F]) -> [B,H,T]`` and ``module.embed(x) -> [B,d]``."""
+        """A fresh network: ``module(x[B,L,F]) -> [B,H,T]``, ``module.embed(x) -> [B,d]`` and
+        ``module.forward_embed(x)``, both from one pass (the key is an intermediate of the forecast)."""
 
     def loss(self, module: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         """Training loss of one batch; override to add regularisers or deep supervision."""
@@ -422,23 +423,31 @@ class TorchForecaster(BaseForecaster):
         """As many epochs as the validated fit's best one."""
         return {"epochs": max(1, int(report.extra.get("best_epoch", report.epochs)))}
 
-    def _run(self, X: np.ndarray, method: str) -> np.ndarray:
-        """Apply ``module.<method>`` to scaled windows in chunks, without autograd or a Trainer."""
+    def _run(self, X: np.ndarray, method: str) -> list[np.ndarray]:
+        """Apply ``module.<method>`` (one tensor or a tuple of them) to scaled windows in chunks, without
+        autograd or a Trainer; one array per output."""
         assert self.module is not None
         fn = getattr(self.module, method)
-        outs = []
+        outs: list[tuple[np.ndarray, ...]] = []
         size = PREDICT_BATCHES * int(self.hparams["batch_size"])
         with torch.inference_mode(), set_torch_threads(self.cpu_threads(self.module)):
             for start in range(0, X.shape[0], size):
                 chunk = torch.from_numpy(np.ascontiguousarray(X[start : start + size])).to(self.device)
-                outs.append(fn(chunk).float().cpu().numpy())
-        return np.concatenate(outs, axis=0)
+                out = fn(chunk)
+                outs.append(
+                    tuple(t.float().cpu().numpy() for t in (out if isinstance(out, tuple) else (out,)))
+                )
+        return [np.concatenate(parts, axis=0) for parts in zip(*outs, strict=True)]
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
-        return self._run(X, "forward")
+        return self._run(X, "forward")[0]
 
     def _embed(self, X: np.ndarray) -> np.ndarray:
-        return self._run(X, "embed")
+        return self._run(X, "embed")[0]
+
+    def _predict_embed(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out, keys = self._run(X, "forward_embed")
+        return out, keys
 
     def _save_weights(self, directory: Path) -> None:
         assert self.module is not None

@@ -374,7 +374,8 @@ class Adaptation:
         if self.memory is None or val is None or not len(val[0]):
             return
         vx, vy = val
-        self.memory.update(model.embed(vx), vy - model.predict(vx))
+        yhat, keys = model.predict_embed(vx)
+        self.memory.update(keys, vy - yhat)
 
     def _reseed_intervals(self, residuals: np.ndarray | None) -> None:
         """A new model's errors differ: calibrate on its validation residuals ``y − yhat`` (None: none known).

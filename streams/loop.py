@@ -532,17 +532,19 @@ class ForecastLoop:
         self.metrics.end_to_end.observe(max(self.clock() - received_at, 0.0))
 
     def _predict(self, windows: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-        """One predict call: base forecasts ``[B, H, T]`` and, when the memory is on, its keys ``[B, d]``."""
+        """One predict call: base forecasts ``[B, H, T]`` and, when the memory is on, its keys ``[B, d]``
+        from the same pass (a network's key is an intermediate of its forecast)."""
         assert self.model is not None
         t0 = time.perf_counter()
+        keys = None
         with self.ledger.measure("predict", samples=len(windows)):
-            base = self.model.predict(windows)
+            if self.memory is None:
+                base = self.model.predict(windows)
+            else:
+                base, keys = self.model.predict_embed(windows)
         self.metrics.predict_duration.observe(time.perf_counter() - t0)
         self.metrics.predict_batch.observe(len(windows))
-        if self.memory is None:
-            return base, None
-        with self.ledger.measure("correct", samples=len(windows)):  # the memory's keys are its cost too
-            return base, self.model.embed(windows)
+        return base, keys
 
     def _prune(self) -> None:
         """Drop stored forecasts no later truth can meet: past their horizon, or of a series gone.

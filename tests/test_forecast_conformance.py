@@ -126,6 +126,15 @@ def test_embed_shape(fitted, data):
     assert model.embed(data["test"][0][:3]).shape[1] == z.shape[1]
 
 
+def test_predict_embed_is_predict_and_embed_in_one_pass(fitted, data):
+    model, _, _ = fitted
+    X = data["test"][0][:9]
+    yhat, keys = model.predict_embed(X)
+    np.testing.assert_allclose(yhat, model.predict(X), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(keys, model.embed(X), rtol=1e-5, atol=1e-6)
+    assert yhat.dtype == keys.dtype == np.float32 and keys.flags.c_contiguous
+
+
 def test_save_load_round_trip(fitted, data, tmp_path):
     model, _, _ = fitted
     model.save(tmp_path / "m")
@@ -161,6 +170,8 @@ def test_nan_input_rejected(fitted, data):
         model.predict(X)
     with pytest.raises(ValueError, match="NaN"):
         model.embed(X)
+    with pytest.raises(ValueError, match="NaN"):
+        model.predict_embed(X)
 
 
 def test_beats_seasonal_naive(fitted, data):

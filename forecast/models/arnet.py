@@ -47,7 +47,11 @@ class ARNetModule(nn.Module):
         return self.hidden(self.lags(x))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.embed(x)).view(x.shape[0], self.horizon, self.n_targets)
+        return self.forward_embed(x)[0]
+
+    def forward_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.embed(x)
+        return self.out(h).view(x.shape[0], self.horizon, self.n_targets), h
 
 
 @register

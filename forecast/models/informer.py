@@ -355,13 +355,20 @@ class InformerNet(nn.Module):
         return dec_values, dec_marks
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        memory = self.encode(x)
+        return self.decode(x, self.encode(x))
+
+    def decode(self, x: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        """Forecasts of windows ``x`` from their encoding ``memory``."""
         dec = self.dec_embedding(*self.decoder_inputs(x))
         # only the placeholders' rows are forecasts: the start token's rows stop after self-attention
         return self.decoder(dec, memory, rows=self.horizon)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x).mean(dim=1)
+
+    def forward_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        memory = self.encode(x)
+        return self.decode(x, memory), memory.mean(dim=1)
 
 
 PAPER_SIZES: dict[str, Any] = {"d_model": 512, "n_heads": 8, "d_ff": 2048, "lr": 1e-4, "epoch_samples": None}

@@ -58,6 +58,10 @@ class LiquidModule(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.step(x)[0]
 
+    def forward_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        yhat, out, _ = self.step(x)
+        return yhat, out
+
 
 @register
 class LiquidForecaster(TorchForecaster):

@@ -29,9 +29,13 @@ class LSTMModule(nn.Module):
         return h[-1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_embed(x)[0]
+
+    def forward_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # Residual on the last observed target values: the head learns the change, not the level.
         last = x[:, -1:, : self.n_targets]
-        return last + self.head(self.embed(x)).view(x.shape[0], self.horizon, self.n_targets)
+        h = self.embed(x)
+        return last + self.head(h).view(x.shape[0], self.horizon, self.n_targets), h
 
 
 @register

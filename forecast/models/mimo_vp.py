@@ -187,8 +187,11 @@ class MIMOVPNet(nn.Module):
 
     def forward_all(self, x: torch.Tensor) -> list[torch.Tensor]:
         """Predictions of every decoder block (deep supervision), each ``[B, horizon, n_targets]``."""
-        memory = self.encode(x)
-        B = x.shape[0]
+        return self.decode_all(self.encode(x))
+
+    def decode_all(self, memory: torch.Tensor) -> list[torch.Tensor]:
+        """Every decoder block's predictions from the encoder's output ``memory``."""
+        B = memory.shape[0]
         S = self.hp * self.wp
         q = (self.queries + self.time_future)[:, None, :] + self.spatial  # [horizon, S, d]
         q = q.reshape(1, self.horizon * S, -1).expand(B, -1, -1)
@@ -204,6 +207,10 @@ class MIMOVPNet(nn.Module):
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         return self.encode(x).mean(dim=1)
+
+    def forward_embed(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        memory = self.encode(x)
+        return self.decode_all(memory)[-1], memory.mean(dim=1)
 
 
 @register
