@@ -495,14 +495,16 @@ class ForecastLoop:
         yhat = corrected = base
         lo = hi = half = level = None
         if self.memory is not None and keys is not None:
-            with self.ledger.measure("correct", samples=len(names)):
+            with self.ledger.measure("correct", samples=len(names)):  # the keyed memory, level term and gate
                 corrected = self.memory.correct(keys, base).astype(np.float32)
+                at = poll.series[poll.due]
+                level = self.level.offset(poll.names)[at]
+                corrected = (corrected + level[:, None, :]).astype(np.float32)
+                served = (
+                    np.ones(len(names), dtype=bool) if self.gate is None else self.gate.open(poll.names)[at]
+                )
+                yhat = np.where(served[:, None, None], corrected, base)
             self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
-            at = poll.series[poll.due]
-            level = self.level.offset(poll.names)[at]
-            corrected = (corrected + level[:, None, :]).astype(np.float32)
-            served = np.ones(len(names), dtype=bool) if self.gate is None else self.gate.open(poll.names)[at]
-            yhat = np.where(served[:, None, None], corrected, base)
             self.metrics.memory_served_ratio.set(float(served.mean()))
             observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
         if self.intervals is not None:
@@ -584,11 +586,14 @@ class ForecastLoop:
         recs, names = poll.recs, poll.names
         series = poll.series[truth_idx]  # outcome i is of series names[series[i]]
         self._remember(idx, lead, resid, current)
-        if "corrected" in cols:  # the memory's forecast, served or not
-            corrected = cols["corrected"][idx, lead - 1]
-            self._level_update(names, series, idx, lead, truth, corrected, current)
-            if self.gate is not None:
-                self.gate.update(names, series, np.abs(truth - corrected).mean(axis=1), err_base.mean(axis=1))
+        if "corrected" in cols:  # the memory's forecast, served or not: its level term and gate learn
+            with self.ledger.measure("correct", samples=len(idx)):
+                corrected = cols["corrected"][idx, lead - 1]
+                self._level_update(names, series, idx, lead, truth, corrected, current)
+                if self.gate is not None:
+                    self.gate.update(
+                        names, series, np.abs(truth - corrected).mean(axis=1), err_base.mean(axis=1)
+                    )
         self._calibrate(names, series, idx, lead, truth - yhat, current)
         first = np.flatnonzero(lead == 1)
         result.scored.extend(
