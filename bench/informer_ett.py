@@ -127,7 +127,7 @@ def run_precision(precision: str, device: str) -> str:
 
 def log_epochs(tag: str) -> None:
     """Print one line per finished epoch to stderr (progress of a long run, visible in the log)."""
-    from adaptcast.forecast.training import ForecastModule
+    from adaptcast.forecast.lightning_fit import ForecastModule
 
     original = ForecastModule.on_train_epoch_end
     t0 = time.perf_counter()

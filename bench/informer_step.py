@@ -185,8 +185,8 @@ def profile(args: argparse.Namespace, shape: dict, precision: str) -> dict:
     import numpy as np
     import torch
 
+    from adaptcast.forecast.lightning_fit import WindowData
     from adaptcast.forecast.models.informer import InformerNet
-    from adaptcast.forecast.training import WindowData
 
     torch.manual_seed(0)
     B, L, lab, H, C = (

@@ -1,6 +1,11 @@
-"""The speed levers of torch training: the uniform dropout mask, epoch_samples, CPU threads, CPU precision."""
+"""The speed levers of torch training: the uniform dropout mask, epoch_samples, CPU threads, CPU precision,
+and Lightning loaded only by a network's fit."""
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -104,3 +109,21 @@ def test_small_nets_train_and_predict_on_one_thread():
         create_forecaster("lstm", lookback=16, horizon=4, num_threads=2).cpu_threads(model.build_module())
         == 2
     )
+
+
+def test_lightning_loads_only_when_a_network_is_fitted():
+    """Importing the CLI, a closed-form fit and serving leave Lightning (seconds to import) unloaded."""
+    script = """
+import sys
+import numpy as np
+import adaptcast.streams.cli
+from adaptcast.forecast import create_forecaster
+X = np.random.default_rng(0).normal(size=(64, 8, 1)).astype(np.float32)
+m = create_forecaster("arnet", lookback=8, horizon=2)
+m.fit_closed_form(X[:, :8], X[:, -2:])
+m.predict_embed(X)
+assert "pytorch_lightning" not in sys.modules, "serving loaded Lightning"
+m.clone().fit(X, X[:, -2:])
+assert "pytorch_lightning" in sys.modules
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, env={**os.environ, "CI": "1"})
