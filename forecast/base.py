@@ -97,6 +97,9 @@ class BaseForecaster(ABC):
     kind: ClassVar[str] = ""
     defaults: ClassVar[dict[str, Any]] = {}
     supports_warm: ClassVar[bool] = False  # whether fit_warm can continue from a fitted model's state
+    # whether a retrain's refit on every window continues the validated fit (a warm fit from it) rather
+    # than repeating that fit's work from scratch with the validation slice added
+    refit_continues: ClassVar[bool] = False
     supports_closed_form: ClassVar[bool] = False  # whether fit_closed_form can solve the fit in one pass
 
     def __init__(

@@ -127,6 +127,7 @@ class TorchForecaster(BaseForecaster):
 
     module: nn.Module | None = None  # the trained network, set by fit or load
     supports_warm: ClassVar[bool] = True
+    refit_continues: ClassVar[bool] = True  # a network keeps what the validated fit learned
 
     def _validate_hparams(self) -> None:
         super()._validate_hparams()

@@ -207,22 +207,28 @@ def fit_candidate(
     """
     warm = template.warm_hparams() if warm_from is not None and not closed_form else {}
 
-    def fit(model: BaseForecaster, X: np.ndarray, Y: np.ndarray, val: tuple | None) -> FitReport:
+    def fit(
+        model: BaseForecaster, X: np.ndarray, Y: np.ndarray, val: tuple | None, parent: BaseForecaster | None
+    ) -> FitReport:
         with ledger.measure("train", samples=int(X.shape[0])):
             if closed_form:
-                return model.fit_closed_form(X, Y, warm_from)
-            return model.fit(X, Y, val) if warm_from is None else model.fit_warm(warm_from, X, Y, val)
+                return model.fit_closed_form(X, Y, parent)
+            return model.fit(X, Y, val) if parent is None else model.fit_warm(parent, X, Y, val)
 
     if recipe is not None:
         model = template.clone(**{**warm, **recipe})
-        return None, model, [fit(model, *data.full, None)]
+        return None, model, [fit(model, *data.full, None, warm_from)]
     gate = template.clone(**warm)
-    report = fit(gate, data.X, data.Y, data.val)
+    report = fit(gate, data.X, data.Y, data.val, warm_from)
     reports = [report]
     model = gate
     if refit and data.val is not None:
-        model = template.clone(**{**warm, **gate.refit_hparams(report)})
-        reports.append(fit(model, *data.full, None))
+        if template.refit_continues and not closed_form:
+            model = template.clone(**template.warm_hparams())
+            reports.append(fit(model, *data.full, None, gate))
+        else:
+            model = template.clone(**{**warm, **gate.refit_hparams(report)})
+            reports.append(fit(model, *data.full, None, warm_from))
     return gate, model, reports
 
 

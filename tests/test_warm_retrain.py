@@ -129,9 +129,10 @@ def test_auto_mode_continues_the_serving_model_on_a_periodic_refit_and_starts_af
     assert job.warm_from is None
 
 
-def test_a_warm_job_does_a_fifth_of_the_cold_work():
+def _initial_job(epochs: int = 10) -> tuple[Adaptation, TrainJob]:
+    """A gated retrain job of a torch AR-Net on 400 rows, after the first model is serving."""
     history = [_series(0, rows=400)]
-    template = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, epochs=10, patience=10)
+    template = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, epochs=epochs, patience=epochs)
     ad = Adaptation(
         template,
         policy=RetrainPolicy.parse("periodic:5"),
@@ -140,11 +141,31 @@ def test_a_warm_job_does_a_fifth_of_the_cold_work():
     )
     job = ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 10_000), history, step=1, ts_ms=1)
     ad.collect(step=1)
+    return ad, job
+
+
+def test_a_warm_job_gates_with_a_fifth_of_the_cold_work():
+    ad, job = _initial_job()
     cold = run_job(job, ComputeLedger())
     job.warm_from = ad.model
     warm = run_job(job, ComputeLedger())
     assert warm.error is None and cold.error is None
-    assert warm.samples_seen * 5 <= cold.samples_seen
+    (cold_gate, cold_refit), (warm_gate, warm_refit) = cold.reports, warm.reports
+    assert warm_gate.samples_seen * 5 <= cold_gate.samples_seen
+    assert warm_refit.samples_seen == cold_refit.samples_seen  # both continue their gate alike
+
+
+def test_a_networks_refit_continues_its_validated_fit_on_every_window():
+    """The refit starts from the gate's weights (and keeps its scaler) and does a warm fit's work on
+    every window, the validation slice included, instead of repeating the gate's epochs from scratch."""
+    _, job = _initial_job()
+    out = run_job(job, ComputeLedger())
+    gate, refit = out.reports
+    X = job.data.full[0]
+    assert gate.epochs == 10 and refit.epochs == 2 and refit.samples_seen == 2 * len(X) > 2 * len(job.data.X)
+    assert out.gate is not None and out.model is not None
+    assert out.model.scaler.to_dict() == out.gate.scaler.to_dict()  # a cold refit fits its own scaler
+    assert not np.allclose(out.model.predict(X), out.gate.predict(X))  # yet it learnt from every window
 
 
 def test_linear_arnet_closed_form_is_least_squares_in_one_pass():
