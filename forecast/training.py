@@ -28,7 +28,6 @@ from adaptcast.forecast.threads import set_torch_threads
 WEIGHTS = "weights.pt"
 PREDICT_BATCHES = 4  # inference runs on chunks of this many training batches: memory like one training step
 SMALL_NET = 200_000
-_LIGHTNING_LOGGERS = ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning.fabric")
 
 
 @functools.cache
