@@ -199,10 +199,12 @@ def fit_candidate(
     """Fit a fresh clone (or continue ``warm_from``) on the training slice, then refit on every window.
 
     Returns the gate (the fit validation judges), the model to serve and the fit reports. The
-    refit does the work the validated fit found best (``refit_hparams``: epochs, boosting rounds)
-    without holding any data back, so the served model has seen the newest windows. A warm job
-    runs both fits as ``fit_warm`` from ``warm_from`` with the template's ``warm_hparams`` (fewer
-    epochs or rounds); a ``closed_form`` job solves both in one pass each. With a ``recipe`` (the
+    refit holds no data back, so the served model has seen the newest windows: a model with
+    ``refit_continues`` (a network) continues the gate with a warm fit (``warm_hparams``), others
+    redo the work the validated fit found best (``refit_hparams``: boosting rounds). A warm job
+    runs its gated fit as ``fit_warm`` from ``warm_from`` with the template's ``warm_hparams``
+    (fewer epochs or rounds), and so its refit unless that continues the gate; a ``closed_form``
+    job solves both in one pass each. With a ``recipe`` (the
     hyper-parameters an earlier validated fit found best) there is no gate: one fit on every window.
     """
     warm = template.warm_hparams() if warm_from is not None and not closed_form else {}
