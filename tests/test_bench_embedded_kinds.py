@@ -36,5 +36,7 @@ def test_a_kind_is_timed_in_a_fresh_process_and_judged_against_the_bound(tmp_pat
 
 
 def test_a_failing_run_stops_the_bench_with_its_error():
-    with pytest.raises(SystemExit, match=r"(?s)adaptcast run --model naive failed \(exit 2\).*unknown scenario"):
+    with pytest.raises(
+        SystemExit, match=r"(?s)adaptcast run --model naive failed \(exit 2\).*unknown scenario"
+    ):
         BENCH.run_kind("naive", 0, "no_such_scenario")
