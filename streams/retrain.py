@@ -204,8 +204,8 @@ def fit_candidate(
     redo the work the validated fit found best (``refit_hparams``: boosting rounds). A warm job
     runs its gated fit as ``fit_warm`` from ``warm_from`` with the template's ``warm_hparams``
     (fewer epochs or rounds), and so its refit unless that continues the gate; a ``closed_form``
-    job solves both in one pass each. With a ``recipe`` (the
-    hyper-parameters an earlier validated fit found best) there is no gate: one fit on every window.
+    job solves both in one pass each. With a ``recipe`` (the hyper-parameters an earlier validated
+    fit found best) there is no gate: one fit on every window.
     """
     warm = template.warm_hparams() if warm_from is not None and not closed_form else {}
 
