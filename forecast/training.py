@@ -179,20 +179,14 @@ class TorchForecaster(BaseForecaster):
         return 1 if sum(p.numel() for p in net.parameters()) < SMALL_NET else None
 
     def _fit(self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None) -> FitReport:
-        from adaptcast.forecast import lightning_fit
-
-        lightning_fit.seed(self.seed)
-        return self._train(self.build_module(), X, Y, val)
+        return self._train(self._seeded_module(), X, Y, val)
 
     def _fit_warm(
         self, parent: BaseForecaster, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
     ) -> FitReport:
         """Train a copy of ``parent``'s network (its weights, a fresh optimiser) for this model's epochs."""
         assert isinstance(parent, TorchForecaster) and parent.module is not None
-        from adaptcast.forecast import lightning_fit
-
-        lightning_fit.seed(self.seed)
-        net = self.build_module()
+        net = self._seeded_module()
         net.load_state_dict({k: v.detach().cpu() for k, v in parent.module.state_dict().items()})
         return self._train(net, X, Y, val)
 
@@ -201,11 +195,18 @@ class TorchForecaster(BaseForecaster):
         hp = self.hparams
         return {"epochs": max(1, int(hp["epochs"]) // 5), "lr": float(hp["lr"]) / 3}
 
+    def _seeded_module(self) -> nn.Module:
+        """A fresh network built after seeding everything, so one seed gives one set of initial weights."""
+        from adaptcast.forecast import lightning_fit  # seconds to import: only a fit needs it
+
+        lightning_fit.seed(self.seed)
+        return self.build_module()
+
     def _train(
         self, net: nn.Module, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
     ) -> FitReport:
         """Fit ``net`` (fresh or warm) with Lightning; keep the best epoch's weights as ``self.module``."""
-        from adaptcast.forecast import lightning_fit  # seconds to import: only a fit needs it
+        from adaptcast.forecast import lightning_fit  # loaded by _seeded_module already
 
         report = lightning_fit.train(self, net, X, Y, val)
         self.module = net.to(self.device).eval()
