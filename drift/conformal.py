@@ -88,6 +88,7 @@ class _Scores:
     def __init__(self, horizon: int, n_targets: int, window: int):
         self.values = np.full((horizon, n_targets, window), np.nan)
         self.count = np.zeros(horizon, dtype=np.int64)  # residuals ever added per lead
+        self._ordered: np.ndarray | None = None  # ``values`` sorted, until they change
 
     def add(self, lead: int, scores: np.ndarray) -> None:
         """Append ``scores [n, n_targets]`` at ``lead`` (0-based), oldest first; the ring keeps the newest."""
@@ -95,6 +96,28 @@ class _Scores:
         kept = scores[-w:]
         self.values[lead, :, (self.count[lead] + np.arange(len(kept))) % w] = kept
         self.count[lead] += len(kept)
+        self._ordered = None
+
+    def put(self, values: np.ndarray, count: np.ndarray) -> None:
+        """Replace the rings and counts with ones appended to elsewhere (a batch of many series)."""
+        self.values[...], self.count[...] = values, count
+        self._ordered = None
+
+    def ordered(self) -> np.ndarray:
+        """The rings sorted ascending, NaN last (read-only): sorted once per change however often read,
+        since a poll reads them twice (outcomes' levels, then the next intervals) between changes."""
+        return self.ordered_many([self])[0]
+
+    @staticmethod
+    def ordered_many(rings: Sequence[_Scores]) -> np.ndarray:
+        """:meth:`ordered` of many, stacked ``[len(rings), H, T, W]``, the changed ones sorted in one call."""
+        stale = [r for r in rings if r._ordered is None]
+        if stale:
+            fresh = np.sort(np.stack([r.values for r in stale]), axis=3)
+            fresh.flags.writeable = False
+            for r, o in zip(stale, fresh, strict=True):
+                r._ordered = o
+        return np.stack([r._ordered for r in rings])
 
     @property
     def filled(self) -> np.ndarray:
@@ -167,6 +190,10 @@ class OnlineConformal:
         self._gammas = np.asarray(self.params.gammas)[:, None, None, None]  # [K, 1, 1, 1]
         self._eta = self.params.eta()[:, None, None]  # [L, 1, 1]
         self._share = 1.0 / (2.0 * self.params.interval)  # DtACI's σ
+        # an expert's ACI step after a miss (a hit steps γ less), and the range its level is kept in
+        self._minus_gammas = -self._gammas  # [K, 1, 1, 1]
+        self._step_miss = self._gammas * self._nominal  # [K, L, 1, 1]
+        self._floor, self._ceiling = -self._gammas, 1.0 + self._gammas
         self.pooled = self._new_scores()
         self.series: dict[str, _Scores] = {}
         self.experts: dict[str, _Experts] = {}
@@ -185,7 +212,7 @@ class OnlineConformal:
         NaN where no residual of that lead is known yet (no model has been validated).
         """
         shape = (len(self.params.levels), self.horizon, self.n_targets)
-        pooled = np.sort(self.pooled.values, axis=2)[None]  # [1, H, T, W]
+        pooled = self.pooled.ordered()[None]  # [1, H, T, W]
         n = np.broadcast_to(self.pooled.filled, (len(series), self.horizon)).copy()  # [B, H]
         sorted_ = np.broadcast_to(pooled, (len(series), *pooled.shape[1:]))
         alpha = np.broadcast_to(self._nominal, (len(series), *shape)).copy()  # [B, L, H, T]
@@ -193,19 +220,13 @@ class OnlineConformal:
         if own:
             rows = np.array([i for i, _ in own])
             filled = np.stack([sc.filled for _, sc in own])  # [S, H]
-            values = np.sort(np.stack([sc.values for _, sc in own]), axis=3)  # [S, H, T, W]
+            values = _Scores.ordered_many([sc for _, sc in own])  # [S, H, T, W]
             use = filled >= self.params.window
-            h = self.horizon
-            pool_median = _sorted_median(pooled[0], np.arange(h), self.pooled.filled)  # [H, T]
-            flat_rings = values.reshape(-1, *values.shape[2:])  # [S * H, T, W]
-            ratio = _pool_scale(
-                flat_rings,
-                np.arange(len(flat_rings)),
-                filled.ravel(),
-                np.tile(pool_median, (len(own), 1)),
-                self.params.window,
-            ).reshape(len(own), h, -1)  # [S, H, T]
-            mine = np.where(use[:, :, None, None], values, pooled * ratio[..., None])
+            mine = (
+                values
+                if use.all()
+                else np.where(use[:, :, None, None], values, self._pool_for(values, filled))
+            )
             if len(own) < len(series):
                 sorted_ = sorted_.copy()
                 sorted_[rows] = mine
@@ -220,6 +241,22 @@ class OnlineConformal:
         order = np.argsort(self.params.levels)
         out[:, order] = np.maximum.accumulate(out[:, order], axis=1)
         return out
+
+    def _pool_for(self, values: np.ndarray, filled: np.ndarray) -> np.ndarray:
+        """The pooled rings ``[S, H, T, W]`` as series with rings ``values`` (sorted, holding ``filled``
+        ``[S, H]``) read them while not full: rescaled to their own residuals' median (``_pool_scale``)."""
+        s, h = filled.shape
+        pooled = self.pooled.ordered()
+        pool_median = _sorted_median(pooled, np.arange(h), self.pooled.filled)  # [H, T]
+        flat_rings = values.reshape(-1, *values.shape[2:])  # [S * H, T, W]
+        ratio = _pool_scale(
+            flat_rings,
+            np.arange(len(flat_rings)),
+            filled.ravel(),
+            np.tile(pool_median, (s, 1)),
+            self.params.window,
+        ).reshape(s, h, -1)  # [S, H, T]
+        return pooled[None] * ratio[..., None]
 
     def intervals(self, series: Sequence[str], yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``lo, hi`` ``[B, levels, horizon, n_targets]`` around ``yhat`` ``[B, horizon, n_targets]``."""
@@ -264,20 +301,24 @@ class OnlineConformal:
         rings = [self._ring(names[u]) for u in used]
         values = np.stack([r.values for r in rings])  # [U, H, T, W]
         counts = np.stack([r.count for r in rings])  # [U, H]
+        ordered: np.ndarray | None = _Scores.ordered_many(rings)  # sorted as the call began
         ring = slot * self.horizon + lead0  # each outcome's (series, lead), flat
         rank = occurrence(ring)  # its place among that ring's outcomes of this call
-        pooled = np.sort(self.pooled.values, axis=2), self.pooled.filled  # as the call began
+        pooled = self.pooled.ordered(), self.pooled.filled  # as the call began
         beta = np.empty_like(scores)
         block = min(values.shape[3], PASSES_PER_BLOCK)  # within a block no ring slot is written twice
         for first in range(0, int(rank.max()) + 1, block):
             at = np.flatnonzero((rank >= first) & (rank < first + block))
-            beta[at] = _realised_level(values, counts, pooled, ring[at], rank[at] - first, scores[at])
+            beta[at] = _realised_level(
+                values, counts, pooled, ring[at], rank[at] - first, scores[at], ordered
+            )
             _append(values, counts, slot[at], lead0[at], scores[at], rank[at] - first)
+            ordered = None  # the next block's rings have changed
         for r, v, c in zip(rings, values, counts, strict=True):
-            r.values[...], r.count[...] = v, c
-        all_v, all_c = self.pooled.values[None], self.pooled.count[None]
+            r.put(v, c)
+        all_v, all_c = self.pooled.values[None].copy(), self.pooled.count[None].copy()
         _append(all_v, all_c, np.zeros_like(slot), lead0, scores)
-        self.pooled.values[...], self.pooled.count[...] = all_v[0], all_c[0]
+        self.pooled.put(all_v[0], all_c[0])
         if half_widths is not None and (self.params.gammas or self.params.gamma):
             half = np.asarray(half_widths, dtype=np.float64)
             self._learn_levels([names[u] for u in used], ring, rank, scores, beta, half)
@@ -351,22 +392,22 @@ class OnlineConformal:
         """DtACI step, in place, of ``alpha``/``weight`` ``[K, L, T, P]`` for realised levels ``beta``
         ``[T, P]`` where ``known`` ``[L, T, P]``: exponential weights on each expert's pinball loss with
         a fixed share, then each expert's ACI step."""
-        a, nominal = alpha, self._nominal  # [L, 1, 1]
-        loss = beta - a  # the gap; then the pinball loss nominal·gap − min(gap, 0), all in place
-        below = np.minimum(loss, 0.0)
-        loss *= nominal
-        loss -= below
-        loss *= -self._eta
-        mixed = np.exp(loss, out=loss)
+        gap = beta - alpha
+        # −η × pinball loss (nominal·gap − min(gap, 0)), then the weights it leaves, all in place
+        mixed = np.minimum(gap, 0.0)
+        mixed -= gap * self._nominal
+        mixed *= self._eta
+        np.exp(mixed, out=mixed)
         mixed *= weight
-        total = mixed.sum(axis=0)
-        mixed *= 1.0 - self._share
-        mixed += self._share * total / len(self.params.gammas)
-        mixed /= mixed.sum(axis=0)
-        stepped = nominal - (a >= beta)
-        stepped *= self._gammas
-        stepped += a
-        np.clip(stepped, -self._gammas, 1.0 + self._gammas, out=stepped)
+        # the fixed share, normalised: ((1 − σ) w + σ Σw / K) / Σw, whose own sum is Σw
+        mixed *= (1.0 - self._share) / mixed.sum(axis=0)
+        mixed += self._share / len(self.params.gammas)
+        # each expert's ACI step a + γ (nominal − [a ≥ β]), kept in [−γ, 1 + γ]
+        stepped = np.less_equal(gap, 0.0) * self._minus_gammas
+        stepped += self._step_miss
+        stepped += alpha
+        np.maximum(stepped, self._floor, out=stepped)
+        np.minimum(stepped, self._ceiling, out=stepped)
         _put(alpha, stepped, known)
         _put(weight, mixed, known)
 
@@ -460,11 +501,12 @@ def _realised_level(
     ring: np.ndarray,
     rank: np.ndarray,
     scores: np.ndarray,
+    ordered: np.ndarray | None = None,
 ) -> np.ndarray:
     """DtACI's ``β`` ``[P, T]`` of outcomes ``scores`` ``[P, T]``, the ``rank``-th of their flat (series,
     lead) ``ring`` in a block of passes, from the rings ``values`` ``[U, H, T, W]`` (``counts``
-    ``[U, H]``) as the block began, or from ``pooled`` (its rings sorted ``[H, T, W]`` and how many each
-    holds) while a ring is not yet full.
+    ``[U, H]``; ``ordered``: them sorted, if the caller has it) as the block began, or from
+    ``pooled`` (its rings sorted ``[H, T, W]`` and how many each holds) while a ring is not yet full.
 
     β is the level below which the interval from the ``n`` residuals held holds the score; NaN
     without residuals. With :func:`_quantile`'s rank ``⌈(1 − a)(n + 1)⌉`` a level ``a`` holds it iff
@@ -479,7 +521,12 @@ def _realised_level(
     use_own = own >= w
     below = np.zeros(scores.shape, dtype=np.int64)
     sub = np.flatnonzero(~use_own & (np.minimum(start, w) >= MIN_SCALE))  # read the pool, rescaled
-    ordered = np.sort(flat, axis=2) if use_own.any() or len(sub) else flat
+    if ordered is not None:
+        ordered = ordered.reshape(-1, t, w)
+    elif use_own.any() or len(sub):
+        ordered = np.sort(flat, axis=2)
+    else:
+        ordered = flat
     if use_own.any():
         below = _count_below(ordered, ring, scores)
         if rank.max() > 0:
