@@ -42,10 +42,13 @@ BROKEN_MARGIN = 0.5
 RECIPE_GROWTH = 2.0
 
 
-def validation_error(model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> float:
-    """Lead-1 MAE in standardised target units (the performance detector's reference scale)."""
+def validation_error(
+    model: BaseForecaster, X: np.ndarray, Y: np.ndarray, pred: np.ndarray | None = None
+) -> float:
+    """Lead-1 MAE in standardised target units (the performance detector's reference scale);
+    ``pred``: ``model``'s forecasts of ``X``, when the caller has them."""
     assert model.scaler is not None
-    pred = model.predict(X)
+    pred = model.predict(X) if pred is None else pred
     std = model.scaler.std[: model.n_targets]
     return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
 
@@ -254,8 +257,9 @@ class Adaptation:
         self.metrics.train_duration.observe(report.wall_seconds)
         vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
         gate = (outcome.gate or cand) if job.gated else None
-        cand_err = None if gate is None else validation_error(gate, vx, vy)
-        loss = self._broken(cand, vx, vy) if gate is None else self._loses(job, gate, vx, vy, cand_err)
+        gate_pred = None if gate is None else gate.predict(vx)  # its error, then the intervals' residuals
+        cand_err = None if gate is None else validation_error(gate, vx, vy, gate_pred)
+        loss = self._broken(cand, vx, vy) if gate is None else self._loses(job, gate, vx, vy, gate_pred)
         if loss is not None:
             self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(
@@ -274,7 +278,7 @@ class Adaptation:
         self._swap(cand, job, version, gate)
         if gate is not None:
             self._recipe, self._recipe_windows = gate.refit_hparams(report), len(job.data.full[0])
-            self._reseed_intervals(vy - gate.predict(vx))
+            self._reseed_intervals(vy - gate_pred)
         assert cand.scaler is not None
         reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
         self.policy.notify_retrained(
@@ -305,7 +309,7 @@ class Adaptation:
         return None
 
     def _loses(
-        self, job: TrainJob, gate: BaseForecaster, vx: np.ndarray, vy: np.ndarray, cand_err: float
+        self, job: TrainJob, gate: BaseForecaster, vx: np.ndarray, vy: np.ndarray, gate_pred: np.ndarray
     ) -> tuple[float, float] | None:
         """``(candidate, rival)`` errors when the candidate's gated fit loses, else None.
 
@@ -315,7 +319,7 @@ class Adaptation:
         validation windows whose targets arrived after the rival's training data ended: out of
         sample for both, the same recipe on older against newer data (with no such window there is
         nothing fair to compare and the candidate serves). A model served as given (restored from
-        a checkpoint) is its own rival, over the whole slice.
+        a checkpoint) is its own rival, over the whole slice. ``gate_pred``: ``gate``'s forecasts of ``vx``.
         """
         if self.model is None or not self.policy.validates(job.decision):
             return None
@@ -326,7 +330,7 @@ class Adaptation:
         if not unseen.any():
             return None
         sx, sy = vx[unseen], vy[unseen]
-        cand = cand_err if unseen.all() else validation_error(gate, sx, sy)
+        cand = validation_error(gate, sx, sy, gate_pred[unseen])
         other = validation_error(rival, sx, sy)
         routine = job.decision.reason in ROUTINE_REASONS
         margin = max(self.validate_margin, BROKEN_MARGIN) if routine else self.validate_margin
