@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from adaptcast.drift.passes import occurrence
+from adaptcast.drift.rows import Rows, as_index
 
 __all__ = ["ConformalParams", "OnlineConformal", "level_name", "winkler"]
 
@@ -85,10 +86,14 @@ class ConformalParams:
 class _Scores:
     """Fixed-size rings of absolute residuals ``[horizon, n_targets, window]`` filled lead by lead."""
 
-    def __init__(self, horizon: int, n_targets: int, window: int):
-        self.values = np.full((horizon, n_targets, window), np.nan)
-        self.count = np.zeros(horizon, dtype=np.int64)  # residuals ever added per lead
+    def __init__(self, values: np.ndarray, count: np.ndarray):
+        self.values = values
+        self.count = count  # residuals ever added per lead
         self._ordered: np.ndarray | None = None  # ``values`` sorted, until they change
+
+    @classmethod
+    def empty(cls, horizon: int, n_targets: int, window: int) -> _Scores:
+        return cls(np.full((horizon, n_targets, window), np.nan), np.zeros(horizon, dtype=np.int64))
 
     def add(self, lead: int, scores: np.ndarray) -> None:
         """Append ``scores [n, n_targets]`` at ``lead`` (0-based), oldest first; the ring keeps the newest."""
@@ -99,25 +104,16 @@ class _Scores:
         self._ordered = None
 
     def put(self, values: np.ndarray, count: np.ndarray) -> None:
-        """Replace the rings and counts with ones appended to elsewhere (a batch of many series)."""
+        """Replace the rings and counts with ones appended to elsewhere."""
         self.values[...], self.count[...] = values, count
         self._ordered = None
 
     def ordered(self) -> np.ndarray:
-        """The rings sorted ascending, NaN last (read-only): sorted once per change however often read,
-        since a poll reads them twice (outcomes' levels, then the next intervals) between changes."""
-        return self.ordered_many([self])[0]
-
-    @staticmethod
-    def ordered_many(rings: Sequence[_Scores]) -> np.ndarray:
-        """:meth:`ordered` of many, stacked ``[len(rings), H, T, W]``, the changed ones sorted in one call."""
-        stale = [r for r in rings if r._ordered is None]
-        if stale:
-            fresh = np.sort(np.stack([r.values for r in stale]), axis=3)
-            fresh.flags.writeable = False
-            for r, o in zip(stale, fresh, strict=True):
-                r._ordered = o
-        return np.stack([r._ordered for r in rings])
+        """The rings sorted ascending, NaN last (read-only), sorted once per change however often read."""
+        if self._ordered is None:
+            self._ordered = np.sort(self.values, axis=2)
+            self._ordered.flags.writeable = False
+        return self._ordered
 
     @property
     def filled(self) -> np.ndarray:
@@ -125,36 +121,19 @@ class _Scores:
         return np.minimum(self.count, self.values.shape[2])
 
 
+@dataclass(frozen=True)
 class _Experts:
-    """One series' miss levels: per expert (γ), level, lead and target its level and weight, and
-    per level, lead and target the outer ACI offset."""
+    """One series' miss levels (views of the calibrator's rows): per expert (γ), level, lead and
+    target its level and weight, and per level, lead and target the outer ACI offset."""
 
-    def __init__(self, n_experts: int, nominal: np.ndarray, horizon: int, n_targets: int):
-        shape = (n_experts, len(nominal), horizon, n_targets)
-        self.nominal = nominal[:, None, None]  # [L, 1, 1]
-        self.alpha = np.broadcast_to(self.nominal[None], shape).copy()
-        self.weight = np.full(shape, 1.0 / max(n_experts, 1))
-        self.offset = np.zeros(shape[1:])
-
-    def mixed(self) -> np.ndarray:
-        """The experts' weighted mean level ``[L, horizon, n_targets]`` (nominal without experts)."""
-        if not len(self.alpha):
-            return np.broadcast_to(self.nominal, self.offset.shape)
-        return (self.weight * self.alpha).sum(axis=0)
-
-    def level(self) -> np.ndarray:
-        """The miss level the interval is drawn at, ``[L, horizon, n_targets]``."""
-        return self.mixed() + self.offset
+    alpha: np.ndarray  # [K, L, H, T]
+    weight: np.ndarray  # [K, L, H, T]
+    offset: np.ndarray  # [L, H, T]
 
 
-def _levels(experts: Sequence[_Experts]) -> np.ndarray:
-    """:meth:`_Experts.level` of many series at once, ``[S, L, horizon, n_targets]`` (the same sums)."""
-    offset = np.stack([ex.offset for ex in experts])
-    if not len(experts[0].alpha):
-        return experts[0].nominal + offset
-    return (np.stack([ex.weight for ex in experts]) * np.stack([ex.alpha for ex in experts])).sum(
-        axis=1
-    ) + offset
+# What a series' own residuals and its miss levels are made of, each started afresh on its own.
+_RING_FIELDS = ("values", "count", "fresh")
+_EXPERT_FIELDS = ("alpha", "weight", "offset")
 
 
 class OnlineConformal:
@@ -195,14 +174,71 @@ class OnlineConformal:
         self._step_miss = self._gammas * self._nominal  # [K, L, 1, 1]
         self._floor, self._ceiling = -self._gammas, 1.0 + self._gammas
         self.pooled = self._new_scores()
-        self.series: dict[str, _Scores] = {}
-        self.experts: dict[str, _Experts] = {}
+        h, t, w, k = self.horizon, self.n_targets, self.params.window, len(self.params.gammas)
+        experts = (k, len(self.params.levels), h, t)
+        # every series' state, a row each: its own residuals (``ring``: it has some) and their sorted
+        # copy (``fresh``: up to date), its experts' miss levels (``steered``: it has them)
+        self._rows = Rows(
+            {
+                "ring": np.array(False),
+                "values": np.full((h, t, w), np.nan),
+                "count": np.zeros(h, dtype=np.int64),
+                "fresh": np.array(False),
+                "sorted": np.full((h, t, w), np.nan),
+                "steered": np.array(False),
+                "alpha": np.broadcast_to(self._nominal[None], experts).copy(),
+                "weight": np.full(experts, 1.0 / max(k, 1)),
+                "offset": np.zeros(experts[1:]),
+            }
+        )
 
     def _new_scores(self) -> _Scores:
-        return _Scores(self.horizon, self.n_targets, self.params.window)
+        return _Scores.empty(self.horizon, self.n_targets, self.params.window)
 
-    def _new_experts(self) -> _Experts:
-        return _Experts(len(self.params.gammas), self._nominal[:, 0, 0], self.horizon, self.n_targets)
+    @property
+    def series(self) -> dict[str, _Scores]:
+        """Each series' own residual rings, for inspection (read-only views of its row)."""
+        rows = self._rows
+        out = {}
+        for s, r in rows.index.items():
+            if rows["ring"][r]:
+                values, count = rows["values"][r], rows["count"][r]
+                values.flags.writeable = count.flags.writeable = False
+                out[s] = _Scores(values, count)
+        return out
+
+    @property
+    def experts(self) -> dict[str, _Experts]:
+        """Each steered series' miss levels and weights (views of its row)."""
+        rows = self._rows
+        return {
+            s: _Experts(rows["alpha"][r], rows["weight"][r], rows["offset"][r])
+            for s, r in rows.index.items()
+            if rows["steered"][r]
+        }
+
+    def _own(self, names: Sequence[str], flag: str, fields: Sequence[str]) -> np.ndarray:
+        """Rows of ``names`` with ``flag`` set, added where new; those without it start ``fields`` afresh."""
+        rows = self._rows.add(names)
+        new = rows[~self._rows[flag][rows]]
+        if len(new):
+            self._rows.reset(new, fields)
+            self._rows[flag][new] = True
+        return rows
+
+    def _sorted(self, rows: np.ndarray) -> np.ndarray:
+        """The rings of ``rows`` sorted ascending, NaN last ``[n, H, T, W]``: a poll reads them twice
+        between changes (its outcomes' levels, then the next intervals), so each is sorted once per
+        change, the changed ones in one call."""
+        r = self._rows
+        stale = as_index(rows[~r["fresh"][rows]])
+        if isinstance(stale, slice):  # in place: no array the size of the rings is allocated
+            r["sorted"][stale] = r["values"][stale]
+            r["sorted"][stale].sort(axis=3)
+        elif len(stale):
+            r["sorted"][stale] = np.sort(r["values"][stale], axis=3)
+        r["fresh"][stale] = True
+        return r["sorted"][as_index(rows)]
 
     # ---- intervals ------------------------------------------------------------------------------
     def half_widths(self, series: Sequence[str]) -> np.ndarray:
@@ -216,11 +252,14 @@ class OnlineConformal:
         n = np.broadcast_to(self.pooled.filled, (len(series), self.horizon)).copy()  # [B, H]
         sorted_ = np.broadcast_to(pooled, (len(series), *pooled.shape[1:]))
         alpha = np.broadcast_to(self._nominal, (len(series), *shape)).copy()  # [B, L, H, T]
-        own = [(i, self.series[s]) for i, s in enumerate(series) if s in self.series]
-        if own:
-            rows = np.array([i for i, _ in own])
-            filled = np.stack([sc.filled for _, sc in own])  # [S, H]
-            values = _Scores.ordered_many([sc for _, sc in own])  # [S, H, T, W]
+        state = self._rows
+        found = state.find(series)  # each series' row, −1 without one
+        known = np.flatnonzero(found >= 0)
+        own = known[state["ring"][found[known]]]
+        if len(own):
+            rows = found[own]
+            filled = np.minimum(state["count"][rows], self.params.window)  # [S, H]
+            values = self._sorted(rows)  # [S, H, T, W]
             use = filled >= self.params.window
             mine = (
                 values
@@ -229,13 +268,19 @@ class OnlineConformal:
             )
             if len(own) < len(series):
                 sorted_ = sorted_.copy()
-                sorted_[rows] = mine
+                sorted_[own] = mine
             else:
                 sorted_ = mine
-            n[rows] = np.where(use, filled, n[rows])
-        steered = [(i, self.experts[s]) for i, s in enumerate(series) if s in self.experts]
-        if steered:
-            alpha[[i for i, _ in steered]] = _levels([ex for _, ex in steered])
+            n[own] = np.where(use, filled, n[own])
+        steered = known[state["steered"][found[known]]]
+        if len(steered):
+            rows = found[steered]
+            mixed = (
+                (state["weight"][rows] * state["alpha"][rows]).sum(axis=1)
+                if self.params.gammas
+                else self._nominal
+            )
+            alpha[steered] = mixed + state["offset"][rows]
         out = _quantile(sorted_, n, alpha)
         # levels are steered apart, so a higher one could come out narrower: widen it to the lower's
         order = np.argsort(self.params.levels)
@@ -298,10 +343,11 @@ class OnlineConformal:
         lead0 = np.asarray(leads, dtype=np.int64) - 1
         which = np.asarray(which, dtype=np.int64)
         used, slot = np.unique(which, return_inverse=True)  # slot: each outcome's series in ``rings``
-        rings = [self._ring(names[u]) for u in used]
-        values = np.stack([r.values for r in rings])  # [U, H, T, W]
-        counts = np.stack([r.count for r in rings])  # [U, H]
-        ordered: np.ndarray | None = _Scores.ordered_many(rings)  # sorted as the call began
+        series = [names[u] for u in used]
+        rows = self._own(series, "ring", _RING_FIELDS)
+        ordered: np.ndarray | None = self._sorted(rows)  # as the call began
+        at_rows = as_index(rows)  # a slice, usually: the rings are then appended to in place
+        values, counts = self._rows["values"][at_rows], self._rows["count"][at_rows]  # [U, H, T, W], [U, H]
         ring = slot * self.horizon + lead0  # each outcome's (series, lead), flat
         rank = occurrence(ring)  # its place among that ring's outcomes of this call
         pooled = self.pooled.ordered(), self.pooled.filled  # as the call began
@@ -314,14 +360,15 @@ class OnlineConformal:
             )
             _append(values, counts, slot[at], lead0[at], scores[at], rank[at] - first)
             ordered = None  # the next block's rings have changed
-        for r, v, c in zip(rings, values, counts, strict=True):
-            r.put(v, c)
+        if not isinstance(at_rows, slice):
+            self._rows["values"][at_rows], self._rows["count"][at_rows] = values, counts
+        self._rows["fresh"][at_rows] = False
         all_v, all_c = self.pooled.values[None].copy(), self.pooled.count[None].copy()
         _append(all_v, all_c, np.zeros_like(slot), lead0, scores)
         self.pooled.put(all_v[0], all_c[0])
         if half_widths is not None and (self.params.gammas or self.params.gamma):
             half = np.asarray(half_widths, dtype=np.float64)
-            self._learn_levels([names[u] for u in used], ring, rank, scores, beta, half)
+            self._learn_levels(series, ring, rank, scores, beta, half)
 
     def _learn_levels(
         self,
@@ -336,15 +383,14 @@ class OnlineConformal:
         ``rank``-th of it, with realised levels ``beta`` ``[n, T]`` and issued half-widths ``half``
         ``[n, L, T]``. The levels of the (series, lead)s with most outcomes come first, so that pass k
         updates a leading slice of them in place."""
-        experts = [self._experts(s) for s in series]
-        alpha = np.stack([ex.alpha for ex in experts])  # [U, K, L, H, T]
-        weight = np.stack([ex.weight for ex in experts])
-        offset = np.stack([ex.offset for ex in experts])  # [U, L, H, T]
+        rows = self._own(series, "steered", _EXPERT_FIELDS)
+        alpha, weight, offset = self._rows["alpha"], self._rows["weight"], self._rows["offset"]
         rings, which, size = np.unique(ring, return_inverse=True, return_counts=True)
         order = np.argsort(-size, kind="stable")
         place = np.empty_like(order)
         place[order] = np.arange(len(order))
-        s, ld = np.divmod(rings[order], self.horizon)
+        slot, ld = np.divmod(rings[order], self.horizon)
+        s = rows[slot]  # each (series, lead)'s row in the state, and its lead
         # the steps run with the rings on the last axis (a contiguous inner loop for every broadcast)
         a = np.ascontiguousarray(np.moveaxis(alpha[s, :, :, ld], 0, -1))  # [K, L, T, G]
         wt = np.ascontiguousarray(np.moveaxis(weight[s, :, :, ld], 0, -1))
@@ -362,20 +408,6 @@ class OnlineConformal:
             self._steer(off[..., :m], miss[..., first:end], known[..., first:end])
         alpha[s, :, :, ld], weight[s, :, :, ld] = np.moveaxis(a, -1, 0), np.moveaxis(wt, -1, 0)
         offset[s, :, ld] = np.moveaxis(off, -1, 0)
-        for i, ex in enumerate(experts):
-            ex.alpha[...], ex.weight[...], ex.offset[...] = alpha[i], weight[i], offset[i]
-
-    def _ring(self, series: str) -> _Scores:
-        own = self.series.get(series)
-        if own is None:
-            own = self.series[series] = self._new_scores()
-        return own
-
-    def _experts(self, series: str) -> _Experts:
-        ex = self.experts.get(series)
-        if ex is None:
-            ex = self.experts[series] = self._new_experts()
-        return ex
 
     def _steer(self, offset: np.ndarray, miss: np.ndarray, known: np.ndarray) -> None:
         """Outer ACI step, in place, of ``offset`` ``[L, T, P]`` on the issued intervals' misses
@@ -421,17 +453,14 @@ class OnlineConformal:
         self.pooled = self._new_scores()
         for lead in range(self.horizon):
             self.pooled.add(lead, np.abs(residuals[:, lead, :]))
-        self.series.clear()
-        offsets = {s: ex.offset for s, ex in self.experts.items()}
-        self.experts.clear()
-        for s, offset in offsets.items():
-            self._experts(s).offset[...] = offset
+        state = self._rows
+        state["ring"][:] = False
+        steered = np.flatnonzero(state["steered"])
+        state.reset(steered, ("alpha", "weight"))
 
     def forget(self, names: Sequence[str]) -> None:
         """Drop series this process no longer serves."""
-        for s in names:
-            self.series.pop(s, None)
-            self.experts.pop(s, None)
+        self._rows.drop(names)
 
     # ---- state -------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -465,21 +494,22 @@ class OnlineConformal:
             or [int(v) for v in state["shape"]] != [self.horizon, self.n_targets]
         ):
             raise ValueError(f"calibrator settings differ: {saved}, shape {state['shape']}")
-        self.pooled = self._load_scores(state["pooled"])
-        self.series = {s: self._load_scores(d) for s, d in state["series"].items()}
-        self.experts = {}
+        pooled = self._new_scores()
+        pooled.put(state["pooled"]["values"], state["pooled"]["count"])
+        self.pooled = pooled
+        self._rows.clear()
+        rows = self._rows
+        for s, d in state["series"].items():
+            (r,) = self._own([s], "ring", _RING_FIELDS)
+            rows["values"][r], rows["count"][r] = d["values"], d["count"]
         if [float(g) for g in saved.get("gammas", [])] == list(self.params.gammas) and "offset" in state:
             for s, alpha in state["alpha"].items():
-                ex = self.experts[s] = self._new_experts()
-                ex.alpha[...] = alpha
-                ex.weight[...] = state["weight"][s]
-                ex.offset[...] = state["offset"][s]
-
-    def _load_scores(self, d: dict[str, Any]) -> _Scores:
-        sc = self._new_scores()
-        sc.values[...] = d["values"]
-        sc.count[...] = d["count"]
-        return sc
+                (r,) = self._own([s], "steered", _EXPERT_FIELDS)
+                rows["alpha"][r], rows["weight"][r], rows["offset"][r] = (
+                    alpha,
+                    state["weight"][s],
+                    state["offset"][s],
+                )
 
 
 def _scores_state(sc: _Scores) -> dict[str, np.ndarray]:
