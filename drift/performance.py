@@ -113,10 +113,59 @@ class PerformanceDrift(DriftDetector):
         return self._update_one(v)
 
     def update_many(self, xs: Any) -> np.ndarray:
+        """:meth:`update` over a batch, the same decisions and state to the last bit: the steady
+        state (a reference, cooldown over, no detection pending) runs a lap of the window at a time
+        as arrays; the rest (calibration, cooldown, the restart after a detection) value by value."""
         arr = finite_array(xs, f"{self.name} input", ndim=1, allow_empty=True)
         if (arr < 0).any():
             raise ValueError("performance: errors must be >= 0")
-        return super().update_many(arr)
+        out = np.zeros(arr.size, dtype=bool)
+        i = 0
+        while i < arr.size:
+            filling = self._count < self.window
+            if (
+                self._drift
+                or self._since < self.cooldown
+                or self.current_reference is None
+                or (filling and self._pos != self._count)
+            ):
+                out[i] = self._update_one(float(arr[i]))
+                i += 1
+            else:
+                i = self._lap(arr, i, out)
+        return out
+
+    def _lap(self, arr: np.ndarray, i: int, out: np.ndarray) -> int:
+        """Steady-state updates from ``arr[i]`` to the end of the window's lap or the first detection,
+        the running sum accumulated in :meth:`_update_one`'s order; returns where it stopped."""
+        w, pos, count = self.window, self._pos, self._count
+        v = arr[i : i + min(arr.size - i, w - pos)]
+        m = v.size
+        if count == w:  # full: each value replaces the oldest, sum − old + new
+            steps = np.empty(2 * m + 1)
+            steps[0], steps[1::2], steps[2::2] = self._sum, np.negative(self._buf[pos : pos + m]), v
+            sums = np.add.accumulate(steps)[2::2]
+            counts = np.full(m, w)
+        else:  # filling (the position is the count): sum + new
+            sums = np.add.accumulate(np.concatenate(([self._sum], v)))[1:]
+            counts = count + np.arange(1, m + 1)
+        buf = self._buf[:pos] + v.tolist() + self._buf[pos + m :]
+        if pos + m == w:  # the lap's last value: the sum is recomputed before it is judged
+            sums[-1] = math.fsum(buf[: int(counts[-1])])
+        fired = np.flatnonzero(
+            (counts >= self.min_samples) & (sums > self.current_reference * (1.0 + self.tolerance) * counts)
+        )
+        k = int(fired[0]) + 1 if len(fired) else m
+        self._buf[pos : pos + k] = buf[pos : pos + k]
+        self._sum, self._count = float(sums[k - 1]), int(counts[k - 1])
+        self._pos = 0 if pos + k == w else pos + k
+        self.n_updates += k
+        self._since += k
+        if len(fired):
+            self._drift = True
+            self.n_detections += 1
+            out[i + k - 1] = True
+        return i + k
 
     def _update_one(self, v: float) -> bool:
         if self._drift:

@@ -407,3 +407,29 @@ DETECTOR_CHECKS = [
 @pytest.mark.parametrize("name,check", check_cases(DETECTORS, DETECTOR_CHECKS))
 def test_detector_check(name: str, check: Callable[[Make, Path], None], tmp_path: Path) -> None:
     check(lambda: _fresh(name), tmp_path)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_performance_batches_match_one_by_one_to_the_last_bit(seed: int) -> None:
+    """The batched steady state (a lap at a time as arrays) decides and ends exactly as update()."""
+    rng = np.random.default_rng(seed)
+    window, min_samples = int(rng.integers(3, 40)), int(rng.integers(1, 50))
+    params = {
+        "window": window,
+        "tolerance": float(rng.uniform(0.0, 0.5)),
+        "min_samples": min_samples,
+        "cooldown": int(rng.integers(0, 30)),
+        "reference": None if seed % 3 == 0 else float(rng.uniform(0.5, 1.5)),
+    }
+    # quiet stretches, shifts that fire, and values that sit on the threshold
+    xs = np.abs(
+        np.concatenate([rng.normal(mu, 0.3, int(rng.integers(20, 300))) for mu in (1, 1.6, 1, 3, 1.2, 1)])
+    )
+    one, many = PerformanceDrift(**params), PerformanceDrift(**params)
+    fired_one = [one.update(x) for x in xs]
+    cuts = np.sort(rng.choice(np.arange(1, xs.size), size=7, replace=False))
+    fired_many = np.concatenate([many.update_many(part) for part in np.split(xs, cuts)])
+    assert fired_many.tolist() == fired_one and any(fired_one)
+    a, b = one.state_dict(), many.state_dict()
+    assert a["state"]["_sum"] == b["state"]["_sum"]  # the running sum, float for float
+    assert str(a) == str(b)
