@@ -365,7 +365,7 @@ def read_series(
         frame, tcol = _long_frame(Path(path), series_col, time_col)
     channels = [*targets, *[f for f in features if f not in targets]]
     for c in channels:
-        _check_channel(frame, c, tcol, path)
+        _check_channel(frame, c, tcol, path, "--target" if c in targets else "--features")
     frame = frame.select(
         pl.col(tcol).alias("ts"),
         pl.col("series").cast(pl.String),
@@ -376,10 +376,10 @@ def read_series(
     )
 
 
-def _check_channel(frame: pl.DataFrame, c: str, tcol: str, path: str | Path) -> None:
+def _check_channel(frame: pl.DataFrame, c: str, tcol: str, path: str | Path, flag: str) -> None:
     if c not in frame.columns:
         others = [x for x in frame.columns if x not in (tcol, "series")]
-        raise InputError(f"{path}: column {c!r} not found; columns are {others}")
+        raise InputError(f"{path}: column {c!r} not found; columns are {others}; name one with {flag}")
     if not frame.schema[c].is_numeric():
         raise InputError(f"{path}: column {c!r} is {frame.schema[c]}, not numeric")
     bad = frame[c].is_null() | frame[c].cast(pl.Float64).is_nan()

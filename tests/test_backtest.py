@@ -163,7 +163,11 @@ def _write(tmp_path: Path, text: str) -> str:
 @pytest.mark.parametrize(
     ("content", "extra", "needle"),
     [
-        ("date,y\n2024-01-01 00:00:00,1\n", ["--target", "z"], "column 'z' not found"),
+        (
+            "date,y\n2024-01-01 00:00:00,1\n",
+            ["--target", "z"],
+            "column 'z' not found; columns are ['y']; name one with --target",
+        ),
         (
             "date,y\n2024-01-01 01:00:00,1\n2024-01-01 00:00:00,2\n",
             ["--target", "y"],
