@@ -247,31 +247,20 @@ class OnlineConformal:
 
         NaN where no residual of that lead is known yet (no model has been validated).
         """
-        shape = (len(self.params.levels), self.horizon, self.n_targets)
-        pooled = self.pooled.ordered()[None]  # [1, H, T, W]
-        n = np.broadcast_to(self.pooled.filled, (len(series), self.horizon)).copy()  # [B, H]
-        sorted_ = np.broadcast_to(pooled, (len(series), *pooled.shape[1:]))
-        alpha = np.broadcast_to(self._nominal, (len(series), *shape)).copy()  # [B, L, H, T]
+        b, h, w = len(series), self.horizon, self.params.window
+        alpha = np.broadcast_to(self._nominal, (b, len(self.params.levels), h, self.n_targets)).copy()
+        ratio = np.ones((b, h, self.n_targets))  # what each reads the pool at (its own scale, once known)
         state = self._rows
         found = state.find(series)  # each series' row, −1 without one
         known = np.flatnonzero(found >= 0)
         own = known[state["ring"][found[known]]]
         if len(own):
             rows = found[own]
-            filled = np.minimum(state["count"][rows], self.params.window)  # [S, H]
+            filled = np.minimum(state["count"][rows], w)  # [S, H]
             values = self._sorted(rows)  # [S, H, T, W]
-            use = filled >= self.params.window
-            mine = (
-                values
-                if use.all()
-                else np.where(use[:, :, None, None], values, self._pool_for(values, filled))
-            )
-            if len(own) < len(series):
-                sorted_ = sorted_.copy()
-                sorted_[own] = mine
-            else:
-                sorted_ = mine
-            n[own] = np.where(use, filled, n[own])
+            use = filled >= w
+            if not use.all():
+                ratio[own] = self._pool_ratio(values, filled)
         steered = known[state["steered"][found[known]]]
         if len(steered):
             rows = found[steered]
@@ -281,27 +270,31 @@ class OnlineConformal:
                 else self._nominal
             )
             alpha[steered] = mixed + state["offset"][rows]
-        out = _quantile(sorted_, n, alpha)
+        # each quantile is read where it lives: a full ring's own, else the pool's, scaled
+        pooled = self.pooled.ordered()
+        n = np.broadcast_to(self.pooled.filled, (b, h))
+        out = _quantile(np.broadcast_to(pooled, (b, *pooled.shape)), n, alpha) * ratio[:, None]
+        if len(own) and use.any():
+            mine = _quantile(values, filled, alpha[own])
+            out[own] = np.where(use[:, None, :, None], mine, out[own])
         # levels are steered apart, so a higher one could come out narrower: widen it to the lower's
         order = np.argsort(self.params.levels)
         out[:, order] = np.maximum.accumulate(out[:, order], axis=1)
         return out
 
-    def _pool_for(self, values: np.ndarray, filled: np.ndarray) -> np.ndarray:
-        """The pooled rings ``[S, H, T, W]`` as series with rings ``values`` (sorted, holding ``filled``
-        ``[S, H]``) read them while not full: rescaled to their own residuals' median (``_pool_scale``)."""
+    def _pool_ratio(self, values: np.ndarray, filled: np.ndarray) -> np.ndarray:
+        """``[S, H, T]``: what series with rings ``values`` (sorted, holding ``filled`` ``[S, H]``) scale
+        the pool by while not full: their own residuals' median over the pool's (``_pool_scale``)."""
         s, h = filled.shape
-        pooled = self.pooled.ordered()
-        pool_median = _sorted_median(pooled, np.arange(h), self.pooled.filled)  # [H, T]
+        pool_median = _sorted_median(self.pooled.ordered(), np.arange(h), self.pooled.filled)  # [H, T]
         flat_rings = values.reshape(-1, *values.shape[2:])  # [S * H, T, W]
-        ratio = _pool_scale(
+        return _pool_scale(
             flat_rings,
             np.arange(len(flat_rings)),
             filled.ravel(),
             np.tile(pool_median, (s, 1)),
             self.params.window,
-        ).reshape(s, h, -1)  # [S, H, T]
-        return pooled[None] * ratio[..., None]
+        ).reshape(s, h, -1)
 
     def intervals(self, series: Sequence[str], yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``lo, hi`` ``[B, levels, horizon, n_targets]`` around ``yhat`` ``[B, horizon, n_targets]``."""

@@ -14,7 +14,16 @@ import numpy as np
 import pytest
 from generated_checks import check_cases, learned_state, state_equal
 
-from adaptcast.drift import ADWIN, KSWIN, FeatureDrift, PageHinkley, PerformanceDrift, load_state, save_state
+from adaptcast.drift import (
+    ADWIN,
+    KSWIN,
+    FeatureDrift,
+    PageHinkley,
+    PerformanceDrift,
+    load_state,
+    performance,
+    save_state,
+)
 from adaptcast.drift.base import DriftDetector
 from adaptcast.drift.detectors import DETECTORS, detector_from_state, make_detector
 from adaptcast.drift.kswin import ks_pvalue_equal_n, ks_statistic_count
@@ -409,9 +418,15 @@ def test_detector_check(name: str, check: Callable[[Make, Path], None], tmp_path
     check(lambda: _fresh(name), tmp_path)
 
 
+@pytest.mark.parametrize("lap_min", [1, None])
 @pytest.mark.parametrize("seed", range(6))
-def test_performance_batches_match_one_by_one_to_the_last_bit(seed: int) -> None:
-    """The batched steady state (a lap at a time as arrays) decides and ends exactly as update()."""
+def test_performance_batches_match_one_by_one_to_the_last_bit(
+    seed: int, lap_min: int | None, monkeypatch
+) -> None:
+    """The batched steady state (a lap at a time as arrays) decides and ends exactly as update(),
+    with the array path taken wherever it may be (``lap_min`` 1) and as shipped."""
+    if lap_min is not None:
+        monkeypatch.setattr(performance, "_LAP_MIN", lap_min)
     rng = np.random.default_rng(seed)
     window, min_samples = int(rng.integers(3, 40)), int(rng.integers(1, 50))
     params = {
