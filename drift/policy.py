@@ -5,7 +5,7 @@ The window rule is full history, a fixed number of rows, or the Variance Horizon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
@@ -33,7 +33,8 @@ class StepInfo:
 
     ``errors`` are the live errors that became known at this step (detector input, e.g. |e|);
     ``features`` the new input rows (for the feature-drift detector); ``history`` the target
-    (or ``[rows, channels]``) history the Variance Horizon chooses from.  The policy counts
+    (or ``[rows, channels]``) history the Variance Horizon chooses from, or a function that
+    builds it, called only when a retrain needs its window (most steps need none).  The policy counts
     steps since the last :meth:`RetrainPolicy.notify_retrained` itself; a loop that knows
     better (e.g. after a restore) can pass ``steps_since_retrain``.
     """
@@ -43,7 +44,7 @@ class StepInfo:
     has_model: bool = True
     errors: float | Sequence[float] | np.ndarray | None = None
     features: np.ndarray | None = None
-    history: np.ndarray | None = None
+    history: np.ndarray | Callable[[], np.ndarray] | None = None
     time: float | None = None
     steps_since_retrain: int | None = None  # overrides the policy's own count when given
 
@@ -167,7 +168,8 @@ class WindowRule:
         if info.history is None:
             raise ValueError("window 'vh' needs StepInfo.history")
         assert self.vh is not None
-        return min(max(self.vh.select(info.history), regime or 0), avail)
+        history = info.history() if callable(info.history) else info.history
+        return min(max(self.vh.select(history), regime or 0), avail)
 
 
 class RetrainPolicy:

@@ -620,7 +620,7 @@ class ForecastLoop:
             has_model=self.model is not None,
             errors=errors,
             features=self._scaled_features(fresh),
-            history=self._vh_history() if self.policy.window.kind == "vh" else None,
+            history=self._vh_history if self.policy.window.kind == "vh" else None,
             time=None if self._newest_ts is None else self._newest_ts / 1000,
         )
         ts = self._newest_ts or 0

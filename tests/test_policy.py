@@ -78,6 +78,27 @@ def test_window_specs() -> None:
     assert WindowRule.parse("vh", min_len=50).rows(info) == 50
     with pytest.raises(ValueError, match="history"):
         WindowRule.parse("vh").rows(StepInfo(step=0, rows_available=10))
+
+
+def test_a_history_function_is_called_only_when_a_retrain_needs_its_window() -> None:
+    series = np.random.default_rng(0).normal(size=300)
+    calls: list[int] = []
+
+    def history() -> np.ndarray:
+        calls.append(1)
+        return series
+
+    lazy = StepInfo(step=0, rows_available=300, history=history)
+    eager = StepInfo(step=0, rows_available=300, history=series)
+    assert WindowRule.parse("vh", min_len=50).rows(lazy) == WindowRule.parse("vh", min_len=50).rows(eager)
+    assert len(calls) == 1
+    policy = RetrainPolicy.parse("periodic:5", window="vh")
+    decisions = [
+        policy.should_retrain(StepInfo(step=t, rows_available=300 + t, history=history)) for t in range(4)
+    ]
+    assert not any(d.retrain for d in decisions) and len(calls) == 1  # waiting steps build no history
+    assert policy.should_retrain(StepInfo(step=5, rows_available=305, history=history)).retrain
+    assert len(calls) == 2  # the retrain's window did
     assert WindowRule.parse("fixed:7").spec == "fixed:7"
 
 
