@@ -356,7 +356,7 @@ class OnlineConformal:
         if not isinstance(at_rows, slice):
             self._rows["values"][at_rows], self._rows["count"][at_rows] = values, counts
         self._rows["fresh"][at_rows] = False
-        all_v, all_c = self.pooled.values[None].copy(), self.pooled.count[None].copy()
+        all_v, all_c = self.pooled.values[None], self.pooled.count[None]  # appended to in place
         _append(all_v, all_c, np.zeros_like(slot), lead0, scores)
         self.pooled.put(all_v[0], all_c[0])
         if half_widths is not None and (self.params.gammas or self.params.gamma):
