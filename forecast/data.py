@@ -179,25 +179,10 @@ def _report(times: pl.Series, n_dup: int, was_sorted: bool) -> FrameReport:
 
 
 def numeric_matrix(tf: TimeFrame, columns: Sequence[str]) -> np.ndarray:
-    """``[rows, len(columns)]`` float32, raising if a column is missing, non-numeric or has NaN/null."""
-    df = tf.frame
+    """``[rows, len(columns)]`` float32, raising if a column is missing, non-numeric or not finite."""
     for c in columns:
-        if c not in df.columns:
-            raise InputError(
-                f"{tf.source}: column {c!r} not found; "
-                f"available: {[x for x in df.columns if x != tf.time_col]}"
-            )
-        if not df.schema[c].is_numeric():
-            raise InputError(
-                f"{tf.source}: column {c!r} is {df.schema[c]}, not numeric; fix the values or drop the column"
-            )
-        bad = df[c].is_null() | (df[c].cast(pl.Float64).is_nan())
-        if bad.any():
-            first = df.filter(bad)[tf.time_col][0]
-            raise InputError(
-                f"{tf.source}: column {c!r} has {int(bad.sum())} missing/NaN values (first at {first}); "
-                "fill or drop them before training"
-            )
+        check_channel(tf.frame, c, tf.time_col, tf.source, "name one with --target/--features")
+    df = tf.frame
     return df.select([pl.col(c).cast(pl.Float32) for c in columns]).to_numpy().astype(np.float32, copy=False)
 
 
@@ -365,7 +350,7 @@ def read_series(
         frame, tcol = _long_frame(Path(path), series_col, time_col)
     channels = [*targets, *[f for f in features if f not in targets]]
     for c in channels:
-        _check_channel(frame, c, tcol, path, "--target" if c in targets else "--features")
+        check_channel(frame, c, tcol, path, "name one with " + ("--target" if c in targets else "--features"))
     frame = frame.select(
         pl.col(tcol).alias("ts"),
         pl.col("series").cast(pl.String),
@@ -376,18 +361,28 @@ def read_series(
     )
 
 
-def _check_channel(frame: pl.DataFrame, c: str, tcol: str, path: str | Path, flag: str) -> None:
+def check_channel(frame: pl.DataFrame, c: str, tcol: str, source: str | Path, hint: str) -> None:
+    """Raise ``InputError`` if column ``c`` is absent or not all finite numbers; name the first bad value."""
     if c not in frame.columns:
         others = [x for x in frame.columns if x not in (tcol, "series")]
-        raise InputError(f"{path}: column {c!r} not found; columns are {others}; name one with {flag}")
+        raise InputError(f"{source}: column {c!r} not found; columns are {others}; {hint}")
+    col = frame[c]
     if not frame.schema[c].is_numeric():
-        raise InputError(f"{path}: column {c!r} is {frame.schema[c]}, not numeric")
-    bad = frame[c].is_null() | frame[c].cast(pl.Float64).is_nan()
+        bad = col.is_not_null() & col.cast(pl.Float64, strict=False).is_null()
+        what = f"{source}: column {c!r} is {frame.schema[c]}, not numeric"
+        if not bad.any():
+            raise InputError(f"{what}; convert it to numbers or leave it out")
+        first = frame.filter(bad).row(0, named=True)
+        raise InputError(
+            f"{what}: {first[c]!r} at {first[tcol]} is not a number ({int(bad.sum())} such values); "
+            "fix or drop those rows"
+        )
+    bad = ~col.cast(pl.Float64).is_finite().fill_null(False)
     if bad.any():
         first = frame.filter(bad)[tcol][0]
         raise InputError(
-            f"{path}: column {c!r} has {int(bad.sum())} missing/NaN values (first at {first}); "
-            "fill or drop those rows"
+            f"{source}: column {c!r} has {int(bad.sum())} missing, NaN or infinite values "
+            f"(first at {first}); fill or drop those rows"
         )
 
 

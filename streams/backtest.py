@@ -227,6 +227,14 @@ def run_config(
         loop = build_loop(cfg, metrics=Metrics(), trainer_factory=CountingTrainer, clock=lambda: sim_now[0])
     except ValueError as exc:
         raise InputError(str(exc)) from None
+    longest = int(data.frame["series"].value_counts()["count"].max() or 0)
+    if longest < loop.min_train_rows + loop.horizon:
+        raise InputError(
+            f"{data.name}: the longest series has {longest} rows, but the first model is trained after "
+            f"{loop.min_train_rows} (adaptation.min_train_rows) and its forecasts are scored {loop.horizon} "
+            "steps later, so nothing would be scored; use a longer file, or lower --min-train-rows, "
+            "--lookback or --horizon"
+        )
     if policy is not None:
         loop.adaptation.policy = policy
     spec = cfg.adaptation.policy if policy is None else policy.spec

@@ -175,7 +175,22 @@ def _write(tmp_path: Path, text: str) -> str:
         ),
         ("date,y\n2024-01-01 00:00:00,1\n2024-01-01 00:00:00,2\n", ["--target", "y"], "duplicate timestamps"),
         ("date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,NaN\n", ["--target", "y"], "NaN"),
+        (
+            "date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,inf\n",
+            ["--target", "y"],
+            "'y' has 1 missing, NaN or infinite values (first at 2024-01-01 01:00:00)",
+        ),
+        (
+            "date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,n/a\n2024-01-01 02:00:00,3\n",
+            ["--target", "y"],
+            "'y' is String, not numeric: 'n/a' at 2024-01-01 01:00:00 is not a number (1 such values)",
+        ),
         ("", ["--target", "y"], "empty"),
+        (
+            "date,y\n" + "".join(f"2024-01-01 {h:02d}:00:00,{h}\n" for h in range(20)),
+            ["--target", "y"],
+            "the longest series has 20 rows, but the first model is trained after 120",
+        ),
         (
             "date,y\n2024-01-01 00:00:00,1\n",
             ["--target", "y", "--model", "prophet"],
