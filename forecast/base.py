@@ -121,6 +121,8 @@ class BaseForecaster(ABC):
             unknown = sorted(set(hparams) - set(known))
             if unknown:
                 raise ValueError(f"{self.kind}: unknown hyper-parameter(s) {unknown}; valid: {sorted(known)}")
+            for name, v in hparams.items():
+                _check_hparam_type(self.kind, name, v, known[name])
             hparams = {**known, **hparams}
         for name, v in (
             ("lookback", lookback),
@@ -383,6 +385,27 @@ def library_versions() -> dict[str, str]:
         with contextlib.suppress(metadata.PackageNotFoundError):
             out[dist] = metadata.version(dist)
     return out
+
+
+def _check_hparam_type(kind: str, name: str, value: Any, default: Any) -> None:
+    """Refuse a value of the wrong kind for a numeric, boolean or list hyper-parameter, naming it.
+
+    ``None`` passes: several sizes take it to mean "all" or "off" (``epoch_samples``, ``max_minutes``).
+    """
+    if value is None:
+        return
+    if isinstance(default, bool):
+        ok, want = isinstance(value, bool), "true or false"
+    elif isinstance(default, (int, float)):
+        ok, want = isinstance(value, (int, float)) and not isinstance(value, bool), "a number"
+    elif isinstance(default, list):
+        ok, want = isinstance(value, list), "a JSON list such as [64, 32]"
+    else:
+        return  # strings and None defaults: the model's own checks know what they accept
+    if not ok:
+        raise ValueError(
+            f"{kind}: hyper-parameter {name!r} must be {want}, got {value!r} (default {default!r})"
+        )
 
 
 FORECASTERS: dict[str, type[BaseForecaster]] = {}

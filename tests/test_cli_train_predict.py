@@ -104,10 +104,22 @@ def test_train_and_predict_on_scenario_csv(tmp_path):
         (["--data", "{csv}", "--target", "nope"], "'nope' not found"),
         (["--data", "{csv}", "--target", "y", "--param", "bogus=1"], "unknown hyper-parameter"),
         (["--data", "{csv}", "--target", "y", "--param", "epochs"], "KEY=VALUE"),
+        (
+            ["--data", "{csv}", "--target", "y", "--param", "epochs=ten"],
+            "'epochs' must be a number, got 'ten'",
+        ),
         (["--data", "{csv}", "--target", "y", "--lookback", "500"], "too few"),
         (["--data", "{long}", "--target", "y"], "one column per series"),
     ],
-    ids=["missing-file", "missing-column", "bad-param", "param-syntax", "too-short", "long-layout"],
+    ids=[
+        "missing-file",
+        "missing-column",
+        "bad-param",
+        "param-syntax",
+        "param-type",
+        "too-short",
+        "long-layout",
+    ],
 )
 def test_train_bad_input_exit_2_without_traceback(tmp_path, args, message):
     csv = tmp_path / "d.csv"

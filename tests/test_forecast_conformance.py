@@ -200,6 +200,19 @@ def test_unknown_hyperparameter_rejected(kind):
 
 
 @pytest.mark.parametrize("kind", sorted(k for k in FORECASTERS if k != "naive"))
+def test_wrongly_typed_hyperparameters_rejected_by_name(kind):
+    typed = {
+        n: v for n, v in FORECASTERS[kind].all_defaults().items() if isinstance(v, (bool, int, float, list))
+    }
+    assert typed, f"{kind} has no numeric, boolean or list hyper-parameter to check"
+    for name, default in typed.items():
+        wrong = "abc" if not isinstance(default, bool) else 1
+        with pytest.raises(ValueError, match=f"{kind}: hyper-parameter '{name}' must be"):
+            create_forecaster(kind, lookback=4, horizon=1, **{name: wrong})
+        create_forecaster(kind, lookback=4, horizon=1, **{name: default})  # its own default passes
+
+
+@pytest.mark.parametrize("kind", sorted(k for k in FORECASTERS if k != "naive"))
 def test_same_seed_same_model(kind, data):
     X, Y = data["train"][0][:200], data["train"][1][:200]
     preds = []
