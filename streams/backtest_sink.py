@@ -44,8 +44,10 @@ def forecast_schema(levels: tuple[str, ...]) -> dict[str, pl.DataType]:
 
 
 def _closes_by(f: Forecast, horizon: int) -> int:
-    """When ``f`` is final: one period after its last lead, past any record snapped back onto that point."""
-    return f.ts_ms[-1] + (f.ts_ms[-1] - f.issued_at_ms) // horizon
+    """When ``f`` is final: one period after its last lead, past any record snapped back onto that point
+    (the period as its last two points are apart: calendar months vary)."""
+    before = f.ts_ms[-2] if horizon > 1 else f.issued_at_ms
+    return 2 * f.ts_ms[-1] - before
 
 
 class ForecastSink:
@@ -130,7 +132,6 @@ def forecast_table(
         return pl.DataFrame(schema=schema)
     rep = horizon * t
     issued = np.repeat(np.array([f.issued_at_ms for f in rows], dtype=np.int64), rep)
-    period = np.array([(f.ts_ms[-1] - f.issued_at_ms) // horizon for f in rows], dtype=np.int64)
     step = np.tile(np.repeat(np.arange(1, horizon + 1), t), n)
     bounds = {
         f"{side}_{lv}": np.stack([getattr(f, side)[i] for f in rows]).reshape(-1).astype(np.float64)
@@ -142,7 +143,7 @@ def forecast_table(
             "series": np.repeat(np.array([f.series for f in rows], dtype=object), rep).tolist(),
             "issued_at": issued,
             "step": step.astype(np.int32),
-            "ts": issued + np.repeat(period, rep) * step,
+            "ts": np.repeat(np.array([f.ts_ms for f in rows], dtype=np.int64), t, axis=1).reshape(-1),
             "target": np.tile(np.array(targets, dtype=object), n * horizon).tolist(),
             "yhat_base": np.stack([f.yhat_base for f in rows]).reshape(-1).astype(np.float64),
             "yhat": np.stack([f.yhat for f in rows]).reshape(-1).astype(np.float64),

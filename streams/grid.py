@@ -1,8 +1,10 @@
 """Each series' time grid: where a record's timestamp falls on it, and what the loop does about it.
 
-A grid is a period and a phase: the points ``last_ms + k·period``. The period is declared in the
-configuration or inferred from a series' first records (the most common interval between them),
-never from the last two records; the phase is that of the record that started the grid. A record
+A grid is a period and a phase: the points ``last_ms + k·period``, or ``k`` calendar months on
+from ``last_ms`` for a monthly (quarterly, yearly) feed (:mod:`~adaptcast.streams.calendar`). The
+period is declared in the configuration or inferred from a series' first records (the most common
+interval between them, or calendar months when the intervals vary as months do), never from the
+last two records; the phase is that of the record that started the grid. A record
 within ``tolerance·period`` of a grid point is moved onto it. :func:`place` is pure: given a
 series' grid and a new timestamp it returns a :class:`Placement` and the grid after that record.
 """
@@ -18,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from adaptcast.streams.calendar import calendar_period, months, nearest_step, nominal_ms, shift
 from adaptcast.streams.records import DUPLICATE, LATE, OFF_GRID
 
 UNITS_MS = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -105,10 +108,17 @@ class Placement:
 
 
 def parse_period(text: str) -> int:
-    """``"1h"``, ``"15min"``, ``"30s"``, ``"1d"``, ``"250ms"`` → milliseconds."""
+    """``"1h"``, ``"15min"``, ``"30s"``, ``"1d"``, ``"250ms"`` → milliseconds; ``"1mo"``, ``"3mo"``,
+    ``"1y"`` → calendar months (a negative period, see :mod:`~adaptcast.streams.calendar`)."""
+    cal = re.fullmatch(r"\s*(\d+)\s*(mo|y)\s*", text)
+    if cal is not None and int(cal.group(1)) > 0:
+        return months(int(cal.group(1)) * (12 if cal.group(2) == "y" else 1))
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)\s*", text)
     if m is None or float(m.group(1)) * UNITS_MS[m.group(2)] < 1:
-        raise ValueError(f"period {text!r} is not a positive number with a unit (ms, s, min, h, d), e.g. 1h")
+        raise ValueError(
+            f"period {text!r} is not a positive number with a unit (ms, s, min, h, d; or whole mo, y), "
+            "e.g. 1h or 1mo"
+        )
     return round(float(m.group(1)) * UNITS_MS[m.group(2)])
 
 
@@ -124,7 +134,8 @@ def round_period(ms: float) -> int:
 def infer_period(intervals: tuple[int, ...], tolerance: float) -> int:
     """The most common interval, or the shortest whole fraction of it that is at least half as common
     (records missing at random make twice the period common too). Intervals within the tolerance of
-    each other count as one; between equally common ones the shorter wins."""
+    each other count as one; between equally common ones the shorter wins. Whole days that vary as
+    calendar months do give that many months."""
 
     def near(d: int) -> list[int]:
         return [e for e in intervals if abs(e - d) <= tolerance * d]
@@ -136,7 +147,8 @@ def infer_period(intervals: tuple[int, ...], tolerance: float) -> int:
         for d in intervals
         if 2 * len(near(d)) >= support and abs(mode - round(mode / d) * d) <= tolerance * d
     )
-    return round_period(median(near(best)))
+    cluster = near(best)
+    return calendar_period(cluster) or round_period(median(cluster))
 
 
 def steady(grid: SeriesGrid, rules: GridRules) -> bool:
@@ -159,7 +171,7 @@ def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, Se
     if grid.last_ms is None or grid.seen_ms is None:
         return Placement(Action.START, ts_ms), replace(grid, last_ms=ts_ms, seen_ms=ts_ms)
     # a provisional period may be far too long: its tolerance would swallow the next grid point
-    slack = rules.tolerance * grid.period_ms if grid.fixed and grid.period_ms else 0
+    slack = rules.tolerance * nominal_ms(grid.period_ms) if grid.fixed and grid.period_ms else 0
     if ts_ms <= grid.last_ms + slack:
         action = Action.DUPLICATE if ts_ms >= grid.last_ms - slack else Action.LATE
         return Placement(action, ts_ms), grid
@@ -209,9 +221,9 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
 
 def _snap(last_ms: int, period_ms: int, ts_ms: int, rules: GridRules) -> Placement:
     """The nearest grid point after the latest record, or off the grid."""
-    steps = round((ts_ms - last_ms) / period_ms)
-    point = last_ms + steps * period_ms
-    if abs(ts_ms - point) > rules.tolerance * period_ms:
+    steps = nearest_step(last_ms, ts_ms, period_ms)
+    point = shift(last_ms, period_ms, steps)
+    if abs(ts_ms - point) > rules.tolerance * nominal_ms(period_ms):
         return Placement(Action.OFF_GRID, ts_ms)
     if steps == 0:  # on the latest record's point: only while the period is provisional
         return Placement(Action.DUPLICATE, ts_ms)

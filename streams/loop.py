@@ -27,6 +27,7 @@ from adaptcast.drift.passes import occurrence
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
+from adaptcast.streams.calendar import advance, describe, shift
 from adaptcast.streams.events import (
     DriftAlarm,
     Event,
@@ -363,7 +364,7 @@ class ForecastLoop:
         period = np.array([g.period_ms for g in grids], dtype=np.int64)
         rank = occurrence(which)  # the record's place in its series' run (``ordered`` is in rounds)
         count = np.bincount(which, minlength=len(grids))
-        if not np.array_equal(ts, last[which] + period[which] * (rank + 1)):
+        if not np.array_equal(ts, advance(last[which], period[which], rank + 1)):
             return None
         if count.max() + self.lookback - 1 > self.history:  # windows of this call's rows: from one buffer
             return None
@@ -433,7 +434,7 @@ class ForecastLoop:
         else:
             why = (
                 f"series {rec.series!r}: {at} is further than {self.grid.tolerance:.0%} of its period "
-                f"({state.grid.period_ms} ms) from its grid through {last}"
+                f"({describe(state.grid.period_ms or 0)}) from its grid through {last}"
             )
         raise RecordError(placed.action.value, why)
 
@@ -443,7 +444,9 @@ class ForecastLoop:
         """Fill the grid points missing before the record, or restart the window; returns it on its point."""
         period = state.grid.period_ms
         if placed.inferred:
-            log.info("series %r: period of %s ms inferred from its first records", rec.series, period)
+            log.info(
+                "series %r: period of %s inferred from its first records", rec.series, describe(period or 0)
+            )
         if placed.action is Action.APPEND:
             state.pending.advance(1)
         elif placed.action is Action.FILL:
@@ -452,7 +455,7 @@ class ForecastLoop:
             for filled in fill_rows(state.buffer.last(1)[0], row, placed.missing, self.grid.fill):
                 state.buffer.append(filled, filled=True)
             self.metrics.grid_filled.inc(placed.missing)
-            first = placed.ts_ms - placed.missing * period
+            first = shift(placed.ts_ms, period, -placed.missing)
             self._series_event(
                 GapFilled(ts_ms=first, step=self.step, series=rec.series, steps=placed.missing), result
             )
@@ -462,7 +465,14 @@ class ForecastLoop:
             self.metrics.series_resets.labels(reason).inc()
             at = format_timestamp(placed.ts_ms)
             level = logging.WARNING if placed.action is Action.REGRID else logging.INFO
-            log.log(level, "series %r restarts at %s (%s, period %s ms)", rec.series, at, reason, period)
+            log.log(
+                level,
+                "series %r restarts at %s (%s, period %s)",
+                rec.series,
+                at,
+                reason,
+                describe(period or 0),
+            )
             steps = placed.missing if placed.action is Action.RESET else None
             ev = SeriesReset(
                 ts_ms=placed.ts_ms,
@@ -513,7 +523,7 @@ class ForecastLoop:
             )  # [B, L, H, T]
             lo, hi = yhat[:, None] - half, yhat[:, None] + half
         last = np.array([rec.ts_ms for rec in issued], dtype=np.int64)
-        times = (last[:, None] + poll.period[:, None] * np.arange(1, self.horizon + 1)).tolist()
+        times = advance(last[:, None], poll.period[:, None], np.arange(1, self.horizon + 1)).tolist()
         kind, version, levels = self.template.kind, self.model_version, self.levels
         bounds = (
             zip(lo, hi, strict=True) if lo is not None and hi is not None else [(None, None)] * len(issued)

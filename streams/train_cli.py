@@ -34,6 +34,7 @@ from adaptcast.forecast.data import (
 from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import split_train_val
 from adaptcast.streams.build import template_from_config
+from adaptcast.streams.calendar import advance, is_calendar, months
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
     UserError,
@@ -45,6 +46,7 @@ from adaptcast.streams.cli_common import (
     write_frame,
 )
 from adaptcast.streams.config import Config
+from adaptcast.streams.grid import GridRules, infer_period
 from adaptcast.streams.publish import publish
 from adaptcast.streams.retrain import training_set
 from adaptcast.streams.topic_history import describe, recent_values, series_histories
@@ -69,6 +71,17 @@ def step_of(tf: TimeFrame) -> timedelta:
     if step is None:
         raise InputError(f"{tf.source}: need at least two rows to know the sampling interval")
     return step  # type: ignore[return-value]
+
+
+INFER_ROWS = 241  # rows whose intervals decide whether steps are calendar months
+
+
+def calendar_step(tf: TimeFrame) -> int | None:
+    """Months per step when the file's first intervals vary as calendar months do (monthly,
+    quarterly, yearly data), else None; the same rule as the live time grid's."""
+    ms = tf.frame[tf.time_col].head(INFER_ROWS).cast(pl.Datetime("ms")).to_physical().diff().drop_nulls()
+    period = infer_period(tuple(ms.to_list()), GridRules.tolerance) if ms.len() else 0
+    return -period if is_calendar(period) else None
 
 
 def errors(yhat: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -248,6 +261,7 @@ def fit_on_file(
         "time_features": time_features,
         "channels": channels,
         "step_seconds": step_of(tf).total_seconds(),
+        "step_months": calendar_step(tf),
         "trained_on": str(data_path),
         "train_rows": cut,
     }
@@ -327,13 +341,21 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
         windows, issued = windows[-1:], issued[-1:]
     yhat = model.predict(np.ascontiguousarray(windows))  # [B, H, T]
     B, H, T = yhat.shape
-    step = np.timedelta64(int(schema["step_seconds"] * 1e6), "us")
     issued_at = np.repeat(issued, H * T)
     h = np.tile(np.repeat(np.arange(1, H + 1), T), B)
+    if schema.get("step_months"):  # calendar months: the points keep their day of the month
+        at_ms = issued_at.astype("datetime64[ms]").astype(np.int64)
+        ts = (
+            advance(at_ms, months(int(schema["step_months"])), h)
+            .astype("datetime64[ms]")
+            .astype(issued_at.dtype)
+        )
+    else:
+        ts = issued_at + h * np.timedelta64(int(schema["step_seconds"] * 1e6), "us")
     return pl.DataFrame(
         {
             "issued_at": issued_at,
-            "ts": issued_at + h * step,
+            "ts": ts,
             "step": h,
             "target": np.tile(np.asarray(schema["targets"]), B * H),
             "yhat": yhat.reshape(-1),
