@@ -46,14 +46,13 @@ def describe(period: int) -> str:
 
 def advance(ts_ms: np.ndarray | int, period: np.ndarray | int, k: np.ndarray | int) -> np.ndarray:
     """The grid point ``k`` periods after (before, for negative ``k``) ``ts_ms``; broadcasts, int64."""
-    ts, per, steps = np.broadcast_arrays(
-        np.asarray(ts_ms, dtype=np.int64), np.asarray(period, dtype=np.int64), np.asarray(k, dtype=np.int64)
-    )
+    ts, per, steps = (np.asarray(a, dtype=np.int64) for a in (ts_ms, period, k))
     out = ts + per * steps
     cal = per < 0
-    if cal.any():
-        out = np.where(cal, _add_months(ts, -per * steps * cal), out)
-    return out
+    if not cal.any():  # the serving loop's case: plain arithmetic
+        return out
+    ts, per, steps, cal = np.broadcast_arrays(ts, per, steps, cal)
+    return np.where(cal, _add_months(ts, -per * steps * cal), out)
 
 
 def shift(ts_ms: int, period: int, k: int) -> int:
