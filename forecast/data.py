@@ -141,14 +141,22 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
     if dtype == pl.Date:
         return col.cast(pl.Datetime("us"))
     if dtype.is_numeric():
+        if dtype.is_integer() and col.min() >= 1000 and col.max() <= 2999:  # type: ignore[operator]
+            return (
+                pl.select(pl.datetime(col.cast(pl.Int32), 1, 1)).to_series().alias(name)
+            )  # years, not epoch s
         unit = "ms" if float(col.abs().max()) > 1e11 else "s"  # type: ignore[arg-type]
         return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)
     if dtype == pl.String:
-        parsed = (
-            col.str.to_datetime(strict=False, time_zone=None)
-            if not col.str.contains(r"[+-]\d\d:?\d\d$|Z$").any()
-            else col.str.to_datetime(strict=False).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
-        )
+        col = _months_and_quarters(col)
+        try:
+            parsed = (
+                col.str.to_datetime(strict=False, time_zone=None)
+                if not col.str.contains(r"[+-]\d\d:?\d\d$|Z$").any()
+                else col.str.to_datetime(strict=False).dt.convert_time_zone("UTC").dt.replace_time_zone(None)
+            )
+        except pl.exceptions.PolarsError:  # no format fits the first values
+            parsed = pl.Series(name, [None] * col.len(), dtype=pl.Datetime("us"))
         bad = parsed.is_null()
         if bad.any():
             raise InputError(
@@ -160,6 +168,18 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
     raise InputError(
         f"{source}: column {name!r} has type {dtype}, not a timestamp; use ISO-8601 strings or epoch numbers"
     )
+
+
+def _months_and_quarters(col: pl.Series) -> pl.Series:
+    """``1950-01`` and ``1950Q1`` / ``1950-Q1`` (a month or a quarter) as the ISO date of its first day."""
+    if col.str.contains(r"^\s*\d{4}-\d{2}\s*$").all():
+        return col.str.strip_chars() + "-01"
+    q = col.str.extract_groups(r"^\s*(\d{4})-?[Qq]([1-4])\s*$")
+    year, quarter = q.struct.field("1"), q.struct.field("2")
+    if year.is_null().any():
+        return col
+    month = (quarter.cast(pl.Int32) * 3 - 2).cast(pl.String).str.zfill(2)
+    return (year + "-" + month + "-01").alias(col.name)
 
 
 def _report(times: pl.Series, n_dup: int, was_sorted: bool) -> FrameReport:

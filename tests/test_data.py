@@ -106,6 +106,26 @@ def test_make_windows_layout_and_stride():
         make_windows(tf, 8, 3, [], ["y"])
 
 
+@pytest.mark.parametrize(
+    ("text", "first", "second"),
+    [
+        ("ts,y\n1950-01,1\n1950-02,2\n", datetime(1950, 1, 1), datetime(1950, 2, 1)),  # year-month
+        ("ts,y\n1950Q4,1\n1951Q1,2\n", datetime(1950, 10, 1), datetime(1951, 1, 1)),  # quarters
+        ("ts,y\n1950-Q2,1\n1950-q3,2\n", datetime(1950, 4, 1), datetime(1950, 7, 1)),
+        ("ts,y\n1850,1\n1851,2\n", datetime(1850, 1, 1), datetime(1851, 1, 1)),  # years, not epoch seconds
+        ("ts,y\n3000,1\n3600,2\n", datetime(1970, 1, 1, 0, 50), datetime(1970, 1, 1, 1)),  # epoch seconds
+    ],
+    ids=["year-month", "quarter", "year-dash-quarter", "year", "epoch-s"],
+)
+def test_month_quarter_and_year_stamps(tmp_path, text, first, second):
+    assert read_frame(write(tmp_path, text)).frame["ts"].to_list() == [first, second]
+
+
+def test_a_time_column_no_format_fits_names_its_first_value(tmp_path):
+    with pytest.raises(InputError, match=r"2 unparsable timestamps \(first 'day 1'"):
+        read_frame(write(tmp_path, "ts,y\nday 1,1\nday 2,2\n"))
+
+
 def test_time_features_range_and_values():
     ts = pl.Series([datetime(2024, 1, 1, 0), datetime(2024, 12, 31, 23)])
     f = time_features(ts)
