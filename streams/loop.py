@@ -464,7 +464,9 @@ class ForecastLoop:
             reason = "gap" if placed.action is Action.RESET else "grid_change"
             self.metrics.series_resets.labels(reason).inc()
             at = format_timestamp(placed.ts_ms)
-            level = logging.WARNING if placed.action is Action.REGRID else logging.INFO
+            # a fixed grid that changed is news; a provisional one giving way while inferring is not
+            changed = placed.action is Action.REGRID and state.grid.fixed
+            level = logging.WARNING if changed else logging.INFO
             log.log(
                 level,
                 "series %r restarts at %s (%s, period %s)",

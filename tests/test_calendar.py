@@ -4,6 +4,7 @@ backtest and predict on them (no restarts, forecasts stamped on the feed's own d
 from __future__ import annotations
 
 import json
+import logging
 
 import numpy as np
 import polars as pl
@@ -134,16 +135,21 @@ def test_a_missing_month_is_a_gap_of_one_and_a_declared_monthly_grid_fills_it():
     assert off.action is Action.OFF_GRID
 
 
-def test_the_loop_forecasts_a_monthly_feed_on_its_own_days():
+def test_the_loop_forecasts_a_monthly_feed_on_its_own_days(caplog):
     model = create_forecaster("naive", lookback=6, horizon=3)
     model.fit(*sliding_windows(np.arange(40.0), 6, 3))
     loop = ForecastLoop(model, ["y"], grid=GridRules())
     stamps = advance(ms("2020-01-31"), months(1), np.arange(48)).tolist()
     forecasts = []
-    for k, ts in enumerate(stamps):
-        res = loop.process([Record("s", ts, {"y": float(k % 7)})])
-        forecasts += res.forecasts
-        assert not res.rejected
+    with caplog.at_level(logging.INFO, logger="adaptcast.loop"):
+        for k, ts in enumerate(stamps):
+            res = loop.process([Record("s", ts, {"y": float(k % 7)})])
+            forecasts += res.forecasts
+            assert not res.rejected
+    assert "period of 1 month inferred" in caplog.text
+    assert not [
+        r for r in caplog.records if r.levelno >= logging.WARNING
+    ]  # the provisional restart is routine
     assert len(forecasts) >= 48 - 6 - 3
     last = forecasts[-1]
     assert [day(t) for t in last.ts_ms] == ["2024-01-31", "2024-02-29", "2024-03-31"]
