@@ -84,16 +84,18 @@ def month_span_days(m: int) -> tuple[int, int]:
     return int(spans.min()), int(spans.max())
 
 
-def calendar_period(intervals: np.ndarray | list[int]) -> int | None:
+def calendar_period(intervals: np.ndarray | list[int], tolerance: float = 0.0) -> int | None:
     """``months(m)`` if these intervals between records are whole days that vary as ``m`` calendar
-    months do (every one within that span, not all equal), else None (a fixed period fits them)."""
+    months do (not all equal, every one within that span widened by ``tolerance`` of a period:
+    the month's last business day is within it), else None (a fixed period fits them)."""
     d = np.asarray(intervals, dtype=np.int64)
     if d.size < 2 or (d % DAY_MS).any() or (d == d[0]).all():
         return None
     days = d // DAY_MS
     for m in CALENDAR_MONTHS:
         lo, hi = month_span_days(m)
-        if lo <= days.min() and days.max() <= hi:
+        slack = tolerance * nominal_ms(months(m)) / DAY_MS
+        if lo - slack <= days.min() and days.max() <= hi + slack:
             return months(m)
     return None
 

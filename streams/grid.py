@@ -148,7 +148,7 @@ def infer_period(intervals: tuple[int, ...], tolerance: float) -> int:
         if 2 * len(near(d)) >= support and abs(mode - round(mode / d) * d) <= tolerance * d
     )
     cluster = near(best)
-    return calendar_period(cluster) or round_period(median(cluster))
+    return calendar_period(cluster, tolerance) or round_period(median(cluster))
 
 
 def steady(grid: SeriesGrid, rules: GridRules) -> bool:

@@ -123,6 +123,23 @@ def test_a_calendar_feed_is_inferred_and_never_leaves_its_grid(start, period):
     assert sum(a.restarts for a in actions) <= 1
 
 
+def test_last_business_days_of_the_months_are_a_monthly_grid():
+    days = np.arange(np.datetime64("1999-01-01"), np.datetime64("2011-01-01"))
+    weekdays = days[np.is_busday(days)]
+    month = weekdays.astype("datetime64[M]")
+    last = weekdays[np.r_[month[1:] != month[:-1], True]]  # the last weekday of each month
+    stamps = last.astype("datetime64[ms]").astype(np.int64).tolist()
+    assert calendar_period(np.diff(stamps[:25])) is None  # 28–33 days: outside a month's span ...
+    assert infer_period(tuple(np.diff(stamps[:25]).tolist()), 0.1) == months(1)  # ... not its tolerance
+    rules, grid = GridRules(), GridRules().new_grid("s")
+    actions = []
+    for ts in stamps:
+        placed, grid = place(grid, ts, rules)
+        actions.append(placed.action)
+    assert grid.period_ms == months(1) and sum(a.restarts for a in actions) <= 2
+    assert actions[30:] == [Action.APPEND] * (len(stamps) - 30)
+
+
 def test_a_missing_month_is_a_gap_of_one_and_a_declared_monthly_grid_fills_it():
     rules = GridRules(period_ms=parse_period("1mo"))
     grid = rules.new_grid("s")
