@@ -181,23 +181,9 @@ def test_backtest_and_predict_on_a_monthly_file(tmp_path):
     path = tmp_path / "monthly.csv"
     pl.DataFrame({"date": dates, "y": y}).write_csv(path)
     runner = CliRunner()
+    shape = ["--data", str(path), "--target", "y", "--lookback", "24", "--horizon", "6"]
     out = tmp_path / "bt"
-    res = runner.invoke(
-        main,
-        [
-            "backtest",
-            "--data",
-            str(path),
-            "--target",
-            "y",
-            "--lookback",
-            "24",
-            "--horizon",
-            "6",
-            "--out",
-            str(out),
-        ],
-    )
+    res = runner.invoke(main, ["backtest", *shape, "--out", str(out)])
     assert res.exit_code == 0, res.output
     summary = json.loads((out / "summary.json").read_text())
     (cfg,) = summary["configs"].values()
@@ -206,24 +192,7 @@ def test_backtest_and_predict_on_a_monthly_file(tmp_path):
     assert (fc["ts"].dt.day() == 1).all() and (fc["issued_at"].dt.day() == 1).all()
     assert fc["y"].null_count() < fc.height  # the forecasts met their truths
     model_dir = tmp_path / "model"
-    res = runner.invoke(
-        main,
-        [
-            "train",
-            "--data",
-            str(path),
-            "--target",
-            "y",
-            "--lookback",
-            "24",
-            "--horizon",
-            "6",
-            "--param",
-            "epochs=1",
-            "--out",
-            str(model_dir),
-        ],
-    )
+    res = runner.invoke(main, ["train", *shape, "--param", "epochs=1", "--out", str(model_dir)])
     assert res.exit_code == 0, res.output
     res = runner.invoke(main, ["predict", "--model-dir", str(model_dir), "--data", str(path)])
     assert res.exit_code == 0, res.output
