@@ -201,7 +201,7 @@ def _report(times: pl.Series, n_dup: int, was_sorted: bool) -> FrameReport:
 def numeric_matrix(tf: TimeFrame, columns: Sequence[str]) -> np.ndarray:
     """``[rows, len(columns)]`` float32, raising if a column is missing, non-numeric or not finite."""
     for c in columns:
-        check_channel(tf.frame, c, tf.time_col, tf.source, "name one with --target/--features")
+        _check_channel(tf.frame, c, tf.time_col, tf.source, "name one with --target/--features")
     df = tf.frame
     return df.select([pl.col(c).cast(pl.Float32) for c in columns]).to_numpy().astype(np.float32, copy=False)
 
@@ -370,7 +370,9 @@ def read_series(
         frame, tcol = _long_frame(Path(path), series_col, time_col)
     channels = [*targets, *[f for f in features if f not in targets]]
     for c in channels:
-        check_channel(frame, c, tcol, path, "name one with " + ("--target" if c in targets else "--features"))
+        _check_channel(
+            frame, c, tcol, path, "name one with " + ("--target" if c in targets else "--features")
+        )
     frame = frame.select(
         pl.col(tcol).alias("ts"),
         pl.col("series").cast(pl.String),
@@ -381,7 +383,7 @@ def read_series(
     )
 
 
-def check_channel(frame: pl.DataFrame, c: str, tcol: str, source: str | Path, hint: str) -> None:
+def _check_channel(frame: pl.DataFrame, c: str, tcol: str, source: str | Path, hint: str) -> None:
     """Raise ``InputError`` if column ``c`` is absent or not all finite numbers; name the first bad value."""
     if c not in frame.columns:
         others = [x for x in frame.columns if x not in (tcol, "series")]
