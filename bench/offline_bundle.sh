@@ -28,8 +28,8 @@ java.scripting,java.security.jgss,java.security.sasl,java.sql,java.xml,jdk.crypt
 jdk.security.auth,jdk.unsupported,jdk.zipfs
 # Runtime dependencies a CUDA/PyTorch image does not ship (torch, lightning, numpy, scipy, matplotlib,
 # prometheus-client, pyyaml, tqdm and filelock it usually does); xgboost as its CPU-only build.
-PACKAGES=(kafka-python crc32c orjson xgboost ncps polars polars-runtime-32 pydantic pydantic-core
-    annotated-types typing-inspection typing-extensions click future)
+PACKAGES=(kafka-python crc32c lz4 python-snappy cramjam zstandard orjson xgboost ncps polars
+    polars-runtime-32 pydantic pydantic-core annotated-types typing-inspection typing-extensions click future)
 
 run() { if [ "${DRY_RUN:-0}" = 1 ]; then echo "$*"; else "$@"; fi; }
 

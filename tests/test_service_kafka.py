@@ -90,8 +90,10 @@ def _records(n_series: int, steps: int, start_step: int = 0) -> list[dict]:
     ]
 
 
-def _produce(bootstrap: str, topic: str, records: list, raw: bool = False) -> None:
-    prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+def _produce(
+    bootstrap: str, topic: str, records: list, raw: bool = False, compression: str | None = None
+) -> None:
+    prod = KafkaProducer(bootstrap_servers=bootstrap, acks="all", compression_type=compression)
     for rec in records:
         if raw:
             key, value = rec
@@ -202,6 +204,23 @@ def test_end_to_end_every_record_predicted_once_and_correct(kafka_bootstrap, tmp
         assert p["yhat"]["y"] == pytest.approx([1000 * i + t] * HORIZON, abs=1e-2)
         assert len(p["ts"]) == HORIZON and p["model"] == "naive"
     assert _group_done(kafka_bootstrap, names["group"], names["input"])
+
+
+@pytest.mark.parametrize("codec", ["gzip", "snappy", "lz4", "zstd"])
+def test_compressed_input_from_any_producer_is_served(kafka_bootstrap, tmp_path, codec):
+    """Producers compress batches (Java's compression.type, librdkafka's compression.codec): the
+    worker must read every codec Kafka has, not only the one kafka-python needs no library for."""
+    names = _topics(kafka_bootstrap, partitions=1)
+    n_series, steps = 3, 20
+    _produce(kafka_bootstrap, names["input"], _records(n_series, steps), compression=codec)
+    worker = Worker(_config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m")))
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= n_series * steps, timeout=30)
+    finally:
+        worker.close()
+    expected = _expected_keys(n_series, steps)
+    preds, _ = _predictions(kafka_bootstrap, names["output"], len(expected))
+    assert set(preds) == expected
 
 
 def _lag_gauges(worker: Worker) -> dict[int, float]:
