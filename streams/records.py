@@ -158,13 +158,19 @@ def validate(
 
 
 def decode(
-    raw: bytes, required: tuple[str, ...] = (), now_ms: int | None = None, max_future_ms: int = 86_400_000
+    raw: bytes | None,
+    required: tuple[str, ...] = (),
+    now_ms: int | None = None,
+    max_future_ms: int = 86_400_000,
 ) -> Record:
     """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason.
 
     orjson parses the common case (5× faster than ``json``); what it refuses, the standard library
     parses or explains, so ``NaN``/``Infinity`` stay ``non_finite`` and error messages stay the same.
+    A null value (a tombstone, as compacted topics and some connectors write) is ``undecodable``.
     """
+    if raw is None:
+        raise RecordError(UNDECODABLE, "no value: a null Kafka value (a tombstone) carries no record")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:  # NaN/Infinity literals, huge integers, deep nesting: the standard parser

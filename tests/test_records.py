@@ -20,6 +20,7 @@ def test_valid_record_iso_and_epoch_ms_agree():
 @pytest.mark.parametrize(
     ("raw", "reason"),
     [
+        (None, R.UNDECODABLE),  # a tombstone (null value)
         (b"\xff\xfe", R.UNDECODABLE),
         (b"{not json", R.UNDECODABLE),
         (b"[1, 2]", R.NOT_OBJECT),
