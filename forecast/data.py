@@ -74,21 +74,39 @@ def read_frame(path: str | Path, time_col: str | None = None, duplicates: Duplic
     with ``duplicates="error"``.
     """
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p}: file not found; pass an existing CSV or Parquet file")
-    suffix = p.suffix.lower()
+    return validate_frame(read_table(p), time_col=time_col, source=str(p), duplicates=duplicates)
+
+
+SEPARATORS = (",", ";", "\t")  # the first wins a tie
+
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A CSV (TSV, TXT) or Parquet file as it is, its column names stripped of surrounding blanks.
+
+    A CSV's separator is the one of ``SEPARATORS`` its header line holds most of, so the
+    semicolon files of spreadsheets set to a decimal-comma locale read as they are meant to.
+    """
+    if not path.is_file():
+        raise InputError(f"{path}: file not found; pass an existing CSV or Parquet file")
+    suffix = path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq"):
-            df = pl.read_parquet(p)
+            df = pl.read_parquet(path)
         elif suffix in (".csv", ".txt", ".tsv"):
-            df = pl.read_csv(p, separator="\t" if suffix == ".tsv" else ",", infer_schema_length=10000)
+            with path.open("rb") as f:
+                header = f.readline(1 << 16)
+            separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=lambda c: header.count(c.encode()))
+            df = pl.read_csv(path, separator=separator, infer_schema_length=10000)
         else:
-            raise InputError(f"{p}: unsupported file type {suffix!r}; use .csv or .parquet")
+            raise InputError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
     except pl.exceptions.NoDataError:
-        raise InputError(f"{p}: file is empty; it needs a header row and data rows") from None
-    except (pl.exceptions.ComputeError, pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{p}: cannot parse as {suffix[1:]} ({str(exc).splitlines()[0]})") from None
-    return validate_frame(df, time_col=time_col, source=str(p), duplicates=duplicates)
+        raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise InputError(f"{path}: cannot parse as {suffix[1:]} ({str(exc).splitlines()[0]})") from None
+    stripped = [c.strip() for c in df.columns]
+    if stripped != df.columns and len(set(stripped)) == len(stripped):
+        df = df.rename(dict(zip(df.columns, stripped, strict=True)))
+    return df
 
 
 def validate_frame(
@@ -410,17 +428,7 @@ def _check_channel(frame: pl.DataFrame, c: str, tcol: str, source: str | Path, h
 
 def _long_frame(path: Path, series_col: str, time_col: str | None) -> tuple[pl.DataFrame, str]:
     """Validate each series of a long-layout file on its own and stack them with a ``series`` column."""
-    if not path.is_file():
-        raise InputError(f"{path}: file not found")
-    try:
-        if path.suffix.lower() in (".parquet", ".pq"):
-            df = pl.read_parquet(path)
-        else:
-            df = pl.read_csv(path, infer_schema_length=10000)
-    except pl.exceptions.NoDataError:
-        raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
-    except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{path}: cannot parse ({str(exc).splitlines()[0]})") from None
+    df = read_table(path)
     if series_col not in df.columns:
         raise InputError(f"{path}: series column {series_col!r} not found; columns are {df.columns}")
     parts = []

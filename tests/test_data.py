@@ -121,6 +121,25 @@ def test_month_quarter_and_year_stamps(tmp_path, text, first, second):
     assert read_frame(write(tmp_path, text)).frame["ts"].to_list() == [first, second]
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "date;y\n2024-01-01;1\n2024-01-02;2\n",  # a spreadsheet's semicolons
+        "date\ty\n2024-01-01\t1\n2024-01-02\t2\n",  # tabs in a .csv
+        "date, y\n2024-01-01,1\n2024-01-02,2\n",  # a blank after the comma in the header
+    ],
+    ids=["semicolon", "tab", "blank-in-header"],
+)
+def test_separators_and_header_blanks_are_read_as_meant(tmp_path, text):
+    tf = read_frame(write(tmp_path, text))
+    assert tf.frame.columns == ["date", "y"] and tf.frame["y"].to_list() == [1, 2]
+
+
+def test_a_header_whose_stripped_names_would_collide_is_left_as_it_is(tmp_path):
+    tf = read_frame(write(tmp_path, "date,y, y\n2024-01-01,1,2\n"))
+    assert tf.frame.columns == ["date", "y", " y"]
+
+
 def test_a_time_column_no_format_fits_names_its_first_value(tmp_path):
     with pytest.raises(InputError, match=r"2 unparsable timestamps \(first 'day 1'"):
         read_frame(write(tmp_path, "ts,y\nday 1,1\nday 2,2\n"))
