@@ -28,7 +28,8 @@ from adaptcast.forecast.scaling import Scaler
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 2  # 2: the manifest lists every file's SHA-256 and carries its own checksum
 READABLE_FORMATS = (1, 2)
-WINDOW_NORMS = ("none", "last", "mean")  # per-window level removed from the targets (see _anchor)
+# per-window level (and scale) taken out (_anchor); "auto" is settled from the series (windows.auto_norm)
+WINDOW_NORMS = ("none", "last", "mean", "standard", "auto")
 
 
 class InputError(ValueError):
@@ -184,6 +185,7 @@ class BaseForecaster(ABC):
         self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None = None
     ) -> FitReport:
         """Train from scratch on windows ``X`` → targets ``Y`` (``val``: early stopping / model choice)."""
+        self._settle_norm()
         X, Y, val = self._checked(X, Y, val)
         self.scaler = Scaler.fit(X)
         return self._timed(self._fit, X, Y, val)
@@ -203,6 +205,7 @@ class BaseForecaster(ABC):
         """
         if not self.supports_warm:
             raise NotImplementedError(f"{self.kind} cannot continue training a fitted model; fit it cold")
+        self._settle_norm(parent.window_norm)
         if type(parent) is not type(self) or not parent.is_fitted:
             raise ValueError(
                 f"{self.kind}: fit_warm needs a fitted {self.kind} parent, got "
@@ -229,6 +232,7 @@ class BaseForecaster(ABC):
         """
         if not self.supports_closed_form:
             raise NotImplementedError(f"{self.kind} has no closed-form fit; fit it by training")
+        self._settle_norm(None if parent is None else parent.window_norm)
         X, Y, _ = self._checked(X, Y, None)
         self.scaler = parent.scaler if parent is not None else Scaler.fit(X)
         return self._timed(lambda x, y, _v: self._fit_closed_form(x, y, parent), X, Y, None)
@@ -263,7 +267,9 @@ class BaseForecaster(ABC):
     def _original_units(self, X: np.ndarray, out: np.ndarray) -> np.ndarray:
         """Scaled model outputs for windows ``X`` back in the targets' units, anchors added back."""
         out = self.scaler.head(self.n_targets).inverse(out)  # type: ignore[union-attr]
-        return out if self.window_norm == "none" else out + self._anchor(X)[:, None, :]
+        if self.window_norm == "none":
+            return out
+        return out * self.output_scale(X)[:, None, :] + self._anchor(X)[:, None, :]
 
     def save(self, path: str | Path) -> Path:
         """Write manifest + weights to ``path`` atomically (temp dir, then rename)."""
@@ -331,8 +337,11 @@ class BaseForecaster(ABC):
         if val is not None:
             Xv = check_windows(val[0], self.lookback, self.n_features, name="val X")
             Yv = check_targets(val[1], Xv.shape[0], self.horizon, self.n_targets, name="val Y")
-            val = (self._relative(Xv), Yv - self._anchor(Xv)[:, None, :])
-        return self._relative(X), Y - self._anchor(X)[:, None, :], val
+            val = (
+                self._relative(Xv),
+                (Yv - self._anchor(Xv)[:, None, :]) / self.output_scale(Xv)[:, None, :],
+            )
+        return self._relative(X), (Y - self._anchor(X)[:, None, :]) / self.output_scale(X)[:, None, :], val
 
     def _timed(
         self, fit: Any, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
@@ -345,25 +354,44 @@ class BaseForecaster(ABC):
         report.cpu_seconds = time.process_time() - c0
         return report
 
+    def _settle_norm(self, parent: str | None = None) -> None:
+        """A fit decides ``window_norm: auto`` if nobody has (the loop does, from its series' scales):
+        as its parent did, else none (windows of one series, or of unknown ones)."""
+        if self.window_norm == "auto":
+            self.window_norm = parent or "none"
+
     def _anchor(self, X: np.ndarray) -> np.ndarray:
         """Per window, the level ``window_norm`` removes from the targets ``[B, n_targets]`` (zeros for none).
 
-        "last" is the window's last value (NLinear), "mean" its mean (RevIN without the scale): the
-        model then learns changes relative to the window, so it can follow a level it never saw.
+        "last" is the window's last value (NLinear), "mean" and "standard" its mean (RevIN; standard
+        also divides by the window's spread): the model then learns changes relative to the window,
+        so it can follow a level it never saw.
         """
         targets = X[:, :, : self.n_targets]
         if self.window_norm == "last":
             return targets[:, -1, :]
-        if self.window_norm == "mean":
+        if self.window_norm in ("mean", "standard"):
             return targets.mean(axis=1)
         return np.zeros((X.shape[0], self.n_targets), dtype=np.float32)
 
+    def output_scale(self, X: np.ndarray) -> np.ndarray:
+        """Per window, what the targets are divided by ``[B, n_targets]``: the window's standard
+        deviation under "standard" (floored at a thousandth of its mean magnitude), else ones. One
+        model then serves series of any scale alike, and the error memory stores its residuals in
+        these units so that series of different scales can share it."""
+        if self.window_norm != "standard":
+            return np.ones((X.shape[0], self.n_targets), dtype=np.float32)
+        targets = X[:, :, : self.n_targets]
+        floor = 1e-3 * np.abs(targets).mean(axis=1) + 1e-8
+        return np.maximum(targets.std(axis=1), floor).astype(np.float32)
+
     def _relative(self, X: np.ndarray) -> np.ndarray:
-        """``X`` with each window's anchor subtracted from its target channels (``X`` itself for none)."""
+        """``X`` with each window's anchor subtracted from (and spread divided out of) its target channels."""
         if self.window_norm == "none":
             return X
         out = X.copy()
         out[:, :, : self.n_targets] -= self._anchor(X)[:, None, :]
+        out[:, :, : self.n_targets] /= self.output_scale(X)[:, None, :]
         return out
 
     def _prepare(self, X: np.ndarray) -> np.ndarray:

@@ -45,3 +45,29 @@ def split_train_val(n_windows: int, horizon: int, val_fraction: float) -> tuple[
     if n_train < 1 or n_val == 0:
         return slice(0, n_windows), None
     return slice(0, n_train), slice(n_windows - n_val, n_windows)
+
+
+def scale_spread(histories: list[np.ndarray], n_targets: int) -> float:
+    """How many times larger the most agitated series' steps are than the calmest's: per target, the
+    ratio of the largest to the smallest standard deviation of first differences over the series
+    (each history ``[rows, channels]``, targets first), the largest ratio over targets; 1 for fewer
+    than two series with steps. One model over series of unlike scales serves the largest well and
+    the others badly unless each window is standardised (``window_norm: standard``)."""
+    steps = [np.diff(h[:, :n_targets], axis=0).std(axis=0) for h in histories if len(h) > 2]
+    if len(steps) < 2:
+        return 1.0
+    sd = np.stack(steps)  # [series, targets]
+    calm = np.where(sd > 0, sd, np.inf).min(axis=0)
+    ratio = np.where(
+        np.isfinite(calm) & (calm > 0), sd.max(axis=0) / np.where(np.isfinite(calm), calm, 1), 1.0
+    )
+    return float(ratio.max())
+
+
+AUTO_SCALE_RATIO = 10.0  # "auto" standardises each window when the series' scales differ by more than this
+
+
+def auto_norm(histories: list[np.ndarray], n_targets: int) -> tuple[str, float]:
+    """What ``window_norm: auto`` becomes for these series, and their :func:`scale_spread`."""
+    spread = scale_spread(histories, n_targets)
+    return ("standard" if spread > AUTO_SCALE_RATIO else "none"), spread

@@ -7,6 +7,7 @@ finished candidates, and records what happened as typed events.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -17,6 +18,7 @@ from adaptcast.drift.conformal import ConformalParams, OnlineConformal
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import ROUTINE_REASONS, Decision, Reason, RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
+from adaptcast.forecast.windows import auto_norm
 from adaptcast.streams.events import (
     DriftAlarm,
     Event,
@@ -28,6 +30,8 @@ from adaptcast.streams.events import (
 )
 from adaptcast.streams.metrics import MODEL_SERVING, Metrics
 from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, solves_closed_form, training_set
+
+log = logging.getLogger("adaptcast.adaptation")
 
 MIN_TRAIN_WINDOWS = 32  # a window rule never trains on fewer rows than this many windows per series need
 MEMORY_DECAY = 0.99  # per clock step: the error memory forgets with a half-life of ~69 steps
@@ -124,6 +128,8 @@ class Adaptation:
             raise ValueError("serve() needs a fitted model")
         self.model = model
         self.model_version = model.version or "0"
+        if self.template.window_norm == "auto":  # retrains continue in the served model's units
+            self.template.window_norm = model.window_norm
         self._rival = self._rival_step = self._recipe = None
         self._superseded_upto = self.jobs_submitted
         self.metrics.set_condition(MODEL_SERVING)
@@ -149,6 +155,8 @@ class Adaptation:
         if not decision.retrain or self.trainer.busy:
             return None
         lookback, horizon = self.template.lookback, self.template.horizon
+        if self.template.window_norm == "auto":
+            self._settle_norm(histories)
         rows = max((len(h) for h in histories), default=0)
         span = max(decision.window or rows, lookback + horizon + MIN_TRAIN_WINDOWS - 1)
         data = training_set(list(histories), span, lookback, horizon, self.template.n_targets)
@@ -188,6 +196,13 @@ class Adaptation:
         if self.model is None:
             self.trainer.wait()
         return job
+
+    def _settle_norm(self, histories: Sequence[np.ndarray]) -> None:
+        """Decide ``window_norm: auto`` before the first fit: each window standardised when the
+        series' step sizes differ by more than ten times, else none (``forecast.windows.auto_norm``)."""
+        norm, spread = auto_norm(list(histories), self.template.n_targets)
+        self.template.window_norm = norm
+        log.info("window_norm auto: %s (the series' step sizes differ by %.3g×)", norm, spread)
 
     def collect(self, step: int) -> list[Event]:
         """Install the candidates the trainer has finished, in order; one event each."""
@@ -379,7 +394,7 @@ class Adaptation:
             return
         vx, vy = val
         yhat, keys = model.predict_embed(vx)
-        self.memory.update(keys, vy - yhat)
+        self.memory.update(keys, (vy - yhat) / model.output_scale(vx)[:, None, :])  # in the loop's units
 
     def _reseed_intervals(self, residuals: np.ndarray | None) -> None:
         """A new model's errors differ: calibrate on its validation residuals ``y − yhat`` (None: none known).

@@ -30,7 +30,7 @@ def template_from_config(cfg: Config) -> BaseForecaster:
             n_features=len(m.channels),
             n_targets=len(m.targets),
             seed=m.seed,
-            **m.params,
+            **{"window_norm": "auto", **m.params},  # the loop standardises windows of series of unlike scales
         )
     except TypeError as exc:
         raise ValueError(f"model.params: {exc}") from None

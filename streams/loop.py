@@ -505,10 +505,14 @@ class ForecastLoop:
         base = np.concatenate([b for b, _ in parts])
         keys = None if self.memory is None else np.concatenate([k for _, k in parts])
         yhat = corrected = base
-        lo = hi = half = level = None
+        lo = hi = half = level = scale = None
         if self.memory is not None and keys is not None:
             with self.ledger.measure("correct", samples=len(names)):  # the keyed memory, level term and gate
-                corrected = self.memory.correct(keys, base).astype(np.float32)
+                if self.model.window_norm == "standard":  # the memory holds errors in window-scale units
+                    scale = self.model.output_scale(windows)[:, None, :]
+                    corrected = (self.memory.correct(keys, base / scale) * scale).astype(np.float32)
+                else:
+                    corrected = self.memory.correct(keys, base).astype(np.float32)
                 at = poll.series[poll.due]
                 level = self.level.offset(poll.names)[at]
                 corrected = (corrected + level[:, None, :]).astype(np.float32)
@@ -538,6 +542,8 @@ class ForecastLoop:
         cols = {"yhat": yhat, "base": base, "version": np.full(len(names), version)}
         if keys is not None and level is not None:
             cols.update(key=keys, level=level, corrected=corrected)
+        if scale is not None:
+            cols["scale"] = scale[:, 0, :]
         if half is not None:
             cols["half"] = half
         self.pending.add(poll.pos[poll.due], **cols)
@@ -711,7 +717,8 @@ class ForecastLoop:
         n, t = len(forecast), len(self.targets)
         values = np.zeros((n, self.horizon, t))
         mask = np.zeros((n, self.horizon, t), dtype=bool)
-        values[row, lead[fresh] - 1] = resid[fresh]
+        scale = self.pending.cols.get("scale")
+        values[row, lead[fresh] - 1] = resid[fresh] if scale is None else resid[fresh] / scale[idx[fresh]]
         mask[row, lead[fresh] - 1] = True
         counts = np.bincount(row, minlength=n)
         with self.ledger.measure("correct", samples=len(fresh)):

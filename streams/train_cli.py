@@ -32,7 +32,7 @@ from adaptcast.forecast.data import (
     read_frame,
 )
 from adaptcast.forecast.metrics import mae, mse
-from adaptcast.forecast.windows import split_train_val
+from adaptcast.forecast.windows import auto_norm, split_train_val
 from adaptcast.streams.build import template_from_config
 from adaptcast.streams.calendar import advance, is_calendar, months
 from adaptcast.streams.cli_common import (
@@ -301,6 +301,8 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
             f"usable records in the last {per_partition} of each partition"
         )
     model = template_from_config(cfg)
+    if model.window_norm == "auto":  # as a worker's first retrain on these series would decide
+        model.window_norm = auto_norm(list(histories.values()), len(m.targets))[0]
     model.schema = {"targets": m.targets, "features": m.features, "channels": m.channels}
     report = model.fit(data.X, data.Y, val=data.val)
     held = data.val if data.val is not None else (data.X, data.Y)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+import polars as pl
 import pytest
+from click.testing import CliRunner
 
 from adaptcast.forecast import create_forecaster, load_forecaster
-from adaptcast.forecast.windows import sliding_windows
+from adaptcast.forecast.windows import scale_spread, sliding_windows
+from adaptcast.streams.cli import main
 
 LOOKBACK, HORIZON = 12, 3
 
@@ -39,7 +42,7 @@ def test_xgboost_follows_a_level_it_never_saw_only_with_window_norm():
 
 
 @pytest.mark.parametrize("kind", ["arnet", "naive", "xgboost"])
-@pytest.mark.parametrize("norm", ["last", "mean"])
+@pytest.mark.parametrize("norm", ["last", "mean", "standard"])
 def test_window_norm_survives_save_and_load_and_predicts_the_same(tmp_path, kind, norm):
     params = {"epochs": 2} if kind == "arnet" else {"n_estimators": 5} if kind == "xgboost" else {}
     X, Y = _windows(0, level=5.0, rows=300)
@@ -53,7 +56,7 @@ def test_window_norm_survives_save_and_load_and_predicts_the_same(tmp_path, kind
 def test_window_norm_is_off_by_default_and_checked():
     model = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON)
     assert model.window_norm == "none" and "window_norm" not in model.config
-    with pytest.raises(ValueError, match="window_norm must be one of none, last, mean"):
+    with pytest.raises(ValueError, match="window_norm must be one of none, last, mean, standard, auto"):
         create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON, window_norm="first")
 
 
@@ -63,3 +66,111 @@ def test_naive_with_window_norm_still_repeats_the_last_value():
     model = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON, window_norm="last")
     model.fit(X, Y)
     np.testing.assert_allclose(model.predict(X), np.repeat(X[:, -1:, :1], HORIZON, axis=1), atol=1e-4)
+
+
+@pytest.mark.parametrize("kind", ["arnet", "lstm"])  # smooth models (a tree's split sees float32 rounding)
+def test_standard_windows_make_forecasts_scale_and_shift_equivariant(kind):
+    """Each window is centred and divided by its spread, so a series a·y + b gets a·forecast + b."""
+    params = {"epochs": 1} if kind == "lstm" else {}
+    X, Y = _windows(0, level=5.0, rows=300)
+    model = create_forecaster(kind, lookback=LOOKBACK, horizon=HORIZON, window_norm="standard", **params)
+    model.fit(X, Y)
+    a, b = 1000.0, -3.0e4
+    np.testing.assert_allclose(
+        model.predict(a * X[:20] + b), a * model.predict(X[:20]) + b, rtol=1e-4, atol=1.0
+    )
+    assert model.output_scale(a * X[:20]) == pytest.approx(a * model.output_scale(X[:20]), rel=1e-4)
+
+
+def test_auto_is_settled_by_the_fit_when_no_loop_decided_it():
+    X, Y = _windows(0, level=5.0, rows=300)
+    alone = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, window_norm="auto")
+    alone.fit_closed_form(X, Y)
+    assert alone.window_norm == "none"  # one model's windows: nothing to tell scales apart by
+    parent = create_forecaster(
+        "xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=5, window_norm="standard"
+    )
+    parent.fit(X, Y)
+    child = create_forecaster(
+        "xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=5, window_norm="auto"
+    )
+    child.fit_warm(parent, X, Y)
+    assert child.window_norm == "standard"  # a warm fit continues in its parent's units
+
+
+def test_scale_spread_compares_the_series_step_sizes():
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.normal(size=(500, 1)), axis=0)
+    assert scale_spread([walk, 1000 * walk + 7], 1) == pytest.approx(1000)
+    assert scale_spread([walk, walk + 1e6], 1) == pytest.approx(1)  # a level is not a scale
+    assert scale_spread([walk], 1) == 1.0 and scale_spread([walk, np.ones((50, 1))], 1) == 1.0  # no steps
+
+
+def test_the_default_serves_series_of_unlike_scales_each_in_its_own_units(tmp_path):
+    """One model over series at 1, 10³ and 10⁶: with the windows as they are the small ones were
+    forecast with errors of thousands; auto standardises each window, and the error memory keeps
+    its residuals in those units, so each series is forecast about as well as on its own."""
+    rng = np.random.default_rng(3)
+    n, frames = 900, []
+    for k, scale in enumerate([1.0, 1e3, 1e6]):
+        x = np.zeros(n)
+        for i in range(1, n):
+            x[i] = 0.8 * x[i - 1] + rng.normal()
+        frames.append(
+            pl.DataFrame(
+                {
+                    "date": pl.datetime_range(
+                        pl.datetime(2024, 1, 1),
+                        pl.datetime(2024, 1, 1) + pl.duration(hours=n - 1),
+                        "1h",
+                        eager=True,
+                    ),
+                    "id": f"s{k}",
+                    "y": scale * (10 + x + np.sin(np.arange(n) * 2 * np.pi / 24)),
+                }
+            )
+        )
+    path = tmp_path / "scales.csv"
+    pl.concat(frames).write_csv(path)
+
+    def per_series(*extra: str) -> dict[str, float]:
+        out = tmp_path / str(len(list(tmp_path.iterdir())))
+        args = [
+            "backtest",
+            "--data",
+            str(path),
+            "--series-col",
+            "id",
+            "--target",
+            "y",
+            "--out",
+            str(out),
+            *extra,
+        ]
+        res = CliRunner().invoke(main, args)
+        assert res.exit_code == 0, res.output
+        fc = pl.read_parquet(out / "forecasts.parquet").drop_nulls("y")
+        mae = fc.group_by("series").agg((pl.col("y") - pl.col("yhat")).abs().mean())
+        return dict(mae.rows())
+
+    auto, plain = per_series(), per_series("--param", 'window_norm="none"')
+    for k, scale in enumerate([1.0, 1e3, 1e6]):
+        assert auto[f"s{k}"] < 2.0 * scale  # about 1.4 noise units at every scale
+    assert plain["s0"] > 50 * auto["s0"]  # the shared scaler drowned the smallest series
+    assert all(auto[k] < plain[k] for k in auto)
+
+
+def test_a_loop_serving_a_checkpoint_retrains_in_its_units():
+    """A worker restarted from a saved model keeps that model's window_norm for its retrains, whatever
+    the first histories would say (a warm fit needs the same units)."""
+    from adaptcast.streams.build import build_loop
+    from adaptcast.streams.config import load_config
+
+    cfg = load_config(overrides={"model": {"lookback": LOOKBACK, "horizon": HORIZON}}, environ={})
+    loop = build_loop(cfg)
+    assert loop.adaptation.template.window_norm == "auto"
+    X, Y = _windows(0, level=5.0, rows=300)
+    saved = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, window_norm="standard")
+    saved.fit_closed_form(X, Y)
+    loop.serve(saved)
+    assert loop.adaptation.template.window_norm == "standard"
