@@ -505,11 +505,13 @@ class ForecastLoop:
         base = np.concatenate([b for b, _ in parts])
         keys = None if self.memory is None else np.concatenate([k for _, k in parts])
         yhat = corrected = base
-        lo = hi = half = level = scale = None
+        lo = hi = half = level = None
+        # under window_norm standard, errors are kept in each window's units, so series of any scale
+        # share the memory and weigh alike in the detector
+        scale = self.model.output_scale(windows)[:, None, :] if self.model.window_norm == "standard" else None
         if self.memory is not None and keys is not None:
             with self.ledger.measure("correct", samples=len(names)):  # the keyed memory, level term and gate
-                if self.model.window_norm == "standard":  # the memory holds errors in window-scale units
-                    scale = self.model.output_scale(windows)[:, None, :]
+                if scale is not None:
                     corrected = (self.memory.correct(keys, base / scale) * scale).astype(np.float32)
                 else:
                     corrected = self.memory.correct(keys, base).astype(np.float32)
@@ -619,7 +621,8 @@ class ForecastLoop:
             for i, e, e_base in zip(truth_idx[first].tolist(), err[first], err_base[first], strict=True)
         )
         self._live.extend(err_mean[first])
-        self._lead1_base = err_base[first]
+        scale = cols.get("scale")
+        self._lead1_base = err_base[first] if scale is None else err_base[first] / scale[idx[first]]
         self._abs_sum += (float(err_mean.sum()), float(err_base.mean(axis=1).sum()))
         self._n_scored += len(idx)
         self.metrics.live_error.set(self._live.mean)
@@ -663,7 +666,8 @@ class ForecastLoop:
         return self.model.scaler.transform(rows).astype(np.float64)
 
     def _scaled_one_step_errors(self) -> np.ndarray:
-        """|error| of the base model at lead 1, in standardised target units (comparable across series)."""
+        """|error| of the base model at lead 1, in standardised target units (comparable across series;
+        under window_norm standard each was divided by its window's scale first)."""
         if self.model is None or self.model.scaler is None:
             return np.empty(0)
         std = self.model.scaler.std[: len(self.targets)]
