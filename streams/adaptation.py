@@ -293,7 +293,7 @@ class Adaptation:
         self._swap(cand, job, version, gate)
         if gate is not None:
             self._recipe, self._recipe_windows = gate.refit_hparams(report), len(job.data.full[0])
-            self._reseed_intervals(vy - gate_pred)
+            self._reseed_intervals((vy - gate_pred) / gate.output_scale(vx)[:, None, :])  # the loop's units
         assert cand.scaler is not None
         reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
         self.policy.notify_retrained(

@@ -507,7 +507,7 @@ class ForecastLoop:
         yhat = corrected = base
         lo = hi = half = level = None
         # under window_norm standard, errors are kept in each window's units, so series of any scale
-        # share the memory and weigh alike in the detector
+        # share the memory and the calibrator's pool, and weigh alike in the detector
         scale = self.model.output_scale(windows)[:, None, :] if self.model.window_norm == "standard" else None
         if self.memory is not None and keys is not None:
             with self.ledger.measure("correct", samples=len(names)):  # the keyed memory, level term and gate
@@ -528,8 +528,9 @@ class ForecastLoop:
         if self.intervals is not None:
             half = self.intervals.half_widths(poll.names)[poll.series[poll.due]].astype(
                 np.float32
-            )  # [B, L, H, T]
-            lo, hi = yhat[:, None] - half, yhat[:, None] + half
+            )  # [B, L, H, T], in window units under window_norm standard
+            width = half if scale is None else half * scale[:, None]
+            lo, hi = yhat[:, None] - width, yhat[:, None] + width
         last = np.array([rec.ts_ms for rec in issued], dtype=np.int64)
         times = advance(last[:, None], poll.period[:, None], np.arange(1, self.horizon + 1)).tolist()
         kind, version, levels = self.template.kind, self.model_version, self.levels
@@ -742,6 +743,9 @@ class ForecastLoop:
         if self.intervals is None:
             return
         keep = np.flatnonzero(current)  # the calibrator holds the residuals of the serving model only
+        scale = self.pending.cols.get("scale")
+        if scale is not None:
+            resid = resid / scale[idx]
         if len(keep):
             half = None
             if "half" in self.pending.cols:

@@ -152,13 +152,30 @@ def test_the_default_serves_series_of_unlike_scales_each_in_its_own_units(tmp_pa
         fc = pl.read_parquet(out / "forecasts.parquet").drop_nulls("y")
         mae = fc.group_by("series").agg((pl.col("y") - pl.col("yhat")).abs().mean())
         alarms.append(pl.read_parquet(out / "events.parquet").filter(pl.col("event") == "drift").height)
+        bounded = fc.drop_nans("lo_80").with_columns(
+            width=pl.col("hi_80") - pl.col("lo_80"),
+            inside=(pl.col("y") >= pl.col("lo_80")) & (pl.col("y") <= pl.col("hi_80")),
+        )
+        intervals.append(
+            {
+                k: (w, c)
+                for k, w, c in bounded.group_by("series")
+                .agg(pl.col("width").quantile(0.9), pl.col("inside").mean())
+                .rows()
+            }
+        )
         return dict(mae.rows())
 
     alarms: list[int] = []
+    intervals: list[dict[str, tuple[float, float]]] = []
     auto, plain = per_series(), per_series("--param", 'window_norm="none"')
     # the detector reads each error in its window's units too: the largest series' noise alone
     # raised 10 false alarms on this stationary feed when errors were compared in pooled units
     assert alarms[0] <= 2
+    # and the interval calibrator's pool: the smallest series' 80 % intervals were millions wide
+    for k, scale in enumerate([1.0, 1e3, 1e6]):
+        width, coverage = intervals[0][f"s{k}"]
+        assert width < 15 * scale and 0.7 < coverage < 0.9
     for k, scale in enumerate([1.0, 1e3, 1e6]):
         assert auto[f"s{k}"] < 2.0 * scale  # about 1.4 noise units at every scale
     assert plain["s0"] > 50 * auto["s0"]  # the shared scaler drowned the smallest series
