@@ -30,6 +30,7 @@ MANIFEST_FORMAT = 2  # 2: the manifest lists every file's SHA-256 and carries it
 READABLE_FORMATS = (1, 2)
 # per-window level (and scale) taken out (_anchor); "auto" is settled from the series (windows.auto_norm)
 WINDOW_NORMS = ("none", "last", "mean", "standard", "auto")
+STANDARD_CLIP = 20.0  # training targets under "standard" are kept within this many window deviations
 
 
 class InputError(ValueError):
@@ -337,11 +338,13 @@ class BaseForecaster(ABC):
         if val is not None:
             Xv = check_windows(val[0], self.lookback, self.n_features, name="val X")
             Yv = check_targets(val[1], Xv.shape[0], self.horizon, self.n_targets, name="val Y")
-            val = (
-                self._relative(Xv),
-                (Yv - self._anchor(Xv)[:, None, :]) / self.output_scale(Xv)[:, None, :],
-            )
-        return self._relative(X), (Y - self._anchor(X)[:, None, :]) / self.output_scale(X)[:, None, :], val
+            val = (self._relative(Xv), self._relative_targets(Xv, Yv))
+        return self._relative(X), self._relative_targets(X, Y), val
+
+    def _relative_targets(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
+        """Targets ``Y`` in the units of their windows ``X`` (clipped under "standard", see output_scale)."""
+        out = (Y - self._anchor(X)[:, None, :]) / self.output_scale(X)[:, None, :]
+        return np.clip(out, -STANDARD_CLIP, STANDARD_CLIP) if self.window_norm == "standard" else out
 
     def _timed(
         self, fit: Any, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
@@ -376,14 +379,17 @@ class BaseForecaster(ABC):
 
     def output_scale(self, X: np.ndarray) -> np.ndarray:
         """Per window, what the targets are divided by ``[B, n_targets]``: the window's standard
-        deviation under "standard" (floored at a thousandth of its mean magnitude), else ones. One
-        model then serves series of any scale alike, and the error memory stores its residuals in
-        these units so that series of different scales can share it."""
+        deviation under "standard", else ones. One model then serves series of any scale alike, and
+        the error memory stores its residuals in these units so that series of different scales can
+        share it. A window that does not move (all zeros of a sparse count, a stuck sensor) has no
+        scale to tell: it is divided by 1, and the training targets are clipped (``STANDARD_CLIP``)
+        so that the step after it cannot dominate a fit."""
         if self.window_norm != "standard":
             return np.ones((X.shape[0], self.n_targets), dtype=np.float32)
-        targets = X[:, :, : self.n_targets]
-        floor = 1e-3 * np.abs(targets).mean(axis=1) + 1e-8
-        return np.maximum(targets.std(axis=1), floor).astype(np.float32)
+        targets = X[:, :, : self.n_targets].astype(np.float64)
+        sd = targets.std(axis=1)
+        still = sd <= 1e-6 * (np.abs(targets).mean(axis=1) + 1e-12)
+        return np.where(still, 1.0, sd).astype(np.float32)
 
     def _relative(self, X: np.ndarray) -> np.ndarray:
         """``X`` with each window's anchor subtracted from (and spread divided out of) its target channels."""

@@ -196,3 +196,34 @@ def test_a_loop_serving_a_checkpoint_retrains_in_its_units():
     saved.fit_closed_form(X, Y)
     loop.serve(saved)
     assert loop.adaptation.template.window_norm == "standard"
+
+
+def test_windows_that_do_not_move_do_not_wreck_a_standard_fit(tmp_path):
+    """A sparse count (mostly zeros) beside a busy one: auto picks standard (step sizes 70× apart),
+    and about four windows in ten of the sparse series are all zeros. Divided by their own spread
+    (0) and with the step after them unbounded, they made a fit whose MAE was 10⁶; they are now
+    divided by 1 and the targets clipped, and both series do as well as with the windows as they are."""
+    rng = np.random.default_rng(7)
+    n = 1200
+    start = pl.datetime(2024, 1, 1)
+    dates = pl.datetime_range(start, start + pl.duration(hours=n - 1), "1h", eager=True)
+    frame = pl.concat(
+        pl.DataFrame({"date": dates, "id": f"s{k}", "y": rng.poisson(lam, n).astype(float)})
+        for k, lam in enumerate([0.02, 100.0])
+    )
+    path = tmp_path / "sparse.csv"
+    frame.write_csv(path)
+    maes = []
+    for norm in ("auto", "none"):
+        out = tmp_path / norm
+        args = ["backtest", "--data", str(path), "--series-col", "id", "--target", "y", "--out", str(out)]
+        res = CliRunner().invoke(main, [*args, "--param", f'window_norm="{norm}"'])
+        assert res.exit_code == 0, res.output
+        fc = pl.read_parquet(out / "forecasts.parquet").drop_nulls("y")
+        maes.append(dict(fc.group_by("series").agg((pl.col("y") - pl.col("yhat")).abs().mean()).rows()))
+    auto, plain = maes
+    assert all(auto[k] < 1.1 * plain[k] for k in plain)
+    model = create_forecaster("naive", lookback=4, horizon=1, window_norm="standard")
+    still = np.zeros((2, 4, 1), dtype=np.float32)
+    still[1] = 7.0
+    assert model.output_scale(still).tolist() == [[1.0], [1.0]]
