@@ -160,9 +160,8 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
         return col.cast(pl.Datetime("us"))
     if dtype.is_numeric():
         if dtype.is_integer() and col.min() >= 1000 and col.max() <= 2999:  # type: ignore[operator]
-            return (
-                pl.select(pl.datetime(col.cast(pl.Int32), 1, 1)).to_series().alias(name)
-            )  # years, not epoch s
+            # whole years, not seconds after 1970
+            return pl.select(pl.datetime(col.cast(pl.Int32), 1, 1)).to_series().alias(name)
         unit = "ms" if float(col.abs().max()) > 1e11 else "s"  # type: ignore[arg-type]
         return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)
     if dtype == pl.String:
@@ -220,8 +219,11 @@ def numeric_matrix(tf: TimeFrame, columns: Sequence[str]) -> np.ndarray:
     """``[rows, len(columns)]`` float32, raising if a column is missing, non-numeric or not finite."""
     for c in columns:
         _check_channel(tf.frame, c, tf.time_col, tf.source, "name one with --target/--features")
-    df = tf.frame
-    return df.select([pl.col(c).cast(pl.Float32) for c in columns]).to_numpy().astype(np.float32, copy=False)
+    return (
+        tf.frame.select([pl.col(c).cast(pl.Float32) for c in columns])
+        .to_numpy()
+        .astype(np.float32, copy=False)
+    )
 
 
 def time_features(times: pl.Series | np.ndarray) -> np.ndarray:

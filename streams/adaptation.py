@@ -156,7 +156,7 @@ class Adaptation:
             return None
         lookback, horizon = self.template.lookback, self.template.horizon
         if self.template.window_norm == "auto":
-            self._settle_norm(histories)
+            self._choose_norm(histories)
         rows = max((len(h) for h in histories), default=0)
         span = max(decision.window or rows, lookback + horizon + MIN_TRAIN_WINDOWS - 1)
         data = training_set(list(histories), span, lookback, horizon, self.template.n_targets)
@@ -197,7 +197,7 @@ class Adaptation:
             self.trainer.wait()
         return job
 
-    def _settle_norm(self, histories: Sequence[np.ndarray]) -> None:
+    def _choose_norm(self, histories: Sequence[np.ndarray]) -> None:
         """Decide ``window_norm: auto`` before the first fit: each window standardised when the
         series' step sizes differ by more than ten times, else none (``forecast.windows.auto_norm``)."""
         norm, spread = auto_norm(list(histories), self.template.n_targets)

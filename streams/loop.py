@@ -606,7 +606,9 @@ class ForecastLoop:
         current = cols["version"][idx] == self._versions.get(self.model_version, -1)
         recs, names = poll.recs, poll.names
         series = poll.series[truth_idx]  # outcome i is of series names[series[i]]
-        self._remember(idx, lead, resid, current)
+        scale = cols.get("scale")  # under window_norm standard, what the memory, calibrator and detector read
+        in_units = (lambda a: a) if scale is None else (lambda a: a / scale[idx])  # is in window units
+        self._remember(idx, lead, in_units(resid), current)
         if "corrected" in cols:  # the memory's forecast, served or not: its level term and gate learn
             with self.ledger.measure("correct", samples=len(idx)):
                 corrected = cols["corrected"][idx, lead - 1]
@@ -615,15 +617,14 @@ class ForecastLoop:
                     self.gate.update(
                         names, series, np.abs(truth - corrected).mean(axis=1), err_base.mean(axis=1)
                     )
-        self._calibrate(names, series, idx, lead, truth - yhat, current)
+        self._calibrate(names, series, idx, lead, in_units(truth - yhat), current)
         first = np.flatnonzero(lead == 1)
         result.scored.extend(
             ScoredError(recs[i].series, recs[i].ts_ms, 1, e, e_base)
             for i, e, e_base in zip(truth_idx[first].tolist(), err[first], err_base[first], strict=True)
         )
         self._live.extend(err_mean[first])
-        scale = cols.get("scale")
-        self._lead1_base = err_base[first] if scale is None else err_base[first] / scale[idx[first]]
+        self._lead1_base = in_units(err_base)[first]
         self._abs_sum += (float(err_mean.sum()), float(err_base.mean(axis=1).sum()))
         self._n_scored += len(idx)
         self.metrics.live_error.set(self._live.mean)
@@ -722,8 +723,7 @@ class ForecastLoop:
         n, t = len(forecast), len(self.targets)
         values = np.zeros((n, self.horizon, t))
         mask = np.zeros((n, self.horizon, t), dtype=bool)
-        scale = self.pending.cols.get("scale")
-        values[row, lead[fresh] - 1] = resid[fresh] if scale is None else resid[fresh] / scale[idx[fresh]]
+        values[row, lead[fresh] - 1] = resid[fresh]
         mask[row, lead[fresh] - 1] = True
         counts = np.bincount(row, minlength=n)
         with self.ledger.measure("correct", samples=len(fresh)):
@@ -743,9 +743,6 @@ class ForecastLoop:
         if self.intervals is None:
             return
         keep = np.flatnonzero(current)  # the calibrator holds the residuals of the serving model only
-        scale = self.pending.cols.get("scale")
-        if scale is not None:
-            resid = resid / scale[idx]
         if len(keep):
             half = None
             if "half" in self.pending.cols:
