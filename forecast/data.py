@@ -78,6 +78,8 @@ def read_frame(path: str | Path, time_col: str | None = None, duplicates: Duplic
 
 
 SEPARATORS = (",", ";", "\t")  # the first wins a tie
+# the texts spreadsheets, R and pandas write for "no value"; they read as missing
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "-nan", "NULL", "null", "None", "<NA>")
 
 
 def read_table(path: Path) -> pl.DataFrame:
@@ -85,6 +87,7 @@ def read_table(path: Path) -> pl.DataFrame:
 
     A CSV's separator is the one of ``SEPARATORS`` its header line holds most of, so the
     semicolon files of spreadsheets set to a decimal-comma locale read as they are meant to.
+    The :data:`MISSING_TOKENS` read as missing values.
     """
     if not path.is_file():
         raise InputError(f"{path}: file not found; pass an existing CSV or Parquet file")
@@ -96,7 +99,9 @@ def read_table(path: Path) -> pl.DataFrame:
             with path.open("rb") as f:
                 header = f.readline(1 << 16)
             separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=lambda c: header.count(c.encode()))
-            df = pl.read_csv(path, separator=separator, infer_schema_length=10000)
+            df = pl.read_csv(
+                path, separator=separator, infer_schema_length=10000, null_values=list(MISSING_TOKENS)
+            )
         else:
             raise InputError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
     except pl.exceptions.NoDataError:
@@ -215,12 +220,13 @@ def _report(times: pl.Series, n_dup: int, was_sorted: bool) -> FrameReport:
     )
 
 
-def numeric_matrix(tf: TimeFrame, columns: Sequence[str]) -> np.ndarray:
-    """``[rows, len(columns)]`` float32, raising if a column is missing, non-numeric or not finite."""
+def numeric_matrix(tf: TimeFrame, columns: Sequence[str], missing_ok: bool = False) -> np.ndarray:
+    """``[rows, len(columns)]`` float32, raising if a column is absent, non-numeric or not finite;
+    with ``missing_ok`` a missing value is NaN (infinite ones still raise)."""
     for c in columns:
-        _check_channel(tf.frame, c, tf.time_col, tf.source, "name one with --target/--features")
+        _check_channel(tf.frame, c, tf.time_col, tf.source, "name one with --target/--features", missing_ok)
     return (
-        tf.frame.select([pl.col(c).cast(pl.Float32) for c in columns])
+        tf.frame.select([pl.col(c).cast(pl.Float32).fill_null(np.nan) for c in columns])
         .to_numpy()
         .astype(np.float32, copy=False)
     )
@@ -341,6 +347,16 @@ def load_ett(
     }
 
 
+class MissingRows(NamedTuple):
+    """Rows of a file that were left out because one of the chosen columns had no value."""
+
+    rows: int
+    first: str  # the time of the first, as the file's time column reads
+
+    def note(self) -> str:
+        return f"{self.rows} rows with a missing value left out (first at {self.first}); they are gaps"
+
+
 @dataclass
 class SeriesFrame:
     """A long frame ``ts, series, <channels…>`` sorted by time then series, with its labelled events.
@@ -353,6 +369,7 @@ class SeriesFrame:
     channels: list[str]
     n_targets: int
     events: list[dict[str, Any]] = field(default_factory=list)
+    missing: MissingRows | None = None  # rows left out for a missing value: the loop sees gaps there
 
     @property
     def targets(self) -> list[str]:
@@ -371,7 +388,9 @@ def read_series(
     series_col: str | None = None,
     time_col: str | None = None,
 ) -> SeriesFrame:
-    """Read a wide (one series) or long (``series_col``) file strictly: no duplicates, sorted time, no NaN."""
+    """Read a wide (one series) or long (``series_col``) file strictly: no duplicates, sorted time, no
+    infinite values. A row missing a chosen column's value (null, NaN, or one of :data:`MISSING_TOKENS`)
+    is left out, as a live record without it would be dead-lettered: the loop sees a gap there."""
     if not targets:
         raise InputError(f"{path}: choose the target column(s) with --target")
     if series_col is None:
@@ -391,20 +410,30 @@ def read_series(
     channels = [*targets, *[f for f in features if f not in targets]]
     for c in channels:
         _check_channel(
-            frame, c, tcol, path, "name one with " + ("--target" if c in targets else "--features")
+            frame, c, tcol, path, "name one with " + ("--target" if c in targets else "--features"), True
         )
     frame = frame.select(
         pl.col(tcol).alias("ts"),
         pl.col("series").cast(pl.String),
-        *[pl.col(c).cast(pl.Float64) for c in channels],
+        *[pl.col(c).cast(pl.Float64).fill_nan(None) for c in channels],
     )
+    absent = pl.any_horizontal(pl.col(c).is_null() for c in channels)
+    gone = frame.filter(absent)
+    missing = None if gone.height == 0 else MissingRows(gone.height, str(gone["ts"].min()))
     return SeriesFrame(
-        Path(path).stem, frame.sort("ts", "series", maintain_order=True), channels, len(targets)
+        Path(path).stem,
+        frame.filter(~absent).sort("ts", "series", maintain_order=True),
+        channels,
+        len(targets),
+        missing=missing,
     )
 
 
-def _check_channel(frame: pl.DataFrame, c: str, tcol: str, source: str | Path, hint: str) -> None:
-    """Raise ``InputError`` if column ``c`` is absent or not all finite numbers; name the first bad value."""
+def _check_channel(
+    frame: pl.DataFrame, c: str, tcol: str, source: str | Path, hint: str, missing_ok: bool = False
+) -> None:
+    """Raise ``InputError`` if column ``c`` is absent or not all finite numbers (missing ones, null or
+    NaN, allowed with ``missing_ok``); name the first bad value."""
     if c not in frame.columns:
         others = [x for x in frame.columns if x not in (tcol, "series")]
         raise InputError(f"{source}: column {c!r} not found; columns are {others}; {hint}")
@@ -419,12 +448,14 @@ def _check_channel(frame: pl.DataFrame, c: str, tcol: str, source: str | Path, h
             f"{what}: {first[c]!r} at {first[tcol]} is not a number ({int(bad.sum())} such values); "
             "fix or drop those rows"
         )
-    bad = ~col.cast(pl.Float64).is_finite().fill_null(False)
+    number = col.cast(pl.Float64)
+    bad = number.is_infinite().fill_null(False) if missing_ok else ~number.is_finite().fill_null(False)
     if bad.any():
         first = frame.filter(bad)[tcol][0]
+        what = "infinite" if missing_ok else "missing, NaN or infinite"
         raise InputError(
-            f"{source}: column {c!r} has {int(bad.sum())} missing, NaN or infinite values "
-            f"(first at {first}); fill or drop those rows"
+            f"{source}: column {c!r} has {int(bad.sum())} {what} values (first at {first}); "
+            "fix or drop those rows"
         )
 
 

@@ -150,6 +150,7 @@ def backtest(
         "data": data.name,
         "series": data.frame["series"].n_unique(),
         "steps": data.frame["ts"].n_unique(),
+        "missing_rows": 0 if data.missing is None else data.missing.rows,
         "targets": data.targets,
         "channels": data.channels,
         "lookback": cfg.model.lookback,

@@ -38,10 +38,16 @@ def nominal_ms(period: int) -> int:
 
 
 def describe(period: int) -> str:
-    """``"1 month"``, ``"3 months"``, ``"3600000 ms"``: for logs and error messages."""
+    """``"1 month"``, ``"3 months"``, ``"1 h"``, ``"90 min"``: for logs and error messages."""
     if period < 0:
         return "1 month" if period == -1 else f"{-period} months"
-    return f"{period} ms"
+    if period == 0:
+        return "unknown"
+    unit, ms = next((u, ms) for u, ms in _UNITS if period % ms == 0)
+    return f"{period // ms} {unit}"
+
+
+_UNITS = (("d", DAY_MS), ("h", 3_600_000), ("min", 60_000), ("s", 1_000), ("ms", 1))  # largest first
 
 
 def advance(ts_ms: np.ndarray | int, period: np.ndarray | int, k: np.ndarray | int) -> np.ndarray:

@@ -6,6 +6,7 @@ configuration they make the same forecasts.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 
 from adaptcast.forecast.base import InputError
@@ -14,12 +15,16 @@ from adaptcast.streams.config import Config
 from adaptcast.streams.records import Record
 from adaptcast.streams.scenarios import make_scenario
 
+log = logging.getLogger("adaptcast.feed")
+
 
 def load_feed(cfg: Config) -> SeriesFrame:
     """``backtest.data`` if set (targets and features from ``model``), else the scenario section's feed."""
     b, m = cfg.backtest, cfg.model
     if b.data is not None:
         data = read_series(b.data, m.targets, m.features, b.series_col, b.time_col)
+        if data.missing is not None:
+            log.warning("%s: %s", b.data, data.missing.note())
     else:
         data = scenario_feed(cfg)
     return data.head(b.limit) if b.limit else data

@@ -1,8 +1,9 @@
 """The input topic's recent records as per-series history, for training off the serving path.
 
 Records are read the way the live loop reads them: in offset order per partition, records the
-loop would reject (undecodable, missing a channel, late or duplicate for their series) are
-skipped, so a model trained here sees the same rows a worker's own retrain would.
+loop would reject (undecodable, missing a channel, late, duplicate or off the grid for their
+series) are skipped, and each series is put on its time grid (streams/regular.py), so a model
+trained here sees the same rows a worker's own retrain would.
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from adaptcast.streams.config import KafkaConfig
+from adaptcast.streams.grid import GridRules
 from adaptcast.streams.kafka_io import client_options
 from adaptcast.streams.records import RecordError, decode
+from adaptcast.streams.regular import on_grid
 
 
 def recent_values(cfg: KafkaConfig, per_partition: int, timeout_s: float = 60.0) -> list[bytes]:
@@ -51,22 +54,32 @@ def recent_values(cfg: KafkaConfig, per_partition: int, timeout_s: float = 60.0)
 
 
 def series_histories(
-    values: Iterable[bytes], channels: list[str], max_future_ms: int = 86_400_000
+    values: Iterable[bytes],
+    channels: list[str],
+    max_future_ms: int = 86_400_000,
+    rules: GridRules | None = None,
 ) -> dict[str, np.ndarray]:
-    """Series id → ``[rows, channels]`` float32 rows in time order, from raw record values in offset order."""
+    """Series id → ``[rows, channels]`` float32 rows, from raw record values in offset order: each
+    series' rows on its time grid since its last restart, short gaps filled, as the loop keeps them."""
+    stamps: dict[str, list[int]] = {}
     rows: dict[str, list[list[float]]] = {}
-    last: dict[str, int] = {}
     now_ms = int(time.time() * 1000)
     for raw in values:
         try:
             rec = decode(raw, required=tuple(channels), now_ms=now_ms, max_future_ms=max_future_ms)
         except RecordError:
             continue
-        if rec.ts_ms <= last.get(rec.series, -(2**63)):
-            continue  # late or duplicate: the loop rejects it too
-        last[rec.series] = rec.ts_ms
+        stamps.setdefault(rec.series, []).append(rec.ts_ms)
         rows.setdefault(rec.series, []).append([rec.values[c] for c in channels])
-    return {s: np.asarray(r, dtype=np.float32) for s, r in rows.items()}
+    out = {}
+    for series, ts in stamps.items():
+        values_ = np.asarray(rows[series], dtype=np.float32)
+        if len(set(ts)) < 2:  # one point in time: no grid to place it on
+            out[series] = values_[:1]
+            continue
+        g = on_grid(np.asarray(ts, dtype=np.int64), values_, rules or GridRules())
+        out[series] = g.values[g.segment == g.segment[-1]]
+    return out
 
 
 def describe(histories: dict[str, Any]) -> dict[str, int]:

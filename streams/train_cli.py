@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from dataclasses import replace
 from functools import wraps
 from pathlib import Path
 from typing import Any, get_args
@@ -26,15 +26,18 @@ from adaptcast.forecast.data import (
     N_TIME_FEATURES,
     Duplicates,
     TimeFrame,
+    Windows,
     channel_matrix,
     channel_names,
     make_windows,
+    numeric_matrix,
     read_frame,
 )
 from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import auto_norm, split_train_val
 from adaptcast.streams.build import template_from_config
-from adaptcast.streams.calendar import advance, is_calendar, months
+from adaptcast.streams.calendar import advance, is_calendar, months, nominal_ms
+from adaptcast.streams.calendar import describe as describe_period
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
     UserError,
@@ -46,8 +49,10 @@ from adaptcast.streams.cli_common import (
     write_frame,
 )
 from adaptcast.streams.config import Config
-from adaptcast.streams.grid import GridRules, infer_period
+from adaptcast.streams.grid import Fill, GridRules
 from adaptcast.streams.publish import publish
+from adaptcast.streams.records import format_timestamp
+from adaptcast.streams.regular import OnGrid, file_period, on_grid
 from adaptcast.streams.retrain import training_set
 from adaptcast.streams.topic_history import describe, recent_values, series_histories
 
@@ -65,23 +70,50 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def step_of(tf: TimeFrame) -> timedelta:
-    """The series' sampling interval (median difference of timestamps)."""
-    step = tf.frame[tf.time_col].diff().drop_nulls().median()
-    if step is None:
-        raise InputError(f"{tf.source}: need at least two rows to know the sampling interval")
-    return step  # type: ignore[return-value]
+def _times_ms(tf: TimeFrame) -> np.ndarray:
+    return tf.frame[tf.time_col].cast(pl.Datetime("ms")).to_physical().to_numpy()
 
 
-INFER_ROWS = 241  # rows whose intervals decide whether steps are calendar months
+def gridded(tf: TimeFrame, columns: list[str], rules: GridRules) -> tuple[TimeFrame, OnGrid]:
+    """The file's rows of ``columns`` on its time grid (streams/regular.py), as a frame to window."""
+    times = tf.frame[tf.time_col]
+    g = on_grid(_times_ms(tf), numeric_matrix(tf, columns, missing_ok=True), rules)
+    if g.ts_ms.size == 0:
+        raise InputError(f"{tf.source}: no row has a value in every one of {columns}")
+    frame = pl.DataFrame(
+        {
+            tf.time_col: pl.Series(g.ts_ms, dtype=pl.Int64).cast(pl.Datetime("ms")).cast(times.dtype),
+            **{c: g.values[:, j] for j, c in enumerate(columns)},
+        }
+    )
+    return replace(tf, frame=frame), g
 
 
-def calendar_step(tf: TimeFrame) -> int | None:
-    """Months per step when the file's first intervals vary as calendar months do (monthly,
-    quarterly, yearly data), else None; the same rule as the live time grid's."""
-    ms = tf.frame[tf.time_col].head(INFER_ROWS).cast(pl.Datetime("ms")).to_physical().diff().drop_nulls()
-    period = infer_period(tuple(ms.to_list()), GridRules.tolerance) if ms.len() else 0
-    return -period if is_calendar(period) else None
+def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
+    """The grid a trained model forecasts on: its step, and the gap rules it was trained with (a
+    quarter of its lookback, linear, for a model saved before they were recorded). The file must
+    have that step."""
+    schema = model.schema
+    steps = schema.get("step_months")
+    period = months(int(steps)) if steps else round(float(schema["step_seconds"]) * 1000)
+    recorded = schema.get("grid") or {}
+    rules = GridRules(
+        fill=Fill(recorded.get("fill", Fill.LINEAR.value)),
+        max_fill=int(recorded.get("max_fill", model.lookback // 4)),
+    )
+    own = file_period(_times_ms(tf), rules)
+    if abs(nominal_ms(own) - nominal_ms(period)) > rules.tolerance * nominal_ms(period):
+        raise InputError(
+            f"{tf.source}: its rows are {describe_period(own)} apart, but the model forecasts steps of "
+            f"{describe_period(period)}; give it data at that step"
+        )
+    return replace(rules, period_ms=period)
+
+
+def whole_windows(w: Windows, g: OnGrid, start: int, stride: int, span: int) -> Windows:
+    """The windows (of rows ``start + i·stride`` … ``+ span``) that no unfilled gap cuts."""
+    keep = g.whole(start + stride * np.arange(w.X.shape[0]), span)
+    return Windows(w.X[keep], w.Y[keep], w.timestamps[keep])
 
 
 def errors(yhat: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -232,19 +264,43 @@ def fit_on_file(
     tf = read_frame(data_path, time_col=time_col, duplicates=duplicates)  # type: ignore[arg-type]
     tcols, fcols = m.targets, m.features
     channels = channel_names(tcols, fcols, with_time=time_features)
+    rules = cfg.grid.rules(m.lookback)
+    tf_grid, g = gridded(tf, channel_names(tcols, fcols), rules)
     hparams = dict(m.params)
     if time_features and "time_features" in getattr(FORECASTERS[m.kind], "defaults", {}):
         hparams.setdefault("time_features", N_TIME_FEATURES)
     lookback, horizon = m.lookback, m.horizon
     span = lookback + horizon - 1  # window s covers rows [s, s + span]
-    train_idx, val_idx = split_train_val(max(tf.frame.height - span, 0), horizon, val_fraction)
+    train_idx, val_idx = split_train_val(max(tf_grid.frame.height - span, 0), horizon, val_fraction)
     cut = train_idx.stop + span  # training reads rows [0, cut)
-    train = make_windows(tf, lookback, horizon, fcols, tcols, stride, with_time=time_features, stop=cut)
+    train = whole_windows(
+        make_windows(tf_grid, lookback, horizon, fcols, tcols, stride, with_time=time_features, stop=cut),
+        g,
+        0,
+        stride,
+        span,
+    )
     val = (
         None
         if val_idx is None
-        else make_windows(tf, lookback, horizon, fcols, tcols, with_time=time_features, start=val_idx.start)
+        else whole_windows(
+            make_windows(
+                tf_grid, lookback, horizon, fcols, tcols, with_time=time_features, start=val_idx.start
+            ),
+            g,
+            val_idx.start,
+            1,
+            span,
+        )
     )
+    if train.X.shape[0] == 0:
+        raise InputError(
+            f"{tf.source}: no stretch of {lookback + horizon} consecutive steps to train on: gaps of more "
+            f"than grid.max_fill={rules.max_fill} missing steps cut the data into {g.segments} pieces; "
+            "fill them, raise grid.max_fill, or lower --lookback/--horizon"
+        )
+    if val is not None and val.X.shape[0] == 0:
+        val = None
     model = create_forecaster(
         m.kind,
         lookback=lookback,
@@ -260,8 +316,9 @@ def fit_on_file(
         "features": [c for c in fcols if c not in tcols],
         "time_features": time_features,
         "channels": channels,
-        "step_seconds": step_of(tf).total_seconds(),
-        "step_months": calendar_step(tf),
+        "step_seconds": nominal_ms(g.period) / 1000,
+        "step_months": -g.period if is_calendar(g.period) else None,
+        "grid": {"fill": rules.fill.value, "max_fill": rules.max_fill},
         "trained_on": str(data_path),
         "train_rows": cut,
     }
@@ -269,6 +326,7 @@ def fit_on_file(
     summary: dict[str, Any] = {
         "model": m.kind,
         "data": tf.report.summary(),
+        "grid": g.summary(),
         "train_windows": int(train.X.shape[0]),
         "fit": {k: v for k, v in report.to_dict().items() if k != "extra"},
     }
@@ -290,7 +348,10 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
     """Fit the configured model on the input topic's recent records, split as a worker's own retrain is."""
     m = cfg.model
     histories = series_histories(
-        recent_values(cfg.kafka, per_partition), m.channels, int(cfg.serving.max_future_s * 1000)
+        recent_values(cfg.kafka, per_partition),
+        m.channels,
+        int(cfg.serving.max_future_s * 1000),
+        cfg.grid.rules(m.lookback),
     )
     data = training_set(
         list(histories.values()), cfg.adaptation.history, m.lookback, m.horizon, len(m.targets)
@@ -331,16 +392,28 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
             "the model's manifest has no data schema (targets/features); "
             "it was not trained by `adaptcast train`"
         )
-    values = channel_matrix(tf, schema["targets"], schema["features"], bool(schema["time_features"]))
     L = model.lookback
+    rules = model_grid(model, tf)
+    tf, g = gridded(tf, channel_names(schema["targets"], schema["features"]), rules)
+    values = channel_matrix(tf, schema["targets"], schema["features"], bool(schema["time_features"]))
     if values.shape[0] < L:
         raise InputError(
-            f"{tf.source}: {values.shape[0]} rows, but the model needs at least lookback={L} rows"
+            f"{tf.source}: {values.shape[0]} steps, but the model needs at least lookback={L} steps"
         )
-    windows = np.lib.stride_tricks.sliding_window_view(values, L, axis=0).transpose(0, 2, 1)
-    issued = tf.frame[tf.time_col].to_numpy()[L - 1 :]
-    if not every_window:
-        windows, issued = windows[-1:], issued[-1:]
+    starts = np.arange(values.shape[0] - L + 1)
+    whole = g.whole(starts, L - 1)
+    if not every_window and not whole[-1]:
+        cut = g.ts_ms[np.flatnonzero(g.segment == g.segment[-1])[0]]
+        raise InputError(
+            f"{tf.source}: the newest {L} steps are cut by a gap of more than grid.max_fill="
+            f"{rules.max_fill} missing steps before {format_timestamp(int(cut))}; "
+            f"forecast from data whose last {L} steps have at most that many missing in a row"
+        )
+    starts = starts[whole] if every_window else starts[-1:]
+    if starts.size == 0:
+        raise InputError(f"{tf.source}: no {L} consecutive steps to forecast from (gaps cut every window)")
+    windows = np.lib.stride_tricks.sliding_window_view(values, L, axis=0).transpose(0, 2, 1)[starts]
+    issued = tf.frame[tf.time_col].to_numpy()[L - 1 :][starts]
     yhat = model.predict(np.ascontiguousarray(windows))  # [B, H, T]
     B, H, T = yhat.shape
     issued_at = np.repeat(issued, H * T)

@@ -174,16 +174,15 @@ def _write(tmp_path: Path, text: str) -> str:
             "not in increasing order",
         ),
         ("date,y\n2024-01-01 00:00:00,1\n2024-01-01 00:00:00,2\n", ["--target", "y"], "duplicate timestamps"),
-        ("date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,NaN\n", ["--target", "y"], "NaN"),
         (
             "date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,inf\n",
             ["--target", "y"],
-            "'y' has 1 missing, NaN or infinite values (first at 2024-01-01 01:00:00)",
+            "'y' has 1 infinite values (first at 2024-01-01 01:00:00)",
         ),
         (
-            "date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,n/a\n2024-01-01 02:00:00,3\n",
+            "date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,n.a.\n2024-01-01 02:00:00,3\n",
             ["--target", "y"],
-            "'y' is String, not numeric: 'n/a' at 2024-01-01 01:00:00 is not a number (1 such values)",
+            "'y' is String, not numeric: 'n.a.' at 2024-01-01 01:00:00 is not a number (1 such values)",
         ),
         ("", ["--target", "y"], "empty"),
         (

@@ -82,7 +82,11 @@ def test_calendar_periods_are_parsed_and_described():
     assert parse_period("1mo") == months(1) == -1
     assert parse_period("3mo") == months(3) and parse_period("1y") == months(12)
     assert (
-        describe(months(1)) == "1 month" and describe(months(3)) == "3 months" and describe(H) == "3600000 ms"
+        describe(months(1)) == "1 month"
+        and describe(months(3)) == "3 months"
+        and describe(H) == "1 h"
+        and describe(90 * 60_000) == "90 min"
+        and describe(1500) == "1500 ms"
     )
     for text in ("0mo", "1.5mo", "-1mo"):
         with pytest.raises(ValueError, match="whole mo, y"):
