@@ -353,6 +353,11 @@ class ServingConfig(_Section):
     max_future_s: float = Field(
         default=86_400, gt=0, description="records stamped further ahead than this are rejected"
     )
+    ts_unit: Literal["ms", "s", "us", "ns"] = Field(
+        default="ms",
+        description="unit of a numeric ts in input records: epoch milliseconds, seconds, microseconds or "
+        "nanoseconds (ISO-8601 text is read as it is)",
+    )
     threads: int = Field(
         default=1,
         ge=1,

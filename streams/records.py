@@ -81,16 +81,21 @@ class Record:
     values: dict[str, float]
 
 
-def parse_timestamp(raw: Any) -> int:
-    """ISO-8601 (naive = UTC) or epoch milliseconds → epoch milliseconds."""
+TS_UNITS = {"ms": 1.0, "s": 1000.0, "us": 1e-3, "ns": 1e-6}  # a numeric ts's unit → milliseconds per unit
+SECONDS_AS_MS = 10**11  # an epoch-ms ts below this is before March 1973: likely epoch seconds read as ms
+
+
+def parse_timestamp(raw: Any, unit: str = "ms") -> int:
+    """ISO-8601 (naive = UTC) or an epoch number in ``unit`` (:data:`TS_UNITS`) → epoch milliseconds."""
     if isinstance(raw, bool):
-        raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch milliseconds, got {raw!r}")
+        raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch {unit}, got {raw!r}")
     if isinstance(raw, (int, float)):
         if isinstance(raw, float) and not math.isfinite(raw):
             raise RecordError(BAD_TIMESTAMP, f"ts is not finite: {raw!r}")
-        if not MIN_TS_MS <= raw <= MAX_TS_MS:
-            raise RecordError(BAD_TIMESTAMP, f"ts {raw!r} ms is outside years 1 to 9999")
-        return int(raw)
+        ts_ms = raw if unit == "ms" else raw * TS_UNITS[unit]
+        if not MIN_TS_MS <= ts_ms <= MAX_TS_MS:
+            raise RecordError(BAD_TIMESTAMP, f"ts {raw!r} {unit} is outside years 1 to 9999")
+        return int(ts_ms)
     if isinstance(raw, str):
         try:
             dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -99,14 +104,12 @@ def parse_timestamp(raw: Any) -> int:
             ts_ms = int(dt.timestamp() * 1000)
         except (ValueError, OverflowError):
             raise RecordError(
-                BAD_TIMESTAMP, f"ts {raw[:64]!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00Z) nor epoch ms"
+                BAD_TIMESTAMP, f"ts {raw[:64]!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00Z) nor epoch {unit}"
             ) from None
         if not MIN_TS_MS <= ts_ms <= MAX_TS_MS:
             raise RecordError(BAD_TIMESTAMP, f"ts {raw[:64]!r} is outside years 1 to 9999")
         return ts_ms
-    raise RecordError(
-        BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch milliseconds, got {type(raw).__name__}"
-    )
+    raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch {unit}, got {type(raw).__name__}")
 
 
 @lru_cache(maxsize=8192)
@@ -116,9 +119,14 @@ def format_timestamp(ts_ms: int) -> str:
 
 
 def validate(
-    obj: Any, required: tuple[str, ...] = (), now_ms: int | None = None, max_future_ms: int = 86_400_000
+    obj: Any,
+    required: tuple[str, ...] = (),
+    now_ms: int | None = None,
+    max_future_ms: int = 86_400_000,
+    ts_unit: str = "ms",
 ) -> Record:
-    """Check a decoded record against the contract; ``required`` value names must be present."""
+    """Check a decoded record against the contract; ``required`` value names must be present, and a
+    numeric ``ts`` counts ``ts_unit`` since the epoch."""
     if not isinstance(obj, dict):
         raise RecordError(NOT_OBJECT, f"record must be a JSON object, got {type(obj).__name__}")
     for key in ("series", "ts", "values"):
@@ -131,7 +139,7 @@ def validate(
             "series must be a non-empty string of at most 256 characters without control characters, "
             f"got {series if not isinstance(series, str) else series[:64]!r}",
         )
-    ts_ms = parse_timestamp(obj["ts"])
+    ts_ms = parse_timestamp(obj["ts"], ts_unit)
     if now_ms is not None and ts_ms > now_ms + max_future_ms:
         raise RecordError(
             FUTURE_TIMESTAMP,
@@ -162,6 +170,7 @@ def decode(
     required: tuple[str, ...] = (),
     now_ms: int | None = None,
     max_future_ms: int = 86_400_000,
+    ts_unit: str = "ms",
 ) -> Record:
     """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason.
 
@@ -180,4 +189,4 @@ def decode(
             raise RecordError(UNDECODABLE, f"not UTF-8 JSON: {str(exc)[:200]}") from None
         except RecursionError:
             raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
-    return validate(obj, required=required, now_ms=now_ms, max_future_ms=max_future_ms)
+    return validate(obj, required=required, now_ms=now_ms, max_future_ms=max_future_ms, ts_unit=ts_unit)

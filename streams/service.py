@@ -50,7 +50,14 @@ from adaptcast.streams.config import Config
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, Metrics
-from adaptcast.streams.records import UNKNOWN_SERIES, Record, RecordError, decode
+from adaptcast.streams.records import (
+    SECONDS_AS_MS,
+    UNKNOWN_SERIES,
+    Record,
+    RecordError,
+    decode,
+    format_timestamp,
+)
 from adaptcast.streams.retrain import BackgroundTrainer, Trainer
 from adaptcast.streams.signals import stop_on_signals
 from adaptcast.streams.step import prediction_records
@@ -136,6 +143,8 @@ class Worker:
         self.metrics.set_condition(PARTITIONS_ASSIGNED, False)
         set_torch_threads(cfg.serving.threads)
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
+        self._ts_unit = cfg.serving.ts_unit
+        self._warned_unit = False
         state_dir = Path(cfg.state.dir)
         self.store = CheckpointStore(state_dir / "models", keep=cfg.state.keep_versions)
         self.snapshots = SnapshotStore(state_dir / "snapshots")
@@ -355,8 +364,14 @@ class Worker:
             warming = msg.offset < self.warm_until.get(tp, -1)
             try:
                 rec = decode(
-                    msg.value, required=tuple(self.channels), now_ms=now_ms, max_future_ms=self._max_future_ms
+                    msg.value,
+                    required=tuple(self.channels),
+                    now_ms=now_ms,
+                    max_future_ms=self._max_future_ms,
+                    ts_unit=self._ts_unit,
                 )
+                if rec.ts_ms < SECONDS_AS_MS <= now_ms and not self._warned_unit:
+                    self._warn_unit(rec)
                 if (
                     self.cfg.serving.strict_series is not None
                     and rec.series not in self.cfg.serving.strict_series
@@ -395,6 +410,18 @@ class Worker:
         if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
             self._snapshot_in_background()
         return len(msgs)
+
+    def _warn_unit(self, rec: Record) -> None:
+        """Say once that a record is stamped 1970-73 while the clock is not: a producer sending epoch
+        seconds (or a unit the configuration does not expect) makes every forecast's time wrong."""
+        self._warned_unit = True
+        log.warning(
+            "series %r: ts read as epoch %s is %s, decades before now; if the producer sends epoch seconds "
+            "(or another unit), set serving.ts_unit (s, ms, us, ns) to match it",
+            rec.series,
+            self._ts_unit,
+            format_timestamp(rec.ts_ms),
+        )
 
     # ---- the broker's presence ------------------------------------------------------------------------
     def _check_broker(self) -> None:

@@ -58,6 +58,7 @@ def series_histories(
     channels: list[str],
     max_future_ms: int = 86_400_000,
     rules: GridRules | None = None,
+    ts_unit: str = "ms",
 ) -> dict[str, np.ndarray]:
     """Series id → ``[rows, channels]`` float32 rows, from raw record values in offset order: each
     series' rows on its time grid since its last restart, short gaps filled, as the loop keeps them."""
@@ -66,7 +67,7 @@ def series_histories(
     now_ms = int(time.time() * 1000)
     for raw in values:
         try:
-            rec = decode(raw, required=tuple(channels), now_ms=now_ms, max_future_ms=max_future_ms)
+            rec = decode(raw, tuple(channels), now_ms, max_future_ms, ts_unit)
         except RecordError:
             continue
         stamps.setdefault(rec.series, []).append(rec.ts_ms)

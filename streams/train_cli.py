@@ -352,6 +352,7 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
         m.channels,
         int(cfg.serving.max_future_s * 1000),
         cfg.grid.rules(m.lookback),
+        cfg.serving.ts_unit,
     )
     data = training_set(
         list(histories.values()), cfg.adaptation.history, m.lookback, m.horizon, len(m.targets)

@@ -51,3 +51,26 @@ def test_far_future_timestamp_rejected():
             json.dumps({"series": "a", "ts": now + 2 * 86_400_000, "values": {"y": 1}}).encode(), now_ms=now
         )
     assert info.value.reason == R.FUTURE_TIMESTAMP
+
+
+@pytest.mark.parametrize(
+    ("raw", "unit"),
+    [
+        (1_704_070_800, "s"),
+        (1_704_070_800.0, "s"),
+        (1_704_070_800_000, "ms"),
+        (1_704_070_800_000_000, "us"),
+        (1_704_070_800_000_000_000, "ns"),
+    ],
+)
+def test_numeric_ts_in_any_configured_unit(raw, unit):
+    rec = R.decode(json.dumps({"series": "a", "ts": raw, "values": {"y": 1}}).encode(), ts_unit=unit)
+    assert R.format_timestamp(rec.ts_ms) == "2024-01-01T01:00:00Z"
+
+
+def test_a_fraction_of_a_second_and_a_unit_in_the_error():
+    assert R.parse_timestamp(1_704_070_800.25, "s") == 1_704_070_800_250
+    with pytest.raises(R.RecordError, match=r"ts 1e\+20 s is outside years 1 to 9999"):
+        R.parse_timestamp(1e20, "s")
+    with pytest.raises(R.RecordError, match="nor epoch s"):
+        R.parse_timestamp("yesterday", "s")

@@ -223,6 +223,38 @@ def test_compressed_input_from_any_producer_is_served(kafka_bootstrap, tmp_path,
     assert set(preds) == expected
 
 
+@pytest.mark.parametrize("unit", ["s", "ms"])
+def test_epoch_seconds_from_a_producer(kafka_bootstrap, tmp_path, caplog, unit):
+    """A producer stamping epoch seconds: with serving.ts_unit s the forecasts are on the right hours;
+    left at ms, the worker says once what is wrong and how to fix it."""
+    names = _topics(kafka_bootstrap, partitions=1)
+    start = (int(time.time()) // 3600 - 40) * 3600
+    steps = 12
+    records = [{"series": "s0", "ts": start + t * 3600, "values": {"y": float(t)}} for t in range(steps)]
+    _produce(kafka_bootstrap, names["input"], records)
+    cfg = _config(
+        kafka_bootstrap,
+        names,
+        tmp_path / "state",
+        _naive_checkpoint(tmp_path / "m"),
+        serving={"ts_unit": unit},
+    )
+    worker = Worker(cfg)
+    with caplog.at_level("WARNING", logger="adaptcast.service"):
+        try:
+            _run_until(worker, lambda: worker.counts["records"] >= steps, timeout=30)
+        finally:
+            worker.close()
+    preds, _ = _predictions(kafka_bootstrap, names["output"], steps - LOOKBACK + 1)
+    newest = max(issued for _, issued in preds)
+    warned = [r for r in caplog.records if "set serving.ts_unit" in r.getMessage()]
+    if unit == "s":
+        assert newest == format_timestamp((start + (steps - 1) * 3600) * 1000) and not warned
+    else:
+        assert newest.startswith("1970-01-") and len(warned) == 1
+        assert "ts read as epoch ms is 1970-01-" in warned[0].getMessage()
+
+
 def _lag_gauges(worker: Worker) -> dict[int, float]:
     """Partition → the consumer-lag gauge's value, read from the worker's Prometheus exposition."""
     out = {}
