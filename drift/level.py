@@ -73,6 +73,13 @@ class LevelTerm:
         for j, s in enumerate(uniq):
             self._mean[s], self._var[s], self._n[s] = mean[j].copy(), var[j].copy(), int(count[j])
 
+    def forget(self, series: Sequence[str]) -> None:
+        """Drop these series' residual statistics (they left this process, or went silent)."""
+        for s in series:
+            self._mean.pop(s, None)
+            self._var.pop(s, None)
+            self._n.pop(s, None)
+
     def reset(self) -> None:
         """Forget every series (a new model predicts a new level)."""
         self._mean.clear()

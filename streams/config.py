@@ -313,6 +313,14 @@ class GridConfig(_Section):
         description="gaps of up to this many missing points are filled; a longer one restarts the "
         "series' window (unset: a quarter of model.lookback)",
     )
+    forget_after: int | None = Field(
+        default=None,
+        ge=1,
+        description="a series silent for more than this many of its periods, counted against the newest "
+        "record of its partition, is forgotten (window, grid, pending forecasts, corrections): on a "
+        "feed whose series come and go, state would otherwise grow for ever (unset: 4 × (lookback + "
+        "horizon), the history a series keeps)",
+    )
     change_records: int = Field(
         default=6,
         ge=3,
@@ -336,6 +344,7 @@ class GridConfig(_Section):
             infer_records=self.infer_records,
             change_records=self.change_records,
             period_ms=None if self.frequency is None else parse_period(self.frequency),
+            forget_after=self.forget_after,
             series_period_ms={s: parse_period(p) for s, p in self.series_frequency.items()},
         )
 

@@ -69,6 +69,7 @@ class GridRules:
     change_records: int = 6
     period_ms: int | None = None
     series_period_ms: Mapping[str, int] = field(default_factory=dict)
+    forget_after: int | None = None  # periods of silence before a series is forgotten (None: 4 model spans)
 
     def new_grid(self, series: str) -> SeriesGrid:
         """The grid of a series not seen yet: its declared period, if any, fixed from the start."""

@@ -27,7 +27,7 @@ from adaptcast.drift.passes import occurrence
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
-from adaptcast.streams.calendar import advance, describe, shift
+from adaptcast.streams.calendar import advance, describe, nominal_ms, shift
 from adaptcast.streams.events import (
     DriftAlarm,
     Event,
@@ -46,6 +46,7 @@ from adaptcast.streams.state import POSITIONS_PER_SERIES, Pending, RingBuffer, S
 from adaptcast.streams.step import Forecast, RollingMean, ScoredError, StepResult, in_rounds
 
 log = logging.getLogger("adaptcast.loop")
+FORGET_CHECK_STEPS = 64  # time steps between two looks for silent series (a look costs one pass over them)
 
 
 @dataclass
@@ -112,6 +113,11 @@ class ForecastLoop:
         self.history = max(history or 4 * (model.lookback + model.horizon), model.lookback + model.horizon)
         self.min_train_rows = min(min_train_rows or 2 * (model.lookback + model.horizon), self.history)
         self.grid = grid or GridRules(max_fill=model.lookback // 4)
+        self.forget_after = self.grid.forget_after or 4 * (model.lookback + model.horizon)
+        # the newest time of the stream a series arrives in: one stream offline; the Kafka worker
+        # gives each partition's own, so a partition that lags another forgets none of its series
+        self.stream_time: Callable[[str], int | None] = lambda _series: self._newest_ts
+        self._checked_idle = 0  # the step at which silent series were last looked for
         self.ledger = ledger or ComputeLedger()
         self.max_batch = max_batch
         self.metrics = metrics or Metrics()
@@ -213,6 +219,8 @@ class ForecastLoop:
             if self.memory is not None and self.step > first_step:
                 self.memory.advance(self.step - first_step)  # the memory forgets per step, not per update
             self._prune()
+        if self.step - self._checked_idle >= FORGET_CHECK_STEPS:
+            self.forget_idle()
         self.metrics.series_active.set(len(self.states))
         self.metrics.beat()
         return result
@@ -275,11 +283,39 @@ class ForecastLoop:
             st.buffer.count = int(d["count"])
 
     def drop_series(self, names: Iterable[str]) -> None:
-        """Forget series this process no longer serves (their partitions moved elsewhere)."""
+        """Forget series this process no longer serves (their partitions moved elsewhere, or they went
+        silent); their forecasts awaiting truth go at the next pruning."""
+        names = list(names)
         for name in names:
             self.states.pop(name, None)
+        self.level.forget(names)
         if self.intervals is not None:
-            self.intervals.forget(list(names))
+            self.intervals.forget(names)
+
+    def forget_idle(self) -> list[str]:
+        """Forget every series silent for more than ``forget_after`` of its periods, counted against
+        :attr:`stream_time`. Its window would restart on its next record anyway (the gap is longer
+        than ``grid.max_fill``); keeping it would let a feed whose series come and go (pods,
+        sessions, devices) grow the state, the snapshots and each poll's work without bound. A
+        series whose period is not known yet is measured by the most common one."""
+        self._checked_idle = self.step
+        periods = [nominal_ms(st.grid.period_ms) for st in self.states.values() if st.grid.period_ms]
+        typical = (
+            nominal_ms(self.grid.period_ms)
+            if self.grid.period_ms
+            else (int(np.median(periods)) if periods else None)
+        )
+        idle = []
+        for name, st in self.states.items():
+            seen, now = st.grid.seen_ms, self.stream_time(name)
+            period = nominal_ms(st.grid.period_ms) if st.grid.period_ms else typical
+            if seen is not None and now is not None and period and now - seen > self.forget_after * period:
+                idle.append(name)
+        if idle:
+            self.drop_series(idle)
+            self.metrics.series_forgotten.inc(len(idle))
+            log.info("forgot %d series silent for more than %d periods", len(idle), self.forget_after)
+        return idle
 
     def state_dict(self) -> dict[str, Any]:
         """Process-wide state: the adaptation's (policy, detector, error memory, counters) and the step."""

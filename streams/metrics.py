@@ -174,6 +174,11 @@ class Metrics:
             ["reason"],
             registry=r,
         )
+        self.series_forgotten = Counter(
+            "adaptcast_series_forgotten_total",
+            "Series forgotten after more than grid.forget_after of their periods without a record",
+            registry=r,
+        )
         self.live_scaled_error = Histogram(
             "adaptcast_live_scaled_error",
             "Serving model's one-step absolute error in target standard deviations (as validation error)",

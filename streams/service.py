@@ -51,6 +51,7 @@ from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, Metrics
 from adaptcast.streams.records import (
+    MIN_TS_MS,
     SECONDS_AS_MS,
     UNKNOWN_SERIES,
     Record,
@@ -152,6 +153,8 @@ class Worker:
         self.loop = self._make_loop()
         self._followed = self.store.serving()  # the mark already served (or passed over) at start
         self.series_tp: dict[str, TopicPartition] = {}
+        self.stream_ms: dict[TopicPartition, int] = {}  # each partition's newest record time
+        self.loop.stream_time = self._stream_time  # silence is counted per partition (streams/loop.py)
         self.committed: dict[TopicPartition, int] = {}
         self.uncommitted: dict[TopicPartition, int] = {}  # served, not yet committed: windows ahead of offset
         self.warm_until: dict[TopicPartition, int] = {}
@@ -172,6 +175,12 @@ class Worker:
         freeze_startup_heap()
 
     # ---- set-up -------------------------------------------------------------------------------------
+    def _stream_time(self, series: str) -> int | None:
+        """The newest record time of ``series``' partition: a partition read behind another (catching
+        up after a restart) makes none of its series look silent."""
+        tp = self.series_tp.get(series)
+        return None if tp is None else self.stream_ms.get(tp)
+
     def _make_loop(self) -> ForecastLoop:
         trainer: Callable[[ComputeLedger], Trainer] = BackgroundTrainer
         if self.cfg.serving.train_in == "process":
@@ -288,6 +297,7 @@ class Worker:
         for s in gone:
             del self.series_tp[s]
         for tp in tps:
+            self.stream_ms.pop(tp, None)
             self.committed.pop(tp, None)
             self.uncommitted.pop(tp, None)
             self.warm_until.pop(tp, None)
@@ -329,6 +339,9 @@ class Worker:
         writes: list[Callable[[], None]] = []
         if self.loop.model is not None:
             writes.append(partial(self.snapshots.save_global, self.loop.state_dict()))
+        self.series_tp = {
+            s: tp for s, tp in self.series_tp.items() if s in self.loop.states
+        }  # none forgotten
         by_tp: dict[TopicPartition, list[str]] = defaultdict(list)
         for s, tp in self.series_tp.items():
             by_tp[tp].append(s)
@@ -384,6 +397,8 @@ class Worker:
                     self._dead_letter(msg, err)
                 continue
             self.series_tp[rec.series] = tp
+            if rec.ts_ms > self.stream_ms.get(tp, MIN_TS_MS):
+                self.stream_ms[tp] = rec.ts_ms
             if warming:
                 warm.append(rec)
             else:

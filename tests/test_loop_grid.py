@@ -269,3 +269,40 @@ def test_any_drop_pattern_keeps_forecasts_on_the_grid_and_scores_only_real_recor
     for s in fed.scored:  # lead 1 of a last-value forecast: the step from the record before
         assert s.abs_error[0] == pytest.approx(abs(_value(s.ts_ms // HOUR) - _value(s.ts_ms // HOUR - 1)))
     assert fed.loop.summary()["scored_points"] == _scorable(issued, set(kept), horizon, restarts)
+
+
+def test_series_that_go_silent_are_forgotten_and_the_state_stays_bounded():
+    """Pods come and go: each id reports for a while, then never again. The loop keeps only the live
+    ones and those silent for at most grid.forget_after of their periods."""
+    loop = _loop(forget_after=20)
+    fed = Fed(loop)
+    live, life = 5, 30
+    for k in range(600):
+        fed.feed([Record(f"pod-{j}-{(k + 6 * j) // life}", k * HOUR, {"y": _value(k)}) for j in range(live)])
+    assert len(loop.states) <= live * (1 + (20 + 64) // life + 1)  # silent ≤ 20 periods, looked at every 64
+    assert fed.metric("adaptcast_series_forgotten_total") >= 90
+    assert len(loop.level._n) <= len(loop.states)
+    # a forgotten series that comes back starts afresh and forecasts again after a lookback
+    assert "pod-0-0" not in loop.states
+    fed.feed(_hourly(range(600, 610), series="pod-0-0"))
+    again = [f.issued_at_ms for f in fed.forecasts if f.series == "pod-0-0" and f.issued_at_ms >= 600 * HOUR]
+    assert again[:1] == [605 * HOUR]  # its first window of 6 steps
+
+
+def test_a_series_is_silent_only_against_the_newest_time_of_its_own_stream():
+    """The worker counts silence per partition: a partition read behind another keeps its series."""
+    loop = _loop(forget_after=10)
+    lagging = {"behind"}
+    newest: dict[str, int] = {}
+    loop.stream_time = lambda s: newest.get("b" if s in lagging else "a")
+    for k in range(200):
+        recs = [Record("ahead", k * HOUR, {"y": _value(k)})]
+        if k % 50 == 0:  # its partition is read in bursts, far behind
+            recs.append(Record("behind", (k // 50) * HOUR, {"y": _value(k)}))
+            newest["b"] = (k // 50) * HOUR
+        newest["a"] = k * HOUR
+        loop.process(recs)
+    assert "behind" in loop.states
+    assert loop.forget_idle() == [] and "behind" in loop.states
+    newest["b"] = 100 * HOUR  # now its own partition moved on and it said nothing
+    assert loop.forget_idle() == ["behind"] and "behind" not in loop.states

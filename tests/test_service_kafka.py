@@ -255,6 +255,36 @@ def test_epoch_seconds_from_a_producer(kafka_bootstrap, tmp_path, caplog, unit):
         assert "ts read as epoch ms is 1970-01-" in warned[0].getMessage()
 
 
+def test_silence_is_counted_per_partition(kafka_bootstrap, tmp_path):
+    """A series that stopped is forgotten once its partition moves on; one whose partition is simply
+    behind another (older timestamps) is kept."""
+    names = _topics(kafka_bootstrap, partitions=2)
+    prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    feed = [(0, "fast", t) for t in range(300)] + [(0, "gone", t) for t in range(20)]
+    feed += [(1, "behind", t) for t in range(20)]
+    for partition, series, t in feed:
+        rec = {"series": series, "ts": format_timestamp(t * HOUR), "values": {"y": float(t)}}
+        prod.send(names["input"], key=series.encode(), value=json.dumps(rec).encode(), partition=partition)
+    prod.flush()
+    prod.close()
+    cfg = _config(
+        kafka_bootstrap,
+        names,
+        tmp_path / "state",
+        _naive_checkpoint(tmp_path / "m"),
+        grid={"forget_after": 10},
+    )
+    worker = Worker(cfg)
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= len(feed), timeout=30)
+        worker.loop.forget_idle()
+        assert "gone" not in worker.loop.states and {"fast", "behind"} <= set(worker.loop.states)
+        worker.snapshot()
+        assert "gone" not in worker.series_tp
+    finally:
+        worker.close()
+
+
 def _lag_gauges(worker: Worker) -> dict[int, float]:
     """Partition → the consumer-lag gauge's value, read from the worker's Prometheus exposition."""
     out = {}

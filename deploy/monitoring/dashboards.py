@@ -288,8 +288,12 @@ OVERVIEW = Dashboard(
                     "bars",
                     "Series restarts by reason",
                     "Series windows restarted: gap (longer than grid.max_fill) or grid_change (records "
-                    "stopped falling on the series' grid; it moved onto a new one).",
-                    (Query(_increase("adaptcast_series_resets_total", "reason"), "{{reason}}"),),
+                    "stopped falling on the series' grid; it moved onto a new one); and series forgotten "
+                    "after more than grid.forget_after of their periods without a record.",
+                    (
+                        Query(_increase("adaptcast_series_resets_total", "reason"), "{{reason}}"),
+                        Query(_increase("adaptcast_series_forgotten_total", rules.BY), "forgotten"),
+                    ),
                     span=12,
                 ),
             ),
