@@ -82,28 +82,41 @@ SEPARATORS = (",", ";", "\t")  # the first wins a tie
 MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "-nan", "NULL", "null", "None", "<NA>")
 
 
-def read_table(path: Path) -> pl.DataFrame:
-    """A CSV (TSV, TXT) or Parquet file as it is, its column names stripped of surrounding blanks.
+COMPRESSED = (".gz", ".zst", ".zstd")  # a CSV compressed whole, as downloads often are
+# a number written with a decimal comma, thousands optionally grouped by dots: 1,5  -3,25  1.234,5
+DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
 
-    A CSV's separator is the one of ``SEPARATORS`` its header line holds most of, so the
-    semicolon files of spreadsheets set to a decimal-comma locale read as they are meant to.
-    The :data:`MISSING_TOKENS` read as missing values.
+
+def read_table(path: Path) -> pl.DataFrame:
+    """A CSV (TSV, TXT; also gzip- or zstd-compressed) or Parquet file as it is, its column names
+    stripped of surrounding blanks.
+
+    A CSV's separator is the one of ``SEPARATORS`` its header line holds most of, and in a file
+    separated by semicolons or tabs a column of numbers written with decimal commas (``1,5``,
+    ``1.234,5``) reads as numbers: what spreadsheets set to such a locale export. The
+    :data:`MISSING_TOKENS` read as missing values.
     """
     if not path.is_file():
         raise InputError(f"{path}: file not found; pass an existing CSV or Parquet file")
-    suffix = path.suffix.lower()
+    suffixes = [x.lower() for x in path.suffixes[-2:]]
+    compressed = bool(suffixes) and suffixes[-1] in COMPRESSED
+    suffix = suffixes[0] if compressed and len(suffixes) == 2 else path.suffix.lower()
     try:
-        if suffix in (".parquet", ".pq"):
+        if suffix in (".parquet", ".pq") and not compressed:
             df = pl.read_parquet(path)
         elif suffix in (".csv", ".txt", ".tsv"):
-            with path.open("rb") as f:
-                header = f.readline(1 << 16)
-            separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=lambda c: header.count(c.encode()))
+            header = _first_line(path, compressed)
+            separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=header.count)
             df = pl.read_csv(
                 path, separator=separator, infer_schema_length=10000, null_values=list(MISSING_TOKENS)
             )
+            if separator != ",":
+                df = _decimal_commas(df)
         else:
-            raise InputError(f"{path}: unsupported file type {suffix!r}; use .csv or .parquet")
+            raise InputError(
+                f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; "
+                "use .csv (also .csv.gz, .csv.zst), .tsv or .parquet"
+            )
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -112,6 +125,34 @@ def read_table(path: Path) -> pl.DataFrame:
     if stripped != df.columns and len(set(stripped)) == len(stripped):
         df = df.rename(dict(zip(df.columns, stripped, strict=True)))
     return df
+
+
+def _first_line(path: Path, compressed: bool) -> str:
+    """A CSV's header line (polars decompresses a compressed one)."""
+    if not compressed:
+        with path.open("rb") as f:
+            return f.readline(1 << 16).decode(errors="replace")
+    first = pl.read_csv(
+        path, has_header=False, n_rows=1, separator="\x1f", quote_char=None, infer_schema=False
+    )
+    return str(first.item()) if first.height else ""
+
+
+def _decimal_commas(df: pl.DataFrame) -> pl.DataFrame:
+    """Text columns whose every value is a number with a decimal comma (see ``DECIMAL_COMMA``), as floats."""
+    numbers = [
+        pl.col(c)
+        .str.strip_chars()
+        .str.replace_all(".", "", literal=True)
+        .str.replace(",", ".", literal=True)
+        .cast(pl.Float64)
+        for c, dtype in df.schema.items()
+        if dtype == pl.String
+        and (values := df[c].drop_nulls()).len()
+        and values.str.contains(",", literal=True).any()
+        and values.str.contains(DECIMAL_COMMA).all()
+    ]
+    return df.with_columns(numbers) if numbers else df
 
 
 def validate_frame(
@@ -179,6 +220,8 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
             )
         except pl.exceptions.PolarsError:  # no format fits the first values
             parsed = pl.Series(name, [None] * col.len(), dtype=pl.Datetime("us"))
+        if col.str.contains(DAY_MONTH).all():
+            parsed = _day_or_month_first(col, parsed)
         bad = parsed.is_null()
         if bad.any():
             raise InputError(
@@ -190,6 +233,32 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
     raise InputError(
         f"{source}: column {name!r} has type {dtype}, not a timestamp; use ISO-8601 strings or epoch numbers"
     )
+
+
+DAY_MONTH = r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"  # 31/01/2024, 1/31/24, 31.01.2024: which comes first?
+DATE_ORDERS = ("%m/%d/%Y", "%d/%m/%Y", "%m/%d/%y", "%d/%m/%y", "%d.%m.%Y", "%d.%m.%y", "%d-%m-%Y", "%m-%d-%Y")
+CLOCKS = (" %H:%M:%S", " %H:%M", " %I:%M:%S %p", " %I:%M %p", "")
+
+
+def _day_or_month_first(col: pl.Series, inferred: pl.Series) -> pl.Series:
+    """Dates written day-first or month-first: the reading that parses every value, and of two that
+    do (no day after the 12th), the one whose times are in order with the shortest longest step.
+    The inferred reading decides from the first value alone: US ``01/13/2024`` after ``01/02/2024``
+    would not parse, and a short US file could read as days that are months apart."""
+    readings = [inferred] if not inferred.is_null().any() else []
+    for date in DATE_ORDERS:
+        for clock in CLOCKS:
+            parsed = col.str.strip_chars().str.to_datetime(date + clock, strict=False)
+            if not parsed.is_null().any():
+                readings.append(parsed)
+    if not readings:
+        return inferred
+
+    def irregular(times: pl.Series) -> tuple[bool, float]:
+        steps = times.diff().drop_nulls().dt.total_seconds()
+        return (not times.is_sorted(), float(steps.max() or 0))
+
+    return min(readings, key=irregular)
 
 
 def _months_and_quarters(col: pl.Series) -> pl.Series:

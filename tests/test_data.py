@@ -145,6 +145,56 @@ def test_a_time_column_no_format_fits_names_its_first_value(tmp_path):
         read_frame(write(tmp_path, "ts,y\nday 1,1\nday 2,2\n"))
 
 
+def test_decimal_commas_of_a_semicolon_or_tab_file_read_as_numbers(tmp_path):
+    text = "Datum;Last;Preis;Id\n31.01.2024 00:00;1,5;1.5;7\n31.01.2024 01:00;-2,25;2.5;8\n"
+    text += "31.01.2024 02:00;1.234,5;3.5;9\n"
+    tf = read_frame(write(tmp_path, text), time_col="Datum")
+    assert tf.frame["Last"].to_list() == [1.5, -2.25, 1234.5] and tf.frame["Preis"].to_list() == [
+        1.5,
+        2.5,
+        3.5,
+    ]
+    assert tf.frame["Datum"][2] == datetime(2024, 1, 31, 2)
+    commas = read_frame(write(tmp_path, 'date,y\n2024-01-01,"1,5"\n2024-01-02,"2,5"\n'))  # thousands? unsure
+    assert commas.frame["y"].dtype == pl.String
+
+
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.zst", ".tsv.gz"])
+def test_compressed_files_read_as_the_plain_ones(tmp_path, suffix):
+    import gzip
+
+    import zstandard
+
+    sep = "\t" if suffix.startswith(".tsv") else ";"
+    raw = f"date{sep}y\n2024-01-01{sep}1,5\n2024-01-02{sep}2\n".encode()
+    packed = gzip.compress(raw) if suffix.endswith(".gz") else zstandard.ZstdCompressor().compress(raw)
+    path = tmp_path / f"d{suffix}"
+    path.write_bytes(packed)
+    assert read_frame(path).frame["y"].to_list() == [1.5, 2.0]
+    with pytest.raises(InputError, match=r"unsupported file type '.parquet.gz'"):
+        (tmp_path / "d.parquet.gz").write_bytes(packed)
+        read_frame(tmp_path / "d.parquet.gz")
+
+
+@pytest.mark.parametrize(
+    ("times", "second"),
+    [
+        (["01/02/2024 00:00", "01/13/2024 00:00"], datetime(2024, 1, 13)),  # US, decided by a later value
+        ([f"01/{d:02d}/2024 {h:02d}:00" for d in (1, 2) for h in range(24)], datetime(2024, 1, 1, 1)),
+        ([f"{d:02d}/01/2024 {h:02d}:00" for d in (1, 2) for h in range(24)], datetime(2024, 1, 1, 1)),
+        (["1/31/2024 1:00 PM", "1/31/2024 2:00 PM"], datetime(2024, 1, 31, 14)),  # Excel, US locale
+        (["31/01/2024", "01/02/2024"], datetime(2024, 2, 1)),
+    ],
+    ids=["us-later-day", "us-hourly-first-days", "day-first-hourly", "us-12-hour", "day-first"],
+)
+def test_day_first_or_month_first_dates_read_as_the_file_means(tmp_path, times, second):
+    p = write(tmp_path, "date,y\n" + "".join(f"{t},{i}\n" for i, t in enumerate(times)))
+    tf = read_frame(p)
+    assert tf.frame["date"][1] == second and tf.report.was_sorted
+    if len(times) > 24:  # hour 24 is the next day whichever way round, never a month later
+        assert tf.frame["date"][24] == datetime(2024, 1, 2)
+
+
 def test_time_features_range_and_values():
     ts = pl.Series([datetime(2024, 1, 1, 0), datetime(2024, 12, 31, 23)])
     f = time_features(ts)
