@@ -127,6 +127,12 @@ def read_table(path: Path) -> pl.DataFrame:
     return df
 
 
+def file_stem(path: str | Path) -> str:
+    """The file's name without its type or compression: ``load`` for ``load.csv.gz``."""
+    p = Path(path)
+    return Path(p.stem).stem if p.suffix.lower() in COMPRESSED else p.stem
+
+
 def _first_line(path: Path, compressed: bool) -> str:
     """A CSV's header line (polars decompresses a compressed one)."""
     if not compressed:
@@ -456,13 +462,19 @@ def read_series(
     features: Sequence[str] = (),
     series_col: str | None = None,
     time_col: str | None = None,
+    series_cols: Sequence[str] = (),
 ) -> SeriesFrame:
     """Read a wide (one series) or long (``series_col``) file strictly: no duplicates, sorted time, no
     infinite values. A row missing a chosen column's value (null, NaN, or one of :data:`MISSING_TOKENS`)
-    is left out, as a live record without it would be dead-lettered: the loop sees a gap there."""
+    is left out, as a live record without it would be dead-lettered: the loop sees a gap there.
+
+    ``series_cols`` reads a wide file as one series per column instead (``["*"]``: every numeric
+    column): each is a series named after its column, its values the one target."""
     if not targets:
         raise InputError(f"{path}: choose the target column(s) with --target")
-    if series_col is None:
+    if series_cols:
+        frame, tcol = _column_series(Path(path), series_cols, targets, features, series_col, time_col)
+    elif series_col is None:
         raw = read_frame(path, time_col=time_col, duplicates="last")
         if not raw.report.was_sorted:
             raise InputError(
@@ -473,7 +485,7 @@ def read_series(
                 f"{path}: column {raw.time_col!r} has {raw.report.duplicates_dropped} duplicate timestamps; "
                 "keep one row per time"
             )
-        frame, tcol = raw.frame.with_columns(pl.lit(Path(path).stem).alias("series")), raw.time_col
+        frame, tcol = raw.frame.with_columns(pl.lit(file_stem(path)).alias("series")), raw.time_col
     else:
         frame, tcol = _long_frame(Path(path), series_col, time_col)
     channels = [*targets, *[f for f in features if f not in targets]]
@@ -490,7 +502,7 @@ def read_series(
     gone = frame.filter(absent)
     missing = None if gone.height == 0 else MissingRows(gone.height, str(gone["ts"].min()))
     return SeriesFrame(
-        Path(path).stem,
+        file_stem(path),
         frame.filter(~absent).sort("ts", "series", maintain_order=True),
         channels,
         len(targets),
@@ -526,6 +538,34 @@ def _check_channel(
             f"{source}: column {c!r} has {int(bad.sum())} {what} values (first at {first}); "
             "fix or drop those rows"
         )
+
+
+def _column_series(
+    path: Path,
+    columns: Sequence[str],
+    targets: Sequence[str],
+    features: Sequence[str],
+    series_col: str | None,
+    time_col: str | None,
+) -> tuple[pl.DataFrame, str]:
+    """A wide file's columns as series: ``time, series, <target>`` (the long layout)."""
+    if len(targets) != 1 or features or series_col is not None:
+        raise InputError(
+            f"{path}: with one series per column (--series-cols) each column's values are the one "
+            f"target; name it with one --target (got {list(targets)}), and give no --features or --series-col"
+        )
+    raw = read_frame(path, time_col=time_col, duplicates="error")
+    if not raw.report.was_sorted:
+        raise InputError(
+            f"{path}: timestamps in {raw.time_col!r} are not in increasing order; sort the file by time"
+        )
+    chosen = raw.numeric_columns if list(columns) == ["*"] else list(columns)
+    for c in chosen:
+        _check_channel(raw.frame, c, raw.time_col, path, "name the series columns with --series-cols", True)
+    if not chosen:
+        raise InputError(f"{path}: no numeric column to read as a series besides {raw.time_col!r}")
+    frame = raw.frame.unpivot(index=raw.time_col, on=chosen, variable_name="series", value_name=targets[0])
+    return frame, raw.time_col
 
 
 def _long_frame(path: Path, series_col: str, time_col: str | None) -> tuple[pl.DataFrame, str]:

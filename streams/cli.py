@@ -24,6 +24,7 @@ from adaptcast.streams.cli_common import (
     model_overrides,
     model_shape_options,
     set_override,
+    split_columns,
     table_out_option,
     write_frame,
 )
@@ -312,6 +313,13 @@ def _serve_kafka(cfg) -> None:
 @click.option(
     "--series-col", help="File: column with the series id (default: one series named after the file)."
 )
+@click.option(
+    "--series-cols",
+    "series_cols",
+    multiple=True,
+    help="File: one series per column, these columns ('*': every numeric one), each sent as the "
+    "value named by --target (default: model.target).",
+)
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Records per second.")
 @click.option(
     "--speedup",
@@ -327,6 +335,7 @@ def replay(
     bootstrap_servers,
     targets,
     series_col,
+    series_cols,
     rate,
     speedup,
     steps,
@@ -339,6 +348,7 @@ def replay(
     Examples:
       adaptcast replay --scenario level_shift --topic adaptcast.input --rate 500
       adaptcast replay ETTh1.csv --target OT --topic ett --speedup 3600
+      adaptcast replay electricity.csv.gz --series-cols '*' --topic clients --rate 2000
     """
     from kafka.errors import KafkaError
 
@@ -369,7 +379,10 @@ def replay(
     from adaptcast.streams.replay import replay as produce
 
     try:
-        records = _replay_records(path, scenario, targets, series_col, steps, n_series, seed)
+        columns = split_columns(series_cols)
+        if columns:  # each column a series; its values under the one value name the worker reads
+            targets = targets[:1] or tuple(cfg.model.targets[:1])
+        records = _replay_records(path, scenario, targets, series_col, columns, steps, n_series, seed)
         sent = produce(records, cfg.kafka, topic, rate=rate, speedup=speedup, progress=sys.stderr.isatty())
     except (InputError, ValueError) as exc:
         raise UserError(str(exc)) from None
@@ -381,7 +394,9 @@ def replay(
 REPLAY_PROBE_S = 5.0  # how long `adaptcast replay` gives the broker to answer before it says why not
 
 
-def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) -> list[dict[str, Any]]:
+def _replay_records(
+    path, scenario, targets, series_col, series_cols, steps, n_series, seed
+) -> list[dict[str, Any]]:
     if scenario:
         from adaptcast.streams.scenarios import make_scenario
 
@@ -389,7 +404,7 @@ def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) 
     from adaptcast.forecast.data import read_frame, read_series
 
     cols = list(targets) or [c for c in read_frame(path).numeric_columns if c != series_col]
-    data = read_series(path, cols, [], series_col, None)
+    data = read_series(path, cols, [], series_col, None, series_cols)
     out = []
     for row in data.frame.iter_rows(named=True):
         out.append(
@@ -414,6 +429,13 @@ def _replay_records(path, scenario, targets, series_col, steps, n_series, seed) 
     "--scenario", help="A built-in scenario instead of a file (see `adaptcast scenarios`). [scenario.name]"
 )
 @click.option("--series-col", help="Column holding the series id (long layout). [backtest.series_col]")
+@click.option(
+    "--series-cols",
+    "series_cols",
+    multiple=True,
+    help="Wide layout, one series per column: these columns ('*': every numeric one), each read as "
+    "the one --target. [backtest.series_cols]",
+)
 @click.option(
     "--time-col",
     help="Time column (default: the first of date, ts, timestamp, time, datetime). [backtest.time_col]",
@@ -468,6 +490,7 @@ def backtest(
     targets,
     features,
     series_col,
+    series_cols,
     time_col,
     model,
     policy,
@@ -500,6 +523,7 @@ def backtest(
           --compare "policy=drift,window=vh,memory=on" --out runs/trend
       adaptcast backtest --data ../shared/data/ett/ETTh1.csv --target OT --model arnet \\
           --policy drift --window vh --limit 4000 --out runs/etth1
+      adaptcast backtest --data electricity.csv.gz --series-cols '*' --out runs/clients
     """
     from adaptcast.forecast.base import InputError
     from adaptcast.streams.backtest import backtest as run_backtest
@@ -524,6 +548,7 @@ def backtest(
     )
     for key, value in (
         ("series_col", series_col),
+        ("series_cols", split_columns(series_cols) or None),
         ("time_col", time_col),
         ("limit", limit),
         ("compare", list(compares) or None),

@@ -264,6 +264,11 @@ class BacktestConfig(_Section):
         default=None, description="CSV or Parquet file to replay (unset: the scenario section's feed)"
     )
     series_col: str | None = Field(default=None, description="column holding the series id (long layout)")
+    series_cols: list[str] = Field(
+        default_factory=list,
+        description='wide layout with one series per column: these columns (["*"]: every numeric one) '
+        "are series named after them, their values the model's one target",
+    )
     time_col: str | None = Field(
         default=None, description="time column (unset: the first of date, ts, timestamp, time, datetime)"
     )

@@ -22,7 +22,7 @@ def load_feed(cfg: Config) -> SeriesFrame:
     """``backtest.data`` if set (targets and features from ``model``), else the scenario section's feed."""
     b, m = cfg.backtest, cfg.model
     if b.data is not None:
-        data = read_series(b.data, m.targets, m.features, b.series_col, b.time_col)
+        data = read_series(b.data, m.targets, m.features, b.series_col, b.time_col, b.series_cols)
         if data.missing is not None:
             log.warning("%s: %s", b.data, data.missing.note())
     else:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
@@ -367,3 +368,33 @@ def _flat(tree: object, path: str = "") -> dict[str, object]:
     if isinstance(tree, list):
         return {k: v for i, sub in enumerate(tree) for k, v in _flat(sub, f"{path}[{i}]").items()}
     return {path: tree}
+
+
+def test_a_compressed_wide_file_backtests_one_series_per_column(tmp_path):
+    import gzip
+
+    start = datetime(2024, 1, 1)
+    rows = [
+        f"{(start + timedelta(hours=h)).isoformat()},{10 + h % 24},{50 + h % 12},{h % 7}" for h in range(200)
+    ]
+    path = tmp_path / "clients.csv.gz"
+    path.write_bytes(gzip.compress(("date,MT_001,MT_002,MT_003\n" + "\n".join(rows) + "\n").encode()))
+    code, out = _run(
+        "--data", str(path), "--series-cols", "MT_001,MT_003", *FAST[:6], "--out", str(tmp_path / "o")
+    )
+    assert code == 0, out
+    summary = json.loads((tmp_path / "o" / "summary.json").read_text())
+    assert summary["data"] == "clients" and summary["series"] == 2 and summary["targets"] == ["y"]
+
+
+def test_replay_sends_one_series_per_column_under_the_one_value_name(tmp_path):
+    from adaptcast.streams.cli import _replay_records
+
+    path = tmp_path / "w.csv"
+    path.write_text("date,a,b\n2024-01-01 00:00,1,2\n2024-01-01 01:00,3,\n")
+    recs = _replay_records(str(path), None, ("load",), None, ["*"], None, None, None)
+    assert [(r["series"], r["values"]) for r in recs] == [
+        ("a", {"load": 1.0}),
+        ("b", {"load": 2.0}),
+        ("a", {"load": 3.0}),
+    ]

@@ -239,3 +239,32 @@ def test_ett_loader_reads_any_ett_shaped_file(tmp_path):
     with pytest.raises(InputError, match="fewer than"):
         df.head(1000).write_csv(tmp_path / "short.csv")
         load_ett(tmp_path / "short.csv")
+
+
+def test_a_wide_file_read_as_one_series_per_column(tmp_path):
+    from adaptcast.forecast.data import read_series
+
+    text = (
+        "date,MT_001,MT_002,note\n2024-01-01 00:00,1,10,7\n2024-01-01 01:00,,20,8\n2024-01-01 02:00,3,30,9\n"
+    )
+    p = write(tmp_path, text, "clients.csv")
+    data = read_series(p, ["load"], series_cols=["MT_001", "MT_002"])
+    assert data.name == "clients" and data.channels == ["load"]
+    rows = data.frame.select(pl.col("ts").dt.hour(), "series", "load").rows()
+    assert rows == [
+        (0, "MT_001", 1.0),
+        (0, "MT_002", 10.0),
+        (1, "MT_002", 20.0),
+        (2, "MT_001", 3.0),
+        (2, "MT_002", 30.0),
+    ]
+    assert data.missing is not None and data.missing.rows == 1
+    assert read_series(p, ["y"], series_cols=["*"]).frame["series"].unique().sort().to_list() == [
+        "MT_001",
+        "MT_002",
+        "note",
+    ]
+    with pytest.raises(InputError, match="one --target"):
+        read_series(p, ["a", "b"], series_cols=["*"])
+    with pytest.raises(InputError, match="column 'MT_003' not found"):
+        read_series(p, ["y"], series_cols=["MT_003"])
