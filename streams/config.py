@@ -54,6 +54,11 @@ class KafkaConfig(_Section):
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
+        default="read_committed",
+        description="read only records of committed transactions (what producers writing in "
+        "transactions, e.g. exactly-once Flink or Kafka Streams, need), or every record written",
+    )
     poll_max_records: int = Field(default=500, ge=1)
     poll_timeout_ms: int = Field(default=200, ge=1)
     session_timeout_s: float = Field(

@@ -91,6 +91,7 @@ class KafkaSource:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=cfg.poll_max_records,
+            isolation_level=cfg.isolation_level,
             session_timeout_ms=int(cfg.session_timeout_s * 1000),
             heartbeat_interval_ms=int(min(3.0, cfg.session_timeout_s / 3) * 1000),
             reconnect_backoff_max_ms=RECONNECT_BACKOFF_MAX_MS,

@@ -28,7 +28,9 @@ def recent_values(cfg: KafkaConfig, per_partition: int, timeout_s: float = 60.0)
 
     Reads without a consumer group, so the workers' committed offsets are untouched.
     """
-    consumer = KafkaConsumer(enable_auto_commit=False, group_id=None, **client_options(cfg))
+    consumer = KafkaConsumer(
+        enable_auto_commit=False, group_id=None, isolation_level=cfg.isolation_level, **client_options(cfg)
+    )
     try:
         deadline = time.monotonic() + timeout_s
         while not (partitions := consumer.partitions_for_topic(cfg.input_topic)):

@@ -285,6 +285,49 @@ def test_silence_is_counted_per_partition(kafka_bootstrap, tmp_path):
         worker.close()
 
 
+@pytest.mark.parametrize("isolation", ["read_committed", "read_uncommitted"])
+def test_records_of_an_aborted_transaction_are_not_forecast(kafka_bootstrap, tmp_path, isolation):
+    """Exactly-once pipelines (Flink, Kafka Streams) write in transactions and abort some: by default
+    the worker reads only committed records, as their consumers must."""
+    names = _topics(kafka_bootstrap, partitions=1)
+    prod = KafkaProducer(
+        bootstrap_servers=kafka_bootstrap, transactional_id=f"tx-{uuid.uuid4().hex[:8]}", acks="all"
+    )
+    prod.init_transactions()
+    steps = 12
+    for t in range(steps):
+        good = {"series": "s0", "ts": format_timestamp(t * HOUR), "values": {"y": float(t)}}
+        prod.begin_transaction()
+        prod.send(names["input"], key=b"s0", value=json.dumps(good).encode())
+        prod.commit_transaction()
+        if t % 3 == 1:  # a write the pipeline took back: never part of the data
+            bad = {"series": "aborted", "ts": format_timestamp(t * HOUR), "values": {"y": 1e6}}
+            prod.begin_transaction()
+            prod.send(names["input"], key=b"aborted", value=json.dumps(bad).encode())
+            prod.flush()  # written to the log, then aborted
+            prod.abort_transaction()
+    prod.close()
+    cfg = _config(
+        kafka_bootstrap,
+        names,
+        tmp_path / "state",
+        _naive_checkpoint(tmp_path / "m"),
+        kafka={"isolation_level": isolation},
+    )
+    aborted = len(range(1, steps, 3))
+    worker = Worker(cfg)
+    try:  # transaction markers hold offsets too: count records, not offsets
+        expect = steps if isolation == "read_committed" else steps + aborted
+        _run_until(worker, lambda: worker.counts["records"] >= expect, timeout=30)
+        for _ in range(5):  # nothing further arrives
+            worker.step()
+    finally:
+        worker.close()
+    assert worker.counts["records"] == expect
+    read = set(worker.loop.states)
+    assert read == ({"s0"} if isolation == "read_committed" else {"s0", "aborted"})
+
+
 def _lag_gauges(worker: Worker) -> dict[int, float]:
     """Partition → the consumer-lag gauge's value, read from the worker's Prometheus exposition."""
     out = {}
