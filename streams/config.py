@@ -372,6 +372,12 @@ class ServingConfig(_Section):
     max_future_s: float = Field(
         default=86_400, gt=0, description="records stamped further ahead than this are rejected"
     )
+    record_format: Literal["adaptcast", "telegraf", "prometheus"] = Field(
+        default="adaptcast",
+        description="shape of the input records: adaptcast's own (series, ts, values), Telegraf's JSON "
+        "serializer (name, tags, fields, timestamp), or prometheus-kafka-adapter's JSON (name, labels, "
+        "value, timestamp); see docs/architecture.md",
+    )
     ts_unit: Literal["ms", "s", "us", "ns"] = Field(
         default="ms",
         description="unit of a numeric ts in input records: epoch milliseconds, seconds, microseconds or "

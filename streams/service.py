@@ -47,6 +47,7 @@ from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.forecast.threads import set_torch_threads
 from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config
+from adaptcast.streams.formats import SHAPES
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, Metrics
@@ -145,6 +146,7 @@ class Worker:
         set_torch_threads(cfg.serving.threads)
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         self._ts_unit = cfg.serving.ts_unit
+        self._shape = SHAPES[cfg.serving.record_format]
         self._warned_unit = False
         state_dir = Path(cfg.state.dir)
         self.store = CheckpointStore(state_dir / "models", keep=cfg.state.keep_versions)
@@ -382,6 +384,7 @@ class Worker:
                     now_ms=now_ms,
                     max_future_ms=self._max_future_ms,
                     ts_unit=self._ts_unit,
+                    shape=self._shape,
                 )
                 if rec.ts_ms < SECONDS_AS_MS <= now_ms and not self._warned_unit:
                     self._warn_unit(rec)

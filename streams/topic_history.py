@@ -17,6 +17,7 @@ from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
 from adaptcast.streams.config import KafkaConfig
+from adaptcast.streams.formats import Shape
 from adaptcast.streams.grid import GridRules
 from adaptcast.streams.kafka_io import client_options
 from adaptcast.streams.records import RecordError, decode
@@ -61,6 +62,7 @@ def series_histories(
     max_future_ms: int = 86_400_000,
     rules: GridRules | None = None,
     ts_unit: str = "ms",
+    shape: Shape | None = None,
 ) -> dict[str, np.ndarray]:
     """Series id → ``[rows, channels]`` float32 rows, from raw record values in offset order: each
     series' rows on its time grid since its last restart, short gaps filled, as the loop keeps them."""
@@ -69,7 +71,7 @@ def series_histories(
     now_ms = int(time.time() * 1000)
     for raw in values:
         try:
-            rec = decode(raw, tuple(channels), now_ms, max_future_ms, ts_unit)
+            rec = decode(raw, tuple(channels), now_ms, max_future_ms, ts_unit, shape)
         except RecordError:
             continue
         stamps.setdefault(rec.series, []).append(rec.ts_ms)

@@ -328,6 +328,51 @@ def test_records_of_an_aborted_transaction_are_not_forecast(kafka_bootstrap, tmp
     assert read == ({"s0"} if isolation == "read_committed" else {"s0", "aborted"})
 
 
+def test_telegraf_metrics_are_served_per_tag_set(kafka_bootstrap, tmp_path):
+    """Telegraf's Kafka output (data_format json, timestamps in seconds) straight into the worker."""
+    names = _topics(kafka_bootstrap, partitions=1)
+    start = (int(time.time()) // 3600 - 40) * 3600
+    steps = 10
+    metrics = [
+        {
+            "name": "mem",
+            "tags": {"host": host},
+            "fields": {"used_percent": float(t + k), "note": "ok"},
+            "timestamp": start + t * 3600,
+        }
+        for t in range(steps)
+        for k, host in enumerate(("a", "b"))
+    ]
+    _produce(
+        kafka_bootstrap,
+        names["input"],
+        [(m["tags"]["host"].encode(), json.dumps(m).encode()) for m in metrics],
+        raw=True,
+    )
+    ckpt = tmp_path / "m"
+    m = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON)
+    m.fit(*sliding_windows(np.arange(50.0), LOOKBACK, HORIZON))
+    m.schema = {"targets": ["used_percent"], "features": [], "channels": ["used_percent"]}
+    m.save(ckpt)
+    cfg = _config(
+        kafka_bootstrap,
+        names,
+        tmp_path / "state",
+        str(ckpt),
+        model={"target": "used_percent"},
+        serving={"record_format": "telegraf", "ts_unit": "s"},
+    )
+    worker = Worker(cfg)
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= len(metrics), timeout=30)
+    finally:
+        worker.close()
+    preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
+    assert {s for s, _ in preds} == {"mem,host=a", "mem,host=b"}
+    newest = format_timestamp((start + (steps - 1) * 3600) * 1000)
+    assert preds[("mem,host=b", newest)]["yhat"]["used_percent"][0] == pytest.approx(steps)
+
+
 def _lag_gauges(worker: Worker) -> dict[int, float]:
     """Partition → the consumer-lag gauge's value, read from the worker's Prometheus exposition."""
     out = {}

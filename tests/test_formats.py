@@ -1,0 +1,74 @@
+"""Producers' own record shapes (Telegraf, prometheus-kafka-adapter) read as the contract."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from adaptcast.streams import records as R
+from adaptcast.streams.formats import SHAPES, prometheus, telegraf
+
+
+def _decode(obj, shape, **kw):
+    return R.decode(json.dumps(obj).encode(), shape=shape, **kw)
+
+
+def test_a_telegraf_metric_is_a_series_per_tag_set_with_its_numeric_fields():
+    metric = {
+        "name": "cpu",
+        "tags": {"host": "web-1", "cpu": "cpu0"},
+        "fields": {"usage_idle": 91.5, "usage_user": 3, "state": "ok", "throttled": False},
+        "timestamp": 1_704_070_800,
+    }
+    rec = _decode(metric, telegraf, required=("usage_idle",), ts_unit="s")
+    assert rec.series == "cpu,cpu=cpu0,host=web-1"
+    assert rec.values == {"usage_idle": 91.5, "usage_user": 3.0}
+    assert R.format_timestamp(rec.ts_ms) == "2024-01-01T01:00:00Z"
+
+
+def test_a_prometheus_adapter_sample_is_a_series_per_label_set_with_one_value():
+    sample = {
+        "timestamp": "2024-01-01T01:00:00Z",
+        "value": "0.25",
+        "name": "node_load1",
+        "labels": {"__name__": "node_load1", "job": "node", "instance": "10.0.0.1:9100"},
+    }
+    rec = _decode(sample, prometheus, required=("value",))
+    assert rec.series == 'node_load1{instance="10.0.0.1:9100",job="node"}'
+    assert rec.values == {"value": 0.25} and R.format_timestamp(rec.ts_ms) == "2024-01-01T01:00:00Z"
+
+
+@pytest.mark.parametrize(
+    ("shape", "obj", "reason", "needle"),
+    [
+        (
+            telegraf,
+            {"name": "cpu", "fields": {"a": 1}},
+            R.MISSING_FIELD,
+            "telegraf record lacks field 'timestamp'",
+        ),
+        (telegraf, [1, 2], R.NOT_OBJECT, "a telegraf record must be a JSON object"),
+        (telegraf, {"name": "c", "fields": {"s": "x"}, "timestamp": 1}, R.MISSING_FIELD, "values must be"),
+        (prometheus, {"name": "up", "value": "NaN", "timestamp": 1}, R.NON_FINITE, "not finite"),
+        (prometheus, {"name": "up", "value": "high", "timestamp": 1}, R.NON_NUMERIC, "'high'"),
+        (
+            prometheus,
+            {"name": "up", "labels": "job=x", "value": "1", "timestamp": 1},
+            R.MISSING_FIELD,
+            "labels",
+        ),
+    ],
+)
+def test_a_bad_record_of_a_shape_gets_a_reason_in_its_terms(shape, obj, reason, needle):
+    with pytest.raises(R.RecordError, match=needle) as err:
+        _decode(obj, shape)
+    assert err.value.reason == reason
+
+
+def test_every_configurable_format_has_a_shape():
+    from typing import get_args
+
+    from adaptcast.streams.config import ServingConfig
+
+    assert set(get_args(ServingConfig.model_fields["record_format"].annotation)) == set(SHAPES)
