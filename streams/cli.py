@@ -156,6 +156,23 @@ def config_show(config_path: str | None) -> None:
 )
 @click.option("--model", "model_kind", help="Model kind to serve (e.g. naive, arnet, lstm, lnn, xgboost).")
 @click.option(
+    "--target",
+    "targets",
+    multiple=True,
+    help="Value(s) of the records to forecast (repeat or comma-separate). [model.target]",
+)
+@click.option(
+    "--record-format",
+    type=click.Choice(["adaptcast", "telegraf", "prometheus"]),
+    help="Shape of the input records: adaptcast's own, Telegraf's JSON, prometheus-kafka-adapter's "
+    "JSON. [serving.record_format]",
+)
+@click.option(
+    "--ts-unit",
+    type=click.Choice(["ms", "s", "us", "ns"]),
+    help="Unit of a numeric record time (Telegraf writes seconds). [serving.ts_unit]",
+)
+@click.option(
     "--metrics-host",
     help="Bind address for /metrics, /healthz, /readyz (default 127.0.0.1; 0.0.0.0 for all interfaces).",
 )
@@ -193,6 +210,9 @@ def run(
     state_dir,
     scenario,
     model_kind,
+    targets,
+    record_format,
+    ts_unit,
     metrics_host,
     metrics_port,
     max_seconds,
@@ -213,6 +233,8 @@ def run(
       adaptcast run --scenario link_failure --metrics-port 9108 --rate 200
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic metrics \\
           --output-topic forecasts --dead-letter-topic metrics.dlq --group fc --model arnet
+      adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic telegraf \\
+          --record-format telegraf --ts-unit s --target usage_idle
     """
     import logging
 
@@ -237,6 +259,12 @@ def run(
     set_override(overrides, "state.dir", state_dir)
     set_override(overrides, "scenario.name", scenario)
     set_override(overrides, "model.kind", model_kind)
+    columns = split_columns(targets)
+    set_override(
+        overrides, "model.target", None if not columns else columns[0] if len(columns) == 1 else columns
+    )
+    set_override(overrides, "serving.record_format", record_format)
+    set_override(overrides, "serving.ts_unit", ts_unit)
     set_override(overrides, "metrics.host", metrics_host)
     set_override(overrides, "metrics.port", metrics_port)
     set_override(overrides, "serving.max_seconds", max_seconds)
