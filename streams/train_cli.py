@@ -25,6 +25,8 @@ from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.forecast.data import (
     N_TIME_FEATURES,
     Duplicates,
+    FrameReport,
+    SeriesFrame,
     TimeFrame,
     Windows,
     channel_matrix,
@@ -32,6 +34,7 @@ from adaptcast.forecast.data import (
     make_windows,
     numeric_matrix,
     read_frame,
+    read_series,
 )
 from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import auto_norm, split_train_val
@@ -45,6 +48,7 @@ from adaptcast.streams.cli_common import (
     model_overrides,
     model_shape_options,
     set_override,
+    split_columns,
     table_out_option,
     write_frame,
 )
@@ -128,6 +132,7 @@ Examples:
   adaptcast train --model lstm --data load.parquet --target load --features temp,hour \\
       --lookback 48 --horizon 12 --time-features --param epochs=10 --out models/load
   adaptcast train --config deploy.yaml --from-topic        # publish to the store the workers follow
+  adaptcast train --data sensors.parquet --series-col sensor --target temp --out models/sensors
 """
 
 
@@ -138,6 +143,21 @@ DUPLICATES_OPTION = click.option(
     type=click.Choice(get_args(Duplicates)),
     help="Rows sharing a timestamp: refuse (error), or keep the last/first.",
 )
+
+
+def series_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """``--series-col`` / ``--series-cols``: a file of many series, for one model over all of them."""
+    fn = click.option(
+        "--series-cols",
+        "series_cols",
+        multiple=True,
+        help="With --data: one series per column, these columns ('*': every numeric one), each read "
+        "as the one --target; one model for all of them.",
+    )(fn)
+    return click.option(
+        "--series-col",
+        help="With --data: the column holding the series id (long layout); one model for all series.",
+    )(fn)
 
 
 def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -170,6 +190,7 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
 )
 @click.option("--state-dir", help="The store is STATE_DIR/models. [state.dir]")
 @click.option("--time-col", default=None, help="Time column (default: date/ts/timestamp/time/datetime).")
+@series_options
 @DUPLICATES_OPTION
 @click.option("--time-features", is_flag=True, help="With --data: add hour/weekday/day/day-of-year channels.")
 @click.option(
@@ -201,6 +222,8 @@ def train_command(
     out_dir: Path | None,
     state_dir: str | None,
     time_col: str | None,
+    series_col: str | None,
+    series_cols: tuple[str, ...],
     duplicates: str,
     time_features: bool,
     val_fraction: float,
@@ -232,8 +255,14 @@ def train_command(
     )
     set_override(overrides, "state.dir", state_dir)
     cfg = config_or_exit(config_path, overrides)
+    columns = split_columns(series_cols)
+    if (series_col or columns) and (from_topic or time_features):
+        raise UserError("--series-col/--series-cols go with --data and without --time-features")
     if from_topic:
         model, summary, (vx, vy) = fit_on_topic(cfg, records or cfg.state.warm_records)
+    elif series_col or columns:
+        assert data_path is not None
+        model, summary, (vx, vy) = fit_on_series(cfg, data_path, series_col, columns, time_col)
     else:
         assert data_path is not None
         model, summary, (vx, vy) = fit_on_file(
@@ -356,23 +385,75 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
         cfg.serving.ts_unit,
         SHAPES[cfg.serving.record_format],
     )
-    data = training_set(
-        list(histories.values()), cfg.adaptation.history, m.lookback, m.horizon, len(m.targets)
+    model, summary, held = fit_on_histories(
+        cfg,
+        list(histories.values()),
+        cfg.adaptation.history,
+        f"topic {cfg.kafka.input_topic}: in the last {per_partition} records of each partition",
     )
+    return model, {**summary, "topic": {"name": cfg.kafka.input_topic, **describe(histories)}}, held
+
+
+def fit_on_series(
+    cfg: Config, data_path: Path, series_col: str | None, series_cols: list[str], time_col: str | None
+) -> tuple[BaseForecaster, dict[str, Any], Held]:
+    """One model for every series of a long (``series_col``) or one-series-per-column file, trained
+    as a worker trains on its series: each on its time grid, no window across a gap too long to fill."""
+    m = cfg.model
+    data = read_series(data_path, m.targets, m.features, series_col, time_col, series_cols)
+    rules = cfg.grid.rules(m.lookback)
+    histories: list[np.ndarray] = []
+    grids: dict[str, OnGrid] = {}
+    for part in data.frame.partition_by("series", maintain_order=True):
+        ts = part["ts"].cast(pl.Datetime("ms")).to_physical().to_numpy()
+        g = grids[part["series"][0]] = on_grid(ts, part.select(data.channels).to_numpy(), rules)
+        histories += [g.values[g.segment == k].astype(np.float32) for k in range(g.segments)]
+    periods = {describe_period(g.period) for g in grids.values()}
+    if len(periods) > 1:
+        raise InputError(
+            f"{data_path}: the series have different steps ({', '.join(sorted(periods))}); "
+            "train one model per step"
+        )
+    model, summary, held = fit_on_histories(
+        cfg, histories, max(len(h) for h in histories), f"{data_path}: in any series"
+    )
+    period = next(iter(grids.values())).period
+    model.schema.update(
+        step_seconds=nominal_ms(period) / 1000,
+        step_months=-period if is_calendar(period) else None,
+        grid={"fill": rules.fill.value, "max_fill": rules.max_fill},
+        time_features=False,
+        trained_on=str(data_path),
+    )
+    summary["data"] = {
+        "series": len(grids),
+        "rows": int(sum(g.ts_ms.size for g in grids.values())),
+        "filled": sum(g.filled for g in grids.values()),
+        "segments": sum(g.segments for g in grids.values()),
+        "missing_rows": 0 if data.missing is None else data.missing.rows,
+    }
+    return model, summary, held
+
+
+def fit_on_histories(
+    cfg: Config, histories: list[np.ndarray], rows: int, where: str
+) -> tuple[BaseForecaster, dict[str, Any], Held]:
+    """Fit the configured model on per-series histories (their newest ``rows`` rows each), split and
+    normalised as a worker's own retrain on those series is."""
+    m = cfg.model
+    data = training_set(histories, rows, m.lookback, m.horizon, len(m.targets))
     if data is None:
         raise InputError(
-            f"topic {cfg.kafka.input_topic}: no series has lookback + horizon = {m.lookback + m.horizon} "
-            f"usable records in the last {per_partition} of each partition"
+            f"{where}, no series has lookback + horizon = {m.lookback + m.horizon} consecutive rows"
         )
     model = template_from_config(cfg)
     if model.window_norm == "auto":  # as a worker's first retrain on these series would decide
-        model.window_norm = auto_norm(list(histories.values()), len(m.targets))[0]
+        model.window_norm = auto_norm(histories, len(m.targets))[0]
     model.schema = {"targets": m.targets, "features": m.features, "channels": m.channels}
     report = model.fit(data.X, data.Y, val=data.val)
     held = data.val if data.val is not None else (data.X, data.Y)
     summary: dict[str, Any] = {
         "model": m.kind,
-        "topic": {"name": cfg.kafka.input_topic, **describe(histories)},
         "train_windows": data.samples,
         "fit": {k: v for k, v in report.to_dict().items() if k != "extra"},
         "val": {"windows": int(held[0].shape[0]), **errors(model.predict(held[0]), held[1])},
@@ -384,11 +465,45 @@ PREDICT_EPILOG = """\b
 Examples:
   adaptcast predict --model-dir models/ot --data ETTh1.csv   # next horizon after the last row, CSV to stdout
   adaptcast predict --model-dir models/ot --data recent.parquet --all --out forecasts.parquet
+  adaptcast predict --model-dir models/sensors --data sensors.parquet --series-col sensor
 """
 
 
 def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> pl.DataFrame:
     """Long-format forecasts: one row per (issued_at, horizon step, target), with ``ts`` the forecast time."""
+    windows, issued = issue(model, tf, every_window)
+    return _forecasts(model, windows, issued)
+
+
+def series_forecasts(
+    model: BaseForecaster, data: SeriesFrame, every_window: bool
+) -> tuple[pl.DataFrame, list[str]]:
+    """:func:`forecast_frame` for every series of ``data`` at once, a ``series`` column first; a series
+    with no window to forecast from (too short, or its newest steps cut by a gap) is left out, and
+    the reasons are returned."""
+    parts, names, skipped = [], [], []
+    for part in data.frame.partition_by("series", maintain_order=True):
+        name = str(part["series"][0])
+        frame = part.drop("series")
+        report = FrameReport(frame.height, 0, True, None, 0, None)
+        try:
+            parts.append(issue(model, TimeFrame(frame, "ts", f"series {name}", report), every_window))
+        except InputError as exc:
+            skipped.append(str(exc))
+            continue
+        names.append(name)
+    if not parts:
+        raise InputError(f"{data.name}: no series has a window to forecast from; first: {skipped[0]}")
+    windows = np.concatenate([w for w, _ in parts])
+    issued = np.concatenate([i for _, i in parts])
+    frame = _forecasts(model, windows, issued)
+    per_series = np.repeat(names, [len(i) * model.horizon * model.n_targets for _, i in parts])
+    return frame.insert_column(0, pl.Series("series", per_series)), skipped
+
+
+def issue(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The windows ``[B, lookback, channels]`` to forecast from and their issue times: the newest one,
+    or with ``every_window`` each one no unfilled gap cuts."""
     schema = model.schema
     if not schema.get("targets"):
         raise InputError(
@@ -416,8 +531,13 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
     if starts.size == 0:
         raise InputError(f"{tf.source}: no {L} consecutive steps to forecast from (gaps cut every window)")
     windows = np.lib.stride_tricks.sliding_window_view(values, L, axis=0).transpose(0, 2, 1)[starts]
-    issued = tf.frame[tf.time_col].to_numpy()[L - 1 :][starts]
-    yhat = model.predict(np.ascontiguousarray(windows))  # [B, H, T]
+    return np.ascontiguousarray(windows), tf.frame[tf.time_col].to_numpy()[L - 1 :][starts]
+
+
+def _forecasts(model: BaseForecaster, windows: np.ndarray, issued: np.ndarray) -> pl.DataFrame:
+    """One predict call over ``windows``; rows ``issued_at, ts, step, target, yhat``."""
+    schema = model.schema
+    yhat = model.predict(windows)  # [B, H, T]
     B, H, T = yhat.shape
     issued_at = np.repeat(issued, H * T)
     h = np.tile(np.repeat(np.arange(1, H + 1), T), B)
@@ -451,23 +571,44 @@ def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> 
 @data_option("CSV or Parquet with the same columns as in training.")
 @table_out_option("Write .csv or .parquet here (default: CSV to stdout).")
 @DUPLICATES_OPTION
+@series_options
 @click.option(
     "--all", "every_window", is_flag=True, help="Forecast from every window, not just the latest one."
 )
 @user_errors
 def predict_command(
-    model_dir: Path, data_path: Path, out_path: Path | None, duplicates: str, every_window: bool
+    model_dir: Path,
+    data_path: Path,
+    out_path: Path | None,
+    duplicates: str,
+    series_col: str | None,
+    series_cols: tuple[str, ...],
+    every_window: bool,
 ) -> None:
-    """Forecast the next horizon after the file's last row (or after every window with --all)."""
+    """Forecast the next horizon after the file's last row (or after every window with --all); with
+    --series-col or --series-cols, after each series' last row."""
     model = load_forecaster(model_dir)
-    tf = read_frame(data_path, time_col=model.schema.get("time_col"), duplicates=duplicates)  # type: ignore[arg-type]
-    frame = forecast_frame(model, tf, every_window)
+    time_col = model.schema.get("time_col")
+    columns = split_columns(series_cols)
+    if series_col or columns:
+        targets = model.schema.get("targets") or []
+        data = read_series(
+            data_path, targets, model.schema.get("features") or [], series_col, time_col, columns
+        )
+        frame, skipped = series_forecasts(model, data, every_window)
+        for why in skipped[:5]:
+            click.echo(f"skipped {why}", err=True)
+        if len(skipped) > 5:
+            click.echo(f"skipped {len(skipped) - 5} more series", err=True)
+    else:
+        tf = read_frame(data_path, time_col=time_col, duplicates=duplicates)  # type: ignore[arg-type]
+        frame = forecast_frame(model, tf, every_window)
     if out_path is None:
         frame.write_csv(sys.stdout)
     else:
         write_frame(frame, out_path)
+        windows = frame.height // (model.horizon * model.n_targets)
         click.echo(
-            f"wrote {frame.height} forecasts "
-            f"({frame['issued_at'].n_unique()} windows × {model.horizon} steps) to {out_path}",
+            f"wrote {frame.height} forecasts ({windows} windows × {model.horizon} steps) to {out_path}",
             err=True,
         )

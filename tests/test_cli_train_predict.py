@@ -152,3 +152,35 @@ def test_help_has_examples():
     for cmd in (train_command, predict_command):
         res = invoke(cmd, ["--help"])
         assert res.exit_code == 0 and "Examples:" in res.output
+
+
+def test_one_model_for_every_series_of_a_long_file(tmp_path):
+    """train --series-col fits one model on every series (each on its grid), predict --series-col
+    forecasts after each series' last row, and leaves out a series whose newest window a gap cuts."""
+    from datetime import datetime, timedelta
+
+    import numpy as np
+
+    start = datetime(2024, 1, 1)
+    rows = ["time,sensor,temp"]
+    for k in range(3):
+        for h in range(300):
+            if k == 2 and 280 <= h < 296:  # an outage right before its end: no window to forecast from
+                continue
+            value = 20 + 5 * k + 3 * np.sin(2 * np.pi * h / 24 + k)
+            rows.append(f"{(start + timedelta(hours=h)).isoformat()},s{k},{value:.4f}")
+    data = tmp_path / "sensors.csv"
+    data.write_text("\n".join(rows) + "\n")
+    out = tmp_path / "m"
+    shape = ["--target", "temp", "--lookback", 24, "--horizon", 6, "--model", "arnet"]
+    res = invoke(train_command, ["--data", data, "--series-col", "sensor", *shape, "--out", out])
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.output)
+    assert summary["data"]["series"] == 3 and summary["data"]["segments"] == 4  # s2's outage splits it
+    assert summary["val"]["mae"] < 0.5
+    res = invoke(predict_command, ["--model-dir", out, "--data", data, "--series-col", "sensor"])
+    assert res.exit_code == 0, res.output
+    assert "skipped series s2: the newest 24 steps are cut by a gap" in res.output
+    lines = [line.split(",") for line in res.output.splitlines() if line[:3] in ("s0,", "s1,", "s2,")]
+    assert {r[0] for r in lines} == {"s0", "s1"} and len(lines) == 12
+    assert {r[1] for r in lines} == {"2024-01-13T11:00:00.000000"}  # hour 299, each series' last row
