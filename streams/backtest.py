@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -251,14 +252,19 @@ def run_config(
     show = sys.stderr.isatty() if progress is None else progress
     steps = iter_time_batches(data) if batches is None else batches
     total = data.frame["ts"].n_unique() if batches is None else None
+    rejected: Counter[str] = Counter()  # what a worker would have dead-lettered, by reason
     for ts, batch in tqdm(steps, desc=name, unit="step", total=total, disable=not show, leave=False):
         sim_now[0] = ts / 1000
         res = loop.process(batch)
         sink.add(ts, res.forecasts, res.accepted, res.events)
+        rejected.update(err.reason for _, err in res.rejected)
     sink.close()
     events = _event_table(loop.events)
-    summary = _summarise(data, cfg, spec, scores, events, loop)
-    line = RunSummary.from_loop(loop.summary(), data.name, config=name)
+    summary = {
+        **_summarise(data, cfg, spec, scores, events, loop),
+        "records_rejected": dict(sorted(rejected.items())),
+    }
+    line = RunSummary.from_loop(loop.summary(), data.name, rejected=rejected.total(), config=name)
     phases = {k: v for k, v in loop.ledger.totals().items() if k != "all"}
     return ConfigRun(name, writer.scan(), events, summary, phases), line
 

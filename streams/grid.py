@@ -204,11 +204,19 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
     """A fixed grid changes only when records stop falling on it: a record off the grid starts a run,
     records whose intervals agree with it (on the grid or off) continue it, and at ``change_records``
     the series moves onto a grid of that interval through the last of them. A slower feed on the same
-    grid (1 h → 2 h) is no change: the points between its records are gaps."""
+    grid (1 h → 2 h) is no change: the points between its records are gaps. A run at the grid's own
+    period (a phase shift) counts only records off the grid."""
     assert grid.last_ms is not None and grid.period_ms is not None
     placed = _snap(grid.last_ms, grid.period_ms, ts_ms, rules)
     cand = grid.candidate_ms
-    if cand is not None and abs(interval - cand) <= rules.tolerance * cand:
+    # a run at the grid's own period is a phase shift only while its records stay off the grid: a
+    # jittered feed's intervals agree by chance, and on-grid records of it are no evidence of a shift
+    own = cand is not None and abs(cand - nominal_ms(grid.period_ms)) <= rules.tolerance * cand
+    if (
+        cand is not None
+        and abs(interval - cand) <= rules.tolerance * cand
+        and (placed.action is Action.OFF_GRID or not own)
+    ):
         cand, agreeing = cand, grid.agreeing + 1
     elif placed.action is Action.OFF_GRID:
         cand, agreeing = interval, 1

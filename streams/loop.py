@@ -470,7 +470,8 @@ class ForecastLoop:
         else:
             why = (
                 f"series {rec.series!r}: {at} is further than {self.grid.tolerance:.0%} of its period "
-                f"({describe(state.grid.period_ms or 0)}) from its grid through {last}"
+                f"({describe(state.grid.period_ms or 0)}) from its grid through {last} (grid.tolerance; "
+                "a feed whose records jitter more needs a larger one, and grid.frequency declared)"
             )
         raise RecordError(placed.action.value, why)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import numpy as np
 import pytest
 
@@ -213,3 +215,15 @@ def test_config_section_gives_the_rules_and_names_a_bad_period():
     assert rules.max_fill == 12  # unset: a quarter of the lookback
     with pytest.raises(ConfigError, match=r"grid\.series_frequency.*hourly"):
         load_config(overrides={"grid": {"series_frequency": {"s": "hourly"}}}, environ={})
+
+
+def test_a_jittered_feed_within_the_tolerance_never_moves_its_declared_grid():
+    """Records ±25 % of a minute off its grid points: their intervals agree by chance (a run at the
+    grid's own period), but they all fall on the grid, so nothing shifts."""
+    rng = np.random.default_rng(0)
+    stamps = [int(k * MIN + rng.uniform(-0.25, 0.25) * MIN) for k in range(3000)]
+    placed, grid = _walk(stamps, GridRules(period_ms=MIN, tolerance=0.3))
+    actions = Counter(p.action for p in placed)
+    assert actions[Action.REGRID] == actions[Action.RESET] == 0 and grid.period_ms == MIN
+    # the grid's phase is its first record's, itself jittered: a few records land beyond the tolerance
+    assert actions[Action.APPEND] > 0.9 * len(stamps)

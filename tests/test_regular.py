@@ -11,7 +11,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
-from adaptcast.forecast.data import make_windows, read_frame, read_series
+from adaptcast.forecast.data import SeriesFrame, make_windows, read_frame, read_series
 from adaptcast.streams.backtest import backtest
 from adaptcast.streams.calendar import months
 from adaptcast.streams.cli import main
@@ -173,3 +173,14 @@ def test_a_frame_without_a_time_gap_is_unchanged_by_gridding(tmp_path):
     tf = read_frame(p)
     grid_tf, g = gridded(tf, ["y"], GridRules())
     assert grid_tf.frame["time"].to_list() == tf.frame["time"].to_list() and g.segments == 1
+
+
+def test_the_backtest_counts_what_a_worker_would_dead_letter():
+    hours = [h for h in range(300)] + [150.5]  # one record between two grid points
+    frame = pl.DataFrame(
+        {"ts": [datetime(2024, 1, 1) + timedelta(hours=h) for h in hours], "series": "a", "y": np.sin(hours)}
+    ).sort("ts")
+    cfg = Config.model_validate({"model": {"kind": "naive", "lookback": 24, "horizon": 6}})
+    res = backtest(cfg, data=SeriesFrame("one", frame, ["y"], 1), report=False, progress=False)
+    (summary,) = res.summary["configs"].values()
+    assert summary["records_rejected"] == {"off_grid": 1} and res.runs[0].rejected == 1
