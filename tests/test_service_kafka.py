@@ -81,6 +81,11 @@ def _config(
     return load_config(overrides=over, environ={})
 
 
+def _naive_config(bootstrap: str, names: dict[str, str], tmp_path: Path, **sections) -> object:
+    """:func:`_config` serving a naive checkpoint from ``tmp_path``, with state there too."""
+    return _config(bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m"), **sections)
+
+
 def _records(n_series: int, steps: int, start_step: int = 0) -> list[dict]:
     """Series i at step t has value 1000*i + t: a naive forecast's yhat is the value at issue time."""
     return [
@@ -232,13 +237,7 @@ def test_epoch_seconds_from_a_producer(kafka_bootstrap, tmp_path, caplog, unit):
     steps = 12
     records = [{"series": "s0", "ts": start + t * 3600, "values": {"y": float(t)}} for t in range(steps)]
     _produce(kafka_bootstrap, names["input"], records)
-    cfg = _config(
-        kafka_bootstrap,
-        names,
-        tmp_path / "state",
-        _naive_checkpoint(tmp_path / "m"),
-        serving={"ts_unit": unit},
-    )
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, serving={"ts_unit": unit})
     worker = Worker(cfg)
     with caplog.at_level("WARNING", logger="adaptcast.service"):
         try:
@@ -267,13 +266,7 @@ def test_silence_is_counted_per_partition(kafka_bootstrap, tmp_path):
         prod.send(names["input"], key=series.encode(), value=json.dumps(rec).encode(), partition=partition)
     prod.flush()
     prod.close()
-    cfg = _config(
-        kafka_bootstrap,
-        names,
-        tmp_path / "state",
-        _naive_checkpoint(tmp_path / "m"),
-        grid={"forget_after": 10},
-    )
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, grid={"forget_after": 10})
     worker = Worker(cfg)
     try:
         _run_until(worker, lambda: worker.counts["records"] >= len(feed), timeout=30)
@@ -307,13 +300,7 @@ def test_records_of_an_aborted_transaction_are_not_forecast(kafka_bootstrap, tmp
             prod.flush()  # written to the log, then aborted
             prod.abort_transaction()
     prod.close()
-    cfg = _config(
-        kafka_bootstrap,
-        names,
-        tmp_path / "state",
-        _naive_checkpoint(tmp_path / "m"),
-        kafka={"isolation_level": isolation},
-    )
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, kafka={"isolation_level": isolation})
     aborted = len(range(1, steps, 3))
     worker = Worker(cfg)
     try:  # transaction markers hold offsets too: count records, not offsets
