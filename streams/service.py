@@ -341,9 +341,8 @@ class Worker:
         writes: list[Callable[[], None]] = []
         if self.loop.model is not None:
             writes.append(partial(self.snapshots.save_global, self.loop.state_dict()))
-        self.series_tp = {
-            s: tp for s, tp in self.series_tp.items() if s in self.loop.states
-        }  # none forgotten
+        # the loop forgets series that went silent (grid.forget_after): so does the partition map
+        self.series_tp = {s: tp for s, tp in self.series_tp.items() if s in self.loop.states}
         by_tp: dict[TopicPartition, list[str]] = defaultdict(list)
         for s, tp in self.series_tp.items():
             by_tp[tp].append(s)

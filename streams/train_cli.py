@@ -106,7 +106,10 @@ def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
         fill=Fill(recorded.get("fill", Fill.LINEAR.value)),
         max_fill=int(recorded.get("max_fill", model.lookback // 4)),
     )
-    own = file_period(_times_ms(tf), rules)
+    try:
+        own = file_period(_times_ms(tf), rules)
+    except InputError as exc:
+        raise InputError(f"{tf.source}: {exc}") from None
     if abs(nominal_ms(own) - nominal_ms(period)) > rules.tolerance * nominal_ms(period):
         raise InputError(
             f"{tf.source}: its rows are {describe_period(own)} apart, but the model forecasts steps of "
@@ -405,9 +408,15 @@ def fit_on_series(
     histories: list[np.ndarray] = []
     grids: dict[str, OnGrid] = {}
     for part in data.frame.partition_by("series", maintain_order=True):
+        if part.height < m.lookback + m.horizon:  # not one window: nothing to learn from it
+            continue
         ts = part["ts"].cast(pl.Datetime("ms")).to_physical().to_numpy()
         g = grids[part["series"][0]] = on_grid(ts, part.select(data.channels).to_numpy(), rules)
         histories += [g.values[g.segment == k].astype(np.float32) for k in range(g.segments)]
+    if not grids:
+        raise InputError(
+            f"{data_path}: no series has lookback + horizon = {m.lookback + m.horizon} rows to train on"
+        )
     periods = {describe_period(g.period) for g in grids.values()}
     if len(periods) > 1:
         raise InputError(
@@ -427,6 +436,7 @@ def fit_on_series(
     )
     summary["data"] = {
         "series": len(grids),
+        "series_too_short": data.frame["series"].n_unique() - len(grids),
         "rows": int(sum(g.ts_ms.size for g in grids.values())),
         "filled": sum(g.filled for g in grids.values()),
         "segments": sum(g.segments for g in grids.values()),
