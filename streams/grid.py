@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from adaptcast.streams.calendar import calendar_period, months, nearest_step, nominal_ms, shift
+from adaptcast.streams.calendar import DAY_MS, calendar_period, months, nearest_step, nominal_ms, shift
 from adaptcast.streams.records import DUPLICATE, LATE, OFF_GRID
 
 UNITS_MS = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -170,7 +170,8 @@ def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, Se
     if steady(grid, rules) and ts_ms - grid.last_ms == grid.period_ms:  # type: ignore[operator]
         return Placement(Action.APPEND, ts_ms), SeriesGrid(grid.period_ms, ts_ms, ts_ms, True)
     if grid.last_ms is None or grid.seen_ms is None:
-        return Placement(Action.START, ts_ms), replace(grid, last_ms=ts_ms, seen_ms=ts_ms)
+        start = _aligned(ts_ms, grid.period_ms, rules) if grid.fixed else ts_ms
+        return Placement(Action.START, start), replace(grid, last_ms=start, seen_ms=ts_ms)
     # a provisional period may be far too long: its tolerance would swallow the next grid point
     slack = rules.tolerance * nominal_ms(grid.period_ms) if grid.fixed and grid.period_ms else 0
     if ts_ms <= grid.last_ms + slack:
@@ -182,6 +183,20 @@ def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, Se
     if not grid.fixed:
         return _infer(grid, ts_ms, interval, rules)
     return _follow(grid, ts_ms, interval, rules)
+
+
+ALIGN_MAX_MS = 3_600_000  # declared periods up to an hour start on whole multiples of themselves
+
+
+def _aligned(ts_ms: int, period_ms: int | None, rules: GridRules) -> int:
+    """Where a declared grid starts: on a whole multiple of its period since the epoch (whole minutes,
+    quarter hours, hours) when the first record is within the tolerance of one, so a jittered first
+    record does not set the phase of every later point; periods over an hour keep their first
+    record's phase (a daily feed at local midnight stays there)."""
+    if period_ms is None or not 0 < period_ms <= ALIGN_MAX_MS or DAY_MS % period_ms:
+        return ts_ms
+    point = round(ts_ms / period_ms) * period_ms
+    return point if abs(ts_ms - point) <= rules.tolerance * period_ms else ts_ms
 
 
 def _infer(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:

@@ -224,6 +224,22 @@ def test_a_jittered_feed_within_the_tolerance_never_moves_its_declared_grid():
     stamps = [int(k * MIN + rng.uniform(-0.25, 0.25) * MIN) for k in range(3000)]
     placed, grid = _walk(stamps, GridRules(period_ms=MIN, tolerance=0.3))
     actions = Counter(p.action for p in placed)
-    assert actions[Action.REGRID] == actions[Action.RESET] == 0 and grid.period_ms == MIN
-    # the grid's phase is its first record's, itself jittered: a few records land beyond the tolerance
-    assert actions[Action.APPEND] > 0.9 * len(stamps)
+    assert actions == {Action.START: 1, Action.APPEND: len(stamps) - 1}  # the first one too: on 0:00
+    assert grid.period_ms == MIN and grid.last_ms == 2999 * MIN
+
+
+@pytest.mark.parametrize(
+    ("period", "first", "start"),
+    [
+        (H, 7_000, 0),  # a jittered first record: the grid is on whole hours
+        (15 * MIN, 15 * MIN - 20_000, 15 * MIN),
+        (H, 30 * MIN, 30 * MIN),  # a feed on its own phase keeps it
+        (24 * H, 23 * H, 23 * H),  # a daily feed at local midnight is not moved to 0:00 UTC
+        (7 * MIN, 1_000, 1_000),  # a period that does not divide a day has no whole multiples to keep
+    ],
+)
+def test_a_declared_grid_starts_on_a_whole_multiple_of_its_period_when_the_first_record_is_near(
+    period, first, start
+):
+    placed, grid = _walk([first], GridRules(period_ms=period, tolerance=0.1))
+    assert placed[0].action is Action.START and placed[0].ts_ms == grid.last_ms == start
