@@ -549,10 +549,15 @@ def _column_series(
     time_col: str | None,
 ) -> tuple[pl.DataFrame, str]:
     """A wide file's columns as series: ``time, series, <target>`` (the long layout)."""
-    if len(targets) != 1 or features or series_col is not None:
+    if series_col is not None:
+        raise InputError(
+            f"{path}: give either --series-col (a long file: a column of series ids) or --series-cols "
+            "(one series per column), not both"
+        )
+    if len(targets) != 1 or features:
         raise InputError(
             f"{path}: with one series per column (--series-cols) each column's values are the one "
-            f"target; name it with one --target (got {list(targets)}), and give no --features or --series-col"
+            f"target; name it with one --target (got {list(targets)}) and give no --features"
         )
     raw = read_frame(path, time_col=time_col, duplicates="error")
     if not raw.report.was_sorted:
