@@ -445,6 +445,17 @@ class SeriesFrame:
     n_targets: int
     events: list[dict[str, Any]] = field(default_factory=list)
     missing: MissingRows | None = None  # rows left out for a missing value: the loop sees gaps there
+    duplicates: int = 0  # rows left out for repeating a series' timestamp (the first one is kept)
+    resorted: bool = False  # the file was not in time order (it is replayed in time order)
+
+    def notes(self) -> list[str]:
+        """What reading the file changed, in words, for the run's log."""
+        out = [] if self.missing is None else [self.missing.note()]
+        if self.duplicates:
+            out.append(f"{self.duplicates} rows repeating a series' timestamp left out (the first is kept)")
+        if self.resorted:
+            out.append("rows were not in time order; replayed in time order")
+        return out
 
     @property
     def targets(self) -> list[str]:
@@ -464,30 +475,25 @@ def read_series(
     time_col: str | None = None,
     series_cols: Sequence[str] = (),
 ) -> SeriesFrame:
-    """Read a wide (one series) or long (``series_col``) file strictly: no duplicates, sorted time, no
-    infinite values. A row missing a chosen column's value (null, NaN, or one of :data:`MISSING_TOKENS`)
-    is left out, as a live record without it would be dead-lettered: the loop sees a gap there.
+    """Read a wide (one series) or long (``series_col``) file as the live worker would take its records:
+    in time order, a row repeating a series' timestamp left out (the first is kept), no infinite
+    values. A row missing a chosen column's value (null, NaN, or one of :data:`MISSING_TOKENS`) is
+    left out, as a live record without it would be dead-lettered: the loop sees a gap there.
 
     ``series_cols`` reads a wide file as one series per column instead (``["*"]``: every numeric
     column): each is a series named after its column, its values the one target."""
     if not targets:
         raise InputError(f"{path}: choose the target column(s) with --target")
     if series_cols:
-        frame, tcol = _column_series(Path(path), series_cols, targets, features, series_col, time_col)
+        frame, tcol, reports = _column_series(
+            Path(path), series_cols, targets, features, series_col, time_col
+        )
     elif series_col is None:
-        raw = read_frame(path, time_col=time_col, duplicates="last")
-        if not raw.report.was_sorted:
-            raise InputError(
-                f"{path}: timestamps in {raw.time_col!r} are not in increasing order; sort the file by time"
-            )
-        if raw.report.duplicates_dropped:
-            raise InputError(
-                f"{path}: column {raw.time_col!r} has {raw.report.duplicates_dropped} duplicate timestamps; "
-                "keep one row per time"
-            )
+        raw = read_frame(path, time_col=time_col, duplicates="first")
         frame, tcol = raw.frame.with_columns(pl.lit(file_stem(path)).alias("series")), raw.time_col
+        reports = [raw.report]
     else:
-        frame, tcol = _long_frame(Path(path), series_col, time_col)
+        frame, tcol, reports = _long_frame(Path(path), series_col, time_col)
     channels = [*targets, *[f for f in features if f not in targets]]
     for c in channels:
         _check_channel(
@@ -507,6 +513,8 @@ def read_series(
         channels,
         len(targets),
         missing=missing,
+        duplicates=sum(r.duplicates_dropped for r in reports),
+        resorted=not all(r.was_sorted for r in reports),
     )
 
 
@@ -547,7 +555,7 @@ def _column_series(
     features: Sequence[str],
     series_col: str | None,
     time_col: str | None,
-) -> tuple[pl.DataFrame, str]:
+) -> tuple[pl.DataFrame, str, list[FrameReport]]:
     """A wide file's columns as series: ``time, series, <target>`` (the long layout)."""
     if series_col is not None:
         raise InputError(
@@ -559,35 +567,30 @@ def _column_series(
             f"{path}: with one series per column (--series-cols) each column's values are the one "
             f"target; name it with one --target (got {list(targets)}) and give no --features"
         )
-    raw = read_frame(path, time_col=time_col, duplicates="error")
-    if not raw.report.was_sorted:
-        raise InputError(
-            f"{path}: timestamps in {raw.time_col!r} are not in increasing order; sort the file by time"
-        )
+    raw = read_frame(path, time_col=time_col, duplicates="first")
     chosen = raw.numeric_columns if list(columns) == ["*"] else list(columns)
     for c in chosen:
         _check_channel(raw.frame, c, raw.time_col, path, "name the series columns with --series-cols", True)
     if not chosen:
         raise InputError(f"{path}: no numeric column to read as a series besides {raw.time_col!r}")
     frame = raw.frame.unpivot(index=raw.time_col, on=chosen, variable_name="series", value_name=targets[0])
-    return frame, raw.time_col
+    return frame, raw.time_col, [raw.report]
 
 
-def _long_frame(path: Path, series_col: str, time_col: str | None) -> tuple[pl.DataFrame, str]:
+def _long_frame(
+    path: Path, series_col: str, time_col: str | None
+) -> tuple[pl.DataFrame, str, list[FrameReport]]:
     """Validate each series of a long-layout file on its own and stack them with a ``series`` column."""
     df = read_table(path)
     if series_col not in df.columns:
         raise InputError(f"{path}: series column {series_col!r} not found; columns are {df.columns}")
-    parts = []
+    parts, reports = [], []
     for key, group in df.group_by(series_col, maintain_order=True):
         tf = validate_frame(
-            group.drop(series_col), time_col=time_col, source=f"{path} (series {key[0]})", duplicates="error"
+            group.drop(series_col), time_col=time_col, source=f"{path} (series {key[0]})", duplicates="first"
         )
-        if not tf.report.was_sorted:
-            raise InputError(
-                f"{path}: timestamps of series {key[0]!r} are not in increasing order; sort the file by time"
-            )
         parts.append(tf.frame.with_columns(pl.lit(str(key[0])).alias("series")))
+        reports.append(tf.report)
         time_col = tf.time_col
     assert time_col is not None
-    return pl.concat(parts), time_col
+    return pl.concat(parts), time_col, reports

@@ -152,6 +152,7 @@ def backtest(
         "series": data.frame["series"].n_unique(),
         "steps": data.frame["ts"].n_unique(),
         "missing_rows": 0 if data.missing is None else data.missing.rows,
+        "duplicate_rows": data.duplicates,
         "targets": data.targets,
         "channels": data.channels,
         "lookback": cfg.model.lookback,

@@ -23,8 +23,8 @@ def load_feed(cfg: Config) -> SeriesFrame:
     b, m = cfg.backtest, cfg.model
     if b.data is not None:
         data = read_series(b.data, m.targets, m.features, b.series_col, b.time_col, b.series_cols)
-        if data.missing is not None:
-            log.warning("%s: %s", b.data, data.missing.note())
+        for note in data.notes():
+            log.warning("%s: %s", b.data, note)
     else:
         data = scenario_feed(cfg)
     return data.head(b.limit) if b.limit else data

@@ -441,6 +441,7 @@ def fit_on_series(
         "filled": sum(g.filled for g in grids.values()),
         "segments": sum(g.segments for g in grids.values()),
         "missing_rows": 0 if data.missing is None else data.missing.rows,
+        "duplicate_rows": data.duplicates,
     }
     return model, summary, held
 

@@ -184,3 +184,20 @@ def test_the_backtest_counts_what_a_worker_would_dead_letter():
     res = backtest(cfg, data=SeriesFrame("one", frame, ["y"], 1), report=False, progress=False)
     (summary,) = res.summary["configs"].values()
     assert summary["records_rejected"] == {"off_grid": 1} and res.runs[0].rejected == 1
+
+
+def test_a_file_out_of_order_with_a_repeated_hour_reads_as_the_worker_takes_records(tmp_path):
+    """Rows are replayed in time order, and of two rows at one time the first is kept (the autumn
+    hour of a local-time file), as the worker keeps the first record on a grid point."""
+    t0 = datetime(2024, 1, 1)
+    rows = [f"{(t0 + timedelta(hours=h)).isoformat()},{h}" for h in range(200)]
+    shuffled = rows[100:] + rows[:100] + [f"{(t0 + timedelta(hours=50)).isoformat()},999"]
+    a, b = tmp_path / "a.csv", tmp_path / "b.csv"
+    a.write_text("time,y\n" + "\n".join(rows) + "\n")
+    b.write_text("time,y\n" + "\n".join(shuffled) + "\n")
+    clean, messy = read_series(a, ["y"]), read_series(b, ["y"])
+    assert messy.frame.equals(clean.frame.with_columns(pl.lit("b").alias("series")))
+    assert (messy.duplicates, messy.resorted) == (1, True) and len(messy.notes()) == 2
+    long = tmp_path / "long.csv"
+    long.write_text("time,s,y\n" + "".join(f"{r.split(',')[0]},x,{r.split(',')[1]}\n" for r in shuffled))
+    assert read_series(long, ["y"], series_col="s").frame["y"].to_list() == clean.frame["y"].to_list()
