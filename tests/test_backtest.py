@@ -263,43 +263,17 @@ def test_long_layout_file_with_series_column(tmp_path):
 
     path = tmp_path / "long.csv"
     make_scenario("level_shift", series=2, steps=200, seed=1).frame.write_csv(path)
-    code, out = _run(
-        "--data",
-        str(path),
-        "--series-col",
-        "series",
-        "--target",
-        "y",
-        "--model",
-        "naive",
-        "--lookback",
-        "12",
-        "--horizon",
-        "3",
-        "--policy",
-        "never",
-        "--out",
-        str(tmp_path / "o"),
-    )
+    args = ["--data", str(path), "--series-col", "series", "--target", "y", *FAST[:6], "--policy", "never"]
+    code, out = _run(*args, "--out", str(tmp_path / "o"))
     assert code == 0, out
     summary = json.loads((tmp_path / "o" / "summary.json").read_text())
-    assert summary["series"] == 2 and summary["steps"] == 200
+    assert summary["series"] == 2 and summary["steps"] == 200 and summary["duplicate_rows"] == 0
     fc = pl.read_parquet(tmp_path / "o" / "forecasts.parquet")
     assert sorted(fc["series"].unique().to_list()) == ["s0", "s1"]
     # a row repeating a series' timestamp is left out (the first kept) and counted
     text = path.read_text().splitlines()
     path.write_text("\n".join([*text, text[1]]) + "\n")
-    code, out = _run(
-        "--data",
-        str(path),
-        "--series-col",
-        "series",
-        "--target",
-        "y",
-        *FAST[:6],
-        "--out",
-        str(tmp_path / "p"),
-    )
+    code, out = _run(*args, "--out", str(tmp_path / "p"))
     assert code == 0, out
     assert json.loads((tmp_path / "p" / "summary.json").read_text())["duplicate_rows"] == 1
 
