@@ -97,10 +97,8 @@ def gridded(tf: TimeFrame, columns: list[str], rules: GridRules) -> tuple[TimeFr
 def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
     """The grid a trained model forecasts on: its step, and the gap rules it was trained with (a
     quarter of its lookback, linear, for a model saved before they were recorded). The file must
-    have that step."""
+    have that step; a model that records none (trained on a topic's series) takes the file's."""
     schema = model.schema
-    steps = schema.get("step_months")
-    period = months(int(steps)) if steps else round(float(schema["step_seconds"]) * 1000)
     recorded = schema.get("grid") or {}
     rules = GridRules(
         fill=Fill(recorded.get("fill", Fill.LINEAR.value)),
@@ -110,6 +108,8 @@ def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
         own = file_period(_times_ms(tf), rules)
     except InputError as exc:
         raise InputError(f"{tf.source}: {exc}") from None
+    steps, seconds = schema.get("step_months"), schema.get("step_seconds")
+    period = months(int(steps)) if steps else round(float(seconds) * 1000) if seconds else own
     if abs(nominal_ms(own) - nominal_ms(period)) > rules.tolerance * nominal_ms(period):
         raise InputError(
             f"{tf.source}: its rows are {describe_period(own)} apart, but the model forecasts steps of "
@@ -482,8 +482,8 @@ Examples:
 
 def forecast_frame(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> pl.DataFrame:
     """Long-format forecasts: one row per (issued_at, horizon step, target), with ``ts`` the forecast time."""
-    windows, issued = issue(model, tf, every_window)
-    return _forecasts(model, windows, issued)
+    windows, issued, period = issue(model, tf, every_window)
+    return _forecasts(model, windows, issued, np.full(len(issued), period))
 
 
 def series_forecasts(
@@ -505,16 +505,17 @@ def series_forecasts(
         names.append(name)
     if not parts:
         raise InputError(f"{data.name}: no series has a window to forecast from; first: {skipped[0]}")
-    windows = np.concatenate([w for w, _ in parts])
-    issued = np.concatenate([i for _, i in parts])
-    frame = _forecasts(model, windows, issued)
-    per_series = np.repeat(names, [len(i) * model.horizon * model.n_targets for _, i in parts])
+    windows = np.concatenate([w for w, _, _ in parts])
+    issued = np.concatenate([i for _, i, _ in parts])
+    periods = np.concatenate([np.full(len(i), p) for _, i, p in parts])
+    frame = _forecasts(model, windows, issued, periods)
+    per_series = np.repeat(names, [len(i) * model.horizon * model.n_targets for _, i, _ in parts])
     return frame.insert_column(0, pl.Series("series", per_series)), skipped
 
 
-def issue(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The windows ``[B, lookback, channels]`` to forecast from and their issue times: the newest one,
-    or with ``every_window`` each one no unfilled gap cuts."""
+def issue(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> tuple[np.ndarray, np.ndarray, int]:
+    """The windows ``[B, lookback, channels]`` to forecast from, their issue times and the grid's
+    period: the newest window, or with ``every_window`` each one no unfilled gap cuts."""
     schema = model.schema
     if not schema.get("targets"):
         raise InputError(
@@ -524,7 +525,7 @@ def issue(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> tuple[np.
     L = model.lookback
     rules = model_grid(model, tf)
     tf, g = gridded(tf, channel_names(schema["targets"], schema["features"]), rules)
-    values = channel_matrix(tf, schema["targets"], schema["features"], bool(schema["time_features"]))
+    values = channel_matrix(tf, schema["targets"], schema["features"], bool(schema.get("time_features")))
     if values.shape[0] < L:
         raise InputError(
             f"{tf.source}: {values.shape[0]} steps, but the model needs at least lookback={L} steps"
@@ -542,31 +543,27 @@ def issue(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> tuple[np.
     if starts.size == 0:
         raise InputError(f"{tf.source}: no {L} consecutive steps to forecast from (gaps cut every window)")
     windows = np.lib.stride_tricks.sliding_window_view(values, L, axis=0).transpose(0, 2, 1)[starts]
-    return np.ascontiguousarray(windows), tf.frame[tf.time_col].to_numpy()[L - 1 :][starts]
+    issued = tf.frame[tf.time_col].to_numpy()[L - 1 :][starts]
+    return np.ascontiguousarray(windows), issued, rules.period_ms or g.period
 
 
-def _forecasts(model: BaseForecaster, windows: np.ndarray, issued: np.ndarray) -> pl.DataFrame:
-    """One predict call over ``windows``; rows ``issued_at, ts, step, target, yhat``."""
-    schema = model.schema
+def _forecasts(
+    model: BaseForecaster, windows: np.ndarray, issued: np.ndarray, periods: np.ndarray
+) -> pl.DataFrame:
+    """One predict call over ``windows``; rows ``issued_at, ts, step, target, yhat``, the forecast
+    times ``periods`` (per window; calendar months keep their day of the month) after each issue."""
     yhat = model.predict(windows)  # [B, H, T]
     B, H, T = yhat.shape
     issued_at = np.repeat(issued, H * T)
     h = np.tile(np.repeat(np.arange(1, H + 1), T), B)
-    if schema.get("step_months"):  # calendar months: the points keep their day of the month
-        at_ms = issued_at.astype("datetime64[ms]").astype(np.int64)
-        ts = (
-            advance(at_ms, months(int(schema["step_months"])), h)
-            .astype("datetime64[ms]")
-            .astype(issued_at.dtype)
-        )
-    else:
-        ts = issued_at + h * np.timedelta64(int(schema["step_seconds"] * 1e6), "us")
+    at_ms = issued_at.astype("datetime64[ms]").astype(np.int64)
+    ts = advance(at_ms, np.repeat(periods, H * T), h).astype("datetime64[ms]").astype(issued_at.dtype)
     return pl.DataFrame(
         {
             "issued_at": issued_at,
             "ts": ts,
             "step": h,
-            "target": np.tile(np.asarray(schema["targets"]), B * H),
+            "target": np.tile(np.asarray(model.schema["targets"]), B * H),
             "yhat": yhat.reshape(-1),
         }
     )

@@ -184,3 +184,27 @@ def test_one_model_for_every_series_of_a_long_file(tmp_path):
     lines = [line.split(",") for line in res.output.splitlines() if line[:3] in ("s0,", "s1,", "s2,")]
     assert {r[0] for r in lines} == {"s0", "s1"} and len(lines) == 12
     assert {r[1] for r in lines} == {"2024-01-13T11:00:00.000000"}  # hour 299, each series' last row
+
+
+def test_predict_with_a_model_trained_on_a_topic_takes_the_files_step(tmp_path):
+    """`train --from-topic` records no step (the topic's series may have any): predict uses the file's."""
+    from datetime import datetime, timedelta
+
+    import numpy as np
+
+    from adaptcast.forecast import create_forecaster
+    from adaptcast.forecast.windows import sliding_windows
+
+    model = create_forecaster("naive", lookback=6, horizon=3)
+    model.fit(*sliding_windows(np.arange(40.0), 6, 3))
+    model.schema = {"targets": ["y"], "features": [], "channels": ["y"]}  # what fit_on_topic writes
+    model.save(tmp_path / "m")
+    data = tmp_path / "d.csv"
+    start = datetime(2024, 1, 1)
+    data.write_text(
+        "ts,y\n" + "".join(f"{(start + timedelta(minutes=15 * k)).isoformat()},{k}\n" for k in range(10))
+    )
+    res = invoke(predict_command, ["--model-dir", tmp_path / "m", "--data", data])
+    assert res.exit_code == 0, res.output
+    rows = [line.split(",") for line in res.output.splitlines()[1:]]
+    assert [r[1][:16] for r in rows] == ["2024-01-01T02:30", "2024-01-01T02:45", "2024-01-01T03:00"]
