@@ -484,6 +484,11 @@ def read_series(
     column): each is a series named after its column, its values the one target."""
     if not targets:
         raise InputError(f"{path}: choose the target column(s) with --target")
+    if series_col is not None and series_col in (*targets, *features):
+        raise InputError(
+            f"{path}: {series_col!r} is the series column (--series-col) and a value to read; "
+            "name the column holding the series ids"
+        )
     if series_cols:
         frame, tcol, reports = _column_series(
             Path(path), series_cols, targets, features, series_col, time_col

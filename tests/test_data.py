@@ -268,5 +268,7 @@ def test_a_wide_file_read_as_one_series_per_column(tmp_path):
         read_series(p, ["a", "b"], series_cols=["*"])
     with pytest.raises(InputError, match=r"either --series-col .* or --series-cols"):
         read_series(p, ["y"], series_col="MT_001", series_cols=["*"])
+    with pytest.raises(InputError, match="'MT_001' is the series column"):
+        read_series(p, ["MT_001"], series_col="MT_001")
     with pytest.raises(InputError, match="column 'MT_003' not found"):
         read_series(p, ["y"], series_cols=["MT_003"])
