@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 from collections.abc import Callable
@@ -132,7 +133,11 @@ def validate(
         raise RecordError(NOT_OBJECT, f"record must be a JSON object, got {type(obj).__name__}")
     for key in ("series", "ts", "values"):
         if key not in obj:
-            raise RecordError(MISSING_FIELD, f"record lacks field {key!r} (needs series, ts, values)")
+            raise RecordError(
+                MISSING_FIELD,
+                f"record lacks field {key!r} (needs series, ts, values; the series may instead be the "
+                "Kafka message key)",
+            )
     series = obj["series"]
     if not isinstance(series, str) or not series or len(series) > 256 or not _printable(series):
         raise RecordError(
@@ -173,9 +178,12 @@ def decode(
     max_future_ms: int = 86_400_000,
     ts_unit: str = "ms",
     shape: Callable[[Any], dict[str, Any]] | None = None,
+    key: bytes | None = None,
 ) -> Record:
     """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason; ``shape`` maps a
-    producer's own JSON onto the contract first (streams/formats.py).
+    producer's own JSON onto the contract first (streams/formats.py). A record without ``series``
+    takes its message ``key`` (the contract keys messages by series; devices often leave it out of
+    the value).
 
     orjson parses the common case (5× faster than ``json``); what it refuses, the standard library
     parses or explains, so ``NaN``/``Infinity`` stay ``non_finite`` and error messages stay the same.
@@ -194,4 +202,7 @@ def decode(
             raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
     if shape is not None:
         obj = shape(obj)
+    if key is not None and isinstance(obj, dict) and "series" not in obj:
+        with contextlib.suppress(UnicodeDecodeError):
+            obj = {**obj, "series": key.decode()}
     return validate(obj, required=required, now_ms=now_ms, max_future_ms=max_future_ms, ts_unit=ts_unit)

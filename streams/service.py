@@ -384,6 +384,7 @@ class Worker:
                     max_future_ms=self._max_future_ms,
                     ts_unit=self._ts_unit,
                     shape=self._shape,
+                    key=msg.key,
                 )
                 if rec.ts_ms < SECONDS_AS_MS <= now_ms and not self._warned_unit:
                     self._warn_unit(rec)

@@ -123,6 +123,7 @@ def test_topic_history_keeps_what_the_loop_would(tmp_path):
     values = [rec("a", 1000, 1.0), b"not json", rec("b", 1000, 5.0), rec("a", 2000, 2.0)]
     values += [rec("a", 2000, 9.0), rec("a", 1500, 9.0), rec("a", 3000, 3.0)]  # duplicate, late, good
     values += [json.dumps({"series": "b", "ts": 4000, "values": {"z": 1.0}}).encode()]  # lacks y
-    got = series_histories(values, ["y"])
-    assert got.keys() == {"a", "b"}
+    keyed = (b"c", json.dumps({"ts": 1000, "values": {"y": 7.0}}).encode())  # the series is the key
+    got = series_histories([*values, keyed], ["y"])
+    assert got.keys() == {"a", "b", "c"}
     assert got["a"][:, 0].tolist() == [1.0, 2.0, 3.0] and got["b"][:, 0].tolist() == [5.0]

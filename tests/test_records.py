@@ -74,3 +74,18 @@ def test_a_fraction_of_a_second_and_a_unit_in_the_error():
         R.parse_timestamp(1e20, "s")
     with pytest.raises(R.RecordError, match="nor epoch s"):
         R.parse_timestamp("yesterday", "s")
+
+
+def test_a_record_without_series_takes_its_message_key():
+    raw = json.dumps({"ts": 1_704_070_800_000, "values": {"y": 1}}).encode()
+    assert R.decode(raw, key=b"device-7").series == "device-7"
+    assert (
+        R.decode(json.dumps({"series": "own", "ts": 1, "values": {"y": 1}}).encode(), key=b"k").series
+        == "own"
+    )
+    with pytest.raises(R.RecordError, match="the series may instead be the Kafka message key") as err:
+        R.decode(raw)
+    assert err.value.reason == R.MISSING_FIELD
+    with pytest.raises(R.RecordError) as err:  # a key that is not text names nothing
+        R.decode(raw, key=b"\xff\xfe")
+    assert err.value.reason == R.MISSING_FIELD

@@ -360,6 +360,25 @@ def test_telegraf_metrics_are_served_per_tag_set(kafka_bootstrap, tmp_path):
     assert preds[("mem,host=b", newest)]["yhat"]["used_percent"][0] == pytest.approx(steps)
 
 
+def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootstrap, tmp_path):
+    """Devices often put their id only in the message key, as the contract keys messages anyway."""
+    names = _topics(kafka_bootstrap, partitions=1)
+    records = _records(2, 8)
+    raw = [
+        (r["series"].encode(), json.dumps({k: v for k, v in r.items() if k != "series"}).encode())
+        for r in records
+    ]
+    _produce(kafka_bootstrap, names["input"], raw, raw=True)
+    worker = Worker(_naive_config(kafka_bootstrap, names, tmp_path))
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= len(raw), timeout=30)
+    finally:
+        worker.close()
+    assert set(worker.loop.states) == {"s0", "s1"}
+    preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (8 - LOOKBACK + 1))
+    assert {s for s, _ in preds} == {"s0", "s1"}
+
+
 def _lag_gauges(worker: Worker) -> dict[int, float]:
     """Partition → the consumer-lag gauge's value, read from the worker's Prometheus exposition."""
     out = {}
