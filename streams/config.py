@@ -378,6 +378,11 @@ class ServingConfig(_Section):
         "serializer (name, tags, fields, timestamp), or prometheus-kafka-adapter's JSON (name, labels, "
         "value, timestamp); see docs/architecture.md",
     )
+    series_from_key: bool = Field(
+        default=False,
+        description="a record without series takes its Kafka message key (producers that send the "
+        "series id only as the key); off, such a record is dead-lettered as missing_field",
+    )
     ts_unit: Literal["ms", "s", "us", "ns"] = Field(
         default="ms",
         description="unit of a numeric ts in input records: epoch milliseconds, seconds, microseconds or "

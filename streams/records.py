@@ -135,8 +135,8 @@ def validate(
         if key not in obj:
             raise RecordError(
                 MISSING_FIELD,
-                f"record lacks field {key!r} (needs series, ts, values; the series may instead be the "
-                "Kafka message key)",
+                f"record lacks field {key!r} (needs series, ts, values; with serving.series_from_key "
+                "the message key names the series)",
             )
     series = obj["series"]
     if not isinstance(series, str) or not series or len(series) > 256 or not _printable(series):
@@ -181,9 +181,9 @@ def decode(
     key: bytes | None = None,
 ) -> Record:
     """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason; ``shape`` maps a
-    producer's own JSON onto the contract first (streams/formats.py). A record without ``series``
-    takes its message ``key`` (the contract keys messages by series; devices often leave it out of
-    the value).
+    producer's own JSON onto the contract first (streams/formats.py). Given a message ``key`` (with
+    ``serving.series_from_key``), a record without ``series`` takes it: the contract keys messages
+    by series, and devices often leave it out of the value.
 
     orjson parses the common case (5× faster than ``json``); what it refuses, the standard library
     parses or explains, so ``NaN``/``Infinity`` stay ``non_finite`` and error messages stay the same.
@@ -202,7 +202,7 @@ def decode(
             raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
     if shape is not None:
         obj = shape(obj)
-    if key is not None and isinstance(obj, dict) and "series" not in obj:
+    if key and isinstance(obj, dict) and "series" not in obj:
         with contextlib.suppress(UnicodeDecodeError):
             obj = {**obj, "series": key.decode()}
     return validate(obj, required=required, now_ms=now_ms, max_future_ms=max_future_ms, ts_unit=ts_unit)

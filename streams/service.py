@@ -147,6 +147,7 @@ class Worker:
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         self._ts_unit = cfg.serving.ts_unit
         self._shape = SHAPES[cfg.serving.record_format]
+        self._series_from_key = cfg.serving.series_from_key
         self._warned_unit = False
         state_dir = Path(cfg.state.dir)
         self.store = CheckpointStore(state_dir / "models", keep=cfg.state.keep_versions)
@@ -384,7 +385,7 @@ class Worker:
                     max_future_ms=self._max_future_ms,
                     ts_unit=self._ts_unit,
                     shape=self._shape,
-                    key=msg.key,
+                    key=msg.key if self._series_from_key else None,
                 )
                 if rec.ts_ms < SECONDS_AS_MS <= now_ms and not self._warned_unit:
                     self._warn_unit(rec)

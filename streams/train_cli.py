@@ -380,8 +380,9 @@ def fit_on_file(
 def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[str, Any], Held]:
     """Fit the configured model on the input topic's recent records, split as a worker's own retrain is."""
     m = cfg.model
+    recent = recent_values(cfg.kafka, per_partition)
     histories = series_histories(
-        recent_values(cfg.kafka, per_partition),
+        recent if cfg.serving.series_from_key else [value for _, value in recent],
         m.channels,
         int(cfg.serving.max_future_s * 1000),
         cfg.grid.rules(m.lookback),

@@ -83,9 +83,10 @@ def test_a_record_without_series_takes_its_message_key():
         R.decode(json.dumps({"series": "own", "ts": 1, "values": {"y": 1}}).encode(), key=b"k").series
         == "own"
     )
-    with pytest.raises(R.RecordError, match="the series may instead be the Kafka message key") as err:
+    with pytest.raises(R.RecordError, match=r"with serving\.series_from_key the message key") as err:
         R.decode(raw)
     assert err.value.reason == R.MISSING_FIELD
-    with pytest.raises(R.RecordError) as err:  # a key that is not text names nothing
-        R.decode(raw, key=b"\xff\xfe")
-    assert err.value.reason == R.MISSING_FIELD
+    for key in (b"\xff\xfe", b""):  # a key that is not text, or empty, names nothing
+        with pytest.raises(R.RecordError) as err:
+            R.decode(raw, key=key)
+        assert err.value.reason == R.MISSING_FIELD

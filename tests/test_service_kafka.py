@@ -361,7 +361,9 @@ def test_telegraf_metrics_are_served_per_tag_set(kafka_bootstrap, tmp_path):
 
 
 def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootstrap, tmp_path):
-    """Devices often put their id only in the message key, as the contract keys messages anyway."""
+    """Devices often put their id only in the message key, as the contract keys messages anyway:
+    with serving.series_from_key the worker takes it (off, they are missing_field, as the fuzz test
+    of tests/test_fuzz_input.py holds for any key)."""
     names = _topics(kafka_bootstrap, partitions=1)
     records = _records(2, 8)
     raw = [
@@ -369,7 +371,7 @@ def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootst
         for r in records
     ]
     _produce(kafka_bootstrap, names["input"], raw, raw=True)
-    worker = Worker(_naive_config(kafka_bootstrap, names, tmp_path))
+    worker = Worker(_naive_config(kafka_bootstrap, names, tmp_path, serving={"series_from_key": True}))
     try:
         _run_until(worker, lambda: worker.counts["records"] >= len(raw), timeout=30)
     finally:
