@@ -63,6 +63,8 @@ class CheckpointStore:
             version = f"{counter:06d}-{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
             old = (model.version, model.parent_version)
             model.version, model.parent_version = version, parent
+            if self.keep is not None:  # room first: the store never holds more than keep, even mid-save
+                self._prune(max(self.keep - 1, 0), protect={parent or ""})
             try:
                 model.save(self.root / version)
             except BaseException:

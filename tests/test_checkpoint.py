@@ -146,6 +146,22 @@ def test_failed_save_leaves_no_version(tmp_path, monkeypatch):
     assert not any(p.name.startswith(".tmp-") for p in tmp_path.iterdir())
 
 
+def test_the_store_never_holds_more_than_keep_versions_even_while_writing(tmp_path, monkeypatch):
+    """A state volume sized for ``keep`` versions must not need one more while a version lands."""
+    store = CheckpointStore(tmp_path, keep=2)
+    model, _ = fitted("arnet", **TORCH)
+    seen = []
+    write = model._save_weights
+
+    def counting(directory):
+        seen.append(len(store.versions()) + 1)  # the ones there, and the one being written
+        return write(directory)
+
+    monkeypatch.setattr(model, "_save_weights", counting)
+    saved = [store.save(model) for _ in range(5)]
+    assert max(seen) == 2 and store.versions() == saved[-2:]
+
+
 def test_bad_version_id(tmp_path):
     with pytest.raises(ValueError, match="not a version id"):
         CheckpointStore(tmp_path).load("../etc")
