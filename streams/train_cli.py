@@ -75,14 +75,23 @@ def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _times_ms(tf: TimeFrame) -> np.ndarray:
-    return tf.frame[tf.time_col].cast(pl.Datetime("ms")).to_physical().to_numpy()
+def _times_ms(times: pl.Series) -> np.ndarray:
+    return times.cast(pl.Datetime("ms")).to_physical().to_numpy()
+
+
+def grid_schema(period: int, rules: GridRules) -> dict[str, Any]:
+    """What a manifest records of the grid a model was trained on; :func:`model_grid` reads it back."""
+    return {
+        "step_seconds": nominal_ms(period) / 1000,
+        "step_months": -period if is_calendar(period) else None,
+        "grid": {"fill": rules.fill.value, "max_fill": rules.max_fill},
+    }
 
 
 def gridded(tf: TimeFrame, columns: list[str], rules: GridRules) -> tuple[TimeFrame, OnGrid]:
     """The file's rows of ``columns`` on its time grid (streams/regular.py), as a frame to window."""
     times = tf.frame[tf.time_col]
-    g = on_grid(_times_ms(tf), numeric_matrix(tf, columns, missing_ok=True), rules)
+    g = on_grid(_times_ms(times), numeric_matrix(tf, columns, missing_ok=True), rules)
     if g.ts_ms.size == 0:
         raise InputError(f"{tf.source}: no row has a value in every one of {columns}")
     frame = pl.DataFrame(
@@ -105,7 +114,7 @@ def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
         max_fill=int(recorded.get("max_fill", model.lookback // 4)),
     )
     try:
-        own = file_period(_times_ms(tf), rules)
+        own = file_period(_times_ms(tf.frame[tf.time_col]), rules)
     except InputError as exc:
         raise InputError(f"{tf.source}: {exc}") from None
     steps, seconds = schema.get("step_months"), schema.get("step_seconds")
@@ -349,9 +358,7 @@ def fit_on_file(
         "features": [c for c in fcols if c not in tcols],
         "time_features": time_features,
         "channels": channels,
-        "step_seconds": nominal_ms(g.period) / 1000,
-        "step_months": -g.period if is_calendar(g.period) else None,
-        "grid": {"fill": rules.fill.value, "max_fill": rules.max_fill},
+        **grid_schema(g.period, rules),
         "trained_on": str(data_path),
         "train_rows": cut,
     }
@@ -411,8 +418,8 @@ def fit_on_series(
     for part in data.frame.partition_by("series", maintain_order=True):
         if part.height < m.lookback + m.horizon:  # not one window: nothing to learn from it
             continue
-        ts = part["ts"].cast(pl.Datetime("ms")).to_physical().to_numpy()
-        g = grids[part["series"][0]] = on_grid(ts, part.select(data.channels).to_numpy(), rules)
+        g = on_grid(_times_ms(part["ts"]), part.select(data.channels).to_numpy(), rules)
+        grids[part["series"][0]] = g
         histories += [g.values[g.segment == k].astype(np.float32) for k in range(g.segments)]
     if not grids:
         raise InputError(
@@ -427,13 +434,8 @@ def fit_on_series(
     model, summary, held = fit_on_histories(
         cfg, histories, max(len(h) for h in histories), f"{data_path}: in any series"
     )
-    period = next(iter(grids.values())).period
     model.schema.update(
-        step_seconds=nominal_ms(period) / 1000,
-        step_months=-period if is_calendar(period) else None,
-        grid={"fill": rules.fill.value, "max_fill": rules.max_fill},
-        time_features=False,
-        trained_on=str(data_path),
+        grid_schema(next(iter(grids.values())).period, rules), time_features=False, trained_on=str(data_path)
     )
     summary["data"] = {
         "series": len(grids),
