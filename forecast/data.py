@@ -12,12 +12,13 @@ from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 import numpy as np
+import orjson
 import polars as pl
 
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.windows import sliding_windows
 
-TIME_COLUMNS = ("date", "ts", "timestamp", "time", "datetime")
+TIME_COLUMNS = ("date", "ts", "timestamp", "time", "datetime", "ds")  # any case; ``ds``: Prophet's name
 Duplicates = Literal["last", "first", "error"]
 N_TIME_FEATURES = 4
 
@@ -67,7 +68,7 @@ class Windows(NamedTuple):
 
 
 def read_frame(path: str | Path, time_col: str | None = None, duplicates: Duplicates = "last") -> TimeFrame:
-    """Read a CSV or Parquet file with a time column into a validated :class:`TimeFrame`.
+    """Read a CSV, Parquet or JSON-lines file with a time column into a validated :class:`TimeFrame`.
 
     ``time_col=None`` picks the first of ``date``, ``ts``, ``timestamp``, ``time``,
     ``datetime`` present. Duplicate timestamps keep the ``last`` (or ``first``) row, or raise
@@ -88,8 +89,8 @@ DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
 
 
 def read_table(path: Path) -> pl.DataFrame:
-    """A CSV (TSV, TXT; also gzip- or zstd-compressed) or Parquet file as it is, its column names
-    stripped of surrounding blanks.
+    """A CSV (TSV, TXT; also gzip- or zstd-compressed), Parquet or JSON-lines file as it is, its column
+    names stripped of surrounding blanks.
 
     A CSV's separator is the one of ``SEPARATORS`` its header line holds most of, and in a file
     separated by semicolons or tabs a column of numbers written with decimal commas (``1,5``,
@@ -97,13 +98,15 @@ def read_table(path: Path) -> pl.DataFrame:
     :data:`MISSING_TOKENS` read as missing values.
     """
     if not path.is_file():
-        raise InputError(f"{path}: file not found; pass an existing CSV or Parquet file")
+        raise InputError(f"{path}: file not found; pass an existing CSV, Parquet or JSON-lines file")
     suffixes = [x.lower() for x in path.suffixes[-2:]]
     compressed = bool(suffixes) and suffixes[-1] in COMPRESSED
     suffix = suffixes[0] if compressed and len(suffixes) == 2 else path.suffix.lower()
     try:
         if suffix in (".parquet", ".pq") and not compressed:
             df = pl.read_parquet(path)
+        elif suffix in JSON_LINES and not compressed:
+            df = _json_lines(path)
         elif suffix in (".csv", ".txt", ".tsv"):
             header = _first_line(path, compressed)
             separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=header.count)
@@ -115,7 +118,7 @@ def read_table(path: Path) -> pl.DataFrame:
         else:
             raise InputError(
                 f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; "
-                "use .csv (also .csv.gz, .csv.zst), .tsv or .parquet"
+                "use .csv (also .csv.gz, .csv.zst), .tsv, .parquet or .jsonl"
             )
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
@@ -124,6 +127,36 @@ def read_table(path: Path) -> pl.DataFrame:
     stripped = [c.strip() for c in df.columns]
     if stripped != df.columns and len(set(stripped)) == len(stripped):
         df = df.rename(dict(zip(df.columns, stripped, strict=True)))
+    return df
+
+
+JSON_LINES = (".jsonl", ".ndjson")
+
+
+def _json_lines(path: Path) -> pl.DataFrame:
+    """One JSON object per line: flat rows, or the records a Kafka topic carries (``series``, ``ts``,
+    ``values``: a dump of a topic), whose ``values`` become columns. A line that is not a JSON
+    object raises naming its number."""
+    try:
+        df = pl.read_ndjson(path, infer_schema_length=None)
+    except pl.exceptions.PolarsError as exc:
+        with path.open("rb") as f:
+            for number, line in enumerate(f, 1):
+                try:
+                    ok = isinstance(orjson.loads(line), dict) if line.strip() else True
+                except orjson.JSONDecodeError:
+                    ok = False
+                if not ok:
+                    text = line[:80].decode(errors="replace")
+                    raise InputError(
+                        f"{path}: line {number} is not a JSON object ({text!r}); write one object per line"
+                    ) from None
+        raise InputError(f"{path}: cannot parse as JSON lines ({str(exc).splitlines()[0]})") from None
+    if isinstance(df.schema.get("values"), pl.Struct):
+        clash = set(df.schema["values"].to_schema()) & (set(df.columns) - {"values"})  # type: ignore[union-attr]
+        if clash:
+            raise InputError(f"{path}: values named {sorted(clash)} clash with the record's own fields")
+        df = df.unnest("values")
     return df
 
 
@@ -168,12 +201,7 @@ def validate_frame(
     if df.height == 0:
         raise InputError(f"{source}: no data rows")
     if time_col is None:
-        time_col = next((c for c in TIME_COLUMNS if c in df.columns), None)
-        if time_col is None:
-            raise InputError(
-                f"{source}: no time column found (looked for {', '.join(TIME_COLUMNS)}); "
-                "name it with --time-col"
-            )
+        time_col = find_time_column(df, source)
     elif time_col not in df.columns:
         raise InputError(f"{source}: time column {time_col!r} not found; columns are {df.columns}")
     times = _parse_times(df[time_col], source, time_col)
@@ -184,6 +212,7 @@ def validate_frame(
     dup_mask = df[time_col].is_duplicated()
     n_dup = int(dup_mask.sum())
     if n_dup:
+        _refuse_long_layout(df, time_col, n_dup, source)
         if duplicates == "error":
             first = df.filter(dup_mask)[time_col][0]
             raise InputError(
@@ -197,6 +226,53 @@ def validate_frame(
     return TimeFrame(
         frame=df, time_col=time_col, source=source, report=_report(df[time_col], n_dup, was_sorted)
     )
+
+
+def find_time_column(df: pl.DataFrame, source: str) -> str:
+    """The time column: the first named as one of :data:`TIME_COLUMNS` (any case), else the only
+    date/datetime column, else the only text column whose values read as timestamps."""
+    by_name = {c.lower(): c for c in reversed(df.columns)}
+    named = next((by_name[c] for c in TIME_COLUMNS if c in by_name), None)
+    if named is not None:
+        return named
+    found = [c for c, dtype in df.schema.items() if dtype.is_temporal()]
+    if not found:
+        head = df.head(200)
+        for c, dtype in head.schema.items():
+            try:
+                if dtype == pl.String and head[c].null_count() == 0:
+                    _parse_times(head[c], source, c)
+                    found.append(c)
+            except InputError:
+                pass
+    if len(found) == 1:
+        return found[0]
+    raise InputError(
+        f"{source}: "
+        + (f"columns {found} all read as times" if found else f"no time column among {df.columns}")
+        + f" (looked for one named {', '.join(TIME_COLUMNS)}, or holding dates); name it with --time-col"
+    )
+
+
+LONG_SHARE = 0.25  # rows sharing timestamps, told apart by a text column, in this share or more: a long file
+
+
+def _refuse_long_layout(df: pl.DataFrame, time_col: str, n_dup: int, source: str) -> None:
+    """Raise when a text column tells many repeated timestamps apart: a long file (a row per series
+    and time) read as one series would keep one series' rows and drop the others'. A few repeats (the
+    autumn hour of naive local time) are left to the duplicates policy."""
+    if n_dup < max(2, LONG_SHARE * df.height):
+        return
+    for c, dtype in df.schema.items():
+        if (
+            c != time_col
+            and dtype in (pl.String, pl.Categorical)
+            and not df.select(time_col, c).is_duplicated().any()
+        ):
+            raise InputError(
+                f"{source}: {n_dup} rows share their timestamp with another and column {c!r} tells them "
+                f"apart: it looks like a long file with a row per series and time; pass --series-col {c}"
+            )
 
 
 def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:

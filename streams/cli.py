@@ -451,7 +451,8 @@ def _replay_records(
     "--data",
     "data_path",
     type=click.Path(dir_okay=False),
-    help="CSV or Parquet file with a time column (wide, or long with --series-col). [backtest.data]",
+    help="CSV, Parquet or JSON-lines file with a time column (wide, or long with --series-col). "
+    "[backtest.data]",
 )
 @click.option(
     "--scenario", help="A built-in scenario instead of a file (see `adaptcast scenarios`). [scenario.name]"
@@ -466,7 +467,8 @@ def _replay_records(
 )
 @click.option(
     "--time-col",
-    help="Time column (default: the first of date, ts, timestamp, time, datetime). [backtest.time_col]",
+    help="Time column (default: one named date, ts, timestamp, time, datetime or ds in any case, "
+    "else the one holding dates). [backtest.time_col]",
 )
 @click.option("--model", help="Model kind. [model.kind]")
 @click.option(

@@ -266,7 +266,8 @@ class BacktestConfig(_Section):
     """What ``adaptcast backtest`` replays; the model and its adaptation come from the other sections."""
 
     data: str | None = Field(
-        default=None, description="CSV or Parquet file to replay (unset: the scenario section's feed)"
+        default=None,
+        description="CSV, Parquet or JSON-lines file to replay (unset: the scenario section's feed)",
     )
     series_col: str | None = Field(default=None, description="column holding the series id (long layout)")
     series_cols: list[str] = Field(
@@ -275,7 +276,9 @@ class BacktestConfig(_Section):
         "are series named after them, their values the model's one target",
     )
     time_col: str | None = Field(
-        default=None, description="time column (unset: the first of date, ts, timestamp, time, datetime)"
+        default=None,
+        description="time column (unset: one named date, ts, timestamp, time, datetime or ds in any case, "
+        "else the one holding dates)",
     )
     limit: int | None = Field(default=None, ge=2, description="replay only the first N time steps")
     compare: list[str] = Field(

@@ -173,7 +173,7 @@ def series_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--data FILE`` (required, a CSV or Parquet path), as train and predict read it."""
+    """``--data FILE`` (required, a CSV, Parquet or JSON-lines path), as train and predict read it."""
     return click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help=help)
 
 
@@ -181,7 +181,10 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
 @CONFIG_OPTION
 @click.option("--model", "kind", type=click.Choice(sorted(FORECASTERS)), help="Model kind. [model.kind]")
 @click.option(
-    "--data", "data_path", type=click.Path(path_type=Path), help="CSV or Parquet file with a time column."
+    "--data",
+    "data_path",
+    type=click.Path(path_type=Path),
+    help="CSV, Parquet or JSON-lines file with a time column.",
 )
 @click.option(
     "--from-topic",
@@ -201,7 +204,12 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     help="Save the model in this directory (replaced atomically) instead of publishing it to the store.",
 )
 @click.option("--state-dir", help="The store is STATE_DIR/models. [state.dir]")
-@click.option("--time-col", default=None, help="Time column (default: date/ts/timestamp/time/datetime).")
+@click.option(
+    "--time-col",
+    default=None,
+    help="Time column (default: one named date, ts, timestamp, time, datetime or ds in any case, "
+    "else the one holding dates).",
+)
 @series_options
 @DUPLICATES_OPTION
 @click.option("--time-features", is_flag=True, help="With --data: add hour/weekday/day/day-of-year channels.")
@@ -579,7 +587,7 @@ def _forecasts(
     type=click.Path(path_type=Path),
     help="A directory written by `adaptcast train`.",
 )
-@data_option("CSV or Parquet with the same columns as in training.")
+@data_option("CSV, Parquet or JSON lines with the same columns as in training.")
 @table_out_option("Write .csv or .parquet here (default: CSV to stdout).")
 @DUPLICATES_OPTION
 @series_options

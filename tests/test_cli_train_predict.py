@@ -109,7 +109,7 @@ def test_train_and_predict_on_scenario_csv(tmp_path):
             "'epochs' must be a number, got 'ten'",
         ),
         (["--data", "{csv}", "--target", "y", "--lookback", "500"], "too few"),
-        (["--data", "{long}", "--target", "y"], "one column per series"),
+        (["--data", "{long}", "--target", "y"], "pass --series-col series"),
     ],
     ids=[
         "missing-file",

@@ -272,3 +272,70 @@ def test_a_wide_file_read_as_one_series_per_column(tmp_path):
         read_series(p, ["MT_001"], series_col="MT_001")
     with pytest.raises(InputError, match="column 'MT_003' not found"):
         read_series(p, ["y"], series_cols=["MT_003"])
+
+
+@pytest.mark.parametrize(
+    "header",
+    [
+        "Timestamp,y",  # another case
+        "y,ds",  # Prophet's name, not first
+        "value_kw,reading_at",  # no known name: the one column that reads as times
+    ],
+    ids=["case", "prophet-ds", "by-content"],
+)
+def test_the_time_column_is_found_by_name_in_any_case_or_by_what_it_holds(tmp_path, header):
+    rows = [
+        (f"2024-01-01 0{h}:00,{h}.5" if header.endswith(",y") else f"{h}.5,2024-01-01 0{h}:00")
+        for h in range(3)
+    ]
+    tf = read_frame(write(tmp_path, header + "\n" + "\n".join(rows) + "\n"))
+    assert tf.time_col == header.split(",")[0 if header.endswith(",y") else 1]
+    assert tf.frame[tf.time_col][2] == datetime(2024, 1, 1, 2)
+
+
+def test_two_columns_of_dates_and_no_known_name_ask_for_time_col(tmp_path):
+    text = "start,end,y\n2024-01-01,2024-01-02,1\n2024-01-02,2024-01-03,2\n"
+    with pytest.raises(InputError, match=r"columns \['start', 'end'\] all read as times.*--time-col"):
+        read_frame(write(tmp_path, text))
+
+
+def test_a_long_file_read_as_one_series_is_refused_naming_its_series_column(tmp_path):
+    from adaptcast.forecast.data import read_series
+
+    rows = "".join(f"2024-01-01 {h:02d}:00,{s},{h}\n" for h in range(24) for s in ("a", "b"))
+    p = write(tmp_path, "ts,sensor,y\n" + rows)
+    with pytest.raises(InputError, match=r"tells them apart.*pass --series-col sensor"):
+        read_series(p, ["y"])
+    assert read_series(p, ["y"], series_col="sensor").frame.height == 48
+    # one repeated hour (naive local time in autumn) is no long file: the first row is kept
+    dst = write(
+        tmp_path,
+        "ts,status,y\n2024-10-27 01:00,ok,1\n2024-10-27 02:00,ok,2\n2024-10-27 02:00,warn,3\n"
+        + "".join(f"2024-10-27 {h:02d}:00,ok,{h}\n" for h in range(3, 24)),
+        "dst.csv",
+    )
+    assert read_series(dst, ["y"]).duplicates == 1
+
+
+def test_json_lines_flat_rows_or_a_topic_dump_of_records(tmp_path):
+    from adaptcast.forecast.data import read_series
+
+    flat = write(
+        tmp_path,
+        '{"ts": "2024-01-01T00:00:00Z", "y": 1}\n{"ts": "2024-01-01T01:00:00Z", "y": 2.5}\n',
+        "f.jsonl",
+    )
+    assert read_frame(flat).frame["y"].to_list() == [1.0, 2.5]
+    dump = (
+        "".join(
+            f'{{"series": "{s}", "ts": {1704067200000 + h * 3_600_000}, "values": {{"y": {h}}}}}\n'
+            for h in range(3)
+            for s in ("a", "b")
+        )
+        + '{"series": "a", "ts": 1704078000000, "values": {"y": 3, "x": 1}}\n'
+    )  # a value seen late
+    data = read_series(write(tmp_path, dump, "topic.ndjson"), ["y"], series_col="series")
+    assert data.name == "topic" and data.frame.filter(pl.col("series") == "a")["y"].to_list() == [0, 1, 2, 3]
+    bad = write(tmp_path, '{"ts": 1, "y": 1}\n[1, 2]\n', "bad.jsonl")
+    with pytest.raises(InputError, match=r"bad.jsonl: line 2 is not a JSON object"):
+        read_frame(bad)
