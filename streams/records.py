@@ -171,6 +171,41 @@ def validate(
     return Record(series, ts_ms, values)
 
 
+REGISTRY_MAGIC = 0  # Confluent Schema Registry framing: this byte, a 4-byte schema id, then the payload
+
+
+def _unframed(raw: bytes) -> bytes:
+    """The JSON inside Confluent Schema Registry framing (what its JSON Schema serializer writes); no
+    JSON text starts with a zero byte, so the framing is never mistaken. An Avro or Protobuf
+    payload inside it is ``undecodable``, saying so."""
+    if len(raw) < 5 or raw[0] != REGISTRY_MAGIC:
+        return raw
+    payload = raw[5:]
+    if payload.lstrip()[:1] in (b"{", b"["):
+        return payload
+    schema = int.from_bytes(raw[1:5], "big")
+    raise RecordError(
+        UNDECODABLE,
+        f"Schema Registry framing (schema id {schema}) around a payload that is not JSON (Avro or "
+        "Protobuf?); adaptcast reads JSON: produce with the JSON Schema serializer or plain JSON",
+    )
+
+
+def _parse_slowly(raw: bytes) -> Any:
+    """The standard library's parse of what orjson refused (NaN/Infinity, huge integers, deep
+    nesting, framing removed), or an ``undecodable`` error."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        pass
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSON syntax, or an int of > 4300 digits
+        raise RecordError(UNDECODABLE, f"not UTF-8 JSON: {str(exc)[:200]}") from None
+    except RecursionError:
+        raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
+
+
 def decode(
     raw: bytes | None,
     required: tuple[str, ...] = (),
@@ -187,19 +222,15 @@ def decode(
 
     orjson parses the common case (5× faster than ``json``); what it refuses, the standard library
     parses or explains, so ``NaN``/``Infinity`` stay ``non_finite`` and error messages stay the same.
-    A null value (a tombstone, as compacted topics and some connectors write) is ``undecodable``.
+    JSON in Schema Registry framing is read (``_unframed``). A null value (a tombstone, as compacted
+    topics and some connectors write) is ``undecodable``.
     """
     if raw is None:
         raise RecordError(UNDECODABLE, "no value: a null Kafka value (a tombstone) carries no record")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:  # NaN/Infinity literals, huge integers, deep nesting: the standard parser
-        try:
-            obj = json.loads(raw)
-        except (UnicodeDecodeError, ValueError) as exc:  # ValueError: JSON syntax, or an int of > 4300 digits
-            raise RecordError(UNDECODABLE, f"not UTF-8 JSON: {str(exc)[:200]}") from None
-        except RecursionError:
-            raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
+        obj = _parse_slowly(_unframed(raw))
     if shape is not None:
         obj = shape(obj)
     if key and isinstance(obj, dict) and "series" not in obj:

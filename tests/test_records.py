@@ -90,3 +90,15 @@ def test_a_record_without_series_takes_its_message_key():
         with pytest.raises(R.RecordError) as err:
             R.decode(raw, key=key)
         assert err.value.reason == R.MISSING_FIELD
+
+
+def test_json_in_schema_registry_framing_is_read_and_other_payloads_are_named():
+    body = json.dumps({"series": "a", "ts": 1704067200000, "values": {"y": 1.5}}).encode()
+    framed = b"\x00" + (42).to_bytes(4, "big") + body  # what Confluent's JSON Schema serializer writes
+    assert R.decode(framed) == R.decode(body)
+    avro = b"\x00" + (7).to_bytes(4, "big") + b"\x02a\x80\x80\x9a\xd2\xc6c"
+    with pytest.raises(R.RecordError, match=r"schema id 7.*not JSON \(Avro or Protobuf\?\)") as info:
+        R.decode(avro)
+    assert info.value.reason == R.UNDECODABLE
+    with pytest.raises(R.RecordError, match="not UTF-8 JSON"):  # a short zero-led value is no framing
+        R.decode(b"\x00{}")
