@@ -130,7 +130,8 @@ def validate(
     """Check a decoded record against the contract; ``required`` value names must be present, and a
     numeric ``ts`` counts ``ts_unit`` since the epoch."""
     if not isinstance(obj, dict):
-        raise RecordError(NOT_OBJECT, f"record must be a JSON object, got {type(obj).__name__}")
+        batch = " (one record per message: an array of records is not read)" if isinstance(obj, list) else ""
+        raise RecordError(NOT_OBJECT, f"record must be a JSON object, got {type(obj).__name__}{batch}")
     for key in ("series", "ts", "values"):
         if key not in obj:
             raise RecordError(

@@ -102,3 +102,9 @@ def test_json_in_schema_registry_framing_is_read_and_other_payloads_are_named():
     assert info.value.reason == R.UNDECODABLE
     with pytest.raises(R.RecordError, match="not UTF-8 JSON"):  # a short zero-led value is no framing
         R.decode(b"\x00{}")
+
+
+def test_an_array_of_records_is_refused_saying_one_per_message():
+    with pytest.raises(R.RecordError, match=r"got list \(one record per message") as info:
+        R.decode(b'[{"series": "a", "ts": 1, "values": {"y": 1}}]')
+    assert info.value.reason == R.NOT_OBJECT
