@@ -179,6 +179,11 @@ class Metrics:
             "Series forgotten after more than grid.forget_after of their periods without a record",
             registry=r,
         )
+        self.series_moved = Counter(
+            "adaptcast_series_partition_moves_total",
+            "Records of a series met on another input partition than its last one (not keyed by series)",
+            registry=r,
+        )
         self.live_scaled_error = Histogram(
             "adaptcast_live_scaled_error",
             "Serving model's one-step absolute error in target standard deviations (as validation error)",

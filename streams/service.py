@@ -35,6 +35,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime
 from functools import partial
+from operator import attrgetter
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,7 @@ DEAD_LETTER_MAX_ORIGINAL = 512 * 1024
 BROKER_CHECK_S = 1.0  # how often the worker asks the broker for end offsets (lag; does it answer?)
 BROKER_TIMEOUT_MS = 1000  # how long that question, an acknowledgement wait or a commit may take
 SAY_EVERY_S = 10.0  # while the broker is away, one line this often
+MOVED_WARNINGS = 5  # series met on a second partition: a log line for the first few, then only the metric
 
 
 def freeze_startup_heap() -> None:
@@ -149,6 +151,7 @@ class Worker:
         self._shape = SHAPES[cfg.serving.record_format]
         self._series_from_key = cfg.serving.series_from_key
         self._warned_unit = False
+        self._n_moved = 0  # series met on another partition than their last (see _moved)
         state_dir = Path(cfg.state.dir)
         self.store = CheckpointStore(state_dir / "models", keep=cfg.state.keep_versions)
         self.snapshots = SnapshotStore(state_dir / "snapshots")
@@ -400,13 +403,18 @@ class Worker:
                 if not warming:
                     self._dead_letter(msg, err)
                 continue
-            self.series_tp[rec.series] = tp
+            if self.series_tp.setdefault(rec.series, tp) != tp:
+                self._moved(rec.series, self.series_tp[rec.series], tp)
             if rec.ts_ms > self.stream_ms.get(tp, MIN_TS_MS):
                 self.stream_ms[tp] = rec.ts_ms
             if warming:
                 warm.append(rec)
             else:
                 live.append((rec, msg))
+        # records of a series spread over partitions (a producer that sends no key) come partition by
+        # partition: in time order they are not late (keyed partitions' records are already in order)
+        warm.sort(key=attrgetter("ts_ms"))
+        live.sort(key=lambda pair: pair[0].ts_ms)
         if warm:
             self.loop.process(warm, emit=False)
         for tp, end in offsets.items():
@@ -429,6 +437,28 @@ class Worker:
         if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
             self._snapshot_in_background()
         return len(msgs)
+
+    def _moved(self, series: str, before: TopicPartition, now: TopicPartition) -> None:
+        """A series met on another partition than before: count it, and say why it matters (the
+        first few times). The contract keys records by series; a producer sending no key spreads a
+        series over partitions, so its records come out of time order (rejected as ``late``) and,
+        with several workers, its windows are split between them."""
+        self.series_tp[series] = now
+        self.metrics.series_moved.inc()
+        self._n_moved += 1
+        if self._n_moved <= MOVED_WARNINGS:
+            log.warning(
+                "series %r came on partition %d after partition %d of %s: records of a series must share "
+                "a partition (key each message by its series); unkeyed records arrive out of order and "
+                "are split between workers%s",
+                series,
+                now.partition,
+                before.partition,
+                now.topic,
+                ""
+                if self._n_moved < MOVED_WARNINGS
+                else " (further moves are only counted: adaptcast_series_partition_moves_total)",
+            )
 
     def _warn_unit(self, rec: Record) -> None:
         """Say once that a record is stamped 1970-73 while the clock is not: a producer sending epoch

@@ -381,6 +381,31 @@ def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootst
     assert {s for s, _ in preds} == {"s0", "s1"}
 
 
+def test_a_series_spread_over_partitions_is_read_in_time_order_and_named(kafka_bootstrap, tmp_path, caplog):
+    """A producer that sends no key spreads a series over partitions (here: even hours on one, odd
+    on the other). Records polled together are taken in time order, so none is late, and the worker
+    says that records must be keyed by series and counts each move."""
+    names = _topics(kafka_bootstrap, partitions=2)
+    prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    steps = 24
+    for t in range(steps):
+        rec = {"series": "s0", "ts": format_timestamp(t * HOUR), "values": {"y": float(t)}}
+        prod.send(names["input"], value=json.dumps(rec).encode(), partition=t % 2)
+    prod.flush()
+    prod.close()
+    worker = Worker(_naive_config(kafka_bootstrap, names, tmp_path, metrics={"enabled": True, "port": 0}))
+    try:
+        with caplog.at_level("WARNING", logger="adaptcast.service"):
+            _run_until(worker, lambda: worker.counts["records"] >= steps, timeout=30)
+        moves = worker.metrics.registry.get_sample_value("adaptcast_series_partition_moves_total")
+    finally:
+        worker.close()
+    assert worker.counts.get("rejected_late", 0) == 0 and worker.counts["predictions"] == steps - LOOKBACK + 1
+    assert moves is not None and moves >= 1  # counted as records arrive, partition by partition
+    said = [r.getMessage() for r in caplog.records if "key each message by its series" in r.getMessage()]
+    assert 1 <= len(said) <= 5 and "'s0' came on partition" in said[0]
+
+
 def _lag_gauges(worker: Worker) -> dict[int, float]:
     """Partition → the consumer-lag gauge's value, read from the worker's Prometheus exposition."""
     out = {}

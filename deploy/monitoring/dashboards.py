@@ -288,11 +288,15 @@ OVERVIEW = Dashboard(
                     "bars",
                     "Series restarts by reason",
                     "Series windows restarted: gap (longer than grid.max_fill) or grid_change (records "
-                    "stopped falling on the series' grid; it moved onto a new one); and series forgotten "
-                    "after more than grid.forget_after of their periods without a record.",
+                    "stopped falling on the series' grid; it moved onto a new one); series forgotten "
+                    "after more than grid.forget_after of their periods without a record; and series met on "
+                    "another input partition (records not keyed by series).",
                     (
                         Query(_increase("adaptcast_series_resets_total", "reason"), "{{reason}}"),
                         Query(_increase("adaptcast_series_forgotten_total", rules.BY), "forgotten"),
+                        Query(
+                            _increase("adaptcast_series_partition_moves_total", rules.BY), "moved partition"
+                        ),
                     ),
                     span=12,
                 ),
