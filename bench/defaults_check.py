@@ -11,6 +11,7 @@ how many slices hold the issue's bound (≤ 1.02). The feeds are read where they
     python bench/defaults_check.py --feeds my.csv:load other.parquet:value --rows 2000
     python bench/defaults_check.py --set adaptation.growth=1.5  # the defaults with one key changed
     python bench/defaults_check.py --set model.kind=xgboost --slices 1   # both sides on another model
+    python bench/defaults_check.py --set model.kind=xgboost --set model.params.window_norm=last
 """
 
 from __future__ import annotations
@@ -101,14 +102,21 @@ def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--feeds", nargs="+", help="PATH:COLUMN (default: every ETTh1 channel in ../shared)")
+    ap.add_argument(
+        "--feeds", nargs="+", action="extend", help="PATH:COLUMN (default: every ETTh1 channel in ../shared)"
+    )
     ap.add_argument("--rows", type=int, default=3000, help="steps per slice (default 3,000)")
     ap.add_argument("--min-rows", type=int, default=600, help="shorter feeds are left out")
     ap.add_argument(
         "--slices", type=int, help="at most this many slices per feed, the first ones (default all)"
     )
     ap.add_argument(
-        "--set", nargs="*", default=[], metavar="KEY=VALUE", help="dotted config keys to change on both sides"
+        "--set",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted config keys to change on both sides (repeatable)",
     )
     ap.add_argument("--jobs", type=int, default=2, help="slices backtested at once (processes)")
     ap.add_argument("--out", type=Path, help="also write the JSON here")

@@ -39,6 +39,8 @@ def test_feed_and_setting_spellings_are_checked(tmp_path):
         BENCH.parse_feed(f"{tmp_path}/missing.csv:load")
     with pytest.raises(SystemExit, match=r"--set: .*dotted config key"):
         BENCH.main(["--feeds", f"{path}:load", "--set", "growth=1.5"])
+    with pytest.raises(SystemExit, match=r"--set: .*dotted config key"):  # every --set counts, not the last
+        BENCH.main(["--feeds", f"{path}:load", "--set", "growth=1.5", "--set", "model.kind=xgboost"])
 
 
 def test_one_slice_compares_the_defaults_with_periodic_retraining(tmp_path, capsys):
