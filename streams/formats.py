@@ -9,7 +9,6 @@ without the shape's own fields is ``missing_field``, named in the shape's terms.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import suppress
 from typing import Any
 
 from adaptcast.streams.records import MISSING_FIELD, NOT_OBJECT, RecordError
@@ -62,11 +61,8 @@ def prometheus(obj: Any) -> dict[str, Any]:
     if not isinstance(labels, dict):
         raise RecordError(MISSING_FIELD, "prometheus record's labels must be an object")
     inner = ",".join(f'{k}="{labels[k]}"' for k in sorted(labels) if k != "__name__")
-    value = obj["value"]
-    if isinstance(value, str):
-        with suppress(ValueError):  # not a number: the contract's check names it
-            value = float(value)
-    return {"series": f"{obj['name']}{{{inner}}}", "ts": obj["timestamp"], "values": {"value": value}}
+    # the value's text reads as any number written as text does (records.number_text)
+    return {"series": f"{obj['name']}{{{inner}}}", "ts": obj["timestamp"], "values": {"value": obj["value"]}}
 
 
 SHAPES: dict[str, Shape | None] = {"adaptcast": None, "telegraf": telegraf, "prometheus": prometheus}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -87,8 +88,25 @@ TS_UNITS = {"ms": 1.0, "s": 1000.0, "us": 1e-3, "ns": 1e-6}  # a numeric ts's un
 SECONDS_AS_MS = 10**11  # an epoch-ms ts below this is before March 1973: likely epoch seconds read as ms
 
 
+# a number written as text, as protobuf's JSON mapping writes 64-bit integers and JavaScript BigInts
+# print; at most 40 characters (any double's digits fit), so a megabyte of digits stays text
+NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+# non-finite doubles as protobuf's JSON mapping (NaN, Infinity) and Go's strconv (+Inf) write them
+NON_FINITE_TEXT = ("NaN", "Infinity", "-Infinity", "+Inf", "-Inf", "Inf")
+
+
+def number_text(raw: str) -> float | None:
+    """``raw`` as a float when it is a number written as text (``"1.5"``, ``"1704067200000"``)."""
+    if raw in NON_FINITE_TEXT:
+        return float(raw)
+    return float(raw) if len(raw) <= 40 and NUMBER_TEXT.fullmatch(raw) else None
+
+
 def parse_timestamp(raw: Any, unit: str = "ms") -> int:
-    """ISO-8601 (naive = UTC) or an epoch number in ``unit`` (:data:`TS_UNITS`) → epoch milliseconds."""
+    """ISO-8601 (naive = UTC) or an epoch number in ``unit`` (:data:`TS_UNITS`), also written as
+    text → epoch milliseconds."""
+    if isinstance(raw, str) and (number := number_text(raw)) is not None:
+        raw = int(number) if number.is_integer() else number
     if isinstance(raw, bool):
         raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch {unit}, got {raw!r}")
     if isinstance(raw, (int, float)):
@@ -100,7 +118,7 @@ def parse_timestamp(raw: Any, unit: str = "ms") -> int:
         return int(ts_ms)
     if isinstance(raw, str):
         try:
-            dt = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            dt = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))  # RFC 3339 allows t and z
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=UTC)
             ts_ms = int(dt.timestamp() * 1000)
@@ -157,6 +175,8 @@ def validate(
         raise RecordError(MISSING_FIELD, "values must be a non-empty object of name → number")
     values: dict[str, float] = {}
     for name, v in raw_values.items():
+        if isinstance(v, str) and (from_text := number_text(v)) is not None:
+            v = from_text
         if isinstance(v, bool) or not isinstance(v, (int, float)):
             raise RecordError(NON_NUMERIC, f"value {name[:64]!r} is not a number: {_brief(v)}")
         try:

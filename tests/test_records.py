@@ -29,7 +29,7 @@ def test_valid_record_iso_and_epoch_ms_agree():
         (b'{"series": 5, "ts": 1, "values": {"y": 1}}', R.BAD_SERIES),
         (b'{"series": "a", "ts": "yesterday", "values": {"y": 1}}', R.BAD_TIMESTAMP),
         (b'{"series": "a", "ts": true, "values": {"y": 1}}', R.BAD_TIMESTAMP),
-        (b'{"series": "a", "ts": 1, "values": {"y": "1"}}', R.NON_NUMERIC),
+        (b'{"series": "a", "ts": 1, "values": {"y": "1 kW"}}', R.NON_NUMERIC),
         (b'{"series": "a", "ts": 1, "values": {"y": NaN}}', R.NON_FINITE),
         (b'{"series": "a", "ts": 1, "values": {"y": Infinity}}', R.NON_FINITE),
         (b'{"series": "a", "ts": 1, "values": {}}', R.MISSING_FIELD),
@@ -108,3 +108,24 @@ def test_an_array_of_records_is_refused_saying_one_per_message():
     with pytest.raises(R.RecordError, match=r"got list \(one record per message") as info:
         R.decode(b'[{"series": "a", "ts": 1, "values": {"y": 1}}]')
     assert info.value.reason == R.NOT_OBJECT
+
+
+@pytest.mark.parametrize(
+    ("ts", "value", "expect_ts", "expect_y"),
+    [
+        ('"1704067200000"', '"1.5"', 1704067200000, 1.5),  # protobuf's JSON mapping: int64 as text
+        ('"2024-01-01t00:00:00z"', '"-2e1"', 1704067200000, -20.0),  # RFC 3339 allows lower case
+        ("1704067200000", '"12345678901234567890"', 1704067200000, 1.2345678901234567e19),
+    ],
+    ids=["epoch-text", "lower-case-iso", "uint64-text"],
+)
+def test_numbers_written_as_text_are_numbers(ts, value, expect_ts, expect_y):
+    rec = R.decode(f'{{"series": "a", "ts": {ts}, "values": {{"y": {value}}}}}'.encode())
+    assert (rec.ts_ms, rec.values["y"]) == (expect_ts, expect_y)
+    with pytest.raises(R.RecordError, match="not finite") as info:  # protobuf's text for a NaN double
+        R.decode(b'{"series": "a", "ts": 1, "values": {"y": "NaN"}}')
+    assert info.value.reason == R.NON_FINITE
+    for text in ("1_000", " 1", "0x10", "1" * 41):  # what float() would take but a number is not written as
+        with pytest.raises(R.RecordError) as info:
+            R.decode(f'{{"series": "a", "ts": 1, "values": {{"y": "{text}"}}}}'.encode())
+        assert info.value.reason == R.NON_NUMERIC
