@@ -163,9 +163,9 @@ def config_show(config_path: str | None) -> None:
 )
 @click.option(
     "--record-format",
-    type=click.Choice(["adaptcast", "telegraf", "prometheus"]),
+    type=click.Choice(["adaptcast", "telegraf", "prometheus", "flat"]),
     help="Shape of the input records: adaptcast's own, Telegraf's JSON, prometheus-kafka-adapter's "
-    "JSON. [serving.record_format]",
+    "JSON, or flat (every numeric field a value). [serving.record_format]",
 )
 @click.option(
     "--ts-unit",

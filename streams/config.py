@@ -375,16 +375,22 @@ class ServingConfig(_Section):
     max_future_s: float = Field(
         default=86_400, gt=0, description="records stamped further ahead than this are rejected"
     )
-    record_format: Literal["adaptcast", "telegraf", "prometheus"] = Field(
+    record_format: Literal["adaptcast", "telegraf", "prometheus", "flat"] = Field(
         default="adaptcast",
         description="shape of the input records: adaptcast's own (series, ts, values), Telegraf's JSON "
-        "serializer (name, tags, fields, timestamp), or prometheus-kafka-adapter's JSON (name, labels, "
-        "value, timestamp); see docs/architecture.md",
+        "serializer (name, tags, fields, timestamp), prometheus-kafka-adapter's JSON (name, labels, "
+        "value, timestamp), or flat (series, ts, and every other numeric field a value); see "
+        "docs/architecture.md",
     )
     series_from_key: bool = Field(
         default=False,
         description="a record without series takes its Kafka message key (producers that send the "
         "series id only as the key); off, such a record is dead-lettered as missing_field",
+    )
+    ts_from_message: bool = Field(
+        default=False,
+        description="a record without ts takes its Kafka message timestamp (producers that leave the "
+        "time to Kafka); off, such a record is dead-lettered as missing_field",
     )
     ts_unit: Literal["ms", "s", "us", "ns"] = Field(
         default="ms",

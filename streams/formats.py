@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from adaptcast.streams.records import MISSING_FIELD, NOT_OBJECT, RecordError
+from adaptcast.streams.records import MISSING_FIELD, NOT_OBJECT, RecordError, number_text
 
 Shape = Callable[[Any], dict[str, Any]]
 
@@ -65,4 +65,39 @@ def prometheus(obj: Any) -> dict[str, Any]:
     return {"series": f"{obj['name']}{{{inner}}}", "ts": obj["timestamp"], "values": {"value": obj["value"]}}
 
 
-SHAPES: dict[str, Shape | None] = {"adaptcast": None, "telegraf": telegraf, "prometheus": prometheus}
+FLAT_TIME = ("ts", "timestamp", "time")  # a flat record's time: the first of these fields it has
+
+
+def flat(obj: Any) -> dict[str, Any]:
+    """One flat JSON object per reading, as most hand-written producers send: ``{"series": "pump-7",
+    "ts": ..., "temp": 21.5, "rpm": 1200, "unit": "C"}``.
+
+    The series is ``series`` (or the message key, with ``serving.series_from_key``), the time the
+    first of ``ts``, ``timestamp``, ``time`` (or the message's timestamp, with
+    ``serving.ts_from_message``), and the values every other field holding a number (also one
+    written as text); text, booleans and nested fields are not forecast.
+    """
+    obj = _fields(obj, "flat", ())
+    out: dict[str, Any] = {} if "series" not in obj else {"series": obj["series"]}
+    stamp = next((k for k in FLAT_TIME if k in obj), None)
+    if stamp is not None:
+        out["ts"] = obj[stamp]
+    out["values"] = {
+        k: v
+        for k, v in obj.items()
+        if k != "series"
+        and k not in FLAT_TIME
+        and (
+            (isinstance(v, (int, float)) and not isinstance(v, bool))
+            or (isinstance(v, str) and number_text(v) is not None)
+        )
+    }
+    return out
+
+
+SHAPES: dict[str, Shape | None] = {
+    "adaptcast": None,
+    "telegraf": telegraf,
+    "prometheus": prometheus,
+    "flat": flat,
+}

@@ -144,18 +144,20 @@ def validate(
     now_ms: int | None = None,
     max_future_ms: int = 86_400_000,
     ts_unit: str = "ms",
+    message_ts_ms: int | None = None,
 ) -> Record:
     """Check a decoded record against the contract; ``required`` value names must be present, and a
-    numeric ``ts`` counts ``ts_unit`` since the epoch."""
+    numeric ``ts`` counts ``ts_unit`` since the epoch. A record without ``ts`` takes
+    ``message_ts_ms`` when given (the Kafka message's own time, in ms whatever ``ts_unit``)."""
     if not isinstance(obj, dict):
         batch = " (one record per message: an array of records is not read)" if isinstance(obj, list) else ""
         raise RecordError(NOT_OBJECT, f"record must be a JSON object, got {type(obj).__name__}{batch}")
     for key in ("series", "ts", "values"):
-        if key not in obj:
+        if key not in obj and not (key == "ts" and message_ts_ms is not None):
             raise RecordError(
                 MISSING_FIELD,
                 f"record lacks field {key!r} (needs series, ts, values; with serving.series_from_key "
-                "the message key names the series)",
+                "the message key names the series, with serving.ts_from_message its timestamp the time)",
             )
     series = obj["series"]
     if not isinstance(series, str) or not series or len(series) > 256 or not _printable(series):
@@ -164,7 +166,7 @@ def validate(
             "series must be a non-empty string of at most 256 characters without control characters, "
             f"got {series if not isinstance(series, str) else series[:64]!r}",
         )
-    ts_ms = parse_timestamp(obj["ts"], ts_unit)
+    ts_ms = parse_timestamp(obj["ts"], ts_unit) if "ts" in obj else parse_timestamp(message_ts_ms)
     if now_ms is not None and ts_ms > now_ms + max_future_ms:
         raise RecordError(
             FUTURE_TIMESTAMP,
@@ -235,11 +237,13 @@ def decode(
     ts_unit: str = "ms",
     shape: Callable[[Any], dict[str, Any]] | None = None,
     key: bytes | None = None,
+    message_ts_ms: int | None = None,
 ) -> Record:
     """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason; ``shape`` maps a
     producer's own JSON onto the contract first (streams/formats.py). Given a message ``key`` (with
     ``serving.series_from_key``), a record without ``series`` takes it: the contract keys messages
-    by series, and devices often leave it out of the value.
+    by series, and devices often leave it out of the value. Given ``message_ts_ms`` (with
+    ``serving.ts_from_message``), a record without ``ts`` takes it: Kafka stamps every message.
 
     orjson parses the common case (5× faster than ``json``); what it refuses, the standard library
     parses or explains, so ``NaN``/``Infinity`` stay ``non_finite`` and error messages stay the same.
@@ -257,4 +261,4 @@ def decode(
     if key and isinstance(obj, dict) and "series" not in obj:
         with contextlib.suppress(UnicodeDecodeError):
             obj = {**obj, "series": key.decode()}
-    return validate(obj, required=required, now_ms=now_ms, max_future_ms=max_future_ms, ts_unit=ts_unit)
+    return validate(obj, required, now_ms, max_future_ms, ts_unit, message_ts_ms)

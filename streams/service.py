@@ -150,6 +150,7 @@ class Worker:
         self._ts_unit = cfg.serving.ts_unit
         self._shape = SHAPES[cfg.serving.record_format]
         self._series_from_key = cfg.serving.series_from_key
+        self._ts_from_message = cfg.serving.ts_from_message
         self._warned_unit = False
         self._n_moved = 0  # series met on another partition than their last (see _moved)
         state_dir = Path(cfg.state.dir)
@@ -389,6 +390,7 @@ class Worker:
                     ts_unit=self._ts_unit,
                     shape=self._shape,
                     key=msg.key if self._series_from_key else None,
+                    message_ts_ms=msg.timestamp if self._ts_from_message and msg.timestamp >= 0 else None,
                 )
                 if rec.ts_ms < SECONDS_AS_MS <= now_ms and not self._warned_unit:
                     self._warn_unit(rec)

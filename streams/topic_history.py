@@ -23,12 +23,12 @@ from adaptcast.streams.kafka_io import client_options
 from adaptcast.streams.records import RecordError, decode
 from adaptcast.streams.regular import on_grid
 
+Message = tuple[bytes | None, bytes | None, int | None]  # key, value, timestamp (ms; None: not to be used)
 
-def recent_values(
-    cfg: KafkaConfig, per_partition: int, timeout_s: float = 60.0
-) -> list[tuple[bytes | None, bytes | None]]:
-    """``(key, value)`` of the last ``per_partition`` records of each input partition, partition by
-    partition.
+
+def recent_values(cfg: KafkaConfig, per_partition: int, timeout_s: float = 60.0) -> list[Message]:
+    """``(key, value, timestamp)`` of the last ``per_partition`` records of each input partition,
+    partition by partition.
 
     Reads without a consumer group, so the workers' committed offsets are untouched.
     """
@@ -46,13 +46,17 @@ def recent_values(
         begins, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
         for tp in tps:
             consumer.seek(tp, max(begins[tp], ends[tp] - per_partition))
-        by_tp: dict[TopicPartition, list[tuple[bytes | None, bytes | None]]] = {tp: [] for tp in tps}
+        by_tp: dict[TopicPartition, list[Message]] = {tp: [] for tp in tps}
         pending = {tp for tp in tps if consumer.position(tp) < ends[tp]}
         while pending:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"reading {cfg.input_topic} took longer than {timeout_s} s")
             for tp, msgs in consumer.poll(timeout_ms=500).items():
-                by_tp[tp].extend((m.key, m.value) for m in msgs if m.offset < ends[tp])
+                by_tp[tp].extend(
+                    (m.key, m.value, m.timestamp if m.timestamp >= 0 else None)
+                    for m in msgs
+                    if m.offset < ends[tp]
+                )
             pending = {tp for tp in pending if consumer.position(tp) < ends[tp]}
         return [item for tp in tps for item in by_tp[tp]]
     finally:
@@ -60,7 +64,7 @@ def recent_values(
 
 
 def series_histories(
-    values: Iterable[bytes | tuple[bytes | None, bytes | None] | None],
+    values: Iterable[bytes | Message | None],
     channels: list[str],
     max_future_ms: int = 86_400_000,
     rules: GridRules | None = None,
@@ -69,14 +73,15 @@ def series_histories(
 ) -> dict[str, np.ndarray]:
     """Series id → ``[rows, channels]`` float32 rows, from raw record values in offset order: each
     series' rows on its time grid since its last restart, short gaps filled, as the loop keeps them.
-    A ``(key, value)`` pair carries the message key, the series of a record without one."""
+    A ``(key, value, timestamp)`` message carries the series and the time of a record without them
+    (None: not used)."""
     stamps: dict[str, list[int]] = {}
     rows: dict[str, list[list[float]]] = {}
     now_ms = int(time.time() * 1000)
     for item in values:
-        key, raw = item if isinstance(item, tuple) else (None, item)
+        key, raw, stamp = item if isinstance(item, tuple) else (None, item, None)
         try:
-            rec = decode(raw, tuple(channels), now_ms, max_future_ms, ts_unit, shape, key)
+            rec = decode(raw, tuple(channels), now_ms, max_future_ms, ts_unit, shape, key, stamp)
         except RecordError:
             continue
         stamps.setdefault(rec.series, []).append(rec.ts_ms)

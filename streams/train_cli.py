@@ -397,7 +397,10 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
     m = cfg.model
     recent = recent_values(cfg.kafka, per_partition)
     histories = series_histories(
-        recent if cfg.serving.series_from_key else [value for _, value in recent],
+        [
+            (key if cfg.serving.series_from_key else None, value, ts if cfg.serving.ts_from_message else None)
+            for key, value, ts in recent
+        ],
         m.channels,
         int(cfg.serving.max_future_s * 1000),
         cfg.grid.rules(m.lookback),

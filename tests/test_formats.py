@@ -1,4 +1,4 @@
-"""Producers' own record shapes (Telegraf, prometheus-kafka-adapter) read as the contract."""
+"""Producers' own record shapes (Telegraf, prometheus-kafka-adapter, flat objects) read as the contract."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from adaptcast.streams import records as R
-from adaptcast.streams.formats import SHAPES, prometheus, telegraf
+from adaptcast.streams.formats import SHAPES, flat, prometheus, telegraf
 
 
 def _decode(obj, shape, **kw):
@@ -37,6 +37,20 @@ def test_a_prometheus_adapter_sample_is_a_series_per_label_set_with_one_value():
     rec = _decode(sample, prometheus, required=("value",))
     assert rec.series == 'node_load1{instance="10.0.0.1:9100",job="node"}'
     assert rec.values == {"value": 0.25} and R.format_timestamp(rec.ts_ms) == "2024-01-01T01:00:00Z"
+
+
+def test_a_flat_reading_has_its_numeric_fields_as_values_and_may_leave_series_and_time_to_kafka():
+    reading = {"series": "pump-7", "timestamp": "2024-01-01T01:00:00Z", "temp": 21.5, "rpm": "1200"}
+    reading |= {"unit": "C", "ok": True, "meta": {"fw": 3}}
+    rec = _decode(reading, flat, required=("temp",))
+    assert (rec.series, R.format_timestamp(rec.ts_ms)) == ("pump-7", "2024-01-01T01:00:00Z")
+    assert rec.values == {"temp": 21.5, "rpm": 1200.0}
+    bare = {"temp": 20.0}  # a device that sends only its reading: key and message time name the rest
+    rec = _decode(bare, flat, key=b"pump-8", message_ts_ms=1_704_070_800_000, ts_unit="s")
+    assert (rec.series, rec.ts_ms, rec.values) == ("pump-8", 1_704_070_800_000, {"temp": 20.0})
+    with pytest.raises(R.RecordError, match=r"serving\.ts_from_message") as err:
+        _decode(bare, flat, key=b"pump-8")
+    assert err.value.reason == R.MISSING_FIELD
 
 
 @pytest.mark.parametrize(

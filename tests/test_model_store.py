@@ -123,7 +123,8 @@ def test_topic_history_keeps_what_the_loop_would(tmp_path):
     values = [rec("a", 1000, 1.0), b"not json", rec("b", 1000, 5.0), rec("a", 2000, 2.0)]
     values += [rec("a", 2000, 9.0), rec("a", 1500, 9.0), rec("a", 3000, 3.0)]  # duplicate, late, good
     values += [json.dumps({"series": "b", "ts": 4000, "values": {"z": 1.0}}).encode()]  # lacks y
-    keyed = (b"c", json.dumps({"ts": 1000, "values": {"y": 7.0}}).encode())  # the series is the key
-    got = series_histories([*values, keyed], ["y"])
-    assert got.keys() == {"a", "b", "c"}
+    keyed = (b"c", json.dumps({"ts": 1000, "values": {"y": 7.0}}).encode(), None)  # the series is the key
+    stamped = (b"d", json.dumps({"values": {"y": 8.0}}).encode(), 1000)  # the time is the message's
+    got = series_histories([*values, keyed, stamped], ["y"])
+    assert got.keys() == {"a", "b", "c", "d"}
     assert got["a"][:, 0].tolist() == [1.0, 2.0, 3.0] and got["b"][:, 0].tolist() == [5.0]

@@ -26,6 +26,7 @@ from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.windows import sliding_windows
 from adaptcast.streams.backtest import backtest
 from adaptcast.streams.config import load_config
+from adaptcast.streams.formats import SHAPES
 from adaptcast.streams.records import format_timestamp, parse_timestamp
 from adaptcast.streams.service import Worker
 
@@ -379,6 +380,40 @@ def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootst
     assert set(worker.loop.states) == {"s0", "s1"}
     preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (8 - LOOKBACK + 1))
     assert {s for s, _ in preds} == {"s0", "s1"}
+
+
+def test_flat_readings_keyed_by_device_and_timed_by_kafka_are_served(kafka_bootstrap, tmp_path):
+    """Devices that send only ``{"y": 1.5, "unit": "kW"}``, keyed by their id, leaving the time to
+    the message: with record_format flat, series_from_key and ts_from_message the worker forecasts
+    them at the message times (and a train from the topic reads them the same way)."""
+    names = _topics(kafka_bootstrap, partitions=2)
+    prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    steps, start = 10, 1_704_067_200_000
+    for t in range(steps):
+        for i in range(2):
+            value = json.dumps({"y": float(1000 * i + t), "unit": "kW"}).encode()
+            prod.send(names["input"], key=f"s{i}".encode(), value=value, timestamp_ms=start + t * HOUR)
+    prod.flush()
+    prod.close()
+    serving = {"record_format": "flat", "series_from_key": True, "ts_from_message": True}
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, serving=serving)
+    worker = Worker(cfg)
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= 2 * steps, timeout=30)
+    finally:
+        worker.close()
+    preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
+    assert {s for s, _ in preds} == {"s0", "s1"}
+    last = format_timestamp(start + (steps - 1) * HOUR)
+    assert preds[("s1", last)]["yhat"]["y"] == pytest.approx([1000.0 + steps - 1] * HORIZON)
+    from adaptcast.streams.topic_history import recent_values, series_histories
+
+    got = series_histories(
+        [(key, value, ts) for key, value, ts in recent_values(cfg.kafka, 100)],
+        ["y"],
+        shape=SHAPES["flat"],
+    )
+    assert sorted(got) == ["s0", "s1"] and got["s1"][:, 0].tolist() == [1000.0 + t for t in range(steps)]
 
 
 def test_a_series_spread_over_partitions_is_read_in_time_order_and_named(kafka_bootstrap, tmp_path, caplog):
