@@ -104,18 +104,7 @@ def number_text(raw: str) -> float | None:
 
 def parse_timestamp(raw: Any, unit: str = "ms") -> int:
     """ISO-8601 (naive = UTC) or an epoch number in ``unit`` (:data:`TS_UNITS`), also written as
-    text → epoch milliseconds."""
-    if isinstance(raw, str) and (number := number_text(raw)) is not None:
-        raw = int(number) if number.is_integer() else number
-    if isinstance(raw, bool):
-        raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch {unit}, got {raw!r}")
-    if isinstance(raw, (int, float)):
-        if isinstance(raw, float) and not math.isfinite(raw):
-            raise RecordError(BAD_TIMESTAMP, f"ts is not finite: {raw!r}")
-        ts_ms = raw if unit == "ms" else raw * TS_UNITS[unit]
-        if not MIN_TS_MS <= ts_ms <= MAX_TS_MS:
-            raise RecordError(BAD_TIMESTAMP, f"ts {raw!r} {unit} is outside years 1 to 9999")
-        return int(ts_ms)
+    text → epoch milliseconds. Text is read as ISO first, so ``"20240101"`` stays a date."""
     if isinstance(raw, str):
         try:
             dt = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))  # RFC 3339 allows t and z
@@ -123,13 +112,25 @@ def parse_timestamp(raw: Any, unit: str = "ms") -> int:
                 dt = dt.replace(tzinfo=UTC)
             ts_ms = int(dt.timestamp() * 1000)
         except (ValueError, OverflowError):
-            raise RecordError(
-                BAD_TIMESTAMP, f"ts {raw[:64]!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00Z) nor epoch {unit}"
-            ) from None
+            number = number_text(raw)
+            if number is None:
+                raise RecordError(
+                    BAD_TIMESTAMP,
+                    f"ts {raw[:64]!r} is not ISO-8601 (e.g. 2024-01-01T00:00:00Z) nor epoch {unit}",
+                ) from None
+            return parse_timestamp(int(number) if number.is_integer() else number, unit)
         if not MIN_TS_MS <= ts_ms <= MAX_TS_MS:
             raise RecordError(BAD_TIMESTAMP, f"ts {raw[:64]!r} is outside years 1 to 9999")
         return ts_ms
-    raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch {unit}, got {type(raw).__name__}")
+    if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+        what = repr(raw) if isinstance(raw, bool) else type(raw).__name__
+        raise RecordError(BAD_TIMESTAMP, f"ts must be ISO-8601 text or epoch {unit}, got {what}")
+    if isinstance(raw, float) and not math.isfinite(raw):
+        raise RecordError(BAD_TIMESTAMP, f"ts is not finite: {raw!r}")
+    ts_ms = raw if unit == "ms" else raw * TS_UNITS[unit]
+    if not MIN_TS_MS <= ts_ms <= MAX_TS_MS:
+        raise RecordError(BAD_TIMESTAMP, f"ts {raw!r} {unit} is outside years 1 to 9999")
+    return int(ts_ms)
 
 
 @lru_cache(maxsize=8192)

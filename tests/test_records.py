@@ -116,8 +116,9 @@ def test_an_array_of_records_is_refused_saying_one_per_message():
         ('"1704067200000"', '"1.5"', 1704067200000, 1.5),  # protobuf's JSON mapping: int64 as text
         ('"2024-01-01t00:00:00z"', '"-2e1"', 1704067200000, -20.0),  # RFC 3339 allows lower case
         ("1704067200000", '"12345678901234567890"', 1704067200000, 1.2345678901234567e19),
+        ('"20240101"', "1", 1704067200000, 1.0),  # ISO's basic date, not 20 million ms after 1970
     ],
-    ids=["epoch-text", "lower-case-iso", "uint64-text"],
+    ids=["epoch-text", "lower-case-iso", "uint64-text", "basic-iso-date"],
 )
 def test_numbers_written_as_text_are_numbers(ts, value, expect_ts, expect_y):
     rec = R.decode(f'{{"series": "a", "ts": {ts}, "values": {{"y": {value}}}}}'.encode())
