@@ -70,9 +70,8 @@ class Windows(NamedTuple):
 def read_frame(path: str | Path, time_col: str | None = None, duplicates: Duplicates = "last") -> TimeFrame:
     """Read a CSV, Parquet or JSON-lines file with a time column into a validated :class:`TimeFrame`.
 
-    ``time_col=None`` picks the first of ``date``, ``ts``, ``timestamp``, ``time``,
-    ``datetime`` present. Duplicate timestamps keep the ``last`` (or ``first``) row, or raise
-    with ``duplicates="error"``.
+    ``time_col=None`` finds it (:func:`find_time_column`). Duplicate timestamps keep the ``last``
+    (or ``first``) row, or raise with ``duplicates="error"``.
     """
     p = Path(path)
     return validate_frame(read_table(p), time_col=time_col, source=str(p), duplicates=duplicates)
