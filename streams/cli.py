@@ -173,6 +173,18 @@ def config_show(config_path: str | None) -> None:
     help="Unit of a numeric record time (Telegraf writes seconds). [serving.ts_unit]",
 )
 @click.option(
+    "--series-from-key",
+    is_flag=True,
+    default=None,
+    help="A record without series takes its message key. [serving.series_from_key]",
+)
+@click.option(
+    "--ts-from-message",
+    is_flag=True,
+    default=None,
+    help="A record without ts takes its Kafka message timestamp. [serving.ts_from_message]",
+)
+@click.option(
     "--metrics-host",
     help="Bind address for /metrics, /healthz, /readyz (default 127.0.0.1; 0.0.0.0 for all interfaces).",
 )
@@ -213,6 +225,8 @@ def run(
     targets,
     record_format,
     ts_unit,
+    series_from_key,
+    ts_from_message,
     metrics_host,
     metrics_port,
     max_seconds,
@@ -235,6 +249,8 @@ def run(
           --output-topic forecasts --dead-letter-topic metrics.dlq --group fc --model arnet
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic telegraf \\
           --record-format telegraf --ts-unit s --target usage_idle
+      adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic devices \\
+          --record-format flat --series-from-key --ts-from-message --target temp
     """
     import logging
 
@@ -265,6 +281,8 @@ def run(
     )
     set_override(overrides, "serving.record_format", record_format)
     set_override(overrides, "serving.ts_unit", ts_unit)
+    set_override(overrides, "serving.series_from_key", series_from_key)
+    set_override(overrides, "serving.ts_from_message", ts_from_message)
     set_override(overrides, "metrics.host", metrics_host)
     set_override(overrides, "metrics.port", metrics_port)
     set_override(overrides, "serving.max_seconds", max_seconds)

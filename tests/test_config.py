@@ -92,3 +92,25 @@ def test_growth_must_be_above_one_auto_or_null(bad) -> None:
     with pytest.raises(ConfigError, match="growth"):
         load_config(overrides={"adaptation": {"growth": bad}}, environ={})
     assert load_config(overrides={"adaptation": {"growth": None}}, environ={}).adaptation.growth is None
+
+
+def test_run_flags_for_a_producers_record_shape_reach_the_worker_config(monkeypatch):
+    import adaptcast.streams.cli as cli
+
+    seen = []
+    monkeypatch.setattr(cli, "_serve_kafka", seen.append)
+    flags = ["--bootstrap-servers", "127.0.0.1:1", "--record-format", "flat", "--ts-unit", "s"]
+    res = CliRunner().invoke(main, ["run", *flags, "--series-from-key", "--ts-from-message"], env={})
+    assert res.exit_code == 0, res.output
+    serving = seen[0].serving
+    assert (serving.record_format, serving.ts_unit, serving.series_from_key, serving.ts_from_message) == (
+        "flat",
+        "s",
+        True,
+        True,
+    )
+    res = CliRunner().invoke(main, ["run", "--bootstrap-servers", "127.0.0.1:1"], env={})
+    assert (seen[1].serving.series_from_key, seen[1].serving.ts_from_message) == (
+        False,
+        False,
+    )  # unset: config
