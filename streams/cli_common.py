@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 import click
 
@@ -142,12 +142,23 @@ def _table_path(ctx: click.Context, param: click.Parameter, path: Path | None) -
     return path
 
 
-def write_frame(frame: pl.DataFrame, path: Path) -> None:
-    """Write a table to ``path``: Parquet for ``.parquet``/``.pq``, CSV for ``.csv``."""
-    suffix = path.suffix.lower()
-    if suffix in PARQUET_SUFFIXES:
+def write_frame(frame: pl.DataFrame, path: Path | TextIO) -> None:
+    """Write a table to ``path``: Parquet for ``.parquet``/``.pq``, CSV for ``.csv`` or a text stream
+    (stdout), its times as ISO-8601 with as many second digits as the finest time needs (none for
+    whole seconds; polars writes six for every time otherwise)."""
+    import polars as pl  # here: the CLI starts without it
+
+    if not isinstance(path, Path) or path.suffix.lower() in CSV_SUFFIXES:
+        times = [c for c, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime)]
+        fraction = ""  # every time on a whole second; else milliseconds, or microseconds if needed
+        for unit, digits in ((1_000_000, ""), (1_000, "%.3f"), (1, "%.6f")):
+            if all((frame[c].dt.timestamp("us") % unit == 0).all() for c in times):
+                fraction = digits
+                break
+        zoned = any(frame.schema[c].time_zone for c in times)  # type: ignore[attr-defined]
+        form = "%Y-%m-%dT%H:%M:%S" + fraction + ("%:z" if zoned else "")
+        frame.write_csv(path, datetime_format=form)
+    elif path.suffix.lower() in PARQUET_SUFFIXES:
         frame.write_parquet(path)
-    elif suffix in CSV_SUFFIXES:
-        frame.write_csv(path)
     else:
         raise UserError(f"--out {path}: use a .csv or .parquet file name")

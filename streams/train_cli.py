@@ -626,7 +626,7 @@ def predict_command(
         tf = read_frame(data_path, time_col=time_col, duplicates=duplicates)  # type: ignore[arg-type]
         frame = forecast_frame(model, tf, every_window)
     if out_path is None:
-        frame.write_csv(sys.stdout)
+        write_frame(frame, sys.stdout)
     else:
         write_frame(frame, out_path)
         windows = frame.height // (model.horizon * model.n_targets)

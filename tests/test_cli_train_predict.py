@@ -183,7 +183,7 @@ def test_one_model_for_every_series_of_a_long_file(tmp_path):
     assert "skipped series s2: the newest 24 steps are cut by a gap" in res.output
     lines = [line.split(",") for line in res.output.splitlines() if line[:3] in ("s0,", "s1,", "s2,")]
     assert {r[0] for r in lines} == {"s0", "s1"} and len(lines) == 12
-    assert {r[1] for r in lines} == {"2024-01-13T11:00:00.000000"}  # hour 299, each series' last row
+    assert {r[1] for r in lines} == {"2024-01-13T11:00:00"}  # hour 299, each series' last row
 
 
 def test_predict_with_a_model_trained_on_a_topic_takes_the_files_step(tmp_path):
@@ -208,3 +208,24 @@ def test_predict_with_a_model_trained_on_a_topic_takes_the_files_step(tmp_path):
     assert res.exit_code == 0, res.output
     rows = [line.split(",") for line in res.output.splitlines()[1:]]
     assert [r[1][:16] for r in rows] == ["2024-01-01T02:30", "2024-01-01T02:45", "2024-01-01T03:00"]
+
+
+def test_csv_times_are_iso_without_fractions_unless_some_time_has_them(tmp_path):
+    import io
+    from datetime import datetime, timedelta
+
+    from adaptcast.streams.cli_common import write_frame
+
+    hours = pl.DataFrame({"ts": [datetime(2024, 1, 1, h) for h in range(2)], "y": [1.0, 2.0]})
+    out = io.StringIO()
+    write_frame(hours, out)
+    assert out.getvalue().splitlines()[1:] == ["2024-01-01T00:00:00,1.0", "2024-01-01T01:00:00,2.0"]
+    fast = hours.with_columns(pl.col("ts") + pl.Series([timedelta(0), timedelta(milliseconds=250)]))
+    write_frame(fast, tmp_path / "f.csv")  # 100 ms feeds keep their fractions, every row alike
+    assert (tmp_path / "f.csv").read_text().splitlines()[1:3] == [
+        "2024-01-01T00:00:00.000,1.0",
+        "2024-01-01T01:00:00.250,2.0",
+    ]
+    zoned = io.StringIO()
+    write_frame(hours.with_columns(pl.col("ts").dt.replace_time_zone("Europe/Berlin")), zoned)
+    assert zoned.getvalue().splitlines()[1] == "2024-01-01T00:00:00+01:00,1.0"
