@@ -26,6 +26,7 @@ later; offsets whose commit timed out ride along with the next commit.
 from __future__ import annotations
 
 import gc
+import heapq
 import logging
 import queue
 import threading
@@ -92,6 +93,16 @@ def saved_at(path: Path) -> float | None:
     """When the model saved at ``path`` was written (unix time, from its manifest), or None if unrecorded."""
     created = read_manifest(path).get("created_at")
     return None if created is None else datetime.fromisoformat(created).timestamp()
+
+
+def _by_time(per_partition: dict[TopicPartition, list[Any]], ts: Callable[[Any], int]) -> list[Any]:
+    """One poll's records, partitions merged by time, each partition's own order kept. A series spread
+    over partitions (a producer that sends no key) then meets its records in time order, not as late,
+    while a keyed series, whose records share one partition, meets them exactly in arrival order, so
+    where a poll ends never changes what is late."""
+    if len(per_partition) == 1:
+        return next(iter(per_partition.values()))
+    return list(heapq.merge(*per_partition.values(), key=ts))
 
 
 class SnapshotStore:
@@ -374,8 +385,8 @@ class Worker:
             self.metrics.beat()
             return 0
         now_ms = int(time.time() * 1000)
-        warm: list[Record] = []
-        live: list[tuple[Record, Any]] = []
+        warm: dict[TopicPartition, list[Record]] = defaultdict(list)
+        live: dict[TopicPartition, list[tuple[Record, Any]]] = defaultdict(list)
         offsets: dict[TopicPartition, int] = {}
         for msg in msgs:
             tp = TopicPartition(msg.topic, msg.partition)
@@ -410,21 +421,18 @@ class Worker:
             if rec.ts_ms > self.stream_ms.get(tp, MIN_TS_MS):
                 self.stream_ms[tp] = rec.ts_ms
             if warming:
-                warm.append(rec)
+                warm[tp].append(rec)
             else:
-                live.append((rec, msg))
-        # records of a series spread over partitions (a producer that sends no key) come partition by
-        # partition: in time order they are not late (keyed partitions' records are already in order)
-        warm.sort(key=attrgetter("ts_ms"))
-        live.sort(key=lambda pair: pair[0].ts_ms)
+                live[tp].append((rec, msg))
         if warm:
-            self.loop.process(warm, emit=False)
+            self.loop.process(_by_time(warm, attrgetter("ts_ms")), emit=False)
         for tp, end in offsets.items():
             if end >= self.warm_until.get(tp, -1):
                 self.warm_until.pop(tp, None)
         if live:
-            origin = {id(rec): msg for rec, msg in live}
-            result = self.loop.process([rec for rec, _ in live], received_at=received)
+            taken = _by_time(live, lambda pair: pair[0].ts_ms)
+            origin = {id(rec): msg for rec, msg in taken}
+            result = self.loop.process([rec for rec, _ in taken], received_at=received)
             records = prediction_records(result.forecasts, self.loop.targets)
             for f, record in zip(result.forecasts, records, strict=True):
                 self.sink.send(self.cfg.kafka.output_topic, f.series, record)

@@ -418,14 +418,20 @@ def test_flat_readings_keyed_by_device_and_timed_by_kafka_are_served(kafka_boots
 
 def test_a_series_spread_over_partitions_is_read_in_time_order_and_named(kafka_bootstrap, tmp_path, caplog):
     """A producer that sends no key spreads a series over partitions (here: even hours on one, odd
-    on the other). Records polled together are taken in time order, so none is late, and the worker
-    says that records must be keyed by series and counts each move."""
+    on the other). Records polled together are taken in time order across partitions, so none is
+    late, and the worker says that records must be keyed by series and counts each move. Within a
+    partition the order stays as it came: a keyed series' record sent after a newer one is late
+    whatever the poll holds."""
     names = _topics(kafka_bootstrap, partitions=2)
     prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
     steps = 24
     for t in range(steps):
         rec = {"series": "s0", "ts": format_timestamp(t * HOUR), "values": {"y": float(t)}}
         prod.send(names["input"], value=json.dumps(rec).encode(), partition=t % 2)
+    for t in [*range(12), 6]:  # hour 6 again after hour 11: late
+        rec = {"series": "k", "ts": format_timestamp(t * HOUR), "values": {"y": float(t)}}
+        prod.send(names["input"], key=b"k", value=json.dumps(rec).encode(), partition=0)
+    steps += 13
     prod.flush()
     prod.close()
     worker = Worker(_naive_config(kafka_bootstrap, names, tmp_path, metrics={"enabled": True, "port": 0}))
@@ -435,7 +441,8 @@ def test_a_series_spread_over_partitions_is_read_in_time_order_and_named(kafka_b
         moves = worker.metrics.registry.get_sample_value("adaptcast_series_partition_moves_total")
     finally:
         worker.close()
-    assert worker.counts.get("rejected_late", 0) == 0 and worker.counts["predictions"] == steps - LOOKBACK + 1
+    assert worker.counts.get("rejected_late", 0) == 1 and worker.counts.get("rejected_duplicate", 0) == 0
+    assert worker.counts["predictions"] == (24 - LOOKBACK + 1) + (12 - LOOKBACK + 1)
     assert moves is not None and moves >= 1  # counted as records arrive, partition by partition
     said = [r.getMessage() for r in caplog.records if "key each message by its series" in r.getMessage()]
     assert 1 <= len(said) <= 5 and "'s0' came on partition" in said[0]
