@@ -211,7 +211,7 @@ def validate_frame(
     dup_mask = df[time_col].is_duplicated()
     n_dup = int(dup_mask.sum())
     if n_dup:
-        _refuse_long_layout(df, time_col, n_dup, source)
+        _refuse_long_layout(df, time_col, source)
         if duplicates == "error":
             first = df.filter(dup_mask)[time_col][0]
             raise InputError(
@@ -253,25 +253,43 @@ def find_time_column(df: pl.DataFrame, source: str) -> str:
     )
 
 
-LONG_SHARE = 0.25  # rows sharing timestamps, told apart by a text column, in this share or more: a long file
+LONG_SHARE = 0.25  # rows sharing their time with a row of other values, in this share or more: a long file
 
 
-def _refuse_long_layout(df: pl.DataFrame, time_col: str, n_dup: int, source: str) -> None:
-    """Raise when a text column tells many repeated timestamps apart: a long file (a row per series
-    and time) read as one series would keep one series' rows and drop the others'. A few repeats (the
-    autumn hour of naive local time) are left to the duplicates policy."""
-    if n_dup < max(2, LONG_SHARE * df.height):
+def _refuse_long_layout(df: pl.DataFrame, time_col: str, source: str) -> None:
+    """Raise when many rows share their timestamp with a row holding other values: a long file (a row
+    per series and time) read as one series would keep one series' rows and drop the others'.
+
+    The message names the columns that tell those rows apart: text ones, else integer ones whose
+    values repeat (ids do, over time). Without a text column it takes at least 10 such rows. Exact
+    copies of a row, and a few repeats (the autumn hour of naive local time), are left to the
+    duplicates policy."""
+    clash = int((df[time_col].is_duplicated() & ~df.is_duplicated()).sum())
+    if clash < max(2, LONG_SHARE * df.height):
         return
-    for c, dtype in df.schema.items():
-        if (
-            c != time_col
-            and dtype in (pl.String, pl.Categorical)
-            and not df.select(time_col, c).is_duplicated().any()
-        ):
-            raise InputError(
-                f"{source}: {n_dup} rows share their timestamp with another and column {c!r} tells them "
-                f"apart: it looks like a long file with a row per series and time; pass --series-col {c}"
-            )
+
+    def tells_apart(c: str) -> bool:
+        return c != time_col and not df.select(time_col, c).is_duplicated().any()
+
+    ids = [c for c, dtype in df.schema.items() if dtype in (pl.String, pl.Categorical) and tells_apart(c)]
+    if not ids:
+        if clash < 10:
+            return
+        ids = [
+            c
+            for c, dtype in df.schema.items()
+            if dtype.is_integer() and df[c].n_unique() <= df.height // 2 and tells_apart(c)
+        ]
+    hint = (
+        f"pass --series-col {ids[0]}"
+        if len(ids) == 1
+        else "pass --series-col naming the column of series ids"
+    )
+    raise InputError(
+        f"{source}: {clash} rows share their timestamp with a row holding other values: it looks like a "
+        f"long file with a row per series and time; {hint}"
+        + (f" (one of {', '.join(ids)})" if len(ids) > 1 else "")
+    )
 
 
 def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:

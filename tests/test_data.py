@@ -304,7 +304,7 @@ def test_a_long_file_read_as_one_series_is_refused_naming_its_series_column(tmp_
 
     rows = "".join(f"2024-01-01 {h:02d}:00,{s},{h}\n" for h in range(24) for s in ("a", "b"))
     p = write(tmp_path, "ts,sensor,y\n" + rows)
-    with pytest.raises(InputError, match=r"tells them apart.*pass --series-col sensor"):
+    with pytest.raises(InputError, match=r"holding other values.*long file.*pass --series-col sensor$"):
         read_series(p, ["y"])
     assert read_series(p, ["y"], series_col="sensor").frame.height == 48
     # one repeated hour (naive local time in autumn) is no long file: the first row is kept
@@ -315,6 +315,17 @@ def test_a_long_file_read_as_one_series_is_refused_naming_its_series_column(tmp_
         "dst.csv",
     )
     assert read_series(dst, ["y"]).duplicates == 1
+    # integer store ids (values repeat over time; the readings do not) are named too
+    stores = "".join(f"2024-01-01 {h:02d}:00,{s},{h * 10 + s}.5\n" for h in range(24) for s in (1, 2))
+    with pytest.raises(InputError, match=r"pass --series-col store_id$"):
+        read_series(write(tmp_path, "ts,store_id,y\n" + stores, "stores.csv"), ["y"])
+    # nothing tells the rows apart: still refused, asking for the ids
+    bare = "".join(f"2024-01-01 {h:02d}:00,{h + s / 10}\n" for h in range(24) for s in (1, 2))
+    with pytest.raises(InputError, match=r"naming the column of series ids$"):
+        read_series(write(tmp_path, "ts,y\n" + bare, "bare.csv"), ["y"])
+    # a file holding every row twice (two exports concatenated) is one series: copies are dropped
+    twice = "".join(f"2024-01-01 {h:02d}:00,{h}\n" for h in range(24)) * 2
+    assert read_series(write(tmp_path, "ts,y\n" + twice, "twice.csv"), ["y"]).frame.height == 24
 
 
 def test_json_lines_flat_rows_or_a_topic_dump_of_records(tmp_path):
