@@ -248,7 +248,8 @@ def decode(
 
     orjson parses the common case (5× faster than ``json``); what it refuses, the standard library
     parses or explains, so ``NaN``/``Infinity`` stay ``non_finite`` and error messages stay the same.
-    JSON in Schema Registry framing is read (``_unframed``). A null value (a tombstone, as compacted
+    JSON in Schema Registry framing is read (``_unframed``), and a record in Kafka Connect's
+    ``{"schema", "payload"}`` envelope is its payload. A null value (a tombstone, as compacted
     topics and some connectors write) is ``undecodable``.
     """
     if raw is None:
@@ -257,6 +258,8 @@ def decode(
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:  # NaN/Infinity literals, huge integers, deep nesting: the standard parser
         obj = _parse_slowly(_unframed(raw))
+    if type(obj) is dict and len(obj) == 2 and "payload" in obj and "schema" in obj:
+        obj = obj["payload"]  # Kafka Connect's JsonConverter with schemas.enable (its default) wraps records
     if shape is not None:
         obj = shape(obj)
     if key and isinstance(obj, dict) and "series" not in obj:

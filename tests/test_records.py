@@ -7,6 +7,7 @@ import json
 import pytest
 
 from adaptcast.streams import records as R
+from adaptcast.streams.formats import flat as flat_shape
 
 
 def test_valid_record_iso_and_epoch_ms_agree():
@@ -130,3 +131,12 @@ def test_numbers_written_as_text_are_numbers(ts, value, expect_ts, expect_y):
         with pytest.raises(R.RecordError) as info:
             R.decode(f'{{"series": "a", "ts": 1, "values": {{"y": "{text}"}}}}'.encode())
         assert info.value.reason == R.NON_NUMERIC
+
+
+def test_a_kafka_connect_envelope_is_read_as_its_payload():
+    record = {"series": "a", "ts": 1704067200000, "values": {"y": 1.5}}
+    schema = {"type": "struct", "fields": [{"field": "series", "type": "string"}], "optional": False}
+    wrapped = json.dumps({"schema": schema, "payload": record}).encode()  # JsonConverter, schemas.enable
+    assert R.decode(wrapped) == R.decode(json.dumps(record).encode())
+    flat = {"schema": schema, "payload": {"series": "a", "ts": 1704067200000, "y": 1.5}}
+    assert R.decode(json.dumps(flat).encode(), shape=flat_shape).values == {"y": 1.5}
