@@ -460,7 +460,7 @@ class Worker:
             log.warning(
                 "series %r came on partition %d after partition %d of %s: records of a series must share "
                 "a partition (key each message by its series); unkeyed records arrive out of order and "
-                "are split between workers%s",
+                "are split between workers (a change of the topic's partition count moves series once)%s",
                 series,
                 now.partition,
                 before.partition,
