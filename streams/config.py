@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from difflib import get_close_matches
 from pathlib import Path
 from typing import Any, Literal
 
@@ -503,13 +504,25 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
     return merged
 
 
+def _keys_at(loc: tuple[int | str, ...]) -> list[str]:
+    """The keys the configuration section at ``loc`` knows (none where ``loc`` is not a section)."""
+    section: Any = Config
+    for part in loc:
+        field = section.model_fields.get(part) if isinstance(part, str) else None
+        section = None if field is None else field.annotation
+        if not (isinstance(section, type) and issubclass(section, BaseModel)):
+            return []
+    return list(section.model_fields)
+
+
 def _describe(exc: ValidationError, source: str) -> str:
     """One line: the source, then each bad key with its reason and (except secrets) the value given."""
     problems = []
     for err in exc.errors():
         key = ".".join(str(p) for p in err["loc"]) or "<root>"
         if err["type"] == "extra_forbidden":
-            problems.append(f"{key}: unknown key")
+            close = get_close_matches(str(err["loc"][-1]), _keys_at(err["loc"][:-1]), n=1, cutoff=0.7)
+            problems.append(f"{key}: unknown key" + (f" (did you mean {close[0]}?)" if close else ""))
             continue
         given = "***" if key.rsplit(".", 1)[-1] in SECRET_KEYS else repr(err.get("input"))[:80]
         problems.append(f"{key}: {err['msg']} (got {given})")

@@ -34,7 +34,10 @@ def test_env_overrides_parse_yaml_scalars_and_nest():
     ("yaml_text", "needle"),
     [
         ("model:\n  lookback: -3\n", "model.lookback"),
-        ("model:\n  lookbak: 3\n", "model.lookbak: unknown key"),
+        ("model:\n  lookbak: 3\n", "model.lookbak: unknown key (did you mean lookback?)"),
+        ("modle:\n  kind: arnet\n", "modle: unknown key (did you mean model?)"),
+        ("serving:\n  record_fromat: flat\n", "record_fromat: unknown key (did you mean record_format?)"),
+        ("model:\n  zzz: 1\n", "model.zzz: unknown key;"),  # nothing close: no guess
         ("kafka:\n  security_protocol: TLS\n", "kafka.security_protocol"),
         ("scenario:\n  name: nope\n", "unknown scenario 'nope'"),
         ("- just\n- a list\n", "must hold a mapping"),
@@ -46,7 +49,7 @@ def test_bad_config_names_key_and_reason(tmp_path, yaml_text, needle):
     f.write_text(yaml_text)
     with pytest.raises(ConfigError, match=None) as info:
         load_config(f, environ={})
-    assert needle in str(info.value)
+    assert needle in str(info.value) + ";"
 
 
 def test_cli_config_show_and_bad_value_exit_code_2(tmp_path):
