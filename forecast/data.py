@@ -6,6 +6,8 @@ column and saying what to do, so the CLI can print it and exit 2 without a trace
 
 from __future__ import annotations
 
+import codecs
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -93,8 +95,9 @@ def read_table(path: Path) -> pl.DataFrame:
 
     A CSV's separator is the one of ``SEPARATORS`` its header line holds most of, and in a file
     separated by semicolons or tabs a column of numbers written with decimal commas (``1,5``,
-    ``1.234,5``) reads as numbers: what spreadsheets set to such a locale export. The
-    :data:`MISSING_TOKENS` read as missing values.
+    ``1.234,5``) reads as numbers: what spreadsheets set to such a locale export, in Windows-1252
+    where the file is not UTF-8 (:func:`_as_utf8`). The :data:`MISSING_TOKENS` read as missing
+    values.
     """
     if not path.is_file():
         raise InputError(f"{path}: file not found; pass an existing CSV, Parquet or JSON-lines file")
@@ -110,7 +113,10 @@ def read_table(path: Path) -> pl.DataFrame:
             header = _first_line(path, compressed)
             separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=header.count)
             df = pl.read_csv(
-                path, separator=separator, infer_schema_length=10000, null_values=list(MISSING_TOKENS)
+                path if compressed else _as_utf8(path),
+                separator=separator,
+                infer_schema_length=10000,
+                null_values=list(MISSING_TOKENS),
             )
             if separator != ",":
                 df = _decimal_commas(df)
@@ -157,6 +163,21 @@ def _json_lines(path: Path) -> pl.DataFrame:
             raise InputError(f"{path}: values named {sorted(clash)} clash with the record's own fields")
         df = df.unnest("values")
     return df
+
+
+def _as_utf8(path: Path) -> Path | io.BytesIO:
+    """The file, or its text re-encoded as UTF-8 when it is not UTF-8: spreadsheets in western
+    locales export Windows-1252 (``Temperatur °C``), whose names and text would otherwise read with
+    replacement characters."""
+    check = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):  # in chunks: a large file is never held twice
+                check.decode(chunk)
+            check.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return io.BytesIO(path.read_bytes().decode("cp1252", errors="replace").encode())
+    return path
 
 
 def file_stem(path: str | Path) -> str:

@@ -350,3 +350,13 @@ def test_json_lines_flat_rows_or_a_topic_dump_of_records(tmp_path):
     bad = write(tmp_path, '{"ts": 1, "y": 1}\n[1, 2]\n', "bad.jsonl")
     with pytest.raises(InputError, match=r"bad.jsonl: line 2 is not a JSON object"):
         read_frame(bad)
+
+
+def test_a_windows_1252_export_reads_with_its_names_and_text_intact(tmp_path):
+    p = tmp_path / "excel.csv"
+    p.write_bytes(
+        "Datum;Temperatur °C;Ort\n01.01.2024 00:00;1,5;Köln\n01.01.2024 01:00;2,5;Köln\n".encode("cp1252")
+    )
+    tf = read_frame(p)
+    assert tf.frame.columns == ["Datum", "Temperatur °C", "Ort"]
+    assert tf.frame["Temperatur °C"].to_list() == [1.5, 2.5] and tf.frame["Ort"][0] == "Köln"
