@@ -150,9 +150,10 @@ def write_frame(frame: pl.DataFrame, path: Path | TextIO) -> None:
 
     if not isinstance(path, Path) or path.suffix.lower() in CSV_SUFFIXES:
         times = [c for c, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime)]
+        micros = [frame[c].dt.timestamp("us") for c in times]
         fraction = ""  # every time on a whole second; else milliseconds, or microseconds if needed
         for unit, digits in ((1_000_000, ""), (1_000, "%.3f"), (1, "%.6f")):
-            if all((frame[c].dt.timestamp("us") % unit == 0).all() for c in times):
+            if all((us % unit == 0).all() for us in micros):
                 fraction = digits
                 break
         zoned = any(frame.schema[c].time_zone for c in times)  # type: ignore[attr-defined]

@@ -27,6 +27,11 @@ def _fields(obj: Any, shape: str, needed: tuple[str, ...]) -> dict[str, Any]:
     return obj
 
 
+def _is_number(v: Any) -> bool:
+    """A JSON number (a boolean is not one, though Python counts it as an int)."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def telegraf(obj: Any) -> dict[str, Any]:
     """Telegraf's JSON serializer: ``{"name", "tags", "fields", "timestamp"}``.
 
@@ -42,9 +47,7 @@ def telegraf(obj: Any) -> dict[str, Any]:
     return {
         "series": ",".join([str(obj["name"]), *(f"{k}={tags[k]}" for k in sorted(tags))]),
         "ts": obj["timestamp"],
-        "values": {
-            k: v for k, v in fields.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-        },
+        "values": {k: v for k, v in fields.items() if _is_number(v)},
     }
 
 
@@ -87,10 +90,7 @@ def flat(obj: Any) -> dict[str, Any]:
         for k, v in obj.items()
         if k != "series"
         and k not in FLAT_TIME
-        and (
-            (isinstance(v, (int, float)) and not isinstance(v, bool))
-            or (isinstance(v, str) and number_text(v) is not None)
-        )
+        and (_is_number(v) or (isinstance(v, str) and number_text(v) is not None))
     }
     return out
 
