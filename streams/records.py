@@ -129,8 +129,18 @@ def parse_timestamp(raw: Any, unit: str = "ms") -> int:
         raise RecordError(BAD_TIMESTAMP, f"ts is not finite: {raw!r}")
     ts_ms = raw if unit == "ms" else raw * TS_UNITS[unit]
     if not MIN_TS_MS <= ts_ms <= MAX_TS_MS:
-        raise RecordError(BAD_TIMESTAMP, f"ts {raw!r} {unit} is outside years 1 to 9999")
+        raise RecordError(BAD_TIMESTAMP, f"ts {raw!r} {unit} is outside years 1 to 9999{_unit_hint(raw)}")
     return int(ts_ms)
+
+
+def _unit_hint(raw: float) -> str:
+    """For an epoch number out of range in the configured unit: the unit it reads well in, if one
+    puts it after 1973 (Debezium writes microseconds, Go's ``UnixNano`` nanoseconds)."""
+    for unit, per in TS_UNITS.items():
+        if SECONDS_AS_MS <= raw * per <= MAX_TS_MS:
+            when = format_timestamp(int(raw * per))
+            return f"; in {unit} it reads as {when}: set serving.ts_unit: {unit}"
+    return ""
 
 
 @lru_cache(maxsize=8192)

@@ -77,6 +77,24 @@ def test_a_fraction_of_a_second_and_a_unit_in_the_error():
         R.parse_timestamp("yesterday", "s")
 
 
+@pytest.mark.parametrize(
+    ("raw", "unit", "hint"),
+    [
+        (1_704_070_800_000_000, "ms", "us"),  # Debezium's MicroTimestamp
+        (1_704_070_800_000_000_000, "ms", "ns"),  # Go's UnixNano
+        (1_704_070_800_000, "s", "ms"),
+    ],
+)
+def test_a_ts_in_another_unit_names_the_unit_it_reads_well_in(raw, unit, hint):
+    with pytest.raises(
+        R.RecordError, match=rf"in {hint} it reads as 2024-01-01T01:00:00Z: set serving\.ts_unit: {hint}"
+    ):
+        R.parse_timestamp(raw, unit)
+    with pytest.raises(R.RecordError) as err:
+        R.parse_timestamp(10**30, "ms")  # no unit makes it a date: no hint
+    assert "serving.ts_unit" not in str(err.value)
+
+
 def test_a_record_without_series_takes_its_message_key():
     raw = json.dumps({"ts": 1_704_070_800_000, "values": {"y": 1}}).encode()
     assert R.decode(raw, key=b"device-7").series == "device-7"
