@@ -163,9 +163,19 @@ def config_show(config_path: str | None) -> None:
 )
 @click.option(
     "--record-format",
-    type=click.Choice(["adaptcast", "telegraf", "prometheus", "flat"]),
+    type=click.Choice(["adaptcast", "telegraf", "prometheus", "flat", "debezium"]),
     help="Shape of the input records: adaptcast's own, Telegraf's JSON, prometheus-kafka-adapter's "
-    "JSON, or flat (every numeric field a value). [serving.record_format]",
+    "JSON, flat (every numeric field a value) or debezium (a table's change events). "
+    "[serving.record_format]",
+)
+@click.option(
+    "--series-field",
+    help="Flat and debezium records: the field naming the series (default series). [serving.series_field]",
+)
+@click.option(
+    "--time-field",
+    help="Flat and debezium records: the field holding the time (default ts, timestamp or time). "
+    "[serving.time_field]",
 )
 @click.option(
     "--ts-unit",
@@ -224,6 +234,8 @@ def run(
     model_kind,
     targets,
     record_format,
+    series_field,
+    time_field,
     ts_unit,
     series_from_key,
     ts_from_message,
@@ -251,6 +263,9 @@ def run(
           --record-format telegraf --ts-unit s --target usage_idle
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic devices \\
           --record-format flat --series-from-key --ts-from-message --target temp
+      adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic pg.public.readings \\
+          --record-format debezium --series-field sensor_id --time-field recorded_at \\
+          --ts-unit us --target temp
     """
     import logging
 
@@ -280,6 +295,8 @@ def run(
         overrides, "model.target", None if not columns else columns[0] if len(columns) == 1 else columns
     )
     set_override(overrides, "serving.record_format", record_format)
+    set_override(overrides, "serving.series_field", series_field)
+    set_override(overrides, "serving.time_field", time_field)
     set_override(overrides, "serving.ts_unit", ts_unit)
     set_override(overrides, "serving.series_from_key", series_from_key)
     set_override(overrides, "serving.ts_from_message", ts_from_message)

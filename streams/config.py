@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from adaptcast.drift.conformal import (
     DEFAULT_GAMMA,
@@ -18,6 +18,7 @@ from adaptcast.drift.conformal import (
     MIN_WINDOW,
     ConformalParams,
 )
+from adaptcast.streams.formats import NAMED_FIELDS
 from adaptcast.streams.grid import Fill, GridRules, parse_period
 
 ENV_PREFIX = "ADAPTCAST__"
@@ -376,12 +377,23 @@ class ServingConfig(_Section):
     max_future_s: float = Field(
         default=86_400, gt=0, description="records stamped further ahead than this are rejected"
     )
-    record_format: Literal["adaptcast", "telegraf", "prometheus", "flat"] = Field(
+    record_format: Literal["adaptcast", "telegraf", "prometheus", "flat", "debezium"] = Field(
         default="adaptcast",
         description="shape of the input records: adaptcast's own (series, ts, values), Telegraf's JSON "
         "serializer (name, tags, fields, timestamp), prometheus-kafka-adapter's JSON (name, labels, "
-        "value, timestamp), or flat (series, ts, and every other numeric field a value); see "
-        "docs/architecture.md",
+        "value, timestamp), flat (series, ts, and every other numeric field a value), or debezium (a "
+        "table's change events, the row after read as flat); see docs/architecture.md",
+    )
+    series_field: str | None = Field(
+        default=None,
+        min_length=1,
+        description="flat and debezium records: the field naming the series, e.g. sensor_id (None: series)",
+    )
+    time_field: str | None = Field(
+        default=None,
+        min_length=1,
+        description="flat and debezium records: the field holding the time, e.g. recorded_at (None: the "
+        "first of ts, timestamp, time)",
     )
     series_from_key: bool = Field(
         default=False,
@@ -408,6 +420,16 @@ class ServingConfig(_Section):
         description="where the live worker's retrains run: a child process at lower priority, so a fit "
         "takes neither the serving thread's GIL nor its core, or a thread of the worker",
     )
+
+    @model_validator(mode="after")
+    def _fields_need_a_shape_with_fields(self) -> ServingConfig:
+        named = [k for k in ("series_field", "time_field") if getattr(self, k) is not None]
+        if named and self.record_format not in NAMED_FIELDS:
+            raise ValueError(
+                f"{' and '.join(named)} {'name fields' if len(named) > 1 else 'names a field'} of flat "
+                f"or debezium records; set record_format to one of them (it is {self.record_format})"
+            )
+        return self
 
 
 class StateConfig(_Section):

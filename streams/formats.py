@@ -9,6 +9,7 @@ without the shape's own fields is ``missing_field``, named in the shape's terms.
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from adaptcast.streams.records import MISSING_FIELD, NOT_OBJECT, RecordError, number_text
@@ -71,27 +72,63 @@ def prometheus(obj: Any) -> dict[str, Any]:
 FLAT_TIME = ("ts", "timestamp", "time")  # a flat record's time: the first of these fields it has
 
 
-def flat(obj: Any) -> dict[str, Any]:
+def flat(obj: Any, series_field: str = "series", time_field: str | None = None) -> dict[str, Any]:
     """One flat JSON object per reading, as most hand-written producers send: ``{"series": "pump-7",
     "ts": ..., "temp": 21.5, "rpm": 1200, "unit": "C"}``.
 
-    The series is ``series`` (or the message key, with ``serving.series_from_key``), the time the
-    first of ``ts``, ``timestamp``, ``time`` (or the message's timestamp, with
-    ``serving.ts_from_message``), and the values every other field holding a number (also one
-    written as text); text, booleans and nested fields are not forecast.
+    The series is ``series_field`` (an integer id reads as its text; or the message key, with
+    ``serving.series_from_key``), the time ``time_field`` or else the first of ``ts``,
+    ``timestamp``, ``time`` (or the message's timestamp, with ``serving.ts_from_message``), and the
+    values every other field holding a number (also one written as text); text, booleans and
+    nested fields are not forecast.
     """
     obj = _fields(obj, "flat", ())
-    out: dict[str, Any] = {} if "series" not in obj else {"series": obj["series"]}
-    stamp = next((k for k in FLAT_TIME if k in obj), None)
+    out: dict[str, Any] = {}
+    if series_field in obj:
+        series = obj[series_field]
+        out["series"] = str(series) if type(series) is int else series
+    stamps = FLAT_TIME if time_field is None else (time_field,)
+    stamp = next((k for k in stamps if k in obj), None)
     if stamp is not None:
         out["ts"] = obj[stamp]
     out["values"] = {
         k: v
         for k, v in obj.items()
-        if k != "series"
-        and k not in FLAT_TIME
+        if k != series_field
+        and k not in stamps
         and (_is_number(v) or (isinstance(v, str) and number_text(v) is not None))
     }
+    return out
+
+
+DEBEZIUM_READINGS = ("c", "r", "u")  # create, snapshot read, update: the row after holds a reading
+
+
+def debezium(obj: Any, series_field: str = "series", time_field: str | None = None) -> dict[str, Any]:
+    """A Debezium change event of a table of readings (``{"before", "after", "op", "ts_ms",
+    "source"}``, also inside Kafka Connect's schema envelope): the row after an insert, snapshot
+    read or update, read as a :func:`flat` row. A delete or truncate carries no reading and is
+    dead-lettered, saying how to leave it out at the connector.
+    """
+    obj = _fields(obj, "debezium", ("op",))
+    op = obj["op"]
+    if op not in DEBEZIUM_READINGS:
+        what = {"d": "a delete", "t": "a truncate"}.get(op, f"op {str(op)[:16]!r}")
+        raise RecordError(
+            MISSING_FIELD,
+            f"debezium event is {what}, which carries no reading (readings are ops c, r, u); the "
+            "connector's skipped.operations=d,t leaves deletes and truncates out",
+        )
+    row = obj.get("after")
+    if not isinstance(row, dict):
+        raise RecordError(MISSING_FIELD, "debezium event's 'after' must be the row as an object")
+    out = flat(row, series_field, time_field)
+    if not out["values"]:
+        raise RecordError(
+            MISSING_FIELD,
+            "debezium row has no numeric column; DECIMAL and NUMERIC columns arrive as base64 bytes "
+            "unless the connector sets decimal.handling.mode=double (or string)",
+        )
     return out
 
 
@@ -100,4 +137,17 @@ SHAPES: dict[str, Shape | None] = {
     "telegraf": telegraf,
     "prometheus": prometheus,
     "flat": flat,
+    "debezium": debezium,
 }
+NAMED_FIELDS = ("flat", "debezium")  # the shapes whose series and time fields can be named
+
+
+def shape_for(
+    record_format: str, series_field: str | None = None, time_field: str | None = None
+) -> Shape | None:
+    """The shape of ``serving.record_format``, reading the series and time from the named fields
+    (``serving.series_field``, ``serving.time_field``) where the shape has such fields."""
+    shape = SHAPES[record_format]
+    if record_format not in NAMED_FIELDS or (series_field is None and time_field is None):
+        return shape
+    return partial(shape, series_field=series_field or "series", time_field=time_field)  # type: ignore[arg-type]

@@ -49,7 +49,7 @@ from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.forecast.threads import set_torch_threads
 from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config
-from adaptcast.streams.formats import SHAPES
+from adaptcast.streams.formats import shape_for
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, Metrics
@@ -159,7 +159,7 @@ class Worker:
         set_torch_threads(cfg.serving.threads)
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         self._ts_unit = cfg.serving.ts_unit
-        self._shape = SHAPES[cfg.serving.record_format]
+        self._shape = shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field)
         self._series_from_key = cfg.serving.series_from_key
         self._ts_from_message = cfg.serving.ts_from_message
         self._warned_unit = False

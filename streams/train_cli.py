@@ -53,7 +53,7 @@ from adaptcast.streams.cli_common import (
     write_frame,
 )
 from adaptcast.streams.config import Config
-from adaptcast.streams.formats import SHAPES
+from adaptcast.streams.formats import shape_for
 from adaptcast.streams.grid import Fill, GridRules
 from adaptcast.streams.publish import publish
 from adaptcast.streams.records import format_timestamp
@@ -405,7 +405,7 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
         int(cfg.serving.max_future_s * 1000),
         cfg.grid.rules(m.lookback),
         cfg.serving.ts_unit,
-        SHAPES[cfg.serving.record_format],
+        shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field),
     )
     model, summary, held = fit_on_histories(
         cfg,

@@ -38,6 +38,10 @@ def test_env_overrides_parse_yaml_scalars_and_nest():
         ("modle:\n  kind: arnet\n", "modle: unknown key (did you mean model?)"),
         ("serving:\n  record_fromat: flat\n", "record_fromat: unknown key (did you mean record_format?)"),
         ("model:\n  zzz: 1\n", "model.zzz: unknown key;"),  # nothing close: no guess
+        (
+            "serving:\n  series_field: sensor_id\n",
+            "series_field names a field of flat or debezium records; set record_format",
+        ),
         ("kafka:\n  security_protocol: TLS\n", "kafka.security_protocol"),
         ("scenario:\n  name: nope\n", "unknown scenario 'nope'"),
         ("- just\n- a list\n", "must hold a mapping"),

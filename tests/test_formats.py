@@ -1,4 +1,4 @@
-"""Producers' own record shapes (Telegraf, prometheus-kafka-adapter, flat objects) read as the contract."""
+"""Producers' own record shapes (Telegraf, Prometheus adapter, flat rows, Debezium) read as the contract."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from adaptcast.streams import records as R
-from adaptcast.streams.formats import SHAPES, flat, prometheus, telegraf
+from adaptcast.streams.formats import SHAPES, debezium, flat, prometheus, shape_for, telegraf
 
 
 def _decode(obj, shape, **kw):
@@ -50,6 +50,42 @@ def test_a_flat_reading_has_its_numeric_fields_as_values_and_may_leave_series_an
     assert (rec.series, rec.ts_ms, rec.values) == ("pump-8", 1_704_070_800_000, {"temp": 20.0})
     with pytest.raises(R.RecordError, match=r"serving\.ts_from_message") as err:
         _decode(bare, flat, key=b"pump-8")
+    assert err.value.reason == R.MISSING_FIELD
+
+
+def test_flat_fields_named_by_the_config_give_the_series_and_the_time():
+    """Rows of a table rarely say ``series`` and ``ts``: serving.series_field and time_field name
+    them, an integer id reads as its text, and neither becomes a value."""
+    shape = shape_for("flat", series_field="sensor_id", time_field="recorded_at")
+    row = {"sensor_id": 17, "recorded_at": "2024-01-01T01:00:00Z", "ts": 5, "temp": 20.5}
+    rec = _decode(row, shape, required=("temp",))
+    assert (rec.series, R.format_timestamp(rec.ts_ms)) == ("17", "2024-01-01T01:00:00Z")
+    assert rec.values == {"ts": 5.0, "temp": 20.5}  # named fields replace the defaults, not add to them
+    assert shape_for("flat") is flat and shape_for("telegraf", "x") is telegraf
+
+
+def test_a_debezium_change_event_is_its_row_after_the_change():
+    row = {"id": 3, "series": "pump-7", "ts": 1_704_070_800_000_000, "temp": 20.5, "note": "ok"}
+    event = {"before": None, "after": row, "op": "c", "ts_ms": 1_704_070_900_000, "source": {}}
+    rec = _decode({"schema": {"type": "struct"}, "payload": event}, debezium, ts_unit="us")
+    assert (rec.series, rec.ts_ms, rec.values) == ("pump-7", 1_704_070_800_000, {"id": 3.0, "temp": 20.5})
+    update = event | {"op": "u", "before": row, "after": row | {"temp": 21.0}}
+    assert _decode(update, debezium, ts_unit="us").values["temp"] == 21.0
+
+
+@pytest.mark.parametrize(
+    ("event", "needle"),
+    [
+        ({"before": {"id": 3}, "after": None, "op": "d"}, r"is a delete.*skipped\.operations=d,t"),
+        ({"op": "t"}, "is a truncate"),
+        ({"after": {"series": "a", "ts": 1, "y": 1}}, "debezium record lacks field 'op'"),
+        ({"op": "c", "after": [1]}, "'after' must be the row"),
+        ({"op": "c", "after": {"series": "a", "ts": 1, "y": "AeI="}}, r"decimal\.handling\.mode=double"),
+    ],
+)
+def test_a_debezium_event_without_a_reading_says_why(event, needle):
+    with pytest.raises(R.RecordError, match=needle) as err:
+        _decode(event, debezium)
     assert err.value.reason == R.MISSING_FIELD
 
 

@@ -416,6 +416,54 @@ def test_flat_readings_keyed_by_device_and_timed_by_kafka_are_served(kafka_boots
     assert sorted(got) == ["s0", "s1"] and got["s1"][:, 0].tolist() == [1000.0 + t for t in range(steps)]
 
 
+def test_debezium_change_events_of_a_readings_table_are_served(kafka_bootstrap, tmp_path):
+    """A table of readings captured by Debezium (Connect's JSON with schemas, microsecond times,
+    integer sensor ids, keys holding the primary key): with record_format debezium and the fields
+    named, inserts and snapshot reads are forecast per sensor and a delete is dead-lettered."""
+    names = _topics(kafka_bootstrap, partitions=2)
+    steps, start_us = 10, 1_704_067_200_000_000
+    events, row_id = [], 0
+    for t in range(steps):
+        for sensor in (7, 8):
+            row_id += 1
+            row = {"id": row_id, "sensor_id": sensor, "recorded_at": start_us + t * HOUR * 1000}
+            row |= {"temp": float(100 * sensor + t), "note": "ok"}
+            change = {"before": None, "after": row, "op": "r" if t < 3 else "c", "ts_ms": 1, "source": {}}
+            events.append((row_id, change))
+    events.append((1, {"before": {"id": 1}, "after": None, "op": "d", "ts_ms": 2, "source": {}}))
+    raw = [
+        (json.dumps({"id": i}).encode(), json.dumps({"schema": {"type": "struct"}, "payload": e}).encode())
+        for i, e in events
+    ]
+    _produce(kafka_bootstrap, names["input"], raw, raw=True)
+    ckpt = tmp_path / "m"
+    m = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON)
+    m.fit(*sliding_windows(np.arange(50.0), LOOKBACK, HORIZON))
+    m.schema = {"targets": ["temp"], "features": [], "channels": ["temp"]}
+    m.save(ckpt)
+    serving = {"record_format": "debezium", "series_field": "sensor_id", "time_field": "recorded_at"}
+    cfg = _config(
+        kafka_bootstrap,
+        names,
+        tmp_path / "state",
+        str(ckpt),
+        model={"target": "temp"},
+        serving=serving | {"ts_unit": "us"},
+    )
+    worker = Worker(cfg)
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= len(raw), timeout=30)
+    finally:
+        worker.close()
+    preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
+    assert {s for s, _ in preds} == {"7", "8"}
+    last = format_timestamp(start_us // 1000 + (steps - 1) * HOUR)
+    assert preds[("8", last)]["yhat"]["temp"] == pytest.approx([800.0 + steps - 1] * HORIZON)
+    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
+    assert [d["error"]["code"] for d in dead] == ["missing_field"]
+    assert "skipped.operations" in dead[0]["error"]["message"]
+
+
 def test_a_series_spread_over_partitions_is_read_in_time_order_and_named(kafka_bootstrap, tmp_path, caplog):
     """A producer that sends no key spreads a series over partitions (here: even hours on one, odd
     on the other). Records polled together are taken in time order across partitions, so none is
