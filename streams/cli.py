@@ -29,6 +29,7 @@ from adaptcast.streams.cli_common import (
     write_frame,
 )
 from adaptcast.streams.config import to_yaml
+from adaptcast.streams.formats import SHAPES
 
 LAZY_COMMANDS = {  # imported on use: they pull in torch, which takes seconds to load
     "train": (
@@ -163,18 +164,20 @@ def config_show(config_path: str | None) -> None:
 )
 @click.option(
     "--record-format",
-    type=click.Choice(["adaptcast", "telegraf", "prometheus", "flat", "debezium"]),
+    type=click.Choice(list(SHAPES)),
     help="Shape of the input records: adaptcast's own, Telegraf's JSON, prometheus-kafka-adapter's "
-    "JSON, flat (every numeric field a value) or debezium (a table's change events). "
-    "[serving.record_format]",
+    "JSON, flat (every numeric field a value), debezium (a table's change events) or cloudevents "
+    "(structured JSON). [serving.record_format]",
 )
 @click.option(
     "--series-field",
-    help="Flat and debezium records: the field naming the series (default series). [serving.series_field]",
+    help="Flat, debezium and cloudevents records: the field naming the series (default series). "
+    "[serving.series_field]",
 )
 @click.option(
     "--time-field",
-    help="Flat and debezium records: the field holding the time (default ts, timestamp or time). "
+    help="Flat, debezium and cloudevents records: the field holding the time (default ts, timestamp "
+    "or time). "
     "[serving.time_field]",
 )
 @click.option(

@@ -377,23 +377,25 @@ class ServingConfig(_Section):
     max_future_s: float = Field(
         default=86_400, gt=0, description="records stamped further ahead than this are rejected"
     )
-    record_format: Literal["adaptcast", "telegraf", "prometheus", "flat", "debezium"] = Field(
+    record_format: Literal["adaptcast", "telegraf", "prometheus", "flat", "debezium", "cloudevents"] = Field(
         default="adaptcast",
         description="shape of the input records: adaptcast's own (series, ts, values), Telegraf's JSON "
         "serializer (name, tags, fields, timestamp), prometheus-kafka-adapter's JSON (name, labels, "
-        "value, timestamp), flat (series, ts, and every other numeric field a value), or debezium (a "
-        "table's change events, the row after read as flat); see docs/architecture.md",
+        "value, timestamp), flat (series, ts, and every other numeric field a value), debezium (a "
+        "table's change events, the row after read as flat) or cloudevents (structured JSON, data read "
+        "as flat); see docs/architecture.md",
     )
     series_field: str | None = Field(
         default=None,
         min_length=1,
-        description="flat and debezium records: the field naming the series, e.g. sensor_id (None: series)",
+        description="flat, debezium and cloudevents records: the field naming the series, e.g. sensor_id "
+        "(None: series)",
     )
     time_field: str | None = Field(
         default=None,
         min_length=1,
-        description="flat and debezium records: the field holding the time, e.g. recorded_at (None: the "
-        "first of ts, timestamp, time)",
+        description="flat, debezium and cloudevents records: the field holding the time, e.g. recorded_at "
+        "(None: the first of ts, timestamp, time)",
     )
     series_from_key: bool = Field(
         default=False,
@@ -426,8 +428,9 @@ class ServingConfig(_Section):
         named = [k for k in ("series_field", "time_field") if getattr(self, k) is not None]
         if named and self.record_format not in NAMED_FIELDS:
             raise ValueError(
-                f"{' and '.join(named)} {'name fields' if len(named) > 1 else 'names a field'} of flat "
-                f"or debezium records; set record_format to one of them (it is {self.record_format})"
+                f"{' and '.join(named)} {'name fields' if len(named) > 1 else 'names a field'} of "
+                f"{', '.join(NAMED_FIELDS)} records; set record_format to one of them (it is "
+                f"{self.record_format})"
             )
         return self
 

@@ -132,14 +132,34 @@ def debezium(obj: Any, series_field: str = "series", time_field: str | None = No
     return out
 
 
+def cloudevents(obj: Any, series_field: str = "series", time_field: str | None = None) -> dict[str, Any]:
+    """A CloudEvent in structured JSON mode (``{"specversion", "id", "source", "type", "subject",
+    "time", "data"}``), as Knative, Azure Event Grid and many IoT platforms publish: ``data`` read as
+    a :func:`flat` row, or as adaptcast's own record when it holds ``values``. What the data does not
+    say, the event does: the series is its ``subject``, else its ``source``; the time its ``time``.
+    """
+    obj = _fields(obj, "cloudevents", ("specversion",))
+    data = obj.get("data")
+    if not isinstance(data, dict):
+        binary = " (data_base64 is not read: publish the data as JSON)" if "data_base64" in obj else ""
+        raise RecordError(MISSING_FIELD, f"cloudevents event's data must be a JSON object{binary}")
+    out = {**data} if "values" in data else flat(data, series_field, time_field)
+    if "series" not in out and isinstance(obj.get("subject") or obj.get("source"), str):
+        out["series"] = obj.get("subject") or obj["source"]
+    if "ts" not in out and "time" in obj:
+        out["ts"] = obj["time"]
+    return out
+
+
 SHAPES: dict[str, Shape | None] = {
     "adaptcast": None,
     "telegraf": telegraf,
     "prometheus": prometheus,
     "flat": flat,
     "debezium": debezium,
+    "cloudevents": cloudevents,
 }
-NAMED_FIELDS = ("flat", "debezium")  # the shapes whose series and time fields can be named
+NAMED_FIELDS = ("flat", "debezium", "cloudevents")  # the shapes whose series and time fields can be named
 
 
 def shape_for(

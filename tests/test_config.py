@@ -40,7 +40,7 @@ def test_env_overrides_parse_yaml_scalars_and_nest():
         ("model:\n  zzz: 1\n", "model.zzz: unknown key;"),  # nothing close: no guess
         (
             "serving:\n  series_field: sensor_id\n",
-            "series_field names a field of flat or debezium records; set record_format",
+            "series_field names a field of flat, debezium, cloudevents records; set record_format",
         ),
         ("kafka:\n  security_protocol: TLS\n", "kafka.security_protocol"),
         ("scenario:\n  name: nope\n", "unknown scenario 'nope'"),

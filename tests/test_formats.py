@@ -7,7 +7,7 @@ import json
 import pytest
 
 from adaptcast.streams import records as R
-from adaptcast.streams.formats import SHAPES, debezium, flat, prometheus, shape_for, telegraf
+from adaptcast.streams.formats import SHAPES, cloudevents, debezium, flat, prometheus, shape_for, telegraf
 
 
 def _decode(obj, shape, **kw):
@@ -71,6 +71,25 @@ def test_a_debezium_change_event_is_its_row_after_the_change():
     assert (rec.series, rec.ts_ms, rec.values) == ("pump-7", 1_704_070_800_000, {"id": 3.0, "temp": 20.5})
     update = event | {"op": "u", "before": row, "after": row | {"temp": 21.0}}
     assert _decode(update, debezium, ts_unit="us").values["temp"] == 21.0
+
+
+def test_a_cloudevent_is_its_data_with_the_series_and_time_the_event_gives():
+    event = {"specversion": "1.0", "id": "e1", "type": "reading", "source": "/plant/a"}
+    event |= {"subject": "pump-7", "time": "2024-01-01T01:00:00Z", "data": {"temp": 20.5, "unit": "C"}}
+    rec = _decode(event, cloudevents, required=("temp",))
+    assert (rec.series, R.format_timestamp(rec.ts_ms), rec.values) == (
+        "pump-7",
+        "2024-01-01T01:00:00Z",
+        {"temp": 20.5},
+    )
+    own = {"series": "s1", "ts": 1_704_070_800_000, "values": {"y": 1.5}}  # adaptcast's record as data
+    rec = _decode({k: v for k, v in event.items() if k != "subject"} | {"data": own}, cloudevents)
+    assert (rec.series, rec.ts_ms, rec.values) == ("s1", 1_704_070_800_000, {"y": 1.5})
+    no_subject = {k: v for k, v in event.items() if k != "subject"}
+    assert _decode(no_subject, cloudevents).series == "/plant/a"  # the source names it then
+    with pytest.raises(R.RecordError, match=r"data_base64 is not read") as err:
+        _decode({**no_subject, "data": None, "data_base64": "AAEC"}, cloudevents)
+    assert err.value.reason == R.MISSING_FIELD
 
 
 @pytest.mark.parametrize(
