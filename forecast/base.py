@@ -29,7 +29,7 @@ MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 2  # 2: the manifest lists every file's SHA-256 and carries its own checksum
 READABLE_FORMATS = (1, 2)
 # per-window level (and scale) taken out (_anchor); "auto" is settled from the series (windows.auto_norm)
-WINDOW_NORMS = ("none", "last", "mean", "standard", "auto")
+WINDOW_NORMS = ("none", "last", "delta", "mean", "standard", "auto")
 STANDARD_CLIP = 20.0  # training targets under "standard" are kept within this many window deviations
 
 
@@ -103,6 +103,9 @@ class BaseForecaster(ABC):
     # than repeating that fit's work from scratch with the validation slice added
     refit_continues: ClassVar[bool] = False
     supports_closed_form: ClassVar[bool] = False  # whether fit_closed_form can solve the fit in one pass
+    # whether forecasts can leave the range of the targets seen in training (a tree's cannot): what
+    # ``window_norm: auto`` settles on for series of like scales, none if so, else delta
+    extrapolates: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -357,11 +360,17 @@ class BaseForecaster(ABC):
         report.cpu_seconds = time.process_time() - c0
         return report
 
+    @property
+    def level_norm(self) -> str:
+        """What ``window_norm: auto`` becomes over series of like scales: ``none`` for a model that
+        extrapolates, ``delta`` for one that cannot forecast beyond the levels it was trained on."""
+        return "none" if self.extrapolates else "delta"
+
     def _settle_norm(self, parent: str | None = None) -> None:
         """A fit decides ``window_norm: auto`` if nobody has (the loop does, from its series' scales):
-        as its parent did, else none (windows of one series, or of unknown ones)."""
+        as its parent did, else :attr:`level_norm` (windows of one series, or of unknown ones)."""
         if self.window_norm == "auto":
-            self.window_norm = parent or "none"
+            self.window_norm = parent or self.level_norm
 
     def _anchor(self, X: np.ndarray) -> np.ndarray:
         """Per window, the level ``window_norm`` removes from the targets ``[B, n_targets]`` (zeros for none).
@@ -371,7 +380,7 @@ class BaseForecaster(ABC):
         so it can follow a level it never saw.
         """
         targets = X[:, :, : self.n_targets]
-        if self.window_norm == "last":
+        if self.window_norm in ("last", "delta"):
             return targets[:, -1, :]
         if self.window_norm in ("mean", "standard"):
             return targets.mean(axis=1)
@@ -398,6 +407,8 @@ class BaseForecaster(ABC):
         out = X.copy()
         out[:, :, : self.n_targets] -= self._anchor(X)[:, None, :]
         out[:, :, : self.n_targets] /= self.output_scale(X)[:, None, :]
+        if self.window_norm == "delta":  # the last step, zero once relative, carries the level instead
+            out[:, -1, : self.n_targets] = X[:, -1, : self.n_targets]
         return out
 
     def _prepare(self, X: np.ndarray) -> np.ndarray:

@@ -67,7 +67,8 @@ def scale_spread(histories: list[np.ndarray], n_targets: int) -> float:
 AUTO_SCALE_RATIO = 10.0  # "auto" standardises each window when the series' scales differ by more than this
 
 
-def auto_norm(histories: list[np.ndarray], n_targets: int) -> tuple[str, float]:
-    """What ``window_norm: auto`` becomes for these series, and their :func:`scale_spread`."""
+def auto_norm(histories: list[np.ndarray], n_targets: int, level_norm: str = "none") -> tuple[str, float]:
+    """What ``window_norm: auto`` becomes for these series, and their :func:`scale_spread`:
+    ``standard`` over unlike scales, else the model's ``level_norm`` (``BaseForecaster.level_norm``)."""
     spread = scale_spread(histories, n_targets)
-    return ("standard" if spread > AUTO_SCALE_RATIO else "none"), spread
+    return ("standard" if spread > AUTO_SCALE_RATIO else level_norm), spread

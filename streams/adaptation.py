@@ -199,8 +199,9 @@ class Adaptation:
 
     def _choose_norm(self, histories: Sequence[np.ndarray]) -> None:
         """Decide ``window_norm: auto`` before the first fit: each window standardised when the
-        series' step sizes differ by more than ten times, else none (``forecast.windows.auto_norm``)."""
-        norm, spread = auto_norm(list(histories), self.template.n_targets)
+        series' step sizes differ by more than ten times, else the model's ``level_norm`` (none, or
+        delta for trees; ``forecast.windows.auto_norm``)."""
+        norm, spread = auto_norm(list(histories), self.template.n_targets, self.template.level_norm)
         self.template.window_norm = norm
         log.info("window_norm auto: %s (the series' step sizes differ by %.3g×)", norm, spread)
 

@@ -473,7 +473,7 @@ def fit_on_histories(
         )
     model = template_from_config(cfg)
     if model.window_norm == "auto":  # as a worker's first retrain on these series would decide
-        model.window_norm = auto_norm(histories, len(m.targets))[0]
+        model.window_norm = auto_norm(histories, len(m.targets), model.level_norm)[0]
     model.schema = {"targets": m.targets, "features": m.features, "channels": m.channels}
     report = model.fit(data.X, data.Y, val=data.val)
     held = data.val if data.val is not None else (data.X, data.Y)

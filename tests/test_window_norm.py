@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from adaptcast.forecast import create_forecaster, load_forecaster
-from adaptcast.forecast.windows import scale_spread, sliding_windows
+from adaptcast.forecast.windows import auto_norm, scale_spread, sliding_windows
 from adaptcast.streams.cli import main
 
 LOOKBACK, HORIZON = 12, 3
@@ -41,8 +41,26 @@ def test_xgboost_follows_a_level_it_never_saw_only_with_window_norm():
     assert _mae(plain, Xn, Yn) > 20 * at_home  # stuck at the training range, ~45 too low
 
 
+def test_delta_keeps_the_mean_reversion_last_hides_and_still_follows_a_new_level():
+    """``delta``: targets relative to the last value (as ``last``), with that value kept as an input.
+    On a mean-reverting series the level says which way the next step goes, which ``last`` hides;
+    at a level never seen the forecast still starts from the last value, where ``none`` is stuck."""
+    X, Y = _windows(0, level=0.0)
+    Xh, Yh = _windows(2, level=0.0)  # the same process, unseen draws
+    Xn, Yn = _windows(1, level=50.0)
+    mae = {}
+    for norm in ("none", "last", "delta"):
+        model = create_forecaster(
+            "xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=60, window_norm=norm
+        )
+        model.fit(X, Y)
+        mae[norm] = (_mae(model, Xh, Yh), _mae(model, Xn, Yn))
+    assert mae["delta"][0] <= 1.01 * mae["none"][0] < mae["last"][0]  # about 1.08, 1.10 and 1.13
+    assert mae["delta"][1] < 1.5 * mae["delta"][0] < mae["none"][1] / 20  # about 1.3 against 47
+
+
 @pytest.mark.parametrize("kind", ["arnet", "naive", "xgboost"])
-@pytest.mark.parametrize("norm", ["last", "mean", "standard"])
+@pytest.mark.parametrize("norm", ["last", "delta", "mean", "standard"])
 def test_window_norm_survives_save_and_load_and_predicts_the_same(tmp_path, kind, norm):
     params = {"epochs": 2} if kind == "arnet" else {"n_estimators": 5} if kind == "xgboost" else {}
     X, Y = _windows(0, level=5.0, rows=300)
@@ -56,7 +74,7 @@ def test_window_norm_survives_save_and_load_and_predicts_the_same(tmp_path, kind
 def test_window_norm_is_off_by_default_and_checked():
     model = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON)
     assert model.window_norm == "none" and "window_norm" not in model.config
-    with pytest.raises(ValueError, match="window_norm must be one of none, last, mean, standard, auto"):
+    with pytest.raises(ValueError, match="must be one of none, last, delta, mean, standard, auto"):
         create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON, window_norm="first")
 
 
@@ -87,6 +105,11 @@ def test_auto_is_settled_by_the_fit_when_no_loop_decided_it():
     alone = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, window_norm="auto")
     alone.fit_closed_form(X, Y)
     assert alone.window_norm == "none"  # one model's windows: nothing to tell scales apart by
+    tree = create_forecaster(
+        "xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=5, window_norm="auto"
+    )
+    tree.fit(X, Y)
+    assert tree.window_norm == "delta"  # a tree cannot forecast beyond the levels it saw
     parent = create_forecaster(
         "xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=5, window_norm="standard"
     )
@@ -96,6 +119,17 @@ def test_auto_is_settled_by_the_fit_when_no_loop_decided_it():
     )
     child.fit_warm(parent, X, Y)
     assert child.window_norm == "standard"  # a warm fit continues in its parent's units
+
+
+@pytest.mark.parametrize(
+    ("kind", "like", "unlike"), [("arnet", "none", "standard"), ("xgboost", "delta", "standard")]
+)
+def test_auto_norm_is_the_models_level_norm_unless_the_scales_differ(kind, like, unlike):
+    rng = np.random.default_rng(0)
+    walk = np.cumsum(rng.normal(size=(500, 1)), axis=0)
+    model = create_forecaster(kind, lookback=LOOKBACK, horizon=HORIZON)
+    assert auto_norm([walk, walk + 50], 1, model.level_norm)[0] == like
+    assert auto_norm([walk, 1000 * walk], 1, model.level_norm)[0] == unlike
 
 
 def test_scale_spread_compares_the_series_step_sizes():

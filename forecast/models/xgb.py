@@ -56,6 +56,7 @@ class XGBForecaster(BaseForecaster):
 
     booster: xgb.Booster | None = None  # the trained model, set by fit or load
     supports_warm: ClassVar[bool] = True
+    extrapolates: ClassVar[bool] = False  # a tree's forecast stays within the targets it was trained on
 
     def _validate_hparams(self) -> None:
         super()._validate_hparams()
