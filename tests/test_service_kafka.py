@@ -52,12 +52,25 @@ def _topics(bootstrap: str, partitions: int = 4) -> dict[str, str]:
     return names
 
 
-def _naive_checkpoint(path: Path) -> str:
+def _naive_checkpoint(path: Path, target: str | None = None) -> str:
+    """A fitted naive model saved at ``path`` (forecasting ``target``, when named, instead of ``y``)."""
     m = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON)
     X, Y = sliding_windows(np.arange(50.0), LOOKBACK, HORIZON)
     m.fit(X, Y)
+    if target is not None:
+        m.schema = {"targets": [target], "features": [], "channels": [target]}
     m.save(path)
     return str(path)
+
+
+def _serve_all(cfg: object, n_records: int) -> Worker:
+    """Run a worker on ``cfg`` until it has read ``n_records`` records, then close it."""
+    worker = Worker(cfg)
+    try:
+        _run_until(worker, lambda: worker.counts["records"] >= n_records, timeout=30)
+    finally:
+        worker.close()
+    return worker
 
 
 def _config(
@@ -219,11 +232,10 @@ def test_compressed_input_from_any_producer_is_served(kafka_bootstrap, tmp_path,
     names = _topics(kafka_bootstrap, partitions=1)
     n_series, steps = 3, 20
     _produce(kafka_bootstrap, names["input"], _records(n_series, steps), compression=codec)
-    worker = Worker(_config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m")))
-    try:
-        _run_until(worker, lambda: worker.counts["records"] >= n_series * steps, timeout=30)
-    finally:
-        worker.close()
+    _serve_all(
+        _config(kafka_bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m")),
+        n_series * steps,
+    )
     expected = _expected_keys(n_series, steps)
     preds, _ = _predictions(kafka_bootstrap, names["output"], len(expected))
     assert set(preds) == expected
@@ -337,24 +349,15 @@ def test_telegraf_metrics_are_served_per_tag_set(kafka_bootstrap, tmp_path):
         [(m["tags"]["host"].encode(), json.dumps(m).encode()) for m in metrics],
         raw=True,
     )
-    ckpt = tmp_path / "m"
-    m = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON)
-    m.fit(*sliding_windows(np.arange(50.0), LOOKBACK, HORIZON))
-    m.schema = {"targets": ["used_percent"], "features": [], "channels": ["used_percent"]}
-    m.save(ckpt)
     cfg = _config(
         kafka_bootstrap,
         names,
         tmp_path / "state",
-        str(ckpt),
+        _naive_checkpoint(tmp_path / "m", "used_percent"),
         model={"target": "used_percent"},
         serving={"record_format": "telegraf", "ts_unit": "s"},
     )
-    worker = Worker(cfg)
-    try:
-        _run_until(worker, lambda: worker.counts["records"] >= len(metrics), timeout=30)
-    finally:
-        worker.close()
+    _serve_all(cfg, len(metrics))
     preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
     assert {s for s, _ in preds} == {"mem,host=a", "mem,host=b"}
     newest = format_timestamp((start + (steps - 1) * 3600) * 1000)
@@ -372,11 +375,9 @@ def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootst
         for r in records
     ]
     _produce(kafka_bootstrap, names["input"], raw, raw=True)
-    worker = Worker(_naive_config(kafka_bootstrap, names, tmp_path, serving={"series_from_key": True}))
-    try:
-        _run_until(worker, lambda: worker.counts["records"] >= len(raw), timeout=30)
-    finally:
-        worker.close()
+    worker = _serve_all(
+        _naive_config(kafka_bootstrap, names, tmp_path, serving={"series_from_key": True}), len(raw)
+    )
     assert set(worker.loop.states) == {"s0", "s1"}
     preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (8 - LOOKBACK + 1))
     assert {s for s, _ in preds} == {"s0", "s1"}
@@ -388,7 +389,9 @@ def test_flat_readings_keyed_by_device_and_timed_by_kafka_are_served(kafka_boots
     them at the message times (and a train from the topic reads them the same way)."""
     names = _topics(kafka_bootstrap, partitions=2)
     prod = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    steps, start = 10, 1_704_067_200_000
+    # message times of the last two days: the broker's retention deletes records stamped older
+    # than a week, and did so between the worker's read and the train's in some runs
+    steps, start = 10, (int(time.time() * 1000) // HOUR - 48) * HOUR
     for t in range(steps):
         for i in range(2):
             value = json.dumps({"y": float(1000 * i + t), "unit": "kW"}).encode()
@@ -397,11 +400,7 @@ def test_flat_readings_keyed_by_device_and_timed_by_kafka_are_served(kafka_boots
     prod.close()
     serving = {"record_format": "flat", "series_from_key": True, "ts_from_message": True}
     cfg = _naive_config(kafka_bootstrap, names, tmp_path, serving=serving)
-    worker = Worker(cfg)
-    try:
-        _run_until(worker, lambda: worker.counts["records"] >= 2 * steps, timeout=30)
-    finally:
-        worker.close()
+    _serve_all(cfg, 2 * steps)
     preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
     assert {s for s, _ in preds} == {"s0", "s1"}
     last = format_timestamp(start + (steps - 1) * HOUR)
@@ -436,25 +435,16 @@ def test_debezium_change_events_of_a_readings_table_are_served(kafka_bootstrap, 
         for i, e in events
     ]
     _produce(kafka_bootstrap, names["input"], raw, raw=True)
-    ckpt = tmp_path / "m"
-    m = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON)
-    m.fit(*sliding_windows(np.arange(50.0), LOOKBACK, HORIZON))
-    m.schema = {"targets": ["temp"], "features": [], "channels": ["temp"]}
-    m.save(ckpt)
     serving = {"record_format": "debezium", "series_field": "sensor_id", "time_field": "recorded_at"}
     cfg = _config(
         kafka_bootstrap,
         names,
         tmp_path / "state",
-        str(ckpt),
+        _naive_checkpoint(tmp_path / "m", "temp"),
         model={"target": "temp"},
         serving=serving | {"ts_unit": "us"},
     )
-    worker = Worker(cfg)
-    try:
-        _run_until(worker, lambda: worker.counts["records"] >= len(raw), timeout=30)
-    finally:
-        worker.close()
+    _serve_all(cfg, len(raw))
     preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
     assert {s for s, _ in preds} == {"7", "8"}
     last = format_timestamp(start_us // 1000 + (steps - 1) * HOUR)
