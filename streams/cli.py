@@ -177,8 +177,7 @@ def config_show(config_path: str | None) -> None:
 @click.option(
     "--time-field",
     help="Flat, debezium and cloudevents records: the field holding the time (default ts, timestamp "
-    "or time). "
-    "[serving.time_field]",
+    "or time). [serving.time_field]",
 )
 @click.option(
     "--ts-unit",
