@@ -121,6 +121,11 @@ class BaseForecaster(ABC):
             raise ValueError(
                 f"{self.kind}: window_norm must be one of {', '.join(WINDOW_NORMS)}, got {window_norm!r}"
             )
+        if window_norm == "delta" and self.extrapolates:
+            raise ValueError(
+                f"{self.kind}: window_norm delta is for models that cannot extrapolate (xgboost): the "
+                "window's level beside its changes swamps a network's input scaling; use last or none"
+            )
         known = self.all_defaults()
         if known:
             unknown = sorted(set(hparams) - set(known))
