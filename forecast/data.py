@@ -232,7 +232,7 @@ def validate_frame(
     dup_mask = df[time_col].is_duplicated()
     n_dup = int(dup_mask.sum())
     if n_dup:
-        _refuse_long_layout(df, time_col, source)
+        _refuse_long_layout(df, time_col, dup_mask, source)
         if duplicates == "error":
             first = df.filter(dup_mask)[time_col][0]
             raise InputError(
@@ -277,7 +277,7 @@ def find_time_column(df: pl.DataFrame, source: str) -> str:
 LONG_SHARE = 0.25  # rows sharing their time with a row of other values, in this share or more: a long file
 
 
-def _refuse_long_layout(df: pl.DataFrame, time_col: str, source: str) -> None:
+def _refuse_long_layout(df: pl.DataFrame, time_col: str, repeated: pl.Series, source: str) -> None:
     """Raise when many rows share their timestamp with a row holding other values: a long file (a row
     per series and time) read as one series would keep one series' rows and drop the others'.
 
@@ -285,7 +285,7 @@ def _refuse_long_layout(df: pl.DataFrame, time_col: str, source: str) -> None:
     values repeat (ids do, over time). Without a text column it takes at least 10 such rows. Exact
     copies of a row, and a few repeats (the autumn hour of naive local time), are left to the
     duplicates policy."""
-    clash = int((df[time_col].is_duplicated() & ~df.is_duplicated()).sum())
+    clash = int((repeated & ~df.is_duplicated()).sum())  # repeated: rows whose time another row shares
     if clash < max(2, LONG_SHARE * df.height):
         return
 

@@ -144,8 +144,9 @@ def cloudevents(obj: Any, series_field: str = "series", time_field: str | None =
         binary = " (data_base64 is not read: publish the data as JSON)" if "data_base64" in obj else ""
         raise RecordError(MISSING_FIELD, f"cloudevents event's data must be a JSON object{binary}")
     out = {**data} if "values" in data else flat(data, series_field, time_field)
-    if "series" not in out and isinstance(obj.get("subject") or obj.get("source"), str):
-        out["series"] = obj.get("subject") or obj["source"]
+    named = obj.get("subject") or obj.get("source")
+    if "series" not in out and isinstance(named, str):
+        out["series"] = named
     if "ts" not in out and "time" in obj:
         out["ts"] = obj["time"]
     return out
