@@ -95,9 +95,16 @@ def _config(
     return load_config(overrides=over, environ={})
 
 
-def _naive_config(bootstrap: str, names: dict[str, str], tmp_path: Path, **sections) -> object:
-    """:func:`_config` serving a naive checkpoint from ``tmp_path``, with state there too."""
-    return _config(bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m"), **sections)
+def _naive_config(
+    bootstrap: str, names: dict[str, str], tmp_path: Path, target: str | None = None, **sections
+) -> object:
+    """:func:`_config` serving a naive checkpoint from ``tmp_path`` (forecasting ``target``, when
+    named, instead of ``y``), with state there too."""
+    if target is not None:
+        sections["model"] = {"target": target, **sections.get("model", {})}
+    return _config(
+        bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m", target), **sections
+    )
 
 
 def _records(n_series: int, steps: int, start_step: int = 0) -> list[dict]:
@@ -349,14 +356,8 @@ def test_telegraf_metrics_are_served_per_tag_set(kafka_bootstrap, tmp_path):
         [(m["tags"]["host"].encode(), json.dumps(m).encode()) for m in metrics],
         raw=True,
     )
-    cfg = _config(
-        kafka_bootstrap,
-        names,
-        tmp_path / "state",
-        _naive_checkpoint(tmp_path / "m", "used_percent"),
-        model={"target": "used_percent"},
-        serving={"record_format": "telegraf", "ts_unit": "s"},
-    )
+    serving = {"record_format": "telegraf", "ts_unit": "s"}
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, "used_percent", serving=serving)
     _serve_all(cfg, len(metrics))
     preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
     assert {s for s, _ in preds} == {"mem,host=a", "mem,host=b"}
@@ -436,14 +437,7 @@ def test_debezium_change_events_of_a_readings_table_are_served(kafka_bootstrap, 
     ]
     _produce(kafka_bootstrap, names["input"], raw, raw=True)
     serving = {"record_format": "debezium", "series_field": "sensor_id", "time_field": "recorded_at"}
-    cfg = _config(
-        kafka_bootstrap,
-        names,
-        tmp_path / "state",
-        _naive_checkpoint(tmp_path / "m", "temp"),
-        model={"target": "temp"},
-        serving=serving | {"ts_unit": "us"},
-    )
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, "temp", serving=serving | {"ts_unit": "us"})
     _serve_all(cfg, len(raw))
     preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
     assert {s for s, _ in preds} == {"7", "8"}
