@@ -19,6 +19,7 @@ from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.policy import ROUTINE_REASONS, Decision, Reason, RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.forecast.windows import auto_norm
+from adaptcast.streams.assess import Assessment, Judge, fresh_memory
 from adaptcast.streams.events import (
     DriftAlarm,
     Event,
@@ -29,7 +30,7 @@ from adaptcast.streams.events import (
     RetrainSuperseded,
 )
 from adaptcast.streams.metrics import MODEL_SERVING, Metrics
-from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, solves_closed_form, training_set
+from adaptcast.streams.retrain import Trainer, TrainJob, TrainOutcome, solves_closed_form, window_count
 
 log = logging.getLogger("adaptcast.adaptation")
 
@@ -46,17 +47,6 @@ BROKEN_MARGIN = 0.5
 RECIPE_GROWTH = 2.0
 
 
-def validation_error(
-    model: BaseForecaster, X: np.ndarray, Y: np.ndarray, pred: np.ndarray | None = None
-) -> float:
-    """Lead-1 MAE in standardised target units (the performance detector's reference scale);
-    ``pred``: ``model``'s forecasts of ``X``, when the caller has them."""
-    assert model.scaler is not None
-    pred = model.predict(X) if pred is None else pred
-    std = model.scaler.std[: model.n_targets]
-    return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
-
-
 class Adaptation:
     """Retrains, validates and swaps the serving model for the loop; owns that model and its error memory.
 
@@ -71,7 +61,7 @@ class Adaptation:
     validation never costs it the newest data. Unless ``validate_routine``, a routine refit
     (periodic, growth: no change detected) of a kind whose fits cost real compute is then one fit on
     every window with the serving recipe's validated hyper-parameters (on at most ``RECIPE_GROWTH``
-    times the windows they were validated on), checked only for being broken (:meth:`_broken`): the
+    times the windows they were validated on), checked only for being broken (:meth:`_loses`): the
     gated fit it skips would only have rejected a broken candidate anyway, and it cost as much as the
     refit itself.
     """
@@ -94,7 +84,7 @@ class Adaptation:
         self.policy = policy
         self.trainer = trainer
         self.metrics = metrics
-        self.memory_params = memory
+        self.memory_params = None if memory is None else {"step_decay": MEMORY_DECAY, **memory}
         self.on_swap = on_swap
         self.validate_margin = validate_margin
         self.refit = refit
@@ -119,7 +109,7 @@ class Adaptation:
         self._recipe_windows = 0
         self._superseded_upto = 0  # jobs with this sequence number or lower may no longer be installed
         if self.model is not None:
-            self._reset_memory(None)
+            self._reset_memory()
 
     # ---- public ---------------------------------------------------------------------------------------
     def serve(self, model: BaseForecaster) -> None:
@@ -133,7 +123,7 @@ class Adaptation:
         self._rival = self._rival_step = self._recipe = None
         self._superseded_upto = self.jobs_submitted
         self.metrics.set_condition(MODEL_SERVING)
-        self._reset_memory(None)
+        self._reset_memory()
         self._reseed_intervals(None)
 
     def decide(self, info: StepInfo, ts_ms: int) -> Decision:
@@ -159,11 +149,11 @@ class Adaptation:
             self._choose_norm(histories)
         rows = max((len(h) for h in histories), default=0)
         span = max(decision.window or rows, lookback + horizon + MIN_TRAIN_WINDOWS - 1)
-        data = training_set(list(histories), span, lookback, horizon, self.template.n_targets)
-        if data is None:
+        windows = window_count(histories, span, lookback, horizon)
+        if not windows:
             return None
         self.metrics.retrains.labels(decision.reason.value).inc()
-        self.metrics.vh_rows.set(data.rows)
+        self.metrics.vh_rows.set(span)
         self.jobs_submitted += 1
         closed = solves_closed_form(self.policy.refit_mode, self.template)
         warm = self.model if self.model is not None and self.policy.warm_start(decision) else None
@@ -177,11 +167,17 @@ class Adaptation:
             or not self.refit
             or self._recipe is None
             or decision.reason not in ROUTINE_REASONS
-            or len(data.full[0]) > RECIPE_GROWTH * self._recipe_windows
+            or windows > RECIPE_GROWTH * self._recipe_windows
         )
+        judge = None
+        if self.model is not None and not gated:
+            judge = Judge(self.model)  # an ungated refit is only checked for being broken
+        elif self.model is not None and self.policy.validates(decision):
+            judge = Judge(self._rival or self.model, self._rival_step)
         job = TrainJob(
             self.template,
-            data,
+            [h[-span:] for h in histories],
+            span,
             decision,
             step,
             ts_ms,
@@ -191,6 +187,8 @@ class Adaptation:
             warm,
             closed,
             recipe=None if gated or self._recipe is None else dict(self._recipe),
+            judge=judge,
+            memory=self.memory_params,
         )
         self.trainer.submit(job)
         if self.model is None:
@@ -255,27 +253,25 @@ class Adaptation:
         such fit: its errors on the newest windows are in-sample, so it is only checked for being
         broken, and it leaves the serving recipe's gated fit as the next candidate's rival, the
         detector's out-of-sample reference and the interval calibrator's residuals as they were.
+        The errors were measured where the job ran (:func:`~adaptcast.streams.assess.assess`).
         """
-        job, report, cand = outcome.job, outcome.report, outcome.model
+        job, report, cand, found = outcome.job, outcome.report, outcome.model, outcome.assessment
         common = {
             "ts_ms": job.ts_ms,
             "step": step,
             "decision": job.decision,
-            "window": job.data.rows,
-            "train_samples": job.data.samples,
+            "window": job.rows,
+            "train_samples": 0 if found is None else found.samples,
             "samples_seen": outcome.samples_seen,
         }
         if job.seq <= self._superseded_upto:
             return self._record(RetrainSuperseded(serving_version=self.model_version, **common))
-        if cand is None or report is None:
+        if cand is None or report is None or found is None:
             self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
-        vx, vy = job.data.val if job.data.val is not None else (job.data.X[-256:], job.data.Y[-256:])
         gate = (outcome.gate or cand) if job.gated else None
-        gate_pred = None if gate is None else gate.predict(vx)  # its error, then the intervals' residuals
-        cand_err = None if gate is None else validation_error(gate, vx, vy, gate_pred)
-        loss = self._broken(cand, vx, vy) if gate is None else self._loses(job, gate, vx, vy, gate_pred)
+        loss = self._loses(job, found.contest)
         if loss is not None:
             self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(
@@ -291,111 +287,70 @@ class Adaptation:
         except OSError as exc:  # e.g. a full disk: the candidate is not saved, so it does not serve either
             self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(RetrainFailed(error=f"checkpoint: {type(exc).__name__}: {exc}", **common))
-        self._swap(cand, job, version, gate)
+        self._swap(cand, job, version, gate, found)
         if gate is not None:
-            self._recipe, self._recipe_windows = gate.refit_hparams(report), len(job.data.full[0])
-            self._reseed_intervals((vy - gate_pred) / gate.output_scale(vx)[:, None, :])  # the loop's units
-        assert cand.scaler is not None
-        reference = cand.scaler.transform(job.data.X[:, -1, :])  # the training inputs, standardised
+            self._recipe, self._recipe_windows = gate.refit_hparams(report), found.windows
+            self._reseed_intervals(found.residuals)
         self.policy.notify_retrained(
-            step, val_error=cand_err, reference_features=reference, rows=job.history_rows
+            step, val_error=found.gate_error, reference_features=found.reference, rows=job.history_rows
         )
         return self._record(
             Retrained(
                 model_version=self.model_version,
                 train_seconds=outcome.cpu_seconds,
                 epochs=report.epochs,
-                val_error=cand_err,
+                val_error=found.gate_error,
                 **common,
             )
         )
 
-    def _broken(self, cand: BaseForecaster, vx: np.ndarray, vy: np.ndarray) -> tuple[float, float] | None:
-        """``(candidate, serving)`` errors on the newest windows when an ungated refit is broken, else None.
+    def _loses(self, job: TrainJob, contest: tuple[float, float] | None) -> tuple[float, float] | None:
+        """``(candidate, judge)`` errors when the candidate loses its contest, else None.
 
-        Broken: a non-finite forecast or error, or an error on windows the candidate was trained on
-        above ``1 + BROKEN_MARGIN`` times the serving model's on the same windows (most of which
-        the serving model never saw). A sound fit is in-sample there, so it passes easily.
+        A gated fit is judged against the serving recipe's own gated fit on the validation windows
+        whose targets arrived after that rival's data ended: out of sample for both, the same
+        recipe on older against newer data (a served model refitted on every window has seen most
+        of the slice, and against it the gated fit would lose on in-sample error; with no such
+        window there is nothing fair to compare and the candidate serves). A model served as given
+        (restored from a checkpoint) is its own rival, over the whole slice. An ungated refit has
+        seen every window; it loses only when broken: a non-finite error, or one above
+        ``1 + BROKEN_MARGIN`` times the serving model's. A routine gated refit gets that margin too.
         """
-        assert self.model is not None
-        cand_err = validation_error(cand, vx, vy)
-        serving = validation_error(self.model, vx, vy)
-        if not np.isfinite(cand_err) or cand_err > serving * (1 + BROKEN_MARGIN):
-            return cand_err, serving
-        return None
-
-    def _loses(
-        self, job: TrainJob, gate: BaseForecaster, vx: np.ndarray, vy: np.ndarray, gate_pred: np.ndarray
-    ) -> tuple[float, float] | None:
-        """``(candidate, rival)`` errors when the candidate's gated fit loses, else None.
-
-        A served model refitted on every window has seen most of a new job's validation slice, so
-        against it the gated fit (trained without that slice) would lose on in-sample error. The
-        rival is therefore the serving model's own gated fit, and the two are compared on the
-        validation windows whose targets arrived after the rival's training data ended: out of
-        sample for both, the same recipe on older against newer data (with no such window there is
-        nothing fair to compare and the candidate serves). A model served as given (restored from
-        a checkpoint) is its own rival, over the whole slice. ``gate_pred``: ``gate``'s forecasts of ``vx``.
-        """
-        if self.model is None or not self.policy.validates(job.decision):
+        if contest is None:
             return None
-        rival = self._rival or self.model
-        unseen = np.ones(len(vx), dtype=bool)
-        if self._rival_step is not None and job.data.val_age is not None:
-            unseen = job.data.val_age < job.step - self._rival_step
-        if not unseen.any():
-            return None
-        sx, sy = vx[unseen], vy[unseen]
-        cand = validation_error(gate, sx, sy, gate_pred[unseen])
-        other = validation_error(rival, sx, sy)
-        routine = job.decision.reason in ROUTINE_REASONS
-        margin = max(self.validate_margin, BROKEN_MARGIN) if routine else self.validate_margin
-        return (cand, other) if cand > other * (1 + margin) else None
+        cand, other = contest
+        if job.gated:
+            routine = job.decision.reason in ROUTINE_REASONS
+            margin = max(self.validate_margin, BROKEN_MARGIN) if routine else self.validate_margin
+            return contest if cand > other * (1 + margin) else None
+        return contest if not np.isfinite(cand) or cand > other * (1 + BROKEN_MARGIN) else None
 
     def _swap(
-        self, cand: BaseForecaster, job: TrainJob, version: str | None, gate: BaseForecaster | None
+        self,
+        cand: BaseForecaster,
+        job: TrainJob,
+        version: str | None,
+        gate: BaseForecaster | None,
+        found: Assessment,
     ) -> None:
         """Make ``cand`` the serving model under ``version`` (``gate``: its validated fit, the next
-        candidate's rival; None keeps the current rival), start its error memory, update the gauges."""
+        candidate's rival; None keeps the current rival) with the memory ``found`` seeded; update the
+        gauges."""
         self.model_number += 1
         cand.version = version or str(self.model_number)
         cand.parent_version = None if self.model is None else self.model.version
         self.model = cand
         self.model_version = cand.version
-        if gate is not None:
-            data = job.data  # the gated fit's data ended before the validation slice and the gap
-            held = 0 if data.val_age is None else int(data.val_age.max()) + self.template.horizon
-            self._rival, self._rival_step = gate, job.step - held
+        if gate is not None:  # the gated fit's data ended before the validation slice and the gap
+            self._rival, self._rival_step = gate, job.step - found.held
         self._superseded_upto = job.seq
-        self._reset_memory(job.data.X)
-        self._seed_memory(cand, job.data.val)
+        self.memory = found.memory
         self.metrics.model_swapped(self.model_number, time.time())
 
-    def _reset_memory(self, train_X: np.ndarray | None) -> None:
-        """A new model means new embeddings: start an empty memory keyed on them."""
-        if self.memory_params is None or self.model is None:
-            return
-        t = self.template
-        probe = train_X[:: max(1, len(train_X) // 1024)] if train_X is not None and len(train_X) else None
-        first = probe[:1] if probe is not None else np.zeros((1, t.lookback, t.n_features), np.float32)
-        dim = self.model.embed(first).shape[1]
-        params = {"step_decay": MEMORY_DECAY, **self.memory_params}
-        self.memory = ErrorMemory(dim=dim, horizon=t.horizon, n_targets=t.n_targets, **params)
-        if probe is not None and len(probe) >= 2:
-            z = self.model.embed(probe)
-            self.memory.set_standardizer(z.mean(axis=0), np.maximum(z.std(axis=0), 1e-6))
-
-    def _seed_memory(self, model: BaseForecaster, val: tuple[np.ndarray, np.ndarray] | None) -> None:
-        """Start the new memory from the model's errors on the newest windows, not empty.
-
-        Those windows are the ones just before serving starts, so their residuals are the best
-        first guess of the corrections the first forecasts need.
-        """
-        if self.memory is None or val is None or not len(val[0]):
-            return
-        vx, vy = val
-        yhat, keys = model.predict_embed(vx)
-        self.memory.update(keys, (vy - yhat) / model.output_scale(vx)[:, None, :])  # in the loop's units
+    def _reset_memory(self) -> None:
+        """A model served as given means new embeddings: start an empty memory keyed on them."""
+        if self.memory_params is not None and self.model is not None:
+            self.memory = fresh_memory(self.model, self.memory_params)
 
     def _reseed_intervals(self, residuals: np.ndarray | None) -> None:
         """A new model's errors differ: calibrate on its validation residuals ``y − yhat`` (None: none known).

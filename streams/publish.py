@@ -12,7 +12,8 @@ import numpy as np
 
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.forecast.checkpoint import CheckpointStore
-from adaptcast.streams.adaptation import VALIDATE_MARGIN, validation_error
+from adaptcast.streams.adaptation import VALIDATE_MARGIN
+from adaptcast.streams.assess import validation_error
 
 
 @dataclass(frozen=True)

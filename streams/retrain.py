@@ -1,11 +1,18 @@
-"""Retraining: build a training set from recent history, train a candidate inline or in the background."""
+"""Retraining: build a training set from recent history, train a candidate inline or in the background.
+
+Everything a retrain costs runs where its job runs (inline in a backtest, on the trainer's thread
+or in its child process in the live worker): building the windows, the fits and the assessment
+the install reads (:mod:`.assess`). The serving thread hands over the histories and gets numbers back.
+"""
 
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 
 import numpy as np
@@ -14,6 +21,7 @@ from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.policy import Decision, RetrainPolicy
 from adaptcast.forecast.base import BaseForecaster, FitReport
 from adaptcast.forecast.windows import sliding_windows, split_train_val
+from adaptcast.streams.assess import Assessment, Judge, assess
 
 DEFER_WINDOWS = 16  # a post-change refit waits for one model span plus this many windows
 # ``adaptation.growth: auto``: refit after every tenth more data where a fit is a one-pass least-squares
@@ -120,12 +128,22 @@ def training_set(
     )
 
 
+def window_count(histories: Sequence[np.ndarray], rows: int, lookback: int, horizon: int) -> int:
+    """How many windows :func:`training_set` makes from ``histories`` (without making them)."""
+    return sum(max(0, min(len(h), rows) - lookback - horizon + 1) for h in histories)
+
+
 @dataclass
 class TrainJob:
-    """One retrain request: what to clone, on what data, why, and when (step, newest record time)."""
+    """One retrain request: what to clone, on which histories' last ``rows`` rows, why, and when
+    (step, newest record time), and what the candidate is judged against and starts with.
+
+    Its :attr:`data` is built where the job runs, on first use, not where it is submitted.
+    """
 
     template: BaseForecaster
-    data: TrainingSet
+    histories: list[np.ndarray]
+    rows: int
     decision: Decision
     step: int
     ts_ms: int
@@ -137,6 +155,18 @@ class TrainJob:
     # the serving model's validated hyper-parameters: one fit on every window with them and no gated
     # fit before it (a routine refit of a recipe validation has already judged); None: gated
     recipe: dict[str, Any] | None = None
+    judge: Judge | None = None  # what the candidate is compared with (None: it serves unjudged)
+    memory: dict[str, Any] | None = None  # the new model's error-memory parameters (None: no memory)
+
+    @cached_property
+    def data(self) -> TrainingSet:
+        """The training set: windows over the histories' last ``rows`` rows (some history is long
+        enough for one window: the submitter checks :func:`window_count`)."""
+        t = self.template
+        data = training_set(self.histories, self.rows, t.lookback, t.horizon, t.n_targets)
+        if data is None:
+            raise ValueError(f"no history holds {t.lookback + t.horizon} rows, one window")
+        return data
 
     @property
     def gated(self) -> bool:
@@ -146,7 +176,7 @@ class TrainJob:
 
 @dataclass
 class TrainOutcome:
-    """A finished job: the candidate to serve and its fit reports, or None and the error.
+    """A finished job: the candidate to serve, its fit reports and assessment, or None and the error.
 
     ``gate`` is the model fitted without the validation slice, which validation judges; ``model``
     is the same recipe refitted on every window when the job asks for it (else ``gate`` itself).
@@ -159,6 +189,7 @@ class TrainOutcome:
     error: str | None = None
     gate: BaseForecaster | None = None
     reports: list[FitReport] = field(default_factory=list)
+    assessment: Assessment | None = None
 
     @property
     def cpu_seconds(self) -> float:
@@ -170,7 +201,8 @@ class TrainOutcome:
 
 
 def run_job(job: TrainJob, ledger: ComputeLedger) -> TrainOutcome:
-    """Run ``job`` here and now with :func:`fit_candidate`; failures are returned, not raised."""
+    """Run ``job`` here and now: build its data, :func:`fit_candidate`, then :func:`assess` the
+    candidate; failures are returned, not raised."""
     try:
         gate, model, reports = fit_candidate(
             job.template,
@@ -181,9 +213,10 @@ def run_job(job: TrainJob, ledger: ComputeLedger) -> TrainOutcome:
             closed_form=job.closed_form,
             recipe=job.recipe,
         )
+        assessment = assess(job.data, model, gate, step=job.step, judge=job.judge, memory=job.memory)
     except Exception as exc:
         return TrainOutcome(job, None, None, f"{type(exc).__name__}: {exc}")
-    return TrainOutcome(job, model, reports[0], gate=gate, reports=reports)
+    return TrainOutcome(job, model, reports[0], gate=gate, reports=reports, assessment=assessment)
 
 
 def fit_candidate(

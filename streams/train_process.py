@@ -1,9 +1,11 @@
 """Retraining in a child process, so a fit shares neither the serving process's GIL nor its priority.
 
 The live worker's trainer thread hands each job to one long-lived child (``python -m
-adaptcast.streams.train_child``) as files in a job directory and gets the candidates back as
-saved models. Nothing is pickled either way: arrays travel as ``.npy`` files read with
-``allow_pickle=False``, models through ``save`` / ``load_forecaster``, the rest as JSON, and the
+adaptcast.streams.train_child``) as files in a job directory: the histories, not their windows
+(fifty times smaller at lookback 48), which the child builds, fits and assesses. It gets back
+the candidates as saved models and their assessment (:mod:`.assess`). Nothing is pickled either
+way: arrays travel as ``.npy``/``.npz`` files read with ``allow_pickle=False``, models through
+``save`` / ``load_forecaster``, the rest as JSON, and the
 two processes exchange only a directory name and ``done`` over the child's stdin and stdout. The
 child lowers its scheduling priority, so on a contended machine serving gets the CPU first.
 """
@@ -25,13 +27,15 @@ import numpy as np
 import orjson
 
 from adaptcast.drift.compute import ComputeLedger
+from adaptcast.drift.policy import Action, Decision, Reason
+from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast.base import FitReport, create_forecaster, load_forecaster
 from adaptcast.forecast.threads import set_torch_threads
-from adaptcast.streams.retrain import BackgroundTrainer, TrainingSet, TrainJob, TrainOutcome, fit_candidate
+from adaptcast.streams.assess import Assessment, Judge
+from adaptcast.streams.retrain import BackgroundTrainer, TrainJob, TrainOutcome, run_job
 
 CLOSE_WAIT_S = 5.0  # how long close() lets the child finish before killing it
-JOB, RESULT = "job.json", "result.json"
-ARRAYS = ("X", "Y", "val_X", "val_Y", "full_X", "full_Y")
+JOB, RESULT, ASSESSMENT = "job.json", "result.json", "assessment.npz"
 
 
 class TrainProcessGone(RuntimeError):
@@ -39,60 +43,88 @@ class TrainProcessGone(RuntimeError):
 
 
 def write_job(directory: Path, job: TrainJob) -> None:
-    """What the child needs to run ``job``: the template's recipe, the training arrays, a warm start."""
-    data, t = job.data, job.template
-    arrays = {"X": data.X, "Y": data.Y, "full_X": data.full[0], "full_Y": data.full[1]}
-    if data.val is not None:
-        arrays.update(val_X=data.val[0], val_Y=data.val[1])
-    for name, arr in arrays.items():
-        np.save(directory / f"{name}.npy", arr, allow_pickle=False)
+    """What the child needs to run ``job``: the template's recipe, the histories (the child builds
+    the windows from them), a warm start and the model the candidate is judged against."""
+    t = job.template
+    rows = np.concatenate(job.histories) if job.histories else np.empty((0, t.n_features), np.float32)
+    np.save(directory / "rows.npy", rows, allow_pickle=False)
+    lengths = np.array([len(h) for h in job.histories], np.int64)
+    np.save(directory / "lengths.npy", lengths, allow_pickle=False)
     if job.warm_from is not None:
         job.warm_from.save(directory / "warm")
+    judge = job.judge
+    if judge is not None and judge.model is not job.warm_from:
+        judge.model.save(directory / "judge")
+    d = job.decision
     spec = {
         "kind": t.kind,
         "config": t.config,
         "schema": t.schema,
-        "rows": data.rows,
+        "rows": job.rows,
+        "decision": [d.action.value, d.reason.value, d.window, d.detector, d.change_step],
+        "order": [job.step, job.ts_ms, job.seq, job.history_rows],
         "refit": job.refit,
         "closed_form": job.closed_form,
         "warm": job.warm_from is not None,
         "recipe": job.recipe,  # an ungated job: one fit with these hyper-parameters
+        # the judge: "warm" (the warm start is it), "judge" (saved apart) or None; and when its data ended
+        "judge": None if judge is None else ("warm" if judge.model is job.warm_from else "judge"),
+        "judge_ended": None if judge is None else judge.ended,
+        "memory": job.memory,
     }
     (directory / JOB).write_text(json.dumps(spec))
 
 
+def read_job(directory: Path) -> TrainJob:
+    """In the child: the job :func:`write_job` wrote, whole (its windows are built when first used)."""
+    spec = json.loads((directory / JOB).read_text())
+    rows = np.load(directory / "rows.npy", allow_pickle=False)
+    ends = np.cumsum(np.load(directory / "lengths.npy", allow_pickle=False))
+    template = create_forecaster(spec["kind"], **spec["config"])
+    template.schema = spec["schema"]
+    warm_from = load_forecaster(directory / "warm") if spec["warm"] else None
+    judge = None
+    if spec["judge"] is not None:
+        judge_model = warm_from if spec["judge"] == "warm" else load_forecaster(directory / "judge")
+        assert judge_model is not None
+        judge = Judge(judge_model, spec["judge_ended"])
+    action, reason, window, detector, change_step = spec["decision"]
+    step, ts_ms, seq, history_rows = spec["order"]
+    return TrainJob(
+        template,
+        np.split(rows, ends[:-1]),
+        spec["rows"],
+        Decision(Action(action), Reason(reason), window, detector, change_step),
+        step,
+        ts_ms,
+        seq,
+        history_rows,
+        spec["refit"],
+        warm_from,
+        spec["closed_form"],
+        recipe=spec["recipe"],
+        judge=judge,
+        memory=spec["memory"],
+    )
+
+
 def run_directory(directory: Path) -> None:
-    """In the child: read a job, fit it with :func:`fit_candidate`, save the models and a result file.
+    """In the child: read a job, :func:`run_job` it, save the models, their assessment and a result file.
 
     The result holds the fit reports and the ledger's ``train`` totals, or the error that ended it.
     """
     ledger = ComputeLedger()
     result: dict[str, Any]
     try:
-        spec = json.loads((directory / JOB).read_text())
-        arrays = {
-            n: np.load(directory / f"{n}.npy", allow_pickle=False)
-            for n in ARRAYS
-            if (directory / f"{n}.npy").exists()
-        }
-        val = (arrays["val_X"], arrays["val_Y"]) if "val_X" in arrays else None
-        data = TrainingSet(arrays["X"], arrays["Y"], val, spec["rows"], (arrays["full_X"], arrays["full_Y"]))
-        template = create_forecaster(spec["kind"], **spec["config"])
-        template.schema = spec["schema"]
-        warm_from = load_forecaster(directory / "warm") if spec["warm"] else None
-        gate, model, reports = fit_candidate(
-            template,
-            data,
-            ledger,
-            refit=spec["refit"],
-            warm_from=warm_from,
-            closed_form=spec["closed_form"],
-            recipe=spec.get("recipe"),
-        )
-        model.save(directory / "model")
-        if gate is not None and gate is not model:
-            gate.save(directory / "gate")
-        result = {"reports": [r.to_dict() for r in reports]}
+        outcome = run_job(read_job(directory), ledger)
+        if outcome.model is None or outcome.assessment is None:
+            result = {"error": outcome.error}
+        else:
+            outcome.model.save(directory / "model")
+            if outcome.gate is not None and outcome.gate is not outcome.model:
+                outcome.gate.save(directory / "gate")
+            save_state(directory / ASSESSMENT, {"assessment": outcome.assessment.state_dict()})
+            result = {"reports": [r.to_dict() for r in outcome.reports]}
     except Exception as exc:
         result = {"error": f"{type(exc).__name__}: {exc}"}
     result["train"] = ledger.totals().get("train")
@@ -111,7 +143,8 @@ def read_outcome(directory: Path, job: TrainJob, ledger: ComputeLedger) -> Train
     gate = load_forecaster(directory / "gate") if (directory / "gate").exists() else None
     if gate is None and job.gated:
         gate = model  # no refit: the gated fit is what serves
-    return TrainOutcome(job, model, reports[0], gate=gate, reports=reports)
+    found = Assessment.from_state(load_state(directory / ASSESSMENT)["assessment"])
+    return TrainOutcome(job, model, reports[0], gate=gate, reports=reports, assessment=found)
 
 
 class ProcessTrainer(BackgroundTrainer):

@@ -9,7 +9,8 @@ from adaptcast.drift import Action, ComputeLedger, Decision, Reason, RetrainPoli
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.forecast.windows import sliding_windows
-from adaptcast.streams.adaptation import Adaptation, validation_error
+from adaptcast.streams.adaptation import Adaptation
+from adaptcast.streams.assess import assess, validation_error
 from adaptcast.streams.events import Retrained, RetrainFailed, RetrainRejected, RetrainSuperseded
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
@@ -42,7 +43,11 @@ class FakeTrainer(InlineTrainer):
     def finish(self, job: TrainJob, model: BaseForecaster | None = None) -> None:
         """Train ``job`` for real, or hand back ``model`` as its candidate."""
         outcome = run_job(job, self.ledger)
-        self._done.append(outcome if model is None else TrainOutcome(job, model, outcome.report))
+        if model is not None:  # assessed where it "ran", as run_job assesses its own candidate
+            gate = model if job.gated else None
+            found = assess(job.data, model, gate, step=job.step, judge=job.judge, memory=job.memory)
+            outcome = TrainOutcome(job, model, outcome.report, assessment=found)
+        self._done.append(outcome)
 
 
 def _histories(n_series: int = 2, rows: int = 300, seed: int = 0) -> list[np.ndarray]:
@@ -250,6 +255,33 @@ def test_error_memory_is_rebuilt_and_seeded_on_every_swap():
     assert isinstance(event, Retrained) and job.data.val is not None
     assert ad.memory is not mem and ad.memory.params() == mem.params()
     assert ad.memory.n_updates == len(job.data.val[0])  # the validation windows, none of the old records
+
+
+def test_the_serving_thread_neither_builds_windows_nor_predicts_for_a_retrain():
+    """Windows, validation predictions and the memory's seed are made where the job runs; the
+    serving side hands over the histories and installs numbers (streams/assess.py)."""
+    trainer = FakeTrainer()
+    ad = _adaptation(trainer, kind="arnet", memory={"warmup": 0})
+    ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 200), _histories(), step=1, ts_ms=HOUR)
+    trainer.finish(trainer.jobs[-1])
+    ad.collect(step=1)
+    first, rival = ad.model, ad._rival  # the serving model and its gated fit, the candidate's judge
+    change = Decision(Action.RETRAIN, Reason.DRIFT, 200, detector="performance")
+    job = ad.start(change, _histories(seed=4), step=30, ts_ms=30 * HOUR)
+    assert job is not None and job.judge is not None and job.judge.model is rival
+    assert "data" not in vars(job)  # submitting built no windows
+    outcome = run_job(job, trainer.ledger)  # the trainer's side
+
+    def served_only(*args, **kwargs):
+        raise AssertionError("predicted on the serving thread")
+
+    for model in (first, rival, outcome.model, outcome.gate):
+        model.predict = model.embed = model.predict_embed = served_only  # type: ignore[method-assign]
+    trainer._done.append(outcome)
+    (event,) = ad.collect(step=31)
+    assert isinstance(event, Retrained) and ad.model is outcome.model
+    assert ad.memory is outcome.assessment.memory and ad.memory.n_updates == len(job.data.val[0])
+    assert event.val_error == outcome.assessment.gate_error
 
 
 def _stream(step: int, n_series: int = 2) -> list[Record]:

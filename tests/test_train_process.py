@@ -11,7 +11,8 @@ import pytest
 from adaptcast.drift import Action, ComputeLedger, Decision, Reason
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.threads import set_torch_threads
-from adaptcast.streams.retrain import TrainJob, TrainOutcome, run_job, training_set
+from adaptcast.streams.assess import Judge
+from adaptcast.streams.retrain import TrainJob, TrainOutcome, run_job
 from adaptcast.streams.train_process import ProcessTrainer
 
 LOOKBACK, HORIZON = 12, 3
@@ -29,12 +30,12 @@ def _histories(seed: int, n: int = 3, rows: int = 300) -> list[np.ndarray]:
     return out
 
 
-def _job(seq: int, seed: int = 0, warm_from=None, template=None) -> TrainJob:
+def _job(seq: int, seed: int = 0, warm_from=None, template=None, **more) -> TrainJob:
     template = template or create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, epochs=3, seed=7)
-    data = training_set(_histories(seed), 300, LOOKBACK, HORIZON, 1)
-    assert data is not None
     decision = Decision(Action.RETRAIN, Reason.PERIODIC, 300)
-    return TrainJob(template, data, decision, step=seq, ts_ms=seq, seq=seq, warm_from=warm_from)
+    return TrainJob(
+        template, _histories(seed), 300, decision, step=seq, ts_ms=seq, seq=seq, warm_from=warm_from, **more
+    )
 
 
 def _in_child(trainer: ProcessTrainer, job: TrainJob) -> TrainOutcome:
@@ -82,6 +83,38 @@ def test_a_warm_job_continues_the_serving_model_as_inline(trainer):
     X = job.data.full[0][-50:]
     np.testing.assert_array_equal(outcome.model.predict(X), inline.model.predict(X))
     assert outcome.reports[0].epochs == serving.warm_hparams()["epochs"]
+
+
+@pytest.mark.parametrize("judge_is_warm", [True, False])
+def test_the_child_assesses_a_candidate_as_inline(trainer, judge_is_warm):
+    """Judged against the serving model (sent once when it is also the warm start) or apart, with an
+    error memory: the contest, residuals, reference and seeded memory come back as inline."""
+    serving = _in_child(trainer, _job(7)).model
+    judge = (
+        Judge(serving, ended=None) if judge_is_warm else Judge(_in_child(trainer, _job(8, seed=3)).gate, 2)
+    )
+    job = _job(9, seed=1, warm_from=serving, judge=judge, memory={"seed": 3, "step_decay": 0.99})
+    outcome = _in_child(trainer, job)
+    with set_torch_threads(1):
+        inline = run_job(job, ComputeLedger())
+    got, want = outcome.assessment, inline.assessment
+    assert outcome.error is None and got is not None and want is not None
+    assert got.contest is not None and got.contest == pytest.approx(want.contest, rel=1e-6)
+    assert got.gate_error == pytest.approx(want.gate_error, rel=1e-6)
+    assert (got.rows, got.samples, got.windows, got.held) == (
+        want.rows,
+        want.samples,
+        want.windows,
+        want.held,
+    )
+    np.testing.assert_allclose(got.residuals, want.residuals, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(got.reference, want.reference, rtol=1e-6)
+    assert got.memory is not None and want.memory is not None
+    assert got.memory.n_updates == want.memory.n_updates == len(job.data.val[0])
+    keys = serving.embed(job.data.full[0][-20:])
+    np.testing.assert_allclose(
+        got.memory.correction(keys), want.memory.correction(keys), rtol=1e-5, atol=1e-7
+    )
 
 
 def test_an_ungated_job_is_one_fit_on_every_window_in_the_child_as_inline(trainer):
