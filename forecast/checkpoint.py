@@ -7,6 +7,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ class CheckpointStore:
         self.root = Path(root)
         self.keep = keep  # versions kept by save() (None: all); the marked one is always kept
         self.skipped: list[tuple[str, str]] = []  # (version, error) passed over by the last load()
+        self.refused: list[tuple[str, str]] = []  # of those, the ones load()'s ``refuse`` gave a reason for
 
     def _lock(self) -> FileLock:
         self.root.mkdir(parents=True, exist_ok=True)
@@ -120,14 +122,20 @@ class CheckpointStore:
             tmp.write_text(json.dumps({"marks": marks}, indent=2))
             os.replace(tmp, self.root / SERVING)
 
-    def load(self, version: str | None = None, fallback: bool = True) -> BaseForecaster:
+    def load(
+        self,
+        version: str | None = None,
+        fallback: bool = True,
+        refuse: Callable[[BaseForecaster], str | None] | None = None,
+    ) -> BaseForecaster:
         """Load ``version``: by default the one marked serving, else the latest.
 
-        With ``fallback``, an unreadable default gives way to the newest readable version.
-        Versions passed over are listed in :attr:`skipped` and logged as warnings. An explicit
-        ``version`` is never substituted.
+        With ``fallback``, an unreadable default gives way to the newest readable version, and so
+        does one ``refuse`` gives a reason for (e.g. a model the configuration no longer fits).
+        Versions passed over are listed in :attr:`skipped` (those refused in :attr:`refused` too)
+        and logged as warnings. An explicit ``version`` is never substituted.
         """
-        self.skipped = []
+        self.skipped, self.refused = [], []
         if version is not None:
             return load_forecaster(self.path(version))
         newest_first = self.versions()[::-1]
@@ -141,6 +149,12 @@ class CheckpointStore:
             except (ValueError, FileNotFoundError) as exc:
                 self.skipped.append((v, str(exc)))
                 log.warning("checkpoint %s is unusable, trying the previous version: %s", v, exc)
+                continue
+            why = None if refuse is None else refuse(model)
+            if why is not None:
+                self.skipped.append((v, why))
+                self.refused.append((v, why))
+                log.warning("checkpoint %s is passed over, trying the previous version: %s", v, why)
                 continue
             return model
         detail = "; ".join(f"{v}: {err}" for v, err in self.skipped)

@@ -36,6 +36,25 @@ def template_from_config(cfg: Config) -> BaseForecaster:
         raise ValueError(f"model.params: {exc}") from None
 
 
+def misfit(model: BaseForecaster, cfg: Config) -> str | None:
+    """What stops a trained ``model`` serving the loop ``cfg`` describes, or None when nothing does.
+
+    The loop cuts windows, keeps forecasts and clones retrains by the configuration, so the model's
+    kind, lookback, horizon and channel counts must be the configuration's (a model of another
+    lookback fails on its first window; one of another kind would be replaced by a clone of this one).
+    """
+    m = cfg.model
+    pairs = (
+        ("model.kind", model.kind, m.kind),
+        ("model.lookback", model.lookback, m.lookback),
+        ("model.horizon", model.horizon, m.horizon),
+        ("input channels", model.n_features, len(m.channels)),
+        ("targets", model.n_targets, len(m.targets)),
+    )
+    diffs = [f"{name} {has} (configured: {wants})" for name, has, wants in pairs if has != wants]
+    return "; ".join(diffs) or None
+
+
 def build_loop(
     cfg: Config,
     *,

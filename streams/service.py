@@ -47,7 +47,7 @@ from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast.base import load_forecaster, read_manifest
 from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.forecast.threads import set_torch_threads
-from adaptcast.streams.build import build_loop
+from adaptcast.streams.build import build_loop, misfit
 from adaptcast.streams.config import Config
 from adaptcast.streams.formats import shape_for
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
@@ -206,14 +206,35 @@ class Worker:
         loop = build_loop(self.cfg, metrics=self.metrics, on_swap=self._checkpoint, trainer_factory=trainer)
         model, path = None, None
         if self.store.latest() is not None:
-            model = self.store.load()
-            path = self.store.path(model.version or "")
-        elif self.cfg.model.checkpoint:
+            try:  # the marked version, else the newest one that loads and fits the configuration
+                model = self.store.load(refuse=partial(misfit, cfg=self.cfg))
+                path = self.store.path(model.version or "")
+            except ValueError:
+                if not self.store.refused:
+                    raise
+                version, why = self.store.refused[0]
+                log.warning(
+                    "no model in the store fits the configuration (the serving one, %s: %s), so none "
+                    "is served: a new model is trained once %d rows of a series are buffered. Set the "
+                    "configuration back to serve %s again.",
+                    version,
+                    why,
+                    loop.min_train_rows,
+                    version,
+                )
+            if self.store.refused:  # the configuration changed since those versions were trained
+                self.metrics.retrain_failures.labels("store").inc()
+        if model is None and self.cfg.model.checkpoint:
             path = Path(self.cfg.model.checkpoint)
             model = load_forecaster(path)
+            why = misfit(model, self.cfg)
+            if why is not None:
+                raise ValueError(
+                    f"model.checkpoint {path} does not fit the configuration: {why}. Set those keys "
+                    "to the checkpoint's, or train a model for this configuration (adaptcast train)"
+                )
         if model is not None and path is not None:
             self.metrics.set_model_trained(saved_at(path))
-            self._check_channels(model)
             loop.serve(model)
             saved = self.snapshots.load_global()
             if saved is not None:
@@ -226,13 +247,6 @@ class Worker:
                         exc,
                     )
         return loop
-
-    def _check_channels(self, model: Any) -> None:
-        if model.n_features != len(self.channels):
-            raise ValueError(
-                f"checkpoint reads {model.n_features} channels but the config names "
-                f"{len(self.channels)}: {self.channels}"
-            )
 
     def _follow_store(self) -> None:
         """Every ``state.model_poll_s``: when the store marks another version serving, hot-swap to it.
@@ -249,7 +263,9 @@ class Worker:
                 return
             self._followed = marked
             model = self.store.load(marked)
-            self._check_channels(model)
+            why = misfit(model, self.cfg)
+            if why is not None:
+                raise ValueError(f"{marked} does not fit the configuration: {why}")
         except (ValueError, FileNotFoundError) as exc:
             self.metrics.retrain_failures.labels("store").inc()
             log.warning(

@@ -47,6 +47,18 @@ def test_versions_sorted_and_manifest(store_with_two):
     np.testing.assert_array_equal(store.load(v1).predict(X), first.predict(X))
 
 
+def test_a_refused_version_gives_way_to_the_newest_accepted_one(store_with_two, caplog):
+    store, v1, v2, *_ = store_with_two
+    store.mark_serving(v2, "published")
+    with caplog.at_level(logging.WARNING):
+        loaded = store.load(refuse=lambda m: "too new" if m.version == v2 else None)
+    assert loaded.version == v1 and store.refused == [(v2, "too new")] == store.skipped
+    assert f"checkpoint {v2} is passed over, trying the previous version: too new" in caplog.text
+    with pytest.raises(ValueError, match=f"no loadable model version .*{v2}: no; {v1}: no"):
+        store.load(refuse=lambda m: "no")
+    assert store.load().version == v2 and store.refused == []  # nothing refused without a rule
+
+
 def test_empty_store_is_clear(tmp_path):
     store = CheckpointStore(tmp_path / "nothing")
     assert store.versions() == [] and store.latest() is None

@@ -22,6 +22,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import TopicPartition
 
 from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.windows import sliding_windows
 from adaptcast.streams.backtest import backtest
@@ -74,7 +75,7 @@ def _serve_all(cfg: object, n_records: int) -> Worker:
 
 
 def _config(
-    bootstrap: str, names: dict[str, str], state: Path, checkpoint: str | None = None, **sections
+    bootstrap: str, names: dict[str, str], state_dir: Path, checkpoint: str | None = None, **sections
 ) -> object:
     over = {
         "kafka": {
@@ -87,7 +88,7 @@ def _config(
         },
         "model": {"kind": "naive", "lookback": LOOKBACK, "horizon": HORIZON, "checkpoint": checkpoint},
         "adaptation": {"policy": "never", "min_train_rows": LOOKBACK},
-        "state": {"dir": str(state), "snapshot_interval_s": 0.5},
+        "state": {"dir": str(state_dir), "snapshot_interval_s": 0.5},
         "metrics": {"enabled": False},
     }
     for key, value in sections.items():
@@ -770,6 +771,80 @@ def test_restart_with_changed_policy_ignores_the_old_loop_snapshot(kafka_bootstr
         assert second.loop.policy.spec == "periodic:24"
     finally:
         second.close()
+
+
+def _naive(lookback: int = LOOKBACK, horizon: int = HORIZON):
+    m = create_forecaster("naive", lookback=lookback, horizon=horizon)
+    m.fit(*sliding_windows(np.arange(50.0), lookback, horizon))
+    return m
+
+
+def test_a_restart_with_another_lookback_and_horizon_trains_afresh(kafka_bootstrap, tmp_path, caplog):
+    """The configuration wins over a stored model it no longer fits (which failed on its first
+    window before): a model of the configured shape is trained and serves, and serves again after
+    the next restart though the old one is still marked; the store keeps the old one."""
+    names = _topics(kafka_bootstrap)
+    store = CheckpointStore(tmp_path / "state" / "models")
+    old = store.save(_naive())
+    store.mark_serving(old, "published")
+    lookback, horizon = LOOKBACK + 2, HORIZON + 1
+    cfg = _config(
+        kafka_bootstrap, names, tmp_path / "state", model={"lookback": lookback, "horizon": horizon}
+    )
+    with caplog.at_level("WARNING", logger="adaptcast.service"):
+        worker = Worker(cfg)
+    try:
+        for start, steps in ((0, 20), (20, 10)):  # the first model is trained after the first poll
+            _produce(kafka_bootstrap, names["input"], _records(2, steps, start))
+            _run_until(worker, lambda n=start + steps: worker.counts["records"] >= 2 * n)
+    finally:
+        worker.close()
+    assert (
+        f"no model in the store fits the configuration (the serving one, {old}: model.lookback "
+        f"{LOOKBACK} (configured: {lookback}); model.horizon {HORIZON} (configured: {horizon}))"
+    ) in caplog.text
+    preds, counts = _predictions(kafka_bootstrap, names["output"], 20)
+    assert max(counts.values()) == 1 and len(preds) >= 20
+    assert preds[("s1", format_timestamp(29 * HOUR))]["yhat"]["y"] == pytest.approx([1029.0] * horizon)
+    trained = store.latest()
+    assert trained != old and store.serving() == old and worker.loop.model.lookback == lookback
+    again = Worker(cfg)  # the marked version is passed over for the newest one that fits
+    try:
+        assert again.loop.model_version == trained and [v for v, _ in again.store.refused] == [old]
+    finally:
+        again.close()
+
+
+def test_a_checkpoint_of_another_shape_is_refused_saying_which_keys(kafka_bootstrap, tmp_path):
+    names = _topics(kafka_bootstrap)
+    path = tmp_path / "m"
+    _naive(LOOKBACK, HORIZON).save(path)
+    cfg = _config(kafka_bootstrap, names, tmp_path / "state", str(path), model={"horizon": HORIZON + 2})
+    with pytest.raises(
+        ValueError,
+        match=rf"model.checkpoint {path} does not fit the configuration: "
+        rf"model.horizon {HORIZON} \(configured: {HORIZON + 2}\)\. Set those keys",
+    ):
+        Worker(cfg)
+
+
+def test_a_published_model_of_another_shape_is_not_swapped_in(kafka_bootstrap, tmp_path, caplog):
+    names = _topics(kafka_bootstrap)
+    store = CheckpointStore(tmp_path / "state" / "models")
+    serving = store.save(_naive())
+    cfg = _config(kafka_bootstrap, names, tmp_path / "state", state={"model_poll_s": 0.01})
+    worker = Worker(cfg)
+    try:
+        other = store.save(_naive(LOOKBACK + 4))
+        store.mark_serving(other, "published")
+        _produce(kafka_bootstrap, names["input"], _records(1, 20))
+        with caplog.at_level("WARNING", logger="adaptcast.service"):
+            _run_until(worker, lambda: worker.counts["records"] >= 20)
+    finally:
+        worker.close()
+    assert f"{other} does not fit the configuration: model.lookback {LOOKBACK + 4}" in caplog.text
+    preds, _ = _predictions(kafka_bootstrap, names["output"], 20 - LOOKBACK + 1)
+    assert {p["model_version"] for p in preds.values()} == {serving}
 
 
 def test_backtest_and_worker_forecast_alike_on_a_gappy_feed(kafka_bootstrap, tmp_path):
