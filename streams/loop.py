@@ -250,7 +250,8 @@ class ForecastLoop:
 
     # ---- state snapshots (restart and rebalance) ---------------------------------------------------
     def export_series(self, names: Iterable[str]) -> dict[str, Any]:
-        """Windows of ``names`` as arrays and numbers (pickle-free; see drift.serialize.save_state)."""
+        """Windows of ``names`` as arrays and numbers (pickle-free; see drift.serialize.save_state),
+        with the channels their columns hold."""
         out: dict[str, Any] = {}
         for name in names:
             st = self.states.get(name)
@@ -261,26 +262,51 @@ class ForecastLoop:
                 "filled": np.array(st.buffer.filled(len(st.buffer))),
                 "count": st.buffer.count,
                 "grid": st.grid.to_dict(),
+                "channels": list(self.channels),
             }
         return out
 
     def import_series(self, series: dict[str, Any]) -> None:
         """Restore windows written by :meth:`export_series` (replacing what is held for those series).
 
-        A snapshot from before the time grid (``last_ts_ms``, ``period_ms``) continues on that
-        period while the series' first records after it confirm or replace it.
+        Columns follow the channels by name, so a snapshot taken before a channel was dropped or
+        reordered restores; one that lacks a channel this loop reads (a feature added, the target
+        changed) raises ValueError before anything is replaced, as does a snapshot from before
+        channels were recorded whose width differs. A snapshot from before the time grid
+        (``last_ts_ms``, ``period_ms``) continues on that period while the series' first records
+        after it confirm or replace it.
         """
+        columns = {name: self._snapshot_columns(name, d) for name, d in series.items()}
         for name, d in series.items():
             if "grid" in d:
                 grid = SeriesGrid.from_dict(d["grid"])
             else:
                 grid = SeriesGrid(d["period_ms"], d["last_ts_ms"], d["last_ts_ms"])
             st = self.states[name] = self._new_state(grid)
-            rows = np.asarray(d["rows"], dtype=np.float32)[-self.history :]
+            rows = np.asarray(d["rows"], dtype=np.float32)[-self.history :, columns[name]]
             filled = np.asarray(d.get("filled", np.zeros(len(rows))), dtype=bool)[-self.history :]
             for row, was_filled in zip(rows, filled, strict=True):
                 st.buffer.append(row, bool(was_filled))
             st.buffer.count = int(d["count"])
+
+    def _snapshot_columns(self, name: str, d: dict[str, Any]) -> list[int]:
+        """The columns of series ``name``'s snapshot ``d`` that hold this loop's channels, in order."""
+        saved = [str(c) for c in d.get("channels", [])]
+        width = np.shape(d["rows"])[1] if np.ndim(d["rows"]) == 2 else len(self.channels)
+        if not saved:  # written before snapshots named their channels: only the width can be checked
+            if width != len(self.channels):
+                raise ValueError(
+                    f"series {name!r}: the snapshot holds {width} channels, the configuration reads "
+                    f"{len(self.channels)} ({', '.join(self.channels)})"
+                )
+            return list(range(width))
+        missing = [c for c in self.channels if c not in saved]
+        if missing:
+            raise ValueError(
+                f"series {name!r}: the snapshot holds {', '.join(saved)}, not {', '.join(missing)}, "
+                "which the configuration reads"
+            )
+        return [saved.index(c) for c in self.channels]
 
     def drop_series(self, names: Iterable[str]) -> None:
         """Forget series this process no longer serves (their partitions moved elsewhere, or they went

@@ -309,8 +309,15 @@ class Worker:
             committed = begin if committed is None else committed
             snap = self.snapshots.load_partition(tp)
             if snap is not None and begin <= snap[0] <= committed:
+                try:
+                    self.loop.import_series(snap[1])
+                except ValueError as exc:  # the configuration's channels changed since: re-read instead
+                    log.warning("%s: the window snapshot does not fit the configuration: %s", tp, exc)
+                    snap = None
+            else:
+                snap = None
+            if snap is not None:
                 start, series = snap
-                self.loop.import_series(series)
                 self.series_tp.update({s: tp for s in series})
                 how = f"windows of {len(series)} series from the snapshot at {start}"
             else:

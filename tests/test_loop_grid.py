@@ -209,6 +209,38 @@ def test_a_restored_series_continues_on_the_same_grid(tmp_path):
     assert [f.yhat.tolist() for f in second.forecasts] == [f.yhat.tolist() for f in tail]
 
 
+def _loop_reading(channels: list[str]) -> ForecastLoop:
+    """A naive loop reading ``channels`` (the first is the target)."""
+    model = create_forecaster("naive", lookback=6, horizon=3, n_features=len(channels))
+    model.fit(*sliding_windows(np.tile(np.arange(40.0)[:, None], (1, len(channels))), 6, 3))
+    return ForecastLoop(model, channels)
+
+
+def test_a_snapshot_restores_by_channel_name_and_refuses_a_channel_it_lacks():
+    """Columns follow the names (a dropped or reordered channel restores); a channel the snapshot
+    lacks is refused before anything is replaced: before, its column silently took another's values,
+    and a dropped channel failed on the first row."""
+    first = _loop_reading(["y", "x", "z"])
+    for k in range(12):
+        first.process([Record("a", k * HOUR, {"y": float(k), "x": 100.0 + k, "z": -1.0})])
+    snap = first.export_series(["a"])
+    fewer = _loop_reading(["x", "y"])
+    fewer.import_series(snap)
+    np.testing.assert_array_equal(
+        fewer.states["a"].buffer.last(12), np.c_[100.0 + np.arange(12), np.arange(12)]
+    )
+    more = _loop_reading(["y", "w"])
+    held = more.states
+    with pytest.raises(
+        ValueError, match="series 'a': the snapshot holds y, x, z, not w, which the configuration reads"
+    ):
+        more.import_series(snap)
+    assert more.states is held and "a" not in more.states
+    legacy = {"a": {k: v for k, v in snap["a"].items() if k != "channels"}}  # from before channels were saved
+    with pytest.raises(ValueError, match="the snapshot holds 3 channels, the configuration reads 2"):
+        fewer.import_series(legacy)
+
+
 def test_backtest_events_and_scores_follow_the_grid():
     """events.parquet gets a row per filled gap and per restart; restarted leads get no truth."""
     kept = [k for k in range(80) if not (20 <= k <= 22 or 40 <= k <= 49)]

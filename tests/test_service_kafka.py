@@ -847,6 +847,36 @@ def test_a_published_model_of_another_shape_is_not_swapped_in(kafka_bootstrap, t
     assert {p["model_version"] for p in preds.values()} == {serving}
 
 
+def test_a_restart_that_adds_a_feature_rereads_the_windows_instead_of_restoring_them(
+    kafka_bootstrap, tmp_path, caplog
+):
+    """The snapshot lacks the new channel: the partition is warmed from the topic, so the window's
+    feature column holds the feature (it held the target's values before)."""
+    names = _topics(kafka_bootstrap, partitions=1)
+    steps = 20
+    rows = [
+        {"series": "s0", "ts": format_timestamp(t * HOUR), "values": {"y": float(t), "x": 500.0 + t}}
+        for t in range(steps)
+    ]
+    _produce(kafka_bootstrap, names["input"], rows)
+    _serve_all(_naive_config(kafka_bootstrap, names, tmp_path), steps)  # reads y only; snapshots at close
+    cfg = _config(kafka_bootstrap, names, tmp_path / "state", model={"features": ["x"]})
+    with caplog.at_level("WARNING", logger="adaptcast.service"):
+        worker = Worker(cfg)
+        try:
+            _run_until(
+                worker, lambda: "s0" in worker.loop.states and len(worker.loop.states["s0"].buffer) >= steps
+            )
+            window = worker.loop.states["s0"].buffer.last(steps)
+        finally:
+            worker.close()
+    assert (
+        "the window snapshot does not fit the configuration: series 's0': the snapshot holds y, not x"
+        in caplog.text
+    )
+    np.testing.assert_array_equal(window, np.c_[np.arange(steps), 500.0 + np.arange(steps)])
+
+
 def test_backtest_and_worker_forecast_alike_on_a_gappy_feed(kafka_bootstrap, tmp_path):
     """One gappy, jittered feed with a stray record: the backtest and the worker put every forecast on
     the same grid points with the same values, and both dead-letter the stray as off_grid."""
