@@ -6,12 +6,12 @@ import base64
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer
-from kafka.errors import KafkaError, KafkaTimeoutError
+from kafka.errors import KafkaError, KafkaTimeoutError, TopicAuthorizationFailedError
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
 from adaptcast.streams.config import KafkaConfig
@@ -162,6 +162,47 @@ class KafkaSource:
 
     def close(self) -> None:
         self.consumer.close(autocommit=False)
+
+
+TOPIC_CHECK_S = 10.0  # how long a topic's first metadata may take before it counts as missing
+
+
+def missing_topics(cfg: KafkaConfig, topics: Sequence[str], timeout_s: float = TOPIC_CHECK_S) -> list[str]:
+    """The topics among ``topics`` that a producer finds no partitions for within ``timeout_s`` each.
+
+    A broker with ``auto.create.topics.enable`` creates a missing topic on this request, as on a
+    first write; one without it (the usual setting of managed and Strimzi clusters) makes a write to
+    a missing topic wait ``max_block_ms`` (a minute) and then fail with a bare metadata timeout.
+    Raises ValueError naming a topic this client may not write to (its ACLs).
+    """
+    probe = KafkaProducer(max_block_ms=int(timeout_s * 1000), **client_options(cfg))
+    missing = []
+    try:
+        for topic in dict.fromkeys(topics):
+            try:
+                probe.partitions_for(topic)
+            except KafkaTimeoutError:
+                missing.append(topic)
+            except TopicAuthorizationFailedError:
+                raise ValueError(
+                    f"topic {topic}: not authorized (the broker's ACLs must let this client describe "
+                    "and write it)"
+                ) from None
+    finally:
+        probe.close(timeout=1)
+    return missing
+
+
+def require_topics(cfg: KafkaConfig, topics: dict[str, str]) -> None:
+    """Raise ValueError, saying what to do, when a topic of ``topics`` (config key → name) is missing."""
+    missing = missing_topics(cfg, list(topics.values()))
+    if missing:
+        keys = ", ".join(f"{k} ({v})" for k, v in topics.items() if v in missing)
+        raise ValueError(
+            f"{keys}: no such topic at {bootstrap_servers(cfg)}, and the broker does not create topics on "
+            "first use (auto.create.topics.enable=false). Create it (kafka-topics.sh --create --topic "
+            f"{missing[0]}, or a Strimzi KafkaTopic: as in k8s/kafka/topics.yaml), or name an existing one"
+        )
 
 
 # The worker flushes at the end of every poll, so lingering never delays a prediction; a batch of

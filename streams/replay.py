@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from adaptcast.streams.config import KafkaConfig
-from adaptcast.streams.kafka_io import KafkaSink
+from adaptcast.streams.kafka_io import KafkaSink, require_topics
 
 
 def paced(
@@ -52,6 +52,7 @@ def replay(
     """Send every record (key = series) to ``topic``; returns how many the broker acknowledged."""
     from tqdm import tqdm
 
+    require_topics(cfg, {"--topic": topic})
     sink = KafkaSink(cfg, client_id="adaptcast-replay")
     sent = 0
     try:

@@ -1,0 +1,114 @@
+"""Topics that do not exist, on a broker that does not create them on first use (managed and Strimzi
+clusters): the worker and ``replay`` stop at start naming the config key, the topic and what to do.
+Before, the first write waited a minute for metadata and the worker died of a bare
+``KafkaTimeoutError: Failed to update metadata after 60.0 secs``.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from kafka.admin import KafkaAdminClient, NewTopic
+
+from adaptcast.deploy.kafka import KafkaBroker
+from adaptcast.streams.config import KafkaConfig, load_config
+from adaptcast.streams.kafka_io import missing_topics
+from adaptcast.streams.service import Worker
+
+pytestmark = pytest.mark.kafka
+
+
+@pytest.fixture(scope="module")
+def strict_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A broker of its own with ``auto.create.topics.enable=false``; its bootstrap address."""
+    broker = KafkaBroker(
+        state_dir=tmp_path_factory.mktemp("kafka-strict"), overrides={"auto.create.topics.enable": "false"}
+    )
+    try:
+        broker.start()
+        yield broker.bootstrap
+    finally:
+        broker.stop()
+
+
+def _names(bootstrap: str, *create: str) -> dict[str, str]:
+    """Fresh topic names for input, output and dlq; those named in ``create`` are created."""
+    tag = uuid.uuid4().hex[:8]
+    names = {k: f"{k}-{tag}" for k in ("input", "output", "dlq")}
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        admin.create_topics([NewTopic(names[k], 1, 1) for k in create])
+    finally:
+        admin.close()
+    return names
+
+
+def _config(bootstrap: str, names: dict[str, str], state: Path) -> object:
+    kafka = {
+        "bootstrap_servers": bootstrap,
+        "input_topic": names["input"],
+        "output_topic": names["output"],
+        "dead_letter_topic": names["dlq"],
+        "group": f"g-{names['input']}",
+    }
+    over = {
+        "kafka": kafka,
+        "model": {"kind": "naive", "lookback": 6, "horizon": 3},
+        "state": {"dir": str(state)},
+        "metrics": {"enabled": False},
+    }
+    return load_config(overrides=over, environ={})
+
+
+@pytest.mark.parametrize(
+    ("missing", "key"), [("output", "kafka.output_topic"), ("dlq", "kafka.dead_letter_topic")]
+)
+def test_a_worker_whose_output_topics_are_missing_stops_at_start_saying_which(
+    strict_broker: str, tmp_path: Path, missing: str, key: str
+) -> None:
+    names = _names(strict_broker, *(k for k in ("input", "output", "dlq") if k != missing))
+    with pytest.raises(ValueError) as caught:
+        Worker(_config(strict_broker, names, tmp_path))
+    text = str(caught.value)
+    assert text.startswith(f"{key} ({names[missing]}): no such topic at {strict_broker}")
+    assert "auto.create.topics.enable=false" in text and f"--create --topic {names[missing]}" in text
+
+
+def test_a_worker_whose_topics_exist_starts(strict_broker: str, tmp_path: Path) -> None:
+    worker = Worker(_config(strict_broker, _names(strict_broker, "input", "output", "dlq"), tmp_path))
+    worker.close()
+
+
+def test_replay_to_a_missing_topic_is_one_error_line(strict_broker: str) -> None:
+    topic = f"nowhere-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": strict_broker}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "adaptcast.streams.cli",
+            "replay",
+            "--scenario",
+            "level_shift",
+            "--topic",
+            topic,
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"Error: --topic ({topic}): no such topic at {strict_broker}" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_a_broker_that_creates_topics_on_first_use_has_none_missing(kafka_bootstrap: str) -> None:
+    cfg = KafkaConfig(bootstrap_servers=kafka_bootstrap)
+    assert missing_topics(cfg, [f"fresh-{uuid.uuid4().hex[:8]}"]) == []
