@@ -151,6 +151,12 @@ def config_show(config_path: str | None) -> None:
 @click.option("--output-topic", help="Topic for predictions.")
 @click.option("--dead-letter-topic", help="Topic for rejected records.")
 @click.option("--group", help="Consumer group id.")
+@click.option(
+    "--start-at",
+    type=click.Choice(["earliest", "latest"]),
+    help="Where a group without committed offsets starts: every record kept, or the end (its windows "
+    "filled from the records before it). [kafka.start_at]",
+)
 @click.option("--state-dir", help="Directory for model checkpoints and state snapshots.")
 @click.option(
     "--scenario", help="Embedded scenario to stream when no broker is configured (see `adaptcast scenarios`)."
@@ -231,6 +237,7 @@ def run(
     output_topic,
     dead_letter_topic,
     group,
+    start_at,
     state_dir,
     scenario,
     model_kind,
@@ -260,7 +267,8 @@ def run(
       adaptcast run
       adaptcast run --scenario link_failure --metrics-port 9108 --rate 200
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic metrics \\
-          --output-topic forecasts --dead-letter-topic metrics.dlq --group fc --model arnet
+          --output-topic forecasts --dead-letter-topic metrics.dlq --group fc --model arnet \\
+          --start-at latest
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic telegraf \\
           --record-format telegraf --ts-unit s --target usage_idle
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic devices \\
@@ -287,6 +295,7 @@ def run(
         ("output_topic", output_topic),
         ("dead_letter_topic", dead_letter_topic),
         ("group", group),
+        ("start_at", start_at),
     ):
         set_override(overrides, f"kafka.{key}", value)
     set_override(overrides, "state.dir", state_dir)

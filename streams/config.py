@@ -61,6 +61,13 @@ class KafkaConfig(_Section):
         description="read only records of committed transactions (what producers writing in "
         "transactions, e.g. exactly-once Flink or Kafka Streams, need), or every record written",
     )
+    start_at: Literal["earliest", "latest"] = Field(
+        default="earliest",
+        description="where the group starts on a partition it has no committed offset for: earliest "
+        "forecasts every record the topic still holds; latest forecasts from the end, reading the "
+        "last state.warm_records records before it only to fill the windows (a new group on a topic "
+        "with days of history serves live records at once instead of forecasting the past first)",
+    )
     poll_max_records: int = Field(default=500, ge=1)
     poll_timeout_ms: int = Field(default=200, ge=1)
     session_timeout_s: float = Field(

@@ -132,6 +132,10 @@ class KafkaSource:
     def beginning(self, tp: TopicPartition) -> int:
         return self.consumer.beginning_offsets([tp])[tp]
 
+    def end(self, tp: TopicPartition) -> int:
+        """The offset the next record written to ``tp`` will get (read_committed: the last stable one)."""
+        return self.consumer.end_offsets([tp])[tp]
+
     def known_lags(self, timeout_ms: int = 1000) -> dict[TopicPartition, int | None]:
         """Each assigned partition's lag from the high watermark of its last parsed fetch response.
 

@@ -310,7 +310,8 @@ class Worker:
         for tp in tps:
             begin = self.source.beginning(tp)
             committed = self.source.committed(tp)
-            committed = begin if committed is None else committed
+            if committed is None:  # a new group here: every record, or from the end (kafka.start_at)
+                committed = begin if self.cfg.kafka.start_at == "earliest" else self.source.end(tp)
             snap = self.snapshots.load_partition(tp)
             if snap is not None and begin <= snap[0] <= committed:
                 try:

@@ -877,6 +877,36 @@ def test_a_restart_that_adds_a_feature_rereads_the_windows_instead_of_restoring_
     np.testing.assert_array_equal(window, np.c_[np.arange(steps), 500.0 + np.arange(steps)])
 
 
+@pytest.mark.parametrize("start_at", ["earliest", "latest"])
+def test_a_new_group_starts_at_the_end_of_a_topic_with_history_when_told(kafka_bootstrap, tmp_path, start_at):
+    """kafka.start_at latest: the history already on the topic only fills the windows, so the first
+    live record is forecast at once (and correctly); earliest forecasts the history too."""
+    names = _topics(kafka_bootstrap, partitions=2)
+    history, live = 30, 5
+    _produce(kafka_bootstrap, names["input"], _records(2, history))
+    cfg = _naive_config(
+        kafka_bootstrap, names, tmp_path, kafka={"start_at": start_at}, state={"warm_records": 20}
+    )
+    worker = Worker(cfg)
+    try:
+        _run_until(worker, lambda: len(worker.committed) == 2 and not worker.warm_until)
+        _run_until(worker, lambda: start_at == "latest" or worker.counts["records"] >= 2 * history)
+        _produce(kafka_bootstrap, names["input"], _records(2, live, start_step=history))
+        expected = 2 * live if start_at == "latest" else 2 * (history + live - LOOKBACK + 1)
+        _run_until(worker, lambda: worker.counts["predictions"] >= expected)
+    finally:
+        worker.close()
+    preds, counts = _predictions(kafka_bootstrap, names["output"], expected)
+    first = history if start_at == "latest" else LOOKBACK - 1
+    assert max(counts.values()) == 1
+    assert set(preds) == {
+        (f"s{i}", format_timestamp(t * HOUR)) for i in range(2) for t in range(first, history + live)
+    }
+    if start_at == "latest":  # the first live forecast: naive on a window the history filled
+        first_live = preds[("s1", format_timestamp(history * HOUR))]
+        assert first_live["yhat"]["y"] == pytest.approx([1000.0 + history] * HORIZON)
+
+
 def test_backtest_and_worker_forecast_alike_on_a_gappy_feed(kafka_bootstrap, tmp_path):
     """One gappy, jittered feed with a stray record: the backtest and the worker put every forecast on
     the same grid points with the same values, and both dead-letter the stray as off_grid."""
