@@ -179,6 +179,12 @@ class Metrics:
             "Series forgotten after more than grid.forget_after of their periods without a record",
             registry=r,
         )
+        self.records_expired = Counter(
+            "adaptcast_records_expired_total",
+            "Input offsets the topic's retention deleted after the group's committed offset, before the "
+            "group read them (counted when a partition is assigned)",
+            registry=r,
+        )
         self.series_moved = Counter(
             "adaptcast_series_partition_moves_total",
             "Records of a series met on another input partition than its last one (not keyed by series)",

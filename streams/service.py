@@ -312,6 +312,19 @@ class Worker:
             committed = self.source.committed(tp)
             if committed is None:  # a new group here: every record, or from the end (kafka.start_at)
                 committed = begin if self.cfg.kafka.start_at == "earliest" else self.source.end(tp)
+            elif committed < begin:  # the group fell further behind than the topic keeps records
+                log.warning(
+                    "%s: offsets %d to %d were deleted by the topic's retention before this group read "
+                    "them (%d records at most, never forecast); serving resumes at %d. Give the topic a "
+                    "longer retention.ms than the longest outage of the workers",
+                    tp,
+                    committed,
+                    begin - 1,
+                    begin - committed,
+                    begin,
+                )
+                self.metrics.records_expired.inc(begin - committed)
+                committed = begin
             snap = self.snapshots.load_partition(tp)
             if snap is not None and begin <= snap[0] <= committed:
                 try:

@@ -907,6 +907,27 @@ def test_a_new_group_starts_at_the_end_of_a_topic_with_history_when_told(kafka_b
         assert first_live["yhat"]["y"] == pytest.approx([1000.0 + history] * HORIZON)
 
 
+def test_records_retention_deleted_before_the_group_read_them_are_logged_and_counted(
+    kafka_bootstrap, tmp_path, caplog
+):
+    """A group further behind than the topic keeps records: the loss is said and counted, not silent."""
+    names = _topics(kafka_bootstrap, partitions=1)
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path)
+    _produce(kafka_bootstrap, names["input"], _records(1, 10))
+    _serve_all(cfg, 10)  # the group has committed offset 10
+    _produce(kafka_bootstrap, names["input"], _records(1, 20, start_step=10))  # offsets 10-29
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    try:
+        admin.delete_records({TopicPartition(names["input"], 0): 25})  # as retention would: 10-24 unread
+    finally:
+        admin.close()
+    with caplog.at_level("WARNING", logger="adaptcast.service"):
+        worker = _serve_all(cfg, 5)
+    said = "offsets 10 to 24 were deleted by the topic's retention before this group read them (15 records"
+    assert said in caplog.text
+    assert "adaptcast_records_expired_total 15.0" in worker.metrics.render().decode()
+
+
 def test_backtest_and_worker_forecast_alike_on_a_gappy_feed(kafka_bootstrap, tmp_path):
     """One gappy, jittered feed with a stray record: the backtest and the worker put every forecast on
     the same grid points with the same values, and both dead-letter the stray as off_grid."""

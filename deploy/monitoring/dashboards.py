@@ -261,8 +261,12 @@ OVERVIEW = Dashboard(
                 Panel(
                     "bars",
                     "Dead letters by reason",
-                    "Records rejected to the dead-letter topic per second, by rejection code.",
-                    (Query(sel(rules.REJECTED_RATE), "{{reason}}"),),
+                    "Records rejected to the dead-letter topic per second, by rejection code; and input "
+                    "records the topic's retention deleted before the group read them (never forecast).",
+                    (
+                        Query(sel(rules.REJECTED_RATE), "{{reason}}"),
+                        Query(_rate("adaptcast_records_expired_total", rules.BY), "deleted by retention"),
+                    ),
                     unit="ops",
                 ),
                 Panel(
