@@ -9,15 +9,17 @@ import click
 from adaptcast.forecast.base import read_manifest
 from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.streams.cli_common import CONFIG_OPTION, UserError, config_or_exit, set_override
+from adaptcast.streams.config import Config
 
 STATE_DIR_OPTION = click.option("--state-dir", help="The store is STATE_DIR/models. [state.dir]")
 
 
-def open_store(config_path: str | None, state_dir: str | None) -> CheckpointStore:
-    """The store a configuration's workers follow."""
+def open_store(config_path: str | None, state_dir: str | None) -> tuple[CheckpointStore, Config]:
+    """The store a configuration's workers follow, and that configuration."""
     overrides: dict = {}
     set_override(overrides, "state.dir", state_dir)
-    return CheckpointStore(Path(config_or_exit(config_path, overrides).state.dir) / "models")
+    cfg = config_or_exit(config_path, overrides)
+    return CheckpointStore(Path(cfg.state.dir) / "models"), cfg
 
 
 def previous_serving(store: CheckpointStore) -> str:
@@ -46,7 +48,7 @@ def list_command(config_path: str | None, state_dir: str | None) -> None:
     Examples:
       adaptcast model list --config deploy.yaml
     """
-    store = open_store(config_path, state_dir)
+    store, _ = open_store(config_path, state_dir)
     marked = store.serving()
     for version in store.versions():
         try:
@@ -72,7 +74,7 @@ def rollback_command(config_path: str | None, state_dir: str | None, version: st
       adaptcast model rollback --config deploy.yaml
       adaptcast model rollback 000004-20260101T120000Z --config deploy.yaml
     """
-    store = open_store(config_path, state_dir)
+    store, cfg = open_store(config_path, state_dir)
     current = store.serving()
     target = version or previous_serving(store)
     try:
@@ -80,3 +82,12 @@ def rollback_command(config_path: str | None, state_dir: str | None, version: st
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(f"cannot serve {target}: {exc}") from None
     click.echo(f"{target} marked serving in {store.root} (was {current or 'unmarked'})")
+    from adaptcast.streams.build import misfit  # the loop's modules: only a rollback needs them
+
+    why = misfit(store.load(target), cfg)
+    if why is not None:
+        click.echo(
+            f"warning: {target} does not fit this configuration ({why}); workers configured so keep "
+            "the model they serve (pass the workers' --config to check against theirs)",
+            err=True,
+        )

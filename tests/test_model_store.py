@@ -101,6 +101,22 @@ def test_rollback_command_marks_the_previous_or_the_named_version(tmp_path):
     assert [line[0] for line in listing] == [" ", " ", "*"] and v3 in listing[2]
 
 
+def test_a_rollback_to_a_version_the_configuration_does_not_fit_warns(tmp_path):
+    """Marked anyway (another configuration's workers may serve it), with the keys that differ."""
+    store = CheckpointStore(tmp_path / "models")
+    v1 = store.save(naive(PERIOD))
+    args = ["model", "rollback", v1, "--state-dir", str(tmp_path)]
+    fits = {"ADAPTCAST__MODEL__KIND": "naive", "ADAPTCAST__MODEL__LOOKBACK": str(LOOKBACK)}
+    res = CliRunner().invoke(cli, args, env={**fits, "ADAPTCAST__MODEL__HORIZON": str(HORIZON)})
+    assert res.exit_code == 0 and store.serving() == v1 and "warning" not in res.output
+    res = CliRunner().invoke(cli, args, env=fits)  # the configured horizon is the default, 12
+    assert res.exit_code == 0 and store.serving() == v1
+    assert (
+        f"warning: {v1} does not fit this configuration (model.horizon {HORIZON} (configured: 12))"
+        in res.output
+    )
+
+
 def test_train_without_out_publishes_to_the_store(tmp_path):
     csv = tmp_path / "wave.csv"
     wave = np.sin(np.arange(200) * 2 * np.pi / PERIOD)
