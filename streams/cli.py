@@ -20,6 +20,7 @@ import click
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
     UserError,
+    check_writable,
     config_or_exit,
     model_overrides,
     model_shape_options,
@@ -338,6 +339,7 @@ def _serve_kafka(cfg) -> None:
     from adaptcast.streams.metrics import KAFKA_CONNECTED, Metrics, MetricsServer
     from adaptcast.streams.signals import stop_on_signals
 
+    check_writable(Path(cfg.state.dir), "state.dir")  # before waiting for a broker: waiting cannot fix it
     metrics = Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
     metrics.set_condition(KAFKA_CONNECTED, False)
     server = MetricsServer.from_config(metrics, cfg.metrics)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -56,6 +57,20 @@ def config_or_exit(path: str | None, overrides: dict[str, Any] | None = None) ->
         return load_config(path, overrides)
     except ConfigError as exc:
         raise UserError(str(exc)) from None
+
+
+def check_writable(directory: Path, key: str) -> None:
+    """Raise UserError, naming ``key``, when files cannot be created in ``directory`` (made if missing)."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=directory, prefix=".adaptcast-write-check-"):
+            pass
+    except OSError as exc:
+        raise UserError(
+            f"{key} {directory}: cannot write there ({exc.strerror or exc}); mount a writable volume "
+            f"there (in Kubernetes, a pod securityContext.fsGroup lets its user write the volume) or "
+            f"point {key} elsewhere"
+        ) from None
 
 
 def set_override(d: dict[str, Any], dotted: str, value: Any) -> None:

@@ -73,6 +73,16 @@ def test_bad_environment_variable(name):
     assert "[1, 2]" not in result.output  # a secret's value is not echoed even when invalid
 
 
+def test_a_state_dir_that_cannot_be_written_stops_the_worker_before_it_waits_for_kafka(tmp_path):
+    """Say so at once: before, the worker waited for the broker and then died of a traceback."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("")
+    args = ["run", "--bootstrap-servers", "127.0.0.1:1", "--startup-timeout", "1", "--metrics-port", "0"]
+    result = CliRunner().invoke(main, [*args, "--state-dir", str(blocker / "state")], env={})
+    _assert_one_error_line(result)
+    assert f"Error: state.dir {blocker / 'state'}: cannot write there (Not a directory)" in result.output
+
+
 def test_config_show_masks_the_password():
     result = CliRunner().invoke(main, ["config", "show"], env={"ADAPTCAST__KAFKA__SASL_PASSWORD": SECRET})
     assert result.exit_code == 0 and SECRET not in result.output and "sasl_password: '***'" in result.output
