@@ -215,10 +215,16 @@ PRODUCER_BATCHING = {"linger_ms": 100, "batch_size": 256 * 1024}
 
 
 class KafkaSink:
-    """Idempotent producer (acks=all) for predictions and dead letters; ``flush`` raises on a failed send."""
+    """Idempotent producer (acks=all) for predictions and dead letters; ``flush`` raises on a failed send.
 
-    def __init__(self, cfg: KafkaConfig, client_id: str = "adaptcast"):
+    ``topics`` (what names each, e.g. its config key → topic) are the topics it will write: each
+    must exist, or the broker create it on first use (:func:`require_topics`).
+    """
+
+    def __init__(self, cfg: KafkaConfig, client_id: str = "adaptcast", topics: dict[str, str] | None = None):
         self.cfg = cfg
+        if topics:  # a write to a missing topic waits a minute for metadata, then fails
+            require_topics(cfg, topics)
         self.producer = KafkaProducer(
             client_id=client_id,
             acks="all",

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from adaptcast.streams.config import KafkaConfig
-from adaptcast.streams.kafka_io import KafkaSink, require_topics
+from adaptcast.streams.kafka_io import KafkaSink
 
 
 def paced(
@@ -52,8 +52,7 @@ def replay(
     """Send every record (key = series) to ``topic``; returns how many the broker acknowledged."""
     from tqdm import tqdm
 
-    require_topics(cfg, {"--topic": topic})
-    sink = KafkaSink(cfg, client_id="adaptcast-replay")
+    sink = KafkaSink(cfg, client_id="adaptcast-replay", topics={"--topic": topic})
     sent = 0
     try:
         for rec in tqdm(paced(records, rate, speedup), total=len(records), unit="rec", disable=not progress):

@@ -50,7 +50,7 @@ from adaptcast.forecast.threads import set_torch_threads
 from adaptcast.streams.build import build_loop, misfit
 from adaptcast.streams.config import Config
 from adaptcast.streams.formats import shape_for
-from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition, require_topics
+from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, Metrics
 from adaptcast.streams.records import (
@@ -179,11 +179,9 @@ class Worker:
         self.stop_event = stop_event or threading.Event()
         self._rebalances: queue.Queue[tuple[str, list[TopicPartition]]] = queue.Queue()
         self.counts: dict[str, int] = defaultdict(int)
-        k = cfg.kafka  # what is written must exist: a write to a missing topic waits a minute, then fails
-        require_topics(
-            k, {"kafka.output_topic": k.output_topic, "kafka.dead_letter_topic": k.dead_letter_topic}
-        )
-        self.sink = KafkaSink(cfg.kafka, client_id=client_id)
+        k = cfg.kafka
+        writes = {"kafka.output_topic": k.output_topic, "kafka.dead_letter_topic": k.dead_letter_topic}
+        self.sink = KafkaSink(k, client_id=client_id, topics=writes)
         self.source = KafkaSource(cfg.kafka, self._on_assigned, self._on_revoked, client_id=client_id)
         self._last_snapshot = self._started = self._last_follow = time.monotonic()
         self._last_check = -BROKER_CHECK_S
