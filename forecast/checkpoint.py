@@ -110,9 +110,10 @@ class CheckpointStore:
         marks = self.marks()
         return marks[-1]["version"] if marks else None
 
-    def mark_serving(self, version: str, reason: str) -> None:
-        """Mark ``version`` as the one to serve, once it loads; workers following the store swap to it."""
-        load_forecaster(self.path(version))
+    def mark_serving(self, version: str, reason: str) -> BaseForecaster:
+        """Mark ``version`` as the one to serve, once it loads; workers following the store swap to it.
+        Returns the model it loaded."""
+        model = load_forecaster(self.path(version))
         with self._lock():
             marks = [
                 *self.marks(),
@@ -121,6 +122,7 @@ class CheckpointStore:
             tmp = self.root / f".{SERVING}.{os.getpid()}"
             tmp.write_text(json.dumps({"marks": marks}, indent=2))
             os.replace(tmp, self.root / SERVING)
+        return model
 
     def load(
         self,

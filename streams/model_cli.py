@@ -78,13 +78,13 @@ def rollback_command(config_path: str | None, state_dir: str | None, version: st
     current = store.serving()
     target = version or previous_serving(store)
     try:
-        store.mark_serving(target, "rollback")
+        model = store.mark_serving(target, "rollback")
     except (ValueError, FileNotFoundError) as exc:
         raise UserError(f"cannot serve {target}: {exc}") from None
     click.echo(f"{target} marked serving in {store.root} (was {current or 'unmarked'})")
     from adaptcast.streams.build import misfit  # the loop's modules: only a rollback needs them
 
-    why = misfit(store.load(target), cfg)
+    why = misfit(model, cfg)
     if why is not None:
         click.echo(
             f"warning: {target} does not fit this configuration ({why}); workers configured so keep "

@@ -2,12 +2,13 @@
 
 The live worker's trainer thread hands each job to one long-lived child (``python -m
 adaptcast.streams.train_child``) as files in a job directory: the histories, not their windows
-(fifty times smaller at lookback 48), which the child builds, fits and assesses. It gets back
-the candidates as saved models and their assessment (:mod:`.assess`). Nothing is pickled either
-way: arrays travel as ``.npy``/``.npz`` files read with ``allow_pickle=False``, models through
-``save`` / ``load_forecaster``, the rest as JSON, and the
-two processes exchange only a directory name and ``done`` over the child's stdin and stdout. The
-child lowers its scheduling priority, so on a contended machine serving gets the CPU first.
+(about a hundred times smaller at lookback 48 and horizon 12; ``bench/retrain_stall.py``), which
+the child builds, fits and assesses. It gets back the candidates as saved models and their
+assessment (:mod:`.assess`). Nothing is pickled either way: arrays travel as ``.npy``/``.npz``
+files read with ``allow_pickle=False``, models through ``save`` / ``load_forecaster``, the rest as
+JSON, and the two processes exchange only a directory name and ``done`` over the child's stdin and
+stdout. The child lowers its scheduling priority, so on a contended machine serving gets the CPU
+first.
 """
 
 from __future__ import annotations
