@@ -305,9 +305,10 @@ class GridConfig(_Section):
 
     frequency: str | None = Field(
         default=None,
-        description="period of every series, e.g. 1h, 15min, 30s, 1d, or calendar months 1mo, 3mo, 1y "
-        "(unset: each series' most common interval over its first infer_records records, or calendar "
-        "months when those intervals vary as months do)",
+        description="period of every series, e.g. 1h, 15min, 30s, 1d, calendar months 1mo, 3mo, 1y, or "
+        "business days Monday to Friday 1bd (unset: each series' most common interval over its first "
+        "infer_records records; calendar months when those intervals vary as months do; business days "
+        "when a daily series skips the same weekdays for three weeks)",
     )
     series_frequency: dict[str, str] = Field(
         default_factory=dict, description="periods of single series, overriding frequency (series: period)"

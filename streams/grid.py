@@ -1,10 +1,11 @@
 """Each series' time grid: where a record's timestamp falls on it, and what the loop does about it.
 
-A grid is a period and a phase: the points ``last_ms + k·period``, or ``k`` calendar months on
-from ``last_ms`` for a monthly (quarterly, yearly) feed (:mod:`~adaptcast.streams.calendar`). The
-period is declared in the configuration or inferred from a series' first records (the most common
-interval between them, or calendar months when the intervals vary as months do), never from the
-last two records; the phase is that of the record that started the grid. A record
+A grid is a period and a phase: the points ``last_ms + k·period``, or ``k`` calendar months (open
+days) on from ``last_ms`` for a monthly (quarterly, yearly; business-day) feed
+(:mod:`~adaptcast.streams.calendar`). The period is declared in the configuration or inferred from
+a series' first records (the most common interval between them; calendar months when the
+intervals vary as months do; business days when a daily feed skips the same weekdays every week),
+never from the last two records; the phase is that of the record that started the grid. A record
 within ``tolerance·period`` of a grid point is moved onto it. :func:`place` is pure: given a
 series' grid and a new timestamp it returns a :class:`Placement` and the grid after that record.
 """
@@ -20,7 +21,16 @@ from typing import Any
 
 import numpy as np
 
-from adaptcast.streams.calendar import DAY_MS, calendar_period, months, nearest_step, nominal_ms, shift
+from adaptcast.streams.calendar import (
+    DAY_MS,
+    business_days,
+    business_period,
+    calendar_period,
+    months,
+    nearest_step,
+    nominal_ms,
+    shift,
+)
 from adaptcast.streams.records import DUPLICATE, LATE, OFF_GRID
 
 UNITS_MS = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -110,15 +120,18 @@ class Placement:
 
 def parse_period(text: str) -> int:
     """``"1h"``, ``"15min"``, ``"30s"``, ``"1d"``, ``"250ms"`` → milliseconds; ``"1mo"``, ``"3mo"``,
-    ``"1y"`` → calendar months (a negative period, see :mod:`~adaptcast.streams.calendar`)."""
+    ``"1y"`` → calendar months; ``"1bd"`` → business days, Monday to Friday (negative periods, see
+    :mod:`~adaptcast.streams.calendar`)."""
+    if re.fullmatch(r"\s*1\s*bd\s*", text):
+        return business_days()
     cal = re.fullmatch(r"\s*(\d+)\s*(mo|y)\s*", text)
     if cal is not None and int(cal.group(1)) > 0:
         return months(int(cal.group(1)) * (12 if cal.group(2) == "y" else 1))
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)\s*", text)
     if m is None or float(m.group(1)) * UNITS_MS[m.group(2)] < 1:
         raise ValueError(
-            f"period {text!r} is not a positive number with a unit (ms, s, min, h, d; or whole mo, y), "
-            "e.g. 1h or 1mo"
+            f"period {text!r} is not a positive number with a unit (ms, s, min, h, d; or whole mo, y; "
+            "or 1bd for business days), e.g. 1h or 1mo"
         )
     return round(float(m.group(1)) * UNITS_MS[m.group(2)])
 
@@ -132,11 +145,12 @@ def round_period(ms: float) -> int:
     return max(1, round(ms))
 
 
-def infer_period(intervals: tuple[int, ...], tolerance: float) -> int:
+def infer_period(intervals: tuple[int, ...], tolerance: float, end_ms: int | None = None) -> int:
     """The most common interval, or the shortest whole fraction of it that is at least half as common
     (records missing at random make twice the period common too). Intervals within the tolerance of
     each other count as one; between equally common ones the shorter wins. Whole days that vary as
-    calendar months do give that many months."""
+    calendar months do give that many months; with ``end_ms``, the latest record's timestamp, a
+    daily period whose records skip the same weekdays gives business days."""
 
     def near(d: int) -> list[int]:
         return [e for e in intervals if abs(e - d) <= tolerance * d]
@@ -149,7 +163,11 @@ def infer_period(intervals: tuple[int, ...], tolerance: float) -> int:
         if 2 * len(near(d)) >= support and abs(mode - round(mode / d) * d) <= tolerance * d
     )
     cluster = near(best)
-    return calendar_period(cluster, tolerance) or round_period(median(cluster))
+    period = calendar_period(cluster, tolerance) or round_period(median(cluster))
+    if period == DAY_MS and end_ms is not None:
+        stamps = end_ms - np.concatenate(([0], np.cumsum(intervals[::-1])))[::-1]
+        return business_period(stamps, tolerance) or period
+    return period
 
 
 def steady(grid: SeriesGrid, rules: GridRules) -> bool:
@@ -204,7 +222,7 @@ def _infer(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tup
     is off the provisional grid, the series moves onto a grid of that period through the record."""
     assert grid.last_ms is not None
     intervals = (*grid.intervals, interval)
-    period = infer_period(intervals, rules.tolerance)
+    period = infer_period(intervals, rules.tolerance, ts_ms)
     placed = _snap(grid.last_ms, period, ts_ms, rules)
     if placed.action is Action.DUPLICATE:
         return placed, grid

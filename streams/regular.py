@@ -62,7 +62,7 @@ def file_period(ts_ms: np.ndarray, rules: GridRules) -> int:
     intervals = intervals[intervals > 0]
     if intervals.size == 0:
         raise InputError("need at least two distinct timestamps to know the sampling interval")
-    return infer_period(tuple(int(d) for d in intervals), rules.tolerance)
+    return infer_period(tuple(int(d) for d in intervals), rules.tolerance, int(ts_ms[:INFER_ROWS].max()))
 
 
 def on_grid(ts_ms: np.ndarray, values: np.ndarray, rules: GridRules) -> OnGrid:

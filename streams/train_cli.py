@@ -39,7 +39,15 @@ from adaptcast.forecast.data import (
 from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import auto_norm, split_train_val
 from adaptcast.streams.build import template_from_config
-from adaptcast.streams.calendar import advance, is_calendar, months, nominal_ms
+from adaptcast.streams.calendar import (
+    advance,
+    business_days,
+    is_business,
+    is_calendar,
+    months,
+    nominal_ms,
+    weekmask,
+)
 from adaptcast.streams.calendar import describe as describe_period
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
@@ -83,7 +91,8 @@ def grid_schema(period: int, rules: GridRules) -> dict[str, Any]:
     """What a manifest records of the grid a model was trained on; :func:`model_grid` reads it back."""
     return {
         "step_seconds": nominal_ms(period) / 1000,
-        "step_months": -period if is_calendar(period) else None,
+        "step_months": -period if is_calendar(period) and not is_business(period) else None,
+        "step_weekmask": weekmask(period) if is_business(period) else None,
         "grid": {"fill": rules.fill.value, "max_fill": rules.max_fill},
     }
 
@@ -117,8 +126,11 @@ def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
         own = file_period(_times_ms(tf.frame[tf.time_col]), rules)
     except InputError as exc:
         raise InputError(f"{tf.source}: {exc}") from None
-    steps, seconds = schema.get("step_months"), schema.get("step_seconds")
-    period = months(int(steps)) if steps else round(float(seconds) * 1000) if seconds else own
+    steps, mask, seconds = schema.get("step_months"), schema.get("step_weekmask"), schema.get("step_seconds")
+    if mask:
+        period = business_days(int(mask))
+    else:
+        period = months(int(steps)) if steps else round(float(seconds) * 1000) if seconds else own
     if abs(nominal_ms(own) - nominal_ms(period)) > rules.tolerance * nominal_ms(period):
         raise InputError(
             f"{tf.source}: its rows are {describe_period(own)} apart, but the model forecasts steps of "
