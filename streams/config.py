@@ -305,10 +305,11 @@ class GridConfig(_Section):
 
     frequency: str | None = Field(
         default=None,
-        description="period of every series, e.g. 1h, 15min, 30s, 1d, calendar months 1mo, 3mo, 1y, or "
-        "business days Monday to Friday 1bd (unset: each series' most common interval over its first "
-        "infer_records records; calendar months when those intervals vary as months do; business days "
-        "when a daily series skips the same weekdays for three weeks)",
+        description="period of every series, e.g. 1h, 15min, 30s, 1d, calendar months 1mo, 3mo, 1y, or a "
+        "weekly schedule in UTC: 1d Mon-Fri (1bd), 1h Mon-Fri 09:00-18:00, 1h Sun-Thu 22:00-22:00 "
+        "(unset: each series' most common interval over its first infer_records records; calendar "
+        "months when those intervals vary as months do; business days when a daily series skips the "
+        "same weekdays for three weeks; hours of business must be declared)",
     )
     series_frequency: dict[str, str] = Field(
         default_factory=dict, description="periods of single series, overriding frequency (series: period)"

@@ -9,11 +9,17 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
+import numpy as np
+import polars as pl
+
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame, read_series
+from adaptcast.streams.calendar import describe
 from adaptcast.streams.config import Config
 from adaptcast.streams.records import Record
+from adaptcast.streams.regular import file_period
 from adaptcast.streams.scenarios import make_scenario
+from adaptcast.streams.schedule import Schedule, is_scheduled
 
 log = logging.getLogger("adaptcast.feed")
 
@@ -28,6 +34,41 @@ def load_feed(cfg: Config) -> SeriesFrame:
     else:
         data = scenario_feed(cfg)
     return data.head(b.limit) if b.limit else data
+
+
+def declare_schedules(cfg: Config, data: SeriesFrame) -> Config:
+    """``cfg`` with the weekly schedule within the day (business hours, a market's week) that a
+    series' rows follow declared for it, unless the configuration declares a period. A live series
+    finds business days from its first records itself, but hours only show over weeks of records:
+    a file holds them, a worker starting on a feed does not, so the run says what to declare."""
+    if cfg.grid.frequency is not None:
+        return cfg
+    rules = cfg.grid.rules(cfg.model.lookback)
+    found: dict[str, str] = {}
+    for (name,), part in data.frame.select("series", "ts").group_by("series", maintain_order=True):
+        ts = part["ts"].cast(pl.Datetime("ms")).to_physical().to_numpy()
+        if str(name) in cfg.grid.series_frequency or ts.size < 3 or (np.diff(ts) == ts[1] - ts[0]).all():
+            continue  # declared, or too short or regular to follow a schedule
+        try:
+            period = file_period(ts, rules)
+        except InputError:
+            continue
+        if is_scheduled(period) and not Schedule.of(period).daily:
+            found[str(name)] = describe(period)
+    for text in sorted(set(found.values())):
+        n = sum(v == text for v in found.values())
+        log.warning(
+            "%s: %d series follow the weekly schedule %r, found from their first weeks; a live worker "
+            "needs it declared (grid.frequency: %r) or it restarts them at every closure",
+            data.name,
+            n,
+            text,
+            text,
+        )
+    if not found:
+        return cfg
+    grid = cfg.grid.model_copy(update={"series_frequency": {**cfg.grid.series_frequency, **found}})
+    return cfg.model_copy(update={"grid": grid})
 
 
 def scenario_feed(cfg: Config) -> SeriesFrame:

@@ -21,17 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from adaptcast.streams.calendar import (
-    DAY_MS,
-    business_days,
-    business_period,
-    calendar_period,
-    months,
-    nearest_step,
-    nominal_ms,
-    shift,
-)
+from adaptcast.streams.calendar import DAY_MS, calendar_period, months, nearest_step, shift, step_ms
 from adaptcast.streams.records import DUPLICATE, LATE, OFF_GRID
+from adaptcast.streams.schedule import Schedule, business_days, infer_schedule, is_scheduled, parse_schedule
 
 UNITS_MS = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
 ROUND_UNITS_MS = sorted(UNITS_MS.values(), reverse=True)
@@ -120,18 +112,22 @@ class Placement:
 
 def parse_period(text: str) -> int:
     """``"1h"``, ``"15min"``, ``"30s"``, ``"1d"``, ``"250ms"`` → milliseconds; ``"1mo"``, ``"3mo"``,
-    ``"1y"`` → calendar months; ``"1bd"`` → business days, Monday to Friday (negative periods, see
-    :mod:`~adaptcast.streams.calendar`)."""
+    ``"1y"`` → calendar months; a step then open days and hours, ``"1h Mon-Fri 09:00-18:00"``,
+    ``"1d Mon-Fri"`` (or ``"1bd"``) → a weekly schedule (negative periods, see
+    :mod:`~adaptcast.streams.calendar` and :mod:`~adaptcast.streams.schedule`)."""
     if re.fullmatch(r"\s*1\s*bd\s*", text):
         return business_days()
+    sched = re.fullmatch(r"\s*(\d+(?:\.\d+)?\s*(?:ms|s|min|h|d))\s+([A-Za-z].*)", text)
+    if sched is not None:
+        return parse_schedule(parse_period(sched.group(1)), sched.group(2))
     cal = re.fullmatch(r"\s*(\d+)\s*(mo|y)\s*", text)
     if cal is not None and int(cal.group(1)) > 0:
         return months(int(cal.group(1)) * (12 if cal.group(2) == "y" else 1))
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|min|h|d)\s*", text)
     if m is None or float(m.group(1)) * UNITS_MS[m.group(2)] < 1:
         raise ValueError(
-            f"period {text!r} is not a positive number with a unit (ms, s, min, h, d; or whole mo, y; "
-            "or 1bd for business days), e.g. 1h or 1mo"
+            f"period {text!r} is not a positive number with a unit (ms, s, min, h, d; or whole mo, y), "
+            "optionally followed by open days and hours, e.g. 1h, 1mo, 1d Mon-Fri or 1h Mon-Fri 09:00-18:00"
         )
     return round(float(m.group(1)) * UNITS_MS[m.group(2)])
 
@@ -150,7 +146,8 @@ def infer_period(intervals: tuple[int, ...], tolerance: float, end_ms: int | Non
     (records missing at random make twice the period common too). Intervals within the tolerance of
     each other count as one; between equally common ones the shorter wins. Whole days that vary as
     calendar months do give that many months; with ``end_ms``, the latest record's timestamp, a
-    daily period whose records skip the same weekdays gives business days."""
+    period whose records leave the same slots of the week empty for three weeks gives that weekly
+    schedule (business days, business hours)."""
 
     def near(d: int) -> list[int]:
         return [e for e in intervals if abs(e - d) <= tolerance * d]
@@ -164,9 +161,10 @@ def infer_period(intervals: tuple[int, ...], tolerance: float, end_ms: int | Non
     )
     cluster = near(best)
     period = calendar_period(cluster, tolerance) or round_period(median(cluster))
-    if period == DAY_MS and end_ms is not None:
+    if 0 < period <= DAY_MS and end_ms is not None:
         stamps = end_ms - np.concatenate(([0], np.cumsum(intervals[::-1])))[::-1]
-        return business_period(stamps, tolerance) or period
+        found = infer_schedule(stamps, period, tolerance)
+        return period if found is None else found.period
     return period
 
 
@@ -189,9 +187,11 @@ def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, Se
         return Placement(Action.APPEND, ts_ms), SeriesGrid(grid.period_ms, ts_ms, ts_ms, True)
     if grid.last_ms is None or grid.seen_ms is None:
         start = _aligned(ts_ms, grid.period_ms, rules) if grid.fixed else ts_ms
+        if start is None:
+            return Placement(Action.OFF_GRID, ts_ms), grid
         return Placement(Action.START, start), replace(grid, last_ms=start, seen_ms=ts_ms)
     # a provisional period may be far too long: its tolerance would swallow the next grid point
-    slack = rules.tolerance * nominal_ms(grid.period_ms) if grid.fixed and grid.period_ms else 0
+    slack = rules.tolerance * step_ms(grid.period_ms) if grid.fixed and grid.period_ms else 0
     if ts_ms <= grid.last_ms + slack:
         action = Action.DUPLICATE if ts_ms >= grid.last_ms - slack else Action.LATE
         return Placement(action, ts_ms), grid
@@ -206,11 +206,14 @@ def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, Se
 ALIGN_MAX_MS = 3_600_000  # declared periods up to an hour start on whole multiples of themselves
 
 
-def _aligned(ts_ms: int, period_ms: int | None, rules: GridRules) -> int:
+def _aligned(ts_ms: int, period_ms: int | None, rules: GridRules) -> int | None:
     """Where a declared grid starts: on a whole multiple of its period since the epoch (whole minutes,
     quarter hours, hours) when the first record is within the tolerance of one, so a jittered first
     record does not set the phase of every later point; periods over an hour keep their first
-    record's phase (a daily feed at local midnight stays there)."""
+    record's phase (a daily feed at local midnight stays there). A schedule starts on its own point
+    nearest the record; None when the schedule is closed there (the record is off the grid)."""
+    if period_ms is not None and is_scheduled(period_ms):
+        return Schedule.of(period_ms).first_point(ts_ms, rules.tolerance)
     if period_ms is None or not 0 < period_ms <= ALIGN_MAX_MS or DAY_MS % period_ms:
         return ts_ms
     point = round(ts_ms / period_ms) * period_ms
@@ -244,7 +247,7 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
     cand = grid.candidate_ms
     # a run at the grid's own period is a phase shift only while its records stay off the grid: a
     # jittered feed's intervals agree by chance, and on-grid records of it are no evidence of a shift
-    own = cand is not None and abs(cand - nominal_ms(grid.period_ms)) <= rules.tolerance * cand
+    own = cand is not None and abs(cand - step_ms(grid.period_ms)) <= rules.tolerance * cand
     if (
         cand is not None
         and abs(interval - cand) <= rules.tolerance * cand
@@ -265,7 +268,7 @@ def _snap(last_ms: int, period_ms: int, ts_ms: int, rules: GridRules) -> Placeme
     """The nearest grid point after the latest record, or off the grid."""
     steps = nearest_step(last_ms, ts_ms, period_ms)
     point = shift(last_ms, period_ms, steps)
-    if abs(ts_ms - point) > rules.tolerance * nominal_ms(period_ms):
+    if abs(ts_ms - point) > rules.tolerance * step_ms(period_ms):
         return Placement(Action.OFF_GRID, ts_ms)
     if steps == 0:  # on the latest record's point: only while the period is provisional
         return Placement(Action.DUPLICATE, ts_ms)

@@ -27,7 +27,7 @@ from adaptcast.drift.passes import occurrence
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
-from adaptcast.streams.calendar import advance, describe, nominal_ms, shift
+from adaptcast.streams.calendar import DAY_MS, advance, describe, nominal_ms, shift
 from adaptcast.streams.events import (
     DriftAlarm,
     Event,
@@ -532,11 +532,12 @@ class ForecastLoop:
             level = logging.WARNING if changed else logging.INFO
             log.log(
                 level,
-                "series %r restarts at %s (%s, period %s)",
+                "series %r restarts at %s (%s, period %s)%s",
                 rec.series,
                 at,
                 reason,
                 describe(period or 0),
+                _closure_hint(period, placed.missing) if placed.action is Action.RESET else "",
             )
             steps = placed.missing if placed.action is Action.RESET else None
             ev = SeriesReset(
@@ -819,3 +820,13 @@ class ForecastLoop:
         for name, cov in zip(self.levels, self._coverage, strict=True):
             if cov.n:
                 self.metrics.interval_coverage.labels(name).set(cov.mean)
+
+
+def _closure_hint(period: int | None, missing: int) -> str:
+    """For a gap of under four days on a grid within the day: what to do if the feed closes."""
+    if period is None or not 0 < period < DAY_MS or missing * period >= 4 * DAY_MS:
+        return ""
+    return (
+        "; if the feed closes at night or at weekends, declare its hours, e.g. grid.frequency: "
+        "'1h Mon-Fri 09:00-18:00', or it restarts at every closure (docs/architecture.md, Schedules)"
+    )

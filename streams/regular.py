@@ -18,8 +18,10 @@ import numpy as np
 from adaptcast.forecast.base import InputError
 from adaptcast.streams.calendar import advance, describe
 from adaptcast.streams.grid import Action, GridRules, fill_rows, infer_period, place
+from adaptcast.streams.schedule import DAY_MS, MIN_WEEKS, WEEK_MS, infer_schedule
 
 INFER_ROWS = 241  # rows whose intervals decide a file's period when the configuration declares none
+SCHEDULE_WEEKS = MIN_WEEKS + 1  # weeks of rows that decide whether it follows a weekly schedule
 
 
 @dataclass(frozen=True)
@@ -55,14 +57,28 @@ class OnGrid:
 
 
 def file_period(ts_ms: np.ndarray, rules: GridRules) -> int:
-    """The declared period, else the live grid's inference over the file's first intervals."""
+    """The declared period, else the live grid's inference over the file's first intervals, or the
+    weekly schedule (business days or hours) its first weeks follow."""
     if rules.period_ms is not None:
         return rules.period_ms
     intervals = np.diff(ts_ms[:INFER_ROWS])
     intervals = intervals[intervals > 0]
     if intervals.size == 0:
         raise InputError("need at least two distinct timestamps to know the sampling interval")
-    return infer_period(tuple(int(d) for d in intervals), rules.tolerance, int(ts_ms[:INFER_ROWS].max()))
+    period = infer_period(tuple(int(d) for d in intervals), rules.tolerance)
+    found = schedule_of(ts_ms, period, rules.tolerance)
+    return period if found is None else found
+
+
+def schedule_of(ts_ms: np.ndarray, period: int, tolerance: float) -> int | None:
+    """The weekly schedule (as a period) that the first weeks of these sorted timestamps follow on a
+    grid of ``period``, else None. A live series infers business days from its first records; a
+    schedule within the day (business hours) shows only over weeks of records, which a file has."""
+    if not 0 < period <= DAY_MS:
+        return None
+    first = ts_ms[: max(INFER_ROWS, int(np.searchsorted(ts_ms, ts_ms[0] + SCHEDULE_WEEKS * WEEK_MS)))]
+    found = infer_schedule(np.unique(first), period, tolerance)
+    return None if found is None else found.period
 
 
 def on_grid(ts_ms: np.ndarray, values: np.ndarray, rules: GridRules) -> OnGrid:

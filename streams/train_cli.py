@@ -39,15 +39,7 @@ from adaptcast.forecast.data import (
 from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import auto_norm, split_train_val
 from adaptcast.streams.build import template_from_config
-from adaptcast.streams.calendar import (
-    advance,
-    business_days,
-    is_business,
-    is_calendar,
-    months,
-    nominal_ms,
-    weekmask,
-)
+from adaptcast.streams.calendar import advance, is_calendar, months, nominal_ms
 from adaptcast.streams.calendar import describe as describe_period
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
@@ -62,11 +54,12 @@ from adaptcast.streams.cli_common import (
 )
 from adaptcast.streams.config import Config
 from adaptcast.streams.formats import shape_for
-from adaptcast.streams.grid import Fill, GridRules
+from adaptcast.streams.grid import Fill, GridRules, parse_period
 from adaptcast.streams.publish import publish
 from adaptcast.streams.records import format_timestamp
 from adaptcast.streams.regular import OnGrid, file_period, on_grid
 from adaptcast.streams.retrain import training_set
+from adaptcast.streams.schedule import is_scheduled
 from adaptcast.streams.topic_history import describe, recent_values, series_histories
 
 
@@ -91,8 +84,8 @@ def grid_schema(period: int, rules: GridRules) -> dict[str, Any]:
     """What a manifest records of the grid a model was trained on; :func:`model_grid` reads it back."""
     return {
         "step_seconds": nominal_ms(period) / 1000,
-        "step_months": -period if is_calendar(period) and not is_business(period) else None,
-        "step_weekmask": weekmask(period) if is_business(period) else None,
+        "step_months": -period if is_calendar(period) and not is_scheduled(period) else None,
+        "step_schedule": describe_period(period) if is_scheduled(period) else None,
         "grid": {"fill": rules.fill.value, "max_fill": rules.max_fill},
     }
 
@@ -126,9 +119,13 @@ def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
         own = file_period(_times_ms(tf.frame[tf.time_col]), rules)
     except InputError as exc:
         raise InputError(f"{tf.source}: {exc}") from None
-    steps, mask, seconds = schema.get("step_months"), schema.get("step_weekmask"), schema.get("step_seconds")
-    if mask:
-        period = business_days(int(mask))
+    steps, sessions, seconds = (
+        schema.get("step_months"),
+        schema.get("step_schedule"),
+        schema.get("step_seconds"),
+    )
+    if sessions:
+        period = parse_period(str(sessions))
     else:
         period = months(int(steps)) if steps else round(float(seconds) * 1000) if seconds else own
     if abs(nominal_ms(own) - nominal_ms(period)) > rules.tolerance * nominal_ms(period):

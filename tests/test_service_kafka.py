@@ -29,6 +29,7 @@ from adaptcast.streams.backtest import backtest
 from adaptcast.streams.config import load_config
 from adaptcast.streams.formats import SHAPES
 from adaptcast.streams.records import format_timestamp, parse_timestamp
+from adaptcast.streams.schedule import MON_FRI, Schedule
 from adaptcast.streams.service import Worker
 
 pytestmark = pytest.mark.kafka
@@ -1052,3 +1053,29 @@ def test_worker_follows_the_store_that_a_separate_train_process_publishes_to(kaf
     serving = ["0", v1, v2, v1]  # per phase; the checkpoint was never stored, so it has no version
     for (_series, issued), p in preds.items():
         assert p["model_version"] == serving[parse_timestamp(issued) // HOUR // per_phase], (issued, p)
+
+
+def test_a_business_hours_feed_is_served_on_its_declared_schedule(kafka_bootstrap, tmp_path):
+    """Hours 09–17 on weekdays, declared: the worker forecasts across every night and weekend without
+    restarting, stamps forecasts on the next session's hours, and dead-letters a record at 20:00."""
+    names = _topics(kafka_bootstrap)
+    sched = Schedule(HOUR, MON_FRI, 9 * HOUR, 9)
+    first = sched.first_point(int(np.datetime64("2024-03-04T09:00", "ms").astype(np.int64)), 0.0)
+    stamps = sched.advance(np.full(45, first, dtype=np.int64), np.arange(45)).tolist()  # one week
+    stray = stamps[26] + 3 * HOUR  # Wednesday 20:00, after hours
+    feed = [
+        {"series": "s0", "ts": format_timestamp(t), "values": {"y": float(k)}} for k, t in enumerate(stamps)
+    ]
+    feed.insert(27, {"series": "s0", "ts": format_timestamp(stray), "values": {"y": -1.0}})
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, grid={"frequency": sched.text()})
+    _produce(kafka_bootstrap, names["input"], feed)
+    _serve_all(cfg, len(feed))
+    live, _ = _predictions(kafka_bootstrap, names["output"], len(stamps) - LOOKBACK + 1)
+    assert sorted(k[1] for k in live) == [format_timestamp(t) for t in stamps[LOOKBACK - 1 :]]
+    friday_close = live[("s0", format_timestamp(stamps[-1]))]
+    assert friday_close["ts"] == [
+        format_timestamp(t) for t in sched.advance(np.full(3, stamps[-1]), np.arange(1, 4))
+    ]
+    assert friday_close["ts"][0].startswith("2024-03-11T09:00")  # Monday's first hour
+    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
+    assert [d["error"]["code"] for d in dead] == ["off_grid"]

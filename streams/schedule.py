@@ -1,0 +1,264 @@
+"""Grids that follow a weekly schedule: business days, business hours, a market's trading week.
+
+A feed that closes every night or every weekend is not a regular grid with a long gap at each
+closure: filling those gaps makes up rows, and a gap too long to fill restarts the series, so a
+business-hours feed never held a full window and forecast nothing. A schedule is a step and the
+sessions of a week: on each open weekday a session starts at one time of day and holds ``points``
+points a step apart (``points·step`` at most a day, so sessions never overlap; a 24-hour session
+from 22:00, Sunday to Thursday, is the currency market's week). A daily schedule (step one day,
+one point) is business days; its points keep their own time of day. Times are UTC.
+
+A schedule is carried as a grid period, an ``int`` at or below ``-SCHEDULED`` (calendar months
+are the negative periods above it, :mod:`~adaptcast.streams.calendar`), so grids, snapshots and
+events hold it as they hold any period. Everything here is pure arithmetic, vectorised over
+numpy arrays.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+import numpy as np
+
+DAY_MS = 86_400_000
+WEEK_MS = 7 * DAY_MS
+SCHEDULED = 1 << 20  # scheduled periods are -(SCHEDULED + fields); calendar months stay above it
+WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+MON_FRI = 0b0011111
+EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
+MIN_WEEKS = 3  # a slot of the week never seen in this many weeks of a feed is closed
+_FIELD = 17  # bits per field after the 7 of the weekmask: points, start and step (seconds), each < 2**17
+
+
+def is_scheduled(period: int) -> bool:
+    """Whether ``period`` is a weekly schedule."""
+    return period <= -SCHEDULED
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A step and a week of sessions; :attr:`period` is the grid period that carries it."""
+
+    step_ms: int  # whole seconds, at most a day
+    weekmask: int  # bit i set: a session starts on weekday i (0 Monday … 6 Sunday)
+    start_ms: int = 0  # time of day the sessions start, whole seconds (a daily step ignores it)
+    points: int = 1  # points per session
+
+    def __post_init__(self) -> None:
+        if not (0 < self.step_ms <= DAY_MS and self.step_ms % 1000 == 0):
+            raise ValueError(f"a schedule's step is whole seconds up to a day, got {self.step_ms} ms")
+        if not (0 <= self.start_ms < DAY_MS and self.start_ms % 1000 == 0):
+            raise ValueError(f"a session starts at a whole second of the day, got {self.start_ms} ms")
+        if not 1 <= self.points * self.step_ms <= DAY_MS:
+            raise ValueError(f"a session holds 1 to a day's worth of points, got {self.points}")
+        whole_days = self.points * self.step_ms == DAY_MS
+        if not 0 < self.weekmask <= 0b1111111 or (whole_days and self.weekmask == 0b1111111):
+            raise ValueError("a schedule opens on some days and is closed some of the week")
+
+    @property
+    def daily(self) -> bool:
+        """One point a day: business days, each point at its own time of day."""
+        return self.step_ms == DAY_MS
+
+    @property
+    def period(self) -> int:
+        fields = (self.points, self.start_ms // 1000 if not self.daily else 0, self.step_ms // 1000)
+        packed = self.weekmask
+        for i, value in enumerate(fields):
+            packed |= value << (7 + _FIELD * i)
+        return -(SCHEDULED + packed)
+
+    @classmethod
+    def of(cls, period: int) -> Schedule:
+        """The schedule a period carries."""
+        return _decode(period)
+
+    @property
+    def nominal_ms(self) -> int:
+        """The average distance between points over a week."""
+        return round(WEEK_MS / (self.weekmask.bit_count() * self.points))
+
+    def text(self) -> str:
+        """What ``grid.frequency`` takes for it: ``1d Mon-Fri``, ``1h Mon-Fri 09:00-18:00``."""
+        step = _step_text(self.step_ms)
+        if self.daily or (self.start_ms == 0 and self.points * self.step_ms == DAY_MS):
+            return f"{step} {_days_text(self.weekmask)}"
+        end = (self.start_ms + self.points * self.step_ms) % DAY_MS
+        return f"{step} {_days_text(self.weekmask)} {_clock(self.start_ms)}-{_clock(end)}"
+
+    def _start(self, ts_ms: np.ndarray) -> np.ndarray:
+        return ts_ms % DAY_MS if self.daily else np.full_like(ts_ms, self.start_ms)
+
+    def _mask(self) -> list[bool]:
+        return [bool(self.weekmask >> i & 1) for i in range(7)]
+
+    def advance(self, ts_ms: np.ndarray, k: np.ndarray) -> np.ndarray:
+        """Grid points ``ts_ms`` moved by ``k`` points of the schedule (int64 arrays of one shape)."""
+        start = self._start(ts_ms)
+        day, offset = np.divmod(ts_ms - start, DAY_MS)
+        sessions, point = np.divmod(np.rint(offset / self.step_ms).astype(np.int64) + k, self.points)
+        moved = np.busday_offset(day.astype("datetime64[D]"), sessions, roll="forward", weekmask=self._mask())
+        return moved.astype(np.int64) * DAY_MS + start + point * self.step_ms
+
+    def first_point(self, ts_ms: int, tolerance: float) -> int | None:
+        """The point of the schedule within ``tolerance`` of a step from ``ts_ms``, else None (a time
+        the schedule is closed): where a declared schedule starts a series."""
+        start = ts_ms % DAY_MS if self.daily else self.start_ms
+        week_before = np.datetime64((ts_ms - start) // DAY_MS - 7, "D")
+        anchor = np.busday_offset(week_before, 0, roll="forward", weekmask=self._mask())
+        anchor_ms = int(anchor.astype(np.int64)) * DAY_MS + start
+        point = int(self.advance(np.array([anchor_ms]), np.array([self.nearest(anchor_ms, ts_ms)]))[0])
+        return point if abs(point - ts_ms) <= tolerance * self.step_ms else None
+
+    def nearest(self, start_ms: int, ts_ms: int) -> int:
+        """The whole number of points after the grid point ``start_ms`` whose point is nearest ``ts_ms``."""
+        start = int(self._start(np.int64(start_ms)))
+        day0, offset0 = divmod(start_ms - start, DAY_MS)
+        half = DAY_MS // 2 if self.daily else 0  # a daily point is nearest to its own day
+        day, offset = divmod(ts_ms - start + half, DAY_MS)
+        dates = np.array([day0, day], dtype="datetime64[D]")
+        sessions = int(np.busday_count(dates[0], dates[1], weekmask=self._mask()))
+        if np.is_busday(dates[1], weekmask=self._mask()):
+            index = sessions * self.points + min(
+                max(round((offset - half) / self.step_ms), 0), self.points - 1
+            )
+        else:  # a closed day: the last point before it (the next one is tried too)
+            index = sessions * self.points - 1
+        k = index - round(offset0 / self.step_ms)
+        tries = np.array([k - 1, k, k + 1], dtype=np.int64)
+        at = self.advance(np.full(3, start_ms, dtype=np.int64), tries)
+        return int(tries[np.argmin(np.abs(at - ts_ms))])
+
+
+@cache
+def _decode(period: int) -> Schedule:
+    packed = -period - SCHEDULED
+    points, start_s, step_s = ((packed >> (7 + _FIELD * i)) & ((1 << _FIELD) - 1) for i in range(3))
+    return Schedule(step_s * 1000, packed & 0b1111111, start_s * 1000, points)
+
+
+def business_days(weekmask: int = MON_FRI) -> int:
+    """The period of one point per open day (``weekmask`` bit 0 Monday)."""
+    return Schedule(DAY_MS, weekmask).period
+
+
+def infer_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) -> Schedule | None:
+    """The schedule of a feed whose records, ``step_ms`` apart within its sessions, have left the
+    same slots of the week empty for ``MIN_WEEKS`` weeks, else None.
+
+    The open slots must form one session per open day, every session starting at one time of day
+    and of one length, or whole days (then sessions of a day run back to back, as a market open
+    from Sunday 22:00 to Friday 22:00). A feed missing records at random leaves no slot empty for
+    three weeks, and one gap that does is not the shape of a week of sessions.
+    """
+    t = np.asarray(stamps_ms, dtype=np.int64)
+    if t.size < 2 or step_ms <= 0 or DAY_MS % step_ms or step_ms % 1000 or t[-1] - t[0] < MIN_WEEKS * WEEK_MS:
+        return None
+    phase = int(t[0]) % step_ms
+    slot = np.rint((t - phase) / step_ms).astype(np.int64)
+    if (np.abs(t - phase - slot * step_ms) > tolerance * step_ms).any():
+        return None
+    per_day, per_week = DAY_MS // step_ms, WEEK_MS // step_ms
+    open_ = np.zeros(per_week, dtype=bool)
+    open_[slot % per_week] = True
+    if open_.all():
+        return None
+    runs = _runs(open_)
+    week_ms = [(phase + first * step_ms) % WEEK_MS for first, _ in runs]
+    if len({w % DAY_MS for w in week_ms}) != 1:
+        return None
+    lengths = {n for _, n in runs}
+    if len(lengths) == 1 and (points := lengths.pop()) < per_day:
+        days = [w // DAY_MS for w in week_ms]
+    elif all(n % per_day == 0 for _, n in runs):
+        points = int(per_day)
+        days = [w // DAY_MS + i for w, (_, n) in zip(week_ms, runs, strict=True) for i in range(n // per_day)]
+    else:
+        return None
+    mask = 0
+    for d in days:
+        mask |= 1 << ((d + EPOCH_WEEKDAY) % 7)
+    start = 0 if step_ms == DAY_MS else week_ms[0] % DAY_MS
+    if start % 1000:
+        return None
+    return Schedule(step_ms, mask, start, points)
+
+
+def _runs(open_: np.ndarray) -> list[tuple[int, int]]:
+    """(first slot, length) of each run of open slots, the week read as a circle."""
+    first_closed = int(np.argmin(open_))
+    order = np.roll(np.arange(open_.size), -first_closed)
+    runs: list[tuple[int, int]] = []
+    for i in order:
+        if open_[i]:
+            if runs and runs[-1][0] + runs[-1][1] == i + (open_.size if i < runs[-1][0] else 0):
+                runs[-1] = (runs[-1][0], runs[-1][1] + 1)
+            else:
+                runs.append((int(i), 1))
+    return runs
+
+
+_DAYS = r"[A-Za-z]{3}(?:\s*[-,]\s*[A-Za-z]{3})*"
+_CLOCK = r"(\d{1,2}):(\d{2})"
+
+
+def parse_schedule(step_ms: int, text: str) -> int:
+    """The period of ``"Mon-Fri"``, ``"Mon-Fri 09:00-18:00"`` or ``"Sun-Thu 22:00-22:00"`` on a grid of
+    ``step_ms``: the open days (ranges wrap around the week), then the sessions' hours in UTC, the
+    end excluded (equal to the start: a whole day). No hours: sessions of whole days from midnight."""
+    m = re.fullmatch(rf"\s*({_DAYS})(?:\s+{_CLOCK}\s*-\s*{_CLOCK})?\s*", text)
+    if m is None:
+        raise ValueError(f"{text!r} is not open days and hours, e.g. Mon-Fri or Mon-Fri 09:00-18:00")
+    mask = _days(m.group(1))
+    if m.group(2) is None:
+        return Schedule(step_ms, mask, 0, max(DAY_MS // step_ms, 1)).period
+    if step_ms == DAY_MS:
+        raise ValueError("a daily schedule has one point a day at the feed's own time: give the days only")
+    begin, end = (60_000 * (60 * int(m.group(i)) + int(m.group(i + 1))) for i in (2, 4))
+    if max(begin, end) >= DAY_MS or int(m.group(3)) >= 60 or int(m.group(5)) >= 60:
+        raise ValueError(f"{text!r}: hours are 00:00 to 23:59")
+    length = (end - begin) % DAY_MS or DAY_MS
+    if length % step_ms:
+        raise ValueError(f"{text!r}: the session is not a whole number of {_step_text(step_ms)} steps")
+    return Schedule(step_ms, mask, begin, length // step_ms).period
+
+
+def _days(text: str) -> int:
+    """Bits of ``Mon-Fri``, ``Sun-Thu`` (wrapping), ``Mon,Wed,Fri`` or a mix of both."""
+    names = [w.lower() for w in WEEKDAYS]
+    mask = 0
+    for part in re.split(r"\s*,\s*", text.strip()):
+        ends = [p.strip().lower() for p in part.split("-")]
+        if any(e not in names for e in ends) or len(ends) > 2:
+            raise ValueError(
+                f"{part!r}: days are Mon, Tue, Wed, Thu, Fri, Sat, Sun, or a range of them (Mon-Fri)"
+            )
+        a, b = names.index(ends[0]), names.index(ends[-1])
+        for i in range((b - a) % 7 + 1):
+            mask |= 1 << ((a + i) % 7)
+    return mask
+
+
+def _days_text(mask: int) -> str:
+    """``Mon-Fri``, ``Sun-Thu``, or the days listed (``Mon,Wed,Fri``)."""
+    if mask == 0b1111111:
+        return "Mon-Sun"
+    closed = next(i for i in range(7) if not mask >> i & 1)
+    week = [(closed + 1 + j) % 7 for j in range(7)]  # from the day after a closed one, so a run is whole
+    days = [i for i in week if mask >> i & 1]
+    if week.index(days[-1]) - week.index(days[0]) + 1 == len(days) and len(days) > 2:
+        return f"{WEEKDAYS[days[0]]}-{WEEKDAYS[days[-1]]}"
+    return ",".join(WEEKDAYS[i] for i in sorted(days))
+
+
+def _clock(ms: int) -> str:
+    return f"{ms // 3_600_000:02d}:{ms // 60_000 % 60:02d}"
+
+
+def _step_text(step_ms: int) -> str:
+    unit, size = next(
+        (u, s) for u, s in (("d", DAY_MS), ("h", 3_600_000), ("min", 60_000), ("s", 1000)) if step_ms % s == 0
+    )
+    return f"{step_ms // size}{unit}"
