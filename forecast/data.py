@@ -572,6 +572,11 @@ class SeriesFrame:
         return out
 
     @property
+    def n_series(self) -> int:
+        """Series in the feed (a run's loop may have forgotten some that went silent)."""
+        return self.frame["series"].n_unique()
+
+    @property
     def targets(self) -> list[str]:
         return self.channels[: self.n_targets]
 

@@ -150,7 +150,7 @@ def backtest(
     summary = {
         "schema": SUMMARY_SCHEMA,
         "data": data.name,
-        "series": data.frame["series"].n_unique(),
+        "series": data.n_series,
         "steps": data.frame["ts"].n_unique(),
         "missing_rows": 0 if data.missing is None else data.missing.rows,
         "duplicate_rows": data.duplicates,
@@ -266,7 +266,8 @@ def run_config(
         **_summarise(data, cfg, spec, scores, events, loop),
         "records_rejected": dict(sorted(rejected.items())),
     }
-    line = RunSummary.from_loop(loop.summary(), data.name, rejected=rejected.total(), config=name)
+    totals = {**loop.summary(), "series": data.n_series}
+    line = RunSummary.from_loop(totals, data.name, rejected=rejected.total(), config=name)
     phases = {k: v for k, v in loop.ledger.totals().items() if k != "all"}
     return ConfigRun(name, writer.scan(), events, summary, phases), line
 

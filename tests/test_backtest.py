@@ -375,3 +375,16 @@ def test_replay_sends_one_series_per_column_under_the_one_value_name(tmp_path):
         ("b", {"load": 2.0}),
         ("a", {"load": 3.0}),
     ]
+
+
+def test_the_run_line_counts_every_series_of_the_feed_even_one_the_loop_forgot(tmp_path):
+    from adaptcast.streams.scenarios import make_scenario
+
+    frame = make_scenario("level_shift", series=2, steps=400, seed=1).frame
+    frame = frame.filter((pl.col("series") == "s0") | (pl.col("ts") < frame["ts"].sort()[60]))  # s1 stops
+    path = tmp_path / "long.csv"
+    frame.write_csv(path)
+    args = ["--data", str(path), "--series-col", "series", "--target", "y", "--policy", "never"]
+    code, out = _run(*args, "--lookback", "6", "--horizon", "2", "--out", str(tmp_path / "o"))
+    assert code == 0, out
+    assert "(2 series)" in out  # s1, silent for 340 steps, was forgotten by then

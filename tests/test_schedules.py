@@ -13,8 +13,11 @@ from click.testing import CliRunner
 
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.backtest import backtest
 from adaptcast.streams.calendar import DAY_MS, advance, describe, months, nearest_step, nominal_ms, shift
 from adaptcast.streams.cli import main
+from adaptcast.streams.config import load_config
+from adaptcast.streams.embedded import run_embedded
 from adaptcast.streams.grid import Action, GridRules, infer_period, parse_period, place
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.records import Record
@@ -285,3 +288,22 @@ def test_a_worker_restarting_a_series_at_each_closure_says_to_declare_the_hours(
         for k, ts in enumerate(points(BIZ, "2024-03-04T09:00", 20).tolist()):
             loop.process([Record("s", ts, {"y": float(k)})])
     assert "restarts at 2024-03-05T09:00:00Z" in caplog.text and "declare its hours" in caplog.text
+
+
+def test_run_on_a_business_hours_file_forecasts_as_the_backtest_does(tmp_path):
+    stamps = points(BIZ, "2023-01-02T09:00", 45 * 5)
+    y = 20 + np.sin(np.arange(stamps.size) / 3)
+    path = tmp_path / "calls.csv"
+    pl.DataFrame({"ts": stamps.astype("datetime64[ms]"), "calls": y}).write_csv(path)
+    overrides = {
+        "model": {"kind": "naive", "target": ["calls"], "lookback": 9, "horizon": 3},
+        "adaptation": {"policy": "never"},
+        "backtest": {"data": str(path)},
+        "metrics": {"enabled": False},
+    }
+    live: list = []
+    cfg = load_config(overrides=overrides, environ={})
+    line = run_embedded(cfg, sink=live.extend)
+    offline = backtest(cfg, report=False, progress=False).forecasts
+    assert line.forecasts == offline["issued_at"].n_unique() > 0.85 * stamps.size  # no nightly restarts
+    assert all(np.isin(f.ts_ms, BIZ.advance(np.full(3, f.issued_at_ms), np.arange(1, 4))).all() for f in live)
