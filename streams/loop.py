@@ -42,6 +42,7 @@ from adaptcast.streams.metrics import Metrics, observe_many
 from adaptcast.streams.pending import ForecastStore
 from adaptcast.streams.records import MISSING_VALUE, Record, RecordError, format_timestamp
 from adaptcast.streams.retrain import InlineTrainer, Trainer
+from adaptcast.streams.schedule import is_scheduled
 from adaptcast.streams.state import POSITIONS_PER_SERIES, Pending, RingBuffer, SeriesState
 from adaptcast.streams.step import Forecast, RollingMean, ScoredError, StepResult, in_rounds
 
@@ -493,6 +494,12 @@ class ForecastLoop:
         elif placed.action is Action.LATE:
             seen = format_timestamp(state.grid.seen_ms or 0)
             why = f"series {rec.series!r} is at {seen}; record at {at} is late"
+        elif state.grid.period_ms is not None and is_scheduled(state.grid.period_ms):
+            why = (
+                f"series {rec.series!r}: {at} is not within {self.grid.tolerance:.0%} of a step of a point "
+                f"of its schedule ({describe(state.grid.period_ms)}): the schedule is closed then "
+                "(grid.frequency; its hours exclude the end, so 09:00-18:00 holds 09:00 to 17:00 hourly)"
+            )
         else:
             why = (
                 f"series {rec.series!r}: {at} is further than {self.grid.tolerance:.0%} of its period "

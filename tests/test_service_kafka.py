@@ -1079,3 +1079,4 @@ def test_a_business_hours_feed_is_served_on_its_declared_schedule(kafka_bootstra
     assert friday_close["ts"][0].startswith("2024-03-11T09:00")  # Monday's first hour
     dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
     assert [d["error"]["code"] for d in dead] == ["off_grid"]
+    assert "the schedule is closed then" in dead[0]["error"]["message"]
