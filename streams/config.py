@@ -20,6 +20,7 @@ from adaptcast.drift.conformal import (
 )
 from adaptcast.streams.formats import NAMED_FIELDS
 from adaptcast.streams.grid import Fill, GridRules, parse_period
+from adaptcast.streams.resample import Resample
 
 ENV_PREFIX = "ADAPTCAST__"
 SECRET_KEYS = ("sasl_password",)  # never printed: masked in `config show` and in error messages
@@ -352,12 +353,31 @@ class GridConfig(_Section):
         "onto a new grid of that interval (at least 3: a lone stray record makes two agree)",
     )
 
+    resample: Literal["off", "last", "mean"] = Field(
+        default="off",
+        description="for irregular feeds (reports on change, events): each period's records of a series "
+        "become one record at the period's start, their last values or their mean; needs a fixed "
+        "grid.frequency (off: every record is placed as it is)",
+    )
+
     @field_validator("frequency", "series_frequency")
     @classmethod
     def _periods(cls, v: str | dict[str, str] | None) -> str | dict[str, str] | None:
         for text in v.values() if isinstance(v, dict) else [v] if v is not None else []:
             parse_period(text)
         return v
+
+    @model_validator(mode="after")
+    def _resample_needs_a_fixed_period(self) -> GridConfig:
+        if self.resample == "off":
+            return self
+        texts = [self.frequency, *self.series_frequency.values()]
+        if self.frequency is None or any(parse_period(t) <= 0 for t in texts if t is not None):
+            raise ValueError(
+                f"grid.resample={self.resample} needs grid.frequency (and any grid.series_frequency) to be "
+                "a fixed period such as 1min or 1h: the periods whose records it aggregates"
+            )
+        return self
 
     def rules(self, lookback: int) -> GridRules:
         """The typed rules the loop follows; ``max_fill`` unset is a quarter of the model's lookback."""
@@ -370,6 +390,7 @@ class GridConfig(_Section):
             period_ms=None if self.frequency is None else parse_period(self.frequency),
             forget_after=self.forget_after,
             series_period_ms={s: parse_period(p) for s, p in self.series_frequency.items()},
+            resample=Resample(self.resample),
         )
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from adaptcast.streams.calendar import DAY_MS, calendar_period, months, nearest_step, shift, step_ms
 from adaptcast.streams.records import DUPLICATE, LATE, OFF_GRID
+from adaptcast.streams.resample import Resample
 from adaptcast.streams.schedule import Schedule, business_days, infer_schedule, is_scheduled, parse_schedule
 
 UNITS_MS = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
@@ -72,10 +73,15 @@ class GridRules:
     period_ms: int | None = None
     series_period_ms: Mapping[str, int] = field(default_factory=dict)
     forget_after: int | None = None  # periods of silence before a series is forgotten (None: 4 model spans)
+    resample: Resample = Resample.OFF  # irregular feeds: each period's records become one
+
+    def period_of(self, series: str) -> int | None:
+        """The period declared for ``series`` (None: inferred)."""
+        return self.series_period_ms.get(series, self.period_ms)
 
     def new_grid(self, series: str) -> SeriesGrid:
         """The grid of a series not seen yet: its declared period, if any, fixed from the start."""
-        period = self.series_period_ms.get(series, self.period_ms)
+        period = self.period_of(series)
         return SeriesGrid(period_ms=period, fixed=period is not None)
 
 

@@ -40,7 +40,8 @@ from adaptcast.streams.events import (
 from adaptcast.streams.grid import Action, GridRules, Placement, SeriesGrid, fill_rows, place, steady
 from adaptcast.streams.metrics import Metrics, observe_many
 from adaptcast.streams.pending import ForecastStore
-from adaptcast.streams.records import MISSING_VALUE, Record, RecordError, format_timestamp
+from adaptcast.streams.records import LATE, MISSING_VALUE, Record, RecordError, format_timestamp
+from adaptcast.streams.resample import Bucket, Resample, period_start
 from adaptcast.streams.retrain import InlineTrainer, Trainer
 from adaptcast.streams.schedule import is_scheduled
 from adaptcast.streams.state import POSITIONS_PER_SERIES, Pending, RingBuffer, SeriesState
@@ -210,6 +211,8 @@ class ForecastLoop:
         ordered = in_rounds(records)
         self.n_records += len(ordered)
         self.metrics.records_consumed.inc(len(ordered))
+        if self.grid.resample is not Resample.OFF:
+            ordered = self._resample(ordered, result)
         poll = self._take_next_points(ordered, result, forecasting)
         if poll is None:
             poll = self._take_one_by_one(ordered, result, forecasting)
@@ -264,6 +267,7 @@ class ForecastLoop:
                 "count": st.buffer.count,
                 "grid": st.grid.to_dict(),
                 "channels": list(self.channels),
+                **({} if st.bucket is None else {"bucket": st.bucket.to_dict()}),
             }
         return out
 
@@ -273,7 +277,8 @@ class ForecastLoop:
         Columns follow the channels by name, so a snapshot taken before a channel was dropped or
         reordered restores; one that lacks a channel this loop reads (a feature added, the target
         changed) raises ValueError before anything is replaced, as does a snapshot from before
-        channels were recorded whose width differs. A snapshot from before the time grid
+        channels were recorded whose width differs. A series whose snapshot grid has another period
+        than the configuration now declares starts afresh. A snapshot from before the time grid
         (``last_ts_ms``, ``period_ms``) continues on that period while the series' first records
         after it confirm or replace it.
         """
@@ -283,12 +288,25 @@ class ForecastLoop:
                 grid = SeriesGrid.from_dict(d["grid"])
             else:
                 grid = SeriesGrid(d["period_ms"], d["last_ts_ms"], d["last_ts_ms"])
+            declared = self.grid.period_of(name)
+            if declared is not None and grid.period_ms != declared:
+                log.info(
+                    "series %r: the snapshot's grid is %s, the configuration declares %s: its window "
+                    "starts afresh",
+                    name,
+                    describe(grid.period_ms or 0),
+                    describe(declared),
+                )
+                self.states.pop(name, None)
+                continue
             st = self.states[name] = self._new_state(grid)
             rows = np.asarray(d["rows"], dtype=np.float32)[-self.history :, columns[name]]
             filled = np.asarray(d.get("filled", np.zeros(len(rows))), dtype=bool)[-self.history :]
             for row, was_filled in zip(rows, filled, strict=True):
                 st.buffer.append(row, bool(was_filled))
             st.buffer.count = int(d["count"])
+            if "bucket" in d:
+                st.bucket = Bucket.from_dict(d["bucket"], columns[name])
 
     def _snapshot_columns(self, name: str, d: dict[str, Any]) -> list[int]:
         """The columns of series ``name``'s snapshot ``d`` that hold this loop's channels, in order."""
@@ -380,8 +398,7 @@ class ForecastLoop:
                 state = self._state(rec.series)
                 placed = self._check_order(rec, state)
             except RecordError as err:
-                result.rejected.append((rec, err))
-                self.metrics.records_rejected.labels(err.reason).inc()
+                self._reject(rec, err, result)
                 continue
             rec = self._to_grid(rec, row, placed, state, result)
             result.accepted.append(rec)
@@ -463,6 +480,38 @@ class ForecastLoop:
             result.accepted, list(index), which, pos[which] + rank + 1, rows, due, windows, period[which[due]]
         )
 
+    def _resample(self, ordered: list[Record], result: StepResult) -> list[Record]:
+        """Each period's records of a series as one record (``grid.resample``): a record of a later
+        period releases the one held; one of an earlier period than that held is late."""
+        released = []
+        for rec in ordered:
+            try:
+                row = self._row(rec)
+            except RecordError as err:
+                self._reject(rec, err, result)
+                continue
+            state = self._state(rec.series)
+            start = period_start(rec.ts_ms, self.grid.period_of(rec.series))  # type: ignore[arg-type]
+            held = state.bucket
+            if held is not None and start < held.start_ms:
+                why = (
+                    f"series {rec.series!r} is past the period from {format_timestamp(held.start_ms)}; "
+                    f"record at {format_timestamp(rec.ts_ms)} is late"
+                )
+                self._reject(rec, RecordError(LATE, why), result)
+            elif held is not None and start == held.start_ms:
+                held.add(row)
+            else:
+                if held is not None:
+                    values = dict(zip(self.channels, held.value(self.grid.resample).tolist(), strict=True))
+                    released.append(Record(rec.series, held.start_ms, values))
+                state.bucket = Bucket.of(start, row)
+        return released
+
+    def _reject(self, rec: Record, err: RecordError, result: StepResult) -> None:
+        result.rejected.append((rec, err))
+        self.metrics.records_rejected.labels(err.reason).inc()
+
     def _row(self, rec: Record) -> np.ndarray:
         try:
             return np.array([rec.values[c] for c in self.channels], dtype=np.float32)
@@ -504,7 +553,8 @@ class ForecastLoop:
             why = (
                 f"series {rec.series!r}: {at} is further than {self.grid.tolerance:.0%} of its period "
                 f"({describe(state.grid.period_ms or 0)}) from its grid through {last} (grid.tolerance; "
-                "a feed whose records jitter more needs a larger one, and grid.frequency declared)"
+                "a feed whose records jitter more needs a larger one, and grid.frequency declared; one "
+                "that keeps no regular interval, grid.frequency and grid.resample)"
             )
         raise RecordError(placed.action.value, why)
 
@@ -544,7 +594,7 @@ class ForecastLoop:
                 at,
                 reason,
                 describe(period or 0),
-                _closure_hint(period, placed.missing) if placed.action is Action.RESET else "",
+                _restart_hint(placed, period, changed),
             )
             steps = placed.missing if placed.action is Action.RESET else None
             ev = SeriesReset(
@@ -829,9 +879,18 @@ class ForecastLoop:
                 self.metrics.interval_coverage.labels(name).set(cov.mean)
 
 
-def _closure_hint(period: int | None, missing: int) -> str:
-    """For a gap of under four days on a grid within the day: what to do if the feed closes."""
-    if period is None or not 0 < period < DAY_MS or missing * period >= 4 * DAY_MS:
+def _restart_hint(placed: Placement, period: int | None, changed: bool) -> str:
+    """What to do about a restart that a feed's shape may cause at every turn: a gap of under four
+    days on a grid within the day (the feed may close at night or at weekends), or a fixed grid that
+    moved (the feed may keep no regular interval)."""
+    if changed:
+        return (
+            "; if the feed keeps no regular interval (reports on change, events), declare one and "
+            "aggregate each period: grid.frequency: 10min, grid.resample: mean (docs/architecture.md)"
+        )
+    if placed.action is not Action.RESET or period is None or not 0 < period < DAY_MS:
+        return ""
+    if placed.missing * period >= 4 * DAY_MS:
         return ""
     return (
         "; if the feed closes at night or at weekends, declare its hours, e.g. grid.frequency: "

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from adaptcast.streams.grid import SeriesGrid
+from adaptcast.streams.resample import Bucket
 
 
 class RingBuffer:
@@ -105,6 +106,7 @@ class SeriesState:
     buffer: RingBuffer
     grid: SeriesGrid
     pending: Pending
+    bucket: Bucket | None = None  # with grid.resample: the records of its latest period, not yet released
 
     def restart(self) -> None:
         """A long gap or a new grid: the window starts afresh and no pending forecast is scored."""

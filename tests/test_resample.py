@@ -1,0 +1,155 @@
+"""``grid.resample``: an irregular feed's records of each period become one record, so the feed is
+forecast instead of dead-lettered, and a held period survives a snapshot."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import polars as pl
+import pytest
+from click.testing import CliRunner
+
+from adaptcast.drift.serialize import load_state, save_state
+from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.cli import main
+from adaptcast.streams.config import ConfigError, load_config
+from adaptcast.streams.grid import GridRules
+from adaptcast.streams.loop import ForecastLoop
+from adaptcast.streams.records import Record
+from adaptcast.streams.resample import Resample
+
+MIN = 60_000
+P = 10 * MIN
+
+
+def _loop(how: Resample, lookback: int = 4, horizon: int = 2) -> ForecastLoop:
+    model = create_forecaster("naive", lookback=lookback, horizon=horizon)
+    model.fit(*sliding_windows(np.arange(40.0), lookback, horizon))
+    return ForecastLoop(model, ["y"], grid=GridRules(period_ms=P, resample=how))
+
+
+def _irregular(n: int, seed: int = 0) -> list[Record]:
+    rng = np.random.default_rng(seed)
+    t = np.cumsum(rng.integers(1, 2 * P // 3, n)) + 1_700_000_000_000 // P * P
+    return [Record("s", int(ts), {"y": float(k)}) for k, ts in enumerate(t)]
+
+
+@pytest.mark.parametrize("how", [Resample.MEAN, Resample.LAST])
+def test_each_period_becomes_one_record_of_its_mean_or_last(how):
+    loop = _loop(how)
+    recs = _irregular(300)
+    forecasts, rejected = [], []
+    for rec in recs:
+        res = loop.process([rec])
+        forecasts += res.forecasts
+        rejected += res.rejected
+    assert not rejected and not loop.adaptation.events  # no restarts: every period was held
+    periods: dict[int, list[float]] = {}
+    for rec in recs:
+        periods.setdefault(rec.ts_ms - rec.ts_ms % P, []).append(rec.values["y"])
+    starts = sorted(periods)
+    expect = {t: float(np.mean(v)) if how is Resample.MEAN else v[-1] for t, v in periods.items()}
+    # a naive forecast is the window's last row: each released period's value, issued at its start
+    got = {f.issued_at_ms: float(f.yhat[0, 0]) for f in forecasts}
+    assert set(got) == set(starts[3:-1])  # from the first full window to the last released period
+    assert all(got[t] == pytest.approx(expect[t]) for t in got)
+    assert all(list(f.ts_ms) == [f.issued_at_ms + P, f.issued_at_ms + 2 * P] for f in forecasts)
+
+
+def test_a_record_of_a_period_already_released_is_late_and_a_missing_channel_is_its_own_dead_letter():
+    loop = _loop(Resample.MEAN)
+    base = 1_700_000_000_000 // P * P
+    loop.process([Record("s", base + MIN, {"y": 1.0}), Record("s", base + P + MIN, {"y": 2.0})])
+    res = loop.process([Record("s", base + 2 * MIN, {"y": 9.0}), Record("s", base + P + 2 * MIN, {"x": 3.0})])
+    assert [(r.ts_ms, e.reason) for r, e in res.rejected] == [
+        (base + 2 * MIN, "late"),
+        (base + P + 2 * MIN, "missing_value"),
+    ]
+    assert "is past the period from" in str(res.rejected[0][1])
+
+
+def test_a_held_period_survives_a_snapshot_and_restore(tmp_path):
+    first = _loop(Resample.MEAN)
+    recs = _irregular(60)
+    for rec in recs[:-3]:
+        first.process([rec])
+    held = first.states["s"].bucket
+    assert held is not None and held.count >= 1
+    again = _loop(Resample.MEAN)
+    save_state(tmp_path / "snap.npz", {"series": first.export_series(["s"])})  # pickle-free, as a worker's
+    again.import_series(load_state(tmp_path / "snap.npz")["series"])
+    for rec in recs[-3:]:
+        r1, r2 = first.process([rec]), again.process([rec])
+        assert [f.yhat.tolist() for f in r1.forecasts] == [f.yhat.tolist() for f in r2.forecasts]
+    assert again.states["s"].bucket.to_dict() == first.states["s"].bucket.to_dict()
+
+
+def test_resample_needs_a_fixed_frequency():
+    with pytest.raises(ConfigError, match=r"needs grid\.frequency"):
+        load_config(overrides={"grid": {"resample": "mean"}}, environ={})
+    with pytest.raises(ConfigError, match="fixed period"):
+        load_config(
+            overrides={"grid": {"resample": "last", "frequency": "1h Mon-Fri 09:00-18:00"}}, environ={}
+        )
+    cfg = load_config(overrides={"grid": {"resample": "mean", "frequency": "10min"}}, environ={})
+    assert cfg.grid.rules(48).resample is Resample.MEAN
+
+
+def test_backtest_of_an_irregular_file_forecasts_instead_of_dead_lettering(tmp_path):
+    recs = _irregular(3000, seed=3)
+    y = 20 + np.sin(np.arange(len(recs)) / 30) + np.random.default_rng(1).normal(0, 0.05, len(recs))
+    path = tmp_path / "sensor.csv"
+    pl.DataFrame({"ts": np.array([r.ts_ms for r in recs]).astype("datetime64[ms]"), "temp": y}).write_csv(
+        path
+    )
+    runner = CliRunner()
+    args = ["backtest", "--data", str(path), "--target", "temp", "--model", "naive", "--policy", "never"]
+    res = runner.invoke(
+        main, [*args, "--out", str(tmp_path / "a")], env={"ADAPTCAST__GRID__FREQUENCY": "10min"}
+    )
+    assert res.exit_code == 0, res.output
+    placed = json.loads((tmp_path / "a" / "summary.json").read_text())
+    env = {"ADAPTCAST__GRID__FREQUENCY": "10min", "ADAPTCAST__GRID__RESAMPLE": "mean"}
+    res = runner.invoke(main, [*args, "--out", str(tmp_path / "b")], env=env)
+    assert res.exit_code == 0, res.output
+    resampled = json.loads((tmp_path / "b" / "summary.json").read_text())
+    (before,), (after,) = placed["configs"].values(), resampled["configs"].values()
+    assert sum(before["records_rejected"].values()) > 500  # off the grid or a point already taken
+    assert after["records_rejected"] == {} and after["n_forecasts"] > before["n_forecasts"]
+
+
+def test_an_irregular_feed_without_resample_is_told_about_it():
+    """Records off the grid say so in their dead letters, and a fixed grid that moves in its log."""
+    model = create_forecaster("naive", lookback=4, horizon=2)
+    model.fit(*sliding_windows(np.arange(40.0), 4, 2))
+    loop = ForecastLoop(model, ["y"], grid=GridRules())
+    rejected = [e for rec in _irregular(400, seed=4) for _, e in loop.process([rec]).rejected]
+    assert len(rejected) > 100 and all("grid.resample" in str(e) for e in rejected if e.reason == "off_grid")
+
+
+def test_a_series_whose_grid_keeps_moving_is_told_about_resample(caplog):
+    model = create_forecaster("naive", lookback=4, horizon=2)
+    model.fit(*sliding_windows(np.arange(40.0), 4, 2))
+    loop = ForecastLoop(model, ["y"], grid=GridRules(period_ms=P))
+    base = 1_700_000_000_000 // P * P
+    with caplog.at_level("WARNING", logger="adaptcast.loop"):
+        for k in range(30):  # ten-minute points, then seven-minute ones: a fixed grid that moves
+            loop.process([Record("s", base + (k * P if k < 10 else 9 * P + (k - 9) * 7 * MIN), {"y": 1.0})])
+    assert "grid.resample: mean" in caplog.text
+
+
+def test_a_snapshot_on_another_period_than_the_one_now_declared_is_not_restored():
+    """A restart after grid.frequency changed (10 → 15 min): the old grid would refuse the new periods'
+    records as off the grid, and with resample those are aggregates with no bytes to dead-letter."""
+    first = _loop(Resample.MEAN)
+    for rec in _irregular(60):
+        first.process([rec])
+    model = create_forecaster("naive", lookback=4, horizon=2)
+    model.fit(*sliding_windows(np.arange(40.0), 4, 2))
+    again = ForecastLoop(model, ["y"], grid=GridRules(period_ms=15 * MIN, resample=Resample.MEAN))
+    again.import_series(first.export_series(["s"]))
+    assert "s" not in again.states
+    rejected = [e for rec in _irregular(200, seed=9) for _, e in again.process([rec]).rejected]
+    assert rejected == []
