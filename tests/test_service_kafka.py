@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import gc
 import json
 import os
@@ -1080,3 +1081,28 @@ def test_a_business_hours_feed_is_served_on_its_declared_schedule(kafka_bootstra
     dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
     assert [d["error"]["code"] for d in dead] == ["off_grid"]
     assert "the schedule is closed then" in dead[0]["error"]["message"]
+
+
+def test_an_irregular_feed_is_resampled_by_the_worker(kafka_bootstrap, tmp_path):
+    """Readings at irregular times, grid.resample: mean: one forecast per ten-minute period with a full
+    window, issued at the period's start, and nothing dead-lettered but a reading that came late."""
+    names = _topics(kafka_bootstrap)
+    period = 10 * 60_000
+    rng = np.random.default_rng(0)
+    stamps = (
+        np.cumsum(rng.integers(60_000, 2 * period // 3, 400)) + 1_700_000_000_000 // period * period
+    ).tolist()
+    feed = [
+        {"series": "s0", "ts": format_timestamp(t), "values": {"y": float(k)}} for k, t in enumerate(stamps)
+    ]
+    feed.insert(200, {"series": "s0", "ts": format_timestamp(stamps[150]), "values": {"y": -1.0}})  # late
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, grid={"frequency": "10min", "resample": "mean"})
+    _produce(kafka_bootstrap, names["input"], feed)
+    _serve_all(cfg, len(feed))
+    starts = sorted({t - t % period for t in stamps})
+    live, counts = _predictions(kafka_bootstrap, names["output"], 1)
+    issued = sorted(parse_timestamp(k[1]) for k in live)
+    assert set(issued) <= set(starts[:-1]) and len(issued) > 0.5 * len(starts) and max(counts.values()) == 1
+    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
+    assert [d["error"]["code"] for d in dead] == ["late"]
+    assert json.loads(base64.b64decode(dead[0]["original"])) == feed[200]  # the reading's own bytes
