@@ -18,6 +18,7 @@ import numpy as np
 from adaptcast.forecast.base import InputError
 from adaptcast.streams.calendar import advance, describe
 from adaptcast.streams.grid import Action, GridRules, fill_rows, infer_period, place
+from adaptcast.streams.resample import Resample
 from adaptcast.streams.schedule import DAY_MS, MIN_WEEKS, WEEK_MS, infer_schedule
 
 INFER_ROWS = 241  # rows whose intervals decide a file's period when the configuration declares none
@@ -81,12 +82,30 @@ def schedule_of(ts_ms: np.ndarray, period: int, tolerance: float) -> int | None:
     return None if found is None else found.period
 
 
+def resampled(
+    ts_ms: np.ndarray, values: np.ndarray, period_ms: int, how: Resample
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each period's rows (sorted, none missing) as one row at the period's start, as the live loop
+    aggregates them (``grid.resample``)."""
+    starts = ts_ms - ts_ms % period_ms
+    first = np.flatnonzero(np.r_[True, starts[1:] != starts[:-1]])
+    if how is Resample.LAST:
+        return starts[first], values[np.r_[first[1:] - 1, starts.size - 1]]
+    sums = np.add.reduceat(values.astype(np.float64), first, axis=0)
+    counts = np.diff(np.r_[first, starts.size])[:, None]
+    return starts[first], (sums / counts).astype(values.dtype)
+
+
 def on_grid(ts_ms: np.ndarray, values: np.ndarray, rules: GridRules) -> OnGrid:
     """Place each row (sorted by time; NaN where a value is missing) on the grid of :func:`file_period`."""
     period = file_period(ts_ms, rules)
     missing = np.isnan(values).any(axis=1)
+    n_missing = int(missing.sum())
+    if rules.resample is not Resample.OFF and period > 0 and (~missing).any():
+        ts_ms, values = resampled(ts_ms[~missing], values[~missing], period, rules.resample)
+        missing = np.zeros(ts_ms.size, dtype=bool)
     if period > 0 and not missing.any() and (np.diff(ts_ms) == period).all():  # already on its grid
-        return OnGrid(ts_ms, values, np.zeros(ts_ms.size, dtype=np.int64), period, 0, 0, {})
+        return OnGrid(ts_ms, values, np.zeros(ts_ms.size, dtype=np.int64), period, 0, n_missing, {})
     rules = replace(rules, period_ms=period)
     grid = rules.new_grid("")
     keep: list[int] = []  # per output row: the input row, or -1 for a filled point
@@ -125,6 +144,6 @@ def on_grid(ts_ms: np.ndarray, values: np.ndarray, rules: GridRules) -> OnGrid:
         segment=np.asarray(segment, dtype=np.int64),
         period=period,
         filled=int((index < 0).sum()),
-        missing_values=int(missing.sum()),
+        missing_values=n_missing,
         left_out=dict(left_out),
     )

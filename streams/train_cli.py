@@ -58,6 +58,7 @@ from adaptcast.streams.grid import Fill, GridRules, parse_period
 from adaptcast.streams.publish import publish
 from adaptcast.streams.records import format_timestamp
 from adaptcast.streams.regular import OnGrid, file_period, on_grid
+from adaptcast.streams.resample import Resample
 from adaptcast.streams.retrain import training_set
 from adaptcast.streams.schedule import is_scheduled
 from adaptcast.streams.topic_history import describe, recent_values, series_histories
@@ -86,7 +87,7 @@ def grid_schema(period: int, rules: GridRules) -> dict[str, Any]:
         "step_seconds": nominal_ms(period) / 1000,
         "step_months": -period if is_calendar(period) and not is_scheduled(period) else None,
         "step_schedule": describe_period(period) if is_scheduled(period) else None,
-        "grid": {"fill": rules.fill.value, "max_fill": rules.max_fill},
+        "grid": {"fill": rules.fill.value, "max_fill": rules.max_fill, "resample": rules.resample.value},
     }
 
 
@@ -108,12 +109,14 @@ def gridded(tf: TimeFrame, columns: list[str], rules: GridRules) -> tuple[TimeFr
 def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
     """The grid a trained model forecasts on: its step, and the gap rules it was trained with (a
     quarter of its lookback, linear, for a model saved before they were recorded). The file must
-    have that step; a model that records none (trained on a topic's series) takes the file's."""
+    have that step, unless the model was trained on resampled rows (its rows are then resampled to
+    it); a model that records none (trained on a topic's series) takes the file's."""
     schema = model.schema
     recorded = schema.get("grid") or {}
     rules = GridRules(
         fill=Fill(recorded.get("fill", Fill.LINEAR.value)),
         max_fill=int(recorded.get("max_fill", model.lookback // 4)),
+        resample=Resample(recorded.get("resample", Resample.OFF.value)),
     )
     try:
         own = file_period(_times_ms(tf.frame[tf.time_col]), rules)
@@ -128,7 +131,8 @@ def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
         period = parse_period(str(sessions))
     else:
         period = months(int(steps)) if steps else round(float(seconds) * 1000) if seconds else own
-    if abs(nominal_ms(own) - nominal_ms(period)) > rules.tolerance * nominal_ms(period):
+    resampled = rules.resample is not Resample.OFF
+    if not resampled and abs(nominal_ms(own) - nominal_ms(period)) > rules.tolerance * nominal_ms(period):
         raise InputError(
             f"{tf.source}: its rows are {describe_period(own)} apart, but the model forecasts steps of "
             f"{describe_period(period)}; give it data at that step"

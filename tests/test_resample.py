@@ -18,6 +18,7 @@ from adaptcast.streams.config import ConfigError, load_config
 from adaptcast.streams.grid import GridRules
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.records import Record
+from adaptcast.streams.regular import on_grid
 from adaptcast.streams.resample import Resample
 
 MIN = 60_000
@@ -153,3 +154,44 @@ def test_a_snapshot_on_another_period_than_the_one_now_declared_is_not_restored(
     assert "s" not in again.states
     rejected = [e for rec in _irregular(200, seed=9) for _, e in again.process([rec]).rejected]
     assert rejected == []
+
+
+@pytest.mark.parametrize("how", [Resample.MEAN, Resample.LAST])
+def test_a_file_is_resampled_as_the_loop_resamples_a_feed(how):
+    """`train` and `predict` (and `train --from-topic`) put a file's rows on the grid as the worker
+    puts records: the same periods, the same values."""
+    recs = _irregular(300, seed=5)
+    ts = np.array([r.ts_ms for r in recs], dtype=np.int64)
+    values = np.array([[r.values["y"]] for r in recs])
+    values[7] = np.nan  # a missing value is left out, as a record lacking it is
+    g = on_grid(ts, values, GridRules(period_ms=P, resample=how))
+    live = _loop(how)
+    for k, rec in enumerate(recs):
+        if k != 7:
+            live.process([rec])
+    held = live.states["s"].buffer.last(len(live.states["s"].buffer))[:, 0]  # the newest periods it keeps
+    assert g.missing_values == 1 and not g.left_out and (g.ts_ms % P == 0).all()
+    # the file's rows end with the period the loop still holds (no later record released it)
+    assert g.values[-held.size - 1 : -1, 0] == pytest.approx(held, rel=1e-6)
+    assert g.values[-1, 0] == pytest.approx(live.states["s"].bucket.value(how)[0], rel=1e-6)
+
+
+def test_train_and_predict_resample_an_irregular_file(tmp_path):
+    recs = _irregular(1500, seed=6)
+    y = 20 + np.sin(np.arange(len(recs)) / 30)
+    path = tmp_path / "sensor.csv"
+    pl.DataFrame({"ts": np.array([r.ts_ms for r in recs]).astype("datetime64[ms]"), "temp": y}).write_csv(
+        path
+    )
+    runner = CliRunner()
+    env = {"ADAPTCAST__GRID__FREQUENCY": "10min", "ADAPTCAST__GRID__RESAMPLE": "mean"}
+    shape = ["--data", str(path), "--target", "temp", "--lookback", "12", "--horizon", "3"]
+    res = runner.invoke(main, ["train", *shape, "--out", str(tmp_path / "m")], env=env)
+    assert res.exit_code == 0, res.output
+    manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
+    assert manifest["schema"]["grid"]["resample"] == "mean"
+    res = runner.invoke(main, ["predict", "--model-dir", str(tmp_path / "m"), "--data", str(path)])  # no env
+    assert res.exit_code == 0, res.output
+    issued = {line.split(",")[0] for line in res.output.strip().splitlines()[1:]}
+    last = recs[-1].ts_ms
+    assert issued == {str(np.datetime64(last - last % P, "ms"))[:19]}  # the newest period's start
