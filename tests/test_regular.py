@@ -103,7 +103,7 @@ def test_train_and_predict_on_a_gappy_file(tmp_path):
     summary = json.loads(text)
     assert summary["grid"]["segments"] == 2 and summary["grid"]["missing_values"] == 1
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["schema"]["grid"] == {"fill": "linear", "max_fill": 6}
+    assert manifest["schema"]["grid"] == {"fill": "linear", "max_fill": 6, "resample": "off"}
     code, text = _cli("predict", "--model-dir", str(out), "--data", str(path))
     assert code == 0, text
     rows = [line.split(",") for line in text.splitlines()[1:]]
