@@ -75,6 +75,14 @@ class GridRules:
     forget_after: int | None = None  # periods of silence before a series is forgotten (None: 4 model spans)
     resample: Resample = Resample.OFF  # irregular feeds: each period's records become one
 
+    def __post_init__(self) -> None:
+        if self.resample is not Resample.OFF and (
+            self.period_ms is None or any(p <= 0 for p in (self.period_ms, *self.series_period_ms.values()))
+        ):
+            raise ValueError(
+                "resampling needs a declared fixed period: the periods whose records it aggregates"
+            )
+
     def period_of(self, series: str) -> int | None:
         """The period declared for ``series`` (None: inferred)."""
         return self.series_period_ms.get(series, self.period_ms)

@@ -353,6 +353,8 @@ class ForecastLoop:
         idle = []
         for name, st in self.states.items():
             seen, now = st.grid.seen_ms, self.stream_time(name)
+            if st.bucket is not None:  # resampled: its newest records may still be held, unplaced
+                seen = max(seen or st.bucket.start_ms, st.bucket.start_ms)
             period = nominal_ms(st.grid.period_ms) if st.grid.period_ms else typical
             if seen is not None and now is not None and period and now - seen > self.forget_after * period:
                 idle.append(name)
@@ -491,7 +493,9 @@ class ForecastLoop:
                 self._reject(rec, err, result)
                 continue
             state = self._state(rec.series)
-            start = period_start(rec.ts_ms, self.grid.period_of(rec.series))  # type: ignore[arg-type]
+            period = self.grid.period_of(rec.series)
+            assert period is not None  # GridRules refuses resampling without a declared period
+            start = period_start(rec.ts_ms, period)
             held = state.bucket
             if held is not None and start < held.start_ms:
                 why = (
@@ -509,6 +513,7 @@ class ForecastLoop:
         return released
 
     def _reject(self, rec: Record, err: RecordError, result: StepResult) -> None:
+        """Send a record to the call's rejections (the worker dead-letters them) and count it."""
         result.rejected.append((rec, err))
         self.metrics.records_rejected.labels(err.reason).inc()
 

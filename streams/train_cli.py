@@ -116,8 +116,8 @@ def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
     rules = GridRules(
         fill=Fill(recorded.get("fill", Fill.LINEAR.value)),
         max_fill=int(recorded.get("max_fill", model.lookback // 4)),
-        resample=Resample(recorded.get("resample", Resample.OFF.value)),
     )
+    resample = Resample(recorded.get("resample", Resample.OFF.value))
     try:
         own = file_period(_times_ms(tf.frame[tf.time_col]), rules)
     except InputError as exc:
@@ -131,13 +131,13 @@ def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
         period = parse_period(str(sessions))
     else:
         period = months(int(steps)) if steps else round(float(seconds) * 1000) if seconds else own
-    resampled = rules.resample is not Resample.OFF
+    resampled = resample is not Resample.OFF
     if not resampled and abs(nominal_ms(own) - nominal_ms(period)) > rules.tolerance * nominal_ms(period):
         raise InputError(
             f"{tf.source}: its rows are {describe_period(own)} apart, but the model forecasts steps of "
             f"{describe_period(period)}; give it data at that step"
         )
-    return replace(rules, period_ms=period)
+    return replace(rules, period_ms=period, resample=resample)
 
 
 def whole_windows(w: Windows, g: OnGrid, start: int, stride: int, span: int) -> Windows:

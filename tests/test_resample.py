@@ -195,3 +195,18 @@ def test_train_and_predict_resample_an_irregular_file(tmp_path):
     issued = {line.split(",")[0] for line in res.output.strip().splitlines()[1:]}
     last = recs[-1].ts_ms
     assert issued == {str(np.datetime64(last - last % P, "ms"))[:19]}  # the newest period's start
+
+
+def test_a_resampled_series_that_sent_one_record_and_went_silent_is_forgotten():
+    """Its record is held, not yet placed on the grid: silence is measured from the held period."""
+    model = create_forecaster("naive", lookback=4, horizon=2)
+    model.fit(*sliding_windows(np.arange(40.0), 4, 2))
+    loop = ForecastLoop(model, ["y"], grid=GridRules(period_ms=P, resample=Resample.MEAN, forget_after=5))
+    base = 1_700_000_000_000 // P * P
+    loop.process([Record("once", base + MIN, {"y": 1.0})])
+    for k in range(1, 200):
+        loop.process([Record("steady", base + k * P + MIN, {"y": 1.0})])
+    loop.forget_idle()
+    assert "once" not in loop.states and "steady" in loop.states
+    with pytest.raises(ValueError, match="declared fixed period"):
+        GridRules(resample=Resample.LAST)
