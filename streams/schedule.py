@@ -29,6 +29,7 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MON_FRI = 0b0011111
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
 MIN_WEEKS = 3  # a slot of the week never seen in this many weeks of a feed is closed
+MIN_COVERAGE = 0.9  # and the open slots of those weeks must hold records, but for holidays and gaps
 _FIELD = 17  # bits per field after the 7 of the weekmask: points, start and step (seconds), each < 2**17
 
 
@@ -151,7 +152,9 @@ def infer_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) -> Sch
     The open slots must form one session per open day, every session starting at one time of day
     and of one length, or whole days (then sessions of a day run back to back, as a market open
     from Sunday 22:00 to Friday 22:00). A feed missing records at random leaves no slot empty for
-    three weeks, and one gap that does is not the shape of a week of sessions.
+    three weeks, and one gap that does is not the shape of a week of sessions; nor is a feed whose
+    open slots are under ``MIN_COVERAGE`` filled (one missing a third of its days at random can
+    leave a weekday empty for three weeks by chance, but not with nine in ten of the rest full).
     """
     t = np.asarray(stamps_ms, dtype=np.int64)
     if t.size < 2 or step_ms <= 0 or DAY_MS % step_ms or step_ms % 1000 or t[-1] - t[0] < MIN_WEEKS * WEEK_MS:
@@ -183,7 +186,13 @@ def infer_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) -> Sch
     start = 0 if step_ms == DAY_MS else week_ms[0] % DAY_MS
     if start % 1000:
         return None
-    return Schedule(step_ms, mask, start, points)
+    found = Schedule(step_ms, mask, start, points)
+    first = found.first_point(int(t[0]), tolerance)
+    if first is None:
+        return None
+    # a feed missing records at random may leave a slot empty by chance; it leaves open ones empty too
+    expected = found.nearest(first, int(t[-1])) + 1
+    return found if np.unique(slot).size >= MIN_COVERAGE * expected else None
 
 
 def _runs(open_: np.ndarray) -> list[tuple[int, int]]:

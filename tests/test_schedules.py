@@ -307,3 +307,17 @@ def test_run_on_a_business_hours_file_forecasts_as_the_backtest_does(tmp_path):
     offline = backtest(cfg, report=False, progress=False).forecasts
     assert line.forecasts == offline["issued_at"].n_unique() > 0.85 * stamps.size  # no nightly restarts
     assert all(np.isin(f.ts_ms, BIZ.advance(np.full(3, f.issued_at_ms), np.arange(1, 4))).all() for f in live)
+
+
+def test_a_daily_feed_missing_days_at_random_is_not_taken_for_business_days():
+    """Missing a third of its days, a daily feed can leave one weekday empty for three weeks by chance
+    (about 2 % of 24-record starts); its open days are then far from full, so it stays daily."""
+    rng = np.random.default_rng(11)
+    found = 0
+    for _ in range(300):
+        days = np.sort(rng.choice(36, 24, replace=False))
+        if len({(d + 3) % 7 for d in days}) < 7:  # a weekday never seen: the chance case
+            found += 1
+            stamps = ms("2024-01-04") + DAY_MS * days  # 2024-01-04 is a Thursday, like the epoch
+            assert infer_schedule(stamps, DAY_MS, 0.1) is None
+    assert found > 0
