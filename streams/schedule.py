@@ -29,7 +29,7 @@ WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MON_FRI = 0b0011111
 EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
 MIN_WEEKS = 3  # a slot of the week never seen in this many weeks of a feed is closed
-MIN_COVERAGE = 0.9  # and the open slots of those weeks must hold records, but for holidays and gaps
+MIN_COVERAGE = 0.85  # and the open slots of those weeks must hold records, but for holidays and gaps
 _FIELD = 17  # bits per field after the 7 of the weekmask: points, start and step (seconds), each < 2**17
 
 
@@ -154,7 +154,7 @@ def infer_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) -> Sch
     from Sunday 22:00 to Friday 22:00). A feed missing records at random leaves no slot empty for
     three weeks, and one gap that does is not the shape of a week of sessions; nor is a feed whose
     open slots are under ``MIN_COVERAGE`` filled (one missing a third of its days at random can
-    leave a weekday empty for three weeks by chance, but not with nine in ten of the rest full).
+    leave a weekday empty for three weeks by chance, but not with 85 % of the rest full).
     """
     t = np.asarray(stamps_ms, dtype=np.int64)
     if t.size < 2 or step_ms <= 0 or DAY_MS % step_ms or step_ms % 1000 or t[-1] - t[0] < MIN_WEEKS * WEEK_MS:

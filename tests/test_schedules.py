@@ -321,3 +321,10 @@ def test_a_daily_feed_missing_days_at_random_is_not_taken_for_business_days():
             stamps = ms("2024-01-04") + DAY_MS * days  # 2024-01-04 is a Thursday, like the epoch
             assert infer_schedule(stamps, DAY_MS, 0.1) is None
     assert found > 0
+
+
+def test_business_days_starting_over_the_holidays_are_still_found_from_the_first_records():
+    stamps = weekdays("2023-12-11", 30)
+    holidays = [ms("2023-12-25"), ms("2023-12-26"), ms("2024-01-01")]
+    stamps = np.setdiff1d(stamps, holidays)[:24].tolist()  # what a live series infers from
+    assert infer_period(tuple(np.diff(stamps).tolist()), 0.1, stamps[-1]) == business_days()
