@@ -311,7 +311,7 @@ def test_run_on_a_business_hours_file_forecasts_as_the_backtest_does(tmp_path):
 
 def test_a_daily_feed_missing_days_at_random_is_not_taken_for_business_days():
     """Missing a third of its days, a daily feed can leave one weekday empty for three weeks by chance
-    (about 2 % of 24-record starts); its open days are then far from full, so it stays daily."""
+    (2 of these 300 draws); its open days are then far from full, so it stays daily."""
     rng = np.random.default_rng(11)
     found = 0
     for _ in range(300):
