@@ -8,6 +8,7 @@ retraining runs inline, so a run is reproducible from its seed. The configuratio
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from collections import Counter
@@ -44,6 +45,8 @@ from adaptcast.streams.records import Record
 from adaptcast.streams.report import ConfigRun, write_report
 from adaptcast.streams.retrain import InlineTrainer, TrainOutcome
 from adaptcast.streams.summary import RunSummary
+
+log = logging.getLogger("adaptcast.backtest")
 
 SUMMARY_SCHEMA = 1
 FORECASTS_FILE, EVENTS_FILE, SUMMARY_FILE = "forecasts.parquet", "events.parquet", "summary.json"
@@ -268,8 +271,33 @@ def run_config(
     }
     totals = {**loop.summary(), "series": data.n_series}
     line = RunSummary.from_loop(totals, data.name, rejected=rejected.total(), config=name)
+    for advice in what_went_wrong(line, rejected, summary["series_resets"], loop.lookback):
+        log.warning("%s [%s]: %s", data.name, name, advice)
     phases = {k: v for k, v in loop.ledger.totals().items() if k != "all"}
     return ConfigRun(name, writer.scan(), events, summary, phases), line
+
+
+def what_went_wrong(line: RunSummary, rejected: Counter[str], restarts: int, lookback: int) -> list[str]:
+    """What a run's numbers say about a feed the settings do not fit, and what to change: most of
+    its records off the grid, or no forecast at all."""
+    out = []
+    misplaced = rejected["off_grid"] + rejected["duplicate"]
+    if misplaced > 0.05 * line.records:
+        out.append(
+            f"{misplaced} of {line.records} records were off the grid or on a point already taken: a "
+            "feed that keeps no regular interval needs grid.frequency and grid.resample: mean, a "
+            "jittered one a larger grid.tolerance"
+        )
+    if line.forecasts == 0 and line.records >= lookback:
+        why = (
+            f"the series restarted {restarts} times after gaps longer than grid.max_fill before holding "
+            f"{lookback} rows (model.lookback): a feed that closes at night or at weekends needs its "
+            "hours in grid.frequency (e.g. '1h Mon-Fri 09:00-18:00'); a gappy one a larger grid.max_fill"
+            if restarts
+            else f"no series held {lookback} rows (model.lookback) on its grid"
+        )
+        out.append(f"no forecasts: {why}")
+    return out
 
 
 def _event_table(events: list[LoopEvent]) -> pl.DataFrame:

@@ -110,7 +110,7 @@ def plot_pareto(
         ax.margins(x=0.15, y=0.08)  # room for the labels
         ax.set_xlabel(xlabel)
     axes[0].set_ylabel(labels[0])
-    axes[1].legend(fontsize=7, loc="best")
+    _legend(axes[1], fontsize=7, loc="best")
     fig.suptitle(f"{title} (filled: on the Pareto front)")
     return _save(fig, path)
 
@@ -172,7 +172,7 @@ def plot_forecast(run: ConfigRun, series: str, labelled: list[dict[str, Any]], p
         else:
             ax.axvline(start, color="tab:red", alpha=0.3, lw=4, label="labelled event" if i == 0 else None)
     ax.set_title(f"{run.name}: series {series}, one-step-ahead forecast")
-    ax.legend(loc="upper left", fontsize=8, ncol=3)
+    _legend(ax, loc="upper left", fontsize=8, ncol=3)
     fig.autofmt_xdate()
     return _save(fig, path)
 
@@ -194,7 +194,7 @@ def plot_error(runs: list[ConfigRun], path: Path, window: int = 48) -> Path:
         ax.plot(df["ts"], df["ae"], lw=1.0, label=run.name)
     ax.set_title(f"Rolling MAE ({window} steps) of one-step forecasts")
     ax.set_ylabel("MAE")
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     fig.autofmt_xdate()
     return _save(fig, path)
 
@@ -209,7 +209,7 @@ def plot_compute(runs: list[ConfigRun], path: Path) -> Path:
         ax.step(tr["ts"], tr["train_seconds"].cum_sum(), where="post", label=run.name)
     ax.set_title("Cumulative training compute")
     ax.set_ylabel("train seconds (CPU)")
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     fig.autofmt_xdate()
     return _save(fig, path)
 
@@ -260,7 +260,7 @@ def plot_coverage(runs: list[ConfigRun], path: Path, window: int = COVERAGE_WIND
             ax.axhline(float(lv) / 100, color="grey", ls=":", lw=0.8)
     left.set_title(f"Interval coverage, one-step forecasts (rolling {window} steps)")
     left.set_ylabel("coverage")
-    left.legend(fontsize=7, loc="lower left", ncol=2)
+    _legend(left, fontsize=7, loc="lower left", ncol=2)
     right.set_title("Interval coverage per lead")
     right.set_xlabel("lead (steps)")
     plt.setp(left.get_xticklabels(), rotation=30, ha="right")
@@ -272,6 +272,15 @@ COMPARISON_PLOTS = (  # (file, caption, plot) of the figures that show every con
     ("compute.png", "Compute over time", plot_compute),
     ("comparison.png", "Policy comparison", plot_comparison),
 )
+
+
+def _legend(ax: Any, **kwargs: Any) -> None:
+    """A legend of what the axes show, or a note that they show nothing (a run with no forecasts
+    or no retrains), instead of matplotlib's warning about an empty legend."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+    else:
+        ax.text(0.5, 0.5, "nothing to show", transform=ax.transAxes, ha="center", va="center", color="grey")
 
 
 def _save(fig: plt.Figure, path: Path) -> Path:

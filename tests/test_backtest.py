@@ -388,3 +388,52 @@ def test_the_run_line_counts_every_series_of_the_feed_even_one_the_loop_forgot(t
     code, out = _run(*args, "--lookback", "6", "--horizon", "2", "--out", str(tmp_path / "o"))
     assert code == 0, out
     assert "(2 series)" in out  # s1, silent for 340 steps, was forgotten by then
+
+
+def test_a_run_that_forecasts_nothing_says_why_and_its_report_draws_without_warnings(tmp_path, caplog):
+    """Business hours on a declared hourly grid: each night restarts the series before it holds a
+    window. The run says so and what to set; the report's empty charts say "nothing to show"."""
+    import warnings
+
+    import numpy as np
+
+    days = np.busday_offset(np.datetime64("2024-01-01", "D"), np.arange(40), roll="forward")
+    ts = (days.astype("datetime64[h]")[:, None] + np.arange(9, 18).astype("timedelta64[h]")).ravel()
+    path = tmp_path / "calls.csv"
+    pl.DataFrame({"ts": ts.astype("datetime64[ms]"), "calls": np.arange(ts.size, dtype=float)}).write_csv(
+        path
+    )
+    args = [
+        "--data",
+        str(path),
+        "--target",
+        "calls",
+        "--model",
+        "naive",
+        "--lookback",
+        "12",
+        "--horizon",
+        "3",
+    ]
+    with caplog.at_level("WARNING", logger="adaptcast.backtest"), warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib warned of an empty legend on every empty chart
+        res = CliRunner().invoke(
+            main, ["backtest", *args, "--out", str(tmp_path / "o")], env={"ADAPTCAST__GRID__FREQUENCY": "1h"}
+        )
+    assert res.exit_code == 0, res.output
+    assert (
+        "no forecasts: the series restarted 39 times" in caplog.text
+        and "'1h Mon-Fri 09:00-18:00'" in caplog.text
+    )
+
+
+def test_most_records_off_the_grid_is_explained():
+    from collections import Counter
+
+    from adaptcast.streams.backtest import what_went_wrong
+    from adaptcast.streams.summary import RunSummary
+
+    line = RunSummary("f", 1, 1000, 40, 400, 0.1, 0, 1, 300, "arnet", "1")
+    (advice,) = what_went_wrong(line, Counter(off_grid=280, duplicate=20), restarts=0, lookback=48)
+    assert advice.startswith("300 of 1000 records were off the grid") and "grid.resample: mean" in advice
+    assert what_went_wrong(line, Counter(off_grid=30), restarts=0, lookback=48) == []
