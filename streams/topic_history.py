@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from difflib import get_close_matches
 from typing import Any
 
 import numpy as np
@@ -19,7 +20,7 @@ from kafka.structs import TopicPartition
 from adaptcast.streams.config import KafkaConfig
 from adaptcast.streams.formats import Shape
 from adaptcast.streams.grid import GridRules
-from adaptcast.streams.kafka_io import client_options
+from adaptcast.streams.kafka_io import TOPIC_CHECK_S, bootstrap_servers, client_options
 from adaptcast.streams.records import RecordError, decode
 from adaptcast.streams.regular import on_grid
 
@@ -37,9 +38,10 @@ def recent_values(cfg: KafkaConfig, per_partition: int, timeout_s: float = 60.0)
     )
     try:
         deadline = time.monotonic() + timeout_s
+        missing_by = time.monotonic() + min(TOPIC_CHECK_S, timeout_s)
         while not (partitions := consumer.partitions_for_topic(cfg.input_topic)):
-            if time.monotonic() > deadline:
-                raise ValueError(f"topic {cfg.input_topic} has no partitions (does it exist?)")
+            if time.monotonic() > missing_by:
+                raise ValueError(_no_such_topic(cfg, sorted(consumer.topics())))
             time.sleep(0.2)
         tps = [TopicPartition(cfg.input_topic, p) for p in sorted(partitions)]
         consumer.assign(tps)
@@ -61,6 +63,15 @@ def recent_values(cfg: KafkaConfig, per_partition: int, timeout_s: float = 60.0)
         return [item for tp in tps for item in by_tp[tp]]
     finally:
         consumer.close()
+
+
+def _no_such_topic(cfg: KafkaConfig, topics: list[str]) -> str:
+    """That the input topic is not there, and which topics are (the nearest name first)."""
+    close = get_close_matches(cfg.input_topic, topics, n=1, cutoff=0.6)
+    shown = ", ".join(t for t in topics if not t.startswith("__")) or "none but internal ones"
+    parts = [f"no topic {cfg.input_topic} (kafka.input_topic) at {bootstrap_servers(cfg)}"]
+    parts += [f"did you mean {close[0]}?"] if close else []
+    return "; ".join([*parts, f"topics there: {shown}"])
 
 
 def series_histories(

@@ -112,3 +112,17 @@ def test_replay_to_a_missing_topic_is_one_error_line(strict_broker: str) -> None
 def test_a_broker_that_creates_topics_on_first_use_has_none_missing(kafka_bootstrap: str) -> None:
     cfg = KafkaConfig(bootstrap_servers=kafka_bootstrap)
     assert missing_topics(cfg, [f"fresh-{uuid.uuid4().hex[:8]}"]) == []
+
+
+def test_training_from_a_missing_topic_names_the_topics_there(strict_broker: str, tmp_path: Path) -> None:
+    """`train --from-topic` with a misspelt topic: an error naming the nearest one, within seconds
+    (before, "has no partitions (does it exist?)" after a minute)."""
+    names = _names(strict_broker, "input")
+    cfg = _config(strict_broker, {**names, "input": names["input"] + "x"}, tmp_path)
+    from adaptcast.streams.topic_history import recent_values
+
+    with pytest.raises(ValueError) as caught:
+        recent_values(cfg.kafka, 100)
+    text = str(caught.value)
+    assert text.startswith(f"no topic {names['input']}x (kafka.input_topic) at {strict_broker}")
+    assert f"did you mean {names['input']}?" in text and "topics there:" in text
