@@ -17,7 +17,7 @@ from functools import cache
 
 import numpy as np
 
-from adaptcast.streams.schedule import DAY_MS, SCHEDULED, Schedule, is_scheduled
+from adaptcast.streams.schedule import DAY_MS, SCHEDULED, Schedule, in_units, is_scheduled
 
 MONTH_MS = round(365.2425 / 12 * DAY_MS)  # a Gregorian month on average: the nominal size of a period
 CALENDAR_MONTHS = (1, 2, 3, 4, 6, 12)  # the periods recognised when inferring (month … year)
@@ -57,11 +57,8 @@ def describe(period: int) -> str:
         return "1 month" if period == -1 else f"{-period} months"
     if period == 0:
         return "unknown"
-    unit, ms = next((u, ms) for u, ms in _UNITS if period % ms == 0)
-    return f"{period // ms} {unit}"
-
-
-_UNITS = (("d", DAY_MS), ("h", 3_600_000), ("min", 60_000), ("s", 1_000), ("ms", 1))  # largest first
+    n, unit = in_units(period)
+    return f"{n} {unit}"
 
 
 def advance(ts_ms: np.ndarray | int, period: np.ndarray | int, k: np.ndarray | int) -> np.ndarray:

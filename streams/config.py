@@ -368,15 +368,10 @@ class GridConfig(_Section):
         return v
 
     @model_validator(mode="after")
-    def _resample_needs_a_fixed_period(self) -> GridConfig:
-        if self.resample == "off":
-            return self
-        texts = [self.frequency, *self.series_frequency.values()]
-        if self.frequency is None or any(parse_period(t) <= 0 for t in texts if t is not None):
-            raise ValueError(
-                f"grid.resample={self.resample} needs grid.frequency (and any grid.series_frequency) to be "
-                "a fixed period such as 1min or 1h: the periods whose records it aggregates"
-            )
+    def _rules_hold(self) -> GridConfig:
+        self.rules(
+            lookback=1
+        )  # what GridRules refuses (resampling without a fixed period), as a config error
         return self
 
     def rules(self, lookback: int) -> GridRules:

@@ -24,9 +24,16 @@ import numpy as np
 from adaptcast.streams.calendar import DAY_MS, calendar_period, months, nearest_step, shift, step_ms
 from adaptcast.streams.records import DUPLICATE, LATE, OFF_GRID
 from adaptcast.streams.resample import Resample
-from adaptcast.streams.schedule import Schedule, business_days, infer_schedule, is_scheduled, parse_schedule
+from adaptcast.streams.schedule import (
+    UNITS,
+    Schedule,
+    business_days,
+    infer_schedule,
+    is_scheduled,
+    parse_schedule,
+)
 
-UNITS_MS = {"ms": 1, "s": 1_000, "min": 60_000, "h": 3_600_000, "d": 86_400_000}
+UNITS_MS = dict(UNITS)
 ROUND_UNITS_MS = sorted(UNITS_MS.values(), reverse=True)
 ROUND_SLACK = 0.01  # an inferred period within 1 % of a whole day, hour, minute or second is taken as that
 
@@ -80,7 +87,8 @@ class GridRules:
             self.period_ms is None or any(p <= 0 for p in (self.period_ms, *self.series_period_ms.values()))
         ):
             raise ValueError(
-                "resampling needs a declared fixed period: the periods whose records it aggregates"
+                f"grid.resample={self.resample.value} needs grid.frequency (and any grid.series_frequency) "
+                "to be a declared fixed period such as 1min or 1h: the periods whose records it aggregates"
             )
 
     def period_of(self, series: str) -> int | None:

@@ -31,6 +31,13 @@ EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
 MIN_WEEKS = 3  # a slot of the week never seen in this many weeks of a feed is closed
 MIN_COVERAGE = 0.85  # and the open slots of those weeks must hold records, but for holidays and gaps
 _FIELD = 17  # bits per field after the 7 of the weekmask: points, start and step (seconds), each < 2**17
+UNITS = (("d", DAY_MS), ("h", 3_600_000), ("min", 60_000), ("s", 1_000), ("ms", 1))  # largest first
+
+
+def in_units(ms: int) -> tuple[int, str]:
+    """``ms`` as a whole number of the largest unit that divides it: ``(90, "min")`` for 5,400,000."""
+    unit, size = next((u, size) for u, size in UNITS if ms % size == 0)
+    return ms // size, unit
 
 
 def is_scheduled(period: int) -> bool:
@@ -106,7 +113,7 @@ class Schedule:
     def first_point(self, ts_ms: int, tolerance: float) -> int | None:
         """The point of the schedule within ``tolerance`` of a step from ``ts_ms``, else None (a time
         the schedule is closed): where a declared schedule starts a series."""
-        start = ts_ms % DAY_MS if self.daily else self.start_ms
+        start = int(self._start(np.int64(ts_ms)))
         week_before = np.datetime64((ts_ms - start) // DAY_MS - 7, "D")
         anchor = np.busday_offset(week_before, 0, roll="forward", weekmask=self._mask())
         anchor_ms = int(anchor.astype(np.int64)) * DAY_MS + start
@@ -267,7 +274,5 @@ def _clock(ms: int) -> str:
 
 
 def _step_text(step_ms: int) -> str:
-    unit, size = next(
-        (u, s) for u, s in (("d", DAY_MS), ("h", 3_600_000), ("min", 60_000), ("s", 1000)) if step_ms % s == 0
-    )
-    return f"{step_ms // size}{unit}"
+    n, unit = in_units(step_ms)
+    return f"{n}{unit}"
