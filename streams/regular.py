@@ -18,7 +18,7 @@ import numpy as np
 from adaptcast.forecast.base import InputError
 from adaptcast.streams.calendar import advance, describe
 from adaptcast.streams.grid import Action, GridRules, fill_rows, infer_period, place
-from adaptcast.streams.resample import Resample
+from adaptcast.streams.resample import Resample, period_start
 from adaptcast.streams.schedule import DAY_MS, MIN_WEEKS, WEEK_MS, infer_schedule
 
 INFER_ROWS = 241  # rows whose intervals decide a file's period when the configuration declares none
@@ -87,7 +87,7 @@ def resampled(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each period's rows (sorted, none missing) as one row at the period's start, as the live loop
     aggregates them (``grid.resample``)."""
-    starts = ts_ms - ts_ms % period_ms
+    starts = period_start(ts_ms, period_ms)
     first = np.flatnonzero(np.r_[True, starts[1:] != starts[:-1]])
     if how is Resample.LAST:
         return starts[first], values[np.r_[first[1:] - 1, starts.size - 1]]

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+
+T = TypeVar("T", int, np.ndarray)
 
 
 class Resample(Enum):
@@ -27,8 +29,9 @@ class Resample(Enum):
     MEAN = "mean"  # the mean of the records' values
 
 
-def period_start(ts_ms: int, period_ms: int) -> int:
-    """The start of the period holding ``ts_ms``: a whole multiple of ``period_ms`` since the epoch."""
+def period_start(ts_ms: T, period_ms: int) -> T:
+    """The start of the period holding ``ts_ms`` (an int or an int64 array): a whole multiple of
+    ``period_ms`` since the epoch."""
     return ts_ms - ts_ms % period_ms
 
 
