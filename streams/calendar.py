@@ -70,7 +70,7 @@ def advance(ts_ms: np.ndarray | int, period: np.ndarray | int, k: np.ndarray | i
         return out
     ts, per, steps, cal = np.broadcast_arrays(ts, per, steps, cal)
     monthly = cal & (per > -SCHEDULED)
-    out = np.where(monthly, _add_months(ts, -per * steps * monthly), out)
+    out = np.where(monthly, _add_months(ts, -per * steps * monthly), out) if monthly.any() else np.array(out)
     for p in np.unique(per[per <= -SCHEDULED]):
         on = per == p
         out[on] = Schedule.of(int(p)).advance(ts[on], steps[on])

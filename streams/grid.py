@@ -32,6 +32,7 @@ from adaptcast.streams.schedule import (
     is_scheduled,
     parse_schedule,
 )
+from adaptcast.streams.zones import UTC
 
 UNITS_MS = dict(UNITS)
 ROUND_UNITS_MS = sorted(UNITS_MS.values(), reverse=True)
@@ -114,12 +115,23 @@ class SeriesGrid:
     agreeing: int = 0  # how many records in a row agree on it
 
     def to_dict(self) -> dict[str, Any]:
-        """Numbers and lists only (snapshots are pickle-free)."""
-        return {**asdict(self), "intervals": list(self.intervals)}
+        """Numbers, lists and text only (snapshots are pickle-free); a schedule on a time zone's clock
+        as ``grid.frequency`` writes it, since its period holds a number only this process knows."""
+        period: int | str | None = self.period_ms
+        if period is not None and is_scheduled(period) and Schedule.of(period).zone != UTC:
+            period = Schedule.of(period).text()
+        return {**asdict(self), "period_ms": period, "intervals": list(self.intervals)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SeriesGrid:
-        return cls(**{**d, "intervals": tuple(int(v) for v in d.get("intervals", ()))})
+        period = d.get("period_ms")
+        return cls(
+            **{
+                **d,
+                "period_ms": parse_period(period) if isinstance(period, str) else period,
+                "intervals": tuple(int(v) for v in d.get("intervals", ())),
+            }
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +147,8 @@ class Placement:
 def parse_period(text: str) -> int:
     """``"1h"``, ``"15min"``, ``"30s"``, ``"1d"``, ``"250ms"`` → milliseconds; ``"1mo"``, ``"3mo"``,
     ``"1y"`` → calendar months; a step then open days and hours, ``"1h Mon-Fri 09:00-18:00"``,
-    ``"1d Mon-Fri"`` (or ``"1bd"``) → a weekly schedule (negative periods, see
+    ``"1d Mon-Fri"`` (or ``"1bd"``), ``"1h Mon-Fri 09:00-17:00 Europe/Berlin"`` → a weekly
+    schedule (negative periods, see
     :mod:`~adaptcast.streams.calendar` and :mod:`~adaptcast.streams.schedule`)."""
     if re.fullmatch(r"\s*1\s*bd\s*", text):
         return business_days()
@@ -149,7 +162,8 @@ def parse_period(text: str) -> int:
     if m is None or float(m.group(1)) * UNITS_MS[m.group(2)] < 1:
         raise ValueError(
             f"period {text!r} is not a positive number with a unit (ms, s, min, h, d; or whole mo, y), "
-            "optionally followed by open days and hours, e.g. 1h, 1mo, 1d Mon-Fri or 1h Mon-Fri 09:00-18:00"
+            "optionally followed by open days, hours and a time zone, e.g. 1h, 1mo, 1d Mon-Fri, "
+            "1h Mon-Fri 09:00-18:00 or 1h Mon-Fri 09:00-17:00 Europe/Berlin"
         )
     return round(float(m.group(1)) * UNITS_MS[m.group(2)])
 

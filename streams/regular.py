@@ -19,7 +19,7 @@ from adaptcast.forecast.base import InputError
 from adaptcast.streams.calendar import advance, describe
 from adaptcast.streams.grid import Action, GridRules, fill_rows, infer_period, place
 from adaptcast.streams.resample import Resample, period_start
-from adaptcast.streams.schedule import DAY_MS, MIN_WEEKS, WEEK_MS, infer_schedule
+from adaptcast.streams.schedule import DAY_MS, MIN_WEEKS, WEEK_MS, in_local_time, infer_schedule
 
 INFER_ROWS = 241  # rows whose intervals decide a file's period when the configuration declares none
 SCHEDULE_WEEKS = MIN_WEEKS + 1  # weeks of rows that decide whether it follows a weekly schedule
@@ -73,13 +73,15 @@ def file_period(ts_ms: np.ndarray, rules: GridRules) -> int:
 
 def schedule_of(ts_ms: np.ndarray, period: int, tolerance: float) -> int | None:
     """The weekly schedule (as a period) that the first weeks of these sorted timestamps follow on a
-    grid of ``period``, else None. A live series infers business days from its first records; a
-    schedule within the day (business hours) shows only over weeks of records, which a file has."""
+    grid of ``period``, else None; on a time zone's clock if the first year keeps to it there and
+    not in UTC (hours that follow daylight saving). A live series infers business days from its
+    first records; a schedule within the day (business hours) shows only over weeks of records,
+    which a file has."""
     if not 0 < period <= DAY_MS:
         return None
     first = ts_ms[: max(INFER_ROWS, int(np.searchsorted(ts_ms, ts_ms[0] + SCHEDULE_WEEKS * WEEK_MS)))]
     found = infer_schedule(np.unique(first), period, tolerance)
-    return None if found is None else found.period
+    return None if found is None else in_local_time(np.unique(ts_ms), found, tolerance).period
 
 
 def resampled(

@@ -6,7 +6,10 @@ business-hours feed never held a full window and forecast nothing. A schedule is
 sessions of a week: on each open weekday a session starts at one time of day and holds ``points``
 points a step apart (``points·step`` at most a day, so sessions never overlap; a 24-hour session
 from 22:00, Sunday to Thursday, is the currency market's week). A daily schedule (step one day,
-one point) is business days; its points keep their own time of day. Times are UTC.
+one point) is business days; its points keep their own time of day. A schedule's hours are UTC
+unless it names a time zone (``1h Mon-Fri 09:00-17:00 Europe/Berlin``): its points then keep their
+wall-clock time through daylight-saving changes (:mod:`~adaptcast.streams.zones`), and its
+arithmetic runs on that clock.
 
 A schedule is carried as a grid period, an ``int`` at or below ``-SCHEDULED`` (calendar months
 are the negative periods above it, :mod:`~adaptcast.streams.calendar`), so grids, snapshots and
@@ -17,10 +20,12 @@ numpy arrays.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cache
 
 import numpy as np
+
+from adaptcast.streams.zones import UTC, from_wall, to_wall, zone_id, zone_name, zones_that_change
 
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
@@ -31,6 +36,8 @@ EPOCH_WEEKDAY = 3  # 1970-01-01 was a Thursday
 MIN_WEEKS = 3  # a slot of the week never seen in this many weeks of a feed is closed
 MIN_COVERAGE = 0.85  # and the open slots of those weeks must hold records, but for holidays and gaps
 _FIELD = 17  # bits per field after the 7 of the weekmask: points, start and step (seconds), each < 2**17
+_ZONE = 7 + 3 * _FIELD  # then the time zone's number (streams/zones.py), under 2**5
+ZONE_MARGIN = 0.02  # a time zone must fill this much more of its schedule than UTC does to be inferred
 UNITS = (("d", DAY_MS), ("h", 3_600_000), ("min", 60_000), ("s", 1_000), ("ms", 1))  # largest first
 
 
@@ -53,8 +60,10 @@ class Schedule:
     weekmask: int  # bit i set: a session starts on weekday i (0 Monday … 6 Sunday)
     start_ms: int = 0  # time of day the sessions start, whole seconds (a daily step ignores it)
     points: int = 1  # points per session
+    zone: str = UTC  # the clock the sessions' hours are read on
 
     def __post_init__(self) -> None:
+        zone_id(self.zone)  # an unknown zone fails here, with what a zone looks like
         if not (0 < self.step_ms <= DAY_MS and self.step_ms % 1000 == 0):
             raise ValueError(f"a schedule's step is whole seconds up to a day, got {self.step_ms} ms")
         if not (0 <= self.start_ms < DAY_MS and self.start_ms % 1000 == 0):
@@ -76,7 +85,7 @@ class Schedule:
         packed = self.weekmask
         for i, value in enumerate(fields):
             packed |= value << (7 + _FIELD * i)
-        return -(SCHEDULED + packed)
+        return -(SCHEDULED + packed + (zone_id(self.zone) << _ZONE))
 
     @classmethod
     def of(cls, period: int) -> Schedule:
@@ -90,11 +99,11 @@ class Schedule:
 
     def text(self) -> str:
         """What ``grid.frequency`` takes for it: ``1d Mon-Fri``, ``1h Mon-Fri 09:00-18:00``."""
-        step = _step_text(self.step_ms)
+        step, zone = _step_text(self.step_ms), "" if self.zone == UTC else f" {self.zone}"
         if self.daily or (self.start_ms == 0 and self.points * self.step_ms == DAY_MS):
-            return f"{step} {_days_text(self.weekmask)}"
+            return f"{step} {_days_text(self.weekmask)}{zone}"
         end = (self.start_ms + self.points * self.step_ms) % DAY_MS
-        return f"{step} {_days_text(self.weekmask)} {_clock(self.start_ms)}-{_clock(end)}"
+        return f"{step} {_days_text(self.weekmask)} {_clock(self.start_ms)}-{_clock(end)}{zone}"
 
     def _start(self, ts_ms: np.ndarray) -> np.ndarray:
         return ts_ms % DAY_MS if self.daily else np.full_like(ts_ms, self.start_ms)
@@ -104,24 +113,37 @@ class Schedule:
 
     def advance(self, ts_ms: np.ndarray, k: np.ndarray) -> np.ndarray:
         """Grid points ``ts_ms`` moved by ``k`` points of the schedule (int64 arrays of one shape)."""
+        return from_wall(self.zone, self._advance(to_wall(self.zone, ts_ms), k))
+
+    def first_point(self, ts_ms: int, tolerance: float) -> int | None:
+        """The point of the schedule within ``tolerance`` of a step from ``ts_ms``, else None (a time
+        the schedule is closed): where a declared schedule starts a series."""
+        point = self._first_point(int(to_wall(self.zone, np.int64(ts_ms))), tolerance)
+        return None if point is None else int(from_wall(self.zone, np.int64(point)))
+
+    def nearest(self, start_ms: int, ts_ms: int) -> int:
+        """The whole number of points after the grid point ``start_ms`` whose point is nearest ``ts_ms``."""
+        wall = to_wall(self.zone, np.array([start_ms, ts_ms], dtype=np.int64))
+        return self._nearest(int(wall[0]), int(wall[1]))
+
+    # the same on the schedule's own clock (ms since 1970 on it): UTC, or the zone's wall-clock time
+
+    def _advance(self, ts_ms: np.ndarray, k: np.ndarray) -> np.ndarray:
         start = self._start(ts_ms)
         day, offset = np.divmod(ts_ms - start, DAY_MS)
         sessions, point = np.divmod(np.rint(offset / self.step_ms).astype(np.int64) + k, self.points)
         moved = np.busday_offset(day.astype("datetime64[D]"), sessions, roll="forward", weekmask=self._mask())
         return moved.astype(np.int64) * DAY_MS + start + point * self.step_ms
 
-    def first_point(self, ts_ms: int, tolerance: float) -> int | None:
-        """The point of the schedule within ``tolerance`` of a step from ``ts_ms``, else None (a time
-        the schedule is closed): where a declared schedule starts a series."""
+    def _first_point(self, ts_ms: int, tolerance: float) -> int | None:
         start = int(self._start(np.int64(ts_ms)))
         week_before = np.datetime64((ts_ms - start) // DAY_MS - 7, "D")
         anchor = np.busday_offset(week_before, 0, roll="forward", weekmask=self._mask())
         anchor_ms = int(anchor.astype(np.int64)) * DAY_MS + start
-        point = int(self.advance(np.array([anchor_ms]), np.array([self.nearest(anchor_ms, ts_ms)]))[0])
+        point = int(self._advance(np.array([anchor_ms]), np.array([self._nearest(anchor_ms, ts_ms)]))[0])
         return point if abs(point - ts_ms) <= tolerance * self.step_ms else None
 
-    def nearest(self, start_ms: int, ts_ms: int) -> int:
-        """The whole number of points after the grid point ``start_ms`` whose point is nearest ``ts_ms``."""
+    def _nearest(self, start_ms: int, ts_ms: int) -> int:
         start = int(self._start(np.int64(start_ms)))
         day0, offset0 = divmod(start_ms - start, DAY_MS)
         half = DAY_MS // 2 if self.daily else 0  # a daily point is nearest to its own day
@@ -136,7 +158,7 @@ class Schedule:
             index = sessions * self.points - 1
         k = index - round(offset0 / self.step_ms)
         tries = np.array([k - 1, k, k + 1], dtype=np.int64)
-        at = self.advance(np.full(3, start_ms, dtype=np.int64), tries)
+        at = self._advance(np.full(3, start_ms, dtype=np.int64), tries)
         return int(tries[np.argmin(np.abs(at - ts_ms))])
 
 
@@ -144,7 +166,7 @@ class Schedule:
 def _decode(period: int) -> Schedule:
     packed = -period - SCHEDULED
     points, start_s, step_s = ((packed >> (7 + _FIELD * i)) & ((1 << _FIELD) - 1) for i in range(3))
-    return Schedule(step_s * 1000, packed & 0b1111111, start_s * 1000, points)
+    return Schedule(step_s * 1000, packed & 0b1111111, start_s * 1000, points, zone_name(packed >> _ZONE))
 
 
 def business_days(weekmask: int = MON_FRI) -> int:
@@ -163,7 +185,30 @@ def infer_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) -> Sch
     open slots are under ``MIN_COVERAGE`` filled (one missing a third of its days at random can
     leave a weekday empty for three weeks by chance, but not with 85 % of the rest full).
     """
+    fit = _fit(np.asarray(stamps_ms, dtype=np.int64), step_ms, tolerance)
+    return None if fit is None else fit[0]
+
+
+def in_local_time(stamps_ms: np.ndarray, found: Schedule, tolerance: float) -> Schedule:
+    """``found``, the schedule a feed's first weeks follow in UTC, or the same hours on the clock of
+    a time zone if the feed's first year (sorted UTC stamps) keeps to them there and not in UTC: a
+    business's hours or an exchange's session, which move by an hour in UTC at each daylight-saving
+    change. Any zone whose clocks change at the same instants fits as well; the familiar one is named."""
     t = np.asarray(stamps_ms, dtype=np.int64)
+    year = t[: int(np.searchsorted(t, t[0] + 53 * WEEK_MS))]
+    utc = _fit(year, found.step_ms, tolerance)
+    if found.daily or (utc is not None and utc[0] == found):
+        return found
+    best, coverage = found, -1.0 if utc is None else utc[1]
+    for zone in zones_that_change(int(year[0]), int(year[-1])):
+        fit = _fit(to_wall(zone, year), found.step_ms, tolerance)
+        if fit is not None and fit[1] > coverage + ZONE_MARGIN:
+            best, coverage = replace(fit[0], zone=zone), fit[1]
+    return best
+
+
+def _fit(t: np.ndarray, step_ms: int, tolerance: float) -> tuple[Schedule, float] | None:
+    """:func:`infer_schedule`'s schedule, and the share of its points in the span that hold a record."""
     if t.size < 2 or step_ms <= 0 or DAY_MS % step_ms or step_ms % 1000 or t[-1] - t[0] < MIN_WEEKS * WEEK_MS:
         return None
     phase = int(t[0]) % step_ms
@@ -198,8 +243,8 @@ def infer_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) -> Sch
     if first is None:
         return None
     # a feed missing records at random may leave a slot empty by chance; it leaves open ones empty too
-    expected = found.nearest(first, int(t[-1])) + 1
-    return found if np.unique(slot).size >= MIN_COVERAGE * expected else None
+    coverage = np.unique(slot).size / (found.nearest(first, int(t[-1])) + 1)
+    return (found, coverage) if coverage >= MIN_COVERAGE else None
 
 
 def _runs(open_: np.ndarray) -> list[tuple[int, int]]:
@@ -218,18 +263,23 @@ def _runs(open_: np.ndarray) -> list[tuple[int, int]]:
 
 _DAYS = r"[A-Za-z]{3}(?:\s*[-,]\s*[A-Za-z]{3})*"
 _CLOCK = r"(\d{1,2}):(\d{2})"
+_ZONE_NAME = r"[A-Za-z][\w+-]*(?:/[\w+-]+)*"
 
 
 def parse_schedule(step_ms: int, text: str) -> int:
-    """The period of ``"Mon-Fri"``, ``"Mon-Fri 09:00-18:00"`` or ``"Sun-Thu 22:00-22:00"`` on a grid of
-    ``step_ms``: the open days (ranges wrap around the week), then the sessions' hours in UTC, the
-    end excluded (equal to the start: a whole day). No hours: sessions of whole days from midnight."""
-    m = re.fullmatch(rf"\s*({_DAYS})(?:\s+{_CLOCK}\s*-\s*{_CLOCK})?\s*", text)
+    """The period of ``"Mon-Fri"``, ``"Mon-Fri 09:00-18:00"``, ``"Sun-Thu 22:00-22:00"`` or
+    ``"Mon-Fri 09:30-16:00 America/New_York"`` on a grid of ``step_ms``: the open days (ranges wrap
+    around the week), then the sessions' hours, the end excluded (equal to the start: a whole day),
+    then the time zone they are read in (UTC if none). No hours: whole days from midnight."""
+    m = re.fullmatch(rf"\s*({_DAYS})(?:\s+{_CLOCK}\s*-\s*{_CLOCK})?(?:\s+({_ZONE_NAME}))?\s*", text)
     if m is None:
-        raise ValueError(f"{text!r} is not open days and hours, e.g. Mon-Fri or Mon-Fri 09:00-18:00")
-    mask = _days(m.group(1))
+        raise ValueError(
+            f"{text!r} is not open days, hours and a time zone, e.g. Mon-Fri, Mon-Fri 09:00-18:00 or "
+            "Mon-Fri 09:00-17:00 Europe/Berlin"
+        )
+    mask, zone = _days(m.group(1)), m.group(6) or UTC
     if m.group(2) is None:
-        return Schedule(step_ms, mask, 0, max(DAY_MS // step_ms, 1)).period
+        return Schedule(step_ms, mask, 0, max(DAY_MS // step_ms, 1), zone).period
     if step_ms == DAY_MS:
         raise ValueError("a daily schedule has one point a day at the feed's own time: give the days only")
     begin, end = (60_000 * (60 * int(m.group(i)) + int(m.group(i + 1))) for i in (2, 4))
@@ -238,7 +288,7 @@ def parse_schedule(step_ms: int, text: str) -> int:
     length = (end - begin) % DAY_MS or DAY_MS
     if length % step_ms:
         raise ValueError(f"{text!r}: the session is not a whole number of {_step_text(step_ms)} steps")
-    return Schedule(step_ms, mask, begin, length // step_ms).period
+    return Schedule(step_ms, mask, begin, length // step_ms, zone).period
 
 
 def _days(text: str) -> int:

@@ -77,7 +77,7 @@ def test_business_periods_are_parsed_described_and_sized():
     for mask in (0, 0b1111111):
         with pytest.raises(ValueError, match="closed some of the week"):
             business_days(mask)
-    with pytest.raises(ValueError, match="open days and hours"):
+    with pytest.raises(ValueError, match="open days, hours"):
         parse_period("2bd")
 
 

@@ -32,6 +32,7 @@ from adaptcast.streams.formats import SHAPES
 from adaptcast.streams.records import format_timestamp, parse_timestamp
 from adaptcast.streams.schedule import MON_FRI, Schedule
 from adaptcast.streams.service import Worker
+from adaptcast.streams.zones import to_wall
 
 pytestmark = pytest.mark.kafka
 
@@ -1081,6 +1082,33 @@ def test_a_business_hours_feed_is_served_on_its_declared_schedule(kafka_bootstra
     dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
     assert [d["error"]["code"] for d in dead] == ["off_grid"]
     assert "the schedule is closed then" in dead[0]["error"]["message"]
+
+
+def test_local_business_hours_are_served_across_a_clock_change(kafka_bootstrap, tmp_path):
+    """Hours 09–17 in Berlin, declared with the zone and stamped with local offsets, over the week the
+    clocks go forward: nothing is dead-lettered or restarted, and Friday's forecast starts at
+    Monday 09:00 in Berlin, 07:00 UTC (08:00 UTC the Monday before)."""
+    names = _topics(kafka_bootstrap)
+    sched = Schedule(HOUR, MON_FRI, 9 * HOUR, 8, "Europe/Berlin")
+    first = sched.first_point(int(np.datetime64("2024-03-25T08:00", "ms").astype(np.int64)), 0.0)
+    stamps = sched.advance(np.full(80, first, dtype=np.int64), np.arange(80)).tolist()  # two weeks
+    local = [
+        str(w) for w in to_wall("Europe/Berlin", stamps).astype("datetime64[ms]").astype("datetime64[s]")
+    ]
+    offsets = ["+01:00" if t < stamps[40] else "+02:00" for t in stamps]
+    feed = [
+        {"series": "s0", "ts": f"{w}{o}", "values": {"y": float(k)}}
+        for k, (w, o) in enumerate(zip(local, offsets, strict=True))
+    ]
+    assert feed[39]["ts"] == "2024-03-29T16:00:00+01:00" and feed[40]["ts"] == "2024-04-01T09:00:00+02:00"
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, grid={"frequency": sched.text()})
+    _produce(kafka_bootstrap, names["input"], feed)
+    _serve_all(cfg, len(feed))
+    live, _ = _predictions(kafka_bootstrap, names["output"], len(stamps) - LOOKBACK + 1)
+    assert sorted(k[1] for k in live) == [format_timestamp(t) for t in stamps[LOOKBACK - 1 :]]
+    assert live[("s0", format_timestamp(stamps[39]))]["ts"][0].startswith("2024-04-01T07:00")
+    assert live[("s0", format_timestamp(stamps[15]))]["ts"][0].startswith("2024-03-27T08:00")  # in CET
+    assert not _consume_all(kafka_bootstrap, names["dlq"], 0, timeout=3)
 
 
 def test_an_irregular_feed_is_resampled_by_the_worker(kafka_bootstrap, tmp_path):
