@@ -312,7 +312,8 @@ class GridConfig(_Section):
         "included) "
         "(unset: each series' most common interval over its first infer_records records; calendar "
         "months when those intervals vary as months do; business days when a daily series skips the "
-        "same weekdays for three weeks; hours of business must be declared)",
+        "same weekdays for three weeks; hours of business when three weeks of restarts at each closure "
+        "show them)",
     )
     series_frequency: dict[str, str] = Field(
         default_factory=dict, description="periods of single series, overriding frequency (series: period)"

@@ -27,6 +27,7 @@ from adaptcast.streams.resample import Resample
 from adaptcast.streams.schedule import (
     UNITS,
     Schedule,
+    WeekSlots,
     business_days,
     infer_schedule,
     is_scheduled,
@@ -99,7 +100,7 @@ class GridRules:
     def new_grid(self, series: str) -> SeriesGrid:
         """The grid of a series not seen yet: its declared period, if any, fixed from the start."""
         period = self.period_of(series)
-        return SeriesGrid(period_ms=period, fixed=period is not None)
+        return SeriesGrid(period_ms=period, fixed=period is not None, declared=period is not None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +114,8 @@ class SeriesGrid:
     intervals: tuple[int, ...] = ()  # while inferring: every interval seen so far
     candidate_ms: int | None = None  # the interval a run of records that do not fit the grid agree on
     agreeing: int = 0  # how many records in a row agree on it
+    declared: bool = False  # the configuration's period: records never show it another schedule
+    week: WeekSlots | None = None  # since its first restart at what may be a closure: the slots held
 
     def to_dict(self) -> dict[str, Any]:
         """Numbers, lists and text only (snapshots are pickle-free); a schedule on a time zone's clock
@@ -120,7 +123,12 @@ class SeriesGrid:
         period: int | str | None = self.period_ms
         if period is not None and is_scheduled(period) and Schedule.of(period).zone != UTC:
             period = Schedule.of(period).text()
-        return {**asdict(self), "period_ms": period, "intervals": list(self.intervals)}
+        return {
+            **asdict(self),
+            "period_ms": period,
+            "intervals": list(self.intervals),
+            "week": None if self.week is None else asdict(self.week),
+        }
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SeriesGrid:
@@ -130,6 +138,7 @@ class SeriesGrid:
                 **d,
                 "period_ms": parse_period(period) if isinstance(period, str) else period,
                 "intervals": tuple(int(v) for v in d.get("intervals", ())),
+                "week": None if d.get("week") is None else WeekSlots(**d["week"]),
             }
         )
 
@@ -220,7 +229,9 @@ def steady(grid: SeriesGrid, rules: GridRules) -> bool:
 def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
     """Where a record stamped ``ts_ms`` goes on ``grid``, and the grid after it (pure)."""
     if steady(grid, rules) and ts_ms - grid.last_ms == grid.period_ms:  # type: ignore[operator]
-        return Placement(Action.APPEND, ts_ms), SeriesGrid(grid.period_ms, ts_ms, ts_ms, True)
+        return Placement(Action.APPEND, ts_ms), SeriesGrid(
+            grid.period_ms, ts_ms, ts_ms, True, (), None, 0, grid.declared, grid.week
+        )
     if grid.last_ms is None or grid.seen_ms is None:
         start = _aligned(ts_ms, grid.period_ms, rules) if grid.fixed else ts_ms
         if start is None:
@@ -295,9 +306,35 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
     else:
         cand, agreeing = None, 0
     if cand is not None and agreeing >= rules.change_records:
-        return Placement(Action.REGRID, ts_ms), SeriesGrid(round_period(cand), ts_ms, ts_ms, fixed=True)
+        moved = SeriesGrid(round_period(cand), ts_ms, ts_ms, fixed=True, declared=grid.declared)
+        return Placement(Action.REGRID, ts_ms), moved
+    week = _gather(grid, placed)
+    if placed.action is Action.RESET and week is not None and (found := week.schedule(rules.tolerance)):
+        point = found.first_point(placed.ts_ms, rules.tolerance)
+        if point is not None:  # the closures were a schedule's: the series moves onto it
+            return Placement(Action.REGRID, point), SeriesGrid(found.period, point, ts_ms, True)
     last = grid.last_ms if placed.action is Action.OFF_GRID else placed.ts_ms
-    return placed, SeriesGrid(grid.period_ms, last, ts_ms, True, (), cand, agreeing)
+    return placed, SeriesGrid(grid.period_ms, last, ts_ms, True, (), cand, agreeing, grid.declared, week)
+
+
+CLOSURE_MAX_MS = (
+    4 * DAY_MS
+)  # a gap shorter than this on a grid within the day may be a nightly or weekend closure
+
+
+def _gather(grid: SeriesGrid, placed: Placement) -> WeekSlots | None:
+    """The slots of the week an undeclared grid within the day has held since its first restart after
+    a gap that may be a closure (what shows its hours once it spans three weeks); each restart
+    counts the run of points before it."""
+    period = grid.period_ms
+    if placed.action is not Action.RESET or grid.declared or period is None or grid.last_ms is None:
+        return grid.week
+    if grid.week is not None:
+        return grid.week.close_run(grid.last_ms, placed.ts_ms)
+    closure = placed.missing * period < CLOSURE_MAX_MS
+    if closure and 0 < period < DAY_MS and DAY_MS % period == 0 and period % 1000 == 0:
+        return WeekSlots.start(period, placed.ts_ms)
+    return None
 
 
 def _snap(last_ms: int, period_ms: int, ts_ms: int, rules: GridRules) -> Placement:

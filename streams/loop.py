@@ -37,13 +37,22 @@ from adaptcast.streams.events import (
     SeriesEvent,
     SeriesReset,
 )
-from adaptcast.streams.grid import Action, GridRules, Placement, SeriesGrid, fill_rows, place, steady
+from adaptcast.streams.grid import (
+    CLOSURE_MAX_MS,
+    Action,
+    GridRules,
+    Placement,
+    SeriesGrid,
+    fill_rows,
+    place,
+    steady,
+)
 from adaptcast.streams.metrics import Metrics, observe_many
 from adaptcast.streams.pending import ForecastStore
 from adaptcast.streams.records import LATE, MISSING_VALUE, Record, RecordError, format_timestamp
 from adaptcast.streams.resample import Bucket, Resample, period_start
 from adaptcast.streams.retrain import InlineTrainer, Trainer
-from adaptcast.streams.schedule import is_scheduled
+from adaptcast.streams.schedule import MIN_WEEKS, is_scheduled
 from adaptcast.streams.state import POSITIONS_PER_SERIES, Pending, RingBuffer, SeriesState
 from adaptcast.streams.step import Forecast, RollingMean, ScoredError, StepResult, in_rounds
 
@@ -299,7 +308,8 @@ class ForecastLoop:
                 )
                 self.states.pop(name, None)
                 continue
-            st = self.states[name] = self._new_state(grid)
+            # whether the period is the configuration's word follows the configuration now
+            st = self.states[name] = self._new_state(replace(grid, declared=declared is not None))
             rows = np.asarray(d["rows"], dtype=np.float32)[-self.history :, columns[name]]
             filled = np.asarray(d.get("filled", np.zeros(len(rows))), dtype=bool)[-self.history :]
             for row, was_filled in zip(rows, filled, strict=True):
@@ -466,7 +476,7 @@ class ForecastLoop:
         ):
             st.buffer.extend(run)
             recent.append(st.buffer.last(b + k))
-            st.grid = SeriesGrid(p, t, t, True)
+            st.grid = SeriesGrid(p, t, t, True, declared=st.grid.declared, week=st.grid.week)
             st.pending.advance(k)
         due = (
             np.flatnonzero(held[which] + rank + 1 >= self.lookback) if forecasting else np.empty(0, np.int64)
@@ -589,9 +599,10 @@ class ForecastLoop:
             reason = "gap" if placed.action is Action.RESET else "grid_change"
             self.metrics.series_resets.labels(reason).inc()
             at = format_timestamp(placed.ts_ms)
-            # a fixed grid that changed is news; a provisional one giving way while inferring is not
+            # a fixed grid that changed is news; a provisional one giving way while inferring is not,
+            # nor a grid within the day whose closures showed its schedule
             changed = placed.action is Action.REGRID and state.grid.fixed
-            level = logging.WARNING if changed else logging.INFO
+            level = logging.WARNING if changed and not is_scheduled(period or 0) else logging.INFO
             log.log(
                 level,
                 "series %r restarts at %s (%s, period %s)%s",
@@ -888,6 +899,11 @@ def _restart_hint(placed: Placement, period: int | None, changed: bool) -> str:
     """What to do about a restart that a feed's shape may cause at every turn: a gap of under four
     days on a grid within the day (the feed may close at night or at weekends), or a fixed grid that
     moved (the feed may keep no regular interval)."""
+    if changed and period is not None and is_scheduled(period):
+        return (
+            f"; its records since its first closure, over {MIN_WEEKS} weeks, follow this schedule: declare "
+            f"it (grid.frequency: {describe(period)!r}) so that a worker starting afresh has it at once"
+        )
     if changed:
         return (
             "; if the feed keeps no regular interval (reports on change, events), declare one and "
@@ -895,9 +911,10 @@ def _restart_hint(placed: Placement, period: int | None, changed: bool) -> str:
         )
     if placed.action is not Action.RESET or period is None or not 0 < period < DAY_MS:
         return ""
-    if placed.missing * period >= 4 * DAY_MS:
+    if placed.missing * period >= CLOSURE_MAX_MS:
         return ""
     return (
         "; if the feed closes at night or at weekends, declare its hours, e.g. grid.frequency: "
-        "'1h Mon-Fri 09:00-18:00', or it restarts at every closure (docs/architecture.md, Schedules)"
+        f"'1h Mon-Fri 09:00-18:00', or it restarts at every closure until {MIN_WEEKS} weeks of records "
+        "show them (docs/architecture.md, Schedules)"
     )

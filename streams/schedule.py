@@ -215,9 +215,18 @@ def _fit(t: np.ndarray, step_ms: int, tolerance: float) -> tuple[Schedule, float
     slot = np.rint((t - phase) / step_ms).astype(np.int64)
     if (np.abs(t - phase - slot * step_ms) > tolerance * step_ms).any():
         return None
-    per_day, per_week = DAY_MS // step_ms, WEEK_MS // step_ms
-    open_ = np.zeros(per_week, dtype=bool)
-    open_[slot % per_week] = True
+    open_ = np.zeros(WEEK_MS // step_ms, dtype=bool)
+    open_[slot % open_.size] = True
+    return _fit_week(open_, phase, step_ms, (int(t[0]), int(t[-1])), np.unique(slot).size, tolerance)
+
+
+def _fit_week(
+    open_: np.ndarray, phase: int, step_ms: int, span: tuple[int, int], n_points: int, tolerance: float
+) -> tuple[Schedule, float] | None:
+    """The schedule whose open slots of the week (``open_``, from the epoch's Thursday plus ``phase``)
+    are ``open_``, and the share of its points from ``span[0]`` to ``span[1]`` that ``n_points``
+    records fill, if that is at least ``MIN_COVERAGE``."""
+    per_day = DAY_MS // step_ms
     if open_.all():
         return None
     runs = _runs(open_)
@@ -239,12 +248,52 @@ def _fit(t: np.ndarray, step_ms: int, tolerance: float) -> tuple[Schedule, float
     if start % 1000:
         return None
     found = Schedule(step_ms, mask, start, points)
-    first = found.first_point(int(t[0]), tolerance)
+    first = found.first_point(span[0], tolerance)
     if first is None:
         return None
     # a feed missing records at random may leave a slot empty by chance; it leaves open ones empty too
-    coverage = np.unique(slot).size / (found.nearest(first, int(t[-1])) + 1)
+    coverage = n_points / (found.nearest(first, span[1]) + 1)
     return (found, coverage) if coverage >= MIN_COVERAGE else None
+
+
+@dataclass(frozen=True, slots=True)
+class WeekSlots:
+    """The slots of the week a live series' records have held since ``since_ms`` on a grid of
+    ``step_ms`` (a divisor of a day): what shows a schedule within the day once it spans
+    ``MIN_WEEKS`` weeks. A live series' first records span hours, so a worker gathers this from the
+    series' first restart at a closure on (:mod:`~adaptcast.streams.grid`), one run of points
+    between two restarts at a time, so that the records in between cost nothing."""
+
+    step_ms: int
+    since_ms: int  # the first point gathered
+    run_ms: int  # the first point of the run not yet counted
+    last_ms: int  # the last point counted
+    bits: int = 0  # bit i: the slot i steps after the epoch's Thursday 00:00 plus the phase, mod a week
+    points: int = 0  # grid points counted (a short gap's filled ones included)
+
+    @classmethod
+    def start(cls, step_ms: int, ts_ms: int) -> WeekSlots:
+        return cls(step_ms, ts_ms, ts_ms, ts_ms)
+
+    def close_run(self, last_ms: int, next_ms: int) -> WeekSlots:
+        """With the run of points from ``run_ms`` to ``last_ms`` counted; the next starts at ``next_ms``."""
+        per_week = WEEK_MS // self.step_ms
+        n = (last_ms - self.run_ms) // self.step_ms + 1
+        first = (self.run_ms - self.since_ms % self.step_ms) // self.step_ms % per_week
+        run = (1 << min(n, per_week)) - 1
+        held = (run << first | run >> (per_week - first)) & ((1 << per_week) - 1)
+        return replace(self, run_ms=next_ms, last_ms=last_ms, bits=self.bits | held, points=self.points + n)
+
+    def schedule(self, tolerance: float) -> Schedule | None:
+        """The schedule these slots show, once they span ``MIN_WEEKS`` weeks, else None."""
+        if self.last_ms - self.since_ms < MIN_WEEKS * WEEK_MS:
+            return None
+        per_week = WEEK_MS // self.step_ms
+        raw = np.frombuffer(self.bits.to_bytes((per_week + 7) // 8, "little"), dtype=np.uint8)
+        open_ = np.unpackbits(raw, bitorder="little")[:per_week].astype(bool)
+        phase = self.since_ms % self.step_ms
+        fit = _fit_week(open_, phase, self.step_ms, (self.since_ms, self.last_ms), self.points, tolerance)
+        return None if fit is None else fit[0]
 
 
 def _runs(open_: np.ndarray) -> list[tuple[int, int]]:

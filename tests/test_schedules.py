@@ -18,7 +18,8 @@ from adaptcast.streams.calendar import DAY_MS, advance, describe, months, neares
 from adaptcast.streams.cli import main
 from adaptcast.streams.config import load_config
 from adaptcast.streams.embedded import run_embedded
-from adaptcast.streams.grid import Action, GridRules, infer_period, parse_period, place
+from adaptcast.streams.events import SeriesReset
+from adaptcast.streams.grid import Action, GridRules, SeriesGrid, infer_period, parse_period, place
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.records import Record
 from adaptcast.streams.regular import file_period
@@ -288,6 +289,50 @@ def test_a_worker_restarting_a_series_at_each_closure_says_to_declare_the_hours(
         for k, ts in enumerate(points(BIZ, "2024-03-04T09:00", 20).tolist()):
             loop.process([Record("s", ts, {"y": float(k)})])
     assert "restarts at 2024-03-05T09:00:00Z" in caplog.text and "declare its hours" in caplog.text
+
+
+def test_a_live_series_finds_its_hours_after_three_weeks_of_closures(caplog):
+    """Undeclared business hours: the series restarts at each closure (a live series' first records
+    span hours), gathers the slots of the week it holds from the first restart on, and three weeks
+    later moves onto the schedule once; its snapshot carries what it gathered."""
+    model = create_forecaster("naive", lookback=4, horizon=2)
+    model.fit(*sliding_windows(np.arange(40.0), 4, 2))
+    loop = ForecastLoop(model, ["y"], grid=GridRules(max_fill=3))
+    resets: list[SeriesReset] = []
+    gathering = None
+    with caplog.at_level("INFO", logger="adaptcast.loop"):
+        for k, ts in enumerate(points(BIZ, "2024-03-04T09:00", 45 * 5).tolist()):
+            out = loop.process([Record("s", ts, {"y": float(k)})])
+            resets += [e for e in out.events if isinstance(e, SeriesReset)]
+            if k == 45 * 2:
+                gathering = loop.states["s"].grid
+    assert [r.reason for r in resets[:-1]] == ["gap"] * (len(resets) - 1) and len(resets) > 10
+    moved = resets[-1]
+    assert moved.reason == "grid_change" and moved.period_ms == BIZ.period
+    # the hourly period is inferred from 24 records (Wednesday 17:00), the first restart on it is
+    # Thursday 2024-03-07 09:00, and the runs counted at the restarts after it span three weeks by
+    # the one on Friday 2024-03-29 (Thursday's run ends at 17:00, three weeks and eight hours on)
+    assert clock(moved.ts_ms) == "2024-03-29T09:00"
+    assert loop.states["s"].grid.period_ms == BIZ.period
+    assert "follow this schedule: declare it (grid.frequency: '1h Mon-Fri 09:00-18:00')" in caplog.text
+    assert gathering is not None and gathering.week is not None and gathering.week.points >= 45
+    assert SeriesGrid.from_dict(json.loads(json.dumps(gathering.to_dict()))) == gathering
+    # a declared plain period is the configuration's word: its closures are not taken for a schedule
+    declared = ForecastLoop(model, ["y"], grid=GridRules(period_ms=H, max_fill=3))
+    for k, ts in enumerate(points(BIZ, "2024-03-04T09:00", 45 * 5).tolist()):
+        declared.process([Record("s", ts, {"y": float(k)})])
+    assert declared.states["s"].grid.period_ms == H and declared.states["s"].grid.week is None
+
+
+def test_week_slots_count_runs_that_wrap_the_week_and_runs_longer_than_it():
+    from adaptcast.streams.schedule import WeekSlots
+
+    wed_22 = ms("2024-03-06T22:00")  # slot 166 of the week counted from Thursday 00:00
+    week = WeekSlots.start(H, wed_22).close_run(wed_22 + 3 * H, ms("2024-03-07T09:00"))
+    assert week.bits == (0b11 << 166) | 0b11 and week.points == 4  # 22:00, 23:00, then 00:00, 01:00
+    assert week.run_ms == ms("2024-03-07T09:00") and week.schedule(0.1) is None  # hours, not weeks
+    whole = WeekSlots.start(H, wed_22).close_run(wed_22 + 200 * H, wed_22 + 210 * H)
+    assert whole.bits == (1 << 168) - 1 and whole.points == 201
 
 
 def test_run_on_a_business_hours_file_forecasts_as_the_backtest_does(tmp_path):

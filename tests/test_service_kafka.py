@@ -1084,6 +1084,28 @@ def test_a_business_hours_feed_is_served_on_its_declared_schedule(kafka_bootstra
     assert "the schedule is closed then" in dead[0]["error"]["message"]
 
 
+def test_a_worker_finds_undeclared_business_hours_after_three_weeks(kafka_bootstrap, tmp_path):
+    """Hours 09–17 on weekdays, not declared: the worker restarts the series at each closure until
+    three weeks of records show the schedule, then forecasts across nights and weekends."""
+    names = _topics(kafka_bootstrap)
+    sched = Schedule(HOUR, MON_FRI, 9 * HOUR, 9)
+    first = sched.first_point(int(np.datetime64("2024-03-04T09:00", "ms").astype(np.int64)), 0.0)
+    stamps = sched.advance(np.full(45 * 5, first, dtype=np.int64), np.arange(45 * 5)).tolist()  # 5 weeks
+    feed = [
+        {"series": "s0", "ts": format_timestamp(t), "values": {"y": float(k)}} for k, t in enumerate(stamps)
+    ]
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, grid={"max_fill": 2})
+    _produce(kafka_bootstrap, names["input"], feed)
+    _serve_all(cfg, len(feed))
+    live, _ = _predictions(kafka_bootstrap, names["output"], 45)
+    last_week = [format_timestamp(t) for t in stamps[-45:]]
+    assert all(("s0", t) in live for t in last_week)  # every hour, the first after each night included
+    assert live[("s0", last_week[-1])]["ts"] == [
+        format_timestamp(t) for t in sched.advance(np.full(HORIZON, stamps[-1]), np.arange(1, HORIZON + 1))
+    ]
+    assert not _consume_all(kafka_bootstrap, names["dlq"], 0, timeout=3)
+
+
 def test_local_business_hours_are_served_across_a_clock_change(kafka_bootstrap, tmp_path):
     """Hours 09–17 in Berlin, declared with the zone and stamped with local offsets, over the week the
     clocks go forward: nothing is dead-lettered or restarted, and Friday's forecast starts at
