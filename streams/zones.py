@@ -12,6 +12,7 @@ period as a small number interned here per process (:func:`zone_id`); whatever l
 from __future__ import annotations
 
 import datetime as dt
+from difflib import get_close_matches
 from functools import cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
@@ -31,9 +32,12 @@ def check_zone(name: str) -> str:
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
+        known = sorted(available_timezones())
+        near = [z for z in known if z.lower() == name.lower()] or get_close_matches(name, known, n=1)
+        hint = f" (did you mean {near[0]}?)" if near else ""
         raise ValueError(
-            f"unknown time zone {name!r}: give an IANA name such as Europe/Berlin, America/New_York "
-            "or Asia/Tokyo (or UTC)"
+            f"unknown time zone {name!r}{hint}: give an IANA name such as Europe/Berlin, "
+            "America/New_York or Asia/Tokyo (or UTC)"
         ) from None
     return name
 

@@ -83,8 +83,12 @@ def test_a_zoned_period_fits_an_int64_and_names_the_zone_to_other_processes(monk
     assert SeriesGrid.from_dict(written) == grid
     plain = SeriesGrid(H, ms("2024-03-29T15:00"), ms("2024-03-29T15:00"), True)
     assert SeriesGrid.from_dict(json.loads(json.dumps(plain.to_dict()))) == plain
-    with pytest.raises(ValueError, match=r"unknown time zone 'Europe/Berln'.*IANA name"):
+    with pytest.raises(
+        ValueError, match=r"unknown time zone 'Europe/Berln' \(did you mean Europe/Berlin\?\).*IANA"
+    ):
         parse_period("1h Mon-Fri 09:00-17:00 Europe/Berln")
+    with pytest.raises(ValueError, match=r"did you mean America/New_York\?"):
+        parse_period("1h Mon-Fri 09:00-17:00 america/new_york")
     monkeypatch.setattr(zones, "_names", ["UTC", *(f"Etc/GMT-{i % 14}" for i in range(MAX_ZONES))])
     with pytest.raises(ValueError, match="at most 30 time zones"):
         parse_period("1h Mon-Fri 09:00-17:00 Asia/Tokyo")
