@@ -317,9 +317,8 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
     return placed, SeriesGrid(grid.period_ms, last, ts_ms, True, (), cand, agreeing, grid.declared, week)
 
 
-CLOSURE_MAX_MS = (
-    4 * DAY_MS
-)  # a gap shorter than this on a grid within the day may be a nightly or weekend closure
+# a gap shorter than this on a grid within the day may be a closure: a night, a weekend, a holiday
+CLOSURE_MAX_MS = 4 * DAY_MS
 
 
 def _gather(grid: SeriesGrid, placed: Placement) -> WeekSlots | None:

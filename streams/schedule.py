@@ -223,9 +223,9 @@ def _fit(t: np.ndarray, step_ms: int, tolerance: float) -> tuple[Schedule, float
 def _fit_week(
     open_: np.ndarray, phase: int, step_ms: int, span: tuple[int, int], n_points: int, tolerance: float
 ) -> tuple[Schedule, float] | None:
-    """The schedule whose open slots of the week (``open_``, from the epoch's Thursday plus ``phase``)
-    are ``open_``, and the share of its points from ``span[0]`` to ``span[1]`` that ``n_points``
-    records fill, if that is at least ``MIN_COVERAGE``."""
+    """The schedule whose open slots of the week are ``open_`` (slot i is i steps after the epoch's
+    Thursday 00:00 plus ``phase``), and the share of its points from ``span[0]`` to ``span[1]`` that
+    ``n_points`` records fill, if that is at least ``MIN_COVERAGE``."""
     per_day = DAY_MS // step_ms
     if open_.all():
         return None
