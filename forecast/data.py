@@ -69,14 +69,24 @@ class Windows(NamedTuple):
     timestamps: np.ndarray
 
 
-def read_frame(path: str | Path, time_col: str | None = None, duplicates: Duplicates = "last") -> TimeFrame:
+def read_frame(
+    path: str | Path, time_col: str | None = None, duplicates: Duplicates = "last", step_ms: int | None = None
+) -> TimeFrame:
     """Read a CSV, Parquet or JSON-lines file with a time column into a validated :class:`TimeFrame`.
 
-    ``time_col=None`` finds it (:func:`find_time_column`). Duplicate timestamps keep the ``last``
-    (or ``first``) row, or raise with ``duplicates="error"``.
+    ``time_col=None`` finds it (:func:`find_time_column`). A file with none (benchmark files that
+    hold only values) is read as rows ``step_ms`` apart from 1970-01-01 if a step is given.
+    Duplicate timestamps keep the ``last`` (or ``first``) row, or raise with ``duplicates="error"``.
     """
     p = Path(path)
-    return validate_frame(read_table(p), time_col=time_col, source=str(p), duplicates=duplicates)
+    df = read_table(p)
+    if time_col is None and step_ms is not None and not _time_columns(df, str(p)):
+        df = df.with_columns(pl.Series(ROW_TIME, np.arange(df.height) * step_ms).cast(pl.Datetime("ms")))
+        time_col = ROW_TIME
+    return validate_frame(df, time_col=time_col, source=str(p), duplicates=duplicates)
+
+
+ROW_TIME = "ts"  # the time column a file without one is given (its rows numbered a step apart)
 
 
 SEPARATORS = (",", ";", "\t")  # the first wins a tie
@@ -112,9 +122,13 @@ def read_table(path: Path) -> pl.DataFrame:
         elif suffix in (".csv", ".txt", ".tsv"):
             header = _first_line(path, compressed)
             separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=header.count)
+            # a first line of numbers only is no header but the first row (benchmark files of values)
+            named = not all(_is_number(c) for c in header.strip().split(separator))
             df = pl.read_csv(
                 path if compressed else _as_utf8(path),
                 separator=separator,
+                has_header=named,
+                new_columns=None if named else [str(i) for i in range(header.count(separator) + 1)],
                 infer_schema_length=10000,
                 null_values=list(MISSING_TOKENS),
             )
@@ -136,6 +150,14 @@ def read_table(path: Path) -> pl.DataFrame:
 
 
 JSON_LINES = (".jsonl", ".ndjson")
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text.strip().replace(",", "."))
+    except ValueError:
+        return False
+    return True
 
 
 def _json_lines(path: Path) -> pl.DataFrame:
@@ -251,10 +273,27 @@ def validate_frame(
 def find_time_column(df: pl.DataFrame, source: str) -> str:
     """The time column: the first named as one of :data:`TIME_COLUMNS` (any case), else the only
     date/datetime column, else the only text column whose values read as timestamps."""
+    found = _time_columns(df, source)
+    if len(found) == 1:
+        return found[0]
+    if found:
+        why = f"columns {found} all read as times; name the one to use with --time-col"
+    else:
+        why = (
+            f"no time column among {df.columns[:12]}{' …' if df.width > 12 else ''} (looked for one named "
+            f"{', '.join(TIME_COLUMNS)}, or holding dates): name it with --time-col, or, for a file of "
+            "values only whose rows are one step apart, declare the step (grid.frequency, e.g. "
+            "ADAPTCAST__GRID__FREQUENCY=1h) and its rows are stamped that far apart from 1970-01-01"
+        )
+    raise InputError(f"{source}: {why}")
+
+
+def _time_columns(df: pl.DataFrame, source: str) -> list[str]:
+    """The column named as a time, else every date/datetime column, else every text column of times."""
     by_name = {c.lower(): c for c in reversed(df.columns)}
     named = next((by_name[c] for c in TIME_COLUMNS if c in by_name), None)
     if named is not None:
-        return named
+        return [named]
     found = [c for c, dtype in df.schema.items() if dtype.is_temporal()]
     if not found:
         head = df.head(200)
@@ -265,13 +304,7 @@ def find_time_column(df: pl.DataFrame, source: str) -> str:
                     found.append(c)
             except InputError:
                 pass
-    if len(found) == 1:
-        return found[0]
-    raise InputError(
-        f"{source}: "
-        + (f"columns {found} all read as times" if found else f"no time column among {df.columns}")
-        + f" (looked for one named {', '.join(TIME_COLUMNS)}, or holding dates); name it with --time-col"
-    )
+    return found
 
 
 LONG_SHARE = 0.25  # rows sharing their time with a row of other values, in this share or more: a long file
@@ -593,6 +626,7 @@ def read_series(
     series_col: str | None = None,
     time_col: str | None = None,
     series_cols: Sequence[str] = (),
+    step_ms: int | None = None,
 ) -> SeriesFrame:
     """Read a wide (one series) or long (``series_col``) file as the live worker would take its records:
     in time order, a row repeating a series' timestamp left out (the first is kept), no infinite
@@ -600,7 +634,8 @@ def read_series(
     left out, as a live record without it would be dead-lettered: the loop sees a gap there.
 
     ``series_cols`` reads a wide file as one series per column instead (``["*"]``: every numeric
-    column): each is a series named after its column, its values the one target."""
+    column): each is a series named after its column, its values the one target. ``step_ms`` stamps
+    the rows of a wide file without a time column that far apart (:func:`read_frame`)."""
     if not targets:
         raise InputError(f"{path}: choose the target column(s) with --target")
     if series_col is not None and series_col in (*targets, *features):
@@ -610,10 +645,10 @@ def read_series(
         )
     if series_cols:
         frame, tcol, reports = _column_series(
-            Path(path), series_cols, targets, features, series_col, time_col
+            Path(path), series_cols, targets, features, series_col, time_col, step_ms
         )
     elif series_col is None:
-        raw = read_frame(path, time_col=time_col, duplicates="first")
+        raw = read_frame(path, time_col=time_col, duplicates="first", step_ms=step_ms)
         frame, tcol = raw.frame.with_columns(pl.lit(file_stem(path)).alias("series")), raw.time_col
         reports = [raw.report]
     else:
@@ -679,6 +714,7 @@ def _column_series(
     features: Sequence[str],
     series_col: str | None,
     time_col: str | None,
+    step_ms: int | None,
 ) -> tuple[pl.DataFrame, str, list[FrameReport]]:
     """A wide file's columns as series: ``time, series, <target>`` (the long layout)."""
     if series_col is not None:
@@ -691,7 +727,7 @@ def _column_series(
             f"{path}: with one series per column (--series-cols) each column's values are the one "
             f"target; name it with one --target (got {list(targets)}) and give no --features"
         )
-    raw = read_frame(path, time_col=time_col, duplicates="first")
+    raw = read_frame(path, time_col=time_col, duplicates="first", step_ms=step_ms)
     chosen = raw.numeric_columns if list(columns) == ["*"] else list(columns)
     for c in chosen:
         _check_channel(raw.frame, c, raw.time_col, path, "name the series columns with --series-cols", True)

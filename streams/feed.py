@@ -28,12 +28,20 @@ def load_feed(cfg: Config) -> SeriesFrame:
     """``backtest.data`` if set (targets and features from ``model``), else the scenario section's feed."""
     b, m = cfg.backtest, cfg.model
     if b.data is not None:
-        data = read_series(b.data, m.targets, m.features, b.series_col, b.time_col, b.series_cols)
+        data = read_series(
+            b.data, m.targets, m.features, b.series_col, b.time_col, b.series_cols, row_step(cfg)
+        )
         for note in data.notes():
             log.warning("%s: %s", b.data, note)
     else:
         data = scenario_feed(cfg)
     return data.head(b.limit) if b.limit else data
+
+
+def row_step(cfg: Config) -> int | None:
+    """The declared fixed period, which a file without a time column is numbered by (else None)."""
+    period = cfg.grid.rules(cfg.model.lookback).period_ms
+    return period if period is not None and period > 0 else None
 
 
 def declare_schedules(cfg: Config, data: SeriesFrame) -> Config:

@@ -24,6 +24,7 @@ from adaptcast.forecast.base import (
 from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.forecast.data import (
     N_TIME_FEATURES,
+    ROW_TIME,
     Duplicates,
     FrameReport,
     SeriesFrame,
@@ -53,6 +54,7 @@ from adaptcast.streams.cli_common import (
     write_frame,
 )
 from adaptcast.streams.config import Config
+from adaptcast.streams.feed import row_step
 from adaptcast.streams.formats import shape_for
 from adaptcast.streams.grid import Fill, GridRules, parse_period
 from adaptcast.streams.publish import publish
@@ -324,7 +326,7 @@ def fit_on_file(
 ) -> tuple[BaseForecaster, dict[str, Any], Held]:
     """Fit on one series' file: the newest ``val_fraction`` of the windows validates (vs seasonal naive)."""
     m = cfg.model
-    tf = read_frame(data_path, time_col=time_col, duplicates=duplicates)  # type: ignore[arg-type]
+    tf = read_frame(data_path, time_col, duplicates, row_step(cfg))  # type: ignore[arg-type]
     tcols, fcols = m.targets, m.features
     channels = channel_names(tcols, fcols, with_time=time_features)
     rules = cfg.grid.rules(m.lookback)
@@ -435,7 +437,7 @@ def fit_on_series(
     """One model for every series of a long (``series_col``) or one-series-per-column file, trained
     as a worker trains on its series: each on its time grid, no window across a gap too long to fill."""
     m = cfg.model
-    data = read_series(data_path, m.targets, m.features, series_col, time_col, series_cols)
+    data = read_series(data_path, m.targets, m.features, series_col, time_col, series_cols, row_step(cfg))
     rules = cfg.grid.rules(m.lookback)
     histories: list[np.ndarray] = []
     grids: dict[str, OnGrid] = {}
@@ -624,11 +626,16 @@ def predict_command(
     --series-col or --series-cols, after each series' last row."""
     model = load_forecaster(model_dir)
     time_col = model.schema.get("time_col")
+    # a model trained on a file of values only numbered its rows: a file of its feed is numbered alike
+    seconds = model.schema.get("step_seconds")
+    calendar = model.schema.get("step_months") or model.schema.get("step_schedule")
+    step = round(float(seconds) * 1000) if seconds and not calendar and time_col in (None, ROW_TIME) else None
+    time_col = None if time_col == ROW_TIME else time_col
     columns = split_columns(series_cols)
     if series_col or columns:
         targets = model.schema.get("targets") or []
         data = read_series(
-            data_path, targets, model.schema.get("features") or [], series_col, time_col, columns
+            data_path, targets, model.schema.get("features") or [], series_col, time_col, columns, step
         )
         frame, skipped = series_forecasts(model, data, every_window)
         for why in skipped[:5]:
@@ -636,7 +643,7 @@ def predict_command(
         if len(skipped) > 5:
             click.echo(f"skipped {len(skipped) - 5} more series", err=True)
     else:
-        tf = read_frame(data_path, time_col=time_col, duplicates=duplicates)  # type: ignore[arg-type]
+        tf = read_frame(data_path, time_col, duplicates, step)  # type: ignore[arg-type]
         frame = forecast_frame(model, tf, every_window)
     if out_path is None:
         write_frame(frame, sys.stdout)

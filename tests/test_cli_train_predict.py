@@ -229,3 +229,36 @@ def test_csv_times_are_iso_without_fractions_unless_some_time_has_them(tmp_path)
     zoned = io.StringIO()
     write_frame(hours.with_columns(pl.col("ts").dt.replace_time_zone("Europe/Berlin")), zoned)
     assert zoned.getvalue().splitlines()[1] == "2024-01-01T00:00:00+01:00,1.0"
+
+
+def test_backtest_train_and_predict_a_file_of_values_only_at_a_declared_step(tmp_path):
+    """A benchmark file with no header and no time column (LSTNet's layout), each column a series:
+    with grid.frequency declared its rows are numbered that far apart, and every command reads it."""
+    import numpy as np
+
+    from adaptcast.streams.cli import main
+
+    rng = np.random.default_rng(0)
+    values = np.cumsum(rng.normal(0, 0.01, (300, 3)), axis=0) + 1
+    path = tmp_path / "exchange_rate.txt"
+    path.write_text("\n".join(",".join(f"{v:.5f}" for v in row) for row in values) + "\n")
+    runner, env = CliRunner(), {"ADAPTCAST__GRID__FREQUENCY": "1d"}
+    shape = ["--data", str(path), "--series-cols", "*", "--lookback", "14", "--horizon", "7"]
+    res = runner.invoke(
+        main, ["backtest", *shape, "--model", "naive", "--out", str(tmp_path / "bt")], env=env
+    )
+    assert res.exit_code == 0, res.output
+    (cfg,) = json.loads((tmp_path / "bt" / "summary.json").read_text())["configs"].values()
+    assert cfg["n_forecasts"] > 3 * 250 and cfg["records_rejected"] == {} and cfg["series_resets"] == 0
+    res = runner.invoke(main, ["backtest", *shape, "--out", str(tmp_path / "no")])
+    assert res.exit_code != 0 and "declare the step (grid.frequency" in res.output
+    res = runner.invoke(
+        main, ["train", *shape, "--target", "y", "--param", "epochs=1", "--out", str(tmp_path / "m")], env=env
+    )
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        main, ["predict", "--model-dir", str(tmp_path / "m"), "--data", str(path), "--series-cols", "*"]
+    )
+    assert res.exit_code == 0, res.output
+    rows = res.output.strip().splitlines()[1:]
+    assert len(rows) == 3 * 7 and rows[0].split(",")[2].startswith("1970-10-28")  # the day after row 300

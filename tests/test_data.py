@@ -10,7 +10,14 @@ import polars as pl
 import pytest
 
 from adaptcast.forecast import InputError
-from adaptcast.forecast.data import load_ett, make_windows, read_frame, time_features, validate_frame
+from adaptcast.forecast.data import (
+    load_ett,
+    make_windows,
+    read_frame,
+    read_series,
+    time_features,
+    validate_frame,
+)
 
 ETTH1 = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "ett" / "ETTh1.csv"
 
@@ -360,3 +367,24 @@ def test_a_windows_1252_export_reads_with_its_names_and_text_intact(tmp_path):
     tf = read_frame(p)
     assert tf.frame.columns == ["Datum", "Temperatur °C", "Ort"]
     assert tf.frame["Temperatur °C"].to_list() == [1.5, 2.5] and tf.frame["Ort"][0] == "Köln"
+
+
+def test_a_file_of_values_only_is_read_without_a_header_and_numbered_by_a_declared_step(tmp_path):
+    """Benchmark files (LSTNet's electricity, traffic, exchange rates) hold values only: no header
+    line, no time column. The first row is data, and with a step each row is that far after the last."""
+    p = tmp_path / "exchange_rate.txt"
+    p.write_text("0.7855,1.611,0.861\n0.7818,1.61,0.861\n0.7867,1.629,0.8609\n")
+    with pytest.raises(InputError, match=r"no time column among \['0', '1', '2'\].*grid.frequency"):
+        read_frame(p)
+    tf = read_frame(p, step_ms=86_400_000)
+    assert tf.frame.columns == ["0", "1", "2", "ts"] and tf.frame["0"].to_list() == [0.7855, 0.7818, 0.7867]
+    assert [str(t) for t in tf.frame["ts"]] == [
+        "1970-01-01 00:00:00",
+        "1970-01-02 00:00:00",
+        "1970-01-03 00:00:00",
+    ]
+    data = read_series(p, ["y"], series_cols=["*"], step_ms=3_600_000)
+    assert data.n_series == 3 and data.frame.height == 9
+    named = tmp_path / "named.csv"  # a file with a time column keeps it, step or not
+    named.write_text("date,y\n2024-01-01,1\n2024-01-02,2\n")
+    assert read_frame(named, step_ms=3_600_000).time_col == "date"
