@@ -458,7 +458,10 @@ def replay(
         columns = split_columns(series_cols)
         if columns:  # each column a series; its values under the one value name the worker reads
             targets = targets[:1] or tuple(cfg.model.targets[:1])
-        records = _replay_records(path, scenario, targets, series_col, columns, steps, n_series, seed)
+        from adaptcast.streams.feed import row_step
+
+        step = row_step(cfg)  # a file of values only: its rows a declared step apart
+        records = _replay_records(path, scenario, targets, series_col, columns, steps, n_series, seed, step)
         sent = produce(records, cfg.kafka, topic, rate=rate, speedup=speedup, progress=sys.stderr.isatty())
     except (InputError, ValueError) as exc:
         raise UserError(str(exc)) from None
@@ -471,7 +474,7 @@ REPLAY_PROBE_S = 5.0  # how long `adaptcast replay` gives the broker to answer b
 
 
 def _replay_records(
-    path, scenario, targets, series_col, series_cols, steps, n_series, seed
+    path, scenario, targets, series_col, series_cols, steps, n_series, seed, step_ms
 ) -> list[dict[str, Any]]:
     if scenario:
         from adaptcast.streams.scenarios import make_scenario
@@ -479,8 +482,8 @@ def _replay_records(
         return list(make_scenario(scenario, series=n_series, steps=steps, seed=seed).records())
     from adaptcast.forecast.data import read_frame, read_series
 
-    cols = list(targets) or [c for c in read_frame(path).numeric_columns if c != series_col]
-    data = read_series(path, cols, [], series_col, None, series_cols)
+    cols = list(targets) or [c for c in read_frame(path, step_ms=step_ms).numeric_columns if c != series_col]
+    data = read_series(path, cols, [], series_col, None, series_cols, step_ms)
     out = []
     for row in data.frame.iter_rows(named=True):
         out.append(

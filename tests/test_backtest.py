@@ -369,11 +369,20 @@ def test_replay_sends_one_series_per_column_under_the_one_value_name(tmp_path):
 
     path = tmp_path / "w.csv"
     path.write_text("date,a,b\n2024-01-01 00:00,1,2\n2024-01-01 01:00,3,\n")
-    recs = _replay_records(str(path), None, ("load",), None, ["*"], None, None, None)
+    recs = _replay_records(str(path), None, ("load",), None, ["*"], None, None, None, None)
     assert [(r["series"], r["values"]) for r in recs] == [
         ("a", {"load": 1.0}),
         ("b", {"load": 2.0}),
         ("a", {"load": 3.0}),
+    ]
+    values_only = tmp_path / "v.txt"  # no header, no time column: numbered by the declared step
+    values_only.write_text("1,2\n3,4\n")
+    recs = _replay_records(str(values_only), None, ("load",), None, ["*"], None, None, None, 3_600_000)
+    assert [(r["series"], r["ts"]) for r in recs] == [
+        ("0", "1970-01-01T00:00:00"),
+        ("1", "1970-01-01T00:00:00"),
+        ("0", "1970-01-01T01:00:00"),
+        ("1", "1970-01-01T01:00:00"),
     ]
 
 
