@@ -90,8 +90,8 @@ ROW_TIME = "ts"  # the time column a file without one is given (its rows numbere
 
 
 SEPARATORS = (",", ";", "\t")  # the first wins a tie
-# the texts spreadsheets, R and pandas write for "no value"; they read as missing
-MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "-nan", "NULL", "null", "None", "<NA>")
+# the texts spreadsheets, R and pandas write for "no value" (and UCI's "?"); they read as missing
+MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "-nan", "NULL", "null", "None", "<NA>", "?")
 
 
 COMPRESSED = (".gz", ".zst", ".zstd")  # a CSV compressed whole, as downloads often are
@@ -247,6 +247,10 @@ def validate_frame(
     elif time_col not in df.columns:
         raise InputError(f"{source}: time column {time_col!r} not found; columns are {df.columns}")
     times = _parse_times(df[time_col], source, time_col)
+    clock = _time_of_day_column(df, time_col, times)
+    if clock is not None:  # dates in one column, the time of day in another (UCI's Date;Time)
+        times = times + _time_of_day(df[clock])
+        df = df.drop(clock)
     df = df.with_columns(times.alias(time_col))
     was_sorted = bool(times.is_sorted())
     if not was_sorted:
@@ -294,7 +298,7 @@ def _time_columns(df: pl.DataFrame, source: str) -> list[str]:
     named = next((by_name[c] for c in TIME_COLUMNS if c in by_name), None)
     if named is not None:
         return [named]
-    found = [c for c, dtype in df.schema.items() if dtype.is_temporal()]
+    found = [c for c, dtype in df.schema.items() if dtype.is_temporal() and dtype != pl.Time]  # not a clock
     if not found:
         head = df.head(200)
         for c, dtype in head.schema.items():
@@ -344,6 +348,48 @@ def _refuse_long_layout(df: pl.DataFrame, time_col: str, repeated: pl.Series, so
         f"long file with a row per series and time; {hint}"
         + (f" (one of {', '.join(ids)})" if len(ids) > 1 else "")
     )
+
+
+TIME_OF_DAY = r"^\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*$"  # 17:24, 17:24:00, 17:24:00.250
+
+
+HOUR_COLUMNS = ("hour", "hr", "he", "hour_ending", "hourending", "hour ending")  # whole hours 0-24
+
+
+def _time_of_day_column(df: pl.DataFrame, time_col: str, times: pl.Series) -> str | None:
+    """The column holding each row's time of day, if the time column holds dates only: one of type
+    time, text of clock times (``17:24:00``) or whole hours 0 to 24 named as hours (an energy
+    market's ``Hour``, hour ending), one named ``time`` first. Only where dates repeat: a daily
+    file's column of clock times (a sunrise) is a value, not the rows' time."""
+    if df.height == 0 or not (times.dt.truncate("1d") == times).all() or times.n_unique() == times.len():
+        return None
+
+    def clock(c: str, dtype: pl.DataType) -> bool:
+        if dtype == pl.String:
+            return bool(df[c].str.contains(TIME_OF_DAY).all())
+        if dtype.is_integer() and c.strip().lower() in HOUR_COLUMNS:
+            return bool(df[c].min() >= 0 and df[c].max() <= 24)  # type: ignore[operator]
+        return dtype == pl.Time
+
+    found = [
+        c for c, dtype in df.schema.items() if c != time_col and df[c].null_count() == 0 and clock(c, dtype)
+    ]
+    return min(found, key=lambda c: c.lower() != "time", default=None)
+
+
+def _time_of_day(col: pl.Series) -> pl.Series:
+    """A column of times of day (clock times, or whole hours) as durations since midnight."""
+    if col.dtype == pl.Time:
+        return col.cast(pl.Int64).cast(pl.Duration("ns"))
+    if col.dtype.is_integer():
+        return (col.cast(pl.Int64) * 3_600_000).cast(pl.Duration("ms"))
+    parts = col.str.strip_chars().str.extract_groups(r"^(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?$")
+    seconds = (
+        parts.struct.field("1").cast(pl.Float64) * 3600
+        + parts.struct.field("2").cast(pl.Float64) * 60
+        + parts.struct.field("3").cast(pl.Float64).fill_null(0.0)
+    )
+    return (seconds * 1e6).round().cast(pl.Int64).cast(pl.Duration("us"))
 
 
 def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:

@@ -388,3 +388,41 @@ def test_a_file_of_values_only_is_read_without_a_header_and_numbered_by_a_declar
     named = tmp_path / "named.csv"  # a file with a time column keeps it, step or not
     named.write_text("date,y\n2024-01-01,1\n2024-01-02,2\n")
     assert read_frame(named, step_ms=3_600_000).time_col == "date"
+
+
+def test_a_date_column_and_a_time_of_day_column_read_as_one_timestamp(tmp_path):
+    """UCI's household power file: ``Date;Time`` (day first) and ``?`` for a missing value. Read by the
+    date alone, its minutes looked like a long file's rows sharing a day."""
+    p = tmp_path / "household_power_consumption.txt"
+    p.write_text(
+        "Date;Time;Global_active_power\n16/12/2006;23:59:00;1.5\n17/12/2006;00:00:00;?\n17/12/2006;00:01:00;2.5\n"
+    )
+    tf = read_frame(p)
+    assert tf.frame.columns == ["Date", "Global_active_power"]
+    assert [str(t) for t in tf.frame["Date"]] == [
+        "2006-12-16 23:59:00",
+        "2006-12-17 00:00:00",
+        "2006-12-17 00:01:00",
+    ]
+    assert tf.frame["Global_active_power"].to_list() == [1.5, None, 2.5]
+    clock = pl.DataFrame(
+        {"day": [datetime(2024, 1, 1), datetime(2024, 1, 1)], "at": ["09:30", "09:45:30.5"], "y": [1.0, 2.0]}
+    ).with_columns(pl.col("day").cast(pl.Date))
+    clock.write_parquet(tmp_path / "c.parquet")
+    times = read_frame(tmp_path / "c.parquet").frame["day"]
+    assert [str(t) for t in times] == ["2024-01-01 09:30:00", "2024-01-01 09:45:30.500000"]
+    typed = clock.with_columns(
+        pl.col("at").str.to_time("%H:%M:%S%.f", strict=False).fill_null(pl.time(9, 30))
+    )
+    typed.write_parquet(tmp_path / "t.parquet")
+    assert str(read_frame(tmp_path / "t.parquet").frame["day"][1]).startswith("2024-01-01 09:45:30")
+    daily = tmp_path / "daily.csv"  # one row a day: its clock times are values, not the rows' time
+    daily.write_text("date,sunrise,y\n2024-01-01,08:17,1\n2024-01-02,08:16,2\n")
+    assert read_frame(daily).frame.columns == ["date", "sunrise", "y"]
+    market = tmp_path / "load.csv"  # hour ending 1 to 24, as energy markets publish
+    market.write_text("Date,HE,load\n2024-01-01,1,10\n2024-01-01,24,11\n2024-01-02,1,12\n")
+    assert [str(t) for t in read_frame(market).frame["Date"]] == [
+        "2024-01-01 01:00:00",
+        "2024-01-02 00:00:00",
+        "2024-01-02 01:00:00",
+    ]
