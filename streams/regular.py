@@ -19,7 +19,14 @@ from adaptcast.forecast.base import InputError
 from adaptcast.streams.calendar import advance, describe
 from adaptcast.streams.grid import Action, GridRules, fill_rows, infer_period, place
 from adaptcast.streams.resample import Resample, period_start
-from adaptcast.streams.schedule import DAY_MS, MIN_WEEKS, WEEK_MS, in_local_time, infer_schedule
+from adaptcast.streams.schedule import (
+    DAY_MS,
+    MIN_WEEKS,
+    WEEK_MS,
+    in_local_time,
+    infer_local_schedule,
+    infer_schedule,
+)
 
 INFER_ROWS = 241  # rows whose intervals decide a file's period when the configuration declares none
 SCHEDULE_WEEKS = MIN_WEEKS + 1  # weeks of rows that decide whether it follows a weekly schedule
@@ -80,7 +87,9 @@ def schedule_of(ts_ms: np.ndarray, period: int, tolerance: float) -> int | None:
     if not 0 < period <= DAY_MS:
         return None
     first = ts_ms[: max(INFER_ROWS, int(np.searchsorted(ts_ms, ts_ms[0] + SCHEDULE_WEEKS * WEEK_MS)))]
-    found = infer_schedule(np.unique(first), period, tolerance)
+    found = infer_schedule(np.unique(first), period, tolerance) or infer_local_schedule(
+        np.unique(first), period, tolerance
+    )
     return None if found is None else in_local_time(np.unique(ts_ms), found, tolerance).period
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from functools import cache
+from functools import cache, lru_cache
 
 import numpy as np
 
@@ -194,16 +194,46 @@ def in_local_time(stamps_ms: np.ndarray, found: Schedule, tolerance: float) -> S
     a time zone if the feed's first year (sorted UTC stamps) keeps to them there and not in UTC: a
     business's hours or an exchange's session, which move by an hour in UTC at each daylight-saving
     change. Any zone whose clocks change at the same instants fits as well; the familiar one is named."""
-    t = np.asarray(stamps_ms, dtype=np.int64)
-    year = t[: int(np.searchsorted(t, t[0] + 53 * WEEK_MS))]
-    utc = _fit(year, found.step_ms, tolerance)
-    if found.daily or (utc is not None and utc[0] == found):
+    if found.daily:
         return found
-    best, coverage = found, -1.0 if utc is None else utc[1]
-    for zone in zones_that_change(int(year[0]), int(year[-1])):
-        fit = _fit(to_wall(zone, year), found.step_ms, tolerance)
-        if fit is not None and fit[1] > coverage + ZONE_MARGIN:
-            best, coverage = replace(fit[0], zone=zone), fit[1]
+    t = np.asarray(stamps_ms, dtype=np.int64)
+    return _local_fit(t[: int(np.searchsorted(t, t[0] + 53 * WEEK_MS))].tobytes(), found, tolerance)
+
+
+def infer_local_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) -> Schedule | None:
+    """:func:`infer_schedule` on a time zone's clock, for a feed whose first weeks show no schedule
+    in UTC because a clock change in them moved its hours (and a holiday or two left the blur under
+    ``MIN_COVERAGE``); only if those weeks leave a slot of the week empty, as a schedule does."""
+    t = np.asarray(stamps_ms, dtype=np.int64)
+    if t.size < 2 or not 0 < step_ms < DAY_MS or DAY_MS % step_ms or step_ms % 1000:
+        return None  # a daily schedule's points keep their own time of day: no clock moves them
+    slots = np.unique(np.rint((t - int(t[0]) % step_ms) / step_ms).astype(np.int64) % (WEEK_MS // step_ms))
+    if slots.size == WEEK_MS // step_ms:
+        return None
+    best = _zoned(t, step_ms, tolerance, -1.0)
+    return None if best is None else best[0]
+
+
+@lru_cache(maxsize=16)  # the series of a wide file share their stamps
+def _local_fit(year_bytes: bytes, found: Schedule, tolerance: float) -> Schedule:
+    year = np.frombuffer(year_bytes, dtype=np.int64)
+    utc = _fit(year, found.step_ms, tolerance)
+    coverage = -1.0 if utc is None else utc[1]
+    if utc is not None and utc[0] == found and coverage >= 1 - ZONE_MARGIN:
+        return found  # full all year in UTC: no clock change moved it
+    # a feed whose first weeks straddle a clock change shows both hours in UTC, nearly full
+    zoned = _zoned(year, found.step_ms, tolerance, coverage)
+    return found if zoned is None else zoned[0]
+
+
+def _zoned(t: np.ndarray, step_ms: int, tolerance: float, beat: float) -> tuple[Schedule, float] | None:
+    """The schedule ``t`` (UTC) follows best on the clock of a zone whose clocks change, if it fills
+    more than ``beat`` + ``ZONE_MARGIN`` of its points, and that share."""
+    best = None
+    for zone in zones_that_change(int(t[0]), int(t[-1])):
+        fit = _fit(to_wall(zone, t), step_ms, tolerance)
+        if fit is not None and fit[1] > beat + ZONE_MARGIN:
+            best, beat = (replace(fit[0], zone=zone), fit[1]), fit[1]
     return best
 
 

@@ -107,6 +107,13 @@ def test_a_file_stamped_in_utc_is_found_to_keep_local_hours_through_the_changes(
     assert (
         file_period(session_stamps(NYSE, "2024-01-02T14:30", "2024-12-31T21:00"), GridRules()) == NYSE.period
     )
+    # first weeks that straddle the spring change show both hours in UTC; with two holidays in them
+    # too few of those hours are full for a UTC schedule at all
+    straddle = session_stamps(BERLIN, "2024-03-18T08:00", "2024-12-31T16:00")
+    assert file_period(straddle, GridRules()) == BERLIN.period
+    days = straddle // (24 * H)
+    holidays = straddle[~np.isin(days, [ms("2024-03-21") // (24 * H), ms("2024-04-09") // (24 * H)])]
+    assert file_period(holidays, GridRules()) == BERLIN.period
     # a feed that keeps UTC hours all year stays on UTC
     utc_hours = Schedule(H, MON_FRI, 8 * H, 8)
     assert file_period(session_stamps(utc_hours, "2024-01-01T08:00", "2024-12-31T16:00"), GridRules()) == (
