@@ -214,7 +214,7 @@ def infer_local_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) 
     return None if best is None else best[0]
 
 
-@lru_cache(maxsize=16)  # the series of a wide file share their stamps
+@lru_cache(maxsize=4)  # the series of a wide file share their stamps (a key is up to a year of them)
 def _local_fit(year_bytes: bytes, found: Schedule, tolerance: float) -> Schedule:
     year = np.frombuffer(year_bytes, dtype=np.int64)
     utc = _fit(year, found.step_ms, tolerance)
