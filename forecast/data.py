@@ -286,8 +286,8 @@ def find_time_column(df: pl.DataFrame, source: str) -> str:
         why = (
             f"no time column among {df.columns[:12]}{' …' if df.width > 12 else ''} (looked for one named "
             f"{', '.join(TIME_COLUMNS)}, or holding dates): name it with --time-col, or, for a file of "
-            "values only whose rows are one step apart, declare the step (grid.frequency, e.g. "
-            "ADAPTCAST__GRID__FREQUENCY=1h) and its rows are stamped that far apart from 1970-01-01"
+            "values only whose rows are one step apart, declare the step (--frequency 1h, or "
+            "grid.frequency) and its rows are stamped that far apart from 1970-01-01"
         )
     raise InputError(f"{source}: {why}")
 

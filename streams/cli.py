@@ -19,6 +19,7 @@ import click
 
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
+    FREQUENCY_OPTION,
     UserError,
     check_writable,
     config_or_exit,
@@ -228,6 +229,7 @@ def config_show(config_path: str | None) -> None:
     help="Kafka: exit with code 2 when no broker answers within this many seconds of starting "
     "(default: keep retrying). [kafka.startup_timeout_s]",
 )
+@FREQUENCY_OPTION
 @click.option(
     "-v", "--verbose", is_flag=True, help="Log what the service does (assignments, retrains, swaps)."
 )
@@ -254,6 +256,7 @@ def run(
     max_seconds,
     rate,
     startup_timeout,
+    frequency,
     verbose,
 ) -> None:
     """Run the forecasting service.
@@ -277,6 +280,8 @@ def run(
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic pg.public.readings \\
           --record-format debezium --series-field sensor_id --time-field recorded_at \\
           --ts-unit us --target temp
+      adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic calls \\
+          --frequency '1h Mon-Fri 09:00-17:00 Europe/Berlin'
     """
     import logging
 
@@ -286,6 +291,7 @@ def run(
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
+    set_override(overrides, "grid.frequency", frequency)
     set_override(
         overrides,
         "kafka.bootstrap_servers",
@@ -402,6 +408,7 @@ def _serve_kafka(cfg) -> None:
     type=click.FloatRange(min=0, min_open=True),
     help="Replay the records' own spacing this many times faster.",
 )
+@FREQUENCY_OPTION
 @scenario_options
 def replay(
     config_path,
@@ -414,6 +421,7 @@ def replay(
     series_cols,
     rate,
     speedup,
+    frequency,
     steps,
     n_series,
     seed,
@@ -436,6 +444,7 @@ def replay(
     if rate and speedup:
         raise UserError("use either --rate or --speedup, not both")
     overrides: dict[str, Any] = {}
+    set_override(overrides, "grid.frequency", frequency)
     set_override(
         overrides,
         "kafka.bootstrap_servers",
@@ -521,6 +530,7 @@ def _replay_records(
     help="Time column (default: one named date, ts, timestamp, time, datetime or ds in any case, "
     "else the one holding dates). [backtest.time_col]",
 )
+@FREQUENCY_OPTION
 @click.option("--model", help="Model kind. [model.kind]")
 @click.option(
     "--policy",
@@ -573,6 +583,7 @@ def backtest(
     series_col,
     series_cols,
     time_col,
+    frequency,
     model,
     policy,
     window,
@@ -614,6 +625,7 @@ def backtest(
         raise UserError("give at most one of --data FILE or --scenario NAME")
     overrides: dict[str, Any] = {}
     set_override(overrides, "backtest.data", data_path)
+    set_override(overrides, "grid.frequency", frequency)
     if scenario:
         set_override(overrides, "scenario.name", scenario)
         overrides["backtest"] = {**overrides.get("backtest", {}), "data": None}

@@ -83,6 +83,14 @@ def set_override(d: dict[str, Any], dotted: str, value: Any) -> None:
     d[leaf] = value
 
 
+FREQUENCY_OPTION = click.option(
+    "--frequency",
+    help="Each series' period or weekly schedule, e.g. 1h, 15min, 1mo, 1bd, '1h Mon-Fri 09:00-18:00', "
+    "'1h Mon-Fri 09:00-17:00 Europe/Berlin' (default: inferred from the records; a file of values only "
+    "needs it). [grid.frequency]",
+)
+
+
 def model_shape_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """``--target``, ``--features``, ``--lookback``, ``--horizon`` and ``--param``, alike in every
     command that trains a model; :func:`model_overrides` turns them into the ``model`` section."""

@@ -44,6 +44,7 @@ from adaptcast.streams.calendar import advance, is_calendar, months, nominal_ms
 from adaptcast.streams.calendar import describe as describe_period
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
+    FREQUENCY_OPTION,
     UserError,
     config_or_exit,
     model_overrides,
@@ -225,6 +226,7 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     help="Time column (default: one named date, ts, timestamp, time, datetime or ds in any case, "
     "else the one holding dates).",
 )
+@FREQUENCY_OPTION
 @series_options
 @DUPLICATES_OPTION
 @click.option("--time-features", is_flag=True, help="With --data: add hour/weekday/day/day-of-year channels.")
@@ -257,6 +259,7 @@ def train_command(
     out_dir: Path | None,
     state_dir: str | None,
     time_col: str | None,
+    frequency: str | None,
     series_col: str | None,
     series_cols: tuple[str, ...],
     duplicates: str,
@@ -278,6 +281,7 @@ def train_command(
     if from_topic and time_features:
         raise UserError("--time-features goes with --data: the workers feed no time channels")
     overrides: dict[str, Any] = {}
+    set_override(overrides, "grid.frequency", frequency)
     model_overrides(
         overrides,
         kind=kind,

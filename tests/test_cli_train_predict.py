@@ -242,7 +242,7 @@ def test_backtest_train_and_predict_a_file_of_values_only_at_a_declared_step(tmp
     values = np.cumsum(rng.normal(0, 0.01, (300, 3)), axis=0) + 1
     path = tmp_path / "exchange_rate.txt"
     path.write_text("\n".join(",".join(f"{v:.5f}" for v in row) for row in values) + "\n")
-    runner, env = CliRunner(), {"ADAPTCAST__GRID__FREQUENCY": "1d"}
+    runner, env = CliRunner(), {"ADAPTCAST__GRID__FREQUENCY": "1d"}  # or --frequency 1d, as train takes it
     shape = ["--data", str(path), "--series-cols", "*", "--lookback", "14", "--horizon", "7"]
     res = runner.invoke(
         main, ["backtest", *shape, "--model", "naive", "--out", str(tmp_path / "bt")], env=env
@@ -251,9 +251,21 @@ def test_backtest_train_and_predict_a_file_of_values_only_at_a_declared_step(tmp
     (cfg,) = json.loads((tmp_path / "bt" / "summary.json").read_text())["configs"].values()
     assert cfg["n_forecasts"] > 3 * 250 and cfg["records_rejected"] == {} and cfg["series_resets"] == 0
     res = runner.invoke(main, ["backtest", *shape, "--out", str(tmp_path / "no")])
-    assert res.exit_code != 0 and "declare the step (grid.frequency" in res.output
+    assert res.exit_code != 0 and "declare the step (--frequency 1h, or grid.frequency)" in res.output
     res = runner.invoke(
-        main, ["train", *shape, "--target", "y", "--param", "epochs=1", "--out", str(tmp_path / "m")], env=env
+        main,
+        [
+            "train",
+            *shape,
+            "--frequency",
+            "1d",
+            "--target",
+            "y",
+            "--param",
+            "epochs=1",
+            "--out",
+            str(tmp_path / "m"),
+        ],
     )
     assert res.exit_code == 0, res.output
     res = runner.invoke(
