@@ -119,26 +119,36 @@ def from_wall(zone: str, wall_ms: np.ndarray) -> np.ndarray:
 
 def zones_that_change(first_ms: int, last_ms: int) -> list[str]:
     """One zone for each way clocks change between two instants (zones whose offsets and changes
-    agree over that span are interchangeable there), for trying which one a feed keeps to. A few
-    familiar names stand for their group; the rest go by name."""
-    years = range(_year(first_ms), _year(last_ms) + 1)
-    return list(_groups(years.start, years.stop - 1))
+    agree over that span are interchangeable there), for trying which one a feed keeps to. A
+    familiar name stands for its group where there is one (:data:`FAMILIAR`); the rest go by name."""
+    return list(_groups(_year(first_ms), _year(last_ms)))
+
+
+FAMILIAR = (  # the names a group of interchangeable zones is given first
+    "Europe/Berlin",
+    "Europe/London",
+    "Europe/Helsinki",
+    "America/New_York",
+    "America/Chicago",
+    "America/Denver",
+    "America/Los_Angeles",
+    "Australia/Sydney",
+    "Pacific/Auckland",
+)
 
 
 @cache
-def _groups(first_year: int, last_year: int) -> dict[str, None]:
-    familiar = ["Europe/Berlin", "Europe/London", "Europe/Helsinki", "America/New_York", "America/Chicago"]
-    familiar += ["America/Denver", "America/Los_Angeles", "Australia/Sydney", "Pacific/Auckland"]
+def _groups(first_year: int, last_year: int) -> tuple[str, ...]:
+    """The first name of each group of zones whose clocks change alike over these years."""
     known = available_timezones()
-    names = [z for z in familiar if z in known] + sorted(
-        z for z in known if z.split("/")[0] in _AREAS and z not in familiar
-    )
-    seen: dict[tuple[tuple[tuple[int, ...], tuple[int, ...]], ...], str] = {}
+    names = [z for z in FAMILIAR if z in known]
+    names += sorted(z for z in known if z.split("/")[0] in _AREAS and z not in FAMILIAR)
+    groups: dict[tuple[tuple[tuple[int, ...], tuple[int, ...]], ...], str] = {}
     for name in names:
         rules = tuple(_year_changes(name, y) for y in range(first_year, last_year + 1))
-        if any(len(starts) > 1 for starts, _ in rules):  # it changes: a fixed offset is UTC's schedule moved
-            seen.setdefault(rules, name)
-    return dict.fromkeys(seen.values())
+        if any(len(starts) > 1 for starts, _ in rules):  # a fixed offset is a UTC schedule moved
+            groups.setdefault(rules, name)
+    return tuple(groups.values())
 
 
 def _year(ms: int) -> int:
