@@ -350,6 +350,7 @@ def _refuse_long_layout(df: pl.DataFrame, time_col: str, repeated: pl.Series, so
     )
 
 
+EPOCH_UNITS = (("s", 1e11), ("ms", 1e14), ("us", 1e17))  # an epoch number under this is in that unit
 TIME_OF_DAY = r"^\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*$"  # 17:24, 17:24:00, 17:24:00.250
 
 
@@ -393,7 +394,9 @@ def _time_of_day(col: pl.Series) -> pl.Series:
 
 
 def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
-    """Datetime from datetime/date, ISO strings, or epoch numbers (ms when > 1e11, else seconds)."""
+    """Datetime from datetime/date, ISO strings, or epoch numbers in the unit their size says:
+    seconds, milliseconds, microseconds or nanoseconds (a database's or InfluxDB's export) since
+    1970, each from 1973 on (below 1e11, 1e14, 1e17, and above)."""
     if col.null_count():
         raise InputError(
             f"{source}: column {name!r} has {col.null_count()} empty timestamps; fill or drop those rows"
@@ -407,8 +410,9 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
         if dtype.is_integer() and col.min() >= 1000 and col.max() <= 2999:  # type: ignore[operator]
             # whole years, not seconds after 1970
             return pl.select(pl.datetime(col.cast(pl.Int32), 1, 1)).to_series().alias(name)
-        unit = "ms" if float(col.abs().max()) > 1e11 else "s"  # type: ignore[arg-type]
-        return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)
+        size = float(col.abs().max())  # type: ignore[arg-type]
+        unit = next((u for u, top in EPOCH_UNITS if size < top), "ns")
+        return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)  # type: ignore[arg-type]
     if dtype == pl.String:
         col = _months_and_quarters(col)
         try:

@@ -426,3 +426,16 @@ def test_a_date_column_and_a_time_of_day_column_read_as_one_timestamp(tmp_path):
         "2024-01-02 00:00:00",
         "2024-01-02 01:00:00",
     ]
+
+
+@pytest.mark.parametrize("scale", [1, 1_000, 1_000_000, 1_000_000_000], ids=["s", "ms", "us", "ns"])
+def test_epoch_numbers_read_in_the_unit_their_size_says(tmp_path, scale):
+    """Databases and InfluxDB export microseconds and nanoseconds; read as milliseconds they were
+    dates 50,000 years on, and the run died with a traceback."""
+    p = tmp_path / "e.csv"
+    p.write_text("time,y\n" + "".join(f"{(1_700_000_000 + 3600 * i) * scale},{i}\n" for i in range(3)))
+    assert [str(t) for t in read_frame(p).frame["time"]] == [
+        "2023-11-14 22:13:20",
+        "2023-11-14 23:13:20",
+        "2023-11-15 00:13:20",
+    ]
