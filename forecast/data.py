@@ -120,7 +120,7 @@ def read_table(path: Path) -> pl.DataFrame:
         elif suffix in JSON_LINES and not compressed:
             df = _json_lines(path)
         elif suffix in (".csv", ".txt", ".tsv"):
-            header = _first_line(path, compressed)
+            header, comments = _first_line(path, compressed)
             separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=header.count)
             # a first line of numbers only is no header but the first row (benchmark files of values)
             named = not all(_is_number(c) for c in header.strip().split(separator))
@@ -128,6 +128,7 @@ def read_table(path: Path) -> pl.DataFrame:
                 path if compressed else _as_utf8(path),
                 separator=separator,
                 has_header=named,
+                skip_rows=comments,
                 new_columns=None if named else [str(i) for i in range(header.count(separator) + 1)],
                 infer_schema_length=10000,
                 null_values=list(MISSING_TOKENS),
@@ -208,15 +209,27 @@ def file_stem(path: str | Path) -> str:
     return Path(p.stem).stem if p.suffix.lower() in COMPRESSED else p.stem
 
 
-def _first_line(path: Path, compressed: bool) -> str:
-    """A CSV's header line (polars decompresses a compressed one)."""
+COMMENT_LINES = 100  # a CSV may open with up to this many lines starting with "#" (an exporter's notes)
+
+
+def _first_line(path: Path, compressed: bool) -> tuple[str, int]:
+    """A CSV's header line, and how many comment lines (``#``) come before it (polars decompresses
+    a compressed file)."""
     if not compressed:
         with path.open("rb") as f:
-            return f.readline(1 << 16).decode(errors="replace")
-    first = pl.read_csv(
-        path, has_header=False, n_rows=1, separator="\x1f", quote_char=None, infer_schema=False
-    )
-    return str(first.item()) if first.height else ""
+            lines = [f.readline(1 << 16).decode(errors="replace") for _ in range(COMMENT_LINES + 1)]
+    else:
+        head = pl.read_csv(
+            path,
+            has_header=False,
+            n_rows=COMMENT_LINES + 1,
+            separator="\x1f",
+            quote_char=None,
+            infer_schema=False,
+        )
+        lines = [str(v) for v in head.to_series()] if head.height else [""]
+    comments = next((i for i, line in enumerate(lines) if not line.startswith("#")), 0)
+    return lines[comments], comments
 
 
 def _decimal_commas(df: pl.DataFrame) -> pl.DataFrame:

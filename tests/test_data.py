@@ -439,3 +439,17 @@ def test_epoch_numbers_read_in_the_unit_their_size_says(tmp_path, scale):
         "2023-11-14 23:13:20",
         "2023-11-15 00:13:20",
     ]
+
+
+def test_a_csv_opening_with_comment_lines_reads_from_its_header(tmp_path):
+    """Exporters write notes above the header (``# exported by …``); polars took the first as the
+    header and refused the rest as having more fields than it."""
+    import gzip
+
+    notes = "# exported by sensor-hub v2\n# units: degC, one row an hour\n"
+    text = notes + "date,y\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n"
+    (tmp_path / "c.csv").write_text(text)
+    (tmp_path / "c.csv.gz").write_bytes(gzip.compress(text.encode()))
+    for name in ("c.csv", "c.csv.gz"):
+        tf = read_frame(tmp_path / name)
+        assert tf.frame.columns == ["date", "y"] and tf.frame["y"].to_list() == [1, 2]
