@@ -97,6 +97,8 @@ MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "-nan", "NULL", 
 COMPRESSED = (".gz", ".zst", ".zstd")  # a CSV compressed whole, as downloads often are
 # a number written with a decimal comma, thousands optionally grouped by dots: 1,5  -3,25  1.234,5
 DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
+# a number with thousands grouped by commas, in a comma-separated file (quoted): 1,234.5  -12,000
+THOUSANDS = r"^\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$"
 
 
 def read_table(path: Path) -> pl.DataFrame:
@@ -133,8 +135,7 @@ def read_table(path: Path) -> pl.DataFrame:
                 infer_schema_length=10000,
                 null_values=list(MISSING_TOKENS),
             )
-            if separator != ",":
-                df = _decimal_commas(df)
+            df = _decimal_commas(df) if separator != "," else _thousands(df)
         else:
             raise InputError(
                 f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; "
@@ -234,17 +235,28 @@ def _first_line(path: Path, compressed: bool) -> tuple[str, int]:
 
 def _decimal_commas(df: pl.DataFrame) -> pl.DataFrame:
     """Text columns whose every value is a number with a decimal comma (see ``DECIMAL_COMMA``), as floats."""
+    return _grouped_numbers(df, DECIMAL_COMMA, group=".", decimal=",")
+
+
+def _thousands(df: pl.DataFrame) -> pl.DataFrame:
+    """Text columns whose every value is a number, some with thousands grouped by commas (``"1,234.5"``,
+    what a spreadsheet's number format exports, quoted), as floats."""
+    return _grouped_numbers(df, THOUSANDS, group=",", decimal=".")
+
+
+def _grouped_numbers(df: pl.DataFrame, pattern: str, group: str, decimal: str) -> pl.DataFrame:
+    """Text columns whose every value matches ``pattern`` and some hold a comma, read as floats."""
     numbers = [
         pl.col(c)
         .str.strip_chars()
-        .str.replace_all(".", "", literal=True)
-        .str.replace(",", ".", literal=True)
+        .str.replace_all(group, "", literal=True)
+        .str.replace(decimal, ".", literal=True)
         .cast(pl.Float64)
         for c, dtype in df.schema.items()
         if dtype == pl.String
         and (values := df[c].drop_nulls()).len()
         and values.str.contains(",", literal=True).any()
-        and values.str.contains(DECIMAL_COMMA).all()
+        and values.str.contains(pattern).all()
     ]
     return df.with_columns(numbers) if numbers else df
 

@@ -453,3 +453,14 @@ def test_a_csv_opening_with_comment_lines_reads_from_its_header(tmp_path):
     for name in ("c.csv", "c.csv.gz"):
         tf = read_frame(tmp_path / name)
         assert tf.frame.columns == ["date", "y"] and tf.frame["y"].to_list() == [1, 2]
+
+
+def test_numbers_with_thousands_commas_in_a_comma_file_read_as_numbers(tmp_path):
+    """A spreadsheet's number format exports ``"1,234.50"`` quoted; the run stopped on it as text."""
+    p = tmp_path / "sales.csv"
+    p.write_text(
+        'date,sales,note\n2024-01-01,"1,234.50",a\n2024-01-02,987.25,"b,c"\n2024-01-03,"-12,000",d\n'
+    )
+    tf = read_frame(p)
+    assert tf.frame["sales"].to_list() == [1234.5, 987.25, -12000.0]
+    assert tf.frame["note"].to_list() == ["a", "b,c", "d"]  # text stays text
