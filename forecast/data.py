@@ -72,7 +72,7 @@ class Windows(NamedTuple):
 def read_frame(
     path: str | Path, time_col: str | None = None, duplicates: Duplicates = "last", step_ms: int | None = None
 ) -> TimeFrame:
-    """Read a CSV, Parquet or JSON-lines file with a time column into a validated :class:`TimeFrame`.
+    """Read a CSV, Parquet, JSON or JSON-lines file with a time column into a validated :class:`TimeFrame`.
 
     ``time_col=None`` finds it (:func:`find_time_column`). A file with none (benchmark files that
     hold only values) is read as rows ``step_ms`` apart from 1970-01-01 if a step is given.
@@ -112,7 +112,7 @@ def read_table(path: Path) -> pl.DataFrame:
     values.
     """
     if not path.is_file():
-        raise InputError(f"{path}: file not found; pass an existing CSV, Parquet or JSON-lines file")
+        raise InputError(f"{path}: file not found; pass an existing CSV, Parquet, JSON or JSON-lines file")
     suffixes = [x.lower() for x in path.suffixes[-2:]]
     compressed = bool(suffixes) and suffixes[-1] in COMPRESSED
     suffix = suffixes[0] if compressed and len(suffixes) == 2 else path.suffix.lower()
@@ -121,6 +121,8 @@ def read_table(path: Path) -> pl.DataFrame:
             df = pl.read_parquet(path)
         elif suffix in JSON_LINES and not compressed:
             df = _json_lines(path)
+        elif suffix == ".json" and not compressed:
+            df = _json(path)
         elif suffix in (".csv", ".txt", ".tsv"):
             header, comments = _first_line(path, compressed)
             separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=header.count)
@@ -139,7 +141,7 @@ def read_table(path: Path) -> pl.DataFrame:
         else:
             raise InputError(
                 f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; "
-                "use .csv (also .csv.gz, .csv.zst), .tsv, .parquet or .jsonl"
+                "use .csv (also .csv.gz, .csv.zst), .tsv, .parquet, .json or .jsonl"
             )
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
@@ -181,6 +183,33 @@ def _json_lines(path: Path) -> pl.DataFrame:
                         f"{path}: line {number} is not a JSON object ({text!r}); write one object per line"
                     ) from None
         raise InputError(f"{path}: cannot parse as JSON lines ({str(exc).splitlines()[0]})") from None
+    return _unnest_values(df, path)
+
+
+def _json(path: Path) -> pl.DataFrame:
+    """A ``.json`` file: an array of row objects (what most exporters and pandas' ``orient="records"``
+    write), else JSON lines."""
+    with path.open("rb") as f:
+        if f.read(1 << 12).lstrip()[:1] != b"[":
+            df = _json_lines(path)
+            if df.height == 1 and all(isinstance(t, pl.Struct | pl.List) for t in df.dtypes):
+                raise InputError(
+                    f"{path}: one object of columns, not rows (pandas' default to_json); write an array "
+                    "of row objects (to_json(orient='records')) or one object per line"
+                )
+            return df
+    try:
+        df = pl.read_json(path, infer_schema_length=None)
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(
+            f"{path}: cannot parse as a JSON array of row objects ({str(exc).splitlines()[0]}); write "
+            "[{...}, {...}] or one object per line"
+        ) from None
+    return _unnest_values(df, path)
+
+
+def _unnest_values(df: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """Records a Kafka topic carries (``series``, ``ts``, ``values``) with their values as columns."""
     if isinstance(df.schema.get("values"), pl.Struct):
         clash = set(df.schema["values"].to_schema()) & (set(df.columns) - {"values"})  # type: ignore[union-attr]
         if clash:

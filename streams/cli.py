@@ -511,7 +511,7 @@ def _replay_records(
     "--data",
     "data_path",
     type=click.Path(dir_okay=False),
-    help="CSV, Parquet or JSON-lines file with a time column (wide, or long with --series-col). "
+    help="CSV, Parquet, JSON or JSON-lines file with a time column (wide, or long with --series-col). "
     "[backtest.data]",
 )
 @click.option(

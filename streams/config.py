@@ -277,7 +277,7 @@ class BacktestConfig(_Section):
 
     data: str | None = Field(
         default=None,
-        description="CSV, Parquet or JSON-lines file to replay (unset: the scenario section's feed)",
+        description="CSV, Parquet, JSON or JSON-lines file to replay (unset: the scenario section's feed)",
     )
     series_col: str | None = Field(default=None, description="column holding the series id (long layout)")
     series_cols: list[str] = Field(

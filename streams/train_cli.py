@@ -189,7 +189,7 @@ def series_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--data FILE`` (required, a CSV, Parquet or JSON-lines path), as train and predict read it."""
+    """``--data FILE`` (required, a CSV, Parquet, JSON or JSON-lines path), as train and predict read it."""
     return click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help=help)
 
 
@@ -200,7 +200,7 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     "--data",
     "data_path",
     type=click.Path(path_type=Path),
-    help="CSV, Parquet or JSON-lines file with a time column.",
+    help="CSV, Parquet, JSON or JSON-lines file with a time column.",
 )
 @click.option(
     "--from-topic",

@@ -464,3 +464,17 @@ def test_numbers_with_thousands_commas_in_a_comma_file_read_as_numbers(tmp_path)
     tf = read_frame(p)
     assert tf.frame["sales"].to_list() == [1234.5, 987.25, -12000.0]
     assert tf.frame["note"].to_list() == ["a", "b,c", "d"]  # text stays text
+
+
+def test_a_json_file_of_rows_reads_and_one_of_columns_says_how_to_write_it(tmp_path):
+    """``.json`` was refused as an unknown file type; most exporters write an array of row objects."""
+    rows = tmp_path / "rows.json"
+    rows.write_text('[{"date": "2024-01-01 00:00", "y": 1.5}, {"date": "2024-01-01 01:00", "y": 2.5}]')
+    assert read_frame(rows).frame["y"].to_list() == [1.5, 2.5]
+    lines = tmp_path / "lines.json"  # JSON lines named .json
+    lines.write_text('{"date": "2024-01-01 00:00", "y": 1.5}\n{"date": "2024-01-01 01:00", "y": 2.5}\n')
+    assert read_frame(lines).frame["y"].to_list() == [1.5, 2.5]
+    columns = tmp_path / "columns.json"  # pandas' default orient
+    columns.write_text('{"date": {"0": "2024-01-01 00:00"}, "y": {"0": 1.5}}')
+    with pytest.raises(InputError, match=r"one object of columns.*orient='records'"):
+        read_frame(columns)
