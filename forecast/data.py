@@ -291,9 +291,14 @@ def _grouped_numbers(df: pl.DataFrame, pattern: str, group: str, decimal: str) -
 
 
 def validate_frame(
-    df: pl.DataFrame, time_col: str | None = None, source: str = "<frame>", duplicates: Duplicates = "last"
+    df: pl.DataFrame,
+    time_col: str | None = None,
+    source: str = "<frame>",
+    duplicates: Duplicates = "last",
+    series_col: str | None = None,
 ) -> TimeFrame:
-    """Parse the time column, sort by it, apply the duplicates policy and report gaps."""
+    """Parse the time column, sort by it, apply the duplicates policy and report gaps; ``series_col``,
+    the series column(s) this frame is one series of, is for advice only."""
     if df.height == 0:
         raise InputError(f"{source}: no data rows")
     if time_col is None:
@@ -312,7 +317,7 @@ def validate_frame(
     dup_mask = df[time_col].is_duplicated()
     n_dup = int(dup_mask.sum())
     if n_dup:
-        _refuse_long_layout(df, time_col, dup_mask, source)
+        _refuse_long_layout(df, time_col, dup_mask, source, series_col)
         if duplicates == "error":
             first = df.filter(dup_mask)[time_col][0]
             raise InputError(
@@ -368,7 +373,9 @@ def _time_columns(df: pl.DataFrame, source: str) -> list[str]:
 LONG_SHARE = 0.25  # rows sharing their time with a row of other values, in this share or more: a long file
 
 
-def _refuse_long_layout(df: pl.DataFrame, time_col: str, repeated: pl.Series, source: str) -> None:
+def _refuse_long_layout(
+    df: pl.DataFrame, time_col: str, repeated: pl.Series, source: str, given: str | None = None
+) -> None:
     """Raise when many rows share their timestamp with a row holding other values: a long file (a row
     per series and time) read as one series would keep one series' rows and drop the others'.
 
@@ -392,11 +399,12 @@ def _refuse_long_layout(df: pl.DataFrame, time_col: str, repeated: pl.Series, so
             for c, dtype in df.schema.items()
             if dtype.is_integer() and df[c].n_unique() <= df.height // 2 and tells_apart(c)
         ]
-    hint = (
-        f"pass --series-col {ids[0]}"
-        if len(ids) == 1
-        else "pass --series-col naming the column of series ids"
-    )
+    if given is not None and ids:  # a series of the named columns still holds several series
+        hint = f"its series need another column: --series-col {given},{ids[0]}"
+    elif len(ids) == 1:
+        hint = f"pass --series-col {ids[0]}"
+    else:
+        hint = "pass --series-col naming the column of series ids"
     raise InputError(
         f"{source}: {clash} rows share their timestamp with a row holding other values: it looks like a "
         f"long file with a row per series and time; {hint}"
@@ -723,6 +731,11 @@ class SeriesFrame:
         return replace(self, frame=self.frame.filter(pl.col("ts").is_in(cut.implode())))
 
 
+def series_columns(series_col: str) -> list[str]:
+    """The column(s) ``--series-col`` names: one, or several separated by commas."""
+    return [c.strip() for c in series_col.split(",") if c.strip()]
+
+
 def read_series(
     path: str | Path,
     targets: Sequence[str],
@@ -742,7 +755,7 @@ def read_series(
     the rows of a wide file without a time column that far apart (:func:`read_frame`)."""
     if not targets:
         raise InputError(f"{path}: choose the target column(s) with --target")
-    if series_col is not None and series_col in (*targets, *features):
+    if series_col is not None and set(series_columns(series_col)) & {*targets, *features}:
         raise InputError(
             f"{path}: {series_col!r} is the series column (--series-col) and a value to read; "
             "name the column holding the series ids"
@@ -844,14 +857,27 @@ def _column_series(
 def _long_frame(
     path: Path, series_col: str, time_col: str | None
 ) -> tuple[pl.DataFrame, str, list[FrameReport]]:
-    """Validate each series of a long-layout file on its own and stack them with a ``series`` column."""
+    """Validate each series of a long-layout file on its own and stack them with a ``series`` column.
+    ``series_col`` may name several columns (``host,_field``: a metric's labels, an InfluxDB export's
+    tags); a series is then each combination of their values, named ``a/cpu``."""
     df = read_table(path)
-    if series_col not in df.columns:
-        raise InputError(f"{path}: series column {series_col!r} not found; columns are {df.columns}")
+    ids = series_columns(series_col)
+    for c in ids:
+        if c not in df.columns:
+            raise InputError(f"{path}: series column {c!r} not found; columns are {df.columns}")
+    if len(ids) > 1:
+        df = df.with_columns(
+            pl.concat_str([pl.col(c).cast(pl.String) for c in ids], separator="/").alias(series_col)
+        )
+        df = df.drop(ids)
     parts, reports = [], []
     for key, group in df.group_by(series_col, maintain_order=True):
         tf = validate_frame(
-            group.drop(series_col), time_col=time_col, source=f"{path} (series {key[0]})", duplicates="first"
+            group.drop(series_col),
+            time_col=time_col,
+            source=f"{path} (series {key[0]})",
+            duplicates="first",
+            series_col=series_col,
         )
         parts.append(tf.frame.with_columns(pl.lit(str(key[0])).alias("series")))
         reports.append(tf.report)

@@ -393,7 +393,9 @@ def _serve_kafka(cfg) -> None:
     help="File: value column(s) to send (default: every numeric column).",
 )
 @click.option(
-    "--series-col", help="File: column with the series id (default: one series named after the file)."
+    "--series-col",
+    help="File: column(s) with the series id, comma-separated (host,_field: a series per pair; default: "
+    "one series named after the file).",
 )
 @click.option(
     "--series-cols",
@@ -517,7 +519,11 @@ def _replay_records(
 @click.option(
     "--scenario", help="A built-in scenario instead of a file (see `adaptcast scenarios`). [scenario.name]"
 )
-@click.option("--series-col", help="Column holding the series id (long layout). [backtest.series_col]")
+@click.option(
+    "--series-col",
+    help="Column(s) holding the series id, comma-separated (host,_field: a series per pair; long "
+    "layout). [backtest.series_col]",
+)
 @click.option(
     "--series-cols",
     "series_cols",

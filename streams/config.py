@@ -279,7 +279,11 @@ class BacktestConfig(_Section):
         default=None,
         description="CSV, Parquet, JSON or JSON-lines file to replay (unset: the scenario section's feed)",
     )
-    series_col: str | None = Field(default=None, description="column holding the series id (long layout)")
+    series_col: str | None = Field(
+        default=None,
+        description="column holding the series id (long layout); several comma-separated (host,_field) "
+        "make a series of each combination, named a/cpu",
+    )
     series_cols: list[str] = Field(
         default_factory=list,
         description='wide layout with one series per column: these columns (["*"]: every numeric one) '

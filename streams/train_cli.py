@@ -184,7 +184,8 @@ def series_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
     return click.option(
         "--series-col",
-        help="With --data: the column holding the series id (long layout); one model for all series.",
+        help="With --data: the column(s) holding the series id, comma-separated (long layout); one "
+        "model for all series.",
     )(fn)
 
 

@@ -478,3 +478,23 @@ def test_a_json_file_of_rows_reads_and_one_of_columns_says_how_to_write_it(tmp_p
     columns.write_text('{"date": {"0": "2024-01-01 00:00"}, "y": {"0": 1.5}}')
     with pytest.raises(InputError, match=r"one object of columns.*orient='records'"):
         read_frame(columns)
+
+
+def test_a_long_file_whose_series_are_told_apart_by_two_columns(tmp_path):
+    """An InfluxDB export or a metric with labels: a series is a host and a field. Naming one of the
+    two, each "series" held two and the advice was to name the other instead."""
+    p = tmp_path / "influx.csv"
+    rows = [
+        f"2024-01-01T0{h}:00Z,{h + v},{f},{host}"
+        for h in range(3)
+        for host in "ab"
+        for f, v in (("cpu", 0), ("mem", 10))
+    ]
+    p.write_text("_time,_value,_field,host\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError, match=r"\(series a\).*--series-col host,_field"):
+        read_series(p, ["_value"], series_col="host")
+    data = read_series(p, ["_value"], series_col="host,_field")
+    assert sorted(data.frame["series"].unique()) == ["a/cpu", "a/mem", "b/cpu", "b/mem"]
+    assert data.frame.filter(pl.col("series") == "b/mem")["_value"].to_list() == [10.0, 11.0, 12.0]
+    with pytest.raises(InputError, match="'pod' not found"):
+        read_series(p, ["_value"], series_col="host,pod")
