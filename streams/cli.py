@@ -179,8 +179,8 @@ def config_show(config_path: str | None) -> None:
 )
 @click.option(
     "--series-field",
-    help="Flat, debezium and cloudevents records: the field naming the series (default series). "
-    "[serving.series_field]",
+    help="Flat, debezium and cloudevents records: the field naming the series, or several "
+    "comma-separated (host,metric: a series per pair; default series). [serving.series_field]",
 )
 @click.option(
     "--time-field",

@@ -420,7 +420,8 @@ class ServingConfig(_Section):
     series_field: str | None = Field(
         default=None,
         min_length=1,
-        description="flat, debezium and cloudevents records: the field naming the series, e.g. sensor_id "
+        description="flat, debezium and cloudevents records: the field naming the series, e.g. sensor_id, "
+        "or several comma-separated, e.g. host,metric (a series of each combination, named a/cpu) "
         "(None: series)",
     )
     time_field: str | None = Field(

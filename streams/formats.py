@@ -9,7 +9,7 @@ without the shape's own fields is ``missing_field``, named in the shape's terms.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import partial
+from functools import cache, partial
 from typing import Any
 
 from adaptcast.streams.records import MISSING_FIELD, NOT_OBJECT, RecordError, number_text
@@ -77,16 +77,20 @@ def flat(obj: Any, series_field: str = "series", time_field: str | None = None) 
     "ts": ..., "temp": 21.5, "rpm": 1200, "unit": "C"}``.
 
     The series is ``series_field`` (an integer id reads as its text; or the message key, with
-    ``serving.series_from_key``), the time ``time_field`` or else the first of ``ts``,
+    ``serving.series_from_key``; several fields comma-separated, ``host,metric``, make a series of
+    each combination, named ``a/cpu``), the time ``time_field`` or else the first of ``ts``,
     ``timestamp``, ``time`` (or the message's timestamp, with ``serving.ts_from_message``), and the
     values every other field holding a number (also one written as text); text, booleans and
     nested fields are not forecast.
     """
     obj = _fields(obj, "flat", ())
     out: dict[str, Any] = {}
-    if series_field in obj:
+    ids = _series_fields(series_field)
+    if len(ids) == 1 and series_field in obj:
         series = obj[series_field]
         out["series"] = str(series) if type(series) is int else series
+    elif len(ids) > 1 and all(f in obj for f in ids):
+        out["series"] = "/".join(str(obj[f]) for f in ids)
     stamps = FLAT_TIME if time_field is None else (time_field,)
     stamp = next((k for k in stamps if k in obj), None)
     if stamp is not None:
@@ -94,11 +98,17 @@ def flat(obj: Any, series_field: str = "series", time_field: str | None = None) 
     out["values"] = {
         k: v
         for k, v in obj.items()
-        if k != series_field
+        if k not in ids
         and k not in stamps
         and (_is_number(v) or (isinstance(v, str) and number_text(v) is not None))
     }
     return out
+
+
+@cache
+def _series_fields(series_field: str) -> tuple[str, ...]:
+    """The field(s) ``serving.series_field`` names: one, or several separated by commas."""
+    return tuple(f.strip() for f in series_field.split(",") if f.strip()) or (series_field,)
 
 
 DEBEZIUM_READINGS = ("c", "r", "u")  # create, snapshot read, update: the row after holds a reading

@@ -64,6 +64,17 @@ def test_flat_fields_named_by_the_config_give_the_series_and_the_time():
     assert shape_for("flat") is flat and shape_for("telegraf", "x") is telegraf
 
 
+def test_a_flat_series_may_be_several_fields_as_a_metric_is_its_labels():
+    """{"host": "a", "metric": "cpu", ...}: with series_field host alone, cpu and mem readings of one
+    host collided as one series' duplicates; naming both makes a series of each pair."""
+    shape = shape_for("flat", series_field="host, metric")
+    rec = _decode({"host": "a", "metric": "cpu", "port": 8080, "ts": 1_704_070_800_000, "value": 0.5}, shape)
+    assert (rec.series, rec.values) == ("a/cpu", {"port": 8080.0, "value": 0.5})
+    with pytest.raises(R.RecordError) as info:
+        _decode({"host": "a", "ts": 1_704_070_800_000, "value": 0.5}, shape)  # no metric: no series
+    assert info.value.reason == R.MISSING_FIELD and "series" in str(info.value)
+
+
 def test_a_debezium_change_event_is_its_row_after_the_change():
     row = {"id": 3, "series": "pump-7", "ts": 1_704_070_800_000_000, "temp": 20.5, "note": "ok"}
     event = {"before": None, "after": row, "op": "c", "ts_ms": 1_704_070_900_000, "source": {}}
