@@ -472,11 +472,14 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
         if dtype.is_integer() and col.min() >= 1000 and col.max() <= 2999:  # type: ignore[operator]
             # whole years, not seconds after 1970
             return pl.select(pl.datetime(col.cast(pl.Int32), 1, 1)).to_series().alias(name)
+        compact = _compact_dates(col.cast(pl.String)) if dtype.is_integer() else None
+        if compact is not None:  # 20240101, 202401011300: digits of a date, not seconds after 1970
+            return compact
         size = float(col.abs().max())  # type: ignore[arg-type]
         unit = next((u for u, top in EPOCH_UNITS if size < top), "ns")
         return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)  # type: ignore[arg-type]
     if dtype == pl.String:
-        col = _months_and_quarters(col)
+        col = _months_and_quarters(col).str.replace(r"\s+(UTC|GMT)$", "")  # BigQuery's "… 00:00:00 UTC"
         try:
             parsed = (
                 col.str.to_datetime(strict=False, time_zone=None)
@@ -487,6 +490,8 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
             parsed = pl.Series(name, [None] * col.len(), dtype=pl.Datetime("us"))
         if col.str.contains(DAY_MONTH).all():
             parsed = _day_or_month_first(col, parsed)
+        if parsed.is_null().any():
+            parsed = next((p for p in (_compact_dates(col), _named_months(col)) if p is not None), parsed)
         bad = parsed.is_null()
         if bad.any():
             raise InputError(
@@ -498,6 +503,48 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
     raise InputError(
         f"{source}: column {name!r} has type {dtype}, not a timestamp; use ISO-8601 strings or epoch numbers"
     )
+
+
+COMPACT_DATES = {8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}  # digits → format
+NAMED_MONTHS = (  # 01-Jan-2024 13:00, 1 Jan 2024, Jan 1, 2024; and 20240101T130000
+    *(
+        d + c
+        for d in ("%d-%b-%Y", "%d %b %Y", "%b %d, %Y", "%b %d %Y", "%d-%b-%y", "%d %B %Y", "%B %d, %Y")
+        for c in (" %H:%M:%S", " %H:%M", "")
+    ),
+    "%Y%m%dT%H%M%S",
+    "%Y%m%dT%H%M",
+)
+
+
+def _compact_dates(col: pl.Series) -> pl.Series | None:
+    """Digits of a date and time, ``20240101`` or ``202401011300`` (one length throughout, years 1900
+    to 2100, every value a real date), as datetimes; else None. Read as epoch numbers they were
+    instants of 1970 to 1976."""
+    digits = col.str.strip_chars()
+    lengths = digits.str.len_chars().unique()
+    if lengths.len() != 1 or lengths[0] not in COMPACT_DATES or not digits.str.contains(r"^\d+$").all():
+        return None
+    fmt = COMPACT_DATES[lengths[0]]
+    if fmt.endswith("%H"):  # polars reads an hour only with its minutes
+        digits, fmt = digits + "00", fmt + "%M"
+    try:
+        parsed = digits.str.to_datetime(fmt, strict=False)
+    except pl.exceptions.PolarsError:
+        return None
+    years = parsed.dt.year()
+    ok = parsed.null_count() == 0 and years.min() >= 1900 and years.max() <= 2100  # type: ignore[operator]
+    return parsed.cast(pl.Datetime("us")) if ok else None
+
+
+def _named_months(col: pl.Series) -> pl.Series | None:
+    """Dates with the month's name, ``01-Jan-2024 13:00`` or ``Jan 1, 2024``: the first format of
+    :data:`NAMED_MONTHS` that reads every value, else None."""
+    for fmt in NAMED_MONTHS:
+        parsed = col.str.strip_chars().str.to_datetime(fmt, strict=False)
+        if parsed.null_count() == 0:
+            return parsed.cast(pl.Datetime("us"))
+    return None
 
 
 DAY_MONTH = r"^\s*\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}\b"  # 31/01/2024, 1/31/24, 31.01.2024: which comes first?

@@ -498,3 +498,29 @@ def test_a_long_file_whose_series_are_told_apart_by_two_columns(tmp_path):
     assert data.frame.filter(pl.col("series") == "b/mem")["_value"].to_list() == [10.0, 11.0, 12.0]
     with pytest.raises(InputError, match="'pod' not found"):
         read_series(p, ["_value"], series_col="host,pod")
+
+
+@pytest.mark.parametrize(
+    "first, second",
+    [
+        ("2024-01-01 13:00:00 UTC", "2024-01-01 14:00:00 UTC"),  # BigQuery's export
+        ("01-Jan-2024 13:00", "01-Jan-2024 14:00"),  # month names
+        ('"Jan 1, 2024 13:00"', '"Jan 1, 2024 14:00"'),  # quoted: it holds a comma
+        ("20240101T130000", "20240101T140000"),
+        ("202401011300", "202401011400"),  # digits of a date: read as epoch ms they were 1976
+        ("2024010113", "2024010114"),
+    ],
+)
+def test_more_ways_of_writing_a_time_read_as_meant(tmp_path, first, second):
+    p = tmp_path / "t.csv"
+    p.write_text(f"date,y\n{first},1\n{second},2\n")
+    assert [str(t) for t in read_frame(p).frame["date"]] == ["2024-01-01 13:00:00", "2024-01-01 14:00:00"]
+
+
+def test_digits_of_dates_are_dates_and_epoch_numbers_stay_epochs(tmp_path):
+    days = tmp_path / "d.csv"  # 20240101 as epoch seconds was 1970-08-23
+    days.write_text("date,y\n" + "".join(f"{20240101 + i},{i}\n" for i in range(3)))
+    assert str(read_frame(days).frame["date"][2]) == "2024-01-03 00:00:00"
+    millis = tmp_path / "m.csv"  # twelve digits that are no date: epoch milliseconds of 2000
+    millis.write_text("date,y\n946684800000,1\n946688400000,2\n")
+    assert str(read_frame(millis).frame["date"][1]) == "2000-01-01 01:00:00"
