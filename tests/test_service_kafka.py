@@ -420,6 +420,33 @@ def test_flat_readings_keyed_by_device_and_timed_by_kafka_are_served(kafka_boots
     assert sorted(got) == ["s0", "s1"] and got["s1"][:, 0].tolist() == [1000.0 + t for t in range(steps)]
 
 
+def test_flat_readings_of_a_metric_told_apart_by_labels_are_a_series_each(kafka_bootstrap, tmp_path):
+    """``{"host": "a", "metric": "cpu", "ts": …, "y": …}``, keyed by host: with serving.series_field
+    ``host,metric`` each pair is a series (``a/cpu`` …); with ``host`` alone, a host's two metrics
+    collided as one series and one of them was dead-lettered as the other's duplicate."""
+    names = _topics(kafka_bootstrap)
+    steps, pairs = 8, [("a", "cpu"), ("a", "mem"), ("b", "cpu"), ("b", "mem")]
+    feed = [
+        (
+            h.encode(),
+            json.dumps(
+                {"host": h, "metric": m, "ts": format_timestamp(t * HOUR), "y": 100.0 * i + t}
+            ).encode(),
+        )
+        for t in range(steps)
+        for i, (h, m) in enumerate(pairs)
+    ]
+    serving = {"record_format": "flat", "series_field": "host,metric"}
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, serving=serving)
+    _produce(kafka_bootstrap, names["input"], feed, raw=True)
+    _serve_all(cfg, len(feed))
+    preds, _ = _predictions(kafka_bootstrap, names["output"], 4 * (steps - LOOKBACK + 1))
+    assert {s for s, _ in preds} == {"a/cpu", "a/mem", "b/cpu", "b/mem"}
+    last = format_timestamp((steps - 1) * HOUR)
+    assert preds[("b/mem", last)]["yhat"]["y"] == pytest.approx([300.0 + steps - 1] * HORIZON)
+    assert not _consume_all(kafka_bootstrap, names["dlq"], 0, timeout=3)
+
+
 def test_debezium_change_events_of_a_readings_table_are_served(kafka_bootstrap, tmp_path):
     """A table of readings captured by Debezium (Connect's JSON with schemas, microsecond times,
     integer sensor ids, keys holding the primary key): with record_format debezium and the fields
