@@ -233,8 +233,9 @@ def _zoned(t: np.ndarray, step_ms: int, tolerance: float, beat: float) -> tuple[
     for zone in zones_that_change(int(t[0]), int(t[-1])):
         fit = _fit(to_wall(zone, t), step_ms, tolerance)
         if fit is not None and fit[1] > beat + ZONE_MARGIN:
-            best, beat = (replace(fit[0], zone=zone), fit[1]), fit[1]
-    return best
+            best, beat = (fit[0], zone), fit[1]
+    # only the zone taken is named in a schedule: a process holds at most MAX_ZONES of them
+    return None if best is None else (replace(best[0], zone=best[1]), beat)
 
 
 def _fit(t: np.ndarray, step_ms: int, tolerance: float) -> tuple[Schedule, float] | None:
