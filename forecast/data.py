@@ -475,6 +475,10 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
         compact = _compact_dates(col.cast(pl.String)) if dtype.is_integer() else None
         if compact is not None:  # 20240101, 202401011300: digits of a date, not seconds after 1970
             return compact
+        if _spreadsheet_days(col):  # 45292.5: a spreadsheet's serial date, days since 1899-12-30
+            seconds = (col.cast(pl.Float64) * 86_400).round().cast(pl.Int64)  # exports round the fraction
+            ms = seconds * 1000 + SPREADSHEET_EPOCH_MS
+            return pl.from_epoch(ms, time_unit="ms").alias(name)
         size = float(col.abs().max())  # type: ignore[arg-type]
         unit = next((u for u, top in EPOCH_UNITS if size < top), "ns")
         return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)  # type: ignore[arg-type]
@@ -503,6 +507,21 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
     raise InputError(
         f"{source}: column {name!r} has type {dtype}, not a timestamp; use ISO-8601 strings or epoch numbers"
     )
+
+
+SPREADSHEET_EPOCH_MS = -2_209_161_600_000  # 1899-12-30, day 0 of Excel's and LibreOffice's serial dates
+SPREADSHEET_DAYS = (20_000, 80_000)  # serial dates of 1954 to 2119; as epoch seconds, hours of 1970-01-01
+
+
+def _spreadsheet_days(col: pl.Series) -> bool:
+    """Whether these numbers are a spreadsheet's serial dates (an unformatted date column exported):
+    all within :data:`SPREADSHEET_DAYS`, at most a month apart. As epoch seconds they would all
+    fall on the first day of 1970."""
+    lo, hi = SPREADSHEET_DAYS
+    if col.len() < 2 or float(col.min()) < lo or float(col.max()) > hi:  # type: ignore[arg-type]
+        return False
+    steps = col.sort().diff().drop_nulls()
+    return float(steps.filter(steps > 0).median() or 0) <= 31  # type: ignore[arg-type]
 
 
 COMPACT_DATES = {8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}  # digits → format

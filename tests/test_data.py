@@ -524,3 +524,18 @@ def test_digits_of_dates_are_dates_and_epoch_numbers_stay_epochs(tmp_path):
     millis = tmp_path / "m.csv"  # twelve digits that are no date: epoch milliseconds of 2000
     millis.write_text("date,y\n946684800000,1\n946688400000,2\n")
     assert str(read_frame(millis).frame["date"][1]) == "2000-01-01 01:00:00"
+
+
+def test_a_spreadsheets_serial_dates_read_as_dates(tmp_path):
+    """An unformatted date column exported from a spreadsheet holds days since 1899-12-30 (45292.5 is
+    2024-01-01 12:00); read as epoch seconds they were hours of 1970-01-01."""
+    p = tmp_path / "sheet.csv"
+    p.write_text("date,y\n" + "".join(f"{45292 + i / 24:.6f},{i}\n" for i in range(3)))
+    assert [str(t) for t in read_frame(p).frame["date"]] == [
+        "2024-01-01 00:00:00",
+        "2024-01-01 01:00:00",
+        "2024-01-01 02:00:00",
+    ]
+    seconds = tmp_path / "s.csv"  # epoch seconds from 0 stay seconds
+    seconds.write_text("ts,y\n0,1\n3600,2\n7200,3\n")
+    assert str(read_frame(seconds).frame["ts"][2]) == "1970-01-01 02:00:00"
