@@ -41,7 +41,7 @@ class RunSummary:
 
     def line(self, command: str = "adaptcast run") -> str:
         """One human-readable line; the counts keep their words so scripts can pick them out."""
-        mae = "n/a" if self.mae is None else f"{self.mae:.4f}"
+        mae = "n/a" if self.mae is None else _figure(self.mae)
         what = f"{self.source} ({self.series} series)" + (f" [{self.config}]" if self.config else "")
         secs = "" if self.seconds is None else f", {self.seconds:.1f} s"
         return (
@@ -53,3 +53,9 @@ class RunSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+def _figure(x: float) -> str:
+    """Four decimals in the usual range; four significant digits for a feed in tiny or huge units
+    (a series of 1e-9 showed MAE 0.0000)."""
+    return f"{x:.4f}" if x == 0 or 1e-3 <= abs(x) < 1e6 else f"{x:.4g}"

@@ -446,3 +446,15 @@ def test_most_records_off_the_grid_is_explained():
     (advice,) = what_went_wrong(line, Counter(off_grid=280, duplicate=20), restarts=0, lookback=48)
     assert advice.startswith("300 of 1000 records were off the grid") and "grid.resample: mean" in advice
     assert what_went_wrong(line, Counter(off_grid=30), restarts=0, lookback=48) == []
+
+
+def test_the_run_line_shows_an_error_in_tiny_or_huge_units():
+    """A feed measured in 1e-9 showed MAE 0.0000; one in 1e12, a figure with four useless decimals."""
+    from dataclasses import replace
+
+    from adaptcast.streams.summary import RunSummary
+
+    line = RunSummary("f", 1, 1000, 40, 400, 0.6849, 0, 1, 0, "arnet", "1")
+    assert "MAE 0.6849," in line.line()
+    assert "MAE 1.437e-10," in replace(line, mae=1.4372e-10).line()
+    assert "MAE 2.092e+08," in replace(line, mae=209_200_000.0).line()
