@@ -428,13 +428,19 @@ def test_a_date_column_and_a_time_of_day_column_read_as_one_timestamp(tmp_path):
     ]
 
 
+def times_read(tmp_path: Path, stamps: list) -> list[str]:
+    """The time column of a file whose rows are stamped ``stamps``, as read."""
+    p = tmp_path / "times.csv"
+    p.write_text("date,y\n" + "".join(f"{t},{i}\n" for i, t in enumerate(stamps)))
+    return [str(t) for t in read_frame(p).frame["date"]]
+
+
 @pytest.mark.parametrize("scale", [1, 1_000, 1_000_000, 1_000_000_000], ids=["s", "ms", "us", "ns"])
 def test_epoch_numbers_read_in_the_unit_their_size_says(tmp_path, scale):
     """Databases and InfluxDB export microseconds and nanoseconds; read as milliseconds they were
     dates 50,000 years on, and the run died with a traceback."""
-    p = tmp_path / "e.csv"
-    p.write_text("time,y\n" + "".join(f"{(1_700_000_000 + 3600 * i) * scale},{i}\n" for i in range(3)))
-    assert [str(t) for t in read_frame(p).frame["time"]] == [
+    stamps = [(1_700_000_000 + 3600 * i) * scale for i in range(3)]
+    assert times_read(tmp_path, stamps) == [
         "2023-11-14 22:13:20",
         "2023-11-14 23:13:20",
         "2023-11-15 00:13:20",
@@ -512,30 +518,22 @@ def test_a_long_file_whose_series_are_told_apart_by_two_columns(tmp_path):
     ],
 )
 def test_more_ways_of_writing_a_time_read_as_meant(tmp_path, first, second):
-    p = tmp_path / "t.csv"
-    p.write_text(f"date,y\n{first},1\n{second},2\n")
-    assert [str(t) for t in read_frame(p).frame["date"]] == ["2024-01-01 13:00:00", "2024-01-01 14:00:00"]
+    assert times_read(tmp_path, [first, second]) == ["2024-01-01 13:00:00", "2024-01-01 14:00:00"]
 
 
 def test_digits_of_dates_are_dates_and_epoch_numbers_stay_epochs(tmp_path):
-    days = tmp_path / "d.csv"  # 20240101 as epoch seconds was 1970-08-23
-    days.write_text("date,y\n" + "".join(f"{20240101 + i},{i}\n" for i in range(3)))
-    assert str(read_frame(days).frame["date"][2]) == "2024-01-03 00:00:00"
-    millis = tmp_path / "m.csv"  # twelve digits that are no date: epoch milliseconds of 2000
-    millis.write_text("date,y\n946684800000,1\n946688400000,2\n")
-    assert str(read_frame(millis).frame["date"][1]) == "2000-01-01 01:00:00"
+    # 20240101 as epoch seconds was 1970-08-23; twelve digits that are no date are epoch ms of 2000
+    assert times_read(tmp_path, [20240101, 20240102, 20240103])[2] == "2024-01-03 00:00:00"
+    assert times_read(tmp_path, [946684800000, 946688400000])[1] == "2000-01-01 01:00:00"
 
 
 def test_a_spreadsheets_serial_dates_read_as_dates(tmp_path):
     """An unformatted date column exported from a spreadsheet holds days since 1899-12-30 (45292.5 is
     2024-01-01 12:00); read as epoch seconds they were hours of 1970-01-01."""
-    p = tmp_path / "sheet.csv"
-    p.write_text("date,y\n" + "".join(f"{45292 + i / 24:.6f},{i}\n" for i in range(3)))
-    assert [str(t) for t in read_frame(p).frame["date"]] == [
+    serial = [f"{45292 + i / 24:.6f}" for i in range(3)]
+    assert times_read(tmp_path, serial) == [
         "2024-01-01 00:00:00",
         "2024-01-01 01:00:00",
         "2024-01-01 02:00:00",
     ]
-    seconds = tmp_path / "s.csv"  # epoch seconds from 0 stay seconds
-    seconds.write_text("ts,y\n0,1\n3600,2\n7200,3\n")
-    assert str(read_frame(seconds).frame["ts"][2]) == "1970-01-01 02:00:00"
+    assert times_read(tmp_path, [0, 3600, 7200])[2] == "1970-01-01 02:00:00"  # epoch seconds from 0 stay so
