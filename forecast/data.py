@@ -810,6 +810,7 @@ def read_series(
     time_col: str | None = None,
     series_cols: Sequence[str] = (),
     step_ms: int | None = None,
+    series_rows: bool = False,
 ) -> SeriesFrame:
     """Read a wide (one series) or long (``series_col``) file as the live worker would take its records:
     in time order, a row repeating a series' timestamp left out (the first is kept), no infinite
@@ -818,7 +819,8 @@ def read_series(
 
     ``series_cols`` reads a wide file as one series per column instead (``["*"]``: every numeric
     column): each is a series named after its column, its values the one target. ``step_ms`` stamps
-    the rows of a wide file without a time column that far apart (:func:`read_frame`)."""
+    the rows of a wide file without a time column that far apart (:func:`read_frame`).
+    ``series_rows`` reads a file of a series per row (M4's layout, :func:`_row_series`)."""
     if not targets:
         raise InputError(f"{path}: choose the target column(s) with --target")
     if series_col is not None and set(series_columns(series_col)) & {*targets, *features}:
@@ -826,7 +828,9 @@ def read_series(
             f"{path}: {series_col!r} is the series column (--series-col) and a value to read; "
             "name the column holding the series ids"
         )
-    if series_cols:
+    if series_rows:
+        frame, tcol, reports = _row_series(Path(path), series_col, targets, features, step_ms)
+    elif series_cols:
         frame, tcol, reports = _column_series(
             Path(path), series_cols, targets, features, series_col, time_col, step_ms
         )
@@ -918,6 +922,43 @@ def _column_series(
         raise InputError(f"{path}: no numeric column to read as a series besides {raw.time_col!r}")
     frame = raw.frame.unpivot(index=raw.time_col, on=chosen, variable_name="series", value_name=targets[0])
     return frame, raw.time_col, [raw.report]
+
+
+def _row_series(
+    path: Path, series_col: str | None, targets: Sequence[str], features: Sequence[str], step_ms: int | None
+) -> tuple[pl.DataFrame, str, list[FrameReport]]:
+    """A file of a series per row (M4's and the Tourism data's layout: an id, then the values in
+    order, a shorter series' row ending in empty cells) as ``time, series, <target>``: each series'
+    values a step apart from 1970-01-01, its id ``series_col`` or the first text column (else its
+    row number)."""
+    if step_ms is None:
+        raise InputError(
+            f"{path}: a file of a series per row has no times: give its step, e.g. --frequency 1h"
+        )
+    if len(targets) != 1 or features:
+        raise InputError(
+            f"{path}: a series per row (--series-rows) holds one value per step; name it with one "
+            f"--target (got {list(targets)}) and give no --features"
+        )
+    df = read_table(path)
+    if series_col is not None and series_col not in df.columns:
+        raise InputError(f"{path}: series column {series_col!r} not found; columns are {df.columns}")
+    texts = [c for c, dtype in df.schema.items() if not dtype.is_numeric() and df[c].null_count() < df.height]
+    id_col = series_col or (texts[0] if texts else None)
+    value_cols = [c for c, dtype in df.schema.items() if c != id_col and dtype.is_numeric()]
+    if not value_cols:
+        raise InputError(f"{path}: no numeric column of values besides the series id {id_col!r}")
+    ids = df[id_col].cast(pl.String) if id_col else pl.Series([str(i) for i in range(df.height)])
+    values = df.select(pl.col(value_cols).cast(pl.Float64)).to_numpy()
+    n = len(value_cols)
+    frame = pl.DataFrame(
+        {
+            "ts": pl.Series(np.tile(np.arange(n) * step_ms, df.height)).cast(pl.Datetime("ms")),
+            "series": np.repeat(ids.to_numpy(), n),
+            targets[0]: values.ravel(),
+        }
+    ).filter(pl.col(targets[0]).is_not_null() & pl.col(targets[0]).is_not_nan())
+    return frame, "ts", [_report(frame.filter(pl.col("series") == ids[0])["ts"], 0, True)]
 
 
 def _long_frame(

@@ -533,6 +533,13 @@ def _replay_records(
     "the one --target. [backtest.series_cols]",
 )
 @click.option(
+    "--series-rows",
+    is_flag=True,
+    default=None,
+    help="A series per row (M4's layout): its id the --series-col or first text column, its values "
+    "the numeric columns in order, a --frequency step apart. [backtest.series_rows]",
+)
+@click.option(
     "--time-col",
     help="Time column (default: one named date, ts, timestamp, time, datetime or ds in any case, "
     "else the one holding dates). [backtest.time_col]",
@@ -589,6 +596,7 @@ def backtest(
     features,
     series_col,
     series_cols,
+    series_rows,
     time_col,
     frequency,
     model,
@@ -649,6 +657,7 @@ def backtest(
     for key, value in (
         ("series_col", series_col),
         ("series_cols", split_columns(series_cols) or None),
+        ("series_rows", series_rows),
         ("time_col", time_col),
         ("limit", limit),
         ("compare", list(compares) or None),

@@ -289,6 +289,11 @@ class BacktestConfig(_Section):
         description='wide layout with one series per column: these columns (["*"]: every numeric one) '
         "are series named after them, their values the model's one target",
     )
+    series_rows: bool = Field(
+        default=False,
+        description="a series per row (M4's layout): its id the series_col or first text column, its "
+        "values the numeric columns in order, a grid.frequency step apart from 1970-01-01",
+    )
     time_col: str | None = Field(
         default=None,
         description="time column (unset: one named date, ts, timestamp, time, datetime or ds in any case, "

@@ -29,7 +29,14 @@ def load_feed(cfg: Config) -> SeriesFrame:
     b, m = cfg.backtest, cfg.model
     if b.data is not None:
         data = read_series(
-            b.data, m.targets, m.features, b.series_col, b.time_col, b.series_cols, row_step(cfg)
+            b.data,
+            m.targets,
+            m.features,
+            b.series_col,
+            b.time_col,
+            b.series_cols,
+            row_step(cfg),
+            b.series_rows,
         )
         for note in data.notes():
             log.warning("%s: %s", b.data, note)

@@ -250,6 +250,16 @@ def test_backtest_train_and_predict_a_file_of_values_only_at_a_declared_step(tmp
     assert res.exit_code == 0, res.output
     (cfg,) = json.loads((tmp_path / "bt" / "summary.json").read_text())["configs"].values()
     assert cfg["n_forecasts"] > 3 * 250 and cfg["records_rejected"] == {} and cfg["series_resets"] == 0
+    rows = tmp_path / "rows.csv"  # the same series one per row, M4's layout
+    rows.write_text("id," + ",".join(f"v{i}" for i in range(300)) + "\n")
+    with rows.open("a") as f:
+        for k in range(3):
+            f.write(f"s{k}," + ",".join(f"{v:.5f}" for v in values[:, k]) + "\n")
+    by_row = ["--data", str(rows), "--series-rows", "--frequency", "1d", "--lookback", "14", "--horizon", "7"]
+    res = runner.invoke(main, ["backtest", *by_row, "--model", "naive", "--out", str(tmp_path / "rows")])
+    assert res.exit_code == 0, res.output
+    (by_rows,) = json.loads((tmp_path / "rows" / "summary.json").read_text())["configs"].values()
+    assert by_rows["n_forecasts"] == cfg["n_forecasts"] and by_rows["mae"] == pytest.approx(cfg["mae"])
     res = runner.invoke(main, ["backtest", *shape, "--out", str(tmp_path / "no")])
     assert res.exit_code != 0 and "declare the step (--frequency 1h, or grid.frequency)" in res.output
     res = runner.invoke(

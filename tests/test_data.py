@@ -537,3 +537,16 @@ def test_a_spreadsheets_serial_dates_read_as_dates(tmp_path):
         "2024-01-01 02:00:00",
     ]
     assert times_read(tmp_path, [0, 3600, 7200])[2] == "1970-01-01 02:00:00"  # epoch seconds from 0 stay so
+
+
+def test_a_file_of_a_series_per_row_reads_each_row_as_a_series(tmp_path):
+    """M4's layout: ``"V1","V2",…``, an id then the values in order, a shorter series' row ending in
+    empty cells. It was refused for want of a time column."""
+    p = tmp_path / "Hourly-train.csv"
+    p.write_text('"V1","V2","V3","V4"\n"H1",1.0,2.0,3.0\n"H2",10.0,20.0,\n')
+    data = read_series(p, ["y"], step_ms=3_600_000, series_rows=True)
+    h2 = data.frame.filter(pl.col("series") == "H2")
+    assert data.n_series == 2 and data.frame.height == 5 and h2["y"].to_list() == [10.0, 20.0]
+    assert [str(t) for t in h2["ts"]] == ["1970-01-01 00:00:00", "1970-01-01 01:00:00"]
+    with pytest.raises(InputError, match=r"give its step, e\.g\. --frequency 1h"):
+        read_series(p, ["y"], series_rows=True)
