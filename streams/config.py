@@ -381,9 +381,8 @@ class GridConfig(_Section):
 
     @model_validator(mode="after")
     def _rules_hold(self) -> GridConfig:
-        self.rules(
-            lookback=1
-        )  # what GridRules refuses (resampling without a fixed period), as a config error
+        # what GridRules refuses (resampling without a fixed period), as a config error
+        self.rules(lookback=1)
         return self
 
     def rules(self, lookback: int) -> GridRules:

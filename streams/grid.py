@@ -123,12 +123,7 @@ class SeriesGrid:
         period: int | str | None = self.period_ms
         if period is not None and is_scheduled(period) and Schedule.of(period).zone != UTC:
             period = Schedule.of(period).text()
-        return {
-            **asdict(self),
-            "period_ms": period,
-            "intervals": list(self.intervals),
-            "week": None if self.week is None else asdict(self.week),
-        }
+        return {**asdict(self), "period_ms": period, "intervals": list(self.intervals)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> SeriesGrid:

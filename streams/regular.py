@@ -86,10 +86,10 @@ def schedule_of(ts_ms: np.ndarray, period: int, tolerance: float) -> int | None:
     which a file has."""
     if not 0 < period <= DAY_MS:
         return None
-    first = ts_ms[: max(INFER_ROWS, int(np.searchsorted(ts_ms, ts_ms[0] + SCHEDULE_WEEKS * WEEK_MS)))]
-    found = infer_schedule(np.unique(first), period, tolerance) or infer_local_schedule(
-        np.unique(first), period, tolerance
+    first = np.unique(
+        ts_ms[: max(INFER_ROWS, int(np.searchsorted(ts_ms, ts_ms[0] + SCHEDULE_WEEKS * WEEK_MS)))]
     )
+    found = infer_schedule(first, period, tolerance) or infer_local_schedule(first, period, tolerance)
     return None if found is None else in_local_time(np.unique(ts_ms), found, tolerance).period
 
 

@@ -207,8 +207,7 @@ def infer_local_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) 
     t = np.asarray(stamps_ms, dtype=np.int64)
     if t.size < 2 or not 0 < step_ms < DAY_MS or DAY_MS % step_ms or step_ms % 1000:
         return None  # a daily schedule's points keep their own time of day: no clock moves them
-    slots = np.unique(np.rint((t - int(t[0]) % step_ms) / step_ms).astype(np.int64) % (WEEK_MS // step_ms))
-    if slots.size == WEEK_MS // step_ms:
+    if np.unique(_slots(t, step_ms)[1] % (WEEK_MS // step_ms)).size == WEEK_MS // step_ms:
         return None
     best = _zoned(t, step_ms, tolerance, -1.0)
     return None if best is None else best[0]
@@ -242,13 +241,19 @@ def _fit(t: np.ndarray, step_ms: int, tolerance: float) -> tuple[Schedule, float
     """:func:`infer_schedule`'s schedule, and the share of its points in the span that hold a record."""
     if t.size < 2 or step_ms <= 0 or DAY_MS % step_ms or step_ms % 1000 or t[-1] - t[0] < MIN_WEEKS * WEEK_MS:
         return None
-    phase = int(t[0]) % step_ms
-    slot = np.rint((t - phase) / step_ms).astype(np.int64)
+    phase, slot = _slots(t, step_ms)
     if (np.abs(t - phase - slot * step_ms) > tolerance * step_ms).any():
         return None
     open_ = np.zeros(WEEK_MS // step_ms, dtype=bool)
     open_[slot % open_.size] = True
     return _fit_week(open_, phase, step_ms, (int(t[0]), int(t[-1])), np.unique(slot).size, tolerance)
+
+
+def _slots(t: np.ndarray, step_ms: int) -> tuple[int, np.ndarray]:
+    """The phase of a grid of ``step_ms`` through ``t[0]``, and each stamp's nearest step on it since
+    the epoch (its slot of the week is that modulo a week's steps)."""
+    phase = int(t[0]) % step_ms
+    return phase, np.rint((t - phase) / step_ms).astype(np.int64)
 
 
 def _fit_week(
