@@ -17,6 +17,7 @@ import numpy as np
 import orjson
 import polars as pl
 
+from adaptcast.forecast import exports
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.windows import sliding_windows
 
@@ -79,11 +80,17 @@ def read_frame(
     Duplicate timestamps keep the ``last`` (or ``first``) row, or raise with ``duplicates="error"``.
     """
     p = Path(path)
-    df = read_table(p)
-    if time_col is None and step_ms is not None and not _time_columns(df, str(p)):
+    return _stamped(read_table(p), p, time_col, duplicates, step_ms)
+
+
+def _stamped(
+    df: pl.DataFrame, path: Path, time_col: str | None, duplicates: Duplicates, step_ms: int | None
+) -> TimeFrame:
+    """:func:`read_frame` of a file's table as read."""
+    if time_col is None and step_ms is not None and not _time_columns(df, str(path)):
         df = df.with_columns(pl.Series(ROW_TIME, np.arange(df.height) * step_ms).cast(pl.Datetime("ms")))
         time_col = ROW_TIME
-    return validate_frame(df, time_col=time_col, source=str(p), duplicates=duplicates)
+    return validate_frame(df, time_col=time_col, source=str(path), duplicates=duplicates)
 
 
 ROW_TIME = "ts"  # the time column a file without one is given (its rows numbered a step apart)
@@ -183,21 +190,27 @@ def _json_lines(path: Path) -> pl.DataFrame:
                         f"{path}: line {number} is not a JSON object ({text!r}); write one object per line"
                     ) from None
         raise InputError(f"{path}: cannot parse as JSON lines ({str(exc).splitlines()[0]})") from None
-    return _unnest_values(df, path)
+    return exports.victoria_export(df, path) if exports.is_victoria_export(df) else _unnest_values(df, path)
 
 
 def _json(path: Path) -> pl.DataFrame:
     """A ``.json`` file: an array of row objects (what most exporters and pandas' ``orient="records"``
-    write), else JSON lines."""
+    write), an answer of Prometheus' HTTP API (:mod:`~adaptcast.forecast.exports`), else JSON lines."""
     with path.open("rb") as f:
-        if f.read(1 << 12).lstrip()[:1] != b"[":
-            df = _json_lines(path)
-            if df.height == 1 and all(isinstance(t, pl.Struct | pl.List) for t in df.dtypes):
-                raise InputError(
-                    f"{path}: one object of columns, not rows (pandas' default to_json); write an array "
-                    "of row objects (to_json(orient='records')) or one object per line"
-                )
-            return df
+        head = f.read(1 << 12)
+    if exports.is_prometheus_answer(head):
+        try:
+            return exports.prometheus_answer(orjson.loads(path.read_bytes()), path)
+        except orjson.JSONDecodeError as exc:
+            raise InputError(f"{path}: cannot parse the Prometheus answer as JSON ({exc})") from None
+    if head.lstrip()[:1] != b"[":
+        df = _json_lines(path)
+        if df.height == 1 and all(isinstance(t, pl.Struct | pl.List) for t in df.dtypes):
+            raise InputError(
+                f"{path}: one object of columns, not rows (pandas' default to_json); write an array "
+                "of row objects (to_json(orient='records')) or one object per line"
+            )
+        return df
     try:
         df = pl.read_json(path, infer_schema_length=None)
     except pl.exceptions.PolarsError as exc:
@@ -780,7 +793,8 @@ class SeriesFrame:
             out.append(f"{self.duplicates} rows repeating a series' timestamp left out (the first is kept)")
         if self.resorted:
             out.append("rows were not in time order; replayed in time order")
-        return out
+        counters = exports.counter_note(self.frame["series"].unique())
+        return out if counters is None else [*out, counters]
 
     @property
     def n_series(self) -> int:
@@ -812,10 +826,11 @@ def read_series(
     step_ms: int | None = None,
     series_rows: bool = False,
 ) -> SeriesFrame:
-    """Read a wide (one series) or long (``series_col``) file as the live worker would take its records:
-    in time order, a row repeating a series' timestamp left out (the first is kept), no infinite
-    values. A row missing a chosen column's value (null, NaN, or one of :data:`MISSING_TOKENS`) is
-    left out, as a live record without it would be dead-lettered: the loop sees a gap there.
+    """Read a wide (one series) or long (``series_col``, else a text column named ``series``) file as
+    the live worker would take its records: in time order, a row repeating a series' timestamp left
+    out (the first is kept), no infinite values. A row missing a chosen column's value (null, NaN, or
+    one of :data:`MISSING_TOKENS`) is left out, as a live record without it would be dead-lettered:
+    the loop sees a gap there.
 
     ``series_cols`` reads a wide file as one series per column instead (``["*"]``: every numeric
     column): each is a series named after its column, its values the one target. ``step_ms`` stamps
@@ -834,12 +849,15 @@ def read_series(
         frame, tcol, reports = _column_series(
             Path(path), series_cols, targets, features, series_col, time_col, step_ms
         )
-    elif series_col is None:
-        raw = read_frame(path, time_col=time_col, duplicates="first", step_ms=step_ms)
-        frame, tcol = raw.frame.with_columns(pl.lit(file_stem(path)).alias("series")), raw.time_col
-        reports = [raw.report]
     else:
-        frame, tcol, reports = _long_frame(Path(path), series_col, time_col)
+        table = read_table(Path(path))
+        series_col = series_col or implied_series_col(table)
+        if series_col is None:
+            raw = _stamped(table, Path(path), time_col, "first", step_ms)
+            frame, tcol = raw.frame.with_columns(pl.lit(file_stem(path)).alias("series")), raw.time_col
+            reports = [raw.report]
+        else:
+            frame, tcol, reports = _long_frame(table, Path(path), series_col, time_col)
     channels = [*targets, *[f for f in features if f not in targets]]
     for c in channels:
         _check_channel(
@@ -961,13 +979,24 @@ def _row_series(
     return frame, "ts", [_report(frame.filter(pl.col("series") == ids[0])["ts"], 0, True)]
 
 
+def implied_series_col(table: pl.DataFrame) -> str | None:
+    """``series`` where a file has a text column of that name (the input contract's own field, what
+    a topic's dump and a monitoring export hold), which then needs no ``--series-col``."""
+    return exports.SERIES if table.schema.get(exports.SERIES) == pl.String else None
+
+
+def file_series_col(path: str | Path) -> str | None:
+    """The series column a file implies (:func:`implied_series_col`), for a front end choosing
+    between one series and many before it reads the file."""
+    return implied_series_col(read_table(Path(path)))
+
+
 def _long_frame(
-    path: Path, series_col: str, time_col: str | None
+    df: pl.DataFrame, path: Path, series_col: str, time_col: str | None
 ) -> tuple[pl.DataFrame, str, list[FrameReport]]:
-    """Validate each series of a long-layout file on its own and stack them with a ``series`` column.
-    ``series_col`` may name several columns (``host,_field``: a metric's labels, an InfluxDB export's
-    tags); a series is then each combination of their values, named ``a/cpu``."""
-    df = read_table(path)
+    """Validate each series of a long-layout file (its table ``df``) on its own and stack them with a
+    ``series`` column. ``series_col`` may name several columns (``host,_field``: a metric's labels, an
+    InfluxDB export's tags); a series is then each combination of their values, named ``a/cpu``."""
     ids = series_columns(series_col)
     for c in ids:
         if c not in df.columns:

@@ -395,7 +395,7 @@ def _serve_kafka(cfg) -> None:
 @click.option(
     "--series-col",
     help="File: column(s) with the series id, comma-separated (host,_field: a series per pair; default: "
-    "one series named after the file).",
+    "a text column named series, else one series named after the file).",
 )
 @click.option(
     "--series-cols",
@@ -523,7 +523,7 @@ def _replay_records(
 @click.option(
     "--series-col",
     help="Column(s) holding the series id, comma-separated (host,_field: a series per pair; long "
-    "layout). [backtest.series_col]",
+    "layout; default: a text column named series). [backtest.series_col]",
 )
 @click.option(
     "--series-cols",

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from functools import cache, partial
 from typing import Any
 
+from adaptcast.forecast.exports import series_name
 from adaptcast.streams.records import MISSING_FIELD, NOT_OBJECT, RecordError, number_text
 
 Shape = Callable[[Any], dict[str, Any]]
@@ -56,17 +57,18 @@ def prometheus(obj: Any) -> dict[str, Any]:
     """prometheus-kafka-adapter's JSON (Prometheus remote write into Kafka):
     ``{"name", "labels", "value", "timestamp"}`` with the value as text.
 
-    The series is ``name{label="value",...}`` (labels sorted, ``__name__`` left out), as Prometheus
-    writes a series; the one value is ``value`` (so ``model.target: value``); ``NaN`` (a stale
-    marker) and infinities are dead-lettered as ``non_finite``.
+    The series is ``name{label="value",...}`` as Prometheus writes a series, and as an export of it
+    reads (:func:`~adaptcast.forecast.exports.series_name`); the one value is ``value`` (so
+    ``model.target: value``); ``NaN`` (a stale marker) and infinities are dead-lettered as
+    ``non_finite``.
     """
     obj = _fields(obj, "prometheus", ("name", "value", "timestamp"))
     labels = obj.get("labels") or {}
     if not isinstance(labels, dict):
         raise RecordError(MISSING_FIELD, "prometheus record's labels must be an object")
-    inner = ",".join(f'{k}="{labels[k]}"' for k in sorted(labels) if k != "__name__")
+    series = series_name(str(obj["name"]), labels)
     # the value's text reads as any number written as text does (records.number_text)
-    return {"series": f"{obj['name']}{{{inner}}}", "ts": obj["timestamp"], "values": {"value": obj["value"]}}
+    return {"series": series, "ts": obj["timestamp"], "values": {"value": obj["value"]}}
 
 
 FLAT_TIME = ("ts", "timestamp", "time")  # a flat record's time: the first of these fields it has

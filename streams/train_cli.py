@@ -32,6 +32,7 @@ from adaptcast.forecast.data import (
     Windows,
     channel_matrix,
     channel_names,
+    file_series_col,
     make_windows,
     numeric_matrix,
     read_frame,
@@ -184,8 +185,8 @@ def series_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
     return click.option(
         "--series-col",
-        help="With --data: the column(s) holding the series id, comma-separated (long layout); one "
-        "model for all series.",
+        help="With --data: the column(s) holding the series id, comma-separated (long layout; default: "
+        "a text column named series); one model for all series.",
     )(fn)
 
 
@@ -298,6 +299,8 @@ def train_command(
     columns = split_columns(series_cols)
     if (series_col or columns) and (from_topic or time_features):
         raise UserError("--series-col/--series-cols go with --data and without --time-features")
+    if data_path is not None and not columns and not time_features:
+        series_col = series_col or file_series_col(data_path)
     if from_topic:
         model, summary, (vx, vy) = fit_on_topic(cfg, records or cfg.state.warm_records)
     elif series_col or columns:
@@ -637,6 +640,7 @@ def predict_command(
     step = round(float(seconds) * 1000) if seconds and not calendar and time_col in (None, ROW_TIME) else None
     time_col = None if time_col == ROW_TIME else time_col
     columns = split_columns(series_cols)
+    series_col = series_col or (None if columns else file_series_col(data_path))
     if series_col or columns:
         targets = model.schema.get("targets") or []
         data = read_series(

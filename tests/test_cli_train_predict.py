@@ -109,7 +109,7 @@ def test_train_and_predict_on_scenario_csv(tmp_path):
             "'epochs' must be a number, got 'ten'",
         ),
         (["--data", "{csv}", "--target", "y", "--lookback", "500"], "too few"),
-        (["--data", "{long}", "--target", "y"], "pass --series-col series"),
+        (["--data", "{long}", "--target", "y"], "pass --series-col sensor"),
     ],
     ids=[
         "missing-file",
@@ -127,7 +127,7 @@ def test_train_bad_input_exit_2_without_traceback(tmp_path, args, message):
         {"ts": [f"2024-01-01 {h:02d}:00" for h in range(24)], "y": [float(h) for h in range(24)]}
     ).write_csv(csv)
     long = tmp_path / "long.csv"
-    long.write_text("ts,series,y\n2024-01-01 00:00,a,1\n2024-01-01 00:00,b,2\n")
+    long.write_text("ts,sensor,y\n2024-01-01 00:00,a,1\n2024-01-01 00:00,b,2\n")
     args = [a.format(missing=tmp_path / "none.csv", csv=csv, long=long) for a in args]
     base = ["--model", "arnet", "--lookback", "4", "--horizon", "2", "--out", str(tmp_path / "o")]
     res = invoke(train_command, base + args)  # a later --lookback overrides the base one
@@ -184,6 +184,34 @@ def test_one_model_for_every_series_of_a_long_file(tmp_path):
     lines = [line.split(",") for line in res.output.splitlines() if line[:3] in ("s0,", "s1,", "s2,")]
     assert {r[0] for r in lines} == {"s0", "s1"} and len(lines) == 12
     assert {r[1] for r in lines} == {"2024-01-13T11:00:00"}  # hour 299, each series' last row
+
+
+def test_a_prometheus_export_trains_and_forecasts_each_series_without_naming_a_series_column(tmp_path):
+    """What `curl …/api/v1/query_range` saves is a long file: train and predict take its series."""
+    import numpy as np
+
+    result = [
+        {
+            "metric": {"__name__": "node_load1", "instance": f"h{k}:9100"},
+            "values": [[1_704_067_200 + 60 * i, f"{5 + k + np.sin(i / 5):.4f}"] for i in range(200)],
+        }
+        for k in range(2)
+    ]
+    data = tmp_path / "load.json"
+    data.write_text(json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}}))
+    out = tmp_path / "m"
+    shape = ["--target", "value", "--lookback", 12, "--horizon", 3, "--model", "arnet"]
+    res = invoke(train_command, ["--data", data, *shape, "--out", out])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["data"]["series"] == 2
+    res = invoke(predict_command, ["--model-dir", out, "--data", data])
+    assert res.exit_code == 0, res.output
+    rows = pl.read_csv(res.output.encode())
+    assert sorted(rows["series"].unique()) == [
+        'node_load1{instance="h0:9100"}',
+        'node_load1{instance="h1:9100"}',
+    ]
+    assert rows.height == 6 and set(rows["issued_at"]) == {"2024-01-01T03:19:00"}
 
 
 def test_predict_with_a_model_trained_on_a_topic_takes_the_files_step(tmp_path):

@@ -1,0 +1,127 @@
+"""Files as monitoring systems export them: Prometheus' HTTP API answer to a range query (also what
+Thanos, Mimir and VictoriaMetrics answer there) and VictoriaMetrics' JSON-lines export.
+
+Each reads as a long frame of ``series``, ``ts`` and ``value``, its series named as Prometheus
+writes a series and as the live worker's ``prometheus`` record format names it, so a model trained
+or backtested on an export serves the same series from a live feed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from adaptcast.forecast.base import InputError
+
+SERIES, TIME, VALUE = "series", "ts", "value"  # the long frame's columns, as the input contract names them
+
+
+def series_name(name: str, labels: Mapping[str, Any]) -> str:
+    """``name{label="value",...}`` as Prometheus writes a series: labels sorted, ``__name__`` left
+    out, a value's backslashes, quotes and newlines escaped, no braces where no label is left."""
+    inner = ",".join(f'{k}="{_escaped(str(labels[k]))}"' for k in sorted(labels) if k != "__name__")
+    return f"{name}{{{inner}}}" if inner or not name else name
+
+
+def _escaped(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def is_prometheus_answer(head: bytes) -> bool:
+    """Whether a JSON file opening with ``head`` is an answer of Prometheus' HTTP API (an object
+    with ``status`` and a ``resultType``, or an error)."""
+    return (
+        head.lstrip()[:1] == b"{"
+        and b'"status"' in head
+        and (b'"resultType"' in head or b'"errorType"' in head)
+    )
+
+
+def prometheus_answer(obj: Any, path: Path) -> pl.DataFrame:
+    """The series of a range query's answer (``curl …/api/v1/query_range``), a row per sample; a
+    sample of ``NaN`` (Prometheus' stale marker) reads as missing."""
+    if not isinstance(obj, dict) or obj.get("status") != "success":
+        error = obj.get("error", "no error given") if isinstance(obj, dict) else "not an object"
+        raise InputError(
+            f"{path}: Prometheus answered with an error ({error}); fix the query and export it again"
+        )
+    data = obj.get("data") or {}
+    kind = data.get("resultType")
+    if kind != "matrix":
+        raise InputError(
+            f"{path}: a Prometheus answer of type {kind!r} holds no time series (one sample per series at "
+            "most); export a range with /api/v1/query_range (start, end and step) instead"
+        )
+    result = [r for r in data.get("result") or [] if isinstance(r, dict) and r.get("values")]
+    if not result:
+        raise InputError(
+            f"{path}: the Prometheus answer holds no samples (an empty result, or native histograms "
+            "only); widen the range or query a gauge or a rate"
+        )
+    names, stamps, values = [], [], []
+    for r in result:
+        labels = r.get("metric") or {}
+        pairs = r["values"]
+        names.append(np.full(len(pairs), series_name(str(labels.get("__name__", "")), labels), dtype=object))
+        stamps.append(np.rint(np.array([p[0] for p in pairs], dtype=np.float64) * 1000).astype(np.int64))
+        values.append(np.array([p[1] for p in pairs], dtype=np.float64))  # numbers as text, NaN and ±Inf
+    return _long(names, stamps, values, path)
+
+
+VICTORIA_FIELDS = {"metric", "values", "timestamps"}  # a line of VictoriaMetrics' /api/v1/export
+
+
+def is_victoria_export(df: pl.DataFrame) -> bool:
+    """Whether JSON lines are VictoriaMetrics' export: a series per line, its values and times as lists."""
+    return set(df.columns) >= VICTORIA_FIELDS and isinstance(df.schema["values"], pl.List)
+
+
+def victoria_export(df: pl.DataFrame, path: Path) -> pl.DataFrame:
+    """The series of VictoriaMetrics' JSON-lines export (times in epoch milliseconds)."""
+    names, stamps, values = [], [], []
+    for labels, vals, times in df.select("metric", "values", "timestamps").iter_rows():
+        labels = labels or {}
+        if len(vals or []) != len(times or []):
+            raise InputError(
+                f"{path}: series {series_name(str(labels.get('__name__', '')), labels)} has "
+                f"{len(vals or [])} values for {len(times or [])} timestamps; export it again"
+            )
+        names.append(np.full(len(vals), series_name(str(labels.get("__name__") or ""), labels), dtype=object))
+        stamps.append(np.asarray(times, dtype=np.int64))
+        values.append(np.array([np.nan if v is None else v for v in vals], dtype=np.float64))
+    return _long(names, stamps, values, path)
+
+
+def _long(
+    names: list[np.ndarray], stamps: list[np.ndarray], values: list[np.ndarray], path: Path
+) -> pl.DataFrame:
+    if not names or not sum(len(n) for n in names):
+        raise InputError(f"{path}: the export holds no samples; widen its time range")
+    return pl.DataFrame(
+        {
+            SERIES: pl.Series(np.concatenate(names), dtype=pl.String),
+            TIME: pl.Series(np.concatenate(stamps)).cast(pl.Datetime("ms")),
+            VALUE: np.concatenate(values),
+        }
+    )
+
+
+COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")  # Prometheus' names for values that only grow
+
+
+def counter_note(series: Iterable[str]) -> str | None:
+    """Advice for series named as Prometheus names counters: a counter's value only grows (and
+    falls to zero when its process restarts), so what is worth forecasting is its rate."""
+    counters = sorted({s for s in series if s.split("{", 1)[0].endswith(COUNTER_SUFFIXES)})
+    if not counters:
+        return None
+    more = f" and {len(counters) - 1} more series" if len(counters) > 1 else ""
+    return (
+        f"{counters[0]}{more}: named as Prometheus names a counter, whose value only grows and restarts "
+        "from zero; forecast its rate instead: export rate(<name>[5m]), or, for a live feed, record "
+        "it with a Prometheus recording rule"
+    )

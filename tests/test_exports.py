@@ -1,0 +1,142 @@
+"""Monitoring exports (forecast/exports.py): Prometheus' range-query answer and VictoriaMetrics' export
+read as a long file, their series named as the live worker's ``prometheus`` records name them."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import pytest
+
+from adaptcast.forecast import InputError
+from adaptcast.forecast.data import read_series
+from adaptcast.streams.formats import prometheus
+
+T0 = 1_704_067_200  # 2024-01-01T00:00:00Z
+LABELS = [
+    {"__name__": "node_load1", "instance": "10.0.0.1:9100", "job": "node"},
+    {"__name__": "node_load1", "instance": "10.0.0.2:9100", "job": "node"},
+]
+
+
+def answer(result, kind="matrix") -> dict:
+    return {"status": "success", "data": {"resultType": kind, "result": result}}
+
+
+def matrix(n: int = 5, step: float = 15.0) -> dict:
+    return answer(
+        [
+            {"metric": labels, "values": [[T0 + i * step, f"{10 * k + i}.5"] for i in range(n)]}
+            for k, labels in enumerate(LABELS)
+        ]
+    )
+
+
+def live_name(labels: dict) -> str:
+    """The series a prometheus-kafka-adapter sample of these labels is served as."""
+    return prometheus({"name": labels["__name__"], "labels": labels, "value": "1", "timestamp": 0})["series"]
+
+
+def test_a_range_query_answer_is_a_series_per_label_set_named_as_the_live_worker_names_it(tmp_path):
+    p = tmp_path / "q.json"
+    p.write_text(json.dumps(matrix(), indent=2))  # pretty-printed, as jq writes it
+    data = read_series(p, ["value"])  # no --series-col: the export holds its series
+    assert data.frame["series"].unique(maintain_order=True).to_list() == [live_name(x) for x in LABELS]
+    first = data.frame.filter(data.frame["series"] == live_name(LABELS[1]))
+    assert first["value"].to_list() == [10.5, 11.5, 12.5, 13.5, 14.5]
+    assert first["ts"][1] == datetime(2024, 1, 1, 0, 0, 15)
+
+
+def test_a_stale_marker_reads_as_missing_and_fractional_seconds_keep_their_milliseconds(tmp_path):
+    doc = answer(
+        [{"metric": LABELS[0], "values": [[T0 + 0.25, "1"], [T0 + 15.25, "NaN"], [T0 + 30.25, "3"]]}]
+    )
+    p = tmp_path / "q.json"
+    p.write_text(json.dumps(doc))
+    data = read_series(p, ["value"])
+    assert data.frame["value"].to_list() == [1.0, 3.0]
+    assert data.missing is not None and data.missing.rows == 1
+    assert data.frame["ts"][0] == datetime(2024, 1, 1, 0, 0, 0, 250_000)
+
+
+def test_series_without_labels_or_name_are_named_as_prometheus_writes_them(tmp_path):
+    doc = answer(
+        [
+            {"metric": {"__name__": "up"}, "values": [[T0, "1"]]},
+            {"metric": {"code": 'say "hi"\\'}, "values": [[T0, "2"]]},
+        ]
+    )
+    p = tmp_path / "q.json"
+    p.write_text(json.dumps(doc))
+    assert sorted(read_series(p, ["value"]).frame["series"]) == ["up", '{code="say \\"hi\\"\\\\"}']
+
+
+@pytest.mark.parametrize(
+    "doc, message",
+    [
+        (
+            {"status": "error", "errorType": "bad_data", "error": "parse error at char 5"},
+            r"Prometheus answered with an error \(parse error at char 5\)",
+        ),
+        (answer([{"metric": LABELS[0], "value": [T0, "1"]}], "vector"), r"type 'vector'.*query_range"),
+        (answer([]), "holds no samples"),
+    ],
+    ids=["error", "instant-query", "empty"],
+)
+def test_an_answer_without_series_says_what_to_export(tmp_path, doc, message):
+    p = tmp_path / "q.json"
+    p.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=message):
+        read_series(p, ["value"])
+
+
+def test_victoriametrics_export_lines_are_a_series_each(tmp_path):
+    lines = [
+        {
+            "metric": labels,
+            "values": [float(k), float(k) + 1, None],
+            "timestamps": [T0 * 1000 + i * 60_000 for i in range(3)],
+        }
+        for k, labels in enumerate(LABELS)
+    ]
+    p = tmp_path / "export.jsonl"
+    p.write_text("\n".join(json.dumps(x) for x in lines) + "\n")
+    data = read_series(p, ["value"])
+    assert data.frame.height == 4 and data.missing is not None and data.missing.rows == 2
+    assert data.frame.filter(data.frame["series"] == live_name(LABELS[1]))["value"].to_list() == [1.0, 2.0]
+    assert data.frame["ts"].max() == datetime(2024, 1, 1, 0, 1)
+
+
+def test_victoriametrics_line_with_more_values_than_times_is_refused_by_name(tmp_path):
+    p = tmp_path / "export.jsonl"
+    p.write_text(json.dumps({"metric": LABELS[0], "values": [1, 2], "timestamps": [1]}) + "\n")
+    with pytest.raises(
+        InputError, match=r'node_load1\{instance="10.0.0.1:9100",job="node"\} has 2 values for 1'
+    ):
+        read_series(p, ["value"])
+
+
+def test_a_text_column_named_series_is_the_series_column_unless_another_is_named(tmp_path):
+    p = tmp_path / "long.csv"
+    p.write_text(
+        "ts,series,host,y\n2024-01-01 00:00,a,h1,1\n2024-01-01 00:00,b,h2,2\n2024-01-01 01:00,a,h1,3\n"
+    )
+    assert read_series(p, ["y"]).frame["series"].to_list() == ["a", "b", "a"]
+    assert read_series(p, ["y"], series_col="host").frame["series"].to_list() == ["h1", "h2", "h1"]
+
+
+def test_a_counter_is_read_with_advice_to_forecast_its_rate(tmp_path):
+    doc = answer(
+        [
+            {
+                "metric": {"__name__": "http_requests_total", "code": "200"},
+                "values": [[T0, "5"], [T0 + 15, "9"]],
+            },
+            {"metric": {"code": "200"}, "values": [[T0, "0.3"]]},  # rate(http_requests_total[5m])
+        ]
+    )
+    p = tmp_path / "q.json"
+    p.write_text(json.dumps(doc))
+    notes = read_series(p, ["value"]).notes()
+    assert len(notes) == 1 and notes[0].startswith('http_requests_total{code="200"}: named as Prometheus')
+    assert "rate(<name>[5m])" in notes[0]
