@@ -985,6 +985,14 @@ def implied_series_col(table: pl.DataFrame) -> str | None:
     return exports.SERIES if table.schema.get(exports.SERIES) == pl.String else None
 
 
+def value_columns(path: Path, series_col: str | None) -> list[str]:
+    """A file's numeric columns other than its time and series-id ones (``series_col``, else the one
+    it implies): the values it holds."""
+    table = read_table(path)
+    skip = {*series_columns(series_col or implied_series_col(table) or ""), *_time_columns(table, str(path))}
+    return [c for c, dtype in table.schema.items() if dtype.is_numeric() and c not in skip]
+
+
 def file_series_col(path: str | Path) -> str | None:
     """The series column a file implies (:func:`implied_series_col`), for a front end choosing
     between one series and many before it reads the file."""

@@ -491,10 +491,9 @@ def _replay_records(
         from adaptcast.streams.scenarios import make_scenario
 
         return list(make_scenario(scenario, series=n_series, steps=steps, seed=seed).records())
-    from adaptcast.forecast.data import read_frame, read_series, series_columns
+    from adaptcast.forecast.data import read_series, value_columns
 
-    ids = series_columns(series_col) if series_col else []
-    cols = list(targets) or [c for c in read_frame(path, step_ms=step_ms).numeric_columns if c not in ids]
+    cols = list(targets) or value_columns(Path(path), series_col)
     data = read_series(path, cols, [], series_col, None, series_cols, step_ms)
     out = []
     for row in data.frame.iter_rows(named=True):

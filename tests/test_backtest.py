@@ -386,6 +386,25 @@ def test_replay_sends_one_series_per_column_under_the_one_value_name(tmp_path):
     ]
 
 
+def test_replay_of_a_long_file_sends_every_value_column_when_no_target_is_named(tmp_path):
+    """Without --target a long file's values are its numeric columns besides the time and the ids
+    (it was read as one series to find them, and refused as a long file though --series-col named it)."""
+    from adaptcast.streams.cli import _replay_records
+
+    path = tmp_path / "long.csv"
+    path.write_text("ts,sensor,temp,rpm\n2024-01-01 00:00,a,1,10\n2024-01-01 00:00,b,2,20\n")
+    recs = _replay_records(str(path), None, (), "sensor", (), None, None, None, None)
+    assert [(r["series"], r["values"]) for r in recs] == [
+        ("a", {"temp": 1.0, "rpm": 10.0}),
+        ("b", {"temp": 2.0, "rpm": 20.0}),
+    ]
+    path.write_text(path.read_text().replace("sensor", "series"))  # the series column it implies
+    assert [r["series"] for r in _replay_records(str(path), None, (), None, (), None, None, None, None)] == [
+        "a",
+        "b",
+    ]
+
+
 def test_the_run_line_counts_every_series_of_the_feed_even_one_the_loop_forgot(tmp_path):
     from adaptcast.streams.scenarios import make_scenario
 
