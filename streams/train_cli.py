@@ -175,7 +175,14 @@ DUPLICATES_OPTION = click.option(
 
 
 def series_options(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """``--series-col`` / ``--series-cols``: a file of many series, for one model over all of them."""
+    """``--series-col`` / ``--series-cols`` / ``--series-rows``: a file of many series, for one model
+    over all of them."""
+    fn = click.option(
+        "--series-rows",
+        is_flag=True,
+        help="With --data: a series per row (M4's layout), its id the --series-col or first text column, "
+        "its values the numeric columns in order, a --frequency step apart; one model for all of them.",
+    )(fn)
     fn = click.option(
         "--series-cols",
         "series_cols",
@@ -188,6 +195,22 @@ def series_options(fn: Callable[..., Any]) -> Callable[..., Any]:
         help="With --data: the column(s) holding the series id, comma-separated (long layout; default: "
         "a text column named series); one model for all series.",
     )(fn)
+
+
+def series_layout(series_col: str | None, columns: list[str], series_rows: bool) -> str | None:
+    """The flags naming a file of many series, as text (None: one series); refuses two layouts."""
+    if columns and (series_col or series_rows):
+        raise UserError("give --series-cols (a series per column) or --series-col/--series-rows, not both")
+    named = [
+        f
+        for f, on in (
+            ("--series-col", series_col),
+            ("--series-cols", columns),
+            ("--series-rows", series_rows),
+        )
+        if on
+    ]
+    return "/".join(named) or None
 
 
 def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -264,6 +287,7 @@ def train_command(
     frequency: str | None,
     series_col: str | None,
     series_cols: tuple[str, ...],
+    series_rows: bool,
     duplicates: str,
     time_features: bool,
     val_fraction: float,
@@ -297,15 +321,16 @@ def train_command(
     set_override(overrides, "state.dir", state_dir)
     cfg = config_or_exit(config_path, overrides)
     columns = split_columns(series_cols)
-    if (series_col or columns) and (from_topic or time_features):
-        raise UserError("--series-col/--series-cols go with --data and without --time-features")
-    if data_path is not None and not columns and not time_features:
+    many = series_layout(series_col, columns, series_rows)
+    if many and (from_topic or time_features):
+        raise UserError(f"{many} goes with --data and without --time-features")
+    if data_path is not None and not columns and not series_rows and not time_features:
         series_col = series_col or file_series_col(data_path)
     if from_topic:
         model, summary, (vx, vy) = fit_on_topic(cfg, records or cfg.state.warm_records)
-    elif series_col or columns:
+    elif series_col or columns or series_rows:
         assert data_path is not None
-        model, summary, (vx, vy) = fit_on_series(cfg, data_path, series_col, columns, time_col)
+        model, summary, (vx, vy) = fit_on_series(cfg, data_path, series_col, columns, time_col, series_rows)
     else:
         assert data_path is not None
         model, summary, (vx, vy) = fit_on_file(
@@ -440,12 +465,20 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
 
 
 def fit_on_series(
-    cfg: Config, data_path: Path, series_col: str | None, series_cols: list[str], time_col: str | None
+    cfg: Config,
+    data_path: Path,
+    series_col: str | None,
+    series_cols: list[str],
+    time_col: str | None,
+    series_rows: bool = False,
 ) -> tuple[BaseForecaster, dict[str, Any], Held]:
-    """One model for every series of a long (``series_col``) or one-series-per-column file, trained
-    as a worker trains on its series: each on its time grid, no window across a gap too long to fill."""
+    """One model for every series of a long (``series_col``), one-series-per-column or
+    series-per-row file, trained as a worker trains on its series: each on its time grid, no window
+    across a gap too long to fill."""
     m = cfg.model
-    data = read_series(data_path, m.targets, m.features, series_col, time_col, series_cols, row_step(cfg))
+    data = read_series(
+        data_path, m.targets, m.features, series_col, time_col, series_cols, row_step(cfg), series_rows
+    )
     rules = cfg.grid.rules(m.lookback)
     histories: list[np.ndarray] = []
     grids: dict[str, OnGrid] = {}
@@ -628,6 +661,7 @@ def predict_command(
     duplicates: str,
     series_col: str | None,
     series_cols: tuple[str, ...],
+    series_rows: bool,
     every_window: bool,
 ) -> None:
     """Forecast the next horizon after the file's last row (or after every window with --all); with
@@ -640,12 +674,12 @@ def predict_command(
     step = round(float(seconds) * 1000) if seconds and not calendar and time_col in (None, ROW_TIME) else None
     time_col = None if time_col == ROW_TIME else time_col
     columns = split_columns(series_cols)
-    series_col = series_col or (None if columns else file_series_col(data_path))
-    if series_col or columns:
+    series_layout(series_col, columns, series_rows)
+    series_col = series_col or (None if columns or series_rows else file_series_col(data_path))
+    if series_col or columns or series_rows:
         targets = model.schema.get("targets") or []
-        data = read_series(
-            data_path, targets, model.schema.get("features") or [], series_col, time_col, columns, step
-        )
+        features = model.schema.get("features") or []
+        data = read_series(data_path, targets, features, series_col, time_col, columns, step, series_rows)
         frame, skipped = series_forecasts(model, data, every_window)
         for why in skipped[:5]:
             click.echo(f"skipped {why}", err=True)

@@ -312,3 +312,14 @@ def test_backtest_train_and_predict_a_file_of_values_only_at_a_declared_step(tmp
     assert res.exit_code == 0, res.output
     rows = res.output.strip().splitlines()[1:]
     assert len(rows) == 3 * 7 and rows[0].split(",")[2].startswith("1970-10-28")  # the day after row 300
+    model_rows = str(tmp_path / "m_rows")  # train and predict take the file of a series per row alike
+    train_rows = ["train", *by_row, "--target", "y", "--param", "epochs=1", "--out", model_rows]
+    res = runner.invoke(main, train_rows)
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(
+        main, ["predict", "--model-dir", model_rows, "--data", str(tmp_path / "rows.csv"), "--series-rows"]
+    )
+    assert res.exit_code == 0, res.output
+    by_series = [r.split(",") for r in res.output.strip().splitlines()[1:]]
+    assert [r[0] for r in by_series[::7]] == ["s0", "s1", "s2"]
+    assert [r[1:] for r in by_series] == [r.split(",")[1:] for r in rows]  # the same forecasts
