@@ -549,8 +549,19 @@ class ForecastLoop:
 
     def _check_order(self, rec: Record, state: SeriesState) -> Placement:
         """Place the record on its series' grid; raise for a duplicate, late or off-grid one."""
+        before = state.grid.period_ms
         placed, state.grid = place(state.grid, rec.ts_ms, self.grid)
+        moved = before is not None and is_scheduled(before) and state.grid.period_ms != before
         if not placed.action.rejected:
+            if moved and not placed.action.restarts:  # its hours in UTC moved with a clock change
+                log.info(
+                    "series %r keeps its hours on a local clock: %s from %s on; declare it "
+                    "(grid.frequency: %r) so that a worker starting afresh has it at once",
+                    rec.series,
+                    describe(state.grid.period_ms or 0),
+                    format_timestamp(placed.ts_ms),
+                    describe(state.grid.period_ms or 0),
+                )
             return placed
         at, last = format_timestamp(rec.ts_ms), format_timestamp(state.grid.last_ms or 0)
         if placed.action is Action.DUPLICATE:

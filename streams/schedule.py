@@ -25,7 +25,15 @@ from functools import cache, lru_cache
 
 import numpy as np
 
-from adaptcast.streams.zones import UTC, from_wall, to_wall, zone_id, zone_name, zones_that_change
+from adaptcast.streams.zones import (
+    UTC,
+    from_wall,
+    to_wall,
+    utc_offsets,
+    zone_id,
+    zone_name,
+    zones_that_change,
+)
 
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
@@ -211,6 +219,32 @@ def infer_local_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) 
         return None
     best = _zoned(t, step_ms, tolerance, -1.0)
     return None if best is None else best[0]
+
+
+def moved_by_clock(found: Schedule, last_ms: int, ts_ms: int, tolerance: float) -> Schedule | None:
+    """``found``, a schedule a live series followed in UTC through its point ``last_ms``, on the
+    clock of a zone whose clocks changed in the week before ``ts_ms``, if the same hours there hold
+    a point at ``ts_ms`` that ``found`` does not: a feed's hours kept on a local clock, which move by
+    an hour in UTC at each daylight-saving change. None when no zone does."""
+    if found.zone != UTC or found.daily:
+        return None
+    before = ts_ms - WEEK_MS - DAY_MS  # the change came after this: its points are the old hours'
+    per_week = found.points * found.weekmask.bit_count()
+    back = found.advance(np.full(per_week * (MIN_WEEKS + 2), last_ms), -np.arange(per_week * (MIN_WEEKS + 2)))
+    old = np.sort(back[back < before])
+    if old.size < 2:
+        return None
+    for zone in zones_that_change(before, ts_ms):
+        offsets = utc_offsets(zone, np.array([before, ts_ms], dtype=np.int64))
+        if offsets[0] == offsets[1]:
+            continue  # no change in that week: the record is off this zone's hours too
+        fit = _fit(to_wall(zone, old), found.step_ms, tolerance)
+        if fit is None or fit[1] < 1.0:
+            continue  # the old hours are not a schedule on this clock
+        local = replace(fit[0], zone=zone)
+        if local.first_point(ts_ms, tolerance) is not None:
+            return local
+    return None
 
 
 @lru_cache(maxsize=4)  # the series of a wide file share their stamps (a key is up to a year of them)

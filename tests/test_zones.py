@@ -16,7 +16,7 @@ from adaptcast.streams.grid import GridRules, SeriesGrid, parse_period
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.records import Record
 from adaptcast.streams.regular import file_period, on_grid
-from adaptcast.streams.schedule import MON_FRI, SCHEDULED, Schedule
+from adaptcast.streams.schedule import MON_FRI, SCHEDULED, Schedule, is_scheduled
 from adaptcast.streams.zones import MAX_ZONES, from_wall, to_wall, utc_offsets, zones_that_change
 
 H = 3_600_000
@@ -171,3 +171,42 @@ def test_backtest_train_and_predict_on_local_hours_stamped_in_utc(tmp_path, capl
     predicted = [line.split(",")[1][:16] for line in res.output.strip().splitlines()[1:]]
     assert predicted[0] == "2024-07-01T07:00"  # Monday 09:00 in Berlin
     assert len(predicted) == 8 and predicted[-1][11:] == "14:00"
+
+
+def test_a_schedule_found_in_utc_is_read_on_the_local_clock_whose_change_moved_it():
+    from adaptcast.streams.schedule import moved_by_clock
+
+    winter = Schedule(H, MON_FRI, 8 * H, 8)  # Berlin's 09:00 … 16:00 in UTC before the spring change
+    friday = ms("2024-03-29T15:00")  # its last point before the change (Sunday 31 March)
+    assert moved_by_clock(winter, friday, ms("2024-04-01T07:00"), 0.1) == BERLIN  # Monday 09:00 there
+    assert moved_by_clock(winter, friday, ms("2024-04-01T05:00"), 0.1) is None  # not its hours on any clock
+    may = ms("2024-05-03T15:00")  # no clock changed in the week before: a stray record stays off
+    assert moved_by_clock(winter, may, ms("2024-05-06T07:00"), 0.1) is None
+    summer_ny = Schedule(NYSE.step_ms, MON_FRI, 13 * H + 30 * 60_000, 13)  # 09:30 New York in summer
+    moved = moved_by_clock(summer_ny, ms("2024-11-01T19:30"), ms("2024-11-04T20:30"), 0.1)
+    assert moved == NYSE  # its session's last half hour after the autumn change, 15:30 there
+
+
+@pytest.mark.parametrize(
+    "schedule, start, end",
+    [(BERLIN, "2024-01-08T08:00", "2024-04-19T16:00"), (NYSE, "2024-08-05T13:30", "2024-11-15T21:00")],
+    ids=["berlin-spring", "new-york-autumn"],
+)
+def test_a_live_series_keeps_its_found_hours_through_a_clock_change(schedule, start, end, caplog):
+    """Undeclared hours on a local clock: the worker finds them in UTC after three weeks, and at the
+    clock change reads them on the zone's clock instead of dead-lettering each day's first or last
+    record and making up a point no record meets."""
+    model = create_forecaster("naive", lookback=4, horizon=2)
+    model.fit(*sliding_windows(np.arange(40.0), 4, 2))
+    loop = ForecastLoop(model, ["y"], grid=GridRules(max_fill=3))
+    filled_after = 0
+    with caplog.at_level("INFO", logger="adaptcast.loop"):
+        for k, ts in enumerate(session_stamps(schedule, start, end).tolist()):
+            before = loop.metrics.grid_filled._value.get()
+            out = loop.process([Record("s", ts, {"y": float(k)})])
+            assert not out.rejected, (utc(ts), out.rejected)
+            if is_scheduled(loop.states["s"].grid.period_ms or 0):  # once its hours are found
+                filled_after += loop.metrics.grid_filled._value.get() - before
+    assert loop.states["s"].grid.period_ms == schedule.period
+    assert filled_after <= 2  # in autumn, the points its summer hours held on the first day, made up
+    assert f"keeps its hours on a local clock: {schedule.text()}" in caplog.text
