@@ -64,9 +64,8 @@ def prometheus_answer(obj: Any, path: Path) -> pl.DataFrame:
         )
     names, stamps, values = [], [], []
     for r in result:
-        labels = r.get("metric") or {}
         pairs = r["values"]
-        names.append(np.full(len(pairs), series_name(str(labels.get("__name__", "")), labels), dtype=object))
+        names.append(np.full(len(pairs), _named(r.get("metric")), dtype=object))
         stamps.append(np.rint(np.array([p[0] for p in pairs], dtype=np.float64) * 1000).astype(np.int64))
         values.append(np.array([p[1] for p in pairs], dtype=np.float64))  # numbers as text, NaN and ±Inf
     return _long(names, stamps, values, path)
@@ -84,16 +83,20 @@ def victoria_export(df: pl.DataFrame, path: Path) -> pl.DataFrame:
     """The series of VictoriaMetrics' JSON-lines export (times in epoch milliseconds)."""
     names, stamps, values = [], [], []
     for labels, vals, times in df.select("metric", "values", "timestamps").iter_rows():
-        labels = labels or {}
-        if len(vals or []) != len(times or []):
+        name, vals, times = _named(labels), vals or [], times or []
+        if len(vals) != len(times):
             raise InputError(
-                f"{path}: series {series_name(str(labels.get('__name__', '')), labels)} has "
-                f"{len(vals or [])} values for {len(times or [])} timestamps; export it again"
+                f"{path}: series {name} has {len(vals)} values for {len(times)} timestamps; export it again"
             )
-        names.append(np.full(len(vals), series_name(str(labels.get("__name__") or ""), labels), dtype=object))
+        names.append(np.full(len(vals), name, dtype=object))
         stamps.append(np.asarray(times, dtype=np.int64))
         values.append(np.array([np.nan if v is None else v for v in vals], dtype=np.float64))
     return _long(names, stamps, values, path)
+
+
+def _named(labels: Mapping[str, Any] | None) -> str:
+    """The series an exported label set (``__name__`` among them) names."""
+    return series_name(str((labels or {}).get("__name__") or ""), labels or {})
 
 
 def _long(

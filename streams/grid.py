@@ -289,9 +289,10 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
     placed = _snap(grid.last_ms, grid.period_ms, ts_ms, rules)
     if placed.action is Action.OFF_GRID and not grid.declared and is_scheduled(grid.period_ms):
         local = moved_by_clock(Schedule.of(grid.period_ms), grid.last_ms, ts_ms, rules.tolerance)
-        moved = None if local is None else _snap(grid.last_ms, local.period, ts_ms, rules)
-        if moved is not None and not moved.action.rejected:  # its hours are a local clock's: it goes on
-            return moved, SeriesGrid(local.period, moved.ts_ms, ts_ms, True)  # type: ignore[union-attr]
+        if local is not None:  # its hours are a local clock's: it goes on on them, window kept
+            moved = _snap(grid.last_ms, local.period, ts_ms, rules)
+            if not moved.action.rejected:
+                return moved, SeriesGrid(local.period, moved.ts_ms, ts_ms, True)
     cand = grid.candidate_ms
     # a run at the grid's own period is a phase shift only while its records stay off the grid: a
     # jittered feed's intervals agree by chance, and on-grid records of it are no evidence of a shift

@@ -554,13 +554,14 @@ class ForecastLoop:
         moved = before is not None and is_scheduled(before) and state.grid.period_ms != before
         if not placed.action.rejected:
             if moved and not placed.action.restarts:  # its hours in UTC moved with a clock change
+                text = describe(state.grid.period_ms or 0)
                 log.info(
                     "series %r keeps its hours on a local clock: %s from %s on; declare it "
                     "(grid.frequency: %r) so that a worker starting afresh has it at once",
                     rec.series,
-                    describe(state.grid.period_ms or 0),
+                    text,
                     format_timestamp(placed.ts_ms),
-                    describe(state.grid.period_ms or 0),
+                    text,
                 )
             return placed
         at, last = format_timestamp(rec.ts_ms), format_timestamp(state.grid.last_ms or 0)

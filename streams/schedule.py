@@ -229,8 +229,8 @@ def moved_by_clock(found: Schedule, last_ms: int, ts_ms: int, tolerance: float) 
     if found.zone != UTC or found.daily:
         return None
     before = ts_ms - WEEK_MS - DAY_MS  # the change came after this: its points are the old hours'
-    per_week = found.points * found.weekmask.bit_count()
-    back = found.advance(np.full(per_week * (MIN_WEEKS + 2), last_ms), -np.arange(per_week * (MIN_WEEKS + 2)))
+    n = found.points * found.weekmask.bit_count() * (MIN_WEEKS + 2)  # its points over that many weeks
+    back = found.advance(np.full(n, last_ms), -np.arange(n))
     old = np.sort(back[back < before])
     if old.size < 2:
         return None
