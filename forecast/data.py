@@ -793,8 +793,7 @@ class SeriesFrame:
             out.append(f"{self.duplicates} rows repeating a series' timestamp left out (the first is kept)")
         if self.resorted:
             out.append("rows were not in time order; replayed in time order")
-        counters = exports.counter_note(self.frame["series"].unique())
-        return out if counters is None else [*out, counters]
+        return out
 
     @property
     def n_series(self) -> int:

@@ -8,7 +8,7 @@ or backtested on an export serves the same series from a live feed.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -116,15 +116,13 @@ def _long(
 COUNTER_SUFFIXES = ("_total", "_count", "_sum", "_bucket")  # Prometheus' names for values that only grow
 
 
-def counter_note(series: Iterable[str]) -> str | None:
-    """Advice for series named as Prometheus names counters: a counter's value only grows (and
+def counter_note(series: str) -> str | None:
+    """Advice for a series named as Prometheus names a counter: a counter's value only grows (and
     falls to zero when its process restarts), so what is worth forecasting is its rate."""
-    counters = sorted({s for s in series if s.split("{", 1)[0].endswith(COUNTER_SUFFIXES)})
-    if not counters:
+    if not series.split("{", 1)[0].endswith(COUNTER_SUFFIXES):
         return None
-    more = f" and {len(counters) - 1} more series" if len(counters) > 1 else ""
     return (
-        f"{counters[0]}{more}: named as Prometheus names a counter, whose value only grows and restarts "
+        f"series {series!r} is named as Prometheus names a counter, whose value only grows and restarts "
         "from zero; forecast its rate instead: export rate(<name>[5m]), or, for a live feed, record "
-        "it with a Prometheus recording rule"
+        "it with a Prometheus recording rule (said once, for the first such series)"
     )

@@ -26,6 +26,7 @@ from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.passes import occurrence
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
+from adaptcast.forecast.exports import counter_note
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
 from adaptcast.streams.calendar import DAY_MS, advance, describe, nominal_ms, shift
 from adaptcast.streams.events import (
@@ -148,6 +149,7 @@ class ForecastLoop:
         )
         self.states: dict[str, SeriesState] = {}
         self._serial = 0  # states made so far: each takes its own range of grid positions
+        self._counter_said = False  # whether a series named as a counter has been warned of
         self.pending = ForecastStore()
         self._kept = 0  # forecasts left by the last pruning
         self._versions: dict[str, int] = {}  # model version → the number the store keeps
@@ -539,6 +541,9 @@ class ForecastLoop:
         state = self.states.get(series)
         if state is None:
             state = self.states[series] = self._new_state(self.grid.new_grid(series))
+            if not self._counter_said and (note := counter_note(series)) is not None:
+                log.warning("%s", note)
+                self._counter_said = True
         return state
 
     def _new_state(self, grid: SeriesGrid) -> SeriesState:

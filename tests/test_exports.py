@@ -125,18 +125,23 @@ def test_a_text_column_named_series_is_the_series_column_unless_another_is_named
     assert read_series(p, ["y"], series_col="host").frame["series"].to_list() == ["h1", "h2", "h1"]
 
 
-def test_a_counter_is_read_with_advice_to_forecast_its_rate(tmp_path):
-    doc = answer(
-        [
-            {
-                "metric": {"__name__": "http_requests_total", "code": "200"},
-                "values": [[T0, "5"], [T0 + 15, "9"]],
-            },
-            {"metric": {"code": "200"}, "values": [[T0, "0.3"]]},  # rate(http_requests_total[5m])
-        ]
-    )
-    p = tmp_path / "q.json"
-    p.write_text(json.dumps(doc))
-    notes = read_series(p, ["value"]).notes()
-    assert len(notes) == 1 and notes[0].startswith('http_requests_total{code="200"}: named as Prometheus')
-    assert "rate(<name>[5m])" in notes[0]
+def test_a_series_named_as_a_counter_is_forecast_with_advice_to_forecast_its_rate(caplog):
+    """Once per loop (the backtest's, the worker's): a counter's value only grows, its rate is what
+    is worth forecasting; a rate of it (no ``_total``) is not warned of."""
+    import numpy as np
+
+    from adaptcast.forecast import create_forecaster
+    from adaptcast.forecast.windows import sliding_windows
+    from adaptcast.streams.loop import ForecastLoop
+    from adaptcast.streams.records import Record
+
+    model = create_forecaster("naive", lookback=4, horizon=2)
+    model.fit(*sliding_windows(np.arange(40.0), 4, 2))
+    loop = ForecastLoop(model, ["value"])
+    names = ['{code="200"}', 'http_requests_total{code="200"}', 'http_requests_total{code="500"}']
+    with caplog.at_level("WARNING", logger="adaptcast.loop"):
+        for k in range(6):
+            loop.process([Record(n, T0 * 1000 + k * 15_000, {"value": float(k)}) for n in names])
+    said = [r.getMessage() for r in caplog.records if "named as Prometheus names a counter" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("series 'http_requests_total{code=\"200\"}'")
+    assert "rate(<name>[5m])" in said[0]
