@@ -222,11 +222,14 @@ def infer_local_schedule(stamps_ms: np.ndarray, step_ms: int, tolerance: float) 
 
 
 def moved_by_clock(found: Schedule, last_ms: int, ts_ms: int, tolerance: float) -> Schedule | None:
-    """``found``, a schedule a live series followed in UTC through its point ``last_ms``, on the
-    clock of a zone whose clocks changed in the week before ``ts_ms``, if the same hours there hold
-    a point at ``ts_ms`` that ``found`` does not: a feed's hours kept on a local clock, which move by
-    an hour in UTC at each daylight-saving change. None when no zone does."""
-    if found.zone != UTC or found.daily:
+    """The hours a live series followed through its point ``last_ms`` (``found``, found from its
+    records), read on another clock, when a clock changed in the week before ``ts_ms`` and
+    ``last_ms`` and the record at ``ts_ms`` are points of them there (``ts_ms`` is not of
+    ``found``). Hours found in UTC are tried on the clock of each zone that changed (a feed's hours
+    kept on a local clock move by an hour in UTC at each change); hours so moved onto a zone go
+    back to UTC when the next record says the feed kept UTC (what moved them was a stray record).
+    None when no clock does."""
+    if found.daily:
         return None
     before = ts_ms - WEEK_MS - DAY_MS  # the change came after this: its points are the old hours'
     n = found.points * found.weekmask.bit_count() * (MIN_WEEKS + 2)  # its points over that many weeks
@@ -234,16 +237,17 @@ def moved_by_clock(found: Schedule, last_ms: int, ts_ms: int, tolerance: float) 
     old = np.sort(back[back < before])
     if old.size < 2:
         return None
-    for zone in zones_that_change(before, ts_ms):
+    for zone in zones_that_change(before, ts_ms) if found.zone == UTC else [found.zone]:
         offsets = utc_offsets(zone, np.array([before, ts_ms], dtype=np.int64))
         if offsets[0] == offsets[1]:
             continue  # no change in that week: the record is off this zone's hours too
-        fit = _fit(to_wall(zone, old), found.step_ms, tolerance)
+        clock = zone if found.zone == UTC else UTC
+        fit = _fit(to_wall(clock, old), found.step_ms, tolerance)
         if fit is None or fit[1] < 1.0:
             continue  # the old hours are not a schedule on this clock
-        local = replace(fit[0], zone=zone)
-        if local.first_point(ts_ms, tolerance) is not None:
-            return local
+        moved = replace(fit[0], zone=clock)
+        if moved.first_point(last_ms, 0.0) == last_ms and moved.first_point(ts_ms, tolerance) is not None:
+            return moved  # the series' last point is one of the moved hours', and the record's is next
     return None
 
 

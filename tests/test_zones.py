@@ -210,3 +210,26 @@ def test_a_live_series_keeps_its_found_hours_through_a_clock_change(schedule, st
     assert loop.states["s"].grid.period_ms == schedule.period
     assert filled_after <= 2  # in autumn, the points its summer hours held on the first day, made up
     assert f"keeps its hours on a local clock: {schedule.text()}" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "stray, rejected",
+    [("2024-04-01T08:00", []), ("2024-04-03T08:00", ["2024-04-03T08:00"])],
+    ids=["first-session", "third-session"],
+)
+def test_a_stray_record_after_a_clock_change_does_not_take_a_utc_feed_off_its_hours(stray, rejected):
+    """A feed whose hours are UTC's (09:00 … 16:00) sends one record an hour early after Europe's
+    spring change. In the first session after it the record reads as Berlin's 10:00 and the series
+    moves onto Berlin's clock, and the next record off those hours and on its own moves it back;
+    later the record is off both (the series' last point is not Berlin's) and is dead-lettered."""
+    model = create_forecaster("naive", lookback=4, horizon=2)
+    model.fit(*sliding_windows(np.arange(40.0), 4, 2))
+    loop = ForecastLoop(model, ["y"], grid=GridRules(max_fill=3))
+    utc_hours = Schedule(H, MON_FRI, 9 * H, 8)
+    stamps = np.sort(np.append(session_stamps(utc_hours, "2024-01-08T09:00", "2024-04-12T16:00"), ms(stray)))
+    dead: list[str] = []
+    for k, ts in enumerate(stamps.tolist()):
+        out = loop.process([Record("s", ts, {"y": float(k)})])
+        dead += [utc(r.ts_ms) for r, _ in out.rejected]
+    assert dead == rejected
+    assert loop.states["s"].grid.period_ms == utc_hours.period
