@@ -198,11 +198,13 @@ def _json(path: Path) -> pl.DataFrame:
     write), an answer of Prometheus' HTTP API (:mod:`~adaptcast.forecast.exports`), else JSON lines."""
     with path.open("rb") as f:
         head = f.read(1 << 12)
-    if exports.is_prometheus_answer(head):
+    if exports.may_be_prometheus_answer(head):
         try:
-            return exports.prometheus_answer(orjson.loads(path.read_bytes()), path)
-        except orjson.JSONDecodeError as exc:
-            raise InputError(f"{path}: cannot parse the Prometheus answer as JSON ({exc})") from None
+            obj = orjson.loads(path.read_bytes())
+        except orjson.JSONDecodeError:
+            obj = None  # JSON lines whose first line has such keys
+        if exports.is_prometheus_answer(obj):
+            return exports.prometheus_answer(obj, path)
     if head.lstrip()[:1] != b"[":
         df = _json_lines(path)
         if df.height == 1 and all(isinstance(t, pl.Struct | pl.List) for t in df.dtypes):

@@ -31,21 +31,29 @@ def _escaped(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-def is_prometheus_answer(head: bytes) -> bool:
-    """Whether a JSON file opening with ``head`` is an answer of Prometheus' HTTP API (an object
-    with ``status`` and a ``resultType``, or an error)."""
+def may_be_prometheus_answer(head: bytes) -> bool:
+    """Whether a JSON file opening with ``head`` may be an answer of Prometheus' HTTP API: one
+    object whose first keys are its own (``status`` first as Prometheus writes it, or ``data`` and
+    ``result`` first as ``jq -S`` sorts them)."""
+    keys = (b'"resultType"', b'"errorType"', b'"result"')
     return (
         head.lstrip()[:1] == b"{"
-        and b'"status"' in head
-        and (b'"resultType"' in head or b'"errorType"' in head)
+        and (b'"status"' in head or b'"data"' in head)
+        and any(k in head for k in keys)
     )
 
 
-def prometheus_answer(obj: Any, path: Path) -> pl.DataFrame:
+def is_prometheus_answer(obj: Any) -> bool:
+    """Whether a parsed JSON value is an answer of Prometheus' HTTP API (``status``, and ``data``
+    or an error)."""
+    return isinstance(obj, dict) and "status" in obj and ("data" in obj or "errorType" in obj)
+
+
+def prometheus_answer(obj: dict[str, Any], path: Path) -> pl.DataFrame:
     """The series of a range query's answer (``curl …/api/v1/query_range``), a row per sample; a
     sample of ``NaN`` (Prometheus' stale marker) reads as missing."""
-    if not isinstance(obj, dict) or obj.get("status") != "success":
-        error = obj.get("error", "no error given") if isinstance(obj, dict) else "not an object"
+    if obj.get("status") != "success":
+        error = obj.get("error", "no error given")
         raise InputError(
             f"{path}: Prometheus answered with an error ({error}); fix the query and export it again"
         )

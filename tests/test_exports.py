@@ -47,6 +47,20 @@ def test_a_range_query_answer_is_a_series_per_label_set_named_as_the_live_worker
     assert first["ts"][1] == datetime(2024, 1, 1, 0, 0, 15)
 
 
+def test_an_answer_with_its_keys_sorted_reads_though_its_status_comes_last(tmp_path):
+    """``jq -S`` and ``json.dump(sort_keys=True)`` put ``data`` first and ``status`` after the samples."""
+    p = tmp_path / "q.json"
+    p.write_text(json.dumps(matrix(n=400), sort_keys=True, indent=2))
+    assert p.read_text().index('"status"') > 4096
+    data = read_series(p, ["value"])
+    assert data.frame.height == 800 and data.frame["series"].n_unique() == 2
+    lines = tmp_path / "rows.json"  # JSON lines whose first row happens to hold such keys
+    lines.write_text(
+        '{"ts": 1, "data": 2, "result": 3, "status": 4}\n{"ts": 2, "data": 5, "result": 6, "status": 7}\n'
+    )
+    assert read_series(lines, ["result"]).frame["result"].to_list() == [3.0, 6.0]
+
+
 def test_a_stale_marker_reads_as_missing_and_fractional_seconds_keep_their_milliseconds(tmp_path):
     doc = answer(
         [{"metric": LABELS[0], "values": [[T0 + 0.25, "1"], [T0 + 15.25, "NaN"], [T0 + 30.25, "3"]]}]
