@@ -71,16 +71,21 @@ class Windows(NamedTuple):
 
 
 def read_frame(
-    path: str | Path, time_col: str | None = None, duplicates: Duplicates = "last", step_ms: int | None = None
+    path: str | Path,
+    time_col: str | None = None,
+    duplicates: Duplicates = "last",
+    step_ms: int | None = None,
+    table: pl.DataFrame | None = None,
 ) -> TimeFrame:
     """Read a CSV, Parquet, JSON or JSON-lines file with a time column into a validated :class:`TimeFrame`.
 
     ``time_col=None`` finds it (:func:`find_time_column`). A file with none (benchmark files that
     hold only values) is read as rows ``step_ms`` apart from 1970-01-01 if a step is given.
     Duplicate timestamps keep the ``last`` (or ``first``) row, or raise with ``duplicates="error"``.
+    ``table`` is the file as :func:`read_table` reads it, where the caller has read it already.
     """
     p = Path(path)
-    return _stamped(read_table(p), p, time_col, duplicates, step_ms)
+    return _stamped(read_table(p) if table is None else table, p, time_col, duplicates, step_ms)
 
 
 def _stamped(
@@ -826,6 +831,7 @@ def read_series(
     series_cols: Sequence[str] = (),
     step_ms: int | None = None,
     series_rows: bool = False,
+    table: pl.DataFrame | None = None,
 ) -> SeriesFrame:
     """Read a wide (one series) or long (``series_col``, else a text column named ``series``) file as
     the live worker would take its records: in time order, a row repeating a series' timestamp left
@@ -836,7 +842,8 @@ def read_series(
     ``series_cols`` reads a wide file as one series per column instead (``["*"]``: every numeric
     column): each is a series named after its column, its values the one target. ``step_ms`` stamps
     the rows of a wide file without a time column that far apart (:func:`read_frame`).
-    ``series_rows`` reads a file of a series per row (M4's layout, :func:`_row_series`)."""
+    ``series_rows`` reads a file of a series per row (M4's layout, :func:`_row_series`). ``table`` is
+    the file as :func:`read_table` reads it, where the caller has read it already."""
     if not targets:
         raise InputError(f"{path}: choose the target column(s) with --target")
     if series_col is not None and set(series_columns(series_col)) & {*targets, *features}:
@@ -844,14 +851,14 @@ def read_series(
             f"{path}: {series_col!r} is the series column (--series-col) and a value to read; "
             "name the column holding the series ids"
         )
+    table = read_table(Path(path)) if table is None else table
     if series_rows:
-        frame, tcol, reports = _row_series(Path(path), series_col, targets, features, step_ms)
+        frame, tcol, reports = _row_series(table, Path(path), series_col, targets, features, step_ms)
     elif series_cols:
         frame, tcol, reports = _column_series(
-            Path(path), series_cols, targets, features, series_col, time_col, step_ms
+            table, Path(path), series_cols, targets, features, series_col, time_col, step_ms
         )
     else:
-        table = read_table(Path(path))
         series_col = series_col or implied_series_col(table)
         if series_col is None:
             raw = _stamped(table, Path(path), time_col, "first", step_ms)
@@ -914,6 +921,7 @@ def _check_channel(
 
 
 def _column_series(
+    table: pl.DataFrame,
     path: Path,
     columns: Sequence[str],
     targets: Sequence[str],
@@ -922,7 +930,7 @@ def _column_series(
     time_col: str | None,
     step_ms: int | None,
 ) -> tuple[pl.DataFrame, str, list[FrameReport]]:
-    """A wide file's columns as series: ``time, series, <target>`` (the long layout)."""
+    """A wide file's columns (its ``table``) as series: ``time, series, <target>`` (the long layout)."""
     if series_col is not None:
         raise InputError(
             f"{path}: give either --series-col (a long file: a column of series ids) or --series-cols "
@@ -933,7 +941,7 @@ def _column_series(
             f"{path}: with one series per column (--series-cols) each column's values are the one "
             f"target; name it with one --target (got {list(targets)}) and give no --features"
         )
-    raw = read_frame(path, time_col=time_col, duplicates="first", step_ms=step_ms)
+    raw = _stamped(table, path, time_col, "first", step_ms)
     chosen = raw.numeric_columns if list(columns) == ["*"] else list(columns)
     for c in chosen:
         _check_channel(raw.frame, c, raw.time_col, path, "name the series columns with --series-cols", True)
@@ -944,12 +952,17 @@ def _column_series(
 
 
 def _row_series(
-    path: Path, series_col: str | None, targets: Sequence[str], features: Sequence[str], step_ms: int | None
+    df: pl.DataFrame,
+    path: Path,
+    series_col: str | None,
+    targets: Sequence[str],
+    features: Sequence[str],
+    step_ms: int | None,
 ) -> tuple[pl.DataFrame, str, list[FrameReport]]:
-    """A file of a series per row (M4's and the Tourism data's layout: an id, then the values in
-    order, a shorter series' row ending in empty cells) as ``time, series, <target>``: each series'
-    values a step apart from 1970-01-01, its id ``series_col`` or the first text column (else its
-    row number)."""
+    """A file (its table ``df``) of a series per row (M4's and the Tourism data's layout: an id,
+    then the values in order, a shorter series' row ending in empty cells) as ``time, series,
+    <target>``: each series' values a step apart from 1970-01-01, its id ``series_col`` or the
+    first text column (else its row number)."""
     if step_ms is None:
         raise InputError(
             f"{path}: a file of a series per row has no times: give its step, e.g. --frequency 1h"
@@ -959,7 +972,6 @@ def _row_series(
             f"{path}: a series per row (--series-rows) holds one value per step; name it with one "
             f"--target (got {list(targets)}) and give no --features"
         )
-    df = read_table(path)
     if series_col is not None and series_col not in df.columns:
         raise InputError(f"{path}: series column {series_col!r} not found; columns are {df.columns}")
     texts = [c for c, dtype in df.schema.items() if not dtype.is_numeric() and df[c].null_count() < df.height]
@@ -986,18 +998,11 @@ def implied_series_col(table: pl.DataFrame) -> str | None:
     return exports.SERIES if table.schema.get(exports.SERIES) == pl.String else None
 
 
-def value_columns(path: Path, series_col: str | None) -> list[str]:
-    """A file's numeric columns other than its time and series-id ones (``series_col``, else the one
-    it implies): the values it holds."""
-    table = read_table(path)
+def value_columns(table: pl.DataFrame, path: Path, series_col: str | None) -> list[str]:
+    """A file's numeric columns (its ``table``) other than its time and series-id ones
+    (``series_col``, else the one it implies): the values it holds."""
     skip = {*series_columns(series_col or implied_series_col(table) or ""), *_time_columns(table, str(path))}
     return [c for c, dtype in table.schema.items() if dtype.is_numeric() and c not in skip]
-
-
-def file_series_col(path: str | Path) -> str | None:
-    """The series column a file implies (:func:`implied_series_col`), for a front end choosing
-    between one series and many before it reads the file."""
-    return implied_series_col(read_table(Path(path)))
 
 
 def _long_frame(

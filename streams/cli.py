@@ -491,10 +491,11 @@ def _replay_records(
         from adaptcast.streams.scenarios import make_scenario
 
         return list(make_scenario(scenario, series=n_series, steps=steps, seed=seed).records())
-    from adaptcast.forecast.data import read_series, value_columns
+    from adaptcast.forecast.data import read_series, read_table, value_columns
 
-    cols = list(targets) or value_columns(Path(path), series_col)
-    data = read_series(path, cols, [], series_col, None, series_cols, step_ms)
+    table = read_table(Path(path))  # read once: for the values to send and for the series
+    cols = list(targets) or value_columns(table, Path(path), series_col)
+    data = read_series(path, cols, [], series_col, None, series_cols, step_ms, table=table)
     out = []
     for row in data.frame.iter_rows(named=True):
         out.append(

@@ -556,8 +556,8 @@ class ForecastLoop:
         """Place the record on its series' grid; raise for a duplicate, late or off-grid one."""
         before = state.grid.period_ms
         placed, state.grid = place(state.grid, rec.ts_ms, self.grid)
-        moved = before is not None and is_scheduled(before) and state.grid.period_ms != before
         if not placed.action.rejected:
+            moved = before is not None and is_scheduled(before) and state.grid.period_ms != before
             if moved and not placed.action.restarts:  # its hours in UTC moved with a clock change
                 text = describe(state.grid.period_ms or 0)
                 log.info(

@@ -32,11 +32,12 @@ from adaptcast.forecast.data import (
     Windows,
     channel_matrix,
     channel_names,
-    file_series_col,
+    implied_series_col,
     make_windows,
     numeric_matrix,
     read_frame,
     read_series,
+    read_table,
 )
 from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import auto_norm, split_train_val
@@ -324,17 +325,20 @@ def train_command(
     many = series_layout(series_col, columns, series_rows)
     if many and (from_topic or time_features):
         raise UserError(f"{many} goes with --data and without --time-features")
-    if data_path is not None and not columns and not series_rows and not time_features:
-        series_col = series_col or file_series_col(data_path)
-    if from_topic:
+    table = None if data_path is None else read_table(data_path)  # read once, whatever its layout
+    if table is not None and not columns and not series_rows and not time_features:
+        series_col = series_col or implied_series_col(table)
+    if table is None:
         model, summary, (vx, vy) = fit_on_topic(cfg, records or cfg.state.warm_records)
     elif series_col or columns or series_rows:
         assert data_path is not None
-        model, summary, (vx, vy) = fit_on_series(cfg, data_path, series_col, columns, time_col, series_rows)
+        model, summary, (vx, vy) = fit_on_series(
+            cfg, data_path, series_col, columns, time_col, series_rows, table
+        )
     else:
         assert data_path is not None
         model, summary, (vx, vy) = fit_on_file(
-            cfg, data_path, time_col, duplicates, time_features, val_fraction, stride
+            cfg, data_path, time_col, duplicates, time_features, val_fraction, stride, table
         )
     if out_dir is not None:
         model.save(out_dir)
@@ -356,10 +360,12 @@ def fit_on_file(
     time_features: bool,
     val_fraction: float,
     stride: int,
+    table: pl.DataFrame | None = None,
 ) -> tuple[BaseForecaster, dict[str, Any], Held]:
-    """Fit on one series' file: the newest ``val_fraction`` of the windows validates (vs seasonal naive)."""
+    """Fit on one series' file (its ``table`` where read already): the newest ``val_fraction`` of the
+    windows validates (vs seasonal naive)."""
     m = cfg.model
-    tf = read_frame(data_path, time_col, duplicates, row_step(cfg))  # type: ignore[arg-type]
+    tf = read_frame(data_path, time_col, duplicates, row_step(cfg), table)  # type: ignore[arg-type]
     tcols, fcols = m.targets, m.features
     channels = channel_names(tcols, fcols, with_time=time_features)
     rules = cfg.grid.rules(m.lookback)
@@ -471,13 +477,15 @@ def fit_on_series(
     series_cols: list[str],
     time_col: str | None,
     series_rows: bool = False,
+    table: pl.DataFrame | None = None,
 ) -> tuple[BaseForecaster, dict[str, Any], Held]:
     """One model for every series of a long (``series_col``), one-series-per-column or
-    series-per-row file, trained as a worker trains on its series: each on its time grid, no window
-    across a gap too long to fill."""
+    series-per-row file (its ``table`` where read already), trained as a worker trains on its series:
+    each on its time grid, no window across a gap too long to fill."""
     m = cfg.model
+    step = row_step(cfg)
     data = read_series(
-        data_path, m.targets, m.features, series_col, time_col, series_cols, row_step(cfg), series_rows
+        data_path, m.targets, m.features, series_col, time_col, series_cols, step, series_rows, table
     )
     rules = cfg.grid.rules(m.lookback)
     histories: list[np.ndarray] = []
@@ -675,18 +683,21 @@ def predict_command(
     time_col = None if time_col == ROW_TIME else time_col
     columns = split_columns(series_cols)
     series_layout(series_col, columns, series_rows)
-    series_col = series_col or (None if columns or series_rows else file_series_col(data_path))
+    table = read_table(data_path)  # read once, whatever its layout
+    series_col = series_col or (None if columns or series_rows else implied_series_col(table))
     if series_col or columns or series_rows:
         targets = model.schema.get("targets") or []
         features = model.schema.get("features") or []
-        data = read_series(data_path, targets, features, series_col, time_col, columns, step, series_rows)
+        data = read_series(
+            data_path, targets, features, series_col, time_col, columns, step, series_rows, table
+        )
         frame, skipped = series_forecasts(model, data, every_window)
         for why in skipped[:5]:
             click.echo(f"skipped {why}", err=True)
         if len(skipped) > 5:
             click.echo(f"skipped {len(skipped) - 5} more series", err=True)
     else:
-        tf = read_frame(data_path, time_col, duplicates, step)  # type: ignore[arg-type]
+        tf = read_frame(data_path, time_col, duplicates, step, table)  # type: ignore[arg-type]
         frame = forecast_frame(model, tf, every_window)
     if out_path is None:
         write_frame(frame, sys.stdout)
