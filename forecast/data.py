@@ -822,6 +822,18 @@ def series_columns(series_col: str) -> list[str]:
     return [c.strip() for c in series_col.split(",") if c.strip()]
 
 
+def layout_conflict(series_col: str | None, series_cols: Sequence[str], series_rows: bool) -> str | None:
+    """Why a file cannot be read with these layout flags at once (None: it can): a series per column
+    (``--series-cols``) excludes a column of ids (``--series-col``) and a series per row."""
+    if not series_cols or not (series_col or series_rows):
+        return None
+    other = "--series-col" if series_col else "--series-rows"
+    return (
+        f"give either --series-cols (one series per column) or {other}, not both; "
+        "--series-col names the column of ids of a long file, --series-rows reads a series per row"
+    )
+
+
 def read_series(
     path: str | Path,
     targets: Sequence[str],
@@ -846,6 +858,8 @@ def read_series(
     the file as :func:`read_table` reads it, where the caller has read it already."""
     if not targets:
         raise InputError(f"{path}: choose the target column(s) with --target")
+    if why := layout_conflict(series_col, series_cols, series_rows):
+        raise InputError(f"{path}: {why}")
     if series_col is not None and set(series_columns(series_col)) & {*targets, *features}:
         raise InputError(
             f"{path}: {series_col!r} is the series column (--series-col) and a value to read; "
@@ -856,7 +870,7 @@ def read_series(
         frame, tcol, reports = _row_series(table, Path(path), series_col, targets, features, step_ms)
     elif series_cols:
         frame, tcol, reports = _column_series(
-            table, Path(path), series_cols, targets, features, series_col, time_col, step_ms
+            table, Path(path), series_cols, targets, features, time_col, step_ms
         )
     else:
         series_col = series_col or implied_series_col(table)
@@ -926,16 +940,10 @@ def _column_series(
     columns: Sequence[str],
     targets: Sequence[str],
     features: Sequence[str],
-    series_col: str | None,
     time_col: str | None,
     step_ms: int | None,
 ) -> tuple[pl.DataFrame, str, list[FrameReport]]:
     """A wide file's columns (its ``table``) as series: ``time, series, <target>`` (the long layout)."""
-    if series_col is not None:
-        raise InputError(
-            f"{path}: give either --series-col (a long file: a column of series ids) or --series-cols "
-            "(one series per column), not both"
-        )
     if len(targets) != 1 or features:
         raise InputError(
             f"{path}: with one series per column (--series-cols) each column's values are the one "

@@ -404,6 +404,13 @@ def _serve_kafka(cfg) -> None:
     help="File: one series per column, these columns ('*': every numeric one), each sent as the "
     "value named by --target (default: model.target).",
 )
+@click.option(
+    "--series-rows",
+    is_flag=True,
+    help="File: a series per row (M4's layout), its id the --series-col or first text column, its "
+    "values the numeric columns in order, a --frequency step apart from 1970-01-01, each sent as "
+    "the value named by --target (default: model.target).",
+)
 @click.option("--rate", type=click.FloatRange(min=0, min_open=True), help="Records per second.")
 @click.option(
     "--speedup",
@@ -421,6 +428,7 @@ def replay(
     targets,
     series_col,
     series_cols,
+    series_rows,
     rate,
     speedup,
     frequency,
@@ -435,6 +443,7 @@ def replay(
       adaptcast replay --scenario level_shift --topic adaptcast.input --rate 500
       adaptcast replay ETTh1.csv --target OT --topic ett --speedup 3600
       adaptcast replay electricity.csv.gz --series-cols '*' --topic clients --rate 2000
+      adaptcast replay m4_daily.csv --series-rows --frequency 1d --topic m4 --rate 5000
     """
     from kafka.errors import KafkaError
 
@@ -467,12 +476,14 @@ def replay(
 
     try:
         columns = split_columns(series_cols)
-        if columns:  # each column a series; its values under the one value name the worker reads
+        if columns or series_rows:  # each column (row) a series; its values under the one value name
             targets = targets[:1] or tuple(cfg.model.targets[:1])
         from adaptcast.streams.feed import row_step
 
         step = row_step(cfg)  # a file of values only: its rows a declared step apart
-        records = _replay_records(path, scenario, targets, series_col, columns, steps, n_series, seed, step)
+        records = _replay_records(
+            path, scenario, targets, series_col, columns, series_rows, steps, n_series, seed, step
+        )
         sent = produce(records, cfg.kafka, topic, rate=rate, speedup=speedup, progress=sys.stderr.isatty())
     except (InputError, ValueError) as exc:
         raise UserError(str(exc)) from None
@@ -485,7 +496,7 @@ REPLAY_PROBE_S = 5.0  # how long `adaptcast replay` gives the broker to answer b
 
 
 def _replay_records(
-    path, scenario, targets, series_col, series_cols, steps, n_series, seed, step_ms
+    path, scenario, targets, series_col, series_cols, series_rows, steps, n_series, seed, step_ms
 ) -> list[dict[str, Any]]:
     if scenario:
         from adaptcast.streams.scenarios import make_scenario
@@ -495,7 +506,7 @@ def _replay_records(
 
     table = read_table(Path(path))  # read once: for the values to send and for the series
     cols = list(targets) or value_columns(table, Path(path), series_col)
-    data = read_series(path, cols, [], series_col, None, series_cols, step_ms, table=table)
+    data = read_series(path, cols, [], series_col, None, series_cols, step_ms, series_rows, table)
     out = []
     for row in data.frame.iter_rows(named=True):
         out.append(

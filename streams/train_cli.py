@@ -33,6 +33,7 @@ from adaptcast.forecast.data import (
     channel_matrix,
     channel_names,
     implied_series_col,
+    layout_conflict,
     make_windows,
     numeric_matrix,
     read_frame,
@@ -200,8 +201,8 @@ def series_options(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def series_layout(series_col: str | None, columns: list[str], series_rows: bool) -> str | None:
     """The flags naming a file of many series, as text (None: one series); refuses two layouts."""
-    if columns and (series_col or series_rows):
-        raise UserError("give --series-cols (a series per column) or --series-col/--series-rows, not both")
+    if why := layout_conflict(series_col, columns, series_rows):
+        raise UserError(why)
     named = [
         f
         for f, on in (

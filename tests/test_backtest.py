@@ -369,7 +369,7 @@ def test_replay_sends_one_series_per_column_under_the_one_value_name(tmp_path):
 
     path = tmp_path / "w.csv"
     path.write_text("date,a,b\n2024-01-01 00:00,1,2\n2024-01-01 01:00,3,\n")
-    recs = _replay_records(str(path), None, ("load",), None, ["*"], None, None, None, None)
+    recs = _replay_records(str(path), None, ("load",), None, ["*"], False, None, None, None, None)
     assert [(r["series"], r["values"]) for r in recs] == [
         ("a", {"load": 1.0}),
         ("b", {"load": 2.0}),
@@ -377,12 +377,29 @@ def test_replay_sends_one_series_per_column_under_the_one_value_name(tmp_path):
     ]
     values_only = tmp_path / "v.txt"  # no header, no time column: numbered by the declared step
     values_only.write_text("1,2\n3,4\n")
-    recs = _replay_records(str(values_only), None, ("load",), None, ["*"], None, None, None, 3_600_000)
+    recs = _replay_records(str(values_only), None, ("load",), None, ["*"], False, None, None, None, 3_600_000)
     assert [(r["series"], r["ts"]) for r in recs] == [
         ("0", "1970-01-01T00:00:00"),
         ("1", "1970-01-01T00:00:00"),
         ("0", "1970-01-01T01:00:00"),
         ("1", "1970-01-01T01:00:00"),
+    ]
+
+
+def test_replay_sends_a_file_of_a_series_per_row_a_declared_step_apart(tmp_path):
+    """M4's layout (an id, then the values, a shorter series' row ending in empty cells) replays as
+    backtest reads it; replay had no --series-rows, so such a file could be backtested but not fed live."""
+    from adaptcast.streams.cli import _replay_records
+
+    path = tmp_path / "m4.csv"
+    path.write_text("V1,V2,V3,V4\nD1,1,2,3\nD2,4,5,\n")
+    recs = _replay_records(str(path), None, ("y",), None, (), True, None, None, None, 86_400_000)
+    assert [(r["series"], r["ts"], r["values"]) for r in recs] == [
+        ("D1", "1970-01-01T00:00:00", {"y": 1.0}),
+        ("D2", "1970-01-01T00:00:00", {"y": 4.0}),
+        ("D1", "1970-01-02T00:00:00", {"y": 2.0}),
+        ("D2", "1970-01-02T00:00:00", {"y": 5.0}),
+        ("D1", "1970-01-03T00:00:00", {"y": 3.0}),
     ]
 
 
@@ -393,13 +410,13 @@ def test_replay_of_a_long_file_sends_every_value_column_when_no_target_is_named(
 
     path = tmp_path / "long.csv"
     path.write_text("ts,sensor,temp,rpm\n2024-01-01 00:00,a,1,10\n2024-01-01 00:00,b,2,20\n")
-    recs = _replay_records(str(path), None, (), "sensor", (), None, None, None, None)
+    recs = _replay_records(str(path), None, (), "sensor", (), False, None, None, None, None)
     assert [(r["series"], r["values"]) for r in recs] == [
         ("a", {"temp": 1.0, "rpm": 10.0}),
         ("b", {"temp": 2.0, "rpm": 20.0}),
     ]
     path.write_text(path.read_text().replace("sensor", "series"))  # the series column it implies
-    assert [r["series"] for r in _replay_records(str(path), None, (), None, (), None, None, None, None)] == [
+    assert [r["series"] for r in _replay_records(str(path), None, (), None, (), False, None, None, None, None)] == [
         "a",
         "b",
     ]

@@ -273,8 +273,10 @@ def test_a_wide_file_read_as_one_series_per_column(tmp_path):
     ]
     with pytest.raises(InputError, match="one --target"):
         read_series(p, ["a", "b"], series_cols=["*"])
-    with pytest.raises(InputError, match=r"either --series-col .* or --series-cols"):
-        read_series(p, ["y"], series_col="MT_001", series_cols=["*"])
+    for layout in ({"series_col": "MT_001"}, {"series_rows": True}):
+        other = "--series-col" if "series_col" in layout else "--series-rows"
+        with pytest.raises(InputError, match=f"either --series-cols .* or {other}, not both"):
+            read_series(p, ["y"], series_cols=["*"], step_ms=1000, **layout)
     with pytest.raises(InputError, match="'MT_001' is the series column"):
         read_series(p, ["MT_001"], series_col="MT_001")
     with pytest.raises(InputError, match="column 'MT_003' not found"):
