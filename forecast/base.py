@@ -23,6 +23,7 @@ import numpy as np
 
 from adaptcast.forecast.atomic import atomic_directory
 from adaptcast.forecast.integrity import check_seal, file_digests, seal, verify_files
+from adaptcast.forecast.outliers import repair
 from adaptcast.forecast.scaling import Scaler
 
 MANIFEST = "manifest.json"
@@ -259,7 +260,7 @@ class BaseForecaster(ABC):
 
     def predict(self, X: np.ndarray) -> np.ndarray:
         """Forecasts ``[B, horizon, n_targets]`` in the original units."""
-        X = check_windows(X, self.lookback, self.n_features)
+        X = self._inputs(X)
         return self._original_units(X, self._predict(self._scaled(X)))
 
     def embed(self, X: np.ndarray) -> np.ndarray:
@@ -269,7 +270,7 @@ class BaseForecaster(ABC):
     def predict_embed(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(predict(X), embed(X))`` in one pass where the model can share one (the serving call with
         the error memory on: a network's key is an intermediate of its forecast)."""
-        X = check_windows(X, self.lookback, self.n_features)
+        X = self._inputs(X)
         out, keys = self._predict_embed(self._scaled(X))
         return self._original_units(X, out), np.ascontiguousarray(keys, dtype=np.float32)
 
@@ -341,10 +342,10 @@ class BaseForecaster(ABC):
         self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
         """Checked training (and validation) windows, relative to their anchors under ``window_norm``."""
-        X = check_windows(X, self.lookback, self.n_features)
+        X = self._inputs(X)
         Y = check_targets(Y, X.shape[0], self.horizon, self.n_targets)
         if val is not None:
-            Xv = check_windows(val[0], self.lookback, self.n_features, name="val X")
+            Xv = repair(check_windows(val[0], self.lookback, self.n_features, name="val X"))
             Yv = check_targets(val[1], Xv.shape[0], self.horizon, self.n_targets, name="val Y")
             val = (self._relative(Xv), self._relative_targets(Xv, Yv))
         return self._relative(X), self._relative_targets(X, Y), val
@@ -417,7 +418,12 @@ class BaseForecaster(ABC):
         return out
 
     def _prepare(self, X: np.ndarray) -> np.ndarray:
-        return self._scaled(check_windows(X, self.lookback, self.n_features))
+        return self._scaled(self._inputs(X))
+
+    def _inputs(self, X: np.ndarray) -> np.ndarray:
+        """Checked windows with their glitches repaired (:mod:`~adaptcast.forecast.outliers`): a
+        model reads, trains and is scored on the same inputs, never on a sensor's 1e12."""
+        return repair(check_windows(X, self.lookback, self.n_features))
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
         """Checked windows as the model reads them: relative to their anchors, standardised."""

@@ -19,6 +19,7 @@ import polars as pl
 
 from adaptcast.forecast import exports
 from adaptcast.forecast.base import InputError
+from adaptcast.forecast.outliers import clean
 from adaptcast.forecast.windows import sliding_windows
 
 TIME_COLUMNS = ("date", "ts", "timestamp", "time", "datetime", "ds")  # any case; ``ds``: Prophet's name
@@ -693,10 +694,13 @@ def make_windows(
     with_time: bool = False,
     start: int = 0,
     stop: int | None = None,
+    clean_glitches: bool = False,
 ) -> Windows:
     """Sliding windows over rows ``[start, stop)``; inputs are ``targets``, other ``features``, time features.
 
     Channels come in that order; ``features`` may repeat a target (it is not duplicated).
+    ``clean_glitches`` first replaces the isolated outliers of the targets and features
+    (:func:`~adaptcast.forecast.outliers.clean`), as a model's training windows are.
     Window ``i`` sees rows ``[s, s+lookback)`` and predicts the targets on
     ``[s+lookback, s+lookback+horizon)`` with ``s = start + i*stride``; its timestamp is that
     of its last input row. A plain polars frame is validated first (see :func:`validate_frame`).
@@ -709,6 +713,9 @@ def make_windows(
     values = channel_matrix(tf, targets, features, with_time)
     stop = tf.frame.height if stop is None else min(stop, tf.frame.height)
     values, stamps = values[start:stop], tf.frame[tf.time_col].to_numpy()[start:stop]
+    if clean_glitches:
+        data = len(channel_names(targets, features))
+        values = np.concatenate([clean(values[:, :data])[0], values[:, data:]], axis=1)
     n = (values.shape[0] - lookback - horizon) // stride + 1
     if n < 1:
         raise InputError(

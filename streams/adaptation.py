@@ -263,6 +263,7 @@ class Adaptation:
             "window": job.rows,
             "train_samples": 0 if found is None else found.samples,
             "samples_seen": outcome.samples_seen,
+            "cleaned": 0 if found is None else found.cleaned,
         }
         if job.seq <= self._superseded_upto:
             return self._record(RetrainSuperseded(serving_version=self.model_version, **common))

@@ -72,6 +72,7 @@ class Assessment:
     ``residuals``: the gated fit's validation residuals in the loop's units, for the intervals.
     ``reference``: the training inputs' last rows, standardised by the candidate (the feature
     detector's reference). ``held``: rows between the gated fit's data and the newest row.
+    ``cleaned``: glitches replaced in the training histories.
     """
 
     rows: int
@@ -83,6 +84,7 @@ class Assessment:
     contest: tuple[float, float] | None = None
     residuals: np.ndarray | None = None
     memory: ErrorMemory | None = None
+    cleaned: int = 0
 
     def state_dict(self) -> dict[str, Any]:
         """Pickle-free (see :func:`adaptcast.drift.serialize.save_state`)."""
@@ -96,6 +98,7 @@ class Assessment:
             "contest": None if self.contest is None else list(self.contest),
             "residuals": self.residuals,
             "memory": None if self.memory is None else self.memory.state_dict(),
+            "cleaned": self.cleaned,
         }
 
     @classmethod
@@ -111,6 +114,7 @@ class Assessment:
             contest=None if contest is None else (float(contest[0]), float(contest[1])),
             residuals=state["residuals"],
             memory=None if memory is None else ErrorMemory.from_state(memory),
+            cleaned=int(state["cleaned"]),
         )
 
 
@@ -139,6 +143,7 @@ def assess(
         windows=len(data.full[0]),
         held=0 if data.val_age is None else int(data.val_age.max()) + model.horizon,
         reference=model.scaler.transform(data.X[:, -1, :]),  # the training inputs, standardised
+        cleaned=data.cleaned,
     )
     judged = gate if gate is not None else model
     pred = judged.predict(vx)

@@ -316,6 +316,7 @@ def _event_table(events: list[LoopEvent]) -> pl.DataFrame:
         "steps": pl.Int64,  # grid points filled, or missing before a restart
         "period_ms": pl.Int64,  # the series' period after a restart
         "samples_seen": pl.Int64,
+        "cleaned": pl.Int64,  # glitches replaced in a fit's training rows
     }
     rows = [{k: d.get(k if k != "ts" else "ts_ms") for k in cols} for d in (e.to_dict() for e in events)]
     return pl.DataFrame(rows, schema={**cols, "ts": pl.Int64}).with_columns(

@@ -62,12 +62,14 @@ class TrainEvent(Event):
     """How a training job ended; it trained on the last ``window`` rows, ``train_samples`` windows.
 
     ``samples_seen`` is the job's deterministic compute: samples x epochs (rows x boosting
-    rounds) summed over its fits, the validated fit and the refit on every window.
+    rounds) summed over its fits, the validated fit and the refit on every window. ``cleaned``
+    counts the glitches replaced in its training rows (:mod:`adaptcast.forecast.outliers`).
     """
 
     window: int
     train_samples: int
     samples_seen: int = 0
+    cleaned: int = 0
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -20,6 +20,7 @@ import numpy as np
 from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.policy import Decision, RetrainPolicy
 from adaptcast.forecast.base import BaseForecaster, FitReport
+from adaptcast.forecast.outliers import clean
 from adaptcast.forecast.windows import sliding_windows, split_train_val
 from adaptcast.streams.assess import Assessment, Judge, assess
 
@@ -78,6 +79,8 @@ class TrainingSet:
     ``full`` holds every window, the validation slice and the gap before it included: what a
     candidate is refitted on once validated, so it learns from the newest data too. ``val_age``
     is, per validation window, how many rows of its series arrived after its last target row.
+    ``cleaned`` counts the glitches replaced in the histories before windowing
+    (:func:`~adaptcast.forecast.outliers.clean`).
     """
 
     X: np.ndarray
@@ -86,6 +89,7 @@ class TrainingSet:
     rows: int
     full: tuple[np.ndarray, np.ndarray]
     val_age: np.ndarray | None = None
+    cleaned: int = 0
 
     @property
     def samples(self) -> int:
@@ -100,15 +104,19 @@ def training_set(
     n_targets: int,
     val_fraction: float = 0.2,
 ) -> TrainingSet | None:
-    """Per series: windows over its last ``rows`` rows, split in time by :func:`split_train_val`.
+    """Per series: windows over its last ``rows`` rows, its glitches cleaned, split in time by
+    :func:`split_train_val`.
 
     Returns None when no series has enough rows for one training window.
     """
     xs, ys, xv, yv, xa, ya, age = [], [], [], [], [], [], []
+    cleaned = 0
     for h in histories:
         h = h[-rows:]
         if len(h) < lookback + horizon:
             continue
+        h, count = clean(h)
+        cleaned += count
         X, Y = sliding_windows(h, lookback, horizon, n_targets)
         train_idx, val_idx = split_train_val(X.shape[0], horizon, val_fraction)
         xa.append(X)
@@ -124,7 +132,13 @@ def training_set(
     val = (np.concatenate(xv), np.concatenate(yv)) if xv else None
     full = (np.concatenate(xa), np.concatenate(ya))
     return TrainingSet(
-        np.concatenate(xs), np.concatenate(ys), val, rows, full, np.concatenate(age) if age else None
+        np.concatenate(xs),
+        np.concatenate(ys),
+        val,
+        rows,
+        full,
+        np.concatenate(age) if age else None,
+        cleaned,
     )
 
 

@@ -379,7 +379,17 @@ def fit_on_file(
     train_idx, val_idx = split_train_val(max(tf_grid.frame.height - span, 0), horizon, val_fraction)
     cut = train_idx.stop + span  # training reads rows [0, cut)
     train = whole_windows(
-        make_windows(tf_grid, lookback, horizon, fcols, tcols, stride, with_time=time_features, stop=cut),
+        make_windows(
+            tf_grid,
+            lookback,
+            horizon,
+            fcols,
+            tcols,
+            stride,
+            with_time=time_features,
+            stop=cut,
+            clean_glitches=True,
+        ),
         g,
         0,
         stride,
@@ -390,7 +400,14 @@ def fit_on_file(
         if val_idx is None
         else whole_windows(
             make_windows(
-                tf_grid, lookback, horizon, fcols, tcols, with_time=time_features, start=val_idx.start
+                tf_grid,
+                lookback,
+                horizon,
+                fcols,
+                tcols,
+                with_time=time_features,
+                start=val_idx.start,
+                clean_glitches=True,
             ),
             g,
             val_idx.start,

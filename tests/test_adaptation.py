@@ -22,7 +22,7 @@ LOOKBACK, HORIZON = 8, 3
 PERIODIC = Decision(Action.RETRAIN, Reason.PERIODIC, 200)
 
 # the flat records the backtest tables are built from: these keys must not change
-TRAIN_EVENT_KEYS = {"event", "ts_ms", "step", "reason", "window", "train_samples", "samples_seen"}
+TRAIN_EVENT_KEYS = {"event", "ts_ms", "step", "reason", "window", "train_samples", "samples_seen", "cleaned"}
 EVENT_KEYS = {
     "retrain": {"model_version", "train_seconds", "epochs", "val_error"},
     "retrain_rejected": {"candidate_error", "serving_error", "train_seconds"},

@@ -6,6 +6,7 @@ import json
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from click.testing import CliRunner
@@ -416,7 +417,9 @@ def test_replay_of_a_long_file_sends_every_value_column_when_no_target_is_named(
         ("b", {"temp": 2.0, "rpm": 20.0}),
     ]
     path.write_text(path.read_text().replace("sensor", "series"))  # the series column it implies
-    assert [r["series"] for r in _replay_records(str(path), None, (), None, (), False, None, None, None, None)] == [
+    assert [
+        r["series"] for r in _replay_records(str(path), None, (), None, (), False, None, None, None, None)
+    ] == [
         "a",
         "b",
     ]
@@ -494,3 +497,32 @@ def test_the_run_line_shows_an_error_in_tiny_or_huge_units():
     assert "MAE 0.6849," in line.line()
     assert "MAE 1.437e-10," in replace(line, mae=1.4372e-10).line()
     assert "MAE 2.092e+08," in replace(line, mae=209_200_000.0).line()
+
+
+@pytest.mark.parametrize("kind", ["arnet", "xgboost"])
+def test_one_glitch_in_a_feed_leaves_the_forecasts_once_it_is_a_few_rows_old(tmp_path, kind):
+    """A sensor's single 1e12 used to set the scaler and the loss of every later fit: forecasts were
+    off by ~1e9 for the rest of the feed. Now fits clean it and windows repair it, so once it has
+    HALF_WIDTH rows after it the forecasts are as good as on the same feed without it."""
+    from adaptcast.forecast.outliers import HALF_WIDTH
+
+    start, at = datetime(2025, 1, 1), 300
+    rng = np.random.default_rng(3)
+    y = 10 + 3 * np.sin(2 * np.pi * np.arange(600) / 24) + rng.normal(0, 0.5, 600)
+    maes = []
+    for name, value in (("clean", y[at]), ("glitch", 1e12)):
+        path = tmp_path / f"{name}.csv"
+        rows = [
+            f"{(start + timedelta(hours=h)).isoformat()},{value if h == at else y[h]}" for h in range(600)
+        ]
+        path.write_text("ts,y\n" + "\n".join(rows) + "\n")
+        flags = ["--lookback", "24", "--horizon", "6", "--min-train-rows", "96", "--model", kind]
+        code, out = _run("--data", str(path), "--target", "y", *flags, "--out", str(tmp_path / name))
+        assert code == 0, out
+        f = pl.read_parquet(tmp_path / name / "forecasts.parquet").filter(
+            (pl.col("issued_at") >= start + timedelta(hours=at + HALF_WIDTH))
+            & (pl.col("ts") != start + timedelta(hours=at))
+            & pl.col("y").is_not_null()
+        )
+        maes.append((f["y"] - f["yhat"]).abs().mean())
+    assert maes[1] < 1.3 * maes[0], maes

@@ -323,3 +323,27 @@ def test_backtest_train_and_predict_a_file_of_values_only_at_a_declared_step(tmp
     by_series = [r.split(",") for r in res.output.strip().splitlines()[1:]]
     assert [r[0] for r in by_series[::7]] == ["s0", "s1", "s2"]
     assert [r[1:] for r in by_series] == [r.split(",")[1:] for r in rows]  # the same forecasts
+
+
+def test_a_model_trained_on_a_file_with_a_glitch_has_not_learnt_it(tmp_path):
+    """`adaptcast train` cleans a file's isolated outliers before windowing, as a worker's retrain
+    does: a sensor's 1e12 among 600 hourly values used to set the scaler, and every forecast of
+    the model was of the order of 1e9."""
+    import numpy as np
+
+    rng = np.random.default_rng(5)
+    y = 10 + 3 * np.sin(2 * np.pi * np.arange(600) / 24) + rng.normal(0, 0.5, 600)
+    y[300] = 1e12
+    data = tmp_path / "glitch.csv"
+    times = pl.datetime_range(
+        pl.datetime(2025, 1, 1), pl.datetime(2025, 1, 1) + pl.duration(hours=599), "1h", eager=True
+    )
+    pl.DataFrame({"ts": times, "y": y}).write_csv(data)
+    out = tmp_path / "m"
+    flags = ["--lookback", 24, "--horizon", 6, "--model", "arnet"]
+    res = invoke(train_command, ["--data", data, "--target", "y", *flags, "--out", out])
+    assert res.exit_code == 0, res.output
+    res = invoke(predict_command, ["--model-dir", out, "--data", data])
+    assert res.exit_code == 0, res.output
+    yhat = pl.read_csv(res.output.encode())["yhat"]
+    assert yhat.is_between(4, 16).all(), yhat.to_list()

@@ -135,6 +135,21 @@ def test_predict_embed_is_predict_and_embed_in_one_pass(fitted, data):
     assert yhat.dtype == keys.dtype == np.float32 and keys.flags.c_contiguous
 
 
+def test_a_glitch_inside_a_window_does_not_reach_the_forecast(fitted, data):
+    """Every kind reads a window holding a sensor's 1e12 as if that value were its neighbours'
+    median (forecast.outliers.repair), not as a level to forecast from."""
+    from adaptcast.forecast.outliers import HALF_WIDTH
+
+    model, _, _ = fitted
+    X = data["test"][0][:4].copy()
+    at = LOOKBACK // 2
+    around = np.concatenate([X[:, at - HALF_WIDTH : at, 0], X[:, at + 1 : at + 1 + HALF_WIDTH, 0]], axis=1)
+    X[:, at, 0] = np.median(around, axis=1)
+    glitched = X.copy()
+    glitched[:, at, 0] = 1e12
+    np.testing.assert_allclose(model.predict(glitched), model.predict(X), rtol=1e-5, atol=1e-5)
+
+
 def test_save_load_round_trip(fitted, data, tmp_path):
     model, _, _ = fitted
     model.save(tmp_path / "m")

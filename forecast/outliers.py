@@ -1,0 +1,110 @@
+"""Isolated outliers: glitches (a sensor's 1e12, a unit slip) that a model must neither learn nor read.
+
+One such value among thousands sets a scaler's mean and deviation and a squared loss on its own: the
+model refitted on it serves nonsense long after the value has left its input window, and a window
+holding it makes a linear model's forecast nonsense for a lookback. A value is a glitch when it
+stands far from the median of its neighbours on both sides (so a level shift, whose neighbours
+follow it, never is) and further than any but a handful of other values do (so a pattern that
+recurs, such as bursts of an error count, never is). Pure maths on arrays whose second-to-last axis
+is time and last axis the channels; the training sets clean histories with :func:`clean`, and every
+forecaster repairs its input windows with :func:`repair`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# each side of a row, this many neighbours; a glitch spans at most HALF_WIDTH - 1 consecutive rows
+# (so that fewer than half of the neighbours of a glitch, or of the row next to it, are glitches)
+HALF_WIDTH = 4
+# how many times further from its neighbours than the REPEATS-th furthest value a glitch stands:
+# in a history of thousands of rows, and in an input window of tens, whose REPEATS-th furthest
+# value is nearer the middle of the distribution (there 10 would take a heavy tail's legitimate
+# peaks, a lognormal's or a Student t's, for glitches in a few windows in a hundred)
+FACTOR = 10.0
+WINDOW_FACTOR = 100.0
+# the fewest values as far from their neighbours as a glitch that make it a pattern instead (or
+# this share of them, in a long history)
+REPEATS = 5
+REPEAT_SHARE = 0.005
+
+
+def isolated_outliers(x: np.ndarray, factor: float = FACTOR) -> np.ndarray:
+    """Mask of the glitches in ``x`` (``[..., rows, channels]``, or ``[rows]``), each column alone.
+
+    A value's distance is the smaller of its distances from the median of the HALF_WIDTH values
+    before it (the first rows: those there are) and from that of the HALF_WIDTH after it, so that the
+    rows either side of a level shift, near one of their sides, are never far. A value is a glitch
+    when that distance exceeds ``factor`` times the k-th largest in its column, k being REPEATS (or
+    REPEAT_SHARE of the rows), and that distance is not zero: in a column without noise (a constant
+    one, a rare-event count, an indicator) there is no scale to tell a glitch by. The last
+    HALF_WIDTH rows are never glitches: without values after them a glitch cannot be told from the
+    start of a new level. Missing values (NaN) are never glitches.
+    """
+    a = np.asarray(x, dtype=float)
+    if a.ndim == 1:
+        return isolated_outliers(a[:, None], factor)[:, 0]
+    w = HALF_WIDTH
+    n = a.shape[-2]
+    judged = n - w  # rows with w values after them
+    k = max(REPEATS, int(REPEAT_SHARE * judged))
+    mask = np.zeros(a.shape, dtype=bool)
+    if judged <= max(k, w):
+        return mask
+    rows = [a[..., j : n - w + 1 + j, :] for j in range(w)]
+    runs = _median_of(rows)  # runs[j]: the median of rows j .. j + w - 1
+    after = np.abs(a[..., :judged, :] - runs[..., 1 : judged + 1, :])
+    dist = after.copy()
+    dist[..., w:, :] = np.fmin(np.abs(a[..., w:judged, :] - runs[..., : judged - w, :]), after[..., w:, :])
+    for i in range(1, w):  # the first rows: as many values before them as there are
+        near = np.abs(a[..., i, :] - _median_of([a[..., j, :] for j in range(i)]))
+        dist[..., i, :] = np.fmin(near, after[..., i, :])
+    # Only a column whose largest distance beats ``factor`` times a lower bound of its k-th largest
+    # (what is left of the sum once k - 1 values are taken as large as the largest) can hold one.
+    known = np.where(np.isnan(dist), 0.0, dist)
+    top = known.max(axis=-2)
+    floor = (known.sum(axis=-2) - (k - 1) * top) / (judged - k + 1)
+    maybe = (top > 0) & (top > factor * np.maximum(floor, 0.0))
+    if not maybe.any():
+        return mask
+    suspects = np.moveaxis(dist, -2, -1)[maybe]  # [columns, judged]
+    ranked = np.where(np.isnan(suspects), -np.inf, suspects)
+    typical = np.partition(ranked, judged - k, axis=-1)[:, judged - k : judged - k + 1]
+    with np.errstate(invalid="ignore"):
+        found = (suspects > factor * typical) & (typical > 0)
+    np.moveaxis(mask, -2, -1)[..., :judged][maybe] = found
+    return mask
+
+
+def clean(x: np.ndarray, factor: float = FACTOR) -> tuple[np.ndarray, int]:
+    """``x`` with its :func:`isolated_outliers` replaced by the median of the ``2·HALF_WIDTH``
+    values around each (fewer than half of them glitches), and how many there were (``x`` itself
+    when none; a float array keeps its dtype)."""
+    a = np.asarray(x)
+    flat = a[:, None] if a.ndim == 1 else a
+    mask = isolated_outliers(flat, factor)
+    count = int(mask.sum())
+    if not count:
+        return x, 0
+    out = flat.astype(a.dtype if a.dtype.kind == "f" else float)  # a copy
+    n, w = flat.shape[-2], HALF_WIDTH
+    for at in zip(*np.nonzero(mask), strict=True):
+        *lead, row, col = at
+        lo = max(0, min(row - w, n - 2 * w - 1))
+        around = flat[(*lead, slice(lo, lo + 2 * w + 1), col)].astype(float)
+        out[at] = np.nanmedian(np.delete(around, row - lo))
+    return out.reshape(a.shape), count
+
+
+def repair(X: np.ndarray) -> np.ndarray:
+    """Input windows ``[batch, lookback, channels]`` with their glitches replaced (``X`` when none)."""
+    return clean(X, WINDOW_FACTOR)[0] if X.ndim == 3 else X
+
+
+def _median_of(values: list[np.ndarray]) -> np.ndarray:
+    """Elementwise median of one to four like-shaped arrays, without sorting (NaN if any is)."""
+    if len(values) <= 2:
+        return sum(values) / len(values)
+    total = sum(values)
+    spread = np.maximum.reduce(values) + np.minimum.reduce(values)
+    return (total - spread) / (len(values) - 2)

@@ -1,0 +1,67 @@
+"""Isolated outliers: a glitch is cleaned from histories and repaired in input windows; a level
+shift, a recurring burst, a rare event of a noiseless column and the newest rows never are."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from adaptcast.forecast.outliers import HALF_WIDTH, REPEATS, clean, isolated_outliers, repair
+
+
+def wave(n: int = 1500, seed: int = 0) -> np.ndarray:
+    t = np.arange(n)
+    return 10 + 3 * np.sin(2 * np.pi * t / 24) + np.random.default_rng(seed).normal(0, 0.5, n)
+
+
+@pytest.mark.parametrize("run", range(1, HALF_WIDTH))
+def test_a_glitch_of_up_to_a_few_rows_is_replaced_by_its_neighbours_median(run):
+    x = wave()
+    glitched = x.copy()
+    glitched[700 : 700 + run] = 1e12
+    glitched[1000] = -5e9
+    out, count = clean(glitched)
+    assert count == run + 1
+    changed = np.flatnonzero(out != glitched)
+    assert changed.tolist() == [*range(700, 700 + run), 1000]  # nothing else moves
+    assert np.abs(out - x).max() < 5  # each now sits among its neighbours
+    assert np.median(glitched[[996, 997, 998, 999, 1001, 1002, 1003, 1004]]) == out[1000]
+
+
+def test_a_level_shift_however_large_is_no_glitch():
+    x = wave()
+    x[800:] += 1e9
+    assert not isolated_outliers(x).any()
+    assert clean(x)[0] is x
+
+
+def test_a_pattern_that_recurs_is_no_glitch_and_a_noiseless_column_has_none():
+    rng = np.random.default_rng(1)
+    bursts = np.zeros(2000)
+    bursts[rng.choice(2000, REPEATS + 1, replace=False)] = 500.0  # error-count bursts: a pattern
+    indicator = np.zeros(2000)
+    indicator[[300, 900]] = 1.0  # a rare event of a column without noise: no scale to judge it by
+    both = np.stack([bursts, indicator], 1)
+    assert not isolated_outliers(both).any()
+    heavy = rng.standard_t(3, 20000)  # a heavy tail's peaks are the data, not glitches
+    assert isolated_outliers(heavy).sum() == 0
+
+
+def test_the_newest_rows_and_missing_values_are_never_glitches():
+    x = wave(300)
+    x[-HALF_WIDTH:] = 1e12  # a glitch or a new level: nothing after it tells yet
+    x[100] = np.nan
+    x[102] = 1e12
+    mask = isolated_outliers(x)
+    assert np.flatnonzero(mask).tolist() == [102]
+
+
+def test_repair_mends_input_windows_alone_and_keeps_their_dtype():
+    x = wave(200).astype(np.float32)
+    X = np.stack([x[i : i + 48] for i in range(0, 150, 10)])[:, :, None]
+    assert repair(X) is X  # nothing to mend: the windows themselves
+    bad = X.copy()
+    bad[3, 20, 0] = 1e12
+    fixed = repair(bad)
+    assert fixed.dtype == np.float32 and np.flatnonzero((fixed != bad).any(axis=(1, 2))).tolist() == [3]
+    assert abs(fixed[3, 20, 0] - X[3, 20, 0]) < 5
