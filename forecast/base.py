@@ -23,7 +23,7 @@ import numpy as np
 
 from adaptcast.forecast.atomic import atomic_directory
 from adaptcast.forecast.integrity import check_seal, file_digests, seal, verify_files
-from adaptcast.forecast.outliers import repair
+from adaptcast.forecast.outliers import repair, widened
 from adaptcast.forecast.scaling import Scaler
 
 MANIFEST = "manifest.json"
@@ -154,6 +154,9 @@ class BaseForecaster(ABC):
         self.window_norm = window_norm
         self.hparams: dict[str, Any] = dict(hparams)
         self.scaler: Scaler | None = None
+        # per input channel, the least and greatest value of the training windows ([2, n_features]):
+        # what the model has seen, against which a window's glitches are told (outliers.repair)
+        self.input_bounds: np.ndarray | None = None
         self.version: str | None = None
         self.parent_version: str | None = None
         self.schema: dict[str, Any] = {}
@@ -196,6 +199,7 @@ class BaseForecaster(ABC):
     ) -> FitReport:
         """Train from scratch on windows ``X`` → targets ``Y`` (``val``: early stopping / model choice)."""
         self._settle_norm()
+        self.input_bounds = None
         X, Y, val = self._checked(X, Y, val)
         self.scaler = Scaler.fit(X)
         return self._timed(self._fit, X, Y, val)
@@ -229,6 +233,7 @@ class BaseForecaster(ABC):
             self.window_norm,
         ):
             raise ValueError(f"{self.kind}: fit_warm needs a parent with the same shapes and window_norm")
+        self.input_bounds = parent.input_bounds
         X, Y, val = self._checked(X, Y, val)
         self.scaler = parent.scaler
         return self._timed(lambda x, y, v: self._fit_warm(parent, x, y, v), X, Y, val)
@@ -243,6 +248,7 @@ class BaseForecaster(ABC):
         if not self.supports_closed_form:
             raise NotImplementedError(f"{self.kind} has no closed-form fit; fit it by training")
         self._settle_norm(None if parent is None else parent.window_norm)
+        self.input_bounds = None if parent is None else parent.input_bounds
         X, Y, _ = self._checked(X, Y, None)
         self.scaler = parent.scaler if parent is not None else Scaler.fit(X)
         return self._timed(lambda x, y, _v: self._fit_closed_form(x, y, parent), X, Y, None)
@@ -297,6 +303,7 @@ class BaseForecaster(ABC):
             "kind": self.kind,
             "config": self.config,
             "scaler": self.scaler.to_dict() if self.scaler else None,
+            "input_bounds": None if self.input_bounds is None else self.input_bounds.tolist(),
             "schema": self.schema,
             "version": self.version,
             "parent_version": self.parent_version,
@@ -341,11 +348,13 @@ class BaseForecaster(ABC):
     def _checked(
         self, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
     ) -> tuple[np.ndarray, np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
-        """Checked training (and validation) windows, relative to their anchors under ``window_norm``."""
-        X = self._inputs(X)
+        """Checked training (and validation) windows, relative to their anchors under ``window_norm``;
+        the training windows' values widen :attr:`input_bounds` (a warm fit's parent's, else none)."""
+        X = check_windows(X, self.lookback, self.n_features)
         Y = check_targets(Y, X.shape[0], self.horizon, self.n_targets)
+        self.input_bounds = widened(self.input_bounds, X)
         if val is not None:
-            Xv = repair(check_windows(val[0], self.lookback, self.n_features, name="val X"))
+            Xv = check_windows(val[0], self.lookback, self.n_features, name="val X")
             Yv = check_targets(val[1], Xv.shape[0], self.horizon, self.n_targets, name="val Y")
             val = (self._relative(Xv), self._relative_targets(Xv, Yv))
         return self._relative(X), self._relative_targets(X, Y), val
@@ -421,9 +430,11 @@ class BaseForecaster(ABC):
         return self._scaled(self._inputs(X))
 
     def _inputs(self, X: np.ndarray) -> np.ndarray:
-        """Checked windows with their glitches repaired (:mod:`~adaptcast.forecast.outliers`): a
-        model reads, trains and is scored on the same inputs, never on a sensor's 1e12."""
-        return repair(check_windows(X, self.lookback, self.n_features))
+        """Checked windows, their glitches beyond what training saw repaired
+        (:func:`~adaptcast.forecast.outliers.repair`): a window holding a sensor's 1e12 is read as
+        if it held its neighbours' median."""
+        X = check_windows(X, self.lookback, self.n_features)
+        return X if self.input_bounds is None else repair(X, self.input_bounds)
 
     def _scaled(self, X: np.ndarray) -> np.ndarray:
         """Checked windows as the model reads them: relative to their anchors, standardised."""
@@ -519,6 +530,14 @@ def load_forecaster(path: str | Path) -> BaseForecaster:
     if manifest.get("scaler") is None:
         raise ValueError(f"{Path(path) / MANIFEST}: no scaler recorded; the checkpoint is incomplete")
     model.scaler = Scaler.from_dict(manifest["scaler"])
+    bounds = manifest.get("input_bounds")  # absent from models saved before it was kept
+    if bounds is not None:
+        try:
+            model.input_bounds = np.asarray(bounds, dtype=np.float64).reshape(2, model.n_features)
+        except (TypeError, ValueError):
+            raise ValueError(
+                f"{Path(path) / MANIFEST}: input_bounds is not two rows of {model.n_features} numbers"
+            ) from None
     model.schema = manifest.get("schema") or {}
     model.version = manifest.get("version")
     model.parent_version = manifest.get("parent_version")

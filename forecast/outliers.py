@@ -2,12 +2,14 @@
 
 One such value among thousands sets a scaler's mean and deviation and a squared loss on its own: the
 model refitted on it serves nonsense long after the value has left its input window, and a window
-holding it makes a linear model's forecast nonsense for a lookback. A value is a glitch when it
-stands far from the median of its neighbours on both sides (so a level shift, whose neighbours
-follow it, never is) and further than any but a handful of other values do (so a pattern that
-recurs, such as bursts of an error count, never is). Pure maths on arrays whose second-to-last axis
-is time and last axis the channels; the training sets clean histories with :func:`clean`, and every
-forecaster repairs its input windows with :func:`repair`.
+holding it makes a linear model's forecast nonsense for a lookback. In a history, a value is a
+glitch when it stands far from the medians of its neighbours on both sides (so a level shift, whose
+neighbours follow it, never is) and further than any but a handful of other values do (so a
+pattern that recurs, such as bursts of an error count, never is): training sets :func:`clean`
+their histories. A window is too short to tell a pattern by, so there a glitch is a value far
+beyond what the model's training windows held, among neighbours within it: every forecaster
+:func:`repair`-s its input windows against the bounds it saw (:func:`widened`). Pure maths on
+arrays whose second-to-last axis is time and last axis the channels.
 """
 
 from __future__ import annotations
@@ -17,12 +19,8 @@ import numpy as np
 # each side of a row, this many neighbours; a glitch spans at most HALF_WIDTH - 1 consecutive rows
 # (so that fewer than half of the neighbours of a glitch, or of the row next to it, are glitches)
 HALF_WIDTH = 4
-# how many times further from its neighbours than the REPEATS-th furthest value a glitch stands:
-# in a history of thousands of rows, and in an input window of tens, whose REPEATS-th furthest
-# value is nearer the middle of the distribution (there 10 would take a heavy tail's legitimate
-# peaks, a lognormal's or a Student t's, for glitches in a few windows in a hundred)
+# how many times further from its neighbours than the REPEATS-th furthest value a glitch stands
 FACTOR = 10.0
-WINDOW_FACTOR = 100.0
 # the fewest values as far from their neighbours as a glitch that make it a pattern instead (or
 # this share of them, in a long history)
 REPEATS = 5
@@ -96,9 +94,40 @@ def clean(x: np.ndarray, factor: float = FACTOR) -> tuple[np.ndarray, int]:
     return out.reshape(a.shape), count
 
 
-def repair(X: np.ndarray) -> np.ndarray:
-    """Input windows ``[batch, lookback, channels]`` with their glitches replaced (``X`` when none)."""
-    return clean(X, WINDOW_FACTOR)[0] if X.ndim == 3 else X
+def repair(X: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Input windows ``[batch, lookback, channels]`` with their glitches replaced (``X`` when none).
+
+    ``bounds`` (``[2, channels]``) are the least and greatest value of each channel in the model's
+    training windows. A value is a glitch when it lies further outside them than their own span
+    while the medians of the HALF_WIDTH values before it (the first rows: those there are) and of
+    the HALF_WIDTH after it lie within that: a glitch beyond what the model ever saw, among values
+    it has seen. A value inside them is never one, so a spike that recurs in the training rows (a
+    nightly job's) stays for the model to forecast from; nor is a new level, whose neighbours are
+    beyond too, nor a value in the last HALF_WIDTH rows. It is replaced by the median of the
+    values around it, as :func:`clean` does.
+    """
+    lo, hi = bounds[0], bounds[1]
+    low, high = lo - (hi - lo), hi + (hi - lo)
+    beyond = np.less(X, low) | np.greater(X, high)
+    beyond[:, X.shape[1] - HALF_WIDTH :, :] = False
+    if not beyond.any():
+        return X
+    out = X.copy()
+    w = HALF_WIDTH
+    for b, i, c in zip(*np.nonzero(beyond), strict=True):
+        before, after = X[b, max(0, i - w) : i, c], X[b, i + 1 : i + 1 + w, c]
+        sides = [np.median(after)] + ([np.median(before)] if i else [])
+        if all(low[c] <= m <= high[c] for m in sides):
+            out[b, i, c] = np.median(np.concatenate([before, after]))
+    return out
+
+
+def widened(bounds: np.ndarray | None, X: np.ndarray) -> np.ndarray:
+    """``bounds`` (``[2, channels]``, or None) widened to hold every value of windows ``X``."""
+    seen = np.stack([X.min(axis=(0, 1)), X.max(axis=(0, 1))]).astype(np.float64)
+    if bounds is None:
+        return seen
+    return np.stack([np.minimum(bounds[0], seen[0]), np.maximum(bounds[1], seen[1])])
 
 
 def _median_of(values: list[np.ndarray]) -> np.ndarray:

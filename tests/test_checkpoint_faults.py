@@ -173,3 +173,21 @@ def test_a_format_1_manifest_without_checksums_still_loads(tmp_path):
     old = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("checksum", "files")}
     path.write_text(json.dumps({**old, "format": 1}))
     assert store.load(version).version == version
+
+
+def test_a_model_keeps_the_bounds_its_glitches_are_told_by_and_says_when_they_are_malformed(tmp_path):
+    """A saved model knows what its training windows held (input_bounds, which outliers.repair reads
+    windows against); one saved before it kept them loads without; a malformed one is named."""
+    store = CheckpointStore(tmp_path)
+    model = arnet(0)[0]
+    version = store.save(model)
+    assert np.array_equal(store.load(version).input_bounds, model.input_bounds)
+    path = store.path(version) / MANIFEST
+    body = {k: v for k, v in json.loads(path.read_text()).items() if k != "checksum"}
+    for bounds, loads in ((None, True), ([[0.0, 1.0, 2.0]], False), ("wide", False)):
+        path.write_text(json.dumps(seal({**body, "input_bounds": bounds})))
+        if loads:
+            assert store.load(version).input_bounds is None
+        else:
+            with pytest.raises(ValueError, match=r"manifest.json: input_bounds is not two rows of 1 numbers"):
+                store.load(version)

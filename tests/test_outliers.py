@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptcast.forecast.outliers import HALF_WIDTH, REPEATS, clean, isolated_outliers, repair
+from adaptcast.forecast.outliers import HALF_WIDTH, REPEATS, clean, isolated_outliers, repair, widened
 
 
 def wave(n: int = 1500, seed: int = 0) -> np.ndarray:
@@ -56,12 +56,33 @@ def test_the_newest_rows_and_missing_values_are_never_glitches():
     assert np.flatnonzero(mask).tolist() == [102]
 
 
-def test_repair_mends_input_windows_alone_and_keeps_their_dtype():
+def test_repair_mends_a_value_beyond_what_training_saw_among_values_it_saw():
     x = wave(200).astype(np.float32)
     X = np.stack([x[i : i + 48] for i in range(0, 150, 10)])[:, :, None]
-    assert repair(X) is X  # nothing to mend: the windows themselves
+    bounds = widened(None, X)
+    assert bounds.tolist() == [[float(x[:188].min())], [float(x[:188].max())]]
+    assert repair(X, bounds) is X  # nothing to mend: the windows themselves
     bad = X.copy()
     bad[3, 20, 0] = 1e12
-    fixed = repair(bad)
-    assert fixed.dtype == np.float32 and np.flatnonzero((fixed != bad).any(axis=(1, 2))).tolist() == [3]
-    assert abs(fixed[3, 20, 0] - X[3, 20, 0]) < 5
+    bad[5, 0, 0] = -1e12  # the first row: judged on the values after it
+    fixed = repair(bad, bounds)
+    assert fixed.dtype == np.float32
+    assert np.flatnonzero((fixed != bad).any(axis=(1, 2))).tolist() == [3, 5]
+    assert fixed[3, 20, 0] == np.median(np.r_[bad[3, 16:20, 0], bad[3, 21:25, 0]])
+    assert fixed[5, 0, 0] == np.median(bad[5, 1:5, 0])
+
+
+def test_repair_leaves_a_spike_training_saw_a_new_level_and_the_newest_rows():
+    t = np.arange(400)
+    y = 10 + np.sin(2 * np.pi * t / 24) + np.where(t % 24 == 2, 1000.0, 0.0)  # a nightly job's spike
+    X = np.stack([y[i : i + 48] for i in range(300)])[:, :, None]
+    bounds = widened(None, X)
+    assert repair(X, bounds) is X  # each window's spikes are what training held
+    shifted = X[:5].copy()
+    shifted[:, 30:, 0] += 1e6  # a new level far beyond: its neighbours are beyond too
+    assert repair(shifted, bounds) is shifted or np.array_equal(repair(shifted, bounds), shifted)
+    newest = X[:5].copy()
+    newest[:, -HALF_WIDTH:, 0] = 1e12  # a glitch or a new level: nothing after it tells yet
+    assert np.array_equal(repair(newest, bounds), newest)
+    wider = widened(bounds, newest)  # a warm fit on windows that hold it widens what was seen
+    assert wider[1, 0] == 1e12 and wider[0, 0] == bounds[0, 0]
