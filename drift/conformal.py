@@ -38,6 +38,11 @@ DEFAULT_WINDOW = 200  # residuals kept per (series, lead, target): enough for a 
 MIN_WINDOW = 20
 # Own residuals a series needs before the pooled ring it reads is rescaled to its errors' median.
 MIN_SCALE = 20
+# A residual more than this many times the ring's REPEATS-th largest is a glitch's (the outcome was a
+# sensor's 1e12): no interval reaches it, as one such outcome would otherwise widen a steered 95 %
+# band to it until the ring forgets it. REPEATS of them are a change, and are reached.
+IMPLAUSIBLE = 1000.0
+REPEATS = 5
 PASSES_PER_BLOCK = 32  # outcomes per ring counted against one sorted copy of the rings (bounds memory)
 
 
@@ -652,16 +657,30 @@ def _append(
     counts += total
 
 
+def _plausible(sorted_: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """``[B, H, T]``: how many of each ring's ``n`` residuals (``sorted_`` ascending ``[B, H, T, W]``)
+    are not a glitch's, those above IMPLAUSIBLE times the REPEATS-th largest (at most REPEATS - 1
+    of them; none in a ring of fewer than 2·REPEATS)."""
+    k = REPEATS
+    n_ = np.broadcast_to(n[:, :, None], sorted_.shape[:3])  # [B, H, T]
+    idx = np.clip(n_[..., None] - np.arange(k, 0, -1), 0, sorted_.shape[-1] - 1)  # the k largest
+    top = np.take_along_axis(sorted_, idx, axis=3)  # [B, H, T, k], ascending
+    with np.errstate(invalid="ignore"):
+        wild = (top[..., 1:] > IMPLAUSIBLE * top[..., :1]) & (top[..., :1] > 0)
+    return np.where(n_ >= 2 * k, n_ - wild.sum(axis=3), n_)
+
+
 def _quantile(sorted_: np.ndarray, n: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     """Split-conformal quantile ``[B, L, H, T]``: the ``⌈(1 − a)(n + 1)⌉``-th smallest of ``n`` residuals.
 
     ``sorted_`` ``[B, H, T, window]`` holds each lead's residuals ascending with NaN after them, ``n``
     ``[B, H]`` how many there are and ``alpha`` ``[B, L, H, T]`` the miss levels; a rank past ``n``
-    takes the largest, and a level with ``a = 1`` gives width 0.
+    takes the largest that is not a glitch's (:func:`_plausible`), and a level with ``a = 1`` gives
+    width 0.
     """
     n_ = n[:, None, :, None]  # [B, 1, H, 1]
     rank = np.ceil((1.0 - alpha) * (n_ + 1)).astype(np.int64)
-    idx = np.clip(rank, 1, np.maximum(n_, 1)) - 1  # [B, L, H, T]
+    idx = np.clip(rank, 1, np.maximum(_plausible(sorted_, n), 1)[:, None]) - 1  # [B, L, H, T]
     q = np.take_along_axis(
         np.broadcast_to(sorted_[:, None], (*alpha.shape, sorted_.shape[-1])), idx[..., None], axis=4
     )[..., 0]

@@ -21,6 +21,9 @@ import numpy as np
 HALF_WIDTH = 4
 # how many times further from its neighbours than the REPEATS-th furthest value a glitch stands
 FACTOR = 10.0
+# how many spans of the training bounds beyond them a window's newest value must lie to be a glitch
+# (nothing after it tells one from a new level yet, so only a value no new level could reach is)
+FAR = 1000.0
 # the fewest values as far from their neighbours as a glitch that make it a pattern instead (or
 # this share of them, in a long history)
 REPEATS = 5
@@ -101,23 +104,25 @@ def repair(X: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     training windows. A value is a glitch when it lies further outside them than their own span
     while the medians of the HALF_WIDTH values before it (the first rows: those there are) and of
     the HALF_WIDTH after it lie within that: a glitch beyond what the model ever saw, among values
-    it has seen. A value inside them is never one, so a spike that recurs in the training rows (a
-    nightly job's) stays for the model to forecast from; nor is a new level, whose neighbours are
-    beyond too, nor a value in the last HALF_WIDTH rows. It is replaced by the median of the
-    values around it, as :func:`clean` does.
+    it has seen. In the last HALF_WIDTH rows, with too few values after them to tell a glitch from
+    a new level, only a value FAR spans beyond is one, judged by the values before it. A value
+    inside the bounds is never one, so a spike that recurs in the training rows (a nightly job's)
+    stays for the model to forecast from; nor is a new level, whose neighbours are beyond too. A
+    glitch is replaced by the median of the values around it, as :func:`clean` does.
     """
     lo, hi = bounds[0], bounds[1]
     low, high = lo - (hi - lo), hi + (hi - lo)
     beyond = np.less(X, low) | np.greater(X, high)
-    beyond[:, X.shape[1] - HALF_WIDTH :, :] = False
+    w, n = HALF_WIDTH, X.shape[1]
+    newest = X[:, n - w :, :]
+    beyond[:, n - w :, :] &= np.less(newest, lo - FAR * (hi - lo)) | np.greater(newest, hi + FAR * (hi - lo))
     if not beyond.any():
         return X
     out = X.copy()
-    w = HALF_WIDTH
     for b, i, c in zip(*np.nonzero(beyond), strict=True):
         before, after = X[b, max(0, i - w) : i, c], X[b, i + 1 : i + 1 + w, c]
-        sides = [np.median(after)] + ([np.median(before)] if i else [])
-        if all(low[c] <= m <= high[c] for m in sides):
+        sides = ([np.median(before)] if i else []) + ([np.median(after)] if i + w < n else [])
+        if sides and all(low[c] <= m <= high[c] for m in sides):
             out[b, i, c] = np.median(np.concatenate([before, after]))
     return out
 

@@ -70,6 +70,22 @@ def test_dtaci_covers_more_than_one_small_step_right_after_a_variance_shift() ->
     assert (fast > slow + 0.04).all(), (fast, slow)
 
 
+def test_a_glitchs_outcomes_widen_no_band_but_a_change_repeated_does() -> None:
+    """Outcomes a thousand times beyond the rest (their truth was a sensor's 1e12) pulled a steered
+    95 % band out to 1e12 for a dozen outcomes; REPEATS of them are a change, and are reached."""
+    from adaptcast.drift.conformal import REPEATS
+
+    rng = np.random.default_rng(7)
+    cal = _seeded(DTACI, rng)
+    _run(cal, rng.normal(size=100))
+    _run(cal, np.full(REPEATS - 1, 1e12))
+    for _ in range(40):
+        assert cal.half_widths(["s"]).max() < 10
+        _run(cal, rng.normal(size=1))
+    _run(cal, np.full(REPEATS, 1e12))
+    assert cal.half_widths(["s"]).max() >= 1e12
+
+
 def test_no_step_size_is_a_rolling_split_conformal_quantile() -> None:
     cal = OnlineConformal(1, 1, ConformalParams((0.8,), (), 0.0, window=20))
     for r in range(1, 21):

@@ -81,8 +81,14 @@ def test_repair_leaves_a_spike_training_saw_a_new_level_and_the_newest_rows():
     shifted = X[:5].copy()
     shifted[:, 30:, 0] += 1e6  # a new level far beyond: its neighbours are beyond too
     assert repair(shifted, bounds) is shifted or np.array_equal(repair(shifted, bounds), shifted)
+    span = float(bounds[1, 0] - bounds[0, 0])
     newest = X[:5].copy()
-    newest[:, -HALF_WIDTH:, 0] = 1e12  # a glitch or a new level: nothing after it tells yet
+    newest[:, -HALF_WIDTH:, 0] += 100 * span  # a new level or a glitch: nothing after it tells yet
     assert np.array_equal(repair(newest, bounds), newest)
-    wider = widened(bounds, newest)  # a warm fit on windows that hold it widens what was seen
+    glitched = X[:5].copy()
+    glitched[:, -1, 0] = 1e12  # but no new level is FAR spans beyond what training saw
+    fixed = repair(glitched, bounds)
+    assert np.array_equal(fixed[:, :-1], glitched[:, :-1])
+    assert np.array_equal(fixed[:, -1, 0], np.median(glitched[:, -1 - HALF_WIDTH : -1, 0], axis=1))
+    wider = widened(bounds, glitched)  # a warm fit on windows that hold it widens what was seen
     assert wider[1, 0] == 1e12 and wider[0, 0] == bounds[0, 0]
