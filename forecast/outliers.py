@@ -30,13 +30,13 @@ REPEATS = 5
 REPEAT_SHARE = 0.005
 
 
-def isolated_outliers(x: np.ndarray, factor: float = FACTOR) -> np.ndarray:
+def isolated_outliers(x: np.ndarray) -> np.ndarray:
     """Mask of the glitches in ``x`` (``[..., rows, channels]``, or ``[rows]``), each column alone.
 
     A value's distance is the smaller of its distances from the median of the HALF_WIDTH values
     before it (the first rows: those there are) and from that of the HALF_WIDTH after it, so that the
     rows either side of a level shift, near one of their sides, are never far. A value is a glitch
-    when that distance exceeds ``factor`` times the k-th largest in its column, k being REPEATS (or
+    when that distance exceeds FACTOR times the k-th largest in its column, k being REPEATS (or
     REPEAT_SHARE of the rows), and that distance is not zero: in a column without noise (a constant
     one, a rare-event count, an indicator) there is no scale to tell a glitch by. The last
     HALF_WIDTH rows are never glitches: without values after them a glitch cannot be told from the
@@ -44,7 +44,7 @@ def isolated_outliers(x: np.ndarray, factor: float = FACTOR) -> np.ndarray:
     """
     a = np.asarray(x, dtype=float)
     if a.ndim == 1:
-        return isolated_outliers(a[:, None], factor)[:, 0]
+        return isolated_outliers(a[:, None])[:, 0]
     w = HALF_WIDTH
     n = a.shape[-2]
     judged = n - w  # rows with w values after them
@@ -60,30 +60,30 @@ def isolated_outliers(x: np.ndarray, factor: float = FACTOR) -> np.ndarray:
     for i in range(1, w):  # the first rows: as many values before them as there are
         near = np.abs(a[..., i, :] - _median_of([a[..., j, :] for j in range(i)]))
         dist[..., i, :] = np.fmin(near, after[..., i, :])
-    # Only a column whose largest distance beats ``factor`` times a lower bound of its k-th largest
+    # Only a column whose largest distance beats FACTOR times a lower bound of its k-th largest
     # (what is left of the sum once k - 1 values are taken as large as the largest) can hold one.
     known = np.where(np.isnan(dist), 0.0, dist)
     top = known.max(axis=-2)
     floor = (known.sum(axis=-2) - (k - 1) * top) / (judged - k + 1)
-    maybe = (top > 0) & (top > factor * np.maximum(floor, 0.0))
+    maybe = (top > 0) & (top > FACTOR * np.maximum(floor, 0.0))
     if not maybe.any():
         return mask
     suspects = np.moveaxis(dist, -2, -1)[maybe]  # [columns, judged]
     ranked = np.where(np.isnan(suspects), -np.inf, suspects)
     typical = np.partition(ranked, judged - k, axis=-1)[:, judged - k : judged - k + 1]
     with np.errstate(invalid="ignore"):
-        found = (suspects > factor * typical) & (typical > 0)
+        found = (suspects > FACTOR * typical) & (typical > 0)
     np.moveaxis(mask, -2, -1)[..., :judged][maybe] = found
     return mask
 
 
-def clean(x: np.ndarray, factor: float = FACTOR) -> tuple[np.ndarray, int]:
+def clean(x: np.ndarray) -> tuple[np.ndarray, int]:
     """``x`` with its :func:`isolated_outliers` replaced by the median of the ``2·HALF_WIDTH``
     values around each (fewer than half of them glitches), and how many there were (``x`` itself
     when none; a float array keeps its dtype)."""
     a = np.asarray(x)
     flat = a[:, None] if a.ndim == 1 else a
-    mask = isolated_outliers(flat, factor)
+    mask = isolated_outliers(flat)
     count = int(mask.sum())
     if not count:
         return x, 0
