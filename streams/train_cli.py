@@ -378,43 +378,25 @@ def fit_on_file(
     span = lookback + horizon - 1  # window s covers rows [s, s + span]
     train_idx, val_idx = split_train_val(max(tf_grid.frame.height - span, 0), horizon, val_fraction)
     cut = train_idx.stop + span  # training reads rows [0, cut)
-    train = whole_windows(
-        make_windows(
+
+    def windows(first: int, every: int, stop: int | None = None) -> Windows:
+        """Rows ``[first, stop)``'s whole windows, ``every`` rows apart, glitches cleaned first."""
+        made = make_windows(
             tf_grid,
             lookback,
             horizon,
             fcols,
             tcols,
-            stride,
+            every,
             with_time=time_features,
-            stop=cut,
+            start=first,
+            stop=stop,
             clean_glitches=True,
-        ),
-        g,
-        0,
-        stride,
-        span,
-    )
-    val = (
-        None
-        if val_idx is None
-        else whole_windows(
-            make_windows(
-                tf_grid,
-                lookback,
-                horizon,
-                fcols,
-                tcols,
-                with_time=time_features,
-                start=val_idx.start,
-                clean_glitches=True,
-            ),
-            g,
-            val_idx.start,
-            1,
-            span,
         )
-    )
+        return whole_windows(made, g, first, every, span)
+
+    train = windows(0, stride, cut)
+    val = None if val_idx is None else windows(val_idx.start, 1)
     if train.X.shape[0] == 0:
         raise InputError(
             f"{tf.source}: no stretch of {lookback + horizon} consecutive steps to train on: gaps of more "
