@@ -78,23 +78,24 @@ def isolated_outliers(x: np.ndarray) -> np.ndarray:
 
 
 def clean(x: np.ndarray) -> tuple[np.ndarray, int]:
-    """``x`` with its :func:`isolated_outliers` replaced by the median of the ``2·HALF_WIDTH``
-    values around each (fewer than half of them glitches), and how many there were (``x`` itself
-    when none; a float array keeps its dtype)."""
+    """History ``x`` (``[rows, channels]`` or ``[rows]``) with its :func:`isolated_outliers`
+    replaced by the median of the ``2·HALF_WIDTH`` values around each (fewer than half of them
+    glitches), and its newest HALF_WIDTH rows :func:`repair`-ed against the bounds of the rows
+    before them (a newest value is a glitch only FAR beyond those); and how many values changed
+    (``x`` itself when none; a float array keeps its dtype)."""
     a = np.asarray(x)
     flat = a[:, None] if a.ndim == 1 else a
     mask = isolated_outliers(flat)
-    count = int(mask.sum())
-    if not count:
-        return x, 0
     out = flat.astype(a.dtype if a.dtype.kind == "f" else float)  # a copy
-    n, w = flat.shape[-2], HALF_WIDTH
-    for at in zip(*np.nonzero(mask), strict=True):
-        *lead, row, col = at
+    n, w = flat.shape[0], HALF_WIDTH
+    for row, col in zip(*np.nonzero(mask), strict=True):
         lo = max(0, min(row - w, n - 2 * w - 1))
-        around = flat[(*lead, slice(lo, lo + 2 * w + 1), col)].astype(float)
-        out[at] = np.nanmedian(np.delete(around, row - lo))
-    return out.reshape(a.shape), count
+        around = flat[lo : lo + 2 * w + 1, col].astype(float)
+        out[row, col] = np.nanmedian(np.delete(around, row - lo))
+    if n > 2 * w:
+        out = repair(out[None], widened(None, out[None, : n - w]))[0]
+    count = int((~((out == flat) | (np.isnan(out) & np.isnan(flat)))).sum())
+    return (x, 0) if not count else (out.reshape(a.shape), count)
 
 
 def repair(X: np.ndarray, bounds: np.ndarray) -> np.ndarray:
@@ -114,22 +115,28 @@ def repair(X: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     low, high = lo - (hi - lo), hi + (hi - lo)
     beyond = np.less(X, low) | np.greater(X, high)
     w, n = HALF_WIDTH, X.shape[1]
-    newest = X[:, n - w :, :]
-    beyond[:, n - w :, :] &= np.less(newest, lo - FAR * (hi - lo)) | np.greater(newest, hi + FAR * (hi - lo))
+    beyond[:, n - w :, :] &= far_beyond(X[:, n - w :, :], bounds)
     if not beyond.any():
         return X
     out = X.copy()
-    for b, i, c in zip(*np.nonzero(beyond), strict=True):
-        before, after = X[b, max(0, i - w) : i, c], X[b, i + 1 : i + 1 + w, c]
+    for b, i, c in zip(*np.nonzero(beyond), strict=True):  # row by row: an earlier one is mended first
+        before, after = out[b, max(0, i - w) : i, c], X[b, i + 1 : i + 1 + w, c]
         sides = ([np.median(before)] if i else []) + ([np.median(after)] if i + w < n else [])
         if sides and all(low[c] <= m <= high[c] for m in sides):
             out[b, i, c] = np.median(np.concatenate([before, after]))
     return out
 
 
+def far_beyond(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """Where ``values`` (``[..., channels]``) lie FAR spans of ``bounds`` (``[2, channels]``) or more
+    beyond them: no new level, only a glitch, reaches that far past what training saw."""
+    lo, hi = bounds[0], bounds[1]
+    return np.less(values, lo - FAR * (hi - lo)) | np.greater(values, hi + FAR * (hi - lo))
+
+
 def widened(bounds: np.ndarray | None, X: np.ndarray) -> np.ndarray:
     """``bounds`` (``[2, channels]``, or None) widened to hold every value of windows ``X``."""
-    seen = np.stack([X.min(axis=(0, 1)), X.max(axis=(0, 1))]).astype(np.float64)
+    seen = np.stack([np.nanmin(X, axis=(0, 1)), np.nanmax(X, axis=(0, 1))]).astype(np.float64)
     if bounds is None:
         return seen
     return np.stack([np.minimum(bounds[0], seen[0]), np.maximum(bounds[1], seen[1])])

@@ -27,6 +27,7 @@ from adaptcast.drift.passes import occurrence
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
 from adaptcast.forecast.exports import counter_note
+from adaptcast.forecast.outliers import far_beyond
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
 from adaptcast.streams.calendar import DAY_MS, advance, describe, nominal_ms, shift
 from adaptcast.streams.events import (
@@ -762,16 +763,25 @@ class ForecastLoop:
         series = poll.series[truth_idx]  # outcome i is of series names[series[i]]
         scale = cols.get("scale")  # under window_norm standard, what the memory, calibrator and detector read
         in_units = (lambda a: a) if scale is None else (lambda a: a / scale[idx])  # is in window units
-        self._remember(idx, lead, in_units(resid), current)
+        # a glitch's truth (far beyond anything the model trained on) is scored, but nothing learns from it
+        bounds = None if self.model is None else self.model.input_bounds
+        sound = (
+            np.ones(len(idx), dtype=bool) if bounds is None else ~far_beyond(truth, bounds[:, :t]).any(axis=1)
+        )
+        learn = current & sound
+        self._remember(idx, lead, in_units(resid), learn)
         if "corrected" in cols:  # the memory's forecast, served or not: its level term and gate learn
             with self.ledger.measure("correct", samples=len(idx)):
                 corrected = cols["corrected"][idx, lead - 1]
-                self._level_update(names, series, idx, lead, truth, corrected, current)
+                self._level_update(names, series, idx, lead, truth, corrected, learn)
                 if self.gate is not None:
                     self.gate.update(
-                        names, series, np.abs(truth - corrected).mean(axis=1), err_base.mean(axis=1)
+                        names,
+                        series[sound],
+                        np.abs(truth - corrected)[sound].mean(axis=1),
+                        err_base[sound].mean(axis=1),
                     )
-        self._calibrate(names, series, idx, lead, in_units(truth - yhat), current)
+        self._calibrate(names, series, idx, lead, in_units(truth - yhat), current, learn)
         first = np.flatnonzero(lead == 1)
         result.scored.extend(
             ScoredError(recs[i].series, recs[i].ts_ms, 1, e, e_base)
@@ -891,9 +901,11 @@ class ForecastLoop:
         lead: np.ndarray,
         resid: np.ndarray,
         current: np.ndarray,
+        learn: np.ndarray,
     ) -> None:
         """Tell the calibrator each serving-model forecast's residual ``y − yhat`` (corrected) and
-        whether it fell inside the intervals it was issued with; update the live coverage."""
+        whether it fell inside the intervals it was issued with (the ``learn`` ones: not a glitch's);
+        update the live coverage (every ``current`` one)."""
         if self.intervals is None:
             return
         keep = np.flatnonzero(current)  # the calibrator holds the residuals of the serving model only
@@ -901,7 +913,14 @@ class ForecastLoop:
             half = None
             if "half" in self.pending.cols:
                 half = self.pending.cols["half"][idx[keep], :, lead[keep] - 1].astype(np.float64)  # [n, L, T]
-            self.intervals.update_many(names, series[keep], lead[keep], resid[keep], half)
+            taught = learn[keep]
+            self.intervals.update_many(
+                names,
+                series[keep][taught],
+                lead[keep][taught],
+                resid[keep][taught],
+                None if half is None else half[taught],
+            )
             if half is not None:
                 known = np.isfinite(half).all(axis=(1, 2))
                 inside = (np.abs(resid[keep][known])[:, None, :] <= half[known]).mean(axis=2)  # [n, L]

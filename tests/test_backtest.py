@@ -500,32 +500,33 @@ def test_the_run_line_shows_an_error_in_tiny_or_huge_units():
 
 
 @pytest.mark.parametrize("kind", ["arnet", "xgboost"])
-def test_one_glitch_in_a_feed_leaves_the_forecasts_and_their_bands_as_they_were(tmp_path, kind):
-    """A sensor's single 1e12 used to set the scaler and the loss of every later fit: forecasts were
-    off by ~1e9 for the rest of the feed. Now fits clean it, windows repair it (even as their newest
-    value: no new level is that far beyond what training saw) and the calibrator does not reach
-    its outcome: forecasts issued from the glitch on score as on the same feed without it, and no
-    95 % band widens."""
-    start, at = datetime(2025, 1, 1), 300
-    rng = np.random.default_rng(3)
-    y = 10 + 3 * np.sin(2 * np.pi * np.arange(600) / 24) + rng.normal(0, 0.5, 600)
+def test_glitches_in_a_feed_leave_the_forecasts_and_their_bands_as_they_were(tmp_path, kind):
+    """A sensor's 1e9 used to set the scaler and the loss of every later fit: forecasts were off by
+    ~1e9 for the rest of the feed. Now fits clean it, windows repair it (even as their newest value:
+    no new level is that far beyond what training saw), and neither the error memory, its level
+    term nor the interval calibrator learns from its outcome (the memory carried it into the next
+    forecasts as a 1e7 correction): forecasts issued from the first glitch on score as on the same
+    feed without them, and no 95 % band widens."""
+    start, at = datetime(2025, 1, 1), [483, 505, 836, 898]
+    t = np.arange(1200)
+    y = 50 + 10 * np.sin(2 * np.pi * t / 24) + np.random.default_rng(2).normal(0, 1.5, 1200)
+    glitched = y.copy()
+    glitched[at] = 1e9
     maes, widths = [], []
-    for name, value in (("clean", y[at]), ("glitch", 1e12)):
+    for name, values in (("clean", y), ("glitch", glitched)):
         path = tmp_path / f"{name}.csv"
-        rows = [
-            f"{(start + timedelta(hours=h)).isoformat()},{value if h == at else y[h]}" for h in range(600)
-        ]
+        rows = [f"{(start + timedelta(hours=int(h))).isoformat()},{values[h]}" for h in t]
         path.write_text("ts,y\n" + "\n".join(rows) + "\n")
-        flags = ["--lookback", "24", "--horizon", "6", "--min-train-rows", "96", "--model", kind]
-        code, out = _run("--data", str(path), "--target", "y", *flags, "--out", str(tmp_path / name))
+        code, out = _run("--data", str(path), "--target", "y", "--model", kind, "--out", str(tmp_path / name))
         assert code == 0, out
         after = pl.read_parquet(tmp_path / name / "forecasts.parquet").filter(
-            pl.col("issued_at") >= start + timedelta(hours=at)
+            pl.col("issued_at") >= start + timedelta(hours=at[0])
         )
-        scored = after.filter((pl.col("ts") != start + timedelta(hours=at)) & pl.col("y").is_not_null())
+        glitch_times = [start + timedelta(hours=h) for h in at]
+        scored = after.filter(~pl.col("ts").is_in(glitch_times) & pl.col("y").is_not_null())
         maes.append((scored["y"] - scored["yhat"]).abs().mean())
         widths.append((after["hi_95"] - after["lo_95"]).max())
-    assert maes[1] < 1.3 * maes[0], maes
+    assert maes[1] < 1.1 * maes[0], maes
     assert widths[1] < 3 * widths[0], widths
 
 

@@ -47,7 +47,22 @@ def test_a_pattern_that_recurs_is_no_glitch_and_a_noiseless_column_has_none():
     assert isolated_outliers(heavy).sum() == 0
 
 
-def test_the_newest_rows_and_missing_values_are_never_glitches():
+def test_a_history_s_newest_value_is_cleaned_only_when_no_new_level_reaches_that_far():
+    """A history ends where a retrain starts: a glitch there was kept, and reached the training
+    targets. Now a newest value FAR spans beyond the rows before it is one; a new level is not."""
+    x = wave(400)
+    span = x[:-HALF_WIDTH].max() - x[:-HALF_WIDTH].min()
+    glitched = x.copy()
+    glitched[-1] = 1e12
+    out, count = clean(glitched)
+    assert count == 1 and out[-1] == np.median(x[-1 - HALF_WIDTH : -1])
+    risen = x.copy()
+    risen[-HALF_WIDTH:] += 100 * span
+    out, count = clean(risen)
+    assert out is risen and count == 0
+
+
+def test_the_newest_rows_and_missing_values_are_never_isolated_outliers():
     x = wave(300)
     x[-HALF_WIDTH:] = 1e12  # a glitch or a new level: nothing after it tells yet
     x[100] = np.nan
@@ -70,6 +85,18 @@ def test_repair_mends_a_value_beyond_what_training_saw_among_values_it_saw():
     assert np.flatnonzero((fixed != bad).any(axis=(1, 2))).tolist() == [3, 5]
     assert fixed[3, 20, 0] == np.median(np.r_[bad[3, 16:20, 0], bad[3, 21:25, 0]])
     assert fixed[5, 0, 0] == np.median(bad[5, 1:5, 0])
+
+
+def test_repair_mends_glitches_near_each_other_in_order():
+    """Two glitches two rows apart at a window's start: the second is judged on the first as mended
+    (it was judged on the first's 1e9 and left, and a model forecast 1e8 from that window)."""
+    x = wave(200)
+    X = np.stack([x[i : i + 48] for i in range(100)])[:, :, None]
+    bounds = widened(None, X)
+    bad = X[:1].copy()
+    bad[0, [0, 2], 0] = 1e9
+    fixed = repair(bad, bounds)
+    assert np.abs(fixed[0, :, 0] - X[0, :, 0]).max() < 5
 
 
 def test_repair_leaves_a_spike_training_saw_a_new_level_and_the_newest_rows():
