@@ -6,7 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptcast.forecast.outliers import HALF_WIDTH, REPEATS, clean, isolated_outliers, repair, widened
+from adaptcast.forecast.outliers import (
+    HALF_WIDTH,
+    REPEATS,
+    clean,
+    far_beyond,
+    isolated_outliers,
+    repair,
+    widened,
+)
 
 
 def wave(n: int = 1500, seed: int = 0) -> np.ndarray:
@@ -85,6 +93,18 @@ def test_repair_mends_a_value_beyond_what_training_saw_among_values_it_saw():
     assert np.flatnonzero((fixed != bad).any(axis=(1, 2))).tolist() == [3, 5]
     assert fixed[3, 20, 0] == np.median(np.r_[bad[3, 16:20, 0], bad[3, 21:25, 0]])
     assert fixed[5, 0, 0] == np.median(bad[5, 1:5, 0])
+
+
+def test_a_channel_constant_in_training_has_no_glitch():
+    """A series at 0 all through training that steps to 10 is a new level, not a glitch: with no
+    spread there is no scale (a naive model kept forecasting 0 after the step)."""
+    X = np.zeros((3, 24, 1))
+    bounds = widened(None, X)
+    stepped = X.copy()
+    stepped[:, -1, 0] = 10.0
+    stepped[0, 10, 0] = 1e12
+    assert repair(stepped, bounds) is stepped
+    assert not far_beyond(np.array([[1e12]]), bounds).any()
 
 
 def test_repair_mends_glitches_near_each_other_in_order():
