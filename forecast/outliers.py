@@ -106,15 +106,15 @@ def repair(X: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     while the medians of the HALF_WIDTH values before it (the first rows: those there are) and of
     the HALF_WIDTH after it lie within that: a glitch beyond what the model ever saw, among values
     it has seen. A channel that did not vary in training gives no scale, and has none. In the last
-    HALF_WIDTH rows, with too few values after them to tell a glitch from
-    a new level, only a value FAR spans beyond is one, judged by the values before it. A value
+    HALF_WIDTH rows, with too few values after them to tell a glitch from a new level, only a value
+    FAR spans beyond is one, judged by the values before it. A value
     inside the bounds is never one, so a spike that recurs in the training rows (a nightly job's)
     stays for the model to forecast from; nor is a new level, whose neighbours are beyond too. A
     glitch is replaced by the median of the values around it, as :func:`clean` does.
     """
     lo, hi = bounds[0], bounds[1]
     low, high = lo - (hi - lo), hi + (hi - lo)
-    beyond = (np.less(X, low) | np.greater(X, high)) & (hi > lo)
+    beyond = _beyond(X, bounds, 1.0)
     w, n = HALF_WIDTH, X.shape[1]
     beyond[:, n - w :, :] &= far_beyond(X[:, n - w :, :], bounds)
     if not beyond.any():
@@ -132,9 +132,15 @@ def far_beyond(values: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     """Where ``values`` (``[..., channels]``) lie FAR spans of ``bounds`` (``[2, channels]``) or more
     beyond them: no new level, only a glitch, reaches that far past what training saw. A channel
     that did not vary in training (span 0) gives no scale: nothing is beyond it."""
+    return _beyond(values, bounds, FAR)
+
+
+def _beyond(values: np.ndarray, bounds: np.ndarray, spans: float) -> np.ndarray:
+    """Where ``values`` lie more than ``spans`` spans of ``bounds`` outside them (never in a channel
+    of span 0)."""
     lo, hi = bounds[0], bounds[1]
-    far = np.less(values, lo - FAR * (hi - lo)) | np.greater(values, hi + FAR * (hi - lo))
-    return far & (hi > lo)
+    out = np.less(values, lo - spans * (hi - lo)) | np.greater(values, hi + spans * (hi - lo))
+    return out & (hi > lo)
 
 
 def widened(bounds: np.ndarray | None, X: np.ndarray) -> np.ndarray:
