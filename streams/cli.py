@@ -174,8 +174,9 @@ def config_show(config_path: str | None) -> None:
     "--record-format",
     type=click.Choice(list(SHAPES)),
     help="Shape of the input records: adaptcast's own, Telegraf's JSON, prometheus-kafka-adapter's "
-    "JSON, flat (every numeric field a value), debezium (a table's change events) or cloudevents "
-    "(structured JSON). [serving.record_format]",
+    "JSON, flat (every numeric field a value), debezium (a table's change events), cloudevents "
+    "(structured JSON) or otlp (the OpenTelemetry Collector's otlp_json; target value). "
+    "[serving.record_format]",
 )
 @click.option(
     "--series-field",

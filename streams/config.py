@@ -18,7 +18,7 @@ from adaptcast.drift.conformal import (
     MIN_WINDOW,
     ConformalParams,
 )
-from adaptcast.streams.formats import NAMED_FIELDS
+from adaptcast.streams.formats import NAMED_FIELDS, OWN_TIME_UNIT
 from adaptcast.streams.grid import Fill, GridRules, parse_period
 from adaptcast.streams.resample import Resample
 
@@ -413,13 +413,16 @@ class ServingConfig(_Section):
     max_future_s: float = Field(
         default=86_400, gt=0, description="records stamped further ahead than this are rejected"
     )
-    record_format: Literal["adaptcast", "telegraf", "prometheus", "flat", "debezium", "cloudevents"] = Field(
+    record_format: Literal[
+        "adaptcast", "telegraf", "prometheus", "flat", "debezium", "cloudevents", "otlp"
+    ] = Field(
         default="adaptcast",
         description="shape of the input records: adaptcast's own (series, ts, values), Telegraf's JSON "
         "serializer (name, tags, fields, timestamp), prometheus-kafka-adapter's JSON (name, labels, "
         "value, timestamp), flat (series, ts, and every other numeric field a value), debezium (a "
-        "table's change events, the row after read as flat) or cloudevents (structured JSON, data read "
-        "as flat); see docs/architecture.md",
+        "table's change events, the row after read as flat), cloudevents (structured JSON, data read "
+        "as flat) or otlp (the OpenTelemetry Collector's Kafka exporter, encoding otlp_json: every "
+        "data point a reading of value); see docs/architecture.md",
     )
     series_field: str | None = Field(
         default=None,
@@ -447,7 +450,7 @@ class ServingConfig(_Section):
     ts_unit: Literal["ms", "s", "us", "ns"] = Field(
         default="ms",
         description="unit of a numeric ts in input records: epoch milliseconds, seconds, microseconds or "
-        "nanoseconds (ISO-8601 text is read as it is)",
+        "nanoseconds (ISO-8601 text is read as it is; otlp records are always nanoseconds)",
     )
     threads: int = Field(
         default=1,
@@ -459,6 +462,12 @@ class ServingConfig(_Section):
         description="where the live worker's retrains run: a child process at lower priority, so a fit "
         "takes neither the serving thread's GIL nor its core, or a thread of the worker",
     )
+
+    @property
+    def record_ts_unit(self) -> str:
+        """The unit a record's numeric time is read in: ``ts_unit``, unless the record format converts
+        its time itself (OTLP's nanoseconds)."""
+        return OWN_TIME_UNIT.get(self.record_format, self.ts_unit)
 
     @model_validator(mode="after")
     def _fields_need_a_shape_with_fields(self) -> ServingConfig:

@@ -161,8 +161,7 @@ def validate(
     numeric ``ts`` counts ``ts_unit`` since the epoch. A record without ``ts`` takes
     ``message_ts_ms`` when given (the Kafka message's own time, in ms whatever ``ts_unit``)."""
     if not isinstance(obj, dict):
-        batch = " (one record per message: an array of records is not read)" if isinstance(obj, list) else ""
-        raise RecordError(NOT_OBJECT, f"record must be a JSON object, got {type(obj).__name__}{batch}")
+        raise RecordError(NOT_OBJECT, f"record must be a JSON object, got {type(obj).__name__}")
     for key in ("series", "ts", "values"):
         if key not in obj and not (key == "ts" and message_ts_ms is not None):
             raise RecordError(
@@ -240,18 +239,23 @@ def _parse_slowly(raw: bytes) -> Any:
         raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
 
 
-def decode(
+def decode_message(
     raw: bytes | None,
     required: tuple[str, ...] = (),
     now_ms: int | None = None,
     max_future_ms: int = 86_400_000,
     ts_unit: str = "ms",
-    shape: Callable[[Any], dict[str, Any]] | None = None,
+    shape: Callable[[Any], Any] | None = None,
     key: bytes | None = None,
     message_ts_ms: int | None = None,
-) -> Record:
-    """Bytes of a Kafka value → :class:`Record`, or :class:`RecordError` with a reason; ``shape`` maps a
-    producer's own JSON onto the contract first (streams/formats.py). Given a message ``key`` (with
+) -> list[Record | RecordError]:
+    """Bytes of a Kafka value → each record it holds, a :class:`Record` or the :class:`RecordError`
+    that rejects it with a reason.
+
+    A value holds one record, a JSON array of them (producers that batch readings), or what
+    ``shape`` unpacks into several (streams/formats.py: Telegraf's batch format, an OTLP request);
+    ``shape`` maps a producer's own JSON onto the contract first. An error of one of several
+    records names which it is, and the others are kept. Given a message ``key`` (with
     ``serving.series_from_key``), a record without ``series`` takes it: the contract keys messages
     by series, and devices often leave it out of the value. Given ``message_ts_ms`` (with
     ``serving.ts_from_message``), a record without ``ts`` takes it: Kafka stamps every message.
@@ -262,17 +266,48 @@ def decode(
     ``{"schema", "payload"}`` envelope is its payload. A null value (a tombstone, as compacted
     topics and some connectors write) is ``undecodable``.
     """
+    try:
+        objs = _objects(raw, shape)
+    except RecordError as err:
+        return [err]
+    out: list[Record | RecordError] = []
+    for k, obj in enumerate(objs, 1):
+        try:
+            if isinstance(obj, RecordError):
+                raise obj
+            if key and isinstance(obj, dict) and "series" not in obj:
+                with contextlib.suppress(UnicodeDecodeError):
+                    obj = {**obj, "series": key.decode()}
+            out.append(validate(obj, required, now_ms, max_future_ms, ts_unit, message_ts_ms))
+        except RecordError as err:
+            out.append(
+                err if len(objs) == 1 else RecordError(err.reason, f"record {k} of {len(objs)}: {err}")
+            )
+    return out
+
+
+def _objects(raw: bytes | None, shape: Callable[[Any], Any] | None) -> list[Any]:
+    """The records a Kafka value holds, each a contract object or the error of one that is not."""
     if raw is None:
         raise RecordError(UNDECODABLE, "no value: a null Kafka value (a tombstone) carries no record")
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:  # NaN/Infinity literals, huge integers, deep nesting: the standard parser
         obj = _parse_slowly(_unframed(raw))
-    if type(obj) is dict and len(obj) == 2 and "payload" in obj and "schema" in obj:
-        obj = obj["payload"]  # Kafka Connect's JsonConverter with schemas.enable (its default) wraps records
-    if shape is not None:
-        obj = shape(obj)
-    if key and isinstance(obj, dict) and "series" not in obj:
-        with contextlib.suppress(UnicodeDecodeError):
-            obj = {**obj, "series": key.decode()}
-    return validate(obj, required, now_ms, max_future_ms, ts_unit, message_ts_ms)
+    if type(obj) is list and not obj:
+        raise RecordError(NOT_OBJECT, "an empty JSON array holds no record")
+    out: list[Any] = []
+    for item in obj if type(obj) is list else [obj]:
+        if type(item) is dict and len(item) == 2 and "payload" in item and "schema" in item:
+            item = item[
+                "payload"
+            ]  # Kafka Connect's JsonConverter with schemas.enable (its default) wraps records
+        if shape is None:
+            out.append(item)
+            continue
+        try:
+            shaped = shape(item)
+        except RecordError as err:
+            shaped = err
+        out.extend(shaped if isinstance(shaped, list) else [shaped])
+    return out

@@ -59,7 +59,7 @@ from adaptcast.streams.records import (
     UNKNOWN_SERIES,
     Record,
     RecordError,
-    decode,
+    decode_message,
     format_timestamp,
 )
 from adaptcast.streams.retrain import BackgroundTrainer, Trainer
@@ -158,7 +158,7 @@ class Worker:
         self.metrics.set_condition(PARTITIONS_ASSIGNED, False)
         set_torch_threads(cfg.serving.threads)
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
-        self._ts_unit = cfg.serving.ts_unit
+        self._ts_unit = cfg.serving.record_ts_unit
         self._shape = shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field)
         self._series_from_key = cfg.serving.series_from_key
         self._ts_from_message = cfg.serving.ts_from_message
@@ -427,42 +427,37 @@ class Worker:
         warm: dict[TopicPartition, list[Record]] = defaultdict(list)
         live: dict[TopicPartition, list[tuple[Record, Any]]] = defaultdict(list)
         offsets: dict[TopicPartition, int] = {}
+        n_records = 0
         for msg in msgs:
             tp = TopicPartition(msg.topic, msg.partition)
             offsets[tp] = msg.offset + 1
             warming = msg.offset < self.warm_until.get(tp, -1)
-            try:
-                rec = decode(
-                    msg.value,
-                    required=tuple(self.channels),
-                    now_ms=now_ms,
-                    max_future_ms=self._max_future_ms,
-                    ts_unit=self._ts_unit,
-                    shape=self._shape,
-                    key=msg.key if self._series_from_key else None,
-                    message_ts_ms=msg.timestamp if self._ts_from_message and msg.timestamp >= 0 else None,
-                )
-                if rec.ts_ms < SECONDS_AS_MS <= now_ms and not self._warned_unit:
-                    self._warn_unit(rec)
-                if (
-                    self.cfg.serving.strict_series is not None
-                    and rec.series not in self.cfg.serving.strict_series
-                ):
-                    raise RecordError(
-                        UNKNOWN_SERIES, f"series {rec.series!r} is not in serving.strict_series"
-                    )
-            except RecordError as err:
-                if not warming:
-                    self._dead_letter(msg, err)
-                continue
-            if self.series_tp.setdefault(rec.series, tp) != tp:
-                self._moved(rec.series, self.series_tp[rec.series], tp)
-            if rec.ts_ms > self.stream_ms.get(tp, MIN_TS_MS):
-                self.stream_ms[tp] = rec.ts_ms
-            if warming:
-                warm[tp].append(rec)
-            else:
-                live[tp].append((rec, msg))
+            items = decode_message(
+                msg.value,
+                required=tuple(self.channels),
+                now_ms=now_ms,
+                max_future_ms=self._max_future_ms,
+                ts_unit=self._ts_unit,
+                shape=self._shape,
+                key=msg.key if self._series_from_key else None,
+                message_ts_ms=msg.timestamp if self._ts_from_message and msg.timestamp >= 0 else None,
+            )
+            n_records += len(items)
+            for rec in items:
+                if not isinstance(rec, RecordError):
+                    rec = self._admitted(rec, now_ms)
+                if isinstance(rec, RecordError):
+                    if not warming:
+                        self._dead_letter(msg, rec)
+                    continue
+                if self.series_tp.setdefault(rec.series, tp) != tp:
+                    self._moved(rec.series, self.series_tp[rec.series], tp)
+                if rec.ts_ms > self.stream_ms.get(tp, MIN_TS_MS):
+                    self.stream_ms[tp] = rec.ts_ms
+                if warming:
+                    warm[tp].append(rec)
+                else:
+                    live[tp].append((rec, msg))
         if warm:
             self.loop.process(_by_time(warm, attrgetter("ts_ms")), emit=False)
         for tp, end in offsets.items():
@@ -478,14 +473,24 @@ class Worker:
             for rec, err in result.rejected:
                 self._dead_letter(origin[id(rec)], err, counted=True)
             self.counts["predictions"] += len(result.forecasts)
-        self.counts["records"] += len(msgs)
+        self.counts["records"] += n_records
         self.uncommitted.update(offsets)
         if not self._await_acks():
-            return len(msgs)  # stopped while the broker was away: the batch stays uncommitted
+            return n_records  # stopped while the broker was away: the batch stays uncommitted
         self._commit()
         if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
             self._snapshot_in_background()
-        return len(msgs)
+        return n_records
+
+    def _admitted(self, rec: Record, now_ms: int) -> Record | RecordError:
+        """``rec``, or why it is not served: a series outside ``serving.strict_series``. The first
+        record stamped in 1970-73 while the clock is not says which unit the producer may send."""
+        if rec.ts_ms < SECONDS_AS_MS <= now_ms and not self._warned_unit:
+            self._warn_unit(rec)
+        strict = self.cfg.serving.strict_series
+        if strict is not None and rec.series not in strict:
+            return RecordError(UNKNOWN_SERIES, f"series {rec.series!r} is not in serving.strict_series")
+        return rec
 
     def _moved(self, series: str, before: TopicPartition, now: TopicPartition) -> None:
         """A series met on another partition than before: count it, and say why it matters (the

@@ -21,7 +21,7 @@ from adaptcast.streams.config import KafkaConfig
 from adaptcast.streams.formats import Shape
 from adaptcast.streams.grid import GridRules
 from adaptcast.streams.kafka_io import TOPIC_CHECK_S, bootstrap_servers, client_options
-from adaptcast.streams.records import RecordError, decode
+from adaptcast.streams.records import Record, decode_message
 from adaptcast.streams.regular import on_grid
 
 Message = tuple[bytes | None, bytes | None, int | None]  # key, value, timestamp (ms; None: not to be used)
@@ -91,12 +91,10 @@ def series_histories(
     now_ms = int(time.time() * 1000)
     for item in values:
         key, raw, stamp = item if isinstance(item, tuple) else (None, item, None)
-        try:
-            rec = decode(raw, tuple(channels), now_ms, max_future_ms, ts_unit, shape, key, stamp)
-        except RecordError:
-            continue
-        stamps.setdefault(rec.series, []).append(rec.ts_ms)
-        rows.setdefault(rec.series, []).append([rec.values[c] for c in channels])
+        for rec in decode_message(raw, tuple(channels), now_ms, max_future_ms, ts_unit, shape, key, stamp):
+            if isinstance(rec, Record):
+                stamps.setdefault(rec.series, []).append(rec.ts_ms)
+                rows.setdefault(rec.series, []).append([rec.values[c] for c in channels])
     out = {}
     for series, ts in stamps.items():
         values_ = np.asarray(rows[series], dtype=np.float32)

@@ -458,7 +458,7 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
         m.channels,
         int(cfg.serving.max_future_s * 1000),
         cfg.grid.rules(m.lookback),
-        cfg.serving.ts_unit,
+        cfg.serving.record_ts_unit,
         shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field),
     )
     model, summary, held = fit_on_histories(

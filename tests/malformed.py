@@ -48,8 +48,8 @@ def bad_records(series_ids: list[str]) -> st.SearchStrategy[tuple[bytes, str]]:
     ok_values = {TARGET: 1.0}
 
     kinds = [
-        # wrong types
-        st.one_of(st.lists(st.integers(), max_size=3), st.integers(), st.text(max_size=10), st.none()).map(
+        # wrong types (an array holds records: one of at most one element keeps one reason per message)
+        st.one_of(st.lists(st.integers(), max_size=1), st.integers(), st.text(max_size=10), st.none()).map(
             lambda v: (_dumps(v), R.NOT_OBJECT)
         ),
         st.one_of(st.integers(), st.floats(allow_nan=False), st.lists(st.text(), max_size=2), st.none()).map(
@@ -168,3 +168,11 @@ def megabyte_records(series: str) -> list[tuple[bytes, str]]:
 
 
 message_keys = st.one_of(st.none(), st.just(b""), st.binary(max_size=16))
+
+
+def decode_one(raw: bytes | None, **kw: object) -> R.Record:
+    """The record a message of one record holds, or the error rejecting it, raised."""
+    [item] = R.decode_message(raw, **kw)  # type: ignore[arg-type]
+    if isinstance(item, R.RecordError):
+        raise item
+    return item

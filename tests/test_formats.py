@@ -5,13 +5,23 @@ from __future__ import annotations
 import json
 
 import pytest
+from malformed import decode_one
 
 from adaptcast.streams import records as R
-from adaptcast.streams.formats import SHAPES, cloudevents, debezium, flat, prometheus, shape_for, telegraf
+from adaptcast.streams.formats import (
+    SHAPES,
+    cloudevents,
+    debezium,
+    flat,
+    otlp,
+    prometheus,
+    shape_for,
+    telegraf,
+)
 
 
 def _decode(obj, shape, **kw):
-    return R.decode(json.dumps(obj).encode(), shape=shape, **kw)
+    return decode_one(json.dumps(obj).encode(), shape=shape, **kw)
 
 
 def test_a_telegraf_metric_is_a_series_per_tag_set_with_its_numeric_fields():
@@ -128,7 +138,7 @@ def test_a_debezium_event_without_a_reading_says_why(event, needle):
             R.MISSING_FIELD,
             "telegraf record lacks field 'timestamp'",
         ),
-        (telegraf, [1, 2], R.NOT_OBJECT, "a telegraf record must be a JSON object"),
+        (telegraf, [1], R.NOT_OBJECT, "a telegraf record must be a JSON object"),
         (telegraf, {"name": "c", "fields": {"s": "x"}, "timestamp": 1}, R.MISSING_FIELD, "values must be"),
         (prometheus, {"name": "up", "value": "NaN", "timestamp": 1}, R.NON_FINITE, "not finite"),
         (prometheus, {"name": "up", "value": "high", "timestamp": 1}, R.NON_NUMERIC, "'high'"),
@@ -152,3 +162,171 @@ def test_every_configurable_format_has_a_shape():
     from adaptcast.streams.config import ServingConfig
 
     assert set(get_args(ServingConfig.model_fields["record_format"].annotation)) == set(SHAPES)
+
+
+def test_a_telegraf_batch_is_each_of_its_metrics():
+    """Telegraf's Kafka output with use_batch_format: one message, ``{"metrics": [...]}``."""
+    metric = {"name": "mem", "tags": {"host": "a"}, "fields": {"used": 1.5}, "timestamp": 1_704_070_800}
+    batch = {"metrics": [metric, {**metric, "tags": {"host": "b"}}, {"name": "mem", "fields": {}}]}
+    a, b, bad = R.decode_message(json.dumps(batch).encode(), shape=telegraf, ts_unit="s")
+    assert (a.series, b.series, a.values) == ("mem,host=a", "mem,host=b", {"used": 1.5})
+    assert bad.reason == R.MISSING_FIELD and str(bad).startswith("record 3 of 3: telegraf record lacks")
+
+
+def _attrs(**kv):
+    return [{"key": k.replace("_", "."), "value": {"stringValue": v}} for k, v in kv.items()]
+
+
+T0_NS = 1_704_070_800_000_000_000  # 2024-01-01T01:00:00Z
+
+
+def _otlp_request():
+    """An ExportMetricsServiceRequest as the OpenTelemetry Collector's Kafka exporter writes it
+    (encoding otlp_json): 64-bit integers as text, a zero count left out, enums as numbers."""
+    point = {"timeUnixNano": str(T0_NS), "startTimeUnixNano": str(T0_NS - 10**9)}
+    return {
+        "resourceMetrics": [
+            {
+                "resource": {
+                    "attributes": [
+                        *_attrs(service_name="checkout", host_name="web-1"),
+                        {"key": "telemetry.sdk.version", "value": {"stringValue": "1.30.0"}},
+                        {"key": "process.pid", "value": {"intValue": "4242"}},
+                    ]
+                },
+                "scopeMetrics": [
+                    {
+                        "scope": {"name": "otelcol/hostmetricsreceiver"},
+                        "metrics": [
+                            {
+                                "name": "system.cpu.utilization",
+                                "unit": "1",
+                                "gauge": {
+                                    "dataPoints": [
+                                        {**point, "attributes": _attrs(state="user"), "asDouble": 0.25},
+                                        {**point, "attributes": _attrs(state="idle"), "asDouble": 0.7},
+                                    ]
+                                },
+                            },
+                            {
+                                "name": "http.server.requests",
+                                "sum": {
+                                    "aggregationTemporality": 1,
+                                    "isMonotonic": True,
+                                    "dataPoints": [{**point, "asInt": "17"}],
+                                },
+                            },
+                            {
+                                "name": "http.server.duration",
+                                "histogram": {
+                                    "aggregationTemporality": 1,
+                                    "dataPoints": [
+                                        {**point, "count": "4", "sum": 0.9, "bucketCounts": ["1", "3"]},
+                                        {**point, "attributes": _attrs(route="/idle")},  # count 0
+                                    ],
+                                },
+                            },
+                            {"name": "queue.size", "gauge": {"dataPoints": [{**point, "flags": 1}]}},
+                            {"name": "odd", "unit": "1"},
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def test_an_otlp_request_is_a_reading_per_data_point_named_as_prometheus_names_series():
+    items = R.decode_message(json.dumps(_otlp_request()).encode(), shape=otlp, required=("value",))
+    source = 'host.name="web-1",service.name="checkout"'  # sdk versions and pids do not name series
+    good = {r.series: r.values["value"] for r in items if isinstance(r, R.Record)}
+    assert good == {
+        f'system.cpu.utilization{{{source},state="user"}}': 0.25,
+        f'system.cpu.utilization{{{source},state="idle"}}': 0.7,
+        f"http.server.requests{{{source}}}": 17.0,
+        f"http.server.duration_count{{{source}}}": 4.0,
+        f"http.server.duration_sum{{{source}}}": 0.9,
+        'http.server.duration_count{host.name="web-1",route="/idle",service.name="checkout"}': 0.0,
+    }
+    assert {r.ts_ms for r in items if isinstance(r, R.Record)} == {T0_NS // 10**6}
+    bad = [r for r in items if isinstance(r, R.RecordError)]
+    assert [r.reason for r in bad] == [R.MISSING_VALUE, R.MISSING_FIELD]
+    assert "record 7 of 8: otlp data point of 'queue.size' is flagged" in str(bad[0])
+    assert "record 8 of 8: otlp metric 'odd' holds none of gauge, sum, histogram" in str(bad[1])
+
+
+def test_otlp_times_are_nanoseconds_whatever_ts_unit_says():
+    from adaptcast.streams.config import ServingConfig
+
+    serving = ServingConfig(record_format="otlp", ts_unit="s")
+    [rec, *_] = R.decode_message(
+        json.dumps(_otlp_request()).encode(), shape=otlp, ts_unit=serving.record_ts_unit
+    )
+    assert R.format_timestamp(rec.ts_ms) == "2024-01-01T01:00:00Z"
+    assert ServingConfig(record_format="telegraf", ts_unit="s").record_ts_unit == "s"
+
+
+@pytest.mark.parametrize(
+    ("request_", "reason", "needle"),
+    [
+        ({"resourceMetrics": {"a": 1}}, R.MISSING_FIELD, "resourceMetrics must be a list of objects"),
+        ({"resourceLogs": []}, R.MISSING_FIELD, "otlp record lacks field 'resourceMetrics'"),
+        (
+            {
+                "resourceMetrics": [
+                    {
+                        "scopeMetrics": [
+                            {
+                                "metrics": [
+                                    {
+                                        "name": "g",
+                                        "gauge": {"dataPoints": [{"timeUnixNano": "soon", "asDouble": 1}]},
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                ]
+            },
+            R.BAD_TIMESTAMP,
+            "timeUnixNano 'soon'",
+        ),
+        (
+            {
+                "resourceMetrics": [
+                    {
+                        "scopeMetrics": [
+                            {
+                                "metrics": [
+                                    {
+                                        "name": "g",
+                                        "gauge": {"dataPoints": [{"timeUnixNano": "1", "asDouble": "NaN"}]},
+                                    }
+                                ]
+                            }
+                        ]
+                    }
+                ]
+            },
+            R.NON_FINITE,
+            "not finite",
+        ),
+        (
+            {
+                "resourceMetrics": [
+                    {
+                        "scopeMetrics": [
+                            {"metrics": [{"name": "g", "gauge": {"dataPoints": [{"asDouble": 1.0}]}}]}
+                        ]
+                    }
+                ]
+            },
+            R.MISSING_FIELD,
+            "lacks timeUnixNano",
+        ),
+    ],
+)
+def test_a_bad_otlp_request_or_point_gets_a_reason_in_its_terms(request_, reason, needle):
+    [err] = R.decode_message(json.dumps(request_).encode(), shape=otlp)
+    assert isinstance(err, R.RecordError) and err.reason == reason
+    assert needle in str(err)

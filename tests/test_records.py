@@ -5,14 +5,15 @@ from __future__ import annotations
 import json
 
 import pytest
+from malformed import decode_one
 
 from adaptcast.streams import records as R
 from adaptcast.streams.formats import flat as flat_shape
 
 
 def test_valid_record_iso_and_epoch_ms_agree():
-    a = R.decode(b'{"series": "s1", "ts": "2024-01-01T01:00:00Z", "values": {"y": 1.5, "x": 2}}')
-    b = R.decode(json.dumps({"series": "s1", "ts": 1704070800000, "values": {"y": 1.5, "x": 2}}).encode())
+    a = decode_one(b'{"series": "s1", "ts": "2024-01-01T01:00:00Z", "values": {"y": 1.5, "x": 2}}')
+    b = decode_one(json.dumps({"series": "s1", "ts": 1704070800000, "values": {"y": 1.5, "x": 2}}).encode())
     assert a == b
     assert a.values == {"y": 1.5, "x": 2.0}
     assert R.format_timestamp(a.ts_ms) == "2024-01-01T01:00:00Z"
@@ -24,7 +25,7 @@ def test_valid_record_iso_and_epoch_ms_agree():
         (None, R.UNDECODABLE),  # a tombstone (null value)
         (b"\xff\xfe", R.UNDECODABLE),
         (b"{not json", R.UNDECODABLE),
-        (b"[1, 2]", R.NOT_OBJECT),
+        (b"[1]", R.NOT_OBJECT),
         (b'{"ts": 1, "values": {"y": 1}}', R.MISSING_FIELD),
         (b'{"series": "", "ts": 1, "values": {"y": 1}}', R.BAD_SERIES),
         (b'{"series": 5, "ts": 1, "values": {"y": 1}}', R.BAD_SERIES),
@@ -39,16 +40,16 @@ def test_valid_record_iso_and_epoch_ms_agree():
 )
 def test_rejections_carry_reason(raw, reason):
     with pytest.raises(R.RecordError) as info:
-        R.decode(raw, required=("y",))
+        decode_one(raw, required=("y",))
     assert info.value.reason == reason
     assert str(info.value)
 
 
 def test_far_future_timestamp_rejected():
     now = 1_700_000_000_000
-    R.decode(b'{"series": "a", "ts": 1700000000000, "values": {"y": 1}}', now_ms=now)
+    decode_one(b'{"series": "a", "ts": 1700000000000, "values": {"y": 1}}', now_ms=now)
     with pytest.raises(R.RecordError) as info:
-        R.decode(
+        decode_one(
             json.dumps({"series": "a", "ts": now + 2 * 86_400_000, "values": {"y": 1}}).encode(), now_ms=now
         )
     assert info.value.reason == R.FUTURE_TIMESTAMP
@@ -65,7 +66,7 @@ def test_far_future_timestamp_rejected():
     ],
 )
 def test_numeric_ts_in_any_configured_unit(raw, unit):
-    rec = R.decode(json.dumps({"series": "a", "ts": raw, "values": {"y": 1}}).encode(), ts_unit=unit)
+    rec = decode_one(json.dumps({"series": "a", "ts": raw, "values": {"y": 1}}).encode(), ts_unit=unit)
     assert R.format_timestamp(rec.ts_ms) == "2024-01-01T01:00:00Z"
 
 
@@ -97,36 +98,46 @@ def test_a_ts_in_another_unit_names_the_unit_it_reads_well_in(raw, unit, hint):
 
 def test_a_record_without_series_takes_its_message_key():
     raw = json.dumps({"ts": 1_704_070_800_000, "values": {"y": 1}}).encode()
-    assert R.decode(raw, key=b"device-7").series == "device-7"
+    assert decode_one(raw, key=b"device-7").series == "device-7"
     assert (
-        R.decode(json.dumps({"series": "own", "ts": 1, "values": {"y": 1}}).encode(), key=b"k").series
+        decode_one(json.dumps({"series": "own", "ts": 1, "values": {"y": 1}}).encode(), key=b"k").series
         == "own"
     )
     with pytest.raises(R.RecordError, match=r"with serving\.series_from_key the message key") as err:
-        R.decode(raw)
+        decode_one(raw)
     assert err.value.reason == R.MISSING_FIELD
     for key in (b"\xff\xfe", b""):  # a key that is not text, or empty, names nothing
         with pytest.raises(R.RecordError) as err:
-            R.decode(raw, key=key)
+            decode_one(raw, key=key)
         assert err.value.reason == R.MISSING_FIELD
 
 
 def test_json_in_schema_registry_framing_is_read_and_other_payloads_are_named():
     body = json.dumps({"series": "a", "ts": 1704067200000, "values": {"y": 1.5}}).encode()
     framed = b"\x00" + (42).to_bytes(4, "big") + body  # what Confluent's JSON Schema serializer writes
-    assert R.decode(framed) == R.decode(body)
+    assert decode_one(framed) == decode_one(body)
     avro = b"\x00" + (7).to_bytes(4, "big") + b"\x02a\x80\x80\x9a\xd2\xc6c"
     with pytest.raises(R.RecordError, match=r"schema id 7.*not JSON \(Avro or Protobuf\?\)") as info:
-        R.decode(avro)
+        decode_one(avro)
     assert info.value.reason == R.UNDECODABLE
     with pytest.raises(R.RecordError, match="not UTF-8 JSON"):  # a short zero-led value is no framing
-        R.decode(b"\x00{}")
+        decode_one(b"\x00{}")
 
 
-def test_an_array_of_records_is_refused_saying_one_per_message():
-    with pytest.raises(R.RecordError, match=r"got list \(one record per message") as info:
-        R.decode(b'[{"series": "a", "ts": 1, "values": {"y": 1}}]')
-    assert info.value.reason == R.NOT_OBJECT
+def test_an_array_of_records_is_each_record_and_a_bad_one_is_named_alone():
+    batch = [
+        {"series": "a", "ts": 1_704_070_800_000, "values": {"y": 1}},
+        {"series": "b", "ts": 1_704_070_800_000, "values": {"y": "1 kW"}},
+        {"series": "c", "ts": 1_704_070_800_000, "values": {"y": 3}},
+    ]
+    a, b, c = R.decode_message(json.dumps(batch).encode(), required=("y",))
+    assert (a.series, a.values, c.series, c.values) == ("a", {"y": 1.0}, "c", {"y": 3.0})
+    assert isinstance(b, R.RecordError) and b.reason == R.NON_NUMERIC
+    assert str(b).startswith("record 2 of 3: value 'y' is not a number")
+    [empty] = R.decode_message(b"[]")
+    assert empty.reason == R.NOT_OBJECT and "empty JSON array" in str(empty)
+    keyed = R.decode_message(b'[{"ts": 1, "values": {"y": 1}}, {"ts": 2, "values": {"y": 2}}]', key=b"dev-1")
+    assert [r.series for r in keyed] == ["dev-1", "dev-1"]  # the key names every record of the message
 
 
 @pytest.mark.parametrize(
@@ -140,14 +151,14 @@ def test_an_array_of_records_is_refused_saying_one_per_message():
     ids=["epoch-text", "lower-case-iso", "uint64-text", "basic-iso-date"],
 )
 def test_numbers_written_as_text_are_numbers(ts, value, expect_ts, expect_y):
-    rec = R.decode(f'{{"series": "a", "ts": {ts}, "values": {{"y": {value}}}}}'.encode())
+    rec = decode_one(f'{{"series": "a", "ts": {ts}, "values": {{"y": {value}}}}}'.encode())
     assert (rec.ts_ms, rec.values["y"]) == (expect_ts, expect_y)
     with pytest.raises(R.RecordError, match="not finite") as info:  # protobuf's text for a NaN double
-        R.decode(b'{"series": "a", "ts": 1, "values": {"y": "NaN"}}')
+        decode_one(b'{"series": "a", "ts": 1, "values": {"y": "NaN"}}')
     assert info.value.reason == R.NON_FINITE
     for text in ("1_000", " 1", "0x10", "1" * 41):  # what float() would take but a number is not written as
         with pytest.raises(R.RecordError) as info:
-            R.decode(f'{{"series": "a", "ts": 1, "values": {{"y": "{text}"}}}}'.encode())
+            decode_one(f'{{"series": "a", "ts": 1, "values": {{"y": "{text}"}}}}'.encode())
         assert info.value.reason == R.NON_NUMERIC
 
 
@@ -155,6 +166,6 @@ def test_a_kafka_connect_envelope_is_read_as_its_payload():
     record = {"series": "a", "ts": 1704067200000, "values": {"y": 1.5}}
     schema = {"type": "struct", "fields": [{"field": "series", "type": "string"}], "optional": False}
     wrapped = json.dumps({"schema": schema, "payload": record}).encode()  # JsonConverter, schemas.enable
-    assert R.decode(wrapped) == R.decode(json.dumps(record).encode())
+    assert decode_one(wrapped) == decode_one(json.dumps(record).encode())
     flat = {"schema": schema, "payload": {"series": "a", "ts": 1704067200000, "y": 1.5}}
-    assert R.decode(json.dumps(flat).encode(), shape=flat_shape).values == {"y": 1.5}
+    assert decode_one(json.dumps(flat).encode(), shape=flat_shape).values == {"y": 1.5}

@@ -369,6 +369,57 @@ def test_telegraf_metrics_are_served_per_tag_set(kafka_bootstrap, tmp_path):
     assert preds[("mem,host=b", newest)]["yhat"]["used_percent"][0] == pytest.approx(steps)
 
 
+def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(kafka_bootstrap, tmp_path):
+    """The OpenTelemetry Collector's Kafka exporter (encoding otlp_json) writes one request per
+    message, each holding many series' data points: with record_format otlp every point is a
+    reading, and a bad point is dead-lettered alone, naming itself, while the others are served."""
+    names = _topics(kafka_bootstrap, partitions=1)
+    start_ns = (int(time.time()) // 3600 - 40) * 3600 * 10**9
+    steps = 10
+
+    def request(t: int) -> dict:
+        when = str(start_ns + t * 3600 * 10**9)
+        points = [
+            {
+                "timeUnixNano": when,
+                "attributes": [{"key": "host", "value": {"stringValue": h}}],
+                "asDouble": 100.0 * k + t,
+            }
+            for k, h in enumerate(("a", "b"))
+        ]
+        stale = {"timeUnixNano": when, "flags": 1}  # a series gone stale: no recorded value
+        return {
+            "resourceMetrics": [
+                {
+                    "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
+                    "scopeMetrics": [
+                        {"metrics": [{"name": "load", "gauge": {"dataPoints": [*points, stale]}}]}
+                    ],
+                }
+            ]
+        }
+
+    _produce(
+        kafka_bootstrap,
+        names["input"],
+        [(b"api", json.dumps(request(t)).encode()) for t in range(steps)],
+        raw=True,
+    )
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, "value", serving={"record_format": "otlp"})
+    worker = _serve_all(cfg, 3 * steps)
+    series = {f'load{{host="{h}",service.name="api"}}' for h in ("a", "b")}
+    preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
+    assert {s for s, _ in preds} == series
+    newest = format_timestamp((start_ns // 10**6) + (steps - 1) * HOUR)
+    assert preds[('load{host="b",service.name="api"}', newest)]["yhat"]["value"][0] == pytest.approx(
+        100 + steps - 1
+    )
+    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], steps)]
+    assert len(dead) == steps and {d["error"]["code"] for d in dead} == {"missing_value"}
+    assert dead[0]["error"]["message"].startswith("record 3 of 3: otlp data point of 'load' is flagged")
+    assert worker.counts["records"] == 3 * steps and worker.counts["rejected_missing_value"] == steps
+
+
 def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootstrap, tmp_path):
     """Devices often put their id only in the message key, as the contract keys messages anyway:
     with serving.series_from_key the worker takes it (off, they are missing_field, as the fuzz test
