@@ -105,6 +105,19 @@ def _by_time(per_partition: dict[TopicPartition, list[Any]], ts: Callable[[Any],
     return list(heapq.merge(*per_partition.values(), key=ts))
 
 
+REJECTIONS_SHOWN = 5  # a dead letter of a batch spells out this many of its records' errors
+
+
+def _rejections(errors: list[RecordError], n_records: int) -> str:
+    """Why a message's records were rejected: the one error of a single record; for a batch, how
+    many of its records, and the first few errors, each naming its record."""
+    if n_records == 1:
+        return str(errors[0])
+    shown = "; ".join(str(err) for err in errors[:REJECTIONS_SHOWN])
+    more = f"; and {len(errors) - REJECTIONS_SHOWN} more" if len(errors) > REJECTIONS_SHOWN else ""
+    return f"{len(errors)} of {n_records} records rejected: {shown}{more}"
+
+
 class SnapshotStore:
     """Per-partition window snapshots and one process-wide adaptation snapshot, as pickle-free .npz files."""
 
@@ -427,7 +440,8 @@ class Worker:
         warm: dict[TopicPartition, list[Record]] = defaultdict(list)
         live: dict[TopicPartition, list[tuple[Record, Any]]] = defaultdict(list)
         offsets: dict[TopicPartition, int] = {}
-        n_records = 0
+        held: dict[int, tuple[Any, int]] = {}  # id(message) → the message, how many records it holds
+        bad: dict[int, list[RecordError]] = defaultdict(list)  # id(message) → its rejected records' errors
         for msg in msgs:
             tp = TopicPartition(msg.topic, msg.partition)
             offsets[tp] = msg.offset + 1
@@ -442,13 +456,15 @@ class Worker:
                 key=msg.key if self._series_from_key else None,
                 message_ts_ms=msg.timestamp if self._ts_from_message and msg.timestamp >= 0 else None,
             )
-            n_records += len(items)
+            held[id(msg)] = (msg, len(items))
             for rec in items:
                 if not isinstance(rec, RecordError):
                     rec = self._admitted(rec, now_ms)
                 if isinstance(rec, RecordError):
                     if not warming:
-                        self._dead_letter(msg, rec)
+                        self.metrics.records_consumed.inc()  # the loop counts what it rejects itself
+                        self.metrics.records_rejected.labels(rec.reason).inc()
+                        bad[id(msg)].append(rec)
                     continue
                 if self.series_tp.setdefault(rec.series, tp) != tp:
                     self._moved(rec.series, self.series_tp[rec.series], tp)
@@ -471,8 +487,11 @@ class Worker:
             for f, record in zip(result.forecasts, records, strict=True):
                 self.sink.send(self.cfg.kafka.output_topic, f.series, record)
             for rec, err in result.rejected:
-                self._dead_letter(origin[id(rec)], err, counted=True)
+                bad[id(origin[id(rec)])].append(err)
             self.counts["predictions"] += len(result.forecasts)
+        for key, errors in bad.items():
+            self._dead_letter(*held[key], errors)
+        n_records = sum(n for _, n in held.values())
         self.counts["records"] += n_records
         self.uncommitted.update(offsets)
         if not self._await_acks():
@@ -612,17 +631,17 @@ class Worker:
         self._lost_at = None
         self._said_at = 0.0
 
-    def _dead_letter(self, msg: Any, err: RecordError, counted: bool = False) -> None:
-        """Send the record's original bytes and reason on; an original too big to fit is cut short."""
-        if not counted:  # the loop counts what it rejects itself
-            self.metrics.records_consumed.inc()
-            self.metrics.records_rejected.labels(err.reason).inc()
-        self.counts[f"rejected_{err.reason}"] += 1
-        raw, message = msg.value or b"", str(err)
+    def _dead_letter(self, msg: Any, n_records: int, errors: list[RecordError]) -> None:
+        """Send a message's original bytes on once, with why its records were rejected: the first's
+        reason, and each one's message, so a batch of many bad records is not copied once per record.
+        An original too big to fit is cut short."""
+        for err in errors:
+            self.counts[f"rejected_{err.reason}"] += 1
+        raw, message = msg.value or b"", _rejections(errors, n_records)
         if len(raw) > DEAD_LETTER_MAX_ORIGINAL:
             message += f" (original cut to its first {DEAD_LETTER_MAX_ORIGINAL} of {len(raw)} bytes)"
             raw = raw[:DEAD_LETTER_MAX_ORIGINAL]
-        self.sink.dead_letter(raw, msg.topic, msg.partition, msg.offset, err.reason, message)
+        self.sink.dead_letter(raw, msg.topic, msg.partition, msg.offset, errors[0].reason, message)
 
     def run(self, max_seconds: float | None = None) -> RunSummary:
         """Serve until a signal, ``stop_event`` or ``max_seconds``; then flush, commit, snapshot and close."""

@@ -372,7 +372,8 @@ def test_telegraf_metrics_are_served_per_tag_set(kafka_bootstrap, tmp_path):
 def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(kafka_bootstrap, tmp_path):
     """The OpenTelemetry Collector's Kafka exporter (encoding otlp_json) writes one request per
     message, each holding many series' data points: with record_format otlp every point is a
-    reading, and a bad point is dead-lettered alone, naming itself, while the others are served."""
+    reading; the others are served when some are bad, and the message is dead-lettered once with
+    each bad point's reason, not copied once per point (a request can hold thousands)."""
     names = _topics(kafka_bootstrap, partitions=1)
     start_ns = (int(time.time()) // 3600 - 40) * 3600 * 10**9
     steps = 10
@@ -387,13 +388,13 @@ def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(
             }
             for k, h in enumerate(("a", "b"))
         ]
-        stale = {"timeUnixNano": when, "flags": 1}  # a series gone stale: no recorded value
+        stale = {"timeUnixNano": when, "flags": 1}  # series gone stale: no recorded value
         return {
             "resourceMetrics": [
                 {
                     "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
                     "scopeMetrics": [
-                        {"metrics": [{"name": "load", "gauge": {"dataPoints": [*points, stale]}}]}
+                        {"metrics": [{"name": "load", "gauge": {"dataPoints": [*points, stale, stale]}}]}
                     ],
                 }
             ]
@@ -406,7 +407,7 @@ def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(
         raw=True,
     )
     cfg = _naive_config(kafka_bootstrap, names, tmp_path, "value", serving={"record_format": "otlp"})
-    worker = _serve_all(cfg, 3 * steps)
+    worker = _serve_all(cfg, 4 * steps)
     series = {f'load{{host="{h}",service.name="api"}}' for h in ("a", "b")}
     preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
     assert {s for s, _ in preds} == series
@@ -416,8 +417,13 @@ def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(
     )
     dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], steps)]
     assert len(dead) == steps and {d["error"]["code"] for d in dead} == {"missing_value"}
-    assert dead[0]["error"]["message"].startswith("record 3 of 3: otlp data point of 'load' is flagged")
-    assert worker.counts["records"] == 3 * steps and worker.counts["rejected_missing_value"] == steps
+    message = dead[0]["error"]["message"]
+    assert message.startswith("2 of 4 records rejected: record 3 of 4: otlp data point of 'load' is flagged")
+    assert "; record 4 of 4: otlp data point" in message
+    assert worker.counts["records"] == 4 * steps and worker.counts["rejected_missing_value"] == 2 * steps
+    assert 'adaptcast_records_rejected_total{reason="missing_value"} ' + f"{2.0 * steps}" in (
+        worker.metrics.render().decode()
+    )
 
 
 def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootstrap, tmp_path):
@@ -608,7 +614,7 @@ def test_bad_records_go_to_dead_letters_with_reasons(kafka_bootstrap, tmp_path):
     good = _records(n_series, steps)
     bad_kinds = {
         "undecodable": lambda k: None if k % 16 == 0 else b"\xff\xfe not json %d" % k,  # None: a tombstone
-        "not_object": lambda k: b"[1, 2, 3]",
+        "not_object": lambda k: b"42",
         "missing_field": lambda k: json.dumps({"series": "s0", "values": {"y": 1}}).encode(),
         "bad_timestamp": lambda k: json.dumps(
             {"series": "s0", "ts": "noon-ish", "values": {"y": 1}}
