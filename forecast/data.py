@@ -17,7 +17,7 @@ import numpy as np
 import orjson
 import polars as pl
 
-from adaptcast.forecast import exports
+from adaptcast.forecast import exports, otlp
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.outliers import clean
 from adaptcast.forecast.windows import sliding_windows
@@ -179,8 +179,11 @@ def _is_number(text: str) -> bool:
 
 def _json_lines(path: Path) -> pl.DataFrame:
     """One JSON object per line: flat rows, or the records a Kafka topic carries (``series``, ``ts``,
-    ``values``: a dump of a topic), whose ``values`` become columns. A line that is not a JSON
-    object raises naming its number."""
+    ``values``: a dump of a topic), whose ``values`` become columns, or OTLP metrics requests
+    (:mod:`~adaptcast.forecast.otlp`). A line that is not a JSON object raises naming its number."""
+    with path.open("rb") as f:
+        if otlp.may_be_requests(f.read(1 << 12)):
+            return otlp.read_requests(path)
     try:
         df = pl.read_ndjson(path, infer_schema_length=None)
     except pl.exceptions.PolarsError as exc:
@@ -201,7 +204,8 @@ def _json_lines(path: Path) -> pl.DataFrame:
 
 def _json(path: Path) -> pl.DataFrame:
     """A ``.json`` file: an array of row objects (what most exporters and pandas' ``orient="records"``
-    write), an answer of Prometheus' HTTP API (:mod:`~adaptcast.forecast.exports`), else JSON lines."""
+    write), an answer of Prometheus' HTTP API (:mod:`~adaptcast.forecast.exports`), else JSON lines
+    (OTLP metrics requests among them)."""
     with path.open("rb") as f:
         head = f.read(1 << 12)
     if exports.may_be_prometheus_answer(head):

@@ -15,22 +15,19 @@ from collections.abc import Callable
 from functools import cache, partial
 from typing import Any
 
+from adaptcast.forecast import otlp as otlp_request
 from adaptcast.forecast.exports import series_name
-from adaptcast.streams.records import (
-    BAD_TIMESTAMP,
-    MISSING_FIELD,
-    MISSING_VALUE,
-    NOT_OBJECT,
-    RecordError,
-    number_text,
-)
+from adaptcast.streams.records import MISSING_FIELD, MISSING_VALUE, NOT_OBJECT, RecordError, number_text
 
 Shape = Callable[[Any], "dict[str, Any] | list[dict[str, Any] | RecordError]"]
 
 
 def _fields(obj: Any, shape: str, needed: tuple[str, ...]) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise RecordError(NOT_OBJECT, f"a {shape} record must be a JSON object, got {type(obj).__name__}")
+        article = "an" if shape[0] in "aeiou" else "a"
+        raise RecordError(
+            NOT_OBJECT, f"{article} {shape} record must be a JSON object, got {type(obj).__name__}"
+        )
     for key in needed:
         if key not in obj:
             raise RecordError(
@@ -185,110 +182,24 @@ def _or_error(shape: Callable[[Any], Any], obj: Any) -> Any:
         return err
 
 
-# The resource attributes that tell an OTLP source apart and name its series; the others (SDK and
-# runtime versions, process ids) describe the source, and a series would split when they changed.
-OTLP_SOURCE = ("service.namespace", "service.name", "service.instance.id", "host.name")
-OTLP_NUMBERS = ("gauge", "sum")  # a data point's value is the reading
-OTLP_COUNTS = ("histogram", "exponentialHistogram", "summary")  # read as name_count and name_sum
-OTLP_NO_RECORDED_VALUE = 1  # DataPointFlags: the point marks a series gone stale, it holds no value
-
-
 def otlp(obj: Any) -> list[dict[str, Any] | RecordError]:
-    """An OTLP metrics request in JSON (``{"resourceMetrics": [...]}``): what the OpenTelemetry
-    Collector's Kafka exporter writes with ``encoding: otlp_json``. A message holds many readings.
-
-    Each data point of a gauge or a sum is a reading of ``value`` (``model.target: value``); a
-    histogram's, exponential histogram's or summary's point gives two, of series ``<name>_count``
-    and ``<name>_sum`` (buckets and quantiles are not forecast). The series is ``name{attr="v",…}``
-    as Prometheus writes a series, from the point's attributes and the resource's
-    :data:`OTLP_SOURCE` attributes; its time is ``timeUnixNano`` (nanoseconds, whatever
-    ``serving.ts_unit`` says). A point flagged as holding no recorded value is ``missing_value``.
+    """An OTLP metrics request in JSON (``{"resourceMetrics": [...]}``), what the OpenTelemetry
+    Collector's Kafka exporter writes with ``encoding: otlp_json``: a reading of ``value`` per
+    data point (:mod:`~adaptcast.forecast.otlp`), stamped in ms whatever ``serving.ts_unit`` says.
     """
-    obj = _fields(obj, "otlp", ("resourceMetrics",))
-    out: list[dict[str, Any] | RecordError] = []
-    for resource_metrics in _list(obj, "resourceMetrics"):
-        resource = _attributes((resource_metrics.get("resource") or {}).get("attributes"))
-        source = {k: resource[k] for k in OTLP_SOURCE if k in resource}
-        for scope in _list(resource_metrics, "scopeMetrics"):
-            for metric in _list(scope, "metrics"):
-                out.extend(_otlp_metric(metric, source))
-    return out
-
-
-def _list(obj: Any, field: str) -> list[dict[str, Any]]:
-    items = obj.get(field) or [] if isinstance(obj, dict) else None
-    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
-        raise RecordError(MISSING_FIELD, f"otlp request's {field} must be a list of objects")
-    return items
-
-
-def _attributes(items: Any) -> dict[str, str]:
-    """OTLP's ``[{"key", "value": {"stringValue": …}}]`` as label → text."""
-    if not items:
-        return {}
-    if not isinstance(items, list):
-        raise RecordError(MISSING_FIELD, "otlp attributes must be a list of key-value objects")
-    out = {}
-    for item in items:
-        value = item.get("value") if isinstance(item, dict) else None
-        if not isinstance(value, dict) or "key" not in item:
-            raise RecordError(MISSING_FIELD, "otlp attributes must be a list of key-value objects")
-        scalar = next(iter(value.values()), "") if len(value) == 1 else ""
-        out[str(item["key"])] = str(scalar).lower() if isinstance(scalar, bool) else str(scalar)
-    return out
-
-
-def _otlp_metric(metric: dict[str, Any], source: dict[str, str]) -> list[dict[str, Any] | RecordError]:
-    name = metric.get("name")
-    if not isinstance(name, str) or not name:
-        return [RecordError(MISSING_FIELD, "otlp metric lacks its name")]
-    kind = next((k for k in (*OTLP_NUMBERS, *OTLP_COUNTS) if isinstance(metric.get(k), dict)), None)
-    if kind is None:
-        return [
-            RecordError(
-                MISSING_FIELD,
-                f"otlp metric {name!r} holds none of {', '.join((*OTLP_NUMBERS, *OTLP_COUNTS))}",
-            )
-        ]
-    out: list[dict[str, Any] | RecordError] = []
-    for point in metric[kind].get("dataPoints") or []:
-        try:
-            out.extend(_otlp_point(name, kind, point, source))
-        except RecordError as err:
-            out.append(err)
-    return out
-
-
-def _otlp_point(name: str, kind: str, point: Any, source: dict[str, str]) -> list[dict[str, Any]]:
-    if not isinstance(point, dict):
-        raise RecordError(NOT_OBJECT, f"otlp metric {name!r} has a data point that is not an object")
-    labels = {**source, **_attributes(point.get("attributes"))}
-    if "timeUnixNano" not in point:
-        raise RecordError(MISSING_FIELD, f"otlp data point of {name!r} lacks timeUnixNano")
-    ts = _nanos_as_ms(point["timeUnixNano"], name)
-    flags = point.get("flags")
-    if type(flags) is int and flags & OTLP_NO_RECORDED_VALUE:
-        raise RecordError(
-            MISSING_VALUE, f"otlp data point of {name!r} is flagged as holding no recorded value"
-        )
-    if kind in OTLP_NUMBERS:
-        value = point.get("asDouble", point.get("asInt"))
-        if value is None:
-            raise RecordError(MISSING_VALUE, f"otlp data point of {name!r} holds neither asDouble nor asInt")
-        return [{"series": series_name(name, labels), "ts": ts, "values": {"value": value}}]
-    readings = [(f"{name}_count", point.get("count", 0))]  # proto3 JSON leaves a zero count out
-    if "sum" in point:
-        readings.append((f"{name}_sum", point["sum"]))
-    return [{"series": series_name(n, labels), "ts": ts, "values": {"value": v}} for n, v in readings]
-
-
-def _nanos_as_ms(raw: Any, name: str) -> int:
-    """``timeUnixNano`` (a number, or text as protobuf's JSON mapping writes 64-bit integers) → ms."""
-    if isinstance(raw, str) and raw.isdigit() and len(raw) <= 20:
-        return int(raw) // 1_000_000
-    if _is_number(raw) and raw >= 0:
-        return int(raw) // 1_000_000
-    raise RecordError(BAD_TIMESTAMP, f"otlp data point of {name!r} has timeUnixNano {str(raw)[:32]!r}")
+    _fields(obj, "otlp", ("resourceMetrics",))
+    try:
+        found = otlp_request.readings(obj)
+    except otlp_request.Fault as fault:
+        raise RecordError(fault.reason, str(fault)) from None
+    return [
+        RecordError(r.reason, str(r))
+        if isinstance(r, otlp_request.Fault)
+        else RecordError(MISSING_VALUE, f"otlp data point of {r.series} holds no recorded value")
+        if r.value is None
+        else {"series": r.series, "ts": r.ts_ms, "values": {"value": r.value}}
+        for r in found
+    ]
 
 
 SHAPES: dict[str, Shape | None] = {

@@ -251,7 +251,7 @@ def test_an_otlp_request_is_a_reading_per_data_point_named_as_prometheus_names_s
     assert {r.ts_ms for r in items if isinstance(r, R.Record)} == {T0_NS // 10**6}
     bad = [r for r in items if isinstance(r, R.RecordError)]
     assert [r.reason for r in bad] == [R.MISSING_VALUE, R.MISSING_FIELD]
-    assert "record 7 of 8: otlp data point of 'queue.size' is flagged" in str(bad[0])
+    assert f"record 7 of 8: otlp data point of queue.size{{{source}}} holds no recorded value" in str(bad[0])
     assert "record 8 of 8: otlp metric 'odd' holds none of gauge, sum, histogram" in str(bad[1])
 
 

@@ -418,7 +418,8 @@ def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(
     dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], steps)]
     assert len(dead) == steps and {d["error"]["code"] for d in dead} == {"missing_value"}
     message = dead[0]["error"]["message"]
-    assert message.startswith("2 of 4 records rejected: record 3 of 4: otlp data point of 'load' is flagged")
+    stale = 'otlp data point of load{service.name="api"} holds no recorded value'
+    assert message.startswith(f"2 of 4 records rejected: record 3 of 4: {stale}")
     assert "; record 4 of 4: otlp data point" in message
     assert worker.counts["records"] == 4 * steps and worker.counts["rejected_missing_value"] == 2 * steps
     assert 'adaptcast_records_rejected_total{reason="missing_value"} ' + f"{2.0 * steps}" in (

@@ -1,0 +1,201 @@
+"""OpenTelemetry metrics in OTLP's JSON encoding, as readings of series.
+
+An ``ExportMetricsServiceRequest`` (``{"resourceMetrics": [...]}``) is what the OpenTelemetry
+Collector's Kafka exporter writes per message (``encoding: otlp_json``) and its file exporter per
+line. Each data point of a gauge or a sum is a reading of its series; a histogram's, exponential
+histogram's or summary's point gives two, of ``<name>_count`` and ``<name>_sum`` (buckets and
+quantiles are not forecast). A series is named as Prometheus writes one,
+``name{attr="value",…}``, from the point's attributes and the resource's :data:`SOURCE` attributes.
+The live worker (streams/formats.py) and the file reader (forecast/data.py) share the reading of
+a request; :func:`read_requests` reads a file of them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import orjson
+import polars as pl
+
+from adaptcast.forecast.base import InputError
+from adaptcast.forecast.exports import SERIES, TIME, VALUE, series_name
+
+# The resource attributes that tell a source apart and name its series; the others (SDK and runtime
+# versions, process ids) describe the source, and a series would split when they changed.
+SOURCE = ("service.namespace", "service.name", "service.instance.id", "host.name")
+NUMBERS = ("gauge", "sum")  # a data point's value is the reading
+COUNTS = ("histogram", "exponentialHistogram", "summary")  # read as name_count and name_sum
+NO_RECORDED_VALUE = 1  # DataPointFlags: the point marks a series gone stale; it holds no value
+
+# why a request or a data point cannot be read, named as the live worker's dead-letter reasons
+MISSING_FIELD, BAD_TIMESTAMP, NOT_OBJECT = "missing_field", "bad_timestamp", "not_object"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """One value of one series at one time; ``value`` as the request wrote it (a number, or a
+    number as text: protobuf's JSON mapping writes 64-bit integers and ``NaN`` so), None where the
+    point holds no recorded value (flagged so: the series went stale; or neither value field)."""
+
+    series: str
+    ts_ms: int
+    value: Any
+
+
+class Fault(ValueError):
+    """Why a request, or one of its data points, holds no reading; ``reason`` as above."""
+
+    def __init__(self, reason: str, message: str):
+        super().__init__(message)
+        self.reason = reason
+
+
+def is_request(obj: Any) -> bool:
+    """Whether a parsed JSON value is an OTLP metrics request."""
+    return isinstance(obj, dict) and "resourceMetrics" in obj
+
+
+def readings(request: Any) -> list[Reading | Fault]:
+    """Every reading of a request, in order; a data point that holds none stands as its
+    :class:`Fault`. A request whose structure is not OTLP's raises :class:`Fault`."""
+    if not is_request(request):
+        raise Fault(MISSING_FIELD, "otlp record lacks field 'resourceMetrics'")
+    out: list[Reading | Fault] = []
+    for resource_metrics in _list(request, "resourceMetrics"):
+        resource = _attributes((resource_metrics.get("resource") or {}).get("attributes"))
+        source = {k: resource[k] for k in SOURCE if k in resource}
+        for scope in _list(resource_metrics, "scopeMetrics"):
+            for metric in _list(scope, "metrics"):
+                out.extend(_metric(metric, source))
+    return out
+
+
+def _list(obj: dict[str, Any], field: str) -> list[dict[str, Any]]:
+    items = obj.get(field) or []
+    if not isinstance(items, list) or not all(isinstance(item, dict) for item in items):
+        raise Fault(MISSING_FIELD, f"otlp request's {field} must be a list of objects")
+    return items
+
+
+def _attributes(items: Any) -> dict[str, str]:
+    """OTLP's ``[{"key", "value": {"stringValue": …}}]`` as label → text."""
+    if not items:
+        return {}
+    if not isinstance(items, list):
+        raise Fault(MISSING_FIELD, "otlp attributes must be a list of key-value objects")
+    out = {}
+    for item in items:
+        value = item.get("value") if isinstance(item, dict) else None
+        if not isinstance(value, dict) or "key" not in item:
+            raise Fault(MISSING_FIELD, "otlp attributes must be a list of key-value objects")
+        scalar = next(iter(value.values()), "") if len(value) == 1 else ""
+        out[str(item["key"])] = str(scalar).lower() if isinstance(scalar, bool) else str(scalar)
+    return out
+
+
+def _metric(metric: dict[str, Any], source: dict[str, str]) -> list[Reading | Fault]:
+    name = metric.get("name")
+    if not isinstance(name, str) or not name:
+        return [Fault(MISSING_FIELD, "otlp metric lacks its name")]
+    kind = next((k for k in (*NUMBERS, *COUNTS) if isinstance(metric.get(k), dict)), None)
+    if kind is None:
+        return [Fault(MISSING_FIELD, f"otlp metric {name!r} holds none of {', '.join((*NUMBERS, *COUNTS))}")]
+    out: list[Reading | Fault] = []
+    for point in metric[kind].get("dataPoints") or []:
+        try:
+            out.extend(_point(name, kind, point, source))
+        except Fault as fault:
+            out.append(fault)
+    return out
+
+
+def _point(name: str, kind: str, point: Any, source: dict[str, str]) -> list[Reading]:
+    if not isinstance(point, dict):
+        raise Fault(NOT_OBJECT, f"otlp metric {name!r} has a data point that is not an object")
+    labels = {**source, **_attributes(point.get("attributes"))}
+    if "timeUnixNano" not in point:
+        raise Fault(MISSING_FIELD, f"otlp data point of {name!r} lacks timeUnixNano")
+    ts_ms = _nanos_as_ms(point["timeUnixNano"], name)
+    flags = point.get("flags")
+    if type(flags) is int and flags & NO_RECORDED_VALUE:
+        return [Reading(series_name(name, labels), ts_ms, None)]
+    if kind in NUMBERS:
+        return [Reading(series_name(name, labels), ts_ms, point.get("asDouble", point.get("asInt")))]
+    values = [(f"{name}_count", point.get("count", 0))]  # proto3's JSON leaves a zero count out
+    if "sum" in point:
+        values.append((f"{name}_sum", point["sum"]))
+    return [Reading(series_name(n, labels), ts_ms, v) for n, v in values]
+
+
+def _nanos_as_ms(raw: Any, name: str) -> int:
+    """``timeUnixNano`` (a number, or text as protobuf's JSON mapping writes 64-bit integers) → ms."""
+    if isinstance(raw, str) and raw.isdigit() and len(raw) <= 20:
+        return int(raw) // 1_000_000
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw >= 0:
+        return int(raw) // 1_000_000
+    raise Fault(BAD_TIMESTAMP, f"otlp data point of {name!r} has timeUnixNano {str(raw)[:32]!r}")
+
+
+def may_be_requests(head: bytes) -> bool:
+    """Whether a JSON file opening with ``head`` may hold OTLP metrics requests."""
+    return b'"resourceMetrics"' in head
+
+
+def read_requests(path: Path) -> pl.DataFrame:
+    """A file of OTLP metrics requests in JSON (one per line, as the Collector's file exporter and
+    a dump of its Kafka exporter's topic write them, or one in the whole file) as a long frame of
+    ``series``, ``ts`` and ``value``. A point holding no recorded value (a stale marker) reads as
+    missing; a point that cannot be read stops the read, naming its line."""
+    data = path.read_bytes()
+    try:
+        whole = orjson.loads(data)
+        requests = [(1, whole)]
+    except orjson.JSONDecodeError:
+        requests = []
+        for number, line in enumerate(data.splitlines(), 1):
+            if line.strip():
+                try:
+                    requests.append((number, orjson.loads(line)))
+                except orjson.JSONDecodeError:
+                    raise InputError(f"{path}: line {number} is not JSON ({line[:80]!r})") from None
+    series: list[str] = []
+    stamps: list[int] = []
+    values: list[float] = []
+    for number, request in requests:
+        try:
+            found = readings(request)
+        except Fault as fault:
+            raise InputError(f"{path}: line {number}: {fault}") from None
+        for r in found:
+            if isinstance(r, Fault):
+                raise InputError(f"{path}: line {number}: {r}")
+            value = math.nan if r.value is None else _number(r.value)
+            if value is None:
+                raise InputError(f"{path}: line {number}: series {r.series} has value {str(r.value)[:32]!r}")
+            series.append(r.series)
+            stamps.append(r.ts_ms)
+            values.append(value)
+    if not series:
+        raise InputError(f"{path}: the OTLP requests hold no data points")
+    return pl.DataFrame(
+        {
+            SERIES: pl.Series(series, dtype=pl.String),
+            TIME: pl.Series(stamps, dtype=pl.Int64).cast(pl.Datetime("ms")),
+            VALUE: pl.Series(values, dtype=pl.Float64),
+        }
+    )
+
+
+def _number(value: Any) -> float | None:
+    """A reading's value as a float (NaN where the request wrote ``NaN``), or None if it is none."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    try:
+        return float(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
