@@ -173,7 +173,8 @@ def config_show(config_path: str | None) -> None:
 @click.option(
     "--record-format",
     type=click.Choice(list(SHAPES)),
-    help="Shape of the input records: adaptcast's own, Telegraf's JSON, prometheus-kafka-adapter's "
+    help="Shape of the input records: adaptcast's own, Telegraf's JSON, influx (InfluxDB line "
+    "protocol: Telegraf's default), prometheus-kafka-adapter's "
     "JSON, flat (every numeric field a value), debezium (a table's change events), cloudevents "
     "(structured JSON) or otlp (the OpenTelemetry Collector's otlp_json; target value). "
     "[serving.record_format]",
@@ -275,7 +276,9 @@ def run(
           --output-topic forecasts --dead-letter-topic metrics.dlq --group fc --model arnet \\
           --start-at latest
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic telegraf \\
-          --record-format telegraf --ts-unit s --target usage_idle
+          --record-format influx --target usage_idle        # Telegraf's default line protocol
+      adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic otlp_metrics \\
+          --record-format otlp --target value               # the OpenTelemetry Collector
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic devices \\
           --record-format flat --series-from-key --ts-from-message --target temp
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic pg.public.readings \\

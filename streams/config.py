@@ -414,11 +414,12 @@ class ServingConfig(_Section):
         default=86_400, gt=0, description="records stamped further ahead than this are rejected"
     )
     record_format: Literal[
-        "adaptcast", "telegraf", "prometheus", "flat", "debezium", "cloudevents", "otlp"
+        "adaptcast", "telegraf", "influx", "prometheus", "flat", "debezium", "cloudevents", "otlp"
     ] = Field(
         default="adaptcast",
         description="shape of the input records: adaptcast's own (series, ts, values), Telegraf's JSON "
-        "serializer (name, tags, fields, timestamp), prometheus-kafka-adapter's JSON (name, labels, "
+        "serializer (name, tags, fields, timestamp), InfluxDB line protocol (influx: Telegraf's default "
+        "data format, times in ns unless ts_unit is set), prometheus-kafka-adapter's JSON (name, labels, "
         "value, timestamp), flat (series, ts, and every other numeric field a value), debezium (a "
         "table's change events, the row after read as flat), cloudevents (structured JSON, data read "
         "as flat) or otlp (the OpenTelemetry Collector's Kafka exporter, encoding otlp_json: every "
@@ -462,6 +463,15 @@ class ServingConfig(_Section):
         description="where the live worker's retrains run: a child process at lower priority, so a fit "
         "takes neither the serving thread's GIL nor its core, or a thread of the worker",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _line_protocol_counts_nanoseconds(cls, data: Any) -> Any:
+        """Line protocol's times are nanoseconds unless its writer says otherwise: the default
+        ``ts_unit`` of ``influx`` records (a set one is kept)."""
+        if isinstance(data, dict) and data.get("record_format") == "influx" and "ts_unit" not in data:
+            return {**data, "ts_unit": "ns"}
+        return data
 
     @property
     def record_ts_unit(self) -> str:

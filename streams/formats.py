@@ -15,9 +15,19 @@ from collections.abc import Callable
 from functools import cache, partial
 from typing import Any
 
+from line_protocol_parser import LineFormatError, parse_line
+
 from adaptcast.forecast import otlp as otlp_request
 from adaptcast.forecast.exports import series_name
-from adaptcast.streams.records import MISSING_FIELD, MISSING_VALUE, NOT_OBJECT, RecordError, number_text
+from adaptcast.streams.records import (
+    MISSING_FIELD,
+    MISSING_VALUE,
+    NOT_OBJECT,
+    UNDECODABLE,
+    RecordError,
+    TextFormat,
+    number_text,
+)
 
 Shape = Callable[[Any], "dict[str, Any] | list[dict[str, Any] | RecordError]"]
 
@@ -56,11 +66,45 @@ def telegraf(obj: Any) -> dict[str, Any] | list[dict[str, Any] | RecordError]:
     tags, fields = obj.get("tags") or {}, obj["fields"]
     if not isinstance(tags, dict) or not isinstance(fields, dict):
         raise RecordError(MISSING_FIELD, "telegraf record's tags and fields must be objects")
+    return {**_line_record(str(obj["name"]), tags, fields), "ts": obj["timestamp"]}
+
+
+def _line_record(name: str, tags: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
+    """A metric of InfluxDB's model as a record: the series is the line-protocol series key,
+    ``name,tag=value,...`` with tags sorted, the values its numeric fields (text and boolean fields
+    are not forecast)."""
     return {
-        "series": ",".join([str(obj["name"]), *(f"{k}={tags[k]}" for k in sorted(tags))]),
-        "ts": obj["timestamp"],
+        "series": ",".join([name, *(f"{k}={tags[k]}" for k in sorted(tags))]),
         "values": {k: v for k, v in fields.items() if _is_number(v)},
     }
+
+
+def _influx_lines(raw: bytes) -> list[dict[str, Any] | RecordError]:
+    """InfluxDB line protocol, a reading per line: ``cpu,host=web-1 usage_idle=91.5,usage_user=3i
+    1704070800000000000``, what Telegraf's Kafka output writes by default (``data_format =
+    "influx"``; several lines per message with ``use_batch_format``) and InfluxDB's own tools
+    write. Named as :func:`telegraf` names a metric, so switching Telegraf between its JSON and
+    line protocol keeps the series. The time is in nanoseconds unless ``serving.ts_unit`` says
+    otherwise; a line without one takes the message's with ``serving.ts_from_message``. Blank and
+    ``#`` comment lines are skipped; a line that is not line protocol is ``undecodable``."""
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError as exc:
+        return [RecordError(UNDECODABLE, f"line protocol that is not UTF-8: {exc}")]
+    out: list[dict[str, Any] | RecordError] = []
+    for line in text.splitlines():
+        try:
+            point = parse_line(line) if line.strip() else None
+        except LineFormatError as exc:
+            out.append(RecordError(UNDECODABLE, f"not InfluxDB line protocol ({exc}): {line[:80]!r}"))
+            continue
+        if point is not None:  # None: a comment
+            record = _line_record(point["measurement"], point["tags"], point["fields"])
+            out.append(record if point["time"] is None else {**record, "ts": point["time"]})
+    return out
+
+
+influx = TextFormat(_influx_lines)
 
 
 def prometheus(obj: Any) -> dict[str, Any]:
@@ -202,7 +246,7 @@ def otlp(obj: Any) -> list[dict[str, Any] | RecordError]:
     ]
 
 
-SHAPES: dict[str, Shape | None] = {
+SHAPES: dict[str, Shape | TextFormat | None] = {
     "adaptcast": None,
     "telegraf": telegraf,
     "prometheus": prometheus,
@@ -210,6 +254,7 @@ SHAPES: dict[str, Shape | None] = {
     "debezium": debezium,
     "cloudevents": cloudevents,
     "otlp": otlp,
+    "influx": influx,
 }
 OWN_TIME_UNIT = {"otlp": "ms"}  # shapes that convert the time themselves: serving.ts_unit does not apply
 NAMED_FIELDS = ("flat", "debezium", "cloudevents")  # the shapes whose series and time fields can be named
@@ -217,7 +262,7 @@ NAMED_FIELDS = ("flat", "debezium", "cloudevents")  # the shapes whose series an
 
 def shape_for(
     record_format: str, series_field: str | None = None, time_field: str | None = None
-) -> Shape | None:
+) -> Shape | TextFormat | None:
     """The shape of ``serving.record_format``, reading the series and time from the named fields
     (``serving.series_field``, ``serving.time_field``) where the shape has such fields."""
     shape = SHAPES[record_format]

@@ -242,13 +242,21 @@ def _parse_slowly(raw: bytes) -> Any:
         raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
 
 
+@dataclass(frozen=True)
+class TextFormat:
+    """A record format that is not JSON: ``read`` turns a message's bytes into its records, each a
+    contract object or the :class:`RecordError` of one that cannot be read."""
+
+    read: Callable[[bytes], list[Any]]
+
+
 def decode_message(
     raw: bytes | None,
     required: tuple[str, ...] = (),
     now_ms: int | None = None,
     max_future_ms: int = 86_400_000,
     ts_unit: str = "ms",
-    shape: Callable[[Any], Any] | None = None,
+    shape: Callable[[Any], Any] | TextFormat | None = None,
     key: bytes | None = None,
     message_ts_ms: int | None = None,
 ) -> list[Record | RecordError]:
@@ -257,7 +265,8 @@ def decode_message(
 
     A value holds one record, a JSON array of them (producers that batch readings), or what
     ``shape`` unpacks into several (streams/formats.py: Telegraf's batch format, an OTLP request);
-    ``shape`` maps a producer's own JSON onto the contract first. An error of one of several
+    ``shape`` maps a producer's own JSON onto the contract first, or, a :class:`TextFormat`, reads a
+    format that is not JSON (InfluxDB line protocol, a line per record). An error of one of several
     records names which it is, and the others are kept. Given a message ``key`` (with
     ``serving.series_from_key``), a record without ``series`` takes it: the contract keys messages
     by series, and devices often leave it out of the value. Given ``message_ts_ms`` (with
@@ -289,10 +298,12 @@ def decode_message(
     return out
 
 
-def _objects(raw: bytes | None, shape: Callable[[Any], Any] | None) -> list[Any]:
+def _objects(raw: bytes | None, shape: Callable[[Any], Any] | TextFormat | None) -> list[Any]:
     """The records a Kafka value holds, each a contract object or the error of one that is not."""
     if raw is None:
         raise RecordError(UNDECODABLE, "no value: a null Kafka value (a tombstone) carries no record")
+    if isinstance(shape, TextFormat):
+        return shape.read(raw)
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:  # NaN/Infinity literals, huge integers, deep nesting: the standard parser

@@ -13,6 +13,7 @@ from adaptcast.streams.formats import (
     cloudevents,
     debezium,
     flat,
+    influx,
     otlp,
     prometheus,
     shape_for,
@@ -330,3 +331,54 @@ def test_a_bad_otlp_request_or_point_gets_a_reason_in_its_terms(request_, reason
     [err] = R.decode_message(json.dumps(request_).encode(), shape=otlp)
     assert isinstance(err, R.RecordError) and err.reason == reason
     assert needle in str(err)
+
+
+LINES = b"""# Telegraf's Kafka output, data_format = "influx", use_batch_format = true
+cpu,host=web-1,cpu=cpu0 usage_idle=91.5,usage_user=3i,state="ok",throttled=false 1704070800000000000
+
+cpu,host=web-1,cpu=cpu1 usage_idle=80,usage_user=18u 1704070800000000000
+disk\\ io,host=web\\ 2,path=/var\\,log reads=7i 1704070800000000000
+mem,host=web-1 used_percent=41.5
+cpu,host=web-1 usage_idle="high" 1704070800000000000
+cpu,host= usage_idle=1 1704070800000000000
+"""
+
+
+def test_line_protocol_is_a_reading_per_line_named_as_telegrafs_json_names_the_metric():
+    items = R.decode_message(LINES, shape=influx, ts_unit="ns")
+    good = [r for r in items if isinstance(r, R.Record)]
+    assert [(r.series, r.values) for r in good] == [
+        ("cpu,cpu=cpu0,host=web-1", {"usage_idle": 91.5, "usage_user": 3.0}),  # text and booleans left out
+        ("cpu,cpu=cpu1,host=web-1", {"usage_idle": 80.0, "usage_user": 18.0}),
+        ("disk io,host=web 2,path=/var,log", {"reads": 7.0}),  # escapes read
+    ]
+    assert {R.format_timestamp(r.ts_ms) for r in good} == {"2024-01-01T01:00:00Z"}
+    json_metric = {
+        "name": "cpu",
+        "tags": {"host": "web-1", "cpu": "cpu0"},
+        "fields": {"usage_idle": 1},
+        "timestamp": 1,
+    }
+    assert _decode(json_metric, telegraf).series == good[0].series  # switching Telegraf's format keeps series
+    bad = [r for r in items if isinstance(r, R.RecordError)]
+    assert [r.reason for r in bad] == [R.MISSING_FIELD, R.MISSING_FIELD, R.UNDECODABLE]
+    assert str(bad[0]).startswith(
+        "record 4 of 6: record lacks field 'ts'"
+    )  # comments and blanks are no records
+    assert str(bad[1]).startswith(
+        "record 5 of 6: values must be a non-empty object"
+    )  # its only field is text
+    assert str(bad[2]).startswith("record 6 of 6: not InfluxDB line protocol (")
+    [stamped] = R.decode_message(b"mem used=1", shape=influx, message_ts_ms=1_704_070_800_000)
+    assert R.format_timestamp(stamped.ts_ms) == "2024-01-01T01:00:00Z"  # serving.ts_from_message
+    [binary] = R.decode_message(b"mem,host=\xff used=1 1", shape=influx)
+    assert binary.reason == R.UNDECODABLE and "not UTF-8" in str(binary)
+
+
+def test_line_protocol_times_are_nanoseconds_unless_ts_unit_is_set():
+    from adaptcast.streams.config import ServingConfig
+
+    assert ServingConfig(record_format="influx").ts_unit == "ns"
+    assert ServingConfig(record_format="influx", ts_unit="s").ts_unit == "s"  # a writer with precision=s
+    [rec] = R.decode_message(b"mem used=1 1704070800", shape=influx, ts_unit="s")
+    assert R.format_timestamp(rec.ts_ms) == "2024-01-01T01:00:00Z"

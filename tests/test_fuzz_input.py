@@ -9,9 +9,11 @@ from collections import Counter
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import strategies as st
 from malformed import bad_records, megabyte_records, message_keys
 
 from adaptcast.streams import records as R
+from adaptcast.streams.formats import influx
 
 SERIES = [f"s{i}" for i in range(4)]
 LOOKBACK, HORIZON, HOUR = 6, 3, 3_600_000
@@ -30,6 +32,28 @@ def test_decoder_rejects_each_malformed_record_with_its_reason(case):
     for item in items:  # an array of bad records: each has the reason
         assert isinstance(item, R.RecordError), (raw[:200], item)
         assert item.reason == reason, (raw[:200], str(item))
+
+
+LINE = b'cpu,host=web\\ 1,cpu=cpu0 usage_idle=91.5,usage_user=3i,state="ok",up=true 1704070800000000000'
+
+
+@settings(max_examples=3_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    st.one_of(
+        st.binary(max_size=200),
+        st.lists(st.sampled_from([LINE, *(LINE[:k] for k in range(0, len(LINE), 7))]), max_size=4).map(
+            b"\n".join
+        ),
+        st.tuples(st.integers(0, len(LINE)), st.binary(max_size=6)).map(
+            lambda p: LINE[: p[0]] + p[1] + LINE[p[0] :]
+        ),
+    )
+)
+def test_line_protocol_never_crashes_the_decoder(raw):
+    """InfluxDB line protocol is parsed in C (line-protocol-parser): whatever the bytes, each line
+    is a record or a reason, and nothing raises out of the decoder."""
+    for item in R.decode_message(raw, required=("usage_idle",), now_ms=int(time.time() * 1000), shape=influx):
+        assert isinstance(item, R.Record) or item.reason in R.REASONS
 
 
 def collect_bad(n: int) -> list[tuple[bytes | None, bytes, str]]:

@@ -427,6 +427,31 @@ def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(
     )
 
 
+def test_telegraf_line_protocol_batches_are_served_per_series(kafka_bootstrap, tmp_path):
+    """Telegraf's Kafka output as configured by default (data_format influx: line protocol, times in
+    nanoseconds), with use_batch_format: several lines per message, all read."""
+    names = _topics(kafka_bootstrap, partitions=1)
+    start_ns = (int(time.time()) // 3600 - 40) * 3600 * 10**9
+    steps = 10
+    batches = [
+        "".join(
+            f'mem,host={host} used_percent={float(t + k)},note="ok" {start_ns + t * 3600 * 10**9}\n'
+            for k, host in enumerate(("a", "b"))
+        ).encode()
+        for t in range(steps)
+    ]
+    _produce(kafka_bootstrap, names["input"], [(b"mem", b) for b in batches], raw=True)
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path, "used_percent", serving={"record_format": "influx"})
+    worker = _serve_all(cfg, 2 * steps)
+    preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
+    assert {s for s, _ in preds} == {"mem,host=a", "mem,host=b"}
+    newest = format_timestamp(start_ns // 10**6 + (steps - 1) * HOUR)
+    assert preds[("mem,host=b", newest)]["yhat"]["used_percent"][0] == pytest.approx(steps)
+    assert worker.counts["records"] == 2 * steps and not _consume_all(
+        kafka_bootstrap, names["dlq"], 0, timeout=3
+    )
+
+
 def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootstrap, tmp_path):
     """Devices often put their id only in the message key, as the contract keys messages anyway:
     with serving.series_from_key the worker takes it (off, they are missing_field, as the fuzz test
