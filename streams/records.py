@@ -312,10 +312,9 @@ def _objects(raw: bytes | None, shape: Callable[[Any], Any] | TextFormat | None)
         raise RecordError(NOT_OBJECT, "an empty JSON array holds no record")
     out: list[Any] = []
     for item in obj if type(obj) is list else [obj]:
+        # Kafka Connect's JsonConverter with schemas.enable (its default) wraps records
         if type(item) is dict and len(item) == 2 and "payload" in item and "schema" in item:
-            item = item[
-                "payload"
-            ]  # Kafka Connect's JsonConverter with schemas.enable (its default) wraps records
+            item = item["payload"]
         if shape is None:
             out.append(item)
             continue
