@@ -382,3 +382,32 @@ def test_line_protocol_times_are_nanoseconds_unless_ts_unit_is_set():
     assert ServingConfig(record_format="influx", ts_unit="s").ts_unit == "s"  # a writer with precision=s
     [rec] = R.decode_message(b"mem used=1 1704070800", shape=influx, ts_unit="s")
     assert R.format_timestamp(rec.ts_ms) == "2024-01-01T01:00:00Z"
+
+
+def test_a_train_from_the_topic_reads_batches_as_the_worker_does():
+    """``adaptcast train --from-topic`` reads the topic through the same decoder: every line of a
+    line-protocol batch and every point of an OTLP request is a row of its series."""
+    from adaptcast.streams.topic_history import series_histories
+
+    hour_ns = 3_600 * 10**9
+    batches = [
+        "\n".join(
+            f"mem,host={h} used={10 * k + t}.0 {T0_NS + t * hour_ns}" for k, h in enumerate("ab")
+        ).encode()
+        for t in range(6)
+    ]
+    got = series_histories(batches, ["used"], ts_unit="ns", shape=influx)
+    assert sorted(got) == ["mem,host=a", "mem,host=b"] and got["mem,host=b"][:, 0].tolist() == [
+        10.0 + t for t in range(6)
+    ]
+    requests = []
+    for t in range(6):
+        request = _otlp_request()
+        for metric in request["resourceMetrics"][0]["scopeMetrics"][0]["metrics"]:
+            for point in next(iter(v for v in metric.values() if isinstance(v, dict)), {}).get(
+                "dataPoints", []
+            ):
+                point["timeUnixNano"] = str(T0_NS + t * hour_ns)
+        requests.append(json.dumps(request).encode())
+    got = series_histories(requests, ["value"], shape=otlp)
+    assert len(got) == 6 and all(len(rows) == 6 for rows in got.values())  # the six readable series
