@@ -23,7 +23,10 @@ from adaptcast.streams.grid import Fill, GridRules, parse_period
 from adaptcast.streams.resample import Resample
 
 ENV_PREFIX = "ADAPTCAST__"
-SECRET_KEYS = ("sasl_password",)  # never printed: masked in `config show` and in error messages
+SECRET_KEYS = (
+    "sasl_password",
+    "schema_registry_auth",
+)  # never printed: masked in `config show` and in error messages
 
 
 class ConfigError(ValueError):
@@ -57,6 +60,15 @@ class KafkaConfig(_Section):
     ssl_cafile: str | None = None
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
+    schema_registry_url: str | None = Field(
+        default=None,
+        description="a Confluent-compatible Schema Registry (Confluent, Karapace, Redpanda, Apicurio), "
+        "e.g. http://schema-registry:8081: Avro records in its framing are read with their writer's "
+        "schema; None: only JSON is read",
+    )
+    schema_registry_auth: str | None = Field(
+        default=None, description="user:password for the registry's HTTP basic auth (an API key and secret)"
+    )
     isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
         default="read_committed",
         description="read only records of committed transactions (what producers writing in "

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
@@ -210,20 +210,30 @@ def validate(
 REGISTRY_MAGIC = 0  # Confluent Schema Registry framing: this byte, a 4-byte schema id, then the payload
 
 
-def _unframed(raw: bytes) -> bytes:
-    """The JSON inside Confluent Schema Registry framing (what its JSON Schema serializer writes); no
-    JSON text starts with a zero byte, so the framing is never mistaken. An Avro or Protobuf
-    payload inside it is ``undecodable``, saying so."""
+class FramedDecoder(Protocol):
+    """Reads a payload in Schema Registry framing that is not JSON (streams/schema_registry.py)."""
+
+    def decode(self, schema_id: int, payload: bytes) -> Any: ...
+
+
+def _unframed(raw: bytes, registry: FramedDecoder | None) -> Any:
+    """What a value that orjson refused holds: JSON inside Confluent Schema Registry framing (its
+    JSON Schema serializer), Avro inside it read with the writer's schema from ``registry``, or
+    JSON the standard library parses. No JSON text starts with a zero byte, so the framing is never
+    mistaken. Avro without a registry, or Protobuf, is ``undecodable``, saying so."""
     if len(raw) < 5 or raw[0] != REGISTRY_MAGIC:
-        return raw
+        return _parse_slowly(raw)
     payload = raw[5:]
     if payload.lstrip()[:1] in (b"{", b"["):
-        return payload
+        return _parse_slowly(payload)
     schema = int.from_bytes(raw[1:5], "big")
+    if registry is not None:
+        return registry.decode(schema, payload)
     raise RecordError(
         UNDECODABLE,
         f"Schema Registry framing (schema id {schema}) around a payload that is not JSON (Avro or "
-        "Protobuf?); adaptcast reads JSON: produce with the JSON Schema serializer or plain JSON",
+        "Protobuf?); adaptcast reads JSON, and Avro given kafka.schema_registry_url: set it, or "
+        "produce with the JSON Schema serializer or plain JSON",
     )
 
 
@@ -259,6 +269,7 @@ def decode_message(
     shape: Callable[[Any], Any] | TextFormat | None = None,
     key: bytes | None = None,
     message_ts_ms: int | None = None,
+    registry: FramedDecoder | None = None,
 ) -> list[Record | RecordError]:
     """Bytes of a Kafka value → each record it holds, a :class:`Record` or the :class:`RecordError`
     that rejects it with a reason.
@@ -274,12 +285,13 @@ def decode_message(
 
     orjson parses the common case (5× faster than ``json``); what it refuses, the standard library
     parses or explains, so ``NaN``/``Infinity`` stay ``non_finite`` and error messages stay the same.
-    JSON in Schema Registry framing is read (``_unframed``), and a record in Kafka Connect's
+    JSON in Schema Registry framing is read (``_unframed``), Avro in it too given the ``registry``
+    that holds its schema, and a record in Kafka Connect's
     ``{"schema", "payload"}`` envelope is its payload. A null value (a tombstone, as compacted
     topics and some connectors write) is ``undecodable``.
     """
     try:
-        objs = _objects(raw, shape)
+        objs = _objects(raw, shape, registry)
     except RecordError as err:
         return [err]
     out: list[Record | RecordError] = []
@@ -298,7 +310,9 @@ def decode_message(
     return out
 
 
-def _objects(raw: bytes | None, shape: Callable[[Any], Any] | TextFormat | None) -> list[Any]:
+def _objects(
+    raw: bytes | None, shape: Callable[[Any], Any] | TextFormat | None, registry: FramedDecoder | None
+) -> list[Any]:
     """The records a Kafka value holds, each a contract object or the error of one that is not."""
     if raw is None:
         raise RecordError(UNDECODABLE, "no value: a null Kafka value (a tombstone) carries no record")
@@ -307,7 +321,7 @@ def _objects(raw: bytes | None, shape: Callable[[Any], Any] | TextFormat | None)
     try:
         obj = orjson.loads(raw)
     except orjson.JSONDecodeError:  # NaN/Infinity literals, huge integers, deep nesting: the standard parser
-        obj = _parse_slowly(_unframed(raw))
+        obj = _unframed(raw, registry)
     if type(obj) is list and not obj:
         raise RecordError(NOT_OBJECT, "an empty JSON array holds no record")
     out: list[Any] = []

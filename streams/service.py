@@ -63,6 +63,7 @@ from adaptcast.streams.records import (
     format_timestamp,
 )
 from adaptcast.streams.retrain import BackgroundTrainer, Trainer
+from adaptcast.streams.schema_registry import registry_for
 from adaptcast.streams.signals import stop_on_signals
 from adaptcast.streams.step import prediction_records
 from adaptcast.streams.summary import RunSummary
@@ -173,6 +174,7 @@ class Worker:
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         self._ts_unit = cfg.serving.record_ts_unit
         self._shape = shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field)
+        self._registry = registry_for(cfg.kafka)
         self._series_from_key = cfg.serving.series_from_key
         self._ts_from_message = cfg.serving.ts_from_message
         self._warned_unit = False
@@ -455,6 +457,7 @@ class Worker:
                 shape=self._shape,
                 key=msg.key if self._series_from_key else None,
                 message_ts_ms=msg.timestamp if self._ts_from_message and msg.timestamp >= 0 else None,
+                registry=self._registry,
             )
             held[id(msg)] = (msg, len(items))
             for rec in items:

@@ -21,7 +21,7 @@ from adaptcast.streams.config import KafkaConfig
 from adaptcast.streams.formats import Shape
 from adaptcast.streams.grid import GridRules
 from adaptcast.streams.kafka_io import TOPIC_CHECK_S, bootstrap_servers, client_options
-from adaptcast.streams.records import Record, TextFormat, decode_message
+from adaptcast.streams.records import FramedDecoder, Record, TextFormat, decode_message
 from adaptcast.streams.regular import on_grid
 
 Message = tuple[bytes | None, bytes | None, int | None]  # key, value, timestamp (ms; None: not to be used)
@@ -81,6 +81,7 @@ def series_histories(
     rules: GridRules | None = None,
     ts_unit: str = "ms",
     shape: Shape | TextFormat | None = None,
+    registry: FramedDecoder | None = None,
 ) -> dict[str, np.ndarray]:
     """Series id → ``[rows, channels]`` float32 rows, from raw record values in offset order: each
     series' rows on its time grid since its last restart, short gaps filled, as the loop keeps them.
@@ -91,7 +92,10 @@ def series_histories(
     now_ms = int(time.time() * 1000)
     for item in values:
         key, raw, stamp = item if isinstance(item, tuple) else (None, item, None)
-        for rec in decode_message(raw, tuple(channels), now_ms, max_future_ms, ts_unit, shape, key, stamp):
+        records = decode_message(
+            raw, tuple(channels), now_ms, max_future_ms, ts_unit, shape, key, stamp, registry
+        )
+        for rec in records:
             if isinstance(rec, Record):
                 stamps.setdefault(rec.series, []).append(rec.ts_ms)
                 rows.setdefault(rec.series, []).append([rec.values[c] for c in channels])

@@ -67,6 +67,7 @@ from adaptcast.streams.regular import OnGrid, file_period, on_grid
 from adaptcast.streams.resample import Resample
 from adaptcast.streams.retrain import training_set
 from adaptcast.streams.schedule import is_scheduled
+from adaptcast.streams.schema_registry import registry_for
 from adaptcast.streams.topic_history import describe, recent_values, series_histories
 
 
@@ -460,6 +461,7 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
         cfg.grid.rules(m.lookback),
         cfg.serving.record_ts_unit,
         shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field),
+        registry_for(cfg.kafka),
     )
     model, summary, held = fit_on_histories(
         cfg,

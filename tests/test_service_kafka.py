@@ -452,6 +452,47 @@ def test_telegraf_line_protocol_batches_are_served_per_series(kafka_bootstrap, t
     )
 
 
+def test_avro_records_of_a_schema_registry_are_served(kafka_bootstrap, tmp_path):
+    """A producer using the registry's Avro serializer (a table's rows through a JDBC or Debezium
+    connector with the Avro converter, a Java service): with kafka.schema_registry_url each record
+    is read with its writer's schema (from a fake registry: tests/fake_registry.py), then as flat."""
+    from fake_registry import FakeSchemaRegistry, avro_schema, framed
+
+    schema = {
+        "type": "record",
+        "name": "Reading",
+        "fields": [
+            {"name": "sensor", "type": "string"},
+            {"name": "at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+            {"name": "y", "type": "double"},
+        ],
+    }
+    registry = FakeSchemaRegistry({42: avro_schema(schema)})
+    try:
+        names = _topics(kafka_bootstrap, partitions=1)
+        steps = 10
+        feed = [
+            (f"s{i}".encode(), framed(42, schema, {"sensor": f"s{i}", "at": t * HOUR, "y": 1000.0 * i + t}))
+            for t in range(steps)
+            for i in range(2)
+        ]
+        _produce(kafka_bootstrap, names["input"], feed, raw=True)
+        serving = {"record_format": "flat", "series_field": "sensor", "time_field": "at"}
+        cfg = _naive_config(
+            kafka_bootstrap, names, tmp_path, serving=serving, kafka={"schema_registry_url": registry.url}
+        )
+        _serve_all(cfg, len(feed))
+        preds, _ = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
+        assert {s for s, _ in preds} == {"s0", "s1"}
+        last = format_timestamp((steps - 1) * HOUR)
+        assert preds[("s1", last)]["yhat"]["y"] == pytest.approx([1000.0 + steps - 1] * HORIZON)
+        assert registry.requests == ["/schemas/ids/42"] and not _consume_all(
+            kafka_bootstrap, names["dlq"], 0, timeout=3
+        )
+    finally:
+        registry.close()
+
+
 def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootstrap, tmp_path):
     """Devices often put their id only in the message key, as the contract keys messages anyway:
     with serving.series_from_key the worker takes it (off, they are missing_field, as the fuzz test

@@ -1,0 +1,134 @@
+"""Avro records in Schema Registry framing (streams/schema_registry.py), read with the writer's
+schema from a registry (a fake one, tests/fake_registry.py) and then by the record format."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+
+import pytest
+from fake_registry import FakeSchemaRegistry, avro_schema, framed
+
+from adaptcast.streams import records as R
+from adaptcast.streams.config import load_config, to_yaml
+from adaptcast.streams.formats import SHAPES
+from adaptcast.streams.schema_registry import SchemaRegistry, registry_for
+
+T0 = dt.datetime(2024, 1, 1, 1, tzinfo=dt.UTC)
+CONTRACT = {
+    "type": "record",
+    "name": "Reading",
+    "fields": [
+        {"name": "series", "type": "string"},
+        {"name": "ts", "type": "long"},
+        {"name": "values", "type": {"type": "map", "values": "double"}},
+    ],
+}
+ROW = {  # a table's row, as a JDBC or Debezium source connector writes it with the Avro converter
+    "type": "record",
+    "name": "Row",
+    "fields": [
+        {"name": "sensor_id", "type": "int"},
+        {"name": "recorded_at", "type": {"type": "long", "logicalType": "timestamp-millis"}},
+        {"name": "temp", "type": {"type": "bytes", "logicalType": "decimal", "precision": 6, "scale": 2}},
+        {"name": "unit", "type": ["null", "string"], "default": None},
+    ],
+}
+DEBEZIUM = {
+    "type": "record",
+    "name": "Envelope",
+    "fields": [
+        {"name": "before", "type": ["null", ROW], "default": None},
+        {"name": "after", "type": ["null", "Row"], "default": None},
+        {"name": "op", "type": "string"},
+    ],
+}
+
+
+@pytest.fixture
+def registry():
+    fake = FakeSchemaRegistry({1: avro_schema(CONTRACT), 2: avro_schema(ROW), 3: avro_schema(DEBEZIUM)})
+    yield fake
+    fake.close()
+
+
+def test_an_avro_record_is_read_with_its_writers_schema_fetched_once(registry):
+    reader = SchemaRegistry(registry.url)
+    raw = framed(1, CONTRACT, {"series": "pump-7", "ts": int(T0.timestamp() * 1000), "values": {"y": 1.5}})
+    for _ in range(3):
+        [rec] = R.decode_message(raw, required=("y",), registry=reader)
+        assert (rec.series, R.format_timestamp(rec.ts_ms), rec.values) == (
+            "pump-7",
+            "2024-01-01T01:00:00Z",
+            {"y": 1.5},
+        )
+    assert registry.requests == ["/schemas/ids/1"]  # an id's schema never changes: asked once
+
+
+def test_logical_types_read_as_json_would_carry_them_in_flat_and_debezium_rows(registry):
+    reader = SchemaRegistry(registry.url)
+    row = {"sensor_id": 7, "recorded_at": T0, "temp": decimal.Decimal("21.25"), "unit": "C"}
+    flat = SHAPES["flat"]
+    kw = {"required": ("temp",), "registry": reader}
+    [rec] = R.decode_message(framed(2, ROW, row), shape=lambda o: flat(o, "sensor_id", "recorded_at"), **kw)
+    assert (rec.series, R.format_timestamp(rec.ts_ms), rec.values) == (
+        "7",
+        "2024-01-01T01:00:00Z",
+        {"temp": 21.25},
+    )
+    event = {"before": None, "after": row, "op": "c"}
+    debezium = SHAPES["debezium"]
+    [rec] = R.decode_message(
+        framed(3, DEBEZIUM, event), shape=lambda o: debezium(o, "sensor_id", "recorded_at"), **kw
+    )
+    assert rec.values == {"temp": 21.25}  # a DECIMAL column is a number here, not base64 bytes
+
+
+def test_what_cannot_be_read_is_undecodable_saying_why(registry):
+    reader = SchemaRegistry(registry.url)
+    registry.schemas[4] = {"schema": "syntax = 'proto3';", "schemaType": "PROTOBUF"}
+    cases = [
+        (framed(9, CONTRACT, {"series": "a", "ts": 1, "values": {}}), "schema id 9: the registry at"),
+        (b"\x00\x00\x00\x00\x04\x01\x02", "schema id 4 is PROTOBUF; adaptcast reads Avro and JSON"),
+        (b"\x00\x00\x00\x00\x01\xff\xff\xff", "Avro payload does not match schema id 1"),
+    ]
+    for raw, needle in cases:
+        [err] = R.decode_message(raw, registry=reader)
+        assert isinstance(err, R.RecordError) and err.reason == R.UNDECODABLE and needle in str(err), err
+    [err] = R.decode_message(cases[0][0])  # no registry configured: says what to set
+    assert "set it, or produce with the JSON Schema serializer" in str(
+        err
+    ) and "kafka.schema_registry_url" in str(err)
+
+
+def test_an_unreachable_registry_is_undecodable_and_asked_again_after_a_while():
+    fake = FakeSchemaRegistry({})
+    url = fake.url
+    fake.close()  # nothing listens there now
+    reader = SchemaRegistry(url, timeout_s=1.0, retry_s=60.0)
+    raw = framed(1, CONTRACT, {"series": "a", "ts": 1, "values": {"y": 2.0}})
+    [err] = R.decode_message(raw, registry=reader)
+    assert err.reason == R.UNDECODABLE and "cannot be read" in str(err)
+    fake = FakeSchemaRegistry({1: avro_schema(CONTRACT)})
+    try:
+        reader.url = fake.url  # the registry is back (here: on another port)
+        [again] = R.decode_message(raw, registry=reader)
+        assert "cannot be read" in str(again) and not fake.requests  # not asked again within retry_s
+        reader.retry_s = 0.0  # the retry interval has passed
+        [rec] = R.decode_message(raw, registry=reader)
+        assert rec.values == {"y": 2.0} and fake.requests == ["/schemas/ids/1"]  # the failure was not kept
+    finally:
+        fake.close()
+
+
+def test_the_registry_comes_from_the_kafka_section_and_its_secret_is_never_printed(registry):
+    cfg = load_config(
+        overrides={"kafka": {"schema_registry_url": registry.url + "/", "schema_registry_auth": "KEY:s3cret"}}
+    )
+    reader = registry_for(cfg.kafka)
+    [rec] = R.decode_message(
+        framed(1, CONTRACT, {"series": "a", "ts": 1, "values": {"y": 1.0}}), registry=reader
+    )
+    assert rec.series == "a" and registry.auth == ["Basic S0VZOnMzY3JldA=="]  # base64 of KEY:s3cret
+    assert "s3cret" not in to_yaml(cfg) and "schema_registry_auth: '***'" in to_yaml(cfg)
+    assert registry_for(load_config().kafka) is None
