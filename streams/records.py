@@ -319,7 +319,7 @@ def _objects(
     if isinstance(shape, TextFormat):
         return shape.read(raw)
     try:
-        obj = orjson.loads(raw)
+        obj = orjson.loads(raw) if raw[:1] != b"\x00" else _unframed(raw, registry)
     except orjson.JSONDecodeError:  # NaN/Infinity literals, huge integers, deep nesting: the standard parser
         obj = _unframed(raw, registry)
     if type(obj) is list and not obj:
