@@ -136,6 +136,8 @@ def read_table(path: Path) -> pl.DataFrame:
             df = _json_lines(path)
         elif suffix == ".json" and not compressed:
             df = _json(path)
+        elif suffix in LINE_PROTOCOL and not compressed:
+            df = exports.line_protocol(path)
         elif suffix in (".csv", ".txt", ".tsv"):
             header, comments = _first_line(path, compressed)
             separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=header.count)
@@ -154,7 +156,7 @@ def read_table(path: Path) -> pl.DataFrame:
         else:
             raise InputError(
                 f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; "
-                "use .csv (also .csv.gz, .csv.zst), .tsv, .parquet, .json or .jsonl"
+                "use .csv (also .csv.gz, .csv.zst), .tsv, .parquet, .json, .jsonl or .lp (line protocol)"
             )
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
@@ -167,6 +169,7 @@ def read_table(path: Path) -> pl.DataFrame:
 
 
 JSON_LINES = (".jsonl", ".ndjson")
+LINE_PROTOCOL = (".lp", ".line")  # InfluxDB line protocol: influx_inspect export, Telegraf's file output
 
 
 def _is_number(text: str) -> bool:

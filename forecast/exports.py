@@ -1,8 +1,9 @@
 """Files as monitoring systems export them: Prometheus' HTTP API answer to a range query (also what
-Thanos, Mimir and VictoriaMetrics answer there) and VictoriaMetrics' JSON-lines export.
+Thanos, Mimir and VictoriaMetrics answer there), VictoriaMetrics' JSON-lines export, and InfluxDB
+line protocol.
 
-Each reads as a long frame of ``series``, ``ts`` and ``value``, its series named as Prometheus
-writes a series and as the live worker's ``prometheus`` record format names it, so a model trained
+Each reads as a long frame of ``series``, ``ts`` and its values, its series named as the live
+worker's record format for that source names it (``prometheus``, ``influx``), so a model trained
 or backtested on an export serves the same series from a live feed.
 """
 
@@ -14,6 +15,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+from line_protocol_parser import LineFormatError, parse_line
 
 from adaptcast.forecast.base import InputError
 
@@ -25,6 +27,52 @@ def series_name(name: str, labels: Mapping[str, Any]) -> str:
     out, a value's backslashes, quotes and newlines escaped, no braces where no label is left."""
     inner = ",".join(f'{k}="{_escaped(str(labels[k]))}"' for k in sorted(labels) if k != "__name__")
     return f"{name}{{{inner}}}" if inner or not name else name
+
+
+def line_series(measurement: str, tags: Mapping[str, Any]) -> str:
+    """``measurement,tag=value,...`` with tags sorted: a series as InfluxDB line protocol keys it,
+    and as the live worker's ``influx`` and ``telegraf`` record formats name it."""
+    return ",".join([measurement, *(f"{k}={tags[k]}" for k in sorted(tags))])
+
+
+def line_protocol(path: Path) -> pl.DataFrame:
+    """A file of InfluxDB line protocol (``influx_inspect export``, ``influxd inspect export-lp``,
+    Telegraf's file output) as a long frame: ``series`` (:func:`line_series`), ``ts`` (the
+    lines' epoch times, whose unit their size tells) and a column per numeric field, missing where
+    a line lacks it (text and boolean fields are not forecast). Blank lines, ``#`` comments and
+    the export's ``CREATE DATABASE`` lines are skipped; a line that is not line protocol, or has no
+    time, stops the read naming its number."""
+    series: list[str] = []
+    stamps: list[int] = []
+    fields: dict[str, list[float | None]] = {}
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            text = line.strip()
+            if not text or text.startswith("#") or text.startswith("CREATE "):
+                continue
+            try:
+                point = parse_line(text)
+            except LineFormatError as exc:
+                raise InputError(
+                    f"{path}: line {number} is not line protocol ({exc}): {text[:80]!r}"
+                ) from None
+            if point["time"] is None:
+                raise InputError(f"{path}: line {number} has no time; export with timestamps")
+            row = len(series)
+            series.append(line_series(point["measurement"], point["tags"]))
+            stamps.append(point["time"])
+            for name, value in point["fields"].items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    fields.setdefault(name, [None] * row).append(float(value))
+            for column in fields.values():
+                column.extend([None] * (row + 1 - len(column)))
+    if not series:
+        raise InputError(f"{path}: no line protocol in the file")
+    taken = {k: v for k, v in fields.items() if k not in (SERIES, TIME)}
+    return pl.DataFrame(
+        {SERIES: pl.Series(series, dtype=pl.String), TIME: pl.Series(stamps, dtype=pl.Int64)}
+        | {name: pl.Series(values, dtype=pl.Float64) for name, values in taken.items()}
+    )
 
 
 def _escaped(value: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 from line_protocol_parser import LineFormatError, parse_line
 
 from adaptcast.forecast import otlp as otlp_request
-from adaptcast.forecast.exports import series_name
+from adaptcast.forecast.exports import line_series, series_name
 from adaptcast.streams.records import (
     MISSING_FIELD,
     MISSING_VALUE,
@@ -70,13 +70,10 @@ def telegraf(obj: Any) -> dict[str, Any] | list[dict[str, Any] | RecordError]:
 
 
 def _line_record(name: str, tags: dict[str, Any], fields: dict[str, Any]) -> dict[str, Any]:
-    """A metric of InfluxDB's model as a record: the series is the line-protocol series key,
-    ``name,tag=value,...`` with tags sorted, the values its numeric fields (text and boolean fields
-    are not forecast)."""
-    return {
-        "series": ",".join([name, *(f"{k}={tags[k]}" for k in sorted(tags))]),
-        "values": {k: v for k, v in fields.items() if _is_number(v)},
-    }
+    """A metric of InfluxDB's model as a record: the series is the line-protocol series key
+    (:func:`~adaptcast.forecast.exports.line_series`), the values its numeric fields (text and
+    boolean fields are not forecast)."""
+    return {"series": line_series(name, tags), "values": {k: v for k, v in fields.items() if _is_number(v)}}
 
 
 def _influx_lines(raw: bytes) -> list[dict[str, Any] | RecordError]:

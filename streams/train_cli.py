@@ -217,7 +217,7 @@ def series_layout(series_col: str | None, columns: list[str], series_rows: bool)
 
 
 def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--data FILE`` (required, a CSV, Parquet, JSON or JSON-lines path), as train and predict read it."""
+    """``--data FILE`` (required: CSV, Parquet, JSON, JSON lines or line protocol), as predict reads it."""
     return click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help=help)
 
 
@@ -228,7 +228,7 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     "--data",
     "data_path",
     type=click.Path(path_type=Path),
-    help="CSV, Parquet, JSON or JSON-lines file with a time column.",
+    help="CSV, Parquet, JSON, JSON-lines or line-protocol (.lp) file with a time column.",
 )
 @click.option(
     "--from-topic",
@@ -656,7 +656,7 @@ def _forecasts(
     type=click.Path(path_type=Path),
     help="A directory written by `adaptcast train`.",
 )
-@data_option("CSV, Parquet or JSON lines with the same columns as in training.")
+@data_option("CSV, Parquet, JSON lines or line protocol with the same columns as in training.")
 @table_out_option("Write .csv or .parquet here (default: CSV to stdout).")
 @DUPLICATES_OPTION
 @series_options

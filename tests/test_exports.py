@@ -159,3 +159,50 @@ def test_a_series_named_as_a_counter_is_forecast_with_advice_to_forecast_its_rat
     said = [r.getMessage() for r in caplog.records if "named as Prometheus names a counter" in r.getMessage()]
     assert len(said) == 1 and said[0].startswith("series 'http_requests_total{code=\"200\"}'")
     assert "rate(<name>[5m])" in said[0]
+
+
+def test_an_influxdb_export_in_line_protocol_is_a_series_per_tag_set_named_as_the_live_worker_names_it(
+    tmp_path,
+):
+    """``influx_inspect export`` writes its DDL and DML headers, then a line per point; a field may be
+    missing on some lines, text fields are not values, times are nanoseconds."""
+    from adaptcast.streams import records as R
+    from adaptcast.streams.formats import influx
+
+    ns = [(T0 + h * 3600) * 10**9 for h in range(30)]
+    lines = [
+        f'cpu,host=web\\ 1,cpu=cpu0 usage_idle={90 + h}.5,usage_user={h}i,state="ok" {t}'
+        for h, t in enumerate(ns)
+    ]
+    lines += [f"cpu,host=web-2,cpu=cpu0 usage_idle={50 + h}.0 {t}" for h, t in enumerate(ns)]
+    p = tmp_path / "export.lp"
+    p.write_text(
+        "# DDL\nCREATE DATABASE telegraf WITH NAME autogen\n# DML\n# CONTEXT-DATABASE: telegraf\n\n"
+        + "\n".join(lines)
+        + "\n"
+    )
+    data = read_series(p, ["usage_idle"])
+    live = {r.series for r in R.decode_message("\n".join(lines).encode(), shape=influx, ts_unit="ns")}
+    assert (
+        set(data.frame["series"].unique()) == live == {"cpu,cpu=cpu0,host=web 1", "cpu,cpu=cpu0,host=web-2"}
+    )
+    web2 = data.frame.filter(data.frame["series"] == "cpu,cpu=cpu0,host=web-2")
+    assert web2["usage_idle"].to_list() == [50.0 + h for h in range(30)]
+    assert web2["ts"][1] == datetime(2024, 1, 1, 1)
+    both = read_series(p, ["usage_idle", "usage_user"])  # web-2 never has usage_user: its rows are missing
+    assert both.missing is not None and both.missing.rows == 30
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("cpu usage=1 1\ncpu usage= 2\n", "line 2 is not line protocol"),
+        ("cpu usage=1\n", "line 1 has no time"),
+        ("# only comments\n", "no line protocol in the file"),
+    ],
+)
+def test_a_bad_line_protocol_file_is_refused_naming_the_line(tmp_path, text, needle):
+    p = tmp_path / "bad.lp"
+    p.write_text(text)
+    with pytest.raises(InputError, match=needle):
+        read_series(p, ["usage"])
