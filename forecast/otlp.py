@@ -65,12 +65,22 @@ def readings(request: Any) -> list[Reading | Fault]:
         raise Fault(MISSING_FIELD, "otlp record lacks field 'resourceMetrics'")
     out: list[Reading | Fault] = []
     for resource_metrics in _list(request, "resourceMetrics"):
-        resource = _attributes((resource_metrics.get("resource") or {}).get("attributes"))
+        resource = _attributes(_object(resource_metrics, "resource").get("attributes"))
         source = {k: resource[k] for k in SOURCE if k in resource}
         for scope in _list(resource_metrics, "scopeMetrics"):
             for metric in _list(scope, "metrics"):
                 out.extend(_metric(metric, source))
     return out
+
+
+def _object(obj: dict[str, Any], field: str) -> dict[str, Any]:
+    """``obj[field]`` where it is an object; an empty one where it is absent."""
+    value = obj.get(field)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise Fault(MISSING_FIELD, f"otlp {field} must be an object")
+    return value
 
 
 def _list(obj: dict[str, Any], field: str) -> list[dict[str, Any]]:
@@ -103,8 +113,11 @@ def _metric(metric: dict[str, Any], source: dict[str, str]) -> list[Reading | Fa
     kind = next((k for k in (*NUMBERS, *COUNTS) if isinstance(metric.get(k), dict)), None)
     if kind is None:
         return [Fault(MISSING_FIELD, f"otlp metric {name!r} holds none of {', '.join((*NUMBERS, *COUNTS))}")]
+    points = metric[kind].get("dataPoints") or []
+    if not isinstance(points, list):
+        return [Fault(MISSING_FIELD, f"otlp metric {name!r} has dataPoints that are not a list")]
     out: list[Reading | Fault] = []
-    for point in metric[kind].get("dataPoints") or []:
+    for point in points:
         try:
             out.extend(_point(name, kind, point, source))
         except Fault as fault:
@@ -132,9 +145,9 @@ def _point(name: str, kind: str, point: Any, source: dict[str, str]) -> list[Rea
 
 def _nanos_as_ms(raw: Any, name: str) -> int:
     """``timeUnixNano`` (a number, or text as protobuf's JSON mapping writes 64-bit integers) → ms."""
-    if isinstance(raw, str) and raw.isdigit() and len(raw) <= 20:
+    if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) <= 20:
         return int(raw) // 1_000_000
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and raw >= 0:
+    if isinstance(raw, (int, float)) and not isinstance(raw, bool) and math.isfinite(raw) and raw >= 0:
         return int(raw) // 1_000_000
     raise Fault(BAD_TIMESTAMP, f"otlp data point of {name!r} has timeUnixNano {str(raw)[:32]!r}")
 

@@ -54,7 +54,7 @@ class SchemaRegistry:
             schema = self._schemas[schema_id] = self._fetch_or_recall(schema_id)
         try:
             return _json_like(schemaless_reader(io.BytesIO(payload), schema, None))
-        except (EOFError, ValueError, TypeError, IndexError, KeyError, UnicodeDecodeError) as exc:
+        except Exception as exc:  # any failure of the parser on these bytes: EOF, bad UTF-8, overflow, …
             raise RecordError(
                 UNDECODABLE, f"Avro payload does not match schema id {schema_id}: {str(exc)[:200]}"
             ) from None

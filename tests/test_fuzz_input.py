@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from malformed import bad_records, megabyte_records, message_keys
 
 from adaptcast.streams import records as R
-from adaptcast.streams.formats import influx
+from adaptcast.streams.formats import SHAPES, influx
 
 SERIES = [f"s{i}" for i in range(4)]
 LOOKBACK, HORIZON, HOUR = 6, 3, 3_600_000
@@ -53,6 +53,96 @@ def test_line_protocol_never_crashes_the_decoder(raw):
     """InfluxDB line protocol is parsed in C (line-protocol-parser): whatever the bytes, each line
     is a record or a reason, and nothing raises out of the decoder."""
     for item in R.decode_message(raw, required=("usage_idle",), now_ms=int(time.time() * 1000), shape=influx):
+        assert isinstance(item, R.Record) or item.reason in R.REASONS
+
+
+JSON_VALUES = st.recursive(
+    st.one_of(
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**70), 2**70),
+        st.floats(allow_nan=False),
+        st.text(max_size=6),
+        st.sampled_from(["1704067200000000000", "²", "NaN", "-1", "1e400", "Infinity"]),
+    ),
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=6), inner, max_size=3)
+    ),
+    max_leaves=8,
+)
+OTLP_REQUEST = {
+    "resourceMetrics": [
+        {
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "api"}}]},
+            "scopeMetrics": [
+                {
+                    "metrics": [
+                        {
+                            "name": "g",
+                            "gauge": {
+                                "dataPoints": [
+                                    {
+                                        "timeUnixNano": "1704067200000000000",
+                                        "asDouble": 1.5,
+                                        "attributes": [{"key": "h", "value": {"stringValue": "a"}}],
+                                    }
+                                ]
+                            },
+                        },
+                        {
+                            "name": "h",
+                            "histogram": {
+                                "dataPoints": [
+                                    {
+                                        "timeUnixNano": "1704067200000000000",
+                                        "count": "3",
+                                        "sum": 2.5,
+                                        "flags": 0,
+                                    }
+                                ]
+                            },
+                        },
+                    ]
+                }
+            ],
+        }
+    ]
+}
+TELEGRAF_BATCH = {
+    "metrics": [{"name": "cpu", "tags": {"host": "a"}, "fields": {"value": 1.5}, "timestamp": 1704067200}]
+}
+
+
+def _nodes(obj, path=()):
+    """Every path into a JSON value, the root included."""
+    yield path
+    items = obj.items() if isinstance(obj, dict) else enumerate(obj) if isinstance(obj, list) else ()
+    for key, child in items:
+        yield from _nodes(child, (*path, key))
+
+
+def _replaced(obj, path, value):
+    if not path:
+        return value
+    copy = dict(obj) if isinstance(obj, dict) else list(obj)
+    copy[path[0]] = _replaced(obj[path[0]], path[1:], value)
+    return copy
+
+
+@settings(max_examples=3_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.sampled_from([("otlp", OTLP_REQUEST), ("telegraf", TELEGRAF_BATCH)]), st.data())
+def test_a_batch_with_any_node_of_the_wrong_kind_never_crashes_the_decoder(case, data):
+    """An OTLP request or a Telegraf batch with one to three of its nodes replaced by any JSON value:
+    each record is read or rejected with a reason; nothing raises out of the decoder (an OTLP
+    resource that was a list once did, and would have stopped the worker at every restart)."""
+    name, obj = case
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(list(_nodes(obj))))
+        obj = _replaced(obj, path, data.draw(JSON_VALUES))
+    raw = json.dumps(obj).encode()
+    for item in R.decode_message(
+        raw, required=("value",), now_ms=int(time.time() * 1000), shape=SHAPES[name]
+    ):
         assert isinstance(item, R.Record) or item.reason in R.REASONS
 
 

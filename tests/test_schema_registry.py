@@ -8,6 +8,8 @@ import decimal
 
 import pytest
 from fake_registry import FakeSchemaRegistry, avro_schema, framed
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from adaptcast.streams import records as R
 from adaptcast.streams.config import load_config, to_yaml
@@ -132,3 +134,13 @@ def test_the_registry_comes_from_the_kafka_section_and_its_secret_is_never_print
     assert rec.series == "a" and registry.auth == ["Basic S0VZOnMzY3JldA=="]  # base64 of KEY:s3cret
     assert "s3cret" not in to_yaml(cfg) and "schema_registry_auth: '***'" in to_yaml(cfg)
     assert registry_for(load_config().kafka) is None
+
+
+@settings(max_examples=1_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(payload=st.binary(max_size=40))
+def test_any_payload_bytes_are_a_record_or_undecodable(registry, payload):
+    """fastavro reads untrusted bytes: whatever it raises on them (EOF, bad UTF-8, an overflowing
+    length) is the record's reason, never an error out of the decoder."""
+    reader = SchemaRegistry(registry.url)
+    for item in R.decode_message(b"\x00\x00\x00\x00\x02" + payload, registry=reader):
+        assert isinstance(item, R.Record) or item.reason in R.REASONS
