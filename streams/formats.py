@@ -61,7 +61,13 @@ def telegraf(obj: Any) -> dict[str, Any] | list[dict[str, Any] | RecordError]:
     with ``serving.ts_unit``).
     """
     if isinstance(obj, dict) and isinstance(obj.get("metrics"), list) and "name" not in obj:
-        return [_or_error(telegraf, metric) for metric in obj["metrics"]]
+        return [
+            _or_error(_telegraf_metric, metric) for metric in obj["metrics"]
+        ]  # a batch holds metrics only
+    return _telegraf_metric(obj)
+
+
+def _telegraf_metric(obj: Any) -> dict[str, Any]:
     obj = _fields(obj, "telegraf", ("name", "fields", "timestamp"))
     tags, fields = obj.get("tags") or {}, obj["fields"]
     if not isinstance(tags, dict) or not isinstance(fields, dict):

@@ -172,6 +172,9 @@ def test_a_telegraf_batch_is_each_of_its_metrics():
     a, b, bad = R.decode_message(json.dumps(batch).encode(), shape=telegraf, ts_unit="s")
     assert (a.series, b.series, a.values) == ("mem,host=a", "mem,host=b", {"used": 1.5})
     assert bad.reason == R.MISSING_FIELD and str(bad).startswith("record 3 of 3: telegraf record lacks")
+    nested = b'{"metrics":[' * 500 + b"1" + b"]}" * 500  # a batch of batches is no metric, at any depth
+    [err] = R.decode_message(nested, shape=telegraf)
+    assert err.reason == R.MISSING_FIELD and "telegraf record lacks field 'name'" in str(err)
 
 
 def _attrs(**kv):
