@@ -27,9 +27,8 @@ from adaptcast.streams.config import KafkaConfig
 from adaptcast.streams.records import UNDECODABLE, RecordError
 
 TIMEOUT_S = 5.0  # one registry request; an unreachable registry must not hold the serving thread long
-RETRY_S = (
-    30.0  # after a fetch failed, records of that id are rejected at once for this long, not each waited on
-)
+# after a fetch failed, records of that id are rejected at once for this long, not each waited on
+RETRY_S = 30.0
 
 
 class SchemaRegistry:
@@ -99,7 +98,7 @@ class SchemaRegistry:
             )
         try:
             return parse_schema(json.loads(body["schema"]))
-        except (ValueError, TypeError, KeyError) as exc:
+        except Exception as exc:  # bad JSON, or fastavro's SchemaParseException and kin
             raise RecordError(
                 UNDECODABLE, f"schema id {schema_id} is not a valid Avro schema: {exc}"
             ) from None
