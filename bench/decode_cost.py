@@ -2,7 +2,8 @@
 
 A Kafka value is decoded by ``streams.records.decode_message`` (parsed, reshaped by the record
 format, validated); this times that per record against the floor of parsing the same bytes with
-orjson alone (line protocol: the C parser alone), best of three, in one process. Prints JSON.
+orjson alone (line protocol: the C parser alone; OTLP protobuf: protobuf's parser alone), best of
+three, in one process. Prints JSON.
 
     python bench/decode_cost.py [--out bench/results/decode_cost.json]
 """
@@ -18,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+from google.protobuf.json_format import ParseDict
 from line_protocol_parser import parse_line
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,6 +80,11 @@ def otlp(n: int) -> dict[str, Any]:
     return {"resourceMetrics": [{"resource": resource, "scopeMetrics": [{"metrics": metrics}]}]}
 
 
+def proto(request: dict[str, Any]) -> bytes:
+    """An OTLP request in protobuf, as the Collector's exporter writes it by default."""
+    return ParseDict(request, ExportMetricsServiceRequest()).SerializeToString()
+
+
 def cases() -> list[tuple[str, str, bytes, int]]:
     """(case, record_format, message bytes, records in it)."""
     dumps = orjson.dumps
@@ -94,6 +102,7 @@ def cases() -> list[tuple[str, str, bytes, int]]:
         ("influx line protocol, 100 lines", "influx", "\n".join(line(i) for i in range(100)).encode(), 100),
         ("otlp request of 100 points", "otlp", dumps(otlp(100)), 100),
         ("otlp request of 1,000 points", "otlp", dumps(otlp(1000)), 1000),
+        ("otlp protobuf request of 1,000 points", "otlp", proto(otlp(1000)), 1000),
     ]
 
 
@@ -111,6 +120,8 @@ def main() -> None:
         if fmt == "influx":
             lines = raw.decode().splitlines()
             floor = best_us(lambda: [parse_line(x) for x in lines], n)
+        elif fmt == "otlp" and raw[:1] != b"{":
+            floor = best_us(lambda: ExportMetricsServiceRequest.FromString(raw), n)
         else:
             floor = best_us(lambda: orjson.loads(raw), n)
         rows.append(

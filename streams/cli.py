@@ -176,7 +176,7 @@ def config_show(config_path: str | None) -> None:
     help="Shape of the input records: adaptcast's own, Telegraf's JSON, influx (InfluxDB line "
     "protocol: Telegraf's default), prometheus-kafka-adapter's "
     "JSON, flat (every numeric field a value), debezium (a table's change events), cloudevents "
-    "(structured JSON) or otlp (the OpenTelemetry Collector's otlp_json; target value). "
+    "(structured JSON) or otlp (the OpenTelemetry Collector's protobuf or JSON; target value). "
     "[serving.record_format]",
 )
 @click.option(

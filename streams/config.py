@@ -434,7 +434,7 @@ class ServingConfig(_Section):
         "data format, times in ns unless ts_unit is set), prometheus-kafka-adapter's JSON (name, labels, "
         "value, timestamp), flat (series, ts, and every other numeric field a value), debezium (a "
         "table's change events, the row after read as flat), cloudevents (structured JSON, data read "
-        "as flat) or otlp (the OpenTelemetry Collector's Kafka exporter, encoding otlp_json: every "
+        "as flat) or otlp (the OpenTelemetry Collector's Kafka exporter, otlp_proto or otlp_json: every "
         "data point a reading of value); see docs/architecture.md",
     )
     series_field: str | None = Field(

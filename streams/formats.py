@@ -15,7 +15,9 @@ from collections.abc import Callable
 from functools import cache, partial
 from typing import Any
 
+from google.protobuf.json_format import MessageToDict
 from line_protocol_parser import LineFormatError, parse_line
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from adaptcast.forecast import otlp as otlp_request
 from adaptcast.forecast.exports import line_series, series_name
@@ -24,9 +26,10 @@ from adaptcast.streams.records import (
     MISSING_VALUE,
     NOT_OBJECT,
     UNDECODABLE,
+    BytesFormat,
     RecordError,
-    TextFormat,
     number_text,
+    parse_json,
 )
 
 Shape = Callable[[Any], "dict[str, Any] | list[dict[str, Any] | RecordError]"]
@@ -107,7 +110,7 @@ def _influx_lines(raw: bytes) -> list[dict[str, Any] | RecordError]:
     return out
 
 
-influx = TextFormat(_influx_lines)
+influx = BytesFormat(_influx_lines)
 
 
 def prometheus(obj: Any) -> dict[str, Any]:
@@ -229,11 +232,32 @@ def _or_error(shape: Callable[[Any], Any], obj: Any) -> Any:
         return err
 
 
-def otlp(obj: Any) -> list[dict[str, Any] | RecordError]:
-    """An OTLP metrics request in JSON (``{"resourceMetrics": [...]}``), what the OpenTelemetry
-    Collector's Kafka exporter writes with ``encoding: otlp_json``: a reading of ``value`` per
-    data point (:mod:`~adaptcast.forecast.otlp`), stamped in ms whatever ``serving.ts_unit`` says.
-    """
+def _otlp_message(raw: bytes) -> list[dict[str, Any] | RecordError]:
+    """An OTLP metrics request, what the OpenTelemetry Collector's Kafka exporter writes: protobuf
+    (``encoding: otlp_proto``, its default) or JSON (``otlp_json``), told apart by the first byte
+    (a JSON request opens with ``{``, a protobuf one with its field tag)."""
+    if raw.lstrip()[:1] in (b"{", b"["):
+        obj = parse_json(raw)
+        return [r for item in (obj if isinstance(obj, list) else [obj]) for r in _otlp_records(item)]
+    try:
+        request = ExportMetricsServiceRequest.FromString(raw)
+    except Exception:  # protobuf's DecodeError and kin, on bytes that are not such a message
+        request = None
+    if request is None or not request.resource_metrics:  # an empty request is zero bytes long
+        raise RecordError(
+            UNDECODABLE,
+            "neither an OTLP metrics request in protobuf (ExportMetricsServiceRequest) nor in JSON",
+        )
+    return _otlp_records(MessageToDict(request))
+
+
+otlp = BytesFormat(_otlp_message)
+
+
+def _otlp_records(obj: Any) -> list[dict[str, Any] | RecordError]:
+    """An OTLP metrics request in JSON (``{"resourceMetrics": [...]}``, as protobuf's JSON mapping
+    writes it): a reading of ``value`` per data point (:mod:`~adaptcast.forecast.otlp`), stamped in
+    ms whatever ``serving.ts_unit`` says."""
     _fields(obj, "otlp", ("resourceMetrics",))
     try:
         found = otlp_request.readings(obj)
@@ -249,7 +273,7 @@ def otlp(obj: Any) -> list[dict[str, Any] | RecordError]:
     ]
 
 
-SHAPES: dict[str, Shape | TextFormat | None] = {
+SHAPES: dict[str, Shape | BytesFormat | None] = {
     "adaptcast": None,
     "telegraf": telegraf,
     "prometheus": prometheus,
@@ -265,7 +289,7 @@ NAMED_FIELDS = ("flat", "debezium", "cloudevents")  # the shapes whose series an
 
 def shape_for(
     record_format: str, series_field: str | None = None, time_field: str | None = None
-) -> Shape | TextFormat | None:
+) -> Shape | BytesFormat | None:
     """The shape of ``serving.record_format``, reading the series and time from the named fields
     (``serving.series_field``, ``serving.time_field``) where the shape has such fields."""
     shape = SHAPES[record_format]

@@ -252,10 +252,20 @@ def _parse_slowly(raw: bytes) -> Any:
         raise RecordError(UNDECODABLE, "JSON nested too deeply") from None
 
 
+def parse_json(raw: bytes, registry: FramedDecoder | None = None) -> Any:
+    """A Kafka value's JSON (or Avro, given the ``registry``): orjson for the common case, the
+    standard library or the framing's reader for what it refuses, ``undecodable`` for the rest."""
+    try:
+        return orjson.loads(raw) if raw[:1] != b"\x00" else _unframed(raw, registry)
+    except orjson.JSONDecodeError:  # NaN/Infinity literals, huge integers, deep nesting: the standard parser
+        return _unframed(raw, registry)
+
+
 @dataclass(frozen=True)
-class TextFormat:
-    """A record format that is not JSON: ``read`` turns a message's bytes into its records, each a
-    contract object or the :class:`RecordError` of one that cannot be read."""
+class BytesFormat:
+    """A record format read from a message's bytes, not parsed as JSON first (line protocol, OTLP's
+    protobuf or JSON): ``read`` turns the bytes into records, each a contract object or the
+    :class:`RecordError` of one that cannot be read."""
 
     read: Callable[[bytes], list[Any]]
 
@@ -266,7 +276,7 @@ def decode_message(
     now_ms: int | None = None,
     max_future_ms: int = 86_400_000,
     ts_unit: str = "ms",
-    shape: Callable[[Any], Any] | TextFormat | None = None,
+    shape: Callable[[Any], Any] | BytesFormat | None = None,
     key: bytes | None = None,
     message_ts_ms: int | None = None,
     registry: FramedDecoder | None = None,
@@ -276,7 +286,7 @@ def decode_message(
 
     A value holds one record, a JSON array of them (producers that batch readings), or what
     ``shape`` unpacks into several (streams/formats.py: Telegraf's batch format, an OTLP request);
-    ``shape`` maps a producer's own JSON onto the contract first, or, a :class:`TextFormat`, reads a
+    ``shape`` maps a producer's own JSON onto the contract first, or, a :class:`BytesFormat`, reads a
     format that is not JSON (InfluxDB line protocol, a line per record). An error of one of several
     records names which it is, and the others are kept. Given a message ``key`` (with
     ``serving.series_from_key``), a record without ``series`` takes it: the contract keys messages
@@ -311,17 +321,14 @@ def decode_message(
 
 
 def _objects(
-    raw: bytes | None, shape: Callable[[Any], Any] | TextFormat | None, registry: FramedDecoder | None
+    raw: bytes | None, shape: Callable[[Any], Any] | BytesFormat | None, registry: FramedDecoder | None
 ) -> list[Any]:
     """The records a Kafka value holds, each a contract object or the error of one that is not."""
     if raw is None:
         raise RecordError(UNDECODABLE, "no value: a null Kafka value (a tombstone) carries no record")
-    if isinstance(shape, TextFormat):
+    if isinstance(shape, BytesFormat):
         return shape.read(raw)
-    try:
-        obj = orjson.loads(raw) if raw[:1] != b"\x00" else _unframed(raw, registry)
-    except orjson.JSONDecodeError:  # NaN/Infinity literals, huge integers, deep nesting: the standard parser
-        obj = _unframed(raw, registry)
+    obj = parse_json(raw, registry)
     if type(obj) is list and not obj:
         raise RecordError(NOT_OBJECT, "an empty JSON array holds no record")
     out: list[Any] = []

@@ -21,7 +21,7 @@ from adaptcast.streams.config import KafkaConfig
 from adaptcast.streams.formats import Shape
 from adaptcast.streams.grid import GridRules
 from adaptcast.streams.kafka_io import TOPIC_CHECK_S, bootstrap_servers, client_options
-from adaptcast.streams.records import FramedDecoder, Record, TextFormat, decode_message
+from adaptcast.streams.records import BytesFormat, FramedDecoder, Record, decode_message
 from adaptcast.streams.regular import on_grid
 
 Message = tuple[bytes | None, bytes | None, int | None]  # key, value, timestamp (ms; None: not to be used)
@@ -80,7 +80,7 @@ def series_histories(
     max_future_ms: int = 86_400_000,
     rules: GridRules | None = None,
     ts_unit: str = "ms",
-    shape: Shape | TextFormat | None = None,
+    shape: Shape | BytesFormat | None = None,
     registry: FramedDecoder | None = None,
 ) -> dict[str, np.ndarray]:
     """Series id → ``[rows, channels]`` float32 rows, from raw record values in offset order: each

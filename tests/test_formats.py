@@ -414,3 +414,23 @@ def test_a_train_from_the_topic_reads_batches_as_the_worker_does():
         requests.append(json.dumps(request).encode())
     got = series_histories(requests, ["value"], shape=otlp)
     assert len(got) == 6 and all(len(rows) == 6 for rows in got.values())  # the six readable series
+
+
+def test_an_otlp_request_in_protobuf_reads_as_the_same_request_in_json():
+    """The Collector's Kafka exporter writes protobuf unless told otherwise (encoding otlp_proto)."""
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    request = _otlp_request()
+    proto = ParseDict(request, ExportMetricsServiceRequest()).SerializeToString()
+
+    def read(raw):
+        return [
+            (r.series, r.ts_ms, r.values) if isinstance(r, R.Record) else (r.reason, str(r))
+            for r in R.decode_message(raw, shape=otlp)
+        ]
+
+    assert read(proto) == read(json.dumps(request).encode()) and len(read(proto)) == 8
+    for raw in (b"\x0a\x03abc", b"\xff\xfe\xfd", b"not json"):  # a truncated message, bytes, text
+        [err] = R.decode_message(raw, shape=otlp)
+        assert err.reason == R.UNDECODABLE and "neither an OTLP metrics request" in str(err)

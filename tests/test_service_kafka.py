@@ -370,8 +370,8 @@ def test_telegraf_metrics_are_served_per_tag_set(kafka_bootstrap, tmp_path):
 
 
 def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(kafka_bootstrap, tmp_path):
-    """The OpenTelemetry Collector's Kafka exporter (encoding otlp_json) writes one request per
-    message, each holding many series' data points: with record_format otlp every point is a
+    """The OpenTelemetry Collector's Kafka exporter (encoding otlp_proto or otlp_json) writes one
+    request per message, each holding many series' data points: with record_format otlp every point is a
     reading; the others are served when some are bad, and the message is dead-lettered once with
     each bad point's reason, not copied once per point (a request can hold thousands)."""
     names = _topics(kafka_bootstrap, partitions=1)
@@ -400,12 +400,15 @@ def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(
             ]
         }
 
-    _produce(
-        kafka_bootstrap,
-        names["input"],
-        [(b"api", json.dumps(request(t)).encode()) for t in range(steps)],
-        raw=True,
-    )
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    def encoded(t: int) -> bytes:  # otlp_json and otlp_proto (the exporter's default), alternately
+        if t % 2:
+            return ParseDict(request(t), ExportMetricsServiceRequest()).SerializeToString()
+        return json.dumps(request(t)).encode()
+
+    _produce(kafka_bootstrap, names["input"], [(b"api", encoded(t)) for t in range(steps)], raw=True)
     cfg = _naive_config(kafka_bootstrap, names, tmp_path, "value", serving={"record_format": "otlp"})
     worker = _serve_all(cfg, 4 * steps)
     series = {f'load{{host="{h}",service.name="api"}}' for h in ("a", "b")}
