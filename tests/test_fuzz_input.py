@@ -146,6 +146,22 @@ def test_a_batch_with_any_node_of_the_wrong_kind_never_crashes_the_decoder(case,
         assert isinstance(item, R.Record) or item.reason in R.REASONS
 
 
+@settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.integers(0, 400), st.binary(max_size=8), st.binary(max_size=60))
+def test_any_bytes_as_an_otlp_protobuf_request_never_crash_the_decoder(at, splice, noise):
+    """OTLP in protobuf (the Collector's default encoding): a valid request with bytes spliced in,
+    or noise alone, is read or rejected with a reason."""
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    valid = ParseDict(OTLP_REQUEST, ExportMetricsServiceRequest()).SerializeToString()
+    for raw in (valid[:at] + splice + valid[at:], noise):
+        for item in R.decode_message(
+            raw, required=("value",), now_ms=int(time.time() * 1000), shape=SHAPES["otlp"]
+        ):
+            assert isinstance(item, R.Record) or item.reason in R.REASONS
+
+
 def collect_bad(n: int) -> list[tuple[bytes | None, bytes, str]]:
     """``n`` generated malformed records as ``(message key, value, reason)``, plus the 1 MB ones."""
     out: list[tuple[bytes | None, bytes, str]] = []
