@@ -37,7 +37,7 @@ def test_decoder_rejects_each_malformed_record_with_its_reason(case):
 LINE = b'cpu,host=web\\ 1,cpu=cpu0 usage_idle=91.5,usage_user=3i,state="ok",up=true 1704070800000000000'
 
 
-@settings(max_examples=3_000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1_000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     st.one_of(
         st.binary(max_size=200),
@@ -129,7 +129,7 @@ def _replaced(obj, path, value):
     return copy
 
 
-@settings(max_examples=3_000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1_000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.sampled_from([("otlp", OTLP_REQUEST), ("telegraf", TELEGRAF_BATCH)]), st.data())
 def test_a_batch_with_any_node_of_the_wrong_kind_never_crashes_the_decoder(case, data):
     """An OTLP request or a Telegraf batch with one to three of its nodes replaced by any JSON value:
@@ -146,7 +146,7 @@ def test_a_batch_with_any_node_of_the_wrong_kind_never_crashes_the_decoder(case,
         assert isinstance(item, R.Record) or item.reason in R.REASONS
 
 
-@settings(max_examples=2_000, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=1_000, deadline=None, suppress_health_check=list(HealthCheck))
 @given(st.integers(0, 400), st.binary(max_size=8), st.binary(max_size=60))
 def test_any_bytes_as_an_otlp_protobuf_request_never_crash_the_decoder(at, splice, noise):
     """OTLP in protobuf (the Collector's default encoding): a valid request with bytes spliced in,
