@@ -29,6 +29,11 @@ def series_name(name: str, labels: Mapping[str, Any]) -> str:
     return f"{name}{{{inner}}}" if inner or not name else name
 
 
+def is_number(value: Any) -> bool:
+    """A JSON (or line-protocol) number: a boolean is not one, though Python counts it as an int."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 def line_series(measurement: str, tags: Mapping[str, Any]) -> str:
     """``measurement,tag=value,...`` with tags sorted: a series as InfluxDB line protocol keys it,
     and as the live worker's ``influx`` and ``telegraf`` record formats name it."""
@@ -62,7 +67,7 @@ def line_protocol(path: Path) -> pl.DataFrame:
             series.append(line_series(point["measurement"], point["tags"]))
             stamps.append(point["time"])
             for name, value in point["fields"].items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                if is_number(value):
                     fields.setdefault(name, [None] * row).append(float(value))
             for column in fields.values():
                 column.extend([None] * (row + 1 - len(column)))
@@ -124,7 +129,7 @@ def prometheus_answer(obj: dict[str, Any], path: Path) -> pl.DataFrame:
         names.append(np.full(len(pairs), _named(r.get("metric")), dtype=object))
         stamps.append(np.rint(np.array([p[0] for p in pairs], dtype=np.float64) * 1000).astype(np.int64))
         values.append(np.array([p[1] for p in pairs], dtype=np.float64))  # numbers as text, NaN and ±Inf
-    return _long(names, stamps, values, path)
+    return long_frame(names, stamps, values, path)
 
 
 VICTORIA_FIELDS = {"metric", "values", "timestamps"}  # a line of VictoriaMetrics' /api/v1/export
@@ -147,7 +152,7 @@ def victoria_export(df: pl.DataFrame, path: Path) -> pl.DataFrame:
         names.append(np.full(len(vals), name, dtype=object))
         stamps.append(np.asarray(times, dtype=np.int64))
         values.append(np.array([np.nan if v is None else v for v in vals], dtype=np.float64))
-    return _long(names, stamps, values, path)
+    return long_frame(names, stamps, values, path)
 
 
 def _named(labels: Mapping[str, Any] | None) -> str:
@@ -155,7 +160,7 @@ def _named(labels: Mapping[str, Any] | None) -> str:
     return series_name(str((labels or {}).get("__name__") or ""), labels or {})
 
 
-def _long(
+def long_frame(
     names: list[np.ndarray], stamps: list[np.ndarray], values: list[np.ndarray], path: Path
 ) -> pl.DataFrame:
     if not names or not sum(len(n) for n in names):

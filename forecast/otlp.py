@@ -17,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import orjson
 import polars as pl
 
 from adaptcast.forecast.base import InputError
-from adaptcast.forecast.exports import SERIES, TIME, VALUE, series_name
+from adaptcast.forecast.exports import is_number, long_frame, series_name
 
 # The resource attributes that tell a source apart and name its series; the others (SDK and runtime
 # versions, process ids) describe the source, and a series would split when they changed.
@@ -193,20 +194,13 @@ def read_requests(path: Path) -> pl.DataFrame:
             values.append(value)
     if not series:
         raise InputError(f"{path}: the OTLP requests hold no data points")
-    return pl.DataFrame(
-        {
-            SERIES: pl.Series(series, dtype=pl.String),
-            TIME: pl.Series(stamps, dtype=pl.Int64).cast(pl.Datetime("ms")),
-            VALUE: pl.Series(values, dtype=pl.Float64),
-        }
-    )
+    names = np.array(series, dtype=object)
+    return long_frame([names], [np.array(stamps, dtype=np.int64)], [np.array(values)], path)
 
 
 def _number(value: Any) -> float | None:
     """A reading's value as a float (NaN where the request wrote ``NaN``), or None if it is none."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
+    if is_number(value):
         return float(value)
     try:
         return float(value) if isinstance(value, str) else None

@@ -23,10 +23,8 @@ from adaptcast.streams.grid import Fill, GridRules, parse_period
 from adaptcast.streams.resample import Resample
 
 ENV_PREFIX = "ADAPTCAST__"
-SECRET_KEYS = (
-    "sasl_password",
-    "schema_registry_auth",
-)  # never printed: masked in `config show` and in error messages
+# never printed: masked in `config show` and in error messages
+SECRET_KEYS = ("sasl_password", "schema_registry_auth")
 
 
 class ConfigError(ValueError):

@@ -20,7 +20,7 @@ from line_protocol_parser import LineFormatError, parse_line
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from adaptcast.forecast import otlp as otlp_request
-from adaptcast.forecast.exports import line_series, series_name
+from adaptcast.forecast.exports import is_number, line_series, series_name
 from adaptcast.streams.records import (
     MISSING_FIELD,
     MISSING_VALUE,
@@ -47,11 +47,6 @@ def _fields(obj: Any, shape: str, needed: tuple[str, ...]) -> dict[str, Any]:
                 MISSING_FIELD, f"{shape} record lacks field {key!r} (needs {', '.join(needed)})"
             )
     return obj
-
-
-def _is_number(v: Any) -> bool:
-    """A JSON number (a boolean is not one, though Python counts it as an int)."""
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 def telegraf(obj: Any) -> dict[str, Any] | list[dict[str, Any] | RecordError]:
@@ -82,7 +77,7 @@ def _line_record(name: str, tags: dict[str, Any], fields: dict[str, Any]) -> dic
     """A metric of InfluxDB's model as a record: the series is the line-protocol series key
     (:func:`~adaptcast.forecast.exports.line_series`), the values its numeric fields (text and
     boolean fields are not forecast)."""
-    return {"series": line_series(name, tags), "values": {k: v for k, v in fields.items() if _is_number(v)}}
+    return {"series": line_series(name, tags), "values": {k: v for k, v in fields.items() if is_number(v)}}
 
 
 def _influx_lines(raw: bytes) -> list[dict[str, Any] | RecordError]:
@@ -162,7 +157,7 @@ def flat(obj: Any, series_field: str = "series", time_field: str | None = None) 
         for k, v in obj.items()
         if k not in ids
         and k not in stamps
-        and (_is_number(v) or (isinstance(v, str) and number_text(v) is not None))
+        and (is_number(v) or (isinstance(v, str) and number_text(v) is not None))
     }
     return out
 
