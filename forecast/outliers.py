@@ -112,13 +112,13 @@ def repair(X: np.ndarray, bounds: np.ndarray) -> np.ndarray:
     stays for the model to forecast from; nor is a new level, whose neighbours are beyond too. A
     glitch is replaced by the median of the values around it, as :func:`clean` does.
     """
-    lo, hi = bounds[0], bounds[1]
-    low, high = lo - (hi - lo), hi + (hi - lo)
     beyond = _beyond(X, bounds, 1.0)
     w, n = HALF_WIDTH, X.shape[1]
     beyond[:, n - w :, :] &= far_beyond(X[:, n - w :, :], bounds)
     if not beyond.any():
         return X
+    lo, hi = bounds[0], bounds[1]
+    low, high = lo - (hi - lo), hi + (hi - lo)  # where a glitch's neighbours must lie
     out = X.copy()
     for b, i, c in zip(*np.nonzero(beyond), strict=True):  # row by row: an earlier one is mended first
         before, after = out[b, max(0, i - w) : i, c], X[b, i + 1 : i + 1 + w, c]
