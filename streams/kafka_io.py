@@ -129,6 +129,15 @@ class KafkaSource:
     def seek(self, tp: TopicPartition, offset: int) -> None:
         self.consumer.seek(tp, offset)
 
+    def pause(self, tp: TopicPartition) -> None:
+        """Fetch nothing more from ``tp`` until :meth:`resume` (the group membership stays)."""
+        self.consumer.pause(tp)
+
+    def resume(self, tp: TopicPartition) -> None:
+        """Fetch from ``tp`` again; a partition no longer assigned is left alone."""
+        if tp in self.consumer.assignment():
+            self.consumer.resume(tp)
+
     def beginning(self, tp: TopicPartition) -> int:
         return self.consumer.beginning_offsets([tp])[tp]
 

@@ -62,6 +62,7 @@ COMPUTE_CLOCKS = {"wall": "wall_s", "cpu": "cpu_s", "cuda": "cuda_s"}
 MODEL_SERVING = "model_serving"
 PARTITIONS_ASSIGNED = "partitions_assigned"
 KAFKA_CONNECTED = "kafka_connected"  # the broker answers (at start, then each second; Kafka only)
+SCHEMA_REGISTRY = "schema_registry"  # no partition waits for the registry (with kafka.schema_registry_url)
 DEFAULT_MAX_MODEL_AGE_S = 7 * 86_400.0
 
 
@@ -302,7 +303,8 @@ class Metrics:
         return self.clock() - self.heartbeat
 
     def set_condition(self, name: str, ok: bool = True) -> None:
-        """Set one readiness condition (``MODEL_SERVING``, ``KAFKA_CONNECTED``, ``PARTITIONS_ASSIGNED``)."""
+        """Set one readiness condition (``MODEL_SERVING``, ``KAFKA_CONNECTED``, ``PARTITIONS_ASSIGNED``,
+        ``SCHEMA_REGISTRY``)."""
         self.conditions[name] = ok
 
     @property

@@ -210,8 +210,19 @@ def validate(
 REGISTRY_MAGIC = 0  # Confluent Schema Registry framing: this byte, a 4-byte schema id, then the payload
 
 
+class SchemaUnavailable(Exception):
+    """The writer's schema of a framed record cannot be had now (its registry does not answer, or
+    refuses this client). The record is not bad: it is to be read again ``retry_in_s`` from now."""
+
+    def __init__(self, message: str, retry_in_s: float):
+        super().__init__(message)
+        self.retry_in_s = retry_in_s
+
+
 class FramedDecoder(Protocol):
-    """Reads a payload in Schema Registry framing that is not JSON (streams/schema_registry.py)."""
+    """Reads a payload in Schema Registry framing that is not JSON (streams/schema_registry.py):
+    raises :class:`RecordError` for a record that cannot be read, :class:`SchemaUnavailable` while
+    its schema cannot be had."""
 
     def decode(self, schema_id: int, payload: bytes) -> Any: ...
 
@@ -298,7 +309,8 @@ def decode_message(
     JSON in Schema Registry framing is read (``_unframed``), Avro in it too given the ``registry``
     that holds its schema, and a record in Kafka Connect's
     ``{"schema", "payload"}`` envelope is its payload. A null value (a tombstone, as compacted
-    topics and some connectors write) is ``undecodable``.
+    topics and some connectors write) is ``undecodable``. While the ``registry`` cannot give a
+    record's schema, :class:`SchemaUnavailable` is raised: the message is to be read again later.
     """
     try:
         objs = _objects(raw, shape, registry)

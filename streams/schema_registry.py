@@ -19,38 +19,53 @@ import time
 import urllib.error
 import urllib.request
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastavro import parse_schema, schemaless_reader
 
 from adaptcast.streams.config import KafkaConfig
-from adaptcast.streams.records import UNDECODABLE, RecordError
+from adaptcast.streams.records import UNDECODABLE, RecordError, SchemaUnavailable
 
 TIMEOUT_S = 5.0  # one registry request; an unreachable registry must not hold the serving thread long
-# after a fetch failed, records of that id are rejected at once for this long, not each waited on
-RETRY_S = 30.0
+FIRST_RETRY_S = 1.0  # after the registry failed to answer, ask again this long after, doubling …
+RETRY_S = 30.0  # … up to this; and a schema id the registry does not have is asked for again after it
 
 
 class SchemaRegistry:
     """Schemas by id from a registry at ``url`` (``auth`` ``user:password`` for HTTP basic auth,
-    as Confluent Cloud's API key and secret), fetched on first use and kept."""
+    as Confluent Cloud's API key and secret), fetched on first use and kept.
+
+    A record is ``undecodable`` only for what it holds: an id the registry answers it does not
+    have, a schema that is not Avro, bytes that do not match. While the registry itself does not
+    answer (down, overloaded, a wrong URL or credentials), records of ids not fetched yet raise
+    :class:`SchemaUnavailable` instead, and the registry is asked again after a backoff that
+    doubles from ``FIRST_RETRY_S`` to ``retry_s``: the worker holds such records back rather than
+    dead-letter a whole outage's traffic.
+    """
 
     def __init__(
-        self, url: str, auth: str | None = None, timeout_s: float = TIMEOUT_S, retry_s: float = RETRY_S
+        self,
+        url: str,
+        auth: str | None = None,
+        timeout_s: float = TIMEOUT_S,
+        retry_s: float = RETRY_S,
+        clock: Callable[[], float] = time.monotonic,
     ):
         self.url = url.rstrip("/")
         self._headers = {"Accept": "application/vnd.schemaregistry.v1+json, application/json"}
         if auth:
             self._headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
-        self.timeout_s, self.retry_s = timeout_s, retry_s
+        self.timeout_s, self.retry_s, self.clock = timeout_s, retry_s, clock
         self._schemas: dict[int, Any] = {}
-        self._failed: dict[int, tuple[float, RecordError]] = {}  # id → when its fetch failed, and why
+        self._refused: dict[int, tuple[float, RecordError]] = {}  # id → until when, and why it is refused
+        self._down: tuple[float, float, str] | None = None  # the registry failed: until when, backoff, why
 
     def decode(self, schema_id: int, payload: bytes) -> Any:
         """The record ``payload`` holds, written with schema ``schema_id``, as JSON-like values."""
         schema = self._schemas.get(schema_id)
         if schema is None:
-            schema = self._schemas[schema_id] = self._fetch_or_recall(schema_id)
+            schema = self._schemas[schema_id] = self._schema(schema_id)
         try:
             return _json_like(schemaless_reader(io.BytesIO(payload), schema, None))
         except Exception as exc:  # any failure of the parser on these bytes: EOF, bad UTF-8, overflow, …
@@ -58,37 +73,52 @@ class SchemaRegistry:
                 UNDECODABLE, f"Avro payload does not match schema id {schema_id}: {str(exc)[:200]}"
             ) from None
 
-    def _fetch_or_recall(self, schema_id: int) -> Any:
-        """:meth:`_fetch`, unless a fetch of ``schema_id`` failed less than ``retry_s`` ago: then
-        its error again, at once (a registry that does not answer would otherwise hold the serving
-        thread ``timeout_s`` for every record of the id)."""
-        failed = self._failed.get(schema_id)
-        if failed is not None and time.monotonic() - failed[0] < self.retry_s:
-            raise failed[1]
+    def _schema(self, schema_id: int) -> Any:
+        """:meth:`_fetch`, unless asking now is known to be futile: the id was refused less than
+        ``retry_s`` ago (its error again), or the registry failed and its backoff has not passed
+        (:class:`SchemaUnavailable` at once, so a registry that does not answer does not hold the
+        serving thread ``timeout_s`` per record)."""
+        now = self.clock()
+        refused = self._refused.get(schema_id)
+        if refused is not None and now < refused[0]:
+            raise refused[1]
+        if self._down is not None and now < self._down[0]:
+            until, _, why = self._down
+            raise SchemaUnavailable(why, until - now)
         try:
             schema = self._fetch(schema_id)
         except RecordError as err:
-            self._failed[schema_id] = (time.monotonic(), err)
+            self._refused[schema_id] = (self.clock() + self.retry_s, err)
             raise
-        self._failed.pop(schema_id, None)
+        except SchemaUnavailable as exc:
+            wait = FIRST_RETRY_S if self._down is None else 2 * self._down[1]
+            wait = min(wait, self.retry_s)
+            self._down = (self.clock() + wait, wait, str(exc))
+            exc.retry_in_s = wait
+            raise
+        self._down = None
+        self._refused.pop(schema_id, None)
         return schema
 
     def _fetch(self, schema_id: int) -> Any:
-        """The parsed Avro schema of ``schema_id``; an unreachable registry or a schema that is not
-        Avro is ``undecodable``."""
+        """The parsed Avro schema of ``schema_id``: a :class:`RecordError` if the registry does not
+        have it or it is not Avro, :class:`SchemaUnavailable` if the registry does not answer."""
         where = f"{self.url}/schemas/ids/{schema_id}"
         request = urllib.request.Request(where, headers=self._headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:
                 body = json.loads(answer.read())
         except urllib.error.HTTPError as exc:
-            what = "is not there" if exc.code == 404 else f"answered HTTP {exc.code}"
-            raise RecordError(
-                UNDECODABLE, f"schema id {schema_id}: the registry at {self.url} {what}"
+            raise _refusal(schema_id, where, exc) from None
+        except OSError as exc:  # refused, reset, timed out, no such host
+            raise SchemaUnavailable(
+                f"the schema registry at {self.url} cannot be reached ({exc})", 0
             ) from None
-        except (OSError, ValueError) as exc:
-            raise RecordError(
-                UNDECODABLE, f"schema id {schema_id}: the registry at {self.url} cannot be read ({exc})"
+        except ValueError:
+            raise SchemaUnavailable(
+                f"GET {where} answered something that is not JSON: is kafka.schema_registry_url a "
+                "Schema Registry's URL?",
+                0,
             ) from None
         kind = body.get("schemaType", "AVRO") if isinstance(body, dict) else None
         if kind != "AVRO" or not isinstance(body.get("schema"), str):
@@ -102,6 +132,25 @@ class SchemaRegistry:
             raise RecordError(
                 UNDECODABLE, f"schema id {schema_id} is not a valid Avro schema: {exc}"
             ) from None
+
+
+def _refusal(schema_id: int, where: str, exc: urllib.error.HTTPError) -> RecordError | SchemaUnavailable:
+    """What an HTTP error answer means: the registry's own "not found" (a body with its
+    ``error_code``) rejects the record; any other answer is the registry's, or its address's,
+    trouble, and the record waits for it."""
+    try:
+        body = json.loads(exc.read())
+    except (OSError, ValueError):
+        body = None
+    if exc.code == 404 and isinstance(body, dict) and "error_code" in body:
+        return RecordError(UNDECODABLE, f"schema id {schema_id}: the registry does not have it ({where})")
+    if exc.code in (401, 403):
+        why = "check kafka.schema_registry_auth"
+    elif exc.code == 404:
+        why = "no registry answered there: is kafka.schema_registry_url a Schema Registry's URL?"
+    else:
+        why = "the registry is not serving"
+    return SchemaUnavailable(f"GET {where} answered HTTP {exc.code} ({why})", 0)
 
 
 def _json_like(value: Any) -> Any:

@@ -52,13 +52,14 @@ from adaptcast.streams.config import Config
 from adaptcast.streams.formats import shape_for
 from adaptcast.streams.kafka_io import KafkaSink, KafkaSource, TopicPartition
 from adaptcast.streams.loop import ForecastLoop
-from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, Metrics
+from adaptcast.streams.metrics import KAFKA_CONNECTED, PARTITIONS_ASSIGNED, SCHEMA_REGISTRY, Metrics
 from adaptcast.streams.records import (
     MIN_TS_MS,
     SECONDS_AS_MS,
     UNKNOWN_SERIES,
     Record,
     RecordError,
+    SchemaUnavailable,
     decode_message,
     format_timestamp,
 )
@@ -175,6 +176,13 @@ class Worker:
         self._ts_unit = cfg.serving.record_ts_unit
         self._shape = shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field)
         self._registry = registry_for(cfg.kafka)
+        if self._registry is not None:
+            self.metrics.set_condition(SCHEMA_REGISTRY, True)
+        # partitions stopped at a record whose schema the registry cannot give now: when to read on,
+        # and, once resumed, the offset whose read clears them
+        self._waiting: dict[TopicPartition, tuple[float, int]] = {}
+        self._retrying: dict[TopicPartition, int] = {}
+        self._held_said_at = -SAY_EVERY_S
         self._series_from_key = cfg.serving.series_from_key
         self._ts_from_message = cfg.serving.ts_from_message
         self._warned_unit = False
@@ -373,6 +381,10 @@ class Worker:
             self.committed.pop(tp, None)
             self.uncommitted.pop(tp, None)
             self.warm_until.pop(tp, None)
+            self._retrying.pop(tp, None)
+            if self._waiting.pop(tp, None) is not None:
+                self.source.resume(tp)  # kept through a rebalance, it would stay paused; _assign seeks it
+        self._registry_condition()
 
     def snapshot(self, tps: list[TopicPartition] | None = None) -> None:
         """Write the windows of ``tps`` (default: all assigned) at their committed offsets, and loop state.
@@ -426,6 +438,7 @@ class Worker:
     # ---- serving ----------------------------------------------------------------------------------
     def step(self) -> int:
         """One poll → produce → flush → commit cycle; returns the number of input records handled."""
+        self._resume_held()
         msgs = self.source.poll()
         received = time.monotonic()
         skip = self._apply_rebalances()
@@ -446,19 +459,27 @@ class Worker:
         bad: dict[int, list[RecordError]] = defaultdict(list)  # id(message) → its rejected records' errors
         for msg in msgs:
             tp = TopicPartition(msg.topic, msg.partition)
-            offsets[tp] = msg.offset + 1
+            if tp in self._waiting:  # held back at an earlier message of this poll
+                continue
             warming = msg.offset < self.warm_until.get(tp, -1)
-            items = decode_message(
-                msg.value,
-                required=tuple(self.channels),
-                now_ms=now_ms,
-                max_future_ms=self._max_future_ms,
-                ts_unit=self._ts_unit,
-                shape=self._shape,
-                key=msg.key if self._series_from_key else None,
-                message_ts_ms=msg.timestamp if self._ts_from_message and msg.timestamp >= 0 else None,
-                registry=self._registry,
-            )
+            try:
+                items = decode_message(
+                    msg.value,
+                    required=tuple(self.channels),
+                    now_ms=now_ms,
+                    max_future_ms=self._max_future_ms,
+                    ts_unit=self._ts_unit,
+                    shape=self._shape,
+                    key=msg.key if self._series_from_key else None,
+                    message_ts_ms=msg.timestamp if self._ts_from_message and msg.timestamp >= 0 else None,
+                    registry=self._registry,
+                )
+            except SchemaUnavailable as exc:
+                self._hold_back(tp, msg.offset, exc)
+                continue
+            offsets[tp] = msg.offset + 1
+            if self._retrying.get(tp, offsets[tp]) < offsets[tp]:
+                del self._retrying[tp]
             held[id(msg)] = (msg, len(items))
             for rec in items:
                 if not isinstance(rec, RecordError):
@@ -496,6 +517,7 @@ class Worker:
             self._dead_letter(*held[key], errors)
         n_records = sum(n for _, n in held.values())
         self.counts["records"] += n_records
+        self._registry_condition()
         self.uncommitted.update(offsets)
         if not self._await_acks():
             return n_records  # stopped while the broker was away: the batch stays uncommitted
@@ -503,6 +525,44 @@ class Worker:
         if time.monotonic() - self._last_snapshot > self.cfg.state.snapshot_interval_s:
             self._snapshot_in_background()
         return n_records
+
+    # ---- the schema registry's presence ----------------------------------------------------------------
+    def _hold_back(self, tp: TopicPartition, offset: int, exc: SchemaUnavailable) -> None:
+        """Stop reading ``tp`` at ``offset``, whose record's schema the registry cannot give now, and
+        read it again once the registry's backoff has passed: an outage of the registry delays that
+        partition's records (not ready meanwhile) instead of dead-lettering them. What was read
+        before it is served and committed."""
+        self.source.seek(tp, offset)
+        self.source.pause(tp)
+        self._waiting[tp] = (time.monotonic() + exc.retry_in_s, offset)
+        self._retrying.pop(tp, None)
+        self.metrics.set_condition(SCHEMA_REGISTRY, False)
+        now = time.monotonic()
+        if now - self._held_said_at >= SAY_EVERY_S:
+            self._held_said_at = now
+            log.warning(
+                "%s held at offset %d: %s; its records wait, none dead-lettered, read again in %.0f s",
+                tp,
+                offset,
+                exc,
+                exc.retry_in_s,
+            )
+
+    def _resume_held(self) -> None:
+        """Read on the held partitions whose wait has passed, from the record they stopped at."""
+        now = time.monotonic()
+        for tp, (at, offset) in list(self._waiting.items()):
+            if now >= at:
+                del self._waiting[tp]
+                self._retrying[tp] = offset
+                self.source.resume(tp)
+
+    def _registry_condition(self) -> None:
+        """Ready again once no partition is held or waits to re-read the record it was held at."""
+        if self._registry is not None and not self._waiting and not self._retrying:
+            if SCHEMA_REGISTRY in self.metrics.unmet():
+                log.warning("the schema registry answers again; every partition is read")
+            self.metrics.set_condition(SCHEMA_REGISTRY, True)
 
     def _admitted(self, rec: Record, now_ms: int) -> Record | RecordError:
         """``rec``, or why it is not served: a series outside ``serving.strict_series``. The first

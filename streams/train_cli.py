@@ -62,7 +62,7 @@ from adaptcast.streams.feed import row_step
 from adaptcast.streams.formats import shape_for
 from adaptcast.streams.grid import Fill, GridRules, parse_period
 from adaptcast.streams.publish import publish
-from adaptcast.streams.records import format_timestamp
+from adaptcast.streams.records import SchemaUnavailable, format_timestamp
 from adaptcast.streams.regular import OnGrid, file_period, on_grid
 from adaptcast.streams.resample import Resample
 from adaptcast.streams.retrain import training_set
@@ -451,18 +451,27 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
     """Fit the configured model on the input topic's recent records, split as a worker's own retrain is."""
     m = cfg.model
     recent = recent_values(cfg.kafka, per_partition)
-    histories = series_histories(
-        [
-            (key if cfg.serving.series_from_key else None, value, ts if cfg.serving.ts_from_message else None)
-            for key, value, ts in recent
-        ],
-        m.channels,
-        int(cfg.serving.max_future_s * 1000),
-        cfg.grid.rules(m.lookback),
-        cfg.serving.record_ts_unit,
-        shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field),
-        registry_for(cfg.kafka),
-    )
+    try:
+        histories = series_histories(
+            [
+                (
+                    key if cfg.serving.series_from_key else None,
+                    value,
+                    ts if cfg.serving.ts_from_message else None,
+                )
+                for key, value, ts in recent
+            ],
+            m.channels,
+            int(cfg.serving.max_future_s * 1000),
+            cfg.grid.rules(m.lookback),
+            cfg.serving.record_ts_unit,
+            shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field),
+            registry_for(cfg.kafka),
+        )
+    except SchemaUnavailable as exc:  # training on the records that could be read would skew the model
+        raise InputError(
+            f"topic {cfg.kafka.input_topic}: {exc}. Nothing was trained; run again once the registry answers"
+        ) from None
     model, summary, held = fit_on_histories(
         cfg,
         list(histories.values()),

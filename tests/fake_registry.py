@@ -16,18 +16,27 @@ from fastavro import parse_schema, schemaless_writer
 
 class FakeSchemaRegistry:
     """Schemas by id (``{"schema": text}``, plus ``schemaType`` for non-Avro ones), the requests
-    it was asked, and the Authorization headers it saw."""
+    it was asked, and the Authorization headers it saw. Set ``failing`` to an HTTP status (and
+    ``failing_body``) to have every request answered with it, as a registry in trouble, or a
+    server that is not a registry, answers."""
 
     def __init__(self, schemas: dict[int, dict[str, Any]]):
         self.schemas = schemas
         self.requests: list[str] = []
         self.auth: list[str | None] = []
+        self.failing: int | None = None
+        self.failing_body = b""
         registry = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 registry.requests.append(self.path)
                 registry.auth.append(self.headers.get("Authorization"))
+                if registry.failing is not None:
+                    self.send_response(registry.failing)
+                    self.end_headers()
+                    self.wfile.write(registry.failing_body)
+                    return
                 schema_id = int(self.path.rsplit("/", 1)[-1]) if self.path.startswith("/schemas/ids/") else -1
                 body = registry.schemas.get(schema_id)
                 if body is None:

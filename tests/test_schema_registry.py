@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import decimal
 import functools
+import re
 
 import pytest
 from fake_registry import FakeSchemaRegistry, avro_schema, framed
@@ -92,7 +93,10 @@ def test_what_cannot_be_read_is_undecodable_saying_why(registry):
     registry.schemas[4] = {"schema": "syntax = 'proto3';", "schemaType": "PROTOBUF"}
     registry.schemas[6] = {"schema": '{"type": "nope"}'}  # no Avro schema, though the registry says so
     cases = [
-        (framed(9, CONTRACT, {"series": "a", "ts": 1, "values": {}}), "schema id 9: the registry at"),
+        (
+            framed(9, CONTRACT, {"series": "a", "ts": 1, "values": {}}),
+            "schema id 9: the registry does not have it",
+        ),
         (b"\x00\x00\x00\x00\x04\x01\x02", "schema id 4 is PROTOBUF; adaptcast reads Avro and JSON"),
         (b"\x00\x00\x00\x00\x01\xff\xff\xff", "Avro payload does not match schema id 1"),
         (b"\x00\x00\x00\x00\x06\x01", "schema id 6 is not a valid Avro schema"),
@@ -106,24 +110,87 @@ def test_what_cannot_be_read_is_undecodable_saying_why(registry):
     ) and "kafka.schema_registry_url" in str(err)
 
 
-def test_an_unreachable_registry_is_undecodable_and_asked_again_after_a_while():
+class Clock:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_an_unreachable_registry_makes_records_wait_not_undecodable_asked_again_after_a_doubling_backoff():
     fake = FakeSchemaRegistry({})
     url = fake.url
     fake.close()  # nothing listens there now
-    reader = SchemaRegistry(url, timeout_s=1.0, retry_s=60.0)
+    clock = Clock()
+    reader = SchemaRegistry(url, timeout_s=1.0, retry_s=5.0, clock=clock)
     raw = framed(1, CONTRACT, {"series": "a", "ts": 1, "values": {"y": 2.0}})
-    [err] = R.decode_message(raw, registry=reader)
-    assert err.reason == R.UNDECODABLE and "cannot be read" in str(err)
+    waits = []
+    for _ in range(5):
+        with pytest.raises(R.SchemaUnavailable, match="cannot be reached") as caught:
+            R.decode_message(raw, registry=reader)
+        waits.append(caught.value.retry_in_s)
+        clock.now += caught.value.retry_in_s
+    assert waits == [1.0, 2.0, 4.0, 5.0, 5.0]  # doubling from FIRST_RETRY_S, capped at retry_s
     fake = FakeSchemaRegistry({1: avro_schema(CONTRACT)})
     try:
         reader.url = fake.url  # the registry is back (here: on another port)
-        [again] = R.decode_message(raw, registry=reader)
-        assert "cannot be read" in str(again) and not fake.requests  # not asked again within retry_s
-        reader.retry_s = 0.0  # the retry interval has passed
+        clock.now -= 1.0
+        with pytest.raises(R.SchemaUnavailable) as caught:
+            R.decode_message(raw, registry=reader)
+        assert (
+            caught.value.retry_in_s == pytest.approx(1.0) and not fake.requests
+        )  # not asked within the wait
+        clock.now += 1.0
         [rec] = R.decode_message(raw, registry=reader)
-        assert rec.values == {"y": 2.0} and fake.requests == ["/schemas/ids/1"]  # the failure was not kept
+        assert rec.values == {"y": 2.0} and fake.requests == ["/schemas/ids/1"]
+        fake.failing = 503
+        [again] = R.decode_message(raw, registry=reader)  # a schema once fetched needs no registry
+        assert again == rec and fake.requests == ["/schemas/ids/1"]
+        with pytest.raises(R.SchemaUnavailable) as caught:  # an id not fetched yet waits again …
+            R.decode_message(
+                framed(2, ROW, {"sensor_id": 1, "recorded_at": T0, "temp": decimal.Decimal("1.00")}),
+                registry=reader,
+            )
+        assert caught.value.retry_in_s == 1.0  # … its backoff starting afresh after the registry answered
     finally:
         fake.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "kind", "needle"),
+    [
+        (404, b'{"error_code": 40403, "message": "Schema not found"}', R.RecordError, "does not have it"),
+        (
+            404,
+            b"<html>Not Found</html>",
+            R.SchemaUnavailable,
+            "is kafka.schema_registry_url a Schema Registry",
+        ),
+        (401, b'{"error_code": 401}', R.SchemaUnavailable, "check kafka.schema_registry_auth"),
+        (403, b"", R.SchemaUnavailable, "check kafka.schema_registry_auth"),
+        (500, b"", R.SchemaUnavailable, "answered HTTP 500 (the registry is not serving)"),
+        (503, b"", R.SchemaUnavailable, "answered HTTP 503"),
+        (429, b"", R.SchemaUnavailable, "answered HTTP 429"),
+        (200, b"<html>a login page</html>", R.SchemaUnavailable, "something that is not JSON"),
+    ],
+)
+def test_only_the_registrys_own_not_found_rejects_a_record_any_other_trouble_makes_it_wait(
+    registry, status, body, kind, needle
+):
+    """A record is bad for what it holds, not for the registry's trouble: an overloaded registry,
+    wrong credentials or a URL that is not a registry's hold its records back (the worker reads
+    them again later) rather than dead-letter every one of them."""
+    registry.failing, registry.failing_body = status, body
+    raw = framed(1, CONTRACT, {"series": "a", "ts": 1, "values": {"y": 2.0}})
+    if kind is R.RecordError:
+        [err] = R.decode_message(raw, registry=SchemaRegistry(registry.url))
+        assert err.reason == R.UNDECODABLE and needle in str(err)
+    else:
+        with pytest.raises(R.SchemaUnavailable, match=re.escape(needle)):
+            R.decode_message(raw, registry=SchemaRegistry(registry.url))
 
 
 def test_the_registry_comes_from_the_kafka_section_and_its_secret_is_never_printed(registry):

@@ -496,6 +496,67 @@ def test_avro_records_of_a_schema_registry_are_served(kafka_bootstrap, tmp_path)
         registry.close()
 
 
+def test_a_registry_outage_holds_avro_records_back_and_serves_them_once_it_answers(kafka_bootstrap, tmp_path):
+    """While the schema registry does not answer, the worker stops at the first record whose schema
+    it lacks: what came before is served and committed, nothing is dead-lettered, /readyz names
+    the registry. Once it answers, the held records are read again and every one is served."""
+    from fake_registry import FakeSchemaRegistry, avro_schema, framed
+
+    from adaptcast.forecast.base import InputError
+    from adaptcast.streams.metrics import SCHEMA_REGISTRY
+    from adaptcast.streams.train_cli import fit_on_topic
+
+    schema = {
+        "type": "record",
+        "name": "Reading",
+        "fields": [
+            {"name": "sensor", "type": "string"},
+            {"name": "at", "type": "string"},
+            {"name": "y", "type": "double"},
+        ],
+    }
+    registry = FakeSchemaRegistry({7: avro_schema(schema)})
+    registry.failing = 503
+    try:
+        names = _topics(kafka_bootstrap, partitions=1)
+        steps, n_json = 10, 6  # the first records in plain JSON, readable without the registry
+        rows = [
+            {"sensor": f"s{i}", "at": format_timestamp(t * HOUR), "y": 1000.0 * i + t}
+            for t in range(steps)
+            for i in range(2)
+        ]
+        feed = [
+            (r["sensor"].encode(), json.dumps(r).encode() if k < n_json else framed(7, schema, r))
+            for k, r in enumerate(rows)
+        ]
+        _produce(kafka_bootstrap, names["input"], feed, raw=True)
+        serving = {"record_format": "flat", "series_field": "sensor", "time_field": "at"}
+        cfg = _naive_config(
+            kafka_bootstrap, names, tmp_path, serving=serving, kafka={"schema_registry_url": registry.url}
+        )
+        worker = Worker(cfg)
+        tp = TopicPartition(names["input"], 0)
+        try:
+            _run_until(worker, lambda: SCHEMA_REGISTRY in worker.metrics.unmet(), timeout=30)
+            held_at = time.monotonic()
+            while time.monotonic() - held_at < 3.0:  # past the registry's first backoffs
+                worker.step()
+            assert worker.counts["records"] == n_json and worker.committed[tp] == n_json
+            assert SCHEMA_REGISTRY in worker.metrics.unmet() and len(registry.requests) >= 2
+            with pytest.raises(InputError, match=r"answered HTTP 503 .*\. Nothing was trained"):
+                fit_on_topic(cfg, 100)  # `train --from-topic` would train on part of the topic: it stops
+            registry.failing = None
+            _run_until(worker, lambda: worker.counts["records"] == len(feed), timeout=30)
+            assert worker.metrics.ready and worker.committed[tp] == len(feed)
+        finally:
+            worker.close()
+        preds, counts = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
+        assert set(preds) == _expected_keys(2, steps) and max(counts.values()) == 1
+        assert not _consume_all(kafka_bootstrap, names["dlq"], 0, timeout=3)
+    finally:
+        registry.close()
+
+
 def test_records_keyed_by_series_without_it_in_the_value_are_served(kafka_bootstrap, tmp_path):
     """Devices often put their id only in the message key, as the contract keys messages anyway:
     with serving.series_from_key the worker takes it (off, they are missing_field, as the fuzz test
