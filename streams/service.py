@@ -518,7 +518,10 @@ class Worker:
         n_records = sum(n for _, n in held.values())
         self.counts["records"] += n_records
         self._registry_condition()
-        self.uncommitted.update(offsets)
+        # warming re-reads records below the committed offset: committing those would move it back
+        self.uncommitted.update(
+            {tp: end for tp, end in offsets.items() if end >= self.committed.get(tp, end)}
+        )
         if not self._await_acks():
             return n_records  # stopped while the broker was away: the batch stays uncommitted
         self._commit()

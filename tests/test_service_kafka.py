@@ -1125,6 +1125,31 @@ def test_a_new_group_starts_at_the_end_of_a_topic_with_history_when_told(kafka_b
         assert first_live["yhat"]["y"] == pytest.approx([1000.0 + history] * HORIZON)
 
 
+def test_warming_windows_never_moves_the_groups_committed_offset_back(kafka_bootstrap, tmp_path):
+    """A worker without a usable snapshot re-reads up to state.warm_records before the committed
+    offset to fill its windows. Those records were served already: committing their offsets would
+    move the group back, and a crash during the warm-up would forecast them all again."""
+    names = _topics(kafka_bootstrap, partitions=1)
+    steps = 20
+    _produce(kafka_bootstrap, names["input"], _records(2, steps))
+    _serve_all(_naive_config(kafka_bootstrap, names, tmp_path / "a"), 2 * steps)
+    tp = TopicPartition(names["input"], 0)
+    cfg = _naive_config(  # another state dir: no snapshot; warm-up spread over several polls
+        kafka_bootstrap, names, tmp_path / "b", state={"warm_records": 30}, kafka={"poll_max_records": 4}
+    )
+    worker = Worker(cfg)
+    try:
+        _run_until(worker, lambda: bool(worker.warm_until), timeout=30)
+        seen = []
+        while worker.warm_until:
+            worker.step()
+            seen.append(worker.source.committed(tp))
+        assert len(seen) > 3 and set(seen) == {2 * steps}
+    finally:
+        worker.close()
+    assert worker.counts["predictions"] == 0  # the re-read records are not forecast again
+
+
 def test_records_retention_deleted_before_the_group_read_them_are_logged_and_counted(
     kafka_bootstrap, tmp_path, caplog
 ):
