@@ -7,7 +7,8 @@ histogram's or summary's point gives two, of ``<name>_count`` and ``<name>_sum``
 quantiles are not forecast). A series is named as Prometheus writes one,
 ``name{attr="value",…}``, from the point's attributes and the resource's :data:`SOURCE` attributes.
 The live worker (streams/formats.py) and the file reader (forecast/data.py) share the reading of
-a request; :func:`read_requests` reads a file of them.
+a request; :func:`read_requests` reads a file of them, :func:`proto_readings` a request in protobuf
+(``encoding: otlp_proto``, the exporter's default).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 import orjson
 import polars as pl
+from google.protobuf.json_format import MessageToDict
 
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.exports import is_number, long_frame, series_name
@@ -134,14 +136,93 @@ def _point(name: str, kind: str, point: Any, source: dict[str, str]) -> list[Rea
         raise Fault(MISSING_FIELD, f"otlp data point of {name!r} lacks timeUnixNano")
     ts_ms = _nanos_as_ms(point["timeUnixNano"], name)
     flags = point.get("flags")
-    if type(flags) is int and flags & NO_RECORDED_VALUE:
+    stale = type(flags) is int and flags & NO_RECORDED_VALUE
+    if kind in NUMBERS:
+        return _of_point(name, kind, labels, ts_ms, stale, point.get("asDouble", point.get("asInt")))
+    # proto3's JSON leaves a zero count out
+    return _of_point(name, kind, labels, ts_ms, stale, point.get("count", 0), point.get("sum"))
+
+
+def _of_point(
+    name: str, kind: str, labels: dict[str, str], ts_ms: int, stale: Any, value: Any, total: Any = None
+) -> list[Reading]:
+    """A data point's readings: its value (a gauge's or sum's), or its count and, where it has
+    one, its sum; one reading of no value where the point marks its series stale."""
+    if stale:
         return [Reading(series_name(name, labels), ts_ms, None)]
     if kind in NUMBERS:
-        return [Reading(series_name(name, labels), ts_ms, point.get("asDouble", point.get("asInt")))]
-    values = [(f"{name}_count", point.get("count", 0))]  # proto3's JSON leaves a zero count out
-    if "sum" in point:
-        values.append((f"{name}_sum", point["sum"]))
+        return [Reading(series_name(name, labels), ts_ms, value)]
+    values = [(f"{name}_count", value)] + ([] if total is None else [(f"{name}_sum", total)])
     return [Reading(series_name(n, labels), ts_ms, v) for n, v in values]
+
+
+# protobuf's field names of a metric's data kinds, as the JSON mapping names them
+PROTO_KINDS = {
+    "gauge": "gauge",
+    "sum": "sum",
+    "histogram": "histogram",
+    "exponential_histogram": "exponentialHistogram",
+    "summary": "summary",
+}
+
+
+def proto_readings(request: Any) -> list[Reading | Fault]:
+    """:func:`readings` of a request decoded by protobuf (opentelemetry-proto's
+    ``ExportMetricsServiceRequest``), read from its objects rather than through protobuf's JSON
+    mapping, which cost three quarters of the read. The same readings as of the request's JSON."""
+    out: list[Reading | Fault] = []
+    for resource_metrics in request.resource_metrics:
+        resource = _proto_attributes(resource_metrics.resource.attributes)
+        source = {k: resource[k] for k in SOURCE if k in resource}
+        for scope in resource_metrics.scope_metrics:
+            for metric in scope.metrics:
+                out.extend(_proto_metric(metric, source))
+    return out
+
+
+def _proto_metric(metric: Any, source: dict[str, str]) -> list[Reading | Fault]:
+    name = metric.name
+    if not name:
+        return [Fault(MISSING_FIELD, "otlp metric lacks its name")]
+    field = metric.WhichOneof("data")
+    if field is None:
+        return [Fault(MISSING_FIELD, f"otlp metric {name!r} holds none of {', '.join((*NUMBERS, *COUNTS))}")]
+    kind = PROTO_KINDS[field]
+    out: list[Reading | Fault] = []
+    for point in getattr(metric, field).data_points:
+        if not point.time_unix_nano:  # proto3 cannot tell zero from absent; the JSON mapping leaves it out
+            out.append(Fault(MISSING_FIELD, f"otlp data point of {name!r} lacks timeUnixNano"))
+            continue
+        labels = {**source, **_proto_attributes(point.attributes)}
+        stale = point.flags & NO_RECORDED_VALUE
+        ts_ms = point.time_unix_nano // 1_000_000
+        if kind in NUMBERS:
+            which = point.WhichOneof("value")
+            out.extend(
+                _of_point(name, kind, labels, ts_ms, stale, None if which is None else getattr(point, which))
+            )
+        else:  # a summary's sum is always there; a histogram's is optional
+            total = point.sum if kind == "summary" or point.HasField("sum") else None
+            out.extend(_of_point(name, kind, labels, ts_ms, stale, point.count, total))
+    return out
+
+
+def _proto_attributes(items: Any) -> dict[str, str]:
+    """Protobuf ``KeyValue`` attributes as label → text, as :func:`_attributes` reads their JSON."""
+    out = {}
+    for item in items:
+        which = item.value.WhichOneof("value")
+        if which == "string_value":
+            out[item.key] = item.value.string_value
+        elif which == "bool_value":
+            out[item.key] = "true" if item.value.bool_value else "false"
+        elif which in ("int_value", "double_value"):
+            out[item.key] = str(getattr(item.value, which))
+        elif which is None:
+            out[item.key] = ""
+        else:  # arrays, key-value lists and bytes: as their JSON mapping reads
+            out.update(_attributes([MessageToDict(item)]))
+    return out
 
 
 def _nanos_as_ms(raw: Any, name: str) -> int:

@@ -15,7 +15,6 @@ from collections.abc import Callable
 from functools import cache, partial
 from typing import Any
 
-from google.protobuf.json_format import MessageToDict
 from line_protocol_parser import LineFormatError, parse_line
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
@@ -243,7 +242,7 @@ def _otlp_message(raw: bytes) -> list[dict[str, Any] | RecordError]:
             UNDECODABLE,
             "neither an OTLP metrics request in protobuf (ExportMetricsServiceRequest) nor in JSON",
         )
-    return _otlp_records(MessageToDict(request))
+    return _reading_records(otlp_request.proto_readings(request))
 
 
 otlp = BytesFormat(_otlp_message)
@@ -251,13 +250,19 @@ otlp = BytesFormat(_otlp_message)
 
 def _otlp_records(obj: Any) -> list[dict[str, Any] | RecordError]:
     """An OTLP metrics request in JSON (``{"resourceMetrics": [...]}``, as protobuf's JSON mapping
-    writes it): a reading of ``value`` per data point (:mod:`~adaptcast.forecast.otlp`), stamped in
-    ms whatever ``serving.ts_unit`` says."""
+    writes it): a reading of ``value`` per data point (:mod:`~adaptcast.forecast.otlp`)."""
     _fields(obj, "otlp", ("resourceMetrics",))
     try:
-        found = otlp_request.readings(obj)
+        return _reading_records(otlp_request.readings(obj))
     except otlp_request.Fault as fault:
         raise RecordError(fault.reason, str(fault)) from None
+
+
+def _reading_records(
+    found: list[otlp_request.Reading | otlp_request.Fault],
+) -> list[dict[str, Any] | RecordError]:
+    """OTLP readings as contract records of ``value``, stamped in ms whatever ``serving.ts_unit``
+    says; a point that holds no reading, its error."""
     return [
         RecordError(r.reason, str(r))
         if isinstance(r, otlp_request.Fault)

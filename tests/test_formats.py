@@ -431,6 +431,37 @@ def test_an_otlp_request_in_protobuf_reads_as_the_same_request_in_json():
         ]
 
     assert read(proto) == read(json.dumps(request).encode()) and len(read(proto)) == 8
+    point = {"timeUnixNano": str(T0_NS)}
+    kinds = [  # each kind of metric and attribute value the protobuf walker reads on its own
+        {"name": "rpc.latency", "summary": {"dataPoints": [{**point, "count": "2", "sum": 3.5}]}},
+        {"name": "rpc.size", "exponentialHistogram": {"dataPoints": [{**point, "count": "5", "sum": 1.25}]}},
+        {"name": "rpc.size2", "exponentialHistogram": {"dataPoints": [{**point, "count": "5"}]}},  # no sum
+        {
+            "name": "tagged",
+            "gauge": {
+                "dataPoints": [
+                    {
+                        **point,
+                        "asInt": "9007199254740993",
+                        "attributes": [
+                            {"key": "ok", "value": {"boolValue": True}},
+                            {"key": "n", "value": {"intValue": "-3"}},
+                            {"key": "x", "value": {"doubleValue": 0.5}},
+                            {"key": "list", "value": {"arrayValue": {"values": [{"stringValue": "a"}]}}},
+                            {"key": "empty", "value": {}},
+                        ],
+                    },
+                    {**point, "asDouble": "NaN"},
+                    {"asDouble": 1.0},  # no time
+                    {**point},  # no value
+                ]
+            },
+        },
+        {"gauge": {"dataPoints": [{**point, "asDouble": 1.0}]}},  # no name
+    ]
+    request["resourceMetrics"][0]["scopeMetrics"][0]["metrics"] = kinds
+    proto = ParseDict(request, ExportMetricsServiceRequest()).SerializeToString()
+    assert read(proto) == read(json.dumps(request).encode()) and len(read(proto)) == 10
     for raw in (b"\x0a\x03abc", b"\xff\xfe\xfd", b"not json"):  # a truncated message, bytes, text
         [err] = R.decode_message(raw, shape=otlp)
         assert err.reason == R.UNDECODABLE and "neither an OTLP metrics request" in str(err)
