@@ -7,7 +7,10 @@ column and saying what to do, so the CLI can print it and exit 2 without a trace
 from __future__ import annotations
 
 import codecs
+import gzip
 import io
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -16,6 +19,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import orjson
 import polars as pl
+import zstandard
 
 from adaptcast.forecast import exports, otlp
 from adaptcast.forecast.base import InputError
@@ -107,7 +111,7 @@ SEPARATORS = (",", ";", "\t")  # the first wins a tie
 MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "-nan", "NULL", "null", "None", "<NA>", "?")
 
 
-COMPRESSED = (".gz", ".zst", ".zstd")  # a CSV compressed whole, as downloads often are
+COMPRESSED = (".gz", ".zst", ".zstd")  # a file compressed whole, as downloads and exports often are
 # a number written with a decimal comma, thousands optionally grouped by dots: 1,5  -3,25  1.234,5
 DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
 # a number with thousands grouped by commas, in a comma-separated file (quoted): 1,234.5  -12,000
@@ -115,8 +119,8 @@ THOUSANDS = r"^\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$"
 
 
 def read_table(path: Path) -> pl.DataFrame:
-    """A CSV (TSV, TXT; also gzip- or zstd-compressed), Parquet or JSON-lines file as it is, its column
-    names stripped of surrounding blanks.
+    """A CSV (TSV, TXT), Parquet, JSON, JSON-lines or line-protocol file as it is, any of them also
+    compressed whole with gzip or zstd, its column names stripped of surrounding blanks.
 
     A CSV's separator is the one of ``SEPARATORS`` its header line holds most of, and in a file
     separated by semicolons or tabs a column of numbers written with decimal commas (``1,5``,
@@ -129,14 +133,16 @@ def read_table(path: Path) -> pl.DataFrame:
     suffixes = [x.lower() for x in path.suffixes[-2:]]
     compressed = bool(suffixes) and suffixes[-1] in COMPRESSED
     suffix = suffixes[0] if compressed and len(suffixes) == 2 else path.suffix.lower()
+    if compressed and suffix in (*JSON_LINES, ".json", *LINE_PROTOCOL, ".parquet", ".pq"):
+        return _read_decompressed(path)
     try:
-        if suffix in (".parquet", ".pq") and not compressed:
+        if suffix in (".parquet", ".pq"):
             df = pl.read_parquet(path)
-        elif suffix in JSON_LINES and not compressed:
+        elif suffix in JSON_LINES:
             df = _json_lines(path)
-        elif suffix == ".json" and not compressed:
+        elif suffix == ".json":
             df = _json(path)
-        elif suffix in LINE_PROTOCOL and not compressed:
+        elif suffix in LINE_PROTOCOL:
             df = exports.line_protocol(path)
         elif suffix in (".csv", ".txt", ".tsv"):
             header, comments = _first_line(path, compressed)
@@ -156,7 +162,8 @@ def read_table(path: Path) -> pl.DataFrame:
         else:
             raise InputError(
                 f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; "
-                "use .csv (also .csv.gz, .csv.zst), .tsv, .parquet, .json, .jsonl or .lp (line protocol)"
+                "use .csv, .tsv, .parquet, .json, .jsonl or .lp (line protocol), each also compressed "
+                "(.gz, .zst)"
             )
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
@@ -170,6 +177,32 @@ def read_table(path: Path) -> pl.DataFrame:
 
 JSON_LINES = (".jsonl", ".ndjson")
 LINE_PROTOCOL = (".lp", ".line")  # InfluxDB line protocol: influx_inspect export, Telegraf's file output
+
+
+def _read_decompressed(path: Path) -> pl.DataFrame:
+    """A compressed file of a type read whole (JSON, JSON lines, line protocol, Parquet: what
+    ``influx_inspect export -compress``, the Collector's file exporter with ``compression: zstd``
+    and gzipped downloads write), decompressed into a temporary file of its inner name and read as
+    that; an error names ``path``."""
+    with tempfile.TemporaryDirectory(prefix="adaptcast-") as tmp:
+        inner = Path(tmp) / path.with_suffix("").name  # export.lp.gz → export.lp
+        try:
+            with _decompressing(path) as src, inner.open("wb") as dst:
+                shutil.copyfileobj(src, dst, 1 << 20)
+        except (OSError, EOFError, zstandard.ZstdError) as exc:  # gzip's BadGzipFile is an OSError
+            raise InputError(f"{path}: cannot decompress as {path.suffix[1:]} ({exc})") from None
+        try:
+            return read_table(inner)
+        except InputError as exc:
+            raise InputError(str(exc).replace(str(inner), str(path))) from None
+
+
+def _decompressing(path: Path) -> Any:
+    """A binary reader of ``path``'s decompressed bytes: gzip, or zstd across all its frames (a
+    writer that compresses each batch writes one frame per batch)."""
+    if path.suffix.lower() == ".gz":
+        return gzip.open(path, "rb")
+    return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True, closefd=True)
 
 
 def _is_number(text: str) -> bool:

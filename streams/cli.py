@@ -529,8 +529,8 @@ def _replay_records(
     "--data",
     "data_path",
     type=click.Path(dir_okay=False),
-    help="CSV, Parquet, JSON, JSON-lines or line-protocol (.lp) file with a time column (wide, or long "
-    "with --series-col). "
+    help="CSV, Parquet, JSON, JSON-lines or line-protocol (.lp) file, also .gz/.zst, with a time column "
+    "(wide, or long with --series-col). "
     "[backtest.data]",
 )
 @click.option(

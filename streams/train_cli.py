@@ -228,7 +228,7 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     "--data",
     "data_path",
     type=click.Path(path_type=Path),
-    help="CSV, Parquet, JSON, JSON-lines or line-protocol (.lp) file with a time column.",
+    help="CSV, Parquet, JSON, JSON-lines or line-protocol (.lp) file, also .gz/.zst, with a time column.",
 )
 @click.option(
     "--from-topic",

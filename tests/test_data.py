@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from adaptcast.forecast.data import (
     make_windows,
     read_frame,
     read_series,
+    read_table,
     time_features,
     validate_frame,
 )
@@ -178,9 +180,57 @@ def test_compressed_files_read_as_the_plain_ones(tmp_path, suffix):
     path = tmp_path / f"d{suffix}"
     path.write_bytes(packed)
     assert read_frame(path).frame["y"].to_list() == [1.5, 2.0]
-    with pytest.raises(InputError, match=r"unsupported file type '.parquet.gz'"):
-        (tmp_path / "d.parquet.gz").write_bytes(packed)
-        read_frame(tmp_path / "d.parquet.gz")
+
+
+@pytest.mark.parametrize("codec", [".gz", ".zst"])
+@pytest.mark.parametrize(
+    ("name", "text"),
+    [
+        (
+            "d.jsonl",
+            '{"series": "a", "ts": 1704067200000, "values": {"y": 1.5}}\n'
+            '{"series": "a", "ts": 1704070800000, "values": {"y": 2.0}}\n',
+        ),
+        ("d.lp", "mem,host=a y=1.5 1704067200000000000\nmem,host=a y=2 1704070800000000000\n"),
+        ("d.json", '[{"date": "2024-01-01", "y": 1.5}, {"date": "2024-01-02", "y": 2.0}]'),
+    ],
+)
+def test_exports_compressed_whole_read_as_the_plain_ones(tmp_path, codec, name, text):
+    """``influx_inspect export -compress``, the Collector's file exporter with ``compression:
+    zstd`` (a zstd frame per batch written), a gzipped dump of a topic: read without unpacking."""
+    import gzip
+
+    import zstandard
+
+    plain = tmp_path / name
+    plain.write_text(text)
+    lines = text.encode().splitlines(keepends=True)
+    if codec == ".gz":
+        packed = gzip.compress(text.encode())
+    else:  # one frame per line, as a writer compressing each batch on its own writes
+        packed = b"".join(zstandard.ZstdCompressor().compress(line) for line in lines)
+    path = tmp_path / f"{name}{codec}"
+    path.write_bytes(packed)
+    assert read_table(path).equals(read_table(plain)) and read_table(path).height == 2
+
+
+def test_a_compressed_file_that_cannot_be_read_names_itself(tmp_path):
+    import gzip
+
+    bad = tmp_path / "d.jsonl.gz"
+    bad.write_bytes(b"not gzip at all")
+    with pytest.raises(
+        InputError, match=rf"^{re.escape(str(bad))}: cannot decompress as gz \(Not a gzipped file"
+    ):
+        read_table(bad)
+    cut = tmp_path / "d.lp.gz"
+    cut.write_bytes(gzip.compress(b"mem y=1 1704067200000000000\n" * 100)[:60])
+    with pytest.raises(InputError, match=rf"^{re.escape(str(cut))}: cannot decompress"):
+        read_table(cut)
+    inner = tmp_path / "d.parquet.gz"
+    inner.write_bytes(gzip.compress(b"date;y\n2024-01-01;1\n"))  # a CSV named parquet
+    with pytest.raises(InputError, match=rf"^{re.escape(str(inner))}: cannot parse as parquet"):
+        read_table(inner)
 
 
 @pytest.mark.parametrize(
