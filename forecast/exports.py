@@ -9,6 +9,7 @@ or backtested on an export serves the same series from a live feed.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,20 @@ def series_name(name: str, labels: Mapping[str, Any]) -> str:
 def is_number(value: Any) -> bool:
     """A JSON (or line-protocol) number: a boolean is not one, though Python counts it as an int."""
     return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+# a number written as text, as protobuf's JSON mapping writes 64-bit integers and JavaScript BigInts
+# print; at most 40 characters (any double's digits fit), so a megabyte of digits stays text
+NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+# non-finite doubles as protobuf's JSON mapping (NaN, Infinity) and Go's strconv (+Inf) write them
+NON_FINITE_TEXT = ("NaN", "Infinity", "-Infinity", "+Inf", "-Inf", "Inf")
+
+
+def number_text(raw: str) -> float | None:
+    """``raw`` as a float when it is a number written as text (``"1.5"``, ``"1704067200000"``)."""
+    if raw in NON_FINITE_TEXT:
+        return float(raw)
+    return float(raw) if len(raw) <= 40 and NUMBER_TEXT.fullmatch(raw) else None
 
 
 def line_series(measurement: str, tags: Mapping[str, Any]) -> str:

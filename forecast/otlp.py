@@ -24,7 +24,7 @@ import polars as pl
 from google.protobuf.json_format import MessageToDict
 
 from adaptcast.forecast.base import InputError
-from adaptcast.forecast.exports import is_number, long_frame, series_name
+from adaptcast.forecast.exports import is_number, long_frame, number_text, series_name
 
 # The resource attributes that tell a source apart and name its series; the others (SDK and runtime
 # versions, process ids) describe the source, and a series would split when they changed.
@@ -280,10 +280,8 @@ def read_requests(path: Path) -> pl.DataFrame:
 
 
 def _number(value: Any) -> float | None:
-    """A reading's value as a float (NaN where the request wrote ``NaN``), or None if it is none."""
+    """A reading's value as a float (NaN where the request wrote ``NaN``), or None if it is none;
+    text read as the live worker reads it (:func:`~adaptcast.forecast.exports.number_text`)."""
     if is_number(value):
         return float(value)
-    try:
-        return float(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
+    return number_text(value) if isinstance(value, str) else None

@@ -19,7 +19,7 @@ from line_protocol_parser import LineFormatError, parse_line
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
 from adaptcast.forecast import otlp as otlp_request
-from adaptcast.forecast.exports import is_number, line_series, series_name
+from adaptcast.forecast.exports import is_number, line_series, number_text, series_name
 from adaptcast.streams.records import (
     MISSING_FIELD,
     MISSING_VALUE,
@@ -27,7 +27,6 @@ from adaptcast.streams.records import (
     UNDECODABLE,
     BytesFormat,
     RecordError,
-    number_text,
     parse_json,
 )
 
@@ -121,7 +120,7 @@ def prometheus(obj: Any) -> dict[str, Any]:
     if not isinstance(labels, dict):
         raise RecordError(MISSING_FIELD, "prometheus record's labels must be an object")
     series = series_name(str(obj["name"]), labels)
-    # the value's text reads as any number written as text does (records.number_text)
+    # the value's text reads as any number written as text does (exports.number_text)
     return {"series": series, "ts": obj["timestamp"], "values": {"value": obj["value"]}}
 
 

@@ -14,6 +14,8 @@ from typing import Any, Protocol
 
 import orjson
 
+from adaptcast.forecast.exports import number_text
+
 # rejection reasons (the ``reason`` label of adaptcast_records_rejected_total)
 UNDECODABLE = "undecodable"
 NOT_OBJECT = "not_object"
@@ -89,20 +91,6 @@ class Record:
 
 TS_UNITS = {"ms": 1.0, "s": 1000.0, "us": 1e-3, "ns": 1e-6}  # a numeric ts's unit → milliseconds per unit
 SECONDS_AS_MS = 10**11  # an epoch-ms ts below this is before March 1973: likely epoch seconds read as ms
-
-
-# a number written as text, as protobuf's JSON mapping writes 64-bit integers and JavaScript BigInts
-# print; at most 40 characters (any double's digits fit), so a megabyte of digits stays text
-NUMBER_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-# non-finite doubles as protobuf's JSON mapping (NaN, Infinity) and Go's strconv (+Inf) write them
-NON_FINITE_TEXT = ("NaN", "Infinity", "-Infinity", "+Inf", "-Inf", "Inf")
-
-
-def number_text(raw: str) -> float | None:
-    """``raw`` as a float when it is a number written as text (``"1.5"``, ``"1704067200000"``)."""
-    if raw in NON_FINITE_TEXT:
-        return float(raw)
-    return float(raw) if len(raw) <= 40 and NUMBER_TEXT.fullmatch(raw) else None
 
 
 def parse_timestamp(raw: Any, unit: str = "ms") -> int:

@@ -73,6 +73,10 @@ def test_one_request_pretty_printed_in_a_json_file_reads(tmp_path):
             [json.dumps(request(0, value="high"))],
             'line 1: series load{host="a",service.name="api"} has value \'high\'',
         ),
+        (  # Python's float reads "1_000"; the live worker does not, and a file reads as it does
+            [json.dumps(request(0, value="1_000"))],
+            'line 1: series load{host="a",service.name="api"} has value \'1_000\'',
+        ),
         (
             [json.dumps({"resourceMetrics": {"x": 1}})],
             "line 1: otlp request's resourceMetrics must be a list",
