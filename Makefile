@@ -6,6 +6,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.adaptcast-installed
 KAFKA_PORT ?= 9092
 PYTEST_ARGS ?=
+# test processes (pytest-xdist; each test file runs whole in one, each process has its own broker); 0: one
+TEST_WORKERS ?= 2
 DEMO_SECONDS ?= 60
 METRICS_TARGET ?= 127.0.0.1:9108
 PROMETHEUS_PORT ?= 9090
@@ -36,11 +38,11 @@ format: setup ## Reformat the code and apply safe lint fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-test: lint prometheus ## Lint, then run the whole suite; it starts (and stops) its own Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set
-	$(PY) -m pytest $(PYTEST_ARGS)
+test: lint prometheus ## Lint, then run the whole suite in TEST_WORKERS (2) processes; it starts (and stops) its own Kafka broker unless KAFKA_BOOTSTRAP_SERVERS is set
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: lint ## Lint, then the suite without the tests that need Java/Kafka
-	$(PY) -m pytest -m "not kafka" $(PYTEST_ARGS)
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not kafka" $(PYTEST_ARGS)
 
 prometheus: setup ## Install the Debian prometheus package (prometheus, promtool) if missing; a note where apt cannot
 	$(PY) -m adaptcast.deploy.monitoring install --optional
