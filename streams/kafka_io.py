@@ -288,7 +288,16 @@ class KafkaSink:
             raise KafkaTimeoutError(f"the broker did not acknowledge all sends within {timeout_s:g} s")
 
     def close(self, timeout_s: float = 10.0) -> None:
-        self.producer.close(timeout=timeout_s)
+        """Close the producer after at most ``timeout_s`` for the broker to acknowledge what it
+        holds. What it has not acknowledged by then is dropped: the input it answers was not
+        committed, so it is read again (kafka-python's close raises instead, and a worker stopped
+        during a broker outage exited with a traceback)."""
+        try:
+            self.producer.close(timeout=timeout_s)
+        except KafkaTimeoutError:
+            log.warning(
+                "closed the producer with sends the broker has not acknowledged after %g s", timeout_s
+            )
 
 
 __all__ = [

@@ -731,8 +731,12 @@ class Worker:
         )
 
     def close(self) -> None:
+        """Give the broker ``state.shutdown_timeout_s`` to acknowledge the output, commit what it
+        answers, snapshot, and close; output still unacknowledged then is dropped, uncommitted."""
+        acked = False
         try:
-            if not self.sink.acked(self.cfg.state.shutdown_timeout_s):
+            acked = self.sink.acked(self.cfg.state.shutdown_timeout_s)
+            if not acked:
                 log.warning(
                     "shutting down with output the broker has not acknowledged: its records are re-read"
                 )
@@ -742,7 +746,7 @@ class Worker:
         finally:
             self._writer.shutdown(wait=True)
             self.source.close()
-            self.sink.close(timeout_s=self.cfg.state.shutdown_timeout_s)
+            self.sink.close(timeout_s=self.cfg.state.shutdown_timeout_s if acked else 0.0)  # waited already
             self.loop.trainer.close()
             gc.unfreeze()  # interpreter shutdown frees what was frozen (native extensions check for leaks)
 
