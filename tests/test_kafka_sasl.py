@@ -24,7 +24,7 @@ from kafka import KafkaConsumer, KafkaProducer
 
 from adaptcast.deploy.kafka import KafkaBroker
 from adaptcast.deploy.kafka.sasl import SaslSetup
-from adaptcast.deploy.kafka.tls import make_certificates
+from adaptcast.deploy.kafka.tls import client_certificate, make_certificates
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.windows import sliding_windows
 from adaptcast.streams.broker_wait import probe_broker
@@ -67,13 +67,52 @@ def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker
         broker.stop()
 
 
-@pytest.fixture(params=["sasl", "tls"])
+@pytest.fixture(scope="module")
+def mtls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker of its own whose SSL listener asks every client for a certificate of its CA
+    (mutual TLS, as Strimzi's ``tls`` client authentication)."""
+    broker = KafkaBroker(state_dir=tmp_path_factory.mktemp("kafka-mtls"), tls=True, mutual_tls=True)
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="module")
+def sasl_ssl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    """A broker of its own whose only client listener is SASL_SSL (SCRAM-SHA-512 over TLS)."""
+    broker = KafkaBroker(
+        state_dir=tmp_path_factory.mktemp("kafka-sasl-ssl"),
+        sasl=SaslSetup(MECHANISM, {USER: PASSWORD}),
+        tls=True,
+    )
+    try:
+        broker.start()
+        yield broker
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(params=["sasl", "tls", "mtls", "sasl_ssl"])
 def secured(request: pytest.FixtureRequest) -> KafkaConfig:
     """The right settings for one of the secured brokers."""
     if request.param == "sasl":
         return _kafka_config(request.getfixturevalue("sasl_broker").bootstrap, "right")
+    if request.param == "sasl_ssl":
+        broker = request.getfixturevalue("sasl_ssl_broker")
+        login = _kafka_config(broker.bootstrap, "right").model_copy(update={"security_protocol": "SASL_SSL"})
+        return login.model_copy(update={"ssl_cafile": _tls(broker)["ssl_cafile"]})
+    if request.param == "mtls":
+        return KafkaConfig(security_protocol="SSL", **_mtls(request.getfixturevalue("mtls_broker")))
     broker: KafkaBroker = request.getfixturevalue("tls_broker")
     return KafkaConfig(security_protocol="SSL", **_tls(broker))
+
+
+def _mtls(broker: KafkaBroker) -> dict[str, str]:
+    """The CA to trust, and a client certificate and key of the broker's CA."""
+    cert, key = client_certificate(make_certificates(broker.state_dir, "127.0.0.1"), "adaptcast-worker")
+    return {**_tls(broker), "ssl_certfile": str(cert), "ssl_keyfile": str(key)}
 
 
 def _tls(broker: KafkaBroker) -> dict[str, str]:
@@ -92,7 +131,8 @@ def _env(cfg: KafkaConfig) -> dict[str, str]:
     """The login as ``ADAPTCAST__KAFKA__*`` variables, as a deployment would pass its secret."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("ADAPTCAST__")}
     env.pop("KAFKA_BOOTSTRAP_SERVERS", None)
-    for key in ("security_protocol", "sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile"):
+    keys = ("sasl_mechanism", "sasl_username", "sasl_password", "ssl_cafile", "ssl_certfile", "ssl_keyfile")
+    for key in ("security_protocol", *keys):
         value = getattr(cfg, key)
         if value is not None:
             env[f"ADAPTCAST__KAFKA__{key.upper()}"] = value
@@ -261,6 +301,28 @@ def test_tls_settings_reach_the_clients(sasl_broker: KafkaBroker, tmp_path: Path
         sink.close()
 
 
+def test_replay_fails_in_one_line_without_a_client_certificate_where_the_broker_asks_one(
+    mtls_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    """Mutual TLS with no certificate, or one of another CA: the broker refuses the handshake; one
+    line naming the address and what to set, exit 2."""
+    other = client_certificate(make_certificates(tmp_path, "127.0.0.1"), "stranger")
+    for cert in (None, other):
+        settings = _tls(mtls_broker) | (
+            {} if cert is None else {"ssl_certfile": str(cert[0]), "ssl_keyfile": str(cert[1])}
+        )
+        done = _replay(
+            _env(KafkaConfig(security_protocol="SSL", **settings)),
+            mtls_broker.bootstrap,
+            f"in-{uuid.uuid4().hex[:8]}",
+        )
+        output = done.stdout + done.stderr
+        errors = [line for line in output.splitlines() if line.startswith("Error:")]
+        assert done.returncode == 2 and len(errors) == 1 and mtls_broker.bootstrap in errors[0], output
+        needle = "requires a client certificate" if cert is None else "refuses the client certificate"
+        assert needle in errors[0] and "kafka.ssl_certfile" in errors[0] and "Traceback" not in output, output
+
+
 def test_replay_fails_in_one_line_without_the_brokers_ca(tls_broker: KafkaBroker, tmp_path: Path) -> None:
     """Trusting another CA, the TLS handshake fails: one line naming the address, exit 2."""
     other = make_certificates(tmp_path, "127.0.0.1").ca  # a CA of its own
@@ -269,4 +331,31 @@ def test_replay_fails_in_one_line_without_the_brokers_ca(tls_broker: KafkaBroker
     output = done.stdout + done.stderr
     errors = [line for line in output.splitlines() if line.startswith("Error:")]
     assert done.returncode == 2 and len(errors) == 1 and tls_broker.bootstrap in errors[0], output
+    assert "its certificate is not trusted" in errors[0] and "set kafka.ssl_cafile" in errors[0], output
     assert "Traceback" not in output
+
+
+def test_the_probe_says_what_to_set_when_tls_and_the_listener_disagree(
+    kafka_bootstrap: str, tls_broker: KafkaBroker, sasl_ssl_broker: KafkaBroker
+) -> None:
+    """Each mismatch of a TLS listener and the client's settings stops at once with what to set
+    (kafka-python only times out its bootstrap: "Unable to bootstrap from …")."""
+    cases = [
+        (KafkaConfig(bootstrap_servers=tls_broker.bootstrap), "speaks TLS on this listener"),
+        (KafkaConfig(security_protocol="SSL", **_tls(sasl_ssl_broker)), "requires SASL"),
+        (
+            _kafka_config(sasl_ssl_broker.bootstrap, "wrong").model_copy(
+                update={"security_protocol": "SASL_SSL", "ssl_cafile": _tls(sasl_ssl_broker)["ssl_cafile"]}
+            ),
+            "authentication failed",
+        ),
+        (
+            KafkaConfig(security_protocol="SSL", bootstrap_servers=kafka_bootstrap),
+            "does not speak TLS on this listener but kafka.security_protocol is SSL; set PLAINTEXT",
+        ),
+    ]
+    for cfg, needle in cases:
+        with pytest.raises(KafkaAuthError) as caught:
+            probe_broker(cfg)
+        assert needle in str(caught.value) and cfg.bootstrap_servers in str(caught.value), str(caught.value)
+        assert WRONG not in str(caught.value)

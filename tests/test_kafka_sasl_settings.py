@@ -101,3 +101,24 @@ def test_login_check_stays_quiet_on_a_port_that_is_not_kafka(reply: bytes) -> No
         check_login(KafkaConfig(bootstrap_servers=bootstrap), {"bootstrap_servers": [bootstrap]}, 2.0)
     finally:
         server.close()
+
+
+def test_a_sasl_ssl_listener_keeps_the_tls_keys_and_mutual_tls_needs_tls(tmp_path: Path) -> None:
+    from adaptcast.deploy.kafka import KafkaBroker
+
+    broker = KafkaBroker(
+        port=19092, state_dir=tmp_path, sasl=SaslSetup("PLAIN", {"alice": "a-pw"}), tls=True, mutual_tls=True
+    )
+    broker.controller_port = 19093
+    broker._write_properties()
+    text = broker.properties_file.read_text()
+    assert "listeners=SASL_SSL://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093" in text
+    assert "listener.name.sasl_ssl.plain.sasl.jaas.config=" in text and "ssl.keystore.location=" in text
+    assert "ssl.client.auth=required" in text
+    client = broker.client_config("alice")
+    assert client["security_protocol"] == "SASL_SSL" and client["sasl_plain_password"] == "a-pw"
+    assert Path(client["ssl_certfile"]).is_file() and Path(client["ssl_keyfile"]).is_file()
+    with pytest.raises(KafkaLauncherError, match="mutual_tls needs tls"):
+        KafkaBroker(state_dir=tmp_path / "b", mutual_tls=True)
+    done = CliRunner().invoke(cli.main, ["up", "--mutual-tls", "--state-dir", str(tmp_path / "c")])
+    assert done.exit_code == 2 and "--mutual-tls needs --tls" in done.output

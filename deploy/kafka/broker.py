@@ -42,8 +42,8 @@ from adaptcast.deploy.kafka.sasl import (
     listener_settings,
     scram_format_args,
 )
+from adaptcast.deploy.kafka.tls import client_certificate, make_certificates
 from adaptcast.deploy.kafka.tls import listener_settings as tls_listener_settings
-from adaptcast.deploy.kafka.tls import make_certificates
 
 START_TIMEOUT_S = 90.0
 PROPERTIES_FILE = "server.properties"
@@ -104,7 +104,11 @@ class KafkaBroker:
     sasl
         Make the client listener SASL_PLAINTEXT with these accounts (``None``: PLAINTEXT).
     tls
-        Make the client listener SSL, with a throwaway CA and certificate in the state dir.
+        Make the client listener SSL, with a throwaway CA and certificate in the state dir;
+        with ``sasl``, SASL_SSL.
+    mutual_tls
+        With ``tls``: the listener asks every client for a certificate of that CA
+        (``ssl.client.auth=required``; ``tls.client_certificate`` makes one).
     """
 
     def __init__(
@@ -117,9 +121,12 @@ class KafkaBroker:
         jvm_options: Sequence[str] = JVM_OPTIONS,
         sasl: SaslSetup | None = None,
         tls: bool = False,
+        mutual_tls: bool = False,
     ) -> None:
-        if sasl is not None and tls:
-            raise KafkaLauncherError("the test broker's client listener is SASL_PLAINTEXT or SSL, not both")
+        if mutual_tls and not tls:
+            raise KafkaLauncherError(
+                "mutual_tls needs tls: client certificates are checked on a TLS listener"
+            )
         self._state_dir = Path(state_dir).resolve() if state_dir is not None else None
         self._owns_state_dir = state_dir is None
         self.start_timeout_s = start_timeout_s
@@ -127,6 +134,7 @@ class KafkaBroker:
         self.jvm_options = tuple(jvm_options)
         self.sasl = sasl
         self.tls = tls
+        self.mutual_tls = mutual_tls
         self.port: int | None = port
         self.controller_port: int | None = None
         self._command: list[str] | None = None
@@ -172,12 +180,20 @@ class KafkaBroker:
         ``user=None`` on a SASL broker logs in with the broker's own account.
         """
         config: dict[str, object] = {"bootstrap_servers": self.bootstrap}
+        if self.tls:
+            certificates = make_certificates(self.state_dir, HOST)
+            config.update(certificates.client_config())
+            if self.mutual_tls:
+                cert, key = client_certificate(certificates, BROKER_USER)
+                config.update(ssl_certfile=str(cert), ssl_keyfile=str(key))
         if self.sasl is not None:
             password = broker_password(self.state_dir) if user is None else self.sasl.users[user]
-            config.update(self.sasl.client_config(user or BROKER_USER, password))
-        if self.tls:
-            config.update(make_certificates(self.state_dir, HOST).client_config())
+            config.update(self.sasl.client_config(user or BROKER_USER, password, self._sasl_protocol))
         return config
+
+    @property
+    def _sasl_protocol(self) -> str:
+        return "SASL_SSL" if self.tls else "SASL_PLAINTEXT"
 
     @property
     def pid(self) -> int | None:
@@ -297,12 +313,20 @@ class KafkaBroker:
         """Render ``server.properties`` for the chosen ports and the state dir's log dir."""
         assert self.port is not None and self.controller_port is not None
         settings = broker_settings(self.port, self.controller_port, self.log_dir)
-        if self.sasl is not None:
-            secret = broker_password(self.state_dir)
-            settings.update(listener_settings(self.sasl, HOST, self.port, self.controller_port, secret))
         if self.tls:
             certificates = make_certificates(self.state_dir, HOST)
             settings.update(tls_listener_settings(certificates, HOST, self.port, self.controller_port))
+            if self.mutual_tls:
+                settings["ssl.client.auth"] = "required"
+        if (
+            self.sasl is not None
+        ):  # SASL_SSL with tls: the SASL listener replaces the SSL one, keeping its keys
+            secret = broker_password(self.state_dir)
+            settings.update(
+                listener_settings(
+                    self.sasl, HOST, self.port, self.controller_port, secret, self._sasl_protocol
+                )
+            )
         settings.update(self.overrides)
         self.properties_file.write_text(render_properties(settings))
 

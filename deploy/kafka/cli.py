@@ -12,6 +12,7 @@ from adaptcast.deploy.kafka.errors import KafkaLauncherError
 from adaptcast.deploy.kafka.jars import KAFKA_VERSION, fetch_jars, jars_ready
 from adaptcast.deploy.kafka.ports import DEFAULT_PORT, HOST
 from adaptcast.deploy.kafka.sasl import MECHANISMS, SaslSetup, parse_user
+from adaptcast.deploy.kafka.tls import client_certificate, make_certificates
 from adaptcast.streams.cli_common import UserError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -93,7 +94,13 @@ def main() -> None:
 @click.option(
     "--tls",
     is_flag=True,
-    help="Make the client listener SSL, with a throwaway CA and certificate (openssl) in the state dir.",
+    help="Make the client listener SSL (SASL_SSL with --sasl-mechanism), with a throwaway CA and "
+    "certificate (openssl) in the state dir.",
+)
+@click.option(
+    "--mutual-tls",
+    is_flag=True,
+    help="With --tls: ask every client for a certificate of that CA (mutual TLS); one is made for you.",
 )
 @STATE_DIR_OPTION
 def up(
@@ -102,6 +109,7 @@ def up(
     sasl_mechanism: str | None,
     sasl_users: tuple[str, ...],
     tls: bool,
+    mutual_tls: bool,
     state_dir: Path,
 ) -> None:
     """Start a broker in the background and print its address.
@@ -119,9 +127,12 @@ def up(
       python -m adaptcast.deploy.kafka up --state-dir /tmp/ks --sasl-mechanism SCRAM-SHA-512 \\
           --sasl-user alice:alice-secret
       python -m adaptcast.deploy.kafka up --state-dir /tmp/kt --tls
+      python -m adaptcast.deploy.kafka up --state-dir /tmp/km --tls --mutual-tls
     """
     if sasl_users and sasl_mechanism is None:
         raise UserError("--sasl-user needs --sasl-mechanism (PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512)")
+    if mutual_tls and not tls:
+        raise UserError("--mutual-tls needs --tls: client certificates are checked on a TLS listener")
     sasl = None
     if sasl_mechanism is not None:
         sasl = SaslSetup(sasl_mechanism, dict(parse_user(u) for u in sasl_users))
@@ -130,7 +141,14 @@ def up(
         click.echo(f"broker already running from {state_dir}", err=True)
         click.echo(f"{HOST}:{running}")
         return
-    broker = KafkaBroker(port=port or None, state_dir=state_dir, start_timeout_s=timeout, sasl=sasl, tls=tls)
+    broker = KafkaBroker(
+        port=port or None,
+        state_dir=state_dir,
+        start_timeout_s=timeout,
+        sasl=sasl,
+        tls=tls,
+        mutual_tls=mutual_tls,
+    )
     began = time.monotonic()
     broker.start(detach=True)
     click.echo(
@@ -138,19 +156,30 @@ def up(
         f"log {broker.log_file}); stop with: python -m adaptcast.deploy.kafka down --state-dir {state_dir}",
         err=True,
     )
-    if sasl is not None:
-        click.echo(
-            f"listener SASL_PLAINTEXT ({sasl.mechanism}), users {', '.join(sasl.users)}; clients set "
-            f"kafka.security_protocol=SASL_PLAINTEXT, kafka.sasl_mechanism={sasl.mechanism}, "
-            "kafka.sasl_username and kafka.sasl_password",
-            err=True,
-        )
-    if tls:
-        ca = broker.client_config()["ssl_cafile"]
-        click.echo(
-            f"listener SSL; clients set kafka.security_protocol=SSL and kafka.ssl_cafile={ca}", err=True
-        )
+    if sasl is not None or tls:
+        click.echo(_client_settings(broker), err=True)
     click.echo(broker.bootstrap)
+
+
+def _client_settings(broker: KafkaBroker) -> str:
+    """What a client of a secured listener sets, in one line."""
+    protocol = ("SASL_SSL" if broker.tls else "SASL_PLAINTEXT") if broker.sasl else "SSL"
+    what, settings = f"listener {protocol}", [f"kafka.security_protocol={protocol}"]
+    if broker.sasl is not None:
+        what += f" ({broker.sasl.mechanism}), users {', '.join(broker.sasl.users)}"
+        settings += [
+            f"kafka.sasl_mechanism={broker.sasl.mechanism}",
+            "kafka.sasl_username",
+            "kafka.sasl_password",
+        ]
+    if broker.tls:
+        certificates = make_certificates(broker.state_dir, HOST)
+        settings.append(f"kafka.ssl_cafile={certificates.ca}")
+        if broker.mutual_tls:
+            cert, key = client_certificate(certificates, "client")
+            what += " asking for client certificates"
+            settings += [f"kafka.ssl_certfile={cert}", f"kafka.ssl_keyfile={key}"]
+    return f"{what}; clients set {', '.join(settings)}"
 
 
 @main.command()

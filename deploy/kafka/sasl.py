@@ -61,10 +61,11 @@ class SaslSetup:
     def is_scram(self) -> bool:
         return self.mechanism.startswith("SCRAM-")
 
-    def client_config(self, user: str, password: str) -> dict[str, Any]:
-        """kafka-python settings that log in as ``user`` (the broker's own account included)."""
+    def client_config(self, user: str, password: str, protocol: str = LISTENER) -> dict[str, Any]:
+        """kafka-python settings that log in as ``user`` (the broker's own account included) over
+        ``protocol`` (SASL_SSL: TLS too)."""
         return {
-            "security_protocol": LISTENER,
+            "security_protocol": protocol,
             "sasl_mechanism": self.mechanism,
             "sasl_plain_username": user,
             "sasl_plain_password": password,
@@ -91,9 +92,10 @@ def broker_password(state_dir: Path) -> str:
 
 
 def listener_settings(
-    setup: SaslSetup, host: str, port: int, controller_port: int, broker_secret: str
+    setup: SaslSetup, host: str, port: int, controller_port: int, broker_secret: str, protocol: str = LISTENER
 ) -> dict[str, str]:
-    """Settings that replace the PLAINTEXT client listener with a SASL_PLAINTEXT one on the same port."""
+    """Settings that replace the PLAINTEXT client listener with a SASL one on the same port:
+    ``protocol`` SASL_PLAINTEXT, or SASL_SSL (with the TLS settings of deploy/kafka/tls.py)."""
     mech = setup.mechanism
     module = _LOGIN_MODULES[mech]
     jaas = f'{module} required username="{BROKER_USER}" password="{broker_secret}"'
@@ -101,13 +103,13 @@ def listener_settings(
         accounts = {BROKER_USER: broker_secret, **setup.users}
         jaas += "".join(f' user_{name}="{password}"' for name, password in accounts.items())
     return {
-        "listeners": f"{LISTENER}://{host}:{port},CONTROLLER://{host}:{controller_port}",
-        "advertised.listeners": f"{LISTENER}://{host}:{port}",
-        "inter.broker.listener.name": LISTENER,
-        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{LISTENER}:{LISTENER}",
+        "listeners": f"{protocol}://{host}:{port},CONTROLLER://{host}:{controller_port}",
+        "advertised.listeners": f"{protocol}://{host}:{port}",
+        "inter.broker.listener.name": protocol,
+        "listener.security.protocol.map": f"CONTROLLER:PLAINTEXT,{protocol}:{protocol}",
         "sasl.enabled.mechanisms": mech,
         "sasl.mechanism.inter.broker.protocol": mech,
-        f"listener.name.{LISTENER.lower()}.{mech.lower()}.sasl.jaas.config": jaas + ";",
+        f"listener.name.{protocol.lower()}.{mech.lower()}.sasl.jaas.config": jaas + ";",
     }
 
 
