@@ -160,7 +160,12 @@ def _tls_context(cfg: KafkaConfig, servers: str) -> ssl.SSLContext:
 def _check_tls(cfg: KafkaConfig, servers: str, exc: ssl.SSLError) -> None:
     """Raise :class:`KafkaAuthError` for a TLS failure that waiting does not mend, saying what to set."""
     reason = (getattr(exc, "reason", None) or str(exc)).upper()
-    if isinstance(exc, ssl.SSLCertVerificationError):
+    if isinstance(exc, ssl.SSLCertVerificationError) and "mismatch" in str(exc.verify_message):
+        why = (
+            f"its certificate does not name the address dialled ({exc.verify_message}); put a name or "
+            "address the certificate holds in kafka.bootstrap_servers"
+        )
+    elif isinstance(exc, ssl.SSLCertVerificationError):
         why = (
             f"its certificate is not trusted ({exc.verify_message}); set kafka.ssl_cafile to the CA that "
             "signed it"

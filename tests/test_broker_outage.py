@@ -93,21 +93,20 @@ def _yhat_at_issue(p: dict) -> float:
     return 1000 * int(p["series"][1:]) + parse_timestamp(p["issued_at"]) // HOUR
 
 
+def _serving(tmp_path: Path, bootstrap: str, names: dict[str, str], **sections) -> tuple:
+    """A worker process serving a naive checkpoint on ``names``: its config, config file, log, process."""
+    cfg = _config(bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m"), **sections)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    log = tmp_path / "worker.log"
+    return cfg, cfg_path, log, _worker_process(cfg_path, log, "--verbose")
+
+
 def test_worker_rides_out_a_broker_outage_under_load(tmp_path: Path) -> None:
     with KafkaBroker(state_dir=tmp_path / "broker") as broker:
         bootstrap = broker.bootstrap
         names = _topics(bootstrap, partitions=2)
-        cfg = _config(
-            bootstrap,
-            names,
-            tmp_path / "state",
-            _naive_checkpoint(tmp_path / "m"),
-            metrics={"enabled": True, "port": 0},
-        )
-        cfg_path = tmp_path / "c.yaml"
-        cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-        log = tmp_path / "worker.log"
-        proc = _worker_process(cfg_path, log, "--verbose")
+        _, _, log, proc = _serving(tmp_path, bootstrap, names, metrics={"enabled": True, "port": 0})
         feed = SteadyFeed(bootstrap, names["input"], N_SERIES, STEPS_PER_S, STEPS)
         try:
             _wait_serving(proc, log, 1)
@@ -215,17 +214,9 @@ def test_sigterm_while_the_broker_is_down_exits_and_a_restart_loses_nothing(tmp_
     with KafkaBroker(state_dir=tmp_path / "broker") as broker:
         bootstrap = broker.bootstrap
         names = _topics(bootstrap, partitions=2)
-        cfg = _config(
-            bootstrap,
-            names,
-            tmp_path / "state",
-            _naive_checkpoint(tmp_path / "m"),
-            state={"shutdown_timeout_s": shutdown_s},
+        cfg, cfg_path, log, proc = _serving(
+            tmp_path, bootstrap, names, state={"shutdown_timeout_s": shutdown_s}
         )
-        cfg_path = tmp_path / "c.yaml"
-        cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
-        log = tmp_path / "worker.log"
-        proc = _worker_process(cfg_path, log, "--verbose")
         feed = SteadyFeed(bootstrap, names["input"], N_SERIES, STEPS_PER_S, max_steps=100)
         sink = KafkaSink(cfg.kafka)
         try:

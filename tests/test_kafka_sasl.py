@@ -46,52 +46,36 @@ RUN_TIMEOUT_S = 180  # a run that hangs fails the test here instead of blocking 
 @pytest.fixture(scope="module")
 def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A broker of its own whose only client listener is SASL_PLAINTEXT with SCRAM-SHA-512."""
-    broker = KafkaBroker(
+    with KafkaBroker(
         state_dir=tmp_path_factory.mktemp("kafka-sasl"), sasl=SaslSetup(MECHANISM, {USER: PASSWORD})
-    )
-    try:
-        broker.start()
+    ) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="module")
 def tls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A broker of its own whose only client listener is SSL, with a throwaway CA."""
-    broker = KafkaBroker(state_dir=tmp_path_factory.mktemp("kafka-tls"), tls=True)
-    try:
-        broker.start()
+    with KafkaBroker(state_dir=tmp_path_factory.mktemp("kafka-tls"), tls=True) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="module")
 def mtls_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A broker of its own whose SSL listener asks every client for a certificate of its CA
     (mutual TLS, as Strimzi's ``tls`` client authentication)."""
-    broker = KafkaBroker(state_dir=tmp_path_factory.mktemp("kafka-mtls"), tls=True, mutual_tls=True)
-    try:
-        broker.start()
+    with KafkaBroker(state_dir=tmp_path_factory.mktemp("kafka-mtls"), tls=True, mutual_tls=True) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(scope="module")
 def sasl_ssl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
     """A broker of its own whose only client listener is SASL_SSL (SCRAM-SHA-512 over TLS)."""
-    broker = KafkaBroker(
+    with KafkaBroker(
         state_dir=tmp_path_factory.mktemp("kafka-sasl-ssl"),
         sasl=SaslSetup(MECHANISM, {USER: PASSWORD}),
         tls=True,
-    )
-    try:
-        broker.start()
+    ) as broker:
         yield broker
-    finally:
-        broker.stop()
 
 
 @pytest.fixture(params=["sasl", "tls", "mtls", "sasl_ssl"])
@@ -100,13 +84,17 @@ def secured(request: pytest.FixtureRequest) -> KafkaConfig:
     if request.param == "sasl":
         return _kafka_config(request.getfixturevalue("sasl_broker").bootstrap, "right")
     if request.param == "sasl_ssl":
-        broker = request.getfixturevalue("sasl_ssl_broker")
-        login = _kafka_config(broker.bootstrap, "right").model_copy(update={"security_protocol": "SASL_SSL"})
-        return login.model_copy(update={"ssl_cafile": _tls(broker)["ssl_cafile"]})
+        return _sasl_ssl(request.getfixturevalue("sasl_ssl_broker"), "right")
     if request.param == "mtls":
         return KafkaConfig(security_protocol="SSL", **_mtls(request.getfixturevalue("mtls_broker")))
     broker: KafkaBroker = request.getfixturevalue("tls_broker")
     return KafkaConfig(security_protocol="SSL", **_tls(broker))
+
+
+def _sasl_ssl(broker: KafkaBroker, login: str) -> KafkaConfig:
+    """:func:`_kafka_config`'s login over TLS, trusting the broker's CA."""
+    tls = {"security_protocol": "SASL_SSL", "ssl_cafile": _tls(broker)["ssl_cafile"]}
+    return _kafka_config(broker.bootstrap, login).model_copy(update=tls)
 
 
 def _mtls(broker: KafkaBroker) -> dict[str, str]:
@@ -343,10 +331,18 @@ def test_the_probe_says_what_to_set_when_tls_and_the_listener_disagree(
     cases = [
         (KafkaConfig(bootstrap_servers=tls_broker.bootstrap), "speaks TLS on this listener"),
         (KafkaConfig(security_protocol="SSL", **_tls(sasl_ssl_broker)), "requires SASL"),
-        (
-            _kafka_config(sasl_ssl_broker.bootstrap, "wrong").model_copy(
-                update={"security_protocol": "SASL_SSL", "ssl_cafile": _tls(sasl_ssl_broker)["ssl_cafile"]}
+        (  # its certificate names 127.0.0.1 only
+            KafkaConfig(
+                security_protocol="SSL",
+                **{
+                    **_tls(tls_broker),
+                    "bootstrap_servers": tls_broker.bootstrap.replace("127.0.0.1", "localhost"),
+                },
             ),
+            "does not name the address dialled",
+        ),
+        (
+            _sasl_ssl(sasl_ssl_broker, "wrong"),
             "authentication failed",
         ),
         (
