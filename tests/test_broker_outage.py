@@ -214,8 +214,14 @@ def test_sigterm_while_the_broker_is_down_exits_and_a_restart_loses_nothing(tmp_
     with KafkaBroker(state_dir=tmp_path / "broker") as broker:
         bootstrap = broker.bootstrap
         names = _topics(bootstrap, partitions=2)
-        cfg, cfg_path, log, proc = _serving(
-            tmp_path, bootstrap, names, state={"shutdown_timeout_s": shutdown_s}
+        cfg, cfg_path, log, proc = (
+            _serving(  # the stopped worker cannot leave its group: 6 s, not 45, to wait
+                tmp_path,
+                bootstrap,
+                names,
+                state={"shutdown_timeout_s": shutdown_s},
+                kafka={"session_timeout_s": 6},
+            )
         )
         feed = SteadyFeed(bootstrap, names["input"], N_SERIES, STEPS_PER_S, max_steps=100)
         sink = KafkaSink(cfg.kafka)
