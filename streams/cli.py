@@ -377,7 +377,16 @@ def _serve_kafka(cfg) -> None:
             raise UserError(str(exc)) from None
         k = cfg.kafka
         click.echo(f"adaptcast: serving {k.input_topic} → {k.output_topic} as group {k.group}", err=True)
-        summary = worker.run(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        try:
+            summary = worker.run(None if deadline is None else max(deadline - time.monotonic(), 0.0))
+        except KafkaError as exc:  # output the broker did not take, for good: exit 1, so it is restarted
+            raise click.ClickException(
+                f"Kafka at {servers} did not take the forecasts or dead letters of a batch "
+                f"({type(exc).__name__}: {exc}); nothing of that batch was committed, a restarted worker "
+                f"reads it again. The broker's log says why: a record over the max.message.bytes of "
+                f"{k.output_topic} or {k.dead_letter_topic}, a write its ACLs deny, or an outage longer "
+                "than the producer's delivery timeout (120 s)"
+            ) from None
     finally:
         if server is not None:
             server.close()

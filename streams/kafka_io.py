@@ -248,6 +248,7 @@ class KafkaSink:
             **client_options(cfg),
         )
         self._futures: list[Any] = []
+        self.failed: KafkaError | None = None  # why the broker did not take some output, for good
 
     def send(self, topic: str, key: str, value: dict[str, Any]) -> None:
         self._futures.append(self.producer.send(topic, key=key, value=value))
@@ -271,14 +272,21 @@ class KafkaSink:
 
     def acked(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for the broker to acknowledge everything sent: False while some sends
-        are still in flight (the producer keeps retrying them); raises the KafkaError of a failed send."""
+        are still in flight (the producer keeps retrying them); raises the KafkaError of a failed send,
+        and keeps it as :attr:`failed` (what was sent with it must not be taken as acknowledged)."""
         try:
             self.producer.flush(timeout=timeout_s)
-        except KafkaTimeoutError:
-            return False
-        futures, self._futures = self._futures, []
-        for f in futures:
-            f.get(timeout=timeout_s)  # done by now: returns, or raises the send's KafkaError
+            futures, self._futures = self._futures, []
+            for f in futures:
+                f.get(timeout=timeout_s)  # done by now: returns, or raises the send's KafkaError
+        except KafkaTimeoutError as exc:
+            if self._futures:  # flush timed out: still in flight
+                return False
+            self.failed = exc  # a send's own delivery timeout: failed for good
+            raise
+        except KafkaError as exc:
+            self.failed = exc
+            raise
         return True
 
     def flush(self, timeout_s: float = 30.0) -> None:
@@ -294,10 +302,15 @@ class KafkaSink:
         during a broker outage exited with a traceback)."""
         try:
             self.producer.close(timeout=timeout_s)
-        except KafkaTimeoutError:
-            log.warning(
-                "closed the producer with sends the broker has not acknowledged after %g s", timeout_s
-            )
+        except KafkaError as exc:
+            log.warning("closed the producer with sends the broker has not acknowledged: %s", exc)
+            # kafka-python's close flushes first, so it never finishes while output is unacknowledged,
+            # and its finaliser tries again (and fails, printing a traceback) at exit: its sender is
+            # stopped here and the producer marked closed, as its own close does after a flush
+            sender = getattr(self.producer, "_sender", None)
+            if sender is not None:
+                sender.force_close()
+            self.producer._closed = True
 
 
 __all__ = [

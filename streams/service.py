@@ -735,7 +735,7 @@ class Worker:
         answers, snapshot, and close; output still unacknowledged then is dropped, uncommitted."""
         acked = False
         try:
-            acked = self.sink.acked(self.cfg.state.shutdown_timeout_s)
+            acked = self.sink.failed is None and self.sink.acked(self.cfg.state.shutdown_timeout_s)
             if not acked:
                 log.warning(
                     "shutting down with output the broker has not acknowledged: its records are re-read"

@@ -1235,6 +1235,38 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+def test_output_the_broker_refuses_stops_the_worker_in_one_line_and_commits_nothing(
+    kafka_bootstrap, tmp_path
+):
+    """An output topic whose max.message.bytes is below a forecast's size: the broker never takes
+    the batch's forecasts. The worker exits 1 with one line saying so (kafka-python alone says
+    "UnknownError: Future not done", twice, in tracebacks) and commits nothing of the batch, so a
+    restarted worker reads it again once the topic is fixed."""
+    import yaml
+
+    names = _topics(kafka_bootstrap, partitions=1)
+    names["output"] += "-small"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin.create_topics([NewTopic(names["output"], 1, 1, topic_configs={"max.message.bytes": "200"})])
+    admin.close()
+    _produce(kafka_bootstrap, names["input"], _records(2, 10))
+    cfg = _naive_config(kafka_bootstrap, names, tmp_path)
+    cfg_path = tmp_path / "c.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg.model_dump(mode="json")))
+    log = tmp_path / "worker.log"
+    proc = _worker_process(cfg_path, log)
+    try:
+        code = proc.wait(timeout=120)
+    finally:
+        _kill_worker(proc)
+    text = log.read_text()
+    errors = [line for line in text.splitlines() if line.startswith("Error:")]
+    assert code == 1 and len(errors) == 1 and "Traceback" not in text, text
+    assert "did not take the forecasts" in errors[0] and "nothing of that batch was committed" in errors[0]
+    assert f"max.message.bytes of {names['output']}" in errors[0]
+    assert _committed_total(kafka_bootstrap, names["group"]) == 0
+
+
 def test_worker_follows_the_store_that_a_separate_train_process_publishes_to(kafka_bootstrap, tmp_path):
     """Serve; `adaptcast train --from-topic` publishes twice, then `adaptcast model rollback`: the worker
     swaps each time without a restart, and every record is forecast once, by the model serving then."""
