@@ -47,6 +47,7 @@ from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast.base import load_forecaster, read_manifest
 from adaptcast.forecast.checkpoint import CheckpointStore
 from adaptcast.forecast.threads import set_torch_threads
+from adaptcast.streams.broker_wait import quiet_kafka_logs
 from adaptcast.streams.build import build_loop, misfit
 from adaptcast.streams.config import Config
 from adaptcast.streams.formats import shape_for
@@ -745,8 +746,13 @@ class Worker:
             self.snapshot()
         finally:
             self._writer.shutdown(wait=True)
-            self.source.close()
-            self.sink.close(timeout_s=self.cfg.state.shutdown_timeout_s if acked else 0.0)  # waited already
+            # kafka-python logs its IO thread's race with a socket being closed as an error with a
+            # traceback (`Error receiving network data closing socket`); nothing is wrong
+            with quiet_kafka_logs():
+                self.source.close()
+                self.sink.close(
+                    timeout_s=self.cfg.state.shutdown_timeout_s if acked else 0.0
+                )  # waited already
             self.loop.trainer.close()
             gc.unfreeze()  # interpreter shutdown frees what was frozen (native extensions check for leaks)
 
