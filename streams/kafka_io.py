@@ -276,15 +276,16 @@ class KafkaSink:
         and keeps it as :attr:`failed` (what was sent with it must not be taken as acknowledged)."""
         try:
             self.producer.flush(timeout=timeout_s)
-            futures, self._futures = self._futures, []
+        except KafkaTimeoutError:
+            return False  # still in flight
+        except KafkaError as exc:
+            self.failed = exc
+            raise
+        futures, self._futures = self._futures, []
+        try:
             for f in futures:
                 f.get(timeout=timeout_s)  # done by now: returns, or raises the send's KafkaError
-        except KafkaTimeoutError as exc:
-            if self._futures:  # flush timed out: still in flight
-                return False
-            self.failed = exc  # a send's own delivery timeout: failed for good
-            raise
-        except KafkaError as exc:
+        except KafkaError as exc:  # a refused send, or its own delivery timeout: failed for good
             self.failed = exc
             raise
         return True

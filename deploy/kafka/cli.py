@@ -163,7 +163,7 @@ def up(
 
 def _client_settings(broker: KafkaBroker) -> str:
     """What a client of a secured listener sets, in one line."""
-    protocol = ("SASL_SSL" if broker.tls else "SASL_PLAINTEXT") if broker.sasl else "SSL"
+    protocol = broker.client_config()["security_protocol"]
     what, settings = f"listener {protocol}", [f"kafka.security_protocol={protocol}"]
     if broker.sasl is not None:
         what += f" ({broker.sasl.mechanism}), users {', '.join(broker.sasl.users)}"
