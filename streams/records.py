@@ -95,9 +95,13 @@ SECONDS_AS_MS = 10**11  # an epoch-ms ts below this is before March 1973: likely
 
 def parse_timestamp(raw: Any, unit: str = "ms") -> int:
     """ISO-8601 (naive = UTC) or an epoch number in ``unit`` (:data:`TS_UNITS`), also written as
-    text → epoch milliseconds. Text is read as ISO first, so ``"20240101"`` stays a date."""
+    text → epoch milliseconds. Text is read as ISO first, so ``"20240101"`` stays a date; other
+    digits alone are a number (Python reads 13 of them, epoch milliseconds now, as a date and hour
+    whenever the first 8 make a valid date: ``"1704070800000"`` would be 1704-07-08)."""
     if isinstance(raw, str):
         try:
+            if raw.isascii() and raw.isdigit() and len(raw) != len("YYYYMMDD"):
+                raise ValueError(raw)
             dt = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))  # RFC 3339 allows t and z
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=UTC)

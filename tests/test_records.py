@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 from malformed import decode_one
 
 from adaptcast.streams import records as R
@@ -138,6 +140,16 @@ def test_an_array_of_records_is_each_record_and_a_bad_one_is_named_alone():
     assert empty.reason == R.NOT_OBJECT and "empty JSON array" in str(empty)
     keyed = R.decode_message(b'[{"ts": 1, "values": {"y": 1}}, {"ts": 2, "values": {"y": 2}}]', key=b"dev-1")
     assert [r.series for r in keyed] == ["dev-1", "dev-1"]  # the key names every record of the message
+
+
+@given(ts_ms=st.integers(R.SECONDS_AS_MS, R.MAX_TS_MS), unit=st.sampled_from(["ms", "s"]))
+@example(ts_ms=1_704_070_800_000, unit="ms")
+def test_an_epoch_number_written_as_text_is_that_number_whatever_its_digits(ts_ms, unit):
+    """Python's ISO parser takes 11 and 13 digits for a basic date and an hour (``"1704070800000"``,
+    2024-01-01T01:00Z in milliseconds, would be 1704-07-08): digits alone are an epoch number
+    unless they are the 8 of a basic date."""
+    ts = ts_ms if unit == "ms" else ts_ms // 1000
+    assert R.parse_timestamp(str(ts), unit) == R.parse_timestamp(ts, unit)
 
 
 @pytest.mark.parametrize(
