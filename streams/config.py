@@ -61,8 +61,8 @@ class KafkaConfig(_Section):
     schema_registry_url: str | None = Field(
         default=None,
         description="a Confluent-compatible Schema Registry (Confluent, Karapace, Redpanda, Apicurio), "
-        "e.g. http://schema-registry:8081: Avro records in its framing are read with their writer's "
-        "schema; None: only JSON is read",
+        "e.g. http://schema-registry:8081: Avro and Protobuf records in its framing are read with "
+        "their writer's schema; None: only JSON is read",
     )
     schema_registry_auth: str | None = Field(
         default=None, description="user:password for the registry's HTTP basic auth (an API key and secret)"

@@ -221,9 +221,9 @@ class FramedDecoder(Protocol):
 
 def _unframed(raw: bytes, registry: FramedDecoder | None) -> Any:
     """What a value that orjson refused holds: JSON inside Confluent Schema Registry framing (its
-    JSON Schema serializer), Avro inside it read with the writer's schema from ``registry``, or
-    JSON the standard library parses. No JSON text starts with a zero byte, so the framing is never
-    mistaken. Avro without a registry, or Protobuf, is ``undecodable``, saying so."""
+    JSON Schema serializer), Avro or Protobuf inside it read with the writer's schema from
+    ``registry``, or JSON the standard library parses. No JSON text starts with a zero byte, so the
+    framing is never mistaken. Avro or Protobuf without a registry is ``undecodable``, saying so."""
     if len(raw) < 5 or raw[0] != REGISTRY_MAGIC:
         return _parse_slowly(raw)
     payload = raw[5:]
@@ -235,7 +235,8 @@ def _unframed(raw: bytes, registry: FramedDecoder | None) -> Any:
     raise RecordError(
         UNDECODABLE,
         f"Schema Registry framing (schema id {schema}) around a payload that is not JSON (Avro or "
-        "Protobuf?); adaptcast reads JSON, and Avro given kafka.schema_registry_url: set it, or "
+        "Protobuf?); adaptcast reads JSON, and Avro and Protobuf given kafka.schema_registry_url: set "
+        "it, or "
         "produce with the JSON Schema serializer or plain JSON",
     )
 
@@ -256,7 +257,7 @@ def _parse_slowly(raw: bytes) -> Any:
 
 
 def parse_json(raw: bytes, registry: FramedDecoder | None = None) -> Any:
-    """A Kafka value's JSON (or Avro, given the ``registry``): orjson for the common case, the
+    """A Kafka value's JSON (or Avro or Protobuf, given the ``registry``): orjson for the common case, the
     standard library or the framing's reader for what it refuses, ``undecodable`` for the rest."""
     try:
         return orjson.loads(raw) if raw[:1] != b"\x00" else _unframed(raw, registry)
@@ -298,9 +299,9 @@ def decode_message(
 
     orjson parses the common case (5× faster than ``json``); what it refuses, the standard library
     parses or explains, so ``NaN``/``Infinity`` stay ``non_finite`` and error messages stay the same.
-    JSON in Schema Registry framing is read (``_unframed``), Avro in it too given the ``registry``
-    that holds its schema, and a record in Kafka Connect's
-    ``{"schema", "payload"}`` envelope is its payload. A null value (a tombstone, as compacted
+    JSON in Schema Registry framing is read (``_unframed``), Avro and Protobuf in it too given the
+    ``registry`` that holds its schema, and a record in Kafka Connect's ``{"schema", "payload"}``
+    envelope is its payload. A null value (a tombstone, as compacted
     topics and some connectors write) is ``undecodable``. While the ``registry`` cannot give a
     record's schema, :class:`SchemaUnavailable` is raised: the message is to be read again later.
     """

@@ -1,10 +1,11 @@
-"""Avro records in Confluent Schema Registry framing, read with their writer's schema.
+"""Avro and Protobuf records in Confluent Schema Registry framing, read with their writer's schema.
 
-A producer using the registry's Avro serializer writes a zero byte, the schema's 4-byte id, then
-the record in Avro's binary encoding, which cannot be read without that schema. The schema is
-fetched once per id from the registry's REST API (``GET /schemas/ids/{id}``: Confluent's, and
-the compatible ones of Karapace, Redpanda and Apicurio) and kept, since an id never changes its
-schema. The decoded record is made JSON-like (times as ISO-8601 text, decimals as floats) and
+A producer using the registry's Avro or Protobuf serializer writes a zero byte, the schema's
+4-byte id, then the record in its binary encoding, which cannot be read without that schema. The
+schema is fetched once per id from the registry's REST API (``GET /schemas/ids/{id}``, and
+``GET /subjects/{subject}/versions/{version}`` for what a Protobuf schema imports: Confluent's,
+and the compatible ones of Karapace, Redpanda and Apicurio) and kept, since an id never changes
+its schema. The decoded record is made JSON-like (times as ISO-8601 text, decimals as floats) and
 then read by the configured record format like any JSON record.
 """
 
@@ -17,6 +18,7 @@ import io
 import json
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Callable
@@ -25,6 +27,7 @@ from typing import Any
 from fastavro import parse_schema, schemaless_reader
 
 from adaptcast.streams.config import KafkaConfig
+from adaptcast.streams.protobuf_schema import ProtobufReader, SchemaError, compile_schema
 from adaptcast.streams.records import UNDECODABLE, RecordError, SchemaUnavailable
 
 TIMEOUT_S = 5.0  # one registry request; an unreachable registry must not hold the serving thread long
@@ -37,11 +40,11 @@ class SchemaRegistry:
     as Confluent Cloud's API key and secret), fetched on first use and kept.
 
     A record is ``undecodable`` only for what it holds: an id the registry answers it does not
-    have, a schema that is not Avro, bytes that do not match. While the registry itself does not
-    answer (down, overloaded, a wrong URL or credentials), records of ids not fetched yet raise
-    :class:`SchemaUnavailable` instead, and the registry is asked again after a backoff that
-    doubles from ``FIRST_RETRY_S`` to ``retry_s``: the worker holds such records back rather than
-    dead-letter a whole outage's traffic.
+    have, a schema that is neither Avro nor Protobuf, bytes that do not match. While the registry
+    itself does not answer (down, overloaded, a wrong URL or credentials), records of ids not
+    fetched yet raise :class:`SchemaUnavailable` instead, and the registry is asked again after a
+    backoff that doubles from ``FIRST_RETRY_S`` to ``retry_s``: the worker holds such records back
+    rather than dead-letter a whole outage's traffic.
     """
 
     def __init__(
@@ -57,23 +60,24 @@ class SchemaRegistry:
         if auth:
             self._headers["Authorization"] = "Basic " + base64.b64encode(auth.encode()).decode()
         self.timeout_s, self.retry_s, self.clock = timeout_s, retry_s, clock
-        self._schemas: dict[int, Any] = {}
+        self._readers: dict[int, tuple[str, Callable[[bytes], Any]]] = {}  # id → its kind, and its reader
         self._refused: dict[int, tuple[float, RecordError]] = {}  # id → until when, and why it is refused
         self._down: tuple[float, float, str] | None = None  # the registry failed: until when, backoff, why
 
     def decode(self, schema_id: int, payload: bytes) -> Any:
         """The record ``payload`` holds, written with schema ``schema_id``, as JSON-like values."""
-        schema = self._schemas.get(schema_id)
-        if schema is None:
-            schema = self._schemas[schema_id] = self._schema(schema_id)
+        reader = self._readers.get(schema_id)
+        if reader is None:
+            reader = self._readers[schema_id] = self._reader(schema_id)
+        kind, read = reader
         try:
-            return _json_like(schemaless_reader(io.BytesIO(payload), schema, None))
+            return read(payload)
         except Exception as exc:  # any failure of the parser on these bytes: EOF, bad UTF-8, overflow, …
             raise RecordError(
-                UNDECODABLE, f"Avro payload does not match schema id {schema_id}: {str(exc)[:200]}"
+                UNDECODABLE, f"{kind} payload does not match schema id {schema_id}: {str(exc)[:200]}"
             ) from None
 
-    def _schema(self, schema_id: int) -> Any:
+    def _reader(self, schema_id: int) -> tuple[str, Callable[[bytes], Any]]:
         """:meth:`_fetch`, unless asking now is known to be futile: the id was refused less than
         ``retry_s`` ago (its error again), or the registry failed and its backoff has not passed
         (:class:`SchemaUnavailable` at once, so a registry that does not answer does not hold the
@@ -86,7 +90,7 @@ class SchemaRegistry:
             until, _, why = self._down
             raise SchemaUnavailable(why, until - now)
         try:
-            schema = self._fetch(schema_id)
+            reader = self._fetch(schema_id)
         except RecordError as err:
             self._refused[schema_id] = (self.clock() + self.retry_s, err)
             raise
@@ -98,18 +102,64 @@ class SchemaRegistry:
             raise
         self._down = None
         self._refused.pop(schema_id, None)
-        return schema
+        return reader
 
-    def _fetch(self, schema_id: int) -> Any:
-        """The parsed Avro schema of ``schema_id``: a :class:`RecordError` if the registry does not
-        have it or it is not Avro, :class:`SchemaUnavailable` if the registry does not answer."""
-        where = f"{self.url}/schemas/ids/{schema_id}"
+    def _fetch(self, schema_id: int) -> tuple[str, Callable[[bytes], Any]]:
+        """The kind and reader of ``schema_id``'s records: a :class:`RecordError` if the registry
+        does not have it (or what it imports) or it is neither Avro nor Protobuf,
+        :class:`SchemaUnavailable` if the registry does not answer."""
+        body = self._get(f"/schemas/ids/{schema_id}", f"schema id {schema_id}")
+        kind = body.get("schemaType", "AVRO")
+        if kind == "AVRO":
+            try:
+                schema = parse_schema(json.loads(body["schema"]))
+            except Exception as exc:  # bad JSON, or fastavro's SchemaParseException and kin
+                raise RecordError(
+                    UNDECODABLE, f"schema id {schema_id} is not a valid Avro schema: {exc}"
+                ) from None
+            return "Avro", lambda payload: _json_like(schemaless_reader(io.BytesIO(payload), schema, None))
+        if kind == "PROTOBUF":
+            try:
+                messages = compile_schema(body["schema"], self._imports(body, {}))
+            except SchemaError as exc:
+                raise RecordError(
+                    UNDECODABLE, f"schema id {schema_id} is not a Protobuf schema protoc compiles: {exc}"
+                ) from None
+            return "Protobuf", ProtobufReader(messages)
+        raise RecordError(
+            UNDECODABLE,
+            f"schema id {schema_id} is {kind}, and its payload is not JSON; adaptcast reads Avro, Protobuf "
+            "and JSON records",
+        )
+
+    def _imports(self, body: dict[str, Any], texts: dict[str, str]) -> dict[str, str]:
+        """``texts`` with the ``.proto`` text of every schema ``body`` references, by import name,
+        and of what those reference in turn (each fetched once, so a cycle ends)."""
+        for ref in body.get("references") or []:
+            fields = ref if isinstance(ref, dict) else {}
+            name, subject, version = fields.get("name"), fields.get("subject"), fields.get("version")
+            if not (isinstance(name, str) and isinstance(subject, str) and isinstance(version, int)):
+                raise RecordError(
+                    UNDECODABLE, f"a reference without a name, subject and version: {ref!r:.200}"
+                )
+            if name in texts:
+                continue
+            what = f"reference {name!r} (subject {subject!r}, version {version})"
+            found = self._get(f"/subjects/{urllib.parse.quote(subject, safe='')}/versions/{version}", what)
+            texts[name] = found["schema"]
+            self._imports(found, texts)
+        return texts
+
+    def _get(self, path: str, what: str) -> dict[str, Any]:
+        """The registry's JSON answer at ``path`` for ``what``, a schema: a :class:`RecordError` if
+        it does not have it, :class:`SchemaUnavailable` if it does not answer."""
+        where = self.url + path
         request = urllib.request.Request(where, headers=self._headers)
         try:
             with urllib.request.urlopen(request, timeout=self.timeout_s) as answer:
                 body = json.loads(answer.read())
         except urllib.error.HTTPError as exc:
-            raise _refusal(schema_id, where, exc) from None
+            raise _refusal(what, where, exc) from None
         except OSError as exc:  # refused, reset, timed out, no such host
             raise SchemaUnavailable(
                 f"the schema registry at {self.url} cannot be reached ({exc})", 0
@@ -120,21 +170,12 @@ class SchemaRegistry:
                 "Schema Registry's URL?",
                 0,
             ) from None
-        kind = body.get("schemaType", "AVRO") if isinstance(body, dict) else None
-        if kind != "AVRO" or not isinstance(body.get("schema"), str):
-            raise RecordError(
-                UNDECODABLE,
-                f"schema id {schema_id} is {kind or 'not a schema'}; adaptcast reads Avro and JSON records",
-            )
-        try:
-            return parse_schema(json.loads(body["schema"]))
-        except Exception as exc:  # bad JSON, or fastavro's SchemaParseException and kin
-            raise RecordError(
-                UNDECODABLE, f"schema id {schema_id} is not a valid Avro schema: {exc}"
-            ) from None
+        if not isinstance(body, dict) or not isinstance(body.get("schema"), str):
+            raise RecordError(UNDECODABLE, f"{what}: the registry's answer is not a schema ({where})")
+        return body
 
 
-def _refusal(schema_id: int, where: str, exc: urllib.error.HTTPError) -> RecordError | SchemaUnavailable:
+def _refusal(what: str, where: str, exc: urllib.error.HTTPError) -> RecordError | SchemaUnavailable:
     """What an HTTP error answer means: the registry's own "not found" (a body with its
     ``error_code``) rejects the record; any other answer is the registry's, or its address's,
     trouble, and the record waits for it."""
@@ -143,7 +184,7 @@ def _refusal(schema_id: int, where: str, exc: urllib.error.HTTPError) -> RecordE
     except (OSError, ValueError):
         body = None
     if exc.code == 404 and isinstance(body, dict) and "error_code" in body:
-        return RecordError(UNDECODABLE, f"schema id {schema_id}: the registry does not have it ({where})")
+        return RecordError(UNDECODABLE, f"{what}: the registry does not have it ({where})")
     if exc.code in (401, 403):
         why = "check kafka.schema_registry_auth"
     elif exc.code == 404:

@@ -90,14 +90,14 @@ def test_logical_types_read_as_json_would_carry_them_in_flat_and_debezium_rows(r
 
 def test_what_cannot_be_read_is_undecodable_saying_why(registry):
     reader = SchemaRegistry(registry.url)
-    registry.schemas[4] = {"schema": "syntax = 'proto3';", "schemaType": "PROTOBUF"}
+    registry.schemas[4] = {"schema": "struct R {}", "schemaType": "THRIFT"}  # a kind no serializer writes
     registry.schemas[6] = {"schema": '{"type": "nope"}'}  # no Avro schema, though the registry says so
     cases = [
         (
             framed(9, CONTRACT, {"series": "a", "ts": 1, "values": {}}),
             "schema id 9: the registry does not have it",
         ),
-        (b"\x00\x00\x00\x00\x04\x01\x02", "schema id 4 is PROTOBUF; adaptcast reads Avro and JSON"),
+        (b"\x00\x00\x00\x00\x04\x01\x02", "schema id 4 is THRIFT, and its payload is not JSON"),
         (b"\x00\x00\x00\x00\x01\xff\xff\xff", "Avro payload does not match schema id 1"),
         (b"\x00\x00\x00\x00\x06\x01", "schema id 6 is not a valid Avro schema"),
     ]

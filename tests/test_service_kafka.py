@@ -13,7 +13,9 @@ import threading
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -455,12 +457,21 @@ def test_telegraf_line_protocol_batches_are_served_per_series(kafka_bootstrap, t
     )
 
 
-def test_avro_records_of_a_schema_registry_are_served(kafka_bootstrap, tmp_path):
-    """A producer using the registry's Avro serializer (a table's rows through a JDBC or Debezium
-    connector with the Avro converter, a Java service): with kafka.schema_registry_url each record
-    is read with its writer's schema (from a fake registry: tests/fake_registry.py), then as flat."""
-    from fake_registry import FakeSchemaRegistry, avro_schema, framed
+READING_PROTO = 'syntax = "proto3";\nmessage Reading { string sensor = 1; int64 at = 2; double y = 3; }\n'
 
+
+def _registry_encoded(encoding: str) -> tuple[dict[str, Any], Callable[[dict[str, Any]], bytes]]:
+    """A registry's answer for a reading's schema in ``encoding``, and how its serializer frames a reading."""
+    from fake_registry import avro_schema, framed, framed_protobuf, protobuf_schema
+    from google.protobuf import message_factory
+
+    from adaptcast.streams.protobuf_schema import compile_schema
+
+    if encoding == "protobuf":
+        message = message_factory.GetMessageClass(compile_schema(READING_PROTO, {})[0])
+        return protobuf_schema(READING_PROTO), lambda r: framed_protobuf(
+            42, [0], message(**r).SerializeToString()
+        )
     schema = {
         "type": "record",
         "name": "Reading",
@@ -470,12 +481,24 @@ def test_avro_records_of_a_schema_registry_are_served(kafka_bootstrap, tmp_path)
             {"name": "y", "type": "double"},
         ],
     }
-    registry = FakeSchemaRegistry({42: avro_schema(schema)})
+    return avro_schema(schema), lambda r: framed(42, schema, r)
+
+
+@pytest.mark.parametrize("encoding", ["avro", "protobuf"])
+def test_records_of_a_schema_registry_are_served(kafka_bootstrap, tmp_path, encoding):
+    """A producer using the registry's Avro or Protobuf serializer (a table's rows through a JDBC
+    or Debezium connector with the Avro converter, a Java or Go service): with
+    kafka.schema_registry_url each record is read with its writer's schema (from a fake registry:
+    tests/fake_registry.py), then as flat."""
+    from fake_registry import FakeSchemaRegistry
+
+    answer, encode = _registry_encoded(encoding)
+    registry = FakeSchemaRegistry({42: answer})
     try:
         names = _topics(kafka_bootstrap, partitions=1)
         steps = 10
         feed = [
-            (f"s{i}".encode(), framed(42, schema, {"sensor": f"s{i}", "at": t * HOUR, "y": 1000.0 * i + t}))
+            (f"s{i}".encode(), encode({"sensor": f"s{i}", "at": t * HOUR, "y": 1000.0 * i + t}))
             for t in range(steps)
             for i in range(2)
         ]
