@@ -385,7 +385,7 @@ def _serve_kafka(cfg) -> None:
                 f"({type(exc).__name__}: {exc}); nothing of that batch was committed, a restarted worker "
                 f"reads it again. The broker's log says why: a record over the max.message.bytes of "
                 f"{k.output_topic} or {k.dead_letter_topic}, a write its ACLs deny, or an outage longer "
-                "than the producer's delivery timeout (120 s)"
+                f"than kafka.delivery_timeout_s ({k.delivery_timeout_s:g} s)"
             ) from None
     finally:
         if server is not None:

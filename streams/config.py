@@ -88,6 +88,13 @@ class KafkaConfig(_Section):
         description="how long the group waits for a worker that went silent (killed, not stopped) "
         "before its partitions move; a restarted worker waits that long for them too",
     )
+    delivery_timeout_s: float = Field(
+        default=120.0,
+        ge=5,
+        le=86_400,
+        description="how long a forecast or dead letter the broker has not acknowledged (an outage) is "
+        "retried before the worker gives up, exits 1 and leaves its batch uncommitted for the next start",
+    )
     startup_timeout_s: float | None = Field(
         default=None,
         gt=0,

@@ -234,9 +234,13 @@ class KafkaSink:
         self.cfg = cfg
         if topics:  # a write to a missing topic waits a minute for metadata, then fails
             require_topics(cfg, topics)
+        delivery_ms = int(cfg.delivery_timeout_s * 1000)
         self.producer = KafkaProducer(
             client_id=client_id,
             acks="all",
+            delivery_timeout_ms=delivery_ms,
+            # kafka-python wants the delivery timeout above linger + request timeout (30 s by default)
+            request_timeout_ms=min(30_000, (delivery_ms - PRODUCER_BATCHING["linger_ms"]) // 2),
             enable_idempotence=True,
             **PRODUCER_BATCHING,
             retries=2**31 - 1,

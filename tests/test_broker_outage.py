@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from kafka.errors import KafkaTimeoutError
 from steady_feed import SteadyFeed
 from test_service_kafka import (
     HOUR,
@@ -262,3 +263,28 @@ def test_sigterm_while_the_broker_is_down_exits_and_a_restart_loses_nothing(tmp_
             {"test": "sigterm_during_outage", "shutdown_timeout_s": shutdown_s, "exit_s": round(exit_s, 1)}
         )
     )
+
+
+def test_output_the_broker_never_acknowledges_fails_for_good_after_the_delivery_timeout(
+    tmp_path: Path,
+) -> None:
+    """An outage longer than ``kafka.delivery_timeout_s``: the producer retries a send until then,
+    then the send fails for good and the sink keeps why, which stops the worker with its batch
+    uncommitted (the path the refused-output test in test_service_kafka.py follows to exit 1)."""
+    with KafkaBroker(state_dir=tmp_path / "broker") as broker:
+        names = _topics(broker.bootstrap, partitions=1)
+        cfg = _config(broker.bootstrap, names, tmp_path / "state", _naive_checkpoint(tmp_path / "m"))
+        sink = KafkaSink(cfg.kafka.model_copy(update={"delivery_timeout_s": 5.0}))
+        try:
+            sink.send(names["output"], "probe", {"sent": "before"})
+            assert sink.acked(10.0)
+            broker.stop()
+            sink.send(names["output"], "probe", {"sent": "during"})
+            assert not sink.acked(0.5) and sink.failed is None  # in flight: retried, not failed
+            deadline = time.monotonic() + 60
+            with pytest.raises(KafkaTimeoutError):
+                while not sink.acked(1.0):
+                    assert time.monotonic() < deadline, "the send never failed"
+            assert isinstance(sink.failed, KafkaTimeoutError)
+        finally:
+            sink.close(timeout_s=0.5)
