@@ -118,9 +118,10 @@ DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
 THOUSANDS = r"^\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$"
 
 
-def read_table(path: Path) -> pl.DataFrame:
+def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame:
     """A CSV (TSV, TXT), Parquet, JSON, JSON-lines or line-protocol file as it is, any of them also
-    compressed whole with gzip or zstd, its column names stripped of surrounding blanks.
+    compressed whole with gzip or zstd, its column names stripped of surrounding blanks. A file of
+    OTLP metrics requests also gives its histograms' and summaries' ``otlp_quantiles``.
 
     A CSV's separator is the one of ``SEPARATORS`` its header line holds most of, and in a file
     separated by semicolons or tabs a column of numbers written with decimal commas (``1,5``,
@@ -134,14 +135,14 @@ def read_table(path: Path) -> pl.DataFrame:
     compressed = bool(suffixes) and suffixes[-1] in COMPRESSED
     suffix = suffixes[0] if compressed and len(suffixes) == 2 else path.suffix.lower()
     if compressed and suffix in (*JSON_LINES, ".json", *LINE_PROTOCOL, ".parquet", ".pq"):
-        return _read_decompressed(path)
+        return _read_decompressed(path, otlp_quantiles)
     try:
         if suffix in (".parquet", ".pq"):
             df = pl.read_parquet(path)
         elif suffix in JSON_LINES:
-            df = _json_lines(path)
+            df = _json_lines(path, otlp_quantiles)
         elif suffix == ".json":
-            df = _json(path)
+            df = _json(path, otlp_quantiles)
         elif suffix in LINE_PROTOCOL:
             df = exports.line_protocol(path)
         elif suffix in (".csv", ".txt", ".tsv"):
@@ -179,7 +180,7 @@ JSON_LINES = (".jsonl", ".ndjson")
 LINE_PROTOCOL = (".lp", ".line")  # InfluxDB line protocol: influx_inspect export, Telegraf's file output
 
 
-def _read_decompressed(path: Path) -> pl.DataFrame:
+def _read_decompressed(path: Path, otlp_quantiles: Sequence[float]) -> pl.DataFrame:
     """A compressed file of a type read whole (JSON, JSON lines, line protocol, Parquet: what
     ``influx_inspect export -compress``, the Collector's file exporter with ``compression: zstd``
     and gzipped downloads write), decompressed into a temporary file of its inner name and read as
@@ -192,7 +193,7 @@ def _read_decompressed(path: Path) -> pl.DataFrame:
         except (OSError, EOFError, zstandard.ZstdError) as exc:  # gzip's BadGzipFile is an OSError
             raise InputError(f"{path}: cannot decompress as {path.suffix[1:]} ({exc})") from None
         try:
-            return read_table(inner)
+            return read_table(inner, otlp_quantiles)
         except InputError as exc:
             raise InputError(str(exc).replace(str(inner), str(path))) from None
 
@@ -213,13 +214,13 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def _json_lines(path: Path) -> pl.DataFrame:
+def _json_lines(path: Path, otlp_quantiles: Sequence[float]) -> pl.DataFrame:
     """One JSON object per line: flat rows, or the records a Kafka topic carries (``series``, ``ts``,
     ``values``: a dump of a topic), whose ``values`` become columns, or OTLP metrics requests
     (:mod:`~adaptcast.forecast.otlp`). A line that is not a JSON object raises naming its number."""
     with path.open("rb") as f:
         if otlp.may_be_requests(f.read(1 << 12)):
-            return otlp.read_requests(path)
+            return otlp.read_requests(path, tuple(otlp_quantiles))
     try:
         df = pl.read_ndjson(path, infer_schema_length=None)
     except pl.exceptions.PolarsError as exc:
@@ -238,7 +239,7 @@ def _json_lines(path: Path) -> pl.DataFrame:
     return exports.victoria_export(df, path) if exports.is_victoria_export(df) else _unnest_values(df, path)
 
 
-def _json(path: Path) -> pl.DataFrame:
+def _json(path: Path, otlp_quantiles: Sequence[float]) -> pl.DataFrame:
     """A ``.json`` file: an array of row objects (what most exporters and pandas' ``orient="records"``
     write), an answer of Prometheus' HTTP API (:mod:`~adaptcast.forecast.exports`), else JSON lines
     (OTLP metrics requests among them)."""
@@ -252,7 +253,7 @@ def _json(path: Path) -> pl.DataFrame:
         if exports.is_prometheus_answer(obj):
             return exports.prometheus_answer(obj, path)
     if head.lstrip()[:1] != b"[":
-        df = _json_lines(path)
+        df = _json_lines(path, otlp_quantiles)
         if df.height == 1 and all(isinstance(t, pl.Struct | pl.List) for t in df.dtypes):
             raise InputError(
                 f"{path}: one object of columns, not rows (pandas' default to_json); write an array "
@@ -891,6 +892,7 @@ def read_series(
     step_ms: int | None = None,
     series_rows: bool = False,
     table: pl.DataFrame | None = None,
+    otlp_quantiles: Sequence[float] = (),
 ) -> SeriesFrame:
     """Read a wide (one series) or long (``series_col``, else a text column named ``series``) file as
     the live worker would take its records: in time order, a row repeating a series' timestamp left
@@ -902,7 +904,8 @@ def read_series(
     column): each is a series named after its column, its values the one target. ``step_ms`` stamps
     the rows of a wide file without a time column that far apart (:func:`read_frame`).
     ``series_rows`` reads a file of a series per row (M4's layout, :func:`_row_series`). ``table`` is
-    the file as :func:`read_table` reads it, where the caller has read it already."""
+    the file as :func:`read_table` reads it (with ``otlp_quantiles``), where the caller has read it
+    already."""
     if not targets:
         raise InputError(f"{path}: choose the target column(s) with --target")
     if why := layout_conflict(series_col, series_cols, series_rows):
@@ -912,7 +915,7 @@ def read_series(
             f"{path}: {series_col!r} is the series column (--series-col) and a value to read; "
             "name the column holding the series ids"
         )
-    table = read_table(Path(path)) if table is None else table
+    table = read_table(Path(path), otlp_quantiles) if table is None else table
     if series_rows:
         frame, tcol, reports = _row_series(table, Path(path), series_col, targets, features, step_ms)
     elif series_cols:

@@ -3,9 +3,11 @@
 An ``ExportMetricsServiceRequest`` (``{"resourceMetrics": [...]}``) is what the OpenTelemetry
 Collector's Kafka exporter writes per message (``encoding: otlp_json``) and its file exporter per
 line. Each data point of a gauge or a sum is a reading of its series; a histogram's, exponential
-histogram's or summary's point gives two, of ``<name>_count`` and ``<name>_sum`` (buckets and
-quantiles are not forecast). A series is named as Prometheus writes one,
-``name{attr="value",…}``, from the point's attributes and the resource's :data:`SOURCE` attributes.
+histogram's or summary's point gives two, of ``<name>_count`` and ``<name>_sum``, and one per
+quantile asked for (``serving.otlp_quantiles``), of ``<name>{…,quantile="0.99"}``: a summary's
+own, a histogram's interpolated in its buckets (:mod:`~adaptcast.forecast.histogram`). A series
+is named as Prometheus writes one, ``name{attr="value",…}``, from the point's attributes and the
+resource's :data:`SOURCE` attributes.
 The live worker (streams/formats.py) and the file reader (forecast/data.py) share the reading of
 a request; :func:`read_requests` reads a file of them, :func:`proto_readings` a request in protobuf
 (``encoding: otlp_proto``, the exporter's default).
@@ -23,6 +25,7 @@ import orjson
 import polars as pl
 from google.protobuf.json_format import MessageToDict
 
+from adaptcast.forecast import histogram
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.exports import is_number, long_frame, number_text, series_name
 
@@ -61,9 +64,10 @@ def is_request(obj: Any) -> bool:
     return isinstance(obj, dict) and "resourceMetrics" in obj
 
 
-def readings(request: Any) -> list[Reading | Fault]:
-    """Every reading of a request, in order; a data point that holds none stands as its
-    :class:`Fault`. A request whose structure is not OTLP's raises :class:`Fault`."""
+def readings(request: Any, quantiles: tuple[float, ...] = ()) -> list[Reading | Fault]:
+    """Every reading of a request, in order, with the ``quantiles`` of its histograms and
+    summaries; a data point that holds none stands as its :class:`Fault`. A request whose
+    structure is not OTLP's raises :class:`Fault`."""
     if not is_request(request):
         raise Fault(MISSING_FIELD, "otlp record lacks field 'resourceMetrics'")
     out: list[Reading | Fault] = []
@@ -72,7 +76,7 @@ def readings(request: Any) -> list[Reading | Fault]:
         source = {k: resource[k] for k in SOURCE if k in resource}
         for scope in _list(resource_metrics, "scopeMetrics"):
             for metric in _list(scope, "metrics"):
-                out.extend(_metric(metric, source))
+                out.extend(_metric(metric, source, quantiles))
     return out
 
 
@@ -109,7 +113,9 @@ def _attributes(items: Any) -> dict[str, str]:
     return out
 
 
-def _metric(metric: dict[str, Any], source: dict[str, str]) -> list[Reading | Fault]:
+def _metric(
+    metric: dict[str, Any], source: dict[str, str], quantiles: tuple[float, ...]
+) -> list[Reading | Fault]:
     name = metric.get("name")
     if not isinstance(name, str) or not name:
         return [Fault(MISSING_FIELD, "otlp metric lacks its name")]
@@ -122,13 +128,15 @@ def _metric(metric: dict[str, Any], source: dict[str, str]) -> list[Reading | Fa
     out: list[Reading | Fault] = []
     for point in points:
         try:
-            out.extend(_point(name, kind, point, source))
+            out.extend(_point(name, kind, point, source, quantiles))
         except Fault as fault:
             out.append(fault)
     return out
 
 
-def _point(name: str, kind: str, point: Any, source: dict[str, str]) -> list[Reading]:
+def _point(
+    name: str, kind: str, point: Any, source: dict[str, str], quantiles: tuple[float, ...]
+) -> list[Reading | Fault]:
     if not isinstance(point, dict):
         raise Fault(NOT_OBJECT, f"otlp metric {name!r} has a data point that is not an object")
     labels = {**source, **_attributes(point.get("attributes"))}
@@ -139,21 +147,91 @@ def _point(name: str, kind: str, point: Any, source: dict[str, str]) -> list[Rea
     stale = type(flags) is int and flags & NO_RECORDED_VALUE
     if kind in NUMBERS:
         return _of_point(name, kind, labels, ts_ms, stale, point.get("asDouble", point.get("asInt")))
+    shares = _json_quantiles(name, kind, point, quantiles) if quantiles and not stale else {}
     # proto3's JSON leaves a zero count out
-    return _of_point(name, kind, labels, ts_ms, stale, point.get("count", 0), point.get("sum"))
+    return _of_point(name, kind, labels, ts_ms, stale, point.get("count", 0), point.get("sum"), shares)
 
 
 def _of_point(
-    name: str, kind: str, labels: dict[str, str], ts_ms: int, stale: Any, value: Any, total: Any = None
-) -> list[Reading]:
-    """A data point's readings: its value (a gauge's or sum's), or its count and, where it has
-    one, its sum; one reading of no value where the point marks its series stale."""
+    name: str,
+    kind: str,
+    labels: dict[str, str],
+    ts_ms: int,
+    stale: Any,
+    value: Any,
+    total: Any = None,
+    shares: dict[float, float | None] | Fault | None = None,
+) -> list[Reading | Fault]:
+    """A data point's readings: its value (a gauge's or sum's), or its count, its sum where it has
+    one, and each quantile asked for that it has (``shares``: quantile → value, None where it counted
+    nothing; or why its buckets cannot be read); one reading of no value where the point marks its
+    series stale."""
     if stale:
         return [Reading(series_name(name, labels), ts_ms, None)]
     if kind in NUMBERS:
         return [Reading(series_name(name, labels), ts_ms, value)]
     values = [(f"{name}_count", value)] + ([] if total is None else [(f"{name}_sum", total)])
-    return [Reading(series_name(n, labels), ts_ms, v) for n, v in values]
+    out: list[Reading | Fault] = [Reading(series_name(n, labels), ts_ms, v) for n, v in values]
+    if isinstance(shares, Fault):
+        return [*out, shares]
+    for q, v in (shares or {}).items():
+        if v is not None:
+            out.append(Reading(series_name(name, {**labels, "quantile": quantile_label(q)}), ts_ms, v))
+    return out
+
+
+def quantile_label(q: float) -> str:
+    """A quantile as its series' ``quantile`` label writes it, as Prometheus does: 0.5, 0.99."""
+    text = repr(float(q))
+    return text.removesuffix(".0")
+
+
+def _json_quantiles(
+    name: str, kind: str, point: dict[str, Any], quantiles: tuple[float, ...]
+) -> dict[float, float | None] | Fault:
+    """The ``quantiles`` of a histogram's or summary's point in JSON, or why its buckets cannot be read."""
+    try:
+        if kind == "summary":
+            own = {
+                _json_float(v.get("quantile", 0)): _json_float(v.get("value", 0))
+                for v in _list(point, "quantileValues")
+            }
+            return {q: own.get(q) for q in quantiles}
+        low, high = (None if point.get(k) is None else _json_float(point[k]) for k in ("min", "max"))
+        if kind == "histogram":
+            bounds = [_json_float(b) for b in point.get("explicitBounds") or []]
+            counts = [_json_float(c) for c in point.get("bucketCounts") or []]
+            buckets = histogram.explicit_buckets(bounds, counts, low, high) if counts else []
+        else:
+            buckets = histogram.exponential_buckets(
+                int(point.get("scale", 0)),
+                _json_float(point.get("zeroCount", 0)),
+                *(_json_side(point.get(side)) for side in ("positive", "negative")),
+                zero_threshold=_json_float(point.get("zeroThreshold", 0)),
+            )
+    except (Fault, ValueError, TypeError) as exc:
+        return Fault(MISSING_FIELD, f"otlp {kind} point of {name!r}: its buckets cannot be read ({exc})")
+    return {q: histogram.quantile(q, buckets, low, high) for q in quantiles}
+
+
+def _json_side(side: Any) -> tuple[int, list[float]]:
+    """An exponential histogram's positive or negative buckets in JSON: (offset, counts)."""
+    if side is None:
+        return 0, []
+    if not isinstance(side, dict):
+        raise ValueError("buckets must be an object of offset and bucketCounts")
+    return int(side.get("offset", 0)), [_json_float(c) for c in side.get("bucketCounts") or []]
+
+
+def _json_float(value: Any) -> float:
+    """A number of a point's buckets in JSON: a number, or text (64-bit counts are written so)."""
+    kind = type(value)
+    if kind is float or kind is int or (kind is str and value.isascii() and value.isdigit()):
+        return float(value)  # the common cases first: a bucket has tens of them
+    number = number_text(value) if isinstance(value, str) else None
+    if number is None:
+        raise ValueError(f"{str(value)[:32]!r} is not a number")
+    return number
 
 
 # protobuf's field names of a metric's data kinds, as the JSON mapping names them
@@ -166,7 +244,7 @@ PROTO_KINDS = {
 }
 
 
-def proto_readings(request: Any) -> list[Reading | Fault]:
+def proto_readings(request: Any, quantiles: tuple[float, ...] = ()) -> list[Reading | Fault]:
     """:func:`readings` of a request decoded by protobuf (opentelemetry-proto's
     ``ExportMetricsServiceRequest``), read from its objects rather than through protobuf's JSON
     mapping, which cost three quarters of the read. The same readings as of the request's JSON."""
@@ -176,11 +254,11 @@ def proto_readings(request: Any) -> list[Reading | Fault]:
         source = {k: resource[k] for k in SOURCE if k in resource}
         for scope in resource_metrics.scope_metrics:
             for metric in scope.metrics:
-                out.extend(_proto_metric(metric, source))
+                out.extend(_proto_metric(metric, source, quantiles))
     return out
 
 
-def _proto_metric(metric: Any, source: dict[str, str]) -> list[Reading | Fault]:
+def _proto_metric(metric: Any, source: dict[str, str], quantiles: tuple[float, ...]) -> list[Reading | Fault]:
     name = metric.name
     if not name:
         return [Fault(MISSING_FIELD, "otlp metric lacks its name")]
@@ -203,8 +281,34 @@ def _proto_metric(metric: Any, source: dict[str, str]) -> list[Reading | Fault]:
             )
         else:  # a summary's sum is always there; a histogram's is optional
             total = point.sum if kind == "summary" or point.HasField("sum") else None
-            out.extend(_of_point(name, kind, labels, ts_ms, stale, point.count, total))
+            shares = _proto_quantiles(name, kind, point, quantiles) if quantiles and not stale else {}
+            out.extend(_of_point(name, kind, labels, ts_ms, stale, point.count, total, shares))
     return out
+
+
+def _proto_quantiles(
+    name: str, kind: str, point: Any, quantiles: tuple[float, ...]
+) -> dict[float, float | None] | Fault:
+    """:func:`_json_quantiles` of a point decoded by protobuf."""
+    if kind == "summary":
+        own = {v.quantile: v.value for v in point.quantile_values}
+        return {q: own.get(q) for q in quantiles}
+    low, high = (getattr(point, k) if point.HasField(k) else None for k in ("min", "max"))
+    if kind == "histogram":
+        bounds, counts = list(point.explicit_bounds), list(point.bucket_counts)
+        try:
+            buckets = histogram.explicit_buckets(bounds, counts, low, high) if counts else []
+        except ValueError as exc:
+            return Fault(MISSING_FIELD, f"otlp {kind} point of {name!r}: its buckets cannot be read ({exc})")
+    else:
+        buckets = histogram.exponential_buckets(
+            point.scale,
+            point.zero_count,
+            (point.positive.offset, list(point.positive.bucket_counts)),
+            (point.negative.offset, list(point.negative.bucket_counts)),
+            zero_threshold=point.zero_threshold,
+        )
+    return {q: histogram.quantile(q, buckets, low, high) for q in quantiles}
 
 
 def _proto_attributes(items: Any) -> dict[str, str]:
@@ -239,7 +343,7 @@ def may_be_requests(head: bytes) -> bool:
     return b'"resourceMetrics"' in head
 
 
-def read_requests(path: Path) -> pl.DataFrame:
+def read_requests(path: Path, quantiles: tuple[float, ...] = ()) -> pl.DataFrame:
     """A file of OTLP metrics requests in JSON (one per line, as the Collector's file exporter and
     a dump of its Kafka exporter's topic write them, or one in the whole file) as a long frame of
     ``series``, ``ts`` and ``value``. A point holding no recorded value (a stale marker) reads as
@@ -261,7 +365,7 @@ def read_requests(path: Path) -> pl.DataFrame:
     values: list[float] = []
     for number, request in requests:
         try:
-            found = readings(request)
+            found = readings(request, quantiles)
         except Fault as fault:
             raise InputError(f"{path}: line {number}: {fault}") from None
         for r in found:

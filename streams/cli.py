@@ -180,6 +180,12 @@ def config_show(config_path: str | None) -> None:
     "[serving.record_format]",
 )
 @click.option(
+    "--otlp-quantiles",
+    help="Otlp records: also forecast these quantiles of every histogram and summary, comma-separated "
+    '(0.5,0.99), each a series name{quantile="0.99"} beside name_count and name_sum. '
+    "[serving.otlp_quantiles]",
+)
+@click.option(
     "--series-field",
     help="Flat, debezium and cloudevents records: the field naming the series, or several "
     "comma-separated (host,metric: a series per pair; default series). [serving.series_field]",
@@ -248,6 +254,7 @@ def run(
     model_kind,
     targets,
     record_format,
+    otlp_quantiles,
     series_field,
     time_field,
     ts_unit,
@@ -279,6 +286,8 @@ def run(
           --record-format influx --target usage_idle        # Telegraf's default line protocol
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic otlp_metrics \\
           --record-format otlp --target value               # the OpenTelemetry Collector
+      adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic otlp_metrics \\
+          --record-format otlp --target value --otlp-quantiles 0.5,0.99   # and its latency p50, p99
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic devices \\
           --record-format flat --series-from-key --ts-from-message --target temp
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic pg.public.readings \\
@@ -317,6 +326,9 @@ def run(
         overrides, "model.target", None if not columns else columns[0] if len(columns) == 1 else columns
     )
     set_override(overrides, "serving.record_format", record_format)
+    set_override(
+        overrides, "serving.otlp_quantiles", split_columns((otlp_quantiles,)) if otlp_quantiles else None
+    )
     set_override(overrides, "serving.series_field", series_field)
     set_override(overrides, "serving.time_field", time_field)
     set_override(overrides, "serving.ts_unit", ts_unit)
@@ -495,7 +507,17 @@ def replay(
 
         step = row_step(cfg)  # a file of values only: its rows a declared step apart
         records = _replay_records(
-            path, scenario, targets, series_col, columns, series_rows, steps, n_series, seed, step
+            path,
+            scenario,
+            targets,
+            series_col,
+            columns,
+            series_rows,
+            steps,
+            n_series,
+            seed,
+            step,
+            cfg.serving.otlp_quantiles,
         )
         sent = produce(records, cfg.kafka, topic, rate=rate, speedup=speedup, progress=sys.stderr.isatty())
     except (InputError, ValueError) as exc:
@@ -509,7 +531,7 @@ REPLAY_PROBE_S = 5.0  # how long `adaptcast replay` gives the broker to answer b
 
 
 def _replay_records(
-    path, scenario, targets, series_col, series_cols, series_rows, steps, n_series, seed, step_ms
+    path, scenario, targets, series_col, series_cols, series_rows, steps, n_series, seed, step_ms, quantiles
 ) -> list[dict[str, Any]]:
     if scenario:
         from adaptcast.streams.scenarios import make_scenario
@@ -517,7 +539,7 @@ def _replay_records(
         return list(make_scenario(scenario, series=n_series, steps=steps, seed=seed).records())
     from adaptcast.forecast.data import read_series, read_table, value_columns
 
-    table = read_table(Path(path))  # read once: for the values to send and for the series
+    table = read_table(Path(path), quantiles)  # read once: for the values to send and for the series
     cols = list(targets) or value_columns(table, Path(path), series_col)
     data = read_series(path, cols, [], series_col, None, series_cols, step_ms, series_rows, table)
     out = []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from difflib import get_close_matches
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -441,6 +441,12 @@ class ServingConfig(_Section):
         "table's change events, the row after read as flat), cloudevents (structured JSON, data read "
         "as flat) or otlp (the OpenTelemetry Collector's Kafka exporter, otlp_proto or otlp_json: every "
         "data point a reading of value); see docs/architecture.md",
+    )
+    otlp_quantiles: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        default=[],
+        description="otlp records: the quantiles of each histogram and summary to forecast as series of "
+        "their own, name{…,quantile=\"0.99\"} (a summary's own, a histogram's interpolated in its "
+        "buckets as Prometheus' histogram_quantile does), e.g. [0.5, 0.99]; empty: _count and _sum only",
     )
     series_field: str | None = Field(
         default=None,

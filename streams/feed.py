@@ -37,6 +37,7 @@ def load_feed(cfg: Config) -> SeriesFrame:
             b.series_cols,
             row_step(cfg),
             b.series_rows,
+            otlp_quantiles=cfg.serving.otlp_quantiles,
         )
         for note in data.notes():
             log.warning("%s: %s", b.data, note)

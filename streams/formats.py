@@ -11,7 +11,7 @@ dead-lettered with the same reasons; an object without the shape's own fields is
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cache, partial
 from typing import Any
 
@@ -225,13 +225,15 @@ def _or_error(shape: Callable[[Any], Any], obj: Any) -> Any:
         return err
 
 
-def _otlp_message(raw: bytes) -> list[dict[str, Any] | RecordError]:
+def _otlp_message(raw: bytes, quantiles: tuple[float, ...] = ()) -> list[dict[str, Any] | RecordError]:
     """An OTLP metrics request, what the OpenTelemetry Collector's Kafka exporter writes: protobuf
     (``encoding: otlp_proto``, its default) or JSON (``otlp_json``), told apart by the first byte
-    (a JSON request opens with ``{``, a protobuf one with its field tag)."""
+    (a JSON request opens with ``{``, a protobuf one with its field tag); with the ``quantiles`` of
+    its histograms and summaries."""
     if raw.lstrip()[:1] in (b"{", b"["):
         obj = parse_json(raw)
-        return [r for item in (obj if isinstance(obj, list) else [obj]) for r in _otlp_records(item)]
+        items = obj if isinstance(obj, list) else [obj]
+        return [r for item in items for r in _otlp_records(item, quantiles)]
     try:
         request = ExportMetricsServiceRequest.FromString(raw)
     except Exception:  # protobuf's DecodeError and kin, on bytes that are not such a message
@@ -241,18 +243,18 @@ def _otlp_message(raw: bytes) -> list[dict[str, Any] | RecordError]:
             UNDECODABLE,
             "neither an OTLP metrics request in protobuf (ExportMetricsServiceRequest) nor in JSON",
         )
-    return _reading_records(otlp_request.proto_readings(request))
+    return _reading_records(otlp_request.proto_readings(request, quantiles))
 
 
 otlp = BytesFormat(_otlp_message)
 
 
-def _otlp_records(obj: Any) -> list[dict[str, Any] | RecordError]:
+def _otlp_records(obj: Any, quantiles: tuple[float, ...] = ()) -> list[dict[str, Any] | RecordError]:
     """An OTLP metrics request in JSON (``{"resourceMetrics": [...]}``, as protobuf's JSON mapping
     writes it): a reading of ``value`` per data point (:mod:`~adaptcast.forecast.otlp`)."""
     _fields(obj, "otlp", ("resourceMetrics",))
     try:
-        return _reading_records(otlp_request.readings(obj))
+        return _reading_records(otlp_request.readings(obj, quantiles))
     except otlp_request.Fault as fault:
         raise RecordError(fault.reason, str(fault)) from None
 
@@ -287,11 +289,17 @@ NAMED_FIELDS = ("flat", "debezium", "cloudevents")  # the shapes whose series an
 
 
 def shape_for(
-    record_format: str, series_field: str | None = None, time_field: str | None = None
+    record_format: str,
+    series_field: str | None = None,
+    time_field: str | None = None,
+    otlp_quantiles: Sequence[float] = (),
 ) -> Shape | BytesFormat | None:
     """The shape of ``serving.record_format``, reading the series and time from the named fields
-    (``serving.series_field``, ``serving.time_field``) where the shape has such fields."""
+    (``serving.series_field``, ``serving.time_field``) where the shape has such fields, and OTLP's
+    histograms' and summaries' ``serving.otlp_quantiles``."""
     shape = SHAPES[record_format]
+    if record_format == "otlp" and otlp_quantiles:
+        return BytesFormat(partial(_otlp_message, quantiles=tuple(otlp_quantiles)))
     if record_format not in NAMED_FIELDS or (series_field is None and time_field is None):
         return shape
     return partial(shape, series_field=series_field or "series", time_field=time_field)  # type: ignore[arg-type]

@@ -175,7 +175,8 @@ class Worker:
         set_torch_threads(cfg.serving.threads)
         self._max_future_ms = int(cfg.serving.max_future_s * 1000)
         self._ts_unit = cfg.serving.record_ts_unit
-        self._shape = shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field)
+        s = cfg.serving
+        self._shape = shape_for(s.record_format, s.series_field, s.time_field, s.otlp_quantiles)
         self._registry = registry_for(cfg.kafka)
         if self._registry is not None:
             self.metrics.set_condition(SCHEMA_REGISTRY, True)

@@ -327,7 +327,8 @@ def train_command(
     many = series_layout(series_col, columns, series_rows)
     if many and (from_topic or time_features):
         raise UserError(f"{many} goes with --data and without --time-features")
-    table = None if data_path is None else read_table(data_path)  # read once, whatever its layout
+    # read once, whatever its layout
+    table = None if data_path is None else read_table(data_path, cfg.serving.otlp_quantiles)
     if table is not None and not columns and not series_rows and not time_features:
         series_col = series_col or implied_series_col(table)
     if table is None:
@@ -465,7 +466,12 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
             int(cfg.serving.max_future_s * 1000),
             cfg.grid.rules(m.lookback),
             cfg.serving.record_ts_unit,
-            shape_for(cfg.serving.record_format, cfg.serving.series_field, cfg.serving.time_field),
+            shape_for(
+                cfg.serving.record_format,
+                cfg.serving.series_field,
+                cfg.serving.time_field,
+                cfg.serving.otlp_quantiles,
+            ),
             registry_for(cfg.kafka),
         )
     except SchemaUnavailable as exc:  # training on the records that could be read would skew the model
@@ -521,7 +527,10 @@ def fit_on_series(
         cfg, histories, max(len(h) for h in histories), f"{data_path}: in any series"
     )
     model.schema.update(
-        grid_schema(next(iter(grids.values())).period, rules), time_features=False, trained_on=str(data_path)
+        grid_schema(next(iter(grids.values())).period, rules),
+        time_features=False,
+        trained_on=str(data_path),
+        otlp_quantiles=list(cfg.serving.otlp_quantiles),  # predict reads a file of the feed alike
     )
     summary["data"] = {
         "series": len(grids),
@@ -694,7 +703,7 @@ def predict_command(
     time_col = None if time_col == ROW_TIME else time_col
     columns = split_columns(series_cols)
     series_layout(series_col, columns, series_rows)
-    table = read_table(data_path)  # read once, whatever its layout
+    table = read_table(data_path, model.schema.get("otlp_quantiles") or ())  # read once, as in training
     series_col = series_col or (None if columns or series_rows else implied_series_col(table))
     if series_col or columns or series_rows:
         targets = model.schema.get("targets") or []

@@ -33,6 +33,8 @@ BAD_FLAGS = {
     "zero-startup-timeout": ["run", "--startup-timeout", "0"],
     "unknown-model": ["run", "--model", "oracle"],
     "rate-not-a-number": ["run", "--rate", "fast"],
+    "quantile-past-one": ["run", "--otlp-quantiles", "0.5,1.5"],
+    "quantile-not-a-number": ["run", "--otlp-quantiles", "p99"],
     "unknown-option": ["run", "--no-such-flag"],
     "missing-config-file": ["config", "show", "--config", "/nonexistent/adaptcast.yaml"],
 }

@@ -214,6 +214,29 @@ def test_a_prometheus_export_trains_and_forecasts_each_series_without_naming_a_s
     assert rows.height == 6 and set(rows["issued_at"]) == {"2024-01-01T03:19:00"}
 
 
+def test_quantiles_of_otlp_histograms_trained_on_are_read_again_by_predict(tmp_path):
+    """serving.otlp_quantiles at training is kept with the model: predict reads the same file's
+    histograms into the same quantile series without being told again."""
+    from test_otlp_files import latency
+
+    data = tmp_path / "latency.jsonl"
+    data.write_text("".join(json.dumps(latency(t)) + "\n" for t in range(60)))
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("serving:\n  otlp_quantiles: [0.99]\n")
+    out = tmp_path / "m"
+    shape = ["--target", "value", "--lookback", 6, "--horizon", 2, "--model", "arnet"]
+    res = invoke(train_command, ["--config", cfg, "--data", data, *shape, "--out", out])
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["data"]["series"] == 3
+    res = invoke(predict_command, ["--model-dir", out, "--data", data])
+    assert res.exit_code == 0, res.output
+    assert set(pl.read_csv(res.output.encode())["series"]) == {
+        "http.server.duration_count",
+        "http.server.duration_sum",
+        'http.server.duration{quantile="0.99"}',
+    }
+
+
 def test_predict_with_a_model_trained_on_a_topic_takes_the_files_step(tmp_path):
     """`train --from-topic` records no step (the topic's series may have any): predict uses the file's."""
     from datetime import datetime, timedelta

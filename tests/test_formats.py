@@ -259,6 +259,97 @@ def test_an_otlp_request_is_a_reading_per_data_point_named_as_prometheus_names_s
     assert "record 8 of 8: otlp metric 'odd' holds none of gauge, sum, histogram" in str(bad[1])
 
 
+def test_otlp_quantiles_asked_for_are_series_of_their_own_in_json_and_protobuf_alike():
+    """serving.otlp_quantiles: a histogram's quantiles interpolated in its buckets (closed by its
+    min and max where it has them), an exponential histogram's likewise, a summary's own; none where
+    nothing was counted; buckets that do not add up are a dead letter beside the count and sum."""
+    from google.protobuf.json_format import ParseDict
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    point = {"timeUnixNano": str(T0_NS)}
+    buckets = {"explicitBounds": [0.1, 0.5, 1.0], "count": "40", "sum": 10.0}
+    metrics = [
+        {
+            "name": "a",
+            "histogram": {"dataPoints": [{**point, **buckets, "bucketCounts": ["10", "20", "10", "0"]}]},
+        },
+        {
+            "name": "b",
+            "histogram": {
+                "dataPoints": [
+                    {**point, **buckets, "bucketCounts": ["10", "20", "9", "1"], "min": 0.05, "max": 3.0}
+                ]
+            },
+        },
+        {
+            "name": "idle",
+            "histogram": {"dataPoints": [{**point, "explicitBounds": [0.1], "bucketCounts": ["0", "0"]}]},
+        },
+        {
+            "name": "odd",
+            "histogram": {
+                "dataPoints": [{**point, "count": "4", "explicitBounds": [0.1], "bucketCounts": ["4"]}]
+            },
+        },
+        {
+            "name": "exp",
+            "exponentialHistogram": {
+                "dataPoints": [
+                    {**point, "count": "4", "scale": 0, "positive": {"offset": 0, "bucketCounts": ["2", "2"]}}
+                ]
+            },
+        },
+        {
+            "name": "rpc",
+            "summary": {
+                "dataPoints": [
+                    {
+                        **point,
+                        "count": "4",
+                        "sum": 2.0,
+                        "quantileValues": [{"quantile": 0.5, "value": 0.4}, {"quantile": 0.9, "value": 1.9}],
+                    }
+                ]
+            },
+        },
+    ]
+    request = {"resourceMetrics": [{"scopeMetrics": [{"metrics": metrics}]}]}
+    shape = shape_for("otlp", otlp_quantiles=[0.5, 0.99])
+
+    def read(raw):
+        return [
+            (r.series, r.values["value"]) if isinstance(r, R.Record) else (r.reason, str(r))
+            for r in R.decode_message(raw, shape=shape)
+        ]
+
+    got = read(json.dumps(request).encode())
+    assert got == read(ParseDict(request, ExportMetricsServiceRequest()).SerializeToString())
+    quantiles = {s: v for s, v in got if "quantile=" in s}
+    assert quantiles == pytest.approx(
+        {
+            'a{quantile="0.5"}': 0.3,  # rank 20 of 40: half-way through (0.1, 0.5]
+            'a{quantile="0.99"}': 0.98,
+            'b{quantile="0.5"}': 0.3,
+            'b{quantile="0.99"}': 2.2,  # the last bucket closed by max 3.0: (1, 3], 0.6 of the way
+            'exp{quantile="0.5"}': 2.0,  # base 2: (1, 2] and (2, 4], two each
+            'exp{quantile="0.99"}': 3.96,
+            'rpc{quantile="0.5"}': 0.4,  # a summary's own; it has no 0.99
+        }
+    )
+    [fault] = [(reason, why) for reason, why in got if reason == R.MISSING_FIELD]
+    assert (
+        "otlp histogram point of 'odd': its buckets cannot be read (1 bucket counts for 1 bounds" in fault[1]
+    )
+    assert ("odd_count", 4.0) in got and ("idle_count", 0.0) in got
+    assert [s for s, _ in got if s.startswith("idle")] == ["idle_count"]  # nothing counted: no quantile
+    plain = [
+        r.series
+        for r in R.decode_message(json.dumps(request).encode(), shape=otlp)
+        if isinstance(r, R.Record)
+    ]
+    assert plain and not any("quantile" in s for s in plain)  # not asked for: none
+
+
 def test_otlp_times_are_nanoseconds_whatever_ts_unit_says():
     from adaptcast.streams.config import ServingConfig
 

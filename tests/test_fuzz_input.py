@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from malformed import bad_records, megabyte_records, message_keys
 
 from adaptcast.streams import records as R
-from adaptcast.streams.formats import SHAPES, influx
+from adaptcast.streams.formats import SHAPES, influx, shape_for
 
 SERIES = [f"s{i}" for i in range(4)]
 LOOKBACK, HORIZON, HOUR = 6, 3, 3_600_000
@@ -98,6 +98,37 @@ OTLP_REQUEST = {
                                         "count": "3",
                                         "sum": 2.5,
                                         "flags": 0,
+                                        "explicitBounds": [0.1, 1.0],
+                                        "bucketCounts": ["1", "1", "1"],
+                                        "min": 0.05,
+                                        "max": 2.0,
+                                    }
+                                ]
+                            },
+                        },
+                        {
+                            "name": "e",
+                            "exponentialHistogram": {
+                                "dataPoints": [
+                                    {
+                                        "timeUnixNano": "1704067200000000000",
+                                        "count": "3",
+                                        "scale": 1,
+                                        "zeroCount": "1",
+                                        "positive": {"offset": -1, "bucketCounts": ["1", "1"]},
+                                    }
+                                ]
+                            },
+                        },
+                        {
+                            "name": "s",
+                            "summary": {
+                                "dataPoints": [
+                                    {
+                                        "timeUnixNano": "1704067200000000000",
+                                        "count": "3",
+                                        "sum": 2.5,
+                                        "quantileValues": [{"quantile": 0.5, "value": 0.7}],
                                     }
                                 ]
                             },
@@ -108,6 +139,7 @@ OTLP_REQUEST = {
         }
     ]
 }
+OTLP = shape_for("otlp", otlp_quantiles=(0.5, 0.99))
 TELEGRAF_BATCH = {
     "metrics": [{"name": "cpu", "tags": {"host": "a"}, "fields": {"value": 1.5}, "timestamp": 1704067200}]
 }
@@ -130,19 +162,18 @@ def _replaced(obj, path, value):
 
 
 @settings(max_examples=1_000, deadline=None, suppress_health_check=list(HealthCheck))
-@given(st.sampled_from([("otlp", OTLP_REQUEST), ("telegraf", TELEGRAF_BATCH)]), st.data())
+@given(st.sampled_from([(OTLP, OTLP_REQUEST), (SHAPES["telegraf"], TELEGRAF_BATCH)]), st.data())
 def test_a_batch_with_any_node_of_the_wrong_kind_never_crashes_the_decoder(case, data):
-    """An OTLP request or a Telegraf batch with one to three of its nodes replaced by any JSON value:
-    each record is read or rejected with a reason; nothing raises out of the decoder (an OTLP
-    resource that was a list once did, and would have stopped the worker at every restart)."""
-    name, obj = case
+    """An OTLP request (its histograms' and summaries' quantiles asked for) or a Telegraf batch with
+    one to three of its nodes replaced by any JSON value: each record is read or rejected with a
+    reason; nothing raises out of the decoder (an OTLP resource that was a list once did, and would
+    have stopped the worker at every restart)."""
+    shape, obj = case
     for _ in range(data.draw(st.integers(1, 3))):
         path = data.draw(st.sampled_from(list(_nodes(obj))))
         obj = _replaced(obj, path, data.draw(JSON_VALUES))
     raw = json.dumps(obj).encode()
-    for item in R.decode_message(
-        raw, required=("value",), now_ms=int(time.time() * 1000), shape=SHAPES[name]
-    ):
+    for item in R.decode_message(raw, required=("value",), now_ms=int(time.time() * 1000), shape=shape):
         assert isinstance(item, R.Record) or item.reason in R.REASONS
 
 
@@ -156,7 +187,7 @@ def test_any_bytes_as_an_otlp_protobuf_request_never_crash_the_decoder(at, splic
     from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
 
     def read(raw):
-        items = R.decode_message(raw, required=("value",), now_ms=now_ms, shape=SHAPES["otlp"])
+        items = R.decode_message(raw, required=("value",), now_ms=now_ms, shape=OTLP)
         return [
             (r.series, r.ts_ms, r.values) if isinstance(r, R.Record) else (r.reason, str(r)) for r in items
         ]

@@ -110,3 +110,51 @@ def test_a_backtest_of_an_otlp_file_forecasts_every_series(tmp_path):
     b = res.forecasts.filter(res.forecasts["series"] == 'load{host="b",service.name="api"}')
     hours = (b["issued_at"] - datetime(2024, 1, 1)).dt.total_hours()
     assert b.height > 0 and (b["yhat_base"] == 10.0 + hours).all()  # naive: the value at issue time
+
+
+def latency(t: int) -> dict:
+    """One export of a request-latency histogram at hour ``t``: 40 requests, the slow tail growing with t."""
+    point = {
+        "timeUnixNano": str(T0_NS + t * HOUR_NS),
+        "count": "40",
+        "sum": 10.0,
+        "explicitBounds": [0.1, 0.5, 1.0],
+        "bucketCounts": ["10", "20", str(10 - t % 5), str(t % 5)],
+        "max": 3.0,
+    }
+    metrics = [
+        {"name": "http.server.duration", "histogram": {"aggregationTemporality": 1, "dataPoints": [point]}}
+    ]
+    return {"resourceMetrics": [{"scopeMetrics": [{"metrics": metrics}]}]}
+
+
+def test_a_backtest_reads_the_quantiles_asked_for_as_the_live_worker_does(tmp_path):
+    """serving.otlp_quantiles: the file's histograms give the same quantile series, and values,
+    as the live worker reads from the same requests, and only where asked for."""
+    from adaptcast.streams.feed import load_feed
+    from adaptcast.streams.formats import shape_for
+
+    p = tmp_path / "latency.jsonl"
+    p.write_text("".join(json.dumps(latency(t)) + "\n" for t in range(30)))
+    cfg = Config.model_validate(
+        {
+            "model": {"target": ["value"]},
+            "backtest": {"data": str(p)},
+            "serving": {"otlp_quantiles": [0.5, 0.99]},
+        }
+    )
+    data = load_feed(cfg)
+    live = shape_for("otlp", otlp_quantiles=cfg.serving.otlp_quantiles)
+    for t in (0, 3):
+        read = {
+            r.series: r.values["value"]
+            for r in R.decode_message(json.dumps(latency(t)).encode(), shape=live)
+            if isinstance(r, R.Record)
+        }
+        at = data.frame.filter(data.frame["ts"] == datetime(2024, 1, 1, t))
+        assert dict(zip(at["series"], at["value"], strict=True)) == read
+    assert read['http.server.duration{quantile="0.5"}'] == pytest.approx(0.3)
+    # rank 39.6 of 40 at t = 3: 2.6 into the 3 past 1.0, a bucket the max closes at 3.0
+    assert read['http.server.duration{quantile="0.99"}'] == pytest.approx(1 + 2 * 2.6 / 3)
+    plain = read_series(p, ["value"])  # not asked for: _count and _sum only
+    assert set(plain.frame["series"]) == {"http.server.duration_count", "http.server.duration_sum"}

@@ -432,6 +432,29 @@ def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(
     )
 
 
+def test_otlp_histogram_quantiles_asked_for_are_served_as_series(kafka_bootstrap, tmp_path):
+    """serving.otlp_quantiles: a latency histogram's p50 is forecast beside its count and sum."""
+    from test_otlp_files import latency
+
+    names = _topics(kafka_bootstrap, partitions=1)
+    steps = 10
+    _produce(
+        kafka_bootstrap,
+        names["input"],
+        [(b"api", json.dumps(latency(t)).encode()) for t in range(steps)],
+        raw=True,
+    )
+    serving = {"record_format": "otlp", "otlp_quantiles": [0.5]}
+    _serve_all(_naive_config(kafka_bootstrap, names, tmp_path, "value", serving=serving), 3 * steps)
+    preds, _ = _predictions(kafka_bootstrap, names["output"], 3 * (steps - LOOKBACK + 1))
+    p50 = 'http.server.duration{quantile="0.5"}'
+    assert {s for s, _ in preds} == {"http.server.duration_count", "http.server.duration_sum", p50}
+    newest = format_timestamp(1_704_067_200_000 + (steps - 1) * HOUR)
+    assert preds[(p50, newest)]["yhat"]["value"][0] == pytest.approx(
+        0.3, rel=1e-5
+    )  # rank 20 of 40 in (0.1, 0.5]
+
+
 def test_telegraf_line_protocol_batches_are_served_per_series(kafka_bootstrap, tmp_path):
     """Telegraf's Kafka output as configured by default (data_format influx: line protocol, times in
     nanoseconds), with use_batch_format: several lines per message, all read."""
