@@ -25,13 +25,14 @@ from adaptcast.streams.cli_common import (
     config_or_exit,
     model_overrides,
     model_shape_options,
+    record_options,
+    record_overrides,
     set_override,
     split_columns,
     table_out_option,
     write_frame,
 )
 from adaptcast.streams.config import to_yaml
-from adaptcast.streams.formats import SHAPES
 
 LAZY_COMMANDS = {  # imported on use: they pull in torch, which takes seconds to load
     "train": (
@@ -48,6 +49,11 @@ LAZY_COMMANDS = {  # imported on use: they pull in torch, which takes seconds to
         "adaptcast.streams.model_cli",
         "model_group",
         "List the model store's versions, or roll back to one.",
+    ),
+    "peek": (
+        "adaptcast.streams.peek_cli",
+        "peek_command",
+        "Show what a worker would make of the input topic's newest records.",
     ),
 }
 
@@ -164,54 +170,7 @@ def config_show(config_path: str | None) -> None:
     "--scenario", help="Embedded scenario to stream when no broker is configured (see `adaptcast scenarios`)."
 )
 @click.option("--model", "model_kind", help="Model kind to serve (e.g. naive, arnet, lstm, lnn, xgboost).")
-@click.option(
-    "--target",
-    "targets",
-    multiple=True,
-    help="Value(s) of the records to forecast (repeat or comma-separate). [model.target]",
-)
-@click.option(
-    "--record-format",
-    type=click.Choice(list(SHAPES)),
-    help="Shape of the input records: adaptcast's own, Telegraf's JSON, influx (InfluxDB line "
-    "protocol: Telegraf's default), prometheus-kafka-adapter's "
-    "JSON, flat (every numeric field a value), debezium (a table's change events), cloudevents "
-    "(structured JSON) or otlp (the OpenTelemetry Collector's protobuf or JSON; target value). "
-    "[serving.record_format]",
-)
-@click.option(
-    "--otlp-quantiles",
-    help="Otlp records: also forecast these quantiles of every histogram and summary, comma-separated "
-    '(0.5,0.99), each a series name{quantile="0.99"} beside name_count and name_sum. '
-    "[serving.otlp_quantiles]",
-)
-@click.option(
-    "--series-field",
-    help="Flat, debezium and cloudevents records: the field naming the series, or several "
-    "comma-separated (host,metric: a series per pair; default series). [serving.series_field]",
-)
-@click.option(
-    "--time-field",
-    help="Flat, debezium and cloudevents records: the field holding the time (default ts, timestamp "
-    "or time). [serving.time_field]",
-)
-@click.option(
-    "--ts-unit",
-    type=click.Choice(["ms", "s", "us", "ns"]),
-    help="Unit of a numeric record time (Telegraf writes seconds). [serving.ts_unit]",
-)
-@click.option(
-    "--series-from-key",
-    is_flag=True,
-    default=None,
-    help="A record without series takes its message key. [serving.series_from_key]",
-)
-@click.option(
-    "--ts-from-message",
-    is_flag=True,
-    default=None,
-    help="A record without ts takes its Kafka message timestamp. [serving.ts_from_message]",
-)
+@record_options
 @click.option(
     "--metrics-host",
     help="Bind address for /metrics, /healthz, /readyz (default 127.0.0.1; 0.0.0.0 for all interfaces).",
@@ -252,14 +211,6 @@ def run(
     state_dir,
     scenario,
     model_kind,
-    targets,
-    record_format,
-    otlp_quantiles,
-    series_field,
-    time_field,
-    ts_unit,
-    series_from_key,
-    ts_from_message,
     metrics_host,
     metrics_port,
     max_seconds,
@@ -267,6 +218,7 @@ def run(
     startup_timeout,
     frequency,
     verbose,
+    **records: Any,
 ) -> None:
     """Run the forecasting service.
 
@@ -321,19 +273,7 @@ def run(
     set_override(overrides, "state.dir", state_dir)
     set_override(overrides, "scenario.name", scenario)
     set_override(overrides, "model.kind", model_kind)
-    columns = split_columns(targets)
-    set_override(
-        overrides, "model.target", None if not columns else columns[0] if len(columns) == 1 else columns
-    )
-    set_override(overrides, "serving.record_format", record_format)
-    set_override(
-        overrides, "serving.otlp_quantiles", split_columns((otlp_quantiles,)) if otlp_quantiles else None
-    )
-    set_override(overrides, "serving.series_field", series_field)
-    set_override(overrides, "serving.time_field", time_field)
-    set_override(overrides, "serving.ts_unit", ts_unit)
-    set_override(overrides, "serving.series_from_key", series_from_key)
-    set_override(overrides, "serving.ts_from_message", ts_from_message)
+    record_overrides(overrides, **records)
     set_override(overrides, "metrics.host", metrics_host)
     set_override(overrides, "metrics.port", metrics_port)
     set_override(overrides, "serving.max_seconds", max_seconds)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 import click
 
 from adaptcast.streams.config import Config, ConfigError, load_config
+from adaptcast.streams.formats import SHAPES
 
 if TYPE_CHECKING:
     import polars as pl
@@ -89,6 +90,90 @@ FREQUENCY_OPTION = click.option(
     "'1h Mon-Fri 09:00-17:00 Europe/Berlin' (default: inferred from the records; a file of values only "
     "needs it). [grid.frequency]",
 )
+
+
+def record_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """How input records are read (``--target``, ``--record-format``, its fields and time unit),
+    alike in ``run`` and ``peek``; :func:`record_overrides` puts them into the config."""
+    options = (
+        click.option(
+            "--target",
+            "targets",
+            multiple=True,
+            help="Value(s) of the records to forecast (repeat or comma-separate). [model.target]",
+        ),
+        click.option(
+            "--record-format",
+            type=click.Choice(list(SHAPES)),
+            help="Shape of the input records: adaptcast's own, Telegraf's JSON, influx (InfluxDB line "
+            "protocol: Telegraf's default), prometheus-kafka-adapter's "
+            "JSON, flat (every numeric field a value), debezium (a table's change events), cloudevents "
+            "(structured JSON) or otlp (the OpenTelemetry Collector's protobuf or JSON; target value). "
+            "[serving.record_format]",
+        ),
+        click.option(
+            "--otlp-quantiles",
+            help="Otlp records: also forecast these quantiles of every histogram and summary, "
+            'comma-separated (0.5,0.99), each a series name{quantile="0.99"} beside name_count and '
+            "name_sum. [serving.otlp_quantiles]",
+        ),
+        click.option(
+            "--series-field",
+            help="Flat, debezium and cloudevents records: the field naming the series, or several "
+            "comma-separated (host,metric: a series per pair; default series). [serving.series_field]",
+        ),
+        click.option(
+            "--time-field",
+            help="Flat, debezium and cloudevents records: the field holding the time (default ts, timestamp "
+            "or time). [serving.time_field]",
+        ),
+        click.option(
+            "--ts-unit",
+            type=click.Choice(["ms", "s", "us", "ns"]),
+            help="Unit of a numeric record time (Telegraf writes seconds). [serving.ts_unit]",
+        ),
+        click.option(
+            "--series-from-key",
+            is_flag=True,
+            default=None,
+            help="A record without series takes its message key. [serving.series_from_key]",
+        ),
+        click.option(
+            "--ts-from-message",
+            is_flag=True,
+            default=None,
+            help="A record without ts takes its Kafka message timestamp. [serving.ts_from_message]",
+        ),
+    )
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def record_overrides(
+    overrides: dict[str, Any],
+    targets: tuple[str, ...],
+    record_format: str | None,
+    otlp_quantiles: str | None,
+    series_field: str | None,
+    time_field: str | None,
+    ts_unit: str | None,
+    series_from_key: bool | None,
+    ts_from_message: bool | None,
+) -> None:
+    """The :func:`record_options` given, as config overrides."""
+    columns = split_columns(targets)
+    set_override(
+        overrides, "model.target", None if not columns else columns[0] if len(columns) == 1 else columns
+    )
+    set_override(overrides, "serving.record_format", record_format)
+    quantiles = split_columns((otlp_quantiles,)) if otlp_quantiles else None
+    set_override(overrides, "serving.otlp_quantiles", quantiles)
+    set_override(overrides, "serving.series_field", series_field)
+    set_override(overrides, "serving.time_field", time_field)
+    set_override(overrides, "serving.ts_unit", ts_unit)
+    set_override(overrides, "serving.series_from_key", series_from_key)
+    set_override(overrides, "serving.ts_from_message", ts_from_message)
 
 
 def model_shape_options(func: Callable[..., Any]) -> Callable[..., Any]:

@@ -17,7 +17,7 @@ import numpy as np
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
-from adaptcast.streams.config import KafkaConfig
+from adaptcast.streams.config import KafkaConfig, ServingConfig
 from adaptcast.streams.formats import Shape
 from adaptcast.streams.grid import GridRules
 from adaptcast.streams.kafka_io import TOPIC_CHECK_S, bootstrap_servers, client_options
@@ -63,6 +63,15 @@ def recent_values(cfg: KafkaConfig, per_partition: int, timeout_s: float = 60.0)
         return [item for tp in tps for item in by_tp[tp]]
     finally:
         consumer.close()
+
+
+def worker_messages(serving: ServingConfig, messages: Iterable[Message]) -> list[Message]:
+    """``messages`` with what a worker takes from them: the key only with
+    ``serving.series_from_key``, Kafka's timestamp only with ``serving.ts_from_message``."""
+    return [
+        (key if serving.series_from_key else None, value, ts if serving.ts_from_message else None)
+        for key, value, ts in messages
+    ]
 
 
 def _no_such_topic(cfg: KafkaConfig, topics: list[str]) -> str:

@@ -68,7 +68,7 @@ from adaptcast.streams.resample import Resample
 from adaptcast.streams.retrain import training_set
 from adaptcast.streams.schedule import is_scheduled
 from adaptcast.streams.schema_registry import registry_for
-from adaptcast.streams.topic_history import describe, recent_values, series_histories
+from adaptcast.streams.topic_history import describe, recent_values, series_histories, worker_messages
 
 
 def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -454,14 +454,7 @@ def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[
     recent = recent_values(cfg.kafka, per_partition)
     try:
         histories = series_histories(
-            [
-                (
-                    key if cfg.serving.series_from_key else None,
-                    value,
-                    ts if cfg.serving.ts_from_message else None,
-                )
-                for key, value, ts in recent
-            ],
+            worker_messages(cfg.serving, recent),
             m.channels,
             int(cfg.serving.max_future_s * 1000),
             cfg.grid.rules(m.lookback),

@@ -148,10 +148,21 @@ def test_predict_refuses_an_out_suffix_before_loading_the_model(tmp_path):
     assert "no manifest" not in res.output
 
 
-def test_help_has_examples():
-    for cmd in (train_command, predict_command):
-        res = invoke(cmd, ["--help"])
-        assert res.exit_code == 0 and "Examples:" in res.output
+def test_every_commands_help_has_examples():
+    import click
+
+    from adaptcast.streams.cli import main
+
+    ctx = click.Context(main)
+    leaves = []
+    for name in main.list_commands(ctx):
+        cmd = main.get_command(ctx, name)
+        subs = [[name, sub] for sub in cmd.list_commands(ctx)] if isinstance(cmd, click.Group) else [[name]]
+        leaves += subs
+    assert ["peek"] in leaves and ["config", "show"] in leaves
+    for words in leaves:
+        res = CliRunner().invoke(main, [*words, "--help"])
+        assert res.exit_code == 0 and "Examples:" in res.output, words
 
 
 def test_one_model_for_every_series_of_a_long_file(tmp_path):
