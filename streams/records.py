@@ -93,16 +93,26 @@ TS_UNITS = {"ms": 1.0, "s": 1000.0, "us": 1e-3, "ns": 1e-6}  # a numeric ts's un
 SECONDS_AS_MS = 10**11  # an epoch-ms ts below this is before March 1973: likely epoch seconds read as ms
 
 
+# a zone's name after the time: Go's "… 00:00:00.5 +0100 CET" (its offset read, the name dropped), or
+# " UTC"/" GMT" alone (Ruby, BigQuery); another name without an offset is not guessed
+ZONE_NAME = re.compile(r"^(.*?\d)(?:\s+([+-]\d\d:?\d\d)\s+[A-Z]{2,5}|\s+(?:UTC|GMT))$")
+
+
 def parse_timestamp(raw: Any, unit: str = "ms") -> int:
     """ISO-8601 (naive = UTC) or an epoch number in ``unit`` (:data:`TS_UNITS`), also written as
     text → epoch milliseconds. Text is read as ISO first, so ``"20240101"`` stays a date; other
     digits alone are a number (Python reads 13 of them, epoch milliseconds now, as a date and hour
-    whenever the first 8 make a valid date: ``"1704070800000"`` would be 1704-07-08)."""
+    whenever the first 8 make a valid date: ``"1704070800000"`` would be 1704-07-08). A zone's
+    name after the time is read as Go's ``time.Time.String()`` (``… +0100 CET``: the offset),
+    Ruby's ``Time#to_s`` and BigQuery's exports (``… UTC``) write it (:data:`ZONE_NAME`)."""
     if isinstance(raw, str):
         try:
             if raw.isascii() and raw.isdigit() and len(raw) != len("YYYYMMDD"):
                 raise ValueError(raw)
-            dt = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))  # RFC 3339 allows t and z
+            text = raw.upper()
+            if len(text) <= 64:  # a time is short; the pattern's cost grows with the square of the length
+                text = ZONE_NAME.sub(r"\1\2", text)
+            dt = datetime.fromisoformat(text.replace("Z", "+00:00"))  # RFC 3339 allows t and z
             if dt.tzinfo is None:
                 dt = dt.replace(tzinfo=UTC)
             ts_ms = int(dt.timestamp() * 1000)

@@ -142,6 +142,24 @@ def test_an_array_of_records_is_each_record_and_a_bad_one_is_named_alone():
     assert [r.series for r in keyed] == ["dev-1", "dev-1"]  # the key names every record of the message
 
 
+@pytest.mark.parametrize(
+    ("text", "expect_ms"),
+    [
+        ("2024-01-01 00:00:00.5 +0000 UTC", 1_704_067_200_500),  # Go's time.Time.String()
+        ("2024-01-01 01:00:00.123456789 +0100 CET", 1_704_067_200_123),  # a local zone: its offset
+        ("2024-01-01 00:00:00 UTC", 1_704_067_200_000),  # Ruby's Time#to_s, BigQuery's exports
+        ("2024-01-01 00:00:00 gmt", 1_704_067_200_000),
+        ("2024-01-01 01:00:00 CET", None),  # a zone's name without its offset: not guessed
+    ],
+)
+def test_a_time_with_its_zones_name_as_go_ruby_and_bigquery_write_it_is_read(text, expect_ms):
+    if expect_ms is None:
+        with pytest.raises(R.RecordError, match="is not ISO-8601"):
+            R.parse_timestamp(text)
+    else:
+        assert R.parse_timestamp(text) == expect_ms
+
+
 @given(ts_ms=st.integers(R.SECONDS_AS_MS, R.MAX_TS_MS), unit=st.sampled_from(["ms", "s"]))
 @example(ts_ms=1_704_070_800_000, unit="ms")
 def test_an_epoch_number_written_as_text_is_that_number_whatever_its_digits(ts_ms, unit):
