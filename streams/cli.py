@@ -25,6 +25,7 @@ from adaptcast.streams.cli_common import (
     config_or_exit,
     model_overrides,
     model_shape_options,
+    reachable_kafka,
     record_options,
     record_overrides,
     set_override,
@@ -412,9 +413,6 @@ def replay(
     """
     from kafka.errors import KafkaError
 
-    from adaptcast.streams.broker_wait import probe_broker
-    from adaptcast.streams.kafka_auth import KafkaAuthError
-
     if bool(path) == bool(scenario):
         raise UserError("give exactly one of PATH or --scenario NAME")
     if rate and speedup:
@@ -427,15 +425,8 @@ def replay(
         bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
     )
     cfg = config_or_exit(config_path, overrides)
-    if not cfg.kafka.bootstrap_servers:
-        raise UserError("no Kafka bootstrap servers: pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS")
-    servers = cfg.kafka.bootstrap_servers
-    try:  # first, before the heavy imports: a wrong address or login is one line, not a hang
-        why = probe_broker(cfg.kafka, REPLAY_PROBE_S)
-    except KafkaAuthError as exc:
-        raise UserError(str(exc)) from None
-    if why is not None:
-        raise UserError(f"cannot reach Kafka at {servers}: {why}")
+    # first, before the heavy imports: a wrong address or login is one line, not a hang
+    servers = reachable_kafka(cfg, REPLAY_PROBE_S)
     from adaptcast.forecast.base import InputError
     from adaptcast.streams.replay import replay as produce
 

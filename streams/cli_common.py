@@ -74,6 +74,24 @@ def check_writable(directory: Path, key: str) -> None:
         ) from None
 
 
+def reachable_kafka(cfg: Config, within_s: float) -> str:
+    """``cfg``'s Kafka bootstrap servers, once a broker there answered within ``within_s``; else a
+    :class:`UserError` saying what to set, or why none answered (a refused login included)."""
+    from adaptcast.streams.broker_wait import probe_broker
+    from adaptcast.streams.kafka_auth import KafkaAuthError
+
+    servers = cfg.kafka.bootstrap_servers
+    if not servers:
+        raise UserError("no Kafka bootstrap servers: pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS")
+    try:
+        why = probe_broker(cfg.kafka, within_s)
+    except KafkaAuthError as exc:
+        raise UserError(str(exc)) from None
+    if why is not None:
+        raise UserError(f"cannot reach Kafka at {servers}: {why}")
+    return servers
+
+
 def set_override(d: dict[str, Any], dotted: str, value: Any) -> None:
     """Put a flag's value into an override dict under its dotted config key, when the flag was given."""
     if value is None:

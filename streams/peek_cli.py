@@ -14,6 +14,7 @@ from adaptcast.streams.cli_common import (
     FREQUENCY_OPTION,
     UserError,
     config_or_exit,
+    reachable_kafka,
     record_options,
     record_overrides,
     set_override,
@@ -64,8 +65,6 @@ def peek_command(
       adaptcast peek --input-topic telegraf --record-format influx --target usage_idle
       adaptcast peek --config prod.yaml -n 1000 --json
     """
-    from adaptcast.streams.broker_wait import probe_broker
-    from adaptcast.streams.kafka_auth import KafkaAuthError
     from adaptcast.streams.peek import peek, text
     from adaptcast.streams.records import SchemaUnavailable
     from adaptcast.streams.schema_registry import registry_for
@@ -78,15 +77,7 @@ def peek_command(
     set_override(overrides, "grid.frequency", frequency)
     record_overrides(overrides, **records)
     cfg = config_or_exit(config_path, overrides)
-    if not cfg.kafka.bootstrap_servers:
-        raise UserError("no Kafka bootstrap servers: pass --bootstrap-servers or set KAFKA_BOOTSTRAP_SERVERS")
-    servers = cfg.kafka.bootstrap_servers
-    try:
-        why = probe_broker(cfg.kafka, PROBE_S)
-    except KafkaAuthError as exc:
-        raise UserError(str(exc)) from None
-    if why is not None:
-        raise UserError(f"cannot reach Kafka at {servers}: {why}")
+    servers = reachable_kafka(cfg, PROBE_S)
     try:
         messages = recent_values(cfg.kafka, per_partition)
         report = peek(cfg, messages, per_partition, registry_for(cfg.kafka))
