@@ -487,6 +487,12 @@ class ServingConfig(_Section):
         "takes neither the serving thread's GIL nor its core, or a thread of the worker",
     )
 
+    @field_validator("otlp_quantiles")
+    @classmethod
+    def _each_quantile_once(cls, quantiles: list[float]) -> list[float]:
+        """Ascending, each once: a quantile listed twice would give its series every reading twice."""
+        return sorted(set(quantiles))
+
     @model_validator(mode="before")
     @classmethod
     def _line_protocol_counts_nanoseconds(cls, data: Any) -> Any:

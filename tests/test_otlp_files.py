@@ -140,9 +140,10 @@ def test_a_backtest_reads_the_quantiles_asked_for_as_the_live_worker_does(tmp_pa
         {
             "model": {"target": ["value"]},
             "backtest": {"data": str(p)},
-            "serving": {"otlp_quantiles": [0.5, 0.99]},
+            "serving": {"otlp_quantiles": [0.99, 0.5, 0.5]},
         }
     )
+    assert cfg.serving.otlp_quantiles == [0.5, 0.99]  # each once: one listed twice would read twice
     data = load_feed(cfg)
     live = shape_for("otlp", otlp_quantiles=cfg.serving.otlp_quantiles)
     for t in (0, 3):
