@@ -462,7 +462,17 @@ REPLAY_PROBE_S = 5.0  # how long `adaptcast replay` gives the broker to answer b
 
 
 def _replay_records(
-    path, scenario, targets, series_col, series_cols, series_rows, steps, n_series, seed, step_ms, quantiles
+    path,
+    scenario,
+    targets,
+    series_col,
+    series_cols,
+    series_rows,
+    steps,
+    n_series,
+    seed,
+    step_ms,
+    quantiles=(),
 ) -> list[dict[str, Any]]:
     if scenario:
         from adaptcast.streams.scenarios import make_scenario
