@@ -126,6 +126,7 @@ def main() -> None:
     \b
     Examples:
       adaptcast run                              # embedded scenario, no broker needed
+      adaptcast peek --bootstrap-servers 127.0.0.1:9092 --input-topic metrics   # how a worker reads it
       adaptcast run --bootstrap-servers 127.0.0.1:9092 --input-topic metrics
       adaptcast config show --config prod.yaml   # the effective configuration
       adaptcast scenarios                        # built-in drift scenarios
