@@ -6,6 +6,8 @@ import contextlib
 import json
 import math
 import re
+import uuid
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -210,6 +212,10 @@ def validate(
 
 
 REGISTRY_MAGIC = 0  # Confluent Schema Registry framing: this byte, a 4-byte schema id, then the payload
+# AWS Glue Schema Registry framing: this byte, a compression byte (none or zlib), the 16-byte UUID of
+# the schema version, then the payload
+GLUE_MAGIC, GLUE_PLAIN, GLUE_ZLIB, GLUE_HEADER = 3, 0, 5, 18
+MAX_INFLATED = 16 << 20  # a zlib payload inflating past this is refused, not read into memory
 
 
 class SchemaUnavailable(Exception):
@@ -233,7 +239,10 @@ def _unframed(raw: bytes, registry: FramedDecoder | None) -> Any:
     """What a value that orjson refused holds: JSON inside Confluent Schema Registry framing (its
     JSON Schema serializer), Avro or Protobuf inside it read with the writer's schema from
     ``registry``, or JSON the standard library parses. No JSON text starts with a zero byte, so the
-    framing is never mistaken. Avro or Protobuf without a registry is ``undecodable``, saying so."""
+    framing is never mistaken. Avro or Protobuf without a registry is ``undecodable``, saying so.
+    JSON inside AWS Glue Schema Registry framing (plain or zlib-compressed) is read too."""
+    if len(raw) >= GLUE_HEADER and raw[0] == GLUE_MAGIC and raw[1] in (GLUE_PLAIN, GLUE_ZLIB):
+        return _glue(raw)
     if len(raw) < 5 or raw[0] != REGISTRY_MAGIC:
         return _parse_slowly(raw)
     payload = raw[5:]
@@ -248,6 +257,36 @@ def _unframed(raw: bytes, registry: FramedDecoder | None) -> Any:
         "Protobuf?); adaptcast reads JSON, and Avro and Protobuf given kafka.schema_registry_url: set "
         "it, or "
         "produce with the JSON Schema serializer or plain JSON",
+    )
+
+
+def _glue(raw: bytes) -> Any:
+    """The JSON inside AWS Glue Schema Registry framing (what its serializer writes with dataFormat
+    JSON, as MSK users' producers do), inflated first where the producer compressed it. Glue's Avro
+    and Protobuf need their schema from AWS and are ``undecodable``, saying so."""
+    version = uuid.UUID(bytes=raw[2:GLUE_HEADER])
+    payload = raw[GLUE_HEADER:]
+    if raw[1] == GLUE_ZLIB:
+        inflate = zlib.decompressobj()
+        try:
+            payload = inflate.decompress(payload, MAX_INFLATED)
+        except zlib.error as exc:
+            raise RecordError(
+                UNDECODABLE, f"AWS Glue Schema Registry framing (schema version {version}): zlib: {exc}"
+            ) from None
+        if inflate.unconsumed_tail:
+            raise RecordError(
+                UNDECODABLE,
+                f"AWS Glue Schema Registry framing (schema version {version}): inflates past "
+                f"{MAX_INFLATED >> 20} MB",
+            )
+    if payload.lstrip()[:1] in (b"{", b"["):
+        return _parse_slowly(payload)
+    raise RecordError(
+        UNDECODABLE,
+        f"AWS Glue Schema Registry framing (schema version {version}) around a payload that is not "
+        "JSON (Avro or Protobuf?): adaptcast reads JSON inside it; Glue's Avro and Protobuf need their "
+        "schema from AWS: produce with dataFormat JSON, or through a Confluent-compatible registry",
     )
 
 

@@ -126,6 +126,40 @@ def test_json_in_schema_registry_framing_is_read_and_other_payloads_are_named():
         decode_one(b"\x00{}")
 
 
+def test_json_in_aws_glue_schema_registry_framing_is_read_plain_or_compressed_and_its_avro_is_named():
+    """AWS Glue's serializer (MSK producers): version byte 3, compression (0, or 5 for zlib), the
+    schema version's UUID, the payload; its JSON reads as plain JSON, its Avro or Protobuf says why not."""
+    import uuid
+    import zlib
+
+    body = json.dumps({"series": "a", "ts": 1704067200000, "values": {"y": 1.5}}).encode()
+    version = uuid.UUID("0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
+    head = version.bytes
+    assert decode_one(b"\x03\x00" + head + body) == decode_one(body)
+    assert decode_one(b"\x03\x05" + head + zlib.compress(body)) == decode_one(body)
+    cases = [
+        (
+            b"\x03\x00" + head + b"\x02a\x80\x80",
+            f"(schema version {version}) around a payload that is not JSON",
+        ),
+        (b"\x03\x05" + head + b"not zlib", "zlib: Error -3"),
+        (
+            b"\x03\x05" + head + zlib.compress(b"[" + b" " * (R.MAX_INFLATED + 1) + b"]"),
+            "inflates past 16 MB",
+        ),
+    ]
+    for raw, needle in cases:
+        with pytest.raises(R.RecordError) as info:
+            decode_one(raw)
+        assert info.value.reason == R.UNDECODABLE and needle in str(info.value)
+
+
+@given(flag=st.sampled_from([0, 5]), payload=st.binary(max_size=60))
+def test_any_bytes_in_glue_framing_are_a_record_or_a_reason(flag, payload):
+    for item in R.decode_message(bytes([3, flag]) + bytes(16) + payload):
+        assert isinstance(item, R.Record) or item.reason in R.REASONS
+
+
 def test_an_array_of_records_is_each_record_and_a_bad_one_is_named_alone():
     batch = [
         {"series": "a", "ts": 1_704_070_800_000, "values": {"y": 1}},
