@@ -31,6 +31,7 @@ from adaptcast.streams.cli_common import (
     set_override,
     split_columns,
     table_out_option,
+    with_options,
     write_frame,
 )
 from adaptcast.streams.config import to_yaml
@@ -92,7 +93,8 @@ def scenario_options(command: Callable[..., Any]) -> Callable[..., Any]:
     The same options in ``replay --scenario`` and ``scenarios`` (``backtest`` has its own: no
     defaults there, so the config decides).
     """
-    for option in reversed(
+    return with_options(
+        command,
         (
             click.option(
                 "--steps",
@@ -110,10 +112,8 @@ def scenario_options(command: Callable[..., Any]) -> Callable[..., Any]:
                 help="Number of series (ignored by link_failure).",
             ),
             click.option("--seed", type=int, default=0, show_default=True),
-        )
-    ):
-        command = option(command)
-    return command
+        ),
+    )
 
 
 @click.group(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -110,6 +110,19 @@ FREQUENCY_OPTION = click.option(
 )
 
 
+def with_options(func: Callable[..., Any], options: Sequence[Callable[[Any], Any]]) -> Callable[..., Any]:
+    """``func`` decorated with ``options`` in the order ``--help`` lists them (the first on top)."""
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def target_override(targets: tuple[str, ...]) -> str | list[str] | None:
+    """``--target`` flags as ``model.target``: one name, a list of several, None where none was given."""
+    columns = split_columns(targets)
+    return (columns[0] if len(columns) == 1 else columns) if columns else None
+
+
 def record_options(func: Callable[..., Any]) -> Callable[..., Any]:
     """How input records are read (``--target``, ``--record-format``, its fields and time unit),
     alike in ``run`` and ``peek``; :func:`record_overrides` puts them into the config."""
@@ -163,9 +176,7 @@ def record_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="A record without ts takes its Kafka message timestamp. [serving.ts_from_message]",
         ),
     )
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return with_options(func, options)
 
 
 def record_overrides(
@@ -180,10 +191,7 @@ def record_overrides(
     ts_from_message: bool | None,
 ) -> None:
     """The :func:`record_options` given, as config overrides."""
-    columns = split_columns(targets)
-    set_override(
-        overrides, "model.target", None if not columns else columns[0] if len(columns) == 1 else columns
-    )
+    set_override(overrides, "model.target", target_override(targets))
     set_override(overrides, "serving.record_format", record_format)
     quantiles = split_columns((otlp_quantiles,)) if otlp_quantiles else None
     set_override(overrides, "serving.otlp_quantiles", quantiles)
@@ -221,9 +229,7 @@ def model_shape_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Model hyper-parameter, the value as JSON (e.g. epochs=5); repeatable. [model.params]",
         ),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+    return with_options(func, options)
 
 
 def model_overrides(
@@ -239,8 +245,7 @@ def model_overrides(
 ) -> None:
     """The ``model`` section of ``overrides`` from the flags of :func:`model_shape_options`, ``--model``
     and ``--seed`` (a flag not given leaves its key to the config)."""
-    cols = split_columns(targets)
-    set_override(overrides, "model.target", (cols[0] if len(cols) == 1 else cols) if cols else None)
+    set_override(overrides, "model.target", target_override(targets))
     set_override(overrides, "model.features", split_columns(features) if features else None)
     for key, value in (
         ("kind", kind),

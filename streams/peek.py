@@ -166,7 +166,10 @@ def peek(cfg: Config, messages: list[Message], per_partition: int, registry: Fra
     serving, targets = cfg.serving, tuple(cfg.model.channels)
     reading = read_as(messages, serving, targets, registry)
     better = better_settings(messages, serving, registry) if reading.rejected else None
-    offered = (better[1] if better else read_as(messages, serving, (), registry)).values
+    if better is not None:
+        offered = better[1].values
+    else:  # with nothing rejected, the targets' reading is the one of any values
+        offered = read_as(messages, serving, (), registry).values if reading.rejected else reading.values
     rules = cfg.grid.rules(cfg.model.lookback)
     steps = {
         s: file_period(np.unique(np.asarray(ts, dtype=np.int64)), rules) for s, ts in reading.stamps.items()

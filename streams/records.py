@@ -255,8 +255,7 @@ def _unframed(raw: bytes, registry: FramedDecoder | None) -> Any:
         UNDECODABLE,
         f"Schema Registry framing (schema id {schema}) around a payload that is not JSON (Avro or "
         "Protobuf?); adaptcast reads JSON, and Avro and Protobuf given kafka.schema_registry_url: set "
-        "it, or "
-        "produce with the JSON Schema serializer or plain JSON",
+        "it, or produce with the JSON Schema serializer or plain JSON",
     )
 
 

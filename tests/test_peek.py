@@ -36,10 +36,8 @@ def _keyed(n: int) -> list[tuple[bytes, bytes, int]]:
     ]
 
 
-def _peek(messages, **serving):
-    cfg = load_config(
-        overrides={"serving": serving, "model": {"target": serving.pop("target", "y")}}, environ={}
-    )
+def _peek(messages, target="y", **serving):
+    cfg = load_config(overrides={"serving": serving, "model": {"target": target}}, environ={})
     return peek(cfg, messages, 100, None), cfg
 
 
