@@ -272,7 +272,7 @@ class Adaptation:
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
         gate = (outcome.gate or cand) if job.gated else None
-        loss = self._loses(job, found.contest)
+        loss = self._loses(job, found)
         if loss is not None:
             self.policy.notify_rejected(step, rows=job.history_rows)
             return self._record(
@@ -305,7 +305,7 @@ class Adaptation:
             )
         )
 
-    def _loses(self, job: TrainJob, contest: tuple[float, float] | None) -> tuple[float, float] | None:
+    def _loses(self, job: TrainJob, found: Assessment) -> tuple[float, float] | None:
         """``(candidate, judge)`` errors when the candidate loses its contest, else None.
 
         A gated fit is judged against the serving recipe's own gated fit on the validation windows
@@ -315,16 +315,21 @@ class Adaptation:
         window there is nothing fair to compare and the candidate serves). A model served as given
         (restored from a checkpoint) is its own rival, over the whole slice. An ungated refit has
         seen every window; it loses only when broken: a non-finite error, or one above
-        ``1 + BROKEN_MARGIN`` times the serving model's. A routine gated refit gets that margin too.
+        ``1 + BROKEN_MARGIN`` times the serving model's. A routine gated refit gets that margin too,
+        and so does a refit after a change whose gated fit's data ended before the change was
+        detected: two fits that have never seen the new regime cannot tell whether the refit, which
+        has, is better (it was rejected on their noise, and a stale model served on).
         """
-        if contest is None:
+        if found.contest is None:
             return None
-        cand, other = contest
+        cand, other = found.contest
         if job.gated:
-            routine = job.decision.reason in ROUTINE_REASONS
-            margin = max(self.validate_margin, BROKEN_MARGIN) if routine else self.validate_margin
-            return contest if cand > other * (1 + margin) else None
-        return contest if not np.isfinite(cand) or cand > other * (1 + BROKEN_MARGIN) else None
+            change = job.decision.change_step
+            blind = change is not None and job.step - found.held <= change
+            lenient = job.decision.reason in ROUTINE_REASONS or blind
+            margin = max(self.validate_margin, BROKEN_MARGIN) if lenient else self.validate_margin
+            return found.contest if cand > other * (1 + margin) else None
+        return found.contest if not np.isfinite(cand) or cand > other * (1 + BROKEN_MARGIN) else None
 
     def _swap(
         self,

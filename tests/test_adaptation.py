@@ -175,22 +175,39 @@ def test_a_candidate_is_compared_with_the_serving_models_gated_fit_on_windows_it
     assert event.serving_error == pytest.approx(validation_error(rival, vx[unseen], vy[unseen]))
 
 
+def _post_change(change_step: int) -> Decision:
+    return Decision(Action.RETRAIN, Reason.POST_CHANGE, 200, "performance", change_step)
+
+
 @pytest.mark.parametrize(
-    ("decision", "serves"),
-    [(PERIODIC, True), (Decision(Action.RETRAIN, Reason.POST_CHANGE, 200, "performance", 10), False)],
+    ("decision", "offset", "serves"),
+    [
+        (PERIODIC, 0.15, True),
+        (_post_change(10), 0.15, False),  # the gated fit's data reaches past the change
+        (_post_change(480), 0.15, True),  # it ended before the change: only a broken fit loses
+        (_post_change(480), 5.0, False),
+    ],
 )
-def test_a_routine_refit_loses_only_when_broken_a_change_refit_when_worse(decision, serves):
+def test_a_refit_is_held_to_the_tight_margin_only_after_a_change_its_gated_fit_has_seen(
+    decision, offset, serves
+):
     """A candidate 20-40 % worse than its rival: after a periodic refit (the same recipe on more data)
-    that is noise and it serves; after a detected change it is rejected."""
+    that is noise and it serves; after a detected change that the gated fit's data reaches past it
+    is rejected. Where that data ended before the change, rival and gated fit have both only seen the
+    old regime, so their contest says nothing of the refit that has seen the new one: it serves
+    unless broken."""
     ad, trainer, first = _serving_with_fake_trainer()
-    job = ad.start(decision, _histories(), step=30, ts_ms=30 * HOUR)
+    job = ad.start(decision, _histories(), step=500, ts_ms=500 * HOUR)
     cand = _trained_clone(first, job)
     honest = cand.predict
-    cand.predict = lambda X: honest(X) + 0.15  # type: ignore[method-assign]
+    cand.predict = lambda X: honest(X) + offset  # type: ignore[method-assign]
     vx, vy = job.data.val
-    assert 1.2 < validation_error(cand, vx, vy) / validation_error(ad._rival, vx, vy) < 1.4
+    if offset < 1:
+        assert 1.2 < validation_error(cand, vx, vy) / validation_error(ad._rival, vx, vy) < 1.4
     trainer.finish(job, cand)
-    (event,) = ad.collect(step=31)
+    (event,) = ad.collect(step=501)
+    data_end = 500 - (int(job.data.val_age.max()) + HORIZON)
+    assert 10 < data_end < 480  # the gated fit's data ended between the two changes above
     assert isinstance(event, Retrained if serves else RetrainRejected)
 
 
