@@ -192,10 +192,10 @@ def test_a_refit_is_held_to_the_tight_margin_only_after_a_change_its_gated_fit_h
     decision, offset, serves
 ):
     """A candidate 20-40 % worse than its rival: after a periodic refit (the same recipe on more data)
-    that is noise and it serves; after a detected change that the gated fit's data reaches past it
-    is rejected. Where that data ended before the change, rival and gated fit have both only seen the
-    old regime, so their contest says nothing of the refit that has seen the new one: it serves
-    unless broken."""
+    that is noise and it serves; after a detected change that the gated fit's data reaches past, it
+    is rejected. Where that data ended before the change, rival and gated fit have only seen the old
+    regime, so their contest says nothing of the refit that has seen the new one: it serves unless
+    broken."""
     ad, trainer, first = _serving_with_fake_trainer()
     job = ad.start(decision, _histories(), step=500, ts_ms=500 * HOUR)
     cand = _trained_clone(first, job)
