@@ -263,29 +263,23 @@ def _glue(raw: bytes) -> Any:
     """The JSON inside AWS Glue Schema Registry framing (what its serializer writes with dataFormat
     JSON, as MSK users' producers do), inflated first where the producer compressed it. Glue's Avro
     and Protobuf need their schema from AWS and are ``undecodable``, saying so."""
-    version = uuid.UUID(bytes=raw[2:GLUE_HEADER])
+    framing = f"AWS Glue Schema Registry framing (schema version {uuid.UUID(bytes=raw[2:GLUE_HEADER])})"
     payload = raw[GLUE_HEADER:]
     if raw[1] == GLUE_ZLIB:
         inflate = zlib.decompressobj()
         try:
             payload = inflate.decompress(payload, MAX_INFLATED)
         except zlib.error as exc:
-            raise RecordError(
-                UNDECODABLE, f"AWS Glue Schema Registry framing (schema version {version}): zlib: {exc}"
-            ) from None
+            raise RecordError(UNDECODABLE, f"{framing}: zlib: {exc}") from None
         if inflate.unconsumed_tail:
-            raise RecordError(
-                UNDECODABLE,
-                f"AWS Glue Schema Registry framing (schema version {version}): inflates past "
-                f"{MAX_INFLATED >> 20} MB",
-            )
+            raise RecordError(UNDECODABLE, f"{framing}: inflates past {MAX_INFLATED >> 20} MB")
     if payload.lstrip()[:1] in (b"{", b"["):
         return _parse_slowly(payload)
     raise RecordError(
         UNDECODABLE,
-        f"AWS Glue Schema Registry framing (schema version {version}) around a payload that is not "
-        "JSON (Avro or Protobuf?): adaptcast reads JSON inside it; Glue's Avro and Protobuf need their "
-        "schema from AWS: produce with dataFormat JSON, or through a Confluent-compatible registry",
+        f"{framing} around a payload that is not JSON (Avro or Protobuf?): adaptcast reads JSON inside "
+        "it; Glue's Avro and Protobuf need their schema from AWS: produce with dataFormat JSON, or "
+        "through a Confluent-compatible registry",
     )
 
 
