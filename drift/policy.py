@@ -14,6 +14,7 @@ import numpy as np
 
 from ._validate import finite_array
 from .base import DriftDetector
+from .bridge import BridgeWatch
 from .detectors import canonical_detector_name, detector_from_state, make_detector
 from .schedule import ChangeSchedule
 from .variance_horizon import VarianceHorizon
@@ -43,6 +44,7 @@ class StepInfo:
     rows_available: int
     has_model: bool = True
     errors: float | Sequence[float] | np.ndarray | None = None
+    served_errors: np.ndarray | None = None  # the same, of the forecasts served (None: as ``errors``)
     features: np.ndarray | None = None
     history: np.ndarray | Callable[[], np.ndarray] | None = None
     time: float | None = None
@@ -71,6 +73,7 @@ class Reason(Enum):
     COOLDOWN = "cooldown"  # too soon after the last retrain for the detector to be fed
     NO_DRIFT = "no-drift"
     POST_CHANGE = "post-change"  # a scheduled refit on the data that arrived since a detected change
+    UNBRIDGED = "unbridged"  # an early refit: the served error stayed high while a post-change refit waited
     GROWTH = "growth"  # the history grew by the growth factor since the serving model was trained
 
 
@@ -185,7 +188,10 @@ class RetrainPolicy:
     ``growth``-fold, or would have without its cap), then feeds ``errors`` (or ``features`` for
     the feature detector) to its detector — except during ``cooldown`` steps after a retrain
     (``COOLDOWN``) — and on an alarm retrains at once (``DRIFT``) or, with ``defer > 0``,
-    records it and schedules the refit (:class:`~adaptcast.drift.schedule.ChangeSchedule`).
+    records it and schedules the refit (:class:`~adaptcast.drift.schedule.ChangeSchedule`); with
+    ``bridge`` (span, ratio), while that first refit waits, a served error that stays above ratio ×
+    its level before the alarm for a span of steps brings it forward (``UNBRIDGED``,
+    :class:`~adaptcast.drift.bridge.BridgeWatch`).
     After a swap the loop calls :meth:`notify_retrained`, after a rejected candidate
     :meth:`notify_rejected`.
     """
@@ -203,6 +209,7 @@ class RetrainPolicy:
         growth: float | None = None,
         min_growth: int = 0,
         refit_mode: str = "cold",
+        bridge: tuple[int, float] | None = None,
     ) -> None:
         if trigger not in ("never", "periodic", "drift"):
             raise ValueError(f"invalid trigger {trigger!r}; valid forms: {POLICY_FORMS}")
@@ -226,6 +233,7 @@ class RetrainPolicy:
         self.refit_mode = refit_mode
         cap = (self.window.vh.max_len if self.window.vh is not None else None) or self.window.n or 10**9
         self.schedule = ChangeSchedule(int(defer), int(cap))
+        self.bridge = BridgeWatch(*bridge) if bridge and trigger == "drift" and bridge[0] < defer else None
         self.last_retrain_step: int | None = None
         self.trained_rows: int | None = None  # history rows at the last fit, kept or not (growth's base)
         self.last_change_step: int | None = None  # step of the last detected change
@@ -265,6 +273,7 @@ class RetrainPolicy:
         growth: float | None = None,
         min_growth: int = 0,
         refit_mode: str = "cold",
+        bridge: tuple[int, float] | None = None,
     ) -> RetrainPolicy:
         """Build from the CLI spellings ``never``, ``periodic:EVERY``, ``drift[:DETECTOR]``.
 
@@ -292,6 +301,7 @@ class RetrainPolicy:
                     growth=growth,
                     min_growth=min_growth,
                     refit_mode=refit_mode,
+                    bridge=bridge,
                 )
         except ValueError as exc:
             if "window" in str(exc) or "refit_mode" in str(exc):
@@ -337,17 +347,27 @@ class RetrainPolicy:
         assert det is not None
         cooling = self.cooldown > 0 and since <= self.cooldown
         fired = not cooling and self._feed(det, info)  # fed even while a refit is due or running
+        if self.bridge is not None:
+            served = info.errors if info.served_errors is None else info.served_errors
+            self.bridge.observe(np.empty(0) if served is None else np.ravel(served))
         if fired and not self.schedule.awaiting_refit:  # else a repeat alarm of the change already scheduled
             self.last_change_step = int(info.step)
             if self.schedule.defer:
                 self.schedule.start(info.step)
+                if self.bridge is not None:
+                    self.bridge.start(info.step)
                 return Decision(Action.WAIT, Reason.DRIFT, None, det.name, change_step=int(info.step))
             return Decision(
                 Action.RETRAIN, Reason.DRIFT, self._rows(info), det.name, change_step=int(info.step)
             )
+        c = self.schedule.change_step
         if self.schedule.due(info.step):
-            c = self.schedule.change_step
+            if self.bridge is not None:
+                self.bridge.stop()
             return Decision(Action.RETRAIN, Reason.POST_CHANGE, self._rows(info), det.name, c)
+        if self.bridge is not None and self.schedule.awaiting_refit and self.bridge.due(info.step):
+            self.schedule.hasten()
+            return Decision(Action.RETRAIN, Reason.UNBRIDGED, self._rows(info), det.name, c)
         if self.growth and self.trained_rows and info.rows_available >= self.trained_rows:
             # rows that arrived since the last fit: ``since`` keeps counting once the history is capped;
             # a history shorter than the serving model's (a series restarted after a gap) never triggers
@@ -452,6 +472,8 @@ class RetrainPolicy:
             "trained_rows": self.trained_rows,
             "last_change_step": self.last_change_step,
             "schedule": self.schedule.state_dict(),
+            "bridge": None if self.bridge is None else [self.bridge.span, self.bridge.ratio],
+            "bridge_state": None if self.bridge is None else self.bridge.state_dict(),
             "detector": None if self.detector is None else self.detector.state_dict(),
         }
 
@@ -471,6 +493,8 @@ class RetrainPolicy:
         change = state.get("last_change_step")
         self.last_change_step = None if change is None else int(change)
         self.schedule.load_state_dict(state.get("schedule") or {})
+        if self.bridge is not None:
+            self.bridge.load_state_dict(state.get("bridge_state") or {})
         if self.detector is not None:
             self.detector.load_state_dict(state["detector"])
 
@@ -490,6 +514,9 @@ class RetrainPolicy:
             growth=state.get("growth"),
             min_growth=int(state.get("min_growth", 0)),
             refit_mode=state.get("refit_mode", "cold"),
+            bridge=None
+            if state.get("bridge") is None
+            else (int(state["bridge"][0]), float(state["bridge"][1])),
         )
         pol.load_state_dict(state)
         return pol

@@ -11,7 +11,8 @@ class ChangeSchedule:
     A refit right at the alarm trains on data from before the change; so the first refit waits
     ``defer`` steps (one model span plus some windows of post-change data), and each later one
     comes when the post-change stretch has doubled since the previous refit, until it is ``cap``
-    steps long (from then on the window rule sees only post-change data anyway). A rejected
+    steps long (from then on the window rule sees only post-change data anyway); a first refit
+    brought forward (:meth:`hasten`) starts the doubling from its own length. A rejected
     candidate is retried on the same doubling schedule. Alarms before the first refit belong to
     the same change (the serving model is still the one that drifted), so they do not restart it.
     """
@@ -23,12 +24,18 @@ class ChangeSchedule:
         self.change_step: int | None = None
         self.next_step: int | None = None
         self.refits = 0  # refits since the change was detected
+        self.hastened = False  # the first refit came early: later ones double from it
 
     def start(self, change_step: int) -> None:
         """A change was detected at ``change_step``: the first refit is ``defer`` steps later."""
         self.change_step = int(change_step)
         self.next_step = self.change_step + self.defer
         self.refits = 0
+        self.hastened = False
+
+    def hasten(self) -> None:
+        """The first refit of this change runs now, before ``defer``; later ones double from it."""
+        self.hastened = True
 
     @property
     def awaiting_refit(self) -> bool:
@@ -43,16 +50,22 @@ class ChangeSchedule:
         if self.change_step is None:
             return
         self.refits += 1
-        post = max(step - self.change_step, self.defer, 1)
+        post = max(step - self.change_step, 0 if self.hastened else self.defer, 1)
         if 2 * post > self.cap:
             self.change_step = self.next_step = None
         else:
             self.next_step = self.change_step + 2 * post
 
     def state_dict(self) -> dict[str, Any]:
-        return {"change_step": self.change_step, "next_step": self.next_step, "refits": self.refits}
+        return {
+            "change_step": self.change_step,
+            "next_step": self.next_step,
+            "refits": self.refits,
+            "hastened": self.hastened,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.change_step = None if state.get("change_step") is None else int(state["change_step"])
         self.next_step = None if state.get("next_step") is None else int(state["next_step"])
         self.refits = int(state.get("refits", 0))
+        self.hastened = bool(state.get("hastened", False))

@@ -11,6 +11,7 @@ from adaptcast.streams.config import Config
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.retrain import (
+    AUTO_EARLY_REFIT_CLOSED_FORM,
     AUTO_GROWTH,
     AUTO_GROWTH_CLOSED_FORM,
     Trainer,
@@ -69,6 +70,8 @@ def build_loop(
     template = template_from_config(cfg)
     closed_form = solves_closed_form(a.refit_mode, template)
     growth = (AUTO_GROWTH_CLOSED_FORM if closed_form else AUTO_GROWTH) if a.growth == "auto" else a.growth
+    early = a.early_refit_ratio
+    early = (AUTO_EARLY_REFIT_CLOSED_FORM if closed_form else None) if early == "auto" else early
     return ForecastLoop(
         template,
         m.channels,
@@ -82,6 +85,7 @@ def build_loop(
             growth=growth,
             min_growth=0 if closed_form else None,  # a one-pass least-squares refit costs next to nothing
             refit_mode=a.refit_mode,
+            early_refit_ratio=early,
         ),
         refit=a.refit,
         validate_routine=a.validate_routine,

@@ -181,6 +181,14 @@ class AdaptationConfig(_Section):
         description="steps a drift refit waits for post-change data, then refits as it doubles "
         "(unset: one model span + 16; 0: refit at the alarm)",
     )
+    early_refit_ratio: float | Literal["auto"] | None = Field(
+        default="auto",
+        description="after an alarm, bring the first post-change refit forward (and double later ones "
+        "from it) if the served forecasts' lead-1 error over the last horizon steps stays above this "
+        "multiple of its level before the alarm: nothing, not even the error memory, is bridging the "
+        "wait (e.g. a seasonal shape appeared); auto: 3 where fits are closed form (AR-Net), off for "
+        "the other kinds; null: off",
+    )
     refit_mode: Literal["cold", "warm", "auto", "closed_form"] = Field(
         default="closed_form",
         description="how the loop makes its fits (the first model and every retrain; `adaptcast train` "
@@ -197,6 +205,13 @@ class AdaptationConfig(_Section):
         "many times; auto: 1.1 where fits are closed form (AR-Net, next to free), 2 for the kinds whose "
         "fits cost real compute; null: off",
     )
+
+    @field_validator("early_refit_ratio")
+    @classmethod
+    def _early_refit_ratio(cls, v: float | str | None) -> float | str | None:
+        if isinstance(v, int | float) and not v > 1:
+            raise ValueError(f"early_refit_ratio must be > 1, auto or null, got {v}")
+        return v
 
     @field_validator("growth")
     @classmethod

@@ -81,24 +81,38 @@ def test_password_is_masked_in_show():
     ("kind", "mode", "closed"),
     [("arnet", "closed_form", True), ("arnet", "cold", False), ("xgboost", "closed_form", False)],
 )
-def test_auto_growth_refits_often_only_where_the_fit_is_closed_form(kind, mode, closed) -> None:
+def test_auto_growth_and_early_refits_are_frequent_only_where_the_fit_is_closed_form(
+    kind, mode, closed
+) -> None:
     from adaptcast.streams.build import build_loop
-    from adaptcast.streams.retrain import AUTO_GROWTH, AUTO_GROWTH_CLOSED_FORM, DEFER_WINDOWS
+    from adaptcast.streams.retrain import (
+        AUTO_EARLY_REFIT_CLOSED_FORM,
+        AUTO_GROWTH,
+        AUTO_GROWTH_CLOSED_FORM,
+        DEFER_WINDOWS,
+    )
 
     cfg = load_config(overrides={"model": {"kind": kind}, "adaptation": {"refit_mode": mode}}, environ={})
     span = cfg.model.lookback + cfg.model.horizon + DEFER_WINDOWS
     policy = build_loop(cfg).policy
     assert policy.growth == (AUTO_GROWTH_CLOSED_FORM if closed else AUTO_GROWTH)
     assert policy.min_growth == (0 if closed else span)
-    cfg = load_config(overrides={"model": {"kind": kind}, "adaptation": {"growth": 1.5}}, environ={})
-    assert build_loop(cfg).policy.growth == 1.5  # a number is taken as it is, for every kind
+    watch = None if policy.bridge is None else (policy.bridge.span, policy.bridge.ratio)
+    assert watch == ((cfg.model.horizon, AUTO_EARLY_REFIT_CLOSED_FORM) if closed else None)
+    given = {"growth": 1.5, "early_refit_ratio": 2.5}
+    policy = build_loop(
+        load_config(overrides={"model": {"kind": kind}, "adaptation": given}, environ={})
+    ).policy
+    assert policy.growth == 1.5 and policy.bridge.ratio == 2.5  # a number is taken as it is, for every kind
 
 
+@pytest.mark.parametrize("key", ["growth", "early_refit_ratio"])
 @pytest.mark.parametrize("bad", [1.0, 0.5, "often"])
-def test_growth_must_be_above_one_auto_or_null(bad) -> None:
-    with pytest.raises(ConfigError, match="growth"):
-        load_config(overrides={"adaptation": {"growth": bad}}, environ={})
-    assert load_config(overrides={"adaptation": {"growth": None}}, environ={}).adaptation.growth is None
+def test_growth_and_early_refit_ratio_must_be_above_one_auto_or_null(key, bad) -> None:
+    with pytest.raises(ConfigError, match=key):
+        load_config(overrides={"adaptation": {key: bad}}, environ={})
+    cfg = load_config(overrides={"adaptation": {key: None}}, environ={})
+    assert getattr(cfg.adaptation, key) is None
 
 
 def test_run_flags_for_a_producers_record_shape_reach_the_worker_config(monkeypatch):

@@ -131,6 +131,29 @@ def test_feature_drift_policy_sees_input_rows_and_retrains():
     assert loop.summary()["drift_alarms"] == len(alarms)
 
 
+def test_the_policy_reads_the_served_forecasts_errors_beside_the_bare_models():
+    """The early-refit watch judges what users were served (the error memory's correction included);
+    the detector keeps reading the bare model's errors. Both in standardised units, lead 1."""
+    policy = make_policy("drift", "full", 4, 3, early_refit_ratio=3.0)
+    loop = ForecastLoop(_naive(), ["y"], policy=policy, memory={"warmup": 0}, memory_gate=False)
+    seen = []
+    decide = policy.should_retrain
+    policy.should_retrain = lambda info: seen.append(info) or decide(info)
+    differ = 0
+    for step in range(40):
+        res = loop.process([_rec("a", step, step % 5), _rec("b", step, 2 * (step % 7))])
+        if not res.scored:
+            continue
+        std = loop.model.scaler.std[0]
+        info = seen[-1]
+        served = [s.abs_error[0] / std for s in res.scored]
+        bare = [s.abs_error_base[0] / std for s in res.scored]
+        assert info.served_errors.tolist() == pytest.approx(served, rel=1e-5)
+        assert info.errors.tolist() == pytest.approx(bare, rel=1e-5)
+        differ += served != pytest.approx(bare, rel=1e-3)
+    assert differ  # the memory corrected something, so the two differ
+
+
 def test_detector_and_error_memory_time_are_in_the_compute_ledger():
     """The policy's decision (detector) is the "detect" phase; the memory's keys and lookups are "correct"."""
     loop = ForecastLoop(_naive(), ["y"], policy=make_policy("drift", "full", 4, 3), memory={"warmup": 0})

@@ -18,6 +18,7 @@ from adaptcast.drift import (
     load_state,
     save_state,
 )
+from adaptcast.drift.bridge import BridgeWatch
 
 
 def run(
@@ -248,10 +249,14 @@ def _drift_policy(**kw) -> RetrainPolicy:
     return pol
 
 
-def _feed(pol: RetrainPolicy, steps: range, error: float, rows0: int = 100) -> list[tuple[int, Decision]]:
+def _feed(
+    pol: RetrainPolicy, steps: range, error: float, rows0: int = 100, served: float | None = None
+) -> list[tuple[int, Decision]]:
+    """Four series' errors per step (``served``: the served forecasts' error, when it differs)."""
     out = []
     for step in steps:
-        d = pol.should_retrain(StepInfo(step=step, rows_available=rows0 + step, errors=[error] * 4))
+        both = {"errors": [error] * 4, "served_errors": None if served is None else np.full(4, served)}
+        d = pol.should_retrain(StepInfo(step=step, rows_available=rows0 + step, **both))
         if d.reason not in (Reason.NO_DRIFT, Reason.COOLDOWN):
             out.append((step, d))
             if d.retrain:
@@ -271,6 +276,63 @@ def test_a_drift_refit_waits_for_post_change_data_then_refits_as_it_doubles() ->
         assert (
             d.change_step == alarm_step and d.window >= s - alarm_step
         )  # the change reaches the window rule
+
+
+def test_a_change_the_served_forecasts_do_not_bridge_is_refitted_early_then_as_its_data_doubles() -> None:
+    """The served error stays at 20x its level for a span after the alarm: one refit then, and the
+    later ones at twice, four times … its post-change length rather than at ``defer``."""
+    pol = _drift_policy(defer=20, bridge=(5, 3.0))
+    assert _feed(pol, range(1, 50), 0.1) == []
+    (alarm_step, alarm), (early_step, early) = _feed(pol, range(50, 56), 2.0)
+    assert alarm.reason is Reason.DRIFT and not alarm.retrain
+    assert early_step == alarm_step + 5 and early.reason is Reason.UNBRIDGED and early.retrain
+    assert early.change_step == alarm_step and early.window >= 5
+    later = _feed(pol, range(56, 200), 0.1)
+    assert [(s - alarm_step, d.reason) for s, d in later[:3]] == [
+        (n, Reason.POST_CHANGE) for n in (10, 20, 40)
+    ]
+
+
+def test_a_change_the_served_forecasts_bridge_waits_for_its_deferred_refit() -> None:
+    """The bare model's error stays high, the served one (the error memory's) does not: no early refit,
+    the same refits as without the watch (on the bare errors alone it refits early: the test above)."""
+    watched, plain = _drift_policy(defer=20, bridge=(5, 3.0)), _drift_policy(defer=20)
+    for pol in (watched, plain):
+        _feed(pol, range(1, 50), 0.1)
+    runs = [
+        _feed(p, range(50, 70), 2.0, served=0.1) + _feed(p, range(70, 200), 0.1) for p in (watched, plain)
+    ]
+    assert runs[0] == runs[1] and Reason.UNBRIDGED not in {d.reason for _, d in runs[0]}
+    assert [s - runs[0][0][0] for s, d in runs[0] if d.retrain][:3] == [20, 40, 80]
+
+
+def test_the_watch_asks_once_per_change_and_learns_its_reference_only_between_changes() -> None:
+    w = BridgeWatch(span=3, ratio=2.0, memory=1)  # memory 1: the reference is the last error seen
+    for e in (1.0, 1.0, 4.0):
+        w.observe(np.array([e, e]))
+    assert w.reference == 4.0
+    w.start(10)
+    for step in (11, 12):
+        w.observe(np.array([9.0]))
+        assert not w.due(step)  # fewer than a span of steps since the change
+    w.observe(np.array([9.0]))
+    assert w.reference == 4.0 and w.due(13) and not w.due(14)  # 9 > 2 x 4, once
+    w.stop()
+    w.observe(np.array([1.0]))
+    assert w.reference == 1.0
+    w.start(20)
+    for _ in range(3):
+        w.observe(np.array([1.5, 2.5]))  # mean 2: not above 2 x 1
+    assert not w.due(23)
+
+
+def test_the_watch_survives_a_state_round_trip_mid_change() -> None:
+    pol = _drift_policy(defer=20, bridge=(5, 3.0))
+    _feed(pol, range(1, 50), 0.1)
+    _feed(pol, range(50, 53), 2.0)
+    back = RetrainPolicy.from_state(pol.state_dict())
+    assert _feed(back, range(53, 120), 2.0) == _feed(pol, range(53, 120), 2.0)
+    assert back.bridge.state_dict() == pol.bridge.state_dict()
 
 
 def test_defer_zero_refits_at_the_alarm() -> None:

@@ -1,0 +1,80 @@
+"""Whether the served forecasts are bridging a detected change until its deferred refit, or not.
+
+After an alarm the first refit waits for post-change data (:class:`~adaptcast.drift.schedule.
+ChangeSchedule`). Meanwhile the error memory bridges the gap where it can: after a level shift its
+level term catches up in a few steps. Where it cannot (a seasonal shape that appeared or changed),
+the served error stays high for the whole wait; there refitting early, on what post-change data
+there is, pays for itself, and elsewhere it would only cost work.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import Any
+
+import numpy as np
+
+
+class BridgeWatch:
+    """Says once per change when the served error has stayed above ``ratio`` × its level before it.
+
+    ``span`` steps after the change, and at every step until its deferred refit, the mean served
+    error of the last ``span`` steps (the mean over series at each step) is compared with the
+    reference: an exponential mean of the per-step served error while no change was pending,
+    over about ``memory`` steps.
+    """
+
+    def __init__(self, span: int, ratio: float, memory: int | None = None) -> None:
+        if span < 1 or not ratio > 1:
+            raise ValueError(f"bridge watch needs span >= 1 and ratio > 1, got span={span}, ratio={ratio}")
+        self.span, self.ratio = int(span), float(ratio)
+        self.alpha = 2.0 / ((memory or 8 * self.span) + 1)
+        self.reference: float | None = None
+        self.recent: deque[float] = deque(maxlen=self.span)
+        self.change_step: int | None = None  # the change being watched (None: none pending)
+        self.said_for: int | None = None  # the change an early refit was already asked for
+
+    def start(self, change_step: int) -> None:
+        """A change was detected at ``change_step``: watch the served error from here."""
+        self.change_step = int(change_step)
+        self.recent.clear()
+
+    def stop(self) -> None:
+        """The change's deferred refit has come: the watch ends, and the reference learns again."""
+        self.change_step = None
+
+    def observe(self, errors: np.ndarray) -> None:
+        """This step's served errors (one per series scored; none: nothing to learn)."""
+        if not len(errors):
+            return
+        e = float(np.mean(errors))
+        if self.change_step is not None:
+            self.recent.append(e)
+        elif self.reference is None:
+            self.reference = e
+        else:
+            self.reference += self.alpha * (e - self.reference)
+
+    def due(self, step: int) -> bool:
+        """Whether an early refit is due now: the last ``span`` steps since the change stayed high."""
+        c = self.change_step
+        if c is None or c == self.said_for or self.reference is None or step - c < self.span:
+            return False
+        if len(self.recent) < self.span or np.mean(self.recent) <= self.ratio * self.reference:
+            return False
+        self.said_for = c
+        return True
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "recent": list(self.recent),
+            "change_step": self.change_step,
+            "said_for": self.said_for,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.reference = None if state.get("reference") is None else float(state["reference"])
+        self.recent = deque((float(e) for e in state.get("recent", [])), maxlen=self.span)
+        self.change_step = None if state.get("change_step") is None else int(state["change_step"])
+        self.said_for = None if state.get("said_for") is None else int(state["said_for"])
