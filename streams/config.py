@@ -8,7 +8,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from adaptcast.drift.conformal import (
     DEFAULT_GAMMA,
@@ -206,18 +214,11 @@ class AdaptationConfig(_Section):
         "fits cost real compute; null: off",
     )
 
-    @field_validator("early_refit_ratio")
+    @field_validator("growth", "early_refit_ratio")
     @classmethod
-    def _early_refit_ratio(cls, v: float | str | None) -> float | str | None:
+    def _above_one(cls, v: float | str | None, info: ValidationInfo) -> float | str | None:
         if isinstance(v, int | float) and not v > 1:
-            raise ValueError(f"early_refit_ratio must be > 1, auto or null, got {v}")
-        return v
-
-    @field_validator("growth")
-    @classmethod
-    def _growth(cls, v: float | str | None) -> float | str | None:
-        if isinstance(v, int | float) and not v > 1:
-            raise ValueError(f"growth must be > 1, auto or null, got {v}")
+            raise ValueError(f"{info.field_name} must be > 1, auto or null, got {v}")
         return v
 
     @field_validator("policy")
