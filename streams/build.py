@@ -56,6 +56,11 @@ def misfit(model: BaseForecaster, cfg: Config) -> str | None:
     return "; ".join(diffs) or None
 
 
+def _auto(value: float | str | None, chosen: float | None) -> float | None:
+    """A setting as configured, or for ``auto`` (its one text value) the value chosen for this model kind."""
+    return chosen if isinstance(value, str) else value
+
+
 def build_loop(
     cfg: Config,
     *,
@@ -69,9 +74,8 @@ def build_loop(
     ledger = ComputeLedger()
     template = template_from_config(cfg)
     closed_form = solves_closed_form(a.refit_mode, template)
-    growth = (AUTO_GROWTH_CLOSED_FORM if closed_form else AUTO_GROWTH) if a.growth == "auto" else a.growth
-    early = a.early_refit_ratio
-    early = (AUTO_EARLY_REFIT_CLOSED_FORM if closed_form else None) if early == "auto" else early
+    growth = _auto(a.growth, AUTO_GROWTH_CLOSED_FORM if closed_form else AUTO_GROWTH)
+    early = _auto(a.early_refit_ratio, AUTO_EARLY_REFIT_CLOSED_FORM if closed_form else None)
     return ForecastLoop(
         template,
         m.channels,

@@ -790,7 +790,8 @@ class ForecastLoop:
         )
         self._live.extend(err_mean[first])
         self._lead1_base = in_units(err_base)[first]
-        self._lead1_served = in_units(err)[first]
+        if self.policy.bridge is not None:  # only the early-refit watch reads the served errors
+            self._lead1_served = in_units(err)[first]
         self._abs_sum += (float(err_mean.sum()), float(err_base.mean(axis=1).sum()))
         self._n_scored += len(idx)
         self.metrics.live_error.set(self._live.mean)
