@@ -16,12 +16,13 @@ import numpy as np
 
 
 class BridgeWatch:
-    """Says once per change when the served error has stayed above ``ratio`` × its level before it.
+    """Says when, since a change, the served error has stayed above ``ratio`` × its level before it.
 
     ``span`` steps after the change, and at every step until its deferred refit, the mean served
     error of the last ``span`` steps (the mean over series at each step) is compared with the
     reference: an exponential mean of the per-step served error while no change was pending,
-    over about ``memory`` steps.
+    over about ``memory`` steps. Asking once per change is the caller's part (the policy's schedule
+    records that its first refit was brought forward).
     """
 
     def __init__(self, span: int, ratio: float, memory: int | None = None) -> None:
@@ -32,7 +33,6 @@ class BridgeWatch:
         self.reference: float | None = None
         self.recent: deque[float] = deque(maxlen=self.span)
         self.change_step: int | None = None  # the change being watched (None: none pending)
-        self.said_for: int | None = None  # the change an early refit was already asked for
 
     def start(self, change_step: int) -> None:
         """A change was detected at ``change_step``: watch the served error from here."""
@@ -58,23 +58,18 @@ class BridgeWatch:
     def due(self, step: int) -> bool:
         """Whether an early refit is due now: the last ``span`` steps since the change stayed high."""
         c = self.change_step
-        if c is None or c == self.said_for or self.reference is None or step - c < self.span:
+        if c is None or self.reference is None or step - c < self.span or len(self.recent) < self.span:
             return False
-        if len(self.recent) < self.span or np.mean(self.recent) <= self.ratio * self.reference:
-            return False
-        self.said_for = c
-        return True
+        return bool(np.mean(self.recent) > self.ratio * self.reference)
 
     def state_dict(self) -> dict[str, Any]:
         return {
             "reference": self.reference,
             "recent": list(self.recent),
             "change_step": self.change_step,
-            "said_for": self.said_for,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reference = None if state.get("reference") is None else float(state["reference"])
         self.recent = deque((float(e) for e in state.get("recent", [])), maxlen=self.span)
         self.change_step = None if state.get("change_step") is None else int(state["change_step"])
-        self.said_for = None if state.get("said_for") is None else int(state["said_for"])

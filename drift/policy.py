@@ -365,7 +365,12 @@ class RetrainPolicy:
             if self.bridge is not None:
                 self.bridge.stop()
             return Decision(Action.RETRAIN, Reason.POST_CHANGE, self._rows(info), det.name, c)
-        if self.bridge is not None and self.schedule.awaiting_refit and self.bridge.due(info.step):
+        if (
+            self.bridge is not None
+            and self.schedule.awaiting_refit
+            and not self.schedule.hastened
+            and self.bridge.due(info.step)
+        ):
             self.schedule.hasten()
             return Decision(Action.RETRAIN, Reason.UNBRIDGED, self._rows(info), det.name, c)
         if self.growth and self.trained_rows and info.rows_available >= self.trained_rows:
