@@ -36,7 +36,7 @@ from adaptcast.streams.backtest_sink import (
 )
 from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config, ConfigError, deep_merge, load_config, parse_scalar
-from adaptcast.streams.events import LoopEvent
+from adaptcast.streams.events import LoopEvent, RetrainFailed
 from adaptcast.streams.feed import declare_schedules, iter_time_batches, load_feed
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
@@ -271,16 +271,27 @@ def run_config(
     }
     totals = {**loop.summary(), "series": data.n_series}
     line = RunSummary.from_loop(totals, data.name, rejected=rejected.total(), config=name)
-    for advice in what_went_wrong(line, rejected, summary["series_resets"], loop.lookback):
+    failed = [e.error or "no message" for e in loop.events if isinstance(e, RetrainFailed)]
+    for advice in what_went_wrong(line, rejected, summary["series_resets"], loop.lookback, failed):
         log.warning("%s [%s]: %s", data.name, name, advice)
     phases = {k: v for k, v in loop.ledger.totals().items() if k != "all"}
     return ConfigRun(name, writer.scan(), events, summary, phases), line
 
 
-def what_went_wrong(line: RunSummary, rejected: Counter[str], restarts: int, lookback: int) -> list[str]:
-    """What a run's numbers say about a feed the settings do not fit, and what to change: most of
-    its records off the grid, or no forecast at all."""
+def what_went_wrong(
+    line: RunSummary, rejected: Counter[str], restarts: int, lookback: int, failed: Iterable[str] = ()
+) -> list[str]:
+    """What a run's numbers say about a feed or a model the settings do not fit, and what to change:
+    fits that raised (``failed``: their errors), most records off the grid, or no forecast at all."""
     out = []
+    failed = list(failed)
+    if failed:
+        served = "the model before each kept serving" if line.forecasts else "no model was ever trained"
+        out.append(
+            f"{len(failed)} fit{'s' if len(failed) > 1 else ''} failed ({served}); the first: "
+            f"{failed[0]}. Check model.params and the training settings, or run `adaptcast train` "
+            "on the same data to see the whole error"
+        )
     misplaced = rejected["off_grid"] + rejected["duplicate"]
     if misplaced > 0.05 * line.records:
         out.append(
@@ -289,7 +300,7 @@ def what_went_wrong(line: RunSummary, rejected: Counter[str], restarts: int, loo
             "jittered one a larger grid.tolerance, hours kept on a local clock through daylight saving "
             "their time zone in grid.frequency (e.g. '1h Mon-Fri 09:00-17:00 Europe/Berlin')"
         )
-    if line.forecasts == 0 and line.records >= lookback:
+    if line.forecasts == 0 and line.records >= lookback and not failed:
         why = (
             f"the series restarted {restarts} times after gaps longer than grid.max_fill before holding "
             f"{lookback} rows (model.lookback): a feed that closes at night or at weekends needs its "

@@ -475,6 +475,26 @@ def test_a_run_that_forecasts_nothing_says_why_and_its_report_draws_without_warn
     )
 
 
+def test_a_run_whose_fits_all_fail_says_so_and_not_that_the_feed_has_gaps(tmp_path, caplog, monkeypatch):
+    """A model that raises on every fit (fault injected) leaves no forecasts; the advice names the
+    fits and their error, where it used to blame gaps the feed does not have."""
+    from adaptcast.forecast.models.arnet import ARNet
+
+    def broken(self, X, Y, parent):
+        raise FloatingPointError("singular lags")
+
+    monkeypatch.setattr(ARNet, "_fit_closed_form", broken)
+    frame = pl.DataFrame({"ts": np.arange(300) * 3_600_000, "y": np.sin(np.arange(300) / 4.0)})
+    frame.with_columns(pl.from_epoch("ts", time_unit="ms")).write_csv(tmp_path / "f.csv")
+    with caplog.at_level("WARNING", logger="adaptcast.backtest"):
+        code, out = _run("--data", str(tmp_path / "f.csv"), "--target", "y", "--out", str(tmp_path / "o"))
+    assert code == 0, out
+    assert (
+        "fits failed (no model was ever trained); the first: FloatingPointError: singular lags" in caplog.text
+    )
+    assert "restarted" not in caplog.text and "no series held" not in caplog.text
+
+
 def test_most_records_off_the_grid_is_explained():
     from collections import Counter
 
