@@ -108,6 +108,7 @@ class Adaptation:
         self._recipe: dict[str, Any] | None = None
         self._recipe_windows = 0
         self._superseded_upto = 0  # jobs with this sequence number or lower may no longer be installed
+        self._last_failure: str | None = None  # the error of the last failed fit that was logged
         if self.model is not None:
             self._reset_memory()
 
@@ -269,6 +270,7 @@ class Adaptation:
             return self._record(RetrainSuperseded(serving_version=self.model_version, **common))
         if cand is None or report is None or found is None:
             self.policy.notify_rejected(step, rows=job.history_rows)
+            self._log_failure(job.decision.label, step, outcome.error)
             return self._record(RetrainFailed(error=outcome.error, **common))
         self.metrics.train_duration.observe(report.wall_seconds)
         gate = (outcome.gate or cand) if job.gated else None
@@ -367,6 +369,13 @@ class Adaptation:
             return
         t = self.template
         self.intervals.reseed(np.empty((0, t.horizon, t.n_targets)) if residuals is None else residuals)
+
+    def _log_failure(self, label: str, step: int, error: str | None) -> None:
+        """Warn of a failed fit with its error, once per distinct error (a broken recipe fails every
+        retrain alike; the metric counts them all)."""
+        level = logging.DEBUG if error == self._last_failure else logging.WARNING
+        log.log(level, "a %s retrain at step %d failed, the serving model stays: %s", label, step, error)
+        self._last_failure = error
 
     def _record(self, event: Event) -> Event:
         self.events.append(event)

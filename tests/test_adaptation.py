@@ -227,6 +227,28 @@ def test_training_failure_keeps_serving_and_is_recorded(monkeypatch):
     assert _metric(ad, 'adaptcast_retrain_failures_total{stage="train"} 1.0')
 
 
+def test_a_failed_fit_is_logged_with_its_error_once_per_distinct_error(monkeypatch, caplog):
+    """Operators see why a retrain failed in the log, not only in a counter; a recipe that fails
+    every retrain alike is not repeated at every step."""
+    ad = _adaptation()
+    first = _serving(ad)
+    errors = iter(["out of memory", "out of memory", "disk full"])
+
+    def boom(self, X, Y, val):
+        raise RuntimeError(next(errors))
+
+    monkeypatch.setattr(type(first), "_fit", boom)
+    with caplog.at_level("WARNING", logger="adaptcast.adaptation"):
+        for step in (40, 41, 42):
+            ad.start(PERIODIC, _histories(), step=step, ts_ms=step * HOUR)
+            ad.collect(step=step)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == [
+        "a periodic retrain at step 40 failed, the serving model stays: RuntimeError: out of memory",
+        "a periodic retrain at step 42 failed, the serving model stays: RuntimeError: disk full",
+    ]
+
+
 def test_candidate_finishing_after_a_newer_one_is_not_installed():
     ad, trainer, _ = _serving_with_fake_trainer()
     older = ad.start(PERIODIC, _histories(seed=1), step=10, ts_ms=10 * HOUR)
