@@ -243,7 +243,8 @@ class BaseForecaster(ABC):
     ) -> FitReport:
         """Solve the fit in closed form in one pass over the windows (models with ``supports_closed_form``).
 
-        With a fitted ``parent`` its scaler is kept and the solution is shrunk towards its weights.
+        With a fitted ``parent`` its scaler is kept; a model may also shrink the solution towards its
+        weights (AR-Net with a fixed ``ridge``).
         """
         if not self.supports_closed_form:
             raise NotImplementedError(f"{self.kind} has no closed-form fit; fit it by training")

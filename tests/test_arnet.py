@@ -8,7 +8,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from adaptcast.forecast import create_forecaster, load_forecaster
-from adaptcast.forecast.models.arnet import sparsity_penalty
+from adaptcast.forecast.models.arnet import ridge_solve, sparsity_penalty
 
 TRUE = np.array([0.5, -0.3, 0.2])
 FAST = {"accelerator": "cpu", "num_threads": 1, "patience": 100}  # run the whole LR schedule
@@ -100,3 +100,71 @@ def test_coefficients_refuse_hidden_layers():
     with pytest.raises(ValueError, match="hidden"):
         model.coefficients()
     assert model.embed(X[:3]).shape == (3, 8)
+
+
+def test_ridge_with_a_given_share_is_the_normal_equations_towards_the_prior():
+    """Centred lags and targets, α = share × rows on the weights only; the intercept from the means."""
+    rng = np.random.default_rng(3)
+    z, y, prior = (torch.from_numpy(rng.standard_normal(s)) for s in ((40, 6), (40, 2), (6, 2)))
+    z = z + 5.0
+    w, b, share = ridge_solve(z, y, prior, 0.5)
+    zc, yc, alpha = z - z.mean(0), y - y.mean(0), 0.5 * 40
+    expected = torch.linalg.solve(zc.T @ zc + alpha * torch.eye(6, dtype=z.dtype), zc.T @ yc + alpha * prior)
+    assert share == 0.5
+    torch.testing.assert_close(w, expected)
+    torch.testing.assert_close(b, y.mean(0) - z.mean(0) @ expected)
+
+
+def test_gcv_ridge_shrinks_a_fit_on_few_windows_and_leaves_one_on_many_alone():
+    """48 lags of an AR(3): on 80 windows least squares overfits and GCV's shrinkage forecasts better
+    out of sample; on 15,000 windows it chooses (almost) no shrinkage and finds the true lags."""
+    fresh_X, fresh_Y = lag_windows(ar_series(4_000, seed=9), 48)
+
+    def fit(X, Y, ridge):
+        model = create_forecaster("arnet", lookback=48, horizon=1, ridge=ridge)
+        report = model.fit_closed_form(X, Y)
+        mse = float(((model.predict(fresh_X) - fresh_Y) ** 2).mean())
+        return model, report.extra["ridge"], mse
+
+    few_X, few_Y = lag_windows(ar_series(128, seed=4), 48)
+    _, tiny, tiny_mse = fit(few_X, few_Y, 1e-3)
+    _, chosen, gcv_mse = fit(few_X, few_Y, "gcv")
+    assert tiny == 1e-3 and chosen >= 0.1 and gcv_mse < 0.9 * tiny_mse
+    many_X, many_Y = lag_windows(ar_series(15_048, seed=5), 48)
+    model, chosen, _ = fit(many_X, many_Y, "gcv")
+    assert chosen <= 0.01
+    np.testing.assert_allclose(model.coefficients()[0, :3], TRUE, atol=0.03)
+
+
+@pytest.mark.parametrize("ridge", ["auto", 0, -1.0, True])
+def test_ridge_refuses_what_is_not_a_positive_share_or_gcv(ridge):
+    with pytest.raises(ValueError, match="ridge must be 'gcv' or a share > 0"):
+        create_forecaster("arnet", lookback=4, horizon=1, ridge=ridge)
+
+
+def test_a_chosen_ridge_ignores_the_parents_weights_and_a_fixed_one_pulls_towards_them():
+    """Cross-validation cannot judge a pull towards a model fitted on the same windows, so with
+    ``gcv`` the serving model's weights do not enter the new solution (its scaler still does)."""
+    X, Y = lag_windows(ar_series(600, seed=1), 8)
+    for ridge, same in (("gcv", True), (1.0, False)):
+        parent = create_forecaster("arnet", lookback=8, horizon=1, ridge=ridge)
+        parent.fit_closed_form(X, Y)
+        children = []
+        for scale in (1.0, -3.0):  # the same parent, then one with other weights
+            with torch.no_grad():
+                parent.module.out.weight.mul_(scale)
+            child = create_forecaster("arnet", lookback=8, horizon=1, ridge=ridge)
+            child.fit_closed_form(X, Y, parent=parent)
+            children.append(child.predict(X))
+        assert np.allclose(children[0], children[1], atol=1e-5) is same
+
+
+def test_shrinkage_pulls_forecasts_towards_the_windows_mean_not_an_old_level():
+    """The intercept is not shrunk: with a huge share the weights vanish and the forecast is the
+    mean of the targets, even where the scaler (a parent's, fitted at another level) says 0."""
+    X, Y = lag_windows(ar_series(600, seed=2), 6)
+    parent = create_forecaster("arnet", lookback=6, horizon=1, ridge=1e6)
+    parent.fit_closed_form(X, Y)
+    child = create_forecaster("arnet", lookback=6, horizon=1, ridge=1e6)
+    child.fit_closed_form(X + 50.0, Y + 50.0, parent=parent)  # the level moved far from the scaler's
+    np.testing.assert_allclose(child.predict(X + 50.0), np.full_like(Y, float(Y.mean()) + 50.0), atol=0.05)

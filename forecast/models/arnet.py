@@ -23,6 +23,39 @@ def sparsity_penalty(weight: torch.Tensor, c1: float, c2: float) -> torch.Tensor
     return (2.0 * torch.sigmoid(c1 * weight.abs().clamp_min(1e-4).pow(1.0 / c2)) - 1.0).mean()
 
 
+RIDGE_GRID = torch.logspace(-3, 2, 26, dtype=torch.float64)  # shares of the evidence "gcv" chooses among
+
+
+def ridge_solve(
+    z: torch.Tensor, y: torch.Tensor, prior: torch.Tensor, ridge: float | str
+) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Ridge regression towards a prior with a free intercept: argmin ‖y − zW − b‖² + α‖W − prior‖².
+
+    α = share × rows. ``ridge`` is the share, or ``"gcv"``: the share on ``RIDGE_GRID`` with the
+    least generalised cross-validation error n·RSS / (n − tr H)², one SVD for the whole grid. Few
+    or collinear rows then get strong shrinkage, many rows almost none. The intercept is not
+    shrunk, so shrinkage pulls forecasts towards these rows' mean, not towards zero (an old level
+    in the scaler's units). Returns the weights, the intercept and the share used.
+    """
+    n = z.shape[0]
+    z_mean, y_mean = z.mean(0), y.mean(0)
+    zc = z - z_mean
+    resid = (y - y_mean) - zc @ prior  # solve for the departure from the prior
+    u, s, vt = torch.linalg.svd(zc, full_matrices=False)
+    proj = u.T @ resid
+    if ridge == "gcv":
+        s2, alphas = (s * s)[None, :], RIDGE_GRID[:, None] * n
+        outside = float((resid * resid).sum() - (proj * proj).sum())  # what no weights can fit
+        rss = outside + ((alphas / (s2 + alphas)) ** 2 * (proj * proj).sum(1)[None, :]).sum(1)
+        dof = 1.0 + (s2 / (s2 + alphas)).sum(1)  # the intercept is one more
+        share = float(RIDGE_GRID[int(torch.argmin(n * rss / (n - dof).clamp_min(1.0) ** 2))])
+    else:
+        share = float(ridge)
+    alpha = share * n
+    w = prior + vt.T @ ((s / (s * s + alpha))[:, None] * proj)
+    return w, y_mean - z_mean @ w, share
+
+
 class ARNetModule(nn.Module):
     """Lags, most recent first, of the chosen channels → optional hidden layers → [B, H, T].
 
@@ -62,8 +95,9 @@ class ARNet(TorchForecaster):
     ``exogenous`` (also use the non-target channels' lags), ``c1``, ``c2`` (regulariser
     shape), ``lam`` (λ; 0 = no regulariser) or ``sparsity`` (expected fraction s of
     non-zero lags, giving λ = c_λ·(1/s − 1) with c_λ = √L̂/100 and L̂ = 1, the loss of
-    predicting the mean on standardised data). Optimisation: Adam with the LR decayed
-    by cosine annealing over ``epochs`` so the weights settle to the optimum, not near it.
+    predicting the mean on standardised data), ``ridge`` (the closed-form fit's shrinkage as a
+    share of the windows, or ``"gcv"`` to choose it per fit). Optimisation: Adam with the LR
+    decayed by cosine annealing over ``epochs`` so the weights settle to the optimum, not near it.
     """
 
     kind = "arnet"
@@ -78,6 +112,7 @@ class ARNet(TorchForecaster):
         "c2": 3.0,
         "lam": 0.0,
         "sparsity": None,
+        "ridge": "gcv",
     }
 
     def _validate_hparams(self) -> None:
@@ -86,6 +121,9 @@ class ARNet(TorchForecaster):
         if s is not None and not 0 < float(s) <= 1:
             raise ValueError(f"arnet: sparsity must be in (0, 1], got {s!r}")
         self.hparams["hidden"] = [int(h) for h in self.hparams["hidden"]]
+        r = self.hparams["ridge"]
+        if r != "gcv" and (isinstance(r, bool) or not isinstance(r, int | float) or r <= 0):
+            raise ValueError(f"arnet: ridge must be 'gcv' or a share > 0 such as 0.001, got {r!r}")
 
     @property
     def lam(self) -> float:
@@ -113,18 +151,17 @@ class ARNet(TorchForecaster):
             opt, T_max=int(self.hparams["epochs"]), eta_min=0.0
         )
 
-    RIDGE = 1e-3  # closed-form shrinkage per window: a tiny pull towards the prior (zero or the parent)
-
     @property
     def supports_closed_form(self) -> bool:  # type: ignore[override]
         """A linear AR-Net without the sparsity regulariser is least squares: it has a closed form."""
         return not self.hparams["hidden"] and self.lam == 0.0
 
     def _fit_closed_form(self, X: np.ndarray, Y: np.ndarray, parent: BaseForecaster | None) -> FitReport:
-        """Ridge least squares of the targets on the lags (plus a bias) in one pass: (ZᵀZ + αI)⁻¹(ZᵀY + αW₀).
+        """Ridge least squares of the targets on the lags, free intercept, one pass (:func:`ridge_solve`).
 
-        W₀ is the parent's weights (a warm, recursive-least-squares-like update) or zero; α is
-        ``RIDGE`` times the number of windows, so the prior is a fixed share of the evidence.
+        α is a share of the number of windows. With ``ridge="gcv"`` (the default) generalised
+        cross-validation chooses it per fit and W₀ is zero; with a fixed share W₀ is the parent's
+        weights (a warm, recursive-least-squares-like update) or zero for a first model.
         """
         torch.manual_seed(self.seed)
         net = self.build_module()
@@ -132,18 +169,16 @@ class ARNet(TorchForecaster):
             net.load_state_dict({k: v.detach().cpu() for k, v in parent.module.state_dict().items()})
         with torch.no_grad():
             z = net.lags(torch.from_numpy(X)).double()
-            z = torch.cat([z, torch.ones(z.shape[0], 1, dtype=z.dtype)], dim=1)
             y = torch.from_numpy(Y).double().reshape(Y.shape[0], -1)
-            prior = torch.cat([net.out.weight, net.out.bias[:, None]], dim=1).double().T
-            if parent is None:
+            prior = net.out.weight.double().T
+            if parent is None or self.hparams["ridge"] == "gcv":
+                # cross-validation cannot judge a pull towards a model fitted on these same windows:
+                # it would always keep that model, so a chosen ridge shrinks towards zero
                 prior = torch.zeros_like(prior)
-            alpha = self.RIDGE * z.shape[0]
-            w = torch.linalg.solve(
-                z.T @ z + alpha * torch.eye(z.shape[1], dtype=z.dtype), z.T @ y + alpha * prior
-            )
-            net.out.weight.copy_(w[:-1].T.float())
-            net.out.bias.copy_(w[-1].float())
-            mse = float(((z @ w - y) ** 2).mean())
+            w, bias, share = ridge_solve(z, y, prior, self.hparams["ridge"])
+            net.out.weight.copy_(w.T.float())
+            net.out.bias.copy_(bias.float())
+            mse = float(((z @ w + bias - y) ** 2).mean())
         self.module = net.to(self.device).eval()
         return FitReport(
             epochs=1,
@@ -152,7 +187,7 @@ class ARNet(TorchForecaster):
             cpu_seconds=0.0,
             device="cpu",
             train_loss=mse,
-            extra={"closed_form": True},
+            extra={"closed_form": True, "ridge": share},
         )
 
     def coefficients(self) -> np.ndarray:
