@@ -289,8 +289,7 @@ def what_went_wrong(
         served = "the model before each kept serving" if line.forecasts else "no model was ever trained"
         out.append(
             f"{len(failed)} fit{'s' if len(failed) > 1 else ''} failed ({served}); the first: "
-            f"{failed[0]}. Check model.params and the training settings, or run `adaptcast train` "
-            "on the same data to see the whole error"
+            f"{failed[0]}. Check model.params and the training settings (adaptation.history, the model size)"
         )
     misplaced = rejected["off_grid"] + rejected["duplicate"]
     if misplaced > 0.05 * line.records:
