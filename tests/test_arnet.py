@@ -8,7 +8,7 @@ import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from adaptcast.forecast import create_forecaster, load_forecaster
-from adaptcast.forecast.models.arnet import ridge_solve, sparsity_penalty
+from adaptcast.forecast.models.arnet import RIDGE_GRID, ridge_solve, sparsity_penalty
 
 TRUE = np.array([0.5, -0.3, 0.2])
 FAST = {"accelerator": "cpu", "num_threads": 1, "patience": 100}  # run the whole LR schedule
@@ -107,10 +107,10 @@ def test_ridge_with_a_given_share_is_the_normal_equations_towards_the_prior():
     rng = np.random.default_rng(3)
     z, y, prior = (torch.from_numpy(rng.standard_normal(s)) for s in ((40, 6), (40, 2), (6, 2)))
     z = z + 5.0
-    w, b, share = ridge_solve(z, y, prior, 0.5)
+    w, b, shares = ridge_solve(z, y, prior, 0.5)
     zc, yc, alpha = z - z.mean(0), y - y.mean(0), 0.5 * 40
     expected = torch.linalg.solve(zc.T @ zc + alpha * torch.eye(6, dtype=z.dtype), zc.T @ yc + alpha * prior)
-    assert share == 0.5
+    assert shares.tolist() == [0.5, 0.5]
     torch.testing.assert_close(w, expected)
     torch.testing.assert_close(b, y.mean(0) - z.mean(0) @ expected)
 
@@ -124,7 +124,8 @@ def test_gcv_ridge_shrinks_a_fit_on_few_windows_and_leaves_one_on_many_alone():
         model = create_forecaster("arnet", lookback=48, horizon=1, ridge=ridge)
         report = model.fit_closed_form(X, Y)
         mse = float(((model.predict(fresh_X) - fresh_Y) ** 2).mean())
-        return model, report.extra["ridge"], mse
+        (share,) = report.extra["ridge"]  # one output: one share
+        return model, share, mse
 
     few_X, few_Y = lag_windows(ar_series(128, seed=4), 48)
     _, tiny, tiny_mse = fit(few_X, few_Y, 1e-3)
@@ -134,6 +135,32 @@ def test_gcv_ridge_shrinks_a_fit_on_few_windows_and_leaves_one_on_many_alone():
     model, chosen, _ = fit(many_X, many_Y, "gcv")
     assert chosen <= 0.01
     np.testing.assert_allclose(model.coefficients()[0, :3], TRUE, atol=0.03)
+
+
+def test_gcv_chooses_each_outputs_share_as_if_it_were_fitted_alone():
+    """A column the lags predict (the AR(3)'s next value) and one they cannot (fresh noise) in one
+    fit: the noise gets far stronger shrinkage than the signal, and each column's
+    share and weights are what a fit of that column alone gives, so a noisy far lead cannot
+    over-shrink lead 1."""
+    X, Y = lag_windows(ar_series(400, seed=6), 24)
+    z = torch.from_numpy(X[:, :, 0]).double()
+    noise = np.random.default_rng(7).standard_normal(len(Y))
+    y = torch.from_numpy(np.c_[Y[:, 0, 0], noise])
+    prior = torch.zeros(24, 2, dtype=torch.float64)
+    w, b, shares = ridge_solve(z, y, prior, "gcv")
+    assert shares[1] > 10 * shares[0]
+    for col in range(2):
+        w_alone, b_alone, share_alone = ridge_solve(z, y[:, col : col + 1], prior[:, col : col + 1], "gcv")
+        assert share_alone.item() == shares[col].item()
+        torch.testing.assert_close(w[:, col : col + 1], w_alone)
+        torch.testing.assert_close(b[col : col + 1], b_alone)
+
+
+def test_the_fit_report_gives_one_share_per_lead_and_target():
+    X, Y = lag_windows(ar_series(300, seed=8), 12)
+    model = create_forecaster("arnet", lookback=8, horizon=5)
+    report = model.fit_closed_form(np.ascontiguousarray(X[:, :8]), np.concatenate([X[:, 8:], Y], axis=1))
+    assert len(report.extra["ridge"]) == 5 and all(v in RIDGE_GRID.tolist() for v in report.extra["ridge"])
 
 
 @pytest.mark.parametrize("ridge", ["auto", 0, -1.0, True])

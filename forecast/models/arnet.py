@@ -28,32 +28,35 @@ RIDGE_GRID = torch.logspace(-3, 2, 26, dtype=torch.float64)  # shares of the evi
 
 def ridge_solve(
     z: torch.Tensor, y: torch.Tensor, prior: torch.Tensor, ridge: float | str
-) -> tuple[torch.Tensor, torch.Tensor, float]:
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Ridge regression towards a prior with a free intercept: argmin ‖y − zW − b‖² + α‖W − prior‖².
 
-    α = share × rows. ``ridge`` is the share, or ``"gcv"``: the share on ``RIDGE_GRID`` with the
-    least generalised cross-validation error n·RSS / (n − tr H)², one SVD for the whole grid. Few
-    or collinear rows then get strong shrinkage, many rows almost none. The intercept is not
-    shrunk, so shrinkage pulls forecasts towards these rows' mean, not towards zero (an old level
-    in the scaler's units). Returns the weights, the intercept and the share used.
+    α = share × rows, per output column. ``ridge`` is one share for all columns, or ``"gcv"``: for
+    each column the share on ``RIDGE_GRID`` with the least generalised cross-validation error
+    n·RSS / (n − tr H)², one SVD for every column and share. A column that is mostly noise (a far
+    lead) then gets strong shrinkage without forcing it on a column the lags predict well (lead 1);
+    few or collinear rows get strong shrinkage, many rows almost none. The intercept is not shrunk,
+    so shrinkage pulls forecasts towards these rows' mean, not towards zero (an old level in the
+    scaler's units). Returns the weights, the intercepts and the shares used (one per column).
     """
     n = z.shape[0]
     z_mean, y_mean = z.mean(0), y.mean(0)
     zc = z - z_mean
     resid = (y - y_mean) - zc @ prior  # solve for the departure from the prior
     u, s, vt = torch.linalg.svd(zc, full_matrices=False)
-    proj = u.T @ resid
+    proj = u.T @ resid  # [rank, columns]
+    s2 = (s * s)[None, :, None]
     if ridge == "gcv":
-        s2, alphas = (s * s)[None, :], RIDGE_GRID[:, None] * n
-        outside = float((resid * resid).sum() - (proj * proj).sum())  # what no weights can fit
-        rss = outside + ((alphas / (s2 + alphas)) ** 2 * (proj * proj).sum(1)[None, :]).sum(1)
-        dof = 1.0 + (s2 / (s2 + alphas)).sum(1)  # the intercept is one more
-        share = float(RIDGE_GRID[int(torch.argmin(n * rss / (n - dof).clamp_min(1.0) ** 2))])
+        alphas = RIDGE_GRID[:, None, None] * n  # [grid, 1, 1]
+        outside = (resid * resid).sum(0) - (proj * proj).sum(0)  # per column, what no weights can fit
+        rss = outside[None, :] + ((alphas / (s2 + alphas)) ** 2 * (proj * proj)[None]).sum(1)
+        dof = 1.0 + (s2 / (s2 + alphas)).sum(1)  # [grid, 1]; the intercept is one more
+        shares = RIDGE_GRID[torch.argmin(n * rss / (n - dof).clamp_min(1.0) ** 2, dim=0)]
     else:
-        share = float(ridge)
-    alpha = share * n
-    w = prior + vt.T @ ((s / (s * s + alpha))[:, None] * proj)
-    return w, y_mean - z_mean @ w, share
+        shares = torch.full((y.shape[1],), float(ridge), dtype=z.dtype)
+    gain = s[:, None] / (s[:, None] ** 2 + shares[None, :] * n)  # [rank, columns]
+    w = prior + vt.T @ (gain * proj)
+    return w, y_mean - z_mean @ w, shares
 
 
 class ARNetModule(nn.Module):
@@ -96,7 +99,7 @@ class ARNet(TorchForecaster):
     shape), ``lam`` (λ; 0 = no regulariser) or ``sparsity`` (expected fraction s of
     non-zero lags, giving λ = c_λ·(1/s − 1) with c_λ = √L̂/100 and L̂ = 1, the loss of
     predicting the mean on standardised data), ``ridge`` (the closed-form fit's shrinkage as a
-    share of the windows, or ``"gcv"`` to choose it per fit). Optimisation: Adam with the LR
+    share of the windows, or ``"gcv"`` to choose it per fit and output). Optimisation: Adam with the LR
     decayed by cosine annealing over ``epochs`` so the weights settle to the optimum, not near it.
     """
 
@@ -160,8 +163,8 @@ class ARNet(TorchForecaster):
         """Ridge least squares of the targets on the lags, free intercept, one pass (:func:`ridge_solve`).
 
         α is a share of the number of windows. With ``ridge="gcv"`` (the default) generalised
-        cross-validation chooses it per fit and W₀ is zero; with a fixed share W₀ is the parent's
-        weights (a warm, recursive-least-squares-like update) or zero for a first model.
+        cross-validation chooses it per fit and output and W₀ is zero; with a fixed share W₀ is the
+        parent's weights (a warm, recursive-least-squares-like update) or zero for a first model.
         """
         torch.manual_seed(self.seed)
         net = self.build_module()
@@ -175,7 +178,7 @@ class ARNet(TorchForecaster):
                 # cross-validation cannot judge a pull towards a model fitted on these same windows:
                 # it would always keep that model, so a chosen ridge shrinks towards zero
                 prior = torch.zeros_like(prior)
-            w, bias, share = ridge_solve(z, y, prior, self.hparams["ridge"])
+            w, bias, shares = ridge_solve(z, y, prior, self.hparams["ridge"])
             net.out.weight.copy_(w.T.float())
             net.out.bias.copy_(bias.float())
             mse = float(((z @ w + bias - y) ** 2).mean())
@@ -187,7 +190,7 @@ class ARNet(TorchForecaster):
             cpu_seconds=0.0,
             device="cpu",
             train_loss=mse,
-            extra={"closed_form": True, "ridge": share},
+            extra={"closed_form": True, "ridge": shares.tolist()},
         )
 
     def coefficients(self) -> np.ndarray:
