@@ -139,9 +139,8 @@ def test_gcv_ridge_shrinks_a_fit_on_few_windows_and_leaves_one_on_many_alone():
 
 def test_gcv_chooses_each_outputs_share_as_if_it_were_fitted_alone():
     """A column the lags predict (the AR(3)'s next value) and one they cannot (fresh noise) in one
-    fit: the noise gets far stronger shrinkage than the signal, and each column's
-    share and weights are what a fit of that column alone gives, so a noisy far lead cannot
-    over-shrink lead 1."""
+    fit: the noise gets far stronger shrinkage than the signal, and each column's share and weights
+    are what a fit of that column alone gives, so a noisy far lead cannot over-shrink lead 1."""
     X, Y = lag_windows(ar_series(400, seed=6), 24)
     z = torch.from_numpy(X[:, :, 0]).double()
     noise = np.random.default_rng(7).standard_normal(len(Y))

@@ -44,8 +44,7 @@ def ridge_solve(
     zc = z - z_mean
     resid = (y - y_mean) - zc @ prior  # solve for the departure from the prior
     u, s, vt = torch.linalg.svd(zc, full_matrices=False)
-    proj = u.T @ resid  # [rank, columns]
-    s2 = (s * s)[None, :, None]
+    proj, s2 = u.T @ resid, (s * s)[:, None]  # [rank, columns], [rank, 1]
     if ridge == "gcv":
         alphas = RIDGE_GRID[:, None, None] * n  # [grid, 1, 1]
         outside = (resid * resid).sum(0) - (proj * proj).sum(0)  # per column, what no weights can fit
@@ -54,7 +53,7 @@ def ridge_solve(
         shares = RIDGE_GRID[torch.argmin(n * rss / (n - dof).clamp_min(1.0) ** 2, dim=0)]
     else:
         shares = torch.full((y.shape[1],), float(ridge), dtype=z.dtype)
-    gain = s[:, None] / (s[:, None] ** 2 + shares[None, :] * n)  # [rank, columns]
+    gain = s[:, None] / (s2 + shares[None, :] * n)  # [rank, columns]
     w = prior + vt.T @ (gain * proj)
     return w, y_mean - z_mean @ w, shares
 
@@ -99,8 +98,9 @@ class ARNet(TorchForecaster):
     shape), ``lam`` (λ; 0 = no regulariser) or ``sparsity`` (expected fraction s of
     non-zero lags, giving λ = c_λ·(1/s − 1) with c_λ = √L̂/100 and L̂ = 1, the loss of
     predicting the mean on standardised data), ``ridge`` (the closed-form fit's shrinkage as a
-    share of the windows, or ``"gcv"`` to choose it per fit and output). Optimisation: Adam with the LR
-    decayed by cosine annealing over ``epochs`` so the weights settle to the optimum, not near it.
+    share of the windows, or ``"gcv"`` to choose it per fit and output). Optimisation: Adam with
+    the LR decayed by cosine annealing over ``epochs`` so the weights settle to the optimum, not
+    near it.
     """
 
     kind = "arnet"
