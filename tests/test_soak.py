@@ -15,13 +15,14 @@ import sys
 from pathlib import Path
 
 import pytest
-
-pytestmark = [pytest.mark.kafka, pytest.mark.slow]
+from bench_module import load
 
 SOAK = Path(__file__).resolve().parents[1] / "bench" / "soak.py"
 RECORDS, SERIES, KEEP = 50_000, 500, 3
 
 
+@pytest.mark.kafka
+@pytest.mark.slow
 def test_soak_50k_records_flat_descriptors_threads_and_pruned_store(kafka_bootstrap: str) -> None:
     flags = ["--records", str(RECORDS), "--series", str(SERIES), "--keep-versions", str(KEEP)]
     flags += [
@@ -51,3 +52,12 @@ def test_soak_50k_records_flat_descriptors_threads_and_pruned_store(kafka_bootst
     checks = result["checks"]
     assert checks["fds_flat"] and checks["threads_flat"], (result["fds"], result["threads"])
     assert checks["versions_within_keep"] and checks["old_versions_pruned"], result["checkpoint_versions"]
+
+
+def test_flatness_compares_floors_so_a_spike_passes_and_a_leak_fails() -> None:
+    soak = load("soak")
+    spike = [14, 15, 14, 20, 14, 15, 14, 14, 19]  # transient connections, no trend
+    leak = [14, 15, 14, 15, 16, 16, 17, 18, 17]  # a descriptor kept per retrain: the floor climbs
+    assert soak.floor_rise(spike) == 0
+    assert soak.floor_rise(leak) == 3 > soak.FD_TOLERANCE
+    assert soak.floor_rise([14, 15]) is None  # too few samples to tell a trend from a spike
