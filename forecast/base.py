@@ -125,7 +125,8 @@ class BaseForecaster(ABC):
         if window_norm == "delta" and self.extrapolates:
             raise ValueError(
                 f"{self.kind}: window_norm delta is for models that cannot extrapolate (xgboost): the "
-                "window's level beside its changes swamps a network's input scaling; use last or none"
+                "window's level, in units of its changes, sits far outside what a network's inputs take; "
+                "use last or none"
             )
         known = self.all_defaults()
         if known:
@@ -201,7 +202,7 @@ class BaseForecaster(ABC):
         self._settle_norm()
         self.input_bounds = None
         X, Y, val = self._checked(X, Y, val)
-        self.scaler = Scaler.fit(X)
+        self.scaler = self._fit_scaler(X)
         return self._timed(self._fit, X, Y, val)
 
     def fit_warm(
@@ -251,7 +252,7 @@ class BaseForecaster(ABC):
         self._settle_norm(None if parent is None else parent.window_norm)
         self.input_bounds = None if parent is None else parent.input_bounds
         X, Y, _ = self._checked(X, Y, None)
-        self.scaler = parent.scaler if parent is not None else Scaler.fit(X)
+        self.scaler = parent.scaler if parent is not None else self._fit_scaler(X)
         return self._timed(lambda x, y, _v: self._fit_closed_form(x, y, parent), X, Y, None)
 
     def _fit_closed_form(self, X: np.ndarray, Y: np.ndarray, parent: BaseForecaster | None) -> FitReport:
@@ -364,6 +365,13 @@ class BaseForecaster(ABC):
         """Targets ``Y`` in the units of their windows ``X`` (clipped under "standard", see output_scale)."""
         out = (Y - self._anchor(X)[:, None, :]) / self.output_scale(X)[:, None, :]
         return np.clip(out, -STANDARD_CLIP, STANDARD_CLIP) if self.window_norm == "standard" else out
+
+    def _fit_scaler(self, X: np.ndarray) -> Scaler:
+        """The scaler of relative windows ``X``. Under "delta" their last step, which carries the
+        level, is left out: the lags and the targets are then scaled by how the series moves, not
+        by how far from zero it sits (a counter at 1e12 would otherwise scale its changes to ~1e-6,
+        too small for a tree to split on)."""
+        return Scaler.fit(X[:, :-1] if self.window_norm == "delta" and self.lookback > 1 else X)
 
     def _timed(
         self, fit: Any, X: np.ndarray, Y: np.ndarray, val: tuple[np.ndarray, np.ndarray] | None
