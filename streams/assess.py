@@ -25,13 +25,19 @@ PROBE_WINDOWS = 1024  # training windows a new memory's key standardisation is e
 
 
 def validation_error(
-    model: BaseForecaster, X: np.ndarray, Y: np.ndarray, pred: np.ndarray | None = None
+    model: BaseForecaster,
+    X: np.ndarray,
+    Y: np.ndarray,
+    pred: np.ndarray | None = None,
+    units: BaseForecaster | None = None,
 ) -> float:
     """Lead-1 MAE in standardised target units (the performance detector's reference scale);
-    ``pred``: ``model``'s forecasts of ``X``, when the caller has them."""
-    assert model.scaler is not None
+    ``pred``: ``model``'s forecasts of ``X``, when the caller has them; ``units``: the model whose
+    scaler sets the units (default ``model``), so that two models' errors compare in one unit."""
+    scale = units or model
+    assert scale.scaler is not None
     pred = model.predict(X) if pred is None else pred
-    std = model.scaler.std[: model.n_targets]
+    std = scale.scaler.std[: model.n_targets]
     return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
 
 
@@ -157,7 +163,7 @@ def assess(
         if unseen.any():
             out.contest = (
                 validation_error(judged, vx[unseen], vy[unseen], pred[unseen]),
-                validation_error(judge.model, vx[unseen], vy[unseen]),
+                validation_error(judge.model, vx[unseen], vy[unseen], units=judged),
             )
     if memory is not None:
         out.memory = fresh_memory(model, memory, data.X)

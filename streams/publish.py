@@ -44,7 +44,7 @@ def publish(store: CheckpointStore, model: BaseForecaster, X: np.ndarray, Y: np.
     serving_error = None
     shape = ("lookback", "n_features", "n_targets")
     if serving is not None and all(getattr(serving, a) == getattr(model, a) for a in shape):
-        serving_error = validation_error(serving, X, Y)
+        serving_error = validation_error(serving, X, Y, units=model)  # in the candidate's units
     parent = None if serving is None else serving.version
     version = store.save(model, parent=parent)
     better = serving_error is None or candidate_error <= serving_error * (1 + VALIDATE_MARGIN)

@@ -144,3 +144,15 @@ def test_topic_history_keeps_what_the_loop_would(tmp_path):
     got = series_histories([*values, keyed, stamped], ["y"])
     assert got.keys() == {"a", "b", "c", "d"}
     assert got["a"][:, 0].tolist() == [1.0, 2.0, 3.0] and got["b"][:, 0].tolist() == [5.0]
+
+
+def test_publish_compares_both_errors_in_the_candidates_units(tmp_path):
+    """Two models forecasting alike tie, however unlike the data their scalers were fitted on: a
+    candidate fitted on calmer windows (a smaller scaler spread) is not refused for the units alone."""
+    store = CheckpointStore(tmp_path)
+    X, Y = seasonal_windows()
+    wide = create_forecaster("naive", lookback=LOOKBACK, horizon=HORIZON, season=1)
+    wide.fit(3 * X, 3 * Y)  # the same forecasts, a scaler three times as wide
+    publish(store, wide, X, Y)
+    calm = publish(store, naive(1), X, Y)
+    assert calm.candidate_error == pytest.approx(calm.serving_error) and calm.marked_serving
