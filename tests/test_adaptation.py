@@ -172,7 +172,8 @@ def test_a_candidate_is_compared_with_the_serving_models_gated_fit_on_windows_it
     (event,) = ad.collect(step=31)
     vx, vy = job.data.val
     assert isinstance(event, RetrainRejected)
-    assert event.serving_error == pytest.approx(validation_error(rival, vx[unseen], vy[unseen]))
+    expected = validation_error(rival, vx[unseen], vy[unseen], units=worse)  # in the candidate's units
+    assert event.serving_error == pytest.approx(expected)
 
 
 def _post_change(change_step: int) -> Decision:
@@ -457,7 +458,7 @@ def test_a_broken_routine_refit_is_rejected_and_the_serving_model_stays(damage):
     (event,) = ad.collect(step=21)
     assert isinstance(event, RetrainRejected) and ad.model is first
     vx, vy = job.data.val
-    assert event.serving_error == pytest.approx(validation_error(first, vx, vy))
+    assert event.serving_error == pytest.approx(validation_error(first, vx, vy, units=broken))
 
 
 def test_the_recipe_survives_a_restart_only_with_its_model():
