@@ -22,6 +22,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import gc
 import json
 import multiprocessing as mp
@@ -56,6 +57,26 @@ from adaptcast.streams.records import format_timestamp  # noqa: E402
 from adaptcast.streams.service import Worker  # noqa: E402
 
 HOUR = 3_600_000
+STALL_S = 120.0  # no new record for this long and a consuming loop gives up, saying where it stood
+
+
+class Progress:
+    """Raises when a consuming loop has made no progress for ``stall_s``: a lost partition or a dead
+    broker ends the run with where it stood, not a silent hang."""
+
+    def __init__(self, what: str, total: int, stall_s: float = STALL_S):
+        self.what, self.total, self.stall_s = what, total, stall_s
+        self.done, self.since = 0, time.monotonic()
+
+    def update(self, done: int) -> None:
+        now = time.monotonic()
+        if done > self.done:
+            self.done, self.since = done, now
+        elif now - self.since >= self.stall_s:
+            raise RuntimeError(
+                f"{self.what}: no new record for {self.stall_s:.0f} s at {self.done} of {self.total}; "
+                "check the broker (KAFKA_BOOTSTRAP_SERVERS) and that nothing else consumes the topic"
+            )
 
 
 def records(n_series: int, steps: int, seed: int = 0) -> list[tuple[bytes, bytes]]:
@@ -114,7 +135,9 @@ def raw_rate(
         bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **PRODUCER_BATCHING
     )
     seen, t0 = 0, None
+    progress = Progress(f"raw client on {topic}", n)
     while seen < n:
+        progress.update(seen)
         polled = cons.poll(timeout_ms=200, max_records=batch)
         msgs = [m for ms in polled.values() for m in ms]
         if not msgs:
@@ -201,7 +224,9 @@ def new_worker(cfg, args: argparse.Namespace) -> Worker:
 def serve_until(worker: Worker, total: int, warm: int) -> tuple[float, int]:
     """Step ``worker`` until it has handled ``total`` records; the rate after the first ``warm``."""
     t0 = n0 = None
+    progress = Progress("adaptcast worker", total)
     while worker.counts["records"] < total:
+        progress.update(worker.counts["records"])
         worker.step()
         if t0 is None and worker.counts["records"] >= warm:
             t0, n0 = time.perf_counter(), worker.counts["records"]
@@ -264,7 +289,9 @@ def _scale_worker(cfg_args: tuple, total: int, counter: mp.Value, out: mp.Queue)
     """One group member: serve until all members together handled ``total``; report (time, records) marks."""
     worker = Worker(worker_config(*cfg_args), client_id=f"bench-{os.getpid()}")
     marks = []
+    progress = Progress(f"scale-out member {os.getpid()}", total)
     while counter.value < total:  # type: ignore[attr-defined]
+        progress.update(counter.value)  # type: ignore[attr-defined]
         n = worker.step()
         if n:
             with counter.get_lock():  # type: ignore[attr-defined]
@@ -333,7 +360,14 @@ def main() -> None:
     ap.add_argument("--unfreeze", action="store_true", help="undo the worker's start-up gc.freeze()")
     ap.add_argument("--trace", action="store_true", help="per-poll stage times in the latency runs")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
+    ap.add_argument(
+        "--time-limit",
+        type=float,
+        help="seconds; past it, print every thread's stack and exit (CI smoke runs)",
+    )
     args = ap.parse_args()
+    if args.time_limit:
+        faulthandler.dump_traceback_later(args.time_limit, exit=True)
     summary: dict = {
         "machine": f"{os.cpu_count()} cores, shared with other jobs",
         "series": args.series,
