@@ -179,18 +179,18 @@ class RetrainPolicy:
     """When to retrain and on how much history; the same object drives backtest and live.
 
     Deterministic: the decision depends only on the sequence of :class:`StepInfo` values and
-    :meth:`notify_retrained` calls.  Rules, in order: no data → ``NO_DATA``; no model yet →
-    retrain, ``INITIAL``; otherwise the trigger — ``never`` never retrains (``NEVER``),
-    ``periodic`` retrains once ``step - last_retrain >= every`` (``PERIODIC``, else
-    ``PERIODIC_WAIT``); ``drift`` first retrains when a scheduled post-change refit is due
-    (``POST_CHANGE``) or ``growth - 1`` times the rows the serving model was trained on have
-    arrived since, and at least ``min_growth`` rows (``GROWTH``: the history has grown
-    ``growth``-fold, or would have without its cap), then feeds ``errors`` (or ``features`` for
-    the feature detector) to its detector — except during ``cooldown`` steps after a retrain
-    (``COOLDOWN``) — and on an alarm retrains at once (``DRIFT``) or, with ``defer > 0``,
-    records it and schedules the refit (:class:`~adaptcast.drift.schedule.ChangeSchedule`); with
-    ``bridge`` (span, ratio), while that first refit waits, a served error that stays above ratio ×
-    its level before the alarm for a span of steps brings it forward (``UNBRIDGED``,
+    :meth:`notify_retrained` calls. Rules, in order: no data → ``NO_DATA``; no model yet → retrain,
+    ``INITIAL``; otherwise the trigger — ``never`` never retrains (``NEVER``), ``periodic`` retrains
+    once ``step - last_retrain >= every`` (``PERIODIC``, else ``PERIODIC_WAIT``); ``drift`` first
+    retrains when a scheduled post-change refit is due (``POST_CHANGE``) or ``growth - 1`` times the
+    rows the serving model was trained on have arrived since it was, and as many (at least
+    ``min_growth``) since the last fit, kept or not (``GROWTH``: the history has grown
+    ``growth``-fold, or would have without its cap), then feeds ``errors`` (or ``features`` for the
+    feature detector) to its detector — except during ``cooldown`` steps after a retrain
+    (``COOLDOWN``) — and on an alarm retrains at once (``DRIFT``) or, with ``defer > 0``, records it
+    and schedules the refit (:class:`~adaptcast.drift.schedule.ChangeSchedule`); with ``bridge``
+    (span, ratio), while that first refit waits, a served error that stays above ratio × its level
+    before the alarm for a span of steps brings it forward (``UNBRIDGED``,
     :class:`~adaptcast.drift.bridge.BridgeWatch`).
     After a swap the loop calls :meth:`notify_retrained`, after a rejected candidate
     :meth:`notify_rejected`.
@@ -235,7 +235,9 @@ class RetrainPolicy:
         self.schedule = ChangeSchedule(int(defer), int(cap))
         self.bridge = BridgeWatch(*bridge) if bridge and trigger == "drift" and bridge[0] < defer else None
         self.last_retrain_step: int | None = None
-        self.trained_rows: int | None = None  # history rows at the last fit, kept or not (growth's base)
+        self.trained_rows: int | None = None  # history rows at the last fit, kept or not
+        self.served_rows: int | None = None  # history rows the serving model was fitted from (growth's base)
+        self.served_step: int | None = None  # the step it began serving
         self.last_change_step: int | None = None  # step of the last detected change
 
     # -- constructors -------------------------------------------------------------------------
@@ -377,10 +379,13 @@ class RetrainPolicy:
             # rows that arrived since the last fit: ``since`` keeps counting once the history is capped;
             # a history shorter than the serving model's (a series restarted after a gap) never triggers
             new_rows = max(info.rows_available - self.trained_rows, since)
-            if (
-                new_rows >= self.min_growth
-                and self.trained_rows + new_rows >= self.growth * self.trained_rows
-            ):
+            served = self.served_rows or self.trained_rows
+            grown = max(
+                info.rows_available - served,
+                since if self.served_step is None else info.step - self.served_step,
+            )
+            step_rows = (self.growth - 1) * served
+            if new_rows >= max(self.min_growth, step_rows) and grown >= step_rows:
                 return Decision(Action.RETRAIN, Reason.GROWTH, self._rows(info))
         return Decision.wait(Reason.COOLDOWN if cooling else Reason.NO_DRIFT)
 
@@ -435,10 +440,10 @@ class RetrainPolicy:
         (the training inputs) the feature detector's reference; ``rows`` is the history the
         new model was trained from (the growth trigger's base).
         """
-        self.last_retrain_step = int(step)
+        self.last_retrain_step = self.served_step = int(step)
         self.schedule.refitted(step)
         if rows is not None:
-            self.trained_rows = int(rows)
+            self.trained_rows = self.served_rows = int(rows)
         det = self.detector
         if det is None:
             return
@@ -449,8 +454,9 @@ class RetrainPolicy:
 
         The detector restarts but keeps its reference, the serving model's own validated error:
         taking the degraded live error as the new reference could silence it for good. ``rows``
-        (the history the candidate was fitted from) moves the growth trigger's base, so a rejected
-        growth refit is retried once the history has grown by the factor again, not at every step.
+        (the history the candidate was fitted from) is where the growth trigger counts new rows
+        from, so a rejected refit is not retried at every step; its base stays the serving model's
+        rows, so rejections do not keep a model serving while the history grows many times over.
         """
         self.last_retrain_step = int(step)
         self.schedule.refitted(step)
@@ -475,6 +481,8 @@ class RetrainPolicy:
             "refit_mode": self.refit_mode,
             "last_retrain_step": self.last_retrain_step,
             "trained_rows": self.trained_rows,
+            "served_rows": self.served_rows,
+            "served_step": self.served_step,
             "last_change_step": self.last_change_step,
             "schedule": self.schedule.state_dict(),
             "bridge": None if self.bridge is None else [self.bridge.span, self.bridge.ratio],
@@ -495,6 +503,8 @@ class RetrainPolicy:
             None if state["last_retrain_step"] is None else int(state["last_retrain_step"])
         )
         self.trained_rows = None if state.get("trained_rows") is None else int(state["trained_rows"])
+        self.served_rows = None if state.get("served_rows") is None else int(state["served_rows"])
+        self.served_step = None if state.get("served_step") is None else int(state["served_step"])
         change = state.get("last_change_step")
         self.last_change_step = None if change is None else int(change)
         self.schedule.load_state_dict(state.get("schedule") or {})

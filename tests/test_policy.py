@@ -379,17 +379,40 @@ def test_growth_retrains_when_the_history_has_doubled() -> None:
     assert d.retrain and d.reason is Reason.GROWTH and d.label == "growth"
 
 
-def test_a_rejected_growth_refit_waits_for_the_history_to_grow_again() -> None:
-    pol = _drift_policy(growth=2.0)
+def test_a_rejected_growth_refit_waits_for_a_growth_step_of_new_rows() -> None:
+    pol = _drift_policy(growth=2.0)  # the serving model was fitted from 100 rows
     d = pol.should_retrain(StepInfo(step=100, rows_available=200, errors=[0.1]))
     assert d.reason is Reason.GROWTH
     pol.notify_rejected(100, rows=200)
     later = [
-        pol.should_retrain(StepInfo(step=s, rows_available=100 + s, errors=[0.1])) for s in range(101, 300)
+        pol.should_retrain(StepInfo(step=s, rows_available=100 + s, errors=[0.1])) for s in range(101, 200)
     ]
     assert not any(d.retrain for d in later)  # not once per step while the history is still 2x the base
-    d = pol.should_retrain(StepInfo(step=300, rows_available=400, errors=[0.1]))
-    assert d.retrain and d.reason is Reason.GROWTH
+    d = pol.should_retrain(StepInfo(step=200, rows_available=300, errors=[0.1]))
+    assert d.retrain and d.reason is Reason.GROWTH  # (growth - 1) x 100 rows after the rejected attempt
+
+
+def test_rejected_refits_do_not_postpone_growth_past_the_serving_model() -> None:
+    # a chain of rejected candidates used to move the growth trigger's base to each one's rows, so a
+    # model fitted from 100 rows could serve on while the history grew 30-fold (a gate judging on a
+    # recent slice that lacks a feed's rare events rejected five refits in a row)
+    pol = _drift_policy(growth=2.0)
+    for step, rows in ((150, 250), (250, 350), (350, 450)):
+        pol.notify_rejected(step, rows=rows)
+        waits = [
+            pol.should_retrain(StepInfo(step=s, rows_available=100 + s, errors=[0.1]))
+            for s in range(step + 1, step + 50)
+        ]
+        assert not any(d.retrain for d in waits)
+    fired = next(
+        s
+        for s in range(400, 2000)
+        if pol.should_retrain(StepInfo(step=s, rows_available=100 + s, errors=[0.1])).retrain
+    )
+    assert fired == 450  # 100 rows after the last attempt: before, 2 x 450 rows (step 800)
+    pol.notify_retrained(fired, val_error=0.1, rows=550)
+    assert not pol.should_retrain(StepInfo(step=600, rows_available=700, errors=[0.1])).retrain
+    assert pol.should_retrain(StepInfo(step=1000, rows_available=1100, errors=[0.1])).reason is Reason.GROWTH
 
 
 def test_growth_still_fires_once_the_history_is_capped() -> None:
