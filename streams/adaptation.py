@@ -174,7 +174,8 @@ class Adaptation:
         if self.model is not None and not gated:
             judge = Judge(self.model)  # an ungated refit is only checked for being broken
         elif self.model is not None and self.policy.validates(decision):
-            judge = Judge(self._rival or self.model, self._rival_step)
+            rival = self._rival or self.model
+            judge = Judge(rival, self._rival_step, None if rival is self.model else self.model)
         job = TrainJob(
             self.template,
             [h[-span:] for h in histories],

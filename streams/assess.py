@@ -30,15 +30,18 @@ def validation_error(
     Y: np.ndarray,
     pred: np.ndarray | None = None,
     units: BaseForecaster | None = None,
+    every_lead: bool = False,
 ) -> float:
-    """Lead-1 MAE in standardised target units (the performance detector's reference scale);
+    """MAE in standardised target units: of lead 1 (the performance detector's reference scale) or,
+    with ``every_lead``, of every lead (what forecasts are scored on, so what two models contest);
     ``pred``: ``model``'s forecasts of ``X``, when the caller has them; ``units``: the model whose
     scaler sets the units (default ``model``), so that two models' errors compare in one unit."""
     scale = units or model
     assert scale.scaler is not None
     pred = model.predict(X) if pred is None else pred
     std = scale.scaler.std[: model.n_targets]
-    return float((np.abs(pred[:, 0, :] - Y[:, 0, :]) / std).mean())
+    leads = slice(None) if every_lead else slice(0, 1)
+    return float((np.abs(pred[:, leads, :] - Y[:, leads, :]) / std).mean())
 
 
 def fresh_memory(
@@ -63,10 +66,14 @@ class Judge:
 
     ``ended`` is the step its training data ended at (None: compare on every window). A gated job
     compares its gated fit with the serving recipe's; an ungated one its model with the serving one.
+    ``serving``: the model that serves, when ``model`` is not it (the recipe's gated fit); a
+    candidate then loses only to both, so a served refit that went wrong (one fitted across an
+    outage) is replaced even where the fit that validated its recipe was sound.
     """
 
     model: BaseForecaster
     ended: int | None = None
+    serving: BaseForecaster | None = None
 
 
 @dataclass
@@ -161,10 +168,11 @@ def assess(
         if gate is not None and judge.ended is not None and data.val_age is not None:
             unseen = data.val_age < step - judge.ended
         if unseen.any():
-            out.contest = (
-                validation_error(judged, vx[unseen], vy[unseen], pred[unseen]),
-                validation_error(judge.model, vx[unseen], vy[unseen], units=judged),
-            )
+            x, y = vx[unseen], vy[unseen]
+            bar = validation_error(judge.model, x, y, units=judged, every_lead=True)
+            if judge.serving is not None:
+                bar = max(bar, validation_error(judge.serving, x, y, units=judged, every_lead=True))
+            out.contest = (validation_error(judged, x, y, pred[unseen], every_lead=True), bar)
     if memory is not None:
         out.memory = fresh_memory(model, memory, data.X)
         if data.val is not None and len(data.val[0]):

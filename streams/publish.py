@@ -1,7 +1,7 @@
 """Publishing a model trained off the serving path: a new store version, marked serving if it validates.
 
-The rule is the live loop's own: the candidate serves unless its lead-1 error on the held-out
-windows is more than ``VALIDATE_MARGIN`` worse than the serving model's on the same windows.
+The rule is the live loop's own: the candidate serves unless its error over every lead on the
+held-out windows is more than ``VALIDATE_MARGIN`` worse than the serving model's on the same windows.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ def publish(store: CheckpointStore, model: BaseForecaster, X: np.ndarray, Y: np.
     The serving model is what a worker would load now (the marked version, else the newest). One
     whose shape does not fit ``X`` (the configuration changed) cannot be compared and gives way.
     """
-    candidate_error = validation_error(model, X, Y)
+    candidate_error = validation_error(model, X, Y, every_lead=True)
     try:
         serving = store.load()
     except FileNotFoundError:
@@ -44,7 +44,7 @@ def publish(store: CheckpointStore, model: BaseForecaster, X: np.ndarray, Y: np.
     serving_error = None
     shape = ("lookback", "n_features", "n_targets")
     if serving is not None and all(getattr(serving, a) == getattr(model, a) for a in shape):
-        serving_error = validation_error(serving, X, Y, units=model)  # in the candidate's units
+        serving_error = validation_error(serving, X, Y, units=model, every_lead=True)  # candidate's units
     parent = None if serving is None else serving.version
     version = store.save(model, parent=parent)
     better = serving_error is None or candidate_error <= serving_error * (1 + VALIDATE_MARGIN)

@@ -56,6 +56,8 @@ def write_job(directory: Path, job: TrainJob) -> None:
     judge = job.judge
     if judge is not None and judge.model is not job.warm_from:
         judge.model.save(directory / "judge")
+    if judge is not None and judge.serving is not None and judge.serving is not job.warm_from:
+        judge.serving.save(directory / "serving")
     d = job.decision
     spec = {
         "kind": t.kind,
@@ -71,6 +73,10 @@ def write_job(directory: Path, job: TrainJob) -> None:
         # the judge: "warm" (the warm start is it), "judge" (saved apart) or None; and when its data ended
         "judge": None if judge is None else ("warm" if judge.model is job.warm_from else "judge"),
         "judge_ended": None if judge is None else judge.ended,
+        # the model that serves, beside a judge that is not it: "warm", "serving" (saved apart) or None
+        "serving": None
+        if judge is None or judge.serving is None
+        else ("warm" if judge.serving is job.warm_from else "serving"),
         "memory": job.memory,
     }
     (directory / JOB).write_text(json.dumps(spec))
@@ -88,7 +94,10 @@ def read_job(directory: Path) -> TrainJob:
     if spec["judge"] is not None:
         judge_model = warm_from if spec["judge"] == "warm" else load_forecaster(directory / "judge")
         assert judge_model is not None
-        judge = Judge(judge_model, spec["judge_ended"])
+        serving = spec.get("serving")
+        if serving is not None:
+            serving = warm_from if serving == "warm" else load_forecaster(directory / "serving")
+        judge = Judge(judge_model, spec["judge_ended"], serving)
     action, reason, window, detector, change_step = spec["decision"]
     step, ts_ms, seq, history_rows = spec["order"]
     return TrainJob(

@@ -85,15 +85,21 @@ def test_a_warm_job_continues_the_serving_model_as_inline(trainer):
     assert outcome.reports[0].epochs == serving.warm_hparams()["epochs"]
 
 
-@pytest.mark.parametrize("judge_is_warm", [True, False])
-def test_the_child_assesses_a_candidate_as_inline(trainer, judge_is_warm):
-    """Judged against the serving model (sent once when it is also the warm start) or apart, with an
-    error memory: the contest, residuals, reference and seeded memory come back as inline."""
+@pytest.mark.parametrize("judge", ["warm", "apart", "rival, serving warm", "rival, serving apart"])
+def test_the_child_assesses_a_candidate_as_inline(trainer, judge):
+    """Judged against the serving model (sent once when it is also the warm start) or apart, or a
+    rival beside the serving model (the warm start or sent apart), with an error memory: the contest,
+    residuals, reference and seeded memory come back as inline."""
     serving = _in_child(trainer, _job(7)).model
-    judge = (
-        Judge(serving, ended=None) if judge_is_warm else Judge(_in_child(trainer, _job(8, seed=3)).gate, 2)
-    )
-    job = _job(9, seed=1, warm_from=serving, judge=judge, memory={"seed": 3, "step_decay": 0.99})
+    rival = _in_child(trainer, _job(8, seed=3)).gate
+    judges = {
+        "warm": Judge(serving, ended=None),
+        "apart": Judge(rival, 2),
+        "rival, serving warm": Judge(rival, 2, serving),
+        "rival, serving apart": Judge(rival, 2, serving),
+    }
+    warm = None if judge == "rival, serving apart" else serving
+    job = _job(9, seed=1, warm_from=warm, judge=judges[judge], memory={"seed": 3, "step_decay": 0.99})
     outcome = _in_child(trainer, job)
     with set_torch_threads(1):
         inline = run_job(job, ComputeLedger())
