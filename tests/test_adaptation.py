@@ -180,19 +180,24 @@ def test_a_candidate_is_compared_with_the_serving_models_gated_fit_on_windows_it
     assert event.serving_error == pytest.approx(expected)
 
 
+def _off_after_lead_one(model: BaseForecaster, by: float) -> None:
+    """Make ``model`` forecast lead 1 as it did and every later lead ``by`` units off."""
+    honest = model.predict
+
+    def predict(X):
+        out = honest(X).copy()
+        out[:, 1:, :] += by
+        return out
+
+    model.predict = predict  # type: ignore[method-assign]
+
+
 def test_a_served_refit_that_went_wrong_is_replaced_though_its_recipes_gated_fit_was_sound():
     """The served model is the refit on every window, the rival its gated fit: where the refit went
     wrong (one fitted across an outage forecast lead 1 well and later leads by the thousand), a
     candidate a little worse than the rival still replaces it."""
     ad, trainer, first = _serving_with_fake_trainer()
-    honest_first = first.predict
-
-    def off_after_lead_one(X):
-        out = honest_first(X).copy()
-        out[:, 1:, :] += 50.0
-        return out
-
-    first.predict = off_after_lead_one  # type: ignore[method-assign]
+    _off_after_lead_one(first, 50.0)
     job = ad.start(_post_change(10), _histories(), step=500, ts_ms=500 * HOUR)
     cand = _trained_clone(first, job)
     honest = cand.predict
@@ -203,20 +208,14 @@ def test_a_served_refit_that_went_wrong_is_replaced_though_its_recipes_gated_fit
 
 
 def test_the_contest_scores_every_lead_not_only_the_first():
-    """A candidate as good as its rival at lead 1 and far off at the later leads loses."""
+    """A candidate whose lead-1 forecasts are its honest fit's and whose later leads are far off loses."""
     ad, trainer, first = _serving_with_fake_trainer()
     job = ad.start(_post_change(10), _histories(), step=500, ts_ms=500 * HOUR)
     cand = _trained_clone(first, job)
-    honest = cand.predict
-
-    def off_after_lead_one(X):
-        out = honest(X).copy()
-        out[:, 1:, :] += 5.0
-        return out
-
-    cand.predict = off_after_lead_one  # type: ignore[method-assign]
     vx, vy = job.data.val
-    assert validation_error(cand, vx, vy) == pytest.approx(validation_error(honest.__self__, vx, vy))
+    lead_one = validation_error(cand, vx, vy)
+    _off_after_lead_one(cand, 5.0)
+    assert validation_error(cand, vx, vy) == pytest.approx(lead_one)
     trainer.finish(job, cand)
     (event,) = ad.collect(step=501)
     assert isinstance(event, RetrainRejected) and ad.model is first
