@@ -30,7 +30,7 @@ import orjson
 from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.policy import Action, Decision, Reason
 from adaptcast.drift.serialize import load_state, save_state
-from adaptcast.forecast.base import FitReport, create_forecaster, load_forecaster
+from adaptcast.forecast.base import BaseForecaster, FitReport, create_forecaster, load_forecaster
 from adaptcast.forecast.threads import set_torch_threads
 from adaptcast.streams.assess import Assessment, Judge
 from adaptcast.streams.retrain import BackgroundTrainer, TrainJob, TrainOutcome, run_job
@@ -54,10 +54,6 @@ def write_job(directory: Path, job: TrainJob) -> None:
     if job.warm_from is not None:
         job.warm_from.save(directory / "warm")
     judge = job.judge
-    if judge is not None and judge.model is not job.warm_from:
-        judge.model.save(directory / "judge")
-    if judge is not None and judge.serving is not None and judge.serving is not job.warm_from:
-        judge.serving.save(directory / "serving")
     d = job.decision
     spec = {
         "kind": t.kind,
@@ -70,16 +66,33 @@ def write_job(directory: Path, job: TrainJob) -> None:
         "closed_form": job.closed_form,
         "warm": job.warm_from is not None,
         "recipe": job.recipe,  # an ungated job: one fit with these hyper-parameters
-        # the judge: "warm" (the warm start is it), "judge" (saved apart) or None; and when its data ended
-        "judge": None if judge is None else ("warm" if judge.model is job.warm_from else "judge"),
+        # the judge and, beside a judge that is not it, the model that serves: "warm" (the warm start
+        # is it), their own name (saved apart) or None; and when the judge's data ended
+        "judge": None if judge is None else _send(judge.model, "judge", job.warm_from, directory),
         "judge_ended": None if judge is None else judge.ended,
-        # the model that serves, beside a judge that is not it: "warm", "serving" (saved apart) or None
-        "serving": None
-        if judge is None or judge.serving is None
-        else ("warm" if judge.serving is job.warm_from else "serving"),
+        "serving": None if judge is None else _send(judge.serving, "serving", job.warm_from, directory),
         "memory": job.memory,
     }
     (directory / JOB).write_text(json.dumps(spec))
+
+
+def _send(
+    model: BaseForecaster | None, name: str, warm_from: BaseForecaster | None, directory: Path
+) -> str | None:
+    """Save ``model`` under ``name`` unless it is the warm start (saved already); its tag in the spec."""
+    if model is None:
+        return None
+    if model is warm_from:
+        return "warm"
+    model.save(directory / name)
+    return name
+
+
+def _receive(tag: str | None, warm_from: BaseForecaster | None, directory: Path) -> BaseForecaster | None:
+    """The model :func:`_send` tagged ``tag``."""
+    if tag is None:
+        return None
+    return warm_from if tag == "warm" else load_forecaster(directory / tag)
 
 
 def read_job(directory: Path) -> TrainJob:
@@ -92,12 +105,9 @@ def read_job(directory: Path) -> TrainJob:
     warm_from = load_forecaster(directory / "warm") if spec["warm"] else None
     judge = None
     if spec["judge"] is not None:
-        judge_model = warm_from if spec["judge"] == "warm" else load_forecaster(directory / "judge")
+        judge_model = _receive(spec["judge"], warm_from, directory)
         assert judge_model is not None
-        serving = spec.get("serving")
-        if serving is not None:
-            serving = warm_from if serving == "warm" else load_forecaster(directory / "serving")
-        judge = Judge(judge_model, spec["judge_ended"], serving)
+        judge = Judge(judge_model, spec["judge_ended"], _receive(spec.get("serving"), warm_from, directory))
     action, reason, window, detector, change_step = spec["decision"]
     step, ts_ms, seq, history_rows = spec["order"]
     return TrainJob(
