@@ -28,9 +28,10 @@ class BrokerUnreachable(RuntimeError):
 
 
 @contextmanager
-def quiet_kafka_logs() -> Iterator[None]:
-    """Silence kafka-python's per-attempt connection errors while we report them ourselves."""
-    logger = logging.getLogger("kafka")
+def quiet_kafka_logs(name: str = "kafka") -> Iterator[None]:
+    """Silence kafka-python's logger ``name`` (all of it by default): its per-attempt connection
+    errors while we report them ourselves, or its socket layer's noise while a client closes."""
+    logger = logging.getLogger(name)
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:

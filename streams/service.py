@@ -748,9 +748,12 @@ class Worker:
         finally:
             self._writer.shutdown(wait=True)
             # kafka-python logs its IO thread's race with a socket being closed as an error with a
-            # traceback (`Error receiving network data closing socket`); nothing is wrong
-            with quiet_kafka_logs():
+            # traceback (`Error receiving network data closing socket`); nothing is wrong. Only the
+            # consumer's socket layer is hushed, so a failed LeaveGroup still says why the partitions
+            # wait kafka.session_timeout_s to move; the producer's own errors are reported above
+            with quiet_kafka_logs("kafka.net"):
                 self.source.close()
+            with quiet_kafka_logs():
                 self.sink.close(
                     timeout_s=self.cfg.state.shutdown_timeout_s if acked else 0.0
                 )  # waited already
