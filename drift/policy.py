@@ -375,7 +375,12 @@ class RetrainPolicy:
         ):
             self.schedule.hasten()
             return Decision(Action.RETRAIN, Reason.UNBRIDGED, self._rows(info), det.name, c)
-        if self.growth and self.trained_rows and info.rows_available >= self.trained_rows:
+        if (
+            self.growth
+            and self.trained_rows
+            and info.rows_available >= self.trained_rows
+            and not self.schedule.awaiting_refit  # a refit now would fit across the change it waits out
+        ):
             # rows that arrived since the last fit: ``since`` keeps counting once the history is capped;
             # a history shorter than the serving model's (a series restarted after a gap) never triggers
             new_rows = max(info.rows_available - self.trained_rows, since)

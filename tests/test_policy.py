@@ -278,6 +278,19 @@ def test_a_drift_refit_waits_for_post_change_data_then_refits_as_it_doubles() ->
         )  # the change reaches the window rule
 
 
+def test_growth_waits_while_a_post_change_refit_is_deferred() -> None:
+    """A growth refit between an alarm and its deferred refit would fit windows that straddle the
+    change (a linear AR fit on a disk emptied mid-window forecast 50x its error for a lookback);
+    the post-change refit comes as scheduled, and growth counts again after it."""
+    pol = _drift_policy(defer=20, growth=1.1)
+    assert _feed(pol, range(1, 9), 0.1) == []  # 108 rows against 100: not yet grown
+    (alarm_step, alarm), *rest = _feed(pol, range(9, 60), 2.0)
+    assert alarm.reason is Reason.DRIFT and not alarm.retrain
+    assert [(s - alarm_step, d.reason) for s, d in rest[:1]] == [(20, Reason.POST_CHANGE)]
+    later = _feed(pol, range(60, 200), 0.1)
+    assert any(d.reason is Reason.GROWTH for _, d in later)
+
+
 def test_a_change_the_served_forecasts_do_not_bridge_is_refitted_early_then_as_its_data_doubles() -> None:
     """The served error stays at 20x its level for a span after the alarm: one refit then, and the
     later ones at twice, four times … its post-change length rather than at ``defer``."""
