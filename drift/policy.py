@@ -184,11 +184,12 @@ class RetrainPolicy:
     once ``step - last_retrain >= every`` (``PERIODIC``, else ``PERIODIC_WAIT``); ``drift`` first
     retrains when a scheduled post-change refit is due (``POST_CHANGE``) or ``growth - 1`` times the
     rows the serving model was trained on have arrived since it was, and as many (at least
-    ``min_growth``) since the last fit, kept or not (``GROWTH``: the history has grown
-    ``growth``-fold, or would have without its cap), then feeds ``errors`` (or ``features`` for the
-    feature detector) to its detector — except during ``cooldown`` steps after a retrain
-    (``COOLDOWN``) — and on an alarm retrains at once (``DRIFT``) or, with ``defer > 0``, records it
-    and schedules the refit (:class:`~adaptcast.drift.schedule.ChangeSchedule`); with ``bridge``
+    ``min_growth``) since the last fit, kept or not, and no post-change refit waits (``GROWTH``:
+    the history has grown ``growth``-fold, or would have without its cap), then feeds ``errors``
+    (or ``features`` for the feature detector) to its detector — except during ``cooldown`` steps
+    after a retrain (``COOLDOWN``) — and on an alarm retrains at once (``DRIFT``) or, with
+    ``defer > 0``, records it and schedules the refit
+    (:class:`~adaptcast.drift.schedule.ChangeSchedule`); with ``bridge``
     (span, ratio), while that first refit waits, a served error that stays above ratio × its level
     before the alarm for a span of steps brings it forward (``UNBRIDGED``,
     :class:`~adaptcast.drift.bridge.BridgeWatch`).
