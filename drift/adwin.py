@@ -22,6 +22,14 @@ class ADWIN(DriftDetector):
     change when ``|mean0 - mean1| > sqrt(2 m v d') + (2/3) m d'`` with both sides at least
     ``min_window_length`` long; the oldest summary is then dropped and the scan repeats.
     Parameters and defaults as ``river.drift.ADWIN``; fires at the same indices.
+
+    >>> import numpy as np
+    >>> from adaptcast.drift import ADWIN
+    >>> rng = np.random.default_rng(0)
+    >>> stream = np.r_[rng.normal(0, 1, 1000), rng.normal(3, 1, 200)]  # the mean moves at 1,000
+    >>> detector = ADWIN()
+    >>> [i for i, x in enumerate(stream) if detector.update(float(x))]
+    [1023]
     """
 
     name = "adwin"

@@ -36,6 +36,17 @@ class ErrorMemory:
     ``a = softmax(s / tau)`` over the non-empty buckets, and
     ``yhat_corrected = yhat + lam * sum_k a_k e_k``.  A query whose buckets are all empty is
     left unchanged (a miss).  Call :meth:`reset` when the base model is swapped.
+
+    >>> import numpy as np
+    >>> from adaptcast.drift.memory import ErrorMemory
+    >>> memory = ErrorMemory(dim=3, horizon=2, warmup=0)
+    >>> key, forecast = np.array([[1.0, 0.0, 0.5]]), np.zeros((1, 2, 1))
+    >>> memory.correct(key, forecast).ravel().tolist()  # nothing learnt yet: a miss
+    [0.0, 0.0]
+    >>> for _ in range(20):  # the model keeps falling short by 0.3 and 0.6 on this window
+    ...     memory.update(key, np.array([[[0.3], [0.6]]]))
+    >>> memory.correct(key, forecast).ravel().round(3).tolist()
+    [0.273, 0.545]
     """
 
     def __init__(

@@ -27,6 +27,14 @@ class PerformanceDrift(DriftDetector):
     model); without a reference the mean of the first ``min_samples`` errors becomes it
     (self-calibration).  After firing, the window empties and cooldown restarts.
     ``reference`` is the constructor's value, ``current_reference`` the one in use.
+
+    >>> import numpy as np
+    >>> from adaptcast.drift.performance import PerformanceDrift
+    >>> rng = np.random.default_rng(0)
+    >>> errors = np.abs(np.r_[rng.normal(0, 1, 500), rng.normal(0, 3, 100)])  # tripled at 500
+    >>> detector = PerformanceDrift(reference=0.8)  # the model's validation error
+    >>> next(i for i, e in enumerate(errors) if detector.update(float(e)))
+    508
     """
 
     name = "performance"

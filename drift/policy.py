@@ -195,6 +195,19 @@ class RetrainPolicy:
     :class:`~adaptcast.drift.bridge.BridgeWatch`).
     After a swap the loop calls :meth:`notify_retrained`, after a rejected candidate
     :meth:`notify_rejected`.
+
+    >>> from adaptcast.drift.policy import RetrainPolicy, StepInfo
+    >>> policy = RetrainPolicy.parse("periodic:24")
+    >>> policy.should_retrain(StepInfo(step=0, rows_available=100, has_model=False)).label
+    'initial'
+    >>> policy.notify_retrained(0)
+    >>> fired = []
+    >>> for step in range(1, 60):
+    ...     if policy.should_retrain(StepInfo(step=step, rows_available=100 + step)).retrain:
+    ...         fired.append(step)
+    ...         policy.notify_retrained(step)
+    >>> fired
+    [24, 48]
     """
 
     def __init__(

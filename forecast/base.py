@@ -95,6 +95,26 @@ class BaseForecaster(ABC):
     lists its hyper-parameters in a ``defaults`` class dict (merged along the MRO; any other name
     is then rejected so a typo never passes silently) and checks their values in
     :meth:`_validate_hparams` instead of overriding ``__init__``.
+
+    Windows ``X`` are ``[batch, lookback, features]`` (targets first), targets ``Y`` ``[batch,
+    horizon, targets]``:
+
+    >>> import tempfile
+    >>> import numpy as np
+    >>> from adaptcast.forecast import create_forecaster, load_forecaster
+    >>> y = np.sin(np.arange(400) / 4).astype(np.float32)
+    >>> X = np.stack([y[i : i + 24] for i in range(370)])[:, :, None]
+    >>> Y = np.stack([y[i + 24 : i + 30] for i in range(370)])[:, :, None]
+    >>> model = create_forecaster("arnet", lookback=24, horizon=6, epochs=20)
+    >>> report = model.fit(X[:300], Y[:300], val=(X[300:], Y[300:]))
+    >>> model.predict(X[300:]).shape
+    (70, 6, 1)
+    >>> bool(np.abs(model.predict(X[300:]) - Y[300:]).mean() < 0.05)
+    True
+    >>> with tempfile.TemporaryDirectory() as d:  # manifest + weights, written atomically, no pickle
+    ...     again = load_forecaster(model.save(f"{d}/arnet"))
+    >>> bool(np.array_equal(again.predict(X[:3]), model.predict(X[:3])))
+    True
     """
 
     kind: ClassVar[str] = ""

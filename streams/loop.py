@@ -90,6 +90,22 @@ class ForecastLoop:
     ``intervals``, ``on_swap`` and ``validate_margin`` go to it. With ``memory_gate`` a series is
     served the memory's correction only while it has been beating the bare model there
     (:class:`~adaptcast.drift.gate.CorrectionGate`).
+
+    Front ends build it from a configuration (:func:`~adaptcast.streams.build.build_loop`) and feed
+    it records; each call returns the forecasts, scores and events it produced:
+
+    >>> import math
+    >>> from adaptcast import load_config
+    >>> from adaptcast.streams.build import build_loop
+    >>> from adaptcast.streams.records import Record
+    >>> loop = build_loop(load_config(overrides={"model": {"kind": "naive", "target": ["y"]}}, environ={}))
+    >>> HOUR = 3_600_000
+    >>> results = [loop.process([Record("pump-1", t * HOUR, {"y": math.sin(t / 4)})]) for t in range(200)]
+    >>> sum(len(r.forecasts) for r in results)  # one a step once the first model is trained
+    80
+    >>> forecast = results[-1].forecasts[0]
+    >>> forecast.series, forecast.yhat.shape, len(forecast.ts_ms), forecast.model
+    ('pump-1', (12, 1), 12, 'naive')
     """
 
     def __init__(
