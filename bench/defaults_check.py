@@ -12,6 +12,11 @@ how many slices hold the issue's bound (≤ 1.02). The feeds are read where they
     python bench/defaults_check.py --set adaptation.growth=1.5  # the defaults with one key changed
     python bench/defaults_check.py --set model.kind=xgboost --slices 1   # both sides on another model
     python bench/defaults_check.py --set model.kind=xgboost --set model.params.window_norm=last
+    python bench/defaults_check.py --feeds fleet.csv:'*' disks.csv:sda,sdb   # many series, one model
+
+A feed ``PATH:*`` (every numeric column) or ``PATH:A,B,...`` is a wide file of several series that
+share one model, as ``adaptcast backtest --series-cols`` runs it: each slice is one backtest of all
+of them, and each series is a row of the result with its own MAE ratio (the work is the run's).
 """
 
 from __future__ import annotations
@@ -25,12 +30,13 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 from adaptation_stats import paired
 from output import emit
 from tqdm import tqdm
 
 from adaptcast.forecast.base import InputError
-from adaptcast.forecast.data import read_series
+from adaptcast.forecast.data import SeriesFrame, read_series
 from adaptcast.streams.backtest import backtest, variant
 from adaptcast.streams.config import load_config
 
@@ -42,7 +48,8 @@ BOUND = 1.02  # the issue's "defaults are safe" bound on the MAE ratio
 
 
 def parse_feed(spec: str) -> tuple[Path, str]:
-    """``PATH:COLUMN`` → (path, column); the column is what follows the last colon."""
+    """``PATH:COLUMN`` → (path, column); the column is what follows the last colon (``*`` or a
+    comma-separated list: several series in one run)."""
     path, sep, column = spec.rpartition(":")
     if not sep or not path or not column:
         raise SystemExit(f"--feeds {spec!r}: write PATH:COLUMN, e.g. data/load.csv:value")
@@ -51,35 +58,65 @@ def parse_feed(spec: str) -> tuple[Path, str]:
     return Path(path), column
 
 
+def several(column: str) -> list[str] | None:
+    """The wide layout's columns when ``column`` names several series (``*``, ``A,B``), else None."""
+    return ["*"] if column == "*" else column.split(",") if "," in column else None
+
+
+def read(path: Path, column: str) -> SeriesFrame:
+    """One series (its column the target), or several of a wide file, each read as target ``y``."""
+    cols = several(column)
+    return read_series(path, [column]) if cols is None else read_series(path, ["y"], series_cols=cols)
+
+
 def slices(path: Path, column: str, rows: int, min_rows: int) -> list[tuple[int, int]]:
     """(offset, length) of consecutive ``rows``-step slices; a shorter feed is one slice if ≥ ``min_rows``."""
-    n = read_series(path, [column]).frame.height
+    n = read(path, column).frame["ts"].n_unique()
     if n < min_rows:
         return []
     return [(0, n)] if n < rows else [(o, rows) for o in range(0, n - rows + 1, rows)]
 
 
-def run_slice(path: Path, column: str, offset: int, length: int, changes: str) -> dict[str, Any]:
-    """Backtest one slice with the defaults (``changes``: ``KEY=VALUE,...`` over them) and the baseline."""
-    data = read_series(path, [column])
-    data = replace(data, frame=data.frame.slice(offset, length))
-    cfg = load_config(overrides={"model": {"target": [column]}, "backtest": {"timings": False}}, environ={})
+def run_slice(path: Path, column: str, offset: int, length: int, changes: str) -> list[dict[str, Any]]:
+    """Backtest one slice with the defaults (``changes``: ``KEY=VALUE,...`` over them) and the baseline;
+    a row per series."""
+    data = read(path, column)
+    steps = data.frame["ts"].unique().sort().slice(offset, length)
+    data = replace(data, frame=data.frame.filter(pl.col("ts").is_between(steps[0], steps[-1])))
+    target = data.targets[0]
+    cfg = load_config(overrides={"model": {"target": [target]}, "backtest": {"timings": False}}, environ={})
     cfg = variant(cfg, changes) if changes else cfg
     cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update={"compare": [BASELINE]})})
     res = backtest(cfg, data=data, report=False, progress=False)
-    defaults, periodic = res.summary["configs"].values()
-    return {
-        "feed": f"{path.name}:{column}",
-        "offset": offset,
-        "rows": length,
-        "mae": defaults["mae"],
-        "mae_bare": defaults["mae_base"],  # the defaults' forecasts before the error memory's correction
-        "mae_baseline": periodic["mae"],
-        "ratio": defaults["mae"] / periodic["mae"],
-        "work_ratio": defaults["samples_seen"] / max(periodic["samples_seen"], 1),
-        "fits": defaults["n_fits"],
-        "fits_baseline": periodic["n_fits"],
+    (ours, defaults), (theirs, periodic) = res.summary["configs"].items()
+    scored = res.scan_forecasts.filter(pl.col("y").is_not_null())
+    errors = {  # (series, config) → (MAE, MAE before the error memory's correction)
+        (name, config): (mae, bare)
+        for name, config, mae, bare in scored.group_by("series", "config")
+        .agg(
+            (pl.col("y") - pl.col("yhat")).abs().mean().alias("mae"),
+            (pl.col("y") - pl.col("yhat_base")).abs().mean().alias("bare"),
+        )
+        .collect()
+        .iter_rows()
     }
+    names = sorted({name for name, _ in errors})
+    return [
+        {
+            "feed": f"{path.name}:{column if several(column) is None else name}",
+            "offset": offset,
+            "rows": length,
+            "series_in_run": len(names),
+            "mae": errors[name, ours][0],
+            "mae_bare": errors[name, ours][1],  # the defaults' forecasts before the error memory's correction
+            "mae_baseline": errors[name, theirs][0],
+            "ratio": errors[name, ours][0] / errors[name, theirs][0],
+            "work_ratio": defaults["samples_seen"] / max(periodic["samples_seen"], 1),  # of the whole run
+            "fits": defaults["n_fits"],
+            "fits_baseline": periodic["n_fits"],
+        }
+        for name in names
+    ]
 
 
 def summarise(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -137,11 +174,12 @@ def main(argv: list[str] | None = None) -> None:
     if not work:
         raise SystemExit(f"no feed has {args.min_rows} rows or more")
     if args.jobs == 1:
-        rows = [run_slice(*w, changes) for w in tqdm(work, desc="slices", unit="slice", file=sys.stderr)]
+        done = [run_slice(*w, changes) for w in tqdm(work, desc="slices", unit="slice", file=sys.stderr)]
     else:  # spawned, not forked: a fork of a process that has started torch's thread pools can hang
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = [pool.submit(run_slice, *w, changes) for w in work]
-            rows = [f.result() for f in tqdm(futures, desc="slices", unit="slice", file=sys.stderr)]
+            done = [f.result() for f in tqdm(futures, desc="slices", unit="slice", file=sys.stderr)]
+    rows = [row for slice_rows in done for row in slice_rows]
     emit(
         {"baseline": BASELINE, "changes": args.set, "summary": summarise(rows), "runs": rows},
         args.out,

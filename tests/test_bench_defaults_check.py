@@ -60,3 +60,30 @@ def test_one_slice_compares_the_defaults_with_periodic_retraining(tmp_path, caps
     assert s["slices"] == 1 and s["worst_ratio"] == run["ratio"]
     assert s["within_bound"] == int(run["ratio"] <= BENCH.BOUND)
     assert result["changes"] == ["adaptation.growth=1.5"]
+
+
+def test_a_wide_feed_is_one_run_of_all_its_series_with_a_ratio_each(tmp_path):
+    path = tmp_path / "fleet.csv"
+    rng = np.random.default_rng(1)
+    t = np.arange(400)
+    start = datetime(2024, 1, 1)
+    pl.DataFrame(
+        {
+            "date": [start + timedelta(hours=int(i)) for i in t],
+            "pump": 10 + np.sin(2 * np.pi * t / 24) + rng.normal(0, 0.2, 400),
+            "fan": 50 + 5 * np.cos(2 * np.pi * t / 24) + rng.normal(0, 1.0, 400),
+            "label": ["x"] * 400,  # not numeric: not a series
+        }
+    ).write_csv(path)
+    assert BENCH.slices(path, "*", 300, 100) == [(0, 300)]  # counted in steps, not rows
+    runs = BENCH.run_slice(path, "*", 100, 300, "")
+    assert sorted(r["feed"] for r in runs) == ["fleet.csv:fan", "fleet.csv:pump"]
+    fan, pump = sorted(runs, key=lambda r: r["feed"])
+    assert fan["series_in_run"] == pump["series_in_run"] == 2
+    assert fan["fits"] == pump["fits"] and fan["work_ratio"] == pump["work_ratio"]  # one shared model
+    assert fan["mae"] > 2 * pump["mae"]  # each series' own error, on its own scale
+    for run in runs:
+        assert math.isclose(run["ratio"], run["mae"] / run["mae_baseline"]) and run["rows"] == 300
+    named = BENCH.run_slice(path, "pump,fan", 100, 300, "")  # the same series, named
+    assert [r["feed"] for r in named] == [r["feed"] for r in runs]
+    assert [r["mae"] for r in named] == pytest.approx([r["mae"] for r in runs], rel=1e-9)
