@@ -17,6 +17,9 @@ import polars as pl
 
 REPORT_FILE = "report.html"
 FORECAST_PLOT = "forecast_{}.png"  # one per configuration, numbered in order
+WORST_PLOT = "forecast_worst_{}.png"  # the same, of the series where the first configuration lost most
+SERIES_SHOWN = 10  # the per-series table lists this many series at each end of the ratio's range
+SERIES_BOUND = 1.02  # a series counts as worse under the first configuration above this MAE ratio
 COVERAGE_PLOT = "coverage.png"  # interval coverage over time and per lead, when the forecasts carry intervals
 COVERAGE_WINDOW = 100  # forecast times in the rolling coverage
 SUMMARY_COLUMNS = (  # the summary figures the report's table shows for each configuration
@@ -274,6 +277,52 @@ COMPARISON_PLOTS = (  # (file, caption, plot) of the figures that show every con
 )
 
 
+def series_errors(runs: list[ConfigRun]) -> pl.DataFrame:
+    """Per series, each configuration's MAE (a column per run, in order) and the first's ÷ the second's
+    (``ratio``), highest first: where, and on which series, the first configuration loses."""
+    maes = [
+        run.forecasts.lazy()
+        .filter(pl.col("y").is_not_null())
+        .group_by("series")
+        .agg((pl.col("y") - pl.col("yhat")).abs().mean().alias(run.name))
+        .collect(engine="streaming")
+        for run in runs
+    ]
+    table = maes[0]
+    for other in maes[1:]:
+        table = table.join(other, on="series", how="full", coalesce=True)
+    first, second = runs[0].name, runs[1].name
+    return table.with_columns((pl.col(first) / pl.col(second)).alias("ratio")).sort(
+        "ratio", descending=True, nulls_last=True
+    )
+
+
+def _series_section(runs: list[ConfigRun], table: pl.DataFrame) -> str:
+    """The per-series comparison as HTML: how many series lose, and the extremes of the ratio."""
+    shown = (
+        table
+        if table.height <= 2 * SERIES_SHOWN
+        else pl.concat([table.head(SERIES_SHOWN), table.tail(SERIES_SHOWN)])
+    )
+    worse = int((table["ratio"] > SERIES_BOUND).sum())
+    head = "".join(f"<th>{html.escape(c)}</th>" for c in ["series", *(r.name for r in runs), "ratio"])
+    body = "".join(
+        "<tr>"
+        + f"<th>{html.escape(str(row[0]))}</th>"
+        + "".join(f"<td>{_fmt(v)}</td>" for v in row[1:])
+        + "</tr>"
+        for row in shown.iter_rows()
+    )
+    which = (
+        "every series" if shown.height == table.height else f"the {SERIES_SHOWN} highest and lowest ratios"
+    )
+    return (
+        f"<h2>Per series</h2><p>MAE of each configuration; ratio = {html.escape(runs[0].name)} ÷ "
+        f"{html.escape(runs[1].name)}. {worse} of {table.height} series above {SERIES_BOUND}×; "
+        f"{which} below.</p><table><tr>{head}</tr>{body}</table>"
+    )
+
+
 def _legend(ax: Any, **kwargs: Any) -> None:
     """A legend of what the axes show, or a note that they show nothing (a run with no forecasts
     or no retrains), instead of matplotlib's warning about an empty legend."""
@@ -313,6 +362,19 @@ def write_report(
                 out / FORECAST_PLOT.format(i),
             )
             images.append((f"Forecast vs actual — {run.name}", p.name))
+    section = ""
+    if len(series) > 1 and len(runs) > 1:  # which series a configuration loses on, and what that looks like
+        table = series_errors(runs)
+        section = _series_section(runs, table)
+        worst = table["series"][0]
+        for i, run in enumerate(runs):
+            p = plot_forecast(
+                run,
+                worst,
+                [e for e in labelled if worst in e.get("series", [worst])],
+                out / WORST_PLOT.format(i),
+            )
+            images.append((f"Forecast vs actual — {run.name}, series {worst} (the highest ratio)", p.name))
     for name, caption, plot in COMPARISON_PLOTS:
         images.append((caption, plot(runs, out / name).name))
     coverage = plot_coverage(runs, out / COVERAGE_PLOT)
@@ -348,6 +410,7 @@ figure{{margin:1.5em 0}}figcaption{{color:#555}}
 pre{{background:#f6f6f6;padding:1em;overflow:auto}}</style></head>
 <body><h1>{html.escape(title)}</h1>
 <table><tr><th>configuration</th>{"".join(f"<th>{k}</th>" for k in SUMMARY_COLUMNS)}</tr>{rows}</table>
+{section}
 {figs}
 <h2>Run</h2><pre>{html.escape(json.dumps(meta, indent=2, default=str))}</pre>
 </body></html>

@@ -22,8 +22,10 @@ from adaptcast.streams.report import (
     FORECAST_PLOT,
     REPORT_FILE,
     SUMMARY_COLUMNS,
+    WORST_PLOT,
     ConfigRun,
     interval_levels,
+    series_errors,
     write_report,
 )
 
@@ -118,6 +120,41 @@ def test_report_without_interval_columns_has_no_coverage_plot(tmp_path):
     html = write_report(tmp_path, [run], [], "t", {}).read_text()
     assert interval_levels(fc) == [] and not (tmp_path / COVERAGE_PLOT).exists()
     assert f'src="{FORECAST_PLOT.format(0)}"' in html and COVERAGE_PLOT not in html
+
+
+def test_report_compares_configurations_series_by_series(tmp_path):
+    """With several series, the report lists each one's MAE per configuration with the first's ÷ the
+    second's, highest first, and plots the series where the first loses most."""
+    ts = pl.datetime_range(datetime(2024, 1, 1), datetime(2024, 1, 1, 5), "1h", eager=True)
+
+    def forecasts(off_a: float, off_b: float) -> pl.DataFrame:
+        frames = [
+            pl.DataFrame(
+                {"series": name, "issued_at": ts, "step": 1, "ts": ts, "y": 1.0, "model_version": 1}
+            ).with_columns(yhat_base=pl.lit(1.0 + off), yhat=pl.lit(1.0 + off))
+            for name, off in (("a", off_a), ("b", off_b))
+        ]
+        return pl.concat(frames)
+
+    events = pl.DataFrame({"ts": ts[:1], "event": ["retrain"], "train_seconds": [0.1]})
+    runs = [
+        ConfigRun("new", forecasts(0.5, 3.0), events, {"mae": 1.75, "samples_seen": 4}),
+        ConfigRun("old", forecasts(1.0, 1.0), events, {"mae": 1.0, "samples_seen": 8}),
+    ]
+    table = series_errors(runs)
+    assert table["series"].to_list() == ["b", "a"]  # b: 3 ÷ 1, a: 0.5 ÷ 1
+    assert table["ratio"].to_list() == pytest.approx([3.0, 0.5])
+    assert table["new"].to_list() == pytest.approx([3.0, 0.5]) and table["old"].to_list() == pytest.approx(
+        [1.0, 1.0]
+    )
+    html = write_report(tmp_path, runs, [], "t", {}).read_text()
+    assert "1 of 2 series above 1.02×" in html and "<th>b</th><td>3</td><td>1</td><td>3</td>" in html
+    for i in range(2):
+        assert (
+            f'src="{WORST_PLOT.format(i)}"' in html and (tmp_path / WORST_PLOT.format(i)).stat().st_size > 0
+        )
+    single = write_report(tmp_path / "one", runs[:1], [], "t", {}).read_text()  # nothing to compare
+    assert "Per series" not in single and WORST_PLOT.format(0) not in single
 
 
 def test_same_seed_gives_byte_identical_summary(tmp_path):
