@@ -95,7 +95,7 @@ def test_a_worker_upgraded_in_place_resumes_from_its_volumes(fixture: Path, tmp_
     out = loop.process(records)
     got = {f.series: f.yhat_base for f in out.forecasts}
     assert sorted(got) == sorted(expected), "every series' window must be restored: forecasts at once"
+    assert {f.model_version for f in out.forecasts} == {store.serving()}
     for name, base in expected.items():
-        assert out.forecasts[0].model_version == store.serving()
         np.testing.assert_allclose(got[name], base, rtol=1e-4, atol=1e-4 * float(np.abs(base).max()))
     assert offset > 0
