@@ -351,30 +351,23 @@ def write_report(
         .collect(engine="streaming")["series"]
         .to_list()
     )
-    first = series[0] if series else None
     images: list[tuple[str, str]] = []
-    if first is not None:
+
+    def forecast_plots(name: str, files: str, caption: str) -> None:
+        """Each configuration's forecast of series ``name`` against the truth, with its events."""
+        events = [e for e in labelled if name in e.get("series", [name])]
         for i, run in enumerate(runs):
-            p = plot_forecast(
-                run,
-                first,
-                [e for e in labelled if first in e.get("series", [first])],
-                out / FORECAST_PLOT.format(i),
-            )
-            images.append((f"Forecast vs actual — {run.name}", p.name))
+            p = plot_forecast(run, name, events, out / files.format(i))
+            images.append((f"Forecast vs actual — {run.name}{caption}", p.name))
+
+    if series:
+        forecast_plots(series[0], FORECAST_PLOT, "")
     section = ""
     if len(series) > 1 and len(runs) > 1:  # which series a configuration loses on, and what that looks like
         table = series_errors(runs)
         section = _series_section(runs, table)
         worst = table["series"][0]
-        for i, run in enumerate(runs):
-            p = plot_forecast(
-                run,
-                worst,
-                [e for e in labelled if worst in e.get("series", [worst])],
-                out / WORST_PLOT.format(i),
-            )
-            images.append((f"Forecast vs actual — {run.name}, series {worst} (the highest ratio)", p.name))
+        forecast_plots(worst, WORST_PLOT, f", series {worst} (the highest ratio)")
     for name, caption, plot in COMPARISON_PLOTS:
         images.append((caption, plot(runs, out / name).name))
     coverage = plot_coverage(runs, out / COVERAGE_PLOT)
