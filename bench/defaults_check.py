@@ -39,6 +39,7 @@ from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame, read_series
 from adaptcast.streams.backtest import backtest, variant
 from adaptcast.streams.config import load_config
+from adaptcast.streams.report import series_mae
 
 ROOT = Path(__file__).resolve().parents[1]
 ETT = ROOT.parent / "shared" / "data" / "ett" / "ETTh1.csv"
@@ -89,16 +90,11 @@ def run_slice(path: Path, column: str, offset: int, length: int, changes: str) -
     cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update={"compare": [BASELINE]})})
     res = backtest(cfg, data=data, report=False, progress=False)
     (ours, defaults), (theirs, periodic) = res.summary["configs"].items()
-    scored = res.scan_forecasts.filter(pl.col("y").is_not_null())
     errors = {  # (series, config) → (MAE, MAE before the error memory's correction)
         (name, config): (mae, bare)
-        for name, config, mae, bare in scored.group_by("series", "config")
-        .agg(
-            (pl.col("y") - pl.col("yhat")).abs().mean().alias("mae"),
-            (pl.col("y") - pl.col("yhat_base")).abs().mean().alias("bare"),
-        )
-        .collect()
-        .iter_rows()
+        for name, config, mae, bare in series_mae(
+            res.scan_forecasts, ["series", "config"], mae="yhat", bare="yhat_base"
+        ).iter_rows()
     }
     names = sorted({name for name, _ in errors})
     return [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -277,17 +278,22 @@ COMPARISON_PLOTS = (  # (file, caption, plot) of the figures that show every con
 )
 
 
+def series_mae(forecasts: pl.DataFrame | pl.LazyFrame, by: Sequence[str], **columns: str) -> pl.DataFrame:
+    """MAE against the truth ``y`` per group ``by`` (e.g. series, config) of each forecast column,
+    named by its keyword (``mae="yhat", bare="yhat_base"``), over the points whose truth is known."""
+    return (
+        forecasts.lazy()
+        .filter(pl.col("y").is_not_null())
+        .group_by(*by)
+        .agg(*((pl.col("y") - pl.col(col)).abs().mean().alias(name) for name, col in columns.items()))
+        .collect(engine="streaming")
+    )
+
+
 def series_errors(runs: list[ConfigRun]) -> pl.DataFrame:
     """Per series, each configuration's MAE (a column per run, in order) and the first's ÷ the second's
     (``ratio``), highest first: where, and on which series, the first configuration loses."""
-    maes = [
-        run.forecasts.lazy()
-        .filter(pl.col("y").is_not_null())
-        .group_by("series")
-        .agg((pl.col("y") - pl.col("yhat")).abs().mean().alias(run.name))
-        .collect(engine="streaming")
-        for run in runs
-    ]
+    maes = [series_mae(run.forecasts, ["series"], **{run.name: "yhat"}) for run in runs]
     table = maes[0]
     for other in maes[1:]:
         table = table.join(other, on="series", how="full", coalesce=True)

@@ -41,7 +41,7 @@ from adaptcast.streams.kafka_io import TopicPartition  # noqa: E402
 from adaptcast.streams.records import Record  # noqa: E402
 from adaptcast.streams.service import SnapshotStore  # noqa: E402
 
-# the worker's run: the defaults but for a short history, so a few hundred steps see retrains
+# the worker's run: the defaults (error memory, intervals and gate on), reading the target "y"
 WORKER_CONFIG: dict[str, Any] = {"model": {"target": ["y"]}}
 PARTITION = TopicPartition("records", 0)
 SMALLER = {"xgboost": {"n_estimators": 8}}  # the conformance suite's 60 rounds would be 0.6 MB here
