@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +30,25 @@ class _Progress(xgb.callback.TrainingCallback):
         return False
 
 
+class _Patience(xgb.callback.TrainingCallback):
+    """Early stopping whose patience grows with the round of the best score so far, from ``least`` to
+    ``most`` rounds: it stops once the last evaluation set's RMSE has not improved in as many rounds
+    as it took to reach its best. A fixed patience of 20 spent 20 rounds on fits whose best was
+    round 1 to 4, five times the rounds kept; a late best still gets the full ``most``."""
+
+    def __init__(self, least: int, most: int):
+        super().__init__()
+        self.least, self.most = least, most
+        self.rounds, self.best, self.best_score = 0, 0, math.inf
+
+    def after_iteration(self, model: Any, epoch: int, evals_log: dict[str, dict[str, list[float]]]) -> bool:
+        score = float(next(reversed(evals_log.values()))["rmse"][-1])
+        self.rounds += 1
+        if score < self.best_score:
+            self.best, self.best_score = self.rounds - 1, score
+        return self.rounds - 1 - self.best >= min(self.most, max(self.least, self.best + 1))
+
+
 @register
 class XGBForecaster(BaseForecaster):
     """Gradient-boosted trees predicting all H×T outputs at once (``multi_strategy``: one tree per output).
@@ -49,6 +69,7 @@ class XGBForecaster(BaseForecaster):
         "min_child_weight": 1.0,
         "reg_lambda": 1.0,
         "early_stopping_rounds": 20,
+        "early_stopping_min_rounds": 5,
         "multi_strategy": "one_output_per_tree",
         "device": "auto",
         "num_threads": None,
@@ -63,6 +84,15 @@ class XGBForecaster(BaseForecaster):
         if self.hparams["device"] not in ("auto", "cpu", "cuda"):
             raise ValueError(
                 f"xgboost: device must be 'auto', 'cpu' or 'cuda', got {self.hparams['device']!r}"
+            )
+        least, most = (
+            int(self.hparams["early_stopping_min_rounds"]),
+            int(self.hparams["early_stopping_rounds"]),
+        )
+        if most < 0 or least < 1:
+            raise ValueError(
+                "xgboost: early_stopping_rounds must be >= 0 (0: no early stopping) and "
+                f"early_stopping_min_rounds >= 1, got {most} and {least}"
             )
 
     @property
@@ -135,28 +165,28 @@ class XGBForecaster(BaseForecaster):
             params["nthread"] = threads
         flat_y = Y.reshape(Y.shape[0], -1)
         dtrain = xgb.DMatrix(self._flat(X), label=flat_y, nthread=threads or -1)
-        stop = int(self.hparams["early_stopping_rounds"]) or None
+        stop = int(self.hparams["early_stopping_rounds"])
+        patience = _Patience(int(self.hparams["early_stopping_min_rounds"]), stop) if stop else None
         evals = [(dtrain, "train")] if stop else []
         if val is not None and stop:
             evals.append((xgb.DMatrix(self._flat(val[0]), label=val[1].reshape(val[1].shape[0], -1)), "val"))
         history: dict[str, dict[str, list[float]]] = {}
         rounds = int(self.hparams["n_estimators"])
         with progress_bar("xgboost training", rounds, "round") as bar:
+            callbacks = [c for c in (None if bar is None else _Progress(bar), patience) if c is not None]
             booster = xgb.train(
                 params,
                 dtrain,
                 num_boost_round=rounds,
                 evals=evals,
-                early_stopping_rounds=stop,
                 evals_result=history,
                 verbose_eval=False,
-                callbacks=None if bar is None else [_Progress(bar)],
+                callbacks=callbacks or None,
                 xgb_model=base,
             )
         start = 0 if base is None else base.num_boosted_rounds()
         rounds = booster.num_boosted_rounds() - start
-        best = int(getattr(booster, "best_iteration", start + rounds - 1)) - start if stop else rounds - 1
-        best = max(best, 0)
+        best = rounds - 1 if patience is None else patience.best
         self.booster = booster[: start + best + 1]
         if stop:
             train_loss = float(history["train"]["rmse"][best]) ** 2
