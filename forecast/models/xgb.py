@@ -33,8 +33,8 @@ class _Progress(xgb.callback.TrainingCallback):
 class _Patience(xgb.callback.TrainingCallback):
     """Early stopping whose patience grows with the round of the best score so far, from ``least`` to
     ``most`` rounds: it stops once the last evaluation set's RMSE has not improved in as many rounds
-    as it took to reach its best. A fixed patience of 20 spent 20 rounds on fits whose best was
-    round 1 to 4, five times the rounds kept; a late best still gets the full ``most``."""
+    as it took to reach its best. A fixed patience of 20 ran 21-24 rounds for fits whose best was
+    round 1 to 4; a late best still gets the full ``most``."""
 
     def __init__(self, least: int, most: int):
         super().__init__()
