@@ -4,7 +4,10 @@ After an alarm the first refit waits for post-change data (:class:`~adaptcast.dr
 ChangeSchedule`). Meanwhile the error memory bridges the gap where it can: after a level shift its
 level term catches up in a few steps. Where it cannot (a seasonal shape that appeared or changed),
 the served error stays high for the whole wait; there refitting early, on what post-change data
-there is, pays for itself, and elsewhere it would only cost work.
+there is, pays for itself, and elsewhere it would only cost work. Nor can it where the model's
+far leads broke (a linear model fitted on a bubble forecasts its crash with the bubble's
+momentum): the memory corrects every lead by lead 1's residual, so lead 1 looks bridged while the
+forecasts as a whole are far worse than repeating the last value.
 """
 
 from __future__ import annotations
@@ -16,13 +19,15 @@ import numpy as np
 
 
 class BridgeWatch:
-    """Says when, since a change, the served error has stayed above ``ratio`` × its level before it.
+    """Says when, since a change, the served error has stayed above ``ratio`` × its level before it,
+    or the served forecasts over every lead above ``ratio`` × those of persistence (the last value).
 
     ``span`` steps after the change, and at every step until its deferred refit, the mean served
     error of the last ``span`` steps (the mean over series at each step) is compared with the
     reference: an exponential mean of the per-step served error while no change was pending,
-    over about ``memory`` steps. Asking once per change is the caller's part (the policy's schedule
-    records that its first refit was brought forward).
+    over about ``memory`` steps; and the summed error of every lead's served forecasts scored in
+    those ``span`` steps with the same outcomes' persistence error. Asking once per change is the
+    caller's part (the policy's schedule records that its first refit was brought forward).
     """
 
     def __init__(self, span: int, ratio: float, memory: int | None = None) -> None:
@@ -32,19 +37,24 @@ class BridgeWatch:
         self.alpha = 2.0 / ((memory or 8 * self.span) + 1)
         self.reference: float | None = None
         self.recent: deque[float] = deque(maxlen=self.span)
+        self.against: deque[tuple[float, float]] = deque(maxlen=self.span)  # (served, persistence) per step
         self.change_step: int | None = None  # the change being watched (None: none pending)
 
     def start(self, change_step: int) -> None:
         """A change was detected at ``change_step``: watch the served error from here."""
         self.change_step = int(change_step)
         self.recent.clear()
+        self.against.clear()
 
     def stop(self) -> None:
         """The change's deferred refit has come: the watch ends, and the reference learns again."""
         self.change_step = None
 
-    def observe(self, errors: np.ndarray) -> None:
-        """This step's served errors (one per series scored; none: nothing to learn)."""
+    def observe(self, errors: np.ndarray, against: tuple[float, float] | None = None) -> None:
+        """This step's served lead-1 errors (one per series scored; none: nothing to learn) and the
+        summed errors of every lead scored, served and persistence's (``against``)."""
+        if against is not None and self.change_step is not None:
+            self.against.append((float(against[0]), float(against[1])))
         if not len(errors):
             return
         e = float(np.mean(errors))
@@ -58,7 +68,13 @@ class BridgeWatch:
     def due(self, step: int) -> bool:
         """Whether an early refit is due now: the last ``span`` steps since the change stayed high."""
         c = self.change_step
-        if c is None or self.reference is None or step - c < self.span or len(self.recent) < self.span:
+        if c is None or step - c < self.span:
+            return False
+        if len(self.against) == self.span:
+            served, persistence = np.sum(list(self.against), axis=0)
+            if persistence > 0 and served > self.ratio * persistence:
+                return True
+        if self.reference is None or len(self.recent) < self.span:
             return False
         return bool(np.mean(self.recent) > self.ratio * self.reference)
 
@@ -66,10 +82,12 @@ class BridgeWatch:
         return {
             "reference": self.reference,
             "recent": list(self.recent),
+            "against": [list(a) for a in self.against],
             "change_step": self.change_step,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.reference = None if state.get("reference") is None else float(state["reference"])
         self.recent = deque((float(e) for e in state.get("recent", [])), maxlen=self.span)
+        self.against = deque(((float(s), float(p)) for s, p in state.get("against", [])), maxlen=self.span)
         self.change_step = None if state.get("change_step") is None else int(state["change_step"])

@@ -45,6 +45,9 @@ class StepInfo:
     has_model: bool = True
     errors: float | Sequence[float] | np.ndarray | None = None
     served_errors: np.ndarray | None = None  # the same, of the forecasts served (None: as ``errors``)
+    # summed errors of every lead scored at this step: the served forecasts' and persistence's (the
+    # value at issue repeated), in the units of ``errors``; read by the early-refit watch
+    against_persistence: tuple[float, float] | None = None
     features: np.ndarray | None = None
     history: np.ndarray | Callable[[], np.ndarray] | None = None
     time: float | None = None
@@ -365,7 +368,7 @@ class RetrainPolicy:
         fired = not cooling and self._feed(det, info)  # fed even while a refit is due or running
         if self.bridge is not None:
             served = info.errors if info.served_errors is None else info.served_errors
-            self.bridge.observe(np.empty(0) if served is None else np.ravel(served))
+            self.bridge.observe(np.empty(0) if served is None else np.ravel(served), info.against_persistence)
         if fired and not self.schedule.awaiting_refit:  # else a repeat alarm of the change already scheduled
             self.last_change_step = int(info.step)
             if self.schedule.defer:

@@ -175,6 +175,7 @@ class ForecastLoop:
         self._live = RollingMean(error_window)
         self._lead1_base = np.empty((0, len(self.targets)), dtype=np.float32)  # this call's, for the policy
         self._lead1_served = self._lead1_base  # the same, of the forecasts served
+        self._against_persistence = (0.0, 0.0)  # this call's every-lead errors: served, persistence's
         self.level = LevelTerm(n_targets=len(self.targets))
         self._level_version: str | None = None
         self.gate = CorrectionGate() if memory_gate else None
@@ -721,6 +722,8 @@ class ForecastLoop:
             cols["scale"] = scale[:, 0, :]
         if half is not None:
             cols["half"] = half
+        if self.policy.bridge is not None:  # the value at issue: persistence's forecast, for the watch
+            cols["last"] = windows[:, -1, : len(self.targets)]
         self.pending.add(poll.pos[poll.due], **cols)
         self.n_forecasts += len(names)
         self.metrics.predictions.inc(len(names))
@@ -764,6 +767,7 @@ class ForecastLoop:
         """Match this call's truths with every stored forecast whose horizon covers them; errors and
         residuals vectorised; lead-1 errors go to ``result.scored``."""
         self._lead1_base = self._lead1_served = np.empty((0, len(self.targets)), dtype=np.float32)
+        self._against_persistence = (0.0, 0.0)
         truth_idx, idx, lead = self.pending.match(poll.pos, self.horizon)
         if not len(idx):
             return
@@ -808,6 +812,11 @@ class ForecastLoop:
         self._lead1_base = in_units(err_base)[first]
         if self.policy.bridge is not None:  # only the early-refit watch reads the served errors
             self._lead1_served = in_units(err)[first]
+            persistence = np.abs(truth - cols["last"][idx])
+            self._against_persistence = (
+                float(self._scaled_errors(in_units(err)).sum()),
+                float(self._scaled_errors(in_units(persistence)).sum()),
+            )
         self._abs_sum += (float(err_mean.sum()), float(err_base.mean(axis=1).sum()))
         self._n_scored += len(idx)
         self.metrics.live_error.set(self._live.mean)
@@ -818,16 +827,15 @@ class ForecastLoop:
         rows = max((len(s.buffer) for s in self.states.values()), default=0)
         if self.model is None and rows < self.min_train_rows:
             return
-        errors = self._scaled_one_step_errors(self._lead1_base)
+        errors = self._scaled_errors(self._lead1_base)
         observe_many(self.metrics.live_scaled_error, errors)
         info = StepInfo(
             step=self.step,
             rows_available=rows,
             has_model=self.model is not None,
             errors=errors,
-            served_errors=self._scaled_one_step_errors(self._lead1_served)
-            if self.policy.bridge is not None
-            else None,
+            served_errors=self._scaled_errors(self._lead1_served) if self.policy.bridge is not None else None,
+            against_persistence=self._against_persistence if self.policy.bridge is not None else None,
             features=self._scaled_features(fresh),
             history=self._vh_history if self.policy.window.kind == "vh" else None,
             time=None if self._newest_ts is None else self._newest_ts / 1000,
@@ -853,13 +861,13 @@ class ForecastLoop:
             return None
         return self.model.scaler.transform(rows).astype(np.float64)
 
-    def _scaled_one_step_errors(self, lead1: np.ndarray) -> np.ndarray:
-        """|error| at lead 1 (``[outcomes, targets]``) in standardised target units (comparable across
-        series; under window_norm standard each was divided by its window's scale first)."""
+    def _scaled_errors(self, errors: np.ndarray) -> np.ndarray:
+        """|errors| (``[outcomes, targets]``) in standardised target units, one per outcome (comparable
+        across series; under window_norm standard each was divided by its window's scale first)."""
         if self.model is None or self.model.scaler is None:
             return np.empty(0)
         std = self.model.scaler.std[: len(self.targets)]
-        return (lead1 / std).mean(axis=1).astype(np.float64)
+        return (errors / std).mean(axis=1).astype(np.float64)
 
     def _vh_history(self, max_series: int = 32) -> np.ndarray:
         """Target history ``[rows, series]`` of the longest-buffered series, for the Variance Horizon."""

@@ -352,6 +352,45 @@ def test_the_watch_says_when_the_error_stayed_high_and_learns_its_reference_only
     assert not w.due(23)
 
 
+def test_the_watch_refits_early_when_every_leads_forecasts_are_far_worse_than_persistence() -> None:
+    """Lead 1 bridged (its served error at its level before the change) while the forecasts over every
+    lead are far worse than repeating the last value: the wait is not bridged. At 2x persistence
+    (ratio 3) it is."""
+
+    def run(served_over_persistence: float) -> bool:
+        w = BridgeWatch(span=3, ratio=3.0)
+        for _ in range(10):
+            w.observe(np.array([1.0]), (12.0, 10.0))
+        w.start(10)
+        due = []
+        for step in (11, 12, 13):
+            w.observe(np.array([1.0]), (10.0 * served_over_persistence, 10.0))
+            due.append(w.due(step))
+        return due == [False, False, True]
+
+    assert run(3.5) and not run(2.0)
+    w = BridgeWatch(span=2, ratio=3.0)
+    w.start(0)
+    for step in (1, 2):
+        w.observe(np.empty(0), (5.0, 0.0))  # nothing to compare with: persistence was exact
+        assert not w.due(step)
+
+
+def test_the_watch_counts_only_what_it_saw_since_the_change_against_persistence() -> None:
+    w = BridgeWatch(span=2, ratio=3.0)
+    w.observe(np.array([1.0]), (100.0, 1.0))  # before any change: not kept
+    w.start(5)
+    w.observe(np.array([1.0]), (100.0, 1.0))
+    assert not w.due(7)  # a span of steps, but one observation since the change
+    state = w.state_dict()
+    back = BridgeWatch(span=2, ratio=3.0)
+    back.load_state_dict(state)
+    assert back.state_dict() == state
+    old = {k: v for k, v in state.items() if k != "against"}  # written before the watch kept them
+    back.load_state_dict(old)
+    assert list(back.against) == []
+
+
 def test_the_watch_survives_a_state_round_trip_mid_change() -> None:
     pol = _drift_policy(defer=20, bridge=(5, 3.0))
     _feed(pol, range(1, 50), 0.1)
