@@ -66,7 +66,9 @@ class BridgeWatch:
             self.reference += self.alpha * (e - self.reference)
 
     def due(self, step: int) -> bool:
-        """Whether an early refit is due now: the last ``span`` steps since the change stayed high."""
+        """Whether an early refit is due now: over the last ``span`` steps since the change, every
+        lead's served error stayed above ``ratio`` × persistence's, or lead 1's above ``ratio`` × its
+        level before the change."""
         c = self.change_step
         if c is None or step - c < self.span:
             return False

@@ -193,9 +193,10 @@ class AdaptationConfig(_Section):
         default="auto",
         description="after an alarm, bring the first post-change refit forward (and double later ones "
         "from it) if the served forecasts' lead-1 error over the last horizon steps stays above this "
-        "multiple of its level before the alarm: nothing, not even the error memory, is bridging the "
-        "wait (e.g. a seasonal shape appeared); auto: 3 where fits are closed form (AR-Net), off for "
-        "the other kinds; null: off",
+        "multiple of its level before the alarm, or their error over every lead stays above this "
+        "multiple of persistence's (the value at issue repeated): nothing, not even the error memory, "
+        "is bridging the wait (e.g. a seasonal shape appeared, a model's far leads broke); auto: 3 "
+        "where fits are closed form (AR-Net), off for the other kinds; null: off",
     )
     refit_mode: Literal["cold", "warm", "auto", "closed_form"] = Field(
         default="closed_form",
