@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import gzip
 import io
+import re
 import shutil
 import tempfile
 from collections.abc import Sequence
@@ -107,8 +108,14 @@ ROW_TIME = "ts"  # the time column a file without one is given (its rows numbere
 
 
 SEPARATORS = (",", ";", "\t")  # the first wins a tie
-# the texts spreadsheets, R and pandas write for "no value" (and UCI's "?"); they read as missing
-MISSING_TOKENS = ("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "-nan", "NULL", "null", "None", "<NA>", "?")
+# the texts spreadsheets, R, pandas, SAS/Stata (".") and Go/Ruby/Lua ("nil") write for "no value",
+# and UCI's "?"; they read as missing
+MISSING_TOKENS = (
+    *("", "NA", "N/A", "n/a", "#N/A", "NaN", "nan", "NAN", "-nan", "NULL", "null", "None"),
+    *("<NA>", "?", ".", "nil", "NIL", "#VALUE!", "#DIV/0!"),
+)
+# polars' words for a field that its column's inferred type cannot hold
+UNPARSED = re.compile(r"could not parse `(?P<value>[^`]*)` as dtype `[^`]*` at column '(?P<column>[^']*)'")
 
 
 COMPRESSED = (".gz", ".zst", ".zstd")  # a file compressed whole, as downloads and exports often are
@@ -169,11 +176,23 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(f"{path}: cannot parse as {suffix[1:]} ({str(exc).splitlines()[0]})") from None
+        raise InputError(_unreadable(path, suffix, str(exc))) from None
     stripped = [c.strip() for c in df.columns]
     if stripped != df.columns and len(set(stripped)) == len(stripped):
         df = df.rename(dict(zip(df.columns, stripped, strict=True)))
     return df
+
+
+def _unreadable(path: Path, suffix: str, error: str) -> str:
+    """Why a file could not be read; a text in a number column is named with what to write instead."""
+    bad = UNPARSED.search(error)
+    if bad is None:
+        return f"{path}: cannot parse as {suffix[1:]} ({error.splitlines()[0]})"
+    tokens = ", ".join(repr(t) for t in MISSING_TOKENS if t)
+    return (
+        f"{path}: column {bad['column']!r} holds numbers and the text {bad['value']!r}; if that marks a "
+        f"missing value, write an empty field or one of {tokens} instead"
+    )
 
 
 JSON_LINES = (".jsonl", ".ndjson")

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 from click.testing import CliRunner
 
+from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame, make_windows, read_frame, read_series
 from adaptcast.streams.backtest import backtest
 from adaptcast.streams.calendar import months
@@ -156,13 +157,31 @@ def test_topic_history_is_the_grid_since_the_last_restart():
     assert got["s"][:, 0].tolist() == [30, 31, 32, 33, 34]
 
 
-@pytest.mark.parametrize("token", ["", "NA", "N/A", "#N/A", "null", "None", "NaN", "nan"])
+@pytest.mark.parametrize(
+    "token", ["", "NA", "N/A", "#N/A", "null", "None", "NaN", "nan", "nil", ".", "#DIV/0!"]
+)
 def test_missing_value_tokens_read_as_missing(tmp_path, token):
     p = tmp_path / "d.csv"
     p.write_text(f"time,y\n2024-01-01 00:00,1\n2024-01-01 01:00,{token}\n2024-01-01 02:00,3\n")
     data = read_series(p, ["y"])
     assert data.frame["y"].to_list() == [1.0, 3.0] and data.missing is not None
     assert data.missing.note().startswith("1 rows with a missing value left out (first at 2024-01-01 01:00")
+
+
+@pytest.mark.parametrize(("token", "missing"), [("nil", True), ("n.a.", False)])
+def test_a_token_past_the_rows_that_set_a_columns_type(tmp_path, token, missing):
+    """Known tokens are missing wherever they are; another text names its column and what to write."""
+    p = tmp_path / "d.csv"
+    rows = [str(i % 7) for i in range(12_000)]
+    rows[11_000] = token
+    p.write_text("y\n" + "\n".join(rows) + "\n")
+    if missing:
+        assert read_series(p, ["y"], step_ms=1000).frame.height == 11_999
+        return
+    with pytest.raises(
+        InputError, match=r"column 'y' holds numbers and the text 'n\.a\.'; .* empty field or one of"
+    ):
+        read_series(p, ["y"], step_ms=1000)
 
 
 def test_a_frame_without_a_time_gap_is_unchanged_by_gridding(tmp_path):
