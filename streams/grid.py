@@ -293,6 +293,8 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
             moved = _snap(grid.last_ms, local.period, ts_ms, rules)
             if not moved.action.rejected:
                 return moved, SeriesGrid(local.period, moved.ts_ms, ts_ms, True)
+    if placed.action is Action.OFF_GRID and (resumed := _resumed(grid, ts_ms, rules)) is not None:
+        placed = resumed
     cand = grid.candidate_ms
     # a run at the grid's own period is a phase shift only while its records stay off the grid: a
     # jittered feed's intervals agree by chance, and on-grid records of it are no evidence of a shift
@@ -317,6 +319,19 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
             return Placement(Action.REGRID, point), SeriesGrid(found.period, point, ts_ms, True)
     last = grid.last_ms if placed.action is Action.OFF_GRID else placed.ts_ms
     return placed, SeriesGrid(grid.period_ms, last, ts_ms, True, (), cand, agreeing, grid.declared, week)
+
+
+def _resumed(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> Placement | None:
+    """A record off the grid after a gap too long to fill restarts the window anyway, so it restarts
+    the grid on its own phase, as a series' first record does (a sensor or host back on its own
+    clock), rather than waiting ``change_records`` records off the grid. None for calendar periods
+    and schedules, whose points are fixed, and after a shorter gap."""
+    period, last = grid.period_ms, grid.last_ms
+    assert period is not None and last is not None
+    if period <= 0 or is_scheduled(period) or (missing := (ts_ms - last) // period) <= rules.max_fill:
+        return None
+    start = _aligned(ts_ms, period, rules) if grid.declared else ts_ms
+    return Placement(Action.RESET, ts_ms if start is None else start, missing)
 
 
 # a gap shorter than this on a grid within the day may be a closure: a night, a weekend, a holiday

@@ -183,6 +183,18 @@ def test_phase_shift_moves_the_grid_after_enough_agreeing_records():
     assert grid.period_ms == H and grid.last_ms == 6 * H + 30 * MIN
 
 
+@pytest.mark.parametrize("declared", [True, False])
+def test_an_off_phase_record_after_a_gap_too_long_to_fill_restarts_the_grid_on_its_phase(declared):
+    rules = GridRules(period_ms=H if declared else None, max_fill=3, infer_records=3)
+    stamps = [0, H, 2 * H, 3 * H, 7 * H + 30 * MIN, 8 * H + 30 * MIN]
+    placed, grid = _walk(stamps, rules)
+    assert [(p.action, p.missing) for p in placed[4:]] == [(Action.RESET, 4), (Action.APPEND, 0)]
+    assert placed[4].ts_ms == 7 * H + 30 * MIN and grid.period_ms == H
+    # a gap short enough to fill keeps the grid: the same record 1.5 h after the last is off it
+    placed, _ = _walk([0, H, 2 * H, 3 * H, 4 * H + 30 * MIN], rules)
+    assert placed[-1].action is Action.OFF_GRID
+
+
 def test_isolated_gaps_and_a_stray_record_do_not_change_the_grid():
     """A stray between two grid points makes two intervals agree (to it and from it): fewer than 3."""
     rules = GridRules(period_ms=H, change_records=3, max_fill=12)

@@ -126,6 +126,21 @@ def test_outage_beyond_max_fill_restarts_the_window_and_drops_forecasts_across_i
     assert (ev.ts_ms, ev.reason, ev.steps, ev.period_ms) == (25 * HOUR, "gap", 5, HOUR)
 
 
+def test_a_feed_back_on_a_new_phase_after_an_outage_restarts_there_and_keeps_every_record(caplog):
+    """A sensor back on its own clock (36:20 after 30:00 on a :00 grid) restarts as after any long gap,
+    rather than dead-lettering its first records as off the grid until they moved the grid."""
+    before = _hourly(range(31))
+    after = _hourly(range(36, 60), at=lambda k: k * HOUR + 20 * MIN)
+    with caplog.at_level(logging.WARNING, logger="adaptcast.loop"):
+        fed = Fed(_loop(lookback=6, horizon=3, max_fill=3)).feed(before + after)
+    assert not fed.rejected and not caplog.text
+    (ev,) = [e for e in fed.loop.events if isinstance(e, SeriesReset)]
+    assert (ev.ts_ms, ev.reason, ev.steps) == (36 * HOUR + 20 * MIN, "gap", 6)
+    resumed = [f for f in fed.forecasts if f.issued_at_ms > 30 * HOUR]
+    assert resumed[0].issued_at_ms == 41 * HOUR + 20 * MIN  # a full window on the new phase
+    assert all(t % HOUR == 20 * MIN for f in resumed for t in f.ts_ms)
+
+
 def _berlin(start_utc: datetime, hours: int, with_offset: bool) -> list[str]:
     """Hourly local-time stamps of Europe/Berlin, as ISO text with or without the UTC offset."""
     local = [(start_utc + timedelta(hours=h)).astimezone(ZoneInfo("Europe/Berlin")) for h in range(hours)]
