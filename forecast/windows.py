@@ -33,6 +33,26 @@ def sliding_windows(
     return np.ascontiguousarray(view[:, :lookback]), np.ascontiguousarray(view[:, lookback:, :n_targets])
 
 
+def joined(runs: list[np.ndarray]) -> np.ndarray:
+    """Runs of rows (``[rows, channels]`` each, oldest first) as one history with a break row (all
+    NaN) between each two: what :func:`segments` splits again. A series that restarted after a long
+    gap keeps its earlier rows for training this way, and no window crosses the gap."""
+    gap = np.full((1, runs[-1].shape[1]), np.nan, dtype=runs[-1].dtype)
+    return np.concatenate([part for run in runs for part in (gap, run)][1:])
+
+
+def segments(history: np.ndarray) -> list[np.ndarray]:
+    """The runs of ``history`` between its break rows (see :func:`joined`), oldest first, empty runs
+    left out; a history without breaks is its one run (no copy)."""
+    if history.ndim != 2 or not len(history):
+        return [history] if len(history) else []
+    breaks = np.flatnonzero(np.isnan(history[:, 0]))
+    if not breaks.size:
+        return [history]
+    bounds = zip(np.r_[0, breaks + 1], np.r_[breaks, len(history)], strict=True)
+    return [history[a:b] for a, b in bounds if b > a]
+
+
 def split_train_val(n_windows: int, horizon: int, val_fraction: float) -> tuple[slice, slice | None]:
     """Split consecutive windows (oldest first, one row apart) in time: ``(train, val)`` index slices.
 
@@ -52,8 +72,9 @@ def scale_spread(histories: list[np.ndarray], n_targets: int) -> float:
     ratio of the largest to the smallest standard deviation of first differences over the series
     (each history ``[rows, channels]``, targets first), the largest ratio over targets; 1 for fewer
     than two series with steps. One model over series of unlike scales serves the largest well and
-    the others badly unless each window is standardised (``window_norm: standard``)."""
-    steps = [np.diff(h[:, :n_targets], axis=0).std(axis=0) for h in histories if len(h) > 2]
+    the others badly unless each window is standardised (``window_norm: standard``). Steps across a
+    break row (:func:`joined`) do not count."""
+    steps = [np.nanstd(np.diff(h[:, :n_targets], axis=0), axis=0) for h in histories if len(h) > 2]
     if len(steps) < 2:
         return 1.0
     sd = np.stack(steps)  # [series, targets]

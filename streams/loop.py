@@ -295,6 +295,7 @@ class ForecastLoop:
                 "rows": np.array(st.buffer.last(len(st.buffer))),
                 "filled": np.array(st.buffer.filled(len(st.buffer))),
                 "count": st.buffer.count,
+                **({} if st.earlier is None else {"earlier": np.array(st.earlier)}),
                 "grid": st.grid.to_dict(),
                 "channels": list(self.channels),
                 **({} if st.bucket is None else {"bucket": st.bucket.to_dict()}),
@@ -336,6 +337,8 @@ class ForecastLoop:
             for row, was_filled in zip(rows, filled, strict=True):
                 st.buffer.append(row, bool(was_filled))
             st.buffer.count = int(d["count"])
+            if "earlier" in d:
+                st.earlier = np.asarray(d["earlier"], dtype=np.float32)[-self.history :, columns[name]]
             if "bucket" in d:
                 st.bucket = Bucket.from_dict(d["bucket"], columns[name])
 
@@ -631,7 +634,7 @@ class ForecastLoop:
                 GapFilled(ts_ms=first, step=self.step, series=rec.series, steps=placed.missing), result
             )
         elif placed.action.restarts:
-            state.restart()
+            state.restart(keep_rows=placed.action is Action.RESET)
             reason = "gap" if placed.action is Action.RESET else "grid_change"
             self.metrics.series_resets.labels(reason).inc()
             at = format_timestamp(placed.ts_ms)
@@ -824,7 +827,7 @@ class ForecastLoop:
     # ---- adaptation -------------------------------------------------------------------------------------
     def _adapt(self, result: StepResult, fresh: np.ndarray | None) -> None:
         """Give the policy this call's errors and ``fresh`` input rows; let adaptation retrain and install."""
-        rows = max((len(s.buffer) for s in self.states.values()), default=0)
+        rows = max((s.held for s in self.states.values()), default=0)
         if self.model is None and rows < self.min_train_rows:
             return
         errors = self._scaled_errors(self._lead1_base)
@@ -845,7 +848,7 @@ class ForecastLoop:
         with self.ledger.measure("detect", samples=len(errors)):
             decision = self.adaptation.decide(info, ts)
         if decision.retrain:
-            histories = [s.buffer.last(len(s.buffer)) for s in self.states.values()]
+            histories = [s.history() for s in self.states.values()]
             self.adaptation.start(decision, histories, self.step, ts)
         self.adaptation.collect(self.step)
         result.events.extend(self.events[mark:])

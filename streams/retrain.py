@@ -21,7 +21,7 @@ from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.policy import Decision, RetrainPolicy
 from adaptcast.forecast.base import BaseForecaster, FitReport
 from adaptcast.forecast.outliers import clean
-from adaptcast.forecast.windows import sliding_windows, split_train_val
+from adaptcast.forecast.windows import segments, sliding_windows, split_train_val
 from adaptcast.streams.assess import Assessment, Judge, assess
 
 DEFER_WINDOWS = 16  # a post-change refit waits for one model span plus this many windows
@@ -113,19 +113,23 @@ def training_set(
     val_fraction: float = 0.2,
 ) -> TrainingSet | None:
     """Per series: windows over its last ``rows`` rows, its glitches cleaned, split in time by
-    :func:`split_train_val`.
+    :func:`split_train_val`. A history's runs between break rows (a restart after a long gap,
+    :func:`~adaptcast.forecast.windows.joined`) give windows each; none crosses a break.
 
     Returns None when no series has enough rows for one training window.
     """
     xs, ys, xv, yv, xa, ya, age = [], [], [], [], [], [], []
     cleaned = 0
     for h in histories:
-        h = h[-rows:]
-        if len(h) < lookback + horizon:
+        runs = [run for run in segments(h[-rows:]) if len(run) >= lookback + horizon]
+        if not runs:
             continue
-        h, count = clean(h)
-        cleaned += count
-        X, Y = sliding_windows(h, lookback, horizon, n_targets)
+        parts = []
+        for run in runs:
+            run, count = clean(run)
+            cleaned += count
+            parts.append(sliding_windows(run, lookback, horizon, n_targets))
+        X, Y = parts[0] if len(parts) == 1 else (np.concatenate(p) for p in zip(*parts, strict=True))
         train_idx, val_idx = split_train_val(X.shape[0], horizon, val_fraction)
         xa.append(X)
         ya.append(Y)
@@ -152,7 +156,7 @@ def training_set(
 
 def window_count(histories: Sequence[np.ndarray], rows: int, lookback: int, horizon: int) -> int:
     """How many windows :func:`training_set` makes from ``histories`` (without making them)."""
-    return sum(max(0, min(len(h), rows) - lookback - horizon + 1) for h in histories)
+    return sum(max(0, len(run) - lookback - horizon + 1) for h in histories for run in segments(h[-rows:]))
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from adaptcast.forecast.windows import joined
 from adaptcast.streams.grid import SeriesGrid
 from adaptcast.streams.resample import Bucket
 
@@ -107,8 +108,32 @@ class SeriesState:
     grid: SeriesGrid
     pending: Pending
     bucket: Bucket | None = None  # with grid.resample: the records of its latest period, not yet released
+    # rows from before its restarts after long gaps, for training only (break rows between runs)
+    earlier: np.ndarray | None = None
 
-    def restart(self) -> None:
-        """A long gap or a new grid: the window starts afresh and no pending forecast is scored."""
+    def restart(self, keep_rows: bool) -> None:
+        """A long gap or a new grid: the window starts afresh and no pending forecast is scored.
+        ``keep_rows`` (after a gap) keeps its rows for retraining; rows of an earlier grid go."""
+        if not keep_rows:
+            self.earlier = None
+        elif len(self.buffer):
+            self.earlier = self.history().copy()
         self.buffer.clear()
         self.pending.clear()
+
+    def history(self) -> np.ndarray:
+        """The rows a retrain may use, oldest first, at most the buffer's capacity: the window's, after
+        those from before each restart after a gap (a break row between runs, ``windows.joined``)."""
+        rows = self.buffer.last(len(self.buffer))
+        if self.earlier is None:
+            return rows
+        return joined([self.earlier, rows] if len(rows) else [self.earlier])[-self.buffer.capacity :]
+
+    @property
+    def held(self) -> int:
+        """Rows of :meth:`history` (break rows included), without building it."""
+        if self.earlier is None:
+            return len(self.buffer)
+        return min(
+            len(self.earlier) + (len(self.buffer) + 1 if len(self.buffer) else 0), self.buffer.capacity
+        )

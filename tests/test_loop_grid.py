@@ -16,13 +16,14 @@ from hypothesis import strategies as st
 from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.data import SeriesFrame
-from adaptcast.forecast.windows import sliding_windows
+from adaptcast.forecast.windows import segments, sliding_windows
 from adaptcast.streams.backtest import backtest
 from adaptcast.streams.config import load_config
-from adaptcast.streams.events import GapFilled, SeriesReset
+from adaptcast.streams.events import GapFilled, Retrained, SeriesReset
 from adaptcast.streams.grid import GridRules
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.records import DUPLICATE, OFF_GRID, Record, RecordError, parse_timestamp
+from adaptcast.streams.retrain import make_policy, training_set
 from adaptcast.streams.step import Forecast, ScoredError
 
 HOUR, MIN = 3_600_000, 60_000
@@ -139,6 +140,38 @@ def test_a_feed_back_on_a_new_phase_after_an_outage_restarts_there_and_keeps_eve
     resumed = [f for f in fed.forecasts if f.issued_at_ms > 30 * HOUR]
     assert resumed[0].issued_at_ms == 41 * HOUR + 20 * MIN  # a full window on the new phase
     assert all(t % HOUR == 20 * MIN for f in resumed for t in f.ts_ms)
+
+
+def test_rows_before_a_long_gap_stay_for_retraining_and_no_window_crosses_the_gap(tmp_path):
+    """A restart empties the window, not what a retrain learns from; a new grid's restart does."""
+    lookback, horizon = 6, 3
+    model = create_forecaster("naive", lookback=lookback, horizon=horizon)
+    model.fit(*sliding_windows(np.arange(40.0), lookback, horizon))
+    policy = make_policy("periodic:10", "full", lookback, horizon)
+    loop = ForecastLoop(model, ["y"], policy=policy, grid=GridRules(max_fill=3, period_ms=HOUR), history=200)
+    kept = [k for k in range(90) if not 40 <= k <= 49]  # 40 rows, a 10-hour outage, 40 rows
+    fed = Fed(loop).feed(_hourly(kept))
+    state = loop.states["a"]
+    runs = segments(state.history())
+    assert [r[:, 0].tolist() for r in runs] == [
+        [_value(k) for k in kept[:40]],
+        [_value(k) for k in kept[40:]],
+    ]
+    data = training_set([state.history()], 10_000, lookback, horizon, 1)
+    assert data is not None and data.full[0].shape[0] == 2 * (40 - lookback - horizon + 1)
+    assert not np.isnan(data.full[0]).any()
+    # the last retrain saw both runs: more windows than the rows since the gap hold
+    last = [e for e in fed.loop.events if isinstance(e, Retrained)][-1]
+    since_gap = last.step - 40 + 1  # the 41st record (step 40) was the first after the gap
+    assert last.step > 60 and last.window >= since_gap + 40
+    # snapshots carry the earlier rows; a move to a new grid drops them
+    path = tmp_path / "s.npz"
+    save_state(path, loop.export_series(["a"]))
+    again = ForecastLoop(model, ["y"], grid=GridRules(max_fill=3, period_ms=HOUR), history=200)
+    again.import_series(load_state(path))
+    assert np.array_equal(again.states["a"].history(), state.history(), equal_nan=True)
+    state.restart(keep_rows=False)
+    assert state.history().shape[0] == 0 and state.held == 0
 
 
 def _berlin(start_utc: datetime, hours: int, with_offset: bool) -> list[str]:

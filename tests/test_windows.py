@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from adaptcast.forecast.windows import sliding_windows, split_train_val
+from adaptcast.forecast.windows import joined, scale_spread, segments, sliding_windows, split_train_val
+from adaptcast.streams.retrain import training_set, window_count
 
 
 def test_newest_fraction_validates_after_a_gap():
@@ -33,3 +34,19 @@ def test_no_row_is_a_target_of_both(horizon):
     train, val = split_train_val(len(Y), horizon, val_fraction=0.3)
     assert val is not None
     assert Y[train].max() + 1 == Y[val].min()  # adjacent, never shared
+
+
+def test_runs_joined_split_again_and_give_windows_that_never_cross_a_break():
+    a = np.arange(10.0, dtype=np.float32)[:, None]
+    b = 100 + np.arange(7.0, dtype=np.float32)[:, None]
+    tiny = np.ones((2, 1), np.float32)  # too short for a window: counts nothing
+    history = joined([a, tiny, b])
+    assert [r[:, 0].tolist() for r in segments(history)] == [a[:, 0].tolist(), [1, 1], b[:, 0].tolist()]
+    assert segments(a)[0] is a and segments(np.empty((0, 1))) == []
+    data = training_set([history], len(history), 3, 2, 1)
+    assert data is not None and window_count([history], len(history), 3, 2) == len(data.full[0]) == 6 + 3
+    # the newest rows of a history count across breaks: its last 9 rows hold b and one row of tiny
+    assert window_count([history], 9, 3, 2) == 3
+    X = data.full[0][:, :, 0]
+    assert not np.isnan(X).any() and all(np.ptp(x) == 2 for x in X)  # consecutive rows of one run each
+    assert scale_spread([history, 3 * history], 1) == pytest.approx(3.0)
