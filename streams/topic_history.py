@@ -17,6 +17,7 @@ import numpy as np
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
+from adaptcast.forecast.windows import joined, segments
 from adaptcast.streams.config import KafkaConfig, ServingConfig
 from adaptcast.streams.formats import Shape
 from adaptcast.streams.grid import GridRules
@@ -93,7 +94,8 @@ def series_histories(
     registry: FramedDecoder | None = None,
 ) -> dict[str, np.ndarray]:
     """Series id → ``[rows, channels]`` float32 rows, from raw record values in offset order: each
-    series' rows on its time grid since its last restart, short gaps filled, as the loop keeps them.
+    series' rows on its time grid, short gaps filled, the runs between longer gaps joined with a
+    break row (``windows.joined``), as a worker's retrain has them.
     A ``(key, value, timestamp)`` message carries the series and the time of a record without them
     (None: not used)."""
     stamps: dict[str, list[int]] = {}
@@ -115,11 +117,11 @@ def series_histories(
             out[series] = values_[:1]
             continue
         g = on_grid(np.asarray(ts, dtype=np.int64), values_, rules or GridRules())
-        out[series] = g.values[g.segment == g.segment[-1]]
+        out[series] = joined([g.values[g.segment == k] for k in range(int(g.segment[-1]) + 1)])
     return out
 
 
 def describe(histories: dict[str, Any]) -> dict[str, int]:
     """What was read, for the train command's report."""
-    lengths = [len(h) for h in histories.values()]
+    lengths = [sum(len(run) for run in segments(h)) for h in histories.values()]
     return {"series": len(lengths), "rows": int(sum(lengths)), "longest": max(lengths, default=0)}

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame, make_windows, read_frame, read_series
+from adaptcast.forecast.windows import segments
 from adaptcast.streams.backtest import backtest
 from adaptcast.streams.calendar import months
 from adaptcast.streams.cli import main
@@ -148,13 +149,13 @@ def test_backtest_treats_missing_values_as_the_gaps_they_are(tmp_path):
     assert [sa[k] for k in keys] == [sb[k] for k in keys] and sa["filled_steps"] == 3
 
 
-def test_topic_history_is_the_grid_since_the_last_restart():
+def test_topic_history_is_each_run_on_the_grid_with_a_break_across_an_outage():
     def rec(ts_h: float, y: float) -> bytes:
         return json.dumps({"series": "s", "ts": int(ts_h * H), "values": {"y": y}}).encode()
 
     values = [rec(h, h) for h in (0, 1, 2)] + [rec(h, h) for h in (30, 31, 33, 34)]  # outage, then one hole
     got = series_histories(values, ["y"], rules=GridRules(max_fill=2))
-    assert got["s"][:, 0].tolist() == [30, 31, 32, 33, 34]
+    assert [run[:, 0].tolist() for run in segments(got["s"])] == [[0, 1, 2], [30, 31, 32, 33, 34]]
 
 
 @pytest.mark.parametrize(
