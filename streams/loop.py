@@ -814,10 +814,11 @@ class ForecastLoop:
         self._live.extend(err_mean[first])
         self._lead1_base = in_units(err_base)[first]
         if self.policy.bridge is not None:  # only the early-refit watch reads the served errors
-            self._lead1_served = in_units(err)[first]
+            served = in_units(err)
+            self._lead1_served = served[first]
             persistence = np.abs(truth - cols["last"][idx])
             self._against_persistence = (
-                float(self._scaled_errors(in_units(err)).sum()),
+                float(self._scaled_errors(served).sum()),
                 float(self._scaled_errors(in_units(persistence)).sum()),
             )
         self._abs_sum += (float(err_mean.sum()), float(err_base.mean(axis=1).sum()))
