@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from adaptcast.forecast.base import InputError
+from adaptcast.forecast.windows import joined
 from adaptcast.streams.calendar import advance, describe
 from adaptcast.streams.grid import Action, GridRules, fill_rows, infer_period, place
 from adaptcast.streams.resample import Resample, period_start
@@ -47,6 +48,13 @@ class OnGrid:
     @property
     def segments(self) -> int:
         return int(self.segment[-1]) + 1 if self.segment.size else 0
+
+    def history(self) -> np.ndarray:
+        """The rows as a retrain reads them: the segments joined with a break row between each two
+        (``windows.joined``), so the rows before a long gap still train and no window crosses it."""
+        if self.segments < 2:
+            return self.values
+        return joined([self.values[self.segment == k] for k in range(self.segments)])
 
     def whole(self, starts: np.ndarray, span: int) -> np.ndarray:
         """Which windows of rows ``[s, s + span]`` lie inside one segment."""

@@ -17,7 +17,7 @@ import numpy as np
 from kafka import KafkaConsumer
 from kafka.structs import TopicPartition
 
-from adaptcast.forecast.windows import joined, segments
+from adaptcast.forecast.windows import segments
 from adaptcast.streams.config import KafkaConfig, ServingConfig
 from adaptcast.streams.formats import Shape
 from adaptcast.streams.grid import GridRules
@@ -117,7 +117,7 @@ def series_histories(
             out[series] = values_[:1]
             continue
         g = on_grid(np.asarray(ts, dtype=np.int64), values_, rules or GridRules())
-        out[series] = joined([g.values[g.segment == k] for k in range(int(g.segment[-1]) + 1)])
+        out[series] = g.history()
     return out
 
 

@@ -505,7 +505,7 @@ def fit_on_series(
             continue
         g = on_grid(_times_ms(part["ts"]), part.select(data.channels).to_numpy(), rules)
         grids[part["series"][0]] = g
-        histories += [g.values[g.segment == k].astype(np.float32) for k in range(g.segments)]
+        histories.append(g.history().astype(np.float32))
     if not grids:
         raise InputError(
             f"{data_path}: no series has lookback + horizon = {m.lookback + m.horizon} rows to train on"

@@ -43,6 +43,12 @@ def test_short_gaps_are_filled_long_ones_start_a_segment_and_strays_are_left_out
     assert last.values[:, 0].tolist() == [0, 1, 2, 2, 3]
     whole = g.whole(np.arange(g.ts_ms.size - 2), 2)
     assert whole.tolist() == [True, True, True, False, False, True, True, True]
+    history = g.history()  # the runs joined by a break row, as a retrain reads them
+    assert np.isnan(history[5, 0]) and [r[:, 0].tolist() for r in segments(history)] == [
+        [0, 1, 2, 2.5, 3],
+        [5, 6, 7, 9, 10],
+    ]
+    assert on_grid(t[:4], v[:4], GridRules(max_fill=3)).history().shape == (5, 1)
 
 
 def test_a_clean_file_is_returned_as_it_is_and_a_declared_period_wins():
@@ -123,6 +129,36 @@ def test_train_and_predict_on_a_gappy_file(tmp_path):
     daily.write_text("time,y\n" + "".join(f"2024-01-{d:02d},{d}\n" for d in range(1, 29)))
     code, text = _cli("predict", "--model-dir", str(out), "--data", str(daily))
     assert code == 2 and "its rows are 1 d apart, but the model forecasts steps of 1 h" in text
+
+
+def test_train_on_series_holds_out_the_newest_windows_across_an_outage(tmp_path):
+    """train --series-col splits a series' windows as the worker's retrain does: its runs between
+    long gaps joined, the newest fifth of all their windows held out (here 15 of 71 + 6, the newer
+    run's 6 among them; split run by run, the short newer run would have held out none)."""
+    t0 = datetime(2024, 1, 1)
+    hours = [*range(100), *range(150, 185)]
+    lines = [
+        "time,series,y",
+        *(f"{(t0 + timedelta(hours=h)).isoformat()},s,{np.sin(h / 4):.5f}" for h in hours),
+    ]
+    path = tmp_path / "runs.csv"
+    path.write_text("\n".join(lines) + "\n")
+    args = [
+        "--model",
+        "arnet",
+        "--target",
+        "y",
+        "--lookback",
+        "24",
+        "--horizon",
+        "6",
+        "--series-col",
+        "series",
+    ]
+    code, text = _cli("train", "--data", str(path), *args, "--out", str(tmp_path / "m"))
+    assert code == 0, text
+    summary = json.loads(text)
+    assert summary["data"]["segments"] == 2 and summary["val"]["windows"] == 15
 
 
 def test_backtest_treats_missing_values_as_the_gaps_they_are(tmp_path):
