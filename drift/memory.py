@@ -63,6 +63,7 @@ class ErrorMemory:
         prior: float = 2.0,
         warmup: int = 512,
         step_decay: float = 1.0,
+        clip: float | None = None,
     ) -> None:
         for name, v, lo in (
             ("dim", dim, 1),
@@ -82,11 +83,14 @@ class ErrorMemory:
             raise ValueError(f"prior must be finite and >= 0, got {prior}")
         if warmup < 0:
             raise ValueError(f"warmup must be >= 0, got {warmup}")
+        if clip is not None and not (math.isfinite(clip) and clip > 0):
+            raise ValueError(f"clip must be finite and > 0 (or None), got {clip}")
         self.dim, self.horizon, self.n_targets = int(dim), int(horizon), int(n_targets)
         self.tables, self.bits = int(tables), int(bits)
         self.lam, self.tau, self.seed = float(lam), float(tau), int(seed)
         self.decay, self.prior, self.warmup = float(decay), float(prior), int(warmup)
         self.step_decay = float(step_decay)
+        self.clip = None if clip is None else float(clip)
         self._nb = 1 << self.bits
         rng = np.random.default_rng(self.seed)
         # [dim, tables*bits]; column t*bits + b is hyperplane b of table t
@@ -219,6 +223,8 @@ class ErrorMemory:
         k = self._check_keys(keys)
         b = k.shape[0]
         r = self._check_values(residuals, "residuals", b).reshape(b, -1)
+        if self.clip is not None:
+            r = np.clip(r, -self.clip, self.clip)
         if mask is None:
             m = np.ones_like(r)
         else:
@@ -354,6 +360,7 @@ class ErrorMemory:
             "prior": self.prior,
             "warmup": self.warmup,
             "step_decay": self.step_decay,
+            **({} if self.clip is None else {"clip": self.clip}),
         }
 
     def state_dict(self) -> dict[str, Any]:

@@ -227,13 +227,14 @@ class Adaptation:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Resume from :meth:`state_dict`; the memory, calibrator and recipe are kept only if they
-        belong to the serving model."""
+        belong to the serving model (the memory only if built with the same parameters too)."""
         self.policy.load_state_dict(state["policy"])
         self.model_number = int(state["model_number"])
         if (
             state.get("memory") is not None
             and self.memory is not None
             and state["model_version"] == self.model_version
+            and dict(state["memory"]["params"]) == self.memory.params()  # a snapshot of an older release's
         ):
             self.memory.load_state_dict(state["memory"])
         if (

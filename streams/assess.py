@@ -20,6 +20,10 @@ from adaptcast.forecast.base import BaseForecaster
 if TYPE_CHECKING:
     from adaptcast.streams.retrain import TrainingSet
 
+# under window_norm "standard" the memory stores residuals in window deviations, which explode where a
+# window barely moves (a flat night before dawn, a still sensor before a jump); past 3 deviations a
+# residual is a surprise, not a bias the memory should serve to every window keyed like it
+WINDOW_UNITS_CLIP = 3.0
 FALLBACK_WINDOWS = 256  # without a validation slice, the newest training windows stand in for it
 PROBE_WINDOWS = 1024  # training windows a new memory's key standardisation is estimated from
 
@@ -53,6 +57,8 @@ def fresh_memory(
         probe = train_X[:: max(1, len(train_X) // PROBE_WINDOWS)]
     first = probe[:1] if probe is not None else np.zeros((1, model.lookback, model.n_features), np.float32)
     dim = model.embed(first).shape[1]
+    if model.window_norm == "standard":  # residuals in window deviations: a near-flat window's are huge
+        params = {"clip": WINDOW_UNITS_CLIP, **params}
     memory = ErrorMemory(dim=dim, horizon=model.horizon, n_targets=model.n_targets, **params)
     if probe is not None and len(probe) >= 2:
         z = model.embed(probe)

@@ -312,3 +312,38 @@ def test_level_term_switches_on_after_a_shift_and_stays_off_on_noise() -> None:
     back = LevelTerm(n_targets=1)
     back.load_state_dict(level.state_dict())
     np.testing.assert_array_equal(back.offset(["quiet", "shifted"]), level.offset(["quiet", "shifted"]))
+
+
+def test_clip_bounds_what_one_surprise_can_teach() -> None:
+    """A residual beyond ``clip`` is stored as ``clip``: one jump after a still window cannot make the
+    memory serve a correction of its size to every window keyed like it."""
+    s = Stream(21, noise=0.0)
+    keys, _ = s.batch(8)
+    huge = np.full((8, H, T), 500.0)
+    clipped, free = (
+        ErrorMemory(dim=D, horizon=H, clip=3.0, prior=0.0),
+        ErrorMemory(dim=D, horizon=H, prior=0.0),
+    )
+    for mem in (clipped, free):
+        mem.update(keys, huge)
+    assert np.allclose(clipped.correction(keys), 3.0) and np.allclose(free.correction(keys), 500.0)
+    assert clipped.params()["clip"] == 3.0 and "clip" not in free.params()  # older states still load
+    assert ErrorMemory.from_state(clipped.state_dict()).clip == 3.0
+    with pytest.raises(ValueError, match="clip"):
+        ErrorMemory(dim=D, horizon=H, clip=0.0)
+
+
+def test_a_memory_in_window_deviations_is_clipped() -> None:
+    """Under ``window_norm: standard`` the loop stores residuals in window deviations, so the new
+    model's memory clips them (``WINDOW_UNITS_CLIP``); in the targets' units it does not."""
+    from adaptcast.forecast.base import create_forecaster
+    from adaptcast.streams.assess import WINDOW_UNITS_CLIP, fresh_memory
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 12, 1)).astype(np.float32)
+    Y = rng.normal(size=(64, 4, 1)).astype(np.float32)
+    for norm, clip in (("standard", WINDOW_UNITS_CLIP), ("none", None)):
+        model = create_forecaster("naive", lookback=12, horizon=4, window_norm=norm)
+        model.fit(X, Y)
+        assert fresh_memory(model, {}, X).clip == clip, norm
+    assert fresh_memory(model, {"clip": 1.0}, X).clip == 1.0  # a configured clip is kept
