@@ -428,6 +428,22 @@ def test_restored_memory_is_dropped_when_another_model_serves():
     assert b.memory is not None and b.memory.n_updates == 0
 
 
+def test_restored_memory_of_other_parameters_starts_fresh():
+    """A snapshot from a release whose memory was built otherwise (no clip, say) resumes with a fresh
+    memory for the same model instead of being refused."""
+    a = _loop()
+    for step in range(120):
+        a.process(_stream(step))
+    state = a.state_dict()
+    state["memory"] = {**state["memory"], "params": {**state["memory"]["params"], "clip": 3.0}}
+    b = _loop()
+    b.serve(a.model)
+    b.load_state_dict(state)
+    assert b.memory is not None and b.memory.n_updates == 0 and b.step == a.step
+    b.load_state_dict(a.state_dict())  # the same parameters: restored
+    assert b.memory.n_updates == a.memory.n_updates > 0
+
+
 def test_served_model_has_learnt_the_newest_windows(monkeypatch):
     """Validation holds the newest windows back from the judged fit, never from the model that serves."""
     fits: list[tuple[np.ndarray, bool]] = []
