@@ -234,7 +234,8 @@ class Adaptation:
             state.get("memory") is not None
             and self.memory is not None
             and state["model_version"] == self.model_version
-            and dict(state["memory"]["params"]) == self.memory.params()  # a snapshot of an older release's
+            # a memory built otherwise (an older release's, without the clip) starts fresh, not refused
+            and dict(state["memory"]["params"]) == self.memory.params()
         ):
             self.memory.load_state_dict(state["memory"])
         if (
