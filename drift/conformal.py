@@ -38,6 +38,9 @@ DEFAULT_WINDOW = 200  # residuals kept per (series, lead, target): enough for a 
 MIN_WINDOW = 20
 # Own residuals a series needs before the pooled ring it reads is rescaled to its errors' median.
 MIN_SCALE = 20
+# Validation residuals a series needs at a reseed for their median to stand for its scale until it
+# has MIN_SCALE of its own (and for its share of the pool to be rescaled to the pool's median).
+MIN_PRIOR = 10
 # A residual more than this many times the ring's REPEATS-th largest is a glitch's (the outcome was a
 # sensor's 1e12): no interval reaches it, as one such outcome would otherwise widen a steered 95 %
 # band to it until the ring forgets it. REPEATS of them are a change, and are reached.
@@ -151,13 +154,15 @@ class OnlineConformal:
     slightly different ring) and their weighted mean carries no coverage guarantee of its own; the
     offset restores ACI's long-run guarantee on the intervals actually issued, and is all there is
     without experts (plain ACI). A series' lead uses its own residuals once its ring is full
-    (``window`` of them) and a pooled ring (every series' residuals, seeded from a new model's
-    validation residuals by :meth:`reseed`) before: a ring of a few residuals, which after a swap are
-    also the few newest and so alike when errors persist, puts a high level's quantile at or near its
-    largest residual, which understates the tail and leaves the steering no room to widen it (at 95 %
-    with 20 residuals, none). Once it holds ``MIN_SCALE`` of its own, the pool it reads is rescaled by
-    the median of its own residuals over the pool's, so the pool gives the tail's shape and the
-    series its scale. An expert's level is kept in ``[−γ, 1 + γ]``,
+    (``window`` of them) and a pooled ring before (seeded from a new model's validation residuals by
+    :meth:`reseed`, then taking every series' residuals): a ring of a few residuals, which after a
+    swap are also the few newest and so alike when errors persist, puts a high level's quantile at or
+    near its largest residual, which understates the tail and leaves the steering no room to widen
+    it (at 95 % with 20 residuals, none). The pool it reads is rescaled to the series' scale: the
+    median of its own residuals over the pool's once it holds ``MIN_SCALE``; before that, when the
+    validation residuals said whose they were, the mean of its own among them (its prior, kept
+    across swaps) over the pool's unit. The pool then gives the tail's shape and the series its
+    scale. An expert's level is kept in ``[−γ, 1 + γ]``,
     the range ACI's own updates stay in when a level at or below 0 gives an interval that never
     misses (Gibbs & Candès 2021, Lemma 4.1): here it gives the widest residual held, which can miss,
     and an unbounded level would keep the interval there long after a change has passed; clipping
@@ -179,6 +184,7 @@ class OnlineConformal:
         self._step_miss = self._gammas * self._nominal  # [K, L, 1, 1]
         self._floor, self._ceiling = -self._gammas, 1.0 + self._gammas
         self.pooled = self._new_scores()
+        self.unit = np.full((self.horizon, self.n_targets), np.nan)  # the pool's scale: what priors read
         h, t, w, k = self.horizon, self.n_targets, self.params.window, len(self.params.gammas)
         experts = (k, len(self.params.levels), h, t)
         # every series' state, a row each: its own residuals (``ring``: it has some) and their sorted
@@ -186,6 +192,7 @@ class OnlineConformal:
         self._rows = Rows(
             {
                 "ring": np.array(False),
+                "prior": np.full((h, t), np.nan),  # its validation residuals' mean, NaN: none
                 "values": np.full((h, t, w), np.nan),
                 "count": np.zeros(h, dtype=np.int64),
                 "fresh": np.array(False),
@@ -221,6 +228,12 @@ class OnlineConformal:
             for s, r in rows.index.items()
             if rows["steered"][r]
         }
+
+    @property
+    def priors(self) -> dict[str, np.ndarray]:
+        """Each series' prior scale ``[horizon, n_targets]``, where it has one (copies)."""
+        prior = self._rows["prior"]
+        return {s: prior[r].copy() for s, r in self._rows.index.items() if np.isfinite(prior[r]).any()}
 
     def _own(self, names: Sequence[str], flag: str, fields: Sequence[str]) -> np.ndarray:
         """Rows of ``names`` with ``flag`` set, added where new; those without it start ``fields`` afresh."""
@@ -259,13 +272,16 @@ class OnlineConformal:
         found = state.find(series)  # each series' row, −1 without one
         known = np.flatnonzero(found >= 0)
         own = known[state["ring"][found[known]]]
+        pooled = self.pooled.ordered()
+        ratio[known] = _prior_ratio(state["prior"][found[known]], self.unit)
         if len(own):
             rows = found[own]
             filled = np.minimum(state["count"][rows], w)  # [S, H]
             values = self._sorted(rows)  # [S, H, T, W]
             use = filled >= w
             if not use.all():
-                ratio[own] = self._pool_ratio(values, filled)
+                pool_median = _sorted_median(pooled, np.arange(h), self.pooled.filled)  # [H, T]
+                ratio[own] = self._pool_ratio(values, filled, pool_median, ratio[own])
         steered = known[state["steered"][found[known]]]
         if len(steered):
             rows = found[steered]
@@ -276,7 +292,6 @@ class OnlineConformal:
             )
             alpha[steered] = mixed + state["offset"][rows]
         # each quantile is read where it lives: a full ring's own, else the pool's, scaled
-        pooled = self.pooled.ordered()
         n = np.broadcast_to(self.pooled.filled, (b, h))
         out = _quantile(np.broadcast_to(pooled, (b, *pooled.shape)), n, alpha) * ratio[:, None]
         if len(own) and use.any():
@@ -287,11 +302,13 @@ class OnlineConformal:
         out[:, order] = np.maximum.accumulate(out[:, order], axis=1)
         return out
 
-    def _pool_ratio(self, values: np.ndarray, filled: np.ndarray) -> np.ndarray:
+    def _pool_ratio(
+        self, values: np.ndarray, filled: np.ndarray, pool_median: np.ndarray, otherwise: np.ndarray
+    ) -> np.ndarray:
         """``[S, H, T]``: what series with rings ``values`` (sorted, holding ``filled`` ``[S, H]``) scale
-        the pool by while not full: their own residuals' median over the pool's (``_pool_scale``)."""
+        the pool (its median ``[H, T]``) by while not full: their own residuals' median over the
+        pool's (``_pool_scale``), else ``otherwise`` ``[S, H, T]`` (their prior's)."""
         s, h = filled.shape
-        pool_median = _sorted_median(self.pooled.ordered(), np.arange(h), self.pooled.filled)  # [H, T]
         flat_rings = values.reshape(-1, *values.shape[2:])  # [S * H, T, W]
         return _pool_scale(
             flat_rings,
@@ -299,6 +316,7 @@ class OnlineConformal:
             filled.ravel(),
             np.tile(pool_median, (s, 1)),
             self.params.window,
+            otherwise.reshape(s * h, -1),
         ).reshape(s, h, -1)
 
     def intervals(self, series: Sequence[str], yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -349,21 +367,23 @@ class OnlineConformal:
         ring = slot * self.horizon + lead0  # each outcome's (series, lead), flat
         rank = occurrence(ring)  # its place among that ring's outcomes of this call
         pooled = self.pooled.ordered(), self.pooled.filled  # as the call began
+        prior = _prior_ratio(self._rows["prior"][at_rows], self.unit)  # [U, H, T]
         beta = np.empty_like(scores)
         block = min(values.shape[3], PASSES_PER_BLOCK)  # within a block no ring slot is written twice
         for first in range(0, int(rank.max()) + 1, block):
             at = np.flatnonzero((rank >= first) & (rank < first + block))
             beta[at] = _realised_level(
-                values, counts, pooled, ring[at], rank[at] - first, scores[at], ordered
+                values, counts, pooled, prior, ring[at], rank[at] - first, scores[at], ordered
             )
             _append(values, counts, slot[at], lead0[at], scores[at], rank[at] - first)
             ordered = None  # the next block's rings have changed
         if not isinstance(at_rows, slice):
             self._rows["values"][at_rows], self._rows["count"][at_rows] = values, counts
         self._rows["fresh"][at_rows] = False
-        all_v, all_c = self.pooled.values[None], self.pooled.count[None]  # appended to in place
-        _append(all_v, all_c, np.zeros_like(slot), lead0, scores)
-        self.pooled.put(all_v[0], all_c[0])
+        if not np.isfinite(self.unit).any():  # a pool of validation residuals in a unit stays as seeded
+            all_v, all_c = self.pooled.values[None], self.pooled.count[None]  # appended to in place
+            _append(all_v, all_c, np.zeros_like(slot), lead0, scores)
+            self.pooled.put(all_v[0], all_c[0])
         if half_widths is not None and (self.params.gammas or self.params.gamma):
             half = np.asarray(half_widths, dtype=np.float64)
             self._learn_levels(series, ring, rank, scores, beta, half)
@@ -441,20 +461,46 @@ class OnlineConformal:
         _put(alpha, stepped, known)
         _put(weight, mixed, known)
 
-    def reseed(self, residuals: np.ndarray) -> None:
+    def reseed(self, residuals: np.ndarray, series: Sequence[str] | None = None) -> None:
         """A new model serves: forget every residual and every expert's level and weight; pool its
         validation residuals ``[n, horizon, n_targets]`` (``y − yhat`` on windows it was not fitted
-        on, oldest first). Each series keeps its outer offset: it tracks how far intervals drawn
-        from fresh residuals miss, a bias (validation residuals of a new model understate its live
-        errors) that a swap does not remove, and a model that swaps often would never let a reset
-        offset gather the outcomes to correct it."""
+        on, oldest first; ``series``: whose each one is, when known). Each series keeps its outer
+        offset: it tracks how far intervals drawn from fresh residuals miss, a bias (validation
+        residuals of a new model understate its live errors) that a swap does not remove, and a
+        model that swaps often would never let a reset offset gather the outcomes to correct it.
+
+        With ``series``, one with ``MIN_PRIOR`` residuals here gets their mean as its prior scale;
+        the pool's unit is the mean of them all, and each series' share is rescaled to it: the pool
+        of series of unlike scales then holds one tail's shape, not a mixture whose tail is the
+        noisiest series'. The mean, not the median: a series idle half the time (a solar plant at
+        night) has a median error near 0, and its share divided by it would be all tail. Such a
+        pool takes no live residual (each would need its series' scale, and a scale learnt on a
+        calm stretch makes the next busy one's errors the pool's tail for every series); without
+        ``series`` the pool holds raw residuals and takes every live one."""
+        scores = np.abs(np.asarray(residuals, dtype=np.float64))
+        self.unit = np.full((self.horizon, self.n_targets), np.nan)  # no unit: the pool holds raw residuals
+        if series is not None and len(scores):
+            scores = self._set_priors(scores, series)
         self.pooled = self._new_scores()
         for lead in range(self.horizon):
-            self.pooled.add(lead, np.abs(residuals[:, lead, :]))
+            self.pooled.add(lead, scores[:, lead, :])
         state = self._rows
         state["ring"][:] = False
         steered = np.flatnonzero(state["steered"])
         state.reset(steered, ("alpha", "weight"))
+
+    def _set_priors(self, scores: np.ndarray, series: Sequence[str]) -> np.ndarray:
+        """Each series' prior from its absolute residuals among ``scores`` ``[n, H, T]`` (``series``
+        ``[n]``; one with fewer than ``MIN_PRIOR`` keeps the prior it had), the pool's unit, and
+        ``scores`` in it."""
+        names, group, size = np.unique(np.asarray(series), return_inverse=True, return_counts=True)
+        names = [str(n) for n in names]
+        rows = self._rows.add(names)
+        prior = self._rows["prior"]
+        for g in np.flatnonzero(size >= MIN_PRIOR):
+            prior[rows[g]] = scores[group == g].mean(axis=0)
+        self.unit = scores.mean(axis=0)
+        return scores / _prior_ratio(prior[rows], self.unit)[group]
 
     def forget(self, names: Sequence[str]) -> None:
         """Drop series this process no longer serves."""
@@ -478,6 +524,8 @@ class OnlineConformal:
             "alpha": {s: ex.alpha.copy() for s, ex in self.experts.items()},
             "weight": {s: ex.weight.copy() for s, ex in self.experts.items()},
             "offset": {s: ex.offset.copy() for s, ex in self.experts.items()},
+            "prior": {s: prior.copy() for s, prior in self.priors.items()},
+            "unit": self.unit.copy(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -500,6 +548,10 @@ class OnlineConformal:
         for s, d in state["series"].items():
             (r,) = self._own([s], "ring", _RING_FIELDS)
             rows["values"][r], rows["count"][r] = d["values"], d["count"]
+        self.unit = np.asarray(state.get("unit", np.full_like(self.unit, np.nan)), dtype=np.float64)
+        for s, prior in state.get("prior", {}).items():  # none in a state saved before priors
+            (r,) = rows.add([s])
+            rows["prior"][r] = prior
         if [float(g) for g in saved.get("gammas", [])] == list(self.params.gammas) and "offset" in state:
             for s, alpha in state["alpha"].items():
                 (r,) = self._own([s], "steered", _EXPERT_FIELDS)
@@ -526,6 +578,7 @@ def _realised_level(
     values: np.ndarray,
     counts: np.ndarray,
     pooled: tuple[np.ndarray, np.ndarray],
+    prior: np.ndarray,
     ring: np.ndarray,
     rank: np.ndarray,
     scores: np.ndarray,
@@ -534,7 +587,9 @@ def _realised_level(
     """DtACI's ``β`` ``[P, T]`` of outcomes ``scores`` ``[P, T]``, the ``rank``-th of their flat (series,
     lead) ``ring`` in a block of passes, from the rings ``values`` ``[U, H, T, W]`` (``counts``
     ``[U, H]``; ``ordered``: them sorted, if the caller has it) as the block began, or from
-    ``pooled`` (its rings sorted ``[H, T, W]`` and how many each holds) while a ring is not yet full.
+    ``pooled`` (its rings sorted ``[H, T, W]`` and how many each holds) while a ring is not yet full,
+    rescaled as :meth:`OnlineConformal.half_widths` reads it (``prior``: each ring's prior over the
+    pool's unit ``[U, H, T]``, :func:`_prior_ratio`).
 
     β is the level below which the interval from the ``n`` residuals held holds the score; NaN
     without residuals. With :func:`_quantile`'s rank ``⌈(1 − a)(n + 1)⌉`` a level ``a`` holds it iff
@@ -561,10 +616,13 @@ def _realised_level(
             below += _replaced_below(flat, counts.ravel(), ring, rank, scores)
     if not use_own.all():
         lead0 = ring % h
-        ratio = np.ones(scores.shape)  # [P, T]: the pool rescaled to the ring's own residuals, if enough
+        # [P, T]: the pool rescaled to the ring's own residuals if enough, else to its prior
+        ratio = prior.reshape(-1, t)[ring]
         if len(sub):  # each ring's values as the block began: min(start, w) of them
             pool_median = _sorted_median(pooled[0], np.arange(h), pooled[1])[lead0[sub]]  # [k, T]
-            ratio[sub] = _pool_scale(ordered, ring[sub], np.minimum(start[sub], w), pool_median, w)
+            ratio[sub] = _pool_scale(
+                ordered, ring[sub], np.minimum(start[sub], w), pool_median, w, ratio[sub]
+            )
         from_pool = _count_below(pooled[0], lead0, scores / np.where(ratio > 0, ratio, np.inf))
         below = np.where(use_own[:, None], below, from_pool)
         own = np.where(use_own, own, pooled[1][lead0])
@@ -573,15 +631,27 @@ def _realised_level(
     return np.where(n_ > 0, beta, np.nan)
 
 
+def _prior_ratio(prior: np.ndarray, unit: np.ndarray) -> np.ndarray:
+    """``prior`` over ``unit`` (broadcast alike) where both are positive, else 1: what a series without
+    ``MIN_SCALE`` residuals of its own scales the pool by, and divides its residuals by in the pool."""
+    ok = (prior > 0) & (unit > 0)  # False for NaN
+    return np.where(ok, prior / np.where(ok, unit, 1.0), 1.0)
+
+
 def _pool_scale(
-    rings: np.ndarray, rows: np.ndarray, n: np.ndarray, pool_median: np.ndarray, window: int
+    rings: np.ndarray,
+    rows: np.ndarray,
+    n: np.ndarray,
+    pool_median: np.ndarray,
+    window: int,
+    otherwise: np.ndarray,
 ) -> np.ndarray:
     """``[k, T]``: what rings ``rows`` of ``rings`` ``[R, T, W]`` (sorted ascending, NaN last; holding
     ``n`` ``[k]`` values each) scale their reading of the pool by while not full: the median of their
-    own residuals over the pool's (``pool_median`` ``[k, T]``) once they hold ``MIN_SCALE``, else 1.
-    The pool gives the tail's shape, the series its scale: a series whose errors are 100× the others'
-    would otherwise read intervals drawn from theirs."""
-    ratio = np.ones(pool_median.shape)
+    own residuals over the pool's (``pool_median`` ``[k, T]``) once they hold ``MIN_SCALE``, else
+    ``otherwise`` ``[k, T]`` (:func:`_prior_ratio`). The pool gives the tail's shape, the series its
+    scale: a series whose errors are 100× the others' would otherwise read intervals drawn from theirs."""
+    ratio = otherwise.copy()
     scaled = np.flatnonzero((n >= MIN_SCALE) & (n < window))
     if len(scaled):
         mine = _sorted_median(rings, rows[scaled], n[scaled])

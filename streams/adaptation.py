@@ -135,9 +135,15 @@ class Adaptation:
         return decision
 
     def start(
-        self, decision: Decision, histories: Sequence[np.ndarray], step: int, ts_ms: int
+        self,
+        decision: Decision,
+        histories: Sequence[np.ndarray],
+        step: int,
+        ts_ms: int,
+        series: Sequence[str] = (),
     ) -> TrainJob | None:
-        """Submit a job training on the last ``decision.window`` rows of each history (oldest row first).
+        """Submit a job training on the last ``decision.window`` rows of each history (oldest row first;
+        ``series``: their names, in order, when known: the intervals then learn each one's scale).
 
         The window is widened to give at least ``MIN_TRAIN_WINDOWS`` windows per series. Nothing
         is started (None) when the trainer is busy or no history is long enough. With no model
@@ -191,6 +197,7 @@ class Adaptation:
             recipe=None if gated or self._recipe is None else dict(self._recipe),
             judge=judge,
             memory=self.memory_params,
+            series=tuple(series),
         )
         self.trainer.submit(job)
         if self.model is None:
@@ -296,7 +303,7 @@ class Adaptation:
         self._swap(cand, job, version, gate, found)
         if gate is not None:
             self._recipe, self._recipe_windows = gate.refit_hparams(report), found.windows
-            self._reseed_intervals(found.residuals)
+            self._reseed_intervals(found.residuals, job.owners(found.residual_owner))
         self.policy.notify_retrained(
             step, val_error=found.gate_error, reference_features=found.reference, rows=job.history_rows
         )
@@ -363,15 +370,24 @@ class Adaptation:
         if self.memory_params is not None and self.model is not None:
             self.memory = fresh_memory(self.model, self.memory_params)
 
-    def _reseed_intervals(self, residuals: np.ndarray | None) -> None:
-        """A new model's errors differ: calibrate on its validation residuals ``y − yhat`` (None: none known).
+    def _reseed_intervals(self, residuals: np.ndarray | None, series: list[str] | None = None) -> None:
+        """A new model's errors differ: calibrate on its validation residuals ``y − yhat`` (None: none
+        known; ``series``: whose each is, when known).
 
         They are the fit that never saw the validation windows, so they are out-of-sample errors.
+        Under ``window_norm: standard`` (series of unlike scales) the calibrator learns each series'
+        scale from its own and keeps a pool of their shape (:meth:`OnlineConformal.reseed`); series
+        of like scales share one pool of raw residuals, which also takes every live one, so that
+        every series' bands widen as soon as errors grow after a change.
         """
         if self.intervals is None:
             return
         t = self.template
-        self.intervals.reseed(np.empty((0, t.horizon, t.n_targets)) if residuals is None else residuals)
+        if residuals is None:
+            self.intervals.reseed(np.empty((0, t.horizon, t.n_targets)))
+        else:
+            unlike = self.model is not None and self.model.window_norm == "standard"
+            self.intervals.reseed(residuals, series if unlike else None)
 
     def _log_failure(self, label: str, step: int, error: str | None) -> None:
         """Warn of a failed fit with its error, once per distinct error (a broken recipe fails every

@@ -88,7 +88,8 @@ class Assessment:
 
     ``gate_error``: the gated fit's lead-1 error on every validation window (None when ungated).
     ``contest``: (candidate, judge) errors on the windows compared (None: nothing to compare).
-    ``residuals``: the gated fit's validation residuals in the loop's units, for the intervals.
+    ``residuals``: the gated fit's validation residuals, for the intervals; ``residual_owner``: the
+    history (its place in the job's list) each is of, when known.
     ``reference``: the training inputs' last rows, standardised by the candidate (the feature
     detector's reference). ``held``: rows between the gated fit's data and the newest row.
     ``cleaned``: glitches replaced in the training histories.
@@ -102,6 +103,7 @@ class Assessment:
     gate_error: float | None = None
     contest: tuple[float, float] | None = None
     residuals: np.ndarray | None = None
+    residual_owner: np.ndarray | None = None
     memory: ErrorMemory | None = None
     cleaned: int = 0
 
@@ -116,6 +118,7 @@ class Assessment:
             "gate_error": self.gate_error,
             "contest": None if self.contest is None else list(self.contest),
             "residuals": self.residuals,
+            "residual_owner": self.residual_owner,
             "memory": None if self.memory is None else self.memory.state_dict(),
             "cleaned": self.cleaned,
         }
@@ -132,6 +135,7 @@ class Assessment:
             gate_error=state["gate_error"],
             contest=None if contest is None else (float(contest[0]), float(contest[1])),
             residuals=state["residuals"],
+            residual_owner=state.get("residual_owner"),
             memory=None if memory is None else ErrorMemory.from_state(memory),
             cleaned=int(state["cleaned"]),
         )
@@ -168,7 +172,8 @@ def assess(
     pred = judged.predict(vx)
     if gate is not None:
         out.gate_error = validation_error(gate, vx, vy, pred)
-        out.residuals = (vy - pred) / gate.output_scale(vx)[:, None, :]  # the loop's units
+        out.residuals = vy - pred  # in the forecasts' units, as the calibrator keeps them
+        out.residual_owner = data.val_owner if data.val is not None else None
     if judge is not None:
         unseen = np.ones(len(vx), dtype=bool)
         if gate is not None and judge.ended is not None and data.val_age is not None:

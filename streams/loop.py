@@ -683,7 +683,7 @@ class ForecastLoop:
         yhat = corrected = base
         lo = hi = half = level = None
         # under window_norm standard, errors are kept in each window's units, so series of any scale
-        # share the memory and the calibrator's pool, and weigh alike in the detector
+        # share the memory and weigh alike in the detector (the calibrator scales per series instead)
         scale = self.model.output_scale(windows)[:, None, :] if self.model.window_norm == "standard" else None
         if self.memory is not None and keys is not None:
             with self.ledger.measure("correct", samples=len(names)):  # the keyed memory, level term and gate
@@ -702,11 +702,8 @@ class ForecastLoop:
             self.metrics.memory_served_ratio.set(float(served.mean()))
             observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
         if self.intervals is not None:
-            half = self.intervals.half_widths(poll.names)[poll.series[poll.due]].astype(
-                np.float32
-            )  # [B, L, H, T], in window units under window_norm standard
-            width = half if scale is None else half * scale[:, None]
-            lo, hi = yhat[:, None] - width, yhat[:, None] + width
+            half = self.intervals.half_widths(poll.names)[poll.series[poll.due]].astype(np.float32)
+            lo, hi = yhat[:, None] - half, yhat[:, None] + half  # [B, L, H, T]
         last = np.array([rec.ts_ms for rec in issued], dtype=np.int64)
         times = advance(last[:, None], poll.period[:, None], np.arange(1, self.horizon + 1)).tolist()
         kind, version, levels = self.template.kind, self.model_version, self.levels
@@ -785,7 +782,7 @@ class ForecastLoop:
         current = cols["version"][idx] == self._versions.get(self.model_version, -1)
         recs, names = poll.recs, poll.names
         series = poll.series[truth_idx]  # outcome i is of series names[series[i]]
-        scale = cols.get("scale")  # under window_norm standard, what the memory, calibrator and detector read
+        scale = cols.get("scale")  # under window_norm standard, what the memory and detector read
         in_units = (lambda a: a) if scale is None else (lambda a: a / scale[idx])  # is in window units
         # a glitch's truth (far beyond anything the model trained on) is scored, but nothing learns from it
         bounds = None if self.model is None else self.model.input_bounds
@@ -805,7 +802,7 @@ class ForecastLoop:
                         np.abs(truth - corrected)[sound].mean(axis=1),
                         err_base[sound].mean(axis=1),
                     )
-        self._calibrate(names, series, idx, lead, in_units(truth - yhat), current, learn)
+        self._calibrate(names, series, idx, lead, truth - yhat, current, learn)
         first = np.flatnonzero(lead == 1)
         result.scored.extend(
             ScoredError(recs[i].series, recs[i].ts_ms, 1, e, e_base)
@@ -850,7 +847,7 @@ class ForecastLoop:
             decision = self.adaptation.decide(info, ts)
         if decision.retrain:
             histories = [s.history() for s in self.states.values()]
-            self.adaptation.start(decision, histories, self.step, ts)
+            self.adaptation.start(decision, histories, self.step, ts, list(self.states))
         self.adaptation.collect(self.step)
         result.events.extend(self.events[mark:])
 

@@ -86,7 +86,8 @@ class TrainingSet:
 
     ``full`` holds every window, the validation slice and the gap before it included: what a
     candidate is refitted on once validated, so it learns from the newest data too. ``val_age``
-    is, per validation window, how many rows of its series arrived after its last target row.
+    is, per validation window, how many rows of its series arrived after its last target row, and
+    ``val_owner`` which history (its place in the list) it is of.
     ``cleaned`` counts the glitches replaced in the histories before windowing
     (:func:`~adaptcast.forecast.outliers.clean`).
     """
@@ -97,6 +98,7 @@ class TrainingSet:
     rows: int
     full: tuple[np.ndarray, np.ndarray]
     val_age: np.ndarray | None = None
+    val_owner: np.ndarray | None = None
     cleaned: int = 0
 
     @property
@@ -118,9 +120,9 @@ def training_set(
 
     Returns None when no series has enough rows for one training window.
     """
-    xs, ys, xv, yv, xa, ya, age = [], [], [], [], [], [], []
+    xs, ys, xv, yv, xa, ya, age, owner = [], [], [], [], [], [], [], []
     cleaned = 0
-    for h in histories:
+    for i, h in enumerate(histories):
         runs = [run for run in segments(h[-rows:]) if len(run) >= lookback + horizon]
         if not runs:
             continue
@@ -139,6 +141,7 @@ def training_set(
             xv.append(X[val_idx])
             yv.append(Y[val_idx])
             age.append(X.shape[0] - 1 - np.arange(X.shape[0])[val_idx])
+            owner.append(np.full(len(age[-1]), i, dtype=np.int64))
     if not xs:
         return None
     val = (np.concatenate(xv), np.concatenate(yv)) if xv else None
@@ -149,8 +152,9 @@ def training_set(
         val,
         rows,
         full,
-        np.concatenate(age) if age else None,
-        cleaned,
+        val_age=np.concatenate(age) if age else None,
+        val_owner=np.concatenate(owner) if owner else None,
+        cleaned=cleaned,
     )
 
 
@@ -183,6 +187,7 @@ class TrainJob:
     recipe: dict[str, Any] | None = None
     judge: Judge | None = None  # what the candidate is compared with (None: it serves unjudged)
     memory: dict[str, Any] | None = None  # the new model's error-memory parameters (None: no memory)
+    series: tuple[str, ...] = ()  # the histories' series, in order (empty: not known)
 
     @cached_property
     def data(self) -> TrainingSet:
@@ -193,6 +198,12 @@ class TrainJob:
         if data is None:
             raise ValueError(f"no history holds {t.lookback + t.horizon} rows, one window")
         return data
+
+    def owners(self, which: np.ndarray | None) -> list[str] | None:
+        """The series of the histories at places ``which`` (None when either is not known)."""
+        if which is None or len(self.series) != len(self.histories):
+            return None
+        return [self.series[i] for i in which.tolist()]
 
     @property
     def gated(self) -> bool:

@@ -9,6 +9,7 @@ import pytest
 from adaptcast.drift import load_state, save_state
 from adaptcast.drift.conformal import (
     DEFAULT_GAMMAS,
+    MIN_PRIOR,
     MIN_SCALE,
     ConformalParams,
     OnlineConformal,
@@ -134,6 +135,62 @@ def test_a_series_on_another_scale_than_the_pool_keeps_its_coverage_and_width() 
     assert (np.median(widths[200:], axis=0) < 3.0).all()  # not the pool's scale (100x or 0.01x off)
 
 
+def _right_after_swaps(labelled: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Coverage ``[S, L]`` and median 95 % width over sigma ``[S]`` of three series of scales 1, 100 and
+    0.01, over the first ``MIN_SCALE - 1`` outcomes after each swap (every 60), when the validation
+    residuals the calibrator is reseeded with (50 a series) say whose they are or not."""
+    rng = np.random.default_rng(11)
+    scale = np.array([1.0, 100.0, 0.01])
+    names = ["one", "hundred", "hundredth"]
+    cal = OnlineConformal(1, 1, ConformalParams(LEVELS, DTACI))
+    hits, widths = [], []
+    for t in range(1200):
+        if t % 60 == 0:
+            residuals = rng.normal(size=(len(scale), 50)) * scale[:, None]
+            cal.reseed(residuals.reshape(-1, 1, 1), np.repeat(names, 50).tolist() if labelled else None)
+        half = cal.half_widths(names)[:, :, 0, :]  # [S, L, T]
+        r = (rng.normal(size=len(scale)) * scale)[:, None]
+        if t % 60 < MIN_SCALE - 1:
+            hits.append(np.abs(r) <= half[:, :, 0])
+            widths.append(half[:, -1, 0] / scale)
+        cal.update_many(names, np.arange(len(names)), np.ones(len(names), dtype=np.int64), r, half)
+    return np.mean(hits, axis=0), np.median(widths, axis=0)
+
+
+def test_validation_residuals_that_say_whose_they_are_give_each_series_its_scale_at_once() -> None:
+    """Right after a swap, before a series has MIN_SCALE residuals of its own, it reads the pool at its
+    own validation residuals' scale (its prior): 95 % of a normal is 1.96 sigma. Unlabelled, the pool
+    is a mixture of three scales, and every series reads the same width."""
+    covered, width = _right_after_swaps(labelled=True)
+    assert (np.abs(covered[:, -1] - LEVELS[-1]) <= 0.04).all(), covered
+    assert (np.abs(width - 1.96) < 0.6).all(), width
+    _, mixed = _right_after_swaps(labelled=False)
+    assert mixed[0] > 10 and mixed[2] > 1000  # the hundred's errors set everyone's width
+
+
+def test_a_prior_outlives_a_swap_without_enough_residuals_and_a_snapshot(tmp_path) -> None:
+    cal = OnlineConformal(1, 1, ConformalParams(LEVELS, DTACI))
+    cal.reseed(np.full((2 * MIN_PRIOR, 1, 1), 4.0), ["a"] * MIN_PRIOR + ["b"] * MIN_PRIOR)
+    assert cal.priors["a"] == pytest.approx(4.0)
+    few = np.concatenate([np.full((MIN_PRIOR - 1, 1, 1), 8.0), np.full((MIN_PRIOR, 1, 1), 1.0)])
+    cal.reseed(few, ["a"] * (MIN_PRIOR - 1) + ["b"] * MIN_PRIOR)
+    assert cal.priors["a"] == pytest.approx(4.0) and cal.priors["b"] == pytest.approx(1.0)
+    save_state(tmp_path / "c.npz", {"conformal": cal.state_dict()})
+    back = OnlineConformal(1, 1, ConformalParams(LEVELS, DTACI))
+    back.load_state_dict(load_state(tmp_path / "c.npz")["conformal"])
+    assert back.priors.keys() == cal.priors.keys() and np.array_equal(back.unit, cal.unit)
+    assert np.array_equal(back.half_widths(["a", "b", "c"]), cal.half_widths(["a", "b", "c"]))
+
+
+def test_one_series_reads_its_validation_residuals_alike_labelled_or_not() -> None:
+    rng = np.random.default_rng(12)
+    residuals = rng.normal(size=(60, 2, 1))
+    plain, labelled = (OnlineConformal(2, 1, ConformalParams(LEVELS, DTACI)) for _ in range(2))
+    plain.reseed(residuals)
+    labelled.reseed(residuals, ["s"] * len(residuals))
+    assert np.array_equal(plain.half_widths(["s"]), labelled.half_widths(["s"]))
+
+
 def _swapped_often(seed: int) -> np.ndarray:
     """Coverage per level of 4 series whose errors drift slowly (AR(1), φ = 0.99), under a model swapped
     every 80 outcomes whose live error scale differs from its validation residuals' by 0.6–1.6×."""
@@ -237,7 +294,10 @@ def test_realised_level_is_where_the_interval_stops_holding_the_truth() -> None:
     sorted_ = np.sort(ring, axis=2)
     pooled, zero = (sorted_, np.array([30])), np.zeros(1, dtype=np.int64)  # the ring of one series and lead
     for score in [1e-9, *np.abs(rng.normal(size=40)), 99.0]:
-        beta = _realised_level(ring[None], np.array([[30]]), pooled, zero, zero, np.array([[score]]))[0, 0]
+        no_prior = np.full((1, 1, 1), np.nan)
+        beta = _realised_level(
+            ring[None], np.array([[30]]), pooled, no_prior, zero, zero, np.array([[score]])
+        )[0, 0]
         for a in np.linspace(-0.1, 1.1, 61):
             half = _quantile(sorted_[None], np.array([[30]]), np.full((1, 1, 1, 1), a))[0, 0, 0, 0]
             assert (score <= half) == (a < beta), (score, a, beta, half)

@@ -116,3 +116,36 @@ def test_intervals_off_in_config_builds_no_calibrator() -> None:
 
     assert steps("rolling") == ((), 0.0) and steps("aci") == ((), 0.005)
     assert len(steps("dtaci")[0]) == 8 and steps("dtaci")[1] == 0.005
+
+
+def _idle_then_busy(rng: np.random.Generator, steps: int, scale: float) -> np.ndarray:
+    """Still for 12 steps in every 36 (a plant at night), noise of sd ``scale`` the rest of the time."""
+    busy = (np.arange(steps) % 36) >= 12
+    return np.where(busy, rng.normal(size=steps) * scale, 5.0 * scale + 1e-4 * scale * rng.normal(size=steps))
+
+
+def test_bounds_under_window_norm_standard_are_in_each_series_units_not_a_still_windows() -> None:
+    """Under window_norm standard, a window that barely moves has a spread near 0: a residual in its
+    units is huge, and intervals drawn from such residuals were tens of times too wide. The bounds
+    are drawn in the forecasts' units, each series at its own scale."""
+    cfg = load_config(
+        overrides={
+            "model": {"kind": "naive", "lookback": 8, "horizon": 1, "params": {"window_norm": "standard"}},
+            "adaptation": {"policy": "periodic:120", "memory": False},
+        },
+        environ={},
+    )
+    loop = build_loop(cfg)
+    rng = np.random.default_rng(2)
+    steps, scales = 900, {"small": 1.0, "large": 1000.0}
+    values = {name: _idle_then_busy(rng, steps, scale) for name, scale in scales.items()}
+    widths: dict[str, list[float]] = {name: [] for name in scales}
+    for step in range(steps):
+        recs = [Record(name, step * HOUR, {"y": float(v[step])}) for name, v in values.items()]
+        for f in loop.process(recs).forecasts:
+            if step >= 300 and (step % 36) >= 14:  # forecasts issued while the series is busy
+                widths[f.series].append(float(f.hi[1, 0, 0] - f.lo[1, 0, 0]) / scales[f.series])
+    assert sum(isinstance(e, Retrained) for e in loop.events) > 3
+    # a busy step's naive error has sd sqrt(2): the 95 % band is about 2 x 1.96 x 1.41 = 5.5 sd wide
+    for name, got in widths.items():
+        assert 2.0 < np.median(got) < 12.0 and np.mean(got) < 20.0, (name, np.median(got), np.mean(got))
