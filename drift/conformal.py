@@ -294,9 +294,12 @@ class OnlineConformal:
         # each quantile is read where it lives: a full ring's own, else the pool's, scaled
         n = np.broadcast_to(self.pooled.filled, (b, h))
         out = _quantile(np.broadcast_to(pooled, (b, *pooled.shape)), n, alpha) * ratio[:, None]
-        if len(own) and use.any():
+        if len(own):
             mine = _quantile(values, filled, alpha[own])
-            out[own] = np.where(use[:, None, :, None], mine, out[own])
+            floor = (filled >= MIN_SCALE)[:, None, :, None]
+            out[own] = np.where(
+                use[:, None, :, None], mine, np.where(floor, np.fmax(out[own], mine), out[own])
+            )
         # levels are steered apart, so a higher one could come out narrower: widen it to the lower's
         order = np.argsort(self.params.levels)
         out[:, order] = np.maximum.accumulate(out[:, order], axis=1)
@@ -602,18 +605,21 @@ def _realised_level(
     start = counts.ravel()[ring]  # residuals the ring had taken when the block began
     own = np.minimum(start + rank, w)
     use_own = own >= w
+    floor = ~use_own & (own >= MIN_SCALE)  # a ring not full whose own quantile floors the pool's
     below = np.zeros(scores.shape, dtype=np.int64)
     sub = np.flatnonzero(~use_own & (np.minimum(start, w) >= MIN_SCALE))  # read the pool, rescaled
     if ordered is not None:
         ordered = ordered.reshape(-1, t, w)
-    elif use_own.any() or len(sub):
+    elif use_own.any() or floor.any() or len(sub):
         ordered = np.sort(flat, axis=2)
     else:
         ordered = flat
-    if use_own.any():
+    if use_own.any() or floor.any():
         below = _count_below(ordered, ring, scores)
         if rank.max() > 0:
             below += _replaced_below(flat, counts.ravel(), ring, rank, scores)
+    n_own = own.astype(np.float64)[:, None]
+    beta = np.where(below < n_own, 1.0 - below / (n_own + 1), -1.0)  # read where use_own or floor
     if not use_own.all():
         lead0 = ring % h
         # [P, T]: the pool rescaled to the ring's own residuals if enough, else to its prior
@@ -624,11 +630,12 @@ def _realised_level(
                 ordered, ring[sub], np.minimum(start[sub], w), pool_median, w, ratio[sub]
             )
         from_pool = _count_below(pooled[0], lead0, scores / np.where(ratio > 0, ratio, np.inf))
-        below = np.where(use_own[:, None], below, from_pool)
-        own = np.where(use_own, own, pooled[1][lead0])
-    n_ = own.astype(np.float64)[:, None]
-    beta = np.where(below < n_, 1.0 - below / (n_ + 1), -1.0)
-    return np.where(n_ > 0, beta, np.nan)
+        n_pool = pooled[1][lead0].astype(np.float64)[:, None]
+        beta_pool = np.where(from_pool < n_pool, 1.0 - from_pool / (n_pool + 1), -1.0)
+        beta_pool = np.where(n_pool > 0, beta_pool, np.nan)
+        # an interval the larger of two holds the score below the larger of their two levels
+        beta = np.where(use_own[:, None], beta, np.where(floor[:, None], np.fmax(beta, beta_pool), beta_pool))
+    return beta
 
 
 def _prior_ratio(prior: np.ndarray, unit: np.ndarray) -> np.ndarray:

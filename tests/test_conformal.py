@@ -168,6 +168,27 @@ def test_validation_residuals_that_say_whose_they_are_give_each_series_its_scale
     assert mixed[0] > 10 and mixed[2] > 1000  # the hundred's errors set everyone's width
 
 
+def test_a_tail_the_validation_residuals_lacked_is_covered_from_the_series_own() -> None:
+    """A labelled pool holds only validation residuals; a series whose live errors burst (15 % of them
+    10x the rest) has about their median, so it reads the pool at its own scale, but the pool's tail
+    has no burst, and no steering reaches past its widest residual (0.889 at 95 %). Once the series
+    has MIN_SCALE residuals of its own, their quantile floors the band, and 95 % holds again."""
+    rng = np.random.default_rng(13)
+    names = ["calm", "bursts"]
+    cal = OnlineConformal(1, 1, ConformalParams(LEVELS, DTACI))
+    hits = []
+    for t in range(2000):
+        if t % 100 == 0:
+            cal.reseed(rng.normal(size=(100, 1, 1)), np.repeat(names, 50).tolist())
+        half = cal.half_widths(names)[:, :, 0, :]  # [S, L, T]
+        r = (rng.normal(size=2) * [1.0, 10.0 if rng.random() < 0.15 else 1.0])[:, None]
+        if t % 100 >= MIN_SCALE:
+            hits.append(np.abs(r) <= half[:, :, 0])
+        cal.update_many(names, np.arange(2), np.ones(2, dtype=np.int64), r, half)
+    covered = np.mean(hits, axis=0)  # [S, L]
+    assert (covered[:, -1] >= LEVELS[-1] - 0.03).all(), covered
+
+
 def test_a_prior_outlives_a_swap_without_enough_residuals_and_a_snapshot(tmp_path) -> None:
     cal = OnlineConformal(1, 1, ConformalParams(LEVELS, DTACI))
     cal.reseed(np.full((2 * MIN_PRIOR, 1, 1), 4.0), ["a"] * MIN_PRIOR + ["b"] * MIN_PRIOR)
