@@ -38,8 +38,8 @@ DEFAULT_WINDOW = 200  # residuals kept per (series, lead, target): enough for a 
 MIN_WINDOW = 20
 # Own residuals a series needs before the pooled ring it reads is rescaled to its errors' median.
 MIN_SCALE = 20
-# Validation residuals a series needs at a reseed for their median to stand for its scale until it
-# has MIN_SCALE of its own (and for its share of the pool to be rescaled to the pool's median).
+# Validation residuals a series needs at a reseed for their mean to stand for its scale until it has
+# MIN_SCALE of its own (and for its share of the pool to be rescaled to the pool's unit).
 MIN_PRIOR = 10
 # A residual more than this many times the ring's REPEATS-th largest is a glitch's (the outcome was a
 # sensor's 1e12): no interval reaches it, as one such outcome would otherwise widen a steered 95 %
@@ -162,13 +162,14 @@ class OnlineConformal:
     median of its own residuals over the pool's once it holds ``MIN_SCALE``; before that, when the
     validation residuals said whose they were, the mean of its own among them (its prior, kept
     across swaps) over the pool's unit. The pool then gives the tail's shape and the series its
-    scale. An expert's level is kept in ``[−γ, 1 + γ]``,
-    the range ACI's own updates stay in when a level at or below 0 gives an interval that never
-    misses (Gibbs & Candès 2021, Lemma 4.1): here it gives the widest residual held, which can miss,
-    and an unbounded level would keep the interval there long after a change has passed; clipping
-    at 0 instead would forget part of each miss and under-cover at 95 %. The interval uses the
-    weighted mean of the experts' levels (the paper's deterministic variant: the same inputs give
-    the same records).
+    scale; and once the series holds ``MIN_SCALE``, its own ring's quantile floors the band, so a
+    tail the pool lacks (a series whose errors burst) is still reached. An expert's level is kept in
+    ``[−γ, 1 + γ]``, the range ACI's own updates stay in when a level at or below 0 gives an
+    interval that never misses (Gibbs & Candès 2021, Lemma 4.1): here it gives the widest residual
+    held, which can miss, and an unbounded level would keep the interval there long after a change
+    has passed; clipping at 0 instead would forget part of each miss and under-cover at 95 %. The
+    interval uses the weighted mean of the experts' levels (the paper's deterministic variant: the
+    same inputs give the same records).
     """
 
     def __init__(self, horizon: int, n_targets: int = 1, params: ConformalParams | None = None):
