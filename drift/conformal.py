@@ -498,11 +498,12 @@ class OnlineConformal:
         ``[n]``; one with fewer than ``MIN_PRIOR`` keeps the prior it had), the pool's unit, and
         ``scores`` in it."""
         names, group, size = np.unique(np.asarray(series), return_inverse=True, return_counts=True)
-        names = [str(n) for n in names]
-        rows = self._rows.add(names)
+        rows = self._rows.add([str(n) for n in names])
         prior = self._rows["prior"]
-        for g in np.flatnonzero(size >= MIN_PRIOR):
-            prior[rows[g]] = scores[group == g].mean(axis=0)
+        starts = np.concatenate([[0], np.cumsum(size)[:-1]])  # each series' first in ``group`` order
+        sums = np.add.reduceat(scores[np.argsort(group, kind="stable")], starts, axis=0)  # [G, H, T]
+        enough = size >= MIN_PRIOR
+        prior[rows[enough]] = sums[enough] / size[enough, None, None]
         self.unit = scores.mean(axis=0)
         return scores / _prior_ratio(prior[rows], self.unit)[group]
 
