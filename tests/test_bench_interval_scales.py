@@ -28,3 +28,14 @@ def test_per_series_scores_coverage_widths_and_winkler() -> None:
     assert b80["coverage"] == 1.0 and b80["median_width"] == pytest.approx(4.0)
     assert b80["mean_width"] == pytest.approx(4.0) and b80["winkler"] == pytest.approx(4.0)
     assert got["a"]["levels"]["95"]["winkler"] == pytest.approx(4.0 + 40.0 * 2.0)
+
+
+def test_a_scaled_scenario_multiplies_series_i_by_the_step_to_the_i(tmp_path) -> None:
+    bench = load("interval_scales")
+    path, events = bench.scaled_scenario("level_shift", 0, 200, 100.0, tmp_path)
+    plain = bench.make_scenario("level_shift", seed=0, steps=200)
+    wide = pl.read_csv(path, try_parse_dates=True)
+    for i, name in enumerate(["s0", "s1", "s2", "s3"]):
+        y = plain.frame.filter(pl.col("series") == name).sort("ts")["y"].to_numpy()
+        assert np.allclose(wide[name].to_numpy(), y * 100.0**i)
+    assert events == [ev.start for ev in plain.events] and events
