@@ -488,6 +488,14 @@ class OnlineConformal:
         self.pooled = self._new_scores()
         for lead in range(self.horizon):
             self.pooled.add(lead, scores[:, lead, :])
+        self.restart()
+
+    def restart(self) -> None:
+        """A new model serves: forget every series' residuals and every expert's level and weight,
+        keep each series' offset (see :meth:`reseed`). A model served as given (a checkpoint, a hot
+        swap) has no validation residuals: the pool, its unit and the priors are kept, the old
+        model's errors being a better guess of the new one's than none (its first forecasts would
+        have no bounds)."""
         state = self._rows
         state["ring"][:] = False
         steered = np.flatnonzero(state["steered"])

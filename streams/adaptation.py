@@ -125,7 +125,8 @@ class Adaptation:
         self._superseded_upto = self.jobs_submitted
         self.metrics.set_condition(MODEL_SERVING)
         self._reset_memory()
-        self._reseed_intervals(None)
+        if self.intervals is not None:
+            self.intervals.restart()
 
     def decide(self, info: StepInfo, ts_ms: int) -> Decision:
         """Ask the policy about this step (newest record time ``ts_ms``); record a drift alarm."""
@@ -303,7 +304,8 @@ class Adaptation:
         self._swap(cand, job, version, gate, found)
         if gate is not None:
             self._recipe, self._recipe_windows = gate.refit_hparams(report), found.windows
-            self._reseed_intervals(found.residuals, job.owners(found.residual_owner))
+            if found.residuals is not None:  # a gated fit's validation residuals
+                self._reseed_intervals(found.residuals, job.owners(found.residual_owner))
         self.policy.notify_retrained(
             step, val_error=found.gate_error, reference_features=found.reference, rows=job.history_rows
         )
@@ -370,9 +372,9 @@ class Adaptation:
         if self.memory_params is not None and self.model is not None:
             self.memory = fresh_memory(self.model, self.memory_params)
 
-    def _reseed_intervals(self, residuals: np.ndarray | None, series: list[str] | None = None) -> None:
-        """A new model's errors differ: calibrate on its validation residuals ``y − yhat`` (None: none
-        known; ``series``: whose each is, when known).
+    def _reseed_intervals(self, residuals: np.ndarray, series: list[str] | None = None) -> None:
+        """A new model's errors differ: calibrate on its validation residuals ``y − yhat`` (``series``:
+        whose each is, when known).
 
         They are the fit that never saw the validation windows, so they are out-of-sample errors.
         Under ``window_norm: standard`` (series of unlike scales) the calibrator learns each series'
@@ -382,12 +384,8 @@ class Adaptation:
         """
         if self.intervals is None:
             return
-        t = self.template
-        if residuals is None:
-            self.intervals.reseed(np.empty((0, t.horizon, t.n_targets)))
-        else:
-            unlike = self.model is not None and self.model.window_norm == "standard"
-            self.intervals.reseed(residuals, series if unlike else None)
+        unlike = self.model is not None and self.model.window_norm == "standard"
+        self.intervals.reseed(residuals, series if unlike else None)
 
     def _log_failure(self, label: str, step: int, error: str | None) -> None:
         """Warn of a failed fit with its error, once per distinct error (a broken recipe fails every

@@ -149,3 +149,26 @@ def test_bounds_under_window_norm_standard_are_in_each_series_units_not_a_still_
     # a busy step's naive error has sd sqrt(2): the 95 % band is about 2 x 1.96 x 1.41 = 5.5 sd wide
     for name, got in widths.items():
         assert 2.0 < np.median(got) < 12.0 and np.mean(got) < 20.0, (name, np.median(got), np.mean(got))
+
+
+def test_a_model_served_as_given_keeps_the_pool_so_its_first_forecasts_have_bounds() -> None:
+    """A hot swap (or a checkpoint) has no validation residuals: the calibrator keeps the pool the
+    last swap left, so the new model's first forecasts are bounded, not null until its own errors come."""
+    cfg = load_config(
+        overrides={
+            "model": {"kind": "naive", "lookback": 8, "horizon": 4},
+            "adaptation": {"policy": "never", "memory": False},
+        },
+        environ={},
+    )
+    loop = build_loop(cfg)
+    rng = np.random.default_rng(3)
+    for step in range(100):
+        loop.process([Record("a", step * HOUR, {"y": float(rng.normal())})])
+    assert loop.intervals is not None and loop.intervals.series
+    served = loop.model.clone()
+    served.fit(*sliding_windows(rng.normal(size=200), 8, 4))
+    loop.serve(served)
+    assert loop.intervals.series == {}  # the old model's own residuals are forgotten
+    first = loop.process([Record("a", 100 * HOUR, {"y": float(rng.normal())})]).forecasts[0]
+    assert np.isfinite(first.lo).all() and np.isfinite(first.hi).all()
