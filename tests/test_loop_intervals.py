@@ -86,7 +86,8 @@ def test_live_coverage_gauge_per_level() -> None:
     assert set(values) == {"80", "95"} and 0.6 < values["80"] < values["95"] <= 1.0
 
 
-def test_a_swap_reseeds_from_validation_residuals_so_the_first_forecasts_have_bounds() -> None:
+def _configured() -> ForecastLoop:
+    """The loop as the front ends build it, around a naive model fitted once (no memory)."""
     cfg = load_config(
         overrides={
             "model": {"kind": "naive", "lookback": 8, "horizon": 4},
@@ -94,7 +95,11 @@ def test_a_swap_reseeds_from_validation_residuals_so_the_first_forecasts_have_bo
         },
         environ={},
     )
-    loop = build_loop(cfg)
+    return build_loop(cfg)
+
+
+def test_a_swap_reseeds_from_validation_residuals_so_the_first_forecasts_have_bounds() -> None:
+    loop = _configured()
     rng = np.random.default_rng(1)
     first = None
     for step in range(200):
@@ -154,14 +159,7 @@ def test_bounds_under_window_norm_standard_are_in_each_series_units_not_a_still_
 def test_a_model_served_as_given_keeps_the_pool_so_its_first_forecasts_have_bounds() -> None:
     """A hot swap (or a checkpoint) has no validation residuals: the calibrator keeps the pool the
     last swap left, so the new model's first forecasts are bounded, not null until its own errors come."""
-    cfg = load_config(
-        overrides={
-            "model": {"kind": "naive", "lookback": 8, "horizon": 4},
-            "adaptation": {"policy": "never", "memory": False},
-        },
-        environ={},
-    )
-    loop = build_loop(cfg)
+    loop = _configured()
     rng = np.random.default_rng(3)
     for step in range(100):
         loop.process([Record("a", step * HOUR, {"y": float(rng.normal())})])
