@@ -36,7 +36,7 @@ DEFAULT_INTERVAL = 100
 DEFAULT_WINDOW = 200  # residuals kept per (series, lead, target): enough for a 95 % quantile's tail
 # Fewest residuals a ring may keep: with fewer than 20 a 95 % quantile is always the largest residual.
 MIN_WINDOW = 20
-# Own residuals a series needs before the pooled ring it reads is rescaled to its errors' median.
+# Own residuals a series needs before the pooled ring it reads is rescaled to its own errors.
 MIN_SCALE = 20
 # Validation residuals a series needs at a reseed for their mean to stand for its scale until it has
 # MIN_SCALE of its own (and for its share of the pool to be rescaled to the pool's unit).
@@ -46,6 +46,9 @@ MIN_PRIOR = 10
 # band to it until the ring forgets it. REPEATS of them are a change, and are reached.
 IMPLAUSIBLE = 1000.0
 REPEATS = 5
+# Own residuals above the one a ring matches the pool's quantile at: the highest quantile its residuals
+# can say (at MIN_SCALE, the 80th percentile), and never a glitch's (at most REPEATS - 1 of those).
+SCALE_RANK = REPEATS - 1
 PASSES_PER_BLOCK = 32  # outcomes per ring counted against one sorted copy of the rings (bounds memory)
 
 
@@ -158,18 +161,19 @@ class OnlineConformal:
     :meth:`reseed`, then taking every series' residuals): a ring of a few residuals, which after a
     swap are also the few newest and so alike when errors persist, puts a high level's quantile at or
     near its largest residual, which understates the tail and leaves the steering no room to widen
-    it (at 95 % with 20 residuals, none). The pool it reads is rescaled to the series' scale: the
-    median of its own residuals over the pool's once it holds ``MIN_SCALE``; before that, when the
-    validation residuals said whose they were, the mean of its own among them (its prior, kept
-    across swaps) over the pool's unit. The pool then gives the tail's shape and the series its
-    scale; and once the series holds ``MIN_SCALE``, its own ring's quantile floors the band, so a
-    tail the pool lacks (a series whose errors burst) is still reached. An expert's level is kept in
-    ``[−γ, 1 + γ]``, the range ACI's own updates stay in when a level at or below 0 gives an
-    interval that never misses (Gibbs & Candès 2021, Lemma 4.1): here it gives the widest residual
-    held, which can miss, and an unbounded level would keep the interval there long after a change
-    has passed; clipping at 0 instead would forget part of each miss and under-cover at 95 %. The
-    interval uses the weighted mean of the experts' levels (the paper's deterministic variant: the
-    same inputs give the same records).
+    it (at 95 % with 20 residuals, none). The pool it reads is rescaled to the series' scale: once it
+    holds ``MIN_SCALE``, its own residuals over the pool's at the highest quantile they can say
+    (``SCALE_RANK``); before that, when the validation residuals said whose they were, the mean of
+    its own among them (its prior, kept across swaps) over the pool's unit. The pool then gives the
+    tail's shape and the series its scale. Once the series holds ``MIN_SCALE``, its own ring's
+    quantile floors the band, so a tail the pool lacks (a series whose errors burst) is still
+    reached, and its experts' levels start afresh, the reading they were learnt on being gone. An
+    expert's level is kept in ``[−γ, 1 + γ]``, the range ACI's own updates stay in when a level at or
+    below 0 gives an interval that never misses (Gibbs & Candès 2021, Lemma 4.1): here it gives the
+    widest residual held, which can miss, and an unbounded level would keep the interval there long
+    after a change has passed; clipping at 0 instead would forget part of each miss and under-cover
+    at 95 %. The interval uses the weighted mean of the experts' levels (the paper's deterministic
+    variant: the same inputs give the same records).
     """
 
     def __init__(self, horizon: int, n_targets: int = 1, params: ConformalParams | None = None):
@@ -281,8 +285,7 @@ class OnlineConformal:
             values = self._sorted(rows)  # [S, H, T, W]
             use = filled >= w
             if not use.all():
-                pool_median = _sorted_median(pooled, np.arange(h), self.pooled.filled)  # [H, T]
-                ratio[own] = self._pool_ratio(values, filled, pool_median, ratio[own])
+                ratio[own] = self._pool_ratio(values, filled, pooled, ratio[own])
         steered = known[state["steered"][found[known]]]
         if len(steered):
             rows = found[steered]
@@ -307,18 +310,19 @@ class OnlineConformal:
         return out
 
     def _pool_ratio(
-        self, values: np.ndarray, filled: np.ndarray, pool_median: np.ndarray, otherwise: np.ndarray
+        self, values: np.ndarray, filled: np.ndarray, pooled: np.ndarray, otherwise: np.ndarray
     ) -> np.ndarray:
         """``[S, H, T]``: what series with rings ``values`` (sorted, holding ``filled`` ``[S, H]``) scale
-        the pool (its median ``[H, T]``) by while not full: their own residuals' median over the
-        pool's (``_pool_scale``), else ``otherwise`` ``[S, H, T]`` (their prior's)."""
+        the pool (sorted ``[H, T, W]``) by while not full (``_pool_scale``), else ``otherwise``
+        ``[S, H, T]`` (their prior's)."""
         s, h = filled.shape
         flat_rings = values.reshape(-1, *values.shape[2:])  # [S * H, T, W]
         return _pool_scale(
             flat_rings,
             np.arange(len(flat_rings)),
             filled.ravel(),
-            np.tile(pool_median, (s, 1)),
+            (pooled, self.pooled.filled),
+            np.tile(np.arange(h), s),
             self.params.window,
             otherwise.reshape(s * h, -1),
         ).reshape(s, h, -1)
@@ -368,6 +372,7 @@ class OnlineConformal:
         ordered: np.ndarray | None = self._sorted(rows)  # as the call began
         at_rows = as_index(rows)  # a slice, usually: the rings are then appended to in place
         values, counts = self._rows["values"][at_rows], self._rows["count"][at_rows]  # [U, H, T, W], [U, H]
+        scaled_before = counts >= MIN_SCALE
         ring = slot * self.horizon + lead0  # each outcome's (series, lead), flat
         rank = occurrence(ring)  # its place among that ring's outcomes of this call
         pooled = self.pooled.ordered(), self.pooled.filled  # as the call began
@@ -391,6 +396,22 @@ class OnlineConformal:
         if half_widths is not None and (self.params.gammas or self.params.gamma):
             half = np.asarray(half_widths, dtype=np.float64)
             self._learn_levels(series, ring, rank, scores, beta, half)
+        self._rescaled(rows, ~scaled_before & (self._rows["count"][at_rows] >= MIN_SCALE))
+
+    def _rescaled(self, rows: np.ndarray, crossed: np.ndarray) -> None:
+        """Restart the experts' levels and weights of the (row, lead)s ``crossed`` ``[U, H]``, which now
+        read the pool at their own scale (before: at their prior's, or as it is): levels learnt against
+        the old reading would count again a scale the new one has taken up (after a change of variance,
+        bands 3-4x too wide for days). The outer offset is kept, as at a swap."""
+        u, lead = np.nonzero(crossed)
+        r = rows[u]
+        keep = self._rows["steered"][r]
+        r, lead = r[keep], lead[keep]
+        if len(r):
+            self._rows["alpha"][r, :, :, lead] = np.broadcast_to(
+                self._nominal[None, :, :, 0], (len(r), *self._rows["alpha"].shape[1:3], self.n_targets)
+            )
+            self._rows["weight"][r, :, :, lead] = 1.0 / max(len(self.params.gammas), 1)
 
     def _learn_levels(
         self,
@@ -635,9 +656,8 @@ def _realised_level(
         # [P, T]: the pool rescaled to the ring's own residuals if enough, else to its prior
         ratio = prior.reshape(-1, t)[ring]
         if len(sub):  # each ring's values as the block began: min(start, w) of them
-            pool_median = _sorted_median(pooled[0], np.arange(h), pooled[1])[lead0[sub]]  # [k, T]
             ratio[sub] = _pool_scale(
-                ordered, ring[sub], np.minimum(start[sub], w), pool_median, w, ratio[sub]
+                ordered, ring[sub], np.minimum(start[sub], w), pooled, lead0[sub], w, ratio[sub]
             )
         from_pool = _count_below(pooled[0], lead0, scores / np.where(ratio > 0, ratio, np.inf))
         n_pool = pooled[1][lead0].astype(np.float64)[:, None]
@@ -659,31 +679,33 @@ def _pool_scale(
     rings: np.ndarray,
     rows: np.ndarray,
     n: np.ndarray,
-    pool_median: np.ndarray,
+    pooled: tuple[np.ndarray, np.ndarray],
+    lead0: np.ndarray,
     window: int,
     otherwise: np.ndarray,
 ) -> np.ndarray:
     """``[k, T]``: what rings ``rows`` of ``rings`` ``[R, T, W]`` (sorted ascending, NaN last; holding
-    ``n`` ``[k]`` values each) scale their reading of the pool by while not full: the median of their
-    own residuals over the pool's (``pool_median`` ``[k, T]``) once they hold ``MIN_SCALE``, else
+    ``n`` ``[k]`` values each, of leads ``lead0``) scale their reading of ``pooled`` (its rings sorted
+    ``[H, T, W]`` and how many each holds) by while not full: once they hold ``MIN_SCALE``, their
+    ``SCALE_RANK + 1``-th largest residual over the pool's value at the same quantile, else
     ``otherwise`` ``[k, T]`` (:func:`_prior_ratio`). The pool gives the tail's shape, the series its
-    scale: a series whose errors are 100× the others' would otherwise read intervals drawn from theirs."""
+    scale, matched at the highest quantile its own residuals can say: a pool whose tail is heavier
+    than the series' (its validation windows held a shift's errors) would, matched at the median,
+    widen every band read from its tail."""
     ratio = otherwise.copy()
     scaled = np.flatnonzero((n >= MIN_SCALE) & (n < window))
     if len(scaled):
-        mine = _sorted_median(rings, rows[scaled], n[scaled])
-        theirs = pool_median[scaled]
-        ratio[scaled] = np.where(theirs > 0, mine / np.where(theirs > 0, theirs, 1.0), 1.0)
+        t = np.arange(rings.shape[1])[None, :]
+        k = n[scaled]
+        at = k - SCALE_RANK - 1  # [k]: the own value's place, ascending
+        mine = rings[rows[scaled][:, None], t, at[:, None]]  # [k, T]
+        lead = lead0[scaled]
+        held = pooled[1][lead]
+        place = np.clip(np.rint(at / (k - 1) * (held - 1)), 0, None).astype(np.int64)
+        theirs = np.where((held > 0)[:, None], pooled[0][lead[:, None], t, place[:, None]], np.nan)
+        ok = theirs > 0
+        ratio[scaled] = np.where(ok, mine / np.where(ok, theirs, 1.0), 1.0)
     return ratio
-
-
-def _sorted_median(rings: np.ndarray, rows: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """``[k, T]``: the median of the first ``n[k]`` values of ring ``rows[k]`` of ``rings`` ``[R, T, W]``
-    (sorted ascending; NaN where ``n`` is 0), read at its two middle positions without copying rings."""
-    t = np.arange(rings.shape[1])[None, :]
-    r = rows[:, None]
-    lo, hi = np.maximum((n - 1) // 2, 0)[:, None], np.maximum(n // 2, 0)[:, None]
-    return np.where((n > 0)[:, None], 0.5 * (rings[r, t, lo] + rings[r, t, hi]), np.nan)
 
 
 def _replaced_below(
