@@ -13,7 +13,7 @@ from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.retrain import (
     AUTO_EARLY_REFIT_CLOSED_FORM,
     AUTO_GROWTH,
-    AUTO_GROWTH_CLOSED_FORM,
+    AUTO_GROWTH_OFTEN,
     Trainer,
     make_policy,
     solves_closed_form,
@@ -74,7 +74,7 @@ def build_loop(
     ledger = ComputeLedger()
     template = template_from_config(cfg)
     closed_form = solves_closed_form(a.refit_mode, template)
-    growth = _auto(a.growth, AUTO_GROWTH_CLOSED_FORM if closed_form else AUTO_GROWTH)
+    growth = _auto(a.growth, AUTO_GROWTH_OFTEN if closed_form or not template.extrapolates else AUTO_GROWTH)
     early = _auto(a.early_refit_ratio, AUTO_EARLY_REFIT_CLOSED_FORM if closed_form else None)
     return ForecastLoop(
         template,

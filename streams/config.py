@@ -212,7 +212,8 @@ class AdaptationConfig(_Section):
         description="drift policies also retrain once the rows that arrived since the serving model was "
         "trained reach (growth - 1) times the rows it was trained on, i.e. the history has grown this "
         "many times (not while a post-change refit waits); auto: 1.1 where fits are closed form (AR-Net, "
-        "next to free), 2 for the kinds whose fits cost real compute; null: off",
+        "next to free) or the model cannot extrapolate (XGBoost: a tree forecasts values it was trained "
+        "on, so it needs the newest), 2 for the neural nets, whose fits cost real compute; null: off",
     )
 
     @field_validator("growth", "early_refit_ratio")

@@ -78,24 +78,29 @@ def test_password_is_masked_in_show():
 
 
 @pytest.mark.parametrize(
-    ("kind", "mode", "closed"),
-    [("arnet", "closed_form", True), ("arnet", "cold", False), ("xgboost", "closed_form", False)],
+    ("kind", "mode", "closed", "often"),
+    [
+        ("arnet", "closed_form", True, True),
+        ("arnet", "cold", False, False),
+        ("xgboost", "closed_form", False, True),  # a tree cannot extrapolate: it needs the newest rows
+        ("lstm", "closed_form", False, False),
+    ],
 )
-def test_auto_growth_and_early_refits_are_frequent_only_where_the_fit_is_closed_form(
-    kind, mode, closed
+def test_auto_growth_is_frequent_where_fits_are_closed_form_or_trees_and_early_refits_closed_form_only(
+    kind, mode, closed, often
 ) -> None:
     from adaptcast.streams.build import build_loop
     from adaptcast.streams.retrain import (
         AUTO_EARLY_REFIT_CLOSED_FORM,
         AUTO_GROWTH,
-        AUTO_GROWTH_CLOSED_FORM,
+        AUTO_GROWTH_OFTEN,
         DEFER_WINDOWS,
     )
 
     cfg = load_config(overrides={"model": {"kind": kind}, "adaptation": {"refit_mode": mode}}, environ={})
     span = cfg.model.lookback + cfg.model.horizon + DEFER_WINDOWS
     policy = build_loop(cfg).policy
-    assert policy.growth == (AUTO_GROWTH_CLOSED_FORM if closed else AUTO_GROWTH)
+    assert policy.growth == (AUTO_GROWTH_OFTEN if often else AUTO_GROWTH)
     assert policy.min_growth == (0 if closed else span)
     watch = None if policy.bridge is None else (policy.bridge.span, policy.bridge.ratio)
     assert watch == ((cfg.model.horizon, AUTO_EARLY_REFIT_CLOSED_FORM) if closed else None)
