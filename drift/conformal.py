@@ -145,6 +145,7 @@ class _Experts:
 # What a series' own residuals and its miss levels are made of, each started afresh on its own.
 _RING_FIELDS = ("values", "count", "fresh")
 _EXPERT_FIELDS = ("alpha", "weight", "offset")
+_LEVEL_FIELDS = ("alpha", "weight")  # what a new reading starts afresh; the offset outlives it
 
 
 class OnlineConformal:
@@ -277,7 +278,7 @@ class OnlineConformal:
         found = state.find(series)  # each series' row, −1 without one
         known = np.flatnonzero(found >= 0)
         own = known[state["ring"][found[known]]]
-        pooled = self.pooled.ordered()
+        pooled, pool_n = self.pooled.ordered(), self.pooled.filled
         ratio[known] = _prior_ratio(state["prior"][found[known]], self.unit)
         if len(own):
             rows = found[own]
@@ -285,7 +286,7 @@ class OnlineConformal:
             values = self._sorted(rows)  # [S, H, T, W]
             use = filled >= w
             if not use.all():
-                ratio[own] = self._pool_ratio(values, filled, pooled, ratio[own])
+                ratio[own] = self._pool_ratio(values, filled, (pooled, pool_n), ratio[own])
         steered = known[state["steered"][found[known]]]
         if len(steered):
             rows = found[steered]
@@ -296,7 +297,7 @@ class OnlineConformal:
             )
             alpha[steered] = mixed + state["offset"][rows]
         # each quantile is read where it lives: a full ring's own, else the pool's, scaled
-        n = np.broadcast_to(self.pooled.filled, (b, h))
+        n = np.broadcast_to(pool_n, (b, h))
         out = _quantile(np.broadcast_to(pooled, (b, *pooled.shape)), n, alpha) * ratio[:, None]
         if len(own):
             mine = _quantile(values, filled, alpha[own])
@@ -310,18 +311,22 @@ class OnlineConformal:
         return out
 
     def _pool_ratio(
-        self, values: np.ndarray, filled: np.ndarray, pooled: np.ndarray, otherwise: np.ndarray
+        self,
+        values: np.ndarray,
+        filled: np.ndarray,
+        pooled: tuple[np.ndarray, np.ndarray],
+        otherwise: np.ndarray,
     ) -> np.ndarray:
         """``[S, H, T]``: what series with rings ``values`` (sorted, holding ``filled`` ``[S, H]``) scale
-        the pool (sorted ``[H, T, W]``) by while not full (``_pool_scale``), else ``otherwise``
-        ``[S, H, T]`` (their prior's)."""
+        the pool (its rings sorted ``[H, T, W]`` and how many each holds) by while not full
+        (``_pool_scale``), else ``otherwise`` ``[S, H, T]`` (their prior's)."""
         s, h = filled.shape
         flat_rings = values.reshape(-1, *values.shape[2:])  # [S * H, T, W]
         return _pool_scale(
             flat_rings,
             np.arange(len(flat_rings)),
             filled.ravel(),
-            (pooled, self.pooled.filled),
+            pooled,
             np.tile(np.arange(h), s),
             self.params.window,
             otherwise.reshape(s * h, -1),
@@ -407,11 +412,11 @@ class OnlineConformal:
         r = rows[u]
         keep = self._rows["steered"][r]
         r, lead = r[keep], lead[keep]
-        if len(r):
-            self._rows["alpha"][r, :, :, lead] = np.broadcast_to(
-                self._nominal[None, :, :, 0], (len(r), *self._rows["alpha"].shape[1:3], self.n_targets)
-            )
-            self._rows["weight"][r, :, :, lead] = 1.0 / max(len(self.params.gammas), 1)
+        if not len(r):
+            return
+        for name in _LEVEL_FIELDS:
+            start = self._rows.start(name)[:, :, lead]  # [K, L, n, T]: the experts' start at those leads
+            self._rows[name][r, :, :, lead] = np.moveaxis(start, 2, 0)
 
     def _learn_levels(
         self,
@@ -520,7 +525,7 @@ class OnlineConformal:
         state = self._rows
         state["ring"][:] = False
         steered = np.flatnonzero(state["steered"])
-        state.reset(steered, ("alpha", "weight"))
+        state.reset(steered, _LEVEL_FIELDS)
 
     def _set_priors(self, scores: np.ndarray, series: Sequence[str]) -> np.ndarray:
         """Each series' prior from its absolute residuals among ``scores`` ``[n, H, T]`` (``series``

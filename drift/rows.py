@@ -27,6 +27,12 @@ class Rows:
     def __getitem__(self, name: str) -> np.ndarray:
         return self._arrays[name]
 
+    def start(self, name: str) -> np.ndarray:
+        """The value a row of ``name`` starts with (read-only): for starting part of a row afresh."""
+        value = self._start[name].view()
+        value.flags.writeable = False
+        return value
+
     def find(self, keys: Sequence[str]) -> np.ndarray:
         """Rows of ``keys`` ``[n]``, −1 for a key without one."""
         get = self.index.get

@@ -27,9 +27,10 @@ from adaptcast.streams.assess import Assessment, Judge, assess
 DEFER_WINDOWS = 16  # a post-change refit waits for one model span plus this many windows
 # ``adaptation.growth: auto``: refit after every tenth more data where a fit is a one-pass least-squares
 # solve (the defaults held within 1.02x of periodic:24 on 42 of 42 real-feed slices) or the model cannot
-# extrapolate (a tree's forecasts are values it was trained on, so it needs the newest rows: XGBoost's
-# defaults held on more held-out slices, docs/benchmarks.md "Growth 1.1 for trees"); at a doubling where
-# fits cost real compute and the model extrapolates (a tenth made Informer's embedded run take 2 minutes)
+# extrapolate (a tree's forecasts are values it was trained on, so it needs the newest rows: on 104
+# re-run XGBoost slices the same count within 1.02x, the worst 1.446 -> 1.221; docs/benchmarks.md,
+# "A twenty-fifth held-out set, and growth 1.1 for trees"); at a doubling where fits cost real compute
+# and the model extrapolates (a tenth made Informer's embedded run take 2 minutes instead of 1)
 AUTO_GROWTH_OFTEN, AUTO_GROWTH = 1.1, 2.0
 # early_refit_ratio "auto": on where fits are closed form (a least-squares refit learns from a
 # horizon of high-error rows among all history); off for the other kinds, where it was measured to
