@@ -74,6 +74,27 @@ class _Listener(ConsumerRebalanceListener):
         self._assigned(sorted(assigned))
 
 
+def rejoin_if_stranded(consumer: Any) -> bool:
+    """Rejoin the group when kafka-python finished a join that no poll will apply; True if it did.
+
+    kafka-python 3.0 runs a join on its IO thread while ``poll`` waits at most its timeout. A join
+    that the group leader began because its topic metadata changed ends by clearing that reason
+    itself (the leader's assignment records the new metadata), so when it finishes between two
+    polls no later poll looks at it: the member keeps its old partitions with heartbeats off, the
+    broker drops it after the session timeout, and on an idle topic nothing brings it back. A
+    rejoin request makes the next poll join afresh. A client without these internals is left alone.
+    """
+    coordinator = getattr(consumer, "_coordinator", None)
+    task = getattr(coordinator, "_join_task", None)
+    if task is None or not getattr(task, "is_done", False) or coordinator.need_rejoin():
+        return False
+    log.warning(
+        "the consumer's group join finished while it was not polling and was never applied; rejoining"
+    )
+    coordinator.request_rejoin()
+    return True
+
+
 class KafkaSource:
     """The input topic read by a consumer group; offsets are committed only when told to."""
 
@@ -114,6 +135,7 @@ class KafkaSource:
         batches = self.consumer.poll(
             timeout_ms=timeout_ms or self.cfg.poll_timeout_ms, max_records=self.cfg.poll_max_records
         )
+        rejoin_if_stranded(self.consumer)
         return [msg for tp in sorted(batches) for msg in batches[tp]]
 
     def commit(self, offsets: dict[TopicPartition, int], timeout_ms: int | None = None) -> None:

@@ -136,24 +136,31 @@ def _produce(
     prod.close()
 
 
-def _consume_all(bootstrap: str, topic: str, expect_at_least: int = 0, timeout: float = 30.0) -> list:
-    cons = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        group_id=None,
-        consumer_timeout_ms=2000,
-    )
-    out: list = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        batch = [m for m in cons]
-        out.extend(batch)
-        if len(out) >= expect_at_least and not batch:
-            break
-    cons.close()
-    return out
+def _consume_all(bootstrap: str, topic: str, expect_at_least: int = 0, timeout: float = 60.0) -> list:
+    """Every record of ``topic``, each partition read to its end offset, once at least
+    ``expect_at_least`` are there (or at ``timeout``). Partitions are assigned, not subscribed: a
+    group-less subscription whose first metadata answer missed the topic assigned nothing and slept
+    until kafka-python's next refresh, five minutes on (seen once on a loaded box)."""
+    cons = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+    try:
+        deadline = time.monotonic() + timeout
+        while not (parts := cons.partitions_for_topic(topic)):
+            assert time.monotonic() < deadline, f"topic {topic} has no partition metadata after {timeout} s"
+            time.sleep(0.2)
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        cons.assign(tps)
+        cons.seek_to_beginning(*tps)
+        out: list = []
+        while True:
+            ends = cons.end_offsets(tps)
+            while any(cons.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
+                for msgs in cons.poll(timeout_ms=500).values():
+                    out.extend(msgs)
+            if len(out) >= expect_at_least or time.monotonic() >= deadline:
+                return out
+            time.sleep(0.2)
+    finally:
+        cons.close()
 
 
 def _group_progress(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int, int]]:
