@@ -27,7 +27,6 @@ from test_service_kafka import (
     HOUR,
     LOOKBACK,
     _config,
-    _consume_all,
     _kill_worker,
     _naive_checkpoint,
     _stop_worker,
@@ -36,6 +35,7 @@ from test_service_kafka import (
     _wait_serving,
     _worker_process,
 )
+from topic_reader import read_topic
 
 from adaptcast.deploy.kafka import KafkaBroker
 from adaptcast.streams.kafka_io import KafkaSink
@@ -158,7 +158,7 @@ def test_worker_rides_out_a_broker_outage_under_load(tmp_path: Path) -> None:
         assert after and all(s["ready"] for s in after), after
 
         # every record with a full window has its prediction; after dedup, exactly one value per record
-        msgs = _consume_all(bootstrap, names["output"], len(records))
+        msgs = read_topic(bootstrap, names["output"], len(records))
         yhats: dict[tuple[str, str], set[tuple[float, ...]]] = defaultdict(set)
         copies: dict[tuple[str, str], int] = defaultdict(int)
         for m in msgs:
@@ -254,7 +254,7 @@ def test_sigterm_while_the_broker_is_down_exits_and_a_restart_loses_nothing(tmp_
             _stop_worker(proc, log)
         finally:
             _kill_worker(proc)
-        msgs = _consume_all(bootstrap, names["output"], len(records))
+        msgs = read_topic(bootstrap, names["output"], len(records))
     keys = {(p["series"], p["issued_at"]) for p in map(json.loads, (m.value for m in msgs))}
     expected = {(r["series"], r["ts"]) for r in records if parse_timestamp(r["ts"]) // HOUR >= LOOKBACK - 1}
     assert keys == expected, f"missing: {sorted(expected - keys)[:5]}"

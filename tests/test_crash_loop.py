@@ -21,7 +21,6 @@ from test_service_kafka import (
     HOUR,
     _committed_total,
     _config,
-    _consume_all,
     _expected_keys,
     _group_done,
     _group_progress,
@@ -33,6 +32,7 @@ from test_service_kafka import (
     _wait_serving,
     _worker_process,
 )
+from topic_reader import read_topic
 
 from adaptcast.drift.serialize import load_state
 from adaptcast.streams.records import parse_timestamp
@@ -124,7 +124,7 @@ def test_repeated_kill_minus_nine_resumes_from_snapshots(kafka_bootstrap: str, t
     steps = feed.steps
     assert len(records) == N_SERIES * steps
     expected = _expected_keys(N_SERIES, steps)
-    msgs = _consume_all(kafka_bootstrap, names["output"], len(expected))
+    msgs = read_topic(kafka_bootstrap, names["output"], len(expected))
     preds = [json.loads(m.value) for m in msgs]
     counts = Counter((p["series"], p["issued_at"]) for p in preds)
     assert set(counts) == expected, f"missing: {sorted(expected - set(counts))[:5]}"
@@ -141,7 +141,7 @@ def test_repeated_kill_minus_nine_resumes_from_snapshots(kafka_bootstrap: str, t
     assert states == sorted(states) and final >= states[-1], f"adaptation state went back: {states}"
 
     # duplicates: only records at or after the last commit before a kill, attributed to that kill
-    inputs = _consume_all(kafka_bootstrap, names["input"], len(records))
+    inputs = read_topic(kafka_bootstrap, names["input"], len(records))
     where = {
         (json.loads(m.value)["series"], json.loads(m.value)["ts"]): (m.partition, m.offset) for m in inputs
     }

@@ -243,13 +243,13 @@ def good_records(steps: int) -> list[dict]:
 def test_ten_thousand_malformed_records_through_the_broker(kafka_bootstrap, tmp_path):
     from test_service_kafka import (
         _config,
-        _consume_all,
         _naive_checkpoint,
         _predictions,
         _produce,
         _run_until,
         _topics,
     )
+    from topic_reader import read_topic
 
     from adaptcast.streams.service import DEAD_LETTER_MAX_ORIGINAL, Worker
 
@@ -278,7 +278,7 @@ def test_ten_thousand_malformed_records_through_the_broker(kafka_bootstrap, tmp_
         worker.close()
     serve_s = time.monotonic() - served
 
-    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], len(bad), timeout=120)]
+    dead = [json.loads(m.value) for m in read_topic(kafka_bootstrap, names["dlq"], len(bad), timeout=120)]
     got = {d["offset"]: d for d in dead}
     expected = {off: reason for off, (_, _, reason) in enumerate(stream) if reason is not None}
     assert len(dead) == len(got) == len(expected) == len(bad)

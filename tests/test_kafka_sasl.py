@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 import yaml
 from kafka import KafkaConsumer, KafkaProducer
+from topic_reader import read_topic
 
 from adaptcast.deploy.kafka import KafkaBroker
 from adaptcast.deploy.kafka.sasl import SaslSetup
@@ -156,11 +157,8 @@ def test_clients_produce_and_consume_with_credentials(sasl_broker: KafkaBroker) 
         producer.send(topic, key=b"k", value=str(i).encode())
     producer.flush()
     producer.close()
-    consumer = KafkaConsumer(
-        topic, auto_offset_reset="earliest", group_id=None, consumer_timeout_ms=5000, **options
-    )
-    values = [int(m.value) for m in consumer]
-    consumer.close()
+    security = {k: v for k, v in options.items() if k != "bootstrap_servers"}
+    values = [int(m.value) for m in read_topic(options["bootstrap_servers"], topic, 20, **security)]
     assert values == list(range(20))
 
 

@@ -23,6 +23,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import TopicPartition
+from topic_reader import read_topic
 
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.checkpoint import CheckpointStore
@@ -136,33 +137,6 @@ def _produce(
     prod.close()
 
 
-def _consume_all(bootstrap: str, topic: str, expect_at_least: int = 0, timeout: float = 60.0) -> list:
-    """Every record of ``topic``, each partition read to its end offset, once at least
-    ``expect_at_least`` are there (or at ``timeout``). Partitions are assigned, not subscribed: a
-    group-less subscription whose first metadata answer missed the topic assigned nothing and slept
-    until kafka-python's next refresh, five minutes on (seen once on a loaded box)."""
-    cons = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    try:
-        deadline = time.monotonic() + timeout
-        while not (parts := cons.partitions_for_topic(topic)):
-            assert time.monotonic() < deadline, f"topic {topic} has no partition metadata after {timeout} s"
-            time.sleep(0.2)
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        cons.assign(tps)
-        cons.seek_to_beginning(*tps)
-        out: list = []
-        while True:
-            ends = cons.end_offsets(tps)
-            while any(cons.position(tp) < ends[tp] for tp in tps) and time.monotonic() < deadline:
-                for msgs in cons.poll(timeout_ms=500).values():
-                    out.extend(msgs)
-            if len(out) >= expect_at_least or time.monotonic() >= deadline:
-                return out
-            time.sleep(0.2)
-    finally:
-        cons.close()
-
-
 def _group_progress(bootstrap: str, group: str, topic: str) -> dict[int, tuple[int, int]]:
     """Per partition of ``topic``: (committed offset of ``group`` or -1, end offset)."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
@@ -210,7 +184,7 @@ def _run_until(worker: Worker, done, timeout: float = 60.0) -> None:
 
 
 def _predictions(bootstrap: str, topic: str, expect: int) -> tuple[dict[tuple[str, str], dict], Counter]:
-    msgs = _consume_all(bootstrap, topic, expect)
+    msgs = read_topic(bootstrap, topic, expect)
     preds = [json.loads(m.value) for m in msgs]
     counts = Counter((p["series"], p["issued_at"]) for p in preds)
     return {(p["series"], p["issued_at"]): p for p in preds}, counts
@@ -427,7 +401,7 @@ def test_otlp_requests_of_the_opentelemetry_collector_are_served_per_data_point(
     assert preds[('load{host="b",service.name="api"}', newest)]["yhat"]["value"][0] == pytest.approx(
         100 + steps - 1
     )
-    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], steps)]
+    dead = [json.loads(m.value) for m in read_topic(kafka_bootstrap, names["dlq"], steps)]
     assert len(dead) == steps and {d["error"]["code"] for d in dead} == {"missing_value"}
     message = dead[0]["error"]["message"]
     stale = 'otlp data point of load{service.name="api"} holds no recorded value'
@@ -482,7 +456,7 @@ def test_telegraf_line_protocol_batches_are_served_per_series(kafka_bootstrap, t
     assert {s for s, _ in preds} == {"mem,host=a", "mem,host=b"}
     newest = format_timestamp(start_ns // 10**6 + (steps - 1) * HOUR)
     assert preds[("mem,host=b", newest)]["yhat"]["used_percent"][0] == pytest.approx(steps)
-    assert worker.counts["records"] == 2 * steps and not _consume_all(
+    assert worker.counts["records"] == 2 * steps and not read_topic(
         kafka_bootstrap, names["dlq"], 0, timeout=3
     )
 
@@ -542,7 +516,7 @@ def test_records_of_a_schema_registry_are_served(kafka_bootstrap, tmp_path, enco
         assert {s for s, _ in preds} == {"s0", "s1"}
         last = format_timestamp((steps - 1) * HOUR)
         assert preds[("s1", last)]["yhat"]["y"] == pytest.approx([1000.0 + steps - 1] * HORIZON)
-        assert registry.requests == ["/schemas/ids/42"] and not _consume_all(
+        assert registry.requests == ["/schemas/ids/42"] and not read_topic(
             kafka_bootstrap, names["dlq"], 0, timeout=3
         )
     finally:
@@ -605,7 +579,7 @@ def test_a_registry_outage_holds_avro_records_back_and_serves_them_once_it_answe
             worker.close()
         preds, counts = _predictions(kafka_bootstrap, names["output"], 2 * (steps - LOOKBACK + 1))
         assert set(preds) == _expected_keys(2, steps) and max(counts.values()) == 1
-        assert not _consume_all(kafka_bootstrap, names["dlq"], 0, timeout=3)
+        assert not read_topic(kafka_bootstrap, names["dlq"], 0, timeout=3)
     finally:
         registry.close()
 
@@ -685,7 +659,7 @@ def test_flat_readings_of_a_metric_told_apart_by_labels_are_a_series_each(kafka_
     assert {s for s, _ in preds} == {"a/cpu", "a/mem", "b/cpu", "b/mem"}
     last = format_timestamp((steps - 1) * HOUR)
     assert preds[("b/mem", last)]["yhat"]["y"] == pytest.approx([300.0 + steps - 1] * HORIZON)
-    assert not _consume_all(kafka_bootstrap, names["dlq"], 0, timeout=3)
+    assert not read_topic(kafka_bootstrap, names["dlq"], 0, timeout=3)
 
 
 def test_debezium_change_events_of_a_readings_table_are_served(kafka_bootstrap, tmp_path):
@@ -715,7 +689,7 @@ def test_debezium_change_events_of_a_readings_table_are_served(kafka_bootstrap, 
     assert {s for s, _ in preds} == {"7", "8"}
     last = format_timestamp(start_us // 1000 + (steps - 1) * HOUR)
     assert preds[("8", last)]["yhat"]["temp"] == pytest.approx([800.0 + steps - 1] * HORIZON)
-    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
+    dead = [json.loads(m.value) for m in read_topic(kafka_bootstrap, names["dlq"], 1)]
     assert [d["error"]["code"] for d in dead] == ["missing_field"]
     assert "skipped.operations" in dead[0]["error"]["message"]
 
@@ -827,7 +801,7 @@ def test_bad_records_go_to_dead_letters_with_reasons(kafka_bootstrap, tmp_path):
         _run_until(worker, lambda: worker.counts["records"] >= len(mixed))
     finally:
         worker.close()
-    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], len(bad))]
+    dead = [json.loads(m.value) for m in read_topic(kafka_bootstrap, names["dlq"], len(bad))]
     assert len(dead) == len(bad)
     per_reason = Counter(d["error"]["code"] for d in dead)
     assert per_reason == Counter(list(bad_kinds)[k % len(bad_kinds)] for k in range(len(bad)))
@@ -932,7 +906,7 @@ def test_kill_minus_nine_loses_nothing(kafka_bootstrap, tmp_path):
     preds, counts = _predictions(kafka_bootstrap, names["output"], len(expected))
     assert set(preds) == expected, f"missing: {sorted(expected - set(preds))[:5]}"
     # duplicates only for records at or after the last commit before the kill
-    inputs = _consume_all(kafka_bootstrap, names["input"], len(records))
+    inputs = read_topic(kafka_bootstrap, names["input"], len(records))
     where = {
         (json.loads(m.value)["series"], json.loads(m.value)["ts"]): (m.partition, m.offset) for m in inputs
     }
@@ -1299,7 +1273,7 @@ def test_backtest_and_worker_forecast_alike_on_a_gappy_feed(kafka_bootstrap, tmp
     assert any(
         k[1] >= format_timestamp(70 * HOUR) for k in live if k[0] == "s1"
     )  # s1 resumed after its restart
-    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
+    dead = [json.loads(m.value) for m in read_topic(kafka_bootstrap, names["dlq"], 1)]
     assert [d["error"]["code"] for d in dead] == ["off_grid"]
 
 
@@ -1426,7 +1400,7 @@ def test_a_business_hours_feed_is_served_on_its_declared_schedule(kafka_bootstra
         format_timestamp(t) for t in sched.advance(np.full(3, stamps[-1]), np.arange(1, 4))
     ]
     assert friday_close["ts"][0].startswith("2024-03-11T09:00")  # Monday's first hour
-    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
+    dead = [json.loads(m.value) for m in read_topic(kafka_bootstrap, names["dlq"], 1)]
     assert [d["error"]["code"] for d in dead] == ["off_grid"]
     assert "the schedule is closed then" in dead[0]["error"]["message"]
 
@@ -1450,7 +1424,7 @@ def test_a_worker_finds_undeclared_business_hours_after_three_weeks(kafka_bootst
     assert live[("s0", last_week[-1])]["ts"] == [
         format_timestamp(t) for t in sched.advance(np.full(HORIZON, stamps[-1]), np.arange(1, HORIZON + 1))
     ]
-    assert not _consume_all(kafka_bootstrap, names["dlq"], 0, timeout=3)
+    assert not read_topic(kafka_bootstrap, names["dlq"], 0, timeout=3)
 
 
 def test_local_business_hours_are_served_across_a_clock_change(kafka_bootstrap, tmp_path):
@@ -1477,7 +1451,7 @@ def test_local_business_hours_are_served_across_a_clock_change(kafka_bootstrap, 
     assert sorted(k[1] for k in live) == [format_timestamp(t) for t in stamps[LOOKBACK - 1 :]]
     assert live[("s0", format_timestamp(stamps[39]))]["ts"][0].startswith("2024-04-01T07:00")
     assert live[("s0", format_timestamp(stamps[15]))]["ts"][0].startswith("2024-03-27T08:00")  # in CET
-    assert not _consume_all(kafka_bootstrap, names["dlq"], 0, timeout=3)
+    assert not read_topic(kafka_bootstrap, names["dlq"], 0, timeout=3)
 
 
 def test_an_irregular_feed_is_resampled_by_the_worker(kafka_bootstrap, tmp_path):
@@ -1500,6 +1474,6 @@ def test_an_irregular_feed_is_resampled_by_the_worker(kafka_bootstrap, tmp_path)
     live, counts = _predictions(kafka_bootstrap, names["output"], 1)
     issued = sorted(parse_timestamp(k[1]) for k in live)
     assert set(issued) <= set(starts[:-1]) and len(issued) > 0.5 * len(starts) and max(counts.values()) == 1
-    dead = [json.loads(m.value) for m in _consume_all(kafka_bootstrap, names["dlq"], 1)]
+    dead = [json.loads(m.value) for m in read_topic(kafka_bootstrap, names["dlq"], 1)]
     assert [d["error"]["code"] for d in dead] == ["late"]
     assert json.loads(base64.b64decode(dead[0]["original"])) == feed[200]  # the reading's own bytes
