@@ -51,10 +51,11 @@ from poll_trace import PollTrace  # noqa: E402
 
 from adaptcast.forecast import create_forecaster  # noqa: E402
 from adaptcast.forecast.windows import sliding_windows  # noqa: E402
-from adaptcast.streams.config import load_config  # noqa: E402
+from adaptcast.streams.config import KafkaConfig, load_config  # noqa: E402
 from adaptcast.streams.kafka_io import PRODUCER_BATCHING  # noqa: E402
 from adaptcast.streams.records import format_timestamp  # noqa: E402
 from adaptcast.streams.service import Worker  # noqa: E402
+from adaptcast.streams.topic_history import recent_values  # noqa: E402
 
 HOUR = 3_600_000
 STALL_S = 120.0  # no new record for this long and a consuming loop gives up, saying where it stood
@@ -155,17 +156,16 @@ def raw_rate(
     return rate
 
 
+def topic_messages(bootstrap: str, topic: str, per_partition: int) -> list[tuple]:
+    """``(key, value, timestamp)`` of the last ``per_partition`` records of each partition of ``topic``,
+    read by assigned partitions to their end offsets: a group-less subscription can miss the topic in
+    its first metadata answer and read nothing."""
+    return recent_values(KafkaConfig(bootstrap_servers=bootstrap, input_topic=topic), per_partition)
+
+
 def predictions(bootstrap: str, topic: str, limit: int = 5000) -> list[bytes]:
-    """Up to ``limit`` prediction values from ``topic`` (the worker's output), oldest first."""
-    cons = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
-    )
-    values = []
-    for m in cons:
-        values.append(m.value)
-        if len(values) >= limit:
-            break
-    cons.close()
+    """Up to ``limit`` prediction values from ``topic`` (the worker's output)."""
+    values = [value for _, value, _ in topic_messages(bootstrap, topic, limit)][:limit]
     if not values:
         raise SystemExit(
             f"no predictions on {topic}: the worker wrote nothing to size the raw client's records by"
@@ -262,19 +262,15 @@ def latency(bootstrap: str, ckpt: str, tmp: Path, args: argparse.Namespace, rate
     worker.close()
     load.join(timeout=10)
     sent = {}
-    for m in KafkaConsumer(
-        f"in-{tag}", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
-    ):
-        v = json.loads(m.value)
-        sent[(v["series"], v["ts"])] = m.timestamp
+    for _, value, ts in topic_messages(bootstrap, f"in-{tag}", len(lat_recs)):
+        v = json.loads(value)
+        sent[(v["series"], v["ts"])] = ts
     lat = []
-    for m in KafkaConsumer(
-        f"out-{tag}", bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=3000
-    ):
-        v = json.loads(m.value)
+    for _, value, ts in topic_messages(bootstrap, f"out-{tag}", len(lat_recs)):
+        v = json.loads(value)
         key = (v["series"], v["issued_at"])
-        if key in sent:
-            lat.append(m.timestamp - sent[key])
+        if key in sent and ts is not None and sent[key] is not None:
+            lat.append(ts - sent[key])
     ms = np.array(lat, dtype=float)
     pct = {f"p{q:g}_ms": float(np.percentile(ms, q)) if ms.size else None for q in (50, 99, 99.9)}
     out = {"offered_rec_per_s": rate, "records": len(lat_recs), "predictions": int(ms.size), **pct}
