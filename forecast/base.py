@@ -31,6 +31,10 @@ MANIFEST_FORMAT = 2  # 2: the manifest lists every file's SHA-256 and carries it
 READABLE_FORMATS = (1, 2)
 # per-window level (and scale) taken out (_anchor); "auto" is settled from the series (windows.auto_norm)
 WINDOW_NORMS = ("none", "last", "delta", "mean", "standard", "auto")
+# The smallest magnitude that is infinite in float32 (its largest value plus half a step, where
+# rounding overflows): rows, windows and forecasts are float32, so inputs this large are rejected
+# where they enter (records, files). Printed, it is ±3.4028236e38.
+VALUE_LIMIT = 2.0**128 * (1 - 2.0**-25)
 STANDARD_CLIP = 20.0  # training targets under "standard" are kept within this many window deviations
 
 

@@ -23,7 +23,7 @@ import polars as pl
 import zstandard
 
 from adaptcast.forecast import exports, otlp
-from adaptcast.forecast.base import InputError
+from adaptcast.forecast.base import VALUE_LIMIT, InputError
 from adaptcast.forecast.outliers import clean
 from adaptcast.forecast.windows import sliding_windows
 
@@ -1000,6 +1000,14 @@ def _check_channel(
         raise InputError(
             f"{source}: column {c!r} has {int(bad.sum())} {what} values (first at {first}); "
             "fix or drop those rows"
+        )
+    huge = (number.abs() >= VALUE_LIMIT).fill_null(False)
+    if huge.any():
+        first = frame.filter(huge).row(0, named=True)
+        raise InputError(
+            f"{source}: column {c!r} has {int(huge.sum())} values that are infinite in adaptcast's float32 "
+            f"rows (±{VALUE_LIMIT:.8g} and beyond; first {first[c]!r} at {first[tcol]}); rescale the column "
+            "to larger units, or fix or drop those rows"
         )
 
 

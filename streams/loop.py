@@ -818,7 +818,10 @@ class ForecastLoop:
                 float(self._scaled_errors(served).sum()),
                 float(self._scaled_errors(in_units(persistence)).sum()),
             )
-        self._abs_sum += (float(err_mean.sum()), float(err_base.mean(axis=1).sum()))
+        self._abs_sum += (
+            float(err_mean.sum(dtype=np.float64)),
+            float(err_base.mean(axis=1, dtype=np.float64).sum()),
+        )
         self._n_scored += len(idx)
         self.metrics.live_error.set(self._live.mean)
 

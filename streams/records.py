@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import orjson
 
+from adaptcast.forecast.base import VALUE_LIMIT
 from adaptcast.forecast.exports import number_text
 
 # rejection reasons (the ``reason`` label of adaptcast_records_rejected_total)
@@ -204,6 +205,12 @@ def validate(
             number = math.inf
         if not math.isfinite(number):
             raise RecordError(NON_FINITE, f"value {name[:64]!r} is not finite: {_brief(v)}")
+        if abs(number) >= VALUE_LIMIT:
+            raise RecordError(
+                NON_FINITE,
+                f"value {name[:64]!r} is {number:.8g}, infinite in the loop's float32 rows "
+                f"(±{VALUE_LIMIT:.8g} and beyond); send it in larger units",
+            )
         values[str(name)] = number
     for name in required:
         if name not in values:

@@ -64,8 +64,13 @@ def bad_records(series_ids: list[str]) -> st.SearchStrategy[tuple[bytes, str]]:
         st.tuples(sid, st.one_of(st.lists(st.floats(), max_size=2), st.text(max_size=5), st.integers())).map(
             lambda p: (_dumps(_record(p[0], ts, p[1])), R.MISSING_FIELD)
         ),
-        # NaN, inf and numbers beyond the float range
-        st.tuples(sid, st.sampled_from(["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "9" * 400])).map(
+        # NaN, inf and numbers beyond the float range, or beyond float32's (the loop's rows)
+        st.tuples(
+            sid,
+            st.sampled_from(
+                ["NaN", "Infinity", "-Infinity", "1e400", "-1e999", "9" * 400, "1e300", "-3.5e38"]
+            ),
+        ).map(
             lambda p: (
                 f'{{"series": {json.dumps(p[0])}, "ts": {ts}, "values": {{"{TARGET}": {p[1]}}}}}'.encode(),
                 R.NON_FINITE,

@@ -92,10 +92,15 @@ def test_read_errors_name_file_and_problem(tmp_path, text, kwargs, message):
             "'y' is String, not numeric: 'a'",
         ),
         ("ts,y\n2024-01-01 00:00,1\n2024-01-01 01:00,-inf\n2024-01-01 02:00,3\n", "infinite values"),
+        (
+            "ts,y\n2024-01-01 00:00,1\n2024-01-01 01:00,1e300\n2024-01-01 02:00,3\n",
+            r"'y' has 1 values that are infinite in adaptcast's float32 rows "
+            r"\(±3.4028236e\+38 and beyond; first 1e\+300",
+        ),
         ("ts,y\n2024-01-01 00:00,true\n2024-01-01 01:00,false\n", "Boolean, not numeric; convert it"),
         ("ts,z\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n2024-01-01 02:00,3\n", "'y' not found"),
     ],
-    ids=["nan-target", "non-numeric", "infinite", "boolean", "missing-column"],
+    ids=["nan-target", "non-numeric", "infinite", "beyond-float32", "boolean", "missing-column"],
 )
 def test_window_errors_name_column(tmp_path, text, message):
     tf = read_frame(write(tmp_path, text))

@@ -77,6 +77,24 @@ def test_one_forecast_per_record_and_exact_scores():
     assert summary["mae"] == pytest.approx(np.mean(errs), abs=1e-4)
 
 
+def test_errors_near_float32s_largest_value_sum_to_a_finite_mae():
+    """Rows are float32, but the running error sums are float64: four series erring by 3e38 at once
+    would make a float32 sum infinite."""
+    loop = ForecastLoop(_naive(), ["y"])
+    truth = {step: 3e38 * (step % 2) for step in range(12)}
+    errors = []
+    for step, y in truth.items():
+        for f in loop.process([_rec(s, step, y) for s in "abcd"]).forecasts:
+            issued = f.issued_at_ms // HOUR
+            errors += [
+                abs(truth[issued + k] - float(v))
+                for k, v in enumerate(f.yhat[:, 0], 1)
+                if issued + k in truth
+            ]
+    mae = loop.summary()["mae"]
+    assert max(errors) > 1e38 and np.isfinite(mae) and mae == pytest.approx(np.mean(errors), rel=1e-5)
+
+
 def test_same_series_twice_in_one_batch_gives_two_forecasts():
     loop = ForecastLoop(_naive(), ["y"])
     res = loop.process([_rec("a", s, s) for s in range(6)])

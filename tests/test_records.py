@@ -36,6 +36,8 @@ def test_valid_record_iso_and_epoch_ms_agree():
         (b'{"series": "a", "ts": 1, "values": {"y": "1 kW"}}', R.NON_NUMERIC),
         (b'{"series": "a", "ts": 1, "values": {"y": NaN}}', R.NON_FINITE),
         (b'{"series": "a", "ts": 1, "values": {"y": Infinity}}', R.NON_FINITE),
+        (b'{"series": "a", "ts": 1, "values": {"y": 1e300}}', R.NON_FINITE),  # beyond float32's rows
+        (b'{"series": "a", "ts": 1, "values": {"y": "-3.5e38"}}', R.NON_FINITE),
         (b'{"series": "a", "ts": 1, "values": {}}', R.MISSING_FIELD),
         (b'{"series": "a", "ts": 1, "values": {"x": 1}}', R.MISSING_VALUE),
     ],
@@ -45,6 +47,15 @@ def test_rejections_carry_reason(raw, reason):
         decode_one(raw, required=("y",))
     assert info.value.reason == reason
     assert str(info.value)
+
+
+def test_float32s_largest_value_is_a_value_and_one_past_it_is_not():
+    """3.4028235e38 (float32's largest, as it prints) is kept; a value that rounds past it is refused."""
+    assert (
+        decode_one(b'{"series": "a", "ts": 1, "values": {"y": -3.4028235e38}}').values["y"] == -3.4028235e38
+    )
+    with pytest.raises(R.RecordError, match=r"'y' is 3.4028236e\+38, infinite in the loop's float32 rows"):
+        decode_one(b'{"series": "a", "ts": 1, "values": {"y": 3.4028236e38}}')
 
 
 def test_far_future_timestamp_rejected():
