@@ -17,6 +17,7 @@ from kafka.structs import OffsetAndMetadata, TopicPartition
 from adaptcast.streams.config import KafkaConfig
 
 log = logging.getLogger("adaptcast.kafka")
+cluster_log = logging.getLogger("kafka.cluster")
 # kafka-python backs off up to 30 s between reconnects, so a broker back from an outage waited that
 # long for the worker; 1 s is the Java client's default
 RECONNECT_BACKOFF_MAX_MS = 1000
@@ -212,6 +213,8 @@ def missing_topics(cfg: KafkaConfig, topics: Sequence[str], timeout_s: float = T
     """
     probe = KafkaProducer(max_block_ms=int(timeout_s * 1000), **client_options(cfg))
     missing = []
+    quiet = _NotFoundUntilCreated()
+    cluster_log.addFilter(quiet)
     try:
         for topic in dict.fromkeys(topics):
             try:
@@ -224,8 +227,18 @@ def missing_topics(cfg: KafkaConfig, topics: Sequence[str], timeout_s: float = T
                     "and write it)"
                 ) from None
     finally:
+        cluster_log.removeFilter(quiet)
         probe.close(timeout=1)
     return missing
+
+
+class _NotFoundUntilCreated(logging.Filter):
+    """Drops kafka-python's ERROR for a topic its first metadata answer lacks, while probing: a broker
+    that creates topics on first use answers that before creating it, and a topic that stays
+    missing is reported by :func:`require_topics` with what to do."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Topic %s not found in cluster metadata")
 
 
 def require_topics(cfg: KafkaConfig, topics: dict[str, str]) -> None:

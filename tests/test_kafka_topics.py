@@ -6,6 +6,7 @@ Before, the first write waited a minute for metadata and the worker died of a ba
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 import sys
@@ -109,9 +110,14 @@ def test_replay_to_a_missing_topic_is_one_error_line(strict_broker: str) -> None
     assert "Traceback" not in done.stderr
 
 
-def test_a_broker_that_creates_topics_on_first_use_has_none_missing(kafka_bootstrap: str) -> None:
+def test_a_broker_that_creates_topics_on_first_use_has_none_missing(
+    kafka_bootstrap: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """...and the probe that makes it create them logs no ERROR for the first answer lacking them."""
     cfg = KafkaConfig(bootstrap_servers=kafka_bootstrap)
-    assert missing_topics(cfg, [f"fresh-{uuid.uuid4().hex[:8]}"]) == []
+    with caplog.at_level(logging.INFO):
+        assert missing_topics(cfg, [f"fresh-{uuid.uuid4().hex[:8]}", f"fresh-{uuid.uuid4().hex[:8]}"]) == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
 def test_training_from_a_missing_topic_names_the_topics_there(strict_broker: str, tmp_path: Path) -> None:
