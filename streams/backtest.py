@@ -295,7 +295,8 @@ def what_went_wrong(
     if misplaced > 0.05 * line.records:
         out.append(
             f"{misplaced} of {line.records} records were off the grid or on a point already taken: a "
-            "feed that keeps no regular interval needs grid.frequency and grid.resample: mean, a "
+            "feed that keeps no regular interval needs a period to aggregate to (--frequency 10min "
+            "--resample mean; grid.frequency, grid.resample: mean), a "
             "jittered one a larger grid.tolerance, hours kept on a local clock through daylight saving "
             "their time zone in grid.frequency (e.g. '1h Mon-Fri 09:00-17:00 Europe/Berlin')"
         )

@@ -20,9 +20,11 @@ import click
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
     FREQUENCY_OPTION,
+    RESAMPLE_OPTION,
     UserError,
     check_writable,
     config_or_exit,
+    grid_overrides,
     model_overrides,
     model_shape_options,
     reachable_kafka,
@@ -199,6 +201,7 @@ def config_show(config_path: str | None) -> None:
     "(default: keep retrying). [kafka.startup_timeout_s]",
 )
 @FREQUENCY_OPTION
+@RESAMPLE_OPTION
 @click.option(
     "-v", "--verbose", is_flag=True, help="Log what the service does (assignments, retrains, swaps)."
 )
@@ -219,6 +222,7 @@ def run(
     rate,
     startup_timeout,
     frequency,
+    resample,
     verbose,
     **records: Any,
 ) -> None:
@@ -258,7 +262,7 @@ def run(
     )
     logging.getLogger("kafka").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
-    set_override(overrides, "grid.frequency", frequency)
+    grid_overrides(overrides, frequency, resample)
     set_override(
         overrides,
         "kafka.bootstrap_servers",
@@ -534,6 +538,7 @@ def _replay_records(
     "else the one holding dates). [backtest.time_col]",
 )
 @FREQUENCY_OPTION
+@RESAMPLE_OPTION
 @click.option("--model", help="Model kind. [model.kind]")
 @click.option(
     "--policy",
@@ -588,6 +593,7 @@ def backtest(
     series_rows,
     time_col,
     frequency,
+    resample,
     model,
     policy,
     window,
@@ -629,7 +635,7 @@ def backtest(
         raise UserError("give at most one of --data FILE or --scenario NAME")
     overrides: dict[str, Any] = {}
     set_override(overrides, "backtest.data", data_path)
-    set_override(overrides, "grid.frequency", frequency)
+    grid_overrides(overrides, frequency, resample)
     if scenario:
         set_override(overrides, "scenario.name", scenario)
         overrides["backtest"] = {**overrides.get("backtest", {}), "data": None}

@@ -110,6 +110,21 @@ FREQUENCY_OPTION = click.option(
 )
 
 
+RESAMPLE_OPTION = click.option(
+    "--resample",
+    type=click.Choice(["off", "last", "mean"]),
+    help="For irregular feeds (trades, events, reports on change): each --frequency period's records "
+    "of a series become one, their last values or their mean (default off: each record is placed on "
+    "the grid as it is). [grid.resample]",
+)
+
+
+def grid_overrides(d: dict[str, Any], frequency: str | None, resample: str | None) -> None:
+    """``--frequency`` and ``--resample`` into an override dict, where given."""
+    set_override(d, "grid.frequency", frequency)
+    set_override(d, "grid.resample", resample)
+
+
 def with_options(func: Callable[..., Any], options: Sequence[Callable[[Any], Any]]) -> Callable[..., Any]:
     """``func`` decorated with ``options`` in the order ``--help`` lists them (the first on top)."""
     for option in reversed(options):

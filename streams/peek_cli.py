@@ -12,8 +12,10 @@ import click
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
     FREQUENCY_OPTION,
+    RESAMPLE_OPTION,
     UserError,
     config_or_exit,
+    grid_overrides,
     reachable_kafka,
     record_options,
     record_overrides,
@@ -31,6 +33,7 @@ PROBE_S = 5.0  # how long the broker has to answer before peek says why not
 @click.option("--input-topic", help="The topic to read. [kafka.input_topic]")
 @record_options
 @FREQUENCY_OPTION
+@RESAMPLE_OPTION
 @click.option(
     "-n",
     "--records",
@@ -46,6 +49,7 @@ def peek_command(
     bootstrap_servers: str | None,
     input_topic: str | None,
     frequency: str | None,
+    resample: str | None,
     per_partition: int,
     as_json: bool,
     **records: Any,
@@ -74,7 +78,7 @@ def peek_command(
     servers = bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
     set_override(overrides, "kafka.bootstrap_servers", servers)
     set_override(overrides, "kafka.input_topic", input_topic)
-    set_override(overrides, "grid.frequency", frequency)
+    grid_overrides(overrides, frequency, resample)
     record_overrides(overrides, **records)
     cfg = config_or_exit(config_path, overrides)
     servers = reachable_kafka(cfg, PROBE_S)

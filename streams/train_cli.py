@@ -48,8 +48,10 @@ from adaptcast.streams.calendar import describe as describe_period
 from adaptcast.streams.cli_common import (
     CONFIG_OPTION,
     FREQUENCY_OPTION,
+    RESAMPLE_OPTION,
     UserError,
     config_or_exit,
+    grid_overrides,
     model_overrides,
     model_shape_options,
     set_override,
@@ -255,6 +257,7 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     "else the one holding dates).",
 )
 @FREQUENCY_OPTION
+@RESAMPLE_OPTION
 @series_options
 @DUPLICATES_OPTION
 @click.option("--time-features", is_flag=True, help="With --data: add hour/weekday/day/day-of-year channels.")
@@ -288,6 +291,7 @@ def train_command(
     state_dir: str | None,
     time_col: str | None,
     frequency: str | None,
+    resample: str | None,
     series_col: str | None,
     series_cols: tuple[str, ...],
     series_rows: bool,
@@ -310,7 +314,7 @@ def train_command(
     if from_topic and time_features:
         raise UserError("--time-features goes with --data: the workers feed no time channels")
     overrides: dict[str, Any] = {}
-    set_override(overrides, "grid.frequency", frequency)
+    grid_overrides(overrides, frequency, resample)
     model_overrides(
         overrides,
         kind=kind,

@@ -98,7 +98,7 @@ def test_resample_needs_a_fixed_frequency():
     assert cfg.grid.rules(48).resample is Resample.MEAN
 
 
-def test_backtest_of_an_irregular_file_forecasts_instead_of_dead_lettering(tmp_path):
+def test_backtest_of_an_irregular_file_forecasts_instead_of_dead_lettering(tmp_path, caplog):
     recs = _irregular(3000, seed=3)
     y = 20 + np.sin(np.arange(len(recs)) / 30) + np.random.default_rng(1).normal(0, 0.05, len(recs))
     path = tmp_path / "sensor.csv"
@@ -107,17 +107,18 @@ def test_backtest_of_an_irregular_file_forecasts_instead_of_dead_lettering(tmp_p
     )
     runner = CliRunner()
     args = ["backtest", "--data", str(path), "--target", "temp", "--model", "naive", "--policy", "never"]
-    res = runner.invoke(
+    res_first = runner.invoke(
         main, [*args, "--out", str(tmp_path / "a")], env={"ADAPTCAST__GRID__FREQUENCY": "10min"}
     )
-    assert res.exit_code == 0, res.output
+    assert res_first.exit_code == 0, res_first.output
     placed = json.loads((tmp_path / "a" / "summary.json").read_text())
-    env = {"ADAPTCAST__GRID__FREQUENCY": "10min", "ADAPTCAST__GRID__RESAMPLE": "mean"}
-    res = runner.invoke(main, [*args, "--out", str(tmp_path / "b")], env=env)
+    flags = ["--frequency", "10min", "--resample", "mean"]  # what the advice on the first run names
+    res = runner.invoke(main, [*args, *flags, "--out", str(tmp_path / "b")])
     assert res.exit_code == 0, res.output
     resampled = json.loads((tmp_path / "b" / "summary.json").read_text())
     (before,), (after,) = placed["configs"].values(), resampled["configs"].values()
     assert sum(before["records_rejected"].values()) > 500  # off the grid or a point already taken
+    assert "--frequency 10min --resample mean" in caplog.text
     assert after["records_rejected"] == {} and after["n_forecasts"] > before["n_forecasts"]
 
 
@@ -184,9 +185,9 @@ def test_train_and_predict_resample_an_irregular_file(tmp_path):
         path
     )
     runner = CliRunner()
-    env = {"ADAPTCAST__GRID__FREQUENCY": "10min", "ADAPTCAST__GRID__RESAMPLE": "mean"}
     shape = ["--data", str(path), "--target", "temp", "--lookback", "12", "--horizon", "3"]
-    res = runner.invoke(main, ["train", *shape, "--out", str(tmp_path / "m")], env=env)
+    grid = ["--frequency", "10min", "--resample", "mean"]
+    res = runner.invoke(main, ["train", *shape, *grid, "--out", str(tmp_path / "m")])
     assert res.exit_code == 0, res.output
     manifest = json.loads((tmp_path / "m" / "manifest.json").read_text())
     assert manifest["schema"]["grid"]["resample"] == "mean"
