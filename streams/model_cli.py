@@ -26,7 +26,10 @@ def previous_serving(store: CheckpointStore) -> str:
     """The version marked serving before the current one."""
     marks = [m["version"] for m in store.marks()]
     if not marks:
-        raise UserError(f"{store.root}: no version was ever marked serving; name the VERSION to serve")
+        raise UserError(
+            f"{store.root}: no version was ever marked serving; name the VERSION to serve "
+            "(`adaptcast model list` shows them)"
+        )
     earlier = [v for v in marks if v != marks[-1]]
     if not earlier:
         raise UserError(f"{store.root}: {marks[-1]} is the only version ever marked serving; name a VERSION")
@@ -49,8 +52,16 @@ def list_command(config_path: str | None, state_dir: str | None) -> None:
       adaptcast model list --config deploy.yaml
     """
     store, _ = open_store(config_path, state_dir)
+    versions = store.versions()
+    if not versions:
+        raise UserError(f"{store.root}: no model versions yet (a worker or `adaptcast train` writes them)")
     marked = store.serving()
-    for version in store.versions():
+    if marked is None:  # what a worker loads then: the newest version
+        marked = versions[-1]
+        click.echo(
+            f"(nothing marked serving in {store.root}: a worker starting now loads the newest version)"
+        )
+    for version in versions:
         try:
             manifest = read_manifest(store.path(version))
             parent = manifest.get("parent_version") or "-"

@@ -86,8 +86,12 @@ def test_rollback_command_marks_the_previous_or_the_named_version(tmp_path):
     store = CheckpointStore(tmp_path / "models")
     v1, v2, v3 = (store.save(naive(PERIOD)) for _ in range(3))
     run = CliRunner().invoke
+    res = run(cli, ["model", "list", "--state-dir", str(tmp_path / "empty")], env={})
+    assert res.exit_code == 2 and "no model versions yet" in res.output
     res = run(cli, ["model", "rollback", "--state-dir", str(tmp_path)], env={})
     assert res.exit_code == 2 and "no version was ever marked" in res.output
+    listing = run(cli, ["model", "list", "--state-dir", str(tmp_path)], env={}).output.splitlines()
+    assert "nothing marked serving" in listing[0] and [line[0] for line in listing[1:]] == [" ", " ", "*"]
     for v in (v1, v2):
         store.mark_serving(v, "trained")
     res = run(cli, ["model", "rollback", "--state-dir", str(tmp_path)], env={})
