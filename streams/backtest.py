@@ -360,6 +360,7 @@ def _summarise(
         },
         **errors,
         "n_forecasts": loop.n_forecasts,
+        "n_clipped": loop.n_clipped,
         "n_scored": scores.n,
         "n_retrains": fits["retrain"],
         "n_fits": sum(fits.values()),

@@ -26,6 +26,7 @@ from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.passes import occurrence
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
+from adaptcast.forecast.envelope import clip, envelope
 from adaptcast.forecast.exports import counter_note
 from adaptcast.forecast.outliers import far_beyond
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
@@ -187,6 +188,7 @@ class ForecastLoop:
         self._n_scored = 0
         self.n_records = 0
         self.n_forecasts = 0
+        self.n_clipped = 0  # forecasts brought back within their window's envelope
 
     # ---- what adaptation serves and decides with ----------------------------------------------
     @property
@@ -678,7 +680,9 @@ class ForecastLoop:
         issued = [poll.recs[i] for i in poll.due.tolist()]
         names = [rec.series for rec in issued]
         parts = [self._predict(windows[i : i + self.max_batch]) for i in range(0, len(names), self.max_batch)]
-        base = np.concatenate([b for b, _ in parts])
+        # a window unlike any the model trained on can draw an answer far beyond it (forecast/envelope.py)
+        low, high = envelope(windows, len(self.targets), self.horizon, self.model.input_bounds)
+        base, strayed = clip(np.concatenate([b for b, _ in parts]), low, high)
         keys = None if self.memory is None else np.concatenate([k for _, k in parts])
         yhat = corrected = base
         lo = hi = half = level = None
@@ -701,6 +705,12 @@ class ForecastLoop:
             self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
             self.metrics.memory_served_ratio.set(float(served.mean()))
             observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
+        if yhat is not base:  # the memory's correction, added to a plausible base, may stray too
+            yhat, corrections_strayed = clip(yhat, low, high)
+            strayed |= corrections_strayed
+        if strayed.any():
+            self.n_clipped += int(strayed.sum())
+            self.metrics.forecasts_clipped.inc(int(strayed.sum()))
         if self.intervals is not None:
             half = self.intervals.half_widths(poll.names)[poll.series[poll.due]].astype(np.float32)
             lo, hi = yhat[:, None] - half, yhat[:, None] + half  # [B, L, H, T]

@@ -131,6 +131,11 @@ class Metrics:
             "adaptcast_records_rejected_total", "Input records sent to dead letters", ["reason"], registry=r
         )
         self.predictions = Counter("adaptcast_predictions_total", "Forecasts produced", registry=r)
+        self.forecasts_clipped = Counter(
+            "adaptcast_forecasts_clipped_total",
+            "Forecasts the model answered far beyond their window's range, served clipped to it",
+            registry=r,
+        )
         self.predict_duration = Histogram(
             "adaptcast_predict_duration_seconds",
             "Model predict call per micro-batch",

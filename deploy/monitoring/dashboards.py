@@ -245,10 +245,13 @@ OVERVIEW = Dashboard(
                 Panel(
                     "timeseries",
                     "Records in, forecasts out",
-                    "Input records read and forecasts produced per second (5-minute rates).",
+                    "Input records read and forecasts produced per second (5-minute rates); and forecasts "
+                    "the model answered far beyond their window's range, served clipped to it (a window "
+                    "unlike any it trained on: a feed that jumped by orders of magnitude).",
                     (
                         Query(sel(rules.RECORDS_RATE), "{{instance}} records"),
                         Query(sel(rules.PREDICTIONS_RATE), "{{instance}} forecasts"),
+                        Query(_rate("adaptcast_forecasts_clipped_total", rules.BY), "{{instance}} clipped"),
                     ),
                     unit="ops",
                 ),

@@ -1,0 +1,44 @@
+"""How far a served forecast may stray from its window: the window's range, widened by a few spans.
+
+A model read a window unlike anything it trained on (a feed that jumped a thousandfold, a unit
+change) can answer with values thousands of times beyond the window; a linear model does, and a
+forecast that far off is wrong whatever the feed does next. A trend carried on for the horizon
+moves ``horizon / lookback`` of its window's spans beyond the window's range, so forecasts are kept
+within :data:`REACH` times the larger of 1 and that ratio, in spans of the window, of its range. A
+window's span is at least the span of the values the model trained on, so a flat window (a night,
+a run of zeros of an intermittent count) still lets a forecast move as far as the training data did.
+Pure maths on arrays.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+REACH = 2.0  # spans of the window a forecast may lie beyond its range, at a horizon up to the lookback
+
+
+def envelope(
+    windows: np.ndarray, n_targets: int, horizon: int, trained: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Lowest and highest plausible forecast per window and target, each ``[B, 1, T]``.
+
+    ``windows`` is ``[B, lookback, channels]`` with the targets first; ``trained`` the least and
+    greatest value of each channel the model trained on (``[2, channels]``, a model's
+    ``input_bounds``), or None. A window with no span, of a model with no known training span,
+    has no bounds (±inf): nothing says how far its forecasts may move.
+    """
+    w = np.asarray(windows[:, :, :n_targets], dtype=np.float64)
+    low, high = w.min(axis=1), w.max(axis=1)
+    span = high - low
+    if trained is not None:
+        span = np.maximum(span, (trained[1] - trained[0])[:n_targets])
+    reach = REACH * max(1.0, horizon / w.shape[1]) * np.where(span > 0, span, np.inf)
+    return (low - reach)[:, None, :], (high + reach)[:, None, :]
+
+
+def clip(forecasts: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``forecasts`` (``[B, H, T]``) within ``[low, high]``, as float32, and which windows needed it."""
+    outside = ((forecasts < low) | (forecasts > high)).any(axis=(1, 2))
+    if not outside.any():
+        return forecasts, outside
+    return np.clip(forecasts, low, high).astype(np.float32), outside

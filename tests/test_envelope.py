@@ -1,0 +1,75 @@
+"""A served forecast stays within its window's range widened by a few spans: a trend carried on for the
+horizon is never clipped, an answer thousands of times beyond the window is, and a flat window keeps
+the reach of the data the model trained on."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import numpy as np
+import polars as pl
+import pytest
+
+from adaptcast.forecast.data import SeriesFrame
+from adaptcast.forecast.envelope import REACH, clip, envelope
+from adaptcast.streams.backtest import run_config
+from adaptcast.streams.config import load_config
+
+
+def _ramp(lookback: int, horizon: int, slope: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """A straight line's window and its continuation over the horizon: ``[1, L, 1]``, ``[1, H, 1]``."""
+    t = np.arange(lookback + horizon, dtype=np.float32) * slope
+    return t[None, :lookback, None], t[None, lookback:, None]
+
+
+@pytest.mark.parametrize(("lookback", "horizon"), [(48, 12), (24, 24), (12, 48)])
+def test_a_trend_carried_on_for_the_horizon_is_never_clipped(lookback, horizon):
+    window, ahead = _ramp(lookback, horizon)
+    for line in (ahead, -ahead + 2 * window[0, -1, 0]):  # rising on, or turned back down
+        out, strayed = clip(line, *envelope(window, 1, horizon))
+        assert out is line and not strayed.any()
+
+
+def test_an_answer_far_beyond_its_window_is_brought_back_and_counted():
+    windows = np.stack([np.full((24, 2), 1.0), np.full((24, 2), 1.0)]).astype(np.float32)
+    windows[:, 12:, 0] = 1000.0  # target 0 jumped a thousandfold; channel 1 is a feature
+    forecasts = np.full((2, 6, 1), 1000.0, dtype=np.float32)
+    forecasts[1, 3, 0] = 3e6  # the second window's model answered with nonsense at one lead
+    low, high = envelope(windows, 1, 6)
+    out, strayed = clip(forecasts, low, high)
+    assert strayed.tolist() == [False, True] and out.dtype == np.float32
+    assert out[1, 3, 0] == pytest.approx(1000.0 + REACH * 999.0)
+    np.testing.assert_array_equal(np.delete(out.ravel(), 9), np.delete(forecasts.ravel(), 9))
+
+
+def test_a_flat_window_keeps_the_reach_of_the_training_data():
+    window = np.zeros((1, 24, 1), dtype=np.float32)  # a run of zeros of an intermittent count
+    burst = np.full((1, 6, 1), 7.0, dtype=np.float32)
+    out, strayed = clip(burst, *envelope(window, 1, 6, trained=np.array([[0.0], [9.0]])))
+    assert not strayed.any() and out is burst  # 7 is within 2 x 9 of 0
+    out, strayed = clip(burst, *envelope(window, 1, 6, trained=np.array([[0.0], [1.0]])))
+    assert strayed.all() and out.max() == pytest.approx(REACH)
+    out, strayed = clip(burst * 1e9, *envelope(window, 1, 6))  # no known span: no bound
+    assert not strayed.any()
+
+
+def _millionfold_jump(steps: int = 600, at: int = 300) -> SeriesFrame:
+    """One series, noise about 1 that jumps a millionfold (a feed whose unit changed)."""
+    rng = np.random.default_rng(0)
+    y = np.where(np.arange(steps) < at, rng.normal(1.0, 0.1, steps), rng.normal(1e6, 1e5, steps))
+    ts = [datetime(2024, 1, 1) + timedelta(hours=i) for i in range(steps)]
+    return SeriesFrame("jump", pl.DataFrame({"ts": ts, "series": ["a"] * steps, "y": y}), ["y"], 1, [])
+
+
+def test_the_loop_serves_no_forecast_far_beyond_its_window(monkeypatch):
+    """A linear AR-Net trained on noise about 1 and read windows holding the jump answers with values
+    thousands of times beyond them; served, those are clipped and counted."""
+    cfg = load_config(overrides={"model": {"lookback": 48, "horizon": 12}}, environ={})
+    run = run_config(_millionfold_jump(), cfg)[0]
+    served = run.forecasts.lazy().select("y", "yhat").collect()
+    assert run.summary["n_clipped"] > 0
+    assert served["yhat"].abs().max() < (1 + REACH) * served["y"].abs().max()
+    monkeypatch.setattr("adaptcast.forecast.envelope.REACH", np.inf)  # what was served before
+    unclipped = run_config(_millionfold_jump(), cfg)[0]
+    assert unclipped.summary["n_clipped"] == 0
+    assert unclipped.summary["mae"] > 100 * run.summary["mae"]  # about 850 times
