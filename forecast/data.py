@@ -987,6 +987,13 @@ def _check_channel(
         what = f"{source}: column {c!r} is {frame.schema[c]}, not numeric"
         if not bad.any():
             raise InputError(f"{what}; convert it to numbers or leave it out")
+        if int(bad.sum()) == col.is_not_null().sum():  # text throughout: a label, not a measurement
+            labels = col.drop_nulls().unique(maintain_order=True)
+            shown = ", ".join(repr(v) for v in labels.head(3).to_list())
+            raise InputError(
+                f"{what}: it holds text ({shown}{', …' if len(labels) > 3 else ''}: {len(labels)} distinct "
+                "values) in every row; encode it as numbers (a 0/1 column per value, say) or leave it out"
+            )
         first = frame.filter(bad).row(0, named=True)
         raise InputError(
             f"{what}: {first[c]!r} at {first[tcol]} is not a number ({int(bad.sum())} such values); "

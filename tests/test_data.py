@@ -88,8 +88,12 @@ def test_read_errors_name_file_and_problem(tmp_path, text, kwargs, message):
             "'y' has 1 missing, NaN or infinite",
         ),
         (
-            "ts,y\n2024-01-01 00:00,a\n2024-01-01 01:00,b\n2024-01-01 02:00,c\n",
-            "'y' is String, not numeric: 'a'",
+            "ts,y\n2024-01-01 00:00,1\n2024-01-01 01:00,b\n2024-01-01 02:00,3\n",
+            "'y' is String, not numeric: 'b' at 2024-01-01 01:00:00 is not a number",
+        ),
+        (
+            "ts,y\n2024-01-01 00:00,a\n2024-01-01 01:00,b\n2024-01-01 02:00,a\n",
+            r"'y' is String, not numeric: it holds text \('a', 'b': 2 distinct values\) in every row; encode",
         ),
         ("ts,y\n2024-01-01 00:00,1\n2024-01-01 01:00,-inf\n2024-01-01 02:00,3\n", "infinite values"),
         (
@@ -100,7 +104,15 @@ def test_read_errors_name_file_and_problem(tmp_path, text, kwargs, message):
         ("ts,y\n2024-01-01 00:00,true\n2024-01-01 01:00,false\n", "Boolean, not numeric; convert it"),
         ("ts,z\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n2024-01-01 02:00,3\n", "'y' not found"),
     ],
-    ids=["nan-target", "non-numeric", "infinite", "beyond-float32", "boolean", "missing-column"],
+    ids=[
+        "nan-target",
+        "non-numeric",
+        "text-labels",
+        "infinite",
+        "beyond-float32",
+        "boolean",
+        "missing-column",
+    ],
 )
 def test_window_errors_name_column(tmp_path, text, message):
     tf = read_frame(write(tmp_path, text))
