@@ -40,6 +40,7 @@ from adaptcast.forecast.data import (
     read_series,
     read_table,
 )
+from adaptcast.forecast.envelope import clip, envelope
 from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import auto_norm, split_train_val
 from adaptcast.streams.build import template_from_config
@@ -647,7 +648,9 @@ def _forecasts(
 ) -> pl.DataFrame:
     """One predict call over ``windows``; rows ``issued_at, ts, step, target, yhat``, the forecast
     times ``periods`` (per window; calendar months keep their day of the month) after each issue."""
-    yhat = model.predict(windows)  # [B, H, T]
+    # kept within each window's envelope, as the loop serves them (forecast/envelope.py)
+    low, high = envelope(windows, model.n_targets, model.horizon, model.input_bounds)
+    yhat, _ = clip(model.predict(windows), low, high)  # [B, H, T]
     B, H, T = yhat.shape
     issued_at = np.repeat(issued, H * T)
     h = np.tile(np.repeat(np.arange(1, H + 1), T), B)

@@ -4,15 +4,19 @@ the reach of the data the model trained on."""
 
 from __future__ import annotations
 
+import io
 from datetime import datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
+from click.testing import CliRunner
 
+from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.envelope import REACH, clip, envelope
 from adaptcast.streams.backtest import run_config
+from adaptcast.streams.cli import main
 from adaptcast.streams.config import load_config
 
 
@@ -73,3 +77,26 @@ def test_the_loop_serves_no_forecast_far_beyond_its_window(monkeypatch):
     unclipped = run_config(_millionfold_jump(), cfg)[0]
     assert unclipped.summary["n_clipped"] == 0
     assert unclipped.summary["mae"] > 100 * run.summary["mae"]  # about 850 times
+
+
+def test_predict_from_a_file_keeps_its_forecasts_within_the_envelope(tmp_path, monkeypatch):
+    """``adaptcast predict`` serves what the loop would. Fault injected: the saved model answers a
+    thousand times its window's last value, as a linear model read a window unlike its training's."""
+    frame = _millionfold_jump(steps=400, at=370).frame.drop("series")
+    frame.write_csv(tmp_path / "feed.csv")
+    shape = ["--target", "y", "--lookback", "48", "--horizon", "12", "--model", "naive"]
+    res = CliRunner().invoke(
+        main, ["train", "--data", str(tmp_path / "feed.csv"), *shape, "--out", str(tmp_path / "m")]
+    )
+    assert res.exit_code == 0, res.output
+    naive = type(create_forecaster("naive", lookback=48, horizon=12))
+    monkeypatch.setattr(
+        naive, "predict", lambda self, X: np.repeat(1000 * X[:, -1:, :1], self.horizon, axis=1)
+    )
+    res = CliRunner().invoke(
+        main, ["predict", "--model-dir", str(tmp_path / "m"), "--data", str(tmp_path / "feed.csv")]
+    )
+    assert res.exit_code == 0, res.output
+    yhat = pl.read_csv(io.StringIO(res.output))["yhat"]
+    window = frame["y"].tail(48)
+    assert yhat.max() == pytest.approx(window.max() + REACH * (window.max() - window.min()), rel=1e-6)
