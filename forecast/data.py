@@ -1008,7 +1008,7 @@ def _check_channel(
             f"{source}: column {c!r} has {int(bad.sum())} {what} values (first at {first}); "
             "fix or drop those rows"
         )
-    huge = (number.abs() >= VALUE_LIMIT).fill_null(False)
+    huge = (number.is_finite() & (number.abs() >= VALUE_LIMIT)).fill_null(False)  # polars: NaN >= all
     if huge.any():
         first = frame.filter(huge).row(0, named=True)
         raise InputError(
