@@ -40,7 +40,7 @@ from adaptcast.streams.events import LoopEvent, RetrainFailed
 from adaptcast.streams.feed import declare_schedules, iter_time_batches, load_feed
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
-from adaptcast.streams.pushgateway import push_backtest
+from adaptcast.streams.pushgateway import PushError, push_backtest
 from adaptcast.streams.records import Record
 from adaptcast.streams.report import ConfigRun, write_report
 from adaptcast.streams.retrain import InlineTrainer, TrainOutcome
@@ -170,7 +170,11 @@ def backtest(
     if out is not None:
         forecasts = _write(Path(out), summary, forecasts, events, runs, data, report)
     if cfg.backtest.pushgateway:
-        push_backtest(cfg.backtest.pushgateway, summary)
+        try:
+            push_backtest(cfg.backtest.pushgateway, summary)
+        except PushError as exc:
+            kept = f"; the run itself finished and wrote {out}" if out is not None else ""
+            raise PushError(f"{exc}{kept}") from None
     return BacktestResult(summary, forecasts, events, [line for _, line in done])
 
 

@@ -215,4 +215,5 @@ def test_an_unreachable_pushgateway_is_a_clear_error_after_the_results_are_writt
         main, [*BACKTEST, "--pushgateway", f"http://127.0.0.1:{port}", "--out", str(tmp_path)]
     )
     assert res.exit_code == 2 and f"127.0.0.1:{port}" in res.output
+    assert f"the run itself finished and wrote {tmp_path}" in " ".join(res.output.split())
     assert (tmp_path / "summary.json").is_file()
