@@ -167,6 +167,7 @@ Examples:
   adaptcast train --model lstm --data load.parquet --target load --features temp,hour \\
       --lookback 48 --horizon 12 --time-features --param epochs=10 --out models/load
   adaptcast train --config deploy.yaml --from-topic        # publish to the store the workers follow
+  adaptcast train --from-topic --bootstrap-servers 127.0.0.1:9092 --input-topic metrics --target y
   adaptcast train --data sensors.parquet --series-col sensor --target temp --out models/sensors
 """
 
@@ -243,6 +244,12 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     type=click.IntRange(min=1),
     help="With --from-topic: records read from the end of each partition. [state.warm_records]",
 )
+@click.option(
+    "--bootstrap-servers",
+    help="With --from-topic: Kafka bootstrap servers host:port[,…] (env KAFKA_BOOTSTRAP_SERVERS). "
+    "[kafka.bootstrap_servers]",
+)
+@click.option("--input-topic", help="With --from-topic: the topic to read. [kafka.input_topic]")
 @model_shape_options
 @click.option(
     "--out",
@@ -284,6 +291,8 @@ def train_command(
     data_path: Path | None,
     from_topic: bool,
     records: int | None,
+    bootstrap_servers: str | None,
+    input_topic: str | None,
     targets: tuple[str, ...],
     features: tuple[str, ...],
     lookback: int | None,
@@ -314,7 +323,11 @@ def train_command(
         raise UserError("give exactly one of --data FILE or --from-topic")
     if from_topic and time_features:
         raise UserError("--time-features goes with --data: the workers feed no time channels")
+    if not from_topic and (bootstrap_servers or input_topic):
+        raise UserError("--bootstrap-servers and --input-topic go with --from-topic")
     overrides: dict[str, Any] = {}
+    set_override(overrides, "kafka.bootstrap_servers", bootstrap_servers)
+    set_override(overrides, "kafka.input_topic", input_topic)
     grid_overrides(overrides, frequency, resample)
     model_overrides(
         overrides,

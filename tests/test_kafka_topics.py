@@ -132,3 +132,23 @@ def test_training_from_a_missing_topic_names_the_topics_there(strict_broker: str
     text = str(caught.value)
     assert text.startswith(f"no topic {names['input']}x (kafka.input_topic) at {strict_broker}")
     assert f"did you mean {names['input']}?" in text and "topics there:" in text
+
+
+def test_train_from_a_topic_takes_the_broker_and_the_topic_as_flags(
+    strict_broker: str, tmp_path: Path
+) -> None:
+    """`train --from-topic --bootstrap-servers … --input-topic …` reads there (no config file, no
+    environment): a misspelt topic is named with the nearest one."""
+    names = _names(strict_broker, "input")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "ADAPTCAST"))}
+    args = ["--from-topic", "--bootstrap-servers", strict_broker, "--input-topic", names["input"] + "x"]
+    done = subprocess.run(
+        [sys.executable, "-m", "adaptcast.streams.cli", "train", *args, "--state-dir", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=180,
+    )
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"no topic {names['input']}x (kafka.input_topic) at {strict_broker}" in done.stderr
+    assert f"did you mean {names['input']}?" in done.stderr

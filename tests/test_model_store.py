@@ -134,6 +134,8 @@ def test_train_without_out_publishes_to_the_store(tmp_path):
     assert CheckpointStore(tmp_path / "state" / "models").serving() == published["version"]
     res = CliRunner().invoke(cli, ["train", "--state-dir", str(tmp_path)], env={})
     assert res.exit_code == 2 and "exactly one of --data FILE or --from-topic" in res.output
+    res = CliRunner().invoke(cli, ["train", "--data", "x.csv", "--input-topic", "metrics"], env={})
+    assert res.exit_code == 2 and "--bootstrap-servers and --input-topic go with --from-topic" in res.output
 
 
 def test_topic_history_keeps_what_the_loop_would(tmp_path):
