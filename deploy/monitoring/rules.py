@@ -87,6 +87,7 @@ RECORDS_RATE = "instance:adaptcast_records_consumed:rate5m"
 PREDICTIONS_RATE = "instance:adaptcast_predictions:rate5m"
 REJECTED_RATE = "instance_reason:adaptcast_records_rejected:rate5m"
 REJECTED_RATIO = "instance:adaptcast_records_rejected:ratio_rate5m"
+CLIPPED_RATIO = "instance:adaptcast_forecasts_clipped:ratio_rate5m"
 LATENCY = "instance:adaptcast_end_to_end_latency_seconds:quantile5m"
 PREDICT_LATENCY = "instance:adaptcast_predict_duration_seconds:quantile5m"
 LIVE_ERROR = "instance:adaptcast_live_scaled_error:mean5m"
@@ -99,6 +100,9 @@ RECORDING: list[Recording] = [
     Recording(PREDICTIONS_RATE, f"sum by ({BY}) (rate(adaptcast_predictions_total[5m]))"),
     Recording(REJECTED_RATE, f"sum by ({BY}, reason) (rate(adaptcast_records_rejected_total[5m]))"),
     Recording(REJECTED_RATIO, f"sum without (reason) ({REJECTED_RATE}) / {RECORDS_RATE}"),
+    Recording(
+        CLIPPED_RATIO, f"sum by ({BY}) (rate(adaptcast_forecasts_clipped_total[5m])) / {PREDICTIONS_RATE}"
+    ),
     *_quantiles(LATENCY, "adaptcast_end_to_end_latency_seconds"),
     *_quantiles(PREDICT_LATENCY, "adaptcast_predict_duration_seconds"),
     Recording(
@@ -214,6 +218,16 @@ ALERTS: list[Alert] = [
         "adaptcast rejects {{ $value | humanizePercentage }} of records on {{ $labels.instance }}",
         "More than 5 % of input records went to the dead-letter topic for 10 minutes; "
         "instance_reason:adaptcast_records_rejected:rate5m says why.",
+    ),
+    Alert(
+        "AdaptcastForecastsClipped",
+        (Condition(CLIPPED_RATIO, ">", "0.05"),),
+        "15m",
+        "warning",
+        "adaptcast clips {{ $value | humanizePercentage }} of forecasts on {{ $labels.instance }}",
+        "For 15 minutes more than 5 % of forecasts were answers far beyond their window's range, "
+        "served clipped to it: the model reads windows unlike any it trained on (a feed that jumped "
+        "by orders of magnitude, a unit change) and no retrain has caught up.",
     ),
 ]
 
