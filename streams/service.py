@@ -607,7 +607,7 @@ class Worker:
         self._warned_unit = True
         log.warning(
             "series %r: ts read as epoch %s is %s, decades before now; if the producer sends epoch seconds "
-            "(or another unit), set serving.ts_unit (s, ms, us, ns) to match it",
+            "(or another unit), set serving.ts_unit (s, ms, us, ns; `--ts-unit s` on run) to match it",
             rec.series,
             self._ts_unit,
             format_timestamp(rec.ts_ms),
