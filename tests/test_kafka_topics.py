@@ -86,25 +86,21 @@ def test_a_worker_whose_topics_exist_starts(strict_broker: str, tmp_path: Path) 
     worker.close()
 
 
-def test_replay_to_a_missing_topic_is_one_error_line(strict_broker: str) -> None:
-    topic = f"nowhere-{uuid.uuid4().hex[:8]}"
-    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": strict_broker}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "adaptcast.streams.cli",
-            "replay",
-            "--scenario",
-            "level_shift",
-            "--topic",
-            topic,
-        ],
+def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``adaptcast ARGS`` in a process of its own, as a user runs it."""
+    return subprocess.run(
+        [sys.executable, "-m", "adaptcast.streams.cli", *args],
         capture_output=True,
         text=True,
         env=env,
         timeout=180,
     )
+
+
+def test_replay_to_a_missing_topic_is_one_error_line(strict_broker: str) -> None:
+    topic = f"nowhere-{uuid.uuid4().hex[:8]}"
+    env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": strict_broker}
+    done = _cli(["replay", "--scenario", "level_shift", "--topic", topic], env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"Error: --topic ({topic}): no such topic at {strict_broker}" in done.stderr
     assert "Traceback" not in done.stderr
@@ -142,13 +138,7 @@ def test_train_from_a_topic_takes_the_broker_and_the_topic_as_flags(
     names = _names(strict_broker, "input")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KAFKA_", "ADAPTCAST"))}
     args = ["--from-topic", "--bootstrap-servers", strict_broker, "--input-topic", names["input"] + "x"]
-    done = subprocess.run(
-        [sys.executable, "-m", "adaptcast.streams.cli", "train", *args, "--state-dir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=180,
-    )
+    done = _cli(["train", *args, "--state-dir", str(tmp_path)], env)
     assert done.returncode == 2, done.stdout + done.stderr
     assert f"no topic {names['input']}x (kafka.input_topic) at {strict_broker}" in done.stderr
     assert f"did you mean {names['input']}?" in done.stderr
