@@ -45,8 +45,8 @@ class StepInfo:
     has_model: bool = True
     errors: float | Sequence[float] | np.ndarray | None = None
     served_errors: np.ndarray | None = None  # the same, of the forecasts served (None: as ``errors``)
-    # summed errors of every lead scored at this step: the served forecasts' and persistence's (the
-    # value at issue repeated), in the units of ``errors``; read by the early-refit watch
+    # summed errors of every lead scored at this step: the model's own forecasts' and persistence's
+    # (the value at issue repeated), in the units of ``errors``; read by the early-refit watch
     against_persistence: tuple[float, float] | None = None
     features: np.ndarray | None = None
     history: np.ndarray | Callable[[], np.ndarray] | None = None

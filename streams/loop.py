@@ -176,7 +176,7 @@ class ForecastLoop:
         self._live = RollingMean(error_window)
         self._lead1_base = np.empty((0, len(self.targets)), dtype=np.float32)  # this call's, for the policy
         self._lead1_served = self._lead1_base  # the same, of the forecasts served
-        self._against_persistence = (0.0, 0.0)  # this call's every-lead errors: served, persistence's
+        self._against_persistence = (0.0, 0.0)  # this call's every-lead errors: the model's, persistence's
         self.level = LevelTerm(n_targets=len(self.targets))
         self._level_version: str | None = None
         self.gate = CorrectionGate() if memory_gate else None
@@ -820,12 +820,13 @@ class ForecastLoop:
         )
         self._live.extend(err_mean[first])
         self._lead1_base = in_units(err_base)[first]
-        if self.policy.bridge is not None:  # only the early-refit watch reads the served errors
-            served = in_units(err)
-            self._lead1_served = served[first]
+        if self.policy.bridge is not None:  # only the early-refit watch reads these
+            self._lead1_served = in_units(err)[first]
+            # every lead of the model's own forecasts against persistence: whether the model broke,
+            # whatever the memory's correction (built from lead 1's residual) patches meanwhile
             persistence = np.abs(truth - cols["last"][idx])
             self._against_persistence = (
-                float(self._scaled_errors(served).sum()),
+                float(self._scaled_errors(in_units(err_base)).sum()),
                 float(self._scaled_errors(in_units(persistence)).sum()),
             )
         self._abs_sum += (

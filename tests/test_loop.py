@@ -172,9 +172,10 @@ def test_the_policy_reads_the_served_forecasts_errors_beside_the_bare_models():
     assert differ  # the memory corrected something, so the two differ
 
 
-def test_the_policy_reads_every_leads_served_error_against_persistences():
+def test_the_policy_reads_every_leads_model_error_against_persistences():
     """Beside lead 1, the early-refit watch gets this step's summed errors over every lead scored:
-    the served forecasts' and those of repeating the value at issue, in standardised units."""
+    the model's own forecasts' (not the memory-corrected ones it serves) and those of repeating the
+    value at issue, in standardised units."""
     model = create_forecaster("arnet", lookback=4, horizon=3, epochs=2)
     X, Y = sliding_windows(np.sin(np.arange(60.0) / 3), 4, 3)
     model.fit(X, Y)
@@ -184,25 +185,26 @@ def test_the_policy_reads_every_leads_served_error_against_persistences():
     decide = policy.should_retrain
     policy.should_retrain = lambda info: seen.append(info) or decide(info)
     value = {}  # (series, time) → the value recorded then
-    issued: dict[tuple[str, int], list[tuple[float, float]]] = {}  # (series, target time) → forecasts
-    checked = 0
+    issued: dict[tuple[str, int], list[tuple[float, float]]] = {}  # (series, target time) → model's
+    checked = corrected = 0
     for step in range(40):
         recs = [_rec("a", step, step % 5), _rec("b", step, 2 * (step % 7))]
         value.update({(r.series, r.ts_ms): r.values["y"] for r in recs})
         res = loop.process(recs)
         if seen and seen[-1].step == loop.step:
             std = loop.model.scaler.std[0]
-            served = persistence = 0.0
+            own = persistence = 0.0
             for rec in recs:
                 for yhat, last in issued.pop((rec.series, rec.ts_ms), []):
-                    served += abs(rec.values["y"] - yhat) / std
+                    own += abs(rec.values["y"] - yhat) / std
                     persistence += abs(rec.values["y"] - last) / std
-            assert seen[-1].against_persistence == pytest.approx((served, persistence), rel=1e-5, abs=1e-9)
-            checked += persistence > 0 and served != pytest.approx(persistence, rel=1e-3)
+            assert seen[-1].against_persistence == pytest.approx((own, persistence), rel=1e-5, abs=1e-9)
+            checked += persistence > 0 and own != pytest.approx(persistence, rel=1e-3)
+        corrected += sum(not np.allclose(f.yhat, f.yhat_base) for f in res.forecasts)
         for f in res.forecasts:
-            for ts, y in zip(f.ts_ms, f.yhat[:, 0], strict=True):
+            for ts, y in zip(f.ts_ms, f.yhat_base[:, 0], strict=True):
                 issued.setdefault((f.series, ts), []).append((float(y), value[(f.series, f.issued_at_ms)]))
-    assert checked > 10
+    assert checked > 10 and corrected > 10  # the memory served other forecasts than the model's
 
 
 def test_detector_and_error_memory_time_are_in_the_compute_ledger():
