@@ -819,14 +819,15 @@ class ForecastLoop:
             for i, e, e_base in zip(truth_idx[first].tolist(), err[first], err_base[first], strict=True)
         )
         self._live.extend(err_mean[first])
-        self._lead1_base = in_units(err_base)[first]
+        own = in_units(err_base)  # the model's errors, every lead
+        self._lead1_base = own[first]
         if self.policy.bridge is not None:  # only the early-refit watch reads these
             self._lead1_served = in_units(err)[first]
             # every lead of the model's own forecasts against persistence: whether the model broke,
             # whatever the memory's correction (built from lead 1's residual) patches meanwhile
             persistence = np.abs(truth - cols["last"][idx])
             self._against_persistence = (
-                float(self._scaled_errors(in_units(err_base)).sum()),
+                float(self._scaled_errors(own).sum()),
                 float(self._scaled_errors(in_units(persistence)).sum()),
             )
         self._abs_sum += (
