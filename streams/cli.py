@@ -22,6 +22,7 @@ from adaptcast.streams.cli_common import (
     FREQUENCY_OPTION,
     RESAMPLE_OPTION,
     UserError,
+    bootstrap_option,
     check_writable,
     config_or_exit,
     grid_overrides,
@@ -30,6 +31,7 @@ from adaptcast.streams.cli_common import (
     reachable_kafka,
     record_options,
     record_overrides,
+    servers_override,
     set_override,
     split_columns,
     table_out_option,
@@ -155,10 +157,7 @@ def config_show(config_path: str | None) -> None:
 
 @main.command()
 @CONFIG_OPTION
-@click.option(
-    "--bootstrap-servers",
-    help="Kafka bootstrap servers host:port[,…] (env KAFKA_BOOTSTRAP_SERVERS). Unset: embedded scenario.",
-)
+@bootstrap_option(unset=" Unset: the embedded scenario.")
 @click.option("--input-topic", help="Topic with input records.")
 @click.option("--output-topic", help="Topic for predictions.")
 @click.option("--dead-letter-topic", help="Topic for rejected records.")
@@ -263,11 +262,7 @@ def run(
     logging.getLogger("kafka").setLevel(logging.WARNING)
     overrides: dict[str, Any] = {}
     grid_overrides(overrides, frequency, resample)
-    set_override(
-        overrides,
-        "kafka.bootstrap_servers",
-        bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-    )
+    servers_override(overrides, bootstrap_servers)
     for key, value in (
         ("input_topic", input_topic),
         ("output_topic", output_topic),
@@ -356,7 +351,7 @@ def _serve_kafka(cfg) -> None:
 @click.argument("path", required=False, type=click.Path(dir_okay=False))
 @click.option("--scenario", help="Replay a built-in scenario instead of a file.")
 @click.option("--topic", required=True, help="Topic to produce to.")
-@click.option("--bootstrap-servers", help="Kafka bootstrap servers (env KAFKA_BOOTSTRAP_SERVERS).")
+@bootstrap_option()
 @click.option(
     "--target",
     "targets",
@@ -424,11 +419,7 @@ def replay(
         raise UserError("use either --rate or --speedup, not both")
     overrides: dict[str, Any] = {}
     set_override(overrides, "grid.frequency", frequency)
-    set_override(
-        overrides,
-        "kafka.bootstrap_servers",
-        bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None,
-    )
+    servers_override(overrides, bootstrap_servers)
     cfg = config_or_exit(config_path, overrides)
     # first, before the heavy imports: a wrong address or login is one line, not a hang
     servers = reachable_kafka(cfg, REPLAY_PROBE_S)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -117,6 +118,21 @@ RESAMPLE_OPTION = click.option(
     "of a series become one, their last values or their mean (default off: each record is placed on "
     "the grid as it is). [grid.resample]",
 )
+
+
+def bootstrap_option(when: str = "", unset: str = "") -> Callable[[Any], Any]:
+    """The ``--bootstrap-servers`` flag every Kafka-reading command shares; ``when`` and ``unset``
+    say, in one command's words, when it applies and what leaving it out means."""
+    return click.option(
+        "--bootstrap-servers",
+        help=f"{when}Kafka bootstrap servers host:port[,…] (env KAFKA_BOOTSTRAP_SERVERS).{unset} "
+        "[kafka.bootstrap_servers]",
+    )
+
+
+def servers_override(d: dict[str, Any], flag: str | None) -> None:
+    """``--bootstrap-servers``, else ``KAFKA_BOOTSTRAP_SERVERS``, into an override dict, where given."""
+    set_override(d, "kafka.bootstrap_servers", flag or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None)
 
 
 def grid_overrides(d: dict[str, Any], frequency: str | None, resample: str | None) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
 from typing import Any
 
@@ -14,11 +13,13 @@ from adaptcast.streams.cli_common import (
     FREQUENCY_OPTION,
     RESAMPLE_OPTION,
     UserError,
+    bootstrap_option,
     config_or_exit,
     grid_overrides,
     reachable_kafka,
     record_options,
     record_overrides,
+    servers_override,
     set_override,
 )
 
@@ -27,9 +28,7 @@ PROBE_S = 5.0  # how long the broker has to answer before peek says why not
 
 @click.command("peek")
 @CONFIG_OPTION
-@click.option(
-    "--bootstrap-servers", help="Kafka bootstrap servers host:port[,…] (env KAFKA_BOOTSTRAP_SERVERS)."
-)
+@bootstrap_option()
 @click.option("--input-topic", help="The topic to read. [kafka.input_topic]")
 @record_options
 @FREQUENCY_OPTION
@@ -75,8 +74,7 @@ def peek_command(
     from adaptcast.streams.topic_history import recent_values
 
     overrides: dict[str, Any] = {}
-    servers = bootstrap_servers or os.environ.get("KAFKA_BOOTSTRAP_SERVERS") or None
-    set_override(overrides, "kafka.bootstrap_servers", servers)
+    servers_override(overrides, bootstrap_servers)
     set_override(overrides, "kafka.input_topic", input_topic)
     grid_overrides(overrides, frequency, resample)
     record_overrides(overrides, **records)

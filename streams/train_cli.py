@@ -51,10 +51,12 @@ from adaptcast.streams.cli_common import (
     FREQUENCY_OPTION,
     RESAMPLE_OPTION,
     UserError,
+    bootstrap_option,
     config_or_exit,
     grid_overrides,
     model_overrides,
     model_shape_options,
+    servers_override,
     set_override,
     split_columns,
     table_out_option,
@@ -244,11 +246,7 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     type=click.IntRange(min=1),
     help="With --from-topic: records read from the end of each partition. [state.warm_records]",
 )
-@click.option(
-    "--bootstrap-servers",
-    help="With --from-topic: Kafka bootstrap servers host:port[,…] (env KAFKA_BOOTSTRAP_SERVERS). "
-    "[kafka.bootstrap_servers]",
-)
+@bootstrap_option(when="With --from-topic: ")
 @click.option("--input-topic", help="With --from-topic: the topic to read. [kafka.input_topic]")
 @model_shape_options
 @click.option(
@@ -326,7 +324,7 @@ def train_command(
     if not from_topic and (bootstrap_servers or input_topic):
         raise UserError("--bootstrap-servers and --input-topic go with --from-topic")
     overrides: dict[str, Any] = {}
-    set_override(overrides, "kafka.bootstrap_servers", bootstrap_servers)
+    servers_override(overrides, bootstrap_servers)
     set_override(overrides, "kafka.input_topic", input_topic)
     grid_overrides(overrides, frequency, resample)
     model_overrides(
