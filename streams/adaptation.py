@@ -81,6 +81,7 @@ class Adaptation:
         validate_routine: bool = False,
     ):
         self.template = template
+        self._auto_norm = template.window_norm == "auto"  # decided from the data, fit after fit
         self.policy = policy
         self.trainer = trainer
         self.metrics = metrics
@@ -153,24 +154,26 @@ class Adaptation:
         if not decision.retrain or self.trainer.busy:
             return None
         lookback, horizon = self.template.lookback, self.template.horizon
-        if self.template.window_norm == "auto":
-            self._choose_norm(histories)
         rows = max((len(h) for h in histories), default=0)
         span = max(decision.window or rows, lookback + horizon + MIN_TRAIN_WINDOWS - 1)
         windows = window_count(histories, span, lookback, horizon)
         if not windows:
             return None
+        new_units = self._auto_norm and self._choose_norm([h[-span:] for h in histories])
         self.metrics.retrains.labels(decision.reason.value).inc()
         self.metrics.vh_rows.set(span)
         self.jobs_submitted += 1
         closed = solves_closed_form(self.policy.refit_mode, self.template)
-        warm = self.model if self.model is not None and self.policy.warm_start(decision) else None
+        warm = None
+        if self.model is not None and not new_units and self.policy.warm_start(decision):
+            warm = self.model  # a fit in new units starts cold: the serving model's weights are in the old
         if warm is not None and not (
             closed or (warm.supports_warm and self.policy.refit_mode != "closed_form")
         ):
             warm = None  # a model without a closed form is fitted cold under closed_form
         gated = (
             self.validate_routine
+            or new_units  # a recipe found in the old units says nothing of the new
             or closed  # a closed-form gated fit costs next to nothing and gives out-of-sample residuals
             or not self.refit
             or self._recipe is None
@@ -205,13 +208,33 @@ class Adaptation:
             self.trainer.wait()
         return job
 
-    def _choose_norm(self, histories: Sequence[np.ndarray]) -> None:
-        """Decide ``window_norm: auto`` before the first fit: each window standardised when the
-        series' step sizes differ by more than ten times, else the model's ``level_norm`` (none, or
-        delta for trees; ``forecast.windows.auto_norm``)."""
+    def _choose_norm(self, histories: Sequence[np.ndarray]) -> bool:
+        """Decide ``window_norm: auto`` from the data a fit is about to train on (``histories``):
+        each window standardised when the series' step sizes differ by more than ten times, else the
+        model's ``level_norm`` (none, or delta for trees; ``forecast.windows.auto_norm``).
+
+        Decided before the first fit and looked at again before every later one, because series
+        alike at first can grow apart (prices that sat together for a decade, one then rising a
+        hundredfold), and one model then fits the largest and serves the others badly. Once
+        standardised, windows stay so: that serves series of like scales too. True when the units
+        change for a fit after the first.
+        """
         norm, spread = auto_norm(list(histories), self.template.n_targets, self.template.level_norm)
+        before = self.template.window_norm
+        if before == norm or before == "standard":
+            return False
         self.template.window_norm = norm
-        log.info("window_norm auto: %s (the series' step sizes differ by %.3g×)", norm, spread)
+        if before == "auto":
+            log.info("window_norm auto: %s (the series' step sizes differ by %.3g×)", norm, spread)
+            return False
+        log.info(
+            "window_norm auto: %s → %s (the series' step sizes now differ by %.3g×); the next fit "
+            "starts afresh in the new units",
+            before,
+            norm,
+            spread,
+        )
+        return True
 
     def collect(self, step: int) -> list[Event]:
         """Install the candidates the trainer has finished, in order; one event each."""

@@ -728,8 +728,11 @@ class ForecastLoop:
         cols = {"yhat": yhat, "base": base, "version": np.full(len(names), version)}
         if keys is not None and level is not None:
             cols.update(key=keys, level=level, corrected=corrected)
-        if scale is not None:
-            cols["scale"] = scale[:, 0, :]
+        # stored for every forecast, ones where it was in target units: the model that scores it may
+        # be one fitted in other units (``window_norm: auto`` standardises once series grow apart)
+        cols["scale"] = (
+            np.ones((len(names), len(self.targets)), np.float32) if scale is None else scale[:, 0, :]
+        )
         if half is not None:
             cols["half"] = half
         if self.policy.bridge is not None:  # the value at issue: persistence's forecast, for the watch
@@ -792,8 +795,8 @@ class ForecastLoop:
         current = cols["version"][idx] == self._versions.get(self.model_version, -1)
         recs, names = poll.recs, poll.names
         series = poll.series[truth_idx]  # outcome i is of series names[series[i]]
-        scale = cols.get("scale")  # under window_norm standard, what the memory and detector read
-        in_units = (lambda a: a) if scale is None else (lambda a: a / scale[idx])  # is in window units
+        scale = cols["scale"][idx]  # what each forecast's errors are divided by: its window's units
+        in_units = lambda a: a / scale  # noqa: E731 (ones in target units, so those are unchanged)
         # a glitch's truth (far beyond anything the model trained on) is scored, but nothing learns from it
         bounds = None if self.model is None else self.model.input_bounds
         sound = (

@@ -245,9 +245,42 @@ def test_the_default_serves_series_of_unlike_scales_each_in_its_own_units(tmp_pa
     assert all(auto[k] < plain[k] for k in auto)
 
 
+def test_series_that_grow_apart_are_standardised_from_the_next_fit_on():
+    """Three series alike for 300 steps (auto: none), then one whose steps are 200× larger (prices
+    that sat together for years, one then rising a hundredfold). The next fit looks again: it is
+    cold and gated in the new units, the forecasts issued before it are scored in theirs (they once
+    divided by a zero scale and the detector raised on NaN), and the units never go back."""
+    from adaptcast.streams.build import build_loop
+    from adaptcast.streams.config import load_config
+    from adaptcast.streams.records import Record
+
+    overrides = {"model": {"lookback": LOOKBACK, "horizon": HORIZON}}  # the default adaptation
+    loop = build_loop(load_config(overrides=overrides, environ={}))
+    jobs = []
+    submit = loop.adaptation.trainer.submit
+    loop.adaptation.trainer.submit = lambda job: (jobs.append((job.template.window_norm, job)), submit(job))
+    rng = np.random.default_rng(5)
+    x = np.zeros(3)
+    norms = []
+    for step in range(700):
+        x = 0.9 * x + rng.normal(size=3)
+        grown = 200.0 if step >= 300 else 1.0
+        values = [10 + x[0], 10 + x[1], 10 + grown * x[2]]
+        res = loop.process([Record(f"s{k}", step * 3_600_000, {"y": float(v)}) for k, v in enumerate(values)])
+        assert np.isfinite([f.yhat[0][0] for f in res.forecasts]).all()
+        if loop.adaptation.model is not None:
+            norms.append(loop.adaptation.model.window_norm)
+    assert norms[0] == "none" and norms[-1] == "standard"
+    assert norms == sorted(norms)  # "none" until the switch, then "standard" to the end
+    first = next(i for i, (norm, _) in enumerate(jobs) if norm == "standard")
+    switched = jobs[first][1]
+    assert switched.warm_from is None and switched.recipe is None  # cold, and its recipe found again
+    assert all(norm == "standard" for norm, _ in jobs[first:])
+
+
 def test_a_loop_serving_a_checkpoint_retrains_in_its_units():
-    """A worker restarted from a saved model keeps that model's window_norm for its retrains, whatever
-    the first histories would say (a warm fit needs the same units)."""
+    """A worker restarted from a saved model keeps that model's window_norm for its retrains (a warm
+    fit needs the same units) until its series' scales grow apart (the test above)."""
     from adaptcast.streams.build import build_loop
     from adaptcast.streams.config import load_config
 
