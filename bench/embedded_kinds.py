@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BOUND_S = 60.0
 SUMMARY = re.compile(
     r"MAE (?P<mae>[\d.]+|n/a), (?P<alarms>\d+) drift alarms, (?P<retrains>\d+) retrains, "
-    r"(?P<rejected>\d+) rejected, model \S+ v\S+, (?P<seconds>[\d.]+) s"
+    r"(?P<rejected>\d+) records rejected, model \S+ v\S+, (?P<seconds>[\d.]+) s"
 )
 
 

@@ -47,7 +47,7 @@ class RunSummary:
         return (
             f"{command}: {what}: {self.records} records, {self.forecasts} forecasts, "
             f"{self.scored_points} scored points, MAE {mae}, {self.drift_alarms} drift alarms, "
-            f"{self.retrains} retrains, {self.rejected} rejected, "
+            f"{self.retrains} retrains, {self.rejected} records rejected, "
             f"model {self.model} v{self.model_version}{secs}"
         )
 

@@ -13,7 +13,7 @@ BENCH = load("embedded_kinds")
 def test_the_summary_line_is_parsed():
     line = (
         "adaptcast run: scenario level_shift (4 series): 2688 records, 2208 forecasts, 26184 scored points, "
-        "MAE 0.6849, 5 drift alarms, 18 retrains, 0 rejected, model arnet v18, 2.0 s"
+        "MAE 0.6849, 5 drift alarms, 18 retrains, 0 records rejected, model arnet v18, 2.0 s"
     )
     found = BENCH.SUMMARY.search(line)
     assert found and (found["mae"], found["alarms"], found["retrains"], found["seconds"]) == (
