@@ -39,13 +39,21 @@ def validation_error(
     """MAE in standardised target units: of lead 1 (the performance detector's reference scale) or,
     with ``every_lead``, of every lead (what forecasts are scored on, so what two models contest);
     ``pred``: ``model``'s forecasts of ``X``, when the caller has them; ``units``: the model whose
-    scaler sets the units (default ``model``), so that two models' errors compare in one unit."""
+    scaler sets the units (default ``model``), so that two models' errors compare in one unit.
+
+    Under ``window_norm: standard`` (series of unlike scales) each window's error is divided by its
+    window's scale first, as the loop divides the live errors the detector reads: in pooled units
+    the reference was the largest series' error (407 against live errors of 0.58 for series at 1
+    and 1,000), and the detector could never fire; and the series weigh alike in a contest."""
     scale = units or model
     assert scale.scaler is not None
     pred = model.predict(X) if pred is None else pred
     std = scale.scaler.std[: model.n_targets]
     leads = slice(None) if every_lead else slice(0, 1)
-    return float((np.abs(pred[:, leads, :] - Y[:, leads, :]) / std).mean())
+    err = np.abs(pred[:, leads, :] - Y[:, leads, :]) / std
+    if scale.window_norm == "standard":
+        err = err / scale.output_scale(X)[:, None, :]
+    return float(err.mean())
 
 
 def fresh_memory(

@@ -233,8 +233,9 @@ def test_the_default_serves_series_of_unlike_scales_each_in_its_own_units(tmp_pa
     intervals: list[dict[str, tuple[float, float]]] = []
     auto, plain = per_series(), per_series("--param", 'window_norm="none"')
     # the detector reads each error in its window's units too: the largest series' noise alone
-    # raised 10 false alarms on this stationary feed when errors were compared in pooled units
-    assert alarms[0] <= 2
+    # raised 10 false alarms on this stationary feed when errors were compared in pooled units;
+    # in window units it raises about as many as the three series backtested alone (1, 2 and 1)
+    assert alarms[0] <= 6
     # and the interval calibrator's pool: the smallest series' 80 % intervals were millions wide
     for k, scale in enumerate([1.0, 1e3, 1e6]):
         width, coverage = intervals[0][f"s{k}"]
@@ -276,6 +277,27 @@ def test_series_that_grow_apart_are_standardised_from_the_next_fit_on():
     switched = jobs[first][1]
     assert switched.warm_from is None and switched.recipe is None  # cold, and its recipe found again
     assert all(norm == "standard" for norm, _ in jobs[first:])
+
+
+def test_a_standard_models_reference_error_is_in_the_units_its_detector_reads():
+    """The performance detector compares the live lead-1 errors, each divided by its window's scale,
+    with the validated fit's error: that must be in the same units, or over series at 1 and 1,000
+    the reference was the large one's raw error (about 400 against live errors of 0.6) and the
+    detector could never fire."""
+    from adaptcast.streams.assess import validation_error
+
+    Xs, Ys = zip(*(_windows(k, level=10.0) for k in range(2)), strict=True)
+    X = np.concatenate([Xs[0], 1000 * Xs[1]])
+    Y = np.concatenate([Ys[0], 1000 * Ys[1]])
+    model = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, window_norm="standard")
+    model.fit(X, Y)
+    pred = model.predict(X)
+    assert model.scaler is not None
+    live = np.abs(pred[:, :1] - Y[:, :1]) / model.output_scale(X)[:, None, :] / model.scaler.std[:1]
+    assert validation_error(model, X, Y, pred) == pytest.approx(float(live.mean()), rel=1e-5)
+    half = len(Xs[0])
+    small, large = (validation_error(model, X[s], Y[s]) for s in (slice(0, half), slice(half, None)))
+    assert 0.5 < small / large < 2  # each series weighs alike, whatever its scale
 
 
 def test_a_loop_serving_a_checkpoint_retrains_in_its_units():
