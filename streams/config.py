@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from difflib import get_close_matches
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -221,6 +222,30 @@ class AdaptationConfig(_Section):
     def _above_one(cls, v: float | str | None, info: ValidationInfo) -> float | str | None:
         if isinstance(v, int | float) and not v > 1:
             raise ValueError(f"{info.field_name} must be > 1, auto or null, got {v}")
+        return v
+
+    @field_validator("memory_params")
+    @classmethod
+    def _memory_params(cls, v: dict[str, Any]) -> dict[str, Any]:
+        """Names and values ErrorMemory takes (the loop sets its shape), checked here rather than at
+        the first fit, where a bad one failed every fit and the run served nothing."""
+        import inspect
+
+        from adaptcast.drift.memory import ErrorMemory
+
+        known = [
+            p for p in inspect.signature(ErrorMemory).parameters if p not in ("dim", "horizon", "n_targets")
+        ]
+        for key, value in v.items():
+            if key not in known:
+                near = get_close_matches(key, known, n=1)
+                hint = f"did you mean {near[0]!r}? " if near else ""
+                raise ValueError(f"unknown key {key!r}; {hint}known: {', '.join(known)}")
+            if isinstance(value, bool) or not (
+                isinstance(value, int | float) or (key == "clip" and value is None)
+            ):
+                raise ValueError(f"{key} must be a number, got {value!r}")
+        ErrorMemory(dim=1, horizon=1, **v)  # its own range checks, each naming the parameter
         return v
 
     @field_validator("policy")
@@ -614,12 +639,37 @@ def env_overrides(environ: dict[str, str] | None = None) -> dict[str, Any]:
     return out
 
 
+class _Loader(yaml.SafeLoader):
+    """YAML as users write numbers: ``1e-3`` and ``1e9`` are floats (YAML 1.2), not the strings
+    YAML 1.1 makes of an exponent without a dot ("ridge must be a share > 0, got '1e-3'")."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def read_yaml(text: str) -> Any:
+    """YAML text (a config file, a variable, a ``--compare`` value) read with :class:`_Loader`."""
+    return yaml.load(text, Loader=_Loader)  # a SafeLoader with one more float form
+
+
 def parse_scalar(raw: str) -> Any:
-    """Text (environment, ``--compare``) read as a YAML scalar: ``on`` → True, ``24`` → 24."""
+    """Text (environment, ``--compare``) read as a YAML scalar: ``on`` → True, ``24`` → 24, ``1e-3`` →
+    0.001."""
     if raw == "":
         return None
     try:
-        return yaml.safe_load(raw)
+        return read_yaml(raw)
     except yaml.YAMLError:
         return raw
 
@@ -668,7 +718,7 @@ def load_config(
     if path is not None:
         p = Path(path)
         try:
-            loaded = yaml.safe_load(p.read_text())
+            loaded = read_yaml(p.read_text())
         except FileNotFoundError:
             raise ConfigError(f"config file {p} not found") from None
         except (OSError, UnicodeDecodeError) as exc:

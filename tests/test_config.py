@@ -23,6 +23,17 @@ def test_defaults_file_env_and_flags_layer_in_order(tmp_path):
     assert cfg.model.horizon == 12  # default
 
 
+def test_numbers_with_an_exponent_and_no_dot_are_numbers(tmp_path):
+    """YAML 1.1 reads ``1e-3`` as a string; a user writing one means a number, in a file, a
+    variable or a ``--compare`` value alike."""
+    f = tmp_path / "c.yaml"
+    f.write_text("model:\n  params:\n    ridge: 1e-3\nadaptation:\n  memory_params:\n    prior: 1E9\n")
+    cfg = load_config(f, environ={"ADAPTCAST__MODEL__PARAMS__LR": "-2e-4"})
+    assert cfg.model.params == {"ridge": 0.001, "lr": -0.0002}
+    assert cfg.adaptation.memory_params == {"prior": 1e9}
+    assert env_overrides({"ADAPTCAST__MODEL__PARAMS__NAME": "1e"}) == {"model": {"params": {"name": "1e"}}}
+
+
 def test_env_overrides_parse_yaml_scalars_and_nest():
     got = env_overrides(
         {"ADAPTCAST__METRICS__ENABLED": "false", "ADAPTCAST__MODEL__PARAMS__SEASON": "24", "OTHER": "x"}
@@ -46,6 +57,10 @@ def test_env_overrides_parse_yaml_scalars_and_nest():
         ("scenario:\n  name: nope\n", "unknown scenario 'nope'"),
         ("- just\n- a list\n", "must hold a mapping"),
         ("model: [unclosed\n", "not valid YAML"),
+        # checked at load, not at the first fit, where every fit failed and the run served nothing
+        ("adaptation:\n  memory_params:\n    priro: 3\n", "unknown key 'priro'; did you mean 'prior'?"),
+        ("adaptation:\n  memory_params:\n    prior: lots\n", "prior must be a number, got 'lots'"),
+        ("adaptation:\n  memory_params:\n    tau: -1\n", "tau finite > 0"),
     ],
 )
 def test_bad_config_names_key_and_reason(tmp_path, yaml_text, needle):
