@@ -276,18 +276,36 @@ def run_config(
     totals = {**loop.summary(), "series": data.n_series}
     line = RunSummary.from_loop(totals, data.name, rejected=rejected.total(), config=name)
     failed = [e.error or "no message" for e in loop.events if isinstance(e, RetrainFailed)]
-    for advice in what_went_wrong(line, rejected, summary["series_resets"], loop.lookback, failed):
+    advices = what_went_wrong(
+        line, rejected, summary["series_resets"], loop.lookback, failed, summary["mae_persistence"]
+    )
+    for advice in advices:
         log.warning("%s [%s]: %s", data.name, name, advice)
     phases = {k: v for k, v in loop.ledger.totals().items() if k != "all"}
     return ConfigRun(name, writer.scan(), events, summary, phases), line
 
 
 def what_went_wrong(
-    line: RunSummary, rejected: Counter[str], restarts: int, lookback: int, failed: Iterable[str] = ()
+    line: RunSummary,
+    rejected: Counter[str],
+    restarts: int,
+    lookback: int,
+    failed: Iterable[str] = (),
+    persistence: float | None = None,
 ) -> list[str]:
     """What a run's numbers say about a feed or a model the settings do not fit, and what to change:
-    fits that raised (``failed``: their errors), most records off the grid, or no forecast at all."""
+    fits that raised (``failed``: their errors), most records off the grid, no forecast at all, or
+    forecasts that erred more than repeating the last value would have (``persistence``: its MAE
+    on the same points)."""
     out = []
+    if line.mae is not None and persistence is not None and line.mae > persistence:
+        out.append(
+            f"the forecasts erred more than repeating each series' last value would have (MAE "
+            f"{line.mae:.4g} against {persistence:.4g}, {line.mae / persistence:.2f}x): the model found "
+            "nothing to learn that the last value does not already say, as on a random walk (prices, "
+            "exchange rates). --model naive forecasts the last value; a shorter model.lookback or "
+            "--param window_norm='\"last\"' (changes from the last value) brings a model nearer to it"
+        )
     failed = list(failed)
     if failed:
         served = "the model before each kept serving" if line.forecasts else "no model was ever trained"
@@ -363,6 +381,7 @@ def _summarise(
             "memory": cfg.adaptation.memory,
         },
         **errors,
+        "mae_persistence": loop.summary()["mae_persistence"],  # the value at issue repeated, same points
         "n_forecasts": loop.n_forecasts,
         "n_clipped": loop.n_clipped,
         "n_scored": scores.n,

@@ -184,7 +184,7 @@ class ForecastLoop:
         self._coverage = [RollingMean(error_window) for _ in self.levels]
         for name in self.levels:
             self.metrics.interval_coverage.labels(name).set(float("nan"))
-        self._abs_sum = np.zeros(2)  # corrected, base
+        self._abs_sum = np.zeros(3)  # corrected, base, persistence (the value at issue repeated)
         self._n_scored = 0
         self.n_records = 0
         self.n_forecasts = 0
@@ -278,6 +278,7 @@ class ForecastLoop:
             "scored_points": self._n_scored,
             "mae": float(self._abs_sum[0] / n) if self._n_scored else None,
             "mae_base": float(self._abs_sum[1] / n) if self._n_scored else None,
+            "mae_persistence": float(self._abs_sum[2] / n) if self._n_scored else None,
             "model": self.template.kind,
             "model_version": self.model_version,
             "retrains": sum(isinstance(e, Retrained) for e in self.events),
@@ -735,8 +736,7 @@ class ForecastLoop:
         )
         if half is not None:
             cols["half"] = half
-        if self.policy.bridge is not None:  # the value at issue: persistence's forecast, for the watch
-            cols["last"] = windows[:, -1, : len(self.targets)]
+        cols["last"] = windows[:, -1, : len(self.targets)]  # the value at issue: persistence's forecast
         self.pending.add(poll.pos[poll.due], **cols)
         self.n_forecasts += len(names)
         self.metrics.predictions.inc(len(names))
@@ -824,11 +824,11 @@ class ForecastLoop:
         self._live.extend(err_mean[first])
         own = in_units(err_base)  # the model's errors, every lead
         self._lead1_base = own[first]
+        persistence = np.abs(truth - cols["last"][idx])
         if self.policy.bridge is not None:  # only the early-refit watch reads these
             self._lead1_served = in_units(err)[first]
             # every lead of the model's own forecasts against persistence: whether the model broke,
             # whatever the memory's correction (built from lead 1's residual) patches meanwhile
-            persistence = np.abs(truth - cols["last"][idx])
             self._against_persistence = (
                 float(self._scaled_errors(own).sum()),
                 float(self._scaled_errors(in_units(persistence)).sum()),
@@ -836,6 +836,7 @@ class ForecastLoop:
         self._abs_sum += (
             float(err_mean.sum(dtype=np.float64)),
             float(err_base.mean(axis=1, dtype=np.float64).sum()),
+            float(persistence.mean(axis=1, dtype=np.float64).sum()),
         )
         self._n_scored += len(idx)
         self.metrics.live_error.set(self._live.mean)

@@ -28,6 +28,7 @@ SUMMARY_COLUMNS = (  # the summary figures the report's table shows for each con
     "mse",
     "smape",
     "mase",
+    "mae_persistence",
     "n_forecasts",
     "n_retrains",
     "n_fits",

@@ -604,3 +604,36 @@ def test_a_spike_that_recurs_every_night_is_still_forecast(tmp_path):
     f = pl.read_parquet(tmp_path / "o" / "forecasts.parquet").filter(pl.col("y").is_not_null())
     spikes = f.filter(pl.col("ts").dt.hour() == 2)
     assert (spikes["y"] - spikes["yhat"]).abs().mean() < 20
+
+
+def test_forecasts_worse_than_the_last_value_are_reported_with_what_to_try(tmp_path, caplog):
+    """A random walk: the summary gives persistence's MAE on the same points (the value at issue
+    repeated), a model that errs more (a seasonal naive at 24 steps) is told so and what to try,
+    and persistence itself (a naive at one step, no memory) matches that MAE and is not."""
+    rng = np.random.default_rng(4)
+    n = 600
+    start = datetime(2024, 1, 1)
+    frame = pl.DataFrame(
+        {"ts": [start + timedelta(hours=i) for i in range(n)], "y": 100 + np.cumsum(rng.normal(size=n))}
+    )
+    path = tmp_path / "walk.csv"
+    frame.write_csv(path)
+    runs = {}
+    for name, season in (("seasonal", 24), ("last", 1)):
+        out = tmp_path / name
+        args = ["--data", str(path), "--model", "naive", "--param", f"season={season}", "--memory", "off"]
+        with caplog.at_level("WARNING", logger="adaptcast.backtest"):
+            caplog.clear()
+            code, output = _run(*args, "--out", str(out))
+        assert code == 0, output
+        summary = next(iter(json.loads((out / SUMMARY_FILE).read_text())["configs"].values()))
+        runs[name] = (summary, "erred more than repeating each series' last value" in caplog.text)
+        fc = pl.read_parquet(out / FORECASTS_FILE).drop_nulls("y")
+        at_issue = fc.filter(pl.col("step") == 1).select("series", pl.col("ts").alias("issued_at"), last="y")
+        joined = fc.join(at_issue, on=["series", "issued_at"])
+        assert len(joined) > 0.95 * len(fc)  # every forecast but those of the first step
+        expected = (joined["y"] - joined["last"]).abs().mean()
+        assert summary["mae_persistence"] == pytest.approx(expected, rel=0.02)
+    seasonal, last = runs["seasonal"], runs["last"]
+    assert seasonal[0]["mae"] > 1.5 * seasonal[0]["mae_persistence"] and seasonal[1]
+    assert last[0]["mae"] == pytest.approx(last[0]["mae_persistence"], rel=1e-6) and not last[1]
