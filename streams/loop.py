@@ -174,6 +174,7 @@ class ForecastLoop:
         self.step = 0
         self._newest_ts: int | None = None
         self._live = RollingMean(error_window)
+        self._live_persistence = RollingMean(error_window)  # the same points, the value at issue repeated
         self._lead1_base = np.empty((0, len(self.targets)), dtype=np.float32)  # this call's, for the policy
         self._lead1_served = self._lead1_base  # the same, of the forecasts served
         self._against_persistence = (0.0, 0.0)  # this call's every-lead errors: the model's, persistence's
@@ -839,7 +840,9 @@ class ForecastLoop:
             float(persistence.mean(axis=1, dtype=np.float64).sum()),
         )
         self._n_scored += len(idx)
+        self._live_persistence.extend(persistence[first].mean(axis=1))
         self.metrics.live_error.set(self._live.mean)
+        self.metrics.live_persistence_error.set(self._live_persistence.mean)
 
     # ---- adaptation -------------------------------------------------------------------------------------
     def _adapt(self, result: StepResult, fresh: np.ndarray | None) -> None:

@@ -163,6 +163,11 @@ class Metrics:
         self.live_error = Gauge(
             "adaptcast_live_mae", "Rolling mean absolute error of one-step-ahead forecasts", registry=r
         )
+        self.live_persistence_error = Gauge(
+            "adaptcast_live_persistence_mae",
+            "The same for persistence (the last value as the forecast), on the same points: the bar to clear",
+            registry=r,
+        )
         self.interval_coverage = Gauge(
             "adaptcast_interval_coverage",
             "Share of the last 500 scored forecast points inside their interval, per nominal level",

@@ -219,3 +219,27 @@ def test_detector_and_error_memory_time_are_in_the_compute_ledger():
     # every prediction batch's keys are embedded and corrected under "correct", beside the memory updates
     assert phases["correct"]["calls"] >= phases["predict"]["calls"]
     assert phases["correct"]["samples"] > forecasts
+
+
+def test_persistence_is_scored_on_the_same_points_as_the_model():
+    """The summary and the live gauge give persistence's error (the value at issue repeated) beside
+    the model's: for a naive model, which forecasts just that, the two are equal; for a model that
+    forecasts a constant, persistence's is the mean step of the walk at each lead."""
+    rng = np.random.default_rng(2)
+    walk = np.cumsum(rng.normal(size=300))
+    naive = ForecastLoop(_naive(), ["y"])
+    for step, y in enumerate(walk):
+        naive.process([_rec("a", step, y)])
+    summary = naive.summary()
+    assert summary["mae"] == pytest.approx(summary["mae_persistence"])
+    gauges = naive.metrics
+    assert gauges.live_error._value.get() == pytest.approx(gauges.live_persistence_error._value.get())
+    flat = create_forecaster("naive", lookback=4, horizon=3)
+    flat.fit(*sliding_windows(np.zeros(20), 4, 3))
+    const = ForecastLoop(flat, ["y"], memory=None)
+    for step, y in enumerate(walk):
+        const.process([_rec("a", step, y)])
+    # the same scored points: forecasts at t (from t = 3, a full window) of t + h, where t + h < 300
+    y = walk.astype(np.float32)  # the loop's windows hold float32
+    expected = np.mean([abs(y[t + h] - y[t]) for t in range(3, 300) for h in (1, 2, 3) if t + h < 300])
+    assert const.summary()["mae_persistence"] == pytest.approx(expected, rel=1e-6)

@@ -357,8 +357,13 @@ OVERVIEW = Dashboard(
                 Panel(
                     "timeseries",
                     "Live MAE (target units)",
-                    "Rolling mean absolute error of the last 500 corrected one-step forecasts.",
-                    (Query(sel("adaptcast_live_mae")),),
+                    "Rolling mean absolute error of the last 500 corrected one-step forecasts, beside "
+                    "persistence's on the same points (the last value as the forecast). A model above "
+                    "persistence forecasts worse than repeating the last value.",
+                    (
+                        Query(sel("adaptcast_live_mae"), "{{instance}} model"),
+                        Query(sel("adaptcast_live_persistence_mae"), "{{instance}} persistence"),
+                    ),
                 ),
                 Panel(
                     "timeseries",
