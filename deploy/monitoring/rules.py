@@ -229,6 +229,16 @@ ALERTS: list[Alert] = [
         "served clipped to it: the model reads windows unlike any it trained on (a feed that jumped "
         "by orders of magnitude, a unit change) and no retrain has caught up.",
     ),
+    Alert(
+        "AdaptcastWorseThanPersistence",
+        (Condition("adaptcast_live_mae", ">", "adaptcast_live_persistence_mae"),),
+        "1h",
+        "warning",
+        "adaptcast forecasts on {{ $labels.instance }} err more than the last value would",
+        "For an hour the served one-step forecasts have erred more than repeating each series' last "
+        "value would have on the same points: the model learns nothing the last value does not say "
+        "(a random walk: prices, rates), or it broke and no retrain has fixed it.",
+    ),
 ]
 
 
