@@ -120,7 +120,7 @@ class Adaptation:
             raise ValueError("serve() needs a fitted model")
         self.model = model
         self.model_version = model.version or "0"
-        if self.template.window_norm == "auto":  # retrains continue in the served model's units
+        if self._auto_norm:  # retrains continue in the served model's units (auto looks again at each)
             self.template.window_norm = model.window_norm
         self._rival = self._rival_step = self._recipe = None
         self._superseded_upto = self.jobs_submitted
@@ -165,8 +165,11 @@ class Adaptation:
         self.jobs_submitted += 1
         closed = solves_closed_form(self.policy.refit_mode, self.template)
         warm = None
-        if self.model is not None and not new_units and self.policy.warm_start(decision):
-            warm = self.model  # a fit in new units starts cold: the serving model's weights are in the old
+        same_units = self.model is not None and self.model.window_norm == self.template.window_norm
+        if same_units and self.policy.warm_start(decision):
+            # a fit in other units starts cold: the serving model's weights are in its own (a model
+            # hot-swapped from the store, trained on a whole file, may have settled auto otherwise)
+            warm = self.model
         if warm is not None and not (
             closed or (warm.supports_warm and self.policy.refit_mode != "closed_form")
         ):

@@ -300,6 +300,43 @@ def test_a_standard_models_reference_error_is_in_the_units_its_detector_reads():
     assert 0.5 < small / large < 2  # each series weighs alike, whatever its scale
 
 
+@pytest.mark.parametrize("norm", ["auto", "none"])
+def test_a_model_served_in_other_units_is_retrained_in_one_unit(norm):
+    """A worker whose first fit settled on none is handed a model in other units (one trained by
+    `adaptcast train` on a whole file, which settled auto on standard). Under auto its retrains
+    continue in the served model's units; under units set by hand they are cold. Before, the
+    retrain was warm from a model of other units: a network's warm fit raised at every retrain, and
+    the closed-form AR-Net took over the served model's scaler, fitted on standardised windows, for
+    raw ones."""
+    from adaptcast.streams.build import build_loop
+    from adaptcast.streams.config import load_config
+    from adaptcast.streams.events import Retrained, RetrainFailed
+    from adaptcast.streams.records import Record
+
+    overrides = {
+        "model": {"lookback": LOOKBACK, "horizon": HORIZON, "params": {"window_norm": norm}},
+        "adaptation": {"policy": "periodic:24"},
+    }
+    loop = build_loop(load_config(overrides=overrides, environ={}))
+    X, Y = _windows(0, level=10.0, rows=400)
+    rng = np.random.default_rng(1)
+    for step in range(600):
+        if step == 200:
+            assert loop.adaptation.model is not None and loop.adaptation.model.window_norm == "none"
+            other = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, window_norm="standard")
+            other.fit_closed_form(X, Y)
+            loop.serve(other)
+        loop.process([Record("s", step * 3_600_000, {"y": float(10 + rng.normal())})])
+    after = [e for e in loop.events if isinstance(e, Retrained | RetrainFailed) and e.step > 200]
+    assert after and all(isinstance(e, Retrained) for e in after)
+    served = loop.adaptation.model
+    assert served is not None and served.scaler is not None
+    if norm == "auto":  # auto continues in the served model's units, warm from it
+        assert served.window_norm == "standard"
+    else:  # units set by hand stay; the refit is cold, not warm from a scaler of other units
+        assert served.window_norm == "none" and served.scaler is not other.scaler
+
+
 def test_a_loop_serving_a_checkpoint_retrains_in_its_units():
     """A worker restarted from a saved model keeps that model's window_norm for its retrains (a warm
     fit needs the same units) until its series' scales grow apart (the test above)."""
