@@ -796,15 +796,14 @@ class ForecastLoop:
         current = cols["version"][idx] == self._versions.get(self.model_version, -1)
         recs, names = poll.recs, poll.names
         series = poll.series[truth_idx]  # outcome i is of series names[series[i]]
-        scale = cols["scale"][idx]  # what each forecast's errors are divided by: its window's units
-        in_units = lambda a: a / scale  # noqa: E731 (ones in target units, so those are unchanged)
+        scale = cols["scale"][idx]  # each forecast's errors over this are in its window's units (or ones)
         # a glitch's truth (far beyond anything the model trained on) is scored, but nothing learns from it
         bounds = None if self.model is None else self.model.input_bounds
         sound = (
             np.ones(len(idx), dtype=bool) if bounds is None else ~far_beyond(truth, bounds[:, :t]).any(axis=1)
         )
         learn = current & sound
-        self._remember(idx, lead, in_units(resid), learn)
+        self._remember(idx, lead, resid / scale, learn)
         if "corrected" in cols:  # the memory's forecast, served or not: its level term and gate learn
             with self.ledger.measure("correct", samples=len(idx)):
                 corrected = cols["corrected"][idx, lead - 1]
@@ -823,16 +822,16 @@ class ForecastLoop:
             for i, e, e_base in zip(truth_idx[first].tolist(), err[first], err_base[first], strict=True)
         )
         self._live.extend(err_mean[first])
-        own = in_units(err_base)  # the model's errors, every lead
+        own = err_base / scale  # the model's errors, every lead
         self._lead1_base = own[first]
         persistence = np.abs(truth - cols["last"][idx])
         if self.policy.bridge is not None:  # only the early-refit watch reads these
-            self._lead1_served = in_units(err)[first]
+            self._lead1_served = (err / scale)[first]
             # every lead of the model's own forecasts against persistence: whether the model broke,
             # whatever the memory's correction (built from lead 1's residual) patches meanwhile
             self._against_persistence = (
                 float(self._scaled_errors(own).sum()),
-                float(self._scaled_errors(in_units(persistence)).sum()),
+                float(self._scaled_errors(persistence / scale).sum()),
             )
         self._abs_sum += (
             float(err_mean.sum(dtype=np.float64)),
