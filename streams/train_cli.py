@@ -366,6 +366,14 @@ def train_command(
         store = CheckpointStore(Path(cfg.state.dir) / "models", keep=cfg.state.keep_versions)
         summary["store"] = {"root": str(store.root), **publish(store, model, vx, vy).to_dict()}
     click.echo(json.dumps(summary, indent=2))
+    val = summary.get("val")
+    if val is not None and val["mae"] > val["naive"]["mae"]:
+        click.echo(
+            f"adaptcast train: on the held-out windows the model erred more than repeating the last "
+            f"value (MAE {val['mae']:.4g} against {val['naive']['mae']:.4g}): --model naive forecasts "
+            "that way; a shorter --lookback or --param window_norm='\"last\"' brings a model nearer to it",
+            err=True,
+        )
 
 
 Held = tuple[np.ndarray, np.ndarray]  # the windows a model is validated on: X, Y
@@ -452,16 +460,22 @@ def fit_on_file(
     }
     if val is None:
         return model, summary, (train.X, train.Y)
-    naive = create_forecaster(
-        "naive", lookback=lookback, horizon=horizon, n_features=len(channels), n_targets=len(tcols)
-    )
-    naive.fit(train.X[:1], train.Y[:1])
-    summary["val"] = {
-        "windows": int(val.X.shape[0]),
-        **errors(model.predict(val.X), val.Y),
-        "naive": errors(naive.predict(val.X), val.Y),
-    }
+    summary["val"] = held_out(model, val.X, val.Y)
     return model, summary, (val.X, val.Y)
+
+
+def held_out(model: BaseForecaster, X: np.ndarray, Y: np.ndarray) -> dict[str, Any]:
+    """The fitted ``model``'s errors on held-out windows beside persistence's (``naive``, the last
+    value repeated): the bar a model has to clear."""
+    naive = create_forecaster(
+        "naive",
+        lookback=model.lookback,
+        horizon=model.horizon,
+        n_features=model.n_features,
+        n_targets=model.n_targets,
+    )
+    naive.fit(X[:1], Y[:1])
+    return {"windows": int(X.shape[0]), **errors(model.predict(X), Y), "naive": errors(naive.predict(X), Y)}
 
 
 def fit_on_topic(cfg: Config, per_partition: int) -> tuple[BaseForecaster, dict[str, Any], Held]:
@@ -574,7 +588,7 @@ def fit_on_histories(
         "model": m.kind,
         "train_windows": data.samples,
         "fit": {k: v for k, v in report.to_dict().items() if k != "extra"},
-        "val": {"windows": int(held[0].shape[0]), **errors(model.predict(held[0]), held[1])},
+        "val": held_out(model, *held),
     }
     return model, summary, held
 

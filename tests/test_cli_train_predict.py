@@ -381,3 +381,33 @@ def test_a_model_trained_on_a_file_with_a_glitch_has_not_learnt_it(tmp_path):
     assert res.exit_code == 0, res.output
     yhat = pl.read_csv(res.output.encode())["yhat"]
     assert yhat.is_between(4, 16).all(), yhat.to_list()
+
+
+@pytest.mark.parametrize("layout", ["one", "wide"])
+def test_train_compares_with_the_last_value_and_says_when_the_model_loses(tmp_path, layout):
+    """Random walks: the summary gives persistence's held-out errors beside the model's, one series
+    or several (it gave them for one only), and a model that errs more (a seasonal naive at 24
+    steps) is told so on stderr with what to try."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    n = 500
+    frame = pl.DataFrame(
+        {
+            "ts": pl.datetime_range(
+                pl.datetime(2024, 1, 1), pl.datetime(2024, 1, 1) + pl.duration(hours=n - 1), "1h", eager=True
+            ),
+            "a": 50 + np.cumsum(rng.normal(size=n)),
+            "b": 80 + np.cumsum(rng.normal(size=n)),
+        }
+    )
+    path = tmp_path / "walks.csv"
+    frame.write_csv(path)
+    layout_args = ["--target", "a"] if layout == "one" else ["--series-cols", "a,b"]
+    args = ["--data", path, *layout_args, "--model", "naive", "--lookback", 48, "--horizon", 6]
+    for season, loses in ((24, True), (1, False)):
+        res = invoke(train_command, [*args, "--param", f"season={season}", "--out", tmp_path / str(season)])
+        assert res.exit_code == 0, res.output
+        val = json.loads(res.stdout)["val"]
+        assert (val["mae"] > val["naive"]["mae"]) is loses
+        assert ("erred more than repeating the last value" in res.stderr) is loses
