@@ -45,7 +45,7 @@ def test_train_and_predict_on_etth1(tmp_path):
         ],
     )
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.output)
+    summary = json.loads(res.stdout)
     assert summary["fit"]["epochs"] == 2 and summary["val"]["mse"] > 0 and (out / "manifest.json").is_file()
     res = invoke(predict_command, ["--model-dir", out, "--data", ETTH1])
     assert res.exit_code == 0, res.output
@@ -186,7 +186,7 @@ def test_one_model_for_every_series_of_a_long_file(tmp_path):
     shape = ["--target", "temp", "--lookback", 24, "--horizon", 6, "--model", "arnet"]
     res = invoke(train_command, ["--data", data, "--series-col", "sensor", *shape, "--out", out])
     assert res.exit_code == 0, res.output
-    summary = json.loads(res.output)
+    summary = json.loads(res.stdout)
     assert summary["data"]["series"] == 3 and summary["data"]["segments"] == 4  # s2's outage splits it
     assert summary["val"]["mae"] < 0.5
     res = invoke(predict_command, ["--model-dir", out, "--data", data, "--series-col", "sensor"])
@@ -214,7 +214,7 @@ def test_a_prometheus_export_trains_and_forecasts_each_series_without_naming_a_s
     shape = ["--target", "value", "--lookback", 12, "--horizon", 3, "--model", "arnet"]
     res = invoke(train_command, ["--data", data, *shape, "--out", out])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["data"]["series"] == 2
+    assert json.loads(res.stdout)["data"]["series"] == 2
     res = invoke(predict_command, ["--model-dir", out, "--data", data])
     assert res.exit_code == 0, res.output
     rows = pl.read_csv(res.output.encode())
@@ -238,7 +238,7 @@ def test_quantiles_of_otlp_histograms_trained_on_are_read_again_by_predict(tmp_p
     shape = ["--target", "value", "--lookback", 6, "--horizon", 2, "--model", "arnet"]
     res = invoke(train_command, ["--config", cfg, "--data", data, *shape, "--out", out])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.output)["data"]["series"] == 3
+    assert json.loads(res.stdout)["data"]["series"] == 3
     res = invoke(predict_command, ["--model-dir", out, "--data", data])
     assert res.exit_code == 0, res.output
     assert set(pl.read_csv(res.output.encode())["series"]) == {

@@ -129,7 +129,7 @@ def test_train_without_out_publishes_to_the_store(tmp_path):
     args += ["--horizon", str(HORIZON), "--param", f"season={PERIOD}", "--state-dir", str(tmp_path / "state")]
     res = CliRunner().invoke(cli, args, env={})
     assert res.exit_code == 0, res.output
-    published = json.loads(res.output)["store"]
+    published = json.loads(res.stdout)["store"]
     assert published["marked_serving"] and published["candidate_error"] == pytest.approx(0, abs=1e-6)
     assert CheckpointStore(tmp_path / "state" / "models").serving() == published["version"]
     res = CliRunner().invoke(cli, ["train", "--state-dir", str(tmp_path)], env={})

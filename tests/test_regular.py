@@ -97,16 +97,17 @@ def test_training_windows_are_consecutive_steps_and_never_cross_an_outage(tmp_pa
     assert not ((seq[:, 0] < 150) & (seq[:, -1] >= 200)).any()
 
 
-def _cli(*args: str) -> tuple[int, str]:
+def _cli(*args: str, stream: str = "output") -> tuple[int, str]:
+    """Exit code and text: stdout and stderr (``output``), or ``stdout`` alone (a JSON summary)."""
     res = CliRunner().invoke(main, list(args), env={})
-    return res.exit_code, res.output
+    return res.exit_code, res.output if res.exit_code else getattr(res, stream)
 
 
 def test_train_and_predict_on_a_gappy_file(tmp_path):
     path, _ = _gappy_file(tmp_path)
     out = tmp_path / "m"
     args = ["--model", "arnet", "--target", "y", "--lookback", "24", "--horizon", "6", "--seed", "1"]
-    code, text = _cli("train", "--data", str(path), *args, "--out", str(out))
+    code, text = _cli("train", "--data", str(path), *args, "--out", str(out), stream="stdout")
     assert code == 0, text
     summary = json.loads(text)
     assert summary["grid"]["segments"] == 2 and summary["grid"]["missing_values"] == 1
@@ -155,7 +156,7 @@ def test_train_on_series_holds_out_the_newest_windows_across_an_outage(tmp_path)
         "--series-col",
         "series",
     ]
-    code, text = _cli("train", "--data", str(path), *args, "--out", str(tmp_path / "m"))
+    code, text = _cli("train", "--data", str(path), *args, "--out", str(tmp_path / "m"), stream="stdout")
     assert code == 0, text
     summary = json.loads(text)
     assert summary["data"]["segments"] == 2 and summary["val"]["windows"] == 15
