@@ -44,7 +44,7 @@ from adaptcast.streams.pushgateway import PushError, push_backtest
 from adaptcast.streams.records import Record
 from adaptcast.streams.report import ConfigRun, write_report
 from adaptcast.streams.retrain import InlineTrainer, TrainOutcome
-from adaptcast.streams.summary import RunSummary
+from adaptcast.streams.summary import BEAT_PERSISTENCE, RunSummary
 
 log = logging.getLogger("adaptcast.backtest")
 
@@ -269,11 +269,12 @@ def run_config(
         rejected.update(err.reason for _, err in res.rejected)
     sink.close()
     events = _event_table(loop.events)
+    totals = {**loop.summary(), "series": data.n_series}
     summary = {
         **_summarise(data, cfg, spec, scores, events, loop),
+        "mae_persistence": totals["mae_persistence"],  # the value at issue repeated, on the same points
         "records_rejected": dict(sorted(rejected.items())),
     }
-    totals = {**loop.summary(), "series": data.n_series}
     line = RunSummary.from_loop(totals, data.name, rejected=rejected.total(), config=name)
     failed = [e.error or "no message" for e in loop.events if isinstance(e, RetrainFailed)]
     advices = what_went_wrong(
@@ -303,8 +304,7 @@ def what_went_wrong(
             f"the forecasts erred more than repeating each series' last value would have (MAE "
             f"{line.mae:.4g} against {persistence:.4g}, {line.mae / persistence:.2f}x): the model found "
             "nothing to learn that the last value does not already say, as on a random walk (prices, "
-            "exchange rates). --model naive forecasts the last value; a shorter model.lookback or "
-            "--param window_norm='\"last\"' (changes from the last value) brings a model nearer to it"
+            f"exchange rates). {BEAT_PERSISTENCE}"
         )
     failed = list(failed)
     if failed:
@@ -381,7 +381,6 @@ def _summarise(
             "memory": cfg.adaptation.memory,
         },
         **errors,
-        "mae_persistence": loop.summary()["mae_persistence"],  # the value at issue repeated, same points
         "n_forecasts": loop.n_forecasts,
         "n_clipped": loop.n_clipped,
         "n_scored": scores.n,

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
+# what a model that errs more than persistence (the last value repeated) can try; backtest and train say it
+BEAT_PERSISTENCE = (
+    "--model naive forecasts the last value; a shorter --lookback (model.lookback) or "
+    "--param window_norm='\"last\"' (changes from the last value) brings a model nearer to it"
+)
+
 
 @dataclass(frozen=True)
 class RunSummary:

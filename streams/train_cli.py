@@ -73,6 +73,7 @@ from adaptcast.streams.resample import Resample
 from adaptcast.streams.retrain import training_set
 from adaptcast.streams.schedule import is_scheduled
 from adaptcast.streams.schema_registry import registry_for
+from adaptcast.streams.summary import BEAT_PERSISTENCE
 from adaptcast.streams.topic_history import describe, recent_values, series_histories, worker_messages
 
 
@@ -370,8 +371,7 @@ def train_command(
     if val is not None and val["mae"] > val["naive"]["mae"]:
         click.echo(
             f"adaptcast train: on the held-out windows the model erred more than repeating the last "
-            f"value (MAE {val['mae']:.4g} against {val['naive']['mae']:.4g}): --model naive forecasts "
-            "that way; a shorter --lookback or --param window_norm='\"last\"' brings a model nearer to it",
+            f"value (MAE {val['mae']:.4g} against {val['naive']['mae']:.4g}): {BEAT_PERSISTENCE}",
             err=True,
         )
 
