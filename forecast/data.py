@@ -980,6 +980,9 @@ def _check_channel(
     NaN, allowed with ``missing_ok``); name the first bad value."""
     if c not in frame.columns:
         others = [x for x in frame.columns if x not in (tcol, "series")]
+        numeric = [x for x in others if frame.schema[x].is_numeric()]
+        if "--target" in hint and len(numeric) > 1:  # a wide file: likely one series per column
+            hint += ", or --series-cols '*' to forecast every numeric column as a series of its own"
         raise InputError(f"{source}: column {c!r} not found; columns are {others}; {hint}")
     col = frame[c]
     if not frame.schema[c].is_numeric():

@@ -208,6 +208,11 @@ def _write(tmp_path: Path, text: str) -> str:
             "column 'z' not found; columns are ['y']; name one with --target",
         ),
         (
+            "date,a,b\n2024-01-01 00:00:00,1,2\n",
+            [],
+            "name one with --target, or --series-cols '*' to forecast every numeric column",
+        ),
+        (
             "date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,inf\n",
             ["--target", "y"],
             "'y' has 1 infinite values (first at 2024-01-01 01:00:00)",
