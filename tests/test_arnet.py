@@ -107,10 +107,10 @@ def test_ridge_with_a_given_share_is_the_normal_equations_towards_the_prior():
     rng = np.random.default_rng(3)
     z, y, prior = (torch.from_numpy(rng.standard_normal(s)) for s in ((40, 6), (40, 2), (6, 2)))
     z = z + 5.0
-    w, b, shares = ridge_solve(z, y, prior, 0.5)
+    w, b, shares, which = ridge_solve(z, y, prior, 0.5)
     zc, yc, alpha = z - z.mean(0), y - y.mean(0), 0.5 * 40
     expected = torch.linalg.solve(zc.T @ zc + alpha * torch.eye(6, dtype=z.dtype), zc.T @ yc + alpha * prior)
-    assert shares.tolist() == [0.5, 0.5]
+    assert shares.tolist() == [0.5, 0.5] and which.tolist() == [0, 0]
     torch.testing.assert_close(w, expected)
     torch.testing.assert_close(b, y.mean(0) - z.mean(0) @ expected)
 
@@ -146,13 +146,36 @@ def test_gcv_chooses_each_outputs_share_as_if_it_were_fitted_alone():
     noise = np.random.default_rng(7).standard_normal(len(Y))
     y = torch.from_numpy(np.c_[Y[:, 0, 0], noise])
     prior = torch.zeros(24, 2, dtype=torch.float64)
-    w, b, shares = ridge_solve(z, y, prior, "gcv")
+    w, b, shares, _ = ridge_solve(z, y, prior, "gcv")
     assert shares[1] > 10 * shares[0]
     for col in range(2):
-        w_alone, b_alone, share_alone = ridge_solve(z, y[:, col : col + 1], prior[:, col : col + 1], "gcv")
+        w_alone, b_alone, share_alone, _ = ridge_solve(z, y[:, col : col + 1], prior[:, col : col + 1], "gcv")
         assert share_alone.item() == shares[col].item()
         torch.testing.assert_close(w[:, col : col + 1], w_alone)
         torch.testing.assert_close(b[col : col + 1], b_alone)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_gcv_shrinks_random_walks_towards_persistence_and_noise_towards_the_mean(seed):
+    """Every lead of a random walk is pulled towards its last value, every lead of white noise
+    around a level towards the windows' mean: what each series' own history says is the better
+    guess when the lags have little to add."""
+    rng = np.random.default_rng(seed)
+    for y, prior in ((np.cumsum(rng.standard_normal(300)), "last"), (5 + rng.standard_normal(300), "mean")):
+        w = sliding_window_view(y.astype(np.float32), 27)
+        model = create_forecaster("arnet", lookback=24, horizon=3)
+        report = model.fit_closed_form(w[:, :24, None].copy(), w[:, 24:, None].copy())
+        assert report.extra["prior"] == [prior] * 3
+
+
+def test_the_persistence_prior_forecasts_each_targets_last_value_at_every_lead():
+    """The prior's layout: lags channel-major, outputs lead-major, targets the leading channels."""
+    model = create_forecaster("arnet", lookback=5, horizon=4, n_features=3, n_targets=2, exogenous=True)
+    net = model.build_module()
+    X = torch.randn(7, 5, 3)
+    prior = model._persistence(torch.zeros_like(net.out.weight.T))
+    out = (net.lags(X) @ prior).reshape(7, 4, 2)
+    torch.testing.assert_close(out, X[:, -1:, :2].expand(7, 4, 2))
 
 
 def test_the_fit_report_gives_one_share_per_lead_and_target():
@@ -160,6 +183,7 @@ def test_the_fit_report_gives_one_share_per_lead_and_target():
     model = create_forecaster("arnet", lookback=8, horizon=5)
     report = model.fit_closed_form(np.ascontiguousarray(X[:, :8]), np.concatenate([X[:, 8:], Y], axis=1))
     assert len(report.extra["ridge"]) == 5 and all(v in RIDGE_GRID.tolist() for v in report.extra["ridge"])
+    assert len(report.extra["prior"]) == 5
 
 
 @pytest.mark.parametrize("ridge", ["auto", 0, -1.0, True])

@@ -24,38 +24,45 @@ def sparsity_penalty(weight: torch.Tensor, c1: float, c2: float) -> torch.Tensor
 
 
 RIDGE_GRID = torch.logspace(-3, 2, 26, dtype=torch.float64)  # shares of the evidence "gcv" chooses among
+PRIORS = ("mean", "last")  # what "gcv" may shrink each output towards: the windows' mean, or persistence
 
 
 def ridge_solve(
-    z: torch.Tensor, y: torch.Tensor, prior: torch.Tensor, ridge: float | str
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    z: torch.Tensor, y: torch.Tensor, priors: torch.Tensor, ridge: float | str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Ridge regression towards a prior with a free intercept: argmin ‖y − zW − b‖² + α‖W − prior‖².
 
     α = share × rows, per output column. ``ridge`` is one share for all columns, or ``"gcv"``: for
     each column the share on ``RIDGE_GRID`` with the least generalised cross-validation error
     n·RSS / (n − tr H)², one SVD for every column and share. A column that is mostly noise (a far
     lead) then gets strong shrinkage without forcing it on a column the lags predict well (lead 1);
-    few or collinear rows get strong shrinkage, many rows almost none. The intercept is not shrunk,
-    so shrinkage pulls forecasts towards these rows' mean, not towards zero (an old level in the
-    scaler's units). Returns the weights, the intercepts and the shares used (one per column).
+    few or collinear rows get strong shrinkage, many rows almost none. The intercept is not shrunk.
+    ``priors`` is one prior ``[d, columns]`` or several ``[K, d, columns]``; under ``"gcv"`` each
+    column also takes the prior with the least error, the first on a tie (with a fixed share, the
+    first). Returns the weights, the intercepts, and per column the share and the prior used.
     """
-    n = z.shape[0]
+    priors = priors if priors.dim() == 3 else priors[None]
+    n, cols = z.shape[0], y.shape[1]
     z_mean, y_mean = z.mean(0), y.mean(0)
     zc = z - z_mean
-    resid = (y - y_mean) - zc @ prior  # solve for the departure from the prior
+    resid = (y - y_mean)[None] - zc @ priors  # [K, rows, columns]: solve for the departure from a prior
     u, s, vt = torch.linalg.svd(zc, full_matrices=False)
-    proj, s2 = u.T @ resid, (s * s)[:, None]  # [rank, columns], [rank, 1]
+    proj, s2 = u.T @ resid, (s * s)[:, None]  # [K, rank, columns], [rank, 1]
     if ridge == "gcv":
         alphas = RIDGE_GRID[:, None, None] * n  # [grid, 1, 1]
-        outside = (resid * resid).sum(0) - (proj * proj).sum(0)  # per column, what no weights can fit
-        rss = outside[None, :] + ((alphas / (s2 + alphas)) ** 2 * (proj * proj)[None]).sum(1)
+        outside = (resid * resid).sum(1) - (proj * proj).sum(1)  # [K, columns]: what no weights can fit
+        rss = outside[:, None, :] + ((alphas / (s2 + alphas)) ** 2 * (proj * proj)[:, None]).sum(2)
         dof = 1.0 + (s2 / (s2 + alphas)).sum(1)  # [grid, 1]; the intercept is one more
-        shares = RIDGE_GRID[torch.argmin(n * rss / (n - dof).clamp_min(1.0) ** 2, dim=0)]
+        best = torch.argmin((n * rss / (n - dof).clamp_min(1.0) ** 2).reshape(-1, cols), dim=0)
+        which, shares = best // len(RIDGE_GRID), RIDGE_GRID[best % len(RIDGE_GRID)]
     else:
-        shares = torch.full((y.shape[1],), float(ridge), dtype=z.dtype)
+        which = torch.zeros(cols, dtype=torch.long)
+        shares = torch.full((cols,), float(ridge), dtype=z.dtype)
+    at = torch.arange(cols)
+    prior, proj = priors[which, :, at].T, proj[which, :, at].T  # each column's own prior
     gain = s[:, None] / (s2 + shares[None, :] * n)  # [rank, columns]
     w = prior + vt.T @ (gain * proj)
-    return w, y_mean - z_mean @ w, shares
+    return w, y_mean - z_mean @ w, shares, which
 
 
 class ARNetModule(nn.Module):
@@ -163,8 +170,9 @@ class ARNet(TorchForecaster):
         """Ridge least squares of the targets on the lags, free intercept, one pass (:func:`ridge_solve`).
 
         α is a share of the number of windows. With ``ridge="gcv"`` (the default) generalised
-        cross-validation chooses it per fit and output and W₀ is zero; with a fixed share W₀ is the
-        parent's weights (a warm, recursive-least-squares-like update) or zero for a first model.
+        cross-validation chooses it per fit and output, and W₀ too: zero or persistence (``PRIORS``,
+        :meth:`_persistence`); with a fixed share W₀ is the parent's weights (a warm,
+        recursive-least-squares-like update) or zero for a first model.
         """
         torch.manual_seed(self.seed)
         net = self.build_module()
@@ -176,9 +184,10 @@ class ARNet(TorchForecaster):
             prior = net.out.weight.double().T
             if parent is None or self.hparams["ridge"] == "gcv":
                 # cross-validation cannot judge a pull towards a model fitted on these same windows:
-                # it would always keep that model, so a chosen ridge shrinks towards zero
-                prior = torch.zeros_like(prior)
-            w, bias, shares = ridge_solve(z, y, prior, self.hparams["ridge"])
+                # it would always keep that model, so a chosen ridge shrinks towards zero (the
+                # windows' mean) or towards persistence, whichever it finds the better per output
+                prior = torch.stack([torch.zeros_like(prior), self._persistence(prior)])
+            w, bias, shares, which = ridge_solve(z, y, prior, self.hparams["ridge"])
             net.out.weight.copy_(w.T.float())
             net.out.bias.copy_(bias.float())
             mse = float(((z @ w + bias - y) ** 2).mean())
@@ -190,8 +199,21 @@ class ARNet(TorchForecaster):
             cpu_seconds=0.0,
             device="cpu",
             train_loss=mse,
-            extra={"closed_form": True, "ridge": shares.tolist()},
+            extra={
+                "closed_form": True,
+                "ridge": shares.tolist(),
+                "prior": [PRIORS[i] for i in which.tolist()],
+            },
         )
+
+    def _persistence(self, like: torch.Tensor) -> torch.Tensor:
+        """Output weights ``[lags, outputs]`` (shaped as ``like``) that forecast every lead of each
+        target as its last value: 1 from its lag 1, the same in the scaler's units, 0 elsewhere."""
+        w = torch.zeros_like(like)
+        n_t, lookback = self.n_targets, self.lookback
+        for t in range(n_t):
+            w[t * lookback, t::n_t] = 1.0  # output column h·n_targets + t is lead h + 1 of target t
+        return w
 
     def coefficients(self) -> np.ndarray:
         """Own-lag AR weights ``[n_targets, lookback]`` for the first horizon step; column 0 is lag 1.
