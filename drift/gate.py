@@ -1,4 +1,5 @@
-"""Serve the error memory's correction to a series only while it has been beating the bare model there.
+"""Serve the error memory's correction to a series only while it has been beating the bare model there,
+and the value at issue instead of either while repeating it has been beating both.
 
 The memory and the level term earn their keep right after a change, when the model is off; on a
 stream the model already forecasts well, their corrections are mostly noise and cost a few per
@@ -6,10 +7,17 @@ cent of error. The gate keeps, per series, exponentially weighted means of the a
 the corrected forecast and of the model's own, both scored on every outcome whether or not the
 correction was served, and serves the corrected forecast while its mean is the lower. After a
 shift the bare model's error jumps, so the gate opens within a step or two of outcomes.
+
+The same means are kept for persistence (the value at issue repeated at every lead): where a
+series is one no model of the loop forecasts better than its last value (a price, a random walk),
+that is what it is served, until the model's forecasts err less again. Only once a series has
+a half-life of outcomes scored for it: its first few outcomes say little, and a seasonal series
+served its last value on their say-so would pay for it at every far lead.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -20,17 +28,25 @@ __all__ = ["CorrectionGate"]
 # Weight of one outcome: a half-life of ~350 outcomes, about 30 steps at a 12-step horizon, so the
 # stationary comparison is not decided by noise, while a shift's errors outweigh it within a few.
 DEFAULT_ALPHA = 0.002
+ARMS = 3  # corrected, bare, persistence
+# Persistence is served only while it errs this much less than both: where the two are close, the
+# model's recent losses are as likely a turning point it recovers from (a fleet of 148 monthly
+# employment series lost 1 % with no margin, 0 % with this one; docs/benchmarks.md).
+PERSIST_MARGIN = 0.95
 
 
 class CorrectionGate:
-    """Per-series EWMAs of |corrected error| and |model error|; :meth:`open` says where to correct."""
+    """Per-series EWMAs of |corrected error|, |model error| and |persistence's error|; :meth:`open`
+    says where to correct, :meth:`persist` where to serve the value at issue instead."""
 
     def __init__(self, alpha: float = DEFAULT_ALPHA) -> None:
         if not 0 < alpha < 1:
             raise ValueError(f"alpha must be in (0, 1), got {alpha}")
         self.alpha = float(alpha)
         self._slot: dict[str, int] = {}
-        self._ewma = np.zeros((0, 2))  # per series: corrected, bare
+        self._ewma = np.zeros((0, ARMS))  # per series: corrected, bare, persistence
+        self._seen = np.zeros(0)  # per series: outcomes persistence was scored on
+        self.evidence = math.log(2) / -math.log1p(-self.alpha)  # one half-life of outcomes
 
     def open(self, series: Sequence[str]) -> np.ndarray:
         """Whether to serve the corrected forecast, per series (a series not scored yet: yes)."""
@@ -41,11 +57,30 @@ class CorrectionGate:
         out[known] = e[:, 0] <= e[:, 1]
         return out
 
+    def persist(self, series: Sequence[str]) -> np.ndarray:
+        """Whether to serve the value at issue, per series: persistence has erred less than
+        ``PERSIST_MARGIN`` times both the corrected forecast's error and the model's own, over at
+        least :attr:`evidence` outcomes (a series scored on fewer: no)."""
+        at = np.array([self._slot.get(s, -1) for s in series], dtype=np.int64)
+        out = np.zeros(len(at), dtype=bool)
+        known = at >= 0
+        e = self._ewma[at[known]]
+        with np.errstate(invalid="ignore"):
+            out[known] = (e[:, 2] < PERSIST_MARGIN * np.minimum(e[:, 0], e[:, 1])) & (
+                self._seen[at[known]] >= self.evidence
+            )
+        return out
+
     def update(
-        self, names: Sequence[str], which: np.ndarray, err_corrected: np.ndarray, err_bare: np.ndarray
+        self,
+        names: Sequence[str],
+        which: np.ndarray,
+        err_corrected: np.ndarray,
+        err_bare: np.ndarray,
+        err_persistence: np.ndarray | None = None,
     ) -> None:
         """Fold in outcomes: outcome ``i`` is of series ``names[which[i]]``, with its absolute error
-        with and without the correction.
+        with and without the correction, and persistence's (without it, that mean is left as it is).
 
         A series' ``n`` outcomes of one call count as ``n`` arrivals of their mean, so a poll holding
         many steps weighs as much as those steps polled one by one.
@@ -57,15 +92,18 @@ class CorrectionGate:
             if s not in self._slot:
                 self._slot[s] = len(self._slot)
         if len(self._slot) > len(self._ewma):
-            grown = np.full((len(self._slot), 2), np.nan)
+            grown = np.full((len(self._slot), ARMS), np.nan)
             grown[: len(self._ewma)] = self._ewma
             self._ewma = grown
+            self._seen = np.r_[self._seen, np.zeros(len(self._slot) - len(self._seen))]
         n = np.bincount(which, minlength=len(names)).astype(np.float64)
+        errors = [
+            err_corrected,
+            err_bare,
+            np.full(len(which), np.nan) if err_persistence is None else err_persistence,
+        ]
         sums = np.stack(
-            [
-                np.bincount(which, weights=np.asarray(err_corrected, np.float64), minlength=len(names)),
-                np.bincount(which, weights=np.asarray(err_bare, np.float64), minlength=len(names)),
-            ],
+            [np.bincount(which, weights=np.asarray(e, np.float64), minlength=len(names)) for e in errors],
             axis=1,
         )
         touched = np.flatnonzero(n)
@@ -73,12 +111,20 @@ class CorrectionGate:
         mean = sums[touched] / n[touched, None]
         keep = (1.0 - self.alpha) ** n[touched, None]
         old = self._ewma[at]
-        self._ewma[at] = np.where(np.isnan(old), mean, keep * old + (1.0 - keep) * mean)
+        new = np.where(np.isnan(old), mean, keep * old + (1.0 - keep) * mean)
+        self._ewma[at] = np.where(np.isnan(mean), old, new)  # an arm not scored keeps its mean
+        if err_persistence is not None:
+            self._seen[at] += n[touched]
 
     def state_dict(self) -> dict[str, Any]:
         names = sorted(self._slot, key=self._slot.__getitem__)
-        return {"alpha": self.alpha, "series": names, "ewma": self._ewma.copy()}
+        return {"alpha": self.alpha, "series": names, "ewma": self._ewma.copy(), "seen": self._seen.copy()}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._slot = {str(s): i for i, s in enumerate(state["series"])}
-        self._ewma = np.asarray(state["ewma"], dtype=np.float64).reshape(len(self._slot), 2)
+        ewma = np.asarray(state["ewma"], dtype=np.float64).reshape(len(self._slot), -1)
+        self._ewma = np.full(
+            (len(self._slot), ARMS), np.nan
+        )  # a state saved before persistence's arm: unscored
+        self._ewma[:, : ewma.shape[1]] = ewma
+        self._seen = np.asarray(state.get("seen", np.zeros(len(self._slot))), dtype=np.float64).reshape(-1)

@@ -383,6 +383,7 @@ def _summarise(
         **errors,
         "n_forecasts": loop.n_forecasts,
         "n_clipped": loop.n_clipped,
+        "n_persisted": loop.n_persisted,
         "n_scored": scores.n,
         "n_retrains": fits["retrain"],
         "n_fits": sum(fits.values()),

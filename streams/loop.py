@@ -190,6 +190,7 @@ class ForecastLoop:
         self.n_records = 0
         self.n_forecasts = 0
         self.n_clipped = 0  # forecasts brought back within their window's envelope
+        self.n_persisted = 0  # forecasts served the value at issue by the gate (drift/gate.py)
 
     # ---- what adaptation serves and decides with ----------------------------------------------
     @property
@@ -704,6 +705,13 @@ class ForecastLoop:
                     np.ones(len(names), dtype=bool) if self.gate is None else self.gate.open(poll.names)[at]
                 )
                 yhat = np.where(served[:, None, None], corrected, base)
+                if self.gate is not None:  # where the last value has been the better forecast, serve it
+                    persist = self.gate.persist(poll.names)[at]
+                    if persist.any():
+                        yhat = np.where(persist[:, None, None], windows[:, -1:, : len(self.targets)], yhat)
+                        served &= ~persist
+                    self.n_persisted += int(persist.sum())
+                    self.metrics.persistence_served_ratio.set(float(persist.mean()))
             self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
             self.metrics.memory_served_ratio.set(float(served.mean()))
             observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
@@ -814,6 +822,7 @@ class ForecastLoop:
                         series[sound],
                         np.abs(truth - corrected)[sound].mean(axis=1),
                         err_base[sound].mean(axis=1),
+                        np.abs(truth - cols["last"][idx])[sound].mean(axis=1),
                     )
         self._calibrate(names, series, idx, lead, truth - yhat, current, learn)
         first = np.flatnonzero(lead == 1)

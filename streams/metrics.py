@@ -256,6 +256,12 @@ class Metrics:
             "Share of the last predict call's forecasts served with the memory's correction (its gate open)",
             registry=r,
         )
+        self.persistence_served_ratio = Gauge(
+            "adaptcast_persistence_served_ratio",
+            "Share of the last predict call's forecasts served the value at issue: on their series "
+            "persistence has been erring clearly less than the model",
+            registry=r,
+        )
         self.memory_correction = Histogram(
             "adaptcast_error_memory_correction_abs",
             "Mean absolute correction per forecast (target units)",

@@ -41,7 +41,8 @@ def test_outcomes_weigh_by_their_count_not_by_how_calls_split_them() -> None:
         many.update(["s"], np.zeros(10, int), np.full(10, 1.0), np.full(10, 2.0))
     np.testing.assert_allclose(one.state_dict()["ewma"], many.state_dict()["ewma"])
     expected = 0.95**40 * np.array([3.0, 1.0]) + (1 - 0.95**40) * np.array([1.0, 2.0])
-    np.testing.assert_allclose(one.state_dict()["ewma"][0], expected)
+    np.testing.assert_allclose(one.state_dict()["ewma"][0, :2], expected)
+    assert np.isnan(one.state_dict()["ewma"][0, 2])  # persistence never scored
 
 
 def test_state_round_trip() -> None:
@@ -74,3 +75,64 @@ def test_the_loop_serves_the_bare_forecast_where_the_gate_is_closed() -> None:
     assert not np.array_equal(ungated["flat"].yhat, ungated["flat"].yhat_base)  # the memory does correct it
     np.testing.assert_array_equal(last["flat"].yhat, last["flat"].yhat_base)
     assert gated.summary()["mae"] <= always.summary()["mae"]
+
+
+def test_serves_persistence_only_on_evidence_and_while_it_errs_clearly_less() -> None:
+    """Persistence is served once a half-life of outcomes shows it erring at least 5 % less than both
+    model arms, not on the first few, not while the arms are close, and no longer once the model
+    errs less again."""
+    gate = CorrectionGate()
+    ones = np.ones(12)
+    for _ in range(int(gate.evidence) // 12):  # just short of the evidence needed
+        gate.update(
+            ["walk", "close"],
+            np.repeat([0, 1], 12),
+            np.r_[ones, ones],
+            np.r_[ones, ones],
+            np.r_[ones * 0.5, ones * 0.97],
+        )
+    assert gate.persist(["walk", "close", "new"]).tolist() == [False, False, False]
+    gate.update(
+        ["walk", "close"],
+        np.repeat([0, 1], 12),
+        np.r_[ones, ones],
+        np.r_[ones, ones],
+        np.r_[ones * 0.5, ones * 0.97],
+    )
+    assert gate.persist(["walk", "close", "new"]).tolist() == [True, False, False]
+    back = CorrectionGate()
+    back.load_state_dict(gate.state_dict())
+    assert back.persist(["walk", "close"]).tolist() == [True, False]
+    steps = 0
+    while gate.persist(["walk"])[0]:  # the model now errs a quarter as much as persistence
+        steps += 1
+        gate.update(["walk"], np.zeros(12, int), ones * 0.25, ones * 0.25, ones)
+    assert steps < 50
+
+
+def test_a_state_saved_before_persistence_was_scored_loads_with_it_unscored() -> None:
+    state = {"alpha": 0.002, "series": ["a"], "ewma": np.array([[1.0, 2.0]])}
+    gate = CorrectionGate()
+    gate.load_state_dict(state)
+    assert gate.open(["a"]).tolist() == [True] and gate.persist(["a"]).tolist() == [False]
+
+
+def test_the_loop_serves_the_last_value_where_the_model_keeps_erring_more() -> None:
+    """A random walk forecast by a seasonal naive (the value a day back): no correction makes that
+    as good as the last value, so the gate serves the last value, and the run errs less than the
+    same loop without the gate."""
+
+    def loop(gate: bool) -> ForecastLoop:
+        m = create_forecaster("naive", lookback=24, horizon=3, season=24)
+        m.fit(*sliding_windows(np.arange(60.0), 24, 3))
+        return ForecastLoop(m, ["y"], memory={"warmup": 0}, memory_gate=gate)
+
+    walk = np.cumsum(np.random.default_rng(3).normal(0, 1, 500)) + 100
+    gated, always = loop(True), loop(False)
+    for step, y in enumerate(walk):
+        recs = [Record("walk", step * HOUR, {"y": float(y)})]
+        out, _ = gated.process(recs), always.process(recs)
+    (f,) = out.forecasts
+    np.testing.assert_allclose(f.yhat, np.full_like(f.yhat, walk[-1]), rtol=1e-6)
+    assert not np.allclose(f.yhat_base, walk[-1])
+    assert gated.summary()["mae"] < 0.9 * always.summary()["mae"]

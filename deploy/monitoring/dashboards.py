@@ -452,12 +452,14 @@ ADAPTATION = Dashboard(
                 Panel(
                     "timeseries",
                     "Hit ratio and share served",
-                    "Share of corrections that found stored errors of similar past windows, and share "
+                    "Share of corrections that found stored errors of similar past windows, share "
                     "of forecasts served with the correction (its gate open: it has been beating the "
-                    "bare model on that series).",
+                    "bare model on that series), and share served the last value instead (persistence "
+                    "has been erring clearly less than the model there).",
                     (
                         Query(sel("adaptcast_error_memory_hit_ratio"), "{{instance}} hit"),
                         Query(sel("adaptcast_error_memory_served_ratio"), "{{instance}} served"),
+                        Query(sel("adaptcast_persistence_served_ratio"), "{{instance}} last value"),
                     ),
                     unit="percentunit",
                 ),
