@@ -48,11 +48,15 @@ class CorrectionGate:
         self._seen = np.zeros(0)  # per series: outcomes persistence was scored on
         self.evidence = math.log(2) / -math.log1p(-self.alpha)  # one half-life of outcomes
 
+    def _scored(self, series: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """Per series, its row (-1: not scored yet) and whether it has one."""
+        at = np.array([self._slot.get(s, -1) for s in series], dtype=np.int64)
+        return at, at >= 0
+
     def open(self, series: Sequence[str]) -> np.ndarray:
         """Whether to serve the corrected forecast, per series (a series not scored yet: yes)."""
-        at = np.array([self._slot.get(s, -1) for s in series], dtype=np.int64)
+        at, known = self._scored(series)
         out = np.ones(len(at), dtype=bool)
-        known = at >= 0
         e = self._ewma[at[known]]
         out[known] = e[:, 0] <= e[:, 1]
         return out
@@ -61,9 +65,8 @@ class CorrectionGate:
         """Whether to serve the value at issue, per series: persistence has erred less than
         ``PERSIST_MARGIN`` times both the corrected forecast's error and the model's own, over at
         least :attr:`evidence` outcomes (a series scored on fewer: no)."""
-        at = np.array([self._slot.get(s, -1) for s in series], dtype=np.int64)
+        at, known = self._scored(series)
         out = np.zeros(len(at), dtype=bool)
-        known = at >= 0
         e = self._ewma[at[known]]
         with np.errstate(invalid="ignore"):
             out[known] = (e[:, 2] < PERSIST_MARGIN * np.minimum(e[:, 0], e[:, 1])) & (
@@ -123,8 +126,7 @@ class CorrectionGate:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._slot = {str(s): i for i, s in enumerate(state["series"])}
         ewma = np.asarray(state["ewma"], dtype=np.float64).reshape(len(self._slot), -1)
-        self._ewma = np.full(
-            (len(self._slot), ARMS), np.nan
-        )  # a state saved before persistence's arm: unscored
+        # a state saved before persistence's arm has two columns: that arm starts unscored
+        self._ewma = np.full((len(self._slot), ARMS), np.nan)
         self._ewma[:, : ewma.shape[1]] = ewma
         self._seen = np.asarray(state.get("seen", np.zeros(len(self._slot))), dtype=np.float64).reshape(-1)

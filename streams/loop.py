@@ -811,6 +811,7 @@ class ForecastLoop:
             np.ones(len(idx), dtype=bool) if bounds is None else ~far_beyond(truth, bounds[:, :t]).any(axis=1)
         )
         learn = current & sound
+        persistence = np.abs(truth - cols["last"][idx])  # the value at issue repeated: the bar to clear
         self._remember(idx, lead, resid / scale, learn)
         if "corrected" in cols:  # the memory's forecast, served or not: its level term and gate learn
             with self.ledger.measure("correct", samples=len(idx)):
@@ -822,7 +823,7 @@ class ForecastLoop:
                         series[sound],
                         np.abs(truth - corrected)[sound].mean(axis=1),
                         err_base[sound].mean(axis=1),
-                        np.abs(truth - cols["last"][idx])[sound].mean(axis=1),
+                        persistence[sound].mean(axis=1),
                     )
         self._calibrate(names, series, idx, lead, truth - yhat, current, learn)
         first = np.flatnonzero(lead == 1)
@@ -833,7 +834,6 @@ class ForecastLoop:
         self._live.extend(err_mean[first])
         own = err_base / scale  # the model's errors, every lead
         self._lead1_base = own[first]
-        persistence = np.abs(truth - cols["last"][idx])
         if self.policy.bridge is not None:  # only the early-refit watch reads these
             self._lead1_served = (err / scale)[first]
             # every lead of the model's own forecasts against persistence: whether the model broke,
