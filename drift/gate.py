@@ -114,7 +114,13 @@ class CorrectionGate:
         mean = sums[touched] / n[touched, None]
         keep = (1.0 - self.alpha) ** n[touched, None]
         old = self._ewma[at]
-        new = np.where(np.isnan(old), mean, keep * old + (1.0 - keep) * mean)
+        # persistence's mean starts from the model's error, not from its own first outcomes: one
+        # lucky forecast would weigh as much as a half-life of them against a model's bad start
+        # (the model's arms start alike, from the same outcomes with the memory still empty)
+        start = old.copy()
+        start[:, :2] = np.where(np.isnan(old[:, :2]), mean[:, :2], old[:, :2])
+        start[:, 2] = np.where(np.isnan(old[:, 2]), start[:, 1], old[:, 2])
+        new = keep * start + (1.0 - keep) * mean
         self._ewma[at] = np.where(np.isnan(mean), old, new)  # an arm not scored keeps its mean
         if err_persistence is not None:
             self._seen[at] += n[touched]

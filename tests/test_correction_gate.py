@@ -103,6 +103,20 @@ def test_serves_persistence_only_on_evidence_and_while_it_errs_clearly_less() ->
     assert steps < 50
 
 
+def test_persistence_is_not_served_on_the_say_so_of_its_first_outcome() -> None:
+    """The first outcome of a series can be a model's bad start and a lucky last value (a shared model
+    whose first forecast of a city is 42 off where repeating its last value is 7 off). Persistence's
+    mean starts from the model's, so that outcome weighs as one of many, and a last value that then
+    errs more than the model at every step is never served."""
+    gate, ones = CorrectionGate(), np.ones(12)
+    gate.update(["city"], np.zeros(1, int), np.array([42.0]), np.array([42.0]), np.array([7.0]))
+    for _ in range(3 * int(gate.evidence) // 12):
+        gate.update(["city"], np.zeros(12, int), ones * 20.0, ones * 20.0, ones * 24.0)
+        assert not gate.persist(["city"])[0]
+    corrected, bare, persistence = gate.state_dict()["ewma"][0]
+    assert corrected == bare and persistence > bare
+
+
 def test_a_state_saved_before_persistence_was_scored_loads_with_it_unscored() -> None:
     state = {"alpha": 0.002, "series": ["a"], "ewma": np.array([[1.0, 2.0]])}
     gate = CorrectionGate()
