@@ -95,10 +95,9 @@ class CorrectionGate:
             if s not in self._slot:
                 self._slot[s] = len(self._slot)
         if len(self._slot) > len(self._ewma):
-            grown = np.full((len(self._slot), ARMS), np.nan)
-            grown[: len(self._ewma)] = self._ewma
-            self._ewma = grown
-            self._seen = np.r_[self._seen, np.zeros(len(self._slot) - len(self._seen))]
+            more = len(self._slot) - len(self._ewma)
+            self._ewma = np.r_[self._ewma, np.full((more, ARMS), np.nan)]
+            self._seen = np.r_[self._seen, np.zeros(more)]
         n = np.bincount(which, minlength=len(names)).astype(np.float64)
         errors = [
             err_corrected,
@@ -117,8 +116,7 @@ class CorrectionGate:
         # persistence's mean starts from the model's error, not from its own first outcomes: one
         # lucky forecast would weigh as much as a half-life of them against a model's bad start
         # (the model's arms start alike, from the same outcomes with the memory still empty)
-        start = old.copy()
-        start[:, :2] = np.where(np.isnan(old[:, :2]), mean[:, :2], old[:, :2])
+        start = np.where(np.isnan(old), mean, old)
         start[:, 2] = np.where(np.isnan(old[:, 2]), start[:, 1], old[:, 2])
         new = keep * start + (1.0 - keep) * mean
         self._ewma[at] = np.where(np.isnan(mean), old, new)  # an arm not scored keeps its mean
