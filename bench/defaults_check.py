@@ -12,7 +12,11 @@ how many slices hold the issue's bound (≤ 1.02). The feeds are read where they
     python bench/defaults_check.py --set adaptation.growth=1.5  # the defaults with one key changed
     python bench/defaults_check.py --set model.kind=xgboost --slices 1   # both sides on another model
     python bench/defaults_check.py --set model.kind=xgboost --set model.params.window_norm=last
+    python bench/defaults_check.py --set model.kind=xgboost --ours adaptation.refit_mode=auto
     python bench/defaults_check.py --feeds fleet.csv:'*' disks.csv:sda,sdb   # many series, one model
+
+``--set`` changes both sides; ``--ours`` only the defaults', the baseline keeping the default's
+value (periodic retraining is cold whatever ``refit_mode`` the defaults are tried with).
 
 A feed ``PATH:*`` (every numeric column) or ``PATH:A,B,...`` is a wide file of several series that
 share one model, as ``adaptcast backtest --series-cols`` runs it: each slice is one backtest of all
@@ -22,6 +26,7 @@ of them, and each series is a row of the result with its own MAE ratio (the work
 from __future__ import annotations
 
 import argparse
+import json
 import multiprocessing
 import statistics
 import sys
@@ -37,7 +42,7 @@ from tqdm import tqdm
 
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame, read_series
-from adaptcast.streams.backtest import backtest, variant
+from adaptcast.streams.backtest import COMPARE_ALIASES, backtest, variant
 from adaptcast.streams.config import load_config
 from adaptcast.streams.report import series_mae
 
@@ -78,16 +83,42 @@ def slices(path: Path, column: str, rows: int, min_rows: int) -> list[tuple[int,
     return [(0, n)] if n < rows else [(o, rows) for o in range(0, n - rows + 1, rows)]
 
 
-def run_slice(path: Path, column: str, offset: int, length: int, changes: str) -> list[dict[str, Any]]:
-    """Backtest one slice with the defaults (``changes``: ``KEY=VALUE,...`` over them) and the baseline;
-    a row per series."""
+def baseline_spec(cfg: Any, ours: str) -> str:
+    """The baseline's overrides: ``BASELINE`` plus, for each key ``ours`` changes on the defaults' side
+    only, that key's value in ``cfg`` (so the baseline keeps it). Keys ``BASELINE`` sets stay its."""
+    fixed = {COMPARE_ALIASES.get(k, k) for k in (p.partition("=")[0] for p in BASELINE.split(","))}
+    kept = []
+    for part in filter(None, (p.strip() for p in ours.split(","))):
+        key = part.partition("=")[0].strip()
+        key = COMPARE_ALIASES.get(key, key)
+        if key in fixed:
+            continue
+        node: Any = cfg.model_dump()
+        for name in key.split("."):
+            if not isinstance(node, dict) or name not in node:
+                raise SystemExit(
+                    f"--ours {part!r}: {key} has no value in the configuration for the baseline to "
+                    "keep; change it on both sides with --set"
+                )
+            node = node[name]
+        kept.append(f"{key}={json.dumps(node)}")
+    return ",".join([BASELINE, *kept])
+
+
+def run_slice(
+    path: Path, column: str, offset: int, length: int, changes: str, ours: str = ""
+) -> list[dict[str, Any]]:
+    """Backtest one slice with the defaults (``changes``: ``KEY=VALUE,...`` over them on both sides,
+    ``ours`` on the defaults' side only) and the baseline; a row per series."""
     data = read(path, column)
     steps = data.frame["ts"].unique().sort().slice(offset, length)
     data = replace(data, frame=data.frame.filter(pl.col("ts").is_between(steps[0], steps[-1])))
     target = data.targets[0]
     cfg = load_config(overrides={"model": {"target": [target]}, "backtest": {"timings": False}}, environ={})
     cfg = variant(cfg, changes) if changes else cfg
-    cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update={"compare": [BASELINE]})})
+    baseline = baseline_spec(cfg, ours)
+    cfg = variant(cfg, ours) if ours else cfg
+    cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update={"compare": [baseline]})})
     res = backtest(cfg, data=data, report=False, progress=False)
     (ours, defaults), (theirs, periodic) = res.summary["configs"].items()
     errors = {  # (series, config) → (MAE, MAE before the error memory's correction)
@@ -151,6 +182,15 @@ def main(argv: list[str] | None = None) -> None:
         metavar="KEY=VALUE",
         help="dotted config keys to change on both sides (repeatable)",
     )
+    ap.add_argument(
+        "--ours",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="KEY=VALUE",
+        help="dotted config keys to change on the defaults' side only; the baseline keeps their "
+        "values (repeatable)",
+    )
     ap.add_argument("--jobs", type=int, default=2, help="slices backtested at once (processes)")
     ap.add_argument("--out", type=Path, help="also write the JSON here")
     args = ap.parse_args(argv)
@@ -160,24 +200,34 @@ def main(argv: list[str] | None = None) -> None:
         feeds = [(ETT, c) for c in ETT_CHANNELS]
     else:
         raise SystemExit(f"{ETT} not found: name the feeds with --feeds PATH:COLUMN")
-    changes = ",".join(args.set)
-    if changes:
+    changes, ours = ",".join(args.set), ",".join(args.ours)
+    for flag, text in (("--set", changes), ("--ours", ours)):
         try:  # a misspelt key fails here, not in every slice
-            variant(load_config(environ={}), changes)
+            if text:
+                variant(load_config(environ={}), text)
         except InputError as exc:
-            raise SystemExit(f"--set: {exc}") from None
+            raise SystemExit(f"{flag}: {exc}") from None
+    baseline_spec(load_config(environ={}), ours)
     work = [(p, c, o, n) for p, c in feeds for o, n in slices(p, c, args.rows, args.min_rows)[: args.slices]]
     if not work:
         raise SystemExit(f"no feed has {args.min_rows} rows or more")
     if args.jobs == 1:
-        done = [run_slice(*w, changes) for w in tqdm(work, desc="slices", unit="slice", file=sys.stderr)]
+        done = [
+            run_slice(*w, changes, ours) for w in tqdm(work, desc="slices", unit="slice", file=sys.stderr)
+        ]
     else:  # spawned, not forked: a fork of a process that has started torch's thread pools can hang
         with ProcessPoolExecutor(args.jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(run_slice, *w, changes) for w in work]
+            futures = [pool.submit(run_slice, *w, changes, ours) for w in work]
             done = [f.result() for f in tqdm(futures, desc="slices", unit="slice", file=sys.stderr)]
     rows = [row for slice_rows in done for row in slice_rows]
     emit(
-        {"baseline": BASELINE, "changes": args.set, "summary": summarise(rows), "runs": rows},
+        {
+            "baseline": BASELINE,
+            "changes": args.set,
+            "ours": args.ours,
+            "summary": summarise(rows),
+            "runs": rows,
+        },
         args.out,
     )
 

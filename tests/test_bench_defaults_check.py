@@ -87,3 +87,18 @@ def test_a_wide_feed_is_one_run_of_all_its_series_with_a_ratio_each(tmp_path):
     named = BENCH.run_slice(path, "pump,fan", 100, 300, "")  # the same series, named
     assert [r["feed"] for r in named] == [r["feed"] for r in runs]
     assert [r["mae"] for r in named] == pytest.approx([r["mae"] for r in runs], rel=1e-9)
+
+
+def test_ours_changes_the_defaults_side_only(tmp_path):
+    path = tmp_path / "f.csv"
+    _feed(path, 400)
+    cfg = BENCH.load_config(environ={})
+    spec = BENCH.baseline_spec(cfg, "adaptation.refit_mode=auto,policy=periodic:48")
+    assert spec == f'{BENCH.BASELINE},adaptation.refit_mode="closed_form"'  # its own policy stays
+    with pytest.raises(SystemExit, match=r"--ours .*model.params.nope has no value.*--set"):
+        BENCH.main(["--feeds", f"{path}:load", "--ours", "model.params.nope=1"])
+    same = ["policy=periodic:24", "window=full", "memory=off"]
+    (run,) = BENCH.run_slice(path, "load", 0, 400, "", ",".join(same))  # ours made the baseline
+    assert run["ratio"] == pytest.approx(1.0, abs=1e-12) and run["work_ratio"] == 1.0
+    (cold,) = BENCH.run_slice(path, "load", 0, 400, "", ",".join([*same, "adaptation.refit_mode=cold"]))
+    assert cold["mae_baseline"] == run["mae_baseline"] and cold["mae"] != run["mae"]  # Adam, not closed form
