@@ -282,6 +282,11 @@ class BaseForecaster(ABC):
     def _fit_closed_form(self, X: np.ndarray, Y: np.ndarray, parent: BaseForecaster | None) -> FitReport:
         raise NotImplementedError(f"{self.kind} has no closed-form fit")
 
+    def continues(self, parent: BaseForecaster) -> bool:
+        """Whether a warm fit of this recipe may continue ``parent``: one that would grow a model past
+        the size a cold fit may reach (a booster's rounds) starts cold instead. Every other kind may."""
+        return True
+
     def warm_hparams(self) -> dict[str, Any]:
         """Hyper-parameter overrides for a warm retrain of this recipe (less work than a cold fit)."""
         return {}

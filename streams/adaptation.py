@@ -108,6 +108,7 @@ class Adaptation:
         # data it may; None until a validated candidate serves
         self._recipe: dict[str, Any] | None = None
         self._recipe_windows = 0
+        self._recipe_warm = False  # whether it was found continuing a model (rounds added) or fitting afresh
         self._superseded_upto = 0  # jobs with this sequence number or lower may no longer be installed
         self._last_failure: str | None = None  # the error of the last failed fit that was logged
         if self.model is not None:
@@ -174,6 +175,10 @@ class Adaptation:
             closed or (warm.supports_warm and self.policy.refit_mode != "closed_form")
         ):
             warm = None  # a model without a closed form is fitted cold under closed_form
+        if warm is not None and not closed and not self.template.continues(warm):
+            warm = None  # the serving model is as large as a cold fit may grow: start afresh
+        # the rounds or epochs a warm fit found (added to a model) say nothing of a cold fit's, nor back
+        other_start = (warm is not None) != self._recipe_warm
         gated = (
             self.validate_routine
             or new_units  # a recipe found in the old units says nothing of the new
@@ -181,6 +186,7 @@ class Adaptation:
             or not self.refit
             or self._recipe is None
             or decision.reason not in ROUTINE_REASONS
+            or other_start
             or windows > RECIPE_GROWTH * self._recipe_windows
         )
         judge = None
@@ -256,7 +262,7 @@ class Adaptation:
             "model_number": self.model_number,
             "recipe": None
             if self._recipe is None
-            else {"hparams": self._recipe, "windows": self._recipe_windows},
+            else {"hparams": self._recipe, "windows": self._recipe_windows, "warm": self._recipe_warm},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -281,6 +287,7 @@ class Adaptation:
         if state.get("model_version") == self.model_version and state.get("recipe") is not None:
             self._recipe = {str(k): v for k, v in dict(state["recipe"]["hparams"]).items()}
             self._recipe_windows = int(state["recipe"]["windows"])
+            self._recipe_warm = bool(state["recipe"].get("warm", False))  # older snapshots: cold fits
 
     # ---- installing a candidate -----------------------------------------------------------------------
     def _install(self, outcome: TrainOutcome, step: int) -> Event:
@@ -330,6 +337,7 @@ class Adaptation:
         self._swap(cand, job, version, gate, found)
         if gate is not None:
             self._recipe, self._recipe_windows = gate.refit_hparams(report), found.windows
+            self._recipe_warm = job.warm_from is not None
             if found.residuals is not None:  # a gated fit's validation residuals
                 self._reseed_intervals(found.residuals, job.owners(found.residual_owner))
         self.policy.notify_retrained(

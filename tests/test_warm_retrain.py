@@ -229,3 +229,52 @@ def test_closed_form_mode_fits_a_model_without_a_closed_form_cold():
     (event,) = ad.collect(step=6)
     assert job is not None and not job.closed_form and job.warm_from is None and not job.gated
     assert event.samples_seen == 10 * len(job.data.full[0])  # all rounds, one fit on every window
+
+
+def test_a_booster_continues_only_while_it_is_smaller_than_a_cold_fit_may_grow():
+    X, Y = _windows(0, rows=200)
+    parent = create_forecaster("xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=10)
+    parent.fit(X, Y)
+    assert parent.booster.num_boosted_rounds() <= 10
+    assert parent.clone(n_estimators=30).continues(parent)
+    assert not parent.clone(n_estimators=parent.booster.num_boosted_rounds()).continues(parent)
+    arnet = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, epochs=1)
+    arnet.fit(X, Y)
+    assert arnet.clone().continues(arnet)  # only a booster's size is bounded
+
+
+def test_a_booster_continued_at_every_refit_stays_within_a_cold_fits_rounds():
+    """Under ``auto`` growth refits add rounds to the serving booster until it has as many as a cold
+    fit may reach; the next starts cold, and is validated afresh: rounds found by a warm fit (added to
+    a model) are never reused for a cold one."""
+    history = [_series(0, rows=400)]
+    template = create_forecaster(
+        "xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=40, early_stopping_rounds=0
+    )
+    ad = Adaptation(
+        template,
+        policy=RetrainPolicy.parse("drift", refit_mode="auto"),
+        trainer=InlineTrainer(ComputeLedger()),
+        metrics=Metrics(),
+        validate_margin=10.0,  # this test is about how a job starts, not which candidate wins
+    )
+    first = template.clone(n_estimators=10)
+    first.fit(*sliding_windows(history[0], LOOKBACK, HORIZON, 1))
+    ad.serve(first)
+    steps = iter(range(1, 100))
+
+    def retrain(reason: Reason) -> TrainJob:
+        step = next(steps)
+        detector = "performance" if reason is Reason.POST_CHANGE else None
+        job = ad.start(Decision(Action.RETRAIN, reason, 10_000, detector), history, step=step, ts_ms=step)
+        (event,) = ad.collect(step=step)
+        assert isinstance(event, Retrained) and job is not None
+        return job
+
+    rounds, jobs = [10], []
+    while (job := retrain(Reason.GROWTH)).warm_from is not None:
+        jobs.append(job)
+        rounds.append(ad.model.booster.num_boosted_rounds())
+    assert rounds == [10, 18, 26, 34, 42]  # a fifth of n_estimators added each time, until past 40
+    assert jobs[1].recipe is not None  # a warm fit's rounds serve the next warm refit
+    assert job.recipe is None and ad.model.booster.num_boosted_rounds() <= 40  # not the cold one

@@ -143,6 +143,12 @@ class XGBForecaster(BaseForecaster):
         assert isinstance(parent, XGBForecaster) and parent.booster is not None
         return self._boost(X, Y, val, parent.booster.copy())
 
+    def continues(self, parent: BaseForecaster) -> bool:
+        """While ``parent``'s booster has fewer rounds than this recipe's ``n_estimators``: past that a
+        warm fit starts cold, so that a booster continued at every growth refit stays bounded."""
+        assert isinstance(parent, XGBForecaster) and parent.booster is not None
+        return parent.booster.num_boosted_rounds() < int(self.hparams["n_estimators"])
+
     def warm_hparams(self) -> dict[str, Any]:
         """A fifth of the boosting rounds (at least one), added to the serving model's trees."""
         return {"n_estimators": max(1, int(self.hparams["n_estimators"]) // 5)}
