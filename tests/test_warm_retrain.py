@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -111,6 +114,17 @@ def test_auto_mode_continues_the_serving_model_on_a_periodic_refit_and_starts_af
         metrics=Metrics(),
         validate_margin=10.0,  # this test is about how a job starts, not which candidate wins
     )
+    retrain = _retrainer(ad, history)
+    first, _ = retrain(Reason.INITIAL)
+    serving = ad.model
+    job, _ = retrain(Reason.PERIODIC)
+    assert first.warm_from is None and job.warm_from is serving
+    job, _ = retrain(Reason.POST_CHANGE)
+    assert job.warm_from is None
+
+
+def _retrainer(ad: Adaptation, history: list[np.ndarray]) -> Callable[[Reason], tuple[TrainJob, Retrained]]:
+    """``retrain(reason)``: one retrain of ``ad`` on ``history`` for that reason, at the next step."""
     steps = iter(range(1, 100))
 
     def retrain(reason: Reason) -> tuple[TrainJob, Retrained]:
@@ -121,12 +135,21 @@ def test_auto_mode_continues_the_serving_model_on_a_periodic_refit_and_starts_af
         assert isinstance(event, Retrained) and job is not None
         return job, event
 
-    first, _ = retrain(Reason.INITIAL)
-    serving = ad.model
-    job, _ = retrain(Reason.PERIODIC)
-    assert first.warm_from is None and job.warm_from is serving
-    job, _ = retrain(Reason.POST_CHANGE)
-    assert job.warm_from is None
+    return retrain
+
+
+def _booster_adaptation(n_estimators: int, policy: str, refit_mode: str, **kwargs: Any) -> Adaptation:
+    """The loop's adaptation over an XGBoost template of ``n_estimators`` rounds, no early stopping."""
+    template = create_forecaster(
+        "xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=n_estimators, early_stopping_rounds=0
+    )
+    return Adaptation(
+        template,
+        policy=RetrainPolicy.parse(policy, refit_mode=refit_mode),
+        trainer=InlineTrainer(ComputeLedger()),
+        metrics=Metrics(),
+        **kwargs,
+    )
 
 
 def _initial_job(epochs: int = 10) -> tuple[Adaptation, TrainJob]:
@@ -214,15 +237,7 @@ def test_closed_form_refit_mode_solves_every_fit_in_one_pass_from_the_serving_mo
 def test_closed_form_mode_fits_a_model_without_a_closed_form_cold():
     """The default refit mode: XGBoost has no closed form, so its retrains are full cold fits, not warm."""
     history = [_series(0, rows=400)]
-    template = create_forecaster(
-        "xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=10, early_stopping_rounds=0
-    )
-    ad = Adaptation(
-        template,
-        policy=RetrainPolicy.parse("periodic:5", refit_mode="closed_form"),
-        trainer=InlineTrainer(ComputeLedger()),
-        metrics=Metrics(),
-    )
+    ad = _booster_adaptation(10, "periodic:5", "closed_form")
     ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 10_000), history, step=1, ts_ms=1)
     ad.collect(step=1)
     job = ad.start(Decision(Action.RETRAIN, Reason.PERIODIC, 10_000), history, step=6, ts_ms=6)
@@ -248,31 +263,13 @@ def test_a_booster_continued_at_every_refit_stays_within_a_cold_fits_rounds():
     fit may reach; the next starts cold, and is validated afresh: rounds found by a warm fit (added to
     a model) are never reused for a cold one."""
     history = [_series(0, rows=400)]
-    template = create_forecaster(
-        "xgboost", lookback=LOOKBACK, horizon=HORIZON, n_estimators=40, early_stopping_rounds=0
-    )
-    ad = Adaptation(
-        template,
-        policy=RetrainPolicy.parse("drift", refit_mode="auto"),
-        trainer=InlineTrainer(ComputeLedger()),
-        metrics=Metrics(),
-        validate_margin=10.0,  # this test is about how a job starts, not which candidate wins
-    )
-    first = template.clone(n_estimators=10)
+    ad = _booster_adaptation(40, "drift", "auto", validate_margin=10.0)  # how jobs start, not who wins
+    first = ad.template.clone(n_estimators=10)
     first.fit(*sliding_windows(history[0], LOOKBACK, HORIZON, 1))
     ad.serve(first)
-    steps = iter(range(1, 100))
-
-    def retrain(reason: Reason) -> TrainJob:
-        step = next(steps)
-        detector = "performance" if reason is Reason.POST_CHANGE else None
-        job = ad.start(Decision(Action.RETRAIN, reason, 10_000, detector), history, step=step, ts_ms=step)
-        (event,) = ad.collect(step=step)
-        assert isinstance(event, Retrained) and job is not None
-        return job
-
+    retrain = _retrainer(ad, history)
     rounds, jobs = [10], []
-    while (job := retrain(Reason.GROWTH)).warm_from is not None:
+    while (job := retrain(Reason.GROWTH)[0]).warm_from is not None:
         jobs.append(job)
         rounds.append(ad.model.booster.num_boosted_rounds())
     assert rounds == [10, 18, 26, 34, 42]  # a fifth of n_estimators added each time, until past 40
