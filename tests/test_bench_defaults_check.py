@@ -101,4 +101,5 @@ def test_ours_changes_the_defaults_side_only(tmp_path):
     (run,) = BENCH.run_slice(path, "load", 0, 400, "", ",".join(same))  # ours made the baseline
     assert run["ratio"] == pytest.approx(1.0, abs=1e-12) and run["work_ratio"] == 1.0
     (cold,) = BENCH.run_slice(path, "load", 0, 400, "", ",".join([*same, "adaptation.refit_mode=cold"]))
-    assert cold["mae_baseline"] == run["mae_baseline"] and cold["mae"] != run["mae"]  # Adam, not closed form
+    assert cold["mae_baseline"] == pytest.approx(run["mae_baseline"], rel=1e-9)  # the baseline as it was
+    assert cold["mae"] != pytest.approx(run["mae"], rel=1e-3)  # ours: Adam, not the closed form
