@@ -42,7 +42,7 @@ from tqdm import tqdm
 
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame, read_series
-from adaptcast.streams.backtest import COMPARE_ALIASES, backtest, variant
+from adaptcast.streams.backtest import backtest, compare_items, variant
 from adaptcast.streams.config import load_config
 from adaptcast.streams.report import series_mae
 
@@ -86,19 +86,17 @@ def slices(path: Path, column: str, rows: int, min_rows: int) -> list[tuple[int,
 def baseline_spec(cfg: Any, ours: str) -> str:
     """The baseline's overrides: ``BASELINE`` plus, for each key ``ours`` changes on the defaults' side
     only, that key's value in ``cfg`` (so the baseline keeps it). Keys ``BASELINE`` sets stay its."""
-    fixed = {COMPARE_ALIASES.get(k, k) for k in (p.partition("=")[0] for p in BASELINE.split(","))}
+    fixed = {key for key, _ in compare_items(BASELINE)}
     kept = []
-    for part in filter(None, (p.strip() for p in ours.split(","))):
-        key = part.partition("=")[0].strip()
-        key = COMPARE_ALIASES.get(key, key)
+    for key, _ in compare_items(ours):
         if key in fixed:
             continue
         node: Any = cfg.model_dump()
         for name in key.split("."):
             if not isinstance(node, dict) or name not in node:
                 raise SystemExit(
-                    f"--ours {part!r}: {key} has no value in the configuration for the baseline to "
-                    "keep; change it on both sides with --set"
+                    f"--ours: {key} has no value in the configuration for the baseline to keep; "
+                    "change it on both sides with --set"
                 )
             node = node[name]
         kept.append(f"{key}={json.dumps(node)}")

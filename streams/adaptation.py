@@ -175,7 +175,7 @@ class Adaptation:
             closed or (warm.supports_warm and self.policy.refit_mode != "closed_form")
         ):
             warm = None  # a model without a closed form is fitted cold under closed_form
-        if warm is not None and not closed and not self.template.continues(warm):
+        if warm is not None and not self.template.continues(warm):
             warm = None  # the serving model is as large as a cold fit may grow: start afresh
         # the rounds or epochs a warm fit found (added to a model) say nothing of a cold fit's, nor back
         other_start = (warm is not None) != self._recipe_warm

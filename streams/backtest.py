@@ -67,9 +67,9 @@ def label(cfg: Config, policy: str | None = None) -> str:
     return f"{cfg.model.kind} {policy or a.policy} {a.window} memory={'on' if a.memory else 'off'}"
 
 
-def variant(cfg: Config, text: str) -> Config:
-    """``"policy=periodic:24,memory=off"`` → ``cfg`` with those keys replaced (dotted keys work too)."""
-    overrides: dict[str, Any] = {}
+def compare_items(text: str) -> list[tuple[str, str]]:
+    """``"policy=periodic:24,model.lookback=96"`` → ``[(dotted key, value text), ...]``, aliases spelt out."""
+    items = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         key, sep, value = part.partition("=")
         key = COMPARE_ALIASES.get(key.strip(), key.strip())
@@ -78,11 +78,19 @@ def variant(cfg: Config, text: str) -> Config:
                 f"compare {text!r}: each item must be KEY=VALUE with KEY one of "
                 f"{', '.join(COMPARE_ALIASES)} or a dotted config key such as model.lookback"
             )
+        items.append((key, value.strip()))
+    return items
+
+
+def variant(cfg: Config, text: str) -> Config:
+    """``"policy=periodic:24,memory=off"`` → ``cfg`` with those keys replaced (dotted keys work too)."""
+    overrides: dict[str, Any] = {}
+    for key, value in compare_items(text):
         node = overrides
         *parents, leaf = key.split(".")
         for name in parents:
             node = node.setdefault(name, {})
-        node[leaf] = parse_scalar(value.strip())
+        node[leaf] = parse_scalar(value)
     if not overrides:
         raise InputError(f"compare {text!r} changes nothing; write e.g. policy=periodic:24,memory=off")
     base = cfg.model_dump(exclude_unset=False)

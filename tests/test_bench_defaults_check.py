@@ -95,7 +95,7 @@ def test_ours_changes_the_defaults_side_only(tmp_path):
     cfg = BENCH.load_config(environ={})
     spec = BENCH.baseline_spec(cfg, "adaptation.refit_mode=auto,policy=periodic:48")
     assert spec == f'{BENCH.BASELINE},adaptation.refit_mode="closed_form"'  # its own policy stays
-    with pytest.raises(SystemExit, match=r"--ours .*model.params.nope has no value.*--set"):
+    with pytest.raises(SystemExit, match=r"--ours: model.params.nope has no value.*--set"):
         BENCH.main(["--feeds", f"{path}:load", "--ours", "model.params.nope=1"])
     same = ["policy=periodic:24", "window=full", "memory=off"]
     (run,) = BENCH.run_slice(path, "load", 0, 400, "", ",".join(same))  # ours made the baseline
