@@ -23,6 +23,8 @@ SERIES_SHOWN = 10  # the per-series table lists this many series at each end of 
 SERIES_BOUND = 1.02  # a series counts as worse under the first configuration above this MAE ratio
 COVERAGE_PLOT = "coverage.png"  # interval coverage over time and per lead, when the forecasts carry intervals
 COVERAGE_WINDOW = 100  # forecast times in the rolling coverage
+ZOOM_POINTS = 336  # the forecast plot's enlarged last stretch: two weeks of an hourly feed
+ZOOM_MIN_FACTOR = 4  # ... drawn once a run has more than this many times as many forecasts
 SUMMARY_COLUMNS = (  # the summary figures the report's table shows for each configuration
     "mae",
     "mse",
@@ -149,11 +151,36 @@ def _hits(forecasts: pl.DataFrame | pl.LazyFrame, level: str) -> pl.LazyFrame:
     )
 
 
+def zoom_rows(n: int) -> int:
+    """How many of a run's ``n`` newest one-step forecasts the forecast plot shows again, enlarged (0:
+    none): a long run drawn whole is a smear of lines, and its last stretch is what serves now."""
+    return ZOOM_POINTS if n > ZOOM_MIN_FACTOR * ZOOM_POINTS else 0
+
+
 def plot_forecast(run: ConfigRun, series: str, labelled: list[dict[str, Any]], path: Path) -> Path:
     """Actual vs one-step forecast (base and corrected) with retrain, drift and labelled-event marks, and
-    the prediction intervals as shaded bands when the forecasts carry them."""
+    the prediction intervals as shaded bands when the forecasts carry them; a long run gets a second
+    panel with its last :data:`ZOOM_POINTS` forecasts, their span shaded on the whole run's."""
     df = _lead_one(run, series)
-    fig, ax = plt.subplots(figsize=(11, 4))
+    zoom = zoom_rows(df.height)
+    fig, axes = plt.subplots(2 if zoom else 1, 1, figsize=(11, 7 if zoom else 4), squeeze=False)
+    _draw_forecast(axes[0, 0], df, run.events, labelled)
+    axes[0, 0].set_title(f"{run.name}: series {series}, one-step-ahead forecast")
+    _legend(axes[0, 0], loc="upper left", fontsize=8, ncol=3)
+    if zoom:
+        tail = df.tail(zoom)
+        start, end = tail["ts"][0], tail["ts"][-1]
+        axes[0, 0].axvspan(start, end, color="grey", alpha=0.15, lw=0)
+        _draw_forecast(axes[1, 0], tail, run.events, labelled)
+        axes[1, 0].set_xlim(start, end)  # the run's marks outside the stretch fall out of view
+        axes[1, 0].set_title(f"the last {zoom} forecasts (shaded above)", fontsize=10)
+    for ax in axes[:, 0]:  # autofmt_xdate would hide the upper panel's dates: the panels share no axis
+        plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
+    return _save(fig, path)
+
+
+def _draw_forecast(ax: Any, df: pl.DataFrame, ev: pl.DataFrame, labelled: list[dict[str, Any]]) -> None:
+    """One panel of :func:`plot_forecast`: bands, truth, forecasts and the run's events in ``df``'s span."""
     levels = interval_levels(df)
     for i, lv in enumerate(reversed(levels)):  # widest first, so the narrower band is drawn over it
         alpha = 0.15 + 0.15 * i / max(len(levels) - 1, 1)  # NaN bounds (no interval yet) leave a gap
@@ -165,7 +192,6 @@ def plot_forecast(run: ConfigRun, series: str, labelled: list[dict[str, Any]], p
     ax.plot(df["ts"], df["yhat_base"], color="tab:blue", lw=0.8, alpha=0.7, label="forecast (model)")
     if (df["yhat"] != df["yhat_base"]).any():
         ax.plot(df["ts"], df["yhat"], color="tab:orange", lw=0.8, label="forecast (corrected)")
-    ev = run.events
     for i, ts in enumerate(ev.filter(pl.col("event") == "retrain")["ts"]):
         ax.axvline(ts, color="tab:green", ls="--", lw=0.8, label="retrain" if i == 0 else None)
     for i, ts in enumerate(ev.filter(pl.col("event") == "drift")["ts"]):
@@ -176,10 +202,6 @@ def plot_forecast(run: ConfigRun, series: str, labelled: list[dict[str, Any]], p
             ax.axvspan(start, end, color="tab:red", alpha=0.12, label="labelled event" if i == 0 else None)
         else:
             ax.axvline(start, color="tab:red", alpha=0.3, lw=4, label="labelled event" if i == 0 else None)
-    ax.set_title(f"{run.name}: series {series}, one-step-ahead forecast")
-    _legend(ax, loc="upper left", fontsize=8, ncol=3)
-    fig.autofmt_xdate()
-    return _save(fig, path)
 
 
 def plot_error(runs: list[ConfigRun], path: Path, window: int = 48) -> Path:

@@ -23,10 +23,13 @@ from adaptcast.streams.report import (
     REPORT_FILE,
     SUMMARY_COLUMNS,
     WORST_PLOT,
+    ZOOM_MIN_FACTOR,
+    ZOOM_POINTS,
     ConfigRun,
     interval_levels,
     series_errors,
     write_report,
+    zoom_rows,
 )
 
 ETT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ett" / "ETTh1.csv"
@@ -36,6 +39,25 @@ FAST = ["--model", "naive", "--lookback", "24", "--horizon", "6", "--steps", "40
 def _run(*args: str) -> tuple[int, str]:
     res = CliRunner().invoke(main, ["backtest", *args])
     return res.exit_code, res.output
+
+
+def _png_height(path: Path) -> int:
+    """A PNG's height in pixels, from its header (IHDR: width then height, big-endian)."""
+    return int.from_bytes(path.read_bytes()[20:24], "big")
+
+
+def test_long_runs_get_an_enlarged_last_stretch(tmp_path):
+    """A run with many forecasts is a smear drawn whole: its forecast plot gains a second panel."""
+    assert zoom_rows(ZOOM_MIN_FACTOR * ZOOM_POINTS) == 0
+    assert zoom_rows(ZOOM_MIN_FACTOR * ZOOM_POINTS + 1) == ZOOM_POINTS
+    heights = []
+    for steps in (400, ZOOM_MIN_FACTOR * ZOOM_POINTS + 200):
+        out = tmp_path / str(steps)
+        args = ["--scenario", "level_shift", "--model", "naive", "--lookback", "24", "--horizon", "6"]
+        code, text = _run(*args, "--steps", str(steps), "--series", "1", "--out", str(out))
+        assert code == 0, text
+        heights.append(_png_height(out / FORECAST_PLOT.format(0)))
+    assert heights[1] > 1.5 * heights[0]
 
 
 def test_scenario_backtest_writes_all_outputs(tmp_path):
