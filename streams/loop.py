@@ -20,7 +20,7 @@ import numpy as np
 
 from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.conformal import ConformalParams, OnlineConformal, level_name
-from adaptcast.drift.gate import CorrectionGate
+from adaptcast.drift.gate import CorrectionGate, midpoint
 from adaptcast.drift.level import LevelTerm
 from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.passes import occurrence
@@ -701,19 +701,21 @@ class ForecastLoop:
                 at = poll.series[poll.due]
                 level = self.level.offset(poll.names)[at]
                 corrected = (corrected + level[:, None, :]).astype(np.float32)
-                served = (
-                    np.ones(len(names), dtype=bool) if self.gate is None else self.gate.open(poll.names)[at]
+                share = np.ones(len(names)) if self.gate is None else self.gate.share(poll.names)[at]
+                yhat = np.where(
+                    (share == 1)[:, None, None],
+                    corrected,
+                    np.where((share == 0)[:, None, None], base, midpoint(base, corrected)),
                 )
-                yhat = np.where(served[:, None, None], corrected, base)
                 if self.gate is not None:  # where the last value has been the better forecast, serve it
                     persist = self.gate.persist(poll.names)[at]
                     if persist.any():
                         yhat = np.where(persist[:, None, None], windows[:, -1:, : len(self.targets)], yhat)
-                        served &= ~persist
+                        share[persist] = 0.0
                     self.n_persisted += int(persist.sum())
                     self.metrics.persistence_served_ratio.set(float(persist.mean()))
             self.metrics.memory_hit_ratio.set(self.memory.hit_ratio)
-            self.metrics.memory_served_ratio.set(float(served.mean()))
+            self.metrics.memory_served_ratio.set(float(share.mean()))
             observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
         if yhat is not base:  # the memory's correction, added to a plausible base, may stray too
             yhat, corrections_strayed = clip(yhat, low, high)
@@ -824,6 +826,7 @@ class ForecastLoop:
                         np.abs(truth - corrected)[sound].mean(axis=1),
                         err_base[sound].mean(axis=1),
                         persistence[sound].mean(axis=1),
+                        np.abs(truth - midpoint(base, corrected))[sound].mean(axis=1),
                     )
         self._calibrate(names, series, idx, lead, truth - yhat, current, learn)
         first = np.flatnonzero(lead == 1)

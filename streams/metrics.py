@@ -253,7 +253,7 @@ class Metrics:
         )
         self.memory_served_ratio = Gauge(
             "adaptcast_error_memory_served_ratio",
-            "Share of the last predict call's forecasts served with the memory's correction (its gate open)",
+            "Mean share of the memory's correction served in the last predict call (1 all, 0.5 half, 0 none)",
             registry=r,
         )
         self.persistence_served_ratio = Gauge(

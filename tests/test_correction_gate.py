@@ -1,11 +1,11 @@
-"""The error memory's gate: correct a series only while the corrected forecast has been the better one."""
+"""The error memory's gate: all of a correction, half or none, whichever has erred least."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from adaptcast.drift.gate import CorrectionGate
+from adaptcast.drift.gate import CorrectionGate, midpoint
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.windows import sliding_windows
 from adaptcast.streams.loop import ForecastLoop
@@ -15,7 +15,7 @@ HOUR = 3_600_000
 
 
 def test_a_series_not_scored_yet_is_corrected() -> None:
-    assert CorrectionGate().open(["a", "b"]).tolist() == [True, True]
+    assert CorrectionGate().share(["a", "b"]).tolist() == [1.0, 1.0]
 
 
 def test_closes_where_the_correction_hurts_and_opens_soon_after_the_model_falls_behind() -> None:
@@ -23,9 +23,9 @@ def test_closes_where_the_correction_hurts_and_opens_soon_after_the_model_falls_
     for _ in range(300):  # stationary: the correction adds a little noise to a good model
         bare = np.abs(rng.normal(0, 1, 12))
         gate.update(["a", "b"], np.repeat([0, 1], 12), np.r_[bare * 1.05, bare * 0.9], np.r_[bare, bare])
-    assert gate.open(["a", "b"]).tolist() == [False, True]
+    assert gate.share(["a", "b"]).tolist() == [0.0, 1.0]
     steps = 0
-    while not gate.open(["a"])[0]:  # a level shift of 3: the bare model is off by 3, the memory by ~1
+    while gate.share(["a"])[0] < 1:  # a level shift of 3: the bare model is off by 3, the memory by ~1
         steps += 1
         bare = np.abs(3 + rng.normal(0, 1, 12))
         gate.update(["a"], np.zeros(12, int), np.abs(1 + rng.normal(0, 1, 12)), bare)
@@ -42,7 +42,22 @@ def test_outcomes_weigh_by_their_count_not_by_how_calls_split_them() -> None:
     np.testing.assert_allclose(one.state_dict()["ewma"], many.state_dict()["ewma"])
     expected = 0.95**40 * np.array([3.0, 1.0]) + (1 - 0.95**40) * np.array([1.0, 2.0])
     np.testing.assert_allclose(one.state_dict()["ewma"][0, :2], expected)
-    assert np.isnan(one.state_dict()["ewma"][0, 2])  # persistence never scored
+    assert np.isnan(one.state_dict()["ewma"][0, 2:]).all()  # persistence and half never scored
+
+
+def test_serves_half_the_correction_only_while_half_errs_less_than_either_end() -> None:
+    """A correction right in direction but twice too large: half of it is exact. The gate serves half
+    once its mean is the lowest, and the whole correction again once that errs least."""
+    gate, rng = CorrectionGate(alpha=0.05), np.random.default_rng(1)
+    for _ in range(50):
+        err = np.abs(rng.normal(0, 1, 12))
+        gate.update(["a"], np.zeros(12, int), err, err * 1.2, None, err * 0.6)
+    assert gate.share(["a"]).tolist() == [0.5]
+    for _ in range(50):
+        err = np.abs(rng.normal(0, 1, 12))
+        gate.update(["a"], np.zeros(12, int), err * 0.5, err * 1.2, None, err * 0.7)
+    assert gate.share(["a"]).tolist() == [1.0]
+    np.testing.assert_array_equal(midpoint(np.array([1.0, -2.0]), np.array([3.0, 0.0])), [2.0, -1.0])
 
 
 def test_state_round_trip() -> None:
@@ -50,7 +65,7 @@ def test_state_round_trip() -> None:
     gate.update(["a", "b"], np.array([0, 1, 0]), np.array([1.0, 0.1, 1.0]), np.array([0.5, 0.5, 0.5]))
     back = CorrectionGate()
     back.load_state_dict(gate.state_dict())
-    assert back.open(["a", "b", "c"]).tolist() == gate.open(["a", "b", "c"]).tolist() == [False, True, True]
+    assert back.share(["a", "b", "c"]).tolist() == gate.share(["a", "b", "c"]).tolist() == [0.0, 1.0, 1.0]
     with pytest.raises(ValueError, match="alpha"):
         CorrectionGate(alpha=0)
 
@@ -113,15 +128,17 @@ def test_persistence_is_not_served_on_the_say_so_of_its_first_outcome() -> None:
     for _ in range(3 * int(gate.evidence) // 12):
         gate.update(["city"], np.zeros(12, int), ones * 20.0, ones * 20.0, ones * 24.0)
         assert not gate.persist(["city"])[0]
-    corrected, bare, persistence = gate.state_dict()["ewma"][0]
+    corrected, bare, persistence, _ = gate.state_dict()["ewma"][0]
     assert corrected == bare and persistence > bare
 
 
-def test_a_state_saved_before_persistence_was_scored_loads_with_it_unscored() -> None:
+def test_a_state_saved_before_persistence_or_half_was_scored_loads_with_them_unscored() -> None:
     state = {"alpha": 0.002, "series": ["a"], "ewma": np.array([[1.0, 2.0]])}
     gate = CorrectionGate()
     gate.load_state_dict(state)
-    assert gate.open(["a"]).tolist() == [True] and gate.persist(["a"]).tolist() == [False]
+    assert gate.share(["a"]).tolist() == [1.0] and gate.persist(["a"]).tolist() == [False]
+    gate.load_state_dict({**state, "ewma": np.array([[2.0, 1.0, np.nan]])})  # before half was scored
+    assert gate.share(["a"]).tolist() == [0.0]
 
 
 def test_the_loop_serves_the_last_value_where_the_model_keeps_erring_more() -> None:

@@ -453,8 +453,8 @@ ADAPTATION = Dashboard(
                     "timeseries",
                     "Hit ratio and share served",
                     "Share of corrections that found stored errors of similar past windows, share "
-                    "of forecasts served with the correction (its gate open: it has been beating the "
-                    "bare model on that series), and share served the last value instead (persistence "
+                    "of the correction served (all of it, half or none: whichever has been erring "
+                    "least on that series), and share served the last value instead (persistence "
                     "has been erring clearly less than the model there).",
                     (
                         Query(sel("adaptcast_error_memory_hit_ratio"), "{{instance}} hit"),
