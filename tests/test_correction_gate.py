@@ -92,6 +92,24 @@ def test_the_loop_serves_the_bare_forecast_where_the_gate_is_closed() -> None:
     assert gated.summary()["mae"] <= always.summary()["mae"]
 
 
+def test_the_loop_serves_half_the_correction_where_half_has_erred_least() -> None:
+    """The gated loop, told that half the correction has erred least on a series, serves the bare
+    forecast moved half as far as the ungated loop moves it (both memories learn alike)."""
+    gated, always = _loop(True), _loop(False)
+    for step in range(60):
+        recs = [Record("alt", step * HOUR, {"y": 5.0 + step % 3})]
+        gated.process(recs), always.process(recs)
+    assert gated.gate is not None
+    state = gated.gate.state_dict()
+    state["ewma"] = np.array([[10.0, 10.0, 100.0, 1.0]])  # corrected, bare, persistence, half
+    gated.gate.load_state_dict(state)
+    recs = [Record("alt", 60 * HOUR, {"y": 5.0})]
+    half, whole = gated.process(recs).forecasts[0], always.process(recs).forecasts[0]
+    np.testing.assert_array_equal(half.yhat_base, whole.yhat_base)
+    assert not np.allclose(whole.yhat, whole.yhat_base)  # there is a correction to halve
+    np.testing.assert_allclose(half.yhat - half.yhat_base, 0.5 * (whole.yhat - whole.yhat_base), rtol=1e-5)
+
+
 def test_serves_persistence_only_on_evidence_and_while_it_errs_clearly_less() -> None:
     """Persistence is served once a half-life of outcomes shows it erring at least 5 % less than both
     model arms, not on the first few, not while the arms are close, and no longer once the model
