@@ -87,11 +87,11 @@ def baseline_spec(cfg: Any, ours: str) -> str:
     """The baseline's overrides: ``BASELINE`` plus, for each key ``ours`` changes on the defaults' side
     only, that key's value in ``cfg`` (so the baseline keeps it). Keys ``BASELINE`` sets stay its."""
     fixed = {key for key, _ in compare_items(BASELINE)}
-    kept = []
+    values, kept = cfg.model_dump(), []
     for key, _ in compare_items(ours):
         if key in fixed:
             continue
-        node: Any = cfg.model_dump()
+        node: Any = values
         for name in key.split("."):
             if not isinstance(node, dict) or name not in node:
                 raise SystemExit(

@@ -702,11 +702,10 @@ class ForecastLoop:
                 level = self.level.offset(poll.names)[at]
                 corrected = (corrected + level[:, None, :]).astype(np.float32)
                 share = np.ones(len(names)) if self.gate is None else self.gate.share(poll.names)[at]
-                yhat = np.where(
-                    (share == 1)[:, None, None],
-                    corrected,
-                    np.where((share == 0)[:, None, None], base, midpoint(base, corrected)),
-                )
+                yhat = np.where((share == 1)[:, None, None], corrected, base)
+                halved = share == 0.5
+                if halved.any():
+                    yhat[halved] = midpoint(base[halved], corrected[halved])
                 if self.gate is not None:  # where the last value has been the better forecast, serve it
                     persist = self.gate.persist(poll.names)[at]
                     if persist.any():

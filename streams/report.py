@@ -171,8 +171,8 @@ def plot_forecast(run: ConfigRun, series: str, labelled: list[dict[str, Any]], p
         tail = df.tail(zoom)
         start, end = tail["ts"][0], tail["ts"][-1]
         axes[0, 0].axvspan(start, end, color="grey", alpha=0.15, lw=0)
-        _draw_forecast(axes[1, 0], tail, run.events, labelled)
-        axes[1, 0].set_xlim(start, end)  # the run's marks outside the stretch fall out of view
+        _draw_forecast(axes[1, 0], tail, run.events.filter(pl.col("ts").is_between(start, end)), labelled)
+        axes[1, 0].set_xlim(start, end)  # labelled events outside the stretch fall out of view
         axes[1, 0].set_title(f"the last {zoom} forecasts (shaded above)", fontsize=10)
     for ax in axes[:, 0]:  # autofmt_xdate would hide the upper panel's dates: the panels share no axis
         plt.setp(ax.get_xticklabels(), rotation=30, ha="right")
@@ -180,7 +180,8 @@ def plot_forecast(run: ConfigRun, series: str, labelled: list[dict[str, Any]], p
 
 
 def _draw_forecast(ax: Any, df: pl.DataFrame, ev: pl.DataFrame, labelled: list[dict[str, Any]]) -> None:
-    """One panel of :func:`plot_forecast`: bands, truth, forecasts and the run's events in ``df``'s span."""
+    """One panel of :func:`plot_forecast`: bands, truth and forecasts of ``df``, retrain and drift marks
+    of ``ev``, and the labelled events."""
     levels = interval_levels(df)
     for i, lv in enumerate(reversed(levels)):  # widest first, so the narrower band is drawn over it
         alpha = 0.15 + 0.15 * i / max(len(levels) - 1, 1)  # NaN bounds (no interval yet) leave a gap
