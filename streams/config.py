@@ -162,8 +162,8 @@ class AdaptationConfig(_Section):
     )
     memory_gate: bool = Field(
         default=True,
-        description="serve a series the memory's correction only while it has been beating the bare "
-        "model's forecast there (both scored on every outcome); false: always serve it",
+        description="serve a series the memory's correction, half of it or none, whichever has been "
+        "erring least there (all three scored on every outcome); false: always serve all of it",
     )
     min_train_rows: int | None = Field(
         default=None,

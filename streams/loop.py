@@ -89,7 +89,7 @@ class ForecastLoop:
     between grid points ``off_grid``. One *step* is one advance of the newest timestamp seen.
     Retraining, validation and swaps are delegated to :attr:`adaptation`; ``memory``,
     ``intervals``, ``on_swap`` and ``validate_margin`` go to it. With ``memory_gate`` a series is
-    served the memory's correction only while it has been beating the bare model there
+    served the memory's correction, half of it or none, whichever has been erring least there
     (:class:`~adaptcast.drift.gate.CorrectionGate`).
 
     Front ends build it from a configuration (:func:`~adaptcast.streams.build.build_loop`) and feed
