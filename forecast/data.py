@@ -494,7 +494,8 @@ def _refuse_long_layout(
 
 
 EPOCH_UNITS = (("s", 1e11), ("ms", 1e14), ("us", 1e17))  # an epoch number under this is in that unit
-TIME_OF_DAY = r"^\s*\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?\s*$"  # 17:24, 17:24:00, 17:24:00.250
+# 17:24, 17:24:00, 17:24:00.250, and on a 12-hour clock 5:24 PM, 5:24 p.m., 12:00am
+TIME_OF_DAY = r"^\s*(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?\s*(?:([AaPp])\.?\s*[Mm]\.?)?\s*$"
 
 
 HOUR_COLUMNS = ("hour", "hr", "he", "hour_ending", "hourending", "hour ending")  # whole hours 0-24
@@ -527,9 +528,12 @@ def _time_of_day(col: pl.Series) -> pl.Series:
         return col.cast(pl.Int64).cast(pl.Duration("ns"))
     if col.dtype.is_integer():
         return (col.cast(pl.Int64) * 3_600_000).cast(pl.Duration("ms"))
-    parts = col.str.strip_chars().str.extract_groups(r"^(\d{1,2}):(\d{2})(?::(\d{2}(?:\.\d+)?))?$")
+    parts = col.str.extract_groups(TIME_OF_DAY)
+    hour = parts.struct.field("1").cast(pl.Float64)
+    half = parts.struct.field("4").str.to_lowercase()  # a 12-hour clock's a or p: 12 a.m. is 0, 12 p.m. 12
+    hour = hour.zip_with(half.is_null(), hour % 12 + (half == "p").cast(pl.Float64) * 12)
     seconds = (
-        parts.struct.field("1").cast(pl.Float64) * 3600
+        hour * 3600
         + parts.struct.field("2").cast(pl.Float64) * 60
         + parts.struct.field("3").cast(pl.Float64).fill_null(0.0)
     )

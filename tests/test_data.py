@@ -485,6 +485,17 @@ def test_a_date_column_and_a_time_of_day_column_read_as_one_timestamp(tmp_path):
     )
     typed.write_parquet(tmp_path / "t.parquet")
     assert str(read_frame(tmp_path / "t.parquet").frame["day"][1]).startswith("2024-01-01 09:45:30")
+    twelve = tmp_path / "twelve.csv"  # a 12-hour clock, as US exports write it: 12 a.m. is midnight
+    twelve.write_text(
+        "date,time,y\n2024-01-01,12:00 a.m.,1\n2024-01-01,8:30 AM,2\n2024-01-01,12:15pm,3\n"
+        "2024-01-01,5:00 P.M.,4\n"
+    )
+    assert [str(t)[11:] for t in read_frame(twelve).frame["date"]] == [
+        "00:00:00",
+        "08:30:00",
+        "12:15:00",
+        "17:00:00",
+    ]
     daily = tmp_path / "daily.csv"  # one row a day: its clock times are values, not the rows' time
     daily.write_text("date,sunrise,y\n2024-01-01,08:17,1\n2024-01-02,08:16,2\n")
     assert read_frame(daily).frame.columns == ["date", "sunrise", "y"]
