@@ -7,7 +7,7 @@ moves ``horizon / lookback`` of its window's spans beyond the window's range, so
 within :data:`REACH` times the larger of 1 and that ratio, in spans of the window, of its range. A
 window's span is at least the span of the values the model trained on, so a flat window (a night,
 a run of zeros of an intermittent count) still lets a forecast move as far as the training data did.
-Pure maths on arrays.
+Where zero is a series' floor (:func:`floor`), nothing is served beneath it. Pure maths on arrays.
 """
 
 from __future__ import annotations
@@ -42,3 +42,19 @@ def clip(forecasts: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.n
     if not outside.any():
         return forecasts, outside
     return np.clip(forecasts, low, high).astype(np.float32), outside
+
+
+def floor(windows: np.ndarray, n_targets: int, trained: np.ndarray | None) -> np.ndarray:
+    """Least possible value per window and target, ``[B, 1, T]`` (float32): 0 where zero is the
+    series' floor, else −inf.
+
+    Zero is a floor where the model trained on values down to exactly 0 and none below, and the
+    window holds none below it: counts, rainfall, a shop's orders while it is closed. A forecast or
+    an interval bound beneath it cannot happen, and repeating zeros is what a linear model overshoots.
+    A series that does cross zero (a temperature) loses the floor with its first negative value.
+    """
+    w = np.asarray(windows[:, :, :n_targets])
+    if trained is None:
+        return np.full((len(w), 1, n_targets), -np.inf, dtype=np.float32)
+    at_zero = (trained[0, :n_targets] == 0.0) & (w.min(axis=1) >= 0)  # [B, T]; a NaN is no evidence
+    return np.where(at_zero, 0.0, -np.inf).astype(np.float32)[:, None, :]

@@ -26,7 +26,7 @@ from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.passes import occurrence
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
-from adaptcast.forecast.envelope import clip, envelope
+from adaptcast.forecast.envelope import clip, envelope, floor
 from adaptcast.forecast.exports import counter_note
 from adaptcast.forecast.outliers import far_beyond
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
@@ -686,6 +686,8 @@ class ForecastLoop:
         # a window unlike any the model trained on can draw an answer far beyond it (forecast/envelope.py)
         low, high = envelope(windows, len(self.targets), self.horizon, self.model.input_bounds)
         base, strayed = clip(np.concatenate([b for b, _ in parts]), low, high)
+        least = floor(windows, len(self.targets), self.model.input_bounds)  # 0 where zero is a floor
+        base = np.maximum(base, least)
         keys = None if self.memory is None else np.concatenate([k for _, k in parts])
         yhat = corrected = base
         lo = hi = half = level = None
@@ -700,7 +702,7 @@ class ForecastLoop:
                     corrected = self.memory.correct(keys, base).astype(np.float32)
                 at = poll.series[poll.due]
                 level = self.level.offset(poll.names)[at]
-                corrected = (corrected + level[:, None, :]).astype(np.float32)
+                corrected = np.maximum(corrected + level[:, None, :], least).astype(np.float32)
                 share = np.ones(len(names)) if self.gate is None else self.gate.share(poll.names)[at]
                 yhat = np.where((share == 1)[:, None, None], corrected, base)
                 halved = share == 0.5
@@ -724,7 +726,7 @@ class ForecastLoop:
             self.metrics.forecasts_clipped.inc(int(strayed.sum()))
         if self.intervals is not None:
             half = self.intervals.half_widths(poll.names)[poll.series[poll.due]].astype(np.float32)
-            lo, hi = yhat[:, None] - half, yhat[:, None] + half  # [B, L, H, T]
+            lo, hi = np.maximum(yhat[:, None] - half, least[:, None]), yhat[:, None] + half  # [B, L, H, T]
         last = np.array([rec.ts_ms for rec in issued], dtype=np.int64)
         times = advance(last[:, None], poll.period[:, None], np.arange(1, self.horizon + 1)).tolist()
         kind, version, levels = self.template.kind, self.model_version, self.levels

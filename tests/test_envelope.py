@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.data import SeriesFrame
-from adaptcast.forecast.envelope import REACH, clip, envelope
+from adaptcast.forecast.envelope import REACH, clip, envelope, floor
 from adaptcast.streams.backtest import run_config
 from adaptcast.streams.cli import main
 from adaptcast.streams.config import load_config
@@ -103,3 +103,47 @@ def test_predict_from_a_file_keeps_its_forecasts_within_the_envelope(tmp_path, m
     yhat = pl.read_csv(io.StringIO(res.output))["yhat"]
     window = frame["y"].tail(48)
     assert yhat.max() == pytest.approx(window.max() + REACH * (window.max() - window.min()), rel=1e-6)
+
+
+def test_zero_is_a_floor_only_where_the_model_and_the_window_never_went_below_it():
+    windows = np.zeros((3, 24, 2), dtype=np.float32)
+    windows[1, 5, 0] = 3.0  # a count: zeros and positives
+    windows[2, 5, 0] = -1.0  # a value below zero: no floor
+    windows[:, :, 1] = -5.0  # a feature channel's sign says nothing
+    least = floor(windows, 1, np.array([[0.0, -5.0], [9.0, 0.0]]))
+    assert least.shape == (3, 1, 1) and least.dtype == np.float32
+    assert least.ravel().tolist() == [0.0, 0.0, -np.inf]
+    assert np.isneginf(floor(windows, 1, np.array([[-0.5, -5.0], [9.0, 0.0]]))).all()  # trained below zero
+    assert np.isneginf(floor(windows, 1, np.array([[0.5, -5.0], [9.0, 0.0]]))).all()  # never reached zero
+    assert np.isneginf(floor(windows, 1, None)).all()  # no training span known
+
+
+def _shop(days: int = 60, shift: float = 0.0) -> SeriesFrame:
+    """Hourly orders of a shop closed from 22:00 to 10:00 (zero then), noisy by day; ``shift`` moves
+    every value (below zero: no longer a count)."""
+    rng = np.random.default_rng(3)
+    hour = np.arange(days * 24) % 24
+    open_ = (hour >= 10) & (hour < 22)
+    y = np.where(open_, np.maximum(rng.normal(8 + 6 * np.sin(np.pi * (hour - 10) / 12), 3.0), 0.0), 0.0)
+    ts = [datetime(2024, 1, 1) + timedelta(hours=i) for i in range(y.size)]
+    return SeriesFrame(
+        "shop", pl.DataFrame({"ts": ts, "series": ["a"] * y.size, "y": y + shift}), ["y"], 1, []
+    )
+
+
+def test_a_count_is_never_forecast_below_zero_nor_its_intervals(monkeypatch):
+    """Forecasts and interval bounds of a series that rests at zero stay at or above it, which only
+    takes error off; a series that goes below zero is served as before."""
+    cfg = load_config(overrides={"model": {"lookback": 48, "horizon": 12}}, environ={})
+    floored = run_config(_shop(), cfg)[0].forecasts.lazy().collect()
+    shifted = run_config(_shop(shift=-1.0), cfg)[0].forecasts.lazy().collect()
+    monkeypatch.setattr(
+        "adaptcast.streams.loop.floor", lambda w, n, t: np.full((len(w), 1, n), -np.inf, np.float32)
+    )
+    before = run_config(_shop(), cfg)[0].forecasts.lazy().collect()
+    assert before["yhat"].min() < 0 and before["lo_80"].min() < 0  # what was served before
+    assert floored["yhat"].min() >= 0 and floored["lo_80"].min() >= 0 and floored["lo_95"].min() >= 0
+    mae = [(f["yhat"] - f["y"]).abs().mean() for f in (floored, before)]
+    assert mae[0] < mae[1]
+    shifted_unfloored = run_config(_shop(shift=-1.0), cfg)[0].forecasts.lazy().collect()
+    assert shifted["yhat"].to_list() == shifted_unfloored["yhat"].to_list()
