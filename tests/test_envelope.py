@@ -147,3 +147,24 @@ def test_a_count_is_never_forecast_below_zero_nor_its_intervals(monkeypatch):
     assert mae[0] < mae[1]
     shifted_unfloored = run_config(_shop(shift=-1.0), cfg)[0].forecasts.lazy().collect()
     assert shifted["yhat"].to_list() == shifted_unfloored["yhat"].to_list()
+
+
+def test_predict_from_a_file_serves_no_count_below_zero(tmp_path, monkeypatch):
+    """``adaptcast predict`` floors a count as the loop does. Fault injected: the saved model answers
+    below zero."""
+    frame = _shop(days=10).frame.drop("series")
+    frame.write_csv(tmp_path / "shop.csv")
+    shape = ["--target", "y", "--lookback", "48", "--horizon", "12", "--model", "naive"]
+    res = CliRunner().invoke(
+        main, ["train", "--data", str(tmp_path / "shop.csv"), *shape, "--out", str(tmp_path / "m")]
+    )
+    assert res.exit_code == 0, res.output
+    naive = type(create_forecaster("naive", lookback=48, horizon=12))
+    monkeypatch.setattr(
+        naive, "predict", lambda self, X: np.full((len(X), self.horizon, 1), -2.0, np.float32)
+    )
+    res = CliRunner().invoke(
+        main, ["predict", "--model-dir", str(tmp_path / "m"), "--data", str(tmp_path / "shop.csv")]
+    )
+    assert res.exit_code == 0, res.output
+    assert pl.read_csv(io.StringIO(res.output))["yhat"].to_list() == [0.0] * 12
