@@ -480,6 +480,15 @@ def _refuse_long_layout(
             for c, dtype in df.schema.items()
             if dtype.is_integer() and df[c].n_unique() <= df.height // 2 and tells_apart(c)
         ]
+    clocks = [c for c in ids if c.strip().lower() in (*TIME_COLUMNS, *HOUR_COLUMNS)]
+    dates_only = bool((df[time_col].dt.truncate("1d") == df[time_col]).all())
+    if clocks and dates_only:  # a date column beside a time of day written in a way not read as one
+        shown = df[clocks[0]].head(1).item()
+        raise InputError(
+            f"{source}: {clash} rows share their date in {time_col!r}; if {clocks[0]!r} is each row's time "
+            f"of day, its values ({shown!r}) are not read as one: write them as 17:24, 17:24:00 or "
+            f"5:24 PM, or put date and time in one column; if it names series, pass --series-col {clocks[0]}"
+        )
     if given is not None and ids:  # a series of the named columns still holds several series
         hint = f"its series need another column: --series-col {given},{ids[0]}"
     elif len(ids) == 1:

@@ -496,6 +496,10 @@ def test_a_date_column_and_a_time_of_day_column_read_as_one_timestamp(tmp_path):
         "12:15:00",
         "17:00:00",
     ]
+    odd = tmp_path / "odd.csv"  # a time of day in a format not read: said so, not taken for series ids
+    odd.write_text("date,time,y\n2024-01-01,0800h,1\n2024-01-01,1200h,2\n2024-01-02,0800h,3\n")
+    with pytest.raises(InputError, match=r"if 'time' is each row's time of day, its values \('0800h'\)"):
+        read_frame(odd)
     daily = tmp_path / "daily.csv"  # one row a day: its clock times are values, not the rows' time
     daily.write_text("date,sunrise,y\n2024-01-01,08:17,1\n2024-01-02,08:16,2\n")
     assert read_frame(daily).frame.columns == ["date", "sunrise", "y"]
