@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -82,25 +83,30 @@ def test_the_loop_serves_no_forecast_far_beyond_its_window(monkeypatch):
     assert unclipped.summary["mae"] > 100 * run.summary["mae"]  # about 850 times
 
 
-def test_predict_from_a_file_keeps_its_forecasts_within_the_envelope(tmp_path, monkeypatch):
-    """``adaptcast predict`` serves what the loop would. Fault injected: the saved model answers a
-    thousand times its window's last value, as a linear model read a window unlike its training's."""
-    frame = _millionfold_jump(steps=400, at=370).frame.drop("series")
+def _predicted(frame: pl.DataFrame, tmp_path: Path, monkeypatch, answer) -> pl.Series:
+    """``adaptcast predict``'s forecasts from ``frame`` (a CSV) with a naive model trained on it by
+    ``adaptcast train`` whose predict is replaced by ``answer`` (the fault)."""
     frame.write_csv(tmp_path / "feed.csv")
     shape = ["--target", "y", "--lookback", "48", "--horizon", "12", "--model", "naive"]
     res = CliRunner().invoke(
         main, ["train", "--data", str(tmp_path / "feed.csv"), *shape, "--out", str(tmp_path / "m")]
     )
     assert res.exit_code == 0, res.output
-    naive = type(create_forecaster("naive", lookback=48, horizon=12))
-    monkeypatch.setattr(
-        naive, "predict", lambda self, X: np.repeat(1000 * X[:, -1:, :1], self.horizon, axis=1)
-    )
+    monkeypatch.setattr(type(create_forecaster("naive", lookback=48, horizon=12)), "predict", answer)
     res = CliRunner().invoke(
         main, ["predict", "--model-dir", str(tmp_path / "m"), "--data", str(tmp_path / "feed.csv")]
     )
     assert res.exit_code == 0, res.output
-    yhat = pl.read_csv(io.StringIO(res.output))["yhat"]
+    return pl.read_csv(io.StringIO(res.output))["yhat"]
+
+
+def test_predict_from_a_file_keeps_its_forecasts_within_the_envelope(tmp_path, monkeypatch):
+    """``adaptcast predict`` serves what the loop would. Fault injected: the saved model answers a
+    thousand times its window's last value, as a linear model read a window unlike its training's."""
+    frame = _millionfold_jump(steps=400, at=370).frame.drop("series")
+    yhat = _predicted(
+        frame, tmp_path, monkeypatch, lambda self, X: np.repeat(1000 * X[:, -1:, :1], self.horizon, axis=1)
+    )
     window = frame["y"].tail(48)
     assert yhat.max() == pytest.approx(window.max() + REACH * (window.max() - window.min()), rel=1e-6)
 
@@ -153,18 +159,7 @@ def test_predict_from_a_file_serves_no_count_below_zero(tmp_path, monkeypatch):
     """``adaptcast predict`` floors a count as the loop does. Fault injected: the saved model answers
     below zero."""
     frame = _shop(days=10).frame.drop("series")
-    frame.write_csv(tmp_path / "shop.csv")
-    shape = ["--target", "y", "--lookback", "48", "--horizon", "12", "--model", "naive"]
-    res = CliRunner().invoke(
-        main, ["train", "--data", str(tmp_path / "shop.csv"), *shape, "--out", str(tmp_path / "m")]
+    below = _predicted(
+        frame, tmp_path, monkeypatch, lambda self, X: np.full((len(X), 12, 1), -2.0, np.float32)
     )
-    assert res.exit_code == 0, res.output
-    naive = type(create_forecaster("naive", lookback=48, horizon=12))
-    monkeypatch.setattr(
-        naive, "predict", lambda self, X: np.full((len(X), self.horizon, 1), -2.0, np.float32)
-    )
-    res = CliRunner().invoke(
-        main, ["predict", "--model-dir", str(tmp_path / "m"), "--data", str(tmp_path / "shop.csv")]
-    )
-    assert res.exit_code == 0, res.output
-    assert pl.read_csv(io.StringIO(res.output))["yhat"].to_list() == [0.0] * 12
+    assert below.to_list() == [0.0] * 12
