@@ -53,6 +53,13 @@ RECIPES = {
     "adaptcast-drift": {"policy": "drift"},
     "adaptcast-drift-norm": {"policy": "drift", "window_norm": "last"},
     "adaptcast-drift-norm-vh": {"policy": "drift", "window": "vh", "window_norm": "last"},
+    # the same with growth refits when the history has doubled (trees' ``auto`` is 1.1: 10 % more rows)
+    "adaptcast-drift-norm-vh-growth2": {
+        "policy": "drift",
+        "window": "vh",
+        "window_norm": "last",
+        "growth": 2.0,
+    },
 }
 MODEL_OPTIONS = ("window_norm",)  # recipe keys that are the model's, not the adaptation's
 SIDES = (*RECIPES, "darts")
