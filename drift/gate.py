@@ -36,6 +36,7 @@ CORRECTED, BARE, PERSISTENCE, HALF = range(4)  # the arms' columns (HALF last: o
 ARMS = 4
 # the arms a forecast of the model can be served from, in the order ties go, and their share of the correction
 SHARES = {CORRECTED: 1.0, BARE: 0.0, HALF: 0.5}
+_SERVED_ARMS, _SERVED_SHARES = list(SHARES), np.array(list(SHARES.values()))
 # Persistence is served only while it errs this much less than both: where the two are close, the
 # model's recent losses are as likely a turning point it recovers from (a fleet of 148 monthly
 # employment series lost 1 % with no margin, 0 % with this one; docs/benchmarks.md).
@@ -72,10 +73,10 @@ class CorrectionGate:
         scored yet: 1)."""
         at, known = self._scored(series)
         out = np.ones(len(at))
-        e = self._ewma[at[known]][:, list(SHARES)]
+        e = self._ewma[at[known]][:, _SERVED_ARMS]
         scored = ~np.isnan(e).all(axis=1)  # an arm not scored yet (NaN) never wins
         pick = np.ones(len(e))
-        pick[scored] = np.array(list(SHARES.values()))[np.nanargmin(e[scored], axis=1)]
+        pick[scored] = _SERVED_SHARES[np.nanargmin(e[scored], axis=1)]
         out[known] = pick
         return out
 

@@ -481,8 +481,7 @@ def _refuse_long_layout(
             if dtype.is_integer() and df[c].n_unique() <= df.height // 2 and tells_apart(c)
         ]
     clocks = [c for c in ids if c.strip().lower() in (*TIME_COLUMNS, *HOUR_COLUMNS)]
-    dates_only = bool((df[time_col].dt.truncate("1d") == df[time_col]).all())
-    if clocks and dates_only:  # a date column beside a time of day written in a way not read as one
+    if clocks and _dates_only(df[time_col]):  # a date column beside a time of day not read as one
         shown = df[clocks[0]].head(1).item()
         raise InputError(
             f"{source}: {clash} rows share their date in {time_col!r}; if {clocks[0]!r} is each row's time "
@@ -515,7 +514,7 @@ def _time_of_day_column(df: pl.DataFrame, time_col: str, times: pl.Series) -> st
     time, text of clock times (``17:24:00``) or whole hours 0 to 24 named as hours (an energy
     market's ``Hour``, hour ending), one named ``time`` first. Only where dates repeat: a daily
     file's column of clock times (a sunrise) is a value, not the rows' time."""
-    if df.height == 0 or not (times.dt.truncate("1d") == times).all() or times.n_unique() == times.len():
+    if df.height == 0 or not _dates_only(times) or times.n_unique() == times.len():
         return None
 
     def clock(c: str, dtype: pl.DataType) -> bool:
@@ -529,6 +528,11 @@ def _time_of_day_column(df: pl.DataFrame, time_col: str, times: pl.Series) -> st
         c for c, dtype in df.schema.items() if c != time_col and df[c].null_count() == 0 and clock(c, dtype)
     ]
     return min(found, key=lambda c: c.lower() != "time", default=None)
+
+
+def _dates_only(times: pl.Series) -> bool:
+    """Whether every time is a midnight: a column of dates, whose rows' time of day may lie elsewhere."""
+    return bool((times.dt.truncate("1d") == times).all())
 
 
 def _time_of_day(col: pl.Series) -> pl.Series:
