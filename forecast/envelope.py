@@ -12,6 +12,8 @@ Where zero is a series' floor (:func:`floor`), nothing is served beneath it. Pur
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 REACH = 2.0  # spans of the window a forecast may lie beyond its range, at a horizon up to the lookback
@@ -58,3 +60,26 @@ def floor(windows: np.ndarray, n_targets: int, trained: np.ndarray | None) -> np
         return np.full((len(w), 1, n_targets), -np.inf, dtype=np.float32)
     at_zero = (trained[0, :n_targets] == 0.0) & (w.min(axis=1) >= 0)  # [B, T]; a NaN is no evidence
     return np.where(at_zero, 0.0, -np.inf).astype(np.float32)[:, None, :]
+
+
+@dataclass(frozen=True)
+class Bounds:
+    """Where the forecasts of a batch of windows may lie: within ``[low, high]`` (:func:`envelope`)
+    and not beneath ``least`` (:func:`floor`); each ``[B, 1, T]``. One place, so the loop and
+    ``adaptcast predict`` serve alike."""
+
+    low: np.ndarray
+    high: np.ndarray
+    least: np.ndarray
+
+    @classmethod
+    def of(cls, windows: np.ndarray, n_targets: int, horizon: int, trained: np.ndarray | None) -> Bounds:
+        """The bounds of ``windows`` for a model trained on values within ``trained`` (``input_bounds``)."""
+        low, high = envelope(windows, n_targets, horizon, trained)
+        return cls(low, high, floor(windows, n_targets, trained))
+
+    def keep(self, forecasts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``forecasts`` (``[B, H, T]``) clipped to the envelope and raised to the floor, as float32,
+        and which windows strayed from the envelope (the floor only takes error off: not counted)."""
+        out, strayed = clip(forecasts, self.low, self.high)
+        return np.maximum(out, self.least).astype(np.float32, copy=False), strayed

@@ -26,7 +26,7 @@ from adaptcast.drift.memory import ErrorMemory
 from adaptcast.drift.passes import occurrence
 from adaptcast.drift.policy import RetrainPolicy, StepInfo
 from adaptcast.forecast.base import BaseForecaster
-from adaptcast.forecast.envelope import clip, envelope, floor
+from adaptcast.forecast.envelope import Bounds
 from adaptcast.forecast.exports import counter_note
 from adaptcast.forecast.outliers import far_beyond
 from adaptcast.streams.adaptation import VALIDATE_MARGIN, Adaptation
@@ -684,10 +684,8 @@ class ForecastLoop:
         names = [rec.series for rec in issued]
         parts = [self._predict(windows[i : i + self.max_batch]) for i in range(0, len(names), self.max_batch)]
         # a window unlike any the model trained on can draw an answer far beyond it (forecast/envelope.py)
-        low, high = envelope(windows, len(self.targets), self.horizon, self.model.input_bounds)
-        base, strayed = clip(np.concatenate([b for b, _ in parts]), low, high)
-        least = floor(windows, len(self.targets), self.model.input_bounds)  # 0 where zero is a floor
-        base = np.maximum(base, least)
+        bounds = Bounds.of(windows, len(self.targets), self.horizon, self.model.input_bounds)
+        base, strayed = bounds.keep(np.concatenate([b for b, _ in parts]))
         keys = None if self.memory is None else np.concatenate([k for _, k in parts])
         yhat = corrected = base
         lo = hi = half = level = None
@@ -702,7 +700,7 @@ class ForecastLoop:
                     corrected = self.memory.correct(keys, base).astype(np.float32)
                 at = poll.series[poll.due]
                 level = self.level.offset(poll.names)[at]
-                corrected = np.maximum(corrected + level[:, None, :], least).astype(np.float32)
+                corrected = np.maximum(corrected + level[:, None, :], bounds.least).astype(np.float32)
                 share = np.ones(len(names)) if self.gate is None else self.gate.share(poll.names)[at]
                 yhat = np.where((share == 1)[:, None, None], corrected, base)
                 halved = share == 0.5
@@ -719,14 +717,15 @@ class ForecastLoop:
             self.metrics.memory_served_ratio.set(float(share.mean()))
             observe_many(self.metrics.memory_correction, np.abs(yhat - base).mean(axis=(1, 2)))
         if yhat is not base:  # the memory's correction, added to a plausible base, may stray too
-            yhat, corrections_strayed = clip(yhat, low, high)
+            yhat, corrections_strayed = bounds.keep(yhat)
             strayed |= corrections_strayed
         if strayed.any():
             self.n_clipped += int(strayed.sum())
             self.metrics.forecasts_clipped.inc(int(strayed.sum()))
         if self.intervals is not None:
             half = self.intervals.half_widths(poll.names)[poll.series[poll.due]].astype(np.float32)
-            lo, hi = np.maximum(yhat[:, None] - half, least[:, None]), yhat[:, None] + half  # [B, L, H, T]
+            # [B, L, H, T]; a lower bound beneath the floor cannot happen either
+            lo, hi = np.maximum(yhat[:, None] - half, bounds.least[:, None]), yhat[:, None] + half
         last = np.array([rec.ts_ms for rec in issued], dtype=np.int64)
         times = advance(last[:, None], poll.period[:, None], np.arange(1, self.horizon + 1)).tolist()
         kind, version, levels = self.template.kind, self.model_version, self.levels

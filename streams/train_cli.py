@@ -40,7 +40,7 @@ from adaptcast.forecast.data import (
     read_series,
     read_table,
 )
-from adaptcast.forecast.envelope import clip, envelope, floor
+from adaptcast.forecast.envelope import Bounds
 from adaptcast.forecast.metrics import mae, mse
 from adaptcast.forecast.windows import auto_norm, split_train_val
 from adaptcast.streams.build import template_from_config
@@ -674,9 +674,8 @@ def _forecasts(
     """One predict call over ``windows``; rows ``issued_at, ts, step, target, yhat``, the forecast
     times ``periods`` (per window; calendar months keep their day of the month) after each issue."""
     # kept within each window's envelope, as the loop serves them (forecast/envelope.py)
-    low, high = envelope(windows, model.n_targets, model.horizon, model.input_bounds)
-    yhat, _ = clip(model.predict(windows), low, high)  # [B, H, T]
-    yhat = np.maximum(yhat, floor(windows, model.n_targets, model.input_bounds))
+    bounds = Bounds.of(windows, model.n_targets, model.horizon, model.input_bounds)
+    yhat, _ = bounds.keep(model.predict(windows))  # [B, H, T]
     B, H, T = yhat.shape
     issued_at = np.repeat(issued, H * T)
     h = np.tile(np.repeat(np.arange(1, H + 1), T), B)

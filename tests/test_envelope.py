@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.data import SeriesFrame
-from adaptcast.forecast.envelope import REACH, clip, envelope, floor
+from adaptcast.forecast.envelope import REACH, Bounds, clip, envelope, floor
 from adaptcast.streams.backtest import run_config
 from adaptcast.streams.cli import main
 from adaptcast.streams.config import load_config
@@ -124,6 +124,19 @@ def test_zero_is_a_floor_only_where_the_model_and_the_window_never_went_below_it
     assert np.isneginf(floor(windows, 1, None)).all()  # no training span known
 
 
+def test_bounds_clip_what_strays_and_raise_to_the_floor_without_counting_it():
+    """What the loop and ``adaptcast predict`` both serve: a forecast far beyond its window is clipped
+    and counted; one beneath a count's zero is raised to it and not counted."""
+    windows = np.zeros((3, 24, 1), dtype=np.float32)
+    windows[:, 5, 0] = 4.0  # a count: zeros and a four, trained on 0..4
+    bounds = Bounds.of(windows, 1, 6, np.array([[0.0], [4.0]]))
+    forecasts = np.stack([np.full((6, 1), v, np.float32) for v in (2.0, -1.0, 1e6)])
+    out, strayed = bounds.keep(forecasts)
+    assert out.dtype == np.float32
+    assert out[:, 0, 0].tolist() == [2.0, 0.0, 4.0 + REACH * 4.0]
+    assert strayed.tolist() == [False, False, True]
+
+
 def _shop(days: int = 60, shift: float = 0.0) -> SeriesFrame:
     """Hourly orders of a shop closed from 22:00 to 10:00 (zero then), noisy by day; ``shift`` moves
     every value (below zero: no longer a count)."""
@@ -144,7 +157,7 @@ def test_a_count_is_never_forecast_below_zero_nor_its_intervals(monkeypatch):
     floored = run_config(_shop(), cfg)[0].forecasts.lazy().collect()
     shifted = run_config(_shop(shift=-1.0), cfg)[0].forecasts.lazy().collect()
     monkeypatch.setattr(
-        "adaptcast.streams.loop.floor", lambda w, n, t: np.full((len(w), 1, n), -np.inf, np.float32)
+        "adaptcast.forecast.envelope.floor", lambda w, n, t: np.full((len(w), 1, n), -np.inf, np.float32)
     )
     before = run_config(_shop(), cfg)[0].forecasts.lazy().collect()
     assert before["yhat"].min() < 0 and before["lo_80"].min() < 0  # what was served before
