@@ -82,13 +82,18 @@ class CorrectionGate:
 
     def persist(self, series: Sequence[str]) -> np.ndarray:
         """Whether to serve the value at issue, per series: persistence has erred less than
-        ``PERSIST_MARGIN`` times both the corrected forecast's error and the model's own, over at
-        least :attr:`evidence` outcomes (a series scored on fewer: no)."""
+        ``PERSIST_MARGIN`` times every forecast of the model's that could be served (corrected,
+        bare, half-corrected; one not scored yet does not count), over at least :attr:`evidence`
+        outcomes (a series scored on fewer: no)."""
         at, known = self._scored(series)
         out = np.zeros(len(at), dtype=bool)
         e = self._ewma[at[known]]
+        served = e[:, _SERVED_ARMS]
+        best = np.full(len(e), np.nan)
+        scored = ~np.isnan(served).all(axis=1)
+        best[scored] = np.nanmin(served[scored], axis=1)
         with np.errstate(invalid="ignore"):
-            out[known] = (e[:, PERSISTENCE] < PERSIST_MARGIN * np.minimum(e[:, CORRECTED], e[:, BARE])) & (
+            out[known] = (e[:, PERSISTENCE] < PERSIST_MARGIN * best) & (
                 self._seen[at[known]] >= self.evidence
             )
         return out

@@ -136,6 +136,20 @@ def test_serves_persistence_only_on_evidence_and_while_it_errs_clearly_less() ->
     assert steps < 50
 
 
+def test_persistence_is_not_served_where_half_the_correction_errs_less_than_it() -> None:
+    """Half the correction is served as readily as either end, so the last value must beat it too:
+    a series whose corrected and bare forecasts both err more than persistence, and whose
+    half-corrected one errs less, is served half, never the last value."""
+    gate, ones = CorrectionGate(), np.ones(12)
+    for _ in range(2 * int(gate.evidence) // 12):
+        gate.update(["overshoot"], np.zeros(12, int), ones * 2.0, ones * 2.0, ones, ones * 0.8)
+    assert gate.share(["overshoot"]).tolist() == [0.5]
+    assert gate.persist(["overshoot"]).tolist() == [False]
+    for _ in range(2 * int(gate.evidence) // 12):  # now half errs more than persistence as well
+        gate.update(["overshoot"], np.zeros(12, int), ones * 2.0, ones * 2.0, ones, ones * 1.5)
+    assert gate.persist(["overshoot"]).tolist() == [True]
+
+
 def test_persistence_is_not_served_on_the_say_so_of_its_first_outcome() -> None:
     """The first outcome of a series can be a model's bad start and a lucky last value (a shared model
     whose first forecast of a city is 42 off where repeating its last value is 7 off). Persistence's
