@@ -36,7 +36,7 @@ from adaptcast.streams.backtest_sink import (
 )
 from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config, ConfigError, deep_merge, load_config, parse_scalar
-from adaptcast.streams.events import LoopEvent, RetrainFailed
+from adaptcast.streams.events import LoopEvent, RetrainFailed, SeriesReset
 from adaptcast.streams.feed import declare_schedules, iter_time_batches, load_feed
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
@@ -285,9 +285,8 @@ def run_config(
     }
     line = RunSummary.from_loop(totals, data.name, rejected=rejected.total(), config=name)
     failed = [e.error or "no message" for e in loop.events if isinstance(e, RetrainFailed)]
-    advices = what_went_wrong(
-        line, rejected, summary["series_resets"], loop.lookback, failed, summary["mae_persistence"]
-    )
+    restarts = Counter(e.reason for e in loop.events if isinstance(e, SeriesReset))
+    advices = what_went_wrong(line, rejected, restarts, loop.lookback, failed, summary["mae_persistence"])
     for advice in advices:
         log.warning("%s [%s]: %s", data.name, name, advice)
     phases = {k: v for k, v in loop.ledger.totals().items() if k != "all"}
@@ -297,15 +296,15 @@ def run_config(
 def what_went_wrong(
     line: RunSummary,
     rejected: Counter[str],
-    restarts: int,
+    restarts: Counter[str],
     lookback: int,
     failed: Iterable[str] = (),
     persistence: float | None = None,
 ) -> list[str]:
     """What a run's numbers say about a feed or a model the settings do not fit, and what to change:
-    fits that raised (``failed``: their errors), most records off the grid, no forecast at all, or
-    forecasts that erred more than repeating the last value would have (``persistence``: its MAE
-    on the same points)."""
+    fits that raised (``failed``: their errors), most records off the grid, no forecast at all (with
+    the series' ``restarts`` by reason, ``gap`` or ``grid_change``), or forecasts that erred more than
+    repeating the last value would have (``persistence``: its MAE on the same points)."""
     out = []
     if line.mae is not None and persistence is not None and line.mae > persistence:
         out.append(
@@ -325,19 +324,28 @@ def what_went_wrong(
     if misplaced > 0.05 * line.records:
         out.append(
             f"{misplaced} of {line.records} records were off the grid or on a point already taken: a "
-            "feed that keeps no regular interval needs a period to aggregate to (--frequency 10min "
-            "--resample mean; grid.frequency, grid.resample: mean), a "
+            "feed that keeps no regular interval, or one faster than its timestamps can say (64 Hz "
+            "stamped to the millisecond: 15 and 16 ms apart in turn), needs a period to aggregate to "
+            "(--frequency 10min --resample mean; grid.frequency, grid.resample: mean), a "
             "jittered one a larger grid.tolerance, hours kept on a local clock through daylight saving "
             "their time zone in grid.frequency (e.g. '1h Mon-Fri 09:00-17:00 Europe/Berlin')"
         )
     if line.forecasts == 0 and line.records >= lookback and not failed:
-        why = (
-            f"the series restarted {restarts} times after gaps longer than grid.max_fill before holding "
-            f"{lookback} rows (model.lookback): a feed that closes at night or at weekends needs its "
-            "hours in grid.frequency (e.g. '1h Mon-Fri 09:00-18:00'); a gappy one a larger grid.max_fill"
-            if restarts
-            else f"no series held {lookback} rows (model.lookback) on its grid"
-        )
+        gaps, regrids = restarts["gap"], restarts["grid_change"]
+        if gaps and gaps >= regrids:
+            why = (
+                f"the series restarted {gaps} times after gaps longer than grid.max_fill before holding "
+                f"{lookback} rows (model.lookback): a feed that closes at night or at weekends needs its "
+                "hours in grid.frequency (e.g. '1h Mon-Fri 09:00-18:00'); a gappy one a larger grid.max_fill"
+            )
+        elif regrids:
+            why = (
+                f"the series moved onto a new grid {regrids} times before holding {lookback} rows "
+                "(model.lookback): its records keep no interval one grid holds; give it a period to "
+                "aggregate to (--frequency, --resample mean)"
+            )
+        else:
+            why = f"no series held {lookback} rows (model.lookback) on its grid"
         out.append(f"no forecasts: {why}")
     return out
 

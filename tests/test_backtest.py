@@ -566,9 +566,34 @@ def test_most_records_off_the_grid_is_explained():
     from adaptcast.streams.summary import RunSummary
 
     line = RunSummary("f", 1, 1000, 40, 400, 0.1, 0, 1, 300, "arnet", "1")
-    (advice,) = what_went_wrong(line, Counter(off_grid=280, duplicate=20), restarts=0, lookback=48)
+    (advice,) = what_went_wrong(line, Counter(off_grid=280, duplicate=20), restarts=Counter(), lookback=48)
     assert advice.startswith("300 of 1000 records were off the grid") and "grid.resample: mean" in advice
-    assert what_went_wrong(line, Counter(off_grid=30), restarts=0, lookback=48) == []
+    assert what_went_wrong(line, Counter(off_grid=30), restarts=Counter(), lookback=48) == []
+
+
+def test_a_feed_faster_than_its_millisecond_stamps_is_told_to_aggregate_and_then_forecasts(tmp_path, caplog):
+    """An accelerometer at 64 Hz stamped to the millisecond: its records are 15 and 16 ms apart in
+    turn, which no whole-millisecond grid holds, so most fall off it and nothing is forecast. The
+    advice names that case, and the period it gives, with ``--resample mean``, forecasts every step."""
+    n = 3000
+    stamps = np.round(np.arange(n) * 1000 / 64).astype(np.int64)  # 0, 16, 31, 47, ... ms
+    y = np.sin(2 * np.pi * np.arange(n) / 64) + np.random.default_rng(1).normal(0, 0.1, n)
+    pl.DataFrame({"ts": stamps, "y": y}).with_columns(pl.from_epoch("ts", time_unit="ms")).write_csv(
+        tmp_path / "gait.csv"
+    )
+    with caplog.at_level("WARNING", logger="adaptcast.backtest"):
+        code, out = _run("--data", str(tmp_path / "gait.csv"), "--target", "y", "--out", str(tmp_path / "a"))
+    assert code == 0, out
+    assert "64 Hz stamped to the millisecond" in caplog.text and "--resample mean" in caplog.text
+    assert "moved onto a new grid" in caplog.text and "after gaps" not in caplog.text  # it has none
+    code, out = _run(
+        *("--data", str(tmp_path / "gait.csv"), "--target", "y", "--out", str(tmp_path / "b")),
+        *("--frequency", "100ms", "--resample", "mean"),
+    )
+    assert code == 0, out
+    assert "0 records rejected" in out
+    (run,) = json.loads((tmp_path / "b" / SUMMARY_FILE).read_text())["configs"].values()
+    assert run["series_resets"] == 0 and run["n_forecasts"] > 300
 
 
 def test_the_run_line_shows_an_error_in_tiny_or_huge_units():
