@@ -995,14 +995,23 @@ class ForecastLoop:
                 self.metrics.interval_coverage.labels(name).set(cov.mean)
 
 
+FAST_MS = 1000  # a grid that moves below this period may be a rate its millisecond stamps cannot hold
+
+
 def _restart_hint(placed: Placement, period: int | None, changed: bool) -> str:
     """What to do about a restart that a feed's shape may cause at every turn: a gap of under four
     days on a grid within the day (the feed may close at night or at weekends), or a fixed grid that
-    moved (the feed may keep no regular interval)."""
+    moved (the feed may keep no regular interval, or, under a second, be faster than its stamps)."""
     if changed and period is not None and is_scheduled(period):
         return (
             f"; its records since its first closure, over {MIN_WEEKS} weeks, follow this schedule: declare "
             f"it (grid.frequency: {describe(period)!r}) so that a worker starting afresh has it at once"
+        )
+    if changed and period is not None and 0 < period < FAST_MS:
+        return (
+            "; if the feed is faster than its millisecond stamps can say (64 Hz: 15 and 16 ms apart in "
+            "turn) or keeps no regular interval, declare a period and aggregate each one: "
+            "grid.frequency: 100ms, grid.resample: mean (docs/architecture.md)"
         )
     if changed:
         return (

@@ -586,6 +586,7 @@ def test_a_feed_faster_than_its_millisecond_stamps_is_told_to_aggregate_and_then
     assert code == 0, out
     assert "64 Hz stamped to the millisecond" in caplog.text and "--resample mean" in caplog.text
     assert "moved onto a new grid" in caplog.text and "after gaps" not in caplog.text  # it has none
+    assert "faster than its millisecond stamps can say" in caplog.text  # the worker's log says it too
     code, out = _run(
         *("--data", str(tmp_path / "gait.csv"), "--target", "y", "--out", str(tmp_path / "b")),
         *("--frequency", "100ms", "--resample", "mean"),
