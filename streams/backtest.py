@@ -38,6 +38,7 @@ from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config, ConfigError, deep_merge, load_config, parse_scalar
 from adaptcast.streams.events import LoopEvent, RetrainFailed, SeriesReset
 from adaptcast.streams.feed import declare_schedules, iter_time_batches, load_feed
+from adaptcast.streams.grid import TOO_FAST
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.pushgateway import PushError, push_backtest
@@ -324,8 +325,7 @@ def what_went_wrong(
     if misplaced > 0.05 * line.records:
         out.append(
             f"{misplaced} of {line.records} records were off the grid or on a point already taken: a "
-            "feed that keeps no regular interval, or one faster than its timestamps can say (64 Hz "
-            "stamped to the millisecond: 15 and 16 ms apart in turn), needs a period to aggregate to "
+            f"feed that keeps no regular interval, or one {TOO_FAST}, needs a period to aggregate to "
             "(--frequency 10min --resample mean; grid.frequency, grid.resample: mean), a "
             "jittered one a larger grid.tolerance, hours kept on a local clock through daylight saving "
             "their time zone in grid.frequency (e.g. '1h Mon-Fri 09:00-17:00 Europe/Berlin')"

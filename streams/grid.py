@@ -39,6 +39,13 @@ from adaptcast.streams.zones import UTC
 UNITS_MS = dict(UNITS)
 ROUND_UNITS_MS = sorted(UNITS_MS.values(), reverse=True)
 ROUND_SLACK = 0.01  # an inferred period within 1 % of a whole day, hour, minute or second is taken as that
+# A period is a whole number of milliseconds: a feed whose rate is not (64 Hz) moves from grid to grid
+# below this period, and has to be aggregated to a declared one. How the advice and the log say it:
+FAST_MS = 1000
+TOO_FAST = (
+    "faster than its millisecond stamps can say "
+    "(64 Hz stamped to the millisecond: 15 and 16 ms apart in turn)"
+)
 
 
 class Action(Enum):

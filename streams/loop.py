@@ -42,6 +42,8 @@ from adaptcast.streams.events import (
 )
 from adaptcast.streams.grid import (
     CLOSURE_MAX_MS,
+    FAST_MS,
+    TOO_FAST,
     Action,
     GridRules,
     Placement,
@@ -995,9 +997,6 @@ class ForecastLoop:
                 self.metrics.interval_coverage.labels(name).set(cov.mean)
 
 
-FAST_MS = 1000  # a grid that moves below this period may be a rate its millisecond stamps cannot hold
-
-
 def _restart_hint(placed: Placement, period: int | None, changed: bool) -> str:
     """What to do about a restart that a feed's shape may cause at every turn: a gap of under four
     days on a grid within the day (the feed may close at night or at weekends), or a fixed grid that
@@ -1009,9 +1008,8 @@ def _restart_hint(placed: Placement, period: int | None, changed: bool) -> str:
         )
     if changed and period is not None and 0 < period < FAST_MS:
         return (
-            "; if the feed is faster than its millisecond stamps can say (64 Hz: 15 and 16 ms apart in "
-            "turn) or keeps no regular interval, declare a period and aggregate each one: "
-            "grid.frequency: 100ms, grid.resample: mean (docs/architecture.md)"
+            f"; if the feed is {TOO_FAST} or keeps no regular interval, declare a period and aggregate "
+            "each one: grid.frequency: 100ms, grid.resample: mean (docs/architecture.md)"
         )
     if changed:
         return (
