@@ -325,8 +325,9 @@ def what_went_wrong(
     if misplaced > 0.05 * line.records:
         out.append(
             f"{misplaced} of {line.records} records were off the grid or on a point already taken: a "
-            f"feed that keeps no regular interval, or one {TOO_FAST}, needs a period to aggregate to "
-            "(--frequency 10min --resample mean; grid.frequency, grid.resample: mean), a "
+            f"feed {TOO_FAST} needs its rate declared (--frequency 256Hz), one that keeps no regular "
+            "interval a period to aggregate to (--frequency 10min --resample mean; grid.frequency, "
+            "grid.resample: mean), a "
             "jittered one a larger grid.tolerance, hours kept on a local clock through daylight saving "
             "their time zone in grid.frequency (e.g. '1h Mon-Fri 09:00-17:00 Europe/Berlin')"
         )
@@ -341,8 +342,9 @@ def what_went_wrong(
         elif regrids:
             why = (
                 f"the series moved onto a new grid {regrids} times before holding {lookback} rows "
-                "(model.lookback): its records keep no interval one grid holds; give it a period to "
-                "aggregate to (--frequency, --resample mean)"
+                "(model.lookback): its records keep no interval one grid holds; declare the rate it "
+                "samples at (--frequency 64Hz) or give it a period to aggregate to (--frequency, "
+                "--resample mean)"
             )
         else:
             why = f"no series held {lookback} rows (model.lookback) on its grid"

@@ -1,7 +1,8 @@
 """Grid periods that follow the calendar: monthly, quarterly, half-yearly and yearly feeds, and
 (through :mod:`~adaptcast.streams.schedule`) feeds on a weekly schedule.
 
-A period is an ``int``: a positive one is that many milliseconds, a negative one ``-m`` is ``m``
+A period is an ``int``: a positive one is that many milliseconds (at or above ``RATE``, a period
+that is not a whole number of them: :mod:`~adaptcast.streams.rate`), a negative one ``-m`` is ``m``
 calendar months, and one at or below ``-SCHEDULED`` is a weekly schedule (business days, business
 hours). Months are 28 to 31 days long, so no fixed period keeps such a feed on its grid: a monthly
 series inferred as "31 days" drifts off it within months. A calendar grid's points keep the day of
@@ -17,6 +18,7 @@ from functools import cache
 
 import numpy as np
 
+from adaptcast.streams.rate import RATE, Rate, is_rate
 from adaptcast.streams.schedule import DAY_MS, SCHEDULED, Schedule, in_units, is_scheduled
 
 MONTH_MS = round(365.2425 / 12 * DAY_MS)  # a Gregorian month on average: the nominal size of a period
@@ -39,6 +41,8 @@ def nominal_ms(period: int) -> int:
     """The period's length in ms; for calendar months and schedules their average length."""
     if is_scheduled(period):
         return Schedule.of(period).nominal_ms
+    if is_rate(period):
+        return round(Rate.of(period).ms)
     return -period * MONTH_MS if period < 0 else period
 
 
@@ -53,6 +57,8 @@ def describe(period: int) -> str:
     and error messages (a schedule as ``grid.frequency`` takes it)."""
     if is_scheduled(period):
         return Schedule.of(period).text()
+    if is_rate(period):
+        return Rate.of(period).text()
     if period < 0:
         return "1 month" if period == -1 else f"{-period} months"
     if period == 0:
@@ -64,22 +70,24 @@ def describe(period: int) -> str:
 def advance(ts_ms: np.ndarray | int, period: np.ndarray | int, k: np.ndarray | int) -> np.ndarray:
     """The grid point ``k`` periods after (before, for negative ``k``) ``ts_ms``; broadcasts, int64."""
     ts, per, steps = (np.asarray(a, dtype=np.int64) for a in (ts_ms, period, k))
-    out = ts + per * steps
-    cal = per < 0
-    if not cal.any():  # the serving loop's case: plain arithmetic
-        return out
-    ts, per, steps, cal = np.broadcast_arrays(ts, per, steps, cal)
-    monthly = cal & (per > -SCHEDULED)
-    out = np.where(monthly, _add_months(ts, -per * steps * monthly), out) if monthly.any() else np.array(out)
-    for p in np.unique(per[per <= -SCHEDULED]):
+    special = (per < 0) | (per >= RATE)
+    if not special.any():  # the serving loop's case: plain arithmetic
+        return ts + per * steps
+    ts, per, steps, special = np.broadcast_arrays(ts, per, steps, special)
+    out = np.where(special, 0, ts + np.where(special, 0, per) * steps)
+    monthly = (per < 0) & (per > -SCHEDULED)
+    if monthly.any():
+        out = np.where(monthly, _add_months(ts, -per * steps * monthly), out)
+    for p in np.unique(per[special & ~monthly]):
         on = per == p
-        out[on] = Schedule.of(int(p)).advance(ts[on], steps[on])
+        kind = Schedule.of(int(p)) if p < 0 else Rate.of(int(p))
+        out[on] = kind.advance(ts[on], steps[on])
     return out
 
 
 def shift(ts_ms: int, period: int, k: int) -> int:
     """:func:`advance` for one timestamp, as a plain ``int`` (fixed periods need no numpy)."""
-    return ts_ms + period * k if period > 0 else int(advance(ts_ms, period, k))
+    return ts_ms + period * k if 0 < period < RATE else int(advance(ts_ms, period, k))
 
 
 def _add_months(ts_ms: np.ndarray, n: np.ndarray) -> np.ndarray:
@@ -126,6 +134,8 @@ def nearest_step(start_ms: int, ts_ms: int, period: int) -> int:
     """The whole number of periods after ``start_ms`` whose grid point is nearest to ``ts_ms``."""
     if is_scheduled(period):
         return Schedule.of(period).nearest(start_ms, ts_ms)
+    if is_rate(period):
+        return Rate.of(period).nearest(start_ms, ts_ms)
     k = round((ts_ms - start_ms) / nominal_ms(period))
     if period > 0:
         return k

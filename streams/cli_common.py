@@ -105,7 +105,7 @@ def set_override(d: dict[str, Any], dotted: str, value: Any) -> None:
 
 FREQUENCY_OPTION = click.option(
     "--frequency",
-    help="Each series' period or weekly schedule, e.g. 1h, 15min, 1mo, 1bd, '1h Mon-Fri 09:00-18:00', "
+    help="Each series' period or weekly schedule, e.g. 1h, 15min, 1mo, 64Hz, 1bd, '1h Mon-Fri 09:00-18:00', "
     "'1h Mon-Fri 09:00-17:00 Europe/Berlin' (default: inferred from the records; a file of values only "
     "needs it). [grid.frequency]",
 )

@@ -375,14 +375,15 @@ class GridConfig(_Section):
 
     frequency: str | None = Field(
         default=None,
-        description="period of every series, e.g. 1h, 15min, 30s, 1d, calendar months 1mo, 3mo, 1y, or a "
+        description="period of every series, e.g. 1h, 15min, 30s, 1d, calendar months 1mo, 3mo, 1y, a "
+        "sensor's rate 64Hz (15.625 ms), or a "
         "weekly schedule: 1d Mon-Fri (1bd), 1h Mon-Fri 09:00-18:00, 1h Sun-Thu 22:00-22:00 (hours in "
         "UTC), 1h Mon-Fri 09:00-17:00 Europe/Berlin (hours on that zone's clock, daylight saving "
         "included) "
         "(unset: each series' most common interval over its first infer_records records; calendar "
         "months when those intervals vary as months do; business days when a daily series skips the "
         "same weekdays for three weeks; hours of business when three weeks of restarts at each closure "
-        "show them)",
+        "show them; a whole number of hertz when the intervals are two neighbouring milliseconds)",
     )
     series_frequency: dict[str, str] = Field(
         default_factory=dict, description="periods of single series, overriding frequency (series: period)"

@@ -16,6 +16,7 @@ from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame, read_series
 from adaptcast.streams.calendar import describe
 from adaptcast.streams.config import Config
+from adaptcast.streams.rate import is_rate
 from adaptcast.streams.records import Record
 from adaptcast.streams.regular import file_period
 from adaptcast.streams.scenarios import make_scenario
@@ -49,7 +50,7 @@ def load_feed(cfg: Config) -> SeriesFrame:
 def row_step(cfg: Config) -> int | None:
     """The declared fixed period, which a file without a time column is numbered by (else None)."""
     period = cfg.grid.rules(cfg.model.lookback).period_ms
-    return period if period is not None and period > 0 else None
+    return period if period is not None and period > 0 and not is_rate(period) else None
 
 
 def declare_schedules(cfg: Config, data: SeriesFrame) -> Config:

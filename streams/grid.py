@@ -2,9 +2,11 @@
 
 A grid is a period and a phase: the points ``last_ms + k·period``, or ``k`` calendar months (open
 days) on from ``last_ms`` for a monthly (quarterly, yearly; business-day) feed
-(:mod:`~adaptcast.streams.calendar`). The period is declared in the configuration or inferred from
-a series' first records (the most common interval between them; calendar months when the
-intervals vary as months do; business days when a daily feed skips the same weekdays every week),
+(:mod:`~adaptcast.streams.calendar`), or a rate's points for a period that is not a whole number of
+milliseconds (a 64 Hz sensor, :mod:`~adaptcast.streams.rate`). The period is declared in the
+configuration or inferred from a series' first records (the most common interval between them;
+calendar months when the intervals vary as months do; business days when a daily feed skips the
+same weekdays every week; a whole number of hertz when they are two neighbouring milliseconds),
 never from the last two records; the phase is that of the record that started the grid. A record
 within ``tolerance·period`` of a grid point is moved onto it. :func:`place` is pure: given a
 series' grid and a new timestamp it returns a :class:`Placement` and the grid after that record.
@@ -16,12 +18,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from enum import Enum
+from fractions import Fraction
 from statistics import median
 from typing import Any
 
 import numpy as np
 
 from adaptcast.streams.calendar import DAY_MS, calendar_period, months, nearest_step, shift, step_ms
+from adaptcast.streams.rate import exact_period, fit, is_rate, through, whole_hz
 from adaptcast.streams.records import DUPLICATE, LATE, OFF_GRID
 from adaptcast.streams.resample import Resample
 from adaptcast.streams.schedule import (
@@ -39,12 +43,13 @@ from adaptcast.streams.zones import UTC
 UNITS_MS = dict(UNITS)
 ROUND_UNITS_MS = sorted(UNITS_MS.values(), reverse=True)
 ROUND_SLACK = 0.01  # an inferred period within 1 % of a whole day, hour, minute or second is taken as that
-# A period is a whole number of milliseconds: a feed whose rate is not (64 Hz) moves from grid to grid
-# below this period, and has to be aggregated to a declared one. How the advice and the log say it:
+# A rate is inferred from intervals of two neighbouring whole milliseconds at a whole number of hertz;
+# a faster or jittered feed can still move from grid to grid below this period, and is then told to
+# declare its rate or aggregate to a declared period. How the advice and the log say it:
 FAST_MS = 1000
 TOO_FAST = (
-    "faster than its millisecond stamps can say "
-    "(64 Hz stamped to the millisecond: 15 and 16 ms apart in turn)"
+    "sampled faster than its millisecond stamps hold "
+    "(hundreds of hertz, or a rate that is not a whole number of hertz)"
 )
 
 
@@ -94,11 +99,13 @@ class GridRules:
 
     def __post_init__(self) -> None:
         if self.resample is not Resample.OFF and (
-            self.period_ms is None or any(p <= 0 for p in (self.period_ms, *self.series_period_ms.values()))
+            self.period_ms is None
+            or any(p <= 0 or is_rate(p) for p in (self.period_ms, *self.series_period_ms.values()))
         ):
             raise ValueError(
                 f"grid.resample={self.resample.value} needs grid.frequency (and any grid.series_frequency) "
-                "to be a declared fixed period such as 1min or 1h: the periods whose records it aggregates"
+                "to be a declared fixed period of whole milliseconds such as 100ms, 1min or 1h: the "
+                "periods whose records it aggregates"
             )
 
     def period_of(self, series: str) -> int | None:
@@ -157,7 +164,8 @@ class Placement:
 
 
 def parse_period(text: str) -> int:
-    """``"1h"``, ``"15min"``, ``"30s"``, ``"1d"``, ``"250ms"`` → milliseconds; ``"1mo"``, ``"3mo"``,
+    """``"1h"``, ``"15min"``, ``"30s"``, ``"1d"``, ``"250ms"`` → milliseconds; ``"64Hz"``,
+    ``"15.625ms"`` → a rate (:mod:`~adaptcast.streams.rate`); ``"1mo"``, ``"3mo"``,
     ``"1y"`` → calendar months; a step then open days and hours, ``"1h Mon-Fri 09:00-18:00"``,
     ``"1d Mon-Fri"`` (or ``"1bd"``), ``"1h Mon-Fri 09:00-17:00 Europe/Berlin"`` → a weekly
     schedule (negative periods, see
@@ -167,6 +175,9 @@ def parse_period(text: str) -> int:
     sched = re.fullmatch(r"\s*(\d+(?:\.\d+)?\s*(?:ms|s|min|h|d))\s+([A-Za-z].*)", text)
     if sched is not None:
         return parse_schedule(parse_period(sched.group(1)), sched.group(2))
+    hz = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*Hz\s*", text, re.IGNORECASE)
+    if hz is not None and 0 < Fraction(hz.group(1)) <= 1000:
+        return exact_period(1000 / Fraction(hz.group(1)))
     cal = re.fullmatch(r"\s*(\d+)\s*(mo|y)\s*", text)
     if cal is not None and int(cal.group(1)) > 0:
         return months(int(cal.group(1)) * (12 if cal.group(2) == "y" else 1))
@@ -174,10 +185,10 @@ def parse_period(text: str) -> int:
     if m is None or float(m.group(1)) * UNITS_MS[m.group(2)] < 1:
         raise ValueError(
             f"period {text!r} is not a positive number with a unit (ms, s, min, h, d; or whole mo, y), "
-            "optionally followed by open days, hours and a time zone, e.g. 1h, 1mo, 1d Mon-Fri, "
-            "1h Mon-Fri 09:00-18:00 or 1h Mon-Fri 09:00-17:00 Europe/Berlin"
+            "optionally followed by open days, hours and a time zone, or a rate under 1000Hz, e.g. "
+            "1h, 1mo, 64Hz, 1d Mon-Fri, 1h Mon-Fri 09:00-18:00 or 1h Mon-Fri 09:00-17:00 Europe/Berlin"
         )
-    return round(float(m.group(1)) * UNITS_MS[m.group(2)])
+    return exact_period(Fraction(m.group(1)) * UNITS_MS[m.group(2)])
 
 
 def round_period(ms: float) -> int:
@@ -193,12 +204,14 @@ def infer_period(intervals: tuple[int, ...], tolerance: float, end_ms: int | Non
     """The most common interval, or the shortest whole fraction of it that is at least half as common
     (records missing at random make twice the period common too). Intervals within the tolerance of
     each other count as one; between equally common ones the shorter wins. Whole days that vary as
-    calendar months do give that many months; with ``end_ms``, the latest record's timestamp, a
-    period whose records leave the same slots of the week empty for three weeks gives that weekly
-    schedule (business days, business hours)."""
+    calendar months do give that many months; intervals of two neighbouring whole milliseconds that
+    average to a whole number of hertz give that rate. With ``end_ms``, the latest record's
+    timestamp, a period whose records leave the same slots of the week empty for three weeks gives
+    that weekly schedule (business days, business hours), and a rate takes the phase that puts the
+    records on its points."""
 
-    def near(d: int) -> list[int]:
-        return [e for e in intervals if abs(e - d) <= tolerance * d]
+    def near(d: int) -> list[int]:  # a millisecond apart is as near as whole-millisecond stamps say
+        return [e for e in intervals if abs(e - d) <= max(tolerance * d, 1)]
 
     mode = max(intervals, key=lambda d: (len(near(d)), -d))
     support = len(near(mode))
@@ -208,12 +221,14 @@ def infer_period(intervals: tuple[int, ...], tolerance: float, end_ms: int | Non
         if 2 * len(near(d)) >= support and abs(mode - round(mode / d) * d) <= tolerance * d
     )
     cluster = near(best)
-    period = calendar_period(cluster, tolerance) or round_period(median(cluster))
-    if 0 < period <= DAY_MS and end_ms is not None:
-        stamps = end_ms - np.concatenate(([0], np.cumsum(intervals[::-1])))[::-1]
-        found = infer_schedule(stamps, period, tolerance)
-        return period if found is None else found.period
-    return period
+    period = calendar_period(cluster, tolerance) or whole_hz(cluster) or round_period(median(cluster))
+    if end_ms is None or not (0 < period <= DAY_MS or is_rate(period)):
+        return period
+    stamps = end_ms - np.concatenate(([0], np.cumsum(intervals[::-1])))[::-1]
+    if is_rate(period):
+        return fit(period, stamps)[0]
+    found = infer_schedule(stamps, period, tolerance)
+    return period if found is None else found.period
 
 
 def steady(grid: SeriesGrid, rules: GridRules) -> bool:
@@ -239,7 +254,8 @@ def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, Se
         start = _aligned(ts_ms, grid.period_ms, rules) if grid.fixed else ts_ms
         if start is None:
             return Placement(Action.OFF_GRID, ts_ms), grid
-        return Placement(Action.START, start), replace(grid, last_ms=start, seen_ms=ts_ms)
+        period = None if grid.period_ms is None else through(grid.period_ms, start)
+        return Placement(Action.START, start), replace(grid, period_ms=period, last_ms=start, seen_ms=ts_ms)
     # a provisional period may be far too long: its tolerance would swallow the next grid point
     slack = rules.tolerance * step_ms(grid.period_ms) if grid.fixed and grid.period_ms else 0
     if ts_ms <= grid.last_ms + slack:
@@ -281,7 +297,11 @@ def _infer(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tup
         return placed, grid
     done = len(intervals) + 1 >= rules.infer_records
     kept = () if done else intervals
-    if grid.period_ms is None or (period == grid.period_ms and placed.action is not Action.OFF_GRID):
+    # a rate whose estimate moved is no new grid if the series' latest point is one of its points too
+    kept_on = grid.period_ms is not None and is_rate(period) and through(period, grid.last_ms) == period
+    if grid.period_ms is None or (
+        (period == grid.period_ms or kept_on) and placed.action is not Action.OFF_GRID
+    ):
         return replace(placed, inferred=done), SeriesGrid(period, placed.ts_ms, ts_ms, done, kept)
     return Placement(Action.REGRID, ts_ms, inferred=done), SeriesGrid(period, ts_ms, ts_ms, done, kept)
 
@@ -317,7 +337,9 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
     else:
         cand, agreeing = None, 0
     if cand is not None and agreeing >= rules.change_records:
-        moved = SeriesGrid(round_period(cand), ts_ms, ts_ms, fixed=True, declared=grid.declared)
+        same = is_rate(grid.period_ms) and abs(cand - step_ms(grid.period_ms)) <= rules.tolerance * cand
+        period = through(grid.period_ms, ts_ms) if same else round_period(cand)  # a rate's phase moved
+        moved = SeriesGrid(period, ts_ms, ts_ms, fixed=True, declared=grid.declared)
         return Placement(Action.REGRID, ts_ms), moved
     week = _gather(grid, placed)
     if placed.action is Action.RESET and week is not None and (found := week.schedule(rules.tolerance)):
@@ -325,7 +347,8 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
         if point is not None:  # the closures were a schedule's: the series moves onto it
             return Placement(Action.REGRID, point), SeriesGrid(found.period, point, ts_ms, True)
     last = grid.last_ms if placed.action is Action.OFF_GRID else placed.ts_ms
-    return placed, SeriesGrid(grid.period_ms, last, ts_ms, True, (), cand, agreeing, grid.declared, week)
+    period = through(grid.period_ms, last)  # a rate restarted on its record's phase takes it
+    return placed, SeriesGrid(period, last, ts_ms, True, (), cand, agreeing, grid.declared, week)
 
 
 def _resumed(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> Placement | None:
@@ -335,7 +358,11 @@ def _resumed(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> Placement | None
     and schedules, whose points are fixed, and after a shorter gap."""
     period, last = grid.period_ms, grid.last_ms
     assert period is not None and last is not None
-    if period <= 0 or is_scheduled(period) or (missing := (ts_ms - last) // period) <= rules.max_fill:
+    if (
+        period <= 0
+        or is_scheduled(period)
+        or (missing := (ts_ms - last) // step_ms(period)) <= rules.max_fill
+    ):
         return None
     start = _aligned(ts_ms, period, rules) if grid.declared else ts_ms
     return Placement(Action.RESET, ts_ms if start is None else start, missing)
@@ -364,7 +391,8 @@ def _snap(last_ms: int, period_ms: int, ts_ms: int, rules: GridRules) -> Placeme
     """The nearest grid point after the latest record, or off the grid."""
     steps = nearest_step(last_ms, ts_ms, period_ms)
     point = shift(last_ms, period_ms, steps)
-    if abs(ts_ms - point) > rules.tolerance * step_ms(period_ms):
+    slack = rules.tolerance * step_ms(period_ms)
+    if abs(ts_ms - point) > (max(slack, 1) if is_rate(period_ms) else slack):  # stamps are whole ms
         return Placement(Action.OFF_GRID, ts_ms)
     if steps == 0:  # on the latest record's point: only while the period is provisional
         return Placement(Action.DUPLICATE, ts_ms)

@@ -54,6 +54,7 @@ from adaptcast.streams.grid import (
 )
 from adaptcast.streams.metrics import Metrics, observe_many
 from adaptcast.streams.pending import ForecastStore
+from adaptcast.streams.rate import same_step
 from adaptcast.streams.records import LATE, MISSING_VALUE, Record, RecordError, format_timestamp
 from adaptcast.streams.resample import Bucket, Resample, period_start
 from adaptcast.streams.retrain import InlineTrainer, Trainer
@@ -327,7 +328,7 @@ class ForecastLoop:
             else:
                 grid = SeriesGrid(d["period_ms"], d["last_ts_ms"], d["last_ts_ms"])
             declared = self.grid.period_of(name)
-            if declared is not None and grid.period_ms != declared:
+            if declared is not None and not same_step(grid.period_ms, declared):
                 log.info(
                     "series %r: the snapshot's grid is %s, the configuration declares %s: its window "
                     "starts afresh",
@@ -1008,8 +1009,9 @@ def _restart_hint(placed: Placement, period: int | None, changed: bool) -> str:
         )
     if changed and period is not None and 0 < period < FAST_MS:
         return (
-            f"; if the feed is {TOO_FAST} or keeps no regular interval, declare a period and aggregate "
-            "each one: grid.frequency: 100ms, grid.resample: mean (docs/architecture.md)"
+            f"; if the feed is {TOO_FAST}, declare its rate (grid.frequency: 256Hz); if it keeps no "
+            "regular interval, declare a period and aggregate each one: grid.frequency: 100ms, "
+            "grid.resample: mean (docs/architecture.md)"
         )
     if changed:
         return (

@@ -67,6 +67,7 @@ from adaptcast.streams.feed import row_step
 from adaptcast.streams.formats import shape_for
 from adaptcast.streams.grid import Fill, GridRules, parse_period
 from adaptcast.streams.publish import publish
+from adaptcast.streams.rate import from_seconds, in_seconds, is_rate
 from adaptcast.streams.records import SchemaUnavailable, format_timestamp
 from adaptcast.streams.regular import OnGrid, file_period, on_grid
 from adaptcast.streams.resample import Resample
@@ -97,7 +98,7 @@ def _times_ms(times: pl.Series) -> np.ndarray:
 def grid_schema(period: int, rules: GridRules) -> dict[str, Any]:
     """What a manifest records of the grid a model was trained on; :func:`model_grid` reads it back."""
     return {
-        "step_seconds": nominal_ms(period) / 1000,
+        "step_seconds": nominal_ms(period) / 1000 if is_calendar(period) else in_seconds(period),
         "step_months": -period if is_calendar(period) and not is_scheduled(period) else None,
         "step_schedule": describe_period(period) if is_scheduled(period) else None,
         "grid": {"fill": rules.fill.value, "max_fill": rules.max_fill, "resample": rules.resample.value},
@@ -143,7 +144,7 @@ def model_grid(model: BaseForecaster, tf: TimeFrame) -> GridRules:
     if sessions:
         period = parse_period(str(sessions))
     else:
-        period = months(int(steps)) if steps else round(float(seconds) * 1000) if seconds else own
+        period = months(int(steps)) if steps else from_seconds(float(seconds)) if seconds else own
     resampled = resample is not Resample.OFF
     if not resampled and abs(nominal_ms(own) - nominal_ms(period)) > rules.tolerance * nominal_ms(period):
         raise InputError(
@@ -665,7 +666,8 @@ def issue(model: BaseForecaster, tf: TimeFrame, every_window: bool) -> tuple[np.
         raise InputError(f"{tf.source}: no {L} consecutive steps to forecast from (gaps cut every window)")
     windows = np.lib.stride_tricks.sliding_window_view(values, L, axis=0).transpose(0, 2, 1)[starts]
     issued = tf.frame[tf.time_col].to_numpy()[L - 1 :][starts]
-    return np.ascontiguousarray(windows), issued, rules.period_ms or g.period
+    period = rules.period_ms or g.period
+    return np.ascontiguousarray(windows), issued, g.period if is_rate(period) else period  # its phase
 
 
 def _forecasts(

@@ -272,6 +272,29 @@ def test_predict_with_a_model_trained_on_a_topic_takes_the_files_step(tmp_path):
     assert [r[1][:16] for r in rows] == ["2024-01-01T02:30", "2024-01-01T02:45", "2024-01-01T03:00"]
 
 
+def test_a_model_trained_at_64_hz_forecasts_on_the_stamps_its_feed_will_have(tmp_path):
+    """The manifest keeps the rate exactly (0.015625 s, not a rounded 16 ms), and predict stamps each
+    lead where the sensor's next readings fall: 15 and 16 ms apart in turn, as truncated to the ms."""
+    import numpy as np
+
+    stamps = 1_700_000_000_123 + np.floor(np.arange(700) * 1000 / 64).astype(np.int64)
+    y = np.sin(np.arange(700) / 5.0)
+    frame = pl.DataFrame({"ts": stamps, "y": y}).with_columns(pl.from_epoch("ts", time_unit="ms"))
+    frame.write_csv(tmp_path / "train.csv")
+    frame.head(600).write_csv(tmp_path / "recent.csv")
+    res = invoke(
+        train_command, ["--data", tmp_path / "train.csv", "--target", "y", "--out", tmp_path / "m", *FAST]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["schema"]["step_seconds"] == 0.015625
+    res = invoke(predict_command, ["--model-dir", tmp_path / "m", "--data", tmp_path / "recent.csv"])
+    assert res.exit_code == 0, res.output
+    out = pl.read_csv(res.stdout.encode(), try_parse_dates=True)
+    assert (
+        out["ts"].cast(pl.Datetime("ms")).dt.epoch("ms").to_list() == stamps[600 : 600 + out.height].tolist()
+    )
+
+
 def test_csv_times_are_iso_without_fractions_unless_some_time_has_them(tmp_path):
     import io
     from datetime import datetime, timedelta
