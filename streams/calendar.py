@@ -87,7 +87,9 @@ def advance(ts_ms: np.ndarray | int, period: np.ndarray | int, k: np.ndarray | i
 
 def shift(ts_ms: int, period: int, k: int) -> int:
     """:func:`advance` for one timestamp, as a plain ``int`` (fixed periods need no numpy)."""
-    return ts_ms + period * k if 0 < period < RATE else int(advance(ts_ms, period, k))
+    if 0 < period < RATE:
+        return ts_ms + period * k
+    return Rate.of(period).shift(ts_ms, k) if period >= RATE else int(advance(ts_ms, period, k))
 
 
 def _add_months(ts_ms: np.ndarray, n: np.ndarray) -> np.ndarray:

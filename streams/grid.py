@@ -246,7 +246,10 @@ def steady(grid: SeriesGrid, rules: GridRules) -> bool:
 
 def place(grid: SeriesGrid, ts_ms: int, rules: GridRules) -> tuple[Placement, SeriesGrid]:
     """Where a record stamped ``ts_ms`` goes on ``grid``, and the grid after it (pure)."""
-    if steady(grid, rules) and ts_ms - grid.last_ms == grid.period_ms:  # type: ignore[operator]
+    if steady(grid, rules) and (
+        ts_ms - grid.last_ms == grid.period_ms  # type: ignore[operator]
+        or (is_rate(grid.period_ms) and ts_ms == shift(grid.last_ms, grid.period_ms, 1))  # type: ignore[arg-type]
+    ):
         return Placement(Action.APPEND, ts_ms), SeriesGrid(
             grid.period_ms, ts_ms, ts_ms, True, (), None, 0, grid.declared, grid.week
         )

@@ -69,12 +69,15 @@ class Rate:
         r = (-(((ts_ms - self.phase) % self.n) * self.d)) % self.n
         return ts_ms + (r + k * self.n) // self.d
 
+    def shift(self, ts_ms: int, k: int) -> int:
+        """:meth:`advance` for one point, in plain integers (the record-by-record path)."""
+        r = (-(((ts_ms - self.phase) % self.n) * self.d)) % self.n
+        return ts_ms + (r + k * self.n) // self.d
+
     def nearest(self, start_ms: int, ts_ms: int) -> int:
         """The whole number of steps after the point ``start_ms`` whose point is nearest ``ts_ms``."""
         k = round((ts_ms - start_ms) * self.d / self.n)
-        tries = np.array([k - 1, k, k + 1], dtype=np.int64)
-        at = self.advance(np.full(3, start_ms, dtype=np.int64), tries)
-        return int(tries[np.argmin(np.abs(at - ts_ms))])
+        return min((k - 1, k, k + 1), key=lambda s: abs(self.shift(start_ms, s) - ts_ms))
 
     def text(self) -> str:
         """``"15.625 ms (64 Hz)"``: for logs and error messages."""
