@@ -257,6 +257,28 @@ def test_a_restored_series_continues_on_the_same_grid(tmp_path):
     assert [f.yhat.tolist() for f in second.forecasts] == [f.yhat.tolist() for f in tail]
 
 
+def test_a_64_hz_feed_is_forecast_on_its_readings_stamps_and_a_restore_keeps_its_rate(tmp_path):
+    """A declared rate (``64Hz``) starts on the feed's phase: every reading is appended, each forecast
+    lead is stamped where a later reading falls and is scored there, and a worker restored from a
+    snapshot (the grid's phase is in its period) forecasts exactly as one that never stopped."""
+    from adaptcast.streams.grid import parse_period
+
+    stamps = 1_700_000_000_123 + np.floor(np.arange(60) * 1000 / 64).astype(np.int64)
+    records = [Record("a", int(t), {"y": _value(k)}) for k, t in enumerate(stamps)]
+    whole = Fed(_loop(period_ms=parse_period("64Hz"))).feed(records)
+    assert not whole.rejected and whole.metric("adaptcast_series_resets_total") == 0
+    later = set(stamps.tolist())
+    assert whole.forecasts and all(t in later or t > stamps[-1] for f in whole.forecasts for t in f.ts_ms)
+    assert whole.loop.summary()["scored_points"] == _scorable(list(range(5, 60)), set(range(60)), 3)
+    first = Fed(_loop(period_ms=parse_period("64Hz"))).feed(records[:30])
+    save_state(tmp_path / "p.npz", {"series": first.loop.export_series(["a"])})
+    restored = _loop(period_ms=parse_period("64Hz"))
+    restored.import_series(load_state(tmp_path / "p.npz")["series"])
+    second = Fed(restored).feed(records[30:])
+    tail = [f for f in whole.forecasts if f.issued_at_ms > records[29].ts_ms]
+    assert [(f.issued_at_ms, f.ts_ms) for f in second.forecasts] == [(f.issued_at_ms, f.ts_ms) for f in tail]
+
+
 def _loop_reading(channels: list[str]) -> ForecastLoop:
     """A naive loop reading ``channels`` (the first is the target)."""
     model = create_forecaster("naive", lookback=6, horizon=3, n_features=len(channels))
