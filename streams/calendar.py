@@ -89,7 +89,7 @@ def shift(ts_ms: int, period: int, k: int) -> int:
     """:func:`advance` for one timestamp, as a plain ``int`` (fixed periods need no numpy)."""
     if 0 < period < RATE:
         return ts_ms + period * k
-    return Rate.of(period).shift(ts_ms, k) if period >= RATE else int(advance(ts_ms, period, k))
+    return Rate.of(period).advance(ts_ms, k) if period >= RATE else int(advance(ts_ms, period, k))
 
 
 def _add_months(ts_ms: np.ndarray, n: np.ndarray) -> np.ndarray:

@@ -18,13 +18,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import cache
+from typing import TypeVar
 
 import numpy as np
+
+T = TypeVar("T", int, np.ndarray)
 
 RATE = 1 << 62  # rate periods are RATE + fields; whole-millisecond periods stay far below it
 _D_BITS, _N_BITS = 12, 24  # denominators under 4096; numerators (and so phases) under 2**24 ms (4.6 h)
 MAX_DENOMINATOR = (1 << _D_BITS) - 1
-HZ_SLACK = 0.005  # an inferred rate within 0.5 % of a whole number of hertz is taken as that
 
 
 def is_rate(period: int) -> bool:
@@ -61,23 +63,20 @@ class Rate:
 
     @property
     def ms(self) -> float:
+        """The period in milliseconds, as near as a float holds it."""
         return self.n / self.d
 
-    def advance(self, ts_ms: np.ndarray, k: np.ndarray) -> np.ndarray:
-        """The points ``k`` steps after the points ``ts_ms`` (int64 arrays of one shape)."""
+    def advance(self, ts_ms: T, k: T) -> T:
+        """The points ``k`` steps after the points ``ts_ms``: int64 arrays of one shape, or plain
+        integers (the record-by-record path, which numpy would slow tenfold)."""
         # ts = phase + ⌊j·n/d⌋ puts j·n/d at ts + r/d, r = (−(ts − phase)·d) mod n: kept below 2**63
-        r = (-(((ts_ms - self.phase) % self.n) * self.d)) % self.n
-        return ts_ms + (r + k * self.n) // self.d
-
-    def shift(self, ts_ms: int, k: int) -> int:
-        """:meth:`advance` for one point, in plain integers (the record-by-record path)."""
         r = (-(((ts_ms - self.phase) % self.n) * self.d)) % self.n
         return ts_ms + (r + k * self.n) // self.d
 
     def nearest(self, start_ms: int, ts_ms: int) -> int:
         """The whole number of steps after the point ``start_ms`` whose point is nearest ``ts_ms``."""
         k = round((ts_ms - start_ms) * self.d / self.n)
-        return min((k - 1, k, k + 1), key=lambda s: abs(self.shift(start_ms, s) - ts_ms))
+        return min((k - 1, k, k + 1), key=lambda s: abs(self.advance(start_ms, s) - ts_ms))
 
     def text(self) -> str:
         """``"15.625 ms (64 Hz)"``: for logs and error messages."""
@@ -110,7 +109,7 @@ def through(period: int, ts_ms: int) -> int:
     if not is_rate(period):
         return period
     rate = Rate.of(period)
-    if rate.advance(np.array([ts_ms]), np.zeros(1, dtype=np.int64))[0] == ts_ms:
+    if rate.advance(ts_ms, 0) == ts_ms:
         return period
     return Rate(rate.n, rate.d, ts_ms % rate.n).period
 
