@@ -340,8 +340,12 @@ def _follow(grid: SeriesGrid, ts_ms: int, interval: int, rules: GridRules) -> tu
     else:
         cand, agreeing = None, 0
     if cand is not None and agreeing >= rules.change_records:
+        if is_rate(grid.period_ms) and not grid.declared:
+            # an inferred rate the records left was a guess from a few of them (a whole-millisecond
+            # feed that shifted once while inferring looks like one): it is inferred again
+            return Placement(Action.REGRID, ts_ms), SeriesGrid(round_period(cand), ts_ms, ts_ms)
         same = is_rate(grid.period_ms) and abs(cand - step_ms(grid.period_ms)) <= rules.tolerance * cand
-        period = through(grid.period_ms, ts_ms) if same else round_period(cand)  # a rate's phase moved
+        period = through(grid.period_ms, ts_ms) if same else round_period(cand)  # its phase moved
         moved = SeriesGrid(period, ts_ms, ts_ms, fixed=True, declared=grid.declared)
         return Placement(Action.REGRID, ts_ms), moved
     week = _gather(grid, placed)

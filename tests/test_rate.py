@@ -119,3 +119,20 @@ def test_intervals_of_one_whole_period_or_jittered_ones_stay_whole_milliseconds(
         for _ in range(20):
             stamps = np.arange(24) * period + rng.integers(-jitter, jitter + 1, 24)
             assert not is_rate(infer_period(tuple(np.diff(stamps).tolist()), 0.1, int(stamps[-1])))
+
+
+def test_an_inferred_rate_the_records_leave_is_inferred_again():
+    """Twenty-four records of a 7 ms feed that shifted by a millisecond once read as 142 Hz (7.042 ms:
+    one interval of 8 in 23), a rate that drifts off the feed a millisecond every 24 readings. Once
+    the records leave it, the period is inferred again from the next ones: 7 ms, and every later
+    record appended. A 64 Hz feed whose clock jumps goes back to its rate the same way."""
+    stamps = [T0 + 7 * k + (k >= 12) for k in range(2000)]
+    placed, grid = _walk(stamps, GridRules())
+    assert grid.period_ms == 7
+    assert Counter(p.action for p in placed)[Action.REGRID] == 1
+    assert all(p.action is Action.APPEND for p in placed[100:])
+    jump = (np.array(_stamps(64, 2000)) + np.where(np.arange(2000) >= 1000, 5, 0)).tolist()
+    placed, grid = _walk(jump, GridRules())
+    assert same_step(grid.period_ms, parse_period("64Hz")) and all(
+        p.action is Action.APPEND for p in placed[1100:]
+    )
