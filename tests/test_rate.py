@@ -71,7 +71,8 @@ def test_a_rate_cannot_be_resampled_and_the_config_says_so():
 
 
 @pytest.mark.parametrize(
-    ("hz", "how"), [(64, "floor"), (64, "round"), (30, "floor"), (60, "round"), (256, "floor")]
+    ("hz", "how"),
+    [(64, "floor"), (64, "round"), (30, "floor"), (60, "round"), (256, "floor"), (512, "floor")],
 )
 def test_a_feed_at_whole_hertz_stamped_to_the_millisecond_is_inferred_and_every_record_appended(hz, how):
     """15.625 ms is stamped 15 and 16 ms apart in turn: no whole-millisecond grid holds it (each drifts
