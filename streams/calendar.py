@@ -18,7 +18,7 @@ from functools import cache
 
 import numpy as np
 
-from adaptcast.streams.rate import RATE, Rate, is_rate
+from adaptcast.streams.rate import RATE, Rate, advance_rates, is_rate
 from adaptcast.streams.schedule import DAY_MS, SCHEDULED, Schedule, in_units, is_scheduled
 
 MONTH_MS = round(365.2425 / 12 * DAY_MS)  # a Gregorian month on average: the nominal size of a period
@@ -78,10 +78,12 @@ def advance(ts_ms: np.ndarray | int, period: np.ndarray | int, k: np.ndarray | i
     monthly = (per < 0) & (per > -SCHEDULED)
     if monthly.any():
         out = np.where(monthly, _add_months(ts, -per * steps * monthly), out)
-    for p in np.unique(per[special & ~monthly]):
+    rates = per >= RATE
+    if rates.any():
+        out[rates] = advance_rates(ts[rates], per[rates], steps[rates])
+    for p in np.unique(per[per <= -SCHEDULED]):
         on = per == p
-        kind = Schedule.of(int(p)) if p < 0 else Rate.of(int(p))
-        out[on] = kind.advance(ts[on], steps[on])
+        out[on] = Schedule.of(int(p)).advance(ts[on], steps[on])
     return out
 
 

@@ -69,9 +69,7 @@ class Rate:
     def advance(self, ts_ms: T, k: T) -> T:
         """The points ``k`` steps after the points ``ts_ms``: int64 arrays of one shape, or plain
         integers (the record-by-record path, which numpy would slow tenfold)."""
-        # ts = phase + ⌊j·n/d⌋ puts j·n/d at ts + r/d, r = (−(ts − phase)·d) mod n: kept below 2**63
-        r = (-(((ts_ms - self.phase) % self.n) * self.d)) % self.n
-        return ts_ms + (r + k * self.n) // self.d
+        return _steps(ts_ms, k, self.n, self.d, self.phase)
 
     def nearest(self, start_ms: int, ts_ms: int) -> int:
         """The whole number of steps after the point ``start_ms`` whose point is nearest ``ts_ms``."""
@@ -83,6 +81,21 @@ class Rate:
         hz = Fraction(1000 * self.d, self.n)
         rate = f" ({hz.numerator} Hz)" if hz.denominator == 1 else ""
         return f"{self.n / self.d:.6g} ms{rate}"
+
+
+def _steps(ts_ms: T, k: T, n: T, d: T, phase: T) -> T:
+    """The points ``k`` steps of ``n/d`` ms after the points ``ts_ms`` of grids through ``phase``."""
+    # ts = phase + ⌊j·n/d⌋ puts j·n/d at ts + r/d, r = (−(ts − phase)·d) mod n: kept below 2**63
+    r = (-(((ts_ms - phase) % n) * d)) % n
+    return ts_ms + (r + k * n) // d
+
+
+def advance_rates(ts_ms: np.ndarray, periods: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """:meth:`Rate.advance` over int64 arrays of one shape whose periods are all rates, each series
+    with its own phase (a poll of many 64 Hz series), decoded as arrays rather than one by one."""
+    packed = periods - RATE
+    n = (packed >> _D_BITS) & ((1 << _N_BITS) - 1)
+    return _steps(ts_ms, k, n, packed & MAX_DENOMINATOR, packed >> (_D_BITS + _N_BITS))
 
 
 @cache

@@ -137,3 +137,17 @@ def test_an_inferred_rate_the_records_leave_is_inferred_again():
     assert same_step(grid.period_ms, parse_period("64Hz")) and all(
         p.action is Action.APPEND for p in placed[1100:]
     )
+
+
+def test_advancing_many_series_at_once_is_each_series_own_step():
+    """A poll of many series on rates of their own phases (and whole-ms, monthly and scheduled ones
+    beside them) advances as each would alone."""
+    rng = np.random.default_rng(5)
+    rates = [Rate(n, d, int(rng.integers(0, n))).period for n, d in [(125, 8), (100, 3), (125, 64)] * 20]
+    periods = np.array([*rates, 20, 3_600_000, -1, parse_period("1d Mon-Fri")], dtype=np.int64)
+    starts = np.array(
+        [advance(T0, p, 0) if is_rate(int(p)) else T0 for p in periods.tolist()], dtype=np.int64
+    )
+    k = rng.integers(-50, 50, periods.size)
+    expected = [shift(int(t), int(p), int(j)) for t, p, j in zip(starts, periods, k, strict=True)]
+    assert advance(starts, periods, k).tolist() == expected
