@@ -226,7 +226,7 @@ def infer_period(intervals: tuple[int, ...], tolerance: float, end_ms: int | Non
         return period
     stamps = end_ms - np.concatenate(([0], np.cumsum(intervals[::-1])))[::-1]
     if is_rate(period):
-        return fit(period, stamps)[0]
+        return fit(period, stamps)
     found = infer_schedule(stamps, period, tolerance)
     return period if found is None else found.period
 

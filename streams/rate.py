@@ -93,19 +93,18 @@ def _steps(ts_ms: T, k: T, n: T, d: T, phase: T) -> T:
 def advance_rates(ts_ms: np.ndarray, periods: np.ndarray, k: np.ndarray) -> np.ndarray:
     """:meth:`Rate.advance` over int64 arrays of one shape whose periods are all rates, each series
     with its own phase (a poll of many 64 Hz series), decoded as arrays rather than one by one."""
-    packed = periods - RATE
-    n = (packed >> _D_BITS) & ((1 << _N_BITS) - 1)
-    return _steps(ts_ms, k, n, packed & MAX_DENOMINATOR, packed >> (_D_BITS + _N_BITS))
+    return _steps(ts_ms, k, *_fields(periods))
+
+
+def _fields(period: T) -> tuple[T, T, T]:
+    """``(n, d, phase)`` of rate periods, one or an int64 array of them (inverse of :attr:`Rate.period`)."""
+    packed = period - RATE
+    return (packed >> _D_BITS) & ((1 << _N_BITS) - 1), packed & MAX_DENOMINATOR, packed >> (_D_BITS + _N_BITS)
 
 
 @cache
 def _decode(period: int) -> Rate:
-    packed = period - RATE
-    return Rate(
-        (packed >> _D_BITS) & ((1 << _N_BITS) - 1),
-        packed & MAX_DENOMINATOR,
-        packed >> (_D_BITS + _N_BITS),
-    )
+    return Rate(*_fields(period))
 
 
 def exact_period(ms: Fraction) -> int:
@@ -130,7 +129,7 @@ def through(period: int, ts_ms: int) -> int:
 def same_step(a: int | None, b: int | None) -> bool:
     """Whether two periods step alike (rates whatever their phase)."""
     if a is not None and b is not None and is_rate(a) and is_rate(b):
-        return (Rate.of(a).n, Rate.of(a).d) == (Rate.of(b).n, Rate.of(b).d)
+        return _fields(a)[:2] == _fields(b)[:2]
     return a == b
 
 
@@ -151,12 +150,12 @@ def whole_hz(intervals: list[int]) -> int | None:
     return exact_period(Fraction(1000, hz))
 
 
-def fit(period: int, stamps: np.ndarray, inferred: bool = True) -> tuple[int, int]:
+def fit(period: int, stamps: np.ndarray, inferred: bool = True) -> int:
     """The rate, of ``period``'s step or (``inferred``) of a whole number of hertz as near the stamps'
     mean interval, and the phase among the grids through the latest of ``stamps`` (sorted, whole ms),
-    that puts most of them on its points; and how many it puts there. Other periods as they are."""
+    that puts most of them on its points. Other periods as they are."""
     if not is_rate(period) or len(stamps) == 0:
-        return period, 0
+        return period
     given = Rate.of(period)
     candidates = {(given.n, given.d)}
     if inferred and len(stamps) > 2:
@@ -178,7 +177,7 @@ def fit(period: int, stamps: np.ndarray, inferred: bool = True) -> tuple[int, in
         found = (int(hits[i]), -int(dev[i]), Rate(n, d, (last - (j0 * n - i) // d) % n).period)
         best = found if best is None or found[:2] > best[:2] else best
     assert best is not None
-    return best[2], best[0]
+    return best[2]
 
 
 def from_seconds(seconds: float) -> int:

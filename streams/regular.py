@@ -77,14 +77,14 @@ def file_period(ts_ms: np.ndarray, rules: GridRules) -> int:
     """The declared period, else the live grid's inference over the file's first intervals, or the
     weekly schedule (business days or hours) its first weeks follow."""
     if rules.period_ms is not None:  # a declared rate still takes the phase the file's first rows have
-        return fit(rules.period_ms, np.unique(ts_ms[:INFER_ROWS]), inferred=False)[0]
+        return fit(rules.period_ms, np.unique(ts_ms[:INFER_ROWS]), inferred=False)
     intervals = np.diff(ts_ms[:INFER_ROWS])
     intervals = intervals[intervals > 0]
     if intervals.size == 0:
         raise InputError("need at least two distinct timestamps to know the sampling interval")
     period = infer_period(tuple(int(d) for d in intervals), rules.tolerance)
     if is_rate(period):  # its phase: the one that puts the first records on its points
-        return fit(period, np.unique(ts_ms[:INFER_ROWS]))[0]
+        return fit(period, np.unique(ts_ms[:INFER_ROWS]))
     found = schedule_of(ts_ms, period, rules.tolerance)
     return period if found is None else found
 
