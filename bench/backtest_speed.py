@@ -3,12 +3,14 @@
 The work: XGBoost with the same booster settings (one output per tree, 64 histogram bins, fixed
 rounds, no early stopping, no row or column sampling, one thread), 48 lags, horizon 12, a forecast
 issued at every step (stride 1), retrained every 24 steps on all history, over the first ``--rows`` rows of
-ETTh1's OT column. The first four adaptcast recipes (``RECIPES``) keep that retraining recipe; the
-others choose their own (drift-triggered retraining, level-invariant windows, the Variance Horizon)
-on the same data and booster, and are judged by MAE. Each side runs in its own subprocess,
-alternating which goes first, ``--repeats`` times; the JSON gives median wall and CPU seconds, the
-ratio, MAE of both on the forecasts both issued, and the training work (fits, rows × boosting
-rounds) counted from what each did.
+ETTh1's OT column (``--target`` another). The first four adaptcast recipes (``RECIPES``) keep that
+retraining recipe; the others choose their own (drift-triggered retraining, level-invariant windows,
+the Variance Horizon, early stopping on the validation slice) on the same data and booster, and are
+judged by MAE. Each side runs in its own subprocess, alternating which goes first, ``--repeats``
+times; the JSON gives median wall and CPU seconds, the ratio, MAE of both on the forecasts both
+issued, and the training work (fits, rows × boosting rounds) counted from what each did.
+``--peer-rounds`` runs the peer again at fewer rounds per fit, so a recipe that trains less is
+also timed against the peer's cheapest run near its own best MAE, not only its 100-round one.
 
 Darts is not a dependency of adaptcast: install it into a separate virtual environment
 (``python3 -m venv /work/peer-venv && /work/peer-venv/bin/pip install darts xgboost polars``)
@@ -18,6 +20,7 @@ in both interpreters, so at module level it imports only the standard library.
     python bench/backtest_speed.py --repeats 3 --out bench/results/backtest_speed.json
     python bench/backtest_speed.py --repeats 1 --recipes adaptcast adaptcast-refit-off --profile
     python bench/backtest_speed.py --repeats 3 --recipes adaptcast-drift-norm adaptcast-drift-norm-vh
+    python bench/backtest_speed.py --repeats 3 --recipes adaptcast-drift-norm-es --peer-rounds 50 25
 """
 
 from __future__ import annotations
@@ -53,6 +56,16 @@ RECIPES = {
     "adaptcast-drift": {"policy": "drift"},
     "adaptcast-drift-norm": {"policy": "drift", "window_norm": "last"},
     "adaptcast-drift-norm-vh": {"policy": "drift", "window": "vh", "window_norm": "last"},
+    # adaptcast's own early stopping (its default: patience up to 20 rounds, on the validation slice a
+    # gated fit holds back), so each fit boosts as many of the 100 rounds as the newest data supports
+    "adaptcast-es": {"early_stopping_rounds": 20},
+    "adaptcast-drift-norm-es": {"policy": "drift", "window_norm": "last", "early_stopping_rounds": 20},
+    "adaptcast-drift-norm-vh-es": {
+        "policy": "drift",
+        "window": "vh",
+        "window_norm": "last",
+        "early_stopping_rounds": 20,
+    },
     # the same with growth refits when the history has doubled (trees' ``auto`` is 1.1: 10 % more rows)
     "adaptcast-drift-norm-vh-growth2": {
         "policy": "drift",
@@ -61,7 +74,10 @@ RECIPES = {
         "growth": 2.0,
     },
 }
-MODEL_OPTIONS = ("window_norm",)  # recipe keys that are the model's, not the adaptation's
+MODEL_OPTIONS = (
+    "window_norm",
+    "early_stopping_rounds",
+)  # recipe keys that are the model's, not the adaptation's
 SIDES = (*RECIPES, "darts")
 BOOSTER = {  # the settings both sides train with, in adaptcast's names
     "max_depth": 4,
@@ -80,7 +96,7 @@ def _cpu() -> float:
     return r.ru_utime + r.ru_stime
 
 
-def adaptcast_config(rows: int, rounds: int, recipe: str) -> Any:
+def adaptcast_config(rows: int, rounds: int, recipe: str, target: str = "OT") -> Any:
     """The ``Config`` one adaptcast side runs: periodic:24, full window, memory and intervals off, the
     shared booster, then what ``recipe`` (one of ``RECIPES``) changes in the model or the adaptation.
 
@@ -97,7 +113,7 @@ def adaptcast_config(rows: int, rounds: int, recipe: str) -> Any:
         overrides={
             "model": {
                 "kind": "xgboost",
-                "target": "OT",
+                "target": target,
                 "lookback": LAGS,
                 "horizon": HORIZON,
                 "params": {
@@ -122,14 +138,16 @@ def adaptcast_config(rows: int, rounds: int, recipe: str) -> Any:
     )
 
 
-def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, recipe: str) -> dict[str, Any]:
+def run_adaptcast(
+    rows: int, rounds: int, out: Path, profile: bool, recipe: str, target: str = "OT"
+) -> dict[str, Any]:
     """``backtest()`` of :func:`adaptcast_config`; forecasts saved to ``out`` as row indices."""
     import numpy as np
     import polars as pl
 
     from adaptcast.streams.backtest import backtest
 
-    cfg = adaptcast_config(rows, rounds, recipe)
+    cfg = adaptcast_config(rows, rounds, recipe, target)
     wall, cpu = time.perf_counter(), _cpu()
     if profile:
         import cProfile
@@ -166,14 +184,14 @@ def run_adaptcast(rows: int, rounds: int, out: Path, profile: bool, recipe: str)
     }
 
 
-def run_darts(rows: int, rounds: int, out: Path, start: int) -> dict[str, Any]:
+def run_darts(rows: int, rounds: int, out: Path, start: int, target: str = "OT") -> dict[str, Any]:
     """``XGBModel.historical_forecasts`` with ``retrain=24`` from ``start``; forecasts as row indices."""
     import numpy as np
     import polars as pl
     from darts import TimeSeries
     from darts.models import XGBModel
 
-    y = pl.read_csv(ETT, n_rows=rows)["OT"].to_numpy().astype(np.float64)
+    y = pl.read_csv(ETT, n_rows=rows)[target].to_numpy().astype(np.float64)
     series = TimeSeries.from_values(y)
     model = XGBModel(
         lags=LAGS,
@@ -219,20 +237,33 @@ def run_darts(rows: int, rounds: int, out: Path, start: int) -> dict[str, Any]:
 def _side(
     python: str, side: str, args: argparse.Namespace, out: Path, start: int = 0, profile: bool = False
 ) -> dict[str, Any]:
-    cmd = [python, __file__, "--worker", side, "--rows", str(args.rows), "--rounds", str(args.rounds)]
-    cmd += ["--npz", str(out), "--start", str(start)] + (["--profile"] if profile else [])
+    """Run one side in its own process; ``darts@R`` is the peer at ``R`` boosting rounds per fit."""
+    worker, _, rounds = side.partition("@")
+    cmd = [
+        python,
+        __file__,
+        "--worker",
+        worker,
+        "--rows",
+        str(args.rows),
+        "--rounds",
+        rounds or str(args.rounds),
+    ]
+    cmd += ["--npz", str(out), "--start", str(start), "--target", args.target] + (
+        ["--profile"] if profile else []
+    )
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{side} worker failed ({' '.join(cmd)}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def _mae_on_common(a: Path, b: Path, rows: int) -> dict[str, Any]:
-    """MAE of an adaptcast side (``a``) and darts (``b``) over the (issue row, lead) pairs both forecast."""
+def _mae_on_common(a: Path, b: Path, rows: int, target: str) -> dict[str, Any]:
+    """MAE of a side (``a``) and darts (``b``) over the (issue row, lead) pairs both forecast."""
     import numpy as np
     import polars as pl
 
-    y = pl.read_csv(ETT, n_rows=rows)["OT"].to_numpy()
+    y = pl.read_csv(ETT, n_rows=rows)[target].to_numpy()
     fa, fb = np.load(a), np.load(b)
     ka = {(int(i), int(k)): v for i, k, v in zip(fa["issued"], fa["lead"], fa["yhat"], strict=True)}
     kb = {(int(i), int(k)): v for i, k, v in zip(fb["issued"], fb["lead"], fb["yhat"], strict=True)}
@@ -246,11 +277,28 @@ def _mae_on_common(a: Path, b: Path, rows: int) -> dict[str, Any]:
     }
 
 
+def peer_near_best(points: dict[str, dict[str, float]]) -> str:
+    """The peer run with the least CPU among those whose MAE is within 2 % of the peer's best."""
+    best = min(p["mae"] for p in points.values())
+    return min(
+        (side for side, p in points.items() if p["mae"] <= 1.02 * best), key=lambda s: points[s]["cpu_s"]
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=2000)
     ap.add_argument("--rounds", type=int, default=100, help="boosting rounds per fit, both sides")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--target", default="OT", help="ETTh1 column forecast (default: OT)")
+    ap.add_argument(
+        "--peer-rounds",
+        type=int,
+        nargs="*",
+        default=[],
+        help="the peer again at these boosting rounds per fit (e.g. 50 25): its own error-vs-CPU "
+        "points, so a speed-up is also read against its cheapest run at about its best MAE",
+    )
     ap.add_argument("--peer-python", default=PEER_PYTHON, help="interpreter with darts installed")
     ap.add_argument(
         "--profile", action="store_true", help="one more adaptcast run under cProfile (top functions)"
@@ -268,17 +316,22 @@ def main() -> None:
     ap.add_argument("--start", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker in RECIPES:
-        print(json.dumps(run_adaptcast(args.rows, args.rounds, args.npz, args.profile, args.worker)))
+        print(
+            json.dumps(
+                run_adaptcast(args.rows, args.rounds, args.npz, args.profile, args.worker, args.target)
+            )
+        )
         return
     if args.worker == "darts":
-        print(json.dumps(run_darts(args.rows, args.rounds, args.npz, args.start)))
+        print(json.dumps(run_darts(args.rows, args.rounds, args.npz, args.start, args.target)))
         return
     if not Path(args.peer_python).exists():
         raise SystemExit(
             f"no peer interpreter at {args.peer_python}: python3 -m venv /work/peer-venv && "
             "/work/peer-venv/bin/pip install darts xgboost polars, or pass --peer-python"
         )
-    sides = (*args.recipes, "darts")
+    peers = ("darts", *(f"darts@{r}" for r in args.peer_rounds if r != args.rounds))
+    sides = (*args.recipes, *peers)
     first = sides[0]
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     load = os.getloadavg()[0]
@@ -292,10 +345,14 @@ def main() -> None:
             for side in order:
                 if r == 0 and side == first:
                     continue  # ran first, to find darts' start
-                python = args.peer_python if side == "darts" else sys.executable
+                python = args.peer_python if side in peers else sys.executable
                 runs[side].append(_side(python, side, args, npz[side], start))
                 print(f"repeat {r} {side}: {runs[side][-1]['wall_s']:.1f} s wall", file=sys.stderr)
-        mae = {side: _mae_on_common(npz[side], npz["darts"], args.rows) for side in sides[:-1]}
+        mae = {
+            side: _mae_on_common(npz[side], npz["darts"], args.rows, args.target)
+            for side in sides
+            if side != "darts"
+        }
         profile = (
             _side(sys.executable, first, args, npz[first], profile=True)["profile_top"]
             if args.profile
@@ -305,9 +362,19 @@ def main() -> None:
         side: {k: statistics.median(x[k] for x in rs) for k in ("wall_s", "cpu_s")}
         for side, rs in runs.items()
     }
+    ours = args.recipes
+    # the peer's own points: rounds per fit -> median CPU seconds and MAE on the common forecasts
+    points = {
+        side: {
+            "cpu_s": med[side]["cpu_s"],
+            "mae": mae[side]["adaptcast"] if side != "darts" else mae[ours[0]]["darts"],
+        }
+        for side in peers
+    }
+    near_best = points[peer_near_best(points)]
     result = {
         "work": {
-            "data": f"ETTh1 OT, first {args.rows} rows",
+            "data": f"ETTh1 {args.target}, first {args.rows} rows",
             "model": {"xgboost": {**BOOSTER, "n_estimators": args.rounds, "threads": 1}},
             "lags": LAGS,
             "horizon": HORIZON,
@@ -319,13 +386,16 @@ def main() -> None:
         "repeats": args.repeats,
         "median": med,
         "speedup_vs_darts": {  # darts' seconds over adaptcast's: > 1 is adaptcast faster
-            side: {k: med["darts"][k] / med[side][k] for k in ("wall_s", "cpu_s")} for side in sides[:-1]
+            side: {k: med["darts"][k] / med[side][k] for k in ("wall_s", "cpu_s")} for side in ours
         },
         "speedup_cpu_per_repeat": {  # repeat i of darts over repeat i of each side: the spread of the ratio
             side: [d["cpu_s"] / a["cpu_s"] for d, a in zip(runs["darts"], runs[side], strict=True)]
-            for side in sides[:-1]
+            for side in ours
         },
-        "mae": mae,
+        "peer_points": points,
+        # CPU of the peer's cheapest run within 2 % of its best MAE, over each side's
+        "speedup_cpu_vs_peer_near_its_best": {side: near_best["cpu_s"] / med[side]["cpu_s"] for side in ours},
+        "mae": {side: mae[side] for side in ours},
         "deterministic_work": {
             side: {k: rs[0][k] for k in ("forecasts", "fits", "retrains", "rows_x_rounds")}
             for side, rs in runs.items()

@@ -20,4 +20,15 @@ def test_each_recipe_changes_only_what_it_names(recipe: str) -> None:
     assert cfg.adaptation.policy == changes.get("policy", f"periodic:{BENCH.RETRAIN_EVERY}")
     assert cfg.adaptation.window == changes.get("window", "full")
     assert cfg.adaptation.refit == changes.get("refit", True)
+    assert cfg.model.params["early_stopping_rounds"] == changes.get("early_stopping_rounds", 0)
     assert cfg.adaptation.memory is False and cfg.intervals.method == "off"
+
+
+def test_peer_near_best_is_its_cheapest_run_within_two_percent_of_its_best_mae() -> None:
+    points = {
+        "darts": {"cpu_s": 49.0, "mae": 2.056},
+        "darts@50": {"cpu_s": 28.0, "mae": 2.054},
+        "darts@25": {"cpu_s": 16.0, "mae": 2.145},  # 4 % worse than the best: too far to count
+    }
+    assert BENCH.peer_near_best(points) == "darts@50"
+    assert BENCH.peer_near_best({"darts": points["darts"]}) == "darts"
