@@ -60,6 +60,9 @@ RECIPES = {
     # gated fit holds back), so each fit boosts as many of the 100 rounds as the newest data supports
     "adaptcast-es": {"early_stopping_rounds": 20},
     "adaptcast-drift-norm-es": {"policy": "drift", "window_norm": "last", "early_stopping_rounds": 20},
+    # what ``adaptcast backtest --model xgboost`` does by default but for the error memory and
+    # intervals (off on every side): drift, full window, windows normalised as the data say (auto)
+    "adaptcast-defaults": {"policy": "drift", "window_norm": "auto", "early_stopping_rounds": 20},
     "adaptcast-drift-norm-vh-es": {
         "policy": "drift",
         "window": "vh",
