@@ -32,8 +32,8 @@ WINDOW_FORMS = "full | fixed:N | vh"
 class StepInfo:
     """What the serving/backtest loop knows at one step, filled by the loop for the policy.
 
-    ``errors`` are the live errors that became known at this step, one per series scored (e.g.
-    |e|); a detector reads their mean, one observation per step;
+    ``errors`` are the live errors that became known at this step (detector input, e.g. |e|), one
+    observation per time step (the loop gives the mean over the series scored at it);
     ``features`` the new input rows (for the feature-drift detector); ``history`` the target
     (or ``[rows, channels]``) history the Variance Horizon chooses from, or a function that
     builds it, called only when a retrain needs its window (most steps need none).  The policy counts
@@ -414,19 +414,12 @@ class RetrainPolicy:
 
     @staticmethod
     def _feed(det: DriftDetector, info: StepInfo) -> bool:
-        """Give the detector this step's mean error (or its input rows); whether it fired.
-
-        One observation per step, however many series were scored: a detector's window and
-        ``min_samples`` then span steps, not series. Fed every series' error, the performance
-        detector judged a swap of 4 series after 8 steps and of 26 after about one, and fired on
-        noise right after most swaps (21 alarms for 3 link failures; docs/adaptation.md).
-        """
+        """Give the detector this step's errors (or input rows); whether it fired."""
         if det.input_kind == "features":
             return info.features is not None and bool(det.update(info.features))
         if info.errors is None:
             return False
-        errors = finite_array(info.errors, "errors", allow_empty=True)
-        return bool(errors.size) and bool(det.update(float(errors.mean())))
+        return bool(det.update_many(finite_array(info.errors, "errors", allow_empty=True).ravel()).any())
 
     def warm_start(self, decision: Decision) -> bool:
         """Whether the retrain ``decision`` asks for continues from the serving model (else a fresh fit).

@@ -66,6 +66,15 @@ log = logging.getLogger("adaptcast.loop")
 FORGET_CHECK_STEPS = 64  # time steps between two looks for silent series (a look costs one pass over them)
 
 
+def step_means(values: np.ndarray, ts: np.ndarray) -> np.ndarray:
+    """The mean of ``values`` at each distinct time in ``ts``, in time order: what a drift detector
+    reads, one observation per step however many series were scored at it. Fed each series' error,
+    its window and ``min_samples`` shrank with the number of series (100 errors: 25 steps at 4
+    series, 4 at 26), and it judged a new model on a few steps' noise (docs/adaptation.md)."""
+    steps, at = np.unique(ts, return_inverse=True)
+    return np.bincount(at, weights=values, minlength=len(steps)) / np.bincount(at, minlength=len(steps))
+
+
 @dataclass
 class _Poll:
     """One ``process`` call's accepted records, in the order taken, and the forecasts due at them."""
@@ -180,6 +189,7 @@ class ForecastLoop:
         self._live_persistence = RollingMean(error_window)  # the same points, the value at issue repeated
         self._lead1_base = np.empty((0, len(self.targets)), dtype=np.float32)  # this call's, for the policy
         self._lead1_served = self._lead1_base  # the same, of the forecasts served
+        self._lead1_ts = np.empty(0, np.int64)  # their truths' times
         self._against_persistence = (0.0, 0.0)  # this call's every-lead errors: the model's, persistence's
         self.level = LevelTerm(n_targets=len(self.targets))
         self._level_version: str | None = None
@@ -794,6 +804,7 @@ class ForecastLoop:
         """Match this call's truths with every stored forecast whose horizon covers them; errors and
         residuals vectorised; lead-1 errors go to ``result.scored``."""
         self._lead1_base = self._lead1_served = np.empty((0, len(self.targets)), dtype=np.float32)
+        self._lead1_ts = np.empty(0, np.int64)
         self._against_persistence = (0.0, 0.0)
         truth_idx, idx, lead = self.pending.match(poll.pos, self.horizon)
         if not len(idx):
@@ -833,10 +844,12 @@ class ForecastLoop:
                     )
         self._calibrate(names, series, idx, lead, truth - yhat, current, learn)
         first = np.flatnonzero(lead == 1)
+        truths = [recs[i] for i in truth_idx[first].tolist()]
         result.scored.extend(
-            ScoredError(recs[i].series, recs[i].ts_ms, 1, e, e_base)
-            for i, e, e_base in zip(truth_idx[first].tolist(), err[first], err_base[first], strict=True)
+            ScoredError(r.series, r.ts_ms, 1, e, e_base)
+            for r, e, e_base in zip(truths, err[first], err_base[first], strict=True)
         )
+        self._lead1_ts = np.fromiter((r.ts_ms for r in truths), np.int64, count=len(truths))
         self._live.extend(err_mean[first])
         own = err_base / scale  # the model's errors, every lead
         self._lead1_base = own[first]
@@ -870,7 +883,7 @@ class ForecastLoop:
             step=self.step,
             rows_available=rows,
             has_model=self.model is not None,
-            errors=errors,
+            errors=step_means(errors, self._lead1_ts) if len(errors) else errors,
             served_errors=self._scaled_errors(self._lead1_served) if self.policy.bridge is not None else None,
             against_persistence=self._against_persistence if self.policy.bridge is not None else None,
             features=self._scaled_features(fresh),
