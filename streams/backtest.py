@@ -327,7 +327,8 @@ def what_went_wrong(
             f"{misplaced} of {line.records} records were off the grid or on a point already taken: a "
             f"feed {TOO_FAST} needs its rate declared (--frequency 256Hz), one that keeps no regular "
             "interval a period to aggregate to (--frequency 10min --resample mean; grid.frequency, "
-            "grid.resample: mean), a "
+            "grid.resample: mean; opening hours as the period if it closes: --frequency '30min "
+            "Mon-Fri 08:00-17:00' --resample mean), a "
             "jittered one a larger grid.tolerance, hours kept on a local clock through daylight saving "
             "their time zone in grid.frequency (e.g. '1h Mon-Fri 09:00-17:00 Europe/Berlin')"
         )
@@ -337,7 +338,8 @@ def what_went_wrong(
             why = (
                 f"the series restarted {gaps} times after gaps longer than grid.max_fill before holding "
                 f"{lookback} rows (model.lookback): a feed that closes at night or at weekends needs its "
-                "hours in grid.frequency (e.g. '1h Mon-Fri 09:00-18:00'); a gappy one a larger grid.max_fill"
+                "hours in grid.frequency (e.g. '1h Mon-Fri 09:00-18:00', with --resample mean if it keeps "
+                "no regular interval while open); a gappy one a larger grid.max_fill"
             )
         elif regrids:
             why = (

@@ -116,7 +116,8 @@ RESAMPLE_OPTION = click.option(
     type=click.Choice(["off", "last", "mean"]),
     help="For irregular feeds (trades, events, reports on change): each --frequency period's records "
     "of a series become one, their last values or their mean (default off: each record is placed on "
-    "the grid as it is). [grid.resample]",
+    "the grid as it is). The period may be opening hours ('30min Mon-Sun 08:00-17:00'): records "
+    "outside them are dead-lettered. [grid.resample]",
 )
 
 

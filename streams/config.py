@@ -429,8 +429,9 @@ class GridConfig(_Section):
     resample: Literal["off", "last", "mean"] = Field(
         default="off",
         description="for irregular feeds (reports on change, events): each period's records of a series "
-        "become one record at the period's start, their last values or their mean; needs a fixed "
-        "grid.frequency (off: every record is placed as it is)",
+        "become one record at the period's start, their last values or their mean; needs a declared "
+        "grid.frequency: a fixed period, calendar months or a weekly schedule, whose closed hours' "
+        "records are dead-lettered (off: every record is placed as it is)",
     )
 
     @field_validator("frequency", "series_frequency")
@@ -442,7 +443,7 @@ class GridConfig(_Section):
 
     @model_validator(mode="after")
     def _rules_hold(self) -> GridConfig:
-        # what GridRules refuses (resampling without a fixed period), as a config error
+        # what GridRules refuses (resampling without a declared period, or to a rate), as a config error
         self.rules(lookback=1)
         return self
 

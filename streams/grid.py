@@ -27,7 +27,7 @@ import numpy as np
 from adaptcast.streams.calendar import DAY_MS, calendar_period, months, nearest_step, shift, step_ms
 from adaptcast.streams.rate import exact_period, fit, is_rate, through, whole_hz
 from adaptcast.streams.records import DUPLICATE, LATE, OFF_GRID
-from adaptcast.streams.resample import Resample
+from adaptcast.streams.resample import Resample, can_resample
 from adaptcast.streams.schedule import (
     UNITS,
     Schedule,
@@ -100,12 +100,13 @@ class GridRules:
     def __post_init__(self) -> None:
         if self.resample is not Resample.OFF and (
             self.period_ms is None
-            or any(p <= 0 or is_rate(p) for p in (self.period_ms, *self.series_period_ms.values()))
+            or not all(can_resample(p) for p in (self.period_ms, *self.series_period_ms.values()))
         ):
             raise ValueError(
                 f"grid.resample={self.resample.value} needs grid.frequency (and any grid.series_frequency) "
-                "to be a declared fixed period of whole milliseconds such as 100ms, 1min or 1h: the "
-                "periods whose records it aggregates"
+                "to be a declared period of whole milliseconds (100ms, 1min, 1h), calendar months (1mo) "
+                "or a weekly schedule ('30min Mon-Sat 08:00-17:00'), not a rate in hertz: the periods "
+                "whose records it aggregates"
             )
 
     def period_of(self, series: str) -> int | None:

@@ -55,10 +55,10 @@ from adaptcast.streams.grid import (
 from adaptcast.streams.metrics import Metrics, observe_many
 from adaptcast.streams.pending import ForecastStore
 from adaptcast.streams.rate import same_step
-from adaptcast.streams.records import LATE, MISSING_VALUE, Record, RecordError, format_timestamp
+from adaptcast.streams.records import LATE, MISSING_VALUE, OFF_GRID, Record, RecordError, format_timestamp
 from adaptcast.streams.resample import Bucket, Resample, period_start
 from adaptcast.streams.retrain import InlineTrainer, Trainer
-from adaptcast.streams.schedule import MIN_WEEKS, is_scheduled
+from adaptcast.streams.schedule import CLOSED, MIN_WEEKS, is_scheduled
 from adaptcast.streams.state import POSITIONS_PER_SERIES, Pending, RingBuffer, SeriesState
 from adaptcast.streams.step import Forecast, RollingMean, ScoredError, StepResult, in_rounds
 
@@ -547,9 +547,15 @@ class ForecastLoop:
             state = self._state(rec.series)
             period = self.grid.period_of(rec.series)
             assert period is not None  # GridRules refuses resampling without a declared period
-            start = period_start(rec.ts_ms, period)
+            start = int(period_start(rec.ts_ms, period))
             held = state.bucket
-            if held is not None and start < held.start_ms:
+            if start == CLOSED:
+                why = (
+                    f"series {rec.series!r}: record at {format_timestamp(rec.ts_ms)} is outside the "
+                    f"sessions of {describe(period)}; widen grid.frequency's hours to keep such records"
+                )
+                self._reject(rec, RecordError(OFF_GRID, why), result)
+            elif held is not None and start < held.start_ms:
                 why = (
                     f"series {rec.series!r} is past the period from {format_timestamp(held.start_ms)}; "
                     f"record at {format_timestamp(rec.ts_ms)} is late"

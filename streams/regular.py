@@ -20,8 +20,9 @@ from adaptcast.forecast.windows import joined
 from adaptcast.streams.calendar import advance, describe
 from adaptcast.streams.grid import Action, GridRules, fill_rows, infer_period, place
 from adaptcast.streams.rate import fit, is_rate
-from adaptcast.streams.resample import Resample, period_start
+from adaptcast.streams.resample import Resample, can_resample, period_start
 from adaptcast.streams.schedule import (
+    CLOSED,
     DAY_MS,
     MIN_WEEKS,
     WEEK_MS,
@@ -105,17 +106,23 @@ def schedule_of(ts_ms: np.ndarray, period: int, tolerance: float) -> int | None:
 
 
 def resampled(
-    ts_ms: np.ndarray, values: np.ndarray, period_ms: int, how: Resample
-) -> tuple[np.ndarray, np.ndarray]:
+    ts_ms: np.ndarray, values: np.ndarray, period: int, how: Resample
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Each period's rows (sorted, none missing) as one row at the period's start, as the live loop
-    aggregates them (``grid.resample``)."""
-    starts = period_start(ts_ms, period_ms)
+    aggregates them (``grid.resample``), and how many rows fell outside a schedule's sessions (left
+    out, as the loop dead-letters such records)."""
+    starts = period_start(ts_ms, period)
+    open_ = starts != CLOSED
+    closed = int(starts.size - open_.sum())
+    starts, values = starts[open_], values[open_]
+    if not starts.size:
+        return starts, values, closed
     first = np.flatnonzero(np.r_[True, starts[1:] != starts[:-1]])
     if how is Resample.LAST:
-        return starts[first], values[np.r_[first[1:] - 1, starts.size - 1]]
+        return starts[first], values[np.r_[first[1:] - 1, starts.size - 1]], closed
     sums = np.add.reduceat(values.astype(np.float64), first, axis=0)
     counts = np.diff(np.r_[first, starts.size])[:, None]
-    return starts[first], (sums / counts).astype(values.dtype)
+    return starts[first], (sums / counts).astype(values.dtype), closed
 
 
 def on_grid(ts_ms: np.ndarray, values: np.ndarray, rules: GridRules) -> OnGrid:
@@ -123,18 +130,21 @@ def on_grid(ts_ms: np.ndarray, values: np.ndarray, rules: GridRules) -> OnGrid:
     period = file_period(ts_ms, rules)
     missing = np.isnan(values).any(axis=1)
     n_missing = int(missing.sum())
-    if rules.resample is not Resample.OFF and period > 0 and (~missing).any():
-        ts_ms, values = resampled(ts_ms[~missing], values[~missing], period, rules.resample)
+    closed = 0
+    if rules.resample is not Resample.OFF and can_resample(period) and (~missing).any():
+        ts_ms, values, closed = resampled(ts_ms[~missing], values[~missing], period, rules.resample)
         missing = np.zeros(ts_ms.size, dtype=bool)
+    left_out: Counter[str] = Counter({Action.OFF_GRID.value: closed} if closed else {})
     if period > 0 and not missing.any() and (np.diff(ts_ms) == period).all():  # already on its grid
-        return OnGrid(ts_ms, values, np.zeros(ts_ms.size, dtype=np.int64), period, 0, n_missing, {})
+        return OnGrid(
+            ts_ms, values, np.zeros(ts_ms.size, dtype=np.int64), period, 0, n_missing, dict(left_out)
+        )
     rules = replace(rules, period_ms=period)
     grid = rules.new_grid("")
     keep: list[int] = []  # per output row: the input row, or -1 for a filled point
     fills: dict[int, np.ndarray] = {}  # output row of a gap's first filled point → the filled rows
     stamps: list[int] = []
     segment: list[int] = []
-    left_out: Counter[str] = Counter()
     seg = 0
     for i in range(ts_ms.size):
         if missing[i]:

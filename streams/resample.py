@@ -3,9 +3,12 @@
 A sensor that reports on change, or a feed of events, keeps no interval: placed record by record,
 most of its records fell off any grid or on a point already taken and went to the dead letters,
 and the series restarted whenever the inferred period moved. With ``grid.resample`` (``last`` or
-``mean``) and a declared fixed ``grid.frequency``, a series' records in one period
-``[k·period, (k+1)·period)`` (whole multiples since the epoch, as pandas' resample labels them)
-become one record at ``k·period``: the last value of each channel, or their mean. A period's record
+``mean``) and a declared ``grid.frequency``, a series' records in one period become one record at
+the period's start: the last value of each channel, or their mean. A fixed period's are
+``[k·period, (k+1)·period)`` (whole multiples since the epoch, as pandas' resample labels them); a
+calendar period's start on the first of a month (months counted from January 1970: quarters start
+in January, April, July, October); a weekly schedule's are its points' steps (``30min Mon-Sat
+08:00-17:00``: 08:00, 08:30, …), and a record outside its sessions belongs to none. A period's record
 is released when the series' first record of a later period arrives, so a forecast waits up to a
 period for its period to close; a period with no record is a gap, filled or restarting as any.
 """
@@ -18,6 +21,9 @@ from typing import Any, TypeVar
 
 import numpy as np
 
+from adaptcast.streams.rate import is_rate
+from adaptcast.streams.schedule import Schedule, is_scheduled
+
 T = TypeVar("T", int, np.ndarray)
 
 
@@ -29,10 +35,25 @@ class Resample(Enum):
     MEAN = "mean"  # the mean of the records' values
 
 
-def period_start(ts_ms: T, period_ms: int) -> T:
-    """The start of the period holding ``ts_ms`` (an int or an int64 array): a whole multiple of
-    ``period_ms`` since the epoch."""
-    return ts_ms - ts_ms % period_ms
+def period_start(ts_ms: T, period: int) -> T | np.ndarray:
+    """The start of the period of ``period`` (fixed, calendar months or a weekly schedule) holding
+    ``ts_ms`` (an int or an int64 array); :data:`~adaptcast.streams.schedule.CLOSED` where a
+    schedule holds none."""
+    if period > 0:
+        return ts_ms - ts_ms % period
+    ts = np.asarray(ts_ms, dtype=np.int64)
+    if is_scheduled(period):
+        return Schedule.of(period).floor(ts)
+    if period < 0:  # -m: m calendar months
+        month = ts.astype("datetime64[ms]").astype("datetime64[M]").astype(np.int64)
+        return (month - month % -period).astype("datetime64[M]").astype("datetime64[ms]").astype(np.int64)
+    raise ValueError(f"no period to resample to: {period}")
+
+
+def can_resample(period: int) -> bool:
+    """Whether records can be aggregated per ``period``: any declared period but a rate (whose
+    points are not whole milliseconds)."""
+    return period != 0 and not is_rate(period)
 
 
 @dataclass

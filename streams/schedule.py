@@ -37,6 +37,7 @@ from adaptcast.streams.zones import (
 
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
+CLOSED = np.iinfo(np.int64).min  # no point of the schedule: an instant outside its sessions
 SCHEDULED = 1 << 20  # scheduled periods are -(SCHEDULED + fields); calendar months stay above it
 WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MON_FRI = 0b0011111
@@ -133,6 +134,17 @@ class Schedule:
         """The whole number of points after the grid point ``start_ms`` whose point is nearest ``ts_ms``."""
         wall = to_wall(self.zone, np.array([start_ms, ts_ms], dtype=np.int64))
         return self._nearest(int(wall[0]), int(wall[1]))
+
+    def floor(self, ts_ms: np.ndarray) -> np.ndarray:
+        """The point whose step holds each instant (``grid.resample``'s period: on a daily schedule
+        the day from midnight), or :data:`CLOSED` for an instant outside every session."""
+        wall = to_wall(self.zone, ts_ms)
+        start = 0 if self.daily else self.start_ms
+        day, offset = np.divmod(wall - start, DAY_MS)
+        index = offset // self.step_ms
+        open_ = (index < self.points) & np.is_busday(day.astype("datetime64[D]"), weekmask=self._mask())
+        points = from_wall(self.zone, day * DAY_MS + start + index * self.step_ms)
+        return np.where(open_, points, CLOSED)
 
     # the same on the schedule's own clock (ms since 1970 on it): UTC, or the zone's wall-clock time
 

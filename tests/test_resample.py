@@ -13,15 +13,18 @@ from click.testing import CliRunner
 from adaptcast.drift.serialize import load_state, save_state
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.windows import sliding_windows
+from adaptcast.streams.calendar import months
 from adaptcast.streams.cli import main
 from adaptcast.streams.config import ConfigError, load_config
-from adaptcast.streams.grid import GridRules
+from adaptcast.streams.grid import GridRules, parse_period
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.records import Record
 from adaptcast.streams.regular import on_grid
-from adaptcast.streams.resample import Resample
+from adaptcast.streams.resample import Resample, period_start
+from adaptcast.streams.schedule import CLOSED
 
 MIN = 60_000
+DAY = 86_400_000
 P = 10 * MIN
 
 
@@ -87,15 +90,92 @@ def test_a_held_period_survives_a_snapshot_and_restore(tmp_path):
     assert again.states["s"].bucket.to_dict() == first.states["s"].bucket.to_dict()
 
 
-def test_resample_needs_a_fixed_frequency():
+def test_resample_needs_a_declared_frequency_of_whole_milliseconds():
     with pytest.raises(ConfigError, match=r"needs grid\.frequency"):
         load_config(overrides={"grid": {"resample": "mean"}}, environ={})
-    with pytest.raises(ConfigError, match="fixed period"):
-        load_config(
-            overrides={"grid": {"resample": "last", "frequency": "1h Mon-Fri 09:00-18:00"}}, environ={}
-        )
-    cfg = load_config(overrides={"grid": {"resample": "mean", "frequency": "10min"}}, environ={})
-    assert cfg.grid.rules(48).resample is Resample.MEAN
+    with pytest.raises(ConfigError, match="not a rate in hertz"):
+        load_config(overrides={"grid": {"resample": "last", "frequency": "64Hz"}}, environ={})
+    for frequency in ("10min", "1mo", "1h Mon-Fri 09:00-18:00", "1d Mon-Fri"):
+        cfg = load_config(overrides={"grid": {"resample": "mean", "frequency": frequency}}, environ={})
+        assert cfg.grid.rules(48).resample is Resample.MEAN
+
+
+def _at(text: str) -> int:
+    return int(np.datetime64(text, "ms").astype(np.int64))
+
+
+def test_a_period_starts_on_its_schedule_s_step_or_month_and_a_closed_hour_has_none():
+    hours = parse_period("30min Mon-Fri 08:00-17:00")
+    got = period_start(np.array([_at(t) for t in TIMES]), hours)
+    assert got.tolist() == [_at("2024-03-04T08:00"), _at("2024-03-04T16:30"), CLOSED, CLOSED, CLOSED]
+    berlin = parse_period("1h Mon-Fri 09:00-17:00 Europe/Berlin")  # 09:00 there is 08:00 UTC in March
+    assert period_start(np.array([_at("2024-03-04T08:59:59")]), berlin).tolist() == [_at("2024-03-04T08:00")]
+    days = parse_period("1d Mon-Fri")
+    assert period_start(np.array([_at("2024-03-05T13:00"), _at("2024-03-09T13:00")]), days).tolist() == [
+        _at("2024-03-05"),
+        CLOSED,  # a Saturday
+    ]
+    quarters = period_start(np.array([_at("2024-05-17T09:00"), _at("2023-12-31T23:59")]), months(3))
+    assert quarters.tolist() == [_at("2024-04-01"), _at("2023-10-01")]
+
+
+TIMES = (
+    "2024-03-04T08:29:59",  # a Monday, in the first step
+    "2024-03-04T16:59:00",  # in the last step of the session
+    "2024-03-04T17:00:00",  # the session has closed
+    "2024-03-04T07:59:00",  # before it opens
+    "2024-03-09T10:00:00",  # a Saturday
+)
+
+
+def test_a_feed_in_opening_hours_is_resampled_on_its_schedule_and_a_record_when_closed_is_told():
+    """A car park's occupancy, read about every half hour at jittered times while it is open: each
+    step's readings become one, forecasts skip the night, and a reading after closing is a dead
+    letter that says which hours to widen."""
+    period = parse_period("30min Mon-Sun 08:00-17:00")
+    model = create_forecaster("naive", lookback=4, horizon=3)
+    model.fit(*sliding_windows(np.arange(40.0), 4, 3))
+    loop = ForecastLoop(model, ["y"], grid=GridRules(period_ms=period, resample=Resample.MEAN))
+    day, rng = _at("2024-03-04"), np.random.default_rng(0)
+    stamps = [
+        day + d * DAY + 8 * 3_600_000 + k * 30 * MIN + int(rng.integers(0, 29 * MIN))
+        for d in range(3)
+        for k in range(18)
+    ]
+    forecasts, rejected = [], []
+    for k, ts in enumerate(stamps):
+        res = loop.process([Record("s", ts, {"y": float(k)})])
+        forecasts += res.forecasts
+        rejected += res.rejected
+    assert rejected == [] and not loop.adaptation.events  # no gap at night: the schedule is closed
+    evening = next(f for f in forecasts if f.issued_at_ms == day + 16 * 3_600_000 + 30 * MIN)
+    next_morning = day + DAY + 8 * 3_600_000
+    assert list(evening.ts_ms) == [next_morning + k * 30 * MIN for k in range(3)]
+    late = loop.process([Record("s", stamps[-1] + 3 * 3_600_000, {"y": 0.0})]).rejected
+    assert [e.reason for _, e in late] == ["off_grid"]
+    assert "outside the sessions of 30min Mon-Sun 08:00-17:00" in str(late[0][1])
+
+
+@pytest.mark.parametrize(
+    ("frequency", "most_apart"), [("30min Mon-Fri 08:00-17:00", 11 * MIN), ("1mo", 3 * DAY)]
+)
+def test_a_file_is_resampled_on_a_schedule_or_by_month_as_the_loop_resamples_a_feed(frequency, most_apart):
+    period, rng = parse_period(frequency), np.random.default_rng(2)
+    ts = _at("2024-01-01") + np.cumsum(rng.integers(1, most_apart, 4000))
+    values = rng.normal(size=(ts.size, 1))
+    rules = GridRules(period_ms=period, resample=Resample.MEAN)
+    g = on_grid(ts, values, rules)
+    model = create_forecaster("naive", lookback=4, horizon=2)
+    model.fit(*sliding_windows(np.arange(40.0), 4, 2))
+    live = ForecastLoop(model, ["y"], grid=rules)
+    dead = sum(
+        len(live.process([Record("s", int(t), {"y": float(v)})]).rejected)
+        for t, v in zip(ts, values[:, 0], strict=True)
+    )
+    assert g.left_out.get("off_grid", 0) == dead  # readings outside the sessions, both ways
+    held = live.states["s"].buffer.last(len(live.states["s"].buffer))[:, 0]
+    assert g.values[-held.size - 1 : -1, 0] == pytest.approx(held, rel=1e-5)
+    assert (period_start(g.ts_ms, period) == g.ts_ms).all()  # each row at its period's start
 
 
 def test_backtest_of_an_irregular_file_forecasts_instead_of_dead_lettering(tmp_path, caplog):
@@ -209,5 +289,5 @@ def test_a_resampled_series_that_sent_one_record_and_went_silent_is_forgotten():
         loop.process([Record("steady", base + k * P + MIN, {"y": 1.0})])
     loop.forget_idle()
     assert "once" not in loop.states and "steady" in loop.states
-    with pytest.raises(ValueError, match="declared fixed period"):
+    with pytest.raises(ValueError, match="declared period"):
         GridRules(resample=Resample.LAST)
