@@ -291,8 +291,9 @@ class BaseForecaster(ABC):
         """Hyper-parameter overrides for a warm retrain of this recipe (less work than a cold fit)."""
         return {}
 
-    def refit_hparams(self, report: FitReport) -> dict[str, Any]:
-        """Hyper-parameters for a fit without validation data that does the work ``report`` found best."""
+    def refit_hparams(self, report: FitReport, windows: int) -> dict[str, Any]:
+        """Hyper-parameters for a fit without validation data, on ``windows`` training windows, that
+        does the work ``report`` (a validated fit on fewer of them) found best."""
         return {}
 
     def predict(self, X: np.ndarray) -> np.ndarray:

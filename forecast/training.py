@@ -212,8 +212,8 @@ class TorchForecaster(BaseForecaster):
         self.module = net.to(self.device).eval()
         return report
 
-    def refit_hparams(self, report: FitReport) -> dict[str, Any]:
-        """As many epochs as the validated fit's best one."""
+    def refit_hparams(self, report: FitReport, windows: int) -> dict[str, Any]:
+        """As many epochs as the validated fit's best one (an epoch already covers every window)."""
         return {"epochs": max(1, int(report.extra.get("best_epoch", report.epochs)))}
 
     def _run(self, X: np.ndarray, method: str) -> list[np.ndarray]:

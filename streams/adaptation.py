@@ -336,7 +336,7 @@ class Adaptation:
             return self._record(RetrainFailed(error=f"checkpoint: {type(exc).__name__}: {exc}", **common))
         self._swap(cand, job, version, gate, found)
         if gate is not None:
-            self._recipe, self._recipe_windows = gate.refit_hparams(report), found.windows
+            self._recipe, self._recipe_windows = gate.refit_hparams(report, found.windows), found.windows
             self._recipe_warm = job.warm_from is not None
             if found.residuals is not None:  # a gated fit's validation residuals
                 self._reseed_intervals(found.residuals, job.owners(found.residual_owner))

@@ -302,7 +302,7 @@ def fit_candidate(
             model = template.clone(**template.warm_hparams())
             reports.append(fit(model, *data.full, None, gate))
         else:
-            model = template.clone(**{**warm, **gate.refit_hparams(report)})
+            model = template.clone(**{**warm, **gate.refit_hparams(report, len(data.full[0]))})
             reports.append(fit(model, *data.full, None, warm_from))
     return gate, model, reports
 

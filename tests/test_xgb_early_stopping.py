@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 import xgboost as xgb
 
+from adaptcast.drift.compute import ComputeLedger
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.models.xgb import _Patience
+from adaptcast.streams.retrain import fit_candidate, training_set
 
 
 def _rounds_run(scores: list[float], least: int, most: int) -> tuple[int, int]:
@@ -71,3 +73,16 @@ def test_a_fixed_patience_matches_xgboosts_own_early_stopping():
 def test_the_least_patience_must_be_positive():
     with pytest.raises(ValueError, match="early_stopping_min_rounds"):
         create_forecaster("xgboost", lookback=8, horizon=1, early_stopping_min_rounds=0)
+
+
+def test_the_refit_on_every_window_boosts_the_kept_rounds_grown_with_the_windows_it_adds():
+    """The validation slice's windows join the refit, and the rounds grow with them (capped)."""
+    rng = np.random.default_rng(4)
+    series = np.cumsum(rng.normal(size=900)) + np.sin(np.arange(900) / 5)
+    template = create_forecaster("xgboost", lookback=12, horizon=2, n_estimators=300)
+    data = training_set([series], rows=900, lookback=12, horizon=2, n_targets=1)
+    gate, served, (report, _) = fit_candidate(template, data, ComputeLedger())
+    kept, full = report.extra["best_iteration"], len(data.full[0])
+    assert report.extra["rows"] == len(data.X) < full and kept < 300  # it stopped early
+    assert served.booster.num_boosted_rounds() == min(300, -(-kept * full // len(data.X)))
+    assert gate.refit_hparams(report, len(data.X))["n_estimators"] == kept  # no windows added: as kept

@@ -208,7 +208,7 @@ class XGBForecaster(BaseForecaster):
             device=self.device,
             train_loss=train_loss,
             val_loss=val_loss,
-            extra={"best_iteration": best + 1},
+            extra={"best_iteration": best + 1, "rows": int(X.shape[0])},
         )
 
     def _mse(self, X: np.ndarray, Y: np.ndarray) -> float:
@@ -217,9 +217,13 @@ class XGBForecaster(BaseForecaster):
         pred = np.asarray(self.booster.inplace_predict(self._flat(X)), dtype=np.float64)
         return float(np.mean((pred.reshape(Y.shape[0], -1) - Y.reshape(Y.shape[0], -1)) ** 2))
 
-    def refit_hparams(self, report: FitReport) -> dict[str, Any]:
-        """As many boosting rounds as the validated fit kept, with nothing to stop early on."""
-        return {"n_estimators": int(report.extra["best_iteration"]), "early_stopping_rounds": 0}
+    def refit_hparams(self, report: FitReport, windows: int) -> dict[str, Any]:
+        """The boosting rounds the validated fit kept, grown in proportion to the windows the refit
+        adds (the validation slice's: the usual rule for refitting a booster on all its data), up
+        to ``n_estimators``; nothing to stop early on."""
+        kept, rows = int(report.extra["best_iteration"]), int(report.extra.get("rows", windows))
+        rounds = min(int(self.hparams["n_estimators"]), math.ceil(kept * max(windows, rows) / rows))
+        return {"n_estimators": rounds, "early_stopping_rounds": 0}
 
     def _predict(self, X: np.ndarray) -> np.ndarray:
         assert self.booster is not None
