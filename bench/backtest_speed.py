@@ -77,10 +77,7 @@ RECIPES = {
         "growth": 2.0,
     },
 }
-MODEL_OPTIONS = (
-    "window_norm",
-    "early_stopping_rounds",
-)  # recipe keys that are the model's, not the adaptation's
+MODEL_OPTIONS = ("window_norm", "early_stopping_rounds")  # recipe keys of the model, not the adaptation
 SIDES = (*RECIPES, "darts")
 BOOSTER = {  # the settings both sides train with, in adaptcast's names
     "max_depth": 4,

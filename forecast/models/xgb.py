@@ -221,7 +221,7 @@ class XGBForecaster(BaseForecaster):
         """The boosting rounds the validated fit kept, grown in proportion to the windows the refit
         adds (the validation slice's: the usual rule for refitting a booster on all its data), up
         to ``n_estimators``; nothing to stop early on."""
-        kept, rows = int(report.extra["best_iteration"]), int(report.extra.get("rows", windows))
+        kept, rows = int(report.extra["best_iteration"]), int(report.extra["rows"])
         rounds = min(int(self.hparams["n_estimators"]), math.ceil(kept * max(windows, rows) / rows))
         return {"n_estimators": rounds, "early_stopping_rounds": 0}
 
