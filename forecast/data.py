@@ -25,6 +25,7 @@ import zstandard
 from adaptcast.forecast import exports, otlp
 from adaptcast.forecast.base import VALUE_LIMIT, InputError
 from adaptcast.forecast.outliers import clean
+from adaptcast.forecast.periods import period_starts
 from adaptcast.forecast.windows import sliding_windows
 
 TIME_COLUMNS = ("date", "ts", "timestamp", "time", "datetime", "ds")  # any case; ``ds``: Prophet's name
@@ -581,7 +582,7 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
         unit = next((u for u, top in EPOCH_UNITS if size < top), "ns")
         return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)  # type: ignore[arg-type]
     if dtype == pl.String:
-        col = _months_and_quarters(col).str.replace(r"\s+(UTC|GMT)$", "")  # BigQuery's "… 00:00:00 UTC"
+        col = period_starts(col).str.replace(r"\s+(UTC|GMT)$", "")  # BigQuery's "… 00:00:00 UTC"
         try:
             parsed = (
                 col.str.to_datetime(strict=False, time_zone=None)
@@ -688,18 +689,6 @@ def _day_or_month_first(col: pl.Series, inferred: pl.Series) -> pl.Series:
         return (not times.is_sorted(), float(steps.max() or 0))
 
     return min(readings, key=irregular)
-
-
-def _months_and_quarters(col: pl.Series) -> pl.Series:
-    """``1950-01`` and ``1950Q1`` / ``1950-Q1`` (a month or a quarter) as the ISO date of its first day."""
-    if col.str.contains(r"^\s*\d{4}-\d{2}\s*$").all():
-        return col.str.strip_chars() + "-01"
-    q = col.str.extract_groups(r"^\s*(\d{4})-?[Qq]([1-4])\s*$")
-    year, quarter = q.struct.field("1"), q.struct.field("2")
-    if year.is_null().any():
-        return col
-    month = (quarter.cast(pl.Int32) * 3 - 2).cast(pl.String).str.zfill(2)
-    return (year + "-" + month + "-01").alias(col.name)
 
 
 def _report(times: pl.Series, n_dup: int, was_sorted: bool) -> FrameReport:

@@ -140,11 +140,40 @@ def test_make_windows_layout_and_stride():
         ("ts,y\n1950-Q2,1\n1950-q3,2\n", datetime(1950, 4, 1), datetime(1950, 7, 1)),
         ("ts,y\n1850,1\n1851,2\n", datetime(1850, 1, 1), datetime(1851, 1, 1)),  # years, not epoch seconds
         ("ts,y\n3000,1\n3600,2\n", datetime(1970, 1, 1, 0, 50), datetime(1970, 1, 1, 1)),  # epoch seconds
+        ("ts,y\n1977-Jan,1\n1977-Feb,2\n", datetime(1977, 1, 1), datetime(1977, 2, 1)),
+        ("ts,y\nDec 1977,1\nJan 1978,2\n", datetime(1977, 12, 1), datetime(1978, 1, 1)),  # R's yearmon
+        ("ts,y\nSeptember 1977,1\nOctober 1977,2\n", datetime(1977, 9, 1), datetime(1977, 10, 1)),
+        ("ts,y\nDec-99,1\nJan-00,2\n", datetime(1999, 12, 1), datetime(2000, 1, 1)),  # a sheet's mmm-yy
+        ("ts,y\n1977M11,1\n1977M12,2\n", datetime(1977, 11, 1), datetime(1977, 12, 1)),  # Eurostat
+        ("ts,y\n11/1977,1\n12/1977,2\n", datetime(1977, 11, 1), datetime(1977, 12, 1)),
+        ("ts,y\nQ4 1950,1\nQ1 1951,2\n", datetime(1950, 10, 1), datetime(1951, 1, 1)),
+        ("ts,y\n2020-W53,1\n2021-W01,2\n", datetime(2020, 12, 28), datetime(2021, 1, 4)),  # ISO weeks
     ],
-    ids=["year-month", "quarter", "year-dash-quarter", "year", "epoch-s"],
+    ids=[
+        "year-month",
+        "quarter",
+        "year-dash-quarter",
+        "year",
+        "epoch-s",
+        "year-dash-month-name",
+        "month-name-year",
+        "full-month-name",
+        "month-name-two-digit-year",
+        "eurostat-month",
+        "month-slash-year",
+        "quarter-first",
+        "iso-week",
+    ],
 )
 def test_month_quarter_and_year_stamps(tmp_path, text, first, second):
     assert read_frame(write(tmp_path, text)).frame["ts"].to_list() == [first, second]
+
+
+@pytest.mark.parametrize("labels", ["1977-13,1977-14", "2021-W53,2022-W01", "Foo 1977,Bar 1977"])
+def test_a_label_that_is_no_real_period_is_reported_not_guessed(tmp_path, labels):
+    text = "ts,y\n" + "".join(f"{label},{i}\n" for i, label in enumerate(labels.split(",")))
+    with pytest.raises(InputError, match="unparsable timestamps"):
+        read_frame(write(tmp_path, text))
 
 
 @pytest.mark.parametrize(
