@@ -623,7 +623,7 @@ def _spreadsheet_days(col: pl.Series) -> bool:
     return float(steps.filter(steps > 0).median() or 0) <= 31  # type: ignore[arg-type]
 
 
-COMPACT_DATES = {8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}  # digits → format
+COMPACT_DATES = {6: "%Y%m", 8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}  # digits → format
 NAMED_MONTHS = (  # 01-Jan-2024 13:00, 1 Jan 2024, Jan 1, 2024; and 20240101T130000
     *(
         d + c
@@ -636,9 +636,9 @@ NAMED_MONTHS = (  # 01-Jan-2024 13:00, 1 Jan 2024, Jan 1, 2024; and 20240101T130
 
 
 def _compact_dates(col: pl.Series) -> pl.Series | None:
-    """Digits of a date and time, ``20240101`` or ``202401011300`` (one length throughout, years 1900
-    to 2100, every value a real date), as datetimes; else None. Read as epoch numbers they were
-    instants of 1970 to 1976."""
+    """Digits of a month, a date or a date and time, ``202401`` (Kenneth French's factor files),
+    ``20240101`` or ``202401011300`` (one length throughout, years 1900 to 2100, every value a real
+    date), as datetimes; else None. Read as epoch numbers they were instants of 1970 to 1976."""
     digits = col.str.strip_chars()
     lengths = digits.str.len_chars().unique()
     if lengths.len() != 1 or lengths[0] not in COMPACT_DATES or not digits.str.contains(r"^\d+$").all():
@@ -646,6 +646,8 @@ def _compact_dates(col: pl.Series) -> pl.Series | None:
     fmt = COMPACT_DATES[lengths[0]]
     if fmt.endswith("%H"):  # polars reads an hour only with its minutes
         digits, fmt = digits + "00", fmt + "%M"
+    elif fmt.endswith("%m"):  # and a month only with its day
+        digits, fmt = digits + "01", fmt + "%d"
     try:
         parsed = digits.str.to_datetime(fmt, strict=False)
     except pl.exceptions.PolarsError:

@@ -148,6 +148,7 @@ def test_make_windows_layout_and_stride():
         ("ts,y\n11/1977,1\n12/1977,2\n", datetime(1977, 11, 1), datetime(1977, 12, 1)),
         ("ts,y\nQ4 1950,1\nQ1 1951,2\n", datetime(1950, 10, 1), datetime(1951, 1, 1)),
         ("ts,y\n2020-W53,1\n2021-W01,2\n", datetime(2020, 12, 28), datetime(2021, 1, 4)),  # ISO weeks
+        ("ts,y\n192612,1\n192701,2\n", datetime(1926, 12, 1), datetime(1927, 1, 1)),  # digits of a month
     ],
     ids=[
         "year-month",
@@ -163,6 +164,7 @@ def test_make_windows_layout_and_stride():
         "month-slash-year",
         "quarter-first",
         "iso-week",
+        "compact-month",
     ],
 )
 def test_month_quarter_and_year_stamps(tmp_path, text, first, second):
