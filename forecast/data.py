@@ -7,6 +7,7 @@ column and saying what to do, so the CLI can print it and exit 2 without a trace
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
 import io
 import re
@@ -25,7 +26,7 @@ import zstandard
 from adaptcast.forecast import exports, otlp
 from adaptcast.forecast.base import VALUE_LIMIT, InputError
 from adaptcast.forecast.outliers import clean
-from adaptcast.forecast.periods import period_starts
+from adaptcast.forecast.periods import MONTH_NAMES, period_starts
 from adaptcast.forecast.windows import sliding_windows
 
 TIME_COLUMNS = ("date", "ts", "timestamp", "time", "datetime", "ds")  # any case; ``ds``: Prophet's name
@@ -124,6 +125,13 @@ COMPRESSED = (".gz", ".zst", ".zstd")  # a file compressed whole, as downloads a
 DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
 # a number with thousands grouped by commas, in a comma-separated file (quoted): 1,234.5  -12,000
 THOUSANDS = r"^\s*[-+]?(\d{1,3}(,\d{3})+|\d+)(\.\d+)?\s*$"
+PERIOD_WORDS = re.compile(r"(?i)^(q[1-4]|w\d\d|[ap]\.?m\.?|" + "|".join(MONTH_NAMES) + ")$")
+# a number written with a unit: a currency before it, a percent, degrees or a word after it
+# ($1,234.50  -€5  12.5%  21.5°C  100.13 kWh); a column reads as numbers if every value has the same one
+WITH_UNIT = (
+    r"^\s*(?P<sign>[-+]?)\s*(?P<pre>[$€£¥]?)\s*(?P<num>[\d.,]*\d)"
+    r"(?P<post>\s*%|\s*°[CFK]?|\s+[^\W\d][\w/²³°·]*)?\s*$"
+)
 
 
 def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame:
@@ -144,6 +152,7 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     suffix = suffixes[0] if compressed and len(suffixes) == 2 else path.suffix.lower()
     if compressed and suffix in (*JSON_LINES, ".json", *LINE_PROTOCOL, ".parquet", ".pq"):
         return _read_decompressed(path, otlp_quantiles)
+    separator = ","
     try:
         if suffix in (".parquet", ".pq"):
             df = pl.read_parquet(path)
@@ -177,11 +186,36 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(_unreadable(path, suffix, str(exc))) from None
+        ragged = (
+            "more fields than defined" in str(exc) and not compressed and suffix in (".csv", ".txt", ".tsv")
+        )
+        raise InputError(
+            _ragged_line(path, separator) if ragged else _unreadable(path, suffix, str(exc))
+        ) from None
     stripped = [c.strip() for c in df.columns]
     if stripped != df.columns and len(set(stripped)) == len(stripped):
         df = df.rename(dict(zip(df.columns, stripped, strict=True)))
     return df
+
+
+def _ragged_line(path: Path, separator: str) -> str:
+    """Where a CSV first holds more fields than its header names (a footer such as ``Total,,``, or a
+    value holding the separator unquoted), with what to do about it."""
+    with path.open(encoding="utf-8", errors="replace", newline="") as f:
+        lines = list(f)
+    comments = next((i for i, line in enumerate(lines) if not line.startswith("#")), 0)
+    rows = csv.reader(lines[comments:], delimiter=separator)
+    width = len(next(rows, []))
+    for row in rows:
+        if len(row) > width:
+            shown = separator.join(row)
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            return (
+                f"{path}: line {comments + rows.line_num} has {len(row)} fields where the header names "
+                f"{width} ({shown!r}); remove that line if it is a note or a total, or quote a value "
+                f"that holds the separator {separator!r}"
+            )
+    return f"{path}: cannot parse as csv (a line has more fields than the header names)"
 
 
 def _unreadable(path: Path, suffix: str, error: str) -> str:
@@ -356,19 +390,30 @@ def _thousands(df: pl.DataFrame) -> pl.DataFrame:
 
 
 def _grouped_numbers(df: pl.DataFrame, pattern: str, group: str, decimal: str) -> pl.DataFrame:
-    """Text columns whose every value matches ``pattern`` and some hold a comma, read as floats."""
-    numbers = [
-        pl.col(c)
-        .str.strip_chars()
-        .str.replace_all(group, "", literal=True)
-        .str.replace(decimal, ".", literal=True)
-        .cast(pl.Float64)
-        for c, dtype in df.schema.items()
-        if dtype == pl.String
-        and (values := df[c].drop_nulls()).len()
-        and values.str.contains(",", literal=True).any()
-        and values.str.contains(pattern).all()
-    ]
+    """Text columns of numbers, as floats: every value matches ``pattern`` once its unit is taken off
+    (:data:`WITH_UNIT`), and some hold a comma or all share one unit (``12.5%`` reads as 12.5)."""
+    numbers = []
+    for c, dtype in df.schema.items():
+        values = df[c].drop_nulls()
+        if dtype != pl.String or not values.len():
+            continue
+        parts = values.str.extract_groups(WITH_UNIT)
+        digits = parts.struct.field("sign") + parts.struct.field("num")
+        units = (
+            parts.struct.field("pre") + parts.struct.field("post").fill_null("").str.strip_chars()
+        ).unique()
+        if digits.is_null().any() or not digits.str.contains(pattern).all():
+            continue
+        label = units[0] is not None and PERIOD_WORDS.match(units[0])  # 1977 Jan: a time, not a unit
+        if units.len() == 1 and not label and (units[0] or values.str.contains(",", literal=True).any()):
+            parts = pl.col(c).str.extract_groups(WITH_UNIT).struct
+            numbers.append(
+                (parts.field("sign") + parts.field("num"))
+                .str.replace_all(group, "", literal=True)
+                .str.replace(decimal, ".", literal=True)
+                .cast(pl.Float64)
+                .alias(c)
+            )
     return df.with_columns(numbers) if numbers else df
 
 
@@ -623,7 +668,13 @@ def _spreadsheet_days(col: pl.Series) -> bool:
     return float(steps.filter(steps > 0).median() or 0) <= 31  # type: ignore[arg-type]
 
 
-COMPACT_DATES = {6: "%Y%m", 8: "%Y%m%d", 10: "%Y%m%d%H", 12: "%Y%m%d%H%M", 14: "%Y%m%d%H%M%S"}  # digits → format
+COMPACT_DATES = {
+    6: "%Y%m",
+    8: "%Y%m%d",
+    10: "%Y%m%d%H",
+    12: "%Y%m%d%H%M",
+    14: "%Y%m%d%H%M%S",
+}  # digits → format
 NAMED_MONTHS = (  # 01-Jan-2024 13:00, 1 Jan 2024, Jan 1, 2024; and 20240101T130000
     *(
         d + c

@@ -587,6 +587,40 @@ def test_numbers_with_thousands_commas_in_a_comma_file_read_as_numbers(tmp_path)
     assert tf.frame["note"].to_list() == ["a", "b,c", "d"]  # text stays text
 
 
+@pytest.mark.parametrize(
+    ("sep", "values", "expected"),
+    [
+        (",", ['"$1,234.50"', '"-$12.00"', "$7"], [1234.5, -12.0, 7.0]),  # a currency format, exported
+        (",", ["12.5%", "-3%", "0.25 %"], [12.5, -3.0, 0.25]),  # percent points, as written
+        (",", ["21.5°C", "-2°C", "19.25°C"], [21.5, -2.0, 19.25]),
+        (",", ["100.13 kWh", "98 kWh", "1e3 kWh"], None),  # an exponent is no unit: stays text
+        (",", ["100.13 kWh", "98 kWh", "101.5 kWh"], [100.13, 98.0, 101.5]),
+        (";", ["12,5 %", "-3,25 %", "1.234,5 %"], [12.5, -3.25, 1234.5]),  # a decimal-comma locale
+        (",", ["5 kWh", "6 MWh", "7 kWh"], None),  # two units: which one is meant is not for us to say
+        (",", ["1977 Jan", "1978 Jan", "1979 Jan"], None),  # yearly labels, not numbers in months
+    ],
+    ids=["currency", "percent", "degrees", "exponent", "word", "decimal-comma", "two-units", "months"],
+)
+def test_numbers_written_with_one_unit_read_as_numbers(tmp_path, sep, values, expected):
+    """``$1,234.50``, ``12.5%`` or ``100.13 kWh`` in every row was refused as a column of text."""
+    p = tmp_path / "units.csv"
+    rows = "".join(f"2024-01-0{i + 1} 00:00{sep}{v}{sep}{i}\n" for i, v in enumerate(values))
+    p.write_text(f"date{sep}y{sep}n\n" + rows)
+    frame = read_frame(p).frame
+    if expected is None:
+        assert frame["y"].dtype == pl.String
+    else:
+        assert frame["y"].to_list() == expected
+
+
+def test_a_line_with_more_fields_than_the_header_is_named(tmp_path):
+    """A total under the data (``Total,,``) stopped the run with polars' words and no line."""
+    p = tmp_path / "footer.csv"
+    p.write_text("# exported\ndate,y\n2024-01-01,1\n2024-01-02,2\n\nTotal,,3\n")
+    with pytest.raises(InputError, match=r"line 6 has 3 fields where the header names 2 \('Total,,3'\)"):
+        read_frame(p)
+
+
 def test_a_json_file_of_rows_reads_and_one_of_columns_says_how_to_write_it(tmp_path):
     """``.json`` was refused as an unknown file type; most exporters write an array of row objects."""
     rows = tmp_path / "rows.json"
