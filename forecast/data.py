@@ -25,6 +25,7 @@ import zstandard
 
 from adaptcast.forecast import exports, otlp
 from adaptcast.forecast.base import VALUE_LIMIT, InputError
+from adaptcast.forecast.csv_layout import CsvLayout, csv_layout
 from adaptcast.forecast.outliers import clean
 from adaptcast.forecast.periods import MONTH_NAMES, period_starts
 from adaptcast.forecast.windows import sliding_windows
@@ -109,7 +110,6 @@ def _stamped(
 ROW_TIME = "ts"  # the time column a file without one is given (its rows numbered a step apart)
 
 
-SEPARATORS = (",", ";", "\t")  # the first wins a tie
 # the texts spreadsheets, R, pandas, SAS/Stata (".") and Go/Ruby/Lua ("nil") write for "no value",
 # and UCI's "?"; they read as missing
 MISSING_TOKENS = (
@@ -139,7 +139,8 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     compressed whole with gzip or zstd, its column names stripped of surrounding blanks. A file of
     OTLP metrics requests also gives its histograms' and summaries' ``otlp_quantiles``.
 
-    A CSV's separator is the one of ``SEPARATORS`` its header line holds most of, and in a file
+    A CSV's layout is :func:`~adaptcast.forecast.csv_layout.csv_layout`'s (its separator the one its
+    header line holds most of; notes above the header and unit rows below it skipped), and in a file
     separated by semicolons or tabs a column of numbers written with decimal commas (``1,5``,
     ``1.234,5``) reads as numbers: what spreadsheets set to such a locale export, in Windows-1252
     where the file is not UTF-8 (:func:`_as_utf8`). The :data:`MISSING_TOKENS` read as missing
@@ -152,7 +153,7 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     suffix = suffixes[0] if compressed and len(suffixes) == 2 else path.suffix.lower()
     if compressed and suffix in (*JSON_LINES, ".json", *LINE_PROTOCOL, ".parquet", ".pq"):
         return _read_decompressed(path, otlp_quantiles)
-    separator = ","
+    layout: CsvLayout | None = None
     try:
         if suffix in (".parquet", ".pq"):
             df = pl.read_parquet(path)
@@ -162,16 +163,17 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
             df = _json(path, otlp_quantiles)
         elif suffix in LINE_PROTOCOL:
             df = exports.line_protocol(path)
-        elif suffix in (".csv", ".txt", ".tsv"):
-            header, comments = _first_line(path, compressed)
-            separator = "\t" if suffix == ".tsv" else max(SEPARATORS, key=header.count)
+        elif suffix in (".csv", ".txt", ".tsv", ".dat"):  # .dat: a data logger's CSV (TOA5)
+            layout = csv_layout(_head(path, compressed), tsv=suffix == ".tsv")
+            header, separator = layout.header, layout.separator
             # a first line of numbers only is no header but the first row (benchmark files of values)
             named = not all(_is_number(c) for c in header.strip().split(separator))
             df = pl.read_csv(
                 path if compressed else _as_utf8(path),
                 separator=separator,
                 has_header=named,
-                skip_rows=comments,
+                skip_rows=layout.before,
+                skip_rows_after_header=layout.after if named else 0,
                 new_columns=None if named else [str(i) for i in range(header.count(separator) + 1)],
                 infer_schema_length=10000,
                 null_values=list(MISSING_TOKENS),
@@ -180,17 +182,15 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
         else:
             raise InputError(
                 f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; "
-                "use .csv, .tsv, .parquet, .json, .jsonl or .lp (line protocol), each also compressed "
-                "(.gz, .zst)"
+                "use .csv (.tsv, .txt, .dat), .parquet, .json, .jsonl or .lp (line protocol), each also "
+                "compressed (.gz, .zst)"
             )
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
     except (pl.exceptions.PolarsError, OSError) as exc:
-        ragged = (
-            "more fields than defined" in str(exc) and not compressed and suffix in (".csv", ".txt", ".tsv")
-        )
+        ragged = "more fields than defined" in str(exc) and not compressed and layout is not None
         raise InputError(
-            _ragged_line(path, separator) if ragged else _unreadable(path, suffix, str(exc))
+            _ragged_line(path, layout) if ragged and layout else _unreadable(path, suffix, str(exc))
         ) from None
     stripped = [c.strip() for c in df.columns]
     if stripped != df.columns and len(set(stripped)) == len(stripped):
@@ -198,20 +198,20 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     return df
 
 
-def _ragged_line(path: Path, separator: str) -> str:
+def _ragged_line(path: Path, layout: CsvLayout) -> str:
     """Where a CSV first holds more fields than its header names (a footer such as ``Total,,``, or a
     value holding the separator unquoted), with what to do about it."""
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         lines = list(f)
-    comments = next((i for i, line in enumerate(lines) if not line.startswith("#")), 0)
-    rows = csv.reader(lines[comments:], delimiter=separator)
+    separator, skipped = layout.separator, layout.before
+    rows = csv.reader(lines[skipped:], delimiter=separator)
     width = len(next(rows, []))
     for row in rows:
         if len(row) > width:
             shown = separator.join(row)
             shown = shown if len(shown) <= 60 else shown[:57] + "..."
             return (
-                f"{path}: line {comments + rows.line_num} has {len(row)} fields where the header names "
+                f"{path}: line {skipped + rows.line_num} has {len(row)} fields where the header names "
                 f"{width} ({shown!r}); remove that line if it is a note or a total, or quote a value "
                 f"that holds the separator {separator!r}"
             )
@@ -358,8 +358,8 @@ def file_stem(path: str | Path) -> str:
 COMMENT_LINES = 100  # a CSV may open with up to this many lines starting with "#" (an exporter's notes)
 
 
-def _first_line(path: Path, compressed: bool) -> tuple[str, int]:
-    """A CSV's header line, and how many comment lines (``#``) come before it (polars decompresses
+def _head(path: Path, compressed: bool) -> list[str]:
+    """A CSV's first lines, enough to find its header past the notes above it (polars decompresses
     a compressed file)."""
     if not compressed:
         with path.open("rb") as f:
@@ -374,8 +374,7 @@ def _first_line(path: Path, compressed: bool) -> tuple[str, int]:
             infer_schema=False,
         )
         lines = [str(v) for v in head.to_series()] if head.height else [""]
-    comments = next((i for i, line in enumerate(lines) if not line.startswith("#")), 0)
-    return lines[comments], comments
+    return lines
 
 
 def _decimal_commas(df: pl.DataFrame) -> pl.DataFrame:

@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from adaptcast.forecast import InputError
+from adaptcast.forecast.csv_layout import csv_layout
 from adaptcast.forecast.data import (
     load_ett,
     make_windows,
@@ -611,6 +612,32 @@ def test_numbers_written_with_one_unit_read_as_numbers(tmp_path, sep, values, ex
         assert frame["y"].dtype == pl.String
     else:
         assert frame["y"].to_list() == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "date,y\n,kWh\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n",  # a row of units under the header
+        # a Campbell Scientific logger's TOA5: a metadata line, the names, units and processing
+        '"TOA5","CR1000","1234","Hourly"\n"TIMESTAMP","RECORD","y"\n"TS","RN","Deg C"\n"","","Avg"\n'
+        '"2024-01-01 00:00:00",0,1\n"2024-01-01 01:00:00",1,2\n',
+        "# exported by a meter\nSite A;north;meter 7\ndate;y\n2024-01-01 00:00;1\n2024-01-01 01:00;2\n",
+    ],
+    ids=["unit-row", "toa5", "comment-and-metadata"],
+)
+def test_notes_above_the_header_and_unit_rows_below_it_are_skipped(tmp_path, text):
+    """A unit row read as the first record stopped the run on an empty timestamp; a metadata line
+    above the header became the header, and no time column was found."""
+    frame = read_frame(write(tmp_path, text)).frame
+    assert frame["y"].to_list() == [1, 2]
+    assert frame[frame.columns[0]].to_list() == [datetime(2024, 1, 1, 0), datetime(2024, 1, 1, 1)]
+
+
+def test_a_file_of_text_rows_keeps_them_and_a_file_without_header_reads_as_before(tmp_path):
+    layout = csv_layout(["id,name\n", "a,north\n", "b,south\n"])  # no data row follows: nothing skipped
+    assert (layout.before, layout.after) == (0, 0)
+    plain = csv_layout(["1.5,2\n", "2.5,3\n"])
+    assert (plain.header, plain.before, plain.after) == ("1.5,2\n", 0, 0)
 
 
 def test_a_line_with_more_fields_than_the_header_is_named(tmp_path):

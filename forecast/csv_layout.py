@@ -1,0 +1,58 @@
+"""Where a CSV's header and data begin: exporters' notes above the header and unit rows below it.
+
+Loggers and SCADA exports open with lines about the file (``#`` comments, or a metadata line with
+another number of fields, as a Campbell Scientific TOA5 file's first line) and follow the header
+with rows of units or processing (``,kWh``; ``"TS","RN","Deg C","%"``). Read as data, a note
+becomes the header and a unit row the first record, which stops a run on an empty timestamp.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections import Counter
+from dataclasses import dataclass
+
+__all__ = ["CsvLayout", "csv_layout"]
+
+SEPARATORS = (",", ";", "\t")  # the first wins a tie
+MAX_UNIT_ROWS = 3  # rows of units, processing or descriptions a logger writes under its header
+# what a data row holds and a row of units does not: a number, or a date or a clock time
+DATUM = re.compile(r"^\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*$|\d{4}|\d{1,2}[:/.-]\d{1,2}")
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """A CSV's separator, its header line, the lines before it and the rows between it and the data."""
+
+    separator: str
+    header: str
+    before: int
+    after: int
+
+
+def csv_layout(lines: list[str], tsv: bool = False) -> CsvLayout:
+    """The layout of a CSV from its first ``lines``: ``#`` comments skipped, then leading lines whose
+    number of fields is not that of most lines below them (a metadata line) where the first line of
+    that number holds no datum (a header), then, under the header,
+    up to :data:`MAX_UNIT_ROWS` rows holding no number, date or time, where data rows follow."""
+    comments = next((i for i, line in enumerate(lines) if not line.startswith("#")), 0)
+    rest = lines[comments:]
+    separator = "\t" if tsv else max(SEPARATORS, key=rest[0].count)
+    rows = list(csv.reader(rest, delimiter=separator))
+    widths = [len(row) for row in rows if row]
+    width = Counter(widths[1:] or widths).most_common(1)[0][0] if widths else 0
+    preamble = next((i for i, row in enumerate(rows) if len(row) == width), 0)
+    if preamble and any(DATUM.search(field) for field in rows[preamble]):
+        preamble = 0  # the lines of that width hold data: the first line is the header (ragged rows)
+    if preamble:
+        separator = "\t" if tsv else max(SEPARATORS, key=rest[preamble].count)
+    after = 0
+    for row in rows[preamble + 1 : preamble + 1 + MAX_UNIT_ROWS]:
+        if not row or any(DATUM.search(field) for field in row):
+            break
+        after += 1
+    data = rows[preamble + 1 + after : preamble + 2 + after]
+    if not data or not any(DATUM.search(field) for field in data[0]):
+        after = 0  # no data row follows: those were data after all, of a file of text
+    return CsvLayout(separator, rest[preamble], comments + preamble, after)
