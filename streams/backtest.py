@@ -35,16 +35,19 @@ from adaptcast.streams.backtest_sink import (
     bound_columns,
 )
 from adaptcast.streams.build import build_loop
+from adaptcast.streams.calendar import describe
 from adaptcast.streams.config import Config, ConfigError, deep_merge, load_config, parse_scalar
 from adaptcast.streams.events import LoopEvent, RetrainFailed, SeriesReset
 from adaptcast.streams.feed import declare_schedules, iter_time_batches, load_feed
-from adaptcast.streams.grid import TOO_FAST
+from adaptcast.streams.grid import FAST_MS, TOO_FAST
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.pushgateway import PushError, push_backtest
+from adaptcast.streams.rate import is_rate
 from adaptcast.streams.records import Record
 from adaptcast.streams.report import ConfigRun, write_report
 from adaptcast.streams.retrain import InlineTrainer, TrainOutcome
+from adaptcast.streams.schedule import is_scheduled
 from adaptcast.streams.summary import BEAT_PERSISTENCE, RunSummary
 
 log = logging.getLogger("adaptcast.backtest")
@@ -286,8 +289,13 @@ def run_config(
     }
     line = RunSummary.from_loop(totals, data.name, rejected=rejected.total(), config=name)
     failed = [e.error or "no message" for e in loop.events if isinstance(e, RetrainFailed)]
-    restarts = Counter(e.reason for e in loop.events if isinstance(e, SeriesReset))
-    advices = what_went_wrong(line, rejected, restarts, loop.lookback, failed, summary["mae_persistence"])
+    resets = [e for e in loop.events if isinstance(e, SeriesReset)]
+    restarts = Counter(e.reason for e in resets)
+    moved = Counter(e.period_ms for e in resets if e.reason == "grid_change" and e.period_ms)
+    period = moved.most_common(1)[0][0] if moved else None
+    advices = what_went_wrong(
+        line, rejected, restarts, loop.lookback, failed, summary["mae_persistence"], period
+    )
     for advice in advices:
         log.warning("%s [%s]: %s", data.name, name, advice)
     phases = {k: v for k, v in loop.ledger.totals().items() if k != "all"}
@@ -301,12 +309,17 @@ def what_went_wrong(
     lookback: int,
     failed: Iterable[str] = (),
     persistence: float | None = None,
+    period: int | None = None,
 ) -> list[str]:
     """What a run's numbers say about a feed or a model the settings do not fit, and what to change:
     fits that raised (``failed``: their errors), most records off the grid, no forecast at all (with
     the series' ``restarts`` by reason, ``gap`` or ``grid_change``), or forecasts that erred more than
-    repeating the last value would have (``persistence``: its MAE on the same points)."""
+    repeating the last value would have (``persistence``: its MAE on the same points). ``period``,
+    the one a series most often moved onto a new grid of, is named as the one to aggregate to."""
     out = []
+    # the feed's own period where it is a fixed one slower than a millisecond stamp can hold; else an example
+    known = period is not None and period >= FAST_MS and not is_rate(period) and not is_scheduled(period)
+    every = describe(period).replace(" ", "") if known and period is not None else "10min"
     if line.mae is not None and persistence is not None and line.mae > persistence:
         out.append(
             f"the forecasts erred more than repeating each series' last value would have (MAE "
@@ -326,7 +339,7 @@ def what_went_wrong(
         out.append(
             f"{misplaced} of {line.records} records were off the grid or on a point already taken: a "
             f"feed {TOO_FAST} needs its rate declared (--frequency 256Hz), one that keeps no regular "
-            "interval a period to aggregate to (--frequency 10min --resample mean; grid.frequency, "
+            f"interval a period to aggregate to (--frequency {every} --resample mean; grid.frequency, "
             "grid.resample: mean; opening hours as the period if it closes: --frequency '30min "
             "Mon-Fri 08:00-17:00' --resample mean), a "
             "jittered one a larger grid.tolerance, hours kept on a local clock through daylight saving "
@@ -344,9 +357,9 @@ def what_went_wrong(
         elif regrids:
             why = (
                 f"the series moved onto a new grid {regrids} times before holding {lookback} rows "
-                "(model.lookback): its records keep no interval one grid holds; declare the rate it "
-                "samples at (--frequency 64Hz) or give it a period to aggregate to (--frequency, "
-                "--resample mean)"
+                "(model.lookback): its records keep no interval one grid holds; "
+                + ("" if known else "declare the rate it samples at (--frequency 64Hz) or ")
+                + f"give it a period to aggregate to (--frequency {every} --resample mean)"
             )
         else:
             why = f"no series held {lookback} rows (model.lookback) on its grid"

@@ -1032,10 +1032,13 @@ def _restart_hint(placed: Placement, period: int | None, changed: bool) -> str:
             "regular interval, declare a period and aggregate each one: grid.frequency: 100ms, "
             "grid.resample: mean (docs/architecture.md)"
         )
-    if changed:
+    if changed:  # its own period where it has one: stamps that drift off it (a weekly series
+        # stamped at 52ths of a year) fall back on it once each is aggregated to its period
+        every = describe(period) if period is not None and period > 0 else "10min"
         return (
-            "; if the feed keeps no regular interval (reports on change, events), declare one and "
-            "aggregate each period: grid.frequency: 10min, grid.resample: mean (docs/architecture.md)"
+            "; if the feed keeps no regular interval (reports on change, events, stamps that drift off "
+            f"a period), declare one and aggregate each period: grid.frequency: {every}, "
+            "grid.resample: mean (docs/architecture.md)"
         )
     if placed.action is not Action.RESET or period is None or not 0 < period < DAY_MS:
         return ""

@@ -571,6 +571,31 @@ def test_most_records_off_the_grid_is_explained():
     assert what_went_wrong(line, Counter(off_grid=30), restarts=Counter(), lookback=48) == []
 
 
+def test_a_feed_whose_stamps_drift_off_its_period_is_told_to_aggregate_to_that_period(tmp_path, caplog):
+    """A weekly series stamped at 52ths of a year (R's ts, frequency 52, exported with dates) drifts
+    28 minutes a week off a 7-day grid, moves onto a new one every few months and was never forecast;
+    the advice named 10min. It names 7d, which then forecasts."""
+    stamps = pl.datetime_range(
+        datetime(1970, 1, 1), datetime(1979, 12, 31), timedelta(days=365.25 / 52), eager=True
+    )
+    y = 100 + 10 * np.sin(2 * np.pi * np.arange(len(stamps)) / 52)
+    pl.DataFrame({"ts": stamps, "y": y}).write_csv(tmp_path / "weekly.csv")
+    with caplog.at_level("WARNING", logger="adaptcast.backtest"):
+        code, out = _run(
+            "--data", str(tmp_path / "weekly.csv"), "--target", "y", "--out", str(tmp_path / "a")
+        )
+    assert code == 0, out
+    assert "moved onto a new grid" in caplog.text and "(--frequency 7d --resample mean)" in caplog.text
+    assert "64Hz" not in caplog.text.split("no forecasts")[1]  # a rate is no answer for a weekly feed
+    code, out = _run(
+        *("--data", str(tmp_path / "weekly.csv"), "--target", "y", "--out", str(tmp_path / "b")),
+        *("--frequency", "7d", "--resample", "mean"),
+    )
+    assert code == 0, out
+    (run,) = json.loads((tmp_path / "b" / SUMMARY_FILE).read_text())["configs"].values()
+    assert run["n_forecasts"] > 300
+
+
 def _sensor_csv(path, stamps):
     n = len(stamps)
     y = np.sin(2 * np.pi * np.arange(n) / 64) + np.random.default_rng(1).normal(0, 0.1, n)
