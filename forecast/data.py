@@ -153,7 +153,6 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     suffix = suffixes[0] if compressed and len(suffixes) == 2 else path.suffix.lower()
     if compressed and suffix in (*JSON_LINES, ".json", *LINE_PROTOCOL, ".parquet", ".pq"):
         return _read_decompressed(path, otlp_quantiles)
-    layout: CsvLayout | None = None
     try:
         if suffix in (".parquet", ".pq"):
             df = pl.read_parquet(path)
@@ -165,20 +164,16 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
             df = exports.line_protocol(path)
         elif suffix in (".csv", ".txt", ".tsv", ".dat"):  # .dat: a data logger's CSV (TOA5)
             layout = csv_layout(_head(path, compressed), tsv=suffix == ".tsv")
-            header, separator = layout.header, layout.separator
-            # a first line of numbers only is no header but the first row (benchmark files of values)
-            named = not all(_is_number(c) for c in header.strip().split(separator))
-            df = pl.read_csv(
-                path if compressed else _as_utf8(path),
-                separator=separator,
-                has_header=named,
-                skip_rows=layout.before,
-                skip_rows_after_header=layout.after if named else 0,
-                new_columns=None if named else [str(i) for i in range(header.count(separator) + 1)],
-                infer_schema_length=10000,
-                null_values=list(MISSING_TOKENS),
-            )
-            df = _decimal_commas(df) if separator != "," else _thousands(df)
+            try:
+                df = _read_csv(path, compressed, layout)
+            except pl.exceptions.ComputeError as exc:
+                if "more fields than defined" not in str(exc) or compressed:
+                    raise
+                overlong = _ragged_line(path, layout)
+                if overlong is not None:
+                    raise InputError(overlong) from None
+                df = _read_csv(path, compressed, layout, ragged=True)  # only empty fields past the header's
+            df = _decimal_commas(df) if layout.separator != "," else _thousands(df)
         else:
             raise InputError(
                 f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; "
@@ -188,34 +183,61 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
     except (pl.exceptions.PolarsError, OSError) as exc:
-        ragged = "more fields than defined" in str(exc) and not compressed and layout is not None
-        raise InputError(
-            _ragged_line(path, layout) if ragged and layout else _unreadable(path, suffix, str(exc))
-        ) from None
+        raise InputError(_unreadable(path, suffix, str(exc))) from None
     stripped = [c.strip() for c in df.columns]
     if stripped != df.columns and len(set(stripped)) == len(stripped):
         df = df.rename(dict(zip(df.columns, stripped, strict=True)))
     return df
 
 
-def _ragged_line(path: Path, layout: CsvLayout) -> str:
+def _read_csv(path: Path, compressed: bool, layout: CsvLayout, ragged: bool = False) -> pl.DataFrame:
+    """A CSV read as ``layout`` says; ``ragged``: rows past the header's width cut to it."""
+    header, separator = layout.header, layout.separator
+    # a first line of numbers only is no header but the first row (benchmark files of values)
+    named = not all(_is_number(c) for c in header.strip().split(separator))
+    return pl.read_csv(
+        path if compressed else _as_utf8(path),
+        separator=separator,
+        has_header=named,
+        skip_rows=layout.before,
+        skip_rows_after_header=layout.after if named else 0,
+        new_columns=None if named else [str(i) for i in range(header.count(separator) + 1)],
+        infer_schema_length=10000,
+        null_values=list(MISSING_TOKENS),
+        truncate_ragged_lines=ragged,
+    )
+
+
+def _ragged_line(path: Path, layout: CsvLayout) -> str | None:
     """Where a CSV first holds more fields than its header names (a footer such as ``Total,,``, or a
-    value holding the separator unquoted), with what to do about it."""
+    value holding the separator unquoted), with what to do about it; None when most rows do and
+    every field past the header's is empty (an exporter that ends each row with a separator)."""
     with path.open(encoding="utf-8", errors="replace", newline="") as f:
         lines = list(f)
     separator, skipped = layout.separator, layout.before
     rows = csv.reader(lines[skipped:], delimiter=separator)
     width = len(next(rows, []))
+    first, n_rows, n_long = None, 0, 0
     for row in rows:
-        if len(row) > width:
-            shown = separator.join(row)
-            shown = shown if len(shown) <= 60 else shown[:57] + "..."
-            return (
-                f"{path}: line {skipped + rows.line_num} has {len(row)} fields where the header names "
-                f"{width} ({shown!r}); remove that line if it is a note or a total, or quote a value "
-                f"that holds the separator {separator!r}"
-            )
-    return f"{path}: cannot parse as csv (a line has more fields than the header names)"
+        n_rows += 1
+        if len(row) <= width:
+            continue
+        n_long += 1
+        filled = any(field.strip() for field in row[width:])
+        if first is None or (filled and not first[2]):
+            first = (skipped + rows.line_num, row, filled)
+        if filled:
+            break
+    if first is None or (not first[2] and 2 * n_long > n_rows):
+        return None
+    line, row, _ = first
+    shown = separator.join(row)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return (
+        f"{path}: line {line} has {len(row)} fields where the header names {width} ({shown!r}); "
+        f"remove that line if it is a note or a total, or quote a value that holds the separator "
+        f"{separator!r}"
+    )
 
 
 def _unreadable(path: Path, suffix: str, error: str) -> str:

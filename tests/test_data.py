@@ -648,6 +648,16 @@ def test_a_line_with_more_fields_than_the_header_is_named(tmp_path):
         read_frame(p)
 
 
+def test_rows_that_each_end_with_a_separator_read_and_a_total_under_them_is_still_named(tmp_path):
+    """An exporter that ends every row with a separator was refused as ragged; a ``Total,,`` line
+    under well-formed rows is a note, not data, and is still named."""
+    ragged = write(tmp_path, "ts,y\n2024-01-01 00:00,1,\n2024-01-01 01:00,2,\n2024-01-01 02:00,3,\n")
+    assert read_frame(ragged).frame["y"].to_list() == [1, 2, 3]
+    total = write(tmp_path, "ts,y\n2024-01-01 00:00,1\n2024-01-01 01:00,2\nTotal,,\n", name="t.csv")
+    with pytest.raises(InputError, match=r"line 4 has 3 fields where the header names 2 \('Total,,'\)"):
+        read_frame(total)
+
+
 def test_a_json_file_of_rows_reads_and_one_of_columns_says_how_to_write_it(tmp_path):
     """``.json`` was refused as an unknown file type; most exporters write an array of row objects."""
     rows = tmp_path / "rows.json"
