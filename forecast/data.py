@@ -26,6 +26,7 @@ import zstandard
 from adaptcast.forecast import exports, otlp
 from adaptcast.forecast.base import VALUE_LIMIT, InputError
 from adaptcast.forecast.csv_layout import CsvLayout, csv_layout
+from adaptcast.forecast.date_parts import DATE_PARTS_TIME, by_month_columns, from_date_parts
 from adaptcast.forecast.outliers import clean
 from adaptcast.forecast.periods import MONTH_NAMES, period_starts
 from adaptcast.forecast.windows import sliding_windows
@@ -100,7 +101,13 @@ def read_frame(
 def _stamped(
     df: pl.DataFrame, path: Path, time_col: str | None, duplicates: Duplicates, step_ms: int | None
 ) -> TimeFrame:
-    """:func:`read_frame` of a file's table as read."""
+    """:func:`read_frame` of a file's table as read; one with no time column but date parts (a year,
+    and its quarter or month and day; or a column per month) has one put together from them."""
+    if time_col is None and not _time_columns(df, str(path)):
+        composed = by_month_columns(df)
+        composed = from_date_parts(df) if composed is None else composed
+        if composed is not None:
+            df, time_col = composed, DATE_PARTS_TIME
     if time_col is None and step_ms is not None and not _time_columns(df, str(path)):
         df = df.with_columns(pl.Series(ROW_TIME, np.arange(df.height) * step_ms).cast(pl.Datetime("ms")))
         time_col = ROW_TIME
@@ -492,7 +499,9 @@ def find_time_column(df: pl.DataFrame, source: str) -> str:
     else:
         why = (
             f"no time column among {df.columns[:12]}{' …' if df.width > 12 else ''} (looked for one named "
-            f"{', '.join(TIME_COLUMNS)}, or holding dates): name it with --time-col, or, for a file of "
+            f"{', '.join(TIME_COLUMNS)}, or holding dates, or a Year column with whole years, alone or "
+            "with Month (and Day) or Quarter, or with a column per month): name it with --time-col, or, "
+            "for a file of "
             "values only whose rows are one step apart, declare the step (--frequency 1h, or "
             "grid.frequency) and its rows are stamped that far apart from 1970-01-01"
         )

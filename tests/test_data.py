@@ -658,6 +658,49 @@ def test_rows_that_each_end_with_a_separator_read_and_a_total_under_them_is_stil
         read_frame(total)
 
 
+@pytest.mark.parametrize(
+    ("text", "first", "second"),
+    [
+        ("Year,Month,v\n1950,12,1\n1951,1,2\n", datetime(1950, 12, 1), datetime(1951, 1, 1)),
+        ("year,month,v\n1950,Dec,1\n1951,Jan,2\n", datetime(1950, 12, 1), datetime(1951, 1, 1)),
+        ("YEAR,QTR,v\n1950,4,1\n1951,1,2\n", datetime(1950, 10, 1), datetime(1951, 1, 1)),
+        ("Year,Quarter,v\n1950,Q4,1\n1951,Q1,2\n", datetime(1950, 10, 1), datetime(1951, 1, 1)),
+        ("Year,Month,Day,v\n1950,12,31,1\n1951,1,1,2\n", datetime(1950, 12, 31), datetime(1951, 1, 1)),
+        ("Year,v\n1913,1\n1914,2\n", datetime(1913, 1, 1), datetime(1914, 1, 1)),  # whole years
+    ],
+    ids=["year-month", "month-names", "year-qtr", "quarter-labels", "year-month-day", "year"],
+)
+def test_date_parts_in_columns_make_the_time_column(tmp_path, text, first, second):
+    """``Year,Month,Value`` (a statistics office's layout) had no time column and was refused."""
+    frame = read_frame(write(tmp_path, text)).frame
+    assert frame.columns == ["ts", "v"] and frame["ts"].to_list() == [first, second]
+
+
+def test_a_row_per_year_and_a_column_per_month_reads_as_one_monthly_series(tmp_path):
+    """A climate archive's table (``Year,Jan,…,Dec`` and an annual mean) as a row per month."""
+    months = "Jan,Feb,Mar,Apr,May,Jun,Jul,Aug,Sep,Oct,Nov,Dec"
+    text = f"Year,{months},J-D\n1950,{','.join(map(str, range(1, 13)))},6.5\n"
+    text += f"1951,{','.join(map(str, range(13, 25)))},18.5\n"
+    frame = read_frame(write(tmp_path, text)).frame
+    assert frame.columns == ["ts", "value"] and frame["value"].to_list() == list(range(1, 25))
+    assert frame["ts"][0] == datetime(1950, 1, 1) and frame["ts"][23] == datetime(1951, 12, 1)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["Year,Month,v\n1950,13,1\n1951,1,2\n", "Year,Month,Day,v\n1950,4,31,1\n1950,5,1,2\n"],
+    ids=["month-13", "april-31"],
+)
+def test_date_parts_that_are_no_date_are_refused_as_before(tmp_path, text):
+    with pytest.raises(InputError, match="no time column"):
+        read_frame(write(tmp_path, text))
+
+
+def test_a_time_column_wins_over_date_parts(tmp_path):
+    frame = read_frame(write(tmp_path, "date,Year,v\n2024-01-01,1999,1\n2024-01-02,1999,2\n")).frame
+    assert frame["date"][1] == datetime(2024, 1, 2) and frame["Year"].to_list() == [1999, 1999]
+
+
 def test_a_json_file_of_rows_reads_and_one_of_columns_says_how_to_write_it(tmp_path):
     """``.json`` was refused as an unknown file type; most exporters write an array of row objects."""
     rows = tmp_path / "rows.json"
