@@ -423,8 +423,8 @@ def _grouped_numbers(df: pl.DataFrame, pattern: str, group: str, decimal: str) -
     numbers = []
     for c, dtype in df.schema.items():
         values = df[c].drop_nulls()
-        if dtype != pl.String or not values.len():
-            continue
+        if dtype != pl.String or not values.len() or not values.head(100).str.contains(WITH_UNIT).all():
+            continue  # the first values tell a column of ids or labels apart cheaply
         parts = values.str.extract_groups(WITH_UNIT)
         digits = parts.struct.field("sign") + parts.struct.field("num")
         units = (
@@ -432,7 +432,7 @@ def _grouped_numbers(df: pl.DataFrame, pattern: str, group: str, decimal: str) -
         ).unique()
         if digits.is_null().any() or not digits.str.contains(pattern).all():
             continue
-        label = units[0] is not None and PERIOD_WORDS.match(units[0])  # 1977 Jan: a time, not a unit
+        label = PERIOD_WORDS.match(units[0] or "")  # 1977 Jan: a time, not a unit
         if units.len() == 1 and not label and (units[0] or values.str.contains(",", literal=True).any()):
             parts = pl.col(c).str.extract_groups(WITH_UNIT).struct
             numbers.append(
