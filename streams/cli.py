@@ -498,7 +498,7 @@ def _replay_records(
     "data_path",
     type=click.Path(dir_okay=False),
     help="CSV, Parquet, JSON, JSON-lines or line-protocol (.lp) file, also .gz/.zst, with a time column "
-    "(wide, or long with --series-col). "
+    "(or Year and Month columns; wide, or long with --series-col). "
     "[backtest.data]",
 )
 @click.option(
