@@ -16,6 +16,7 @@ from dataclasses import dataclass
 __all__ = ["CsvLayout", "csv_layout"]
 
 SEPARATORS = (",", ";", "\t")  # the first wins a tie
+EXCEL_HINT = re.compile(r"^\ufeff?sep=(.)\r?\n?$")  # a first line naming the separator, as Excel reads it
 MAX_UNIT_ROWS = 3  # rows of units, processing or descriptions a logger writes under its header
 # what a data row holds and a row of units does not: a number, or a date or a clock time
 DATUM = re.compile(r"^\s*[-+]?(\d+([.,]\d*)?|[.,]\d+)([eE][-+]?\d+)?\s*$|\d{4}|\d{1,2}[:/.-]\d{1,2}")
@@ -32,20 +33,24 @@ class CsvLayout:
 
 
 def csv_layout(lines: list[str], tsv: bool = False) -> CsvLayout:
-    """The layout of a CSV from its first ``lines``: ``#`` comments skipped, then leading lines whose
+    """The layout of a CSV from its first ``lines``: ``#`` comments skipped, and a ``sep=;`` line
+    (Excel's, naming the separator), then leading lines whose
     number of fields is not that of most lines below them (a metadata line) where the first line of
     that number holds no datum (a header), then, under the header,
     up to :data:`MAX_UNIT_ROWS` rows holding no number, date or time, where data rows follow."""
     comments = next((i for i, line in enumerate(lines) if not line.startswith("#")), 0)
-    rest = lines[comments:]
-    separator = "\t" if tsv else max(SEPARATORS, key=rest[0].count)
+    hint = EXCEL_HINT.match(lines[comments]) if comments < len(lines) else None
+    if hint:  # Excel's "sep=;" line: the separator, said before the header
+        comments += 1
+    rest = lines[comments:] or [""]
+    separator = hint.group(1) if hint else "\t" if tsv else max(SEPARATORS, key=rest[0].count)
     rows = list(csv.reader(rest, delimiter=separator))
     widths = [len(row) for row in rows if row]
     width = Counter(widths[1:] or widths).most_common(1)[0][0] if widths else 0
     preamble = next((i for i, row in enumerate(rows) if len(row) == width), 0)
     if preamble and any(DATUM.search(field) for field in rows[preamble]):
         preamble = 0  # the lines of that width hold data: the first line is the header (ragged rows)
-    if preamble:
+    if preamble and not hint:
         separator = "\t" if tsv else max(SEPARATORS, key=rest[preamble].count)
     after = 0
     for row in rows[preamble + 1 : preamble + 1 + MAX_UNIT_ROWS]:

@@ -622,8 +622,9 @@ def test_numbers_written_with_one_unit_read_as_numbers(tmp_path, sep, values, ex
         '"TOA5","CR1000","1234","Hourly"\n"TIMESTAMP","RECORD","y"\n"TS","RN","Deg C"\n"","","Avg"\n'
         '"2024-01-01 00:00:00",0,1\n"2024-01-01 01:00:00",1,2\n',
         "# exported by a meter\nSite A;north;meter 7\ndate;y\n2024-01-01 00:00;1\n2024-01-01 01:00;2\n",
+        "sep=;\ndate;y\n2024-01-01 00:00;1\n2024-01-01 01:00;2\n",  # a chart's "CSV for Excel" download
     ],
-    ids=["unit-row", "toa5", "comment-and-metadata"],
+    ids=["unit-row", "toa5", "comment-and-metadata", "excel-separator-line"],
 )
 def test_notes_above_the_header_and_unit_rows_below_it_are_skipped(tmp_path, text):
     """A unit row read as the first record stopped the run on an empty timestamp; a metadata line
