@@ -1082,6 +1082,13 @@ def _check_channel(
         if int(bad.sum()) == col.is_not_null().sum():  # text throughout: a label, not a measurement
             labels = col.drop_nulls().unique(maintain_order=True)
             shown = ", ".join(repr(v) for v in labels.head(3).to_list())
+            if labels.str.contains(WITH_UNIT).all():  # 1.2 kB, 512 B: numbers a dashboard formatted
+                units = labels.str.extract_groups(WITH_UNIT).struct.field("post").str.strip_chars()
+                raise InputError(
+                    f"{what}: it holds numbers written with units ({shown}), in more than one "
+                    f"({', '.join(repr(u) for u in units.unique(maintain_order=True).head(4).to_list())}); "
+                    "export them as plain numbers in one unit (in Grafana, with 'Formatted data' off)"
+                )
             raise InputError(
                 f"{what}: it holds text ({shown}{', …' if len(labels) > 3 else ''}: {len(labels)} distinct "
                 "values) in every row; encode it as numbers (a 0/1 column per value, say) or leave it out"

@@ -641,6 +641,14 @@ def test_a_file_of_text_rows_keeps_them_and_a_file_without_header_reads_as_befor
     assert (plain.header, plain.before, plain.after) == ("1.5,2\n", 0, 0)
 
 
+def test_numbers_in_several_units_are_named_as_such_not_as_labels(tmp_path):
+    """A dashboard's formatted export (``1.2 kB``, ``512 B``) was told to one-hot encode its text."""
+    text = "Time,y\n2024-01-01 00:00,1.2 kB\n2024-01-01 01:00,512 B\n2024-01-01 02:00,3 MB\n"
+    tf = read_frame(write(tmp_path, text))
+    with pytest.raises(InputError, match=r"numbers written with units .* \('kB', 'B', 'MB'\); export them"):
+        make_windows(tf, 1, 1, [], ["y"])
+
+
 def test_a_line_with_more_fields_than_the_header_is_named(tmp_path):
     """A total under the data (``Total,,``) stopped the run with polars' words and no line."""
     p = tmp_path / "footer.csv"
