@@ -108,9 +108,9 @@ def _stamped(
         composed = from_date_parts(df) if composed is None else composed
         if composed is not None:
             df, time_col = composed, DATE_PARTS_TIME
-    if time_col is None and step_ms is not None and not _time_columns(df, str(path)):
-        df = df.with_columns(pl.Series(ROW_TIME, np.arange(df.height) * step_ms).cast(pl.Datetime("ms")))
-        time_col = ROW_TIME
+        elif step_ms is not None:
+            df = df.with_columns(pl.Series(ROW_TIME, np.arange(df.height) * step_ms).cast(pl.Datetime("ms")))
+            time_col = ROW_TIME
     return validate_frame(df, time_col=time_col, source=str(path), duplicates=duplicates)
 
 
@@ -425,18 +425,20 @@ def _grouped_numbers(df: pl.DataFrame, pattern: str, group: str, decimal: str) -
         values = df[c].drop_nulls()
         if dtype != pl.String or not values.len() or not values.head(100).str.contains(WITH_UNIT).all():
             continue  # the first values tell a column of ids or labels apart cheaply
-        parts = values.str.extract_groups(WITH_UNIT)
-        digits = parts.struct.field("sign") + parts.struct.field("num")
+        parts = df[c].str.extract_groups(WITH_UNIT)  # the whole column, its missing values kept
+        given = df[c].is_not_null()
+        digits = (parts.struct.field("sign") + parts.struct.field("num")).filter(given)
         units = (
-            parts.struct.field("pre") + parts.struct.field("post").fill_null("").str.strip_chars()
-        ).unique()
+            (parts.struct.field("pre") + parts.struct.field("post").fill_null("").str.strip_chars())
+            .filter(given)
+            .unique()
+        )
         if digits.is_null().any() or not digits.str.contains(pattern).all():
             continue
         label = PERIOD_WORDS.match(units[0] or "")  # 1977 Jan: a time, not a unit
         if units.len() == 1 and not label and (units[0] or values.str.contains(",", literal=True).any()):
-            parts = pl.col(c).str.extract_groups(WITH_UNIT).struct
             numbers.append(
-                (parts.field("sign") + parts.field("num"))
+                (parts.struct.field("sign") + parts.struct.field("num"))
                 .str.replace_all(group, "", literal=True)
                 .str.replace(decimal, ".", literal=True)
                 .cast(pl.Float64)

@@ -46,8 +46,10 @@ CENTURY_PIVOT = 70  # two-digit years below this are 20xx, others 19xx (as C's s
 def period_starts(col: pl.Series) -> pl.Series:
     """The column with its period labels written as ISO dates (``YYYY-MM-DD``); unchanged unless one
     form of :data:`MONTH_LABELS` reads every value as a real month, quarter or week."""
-    text = col.str.strip_chars().str.to_lowercase()
-    for pattern, unit in MONTH_LABELS:
+    sample = col.head(100).str.strip_chars().str.to_lowercase()  # most columns are dates: tell them cheaply
+    forms = [(pattern, unit) for pattern, unit in MONTH_LABELS if sample.str.contains(pattern).all()]
+    text = col.str.strip_chars().str.to_lowercase() if forms else col
+    for pattern, unit in forms:
         parts = text.str.extract_groups(pattern)
         year, part = parts.struct.field("y"), parts.struct.field("p")
         if year.is_null().any():
