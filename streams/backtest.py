@@ -35,19 +35,16 @@ from adaptcast.streams.backtest_sink import (
     bound_columns,
 )
 from adaptcast.streams.build import build_loop
-from adaptcast.streams.calendar import describe
 from adaptcast.streams.config import Config, ConfigError, deep_merge, load_config, parse_scalar
 from adaptcast.streams.events import LoopEvent, RetrainFailed, SeriesReset
 from adaptcast.streams.feed import declare_schedules, iter_time_batches, load_feed
-from adaptcast.streams.grid import FAST_MS, TOO_FAST
+from adaptcast.streams.grid import TOO_FAST, own_period
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
 from adaptcast.streams.pushgateway import PushError, push_backtest
-from adaptcast.streams.rate import is_rate
 from adaptcast.streams.records import Record
 from adaptcast.streams.report import ConfigRun, write_report
 from adaptcast.streams.retrain import InlineTrainer, TrainOutcome
-from adaptcast.streams.schedule import is_scheduled
 from adaptcast.streams.summary import BEAT_PERSISTENCE, RunSummary
 
 log = logging.getLogger("adaptcast.backtest")
@@ -317,9 +314,8 @@ def what_went_wrong(
     repeating the last value would have (``persistence``: its MAE on the same points). ``period``,
     the one a series most often moved onto a new grid of, is named as the one to aggregate to."""
     out = []
-    # the feed's own period where it is a fixed one slower than a millisecond stamp can hold; else an example
-    known = period is not None and period >= FAST_MS and not is_rate(period) and not is_scheduled(period)
-    every = describe(period).replace(" ", "") if known and period is not None else "10min"
+    own = own_period(period)  # the feed's own period where it is a fixed one; else an example
+    every = own or "10min"
     if line.mae is not None and persistence is not None and line.mae > persistence:
         out.append(
             f"the forecasts erred more than repeating each series' last value would have (MAE "
@@ -358,7 +354,7 @@ def what_went_wrong(
             why = (
                 f"the series moved onto a new grid {regrids} times before holding {lookback} rows "
                 "(model.lookback): its records keep no interval one grid holds; "
-                + ("" if known else "declare the rate it samples at (--frequency 64Hz) or ")
+                + ("" if own else "declare the rate it samples at (--frequency 64Hz) or ")
                 + f"give it a period to aggregate to (--frequency {every} --resample mean)"
             )
         else:

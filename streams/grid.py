@@ -24,7 +24,15 @@ from typing import Any
 
 import numpy as np
 
-from adaptcast.streams.calendar import DAY_MS, calendar_period, months, nearest_step, shift, step_ms
+from adaptcast.streams.calendar import (
+    DAY_MS,
+    calendar_period,
+    describe,
+    months,
+    nearest_step,
+    shift,
+    step_ms,
+)
 from adaptcast.streams.rate import exact_period, fit, is_rate, through, whole_hz
 from adaptcast.streams.records import DUPLICATE, LATE, OFF_GRID
 from adaptcast.streams.resample import Resample, can_resample
@@ -51,6 +59,14 @@ TOO_FAST = (
     "sampled faster than its millisecond stamps hold "
     "(hundreds of hertz, or a rate that is not a whole number of hertz)"
 )
+
+
+def own_period(period: int | None) -> str | None:
+    """A series' period as ``grid.frequency`` takes it (``7d``), for advice to aggregate its records
+    to it: a fixed period a millisecond stamp holds (no rate, no schedule), else None."""
+    if period is None or period < FAST_MS or is_rate(period) or is_scheduled(period):
+        return None
+    return describe(period).replace(" ", "")
 
 
 class Action(Enum):

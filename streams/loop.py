@@ -49,6 +49,7 @@ from adaptcast.streams.grid import (
     Placement,
     SeriesGrid,
     fill_rows,
+    own_period,
     place,
     steady,
 )
@@ -1034,7 +1035,7 @@ def _restart_hint(placed: Placement, period: int | None, changed: bool) -> str:
         )
     if changed:  # its own period where it has one: stamps that drift off it (a weekly series
         # stamped at 52ths of a year) fall back on it once each is aggregated to its period
-        every = describe(period) if period is not None and period > 0 else "10min"
+        every = own_period(period) or "10min"
         return (
             "; if the feed keeps no regular interval (reports on change, events, stamps that drift off "
             f"a period), declare one and aggregate each period: grid.frequency: {every}, "
