@@ -23,8 +23,9 @@ setup: $(STAMP) ## Create .venv and install adaptcast (editable, with the dev ex
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "adaptcast needs Python >= 3.11; set PYTHON=python3.11")'
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet --no-cache-dir --upgrade pip
+	# no wheel cache: torch's CUDA build and its libraries are ~3 GB the venv already holds once
+	$(PY) -m pip install --quiet --no-cache-dir -e '.[dev]'
 	@touch $(STAMP)
 
 run: setup ## Stream the embedded default scenario through the loop (no broker needed) and print a summary
