@@ -242,7 +242,8 @@ def model_shape_options(func: Callable[..., Any]) -> Callable[..., Any]:
             "--target",
             "targets",
             multiple=True,
-            help="Target column(s) to forecast; repeat or comma-separate for several. [model.target]",
+            help="Target column(s) to forecast; repeat or comma-separate for several (default: y, or "
+            "a file's one column of values). [model.target]",
         ),
         click.option(
             "--features",

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
 from adaptcast.forecast.base import InputError
-from adaptcast.forecast.data import SeriesFrame, read_series
+from adaptcast.forecast.data import SeriesFrame, read_series, read_table, value_columns
 from adaptcast.streams.calendar import describe
 from adaptcast.streams.config import Config
 from adaptcast.streams.rate import is_rate
@@ -26,25 +27,55 @@ log = logging.getLogger("adaptcast.feed")
 
 
 def load_feed(cfg: Config) -> SeriesFrame:
-    """``backtest.data`` if set (targets and features from ``model``), else the scenario section's feed."""
+    """``backtest.data`` if set (targets and features from ``model``, or :func:`sole_value`), else the
+    scenario section's feed."""
     b, m = cfg.backtest, cfg.model
     if b.data is not None:
+        table = read_table(Path(b.data), cfg.serving.otlp_quantiles)
         data = read_series(
             b.data,
-            m.targets,
+            sole_value(cfg, table) or m.targets,
             m.features,
             b.series_col,
             b.time_col,
             b.series_cols,
             row_step(cfg),
             b.series_rows,
-            otlp_quantiles=cfg.serving.otlp_quantiles,
+            table,
+            cfg.serving.otlp_quantiles,
         )
         for note in data.notes():
             log.warning("%s: %s", b.data, note)
     else:
         data = scenario_feed(cfg)
     return data.head(b.limit) if b.limit else data
+
+
+def sole_value(cfg: Config, table: pl.DataFrame) -> list[str] | None:
+    """The one column of values of the file ``table`` was read from, where no target was named and the
+    default's column (``y``) is not in it: a ``time,value`` export needs no ``--target``. Else None
+    (several columns of values: which to forecast is the user's to say)."""
+    b, m = cfg.backtest, cfg.model
+    if (
+        "target" in m.model_fields_set
+        or b.series_cols
+        or b.series_rows
+        or set(m.targets) <= set(table.columns)
+    ):
+        return None
+    values = [c for c in value_columns(table, Path(str(b.data)), b.series_col) if c not in m.features]
+    if len(values) != 1:
+        return None
+    log.warning("%s: forecasting its one column of values, %r (--target names another)", b.data, values[0])
+    return values
+
+
+def with_targets(cfg: Config, data: SeriesFrame) -> Config:
+    """``cfg`` forecasting the targets ``data`` was read with (:func:`sole_value`'s, where it chose)."""
+    b, m = cfg.backtest, cfg.model
+    if "target" in m.model_fields_set or data.targets == m.targets or b.series_cols or b.series_rows:
+        return cfg
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"target": list(data.targets)})})
 
 
 def row_step(cfg: Config) -> int | None:

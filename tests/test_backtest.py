@@ -234,6 +234,11 @@ def _write(tmp_path: Path, text: str) -> str:
             [],
             "name one with --target, or --series-cols '*' to forecast every numeric column",
         ),
+        (  # a named target is looked for, never swapped for the file's one column of values
+            "date,value\n2024-01-01 00:00:00,1\n",
+            ["--target", "y"],
+            "column 'y' not found; columns are ['value']; name one with --target",
+        ),
         (
             "date,y\n2024-01-01 00:00:00,1\n2024-01-01 01:00:00,inf\n",
             ["--target", "y"],
@@ -268,6 +273,25 @@ def test_bad_input_exit_2_with_message(tmp_path, content, extra, needle):
     code, out = _run("--data", _write(tmp_path, content), *extra, "--out", str(tmp_path / "o"))
     assert code == 2, out
     assert needle in out and "Traceback" not in out
+
+
+def test_a_file_of_one_column_of_values_needs_no_target(tmp_path, caplog):
+    """``time,value``, the commonest export, is backtested without ``--target``: its one column of
+    values is the target, and the run says so."""
+    rows = "".join(f"2024-01-{1 + h // 24:02d} {h % 24:02d}:00:00,{10 + h % 24}\n" for h in range(200))
+    out_dir = tmp_path / "o"
+    code, out = _run(
+        "--data",
+        _write(tmp_path, "time,value\n" + rows),
+        "--model",
+        "naive",
+        "--out",
+        str(out_dir),
+    )
+    assert code == 0, out
+    assert "forecasting its one column of values, 'value'" in caplog.text
+    summary = json.loads((out_dir / "summary.json").read_text())
+    assert summary["targets"] == ["value"] and summary["configs"]
 
 
 def test_data_and_scenario_together_is_usage_error(tmp_path):
