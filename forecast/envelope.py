@@ -1,13 +1,16 @@
 """How far a served forecast may stray from its window: the window's range, widened by a few spans.
 
 A model read a window unlike anything it trained on (a feed that jumped a thousandfold, a unit
-change) can answer with values thousands of times beyond the window; a linear model does, and a
-forecast that far off is wrong whatever the feed does next. A trend carried on for the horizon
-moves ``horizon / lookback`` of its window's spans beyond the window's range, so forecasts are kept
-within :data:`REACH` times the larger of 1 and that ratio, in spans of the window, of its range. A
-window's span is at least the span of the values the model trained on, so a flat window (a night,
-a run of zeros of an intermittent count) still lets a forecast move as far as the training data did.
-Where zero is a series' floor (:func:`floor`), nothing is served beneath it. Pure maths on arrays.
+change, a first model fitted on one rare outage) can answer with values thousands of times beyond
+the window; a linear model does, and a forecast that far off is wrong whatever the feed does next.
+A trend carried on for the horizon moves ``horizon / lookback`` of its window's spans beyond the
+window's range, so forecasts are kept within :data:`REACH` times the larger of 1 and that ratio,
+in spans of the window, of its range. A window's span is at least the span of the values the model
+trained on, so a flat window (a night, a run of zeros of an intermittent count) still lets a
+forecast move as far as the training data did. A target whose forecast strays beyond that at any
+lead is served its window's last value at every lead instead: the model has shown it cannot read
+that window, and the envelope's edge, two spans out, would be a guess as wild. Where zero is a
+series' floor (:func:`floor`), nothing is served beneath it. Pure maths on arrays.
 """
 
 from __future__ import annotations
@@ -38,12 +41,10 @@ def envelope(
     return (low - reach)[:, None, :], (high + reach)[:, None, :]
 
 
-def clip(forecasts: np.ndarray, low: np.ndarray, high: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``forecasts`` (``[B, H, T]``) within ``[low, high]``, as float32, and which windows needed it."""
-    outside = ((forecasts < low) | (forecasts > high)).any(axis=(1, 2))
-    if not outside.any():
-        return forecasts, outside
-    return np.clip(forecasts, low, high).astype(np.float32), outside
+def strays(forecasts: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Per window and target, whether ``forecasts`` (``[B, H, T]``) leave ``[low, high]`` at any lead:
+    ``[B, 1, T]``."""
+    return ((forecasts < low) | (forecasts > high)).any(axis=1, keepdims=True)
 
 
 def floor(windows: np.ndarray, n_targets: int, trained: np.ndarray | None) -> np.ndarray:
@@ -71,15 +72,19 @@ class Bounds:
     low: np.ndarray
     high: np.ndarray
     least: np.ndarray
+    last: np.ndarray  # each window's last value of each target: what a stray forecast is replaced by
 
     @classmethod
     def of(cls, windows: np.ndarray, n_targets: int, horizon: int, trained: np.ndarray | None) -> Bounds:
         """The bounds of ``windows`` for a model trained on values within ``trained`` (``input_bounds``)."""
         low, high = envelope(windows, n_targets, horizon, trained)
-        return cls(low, high, floor(windows, n_targets, trained))
+        last = np.asarray(windows[:, -1:, :n_targets], dtype=np.float32)
+        return cls(low, high, floor(windows, n_targets, trained), last)
 
     def keep(self, forecasts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """``forecasts`` (``[B, H, T]``) clipped to the envelope and raised to the floor, as float32,
-        and which windows strayed from the envelope (the floor only takes error off: not counted)."""
-        out, strayed = clip(forecasts, self.low, self.high)
-        return np.maximum(out, self.least).astype(np.float32, copy=False), strayed
+        """``forecasts`` (``[B, H, T]``) with each target that strays from the envelope replaced by its
+        window's last value, raised to the floor, as float32, and which windows strayed (the floor
+        only takes error off: not counted)."""
+        wild = strays(forecasts, self.low, self.high)
+        out = np.where(wild, self.last, forecasts) if wild.any() else forecasts
+        return np.maximum(out, self.least).astype(np.float32, copy=False), wild.any(axis=(1, 2))

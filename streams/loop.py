@@ -203,7 +203,7 @@ class ForecastLoop:
         self._n_scored = 0
         self.n_records = 0
         self.n_forecasts = 0
-        self.n_clipped = 0  # forecasts brought back within their window's envelope
+        self.n_clipped = 0  # forecasts that strayed from their window's envelope: served its last value
         self.n_persisted = 0  # forecasts served the value at issue by the gate (drift/gate.py)
 
     # ---- what adaptation serves and decides with ----------------------------------------------

@@ -133,7 +133,7 @@ class Metrics:
         self.predictions = Counter("adaptcast_predictions_total", "Forecasts produced", registry=r)
         self.forecasts_clipped = Counter(
             "adaptcast_forecasts_clipped_total",
-            "Forecasts the model answered far beyond their window's range, served clipped to it",
+            "Forecasts the model answered far beyond their window's range, served its last value instead",
             registry=r,
         )
         self.predict_duration = Histogram(

@@ -1,6 +1,6 @@
 """A served forecast stays within its window's range widened by a few spans: a trend carried on for the
-horizon is never clipped, an answer thousands of times beyond the window is, and a flat window keeps
-the reach of the data the model trained on."""
+horizon never strays, an answer thousands of times beyond the window does and is served the
+window's last value instead, and a flat window keeps the reach of the data the model trained on."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from adaptcast.forecast import create_forecaster
 from adaptcast.forecast.data import SeriesFrame
-from adaptcast.forecast.envelope import REACH, Bounds, clip, envelope, floor
+from adaptcast.forecast.envelope import Bounds, envelope, floor, strays
 from adaptcast.streams.backtest import run_config
 from adaptcast.streams.cli import main
 from adaptcast.streams.config import load_config
@@ -28,34 +28,37 @@ def _ramp(lookback: int, horizon: int, slope: float = 0.5) -> tuple[np.ndarray, 
 
 
 @pytest.mark.parametrize(("lookback", "horizon"), [(48, 12), (24, 24), (12, 48)])
-def test_a_trend_carried_on_for_the_horizon_is_never_clipped(lookback, horizon):
+def test_a_trend_carried_on_for_the_horizon_never_strays(lookback, horizon):
     window, ahead = _ramp(lookback, horizon)
     for line in (ahead, -ahead + 2 * window[0, -1, 0]):  # rising on, or turned back down
-        out, strayed = clip(line, *envelope(window, 1, horizon))
-        assert out is line and not strayed.any()
+        out, strayed = Bounds.of(window, 1, horizon, None).keep(line)
+        assert not strayed.any()
+        np.testing.assert_array_equal(out, line)
 
 
-def test_an_answer_far_beyond_its_window_is_brought_back_and_counted():
-    windows = np.stack([np.full((24, 2), 1.0), np.full((24, 2), 1.0)]).astype(np.float32)
-    windows[:, 12:, 0] = 1000.0  # target 0 jumped a thousandfold; channel 1 is a feature
-    forecasts = np.full((2, 6, 1), 1000.0, dtype=np.float32)
-    forecasts[1, 3, 0] = 3e6  # the second window's model answered with nonsense at one lead
-    low, high = envelope(windows, 1, 6)
-    out, strayed = clip(forecasts, low, high)
+def test_a_target_that_strays_at_any_lead_is_served_its_last_value_at_every_lead():
+    """Only the target and window that strayed: the other target of the same window, and the other
+    window, are served as forecast."""
+    windows = np.ones((2, 24, 3), dtype=np.float32)
+    windows[:, 12:, 0] = 1000.0  # target 0 jumped a thousandfold; channel 2 is a feature
+    windows[:, -1, 0] = 1001.0
+    forecasts = np.full((2, 6, 2), 1000.0, dtype=np.float32)
+    forecasts[:, :, 1] = 1.5
+    forecasts[1, 3, 0] = 3e6  # the second window's model answered with nonsense at one lead of target 0
+    assert strays(forecasts, *envelope(windows, 2, 6))[:, 0].tolist() == [[False, False], [True, False]]
+    out, strayed = Bounds.of(windows, 2, 6, None).keep(forecasts)
     assert strayed.tolist() == [False, True] and out.dtype == np.float32
-    assert out[1, 3, 0] == pytest.approx(1000.0 + REACH * 999.0)
-    np.testing.assert_array_equal(np.delete(out.ravel(), 9), np.delete(forecasts.ravel(), 9))
+    assert out[1, :, 0].tolist() == [1001.0] * 6
+    np.testing.assert_array_equal(out[0], forecasts[0])
+    np.testing.assert_array_equal(out[1, :, 1], forecasts[1, :, 1])
 
 
 def test_a_flat_window_keeps_the_reach_of_the_training_data():
     window = np.zeros((1, 24, 1), dtype=np.float32)  # a run of zeros of an intermittent count
     burst = np.full((1, 6, 1), 7.0, dtype=np.float32)
-    out, strayed = clip(burst, *envelope(window, 1, 6, trained=np.array([[0.0], [9.0]])))
-    assert not strayed.any() and out is burst  # 7 is within 2 x 9 of 0
-    out, strayed = clip(burst, *envelope(window, 1, 6, trained=np.array([[0.0], [1.0]])))
-    assert strayed.all() and out.max() == pytest.approx(REACH)
-    out, strayed = clip(burst * 1e9, *envelope(window, 1, 6))  # no known span: no bound
-    assert not strayed.any()
+    assert not strays(burst, *envelope(window, 1, 6, trained=np.array([[0.0], [9.0]]))).any()  # within 2 x 9
+    assert strays(burst, *envelope(window, 1, 6, trained=np.array([[0.0], [1.0]]))).all()
+    assert not strays(burst * 1e9, *envelope(window, 1, 6)).any()  # no known span: no bound
 
 
 def _millionfold_jump(steps: int = 600, at: int = 300) -> SeriesFrame:
@@ -68,7 +71,7 @@ def _millionfold_jump(steps: int = 600, at: int = 300) -> SeriesFrame:
 
 def test_the_loop_serves_no_forecast_far_beyond_its_window(monkeypatch):
     """A linear AR-Net trained on noise about 1 and read windows holding the jump answers with values
-    thousands of times beyond them; served, those are clipped and counted."""
+    thousands of times beyond them; served, those are replaced by the window's last value and counted."""
     # the memory off: its gate would serve the last value once the model kept erring more
     cfg = load_config(
         overrides={"model": {"lookback": 48, "horizon": 12}, "adaptation": {"memory": False}}, environ={}
@@ -76,11 +79,11 @@ def test_the_loop_serves_no_forecast_far_beyond_its_window(monkeypatch):
     run = run_config(_millionfold_jump(), cfg)[0]
     served = run.forecasts.lazy().select("y", "yhat").collect()
     assert run.summary["n_clipped"] > 0
-    assert served["yhat"].abs().max() < (1 + REACH) * served["y"].abs().max()
+    assert served["yhat"].abs().max() < 2 * served["y"].abs().max()
     monkeypatch.setattr("adaptcast.forecast.envelope.REACH", np.inf)  # what was served before
     unclipped = run_config(_millionfold_jump(), cfg)[0]
     assert unclipped.summary["n_clipped"] == 0
-    assert unclipped.summary["mae"] > 100 * run.summary["mae"]  # about 850 times
+    assert unclipped.summary["mae"] > 100 * run.summary["mae"]
 
 
 def _predicted(frame: pl.DataFrame, tmp_path: Path, monkeypatch, answer) -> pl.Series:
@@ -107,8 +110,7 @@ def test_predict_from_a_file_keeps_its_forecasts_within_the_envelope(tmp_path, m
     yhat = _predicted(
         frame, tmp_path, monkeypatch, lambda self, X: np.repeat(1000 * X[:, -1:, :1], self.horizon, axis=1)
     )
-    window = frame["y"].tail(48)
-    assert yhat.max() == pytest.approx(window.max() + REACH * (window.max() - window.min()), rel=1e-6)
+    assert yhat.to_list() == pytest.approx([frame["y"][-1]] * 12, rel=1e-6)  # the last value, every lead
 
 
 def test_zero_is_a_floor_only_where_the_model_and_the_window_never_went_below_it():
@@ -124,16 +126,16 @@ def test_zero_is_a_floor_only_where_the_model_and_the_window_never_went_below_it
     assert np.isneginf(floor(windows, 1, None)).all()  # no training span known
 
 
-def test_bounds_clip_what_strays_and_raise_to_the_floor_without_counting_it():
-    """What the loop and ``adaptcast predict`` both serve: a forecast far beyond its window is clipped
-    and counted; one beneath a count's zero is raised to it and not counted."""
+def test_bounds_replace_what_strays_and_raise_to_the_floor_without_counting_it():
+    """What the loop and ``adaptcast predict`` both serve: a forecast far beyond its window is served
+    the window's last value and counted; one beneath a count's zero is raised to it and not counted."""
     windows = np.zeros((3, 24, 1), dtype=np.float32)
     windows[:, 5, 0] = 4.0  # a count: zeros and a four, trained on 0..4
     bounds = Bounds.of(windows, 1, 6, np.array([[0.0], [4.0]]))
     forecasts = np.stack([np.full((6, 1), v, np.float32) for v in (2.0, -1.0, 1e6)])
     out, strayed = bounds.keep(forecasts)
     assert out.dtype == np.float32
-    assert out[:, 0, 0].tolist() == [2.0, 0.0, 4.0 + REACH * 4.0]
+    assert out[:, 0, 0].tolist() == [2.0, 0.0, 0.0]  # the last value of the third window: 0
     assert strayed.tolist() == [False, False, True]
 
 

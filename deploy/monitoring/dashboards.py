@@ -246,8 +246,8 @@ OVERVIEW = Dashboard(
                     "timeseries",
                     "Records in, forecasts out",
                     "Input records read and forecasts produced per second (5-minute rates); and forecasts "
-                    "the model answered far beyond their window's range, served clipped to it (a window "
-                    "unlike any it trained on: a feed that jumped by orders of magnitude).",
+                    "the model answered far beyond their window's range, served the window's last value "
+                    "instead (a window unlike any it trained on: a feed that jumped by orders of magnitude).",
                     (
                         Query(sel(rules.RECORDS_RATE), "{{instance}} records"),
                         Query(sel(rules.PREDICTIONS_RATE), "{{instance}} forecasts"),

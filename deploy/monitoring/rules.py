@@ -224,10 +224,11 @@ ALERTS: list[Alert] = [
         (Condition(CLIPPED_RATIO, ">", "0.05"),),
         "15m",
         "warning",
-        "adaptcast clips {{ $value | humanizePercentage }} of forecasts on {{ $labels.instance }}",
+        "adaptcast serves the last value for {{ $value | humanizePercentage }} of forecasts on "
+        "{{ $labels.instance }}",
         "For 15 minutes more than 5 % of forecasts were answers far beyond their window's range, "
-        "served clipped to it: the model reads windows unlike any it trained on (a feed that jumped "
-        "by orders of magnitude, a unit change) and no retrain has caught up.",
+        "served the window's last value instead: the model reads windows unlike any it trained on (a "
+        "feed that jumped by orders of magnitude, a unit change) and no retrain has caught up.",
     ),
     Alert(
         "AdaptcastWorseThanPersistence",
