@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -950,6 +951,7 @@ class SeriesFrame:
     missing: MissingRows | None = None  # rows left out for a missing value: the loop sees gaps there
     duplicates: int = 0  # rows left out for repeating a series' timestamp (the first one is kept)
     resorted: bool = False  # the file was not in time order (it is replayed in time order)
+    seconds_of_1970: str | None = None  # the span of a time column of numbers all read as 1970's seconds
 
     def notes(self) -> list[str]:
         """What reading the file changed, in words, for the run's log."""
@@ -958,6 +960,11 @@ class SeriesFrame:
             out.append(f"{self.duplicates} rows repeating a series' timestamp left out (the first is kept)")
         if self.resorted:
             out.append("rows were not in time order; replayed in time order")
+        if self.seconds_of_1970:
+            out.append(
+                f"its times are numbers, read as seconds since 1970 ({self.seconds_of_1970}); if they "
+                "count days (a date's ordinal) or steps, the forecasts' times are wrong: write them as dates"
+            )
         return out
 
     @property
@@ -1061,7 +1068,23 @@ def read_series(
         missing=missing,
         duplicates=sum(r.duplicates_dropped for r in reports),
         resorted=not all(r.was_sorted for r in reports),
+        seconds_of_1970=_seconds_of_1970(table, tcol, frame["ts"]),
     )
+
+
+EARLY_EPOCH = datetime(1973, 3, 3, 9, 46, 40)  # 1e8 seconds after 1970: no feed's times are earlier
+
+
+def _seconds_of_1970(table: pl.DataFrame, tcol: str, ts: pl.Series) -> str | None:
+    """``first to last`` where the time column held numbers read as seconds since 1970 and every
+    one of them falls before :data:`EARLY_EPOCH` (a day count such as Python's ``date.toordinal``,
+    or a step counter): the forecasts' times are then seconds of 1970. Else None."""
+    if tcol not in table.columns or not table.schema[tcol].is_numeric() or ts.is_empty():
+        return None
+    raw = table[tcol].drop_nulls()
+    first, last = ts.min(), ts.max()
+    as_seconds = (last - first).total_seconds() == float(raw.max() - raw.min())  # type: ignore[operator]
+    return f"{first} to {last}" if as_seconds and last < EARLY_EPOCH else None
 
 
 def _check_channel(

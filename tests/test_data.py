@@ -777,6 +777,23 @@ def test_a_spreadsheets_serial_dates_read_as_dates(tmp_path):
     assert times_read(tmp_path, [0, 3600, 7200])[2] == "1970-01-01 02:00:00"  # epoch seconds from 0 stay so
 
 
+def test_numbers_read_as_seconds_of_1970_are_noted(tmp_path):
+    """A day count (Python's ``date.toordinal``: 736389 is 2017-03-01) read as epoch seconds puts
+    every row within minutes of 1970-01-09: the run says so, and what to write instead. Epoch
+    seconds of now, and digits of dates of the early 1970s, are not noted."""
+
+    def notes(stamps: list) -> list[str]:
+        p = tmp_path / "t.csv"
+        p.write_text("date,y\n" + "".join(f"{t},{i}\n" for i, t in enumerate(stamps)))
+        return read_series(p, ["y"]).notes()
+
+    (note,) = notes([736389 + i for i in range(5)])
+    assert "read as seconds since 1970 (1970-01-09 12:33:09 to 1970-01-09 12:33:13)" in note
+    assert "write them as dates" in note
+    assert notes([0, 1, 2]) and not notes([1_700_000_000 + 3600 * i for i in range(3)])
+    assert not notes([197001, 197002, 197003])  # January to March 1970, as digits of months
+
+
 def test_a_file_of_a_series_per_row_reads_each_row_as_a_series(tmp_path):
     """M4's layout: ``"V1","V2",…``, an id then the values in order, a shorter series' row ending in
     empty cells. It was refused for want of a time column."""
