@@ -316,6 +316,23 @@ def test_csv_times_are_iso_without_fractions_unless_some_time_has_them(tmp_path)
     assert zoned.getvalue().splitlines()[1] == "2024-01-01T00:00:00+01:00,1.0"
 
 
+def test_train_takes_a_file_of_one_column_of_values_without_target(tmp_path):
+    """``time,value`` trains as it backtests: its one column of values is the target, as the saved
+    model's schema says; a file of two columns of values still asks which."""
+    from adaptcast.streams.cli import main
+
+    stamps = [f"2024-01-{1 + h // 24:02d} {h % 24:02d}:00" for h in range(200)]
+    one, two = tmp_path / "flow.csv", tmp_path / "flows.csv"
+    one.write_text("time,value\n" + "".join(f"{t},{100 + i % 24}\n" for i, t in enumerate(stamps)))
+    two.write_text("time,a,b\n" + "".join(f"{t},{i % 24},{i % 7}\n" for i, t in enumerate(stamps)))
+    shape = ["--model", "naive", "--lookback", "24", "--horizon", "6"]
+    res = CliRunner().invoke(main, ["train", "--data", str(one), *shape, "--out", str(tmp_path / "m")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "m" / "manifest.json").read_text())["schema"]["targets"] == ["value"]
+    res = CliRunner().invoke(main, ["train", "--data", str(two), *shape, "--out", str(tmp_path / "m2")])
+    assert res.exit_code == 2 and "column 'y' not found" in res.output
+
+
 def test_backtest_train_and_predict_a_file_of_values_only_at_a_declared_step(tmp_path):
     """A benchmark file with no header and no time column (LSTNet's layout), each column a series:
     with grid.frequency declared its rows are numbered that far apart, and every command reads it."""
