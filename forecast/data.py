@@ -151,8 +151,8 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     header line holds most of; notes above the header and unit rows below it skipped), and in a file
     separated by semicolons or tabs a column of numbers written with decimal commas (``1,5``,
     ``1.234,5``) reads as numbers: what spreadsheets set to such a locale export, in Windows-1252
-    where the file is not UTF-8 (:func:`_as_utf8`). The :data:`MISSING_TOKENS` read as missing
-    values.
+    where the file is not UTF-8 (:func:`_as_utf8`); a column of numbers with thousands grouped by
+    commas (``"1,234.5"``) does in any CSV. The :data:`MISSING_TOKENS` read as missing values.
     """
     if not path.is_file():
         raise InputError(f"{path}: file not found; pass an existing CSV, Parquet, JSON or JSON-lines file")
@@ -181,7 +181,9 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
                 if overlong is not None:
                     raise InputError(overlong) from None
                 df = _read_csv(path, compressed, layout, ragged=True)  # only empty fields past the header's
-            df = _decimal_commas(df) if layout.separator != "," else _thousands(df)
+            # a semicolon or tab separates the fields of a locale with decimal commas, or of a file
+            # that only avoids the commas of its thousands (10,000.00): each column, what reads
+            df = _thousands(_decimal_commas(df)) if layout.separator != "," else _thousands(df)
         else:
             raise InputError(
                 f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; "
@@ -420,7 +422,8 @@ def _thousands(df: pl.DataFrame) -> pl.DataFrame:
 
 def _grouped_numbers(df: pl.DataFrame, pattern: str, group: str, decimal: str) -> pl.DataFrame:
     """Text columns of numbers, as floats: every value matches ``pattern`` once its unit is taken off
-    (:data:`WITH_UNIT`), and some hold a comma or all share one unit (``12.5%`` reads as 12.5)."""
+    (:data:`WITH_UNIT`), and some hold a comma or blanks around them, or all share one unit
+    (``12.5%`` reads as 12.5)."""
     numbers = []
     for c, dtype in df.schema.items():
         values = df[c].drop_nulls()
@@ -437,12 +440,17 @@ def _grouped_numbers(df: pl.DataFrame, pattern: str, group: str, decimal: str) -
         if digits.is_null().any() or not digits.str.contains(pattern).all():
             continue
         label = PERIOD_WORDS.match(units[0] or "")  # 1977 Jan: a time, not a unit
-        if units.len() == 1 and not label and (units[0] or values.str.contains(",", literal=True).any()):
+        # one unit, or none but a comma or blanks around the digits, which kept polars from reading them
+        commas = values.str.contains(",", literal=True).any()
+        padded = values.str.contains(r"^\s|\s$").any()
+        if units.len() == 1 and not label and (units[0] or padded or commas):
+            # whole numbers only padded stay whole, as polars reads them unpadded (20240101: a date)
+            whole = not units[0] and not commas and not digits.str.contains(".", literal=True).any()
             numbers.append(
                 (parts.struct.field("sign") + parts.struct.field("num"))
                 .str.replace_all(group, "", literal=True)
                 .str.replace(decimal, ".", literal=True)
-                .cast(pl.Float64)
+                .cast(pl.Int64 if whole else pl.Float64)
                 .alias(c)
             )
     return df.with_columns(numbers) if numbers else df
@@ -660,7 +668,8 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
         unit = next((u for u, top in EPOCH_UNITS if size < top), "ns")
         return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)  # type: ignore[arg-type]
     if dtype == pl.String:
-        col = period_starts(col).str.replace(r"\s+(UTC|GMT)$", "")  # BigQuery's "… 00:00:00 UTC"
+        # blanks around a stamp (a file aligned with spaces around its separators) say nothing
+        col = period_starts(col.str.strip_chars()).str.replace(r"\s+(UTC|GMT)$", "")  # BigQuery's "… UTC"
         try:
             parsed = (
                 col.str.to_datetime(strict=False, time_zone=None)
@@ -1109,6 +1118,12 @@ def _check_channel(
             shown = ", ".join(repr(v) for v in labels.head(3).to_list())
             if labels.str.contains(WITH_UNIT).all():  # 1.2 kB, 512 B: numbers a dashboard formatted
                 units = labels.str.extract_groups(WITH_UNIT).struct.field("post").str.strip_chars()
+                if units.is_null().all() and labels.str.contains(",", literal=True).any():  # 1,5 and 1,234.5
+                    raise InputError(
+                        f"{what}: it holds numbers whose commas and dots read no one way ({shown}): as "
+                        "decimal commas (1,5 and 1.234,5) or as thousands (1,234.5), not both; export "
+                        "them without thousands separators"
+                    )
                 raise InputError(
                     f"{what}: it holds numbers written with units ({shown}), in more than one "
                     f"({', '.join(repr(u) for u in units.unique(maintain_order=True).head(4).to_list())}); "

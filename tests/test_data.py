@@ -588,6 +588,31 @@ def test_numbers_with_thousands_commas_in_a_comma_file_read_as_numbers(tmp_path)
     assert tf.frame["note"].to_list() == ["a", "b,c", "d"]  # text stays text
 
 
+def test_thousands_commas_in_a_semicolon_file_read_as_numbers_and_a_mix_is_named(tmp_path):
+    """A semicolon file need not be of a decimal-comma locale: ``"10,000.00"`` (thousands and a dot)
+    was refused as "numbers written with units … (None)". Decimal commas still read first, and a
+    column of both kinds is named for what it is."""
+    p = tmp_path / "s.csv"
+    p.write_text('"date";"load";"rate"\n"2024-01-01";"10,000.00";"1,5"\n"2024-01-02";"9,876.5";"2,25"\n')
+    tf = read_frame(p)
+    assert tf.frame["load"].to_list() == [10000.0, 9876.5] and tf.frame["rate"].to_list() == [1.5, 2.25]
+    p.write_text("date;load\n2024-01-01;1,5\n2024-01-02;1,234.5\n")
+    with pytest.raises(InputError, match="commas and dots read no one way"):
+        read_series(p, ["load"])
+
+
+def test_a_file_aligned_with_blanks_around_its_separators_reads(tmp_path):
+    """``date , load`` with `` 2024-01-01 00:00:00 , 100.00 ``: the stamps were unparsable and the
+    values text. Whole numbers stay whole, so padded digits of dates are still dates."""
+    p = tmp_path / "aligned.csv"
+    p.write_text("date , load \n 2024-01-01 00:00:00 , 100.00 \n 2024-01-01 01:00:00 , 103.5 \n")
+    tf = read_frame(p)
+    assert tf.frame["load"].to_list() == [100.0, 103.5]
+    assert [str(t) for t in tf.frame["date"]] == ["2024-01-01 00:00:00", "2024-01-01 01:00:00"]
+    p.write_text("date , y \n 20240101 , 1 \n 20240102 , 2 \n")
+    assert [str(t) for t in read_frame(p).frame["date"]] == ["2024-01-01 00:00:00", "2024-01-02 00:00:00"]
+
+
 @pytest.mark.parametrize(
     ("sep", "values", "expected"),
     [
