@@ -666,10 +666,22 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
             return pl.from_epoch(ms, time_unit="ms").alias(name)
         size = float(col.abs().max())  # type: ignore[arg-type]
         unit = next((u for u, top in EPOCH_UNITS if size < top), "ns")
+        if (rounded := _rounded_digits(col)) is not None:
+            digits, power = rounded
+            raise InputError(
+                f"{source}: column {name!r} holds epoch numbers rounded to {digits} significant digits "
+                f"({col[0]:.{digits - 1}e}, every one a multiple of 1e{power}: the rows fall off their "
+                "step), as a spreadsheet or R writes large numbers in scientific notation; export them "
+                "in full, or as dates"
+            )
         return pl.from_epoch(col.cast(pl.Int64), time_unit=unit)  # type: ignore[arg-type]
     if dtype == pl.String:
-        # blanks around a stamp (a file aligned with spaces around its separators) say nothing
-        col = period_starts(col.str.strip_chars()).str.replace(r"\s+(UTC|GMT)$", "")  # BigQuery's "… UTC"
+        # blanks around a stamp (a file aligned with spaces around its separators) say nothing, nor a
+        # day's name before it (HTTP's and e-mail's "Mon, 01 Jan 2024 …", ctime's "Mon Jan  1 …")
+        col = col.str.strip_chars()
+        if col.head(100).str.contains(WEEKDAY).all():
+            col = col.str.replace(WEEKDAY, "")
+        col = period_starts(col).str.replace(r"\s+(UTC|GMT)$", "")  # BigQuery's "… UTC"
         try:
             parsed = (
                 col.str.to_datetime(strict=False, time_zone=None)
@@ -684,15 +696,44 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
             parsed = next((p for p in (_compact_dates(col), _named_months(col)) if p is not None), parsed)
         bad = parsed.is_null()
         if bad.any():
+            first = col.filter(bad)[0]
+            zone = re.search(ZONE_NAME, first)
             raise InputError(
-                f"{source}: column {name!r} has {int(bad.sum())} unparsable timestamps "
-                f"(first {col.filter(bad)[0]!r}); "
-                "use ISO-8601 like 2016-07-01 00:00:00 or epoch seconds/milliseconds"
+                f"{source}: column {name!r} has {int(bad.sum())} unparsable timestamps (first {first!r}); "
+                + (
+                    f"a time zone's name ({zone.group(1)}) says no offset for sure (CST is UTC-6 in "
+                    "Chicago, UTC+8 in Beijing): write the offset (+01:00) or stamp in UTC"
+                    if zone
+                    else "use ISO-8601 like 2016-07-01 00:00:00 or epoch seconds/milliseconds"
+                )
             )
         return parsed
     raise InputError(
         f"{source}: column {name!r} has type {dtype}, not a timestamp; use ISO-8601 strings or epoch numbers"
     )
+
+
+# a day's name before a stamp: "Mon, ", "Tue ", "Wednesday, " (case as written)
+WEEKDAY = r"^(?i:(mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?),?\s+"
+ZONE_NAME = r"\s([A-Z]{2,4}T?)$"  # a stamp ending in a zone's abbreviation: CET, EST, PDT, AEST
+
+
+def _rounded_digits(col: pl.Series) -> tuple[int, int] | None:
+    """The significant digits epoch numbers were rounded to, and to which power of ten, where it
+    shows: every value a multiple of a power of ten of 1,000 or more that is a twentieth of their
+    typical step or more, or shared by a tenth of the rows; else None. Epoch milliseconds written as
+    ``1.704067e+12`` lose minutes, and the rows of an hourly feed fall 3,000 and 4,000 seconds apart."""
+    if not col.dtype.is_float() or col.len() < 10:
+        return None
+    values = col.cast(pl.Float64).abs()
+    power = next((k for k in range(15, 2, -1) if bool(((values % 10.0**k) == 0).all())), None)
+    if power is None:
+        return None
+    steps = values.sort().diff().drop_nulls()
+    step = float(steps.filter(steps > 0).median() or 0.0)  # type: ignore[arg-type]
+    if 10.0**power < step / 20 and col.n_unique() > 0.9 * col.len():
+        return None
+    return int(np.floor(np.log10(float(values.max())))) - power + 1, power  # type: ignore[arg-type]
 
 
 SPREADSHEET_EPOCH_MS = -2_209_161_600_000  # 1899-12-30, day 0 of Excel's and LibreOffice's serial dates
@@ -725,6 +766,7 @@ NAMED_MONTHS = (  # 01-Jan-2024 13:00, 1 Jan 2024, Jan 1, 2024; and 20240101T130
     ),
     "%Y%m%dT%H%M%S",
     "%Y%m%dT%H%M",
+    "%b %d %H:%M:%S %Y",  # ctime's, its day's name taken off: Jan 01 13:00:00 2024
 )
 
 

@@ -802,6 +802,37 @@ def test_a_spreadsheets_serial_dates_read_as_dates(tmp_path):
     assert times_read(tmp_path, [0, 3600, 7200])[2] == "1970-01-01 02:00:00"  # epoch seconds from 0 stay so
 
 
+@pytest.mark.parametrize(
+    "stamps",
+    [
+        ['"Mon, 01 Jan 2024 13:00:00 GMT"', '"Mon, 01 Jan 2024 14:00:00 GMT"'],  # HTTP's, e-mail's
+        ["Mon Jan 01 13:00:00 2024", "Mon Jan 01 14:00:00 2024"],  # ctime's
+        ["Monday 2024-01-01 13:00", "monday 2024-01-01 14:00"],
+    ],
+)
+def test_a_days_name_before_a_stamp_is_read_past(tmp_path, stamps):
+    assert times_read(tmp_path, stamps) == ["2024-01-01 13:00:00", "2024-01-01 14:00:00"]
+
+
+def test_a_stamp_ending_in_a_zones_name_is_refused_with_what_to_write(tmp_path):
+    """CST is UTC-6 in Chicago and UTC+8 in Beijing: no offset is guessed."""
+    with pytest.raises(InputError, match=r"a time zone's name \(CET\) says no offset for sure.*\+01:00"):
+        times_read(tmp_path, ["2024-01-01 00:00:00 CET", "2024-01-01 01:00:00 CET"])
+
+
+def test_epoch_numbers_rounded_by_scientific_notation_are_refused(tmp_path):
+    """Epoch milliseconds written ``1.704067e+12`` (7 significant digits) put an hourly feed's rows
+    3,000 and 4,000 seconds apart: the run rejected three in four records as off its grid and said
+    to declare a rate. Whole seconds as floats, and hourly epoch seconds, are not refused."""
+    hours = [1_704_067_200_000 + 3_600_000 * i for i in range(24)]
+    with pytest.raises(
+        InputError, match=r"rounded to 7 significant digits \(1\.704067e\+12, every one a multiple of 1e6"
+    ):
+        times_read(tmp_path, [f"{t:.6e}" for t in hours])
+    assert times_read(tmp_path, [f"{t:.1f}" for t in hours])[1] == "2024-01-01 01:00:00"
+    assert times_read(tmp_path, [f"{t / 1000:.1f}" for t in hours])[1] == "2024-01-01 01:00:00"
+
+
 def test_numbers_read_as_seconds_of_1970_are_noted(tmp_path):
     """A day count (Python's ``date.toordinal``: 736389 is 2017-03-01) read as epoch seconds puts
     every row within minutes of 1970-01-09: the run says so, and what to write instead. Epoch
