@@ -715,7 +715,7 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
 
 # a day's name before a stamp: "Mon, ", "Tue ", "Wednesday, " (case as written)
 WEEKDAY = r"^(?i:(mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?),?\s+"
-ZONE_NAME = r"\s([A-Z]{2,4}T?)$"  # a stamp ending in a zone's abbreviation: CET, EST, PDT, AEST
+ZONE_NAME = r"\s(?!(?:AM|PM)$)([A-Z]{2,4}T?)$"  # a stamp ending in a zone's abbreviation: CET, EST, AEST
 
 
 def _rounded_digits(col: pl.Series) -> tuple[int, int] | None:
