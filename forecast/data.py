@@ -24,7 +24,7 @@ import orjson
 import polars as pl
 import zstandard
 
-from adaptcast.forecast import exports, otlp
+from adaptcast.forecast import exports, otlp, pandas_json
 from adaptcast.forecast.base import VALUE_LIMIT, InputError
 from adaptcast.forecast.csv_layout import CsvLayout, csv_layout
 from adaptcast.forecast.date_parts import DATE_PARTS_TIME, by_month_columns, from_date_parts
@@ -327,8 +327,9 @@ def _json_lines(path: Path, otlp_quantiles: Sequence[float]) -> pl.DataFrame:
 
 def _json(path: Path, otlp_quantiles: Sequence[float]) -> pl.DataFrame:
     """A ``.json`` file: an array of row objects (what most exporters and pandas' ``orient="records"``
-    write), an answer of Prometheus' HTTP API (:mod:`~adaptcast.forecast.exports`), else JSON lines
-    (OTLP metrics requests among them)."""
+    write), an answer of Prometheus' HTTP API (:mod:`~adaptcast.forecast.exports`), one object as
+    pandas' other layouts write it (:mod:`~adaptcast.forecast.pandas_json`), else JSON lines (OTLP
+    metrics requests among them)."""
     with path.open("rb") as f:
         head = f.read(1 << 12)
     if exports.may_be_prometheus_answer(head):
@@ -338,11 +339,15 @@ def _json(path: Path, otlp_quantiles: Sequence[float]) -> pl.DataFrame:
             obj = None  # JSON lines whose first line has such keys
         if exports.is_prometheus_answer(obj):
             return exports.prometheus_answer(obj, path)
+    if head.lstrip()[:1] == b"{":  # one object: pandas' to_json of a frame's columns, or of a Series
+        rows = pandas_json.frame(_one_object(path))
+        if rows is not None:
+            return rows
     if head.lstrip()[:1] != b"[":
         df = _json_lines(path, otlp_quantiles)
         if df.height == 1 and all(isinstance(t, pl.Struct | pl.List) for t in df.dtypes):
             raise InputError(
-                f"{path}: one object of columns, not rows (pandas' default to_json); write an array "
+                f"{path}: one object of columns, not rows, in no layout pandas writes; write an array "
                 "of row objects (to_json(orient='records')) or one object per line"
             )
         return df
@@ -354,6 +359,24 @@ def _json(path: Path, otlp_quantiles: Sequence[float]) -> pl.DataFrame:
             "[{...}, {...}] or one object per line"
         ) from None
     return _unnest_values(df, path)
+
+
+def _one_object(path: Path) -> Any:
+    """The JSON value of a file that holds one, on one line or pretty-printed over many; None for
+    JSON lines, told by their first line, so a large file of them is not read whole here."""
+    with path.open("rb") as f:
+        first = f.readline()
+        try:
+            obj = orjson.loads(first)
+        except orjson.JSONDecodeError:  # one value over several lines, or not JSON
+            obj = None
+        else:
+            more = f.read(1 << 12).strip()
+            return None if more else obj
+    try:
+        return orjson.loads(path.read_bytes())
+    except orjson.JSONDecodeError:
+        return None
 
 
 def _unnest_values(df: pl.DataFrame, path: Path) -> pl.DataFrame:

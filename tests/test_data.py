@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import datetime
 from pathlib import Path
@@ -743,10 +744,40 @@ def test_a_json_file_of_rows_reads_and_one_of_columns_says_how_to_write_it(tmp_p
     lines = tmp_path / "lines.json"  # JSON lines named .json
     lines.write_text('{"date": "2024-01-01 00:00", "y": 1.5}\n{"date": "2024-01-01 01:00", "y": 2.5}\n')
     assert read_frame(lines).frame["y"].to_list() == [1.5, 2.5]
-    columns = tmp_path / "columns.json"  # pandas' default orient
-    columns.write_text('{"date": {"0": "2024-01-01 00:00"}, "y": {"0": 1.5}}')
+    columns = tmp_path / "columns.json"  # pandas' default orient, its index row numbers
+    columns.write_text(
+        '{"date": {"0": "2024-01-01 00:00", "1": "2024-01-01 01:00"}, "y": {"0": 1.5, "1": 2.5}}'
+    )
+    assert read_frame(columns).frame["y"].to_list() == [1.5, 2.5]
+    lists = tmp_path / "lists.json"  # an object of arrays: no layout of rows
+    lists.write_text('{"date": ["2024-01-01 00:00", "2024-01-01 01:00"], "y": [1.5, 2.5]}')
     with pytest.raises(InputError, match=r"one object of columns.*orient='records'"):
-        read_frame(columns)
+        read_frame(lists)
+
+
+@pytest.mark.parametrize("orient", ["columns", "index", "split", "table", "records", "series"])
+def test_every_layout_of_pandas_to_json_reads_alike(tmp_path, orient):
+    """pandas' default ``to_json`` (an object per column, keyed by the index's epoch milliseconds) was
+    refused with advice to write rows; each layout now reads as the rows do, its index the time."""
+    ms = [1_704_067_200_000 + 3_600_000 * i for i in range(3)]
+    iso = ["2024-01-01T00:00:00.000", "2024-01-01T01:00:00.000", "2024-01-01T02:00:00.000"]
+    load = [1.5, 2.5, 4.0]
+    text = {
+        "columns": {"load": dict(zip(map(str, ms), load, strict=True))},
+        "index": {str(t): {"load": v} for t, v in zip(ms, load, strict=True)},
+        "split": {"columns": ["load"], "index": ms, "data": [[v] for v in load]},
+        "table": {
+            "schema": {"fields": [{"name": "ts"}, {"name": "load"}], "primaryKey": ["ts"]},
+            "data": [{"ts": t, "load": v} for t, v in zip(iso, load, strict=True)],
+        },
+        "records": [{"ts": t, "load": v} for t, v in zip(ms, load, strict=True)],
+        "series": dict(zip(map(str, ms), load, strict=True)),
+    }[orient]
+    p = tmp_path / f"{orient}.json"
+    p.write_text(json.dumps(text))
+    data = read_series(p, ["value" if orient == "series" else "load"])
+    assert data.frame[data.targets[0]].to_list() == load
+    assert [str(t) for t in data.frame["ts"]][1] == "2024-01-01 01:00:00"
 
 
 def test_a_long_file_whose_series_are_told_apart_by_two_columns(tmp_path):
