@@ -88,7 +88,8 @@ def read_frame(
     step_ms: int | None = None,
     table: pl.DataFrame | None = None,
 ) -> TimeFrame:
-    """Read a CSV, Parquet, JSON or JSON-lines file with a time column into a validated :class:`TimeFrame`.
+    """Read a CSV, Parquet, Feather, JSON or JSON-lines file with a time column into a validated
+    :class:`TimeFrame`.
 
     ``time_col=None`` finds it (:func:`find_time_column`). A file with none (benchmark files that
     hold only values) is read as rows ``step_ms`` apart from 1970-01-01 if a step is given.
@@ -128,6 +129,7 @@ MISSING_TOKENS = (
 UNPARSED = re.compile(r"could not parse `(?P<value>[^`]*)` as dtype `[^`]*` at column '(?P<column>[^']*)'")
 
 
+ARROW = (".feather", ".arrow", ".ipc")  # Arrow's IPC file: pandas' to_feather, polars' write_ipc
 COMPRESSED = (".gz", ".zst", ".zstd")  # a file compressed whole, as downloads and exports often are
 # a number written with a decimal comma, thousands optionally grouped by dots: 1,5  -3,25  1.234,5
 DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
@@ -143,9 +145,9 @@ WITH_UNIT = (
 
 
 def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame:
-    """A CSV (TSV, TXT), Parquet, JSON, JSON-lines or line-protocol file as it is, any of them also
-    compressed whole with gzip or zstd, its column names stripped of surrounding blanks. A file of
-    OTLP metrics requests also gives its histograms' and summaries' ``otlp_quantiles``.
+    """A CSV (TSV, TXT), Parquet, Arrow (Feather), JSON, JSON-lines or line-protocol file as it is, any
+    of them also compressed whole with gzip or zstd, its column names stripped of surrounding blanks.
+    A file of OTLP metrics requests also gives its histograms' and summaries' ``otlp_quantiles``.
 
     A CSV's layout is :func:`~adaptcast.forecast.csv_layout.csv_layout`'s (its separator the one its
     header line holds most of; notes above the header and unit rows below it skipped), and in a file
@@ -155,15 +157,19 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     commas (``"1,234.5"``) does in any CSV. The :data:`MISSING_TOKENS` read as missing values.
     """
     if not path.is_file():
-        raise InputError(f"{path}: file not found; pass an existing CSV, Parquet, JSON or JSON-lines file")
+        raise InputError(
+            f"{path}: file not found; pass an existing CSV, Parquet, Feather, JSON or JSON-lines file"
+        )
     suffixes = [x.lower() for x in path.suffixes[-2:]]
     compressed = bool(suffixes) and suffixes[-1] in COMPRESSED
     suffix = suffixes[0] if compressed and len(suffixes) == 2 else path.suffix.lower()
-    if compressed and suffix in (*JSON_LINES, ".json", *LINE_PROTOCOL, ".parquet", ".pq"):
+    if compressed and suffix in (*JSON_LINES, ".json", *LINE_PROTOCOL, ".parquet", ".pq", *ARROW):
         return _read_decompressed(path, otlp_quantiles)
     try:
         if suffix in (".parquet", ".pq"):
             df = pl.read_parquet(path)
+        elif suffix in ARROW:
+            df = pl.read_ipc(path)
         elif suffix in JSON_LINES:
             df = _json_lines(path, otlp_quantiles)
         elif suffix == ".json":
@@ -185,10 +191,11 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
             # that only avoids the commas of its thousands (10,000.00): each column, what reads
             df = _thousands(_decimal_commas(df)) if layout.separator != "," else _thousands(df)
         else:
+            sheet = " (a spreadsheet: save it as CSV)" if suffix in (".xlsx", ".xls", ".ods") else ""
             raise InputError(
-                f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}; "
-                "use .csv (.tsv, .txt, .dat), .parquet, .json, .jsonl or .lp (line protocol), each also "
-                "compressed (.gz, .zst)"
+                f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}{sheet}; "
+                "use .csv (.tsv, .txt, .dat), .parquet, .feather (.arrow), .json, .jsonl or .lp (line "
+                "protocol), each also compressed (.gz, .zst)"
             )
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None

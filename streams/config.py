@@ -337,7 +337,8 @@ class BacktestConfig(_Section):
 
     data: str | None = Field(
         default=None,
-        description="CSV, Parquet, JSON or JSON-lines file to replay (unset: the scenario section's feed)",
+        description="CSV, Parquet, Feather, JSON or JSON-lines file to replay (unset: the scenario "
+        "section's feed)",
     )
     series_col: str | None = Field(
         default=None,

@@ -225,7 +225,8 @@ def series_layout(series_col: str | None, columns: list[str], series_rows: bool)
 
 
 def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """``--data FILE`` (required: CSV, Parquet, JSON, JSON lines or line protocol), as predict reads it."""
+    """``--data FILE`` (required: CSV, Parquet, Feather, JSON, JSON lines or line protocol), as predict
+    reads it."""
     return click.option("--data", "data_path", required=True, type=click.Path(path_type=Path), help=help)
 
 
@@ -236,8 +237,8 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     "--data",
     "data_path",
     type=click.Path(path_type=Path),
-    help="CSV, Parquet, JSON, JSON-lines or line-protocol (.lp) file, also .gz/.zst, with a time column "
-    "(or Year and Month columns).",
+    help="CSV, Parquet, Feather, JSON, JSON-lines or line-protocol (.lp) file, also .gz/.zst, with a time "
+    "column (or Year and Month columns).",
 )
 @click.option(
     "--from-topic",
@@ -704,7 +705,7 @@ def _forecasts(
     type=click.Path(path_type=Path),
     help="A directory written by `adaptcast train`.",
 )
-@data_option("CSV, Parquet, JSON lines or line protocol with the same columns as in training.")
+@data_option("CSV, Parquet, Feather, JSON, JSON lines or line protocol with the same columns as in training.")
 @table_out_option("Write .csv or .parquet here (default: CSV to stdout).")
 @DUPLICATES_OPTION
 @series_options

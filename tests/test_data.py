@@ -62,6 +62,21 @@ def test_parquet_and_epoch_times(tmp_path):
     assert tf.frame["timestamp"][0] == datetime(2023, 11, 14, 22, 13, 20) and tf.report.step == "1:00:00"
 
 
+def test_a_feather_file_reads_as_parquet_does_and_a_spreadsheet_is_told_to_save_csv(tmp_path):
+    """pandas' ``to_feather`` (Arrow's IPC file), also gzipped, was refused as an unknown type."""
+    import gzip
+
+    df = pl.DataFrame({"timestamp": [1_700_000_000_000, 1_700_003_600_000], "y": [1.0, 2.0]})
+    df.write_ipc(tmp_path / "d.feather")
+    (tmp_path / "d.feather.gz").write_bytes(gzip.compress((tmp_path / "d.feather").read_bytes()))
+    for name in ("d.feather", "d.feather.gz"):
+        tf = read_frame(tmp_path / name)
+        assert tf.frame["y"].to_list() == [1.0, 2.0] and tf.report.step == "1:00:00"
+    (tmp_path / "d.xlsx").write_bytes(b"PK")
+    with pytest.raises(InputError, match=r"'\.xlsx' \(a spreadsheet: save it as CSV\)"):
+        read_frame(tmp_path / "d.xlsx")
+
+
 @pytest.mark.parametrize(
     "text, kwargs, message",
     [
