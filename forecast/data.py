@@ -461,7 +461,8 @@ def _grouped_numbers(df: pl.DataFrame, pattern: str, group: str, decimal: str) -
             continue  # the first values tell a column of ids or labels apart cheaply
         parts = df[c].str.extract_groups(WITH_UNIT)  # the whole column, its missing values kept
         given = df[c].is_not_null()
-        digits = (parts.struct.field("sign") + parts.struct.field("num")).filter(given)
+        signed = parts.struct.field("sign") + parts.struct.field("num")
+        digits = signed.filter(given)
         units = (
             (parts.struct.field("pre") + parts.struct.field("post").fill_null("").str.strip_chars())
             .filter(given)
@@ -477,8 +478,7 @@ def _grouped_numbers(df: pl.DataFrame, pattern: str, group: str, decimal: str) -
             # whole numbers only padded stay whole, as polars reads them unpadded (20240101: a date)
             whole = not units[0] and not commas and not digits.str.contains(".", literal=True).any()
             numbers.append(
-                (parts.struct.field("sign") + parts.struct.field("num"))
-                .str.replace_all(group, "", literal=True)
+                signed.str.replace_all(group, "", literal=True)
                 .str.replace(decimal, ".", literal=True)
                 .cast(pl.Int64 if whole else pl.Float64)
                 .alias(c)
@@ -759,9 +759,7 @@ def _rounded_digits(col: pl.Series) -> tuple[int, int] | None:
     power = next((k for k in range(15, 2, -1) if bool(((values % 10.0**k) == 0).all())), None)
     if power is None:
         return None
-    steps = values.sort().diff().drop_nulls()
-    step = float(steps.filter(steps > 0).median() or 0.0)  # type: ignore[arg-type]
-    if 10.0**power < step / 20 and col.n_unique() > 0.9 * col.len():
+    if 10.0**power < _typical_step(values) / 20 and col.n_unique() > 0.9 * col.len():
         return None
     return int(np.floor(np.log10(float(values.max())))) - power + 1, power  # type: ignore[arg-type]
 
@@ -777,8 +775,13 @@ def _spreadsheet_days(col: pl.Series) -> bool:
     lo, hi = SPREADSHEET_DAYS
     if col.len() < 2 or float(col.min()) < lo or float(col.max()) > hi:  # type: ignore[arg-type]
         return False
+    return _typical_step(col) <= 31
+
+
+def _typical_step(col: pl.Series) -> float:
+    """The median step between a column's distinct numbers, in order (0 if they have none)."""
     steps = col.sort().diff().drop_nulls()
-    return float(steps.filter(steps > 0).median() or 0) <= 31  # type: ignore[arg-type]
+    return float(steps.filter(steps > 0).median() or 0.0)  # type: ignore[arg-type]
 
 
 COMPACT_DATES = {

@@ -37,7 +37,7 @@ from adaptcast.streams.backtest_sink import (
 from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config, ConfigError, deep_merge, load_config, parse_scalar
 from adaptcast.streams.events import LoopEvent, RetrainFailed, SeriesReset
-from adaptcast.streams.feed import declare_schedules, iter_time_batches, load_feed, with_targets
+from adaptcast.streams.feed import declare_schedules, forecasting, iter_time_batches, load_feed
 from adaptcast.streams.grid import TOO_FAST, own_period
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.metrics import Metrics
@@ -137,7 +137,7 @@ def backtest(
     """
     cfg = config if config is not None else load_config()
     data = data if data is not None else load_feed(cfg)
-    cfg = declare_schedules(with_targets(cfg, data), data)
+    cfg = declare_schedules(forecasting(cfg, data.targets), data)
     configs = [cfg, *(variant(cfg, text) for text in cfg.backtest.compare)]
     names = [label(cfg)]
     for text, c in zip(cfg.backtest.compare, configs[1:], strict=True):

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from adaptcast.streams.build import build_loop
 from adaptcast.streams.config import Config
-from adaptcast.streams.feed import declare_schedules, load_feed, time_batches, with_targets
+from adaptcast.streams.feed import declare_schedules, forecasting, load_feed, time_batches
 from adaptcast.streams.metrics import Metrics, MetricsServer
 from adaptcast.streams.step import Forecast
 from adaptcast.streams.summary import RunSummary
@@ -22,7 +22,7 @@ def run_embedded(
     """Stream the feed one timestamp (all series) per batch; ``sink`` receives each batch's forecasts."""
     t0 = time.perf_counter()
     data = load_feed(cfg)
-    cfg = declare_schedules(with_targets(cfg, data), data)
+    cfg = declare_schedules(forecasting(cfg, data.targets), data)
     metrics = metrics or Metrics(max_model_age_s=cfg.metrics.max_model_age_s)
     loop = build_loop(cfg, metrics=metrics)
     server = MetricsServer.from_config(metrics, cfg.metrics)

@@ -32,11 +32,10 @@ def load_feed(cfg: Config) -> SeriesFrame:
     b, m = cfg.backtest, cfg.model
     if b.data is not None:
         table = read_table(Path(b.data), cfg.serving.otlp_quantiles)
-        if not b.series_cols and not b.series_rows:
-            m = sole_value(cfg, table, b.data, b.series_col).model
+        sole = None if b.series_cols or b.series_rows else sole_value(cfg, table, b.data, b.series_col)
         data = read_series(
             b.data,
-            m.targets,
+            sole or m.targets,
             m.features,
             b.series_col,
             b.time_col,
@@ -53,30 +52,28 @@ def load_feed(cfg: Config) -> SeriesFrame:
     return data.head(b.limit) if b.limit else data
 
 
-def sole_value(cfg: Config, table: pl.DataFrame, path: str | Path, series_col: str | None) -> Config:
-    """``cfg`` forecasting the one column of values of the file at ``path`` (its ``table``) where no
-    target was named and the default's column (``y``) is not in it: a ``time,value`` export needs no
-    ``--target``. Else ``cfg`` as it is (several columns of values: which is the user's to say)."""
+def sole_value(
+    cfg: Config, table: pl.DataFrame, path: str | Path, series_col: str | None
+) -> list[str] | None:
+    """The one column of values of the file at ``path`` (its ``table``), where no target was named and
+    the default's column (``y``) is not in it: a ``time,value`` export needs no ``--target``. Else
+    None (several columns of values: which is the user's to say)."""
     m = cfg.model
     if "target" in m.model_fields_set or set(m.targets) <= set(table.columns):
-        return cfg
+        return None
     values = [c for c in value_columns(table, Path(path), series_col) if c not in m.features]
     if len(values) != 1:
-        return cfg
+        return None
     log.warning("%s: forecasting its one column of values, %r (--target names another)", path, values[0])
-    return cfg.model_copy(update={"model": m.model_copy(update={"target": values})})
+    return values
 
 
-def with_targets(cfg: Config, data: SeriesFrame) -> Config:
-    """``cfg`` forecasting the targets ``data`` was read with, where none was named (the feed
-    :func:`load_feed` read by :func:`sole_value`)."""
-    if (
-        "target" in cfg.model.model_fields_set
-        or data.targets == cfg.model.targets
-        or cfg.backtest.series_cols
-    ):
+def forecasting(cfg: Config, targets: list[str]) -> Config:
+    """``cfg`` with ``targets`` as the model's, where none was named (:func:`sole_value`'s choice,
+    or the feed :func:`load_feed` read with it)."""
+    if "target" in cfg.model.model_fields_set or targets == cfg.model.targets:
         return cfg
-    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"target": list(data.targets)})})
+    return cfg.model_copy(update={"model": cfg.model.model_copy(update={"target": list(targets)})})
 
 
 def row_step(cfg: Config) -> int | None:

@@ -63,7 +63,7 @@ from adaptcast.streams.cli_common import (
     write_frame,
 )
 from adaptcast.streams.config import Config
-from adaptcast.streams.feed import row_step, sole_value
+from adaptcast.streams.feed import forecasting, row_step, sole_value
 from adaptcast.streams.formats import shape_for
 from adaptcast.streams.grid import Fill, GridRules, parse_period
 from adaptcast.streams.publish import publish
@@ -352,7 +352,7 @@ def train_command(
     if table is not None and not columns and not series_rows and not time_features:
         series_col = series_col or implied_series_col(table)
     if table is not None and not columns and not series_rows:
-        cfg = sole_value(cfg, table, data_path, series_col)
+        cfg = forecasting(cfg, sole_value(cfg, table, data_path, series_col) or cfg.model.targets)
     if table is None:
         model, summary, (vx, vy) = fit_on_topic(cfg, records or cfg.state.warm_records)
     elif series_col or columns or series_rows:
