@@ -6,10 +6,12 @@ column and saying what to do, so the CLI can print it and exit 2 without a trace
 
 from __future__ import annotations
 
+import bz2
 import codecs
 import csv
 import gzip
 import io
+import lzma
 import re
 import shutil
 import tempfile
@@ -130,7 +132,14 @@ UNPARSED = re.compile(r"could not parse `(?P<value>[^`]*)` as dtype `[^`]*` at c
 
 
 ARROW = (".feather", ".arrow", ".ipc")  # Arrow's IPC file: pandas' to_feather, polars' write_ipc
-COMPRESSED = (".gz", ".zst", ".zstd")  # a file compressed whole, as downloads and exports often are
+COMPRESSED = (
+    ".gz",
+    ".zst",
+    ".zstd",
+    ".bz2",
+    ".xz",
+)  # a file compressed whole, as downloads and exports often are
+POLARS_CODECS = (".gz", ".zst", ".zstd")  # of those, what polars reads a CSV compressed with itself
 # a number written with a decimal comma, thousands optionally grouped by dots: 1,5  -3,25  1.234,5
 DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
 # a number with thousands grouped by commas, in a comma-separated file (quoted): 1,234.5  -12,000
@@ -146,7 +155,7 @@ WITH_UNIT = (
 
 def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame:
     """A CSV (TSV, TXT), Parquet, Arrow (Feather), JSON, JSON-lines or line-protocol file as it is, any
-    of them also compressed whole with gzip or zstd, its column names stripped of surrounding blanks.
+    of them also compressed whole (gzip, zstd, bzip2, xz), its column names stripped of surrounding blanks.
     A file of OTLP metrics requests also gives its histograms' and summaries' ``otlp_quantiles``.
 
     A CSV's layout is :func:`~adaptcast.forecast.csv_layout.csv_layout`'s (its separator the one its
@@ -163,7 +172,8 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
     suffixes = [x.lower() for x in path.suffixes[-2:]]
     compressed = bool(suffixes) and suffixes[-1] in COMPRESSED
     suffix = suffixes[0] if compressed and len(suffixes) == 2 else path.suffix.lower()
-    if compressed and suffix in (*JSON_LINES, ".json", *LINE_PROTOCOL, ".parquet", ".pq", *ARROW):
+    whole = (*JSON_LINES, ".json", *LINE_PROTOCOL, ".parquet", ".pq", *ARROW)
+    if compressed and (suffix in whole or suffixes[-1] not in POLARS_CODECS):
         return _read_decompressed(path, otlp_quantiles)
     try:
         if suffix in (".parquet", ".pq"):
@@ -195,7 +205,7 @@ def read_table(path: Path, otlp_quantiles: Sequence[float] = ()) -> pl.DataFrame
             raise InputError(
                 f"{path}: unsupported file type {''.join(path.suffixes[-2:])!r}{sheet}; "
                 "use .csv (.tsv, .txt, .dat), .parquet, .feather (.arrow), .json, .jsonl or .lp (line "
-                "protocol), each also compressed (.gz, .zst)"
+                "protocol), each also compressed (.gz, .zst, .bz2, .xz)"
             )
     except pl.exceptions.NoDataError:
         raise InputError(f"{path}: file is empty; it needs a header row and data rows") from None
@@ -276,14 +286,15 @@ LINE_PROTOCOL = (".lp", ".line")  # InfluxDB line protocol: influx_inspect expor
 def _read_decompressed(path: Path, otlp_quantiles: Sequence[float]) -> pl.DataFrame:
     """A compressed file of a type read whole (JSON, JSON lines, line protocol, Parquet: what
     ``influx_inspect export -compress``, the Collector's file exporter with ``compression: zstd``
-    and gzipped downloads write), decompressed into a temporary file of its inner name and read as
-    that; an error names ``path``."""
+    and gzipped downloads write), or of any type compressed in a way polars cannot read a CSV in
+    (bzip2, xz: archives of datasets), decompressed into a temporary file of its inner name and
+    read as that; an error names ``path``."""
     with tempfile.TemporaryDirectory(prefix="adaptcast-") as tmp:
         inner = Path(tmp) / path.with_suffix("").name  # export.lp.gz → export.lp
         try:
             with _decompressing(path) as src, inner.open("wb") as dst:
                 shutil.copyfileobj(src, dst, 1 << 20)
-        except (OSError, EOFError, zstandard.ZstdError) as exc:  # gzip's BadGzipFile is an OSError
+        except (OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as exc:  # BadGzipFile: an OSError
             raise InputError(f"{path}: cannot decompress as {path.suffix[1:]} ({exc})") from None
         try:
             return read_table(inner, otlp_quantiles)
@@ -292,10 +303,11 @@ def _read_decompressed(path: Path, otlp_quantiles: Sequence[float]) -> pl.DataFr
 
 
 def _decompressing(path: Path) -> Any:
-    """A binary reader of ``path``'s decompressed bytes: gzip, or zstd across all its frames (a
-    writer that compresses each batch writes one frame per batch)."""
-    if path.suffix.lower() == ".gz":
-        return gzip.open(path, "rb")
+    """A binary reader of ``path``'s decompressed bytes: gzip, bzip2, xz, or zstd across all its
+    frames (a writer that compresses each batch writes one frame per batch)."""
+    opener = {".gz": gzip.open, ".bz2": bz2.open, ".xz": lzma.open}.get(path.suffix.lower())
+    if opener is not None:
+        return opener(path, "rb")
     return zstandard.ZstdDecompressor().stream_reader(path.open("rb"), read_across_frames=True, closefd=True)
 
 

@@ -497,8 +497,8 @@ def _replay_records(
     "--data",
     "data_path",
     type=click.Path(dir_okay=False),
-    help="CSV, Parquet, Feather, JSON, JSON-lines or line-protocol (.lp) file, also .gz/.zst, with a time "
-    "column (or Year and Month columns; wide, or long with --series-col). "
+    help="CSV, Parquet, Feather, JSON, JSON-lines or line-protocol (.lp) file, also .gz/.zst/.bz2/.xz, "
+    "with a time column (or Year and Month columns; wide, or long with --series-col). "
     "[backtest.data]",
 )
 @click.option(

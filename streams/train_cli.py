@@ -237,8 +237,8 @@ def data_option(help: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]
     "--data",
     "data_path",
     type=click.Path(path_type=Path),
-    help="CSV, Parquet, Feather, JSON, JSON-lines or line-protocol (.lp) file, also .gz/.zst, with a time "
-    "column (or Year and Month columns).",
+    help="CSV, Parquet, Feather, JSON, JSON-lines or line-protocol (.lp) file, also .gz/.zst/.bz2/.xz, "
+    "with a time column (or Year and Month columns).",
 )
 @click.option(
     "--from-topic",

@@ -233,15 +233,20 @@ def test_decimal_commas_of_a_semicolon_or_tab_file_read_as_numbers(tmp_path):
     assert commas.frame["y"].dtype == pl.String
 
 
-@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.zst", ".tsv.gz"])
+@pytest.mark.parametrize("suffix", [".csv.gz", ".csv.zst", ".tsv.gz", ".csv.bz2", ".tsv.xz"])
 def test_compressed_files_read_as_the_plain_ones(tmp_path, suffix):
+    """gzip and zstd, as exports write; bzip2 and xz, as archives of datasets are often packed."""
+    import bz2
     import gzip
+    import lzma
 
     import zstandard
 
     sep = "\t" if suffix.startswith(".tsv") else ";"
     raw = f"date{sep}y\n2024-01-01{sep}1,5\n2024-01-02{sep}2\n".encode()
-    packed = gzip.compress(raw) if suffix.endswith(".gz") else zstandard.ZstdCompressor().compress(raw)
+    codec = suffix.rpartition(".")[2]
+    compress = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}
+    packed = compress.get(codec, zstandard.ZstdCompressor().compress)(raw)
     path = tmp_path / f"d{suffix}"
     path.write_bytes(packed)
     assert read_frame(path).frame["y"].to_list() == [1.5, 2.0]
@@ -292,6 +297,11 @@ def test_a_compressed_file_that_cannot_be_read_names_itself(tmp_path):
     cut.write_bytes(gzip.compress(b"mem y=1 1704067200000000000\n" * 100)[:60])
     with pytest.raises(InputError, match=rf"^{re.escape(str(cut))}: cannot decompress"):
         read_table(cut)
+    for codec in ("bz2", "xz"):
+        junk = tmp_path / f"d.csv.{codec}"
+        junk.write_bytes(b"not compressed at all")
+        with pytest.raises(InputError, match=rf"^{re.escape(str(junk))}: cannot decompress as {codec} \("):
+            read_table(junk)
     inner = tmp_path / "d.parquet.gz"
     inner.write_bytes(gzip.compress(b"date;y\n2024-01-01;1\n"))  # a CSV named parquet
     with pytest.raises(InputError, match=rf"^{re.escape(str(inner))}: cannot parse as parquet"):
