@@ -88,14 +88,17 @@ def from_date_parts(df: pl.DataFrame) -> pl.DataFrame | None:
 def by_month_columns(df: pl.DataFrame) -> pl.DataFrame | None:
     """A table of a row per year and a column per month (``Year,Jan,…,Dec``, a climate archive's
     layout) as one row per month, ``ts`` and ``value``, in time order; its other columns (an annual
-    mean, seasonal means) dropped. None unless it has a year column and all twelve months."""
+    mean, seasonal means) dropped. None unless it has a year column, each year once, and all twelve
+    months: a year on several rows is a long table, whose month columns are dummies (an
+    econometrics file's ``year,month,…,jan,…,dec``)."""
     year_col = _named(df, "year")
     months: dict[int, str] = {}
     for c in df.columns:
         number = MONTH_NAMES.get(c.strip().lower().rstrip("."))
         if number is not None and number not in months:
             months[number] = c
-    if year_col is None or len(months) < 12 or _values(df, year_col, "year") is None:
+    years = None if year_col is None or len(months) < 12 else _values(df, year_col, "year")
+    if years is None or years.n_unique() < years.len():
         return None
     numeric = [c for c in months.values() if df[c].dtype.is_numeric()]
     if len(numeric) < 12:

@@ -746,6 +746,16 @@ def test_a_row_per_year_and_a_column_per_month_reads_as_one_monthly_series(tmp_p
     assert frame["ts"][0] == datetime(1950, 1, 1) and frame["ts"][23] == datetime(1951, 12, 1)
 
 
+def test_month_dummies_beside_a_year_and_a_month_leave_the_table_long(tmp_path):
+    """An econometrics file (``year,month,…,jan,…,dec``, a 0/1 column per month) repeats each year
+    on twelve rows: it is a long table stamped by its year and month, not a row per year."""
+    dummies = "jan,feb,mar,apr,may,jun,jul,aug,sep,oct,nov,dec"
+    rows = [f"1964,{m},{10 + m},{','.join('1' if k == m else '0' for k in range(1, 13))}" for m in (1, 2, 3)]
+    frame = read_frame(write(tmp_path, f"year,month,ipcem,{dummies}\n" + "\n".join(rows) + "\n")).frame
+    assert frame["ipcem"].to_list() == [11, 12, 13] and frame["jan"].to_list() == [1, 0, 0]
+    assert frame["ts"].to_list() == [datetime(1964, m, 1) for m in (1, 2, 3)]
+
+
 @pytest.mark.parametrize(
     "text",
     ["Year,Month,v\n1950,13,1\n1951,1,2\n", "Year,Month,Day,v\n1950,4,31,1\n1950,5,1,2\n"],
