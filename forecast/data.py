@@ -699,9 +699,9 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
         if dtype.is_integer() and col.min() >= 1000 and col.max() <= 2999:  # type: ignore[operator]
             # whole years, not seconds after 1970
             return pl.select(pl.datetime(col.cast(pl.Int32), 1, 1)).to_series().alias(name)
-        compact = _compact_dates(col.cast(pl.String)) if dtype.is_integer() else None
-        if compact is not None:  # 20240101, 202401011300: digits of a date, not seconds after 1970
-            return compact
+        compact = _compact_dates(col.cast(pl.String)) if dtype.is_integer() else _year_months(col)
+        if compact is not None:  # 20240101, 1947.01: digits of a date, not seconds after 1970
+            return compact.alias(name)
         if _spreadsheet_days(col):  # 45292.5: a spreadsheet's serial date, days since 1899-12-30
             seconds = (col.cast(pl.Float64) * 86_400).round().cast(pl.Int64)  # exports round the fraction
             ms = seconds * 1000 + SPREADSHEET_EPOCH_MS
@@ -794,6 +794,26 @@ def _typical_step(col: pl.Series) -> float:
     """The median step between a column's distinct numbers, in order (0 if they have none)."""
     steps = col.sort().diff().drop_nulls()
     return float(steps.filter(steps > 0).median() or 0.0)  # type: ignore[arg-type]
+
+
+def _year_months(col: pl.Series) -> pl.Series | None:
+    """Years with the month in their first two decimals, ``1947.01`` to ``1947.12`` (October often
+    written ``1947.1``; a float32 column's noise tolerated), as econometric files and Shiller's
+    market data write them, or whole years written as decimals (``1947.0``), as datetimes; else None.
+    Read as epoch numbers they were seconds of 1970's first hour."""
+    values = col.cast(pl.Float64)
+    if float(values.min()) < 1000 or float(values.max()) >= 3000:  # type: ignore[arg-type]
+        return None
+    year = values.floor()
+    hundredths = (values - year) * 100
+    month = hundredths.round()
+    if ((hundredths - month).abs() > 0.01).any():
+        return None
+    if (month == 0).all():
+        month = month + 1
+    elif ((month < 1) | (month > 12)).any():
+        return None
+    return pl.select(pl.datetime(year.cast(pl.Int32), month.cast(pl.Int8), 1)).to_series()
 
 
 COMPACT_DATES = {

@@ -856,6 +856,19 @@ def test_digits_of_dates_are_dates_and_epoch_numbers_stay_epochs(tmp_path):
     assert times_read(tmp_path, [946684800000, 946688400000])[1] == "2000-01-01 01:00:00"
 
 
+def test_years_with_the_month_in_their_decimals_read_as_months(tmp_path):
+    """``1947.01`` … ``1947.1`` (October) … ``1947.12``, as econometric files and Shiller's market
+    data write months, float32 noise and all; read as epoch seconds they shared one second of 1970."""
+    assert times_read(tmp_path, ["1947.010009765625", "1947.02001953125", "1947.1", "1947.12"]) == [
+        "1947-01-01 00:00:00",
+        "1947-02-01 00:00:00",
+        "1947-10-01 00:00:00",
+        "1947-12-01 00:00:00",
+    ]
+    assert times_read(tmp_path, ["1947.0", "1948.0"])[1] == "1948-01-01 00:00:00"  # whole years
+    assert times_read(tmp_path, ["1947.25", "1947.5"])[0].startswith("1970")  # no months: as before
+
+
 def test_a_spreadsheets_serial_dates_read_as_dates(tmp_path):
     """An unformatted date column exported from a spreadsheet holds days since 1899-12-30 (45292.5 is
     2024-01-01 12:00); read as epoch seconds they were hours of 1970-01-01."""
