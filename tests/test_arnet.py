@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import torch
 from numpy.lib.stride_tricks import sliding_window_view
 
 from adaptcast.forecast import create_forecaster, load_forecaster
-from adaptcast.forecast.models.arnet import RIDGE_GRID, ridge_solve, sparsity_penalty
+from adaptcast.forecast.models.arnet import (
+    CHOOSERS,
+    CV_FOLDS,
+    RIDGE_GRID,
+    blocked_cv_error,
+    ridge_solve,
+    sparsity_penalty,
+)
 
 TRUE = np.array([0.5, -0.3, 0.2])
 FAST = {"accelerator": "cpu", "num_threads": 1, "patience": 100}  # run the whole LR schedule
@@ -115,9 +124,10 @@ def test_ridge_with_a_given_share_is_the_normal_equations_towards_the_prior():
     torch.testing.assert_close(b, y.mean(0) - z.mean(0) @ expected)
 
 
-def test_gcv_ridge_shrinks_a_fit_on_few_windows_and_leaves_one_on_many_alone():
-    """48 lags of an AR(3): on 80 windows least squares overfits and GCV's shrinkage forecasts better
-    out of sample; on 15,000 windows it chooses (almost) no shrinkage and finds the true lags."""
+@pytest.mark.parametrize("chooser", CHOOSERS)
+def test_a_chosen_ridge_shrinks_a_fit_on_few_windows_and_leaves_one_on_many_alone(chooser):
+    """48 lags of an AR(3): on 80 windows least squares overfits and the chosen shrinkage forecasts
+    better out of sample; on 15,000 windows it is (almost) none and the fit finds the true lags."""
     fresh_X, fresh_Y = lag_windows(ar_series(4_000, seed=9), 48)
 
     def fit(X, Y, ridge):
@@ -129,15 +139,16 @@ def test_gcv_ridge_shrinks_a_fit_on_few_windows_and_leaves_one_on_many_alone():
 
     few_X, few_Y = lag_windows(ar_series(128, seed=4), 48)
     _, tiny, tiny_mse = fit(few_X, few_Y, 1e-3)
-    _, chosen, gcv_mse = fit(few_X, few_Y, "gcv")
-    assert tiny == 1e-3 and chosen >= 0.1 and gcv_mse < 0.9 * tiny_mse
+    _, chosen, chosen_mse = fit(few_X, few_Y, chooser)
+    assert tiny == 1e-3 and chosen >= 0.1 and chosen_mse < 0.9 * tiny_mse
     many_X, many_Y = lag_windows(ar_series(15_048, seed=5), 48)
-    model, chosen, _ = fit(many_X, many_Y, "gcv")
-    assert chosen <= 0.01
+    model, chosen, _ = fit(many_X, many_Y, chooser)
+    assert chosen <= 0.02  # 2 % of the evidence: blocked folds fit on 4/5 of it, so lean a step stronger
     np.testing.assert_allclose(model.coefficients()[0, :3], TRUE, atol=0.03)
 
 
-def test_gcv_chooses_each_outputs_share_as_if_it_were_fitted_alone():
+@pytest.mark.parametrize("chooser", CHOOSERS)
+def test_each_outputs_share_is_chosen_as_if_it_were_fitted_alone(chooser):
     """A column the lags predict (the AR(3)'s next value) and one they cannot (fresh noise) in one
     fit: the noise gets far stronger shrinkage than the signal, and each column's share and weights
     are what a fit of that column alone gives, so a noisy far lead cannot over-shrink lead 1."""
@@ -146,24 +157,56 @@ def test_gcv_chooses_each_outputs_share_as_if_it_were_fitted_alone():
     noise = np.random.default_rng(7).standard_normal(len(Y))
     y = torch.from_numpy(np.c_[Y[:, 0, 0], noise])
     prior = torch.zeros(24, 2, dtype=torch.float64)
-    w, b, shares, _ = ridge_solve(z, y, prior, "gcv")
+    w, b, shares, _ = ridge_solve(z, y, prior, chooser, gap=1)
     assert shares[1] > 10 * shares[0]
     for col in range(2):
-        w_alone, b_alone, share_alone, _ = ridge_solve(z, y[:, col : col + 1], prior[:, col : col + 1], "gcv")
+        alone = ridge_solve(z, y[:, col : col + 1], prior[:, col : col + 1], chooser, gap=1)
+        w_alone, b_alone, share_alone, _ = alone
         assert share_alone.item() == shares[col].item()
         torch.testing.assert_close(w[:, col : col + 1], w_alone)
         torch.testing.assert_close(b[col : col + 1], b_alone)
 
 
+def test_blocked_cross_validation_is_each_left_out_blocks_error_under_a_fit_on_the_rest():
+    """Every share and prior's error equals refitting on the windows outside a block and its gap
+    and forecasting the block, summed over the blocks: one SVD per block gives the whole grid."""
+    X, Y = lag_windows(ar_series(90, seed=3), 6)
+    z, y = torch.from_numpy(X[:, :, 0]).double(), torch.from_numpy(Y[:, :, 0]).double()
+    priors = torch.stack([torch.zeros(6, 1), torch.eye(6, 1)]).double()  # the mean, then persistence
+    err = blocked_cv_error(z, y, priors, gap=2)
+    edges = np.linspace(0, len(z), CV_FOLDS + 1).round().astype(int)
+    for g in (0, 9, 25):
+        for k in range(2):
+            total = 0.0
+            for a, b in itertools.pairwise(edges):
+                keep = np.r_[0 : max(0, a - 2), b + 2 : len(z)]
+                w, bias, _, _ = ridge_solve(z[keep], y[keep], priors[k], float(RIDGE_GRID[g]))
+                total += float(((z[a:b] @ w + bias - y[a:b]) ** 2).sum())
+            assert err[k, g, 0].item() == pytest.approx(total, rel=1e-9)
+
+
+def test_blocked_cross_validation_falls_back_to_generalised_on_too_few_windows():
+    """Leaving a block and its gap out must leave windows to fit; where it would not, ``cv``
+    chooses as ``gcv`` does rather than fail."""
+    X, Y = lag_windows(ar_series(30, seed=4), 4)
+    z, y = torch.from_numpy(X[:, :, 0]).double(), torch.from_numpy(Y[:, :, 0]).double()
+    prior = torch.zeros(4, 1, dtype=torch.float64)
+    assert blocked_cv_error(z, y, prior[None], gap=len(z)) is None
+    torch.testing.assert_close(
+        ridge_solve(z, y, prior, "cv", gap=len(z))[2], ridge_solve(z, y, prior, "gcv")[2]
+    )
+
+
+@pytest.mark.parametrize("chooser", CHOOSERS)
 @pytest.mark.parametrize("seed", range(5))
-def test_gcv_shrinks_random_walks_towards_persistence_and_noise_towards_the_mean(seed):
+def test_a_chosen_ridge_shrinks_random_walks_towards_persistence_and_noise_towards_the_mean(seed, chooser):
     """Every lead of a random walk is pulled towards its last value, every lead of white noise
     around a level towards the windows' mean: what each series' own history says is the better
     guess when the lags have little to add."""
     rng = np.random.default_rng(seed)
     for y, prior in ((np.cumsum(rng.standard_normal(300)), "last"), (5 + rng.standard_normal(300), "mean")):
         w = sliding_window_view(y.astype(np.float32), 27)
-        model = create_forecaster("arnet", lookback=24, horizon=3)
+        model = create_forecaster("arnet", lookback=24, horizon=3, ridge=chooser)
         report = model.fit_closed_form(w[:, :24, None].copy(), w[:, 24:, None].copy())
         assert report.extra["prior"] == [prior] * 3
 
@@ -187,16 +230,16 @@ def test_the_fit_report_gives_one_share_per_lead_and_target():
 
 
 @pytest.mark.parametrize("ridge", ["auto", 0, -1.0, True])
-def test_ridge_refuses_what_is_not_a_positive_share_or_gcv(ridge):
-    with pytest.raises(ValueError, match="ridge must be 'gcv' or a share > 0"):
+def test_ridge_refuses_what_is_not_a_positive_share_or_a_chooser(ridge):
+    with pytest.raises(ValueError, match="ridge must be 'cv', 'gcv' or a share > 0"):
         create_forecaster("arnet", lookback=4, horizon=1, ridge=ridge)
 
 
 def test_a_chosen_ridge_ignores_the_parents_weights_and_a_fixed_one_pulls_towards_them():
     """Cross-validation cannot judge a pull towards a model fitted on the same windows, so with
-    ``gcv`` the serving model's weights do not enter the new solution (its scaler still does)."""
+    a chosen ridge the serving model's weights do not enter the new solution (its scaler still does)."""
     X, Y = lag_windows(ar_series(600, seed=1), 8)
-    for ridge, same in (("gcv", True), (1.0, False)):
+    for ridge, same in (("cv", True), ("gcv", True), (1.0, False)):
         parent = create_forecaster("arnet", lookback=8, horizon=1, ridge=ridge)
         parent.fit_closed_form(X, Y)
         children = []

@@ -23,23 +23,32 @@ def sparsity_penalty(weight: torch.Tensor, c1: float, c2: float) -> torch.Tensor
     return (2.0 * torch.sigmoid(c1 * weight.abs().clamp_min(1e-4).pow(1.0 / c2)) - 1.0).mean()
 
 
-RIDGE_GRID = torch.logspace(-3, 2, 26, dtype=torch.float64)  # shares of the evidence "gcv" chooses among
-PRIORS = ("mean", "last")  # what "gcv" may shrink each output towards: the windows' mean, or persistence
+RIDGE_GRID = torch.logspace(
+    -3, 2, 26, dtype=torch.float64
+)  # shares of the evidence "cv" and "gcv" choose among
+PRIORS = (
+    "mean",
+    "last",
+)  # what a chosen ridge may shrink each output towards: the windows' mean, or persistence
+CHOOSERS = ("cv", "gcv")  # ways to choose the ridge per fit: blocked or generalised cross-validation
+CV_FOLDS = 5  # contiguous blocks of windows "cv" leaves out in turn
 
 
 def ridge_solve(
-    z: torch.Tensor, y: torch.Tensor, priors: torch.Tensor, ridge: float | str
+    z: torch.Tensor, y: torch.Tensor, priors: torch.Tensor, ridge: float | str, gap: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     """Ridge regression towards a prior with a free intercept: argmin ‖y − zW − b‖² + α‖W − prior‖².
 
-    α = share × rows, per output column. ``ridge`` is one share for all columns, or ``"gcv"``: for
-    each column the share on ``RIDGE_GRID`` with the least generalised cross-validation error
-    n·RSS / (n − tr H)², one SVD for every column and share. A column that is mostly noise (a far
-    lead) then gets strong shrinkage without forcing it on a column the lags predict well (lead 1);
-    few or collinear rows get strong shrinkage, many rows almost none. The intercept is not shrunk.
-    ``priors`` is one prior ``[d, columns]`` or several ``[K, d, columns]``; under ``"gcv"`` each
-    column also takes the prior with the least error, the first on a tie (with a fixed share, the
-    first). Returns the weights, the intercepts, and per column the share and the prior used.
+    α = share × rows, per output column. ``ridge`` is one share for all columns, or a way to choose
+    it (``CHOOSERS``): for each column the share on ``RIDGE_GRID`` with the least cross-validated
+    error, blocked (``"cv"``, :func:`blocked_cv_error`; ``gap`` windows each side of a left-out
+    block are left out of its fit too) or generalised (``"gcv"``, :func:`gcv_error`). A column that
+    is mostly noise (a far lead) then gets strong shrinkage without forcing it on a column the lags
+    predict well (lead 1); few or collinear rows get strong shrinkage, many rows almost none. The
+    intercept is not shrunk. ``priors`` is one prior ``[d, columns]`` or several ``[K, d, columns]``;
+    a chosen ridge also takes, per column, the prior with the least error, the first on a tie (with
+    a fixed share, the first). Returns the weights, the intercepts, and per column the share and
+    the prior used.
     """
     priors = priors if priors.dim() == 3 else priors[None]
     n, cols = z.shape[0], y.shape[1]
@@ -47,22 +56,59 @@ def ridge_solve(
     zc = z - z_mean
     resid = (y - y_mean)[None] - zc @ priors  # [K, rows, columns]: solve for the departure from a prior
     u, s, vt = torch.linalg.svd(zc, full_matrices=False)
-    proj, s2 = u.T @ resid, (s * s)[:, None]  # [K, rank, columns], [rank, 1]
-    if ridge == "gcv":
-        alphas = RIDGE_GRID[:, None, None] * n  # [grid, 1, 1]
-        outside = (resid * resid).sum(1) - (proj * proj).sum(1)  # [K, columns]: what no weights can fit
-        rss = outside[:, None, :] + ((alphas / (s2 + alphas)) ** 2 * (proj * proj)[:, None]).sum(2)
-        dof = 1.0 + (s2 / (s2 + alphas)).sum(1)  # [grid, 1]; the intercept is one more
-        best = torch.argmin((n * rss / (n - dof).clamp_min(1.0) ** 2).reshape(-1, cols), dim=0)
+    proj = u.T @ resid  # [K, rank, columns]
+    if ridge in CHOOSERS:
+        err = blocked_cv_error(z, y, priors, gap) if ridge == "cv" else None
+        err = gcv_error(resid, proj, s) if err is None else err
+        best = torch.argmin(err.reshape(-1, cols), dim=0)
         which, shares = best // len(RIDGE_GRID), RIDGE_GRID[best % len(RIDGE_GRID)]
     else:
         which = torch.zeros(cols, dtype=torch.long)
         shares = torch.full((cols,), float(ridge), dtype=z.dtype)
     at = torch.arange(cols)
     prior, proj = priors[which, :, at].T, proj[which, :, at].T  # each column's own prior
-    gain = s[:, None] / (s2 + shares[None, :] * n)  # [rank, columns]
+    gain = s[:, None] / (s[:, None] ** 2 + shares[None, :] * n)  # [rank, columns]
     w = prior + vt.T @ (gain * proj)
     return w, y_mean - z_mean @ w, shares, which
+
+
+def gcv_error(resid: torch.Tensor, proj: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Generalised cross-validation error n·RSS / (n − tr H)², ``[K, grid, columns]``, from one SVD
+    of the centred lags (singular values ``s``, the residuals' projections ``proj`` on them)."""
+    n, s2 = resid.shape[1], (s * s)[:, None]
+    alphas = RIDGE_GRID[:, None, None] * n  # [grid, 1, 1]
+    outside = (resid * resid).sum(1) - (proj * proj).sum(1)  # [K, columns]: what no weights can fit
+    rss = outside[:, None, :] + ((alphas / (s2 + alphas)) ** 2 * (proj * proj)[:, None]).sum(2)
+    dof = 1.0 + (s2 / (s2 + alphas)).sum(1)  # [grid, 1]; the intercept is one more
+    return n * rss / (n - dof).clamp_min(1.0) ** 2
+
+
+def blocked_cv_error(z: torch.Tensor, y: torch.Tensor, priors: torch.Tensor, gap: int) -> torch.Tensor | None:
+    """Squared error of forecasting each of ``CV_FOLDS`` contiguous blocks of windows from a fit on
+    the others, less ``gap`` windows each side, summed ``[K, grid, columns]``; None when a fit
+    would keep fewer than two windows.
+
+    Neighbouring windows share most of their values, and windows that share a rare event say
+    the same thing: leaving one window out (what GCV approximates) lets a fit that memorised the
+    event look good, leaving a block out does not.
+    """
+    n = z.shape[0]
+    edges = torch.linspace(0, n, CV_FOLDS + 1).round().long().tolist()
+    err = torch.zeros(priors.shape[0], len(RIDGE_GRID), y.shape[1], dtype=z.dtype)
+    for a, b in itertools.pairwise(edges):
+        fit = torch.ones(n, dtype=torch.bool)
+        fit[max(0, a - gap) : b + gap] = False
+        if int(fit.sum()) < 2 or a == b:
+            return None
+        z_mean, y_mean = z[fit].mean(0), y[fit].mean(0)
+        zc, zo = z[fit] - z_mean, z[a:b] - z_mean
+        resid = (y[fit] - y_mean)[None] - zc @ priors
+        out = (y[a:b] - y_mean)[None] - zo @ priors  # [K, left out, columns]
+        u, s, vt = torch.linalg.svd(zc, full_matrices=False)
+        gain = s[None] / (s[None] ** 2 + RIDGE_GRID[:, None] * int(fit.sum()))  # [grid, rank]
+        guess = torch.einsum("or,gr,krc->kgoc", zo @ vt.T, gain, u.T @ resid)
+        err += ((out[:, None] - guess) ** 2).sum(2)
+    return err
 
 
 class ARNetModule(nn.Module):
@@ -105,7 +151,8 @@ class ARNet(TorchForecaster):
     shape), ``lam`` (λ; 0 = no regulariser) or ``sparsity`` (expected fraction s of
     non-zero lags, giving λ = c_λ·(1/s − 1) with c_λ = √L̂/100 and L̂ = 1, the loss of
     predicting the mean on standardised data), ``ridge`` (the closed-form fit's shrinkage as a
-    share of the windows, or ``"gcv"`` to choose it per fit and output). Optimisation: Adam with
+    share of the windows, or ``"cv"``/``"gcv"`` to choose it per fit and output by blocked or
+    generalised cross-validation). Optimisation: Adam with
     the LR decayed by cosine annealing over ``epochs`` so the weights settle to the optimum, not
     near it.
     """
@@ -132,8 +179,8 @@ class ARNet(TorchForecaster):
             raise ValueError(f"arnet: sparsity must be in (0, 1], got {s!r}")
         self.hparams["hidden"] = [int(h) for h in self.hparams["hidden"]]
         r = self.hparams["ridge"]
-        if r != "gcv" and (isinstance(r, bool) or not isinstance(r, int | float) or r <= 0):
-            raise ValueError(f"arnet: ridge must be 'gcv' or a share > 0 such as 0.001, got {r!r}")
+        if r not in CHOOSERS and (isinstance(r, bool) or not isinstance(r, int | float) or r <= 0):
+            raise ValueError(f"arnet: ridge must be 'cv', 'gcv' or a share > 0 such as 0.001, got {r!r}")
 
     @property
     def lam(self) -> float:
@@ -170,8 +217,9 @@ class ARNet(TorchForecaster):
         """Ridge least squares of the targets on the lags, free intercept, one pass (:func:`ridge_solve`).
 
         α is a share of the number of windows. With ``ridge="gcv"`` (the default) generalised
-        cross-validation chooses it per fit and output, and W₀ too: zero or persistence (``PRIORS``,
-        :meth:`_persistence`); with a fixed share W₀ is the parent's weights (a warm,
+        cross-validation chooses it per fit and output (``"cv"``: blocked, with a gap of one horizon
+        so no fitted window's targets overlap a left-out one's), and W₀ too: zero or persistence
+        (``PRIORS``, :meth:`_persistence`); with a fixed share W₀ is the parent's weights (a warm,
         recursive-least-squares-like update) or zero for a first model.
         """
         torch.manual_seed(self.seed)
@@ -182,12 +230,12 @@ class ARNet(TorchForecaster):
             z = net.lags(torch.from_numpy(X)).double()
             y = torch.from_numpy(Y).double().reshape(Y.shape[0], -1)
             prior = net.out.weight.double().T
-            if parent is None or self.hparams["ridge"] == "gcv":
+            if parent is None or self.hparams["ridge"] in CHOOSERS:
                 # cross-validation cannot judge a pull towards a model fitted on these same windows:
                 # it would always keep that model, so a chosen ridge shrinks towards zero (the
                 # windows' mean) or towards persistence, whichever it finds the better per output
                 prior = torch.stack([torch.zeros_like(prior), self._persistence(prior)])
-            w, bias, shares, which = ridge_solve(z, y, prior, self.hparams["ridge"])
+            w, bias, shares, which = ridge_solve(z, y, prior, self.hparams["ridge"], gap=self.horizon)
             net.out.weight.copy_(w.T.float())
             net.out.bias.copy_(bias.float())
             mse = float(((z @ w + bias - y) ** 2).mean())
