@@ -169,7 +169,7 @@ class ARNet(TorchForecaster):
         "c2": 3.0,
         "lam": 0.0,
         "sparsity": None,
-        "ridge": "gcv",
+        "ridge": "cv",
     }
 
     def _validate_hparams(self) -> None:
@@ -216,9 +216,9 @@ class ARNet(TorchForecaster):
     def _fit_closed_form(self, X: np.ndarray, Y: np.ndarray, parent: BaseForecaster | None) -> FitReport:
         """Ridge least squares of the targets on the lags, free intercept, one pass (:func:`ridge_solve`).
 
-        α is a share of the number of windows. With ``ridge="gcv"`` (the default) generalised
-        cross-validation chooses it per fit and output (``"cv"``: blocked, with a gap of one horizon
-        so no fitted window's targets overlap a left-out one's), and W₀ too: zero or persistence
+        α is a share of the number of windows. With ``ridge="cv"`` (the default) blocked
+        cross-validation chooses it per fit and output, with a gap of one horizon so no fitted
+        window's targets overlap a left-out one's (``"gcv"``: generalised), and W₀ too: zero or persistence
         (``PRIORS``, :meth:`_persistence`); with a fixed share W₀ is the parent's weights (a warm,
         recursive-least-squares-like update) or zero for a first model.
         """
