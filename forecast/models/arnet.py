@@ -23,13 +23,10 @@ def sparsity_penalty(weight: torch.Tensor, c1: float, c2: float) -> torch.Tensor
     return (2.0 * torch.sigmoid(c1 * weight.abs().clamp_min(1e-4).pow(1.0 / c2)) - 1.0).mean()
 
 
-RIDGE_GRID = torch.logspace(
-    -3, 2, 26, dtype=torch.float64
-)  # shares of the evidence "cv" and "gcv" choose among
-PRIORS = (
-    "mean",
-    "last",
-)  # what a chosen ridge may shrink each output towards: the windows' mean, or persistence
+# shares of the evidence "cv" and "gcv" choose among
+RIDGE_GRID = torch.logspace(-3, 2, 26, dtype=torch.float64)
+# what a chosen ridge may shrink each output towards: the windows' mean, or persistence
+PRIORS = ("mean", "last")
 CHOOSERS = ("cv", "gcv")  # ways to choose the ridge per fit: blocked or generalised cross-validation
 CV_FOLDS = 5  # contiguous blocks of windows "cv" leaves out in turn
 
@@ -86,7 +83,8 @@ def gcv_error(resid: torch.Tensor, proj: torch.Tensor, s: torch.Tensor) -> torch
 def blocked_cv_error(z: torch.Tensor, y: torch.Tensor, priors: torch.Tensor, gap: int) -> torch.Tensor | None:
     """Squared error of forecasting each of ``CV_FOLDS`` contiguous blocks of windows from a fit on
     the others, less ``gap`` windows each side, summed ``[K, grid, columns]``; None when a fit
-    would keep fewer than two windows.
+    would keep fewer than two windows. Expanded as Σout² − 2·Σout·guess + Σguess², so no
+    ``[K, grid, left out, columns]`` array is made: a fleet's fit has many windows.
 
     Neighbouring windows share most of their values, and windows that share a rare event say
     the same thing: leaving one window out (what GCV approximates) lets a fit that memorised the
@@ -106,8 +104,11 @@ def blocked_cv_error(z: torch.Tensor, y: torch.Tensor, priors: torch.Tensor, gap
         out = (y[a:b] - y_mean)[None] - zo @ priors  # [K, left out, columns]
         u, s, vt = torch.linalg.svd(zc, full_matrices=False)
         gain = s[None] / (s[None] ** 2 + RIDGE_GRID[:, None] * int(fit.sum()))  # [grid, rank]
-        guess = torch.einsum("or,gr,krc->kgoc", zo @ vt.T, gain, u.T @ resid)
-        err += ((out[:, None] - guess) ** 2).sum(2)
+        proj, basis = u.T @ resid, zo @ vt.T  # [K, rank, columns], [left out, rank]
+        coef = gain[None, :, :, None] * proj[:, None]  # [K, grid, rank, columns]: guess = basis @ coef
+        cross = (coef * (basis.T @ out)[:, None]).sum(2)
+        square = (coef * ((basis.T @ basis) @ coef)).sum(2)
+        err += (out * out).sum(1)[:, None] - 2.0 * cross + square
     return err
 
 
@@ -152,9 +153,8 @@ class ARNet(TorchForecaster):
     non-zero lags, giving λ = c_λ·(1/s − 1) with c_λ = √L̂/100 and L̂ = 1, the loss of
     predicting the mean on standardised data), ``ridge`` (the closed-form fit's shrinkage as a
     share of the windows, or ``"cv"``/``"gcv"`` to choose it per fit and output by blocked or
-    generalised cross-validation). Optimisation: Adam with
-    the LR decayed by cosine annealing over ``epochs`` so the weights settle to the optimum, not
-    near it.
+    generalised cross-validation). Optimisation: Adam with the LR decayed by cosine annealing over
+    ``epochs`` so the weights settle to the optimum, not near it.
     """
 
     kind = "arnet"
