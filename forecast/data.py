@@ -132,13 +132,8 @@ UNPARSED = re.compile(r"could not parse `(?P<value>[^`]*)` as dtype `[^`]*` at c
 
 
 ARROW = (".feather", ".arrow", ".ipc")  # Arrow's IPC file: pandas' to_feather, polars' write_ipc
-COMPRESSED = (
-    ".gz",
-    ".zst",
-    ".zstd",
-    ".bz2",
-    ".xz",
-)  # a file compressed whole, as downloads and exports often are
+# a file compressed whole, as downloads and exports often are
+COMPRESSED = (".gz", ".zst", ".zstd", ".bz2", ".xz")
 POLARS_CODECS = (".gz", ".zst", ".zstd")  # of those, what polars reads a CSV compressed with itself
 # a number written with a decimal comma, thousands optionally grouped by dots: 1,5  -3,25  1.234,5
 DECIMAL_COMMA = r"^\s*[-+]?(\d{1,3}(\.\d{3})+|\d+)(,\d+)?\s*$"
@@ -696,11 +691,9 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
     if dtype == pl.Date:
         return col.cast(pl.Datetime("us"))
     if dtype.is_numeric():
-        if dtype.is_integer() and col.min() >= 1000 and col.max() <= 2999:  # type: ignore[operator]
-            # whole years, not seconds after 1970
-            return pl.select(pl.datetime(col.cast(pl.Int32), 1, 1)).to_series().alias(name)
-        compact = _compact_dates(col.cast(pl.String)) if dtype.is_integer() else _year_months(col)
-        if compact is not None:  # 20240101, 1947.01: digits of a date, not seconds after 1970
+        years = _year_months(col)  # 1850, 1947.01: years, not seconds after 1970
+        compact = _compact_dates(col.cast(pl.String)) if years is None and dtype.is_integer() else years
+        if compact is not None:  # 20240101, 202401011300: digits of a date
             return compact.alias(name)
         if _spreadsheet_days(col):  # 45292.5: a spreadsheet's serial date, days since 1899-12-30
             seconds = (col.cast(pl.Float64) * 86_400).round().cast(pl.Int64)  # exports round the fraction
@@ -797,9 +790,9 @@ def _typical_step(col: pl.Series) -> float:
 
 
 def _year_months(col: pl.Series) -> pl.Series | None:
-    """Years with the month in their first two decimals, ``1947.01`` to ``1947.12`` (October often
-    written ``1947.1``; a float32 column's noise tolerated), as econometric files and Shiller's
-    market data write them, or whole years written as decimals (``1947.0``), as datetimes; else None.
+    """Whole years (``1850``, or ``1850.0``), or years with the month in their first two decimals,
+    ``1947.01`` to ``1947.12`` (October often written ``1947.1``; a float32 column's noise
+    tolerated), as econometric files and Shiller's market data write them, as datetimes; else None.
     Read as epoch numbers they were seconds of 1970's first hour."""
     values = col.cast(pl.Float64)
     if float(values.min()) < 1000 or float(values.max()) >= 3000:  # type: ignore[arg-type]
