@@ -107,15 +107,17 @@ def _stamped(
 ) -> TimeFrame:
     """:func:`read_frame` of a file's table as read; one with no time column but date parts (a year,
     and its quarter or month and day; or a column per month) has one put together from them."""
+    shown = None  # what advice calls a time column put together from the file's columns
     if time_col is None and not _time_columns(df, str(path)):
         composed = by_month_columns(df)
         composed = from_date_parts(df) if composed is None else composed
         if composed is not None:
+            shown = " and ".join(repr(c) for c in df.columns if c not in composed.columns)
             df, time_col = composed, DATE_PARTS_TIME
         elif step_ms is not None:
             df = df.with_columns(pl.Series(ROW_TIME, np.arange(df.height) * step_ms).cast(pl.Datetime("ms")))
             time_col = ROW_TIME
-    return validate_frame(df, time_col=time_col, source=str(path), duplicates=duplicates)
+    return validate_frame(df, time_col=time_col, source=str(path), duplicates=duplicates, time_name=shown)
 
 
 ROW_TIME = "ts"  # the time column a file without one is given (its rows numbered a step apart)
@@ -499,9 +501,11 @@ def validate_frame(
     source: str = "<frame>",
     duplicates: Duplicates = "last",
     series_col: str | None = None,
+    time_name: str | None = None,
 ) -> TimeFrame:
     """Parse the time column, sort by it, apply the duplicates policy and report gaps; ``series_col``,
-    the series column(s) this frame is one series of, is for advice only."""
+    the series column(s) this frame is one series of, and ``time_name``, what the file calls a time
+    column put together from its columns (``'year'``), are for advice only."""
     if df.height == 0:
         raise InputError(f"{source}: no data rows")
     if time_col is None:
@@ -520,7 +524,7 @@ def validate_frame(
     dup_mask = df[time_col].is_duplicated()
     n_dup = int(dup_mask.sum())
     if n_dup:
-        _refuse_long_layout(df, time_col, dup_mask, source, series_col)
+        _refuse_long_layout(df, time_col, dup_mask, source, series_col, time_name)
         if duplicates == "error":
             first = df.filter(dup_mask)[time_col][0]
             raise InputError(
@@ -579,7 +583,12 @@ LONG_SHARE = 0.25  # rows sharing their time with a row of other values, in this
 
 
 def _refuse_long_layout(
-    df: pl.DataFrame, time_col: str, repeated: pl.Series, source: str, given: str | None = None
+    df: pl.DataFrame,
+    time_col: str,
+    repeated: pl.Series,
+    source: str,
+    given: str | None = None,
+    time_name: str | None = None,
 ) -> None:
     """Raise when many rows share their timestamp with a row holding other values: a long file (a row
     per series and time) read as one series would keep one series' rows and drop the others'.
@@ -616,6 +625,13 @@ def _refuse_long_layout(
         hint = f"its series need another column: --series-col {given},{ids[0]}"
     elif len(ids) == 1:
         hint = f"pass --series-col {ids[0]}"
+    elif not ids and _years_only(df[time_col]):  # a Year column beside rows of months (month dummies)
+        raise InputError(
+            f"{source}: {time_name or repr(time_col)} holds whole years only, {_per_time(df[time_col])} rows "
+            "to a year, and no column tells those rows apart: if they are months, quarters or weeks of "
+            "each year, give each row its date (a column of dates such as 1981-02-01, or year and month "
+            "columns); if they are several series, pass --series-col naming the column of series ids"
+        )
     else:
         hint = "pass --series-col naming the column of series ids"
     raise InputError(
@@ -652,6 +668,18 @@ def _time_of_day_column(df: pl.DataFrame, time_col: str, times: pl.Series) -> st
         c for c, dtype in df.schema.items() if c != time_col and df[c].null_count() == 0 and clock(c, dtype)
     ]
     return min(found, key=lambda c: c.lower() != "time", default=None)
+
+
+def _years_only(times: pl.Series) -> bool:
+    """Whether every time is the midnight starting a year: a column of whole years read as dates."""
+    return bool((times.dt.truncate("1y") == times).all())
+
+
+def _per_time(times: pl.Series) -> str:
+    """How many rows share each time: ``"12"``, or ``"11 to 12"`` where it varies."""
+    counts = times.value_counts()["count"]
+    low, high = counts.min(), counts.max()
+    return str(low) if low == high else f"{low} to {high}"
 
 
 def _dates_only(times: pl.Series) -> bool:

@@ -756,6 +756,25 @@ def test_month_dummies_beside_a_year_and_a_month_leave_the_table_long(tmp_path):
     assert frame["ts"].to_list() == [datetime(1964, m, 1) for m in (1, 2, 3)]
 
 
+def test_a_year_on_twelve_rows_with_nothing_to_tell_them_apart_asks_for_their_dates(tmp_path):
+    """Wooldridge's ``traffic2`` stamps its months by ``year`` alone (February to December as 0/1
+    columns): the advice names that column and the months, not a series column the file lacks."""
+    rows = [
+        f"{y},{100 * y + m},{','.join('1' if k == m else '0' for k in range(2, 13))}"
+        for y in (1981, 1982)
+        for m in range(1, 13)
+    ]
+    text = "year,totacc," + ",".join(f"m{k}" for k in range(2, 13)) + "\n" + "\n".join(rows) + "\n"
+    with pytest.raises(
+        InputError, match=r"'year' holds whole years only, 12 rows to a year.*give each row its date"
+    ):
+        read_frame(write(tmp_path, text))
+    # a panel of years and country codes still names its code column as the series
+    panel = "".join(f"{y},{c},{y + c}.5\n" for y in range(1990, 2010) for c in (1, 2))
+    with pytest.raises(InputError, match=r"pass --series-col code$"):
+        read_frame(write(tmp_path, "year,code,gdp\n" + panel, "panel.csv"))
+
+
 @pytest.mark.parametrize(
     "text",
     ["Year,Month,v\n1950,13,1\n1951,1,2\n", "Year,Month,Day,v\n1950,4,31,1\n1950,5,1,2\n"],
