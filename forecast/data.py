@@ -110,9 +110,11 @@ def _stamped(
     shown = None  # what advice calls a time column put together from the file's columns
     if time_col is None and not _time_columns(df, str(path)):
         composed = by_month_columns(df)
-        composed = from_date_parts(df) if composed is None else composed
+        if composed is None:
+            composed = from_date_parts(df)
+            if composed is not None:  # the parts it dropped: what the file calls its time
+                shown = " and ".join(repr(c) for c in df.columns if c not in composed.columns)
         if composed is not None:
-            shown = " and ".join(repr(c) for c in df.columns if c not in composed.columns)
             df, time_col = composed, DATE_PARTS_TIME
         elif step_ms is not None:
             df = df.with_columns(pl.Series(ROW_TIME, np.arange(df.height) * step_ms).cast(pl.Datetime("ms")))
@@ -719,10 +721,11 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
     if dtype == pl.Date:
         return col.cast(pl.Datetime("us"))
     if dtype.is_numeric():
-        years = _year_months(col)  # 1850, 1947.01: years, not seconds after 1970
-        compact = _compact_dates(col.cast(pl.String)) if years is None and dtype.is_integer() else years
-        if compact is not None:  # 20240101, 202401011300: digits of a date
-            return compact.alias(name)
+        dates = _year_months(col)  # 1850, 1947.01: years, not seconds after 1970
+        if dates is None and dtype.is_integer():  # 20240101, 202401011300: digits of a date
+            dates = _compact_dates(col.cast(pl.String))
+        if dates is not None:
+            return dates.alias(name)
         if _spreadsheet_days(col):  # 45292.5: a spreadsheet's serial date, days since 1899-12-30
             seconds = (col.cast(pl.Float64) * 86_400).round().cast(pl.Int64)  # exports round the fraction
             ms = seconds * 1000 + SPREADSHEET_EPOCH_MS

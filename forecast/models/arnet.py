@@ -96,14 +96,15 @@ def blocked_cv_error(z: torch.Tensor, y: torch.Tensor, priors: torch.Tensor, gap
     for a, b in itertools.pairwise(edges):
         fit = torch.ones(n, dtype=torch.bool)
         fit[max(0, a - gap) : b + gap] = False
-        if int(fit.sum()) < 2 or a == b:
+        kept = int(fit.sum())
+        if kept < 2 or a == b:
             return None
         z_mean, y_mean = z[fit].mean(0), y[fit].mean(0)
         zc, zo = z[fit] - z_mean, z[a:b] - z_mean
         resid = (y[fit] - y_mean)[None] - zc @ priors
         out = (y[a:b] - y_mean)[None] - zo @ priors  # [K, left out, columns]
         u, s, vt = torch.linalg.svd(zc, full_matrices=False)
-        gain = s[None] / (s[None] ** 2 + RIDGE_GRID[:, None] * int(fit.sum()))  # [grid, rank]
+        gain = s[None] / (s[None] ** 2 + RIDGE_GRID[:, None] * kept)  # [grid, rank]
         proj, basis = u.T @ resid, zo @ vt.T  # [K, rank, columns], [left out, rank]
         coef = gain[None, :, :, None] * proj[:, None]  # [K, grid, rank, columns]: guess = basis @ coef
         cross = (coef * (basis.T @ out)[:, None]).sum(2)
