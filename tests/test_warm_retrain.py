@@ -11,6 +11,7 @@ import torch
 
 from adaptcast.drift import Action, ComputeLedger, Decision, Reason, RetrainPolicy
 from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.models.arnet import ROBUST_PASSES
 from adaptcast.forecast.windows import sliding_windows
 from adaptcast.streams.adaptation import Adaptation
 from adaptcast.streams.events import Retrained
@@ -193,7 +194,8 @@ def test_a_networks_refit_continues_its_validated_fit_on_every_window():
 
 def test_linear_arnet_closed_form_is_least_squares_in_one_pass():
     X, Y = _windows(0)
-    model = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, ridge=1e-3)  # a fixed, tiny ridge
+    # a fixed, tiny ridge, every window weighed alike
+    model = create_forecaster("arnet", lookback=LOOKBACK, horizon=HORIZON, ridge=1e-3, robust=False)
     report = model.fit_closed_form(X, Y)
     assert report.samples_seen == len(X) and report.epochs == 1
     z = np.concatenate([X[:, ::-1, 0], np.ones((len(X), 1))], axis=1)  # lags, most recent first, and a bias
@@ -226,7 +228,8 @@ def test_closed_form_refit_mode_solves_every_fit_in_one_pass_from_the_serving_mo
     first = ad.start(Decision(Action.RETRAIN, Reason.INITIAL, 10_000), history, step=1, ts_ms=1)
     (event,) = ad.collect(step=1)
     assert first.closed_form and first.warm_from is None
-    assert event.samples_seen == first.data.samples + len(first.data.full[0])  # one pass per fit
+    # one pass per solve: the plain one and ROBUST_PASSES reweighted ones, for the gate and the refit
+    assert event.samples_seen == (1 + ROBUST_PASSES) * (first.data.samples + len(first.data.full[0]))
     serving = ad.model
     job = ad.start(Decision(Action.RETRAIN, Reason.PERIODIC, 10_000), history, step=6, ts_ms=6)
     (event,) = ad.collect(step=6)
