@@ -119,8 +119,8 @@ def gcv_error(
     its eigenvectors); ``n`` is the rows' summed weight. Directions the lags do not span (an
     eigenvalue below 1e-12 of the largest) fit nothing."""
     live = s2 > 1e-12 * s2.max()
+    proj_sq = torch.where(live[:, None], g * g / torch.where(live, s2, 1.0)[:, None], 0.0)
     s2 = torch.where(live, s2, 0.0)[:, None]
-    proj_sq = torch.where(live[:, None], g * g / torch.where(live, s2[:, 0], 1.0)[:, None], 0.0)
     alphas = RIDGE_GRID[:, None, None] * n  # [grid, 1, 1]
     outside = (resid * resid).sum(1) - proj_sq.sum(1)  # [K, columns]: what no weights can fit
     rss = outside[:, None, :] + ((alphas / (s2 + alphas)) ** 2 * proj_sq[:, None]).sum(2)
@@ -283,9 +283,9 @@ class ARNet(TorchForecaster):
         ``robust`` solved again ``ROBUST_PASSES`` times with each window weighed by
         :func:`huber_weights` of the previous solve's residuals. Each solve counts as an epoch.
 
-        α is a share of the number of windows. With ``ridge="cv"`` (the default) blocked
-        cross-validation chooses it per fit and output, with a gap of one horizon so no fitted
-        window's targets overlap a left-out one's (``"gcv"``: generalised), and W₀ too: zero or persistence
+        α is a share of the windows' summed weight (their number, unweighted). With ``ridge="cv"``
+        (the default) blocked cross-validation chooses it per fit and output, with a gap of one
+        horizon so no fitted window's targets overlap a left-out one's (``"gcv"``: generalised), and W₀ too: zero or persistence
         (``PRIORS``, :meth:`_persistence`); with a fixed share W₀ is the parent's weights (a warm,
         recursive-least-squares-like update) or zero for a first model.
         """
