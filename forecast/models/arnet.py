@@ -285,9 +285,10 @@ class ARNet(TorchForecaster):
 
         α is a share of the windows' summed weight (their number, unweighted). With ``ridge="cv"``
         (the default) blocked cross-validation chooses it per fit and output, with a gap of one
-        horizon so no fitted window's targets overlap a left-out one's (``"gcv"``: generalised), and W₀ too: zero or persistence
-        (``PRIORS``, :meth:`_persistence`); with a fixed share W₀ is the parent's weights (a warm,
-        recursive-least-squares-like update) or zero for a first model.
+        horizon so no fitted window's targets overlap a left-out one's (``"gcv"``: generalised),
+        and W₀ too: zero or persistence (``PRIORS``, :meth:`_persistence`); with a fixed share W₀
+        is the parent's weights (a warm, recursive-least-squares-like update) or zero for a first
+        model.
         """
         torch.manual_seed(self.seed)
         net = self.build_module()
