@@ -4,8 +4,11 @@ Each feed (a CSV or Parquet file and one target column) is cut into consecutive 
 ``--rows`` steps, and every slice is backtested twice in one process, as ``adaptcast backtest``
 would with no flags and with ``--compare`` of the baseline (``--policy periodic:24 --window full
 --memory off``). Prints JSON: per slice the MAE ratio defaults ÷ baseline and the training work
-ratio (samples seen), then the worst, median and geometric-mean ratio with its 95 % interval, and
-how many slices hold the issue's bound (≤ 1.02). The feeds are read where they lie, never copied.
+ratio (samples seen), the defaults' MAE before the error memory's correction (``mae_bare``) and the
+share of their forecasts the gate served the last value (``persisted``), so a miss can be traced to
+the model or to what is served on top of it; then the worst, median and geometric-mean ratio with
+its 95 % interval, and how many slices hold the issue's bound (≤ 1.02). The feeds are read where
+they lie, never copied.
 
     python bench/defaults_check.py                              # every ETTh1 channel, 3,000-step slices
     python bench/defaults_check.py --feeds my.csv:load other.parquet:value --rows 2000
@@ -134,6 +137,8 @@ def run_slice(
             "series_in_run": len(names),
             "mae": errors[name, ours][0],
             "mae_bare": errors[name, ours][1],  # the defaults' forecasts before the error memory's correction
+            # share of the defaults' forecasts the gate served the value at issue (of the whole run)
+            "persisted": defaults["n_persisted"] / max(defaults["n_forecasts"], 1),
             "mae_baseline": errors[name, theirs][0],
             "ratio": errors[name, ours][0] / errors[name, theirs][0],
             "work_ratio": defaults["samples_seen"] / max(periodic["samples_seen"], 1),  # of the whole run

@@ -56,6 +56,7 @@ def test_one_slice_compares_the_defaults_with_periodic_retraining(tmp_path, caps
     assert math.isclose(run["ratio"], run["mae"] / run["mae_baseline"])
     assert run["fits"] >= 1 and run["fits_baseline"] >= 10  # periodic:24 refits every 24 of ~280 steps
     assert 0 < run["work_ratio"] < 1  # the defaults' fits are on no more rows than periodic's
+    assert run["mae_bare"] > 0 and 0 <= run["persisted"] <= 1
     s = result["summary"]
     assert s["slices"] == 1 and s["worst_ratio"] == run["ratio"]
     assert s["within_bound"] == int(run["ratio"] <= BENCH.BOUND)
