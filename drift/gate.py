@@ -16,7 +16,10 @@ The same means are kept for persistence (the value at issue repeated at every le
 series is one no model of the loop forecasts better than its last value (a price, a random walk),
 that is what it is served, until the model's forecasts err less again. Only once a series has
 a half-life of outcomes scored for it: its first few outcomes say little, and a seasonal series
-served its last value on their say-so would pay for it at every far lead.
+served its last value on their say-so would pay for it at every far lead. And never where, over
+means ten times as long, the model has clearly erred less than the last value: a spell in which
+the last value led (a plateau, a calm month) then ends on a series whose trait is the model's lead,
+and the last value served through its end costs more than the spell saved.
 """
 
 from __future__ import annotations
@@ -41,6 +44,20 @@ _SERVED_ARMS, _SERVED_SHARES = list(SHARES), np.array(list(SHARES.values()))
 # model's recent losses are as likely a turning point it recovers from (a fleet of 148 monthly
 # employment series lost 1 % with no margin, 0 % with this one; docs/benchmarks.md).
 PERSIST_MARGIN = 0.95
+# ... and never where the model has erred that much less than persistence over the series' longer
+# run, means with a half-life this many times the gate's: whether a model beats its series' last
+# value is a trait of the series, and a month in which the last value led (an outage's plateau) says
+# more about that month than about the trait.
+SLOW = 10
+
+
+def _best_served(means: np.ndarray) -> np.ndarray:
+    """Per row of arm means, the lowest of the arms the model could serve (NaN: none scored)."""
+    served = means[:, _SERVED_ARMS]
+    best = np.full(len(means), np.nan)
+    scored = ~np.isnan(served).all(axis=1)
+    best[scored] = np.nanmin(served[scored], axis=1)
+    return best
 
 
 def midpoint(bare: np.ndarray, corrected: np.ndarray) -> np.ndarray:
@@ -50,8 +67,8 @@ def midpoint(bare: np.ndarray, corrected: np.ndarray) -> np.ndarray:
 
 class CorrectionGate:
     """Per-series EWMAs of |corrected error|, |model error|, |persistence's error| and |half-corrected
-    error|; :meth:`share` says how much of the correction to serve, :meth:`persist` where to serve
-    the value at issue instead."""
+    error|, and the same over a ``SLOW`` times longer run; :meth:`share` says how much of the
+    correction to serve, :meth:`persist` where to serve the value at issue instead."""
 
     def __init__(self, alpha: float = DEFAULT_ALPHA) -> None:
         if not 0 < alpha < 1:
@@ -60,6 +77,9 @@ class CorrectionGate:
         self._slot: dict[str, int] = {}
         self._ewma = np.zeros((0, ARMS))  # per series, one column per arm
         self._seen = np.zeros(0)  # per series: outcomes persistence was scored on
+        # per series and arm, the longer-run means' weighted sums and weights (a mean is their ratio,
+        # so it starts from the outcomes themselves, not from a prior)
+        self._slow = np.zeros((0, ARMS, 2))
         self.evidence = math.log(2) / -math.log1p(-self.alpha)  # one half-life of outcomes
 
     def _scored(self, series: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -84,18 +104,17 @@ class CorrectionGate:
         """Whether to serve the value at issue, per series: persistence has erred less than
         ``PERSIST_MARGIN`` times every forecast of the model's that could be served (corrected,
         bare, half-corrected; one not scored yet does not count), over at least :attr:`evidence`
-        outcomes (a series scored on fewer: no)."""
+        outcomes (a series scored on fewer: no), unless over the longer run (``SLOW`` times the
+        half-life) the model's best has erred less than ``PERSIST_MARGIN`` times persistence."""
         at, known = self._scored(series)
         out = np.zeros(len(at), dtype=bool)
-        e = self._ewma[at[known]]
-        served = e[:, _SERVED_ARMS]
-        best = np.full(len(e), np.nan)
-        scored = ~np.isnan(served).all(axis=1)
-        best[scored] = np.nanmin(served[scored], axis=1)
-        with np.errstate(invalid="ignore"):
-            out[known] = (e[:, PERSISTENCE] < PERSIST_MARGIN * best) & (
-                self._seen[at[known]] >= self.evidence
-            )
+        rows = at[known]
+        lately = self._ewma[rows]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            slow = self._slow[rows, :, 0] / self._slow[rows, :, 1]  # an arm never scored: NaN
+            leads = lately[:, PERSISTENCE] < PERSIST_MARGIN * _best_served(lately)
+            trails = _best_served(slow) < PERSIST_MARGIN * slow[:, PERSISTENCE]
+            out[known] = leads & ~trails & (self._seen[rows] >= self.evidence)
         return out
 
     def update(
@@ -124,6 +143,7 @@ class CorrectionGate:
             more = len(self._slot) - len(self._ewma)
             self._ewma = np.r_[self._ewma, np.full((more, ARMS), np.nan)]
             self._seen = np.r_[self._seen, np.zeros(more)]
+            self._slow = np.r_[self._slow, np.zeros((more, ARMS, 2))]
         n = np.bincount(which, minlength=len(names)).astype(np.float64)
         unscored = np.full(len(which), np.nan)
         errors = [
@@ -150,10 +170,22 @@ class CorrectionGate:
         self._ewma[at] = np.where(np.isnan(mean), old, new)  # an arm not scored keeps its mean
         if err_persistence is not None:
             self._seen[at] += n[touched]
+        # the longer-run means: each arm's weighted sum and its weight decay alike, so their ratio
+        # is a mean of the outcomes seen so far until they span many half-lives
+        keep = ((1.0 - self.alpha / SLOW) ** n[touched, None])[..., None]
+        outcome = np.stack([mean, np.ones_like(mean)], axis=2)  # [series, arm, (sum, weight)]
+        old = self._slow[at]
+        self._slow[at] = np.where(np.isnan(mean)[..., None], old, keep * old + (1.0 - keep) * outcome)
 
     def state_dict(self) -> dict[str, Any]:
         names = sorted(self._slot, key=self._slot.__getitem__)
-        return {"alpha": self.alpha, "series": names, "ewma": self._ewma.copy(), "seen": self._seen.copy()}
+        return {
+            "alpha": self.alpha,
+            "series": names,
+            "ewma": self._ewma.copy(),
+            "seen": self._seen.copy(),
+            "slow": self._slow.copy(),
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self._slot = {str(s): i for i, s in enumerate(state["series"])}
@@ -162,3 +194,8 @@ class CorrectionGate:
         self._ewma = np.full((len(self._slot), ARMS), np.nan)
         self._ewma[:, : ewma.shape[1]] = ewma
         self._seen = np.asarray(state.get("seen", np.zeros(len(self._slot))), dtype=np.float64).reshape(-1)
+        # a state saved before the longer-run means: they start empty, vetoing nothing until outcomes come
+        slow = state.get("slow")
+        self._slow = np.zeros((len(self._slot), ARMS, 2))
+        if slow is not None:
+            self._slow = np.asarray(slow, np.float64).reshape(len(self._slot), ARMS, 2)

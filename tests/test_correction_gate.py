@@ -136,6 +136,23 @@ def test_serves_persistence_only_on_evidence_and_while_it_errs_clearly_less() ->
     assert steps < 50
 
 
+def test_a_month_of_the_last_value_leading_does_not_outweigh_the_series_long_run() -> None:
+    """A series the model has forecast better than its last value for a long while, then a spell in
+    which the last value leads (an outage's plateau, a calm market): the gate's means turn to
+    persistence, its longer-run means do not, and the model keeps being served."""
+    gate, ones = CorrectionGate(), np.ones(12)
+    for _ in range(250):
+        gate.update(["flow"], np.zeros(12, int), ones, ones, ones * 1.5)
+    for _ in range(30):
+        gate.update(["flow"], np.zeros(12, int), ones * 2.0, ones * 2.0, ones * 0.5)
+        assert not gate.persist(["flow"])[0]
+    corrected, bare, persistence, _ = gate.state_dict()["ewma"][0]
+    assert persistence < 0.95 * min(corrected, bare)  # lately, the last value has led
+    back = CorrectionGate()
+    back.load_state_dict(gate.state_dict())
+    assert back.persist(["flow"]).tolist() == [False]
+
+
 def test_persistence_is_not_served_where_half_the_correction_errs_less_than_it() -> None:
     """Half the correction is served as readily as either end, so the last value must beat it too:
     a series whose corrected and bare forecasts both err more than persistence, and whose
@@ -171,6 +188,19 @@ def test_a_state_saved_before_persistence_or_half_was_scored_loads_with_them_uns
     assert gate.share(["a"]).tolist() == [1.0] and gate.persist(["a"]).tolist() == [False]
     gate.load_state_dict({**state, "ewma": np.array([[2.0, 1.0, np.nan]])})  # before half was scored
     assert gate.share(["a"]).tolist() == [0.0]
+
+
+def test_a_state_saved_before_the_longer_run_means_loads_with_them_empty() -> None:
+    """A state without the longer-run means loads with none: nothing vetoes persistence until
+    outcomes fill them, so the gate serves what it served when the state was saved."""
+    gate, ones = CorrectionGate(), np.ones(12)
+    for _ in range(250):  # the model led for long ...
+        gate.update(["flow"], np.zeros(12, int), ones, ones, ones * 1.5)
+    for _ in range(30):  # ... then the last value, lately
+        gate.update(["flow"], np.zeros(12, int), ones * 2.0, ones * 2.0, ones * 0.5)
+    back = CorrectionGate()
+    back.load_state_dict({k: v for k, v in gate.state_dict().items() if k != "slow"})
+    assert gate.persist(["flow"]).tolist() == [False] and back.persist(["flow"]).tolist() == [True]
 
 
 def test_the_loop_serves_the_last_value_where_the_model_keeps_erring_more() -> None:
