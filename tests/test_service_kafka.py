@@ -22,6 +22,7 @@ import polars as pl
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError
 from kafka.structs import TopicPartition
 from topic_reader import read_topic
 
@@ -152,7 +153,15 @@ def _group_progress(bootstrap: str, group: str, topic: str) -> dict[int, tuple[i
 
 
 def _group_done(bootstrap: str, group: str, topic: str) -> bool:
-    return all(end == 0 or done >= end for done, end in _group_progress(bootstrap, group, topic).values())
+    """Whether ``group`` has committed every record of ``topic``; not yet while the broker answers
+    with a retriable error (a restarted broker's group coordinator loads its offsets first)."""
+    try:
+        progress = _group_progress(bootstrap, group, topic)
+    except KafkaError as exc:
+        if not exc.retriable:
+            raise
+        return False
+    return all(end == 0 or done >= end for done, end in progress.values())
 
 
 def _wait_group_done(bootstrap: str, group: str, topic: str, timeout: float, why=lambda: "") -> None:
