@@ -172,10 +172,12 @@ class CorrectionGate:
             self._seen[at] += n[touched]
         # the longer-run means: each arm's weighted sum and its weight decay alike, so their ratio
         # is a mean of the outcomes seen so far until they span many half-lives
-        keep = ((1.0 - self.alpha / SLOW) ** n[touched, None])[..., None]
+        slow_keep = ((1.0 - self.alpha / SLOW) ** n[touched, None])[..., None]
         outcome = np.stack([mean, np.ones_like(mean)], axis=2)  # [series, arm, (sum, weight)]
-        old = self._slow[at]
-        self._slow[at] = np.where(np.isnan(mean)[..., None], old, keep * old + (1.0 - keep) * outcome)
+        slow = self._slow[at]
+        self._slow[at] = np.where(
+            np.isnan(mean)[..., None], slow, slow_keep * slow + (1.0 - slow_keep) * outcome
+        )
 
     def state_dict(self) -> dict[str, Any]:
         names = sorted(self._slot, key=self._slot.__getitem__)
@@ -195,7 +197,5 @@ class CorrectionGate:
         self._ewma[:, : ewma.shape[1]] = ewma
         self._seen = np.asarray(state.get("seen", np.zeros(len(self._slot))), dtype=np.float64).reshape(-1)
         # a state saved before the longer-run means: they start empty, vetoing nothing until outcomes come
-        slow = state.get("slow")
-        self._slow = np.zeros((len(self._slot), ARMS, 2))
-        if slow is not None:
-            self._slow = np.asarray(slow, np.float64).reshape(len(self._slot), ARMS, 2)
+        slow = state.get("slow", np.zeros((len(self._slot), ARMS, 2)))
+        self._slow = np.asarray(slow, np.float64).reshape(len(self._slot), ARMS, 2)
