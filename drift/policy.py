@@ -26,6 +26,9 @@ POLICY_FORMS = (
     " (DETECTOR: performance, adwin, page_hinkley|ph, kswin, feature)"
 )
 WINDOW_FORMS = "full | fixed:N | vh"
+# A change at least this many Variance-Horizon ``min_len`` back is one the horizon's own rule stops
+# before; a younger one it can straddle, so the window is kept to the whole regime only that far.
+REGIME_REACH = 4
 
 
 @dataclass(frozen=True)
@@ -164,7 +167,10 @@ class WindowRule:
         """Rows to train on at this step (never more than ``info.rows_available``).
 
         ``regime`` is how many recent rows belong to the current regime (since the last detected
-        change); the Variance Horizon may reach further back than that, never less far.
+        change); the Variance Horizon may reach further back than that, and never less far while
+        the regime is younger than ``REGIME_REACH`` times its ``min_len``. Beyond that its own rule
+        finds a change (a tested property of :class:`VarianceHorizon`), and a long stable regime's
+        older rows add compute, not information.
         """
         avail = int(info.rows_available)
         if self.kind == "full":
@@ -176,7 +182,8 @@ class WindowRule:
             raise ValueError("window 'vh' needs StepInfo.history")
         assert self.vh is not None
         history = info.history() if callable(info.history) else info.history
-        return min(max(self.vh.select(history), regime or 0), avail)
+        floor = min(regime or 0, REGIME_REACH * self.vh.min_len)
+        return min(max(self.vh.select(history), floor), avail)
 
 
 class RetrainPolicy:

@@ -19,6 +19,7 @@ from adaptcast.drift import (
     save_state,
 )
 from adaptcast.drift.bridge import BridgeWatch
+from adaptcast.drift.policy import REGIME_REACH
 
 
 def run(
@@ -79,6 +80,17 @@ def test_window_specs() -> None:
     assert WindowRule.parse("vh", min_len=50).rows(info) == 50
     with pytest.raises(ValueError, match="history"):
         WindowRule.parse("vh").rows(StepInfo(step=0, rows_available=10))
+
+
+def test_the_horizon_keeps_a_young_regime_whole_and_leaves_an_old_stable_one_to_its_rule() -> None:
+    info = StepInfo(step=0, rows_available=3000, history=np.random.default_rng(1).normal(size=3000))
+    rule = WindowRule.parse("vh", min_len=50)
+    assert rule.rows(info) == 50  # a stationary history: the horizon's own choice
+    for regime in (60, 120, 199):  # a change it could straddle: every row since it
+        assert rule.rows(info, regime=regime) == regime
+    # a regime older than REGIME_REACH min_lens: its rows beyond that are compute, not information
+    assert REGIME_REACH * 50 == 200
+    assert rule.rows(info, regime=2500) == rule.rows(info, regime=201) == 200
 
 
 def test_a_history_function_is_called_only_when_a_retrain_needs_its_window() -> None:
