@@ -173,7 +173,7 @@ def test_blocked_cross_validation_is_each_left_out_blocks_error_under_a_fit_on_t
     and forecasting the block, summed over the blocks: one eigendecomposition per block gives the
     whole grid."""
     X, Y = lag_windows(ar_series(90, seed=3), 6)
-    z, y = torch.from_numpy(X[:, :, 0]).double(), torch.from_numpy(Y[:, :, 0]).double()
+    z, y = torch.tensor(X[:, :, 0], dtype=torch.float64), torch.tensor(Y[:, :, 0], dtype=torch.float64)
     priors = torch.stack([torch.zeros(6, 1), torch.eye(6, 1)]).double()  # the mean, then persistence
     err = blocked_cv_error(z, y, priors, gap=2)
     edges = np.linspace(0, len(z), CV_FOLDS + 1).round().astype(int)
