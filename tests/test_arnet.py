@@ -154,7 +154,7 @@ def test_each_outputs_share_is_chosen_as_if_it_were_fitted_alone(chooser):
     fit: the noise gets far stronger shrinkage than the signal, and each column's share and weights
     are what a fit of that column alone gives, so a noisy far lead cannot over-shrink lead 1."""
     X, Y = lag_windows(ar_series(400, seed=6), 24)
-    z = torch.from_numpy(X[:, :, 0]).double()
+    z = torch.tensor(X[:, :, 0], dtype=torch.float64)
     noise = np.random.default_rng(7).standard_normal(len(Y))
     y = torch.from_numpy(np.c_[Y[:, 0, 0], noise])
     prior = torch.zeros(24, 2, dtype=torch.float64)
@@ -190,7 +190,7 @@ def test_blocked_cross_validation_is_each_left_out_blocks_error_under_a_fit_on_t
 def test_weighted_rows_count_as_that_many_copies_in_the_fit_and_in_the_chooser():
     """A row of weight 2 is the row twice: the same weights, intercept, chosen share and prior."""
     X, Y = lag_windows(ar_series(120, seed=8), 6)
-    z, y = torch.from_numpy(X[:, :, 0]).double(), torch.from_numpy(Y[:, :, 0]).double()
+    z, y = torch.tensor(X[:, :, 0], dtype=torch.float64), torch.tensor(Y[:, :, 0], dtype=torch.float64)
     priors = torch.stack([torch.zeros(6, 1), torch.eye(6, 1)]).double()
     twice = torch.arange(len(z)) % 3 == 0
     weights = torch.where(twice, 2.0, 1.0).double()
@@ -240,7 +240,7 @@ def test_blocked_cross_validation_falls_back_to_generalised_on_too_few_windows()
     """Leaving a block and its gap out must leave windows to fit; where it would not, ``cv``
     chooses as ``gcv`` does rather than fail."""
     X, Y = lag_windows(ar_series(30, seed=4), 4)
-    z, y = torch.from_numpy(X[:, :, 0]).double(), torch.from_numpy(Y[:, :, 0]).double()
+    z, y = torch.tensor(X[:, :, 0], dtype=torch.float64), torch.tensor(Y[:, :, 0], dtype=torch.float64)
     prior = torch.zeros(4, 1, dtype=torch.float64)
     assert blocked_cv_error(z, y, prior[None], gap=len(z)) is None
     torch.testing.assert_close(
