@@ -449,8 +449,8 @@ class RetrainPolicy:
         """The window rule's rows, given that the regime started at the last detected change.
 
         Before any change is detected the whole history is one regime; after one, the window
-        covers at least the data since it and grows with it. Triggers that detect no changes
-        (never, periodic) use the rule as it is.
+        covers at least the data since it and grows with it, as far as :meth:`WindowRule.rows`
+        lets a regime reach. Triggers that detect no changes (never, periodic) use the rule as it is.
         """
         if self.trigger != "drift":
             return self.window.rows(info)
