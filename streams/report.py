@@ -25,6 +25,7 @@ COVERAGE_PLOT = "coverage.png"  # interval coverage over time and per lead, when
 COVERAGE_WINDOW = 100  # forecast times in the rolling coverage
 ZOOM_POINTS = 336  # the forecast plot's enlarged last stretch: two weeks of an hourly feed
 ZOOM_MIN_FACTOR = 4  # ... drawn once a run has more than this many times as many forecasts
+GAP_STEPS = 3  # the forecast plot's lines break where more than this many usual steps pass without one
 SUMMARY_COLUMNS = (  # the summary figures the report's table shows for each configuration
     "mae",
     "mse",
@@ -179,9 +180,28 @@ def plot_forecast(run: ConfigRun, series: str, labelled: list[dict[str, Any]], p
     return _save(fig, path)
 
 
+def break_gaps(df: pl.DataFrame) -> pl.DataFrame:
+    """``df`` (sorted by ``ts``) with an empty row one usual step after each forecast followed by a gap
+    of more than :data:`GAP_STEPS` usual steps (the median spacing), so that lines and bands drawn from
+    it stop at the gap instead of joining its two sides with a straight line that no data made. A
+    weekend of a business-day feed (three steps) is not a gap."""
+    if df.height < 3:
+        return df
+    spacing = df["ts"].diff().dt.total_milliseconds()
+    step = spacing.median()
+    if not step:
+        return df
+    before = spacing.shift(-1) > GAP_STEPS * step  # the row after which a gap opens
+    if not before.any():
+        return df
+    breaks = df.filter(before).select(pl.col("ts") + pl.duration(milliseconds=step))
+    return pl.concat([df, breaks], how="diagonal_relaxed").sort("ts")
+
+
 def _draw_forecast(ax: Any, df: pl.DataFrame, ev: pl.DataFrame, labelled: list[dict[str, Any]]) -> None:
     """One panel of :func:`plot_forecast`: bands, truth and forecasts of ``df``, retrain and drift marks
     of ``ev``, and the labelled events."""
+    df = break_gaps(df)
     levels = interval_levels(df)
     for i, lv in enumerate(reversed(levels)):  # widest first, so the narrower band is drawn over it
         alpha = 0.15 + 0.15 * i / max(len(levels) - 1, 1)  # NaN bounds (no interval yet) leave a gap
@@ -189,10 +209,12 @@ def _draw_forecast(ax: Any, df: pl.DataFrame, ev: pl.DataFrame, labelled: list[d
         ax.fill_between(
             df["ts"].to_numpy(), lo, hi, color="tab:orange", alpha=alpha, lw=0, label=f"{lv} % interval"
         )
-    ax.plot(df["ts"], df["y"], color="black", lw=1.0, label="actual")
-    ax.plot(df["ts"], df["yhat_base"], color="tab:blue", lw=0.8, alpha=0.7, label="forecast (model)")
+    ax.plot(df["ts"], df["y"].to_numpy(), color="black", lw=1.0, label="actual")  # null: NaN, a break
+    ax.plot(
+        df["ts"], df["yhat_base"].to_numpy(), color="tab:blue", lw=0.8, alpha=0.7, label="forecast (model)"
+    )
     if (df["yhat"] != df["yhat_base"]).any():
-        ax.plot(df["ts"], df["yhat"], color="tab:orange", lw=0.8, label="forecast (corrected)")
+        ax.plot(df["ts"], df["yhat"].to_numpy(), color="tab:orange", lw=0.8, label="forecast (corrected)")
     for i, ts in enumerate(ev.filter(pl.col("event") == "retrain")["ts"]):
         ax.axvline(ts, color="tab:green", ls="--", lw=0.8, label="retrain" if i == 0 else None)
     for i, ts in enumerate(ev.filter(pl.col("event") == "drift")["ts"]):

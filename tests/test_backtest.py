@@ -20,12 +20,14 @@ from adaptcast.streams.report import (
     COMPARISON_PLOTS,
     COVERAGE_PLOT,
     FORECAST_PLOT,
+    GAP_STEPS,
     REPORT_FILE,
     SUMMARY_COLUMNS,
     WORST_PLOT,
     ZOOM_MIN_FACTOR,
     ZOOM_POINTS,
     ConfigRun,
+    break_gaps,
     interval_levels,
     series_errors,
     write_report,
@@ -44,6 +46,24 @@ def _run(*args: str) -> tuple[int, str]:
 def _png_height(path: Path) -> int:
     """A PNG's height in pixels, from its header (IHDR: width then height, big-endian)."""
     return int.from_bytes(path.read_bytes()[20:24], "big")
+
+
+def test_the_forecast_plot_breaks_its_lines_at_a_gap_and_not_at_a_weekend():
+    """A stretch with no forecasts is drawn as a break, not a straight line joining its two sides; a
+    business-day feed's weekend (three usual steps) is not a gap."""
+    gap = 3 + GAP_STEPS + 1  # more than GAP_STEPS steps after minute 3: a gap
+    minutes = [0, 1, 2, 3, gap, gap + 1, gap + 1 + GAP_STEPS, gap + 2 + GAP_STEPS]  # then exactly GAP_STEPS
+    ts = [datetime(2024, 1, 1, 0, m) for m in minutes]
+    df = pl.DataFrame({"ts": ts, "y": [float(i) for i in range(len(ts))], "lo_80": [0.0] * len(ts)})
+    out = break_gaps(df)
+    assert out["ts"].is_sorted() and out.height == df.height + 1  # only the gap of more than GAP_STEPS
+    empty = out.filter(pl.col("y").is_null())
+    assert empty["ts"].to_list() == [datetime(2024, 1, 1, 0, 4)]  # one usual step after the last before it
+    assert empty["lo_80"].is_null().all()  # the bands break there too
+    assert out.drop_nulls().equals(df)
+    days = [datetime(2024, 1, d) for d in (1, 2, 3, 4, 5, 8, 9, 10, 11, 12, 15)]  # Mon-Fri, twice
+    weekdays = pl.DataFrame({"ts": days, "y": [1.0] * len(days)})
+    assert break_gaps(weekdays).equals(weekdays)
 
 
 def test_long_runs_get_an_enlarged_last_stretch(tmp_path):
