@@ -15,9 +15,10 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
+def build(tmp_path_factory) -> tuple[Path, str]:
+    """The wheel pip builds from this tree, and what the build printed."""
     out = tmp_path_factory.mktemp("wheel")
-    subprocess.run(
+    done = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -32,9 +33,21 @@ def wheel(tmp_path_factory) -> Path:
         ],
         check=True,
         capture_output=True,
+        text=True,
     )
     (built,) = out.glob("adaptcast-*.whl")
-    return built
+    return built, done.stdout + done.stderr
+
+
+@pytest.fixture(scope="module")
+def wheel(build) -> Path:
+    return build[0]
+
+
+def test_the_build_has_nothing_to_warn_of(build):
+    """A new user's first `make` builds the package: setuptools warned there of every data folder
+    (dashboards, rules) that looks like a package but is not listed as one."""
+    assert "Warning" not in build[1], build[1]
 
 
 def test_wheel_holds_only_the_adaptcast_package(wheel):
