@@ -45,14 +45,7 @@ def smape(y: np.ndarray, yhat: np.ndarray) -> float:
     return float(100 * ratio.mean())
 
 
-def naive_scale(series_values: list[np.ndarray], season: int = 1) -> float:
-    """MASE denominator: mean |y_t − y_{t−season}| pooled over series (in-sample seasonal naive)."""
-    diffs = [absolute_errors(v[season:], v[:-season]) for v in series_values if len(v) > season]
-    if not diffs:
-        return float("nan")
-    return float(np.concatenate(diffs).mean())
-
-
 def mase(y: np.ndarray, yhat: np.ndarray, scale: float) -> float:
-    """Mean absolute scaled error: MAE over ``scale`` (:func:`naive_scale`); NaN unless ``scale > 0``."""
+    """Mean absolute scaled error: MAE over ``scale`` (the in-sample naive MAE, e.g.
+    ``backtest_scores.series_extent``); NaN unless ``scale > 0``."""
     return mae(y, yhat) / scale if scale > 0 else float("nan")

@@ -25,8 +25,7 @@ from adaptcast.drift.compute import ComputeLedger
 from adaptcast.drift.policy import RetrainPolicy
 from adaptcast.forecast.base import InputError
 from adaptcast.forecast.data import SeriesFrame
-from adaptcast.forecast.metrics import naive_scale
-from adaptcast.streams.backtest_scores import AFTER_EVENT_STEPS, ScoreBoard, interval_scores
+from adaptcast.streams.backtest_scores import AFTER_EVENT_STEPS, ScoreBoard, interval_scores, series_extent
 from adaptcast.streams.backtest_sink import (
     FLUSH_FORECASTS,
     ForecastSink,
@@ -247,7 +246,7 @@ def run_config(
         loop = build_loop(cfg, metrics=Metrics(), trainer_factory=CountingTrainer, clock=lambda: sim_now[0])
     except ValueError as exc:
         raise InputError(str(exc)) from None
-    longest = int(data.frame["series"].value_counts()["count"].max() or 0)
+    longest, scale = series_extent(data.frame, data.targets[0])
     if longest < loop.min_train_rows + loop.horizon:
         raise InputError(
             f"{data.name}: the longest series has {longest} rows, but the first model is trained after "
@@ -280,7 +279,7 @@ def run_config(
     events = _event_table(loop.events)
     totals = {**loop.summary(), "series": data.n_series}
     summary = {
-        **_summarise(data, cfg, spec, scores, events, loop),
+        **_summarise(cfg, spec, scores, scale, events, loop),
         "mae_persistence": totals["mae_persistence"],  # the value at issue repeated, on the same points
         "records_rejected": dict(sorted(rejected.items())),
     }
@@ -387,14 +386,9 @@ def _event_table(events: list[LoopEvent]) -> pl.DataFrame:
 
 
 def _summarise(
-    data: SeriesFrame, cfg: Config, policy: str, scores: ScoreBoard, events: pl.DataFrame, loop: ForecastLoop
+    cfg: Config, policy: str, scores: ScoreBoard, scale: float, events: pl.DataFrame, loop: ForecastLoop
 ) -> dict[str, Any]:
-    scale = naive_scale(
-        [
-            g["y"].to_numpy()
-            for g in data.frame.select("series", pl.col(data.targets[0]).alias("y")).partition_by("series")
-        ]
-    )
+    """The summary's figures for one configuration; ``scale`` is the feed's MASE denominator."""
     totals = loop.ledger.totals()
     train = totals.get("train", {})
     predict_s = sum(totals.get(p, {}).get("cpu_s", 0.0) for p in ("predict", "correct"))

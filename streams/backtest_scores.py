@@ -20,6 +20,18 @@ COVERAGE_AFTER_STEPS = 100  # interval coverage is judged over more steps: a mis
 UNCORRECTABLE = ("variance",)  # event kinds left out of the post-event error: noise cannot be corrected
 
 
+def series_extent(frame: pl.DataFrame, column: str) -> tuple[int, float]:
+    """Rows of the longest series of a long ``frame`` (each series' rows in time order), and the MASE
+    denominator: mean |y_t − y_{t−1}| of ``column`` pooled over its series (NaN without a pair).
+    One grouping pass; no series is copied out."""
+    per = frame.group_by("series").agg(
+        rows=pl.len(), abs_sum=pl.col(column).diff().abs().sum(), pairs=pl.col(column).diff().count()
+    )
+    pairs = int(per["pairs"].sum())
+    scale = float(per["abs_sum"].sum()) / pairs if pairs else float("nan")
+    return int(per["rows"].max() or 0), scale
+
+
 def interval_scores(scored: pl.DataFrame, levels: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
     """Per level: share of truths inside the interval, mean width and mean Winkler score, over the
     scored points that had an interval (NaN bounds: issued before any residual was known)."""

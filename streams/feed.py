@@ -10,7 +10,6 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 
 from adaptcast.forecast.base import InputError
@@ -91,10 +90,10 @@ def declare_schedules(cfg: Config, data: SeriesFrame) -> Config:
         return cfg
     rules = cfg.grid.rules(cfg.model.lookback)
     found: dict[str, str] = {}
-    for (name,), part in data.frame.select("series", "ts").group_by("series", maintain_order=True):
+    names = [n for n in _irregular_series(data.frame) if str(n) not in cfg.grid.series_frequency]
+    rows = data.frame.select("series", "ts").filter(pl.col("series").is_in(names))
+    for (name,), part in rows.group_by("series", maintain_order=True):
         ts = part["ts"].cast(pl.Datetime("ms")).to_physical().to_numpy()
-        if str(name) in cfg.grid.series_frequency or ts.size < 3 or (np.diff(ts) == ts[1] - ts[0]).all():
-            continue  # declared, or too short or regular to follow a schedule
         try:
             period = file_period(ts, rules)
         except InputError:
@@ -115,6 +114,16 @@ def declare_schedules(cfg: Config, data: SeriesFrame) -> Config:
         return cfg
     grid = cfg.grid.model_copy(update={"series_frequency": {**cfg.grid.series_frequency, **found}})
     return cfg.model_copy(update={"grid": grid})
+
+
+def _irregular_series(frame: pl.DataFrame) -> list[object]:
+    """The series of a long ``frame`` whose rows keep no one interval (three rows at least), in order
+    of appearance: the only ones a schedule can be found in. One pass over the columns; no series is
+    copied out."""
+    steps = frame.group_by("series", maintain_order=True).agg(
+        rows=pl.len(), intervals=pl.col("ts").cast(pl.Datetime("ms")).diff().drop_nulls().n_unique()
+    )
+    return steps.filter((pl.col("rows") >= 3) & (pl.col("intervals") > 1))["series"].to_list()
 
 
 def scenario_feed(cfg: Config) -> SeriesFrame:

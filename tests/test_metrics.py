@@ -1,13 +1,15 @@
-"""Point-forecast error metrics on hand-computed values."""
+"""Point-forecast error metrics (and the backtest's MASE scale) on hand-computed values."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import polars as pl
 import pytest
 
 from adaptcast.forecast import metrics
+from adaptcast.streams.backtest_scores import series_extent
 
 Y = np.array([[1.0, -2.0], [4.0, 0.5]])
 YHAT = np.array([[2.0, -2.0], [1.0, 1.0]])  # errors 1, 0, 3, 0.5
@@ -30,7 +32,10 @@ def test_percentage_errors():
 
 
 def test_mase_against_the_naive_scale():
-    scale = metrics.naive_scale([np.array([0.0, 2.0, 1.0])])  # |2 - 0|, |1 - 2|
-    assert scale == pytest.approx(1.5)
-    assert metrics.mase(Y, YHAT, scale) == pytest.approx(4.5 / 4 / 1.5)
+    # rows interleaved by time, as a feed holds them; no difference is taken across two series
+    frame = pl.DataFrame({"series": ["a", "b", "a", "b", "a", "c"], "y": [0.0, 10.0, 2.0, 10.0, 1.0, 99.0]})
+    longest, scale = series_extent(frame, "y")  # |2 - 0|, |1 - 2|, |10 - 10|
+    assert longest == 3 and scale == pytest.approx(1.0)
+    assert math.isnan(series_extent(frame.filter(pl.col("series") == "c"), "y")[1])  # one row: no pair
+    assert metrics.mase(Y, YHAT, scale) == pytest.approx(4.5 / 4)
     assert math.isnan(metrics.mase(Y, YHAT, 0.0))

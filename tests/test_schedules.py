@@ -12,6 +12,7 @@ import pytest
 from click.testing import CliRunner
 
 from adaptcast.forecast import create_forecaster
+from adaptcast.forecast.data import SeriesFrame
 from adaptcast.forecast.windows import sliding_windows
 from adaptcast.streams.backtest import backtest
 from adaptcast.streams.calendar import DAY_MS, advance, describe, months, nearest_step, nominal_ms, shift
@@ -19,6 +20,7 @@ from adaptcast.streams.cli import main
 from adaptcast.streams.config import load_config
 from adaptcast.streams.embedded import run_embedded
 from adaptcast.streams.events import SeriesReset
+from adaptcast.streams.feed import declare_schedules
 from adaptcast.streams.grid import Action, GridRules, SeriesGrid, infer_period, parse_period, place
 from adaptcast.streams.loop import ForecastLoop
 from adaptcast.streams.records import Record
@@ -279,6 +281,24 @@ def test_backtest_finds_business_hours_in_a_file_and_says_what_a_worker_needs(tm
     predicted = [line.split(",")[1][:16] for line in res.output.strip().splitlines()[1:]]
     assert predicted == [clock(t) for t in BIZ.advance(np.full(9, stamps[-1]), np.arange(1, 10))]
     assert predicted[0].endswith("09:00") and predicted[-1].endswith("17:00")  # the next session
+
+
+def test_only_the_undeclared_series_that_keep_no_one_interval_are_given_a_schedule():
+    """A file of several series: business hours found for the one that follows them, none for the
+    hourly one, and the one the configuration already declares is left as declared."""
+    biz = points(BIZ, "2023-01-02T09:00", 45 * 6)
+    hourly = biz[0] + H * np.arange(biz.size)
+    rows = [("biz", biz), ("hourly", hourly), ("declared", biz), ("two", biz[:2])]
+    frame = pl.DataFrame(
+        {
+            "ts": np.concatenate([t for _, t in rows]).astype("datetime64[ms]"),
+            "series": [name for name, t in rows for _ in t],
+            "y": np.zeros(sum(t.size for _, t in rows)),
+        }
+    ).sort("ts", "series", maintain_order=True)
+    cfg = load_config(overrides={"grid": {"series_frequency": {"declared": "2h"}}}, environ={})
+    out = declare_schedules(cfg, SeriesFrame("mixed", frame, ["y"], 1))
+    assert out.grid.series_frequency == {"declared": "2h", "biz": "1h Mon-Fri 09:00-18:00"}
 
 
 def test_a_worker_restarting_a_series_at_each_closure_says_to_declare_the_hours(caplog):
