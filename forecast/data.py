@@ -634,8 +634,15 @@ def _refuse_long_layout(
             "each year, give each row its date (a column of dates such as 1981-02-01, or year and month "
             "columns); if they are several series, pass --series-col naming the column of series ids"
         )
-    else:
+    elif ids:
         hint = "pass --series-col naming the column of series ids"
+    else:  # one series whose clock ticks more coarsely than it samples, or series without their ids
+        hint = (
+            "no column tells those rows apart: if they are one series sampled faster than its clock "
+            "ticks (a sensor stamping milliseconds in steps), leave the time column out of the file and "
+            "declare the rate it samples at (--frequency 100Hz): its rows are then numbered at that rate; "
+            "if they are several series, add a column of series ids and pass --series-col naming it"
+        )
     raise InputError(
         f"{source}: {clash} rows share their timestamp with a row holding other values: it looks like a "
         f"long file with a row per series and time; {hint}"
