@@ -959,3 +959,25 @@ def test_a_file_of_a_series_per_row_reads_each_row_as_a_series(tmp_path):
     assert [str(t) for t in h2["ts"]] == ["1970-01-01 00:00:00", "1970-01-01 01:00:00"]
     with pytest.raises(InputError, match=r"give its step, e\.g\. --frequency 1h"):
         read_series(p, ["y"], series_rows=True)
+
+
+def test_every_layout_is_replayed_in_time_order_with_the_series_by_name_at_each_time(tmp_path):
+    """The frame is stacked a series at a time and put in time order by a stable sort on time alone,
+    so each layout must stack its series by name: ids 10 and 9 (``"10" < "9"``), columns ``b, a``,
+    rows ``H2, H10, H1``."""
+    long = tmp_path / "long.csv"
+    long.write_text(
+        "time,host,y\n" + "".join(f"2024-01-01 0{h}:00,{s},{h + s}\n" for h in (2, 0, 1) for s in (9, 10))
+    )
+    wide = tmp_path / "wide.csv"
+    wide.write_text("time,b,a\n2024-01-01 00:00,1,2\n2024-01-01 01:00,3,4\n")
+    rows = tmp_path / "rows.csv"
+    rows.write_text('"V1","V2","V3"\n"H2",1,2\n"H10",3,4\n"H1",5,6\n')
+    for data, names in [
+        (read_series(long, ["y"], series_col="host"), ["10", "9"]),
+        (read_series(wide, ["y"], series_cols=["*"]), ["a", "b"]),
+        (read_series(rows, ["y"], step_ms=3_600_000, series_rows=True), ["H1", "H10", "H2"]),
+    ]:
+        frame = data.frame
+        assert frame.equals(frame.sort("ts", "series", maintain_order=True))
+        assert frame.filter(pl.col("ts") == frame["ts"].min())["series"].to_list() == names
