@@ -36,7 +36,7 @@ def csv_layout(lines: list[str], tsv: bool = False) -> CsvLayout:
     """The layout of a CSV from its first ``lines``: ``#`` comments skipped, and a ``sep=;`` line
     (Excel's, naming the separator), then leading lines whose
     number of fields is not that of most lines below them (a metadata line) where the first line of
-    that number holds no datum (a header), then, under the header,
+    that number holds no datum (a header), then, under the header, ``#`` comments and
     up to :data:`MAX_UNIT_ROWS` rows holding no number, date or time, where data rows follow."""
     comments = next((i for i, line in enumerate(lines) if not line.startswith("#")), 0)
     hint = EXCEL_HINT.match(lines[comments]) if comments < len(lines) else None
@@ -45,19 +45,31 @@ def csv_layout(lines: list[str], tsv: bool = False) -> CsvLayout:
     rest = lines[comments:] or [""]
     separator = hint.group(1) if hint else "\t" if tsv else max(SEPARATORS, key=rest[0].count)
     rows = list(csv.reader(rest, delimiter=separator))
-    widths = [len(row) for row in rows if row]
+    widths = [len(row) for row in rows if row and not row[0].startswith("#")]  # notes have any width
     width = Counter(widths[1:] or widths).most_common(1)[0][0] if widths else 0
     preamble = next((i for i, row in enumerate(rows) if len(row) == width), 0)
     if preamble and any(DATUM.search(field) for field in rows[preamble]):
         preamble = 0  # the lines of that width hold data: the first line is the header (ragged rows)
     if preamble and not hint:
         separator = "\t" if tsv else max(SEPARATORS, key=rest[preamble].count)
-    after = 0
-    for row in rows[preamble + 1 : preamble + 1 + MAX_UNIT_ROWS]:
-        if not row or any(DATUM.search(field) for field in row):
+    after = units = 0
+    for row in rows[preamble + 1 :]:
+        if _comment(row, width):
+            after += 1
+            continue
+        if not row or units == MAX_UNIT_ROWS or any(DATUM.search(field) for field in row):
             break
         after += 1
+        units += 1
     data = rows[preamble + 1 + after : preamble + 2 + after]
     if not data or not any(DATUM.search(field) for field in data[0]):
         after = 0  # no data row follows: those were data after all, of a file of text
     return CsvLayout(separator, rest[preamble], comments + preamble, after)
+
+
+def _comment(row: list[str], width: int) -> bool:
+    """A ``#`` line under the header (a dataset's notes, as spotpy's weather files have): one that
+    is not a row of the header's width holding a datum, as a long file's ``#A1,2024-01-01,5`` is."""
+    if not row or not row[0].startswith("#"):
+        return False
+    return len(row) != width or not any(DATUM.search(field) for field in row)

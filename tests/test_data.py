@@ -674,8 +674,11 @@ def test_numbers_written_with_one_unit_read_as_numbers(tmp_path, sep, values, ex
         '"2024-01-01 00:00:00",0,1\n"2024-01-01 01:00:00",1,2\n',
         "# exported by a meter\nSite A;north;meter 7\ndate;y\n2024-01-01 00:00;1\n2024-01-01 01:00;2\n",
         "sep=;\ndate;y\n2024-01-01 00:00;1\n2024-01-01 01:00;2\n",  # a chart's "CSV for Excel" download
+        # a dataset's notes under its header, more lines than unit rows may take (spotpy's weather)
+        "date,y\n#\n# a weather station, Hesse, Germany\n# https://example.org/f09/hydro\n# as is\n#\n"
+        "2024-01-01 00:00,1\n2024-01-01 01:00,2\n",
     ],
-    ids=["unit-row", "toa5", "comment-and-metadata", "excel-separator-line"],
+    ids=["unit-row", "toa5", "comment-and-metadata", "excel-separator-line", "comments-under-header"],
 )
 def test_notes_above_the_header_and_unit_rows_below_it_are_skipped(tmp_path, text):
     """A unit row read as the first record stopped the run on an empty timestamp; a metadata line
@@ -690,6 +693,8 @@ def test_a_file_of_text_rows_keeps_them_and_a_file_without_header_reads_as_befor
     assert (layout.before, layout.after) == (0, 0)
     plain = csv_layout(["1.5,2\n", "2.5,3\n"])
     assert (plain.header, plain.before, plain.after) == ("1.5,2\n", 0, 0)
+    ids = csv_layout(["id,date,y\n", "#A1,2024-01-01,5\n", "#A2,2024-01-01,6\n"])  # ids, not comments
+    assert (ids.before, ids.after) == (0, 0)
 
 
 def test_numbers_in_several_units_are_named_as_such_not_as_labels(tmp_path):
