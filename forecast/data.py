@@ -782,10 +782,40 @@ def _parse_times(col: pl.Series, source: str, name: str) -> pl.Series:
                     else "use ISO-8601 like 2016-07-01 00:00:00 or epoch seconds/milliseconds"
                 )
             )
+        if not parsed.is_sorted() and (swapped := _day_month_swapped(parsed)) is not None:
+            at = int((swapped != parsed).arg_true()[0])
+            raise InputError(
+                f"{source}: column {name!r} is out of time order only where its dates could be read "
+                f"either way, and in order if each of those is read with day and month swapped "
+                f"({col[at]!r} as {swapped[at]}): its dates are written in two orders, as a parser that "
+                "read month first wherever it could leaves them; rewrite them in one order (ISO-8601 "
+                "like 2016-07-01 00:00:00)"
+            )
         return parsed
     raise InputError(
         f"{source}: column {name!r} has type {dtype}, not a timestamp; use ISO-8601 strings or epoch numbers"
     )
+
+
+SWAPPABLE = "__swappable"  # beside a time column: its date could be read with day and month swapped
+
+
+def _day_month_swapped(times: pl.Series) -> pl.Series | None:
+    """``times`` with day and month exchanged wherever the day could be a month, where that puts them
+    in order (and two or more such dates differ); else None."""
+    t = pl.col(times.name)
+    can = (t.dt.day() <= 12) & (t.dt.day() != t.dt.month())
+    frame = times.to_frame().with_columns(can.alias(SWAPPABLE))
+    if frame[SWAPPABLE].sum() < 2:
+        return None
+    swapped = frame.select(
+        pl.when(SWAPPABLE)
+        .then(
+            pl.datetime(t.dt.year(), t.dt.day(), t.dt.month()).cast(times.dtype) + (t - t.dt.truncate("1d"))
+        )
+        .otherwise(t)
+    ).to_series()
+    return swapped if swapped.is_sorted() else None
 
 
 # a day's name before a stamp: "Mon, ", "Tue ", "Wednesday, " (case as written)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -986,3 +986,17 @@ def test_every_layout_is_replayed_in_time_order_with_the_series_by_name_at_each_
         frame = data.frame
         assert frame.equals(frame.sort("ts", "series", maintain_order=True))
         assert frame.filter(pl.col("ts") == frame["ts"].min())["series"].to_list() == names
+
+
+def test_dates_written_in_two_orders_are_refused_naming_the_swap(tmp_path):
+    """spotpy's weather file: the hours of days 1-12 of each month written year, day, month (what a
+    parser that read ``01.12.2014`` month first leaves), the others year, month, day. Sorting them
+    put 12 January's hours on 1 December; a file that is only unsorted still reads."""
+    hours = [datetime(2014, 1, 11) + timedelta(hours=6 * i) for i in range(12)]  # 11-13 January
+    mixed = [f"{t:%Y-%d-%m %H:%M}" if t.day <= 12 else f"{t:%Y-%m-%d %H:%M}" for t in hours]
+    p = write(tmp_path, "time,y\n" + "".join(f"{w},{i}\n" for i, w in enumerate(mixed)), "w.csv")
+    with pytest.raises(InputError, match=r"\('2014-11-01 00:00' as 2014-01-11 00:00:00\): its dates are"):
+        read_series(p, ["y"])
+    unsorted = [f"{hours[i]:%Y-%m-%d %H:%M}" for i in (0, 2, 1, 3, 5, 4)]
+    p.write_text("time,y\n" + "".join(f"{w},{i}\n" for i, w in enumerate(unsorted)))
+    assert read_series(p, ["y"]).resorted
