@@ -808,13 +808,11 @@ def _day_month_swapped(times: pl.Series) -> pl.Series | None:
     frame = times.to_frame().with_columns(can.alias(SWAPPABLE))
     if frame[SWAPPABLE].sum() < 2:
         return None
-    swapped = frame.select(
-        pl.when(SWAPPABLE)
-        .then(
-            pl.datetime(t.dt.year(), t.dt.day(), t.dt.month()).cast(times.dtype) + (t - t.dt.truncate("1d"))
-        )
-        .otherwise(t)
-    ).to_series()
+    # every row's date is built, so the others keep theirs (a day of 13 is no month)
+    month = pl.when(SWAPPABLE).then(t.dt.day()).otherwise(t.dt.month())
+    day = pl.when(SWAPPABLE).then(t.dt.month()).otherwise(t.dt.day())
+    date = pl.datetime(t.dt.year(), month, day).cast(times.dtype)
+    swapped = frame.select(date + (t - t.dt.truncate("1d"))).to_series()
     return swapped if swapped.is_sorted() else None
 
 
