@@ -30,6 +30,9 @@ class CsvLayout:
     header: str
     before: int
     after: int
+    # the column names where the header is itself a comment (numpy's savetxt writes ``# a,b,c``)
+    # and data follow the comments at once; None: the header is the line after ``before`` lines
+    names: tuple[str, ...] | None = None
 
 
 def csv_layout(lines: list[str], tsv: bool = False) -> CsvLayout:
@@ -44,6 +47,8 @@ def csv_layout(lines: list[str], tsv: bool = False) -> CsvLayout:
         comments += 1
     rest = lines[comments:] or [""]
     separator = hint.group(1) if hint else "\t" if tsv else max(SEPARATORS, key=rest[0].count)
+    if comments and not hint and (named := _commented_header(lines[:comments], rest[0], separator)):
+        return named
     rows = list(csv.reader(rest, delimiter=separator))
     widths = [len(row) for row in rows if row and not row[0].startswith("#")]  # notes have any width
     width = Counter(widths[1:] or widths).most_common(1)[0][0] if widths else 0
@@ -65,6 +70,21 @@ def csv_layout(lines: list[str], tsv: bool = False) -> CsvLayout:
     if not data or not any(DATUM.search(field) for field in data[0]):
         after = 0  # no data row follows: those were data after all, of a file of text
     return CsvLayout(separator, rest[preamble], comments + preamble, after)
+
+
+def _commented_header(comments: list[str], first: str, separator: str) -> CsvLayout | None:
+    """The layout whose header is the first of the ``comments`` that, its ``#`` taken off, names as
+    many columns as the ``first`` line after them holds fields and holds no datum, where that line
+    is data (it holds a datum); else None."""
+    data = next(csv.reader([first], delimiter=separator), [])
+    if not any(DATUM.search(field) for field in data):
+        return None
+    for line in comments:
+        text = line.lstrip("#").strip()
+        fields = next(csv.reader([text], delimiter=separator), [])
+        if len(fields) == len(data) > 1 and not any(DATUM.search(field) for field in fields):
+            return CsvLayout(separator, text, len(comments), 0, tuple(f.strip() for f in fields))
+    return None
 
 
 def _comment(row: list[str], width: int) -> bool:

@@ -222,14 +222,15 @@ def _read_csv(path: Path, compressed: bool, layout: CsvLayout, ragged: bool = Fa
     """A CSV read as ``layout`` says; ``ragged``: rows past the header's width cut to it."""
     header, separator = layout.header, layout.separator
     # a first line of numbers only is no header but the first row (benchmark files of values)
-    named = not all(_is_number(c) for c in header.strip().split(separator))
+    named = layout.names is None and not all(_is_number(c) for c in header.strip().split(separator))
+    unnamed = [str(i) for i in range(header.count(separator) + 1)]
     return pl.read_csv(
         path if compressed else _as_utf8(path),
         separator=separator,
         has_header=named,
         skip_rows=layout.before,
         skip_rows_after_header=layout.after if named else 0,
-        new_columns=None if named else [str(i) for i in range(header.count(separator) + 1)],
+        new_columns=None if named else list(layout.names or unnamed),
         infer_schema_length=10000,
         null_values=list(MISSING_TOKENS),
         truncate_ragged_lines=ragged,

@@ -677,8 +677,17 @@ def test_numbers_written_with_one_unit_read_as_numbers(tmp_path, sep, values, ex
         # a dataset's notes under its header, more lines than unit rows may take (spotpy's weather)
         "date,y\n#\n# a weather station, Hesse, Germany\n# https://example.org/f09/hydro\n# as is\n#\n"
         "2024-01-01 00:00,1\n2024-01-01 01:00,2\n",
+        # the header itself a comment, data at once below (numpy's savetxt; spotpy's soil moisture)
+        "# date,y\n#\n# a soil moisture profile, Hesse\n2024-01-01 00:00,1\n2024-01-01 01:00,2\n",
     ],
-    ids=["unit-row", "toa5", "comment-and-metadata", "excel-separator-line", "comments-under-header"],
+    ids=[
+        "unit-row",
+        "toa5",
+        "comment-and-metadata",
+        "excel-separator-line",
+        "comments-under-header",
+        "header-as-comment",
+    ],
 )
 def test_notes_above_the_header_and_unit_rows_below_it_are_skipped(tmp_path, text):
     """A unit row read as the first record stopped the run on an empty timestamp; a metadata line
